@@ -1,0 +1,47 @@
+# toolbridge — every target builds what it needs from nothing (uv, the virtual environment, Node tools).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PYTHON ?= python3
+VENV_STAMP := .venv/.synced
+NODE_STAMP := tests/node/node_modules/.installed
+CONFIG ?= examples/quickstart.yaml
+AGENT ?= assistant
+
+.PHONY: help run test lint bench env node clean
+
+help: ## show the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+$(VENV_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	@touch $@
+
+env: $(VENV_STAMP) ## create or update the virtual environment
+node: $(NODE_STAMP) ## install the Node test tools (MCP conformance suite, Inspector, …)
+
+run: $(VENV_STAMP) ## serve examples/quickstart.yaml on 127.0.0.1:8080 and print a fresh agent key
+	$(UV) run --frozen toolbridge serve --config $(CONFIG) --create-agent $(AGENT)
+
+test: $(VENV_STAMP) $(NODE_STAMP) ## run the whole test suite
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP) ## ruff (lint + format check) and mypy --strict
+	$(UV) run --frozen ruff check src tests bench examples
+	$(UV) run --frozen ruff format --check src tests bench examples
+	$(UV) run --frozen mypy
+
+bench: $(VENV_STAMP) ## benchmarks (prints medians, p99 and ratios against baselines)
+	$(UV) run --frozen python bench/call_overhead.py $(BENCH_ARGS)
+
+clean: ## remove the environments and local state
+	rm -rf .venv .tools tests/node/node_modules .toolbridge

@@ -1,0 +1,26 @@
+"""FastMCP baseline: one native ``noop`` tool served statelessly with JSON responses.
+
+Runs in its own virtual environment (bench/.venvs/fastmcp) with fastmcp 4.1.6. Usage:
+``python fastmcp_noop.py PORT``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from _uvicorn import run
+from fastmcp import FastMCP
+
+server = FastMCP("bench")
+
+
+@server.tool
+async def noop() -> dict[str, object]:
+    """Do nothing."""
+    return {}
+
+
+app = server.http_app(path="/mcp", stateless_http=True, json_response=True)
+
+if __name__ == "__main__":
+    run(app, int(sys.argv[1]))

@@ -1,0 +1,54 @@
+"""Settings → Hub. The only place that turns configuration into objects."""
+
+from __future__ import annotations
+
+import sys
+
+from toolbridge.catalog import ToolAnnotations
+from toolbridge.connectors.python import PythonConnector, import_callable
+from toolbridge.errors import ConfigurationError
+from toolbridge.hub import Hub, Limits
+from toolbridge.policy import Scope
+from toolbridge.settings import PythonConnectorSettings, Settings
+
+__all__ = ["build_hub"]
+
+
+def build_hub(settings: Settings) -> Hub:
+    limits = Limits(
+        max_argument_bytes=settings.limits.max_argument_bytes,
+        max_result_bytes=settings.limits.max_result_bytes,
+        call_timeout=settings.limits.call_timeout,
+    )
+    for name, agent in settings.agents.items():
+        for scope in agent.scopes:
+            _checked(Scope.parse, scope, f"agents.{name}.scopes")
+    hub = Hub(
+        database=settings.server.database, limits=limits,
+        agents={name: agent.scopes for name, agent in settings.agents.items()},
+    )
+    for name, connector in settings.connectors.items():
+        hub.add_connector(_python_connector(name, connector, settings))
+    return hub
+
+
+def _python_connector(name: str, config: PythonConnectorSettings, settings: Settings) -> PythonConnector:
+    folder = str((settings.base_dir / config.module_path).resolve() if config.module_path else settings.base_dir)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    connector = PythonConnector(name)
+    for i, tool in enumerate(config.tools):
+        where = f"connectors.{name}.tools[{i}]"
+        fn = _checked(import_callable, tool.function, where)
+        annotations = ToolAnnotations(read_only=tool.read_only, destructive=tool.destructive,
+                                      idempotent=tool.idempotent or tool.read_only, open_world=False)
+        _checked(lambda f: connector.add(f, name=tool.name, description=tool.description,
+                                         annotations=annotations, title=tool.title), fn, where)
+    return connector
+
+
+def _checked(fn, value, where):  # type: ignore[no-untyped-def]
+    try:
+        return fn(value)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}: {exc.message}", hint=exc.hint) from exc

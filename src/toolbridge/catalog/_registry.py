@@ -1,0 +1,100 @@
+"""The catalog: every tool by name, each with its argument validator compiled once, on first use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from toolbridge.catalog._tool import Tool
+from toolbridge.errors import ConfigurationError, InvalidArguments, PayloadTooLarge, ToolNotFound, close_matches
+
+__all__ = ["Catalog"]
+
+
+class Catalog:
+    """Tools by name. Adding a duplicate name is a configuration error, never a silent overwrite."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+
+    def add(self, tool: Tool) -> None:
+        if tool.name in self._tools:
+            raise ConfigurationError(
+                f"two tools are named {tool.name!r}",
+                hint="rename one of them or give their connectors different names",
+            )
+        self._tools[tool.name] = tool
+
+    def remove_connector(self, connector: str) -> None:
+        for name in [n for n, t in self._tools.items() if t.connector == connector]:
+            del self._tools[name]
+            self._validators.pop(name, None)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(sorted(self._tools.values(), key=lambda t: t.name))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def get(self, name: str, *, visible: Callable[[Tool], bool] | None = None) -> Tool:
+        """The tool called ``name``; a missing (or invisible) one raises with "did you mean"."""
+        tool = self._tools.get(name)
+        if tool is not None and (visible is None or visible(tool)):
+            return tool
+        names: Iterable[str] = (t.name for t in self._tools.values() if visible is None or visible(t))
+        raise ToolNotFound(name, suggestions=close_matches(name, names, cutoff=0.75))
+
+    def validate(self, tool: Tool, arguments: Mapping[str, Any], *, max_bytes: int) -> None:
+        """Check ``arguments`` against the tool's input schema; raise one error naming every bad field."""
+        size = len(json.dumps(arguments, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the arguments of {tool.name!r}", size=size, limit=max_bytes)
+        validator = self._validators.get(tool.name)
+        if validator is None:
+            validator = self._compile(tool)
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise _invalid(tool, errors)
+
+    def _compile(self, tool: Tool) -> jsonschema.protocols.Validator:
+        schema = dict(tool.input_schema)
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        validator: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        self._validators[tool.name] = validator
+        return validator
+
+
+def _invalid(tool: Tool, errors: list[ValidationError]) -> InvalidArguments:
+    details = [_describe(tool, e) for e in errors[:20]]
+    summary = "; ".join(f"{d['field']}: {d['error']}" for d in details)
+    return InvalidArguments(
+        f"arguments for {tool.name!r} are invalid: {summary}",
+        errors=details, tool=tool.name,
+        hint="fix the named fields and call again; the tool's input schema lists every field it accepts",
+    )
+
+
+def _describe(tool: Tool, error: ValidationError) -> dict[str, str]:
+    path = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - allowed)
+        parts = []
+        for name in unknown:
+            match = close_matches(name, allowed, n=1)
+            parts.append(f"unknown field {name!r}" + (f" (did you mean {match[0]!r}?)" if match else ""))
+        return {"field": path, "error": "; ".join(parts) + f"; allowed fields: {', '.join(sorted(allowed))}"}
+    if error.validator == "required":
+        return {"field": path, "error": error.message}
+    message = error.message
+    if len(message) > 300:
+        message = message[:300] + "…"
+    return {"field": path, "error": message}

@@ -1,0 +1,87 @@
+"""The Tool: one operation an agent can invoke."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from toolbridge.errors import ConfigurationError
+
+__all__ = ["NAME_PATTERN", "Tool", "ToolAnnotations", "check_tool_name"]
+
+NAME_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def check_tool_name(name: str) -> str:
+    """Return ``name`` if it is a valid tool name (``connector.operation``, ≤ 64 of ``[a-z0-9_.-]``)."""
+    if not NAME_PATTERN.fullmatch(name):
+        problem = "is longer than 64 characters" if len(name) > 64 else "has characters outside [a-z0-9_.-]"
+        raise ConfigurationError(
+            f"tool name {name!r} {problem}",
+            hint="use lower-case letters, digits, '_', '.' and '-', at most 64 characters, "
+            "as 'connector.operation'",
+        )
+    if "." not in name.strip("."):
+        raise ConfigurationError(
+            f"tool name {name!r} has no connector prefix",
+            hint="name tools 'connector.operation', for example 'notes.add'",
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAnnotations:
+    """Behaviour hints decided by toolbridge's connector definition, never trusted from an upstream."""
+
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    open_world: bool = True
+
+    def __post_init__(self) -> None:
+        if self.read_only and self.destructive:
+            raise ConfigurationError(
+                "a tool cannot be both read_only and destructive",
+                hint="drop one of the two annotations",
+            )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Tool:
+    """A tool in the catalog. ``input_schema`` is a JSON Schema object (treated as immutable)."""
+
+    name: str
+    connector: str
+    description: str
+    input_schema: Mapping[str, Any]
+    annotations: ToolAnnotations = field(default_factory=ToolAnnotations)
+    title: str | None = None
+    output_schema: Mapping[str, Any] | None = None
+    cost: int = 1
+    meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def __post_init__(self) -> None:
+        check_tool_name(self.name)
+        if not self.name.startswith(self.connector + "."):
+            raise ConfigurationError(
+                f"tool {self.name!r} does not start with its connector name {self.connector!r}",
+                hint=f"name it '{self.connector}.<operation>'",
+            )
+        if self.input_schema.get("type") != "object":
+            raise ConfigurationError(
+                f"tool {self.name!r}: input schema must have type 'object'",
+                hint="wrap the parameters in an object schema",
+            )
+
+    @property
+    def operation(self) -> str:
+        return self.name[len(self.connector) + 1 :]
+
+    @property
+    def writes(self) -> bool:
+        """True when calling the tool may change something (it is not read-only)."""
+        return not self.annotations.read_only

@@ -1,0 +1,304 @@
+"""The ``toolbridge`` command. The only module that reads the environment (``TOOLBRIDGE_*``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from toolbridge._starter import STARTER_CONFIG
+from toolbridge.errors import ToolbridgeError
+from toolbridge.hub import Hub
+from toolbridge.policy import Principal
+from toolbridge.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(help="toolbridge: one catalog of tools for AI agents.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+tools_app = typer.Typer(help="Inspect the tool catalog.", no_args_is_help=True)
+agents_app = typer.Typer(help="Create, list and revoke agents and their API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read and verify the hash-chained audit log.", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
+app.add_typer(agents_app, name="agents")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", envvar="TOOLBRIDGE_CONFIG",
+    help="toolbridge.yaml to use [default: ./toolbridge.yaml if present]")]
+DatabaseOption = Annotated[str | None, typer.Option(
+    "--database", envvar="TOOLBRIDGE_DATABASE", help="Database URL, overriding the config file's")]
+
+
+def _settings(config: Path | None, database: str | None = None) -> Settings:
+    if config is None and Path("toolbridge.yaml").exists():
+        config = Path("toolbridge.yaml")
+    settings = load_settings(config) if config else Settings()
+    if database:
+        settings = settings.model_copy(update={"server": settings.server.model_copy(update={"database": database})})
+    return settings
+
+
+def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; turn our errors into a one-line message and exit code 1."""
+    try:
+        return anyio.run(fn)
+    except ToolbridgeError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+        if exc.hint:
+            err.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+# -- init / serve / mcp ---------------------------------------------------------------------------
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the file")] = Path("toolbridge.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file")] = False,
+) -> None:
+    """Write a commented starter toolbridge.yaml."""
+    if path.exists() and not force:
+        err.print(f"[bold red]error:[/] {path} already exists (use --force to overwrite it)")
+        raise typer.Exit(1)
+    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    out.print(f"wrote {path}; start the server with: toolbridge serve -c {path}")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None, database: DatabaseOption = None,
+    host: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_HOST", help="Interface to bind")] = None,
+    port: Annotated[int | None, typer.Option(envvar="TOOLBRIDGE_PORT", help="Port to bind")] = None,
+    create_agent: Annotated[str | None, typer.Option(
+        "--create-agent", help="Issue a fresh API key for this (configured) agent at start and print it")] = None,
+) -> None:
+    """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default)."""
+    import uvicorn
+
+    from toolbridge.surfaces.app import create_app
+
+    settings = _settings(config, database)
+    server_settings = settings.server
+    bind_host, bind_port = host or server_settings.host, port if port is not None else server_settings.port
+
+    async def main() -> None:
+        hub = Hub.from_settings(settings)
+        async with hub:
+            key = await hub.agents.create(create_agent) if create_agent else None
+            web = create_app(hub, max_body_bytes=server_settings.max_body_bytes,
+                             allowed_origins=server_settings.allowed_origins, manage_hub=False)
+            server = uvicorn.Server(uvicorn.Config(web, host=bind_host, port=bind_port, log_level="warning",
+                                                   access_log=False, lifespan="on"))
+            base = f"http://{bind_host}:{bind_port}"
+            _banner(base, hub, key, create_agent)
+            await server.serve()
+
+    _run(main)
+
+
+def _banner(base: str, hub: Hub, key: str | None, agent: str | None) -> None:
+    out.print(f"[bold]toolbridge[/] serving {len(hub.catalog)} tools  (database: {hub.database.redacted_url})")
+    out.print(f"  MCP (streamable HTTP): {base}/mcp")
+    out.print(f"  REST:                  {base}/v1   (OpenAPI: {base}/v1/openapi.json)")
+    if key:
+        out.print(f"  API key for agent {agent!r} (shown once): [bold]{key}[/]", highlight=False)
+        out.print(f"  try: curl -s -H 'Authorization: Bearer {key}' {base}/v1/tools", highlight=False)
+    out.print("  stop with Ctrl-C")
+
+
+@app.command()
+def mcp(
+    config: ConfigOption = None, database: DatabaseOption = None,
+    key: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_API_KEY",
+                                            help="Act as the agent holding this key (default: local, all tools)")] = None,
+) -> None:
+    """Serve MCP over stdio (for desktop clients such as Claude Desktop)."""
+    from toolbridge.surfaces.mcp import serve_stdio
+
+    settings = _settings(config, database)
+
+    async def main() -> None:
+        async with Hub.from_settings(settings) as hub:
+            principal = await hub.authenticate(key) if key else Principal.local()
+            await serve_stdio(hub, principal)
+
+    _run(main)
+
+
+# -- tools / call ---------------------------------------------------------------------------------
+
+@tools_app.command("list")
+def tools_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
+    """List every tool in the catalog."""
+    hub = Hub.from_settings(_settings(config, database))
+    table = Table("name", "access", "description")
+    for tool in hub.catalog:
+        a = tool.annotations
+        access = "read" if a.read_only else "destructive" if a.destructive else "write"
+        table.add_row(tool.name, access, tool.description.splitlines()[0] if tool.description else "")
+    out.print(table)
+
+
+@tools_app.command("show")
+def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
+    """Show one tool with its input schema."""
+    from toolbridge.surfaces.rest import tool_document
+
+    hub = Hub.from_settings(_settings(config, database))
+
+    async def main() -> dict[str, Any]:
+        return tool_document(hub.get_tool(Principal.local(), name))
+
+    out.print_json(json.dumps(_run(main)))
+
+
+def _parse_args(pairs: list[str], raw: str | None) -> dict[str, Any]:
+    arguments: dict[str, Any] = json.loads(raw) if raw else {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--arg")
+        try:
+            arguments[key] = json.loads(value)
+        except json.JSONDecodeError:
+            arguments[key] = value
+    return arguments
+
+
+@app.command()
+def call(
+    tool: str,
+    arg: Annotated[list[str] | None, typer.Option("--arg", "-a", help="key=value (value parsed as JSON if it can be)")] = None,
+    json_args: Annotated[str | None, typer.Option("--json", help="All arguments as one JSON object")] = None,
+    config: ConfigOption = None, database: DatabaseOption = None,
+) -> None:
+    """Call a tool in-process (audited like any other call) and print its result."""
+    arguments = _parse_args(arg or [], json_args)
+    hub = Hub.from_settings(_settings(config, database))
+
+    async def main() -> str:
+        async with hub:
+            result = await hub.call(Principal.local(), tool, arguments)
+            return result.text
+
+    text = _run(main)
+    out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+# -- agents ---------------------------------------------------------------------------------------
+
+@agents_app.command("create")
+def agents_create(
+    name: str,
+    scope: Annotated[list[str] | None, typer.Option("--scope", "-s", help="Tool pattern, e.g. 'notes.*' or 'github.*:read'")] = None,
+    config: ConfigOption = None, database: DatabaseOption = None,
+) -> None:
+    """Create an agent (or a new key for an existing one). The key is shown once."""
+    hub = Hub.from_settings(_settings(config, database))
+
+    async def main() -> str:
+        async with hub:
+            return await hub.agents.create(name, scope or [])
+
+    key = _run(main)
+    err.print(f"created a key for agent {name!r}; it is shown once, store it now:")
+    print(key)
+
+
+@agents_app.command("list")
+def agents_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
+    """List agents with their scopes and number of active keys."""
+    hub = Hub.from_settings(_settings(config, database))
+
+    async def main() -> Any:
+        async with hub:
+            return await hub.agents.list()
+
+    table = Table("name", "scopes", "source", "active keys", "created")
+    for a in _run(main):
+        table.add_row(a.name, " ".join(a.scopes), a.source, str(a.active_keys), a.created_at.isoformat(timespec="seconds"))
+    out.print(table)
+
+
+@agents_app.command("revoke")
+def agents_revoke(name: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
+    """Revoke every key of an agent."""
+    hub = Hub.from_settings(_settings(config, database))
+
+    async def main() -> int:
+        async with hub:
+            return await hub.agents.revoke(name)
+
+    out.print(f"revoked {_run(main)} key(s) of agent {name!r}")
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+@audit_app.command("tail")
+def audit_tail(
+    lines: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many rows")] = 20,
+    tool: Annotated[str | None, typer.Option(help="Only this tool")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    config: ConfigOption = None, database: DatabaseOption = None,
+) -> None:
+    """Show the newest audit rows."""
+    hub = Hub.from_settings(_settings(config, database))
+
+    async def main() -> Any:
+        async with hub:
+            return await hub.audit.tail(lines, tool=tool)
+
+    records = _run(main)
+    if as_json:
+        for record in records:
+            print(json.dumps(record.as_dict()))
+        return
+    table = Table("seq", "time", "principal", "tool", "outcome", "error", "ms", "request")
+    for r in records:
+        e = r.entry
+        table.add_row(str(r.seq), e.ts.isoformat(timespec="seconds"), e.principal, e.tool, e.outcome,
+                      e.error_code or "", f"{e.duration_ms:.2f}", e.request_id)
+    out.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOption = None, database: DatabaseOption = None) -> None:
+    """Recompute the hash chain; exit 1 and name the first bad row if anything was changed."""
+    hub = Hub.from_settings(_settings(config, database))
+
+    async def main() -> Any:
+        async with hub:
+            return await hub.audit.verify()
+
+    result = _run(main)
+    if result.ok:
+        out.print(f"audit log intact: {result.checked} rows verified")
+        return
+    where = f"at row {result.first_bad_seq}" if result.first_bad_seq is not None else "at the end"
+    err.print(f"[bold red]audit log tampered {where}:[/] {result.reason} ({result.checked} rows good before it)")
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(prog_name="toolbridge")
+    except ToolbridgeError as exc:  # configuration problems raised while building the hub
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+        sys.exit(1)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,137 @@
+"""``toolbridge.Client``: the Python way to call a remote toolbridge over its REST API.
+
+    async with Client("http://127.0.0.1:8080", api_key="tb_...") as client:
+        tools = await client.list_tools()
+        result = await client.call("notes.add", {"text": "hello"})
+
+Errors come back as the same exception classes the hub raises (``ToolNotFound``, ``InvalidArguments``…).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx2
+
+from toolbridge import errors
+from toolbridge._shape import CallResult
+from toolbridge.catalog import Tool, ToolAnnotations
+
+__all__ = ["Client"]
+
+
+class Client:
+    """A remote hub. Pass ``http_client`` to share a pool or a transport; the client closes only what it made."""
+
+    def __init__(
+        self, base_url: str, *, api_key: str, http_client: httpx2.AsyncClient | None = None,
+        timeout: float = 90.0,
+    ) -> None:
+        self._base = base_url.rstrip("/") + "/v1"
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._owns_client = http_client is None
+        self._http = http_client or httpx2.AsyncClient(timeout=timeout, trust_env=False)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def list_tools(self) -> list[Tool]:
+        data = await self._request("GET", "/tools")
+        return [_tool(doc) for doc in data["tools"]]
+
+    async def get_tool(self, name: str) -> Tool:
+        return _tool(await self._request("GET", f"/tools/{name}"))
+
+    async def call(
+        self, tool: str, arguments: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
+    ) -> CallResult:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        data = await self._request("POST", f"/tools/{tool}/call", json={"arguments": dict(arguments or {})},
+                                   headers=headers)
+        truncated = bool(data["truncated"])
+        value = None if truncated else data.get("result")
+        text = data["text"] if truncated else _text(value)
+        return CallResult(data["tool"], value, text, truncated, int(data["size"]), data["request_id"],
+                          float(data["duration_ms"]))
+
+    async def calls(self, *, limit: int = 50, tool: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, str | int] = {"limit": limit, **({"tool": tool} if tool else {})}
+        data = await self._request("GET", "/calls", params=params)
+        return list(data["calls"])
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            response = await self._http.request(method, self._base + path, headers=headers, **kwargs)
+        except httpx2.TransportError as exc:
+            raise errors.UpstreamError(
+                f"cannot reach toolbridge at {self._base}: {type(exc).__name__}: {exc}",
+                hint="check that the server is running ('toolbridge serve') and the URL",
+            ) from exc
+        if response.is_success:
+            return response.json()
+        raise _error(response)
+
+
+def _text(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _tool(doc: Mapping[str, Any]) -> Tool:
+    a = doc.get("annotations", {})
+    return Tool(
+        name=doc["name"], connector=doc["connector"], description=doc.get("description", ""),
+        input_schema=doc["input_schema"], title=doc.get("title"), output_schema=doc.get("output_schema"),
+        cost=int(doc.get("cost", 1)),
+        annotations=ToolAnnotations(read_only=bool(a.get("read_only")), destructive=bool(a.get("destructive")),
+                                    idempotent=bool(a.get("idempotent")), open_world=bool(a.get("open_world", True))),
+    )
+
+
+def _error(response: httpx2.Response) -> errors.ToolbridgeError:
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    message = str(doc.get("detail") or f"HTTP {response.status_code} from {response.request.url}")
+    hint = doc.get("hint")
+    code = doc.get("code")
+    if code == "tool_not_found":
+        exc = errors.ToolNotFound(str(doc.get("tool", "")), suggestions=doc.get("suggestions", []))
+    elif code == "invalid_arguments":
+        exc = errors.InvalidArguments(message, errors=doc.get("errors", []), hint=hint, tool=doc.get("tool"))
+    elif code == "permission_denied":
+        exc = errors.PermissionDenied(message, missing_scope=str(doc.get("missing_scope", "")), hint=hint)
+    elif code == "payload_too_large":
+        exc = errors.PayloadTooLarge("the request", size=int(doc.get("size", 0)), limit=int(doc.get("limit", 0)))
+    else:
+        cls = _BY_CODE.get(str(code), _by_status(response.status_code))
+        exc = cls(message, hint=hint, tool=doc.get("tool"))
+    return exc
+
+
+def _by_status(status: int) -> type[errors.ToolbridgeError]:
+    if status == 401:
+        return errors.AuthenticationError
+    if 400 <= status < 500:
+        return errors.BadRequest
+    return errors.UpstreamError
+
+
+_SIMPLE: tuple[type[errors.ToolbridgeError], ...] = (
+    errors.AuthenticationError, errors.BadRequest, errors.ConfigurationError, errors.CredentialsError,
+    errors.StorageError, errors.ToolExecutionError, errors.UpstreamError, errors.UpstreamTimeout,
+)
+_BY_CODE = {cls.code: cls for cls in _SIMPLE}

@@ -1,0 +1,5 @@
+"""Connectors: one per integration approach. Each turns a tool call into a request on its transport."""
+
+from toolbridge.connectors._base import Connector, Credentials, Invocation
+
+__all__ = ["Connector", "Credentials", "Invocation"]

@@ -1,0 +1,54 @@
+"""What every connector implements: tools out, invocations in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from toolbridge.catalog import Tool
+
+if TYPE_CHECKING:
+    from toolbridge.policy import Principal
+
+__all__ = ["Connector", "Credentials", "Invocation"]
+
+
+@runtime_checkable
+class Credentials(Protocol):
+    """Resolved credentials for one call (supplied by the credentials layer; None until configured)."""
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """Everything a connector may know about one call besides the tool and its arguments."""
+
+    principal: Principal
+    request_id: str
+    deadline: float | None = None
+    """``anyio.current_time()`` value by which the call must finish, or None for no deadline."""
+    credentials: Credentials | None = None
+    connection: str | None = None
+    idempotency_key: str | None = None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """Turns (tool, arguments, credentials) into a request on its transport and back into a result.
+
+    Connectors are async context managers: the Hub enters them when it starts and exits them when it
+    closes, so pooled clients and subprocesses have one explicit lifetime.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def tools(self) -> Sequence[Tool]: ...
+
+    async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any: ...
+
+    async def __aenter__(self) -> Connector: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...

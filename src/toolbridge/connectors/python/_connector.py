@@ -1,0 +1,135 @@
+"""The Python connector: functions in this process, sync or async, become tools."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import pydantic
+
+from toolbridge.catalog import Tool, ToolAnnotations
+from toolbridge.catalog._schema import FunctionSignature, inspect_function
+from toolbridge.connectors._base import Invocation
+from toolbridge.errors import ConfigurationError, InvalidArguments, ToolbridgeError, ToolExecutionError
+
+__all__ = ["PythonConnector", "import_callable"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    fn: Callable[..., Any]
+    signature: FunctionSignature
+    is_async: bool
+    blocking: bool
+
+
+class PythonConnector:
+    """A connector whose tools are Python callables registered with :meth:`add`."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._entries: dict[str, _Entry] = {}
+        self._tools: dict[str, Tool] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def add(
+        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
+        annotations: ToolAnnotations | None = None, title: str | None = None, blocking: bool = True,
+        cost: int = 1,
+    ) -> Tool:
+        """Register ``fn`` as ``<connector>.<name>``.
+
+        Sync functions run in a worker thread unless ``blocking=False`` says they never block.
+        """
+        operation = name or getattr(fn, "__name__", "")
+        signature = inspect_function(fn)
+        tool = Tool(
+            name=f"{self._name}.{operation}", connector=self._name,
+            description=description or signature.description or operation.replace("_", " "),
+            input_schema=signature.input_schema, output_schema=signature.output_schema,
+            annotations=annotations or ToolAnnotations(), title=title, cost=cost,
+        )
+        if tool.name in self._tools:
+            raise ConfigurationError(f"tool {tool.name!r} is registered twice", hint="give one a different name")
+        is_async = inspect.iscoroutinefunction(fn)
+        self._entries[tool.name] = _Entry(fn, signature, is_async, blocking)
+        self._tools[tool.name] = tool
+        return tool
+
+    def tools(self) -> Sequence[Tool]:
+        return list(self._tools.values())
+
+    async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
+        entry = self._entries[tool.name]
+        kwargs = _convert(entry, tool, arguments)
+        try:
+            if entry.is_async:
+                result = await entry.fn(**kwargs)
+            elif entry.blocking:
+                result = await anyio.to_thread.run_sync(functools.partial(entry.fn, **kwargs))
+            else:
+                result = entry.fn(**kwargs)
+        except ToolbridgeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary where user code's errors become ours
+            raise ToolExecutionError(
+                f"{type(exc).__name__}: {exc}", tool=tool.name,
+                hint="the tool itself failed; check the arguments or report it to the tool's owner",
+            ) from exc
+        return _jsonable(entry, result)
+
+    async def __aenter__(self) -> PythonConnector:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+def _convert(entry: _Entry, tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        model = entry.signature.model.model_validate(dict(arguments))
+    except pydantic.ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(root)", "error": e["msg"]} for e in exc.errors()]
+        raise InvalidArguments(
+            f"arguments for {tool.name!r} are invalid: " + "; ".join(f"{e['field']}: {e['error']}" for e in errors),
+            errors=errors, tool=tool.name, hint="fix the named fields and call again",
+        ) from None
+    return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+def _jsonable(entry: _Entry, result: Any) -> Any:
+    if entry.signature.result is not None:
+        return entry.signature.result.dump_python(result, mode="json")
+    return pydantic.TypeAdapter(type(result)).dump_python(result, mode="json")
+
+
+def import_callable(ref: str) -> Callable[..., Any]:
+    """Import ``package.module:function`` (the form used in toolbridge.yaml)."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(
+            f"{ref!r} is not a 'module:function' reference", hint="write it as 'package.module:function'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"cannot import module {module_name!r}: {exc}",
+            hint="check the spelling and that the module is on the Python path",
+        ) from exc
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}", hint="check the name")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ConfigurationError(f"{ref!r} is not callable", hint="point at a function")
+    return target  # type: ignore[no-any-return]

@@ -1,0 +1,262 @@
+"""The Hub: owns the catalog, the connectors, storage, and the one call path every surface ends in.
+
+``Hub.call(principal, tool, arguments)`` runs, in order:
+
+1. **authorize** — the tool must exist and the principal's scopes must allow it;
+2. **validate** — arguments against the tool's input schema (compiled once, on first use), strictly;
+3. **resolve credentials** — seam for the credentials layer (no connector needs one yet);
+4. **invoke** — the connector's ``invoke`` under the call deadline (the resilience layer wraps this);
+5. **shape** — size-capped result with an explicit truncation marker;
+6. **record** — a hash-chained audit row, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import anyio
+
+from toolbridge._shape import CallResult, shape
+from toolbridge.audit import AuditEntry, AuditLog, args_digest
+from toolbridge.catalog import Catalog, Tool, ToolAnnotations
+from toolbridge.connectors import Connector, Credentials, Invocation
+from toolbridge.connectors.python import PythonConnector
+from toolbridge.errors import (
+    AuthenticationError,
+    BadRequest,
+    ConfigurationError,
+    PermissionDenied,
+    ToolbridgeError,
+    UpstreamTimeout,
+)
+from toolbridge.policy import AgentStore, Principal
+from toolbridge.storage import MEMORY_URL, Database
+
+if TYPE_CHECKING:
+    from toolbridge.settings import Settings
+
+__all__ = ["Hub", "Limits"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DENIED = (AuthenticationError, PermissionDenied)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_argument_bytes: int = 1_048_576
+    """Serialized arguments larger than this are refused (413)."""
+    max_result_bytes: int = 262_144
+    """Results larger than this are cut, with a marker saying so."""
+    call_timeout: float = 60.0
+    """Seconds a call may take in all, attempts included."""
+
+
+class Hub:
+    """The catalog of tools and the call path. Use as ``async with Hub(...) as hub``."""
+
+    def __init__(
+        self, *, database: Database | str = MEMORY_URL, limits: Limits | None = None,
+        agents: Mapping[str, Sequence[str]] | None = None, key_cache_ttl: float = 5.0,
+    ) -> None:
+        self.database = database if isinstance(database, Database) else Database(database)
+        self.limits = limits or Limits()
+        self.catalog = Catalog()
+        self.agents = AgentStore(self.database, cache_ttl=key_cache_ttl)
+        self.audit = AuditLog(self.database)
+        self._declared_agents = {name: list(scopes) for name, scopes in (agents or {}).items()}
+        self._connectors: dict[str, Connector] = {}
+        self._stack: AsyncExitStack | None = None
+
+    # -- construction ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Hub:
+        from toolbridge._build import build_hub
+
+        return build_hub(settings)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Hub:
+        """A hub configured by a ``toolbridge.yaml`` file."""
+        from toolbridge.settings import load_settings
+
+        return cls.from_settings(load_settings(path))
+
+    def add_connector(self, connector: Connector) -> None:
+        """Add a connector and its tools. Connectors added after start are entered at once by :meth:`start_connector`."""
+        if connector.name in self._connectors:
+            raise ConfigurationError(
+                f"two connectors are named {connector.name!r}", hint="give each connector a unique name"
+            )
+        tools = list(connector.tools())
+        for tool in tools:
+            self.catalog.add(tool)
+        self._connectors[connector.name] = connector
+
+    def connector(self, name: str) -> Connector:
+        return self._connectors[name]
+
+    @overload
+    def tool(self, fn: F, /) -> F: ...
+
+    @overload
+    def tool(
+        self, fn: None = None, /, *, connector: str = ..., name: str | None = ..., description: str | None = ...,
+        read_only: bool = ..., destructive: bool = ..., idempotent: bool = ..., title: str | None = ...,
+        blocking: bool = ...,
+    ) -> Callable[[F], F]: ...
+
+    def tool(
+        self, fn: F | None = None, /, *, connector: str = "local", name: str | None = None,
+        description: str | None = None, read_only: bool = False, destructive: bool = False,
+        idempotent: bool = False, title: str | None = None, blocking: bool = True,
+    ) -> F | Callable[[F], F]:
+        """Register a Python function as the tool ``<connector>.<name>`` (decorator)."""
+        annotations = ToolAnnotations(read_only=read_only, destructive=destructive,
+                                      idempotent=idempotent or read_only, open_world=False)
+
+        def register(func: F) -> F:
+            target = self._python_connector(connector)
+            tool = target.add(func, name=name, description=description, annotations=annotations,
+                              title=title, blocking=blocking)
+            self.catalog.add(tool)
+            return func
+
+        return register(fn) if fn is not None else register
+
+    def _python_connector(self, name: str) -> PythonConnector:
+        existing = self._connectors.get(name)
+        if existing is None:
+            created = PythonConnector(name)
+            self._connectors[name] = created
+            return created
+        if not isinstance(existing, PythonConnector):
+            raise ConfigurationError(
+                f"connector {name!r} is not a Python connector", hint="register the function under another connector"
+            )
+        return existing
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Hub:
+        stack = AsyncExitStack()
+        try:
+            await stack.enter_async_context(self.database)
+            await self.agents.sync_config(self._declared_agents)
+            await stack.enter_async_context(self.audit)
+            for connector in list(self._connectors.values()):
+                await stack.enter_async_context(connector)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+    @property
+    def running(self) -> bool:
+        return self._stack is not None
+
+    # -- the catalog as a principal sees it --------------------------------------------------------
+
+    def list_tools(self, principal: Principal) -> list[Tool]:
+        return [tool for tool in self.catalog if principal.can_see(tool)]
+
+    def get_tool(self, principal: Principal, name: str) -> Tool:
+        return self.catalog.get(name, visible=principal.can_see)
+
+    async def authenticate(self, api_key: str | None, *, request_id: str | None = None) -> Principal:
+        """The principal holding ``api_key``; failures raise 401 and are audited."""
+        try:
+            return await self.agents.authenticate(api_key)
+        except AuthenticationError as exc:
+            await self._record(request_id or _request_id(), "anonymous", "(authenticate)", "", 0.0, exc)
+            raise
+
+    # -- the call path -----------------------------------------------------------------------------
+
+    async def call(
+        self, principal: Principal, tool: str, arguments: Mapping[str, Any] | None = None, *,
+        connection: str | None = None, idempotency_key: str | None = None, request_id: str | None = None,
+    ) -> CallResult:
+        """Call ``tool`` as ``principal``. Raises a :class:`~toolbridge.errors.ToolbridgeError` on failure."""
+        if self._stack is None:
+            raise RuntimeError("the hub is not running; use 'async with hub:' before calling tools")
+        request_id = request_id or _request_id()
+        args: Mapping[str, Any] = arguments if arguments is not None else {}
+        started = anyio.current_time()
+        digest = ""
+        try:
+            if not isinstance(args, Mapping):
+                raise BadRequest("tool arguments must be a JSON object", hint='pass {"name": value, ...}', tool=tool)
+            digest = args_digest(args)
+            target = self._authorize(principal, tool)
+            self.catalog.validate(target, args, max_bytes=self.limits.max_argument_bytes)
+            credentials = await self._resolve_credentials(target, principal, connection)
+            invocation = Invocation(principal, request_id, started + self.limits.call_timeout,
+                                    credentials, connection, idempotency_key)
+            value = await self._invoke(target, args, invocation)
+            kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
+        except ToolbridgeError as exc:
+            await self._record(request_id, principal.id, tool, digest, _ms(started), exc)
+            raise
+        duration = _ms(started)
+        await self._record(request_id, principal.id, tool, digest, duration, None)
+        return CallResult(tool, kept, text, truncated, size, request_id, duration)
+
+    def _authorize(self, principal: Principal, name: str) -> Tool:
+        tool = self.catalog.get(name)
+        principal.authorize(tool)
+        return tool
+
+    async def _resolve_credentials(
+        self, tool: Tool, principal: Principal, connection: str | None
+    ) -> Credentials | None:
+        """Seam for the credentials layer: connection → vault → auth scheme (none configured yet)."""
+        if connection is not None:
+            raise BadRequest(
+                f"connector {tool.connector!r} takes no connection, but connection {connection!r} was given",
+                hint="call without a connection", tool=tool.name,
+            )
+        return None
+
+    async def _invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
+        """Seam for the resilience layer (rate limit → breaker → attempts); today: one attempt under the deadline."""
+        connector = self._connectors[tool.connector]
+        with anyio.move_on_after(self.limits.call_timeout) as scope:
+            return await connector.invoke(tool, arguments, invocation)
+        assert scope.cancelled_caught
+        raise UpstreamTimeout(
+            f"{tool.name!r} did not finish within the call deadline of {self.limits.call_timeout:g} s",
+            tool=tool.name, hint="try again later, or ask for less work in one call",
+        )
+
+    async def _record(
+        self, request_id: str, principal: str, tool: str, digest: str, duration_ms: float,
+        error: ToolbridgeError | None,
+    ) -> None:
+        outcome = "ok" if error is None else "denied" if isinstance(error, _DENIED) else "error"
+        entry = AuditEntry(
+            ts=dt.datetime.now(dt.UTC), request_id=request_id, principal=principal, tool=tool[:128],
+            args_digest=digest, outcome=outcome, error_code=error.code if error else None,
+            duration_ms=duration_ms,
+        )
+        await self.audit.record(entry)
+
+
+def _request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def _ms(started: float) -> float:
+    return (anyio.current_time() - started) * 1000.0

@@ -1,0 +1,209 @@
+"""Typed settings and the ``toolbridge.yaml`` schema (pydantic lives here, at the edge, and nowhere inside).
+
+:func:`load_settings` reports a mistake with the file, line, key, the valid choices and a "did you mean".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
+
+__all__ = [
+    "AgentSettings",
+    "LimitSettings",
+    "PythonConnectorSettings",
+    "PythonToolSettings",
+    "ServerSettings",
+    "Settings",
+    "load_settings",
+    "parse_settings",
+]
+
+DEFAULT_DATABASE = "sqlite+aiosqlite:///.toolbridge/toolbridge.db"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    database: str = DEFAULT_DATABASE
+    """SQLAlchemy URL: SQLite file (default) or ``postgresql://user@host/db``."""
+    max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
+    allowed_origins: list[str] = []
+    """Browser origins allowed to call /mcp besides loopback ones."""
+    public_url: str | None = None
+
+
+class LimitSettings(_Model):
+    max_argument_bytes: Annotated[int, Field(gt=0)] = 1_048_576
+    max_result_bytes: Annotated[int, Field(gt=0)] = 262_144
+    call_timeout: Annotated[float, Field(gt=0)] = 60.0
+
+
+class PythonToolSettings(_Model):
+    function: str
+    """``package.module:function``."""
+    name: str | None = None
+    description: str | None = None
+    title: str | None = None
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+
+
+class PythonConnectorSettings(_Model):
+    kind: Literal["python"]
+    description: str | None = None
+    module_path: str | None = None
+    """Folder added to the import path, relative to the config file (default: the file's folder)."""
+    tools: list[PythonToolSettings]
+
+
+ConnectorSettings = PythonConnectorSettings
+
+
+class AgentSettings(_Model):
+    scopes: list[str]
+    description: str | None = None
+
+
+class Settings(_Model):
+    """Everything in a toolbridge.yaml, plus where it was read from."""
+
+    version: Literal[1] = 1
+    server: ServerSettings = ServerSettings()
+    limits: LimitSettings = LimitSettings()
+    connectors: dict[str, ConnectorSettings] = {}
+    agents: dict[str, AgentSettings] = {}
+    source: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source else Path.cwd()
+
+
+def load_settings(path: str | Path) -> Settings:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError("the file does not exist", path=str(path),
+                              hint="create one with 'toolbridge init'") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"cannot read the file: {exc}", path=str(path)) from exc
+    return parse_settings(text, source=path)
+
+
+def parse_settings(text: str, *, source: Path | None = None) -> Settings:
+    name = str(source) if source else "<toolbridge.yaml>"
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigFileError(f"not valid YAML: {problem}", path=name, line=line) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigFileError("the top level must be a mapping of sections", path=name, line=1,
+                              hint="start with keys such as 'server:', 'connectors:' and 'agents:'")
+    try:
+        settings = Settings.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise _config_error(exc, node, name) from None
+    return settings.model_copy(update={"source": source.resolve() if source else None})
+
+
+def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: str) -> ConfigFileError:
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = [part for part in error["loc"] if not (isinstance(part, str) and part in _TAGS)]
+    key = ".".join(str(p) for p in loc) or None
+    line = _line_of(root, loc)
+    message, hint = _explain(error, loc)
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ConfigFileError(message, path=name, line=line, key=key, hint=hint)
+
+
+_TAGS = {"python"}
+
+
+def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        choices = sorted(_fields_at(loc[:-1]))
+        hint = did_you_mean(close_matches(str(loc[-1]), choices))
+        listing = f"valid keys here: {', '.join(choices)}" if choices else None
+        return "unknown key", "; ".join(h for h in (hint, listing) if h) or None
+    if kind in ("literal_error", "union_tag_invalid"):
+        expected = error.get("ctx", {}).get("expected", "")
+        value = error.get("input")
+        choices = [c.strip(" '") for c in str(expected).replace(" or ", ",").split(",") if c.strip(" '")]
+        hint = did_you_mean(close_matches(str(value), choices))
+        return f"{value!r} is not a valid choice; choose one of: {expected}", hint
+    if kind == "missing":
+        return "this key is required but missing", "add it (see 'toolbridge init' for a commented example)"
+    return f"{error['msg']} (got {error.get('input')!r})", None
+
+
+def _fields_at(loc: list[Any]) -> set[str]:
+    """The keys allowed at a location (for "valid keys here")."""
+    annotation: Any = Settings
+    for part in loc:
+        annotation = _step(annotation, part)
+        if annotation is None:
+            return set()
+    model = _model_of(annotation)
+    return set(getattr(model, "model_fields", {})) - {"source"} if model else set()
+
+
+def _step(annotation: Any, part: Any) -> Any:
+    origin = getattr(annotation, "__origin__", None)
+    if origin in (dict, list):
+        return annotation.__args__[-1]  # the value type of a dict or list entry
+    model = _model_of(annotation)
+    field = getattr(model, "model_fields", {}).get(part) if model else None
+    return field.annotation if field is not None else None
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = _child(node, part)
+        if child is None:
+            break
+        node, line = child, child.start_mark.line + 1
+    return line
+
+
+def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == str(part):
+                return value if not isinstance(value, yaml.ScalarNode) or value.value else key
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]  # type: ignore[no-any-return]
+    return None

@@ -1,0 +1,139 @@
+"""The database: one async engine, migrated on open.
+
+SQLite (the default) runs in WAL mode with a busy timeout so several processes — a server and the CLI —
+can share one file. PostgreSQL is used by URL; migrations take an advisory lock there so replicas that
+start together migrate once.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from toolbridge.errors import ConfigurationError, StorageError
+
+__all__ = ["Database", "MEMORY_URL"]
+
+MEMORY_URL = "sqlite+aiosqlite:///:memory:"
+_MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x7B_1D_6E  # advisory lock id for PostgreSQL migrations
+
+
+class Database:
+    """Owns the engine. Use as ``async with Database(url) as db``; the schema is migrated on entry."""
+
+    def __init__(self, url: str = MEMORY_URL, *, echo: bool = False) -> None:
+        self.url = _normalize(url)
+        self._echo = echo
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def dialect(self) -> str:
+        return sa.make_url(self.url).get_backend_name()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the database is not open; use 'async with Database(...)'")
+        return self._engine
+
+    async def __aenter__(self) -> Database:
+        self._engine = _create_engine(self.url, echo=self._echo)
+        try:
+            await self.migrate()
+        except BaseException:
+            await self._engine.dispose()
+            self._engine = None
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def migrate(self) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
+                await conn.run_sync(_upgrade)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(
+                f"cannot open or migrate the database at {self.redacted_url}: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}",
+                hint="check that the database server is running and the URL is right",
+            ) from exc
+
+    @property
+    def redacted_url(self) -> str:
+        return sa.make_url(self.url).render_as_string(hide_password=True)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction; database errors become :class:`StorageError`."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(
+                f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+                hint="the database may be down or locked; retry shortly",
+            ) from exc
+
+
+def _normalize(url: str) -> str:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(
+            f"{url!r} is not a database URL",
+            hint="use 'sqlite+aiosqlite:///path/to/file.db' or 'postgresql+asyncpg://user@host/db'",
+        ) from exc
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite" and driver != "aiosqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql" and driver != "asyncpg":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif backend not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"database backend {backend!r} is not supported", hint="use SQLite or PostgreSQL"
+        )
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, echo=echo, pool_pre_ping=True)
+    memory = parsed.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **kwargs)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _upgrade(sync_conn: sa.Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = sync_conn
+    command.upgrade(config, "head")

@@ -1,0 +1,94 @@
+"""The MCP methods toolbridge serves, in terms of the Hub: ``tools/list`` and ``tools/call``.
+
+Transport-free: the SDK-driven server and the lean stateless path both call these, so every MCP
+surface answers the same way. Errors leave as wire results (tool errors) or :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from toolbridge.errors import ToolbridgeError, ToolNotFound
+from toolbridge.surfaces.mcp._wire import (
+    INVALID_PARAMS,
+    ProtocolError,
+    ToolCache,
+    call_result,
+    error_result,
+    idempotency_key,
+    is_tool_error,
+    protocol_error,
+)
+
+if TYPE_CHECKING:
+    from toolbridge import CallResult, Hub, Principal
+
+__all__ = ["Bridge", "CallContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling, and the request id their audit rows carry."""
+
+    principal: Principal
+    request_id: str
+
+
+class Bridge:
+    """Serves MCP tool methods from a :class:`~toolbridge.Hub`."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._tools = ToolCache()
+
+    def list_tools(self, principal: Principal) -> dict[str, Any]:
+        """The ``ListToolsResult``: only the tools the principal's scopes allow.
+
+        The listing depends on the caller, so it is never for shared caches (``cacheScope: private``),
+        and scopes can change at any time (``ttlMs: 0``).
+        """
+        tools = self._tools.listing(self.hub.list_tools(principal))
+        return {"tools": tools, "ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
+
+    def input_schema(self, principal: Principal, name: str) -> Mapping[str, Any] | None:
+        """The input schema of a tool the principal can see, else None."""
+        try:
+            return self.hub.get_tool(principal, name).input_schema
+        except ToolNotFound:
+            return None
+
+    async def call_tool(self, ctx: CallContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``CallToolResult`` for ``params`` (``name``, ``arguments``, ``_meta``)."""
+        name, arguments = _name_and_arguments(params)
+        key = idempotency_key(params)
+        try:
+            result = await self.hub.call(
+                ctx.principal, name, arguments, idempotency_key=key, request_id=ctx.request_id
+            )
+        except ToolbridgeError as exc:
+            if is_tool_error(exc):
+                return error_result(exc, ctx.request_id)
+            raise protocol_error(exc) from exc
+        return call_result(result, output_schema=self._declares_output(ctx.principal, result))
+
+    def _declares_output(self, principal: Principal, result: CallResult) -> bool:
+        if not result.truncated:
+            return False  # only a cut result needs to know (see call_result)
+        try:
+            return self.hub.get_tool(principal, result.tool).output_schema is not None
+        except ToolNotFound:
+            return False
+
+
+def _name_and_arguments(params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    name = params.get("name")
+    arguments = params.get("arguments")
+    if not isinstance(name, str):
+        raise ProtocolError(INVALID_PARAMS, "tools/call needs params.name, the name of a tool from tools/list")
+    if arguments is None:
+        return name, {}
+    if not isinstance(arguments, Mapping):
+        raise ProtocolError(INVALID_PARAMS, 'params.arguments must be a JSON object: {"field": value, ...}')
+    return name, arguments

@@ -1,0 +1,221 @@
+"""The HTTP checks in front of the MCP endpoint: Origin, body size, API key, request id.
+
+Every request is authenticated on its own; a session id never stands in for a key. The principal and
+the request id travel to the handlers in the ASGI scope (under :data:`SCOPE_KEY`), and the principal
+also as ``scope["user"]`` so the SDK's session manager refuses a session to anyone but its creator.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from toolbridge.errors import AuthenticationError, CallerError, PayloadTooLarge, ToolbridgeError, problem
+from toolbridge.surfaces.mcp._wire import request_id_from_header
+
+if TYPE_CHECKING:
+    from toolbridge import Hub, Principal
+
+__all__ = [
+    "CURRENT_PRINCIPAL", "SCOPE_KEY", "Gate", "OriginNotAllowed", "OriginPolicy", "RequestInfo", "api_key",
+    "is_loopback", "request_info",
+]
+
+SCOPE_KEY = "toolbridge.mcp"
+CURRENT_PRINCIPAL: ContextVar[Principal | None] = ContextVar("toolbridge_mcp_principal", default=None)
+"""The caller of the request being served in this task (for SDK hooks that get no request)."""
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+Lean = Callable[[Scope, Headers, bytes, Send], Awaitable[bool]]
+"""Answers a request itself and returns True, or returns False to leave it to the SDK."""
+
+
+class OriginNotAllowed(CallerError):
+    """A browser page from a foreign origin (or a DNS-rebinding page) called the endpoint."""
+
+    code = "origin_not_allowed"
+    status = 403
+    title = "origin not allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    principal: Principal
+    request_id: str
+
+
+def request_info(scope: Scope) -> RequestInfo | None:
+    info = scope.get(SCOPE_KEY)
+    return info if isinstance(info, RequestInfo) else None
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class OriginPolicy:
+    """Which browser origins may call: loopback pages, the configured origins, and the same host.
+
+    "Same host" (the Origin names the Host the request was sent to) does not count on a loopback
+    socket: there a DNS-rebinding page controls both headers, so only loopback origins and the
+    configured ones pass.
+    """
+
+    def __init__(self, allowed: Sequence[str] = ()) -> None:
+        self._any = "*" in allowed
+        self._allowed = frozenset(o.strip().rstrip("/").lower() for o in allowed if o != "*")
+
+    def allows(self, origin: str | None, host: str | None, server: tuple[str, int] | None) -> bool:
+        if origin is None:
+            return True  # not a browser, or a same-origin GET: nothing to check
+        origin = origin.strip().rstrip("/").lower()
+        if self._any or origin in self._allowed:
+            return True
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https"):
+            return False
+        if is_loopback(parts.hostname):
+            return True
+        if host is None or server is None or is_loopback(server[0]):
+            return False
+        return parts.netloc == host.strip().lower()
+
+
+class Gate:
+    """ASGI middleware: the checks above, then the wrapped app (or the lean path)."""
+
+    def __init__(
+        self, app: ASGIApp, hub: Hub, *, origins: OriginPolicy, max_body_bytes: int,
+        anonymous: Principal | None = None, lean: Lean | None = None,
+    ) -> None:
+        self.app = app
+        self.hub = hub
+        self.origins = origins
+        self.max_body_bytes = max_body_bytes
+        self.anonymous = anonymous
+        self.lean = lean
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = request_id_from_header(headers.get("x-request-id"))
+        send = _stamping(send, request_id)
+        try:
+            self._check_origin(scope, headers)
+            body = await self._read_body(scope, headers, receive)
+            principal = await self._authenticate(headers, request_id)
+        except ToolbridgeError as exc:  # refused (4xx), or the key store is down (503)
+            await _send_problem(send, exc)
+            return
+        if body is None:
+            return  # the client went away while sending
+        scope = {**scope, SCOPE_KEY: RequestInfo(principal, request_id), "user": _user(principal)}
+        token = CURRENT_PRINCIPAL.set(principal)
+        try:
+            if self.lean is not None and await self.lean(scope, headers, body, send):
+                return
+            await self.app(scope, _replaying(body, receive), send)
+        finally:
+            CURRENT_PRINCIPAL.reset(token)
+
+    def _check_origin(self, scope: Scope, headers: Headers) -> None:
+        origin = headers.get("origin")
+        if not self.origins.allows(origin, headers.get("host"), scope.get("server")):
+            raise OriginNotAllowed(
+                f"requests from the web origin {origin!r} are not allowed",
+                hint="add the origin to the MCP surface's allowed_origins, or call from a non-browser client",
+            )
+
+    async def _read_body(self, scope: Scope, headers: Headers, receive: Receive) -> bytes | None:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise PayloadTooLarge("the request body", size=int(declared), limit=self.max_body_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLarge("the request body", size=size, limit=self.max_body_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _authenticate(self, headers: Headers, request_id: str) -> Principal:
+        key = api_key(headers)
+        if key is None and self.anonymous is not None:
+            return self.anonymous
+        return await self.hub.authenticate(key, request_id=request_id)
+
+
+def api_key(headers: Headers) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+        return None
+    return headers.get("x-api-key") or None
+
+
+def _user(principal: Principal) -> AuthenticatedUser:
+    """The principal as the SDK sees it: sessions are bound to ``client_id``."""
+    return AuthenticatedUser(AccessToken(token="", client_id=principal.id, scopes=[], subject=principal.id))
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _stamping(send: Send, request_id: str) -> Send:
+    """``send`` that adds ``X-Request-Id`` to the response, so callers can find their audit rows."""
+    header = (b"x-request-id", request_id.encode("latin-1"))
+
+    async def stamped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), header]}
+        await send(message)
+
+    return stamped
+
+
+async def _send_problem(send: Send, exc: ToolbridgeError) -> None:
+    body = json.dumps(problem(exc)).encode()
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    if isinstance(exc, AuthenticationError):
+        headers.append((b"www-authenticate", b'Bearer realm="toolbridge"'))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,99 @@
+"""MCP over streamable HTTP: :class:`McpSurface`, an ASGI app for both protocol eras.
+
+The 2025-11-25 era (``initialize`` handshake, ``Mcp-Session-Id``) and the 2026-07-28 stateless era
+(one self-contained POST per request) are both served by the SDK's session manager, behind our
+:class:`Gate`. Stateless ``tools/list`` and ``tools/call`` may take the lean path (see ``_lean``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
+from toolbridge.surfaces.mcp._gate import CURRENT_PRINCIPAL, Gate, OriginPolicy, request_info
+from toolbridge.surfaces.mcp._lean import LeanPath
+from toolbridge.surfaces.mcp._server import build_server
+from toolbridge.surfaces.mcp._wire import INTERNAL_ERROR
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from toolbridge import Hub, Principal
+
+__all__ = ["McpSurface"]
+
+
+class McpSurface:
+    """The MCP endpoint of a hub, as an ASGI app (:attr:`asgi_app`) with an explicit lifetime.
+
+    Use it as ``async with McpSurface(hub) as surface:`` (in the server's lifespan) and mount
+    ``surface.asgi_app`` — :meth:`routes` gives routes for both ``/mcp`` and ``/mcp/``.
+
+    ``allowed_origins`` lists the browser origins (``https://app.example.com``) allowed besides
+    loopback pages; ``"*"`` allows any. ``anonymous_principal`` answers requests that carry no key (for
+    local, single-user servers and protocol test suites); None, the default, refuses them with 401.
+    ``lean`` serves stateless-era ``tools/list`` and ``tools/call`` without the SDK's generic
+    dispatcher (same wire result, a fraction of the cost).
+    """
+
+    def __init__(
+        self, hub: Hub, *, allowed_origins: Sequence[str] = (), max_body_bytes: int = 1_048_576,
+        anonymous_principal: Principal | None = None, lean: bool = True,
+    ) -> None:
+        if max_body_bytes <= 0:
+            raise ValueError("max_body_bytes must be a positive number of bytes")
+        self.hub = hub
+        bridge = Bridge(hub)
+        server = build_server(bridge, _http_caller)
+        server.get_tool_input_schema = lambda name: _visible_schema(bridge, name)
+        self._manager = StreamableHTTPSessionManager(
+            server, json_response=True, max_request_body_size=max_body_bytes
+        )
+        self.asgi_app: ASGIApp = Gate(
+            self._manager.handle_request, hub, origins=OriginPolicy(allowed_origins),
+            max_body_bytes=max_body_bytes, anonymous=anonymous_principal,
+            lean=LeanPath(bridge, server) if lean else None,
+        )
+        self._stack: AsyncExitStack | None = None
+
+    def routes(self, path: str = "/mcp") -> list[BaseRoute]:
+        """Routes serving the endpoint at ``path`` and ``path/`` (a Mount alone would redirect ``/mcp``)."""
+        path = path.rstrip("/")
+        return [Route(path, self.asgi_app), Route(path + "/", self.asgi_app)]
+
+    async def __aenter__(self) -> McpSurface:
+        if self._stack is not None:
+            raise RuntimeError("this McpSurface is already running")
+        stack = AsyncExitStack()
+        await stack.enter_async_context(self._manager.run())
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+
+def _http_caller(ctx: ServerRequestContext[Any, Any]) -> CallContext:
+    request = ctx.request
+    info = request_info(request.scope) if isinstance(request, Request) else None
+    if info is None:  # only reachable if the SDK app is served without the Gate
+        raise MCPError(INTERNAL_ERROR, "the MCP request reached toolbridge without its authentication")
+    return CallContext(info.principal, info.request_id)
+
+
+def _visible_schema(bridge: Bridge, name: str) -> Mapping[str, Any] | None:
+    principal = CURRENT_PRINCIPAL.get()
+    return None if principal is None else bridge.input_schema(principal, name)

@@ -1,0 +1,55 @@
+"""The MCP SDK's low-level ``Server``, wired to a :class:`Bridge`.
+
+The SDK owns the protocol (handshake, both eras, sessions, validation, error envelopes); we register
+the two tool methods and map our :class:`ProtocolError` to the SDK's ``MCPError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import HandlerResult, ServerRequestContext
+from mcp.server.lowlevel.server import Server
+from mcp.shared.exceptions import MCPError
+
+from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
+from toolbridge.surfaces.mcp._wire import ProtocolError
+
+__all__ = ["SERVER_NAME", "ContextOf", "build_server", "server_version"]
+
+SERVER_NAME = "toolbridge"
+INSTRUCTIONS = (
+    "toolbridge gives you one catalog of tools. Call tools/list to see the tools you may use; a failed "
+    "call says what was wrong and how to fix it."
+)
+
+ContextOf = Callable[[ServerRequestContext[Any, Any]], CallContext]
+"""Finds the caller of one request (from the HTTP request, or fixed for stdio)."""
+
+
+def server_version() -> str:
+    try:
+        return version("toolbridge")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0"
+
+
+def build_server(bridge: Bridge, context_of: ContextOf) -> Server[Any]:
+    """A low-level SDK server that serves ``bridge``'s tools to the caller ``context_of`` finds."""
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> HandlerResult:
+        return bridge.list_tools(context_of(ctx).principal)
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> HandlerResult:
+        try:
+            return await bridge.call_tool(context_of(ctx), ctx.params or {})
+        except ProtocolError as exc:
+            raise MCPError(exc.code, exc.message, exc.data) from exc
+
+    server: Server[Any] = Server(SERVER_NAME, version=server_version(), instructions=INSTRUCTIONS)
+    server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
+    server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
+    return server

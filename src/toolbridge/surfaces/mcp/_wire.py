@@ -1,0 +1,176 @@
+"""Hub values as MCP wire data: tools, call results and errors, as plain JSON-ready dicts.
+
+These are pure functions shared by the SDK-driven path and the lean stateless path, so both put the
+same bytes on the wire. Field names follow the MCP schema (camelCase).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from toolbridge._shape import CallResult
+from toolbridge.catalog import Tool
+from toolbridge.errors import (
+    CallerError,
+    CredentialsError,
+    ToolbridgeError,
+    ToolNotFound,
+    UpstreamError,
+    problem,
+)
+
+__all__ = [
+    "IDEMPOTENCY_META_KEYS",
+    "REQUEST_ID_META_KEY",
+    "ProtocolError",
+    "ToolCache",
+    "call_result",
+    "error_result",
+    "idempotency_key",
+    "is_tool_error",
+    "new_request_id",
+    "protocol_error",
+    "request_id_from_header",
+]
+
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+IDEMPOTENCY_META_KEYS = ("toolbridge/idempotency-key", "idempotencyKey")
+REQUEST_ID_META_KEY = "toolbridge/request-id"
+PROBLEM_META_KEY = "toolbridge/problem"
+_MAX_IDEMPOTENCY_KEY = 255
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class ProtocolError(Exception):
+    """A JSON-RPC error to answer instead of a result (code, message, data)."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class ToolCache:
+    """Wire forms of tools, built once per tool object (tools are immutable)."""
+
+    def __init__(self) -> None:
+        self._wire: dict[str, tuple[Tool, dict[str, Any]]] = {}
+
+    def wire(self, tool: Tool) -> dict[str, Any]:
+        cached = self._wire.get(tool.name)
+        if cached is not None and cached[0] is tool:
+            return cached[1]
+        wire = tool_to_wire(tool)
+        self._wire[tool.name] = (tool, wire)
+        return wire
+
+    def listing(self, tools: list[Tool]) -> list[dict[str, Any]]:
+        return [self.wire(tool) for tool in tools]
+
+
+def tool_to_wire(tool: Tool) -> dict[str, Any]:
+    """The MCP ``Tool`` object for ``tool``."""
+    hints = tool.annotations
+    annotations: dict[str, Any] = {
+        "readOnlyHint": hints.read_only,
+        "destructiveHint": hints.destructive,
+        "idempotentHint": hints.idempotent,
+        "openWorldHint": hints.open_world,
+    }
+    wire: dict[str, Any] = {"name": tool.name}
+    if tool.title:
+        wire["title"] = tool.title
+        annotations["title"] = tool.title
+    wire["description"] = tool.description
+    wire["inputSchema"] = _plain(tool.input_schema)
+    if tool.output_schema is not None:
+        wire["outputSchema"] = _plain(tool.output_schema)
+    wire["annotations"] = annotations
+    return wire
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of a JSON value made of dicts and lists (schemas may hold read-only mappings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def call_result(result: CallResult, *, output_schema: bool) -> dict[str, Any]:
+    """The ``CallToolResult`` for a successful call.
+
+    ``structuredContent`` carries the value when it is a JSON object. A result cut by the hub's size cap
+    keeps its marker text; when the tool declares an output schema the cut result cannot conform to
+    it, so it is flagged ``isError`` (clients validate only successful structured results).
+    """
+    wire: dict[str, Any] = {"content": [{"type": "text", "text": result.text}]}
+    if isinstance(result.value, dict) and not result.truncated:
+        wire["structuredContent"] = result.value
+    wire["isError"] = result.truncated and output_schema
+    wire["resultType"] = "complete"
+    wire["_meta"] = {REQUEST_ID_META_KEY: result.request_id}
+    return wire
+
+
+def is_tool_error(exc: ToolbridgeError) -> bool:
+    """Whether ``exc`` belongs in a ``CallToolResult`` (the model can act on it) rather than a protocol error."""
+    if isinstance(exc, ToolNotFound):
+        return False
+    return isinstance(exc, CallerError | UpstreamError | CredentialsError)
+
+
+def error_result(exc: ToolbridgeError, request_id: str) -> dict[str, Any]:
+    """A ``CallToolResult`` with ``isError`` whose text says what was wrong and what to do."""
+    text = f"{exc.title}: {exc.message}"
+    if exc.hint:
+        text += f"\nhint: {exc.hint}"
+    return {
+        "content": [{"type": "text", "text": text}],
+        "isError": True,
+        "resultType": "complete",
+        "_meta": {REQUEST_ID_META_KEY: request_id, PROBLEM_META_KEY: problem(exc)},
+    }
+
+
+def protocol_error(exc: ToolbridgeError) -> ProtocolError:
+    """The JSON-RPC error for a failure that is not the tool's (unknown tool, server trouble)."""
+    message = f"{exc.message}: {exc.hint}" if exc.hint else exc.message
+    code = INVALID_PARAMS if isinstance(exc, ToolNotFound) else INTERNAL_ERROR
+    return ProtocolError(code, message, problem(exc))
+
+
+def idempotency_key(params: Mapping[str, Any] | None) -> str | None:
+    """The idempotency key a client put in the request's ``_meta``, if any."""
+    meta = params.get("_meta") if params else None
+    if not isinstance(meta, Mapping):
+        return None
+    for key in IDEMPOTENCY_META_KEYS:
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not 0 < len(value) <= _MAX_IDEMPOTENCY_KEY:
+            raise ProtocolError(
+                INVALID_PARAMS,
+                f"_meta[{key!r}] must be a string of 1 to {_MAX_IDEMPOTENCY_KEY} characters: "
+                "send a unique key per logical operation (a UUID works)",
+            )
+        return value
+    return None
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def request_id_from_header(value: str | None) -> str:
+    """The caller's ``X-Request-Id`` when it is a sane token, else a fresh id."""
+    if value is not None and _REQUEST_ID.fullmatch(value):
+        return value
+    return new_request_id()

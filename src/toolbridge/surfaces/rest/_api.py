@@ -1,0 +1,181 @@
+"""The REST surface: ``/v1`` — list tools, call them, read the call log. Every call ends in ``Hub.call``.
+
+Errors are RFC 9457 problem documents (``application/problem+json``); the API's own OpenAPI document is
+served at ``/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from toolbridge._shape import CallResult
+from toolbridge.catalog import Tool
+from toolbridge.errors import BadRequest, ToolbridgeError, problem
+from toolbridge.hub import Hub
+from toolbridge.policy import Principal
+
+__all__ = ["create_rest_app", "problem_response", "tool_document"]
+
+_PROBLEM = "application/problem+json"
+_IDEMPOTENCY_KEY_MAX = 255
+
+_CALL_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"arguments": {"type": "object", "description": "the tool's arguments"}},
+        }}},
+    }
+}
+
+
+def problem_response(exc: ToolbridgeError, *, instance: str | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(problem(exc, instance=instance), status_code=exc.status, media_type=_PROBLEM,
+                        headers=headers)
+
+
+def tool_document(tool: Tool) -> dict[str, Any]:
+    a = tool.annotations
+    doc: dict[str, Any] = {
+        "name": tool.name, "connector": tool.connector, "description": tool.description,
+        "input_schema": tool.input_schema,
+        "annotations": {"read_only": a.read_only, "destructive": a.destructive, "idempotent": a.idempotent,
+                        "open_world": a.open_world},
+        "cost": tool.cost,
+    }
+    if tool.title:
+        doc["title"] = tool.title
+    if tool.output_schema is not None:
+        doc["output_schema"] = tool.output_schema
+    return doc
+
+
+def _result_document(result: CallResult) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "tool": result.tool, "request_id": result.request_id, "truncated": result.truncated,
+        "size": result.size, "duration_ms": round(result.duration_ms, 3),
+    }
+    if result.truncated:
+        body["text"] = result.text
+    else:
+        body["result"] = result.value
+    return body
+
+
+async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None,
+                     x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+    hub: Hub = request.app.state.hub
+    return await hub.authenticate(_bearer(authorization) or x_api_key, request_id=request.headers.get("x-request-id"))
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+
+
+def create_rest_app(hub: Hub) -> FastAPI:
+    """The ``/v1`` application (mount it at ``/v1``)."""
+    app = FastAPI(
+        title="toolbridge", version="1", openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
+        description="One catalog of tools for AI agents. Authenticate with `Authorization: Bearer <key>`.",
+    )
+
+    app.state.hub = hub
+
+    @app.get("/tools", summary="List the tools this agent may call")
+    async def list_tools(caller: Caller) -> dict[str, Any]:
+        return {"tools": [tool_document(t) for t in hub.list_tools(caller)]}
+
+    @app.get("/tools/{name}", summary="Describe one tool")
+    async def get_tool(name: str, caller: Caller) -> dict[str, Any]:
+        return tool_document(hub.get_tool(caller, name))
+
+    @app.post("/tools/{name}/call", summary="Call a tool", openapi_extra=_CALL_BODY)
+    async def call_tool(name: str, request: Request, caller: Caller,
+                        idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+        arguments = _arguments(await request.body())
+        result = await hub.call(caller, name, arguments, idempotency_key=_checked_key(idempotency_key),
+                                request_id=request.headers.get("x-request-id"))
+        return JSONResponse(_result_document(result))
+
+    @app.get("/calls", summary="The caller's recent calls, from the audit log")
+    async def list_calls(caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                         tool: str | None = None) -> dict[str, Any]:
+        records = await hub.audit.tail(limit, tool=tool, principal=caller.id)
+        return {"calls": [_call_document(r.as_dict()) for r in records]}
+
+    _install_error_handlers(app)
+    return app
+
+
+def _call_document(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("seq", "ts", "request_id", "tool", "outcome", "error_code", "duration_ms",
+                                "args_digest")}
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _arguments(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}",
+                         hint='send {"arguments": {...}} with Content-Type: application/json') from None
+    if not isinstance(data, dict) or set(data) - {"arguments"}:
+        raise BadRequest('the request body must be an object with one key, "arguments"',
+                         hint='send {"arguments": {"name": value}}')
+    arguments = data.get("arguments", {})
+    if arguments is None:
+        return {}
+    if not isinstance(arguments, dict):
+        raise BadRequest('"arguments" must be a JSON object', hint='send {"arguments": {"name": value}}')
+    return arguments
+
+
+def _checked_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not key or len(key) > _IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+        raise BadRequest(
+            "the Idempotency-Key header must be 1-255 printable ASCII characters",
+            hint="use a UUID or another unique token per logical operation",
+        )
+    return key
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def toolbridge_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ToolbridgeError)
+        return problem_response(exc, instance=request.url.path)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        details = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
+        bad = BadRequest("the request is not valid: " + "; ".join(f"{d['field']}: {d['error']}" for d in details),
+                         hint="see /v1/openapi.json for the request format")
+        return problem_response(bad, instance=request.url.path)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        body = {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code,
+                "detail": f"{request.method} {request.url.path}: {exc.detail}"}
+        if exc.status_code == 404:
+            body["hint"] = "see /v1/openapi.json for the endpoints"
+        return JSONResponse(body, status_code=exc.status_code, media_type=_PROBLEM, headers=exc.headers)
+
+    app.add_exception_handler(ToolbridgeError, toolbridge_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,0 +1,129 @@
+"""Storage against real SQLite files and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import sqlalchemy as sa
+
+from toolbridge import AuthenticationError, ConfigurationError, Hub, Principal, StorageError
+from toolbridge.audit import AuditEntry, AuditLog
+from toolbridge.storage import Database, audit_events, audit_head
+
+pytestmark = pytest.mark.anyio
+
+
+def entry(tool: str = "t.x", outcome: str = "ok") -> AuditEntry:
+    return AuditEntry(ts=dt.datetime.now(dt.UTC), request_id="r1", principal="agent:a", tool=tool,
+                      args_digest="0" * 64, outcome=outcome, error_code=None, duration_ms=1.25)
+
+
+async def test_migrations_are_idempotent(database_url: str) -> None:
+    async with Database(database_url) as db:
+        await db.migrate()  # a second run (another replica starting) changes nothing
+        async with db.transaction() as conn:
+            version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
+    assert version == "0001"
+
+
+async def test_agent_keys_are_stored_hashed_and_revocable(database_url: str) -> None:
+    async with Hub(database=database_url, key_cache_ttl=0) as hub:
+        key = await hub.agents.create("alice", ["notes.*", "*:read"])
+        principal = await hub.authenticate(key)
+        assert principal == Principal.agent("alice", ["notes.*:write", "*:read"], key_id=principal.key_id)
+        async with hub.database.transaction() as conn:
+            dump = str((await conn.execute(sa.text("SELECT * FROM api_keys"))).all())
+        assert key not in dump and key.split("_")[-1] not in dump
+        [info] = await hub.agents.list()
+        assert (info.name, info.active_keys, info.source) == ("alice", 1, "cli")
+        assert await hub.agents.revoke("alice") == 1
+        with pytest.raises(AuthenticationError, match="unknown or revoked"):
+            await hub.authenticate(key)
+
+
+async def test_bad_keys_are_refused_and_audited(database_url: str) -> None:
+    async with Hub(database=database_url) as hub:
+        for bad in [None, "", "nope", "tb_000000000000_wrong"]:
+            with pytest.raises(AuthenticationError):
+                await hub.authenticate(bad)
+        await hub.audit.flush()
+        rows = await hub.audit.tail(10)
+    assert [r.entry.outcome for r in rows] == ["denied"] * 4
+    assert {r.entry.error_code for r in rows} == {"unauthenticated"}
+
+
+async def test_config_agents_keep_their_scopes(database_url: str) -> None:
+    async with Hub(database=database_url, agents={"bot": ["util.*"]}) as hub:
+        key = await hub.agents.create("bot")
+        assert [str(s) for s in (await hub.authenticate(key)).scopes] == ["util.*:write"]
+        with pytest.raises(ConfigurationError, match="does not exist and no scope"):
+            await hub.agents.create("ghost")
+        with pytest.raises(ConfigurationError, match="did you mean 'bot'"):
+            await hub.agents.revoke("bott")
+
+
+async def test_audit_verify_detects_edits_and_deletions(database_url: str) -> None:
+    async with Database(database_url) as db, AuditLog(db) as log:
+        for i in range(5):
+            await log.record(entry(tool=f"t.{i}"))
+        await log.flush()
+        assert (await log.verify()).ok
+        async with db.transaction() as conn:
+            await conn.execute(audit_events.update().where(audit_events.c.seq == 3).values(outcome="denied"))
+        result = await log.verify()
+        assert (result.ok, result.first_bad_seq, result.checked) == (False, 3, 2)
+        assert "modified" in str(result.reason)
+        async with db.transaction() as conn:
+            await conn.execute(audit_events.update().where(audit_events.c.seq == 3).values(outcome="ok"))
+            await conn.execute(audit_events.delete().where(audit_events.c.seq == 5))
+        result = await log.verify()
+        assert not result.ok and "deleted from the end" in str(result.reason)
+        async with db.transaction() as conn:
+            await conn.execute(audit_events.delete().where(audit_events.c.seq == 2))
+            await conn.execute(audit_head.update().values(seq=4))
+        result = await log.verify()
+        assert (result.ok, result.first_bad_seq) == (False, 3)
+
+
+_WRITER = textwrap.dedent(
+    """
+    import anyio, datetime as dt, sys
+    from toolbridge.audit import AuditEntry, AuditLog
+    from toolbridge.storage import Database
+
+    async def main():
+        async with Database(sys.argv[1]) as db, AuditLog(db) as log:
+            for i in range(200):
+                await log.record(AuditEntry(dt.datetime.now(dt.UTC), "r", "p", f"w.{sys.argv[2]}", "0" * 64,
+                                            "ok", None, 0.5))
+                if i % 20 == 0:
+                    await log.flush()
+    anyio.run(main)
+    """
+)
+
+
+async def test_two_processes_share_one_linear_chain(database_url: str) -> None:
+    async with Database(database_url):
+        pass  # migrate once before the writers race
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, database_url, str(n)]) for n in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    async with Database(database_url) as db:
+        result = await AuditLog(db).verify()
+    assert result.ok and result.checked == 400
+
+
+async def test_unreachable_database_is_a_clear_error() -> None:
+    with pytest.raises(StorageError, match="cannot open or migrate the database at postgresql") as info:
+        async with Database("postgresql://nobody:secret@127.0.0.1:1/none"):
+            pass
+    assert "secret" not in str(info.value)
+
+
+def test_unsupported_backend_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="not supported"):
+        Database("mysql://localhost/x")

@@ -1,0 +1,198 @@
+"""The REST surface, in-process over ASGI (httpx2.ASGITransport), against a real hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx2
+import pytest
+
+from toolbridge import Client, Hub, InvalidArguments, PermissionDenied, ToolNotFound
+from toolbridge.errors import AuthenticationError
+from toolbridge.surfaces.app import create_app
+
+pytestmark = pytest.mark.anyio
+BASE = "http://toolbridge.test"
+
+
+@dataclass
+class Served:
+    hub: Hub
+    http: httpx2.AsyncClient
+    writer_key: str
+    reader_key: str
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.writer_key}"}
+
+
+def make_hub() -> Hub:
+    hub = Hub(agents={"writer": ["notes.*"], "reader": ["*:read"]})
+
+    @hub.tool(connector="notes", read_only=True)
+    def count(text: str) -> int:
+        """Count words."""
+        return len(text.split())
+
+    @hub.tool(connector="notes")
+    async def add(text: str) -> dict[str, str]:
+        """Add a note."""
+        return {"added": text}
+
+    return hub
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    hub = make_hub()
+    app = create_app(hub, max_body_bytes=10_000)
+    async with app.router.lifespan_context(app):
+        writer, reader = await hub.agents.create("writer"), await hub.agents.create("reader")
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=BASE) as http:
+            yield Served(hub, http, writer, reader)
+
+
+async def test_list_tools_is_per_agent(served: Served) -> None:
+    writer = await served.http.get("/v1/tools", headers=served.auth())
+    reader = await served.http.get("/v1/tools", headers=served.auth(served.reader_key))
+    assert [t["name"] for t in writer.json()["tools"]] == ["notes.add", "notes.count"]
+    assert [t["name"] for t in reader.json()["tools"]] == ["notes.count"]
+    count = reader.json()["tools"][0]
+    assert count["annotations"]["read_only"] is True
+    assert count["input_schema"]["required"] == ["text"]
+
+
+async def test_call_and_call_log(served: Served) -> None:
+    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": "hi"}},
+                                      headers={**served.auth(), "X-Request-Id": "req-123"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["result"] == {"added": "hi"} and body["request_id"] == "req-123" and not body["truncated"]
+    await served.hub.audit.flush()
+    calls = (await served.http.get("/v1/calls", headers=served.auth())).json()["calls"]
+    assert [(c["tool"], c["outcome"], c["request_id"]) for c in calls] == [("notes.add", "ok", "req-123")]
+    reader_calls = (await served.http.get("/v1/calls", headers=served.auth(served.reader_key))).json()
+    assert reader_calls["calls"] == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [({}, "no API key was sent"), ({"Authorization": "Bearer tb_nope"}, "not valid"),
+     ({"Authorization": "Basic abc"}, "no API key was sent")],
+)
+async def test_missing_or_bad_key_is_401_problem(served: Served, headers: dict[str, str], detail: str) -> None:
+    response = await served.http.get("/v1/tools", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert detail in response.json()["detail"]
+
+
+async def test_revoked_key_is_refused(served: Served) -> None:
+    await served.hub.agents.revoke("reader")
+    response = await served.http.get("/v1/tools", headers=served.auth(served.reader_key))
+    assert response.status_code == 401
+
+
+async def test_x_api_key_header_works(served: Served) -> None:
+    response = await served.http.get("/v1/tools", headers={"X-API-Key": served.reader_key})
+    assert response.status_code == 200
+
+
+async def test_missing_scope_is_403_naming_it(served: Served) -> None:
+    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": "x"}},
+                                      headers=served.auth(served.reader_key))
+    assert response.status_code == 403
+    problem = response.json()
+    assert problem["code"] == "permission_denied" and problem["missing_scope"] == "notes.add:write"
+    assert problem["type"].endswith("/permission_denied")
+
+
+async def test_unknown_tool_is_404_with_suggestions(served: Served) -> None:
+    response = await served.http.post("/v1/tools/notes.ad/call", json={}, headers=served.auth())
+    assert response.status_code == 404
+    assert response.json()["suggestions"] == ["notes.add"]
+    assert "did you mean 'notes.add'?" in response.json()["hint"]
+
+
+async def test_invalid_arguments_are_422_with_fields(served: Served) -> None:
+    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": 5, "x": 1}},
+                                      headers=served.auth())
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {"(arguments)", "text"}
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [(b"{not json", "not valid JSON"), (b'{"args": {}}', 'one key, "arguments"'),
+     (b'{"arguments": [1]}', "must be a JSON object"), (b"[]", 'one key, "arguments"')],
+)
+async def test_malformed_bodies_are_400(served: Served, content: bytes, detail: str) -> None:
+    response = await served.http.post("/v1/tools/notes.add/call", content=content,
+                                      headers={**served.auth(), "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert detail in response.json()["detail"]
+
+
+async def test_body_over_limit_is_413(served: Served) -> None:
+    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": "x" * 20_000}},
+                                      headers=served.auth())
+    assert response.status_code == 413
+    assert response.json()["limit"] == 10_000
+
+
+async def test_chunked_body_over_limit_is_413(served: Served) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"arguments": {"text": "'
+        for _ in range(30):
+            yield b"x" * 1000
+        yield b'"}}'
+
+    response = await served.http.post("/v1/tools/notes.add/call", content=chunks(), headers=served.auth())
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "bad\x01key"])
+async def test_bad_idempotency_keys_are_400(served: Served, key: str) -> None:
+    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": "x"}},
+                                      headers={**served.auth(), "Idempotency-Key": key})
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["detail"]
+
+
+async def test_openapi_document_and_unknown_route(served: Served) -> None:
+    spec = (await served.http.get("/v1/openapi.json")).json()
+    assert {"/tools", "/tools/{name}", "/tools/{name}/call", "/calls"} <= set(spec["paths"])
+    missing = await served.http.get("/v1/nothing", headers=served.auth())
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_python_client_against_rest(served: Served) -> None:
+    async with Client(BASE, api_key=served.writer_key, http_client=served.http) as client:
+        tools = await client.list_tools()
+        assert [t.name for t in tools] == ["notes.add", "notes.count"]
+        assert tools[1].annotations.read_only
+        result = await client.call("notes.count", {"text": "a b c"})
+        assert (result.value, result.text) == (3, "3")
+        with pytest.raises(ToolNotFound) as info:
+            await client.call("notes.cnt", {})
+        assert info.value.suggestions == ["notes.count"]
+        with pytest.raises(InvalidArguments) as invalid:
+            await client.call("notes.count", {"text": 1})
+        assert invalid.value.errors[0]["field"] == "text"
+    async with Client(BASE, api_key=served.reader_key, http_client=served.http) as reader:
+        with pytest.raises(PermissionDenied) as denied:
+            await reader.call("notes.add", {"text": "x"})
+        assert denied.value.missing_scope == "notes.add:write"
+    async with Client(BASE, api_key="tb_bad", http_client=served.http) as nobody:
+        with pytest.raises(AuthenticationError):
+            await nobody.list_tools()
+    assert not served.http.is_closed  # the client closes only what it created
+
+
+async def test_health(served: Served) -> None:
+    response = await served.http.get("/healthz")
+    assert response.json() == {"status": "ok", "tools": 2}
