@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -249,8 +250,14 @@ class ModernMcpTarget:
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[Call]:
-        headers = {"content-type": "application/json", "accept": _ACCEPT, "mcp-protocol-version": MODERN,
-                   "mcp-method": "tools/call", "mcp-name": self.tool, **_auth(self.key)}
+        headers = {
+            "content-type": "application/json",
+            "accept": _ACCEPT,
+            "mcp-protocol-version": MODERN,
+            "mcp-method": "tools/call",
+            "mcp-name": self.tool,
+            **_auth(self.key),
+        }
         meta = {_META_VERSION: MODERN, _META_CAPABILITIES: {}, _META_CLIENT: _CLIENT_INFO}
         async with self.connect(_base(self.url)) as conn:
             yield _caller(conn.prepare("POST", self.url, headers), _tools_call(self.tool, meta), self.name)
@@ -275,17 +282,25 @@ class HandshakeMcpTarget:
             if session:
                 headers["mcp-session-id"] = session
             note = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
-            _check(await conn.prepare("POST", self.url, headers)(note), f"{self.name} initialized", status=202)
+            _check(
+                await conn.prepare("POST", self.url, headers)(note), f"{self.name} initialized", status=202
+            )
             try:
-                yield _caller(conn.prepare("POST", self.url, headers), _tools_call(self.tool, None), self.name)
+                yield _caller(
+                    conn.prepare("POST", self.url, headers), _tools_call(self.tool, None), self.name
+                )
             finally:
                 if session:
                     with anyio.move_on_after(5):
                         await conn.prepare("DELETE", self.url, headers)(b"")
 
     async def _initialize(self, conn: Connection, headers: dict[str, str]) -> str | None:
-        body = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": HANDSHAKE, "capabilities": {}, "clientInfo": _CLIENT_INFO}}
+        body = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": HANDSHAKE, "capabilities": {}, "clientInfo": _CLIENT_INFO},
+        }
         reply = await conn.prepare("POST", self.url, headers)(json.dumps(body).encode())
         _check(reply, f"{self.name} initialize")
         return reply.headers.get("mcp-session-id")
@@ -335,6 +350,37 @@ class InProcessTarget:
 
 # -- load shapes ---------------------------------------------------------------------------------------
 
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal, in /proc/stat's "cpu" line
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+ServerCpu = Callable[[], float] | None
+"""Reads the CPU seconds the server process has used; None when the server is this process."""
+
+
+def _machine_busy() -> float:
+    """CPU seconds all processes on the machine have used (every core, 10 ms resolution)."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
+    return sum(int(fields[i]) for i in _BUSY_FIELDS) / _TICKS
+
+
+@dataclass(frozen=True)
+class Usage:
+    """CPU seconds used while a load ran, by the server, this (client) process, and the whole machine."""
+
+    server: float
+    client: float
+    machine: float
+
+    @classmethod
+    def now(cls, server_cpu: ServerCpu) -> Usage:
+        if server_cpu is None:  # the server is this process
+            return cls(time.process_time(), 0.0, _machine_busy())
+        return cls(server_cpu(), time.process_time(), _machine_busy())
+
+    def since(self, start: Usage) -> Usage:
+        return Usage(self.server - start.server, self.client - start.client, self.machine - start.machine)
+
 
 @dataclass(frozen=True)
 class Latency:
@@ -343,37 +389,55 @@ class Latency:
     median_ms: float
     p99_ms: float
     mean_ms: float
+    server_cpu_us_per_call: float
+    server_share: float
+    client_share: float
+    other_share: float
+    """CPU used by every other process on the machine meanwhile, in cores (2 cores: up to 200%)."""
 
     @property
     def throughput(self) -> float:
         return self.calls / self.seconds
 
     @classmethod
-    def of(cls, samples_ns: list[int], seconds: float) -> Latency:
+    def of(cls, samples_ns: list[int], seconds: float, usage: Usage) -> Latency:
         ordered = sorted(samples_ns)
         n = len(ordered)
         median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
         p99 = ordered[max(0, math.ceil(0.99 * n) - 1)]
-        return cls(n, seconds, median / 1e6, p99 / 1e6, sum(ordered) / n / 1e6)
+        other = max(0.0, usage.machine - usage.server - usage.client)
+        return cls(
+            n,
+            seconds,
+            median / 1e6,
+            p99 / 1e6,
+            sum(ordered) / n / 1e6,
+            usage.server / n * 1e6,
+            usage.server / seconds,
+            usage.client / seconds,
+            other / seconds,
+        )
 
 
-async def sequential(target: Target, *, calls: int, warmup: int) -> Latency:
+async def sequential(target: Target, *, calls: int, warmup: int, server_cpu: ServerCpu) -> Latency:
     """``calls`` calls one after another on one connection, after ``warmup`` unmeasured ones."""
     clock = time.perf_counter_ns
     samples: list[int] = []
     async with target.client() as call:
         for _ in range(warmup):
             await call()
-        began = clock()
+        began, usage = clock(), Usage.now(server_cpu)
         for _ in range(calls):
             start = clock()
             await call()
             samples.append(clock() - start)
-        seconds = (clock() - began) / 1e9
-    return Latency.of(samples, seconds)
+        seconds, used = (clock() - began) / 1e9, Usage.now(server_cpu).since(usage)
+    return Latency.of(samples, seconds, used)
 
 
-async def concurrent(target: Target, *, clients: int, calls_each: int, warmup: int) -> Latency:
+async def concurrent(
+    target: Target, *, clients: int, calls_each: int, warmup: int, server_cpu: ServerCpu
+) -> Latency:
     """``clients`` clients, each on its own connection, each making ``calls_each`` calls back to back.
 
     Every client connects and warms up first; the clock starts when all are ready and stops when the
@@ -382,10 +446,11 @@ async def concurrent(target: Target, *, clients: int, calls_each: int, warmup: i
     clock = time.perf_counter_ns
     samples: list[int] = []
     ready = done = ended = 0
+    used: Usage | None = None
     all_ready, go = anyio.Event(), anyio.Event()
 
     async def worker() -> None:
-        nonlocal ready, done, ended
+        nonlocal ready, done, ended, used
         async with target.client() as call:
             for _ in range(warmup):
                 await call()
@@ -398,13 +463,14 @@ async def concurrent(target: Target, *, clients: int, calls_each: int, warmup: i
                 await call()
                 samples.append(clock() - start)
             done += 1
-            if done == clients:
-                ended = clock()  # before the clients close their connections
+            if done == clients:  # before the clients close their connections
+                ended, used = clock(), Usage.now(server_cpu).since(usage)
 
     async with anyio.create_task_group() as tg:
         for _ in range(clients):
             tg.start_soon(worker)
         await all_ready.wait()
-        began = clock()
+        began, usage = clock(), Usage.now(server_cpu)
         go.set()
-    return Latency.of(samples, (ended - began) / 1e9)
+    assert used is not None
+    return Latency.of(samples, (ended - began) / 1e9, used)

@@ -39,6 +39,7 @@ from _load import (
     ModernMcpTarget,
     RestTarget,
     SdkMcpTarget,
+    ServerCpu,
     Target,
     concurrent,
     connector,
@@ -71,9 +72,6 @@ class Outcome:
     label: str
     sequential: Latency | None = None
     concurrent: Latency | None = None
-    server_cpu_us_per_call: float | None = None
-    server_cpu_share_concurrent: float | None = None
-    client_cpu_share_concurrent: float | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -96,18 +94,14 @@ class Plan:
 # -- running one target --------------------------------------------------------------------------------
 
 
-def measure(target: Target, plan: Plan, cpu: Callable[[], float], outcome: Outcome) -> None:
+def measure(target: Target, plan: Plan, cpu: ServerCpu, outcome: Outcome) -> None:
     """Run both load shapes against ``target``; ``cpu`` reads the CPU seconds of whatever serves it."""
-    before = cpu()
-    outcome.sequential = _run(sequential(target, calls=plan.calls, warmup=plan.warmup))
-    outcome.server_cpu_us_per_call = (cpu() - before) / (plan.calls + plan.warmup) * 1e6
-    server_before, client_before, wall_before = cpu(), time.process_time(), time.perf_counter()
+    outcome.sequential = _run(sequential(target, calls=plan.calls, warmup=plan.warmup, server_cpu=cpu))
     outcome.concurrent = _run(
-        concurrent(target, clients=plan.clients, calls_each=plan.calls_each, warmup=plan.warmup_each)
+        concurrent(
+            target, clients=plan.clients, calls_each=plan.calls_each, warmup=plan.warmup_each, server_cpu=cpu
+        )
     )
-    wall = time.perf_counter() - wall_before
-    outcome.server_cpu_share_concurrent = (cpu() - server_before) / wall
-    outcome.client_cpu_share_concurrent = (time.process_time() - client_before) / wall
 
 
 def _run(coro: Awaitable[Latency]) -> Latency:
@@ -175,14 +169,16 @@ def run_inprocess(plan: Plan, outcome: Outcome) -> None:
     async def both() -> None:
         async with hub:
             with anyio.fail_after(TARGET_TIMEOUT):
-                started = time.process_time()
-                outcome.sequential = await sequential(target, calls=plan.calls, warmup=plan.warmup)
-                outcome.server_cpu_us_per_call = (
-                    (time.process_time() - started) / (plan.calls + plan.warmup) * 1e6
+                outcome.sequential = await sequential(
+                    target, calls=plan.calls, warmup=plan.warmup, server_cpu=None
                 )
             with anyio.fail_after(TARGET_TIMEOUT):
                 outcome.concurrent = await concurrent(
-                    target, clients=plan.clients, calls_each=plan.calls_each, warmup=plan.warmup_each
+                    target,
+                    clients=plan.clients,
+                    calls_each=plan.calls_each,
+                    warmup=plan.warmup_each,
+                    server_cpu=None,
                 )
 
     anyio.run(both)
@@ -270,27 +266,38 @@ def _f(value: float | None, spec: str) -> str:
 
 
 def table(results: dict[str, Outcome], plan: Plan) -> str:
+    sub = f"{plan.clients} cl."
     lines = [
-        f"sequential: {plan.calls} calls after {plan.warmup} warm-up, one keep-alive connection;  "
-        f"concurrent: {plan.clients} clients x {plan.calls_each} calls, one connection each",
+        f"client: {plan.client};  sequential: {plan.calls} calls after {plan.warmup} warm-up on one "
+        f"keep-alive connection;  concurrent: {plan.clients} clients x {plan.calls_each} calls, "
+        "one connection each",
         "",
+        f"{'':<52} {'---- sequential ----':>24} {'------------------ concurrent ------------------':>50}",
         f"{'target':<52} {'median':>7} {'p99':>7} {'srv CPU':>8} {'calls/s':>8} {'median':>7} {'p99':>7} "
-        f"{'cli CPU':>7}",
-        f"{'':<52} {'ms':>7} {'ms':>7} {'us/call':>8} {f'{plan.clients} cl.':>8} {'ms':>7} {'ms':>7} "
-        f"{'share':>7}",
-        "-" * 110,
+        f"{'server':>6} {'client':>6} {'others':>6}",
+        f"{'':<52} {'ms':>7} {'ms':>7} {'us/call':>8} {sub:>8} {'ms':>7} {'ms':>7} "
+        f"{'CPU':>6} {'CPU':>6} {'CPU':>6}",
+        "-" * 127,
     ]
     for o in results.values():
         if o.error:
             lines.append(f"{o.label:<52} FAILED: {o.error[:200]}")
             continue
         s, c = o.sequential, o.concurrent
+        client = "-" if o.name == "inprocess" else _f(c and c.client_share, "6.0%")
         lines.append(
             f"{o.label:<52} {_f(s and s.median_ms, '7.3f')} {_f(s and s.p99_ms, '7.3f')} "
-            f"{_f(o.server_cpu_us_per_call, '8.0f')} {_f(c and c.throughput, '8.0f')} "
+            f"{_f(s and s.server_cpu_us_per_call, '8.0f')} {_f(c and c.throughput, '8.0f')} "
             f"{_f(c and c.median_ms, '7.2f')} {_f(c and c.p99_ms, '7.2f')} "
-            f"{_f(o.client_cpu_share_concurrent, '7.0%')}"
+            f"{_f(c and c.server_share, '6.0%')} {client:>6} {_f(c and c.other_share, '6.0%')}"
         )
+    lines += [
+        "srv CPU us/call: the server process's CPU time per call.  CPU columns: CPU time / wall time while "
+        "the load ran,",
+        "for the server, this load-generating client, and every other process on the machine "
+        "(2 cores = 200%).",
+        "A client near 100% limited that throughput itself; 'others' above a few % means a busy machine.",
+    ]
     if any(name.startswith("sdk") for name in results):
         lines.append("* measured through the official mcp client: includes that client's own cost")
     lines += ["", f"{'headline':<52} {'value':>8}  {'goal':<10} met"]
@@ -341,8 +348,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Plan, Path]:
     parser.add_argument(
         "--calls-each", type=int, help="calls per concurrent client (default 200; 25 with --quick)"
     )
-    parser.add_argument("--client", choices=("httpx2", "raw"), default="httpx2",
-                        help="HTTP client for the load: httpx2 (default) or a minimal raw asyncio HTTP/1.1 client")
+    parser.add_argument(
+        "--client",
+        choices=("httpx2", "raw"),
+        default="httpx2",
+        help="HTTP client for the load: httpx2 (default) or a minimal raw asyncio HTTP/1.1 client",
+    )
     parser.add_argument("--database", help="toolbridge database URL (default: in-memory SQLite)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)

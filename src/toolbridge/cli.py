@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from toolbridge._starter import STARTER_CONFIG
@@ -31,7 +31,7 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(audit_app, name="audit")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", "-c", envvar="TOOLBRIDGE_CONFIG",
@@ -43,10 +43,29 @@ DatabaseOption = Annotated[str | None, typer.Option(
 def _settings(config: Path | None, database: str | None = None) -> Settings:
     if config is None and Path("toolbridge.yaml").exists():
         config = Path("toolbridge.yaml")
-    settings = load_settings(config) if config else Settings()
+    try:
+        settings = load_settings(config) if config else Settings()
+    except ToolbridgeError as exc:
+        _fail(exc)
     if database:
         settings = settings.model_copy(update={"server": settings.server.model_copy(update={"database": database})})
     return settings
+
+
+def _hub(config: Path | None, database: str | None) -> Hub:
+    settings = _settings(config, database)
+    try:
+        return Hub.from_settings(settings)
+    except ToolbridgeError as exc:
+        _fail(exc)
+
+
+def _fail(exc: ToolbridgeError) -> NoReturn:
+    """Print our error as one line plus its hint, and exit 1 (no traceback for expected problems)."""
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    if exc.hint:
+        err.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)
+    raise typer.Exit(1)
 
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
@@ -54,10 +73,7 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(fn)
     except ToolbridgeError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
-        if exc.hint:
-            err.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
-        raise typer.Exit(1) from None
+        _fail(exc)
 
 
 # -- init / serve / mcp ---------------------------------------------------------------------------
@@ -141,7 +157,7 @@ def mcp(
 @tools_app.command("list")
 def tools_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """List every tool in the catalog."""
-    hub = Hub.from_settings(_settings(config, database))
+    hub = _hub(config, database)
     table = Table("name", "access", "description")
     for tool in hub.catalog:
         a = tool.annotations
@@ -155,7 +171,7 @@ def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption 
     """Show one tool with its input schema."""
     from toolbridge.surfaces.rest import tool_document
 
-    hub = Hub.from_settings(_settings(config, database))
+    hub = _hub(config, database)
 
     async def main() -> dict[str, Any]:
         return tool_document(hub.get_tool(Principal.local(), name))
@@ -185,7 +201,7 @@ def call(
 ) -> None:
     """Call a tool in-process (audited like any other call) and print its result."""
     arguments = _parse_args(arg or [], json_args)
-    hub = Hub.from_settings(_settings(config, database))
+    hub = _hub(config, database)
 
     async def main() -> str:
         async with hub:
@@ -205,7 +221,7 @@ def agents_create(
     config: ConfigOption = None, database: DatabaseOption = None,
 ) -> None:
     """Create an agent (or a new key for an existing one). The key is shown once."""
-    hub = Hub.from_settings(_settings(config, database))
+    hub = _hub(config, database)
 
     async def main() -> str:
         async with hub:
@@ -219,7 +235,7 @@ def agents_create(
 @agents_app.command("list")
 def agents_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """List agents with their scopes and number of active keys."""
-    hub = Hub.from_settings(_settings(config, database))
+    hub = _hub(config, database)
 
     async def main() -> Any:
         async with hub:
@@ -234,7 +250,7 @@ def agents_list(config: ConfigOption = None, database: DatabaseOption = None) ->
 @agents_app.command("revoke")
 def agents_revoke(name: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Revoke every key of an agent."""
-    hub = Hub.from_settings(_settings(config, database))
+    hub = _hub(config, database)
 
     async def main() -> int:
         async with hub:
@@ -253,7 +269,7 @@ def audit_tail(
     config: ConfigOption = None, database: DatabaseOption = None,
 ) -> None:
     """Show the newest audit rows."""
-    hub = Hub.from_settings(_settings(config, database))
+    hub = _hub(config, database)
 
     async def main() -> Any:
         async with hub:
@@ -275,7 +291,7 @@ def audit_tail(
 @audit_app.command("verify")
 def audit_verify(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Recompute the hash chain; exit 1 and name the first bad row if anything was changed."""
-    hub = Hub.from_settings(_settings(config, database))
+    hub = _hub(config, database)
 
     async def main() -> Any:
         async with hub:
@@ -292,13 +308,7 @@ def audit_verify(config: ConfigOption = None, database: DatabaseOption = None) -
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        app(prog_name="toolbridge")
-    except ToolbridgeError as exc:  # configuration problems raised while building the hub
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            err.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
-        sys.exit(1)
+    app(prog_name="toolbridge")
 
 
 __all__ = ["app", "main"]

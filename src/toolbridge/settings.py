@@ -86,6 +86,14 @@ class Settings(_Model):
     agents: dict[str, AgentSettings] = {}
     source: Path | None = Field(default=None, exclude=True)
 
+    @pydantic.field_validator("server", "limits", "connectors", "agents", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        """A section with only comments under it (YAML null) means its defaults."""
+        if value is None:
+            return {}
+        return value
+
     @property
     def base_dir(self) -> Path:
         return self.source.parent if self.source else Path.cwd()
@@ -190,20 +198,23 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """The line of the deepest key in ``loc`` that exists in the document (1-based)."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
-        child = _child(node, part)
-        if child is None:
+        found = _child(node, part)
+        if found is None:
             break
-        node, line = child, child.start_mark.line + 1
+        key_line, node = found
+        line = key_line
     return line
 
 
-def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
+def _child(node: yaml.Node | None, part: Any) -> tuple[int, yaml.Node] | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if key.value == str(part):
-                return value if not isinstance(value, yaml.ScalarNode) or value.value else key
+                return key.start_mark.line + 1, value
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]  # type: ignore[no-any-return]
+        item: yaml.Node = node.value[part]
+        return item.start_mark.line + 1, item
     return None

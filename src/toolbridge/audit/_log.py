@@ -126,17 +126,23 @@ class AuditLog:
             rows = (await conn.execute(query)).mappings().all()
         return [_record(r) for r in reversed(rows)]
 
-    async def verify(self) -> Verification:
+    async def verify(self, *, chunk: int = 2000) -> Verification:
         """Recompute the whole chain; report the first row whose hash or link does not hold."""
         prev, checked = GENESIS, 0
-        async with self._db.transaction() as conn:
-            result = await conn.stream(sa.select(audit_events).order_by(audit_events.c.seq))
-            async for row in result.mappings():
+        while True:
+            query = (sa.select(audit_events).where(audit_events.c.seq > checked)
+                     .order_by(audit_events.c.seq).limit(chunk))
+            async with self._db.transaction() as conn:
+                rows = (await conn.execute(query)).mappings().all()
+            for row in rows:
                 record = _record(row)
                 bad = _check(record, prev, checked + 1)
                 if bad:
                     return Verification(False, checked, record.seq, bad)
                 prev, checked = record.hash, checked + 1
+            if len(rows) < chunk:
+                break
+        async with self._db.transaction() as conn:
             head = (await conn.execute(sa.select(audit_head).where(audit_head.c.id == 1))).mappings().one()
         if head["seq"] != checked or head["hash"] != prev:
             return Verification(False, checked, None, f"the chain ends at row {checked} but the head says "

@@ -1,6 +1,7 @@
 """The database: one async engine, migrated on open.
 
-SQLite (the default) runs in WAL mode with a busy timeout so several processes — a server and the CLI —
+SQLite (the default) runs in WAL mode; ``sqlite:///:memory:`` means a private temporary file removed on
+close, so concurrent tasks get their own connections. SQLite with a busy timeout so several processes — a server and the CLI —
 can share one file. PostgreSQL is used by URL; migrations take an advisory lock there so replicas that
 start together migrate once.
 """
@@ -8,6 +9,7 @@ start together migrate once.
 from __future__ import annotations
 
 import pathlib
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +20,6 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
 
 from toolbridge.errors import ConfigurationError, StorageError
 
@@ -36,6 +37,7 @@ class Database:
         self.url = _normalize(url)
         self._echo = echo
         self._engine: AsyncEngine | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def dialect(self) -> str:
@@ -48,12 +50,17 @@ class Database:
         return self._engine
 
     async def __aenter__(self) -> Database:
-        self._engine = _create_engine(self.url, echo=self._echo)
+        url = self.url
+        if _is_memory(url):
+            # A private file that lives as long as this object is open: unlike ':memory:', it lets the
+            # audit writer and callers use separate connections concurrently.
+            self._scratch = tempfile.TemporaryDirectory(prefix="toolbridge-")
+            url = f"sqlite+aiosqlite:///{self._scratch.name}/toolbridge.db"
+        self._engine = _create_engine(url, echo=self._echo)
         try:
             await self.migrate()
         except BaseException:
-            await self._engine.dispose()
-            self._engine = None
+            await self.__aexit__(None, None, None)
             raise
         return self
 
@@ -61,6 +68,9 @@ class Database:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     async def migrate(self) -> None:
         try:
@@ -114,13 +124,15 @@ def _normalize(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
+def _is_memory(url: str) -> bool:
     parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
+    if sa.make_url(url).get_backend_name() != "sqlite":
         return create_async_engine(url, echo=echo, pool_pre_ping=True)
-    memory = parsed.database in (None, "", ":memory:")
-    kwargs: dict[str, Any] = {"poolclass": StaticPool} if memory else {}
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **kwargs)
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -1,0 +1,127 @@
+"""`toolbridge serve` as a real process on 127.0.0.1: what `make run` starts, used as a newcomer would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+
+pytestmark = pytest.mark.e2e
+EXAMPLE = Path(__file__).parents[2] / "examples" / "quickstart.yaml"
+TOOLBRIDGE = [sys.executable, "-m", "toolbridge"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base: str
+    key: str
+    cwd: Path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    cwd = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [*TOOLBRIDGE, "serve", "-c", str(EXAMPLE), "--port", str(port), "--create-agent", "assistant"],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        key = _read_key(proc)
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(base)
+        yield Server(base, key, cwd)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _read_key(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(r"\(shown once\): (tb_\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("the server printed no key:\n" + "".join(lines))
+
+
+def _wait_healthy(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"{base}/healthz", timeout=1).json()["status"] == "ok":
+                return
+        except httpx2.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("the server did not become healthy within 30 s")
+
+
+def test_rest_list_and_call_then_audit_shows_them(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {server.key}"}
+    with httpx2.Client(base_url=server.base, headers=headers, trust_env=False) as http:
+        tools = http.get("/v1/tools").json()["tools"]
+        assert "util.calculate" in [t["name"] for t in tools]
+        result = http.post("/v1/tools/util.calculate/call", json={"arguments": {"expression": "6*7"}})
+        assert result.status_code == 200 and result.json()["result"] == 42.0
+        request_id = result.json()["request_id"]
+        denied = http.post("/v1/tools/util.calculate/call", json={"arguments": {"expression": 1}})
+        assert denied.status_code == 422
+    deadline = time.monotonic() + 10
+    rows: list[dict[str, object]] = []
+    while time.monotonic() < deadline:  # the audit writer batches; poll the other process's view
+        out = subprocess.run([*TOOLBRIDGE, "audit", "tail", "--json", "-c", str(EXAMPLE)], cwd=server.cwd,
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        rows = [json.loads(line) for line in out.splitlines()]
+        if any(r["request_id"] == request_id for r in rows) and len(rows) >= 2:
+            break
+        time.sleep(0.2)
+    assert any(r["request_id"] == request_id and r["outcome"] == "ok" for r in rows)
+    assert any(r["error_code"] == "invalid_arguments" for r in rows)
+    verify = subprocess.run([*TOOLBRIDGE, "audit", "verify", "-c", str(EXAMPLE)], cwd=server.cwd,
+                            capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_python_client_against_the_server(server: Server) -> None:
+    import anyio
+
+    from toolbridge import Client, ToolNotFound
+
+    async def main() -> None:
+        async with Client(server.base, api_key=server.key) as client:
+            note = await client.call("notes.add", {"text": "from the client"})
+            listed = await client.call("notes.list", {"contains": "client"})
+            assert listed.value[0]["id"] == note.value["id"]
+            with pytest.raises(ToolNotFound):
+                await client.call("notes.ad", {})
+
+    anyio.run(main)
