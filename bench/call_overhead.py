@@ -15,6 +15,7 @@ as a table and written to bench/results/call_overhead.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -39,13 +40,13 @@ from _load import (
     ModernMcpTarget,
     RestTarget,
     SdkMcpTarget,
-    ServerCpu,
     Target,
     concurrent,
     connector,
     sequential,
 )
 from _procs import BENCH, SERVERS, Server, fastmcp_python, free_port, running
+from _profile import record, summarize
 from servers._uvicorn import SETTINGS as UVICORN_SETTINGS
 
 RESULTS = BENCH / "results" / "call_overhead.json"
@@ -85,6 +86,7 @@ class Plan:
     warmup_each: int
     database: str | None
     client: str
+    profile: Path | None
 
     @property
     def connect(self) -> Connect:
@@ -94,14 +96,26 @@ class Plan:
 # -- running one target --------------------------------------------------------------------------------
 
 
-def measure(target: Target, plan: Plan, cpu: ServerCpu, outcome: Outcome) -> None:
-    """Run both load shapes against ``target``; ``cpu`` reads the CPU seconds of whatever serves it."""
+def measure(target: Target, plan: Plan, server: Server, outcome: Outcome) -> None:
+    """Run both load shapes against ``target`` served by ``server``; with ``--profile``, sample the second."""
+    cpu = server.cpu_seconds
     outcome.sequential = _run(sequential(target, calls=plan.calls, warmup=plan.warmup, server_cpu=cpu))
-    outcome.concurrent = _run(
-        concurrent(
-            target, clients=plan.clients, calls_each=plan.calls_each, warmup=plan.warmup_each, server_cpu=cpu
+    with contextlib.ExitStack() as stack:
+        if plan.profile is not None:
+            plan.profile.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(record(server.pid, plan.profile / f"{outcome.name}.txt"))
+        outcome.concurrent = _run(
+            concurrent(
+                target,
+                clients=plan.clients,
+                calls_each=plan.calls_each,
+                warmup=plan.warmup_each,
+                server_cpu=cpu,
+            )
         )
-    )
+    if plan.profile is not None:
+        report = summarize(plan.profile / f"{outcome.name}.txt", top=25)
+        (plan.profile / f"{outcome.name}.summary.txt").write_text(report + "\n")
 
 
 def _run(coro: Awaitable[Latency]) -> Latency:
@@ -127,7 +141,7 @@ def run_http(name: str, plan: Plan, logs: Path, outcome: Outcome) -> None:
         port = free_port()
         with running(name, [sys.executable, str(SERVERS / "floor.py"), str(port)], port, logs) as server:
             target = ModernMcpTarget(name, f"{server.base_url}/mcp", None, TOOL, plan.connect)
-            measure(target, plan, server.cpu_seconds, outcome)
+            measure(target, plan, server, outcome)
         return
     if name.startswith("fastmcp"):
         port = free_port()
@@ -135,7 +149,7 @@ def run_http(name: str, plan: Plan, logs: Path, outcome: Outcome) -> None:
         with running(name, argv, port, logs) as server:
             url = f"{server.base_url}/mcp"
             kind = ModernMcpTarget if name == "fastmcp" else HandshakeMcpTarget
-            measure(kind(name, url, None, "noop", plan.connect), plan, server.cpu_seconds, outcome)
+            measure(kind(name, url, None, "noop", plan.connect), plan, server, outcome)
         return
     with toolbridge_server(name, plan, logs) as (server, key):
         url = f"{server.base_url}/mcp"
@@ -149,7 +163,7 @@ def run_http(name: str, plan: Plan, logs: Path, outcome: Outcome) -> None:
         else:
             target = SdkMcpTarget(name, url, key, TOOL, mode="2026-07-28" if name == "sdk" else "legacy")
             outcome.notes.append("includes the mcp client's own cost")
-        measure(target, plan, server.cpu_seconds, outcome)
+        measure(target, plan, server, outcome)
 
 
 def run_inprocess(plan: Plan, outcome: Outcome) -> None:
@@ -222,7 +236,7 @@ def ratios(results: dict[str, Outcome]) -> list[tuple[str, float | None, str, bo
 
     rows: list[tuple[str, float | None, str, bool | None]] = []
 
-    def add(what: str, value: float | None, goal: str, ok: Callable[[float], bool]) -> None:
+    def add(what: str, value: float | None, goal: str, ok: Callable[[float], bool | None]) -> None:
         rows.append((what, value, goal, ok(value) if value is not None else None))
 
     add("toolbridge MCP median (ms)", seq("mcp"), "<= 0.9 ms", lambda v: v <= 0.9)
@@ -239,7 +253,7 @@ def ratios(results: dict[str, Outcome]) -> list[tuple[str, float | None, str, bo
         lambda v: v <= 1.5,
     )
     add("toolbridge REST median (ms)", seq("rest"), "<= 0.8 ms", lambda v: v <= 0.8)
-    add("toolbridge REST median / floor median", _ratio(seq("rest"), seq("floor")), "(info)", lambda v: True)
+    add("toolbridge REST median / floor median", _ratio(seq("rest"), seq("floor")), "(info)", lambda v: None)
     add(
         "toolbridge MCP 32-client tput / FastMCP",
         _ratio(tput("mcp"), tput("fastmcp")),
@@ -327,7 +341,7 @@ def write_json(results: dict[str, Outcome], plan: Plan, path: Path) -> None:
         "headline": [{"what": w, "value": v, "goal": g, "met": m} for w, v, g, m in ratios(results)],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
 
 
 # -- command line --------------------------------------------------------------------------------------
@@ -355,6 +369,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Plan, Path]:
         help="HTTP client for the load: httpx2 (default) or a minimal raw asyncio HTTP/1.1 client",
     )
     parser.add_argument("--database", help="toolbridge database URL (default: in-memory SQLite)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample each server with py-spy during the concurrent load; stacks and summaries to DIR",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
     chosen = [t.strip() for spec in args.only for t in spec.split(",") if t.strip()] or list(TARGETS)
@@ -369,6 +389,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Plan, Path]:
         warmup_each=2 if args.quick else 5,
         database=args.database,
         client=args.client,
+        profile=args.profile,
     )
     return [t for t in TARGETS if t in chosen], plan, args.output
 

@@ -41,13 +41,23 @@ def now(timezone: str = "UTC") -> dict[str, str]:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {timezone!r}; use an IANA name such as 'Europe/Paris'") from None
     moment = dt.datetime.now(zone)
-    return {"iso": moment.isoformat(timespec="seconds"), "weekday": moment.strftime("%A"), "timezone": timezone}
+    return {
+        "iso": moment.isoformat(timespec="seconds"),
+        "weekday": moment.strftime("%A"),
+        "timezone": timezone,
+    }
 
 
 _OPS: dict[type, Any] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-    ast.USub: operator.neg, ast.UAdd: operator.pos,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
 }
 
 
@@ -110,8 +120,12 @@ def add_note(text: str, tags: list[str] | None = None) -> Note:
     """
     if not text.strip() or len(text) > 10_000:
         raise ValueError("a note needs 1 to 10,000 characters of text")
-    note: Note = {"id": uuid.uuid4().hex[:12], "text": text, "tags": tags or [],
-                  "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    note: Note = {
+        "id": uuid.uuid4().hex[:12],
+        "text": text,
+        "tags": tags or [],
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     with _lock:
         _save([*_load(), note])
     return note
@@ -127,8 +141,11 @@ def list_notes(tag: str | None = None, contains: str | None = None, limit: int =
     """
     with _lock:
         notes = _load()
-    found = [n for n in reversed(notes) if (tag is None or tag in n["tags"])
-             and (contains is None or contains.lower() in n["text"].lower())]
+    found = [
+        n
+        for n in reversed(notes)
+        if (tag is None or tag in n["tags"]) and (contains is None or contains.lower() in n["text"].lower())
+    ]
     return found[: max(0, limit)]
 
 

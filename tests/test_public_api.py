@@ -6,8 +6,17 @@ import pytest
 
 import toolbridge
 
-PACKAGES = ["toolbridge", "toolbridge.catalog", "toolbridge.policy", "toolbridge.storage", "toolbridge.audit",
-            "toolbridge.connectors", "toolbridge.connectors.python", "toolbridge.surfaces.rest", "toolbridge.errors"]
+PACKAGES = [
+    "toolbridge",
+    "toolbridge.catalog",
+    "toolbridge.policy",
+    "toolbridge.storage",
+    "toolbridge.audit",
+    "toolbridge.connectors",
+    "toolbridge.connectors.python",
+    "toolbridge.surfaces.rest",
+    "toolbridge.errors",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

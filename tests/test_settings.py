@@ -16,13 +16,28 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("server:\n  prot: 80\n", "<toolbridge.yaml>:2: server.prot: unknown key (did you mean 'port'?; valid keys here:"),
-        ("connectors:\n  n:\n    kind: pyhton\n    tools: []\n",
-         "<toolbridge.yaml>:3: connectors.n.kind: 'pyhton' is not a valid choice; choose one of: 'python' (did you mean 'python'?)"),
-        ("connectors:\n  n:\n    kind: python\n    tools:\n      - function: a:b\n        read_onyl: true\n",
-         "<toolbridge.yaml>:6: connectors.n.tools.0.read_onyl: unknown key (did you mean 'read_only'?"),
-        ("agents:\n  bob:\n    scope: ['*']\n", "<toolbridge.yaml>:3: agents.bob.scope: unknown key (and 1 more problem) (did you mean 'scopes'?"),
-        ("limits:\n  call_timeout: -1\n", "<toolbridge.yaml>:2: limits.call_timeout: Input should be greater than 0"),
+        (
+            "server:\n  prot: 80\n",
+            "<toolbridge.yaml>:2: server.prot: unknown key (did you mean 'port'?; valid keys here:",
+        ),
+        (
+            "connectors:\n  n:\n    kind: pyhton\n    tools: []\n",
+            "<toolbridge.yaml>:3: connectors.n.kind: 'pyhton' is not a valid choice; "
+            "choose one of: 'python' (did you mean 'python'?)",
+        ),
+        (
+            "connectors:\n  n:\n    kind: python\n    tools:\n"
+            "      - function: a:b\n        read_onyl: true\n",
+            "<toolbridge.yaml>:6: connectors.n.tools.0.read_onyl: unknown key (did you mean 'read_only'?",
+        ),
+        (
+            "agents:\n  bob:\n    scope: ['*']\n",
+            "<toolbridge.yaml>:3: agents.bob.scope: unknown key (and 1 more problem) (did you mean 'scopes'?",
+        ),
+        (
+            "limits:\n  call_timeout: -1\n",
+            "<toolbridge.yaml>:2: limits.call_timeout: Input should be greater than 0",
+        ),
         ("server: [\n", "<toolbridge.yaml>:2: not valid YAML"),
         ("- a\n", "the top level must be a mapping"),
     ],
@@ -48,16 +63,27 @@ def test_starter_file_parses_and_has_comments() -> None:
 async def test_quickstart_builds_a_working_hub(in_tmp_dir: Path) -> None:
     settings = load_settings(EXAMPLES / "quickstart.yaml")
     assert settings.server.database.endswith(".toolbridge/toolbridge.db")
-    hub = Hub.from_settings(settings.model_copy(update={"server": settings.server.model_copy(
-        update={"database": "sqlite+aiosqlite:///:memory:"})}))
+    hub = Hub.from_settings(
+        settings.model_copy(
+            update={"server": settings.server.model_copy(update={"database": "sqlite+aiosqlite:///:memory:"})}
+        )
+    )
     assert [t.name for t in hub.catalog] == [
-        "notes.add", "notes.delete", "notes.list", "util.calculate", "util.now", "util.text_stats"]
+        "notes.add",
+        "notes.delete",
+        "notes.list",
+        "util.calculate",
+        "util.now",
+        "util.text_stats",
+    ]
     assert hub.catalog.get("notes.delete").annotations.destructive
     async with hub:
         note = await hub.call(Principal.local(), "notes.add", {"text": "hello", "tags": ["t"]})
         listed = await hub.call(Principal.local(), "notes.list", {"tag": "t"})
         assert listed.value == [note.value]
-        assert (await hub.call(Principal.local(), "util.calculate", {"expression": "(17+4)*3/7"})).value == 9.0
+        assert (
+            await hub.call(Principal.local(), "util.calculate", {"expression": "(17+4)*3/7"})
+        ).value == 9.0
         key = await hub.agents.create("reader")
         reader = await hub.authenticate(key)
         assert all(t.annotations.read_only for t in hub.list_tools(reader))
@@ -65,8 +91,12 @@ async def test_quickstart_builds_a_working_hub(in_tmp_dir: Path) -> None:
 
 def test_bad_function_reference_names_the_entry(tmp_path: Path) -> None:
     config = tmp_path / "toolbridge.yaml"
-    config.write_text("connectors:\n  x:\n    kind: python\n    tools:\n      - function: nosuchmodule_zz:f\n")
-    with pytest.raises(ConfigurationError, match=r"connectors.x.tools\[0\]: cannot import module 'nosuchmodule_zz'"):
+    config.write_text(
+        "connectors:\n  x:\n    kind: python\n    tools:\n      - function: nosuchmodule_zz:f\n"
+    )
+    with pytest.raises(
+        ConfigurationError, match=r"connectors.x.tools\[0\]: cannot import module 'nosuchmodule_zz'"
+    ):
         Hub.from_file(config)
 
 

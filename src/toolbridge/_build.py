@@ -9,7 +9,7 @@ from toolbridge.connectors.python import PythonConnector, import_callable
 from toolbridge.errors import ConfigurationError
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
-from toolbridge.settings import PythonConnectorSettings, Settings
+from toolbridge.settings import PythonConnectorSettings, PythonToolSettings, Settings
 
 __all__ = ["build_hub"]
 
@@ -22,9 +22,13 @@ def build_hub(settings: Settings) -> Hub:
     )
     for name, agent in settings.agents.items():
         for scope in agent.scopes:
-            _checked(Scope.parse, scope, f"agents.{name}.scopes")
+            try:
+                Scope.parse(scope)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"agents.{name}.scopes: {exc.message}", hint=exc.hint) from exc
     hub = Hub(
-        database=settings.server.database, limits=limits,
+        database=settings.server.database,
+        limits=limits,
         agents={name: agent.scopes for name, agent in settings.agents.items()},
     )
     for name, connector in settings.connectors.items():
@@ -33,22 +37,28 @@ def build_hub(settings: Settings) -> Hub:
 
 
 def _python_connector(name: str, config: PythonConnectorSettings, settings: Settings) -> PythonConnector:
-    folder = str((settings.base_dir / config.module_path).resolve() if config.module_path else settings.base_dir)
+    folder = str(
+        (settings.base_dir / config.module_path).resolve() if config.module_path else settings.base_dir
+    )
     if folder not in sys.path:
         sys.path.insert(0, folder)
     connector = PythonConnector(name)
     for i, tool in enumerate(config.tools):
-        where = f"connectors.{name}.tools[{i}]"
-        fn = _checked(import_callable, tool.function, where)
-        annotations = ToolAnnotations(read_only=tool.read_only, destructive=tool.destructive,
-                                      idempotent=tool.idempotent or tool.read_only, open_world=False)
-        _checked(lambda f: connector.add(f, name=tool.name, description=tool.description,
-                                         annotations=annotations, title=tool.title), fn, where)
+        _add_tool(connector, tool, f"connectors.{name}.tools[{i}]")
     return connector
 
 
-def _checked(fn, value, where):  # type: ignore[no-untyped-def]
+def _add_tool(connector: PythonConnector, tool: PythonToolSettings, where: str) -> None:
+    annotations = ToolAnnotations(
+        read_only=tool.read_only,
+        destructive=tool.destructive,
+        idempotent=tool.idempotent or tool.read_only,
+        open_world=False,
+    )
     try:
-        return fn(value)
+        fn = import_callable(tool.function)
+        connector.add(
+            fn, name=tool.name, description=tool.description, annotations=annotations, title=tool.title
+        )
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc.message}", hint=exc.hint) from exc

@@ -21,8 +21,12 @@ from toolbridge.settings import Settings, load_settings
 
 T = TypeVar("T")
 
-app = typer.Typer(help="toolbridge: one catalog of tools for AI agents.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="toolbridge: one catalog of tools for AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 tools_app = typer.Typer(help="Inspect the tool catalog.", no_args_is_help=True)
 agents_app = typer.Typer(help="Create, list and revoke agents and their API keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="Read and verify the hash-chained audit log.", no_args_is_help=True)
@@ -33,11 +37,21 @@ app.add_typer(audit_app, name="audit")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", envvar="TOOLBRIDGE_CONFIG",
-    help="toolbridge.yaml to use [default: ./toolbridge.yaml if present]")]
-DatabaseOption = Annotated[str | None, typer.Option(
-    "--database", envvar="TOOLBRIDGE_DATABASE", help="Database URL, overriding the config file's")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="TOOLBRIDGE_CONFIG",
+        help="toolbridge.yaml to use [default: ./toolbridge.yaml if present]",
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database", envvar="TOOLBRIDGE_DATABASE", help="Database URL, overriding the config file's"
+    ),
+]
 
 
 def _settings(config: Path | None, database: str | None = None) -> Settings:
@@ -48,7 +62,9 @@ def _settings(config: Path | None, database: str | None = None) -> Settings:
     except ToolbridgeError as exc:
         _fail(exc)
     if database:
-        settings = settings.model_copy(update={"server": settings.server.model_copy(update={"database": database})})
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update={"database": database})}
+        )
     return settings
 
 
@@ -78,6 +94,7 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
 
 # -- init / serve / mcp ---------------------------------------------------------------------------
 
+
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the file")] = Path("toolbridge.yaml"),
@@ -93,11 +110,16 @@ def init(
 
 @app.command()
 def serve(
-    config: ConfigOption = None, database: DatabaseOption = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
     host: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_HOST", help="Interface to bind")] = None,
     port: Annotated[int | None, typer.Option(envvar="TOOLBRIDGE_PORT", help="Port to bind")] = None,
-    create_agent: Annotated[str | None, typer.Option(
-        "--create-agent", help="Issue a fresh API key for this (configured) agent at start and print it")] = None,
+    create_agent: Annotated[
+        str | None,
+        typer.Option(
+            "--create-agent", help="Issue a fresh API key for this (configured) agent at start and print it"
+        ),
+    ] = None,
 ) -> None:
     """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default)."""
     import uvicorn
@@ -112,10 +134,17 @@ def serve(
         hub = Hub.from_settings(settings)
         async with hub:
             key = await hub.agents.create(create_agent) if create_agent else None
-            web = create_app(hub, max_body_bytes=server_settings.max_body_bytes,
-                             allowed_origins=server_settings.allowed_origins, manage_hub=False)
-            server = uvicorn.Server(uvicorn.Config(web, host=bind_host, port=bind_port, log_level="warning",
-                                                   access_log=False, lifespan="on"))
+            web = create_app(
+                hub,
+                max_body_bytes=server_settings.max_body_bytes,
+                allowed_origins=server_settings.allowed_origins,
+                manage_hub=False,
+            )
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    web, host=bind_host, port=bind_port, log_level="warning", access_log=False, lifespan="on"
+                )
+            )
             base = f"http://{bind_host}:{bind_port}"
             _banner(base, hub, key, create_agent)
             await server.serve()
@@ -124,7 +153,9 @@ def serve(
 
 
 def _banner(base: str, hub: Hub, key: str | None, agent: str | None) -> None:
-    out.print(f"[bold]toolbridge[/] serving {len(hub.catalog)} tools  (database: {hub.database.redacted_url})")
+    out.print(
+        f"[bold]toolbridge[/] serving {len(hub.catalog)} tools  (database: {hub.database.redacted_url})"
+    )
     out.print(f"  MCP (streamable HTTP): {base}/mcp")
     out.print(f"  REST:                  {base}/v1   (OpenAPI: {base}/v1/openapi.json)")
     if key:
@@ -135,9 +166,14 @@ def _banner(base: str, hub: Hub, key: str | None, agent: str | None) -> None:
 
 @app.command()
 def mcp(
-    config: ConfigOption = None, database: DatabaseOption = None,
-    key: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_API_KEY",
-                                            help="Act as the agent holding this key (default: local, all tools)")] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TOOLBRIDGE_API_KEY", help="Act as the agent holding this key (default: local, all tools)"
+        ),
+    ] = None,
 ) -> None:
     """Serve MCP over stdio (for desktop clients such as Claude Desktop)."""
     from toolbridge.surfaces.mcp import serve_stdio
@@ -153,6 +189,7 @@ def mcp(
 
 
 # -- tools / call ---------------------------------------------------------------------------------
+
 
 @tools_app.command("list")
 def tools_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
@@ -195,9 +232,12 @@ def _parse_args(pairs: list[str], raw: str | None) -> dict[str, Any]:
 @app.command()
 def call(
     tool: str,
-    arg: Annotated[list[str] | None, typer.Option("--arg", "-a", help="key=value (value parsed as JSON if it can be)")] = None,
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", "-a", help="key=value (value parsed as JSON if it can be)")
+    ] = None,
     json_args: Annotated[str | None, typer.Option("--json", help="All arguments as one JSON object")] = None,
-    config: ConfigOption = None, database: DatabaseOption = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
 ) -> None:
     """Call a tool in-process (audited like any other call) and print its result."""
     arguments = _parse_args(arg or [], json_args)
@@ -214,11 +254,16 @@ def call(
 
 # -- agents ---------------------------------------------------------------------------------------
 
+
 @agents_app.command("create")
 def agents_create(
     name: str,
-    scope: Annotated[list[str] | None, typer.Option("--scope", "-s", help="Tool pattern, e.g. 'notes.*' or 'github.*:read'")] = None,
-    config: ConfigOption = None, database: DatabaseOption = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", "-s", help="Tool pattern, e.g. 'notes.*' or 'github.*:read'"),
+    ] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
 ) -> None:
     """Create an agent (or a new key for an existing one). The key is shown once."""
     hub = _hub(config, database)
@@ -243,7 +288,13 @@ def agents_list(config: ConfigOption = None, database: DatabaseOption = None) ->
 
     table = Table("name", "scopes", "source", "active keys", "created")
     for a in _run(main):
-        table.add_row(a.name, " ".join(a.scopes), a.source, str(a.active_keys), a.created_at.isoformat(timespec="seconds"))
+        table.add_row(
+            a.name,
+            " ".join(a.scopes),
+            a.source,
+            str(a.active_keys),
+            a.created_at.isoformat(timespec="seconds"),
+        )
     out.print(table)
 
 
@@ -261,12 +312,14 @@ def agents_revoke(name: str, config: ConfigOption = None, database: DatabaseOpti
 
 # -- audit ----------------------------------------------------------------------------------------
 
+
 @audit_app.command("tail")
 def audit_tail(
     lines: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many rows")] = 20,
     tool: Annotated[str | None, typer.Option(help="Only this tool")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
-    config: ConfigOption = None, database: DatabaseOption = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
 ) -> None:
     """Show the newest audit rows."""
     hub = _hub(config, database)
@@ -283,8 +336,16 @@ def audit_tail(
     table = Table("seq", "time", "principal", "tool", "outcome", "error", "ms", "request")
     for r in records:
         e = r.entry
-        table.add_row(str(r.seq), e.ts.isoformat(timespec="seconds"), e.principal, e.tool, e.outcome,
-                      e.error_code or "", f"{e.duration_ms:.2f}", e.request_id)
+        table.add_row(
+            str(r.seq),
+            e.ts.isoformat(timespec="seconds"),
+            e.principal,
+            e.tool,
+            e.outcome,
+            e.error_code or "",
+            f"{e.duration_ms:.2f}",
+            e.request_id,
+        )
     out.print(table)
 
 
@@ -302,7 +363,9 @@ def audit_verify(config: ConfigOption = None, database: DatabaseOption = None) -
         out.print(f"audit log intact: {result.checked} rows verified")
         return
     where = f"at row {result.first_bad_seq}" if result.first_bad_seq is not None else "at the end"
-    err.print(f"[bold red]audit log tampered {where}:[/] {result.reason} ({result.checked} rows good before it)")
+    err.print(
+        f"[bold red]audit log tampered {where}:[/] {result.reason} ({result.checked} rows good before it)"
+    )
     raise typer.Exit(1)
 
 

@@ -22,10 +22,17 @@ __all__ = ["Client"]
 
 
 class Client:
-    """A remote hub. Pass ``http_client`` to share a pool or a transport; the client closes only what it made."""
+    """A remote hub.
+
+    Pass ``http_client`` to share a pool or a transport; the client closes only what it made.
+    """
 
     def __init__(
-        self, base_url: str, *, api_key: str, http_client: httpx2.AsyncClient | None = None,
+        self,
+        base_url: str,
+        *,
+        api_key: str,
+        http_client: httpx2.AsyncClient | None = None,
         timeout: float = 90.0,
     ) -> None:
         self._base = base_url.rstrip("/") + "/v1"
@@ -51,16 +58,28 @@ class Client:
         return _tool(await self._request("GET", f"/tools/{name}"))
 
     async def call(
-        self, tool: str, arguments: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
+        self,
+        tool: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> CallResult:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        data = await self._request("POST", f"/tools/{tool}/call", json={"arguments": dict(arguments or {})},
-                                   headers=headers)
+        data = await self._request(
+            "POST", f"/tools/{tool}/call", json={"arguments": dict(arguments or {})}, headers=headers
+        )
         truncated = bool(data["truncated"])
         value = None if truncated else data.get("result")
         text = data["text"] if truncated else _text(value)
-        return CallResult(data["tool"], value, text, truncated, int(data["size"]), data["request_id"],
-                          float(data["duration_ms"]))
+        return CallResult(
+            data["tool"],
+            value,
+            text,
+            truncated,
+            int(data["size"]),
+            data["request_id"],
+            float(data["duration_ms"]),
+        )
 
     async def calls(self, *, limit: int = 50, tool: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, str | int] = {"limit": limit, **({"tool": tool} if tool else {})}
@@ -90,11 +109,19 @@ def _text(value: Any) -> str:
 def _tool(doc: Mapping[str, Any]) -> Tool:
     a = doc.get("annotations", {})
     return Tool(
-        name=doc["name"], connector=doc["connector"], description=doc.get("description", ""),
-        input_schema=doc["input_schema"], title=doc.get("title"), output_schema=doc.get("output_schema"),
+        name=doc["name"],
+        connector=doc["connector"],
+        description=doc.get("description", ""),
+        input_schema=doc["input_schema"],
+        title=doc.get("title"),
+        output_schema=doc.get("output_schema"),
         cost=int(doc.get("cost", 1)),
-        annotations=ToolAnnotations(read_only=bool(a.get("read_only")), destructive=bool(a.get("destructive")),
-                                    idempotent=bool(a.get("idempotent")), open_world=bool(a.get("open_world", True))),
+        annotations=ToolAnnotations(
+            read_only=bool(a.get("read_only")),
+            destructive=bool(a.get("destructive")),
+            idempotent=bool(a.get("idempotent")),
+            open_world=bool(a.get("open_world", True)),
+        ),
     )
 
 
@@ -108,6 +135,7 @@ def _error(response: httpx2.Response) -> errors.ToolbridgeError:
     message = str(doc.get("detail") or f"HTTP {response.status_code} from {response.request.url}")
     hint = doc.get("hint")
     code = doc.get("code")
+    exc: errors.ToolbridgeError
     if code == "tool_not_found":
         exc = errors.ToolNotFound(str(doc.get("tool", "")), suggestions=doc.get("suggestions", []))
     elif code == "invalid_arguments":
@@ -115,7 +143,9 @@ def _error(response: httpx2.Response) -> errors.ToolbridgeError:
     elif code == "permission_denied":
         exc = errors.PermissionDenied(message, missing_scope=str(doc.get("missing_scope", "")), hint=hint)
     elif code == "payload_too_large":
-        exc = errors.PayloadTooLarge("the request", size=int(doc.get("size", 0)), limit=int(doc.get("limit", 0)))
+        exc = errors.PayloadTooLarge(
+            "the request", size=int(doc.get("size", 0)), limit=int(doc.get("limit", 0))
+        )
     else:
         cls = _BY_CODE.get(str(code), _by_status(response.status_code))
         exc = cls(message, hint=hint, tool=doc.get("tool"))
@@ -131,7 +161,13 @@ def _by_status(status: int) -> type[errors.ToolbridgeError]:
 
 
 _SIMPLE: tuple[type[errors.ToolbridgeError], ...] = (
-    errors.AuthenticationError, errors.BadRequest, errors.ConfigurationError, errors.CredentialsError,
-    errors.StorageError, errors.ToolExecutionError, errors.UpstreamError, errors.UpstreamTimeout,
+    errors.AuthenticationError,
+    errors.BadRequest,
+    errors.ConfigurationError,
+    errors.CredentialsError,
+    errors.StorageError,
+    errors.ToolExecutionError,
+    errors.UpstreamError,
+    errors.UpstreamTimeout,
 )
 _BY_CODE = {cls.code: cls for cls in _SIMPLE}

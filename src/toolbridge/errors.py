@@ -27,7 +27,7 @@ secret values.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 __all__ = [
@@ -88,7 +88,12 @@ class ConfigFileError(ConfigurationError):
     code = "config_file_error"
 
     def __init__(
-        self, message: str, *, path: str, line: int | None = None, key: str | None = None,
+        self,
+        message: str,
+        *,
+        path: str,
+        line: int | None = None,
+        key: str | None = None,
         hint: str | None = None,
     ) -> None:
         where = f"{path}:{line}" if line is not None else path
@@ -124,8 +129,9 @@ class PermissionDenied(CallerError):
     status = 403
     title = "permission denied"
 
-    def __init__(self, message: str, *, missing_scope: str, hint: str | None = None,
-                 tool: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, missing_scope: str, hint: str | None = None, tool: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint, tool=tool)
         self.missing_scope = missing_scope
 
@@ -152,8 +158,14 @@ class InvalidArguments(CallerError):
     status = 422
     title = "invalid arguments"
 
-    def __init__(self, message: str, *, errors: list[Mapping[str, str]], hint: str | None = None,
-                 tool: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[Mapping[str, str]],
+        hint: str | None = None,
+        tool: str | None = None,
+    ) -> None:
         super().__init__(message, hint=hint, tool=tool)
         self.errors = [dict(e) for e in errors]
 
@@ -219,7 +231,9 @@ def did_you_mean(candidates: Iterable[str]) -> str | None:
     names = [f"{c!r}" for c in candidates]
     if not names:
         return None
-    return "did you mean " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]) + "?"
+    return (
+        "did you mean " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]) + "?"
+    )
 
 
 def close_matches(word: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:

@@ -61,8 +61,12 @@ class Hub:
     """The catalog of tools and the call path. Use as ``async with Hub(...) as hub``."""
 
     def __init__(
-        self, *, database: Database | str = MEMORY_URL, limits: Limits | None = None,
-        agents: Mapping[str, Sequence[str]] | None = None, key_cache_ttl: float = 5.0,
+        self,
+        *,
+        database: Database | str = MEMORY_URL,
+        limits: Limits | None = None,
+        agents: Mapping[str, Sequence[str]] | None = None,
+        key_cache_ttl: float = 5.0,
     ) -> None:
         self.database = database if isinstance(database, Database) else Database(database)
         self.limits = limits or Limits()
@@ -89,7 +93,12 @@ class Hub:
         return cls.from_settings(load_settings(path))
 
     def add_connector(self, connector: Connector) -> None:
-        """Add a connector and its tools. Connectors added after start are entered at once by :meth:`start_connector`."""
+        """Add a connector and its tools (before the hub starts: it enters connectors on start)."""
+        if self.running:
+            raise ConfigurationError(
+                f"cannot add connector {connector.name!r} to a running hub",
+                hint="add connectors before 'async with hub'",
+            )
         if connector.name in self._connectors:
             raise ConfigurationError(
                 f"two connectors are named {connector.name!r}", hint="give each connector a unique name"
@@ -107,24 +116,49 @@ class Hub:
 
     @overload
     def tool(
-        self, fn: None = None, /, *, connector: str = ..., name: str | None = ..., description: str | None = ...,
-        read_only: bool = ..., destructive: bool = ..., idempotent: bool = ..., title: str | None = ...,
+        self,
+        fn: None = None,
+        /,
+        *,
+        connector: str = ...,
+        name: str | None = ...,
+        description: str | None = ...,
+        read_only: bool = ...,
+        destructive: bool = ...,
+        idempotent: bool = ...,
+        title: str | None = ...,
         blocking: bool = ...,
     ) -> Callable[[F], F]: ...
 
     def tool(
-        self, fn: F | None = None, /, *, connector: str = "local", name: str | None = None,
-        description: str | None = None, read_only: bool = False, destructive: bool = False,
-        idempotent: bool = False, title: str | None = None, blocking: bool = True,
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        connector: str = "local",
+        name: str | None = None,
+        description: str | None = None,
+        read_only: bool = False,
+        destructive: bool = False,
+        idempotent: bool = False,
+        title: str | None = None,
+        blocking: bool = True,
     ) -> F | Callable[[F], F]:
         """Register a Python function as the tool ``<connector>.<name>`` (decorator)."""
-        annotations = ToolAnnotations(read_only=read_only, destructive=destructive,
-                                      idempotent=idempotent or read_only, open_world=False)
+        annotations = ToolAnnotations(
+            read_only=read_only, destructive=destructive, idempotent=idempotent or read_only, open_world=False
+        )
 
         def register(func: F) -> F:
             target = self._python_connector(connector)
-            tool = target.add(func, name=name, description=description, annotations=annotations,
-                              title=title, blocking=blocking)
+            tool = target.add(
+                func,
+                name=name,
+                description=description,
+                annotations=annotations,
+                title=title,
+                blocking=blocking,
+            )
             self.catalog.add(tool)
             return func
 
@@ -138,7 +172,8 @@ class Hub:
             return created
         if not isinstance(existing, PythonConnector):
             raise ConfigurationError(
-                f"connector {name!r} is not a Python connector", hint="register the function under another connector"
+                f"connector {name!r} is not a Python connector",
+                hint="register the function under another connector",
             )
         return existing
 
@@ -186,8 +221,14 @@ class Hub:
     # -- the call path -----------------------------------------------------------------------------
 
     async def call(
-        self, principal: Principal, tool: str, arguments: Mapping[str, Any] | None = None, *,
-        connection: str | None = None, idempotency_key: str | None = None, request_id: str | None = None,
+        self,
+        principal: Principal,
+        tool: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        connection: str | None = None,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
     ) -> CallResult:
         """Call ``tool`` as ``principal``. Raises a :class:`~toolbridge.errors.ToolbridgeError` on failure."""
         if self._stack is None:
@@ -198,13 +239,21 @@ class Hub:
         digest = ""
         try:
             if not isinstance(args, Mapping):
-                raise BadRequest("tool arguments must be a JSON object", hint='pass {"name": value, ...}', tool=tool)
+                raise BadRequest(
+                    "tool arguments must be a JSON object", hint='pass {"name": value, ...}', tool=tool
+                )
             digest = args_digest(args)
             target = self._authorize(principal, tool)
             self.catalog.validate(target, args, max_bytes=self.limits.max_argument_bytes)
             credentials = await self._resolve_credentials(target, principal, connection)
-            invocation = Invocation(principal, request_id, started + self.limits.call_timeout,
-                                    credentials, connection, idempotency_key)
+            invocation = Invocation(
+                principal,
+                request_id,
+                started + self.limits.call_timeout,
+                credentials,
+                connection,
+                idempotency_key,
+            )
             value = await self._invoke(target, args, invocation)
             kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
         except ToolbridgeError as exc:
@@ -226,29 +275,44 @@ class Hub:
         if connection is not None:
             raise BadRequest(
                 f"connector {tool.connector!r} takes no connection, but connection {connection!r} was given",
-                hint="call without a connection", tool=tool.name,
+                hint="call without a connection",
+                tool=tool.name,
             )
         return None
 
     async def _invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
-        """Seam for the resilience layer (rate limit → breaker → attempts); today: one attempt under the deadline."""
+        """Seam for the resilience layer (rate limit → breaker → attempts).
+
+        Today: one attempt under the call deadline.
+        """
         connector = self._connectors[tool.connector]
         with anyio.move_on_after(self.limits.call_timeout) as scope:
             return await connector.invoke(tool, arguments, invocation)
         assert scope.cancelled_caught
         raise UpstreamTimeout(
             f"{tool.name!r} did not finish within the call deadline of {self.limits.call_timeout:g} s",
-            tool=tool.name, hint="try again later, or ask for less work in one call",
+            tool=tool.name,
+            hint="try again later, or ask for less work in one call",
         )
 
     async def _record(
-        self, request_id: str, principal: str, tool: str, digest: str, duration_ms: float,
+        self,
+        request_id: str,
+        principal: str,
+        tool: str,
+        digest: str,
+        duration_ms: float,
         error: ToolbridgeError | None,
     ) -> None:
         outcome = "ok" if error is None else "denied" if isinstance(error, _DENIED) else "error"
         entry = AuditEntry(
-            ts=dt.datetime.now(dt.UTC), request_id=request_id, principal=principal, tool=tool[:128],
-            args_digest=digest, outcome=outcome, error_code=error.code if error else None,
+            ts=dt.datetime.now(dt.UTC),
+            request_id=request_id,
+            principal=principal,
+            tool=tool[:128],
+            args_digest=digest,
+            outcome=outcome,
+            error_code=error.code if error else None,
             duration_ms=duration_ms,
         )
         await self.audit.record(entry)

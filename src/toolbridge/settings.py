@@ -104,8 +104,9 @@ def load_settings(path: str | Path) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigFileError("the file does not exist", path=str(path),
-                              hint="create one with 'toolbridge init'") from None
+        raise ConfigFileError(
+            "the file does not exist", path=str(path), hint="create one with 'toolbridge init'"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigFileError(f"cannot read the file: {exc}", path=str(path)) from exc
     return parse_settings(text, source=path)
@@ -124,8 +125,12 @@ def parse_settings(text: str, *, source: Path | None = None) -> Settings:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigFileError("the top level must be a mapping of sections", path=name, line=1,
-                              hint="start with keys such as 'server:', 'connectors:' and 'agents:'")
+        raise ConfigFileError(
+            "the top level must be a mapping of sections",
+            path=name,
+            line=1,
+            hint="start with keys such as 'server:', 'connectors:' and 'agents:'",
+        )
     try:
         settings = Settings.model_validate(data)
     except pydantic.ValidationError as exc:

@@ -18,7 +18,9 @@ class Point(TypedDict):
     y: int
 
 
-def search(query: str, limit: int = 10, kind: Literal["a", "b"] = "a", where: Point | None = None) -> list[str]:
+def search(
+    query: str, limit: int = 10, kind: Literal["a", "b"] = "a", where: Point | None = None
+) -> list[str]:
     """Search the index.
 
     Longer explanation.
@@ -73,8 +75,13 @@ def test_valid_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "problem"),
-    [("Notes.add", "characters"), ("notes add", "characters"), ("noprefix", "no connector prefix"),
-     ("a." + "b" * 63, "longer than 64"), ("", "characters")],
+    [
+        ("Notes.add", "characters"),
+        ("notes add", "characters"),
+        ("noprefix", "no connector prefix"),
+        ("a." + "b" * 63, "longer than 64"),
+        ("", "characters"),
+    ],
 )
 def test_invalid_names(name: str, problem: str) -> None:
     with pytest.raises(ConfigurationError, match=problem):

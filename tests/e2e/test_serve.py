@@ -41,7 +41,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     proc = subprocess.Popen(
         [*TOOLBRIDGE, "serve", "-c", str(EXAMPLE), "--port", str(port), "--create-agent", "assistant"],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         key = _read_key(proc)
@@ -98,16 +102,27 @@ def test_rest_list_and_call_then_audit_shows_them(server: Server) -> None:
     deadline = time.monotonic() + 10
     rows: list[dict[str, object]] = []
     while time.monotonic() < deadline:  # the audit writer batches; poll the other process's view
-        out = subprocess.run([*TOOLBRIDGE, "audit", "tail", "--json", "-c", str(EXAMPLE)], cwd=server.cwd,
-                             capture_output=True, text=True, timeout=60, check=True).stdout
+        out = subprocess.run(
+            [*TOOLBRIDGE, "audit", "tail", "--json", "-c", str(EXAMPLE)],
+            cwd=server.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         rows = [json.loads(line) for line in out.splitlines()]
         if any(r["request_id"] == request_id for r in rows) and len(rows) >= 2:
             break
         time.sleep(0.2)
     assert any(r["request_id"] == request_id and r["outcome"] == "ok" for r in rows)
     assert any(r["error_code"] == "invalid_arguments" for r in rows)
-    verify = subprocess.run([*TOOLBRIDGE, "audit", "verify", "-c", str(EXAMPLE)], cwd=server.cwd,
-                            capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        [*TOOLBRIDGE, "audit", "verify", "-c", str(EXAMPLE)],
+        cwd=server.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert verify.returncode == 0, verify.stderr
 
 

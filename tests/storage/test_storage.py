@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 import textwrap
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
@@ -18,8 +18,16 @@ pytestmark = pytest.mark.anyio
 
 
 def entry(tool: str = "t.x", outcome: str = "ok") -> AuditEntry:
-    return AuditEntry(ts=dt.datetime.now(dt.UTC), request_id="r1", principal="agent:a", tool=tool,
-                      args_digest="0" * 64, outcome=outcome, error_code=None, duration_ms=1.25)
+    return AuditEntry(
+        ts=dt.datetime.now(dt.UTC),
+        request_id="r1",
+        principal="agent:a",
+        tool=tool,
+        args_digest="0" * 64,
+        outcome=outcome,
+        error_code=None,
+        duration_ms=1.25,
+    )
 
 
 async def test_migrations_are_idempotent(database_url: str) -> None:
@@ -110,8 +118,17 @@ _WRITER = textwrap.dedent(
 async def test_two_processes_share_one_linear_chain(database_url: str) -> None:
     async with Database(database_url):
         pass  # migrate once before the writers race
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, database_url, str(n)]) for n in range(2)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    codes: list[int] = []
+
+    async def writer(n: int) -> None:
+        result = await anyio.run_process([sys.executable, "-c", _WRITER, database_url, str(n)], check=False)
+        codes.append(result.returncode)
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as tg:
+            for n in range(2):
+                tg.start_soon(writer, n)
+    assert codes == [0, 0]
     async with Database(database_url) as db:
         result = await AuditLog(db).verify()
     assert result.ok and result.checked == 400

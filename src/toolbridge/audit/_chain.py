@@ -53,7 +53,15 @@ def args_digest(arguments: Mapping[str, Any]) -> str:
 def chain_hash(seq: int, entry: AuditEntry, prev_hash: str) -> str:
     ts = entry.ts.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
     fields = [
-        seq, ts, entry.request_id, entry.principal, entry.tool, entry.args_digest,
-        entry.outcome, entry.error_code, round(entry.duration_ms, 3), prev_hash,
+        seq,
+        ts,
+        entry.request_id,
+        entry.principal,
+        entry.tool,
+        entry.args_digest,
+        entry.outcome,
+        entry.error_code,
+        round(entry.duration_ms, 3),
+        prev_hash,
     ]
     return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()

@@ -94,7 +94,9 @@ class AuditLog:
                 await self._append(entries)
                 break
             except StorageError:
-                logger.exception("audit write failed (attempt %d of 3, %d entries)", attempt + 1, len(entries))
+                logger.exception(
+                    "audit write failed (attempt %d of 3, %d entries)", attempt + 1, len(entries)
+                )
                 await anyio.sleep(0.2 * (attempt + 1))
         for item in batch:
             if isinstance(item, anyio.Event):
@@ -114,8 +116,9 @@ class AuditLog:
             await conn.execute(audit_events.insert(), rows)
             await conn.execute(audit_head.update().where(audit_head.c.id == 1).values(hash=prev))
 
-    async def tail(self, limit: int = 20, *, tool: str | None = None,
-                   principal: str | None = None) -> list[AuditRecord]:
+    async def tail(
+        self, limit: int = 20, *, tool: str | None = None, principal: str | None = None
+    ) -> list[AuditRecord]:
         """The newest ``limit`` records, oldest first."""
         query = sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)
         if tool:
@@ -130,8 +133,12 @@ class AuditLog:
         """Recompute the whole chain; report the first row whose hash or link does not hold."""
         prev, checked = GENESIS, 0
         while True:
-            query = (sa.select(audit_events).where(audit_events.c.seq > checked)
-                     .order_by(audit_events.c.seq).limit(chunk))
+            query = (
+                sa.select(audit_events)
+                .where(audit_events.c.seq > checked)
+                .order_by(audit_events.c.seq)
+                .limit(chunk)
+            )
             async with self._db.transaction() as conn:
                 rows = (await conn.execute(query)).mappings().all()
             for row in rows:
@@ -145,15 +152,22 @@ class AuditLog:
         async with self._db.transaction() as conn:
             head = (await conn.execute(sa.select(audit_head).where(audit_head.c.id == 1))).mappings().one()
         if head["seq"] != checked or head["hash"] != prev:
-            return Verification(False, checked, None, f"the chain ends at row {checked} but the head says "
-                                f"{head['seq']}: rows were deleted from the end")
+            return Verification(
+                False,
+                checked,
+                None,
+                f"the chain ends at row {checked} but the head says "
+                f"{head['seq']}: rows were deleted from the end",
+            )
         return Verification(True, checked)
 
 
 async def _lock_head(conn: AsyncConnection, count: int) -> tuple[int, str]:
     """Reserve ``count`` sequence numbers; the row lock serializes writers across processes."""
     stmt = (
-        audit_head.update().where(audit_head.c.id == 1).values(seq=audit_head.c.seq + count)
+        audit_head.update()
+        .where(audit_head.c.id == 1)
+        .values(seq=audit_head.c.seq + count)
         .returning(audit_head.c.seq, audit_head.c.hash)
     )
     new_seq, prev = (await conn.execute(stmt)).one()
@@ -173,9 +187,17 @@ def _check(record: AuditRecord, prev: str, expected_seq: int) -> str | None:
 def _row(record: AuditRecord) -> dict[str, object]:
     e = record.entry
     return {
-        "seq": record.seq, "ts": e.ts, "request_id": e.request_id, "principal": e.principal, "tool": e.tool,
-        "args_digest": e.args_digest, "outcome": e.outcome, "error_code": e.error_code,
-        "duration_ms": round(e.duration_ms, 3), "prev_hash": record.prev_hash, "hash": record.hash,
+        "seq": record.seq,
+        "ts": e.ts,
+        "request_id": e.request_id,
+        "principal": e.principal,
+        "tool": e.tool,
+        "args_digest": e.args_digest,
+        "outcome": e.outcome,
+        "error_code": e.error_code,
+        "duration_ms": round(e.duration_ms, 3),
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
     }
 
 
@@ -184,8 +206,13 @@ def _record(row: sa.RowMapping) -> AuditRecord:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=dt.UTC)
     entry = AuditEntry(
-        ts=ts, request_id=row["request_id"], principal=row["principal"], tool=row["tool"],
-        args_digest=row["args_digest"], outcome=row["outcome"], error_code=row["error_code"],
+        ts=ts,
+        request_id=row["request_id"],
+        principal=row["principal"],
+        tool=row["tool"],
+        args_digest=row["args_digest"],
+        outcome=row["outcome"],
+        error_code=row["error_code"],
         duration_ms=float(row["duration_ms"]),
     )
     return AuditRecord(int(row["seq"]), entry, row["prev_hash"], row["hash"])

@@ -10,7 +10,13 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from toolbridge.catalog._tool import Tool
-from toolbridge.errors import ConfigurationError, InvalidArguments, PayloadTooLarge, ToolNotFound, close_matches
+from toolbridge.errors import (
+    ConfigurationError,
+    InvalidArguments,
+    PayloadTooLarge,
+    ToolNotFound,
+    close_matches,
+)
 
 __all__ = ["Catalog"]
 
@@ -77,7 +83,8 @@ def _invalid(tool: Tool, errors: list[ValidationError]) -> InvalidArguments:
     summary = "; ".join(f"{d['field']}: {d['error']}" for d in details)
     return InvalidArguments(
         f"arguments for {tool.name!r} are invalid: {summary}",
-        errors=details, tool=tool.name,
+        errors=details,
+        tool=tool.name,
         hint="fix the named fields and call again; the tool's input schema lists every field it accepts",
     )
 
@@ -85,7 +92,8 @@ def _invalid(tool: Tool, errors: list[ValidationError]) -> InvalidArguments:
 def _describe(tool: Tool, error: ValidationError) -> dict[str, str]:
     path = ".".join(str(p) for p in error.absolute_path) or "(arguments)"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = set(schema.get("properties", {}))
         unknown = sorted(set(error.instance) - allowed)
         parts = []
         for name in unknown:

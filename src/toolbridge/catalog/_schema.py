@@ -46,7 +46,7 @@ def inspect_function(fn: Callable[..., Any], *, skip: frozenset[str] = frozenset
         description = doc.params.get(param.name) or None
         fields[param.name] = (hints[param.name], pydantic.Field(default, description=description))
     try:
-        model = pydantic.create_model(  # type: ignore[call-overload]
+        model = pydantic.create_model(
             f"{qualname}_arguments", __config__=pydantic.ConfigDict(extra="forbid"), **fields
         )
         schema = _compact(model.model_json_schema())
@@ -108,7 +108,11 @@ def _compact(schema: dict[str, Any]) -> dict[str, Any]:
 def _strip_titles(node: Any) -> Any:
     if isinstance(node, dict):
         return {
-            k: (_strip_titles(v) if k not in ("properties", "$defs") else {n: _strip_titles(s) for n, s in v.items()})
+            k: (
+                _strip_titles(v)
+                if k not in ("properties", "$defs")
+                else {n: _strip_titles(s) for n, s in v.items()}
+            )
             for k, v in node.items()
             if k != "title"
         }

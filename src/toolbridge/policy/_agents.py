@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -40,7 +40,7 @@ class AgentStore:
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, str, Principal]] = {}
 
-    async def sync_config(self, declared: dict[str, Sequence[str]]) -> None:
+    async def sync_config(self, declared: Mapping[str, Sequence[str]]) -> None:
         """Make the database agree with the agents declared in toolbridge.yaml (their scopes win)."""
         now = dt.datetime.now(dt.UTC)
         async with self._db.transaction() as conn:
@@ -71,11 +71,14 @@ class AgentStore:
                         f"agent {name!r} does not exist and no scope was given",
                         hint="pass at least one scope, for example --scope 'notes.*' or --scope '*:read'",
                     )
-                await conn.execute(agents.insert().values(name=name, scopes=scope_list, source="cli", created_at=now))
+                await conn.execute(
+                    agents.insert().values(name=name, scopes=scope_list, source="cli", created_at=now)
+                )
             elif scope_list:
                 await conn.execute(agents.update().where(agents.c.name == name).values(scopes=scope_list))
-            await conn.execute(api_keys.insert().values(id=key_id, agent_name=name, key_hash=hash_key(key),
-                                                       created_at=now))
+            await conn.execute(
+                api_keys.insert().values(id=key_id, agent_name=name, key_hash=hash_key(key), created_at=now)
+            )
         return key
 
     async def list(self) -> list[AgentInfo]:
@@ -83,7 +86,8 @@ class AgentStore:
         query = (
             sa.select(agents, active.label("active_keys"))
             .select_from(agents.outerjoin(api_keys, api_keys.c.agent_name == agents.c.name))
-            .group_by(agents.c.name).order_by(agents.c.name)
+            .group_by(agents.c.name)
+            .order_by(agents.c.name)
         )
         async with self._db.transaction() as conn:
             rows = (await conn.execute(query)).all()
@@ -95,9 +99,12 @@ class AgentStore:
         async with self._db.transaction() as conn:
             names = [r.name for r in (await conn.execute(sa.select(agents.c.name))).all()]
             if name not in names:
-                raise ConfigurationError(f"no agent named {name!r}", hint=did_you_mean(close_matches(name, names)))
+                raise ConfigurationError(
+                    f"no agent named {name!r}", hint=did_you_mean(close_matches(name, names))
+                )
             result = await conn.execute(
-                api_keys.update().where(api_keys.c.agent_name == name, api_keys.c.revoked_at.is_(None))
+                api_keys.update()
+                .where(api_keys.c.agent_name == name, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
         self._cache.clear()

@@ -86,9 +86,12 @@ class Principal:
         partial = [str(s) for s in self.scopes if s.matches(tool)]
         why = (
             f"its scope {', '.join(partial)} allows only read-only tools and {tool.name!r} writes"
-            if partial else f"no scope of {self.name!r} matches {tool.name!r}"
+            if partial
+            else f"no scope of {self.name!r} matches {tool.name!r}"
         )
         raise PermissionDenied(
-            f"{self.id} may not call {tool.name!r}: {why}", missing_scope=needed, tool=tool.name,
+            f"{self.id} may not call {tool.name!r}: {why}",
+            missing_scope=needed,
+            tool=tool.name,
             hint=f"ask an operator to grant the scope {needed!r} (or a pattern covering it) to {self.name!r}",
         )

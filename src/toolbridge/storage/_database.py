@@ -1,9 +1,9 @@
 """The database: one async engine, migrated on open.
 
-SQLite (the default) runs in WAL mode; ``sqlite:///:memory:`` means a private temporary file removed on
-close, so concurrent tasks get their own connections. SQLite with a busy timeout so several processes — a server and the CLI —
-can share one file. PostgreSQL is used by URL; migrations take an advisory lock there so replicas that
-start together migrate once.
+SQLite (the default) runs in WAL mode with a busy timeout so several processes — a server and the CLI —
+can share one file; ``sqlite:///:memory:`` means a private temporary file removed on close, so that
+concurrent tasks get their own connections. PostgreSQL is used by URL; migrations take an advisory lock
+there so replicas that start together migrate once.
 """
 
 from __future__ import annotations

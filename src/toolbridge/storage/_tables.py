@@ -37,7 +37,9 @@ api_keys = sa.Table(
 audit_events = sa.Table(
     "audit_events",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column(
+        "seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
     sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("principal", sa.String(80), nullable=False),

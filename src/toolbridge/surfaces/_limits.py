@@ -51,7 +51,15 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _reject(send: Send, size: int, limit: int) -> None:
     body = json.dumps(problem(PayloadTooLarge("the request body", size=size, limit=limit))).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/problem+json"),
-                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -19,10 +19,16 @@ __all__ = ["create_app"]
 
 
 def create_app(
-    hub: Hub, *, max_body_bytes: int = 1_048_576, allowed_origins: Sequence[str] = (),
+    hub: Hub,
+    *,
+    max_body_bytes: int = 1_048_576,
+    allowed_origins: Sequence[str] = (),
     manage_hub: bool = True,
 ) -> Starlette:
-    """Build the ASGI app. Its lifespan starts ``hub`` (unless ``manage_hub`` is False) and the MCP surface."""
+    """Build the ASGI app.
+
+    Its lifespan starts ``hub`` (unless ``manage_hub`` is False) and the MCP surface.
+    """
     mcp = McpSurface(hub, allowed_origins=allowed_origins, max_body_bytes=max_body_bytes)
 
     @asynccontextmanager
@@ -38,13 +44,20 @@ def create_app(
         return JSONResponse({"status": "ok" if hub.running else "starting", "tools": len(hub.catalog)})
 
     async def index(_request: Request) -> JSONResponse:
-        return JSONResponse({
-            "service": "toolbridge", "mcp": "/mcp", "rest": "/v1", "openapi": "/v1/openapi.json",
-            "docs": "/v1/docs", "health": "/healthz",
-        })
+        return JSONResponse(
+            {
+                "service": "toolbridge",
+                "mcp": "/mcp",
+                "rest": "/v1",
+                "openapi": "/v1/openapi.json",
+                "docs": "/v1/docs",
+                "health": "/healthz",
+            }
+        )
 
     routes = [
-        Route("/", index), Route("/healthz", health),
+        Route("/", index),
+        Route("/healthz", health),
         Route("/mcp", mcp.asgi_app, methods=["GET", "POST", "DELETE"]),
         Mount("/mcp", app=mcp.asgi_app),
         Mount("/v1", app=BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes)),

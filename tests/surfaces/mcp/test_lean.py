@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Served, make_hub, serve
+from .conftest import ENVELOPE, MODERN, Served, make_hub, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -35,21 +35,17 @@ def normalized(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-async def answer(served: Served, agent: str, method: str, params: dict[str, Any] | None, extra: dict[str, str]):
-    meta = (params or {}).get("_meta", {})
-    response = await served.modern(method, params, agent=agent, **extra)
-    if meta:  # the helper replaced _meta with the envelope; send the extra keys too
-        body = {"jsonrpc": "2.0", "id": 7, "method": method,
-                "params": {**(params or {}), "_meta": {**meta, **_envelope()}}}
-        response = await served.post(body, agent=agent, mcp_protocol_version="2026-07-28", mcp_method=method,
-                                     mcp_name=str((params or {}).get("name")), **extra)
+async def answer(
+    served: Served, agent: str, method: str, params: dict[str, Any] | None, extra: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    params = dict(params or {})
+    meta = {**params.pop("_meta", {}), **ENVELOPE}
+    body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": {**params, "_meta": meta}}
+    routing = {"mcp_protocol_version": MODERN, "mcp_method": method}
+    if "name" in params:
+        routing["mcp_name"] = params["name"]
+    response = await served.post(body, agent=agent, **{**routing, **extra})
     return response.status_code, normalized(response.json())
-
-
-def _envelope() -> dict[str, Any]:
-    from .conftest import ENVELOPE
-
-    return ENVELOPE
 
 
 @pytest.mark.parametrize(("agent", "method", "params", "extra"), CASES)

@@ -65,8 +65,11 @@ async def test_list_tools_is_per_agent(served: Served) -> None:
 
 
 async def test_call_and_call_log(served: Served) -> None:
-    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": "hi"}},
-                                      headers={**served.auth(), "X-Request-Id": "req-123"})
+    response = await served.http.post(
+        "/v1/tools/notes.add/call",
+        json={"arguments": {"text": "hi"}},
+        headers={**served.auth(), "X-Request-Id": "req-123"},
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["result"] == {"added": "hi"} and body["request_id"] == "req-123" and not body["truncated"]
@@ -79,10 +82,15 @@ async def test_call_and_call_log(served: Served) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "detail"),
-    [({}, "no API key was sent"), ({"Authorization": "Bearer tb_nope"}, "not valid"),
-     ({"Authorization": "Basic abc"}, "no API key was sent")],
+    [
+        ({}, "no API key was sent"),
+        ({"Authorization": "Bearer tb_nope"}, "not valid"),
+        ({"Authorization": "Basic abc"}, "no API key was sent"),
+    ],
 )
-async def test_missing_or_bad_key_is_401_problem(served: Served, headers: dict[str, str], detail: str) -> None:
+async def test_missing_or_bad_key_is_401_problem(
+    served: Served, headers: dict[str, str], detail: str
+) -> None:
     response = await served.http.get("/v1/tools", headers=headers)
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
@@ -102,8 +110,9 @@ async def test_x_api_key_header_works(served: Served) -> None:
 
 
 async def test_missing_scope_is_403_naming_it(served: Served) -> None:
-    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": "x"}},
-                                      headers=served.auth(served.reader_key))
+    response = await served.http.post(
+        "/v1/tools/notes.add/call", json={"arguments": {"text": "x"}}, headers=served.auth(served.reader_key)
+    )
     assert response.status_code == 403
     problem = response.json()
     assert problem["code"] == "permission_denied" and problem["missing_scope"] == "notes.add:write"
@@ -118,8 +127,9 @@ async def test_unknown_tool_is_404_with_suggestions(served: Served) -> None:
 
 
 async def test_invalid_arguments_are_422_with_fields(served: Served) -> None:
-    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": 5, "x": 1}},
-                                      headers=served.auth())
+    response = await served.http.post(
+        "/v1/tools/notes.add/call", json={"arguments": {"text": 5, "x": 1}}, headers=served.auth()
+    )
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
     assert fields == {"(arguments)", "text"}
@@ -127,19 +137,27 @@ async def test_invalid_arguments_are_422_with_fields(served: Served) -> None:
 
 @pytest.mark.parametrize(
     ("content", "detail"),
-    [(b"{not json", "not valid JSON"), (b'{"args": {}}', 'one key, "arguments"'),
-     (b'{"arguments": [1]}', "must be a JSON object"), (b"[]", 'one key, "arguments"')],
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"args": {}}', 'one key, "arguments"'),
+        (b'{"arguments": [1]}', "must be a JSON object"),
+        (b"[]", 'one key, "arguments"'),
+    ],
 )
 async def test_malformed_bodies_are_400(served: Served, content: bytes, detail: str) -> None:
-    response = await served.http.post("/v1/tools/notes.add/call", content=content,
-                                      headers={**served.auth(), "Content-Type": "application/json"})
+    response = await served.http.post(
+        "/v1/tools/notes.add/call",
+        content=content,
+        headers={**served.auth(), "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert detail in response.json()["detail"]
 
 
 async def test_body_over_limit_is_413(served: Served) -> None:
-    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": "x" * 20_000}},
-                                      headers=served.auth())
+    response = await served.http.post(
+        "/v1/tools/notes.add/call", json={"arguments": {"text": "x" * 20_000}}, headers=served.auth()
+    )
     assert response.status_code == 413
     assert response.json()["limit"] == 10_000
 
@@ -157,8 +175,11 @@ async def test_chunked_body_over_limit_is_413(served: Served) -> None:
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "bad\x01key"])
 async def test_bad_idempotency_keys_are_400(served: Served, key: str) -> None:
-    response = await served.http.post("/v1/tools/notes.add/call", json={"arguments": {"text": "x"}},
-                                      headers={**served.auth(), "Idempotency-Key": key})
+    response = await served.http.post(
+        "/v1/tools/notes.add/call",
+        json={"arguments": {"text": "x"}},
+        headers={**served.auth(), "Idempotency-Key": key},
+    )
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["detail"]
 

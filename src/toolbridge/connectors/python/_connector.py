@@ -41,24 +41,36 @@ class PythonConnector:
         return self._name
 
     def add(
-        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
-        annotations: ToolAnnotations | None = None, title: str | None = None, blocking: bool = True,
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        annotations: ToolAnnotations | None = None,
+        title: str | None = None,
+        blocking: bool = True,
         cost: int = 1,
     ) -> Tool:
         """Register ``fn`` as ``<connector>.<name>``.
 
         Sync functions run in a worker thread unless ``blocking=False`` says they never block.
         """
-        operation = name or getattr(fn, "__name__", "")
+        operation = name or str(getattr(fn, "__name__", ""))
         signature = inspect_function(fn)
         tool = Tool(
-            name=f"{self._name}.{operation}", connector=self._name,
+            name=f"{self._name}.{operation}",
+            connector=self._name,
             description=description or signature.description or operation.replace("_", " "),
-            input_schema=signature.input_schema, output_schema=signature.output_schema,
-            annotations=annotations or ToolAnnotations(), title=title, cost=cost,
+            input_schema=signature.input_schema,
+            output_schema=signature.output_schema,
+            annotations=annotations or ToolAnnotations(),
+            title=title,
+            cost=cost,
         )
         if tool.name in self._tools:
-            raise ConfigurationError(f"tool {tool.name!r} is registered twice", hint="give one a different name")
+            raise ConfigurationError(
+                f"tool {tool.name!r} is registered twice", hint="give one a different name"
+            )
         is_async = inspect.iscoroutinefunction(fn)
         self._entries[tool.name] = _Entry(fn, signature, is_async, blocking)
         self._tools[tool.name] = tool
@@ -79,9 +91,10 @@ class PythonConnector:
                 result = entry.fn(**kwargs)
         except ToolbridgeError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the boundary where user code's errors become ours
+        except Exception as exc:
             raise ToolExecutionError(
-                f"{type(exc).__name__}: {exc}", tool=tool.name,
+                f"{type(exc).__name__}: {exc}",
+                tool=tool.name,
                 hint="the tool itself failed; check the arguments or report it to the tool's owner",
             ) from exc
         return _jsonable(entry, result)
@@ -97,10 +110,15 @@ def _convert(entry: _Entry, tool: Tool, arguments: Mapping[str, Any]) -> dict[st
     try:
         model = entry.signature.model.model_validate(dict(arguments))
     except pydantic.ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(root)", "error": e["msg"]} for e in exc.errors()]
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(root)", "error": e["msg"]} for e in exc.errors()
+        ]
         raise InvalidArguments(
-            f"arguments for {tool.name!r} are invalid: " + "; ".join(f"{e['field']}: {e['error']}" for e in errors),
-            errors=errors, tool=tool.name, hint="fix the named fields and call again",
+            f"arguments for {tool.name!r} are invalid: "
+            + "; ".join(f"{e['field']}: {e['error']}" for e in errors),
+            errors=errors,
+            tool=tool.name,
+            hint="fix the named fields and call again",
         ) from None
     return {name: getattr(model, name) for name in type(model).model_fields}
 
@@ -128,7 +146,9 @@ def import_callable(ref: str) -> Callable[..., Any]:
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}", hint="check the name")
+            raise ConfigurationError(
+                f"module {module_name!r} has no attribute {attr!r}", hint="check the name"
+            )
         target = getattr(target, part)
     if not callable(target):
         raise ConfigurationError(f"{ref!r} is not callable", hint="point at a function")

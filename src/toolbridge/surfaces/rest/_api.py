@@ -28,27 +28,39 @@ _IDEMPOTENCY_KEY_MAX = 255
 _CALL_BODY = {
     "requestBody": {
         "required": False,
-        "content": {"application/json": {"schema": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"arguments": {"type": "object", "description": "the tool's arguments"}},
-        }}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"arguments": {"type": "object", "description": "the tool's arguments"}},
+                }
+            }
+        },
     }
 }
 
 
 def problem_response(exc: ToolbridgeError, *, instance: str | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(problem(exc, instance=instance), status_code=exc.status, media_type=_PROBLEM,
-                        headers=headers)
+    return JSONResponse(
+        problem(exc, instance=instance), status_code=exc.status, media_type=_PROBLEM, headers=headers
+    )
 
 
 def tool_document(tool: Tool) -> dict[str, Any]:
     a = tool.annotations
     doc: dict[str, Any] = {
-        "name": tool.name, "connector": tool.connector, "description": tool.description,
+        "name": tool.name,
+        "connector": tool.connector,
+        "description": tool.description,
         "input_schema": tool.input_schema,
-        "annotations": {"read_only": a.read_only, "destructive": a.destructive, "idempotent": a.idempotent,
-                        "open_world": a.open_world},
+        "annotations": {
+            "read_only": a.read_only,
+            "destructive": a.destructive,
+            "idempotent": a.idempotent,
+            "open_world": a.open_world,
+        },
         "cost": tool.cost,
     }
     if tool.title:
@@ -60,8 +72,11 @@ def tool_document(tool: Tool) -> dict[str, Any]:
 
 def _result_document(result: CallResult) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "tool": result.tool, "request_id": result.request_id, "truncated": result.truncated,
-        "size": result.size, "duration_ms": round(result.duration_ms, 3),
+        "tool": result.tool,
+        "request_id": result.request_id,
+        "truncated": result.truncated,
+        "size": result.size,
+        "duration_ms": round(result.duration_ms, 3),
     }
     if result.truncated:
         body["text"] = result.text
@@ -70,10 +85,15 @@ def _result_document(result: CallResult) -> dict[str, Any]:
     return body
 
 
-async def _principal(request: Request, authorization: Annotated[str | None, Header()] = None,
-                     x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+async def _principal(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
     hub: Hub = request.app.state.hub
-    return await hub.authenticate(_bearer(authorization) or x_api_key, request_id=request.headers.get("x-request-id"))
+    return await hub.authenticate(
+        _bearer(authorization) or x_api_key, request_id=request.headers.get("x-request-id")
+    )
 
 
 Caller = Annotated[Principal, Depends(_principal)]
@@ -82,7 +102,11 @@ Caller = Annotated[Principal, Depends(_principal)]
 def create_rest_app(hub: Hub) -> FastAPI:
     """The ``/v1`` application (mount it at ``/v1``)."""
     app = FastAPI(
-        title="toolbridge", version="1", openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
+        title="toolbridge",
+        version="1",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
         description="One catalog of tools for AI agents. Authenticate with `Authorization: Bearer <key>`.",
     )
 
@@ -97,16 +121,23 @@ def create_rest_app(hub: Hub) -> FastAPI:
         return tool_document(hub.get_tool(caller, name))
 
     @app.post("/tools/{name}/call", summary="Call a tool", openapi_extra=_CALL_BODY)
-    async def call_tool(name: str, request: Request, caller: Caller,
-                        idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+    async def call_tool(
+        name: str, request: Request, caller: Caller, idempotency_key: Annotated[str | None, Header()] = None
+    ) -> JSONResponse:
         arguments = _arguments(await request.body())
-        result = await hub.call(caller, name, arguments, idempotency_key=_checked_key(idempotency_key),
-                                request_id=request.headers.get("x-request-id"))
+        result = await hub.call(
+            caller,
+            name,
+            arguments,
+            idempotency_key=_checked_key(idempotency_key),
+            request_id=request.headers.get("x-request-id"),
+        )
         return JSONResponse(_result_document(result))
 
     @app.get("/calls", summary="The caller's recent calls, from the audit log")
-    async def list_calls(caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                         tool: str | None = None) -> dict[str, Any]:
+    async def list_calls(
+        caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50, tool: str | None = None
+    ) -> dict[str, Any]:
         records = await hub.audit.tail(limit, tool=tool, principal=caller.id)
         return {"calls": [_call_document(r.as_dict()) for r in records]}
 
@@ -115,8 +146,10 @@ def create_rest_app(hub: Hub) -> FastAPI:
 
 
 def _call_document(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("seq", "ts", "request_id", "tool", "outcome", "error_code", "duration_ms",
-                                "args_digest")}
+    return {
+        k: row[k]
+        for k in ("seq", "ts", "request_id", "tool", "outcome", "error_code", "duration_ms", "args_digest")
+    }
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -132,11 +165,15 @@ def _arguments(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}",
-                         hint='send {"arguments": {...}} with Content-Type: application/json') from None
+        raise BadRequest(
+            f"the request body is not valid JSON: {exc}",
+            hint='send {"arguments": {...}} with Content-Type: application/json',
+        ) from None
     if not isinstance(data, dict) or set(data) - {"arguments"}:
-        raise BadRequest('the request body must be an object with one key, "arguments"',
-                         hint='send {"arguments": {"name": value}}')
+        raise BadRequest(
+            'the request body must be an object with one key, "arguments"',
+            hint='send {"arguments": {"name": value}}',
+        )
     arguments = data.get("arguments", {})
     if arguments is None:
         return {}
@@ -164,14 +201,20 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         details = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
-        bad = BadRequest("the request is not valid: " + "; ".join(f"{d['field']}: {d['error']}" for d in details),
-                         hint="see /v1/openapi.json for the request format")
+        bad = BadRequest(
+            "the request is not valid: " + "; ".join(f"{d['field']}: {d['error']}" for d in details),
+            hint="see /v1/openapi.json for the request format",
+        )
         return problem_response(bad, instance=request.url.path)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        body = {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code,
-                "detail": f"{request.method} {request.url.path}: {exc.detail}"}
+        body = {
+            "type": "about:blank",
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "detail": f"{request.method} {request.url.path}: {exc.detail}",
+        }
         if exc.status_code == 404:
             body["hint"] = "see /v1/openapi.json for the endpoints"
         return JSONResponse(body, status_code=exc.status_code, media_type=_PROBLEM, headers=exc.headers)

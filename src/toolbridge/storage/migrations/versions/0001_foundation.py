@@ -29,14 +29,18 @@ def upgrade() -> None:
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(16), primary_key=True),
-        sa.Column("agent_name", sa.String(64), sa.ForeignKey("agents.name", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "agent_name", sa.String(64), sa.ForeignKey("agents.name", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("key_hash", sa.String(64), nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("revoked_at", _TS, nullable=True),
     )
     op.create_table(
         "audit_events",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+        sa.Column(
+            "seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
+        ),
         sa.Column("ts", _TS, nullable=False),
         sa.Column("request_id", sa.String(64), nullable=False),
         sa.Column("principal", sa.String(80), nullable=False),
@@ -56,8 +60,10 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )
-    op.bulk_insert(sa.table("audit_head", sa.column("id"), sa.column("seq"), sa.column("hash")),
-                   [{"id": 1, "seq": 0, "hash": "0" * 64}])
+    op.bulk_insert(
+        sa.table("audit_head", sa.column("id"), sa.column("seq"), sa.column("hash")),
+        [{"id": 1, "seq": 0, "hash": "0" * 64}],
+    )
 
 
 def downgrade() -> None:
