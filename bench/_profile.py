@@ -65,7 +65,6 @@ def record(pid: int, out: Path, *, rate: int = 250, attach_timeout: float = 30.0
         str(pid),
         "--rate",
         str(rate),
-        "--nonblocking",
         "--format",
         "raw",
         "-o",
@@ -103,10 +102,11 @@ def _frames(stack: str) -> list[tuple[str, str]]:
 
 
 def category(path: str) -> str:
+    path = "/" + path.lstrip("/")
     for name, fragment in _CATEGORIES:
         if fragment in path:
             return name
-    return "other (stdlib, C)" if "/python3" in path or path.startswith("<") else "other"
+    return "other (stdlib, C)" if "/" not in path.strip("/") or path.startswith("/<") else "other"
 
 
 def _short(func: str, path: str) -> str:

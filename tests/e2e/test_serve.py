@@ -140,3 +140,13 @@ def test_python_client_against_the_server(server: Server) -> None:
                 await client.call("notes.ad", {})
 
     anyio.run(main)
+
+
+def test_readme_client_example_against_the_server(server: Server) -> None:
+    from tests.test_docs import python_blocks
+
+    [block] = [b for b in python_blocks() if "Client(" in b]
+    code = block.replace("http://127.0.0.1:8080", server.base).replace('"tb_..."', repr(server.key))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "util.calculate" in result.stdout and result.stdout.strip().endswith("9.0")
