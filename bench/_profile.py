@@ -2,22 +2,27 @@
 
 ``record`` runs ``py-spy record --format raw`` (collapsed stacks) against a server while a load runs;
 ``summarize`` reads that file and lists the packages and functions that used the most samples, by self
-time (the sample's innermost frame) and inclusive time (anywhere on the stack).
+time (the sample's innermost frame) and inclusive time (anywhere on the stack). Samples of a worker
+thread blocked on its queue are dropped: py-spy cannot tell that wait from work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import linecache
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+_BLOCKING_GET = re.compile(r"\b(tx|queue|q)\.get\(")
+"""A worker thread blocked on its queue (aiosqlite's ``tx.get()``): py-spy counts it as busy; it is idle."""
 _CATEGORIES = (  # first match of a path fragment wins
     ("toolbridge", "/toolbridge/"),
     ("mcp SDK", "/mcp/"),
@@ -91,14 +96,27 @@ def record(pid: int, out: Path, *, rate: int = 250, attach_timeout: float = 30.0
                 process.wait(timeout=5)
 
 
-def _frames(stack: str) -> list[tuple[str, str]]:
-    """(function, file) pairs of one collapsed stack, outermost first, without process/thread frames."""
+def _frames(stack: str) -> list[tuple[str, str, int]]:
+    """(function, file, line) of one collapsed stack, outermost first, without process/thread frames."""
     frames = []
     for raw in stack.split(";"):
         match = _FRAME.match(raw)
         if match and match["file"]:
-            frames.append((match["func"], match["file"]))
+            frames.append((match["func"], match["file"], int(match["line"] or 0)))
     return frames
+
+
+def _source_line(file: str, line: int) -> str:
+    """The source text of ``file``:``line``, ``file`` as py-spy shows it (relative to a sys.path entry)."""
+    for root in sys.path:
+        candidate = Path(root) / file
+        if candidate.is_file():
+            return linecache.getline(str(candidate), line)
+    return ""
+
+
+def _idle(frame: tuple[str, str, int]) -> bool:
+    return bool(_BLOCKING_GET.search(_source_line(frame[1], frame[2])))
 
 
 def category(path: str) -> str:
@@ -128,13 +146,13 @@ def summarize(path: Path, *, top: int = 20) -> str:
         if not stack or not count_text.isdigit():
             continue
         count, frames = int(count_text), _frames(stack)
-        if not frames:
+        if not frames or _idle(frames[-1]):
             continue
         total += count
-        func, file = frames[-1]
+        func, file, _line = frames[-1]
         self_fn[_short(func, file)] += count
         by_category[category(file)] += count
-        for key in {_short(f, p) for f, p in frames}:
+        for key in {_short(f, p) for f, p, _ in frames}:
             inclusive[key] += count
     if total == 0:
         return f"{path.name}: no samples"
