@@ -133,7 +133,7 @@ class RawConnection:
         return Reply(int(status_line.split(" ", 2)[1]), headers, body)
 
     async def _read_chunked(self) -> bytes:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
             chunk = await self._reader.readexactly(size + 2)
@@ -196,7 +196,8 @@ def _caller(send: Send, body: Callable[[int], bytes], what: str) -> Call:
 
 
 class Target(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def client(self) -> AbstractAsyncContextManager[Call]: ...
 
@@ -323,7 +324,14 @@ class SdkMcpTarget:
 
         limits = httpx2.Limits(max_connections=2, max_keepalive_connections=2)
         http = httpx2.AsyncClient(headers=_auth(self.key), timeout=_TIMEOUT, trust_env=False, limits=limits)
-        async with http, Client(streamable_http_client(self.url, http_client=http), mode=self.mode) as mcp:
+        async with (
+            http,
+            Client(
+                streamable_http_client(self.url, http_client=http),
+                mode=self.mode,
+                read_timeout_seconds=_TIMEOUT,
+            ) as mcp,
+        ):
             checked = False
 
             async def call() -> None:
@@ -381,6 +389,18 @@ class Usage:
     def since(self, start: Usage) -> Usage:
         return Usage(self.server - start.server, self.client - start.client, self.machine - start.machine)
 
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.server + other.server, self.client + other.client, self.machine + other.machine)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured stretch of load: each call's latency, the stretch's wall time and CPU use."""
+
+    samples_ns: list[int]
+    seconds: float
+    usage: Usage
+
 
 @dataclass(frozen=True)
 class Latency:
@@ -400,8 +420,10 @@ class Latency:
         return self.calls / self.seconds
 
     @classmethod
-    def of(cls, samples_ns: list[int], seconds: float, usage: Usage) -> Latency:
-        ordered = sorted(samples_ns)
+    def of(cls, runs: list[Run]) -> Latency:
+        ordered = sorted(sample for run in runs for sample in run.samples_ns)
+        seconds = sum(run.seconds for run in runs)
+        usage = sum((run.usage for run in runs), Usage(0.0, 0.0, 0.0))
         n = len(ordered)
         median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
         p99 = ordered[max(0, math.ceil(0.99 * n) - 1)]
@@ -419,25 +441,21 @@ class Latency:
         )
 
 
-async def sequential(target: Target, *, calls: int, warmup: int, server_cpu: ServerCpu) -> Latency:
-    """``calls`` calls one after another on one connection, after ``warmup`` unmeasured ones."""
+async def sequential(call: Call, *, calls: int, server_cpu: ServerCpu) -> Run:
+    """``calls`` calls one after another through an open client's ``call``."""
     clock = time.perf_counter_ns
     samples: list[int] = []
-    async with target.client() as call:
-        for _ in range(warmup):
-            await call()
-        began, usage = clock(), Usage.now(server_cpu)
-        for _ in range(calls):
-            start = clock()
-            await call()
-            samples.append(clock() - start)
-        seconds, used = (clock() - began) / 1e9, Usage.now(server_cpu).since(usage)
-    return Latency.of(samples, seconds, used)
+    began, usage = clock(), Usage.now(server_cpu)
+    for _ in range(calls):
+        start = clock()
+        await call()
+        samples.append(clock() - start)
+    return Run(samples, (clock() - began) / 1e9, Usage.now(server_cpu).since(usage))
 
 
 async def concurrent(
     target: Target, *, clients: int, calls_each: int, warmup: int, server_cpu: ServerCpu
-) -> Latency:
+) -> Run:
     """``clients`` clients, each on its own connection, each making ``calls_each`` calls back to back.
 
     Every client connects and warms up first; the clock starts when all are ready and stops when the
@@ -473,4 +491,4 @@ async def concurrent(
         began, usage = clock(), Usage.now(server_cpu)
         go.set()
     assert used is not None
-    return Latency.of(samples, (ended - began) / 1e9, used)
+    return Run(samples, (ended - began) / 1e9, used)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SERVERS = BENCH / "servers"
 FASTMCP_VENV = BENCH / ".venvs" / "fastmcp"
 FASTMCP_SPEC = ("fastmcp==4.1.6", "uvicorn")
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -79,7 +78,7 @@ def start(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            cwd=SERVERS,
+            cwd=BENCH,
         )
     server = Server(name, process, port, log)
     try:

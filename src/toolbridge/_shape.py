@@ -24,6 +24,8 @@ class CallResult:
     size: int
     request_id: str
     duration_ms: float
+    replayed: bool = False
+    """True when an idempotency key matched an earlier call and its stored outcome was returned."""
 
 
 def shape(value: Any, *, max_bytes: int) -> tuple[Any, str, bool, int]:

@@ -132,42 +132,5 @@ def _error(response: httpx2.Response) -> errors.ToolbridgeError:
         doc = {}
     if not isinstance(doc, dict):
         doc = {}
-    message = str(doc.get("detail") or f"HTTP {response.status_code} from {response.request.url}")
-    hint = doc.get("hint")
-    code = doc.get("code")
-    exc: errors.ToolbridgeError
-    if code == "tool_not_found":
-        exc = errors.ToolNotFound(str(doc.get("tool", "")), suggestions=doc.get("suggestions", []))
-    elif code == "invalid_arguments":
-        exc = errors.InvalidArguments(message, errors=doc.get("errors", []), hint=hint, tool=doc.get("tool"))
-    elif code == "permission_denied":
-        exc = errors.PermissionDenied(message, missing_scope=str(doc.get("missing_scope", "")), hint=hint)
-    elif code == "payload_too_large":
-        exc = errors.PayloadTooLarge(
-            "the request", size=int(doc.get("size", 0)), limit=int(doc.get("limit", 0))
-        )
-    else:
-        cls = _BY_CODE.get(str(code), _by_status(response.status_code))
-        exc = cls(message, hint=hint, tool=doc.get("tool"))
-    return exc
-
-
-def _by_status(status: int) -> type[errors.ToolbridgeError]:
-    if status == 401:
-        return errors.AuthenticationError
-    if 400 <= status < 500:
-        return errors.BadRequest
-    return errors.UpstreamError
-
-
-_SIMPLE: tuple[type[errors.ToolbridgeError], ...] = (
-    errors.AuthenticationError,
-    errors.BadRequest,
-    errors.ConfigurationError,
-    errors.CredentialsError,
-    errors.StorageError,
-    errors.ToolExecutionError,
-    errors.UpstreamError,
-    errors.UpstreamTimeout,
-)
-_BY_CODE = {cls.code: cls for cls in _SIMPLE}
+    doc.setdefault("detail", f"HTTP {response.status_code} from {response.request.url}")
+    return errors.from_problem(doc, status=response.status_code)

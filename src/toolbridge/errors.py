@@ -11,10 +11,23 @@ Branches are named after who must act to fix the problem::
     │   ├── ToolNotFound .......... no such tool, or not visible to this principal (HTTP 404)
     │   ├── InvalidArguments ...... arguments do not match the tool's input schema (HTTP 422)
     │   ├── PayloadTooLarge ....... request body or arguments over the limit (HTTP 413)
+    │   ├── RateLimited ........... the caller is over its own rate limit (HTTP 429, retry_after)
+    │   ├── Conflict .............. the same idempotency key is still in flight, or a state conflict (HTTP 409)
+    │   │   └── LeaseLost ......... a workspace write carried a lease that expired or was taken over
+    │   ├── NotFound .............. no such object, or not visible to this principal (HTTP 404)
+    │   ├── Locked ................ a workspace path is leased by another holder (HTTP 423, ``holder``)
+    │   ├── PreconditionFailed .... expected version or ETag does not match (HTTP 412)
+    │   ├── QuotaExceeded ......... a workspace byte quota or an agent's credits are used up (HTTP 403)
+    │   ├── IdempotencyKeyReused .. an idempotency key sent again with different arguments (HTTP 422)
     │   └── BadRequest ............ malformed request at a surface (HTTP 400)
     ├── CredentialsError .......... a person must reconnect the account (HTTP 401 upstream-side)
     ├── UpstreamError ............. the service behind the tool failed
     │   ├── UpstreamTimeout ....... the call's deadline passed before the tool answered (HTTP 504)
+    │   ├── UpstreamUnavailable ... transport failure: refused, reset, timed out (``sent`` says if bytes left)
+    │   ├── UpstreamStatusError ... the upstream answered with an error status (``status``, ``retry_after``)
+    │   ├── OutcomeUnknown ........ a write may or may not have happened; not retried automatically
+    │   ├── CircuitOpen ........... the connector's breaker is open; failing fast (HTTP 503, retry_after)
+    │   ├── UpstreamBusy .......... the connector's concurrency limit is full (HTTP 503)
     │   └── ToolExecutionError .... an in-process (Python) tool raised
     └── StorageError .............. the database could not be used
 
@@ -27,26 +40,40 @@ secret values.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
-from typing import ClassVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationError",
     "BadRequest",
     "CallerError",
+    "CircuitOpen",
     "ConfigFileError",
     "ConfigurationError",
+    "Conflict",
     "CredentialsError",
+    "IdempotencyKeyReused",
     "InvalidArguments",
+    "LeaseLost",
+    "Locked",
+    "NotFound",
+    "OutcomeUnknown",
     "PayloadTooLarge",
     "PermissionDenied",
+    "PreconditionFailed",
+    "QuotaExceeded",
+    "RateLimited",
     "StorageError",
     "ToolExecutionError",
     "ToolNotFound",
     "ToolbridgeError",
+    "UpstreamBusy",
     "UpstreamError",
+    "UpstreamStatusError",
     "UpstreamTimeout",
+    "UpstreamUnavailable",
     "did_you_mean",
+    "from_problem",
     "problem",
 ]
 
@@ -190,6 +217,113 @@ class PayloadTooLarge(CallerError):
         return {"size": self.size, "limit": self.limit}
 
 
+class RateLimited(CallerError):
+    code = "rate_limited"
+    status = 429
+    title = "rate limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        policy: str | None = None,
+        hint: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint or f"wait {retry_after:.3g} s before calling again", tool=tool)
+        self.retry_after = retry_after
+        self.policy = policy
+
+    def extra(self) -> dict[str, object]:
+        return {"retry_after": self.retry_after, **({"policy": self.policy} if self.policy else {})}
+
+
+class Conflict(CallerError):
+    code = "conflict"
+    status = 409
+    title = "conflict"
+
+
+class IdempotencyKeyReused(CallerError):
+    code = "idempotency_key_reused"
+    status = 422
+    title = "idempotency key reused with different arguments"
+
+
+class LeaseLost(Conflict):
+    """A write carried a lease token that is no longer the current lease (expired, released or replaced)."""
+
+    code = "lease_lost"
+    title = "lease lost"
+
+
+class NotFound(CallerError):
+    """No such object — or one the caller may not see: both give the same answer, so nothing leaks."""
+
+    code = "not_found"
+    status = 404
+    title = "not found"
+
+
+class Locked(CallerError):
+    """Another holder has the lease on a workspace path. ``holder`` names the principal, never its token."""
+
+    code = "locked"
+    status = 423
+    title = "locked"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        holder: str,
+        expires_in: float,
+        hint: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.holder = holder
+        self.expires_in = expires_in
+
+    def extra(self) -> dict[str, object]:
+        return {"holder": self.holder, "expires_in": round(self.expires_in, 3)}
+
+
+class PreconditionFailed(CallerError):
+    code = "precondition_failed"
+    status = 412
+    title = "precondition failed"
+
+    def __init__(
+        self, message: str, *, current: dict[str, object], hint: str | None = None, tool: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.current = current
+
+    def extra(self) -> dict[str, object]:
+        return {"current": self.current}
+
+
+class QuotaExceeded(CallerError):
+    """A limit of the workspace (bytes) or of the agent (credits) would be exceeded."""
+
+    code = "quota_exceeded"
+    status = 403
+    title = "quota exceeded"
+
+    def __init__(
+        self, message: str, *, limit_name: str, limit: int, used: int, hint: str, tool: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.limit_name = limit_name
+        self.limit = limit
+        self.used = used
+
+    def extra(self) -> dict[str, object]:
+        return {"limit_name": self.limit_name, "limit": self.limit, "used": self.used}
+
+
 class CredentialsError(ToolbridgeError):
     """The stored credentials no longer work: a person must reconnect the account."""
 
@@ -210,6 +344,76 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
     status = 504
     title = "deadline exceeded"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The request failed in transport. ``sent`` is False only when no byte can have reached the upstream."""
+
+    code = "upstream_unavailable"
+    status = 503
+    title = "upstream unavailable"
+
+    def __init__(self, message: str, *, sent: bool, hint: str | None = None, tool: str | None = None) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.sent = sent
+
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with an error status; ``body`` holds an excerpt of its error body."""
+
+    code = "upstream_status"
+    status = 502
+    title = "upstream returned an error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int,
+        retry_after: float | None = None,
+        body: str | None = None,
+        hint: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+        self.body = body
+
+    def extra(self) -> dict[str, object]:
+        doc: dict[str, object] = {"upstream_status": self.upstream_status}
+        if self.retry_after is not None:
+            doc["retry_after"] = self.retry_after
+        if self.body:
+            doc["upstream_body"] = self.body
+        return doc
+
+
+class OutcomeUnknown(UpstreamError):
+    code = "outcome_unknown"
+    status = 504
+    title = "outcome unknown"
+
+
+class CircuitOpen(UpstreamError):
+    code = "circuit_open"
+    status = 503
+    title = "circuit open"
+
+    def __init__(
+        self, message: str, *, retry_after: float, hint: str | None = None, tool: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.retry_after = retry_after
+
+    def extra(self) -> dict[str, object]:
+        return {"retry_after": round(self.retry_after, 3)}
+
+
+class UpstreamBusy(UpstreamError):
+    code = "upstream_busy"
+    status = 503
+    title = "connector busy"
 
 
 class ToolExecutionError(UpstreamError):
@@ -257,3 +461,76 @@ def problem(exc: ToolbridgeError, *, instance: str | None = None) -> dict[str, o
         doc["instance"] = instance
     doc.update(exc.extra())
     return doc
+
+
+def from_problem(doc: Mapping[str, object], *, status: int | None = None) -> ToolbridgeError:
+    """Rebuild the error a problem document describes (the inverse of :func:`problem`)."""
+    message = str(doc.get("detail") or doc.get("title") or f"HTTP {status or doc.get('status')}")
+    hint = doc.get("hint")
+    hint_text = str(hint) if hint is not None else None
+    tool = str(doc["tool"]) if doc.get("tool") is not None else None
+    code = str(doc.get("code", ""))
+    special = _SPECIAL.get(code)
+    if special is not None:
+        return special(doc, message, hint_text, tool)
+    cls = _BY_CODE.get(code) or _by_status(int(status or doc.get("status") or 500))  # type: ignore[call-overload]
+    return cls(message, hint=hint_text, tool=tool)
+
+
+def _num(doc: Mapping[str, object], key: str) -> float:
+    value = doc.get(key, 0)
+    return float(value) if isinstance(value, int | float | str) else 0.0
+
+
+def _list(doc: Mapping[str, object], key: str) -> list[Any]:
+    value = doc.get(key)
+    return list(value) if isinstance(value, list) else []
+
+
+_Factory = Callable[[Mapping[str, object], str, str | None, str | None], ToolbridgeError]
+_SPECIAL: dict[str, _Factory] = {
+    "tool_not_found": lambda d, m, h, t: ToolNotFound(t or "", suggestions=_list(d, "suggestions")),
+    "invalid_arguments": lambda d, m, h, t: InvalidArguments(m, errors=_list(d, "errors"), hint=h, tool=t),
+    "permission_denied": lambda d, m, h, t: PermissionDenied(
+        m, missing_scope=str(d.get("missing_scope", "")), hint=h, tool=t
+    ),
+    "payload_too_large": lambda d, m, h, t: PayloadTooLarge(
+        "the request", size=int(_num(d, "size")), limit=int(_num(d, "limit"))
+    ),
+    "rate_limited": lambda d, m, h, t: RateLimited(m, retry_after=_num(d, "retry_after"), hint=h, tool=t),
+    "circuit_open": lambda d, m, h, t: CircuitOpen(m, retry_after=_num(d, "retry_after"), hint=h, tool=t),
+    "upstream_status": lambda d, m, h, t: UpstreamStatusError(
+        m,
+        upstream_status=int(_num(d, "upstream_status")),
+        retry_after=_num(d, "retry_after") if "retry_after" in d else None,
+        body=str(d["upstream_body"]) if d.get("upstream_body") else None,
+        hint=h,
+        tool=t,
+    ),
+    "upstream_unavailable": lambda d, m, h, t: UpstreamUnavailable(m, sent=True, hint=h, tool=t),
+}
+_SIMPLE: tuple[type[ToolbridgeError], ...] = (
+    AuthenticationError,
+    BadRequest,
+    ConfigurationError,
+    Conflict,
+    CredentialsError,
+    IdempotencyKeyReused,
+    OutcomeUnknown,
+    StorageError,
+    ToolExecutionError,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamTimeout,
+)
+_BY_CODE: dict[str, type[ToolbridgeError]] = {cls.code: cls for cls in _SIMPLE}
+
+
+def _by_status(status: int) -> type[ToolbridgeError]:
+    if status == 401:
+        return AuthenticationError
+    if status == 409:
+        return Conflict
+    if 400 <= status < 500:
+        return BadRequest
+    return UpstreamError

@@ -32,10 +32,13 @@ from toolbridge.errors import (
     BadRequest,
     ConfigurationError,
     PermissionDenied,
+    RateLimited,
     ToolbridgeError,
     UpstreamTimeout,
 )
 from toolbridge.policy import AgentStore, Principal
+from toolbridge.resilience import Attempt, Resilience, ResiliencePolicy, parse_rate
+from toolbridge.resilience._idempotency import IdempotencyStore, Replay
 from toolbridge.storage import MEMORY_URL, Database
 
 if TYPE_CHECKING:
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["Hub", "Limits"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_DENIED = (AuthenticationError, PermissionDenied)
+_DENIED = (AuthenticationError, PermissionDenied, RateLimited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +70,17 @@ class Hub:
         limits: Limits | None = None,
         agents: Mapping[str, Sequence[str]] | None = None,
         key_cache_ttl: float = 5.0,
+        resilience: Resilience | None = None,
+        agent_rates: Mapping[str, str] | None = None,
     ) -> None:
         self.database = database if isinstance(database, Database) else Database(database)
         self.limits = limits or Limits()
         self.catalog = Catalog()
         self.agents = AgentStore(self.database, cache_ttl=key_cache_ttl)
         self.audit = AuditLog(self.database)
+        self.resilience = resilience or Resilience()
+        self.idempotency = IdempotencyStore(self.database)
+        self._agent_rates = {name: parse_rate(rate) for name, rate in (agent_rates or {}).items()}
         self._declared_agents = {name: list(scopes) for name, scopes in (agents or {}).items()}
         self._connectors: dict[str, Connector] = {}
         self._stack: AsyncExitStack | None = None
@@ -92,7 +100,7 @@ class Hub:
 
         return cls.from_settings(load_settings(path))
 
-    def add_connector(self, connector: Connector) -> None:
+    def add_connector(self, connector: Connector, *, policy: ResiliencePolicy | None = None) -> None:
         """Add a connector and its tools (before the hub starts: it enters connectors on start)."""
         if self.running:
             raise ConfigurationError(
@@ -107,6 +115,8 @@ class Hub:
         for tool in tools:
             self.catalog.add(tool)
         self._connectors[connector.name] = connector
+        if policy is not None:
+            self.resilience.configure(connector.name, policy)
 
     def connector(self, name: str) -> Connector:
         return self._connectors[name]
@@ -237,6 +247,7 @@ class Hub:
         args: Mapping[str, Any] = arguments if arguments is not None else {}
         started = anyio.current_time()
         digest = ""
+        claimed = False
         try:
             if not isinstance(args, Mapping):
                 raise BadRequest(
@@ -245,23 +256,91 @@ class Hub:
             digest = args_digest(args)
             target = self._authorize(principal, tool)
             self.catalog.validate(target, args, max_bytes=self.limits.max_argument_bytes)
+            await self._check_inbound_rate(principal, target)
+            if idempotency_key is not None:
+                replay = await self.idempotency.claim(principal.id, idempotency_key, target.name, digest)
+                if replay is not None:
+                    return await self._replay(replay, principal, target, digest, request_id, started)
+                claimed = True
             credentials = await self._resolve_credentials(target, principal, connection)
             invocation = Invocation(
                 principal,
                 request_id,
-                started + self.limits.call_timeout,
+                self.resilience.clock() + self.limits.call_timeout,
                 credentials,
                 connection,
                 idempotency_key,
+                hold=self._holder(target.connector),
             )
             value = await self._invoke(target, args, invocation)
             kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
         except ToolbridgeError as exc:
+            if claimed:
+                await self._finish_claim(principal, idempotency_key, error=exc)
             await self._record(request_id, principal.id, tool, digest, _ms(started), exc)
             raise
-        duration = _ms(started)
-        await self._record(request_id, principal.id, tool, digest, duration, None)
-        return CallResult(tool, kept, text, truncated, size, request_id, duration)
+        result = CallResult(tool, kept, text, truncated, size, request_id, _ms(started))
+        if claimed:
+            await self._finish_claim(principal, idempotency_key, result=result)
+        await self._record(request_id, principal.id, tool, digest, result.duration_ms, None)
+        return result
+
+    async def _finish_claim(
+        self,
+        principal: Principal,
+        key: str | None,
+        *,
+        result: CallResult | None = None,
+        error: ToolbridgeError | None = None,
+    ) -> None:
+        assert key is not None
+        stored = (
+            None
+            if result is None
+            else {
+                "value": result.value,
+                "text": result.text,
+                "truncated": result.truncated,
+                "size": result.size,
+            }
+        )
+        with anyio.CancelScope(shield=True):
+            await self.idempotency.complete(principal.id, key, result=stored, error=error)
+
+    async def _replay(
+        self, replay: Replay, principal: Principal, tool: Tool, digest: str, request_id: str, started: float
+    ) -> CallResult:
+        stored = replay.raise_or_result()  # a stored error is raised again, as the first call saw it
+        result = CallResult(
+            tool.name,
+            stored["value"],
+            stored["text"],
+            stored["truncated"],
+            stored["size"],
+            request_id,
+            _ms(started),
+            replayed=True,
+        )
+        await self._record(
+            request_id, principal.id, tool.name, digest, result.duration_ms, None, replayed=True
+        )
+        return result
+
+    async def _check_inbound_rate(self, principal: Principal, tool: Tool) -> None:
+        limit = self._agent_rates.get(principal.name) if principal.kind == "agent" else None
+        if limit is None:
+            return
+        wait = await self.resilience.limiter.try_acquire(f"in:{principal.id}", limit)
+        if wait > 0:
+            raise RateLimited(
+                f"{principal.id} is over its rate limit of {limit.count} per {limit.period:g} s",
+                retry_after=wait,
+                policy=str(limit),
+                tool=tool.name,
+            )
+
+    def _holder(self, connector: str) -> Callable[[float], None]:
+        return lambda seconds: self.resilience.hold(connector, seconds)
 
     def _authorize(self, principal: Principal, name: str) -> Tool:
         tool = self.catalog.get(name)
@@ -281,13 +360,17 @@ class Hub:
         return None
 
     async def _invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
-        """Seam for the resilience layer (rate limit → breaker → attempts).
-
-        Today: one attempt under the call deadline.
-        """
+        """The connector's invoke inside the resilience layer, under the call deadline (a hard cap)."""
         connector = self._connectors[tool.connector]
+        a = tool.annotations
+        attempt = Attempt(
+            connector=tool.connector,
+            tool=tool.name,
+            deadline=invocation.deadline,
+            idempotent=a.idempotent or a.read_only or invocation.idempotency_key is not None,
+        )
         with anyio.move_on_after(self.limits.call_timeout) as scope:
-            return await connector.invoke(tool, arguments, invocation)
+            return await self.resilience.run(attempt, lambda: connector.invoke(tool, arguments, invocation))
         assert scope.cancelled_caught
         raise UpstreamTimeout(
             f"{tool.name!r} did not finish within the call deadline of {self.limits.call_timeout:g} s",
@@ -303,8 +386,11 @@ class Hub:
         digest: str,
         duration_ms: float,
         error: ToolbridgeError | None,
+        *,
+        replayed: bool = False,
     ) -> None:
         outcome = "ok" if error is None else "denied" if isinstance(error, _DENIED) else "error"
+        outcome = "replayed" if replayed else outcome
         entry = AuditEntry(
             ts=dt.datetime.now(dt.UTC),
             request_id=request_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -32,6 +32,8 @@ class Invocation:
     credentials: Credentials | None = None
     connection: str | None = None
     idempotency_key: str | None = None
+    hold: Callable[[float], None] | None = None
+    """Call with N seconds when the upstream says it is out of quota for N seconds (RateLimit headers)."""
 
 
 @runtime_checkable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["agents", "api_keys", "audit_events", "audit_head", "metadata"]
+__all__ = ["agents", "api_keys", "audit_events", "audit_head", "idempotency_records", "metadata"]
 
 metadata = sa.MetaData(
     naming_convention={
@@ -61,3 +61,17 @@ audit_head = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+idempotency_records = sa.Table(
+    "idempotency_records",
+    metadata,
+    sa.Column("principal", sa.String(80), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("request_digest", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.JSON, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_idempotency_records_expires_at", idempotency_records.c.expires_at)

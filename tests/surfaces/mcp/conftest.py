@@ -75,7 +75,12 @@ class Served:
         return await self.http.post("/mcp", content=content, headers=self.headers(agent, **extra))
 
     async def modern(
-        self, method: str, params: Mapping[str, Any] | None = None, *, agent: str | None = "alice", **extra: str
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        agent: str | None = "alice",
+        **extra: str,
     ) -> httpx2.Response:
         """One stateless-era (2026-07-28) request, with its envelope and routing headers."""
         body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": {**(params or {}), "_meta": ENVELOPE}}
@@ -86,17 +91,32 @@ class Served:
 
     async def initialize(self, agent: str | None = "alice") -> str:
         """Open a 2025-11-25 session; return its id."""
-        params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "tests", "version": "1"}}
-        response = await self.post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}, agent=agent)
+        params = {
+            "protocolVersion": LEGACY,
+            "capabilities": {},
+            "clientInfo": {"name": "tests", "version": "1"},
+        }
+        response = await self.post(
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}, agent=agent
+        )
         assert response.status_code == 200, response.text
         session = response.headers["mcp-session-id"]
-        done = await self.post({"jsonrpc": "2.0", "method": "notifications/initialized"}, agent=agent,
-                               mcp_session_id=session, mcp_protocol_version=LEGACY)
+        done = await self.post(
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            agent=agent,
+            mcp_session_id=session,
+            mcp_protocol_version=LEGACY,
+        )
         assert done.status_code == 202
         return session
 
     async def legacy(
-        self, session: str, method: str, params: Mapping[str, Any] | None = None, *, agent: str | None = "alice"
+        self,
+        session: str,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        agent: str | None = "alice",
     ) -> httpx2.Response:
         body: dict[str, Any] = {"jsonrpc": "2.0", "id": 9, "method": method}
         if params is not None:

@@ -21,9 +21,11 @@ MODES = ["legacy", "2026-07-28", "auto"]
 async def connect(served: Served, agent: str, mode: str) -> AsyncIterator[Client]:
     transport = httpx2.ASGITransport(app=served.surface.asgi_app)
     headers = {"Authorization": f"Bearer {served.keys[agent]}"}
-    async with httpx2.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http:
-        async with Client(streamable_http_client(f"{BASE}/mcp", http_client=http), mode=mode) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(transport=transport, base_url=BASE, headers=headers) as http,
+        Client(streamable_http_client(f"{BASE}/mcp", http_client=http), mode=mode) as client,
+    ):
+        yield client
 
 
 @pytest.mark.parametrize("mode", MODES)

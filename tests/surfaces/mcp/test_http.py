@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx2
 import pytest
 from starlette.applications import Starlette
 
-from .conftest import ENVELOPE, LEGACY, MODERN, Served, make_hub, serve
 from toolbridge import Hub, Principal
+
+from .conftest import ENVELOPE, LEGACY, MODERN, Served, make_hub, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -24,9 +27,17 @@ async def test_legacy_session_lists_the_agents_tools(served: Served) -> None:
     alice = await served.initialize("alice")
     reader = await served.initialize("reader")
     assert names(await served.legacy(alice, "tools/list")) == [
-        "admin.wipe", "demo.add", "demo.big", "demo.echo", "demo.fail",
+        "admin.wipe",
+        "demo.add",
+        "demo.big",
+        "demo.echo",
+        "demo.fail",
     ]
-    assert names(await served.legacy(reader, "tools/list", agent="reader")) == ["demo.big", "demo.echo", "demo.fail"]
+    assert names(await served.legacy(reader, "tools/list", agent="reader")) == [
+        "demo.big",
+        "demo.echo",
+        "demo.fail",
+    ]
 
 
 async def test_stateless_era_lists_the_agents_tools(served: Served) -> None:
@@ -45,7 +56,10 @@ async def test_tool_listing_carries_schema_title_and_hints(served: Served) -> No
     assert add["outputSchema"]["type"] == "object"
     assert "outputSchema" not in echo
     assert echo["annotations"] == {
-        "readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False,
+        "readOnlyHint": True,
+        "destructiveHint": False,
+        "idempotentHint": True,
+        "openWorldHint": False,
     }
     assert wipe["annotations"]["destructiveHint"] is True
 
@@ -77,7 +91,9 @@ async def test_call_returns_text_and_structured_content(served: Served, era: str
 
 
 async def test_a_string_result_is_text_only(served: Served) -> None:
-    result = (await served.modern("tools/call", {"name": "demo.echo", "arguments": {"text": "hi"}})).json()["result"]
+    result = (await served.modern("tools/call", {"name": "demo.echo", "arguments": {"text": "hi"}})).json()[
+        "result"
+    ]
     assert result["content"] == [{"type": "text", "text": "hi"}]
     assert "structuredContent" not in result
 
@@ -89,7 +105,9 @@ async def test_the_callers_request_id_reaches_the_audit_log(served: Served) -> N
     assert response.json()["result"]["_meta"]["toolbridge/request-id"] == "trace-42"
 
 
-async def test_idempotency_key_from_meta_reaches_the_hub(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_idempotency_key_from_meta_reaches_the_hub(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[str | None] = []
     call = served.hub.call
 
@@ -119,14 +137,18 @@ async def test_invalid_arguments_are_a_tool_error_the_model_can_fix(served: Serv
 
 async def test_a_tool_that_raises_is_a_tool_error(served: Served) -> None:
     session = await served.initialize()
-    response = await served.legacy(session, "tools/call", {"name": "demo.fail", "arguments": {"reason": "disk full"}})
+    response = await served.legacy(
+        session, "tools/call", {"name": "demo.fail", "arguments": {"reason": "disk full"}}
+    )
     result = response.json()["result"]
     assert result["isError"] is True
     assert "disk full" in result["content"][0]["text"]
 
 
 async def test_calling_a_tool_outside_the_agents_scopes_is_a_tool_error(served: Served) -> None:
-    response = await served.modern("tools/call", {"name": "demo.add", "arguments": {"a": 1, "b": 2}}, agent="reader")
+    response = await served.modern(
+        "tools/call", {"name": "demo.add", "arguments": {"a": 1, "b": 2}}, agent="reader"
+    )
     result = response.json()["result"]
     assert result["isError"] is True
     assert "demo.add:write" in result["content"][0]["text"]
@@ -148,7 +170,9 @@ async def test_unknown_tool_is_invalid_params_with_did_you_mean(served: Served, 
 
 
 async def test_a_truncated_result_keeps_its_marker(served: Served) -> None:
-    result = (await served.modern("tools/call", {"name": "demo.big", "arguments": {"size": 5_000}})).json()["result"]
+    result = (await served.modern("tools/call", {"name": "demo.big", "arguments": {"size": 5_000}})).json()[
+        "result"
+    ]
     assert result["isError"] is False
     assert "[toolbridge: result truncated" in result["content"][0]["text"]
 
@@ -177,9 +201,17 @@ async def test_an_unknown_key_is_401(served: Served) -> None:
 async def test_x_api_key_header_is_accepted(served: Served) -> None:
     headers = served.headers(None, mcp_protocol_version=MODERN, mcp_method="tools/list")
     headers["x-api-key"] = served.keys["reader"]
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
-        "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {},
-    }}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/list",
+        "params": {
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+        },
+    }
     response = await served.http.post("/mcp", json=body, headers=headers)
     assert names(response) == ["demo.big", "demo.echo", "demo.fail"]
 
@@ -197,7 +229,11 @@ async def test_a_session_is_not_authentication(served: Served) -> None:
     hijack = await served.legacy(session, "tools/list", agent="alice")
     assert hijack.status_code == 404
     assert "result" not in hijack.json()
-    assert names(await served.legacy(session, "tools/list", agent="reader")) == ["demo.big", "demo.echo", "demo.fail"]
+    assert names(await served.legacy(session, "tools/list", agent="reader")) == [
+        "demo.big",
+        "demo.echo",
+        "demo.fail",
+    ]
 
 
 async def test_anonymous_principal_serves_requests_without_a_key(anonymous: Principal) -> None:
@@ -205,6 +241,8 @@ async def test_anonymous_principal_serves_requests_without_a_key(anonymous: Prin
         assert names(await served.modern("tools/list", agent=None)) == ["demo.big", "demo.echo", "demo.fail"]
         served.keys["mallory"] = "tb_wrong"
         assert (await served.modern("tools/list", agent="mallory")).status_code == 401
+        basic = await served.modern("tools/list", agent=None, authorization="Basic dXNlcjpwdw==")
+        assert basic.status_code == 401
         assert len(names(await served.modern("tools/list"))) == 5
 
 
@@ -236,11 +274,13 @@ async def test_configured_origins_are_allowed() -> None:
 
 async def test_an_oversize_body_is_413() -> None:
     async with serve(make_hub(), max_body_bytes=2_000) as served:
-        response = await served.modern("tools/call", {"name": "demo.echo", "arguments": {"text": "x" * 3_000}})
+        response = await served.modern(
+            "tools/call", {"name": "demo.echo", "arguments": {"text": "x" * 3_000}}
+        )
         assert response.status_code == 413
         assert response.json()["limit"] == 2_000
 
-        async def chunks():  # no Content-Length: counted while read
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
             for _ in range(3):
                 yield b"x" * 1_000
 
@@ -256,11 +296,24 @@ async def test_malformed_json_is_a_parse_error(served: Served, version: str | No
     assert response.json()["error"]["code"] == -32700
 
 
-@pytest.mark.parametrize("body", [[], {"hello": "world"}, {"jsonrpc": "2.0", "id": 1}])
-async def test_a_body_that_is_not_a_request_is_refused(served: Served, body: object) -> None:
-    response = await served.post(body, mcp_protocol_version=MODERN)
+@pytest.mark.parametrize("version", [None, LEGACY, MODERN])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "text",
+        {"hello": "world"},
+        {"jsonrpc": "2.0", "id": 1},
+        [{"jsonrpc": "2.0", "id": 1, "method": "ping"}],
+    ],
+)
+async def test_a_body_that_is_not_one_request_is_invalid_request(
+    served: Served, body: object, version: str | None
+) -> None:
+    extra = {"mcp_protocol_version": version} if version else {}
+    response = await served.post(body, **extra)
     assert response.status_code == 400
-    assert response.json()["error"]["code"] in (-32600, -32602)
+    assert response.json()["error"]["code"] == -32600
 
 
 async def test_stateless_envelope_mismatch_is_refused(served: Served) -> None:
@@ -274,12 +327,16 @@ async def test_routes_serve_both_mcp_and_mcp_slash() -> None:
     hub = make_hub()
     async with serve(hub) as served:
         app = Starlette(routes=served.surface.routes())
-        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1"
+        ) as http:
             for path in ("/mcp", "/mcp/"):
                 body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": ENVELOPE}}
                 headers = served.headers(mcp_protocol_version=MODERN, mcp_method="tools/list")
                 response = await http.post(path, json=body, headers=headers)
-                assert names(response) == ["admin.wipe", "demo.add", "demo.big", "demo.echo", "demo.fail"], path
+                assert names(response) == ["admin.wipe", "demo.add", "demo.big", "demo.echo", "demo.fail"], (
+                    path
+                )
 
 
 async def test_surface_refuses_a_second_start(served: Served) -> None:

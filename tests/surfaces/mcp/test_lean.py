@@ -21,7 +21,12 @@ CASES: list[tuple[str, str, dict[str, Any] | None, dict[str, str]]] = [
     ("alice", "tools/call", {"name": "demo.big", "arguments": {"size": 9_000}}, {}),
     ("alice", "tools/call", {"name": "demo.fail", "arguments": {"reason": "boom"}}, {}),
     ("alice", "tools/call", {"name": "admin.wipe"}, {}),
-    ("alice", "tools/call", {"name": "demo.echo", "arguments": {"text": "x"}, "_meta": {"idempotencyKey": 5}}, {}),
+    (
+        "alice",
+        "tools/call",
+        {"name": "demo.echo", "arguments": {"text": "x"}, "_meta": {"idempotencyKey": 5}},
+        {},
+    ),
     ("alice", "tools/call", {"name": "demo.echo", "arguments": {"text": "x"}}, {"mcp_name": "demo.add"}),
     ("alice", "tools/call", {"name": "demo.echo", "arguments": {"text": "x"}}, {"mcp_param_text": "x"}),
     ("alice", "tools/call", {"name": "demo.echo", "arguments": ["x"]}, {}),
@@ -53,4 +58,6 @@ async def test_lean_and_sdk_paths_agree(
     agent: str, method: str, params: dict[str, Any] | None, extra: dict[str, str]
 ) -> None:
     async with serve(make_hub(), lean=True) as lean, serve(make_hub(), lean=False) as sdk:
-        assert await answer(lean, agent, method, params, extra) == await answer(sdk, agent, method, params, extra)
+        assert await answer(lean, agent, method, params, extra) == await answer(
+            sdk, agent, method, params, extra
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ class _Entry:
     signature: FunctionSignature
     is_async: bool
     blocking: bool
+    context_param: str | None
 
 
 class PythonConnector:
@@ -56,7 +58,8 @@ class PythonConnector:
         Sync functions run in a worker thread unless ``blocking=False`` says they never block.
         """
         operation = name or str(getattr(fn, "__name__", ""))
-        signature = inspect_function(fn)
+        context_param = _invocation_param(fn)
+        signature = inspect_function(fn, skip=frozenset({context_param} if context_param else ()))
         tool = Tool(
             name=f"{self._name}.{operation}",
             connector=self._name,
@@ -72,7 +75,7 @@ class PythonConnector:
                 f"tool {tool.name!r} is registered twice", hint="give one a different name"
             )
         is_async = inspect.iscoroutinefunction(fn)
-        self._entries[tool.name] = _Entry(fn, signature, is_async, blocking)
+        self._entries[tool.name] = _Entry(fn, signature, is_async, blocking, context_param)
         self._tools[tool.name] = tool
         return tool
 
@@ -82,6 +85,8 @@ class PythonConnector:
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         entry = self._entries[tool.name]
         kwargs = _convert(entry, tool, arguments)
+        if entry.context_param:
+            kwargs[entry.context_param] = invocation
         try:
             if entry.is_async:
                 result = await entry.fn(**kwargs)
@@ -104,6 +109,15 @@ class PythonConnector:
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
+
+
+def _invocation_param(fn: Callable[..., Any]) -> str | None:
+    """The parameter annotated ``Invocation``, which receives the call's context instead of an argument."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):
+        return None  # inspect_function reports unreadable hints
+    return next((name for name, hint in hints.items() if hint is Invocation and name != "return"), None)
 
 
 def _convert(entry: _Entry, tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -86,7 +86,9 @@ def _name_and_arguments(params: Mapping[str, Any]) -> tuple[str, Mapping[str, An
     name = params.get("name")
     arguments = params.get("arguments")
     if not isinstance(name, str):
-        raise ProtocolError(INVALID_PARAMS, "tools/call needs params.name, the name of a tool from tools/list")
+        raise ProtocolError(
+            INVALID_PARAMS, "tools/call needs params.name, the name of a tool from tools/list"
+        )
     if arguments is None:
         return name, {}
     if not isinstance(arguments, Mapping):

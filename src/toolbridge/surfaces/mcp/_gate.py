@@ -17,18 +17,26 @@ from urllib.parse import urlsplit
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolbridge.errors import AuthenticationError, CallerError, PayloadTooLarge, ToolbridgeError, problem
-from toolbridge.surfaces.mcp._wire import request_id_from_header
+from toolbridge.surfaces.mcp._wire import INVALID_REQUEST_BODY, RequestIds, is_jsonrpc_message
 
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
 
 __all__ = [
-    "CURRENT_PRINCIPAL", "SCOPE_KEY", "Gate", "OriginNotAllowed", "OriginPolicy", "RequestInfo", "api_key",
-    "is_loopback", "request_info",
+    "CURRENT_PRINCIPAL",
+    "SCOPE_KEY",
+    "Gate",
+    "OriginNotAllowed",
+    "OriginPolicy",
+    "RequestInfo",
+    "api_key",
+    "is_loopback",
+    "request_info",
 ]
 
 SCOPE_KEY = "toolbridge.mcp"
@@ -103,8 +111,14 @@ class Gate:
     """ASGI middleware: the checks above, then the wrapped app (or the lean path)."""
 
     def __init__(
-        self, app: ASGIApp, hub: Hub, *, origins: OriginPolicy, max_body_bytes: int,
-        anonymous: Principal | None = None, lean: Lean | None = None,
+        self,
+        app: ASGIApp,
+        hub: Hub,
+        *,
+        origins: OriginPolicy,
+        max_body_bytes: int,
+        anonymous: Principal | None = None,
+        lean: Lean | None = None,
     ) -> None:
         self.app = app
         self.hub = hub
@@ -112,17 +126,18 @@ class Gate:
         self.max_body_bytes = max_body_bytes
         self.anonymous = anonymous
         self.lean = lean
+        self._request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        request_id = request_id_from_header(headers.get("x-request-id"))
+        request_id = self._request_ids.from_header(headers.get("x-request-id"))
         send = _stamping(send, request_id)
         try:
             self._check_origin(scope, headers)
-            body = await self._read_body(scope, headers, receive)
+            body = await self._read_body(headers, receive)
             principal = await self._authenticate(headers, request_id)
         except ToolbridgeError as exc:  # refused (4xx), or the key store is down (503)
             await _send_problem(send, exc)
@@ -130,6 +145,9 @@ class Gate:
         if body is None:
             return  # the client went away while sending
         scope = {**scope, SCOPE_KEY: RequestInfo(principal, request_id), "user": _user(principal)}
+        if _handshake_era(headers) and scope["method"] == "POST" and not is_jsonrpc_message(body):
+            await _send_json(send, 400, INVALID_REQUEST_BODY)  # the SDK would answer -32602 here
+            return
         token = CURRENT_PRINCIPAL.set(principal)
         try:
             if self.lean is not None and await self.lean(scope, headers, body, send):
@@ -146,7 +164,7 @@ class Gate:
                 hint="add the origin to the MCP surface's allowed_origins, or call from a non-browser client",
             )
 
-    async def _read_body(self, scope: Scope, headers: Headers, receive: Receive) -> bytes | None:
+    async def _read_body(self, headers: Headers, receive: Receive) -> bytes | None:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise PayloadTooLarge("the request body", size=int(declared), limit=self.max_body_bytes)
@@ -166,8 +184,9 @@ class Gate:
 
     async def _authenticate(self, headers: Headers, request_id: str) -> Principal:
         key = api_key(headers)
-        if key is None and self.anonymous is not None:
-            return self.anonymous
+        presented = "authorization" in headers or "x-api-key" in headers
+        if self.anonymous is not None and not presented:
+            return self.anonymous  # a credential that is present but unusable never falls back to this
         return await self.hub.authenticate(key, request_id=request_id)
 
 
@@ -212,10 +231,26 @@ def _stamping(send: Send, request_id: str) -> Send:
     return stamped
 
 
+def _handshake_era(headers: Headers) -> bool:
+    """Whether the SDK serves this request on its handshake-era (2025) path."""
+    version = headers.get("mcp-protocol-version")
+    return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
+
+
 async def _send_problem(send: Send, exc: ToolbridgeError) -> None:
-    body = json.dumps(problem(exc)).encode()
-    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
-    if isinstance(exc, AuthenticationError):
-        headers.append((b"www-authenticate", b'Bearer realm="toolbridge"'))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    extra = (
+        [(b"www-authenticate", b'Bearer realm="toolbridge"')] if isinstance(exc, AuthenticationError) else []
+    )
+    await _send_json(send, exc.status, json.dumps(problem(exc)).encode(), b"application/problem+json", extra)
+
+
+async def _send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"application/json",
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

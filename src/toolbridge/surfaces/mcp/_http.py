@@ -46,8 +46,13 @@ class McpSurface:
     """
 
     def __init__(
-        self, hub: Hub, *, allowed_origins: Sequence[str] = (), max_body_bytes: int = 1_048_576,
-        anonymous_principal: Principal | None = None, lean: bool = True,
+        self,
+        hub: Hub,
+        *,
+        allowed_origins: Sequence[str] = (),
+        max_body_bytes: int = 1_048_576,
+        anonymous_principal: Principal | None = None,
+        lean: bool = True,
     ) -> None:
         if max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be a positive number of bytes")
@@ -59,8 +64,11 @@ class McpSurface:
             server, json_response=True, max_request_body_size=max_body_bytes
         )
         self.asgi_app: ASGIApp = Gate(
-            self._manager.handle_request, hub, origins=OriginPolicy(allowed_origins),
-            max_body_bytes=max_body_bytes, anonymous=anonymous_principal,
+            self._manager.handle_request,
+            hub,
+            origins=OriginPolicy(allowed_origins),
+            max_body_bytes=max_body_bytes,
+            anonymous=anonymous_principal,
             lean=LeanPath(bridge, server) if lean else None,
         )
         self._stack: AsyncExitStack | None = None

@@ -37,9 +37,14 @@ logger = logging.getLogger(__name__)
 
 SERVER_INFO_META_KEY: Final = "io.modelcontextprotocol/serverInfo"
 _PARAMS: Final = {"tools/list": frozenset({"_meta"}), "tools/call": frozenset({"_meta", "name", "arguments"})}
-_META: Final = frozenset({
-    PROTOCOL_VERSION_META_KEY, CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, *IDEMPOTENCY_META_KEYS,
-})
+_META: Final = frozenset(
+    {
+        PROTOCOL_VERSION_META_KEY,
+        CLIENT_CAPABILITIES_META_KEY,
+        CLIENT_INFO_META_KEY,
+        *IDEMPOTENCY_META_KEYS,
+    }
+)
 _ROUTING_HEADERS: Final = (b"mcp-protocol-version", b"mcp-method", b"mcp-name")
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 
@@ -53,7 +58,8 @@ class LeanPath:
         self._header_tools: dict[str, bool] = {}
 
     async def __call__(self, scope: Scope, headers: Headers, body: bytes, send: Send) -> bool:
-        if headers.get(MCP_PROTOCOL_VERSION_HEADER) not in MODERN_PROTOCOL_VERSIONS or not _plain_http(scope, headers):
+        modern = headers.get(MCP_PROTOCOL_VERSION_HEADER) in MODERN_PROTOCOL_VERSIONS
+        if not modern or not _plain_http(scope, headers):
             return False
         message = _decode(body)
         if message is None or _classify(message, headers) is None:
@@ -72,14 +78,10 @@ class LeanPath:
         try:
             result = await self._result(ctx, message["method"], message["params"])
         except ProtocolError as exc:
-            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-            if exc.data is not None:
-                error["data"] = exc.data
-            return ERROR_CODE_HTTP_STATUS.get(exc.code, 200), {"jsonrpc": "2.0", "id": request_id, "error": error}
+            return _error(request_id, exc.code, exc.message, exc.data)
         except Exception:  # top-level handler of this request, as in the SDK: log it, answer a generic error
             logger.exception("MCP %s failed", message["method"])
-            error = {"code": INTERNAL_ERROR, "message": "Internal server error"}
-            return ERROR_CODE_HTTP_STATUS.get(INTERNAL_ERROR, 200), {"jsonrpc": "2.0", "id": request_id, "error": error}
+            return _error(request_id, INTERNAL_ERROR, "Internal server error")
         return 200, {"jsonrpc": "2.0", "id": request_id, "result": result}
 
     async def _result(self, ctx: CallContext, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,7 +94,7 @@ class LeanPath:
         return {**result, "_meta": meta}
 
     def _declares_headers(self, ctx: CallContext, params: Mapping[str, Any]) -> bool:
-        """Whether the called tool's schema maps arguments to ``Mcp-Param-*`` headers (the SDK checks those)."""
+        """Whether the tool's schema maps arguments to ``Mcp-Param-*`` headers (the SDK checks those)."""
         name = params["name"]
         known = self._header_tools.get(name)
         if known is None:
@@ -129,9 +131,11 @@ def _decode(body: bytes) -> dict[str, Any] | None:
         message = json.loads(body)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or set(message) != {
-        "jsonrpc", "id", "method", "params"
-    }:
+    if (
+        not isinstance(message, dict)
+        or message.get("jsonrpc") != "2.0"
+        or set(message) != {"jsonrpc", "id", "method", "params"}
+    ):
         return None
     request_id, method, params = message["id"], message["method"], message["params"]
     if isinstance(request_id, bool) or not isinstance(request_id, int | str):
@@ -163,6 +167,14 @@ def _classify(message: Mapping[str, Any], headers: Headers) -> InboundModernRout
     ):
         return None
     return verdict
+
+
+def _error(request_id: Any, code: int, message: str, data: Any = None) -> tuple[int, dict[str, Any]]:
+    """A JSON-RPC error and the HTTP status the SDK gives its code."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return ERROR_CODE_HTTP_STATUS.get(code, 200), {"jsonrpc": "2.0", "id": request_id, "error": error}
 
 
 async def _respond(send: Send, answer: tuple[int, dict[str, Any]]) -> None:

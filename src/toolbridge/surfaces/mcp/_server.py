@@ -40,10 +40,14 @@ def server_version() -> str:
 def build_server(bridge: Bridge, context_of: ContextOf) -> Server[Any]:
     """A low-level SDK server that serves ``bridge``'s tools to the caller ``context_of`` finds."""
 
-    async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams) -> HandlerResult:
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
+    ) -> HandlerResult:
         return bridge.list_tools(context_of(ctx).principal)
 
-    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> HandlerResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> HandlerResult:
         try:
             return await bridge.call_tool(context_of(ctx), ctx.params or {})
         except ProtocolError as exc:

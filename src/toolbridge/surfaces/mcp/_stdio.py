@@ -10,7 +10,7 @@ from mcp.server.stdio import stdio_server
 
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._server import build_server
-from toolbridge.surfaces.mcp._wire import new_request_id
+from toolbridge.surfaces.mcp._wire import RequestIds
 
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
@@ -25,8 +25,10 @@ async def serve_stdio(hub: Hub, principal: Principal) -> None:
     unless it is already running. Nothing else may write to stdout while this runs.
     """
 
+    request_ids = RequestIds()
+
     def caller(ctx: ServerRequestContext[Any, Any]) -> CallContext:
-        return CallContext(principal, new_request_id())
+        return CallContext(principal, request_ids.new())
 
     server = build_server(Bridge(hub), caller)
     async with AsyncExitStack() as stack:

@@ -6,6 +6,8 @@ same bytes on the wire. Field names follow the MCP schema (camelCase).
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -24,18 +26,20 @@ from toolbridge.errors import (
 
 __all__ = [
     "IDEMPOTENCY_META_KEYS",
+    "INVALID_REQUEST_BODY",
     "REQUEST_ID_META_KEY",
     "ProtocolError",
+    "RequestIds",
     "ToolCache",
     "call_result",
     "error_result",
     "idempotency_key",
+    "is_jsonrpc_message",
     "is_tool_error",
-    "new_request_id",
     "protocol_error",
-    "request_id_from_header",
 ]
 
+INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 IDEMPOTENCY_META_KEYS = ("toolbridge/idempotency-key", "idempotencyKey")
@@ -120,7 +124,7 @@ def call_result(result: CallResult, *, output_schema: bool) -> dict[str, Any]:
 
 
 def is_tool_error(exc: ToolbridgeError) -> bool:
-    """Whether ``exc`` belongs in a ``CallToolResult`` (the model can act on it) rather than a protocol error."""
+    """Whether ``exc`` belongs in a ``CallToolResult`` (the model can act on it), not a protocol error."""
     if isinstance(exc, ToolNotFound):
         return False
     return isinstance(exc, CallerError | UpstreamError | CredentialsError)
@@ -165,12 +169,51 @@ def idempotency_key(params: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def new_request_id() -> str:
-    return secrets.token_hex(8)
+class RequestIds:
+    """Request ids for calls whose caller sent none: a random per-instance prefix and a counter.
+
+    Unique across processes (the prefix) without a system call per request; they identify, they
+    authorize nothing, so they need not be unguessable.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(4)
+        self._count = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._count):08x}"
+
+    def from_header(self, value: str | None) -> str:
+        """The caller's ``X-Request-Id`` when it is a sane token, else a fresh id."""
+        if value is not None and _REQUEST_ID.fullmatch(value):
+            return value
+        return self.new()
 
 
-def request_id_from_header(value: str | None) -> str:
-    """The caller's ``X-Request-Id`` when it is a sane token, else a fresh id."""
-    if value is not None and _REQUEST_ID.fullmatch(value):
-        return value
-    return new_request_id()
+def is_jsonrpc_message(body: bytes) -> bool:
+    """False when ``body`` is JSON but not one JSON-RPC 2.0 message object (a batch, a bare value, no method).
+
+    Unparseable bodies count as messages here: the SDK answers those with a parse error (-32700).
+    """
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return True
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return False
+    if isinstance(message.get("method"), str):
+        return True
+    return "id" in message and ("result" in message or "error" in message)
+
+
+INVALID_REQUEST_BODY = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": INVALID_REQUEST,
+            "message": "Invalid Request: the body must be one JSON-RPC 2.0 request, notification or response "
+            'object ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}); batches are not accepted',
+        },
+    }
+).encode()

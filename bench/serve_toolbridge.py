@@ -2,7 +2,7 @@
 
 The agent key must exist before the first request, so the hub is entered here, the key created and
 written to KEY_FILE, and only then is the app served (its lifespan leaves the hub alone).
-Usage: ``python toolbridge_noop.py PORT KEY_FILE [DATABASE_URL]``.
+Usage: ``python bench/serve_toolbridge.py PORT KEY_FILE [DATABASE_URL]``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import uvicorn
-from _uvicorn import config
 
+from _uvicorn import config
 from toolbridge import Hub
 from toolbridge.surfaces.app import create_app
 

@@ -1,15 +1,16 @@
 """FastMCP baseline: one native ``noop`` tool served statelessly with JSON responses.
 
 Runs in its own virtual environment (bench/.venvs/fastmcp) with fastmcp 4.1.6. Usage:
-``python fastmcp_noop.py PORT``.
+``python bench/serve_fastmcp.py PORT``.
 """
 
 from __future__ import annotations
 
 import sys
 
-from _uvicorn import run
 from fastmcp import FastMCP
+
+from _uvicorn import run
 
 server = FastMCP("bench")
 

@@ -1,0 +1,166 @@
+"""Request bodies → a :class:`Body` and its arguments (object bodies are spread into named arguments)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolbridge.connectors.openapi._model import Body, BodyField, BodyKind
+from toolbridge.connectors.openapi._naming import arg_name
+from toolbridge.connectors.openapi._params import ArgSpec
+from toolbridge.connectors.openapi._refs import Located, pointer_of
+from toolbridge.connectors.openapi._schema import Converted, SchemaConverter, trim_text
+
+__all__ = ["BodyInput", "choose_media_type", "form_body", "media_kind", "schema_body", "unique_arg"]
+
+BINARY_HINT = "file content: text as is, or bytes as base64 prefixed with 'base64:'"
+_PREFERENCE = ("json", "x-www-form-urlencoded", "multipart/form-data", "text/", "")
+
+
+@dataclass(frozen=True, slots=True)
+class BodyInput:
+    body: Body
+    args: dict[str, ArgSpec] = field(default_factory=dict)
+
+
+def choose_media_type(media_types: Iterable[str]) -> str | None:
+    """The media type toolbridge sends: JSON first, then forms, then text, then anything."""
+    candidates = [m for m in media_types if isinstance(m, str)]
+    for wanted in _PREFERENCE:
+        for media in candidates:
+            if wanted in media.lower():
+                return media
+    return None
+
+
+def media_kind(media_type: str) -> BodyKind:
+    media = media_type.lower().split(";")[0].strip()
+    if "json" in media or media in ("*/*", ""):
+        return "json"
+    if media == "application/x-www-form-urlencoded":
+        return "form"
+    if media.startswith("multipart/"):
+        return "multipart"
+    if media.startswith("text/") or media.endswith("xml"):
+        return "text"
+    return "binary"
+
+
+def unique_arg(wanted: str, taken: set[str], prefix: str = "body_") -> str:
+    name = arg_name(wanted)
+    if name in taken:
+        name = arg_name(prefix + wanted)
+    n = 2
+    base = name
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def schema_body(
+    media_type: str,
+    located: Located | None,
+    *,
+    required: bool,
+    converter: SchemaConverter,
+    taken: set[str],
+    encoding: Mapping[str, Any] | None = None,
+    description: str = "",
+) -> BodyInput:
+    """A body described by one schema (OpenAPI 3 ``requestBody`` or a Swagger ``in: body`` parameter)."""
+    kind = media_kind(media_type)
+    converted = converter.convert(located) if located is not None else Converted({}, {})
+    if kind in ("binary", "text"):
+        schema = {"type": "string", "description": description or (BINARY_HINT if kind == "binary" else "")}
+        return _whole(media_type, kind, required, {k: v for k, v in schema.items() if v}, converted, taken)
+    if _spreadable(converted.schema):
+        return _spread(media_type, kind, required, converted, taken, encoding or {})
+    schema = dict(converted.schema)
+    if description and "description" not in schema:
+        schema["description"] = description
+    return _whole(media_type, kind, required, schema, converted, taken)
+
+
+def form_body(
+    params: Sequence[Located],
+    consumes: Sequence[str],
+    *,
+    converter: SchemaConverter,
+    taken: set[str],
+    chars: int,
+) -> BodyInput:
+    """Swagger 2.0 ``in: formData`` parameters: multipart when a file is sent or declared, else a form."""
+    has_file = any(p.node.get("type") == "file" for p in params)
+    multipart = has_file or any("multipart/form-data" in c for c in consumes)
+    media = "multipart/form-data" if multipart else "application/x-www-form-urlencoded"
+    fields: list[BodyField] = []
+    args: dict[str, ArgSpec] = {}
+    for param in params:
+        name = str(param.node.get("name", ""))
+        arg = unique_arg(name, taken)
+        converted = converter.convert(param)
+        schema = dict(converted.schema)
+        binary = param.node.get("type") == "file"
+        text = BINARY_HINT if binary else trim_text(param.node.get("description"), chars)
+        if text:
+            schema["description"] = text
+        fields.append(BodyField(name, arg, binary))
+        args[arg] = ArgSpec(schema, bool(param.node.get("required")), converted)
+    required = any(a.required for a in args.values())
+    kind: BodyKind = "multipart" if multipart else "form"
+    return BodyInput(Body(media, kind, required, fields=tuple(fields)), args)
+
+
+def _spreadable(schema: Mapping[str, Any]) -> bool:
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        return False
+    if any(k in schema for k in ("anyOf", "allOf", "oneOf", "not", "$ref")):
+        return False
+    return schema.get("additionalProperties", False) is False
+
+
+def _spread(
+    media_type: str,
+    kind: BodyKind,
+    required: bool,
+    converted: Converted,
+    taken: set[str],
+    encoding: Mapping[str, Any],
+) -> BodyInput:
+    schema = converted.schema
+    needed = set(schema.get("required", [])) if required else set()
+    fields: list[BodyField] = []
+    args: dict[str, ArgSpec] = {}
+    for name, prop in schema["properties"].items():
+        arg = unique_arg(name, taken)
+        binary = isinstance(prop, dict) and prop.get("format") == "binary"
+        content_type = _encoding_type(encoding, name)
+        fields.append(BodyField(name, arg, binary, content_type))
+        shown = {**prop, "description": BINARY_HINT} if binary else prop
+        args[arg] = ArgSpec(shown, name in needed, converted)
+    return BodyInput(Body(media_type, kind, required, fields=tuple(fields)), args)
+
+
+def _whole(
+    media_type: str,
+    kind: BodyKind,
+    required: bool,
+    schema: dict[str, Any],
+    converted: Converted,
+    taken: set[str],
+) -> BodyInput:
+    arg = unique_arg("body", taken, prefix="request_")
+    return BodyInput(Body(media_type, kind, required, arg=arg), {arg: ArgSpec(schema, required, converted)})
+
+
+def _encoding_type(encoding: Mapping[str, Any], name: str) -> str | None:
+    entry = encoding.get(name)
+    value = entry.get("contentType") if isinstance(entry, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def sub(located: Located, key: str) -> Located:
+    return Located(located.node[key], located.uri, located.pointer + pointer_of(key))

@@ -1,0 +1,174 @@
+"""The OpenAPI connector: a document's operations as tools, calls as HTTP requests on one pooled client."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx2
+
+from toolbridge.catalog import Tool
+from toolbridge.connectors._base import Invocation
+from toolbridge.connectors.openapi._ingest import Ingested, IngestOptions, ingest
+from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, load_spec
+from toolbridge.connectors.openapi._model import IngestReport, Operation, SecurityScheme, Server
+from toolbridge.connectors.openapi._paginate import Fetch, Pager, Pagination
+from toolbridge.connectors.openapi._request import Draft, build_request
+from toolbridge.connectors.openapi._response import Page, decode, read_capped, status_error, transport_error
+from toolbridge.connectors.openapi._security import Secret, apply_security
+from toolbridge.errors import ConfigurationError
+
+__all__ = ["OpenAPIConnector"]
+
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+class OpenAPIConnector:
+    """Tools from an OpenAPI document. Build it with :meth:`from_spec`; use it as an async context manager.
+
+    It owns the ``httpx2.AsyncClient`` it creates on entry (closed on exit); an injected ``client`` is
+    used as is and never closed.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        ingested: Ingested,
+        *,
+        base_url: str | None = None,
+        secrets: Mapping[str, Secret] | None = None,
+        client: httpx2.AsyncClient | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_pages: int = 1,
+        pagination: Pagination | None = None,
+        spec_uri: str | None = None,
+    ) -> None:
+        self._name = name
+        self._ingested = ingested
+        self._secrets = dict(secrets or {})
+        self._injected = client
+        self._client: httpx2.AsyncClient | None = client
+        self._transport = transport
+        self._timeout = timeout
+        self._max_bytes = max_response_bytes
+        self._pager = Pager(max_pages, pagination)
+        self._base_url = base_url
+        self._spec_uri = spec_uri or ingested.report.source
+        self._check_secrets()
+
+    @classmethod
+    def from_spec(
+        cls,
+        name: str,
+        spec: str | Path,
+        *,
+        options: IngestOptions | None = None,
+        spec_transport: httpx2.BaseTransport | None = None,
+        max_spec_bytes: int = MAX_SPEC_BYTES,
+        **kwargs: Any,
+    ) -> OpenAPIConnector:
+        """Load ``spec`` (file or URL), ingest it, build the connector (other keywords as ``__init__``)."""
+        source = load_spec(spec, max_bytes=max_spec_bytes, transport=spec_transport)
+        return cls(name, ingest(source, name, options), spec_uri=source.uri, **kwargs)
+
+    @classmethod
+    def failed(cls, name: str, spec: str, error: str) -> OpenAPIConnector:
+        """A connector whose document could not be used: no tools, and the error in its report."""
+        report = IngestReport(str(spec), "unknown", 0, 0, error=error)
+        return cls(name, Ingested((), {}, {}, (), report))
+
+    # -- the Connector protocol --------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def tools(self) -> Sequence[Tool]:
+        return self._ingested.tools
+
+    @property
+    def report(self) -> IngestReport:
+        return self._ingested.report
+
+    def operation(self, tool: str) -> Operation:
+        return self._ingested.operations[tool]
+
+    def security_needs(self) -> tuple[SecurityScheme, ...]:
+        """The security schemes some operation requires: what a connection must supply."""
+        used = {n for op in self._ingested.operations.values() for alt in op.security for n in alt}
+        return tuple(s for n, s in sorted(self._ingested.schemes.items()) if n in used)
+
+    async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
+        operation = self._ingested.operations[tool.name]
+        draft = build_request(operation, arguments, self.base_url_for(operation))
+        apply_security(draft, operation, self._ingested.schemes, self._secrets)
+        page = await self._send(draft.build(self._require_client()), tool.name)
+        result = decode(page)
+        if self._pager.enabled:
+            result = await self._pager.follow(page, result, draft, operation, self._fetch_more(tool.name))
+        return result
+
+    async def __aenter__(self) -> OpenAPIConnector:
+        if self._client is None:
+            self._client = httpx2.AsyncClient(
+                transport=self._transport, timeout=self._timeout, follow_redirects=True, trust_env=False
+            )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._client is not None and self._client is not self._injected:
+            await self._client.aclose()
+            self._client = None
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def base_url_for(self, operation: Operation) -> str:
+        if self._base_url:
+            return self._base_url
+        servers: tuple[Server, ...] = operation.servers or self._ingested.servers
+        url = servers[0].resolved() if servers else ""
+        if url.startswith(("http://", "https://")):
+            return url
+        if self._spec_uri.startswith(("http://", "https://")):
+            return urljoin(self._spec_uri, url or "/")
+        raise ConfigurationError(
+            f"connector {self._name!r}: the document gives no absolute server URL ({url or 'none'!r})",
+            hint=f"set base_url for connector {self._name!r} in toolbridge.yaml",
+            tool=operation.tool,
+        )
+
+    def _require_client(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            raise RuntimeError(f"connector {self._name!r} is not open; use 'async with' (the hub does)")
+        return self._client
+
+    async def _send(self, request: httpx2.Request, tool: str) -> Page:
+        try:
+            response = await self._require_client().send(request, stream=True)
+            try:
+                page = await read_capped(response, self._max_bytes)
+            finally:
+                await response.aclose()
+        except httpx2.HTTPError as exc:
+            raise transport_error(exc, tool, str(request.url)) from exc
+        if page.response.status_code >= 400:
+            raise status_error(page, tool)
+        return page
+
+    def _fetch_more(self, tool: str) -> Fetch:
+        async def fetch(draft: Draft) -> Page:
+            return await self._send(draft.build(self._require_client()), tool)
+
+        return fetch
+
+    def _check_secrets(self) -> None:
+        unknown = sorted(set(self._secrets) - set(self._ingested.schemes))
+        if unknown and self._ingested.schemes:
+            raise ConfigurationError(
+                f"connector {self._name!r}: auth names unknown security scheme(s) {', '.join(unknown)}",
+                hint="the document declares: " + ", ".join(sorted(self._ingested.schemes)),
+            )

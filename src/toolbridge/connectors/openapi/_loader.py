@@ -1,0 +1,212 @@
+"""Read an OpenAPI or Swagger document, and every file its relative ``$ref``s reach, from a file or URL.
+
+This is the wire edge of the connector: bytes in, parsed JSON values out. Documents are capped in size
+before they are parsed, and every failure names the file or URL it happened in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.request import url2pathname
+
+import httpx2
+import yaml
+
+from toolbridge.errors import ConfigurationError
+
+__all__ = ["MAX_SPEC_BYTES", "SpecSource", "load_spec", "parse_document"]
+
+MAX_SPEC_BYTES = 32 * 1024 * 1024
+"""Documents larger than this are refused before parsing (the largest real ones are ~3 MB)."""
+
+_EXTERNAL_REF = re.compile(r"""\$ref['"]?\s*:\s*['"]?(?!#)""")
+_CHUNK = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class SpecSource:
+    """A document and the files it refers to, keyed by absolute URI (``file:///…`` or ``https://…``)."""
+
+    uri: str
+    documents: Mapping[str, Any]
+    missing: Mapping[str, str] = field(default_factory=dict)
+    """URIs referred to that could not be loaded, with the reason."""
+
+    @property
+    def root(self) -> Any:
+        return self.documents[self.uri]
+
+    @property
+    def is_remote(self) -> bool:
+        return urlsplit(self.uri).scheme in ("http", "https")
+
+
+def load_spec(
+    location: str | Path,
+    *,
+    max_bytes: int = MAX_SPEC_BYTES,
+    transport: httpx2.BaseTransport | None = None,
+    timeout: float = 30.0,
+) -> SpecSource:
+    """Load the document at ``location`` (path or http(s) URL) and every file its ``$ref``s reach."""
+    uri = _to_uri(location)
+    with httpx2.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
+        reader = _Reader(client, max_bytes)
+        root = reader.document(uri)
+        _check_is_spec(root, uri)
+        documents, missing = reader.follow(uri, root)
+    return SpecSource(uri, documents, missing)
+
+
+def parse_document(data: bytes, uri: str) -> Any:
+    """Parse JSON (tried first: some JSON is not valid YAML) or YAML; errors name the line."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{uri}: not a text document ({exc.reason} at byte {exc.start})",
+            hint="point 'spec' at an OpenAPI document in JSON or YAML",
+        ) from None
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            if uri.endswith(".json"):
+                raise ConfigurationError(
+                    f"{uri}:{exc.lineno}: not valid JSON: {exc.msg}", hint="fix or replace the document"
+                ) from None
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{uri}:{mark.line + 1}" if mark is not None else uri
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigurationError(
+            f"{where}: neither JSON nor YAML: {problem}", hint="point 'spec' at an OpenAPI document"
+        ) from None
+
+
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _to_uri(location: str | Path) -> str:
+    text = str(location)
+    if urlsplit(text).scheme in ("http", "https", "file"):
+        return text
+    return Path(text).resolve().as_uri()
+
+
+def _check_is_spec(root: Any, uri: str) -> None:
+    if isinstance(root, dict) and ("openapi" in root or "swagger" in root):
+        version = str(root.get("openapi") or root.get("swagger"))
+        if version.startswith(("2.", "3.0", "3.1", "3.2")):
+            return
+        raise ConfigurationError(
+            f"{uri}: OpenAPI version {version!r} is not supported",
+            hint="toolbridge reads Swagger 2.0 and OpenAPI 3.0 / 3.1 documents",
+        )
+    raise ConfigurationError(
+        f"{uri}: not an OpenAPI or Swagger document (no top-level 'openapi' or 'swagger' key)",
+        hint="point 'spec' at the API's OpenAPI document (often openapi.json or swagger.yaml)",
+    )
+
+
+class _Reader:
+    def __init__(self, client: httpx2.Client, max_bytes: int) -> None:
+        self._client = client
+        self._max = max_bytes
+        self._texts: dict[str, bytes] = {}
+
+    def document(self, uri: str) -> Any:
+        data = self._fetch(uri)
+        self._texts[uri] = data
+        return parse_document(data, uri)
+
+    def follow(self, uri: str, root: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        """Load every document reachable through relative ``$ref``s (breadth first)."""
+        documents: dict[str, Any] = {uri: root}
+        missing: dict[str, str] = {}
+        queue = [uri]
+        while queue:
+            current = queue.pop()
+            if not _EXTERNAL_REF.search(self._texts[current].decode("utf-8", "replace")):
+                continue
+            for target in sorted(set(_external_refs(documents[current], current))):
+                if target in documents or target in missing:
+                    continue
+                try:
+                    documents[target] = self.document(target)
+                except ConfigurationError as exc:
+                    missing[target] = exc.message
+                    continue
+                queue.append(target)
+        return documents, missing
+
+    def _fetch(self, uri: str) -> bytes:
+        if urlsplit(uri).scheme == "file":
+            return self._read_file(Path(url2pathname(urlsplit(uri).path)), uri)
+        return self._download(uri)
+
+    def _read_file(self, path: Path, uri: str) -> bytes:
+        try:
+            size = path.stat().st_size
+            self._check_size(size, uri)
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigurationError(f"{path}: no such file", hint="check the 'spec' path") from None
+        except OSError as exc:
+            raise ConfigurationError(f"{path}: cannot read: {exc.strerror}") from None
+
+    def _download(self, uri: str) -> bytes:
+        try:
+            with self._client.stream("GET", uri) as response:
+                if response.status_code >= 400:
+                    raise ConfigurationError(
+                        f"{uri}: the server answered HTTP {response.status_code}",
+                        hint="check the URL, or download the document and point 'spec' at the file",
+                    )
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit():
+                    self._check_size(int(declared), uri)
+                return self._read_capped(response.iter_bytes(_CHUNK), uri)
+        except httpx2.HTTPError as exc:
+            raise ConfigurationError(
+                f"{uri}: cannot fetch the document: {type(exc).__name__}: {exc}",
+                hint="check the URL and that the server is reachable, or point 'spec' at a local file",
+            ) from None
+
+    def _read_capped(self, chunks: Iterator[bytes], uri: str) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        for chunk in chunks:
+            total += len(chunk)
+            self._check_size(total, uri)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _check_size(self, size: int, uri: str) -> None:
+        if size > self._max:
+            raise ConfigurationError(
+                f"{uri}: the document is {size:,} bytes or more, over the limit of {self._max:,} bytes",
+                hint="raise max_spec_bytes for this connector if the document is really this large",
+            )
+
+
+def _external_refs(node: Any, base: str) -> Iterator[str]:
+    """Absolute URIs (without fragment) of the non-local ``$ref``s in ``node``."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                yield urldefrag(urljoin(base, ref))[0]
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)

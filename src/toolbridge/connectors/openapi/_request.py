@@ -1,0 +1,192 @@
+"""Tool arguments → the HTTP request the operation expects (URL, query, headers, cookies, body)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+
+from toolbridge.connectors.openapi._model import Body, Operation, Parameter
+from toolbridge.connectors.openapi._serialize import (
+    cookie_pairs,
+    header_value,
+    path_value,
+    query_pairs,
+    scalar,
+)
+from toolbridge.errors import InvalidArguments
+
+__all__ = ["Draft", "build_request", "file_bytes"]
+
+
+@dataclass(slots=True)
+class Draft:
+    """A request being assembled (security schemes and pagination add to it before it is sent)."""
+
+    method: str
+    url: str
+    query: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[tuple[str, str]] = field(default_factory=list)
+    content: bytes | None = None
+    data: dict[str, Any] | None = None
+    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+
+    def build(self, client: httpx2.AsyncClient) -> httpx2.Request:
+        url = self.url + ("?" + "&".join(self.query) if self.query else "")
+        headers = dict(self.headers)
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies)
+        return client.build_request(
+            self.method, url, headers=headers, content=self.content, data=self.data, files=self.files
+        )
+
+
+def build_request(operation: Operation, arguments: Mapping[str, Any], base_url: str) -> Draft:
+    """The request for one call of ``operation`` (arguments already validated against its schema)."""
+    draft = Draft(operation.method, base_url.rstrip("/") + _path(operation, arguments))
+    for parameter in operation.parameters:
+        if parameter.location != "path" and parameter.arg in arguments:
+            _add_parameter(draft, parameter, arguments[parameter.arg])
+    for fixed in operation.fixed:
+        _add_fixed(draft, fixed.location, fixed.name, fixed.value)
+    if operation.accept:
+        draft.headers.setdefault("Accept", operation.accept)
+    if operation.body is not None:
+        _add_body(draft, operation, operation.body, arguments)
+    return draft
+
+
+def _path(operation: Operation, arguments: Mapping[str, Any]) -> str:
+    path = operation.path
+    for parameter in operation.parameters:
+        if parameter.location == "path":
+            value = _value(parameter, arguments.get(parameter.arg, ""))
+            path = path.replace(
+                "{" + parameter.name + "}",
+                path_value(parameter.name, value, parameter.style, parameter.explode),
+            )
+    for fixed in operation.fixed:
+        if fixed.location == "path":
+            path = path.replace("{" + fixed.name + "}", fixed.value)
+    return path
+
+
+def _value(parameter: Parameter, value: Any) -> Any:
+    """Parameters described by ``content`` are sent as their JSON text."""
+    if parameter.content_type is not None and not isinstance(value, str):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value
+
+
+def _add_parameter(draft: Draft, parameter: Parameter, raw: Any) -> None:
+    value = _value(parameter, raw)
+    if parameter.location == "query":
+        draft.query.extend(
+            query_pairs(
+                parameter.name,
+                value,
+                parameter.style,
+                parameter.explode,
+                allow_reserved=parameter.allow_reserved,
+            )
+        )
+    elif parameter.location == "header":
+        draft.headers[parameter.name] = header_value(value, parameter.explode)
+    elif parameter.location == "cookie":
+        draft.cookies.extend(cookie_pairs(parameter.name, value, parameter.explode))
+
+
+def _add_fixed(draft: Draft, location: str, name: str, value: str) -> None:
+    if location == "query":
+        draft.query.extend(query_pairs(name, value, "form", True))
+    elif location == "header":
+        draft.headers[name] = value
+    elif location == "cookie":
+        draft.cookies.extend(cookie_pairs(name, value, True))
+
+
+def _add_body(draft: Draft, operation: Operation, body: Body, arguments: Mapping[str, Any]) -> None:
+    if body.arg is not None:
+        if body.arg not in arguments:
+            return
+        payload: Any = arguments[body.arg]
+    else:
+        payload = {f.name: arguments[f.arg] for f in body.fields if f.arg in arguments}
+        if not payload and not body.required:
+            return
+    if body.kind == "multipart":
+        _multipart(draft, body, payload, operation)
+        return
+    draft.headers["Content-Type"] = body.media_type
+    if body.kind == "json":
+        draft.content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    elif body.kind == "form":
+        draft.content = _form(payload).encode()
+    else:
+        draft.content = file_bytes(payload, operation.tool, body.arg or "body")
+
+
+def _form(payload: Any) -> str:
+    pairs: list[str] = []
+    for key, value in (payload or {}).items():
+        pairs.extend(query_pairs(str(key), value, "form", True))
+    return "&".join(pairs)
+
+
+def _multipart(draft: Draft, body: Body, payload: Any, operation: Operation) -> None:
+    binaries = {f.name: f for f in body.fields if f.binary}
+    data: dict[str, Any] = {}
+    files: list[tuple[str, tuple[str, bytes, str]]] = []
+    for key, value in (payload or {}).items():
+        spec = binaries.get(key)
+        if spec is not None:
+            content = file_bytes(value, operation.tool, spec.arg)
+            files.append((key, (key, content, spec.content_type or "application/octet-stream")))
+        elif isinstance(value, list):
+            data[key] = [scalar(v) for v in value]
+        else:
+            data[key] = scalar(value)
+    if files:
+        draft.data, draft.files = data, files
+    else:
+        draft.headers["Content-Type"] = f"multipart/form-data; boundary={_BOUNDARY}"
+        draft.content = _encode_fields(data)
+
+
+_BOUNDARY = "toolbridge-form-boundary-7d2a"
+
+
+def _encode_fields(data: Mapping[str, Any]) -> bytes:
+    """multipart/form-data without files (httpx only writes multipart when files are given)."""
+    parts: list[bytes] = []
+    for key, value in data.items():
+        for item in value if isinstance(value, list) else [value]:
+            parts.append(
+                f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{item}\r\n'.encode()
+            )
+    parts.append(f"--{_BOUNDARY}--\r\n".encode())
+    return b"".join(parts)
+
+
+def file_bytes(value: Any, tool: str, arg: str) -> bytes:
+    """File content from an argument: text as UTF-8, or ``base64:…`` decoded."""
+    if isinstance(value, bytes):
+        return value
+    text = value if isinstance(value, str) else scalar(value)
+    if text.startswith("base64:"):
+        try:
+            return base64.b64decode(text[7:], validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArguments(
+                f"argument {arg!r} of {tool!r} starts with 'base64:' but is not valid base64",
+                errors=[{"field": arg, "error": "not valid base64"}],
+                tool=tool,
+                hint="send the bytes as standard base64 after 'base64:', or send plain text",
+            ) from None
+    return text.encode()

@@ -1,0 +1,115 @@
+"""Responses → results: JSON decoded, text kept, binary summarised, errors typed; httpx2 errors translated."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+
+from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
+from toolbridge.resilience import parse_retry_after
+
+__all__ = ["EXCERPT_CHARS", "Page", "decode", "read_capped", "status_error", "transport_error"]
+
+EXCERPT_CHARS = 500
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
+
+
+class Page:
+    """One response read into memory (at most ``max_bytes`` of its body)."""
+
+    __slots__ = ("content", "response", "truncated")
+
+    def __init__(self, response: httpx2.Response, content: bytes, truncated: bool) -> None:
+        self.response = response
+        self.content = content
+        self.truncated = truncated
+
+    @property
+    def media_type(self) -> str:
+        return self.response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.response.encoding or "utf-8", errors="replace")
+
+
+async def read_capped(response: httpx2.Response, max_bytes: int) -> Page:
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in response.aiter_bytes():
+        parts.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            return Page(response, b"".join(parts)[:max_bytes], True)
+    return Page(response, b"".join(parts), False)
+
+
+def decode(page: Page) -> Any:
+    """The result an agent sees for a successful response."""
+    if not page.content:
+        return {"status": page.response.status_code}
+    media = page.media_type
+    if _is_json(media) and not page.truncated:
+        try:
+            return json.loads(page.content)
+        except ValueError:
+            return page.text
+    if _is_text(media) or not media:
+        return _marked(page.text, page) if page.truncated else page.text
+    return {
+        "content_type": media,
+        "size": int(page.response.headers.get("content-length") or len(page.content)),
+        "note": "binary content is not shown to the agent",
+    }
+
+
+def _marked(text: str, page: Page) -> str:
+    return f"{text}\n[toolbridge: response truncated at {len(page.content):,} bytes]"
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or media.endswith("+json") or media.endswith("/json")
+
+
+def _is_text(media: str) -> bool:
+    return media.startswith("text/") or _is_json(media) or media.endswith(("xml", "yaml", "javascript"))
+
+
+def status_error(page: Page, tool: str) -> UpstreamStatusError:
+    status = page.response.status_code
+    excerpt = page.text[:EXCERPT_CHARS].strip() if _is_text(page.media_type) or not page.media_type else ""
+    return UpstreamStatusError(
+        f"{tool!r}: the upstream answered HTTP {status} {page.response.reason_phrase}".rstrip(),
+        upstream_status=status,
+        retry_after=parse_retry_after(page.response.headers.get("retry-after")),
+        body=excerpt or None,
+        hint=_hint(status),
+        tool=tool,
+    )
+
+
+def _hint(status: int) -> str:
+    if status in (401, 403):
+        return "the upstream refused the credentials or their scope; check the connector's auth settings"
+    if status == 404:
+        return "the upstream found nothing there; check the ids in the arguments"
+    if status == 429:
+        return "the upstream is rate limiting; wait before calling again"
+    if status >= 500:
+        return "the upstream failed; try again later"
+    return "the upstream rejected the request; read its error body and fix the arguments it names"
+
+
+def transport_error(exc: httpx2.HTTPError, tool: str, url: str) -> UpstreamUnavailable:
+    """The one place where httpx2 exceptions become ours (``sent`` tells the retry layer what is safe)."""
+    where = httpx2.URL(url).copy_with(query=None)
+    late = isinstance(exc, httpx2.TimeoutException)
+    problem = "did not answer in time" if late else "cannot be reached"
+    return UpstreamUnavailable(
+        f"{tool!r}: {where} {problem}: {type(exc).__name__}: {exc}".rstrip(": "),
+        sent=not isinstance(exc, _NOT_SENT),
+        tool=tool,
+        hint="try again later; check the connector's base_url and timeout if it persists",
+    )

@@ -1,0 +1,33 @@
+"""Failure handling: one classifier, bounded retries, circuit breakers, rate limits, bulkheads."""
+
+from toolbridge.resilience._breaker import BreakerState, CircuitBreaker, Transition
+from toolbridge.resilience._budget import RetryBudget
+from toolbridge.resilience._classify import Action, Decision, classify
+from toolbridge.resilience._executor import Attempt, Resilience
+from toolbridge.resilience._headers import RateLimitInfo, parse_ratelimit, parse_retry_after
+from toolbridge.resilience._policy import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
+from toolbridge.resilience._ratelimit import Limit, MemoryLimiter, RateLimiter, RedisLimiter, parse_rate
+
+__all__ = [
+    "Action",
+    "Attempt",
+    "BreakerPolicy",
+    "BreakerState",
+    "BulkheadPolicy",
+    "CircuitBreaker",
+    "Decision",
+    "Limit",
+    "MemoryLimiter",
+    "RateLimitInfo",
+    "RateLimiter",
+    "RedisLimiter",
+    "Resilience",
+    "ResiliencePolicy",
+    "RetryBudget",
+    "RetryPolicy",
+    "Transition",
+    "classify",
+    "parse_rate",
+    "parse_ratelimit",
+    "parse_retry_after",
+]

@@ -1,0 +1,251 @@
+"""The resilience layer around a connector's invoke: rate limit → bulkhead → breaker → attempts.
+
+One :class:`Resilience` per hub holds per-connector state (breaker, retry budget, bulkhead, upstream
+hold). Every retry names what it retries (the classifier), is capped by attempts and by the call
+deadline — the last sleep never crosses it — and uses full-jitter backoff. ``Resilience(sleep=...)``
+replaces the waits in tests; the waits asked for are still recorded in :attr:`Resilience.waits`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import anyio
+
+from toolbridge.errors import (
+    CredentialsError,
+    OutcomeUnknown,
+    RateLimited,
+    ToolbridgeError,
+    UpstreamBusy,
+    UpstreamStatusError,
+    UpstreamUnavailable,
+)
+from toolbridge.resilience._breaker import CircuitBreaker, Transition
+from toolbridge.resilience._budget import RetryBudget
+from toolbridge.resilience._classify import Action, Decision, classify
+from toolbridge.resilience._policy import ResiliencePolicy
+from toolbridge.resilience._ratelimit import MemoryLimiter, RateLimiter, parse_rate
+
+__all__ = ["Attempt", "Resilience"]
+
+T = TypeVar("T")
+logger = logging.getLogger("toolbridge.resilience")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What the layer knows about one call."""
+
+    connector: str
+    tool: str
+    idempotent: bool
+    deadline: float | None
+    refresh: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass
+class _State:
+    policy: ResiliencePolicy
+    breaker: CircuitBreaker
+    budget: RetryBudget
+    bulkhead: anyio.CapacityLimiter
+    hold_until: float = 0.0
+    attempts: int = 0
+    transitions: list[Transition] = field(default_factory=list)
+
+
+class Resilience:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        rng: random.Random | None = None,
+        limiter: RateLimiter | None = None,
+        on_transition: Callable[[Transition], None] | None = None,
+    ) -> None:
+        self.clock = self._clock = clock
+        self._sleep = sleep or anyio.sleep
+        self._rng = rng or random.Random()
+        self.limiter: RateLimiter = limiter or MemoryLimiter(clock)
+        self._on_transition = on_transition
+        self._states: dict[str, _State] = {}
+        self._policies: dict[str, ResiliencePolicy] = {}
+        self.waits: list[float] = []
+
+    def configure(self, connector: str, policy: ResiliencePolicy) -> None:
+        if policy.rate:
+            parse_rate(policy.rate, burst=policy.burst)  # fail at start, not at the first call
+        self._policies[connector] = policy
+        self._states.pop(connector, None)
+
+    def state(self, connector: str) -> _State:
+        state = self._states.get(connector)
+        if state is None:
+            policy = self._policies.get(connector, ResiliencePolicy())
+            breaker = CircuitBreaker(
+                connector, policy.breaker, clock=self._clock, rng=self._rng, on_transition=self._transition
+            )
+            state = _State(
+                policy,
+                breaker,
+                RetryBudget(policy.retry),
+                anyio.CapacityLimiter(policy.bulkhead.max_concurrent),
+            )
+            self._states[connector] = state
+        return state
+
+    def hold(self, connector: str, seconds: float) -> None:
+        """The upstream asked for a pause (``RateLimit: r=0;t=…``): hold new calls that long."""
+        state = self.state(connector)
+        state.hold_until = max(state.hold_until, self._clock() + seconds)
+
+    def _transition(self, transition: Transition) -> None:
+        state = self._states.get(transition.name)
+        if state is not None:
+            state.transitions.append(transition)
+        if self._on_transition is not None:
+            self._on_transition(transition)
+
+    async def run(self, attempt: Attempt, fn: Callable[[], Awaitable[T]]) -> T:
+        state = self.state(attempt.connector)
+        await self._admit(state, attempt)
+        try:
+            with anyio.fail_after(state.policy.bulkhead.max_wait):
+                await state.bulkhead.acquire()
+        except TimeoutError:
+            raise UpstreamBusy(
+                f"connector {attempt.connector!r} already has {state.policy.bulkhead.max_concurrent} calls "
+                "in progress",
+                tool=attempt.tool,
+                hint="try again shortly, or raise bulkhead.max_concurrent",
+            ) from None
+        state.budget.active += 1
+        try:
+            return await self._attempts(state, attempt, fn)
+        finally:
+            state.budget.active -= 1
+            state.bulkhead.release()
+
+    async def _admit(self, state: _State, attempt: Attempt) -> None:
+        """Wait (bounded) for the outbound rate limit and for any hold the upstream asked for."""
+        policy = state.policy
+        wait = max(0.0, state.hold_until - self._clock())
+        if policy.rate:
+            limit = parse_rate(policy.rate, burst=policy.burst)
+            booked = await self.limiter.reserve(
+                f"out:{attempt.connector}", limit, max_wait=self._max_wait(policy.max_rate_wait, attempt)
+            )
+            if booked is None:
+                raise RateLimited(
+                    f"connector {attempt.connector!r} is at its outbound limit of {policy.rate}",
+                    retry_after=limit.interval,
+                    policy=str(limit),
+                    tool=attempt.tool,
+                )
+            wait = max(wait, booked)
+        if wait > self._max_wait(policy.max_rate_wait, attempt):
+            raise RateLimited(
+                f"the upstream of {attempt.connector!r} asked for a pause",
+                retry_after=wait,
+                tool=attempt.tool,
+            )
+        if wait > 0:
+            await self._pause(wait)
+
+    def _max_wait(self, configured: float, attempt: Attempt) -> float:
+        if attempt.deadline is None:
+            return configured
+        return min(configured, attempt.deadline - self._clock())
+
+    async def _attempts(self, state: _State, attempt: Attempt, fn: Callable[[], Awaitable[T]]) -> T:
+        retry = state.policy.retry
+        refreshed = False
+        for number in range(1, retry.max_attempts + 1):
+            state.breaker.before_call()
+            state.attempts += 1
+            retrying = number > 1
+            state.budget.retrying += retrying
+            try:
+                result = await self._one(fn, retry.attempt_timeout, attempt)
+            except ToolbridgeError as exc:
+                decision = classify(exc, idempotent=attempt.idempotent, policy=retry)
+                self._record(state, decision)
+                if decision.action is Action.REFRESH and not refreshed and attempt.refresh is not None:
+                    refreshed = True
+                    await attempt.refresh()
+                    continue
+                self._raise_unless_retry(decision, exc, attempt, state, number)
+                await self._backoff(state, attempt, decision, number, exc)
+            else:
+                state.breaker.record(False)
+                state.budget.on_success()
+                return result
+            finally:
+                state.budget.retrying -= retrying
+        raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def _record(self, state: _State, decision: Decision) -> None:
+        state.breaker.record(decision.failure)
+        if decision.failure:
+            state.budget.on_failure()
+
+    def _raise_unless_retry(
+        self, decision: Decision, exc: ToolbridgeError, attempt: Attempt, state: _State, number: int
+    ) -> None:
+        if decision.action is Action.UNKNOWN:
+            raise OutcomeUnknown(
+                f"{attempt.tool!r} may or may not have taken effect: {exc.message}",
+                tool=attempt.tool,
+                hint="check the result before calling again, or pass an idempotency key so toolbridge can "
+                "retry safely",
+            ) from exc
+        if decision.action is Action.REFRESH:
+            raise CredentialsError(
+                f"the upstream of {attempt.tool!r} refused the credentials (401)",
+                tool=attempt.tool,
+                hint="a person must reconnect the account",
+            ) from exc
+        if decision.action is Action.FAIL or number >= state.policy.retry.max_attempts:
+            raise exc
+        if not state.budget.can_retry():
+            logger.warning("retry budget of %s exhausted; not retrying %s", attempt.connector, attempt.tool)
+            raise exc
+
+    async def _backoff(
+        self, state: _State, attempt: Attempt, decision: Decision, number: int, exc: ToolbridgeError
+    ) -> None:
+        retry = state.policy.retry
+        if decision.wait is not None:
+            if decision.wait > retry.max_retry_after:
+                raise exc
+            delay = decision.wait + self._rng.uniform(0, min(1.0, retry.base_delay))
+            state.hold_until = max(state.hold_until, self._clock() + decision.wait)
+        else:
+            delay = self._rng.uniform(0, min(retry.max_delay, retry.base_delay * 2 ** (number - 1)))
+        if attempt.deadline is not None and self._clock() + delay >= attempt.deadline:
+            raise exc  # the wait would cross the call deadline: fail now, with the upstream's hint
+        await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await self._sleep(seconds)
+
+    async def _one(self, fn: Callable[[], Awaitable[T]], timeout: float | None, attempt: Attempt) -> T:
+        limit = timeout
+        if attempt.deadline is not None:
+            remaining = attempt.deadline - self._clock()
+            limit = remaining if limit is None else min(limit, remaining)
+        if limit is None:
+            return await fn()
+        with anyio.move_on_after(max(limit, 0.0)) as scope:
+            return await fn()
+        assert scope.cancelled_caught
+        raise UpstreamUnavailable(
+            f"the attempt did not finish within {limit:.3g} s", sent=True, tool=attempt.tool
+        )

@@ -1,0 +1,59 @@
+"""Resilience policies: plain frozen values, built from settings at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["BreakerPolicy", "BulkheadPolicy", "ResiliencePolicy", "RetryPolicy", "RETRYABLE_STATUSES"]
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+"""Statuses retried by policy (RFC 9110 and the AWS/gRPC defaults)."""
+NOT_PROCESSED_STATUSES = frozenset({408, 425, 429, 503})
+"""Statuses that say the upstream did not act on the request, so even a write may be retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    base_delay: float = 1.0
+    """First backoff ceiling in seconds; doubles per attempt (full jitter picks in [0, ceiling))."""
+    max_delay: float = 20.0
+    attempt_timeout: float | None = 30.0
+    """Seconds one attempt may take; the call deadline bounds all of them together."""
+    max_retry_after: float = 120.0
+    """A Retry-After longer than this is not waited for: the call fails with the hint instead."""
+    retry_statuses: frozenset[int] = RETRYABLE_STATUSES
+    budget_ratio: float = 0.2
+    """Retries in flight may be at most this share of active calls (at least ``budget_min``)."""
+    budget_min: int = 3
+    throttle_max_tokens: float = 10.0
+    throttle_token_ratio: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    enabled: bool = True
+    failure_rate: float = 0.5
+    window: int = 100
+    minimum_calls: int = 20
+    open_seconds: float = 60.0
+    half_open_calls: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadPolicy:
+    max_concurrent: int = 64
+    max_wait: float = 5.0
+    """Seconds a call may queue for a free slot before failing with 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResiliencePolicy:
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    bulkhead: BulkheadPolicy = field(default_factory=BulkheadPolicy)
+    rate: str | None = None
+    """Outbound rate limit such as ``5000/hour`` or ``10/second``; None for none."""
+    burst: int | None = None
+    max_rate_wait: float = 10.0
+    """Seconds toolbridge waits for the outbound limit before failing with a retry-after hint."""

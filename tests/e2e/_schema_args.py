@@ -1,0 +1,155 @@
+"""Arguments from a tool's input schema: the smallest values that satisfy it, formats and patterns included.
+
+Deterministic (no randomness), so a failing operation fails the same way on every run. Patterns are
+satisfied with hypothesis' regex strategy (its minimal example).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from hypothesis import HealthCheck, find, settings
+from hypothesis import strategies as st
+
+__all__ = ["arguments_for"]
+
+_FORMATS: dict[str, Any] = {
+    "date-time": "2024-01-02T03:04:05Z",
+    "date": "2024-01-02",
+    "time": "03:04:05Z",
+    "uuid": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+    "email": "user@example.com",
+    "uri": "https://example.com/a",
+    "url": "https://example.com/a",
+    "uri-reference": "/a",
+    "hostname": "example.com",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "byte": "aGVsbG8=",
+    "binary": "hello",
+    "duration": "P1D",
+}
+
+
+def arguments_for(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Every top-level argument (optional ones too), nested objects with their required members."""
+    defs = schema.get("$defs", {})
+    props: Mapping[str, Any] = schema.get("properties", {})
+    return {name: _value(sub, defs, 0) for name, sub in props.items()}
+
+
+def _value(schema: Any, defs: Mapping[str, Any], depth: int) -> Any:
+    if not isinstance(schema, dict):
+        return "x"
+    if "$ref" in schema:
+        target = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        return _value(target, defs, depth + 1) if depth < 8 else {}
+    if "const" in schema:
+        return schema["const"]
+    enum = [v for v in schema.get("enum", []) if v is not None]
+    if enum:
+        return enum[0]
+    if "anyOf" in schema:
+        branches = [b for b in schema["anyOf"] if b.get("type") != "null"] or schema["anyOf"]
+        return _value({**_strip(schema, "anyOf"), **branches[0]}, defs, depth + 1)
+    if "allOf" in schema:
+        return _all_of(schema, defs, depth)
+    return _typed(schema, _type(schema), defs, depth)
+
+
+def _strip(schema: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k not in (key, "description")}
+
+
+def _all_of(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int) -> Any:
+    values = [_value(part, defs, depth + 1) for part in schema["allOf"]]
+    own = _strip(schema, "allOf")
+    if own:
+        values.append(_value(own, defs, depth + 1))
+    merged: dict[str, Any] = {}
+    for value in values:
+        if not isinstance(value, dict):
+            return value
+        merged.update(value)
+    return merged
+
+
+def _type(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None:
+        kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
+    return str(kind)
+
+
+def _typed(schema: Mapping[str, Any], kind: str, defs: Mapping[str, Any], depth: int) -> Any:
+    if kind == "string":
+        return _string(schema)
+    if kind in ("integer", "number"):
+        return _number(schema, kind)
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        count = max(int(schema.get("minItems", 1)), 1)
+        item = _value(schema.get("items", {}), defs, depth + 1)
+        if schema.get("uniqueItems") and count > 1:
+            return [item] + [f"{item}{i}" for i in range(1, count)]
+        return [item] * count
+    if kind == "object":
+        return _object(schema, defs, depth)
+    return None
+
+
+def _object(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int) -> dict[str, Any]:
+    props = schema.get("properties", {})
+    needed = schema.get("required", [])
+    out = {name: _value(props.get(name, {}), defs, depth + 1) for name in needed if name in props}
+    for name in needed:
+        out.setdefault(name, "x")
+    return out
+
+
+def _string(schema: Mapping[str, Any]) -> str:
+    if "pattern" in schema:
+        return _matching(schema["pattern"], int(schema.get("minLength", 0)), schema.get("maxLength"))
+    text = _FORMATS.get(str(schema.get("format")), "example")
+    low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+    if len(text) < low:
+        text = text + "x" * (low - len(text))
+    if isinstance(high, int) and len(text) > high:
+        text = text[: max(high, low)]
+    return text
+
+
+@functools.lru_cache(maxsize=512)
+def _matching(pattern: str, low: int, high: int | None) -> str:
+    def fits(text: str) -> bool:
+        return len(text) >= low and (high is None or len(text) <= high)
+
+    try:
+        return find(
+            st.from_regex(re.compile(pattern), fullmatch=True),
+            fits,
+            settings=settings(database=None, max_examples=2000, suppress_health_check=list(HealthCheck)),
+        )
+    except Exception:  # noqa: BLE001 - an unsatisfiable pattern is reported by the upstream, not here
+        return "x" * max(low, 1)
+
+
+def _number(schema: Mapping[str, Any], kind: str) -> int | float:
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    value: float = 1
+    if isinstance(low, int | float):
+        value = low + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
+        value = max(value, 1) if isinstance(high, int | float) and high >= 1 else value
+    if isinstance(high, int | float) and value > high:
+        value = high
+    step = schema.get("multipleOf")
+    if isinstance(step, int | float) and step > 0:
+        value = step * max(1, round(value / step))
+    return int(value) if kind == "integer" else float(value)
