@@ -9,7 +9,12 @@ from toolbridge.connectors.python import PythonConnector, import_callable
 from toolbridge.errors import ConfigurationError
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
-from toolbridge.settings import PythonConnectorSettings, PythonToolSettings, Settings
+from toolbridge.settings import (
+    PythonConnectorSettings,
+    PythonToolSettings,
+    Settings,
+    WorkspaceConnectorSettings,
+)
 
 __all__ = ["build_hub"]
 
@@ -32,7 +37,12 @@ def build_hub(settings: Settings) -> Hub:
         agents={name: agent.scopes for name, agent in settings.agents.items()},
     )
     for name, connector in settings.connectors.items():
-        hub.add_connector(_python_connector(name, connector, settings))
+        if isinstance(connector, WorkspaceConnectorSettings):
+            from toolbridge.workspace._build import workspace_connector
+
+            hub.add_connector(workspace_connector(name, connector, settings, hub))
+        else:
+            hub.add_connector(_python_connector(name, connector, settings))
     return hub
 
 

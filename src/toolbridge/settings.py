@@ -19,8 +19,11 @@ __all__ = [
     "LimitSettings",
     "PythonConnectorSettings",
     "PythonToolSettings",
+    "S3BlobSettings",
     "ServerSettings",
     "Settings",
+    "UrlImportSettings",
+    "WorkspaceConnectorSettings",
     "load_settings",
     "parse_settings",
 ]
@@ -68,7 +71,50 @@ class PythonConnectorSettings(_Model):
     tools: list[PythonToolSettings]
 
 
-ConnectorSettings = PythonConnectorSettings
+class S3BlobSettings(_Model):
+    bucket: Annotated[str, Field(min_length=3)]
+    prefix: str = "blobs/"
+    endpoint_url: str | None = None
+    """For S3-compatible stores (MinIO, R2, moto); omit for AWS."""
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+class UrlImportSettings(_Model):
+    enabled: bool = True
+    max_bytes: Annotated[int, Field(gt=0)] = 1 << 30
+    timeout: Annotated[float, Field(gt=0)] = 60.0
+    allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] = [80, 443]
+    allow_loopback: bool = False
+    """Local development only: lets URL import reach 127.0.0.1 and ::1. Never enable it on a server."""
+
+
+class WorkspaceConnectorSettings(_Model):
+    kind: Literal["workspace"]
+    description: str | None = None
+    workspace: str = "shared"
+    """The workspace the tools use when a call names none (created on start)."""
+    members: dict[str, Literal["owner", "admin", "editor", "viewer"]] = {}
+    """Agent name → role in that workspace."""
+    quota_bytes: Annotated[int, Field(gt=0)] | None = None
+    credits_per_agent: Annotated[int, Field(gt=0)] | None = None
+    blob_path: str = ".toolbridge/blobs"
+    """Folder for file contents (relative to the working directory, like the database), unless ``s3``."""
+    s3: S3BlobSettings | None = None
+    lease_ttl: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    max_lease_ttl: Annotated[float, Field(ge=1, le=3600)] = 3600.0
+    inline_bytes: Annotated[int, Field(gt=0, le=1_048_576)] = 1_048_576
+    url_ttl: Annotated[float, Field(ge=10, le=3600)] = 300.0
+    signing_secret: str | None = None
+    """Secret for signed download/upload URLs (≥ 24 characters); replicas must share it. Default: random
+    per process."""
+    url_import: UrlImportSettings = UrlImportSettings()
+
+
+ConnectorSettings = Annotated[
+    PythonConnectorSettings | WorkspaceConnectorSettings, Field(discriminator="kind")
+]
 
 
 class AgentSettings(_Model):
@@ -151,7 +197,7 @@ def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: s
     return ConfigFileError(message, path=name, line=line, key=key, hint=hint)
 
 
-_TAGS = {"python"}
+_TAGS = {"python", "workspace"}
 
 
 def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:

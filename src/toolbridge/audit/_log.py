@@ -38,9 +38,10 @@ class Verification:
 
 
 class AuditLog:
-    def __init__(self, database: Database, *, queue_size: int = 10_000) -> None:
+    def __init__(self, database: Database, *, queue_size: int = 10_000, linger: float = 0.005) -> None:
         self._db = database
         self._queue_size = queue_size
+        self._linger = linger
         self._send: MemoryObjectSendStream[AuditEntry | anyio.Event] | None = None
         self._tg: TaskGroup | None = None
 
@@ -80,12 +81,27 @@ class AuditLog:
         async with receive:
             async for first in receive:
                 batch: list[AuditEntry | anyio.Event] = [first]
+                if not isinstance(first, anyio.Event):
+                    await self._linger_for_more(receive, batch)
                 while len(batch) < _BATCH:
                     try:
                         batch.append(receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
                 await self._write_batch(batch)
+
+    async def _linger_for_more(
+        self,
+        receive: MemoryObjectReceiveStream[AuditEntry | anyio.Event],
+        batch: list[AuditEntry | anyio.Event],
+    ) -> None:
+        """Wait up to ``linger`` for more entries, so calls arriving one at a time share a transaction."""
+        with anyio.move_on_after(self._linger):
+            while len(batch) < _BATCH and not isinstance(batch[-1], anyio.Event):
+                try:
+                    batch.append(await receive.receive())
+                except anyio.EndOfStream:
+                    return
 
     async def _write_batch(self, batch: list[AuditEntry | anyio.Event]) -> None:
         entries = [item for item in batch if isinstance(item, AuditEntry)]

@@ -64,13 +64,21 @@ class UrlSigner:
             raise _invalid()
         if grant.expires_at < self._clock():
             raise AuthenticationError(
-                "this signed URL has expired", hint="ask for a fresh one (workspace.read or workspace.upload_url)"
+                "this signed URL has expired",
+                hint="ask for a fresh one (workspace.read or workspace.upload_url)",
             )
         return grant
 
     def _mac(self, grant: Grant) -> str:
         message = "\n".join(
-            [grant.action, grant.workspace, grant.path, grant.principal, str(grant.version), str(grant.expires_at)]
+            [
+                grant.action,
+                grant.workspace,
+                grant.path,
+                grant.principal,
+                str(grant.version),
+                str(grant.expires_at),
+            ]
         )
         digest = hmac.new(self._secret, message.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
@@ -78,5 +86,6 @@ class UrlSigner:
 
 def _invalid() -> AuthenticationError:
     return AuthenticationError(
-        "the URL's signature is not valid", hint="use the URL exactly as toolbridge returned it, or get a new one"
+        "the URL's signature is not valid",
+        hint="use the URL exactly as toolbridge returned it, or get a new one",
     )

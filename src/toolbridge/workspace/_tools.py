@@ -116,7 +116,11 @@ _SPECS: dict[str, tuple[str, Mapping[str, Any], tuple[str, ...], ToolAnnotations
     "changes": (
         "What changed in the workspace after cursor (0 = from the start), oldest first. wait (≤ 30 s) "
         "long-polls for the next change. Pass the returned cursor next time.",
-        {"cursor": _INT0, "limit": {"type": "integer", "minimum": 1, "maximum": 500}, "wait": {"type": "number", "minimum": 0, "maximum": 30}},
+        {
+            "cursor": _INT0,
+            "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+            "wait": {"type": "number", "minimum": 0, "maximum": 30},
+        },
         (),
         READ,
     ),
@@ -125,7 +129,7 @@ _SPECS: dict[str, tuple[str, Mapping[str, Any], tuple[str, ...], ToolAnnotations
 
 def workspace_tools(connector: str) -> list[Tool]:
     tools = []
-    for op, (description, properties, required, annotations) in _SPECS.items():
+    for op, (description, properties, required, hints) in _SPECS.items():
         schema: dict[str, Any] = {
             "type": "object",
             "properties": {**properties, "workspace": _WS},
@@ -139,7 +143,7 @@ def workspace_tools(connector: str) -> list[Tool]:
                 connector=connector,
                 description=description,
                 input_schema=schema,
-                annotations=annotations,
+                annotations=hints,
                 title=f"workspace {op.replace('_', ' ')}",
             )
         )

@@ -1,0 +1,80 @@
+"""``kind: workspace`` settings → a :class:`WorkspaceConnector` (called by ``toolbridge._build``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from toolbridge.errors import ConfigurationError
+from toolbridge.workspace._blobs import BlobStore, LocalBlobStore, S3BlobStore
+from toolbridge.workspace._connector import WorkspaceConnector
+from toolbridge.workspace._import import HttpImportSource, Importer, ImportPolicy
+from toolbridge.workspace._model import Role
+
+if TYPE_CHECKING:
+    from toolbridge.hub import Hub
+    from toolbridge.settings import Settings, WorkspaceConnectorSettings
+
+__all__ = ["workspace_connector"]
+
+_RESULT_OVERHEAD = 4096
+
+
+def workspace_connector(
+    name: str, config: WorkspaceConnectorSettings, settings: Settings, hub: Hub
+) -> WorkspaceConnector:
+    where = f"connectors.{name}"
+    secret = config.signing_secret.encode() if config.signing_secret else None
+    if secret is not None and len(secret) < 24:
+        raise ConfigurationError(
+            f"{where}.signing_secret is shorter than 24 characters", hint="use a long random string"
+        )
+    server = settings.server
+    public_url = server.public_url or f"http://{server.host}:{server.port}"
+    imports = config.url_import
+    importer = (
+        Importer(
+            [
+                HttpImportSource(
+                    policy=ImportPolicy(
+                        allowed_ports=tuple(imports.allowed_ports),
+                        max_bytes=imports.max_bytes,
+                        timeout=imports.timeout,
+                        allow_loopback=imports.allow_loopback,
+                    )
+                )
+            ]
+        )
+        if imports.enabled
+        else None
+    )
+    return WorkspaceConnector(
+        name,
+        database=hub.database,
+        blobs=_blobs(config, settings),
+        workspace=config.workspace,
+        members={f"agent:{agent}": Role.parse(role) for agent, role in config.members.items()},
+        quota_bytes=config.quota_bytes,
+        credits_per_agent=config.credits_per_agent,
+        public_url=public_url,
+        signing_secret=secret,
+        url_ttl=config.url_ttl,
+        inline_bytes=min(config.inline_bytes, settings.limits.max_result_bytes - _RESULT_OVERHEAD),
+        default_ttl=config.lease_ttl,
+        max_ttl=config.max_lease_ttl,
+        importer=importer,
+    )
+
+
+def _blobs(config: WorkspaceConnectorSettings, settings: Settings) -> BlobStore:
+    if config.s3 is not None:
+        s3 = config.s3
+        return S3BlobStore(
+            s3.bucket,
+            prefix=s3.prefix,
+            endpoint_url=s3.endpoint_url,
+            region=s3.region,
+            access_key_id=s3.access_key_id,
+            secret_access_key=s3.secret_access_key,
+        )
+    return LocalBlobStore(Path(config.blob_path))  # relative to the working directory, like the database

@@ -1,0 +1,143 @@
+"""RELIABILITY.md B: idempotent writes — stored outcomes, mismatches, in-flight keys, tenants."""
+
+from __future__ import annotations
+
+import anyio
+import httpx2
+import pytest
+
+from tests.resilience.conftest import FakeTime, http_hub
+from tests.resilience.upstream import Reply, Upstream
+from toolbridge import Conflict, Hub, IdempotencyKeyReused, Principal
+from toolbridge.errors import UpstreamStatusError
+from toolbridge.resilience import ResiliencePolicy, RetryPolicy
+from toolbridge.surfaces.app import create_app
+
+pytestmark = pytest.mark.anyio
+ONE_ATTEMPT = ResiliencePolicy(retry=RetryPolicy(max_attempts=1))
+
+
+async def test_i1_same_key_replays_the_stored_5xx(upstream: Upstream, fake_time: FakeTime, sqlite_url: str) -> None:
+    upstream.then(Reply(500, body={"error": "boom"}), Reply(200))
+    hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT, database=sqlite_url)
+    async with client, hub:
+        for _ in range(2):
+            with pytest.raises(UpstreamStatusError) as info:
+                await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+            assert info.value.upstream_status == 500 and info.value.body == '{"error": "boom"}'
+        await hub.audit.flush()
+        outcomes = [r.entry.outcome for r in await hub.audit.tail(5)]
+    assert len(upstream.requests) == 1
+    assert outcomes == ["error", "error"]
+
+
+async def test_i1_same_key_replays_success(upstream: Upstream, fake_time: FakeTime) -> None:
+    upstream.then(Reply(200, body={"id": 7}))
+    hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT)
+    async with client, hub:
+        first = await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+        second = await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+    assert first.value == second.value == {"id": 7}
+    assert (first.replayed, second.replayed) == (False, True)
+    assert len(upstream.requests) == 1 and upstream.effect_count == 1
+
+
+async def test_i2_same_key_different_body_is_422(upstream: Upstream, fake_time: FakeTime) -> None:
+    hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT)
+    async with client, hub:
+        await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+        with pytest.raises(IdempotencyKeyReused) as info:
+            await hub.call(Principal.local(), "up.create", {"name": "b"}, idempotency_key="k1")
+    assert info.value.status == 422
+    assert len(upstream.requests) == 1
+
+
+async def test_i3_same_key_in_flight_is_409(upstream: Upstream, fake_time: FakeTime) -> None:
+    upstream.then(Reply(200, hang=0.5))
+    hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT)
+    conflicts: list[Conflict] = []
+    async with client, hub:
+
+        async def second() -> None:
+            while not upstream.requests:
+                await anyio.sleep(0.01)
+            with pytest.raises(Conflict) as info:
+                await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+            conflicts.append(info.value)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(second)
+                await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+    assert conflicts and conflicts[0].status == 409
+    assert len(upstream.requests) == 1 and upstream.effect_count == 1
+
+
+async def test_i5_keys_are_scoped_per_principal(upstream: Upstream, fake_time: FakeTime) -> None:
+    upstream.then(Reply(200, body={"for": "a"}), Reply(200, body={"for": "b"}))
+    hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT)
+    async with client, hub:
+        a = await hub.call(Principal.agent("a", ["*"]), "up.create", {"name": "x"}, idempotency_key="same")
+        b = await hub.call(Principal.agent("b", ["*"]), "up.create", {"name": "x"}, idempotency_key="same")
+    assert (a.value, b.value) == ({"for": "a"}, {"for": "b"})
+    assert not b.replayed
+
+
+async def test_rest_idempotency_key_header_replays_and_conflicts() -> None:
+    hub = Hub(agents={"w": ["*"]})
+    effects: list[str] = []
+
+    @hub.tool(connector="t")
+    async def write(text: str) -> dict[str, int]:
+        effects.append(text)
+        return {"n": len(effects)}
+
+    app = create_app(hub)
+    async with app.router.lifespan_context(app):
+        key = await hub.agents.create("w")
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as http:
+            headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "op-1"}
+            first = await http.post("/v1/tools/t.write/call", json={"arguments": {"text": "x"}}, headers=headers)
+            again = await http.post("/v1/tools/t.write/call", json={"arguments": {"text": "x"}}, headers=headers)
+            other = await http.post("/v1/tools/t.write/call", json={"arguments": {"text": "y"}}, headers=headers)
+    assert first.json()["result"] == again.json()["result"] == {"n": 1}
+    assert again.headers["idempotent-replayed"] == "true" and again.json()["replayed"] is True
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert effects == ["x"]
+
+
+async def test_rate_limited_rest_answer_has_retry_after() -> None:
+    hub = Hub(agents={"w": ["*"]}, agent_rates={"w": "1/minute"})
+
+    @hub.tool(connector="t", read_only=True)
+    async def ping() -> str:
+        return "pong"
+
+    app = create_app(hub)
+    async with app.router.lifespan_context(app):
+        key = await hub.agents.create("w")
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as http:
+            auth = {"Authorization": f"Bearer {key}"}
+            assert (await http.post("/v1/tools/t.ping/call", headers=auth)).status_code == 200
+            limited = await http.post("/v1/tools/t.ping/call", headers=auth)
+    assert limited.status_code == 429
+    assert 59 <= int(limited.headers["retry-after"]) <= 60
+    assert limited.json()["code"] == "rate_limited"
+
+
+async def test_store_on_both_backends(database_url: str) -> None:
+    from toolbridge.resilience._idempotency import IdempotencyStore
+    from toolbridge.storage import Database
+
+    async with Database(database_url) as db:
+        store = IdempotencyStore(db)
+        assert await store.claim("agent:a", "k", "t.x", "d1") is None
+        with pytest.raises(Conflict):
+            await store.claim("agent:a", "k", "t.x", "d1")
+        with pytest.raises(IdempotencyKeyReused):
+            await store.claim("agent:a", "k", "t.x", "d2")
+        await store.complete("agent:a", "k", result={"value": 1, "text": "1", "truncated": False, "size": 1})
+        replay = await store.claim("agent:a", "k", "t.x", "d1")
+        assert replay is not None and replay.raise_or_result()["value"] == 1
+        assert await store.claim("agent:b", "k", "t.x", "d1") is None  # another tenant, another record
