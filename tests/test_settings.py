@@ -23,7 +23,7 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
         (
             "connectors:\n  n:\n    kind: pyhton\n    tools: []\n",
             "<toolbridge.yaml>:3: connectors.n.kind: 'pyhton' is not a valid choice; "
-            "choose one of: 'python' (did you mean 'python'?)",
+            "choose one of: 'python', 'workspace' (did you mean 'python'?)",
         ),
         (
             "connectors:\n  n:\n    kind: python\n    tools:\n"
@@ -68,7 +68,8 @@ async def test_quickstart_builds_a_working_hub(in_tmp_dir: Path) -> None:
             update={"server": settings.server.model_copy(update={"database": "sqlite+aiosqlite:///:memory:"})}
         )
     )
-    assert [t.name for t in hub.catalog] == [
+    assert "workspace.read" in [t.name for t in hub.catalog]
+    assert [t.name for t in hub.catalog if not t.name.startswith("workspace.")] == [
         "notes.add",
         "notes.delete",
         "notes.list",
@@ -105,3 +106,19 @@ def test_bad_scope_in_config_is_reported(tmp_path: Path) -> None:
     config.write_text("agents:\n  a:\n    scopes: ['Notes.*:admin']\n")
     with pytest.raises(ConfigurationError, match=r"agents.a.scopes: scope 'Notes.\*:admin'"):
         Hub.from_file(config)
+
+
+def test_resilience_block_builds_a_policy_and_bad_rates_are_located() -> None:
+    text = (
+        "connectors:\n  n:\n    kind: python\n    tools: []\n    resilience:\n"
+        "      retry: {max_attempts: 5}\n      rate: 5000/hour\n"
+        "agents:\n  a:\n    scopes: ['*']\n    rate: 10/minute\n"
+    )
+    settings = parse_settings(text)
+    hub = Hub.from_settings(settings)
+    assert hub.resilience.state("n").policy.retry.max_attempts == 5
+    assert hub.resilience.state("n").policy.rate == "5000/hour"
+    with pytest.raises(ConfigFileError, match=r":7: connectors.n.resilience.rate: .*is not a rate"):
+        parse_settings(text.replace("5000/hour", "lots"))
+    with pytest.raises(ConfigFileError, match=r":11: agents.a.rate: .*is not a rate"):
+        parse_settings(text.replace("10/minute", "fast"))

@@ -9,9 +9,11 @@ from toolbridge.connectors.python import PythonConnector, import_callable
 from toolbridge.errors import ConfigurationError
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
+from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
 from toolbridge.settings import (
     PythonConnectorSettings,
     PythonToolSettings,
+    ResilienceSettings,
     Settings,
     WorkspaceConnectorSettings,
 )
@@ -35,15 +37,45 @@ def build_hub(settings: Settings) -> Hub:
         database=settings.server.database,
         limits=limits,
         agents={name: agent.scopes for name, agent in settings.agents.items()},
+        agent_rates={name: agent.rate for name, agent in settings.agents.items() if agent.rate},
     )
     for name, connector in settings.connectors.items():
         if isinstance(connector, WorkspaceConnectorSettings):
             from toolbridge.workspace._build import workspace_connector
 
-            hub.add_connector(workspace_connector(name, connector, settings, hub))
+            hub.add_connector(workspace_connector(name, connector, settings, hub), policy=_policy(connector))
         else:
-            hub.add_connector(_python_connector(name, connector, settings))
+            hub.add_connector(_python_connector(name, connector, settings), policy=_policy(connector))
     return hub
+
+
+def _policy(connector: object) -> ResiliencePolicy | None:
+    """The resilience policy of any connector kind (every kind has a ``resilience`` block)."""
+    config = getattr(connector, "resilience", None)
+    if not isinstance(config, ResilienceSettings):
+        return None
+    r, b = config.retry, config.breaker
+    return ResiliencePolicy(
+        retry=RetryPolicy(
+            max_attempts=r.max_attempts,
+            base_delay=r.base_delay,
+            max_delay=r.max_delay,
+            attempt_timeout=r.attempt_timeout,
+            max_retry_after=r.max_retry_after,
+        ),
+        breaker=BreakerPolicy(
+            enabled=b.enabled,
+            failure_rate=b.failure_rate,
+            window=b.window,
+            minimum_calls=b.minimum_calls,
+            open_seconds=b.open_seconds,
+            half_open_calls=b.half_open_calls,
+        ),
+        bulkhead=BulkheadPolicy(max_concurrent=config.max_concurrent, max_wait=config.max_queue_wait),
+        rate=config.rate,
+        burst=config.burst,
+        max_rate_wait=config.max_rate_wait,
+    )
 
 
 def _python_connector(name: str, config: PythonConnectorSettings, settings: Settings) -> PythonConnector:

@@ -310,6 +310,38 @@ def agents_revoke(name: str, config: ConfigOption = None, database: DatabaseOpti
     out.print(f"revoked {_run(main)} key(s) of agent {name!r}")
 
 
+@app.command()
+def health(
+    url: Annotated[
+        str, typer.Option(envvar="TOOLBRIDGE_URL", help="The running server")
+    ] = "http://127.0.0.1:8080",
+    key: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_API_KEY", help="An agent's API key")] = None,
+) -> None:
+    """Show each connector's breaker, retry budget and rate-limit hold on a running server."""
+    from toolbridge.client import Client
+
+    if not key:
+        err.print("[bold red]error:[/] an API key is needed (--key or TOOLBRIDGE_API_KEY)")
+        raise typer.Exit(1)
+
+    async def main() -> list[dict[str, Any]]:
+        async with Client(url, api_key=key) as client:
+            return await client.health()
+
+    table = Table("connector", "breaker", "failure rate", "attempts", "in flight", "retry tokens", "held (s)")
+    for row in _run(main):
+        table.add_row(
+            row["connector"],
+            row["breaker"],
+            f"{row['failure_rate']:.0%}",
+            str(row["attempts"]),
+            str(row["in_flight"]),
+            str(row["retry_tokens"]),
+            str(row["held_for"]),
+        )
+    out.print(table)
+
+
 # -- audit ----------------------------------------------------------------------------------------
 
 

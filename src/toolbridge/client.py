@@ -81,6 +81,10 @@ class Client:
             float(data["duration_ms"]),
         )
 
+    async def health(self) -> list[dict[str, Any]]:
+        """Breaker, retry and rate-limit state per connector, as the server sees it."""
+        return list((await self._request("GET", "/health/connectors"))["connectors"])
+
     async def calls(self, *, limit: int = 50, tool: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, str | int] = {"limit": limit, **({"tool": tool} if tool else {})}
         data = await self._request("GET", "/calls", params=params)

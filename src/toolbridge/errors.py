@@ -19,8 +19,10 @@ Branches are named after who must act to fix the problem::
     │   ├── PreconditionFailed .... expected version or ETag does not match (HTTP 412)
     │   ├── QuotaExceeded ......... a workspace byte quota or an agent's credits are used up (HTTP 403)
     │   ├── IdempotencyKeyReused .. an idempotency key sent again with different arguments (HTTP 422)
+    │   ├── AuthorizationRejected . an OAuth callback failed a check: state, redirect URI, ``iss`` (HTTP 400)
     │   └── BadRequest ............ malformed request at a surface (HTTP 400)
     ├── CredentialsError .......... a person must reconnect the account (HTTP 401 upstream-side)
+    │   └── NotConnected .......... no usable connection for this connector and account yet
     ├── UpstreamError ............. the service behind the tool failed
     │   ├── UpstreamTimeout ....... the call's deadline passed before the tool answered (HTTP 504)
     │   ├── UpstreamUnavailable ... transport failure: refused, reset, timed out (``sent`` says if bytes left)
@@ -28,6 +30,7 @@ Branches are named after who must act to fix the problem::
     │   ├── OutcomeUnknown ........ a write may or may not have happened; not retried automatically
     │   ├── CircuitOpen ........... the connector's breaker is open; failing fast (HTTP 503, retry_after)
     │   ├── UpstreamBusy .......... the connector's concurrency limit is full (HTTP 503)
+    │   ├── TokenRefreshFailed .... the token endpoint failed transiently; the connection stays usable
     │   └── ToolExecutionError .... an in-process (Python) tool raised
     └── StorageError .............. the database could not be used
 
@@ -45,6 +48,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "AuthorizationRejected",
     "BadRequest",
     "CallerError",
     "CircuitOpen",
@@ -56,6 +60,7 @@ __all__ = [
     "InvalidArguments",
     "LeaseLost",
     "Locked",
+    "NotConnected",
     "NotFound",
     "OutcomeUnknown",
     "PayloadTooLarge",
@@ -65,6 +70,7 @@ __all__ = [
     "RateLimited",
     "StorageError",
     "ToolExecutionError",
+    "TokenRefreshFailed",
     "ToolNotFound",
     "ToolbridgeError",
     "UpstreamBusy",
@@ -324,12 +330,27 @@ class QuotaExceeded(CallerError):
         return {"limit_name": self.limit_name, "limit": self.limit, "used": self.used}
 
 
+class AuthorizationRejected(CallerError):
+    """An OAuth authorization response failed a check (state, redirect URI, issuer); nothing was stored."""
+
+    code = "authorization_rejected"
+    status = 400
+    title = "authorization rejected"
+
+
 class CredentialsError(ToolbridgeError):
     """The stored credentials no longer work: a person must reconnect the account."""
 
     code = "reconnect_required"
     status = 401
     title = "reconnect required"
+
+
+class NotConnected(CredentialsError):
+    """The connector needs credentials, and no usable connection exists for the account asked for."""
+
+    code = "not_connected"
+    title = "not connected"
 
 
 class UpstreamError(ToolbridgeError):
@@ -414,6 +435,14 @@ class UpstreamBusy(UpstreamError):
     code = "upstream_busy"
     status = 503
     title = "connector busy"
+
+
+class TokenRefreshFailed(UpstreamError):
+    """The token endpoint failed in a way that may pass (5xx, network); the connection is not marked dead."""
+
+    code = "token_refresh_failed"
+    status = 503
+    title = "token refresh failed"
 
 
 class ToolExecutionError(UpstreamError):
@@ -511,13 +540,16 @@ _SPECIAL: dict[str, _Factory] = {
 }
 _SIMPLE: tuple[type[ToolbridgeError], ...] = (
     AuthenticationError,
+    AuthorizationRejected,
     BadRequest,
     ConfigurationError,
     Conflict,
     CredentialsError,
+    NotConnected,
     IdempotencyKeyReused,
     OutcomeUnknown,
     StorageError,
+    TokenRefreshFailed,
     ToolExecutionError,
     UpstreamBusy,
     UpstreamError,

@@ -118,6 +118,9 @@ class Hub:
         if policy is not None:
             self.resilience.configure(connector.name, policy)
 
+    def connector_names(self) -> list[str]:
+        return sorted(self._connectors)
+
     def connector(self, name: str) -> Connector:
         return self._connectors[name]
 

@@ -16,9 +16,12 @@ from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
 
 __all__ = [
     "AgentSettings",
+    "BreakerSettings",
     "LimitSettings",
     "PythonConnectorSettings",
     "PythonToolSettings",
+    "ResilienceSettings",
+    "RetrySettings",
     "S3BlobSettings",
     "ServerSettings",
     "Settings",
@@ -52,6 +55,59 @@ class LimitSettings(_Model):
     call_timeout: Annotated[float, Field(gt=0)] = 60.0
 
 
+class RetrySettings(_Model):
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    base_delay: Annotated[float, Field(ge=0)] = 1.0
+    max_delay: Annotated[float, Field(ge=0)] = 20.0
+    attempt_timeout: Annotated[float, Field(gt=0)] | None = 30.0
+    max_retry_after: Annotated[float, Field(ge=0)] = 120.0
+
+
+class BreakerSettings(_Model):
+    enabled: bool = True
+    failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    window: Annotated[int, Field(ge=1)] = 100
+    minimum_calls: Annotated[int, Field(ge=1)] = 20
+    open_seconds: Annotated[float, Field(gt=0)] = 60.0
+    half_open_calls: Annotated[int, Field(ge=1)] = 10
+
+
+class ResilienceSettings(_Model):
+    """Failure handling for one connector (docs/resilience.md)."""
+
+    retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+    rate: str | None = None
+    """Outbound limit such as '5000/hour'; toolbridge waits (bounded) instead of provoking 429s."""
+    burst: Annotated[int, Field(ge=1)] | None = None
+    max_rate_wait: Annotated[float, Field(ge=0)] = 10.0
+    max_concurrent: Annotated[int, Field(ge=1)] = 64
+    """Bulkhead: calls in progress at once; more wait up to ``max_queue_wait`` then get 503."""
+    max_queue_wait: Annotated[float, Field(ge=0)] = 5.0
+
+
+    _rate_ok = pydantic.field_validator("rate")(lambda v: _valid_rate(v))
+
+
+def _valid_rate(value: str | None) -> str | None:
+    """Reject a malformed rate where it is written (parse errors carry the file line)."""
+    if value is not None:
+        from toolbridge.errors import ConfigurationError
+        from toolbridge.resilience import parse_rate
+
+        try:
+            parse_rate(value)
+        except ConfigurationError as exc:
+            raise ValueError(f"{exc.message}; {exc.hint}") from None
+    return value
+
+
+class _ConnectorBase(_Model):
+    """Fields every connector kind has."""
+
+    resilience: ResilienceSettings = ResilienceSettings()
+
+
 class PythonToolSettings(_Model):
     function: str
     """``package.module:function``."""
@@ -63,7 +119,7 @@ class PythonToolSettings(_Model):
     idempotent: bool = False
 
 
-class PythonConnectorSettings(_Model):
+class PythonConnectorSettings(_ConnectorBase):
     kind: Literal["python"]
     description: str | None = None
     module_path: str | None = None
@@ -90,7 +146,7 @@ class UrlImportSettings(_Model):
     """Local development only: lets URL import reach 127.0.0.1 and ::1. Never enable it on a server."""
 
 
-class WorkspaceConnectorSettings(_Model):
+class WorkspaceConnectorSettings(_ConnectorBase):
     kind: Literal["workspace"]
     description: str | None = None
     workspace: str = "shared"
@@ -119,6 +175,9 @@ ConnectorSettings = Annotated[
 
 class AgentSettings(_Model):
     scopes: list[str]
+    rate: str | None = None
+    """Inbound limit for this agent, such as '600/minute' (429 with Retry-After past it)."""
+    _rate_ok = pydantic.field_validator("rate")(lambda v: _valid_rate(v))
     description: str | None = None
 
 
@@ -188,6 +247,8 @@ def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: s
     errors = exc.errors()
     error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [part for part in error["loc"] if not (isinstance(part, str) and part in _TAGS)]
+    if error["type"] == "union_tag_invalid":
+        loc.append("kind")
     key = ".".join(str(p) for p in loc) or None
     line = _line_of(root, loc)
     message, hint = _explain(error, loc)
@@ -208,8 +269,9 @@ def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
         listing = f"valid keys here: {', '.join(choices)}" if choices else None
         return "unknown key", "; ".join(h for h in (hint, listing) if h) or None
     if kind in ("literal_error", "union_tag_invalid"):
-        expected = error.get("ctx", {}).get("expected", "")
-        value = error.get("input")
+        ctx = error.get("ctx", {})
+        expected = ctx.get("expected") or ctx.get("expected_tags", "")
+        value = ctx.get("tag", error.get("input")) if kind == "union_tag_invalid" else error.get("input")
         choices = [c.strip(" '") for c in str(expected).replace(" or ", ",").split(",") if c.strip(" '")]
         hint = did_you_mean(close_matches(str(value), choices))
         return f"{value!r} is not a valid choice; choose one of: {expected}", hint

@@ -58,7 +58,9 @@ async def test_r10a_open_breaker_never_reaches_the_upstream(upstream: Upstream, 
         before = len(upstream.requests)
         with pytest.raises(CircuitOpen, match="connector 'up' is failing"):
             await hub.call(Principal.local(), "up.fetch")
+        [health] = hub.resilience.health(["up"])
     assert len(upstream.requests) == before == 20
+    assert (health.breaker, health.failure_rate, health.attempts) == ("open", 1.0, 20)
 
 
 async def test_r10c_client_errors_never_trip_the_breaker(upstream: Upstream, fake_time: FakeTime) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from toolbridge.errors import BadRequest, Conflict, NotFound, PermissionDenied, PreconditionFailed, QuotaExceeded
+from toolbridge.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    QuotaExceeded,
+)
 from toolbridge.workspace import Role, Workspaces, normalize_path
 
 from .conftest import ALICE, BOB, MALLORY, VIEWER
@@ -80,7 +87,9 @@ async def test_conditional_writes_fail_with_412(ws: Workspaces) -> None:
     assert info.value.status == 412 and info.value.current["version"] == 1
     await ws.write(BOB, "team", "/c.txt", b"y", if_match=created.etag)
     with pytest.raises(PreconditionFailed):
-        await ws.write(ALICE, "team", "/c.txt", b"z", if_match=created.etag)  # stale ETag: lost update refused
+        await ws.write(
+            ALICE, "team", "/c.txt", b"z", if_match=created.etag
+        )  # stale ETag: lost update refused
     assert (await ws.read(ALICE, "team", "/c.txt"))[1] == b"y"
 
 
@@ -103,16 +112,16 @@ async def test_roles_and_tenant_isolation(ws: Workspaces) -> None:
         await ws.read(ALICE, "other", "/secret.txt")
     with pytest.raises(NotFound) as missing:
         await ws.read(ALICE, "no-such-workspace", "/secret.txt")
-    assert theirs.value.message.replace("other", "W") == missing.value.message.replace("no-such-workspace", "W")
+    assert theirs.value.message.replace("other", "W") == missing.value.message.replace(
+        "no-such-workspace", "W"
+    )
     assert theirs.value.hint == missing.value.hint
     assert [w.id for w in await ws.workspaces(ALICE)] == ["team"]
     await ws.set_member(MALLORY, "other", ALICE.id, Role.VIEWER)
     assert (await ws.read(ALICE, "other", "/secret.txt"))[1] == b"s"
 
 
-@pytest.mark.parametrize(
-    "raw", ["../../etc/passwd", "/a/../../b", "a\x00b", "/a\\b", "", "/", "x" * 300]
-)
+@pytest.mark.parametrize("raw", ["../../etc/passwd", "/a/../../b", "a\x00b", "/a\\b", "", "/", "x" * 300])
 def test_paths_that_escape_or_are_malformed_are_refused(raw: str) -> None:
     with pytest.raises(BadRequest):
         normalize_path(raw)

@@ -15,7 +15,9 @@ from .conftest import ALICE, BOB, FakeClock
 pytestmark = pytest.mark.anyio
 
 
-async def test_k1_holder_paused_past_ttl_cannot_overwrite_newer_work(ws: Workspaces, clock: FakeClock) -> None:
+async def test_k1_holder_paused_past_ttl_cannot_overwrite_newer_work(
+    ws: Workspaces, clock: FakeClock
+) -> None:
     a = await ws.lock(ALICE, "team", "/doc.txt", ttl=30)
     await ws.write(ALICE, "team", "/doc.txt", b"A1", lease=a.token)
     clock.advance(31)  # A is paused (SIGSTOP) past its TTL

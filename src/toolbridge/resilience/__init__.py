@@ -3,7 +3,7 @@
 from toolbridge.resilience._breaker import BreakerState, CircuitBreaker, Transition
 from toolbridge.resilience._budget import RetryBudget
 from toolbridge.resilience._classify import Action, Decision, classify
-from toolbridge.resilience._executor import Attempt, Resilience
+from toolbridge.resilience._executor import Attempt, ConnectorHealth, Resilience
 from toolbridge.resilience._headers import RateLimitInfo, parse_ratelimit, parse_retry_after
 from toolbridge.resilience._policy import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
 from toolbridge.resilience._ratelimit import Limit, MemoryLimiter, RateLimiter, RedisLimiter, parse_rate
@@ -15,6 +15,7 @@ __all__ = [
     "BreakerState",
     "BulkheadPolicy",
     "CircuitBreaker",
+    "ConnectorHealth",
     "Decision",
     "Limit",
     "MemoryLimiter",

@@ -31,7 +31,7 @@ from toolbridge.resilience._classify import Action, Decision, classify
 from toolbridge.resilience._policy import ResiliencePolicy
 from toolbridge.resilience._ratelimit import MemoryLimiter, RateLimiter, parse_rate
 
-__all__ = ["Attempt", "Resilience"]
+__all__ = ["Attempt", "ConnectorHealth", "Resilience"]
 
 T = TypeVar("T")
 logger = logging.getLogger("toolbridge.resilience")
@@ -46,6 +46,18 @@ class Attempt:
     idempotent: bool
     deadline: float | None
     refresh: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorHealth:
+    connector: str
+    breaker: str
+    failure_rate: float
+    attempts: int
+    in_flight: int
+    retry_tokens: float
+    held_for: float
+    """Seconds new calls still wait because the upstream asked for a pause."""
 
 
 @dataclass
@@ -99,6 +111,24 @@ class Resilience:
             )
             self._states[connector] = state
         return state
+
+    def health(self, connectors: list[str]) -> list[ConnectorHealth]:
+        """A snapshot per connector (state appears once a connector has been called)."""
+        out = []
+        for name in connectors:
+            st = self.state(name)
+            out.append(
+                ConnectorHealth(
+                    name,
+                    st.breaker.state.value,
+                    round(st.breaker.failure_rate, 3),
+                    st.attempts,
+                    st.budget.active,
+                    round(st.budget.tokens, 2),
+                    round(max(0.0, st.hold_until - self._clock()), 3),
+                )
+            )
+        return out
 
     def hold(self, connector: str, seconds: float) -> None:
         """The upstream asked for a pause (``RateLimit: r=0;t=…``): hold new calls that long."""

@@ -169,11 +169,10 @@ class MemoryBlobStore:
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
-        self._scratch = tempfile.TemporaryDirectory(prefix="toolbridge-blobs-")
 
     @property
     def scratch(self) -> Path:
-        return Path(self._scratch.name)
+        return Path(tempfile.gettempdir())
 
     async def put_bytes(self, data: bytes) -> BlobInfo:
         info = BlobInfo(hashlib.sha256(data).hexdigest(), len(data))
@@ -229,8 +228,7 @@ class S3BlobStore:
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
         )
-        self._own_scratch = None if scratch else tempfile.TemporaryDirectory(prefix="toolbridge-s3-")
-        self._scratch = Path(scratch) if scratch else Path(self._own_scratch.name)  # type: ignore[union-attr]
+        self._scratch = Path(scratch) if scratch else Path(tempfile.gettempdir())
         self._scratch.mkdir(parents=True, exist_ok=True)
         self._create_bucket = create_bucket
 

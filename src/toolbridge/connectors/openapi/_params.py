@@ -62,7 +62,7 @@ def read_parameter(
         return None
     location = cast(Location, where)
     if location == "header" and name.lower() in _HANDLED_HEADERS:
-        return ParamInput(accept=_constant(node, swagger) if name.lower() == "accept" else None)
+        return _handled_header(node, name, swagger)
     converted, content_type = _param_schema(located, converter, swagger)
     required = bool(node.get("required")) or location == "path"
     fixed = _fixed_value(node, converted.schema, name, location, required)
@@ -121,6 +121,19 @@ def _fixed_value(
     if location == "header" and "default" in schema:
         return FixedValue(name, location, _text(schema["default"]))
     return None
+
+
+def _handled_header(node: Mapping[str, Any], name: str, swagger: bool) -> ParamInput:
+    """Accept, Content-Type and Authorization are toolbridge's to set (OpenAPI: such parameters are ignored).
+
+    A declared constant is still honoured: some documents require e.g. ``Content-Type`` even on a GET.
+    """
+    value = _constant(node, swagger)
+    if name.lower() == "accept":
+        return ParamInput(accept=value)
+    if name.lower() == "content-type" and (value or node.get("required")):
+        return ParamInput(fixed=FixedValue("Content-Type", "header", value or "application/json"))
+    return ParamInput()
 
 
 def _constant(node: Mapping[str, Any], swagger: bool) -> str | None:

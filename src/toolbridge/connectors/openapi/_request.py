@@ -120,6 +120,8 @@ def _add_body(draft: Draft, operation: Operation, body: Body, arguments: Mapping
         payload = {f.name: arguments[f.arg] for f in body.fields if f.arg in arguments}
         if not payload and not body.required:
             return
+    for name in [h for h in draft.headers if h.lower() == "content-type"]:
+        del draft.headers[name]  # the body's media type wins over a declared constant
     if body.kind == "multipart":
         _multipart(draft, body, payload, operation)
         return

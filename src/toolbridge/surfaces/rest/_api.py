@@ -6,6 +6,7 @@ served at ``/v1/openapi.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Annotated, Any
@@ -164,6 +165,11 @@ def create_rest_app(hub: Hub) -> FastAPI:
         )
         headers = {"Idempotent-Replayed": "true"} if result.replayed else None
         return JSONResponse(_result_document(result), headers=headers)
+
+    @app.get("/health/connectors", summary="Breaker, retry and rate-limit state of every connector")
+    async def connector_health(caller: Caller) -> dict[str, Any]:
+        health = hub.resilience.health(hub.connector_names())
+        return {"connectors": [dataclasses.asdict(h) for h in health]}
 
     @app.get("/calls", summary="The caller's recent calls, from the audit log")
     async def list_calls(

@@ -1,0 +1,80 @@
+"""Where an upstream MCP server lives and how toolbridge treats its tools: small frozen value objects."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from toolbridge.catalog import ToolAnnotations
+
+__all__ = ["Approval", "HttpServer", "Protocol", "StdioServer", "ToolRules"]
+
+Protocol = Literal["auto", "2025-11-25", "2026-07-28"]
+"""``auto`` probes ``server/discover`` (2026-07-28) and falls back to the ``initialize`` handshake."""
+Approval = Literal["manual", "all-on-first-connect"]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class StdioServer:
+    """A local MCP server toolbridge starts as a subprocess and talks to over stdin/stdout.
+
+    The process gets ``env`` and nothing of toolbridge's own environment except ``PATH``, ``HOME``,
+    ``LANG`` and the like (see ``_stdio.INHERITED``): secrets reach it only when configured here.
+    """
+
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    cwd: str | None = None
+    protocol: Protocol = "auto"
+
+    def __repr__(self) -> str:  # env values may be secrets
+        return f"StdioServer(command={self.command!r}, args={self.args!r}, env=<{len(self.env)} vars>)"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpServer:
+    """A remote MCP server reached over streamable HTTP (``http://`` only on loopback, else ``https://``)."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    protocol: Protocol = "auto"
+
+    def __repr__(self) -> str:  # header values may be secrets
+        return f"HttpServer(url={self.url!r}, headers=<{len(self.headers)}>)"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRules:
+    """What toolbridge decides about upstream tools; upstream annotations are only hints.
+
+    ``read_only`` and ``destructive`` are patterns over the upstream tool name (``get_*``); a tool
+    matching neither may write (it is not read-only) and is not destructive.
+    """
+
+    read_only: tuple[str, ...] = ()
+    destructive: tuple[str, ...] = ()
+    idempotent: tuple[str, ...] = ()
+    hide: tuple[str, ...] = ()
+    """Upstream tools left out of the catalog altogether."""
+
+    def annotations(self, upstream: str) -> ToolAnnotations:
+        read_only = _matches(upstream, self.read_only)
+        return ToolAnnotations(
+            read_only=read_only,
+            destructive=not read_only and _matches(upstream, self.destructive),
+            idempotent=read_only or _matches(upstream, self.idempotent),
+            open_world=True,
+        )
+
+    def hidden(self, upstream: str) -> bool:
+        return _matches(upstream, self.hide)
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
