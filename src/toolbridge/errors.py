@@ -17,6 +17,7 @@ Branches are named after who must act to fix the problem::
     │   ├── NotFound .............. no such object, or not visible to this principal (HTTP 404)
     │   ├── Locked ................ a workspace path is leased by another holder (HTTP 423, ``holder``)
     │   ├── PreconditionFailed .... expected version or ETag does not match (HTTP 412)
+    │   │   └── ChecksumMismatch .. an upload chunk does not match its checksum (tus: HTTP 460)
     │   ├── QuotaExceeded ......... a workspace byte quota or an agent's credits are used up (HTTP 403)
     │   ├── IdempotencyKeyReused .. an idempotency key sent again with different arguments (HTTP 422)
     │   ├── AuthorizationRejected . an OAuth callback failed a check: state, redirect URI, ``iss`` (HTTP 400)
@@ -51,6 +52,7 @@ __all__ = [
     "AuthorizationRejected",
     "BadRequest",
     "CallerError",
+    "ChecksumMismatch",
     "CircuitOpen",
     "ConfigFileError",
     "ConfigurationError",
@@ -309,6 +311,14 @@ class PreconditionFailed(CallerError):
 
     def extra(self) -> dict[str, object]:
         return {"current": self.current}
+
+
+class ChecksumMismatch(PreconditionFailed):
+    """tus ``460 Checksum Mismatch``: the chunk was discarded; send it again."""
+
+    code = "checksum_mismatch"
+    status = 460
+    title = "checksum mismatch"
 
 
 class QuotaExceeded(CallerError):

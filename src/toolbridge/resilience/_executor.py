@@ -29,7 +29,7 @@ from toolbridge.resilience._breaker import CircuitBreaker, Transition
 from toolbridge.resilience._budget import RetryBudget
 from toolbridge.resilience._classify import Action, Decision, classify
 from toolbridge.resilience._policy import ResiliencePolicy
-from toolbridge.resilience._ratelimit import MemoryLimiter, RateLimiter, parse_rate
+from toolbridge.resilience._ratelimit import Limit, MemoryLimiter, RateLimiter, parse_rate
 
 __all__ = ["Attempt", "ConnectorHealth", "Resilience"]
 
@@ -66,6 +66,7 @@ class _State:
     breaker: CircuitBreaker
     budget: RetryBudget
     bulkhead: anyio.CapacityLimiter
+    limit: Limit | None = None
     hold_until: float = 0.0
     attempts: int = 0
     transitions: list[Transition] = field(default_factory=list)
@@ -108,6 +109,7 @@ class Resilience:
                 breaker,
                 RetryBudget(policy.retry),
                 anyio.CapacityLimiter(policy.bulkhead.max_concurrent),
+                limit=parse_rate(policy.rate, burst=policy.burst) if policy.rate else None,
             )
             self._states[connector] = state
         return state
@@ -146,6 +148,19 @@ class Resilience:
         state = self.state(attempt.connector)
         await self._admit(state, attempt)
         try:
+            state.bulkhead.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._queue(state, attempt)
+        state.budget.active += 1
+        try:
+            return await self._attempts(state, attempt, fn)
+        finally:
+            state.budget.active -= 1
+            state.bulkhead.release()
+
+    async def _queue(self, state: _State, attempt: Attempt) -> None:
+        """Wait (bounded) for a free slot in the connector's bulkhead."""
+        try:
             with anyio.fail_after(state.policy.bulkhead.max_wait):
                 await state.bulkhead.acquire()
         except TimeoutError:
@@ -155,19 +170,13 @@ class Resilience:
                 tool=attempt.tool,
                 hint="try again shortly, or raise bulkhead.max_concurrent",
             ) from None
-        state.budget.active += 1
-        try:
-            return await self._attempts(state, attempt, fn)
-        finally:
-            state.budget.active -= 1
-            state.bulkhead.release()
 
     async def _admit(self, state: _State, attempt: Attempt) -> None:
         """Wait (bounded) for the outbound rate limit and for any hold the upstream asked for."""
         policy = state.policy
         wait = max(0.0, state.hold_until - self._clock())
-        if policy.rate:
-            limit = parse_rate(policy.rate, burst=policy.burst)
+        limit = state.limit
+        if limit is not None:
             booked = await self.limiter.reserve(
                 f"out:{attempt.connector}", limit, max_wait=self._max_wait(policy.max_rate_wait, attempt)
             )

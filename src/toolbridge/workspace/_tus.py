@@ -21,19 +21,11 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from toolbridge.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed
+from toolbridge.errors import BadRequest, ChecksumMismatch, Conflict, NotFound, PayloadTooLarge
 
-__all__ = ["ChecksumMismatch", "Upload", "UploadStore", "parse_metadata"]
+__all__ = ["Upload", "UploadStore", "parse_metadata"]
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-
-
-class ChecksumMismatch(PreconditionFailed):
-    """tus ``460 Checksum Mismatch``: the chunk was discarded."""
-
-    code = "checksum_mismatch"
-    status = 460
-    title = "checksum mismatch"
 
 
 @dataclass(frozen=True, slots=True)

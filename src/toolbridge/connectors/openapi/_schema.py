@@ -244,14 +244,16 @@ class SchemaConverter:
     def _properties(self, located: Located, out: Schema, walk: _Walk, depth: int) -> None:
         parent = _sub(located, "properties")
         properties: Schema = {}
+        dropped: set[str] = set()
         for name, value in parent.node.items():
             child = Located(value, located.uri, parent.pointer + pointer_of(name))
             if self.is_read_only(child):
+                dropped.add(name)
                 continue
             properties[name] = self._node(child, walk, depth + 1)
         out["properties"] = properties
         if "required" in out:
-            out["required"] = [r for r in out["required"] if r in properties]
+            out["required"] = [r for r in out["required"] if r not in dropped]
             if not out["required"]:
                 del out["required"]
 
