@@ -11,12 +11,15 @@ from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
 from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
 from toolbridge.settings import (
+    McpConnectorSettings,
+    OpenAPIConnectorSettings,
     PythonConnectorSettings,
     PythonToolSettings,
     ResilienceSettings,
     Settings,
     WorkspaceConnectorSettings,
 )
+from toolbridge.worker import add_outbox_tool
 
 __all__ = ["build_hub"]
 
@@ -44,8 +47,21 @@ def build_hub(settings: Settings) -> Hub:
             from toolbridge.workspace._build import workspace_connector
 
             hub.add_connector(workspace_connector(name, connector, settings, hub), policy=_policy(connector))
+        elif isinstance(connector, McpConnectorSettings):
+            from toolbridge.connectors.mcp._build import mcp_connector
+
+            hub.add_connector(mcp_connector(name, connector, settings, hub), policy=_policy(connector))
+        elif isinstance(connector, OpenAPIConnectorSettings):
+            from toolbridge.connectors.openapi._build import openapi_connector
+
+            hub.add_connector(openapi_connector(name, connector, settings), policy=_policy(connector))
         else:
             hub.add_connector(_python_connector(name, connector, settings), policy=_policy(connector))
+    if any(
+        getattr(getattr(c, "resilience", None), "on_exhausted", "fail") == "queue"
+        for c in settings.connectors.values()
+    ):
+        add_outbox_tool(hub)
     return hub
 
 
@@ -62,6 +78,8 @@ def _policy(connector: object) -> ResiliencePolicy | None:
             max_delay=r.max_delay,
             attempt_timeout=r.attempt_timeout,
             max_retry_after=r.max_retry_after,
+            throttle_max_tokens=r.throttle_max_tokens,
+            throttle_token_ratio=r.throttle_token_ratio,
         ),
         breaker=BreakerPolicy(
             enabled=b.enabled,
@@ -75,6 +93,7 @@ def _policy(connector: object) -> ResiliencePolicy | None:
         rate=config.rate,
         burst=config.burst,
         max_rate_wait=config.max_rate_wait,
+        on_exhausted=config.on_exhausted,
     )
 
 

@@ -26,6 +26,8 @@ class CallResult:
     duration_ms: float
     replayed: bool = False
     """True when an idempotency key matched an earlier call and its stored outcome was returned."""
+    queued: bool = False
+    """True when the call failed transiently and was put in the outbox; ``value`` names the item."""
 
 
 def shape(value: Any, *, max_bytes: int) -> tuple[Any, str, bool, int]:

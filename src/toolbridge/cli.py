@@ -13,11 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from toolbridge._cli_openapi import add_app, print_report
+from toolbridge._cli_workspace import workspace_app
+from toolbridge._cli_mcp import approve as mcp_approve
+from toolbridge._cli_mcp import has_mcp
+from toolbridge._cli_mcp import tools_table as mcp_tools_table
 from toolbridge._starter import STARTER_CONFIG
-from toolbridge.errors import ToolbridgeError
+from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.settings import Settings, load_settings
+from toolbridge.worker import OutboxWorker
 
 T = TypeVar("T")
 
@@ -33,6 +39,8 @@ audit_app = typer.Typer(help="Read and verify the hash-chained audit log.", no_a
 app.add_typer(tools_app, name="tools")
 app.add_typer(agents_app, name="agents")
 app.add_typer(audit_app, name="audit")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(add_app, name="add")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -120,6 +128,10 @@ def serve(
             "--create-agent", help="Issue a fresh API key for this (configured) agent at start and print it"
         ),
     ] = None,
+    worker: Annotated[
+        bool,
+        typer.Option("--worker/--no-worker", help="Also retry queued writes (the outbox) in this process"),
+    ] = True,
 ) -> None:
     """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default)."""
     import uvicorn
@@ -147,9 +159,62 @@ def serve(
             )
             base = f"http://{bind_host}:{bind_port}"
             _banner(base, hub, key, create_agent)
-            await server.serve()
+            async with anyio.create_task_group() as tg:
+                if worker:
+                    tg.start_soon(OutboxWorker(hub).run)
+                await server.serve()
+                tg.cancel_scope.cancel()
 
     _run(main)
+
+
+@app.command("worker")
+def worker_command(
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Process what is due now, then exit")] = False,
+) -> None:
+    """Retry queued writes (the outbox) until stopped; run one or more beside `serve --no-worker` replicas."""
+    hub = _hub(config, database)
+
+    async def main() -> int:
+        async with hub:
+            if once:
+                return await OutboxWorker(hub).run_once()
+            await OutboxWorker(hub).run()
+        return 0
+
+    count = _run(main)
+    if once:
+        out.print(f"processed {count} queued write(s)")
+
+
+@app.command("outbox")
+def outbox_command(
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    state: Annotated[str | None, typer.Option(help="queued, running, done or failed")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+) -> None:
+    """List writes queued for a later retry, newest first."""
+    hub = _hub(config, database)
+
+    async def main() -> Any:
+        async with hub:
+            return await hub.outbox.items(state=state, limit=limit)
+
+    table = Table("id", "tool", "state", "attempts", "next attempt", "last error")
+    for item in _run(main):
+        error = (item.last_error or {}).get("detail", "")
+        table.add_row(
+            item.id,
+            item.tool,
+            item.state,
+            str(item.attempts),
+            item.next_attempt_at.isoformat(timespec="seconds"),
+            str(error)[:60],
+        )
+    out.print(table)
 
 
 def _banner(base: str, hub: Hub, key: str | None, agent: str | None) -> None:
@@ -192,15 +257,52 @@ def mcp(
 
 
 @tools_app.command("list")
-def tools_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
-    """List every tool in the catalog."""
+def tools_list(
+    connector: Annotated[
+        str | None, typer.Argument(help="Only this connector's tools, with its report")
+    ] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """List every tool in the catalog (or one connector's, with what it skipped)."""
     hub = _hub(config, database)
-    table = Table("name", "access", "description")
-    for tool in hub.catalog:
-        a = tool.annotations
-        access = "read" if a.read_only else "destructive" if a.destructive else "write"
-        table.add_row(tool.name, access, tool.description.splitlines()[0] if tool.description else "")
-    out.print(table)
+    if connector is not None and connector not in hub.connector_names():
+        _fail(
+            ToolbridgeError(
+                f"no connector named {connector!r}", hint=_known(connector, hub.connector_names())
+            )
+        )
+    if has_mcp(hub):  # upstream MCP tools are known once their servers are reached
+        out.print(_run(lambda: mcp_tools_table(hub, connector)))
+    else:
+        table = Table("name", "access", "description")
+        for tool in (t for t in hub.catalog if connector in (None, t.connector)):
+            a = tool.annotations
+            access = "read" if a.read_only else "destructive" if a.destructive else "write"
+            table.add_row(tool.name, access, tool.description.splitlines()[0] if tool.description else "")
+        out.print(table)
+    if connector is not None and hasattr(hub.connector(connector), "report"):
+        print_report(hub.connector(connector), out)
+
+
+def _known(name: str, names: list[str]) -> str:
+    listing = f"configured: {', '.join(sorted(names))}" if names else "no connectors are configured"
+    return "; ".join(h for h in (did_you_mean(close_matches(name, names)), listing) if h)
+
+
+@tools_app.command("approve")
+def tools_approve(
+    names: Annotated[list[str] | None, typer.Argument(help="Tools to approve (as 'connector.tool')")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Approve every tool not approved yet")] = False,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Approve upstream MCP tool definitions (pins them); shows flags and what changed first."""
+    if not names and not all_:
+        raise typer.BadParameter("name the tools to approve, or pass --all")
+    hub = _hub(config, database)
+    approved = _run(lambda: mcp_approve(hub, names or [], everything=all_, console=out))
+    out.print(f"approved {len(approved)} tool(s)" + (f": {', '.join(approved)}" if approved else ""))
 
 
 @tools_app.command("show")

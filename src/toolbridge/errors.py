@@ -8,6 +8,7 @@ Branches are named after who must act to fix the problem::
     ├── CallerError ............... the caller (agent or program) must change its call
     │   ├── AuthenticationError ... no key, an unknown key or a revoked key (HTTP 401)
     │   ├── PermissionDenied ...... the principal lacks the scope for this tool (HTTP 403)
+    │   ├── ToolQuarantined ....... an upstream tool changed since a person approved it (HTTP 403, ``diff``)
     │   ├── ToolNotFound .......... no such tool, or not visible to this principal (HTTP 404)
     │   ├── InvalidArguments ...... arguments do not match the tool's input schema (HTTP 422)
     │   ├── PayloadTooLarge ....... request body or arguments over the limit (HTTP 413)
@@ -74,6 +75,7 @@ __all__ = [
     "ToolExecutionError",
     "TokenRefreshFailed",
     "ToolNotFound",
+    "ToolQuarantined",
     "ToolbridgeError",
     "UpstreamBusy",
     "UpstreamError",
@@ -172,6 +174,35 @@ class PermissionDenied(CallerError):
 
     def extra(self) -> dict[str, object]:
         return {"missing_scope": self.missing_scope}
+
+
+class ToolQuarantined(CallerError):
+    """The tool's upstream definition is not the one a person approved (or none was approved yet)."""
+
+    code = "tool_quarantined"
+    status = 403
+    title = "tool quarantined"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diff: str | None = None,
+        flags: Sequence[str] = (),
+        hint: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.diff = diff
+        self.flags = list(flags)
+
+    def extra(self) -> dict[str, object]:
+        doc: dict[str, object] = {}
+        if self.diff:
+            doc["diff"] = self.diff
+        if self.flags:
+            doc["flags"] = self.flags
+        return doc
 
 
 class ToolNotFound(CallerError):
@@ -561,6 +592,7 @@ _SIMPLE: tuple[type[ToolbridgeError], ...] = (
     StorageError,
     TokenRefreshFailed,
     ToolExecutionError,
+    ToolQuarantined,
     UpstreamBusy,
     UpstreamError,
     UpstreamTimeout,

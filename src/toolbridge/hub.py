@@ -24,7 +24,7 @@ import anyio
 
 from toolbridge._shape import CallResult, shape
 from toolbridge.audit import AuditEntry, AuditLog, args_digest
-from toolbridge.catalog import Catalog, Tool, ToolAnnotations
+from toolbridge.catalog import QUARANTINE_META_KEY, Catalog, Tool, ToolAnnotations, quarantine_error
 from toolbridge.connectors import Connector, Credentials, Invocation
 from toolbridge.connectors.python import PythonConnector
 from toolbridge.errors import (
@@ -39,6 +39,7 @@ from toolbridge.errors import (
 from toolbridge.policy import AgentStore, Principal
 from toolbridge.resilience import Attempt, Resilience, ResiliencePolicy, parse_rate
 from toolbridge.resilience._idempotency import IdempotencyStore, Replay
+from toolbridge.resilience._outbox import Outbox, is_queueable
 from toolbridge.storage import MEMORY_URL, Database
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class Hub:
         self.audit = AuditLog(self.database)
         self.resilience = resilience or Resilience()
         self.idempotency = IdempotencyStore(self.database)
+        self.outbox = Outbox(self.database)
         self._agent_rates = {name: parse_rate(rate) for name, rate in (agent_rates or {}).items()}
         self._declared_agents = {name: list(scopes) for name, scopes in (agents or {}).items()}
         self._connectors: dict[str, Connector] = {}
@@ -117,6 +119,20 @@ class Hub:
         self._connectors[connector.name] = connector
         if policy is not None:
             self.resilience.configure(connector.name, policy)
+
+    def wrap_connector(self, name: str, wrap: Callable[[Connector], Connector]) -> Connector:
+        """Replace connector ``name`` by ``wrap(connector)`` (same tools), e.g. to inject faults in a test."""
+        if self.running:
+            raise ConfigurationError(
+                f"cannot wrap connector {name!r} of a running hub", hint="wrap it before start"
+            )
+        wrapped = wrap(self._connectors[name])
+        if wrapped.name != name:
+            raise ConfigurationError(
+                f"the wrapper of {name!r} renamed it to {wrapped.name!r}", hint="keep the name"
+            )
+        self._connectors[name] = wrapped
+        return wrapped
 
     def connector_names(self) -> list[str]:
         return sorted(self._connectors)
@@ -200,6 +216,7 @@ class Hub:
             await stack.enter_async_context(self.audit)
             for connector in list(self._connectors.values()):
                 await stack.enter_async_context(connector)
+                self.refresh_tools(connector.name)  # some connectors know their tools only once started
         except BaseException:
             await stack.aclose()
             raise
@@ -218,10 +235,22 @@ class Hub:
     # -- the catalog as a principal sees it --------------------------------------------------------
 
     def list_tools(self, principal: Principal) -> list[Tool]:
-        return [tool for tool in self.catalog if principal.can_see(tool)]
+        """The tools ``principal`` may call; quarantined tools are hidden."""
+        return [t for t in self.catalog if principal.can_see(t) and QUARANTINE_META_KEY not in t.meta]
 
     def get_tool(self, principal: Principal, name: str) -> Tool:
-        return self.catalog.get(name, visible=principal.can_see)
+        return self.catalog.get(
+            name, visible=lambda t: principal.can_see(t) and QUARANTINE_META_KEY not in t.meta
+        )
+
+    def refresh_tools(self, connector: str) -> None:
+        """Read the tools of ``connector`` again (its tool list or a tool's state changed)."""
+        current = self._connectors[connector].tools()
+        if [t for t in self.catalog if t.connector == connector] == sorted(current, key=lambda t: t.name):
+            return
+        self.catalog.remove_connector(connector)
+        for tool in current:
+            self.catalog.add(tool)
 
     async def authenticate(self, api_key: str | None, *, request_id: str | None = None) -> Principal:
         """The principal holding ``api_key``; failures raise 401 and are audited."""
@@ -243,7 +272,32 @@ class Hub:
         idempotency_key: str | None = None,
         request_id: str | None = None,
     ) -> CallResult:
-        """Call ``tool`` as ``principal``. Raises a :class:`~toolbridge.errors.ToolbridgeError` on failure."""
+        """Call ``tool`` as ``principal``. Raises a :class:`~toolbridge.errors.ToolbridgeError` on failure.
+
+        A write whose connector says ``on_exhausted: queue`` and that failed transiently is put in the
+        outbox instead: the result is then ``queued`` and names the outbox item to ask about.
+        """
+        return await self._call(
+            principal,
+            tool,
+            arguments,
+            connection=connection,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            from_outbox=False,
+        )
+
+    async def _call(
+        self,
+        principal: Principal,
+        tool: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        connection: str | None,
+        idempotency_key: str | None,
+        request_id: str | None,
+        from_outbox: bool,
+    ) -> CallResult:
         if self._stack is None:
             raise RuntimeError("the hub is not running; use 'async with hub:' before calling tools")
         request_id = request_id or _request_id()
@@ -251,6 +305,7 @@ class Hub:
         started = anyio.current_time()
         digest = ""
         claimed = False
+        target: Tool | None = None
         try:
             if not isinstance(args, Mapping):
                 raise BadRequest(
@@ -260,7 +315,7 @@ class Hub:
             target = self._authorize(principal, tool)
             self.catalog.validate(target, args, max_bytes=self.limits.max_argument_bytes)
             await self._check_inbound_rate(principal, target)
-            if idempotency_key is not None:
+            if idempotency_key is not None and not from_outbox:
                 replay = await self.idempotency.claim(principal.id, idempotency_key, target.name, digest)
                 if replay is not None:
                     return await self._replay(replay, principal, target, digest, request_id, started)
@@ -278,15 +333,60 @@ class Hub:
             value = await self._invoke(target, args, invocation)
             kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
         except ToolbridgeError as exc:
+            queued = None
+            if target is not None and not from_outbox and self._queues(target, exc, idempotency_key):
+                queued = await self._enqueue(
+                    principal, target, args, idempotency_key, exc, request_id, started
+                )
             if claimed:
-                await self._finish_claim(principal, idempotency_key, error=exc)
-            await self._record(request_id, principal.id, tool, digest, _ms(started), exc)
+                await self._finish_claim(
+                    principal, idempotency_key, error=None if queued else exc, result=queued
+                )
+            await self._record(
+                request_id,
+                principal.id,
+                tool,
+                digest,
+                _ms(started),
+                exc,
+                outcome="queued" if queued else None,
+            )
+            if queued is not None:
+                return queued
             raise
         result = CallResult(tool, kept, text, truncated, size, request_id, _ms(started))
         if claimed:
             await self._finish_claim(principal, idempotency_key, result=result)
         await self._record(request_id, principal.id, tool, digest, result.duration_ms, None)
         return result
+
+    def _queues(self, tool: Tool, exc: ToolbridgeError, key: str | None) -> bool:
+        """Whether this failure is put in the outbox: a write, a queueing connector, a transient failure
+        that left nothing applied — or any transient failure when a key makes the retry safe."""
+        if tool.annotations.read_only or self.resilience.state(tool.connector).policy.on_exhausted != "queue":
+            return False
+        return is_queueable(exc, keyed=key is not None)
+
+    async def _enqueue(
+        self,
+        principal: Principal,
+        tool: Tool,
+        args: Mapping[str, Any],
+        key: str | None,
+        exc: ToolbridgeError,
+        request_id: str,
+        started: float,
+    ) -> CallResult:
+        item = await self.outbox.enqueue(principal.id, tool.name, args, key, exc)
+        value = {
+            "status": "queued",
+            "outbox_id": item.id,
+            "reason": exc.message,
+            "next_attempt_at": item.next_attempt_at.isoformat(timespec="seconds"),
+            "hint": f"toolbridge will retry it; ask for its status with GET /v1/outbox/{item.id}",
+        }
+        kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
+        return CallResult(tool.name, kept, text, truncated, size, request_id, _ms(started), queued=True)
 
     async def _finish_claim(
         self,
@@ -348,6 +448,8 @@ class Hub:
     def _authorize(self, principal: Principal, name: str) -> Tool:
         tool = self.catalog.get(name)
         principal.authorize(tool)
+        if QUARANTINE_META_KEY in tool.meta:
+            raise quarantine_error(tool)
         return tool
 
     async def _resolve_credentials(
@@ -391,8 +493,10 @@ class Hub:
         error: ToolbridgeError | None,
         *,
         replayed: bool = False,
+        outcome: str | None = None,
     ) -> None:
-        outcome = "ok" if error is None else "denied" if isinstance(error, _DENIED) else "error"
+        if outcome is None:
+            outcome = "ok" if error is None else "denied" if isinstance(error, _DENIED) else "error"
         outcome = "replayed" if replayed else outcome
         entry = AuditEntry(
             ts=dt.datetime.now(dt.UTC),

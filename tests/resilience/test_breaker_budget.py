@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from tests.resilience.conftest import FakeTime, http_hub
-from tests.resilience.upstream import Reply, Upstream
 from toolbridge import Principal
 from toolbridge.errors import CircuitOpen, UpstreamStatusError
 from toolbridge.resilience import (
@@ -20,6 +20,7 @@ from toolbridge.resilience import (
     ResiliencePolicy,
     RetryPolicy,
 )
+from toolbridge.testing import Reply, Upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -109,12 +110,13 @@ async def test_r9_outage_does_not_multiply_load(fake_time: FakeTime) -> None:
     async def failing() -> None:
         nonlocal calls
         calls += 1
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         raise UpstreamStatusError("down", upstream_status=503)
 
     resilience = Resilience(clock=fake_time.clock, sleep=fake_time.sleep, rng=random.Random(5))
-    resilience.configure("up", ResiliencePolicy(retry=RetryPolicy(max_attempts=3),
-                                                breaker=BreakerPolicy(enabled=False)))
+    resilience.configure(
+        "up", ResiliencePolicy(retry=RetryPolicy(max_attempts=3), breaker=BreakerPolicy(enabled=False))
+    )
     attempt = Attempt("up", "up.fetch", idempotent=True, deadline=None)
     retries_seen: list[int] = []
 

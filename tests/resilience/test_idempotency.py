@@ -7,17 +7,19 @@ import httpx2
 import pytest
 
 from tests.resilience.conftest import FakeTime, http_hub
-from tests.resilience.upstream import Reply, Upstream
 from toolbridge import Conflict, Hub, IdempotencyKeyReused, Principal
 from toolbridge.errors import UpstreamStatusError
 from toolbridge.resilience import ResiliencePolicy, RetryPolicy
 from toolbridge.surfaces.app import create_app
+from toolbridge.testing import Reply, Upstream
 
 pytestmark = pytest.mark.anyio
 ONE_ATTEMPT = ResiliencePolicy(retry=RetryPolicy(max_attempts=1))
 
 
-async def test_i1_same_key_replays_the_stored_5xx(upstream: Upstream, fake_time: FakeTime, sqlite_url: str) -> None:
+async def test_i1_same_key_replays_the_stored_5xx(
+    upstream: Upstream, fake_time: FakeTime, sqlite_url: str
+) -> None:
     upstream.then(Reply(500, body={"error": "boom"}), Reply(200))
     hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT, database=sqlite_url)
     async with client, hub:
@@ -59,7 +61,7 @@ async def test_i3_same_key_in_flight_is_409(upstream: Upstream, fake_time: FakeT
     async with client, hub:
 
         async def second() -> None:
-            while not upstream.requests:
+            while not upstream.requests:  # noqa: ASYNC110 - polls the upstream's own record, bounded below
                 await anyio.sleep(0.01)
             with pytest.raises(Conflict) as info:
                 await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
@@ -98,9 +100,15 @@ async def test_rest_idempotency_key_header_replays_and_conflicts() -> None:
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://t") as http:
             headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "op-1"}
-            first = await http.post("/v1/tools/t.write/call", json={"arguments": {"text": "x"}}, headers=headers)
-            again = await http.post("/v1/tools/t.write/call", json={"arguments": {"text": "x"}}, headers=headers)
-            other = await http.post("/v1/tools/t.write/call", json={"arguments": {"text": "y"}}, headers=headers)
+            first = await http.post(
+                "/v1/tools/t.write/call", json={"arguments": {"text": "x"}}, headers=headers
+            )
+            again = await http.post(
+                "/v1/tools/t.write/call", json={"arguments": {"text": "x"}}, headers=headers
+            )
+            other = await http.post(
+                "/v1/tools/t.write/call", json={"arguments": {"text": "y"}}, headers=headers
+            )
     assert first.json()["result"] == again.json()["result"] == {"n": 1}
     assert again.headers["idempotent-replayed"] == "true" and again.json()["replayed"] is True
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from tests.conftest import require_service
 from tests.resilience.conftest import FakeTime, http_hub
-from tests.resilience.upstream import Reply, Upstream
 from toolbridge import Hub, Principal, RateLimited
 from toolbridge.errors import ConfigurationError
 from toolbridge.resilience import MemoryLimiter, RedisLimiter, ResiliencePolicy, parse_rate, parse_ratelimit
+from toolbridge.testing import Reply, Upstream
 
 pytestmark = pytest.mark.anyio
 

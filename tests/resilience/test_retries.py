@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 
 from tests.resilience.conftest import FakeTime, http_hub
-from tests.resilience.upstream import Reply, Upstream
 from toolbridge import Limits, Principal
 from toolbridge.errors import (
     OutcomeUnknown,
@@ -15,6 +14,7 @@ from toolbridge.errors import (
     UpstreamUnavailable,
 )
 from toolbridge.resilience import ResiliencePolicy, RetryPolicy, parse_retry_after
+from toolbridge.testing import Reply, Upstream
 
 pytestmark = pytest.mark.anyio
 LOCAL = Principal.local()
@@ -66,7 +66,9 @@ async def test_r2_read_timeout_after_send_is_outcome_unknown(upstream: Upstream,
     assert len(upstream.requests) == 1
 
 
-async def test_r3_post_with_key_retried_with_same_key_one_effect(upstream: Upstream, fake_time: FakeTime) -> None:
+async def test_r3_post_with_key_retried_with_same_key_one_effect(
+    upstream: Upstream, fake_time: FakeTime
+) -> None:
     upstream.then(Reply(reset=True), Reply(200, body={"created": True}))
     hub, client = http_hub(upstream.url, fake_time, policy())
     async with client, hub:
@@ -87,7 +89,8 @@ async def test_r4_connection_refused_post_is_retried(fake_time: FakeTime) -> Non
 
 
 @pytest.mark.parametrize(
-    "value", ["7", "Sun, 29 Nov 2026 12:00:07 GMT", "Sunday, 29-Nov-26 12:00:07 GMT", "Sun Nov 29 12:00:07 2026"]
+    "value",
+    ["7", "Sun, 29 Nov 2026 12:00:07 GMT", "Sunday, 29-Nov-26 12:00:07 GMT", "Sun Nov 29 12:00:07 2026"],
 )
 def test_r5_retry_after_forms(value: str) -> None:
     now = dt.datetime(2026, 11, 29, 12, 0, 0, tzinfo=dt.UTC)
@@ -122,7 +125,9 @@ async def test_r6_huge_retry_after_fails_fast_with_hint(upstream: Upstream, fake
     assert len(upstream.requests) == 1 and fake_time.sleeps == []
 
 
-async def test_r6_retry_after_past_the_deadline_fails_at_once(upstream: Upstream, fake_time: FakeTime) -> None:
+async def test_r6_retry_after_past_the_deadline_fails_at_once(
+    upstream: Upstream, fake_time: FakeTime
+) -> None:
     upstream.then(Reply(503, headers={"Retry-After": "30"}))
     hub, client = http_hub(upstream.url, fake_time, policy(), limits=Limits(call_timeout=10))
     async with client, hub:
@@ -131,10 +136,13 @@ async def test_r6_retry_after_past_the_deadline_fails_at_once(upstream: Upstream
     assert len(upstream.requests) == 1 and fake_time.sleeps == []
 
 
-async def test_r7_gives_up_after_attempts_and_before_deadline(upstream: Upstream, fake_time: FakeTime) -> None:
+async def test_r7_gives_up_after_attempts_and_before_deadline(
+    upstream: Upstream, fake_time: FakeTime
+) -> None:
     upstream.then(*[Reply(500)] * 10)
-    hub, client = http_hub(upstream.url, fake_time, policy(max_attempts=3, base_delay=1.0),
-                           limits=Limits(call_timeout=60))
+    hub, client = http_hub(
+        upstream.url, fake_time, policy(max_attempts=3, base_delay=1.0), limits=Limits(call_timeout=60)
+    )
     async with client, hub:
         with pytest.raises(UpstreamStatusError):
             await hub.call(LOCAL, "up.fetch")
@@ -144,8 +152,12 @@ async def test_r7_gives_up_after_attempts_and_before_deadline(upstream: Upstream
 
 async def test_r7_last_sleep_never_crosses_the_deadline(upstream: Upstream, fake_time: FakeTime) -> None:
     upstream.then(*[Reply(500)] * 10)
-    hub, client = http_hub(upstream.url, fake_time, policy(max_attempts=10, base_delay=4.0, max_delay=8.0),
-                           limits=Limits(call_timeout=10))
+    hub, client = http_hub(
+        upstream.url,
+        fake_time,
+        policy(max_attempts=10, base_delay=4.0, max_delay=8.0),
+        limits=Limits(call_timeout=10),
+    )
     async with client, hub:
         with pytest.raises(UpstreamStatusError):
             await hub.call(LOCAL, "up.fetch")

@@ -1,4 +1,4 @@
-"""Files, folders, versions, trash, metadata, search, conditional writes, isolation — on SQLite and PostgreSQL."""
+"""Files, folders, versions, trash, metadata, search, conditional writes, isolation (SQLite and Postgres)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,23 @@
 """Tools and the registry that holds them."""
 
 from toolbridge.catalog._registry import Catalog
-from toolbridge.catalog._tool import NAME_PATTERN, Tool, ToolAnnotations, check_tool_name
+from toolbridge.catalog._tool import (
+    MCP_RESULT_META_KEY,
+    NAME_PATTERN,
+    QUARANTINE_META_KEY,
+    Tool,
+    ToolAnnotations,
+    check_tool_name,
+    quarantine_error,
+)
 
-__all__ = ["Catalog", "NAME_PATTERN", "Tool", "ToolAnnotations", "check_tool_name"]
+__all__ = [
+    "Catalog",
+    "MCP_RESULT_META_KEY",
+    "NAME_PATTERN",
+    "QUARANTINE_META_KEY",
+    "Tool",
+    "ToolAnnotations",
+    "check_tool_name",
+    "quarantine_error",
+]

@@ -8,11 +8,23 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from toolbridge.errors import ConfigurationError
+from toolbridge.errors import ConfigurationError, ToolQuarantined
 
-__all__ = ["NAME_PATTERN", "Tool", "ToolAnnotations", "check_tool_name"]
+__all__ = [
+    "MCP_RESULT_META_KEY",
+    "NAME_PATTERN",
+    "QUARANTINE_META_KEY",
+    "Tool",
+    "ToolAnnotations",
+    "check_tool_name",
+    "quarantine_error",
+]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
+QUARANTINE_META_KEY = "toolbridge/quarantine"
+"""``Tool.meta`` key: the tool is hidden and refused; its value is a mapping with ``message``, ``diff``, ``flags``."""
+MCP_RESULT_META_KEY = "toolbridge/mcp-result"
+"""``Tool.meta`` key: the tool's results are MCP ``CallToolResult`` objects, passed through to MCP clients."""
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -85,3 +97,15 @@ class Tool:
     def writes(self) -> bool:
         """True when calling the tool may change something (it is not read-only)."""
         return not self.annotations.read_only
+
+
+def quarantine_error(tool: Tool) -> ToolQuarantined:
+    """The error refusing a call to a quarantined tool (see :data:`QUARANTINE_META_KEY`)."""
+    notice = tool.meta.get(QUARANTINE_META_KEY) or {}
+    return ToolQuarantined(
+        str(notice.get("message") or f"{tool.name!r} is quarantined"),
+        diff=notice.get("diff"),
+        flags=notice.get("flags") or (),
+        tool=tool.name,
+        hint=f"an operator must review it and run 'toolbridge tools approve {tool.name}'",
+    )

@@ -51,7 +51,8 @@ class MasterKey:
             material = base64.b64decode(text.strip(), validate=True)
         except (binascii.Error, ValueError):
             raise ConfigurationError(
-                "the master key is not valid base64", hint="TOOLBRIDGE_MASTER_KEY holds 32 bytes, base64-encoded"
+                "the master key is not valid base64",
+                hint="TOOLBRIDGE_MASTER_KEY holds 32 bytes, base64-encoded",
             ) from None
         return cls.from_bytes(material)
 
@@ -133,7 +134,8 @@ class KeyFile:
     def _load(self, info: os.stat_result) -> Keyring:
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigurationError(
-                f"the key file {self.path} may be read by group or others (mode {stat.S_IMODE(info.st_mode):o})",
+                f"the key file {self.path} may be read by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):o})",
                 hint=f"chmod 600 {self.path}",
             )
         return Keyring.from_json(self.path.read_text(encoding="utf-8"), where=str(self.path))

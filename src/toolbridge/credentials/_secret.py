@@ -105,8 +105,10 @@ async def resolve_reference(
     if ref.kind == "file":
         return Secret(_read_file(ref, base_dir))
     if vault is None:
-        raise ConfigurationError(f"secret reference {ref} needs the vault, which is not configured",
-                                 hint="set TOOLBRIDGE_MASTER_KEY or create a key file with 'toolbridge keys init'")
+        raise ConfigurationError(
+            f"secret reference {ref} needs the vault, which is not configured",
+            hint="set TOOLBRIDGE_MASTER_KEY or create a key file with 'toolbridge keys init'",
+        )
     return await vault(ref.target)
 
 
@@ -118,7 +120,8 @@ def _read_file(ref: SecretRef, base_dir: Path | None) -> str:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigurationError(
-            f"secret reference {ref} cannot be read: {exc.strerror}", hint="check the path and its permissions"
+            f"secret reference {ref} cannot be read: {exc.strerror}",
+            hint="check the path and its permissions",
         ) from None
 
 

@@ -39,6 +39,7 @@ class AgentStore:
         self._db = database
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, str, Principal]] = {}
+        self._config_agents: set[str] = set()
 
     async def sync_config(self, declared: Mapping[str, Sequence[str]]) -> None:
         """Make the database agree with the agents declared in toolbridge.yaml (their scopes win)."""
@@ -51,6 +52,7 @@ class AgentStore:
                     await conn.execute(agents.update().where(agents.c.name == name).values(**values))
                 else:
                     await conn.execute(agents.insert().values(name=name, created_at=now, **values))
+        self._config_agents = set(declared)
         self._cache.clear()
 
     async def create(self, name: str, scopes: Iterable[str] = ()) -> str:
@@ -109,6 +111,30 @@ class AgentStore:
             )
         self._cache.clear()
         return int(result.rowcount)
+
+    async def principal_for(self, principal_id: str) -> Principal:
+        """The principal an id (``agent:NAME`` / ``local:NAME``) names today, for work done on its behalf later.
+
+        An agent that was removed or whose keys were all revoked is refused: revoking stops its queued work.
+        """
+        kind, _, name = principal_id.partition(":")
+        if kind == "local":
+            return Principal.local(name)
+        active = sa.func.count(api_keys.c.id).filter(api_keys.c.revoked_at.is_(None))
+        query = (
+            sa.select(agents.c.scopes, active.label("active"))
+            .select_from(agents.outerjoin(api_keys, api_keys.c.agent_name == agents.c.name))
+            .where(agents.c.name == name)
+            .group_by(agents.c.name, agents.c.scopes)
+        )
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).first()
+        if kind != "agent" or row is None or (row.active == 0 and name not in self._config_agents):
+            raise AuthenticationError(
+                f"{principal_id} no longer exists or was revoked",
+                hint="an operator must create the agent again",
+            )
+        return Principal.agent(name, row.scopes)
 
     async def authenticate(self, key: str | None) -> Principal:
         """The principal owning ``key``; a missing, malformed, unknown or revoked key raises 401."""

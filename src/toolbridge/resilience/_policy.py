@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = ["BreakerPolicy", "BulkheadPolicy", "ResiliencePolicy", "RetryPolicy", "RETRYABLE_STATUSES"]
 
@@ -57,3 +58,5 @@ class ResiliencePolicy:
     burst: int | None = None
     max_rate_wait: float = 10.0
     """Seconds toolbridge waits for the outbound limit before failing with a retry-after hint."""
+    on_exhausted: Literal["fail", "queue"] = "fail"
+    """``queue``: a write that failed transiently goes to the durable outbox for a worker to retry."""

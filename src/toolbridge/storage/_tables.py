@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["agents", "api_keys", "audit_events", "audit_head", "idempotency_records", "metadata"]
+__all__ = ["agents", "api_keys", "audit_events", "audit_head", "idempotency_records", "metadata", "outbox"]
 
 metadata = sa.MetaData(
     naming_convention={
@@ -75,3 +75,22 @@ idempotency_records = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
 sa.Index("ix_idempotency_records_expires_at", idempotency_records.c.expires_at)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("principal", sa.String(80), nullable=False),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("arguments", sa.JSON, nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.JSON, nullable=True),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)

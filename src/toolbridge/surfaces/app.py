@@ -14,6 +14,7 @@ from toolbridge.hub import Hub
 from toolbridge.surfaces._limits import BodyLimit
 from toolbridge.surfaces.mcp import McpSurface
 from toolbridge.surfaces.rest import create_rest_app
+from toolbridge.surfaces.rest._workspace import create_workspace_app
 
 __all__ = ["create_app"]
 
@@ -60,6 +61,7 @@ def create_app(
         Route("/healthz", health),
         Route("/mcp", mcp.asgi_app, methods=["GET", "POST", "DELETE"]),
         Mount("/mcp", app=mcp.asgi_app),
+        Mount("/v1/workspaces", app=create_workspace_app(hub)),  # streams uploads: its own size limits
         Mount("/v1", app=BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes)),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

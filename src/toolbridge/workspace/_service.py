@@ -322,6 +322,16 @@ class Workspaces:
             "write",
         )
 
+    async def check_upload(
+        self, principal: Principal, workspace: str, path: str, size: int, lease: str | None
+    ) -> None:
+        """Refuse early what :meth:`commit` would refuse: no access, someone else's lease, no room."""
+        path = normalize_path(path)
+        async with self._write(workspace, principal, Role.EDITOR) as tx:
+            await _leases.check_write(tx, path, lease)
+            charge_bytes(tx, size)
+            tx.used_bytes -= size
+
     async def commit(
         self,
         principal: Principal,
@@ -334,22 +344,28 @@ class Workspaces:
         metadata: Mapping[str, str] | None = None,
         lease: str | None = None,
         expected_version: int | None = None,
+        if_match: str | None = None,
         source: str = "upload",
     ) -> Entry:
         """Make the finished temporary ``file`` (digest ``blob``) the new version of ``path``.
 
-        The lease and quota are checked before the bytes are moved into the blob store and again in the
-        transaction that records the version.
+        The lease and quota are checked before the bytes are moved into the blob store, and again in the
+        transaction that records the version (a lease can lapse in between).
         """
-        path = normalize_path(path)
         await self._charge(principal, 1 + blob.size // MIB)
-        async with self._write(workspace, principal, Role.EDITOR) as tx:  # fail fast, before moving bytes
-            await _leases.check_write(tx, path, lease)
-            charge_bytes(tx, blob.size)
-            tx.used_bytes -= blob.size
+        await self.check_upload(principal, workspace, path, blob.size, lease)
         await self.blobs.put_file(file, blob)
         return await self._commit(
-            principal, workspace, path, blob, content_type, metadata, expected_version, None, lease, source
+            principal,
+            workspace,
+            normalize_path(path),
+            blob,
+            content_type,
+            metadata,
+            expected_version,
+            if_match,
+            lease,
+            source,
         )
 
     async def _commit(
@@ -382,7 +398,7 @@ class Workspaces:
             await tx.emit(
                 kind, path, {"version": entry.version, "size": blob.size, "fence": fence, "via": source}
             )
-            if source == "upload":
+            if source in ("upload", "put"):
                 await tx.emit("upload.completed", path, {"version": entry.version, "size": blob.size})
         return entry
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from toolbridge.catalog import MCP_RESULT_META_KEY
 from toolbridge.errors import ToolbridgeError, ToolNotFound
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
@@ -19,6 +20,7 @@ from toolbridge.surfaces.mcp._wire import (
     error_result,
     idempotency_key,
     is_tool_error,
+    passthrough_result,
     protocol_error,
 )
 
@@ -71,7 +73,16 @@ class Bridge:
             if is_tool_error(exc):
                 return error_result(exc, ctx.request_id)
             raise protocol_error(exc) from exc
+        if isinstance(result.value, dict) and self._passes_through(ctx.principal, result.tool):
+            return passthrough_result(result)
         return call_result(result, output_schema=self._declares_output(ctx.principal, result))
+
+    def _passes_through(self, principal: Principal, name: str) -> bool:
+        """Whether the tool's results are upstream MCP results, handed on as they came."""
+        try:
+            return bool(self.hub.get_tool(principal, name).meta.get(MCP_RESULT_META_KEY))
+        except ToolNotFound:
+            return False
 
     def _declares_output(self, principal: Principal, result: CallResult) -> bool:
         if not result.truncated:

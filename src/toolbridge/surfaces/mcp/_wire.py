@@ -36,6 +36,7 @@ __all__ = [
     "idempotency_key",
     "is_jsonrpc_message",
     "is_tool_error",
+    "passthrough_result",
     "protocol_error",
 ]
 
@@ -119,6 +120,16 @@ def call_result(result: CallResult, *, output_schema: bool) -> dict[str, Any]:
         wire["structuredContent"] = result.value
     wire["isError"] = result.truncated and output_schema
     wire["resultType"] = "complete"
+    wire["_meta"] = {REQUEST_ID_META_KEY: result.request_id}
+    return wire
+
+
+def passthrough_result(result: CallResult) -> dict[str, Any]:
+    """The ``CallToolResult`` of an upstream MCP tool, as the upstream sent it (content, structured content).
+
+    A result cut by the size cap has no value any more and goes through :func:`call_result` instead.
+    """
+    wire: dict[str, Any] = {**result.value, "isError": False, "resultType": "complete"}
     wire["_meta"] = {REQUEST_ID_META_KEY: result.request_id}
     return wire
 

@@ -104,6 +104,8 @@ def _result_document(result: CallResult) -> dict[str, Any]:
     }
     if result.replayed:
         body["replayed"] = True
+    if result.queued:
+        body["queued"] = True
     if result.truncated:
         body["text"] = result.text
     else:
@@ -163,13 +165,31 @@ def create_rest_app(hub: Hub) -> FastAPI:
             idempotency_key=_checked_key(request.headers.get("idempotency-key")),
             request_id=request.headers.get("x-request-id"),
         )
-        headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-        return JSONResponse(_result_document(result), headers=headers)
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        if result.queued:
+            headers["Location"] = f"/v1/outbox/{result.value['outbox_id']}"
+        return JSONResponse(
+            _result_document(result), headers=headers, status_code=202 if result.queued else 200
+        )
 
     @app.get("/health/connectors", summary="Breaker, retry and rate-limit state of every connector")
     async def connector_health(caller: Caller) -> dict[str, Any]:
         health = hub.resilience.health(hub.connector_names())
         return {"connectors": [dataclasses.asdict(h) for h in health]}
+
+    @app.get("/outbox", summary="The caller's writes queued for a later retry")
+    async def list_outbox(
+        caller: Caller, state: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ) -> dict[str, Any]:
+        items = await hub.outbox.items(principal=caller.id, state=state, limit=limit)
+        return {"items": [i.as_dict() for i in items]}
+
+    @app.get("/outbox/{item_id}", summary="One queued write: its state, attempts, last error or result")
+    async def get_outbox(item_id: str, caller: Caller) -> dict[str, Any]:
+        item = await hub.outbox.get(item_id, principal=caller.id)
+        if item is None:  # another principal's item looks exactly like a missing one
+            raise StarletteHTTPException(404, f"no queued write {item_id!r}")
+        return item.as_dict()
 
     @app.get("/calls", summary="The caller's recent calls, from the audit log")
     async def list_calls(

@@ -69,7 +69,11 @@ class Upstream:
         if reply.reset:
             return False
         payload = json.dumps(reply.body if reply.body is not None else {"ok": True}).encode()
-        head = [f"HTTP/1.1 {reply.status} X", f"content-length: {len(payload)}", "content-type: application/json"]
+        head = [
+            f"HTTP/1.1 {reply.status} X",
+            f"content-length: {len(payload)}",
+            "content-type: application/json",
+        ]
         head += [f"{k}: {v}" for k, v in reply.headers.items()]
         await stream.send(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
         return True
@@ -90,8 +94,9 @@ async def _read_request(stream: SocketStream) -> tuple[str, str, dict[str, str],
 
 
 @asynccontextmanager
-async def running_upstream() -> AsyncIterator[Upstream]:
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+async def running_upstream(port: int = 0) -> AsyncIterator[Upstream]:
+    """Serve a scripted upstream on 127.0.0.1 (``port`` 0: any free port) for the ``async with`` block."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     upstream = Upstream(port)
     async with listener, anyio.create_task_group() as tg:

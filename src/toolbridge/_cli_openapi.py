@@ -1,0 +1,180 @@
+"""``toolbridge add openapi NAME SPEC``, and the ingest report shown by ``toolbridge tools list NAME``.
+
+Registered by :mod:`toolbridge.cli`; kept apart so the CLI module stays small.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from toolbridge.errors import ConfigurationError, ToolbridgeError
+
+__all__ = ["add_app", "insert_connector", "print_report"]
+
+add_app = typer.Typer(help="Add a connector to toolbridge.yaml.", no_args_is_help=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_EMPTY_CONFIG = "version: 1\n"
+
+
+@add_app.command("openapi")
+def add_openapi(
+    name: Annotated[str, typer.Argument(help="Connector name: the prefix of its tools, e.g. 'github'")],
+    spec: Annotated[str, typer.Argument(help="Path or http(s) URL of the OpenAPI / Swagger document")],
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Override the document's servers")
+    ] = None,
+    auth: Annotated[
+        list[str] | None,
+        typer.Option("--auth", help="SCHEME=env:VARIABLE: where a security scheme's secret comes from"),
+    ] = None,
+    include_tag: Annotated[
+        list[str] | None, typer.Option("--include-tag", help="Only operations with this tag (repeatable)")
+    ] = None,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="TOOLBRIDGE_CONFIG", help="toolbridge.yaml to edit")
+    ] = Path("toolbridge.yaml"),
+) -> None:
+    """Add an OpenAPI connector to toolbridge.yaml (the document is loaded and checked first)."""
+    from toolbridge.connectors.openapi import OpenAPIConnector
+
+    try:
+        _check_name(name)
+        connector = OpenAPIConnector.from_spec(name, spec, base_url=base_url)
+        entry = _entry(spec, config, base_url, _auth_refs(auth or []), include_tag or [])
+        text = config.read_text(encoding="utf-8") if config.exists() else _EMPTY_CONFIG
+        updated = insert_connector(text, name, entry)
+        _validate(updated, config)
+    except ToolbridgeError as exc:
+        _fail(exc)
+    config.write_text(updated, encoding="utf-8")
+    out.print(f"added connector {name!r} to {config}: {connector.report.summary()}", highlight=False)
+    _print_needs(connector, auth or [])
+    out.print(f"see its tools with: toolbridge tools list {name} -c {config}", highlight=False)
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"{name!r} is not a valid connector name",
+            hint="use lower-case letters, digits, '_' and '-' (at most 40), starting with a letter or digit",
+        )
+
+
+def _entry(
+    spec: str, config: Path, base_url: str | None, auth: dict[str, str], tags: list[str]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": "openapi", "spec": _relative_spec(spec, config)}
+    if base_url:
+        entry["base_url"] = base_url
+    if auth:
+        entry["auth"] = auth
+    if tags:
+        entry["include"] = {"tags": tags}
+    return entry
+
+
+def _relative_spec(spec: str, config: Path) -> str:
+    """URLs as given; a path relative to the config file's folder (as toolbridge.yaml reads it)."""
+    if spec.startswith(("http://", "https://", "file://")):
+        return spec
+    target = Path(spec).resolve()
+    try:
+        return target.relative_to(config.resolve().parent).as_posix()
+    except ValueError:
+        return str(target)
+
+
+def _auth_refs(pairs: list[str]) -> dict[str, str]:
+    refs: dict[str, str] = {}
+    for pair in pairs:
+        scheme, sep, ref = pair.partition("=")
+        if not sep or not ref.startswith("env:"):
+            raise ConfigurationError(
+                f"--auth {scheme}=…: expected SCHEME=env:VARIABLE",
+                hint="for example --auth api_key=env:API_KEY",
+            )
+        refs[scheme] = ref
+    return refs
+
+
+def insert_connector(text: str, name: str, entry: dict[str, Any]) -> str:
+    """``text`` (a toolbridge.yaml) with ``connectors.<name>`` added; comments and layout kept."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader) if text.strip() else None
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    section = _section(root, "connectors")
+    if section is None:
+        return "".join(lines) + "connectors:\n" + _block(name, entry, "  ")
+    key, value = section
+    if isinstance(value, yaml.MappingNode) and value.value and value.flow_style is False:
+        if any(k.value == name for k, _ in value.value):
+            raise ConfigurationError(
+                f"connector {name!r} is already in the file", hint="choose another name or edit it there"
+            )
+        indent = " " * value.value[0][0].start_mark.column
+        end = value.end_mark.line if value.end_mark.column == 0 else value.end_mark.line + 1
+        return "".join(lines[:end]) + _block(name, entry, indent) + "".join(lines[end:])
+    line = key.start_mark.line
+    rest = lines[line + 1 :] if value.start_mark.line == line else lines[value.end_mark.line + 1 :]
+    return "".join(lines[:line]) + "connectors:\n" + _block(name, entry, "  ") + "".join(rest)
+
+
+def _section(root: yaml.Node | None, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for k, v in root.value:
+        if k.value == key:
+            return k, v
+    return None
+
+
+def _block(name: str, entry: dict[str, Any], indent: str) -> str:
+    dumped = yaml.safe_dump({name: entry}, sort_keys=False, default_flow_style=False, indent=2)
+    return "".join(indent + line + "\n" for line in dumped.splitlines())
+
+
+def _validate(text: str, config: Path) -> None:
+    from toolbridge.settings import parse_settings
+
+    parse_settings(text, source=config)
+
+
+def _print_needs(connector: Any, given: list[str]) -> None:
+    configured = {pair.partition("=")[0] for pair in given}
+    for scheme in connector.security_needs():
+        if scheme.name not in configured:
+            out.print(
+                f"  it needs {scheme.describe()}: add --auth {scheme.name}=env:VARIABLE "
+                f"(or 'auth: {{{scheme.name}: env:VARIABLE}}' in the file)",
+                highlight=False,
+            )
+
+
+def print_report(connector: Any, console: Console) -> None:
+    """The ingest report of an OpenAPI connector: the error, or every operation skipped/degraded/excluded."""
+    report = connector.report
+    console.print(escape(report.summary()), highlight=False)
+    if not report.issues:
+        return
+    table = Table("what", "where", "operation", "why")
+    for issue in report.issues:
+        table.add_row(issue.kind, issue.pointer, issue.operation, issue.reason)
+    console.print(table)
+
+
+def _fail(exc: ToolbridgeError) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    if exc.hint:
+        err.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)
+    raise typer.Exit(1)

@@ -1,0 +1,422 @@
+"""The MCP connector: an upstream MCP server's tools in the catalog, called over one pooled session.
+
+One session per connector, shared by every call and every agent (a JSON-RPC session multiplexes
+concurrent requests). It is opened when the hub starts, which is also when the tools are discovered.
+A crashed process or broken connection is replaced on the next call (stdio servers restart with
+backoff); an expired session (HTTP 404) is re-established and the request sent again, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+
+from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
+from toolbridge.connectors._base import Invocation
+from toolbridge.connectors.mcp._channel import Channel, Message, SessionExpired
+from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules
+from toolbridge.connectors.mcp._http import HttpChannel
+from toolbridge.connectors.mcp._naming import catalog_names
+from toolbridge.connectors.mcp._pins import (
+    Pin,
+    PinStore,
+    definition_diff,
+    definition_digest,
+    instruction_flags,
+    pinned_definition,
+)
+from toolbridge.connectors.mcp._session import RpcError, Session
+from toolbridge.connectors.mcp._stdio import StdioChannel
+from toolbridge.errors import (
+    ConfigurationError,
+    ToolExecutionError,
+    ToolNotFound,
+    UpstreamStatusError,
+    UpstreamUnavailable,
+    close_matches,
+)
+
+__all__ = ["McpConnector", "ToolReview"]
+
+logger = logging.getLogger("toolbridge.connectors.mcp")
+
+State = Literal["approved", "pending", "changed"]
+RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Seconds before restarting a server after 1, 2, 3 … consecutive failures (the last one repeats)."""
+_RPC_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32601: 404, -32002: 404, -32603: 500}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolReview:
+    """One upstream tool as a person approving it sees it."""
+
+    name: str
+    upstream: str
+    state: State
+    digest: str
+    flags: tuple[str, ...]
+    diff: str | None
+    approved_by: str | None
+    definition: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    upstream: str
+    tool: Tool
+    review: ToolReview
+
+
+class McpConnector:
+    """Tools of one upstream MCP server (:class:`StdioServer` or :class:`HttpServer`).
+
+    ``pins`` stores approved definitions; without it every tool is trusted as listed. With it, a tool is
+    visible once approved (``approval="all-on-first-connect"`` approves what the first connection
+    lists) and is quarantined when its definition later differs from the approved one.
+    ``on_tools_changed`` is called when the tool list or a tool's state changed (the hub re-reads
+    :meth:`tools`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        server: StdioServer | HttpServer,
+        *,
+        rules: ToolRules | None = None,
+        pins: PinStore | None = None,
+        approval: Approval = "manual",
+        on_tools_changed: Callable[[], None] | None = None,
+        client_name: str = "toolbridge",
+        restart_delays: Sequence[float] = RESTART_DELAYS,
+    ) -> None:
+        self._name = name
+        self.server = server
+        self._rules = rules or ToolRules()
+        self._store = pins
+        self._approval: Approval = approval
+        self.on_tools_changed = on_tools_changed
+        self._client_info = {"name": client_name, "version": "1"}
+        self._delays = tuple(restart_delays) or (0.0,)
+        self._entries: dict[str, _Entry] = {}
+        self._pins: dict[str, Pin] = {}
+        self._session: Session | None = None
+        self._lock = anyio.Lock()
+        self._stack: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._failures = 0
+        self._down_at = 0.0
+        self.sessions_opened = 0
+        """How many upstream sessions were opened (1 while nothing failed)."""
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> McpConnector:
+        stack = AsyncExitStack()
+        try:
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._tg.cancel_scope.cancel)
+            stack.push_async_callback(self._close_session)
+            if self._store is not None:
+                self._pins = await self._store.load(self._name)
+            async with self._lock:
+                await self._open()
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.aclose()
+
+    def _channel(self) -> Channel:
+        assert self._tg is not None, "the connector is not running"
+        if isinstance(self.server, StdioServer):
+            return StdioChannel(self.server, self._tg, self._on_message)
+        return HttpChannel(self.server, self._on_message)
+
+    async def _open(self) -> Session:
+        """A new session, with the tools listed again (the caller holds the lock)."""
+        channel = self._channel()
+        protocol = self.server.protocol
+        session = Session(channel, protocol=protocol, client_info=self._client_info)
+        try:
+            await channel.start()
+            await session.open()
+            self.sessions_opened += 1
+            await self._discover(session)
+        except ConfigurationError:
+            await session.aclose()
+            raise
+        except (UpstreamUnavailable, UpstreamStatusError, RpcError, TimeoutError) as exc:
+            await session.aclose()
+            self._down_at = anyio.current_time()
+            self._failures += 1
+            raise UpstreamUnavailable(
+                f"cannot open a session with {channel.describe} (connector {self._name!r}): {exc}",
+                sent=False,
+                hint="check that the upstream MCP server runs and speaks MCP",
+            ) from exc
+        self._session = session
+        return session
+
+    # -- sessions: reuse, replace ------------------------------------------------------------------
+
+    async def _live(self, deadline: float | None) -> Session:
+        session = self._session
+        if session is not None and session.alive:
+            return session
+        async with self._lock:
+            session = self._session
+            if session is not None and session.alive:
+                return session
+            await self._close_session()
+            await self._wait_to_restart(deadline)
+            return await self._open()
+
+    async def _wait_to_restart(self, deadline: float | None) -> None:
+        if self._failures == 0:
+            return
+        delay = self._delays[min(self._failures, len(self._delays)) - 1]
+        wait = self._down_at + delay - anyio.current_time()
+        if wait <= 0:
+            return
+        if deadline is not None and anyio.current_time() + wait > deadline:
+            raise UpstreamUnavailable(
+                f"the upstream of connector {self._name!r} failed {self._failures} time(s) in a row; "
+                f"toolbridge reconnects in {wait:.1f} s",
+                sent=False,
+                hint=f"try again in {wait:.1f} s",
+            )
+        await anyio.sleep(wait)
+
+    async def _retire(self, session: Session, *, failed: bool) -> None:
+        async with self._lock:
+            if self._session is session:
+                self._session = None
+                if failed:
+                    self._failures += 1
+                    self._down_at = anyio.current_time()
+        with anyio.CancelScope(shield=True):
+            await session.aclose()
+
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        tool: str | None = None,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        """The result of one upstream request on the pooled session, re-established once if needed."""
+        for attempt in (1, 2):
+            session = await self._live(deadline)
+            try:
+                result = await session.request(method, params)
+            except SessionExpired as exc:
+                await self._retire(session, failed=False)
+                if attempt == 2:
+                    raise UpstreamUnavailable(
+                        f"the upstream of {self._name!r} dropped a session it had just opened",
+                        sent=True,
+                        tool=tool,
+                    ) from exc
+                continue
+            except UpstreamUnavailable as exc:
+                await self._retire(session, failed=True)
+                if exc.sent or attempt == 2:
+                    exc.tool = exc.tool or tool
+                    raise
+                continue
+            except RpcError as exc:
+                raise _rpc_error(exc, method, session.channel.describe, tool) from exc
+            self._failures = 0
+            return result
+        raise AssertionError("unreachable")
+
+    # -- upstream messages -------------------------------------------------------------------------
+
+    async def _on_message(self, message: Message) -> Message | None:
+        method = message.get("method")
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        if "id" in message:  # a request from the server
+            if method == "ping":
+                return {"result": {}}
+            return {
+                "error": {"code": -32601, "message": f"toolbridge does not serve {method!r} to upstreams"}
+            }
+        if method == "notifications/tools/list_changed" and self._tg is not None:
+            self._tg.start_soon(self._rediscover)
+        elif method == "notifications/message":
+            logger.info("%s says: %s", self._name, str(params.get("data"))[:500])
+        return None
+
+    async def _rediscover(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        try:
+            await self._discover(session)
+        except (UpstreamUnavailable, UpstreamStatusError, RpcError, SessionExpired) as exc:
+            logger.warning("could not list the tools of %s again: %s", self._name, exc)
+
+    # -- tools, pins -------------------------------------------------------------------------------
+
+    def tools(self) -> Sequence[Tool]:
+        return [entry.tool for entry in self._entries.values()]
+
+    def review(self) -> list[ToolReview]:
+        """Every upstream tool with its approval state, flags and (when changed) the diff."""
+        return [entry.review for entry in sorted(self._entries.values(), key=lambda e: e.tool.name)]
+
+    async def _discover(self, session: Session) -> None:
+        listed = await session.list_all("tools/list", "tools")
+        upstream = {str(t["name"]): t for t in listed if isinstance(t.get("name"), str)}
+        names = catalog_names(self._name, upstream)
+        definitions = {
+            names[u]: pinned_definition(t) for u, t in upstream.items() if not self._rules.hidden(u)
+        }
+        if self._store is not None and self._approval == "all-on-first-connect":
+            fresh = {n: d for n, d in definitions.items() if n not in self._pins}
+            self._pins.update(await self._store.approve(self._name, fresh, by="config:all-on-first-connect"))
+        by_name = {names[u]: u for u in upstream}
+        entries = {n: self._build(n, by_name[n], upstream[by_name[n]], d) for n, d in definitions.items()}
+        self._set_entries(entries)
+
+    def _build(
+        self, name: str, upstream: str, listed: Mapping[str, Any], definition: Mapping[str, Any]
+    ) -> _Entry:
+        digest = definition_digest(definition)
+        pin = self._pins.get(name)
+        state: State = "approved"
+        diff = None
+        if self._store is not None:
+            if pin is None:
+                state = "pending"
+            elif pin.digest != digest:
+                state, diff = "changed", definition_diff(pin.definition, definition)
+        flags = tuple(instruction_flags(definition))
+        review = ToolReview(
+            name, upstream, state, digest, flags, diff, pin.approved_by if pin else None, definition
+        )
+        meta: dict[str, Any] = {
+            MCP_RESULT_META_KEY: True,
+            "toolbridge/upstream": {"name": upstream, "annotations": listed.get("annotations")},
+        }
+        if state != "approved":
+            meta[QUARANTINE_META_KEY] = {"message": _quarantine_message(review), "diff": diff, "flags": flags}
+        tool = Tool(
+            name=name,
+            connector=self._name,
+            description=str(listed.get("description") or upstream),
+            input_schema=_object_schema(listed.get("inputSchema")),
+            annotations=self._rules.annotations(upstream),
+            title=listed["title"] if isinstance(listed.get("title"), str) else None,
+            output_schema=listed["outputSchema"] if isinstance(listed.get("outputSchema"), dict) else None,
+            meta=MappingProxyType(meta),
+        )
+        return _Entry(upstream, tool, review)
+
+    def _set_entries(self, entries: dict[str, _Entry]) -> None:
+        before = {n: e.review.digest + e.review.state for n, e in self._entries.items()}
+        self._entries = entries
+        after = {n: e.review.digest + e.review.state for n, e in entries.items()}
+        if before != after and self.on_tools_changed is not None:
+            self.on_tools_changed()
+
+    async def approve(self, names: Iterable[str] | None = None, *, by: str) -> list[str]:
+        """Approve the current definitions of ``names`` (None: every tool not approved yet)."""
+        if self._store is None:
+            raise ConfigurationError(
+                f"connector {self._name!r} pins nothing", hint="give it a pin store (a hub database)"
+            )
+        if names is None:
+            chosen = [n for n, e in self._entries.items() if e.review.state != "approved"]
+        else:
+            chosen = list(names)
+            for name in chosen:
+                if name not in self._entries:
+                    raise ToolNotFound(name, suggestions=close_matches(name, self._entries))
+        definitions = {n: self._entries[n].review.definition for n in chosen}
+        self._pins.update(await self._store.approve(self._name, definitions, by=by))
+        self._set_entries(
+            {n: self._build(n, e.upstream, _listed(e), e.review.definition) for n, e in self._entries.items()}
+        )
+        return sorted(chosen)
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
+        entry = self._entries.get(tool.name)
+        if entry is None:
+            raise ToolNotFound(tool.name, suggestions=close_matches(tool.name, self._entries))
+        if entry.review.state != "approved":
+            raise quarantine_error(entry.tool)
+        params = {"name": entry.upstream, "arguments": dict(arguments)}
+        result = await self.request("tools/call", params, tool=tool.name, deadline=invocation.deadline)
+        return _call_value(result, tool.name)
+
+
+def _quarantine_message(review: ToolReview) -> str:
+    if review.state == "pending":
+        return f"{review.name!r} has not been approved yet"
+    return f"the upstream definition of {review.name!r} changed since it was approved by {review.approved_by}"
+
+
+def _listed(entry: _Entry) -> dict[str, Any]:
+    return {
+        "annotations": entry.tool.meta.get("toolbridge/upstream", {}).get("annotations"),
+        **entry.review.definition,
+    }
+
+
+def _object_schema(schema: object) -> Mapping[str, Any]:
+    if not isinstance(schema, dict):
+        return {"type": "object"}
+    if schema.get("type") != "object":
+        return {**schema, "type": "object"}
+    return schema
+
+
+def _call_value(result: Mapping[str, Any], tool: str) -> dict[str, Any]:
+    """The upstream ``CallToolResult`` as the call's value; an ``isError`` result raises."""
+    content = result.get("content") if isinstance(result.get("content"), list) else []
+    if result.get("isError"):
+        texts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
+        raise ToolExecutionError(
+            "the upstream tool reported an error: " + ("\n".join(texts)[:2000] or "(no text)"),
+            tool=tool,
+            hint="check the arguments; the message above is the upstream tool's own",
+        )
+    value: dict[str, Any] = {"content": content}
+    if "structuredContent" in result:
+        value["structuredContent"] = result["structuredContent"]
+    return value
+
+
+def _rpc_error(exc: RpcError, method: str, where: str, tool: str | None) -> UpstreamStatusError:
+    status = _RPC_STATUS.get(exc.code, 502)
+    return UpstreamStatusError(
+        f"{where} refused {method}: {exc.message} (JSON-RPC error {exc.code})",
+        upstream_status=status,
+        tool=tool,
+        hint="fix the arguments" if status == 400 else None,
+    )

@@ -1,0 +1,218 @@
+"""One upstream MCP session over a :class:`Channel`: the era negotiated, then requests and their results.
+
+``auto`` probes ``server/discover`` at the newest stateless version (2026-07-28) and falls back to the
+``initialize`` handshake (2025-11-25) on anything that is not positive evidence of a modern server, as the
+SDK's own client does. In the stateless era every request carries the ``_meta`` envelope and routing
+headers; in the handshake era the channel carries the session (``Mcp-Session-Id`` over HTTP).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+from mcp.shared.inbound import (
+    MCP_METHOD_HEADER,
+    MCP_NAME_HEADER,
+    MCP_PROTOCOL_VERSION_HEADER,
+    NAME_BEARING_METHODS,
+    encode_header_value,
+)
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
+
+from toolbridge.connectors.mcp._channel import Channel, Message
+from toolbridge.connectors.mcp._config import Protocol
+from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
+
+__all__ = ["RpcError", "Session"]
+
+logger = logging.getLogger("toolbridge.connectors.mcp")
+
+_HANDSHAKE_TIMEOUT = 30.0
+_PROBE_TIMEOUT = 10.0
+_CANCEL_TIMEOUT = 2.0
+_MAX_PAGES = 100
+_UNSUPPORTED_VERSION = -32022
+
+
+class RpcError(Exception):
+    """The upstream answered a request with a JSON-RPC error."""
+
+    def __init__(self, code: int, message: str, data: object = None) -> None:
+        super().__init__(f"{message} (JSON-RPC error {code})")
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class Session:
+    def __init__(self, channel: Channel, *, protocol: Protocol, client_info: Mapping[str, str]) -> None:
+        self.channel = channel
+        self._protocol = protocol
+        self._client_info = dict(client_info)
+        self._ids = itertools.count(1)
+        self.version = ""
+        self.server_info: dict[str, Any] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.instructions: str | None = None
+
+    @property
+    def modern(self) -> bool:
+        return self.version in MODERN_PROTOCOL_VERSIONS
+
+    @property
+    def alive(self) -> bool:
+        return self.channel.alive
+
+    async def open(self) -> None:
+        """Negotiate the protocol era (bounded in time)."""
+        with anyio.fail_after(_HANDSHAKE_TIMEOUT):
+            if self._protocol == "2025-11-25" or not await self._try_modern():
+                await self._initialize()
+
+    async def _try_modern(self) -> bool:
+        version = MODERN_PROTOCOL_VERSIONS[-1]
+        self.version = version  # stamp the probe as a stateless-era request
+        try:
+            with anyio.fail_after(_PROBE_TIMEOUT if self._protocol == "auto" else _HANDSHAKE_TIMEOUT):
+                result = await self.request("server/discover", {}, cancellable=False)
+        except (RpcError, UpstreamStatusError, TimeoutError) as exc:
+            self.version = ""
+            if self._protocol != "auto" or _modern_only(exc):
+                raise
+            return False
+        supported = result.get("supportedVersions")
+        if not isinstance(supported, list) or version not in supported:
+            self.version = ""
+            return False
+        self.capabilities = _dict(result.get("capabilities"))
+        self.server_info = _dict(_dict(result.get("_meta")).get("io.modelcontextprotocol/serverInfo"))
+        self.instructions = (
+            result.get("instructions") if isinstance(result.get("instructions"), str) else None
+        )
+        return True
+
+    async def _initialize(self) -> None:
+        self.channel.forget_session()
+        params = {
+            "protocolVersion": LATEST_HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": self._client_info,
+        }
+        result = await self.request("initialize", params, cancellable=False)
+        version = result.get("protocolVersion")
+        if version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            raise UpstreamUnavailable(
+                f"{self.channel.describe} answered initialize with protocol version {version!r}, "
+                f"which toolbridge does not speak ({', '.join(HANDSHAKE_PROTOCOL_VERSIONS)})",
+                sent=True,
+                hint="upgrade the server or pin the connector's protocol",
+            )
+        self.version = str(version)
+        self.capabilities = _dict(result.get("capabilities"))
+        self.server_info = _dict(result.get("serverInfo"))
+        self.instructions = (
+            result.get("instructions") if isinstance(result.get("instructions"), str) else None
+        )
+        await self.channel.notify(
+            {"jsonrpc": "2.0", "method": "notifications/initialized"}, self._headers({})
+        )
+
+    async def request(
+        self, method: str, params: Mapping[str, Any], *, cancellable: bool = True
+    ) -> dict[str, Any]:
+        """The result of ``method``; a JSON-RPC error raises :class:`RpcError`.
+
+        Cancelled while waiting (the call's deadline, or the agent went away), it tells the upstream
+        with ``notifications/cancelled`` so the server can stop the work.
+        """
+        request_id = next(self._ids)
+        message: Message = {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "method": method,
+            "params": self._stamp(params),
+        }
+        headers = self._headers(message)
+        try:
+            response = await self.channel.request(message, headers)
+        except anyio.get_cancelled_exc_class():
+            if cancellable:
+                await self._cancel(request_id)
+            raise
+        error = response.get("error")
+        if isinstance(error, dict):
+            raise RpcError(int(error.get("code", 0)), str(error.get("message", "")), error.get("data"))
+        result = response.get("result")
+        if not isinstance(result, dict):
+            raise UpstreamUnavailable(
+                f"{self.channel.describe} answered {method!r} without a result", sent=True
+            )
+        return result
+
+    async def list_all(self, method: str, key: str) -> list[dict[str, Any]]:
+        """Every item of a paginated list method (``tools/list`` → ``tools``)."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(_MAX_PAGES):
+            page = await self.request(method, {"cursor": cursor} if cursor else {})
+            items.extend(item for item in page.get(key, []) if isinstance(item, dict))
+            cursor = page.get("nextCursor") if isinstance(page.get("nextCursor"), str) else None
+            if not cursor:
+                break
+        return items
+
+    async def _cancel(self, request_id: int) -> None:
+        if self.modern and "http" in type(self.channel).__name__.lower():
+            return  # stateless HTTP: the aborted POST is the signal
+        note = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": request_id, "reason": "the caller cancelled or its deadline passed"},
+        }
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_TIMEOUT):
+            try:
+                await self.channel.notify(note, self._headers(note))
+            except (UpstreamUnavailable, UpstreamStatusError) as exc:
+                logger.debug("could not tell %s about a cancellation: %s", self.channel.describe, exc)
+
+    def _stamp(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.modern:
+            return dict(params)
+        meta = dict(params.get("_meta") or {})
+        meta[PROTOCOL_VERSION_META_KEY] = self.version
+        meta[CLIENT_CAPABILITIES_META_KEY] = {}
+        meta[CLIENT_INFO_META_KEY] = self._client_info
+        return {**params, "_meta": meta}
+
+    def _headers(self, message: Message) -> dict[str, str]:
+        if not self.version:
+            return {}
+        headers = {MCP_PROTOCOL_VERSION_HEADER: self.version}
+        method = message.get("method")
+        if self.modern and isinstance(method, str):
+            headers[MCP_METHOD_HEADER] = method
+            key = NAME_BEARING_METHODS.get(method)
+            name = message.get("params", {}).get(key) if key else None
+            if isinstance(name, str):
+                headers[MCP_NAME_HEADER] = encode_header_value(name)
+        return headers
+
+    async def aclose(self) -> None:
+        await self.channel.aclose()
+
+
+def _modern_only(exc: Exception) -> bool:
+    """A -32022 naming only stateless-era versions: the server cannot speak the handshake era."""
+    if not isinstance(exc, RpcError) or exc.code != _UNSUPPORTED_VERSION or not isinstance(exc.data, dict):
+        return False
+    supported = exc.data.get("supported")
+    return isinstance(supported, list) and not any(v in HANDSHAKE_PROTOCOL_VERSIONS for v in supported)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}

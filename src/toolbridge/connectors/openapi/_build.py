@@ -1,0 +1,94 @@
+"""``kind: openapi`` settings → an :class:`OpenAPIConnector` (the edge where secret references resolve).
+
+A document that cannot be used does not stop the hub: the connector is built without tools, its report
+carries the error (``toolbridge tools list NAME`` shows it), and every other connector keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+
+from toolbridge.connectors.openapi._connector import OpenAPIConnector
+from toolbridge.connectors.openapi._ingest import IngestOptions, OperationFilter, OperationOverride
+from toolbridge.connectors.openapi._paginate import Pagination
+from toolbridge.connectors.openapi._security import Secret
+from toolbridge.errors import ConfigurationError
+from toolbridge.settings import OpenAPIConnectorSettings, OpenAPIFilterSettings, Settings
+
+__all__ = ["openapi_connector"]
+
+logger = logging.getLogger("toolbridge.connectors.openapi")
+_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def openapi_connector(
+    name: str,
+    config: OpenAPIConnectorSettings,
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> OpenAPIConnector:
+    spec = spec_location(config.spec, settings)
+    secrets = resolve_secrets(name, config.auth, os.environ if environ is None else environ)
+    try:
+        return OpenAPIConnector.from_spec(
+            name,
+            spec,
+            options=ingest_options(config),
+            max_spec_bytes=config.max_spec_bytes,
+            base_url=config.base_url,
+            secrets=secrets,
+            timeout=config.timeout,
+            max_response_bytes=config.max_response_bytes,
+            max_pages=config.pagination.max_pages,
+            pagination=Pagination(config.pagination.cursor_field, config.pagination.cursor_param),
+        )
+    except ConfigurationError as exc:
+        logger.warning("connector %r has no tools: %s", name, exc)
+        return OpenAPIConnector.failed(name, spec, f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+
+
+def spec_location(spec: str, settings: Settings) -> str:
+    """URLs as they are; paths relative to the config file's folder."""
+    if spec.startswith(("http://", "https://", "file://")):
+        return spec
+    return str((settings.base_dir / spec).resolve())
+
+
+def ingest_options(config: OpenAPIConnectorSettings) -> IngestOptions:
+    return IngestOptions(
+        include=_filter(config.include),
+        exclude=_filter(config.exclude),
+        overrides={key: OperationOverride(**value.model_dump()) for key, value in config.operations.items()},
+        description_max_chars=config.description_max_chars,
+    )
+
+
+def _filter(config: OpenAPIFilterSettings | None) -> OperationFilter:
+    if config is None:
+        return OperationFilter()
+    return OperationFilter(
+        tuple(config.tags), tuple(config.paths), tuple(config.methods), tuple(config.operations)
+    )
+
+
+def resolve_secrets(name: str, refs: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, Secret]:
+    """``{scheme: "env:NAME"}`` → secrets; an unset variable is left out (calls then say what is missing)."""
+    secrets: dict[str, Secret] = {}
+    for scheme, ref in refs.items():
+        match = _ENV_REF.match(ref)
+        if match is None:
+            raise ConfigurationError(
+                f"connectors.{name}.auth.{scheme}: not a secret reference",
+                hint="write 'env:VARIABLE' and put the secret in that environment variable; "
+                "secrets never go in toolbridge.yaml",
+            )
+        value = environ.get(match.group(1))
+        if value:
+            secrets[scheme] = Secret(value)
+        else:
+            logger.warning("connector %r: environment variable %s is not set", name, match.group(1))
+    return secrets

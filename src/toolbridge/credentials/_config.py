@@ -1,0 +1,94 @@
+"""How one connector authenticates: a frozen value built from ``toolbridge.yaml`` (or by hand)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from toolbridge.credentials._jwt import ServiceAccount
+from toolbridge.credentials._providers import ProviderDef
+from toolbridge.credentials._secret import Secret
+from toolbridge.errors import ConfigurationError
+
+__all__ = ["SCHEMES", "AuthConfig", "Scheme"]
+
+Scheme = Literal[
+    "api_key", "basic", "bearer", "header", "oauth2", "client_credentials", "jwt_bearer", "sigv4"
+]
+SCHEMES: tuple[Scheme, ...] = (
+    "api_key",
+    "basic",
+    "bearer",
+    "header",
+    "oauth2",
+    "client_credentials",
+    "jwt_bearer",
+    "sigv4",
+)
+TOKEN_SCHEMES = frozenset({"oauth2", "client_credentials", "jwt_bearer"})
+MAX_STATE_TTL = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    scheme: Scheme
+    name: str = "X-API-Key"
+    """api_key: header, query parameter or cookie name."""
+    location: Literal["header", "query", "cookie"] = "header"
+    username: str | None = None
+    """basic: the user name (the password is the connection's secret)."""
+    prefix: str = "Bearer"
+    templates: Mapping[str, str] = field(default_factory=dict)
+    """header: ``{"Authorization": "Token {secret}"}``; fields are the connection secret's JSON keys."""
+    provider: ProviderDef | None = None
+    client_id: str | None = None
+    client_secret: Secret | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    redirect_uri: str | None = None
+    resource: str | None = None
+    """RFC 8707 resource indicator sent in the authorization and token requests."""
+    service_account: ServiceAccount | None = field(default=None, repr=False)
+    subject: str | None = None
+    region: str | None = None
+    service: str | None = None
+    refresh_skew: float = 60.0
+    state_ttl: float = MAX_STATE_TTL
+    probe_url: str | None = None
+    probe_method: str = "GET"
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ConfigurationError(
+                f"auth scheme {self.scheme!r} is unknown", hint="choose one of " + ", ".join(SCHEMES)
+            )
+        if self.scheme in TOKEN_SCHEMES and self.provider is None:
+            raise ConfigurationError(f"auth scheme {self.scheme!r} needs a provider (its token endpoint)")
+        if self.scheme in ("oauth2", "client_credentials") and not self.client_id:
+            raise ConfigurationError(f"auth scheme {self.scheme!r} needs a client_id")
+        if self.scheme == "sigv4" and not (self.region and self.service):
+            raise ConfigurationError("auth scheme 'sigv4' needs region and service")
+        if not 0 < self.state_ttl <= MAX_STATE_TTL:
+            raise ConfigurationError(
+                "state_ttl must be between 0 and 600 seconds (RFC 9700: short-lived state)"
+            )
+
+    @property
+    def uses_tokens(self) -> bool:
+        return self.scheme in TOKEN_SCHEMES
+
+    def scope_string(self) -> str | None:
+        assert self.provider is not None
+        scopes = [
+            *self.provider.default_scopes,
+            *(s for s in self.scopes if s not in self.provider.default_scopes),
+        ]
+        return self.provider.scope_separator.join(scopes) or None
+
+    @property
+    def probe(self) -> tuple[str, str] | None:
+        url = self.probe_url or (self.provider.probe_url if self.provider else None)
+        method = (
+            self.probe_method if self.probe_url else (self.provider.probe_method if self.provider else "GET")
+        )
+        return (method, url) if url else None

@@ -1,0 +1,71 @@
+"""Getting a new access token for a connection, by its scheme: refresh, client credentials, JWT bearer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx2
+
+from toolbridge.credentials._config import AuthConfig
+from toolbridge.credentials._jwt import JwtAssertion, ServiceAccount
+from toolbridge.credentials._providers import ServerMetadata, discover
+from toolbridge.credentials._store import Material
+from toolbridge.credentials._tokens import ClientAuth, GrantDead, TokenEndpoint, TokenSet
+from toolbridge.errors import ConfigurationError
+
+__all__ = ["Grants"]
+
+
+class Grants:
+    def __init__(self, client: httpx2.AsyncClient, *, clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._clock = clock
+        self._metadata: dict[str, ServerMetadata] = {}
+
+    async def metadata(self, binding: AuthConfig) -> ServerMetadata:
+        """Static endpoints from the definition, else the issuer's metadata (read once per process)."""
+        provider = binding.provider
+        assert provider is not None
+        if provider.authorize_url and provider.token_url:
+            return ServerMetadata.from_provider(provider)
+        if provider.issuer is None:
+            raise ConfigurationError(f"provider {provider.name!r} has neither endpoints nor an issuer")
+        found = self._metadata.get(provider.issuer)
+        if found is None:
+            found = self._metadata[provider.issuer] = await discover(self._client, provider.issuer)
+        return found
+
+    async def endpoint(self, binding: AuthConfig, material: Material | None = None) -> TokenEndpoint:
+        assert binding.provider is not None
+        metadata = await self.metadata(binding)
+        secret = material.secret if material is not None and binding.scheme == "client_credentials" else None
+        auth = ClientAuth(
+            binding.client_id or "", secret or binding.client_secret, binding.provider.token_auth_method
+        )
+        return TokenEndpoint(
+            self._client,
+            metadata.token_endpoint,
+            auth,
+            resource=binding.resource,
+            error_in_body=binding.provider.error_in_body,
+            clock=self._clock,
+        )
+
+    async def fetch(self, binding: AuthConfig, material: Material) -> TokenSet:
+        endpoint = await self.endpoint(binding, material)
+        scope = binding.scope_string()
+        if binding.scheme == "oauth2":
+            if material.tokens is None:
+                raise GrantDead("the connection holds no token", hint="a person must reconnect the account")
+            return await endpoint.refresh(material.tokens)
+        if binding.scheme == "client_credentials":
+            return await endpoint.client_credentials(scope=scope)
+        account = ServiceAccount.from_json(material.secret) if material.secret else binding.service_account
+        if account is None:
+            raise ConfigurationError(
+                "a jwt_bearer connection needs a service-account key",
+                hint="set service_account_file, or add the connection with its key file",
+            )
+        assertion = JwtAssertion.for_service_account(account, scope=scope, subject=binding.subject)
+        return await endpoint.jwt_bearer(assertion.sign(), scope=None)

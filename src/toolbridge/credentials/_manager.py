@@ -1,0 +1,402 @@
+"""The credential manager: connection → vault → scheme for every call, and single-flight refresh.
+
+Hot path (a cached, valid token): a dict lookup, two clock comparisons and an audit entry queued.
+Refresh — proactive (within ``refresh_skew`` of expiry) or after a 401 — runs once per connection:
+
+* across tasks, an ``anyio.Lock`` per connection; a task that waited finds the newer version and uses it;
+* across processes, a lease in the ``connections`` row, then a compare-and-set commit on ``token_version``
+  (see ``_store``); a process that lost the lease polls (bounded) until the new version appears;
+* the token request and the commit are shielded from cancellation: once the provider has rotated the
+  refresh token, the new one is always persisted before anyone uses it;
+* ``invalid_grant`` → ``reauth_required`` and a reconnect error; a 5xx or network failure leaves the
+  connection as it was and raises :class:`~toolbridge.errors.TokenRefreshFailed`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from toolbridge.audit import AuditEntry, AuditLog, args_digest
+from toolbridge.credentials._auth import build_auth
+from toolbridge.credentials._config import AuthConfig
+from toolbridge.credentials._grants import Grants
+from toolbridge.credentials._secret import Secret
+from toolbridge.credentials._store import Connection, ConnectionStore, Material
+from toolbridge.credentials._tokens import GrantDead
+from toolbridge.credentials._vault import Vault
+from toolbridge.errors import (
+    BadRequest,
+    CredentialsError,
+    NotConnected,
+    NotFound,
+    TokenRefreshFailed,
+    ToolbridgeError,
+)
+from toolbridge.policy import Principal
+
+__all__ = ["CredentialManager", "ResolvedCredentials"]
+
+logger = logging.getLogger("toolbridge.credentials")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedCredentials:
+    """What a connector gets for one call (satisfies ``toolbridge.connectors.Credentials``)."""
+
+    connection_id: str
+    connector: str
+    account: str
+    scheme: str
+    version: int
+    auth: httpx2.Auth
+    refresh: Callable[[], Awaitable[None]] | None
+
+    def describe(self) -> str:
+        return f"{self.connector} as {self.account} ({self.scheme})"
+
+
+class _Cell:
+    """The current token set of one connection in this process; auth flows read it at send time."""
+
+    __slots__ = ("auth", "connection", "digest", "loaded_at", "material")
+
+    def __init__(
+        self, connection: Connection, material: Material, loaded_at: float, auth: httpx2.Auth
+    ) -> None:
+        self.connection = connection
+        self.material = material
+        self.loaded_at = loaded_at
+        self.auth = auth
+        self.digest = args_digest({"connection": connection.id})
+
+    def token(self) -> Secret:
+        tokens = self.material.tokens
+        if tokens is None:
+            raise CredentialsError("the connection has no token yet", hint="reconnect the account")
+        return tokens.access_token
+
+
+class CredentialManager:
+    def __init__(
+        self,
+        vault: Vault,
+        bindings: Mapping[str, AuthConfig],
+        *,
+        client: httpx2.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+        cache_ttl: float = 5.0,
+        lease_ttl: float = 30.0,
+        wait_timeout: float = 30.0,
+        token_timeout: float = 20.0,
+    ) -> None:
+        self.vault = vault
+        self.store = ConnectionStore(vault)
+        self.bindings = dict(bindings)
+        self.clock = clock
+        self.cache_ttl = cache_ttl
+        self.lease_ttl = lease_ttl
+        self.wait_timeout = wait_timeout
+        self.token_timeout = token_timeout
+        self.owner = f"{secrets.token_hex(6)}"
+        self.audit: AuditLog | None = None
+        self._own_client = client is None
+        self._client = client or httpx2.AsyncClient(timeout=token_timeout, trust_env=False)
+        self.grants = Grants(self._client, clock=clock)
+        self._cells: dict[str, _Cell] = {}
+        self._selected: dict[tuple[str, str | None], str] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+        self.refreshes = 0
+        """Token requests this process sent (for tests and metrics)."""
+
+    async def __aenter__(self) -> CredentialManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+    @property
+    def client(self) -> httpx2.AsyncClient:
+        return self._client
+
+    def database_transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.vault.database.transaction()
+
+    def binding(self, connector: str) -> AuthConfig:
+        try:
+            return self.bindings[connector]
+        except KeyError:
+            raise NotFound(
+                f"connector {connector!r} takes no credentials",
+                hint="connectors with credentials: " + (", ".join(sorted(self.bindings)) or "none"),
+            ) from None
+
+    # -- the call path ------------------------------------------------------------------------------
+
+    async def resolve(
+        self,
+        connector: str,
+        principal: Principal,
+        connection: str | None,
+        *,
+        request_id: str = "",
+        tool: str = "",
+    ) -> ResolvedCredentials:
+        binding = self.bindings[connector]
+        cell = await self._cell(connector, connection, tool)
+        conn = cell.connection
+        if conn.state in ("reauth_required", "revoked"):
+            await self.record(
+                "(credentials.use)", principal.id, request_id, cell.digest, "error", "reconnect_required"
+            )
+            raise _reconnect(conn, tool)
+        if binding.uses_tokens and self._stale(cell, binding):
+            await self.refresh(conn.id, conn.token_version, reason="proactive", tool=tool)
+            cell = self._cells[conn.id]
+        await self.record("(credentials.use)", principal.id, request_id, cell.digest, "ok", None)
+        version = cell.connection.token_version
+        refresh = self._refresher(conn.id, version, tool) if binding.uses_tokens else None
+        return ResolvedCredentials(
+            conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh
+        )
+
+    def _refresher(self, ident: str, version: int, tool: str) -> Callable[[], Awaitable[None]]:
+        async def refresh() -> None:
+            await self.refresh(ident, version, reason="401", tool=tool)
+
+        return refresh
+
+    def _stale(self, cell: _Cell, binding: AuthConfig) -> bool:
+        tokens = cell.material.tokens
+        if tokens is None:
+            return True
+        return tokens.expires_at is not None and self.clock() >= tokens.expires_at - binding.refresh_skew
+
+    async def _cell(self, connector: str, connection: str | None, tool: str) -> _Cell:
+        ident = self._selected.get((connector, connection))
+        cell = self._cells.get(ident) if ident is not None else None
+        if cell is not None and self.clock() - cell.loaded_at < self.cache_ttl:
+            return cell
+        chosen = await self._choose(connector, connection, tool)
+        self._selected[(connector, connection)] = chosen.id
+        return await self._load(chosen.id)
+
+    async def _choose(self, connector: str, connection: str | None, tool: str) -> Connection:
+        found = await self.store.find(connector, connection) if connection is not None else []
+        if connection is not None and not found:
+            found = [c for c in await self.store.find(connector) if c.id == connection]
+        elif connection is None:
+            found = await self.store.find(connector)
+            if len(found) > 1:
+                default = [c for c in found if c.account == "default"]
+                if not default:
+                    raise BadRequest(
+                        f"connector {connector!r} has {len(found)} connections; say which one to use",
+                        hint="pass connection= one of: " + ", ".join(repr(c.account) for c in found),
+                        tool=tool or None,
+                    )
+                found = default
+        if not found:
+            who = f" as {connection!r}" if connection is not None else ""
+            raise NotConnected(
+                f"connector {connector!r} is not connected{who}",
+                hint=f"a person must connect it: toolbridge connect {connector}"
+                + (f" --account {connection}" if connection else ""),
+                tool=tool or None,
+            )
+        return found[0]
+
+    async def _load(self, ident: str) -> _Cell:
+        conn, material = await self.store.load(ident)
+        existing = self._cells.get(ident)
+        if existing is not None and existing.connection.token_version == conn.token_version:
+            existing.connection, existing.loaded_at = conn, self.clock()
+            return existing
+        return self._install(conn, material)
+
+    def _install(self, conn: Connection, material: Material) -> _Cell:
+        existing = self._cells.get(conn.id)
+        if existing is not None:  # auth flows already handed out keep reading the same cell
+            existing.connection, existing.material, existing.loaded_at = conn, material, self.clock()
+            return existing
+        binding = self.bindings[conn.connector]
+        cell = _Cell(conn, material, self.clock(), httpx2.Auth())
+        cell.auth = build_auth(binding, material, cell)
+        self._cells[conn.id] = cell
+        return cell
+
+    def invalidate(self, connector: str | None = None) -> None:
+        """Forget cached connections (after a connect, a removal, or a change in another process)."""
+        for key in [k for k in self._selected if connector is None or k[0] == connector]:
+            self._selected.pop(key, None)
+        for ident in [
+            i for i, c in self._cells.items() if connector is None or c.connection.connector == connector
+        ]:
+            self._cells[ident].loaded_at = float("-inf")
+
+    # -- refresh ------------------------------------------------------------------------------------
+
+    async def refresh(self, ident: str, seen_version: int, *, reason: str, tool: str = "") -> None:
+        """Make sure a token newer than ``seen_version`` (and not expiring) is stored and cached."""
+        lock = self._locks.setdefault(ident, anyio.Lock())
+        async with lock:
+            cell = self._cells.get(ident)
+            if cell is not None and self._fresh(cell.connection, cell.material, seen_version):
+                return
+            with anyio.fail_after(self.wait_timeout + self.token_timeout):
+                await self._refresh_across_processes(ident, seen_version, reason, tool)
+
+    def _fresh(self, conn: Connection, material: Material, seen_version: int) -> bool:
+        if conn.token_version <= seen_version or material.tokens is None:
+            return False
+        expires = material.tokens.expires_at
+        return expires is None or self.clock() < expires - self.bindings[conn.connector].refresh_skew
+
+    async def _refresh_across_processes(self, ident: str, seen_version: int, reason: str, tool: str) -> None:
+        pause = 0.02
+        give_up = anyio.current_time() + self.wait_timeout
+        while True:
+            conn, material = await self.store.load(ident)
+            if conn.state in ("reauth_required", "revoked"):
+                self._install(conn, material)
+                raise _reconnect(conn, tool)
+            if self._fresh(conn, material, seen_version):
+                self._install(conn, material)  # another process refreshed: use its token
+                return
+            if await self.store.acquire_lease(
+                ident, conn.token_version, self.owner, now=self.clock(), ttl=self.lease_ttl
+            ):
+                await self._refresh_holding_lease(conn, material, reason, tool)
+                return
+            if anyio.current_time() + pause > give_up:
+                raise TokenRefreshFailed(
+                    f"another process has been refreshing {conn.connector} as {conn.account} for too long",
+                    hint="try again shortly",
+                    tool=tool or None,
+                )
+            await anyio.sleep(pause)  # bounded poll: the lease holder commits or its lease runs out
+            pause = min(pause * 2, 0.25)
+
+    async def _refresh_holding_lease(
+        self, conn: Connection, material: Material, reason: str, tool: str
+    ) -> None:
+        binding = self.bindings[conn.connector]
+        started = anyio.current_time()
+        who = f"connection:{conn.connector}/{conn.account}"
+        digest = args_digest({"connection": conn.id, "reason": reason})
+        with anyio.CancelScope(shield=True):
+            try:
+                self.refreshes += 1
+                with anyio.fail_after(self.token_timeout):
+                    tokens = await self.grants.fetch(binding, material)
+            except GrantDead as exc:
+                await self.store.set_state(
+                    conn.id, "reauth_required", error=exc.message, expected_version=conn.token_version
+                )
+                await self.record("(credentials.refresh)", who, "", digest, "error", exc.code, started)
+                logger.warning(
+                    "connection %s as %s needs a person to reconnect: %s",
+                    conn.connector,
+                    conn.account,
+                    exc.message,
+                )
+                fresh, mat = await self.store.load(conn.id)
+                self._install(fresh, mat)
+                raise _reconnect(fresh, tool, cause=exc.message) from None
+            except (ToolbridgeError, TimeoutError) as exc:
+                failure = (
+                    exc
+                    if isinstance(exc, ToolbridgeError)
+                    else TokenRefreshFailed(
+                        f"the token endpoint did not answer within {self.token_timeout:g} s",
+                        hint="try again shortly",
+                    )
+                )
+                await self.store.release_lease(conn.id, self.owner, error=failure.message)
+                await self.record("(credentials.refresh)", who, "", digest, "error", failure.code, started)
+                failure.tool = tool or None
+                raise failure from None
+            committed = await self.store.commit(
+                conn.id, conn.token_version, Material(material.secret, tokens), expires_at=tokens.expires_at
+            )
+            outcome = "ok" if committed is not None else "stale"
+            await self.record("(credentials.refresh)", who, "", digest, outcome, None, started)
+            fresh, mat = await self.store.load(conn.id)  # ours, or the newer one that beat us
+            self._install(fresh, mat)
+
+    # -- management ---------------------------------------------------------------------------------
+
+    async def add(self, connector: str, account: str, material: Material) -> Connection:
+        binding = self.binding(connector)
+        expires = material.tokens.expires_at if material.tokens else None
+        conn = await self.store.save(connector, account, binding.scheme, material, expires_at=expires)
+        self.invalidate(connector)
+        await self.record(
+            "(credentials.add)",
+            f"connection:{connector}/{account}",
+            "",
+            args_digest({"connection": conn.id}),
+            "ok",
+            None,
+        )
+        return conn
+
+    async def remove(self, ident: str) -> bool:
+        conn = await self.store.get(ident)
+        removed = await self.store.remove(ident)
+        self._cells.pop(ident, None)
+        self.invalidate(conn.connector)
+        await self.record(
+            "(credentials.remove)",
+            f"connection:{conn.connector}/{conn.account}",
+            "",
+            args_digest({"connection": ident}),
+            "ok",
+            None,
+        )
+        return removed
+
+    async def record(
+        self,
+        tool: str,
+        principal: str,
+        request_id: str,
+        digest: str,
+        outcome: str,
+        error_code: str | None,
+        started: float | None = None,
+    ) -> None:
+        if self.audit is None:
+            return
+        duration = (anyio.current_time() - started) * 1000.0 if started is not None else 0.0
+        await self.audit.record(
+            AuditEntry(
+                ts=dt.datetime.now(dt.UTC),
+                request_id=request_id or secrets.token_hex(8),
+                principal=principal[:80],
+                tool=tool,
+                args_digest=digest,
+                outcome=outcome,
+                error_code=error_code,
+                duration_ms=duration,
+            )
+        )
+
+
+def _reconnect(conn: Connection, tool: str, *, cause: str | None = None) -> CredentialsError:
+    why = f" ({cause})" if cause else f" ({conn.last_error})" if conn.last_error else ""
+    return CredentialsError(
+        f"the connection {conn.connector} as {conn.account} is {conn.state.replace('_', ' ')}{why}",
+        hint=f"a person must reconnect it: toolbridge connect {conn.connector} --account {conn.account}",
+        tool=tool or None,
+    )

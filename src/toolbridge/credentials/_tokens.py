@@ -1,0 +1,194 @@
+"""Token sets and the token endpoint: code exchange, refresh, client credentials, JWT bearer (RFC 7523).
+
+Failures are sorted once, here: ``invalid_grant`` means the grant is dead (a person must reconnect);
+a 5xx or a transport failure may pass and never marks a connection dead; anything else is reported as
+the provider said it, without echoing the request (which carries secrets).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+
+from toolbridge.credentials._secret import Secret
+from toolbridge.errors import CredentialsError, TokenRefreshFailed
+
+__all__ = ["ClientAuth", "GrantDead", "TokenEndpoint", "TokenSet"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSet:
+    access_token: Secret
+    refresh_token: Secret | None = None
+    expires_at: float | None = None
+    """Wall-clock (``time.time()``) expiry of the access token, or None if the server gave none."""
+    token_type: str = "Bearer"
+    scope: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def to_secret(self) -> Secret:
+        doc = {
+            "access_token": self.access_token.reveal(),
+            "refresh_token": self.refresh_token.reveal() if self.refresh_token else None,
+            "expires_at": self.expires_at,
+            "token_type": self.token_type,
+            "scope": self.scope,
+            "extra": dict(self.extra),
+        }
+        return Secret(json.dumps(doc))
+
+    @classmethod
+    def from_secret(cls, secret: Secret) -> TokenSet:
+        doc = json.loads(secret.reveal())
+        refresh = doc.get("refresh_token")
+        return cls(
+            Secret(doc["access_token"]),
+            Secret(refresh) if refresh else None,
+            doc.get("expires_at"),
+            doc.get("token_type") or "Bearer",
+            doc.get("scope"),
+            doc.get("extra") or {},
+        )
+
+    @classmethod
+    def from_response(
+        cls, doc: Mapping[str, Any], *, now: float, previous: TokenSet | None = None
+    ) -> TokenSet:
+        expires_in = doc.get("expires_in")
+        refresh = doc.get("refresh_token")
+        kept = previous.refresh_token if previous is not None else None  # non-rotating providers
+        return cls(
+            access_token=Secret(str(doc["access_token"])),
+            refresh_token=Secret(str(refresh)) if refresh else kept,
+            expires_at=now + float(expires_in) if isinstance(expires_in, int | float) else None,
+            token_type=str(doc.get("token_type") or "Bearer"),
+            scope=str(doc["scope"]) if doc.get("scope") else None,
+            extra={k: str(doc[k]) for k in ("instance_url", "id_token_hint") if k in doc},
+        )
+
+
+class GrantDead(CredentialsError):
+    """The token endpoint answered ``invalid_grant``: the refresh token is revoked, expired or reused."""
+
+    code = "reconnect_required"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuth:
+    client_id: str
+    client_secret: Secret | None = None
+    method: str = "client_secret_post"
+
+
+class TokenEndpoint:
+    """POSTs to one token endpoint with one client's authentication."""
+
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        url: str,
+        auth: ClientAuth,
+        *,
+        resource: str | None = None,
+        error_in_body: bool = False,
+        clock: Any = time.time,
+    ) -> None:
+        self._client = client
+        self.url = url
+        self._auth = auth
+        self._resource = resource
+        self._error_in_body = error_in_body
+        self._clock = clock
+
+    async def exchange_code(self, code: str, *, verifier: str, redirect_uri: str) -> TokenSet:
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        form["code_verifier"] = verifier
+        return await self._request(form)
+
+    async def refresh(self, tokens: TokenSet, *, scope: str | None = None) -> TokenSet:
+        if tokens.refresh_token is None:
+            raise GrantDead("the connection has no refresh token", hint="a person must reconnect the account")
+        form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.reveal()}
+        if scope:
+            form["scope"] = scope
+        return await self._request(form, previous=tokens)
+
+    async def client_credentials(self, *, scope: str | None = None) -> TokenSet:
+        form = {"grant_type": "client_credentials"}
+        if scope:
+            form["scope"] = scope
+        return await self._request(form)
+
+    async def jwt_bearer(self, assertion: Secret, *, scope: str | None = None) -> TokenSet:
+        form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion.reveal()}
+        if scope:
+            form["scope"] = scope
+        return await self._request(form)
+
+    async def _request(self, form: dict[str, str], *, previous: TokenSet | None = None) -> TokenSet:
+        if self._resource:
+            form["resource"] = self._resource
+        headers = {"Accept": "application/json"}
+        auth: httpx2.BasicAuth | None = None
+        if self._auth.method == "client_secret_basic" and self._auth.client_secret is not None:
+            auth = httpx2.BasicAuth(self._auth.client_id, self._auth.client_secret.reveal())
+        else:
+            form["client_id"] = self._auth.client_id
+            if self._auth.client_secret is not None and self._auth.method != "none":
+                form["client_secret"] = self._auth.client_secret.reveal()
+        started = self._clock()
+        try:
+            if auth is None:
+                response = await self._client.post(self.url, data=form, headers=headers)
+            else:
+                response = await self._client.post(self.url, data=form, headers=headers, auth=auth)
+        except httpx2.HTTPError as exc:
+            sent = not isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
+            raise TokenRefreshFailed(
+                f"the token endpoint {_host(self.url)} failed: {type(exc).__name__}"
+                + (" after the request was sent" if sent else ""),
+                hint="the connection is kept; try again shortly",
+            ) from None
+        return self._parse(response, started, previous)
+
+    def _parse(self, response: httpx2.Response, started: float, previous: TokenSet | None) -> TokenSet:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TokenRefreshFailed(
+                f"the token endpoint {_host(self.url)} answered {response.status_code}",
+                hint="the connection is kept; try again shortly",
+            )
+        try:
+            doc = response.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise TokenRefreshFailed(
+                f"the token endpoint {_host(self.url)} answered {response.status_code} without JSON",
+                hint="the connection is kept; try again shortly",
+            )
+        failed = response.is_error or "error" in doc or (self._error_in_body and doc.get("ok") is False)
+        if failed or "access_token" not in doc:
+            raise _oauth_error(doc, response.status_code, self.url)
+        return TokenSet.from_response(doc, now=started, previous=previous)
+
+
+def _oauth_error(doc: Mapping[str, Any], status: int, url: str) -> CredentialsError:
+    error = str(doc.get("error") or "no access_token")[:64]
+    description = str(doc.get("error_description") or "")[:200]
+    text = f"the token endpoint {_host(url)} refused the grant: {error}" + (
+        f" ({description})" if description else ""
+    )
+    if error in ("invalid_grant", "invalid_token", "token_revoked", "token_expired"):
+        return GrantDead(text, hint="a person must reconnect the account (toolbridge connect CONNECTOR)")
+    return CredentialsError(
+        text + f" [HTTP {status}]", hint="check the client id and secret of this connector"
+    )
+
+
+def _host(url: str) -> str:
+    return httpx2.URL(url).host

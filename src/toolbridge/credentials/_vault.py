@@ -1,0 +1,196 @@
+"""The vault: secrets sealed with AES-GCM envelope encryption, stored as ciphertext only.
+
+Each secret gets its own random 256-bit data key; the data key is wrapped (AES-GCM) by the current master
+key, whose id is stored beside the ciphertext. Rotating the master key re-wraps data keys only — secret
+ciphertext never changes — row by row with a compare-and-set, while servers keep reading and writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+import anyio
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from toolbridge.credentials._keys import KeyFile, Keyring, KeySource, MasterKey
+from toolbridge.credentials._secret import Secret
+from toolbridge.credentials._tables import vault_secrets
+from toolbridge.errors import ConfigurationError
+from toolbridge.storage import Database
+
+__all__ = ["Sealed", "Vault", "VaultError", "open_sealed", "rotate_master_key", "seal"]
+
+logger = logging.getLogger("toolbridge.credentials")
+_NONCE = 12
+
+
+class VaultError(ConfigurationError):
+    """A secret cannot be opened: its master key is missing, or the ciphertext was altered."""
+
+    code = "vault_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    key_id: str
+    wrapped_key: bytes = field(repr=False)
+    ciphertext: bytes = field(repr=False)
+
+
+def seal(ring: Keyring, name: str, plaintext: bytes) -> Sealed:
+    data_key = AESGCM.generate_key(bit_length=256)
+    nonce = secrets.token_bytes(_NONCE)
+    ciphertext = nonce + AESGCM(data_key).encrypt(nonce, plaintext, name.encode())
+    return Sealed(ring.current.id, _wrap(ring.current, data_key), ciphertext)
+
+
+def open_sealed(ring: Keyring, name: str, sealed: Sealed) -> bytes:
+    data_key = _unwrap(ring, sealed)
+    try:
+        return AESGCM(data_key).decrypt(sealed.ciphertext[:_NONCE], sealed.ciphertext[_NONCE:], name.encode())
+    except InvalidTag:
+        raise VaultError(f"secret {name!r} failed its integrity check", hint="the row was altered") from None
+
+
+def rewrap(ring: Keyring, sealed: Sealed) -> Sealed:
+    """The same secret, its data key wrapped by the current master key."""
+    return Sealed(ring.current.id, _wrap(ring.current, _unwrap(ring, sealed)), sealed.ciphertext)
+
+
+def _wrap(key: MasterKey, data_key: bytes) -> bytes:
+    nonce = secrets.token_bytes(_NONCE)
+    return nonce + AESGCM(key.material).encrypt(nonce, data_key, b"toolbridge-dk:" + key.id.encode())
+
+
+def _unwrap(ring: Keyring, sealed: Sealed) -> bytes:
+    key = ring.get(sealed.key_id)
+    if key is None:
+        raise VaultError(
+            f"a secret is sealed with master key {sealed.key_id}, which this process does not have",
+            hint="use the key file or TOOLBRIDGE_MASTER_KEY this database was set up with",
+        )
+    wrapped = sealed.wrapped_key
+    try:
+        return AESGCM(key.material).decrypt(
+            wrapped[:_NONCE], wrapped[_NONCE:], b"toolbridge-dk:" + key.id.encode()
+        )
+    except InvalidTag:
+        raise VaultError("a data key failed its integrity check", hint="the row was altered") from None
+
+
+class Vault:
+    """Named secrets in the database, sealed with the keys from ``keys``."""
+
+    def __init__(self, database: Database, keys: KeySource) -> None:
+        self.database = database
+        self.keys = keys
+
+    async def put(self, name: str, secret: Secret) -> None:
+        async with self.database.transaction() as conn:
+            await self.write(conn, name, secret)
+
+    async def get(self, name: str) -> Secret:
+        async with self.database.transaction() as conn:
+            found = await self.read(conn, name)
+        if found is None:
+            raise ConfigurationError(
+                f"the vault has no secret named {name!r}", hint="store it with 'toolbridge secrets set'"
+            )
+        return found
+
+    async def delete(self, name: str) -> bool:
+        async with self.database.transaction() as conn:
+            return await self.remove(conn, name)
+
+    async def names(self) -> list[str]:
+        async with self.database.transaction() as conn:
+            rows = await conn.execute(sa.select(vault_secrets.c.name).order_by(vault_secrets.c.name))
+        return [r.name for r in rows]
+
+    # -- inside a caller's transaction --------------------------------------------------------------
+
+    async def write(self, conn: AsyncConnection, name: str, secret: Secret) -> None:
+        sealed = seal(self.keys.keyring(), name, secret.reveal().encode())
+        values = {
+            "key_id": sealed.key_id,
+            "wrapped_key": sealed.wrapped_key,
+            "ciphertext": sealed.ciphertext,
+            "updated_at": dt.datetime.now(dt.UTC),
+        }
+        updated = await conn.execute(
+            vault_secrets.update().where(vault_secrets.c.name == name).values(values)
+        )
+        if updated.rowcount == 0:
+            await conn.execute(vault_secrets.insert().values(name=name, **values))
+
+    async def read(self, conn: AsyncConnection, name: str) -> Secret | None:
+        row = (await conn.execute(sa.select(vault_secrets).where(vault_secrets.c.name == name))).first()
+        if row is None:
+            return None
+        sealed = Sealed(row.key_id, row.wrapped_key, row.ciphertext)
+        return Secret(open_sealed(self.keys.keyring(), name, sealed).decode())
+
+    async def remove(self, conn: AsyncConnection, name: str) -> bool:
+        result = await conn.execute(vault_secrets.delete().where(vault_secrets.c.name == name))
+        return result.rowcount > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    old_key_ids: tuple[str, ...]
+    new_key_id: str
+    rewrapped: int
+
+
+async def rotate_master_key(database: Database, key_file: KeyFile, *, settle: float = 2.0) -> Rotation:
+    """Re-wrap every data key with a new master key while servers keep serving.
+
+    1. the key file gets the new key as current, the old ones kept for reading (servers re-read it);
+    2. every row sealed with another key is re-wrapped (compare-and-set on its key id and wrapped key);
+    3. after ``settle`` seconds — writers that read the old file finish — one more pass;
+    4. the old keys are dropped from the file: from then on the old key alone opens nothing.
+    """
+    old = key_file.keyring()
+    new = MasterKey.generate()
+    ring = Keyring(new, (old.current, *old.previous))
+    key_file.write(ring)
+    count = await _rewrap_all(database, ring)
+    await anyio.sleep(settle)
+    count += await _rewrap_all(database, ring)
+    key_file.write(Keyring(new))
+    logger.info("master key rotated to %s; %d data keys re-wrapped", new.id, count)
+    return Rotation(old.ids, new.id, count)
+
+
+async def _rewrap_all(database: Database, ring: Keyring) -> int:
+    count = 0
+    while True:
+        async with database.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(vault_secrets).where(vault_secrets.c.key_id != ring.current.id).limit(200)
+                )
+            ).all()
+        if not rows:
+            return count
+        for row in rows:
+            count += await _rewrap_one(database, ring, row)
+
+
+async def _rewrap_one(database: Database, ring: Keyring, row: sa.Row[tuple[object, ...]]) -> int:
+    m = row._mapping
+    fresh = rewrap(ring, Sealed(str(m["key_id"]), bytes(m["wrapped_key"]), bytes(m["ciphertext"])))
+    t = vault_secrets.c
+    async with database.transaction() as conn:
+        result = await conn.execute(
+            vault_secrets.update()
+            .where(t.name == m["name"], t.key_id == m["key_id"], t.wrapped_key == m["wrapped_key"])
+            .values(key_id=fresh.key_id, wrapped_key=fresh.wrapped_key)
+        )
+    return int(result.rowcount)  # 0: a writer replaced the row meanwhile (sealed with the new key)

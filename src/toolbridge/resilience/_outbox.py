@@ -1,0 +1,214 @@
+"""The outbox: writes that exhausted their retries on transient failures, retried later by a worker.
+
+A queued write is a database row before the caller hears "queued", so it survives ``kill -9``. Every item
+carries an idempotency key (the caller's, or ``outbox-<id>``), forwarded upstream on every attempt, so a
+retry that races a slow first attempt is applied once by Stripe-style APIs. Workers claim due items with a
+lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); an item whose worker died is claimed again when its
+lease ends. Backoff is exponential with full jitter; after ``max_attempts`` an item is ``failed``.
+
+States: ``queued`` → ``running`` → ``done`` | ``queued`` (retry later) | ``failed``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from toolbridge.errors import (
+    CircuitOpen,
+    OutcomeUnknown,
+    ToolbridgeError,
+    UpstreamBusy,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    problem,
+)
+from toolbridge.resilience._policy import NOT_PROCESSED_STATUSES, RETRYABLE_STATUSES
+from toolbridge.storage import Database, outbox
+
+__all__ = ["Outbox", "OutboxItem", "is_queueable"]
+
+logger = logging.getLogger("toolbridge.outbox")
+
+
+def is_queueable(exc: ToolbridgeError, *, keyed: bool) -> bool:
+    """Transient failures that left nothing applied; with a key, any transient upstream failure."""
+    if isinstance(exc, CircuitOpen | UpstreamBusy):
+        return True
+    if isinstance(exc, UpstreamUnavailable):
+        return keyed or not exc.sent
+    if isinstance(exc, UpstreamStatusError):
+        statuses = RETRYABLE_STATUSES if keyed else NOT_PROCESSED_STATUSES
+        return exc.upstream_status in statuses
+    return keyed and isinstance(exc, OutcomeUnknown | UpstreamTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: str
+    principal: str
+    tool: str
+    arguments: Mapping[str, Any]
+    idempotency_key: str
+    state: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: Mapping[str, Any] | None
+    result: Mapping[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tool": self.tool,
+            "state": self.state,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at.isoformat(timespec="seconds"),
+            "last_error": self.last_error,
+            "result": self.result,
+        }
+
+
+class Outbox:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_attempts: int = 10,
+        base_delay: float = 5.0,
+        max_delay: float = 3600.0,
+        lease: float = 120.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._db = database
+        self.max_attempts = max_attempts
+        self._base = base_delay
+        self._cap = max_delay
+        self._lease = dt.timedelta(seconds=lease)
+        self._rng = rng or random.Random()
+
+    async def enqueue(
+        self, principal: str, tool: str, arguments: Mapping[str, Any], key: str | None, error: ToolbridgeError
+    ) -> OutboxItem:
+        item_id = secrets.token_hex(8)
+        now = _now()
+        row = {
+            "id": item_id,
+            "principal": principal,
+            "tool": tool,
+            "arguments": dict(arguments),
+            "idempotency_key": key or f"outbox-{item_id}",
+            "state": "queued",
+            "attempts": 0,
+            "next_attempt_at": now + self._delay(1),
+            "lease_until": None,
+            "last_error": problem(error),
+            "result": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self._db.transaction() as conn:
+            await conn.execute(outbox.insert().values(**row))
+        return _item(row)
+
+    async def get(self, item_id: str, *, principal: str | None = None) -> OutboxItem | None:
+        query = sa.select(outbox).where(outbox.c.id == item_id)
+        if principal is not None:
+            query = query.where(outbox.c.principal == principal)
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return _item(row) if row is not None else None
+
+    async def items(
+        self, *, principal: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[OutboxItem]:
+        query = sa.select(outbox).order_by(outbox.c.created_at.desc()).limit(limit)
+        if principal is not None:
+            query = query.where(outbox.c.principal == principal)
+        if state is not None:
+            query = query.where(outbox.c.state == state)
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_item(r) for r in rows]
+
+    async def claim_due(self, limit: int = 10) -> list[OutboxItem]:
+        """Lease up to ``limit`` due items (queued and due, or running with an expired lease)."""
+        now = _now()
+        due = sa.or_(
+            sa.and_(outbox.c.state == "queued", outbox.c.next_attempt_at <= now),
+            sa.and_(outbox.c.state == "running", outbox.c.lease_until <= now),
+        )
+        pick = sa.select(outbox.c.id).where(due).order_by(outbox.c.next_attempt_at).limit(limit)
+        if self._db.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        claim = (
+            outbox.update()
+            .where(outbox.c.id.in_(pick.scalar_subquery()))
+            .values(
+                state="running", lease_until=now + self._lease, attempts=outbox.c.attempts + 1, updated_at=now
+            )
+            .returning(*outbox.c)
+        )
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(claim)).mappings().all()
+        return [_item(r) for r in rows]
+
+    async def succeed(self, item: OutboxItem, result: Mapping[str, Any]) -> None:
+        await self._update(item, state="done", result=dict(result), lease_until=None)
+
+    async def retry_later(self, item: OutboxItem, error: ToolbridgeError) -> None:
+        if item.attempts >= self.max_attempts:
+            await self._update(item, state="failed", last_error=problem(error), lease_until=None)
+            logger.error(
+                "outbox item %s (%s) failed for good after %d attempts", item.id, item.tool, item.attempts
+            )
+            return
+        await self._update(
+            item,
+            state="queued",
+            last_error=problem(error),
+            lease_until=None,
+            next_attempt_at=_now() + self._delay(item.attempts + 1),
+        )
+
+    async def fail(self, item: OutboxItem, error: ToolbridgeError) -> None:
+        await self._update(item, state="failed", last_error=problem(error), lease_until=None)
+
+    async def _update(self, item: OutboxItem, **values: Any) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                outbox.update().where(outbox.c.id == item.id).values(updated_at=_now(), **values)
+            )
+
+    def _delay(self, attempt: int) -> dt.timedelta:
+        return dt.timedelta(seconds=self._rng.uniform(0, min(self._cap, self._base * 2 ** (attempt - 1))))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _item(row: Mapping[str, Any] | sa.RowMapping) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        principal=row["principal"],
+        tool=row["tool"],
+        arguments=row["arguments"],
+        idempotency_key=row["idempotency_key"],
+        state=row["state"],
+        attempts=int(row["attempts"]),
+        next_attempt_at=_aware(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        result=row["result"],
+    )

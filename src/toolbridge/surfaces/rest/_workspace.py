@@ -1,0 +1,514 @@
+"""REST for the workspace: ``/v1/workspaces/...`` — files, HTTP Range downloads, tus 1.0 uploads, the feed.
+
+Authentication is ``Authorization: Bearer <key>`` (as for the rest of ``/v1``) or, for one download or
+upload, the signed query parameters a workspace tool handed out. tus upload URLs (``/uploads/<id>``) are
+capabilities themselves. Errors are RFC 9457 problem documents. Request bodies stream to temporary files:
+memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from toolbridge.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ToolbridgeError,
+    problem,
+)
+from toolbridge.hub import Hub
+from toolbridge.policy import Principal
+from toolbridge.workspace import BlobInfo, WorkspaceConnector, normalize_path
+from toolbridge.workspace._blobs import hash_file
+from toolbridge.workspace._connector import entry_document
+from toolbridge.workspace._tus import UploadStore, parse_metadata
+
+__all__ = ["create_workspace_app", "find_workspace_connector"]
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,termination,checksum,expiration"
+_PROBLEM = "application/problem+json"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def find_workspace_connector(hub: Hub) -> WorkspaceConnector | None:
+    for name in sorted({tool.connector for tool in hub.catalog}):
+        connector = hub.connector(name)
+        if isinstance(connector, WorkspaceConnector):
+            return connector
+    return None
+
+
+def _problem(exc: ToolbridgeError, request: Request) -> Response:
+    headers = {"Tus-Resumable": TUS_VERSION}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    body = json.dumps(problem(exc, instance=request.url.path))
+    return Response(body, status_code=exc.status, media_type=_PROBLEM, headers=headers)
+
+
+def _principal_from_id(principal_id: str) -> Principal:
+    kind, _, name = principal_id.partition(":")
+    return Principal(name=name, scopes=(), kind="local" if kind == "local" else "agent")
+
+
+class WorkspaceApi:
+    def __init__(self, hub: Hub, connector: WorkspaceConnector) -> None:
+        self.hub = hub
+        self.connector = connector
+        self.service = connector.service
+        self.uploads = UploadStore(
+            self.service.blobs.scratch / "uploads", clock=connector.clock, max_size=1 << 40
+        )
+
+    # -- authentication -----------------------------------------------------------------------
+
+    async def caller(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+        return await self.hub.authenticate(key, request_id=request.headers.get("x-request-id"))
+
+    async def caller_or_grant(
+        self, request: Request, action: str
+    ) -> tuple[Principal, str | None, int | None]:
+        """(principal, path the grant is for or None, version or None)."""
+        params = request.query_params
+        if "sig" in params and "authorization" not in request.headers:
+            workspace = request.path_params["ws"]
+            grant = self.connector.signer.verify(action, workspace, dict(params))
+            return _principal_from_id(grant.principal), grant.path, grant.version or None
+        return await self.caller(request), None, None
+
+    # -- workspaces ---------------------------------------------------------------------------
+
+    async def list_workspaces(self, request: Request) -> Response:
+        who = await self.caller(request)
+        found = await self.service.workspaces(who)
+        return JSONResponse(
+            {"workspaces": [{"id": w.id, "name": w.name, "role": w.role.label} for w in found]}
+        )
+
+    async def create_workspace(self, request: Request) -> Response:
+        who = await self.caller(request)
+        body = await _json(request)
+        name = body.get("name")
+        if not isinstance(name, str) or not 0 < len(name) <= 128:
+            raise BadRequest("'name' must be 1-128 characters", hint='send {"name": "my workspace"}')
+        info = await self.service.create(who, name)
+        return JSONResponse({"id": info.id, "name": info.name, "role": info.role.label}, status_code=201)
+
+    async def workspace_info(self, request: Request) -> Response:
+        who = await self.caller(request)
+        info = await self.service.info(who, request.path_params["ws"])
+        return JSONResponse(
+            {
+                "id": info.id,
+                "name": info.name,
+                "role": info.role.label,
+                "quota_bytes": info.quota_bytes,
+                "used_bytes": info.used_bytes,
+            }
+        )
+
+    # -- files --------------------------------------------------------------------------------
+
+    async def files(self, request: Request) -> Response:
+        who = await self.caller(request)
+        path = request.query_params.get("path", "/")
+        trashed = request.query_params.get("trashed") in ("1", "true")
+        entries = await self.service.list_folder(who, request.path_params["ws"], path, trashed=trashed)
+        return JSONResponse({"path": path, "entries": [entry_document(e) for e in entries]})
+
+    async def stat(self, request: Request) -> Response:
+        who = await self.caller(request)
+        entry = await self.service.stat(who, request.path_params["ws"], _path(request))
+        return JSONResponse(entry_document(entry))
+
+    async def versions(self, request: Request) -> Response:
+        who = await self.caller(request)
+        found = await self.service.versions(who, request.path_params["ws"], _path(request))
+        return JSONResponse(
+            {"versions": [{"version": v.version, "size": v.size, "created_by": v.created_by} for v in found]}
+        )
+
+    async def download(self, request: Request) -> Response:
+        who, granted, version = await self.caller_or_grant(request, "download")
+        path = granted or _path(request)
+        if version is None and "version" in request.query_params:
+            version = _int(request.query_params["version"], "version")
+        entry = await self.service.locate(who, request.path_params["ws"], path, version=version)
+        headers = {
+            "ETag": entry.etag,
+            "Accept-Ranges": "bytes",
+            "X-Version": str(entry.version),
+            "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(entry.sha256)).decode(),
+        }
+        if request.headers.get("if-none-match") == entry.etag:
+            return Response(status_code=304, headers=headers)
+        span = _range(request.headers.get("range"), entry.size)
+        if span is None:
+            start, end, status = 0, entry.size, 200
+        elif span == (-1, -1):
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{entry.size}"})
+        else:
+            (start, end), status = span, 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+        headers["Content-Length"] = str(end - start)
+        body = self.service.blobs.stream(entry.sha256, start, end)
+        return StreamingResponse(body, status_code=status, headers=headers, media_type=entry.content_type)
+
+    async def put(self, request: Request) -> Response:
+        who, granted, _ = await self.caller_or_grant(request, "upload")
+        workspace, path = request.path_params["ws"], granted or _path(request)
+        await self.service.info(who, workspace)
+        temp, blob = await self._receive(request)
+        try:
+            expected = request.headers.get("x-expected-version")
+            entry = await self.service.commit(
+                who,
+                workspace,
+                path,
+                temp,
+                blob,
+                content_type=request.headers.get("content-type", ""),
+                lease=request.headers.get("x-lease"),
+                expected_version=_int(expected, "X-Expected-Version") if expected else None,
+                if_match=request.headers.get("if-match"),
+                source="put",
+            )
+        finally:
+            await anyio.Path(temp).unlink(missing_ok=True)
+        return JSONResponse(entry_document(entry), status_code=201 if entry.version == 1 else 200)
+
+    async def _receive(self, request: Request) -> tuple[Path, BlobInfo]:
+        fd, name = tempfile.mkstemp(dir=self.service.blobs.scratch, prefix="put-")
+        os.close(fd)
+        temp = Path(name)
+        try:
+            async with await anyio.open_file(temp, "wb") as f:
+                async for chunk in request.stream():
+                    await f.write(chunk)
+            return temp, await anyio.to_thread.run_sync(hash_file, temp)
+        except BaseException:
+            await anyio.Path(temp).unlink(missing_ok=True)
+            raise
+
+    async def delete(self, request: Request) -> Response:
+        who = await self.caller(request)
+        entry = await self.service.delete(
+            who, request.path_params["ws"], _path(request), lease=request.headers.get("x-lease")
+        )
+        return JSONResponse(entry_document(entry))
+
+    async def changes(self, request: Request) -> Response:
+        who = await self.caller(request)
+        workspace = request.path_params["ws"]
+        q = request.query_params
+        wait = min(float(q.get("wait", "0") or 0), 30.0)
+        await self.service.sweep(who, workspace)
+        page = await self.service.changes(
+            who,
+            workspace,
+            cursor=_int(q.get("cursor", "0"), "cursor"),
+            limit=_int(q.get("limit", "100"), "limit"),
+            wait=max(0.0, wait),
+        )
+        return JSONResponse(
+            {
+                "changes": [
+                    {
+                        "id": c.id,
+                        "kind": c.kind,
+                        "path": c.path,
+                        "by": c.principal,
+                        "at": c.at,
+                        **dict(c.detail),
+                    }
+                    for c in page.changes
+                ],
+                "cursor": page.cursor,
+            }
+        )
+
+    async def import_url(self, request: Request) -> Response:
+        who = await self.caller(request)
+        body = await _json(request)
+        if self.connector.importer is None:
+            raise BadRequest("URL import is disabled", hint="ask an operator to enable url_import")
+        entry = await self.connector.importer.import_into(
+            self.service,
+            who,
+            request.path_params["ws"],
+            str(body.get("url", "")),
+            str(body.get("path", "")),
+            lease=body.get("lease"),
+        )
+        return JSONResponse(entry_document(entry), status_code=201)
+
+    # -- tus 1.0 ------------------------------------------------------------------------------
+
+    def _tus_headers(self, **extra: str) -> dict[str, str]:
+        return {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **extra}
+
+    async def tus_options(self, request: Request) -> Response:
+        return Response(
+            status_code=204,
+            headers=self._tus_headers(
+                **{
+                    "Tus-Version": TUS_VERSION,
+                    "Tus-Extension": TUS_EXTENSIONS,
+                    "Tus-Checksum-Algorithm": "sha256",
+                    "Tus-Max-Size": str(self.uploads.max_size),
+                }
+            ),
+        )
+
+    async def tus_create(self, request: Request) -> Response:
+        _check_tus(request)
+        who, granted, _ = await self.caller_or_grant(request, "upload")
+        workspace = request.path_params["ws"]
+        metadata = parse_metadata(request.headers.get("upload-metadata"))
+        path = granted or metadata.get("path") or metadata.get("filename")
+        if not path:
+            raise BadRequest("the upload names no path", hint="send Upload-Metadata with a 'path' key")
+        length = request.headers.get("upload-length")
+        if length is None:
+            raise BadRequest("Upload-Length is required (deferred length is not supported)", hint="send it")
+        path = normalize_path(path)
+        # fail before any byte is sent: workspace visible, may write, lease free or held, quota has room
+        await self.service.check_upload(
+            who, workspace, path, _int(length, "Upload-Length"), metadata.get("lease")
+        )
+        upload = await self.uploads.create(workspace, path, who.id, _int(length, "Upload-Length"), metadata)
+        location = f"{request.url.path.rstrip('/')}/{upload.id}"
+        headers = self._tus_headers(Location=location, **{"Upload-Expires": _http_date(upload.expires_at)})
+        if upload.length == 0:
+            await self._commit(upload.id)
+        return Response(status_code=201, headers=headers)
+
+    async def tus_head(self, request: Request) -> Response:
+        _check_tus(request)
+        upload_id = request.path_params["upload"]
+        async with self.uploads.lock(upload_id):  # an interrupted PATCH still writing finishes first
+            upload = await self.uploads.get(upload_id)
+        return Response(
+            status_code=200,
+            headers=self._tus_headers(
+                **{
+                    "Upload-Offset": str(upload.offset),
+                    "Upload-Length": str(upload.length),
+                    "Upload-Expires": _http_date(upload.expires_at),
+                }
+            ),
+        )
+
+    async def tus_patch(self, request: Request) -> Response:
+        _check_tus(request)
+        if request.headers.get("content-type") != "application/offset+octet-stream":
+            return Response(status_code=415, headers=self._tus_headers())
+        upload_id = request.path_params["upload"]
+        checksum = _checksum(request.headers.get("upload-checksum"))
+        offset = _int(request.headers.get("upload-offset", ""), "Upload-Offset")
+        async with self.uploads.lock(upload_id):
+            upload = await self.uploads.get(upload_id)
+            try:
+                new_offset = await self.uploads.append(upload, offset, _body(request), checksum)
+            except ClientDisconnect:
+                return Response(status_code=400, headers=self._tus_headers())
+            headers = self._tus_headers(
+                **{"Upload-Offset": str(new_offset), "Upload-Expires": _http_date(upload.expires_at)}
+            )
+            if new_offset == upload.length:
+                entry = await self._commit(upload_id)
+                headers["X-Version"] = str(entry["version"])
+                headers["ETag"] = str(entry["etag"])
+        return Response(status_code=204, headers=headers)
+
+    async def _commit(self, upload_id: str) -> dict[str, Any]:
+        upload = await self.uploads.get(upload_id)
+        part = self.uploads.part_path(upload)
+        blob = await anyio.to_thread.run_sync(hash_file, part)
+        wanted = upload.metadata.get("sha256")
+        if wanted and wanted.lower() not in (blob.sha256, _b64_to_hex(wanted)):
+            await self.uploads.delete(upload_id)
+            raise PreconditionFailed(
+                "the uploaded file's sha256 does not match the 'sha256' in Upload-Metadata; it was discarded",
+                current={"sha256": blob.sha256},
+                hint="upload the file again",
+            )
+        entry = await self.service.commit(
+            _principal_from_id(upload.principal),
+            upload.workspace,
+            upload.path,
+            part,
+            blob,
+            content_type=upload.metadata.get("filetype") or upload.metadata.get("content_type", ""),
+            lease=upload.metadata.get("lease"),
+        )
+        await self.uploads.delete(upload_id)
+        return entry_document(entry)
+
+    async def tus_delete(self, request: Request) -> Response:
+        _check_tus(request)
+        upload_id = request.path_params["upload"]
+        async with self.uploads.lock(upload_id):
+            await self.uploads.get(upload_id)
+            await self.uploads.delete(upload_id)
+        return Response(status_code=204, headers=self._tus_headers())
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+def _check_tus(request: Request) -> None:
+    version = request.headers.get("tus-resumable")
+    if version != TUS_VERSION:
+        raise PreconditionFailed(
+            f"Tus-Resumable {version!r} is not supported",
+            current={"tus_version": TUS_VERSION},
+            hint="send Tus-Resumable: 1.0.0",
+        )
+
+
+def _checksum(header: str | None) -> tuple[str, bytes] | None:
+    if not header:
+        return None
+    algorithm, _, value = header.strip().partition(" ")
+    if algorithm.lower() != "sha256":
+        raise BadRequest(f"checksum algorithm {algorithm!r} is not supported", hint="use sha256")
+    try:
+        return "sha256", base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("Upload-Checksum is not base64", hint="send 'sha256 <base64 digest>'") from None
+
+
+def _b64_to_hex(value: str) -> str:
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def _http_date(ts: float) -> str:
+    from email.utils import formatdate
+
+    return formatdate(ts, usegmt=True)
+
+
+def _path(request: Request) -> str:
+    path = request.query_params.get("path")
+    if not path:
+        raise BadRequest("the 'path' query parameter is required", hint="add ?path=/folder/file.txt")
+    return path
+
+
+def _int(value: str | None, name: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise BadRequest(
+            f"{name} must be an integer, not {value!r}", hint=f"send a whole number for {name}"
+        ) from None
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` for a single ``bytes=`` range; None to send everything; (-1, -1) if unsatisfiable."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if not first:
+            suffix = int(last)
+            return (max(0, size - suffix), size) if suffix > 0 and size > 0 else (-1, -1)
+        start = int(first)
+        end = min(size, int(last) + 1) if last else size
+    except ValueError:
+        return None
+    if start >= size or end <= start:
+        return (-1, -1)
+    return start, end
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > 65_536:
+        raise PayloadTooLarge("the request body", size=len(raw), limit=65_536)
+    try:
+        data = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON", hint="send a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", hint="send a JSON object")
+    return data
+
+
+def _guard(handler: Handler) -> Handler:
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ToolbridgeError as exc:
+            return _problem(exc, request)
+
+    return run
+
+
+def create_workspace_app(hub: Hub) -> Starlette:
+    """The ``/v1/workspaces`` application (mount it there, before ``/v1``).
+
+    Without a workspace connector in the hub, every route answers 404.
+    """
+    state: dict[str, WorkspaceApi] = {}
+
+    def api() -> WorkspaceApi:
+        if "api" not in state:
+            connector = find_workspace_connector(hub)
+            if connector is None:
+                raise NotFound("this server has no workspace", hint="add a 'kind: workspace' connector")
+            state["api"] = WorkspaceApi(hub, connector)
+        return state["api"]
+
+    def route(path: str, name: str, methods: list[str]) -> Route:
+        async def endpoint(request: Request) -> Response:
+            handler: Handler = getattr(api(), name)
+            return await handler(request)
+
+        return Route(path, _guard(endpoint), methods=methods)
+
+    routes = [
+        route("/", "list_workspaces", ["GET"]),
+        route("/", "create_workspace", ["POST"]),
+        route("/{ws}", "workspace_info", ["GET"]),
+        route("/{ws}/files", "files", ["GET"]),
+        route("/{ws}/stat", "stat", ["GET"]),
+        route("/{ws}/versions", "versions", ["GET"]),
+        route("/{ws}/content", "download", ["GET"]),
+        route("/{ws}/content", "put", ["PUT"]),
+        route("/{ws}/content", "delete", ["DELETE"]),
+        route("/{ws}/changes", "changes", ["GET"]),
+        route("/{ws}/import", "import_url", ["POST"]),
+        route("/{ws}/uploads", "tus_options", ["OPTIONS"]),
+        route("/{ws}/uploads", "tus_create", ["POST"]),
+        route("/{ws}/uploads/{upload}", "tus_head", ["HEAD"]),
+        route("/{ws}/uploads/{upload}", "tus_patch", ["PATCH"]),
+        route("/{ws}/uploads/{upload}", "tus_delete", ["DELETE"]),
+    ]
+    return Starlette(routes=routes)

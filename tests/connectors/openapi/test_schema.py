@@ -1,0 +1,177 @@
+"""Schema conversion: $refs (RFC 6901 escapes, other files, cycles), combinators, nullability, read/write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from tests.connectors.openapi.conftest import URI, ingested, only_tool_schema, openapi, source
+from toolbridge.connectors.openapi import ingest
+
+
+def body_op(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "/things": {
+            "post": {
+                "operationId": "make",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+                "responses": {"200": {"description": "ok"}},
+            }
+        }
+    }
+
+
+def body_schema(schema: dict[str, Any], version: str = "3.0.3", **components: Any) -> dict[str, Any]:
+    doc = openapi(body_op({"type": "object", "properties": {"x": schema}}), version)
+    doc["components"] = {"schemas": components}
+    return only_tool_schema(doc)
+
+
+def test_refs_with_escaped_pointers_resolve() -> None:
+    doc = openapi(body_op({"type": "object", "properties": {"x": {"$ref": "#/components/schemas/a~1b~0c%20d"}}}))
+    doc["components"] = {"schemas": {"a/b~c d": {"type": "integer", "minimum": 3}}}
+    assert only_tool_schema(doc)["properties"]["x"] == {"type": "integer", "minimum": 3}
+
+
+def test_refs_into_other_documents_resolve_relative_to_their_file() -> None:
+    other = "file:///api/common/types.yaml"
+    doc = openapi(body_op({"type": "object", "properties": {"x": {"$ref": "common/types.yaml#/Id"}}}))
+    types = {"Id": {"$ref": "#/Base"}, "Base": {"type": "string", "format": "uuid"}}
+    (tool,) = ingest(source(doc, **{other: types}), "api").tools
+    assert tool.input_schema["properties"]["x"] == {"type": "string", "format": "uuid"}
+
+
+def test_recursive_schemas_become_one_def() -> None:
+    node = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}},
+    }
+    schema = body_schema({"$ref": "#/components/schemas/Node"}, Node=node)
+    assert schema["properties"]["x"] == {"$ref": "#/$defs/Node"}
+    assert schema["$defs"]["Node"]["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
+    Draft202012Validator.check_schema(schema)
+    valid = {"x": {"name": "a", "children": [{"name": "b", "children": []}]}}
+    assert Draft202012Validator(schema).is_valid(valid)
+    assert not Draft202012Validator(schema).is_valid({"x": {"children": [{"name": 1}]}})
+
+
+def test_all_of_objects_merge_and_keep_every_required_member() -> None:
+    base = {"type": "object", "properties": {"id": {"type": "string", "readOnly": True}, "a": {"type": "string"}}, "required": ["a", "b"]}
+    extra = {"type": "object", "properties": {"b": {"type": "integer"}}}
+    schema = body_schema({"allOf": [{"$ref": "#/components/schemas/Base"}, extra]}, Base=base)
+    assert schema["properties"]["x"] == {
+        "type": "object",
+        "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    }
+
+
+def test_one_of_becomes_any_of() -> None:
+    schema = body_schema({"oneOf": [{"type": "string"}, {"type": "integer"}], "discriminator": {"propertyName": "t"}})
+    assert schema["properties"]["x"] == {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+
+
+def test_nullable_in_30_and_type_arrays_in_31() -> None:
+    assert body_schema({"type": "string", "nullable": True})["properties"]["x"] == {"type": ["string", "null"]}
+    assert body_schema({"type": ["string", "null"]}, "3.1.0")["properties"]["x"] == {"type": ["string", "null"]}
+    # 3.1 has no 'nullable' keyword: it is ignored there
+    assert body_schema({"type": "string", "nullable": True}, "3.1.0")["properties"]["x"] == {"type": "string"}
+    ref = body_schema({"$ref": "#/components/schemas/S", "nullable": True}, S={"type": "integer"})
+    assert ref["properties"]["x"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+    enum = body_schema({"type": "string", "enum": ["a"], "nullable": True})["properties"]["x"]
+    assert enum == {"type": ["string", "null"], "enum": ["a", None]}
+
+
+def test_read_only_is_dropped_from_requests_write_only_kept() -> None:
+    obj = {
+        "type": "object",
+        "properties": {"id": {"type": "string", "readOnly": True}, "password": {"type": "string", "writeOnly": True}},
+        "required": ["id", "password"],
+    }
+    assert body_schema(obj)["properties"]["x"] == {
+        "type": "object",
+        "properties": {"password": {"type": "string"}},
+        "required": ["password"],
+    }
+
+
+def test_examples_titles_and_extensions_are_dropped_descriptions_trimmed() -> None:
+    schema = body_schema(
+        {"type": "string", "title": "T", "example": "e", "x-foo": 1, "xml": {}, "description": "word " * 100}
+    )["properties"]["x"]
+    assert set(schema) == {"type", "description"}
+    assert len(schema["description"]) <= 160 and schema["description"].endswith("…")
+
+
+def test_exclusive_bounds_of_30_become_numbers() -> None:
+    schema = body_schema({"type": "number", "minimum": 0, "exclusiveMinimum": True})["properties"]["x"]
+    assert schema == {"type": "number", "exclusiveMinimum": 0}
+
+
+def test_a_pattern_python_cannot_compile_is_dropped_and_reported() -> None:
+    doc = openapi(body_op({"type": "object", "properties": {"x": {"type": "string", "pattern": "\\p{L}+"}}}))
+    result = ingested(doc)
+    assert "pattern" not in result.tools[0].input_schema["properties"]["x"]
+    (issue,) = result.report.degraded
+    assert "not a Python regex" in issue.reason and issue.pointer == "/paths/~1things/post"
+
+
+def test_swagger_x_nullable_and_file() -> None:
+    doc = {
+        "swagger": "2.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/up": {
+                "post": {
+                    "consumes": ["multipart/form-data"],
+                    "parameters": [
+                        {"name": "file", "in": "formData", "type": "file", "required": True},
+                        {"name": "note", "in": "formData", "type": "string", "x-nullable": True},
+                    ],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    schema = only_tool_schema(doc)
+    assert schema["properties"]["file"]["type"] == "string" and schema["required"] == ["file"]
+    assert schema["properties"]["note"]["type"] == ["string", "null"]
+
+
+# -- property: whatever the schema, the result is a valid JSON Schema --------------------------------------
+
+leaf = st.fixed_dictionaries(
+    {"type": st.sampled_from(["string", "integer", "number", "boolean"])},
+    optional={"nullable": st.booleans(), "readOnly": st.booleans(), "enum": st.just(["a", "b"]), "minimum": st.integers()},
+)
+schemas = st.recursive(
+    leaf,
+    lambda inner: st.one_of(
+        st.builds(lambda i: {"type": "array", "items": i}, inner),
+        st.builds(
+            lambda p: {"type": "object", "properties": p, "required": list(p)[:1]},
+            st.dictionaries(st.sampled_from(["a", "b", "c/d", "e~f"]), inner, max_size=3),
+        ),
+        st.builds(lambda xs: {"oneOf": xs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda xs: {"allOf": xs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda x: {"$ref": "#/components/schemas/S", "description": "d"}, inner),
+    ),
+    max_leaves=8,
+)
+
+
+@given(schemas, schemas)
+def test_converted_schemas_are_valid_json_schema(schema: dict[str, Any], shared: dict[str, Any]) -> None:
+    doc = openapi(body_op({"type": "object", "properties": {"x": schema}}))
+    doc["components"] = {"schemas": {"S": shared}}
+    result = ingested(doc)
+    if not result.tools:  # S is only a reference to itself: reported, never silently dropped
+        (issue,) = result.report.skipped
+        assert "$ref loop" in issue.reason
+        return
+    converted = dict(result.tools[0].input_schema)
+    Draft202012Validator.check_schema(converted)
+    assert converted["type"] == "object" and converted["additionalProperties"] is False

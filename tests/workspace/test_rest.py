@@ -1,0 +1,202 @@
+"""/v1/workspaces over ASGI: files, Range downloads, signed URLs, the tus protocol, the change feed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+
+from toolbridge import Hub
+from toolbridge.surfaces.app import create_app
+from toolbridge.workspace import LocalBlobStore, Role, WorkspaceConnector
+
+pytestmark = pytest.mark.anyio
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+@dataclass
+class Env:
+    hub: Hub
+    client: httpx2.AsyncClient
+    auth: dict[str, str]
+    other: dict[str, str]
+    connector: WorkspaceConnector
+
+
+@pytest.fixture
+async def env(database_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+    hub = Hub(database=database_url)
+    connector = WorkspaceConnector(
+        database=hub.database,
+        blobs=LocalBlobStore(tmp_path / "blobs", fsync=False),
+        members={"agent:assistant": Role.EDITOR},
+        inline_bytes=100,
+        signing_secret=b"k" * 32,
+        public_url="http://testserver",
+    )
+    hub.add_connector(connector)
+    async with hub:
+        key = await hub.agents.create("assistant", ["workspace.*"])
+        other = await hub.agents.create("stranger", ["workspace.*"])
+        app = create_app(hub, manage_hub=False)
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Env(
+                hub,
+                client,
+                {"Authorization": f"Bearer {key}"},
+                {"Authorization": f"Bearer {other}"},
+                connector,
+            )
+
+
+async def test_put_get_range_and_list(env: Env) -> None:
+    c, auth = env.client, env.auth
+    data = bytes(range(256)) * 4
+    put = await c.put(
+        "/v1/workspaces/shared/content", params={"path": "/d/x.bin"}, content=data, headers=auth
+    )
+    assert put.status_code == 201, put.text
+    got = await c.get("/v1/workspaces/shared/content", params={"path": "/d/x.bin"}, headers=auth)
+    assert got.content == data and got.headers["accept-ranges"] == "bytes"
+    part = await c.get(
+        "/v1/workspaces/shared/content", params={"path": "/d/x.bin"}, headers={**auth, "Range": "bytes=10-19"}
+    )
+    assert part.status_code == 206 and part.content == data[10:20]
+    assert part.headers["content-range"] == f"bytes 10-19/{len(data)}"
+    tail = await c.get(
+        "/v1/workspaces/shared/content", params={"path": "/d/x.bin"}, headers={**auth, "Range": "bytes=-5"}
+    )
+    assert tail.content == data[-5:]
+    bad = await c.get(
+        "/v1/workspaces/shared/content", params={"path": "/d/x.bin"}, headers={**auth, "Range": "bytes=5000-"}
+    )
+    assert bad.status_code == 416
+    listing = (await c.get("/v1/workspaces/shared/files", params={"path": "/d"}, headers=auth)).json()
+    assert [e["path"] for e in listing["entries"]] == ["/d/x.bin"]
+    stale = await c.put(
+        "/v1/workspaces/shared/content",
+        params={"path": "/d/x.bin"},
+        content=b"new",
+        headers={**auth, "If-Match": '"nope-1"'},
+    )
+    assert stale.status_code == 412 and stale.headers["content-type"] == "application/problem+json"
+
+
+async def test_other_tenant_and_missing_workspace_look_the_same(env: Env) -> None:
+    c = env.client
+    await c.put("/v1/workspaces/shared/content", params={"path": "/s"}, content=b"s", headers=env.auth)
+    theirs = await c.get("/v1/workspaces/shared/content", params={"path": "/s"}, headers=env.other)
+    missing = await c.get("/v1/workspaces/zzzzzz/content", params={"path": "/s"}, headers=env.other)
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["detail"].replace("shared", "W") == missing.json()["detail"].replace("zzzzzz", "W")
+    assert (await c.get("/v1/workspaces/", headers=env.other)).json() == {"workspaces": []}
+    assert (await c.get("/v1/workspaces/shared/files", params={"path": "/"})).status_code == 401
+
+
+async def test_signed_download_url_from_the_read_tool(env: Env) -> None:
+    from toolbridge import Principal
+
+    agent = Principal.agent("assistant", ["workspace.*"])
+    await env.hub.call(agent, "workspace.write", {"path": "/big.txt", "content": "y" * 500})
+    result = (await env.hub.call(agent, "workspace.read", {"path": "/big.txt"})).value
+    assert result["encoding"] == "url"
+    got = await env.client.get(result["url"])
+    assert got.status_code == 200 and got.content == b"y" * 500
+    forged = result["url"].replace("path=%2Fbig.txt", "path=%2Fother.txt")
+    assert (await env.client.get(forged)).status_code == 401
+
+
+async def test_tus_protocol_resume_checksum_and_terminate(env: Env) -> None:
+    c, auth = env.client, env.auth
+    options = await c.options("/v1/workspaces/shared/uploads")
+    assert (
+        "checksum" in options.headers["tus-extension"]
+        and options.headers["tus-checksum-algorithm"] == "sha256"
+    )
+    data = b"0123456789" * 1000
+    meta = "path " + base64.b64encode(b"/up/file.bin").decode()
+    created = await c.post(
+        "/v1/workspaces/shared/uploads",
+        headers={**auth, **TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta},
+    )
+    assert created.status_code == 201, created.text
+    url = created.headers["location"]
+    patch = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    first = await c.patch(url, content=data[:4000], headers={**patch, "Upload-Offset": "0"})
+    assert first.status_code == 204 and first.headers["upload-offset"] == "4000"
+    wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    refused = await c.patch(
+        url,
+        content=data[4000:6000],
+        headers={**patch, "Upload-Offset": "4000", "Upload-Checksum": f"sha256 {wrong}"},
+    )
+    assert refused.status_code == 460
+    assert (await c.head(url, headers=TUS)).headers["upload-offset"] == "4000"  # the bad chunk was dropped
+    conflict = await c.patch(url, content=data[5000:], headers={**patch, "Upload-Offset": "5000"})
+    assert conflict.status_code == 409
+    good = base64.b64encode(hashlib.sha256(data[4000:]).digest()).decode()
+    done = await c.patch(
+        url,
+        content=data[4000:],
+        headers={**patch, "Upload-Offset": "4000", "Upload-Checksum": f"sha256 {good}"},
+    )
+    assert done.status_code == 204 and done.headers["x-version"] == "1"
+    got = await c.get("/v1/workspaces/shared/content", params={"path": "/up/file.bin"}, headers=auth)
+    assert got.content == data
+    assert (await c.head(url, headers=TUS)).status_code == 404  # finished uploads are gone
+    second = await c.post(
+        "/v1/workspaces/shared/uploads",
+        headers={**auth, **TUS, "Upload-Length": "10", "Upload-Metadata": meta},
+    )
+    gone = await c.delete(second.headers["location"], headers=TUS)
+    assert gone.status_code == 204
+    assert (await c.head(second.headers["location"], headers=TUS)).status_code == 404
+
+
+async def test_tus_create_is_refused_when_someone_else_holds_the_lease(env: Env) -> None:
+    from toolbridge import Principal
+
+    holder = Principal.agent("holder", ["workspace.*"])
+    await env.connector.service.set_member(Principal.local(), "shared", holder.id, Role.EDITOR)
+    await env.connector.service.lock(holder, "shared", "/locked.bin")
+    meta = "path " + base64.b64encode(b"/locked.bin").decode()
+    created = await env.client.post(
+        "/v1/workspaces/shared/uploads",
+        headers={**env.auth, **TUS, "Upload-Length": "5", "Upload-Metadata": meta},
+    )
+    assert created.status_code == 423 and created.json()["holder"] == holder.id
+
+
+async def test_changes_long_poll_wakes_on_a_write(env: Env) -> None:
+    c, auth = env.client, env.auth
+    feed = (await c.get("/v1/workspaces/shared/changes", headers=auth)).json()
+    cursor = feed["cursor"]
+    results: dict[str, object] = {}
+
+    async def poll() -> None:
+        response = await c.get(
+            "/v1/workspaces/shared/changes", params={"cursor": cursor, "wait": 10}, headers=auth
+        )
+        results["body"] = response.json()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poll)
+            await anyio.wait_all_tasks_blocked()
+            await c.put(
+                "/v1/workspaces/shared/content", params={"path": "/w.txt"}, content=b"w", headers=auth
+            )
+    body = results["body"]
+    assert isinstance(body, dict)
+    assert [ch["kind"] for ch in body["changes"]] == ["file.created", "upload.completed"]
+    empty = await c.get(
+        "/v1/workspaces/shared/changes", params={"cursor": body["cursor"], "wait": 0.2}, headers=auth
+    )
+    assert empty.json()["changes"] == []
