@@ -4,7 +4,7 @@
 
 1. **authorize** — the tool must exist and the principal's scopes must allow it;
 2. **validate** — arguments against the tool's input schema (compiled once, on first use), strictly;
-3. **resolve credentials** — seam for the credentials layer (no connector needs one yet);
+3. **resolve credentials** — connection → vault → auth scheme, refreshed if expiring (``credentials/``);
 4. **invoke** — the connector's ``invoke`` under the call deadline (the resilience layer wraps this);
 5. **shape** — size-capped result with an explicit truncation marker;
 6. **record** — a hash-chained audit row, whatever the outcome.
@@ -43,6 +43,7 @@ from toolbridge.resilience._outbox import Outbox, is_queueable
 from toolbridge.storage import MEMORY_URL, Database
 
 if TYPE_CHECKING:
+    from toolbridge.credentials import CredentialManager
     from toolbridge.settings import Settings
 
 __all__ = ["Hub", "Limits"]
@@ -73,6 +74,7 @@ class Hub:
         key_cache_ttl: float = 5.0,
         resilience: Resilience | None = None,
         agent_rates: Mapping[str, str] | None = None,
+        credentials: CredentialManager | None = None,
     ) -> None:
         self.database = database if isinstance(database, Database) else Database(database)
         self.limits = limits or Limits()
@@ -86,6 +88,9 @@ class Hub:
         self._declared_agents = {name: list(scopes) for name, scopes in (agents or {}).items()}
         self._connectors: dict[str, Connector] = {}
         self._stack: AsyncExitStack | None = None
+        self.credentials = credentials
+        if credentials is not None:
+            credentials.audit = self.audit
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -214,6 +219,8 @@ class Hub:
             await stack.enter_async_context(self.database)
             await self.agents.sync_config(self._declared_agents)
             await stack.enter_async_context(self.audit)
+            if self.credentials is not None:
+                await stack.enter_async_context(self.credentials)
             for connector in list(self._connectors.values()):
                 await stack.enter_async_context(connector)
                 self.refresh_tools(connector.name)  # some connectors know their tools only once started
@@ -320,7 +327,7 @@ class Hub:
                 if replay is not None:
                     return await self._replay(replay, principal, target, digest, request_id, started)
                 claimed = True
-            credentials = await self._resolve_credentials(target, principal, connection)
+            credentials = await self._resolve_credentials(target, principal, connection, request_id=request_id)
             invocation = Invocation(
                 principal,
                 request_id,
@@ -453,9 +460,14 @@ class Hub:
         return tool
 
     async def _resolve_credentials(
-        self, tool: Tool, principal: Principal, connection: str | None
+        self, tool: Tool, principal: Principal, connection: str | None, *, request_id: str = ""
     ) -> Credentials | None:
-        """Seam for the credentials layer: connection → vault → auth scheme (none configured yet)."""
+        """Connection → vault → auth scheme, for connectors configured with credentials."""
+        manager = self.credentials
+        if manager is not None and tool.connector in manager.bindings:
+            return await manager.resolve(
+                tool.connector, principal, connection, request_id=request_id, tool=tool.name
+            )
         if connection is not None:
             raise BadRequest(
                 f"connector {tool.connector!r} takes no connection, but connection {connection!r} was given",
@@ -473,6 +485,7 @@ class Hub:
             tool=tool.name,
             deadline=invocation.deadline,
             idempotent=a.idempotent or a.read_only or invocation.idempotency_key is not None,
+            refresh=invocation.credentials.refresh if invocation.credentials is not None else None,
         )
         with anyio.move_on_after(self.limits.call_timeout) as scope:
             return await self.resilience.run(attempt, lambda: connector.invoke(tool, arguments, invocation))

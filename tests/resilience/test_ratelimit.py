@@ -132,3 +132,25 @@ async def test_redis_limiter_is_shared_between_replicas() -> None:
         assert await replica_b.reserve(key, limit, max_wait=2.0) == pytest.approx(1.0)
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+async def test_l4_unreachable_store_decides_within_bounded_time(fail_open: bool) -> None:
+    import time
+
+    import redis.asyncio as redis_asyncio
+
+    from toolbridge.errors import StorageError
+
+    client = redis_asyncio.Redis(host="127.0.0.1", port=9, socket_connect_timeout=5)  # nothing listens
+    limiter = RedisLimiter(client, time.time, timeout=0.2, fail_open=fail_open)
+    started = time.monotonic()
+    try:
+        if fail_open:
+            assert await limiter.try_acquire("k", parse_rate("1/second")) == 0.0
+        else:
+            with pytest.raises(StorageError, match="did not answer within 0.2 s"):
+                await limiter.try_acquire("k", parse_rate("1/second"))
+    finally:
+        await client.aclose()
+    assert time.monotonic() - started < 2.0

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from toolbridge.catalog import Tool
 
 if TYPE_CHECKING:
+    import httpx2
+
     from toolbridge.policy import Principal
 
 __all__ = ["Connector", "Credentials", "Invocation"]
@@ -16,7 +18,17 @@ __all__ = ["Connector", "Credentials", "Invocation"]
 
 @runtime_checkable
 class Credentials(Protocol):
-    """Resolved credentials for one call (supplied by the credentials layer; None until configured)."""
+    """Resolved credentials for one call, from the credentials layer (None for connectors without auth).
+
+    ``auth`` goes on the connector's requests (``client.send(request, auth=credentials.auth)``); ``refresh``
+    (None for static secrets) is what the resilience layer calls once after an upstream 401.
+    """
+
+    @property
+    def auth(self) -> httpx2.Auth: ...
+
+    @property
+    def refresh(self) -> Callable[[], Awaitable[None]] | None: ...
 
     def describe(self) -> str: ...
 

@@ -10,17 +10,40 @@ State lives in memory, or in Redis (one key per limit, updated by a Lua script) 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from toolbridge.errors import ConfigurationError
+import anyio
+
+from toolbridge.errors import ConfigurationError, StorageError
+
+try:
+    from redis.exceptions import RedisError
+except ImportError:  # redis is optional: only RedisLimiter needs it
+
+    class RedisError(Exception):  # type: ignore[no-redef]
+        pass
+
+
+logger = logging.getLogger("toolbridge.resilience")
 
 __all__ = ["Limit", "MemoryLimiter", "RateLimiter", "RedisLimiter", "parse_rate"]
 
-_UNITS = {"second": 1.0, "sec": 1.0, "s": 1.0, "minute": 60.0, "min": 60.0, "m": 60.0, "hour": 3600.0,
-          "h": 3600.0, "day": 86400.0, "d": 86400.0}
+_UNITS = {
+    "second": 1.0,
+    "sec": 1.0,
+    "s": 1.0,
+    "minute": 60.0,
+    "min": 60.0,
+    "m": 60.0,
+    "hour": 3600.0,
+    "h": 3600.0,
+    "day": 86400.0,
+    "d": 86400.0,
+}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+?)s?\s*$")
 
 
@@ -48,7 +71,8 @@ def parse_rate(text: str, *, burst: int | None = None) -> Limit:
     unit = _UNITS.get(match.group(3)) if match else None
     if match is None or unit is None or int(match.group(1)) <= 0:
         raise ConfigurationError(
-            f"rate {text!r} is not a rate", hint="write it as COUNT/UNIT, for example '5000/hour' or '10/second'"
+            f"rate {text!r} is not a rate",
+            hint="write it as COUNT/UNIT, for example '5000/hour' or '10/second'",
         )
     count, multiple = int(match.group(1)), int(match.group(2) or 1)
     size = burst if burst is not None else count
@@ -113,17 +137,45 @@ return tostring(wait)
 
 
 class RedisLimiter:
-    """GCRA state in Redis, shared by every replica. ``clock`` must be wall-clock time (``time.time``)."""
+    """GCRA state in Redis, shared by every replica. ``clock`` must be wall-clock time (``time.time``).
 
-    def __init__(self, redis: Any, clock: Callable[[], float], *, prefix: str = "toolbridge:rl:") -> None:
+    Every decision is bounded by ``timeout``: when Redis is slow or unreachable the call is refused
+    (fail closed, the default) or allowed (``fail_open=True``, for cheap read-only traffic), and an error
+    is logged either way: a limiter outage never hangs a call.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        clock: Callable[[], float],
+        *,
+        prefix: str = "toolbridge:rl:",
+        timeout: float = 0.25,
+        fail_open: bool = False,
+    ) -> None:
         self._redis = redis
         self._clock = clock
         self._prefix = prefix
+        self._timeout = timeout
+        self._fail_open = fail_open
         self._script = redis.register_script(_GCRA_LUA)
 
     async def _run(self, key: str, limit: Limit, max_wait: float, commit: bool) -> float:
-        raw = await self._script(keys=[self._prefix + key],
-                                 args=[self._clock(), limit.interval, limit.tolerance, max_wait, int(commit)])
+        try:
+            with anyio.fail_after(self._timeout):
+                raw = await self._script(
+                    keys=[self._prefix + key],
+                    args=[self._clock(), limit.interval, limit.tolerance, max_wait, int(commit)],
+                )
+        except (TimeoutError, OSError, RedisError) as exc:
+            mode = "open" if self._fail_open else "closed"
+            logger.error("rate-limit store unreachable (%s); failing %s", type(exc).__name__, mode)
+            if self._fail_open:
+                return 0.0
+            raise StorageError(
+                f"the rate-limit store did not answer within {self._timeout:g} s",
+                hint="the call was refused to protect the upstream; retry shortly",
+            ) from exc
         return float(raw)
 
     async def reserve(self, key: str, limit: Limit, *, max_wait: float) -> float | None:

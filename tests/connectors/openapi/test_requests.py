@@ -1,0 +1,275 @@
+"""Tool calls → the requests an API expects, and responses → results or typed errors.
+
+The upstream is an ``httpx2.MockTransport`` recording each request (edge cases a real server can't
+produce); the prism end-to-end test checks the same against real documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.connectors.openapi.conftest import ingested, openapi
+from toolbridge import CredentialsError, Hub, Principal, UpstreamStatusError, UpstreamUnavailable
+from toolbridge.connectors.openapi import OpenAPIConnector, Secret
+
+pytestmark = pytest.mark.anyio
+
+OK = {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}
+Handler = Callable[[httpx2.Request], httpx2.Response]
+
+
+class Upstream:
+    """A mock upstream that records requests and answers with ``reply``."""
+
+    def __init__(self, reply: Handler | None = None) -> None:
+        self.requests: list[httpx2.Request] = []
+        self.reply = reply or (lambda r: httpx2.Response(200, json={"ok": True}))
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        self.requests.append(request)
+        return self.reply(request)
+
+    @property
+    def last(self) -> httpx2.Request:
+        return self.requests[-1]
+
+
+async def call(document: dict[str, Any], tool: str, arguments: dict[str, Any], upstream: Upstream, **kw: Any) -> Any:
+    connector = OpenAPIConnector(
+        "api", ingested(document), base_url="https://api.test/v1", transport=httpx2.MockTransport(upstream), **kw
+    )
+    hub = Hub()
+    hub.add_connector(connector)
+    async with hub:
+        return (await hub.call(Principal.local(), f"api.{tool}", arguments)).value
+
+
+PARAMS_DOC = openapi(
+    {
+        "/items/{id}": {
+            "get": {
+                "operationId": "get",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "array", "items": {"type": "integer"}}, "style": "label"},
+                    {"name": "tags", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "explode": False},
+                    {"name": "filter", "in": "query", "style": "deepObject", "schema": {"type": "object"}},
+                    {"name": "X-Request-Id", "in": "header", "schema": {"type": "string"}},
+                    {"name": "session", "in": "cookie", "schema": {"type": "string"}},
+                    {"name": "meta", "in": "query", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    {"name": "Accept", "in": "header", "schema": {"type": "string"}},
+                ],
+                "responses": OK,
+            }
+        }
+    }
+)
+
+
+async def test_path_query_header_and_cookie_parameters() -> None:
+    upstream = Upstream()
+    arguments = {
+        "id": [1, 2],
+        "tags": ["a b", "c,d"],
+        "filter": {"status": "open"},
+        "X-Request-Id": "r-1",
+        "session": "s 1",
+        "meta": {"k": 1},
+    }
+    assert await call(PARAMS_DOC, "get", arguments, upstream) == {"ok": True}
+    request = upstream.last
+    assert request.method == "GET"
+    assert request.url.raw_path.decode() == (
+        "/v1/items/.1,2?tags=a%20b,c%2Cd&filter%5Bstatus%5D=open&meta=%7B%22k%22%3A1%7D"
+    )
+    assert request.headers["X-Request-Id"] == "r-1"
+    assert request.headers["Cookie"] == "session=s%201"
+    assert request.headers["Accept"] == "application/json"
+
+
+def body_doc(media: str, schema: dict[str, Any], **content: Any) -> dict[str, Any]:
+    body = {"required": True, "content": {media: {"schema": schema, **content}}}
+    return openapi({"/up": {"post": {"operationId": "up", "requestBody": body, "responses": OK}}})
+
+
+OBJ = {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}}}
+
+
+async def test_json_body_spread_into_arguments() -> None:
+    upstream = Upstream()
+    await call(body_doc("application/json", OBJ), "up", {"name": "x", "n": 2}, upstream)
+    assert upstream.last.headers["Content-Type"] == "application/json"
+    assert json.loads(upstream.last.content) == {"name": "x", "n": 2}
+
+
+async def test_form_body() -> None:
+    upstream = Upstream()
+    await call(body_doc("application/x-www-form-urlencoded", OBJ), "up", {"name": "a&b", "tags": ["x", "y"]}, upstream)
+    assert upstream.last.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert upstream.last.content == b"name=a%26b&tags=x&tags=y"
+
+
+async def test_multipart_body_with_a_file() -> None:
+    schema = {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}, "purpose": {"type": "string"}}}
+    doc = body_doc("multipart/form-data", schema, encoding={"file": {"contentType": "image/png"}})
+    upstream = Upstream()
+    await call(doc, "up", {"file": "base64:iVBORw==", "purpose": "test"}, upstream)
+    content_type = upstream.last.headers["Content-Type"]
+    assert content_type.startswith("multipart/form-data; boundary=")
+    body = upstream.last.content
+    assert b'name="purpose"\r\n\r\ntest' in body
+    assert b'filename="file"' in body and b"Content-Type: image/png" in body and b"\x89PNG" in body
+
+
+async def test_binary_body_and_a_whole_body_argument() -> None:
+    upstream = Upstream()
+    await call(body_doc("application/octet-stream", {"type": "string", "format": "binary"}), "up", {"body": "hello"}, upstream)
+    assert upstream.last.content == b"hello"
+    assert upstream.last.headers["Content-Type"] == "application/octet-stream"
+    array_doc = body_doc("application/json", {"type": "array", "items": {"type": "integer"}})
+    await call(array_doc, "up", {"body": [1, 2]}, upstream)
+    assert json.loads(upstream.last.content) == [1, 2]
+
+
+SECURE = openapi(
+    {"/me": {"get": {"operationId": "me", "responses": OK}}},
+    security=[{"key": []}, {"basic": []}],
+    components={
+        "securitySchemes": {
+            "key": {"type": "apiKey", "in": "query", "name": "api_key"},
+            "basic": {"type": "http", "scheme": "basic"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "cookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
+        }
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "where", "expected"),
+    [
+        ({"key": "k 1"}, "query", "api_key=k%201"),
+        ({"basic": "alice:pw"}, "Authorization", "Basic YWxpY2U6cHc="),
+    ],
+)
+async def test_security_schemes_put_the_secret_where_the_document_says(
+    secrets: dict[str, str], where: str, expected: str
+) -> None:
+    upstream = Upstream()
+    await call(SECURE, "me", {}, upstream, secrets={k: Secret(v) for k, v in secrets.items()})
+    got = upstream.last.url.query.decode() if where == "query" else upstream.last.headers[where]
+    assert got == expected
+
+
+async def test_bearer_and_cookie_keys() -> None:
+    doc = dict(SECURE, security=[{"bearer": [], "cookie": []}])
+    upstream = Upstream()
+    await call(doc, "me", {}, upstream, secrets={"bearer": Secret("t0k"), "cookie": Secret("c1")})
+    assert upstream.last.headers["Authorization"] == "Bearer t0k"
+    assert upstream.last.headers["Cookie"] == "sid=c1"
+
+
+async def test_missing_credentials_say_what_to_configure() -> None:
+    with pytest.raises(CredentialsError, match=r"needs credentials: key \(API key in query 'api_key'\)") as info:
+        await call(SECURE, "me", {}, Upstream())
+    assert "auth" in (info.value.hint or "")
+    assert repr(Secret("hunter2")) == "Secret('********')" and "hunter2" not in str(Secret("hunter2"))
+
+
+GET_DOC = openapi({"/r": {"get": {"operationId": "r", "responses": OK}}})
+
+
+async def test_upstream_errors_carry_status_and_an_excerpt() -> None:
+    upstream = Upstream(lambda r: httpx2.Response(404, json={"error": "no such item 42"}))
+    with pytest.raises(UpstreamStatusError) as info:
+        await call(GET_DOC, "r", {}, upstream)
+    assert info.value.upstream_status == 404
+    assert "no such item 42" in (info.value.body or "")
+    assert "404" in info.value.message and info.value.hint
+
+
+async def test_responses_text_binary_empty_and_truncated() -> None:
+    replies = iter(
+        [
+            httpx2.Response(200, text="plain words", headers={"Content-Type": "text/plain"}),
+            httpx2.Response(200, content=b"\x89PNG" * 10, headers={"Content-Type": "image/png"}),
+            httpx2.Response(204),
+            httpx2.Response(200, text="x" * 100, headers={"Content-Type": "text/plain"}),
+        ]
+    )
+    upstream = Upstream(lambda r: next(replies))
+    assert await call(GET_DOC, "r", {}, upstream) == "plain words"
+    assert await call(GET_DOC, "r", {}, upstream) == {
+        "content_type": "image/png",
+        "size": 40,
+        "note": "binary content is not shown to the agent",
+    }
+    assert await call(GET_DOC, "r", {}, upstream) == {"status": 204}
+    cut = await call(GET_DOC, "r", {}, upstream, max_response_bytes=10)
+    assert cut.startswith("xxxxxxxxxx\n[toolbridge: response truncated at 10 bytes]")
+
+
+async def test_unreachable_upstream_is_a_typed_error() -> None:
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    with pytest.raises(UpstreamUnavailable, match="cannot be reached") as info:
+        await call(GET_DOC, "r", {}, Upstream(refuse))
+    assert info.value.sent is False
+
+
+LIST_DOC = openapi(
+    {
+        "/items": {
+            "get": {
+                "operationId": "list",
+                "parameters": [
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+                ],
+                "responses": OK,
+            }
+        }
+    }
+)
+
+
+async def test_pagination_follows_link_headers() -> None:
+    def reply(request: httpx2.Request) -> httpx2.Response:
+        page = int(request.url.params.get("page", "1"))
+        headers = {"Link": f'<https://api.test/v1/items?page={page + 1}>; rel="next"'} if page < 3 else {}
+        return httpx2.Response(200, json=[page], headers=headers)
+
+    upstream = Upstream(reply)
+    assert await call(LIST_DOC, "list", {}, upstream, max_pages=5) == [1, 2, 3]
+    assert await call(LIST_DOC, "list", {}, upstream, max_pages=2) == [1, 2]
+
+
+async def test_pagination_follows_cursors_and_offsets() -> None:
+    def cursors(request: httpx2.Request) -> httpx2.Response:
+        cursor = request.url.params.get("cursor")
+        if cursor is None:
+            return httpx2.Response(200, json={"items": [1], "response_metadata": {"next_cursor": "c2"}})
+        return httpx2.Response(200, json={"items": [2], "response_metadata": {"next_cursor": ""}})
+
+    result = await call(LIST_DOC, "list", {}, Upstream(cursors), max_pages=5)
+    assert result["items"] == [1, 2] and result["toolbridge_pages"] == 2
+
+    def offsets(request: httpx2.Request) -> httpx2.Response:
+        offset = int(request.url.params.get("offset", "0"))
+        return httpx2.Response(200, json={"things": [offset], "offset": offset, "limit": 10, "more": offset < 20})
+
+    assert (await call(LIST_DOC, "list", {}, Upstream(offsets), max_pages=9))["things"] == [0, 10, 20]
+
+
+async def test_an_injected_client_is_used_and_left_open() -> None:
+    upstream = Upstream()
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(upstream)) as client:
+        await call(GET_DOC, "r", {}, upstream, client=client)
+        assert not client.is_closed
+    assert len(upstream.requests) == 1

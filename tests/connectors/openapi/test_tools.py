@@ -1,0 +1,175 @@
+"""Operations → tools: names, descriptions, one input schema, fixed headers, annotations, filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.connectors.openapi.conftest import ingested, openapi
+from toolbridge.connectors.openapi import IngestOptions, OperationFilter, OperationOverride
+
+OK = {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+def op(**fields: Any) -> dict[str, Any]:
+    return {"responses": OK, **fields}
+
+
+def names(document: dict[str, Any], **kwargs: Any) -> list[str]:
+    return [t.name for t in ingested(document, **kwargs).tools]
+
+
+def test_names_come_from_operation_ids_in_snake_case_else_method_and_path() -> None:
+    doc = openapi(
+        {
+            "/pets": {"get": op(operationId="listPets"), "post": op(operationId="chat.postMessage")},
+            "/pets/{id}": {"get": op(operationId="find pet by id"), "delete": op()},
+            "/HTTPServers": {"get": op(operationId="getHTTPServerURLs")},
+        }
+    )
+    assert names(doc) == [
+        "api.list_pets",
+        "api.chat_post_message",
+        "api.find_pet_by_id",
+        "api.delete_pets_id",
+        "api.get_http_server_urls",
+    ]
+
+
+def test_long_names_are_cut_to_64_with_a_stable_digest() -> None:
+    long_id = "getTheVeryLongAndDescriptiveNameOfAnOperationThatNoAgentWantsToTypeEver"
+    doc = openapi({"/a": {"get": op(operationId=long_id)}, "/b": {"get": op(operationId=long_id)}})
+    first, second = names(doc, name="connector")
+    assert len(first) <= 64 and len(second) <= 64 and first != second
+    assert first.startswith("connector.get_the_very_long")
+    # stable: the same operation keeps its name when the document gains operations before it
+    grown = openapi({"/0": {"get": op(operationId=long_id + "X")}, **doc["paths"]})
+    assert first in names(grown, name="connector") and second in names(grown, name="connector")
+
+
+def test_descriptions_combine_summary_and_description_trimmed() -> None:
+    doc = openapi({"/a": {"get": op(operationId="a", summary="List things.", description="Long words " * 100)}})
+    (tool,) = ingested(doc, IngestOptions(description_max_chars=80)).tools
+    assert tool.description.startswith("List things.\n\nLong words")
+    assert len(tool.description) <= 80 and tool.description.endswith("…")
+
+
+def test_one_input_schema_with_collisions_disambiguated() -> None:
+    doc = openapi(
+        {
+            "/items/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "put": op(
+                    operationId="put",
+                    parameters=[
+                        {"name": "id", "in": "query", "schema": {"type": "string"}},
+                        {"name": "X-Trace", "in": "header", "schema": {"type": "string"}},
+                        {"name": "session", "in": "cookie", "schema": {"type": "string"}},
+                        {"name": "filter[status]", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    requestBody={
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+                                    "required": ["name"],
+                                }
+                            }
+                        },
+                        "required": True,
+                    },
+                ),
+            }
+        }
+    )
+    (tool,) = ingested(doc).tools
+    props = tool.input_schema["properties"]
+    assert list(props) == ["id", "query_id", "X-Trace", "session", "filter_status", "body_id", "name"]
+    assert tool.input_schema["required"] == ["id", "name"]
+    assert props["id"]["type"] == "integer" and props["query_id"]["type"] == "string"
+
+
+def test_fixed_headers_are_never_asked_of_the_agent() -> None:
+    doc = openapi(
+        {
+            "/a": {
+                "get": op(
+                    operationId="a",
+                    parameters=[
+                        {"name": "Accept", "in": "header", "required": True, "schema": {"type": "string", "enum": ["application/vnd.x+json;version=2"]}},
+                        {"name": "Content-Type", "in": "header", "required": True, "schema": {"type": "string", "enum": ["application/json"]}},
+                        {"name": "X-Api-Version", "in": "header", "required": True, "schema": {"type": "string", "default": "2024-01-01"}},
+                        {"name": "Stripe-Version", "in": "header", "required": True, "schema": {"type": "string", "enum": ["2020"]}},
+                        {"name": "q", "in": "query", "schema": {"type": "string"}},
+                    ],
+                )
+            }
+        }
+    )
+    result = ingested(doc)
+    assert list(result.tools[0].input_schema["properties"]) == ["q"]
+    operation = result.operations["api.a"]
+    assert operation.accept == "application/vnd.x+json;version=2"
+    assert {(f.name, f.value) for f in operation.fixed} == {
+        ("Content-Type", "application/json"),
+        ("X-Api-Version", "2024-01-01"),
+        ("Stripe-Version", "2020"),
+    }
+
+
+def test_annotations_from_the_method_overridable_per_operation() -> None:
+    doc = openapi(
+        {
+            "/a": {
+                "get": op(operationId="read"),
+                "put": op(operationId="replace"),
+                "delete": op(operationId="remove"),
+                "post": op(operationId="search"),
+            }
+        }
+    )
+    overrides = {"search": OperationOverride(read_only=True, description="Search things")}
+    tools = {t.name: t for t in ingested(doc, IngestOptions(overrides=overrides)).tools}
+    read, replace, remove, search = (tools[f"api.{n}"] for n in ("read", "replace", "remove", "search"))
+    assert read.annotations.read_only and read.annotations.idempotent
+    assert replace.annotations.idempotent and not replace.annotations.read_only
+    assert remove.annotations.destructive and remove.annotations.idempotent
+    assert search.annotations.read_only and search.description == "Search things"
+
+
+def test_include_and_exclude_filters_are_reported() -> None:
+    doc = openapi(
+        {
+            "/users": {"get": op(operationId="listUsers", tags=["users"]), "post": op(operationId="createUser", tags=["users"])},
+            "/users/{id}": {"delete": op(operationId="deleteUser", tags=["users"])},
+            "/admin/x": {"get": op(operationId="adminThing", tags=["admin"])},
+        }
+    )
+    options = IngestOptions(
+        include=OperationFilter(tags=("users",)), exclude=OperationFilter(methods=("DELETE",), operations=("create*",))
+    )
+    result = ingested(doc, options)
+    assert [t.name for t in result.tools] == ["api.list_users"]
+    reasons = {i.operation: i.reason for i in result.report.excluded}
+    assert reasons == {
+        "createUser": "'exclude' matched operation 'create*'",
+        "deleteUser": "'exclude' matched method DELETE",
+        "adminThing": "not matched by 'include'",
+    }
+    only_paths = ingested(doc, IngestOptions(include=OperationFilter(paths=("/users/*",))))
+    assert [t.name for t in only_paths.tools] == ["api.delete_user"]
+
+
+def test_a_broken_operation_is_skipped_with_its_pointer_others_kept() -> None:
+    doc = openapi(
+        {
+            "/good": {"get": op(operationId="good")},
+            "/bad": {"get": op(operationId="bad", parameters=[{"$ref": "#/components/parameters/Nope"}])},
+        }
+    )
+    result = ingested(doc)
+    assert [t.name for t in result.tools] == ["api.good"]
+    (issue,) = result.report.skipped
+    assert issue.pointer == "/paths/~1bad/get/parameters/0"
+    assert "unresolvable $ref '#/components/parameters/Nope'" in issue.reason
+    assert "1 skipped" in result.report.summary()
