@@ -42,6 +42,8 @@ lint: $(VENV_STAMP) ## ruff (lint + format check) and mypy --strict
 
 bench: $(VENV_STAMP) ## benchmarks (prints medians, p99 and ratios against baselines)
 	$(UV) run --frozen python bench/call_overhead.py $(BENCH_ARGS)
+	$(UV) run --frozen python bench/resilience.py
+	$(UV) run --frozen python bench/chaos.py
 
 clean: ## remove the environments and local state
 	rm -rf .venv .tools tests/node/node_modules .toolbridge

@@ -17,6 +17,8 @@ from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
 __all__ = [
     "AgentSettings",
     "BreakerSettings",
+    "ConnectionSettings",
+    "CredentialsSettings",
     "LimitSettings",
     "McpConnectorSettings",
     "OpenAPIConnectorSettings",
@@ -110,10 +112,59 @@ def _valid_rate(value: str | None) -> str | None:
     return value
 
 
+class ConnectionSettings(_Model):
+    """How the connections of one connector authenticate (docs/credentials.md). Secrets are references."""
+
+    scheme: Literal[
+        "api_key", "basic", "bearer", "header", "oauth2", "client_credentials", "jwt_bearer", "sigv4"
+    ]
+    provider: str | None = None
+    """A built-in OAuth provider (github, google, …) or one under ``providers:``."""
+    provider_params: dict[str, str] = {}
+    client_id: str | None = None
+    client_secret: str | None = None
+    """``env:NAME`` or ``file:PATH`` — never the secret itself."""
+    scopes: list[str] = []
+    redirect_uri: str | None = None
+    resource: str | None = None
+    service_account_file: str | None = None
+    subject: str | None = None
+    name: str = "X-API-Key"
+    location: Literal["header", "query", "cookie"] = "header"
+    username: str | None = None
+    prefix: str = "Bearer"
+    templates: dict[str, str] = {}
+    region: str | None = None
+    service: str | None = None
+    refresh_skew: Annotated[float, Field(ge=0)] = 60.0
+    state_ttl: Annotated[float, Field(gt=0, le=600)] = 600.0
+    probe_url: str | None = None
+    probe_method: Literal["GET", "POST"] = "GET"
+
+    @pydantic.field_validator("client_secret")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        if value is not None and value.partition(":")[0] not in ("env", "file"):
+            raise ValueError(
+                "write a reference such as 'env:CLIENT_SECRET' or 'file:/run/secret', not the secret"
+            )
+        return value
+
+
+class CredentialsSettings(_Model):
+    """The vault and the credential cache."""
+
+    key_file: str = ".toolbridge/master.key"
+    """Master key file (mode 0600), relative to the config file; TOOLBRIDGE_MASTER_KEY overrides it."""
+    cache_ttl: Annotated[float, Field(ge=0)] = 5.0
+
+
 class _ConnectorBase(_Model):
     """Fields every connector kind has."""
 
     resilience: ResilienceSettings = ResilienceSettings()
+    connections: ConnectionSettings | None = None
+    """Credentials: connections to this connector ("github as alice") authenticate this way."""
 
 
 class PythonToolSettings(_Model):
@@ -274,6 +325,9 @@ class Settings(_Model):
     limits: LimitSettings = LimitSettings()
     connectors: dict[str, ConnectorSettings] = {}
     agents: dict[str, AgentSettings] = {}
+    credentials: CredentialsSettings = CredentialsSettings()
+    providers: dict[str, dict[str, Any]] = {}
+    """OAuth provider definitions added to the built-in ones (validated by their JSON Schema)."""
     source: Path | None = Field(default=None, exclude=True)
 
     @pydantic.field_validator("server", "limits", "connectors", "agents", mode="before")

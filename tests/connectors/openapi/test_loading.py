@@ -1,0 +1,170 @@
+"""Loading documents: files and URLs, JSON and YAML, several files; and every bad input named clearly."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from toolbridge import ConfigurationError, Hub, Principal
+from toolbridge.connectors.openapi import OpenAPIConnector, load_spec
+from toolbridge.settings import parse_settings
+
+SPECS = Path(__file__).parents[3] / ".." / "shared" / "specs"
+MULTIFILE = SPECS / "multifile" / "oai-petstore-separate-v2"
+
+
+@pytest.fixture(scope="module")
+def http_root() -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 serving the shared specs folder."""
+    handler = functools.partial(_Quiet, directory=str(SPECS.resolve()))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def test_multi_file_documents_load_from_disk_and_over_http(http_root: str) -> None:
+    local = OpenAPIConnector.from_spec("pets", MULTIFILE / "spec" / "swagger.yaml")
+    remote = OpenAPIConnector.from_spec("pets", f"{http_root}/multifile/oai-petstore-separate-v2/spec/swagger.yaml")
+    for connector in (local, remote):
+        assert connector.report.tools == 4 and not connector.report.issues
+        add = next(t for t in connector.tools() if t.name == "pets.add_pet")
+        assert add.input_schema["required"] == ["name"]  # from NewPet.yaml, two files away
+    assert len(load_spec(MULTIFILE / "spec" / "swagger.yaml").documents) == 5
+
+
+def test_json_that_yaml_cannot_read_loads() -> None:
+    # Twilio's document is valid JSON with escapes a YAML parser rejects
+    assert OpenAPIConnector.from_spec("twilio", SPECS / "twilio-api-v2010.json").report.tools == 197
+
+
+def test_relative_servers_resolve_against_the_document_url(http_root: str) -> None:
+    connector = OpenAPIConnector.from_spec("pets", f"{http_root}/oai-petstore-expanded.v3.0.yaml")
+    operation = connector.operation("pets.find_pets")
+    assert connector.base_url_for(operation) == "https://petstore.swagger.io/v2"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_url_names_the_url() -> None:
+    url = f"http://127.0.0.1:{_free_port()}/openapi.json"
+    with pytest.raises(ConfigurationError, match=f"{url}: cannot fetch the document: ConnectError"):
+        load_spec(url, timeout=5)
+
+
+def test_a_missing_url_says_the_status(http_root: str) -> None:
+    with pytest.raises(ConfigurationError, match="answered HTTP 404"):
+        load_spec(f"{http_root}/nope.yaml")
+
+
+def test_a_file_that_is_not_a_spec(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.yaml"
+    notes.write_text("shopping:\n  - milk\n")
+    with pytest.raises(ConfigurationError, match=r"notes.yaml: not an OpenAPI or Swagger document"):
+        load_spec(notes)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"openapi": "3.0.0",\n "paths": {,}}')
+    with pytest.raises(ConfigurationError, match=r"broken.json:2: not valid JSON"):
+        load_spec(broken)
+    binary = tmp_path / "x.bin"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigurationError, match="not a text document"):
+        load_spec(binary)
+
+
+def test_a_50_mb_document_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as f:
+        f.truncate(50 * 1024 * 1024)  # sparse: the size cap must act on the size, not after reading
+    with pytest.raises(ConfigurationError, match=r"huge.json: the document is 52,428,800 bytes .* over the limit"):
+        load_spec(huge)
+
+
+def test_a_50_mb_download_is_cut_off_at_the_cap(http_root: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="over the limit of 1,000,000 bytes"):
+        load_spec(f"{http_root}/openai.yaml", max_bytes=1_000_000)
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+PATHS = """openapi: 3.0.0
+info: {title: t, version: '1'}
+paths:
+  /ok:
+    get: {operationId: ok, responses: {'200': {description: ok}}}
+  /bad:
+    get:
+      operationId: bad
+      parameters: [{$ref: '%s'}]
+      responses: {'200': {description: ok}}
+components:
+  parameters:
+    A: {$ref: '#/components/parameters/B'}
+    B: {$ref: '#/components/parameters/A'}
+"""
+
+
+@pytest.mark.parametrize(
+    ("ref", "reason"),
+    [
+        ("other.yaml#/X", "unresolvable $ref 'other.yaml#/X': "),
+        ("#/components/parameters/Nope", "unresolvable $ref '#/components/parameters/Nope': no 'Nope'"),
+        ("#/components/parameters/A", "$ref loop: file://"),
+    ],
+)
+def test_broken_refs_skip_the_operation_and_name_the_location(tmp_path: Path, ref: str, reason: str) -> None:
+    spec = _write(tmp_path, "api.yaml", PATHS % ref)
+    report = OpenAPIConnector.from_spec("api", spec).report
+    assert report.tools == 1
+    (issue,) = report.skipped
+    assert issue.pointer == "/paths/~1bad/get/parameters/0" and issue.operation == "bad"
+    assert issue.reason.startswith(reason)
+
+
+def test_a_broken_document_leaves_the_other_connectors_serving(tmp_path: Path) -> None:
+    _write(tmp_path, "tools.py", "def hello(name: str) -> str:\n    return 'hi ' + name\n")
+    _write(tmp_path, "notes.yaml", "just: notes\n")
+    config = _write(
+        tmp_path,
+        "toolbridge.yaml",
+        "server: {database: 'sqlite+aiosqlite:///:memory:'}\n"
+        "connectors:\n"
+        "  local:\n    kind: python\n    tools: [{function: 'tools:hello'}]\n"
+        "  broken:\n    kind: openapi\n    spec: notes.yaml\n",
+    )
+    hub = Hub.from_settings(parse_settings(config.read_text(), source=config))
+    broken = hub.connector("broken")
+    assert isinstance(broken, OpenAPIConnector) and not broken.tools()
+    assert "notes.yaml: not an OpenAPI or Swagger document" in (broken.report.error or "")
+
+    async def call() -> str:
+        async with hub:
+            return (await hub.call(Principal.local(), "local.hello", {"name": "bo"})).text
+
+    import anyio
+
+    assert anyio.run(call) == "hi bo"
