@@ -156,8 +156,9 @@ def connector(kind: str) -> Connect:
 
 def _text(reply: Reply) -> str:
     text = reply.body.decode(errors="replace")
-    if text.startswith(("event:", "data:", "id:")):  # an SSE stream: its (one) message
-        text = next(line[5:] for line in text.splitlines() if line.startswith("data:"))
+    if text.startswith(("event:", "data:", "id:")):  # an SSE stream
+        # its (one) message; servers may send an empty priming event first
+        text = next(line[5:] for line in text.splitlines() if line.startswith("data:") and line[5:].strip())
     return text
 
 

@@ -13,6 +13,8 @@ PACKAGES = [
     "toolbridge.storage",
     "toolbridge.audit",
     "toolbridge.connectors",
+    "toolbridge.connectors.mcp",
+    "toolbridge.connectors.openapi",
     "toolbridge.connectors.python",
     "toolbridge.surfaces.rest",
     "toolbridge.errors",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
+from toolbridge._build_credentials import build_credentials
 from toolbridge.catalog import ToolAnnotations
 from toolbridge.connectors.python import PythonConnector, import_callable
 from toolbridge.errors import ConfigurationError
@@ -19,12 +21,16 @@ from toolbridge.settings import (
     Settings,
     WorkspaceConnectorSettings,
 )
+from toolbridge.storage import Database
 from toolbridge.worker import add_outbox_tool
+
+if TYPE_CHECKING:
+    from toolbridge.credentials import KeySource
 
 __all__ = ["build_hub"]
 
 
-def build_hub(settings: Settings) -> Hub:
+def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
     limits = Limits(
         max_argument_bytes=settings.limits.max_argument_bytes,
         max_result_bytes=settings.limits.max_result_bytes,
@@ -36,11 +42,14 @@ def build_hub(settings: Settings) -> Hub:
                 Scope.parse(scope)
             except ConfigurationError as exc:
                 raise ConfigurationError(f"agents.{name}.scopes: {exc.message}", hint=exc.hint) from exc
+    database = Database(settings.server.database)
     hub = Hub(
-        database=settings.server.database,
+        database=database,
+        credentials=build_credentials(settings, database, keys),
         limits=limits,
         agents={name: agent.scopes for name, agent in settings.agents.items()},
         agent_rates={name: agent.rate for name, agent in settings.agents.items() if agent.rate},
+        tool_modes={name: agent.tool_mode for name, agent in settings.agents.items()},
     )
     for name, connector in settings.connectors.items():
         if isinstance(connector, WorkspaceConnectorSettings):

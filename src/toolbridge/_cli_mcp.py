@@ -46,7 +46,11 @@ async def tools_table(hub: Hub, connector: str | None) -> Table:
 
 
 def _state(review: ToolReview) -> str:
-    label = {"approved": "approved", "pending": "QUARANTINED: not approved", "changed": "QUARANTINED: changed"}
+    label = {
+        "approved": "approved",
+        "pending": "QUARANTINED: not approved",
+        "changed": "QUARANTINED: changed",
+    }
     text = label[review.state]
     return text + (f" ({len(review.flags)} flag(s))" if review.flags else "")
 
@@ -58,7 +62,9 @@ async def approve(hub: Hub, names: list[str], *, everything: bool, console: Cons
         for name in names:
             if name not in reviews:
                 raise ToolNotFound(name, suggestions=close_matches(name, reviews))
-        chosen = [reviews[n] for n in names] if names else [r for r in reviews.values() if r.state != "approved"]
+        chosen = (
+            [reviews[n] for n in names] if names else [r for r in reviews.values() if r.state != "approved"]
+        )
         if not everything and not names:
             return []
         for review in chosen:

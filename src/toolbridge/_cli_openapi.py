@@ -13,7 +13,6 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from toolbridge.errors import ConfigurationError, ToolbridgeError
 
@@ -165,12 +164,8 @@ def print_report(connector: Any, console: Console) -> None:
     """The ingest report of an OpenAPI connector: the error, or every operation skipped/degraded/excluded."""
     report = connector.report
     console.print(escape(report.summary()), highlight=False)
-    if not report.issues:
-        return
-    table = Table("what", "where", "operation", "why")
     for issue in report.issues:
-        table.add_row(issue.kind, issue.pointer, issue.operation, issue.reason)
-    console.print(table)
+        console.print(f"  {escape(str(issue))}", highlight=False, soft_wrap=True)
 
 
 def _fail(exc: ToolbridgeError) -> NoReturn:

@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from toolbridge._cli_openapi import add_app, print_report
-from toolbridge._cli_workspace import workspace_app
+from toolbridge._cli_credentials import connect, connections_app, keys_app, master_keys
 from toolbridge._cli_mcp import approve as mcp_approve
 from toolbridge._cli_mcp import has_mcp
 from toolbridge._cli_mcp import tools_table as mcp_tools_table
+from toolbridge._cli_openapi import add_app, print_report
+from toolbridge._cli_workspace import workspace_app
 from toolbridge._starter import STARTER_CONFIG
 from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
 from toolbridge.hub import Hub
@@ -41,6 +42,9 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(audit_app, name="audit")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(add_app, name="add")
+app.add_typer(keys_app, name="keys")
+app.add_typer(connections_app, name="connections")
+app.command()(connect)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -79,7 +83,7 @@ def _settings(config: Path | None, database: str | None = None) -> Settings:
 def _hub(config: Path | None, database: str | None) -> Hub:
     settings = _settings(config, database)
     try:
-        return Hub.from_settings(settings)
+        return Hub.from_settings(settings, keys=master_keys())
     except ToolbridgeError as exc:
         _fail(exc)
 
@@ -143,7 +147,7 @@ def serve(
     bind_host, bind_port = host or server_settings.host, port if port is not None else server_settings.port
 
     async def main() -> None:
-        hub = Hub.from_settings(settings)
+        hub = Hub.from_settings(settings, keys=master_keys())
         async with hub:
             key = await hub.agents.create(create_agent) if create_agent else None
             web = create_app(
@@ -246,7 +250,7 @@ def mcp(
     settings = _settings(config, database)
 
     async def main() -> None:
-        async with Hub.from_settings(settings) as hub:
+        async with Hub.from_settings(settings, keys=master_keys()) as hub:
             principal = await hub.authenticate(key) if key else Principal.local()
             await serve_stdio(hub, principal)
 

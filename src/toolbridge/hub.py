@@ -27,6 +27,7 @@ from toolbridge.audit import AuditEntry, AuditLog, args_digest
 from toolbridge.catalog import QUARANTINE_META_KEY, Catalog, Tool, ToolAnnotations, quarantine_error
 from toolbridge.connectors import Connector, Credentials, Invocation
 from toolbridge.connectors.python import PythonConnector
+from toolbridge.credentials._redact import redact_error, redact_value
 from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
@@ -43,7 +44,7 @@ from toolbridge.resilience._outbox import Outbox, is_queueable
 from toolbridge.storage import MEMORY_URL, Database
 
 if TYPE_CHECKING:
-    from toolbridge.credentials import CredentialManager
+    from toolbridge.credentials import CredentialManager, KeySource
     from toolbridge.settings import Settings
 
 __all__ = ["Hub", "Limits"]
@@ -75,6 +76,7 @@ class Hub:
         resilience: Resilience | None = None,
         agent_rates: Mapping[str, str] | None = None,
         credentials: CredentialManager | None = None,
+        tool_modes: Mapping[str, str] | None = None,
     ) -> None:
         self.database = database if isinstance(database, Database) else Database(database)
         self.limits = limits or Limits()
@@ -85,6 +87,8 @@ class Hub:
         self.idempotency = IdempotencyStore(self.database)
         self.outbox = Outbox(self.database)
         self._agent_rates = {name: parse_rate(rate) for name, rate in (agent_rates or {}).items()}
+        self.tool_modes: dict[str, str] = dict(tool_modes or {})
+        """Agent name → how MCP clients of that agent see the catalog: ``full`` (default) or ``search``."""
         self._declared_agents = {name: list(scopes) for name, scopes in (agents or {}).items()}
         self._connectors: dict[str, Connector] = {}
         self._stack: AsyncExitStack | None = None
@@ -95,10 +99,11 @@ class Hub:
     # -- construction ------------------------------------------------------------------------------
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Hub:
+    def from_settings(cls, settings: Settings, *, keys: KeySource | None = None) -> Hub:
+        """A hub built from settings; ``keys`` is the vault's master key source (default: the key file)."""
         from toolbridge._build import build_hub
 
-        return build_hub(settings)
+        return build_hub(settings, keys=keys)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Hub:
@@ -313,6 +318,7 @@ class Hub:
         digest = ""
         claimed = False
         target: Tool | None = None
+        secrets: Sequence[str] = ()
         try:
             if not isinstance(args, Mapping):
                 raise BadRequest(
@@ -327,7 +333,10 @@ class Hub:
                 if replay is not None:
                     return await self._replay(replay, principal, target, digest, request_id, started)
                 claimed = True
-            credentials = await self._resolve_credentials(target, principal, connection, request_id=request_id)
+            credentials = await self._resolve_credentials(
+                target, principal, connection, request_id=request_id
+            )
+            secrets = getattr(credentials, "secrets", ())
             invocation = Invocation(
                 principal,
                 request_id,
@@ -338,8 +347,11 @@ class Hub:
                 hold=self._holder(target.connector),
             )
             value = await self._invoke(target, args, invocation)
+            if secrets:  # an upstream may echo what it was sent
+                value = redact_value(value, secrets)
             kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
         except ToolbridgeError as exc:
+            redact_error(exc, secrets)
             queued = None
             if target is not None and not from_outbox and self._queues(target, exc, idempotency_key):
                 queued = await self._enqueue(

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -272,6 +273,9 @@ class OpenAPIConnectorSettings(_ConnectorBase):
     pagination: OpenAPIPaginationSettings = OpenAPIPaginationSettings()
     max_spec_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
     max_response_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
+    cache: bool = True
+    """Keep the ingested catalog of a local document in .toolbridge/cache/ (beside this file) for fast
+    restarts; it is rebuilt whenever the document changes."""
 
 
 class McpConnectorSettings(_ConnectorBase):
@@ -296,6 +300,12 @@ class McpConnectorSettings(_ConnectorBase):
     idempotent: list[str] = []
     hide: list[str] = []
 
+    @pydantic.field_validator("protocol", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``2026-07-28`` as a date; the version is meant."""
+        return value.isoformat() if isinstance(value, dt.date) else value
+
     @pydantic.model_validator(mode="after")
     def _one_target(self) -> McpConnectorSettings:
         if (self.command is None) == (self.url is None):
@@ -315,6 +325,9 @@ class AgentSettings(_Model):
     """Inbound limit for this agent, such as '600/minute' (429 with Retry-After past it)."""
     _rate_ok = pydantic.field_validator("rate")(lambda v: _valid_rate(v))
     description: str | None = None
+    tool_mode: Literal["full", "search"] = "full"
+    """``search``: MCP clients of this agent see three meta-tools (search, describe, call) instead of
+    every tool's schema — for large catalogs."""
 
 
 class Settings(_Model):

@@ -51,7 +51,9 @@ def arguments_for(schema: Mapping[str, Any]) -> dict[str, Any]:
 def _valid(value: Any, schema: Any, defs: Mapping[str, Any]) -> bool:
     if not isinstance(schema, dict):
         return True
-    validator = Draft202012Validator({**schema, "$defs": defs}, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = Draft202012Validator(
+        {**schema, "$defs": defs}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
     return bool(validator.is_valid(value))
 
 

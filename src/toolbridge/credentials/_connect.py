@@ -25,7 +25,7 @@ from toolbridge.credentials._providers import ServerMetadata
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, Material
 from toolbridge.credentials._tables import oauth_states
-from toolbridge.errors import AuthorizationRejected, ConfigurationError
+from toolbridge.errors import AuthorizationRejected, ConfigurationError, ToolbridgeError
 
 __all__ = ["Authorization", "ConnectFlow"]
 
@@ -130,6 +130,13 @@ class ConnectFlow:
 
     async def complete(self, callback_url: str) -> Connection:
         """Check the callback and exchange its code; the new (or reconnected) connection."""
+        try:
+            return await self._complete(callback_url)
+        except ToolbridgeError as exc:
+            await self.manager.record("(credentials.connect)", "anonymous", "", "", "error", exc.code)
+            raise
+
+    async def _complete(self, callback_url: str) -> Connection:
         params = dict(parse_qsl(urlsplit(callback_url).query, keep_blank_values=True))
         row, verifier = await self._claim_state(params.get("state"))
         self._check_redirect(callback_url, row.redirect_uri)
@@ -204,6 +211,10 @@ class ConnectFlow:
                 "the callback URL does not match the registered redirect URI exactly",
                 hint=f"the redirect URI is {registered}",
             )
+
+    def check_connectable(self, connector: str) -> None:
+        """Raise unless ``connector`` uses the OAuth 2 authorization-code scheme."""
+        self._oauth_binding(connector)
 
     def _oauth_binding(self, connector: str) -> AuthConfig:
         binding = self.manager.binding(connector)

@@ -14,22 +14,24 @@ Refresh — proactive (within ``refresh_skew`` of expiry) or after a 401 — run
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import httpx2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge.audit import AuditEntry, AuditLog, args_digest
-from toolbridge.credentials._auth import build_auth
+from toolbridge.credentials._auth import build_auth, fields_of
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._grants import Grants
+from toolbridge.credentials._redact import UrlQueryFilter, forms
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, ConnectionStore, Material
 from toolbridge.credentials._tokens import GrantDead
@@ -60,15 +62,23 @@ class ResolvedCredentials:
     version: int
     auth: httpx2.Auth
     refresh: Callable[[], Awaitable[None]] | None
+    used: tuple[str, ...] = field(default=(), repr=False)
+    cell: _Cell | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         return f"{self.connector} as {self.account} ({self.scheme})"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every form of the secret values in play — at resolve time and after a refresh — for redaction."""
+        current = self.cell.secrets if self.cell is not None else ()
+        return self.used if current is self.used else self.used + current
 
 
 class _Cell:
     """The current token set of one connection in this process; auth flows read it at send time."""
 
-    __slots__ = ("auth", "connection", "digest", "loaded_at", "material")
+    __slots__ = ("auth", "connection", "digest", "loaded_at", "material", "secrets")
 
     def __init__(
         self, connection: Connection, material: Material, loaded_at: float, auth: httpx2.Auth
@@ -78,12 +88,37 @@ class _Cell:
         self.loaded_at = loaded_at
         self.auth = auth
         self.digest = args_digest({"connection": connection.id})
+        self.secrets: tuple[str, ...] = ()
 
     def token(self) -> Secret:
         tokens = self.material.tokens
         if tokens is None:
             raise CredentialsError("the connection has no token yet", hint="reconnect the account")
         return tokens.access_token
+
+
+class _Placeholder(httpx2.Auth):
+    """The auth of a cell not built yet (replaced before the cell is used)."""
+
+
+def secret_forms(binding: AuthConfig, material: Material) -> tuple[str, ...]:
+    """Every secret value of a connection, in the forms an upstream could echo (for redaction)."""
+    values: list[str] = []
+    if material.tokens is not None:
+        values.append(material.tokens.access_token.reveal())
+        if material.tokens.refresh_token is not None:
+            values.append(material.tokens.refresh_token.reveal())
+    if material.secret is not None:
+        raw = material.secret.reveal()
+        values.append(raw)
+        values += [v.reveal() for v in fields_of(material.secret).values()]
+    if binding.client_secret is not None:
+        values.append(binding.client_secret.reveal())
+    basic_user = binding.username if binding.scheme == "basic" else None
+    found = forms(values, basic_user=basic_user)
+    if binding.scheme == "basic" and basic_user is None and material.secret is not None:
+        found += forms([base64.b64encode(material.secret.reveal().encode()).decode()])
+    return found
 
 
 class CredentialManager:
@@ -115,13 +150,21 @@ class CredentialManager:
         self._cells: dict[str, _Cell] = {}
         self._selected: dict[tuple[str, str | None], str] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        self._log_filter: UrlQueryFilter | None = None
         self.refreshes = 0
         """Token requests this process sent (for tests and metrics)."""
 
     async def __aenter__(self) -> CredentialManager:
+        names = {b.name for b in self.bindings.values() if b.scheme == "api_key" and b.location == "query"}
+        if names:  # httpx2 logs request URLs; API keys in a query string are masked there
+            self._log_filter = UrlQueryFilter(names)
+            logging.getLogger("httpx2").addFilter(self._log_filter)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._log_filter is not None:
+            logging.getLogger("httpx2").removeFilter(self._log_filter)
+            self._log_filter = None
         if self._own_client:
             await self._client.aclose()
 
@@ -167,7 +210,7 @@ class CredentialManager:
         version = cell.connection.token_version
         refresh = self._refresher(conn.id, version, tool) if binding.uses_tokens else None
         return ResolvedCredentials(
-            conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh
+            conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh, cell.secrets, cell
         )
 
     def _refresher(self, ident: str, version: int, tool: str) -> Callable[[], Awaitable[None]]:
@@ -225,14 +268,15 @@ class CredentialManager:
         return self._install(conn, material)
 
     def _install(self, conn: Connection, material: Material) -> _Cell:
-        existing = self._cells.get(conn.id)
-        if existing is not None:  # auth flows already handed out keep reading the same cell
-            existing.connection, existing.material, existing.loaded_at = conn, material, self.clock()
-            return existing
         binding = self.bindings[conn.connector]
-        cell = _Cell(conn, material, self.clock(), httpx2.Auth())
-        cell.auth = build_auth(binding, material, cell)
-        self._cells[conn.id] = cell
+        cell = self._cells.get(conn.id)
+        if cell is None:
+            cell = self._cells[conn.id] = _Cell(conn, material, self.clock(), _Placeholder())
+        else:  # token auth flows already handed out keep reading the same cell
+            cell.connection, cell.material, cell.loaded_at = conn, material, self.clock()
+        if not binding.uses_tokens or isinstance(cell.auth, _Placeholder):
+            cell.auth = build_auth(binding, material, cell)
+        cell.secrets = secret_forms(binding, material)
         return cell
 
     def invalidate(self, connector: str | None = None) -> None:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from toolbridge.errors import ConfigurationError
 
-__all__ = ["Secret", "SecretRef", "resolve_reference"]
+__all__ = ["Secret", "SecretRef", "resolve_reference", "resolve_static"]
 
 _MASK = "Secret('***')"
 
@@ -93,6 +93,20 @@ async def resolve_reference(
 ) -> Secret:
     """The secret a reference points at. Errors name the reference, never a value."""
     ref = SecretRef.parse(ref) if isinstance(ref, str) else ref
+    if ref.kind != "vault":
+        return resolve_static(ref, environ=environ, base_dir=base_dir)
+    if vault is None:
+        raise ConfigurationError(
+            f"secret reference {ref} needs the vault, which is not configured",
+            hint="set TOOLBRIDGE_MASTER_KEY or create a key file with 'toolbridge keys init'",
+        )
+    return await vault(ref.target)
+
+
+def resolve_static(
+    ref: SecretRef, *, environ: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> Secret:
+    """Resolve an ``env:`` or ``file:`` reference (``vault:`` needs :func:`resolve_reference`)."""
     if ref.kind == "env":
         env = os.environ if environ is None else environ
         value = env.get(ref.target)
@@ -104,12 +118,7 @@ async def resolve_reference(
         return Secret(value)
     if ref.kind == "file":
         return Secret(_read_file(ref, base_dir))
-    if vault is None:
-        raise ConfigurationError(
-            f"secret reference {ref} needs the vault, which is not configured",
-            hint="set TOOLBRIDGE_MASTER_KEY or create a key file with 'toolbridge keys init'",
-        )
-    return await vault(ref.target)
+    raise ConfigurationError(f"secret reference {ref} needs the vault here", hint="use env: or file:")
 
 
 def _read_file(ref: SecretRef, base_dir: Path | None) -> str:

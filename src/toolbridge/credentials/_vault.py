@@ -18,13 +18,14 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from toolbridge.audit import AuditEntry, AuditLog, args_digest
 from toolbridge.credentials._keys import KeyFile, Keyring, KeySource, MasterKey
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._tables import vault_secrets
 from toolbridge.errors import ConfigurationError
 from toolbridge.storage import Database
 
-__all__ = ["Sealed", "Vault", "VaultError", "open_sealed", "rotate_master_key", "seal"]
+__all__ = ["Sealed", "Vault", "VaultError", "open_sealed", "rewrap_all", "rotate_master_key", "seal"]
 
 logger = logging.getLogger("toolbridge.credentials")
 _NONCE = 12
@@ -148,7 +149,9 @@ class Rotation:
     rewrapped: int
 
 
-async def rotate_master_key(database: Database, key_file: KeyFile, *, settle: float = 2.0) -> Rotation:
+async def rotate_master_key(
+    database: Database, key_file: KeyFile, *, settle: float = 2.0, audit: AuditLog | None = None
+) -> Rotation:
     """Re-wrap every data key with a new master key while servers keep serving.
 
     1. the key file gets the new key as current, the old ones kept for reading (servers re-read it);
@@ -160,15 +163,30 @@ async def rotate_master_key(database: Database, key_file: KeyFile, *, settle: fl
     new = MasterKey.generate()
     ring = Keyring(new, (old.current, *old.previous))
     key_file.write(ring)
-    count = await _rewrap_all(database, ring)
+    count = await rewrap_all(database, ring)
     await anyio.sleep(settle)
-    count += await _rewrap_all(database, ring)
+    count += await rewrap_all(database, ring)
     key_file.write(Keyring(new))
     logger.info("master key rotated to %s; %d data keys re-wrapped", new.id, count)
+    if audit is not None:
+        digest = args_digest({"from": list(old.ids), "to": new.id, "rewrapped": count})
+        await audit.record(
+            AuditEntry(
+                dt.datetime.now(dt.UTC),
+                secrets.token_hex(8),
+                "operator",
+                "(credentials.rotate)",
+                digest,
+                "ok",
+                None,
+                0.0,
+            )
+        )
     return Rotation(old.ids, new.id, count)
 
 
-async def _rewrap_all(database: Database, ring: Keyring) -> int:
+async def rewrap_all(database: Database, ring: Keyring) -> int:
+    """Re-wrap every data key not sealed with ``ring.current``; the number re-wrapped."""
     count = 0
     while True:
         async with database.transaction() as conn:

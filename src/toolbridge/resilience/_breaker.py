@@ -37,7 +37,12 @@ class Transition:
 
 class CircuitBreaker:
     def __init__(
-        self, name: str, policy: BreakerPolicy, *, clock: Callable[[], float], rng: random.Random,
+        self,
+        name: str,
+        policy: BreakerPolicy,
+        *,
+        clock: Callable[[], float],
+        rng: random.Random,
         on_transition: Callable[[Transition], None] | None = None,
     ) -> None:
         self.name = name
@@ -77,7 +82,8 @@ class CircuitBreaker:
         raise CircuitOpen(
             f"connector {self.name!r} is failing ({self.failure_rate:.0%} of recent calls); "
             "calls are refused for now to let it recover",
-            retry_after=wait, hint=f"try again in {wait:.0f} s",
+            retry_after=wait,
+            hint=f"try again in {wait:.0f} s",
         )
 
     def record(self, failure: bool) -> None:
@@ -101,7 +107,10 @@ class CircuitBreaker:
             self._move(BreakerState.CLOSED, rate)
 
     def _should_open(self) -> bool:
-        return len(self._window) >= self.policy.minimum_calls and self._rate(self._window) >= self.policy.failure_rate
+        return (
+            len(self._window) >= self.policy.minimum_calls
+            and self._rate(self._window) >= self.policy.failure_rate
+        )
 
     def _open(self, rate: float) -> None:
         jitter = self._rng.uniform(0.8, 1.2)
@@ -110,8 +119,9 @@ class CircuitBreaker:
 
     def _move(self, new: BreakerState, rate: float) -> None:
         old, self._state = self._state, new
-        logger.warning("circuit breaker %s: %s -> %s (failure rate %.0f%%)", self.name, old.value, new.value,
-                       rate * 100)
+        logger.warning(
+            "circuit breaker %s: %s -> %s (failure rate %.0f%%)", self.name, old.value, new.value, rate * 100
+        )
         if self._on_transition is not None:
             self._on_transition(Transition(self.name, old, new, rate))
 

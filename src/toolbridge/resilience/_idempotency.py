@@ -40,7 +40,9 @@ class Replay:
 
 
 class IdempotencyStore:
-    def __init__(self, database: Database, *, retention: float = 86_400.0, stale_after: float = 600.0) -> None:
+    def __init__(
+        self, database: Database, *, retention: float = 86_400.0, stale_after: float = 600.0
+    ) -> None:
         self._db = database
         self._retention = dt.timedelta(seconds=retention)
         self._stale = dt.timedelta(seconds=stale_after)
@@ -48,8 +50,16 @@ class IdempotencyStore:
     async def claim(self, principal: str, key: str, tool: str, digest: str) -> Replay | None:
         """Claim ``key`` for this call, or return the stored outcome to replay; raise 409/422 otherwise."""
         now = dt.datetime.now(dt.UTC)
-        row = {"principal": principal, "key": key, "tool": tool, "request_digest": digest, "state": "in_flight",
-               "outcome": None, "created_at": now, "expires_at": now + self._retention}
+        row = {
+            "principal": principal,
+            "key": key,
+            "tool": tool,
+            "request_digest": digest,
+            "state": "in_flight",
+            "outcome": None,
+            "created_at": now,
+            "expires_at": now + self._retention,
+        }
         try:
             async with self._db.transaction() as conn:
                 await conn.execute(idempotency_records.insert().values(**row))
@@ -59,8 +69,9 @@ class IdempotencyStore:
                 raise
         return await self._existing(principal, key, tool, digest, now, row)
 
-    async def _existing(self, principal: str, key: str, tool: str, digest: str, now: dt.datetime,
-                        row: dict[str, Any]) -> Replay | None:
+    async def _existing(
+        self, principal: str, key: str, tool: str, digest: str, now: dt.datetime, row: dict[str, Any]
+    ) -> Replay | None:
         where = sa.and_(idempotency_records.c.principal == principal, idempotency_records.c.key == key)
         async with self._db.transaction() as conn:
             found = (await conn.execute(sa.select(idempotency_records).where(where))).mappings().first()
@@ -71,28 +82,42 @@ class IdempotencyStore:
         if found["request_digest"] != digest or found["tool"] != tool:
             raise IdempotencyKeyReused(
                 f"idempotency key {key!r} was first used for a different call ({found['tool']!r} with other "
-                "arguments)", hint="use a new key for a new operation; reuse a key only to retry the same call",
+                "arguments)",
+                hint="use a new key for a new operation; reuse a key only to retry the same call",
             )
         if found["state"] == "in_flight":
-            raise Conflict(f"a call with idempotency key {key!r} is still in progress",
-                           hint="wait for it to finish, then retry with the same key to get its result")
+            raise Conflict(
+                f"a call with idempotency key {key!r} is still in progress",
+                hint="wait for it to finish, then retry with the same key to get its result",
+            )
         outcome = found["outcome"] or {}
         return Replay(outcome.get("result"), outcome.get("error"))
 
     def _abandoned(self, found: sa.RowMapping, now: dt.datetime) -> bool:
         return found["state"] == "in_flight" and _aware(found["created_at"]) + self._stale <= now
 
-    async def complete(self, principal: str, key: str, *, result: Mapping[str, Any] | None = None,
-                       error: ToolbridgeError | None = None) -> None:
+    async def complete(
+        self,
+        principal: str,
+        key: str,
+        *,
+        result: Mapping[str, Any] | None = None,
+        error: ToolbridgeError | None = None,
+    ) -> None:
         outcome = {"error": problem(error)} if error is not None else {"result": dict(result or {})}
         where = sa.and_(idempotency_records.c.principal == principal, idempotency_records.c.key == key)
         async with self._db.transaction() as conn:
-            await conn.execute(idempotency_records.update().where(where).values(state="done", outcome=outcome))
+            await conn.execute(
+                idempotency_records.update().where(where).values(state="done", outcome=outcome)
+            )
 
     async def release(self, principal: str, key: str) -> None:
         """Forget a claim whose call never reached the upstream (refused before invoking)."""
-        where = sa.and_(idempotency_records.c.principal == principal, idempotency_records.c.key == key,
-                        idempotency_records.c.state == "in_flight")
+        where = sa.and_(
+            idempotency_records.c.principal == principal,
+            idempotency_records.c.key == key,
+            idempotency_records.c.state == "in_flight",
+        )
         async with self._db.transaction() as conn:
             await conn.execute(idempotency_records.delete().where(where))
 
@@ -100,7 +125,10 @@ class IdempotencyStore:
         """Delete expired records; returns how many."""
         async with self._db.transaction() as conn:
             result = await conn.execute(
-                idempotency_records.delete().where(idempotency_records.c.expires_at <= dt.datetime.now(dt.UTC)))
+                idempotency_records.delete().where(
+                    idempotency_records.c.expires_at <= dt.datetime.now(dt.UTC)
+                )
+            )
         return int(result.rowcount)
 
 

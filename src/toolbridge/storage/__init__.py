@@ -11,4 +11,14 @@ from toolbridge.storage._tables import (
     outbox,
 )
 
-__all__ = ["Database", "MEMORY_URL", "agents", "api_keys", "audit_events", "audit_head", "idempotency_records", "metadata", "outbox"]
+__all__ = [
+    "Database",
+    "MEMORY_URL",
+    "agents",
+    "api_keys",
+    "audit_events",
+    "audit_head",
+    "idempotency_records",
+    "metadata",
+    "outbox",
+]

@@ -29,6 +29,7 @@ MEMORY = MODULES / "@modelcontextprotocol" / "server-memory" / "dist" / "index.j
 PRELOAD = NODE_DIR / "force-loopback.cjs"
 CHANGING = Path(__file__).with_name("changing_server.py")
 REQUIRE_SERVICES = os.environ.get("TOOLBRIDGE_REQUIRE_SERVICES") == "1"
+INSPECTOR_NODE_ARGS: tuple[str, ...] = ()
 
 
 def require(*paths: Path) -> None:

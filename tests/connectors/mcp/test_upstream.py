@@ -123,7 +123,11 @@ async def test_memory_server_keeps_state_across_calls(tmp_path: Path) -> None:
         await hub.call(
             LOCAL,
             "memory.create_entities",
-            {"entities": [{"name": "toolbridge", "entityType": "project", "observations": ["federates MCP"]}]},
+            {
+                "entities": [
+                    {"name": "toolbridge", "entityType": "project", "observations": ["federates MCP"]}
+                ]
+            },
         )
         found = await hub.call(LOCAL, "memory.search_nodes", {"query": "toolbridge"})
         assert "federates MCP" in found.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolbridge.connectors.openapi import IngestOptions, Ingested, SpecSource, ingest
+from toolbridge.connectors.openapi import Ingested, IngestOptions, SpecSource, ingest
 
 URI = "file:///api/openapi.json"
 

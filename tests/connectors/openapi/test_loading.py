@@ -41,11 +41,13 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 def test_multi_file_documents_load_from_disk_and_over_http(http_root: str) -> None:
     local = OpenAPIConnector.from_spec("pets", MULTIFILE / "spec" / "swagger.yaml")
-    remote = OpenAPIConnector.from_spec("pets", f"{http_root}/multifile/oai-petstore-separate-v2/spec/swagger.yaml")
+    remote = OpenAPIConnector.from_spec(
+        "pets", f"{http_root}/multifile/oai-petstore-separate-v2/spec/swagger.yaml"
+    )
     for connector in (local, remote):
         assert connector.report.tools == 4 and not connector.report.issues
         add = next(t for t in connector.tools() if t.name == "pets.add_pet")
-        assert add.input_schema["required"] == ["name"]  # from NewPet.yaml, two files away
+        assert add.input_schema["required"] == ["id", "name"]  # NewPet.yaml: allOf Pet.yaml + its own
     assert len(load_spec(MULTIFILE / "spec" / "swagger.yaml").documents) == 5
 
 
@@ -96,7 +98,9 @@ def test_a_50_mb_document_is_refused_before_it_is_read(tmp_path: Path) -> None:
     huge = tmp_path / "huge.json"
     with huge.open("wb") as f:
         f.truncate(50 * 1024 * 1024)  # sparse: the size cap must act on the size, not after reading
-    with pytest.raises(ConfigurationError, match=r"huge.json: the document is 52,428,800 bytes .* over the limit"):
+    with pytest.raises(
+        ConfigurationError, match=r"huge.json: the document is 52,428,800 bytes .* over the limit"
+    ):
         load_spec(huge)
 
 
@@ -168,3 +172,16 @@ def test_a_broken_document_leaves_the_other_connectors_serving(tmp_path: Path) -
     import anyio
 
     assert anyio.run(call) == "hi bo"
+
+
+def test_the_catalog_cache_is_used_until_the_document_changes(tmp_path: Path) -> None:
+    spec = _write(tmp_path, "api.yaml", PATHS % "#/components/parameters/Nope")
+    cache = tmp_path / "cache"
+    first = OpenAPIConnector.from_spec("api", spec, cache_dir=cache)
+    assert len(list(cache.glob("*.json"))) == 1
+    again = OpenAPIConnector.from_spec("api", spec, cache_dir=cache)
+    assert [t.input_schema for t in again.tools()] == [t.input_schema for t in first.tools()]
+    assert again.report == first.report and again.operation("api.ok") == first.operation("api.ok")
+    spec.write_text(PATHS.replace("operationId: ok", "operationId: fine") % "#/components/parameters/Nope")
+    changed = OpenAPIConnector.from_spec("api", spec, cache_dir=cache)
+    assert [t.name for t in changed.tools()] == ["api.fine"]

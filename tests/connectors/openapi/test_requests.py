@@ -15,7 +15,7 @@ import pytest
 
 from tests.connectors.openapi.conftest import ingested, openapi
 from toolbridge import CredentialsError, Hub, Principal, UpstreamStatusError, UpstreamUnavailable
-from toolbridge.connectors.openapi import OpenAPIConnector, Secret
+from toolbridge.connectors.openapi import IngestOptions, OpenAPIConnector, Secret
 
 pytestmark = pytest.mark.anyio
 
@@ -40,9 +40,15 @@ class Upstream:
         return self.requests[-1]
 
 
-async def call(document: dict[str, Any], tool: str, arguments: dict[str, Any], upstream: Upstream, **kw: Any) -> Any:
+async def call(
+    document: dict[str, Any], tool: str, arguments: dict[str, Any], upstream: Upstream, **kw: Any
+) -> Any:
     connector = OpenAPIConnector(
-        "api", ingested(document), base_url="https://api.test/v1", transport=httpx2.MockTransport(upstream), **kw
+        "api",
+        ingested(document),
+        base_url="https://api.test/v1",
+        transport=httpx2.MockTransport(upstream),
+        **kw,
     )
     hub = Hub()
     hub.add_connector(connector)
@@ -56,12 +62,27 @@ PARAMS_DOC = openapi(
             "get": {
                 "operationId": "get",
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "array", "items": {"type": "integer"}}, "style": "label"},
-                    {"name": "tags", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}, "explode": False},
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "array", "items": {"type": "integer"}},
+                        "style": "label",
+                    },
+                    {
+                        "name": "tags",
+                        "in": "query",
+                        "schema": {"type": "array", "items": {"type": "string"}},
+                        "explode": False,
+                    },
                     {"name": "filter", "in": "query", "style": "deepObject", "schema": {"type": "object"}},
                     {"name": "X-Request-Id", "in": "header", "schema": {"type": "string"}},
                     {"name": "session", "in": "cookie", "schema": {"type": "string"}},
-                    {"name": "meta", "in": "query", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    {
+                        "name": "meta",
+                        "in": "query",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
                     {"name": "Accept", "in": "header", "schema": {"type": "string"}},
                 ],
                 "responses": OK,
@@ -97,7 +118,14 @@ def body_doc(media: str, schema: dict[str, Any], **content: Any) -> dict[str, An
     return openapi({"/up": {"post": {"operationId": "up", "requestBody": body, "responses": OK}}})
 
 
-OBJ = {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}}}
+OBJ = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "n": {"type": "integer"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+}
 
 
 async def test_json_body_spread_into_arguments() -> None:
@@ -109,13 +137,21 @@ async def test_json_body_spread_into_arguments() -> None:
 
 async def test_form_body() -> None:
     upstream = Upstream()
-    await call(body_doc("application/x-www-form-urlencoded", OBJ), "up", {"name": "a&b", "tags": ["x", "y"]}, upstream)
+    await call(
+        body_doc("application/x-www-form-urlencoded", OBJ),
+        "up",
+        {"name": "a&b", "tags": ["x", "y"]},
+        upstream,
+    )
     assert upstream.last.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert upstream.last.content == b"name=a%26b&tags=x&tags=y"
 
 
 async def test_multipart_body_with_a_file() -> None:
-    schema = {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}, "purpose": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "properties": {"file": {"type": "string", "format": "binary"}, "purpose": {"type": "string"}},
+    }
     doc = body_doc("multipart/form-data", schema, encoding={"file": {"contentType": "image/png"}})
     upstream = Upstream()
     await call(doc, "up", {"file": "base64:iVBORw==", "purpose": "test"}, upstream)
@@ -128,7 +164,12 @@ async def test_multipart_body_with_a_file() -> None:
 
 async def test_binary_body_and_a_whole_body_argument() -> None:
     upstream = Upstream()
-    await call(body_doc("application/octet-stream", {"type": "string", "format": "binary"}), "up", {"body": "hello"}, upstream)
+    await call(
+        body_doc("application/octet-stream", {"type": "string", "format": "binary"}),
+        "up",
+        {"body": "hello"},
+        upstream,
+    )
     assert upstream.last.content == b"hello"
     assert upstream.last.headers["Content-Type"] == "application/octet-stream"
     array_doc = body_doc("application/json", {"type": "array", "items": {"type": "integer"}})
@@ -175,7 +216,9 @@ async def test_bearer_and_cookie_keys() -> None:
 
 
 async def test_missing_credentials_say_what_to_configure() -> None:
-    with pytest.raises(CredentialsError, match=r"needs credentials: key \(API key in query 'api_key'\)") as info:
+    with pytest.raises(
+        CredentialsError, match=r"needs credentials: key \(API key in query 'api_key'\)"
+    ) as info:
         await call(SECURE, "me", {}, Upstream())
     assert "auth" in (info.value.hint or "")
     assert repr(Secret("hunter2")) == "Secret('********')" and "hunter2" not in str(Secret("hunter2"))
@@ -262,7 +305,9 @@ async def test_pagination_follows_cursors_and_offsets() -> None:
 
     def offsets(request: httpx2.Request) -> httpx2.Response:
         offset = int(request.url.params.get("offset", "0"))
-        return httpx2.Response(200, json={"things": [offset], "offset": offset, "limit": 10, "more": offset < 20})
+        return httpx2.Response(
+            200, json={"things": [offset], "offset": offset, "limit": 10, "more": offset < 20}
+        )
 
     assert (await call(LIST_DOC, "list", {}, Upstream(offsets), max_pages=9))["things"] == [0, 10, 20]
 
@@ -273,3 +318,32 @@ async def test_an_injected_client_is_used_and_left_open() -> None:
         await call(GET_DOC, "r", {}, upstream, client=client)
         assert not client.is_closed
     assert len(upstream.requests) == 1
+
+
+async def test_one_call_can_ask_for_fewer_pages() -> None:
+    def reply(request: httpx2.Request) -> httpx2.Response:
+        cursor = int(request.url.params.get("cursor", "1"))
+        return httpx2.Response(200, json={"items": [cursor], "next_cursor": str(cursor + 1)})
+
+    upstream = Upstream(reply)
+    connector = OpenAPIConnector(
+        "api",
+        ingested(LIST_DOC, IngestOptions(max_pages=4)),
+        base_url="https://api.test/v1",
+        transport=httpx2.MockTransport(upstream),
+        max_pages=4,
+    )
+    (tool,) = connector.tools()
+    assert tool.input_schema["properties"]["max_pages"]["maximum"] == 4
+    hub = Hub()
+    hub.add_connector(connector)
+    async with hub:
+        assert (
+            await hub.call(
+                Principal.local(),
+                "api.list",
+                {},
+            )
+        ).value["items"] == [1, 2, 3, 4]
+        assert (await hub.call(Principal.local(), "api.list", {"max_pages": 2})).value["items"] == [1, 2]
+    assert "max_pages" not in str(upstream.last.url)

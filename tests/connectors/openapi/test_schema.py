@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from tests.connectors.openapi.conftest import URI, ingested, only_tool_schema, openapi, source
+from tests.connectors.openapi.conftest import ingested, only_tool_schema, openapi, source
 from toolbridge.connectors.openapi import ingest
 
 
@@ -31,7 +31,9 @@ def body_schema(schema: dict[str, Any], version: str = "3.0.3", **components: An
 
 
 def test_refs_with_escaped_pointers_resolve() -> None:
-    doc = openapi(body_op({"type": "object", "properties": {"x": {"$ref": "#/components/schemas/a~1b~0c%20d"}}}))
+    doc = openapi(
+        body_op({"type": "object", "properties": {"x": {"$ref": "#/components/schemas/a~1b~0c%20d"}}})
+    )
     doc["components"] = {"schemas": {"a/b~c d": {"type": "integer", "minimum": 3}}}
     assert only_tool_schema(doc)["properties"]["x"] == {"type": "integer", "minimum": 3}
 
@@ -47,7 +49,10 @@ def test_refs_into_other_documents_resolve_relative_to_their_file() -> None:
 def test_recursive_schemas_become_one_def() -> None:
     node = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}},
+        "properties": {
+            "name": {"type": "string"},
+            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+        },
     }
     schema = body_schema({"$ref": "#/components/schemas/Node"}, Node=node)
     assert schema["properties"]["x"] == {"$ref": "#/$defs/Node"}
@@ -59,7 +64,11 @@ def test_recursive_schemas_become_one_def() -> None:
 
 
 def test_all_of_objects_merge_and_keep_every_required_member() -> None:
-    base = {"type": "object", "properties": {"id": {"type": "string", "readOnly": True}, "a": {"type": "string"}}, "required": ["a", "b"]}
+    base = {
+        "type": "object",
+        "properties": {"id": {"type": "string", "readOnly": True}, "a": {"type": "string"}},
+        "required": ["a", "b"],
+    }
     extra = {"type": "object", "properties": {"b": {"type": "integer"}}}
     schema = body_schema({"allOf": [{"$ref": "#/components/schemas/Base"}, extra]}, Base=base)
     assert schema["properties"]["x"] == {
@@ -70,13 +79,19 @@ def test_all_of_objects_merge_and_keep_every_required_member() -> None:
 
 
 def test_one_of_becomes_any_of() -> None:
-    schema = body_schema({"oneOf": [{"type": "string"}, {"type": "integer"}], "discriminator": {"propertyName": "t"}})
+    schema = body_schema(
+        {"oneOf": [{"type": "string"}, {"type": "integer"}], "discriminator": {"propertyName": "t"}}
+    )
     assert schema["properties"]["x"] == {"anyOf": [{"type": "string"}, {"type": "integer"}]}
 
 
 def test_nullable_in_30_and_type_arrays_in_31() -> None:
-    assert body_schema({"type": "string", "nullable": True})["properties"]["x"] == {"type": ["string", "null"]}
-    assert body_schema({"type": ["string", "null"]}, "3.1.0")["properties"]["x"] == {"type": ["string", "null"]}
+    assert body_schema({"type": "string", "nullable": True})["properties"]["x"] == {
+        "type": ["string", "null"]
+    }
+    assert body_schema({"type": ["string", "null"]}, "3.1.0")["properties"]["x"] == {
+        "type": ["string", "null"]
+    }
     # 3.1 has no 'nullable' keyword: it is ignored there
     assert body_schema({"type": "string", "nullable": True}, "3.1.0")["properties"]["x"] == {"type": "string"}
     ref = body_schema({"$ref": "#/components/schemas/S", "nullable": True}, S={"type": "integer"})
@@ -88,7 +103,10 @@ def test_nullable_in_30_and_type_arrays_in_31() -> None:
 def test_read_only_is_dropped_from_requests_write_only_kept() -> None:
     obj = {
         "type": "object",
-        "properties": {"id": {"type": "string", "readOnly": True}, "password": {"type": "string", "writeOnly": True}},
+        "properties": {
+            "id": {"type": "string", "readOnly": True},
+            "password": {"type": "string", "writeOnly": True},
+        },
         "required": ["id", "password"],
     }
     assert body_schema(obj)["properties"]["x"] == {
@@ -145,7 +163,12 @@ def test_swagger_x_nullable_and_file() -> None:
 
 leaf = st.fixed_dictionaries(
     {"type": st.sampled_from(["string", "integer", "number", "boolean"])},
-    optional={"nullable": st.booleans(), "readOnly": st.booleans(), "enum": st.just(["a", "b"]), "minimum": st.integers()},
+    optional={
+        "nullable": st.booleans(),
+        "readOnly": st.booleans(),
+        "enum": st.just(["a", "b"]),
+        "minimum": st.integers(),
+    },
 )
 schemas = st.recursive(
     leaf,

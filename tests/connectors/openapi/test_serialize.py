@@ -96,6 +96,8 @@ def test_form_exploded_arrays_round_trip(values: list[str]) -> None:
 
 @given(words, st.sampled_from(["form", "spaceDelimited", "pipeDelimited"]))
 def test_delimited_arrays_round_trip(values: list[str], style: str) -> None:
+    if style == "spaceDelimited":  # the delimiter is an encoded space: a space in a value is ambiguous
+        values = [v.replace(" ", "_") for v in values]
     (pair,) = query_pairs("k", values, style, False)
     sep = {"form": ",", "spaceDelimited": "%20", "pipeDelimited": "|"}[style]
     assert [unquote(v) for v in pair.removeprefix("k=").split(sep)] == values
@@ -121,7 +123,9 @@ def test_path_arrays_round_trip(values: list[str], style: str, explode: bool) ->
     elif style == "label":
         items = rendered[1:].split("." if explode else ",")
     else:
-        items = [p.removeprefix("k=") for p in rendered[1:].split(";")] if explode else rendered[3:].split(",")
+        items = (
+            [p.removeprefix("k=") for p in rendered[1:].split(";")] if explode else rendered[3:].split(",")
+        )
     assert [unquote(i) for i in items] == values
 
 

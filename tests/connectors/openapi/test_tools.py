@@ -47,7 +47,9 @@ def test_long_names_are_cut_to_64_with_a_stable_digest() -> None:
 
 
 def test_descriptions_combine_summary_and_description_trimmed() -> None:
-    doc = openapi({"/a": {"get": op(operationId="a", summary="List things.", description="Long words " * 100)}})
+    doc = openapi(
+        {"/a": {"get": op(operationId="a", summary="List things.", description="Long words " * 100)}}
+    )
     (tool,) = ingested(doc, IngestOptions(description_max_chars=80)).tools
     assert tool.description.startswith("List things.\n\nLong words")
     assert len(tool.description) <= 80 and tool.description.endswith("…")
@@ -96,10 +98,30 @@ def test_fixed_headers_are_never_asked_of_the_agent() -> None:
                 "get": op(
                     operationId="a",
                     parameters=[
-                        {"name": "Accept", "in": "header", "required": True, "schema": {"type": "string", "enum": ["application/vnd.x+json;version=2"]}},
-                        {"name": "Content-Type", "in": "header", "required": True, "schema": {"type": "string", "enum": ["application/json"]}},
-                        {"name": "X-Api-Version", "in": "header", "required": True, "schema": {"type": "string", "default": "2024-01-01"}},
-                        {"name": "Stripe-Version", "in": "header", "required": True, "schema": {"type": "string", "enum": ["2020"]}},
+                        {
+                            "name": "Accept",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "enum": ["application/vnd.x+json;version=2"]},
+                        },
+                        {
+                            "name": "Content-Type",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "enum": ["application/json"]},
+                        },
+                        {
+                            "name": "X-Api-Version",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "default": "2024-01-01"},
+                        },
+                        {
+                            "name": "Stripe-Version",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string", "enum": ["2020"]},
+                        },
                         {"name": "q", "in": "query", "schema": {"type": "string"}},
                     ],
                 )
@@ -140,13 +162,17 @@ def test_annotations_from_the_method_overridable_per_operation() -> None:
 def test_include_and_exclude_filters_are_reported() -> None:
     doc = openapi(
         {
-            "/users": {"get": op(operationId="listUsers", tags=["users"]), "post": op(operationId="createUser", tags=["users"])},
+            "/users": {
+                "get": op(operationId="listUsers", tags=["users"]),
+                "post": op(operationId="createUser", tags=["users"]),
+            },
             "/users/{id}": {"delete": op(operationId="deleteUser", tags=["users"])},
             "/admin/x": {"get": op(operationId="adminThing", tags=["admin"])},
         }
     )
     options = IngestOptions(
-        include=OperationFilter(tags=("users",)), exclude=OperationFilter(methods=("DELETE",), operations=("create*",))
+        include=OperationFilter(tags=("users",)),
+        exclude=OperationFilter(methods=("DELETE",), operations=("create*",)),
     )
     result = ingested(doc, options)
     assert [t.name for t in result.tools] == ["api.list_users"]

@@ -70,8 +70,10 @@ def _resolve(where: str, values: Mapping[str, str], environ: Mapping[str, str]) 
         match = _ENV_REF.match(value)
         if match is None:
             if value.startswith("env:"):
-                raise ConfigurationError(f"{where}.{key}: {value!r} is not a valid env: reference",
-                                         hint="write 'env:VARIABLE_NAME'")
+                raise ConfigurationError(
+                    f"{where}.{key}: {value!r} is not a valid env: reference",
+                    hint="write 'env:VARIABLE_NAME'",
+                )
             resolved[key] = value
             continue
         secret = environ.get(match.group(1))

@@ -8,6 +8,7 @@ backoff); an expired session (HTTP 404) is re-established and the request sent a
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -20,8 +21,10 @@ import anyio.abc
 
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
 from toolbridge.connectors._base import Invocation
+from toolbridge.connectors._events import CALL_EVENTS, CallEvents
 from toolbridge.connectors.mcp._channel import Channel, Message, SessionExpired
 from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules
+from toolbridge.connectors.mcp._federation import Extras, discover_extras
 from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._pins import (
@@ -50,6 +53,7 @@ logger = logging.getLogger("toolbridge.connectors.mcp")
 State = Literal["approved", "pending", "changed"]
 RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds before restarting a server after 1, 2, 3 … consecutive failures (the last one repeats)."""
+_LIST_CHANGED = frozenset(f"notifications/{kind}/list_changed" for kind in ("tools", "prompts", "resources"))
 _RPC_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32601: 404, -32002: 404, -32603: 500}
 
 
@@ -105,6 +109,10 @@ class McpConnector:
         self._client_info = {"name": client_name, "version": "1"}
         self._delays = tuple(restart_delays) or (0.0,)
         self._entries: dict[str, _Entry] = {}
+        self.extras = Extras()
+        self._progress: dict[str, CallEvents] = {}
+        self._tokens = itertools.count(1)
+        """Prompts and resources the upstream offers (see ``_federation``)."""
         self._pins: dict[str, Pin] = {}
         self._session: Session | None = None
         self._lock = anyio.Lock()
@@ -163,6 +171,7 @@ class McpConnector:
             await session.open()
             self.sessions_opened += 1
             await self._discover(session)
+            self.extras = await discover_extras(session, self._name)
         except ConfigurationError:
             await session.aclose()
             raise
@@ -256,15 +265,22 @@ class McpConnector:
 
     async def _on_message(self, message: Message) -> Message | None:
         method = message.get("method")
-        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        raw = message.get("params")
+        params: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if "id" in message:  # a request from the server
             if method == "ping":
                 return {"result": {}}
             return {
                 "error": {"code": -32601, "message": f"toolbridge does not serve {method!r} to upstreams"}
             }
-        if method == "notifications/tools/list_changed" and self._tg is not None:
+        if method in _LIST_CHANGED and self._tg is not None:
             self._tg.start_soon(self._rediscover)
+        elif method == "notifications/progress":
+            events = self._progress.get(str(params.get("progressToken")))
+            if events is not None and isinstance(params.get("progress"), int | float):
+                total = params.get("total") if isinstance(params.get("total"), int | float) else None
+                note = params.get("message") if isinstance(params.get("message"), str) else None
+                await events.progress(float(params["progress"]), total, note)
         elif method == "notifications/message":
             logger.info("%s says: %s", self._name, str(params.get("data"))[:500])
         return None
@@ -275,6 +291,7 @@ class McpConnector:
             return
         try:
             await self._discover(session)
+            self.extras = await discover_extras(session, self._name)
         except (UpstreamUnavailable, UpstreamStatusError, RpcError, SessionExpired) as exc:
             logger.warning("could not list the tools of %s again: %s", self._name, exc)
 
@@ -364,14 +381,36 @@ class McpConnector:
 
     # -- calls -------------------------------------------------------------------------------------
 
+    async def get_prompt(
+        self, name: str, arguments: Mapping[str, str], *, deadline: float | None = None
+    ) -> Any:
+        """``prompts/get`` of a federated prompt (``connector.prompt``), as the upstream answers it."""
+        entry = self.extras.prompts.get(name)
+        if entry is None:
+            raise ToolNotFound(name, suggestions=close_matches(name, self.extras.prompts))
+        params = {"name": entry[0], "arguments": dict(arguments)}
+        return await self.request("prompts/get", params, tool=name, deadline=deadline)
+
+    async def read_resource(self, uri: str, *, deadline: float | None = None) -> Any:
+        """``resources/read`` of an upstream resource, as the upstream answers it."""
+        return await self.request("resources/read", {"uri": uri}, deadline=deadline)
+
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         entry = self._entries.get(tool.name)
         if entry is None:
             raise ToolNotFound(tool.name, suggestions=close_matches(tool.name, self._entries))
         if entry.review.state != "approved":
             raise quarantine_error(entry.tool)
-        params = {"name": entry.upstream, "arguments": dict(arguments)}
-        result = await self.request("tools/call", params, tool=tool.name, deadline=invocation.deadline)
+        params: dict[str, Any] = {"name": entry.upstream, "arguments": dict(arguments)}
+        events = CALL_EVENTS.get()
+        token = f"{invocation.request_id}:{next(self._tokens)}"
+        if events is not None:
+            params["_meta"] = {"progressToken": token}
+            self._progress[token] = events
+        try:
+            result = await self.request("tools/call", params, tool=tool.name, deadline=invocation.deadline)
+        finally:
+            self._progress.pop(token, None)
         return _call_value(result, tool.name)
 
 
@@ -398,7 +437,8 @@ def _object_schema(schema: object) -> Mapping[str, Any]:
 
 def _call_value(result: Mapping[str, Any], tool: str) -> dict[str, Any]:
     """The upstream ``CallToolResult`` as the call's value; an ``isError`` result raises."""
-    content = result.get("content") if isinstance(result.get("content"), list) else []
+    raw = result.get("content")
+    content: list[Any] = raw if isinstance(raw, list) else []
     if result.get("isError"):
         texts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
         raise ToolExecutionError(

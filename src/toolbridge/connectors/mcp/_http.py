@@ -200,10 +200,8 @@ class HttpChannel:
             head.append(("mcp-session-id", self._session_id))
         head.extend((k, v) for k, v in extra.items())
         try:
-            await conn.send(
-                h11.Request(method="POST", target=self._target, headers=head), h11.Data(data=body)
-            )
-            await conn.send(h11.EndOfMessage())
+            request = h11.Request(method="POST", target=self._target, headers=head)
+            await conn.send(request, h11.Data(data=body), h11.EndOfMessage())  # one write
             event = await conn.next_event()
         except (*_TRANSPORT_ERRORS, h11.ProtocolError) as exc:
             raise _Broken(str(exc) or type(exc).__name__, answered=False) from exc
@@ -258,8 +256,9 @@ class HttpChannel:
                 return
             try:
                 head = [*self._base_headers, ("mcp-session-id", self._session_id or "")]
-                await conn.send(h11.Request(method="DELETE", target=self._target, headers=head))
-                await conn.send(h11.EndOfMessage())
+                await conn.send(
+                    h11.Request(method="DELETE", target=self._target, headers=head), h11.EndOfMessage()
+                )
                 await conn.next_event()
             except (*_TRANSPORT_ERRORS, h11.ProtocolError):
                 pass

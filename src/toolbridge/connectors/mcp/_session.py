@@ -26,6 +26,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERS
 
 from toolbridge.connectors.mcp._channel import Channel, Message
 from toolbridge.connectors.mcp._config import Protocol
+from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
 
 __all__ = ["RpcError", "Session"]
@@ -167,7 +168,7 @@ class Session:
         return items
 
     async def _cancel(self, request_id: int) -> None:
-        if self.modern and "http" in type(self.channel).__name__.lower():
+        if self.modern and isinstance(self.channel, HttpChannel):
             return  # stateless HTTP: the aborted POST is the signal
         note = {
             "jsonrpc": "2.0",

@@ -19,11 +19,11 @@ from toolbridge.connectors.openapi._paginate import Pagination
 from toolbridge.connectors.openapi._security import Secret
 
 __all__ = [
-    "MAX_SPEC_BYTES",
     "IngestOptions",
     "IngestReport",
     "Ingested",
     "Issue",
+    "MAX_SPEC_BYTES",
     "OpenAPIConnector",
     "OperationFilter",
     "OperationOverride",

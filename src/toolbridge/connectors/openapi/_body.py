@@ -10,7 +10,7 @@ from toolbridge.connectors.openapi._model import Body, BodyField, BodyKind
 from toolbridge.connectors.openapi._naming import arg_name
 from toolbridge.connectors.openapi._params import ArgSpec
 from toolbridge.connectors.openapi._refs import Located, pointer_of
-from toolbridge.connectors.openapi._schema import Converted, SchemaConverter, trim_text
+from toolbridge.connectors.openapi._schema import Converted, SchemaConverter, brief
 
 __all__ = ["BodyInput", "choose_media_type", "form_body", "media_kind", "schema_body", "unique_arg"]
 
@@ -103,7 +103,7 @@ def form_body(
         converted = converter.convert(param)
         schema = dict(converted.schema)
         binary = param.node.get("type") == "file"
-        text = BINARY_HINT if binary else trim_text(param.node.get("description"), chars)
+        text = BINARY_HINT if binary else brief(param.node.get("description"), chars)
         if text:
             schema["description"] = text
         fields.append(BodyField(name, arg, binary))

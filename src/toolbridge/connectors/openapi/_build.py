@@ -39,6 +39,7 @@ def openapi_connector(
             spec,
             options=ingest_options(config),
             max_spec_bytes=config.max_spec_bytes,
+            cache_dir=settings.base_dir / ".toolbridge" / "cache" / "openapi" if config.cache else None,
             base_url=config.base_url,
             secrets=secrets,
             timeout=config.timeout,
@@ -64,6 +65,7 @@ def ingest_options(config: OpenAPIConnectorSettings) -> IngestOptions:
         exclude=_filter(config.exclude),
         overrides={key: OperationOverride(**value.model_dump()) for key, value in config.operations.items()},
         description_max_chars=config.description_max_chars,
+        max_pages=config.pagination.max_pages,
     )
 
 

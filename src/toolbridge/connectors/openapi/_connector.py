@@ -11,8 +11,9 @@ import httpx2
 
 from toolbridge.catalog import Tool
 from toolbridge.connectors._base import Invocation
+from toolbridge.connectors.openapi._cache import CatalogCache
 from toolbridge.connectors.openapi._ingest import Ingested, IngestOptions, ingest
-from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, load_spec
+from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, load_spec, to_uri
 from toolbridge.connectors.openapi._model import IngestReport, Operation, SecurityScheme, Server
 from toolbridge.connectors.openapi._paginate import Fetch, Pager, Pagination
 from toolbridge.connectors.openapi._request import Draft, build_request
@@ -69,11 +70,26 @@ class OpenAPIConnector:
         options: IngestOptions | None = None,
         spec_transport: httpx2.BaseTransport | None = None,
         max_spec_bytes: int = MAX_SPEC_BYTES,
+        cache_dir: Path | None = None,
         **kwargs: Any,
     ) -> OpenAPIConnector:
-        """Load ``spec`` (file or URL), ingest it, build the connector (other keywords as ``__init__``)."""
+        """Load ``spec`` (file or URL), ingest it, build the connector (other keywords as ``__init__``).
+
+        With ``cache_dir``, the ingested catalog of a local document is kept there and reused while the
+        document's files are unchanged (see :mod:`._cache`).
+        """
+        options = options or IngestOptions()
+        uri = to_uri(spec)
+        cache = CatalogCache(Path(cache_dir)) if cache_dir is not None else None
+        key = cache.key(uri, name, options) if cache is not None else ""
+        cached = cache.load(key) if cache is not None else None
+        if cached is not None:
+            return cls(name, cached, spec_uri=uri, **kwargs)
         source = load_spec(spec, max_bytes=max_spec_bytes, transport=spec_transport)
-        return cls(name, ingest(source, name, options), spec_uri=source.uri, **kwargs)
+        ingested = ingest(source, name, options)
+        if cache is not None:
+            cache.save(key, source.digests, ingested)
+        return cls(name, ingested, spec_uri=source.uri, **kwargs)
 
     @classmethod
     def failed(cls, name: str, spec: str, error: str) -> OpenAPIConnector:
@@ -109,7 +125,9 @@ class OpenAPIConnector:
         page = await self._send(draft.build(self._require_client()), tool.name)
         result = decode(page)
         if self._pager.enabled:
-            result = await self._pager.follow(page, result, draft, operation, self._fetch_more(tool.name))
+            wanted = arguments.get(operation.pages_arg) if operation.pages_arg else None
+            fetch = self._fetch_more(tool.name)
+            result = await self._pager.follow(page, result, draft, operation, fetch, wanted)
         return result
 
     async def __aenter__(self) -> OpenAPIConnector:

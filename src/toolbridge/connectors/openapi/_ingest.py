@@ -9,7 +9,14 @@ from types import MappingProxyType
 from typing import Any
 
 from toolbridge.catalog import Tool, ToolAnnotations
-from toolbridge.connectors.openapi._body import BodyInput, choose_media_type, form_body, schema_body, sub
+from toolbridge.connectors.openapi._body import (
+    BodyInput,
+    choose_media_type,
+    form_body,
+    schema_body,
+    sub,
+    unique_arg,
+)
 from toolbridge.connectors.openapi._loader import SpecSource
 from toolbridge.connectors.openapi._model import (
     FixedValue,
@@ -23,12 +30,26 @@ from toolbridge.connectors.openapi._model import (
 from toolbridge.connectors.openapi._naming import NameBook, arg_name, operation_name
 from toolbridge.connectors.openapi._params import ArgSpec, ParamInput, read_parameter
 from toolbridge.connectors.openapi._refs import Located, RefError, Resolver, pointer_of
-from toolbridge.connectors.openapi._schema import SchemaConverter, trim_text
+from toolbridge.connectors.openapi._schema import Converted, SchemaConverter, brief, trim_text
 from toolbridge.errors import ConfigurationError
 
 __all__ = ["IngestOptions", "Ingested", "OperationFilter", "OperationOverride", "ingest"]
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+PAGING_PARAMS = frozenset(
+    [
+        "cursor",
+        "page",
+        "offset",
+        "page_token",
+        "pageToken",
+        "PageToken",
+        "starting_after",
+        "after",
+        "next_token",
+    ]
+)
+_PAGES_HINT = "pages to fetch and merge (toolbridge follows the next-page links; default: the connector's)"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -78,6 +99,8 @@ class IngestOptions:
     overrides: Mapping[str, OperationOverride] = field(default_factory=lambda: _EMPTY)
     description_max_chars: int = 300
     parameter_description_chars: int = 160
+    max_pages: int = 1
+    """When > 1, list operations with a paging parameter get an optional ``max_pages`` argument."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +216,7 @@ class _Ingest:
         body = self._body(op, body_params, taken)
         if body is not None:
             args.update(body.args)
+        pages_arg = self._pages_arg(method, parameters, args)
         for spec in args.values():
             notes.extend(spec.converted.notes)
         override = self._override(op_id, method, path)
@@ -211,6 +235,7 @@ class _Ingest:
             servers=self._op_servers(item, op),
             accept=accept or self._accept(op.node),
             tags=tags,
+            pages_arg=pages_arg,
         )
         tool = Tool(
             name=name,
@@ -264,7 +289,7 @@ class _Ingest:
             converter=self.converter,
             taken=taken,
             encoding=encoding if isinstance(encoding, dict) else None,
-            description=trim_text(request.node.get("description"), self.options.parameter_description_chars),
+            description=brief(request.node.get("description"), self.options.parameter_description_chars),
         )
 
     def _swagger_body(self, op: Located, params: list[Located], taken: set[str]) -> BodyInput | None:
@@ -285,10 +310,21 @@ class _Ingest:
             required=bool(body.node.get("required")),
             converter=self.converter,
             taken=taken,
-            description=trim_text(body.node.get("description"), self.options.parameter_description_chars),
+            description=brief(body.node.get("description"), self.options.parameter_description_chars),
         )
 
     # -- the rest of an operation ------------------------------------------------------------------
+
+    def _pages_arg(
+        self, method: str, parameters: Sequence[Parameter], args: dict[str, ArgSpec]
+    ) -> str | None:
+        limit = self.options.max_pages
+        if limit <= 1 or method != "get" or not any(p.name in PAGING_PARAMS for p in parameters):
+            return None
+        name = unique_arg("max_pages", set(args), prefix="toolbridge_")
+        schema = {"type": "integer", "minimum": 1, "maximum": limit, "description": _PAGES_HINT}
+        args[name] = ArgSpec(schema, False, Converted(schema, {}))
+        return name
 
     def _override(self, op_id: str | None, method: str, path: str) -> OperationOverride:
         overrides = self.options.overrides
@@ -359,8 +395,9 @@ def _collect(
         arg = arg_name(parameter.name)
         if counts[arg] > 1 and parameter.location != "path":
             arg = arg_name(f"{parameter.location}_{parameter.name}")
+        base, n = arg, 2
         while arg in args:
-            arg = arg + "_"
+            arg, n = f"{base}_{n}", n + 1
         parameters.append(_with_arg(parameter, arg))
         args[arg] = read.arg
     return parameters, args, fixed, accept

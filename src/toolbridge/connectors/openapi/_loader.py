@@ -6,6 +6,7 @@ before they are parsed, and every failure names the file or URL it happened in.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -20,12 +21,12 @@ import yaml
 
 from toolbridge.errors import ConfigurationError
 
-__all__ = ["MAX_SPEC_BYTES", "SpecSource", "load_spec", "parse_document"]
+__all__ = ["MAX_SPEC_BYTES", "SpecSource", "load_spec", "parse_document", "to_uri"]
 
 MAX_SPEC_BYTES = 32 * 1024 * 1024
 """Documents larger than this are refused before parsing (the largest real ones are ~3 MB)."""
 
-_EXTERNAL_REF = re.compile(r"""\$ref['"]?\s*:\s*['"]?(?!#)""")
+_EXTERNAL_REF = re.compile(rb"""\$ref['"]?\s*:\s*(?!['"]?#)""")
 _CHUNK = 65536
 
 
@@ -37,6 +38,8 @@ class SpecSource:
     documents: Mapping[str, Any]
     missing: Mapping[str, str] = field(default_factory=dict)
     """URIs referred to that could not be loaded, with the reason."""
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """SHA-256 of every document's bytes, by URI (what a cache entry must still match)."""
 
     @property
     def root(self) -> Any:
@@ -55,13 +58,15 @@ def load_spec(
     timeout: float = 30.0,
 ) -> SpecSource:
     """Load the document at ``location`` (path or http(s) URL) and every file its ``$ref``s reach."""
-    uri = _to_uri(location)
-    with httpx2.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
-        reader = _Reader(client, max_bytes)
+    uri = to_uri(location)
+    reader = _Reader(max_bytes, transport, timeout)
+    try:
         root = reader.document(uri)
         _check_is_spec(root, uri)
         documents, missing = reader.follow(uri, root)
-    return SpecSource(uri, documents, missing)
+    finally:
+        reader.close()
+    return SpecSource(uri, documents, missing, reader.digests)
 
 
 def parse_document(data: bytes, uri: str) -> Any:
@@ -95,7 +100,8 @@ def parse_document(data: bytes, uri: str) -> Any:
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _to_uri(location: str | Path) -> str:
+def to_uri(location: str | Path) -> str:
+    """The absolute URI of a path or URL (``file:///…`` for paths)."""
     text = str(location)
     if urlsplit(text).scheme in ("http", "https", "file"):
         return text
@@ -118,14 +124,31 @@ def _check_is_spec(root: Any, uri: str) -> None:
 
 
 class _Reader:
-    def __init__(self, client: httpx2.Client, max_bytes: int) -> None:
-        self._client = client
+    """Reads files and URLs; the HTTP client is created on the first URL (it costs ~0.1 s to make)."""
+
+    def __init__(self, max_bytes: int, transport: httpx2.BaseTransport | None, timeout: float) -> None:
         self._max = max_bytes
+        self._transport = transport
+        self._timeout = timeout
+        self._client: httpx2.Client | None = None
         self._texts: dict[str, bytes] = {}
+        self.digests: dict[str, str] = {}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def _http(self) -> httpx2.Client:
+        if self._client is None:
+            self._client = httpx2.Client(
+                transport=self._transport, timeout=self._timeout, follow_redirects=True, trust_env=False
+            )
+        return self._client
 
     def document(self, uri: str) -> Any:
         data = self._fetch(uri)
         self._texts[uri] = data
+        self.digests[uri] = hashlib.sha256(data).hexdigest()
         return parse_document(data, uri)
 
     def follow(self, uri: str, root: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -135,7 +158,7 @@ class _Reader:
         queue = [uri]
         while queue:
             current = queue.pop()
-            if not _EXTERNAL_REF.search(self._texts[current].decode("utf-8", "replace")):
+            if not _EXTERNAL_REF.search(self._texts[current]):
                 continue
             for target in sorted(set(_external_refs(documents[current], current))):
                 if target in documents or target in missing:
@@ -165,7 +188,7 @@ class _Reader:
 
     def _download(self, uri: str) -> bytes:
         try:
-            with self._client.stream("GET", uri) as response:
+            with self._http().stream("GET", uri) as response:
                 if response.status_code >= 400:
                     raise ConfigurationError(
                         f"{uri}: the server answered HTTP {response.status_code}",

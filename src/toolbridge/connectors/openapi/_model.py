@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 __all__ = [
     "Body",
@@ -22,7 +21,6 @@ __all__ = [
 Location = Literal["path", "query", "header", "cookie"]
 Shape = Literal["primitive", "array", "object"]
 BodyKind = Literal["json", "form", "multipart", "binary", "text", "none"]
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +68,6 @@ class Body:
     arg: str | None = None
     """The argument holding the whole body, when it is not spread into fields."""
     fields: tuple[BodyField, ...] = ()
-    encoding: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +96,7 @@ class SecurityScheme:
 @dataclass(frozen=True, slots=True)
 class Server:
     url: str
-    variables: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    variables: Mapping[str, str] = field(default_factory=dict)
 
     def resolved(self) -> str:
         url = self.url
@@ -125,6 +122,8 @@ class Operation:
     servers: tuple[Server, ...] = ()
     accept: str | None = None
     tags: tuple[str, ...] = ()
+    pages_arg: str | None = None
+    """The optional argument that lets one call ask for fewer or more pages (up to the connector's)."""
 
 
 @dataclass(frozen=True, slots=True)

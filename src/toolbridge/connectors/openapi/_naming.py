@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -13,8 +14,11 @@ _CAMEL_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 _ARG_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+_MARKS = (("<=", "_lte"), (">=", "_gte"), ("<", "_lt"), (">", "_gt"), ("!=", "_ne"))
+"""Comparison marks in parameter names (Twilio's ``StartTime<``) become words, not collisions."""
 
 
+@functools.lru_cache(maxsize=4096)
 def snake(text: str) -> str:
     """``listIncidents`` → ``list_incidents``; ``chat.postMessage`` → ``chat_post_message``."""
     text = _PLURAL_ACRONYM.sub(r"\1S", text)  # "URLs" is one word
@@ -60,7 +64,10 @@ class NameBook:
         return wanted[: max(self._room - 7, 1)].rstrip("_") + "_" + _digest(identity)
 
 
+@functools.lru_cache(maxsize=8192)
 def arg_name(name: str) -> str:
     """An argument name every MCP client accepts (``[A-Za-z0-9_.-]{1,64}``)."""
+    for mark, word in _MARKS:
+        name = name.replace(mark, word)
     cleaned = _ARG_CHARS.sub("_", name).strip("_") or "value"
     return cleaned if len(cleaned) <= 64 else cleaned[:57] + "_" + _digest(name)

@@ -59,10 +59,18 @@ class Pager:
     def enabled(self) -> bool:
         return self.max_pages > 1
 
-    async def follow(self, page: Page, result: Any, draft: Draft, operation: Operation, fetch: Fetch) -> Any:
-        """``result`` extended with up to ``max_pages - 1`` further pages."""
-        pages = 1
-        while pages < self.max_pages:
+    async def follow(
+        self,
+        page: Page,
+        result: Any,
+        draft: Draft,
+        operation: Operation,
+        fetch: Fetch,
+        limit: int | None = None,
+    ) -> Any:
+        """``result`` extended with up to ``limit - 1`` further pages (``limit`` ≤ ``max_pages``)."""
+        pages, most = 1, min(limit or self.max_pages, self.max_pages)
+        while pages < most:
             following = self._next(page, result if pages == 1 else decode(page), draft, operation)
             if following is None:
                 break

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from toolbridge.connectors.openapi._model import FixedValue, Location, Parameter, Shape
 from toolbridge.connectors.openapi._refs import Located, pointer_of
-from toolbridge.connectors.openapi._schema import Converted, SchemaConverter, trim_text
+from toolbridge.connectors.openapi._schema import Converted, SchemaConverter, brief
 
 __all__ = ["ArgSpec", "ParamInput", "read_parameter", "shape_of"]
 
@@ -69,7 +69,7 @@ def read_parameter(
     if fixed is not None:
         return ParamInput(fixed=fixed)
     schema = dict(converted.schema)
-    description = trim_text(node.get("description"), chars)
+    description = brief(node.get("description"), chars)
     if description:
         schema["description"] = description
     style, explode = _style(node, location, swagger)

@@ -52,6 +52,7 @@ class Resolver:
 
     def __init__(self, source: SpecSource) -> None:
         self.source = source
+        self._found: dict[tuple[str, str], Located] = {}
 
     def deref(self, located: Located) -> Located:
         """Follow ``$ref``s from ``located`` until a node that is not a reference."""
@@ -66,8 +67,14 @@ class Resolver:
         return current
 
     def lookup(self, ref: str, base: str, where: str) -> Located:
-        """The node ``ref`` points at, read relative to the document ``base``."""
-        target, fragment = urldefrag(urljoin(base, ref))
+        """The node ``ref`` points at, read relative to the document ``base`` (memoized)."""
+        found = self._found.get((base, ref))
+        if found is None:
+            found = self._found[(base, ref)] = self._lookup(ref, base, where)
+        return found
+
+    def _lookup(self, ref: str, base: str, where: str) -> Located:
+        target, fragment = (base, ref[1:]) if ref.startswith("#") else urldefrag(urljoin(base, ref))
         document = self.source.documents.get(target)
         if document is None:
             reason = self.source.missing.get(target, "the document was not loaded")

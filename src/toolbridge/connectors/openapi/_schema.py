@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 
 from toolbridge.connectors.openapi._refs import Located, Resolver, pointer_of
 
-__all__ = ["Converted", "SchemaConverter", "trim_text"]
+__all__ = ["Converted", "SchemaConverter", "brief", "trim_text"]
 
 Schema = dict[str, Any]
 
@@ -46,11 +47,42 @@ _MAX_DEPTH = 48
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
+_TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
+_SENTENCE = re.compile(r"(?<=[a-z0-9)`'\"][.!?])\s+(?=[A-Z`(\[])|\n")
+
+
+def _clean(text: str) -> str:
+    """Markdown links kept as their text, HTML tags dropped, blank space collapsed."""
+    text = text.strip()
+    if "](" in text:
+        text = _LINK.sub(r"\1", text)
+    if "<" in text:
+        text = _TAG.sub("", text)
+    if "  " not in text and "\t" not in text and "\n" not in text:
+        return text
+    return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n\s*", "\n\n", text)).strip()
+
+
+@functools.lru_cache(maxsize=8192)
 def trim_text(text: str | None, limit: int) -> str:
-    """``text`` with runs of blank space collapsed, cut at a word boundary to ``limit`` characters."""
+    """``text`` cleaned (:func:`_clean`), cut at a word boundary to ``limit`` characters."""
     if not text:
         return ""
-    cleaned = re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n\s*", "\n\n", text.strip()))
+    return _cut(_clean(text), limit)
+
+
+@functools.lru_cache(maxsize=8192)
+def brief(text: str | None, limit: int) -> str:
+    """The first sentence of ``text`` (what an argument is), cleaned and cut to ``limit`` characters."""
+    if not text:
+        return ""
+    cleaned = _clean(text)
+    first = _SENTENCE.split(cleaned, maxsplit=1)[0].strip()
+    return _cut(first if len(first) >= 12 else cleaned, limit)
+
+
+def _cut(cleaned: str, limit: int) -> str:
     if len(cleaned) <= limit:
         return cleaned
     cut = cleaned[: max(limit - 1, 1)]
@@ -197,7 +229,7 @@ class SchemaConverter:
         node = located.node
         text = node.get("description")
         if isinstance(text, str) and text.strip():
-            out["description"] = trim_text(text, self._chars)
+            out["description"] = brief(text, self._chars)
         pattern = node.get("pattern")
         if isinstance(pattern, str):
             try:

@@ -70,14 +70,17 @@ def _plain(text: str, *, allow_reserved: bool = False) -> str:
 
 
 def _label(value: Any, explode: bool) -> str:
+    def enc(text: str) -> str:
+        return encode(text).replace(".", "%2E")  # "." is the label delimiter: keep values unambiguous
+
     if isinstance(value, Mapping):
         if explode:
-            return "".join(f".{encode(k)}={encode(v)}" for k, v in _items(value))
-        return "." + ",".join(f"{encode(k)},{encode(v)}" for k, v in _items(value))
+            return "".join(f".{enc(k)}={enc(v)}" for k, v in _items(value))
+        return "." + ",".join(f"{enc(k)},{enc(v)}" for k, v in _items(value))
     if isinstance(value, list):
         sep = "." if explode else ","
-        return "." + sep.join(encode(v) for _, v in _items(value))
-    return "." + encode(scalar(value))
+        return "." + sep.join(enc(v) for _, v in _items(value))
+    return "." + enc(scalar(value))
 
 
 def _matrix(name: str, value: Any, explode: bool) -> str:

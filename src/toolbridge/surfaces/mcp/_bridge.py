@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import MCP_RESULT_META_KEY
 from toolbridge.errors import ToolbridgeError, ToolNotFound
+from toolbridge.surfaces.mcp._search import (
+    CALL,
+    META_SCHEMAS,
+    META_TOOLS,
+    in_search_mode,
+    search_answer,
+    text_result,
+)
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
     ProtocolError,
@@ -51,11 +59,16 @@ class Bridge:
         The listing depends on the caller, so it is never for shared caches (``cacheScope: private``),
         and scopes can change at any time (``ttlMs: 0``).
         """
-        tools = self._tools.listing(self.hub.list_tools(principal))
+        if in_search_mode(self.hub, principal):
+            tools = META_TOOLS
+        else:
+            tools = self._tools.listing(self.hub.list_tools(principal))
         return {"tools": tools, "ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
 
     def input_schema(self, principal: Principal, name: str) -> Mapping[str, Any] | None:
         """The input schema of a tool the principal can see, else None."""
+        if name in META_SCHEMAS and in_search_mode(self.hub, principal):
+            return META_SCHEMAS[name]
         try:
             return self.hub.get_tool(principal, name).input_schema
         except ToolNotFound:
@@ -64,6 +77,21 @@ class Bridge:
     async def call_tool(self, ctx: CallContext, params: Mapping[str, Any]) -> dict[str, Any]:
         """The ``CallToolResult`` for ``params`` (``name``, ``arguments``, ``_meta``)."""
         name, arguments = _name_and_arguments(params)
+        if name in META_SCHEMAS and in_search_mode(self.hub, ctx.principal):
+            if name != CALL:
+                try:
+                    return text_result(
+                        search_answer(self.hub, ctx.principal, name, arguments), ctx.request_id
+                    )
+                except ToolbridgeError as exc:
+                    if is_tool_error(exc):
+                        return error_result(exc, ctx.request_id)
+                    raise protocol_error(exc) from exc
+            inner = {"name": arguments.get("name"), "arguments": arguments.get("arguments") or {}}
+            if params.get("_meta") is not None:
+                inner["_meta"] = params["_meta"]  # the idempotency key applies to the inner call
+            params = inner
+            name, arguments = _name_and_arguments(params)
         key = idempotency_key(params)
         try:
             result = await self.hub.call(

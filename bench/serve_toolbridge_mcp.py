@@ -1,0 +1,34 @@
+"""toolbridge federating one upstream MCP server (streamable HTTP) as connector ``up``, serving /mcp.
+
+Usage: ``python bench/serve_toolbridge_mcp.py PORT KEY_FILE UPSTREAM_URL``. The upstream is reached
+when the hub starts; the agent key is written to KEY_FILE before the app serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from _uvicorn import config
+from toolbridge import Hub
+from toolbridge.connectors.mcp import HttpServer, McpConnector
+from toolbridge.surfaces.app import create_app
+
+
+async def serve(port: int, key_file: Path, upstream: str) -> None:
+    hub = Hub()
+    hub.add_connector(McpConnector("up", HttpServer(url=upstream)))
+    async with hub:
+        key = await hub.agents.create("bench", scopes=["*"])
+        partial = key_file.with_suffix(".tmp")
+        partial.write_text(key)
+        os.replace(partial, key_file)
+        await uvicorn.Server(config(create_app(hub, manage_hub=False), port)).serve()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]))

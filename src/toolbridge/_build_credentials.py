@@ -1,0 +1,90 @@
+"""Settings → the credential manager: bindings per connector, provider definitions, the vault's keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from toolbridge.credentials import (
+    AuthConfig,
+    CredentialManager,
+    KeyFile,
+    KeySource,
+    ProviderDef,
+    ServiceAccount,
+    Vault,
+    load_providers,
+)
+from toolbridge.credentials._providers import lookup
+from toolbridge.credentials._secret import Secret, SecretRef, resolve_static
+from toolbridge.errors import ConfigurationError
+from toolbridge.settings import ConnectionSettings, Settings
+from toolbridge.storage import Database
+
+__all__ = ["build_credentials", "default_keys"]
+
+
+def default_keys(settings: Settings) -> KeyFile:
+    path = Path(settings.credentials.key_file).expanduser()
+    return KeyFile(path if path.is_absolute() else settings.base_dir / path)
+
+
+def build_credentials(
+    settings: Settings, database: Database, keys: KeySource | None
+) -> CredentialManager | None:
+    """A manager for the connectors that declare ``connections:``, or None when none does."""
+    declared = {
+        name: config
+        for name, connector in settings.connectors.items()
+        if (config := getattr(connector, "connections", None)) is not None
+    }
+    if not declared:
+        return None
+    providers = load_providers(settings.providers)
+    bindings = {}
+    for name, config in declared.items():
+        try:
+            bindings[name] = _binding(config, providers, settings.base_dir)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"connectors.{name}.connections: {exc.message}", hint=exc.hint) from exc
+    vault = Vault(database, keys or default_keys(settings))
+    return CredentialManager(vault, bindings, cache_ttl=settings.credentials.cache_ttl)
+
+
+def _binding(config: ConnectionSettings, providers: Mapping[str, ProviderDef], base_dir: Path) -> AuthConfig:
+    provider = None
+    if config.provider is not None:
+        provider = lookup(providers, config.provider).with_params(config.provider_params)
+    secret: Secret | None = None
+    if config.client_secret is not None:
+        secret = resolve_static(SecretRef.parse(config.client_secret), base_dir=base_dir)
+    account = None
+    if config.service_account_file is not None:
+        account = ServiceAccount.from_file(_path(config.service_account_file, base_dir))
+    return AuthConfig(
+        scheme=config.scheme,
+        name=config.name,
+        location=config.location,
+        username=config.username,
+        prefix=config.prefix,
+        templates=dict(config.templates),
+        provider=provider,
+        client_id=config.client_id,
+        client_secret=secret,
+        scopes=tuple(config.scopes),
+        redirect_uri=config.redirect_uri,
+        resource=config.resource,
+        service_account=account,
+        subject=config.subject,
+        region=config.region,
+        service=config.service,
+        refresh_skew=config.refresh_skew,
+        state_ttl=config.state_ttl,
+        probe_url=config.probe_url,
+        probe_method=config.probe_method,
+    )
+
+
+def _path(text: str, base_dir: Path) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base_dir / path

@@ -1,0 +1,300 @@
+"""``toolbridge keys …``, ``toolbridge connections …`` and ``toolbridge connect``.
+
+Registered by :mod:`toolbridge.cli`; kept apart so the CLI module stays small. The master key comes from
+``TOOLBRIDGE_MASTER_KEY`` (base64; ``TOOLBRIDGE_MASTER_KEY_PREVIOUS`` during a rotation) or the key file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from toolbridge.credentials import (
+    Authorization,
+    ConnectFlow,
+    CredentialManager,
+    Keyring,
+    KeySource,
+    MasterKey,
+    Material,
+    SecretRef,
+    StaticKeys,
+    resolve_reference,
+    rotate_master_key,
+)
+from toolbridge.errors import ConfigurationError, ToolbridgeError
+from toolbridge.hub import Hub
+from toolbridge.settings import Settings, load_settings
+
+__all__ = ["connect", "connections_app", "keys_app", "master_keys"]
+
+T = TypeVar("T")
+keys_app = typer.Typer(help="Create and rotate the vault's master key.", no_args_is_help=True)
+connections_app = typer.Typer(
+    help="List, add, test and remove connections (credentials).", no_args_is_help=True
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", envvar="TOOLBRIDGE_CONFIG", help="toolbridge.yaml to use")
+]
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="Master key file [default: credentials.key_file of the config]"),
+]
+
+
+def master_keys() -> KeySource | None:
+    """The keyring from TOOLBRIDGE_MASTER_KEY (and …_PREVIOUS, comma-separated), or None: use the key file."""
+    value = os.environ.get("TOOLBRIDGE_MASTER_KEY")
+    if not value:
+        return None
+    previous = [v for v in os.environ.get("TOOLBRIDGE_MASTER_KEY_PREVIOUS", "").split(",") if v.strip()]
+    return StaticKeys(
+        Keyring(MasterKey.from_base64(value), tuple(MasterKey.from_base64(v) for v in previous))
+    )
+
+
+def _fail(exc: ToolbridgeError) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    if exc.hint:
+        err.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _run(fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return anyio.run(fn)
+    except ToolbridgeError as exc:
+        _fail(exc)
+
+
+def _settings(config: Path | None) -> Settings:
+    if config is None and Path("toolbridge.yaml").exists():
+        config = Path("toolbridge.yaml")
+    try:
+        return load_settings(config) if config else Settings()
+    except ToolbridgeError as exc:
+        _fail(exc)
+
+
+def _hub(config: Path | None) -> Hub:
+    try:
+        hub = Hub.from_settings(_settings(config), keys=master_keys())
+    except ToolbridgeError as exc:
+        _fail(exc)
+    if hub.credentials is None:
+        _fail(ConfigurationError("no connector declares 'connections:'", hint="see docs/credentials.md"))
+    return hub
+
+
+def _manager(hub: Hub) -> CredentialManager:
+    assert hub.credentials is not None
+    return hub.credentials
+
+
+def _key_file(config: Path | None, key_file: Path | None) -> Any:
+    from toolbridge._build_credentials import default_keys
+    from toolbridge.credentials import KeyFile
+
+    return KeyFile(key_file) if key_file else default_keys(_settings(config))
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+
+@keys_app.command("init")
+def keys_init(config: ConfigOption = None, key_file: KeyFileOption = None) -> None:
+    """Write a new master key file (mode 0600). Back it up: without it the vault cannot be read."""
+    target = _key_file(config, key_file)
+    try:
+        ring = target.create()
+    except ToolbridgeError as exc:
+        _fail(exc)
+    out.print(f"wrote master key {ring.current.id} to {target.path} (mode 0600); back it up somewhere safe")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    config: ConfigOption = None,
+    key_file: KeyFileOption = None,
+    settle: Annotated[float, typer.Option(help="Seconds to let running servers notice the new key")] = 2.0,
+) -> None:
+    """Re-wrap every data key with a new master key, while servers keep serving."""
+    settings = _settings(config)
+    target = _key_file(config, key_file)
+    from toolbridge.audit import AuditLog
+    from toolbridge.storage import Database
+
+    async def main() -> Any:
+        async with Database(settings.server.database) as db, AuditLog(db) as audit:
+            return await rotate_master_key(db, target, settle=settle, audit=audit)
+
+    rotation = _run(main)
+    out.print(
+        f"rotated to master key {rotation.new_key_id}: {rotation.rewrapped} data keys re-wrapped; "
+        f"old key(s) {', '.join(rotation.old_key_ids)} removed from {target.path}"
+    )
+
+
+@keys_app.command("rewrap")
+def keys_rewrap(config: ConfigOption = None) -> None:
+    """Re-wrap every data key with TOOLBRIDGE_MASTER_KEY (after moving the old one to …_PREVIOUS)."""
+    from toolbridge.credentials._vault import rewrap_all
+    from toolbridge.storage import Database
+
+    keys = master_keys()
+    if keys is None:
+        _fail(ConfigurationError("TOOLBRIDGE_MASTER_KEY is not set", hint="for key files use 'keys rotate'"))
+    settings = _settings(config)
+
+    async def main() -> int:
+        async with Database(settings.server.database) as db:
+            return await rewrap_all(db, keys.keyring())
+
+    out.print(f"{_run(main)} data keys re-wrapped; TOOLBRIDGE_MASTER_KEY_PREVIOUS can now be dropped")
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+
+@connections_app.command("list")
+def connections_list(
+    config: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """List connections with their state (never their secrets)."""
+    hub = _hub(config)
+
+    async def main() -> list[dict[str, Any]]:
+        async with hub:
+            manager = _manager(hub)
+            now = manager.clock()
+            return [
+                c.document(
+                    now, manager.bindings[c.connector].refresh_skew if c.connector in manager.bindings else 0
+                )
+                for c in await manager.store.list()
+            ]
+
+    docs = _run(main)
+    if as_json:
+        print(json.dumps(docs))
+        return
+    table = Table("id", "connector", "account", "scheme", "state", "version", "last error")
+    for d in docs:
+        table.add_row(
+            d["id"],
+            d["connector"],
+            d["account"],
+            d["scheme"],
+            d["state"],
+            str(d["token_version"]),
+            d["last_error"] or "",
+        )
+    out.print(table)
+
+
+@connections_app.command("add")
+def connections_add(
+    connector: str,
+    account: Annotated[str, typer.Option("--account", "-a", help="Account name, e.g. alice")] = "default",
+    secret: Annotated[
+        str | None, typer.Option("--secret", help="env:NAME, file:PATH or vault:NAME [default: prompt]")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add (or replace) a connection whose credential is a static secret: API key, token, password, …"""
+    hub = _hub(config)
+
+    async def main() -> Any:
+        async with hub:
+            manager = _manager(hub)
+            binding = manager.binding(connector)
+            if binding.scheme == "oauth2":
+                raise ConfigurationError(
+                    f"connector {connector!r} uses OAuth 2",
+                    hint=f"connect it with: toolbridge connect {connector}",
+                )
+            value = None
+            if secret is not None:
+                value = await resolve_reference(SecretRef.parse(secret), vault=manager.vault.get)
+            elif binding.scheme not in ("client_credentials", "jwt_bearer"):
+                from toolbridge.credentials import Secret
+
+                value = Secret(typer.prompt(f"secret for {connector} as {account}", hide_input=True))
+            return await manager.add(connector, account, Material(secret=value))
+
+    conn = _run(main)
+    out.print(f"connection {conn.id}: {conn.connector} as {conn.account} ({conn.scheme}), {conn.state}")
+    out.print(f"check it with: toolbridge connections test {conn.id}")
+
+
+@connections_app.command("test")
+def connections_test(ident: str, config: ConfigOption = None) -> None:
+    """Make one read-only probe call with the connection; exit 1 if it fails."""
+    from toolbridge.credentials._probe import probe
+
+    hub = _hub(config)
+
+    async def main() -> Any:
+        async with hub:
+            return await probe(_manager(hub), ident)
+
+    result = _run(main)
+    if result.ok:
+        out.print(f"[green]ok[/]: {escape(result.detail)}", highlight=False)
+        return
+    err.print(f"[bold red]failed[/]: {escape(result.detail)}", highlight=False)
+    raise typer.Exit(1)
+
+
+@connections_app.command("remove")
+def connections_remove(ident: str, config: ConfigOption = None) -> None:
+    """Remove a connection and its secrets from the vault."""
+    hub = _hub(config)
+
+    async def main() -> bool:
+        async with hub:
+            return await _manager(hub).remove(ident)
+
+    _run(main)
+    out.print(f"removed connection {ident}")
+
+
+def connect(
+    connector: str,
+    account: Annotated[str, typer.Option("--account", "-a", help="Account name, e.g. alice")] = "default",
+    config: ConfigOption = None,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the URL in a browser")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the callback")] = 600.0,
+) -> None:
+    """Connect an OAuth account: open the printed URL, sign in; completes on a 127.0.0.1 callback."""
+    from toolbridge.credentials._loopback import connect_on_loopback
+
+    hub = _hub(config)
+
+    def show(authorization: Authorization) -> None:
+        out.print("open this URL in a browser and sign in:", highlight=False)
+        print(authorization.url, flush=True)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(authorization.url)
+
+    async def main() -> Any:
+        async with hub:
+            flow = ConnectFlow(_manager(hub))
+            return await connect_on_loopback(flow, connector, account, show=show, wait=wait)
+
+    conn = _run(main)
+    out.print(f"connected {conn.connector} as {conn.account} (connection {conn.id})")

@@ -1,0 +1,157 @@
+"""``/v1/connections``: list, add, test and remove connections; the OAuth connect flow for web pages.
+
+Authenticated like every other route (API key). A principal manages the connections of a connector when
+one of its write scopes covers that connector's tools (``github.*``, ``*``); other connections look like
+missing ones (404). The callback is the one unauthenticated route: the single-use ``state`` authenticates it.
+Responses never contain secret material.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolbridge.credentials import ConnectFlow, Connection, CredentialManager, Material, Secret
+from toolbridge.credentials._probe import probe
+from toolbridge.errors import ConfigurationError, NotFound, ToolbridgeError
+from toolbridge.hub import Hub
+from toolbridge.policy import Principal
+
+__all__ = ["connections_router"]
+
+
+class AddConnection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    connector: str
+    account: Annotated[str, Field(min_length=1, max_length=128)] = "default"
+    secret: str | None = Field(default=None, description="API key, token or password (stored encrypted)")
+
+
+class StartConnect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    connector: str
+    account: Annotated[str, Field(min_length=1, max_length=128)] = "default"
+    redirect_uri: str | None = Field(default=None, description="must be registered with the provider exactly")
+
+
+async def _caller(request: Request) -> Principal:
+    hub: Hub = request.app.state.hub
+    header = request.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+    return await hub.authenticate(key, request_id=request.headers.get("x-request-id"))
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
+
+def _manager(request: Request) -> CredentialManager:
+    hub: Hub = request.app.state.hub
+    if hub.credentials is None:
+        raise ConfigurationError("no connector declares 'connections:'", hint="see docs/credentials.md")
+    return hub.credentials
+
+
+def _may_manage(principal: Principal, connector: str) -> bool:
+    probe_name = f"{connector}.x"
+    return any(s.access == "write" and fnmatch.fnmatchcase(probe_name, s.pattern) for s in principal.scopes)
+
+
+def _visible(manager: CredentialManager, principal: Principal, connector: str) -> None:
+    if connector not in manager.bindings or not _may_manage(principal, connector):
+        raise NotFound(
+            f"no connector {connector!r} with connections", hint="list them with GET /v1/connections"
+        )
+
+
+def _doc(manager: CredentialManager, conn: Connection) -> dict[str, Any]:
+    binding = manager.bindings.get(conn.connector)
+    return conn.document(manager.clock(), binding.refresh_skew if binding else 0.0)
+
+
+async def _owned(manager: CredentialManager, principal: Principal, ident: str) -> Connection:
+    try:
+        conn = await manager.store.get(ident)
+    except NotFound:
+        conn = None
+    if conn is None or not _may_manage(principal, conn.connector):
+        raise NotFound(f"no connection with id {ident!r}", hint="list them with GET /v1/connections")
+    return conn
+
+
+connections_router = APIRouter(prefix="/connections", tags=["connections"])
+
+
+@connections_router.get("", summary="Connections the caller may manage, with their state")
+async def list_connections(request: Request, caller: Caller) -> dict[str, Any]:
+    manager = _manager(request)
+    conns = [c for c in await manager.store.list() if _may_manage(caller, c.connector)]
+    return {"connections": [_doc(manager, c) for c in conns]}
+
+
+@connections_router.post("", status_code=201, summary="Add a connection with a static secret")
+async def add_connection(body: AddConnection, request: Request, caller: Caller) -> dict[str, Any]:
+    manager = _manager(request)
+    _visible(manager, caller, body.connector)
+    binding = manager.binding(body.connector)
+    if binding.scheme == "oauth2":
+        raise ConfigurationError(
+            f"connector {body.connector!r} uses OAuth 2",
+            hint="start the flow with POST /v1/connections/connect",
+        )
+    material = Material(secret=Secret(body.secret) if body.secret is not None else None)
+    return _doc(manager, await manager.add(body.connector, body.account, material))
+
+
+@connections_router.post("/connect", summary="Start an OAuth connect flow: the URL to send the person to")
+async def start_connect(body: StartConnect, request: Request, caller: Caller) -> dict[str, Any]:
+    manager = _manager(request)
+    _visible(manager, caller, body.connector)
+    started = await ConnectFlow(manager).start(body.connector, body.account, redirect_uri=body.redirect_uri)
+    return {
+        "authorization_url": started.url,
+        "redirect_uri": started.redirect_uri,
+        "expires_at": started.expires_at,
+    }
+
+
+@connections_router.get("/callback", summary="OAuth redirect target (the state authenticates it)")
+async def callback(request: Request) -> HTMLResponse:
+    manager = _manager(request)
+    try:
+        conn = await ConnectFlow(manager).complete(str(request.url))
+    except ToolbridgeError as exc:
+        return _page(exc.status, f"Not connected: {exc.message}")
+    return _page(200, f"Connected {conn.connector} as {conn.account}. You can close this page.")
+
+
+@connections_router.get("/{ident}", summary="One connection")
+async def get_connection(ident: str, request: Request, caller: Caller) -> dict[str, Any]:
+    manager = _manager(request)
+    return _doc(manager, await _owned(manager, caller, ident))
+
+
+@connections_router.post("/{ident}/test", summary="One read-only probe call with the connection")
+async def test_connection(ident: str, request: Request, caller: Caller) -> dict[str, Any]:
+    manager = _manager(request)
+    await _owned(manager, caller, ident)
+    return (await probe(manager, ident, principal=caller)).document()
+
+
+@connections_router.delete("/{ident}", status_code=204, summary="Remove a connection and its secrets")
+async def remove_connection(ident: str, request: Request, caller: Caller) -> None:
+    manager = _manager(request)
+    await _owned(manager, caller, ident)
+    await manager.remove(ident)
+
+
+def _page(status: int, text: str) -> HTMLResponse:
+    import html
+
+    body = f"<!doctype html><title>toolbridge</title><p>{html.escape(text)}</p>"
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+    return HTMLResponse(body, status_code=status, headers=headers)

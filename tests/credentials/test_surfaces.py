@@ -1,0 +1,209 @@
+"""Connections over REST (/v1/connections) and the CLI (keys, connections)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+from typer.testing import CliRunner
+
+from tests.credentials.fakes import FakeAuthServer, api_tool, oauth_config
+from toolbridge import Hub
+from toolbridge.cli import app as cli_app
+from toolbridge.credentials import AuthConfig, CredentialManager, Keyring, MasterKey, StaticKeys, Vault
+from toolbridge.resilience import Resilience
+from toolbridge.surfaces.app import create_app
+
+pytestmark = pytest.mark.anyio
+BASE = "http://toolbridge.test"
+CALLBACK = f"{BASE}/v1/connections/callback"
+
+
+@dataclass
+class Served:
+    hub: Hub
+    http: httpx2.AsyncClient
+    server: FakeAuthServer
+    keys: dict[str, str]
+
+    def auth(self, who: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    server = FakeAuthServer()
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(server.handler))
+    bindings = {
+        "gh": oauth_config(redirect_uri=CALLBACK, probe_url="https://api.test/me"),
+        "svc": AuthConfig(scheme="api_key", name="X-Key"),
+    }
+    hub = Hub(agents={"admin": ["*"], "ghuser": ["gh.*"], "reader": ["*:read"]}, resilience=Resilience())
+    hub.credentials = CredentialManager(
+        Vault(hub.database, StaticKeys(Keyring(MasterKey.generate()))), bindings, client=client
+    )
+    hub.credentials.audit = hub.audit
+    for connector in bindings:
+        hub.tool(api_tool(client), connector=connector, name="me", read_only=True)
+    web = create_app(hub, max_body_bytes=10_000)
+    async with web.router.lifespan_context(web), client:
+        keys = {name: await hub.agents.create(name) for name in ("admin", "ghuser", "reader")}
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=web), base_url=BASE) as http:
+            yield Served(hub, http, server, keys)
+
+
+async def test_rest_add_list_test_remove(served: Served) -> None:
+    http = served.http
+    added = await http.post(
+        "/v1/connections",
+        json={"connector": "svc", "account": "bot", "secret": "canary-key-1"},
+        headers=served.auth(),
+    )
+    assert added.status_code == 201, added.text
+    doc = added.json()
+    assert doc["state"] == "active" and doc["scheme"] == "api_key" and "canary" not in added.text
+    listed = await http.get("/v1/connections", headers=served.auth())
+    assert [c["id"] for c in listed.json()["connections"]] == [doc["id"]]
+    assert (await http.get("/v1/connections", headers=served.auth("ghuser"))).json() == {"connections": []}
+    hidden = await http.get(f"/v1/connections/{doc['id']}", headers=served.auth("ghuser"))
+    assert hidden.status_code == 404
+    missing = await http.get("/v1/connections/nope", headers=served.auth())
+    assert (
+        missing.status_code == 404
+        and hidden.json()["detail"].replace(doc["id"], "nope") == missing.json()["detail"]
+    )
+    assert (await http.get("/v1/connections")).status_code == 401
+    refused = await http.post(
+        "/v1/connections", json={"connector": "svc", "secret": "x"}, headers=served.auth("reader")
+    )
+    assert refused.status_code == 404
+    assert (await http.delete(f"/v1/connections/{doc['id']}", headers=served.auth())).status_code == 204
+    assert (await http.get(f"/v1/connections/{doc['id']}", headers=served.auth())).status_code == 404
+
+
+async def test_rest_connect_flow_then_probe(served: Served) -> None:
+    http = served.http
+    started = await http.post(
+        "/v1/connections/connect", json={"connector": "gh", "account": "alice"}, headers=served.auth("ghuser")
+    )
+    assert started.status_code == 200, started.text
+    query = parse_qs(urlsplit(started.json()["authorization_url"]).query)
+    assert query["code_challenge_method"] == ["S256"] and query["redirect_uri"] == [CALLBACK]
+    state = query["state"][0]
+    bad = await http.get("/v1/connections/callback", params={"state": "forged", "code": "good-code"})
+    assert bad.status_code == 400 and "unknown" in bad.text
+    done = await http.get("/v1/connections/callback", params={"code": "good-code", "state": state})
+    assert done.status_code == 200 and "Connected gh as alice" in done.text
+    assert done.headers["x-frame-options"] == "DENY" and "at-" not in done.text
+    replay = await http.get("/v1/connections/callback", params={"code": "good-code", "state": state})
+    assert replay.status_code == 400 and "already used" in replay.text
+    conns = (await http.get("/v1/connections", headers=served.auth("ghuser"))).json()["connections"]
+    assert [(c["connector"], c["account"], c["state"]) for c in conns] == [("gh", "alice", "active")]
+    tested = await http.post(f"/v1/connections/{conns[0]['id']}/test", headers=served.auth("ghuser"))
+    assert tested.json() == {
+        "connection": conns[0]["id"],
+        "ok": True,
+        "status": 200,
+        "detail": "GET api.test/me → 200",
+    }
+    await served.hub.audit.flush()
+    tools = {r.entry.tool for r in await served.hub.audit.tail(50)}
+    assert {"(credentials.connect)", "(credentials.test)", "(credentials.use)"} <= tools
+    outcomes = {
+        (r.entry.outcome, r.entry.error_code)
+        for r in await served.hub.audit.tail(50, tool="(credentials.connect)")
+    }
+    assert outcomes == {("ok", None), ("error", "authorization_rejected")}
+
+
+async def test_rest_refuses_static_add_for_oauth(served: Served) -> None:
+    response = await served.http.post(
+        "/v1/connections", json={"connector": "gh", "secret": "x"}, headers=served.auth()
+    )
+    assert response.status_code == 500 and "/v1/connections/connect" in response.json()["hint"]
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+CONFIG = """
+server: {database: "sqlite+aiosqlite:///tb.db"}
+connectors:
+  svc:
+    kind: python
+    module_path: .
+    tools: [{function: "svc_tools:ping", read_only: true}]
+    connections: {scheme: api_key, name: X-Key, probe_url: "http://127.0.0.1:9/never"}
+"""
+
+
+@pytest.fixture
+def cli(in_tmp_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    (in_tmp_dir / "toolbridge.yaml").write_text(CONFIG)
+    (in_tmp_dir / "svc_tools.py").write_text("def ping() -> str:\n    return 'pong'\n")
+    monkeypatch.delenv("TOOLBRIDGE_MASTER_KEY", raising=False)
+    runner = CliRunner()
+    return lambda *args, env=None: runner.invoke(cli_app, list(args), env=env)
+
+
+def test_cli_keys_and_connections(cli, in_tmp_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    init = cli("keys", "init")
+    assert init.exit_code == 0, init.output
+    key_file = in_tmp_dir / ".toolbridge" / "master.key"
+    assert os.stat(key_file).st_mode & 0o777 == 0o600
+    again = cli("keys", "init")
+    assert again.exit_code == 1 and "already exists" in again.output
+
+    added = cli(
+        "connections",
+        "add",
+        "svc",
+        "--account",
+        "bot",
+        "--secret",
+        "env:SVC_KEY",
+        env={"SVC_KEY": "canary-cli-7"},
+    )
+    assert added.exit_code == 0, added.output
+    listed = cli("connections", "list", "--json")
+    docs = json.loads(listed.stdout)
+    assert [(d["connector"], d["account"], d["state"]) for d in docs] == [("svc", "bot", "active")]
+    assert "canary-cli-7" not in listed.output + added.output
+
+    tested = cli("connections", "test", docs[0]["id"])
+    assert tested.exit_code == 1 and "upstream_unavailable" in tested.output
+
+    rotated = cli("keys", "rotate", "--settle", "0")
+    assert rotated.exit_code == 0 and "1 data keys re-wrapped" in rotated.output
+    assert json.loads(cli("connections", "list", "--json").stdout)[0]["id"] == docs[0]["id"]
+    rows = [json.loads(line) for line in cli("audit", "tail", "--json", "-n", "50").stdout.splitlines()]
+    assert {"(credentials.add)", "(credentials.rotate)"} <= {r["tool"] for r in rows}
+
+    removed = cli("connections", "remove", docs[0]["id"])
+    assert removed.exit_code == 0
+    assert json.loads(cli("connections", "list", "--json").stdout) == []
+
+
+def test_cli_master_key_from_the_environment(cli) -> None:  # type: ignore[no-untyped-def]
+    env = {"TOOLBRIDGE_MASTER_KEY": MasterKey.generate().encoded(), "SVC_KEY": "k"}
+    assert cli("connections", "add", "svc", "--secret", "env:SVC_KEY", env=env).exit_code == 0
+    other = cli("connections", "list", env={"TOOLBRIDGE_MASTER_KEY": MasterKey.generate().encoded()})
+    assert other.exit_code == 0  # listing reads no secret
+    wrong = cli("connections", "test", "x", env={"TOOLBRIDGE_MASTER_KEY": "bad"})
+    assert wrong.exit_code == 1 and "base64" in wrong.output
+
+
+def test_cli_connect_refuses_non_oauth(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("keys", "init")
+    result = cli("connect", "svc")
+    assert result.exit_code == 1 and "no connect flow" in result.output
+
+
+def test_unused() -> None:
+    assert time.time() > 0

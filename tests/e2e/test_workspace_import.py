@@ -1,0 +1,74 @@
+"""URL import for local development: ``allow_loopback`` fetches from a real server on 127.0.0.1, and the
+environment's proxy settings are ignored."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from toolbridge.errors import BadRequest
+from toolbridge.policy import Principal
+from toolbridge.storage import Database
+from toolbridge.workspace import HttpImportSource, Importer, ImportPolicy, LocalBlobStore, Role, Workspaces
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+SEEN: list[str] = []
+
+
+async def file(request: Request) -> Response:
+    SEEN.append(request.headers.get("host", ""))
+    return PlainTextResponse("imported bytes")
+
+
+async def hop(_request: Request) -> Response:
+    return RedirectResponse("/file.txt", status_code=302)
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[str]:
+    app = Starlette(routes=[Route("/file.txt", file), Route("/hop", hop)])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "origin server did not start"
+            time.sleep(0.02)  # bounded polling for readiness
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+async def test_allow_loopback_imports_from_a_local_server(
+    origin: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a dead proxy: must not be used
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    me = Principal.agent("dev", ["workspace.*"])
+    async with Database(f"sqlite+aiosqlite:///{tmp_path / 'ws.db'}") as db:
+        ws = Workspaces(db, LocalBlobStore(tmp_path / "blobs", fsync=False))
+        await ws.ensure("dev", members={me.id: Role.EDITOR})
+        local = Importer([HttpImportSource(policy=ImportPolicy(allow_loopback=True))])
+        entry = await local.import_into(ws, me, "dev", f"{origin}/hop", "/in.txt")
+        assert (await ws.read(me, "dev", "/in.txt"))[1] == b"imported bytes"
+        assert entry.content_type == "text/plain"
+        assert SEEN[-1] == origin.removeprefix("http://")
+        strict = Importer([HttpImportSource()])
+        with pytest.raises(BadRequest):
+            await strict.import_into(ws, me, "dev", f"{origin}/file.txt", "/no.txt")
