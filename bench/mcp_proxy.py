@@ -242,9 +242,8 @@ def report(targets: list[Target | InProcessTarget], results: dict[str, list[floa
         fastmcp = medians[targets[3].name]
         for target in targets[1:3]:
             ratio = fastmcp / medians[target.name]
-            print(
-                f"FastMCP proxy / {target.name}: {ratio:.1f}x  (goal >= 10x: {'yes' if ratio >= 10 else 'NO'})"
-            )
+            verdict = "yes" if ratio >= 10 else "NO"
+            print(f"FastMCP proxy / {target.name}: {ratio:.1f}x  (goal >= 10x: {verdict})")
 
 
 if __name__ == "__main__":

@@ -139,8 +139,9 @@ def make_hub(
     clock: Callable[[], float],
     keys: Keyring | None = None,
     cache_ttl: float = 5.0,
+    handler: Callable[[httpx2.Request], httpx2.Response] | None = None,
 ) -> tuple[Hub, CredentialManager, httpx2.AsyncClient]:
-    client = httpx2.AsyncClient(transport=httpx2.MockTransport(server.handler))
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler or server.handler))
     vault = Vault(db, StaticKeys(keys or Keyring(MasterKey.generate())))
     manager = CredentialManager(vault, bindings, client=client, clock=clock, cache_ttl=cache_ttl)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import anyio
+import httpx2
 import pytest
 import sqlalchemy as sa
 
 from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub, oauth_config
-from toolbridge import CredentialsError, Principal
-from toolbridge.credentials import AuthConfig, Material, Secret, TokenSet
+from toolbridge import CredentialsError
+from toolbridge.credentials import AuthConfig, Keyring, MasterKey, Material, Secret, TokenSet
 from toolbridge.credentials._tables import connections
 from toolbridge.errors import BadRequest, NotConnected, TokenRefreshFailed
 from toolbridge.storage import Database
@@ -177,18 +179,15 @@ async def test_connection_selection(sqlite_url: str) -> None:
     ],
 )
 async def test_static_schemes(sqlite_url: str, config: AuthConfig, secret: str, check) -> None:  # type: ignore[no-untyped-def]
-    seen = []
+    seen: list[httpx2.Request] = []
     server, clock = FakeAuthServer(), Clock()
-    db = Database(sqlite_url)
-    hub, manager, client = make_hub(db, server, {"svc": config}, clock=clock)
-    original = server.handler
 
-    def record(request):  # type: ignore[no-untyped-def]
+    def record(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
-        return original(request)
+        return server.handler(request)
 
-    server.handler = record  # type: ignore[method-assign]
-    client._transport = __import__("httpx2").MockTransport(record)
+    db = Database(sqlite_url)
+    hub, manager, client = make_hub(db, server, {"svc": config}, clock=clock, handler=record)
     async with hub, client:
         await manager.add("svc", "default", Material(secret=Secret(secret)))
         with pytest.raises(CredentialsError):  # the fake API knows no static secrets: 401, no refresh
@@ -230,10 +229,6 @@ async def test_database_holds_no_token_in_plaintext(sqlite_url: str) -> None:
         async with db.transaction() as conn:
             rows = (await conn.execute(sa.select(connections))).all()
     assert rows and not any("at-" in str(v) or "rt-" in str(v) for v in rows[0])
-
-
-def test_principal_unused() -> None:
-    assert Principal.local().id == "local:local"
 
 
 async def test_jwt_bearer_grant_signs_an_assertion_per_token(sqlite_url: str) -> None:
@@ -282,3 +277,46 @@ async def test_probe_refreshes_once_on_401(sqlite_url: str) -> None:
         server.revoked_family = True
         failed = await probe(manager, conn.id)
         assert not failed.ok and "reconnect" in failed.detail
+
+
+async def test_o3_slow_refresher_loses_to_the_newer_token(sqlite_url: str) -> None:
+    """A refresher whose lease ran out while its token request hung: its late write is rejected (CAS)."""
+    server, clock = FakeAuthServer(expires_in=600, rotate=False), Clock()
+    entered, release = anyio.Event(), anyio.Event()
+
+    async def slow(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/token":
+            entered.set()
+            await release.wait()
+        return server.handler(request)
+
+    ring = Keyring(MasterKey.generate())  # two processes, one master key
+    hub_a, manager_a, client_a = make_hub(
+        Database(sqlite_url), server, {"gh": oauth_config()}, clock=clock, handler=slow, keys=ring
+    )
+    hub_b, manager_b, client_b = make_hub(
+        Database(sqlite_url), server, {"gh": oauth_config()}, clock=clock, keys=ring
+    )
+    async with hub_a, client_a, hub_b, client_b:
+        conn = await connect(manager_a, server, now=clock.now)
+        clock.now += 580  # expiring
+        results: list[object] = []
+        async with anyio.create_task_group() as tg:
+
+            async def call_a() -> None:
+                results.append((await hub_a.call(LOCAL, "gh.me")).value)
+
+            tg.start_soon(call_a)
+            await entered.wait()  # A holds the lease and waits on the token endpoint
+            clock.now += manager_a.lease_ttl + 1  # A's lease runs out
+            assert (await hub_b.call(LOCAL, "gh.me")).value == {"user": "alice"}
+            _, b_material = await manager_b.store.load(conn.id)
+            release.set()
+        assert results == [{"user": "alice"}]
+        stored, material = await manager_a.store.load(conn.id)
+        assert stored.token_version == conn.token_version + 1, "only one write landed"
+        assert material.tokens is not None and b_material.tokens is not None
+        assert material.tokens.access_token == b_material.tokens.access_token, "B's token survived"
+        await hub_a.audit.flush()
+        outcomes = [r.entry.outcome for r in await hub_a.audit.tail(20, tool="(credentials.refresh)")]
+        assert "stale" in outcomes

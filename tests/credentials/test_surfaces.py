@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +126,27 @@ async def test_rest_refuses_static_add_for_oauth(served: Served) -> None:
     response = await served.http.post(
         "/v1/connections", json={"connector": "gh", "secret": "x"}, headers=served.auth()
     )
-    assert response.status_code == 500 and "/v1/connections/connect" in response.json()["hint"]
+    assert response.status_code == 400 and "/v1/connections/connect" in response.json()["hint"]
+
+
+async def test_rest_without_credentials_configured() -> None:
+    hub = Hub(agents={"admin": ["*"]})
+    web = create_app(hub, max_body_bytes=10_000)
+    async with web.router.lifespan_context(web):
+        auth = {"Authorization": f"Bearer {await hub.agents.create('admin')}"}
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=web), base_url=BASE) as http:
+            assert (await http.get("/v1/connections", headers=auth)).json() == {"connections": []}
+            added = await http.post("/v1/connections", json={"connector": "x", "secret": "y"}, headers=auth)
+            assert added.status_code == 404
+            connect = await http.post("/v1/connections/connect", json={"connector": "x"}, headers=auth)
+            assert connect.status_code == 404
+
+
+async def test_rest_connect_refuses_a_static_scheme(served: Served) -> None:
+    response = await served.http.post(
+        "/v1/connections/connect", json={"connector": "svc"}, headers=served.auth()
+    )
+    assert response.status_code == 400 and "not OAuth 2" in response.json()["detail"]
 
 
 # -- CLI -----------------------------------------------------------------------------------------
@@ -203,7 +222,3 @@ def test_cli_connect_refuses_non_oauth(cli) -> None:  # type: ignore[no-untyped-
     cli("keys", "init")
     result = cli("connect", "svc")
     assert result.exit_code == 1 and "no connect flow" in result.output
-
-
-def test_unused() -> None:
-    assert time.time() > 0

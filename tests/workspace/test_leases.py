@@ -141,9 +141,19 @@ async def test_randomized_agents_never_lose_an_update(ws: Workspaces, clock: Fak
         async with anyio.create_task_group() as tg:
             for agent in agents:
                 tg.start_soon(run, agent)
-    fences = [f for f, _ in accepted]
-    assert fences == sorted(fences), "an accepted fencing number went down"
-    assert len(fences) == len(set(fences)), "two writes were accepted under one lease"
+    # the history, in commit order, from the durable change log (the tasks' own list is in finish order)
+    history: list[int] = []
+    cursor = 0
+    while True:
+        page = await ws.changes(agents[0], "race", cursor=cursor, limit=1000)
+        if not page.changes:
+            break
+        cursor = page.cursor
+        history += [int(c.detail["fence"]) for c in page.changes if c.kind == "file.updated"]  # type: ignore[call-overload]
+    assert len(history) == len(accepted)
+    assert history == sorted(history), "an accepted fencing number went down"
+    assert len(history) == len(set(history)), "two writes were accepted under one lease"
+    assert sorted(history) == sorted(f for f, _ in accepted)
     _, final = await ws.read(agents[0], "race", "/counter")
     assert int(final) == len(accepted), "an update was lost"
     assert refused > 0 and len(accepted) > 100

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,11 @@ import anyio
 import httpx2
 import pytest
 
-from toolbridge import Hub
+from toolbridge import Hub, Principal
 from toolbridge.surfaces.app import create_app
 from toolbridge.workspace import LocalBlobStore, Role, WorkspaceConnector
+
+from .conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -27,11 +30,13 @@ class Env:
     auth: dict[str, str]
     other: dict[str, str]
     connector: WorkspaceConnector
+    clock: FakeClock
 
 
 @pytest.fixture
 async def env(database_url: str, tmp_path: Path) -> AsyncIterator[Env]:
     hub = Hub(database=database_url)
+    clock = FakeClock(time.time())
     connector = WorkspaceConnector(
         database=hub.database,
         blobs=LocalBlobStore(tmp_path / "blobs", fsync=False),
@@ -39,6 +44,7 @@ async def env(database_url: str, tmp_path: Path) -> AsyncIterator[Env]:
         inline_bytes=100,
         signing_secret=b"k" * 32,
         public_url="http://testserver",
+        clock=clock,
     )
     hub.add_connector(connector)
     async with hub:
@@ -53,6 +59,7 @@ async def env(database_url: str, tmp_path: Path) -> AsyncIterator[Env]:
                 {"Authorization": f"Bearer {key}"},
                 {"Authorization": f"Bearer {other}"},
                 connector,
+                clock,
             )
 
 
@@ -101,8 +108,6 @@ async def test_other_tenant_and_missing_workspace_look_the_same(env: Env) -> Non
 
 
 async def test_signed_download_url_from_the_read_tool(env: Env) -> None:
-    from toolbridge import Principal
-
     agent = Principal.agent("assistant", ["workspace.*"])
     await env.hub.call(agent, "workspace.write", {"path": "/big.txt", "content": "y" * 500})
     result = (await env.hub.call(agent, "workspace.read", {"path": "/big.txt"})).value
@@ -161,8 +166,6 @@ async def test_tus_protocol_resume_checksum_and_terminate(env: Env) -> None:
 
 
 async def test_tus_create_is_refused_when_someone_else_holds_the_lease(env: Env) -> None:
-    from toolbridge import Principal
-
     holder = Principal.agent("holder", ["workspace.*"])
     await env.connector.service.set_member(Principal.local(), "shared", holder.id, Role.EDITOR)
     await env.connector.service.lock(holder, "shared", "/locked.bin")
@@ -200,3 +203,49 @@ async def test_changes_long_poll_wakes_on_a_write(env: Env) -> None:
         "/v1/workspaces/shared/changes", params={"cursor": body["cursor"], "wait": 0.2}, headers=auth
     )
     assert empty.json()["changes"] == []
+
+
+async def test_scopes_apply_to_rest_as_to_tools(env: Env) -> None:
+    notes_only = await env.hub.agents.create("notes-bot", ["notes.*"])
+    await env.connector.service.set_member(Principal.local(), "shared", "agent:notes-bot", Role.EDITOR)
+    headers = {"Authorization": f"Bearer {notes_only}"}
+    listing = await env.client.get("/v1/workspaces/shared/files", params={"path": "/"}, headers=headers)
+    assert listing.status_code == 403 and listing.json()["missing_scope"] == "workspace.list:read"
+    put = await env.client.put(
+        "/v1/workspaces/shared/content", params={"path": "/n"}, content=b"n", headers=headers
+    )
+    assert put.status_code == 403
+    await env.client.get("/v1/workspaces/shared/files", params={"path": "/"}, headers=env.auth)
+    await env.hub.audit.flush()
+    calls = (await env.client.get("/v1/calls", headers=env.auth)).json()["calls"]
+    assert "workspace.list" in [c["tool"] for c in calls]  # REST control operations are audited calls
+
+
+async def test_signed_upload_urls_from_the_upload_url_tool(env: Env) -> None:
+    agent = Principal.agent("assistant", ["workspace.*"])
+    urls = (await env.hub.call(agent, "workspace.upload_url", {"path": "/signed/a.bin"})).value
+    put = await env.client.put(urls["put"], content=b"via put")
+    assert put.status_code == 201, put.text
+    assert put.json()["updated_by"] == agent.id
+    created = await env.client.post(urls["tus"], headers={**TUS, "Upload-Length": "7"})
+    assert created.status_code == 201, created.text
+    done = await env.client.patch(
+        created.headers["location"],
+        content=b"via tus",
+        headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
+    )
+    assert done.status_code == 204 and done.headers["x-version"] == "2"
+    other_path = urls["put"].replace("%2Fsigned%2Fa.bin", "%2Fsigned%2Fb.bin")
+    assert (await env.client.put(other_path, content=b"x")).status_code == 401
+
+
+async def test_tus_uploads_expire(env: Env) -> None:
+    meta = "path " + base64.b64encode(b"/late.bin").decode()
+    created = await env.client.post(
+        "/v1/workspaces/shared/uploads",
+        headers={**env.auth, **TUS, "Upload-Length": "10", "Upload-Metadata": meta},
+    )
+    assert "upload-expires" in {k.lower() for k in created.headers}
+    env.clock.advance(86_401)  # a day later
+    late = await env.client.head(created.headers["location"], headers=TUS)
+    assert late.status_code == 404

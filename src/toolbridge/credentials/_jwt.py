@@ -9,10 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, RSAKey
-
 from toolbridge.credentials._secret import Secret
 from toolbridge.errors import ConfigurationError
 
@@ -88,6 +84,10 @@ class JwtAssertion:
         header: dict[str, object] = {"alg": self.algorithm, "typ": "JWT"}
         if self.key_id:
             header["kid"] = self.key_id
+        from joserfc import jwt  # imported on first use: most hubs never sign an assertion
+        from joserfc.errors import JoseError
+        from joserfc.jwk import ECKey, RSAKey
+
         try:
             key = (ECKey if self.algorithm.startswith("ES") else RSAKey).import_key(self.private_key.reveal())
             return Secret(jwt.encode(header, claims, key, algorithms=[self.algorithm]))

@@ -38,9 +38,11 @@ from toolbridge.credentials._tokens import GrantDead
 from toolbridge.credentials._vault import Vault
 from toolbridge.errors import (
     BadRequest,
+    ConfigurationError,
     CredentialsError,
     NotConnected,
     NotFound,
+    StorageError,
     TokenRefreshFailed,
     ToolbridgeError,
 )
@@ -142,6 +144,11 @@ class CredentialManager:
         self.lease_ttl = lease_ttl
         self.wait_timeout = wait_timeout
         self.token_timeout = token_timeout
+        if lease_ttl <= token_timeout:
+            raise ConfigurationError(
+                "the refresh lease must outlast the token request (lease_ttl > token_timeout)",
+                hint="otherwise two processes could send the same rotating refresh token",
+            )
         self.owner = f"{secrets.token_hex(6)}"
         self.audit: AuditLog | None = None
         self._own_client = client is None
@@ -297,8 +304,15 @@ class CredentialManager:
             cell = self._cells.get(ident)
             if cell is not None and self._fresh(cell.connection, cell.material, seen_version):
                 return
-            with anyio.fail_after(self.wait_timeout + self.token_timeout):
-                await self._refresh_across_processes(ident, seen_version, reason, tool)
+            try:
+                with anyio.fail_after(self.wait_timeout + self.token_timeout):
+                    await self._refresh_across_processes(ident, seen_version, reason, tool)
+            except TimeoutError:
+                raise TokenRefreshFailed(
+                    f"refreshing the token of connection {ident} took too long",
+                    hint="try again shortly",
+                    tool=tool or None,
+                ) from None
 
     def _fresh(self, conn: Connection, material: Material, seen_version: int) -> bool:
         if conn.token_version <= seen_version or material.tokens is None:
@@ -344,18 +358,20 @@ class CredentialManager:
                 with anyio.fail_after(self.token_timeout):
                     tokens = await self.grants.fetch(binding, material)
             except GrantDead as exc:
-                await self.store.set_state(
+                marked = await self.store.set_state(
                     conn.id, "reauth_required", error=exc.message, expected_version=conn.token_version
                 )
                 await self.record("(credentials.refresh)", who, "", digest, "error", exc.code, started)
+                fresh, mat = await self.store.load(conn.id)
+                self._install(fresh, mat)
+                if not marked and fresh.state == "active":
+                    return  # a newer token was stored meanwhile (our lease had run out): use that one
                 logger.warning(
                     "connection %s as %s needs a person to reconnect: %s",
                     conn.connector,
                     conn.account,
                     exc.message,
                 )
-                fresh, mat = await self.store.load(conn.id)
-                self._install(fresh, mat)
                 raise _reconnect(fresh, tool, cause=exc.message) from None
             except (ToolbridgeError, TimeoutError) as exc:
                 failure = (
@@ -370,13 +386,24 @@ class CredentialManager:
                 await self.record("(credentials.refresh)", who, "", digest, "error", failure.code, started)
                 failure.tool = tool or None
                 raise failure from None
-            committed = await self.store.commit(
-                conn.id, conn.token_version, Material(material.secret, tokens), expires_at=tokens.expires_at
-            )
+            committed = await self._commit(conn, Material(material.secret, tokens), tokens.expires_at)
             outcome = "ok" if committed is not None else "stale"
             await self.record("(credentials.refresh)", who, "", digest, outcome, None, started)
             fresh, mat = await self.store.load(conn.id)  # ours, or the newer one that beat us
             self._install(fresh, mat)
+
+    async def _commit(self, conn: Connection, material: Material, expires_at: float | None) -> int | None:
+        """Persist a fresh token set: the provider may already have retired the old refresh token, so a
+        database hiccup is retried (bounded) rather than losing the only copy of the new one."""
+        for attempt in range(3):
+            try:
+                return await self.store.commit(conn.id, conn.token_version, material, expires_at=expires_at)
+            except StorageError:
+                if attempt == 2:
+                    raise
+                logger.warning("storing the refreshed token of %s failed; retrying", conn.id)
+                await anyio.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # -- management ---------------------------------------------------------------------------------
 

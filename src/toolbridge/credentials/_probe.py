@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import httpx2
 
 from toolbridge.credentials._manager import CredentialManager
-from toolbridge.errors import ConfigurationError, ToolbridgeError, UpstreamUnavailable
+from toolbridge.errors import ToolbridgeError, UpstreamUnavailable
 from toolbridge.policy import Principal
 
 __all__ = ["ProbeResult", "probe"]
@@ -29,10 +29,10 @@ async def probe(manager: CredentialManager, ident: str, *, principal: Principal 
     binding = manager.binding(conn.connector)
     target = binding.probe
     if target is None:
-        raise ConfigurationError(
-            f"connector {conn.connector!r} has no probe URL",
-            hint="set connections.probe_url to a read-only GET",
+        detail = (
+            f"connector {conn.connector!r} has no probe URL: set connections.probe_url to a read-only GET"
         )
+        return ProbeResult(ident, False, None, detail)
     method, url = target
     who = principal or Principal.local()
     try:

@@ -98,6 +98,7 @@ async def write_tx(
             .where(ws_workspaces.c.id == workspace)
             .values(change_seq=ws_workspaces.c.change_seq)
         )
+        role = await role_of(conn, workspace, principal)  # asked either way: same work for 404 and 404
         if touched.rowcount == 0:
             raise workspace_missing(workspace)
         row = (
@@ -107,7 +108,7 @@ async def write_tx(
                 ).where(ws_workspaces.c.id == workspace)
             )
         ).one()
-        role = _require(await role_of(conn, workspace, principal), needed, workspace, principal)
+        role = _require(role, needed, workspace, principal)
         tx = Tx(
             conn, workspace, principal, role, now, int(row.change_seq), row.quota_bytes, int(row.used_bytes)
         )
@@ -125,7 +126,8 @@ async def read_tx(db: Database, workspace: str, principal: Principal) -> AsyncIt
         exists = (
             await conn.execute(sa.select(ws_workspaces.c.id).where(ws_workspaces.c.id == workspace))
         ).first()
+        role = await role_of(conn, workspace, principal)  # asked either way: same work for 404 and 404
         if exists is None:
             raise workspace_missing(workspace)
-        _require(await role_of(conn, workspace, principal), Role.VIEWER, workspace, principal)
+        _require(role, Role.VIEWER, workspace, principal)
         yield conn

@@ -1,4 +1,4 @@
-"""``kind: mcp`` in toolbridge.yaml: validated where it is written, built with secrets resolved at the edge."""
+"""``kind: mcp`` in toolbridge.yaml: validated where it is written, secrets resolved at the edge."""
 
 from __future__ import annotations
 

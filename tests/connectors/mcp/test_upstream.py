@@ -164,3 +164,24 @@ async def test_the_upstream_gets_a_clean_environment(monkeypatch: pytest.MonkeyP
         result = await hub.call(LOCAL, "everything.get-env", {})
         assert "do-not-leak" not in result.text
         assert "PATH" in result.text
+
+
+async def test_an_upstream_down_at_start_joins_when_it_comes_up(everything_http: NodeHttp) -> None:
+    everything_http.stop()
+    hub = Hub()
+    joined = anyio.Event()
+
+    def changed() -> None:
+        if hub.running:
+            hub.refresh_tools("late")
+            joined.set()
+
+    connector = McpConnector("late", everything_http.server, restart_delays=(0.05,), on_tools_changed=changed)
+    hub.add_connector(connector)
+    async with hub:
+        assert hub.list_tools(LOCAL) == []  # the hub started anyway
+        everything_http.start()
+        with anyio.fail_after(20):  # the connector retries every 50 ms
+            await joined.wait()
+        result = await hub.call(LOCAL, "late.echo", {"message": "finally"})
+        assert result.value["content"][0]["text"] == "Echo: finally"

@@ -137,8 +137,12 @@ class McpConnector:
             stack.push_async_callback(self._close_session)
             if self._store is not None:
                 self._pins = await self._store.load(self._name)
-            async with self._lock:
-                await self._open()
+            try:
+                async with self._lock:
+                    await self._open()
+            except UpstreamUnavailable as exc:  # not fatal: the hub serves the other connectors
+                logger.warning("connector %r starts without tools: %s", self._name, exc)
+                self._tg.start_soon(self._keep_trying)
         except BaseException:
             await stack.aclose()
             raise
@@ -175,7 +179,7 @@ class McpConnector:
         except ConfigurationError:
             await session.aclose()
             raise
-        except (UpstreamUnavailable, UpstreamStatusError, RpcError, TimeoutError) as exc:
+        except (UpstreamUnavailable, UpstreamStatusError, RpcError, SessionExpired, TimeoutError) as exc:
             await session.aclose()
             self._down_at = anyio.current_time()
             self._failures += 1
@@ -186,6 +190,19 @@ class McpConnector:
             ) from exc
         self._session = session
         return session
+
+    async def _keep_trying(self) -> None:
+        """Reconnect with backoff until the upstream answers; its tools then join the catalog."""
+        while self._session is None:
+            delay = self._delays[min(self._failures, len(self._delays)) - 1] if self._failures else 0.0
+            await anyio.sleep(max(delay, 0.01))
+            try:
+                await self._live(None)
+            except UpstreamUnavailable as exc:
+                logger.debug("connector %r: still no upstream: %s", self._name, exc)
+            except ConfigurationError as exc:
+                logger.error("connector %r gives up reconnecting: %s", self._name, exc)
+                return
 
     # -- sessions: reuse, replace ------------------------------------------------------------------
 

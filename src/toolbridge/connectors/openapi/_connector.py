@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -24,6 +26,19 @@ from toolbridge.errors import ConfigurationError
 __all__ = ["OpenAPIConnector"]
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building a catalog allocates ~10⁵ small objects at once: cyclic GC passes over the whole heap then
+    cost 5-10× the work itself (0.05 s → 0.004 s for a cached catalog). Nothing built here is cyclic."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class OpenAPIConnector:
@@ -78,7 +93,22 @@ class OpenAPIConnector:
         With ``cache_dir``, the ingested catalog of a local document is kept there and reused while the
         document's files are unchanged (see :mod:`._cache`).
         """
-        options = options or IngestOptions()
+        with _gc_paused():
+            return cls._build(
+                name, spec, options or IngestOptions(), spec_transport, max_spec_bytes, cache_dir, kwargs
+            )
+
+    @classmethod
+    def _build(
+        cls,
+        name: str,
+        spec: str | Path,
+        options: IngestOptions,
+        spec_transport: httpx2.BaseTransport | None,
+        max_spec_bytes: int,
+        cache_dir: Path | None,
+        kwargs: dict[str, Any],
+    ) -> OpenAPIConnector:
         uri = to_uri(spec)
         cache = CatalogCache(Path(cache_dir)) if cache_dir is not None else None
         key = cache.key(uri, name, options) if cache is not None else ""

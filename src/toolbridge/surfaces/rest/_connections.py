@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from toolbridge.credentials import ConnectFlow, Connection, CredentialManager, Material, Secret
 from toolbridge.credentials._probe import probe
-from toolbridge.errors import ConfigurationError, NotFound, ToolbridgeError
+from toolbridge.errors import BadRequest, NotFound, ToolbridgeError
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 
@@ -52,7 +52,7 @@ Caller = Annotated[Principal, Depends(_caller)]
 def _manager(request: Request) -> CredentialManager:
     hub: Hub = request.app.state.hub
     if hub.credentials is None:
-        raise ConfigurationError("no connector declares 'connections:'", hint="see docs/credentials.md")
+        raise NotFound("no connector of this hub takes connections", hint="see docs/credentials.md")
     return hub.credentials
 
 
@@ -88,6 +88,8 @@ connections_router = APIRouter(prefix="/connections", tags=["connections"])
 
 @connections_router.get("", summary="Connections the caller may manage, with their state")
 async def list_connections(request: Request, caller: Caller) -> dict[str, Any]:
+    if request.app.state.hub.credentials is None:
+        return {"connections": []}
     manager = _manager(request)
     conns = [c for c in await manager.store.list() if _may_manage(caller, c.connector)]
     return {"connections": [_doc(manager, c) for c in conns]}
@@ -99,8 +101,8 @@ async def add_connection(body: AddConnection, request: Request, caller: Caller) 
     _visible(manager, caller, body.connector)
     binding = manager.binding(body.connector)
     if binding.scheme == "oauth2":
-        raise ConfigurationError(
-            f"connector {body.connector!r} uses OAuth 2",
+        raise BadRequest(
+            f"connector {body.connector!r} uses OAuth 2: its connections are made by the connect flow",
             hint="start the flow with POST /v1/connections/connect",
         )
     material = Material(secret=Secret(body.secret) if body.secret is not None else None)
@@ -111,6 +113,11 @@ async def add_connection(body: AddConnection, request: Request, caller: Caller) 
 async def start_connect(body: StartConnect, request: Request, caller: Caller) -> dict[str, Any]:
     manager = _manager(request)
     _visible(manager, caller, body.connector)
+    if manager.binding(body.connector).scheme != "oauth2":
+        raise BadRequest(
+            f"connector {body.connector!r} has no connect flow (it is not OAuth 2)",
+            hint="add its secret with POST /v1/connections",
+        )
     started = await ConnectFlow(manager).start(body.connector, body.account, redirect_uri=body.redirect_uri)
     return {
         "authorization_url": started.url,

@@ -75,6 +75,7 @@ class WorkspaceApi:
         self.uploads = UploadStore(
             self.service.blobs.scratch / "uploads", clock=connector.clock, max_size=1 << 40
         )
+        self._next_sweep = 0.0
 
     # -- authentication -----------------------------------------------------------------------
 
@@ -93,7 +94,9 @@ class WorkspaceApi:
             workspace = request.path_params["ws"]
             grant = self.connector.signer.verify(action, workspace, dict(params))
             return _principal_from_id(grant.principal), grant.path, grant.version or None
-        return await self.caller(request), None, None
+        who = await self.caller(request)
+        self.authorize(who, "read" if action == "download" else "write")
+        return who, None, None
 
     # -- workspaces ---------------------------------------------------------------------------
 
@@ -129,23 +132,30 @@ class WorkspaceApi:
     # -- files --------------------------------------------------------------------------------
 
     async def files(self, request: Request) -> Response:
+        q = request.query_params
+        args: dict[str, Any] = {"path": q.get("path", "/"), "trashed": q.get("trashed") in ("1", "true")}
+        return await self.call(request, "list", args)
+
+    async def call(self, request: Request, op: str, arguments: dict[str, Any]) -> Response:
+        """A control operation as the matching ``workspace.*`` tool, through ``Hub.call`` (scopes, audit)."""
         who = await self.caller(request)
-        path = request.query_params.get("path", "/")
-        trashed = request.query_params.get("trashed") in ("1", "true")
-        entries = await self.service.list_folder(who, request.path_params["ws"], path, trashed=trashed)
-        return JSONResponse({"path": path, "entries": [entry_document(e) for e in entries]})
+        arguments = {"workspace": request.path_params["ws"], **arguments}
+        result = await self.hub.call(
+            who, f"{self.connector.name}.{op}", arguments, request_id=request.headers.get("x-request-id")
+        )
+        if result.truncated:
+            return JSONResponse({"truncated": True, "text": result.text})
+        return JSONResponse(result.value)
+
+    def authorize(self, who: Principal, op: str) -> None:
+        """Scope check for the data-plane routes (downloads, uploads) that stream instead of calling."""
+        who.authorize(self.hub.catalog.get(f"{self.connector.name}.{op}"))
 
     async def stat(self, request: Request) -> Response:
-        who = await self.caller(request)
-        entry = await self.service.stat(who, request.path_params["ws"], _path(request))
-        return JSONResponse(entry_document(entry))
+        return await self.call(request, "stat", {"path": _path(request)})
 
     async def versions(self, request: Request) -> Response:
-        who = await self.caller(request)
-        found = await self.service.versions(who, request.path_params["ws"], _path(request))
-        return JSONResponse(
-            {"versions": [{"version": v.version, "size": v.size, "created_by": v.created_by} for v in found]}
-        )
+        return await self.call(request, "versions", {"path": _path(request)})
 
     async def download(self, request: Request) -> Response:
         who, granted, version = await self.caller_or_grant(request, "download")
@@ -210,56 +220,23 @@ class WorkspaceApi:
             raise
 
     async def delete(self, request: Request) -> Response:
-        who = await self.caller(request)
-        entry = await self.service.delete(
-            who, request.path_params["ws"], _path(request), lease=request.headers.get("x-lease")
-        )
-        return JSONResponse(entry_document(entry))
+        args: dict[str, Any] = {"path": _path(request)}
+        if request.headers.get("x-lease"):
+            args["lease"] = request.headers["x-lease"]
+        return await self.call(request, "delete", args)
 
     async def changes(self, request: Request) -> Response:
-        who = await self.caller(request)
-        workspace = request.path_params["ws"]
         q = request.query_params
-        wait = min(float(q.get("wait", "0") or 0), 30.0)
-        await self.service.sweep(who, workspace)
-        page = await self.service.changes(
-            who,
-            workspace,
-            cursor=_int(q.get("cursor", "0"), "cursor"),
-            limit=_int(q.get("limit", "100"), "limit"),
-            wait=max(0.0, wait),
-        )
-        return JSONResponse(
-            {
-                "changes": [
-                    {
-                        "id": c.id,
-                        "kind": c.kind,
-                        "path": c.path,
-                        "by": c.principal,
-                        "at": c.at,
-                        **dict(c.detail),
-                    }
-                    for c in page.changes
-                ],
-                "cursor": page.cursor,
-            }
-        )
+        wait = max(0.0, min(float(q.get("wait", "0") or 0), 30.0))
+        args = {"cursor": _int(q.get("cursor", "0"), "cursor"), "limit": _int(q.get("limit", "100"), "limit")}
+        return await self.call(request, "changes", {**args, "wait": wait})
 
     async def import_url(self, request: Request) -> Response:
-        who = await self.caller(request)
         body = await _json(request)
-        if self.connector.importer is None:
-            raise BadRequest("URL import is disabled", hint="ask an operator to enable url_import")
-        entry = await self.connector.importer.import_into(
-            self.service,
-            who,
-            request.path_params["ws"],
-            str(body.get("url", "")),
-            str(body.get("path", "")),
-            lease=body.get("lease"),
-        )
-        return JSONResponse(entry_document(entry), status_code=201)
+        args = {k: body[k] for k in ("url", "path", "lease") if body.get(k) is not None}
+        response = await self.call(request, "import_url", args)
+        response.status_code = 201
+        return response
 
     # -- tus 1.0 ------------------------------------------------------------------------------
 
@@ -295,6 +272,9 @@ class WorkspaceApi:
         await self.service.check_upload(
             who, workspace, path, _int(length, "Upload-Length"), metadata.get("lease")
         )
+        if self.connector.clock() >= self._next_sweep:  # expiration: drop abandoned uploads now and then
+            self._next_sweep = self.connector.clock() + 60.0
+            await self.uploads.sweep()
         upload = await self.uploads.create(workspace, path, who.id, _int(length, "Upload-Length"), metadata)
         location = f"{request.url.path.rstrip('/')}/{upload.id}"
         headers = self._tus_headers(Location=location, **{"Upload-Expires": _http_date(upload.expires_at)})
