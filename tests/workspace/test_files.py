@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from toolbridge.errors import (
@@ -150,3 +152,15 @@ async def test_credits_per_agent(ws: Workspaces) -> None:
         await ws.stat(ALICE, "team", "/a")
     assert info.value.limit_name == "workspace.credits_per_agent"
     await ws.stat(BOB, "team", "/a")  # another agent's budget is its own
+
+
+async def test_local_blobs_are_content_addressed_and_atomic(tmp_path: Path) -> None:
+    from toolbridge.workspace import LocalBlobStore
+
+    store = LocalBlobStore(tmp_path / "b")
+    one = await store.put_bytes(b"same bytes")
+    two = await store.put_bytes(b"same bytes")
+    assert one == two and store.path_of(one.sha256).read_bytes() == b"same bytes"
+    assert store.path_of(one.sha256).parent.parent.name == one.sha256[:2]
+    assert list(store.scratch.iterdir()) == []  # no temporary file left behind
+    assert await store.read(one.sha256, 5) == b"bytes"

@@ -8,7 +8,7 @@ import random
 import anyio
 import pytest
 
-from toolbridge.errors import BadRequest, LeaseLost, Locked
+from toolbridge.errors import BadRequest, LeaseLost, Locked, PreconditionFailed
 from toolbridge.workspace import Workspaces
 
 from .conftest import ALICE, BOB, FakeClock
@@ -157,3 +157,15 @@ async def test_randomized_agents_never_lose_an_update(ws: Workspaces, clock: Fak
     _, final = await ws.read(agents[0], "race", "/counter")
     assert int(final) == len(accepted), "an update was lost"
     assert refused > 0 and len(accepted) > 100
+
+
+async def test_a_moved_file_starts_a_new_fencing_history(ws: Workspaces) -> None:
+    lease = await ws.lock(ALICE, "team", "/old.txt")
+    await ws.write(ALICE, "team", "/old.txt", b"1", lease=lease.token)
+    await ws.unlock(ALICE, "team", "/old.txt", lease.token)
+    await ws.move(ALICE, "team", "/old.txt", "/new.txt")
+    await ws.write(BOB, "team", "/new.txt", b"2")  # no lease on the new path: anyone may write
+    stale = await ws.lock(ALICE, "team", "/old.txt")
+    with pytest.raises(PreconditionFailed):  # the file left: a write meant for it is refused
+        await ws.write(ALICE, "team", "/old.txt", b"3", lease=stale.token, expected_version=1)
+    assert (await ws.read(BOB, "team", "/new.txt"))[1] == b"2"

@@ -14,6 +14,7 @@ import httpx2
 import pytest
 
 from toolbridge import Hub, Principal
+from toolbridge.errors import NotFound
 from toolbridge.surfaces.app import create_app
 from toolbridge.workspace import LocalBlobStore, Role, WorkspaceConnector
 
@@ -249,3 +250,32 @@ async def test_tus_uploads_expire(env: Env) -> None:
     env.clock.advance(86_401)  # a day later
     late = await env.client.head(created.headers["location"], headers=TUS)
     assert late.status_code == 404
+
+
+async def test_tus_commit_checks_the_lease_again(env: Env) -> None:
+    agent = Principal.agent("assistant", ["workspace.*"])
+    rival = Principal.agent("rival", ["workspace.*"])
+    service = env.connector.service
+    await service.set_member(Principal.local(), "shared", rival.id, Role.EDITOR)
+    lease = await service.lock(agent, "shared", "/leased.bin", ttl=30)
+    meta = ",".join(
+        f"{k} {base64.b64encode(v.encode()).decode()}"
+        for k, v in {"path": "/leased.bin", "lease": lease.token}.items()
+    )
+    created = await env.client.post(
+        "/v1/workspaces/shared/uploads",
+        headers={**env.auth, **TUS, "Upload-Length": "8", "Upload-Metadata": meta},
+    )
+    assert created.status_code == 201, created.text
+    patch = {**TUS, "Content-Type": "application/offset+octet-stream"}
+    await env.client.patch(
+        created.headers["location"], content=b"1234", headers={**patch, "Upload-Offset": "0"}
+    )
+    env.clock.advance(31)  # the uploader's lease lapses mid-upload ...
+    await service.lock(rival, "shared", "/leased.bin")  # ... and a rival takes the path
+    last = await env.client.patch(
+        created.headers["location"], content=b"5678", headers={**patch, "Upload-Offset": "4"}
+    )
+    assert last.status_code == 423 and last.json()["holder"] == rival.id
+    with pytest.raises(NotFound):
+        await service.stat(agent, "shared", "/leased.bin")

@@ -20,14 +20,6 @@ import anyio
 
 from toolbridge.errors import ConfigurationError, StorageError
 
-try:
-    from redis.exceptions import RedisError
-except ImportError:  # redis is optional: only RedisLimiter needs it
-
-    class RedisError(Exception):  # type: ignore[no-redef]
-        pass
-
-
 logger = logging.getLogger("toolbridge.resilience")
 
 __all__ = ["Limit", "MemoryLimiter", "RateLimiter", "RedisLimiter", "parse_rate"]
@@ -115,6 +107,13 @@ class MemoryLimiter:
         return 0.0
 
 
+def _redis_error() -> type[Exception]:
+    """redis's base error, imported only when a RedisLimiter is used (importing toolbridge stays light)."""
+    from redis.exceptions import RedisError
+
+    return RedisError
+
+
 def _clean(wait: float) -> float:
     """Clamp float noise (1e-13 from summed intervals) so a conforming request waits exactly 0."""
     return wait if wait > 1e-9 else 0.0
@@ -167,7 +166,7 @@ class RedisLimiter:
                     keys=[self._prefix + key],
                     args=[self._clock(), limit.interval, limit.tolerance, max_wait, int(commit)],
                 )
-        except (TimeoutError, OSError, RedisError) as exc:
+        except (TimeoutError, OSError, _redis_error()) as exc:
             mode = "open" if self._fail_open else "closed"
             logger.error("rate-limit store unreachable (%s); failing %s", type(exc).__name__, mode)
             if self._fail_open:

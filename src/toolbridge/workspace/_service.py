@@ -488,7 +488,7 @@ class Workspaces:
                     await tx.conn.execute(
                         ws_files.update()
                         .where(ws_files.c.id == item.id)
-                        .values(path=new_path, updated_at=tx.now, updated_by=principal.id)
+                        .values(path=new_path, fence=0, updated_at=tx.now, updated_by=principal.id)
                     )
             kind = "file.copied" if copy else "file.moved"
             await tx.emit(kind, dst, {"from": src, "count": len(moving)})

@@ -75,7 +75,9 @@ def test_secret_references_resolve_from_the_environment_only() -> None:
 
 
 def test_auth_naming_an_unknown_scheme_is_reported() -> None:
-    settings = OpenAPIConnectorSettings(kind="openapi", spec=str(PAGERDUTY), auth={"apikey": "env:X"})
+    settings = OpenAPIConnectorSettings(
+        kind="openapi", spec=str(PAGERDUTY), auth={"apikey": "env:X"}, cache=False
+    )
     from toolbridge.connectors.openapi._build import openapi_connector
     from toolbridge.settings import Settings
 
