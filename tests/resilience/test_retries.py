@@ -183,3 +183,30 @@ async def test_r13_only_one_layer_retries(upstream: Upstream, fake_time: FakeTim
         with pytest.raises(UpstreamStatusError):
             await hub.call(LOCAL, "up.fetch")
     assert len(upstream.requests) == 3  # not 3 x (client retries) x (tool retries)
+
+
+@pytest.mark.parametrize("max_attempts", [1, 3])
+async def test_r8_401_refreshes_once_then_retries_then_asks_to_reconnect(max_attempts: int) -> None:
+    from toolbridge.errors import CredentialsError
+    from toolbridge.resilience import Attempt, Resilience
+
+    refreshes: list[int] = []
+    answers = iter([401, 200])
+
+    async def refresh() -> None:
+        refreshes.append(1)
+
+    async def call() -> str:
+        status = next(answers, 401)
+        if status != 200:
+            raise UpstreamStatusError("unauthorized", upstream_status=401)
+        return "ok"
+
+    resilience = Resilience()
+    resilience.configure("up", ResiliencePolicy(retry=RetryPolicy(max_attempts=max_attempts)))
+    attempt = Attempt("up", "up.fetch", idempotent=True, deadline=None, refresh=refresh)
+    assert await resilience.run(attempt, call) == "ok"  # refreshed once, then the retry worked
+    answers = iter([401, 401])
+    with pytest.raises(CredentialsError, match="refused the credentials"):
+        await resilience.run(attempt, call)  # a second 401 after the refresh: a person must reconnect
+    assert len(refreshes) == 2

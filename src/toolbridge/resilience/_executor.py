@@ -203,12 +203,15 @@ class Resilience:
         return min(configured, attempt.deadline - self._clock())
 
     async def _attempts(self, state: _State, attempt: Attempt, fn: Callable[[], Awaitable[T]]) -> T:
+        """Attempt until success or a final failure. The one retry after a credentials refresh is extra:
+        it does not use up an attempt (a connector with ``max_attempts: 1`` still gets its refresh)."""
         retry = state.policy.retry
         refreshed = False
-        for number in range(1, retry.max_attempts + 1):
+        number = 1
+        while True:
             state.breaker.before_call()
             state.attempts += 1
-            retrying = number > 1
+            retrying = number > 1 or refreshed
             state.budget.retrying += retrying
             try:
                 result = await self._one(fn, retry.attempt_timeout, attempt)
@@ -221,13 +224,13 @@ class Resilience:
                     continue
                 self._raise_unless_retry(decision, exc, attempt, state, number)
                 await self._backoff(state, attempt, decision, number, exc)
+                number += 1
             else:
                 state.breaker.record(False)
                 state.budget.on_success()
                 return result
             finally:
                 state.budget.retrying -= retrying
-        raise AssertionError("unreachable: the last attempt either returns or raises")
 
     def _record(self, state: _State, decision: Decision) -> None:
         state.breaker.record(decision.failure)
