@@ -312,72 +312,85 @@ class Hub:
     ) -> CallResult:
         if self._stack is None:
             raise RuntimeError("the hub is not running; use 'async with hub:' before calling tools")
-        request_id = request_id or _request_id()
-        args: Mapping[str, Any] = arguments if arguments is not None else {}
-        started = anyio.current_time()
-        digest = ""
-        claimed = False
-        target: Tool | None = None
-        secrets: Sequence[str] = ()
+        call = _Pending(
+            principal,
+            tool,
+            arguments if arguments is not None else {},
+            idempotency_key,
+            request_id or _request_id(),
+            anyio.current_time(),
+            from_outbox,
+        )
         try:
-            if not isinstance(args, Mapping):
-                raise BadRequest(
-                    "tool arguments must be a JSON object", hint='pass {"name": value, ...}', tool=tool
-                )
-            digest = args_digest(args)
-            target = self._authorize(principal, tool)
-            self.catalog.validate(target, args, max_bytes=self.limits.max_argument_bytes)
-            await self._check_inbound_rate(principal, target)
-            if idempotency_key is not None and not from_outbox:
-                replay = await self.idempotency.claim(principal.id, idempotency_key, target.name, digest)
-                if replay is not None:
-                    return await self._replay(replay, principal, target, digest, request_id, started)
-                claimed = True
-            credentials = await self._resolve_credentials(
-                target, principal, connection, request_id=request_id
-            )
-            secrets = getattr(credentials, "secrets", ())
-            invocation = Invocation(
-                principal,
-                request_id,
-                self.resilience.clock() + self.limits.call_timeout,
-                credentials,
-                connection,
-                idempotency_key,
-                hold=self._holder(target.connector),
-            )
-            value = await self._invoke(target, args, invocation)
-            if secrets:  # an upstream may echo what it was sent
-                value = redact_value(value, secrets)
-            kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
+            result = await self._run(call, connection)
         except ToolbridgeError as exc:
-            redact_error(exc, secrets)
-            queued = None
-            if target is not None and not from_outbox and self._queues(target, exc, idempotency_key):
-                queued = await self._enqueue(
-                    principal, target, args, idempotency_key, exc, request_id, started
-                )
-            if claimed:
-                await self._finish_claim(
-                    principal, idempotency_key, error=None if queued else exc, result=queued
-                )
-            await self._record(
-                request_id,
-                principal.id,
-                tool,
-                digest,
-                _ms(started),
-                exc,
-                outcome="queued" if queued else None,
-            )
-            if queued is not None:
-                return queued
-            raise
-        result = CallResult(tool, kept, text, truncated, size, request_id, _ms(started))
-        if claimed:
+            return await self._failed(call, exc)
+        if result.replayed:
+            return result  # recorded by _replay; the stored outcome stays as it was
+        if call.claimed:
             await self._finish_claim(principal, idempotency_key, result=result)
-        await self._record(request_id, principal.id, tool, digest, result.duration_ms, None)
+        await self._record(call.request_id, principal.id, tool, call.digest, result.duration_ms, None)
         return result
+
+    async def _run(self, call: _Pending, connection: str | None) -> CallResult:
+        """Steps 1-5 of the call path; ``call`` collects what the caller needs to record the outcome."""
+        if not isinstance(call.args, Mapping):
+            raise BadRequest(
+                "tool arguments must be a JSON object", hint='pass {"name": value, ...}', tool=call.tool
+            )
+        call.digest = args_digest(call.args)
+        target = call.target = self._authorize(call.principal, call.tool)
+        self.catalog.validate(target, call.args, max_bytes=self.limits.max_argument_bytes)
+        await self._check_inbound_rate(call.principal, target)
+        if call.key is not None and not call.from_outbox:
+            replay = await self.idempotency.claim(call.principal.id, call.key, target.name, call.digest)
+            if replay is not None:
+                return await self._replay(
+                    replay, call.principal, target, call.digest, call.request_id, call.started
+                )
+            call.claimed = True
+        credentials = await self._resolve_credentials(
+            target, call.principal, connection, request_id=call.request_id
+        )
+        call.secrets = getattr(credentials, "secrets", ())
+        deadline = self.resilience.clock() + self.limits.call_timeout
+        invocation = Invocation(
+            call.principal,
+            call.request_id,
+            deadline,
+            credentials,
+            connection,
+            call.key,
+            hold=self._holder(target.connector),
+        )
+        value = await self._invoke(target, call.args, invocation)
+        if call.secrets:  # an upstream may echo what it was sent
+            value = redact_value(value, call.secrets)
+        kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
+        return CallResult(call.tool, kept, text, truncated, size, call.request_id, _ms(call.started))
+
+    async def _failed(self, call: _Pending, exc: ToolbridgeError) -> CallResult:
+        """Record a failure; put it in the outbox when its connector queues, else raise it."""
+        redact_error(exc, call.secrets)
+        queued = None
+        if call.target is not None and not call.from_outbox and self._queues(call.target, exc, call.key):
+            queued = await self._enqueue(
+                call.principal, call.target, call.args, call.key, exc, call.request_id, call.started
+            )
+        if call.claimed:
+            await self._finish_claim(call.principal, call.key, error=None if queued else exc, result=queued)
+        await self._record(
+            call.request_id,
+            call.principal.id,
+            call.tool,
+            call.digest,
+            _ms(call.started),
+            exc,
+            outcome="queued" if queued else None,
+        )
+        if queued is None:
+            raise exc
+        return queued
 
     def _queues(self, tool: Tool, exc: ToolbridgeError, key: str | None) -> bool:
         """Whether this failure is put in the outbox: a write, a queueing connector, a transient failure
@@ -534,6 +547,23 @@ class Hub:
             duration_ms=duration_ms,
         )
         await self.audit.record(entry)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One call in progress, as the failure path needs to know it."""
+
+    principal: Principal
+    tool: str
+    args: Mapping[str, Any]
+    key: str | None
+    request_id: str
+    started: float
+    from_outbox: bool
+    digest: str = ""
+    target: Tool | None = None
+    claimed: bool = False
+    secrets: Sequence[str] = ()
 
 
 def _request_id() -> str:
