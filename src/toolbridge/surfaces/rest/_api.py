@@ -11,7 +11,7 @@ import json
 import math
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -131,6 +131,48 @@ async def _authenticate(request: Request) -> Principal:
 Caller = Annotated[Principal, Depends(_principal)]
 
 
+_operations = APIRouter()
+
+
+def _hub_of(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+@_operations.get("/health/connectors", summary="Breaker, retry and rate-limit state of every connector")
+async def connector_health(request: Request, caller: Caller) -> dict[str, Any]:
+    hub = _hub_of(request)
+    health = hub.resilience.health(hub.connector_names())
+    return {"connectors": [dataclasses.asdict(h) for h in health]}
+
+
+@_operations.get("/outbox", summary="The caller's writes queued for a later retry")
+async def list_outbox(
+    request: Request,
+    caller: Caller,
+    state: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    items = await _hub_of(request).outbox.items(principal=caller.id, state=state, limit=limit)
+    return {"items": [i.as_dict() for i in items]}
+
+
+@_operations.get("/outbox/{item_id}", summary="One queued write: its state, attempts, last error or result")
+async def get_outbox(item_id: str, request: Request, caller: Caller) -> dict[str, Any]:
+    item = await _hub_of(request).outbox.get(item_id, principal=caller.id)
+    if item is None:  # another principal's item looks exactly like a missing one
+        raise StarletteHTTPException(404, f"no queued write {item_id!r}")
+    return item.as_dict()
+
+
+@_operations.get("/calls", summary="The caller's recent calls, from the audit log")
+async def list_calls(
+    request: Request, caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50, tool: str | None = None
+) -> dict[str, Any]:
+    records = await _hub_of(request).audit.tail(limit, tool=tool, principal=caller.id)
+    return {"calls": [_call_document(r.as_dict()) for r in records]}
+
+
 def create_rest_app(hub: Hub) -> FastAPI:
     """The ``/v1`` application (mount it at ``/v1``)."""
     app = FastAPI(
@@ -173,32 +215,7 @@ def create_rest_app(hub: Hub) -> FastAPI:
             _result_document(result), headers=headers, status_code=202 if result.queued else 200
         )
 
-    @app.get("/health/connectors", summary="Breaker, retry and rate-limit state of every connector")
-    async def connector_health(caller: Caller) -> dict[str, Any]:
-        health = hub.resilience.health(hub.connector_names())
-        return {"connectors": [dataclasses.asdict(h) for h in health]}
-
-    @app.get("/outbox", summary="The caller's writes queued for a later retry")
-    async def list_outbox(
-        caller: Caller, state: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
-    ) -> dict[str, Any]:
-        items = await hub.outbox.items(principal=caller.id, state=state, limit=limit)
-        return {"items": [i.as_dict() for i in items]}
-
-    @app.get("/outbox/{item_id}", summary="One queued write: its state, attempts, last error or result")
-    async def get_outbox(item_id: str, caller: Caller) -> dict[str, Any]:
-        item = await hub.outbox.get(item_id, principal=caller.id)
-        if item is None:  # another principal's item looks exactly like a missing one
-            raise StarletteHTTPException(404, f"no queued write {item_id!r}")
-        return item.as_dict()
-
-    @app.get("/calls", summary="The caller's recent calls, from the audit log")
-    async def list_calls(
-        caller: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50, tool: str | None = None
-    ) -> dict[str, Any]:
-        records = await hub.audit.tail(limit, tool=tool, principal=caller.id)
-        return {"calls": [_call_document(r.as_dict()) for r in records]}
-
+    app.include_router(_operations)
     app.include_router(connections_router)
     _install_error_handlers(app)
     return app
