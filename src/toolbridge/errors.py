@@ -13,7 +13,7 @@ Branches are named after who must act to fix the problem::
     │   ├── InvalidArguments ...... arguments do not match the tool's input schema (HTTP 422)
     │   ├── PayloadTooLarge ....... request body or arguments over the limit (HTTP 413)
     │   ├── RateLimited ........... the caller is over its own rate limit (HTTP 429, retry_after)
-    │   ├── Conflict .............. the same idempotency key is still in flight, or a state conflict (HTTP 409)
+    │   ├── Conflict .............. an idempotency key still in flight, or a state conflict (HTTP 409)
     │   │   └── LeaseLost ......... a workspace write carried a lease that expired or was taken over
     │   ├── NotFound .............. no such object, or not visible to this principal (HTTP 404)
     │   ├── Locked ................ a workspace path is leased by another holder (HTTP 423, ``holder``)

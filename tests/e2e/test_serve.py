@@ -155,7 +155,10 @@ def test_readme_client_example_against_the_server(server: Server) -> None:
 def test_health_command_reads_the_running_server(server: Server) -> None:
     result = subprocess.run(
         [*TOOLBRIDGE, "health", "--url", server.base, "--key", server.key],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
     assert "util" in result.stdout and "closed" in result.stdout

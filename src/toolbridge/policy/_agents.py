@@ -113,7 +113,7 @@ class AgentStore:
         return int(result.rowcount)
 
     async def principal_for(self, principal_id: str) -> Principal:
-        """The principal an id (``agent:NAME`` / ``local:NAME``) names today, for work done on its behalf later.
+        """The principal an id (``agent:NAME`` / ``local:NAME``) names today, for work done for it later.
 
         An agent that was removed or whose keys were all revoked is refused: revoking stops its queued work.
         """

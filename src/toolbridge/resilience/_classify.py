@@ -4,7 +4,7 @@
 |---|---|---|---|
 | transport error, nothing sent (refused, DNS, pool timeout) | retry | retry | yes |
 | transport error after sending (reset, read timeout, attempt timeout) | retry | fail: outcome unknown | yes |
-| 408, 425, 429, 503 (not processed) | retry, honouring Retry-After | retry, honouring Retry-After | 503 only |
+| 408, 425, 429, 503 (not processed) | retry, after Retry-After | retry, after Retry-After | 503 only |
 | 500, 502, 504 | retry | fail | yes |
 | 401 | refresh credentials once, then retry | same | no |
 | any other status (400, 403, 404, 409, 422 …) | fail | fail | no |

@@ -22,7 +22,6 @@ from toolbridge.errors import (
     RateLimited,
     ToolbridgeError,
     UpstreamBusy,
-    UpstreamStatusError,
     UpstreamUnavailable,
 )
 from toolbridge.resilience._breaker import CircuitBreaker, Transition
@@ -278,8 +277,8 @@ class Resilience:
         self.waits.append(seconds)
         await self._sleep(seconds)
 
-    async def _one(self, fn: Callable[[], Awaitable[T]], timeout: float | None, attempt: Attempt) -> T:
-        limit = timeout
+    async def _one(self, fn: Callable[[], Awaitable[T]], per_attempt: float | None, attempt: Attempt) -> T:
+        limit = per_attempt
         if attempt.deadline is not None:
             remaining = attempt.deadline - self._clock()
             limit = remaining if limit is None else min(limit, remaining)

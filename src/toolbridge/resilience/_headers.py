@@ -1,4 +1,4 @@
-"""Reading what an upstream says about when to come back: ``Retry-After`` and the IETF ``RateLimit`` fields."""
+"""What an upstream says about when to come back: ``Retry-After`` and the IETF ``RateLimit`` fields."""
 
 from __future__ import annotations
 
