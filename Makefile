@@ -8,6 +8,7 @@ VENV_STAMP := .venv/.synced
 NODE_STAMP := tests/node/node_modules/.installed
 CONFIG ?= examples/quickstart.yaml
 AGENT ?= assistant
+BENCH_WORKSPACE_MIB ?= 1024
 
 .PHONY: help run test lint bench env node clean
 
@@ -44,6 +45,11 @@ bench: $(VENV_STAMP) ## benchmarks (prints medians, p99 and ratios against basel
 	$(UV) run --frozen python bench/call_overhead.py $(BENCH_ARGS)
 	$(UV) run --frozen python bench/resilience.py
 	$(UV) run --frozen python bench/chaos.py
+	$(UV) run --frozen python bench/credentials.py
+	$(UV) run --frozen python bench/openapi_ingest.py
+	$(MAKE) --no-print-directory node
+	$(UV) run --frozen python bench/mcp_proxy.py
+	$(UV) run --frozen python bench/workspace.py --size-mib $(BENCH_WORKSPACE_MIB)
 
 clean: ## remove the environments and local state
 	rm -rf .venv .tools tests/node/node_modules .toolbridge
