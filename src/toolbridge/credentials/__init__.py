@@ -5,6 +5,7 @@ from toolbridge.credentials._connect import Authorization, ConnectFlow
 from toolbridge.credentials._jwt import JwtAssertion, ServiceAccount
 from toolbridge.credentials._keys import KeyFile, Keyring, KeySource, MasterKey, StaticKeys
 from toolbridge.credentials._manager import CredentialManager, ResolvedCredentials
+from toolbridge.credentials._mcp_auth import McpAuthorization, discover_mcp_authorization
 from toolbridge.credentials._providers import ProviderDef, ServerMetadata, builtin_providers, load_providers
 from toolbridge.credentials._schemes import (
     ApiKeyAuth,
@@ -37,6 +38,7 @@ __all__ = [
     "Keyring",
     "MasterKey",
     "Material",
+    "McpAuthorization",
     "ProviderDef",
     "ResolvedCredentials",
     "SCHEMES",
@@ -54,6 +56,7 @@ __all__ = [
     "Vault",
     "VaultError",
     "builtin_providers",
+    "discover_mcp_authorization",
     "load_providers",
     "resolve_reference",
     "rotate_master_key",

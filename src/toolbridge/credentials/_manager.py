@@ -220,6 +220,27 @@ class CredentialManager:
             conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh, cell.secrets, cell
         )
 
+    async def secret_values(
+        self, connector: str, principal: Principal, connection: str | None = None, *, tool: str = ""
+    ) -> dict[str, Secret]:
+        """A connection's secret values by name, for a subprocess environment (stdio MCP servers).
+
+        ``secret`` is the whole static secret, or the current access token of a token connection;
+        a JSON object secret also gives each of its fields; ``access_token`` is there when the
+        connection holds tokens. Resolved (and audited, refreshed when expiring) like a call.
+        """
+        resolved = await self.resolve(connector, principal, connection, tool=tool)
+        assert resolved.cell is not None
+        material = resolved.cell.material
+        values: dict[str, Secret] = {}
+        if material.secret is not None:
+            values.update(fields_of(material.secret))
+            values["secret"] = material.secret
+        if material.tokens is not None:
+            values["access_token"] = material.tokens.access_token
+            values.setdefault("secret", material.tokens.access_token)
+        return values
+
     def _refresher(self, ident: str, version: int, tool: str) -> Callable[[], Awaitable[None]]:
         async def refresh() -> None:
             await self.refresh(ident, version, reason="401", tool=tool)

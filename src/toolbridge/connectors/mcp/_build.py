@@ -1,16 +1,25 @@
-"""``kind: mcp`` settings → an :class:`McpConnector` (the edge where secret references are resolved)."""
+"""``kind: mcp`` settings → an :class:`McpConnector` (the edge where secret references are resolved).
+
+Secrets come from the credentials layer when the connector declares ``connections:``: HTTP upstreams get
+the connection's auth on every request; a stdio server's ``env`` values written ``connection:NAME`` are
+read from the connector's default connection each time the process starts (``NAME`` is ``secret``,
+``access_token`` or a field of a JSON secret). ``env:NAME`` references still read toolbridge's own
+environment once, at build time.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from toolbridge.connectors._base import Credentials
 from toolbridge.connectors.mcp._config import HttpServer, StdioServer, ToolRules
 from toolbridge.connectors.mcp._connector import McpConnector
 from toolbridge.connectors.mcp._pins import PinStore
 from toolbridge.errors import ConfigurationError
+from toolbridge.policy import Principal
 from toolbridge.settings import McpConnectorSettings, Settings
 
 if TYPE_CHECKING:
@@ -19,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["mcp_connector"]
 
 _ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+_CONNECTION_REF = re.compile(r"^connection:([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def mcp_connector(
@@ -33,10 +43,11 @@ def mcp_connector(
     server: StdioServer | HttpServer
     if config.command is not None:
         cwd = str((settings.base_dir / config.cwd).resolve()) if config.cwd else None
+        static = {k: v for k, v in config.env.items() if not v.startswith("connection:")}
         server = StdioServer(
             command=config.command,
             args=tuple(config.args),
-            env=_resolve(f"connectors.{name}.env", config.env, env),
+            env=_resolve(f"connectors.{name}.env", static, env),
             cwd=cwd,
             protocol=config.protocol,
         )
@@ -60,7 +71,63 @@ def mcp_connector(
         pins=PinStore(hub.database),
         approval=config.approve,
         on_tools_changed=lambda: hub.refresh_tools(name) if hub.running else None,
+        default_credentials=_default_credentials(name, hub),
+        connection_env=_connection_env(name, config.env, hub),
     )
+
+
+def _default_credentials(name: str, hub: Hub) -> Callable[[], Awaitable[Credentials | None]] | None:
+    """The connector's default connection (for the session and tool listing), when it has ``connections:``.
+
+    Resolved as toolbridge itself (``local:toolbridge``), never as an agent: no agent token goes upstream.
+    """
+    manager = hub.credentials
+    if manager is None or name not in manager.bindings:
+        return None
+    principal = Principal.local("toolbridge")
+
+    async def resolve() -> Credentials | None:
+        return await manager.resolve(name, principal, None, tool=f"{name}.(session)")
+
+    return resolve
+
+
+def _connection_env(
+    name: str, env: Mapping[str, str], hub: Hub
+) -> Callable[[], Awaitable[Mapping[str, str]]] | None:
+    """The stdio ``env`` values that name a connection's secrets, read at each process start."""
+    refs = {k: v for k, v in env.items() if v.startswith("connection:")}
+    if not refs:
+        return None
+    where = f"connectors.{name}.env"
+    fields: dict[str, str] = {}
+    for key, value in refs.items():
+        match = _CONNECTION_REF.match(value)
+        if match is None:
+            raise ConfigurationError(
+                f"{where}.{key}: {value!r} is not a valid connection: reference",
+                hint="write 'connection:secret', 'connection:access_token' or 'connection:FIELD'",
+            )
+        fields[key] = match.group(1)
+    manager = hub.credentials
+    if manager is None or name not in manager.bindings:
+        raise ConfigurationError(
+            f"{where} reads a connection, but connector {name!r} declares no connections",
+            hint="add 'connections: {scheme: bearer}' (or another scheme) to the connector",
+        )
+    principal = Principal.local("toolbridge")
+
+    async def values() -> Mapping[str, str]:
+        secrets = await manager.secret_values(name, principal, tool=f"{name}.(start)")
+        missing = sorted({f for f in fields.values() if f not in secrets})
+        if missing:
+            raise ConfigurationError(
+                f"{where}: the connection of {name!r} has no {', '.join(missing)}",
+                hint="store a JSON secret with those fields, or use connection:secret",
+            )
+        return {key: secrets[field].reveal() for key, field in fields.items()}
+
+    return values
 
 
 def _resolve(where: str, values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:

@@ -4,13 +4,21 @@ One session per connector, shared by every call and every agent (a JSON-RPC sess
 concurrent requests). It is opened when the hub starts, which is also when the tools are discovered.
 A crashed process or broken connection is replaced on the next call (stdio servers restart with
 backoff); an expired session (HTTP 404) is re-established and the request sent again, once.
+
+Credentials (HTTP upstreams) are per request, not per session: each call's own connection (resolved by
+the hub into ``Invocation.credentials``) signs each of its POSTs (see ``_http.UPSTREAM_AUTH``). Opening
+the session, listing tools and reading prompts/resources use the connector's default connection
+(``default_credentials``). An upstream 401 surfaces as ``UpstreamStatusError(401)``: the resilience layer
+refreshes the connection once and retries.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -20,12 +28,12 @@ import anyio
 import anyio.abc
 
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
-from toolbridge.connectors._base import Invocation
+from toolbridge.connectors._base import Credentials, Invocation
 from toolbridge.connectors._events import CALL_EVENTS, CallEvents
 from toolbridge.connectors.mcp._channel import Channel, Message, SessionExpired
 from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules
 from toolbridge.connectors.mcp._federation import Extras, discover_extras
-from toolbridge.connectors.mcp._http import HttpChannel
+from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
 from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._pins import (
     Pin,
@@ -39,6 +47,7 @@ from toolbridge.connectors.mcp._session import RpcError, Session
 from toolbridge.connectors.mcp._stdio import StdioChannel
 from toolbridge.errors import (
     ConfigurationError,
+    ToolbridgeError,
     ToolExecutionError,
     ToolNotFound,
     UpstreamStatusError,
@@ -54,6 +63,7 @@ State = Literal["approved", "pending", "changed"]
 RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds before restarting a server after 1, 2, 3 … consecutive failures (the last one repeats)."""
 _LIST_CHANGED = frozenset(f"notifications/{kind}/list_changed" for kind in ("tools", "prompts", "resources"))
+_AUTH_STATUSES = frozenset({401, 403})
 _RPC_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32601: 404, -32002: 404, -32603: 500}
 
 
@@ -99,8 +109,12 @@ class McpConnector:
         on_tools_changed: Callable[[], None] | None = None,
         client_name: str = "toolbridge",
         restart_delays: Sequence[float] = RESTART_DELAYS,
+        default_credentials: Callable[[], Awaitable[Credentials | None]] | None = None,
+        connection_env: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
     ) -> None:
         self._name = name
+        self._default_credentials = default_credentials
+        self._connection_env = connection_env
         self.server = server
         self._rules = rules or ToolRules()
         self._store = pins
@@ -127,6 +141,11 @@ class McpConnector:
     def name(self) -> str:
         return self._name
 
+    @property
+    def connected(self) -> bool:
+        """Whether a session with the upstream is open (its tools are listed)."""
+        return self._session is not None and self._session.alive
+
     # -- lifetime ----------------------------------------------------------------------------------
 
     async def __aenter__(self) -> McpConnector:
@@ -140,7 +159,7 @@ class McpConnector:
             try:
                 async with self._lock:
                     await self._open()
-            except UpstreamUnavailable as exc:  # not fatal: the hub serves the other connectors
+            except (UpstreamUnavailable, UpstreamStatusError) as exc:  # not fatal: the hub serves the others
                 logger.warning("connector %r starts without tools: %s", self._name, exc)
                 self._tg.start_soon(self._keep_trying)
         except BaseException:
@@ -159,15 +178,45 @@ class McpConnector:
         if session is not None:
             await session.aclose()
 
-    def _channel(self) -> Channel:
+    async def _channel(self) -> Channel:
         assert self._tg is not None, "the connector is not running"
         if isinstance(self.server, StdioServer):
-            return StdioChannel(self.server, self._tg, self._on_message)
+            return StdioChannel(await self._stdio_server(self.server), self._tg, self._on_message)
         return HttpChannel(self.server, self._on_message)
+
+    async def _stdio_server(self, server: StdioServer) -> StdioServer:
+        """The server with its ``connection:`` environment values read from the connection, at each start."""
+        if self._connection_env is None:
+            return server
+        try:
+            extra = await self._connection_env()
+        except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
+            raise self._no_connection(exc) from exc
+        return dataclasses.replace(server, env={**server.env, **extra})
+
+    @contextlib.asynccontextmanager
+    async def _default_auth(self) -> AsyncIterator[None]:
+        """Requests outside a call (or a call without credentials) use the default connection, if any."""
+        if UPSTREAM_AUTH.get() is not None or self._default_credentials is None:
+            yield
+            return
+        try:
+            credentials = await self._default_credentials()
+        except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
+            raise self._no_connection(exc) from exc
+        token = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
+        try:
+            yield
+        finally:
+            UPSTREAM_AUTH.reset(token)
 
     async def _open(self) -> Session:
         """A new session, with the tools listed again (the caller holds the lock)."""
-        channel = self._channel()
+        async with self._default_auth():
+            return await self._open_session()
+
+    async def _open_session(self) -> Session:
+        channel = await self._channel()
         protocol = self.server.protocol
         session = Session(channel, protocol=protocol, client_info=self._client_info)
         try:
@@ -179,17 +228,32 @@ class McpConnector:
         except ConfigurationError:
             await session.aclose()
             raise
-        except (UpstreamUnavailable, UpstreamStatusError, RpcError, SessionExpired, TimeoutError) as exc:
+        except UpstreamStatusError as exc:
             await session.aclose()
-            self._down_at = anyio.current_time()
-            self._failures += 1
-            raise UpstreamUnavailable(
-                f"cannot open a session with {channel.describe} (connector {self._name!r}): {exc}",
-                sent=False,
-                hint="check that the upstream MCP server runs and speaks MCP",
-            ) from exc
+            if exc.upstream_status in _AUTH_STATUSES:  # the credentials, not the upstream: refresh, or tell
+                raise
+            raise self._unavailable(channel, exc) from exc
+        except (UpstreamUnavailable, RpcError, SessionExpired, TimeoutError) as exc:
+            await session.aclose()
+            raise self._unavailable(channel, exc) from exc
         self._session = session
         return session
+
+    def _no_connection(self, exc: ToolbridgeError) -> UpstreamUnavailable:
+        self._failures += 1
+        self._down_at = anyio.current_time()
+        return UpstreamUnavailable(
+            f"connector {self._name!r} has no usable connection: {exc.message}", sent=False, hint=exc.hint
+        )
+
+    def _unavailable(self, channel: Channel, exc: Exception) -> UpstreamUnavailable:
+        self._down_at = anyio.current_time()
+        self._failures += 1
+        return UpstreamUnavailable(
+            f"cannot open a session with {channel.describe} (connector {self._name!r}): {exc}",
+            sent=False,
+            hint="check that the upstream MCP server runs and speaks MCP",
+        )
 
     async def _keep_trying(self) -> None:
         """Reconnect with backoff until the upstream answers; its tools then join the catalog."""
@@ -198,6 +262,10 @@ class McpConnector:
             await anyio.sleep(max(delay, 0.01))
             try:
                 await self._live(None)
+            except UpstreamStatusError as exc:  # refused our credentials: wait as for a failure
+                self._failures += 1
+                self._down_at = anyio.current_time()
+                logger.debug("connector %r: the upstream refused the connection: %s", self._name, exc)
             except UpstreamUnavailable as exc:
                 logger.debug("connector %r: still no upstream: %s", self._name, exc)
             except ConfigurationError as exc:
@@ -307,8 +375,9 @@ class McpConnector:
         if session is None:
             return
         try:
-            await self._discover(session)
-            self.extras = await discover_extras(session, self._name)
+            async with self._default_auth():
+                await self._discover(session)
+                self.extras = await discover_extras(session, self._name)
         except (UpstreamUnavailable, UpstreamStatusError, RpcError, SessionExpired) as exc:
             logger.warning("could not list the tools of %s again: %s", self._name, exc)
 
@@ -406,11 +475,13 @@ class McpConnector:
         if entry is None:
             raise ToolNotFound(name, suggestions=close_matches(name, self.extras.prompts))
         params = {"name": entry[0], "arguments": dict(arguments)}
-        return await self.request("prompts/get", params, tool=name, deadline=deadline)
+        async with self._default_auth():
+            return await self.request("prompts/get", params, tool=name, deadline=deadline)
 
     async def read_resource(self, uri: str, *, deadline: float | None = None) -> Any:
         """``resources/read`` of an upstream resource, as the upstream answers it."""
-        return await self.request("resources/read", {"uri": uri}, deadline=deadline)
+        async with self._default_auth():
+            return await self.request("resources/read", {"uri": uri}, deadline=deadline)
 
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         entry = self._entries.get(tool.name)
@@ -424,9 +495,12 @@ class McpConnector:
         if events is not None:
             params["_meta"] = {"progressToken": token}
             self._progress[token] = events
+        credentials = invocation.credentials
+        auth = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         try:
             result = await self.request("tools/call", params, tool=tool.name, deadline=invocation.deadline)
         finally:
+            UPSTREAM_AUTH.reset(auth)
             self._progress.pop(token, None)
         return _call_value(result, tool.name)
 

@@ -7,6 +7,11 @@ gives at ``initialize`` is sent on every request; a 404 for it raises :class:`Se
 
 A small client of our own rather than the SDK's transport: its per-request cost is a few tens of
 microseconds, where the SDK's stream machinery costs milliseconds per call (see bench/mcp_proxy.py).
+
+Credentials are per request, not per channel: :data:`UPSTREAM_AUTH` holds the ``httpx2.Auth`` flow of the
+connection the current call resolved (set by the connector around each request), and every POST gets
+the headers (and query parameters) that flow puts on a request, read at send time — so a token refreshed
+after a 401 is on the very next attempt. The agent's own token is never one of them.
 """
 
 from __future__ import annotations
@@ -15,17 +20,19 @@ import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
+from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 import h11
+import httpx2
 
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._config import HttpServer
 from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamUnavailable
 
-__all__ = ["HttpChannel"]
+__all__ = ["UPSTREAM_AUTH", "HttpChannel", "auth_headers"]
 
 _READ = 65536
 _MAX_POOL = 16
@@ -33,6 +40,31 @@ _MAX_BODY = 64 * 1024 * 1024
 _CONNECT_TIMEOUT = 10.0
 _ACCEPT = "application/json, text/event-stream"
 _TRANSPORT_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+_OWN_HEADERS = frozenset({"host", "content-length", "content-type", "accept", "mcp-session-id"})
+
+UPSTREAM_AUTH: ContextVar[httpx2.Auth | None] = ContextVar("toolbridge_mcp_upstream_auth", default=None)
+"""The auth flow of the connection the current call uses (None: the upstream takes no credentials)."""
+
+
+def auth_headers(auth: httpx2.Auth, url: str, body: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """The request target and the headers ``auth`` puts on a POST of ``body`` to ``url``.
+
+    The flow runs on a throwaway ``httpx2.Request`` (so body-signing schemes such as SigV4 see the body);
+    only what it added or changed is taken. Flows that need a response (digest auth) are not supported.
+    """
+    request = httpx2.Request("POST", url, content=body, headers={"content-type": "application/json"})
+    before = {k.lower(): v for k, v in request.headers.items()}
+    flow = auth.sync_auth_flow(request)
+    try:
+        signed = next(flow)
+    finally:
+        flow.close()
+    added = [
+        (k.lower(), v)
+        for k, v in signed.headers.multi_items()
+        if k.lower() not in _OWN_HEADERS and before.get(k.lower()) != v
+    ]
+    return signed.url.raw_path.decode("ascii"), added
 
 
 class _Broken(Exception):
@@ -88,6 +120,7 @@ class HttpChannel:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._tls = parts.scheme == "https"
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._url = server.url
         authority = parts.netloc.rpartition("@")[2]
         base = [("host", authority), ("accept", _ACCEPT), ("content-type", "application/json")]
         self._base_headers = base + [(k.lower(), v) for k, v in server.headers.items()]
@@ -199,8 +232,14 @@ class HttpChannel:
         if self._session_id is not None:
             head.append(("mcp-session-id", self._session_id))
         head.extend((k, v) for k, v in extra.items())
+        target = self._target
+        auth = UPSTREAM_AUTH.get()
+        if auth is not None:
+            target, added = auth_headers(auth, self._url, body)
+            replaced = {k for k, _ in added}
+            head = [(k, v) for k, v in head if k not in replaced] + added
         try:
-            request = h11.Request(method="POST", target=self._target, headers=head)
+            request = h11.Request(method="POST", target=target, headers=head)
             await conn.send(request, h11.Data(data=body), h11.EndOfMessage())  # one write
             event = await conn.next_event()
         except (*_TRANSPORT_ERRORS, h11.ProtocolError) as exc:

@@ -34,7 +34,7 @@ def openapi_connector(
     spec = spec_location(config.spec, settings)
     secrets = resolve_secrets(name, config.auth, os.environ if environ is None else environ)
     try:
-        return OpenAPIConnector.from_spec(
+        connector = OpenAPIConnector.from_spec(
             name,
             spec,
             options=ingest_options(config),
@@ -50,6 +50,17 @@ def openapi_connector(
     except ConfigurationError as exc:
         logger.warning("connector %r has no tools: %s", name, exc)
         return OpenAPIConnector.failed(name, spec, f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+    check_connections(connector, config)
+    return connector
+
+
+def check_connections(connector: OpenAPIConnector, config: OpenAPIConnectorSettings) -> None:
+    """A ``connections:`` block whose scheme fits none of the document's security schemes is an error."""
+    wanted = config.connections
+    if wanted is None:
+        return
+    where = f"connectors.{connector.name}.connections"
+    connector.check_connection(wanted.scheme, name=wanted.name, location=wanted.location, where=where)
 
 
 def spec_location(spec: str, settings: Settings) -> str:

@@ -17,6 +17,7 @@ from toolbridge.connectors.openapi._cache import CatalogCache
 from toolbridge.connectors.openapi._ingest import Ingested, IngestOptions, ingest
 from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, load_spec, to_uri
 from toolbridge.connectors.openapi._model import IngestReport, Operation, SecurityScheme, Server
+from toolbridge.connectors.openapi._needs import Need, check_fit, need_of
 from toolbridge.connectors.openapi._paginate import Fetch, Pager, Pagination
 from toolbridge.connectors.openapi._request import Draft, build_request
 from toolbridge.connectors.openapi._response import Page, decode, read_capped, status_error, transport_error
@@ -148,17 +149,40 @@ class OpenAPIConnector:
         used = {n for op in self._ingested.operations.values() for alt in op.security for n in alt}
         return tuple(s for n, s in sorted(self._ingested.schemes.items()) if n in used)
 
+    def credential_needs(self) -> tuple[Need, ...]:
+        """:meth:`security_needs` in the terms of the credentials layer (see :mod:`._needs`)."""
+        return tuple(need_of(s) for s in self.security_needs())
+
+    def check_connection(
+        self, kind: str, *, name: str = "", location: str = "header", where: str | None = None
+    ) -> None:
+        """Raise a ConfigurationError naming the document's schemes if a ``kind`` connection can't fit."""
+        check_fit(where or f"connector {self._name!r}", self.credential_needs(), kind, name, location)
+
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         operation = self._ingested.operations[tool.name]
         draft = build_request(operation, arguments, self.base_url_for(operation))
-        apply_security(draft, operation, self._ingested.schemes, self._secrets)
-        page = await self._send(draft.build(self._require_client()), tool.name)
+        auth = self._auth_for(operation, draft, invocation)
+        page = await self._send(draft.build(self._require_client()), tool.name, auth)
         result = decode(page)
         if self._pager.enabled:
             wanted = arguments.get(operation.pages_arg) if operation.pages_arg else None
-            fetch = self._fetch_more(tool.name)
+            fetch = self._fetch_more(tool.name, auth)
             result = await self._pager.follow(page, result, draft, operation, fetch, wanted)
         return result
+
+    def _auth_for(self, operation: Operation, draft: Draft, invocation: Invocation) -> httpx2.Auth | None:
+        """The call's connection when there is one (it wins over ``auth:`` secrets), else those secrets.
+
+        An operation the document marks public (schemes declared, none required) gets no credentials.
+        """
+        credentials = invocation.credentials
+        if credentials is None:
+            apply_security(draft, operation, self._ingested.schemes, self._secrets)
+            return None
+        if self._ingested.schemes and not operation.security:
+            return None
+        return credentials.auth
 
     async def __aenter__(self) -> OpenAPIConnector:
         if self._client is None:
@@ -194,9 +218,9 @@ class OpenAPIConnector:
             raise RuntimeError(f"connector {self._name!r} is not open; use 'async with' (the hub does)")
         return self._client
 
-    async def _send(self, request: httpx2.Request, tool: str) -> Page:
+    async def _send(self, request: httpx2.Request, tool: str, auth: httpx2.Auth | None = None) -> Page:
         try:
-            response = await self._require_client().send(request, stream=True)
+            response = await self._require_client().send(request, stream=True, auth=auth)
             try:
                 page = await read_capped(response, self._max_bytes)
             finally:
@@ -207,9 +231,9 @@ class OpenAPIConnector:
             raise status_error(page, tool)
         return page
 
-    def _fetch_more(self, tool: str) -> Fetch:
+    def _fetch_more(self, tool: str, auth: httpx2.Auth | None) -> Fetch:
         async def fetch(draft: Draft) -> Page:
-            return await self._send(draft.build(self._require_client()), tool)
+            return await self._send(draft.build(self._require_client()), tool, auth)
 
         return fetch
 

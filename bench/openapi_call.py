@@ -1,0 +1,549 @@
+"""One GET operation of a small local REST upstream: direct, through toolbridge (MCP), through FastMCP.
+
+Servers (bench/serve_openapi.py), each its own process under uvicorn on a free 127.0.0.1 port with the
+settings of bench/_uvicorn.py, all started before the first call and killed at the end:
+
+* ``upstream``: a bare Starlette app with an OpenAPI 3.0 document and ``GET /pets/{petId}`` → small JSON;
+* ``toolbridge``: ``Hub.from_file`` on a toolbridge.yaml with one ``kind: openapi`` connector ``up`` reading
+  that document; tool ``up.get_pet`` called over MCP ``tools/call`` in the 2026-07-28 era (stateless);
+* ``fastmcp``: FastMCP 4.1.6 ``FastMCP.from_openapi`` on the same document, defaults, served with
+  ``stateless_http=True, json_response=True`` (bench/.venvs/fastmcp, created with uv when missing);
+  tool ``getPet`` called in the same era.
+
+Targets: ``direct`` (``GET /pets/1`` on the upstream), ``toolbridge``, ``fastmcp``, and, for information,
+``inprocess`` (``hub.call`` through the same connector in this process: toolbridge without inbound HTTP).
+Same client for all (``--client raw`` by default: one keep-alive HTTP/1.1 connection, request prepared
+once). Sequential calls in rounds that visit every target in turn → median, p99, server CPU per call;
+then 32 concurrent clients → throughput. Goals (issue #3): toolbridge ≤ direct + 0.6 ms median, and
+≥ 2× FastMCP's throughput with 32 clients.
+
+Usage: ``uv run python bench/openapi_call.py [--quick] [--client raw|httpx2] [--only direct,toolbridge]``.
+Results: a table on stdout, JSON in bench/results/openapi_call.json. Exit status 1 if a target failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import os
+import platform
+import sys
+import tempfile
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from _load import (
+    _ACCEPT,
+    _CLIENT_INFO,
+    _META_CAPABILITIES,
+    _META_CLIENT,
+    _META_VERSION,
+    MODERN,
+    BenchError,
+    Call,
+    Connect,
+    Latency,
+    Run,
+    ServerCpu,
+    Target,
+    _base,
+    _caller,
+    _check,
+    concurrent,
+    connector,
+    sequential,
+)
+from _procs import BENCH, Server, fastmcp_python, free_port, running
+from _profile import record, summarize
+from _uvicorn import SETTINGS as UVICORN_SETTINGS
+
+RESULTS = BENCH / "results" / "openapi_call.json"
+SERVE = BENCH / "serve_openapi.py"
+PET_ID = 1
+STEP_TIMEOUT = 120.0
+"""Seconds one step (a warm-up, a round of one target) may take before that target is failed."""
+CLIENT_BOUND = 0.85
+OVERHEAD_GOAL_MS = 0.6
+TPUT_GOAL = 2.0
+
+LABELS = {
+    "direct": "direct: GET /pets/1 on the upstream (Starlette)",
+    "toolbridge": "toolbridge MCP tools/call up.get_pet, 2026-07-28",
+    "fastmcp": "FastMCP 4.1.6 from_openapi getPet, 2026-07-28",
+    "inprocess": "(info) toolbridge hub.call in-process",
+}
+TARGETS = tuple(LABELS)
+
+
+# -- targets -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectTarget:
+    """``GET /pets/{id}`` on the upstream, with the same client; the first reply's JSON is checked."""
+
+    name: str
+    base_url: str
+    connect: Connect
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Call]:
+        headers = {"accept": "application/json"}
+        async with self.connect(self.base_url) as conn:
+            send = conn.prepare("GET", f"{self.base_url}/pets/{PET_ID}", headers)
+            checked = False
+
+            async def call() -> None:
+                nonlocal checked
+                reply = await send(b"")
+                _check(reply, self.name)
+                if not checked:
+                    if json.loads(reply.body).get("id") != PET_ID:
+                        raise BenchError(f"{self.name}: unexpected reply {reply.body[:300]!r}")
+                    checked = True
+
+            yield call
+
+
+@dataclass(frozen=True)
+class McpTarget:
+    """MCP ``tools/call`` with ``{"petId": 1}`` in the 2026-07-28 era: one self-contained POST, no session."""
+
+    name: str
+    url: str
+    key: str | None
+    tool: str
+    connect: Connect
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Call]:
+        headers = {
+            "content-type": "application/json",
+            "accept": _ACCEPT,
+            "mcp-protocol-version": MODERN,
+            "mcp-method": "tools/call",
+            "mcp-name": self.tool,
+        }
+        if self.key:
+            headers["authorization"] = f"Bearer {self.key}"
+        meta = {_META_VERSION: MODERN, _META_CAPABILITIES: {}, _META_CLIENT: _CLIENT_INFO}
+        params = {"name": self.tool, "arguments": {"petId": PET_ID}, "_meta": meta}
+        body = {"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": params}
+        template = json.dumps(body, separators=(",", ":")).replace('"id":0', '"id":%d', 1).encode()
+        async with self.connect(_base(self.url)) as conn:
+            yield _caller(conn.prepare("POST", self.url, headers), lambda i: template % i, self.name)
+
+
+@dataclass(frozen=True)
+class InProcessTarget:
+    name: str
+    call_once: Call
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Call]:
+        yield self.call_once
+
+
+# -- one target's state --------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    name: str
+    server: Server | None = None
+    upstream: Server | None = None  # the REST upstream behind a gateway (None for direct)
+    target: Target | None = None
+    call: Call | None = None
+    sequential: list[Run] = field(default_factory=list)
+    concurrent: list[Run] = field(default_factory=list)
+    upstream_cpu: list[float] = field(default_factory=list)  # per concurrent run, seconds
+    error: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.error is None
+
+    @property
+    def server_cpu(self) -> ServerCpu:
+        return None if self.server is None else self.server.cpu_seconds
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = f"{type(exc).__name__}: {exc}"
+        if os.environ.get("BENCH_TRACEBACK"):
+            traceback.print_exception(exc)
+
+
+@dataclass(frozen=True)
+class Plan:
+    calls: int
+    warmup: int
+    rounds: int
+    clients: int
+    calls_each: int
+    warmup_each: int
+    concurrent_rounds: int
+    client: str
+    profile: Path | None = None
+
+
+# -- servers -------------------------------------------------------------------------------------------
+
+
+CONFIG = """\
+version: 1
+server:
+  database: "sqlite+aiosqlite:///:memory:"
+connectors:
+  up:
+    kind: openapi
+    spec: {upstream}/openapi.json
+"""
+
+
+def start_servers(entries: list[Entry], plan: Plan, logs: Path, stack: ExitStack) -> None:
+    """The upstream first (every target needs it), then one gateway per gateway target."""
+    connect = connector(plan.client)
+    port = free_port()
+    print("  starting upstream", file=sys.stderr, flush=True)
+    upstream = stack.enter_context(
+        running("upstream", [sys.executable, str(SERVE), "upstream", str(port)], port, logs)
+    )
+    for entry in entries:
+        try:
+            if entry.name == "direct":
+                entry.server = upstream
+                entry.target = DirectTarget(entry.name, upstream.base_url, connect)
+            elif entry.name == "toolbridge":
+                print("  starting toolbridge", file=sys.stderr, flush=True)
+                config, key_file, port = logs / "toolbridge.yaml", logs / "toolbridge.key", free_port()
+                config.write_text(CONFIG.format(upstream=upstream.base_url))
+                argv = [sys.executable, str(SERVE), "toolbridge", str(port), str(key_file), str(config)]
+                entry.server = stack.enter_context(running("toolbridge", argv, port, logs, wait_for=key_file))
+                entry.upstream = upstream
+                key = key_file.read_text().strip()
+                url = f"{entry.server.base_url}/mcp"
+                entry.target = McpTarget(entry.name, url, key, "up.get_pet", connect)
+            elif entry.name == "fastmcp":
+                print("  starting fastmcp", file=sys.stderr, flush=True)
+                port = free_port()
+                argv = [str(fastmcp_python()), str(SERVE), "fastmcp", str(port), upstream.base_url]
+                entry.server = stack.enter_context(running("fastmcp", argv, port, logs))
+                entry.upstream = upstream
+                entry.target = McpTarget(entry.name, f"{entry.server.base_url}/mcp", None, "getPet", connect)
+            else:  # inprocess: the hub is entered on the load side
+                entry.upstream = upstream
+        except Exception as exc:  # noqa: BLE001 - one server that does not start must not lose the others
+            entry.fail(exc)
+
+
+# -- load ----------------------------------------------------------------------------------------------
+
+
+async def step(entry: Entry, make: Callable[[], Awaitable[None]], *, scoped: bool = True) -> None:
+    """One step for ``entry`` under STEP_TIMEOUT (``scoped=False``: a step entering a context kept open,
+    bounded by the clients' per-request timeouts); a failure fails that target only."""
+    if not entry.live:
+        return
+    try:
+        if scoped:
+            with anyio.fail_after(STEP_TIMEOUT):
+                await make()
+        else:
+            await make()
+    except Exception as exc:  # noqa: BLE001 - one failed target must not lose the others' numbers
+        entry.fail(exc)
+
+
+async def measure_all(entries: list[Entry], plan: Plan, logs: Path) -> None:
+    async with AsyncExitStack() as stack:
+        for entry in entries:
+            if entry.name == "inprocess":
+                await step(entry, functools.partial(_enter_hub, entry, logs, stack), scoped=False)
+        for entry in entries:
+            await step(entry, functools.partial(_open_client, entry, plan, stack), scoped=False)
+        per_round = max(1, plan.calls // plan.rounds)
+        for _ in range(plan.rounds):
+            for entry in entries:
+                await step(entry, functools.partial(_sequential_round, entry, per_round))
+        if plan.profile is not None:
+            for entry in entries:
+                (plan.profile / f"{entry.name}.txt").unlink(missing_ok=True)
+        each = max(1, plan.calls_each // plan.concurrent_rounds)
+        for _ in range(plan.concurrent_rounds):
+            for entry in entries:
+                await step(entry, functools.partial(_concurrent_round, entry, plan, each))
+
+
+async def _enter_hub(entry: Entry, logs: Path, stack: AsyncExitStack) -> None:
+    from toolbridge import Hub, Principal
+
+    assert entry.upstream is not None
+    config = logs / "inprocess.yaml"
+    config.write_text(CONFIG.format(upstream=entry.upstream.base_url))
+    hub = await stack.enter_async_context(Hub.from_file(config))
+    principal = Principal.local()
+    result: dict[str, Any] = {}
+
+    async def call() -> None:
+        result["last"] = await hub.call(principal, "up.get_pet", {"petId": PET_ID})
+
+    await call()
+    if "Rex" not in json.dumps(result["last"], default=str):
+        raise BenchError(f"inprocess: unexpected result {result['last']!r:.300}")
+    entry.target = InProcessTarget(entry.name, call)
+
+
+async def _open_client(entry: Entry, plan: Plan, stack: AsyncExitStack) -> None:
+    assert entry.target is not None
+    entry.call = await stack.enter_async_context(entry.target.client())
+    for _ in range(plan.warmup):
+        await entry.call()
+
+
+async def _sequential_round(entry: Entry, calls: int) -> None:
+    assert entry.call is not None
+    entry.sequential.append(await sequential(entry.call, calls=calls, server_cpu=entry.server_cpu))
+
+
+@contextmanager
+def profiling(entry: Entry, plan: Plan) -> Iterator[None]:
+    """With ``--profile DIR``, py-spy samples the gateway's server while the block runs (as in
+    bench/call_overhead.py): collapsed stacks appended to DIR/<target>.txt, summary in .summary.txt."""
+    if plan.profile is None or entry.server is None or entry.upstream is None:
+        yield
+        return
+    plan.profile.mkdir(parents=True, exist_ok=True)
+    part, stacks = plan.profile / f"{entry.name}.part.txt", plan.profile / f"{entry.name}.txt"
+    with record(entry.server.pid, part):
+        yield
+    with stacks.open("a") as out:
+        out.write(part.read_text())
+    part.unlink()
+    (plan.profile / f"{entry.name}.summary.txt").write_text(summarize(stacks, top=30) + "\n")
+
+
+async def _concurrent_round(entry: Entry, plan: Plan, calls_each: int) -> None:
+    assert entry.target is not None
+    before = entry.upstream.cpu_seconds() if entry.upstream else 0.0
+    with profiling(entry, plan):
+        run = await concurrent(
+            entry.target,
+            clients=plan.clients,
+            calls_each=calls_each,
+            warmup=plan.warmup_each,
+            server_cpu=entry.server_cpu,
+        )
+    entry.concurrent.append(run)
+    if entry.upstream:
+        # includes the warm-up calls and the connection setup: a slight over-estimate
+        entry.upstream_cpu.append(entry.upstream.cpu_seconds() - before)
+
+
+# -- report --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    name: str
+    label: str
+    sequential: Latency | None
+    concurrent: Latency | None
+    upstream_share: float | None
+    error: str | None
+
+
+def outcome(entry: Entry) -> Outcome:
+    seq = Latency.of(entry.sequential) if entry.live and entry.sequential else None
+    conc = Latency.of(entry.concurrent) if entry.live and entry.concurrent else None
+    share = None
+    if conc is not None and entry.upstream_cpu:
+        share = sum(entry.upstream_cpu) / conc.seconds
+    return Outcome(entry.name, LABELS[entry.name], seq, conc, share, entry.error)
+
+
+Headline = tuple[str, float | None, str, bool | None]
+
+
+def headlines(results: dict[str, Outcome], plan: Plan) -> list[Headline]:
+    def median(name: str) -> float | None:
+        o = results.get(name)
+        return o.sequential.median_ms if o and o.sequential else None
+
+    def tput(name: str) -> float | None:
+        o = results.get(name)
+        return o.concurrent.throughput if o and o.concurrent else None
+
+    direct, tb, fm = median("direct"), median("toolbridge"), median("fastmcp")
+    rows: list[Headline] = []
+    overhead = tb - direct if tb is not None and direct is not None else None
+    rows.append(
+        (
+            "toolbridge median - direct median (ms)",
+            overhead,
+            f"<= {OVERHEAD_GOAL_MS} ms",
+            None if overhead is None else overhead <= OVERHEAD_GOAL_MS,
+        )
+    )
+    ratio = tb / direct if tb is not None and direct else None
+    rows.append(("toolbridge median / direct median", ratio, "(info)", None))
+    fm_over = fm - direct if fm is not None and direct is not None else None
+    rows.append(("FastMCP median - direct median (ms)", fm_over, "(info)", None))
+    speed = fm / tb if fm is not None and tb else None
+    rows.append(("FastMCP median / toolbridge median", speed, "(info)", None))
+    t_tb, t_fm, t_direct = tput("toolbridge"), tput("fastmcp"), tput("direct")
+    t_ratio = t_tb / t_fm if t_tb is not None and t_fm else None
+    rows.append(
+        (
+            f"toolbridge {plan.clients}-client tput / FastMCP",
+            t_ratio,
+            f">= {TPUT_GOAL:g}x",
+            None if t_ratio is None else t_ratio >= TPUT_GOAL,
+        )
+    )
+    d_ratio = t_tb / t_direct if t_tb is not None and t_direct else None
+    rows.append(("toolbridge tput / direct tput", d_ratio, "(info)", None))
+    return rows
+
+
+def _f(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _row(o: Outcome) -> str:
+    s, c = o.sequential, o.concurrent
+    if o.error or s is None or c is None:
+        return f"{o.label:<50} FAILED: {(o.error or 'no result')[:200]}"
+    inproc = o.name == "inprocess"
+    client = "-" if inproc else format(c.client_share, "6.0%")
+    bound = "!" if not inproc and c.client_share >= CLIENT_BOUND else " "
+    up = "-" if o.upstream_share is None else format(o.upstream_share, "6.0%")
+    others = max(0.0, c.other_share - (o.upstream_share or 0.0))
+    return (
+        f"{o.label:<50} {s.median_ms:7.3f} {s.p99_ms:7.3f} {s.server_cpu_us_per_call:8.0f} "
+        f"{c.throughput:7.0f}{bound} {c.median_ms:7.2f} {c.p99_ms:7.2f} {c.server_share:6.0%} {up:>6} "
+        f"{client:>6} {others:6.0%}"
+    )
+
+
+def table(results: dict[str, Outcome], plan: Plan) -> str:
+    sub = f"{plan.clients} cl."
+    lines = [
+        f"client: {plan.client};  sequential: {plan.calls} calls (after {plan.warmup} warm-up) on one "
+        f"keep-alive connection, in {plan.rounds} rounds interleaved across targets;",
+        f"concurrent: {plan.clients} clients x {plan.calls_each} calls, one connection each, "
+        f"in {plan.concurrent_rounds} round(s)",
+        "",
+        f"{'':<50} {'---- sequential ----':>24} {'-' * 22 + ' concurrent ' + '-' * 22:>57}",
+        f"{'target':<50} {'median':>7} {'p99':>7} {'srv CPU':>8} {'calls/s':>8} {'median':>7} {'p99':>7} "
+        f"{'server':>6} {'upstr.':>6} {'client':>6} {'others':>6}",
+        f"{'':<50} {'ms':>7} {'ms':>7} {'us/call':>8} {sub:>8} {'ms':>7} {'ms':>7} "
+        f"{'CPU':>6} {'CPU':>6} {'CPU':>6} {'CPU':>6}",
+        "-" * 132,
+    ]
+    lines += [_row(o) for o in results.values()]
+    lines += [
+        "srv CPU us/call: the server's CPU time per call (gateway's; for direct, the upstream's).",
+        "CPU columns: CPU time / wall time during the concurrent load, for the server, the REST upstream",
+        "behind it, this client, and every other process (2 cores = 200%). inprocess: server = this process.",
+        f"! the client used >= {CLIENT_BOUND:.0%} of a core: its throughput is a lower bound for the server.",
+        "",
+        f"{'headline':<50} {'value':>8}  {'goal':<10} met",
+    ]
+    for what, value, goal, met in headlines(results, plan):
+        shown = "-" if met is None else ("yes" if met else "NO")
+        lines.append(f"{what:<50} {_f(value, '.2f'):>8}  {goal:<10} {shown}")
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Outcome], plan: Plan, path: Path) -> None:
+    def latency(value: Latency | None) -> dict[str, float] | None:
+        return None if value is None else {**asdict(value), "throughput": value.throughput}
+
+    doc: dict[str, Any] = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "loadavg": os.getloadavg(),
+        },
+        "plan": asdict(plan),
+        "uvicorn": UVICORN_SETTINGS,
+        "targets": {
+            name: {**asdict(o), "sequential": latency(o.sequential), "concurrent": latency(o.concurrent)}
+            for name, o in results.items()
+        },
+        "headline": [{"what": w, "value": v, "goal": g, "met": m} for w, v, g, m in headlines(results, plan)],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+# -- command line --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[list[str], Plan, Path]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls: a smoke run")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="TARGET", help=f"targets: {', '.join(TARGETS)}"
+    )
+    parser.add_argument("--calls", type=int, help="sequential calls per target (default 1000; 200 quick)")
+    parser.add_argument("--rounds", type=int, help="sequential rounds (default 5; 2 quick)")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
+    parser.add_argument("--calls-each", type=int, help="calls per concurrent client (default 200; 25 quick)")
+    parser.add_argument(
+        "--client", choices=("raw", "httpx2"), default="raw", help="load client (default raw)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy the gateways (toolbridge, FastMCP) during the concurrent load; stacks/summaries to DIR",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
+    args = parser.parse_args(argv)
+    chosen = [t.strip() for spec in args.only for t in spec.split(",") if t.strip()] or list(TARGETS)
+    unknown = sorted(set(chosen) - set(TARGETS))
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+    plan = Plan(
+        calls=args.calls or (200 if args.quick else 1000),
+        warmup=20 if args.quick else 100,
+        rounds=args.rounds or (2 if args.quick else 5),
+        clients=args.clients,
+        calls_each=args.calls_each or (25 if args.quick else 200),
+        warmup_each=2 if args.quick else 5,
+        concurrent_rounds=1 if args.quick else 2,
+        client=args.client,
+        profile=args.profile,
+    )
+    return [t for t in TARGETS if t in chosen], plan, args.output
+
+
+def main(argv: list[str] | None = None) -> int:
+    names, plan, output = parse_args(argv)
+    print(f"openapi_call: {', '.join(names)} (client {plan.client})", file=sys.stderr, flush=True)
+    entries = [Entry(name) for name in names]
+    with tempfile.TemporaryDirectory(prefix="toolbridge-openapi-bench-") as tmp, ExitStack() as servers:
+        logs = Path(tmp)
+        start_servers(entries, plan, logs, servers)
+        print("  measuring", file=sys.stderr, flush=True)
+        anyio.run(measure_all, entries, plan, logs)
+    results = {entry.name: outcome(entry) for entry in entries}
+    print(table(results, plan))
+    write_json(results, plan, output)
+    print(f"\nwrote {output}")
+    return 1 if any(o.error for o in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

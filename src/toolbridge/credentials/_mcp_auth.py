@@ -1,0 +1,165 @@
+"""MCP authorization discovery: an upstream's 401 → its protected resource metadata → an OAuth binding.
+
+An MCP server that wants OAuth answers 401 with ``WWW-Authenticate: Bearer resource_metadata="…"``.
+That document (RFC 9728) names the resource and its authorization servers; the first one's metadata
+(RFC 8414, read later by the connect flow) gives the endpoints. The result is an :class:`AuthConfig` for
+the usual connect flow: authorization code + PKCE S256, with the RFC 8707 ``resource`` parameter.
+
+SSRF-safe by construction: the metadata document is fetched only from the configured upstream's own
+origin, redirects are not followed, and every URL (the document, the authorization server) must be
+``https://`` or ``http://`` on a loopback host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+
+from toolbridge.credentials._config import AuthConfig
+from toolbridge.credentials._providers import ProviderDef
+from toolbridge.errors import ConfigurationError, UpstreamUnavailable
+
+__all__ = ["McpAuthorization", "discover_mcp_authorization", "resource_metadata_url"]
+
+_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+_MAX_DOCUMENT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class McpAuthorization:
+    """What an MCP upstream's protected resource metadata says about authorizing to it."""
+
+    resource: str
+    authorization_server: str
+    scopes: tuple[str, ...]
+
+    def binding(
+        self, *, client_id: str, redirect_uri: str, scopes: tuple[str, ...] | None = None
+    ) -> AuthConfig:
+        """An OAuth binding for the connect flow (endpoints read from the server's RFC 8414 metadata)."""
+        provider = ProviderDef(
+            name=f"mcp:{urlsplit(self.authorization_server).netloc}",
+            display_name=self.authorization_server,
+            scope_separator=" ",
+            issuer=self.authorization_server,
+        )
+        return AuthConfig(
+            scheme="oauth2",
+            provider=provider,
+            client_id=client_id,
+            scopes=self.scopes if scopes is None else scopes,
+            redirect_uri=redirect_uri,
+            resource=self.resource,
+        )
+
+
+def resource_metadata_url(www_authenticate: str) -> str | None:
+    """The ``resource_metadata`` parameter of a ``Bearer`` challenge, if there is one."""
+    scheme, _, rest = www_authenticate.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    for name, quoted, bare in _PARAM.findall(rest):
+        if name.lower() == "resource_metadata":
+            return (quoted.replace('\\"', '"') if quoted else bare) or None
+    return None
+
+
+async def discover_mcp_authorization(
+    client: httpx2.AsyncClient, upstream_url: str, www_authenticate: str | None
+) -> McpAuthorization:
+    """Read the protected resource metadata of ``upstream_url`` (from its 401 challenge, else the
+    well-known location) and check it names this upstream and a safe authorization server."""
+    _require_safe(upstream_url, "the MCP upstream")
+    advertised = resource_metadata_url(www_authenticate or "")
+    url = advertised or _well_known(upstream_url)
+    _require_safe(url, "the protected resource metadata")
+    if _origin(url) != _origin(upstream_url):
+        raise ConfigurationError(
+            f"the upstream points its resource metadata at another origin ({_origin(url)})",
+            hint="toolbridge reads resource metadata only from the upstream's own origin",
+        )
+    doc = await _fetch(client, url)
+    return _parse(doc, upstream_url, url)
+
+
+def _parse(doc: dict[str, Any], upstream_url: str, url: str) -> McpAuthorization:
+    resource = doc.get("resource")
+    if not isinstance(resource, str) or not _same_resource(resource, upstream_url):
+        raise ConfigurationError(
+            f"the resource metadata at {url} is for {resource!r}, not {upstream_url!r}",
+            hint="RFC 9728 §3.3: the metadata must name the resource it was fetched for",
+        )
+    servers = doc.get("authorization_servers")
+    if not isinstance(servers, list) or not servers or not isinstance(servers[0], str):
+        raise ConfigurationError(f"the resource metadata at {url} names no authorization server")
+    issuer = servers[0]
+    _require_safe(issuer, "the authorization server")
+    raw_scopes = doc.get("scopes_supported")
+    scopes = tuple(s for s in raw_scopes if isinstance(s, str)) if isinstance(raw_scopes, list) else ()
+    return McpAuthorization(resource=resource, authorization_server=issuer, scopes=scopes)
+
+
+async def _fetch(client: httpx2.AsyncClient, url: str) -> dict[str, Any]:
+    try:
+        response = await client.get(url, headers={"Accept": "application/json"}, follow_redirects=False)
+    except httpx2.HTTPError as exc:
+        raise UpstreamUnavailable(
+            f"cannot read the resource metadata at {url}: {type(exc).__name__}", sent=True
+        ) from exc
+    if response.status_code != 200 or len(response.content) > _MAX_DOCUMENT:
+        raise ConfigurationError(
+            f"the resource metadata at {url} answered HTTP {response.status_code}",
+            hint="the upstream must publish RFC 9728 protected resource metadata",
+        )
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise ConfigurationError(f"the resource metadata at {url} is not a JSON object")
+    return doc
+
+
+def _well_known(upstream_url: str) -> str:
+    """RFC 9728 §3.1: the well-known suffix goes between the host and the resource's path."""
+    parts = urlsplit(upstream_url)
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{path}"
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _same_resource(resource: str, upstream_url: str) -> bool:
+    return resource.rstrip("/") == upstream_url.rstrip("/") or (
+        _origin(resource) == _origin(upstream_url) and urlsplit(resource).path in ("", "/")
+    )
+
+
+def _require_safe(url: str, what: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+        return
+    raise ConfigurationError(
+        f"{what} must be https:// (or http:// on a loopback host), not {url!r}",
+        hint="toolbridge never sends an OAuth flow over plain HTTP to another host",
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,163 @@
+"""MCP authorization discovery against metadata served on 127.0.0.1 (uvicorn in a thread).
+
+The upstream's 401 challenge → RFC 9728 protected resource metadata → the authorization server's RFC 8414
+metadata (read by the connect flow) → an authorization URL with PKCE S256 and the RFC 8707 resource.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx2
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from toolbridge.credentials import (
+    ConnectFlow,
+    CredentialManager,
+    Keyring,
+    MasterKey,
+    StaticKeys,
+    Vault,
+    discover_mcp_authorization,
+)
+from toolbridge.credentials._mcp_auth import resource_metadata_url
+from toolbridge.errors import ConfigurationError
+from toolbridge.storage import Database
+
+pytestmark = pytest.mark.anyio
+
+
+@contextmanager
+def metadata_server(documents: dict[str, Any]) -> Iterator[str]:
+    """Serves ``documents`` by path; ``{base}`` in string values becomes the server's own origin."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    async def handle(request: Request) -> Response:
+        doc = documents.get(request.url.path)
+        if doc is None:
+            return Response(status_code=404)
+        if isinstance(doc, str):
+            return RedirectResponse(doc.format(base=base))
+        return JSONResponse({k: _fill(v, base) for k, v in doc.items()})
+
+    app = Starlette(routes=[Route("/{path:path}", handle)])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)  # bounded polling for readiness
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def _fill(value: Any, base: str) -> Any:
+    if isinstance(value, str):
+        return value.format(base=base)
+    if isinstance(value, list):
+        return [_fill(v, base) for v in value]
+    return value
+
+
+DOCUMENTS: dict[str, Any] = {
+    "/.well-known/oauth-protected-resource/mcp": {
+        "resource": "{base}/mcp",
+        "authorization_servers": ["{base}/as"],
+        "scopes_supported": ["tools:read", "tools:call"],
+    },
+    "/as/.well-known/oauth-authorization-server": {
+        "issuer": "{base}/as",
+        "authorization_endpoint": "{base}/as/authorize",
+        "token_endpoint": "{base}/as/token",
+        "code_challenge_methods_supported": ["S256"],
+    },
+}
+
+
+def test_challenge_parsing() -> None:
+    header = (
+        'Bearer error="invalid_token", resource_metadata="https://mcp.example/.well-known/x", scope="a b"'
+    )
+    assert resource_metadata_url(header) == "https://mcp.example/.well-known/x"
+    assert (
+        resource_metadata_url("Bearer realm=x, resource_metadata=https://m.example/r")
+        == "https://m.example/r"
+    )
+    assert resource_metadata_url('Basic realm="x"') is None
+    assert resource_metadata_url("Bearer") is None
+
+
+async def test_discovery_prepares_a_pkce_connect_flow_with_the_resource(sqlite_url: str) -> None:
+    with metadata_server(DOCUMENTS) as base:
+        challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
+        async with httpx2.AsyncClient(trust_env=False) as client:
+            found = await discover_mcp_authorization(client, f"{base}/mcp", challenge)
+            assert found.resource == f"{base}/mcp" and found.authorization_server == f"{base}/as"
+            assert found.scopes == ("tools:read", "tools:call")
+            binding = found.binding(client_id="toolbridge", redirect_uri="http://127.0.0.1:8765/callback")
+            vault = Vault(Database(sqlite_url), StaticKeys(Keyring(MasterKey.generate())))
+            manager = CredentialManager(vault, {"up": binding}, client=client)
+            async with vault.database, manager:
+                authorization = await ConnectFlow(manager).start("up")
+    url = urlsplit(authorization.url)
+    params = dict(parse_qsl(url.query))
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"{base}/as/authorize"
+    assert params["resource"] == f"{base}/mcp" and params["code_challenge_method"] == "S256"
+    assert params["scope"] == "tools:read tools:call" and params["client_id"] == "toolbridge"
+
+
+async def test_without_a_challenge_the_well_known_location_is_read() -> None:
+    with metadata_server(DOCUMENTS) as base:
+        async with httpx2.AsyncClient(trust_env=False) as client:
+            found = await discover_mcp_authorization(client, f"{base}/mcp", None)
+    assert found.authorization_server == f"{base}/as"
+
+
+@pytest.mark.parametrize(
+    ("challenge", "documents", "message"),
+    [
+        ('Bearer resource_metadata="http://169.254.169.254/latest"', DOCUMENTS, "loopback"),
+        ('Bearer resource_metadata="http://localhost:1/x"', DOCUMENTS, "another origin"),
+        (None, {**DOCUMENTS, "/.well-known/oauth-protected-resource/mcp": "{base}/elsewhere"}, "HTTP 307"),
+        (
+            None,
+            {"/.well-known/oauth-protected-resource/mcp": {"resource": "https://evil.example/mcp"}},
+            "is for",
+        ),
+        (
+            None,
+            {
+                "/.well-known/oauth-protected-resource/mcp": {
+                    "resource": "{base}/mcp",
+                    "authorization_servers": ["http://auth.example"],
+                }
+            },
+            "authorization server must be https",
+        ),
+    ],
+)
+async def test_unsafe_or_mismatched_metadata_is_refused(
+    challenge: str | None, documents: dict[str, Any], message: str
+) -> None:
+    with metadata_server(documents) as base:
+        async with httpx2.AsyncClient(trust_env=False) as client:
+            with pytest.raises(ConfigurationError, match=message):
+                await discover_mcp_authorization(client, f"{base}/mcp", challenge)
