@@ -49,6 +49,7 @@ from toolbridge.errors import ConfigurationError, CredentialsError, ToolbridgeEr
 from toolbridge.resilience import Resilience
 from toolbridge.settings import parse_settings
 from toolbridge.storage import Database
+from toolbridge.surfaces.app import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -290,3 +291,41 @@ def test_connection_references_need_connections() -> None:
     settings = parse_settings(text.replace("    connections:\n      scheme: api_key\n", ""))
     with pytest.raises(ConfigurationError, match="declares no connections"):
         build_hub(settings, keys=StaticKeys(Keyring(MasterKey.generate())))
+
+
+async def test_over_rest_the_agent_key_stops_at_toolbridge(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "remote-" + "q" * 26
+    gate = Gate(valid={secret})
+    with serving(upstream_app(gate)) as url:
+        text = SETTINGS.format(database=sqlite_url, url=url, python=sys.executable, script=ENV_SERVER)
+        settings = parse_settings(text.split("  local:")[0] + "agents:\n  bot:\n    scopes: ['*']\n")
+        hub = build_hub(settings, keys=StaticKeys(Keyring(MasterKey.generate())))
+        remote = hub.connector("remote")
+        assert isinstance(remote, McpConnector)
+        web = create_app(hub)
+        async with web.router.lifespan_context(web):
+            key = await hub.agents.create("bot")
+            auth = {"Authorization": f"Bearer {key}"}
+            async with httpx2.AsyncClient(
+                transport=httpx2.ASGITransport(app=web), base_url="http://tb"
+            ) as http:
+                added = await http.post(
+                    "/v1/connections", json={"connector": "remote", "secret": secret}, headers=auth
+                )
+                assert added.status_code == 201, added.text
+                await until_tools(hub, remote, "remote.add")
+                called = await http.post(
+                    "/v1/tools/remote.add/call", json={"arguments": {"a": 4, "b": 5}}, headers=auth
+                )
+                leaked = await http.post("/v1/tools/remote.leak/call", json={"arguments": {}}, headers=auth)
+            await hub.audit.flush()
+            audit = json.dumps([r.as_dict() for r in await hub.audit.tail(100)], default=str)
+    assert called.status_code == 200 and "9" in called.text, called.text
+    assert leaked.status_code == 200 and "[redacted]" in leaked.text
+    received = json.dumps(gate.seen)
+    assert key not in received and secret in received  # the vault secret went upstream, the agent key not
+    for corpus in (added.text, called.text, leaked.text, audit, caplog.text):
+        assert secret not in corpus

@@ -374,6 +374,7 @@ class McpConnector:
         session = self._session
         if session is None:
             return
+        UPSTREAM_AUTH.set(None)  # a task of its own, started from some call's context: list as the connector
         try:
             async with self._default_auth():
                 await self._discover(session)
