@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,12 @@ def table(results: dict[str, Outcome], plan: Plan) -> str:
 
 
 def write_json(results: dict[str, Outcome], plan: Plan, path: Path) -> None:
+    dump_results(path, plan, results, headlines(results))
+
+
+def dump_results(path: Path, plan: Any, results: Mapping[str, Any], headline: list[Headline]) -> None:
+    """Write a benchmark run as JSON: machine, plan (a dataclass), per-target outcomes and the headline."""
+
     def latency(value: Latency | None) -> dict[str, float] | None:
         return None if value is None else {**asdict(value), "throughput": value.throughput}
 
@@ -192,7 +198,7 @@ def write_json(results: dict[str, Outcome], plan: Plan, path: Path) -> None:
             name: {**asdict(o), "sequential": latency(o.sequential), "concurrent": latency(o.concurrent)}
             for name, o in results.items()
         },
-        "headline": [{"what": w, "value": v, "goal": g, "met": m} for w, v, g, m in headlines(results)],
+        "headline": [{"what": w, "value": v, "goal": g, "met": m} for w, v, g, m in headline],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")

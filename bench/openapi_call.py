@@ -24,17 +24,15 @@ Results: a table on stdout, JSON in bench/results/openapi_call.json. Exit status
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import functools
 import json
 import os
-import platform
 import sys
 import tempfile
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +61,7 @@ from _load import (
 )
 from _procs import BENCH, Server, fastmcp_python, free_port, running
 from _profile import record, summarize
-from _uvicorn import SETTINGS as UVICORN_SETTINGS
+from _report import dump_results
 
 RESULTS = BENCH / "results" / "openapi_call.json"
 SERVE = BENCH / "serve_openapi.py"
@@ -464,27 +462,7 @@ def table(results: dict[str, Outcome], plan: Plan) -> str:
 
 
 def write_json(results: dict[str, Outcome], plan: Plan, path: Path) -> None:
-    def latency(value: Latency | None) -> dict[str, float] | None:
-        return None if value is None else {**asdict(value), "throughput": value.throughput}
-
-    doc: dict[str, Any] = {
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "loadavg": os.getloadavg(),
-        },
-        "plan": asdict(plan),
-        "uvicorn": UVICORN_SETTINGS,
-        "targets": {
-            name: {**asdict(o), "sequential": latency(o.sequential), "concurrent": latency(o.concurrent)}
-            for name, o in results.items()
-        },
-        "headline": [{"what": w, "value": v, "goal": g, "met": m} for w, v, g, m in headlines(results, plan)],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    dump_results(path, plan, results, headlines(results, plan))
 
 
 # -- command line --------------------------------------------------------------------------------------
