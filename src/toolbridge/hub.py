@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import anyio
 
 from toolbridge._shape import CallResult, shape
-from toolbridge.audit import AuditEntry, AuditLog, args_digest
+from toolbridge.audit import AuditEntry, AuditLog, args_digest, canonical_json
 from toolbridge.catalog import QUARANTINE_META_KEY, Catalog, Tool, ToolAnnotations, quarantine_error
 from toolbridge.connectors import Connector, Credentials, Invocation
 from toolbridge.connectors.python import PythonConnector
@@ -338,9 +338,11 @@ class Hub:
             raise BadRequest(
                 "tool arguments must be a JSON object", hint='pass {"name": value, ...}', tool=call.tool
             )
-        call.digest = args_digest(call.args)
+        canonical = canonical_json(call.args)  # serialized once: hashed for the audit, measured for the cap
+        call.digest = args_digest(call.args, canonical=canonical)
         target = call.target = self._authorize(call.principal, call.tool)
-        self.catalog.validate(target, call.args, max_bytes=self.limits.max_argument_bytes)
+        limit = self.limits.max_argument_bytes
+        self.catalog.validate(target, call.args, size=len(canonical), max_bytes=limit)
         await self._check_inbound_rate(call.principal, target)
         if call.key is not None and not call.from_outbox:
             replay = await self.idempotency.claim(call.principal.id, call.key, target.name, call.digest)

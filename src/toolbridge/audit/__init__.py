@@ -1,6 +1,15 @@
 """The audit log: one hash-chained row per call, so that tampering is detectable."""
 
-from toolbridge.audit._chain import GENESIS, AuditEntry, AuditRecord, args_digest, chain_hash
+from toolbridge.audit._chain import GENESIS, AuditEntry, AuditRecord, args_digest, canonical_json, chain_hash
 from toolbridge.audit._log import AuditLog, Verification
 
-__all__ = ["AuditEntry", "AuditLog", "AuditRecord", "GENESIS", "Verification", "args_digest", "chain_hash"]
+__all__ = [
+    "AuditEntry",
+    "AuditLog",
+    "AuditRecord",
+    "GENESIS",
+    "Verification",
+    "args_digest",
+    "canonical_json",
+    "chain_hash",
+]

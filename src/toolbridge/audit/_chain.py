@@ -44,10 +44,15 @@ class AuditRecord:
         return {"seq": self.seq, **row, "prev_hash": self.prev_hash, "hash": self.hash}
 
 
-def args_digest(arguments: Mapping[str, Any]) -> str:
+def canonical_json(arguments: Mapping[str, Any]) -> bytes:
+    """The arguments as compact, key-sorted UTF-8 JSON: what is hashed, and what is measured against caps."""
+    text = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text.encode()
+
+
+def args_digest(arguments: Mapping[str, Any], *, canonical: bytes | None = None) -> str:
     """SHA-256 of the canonical JSON of the arguments: shows what was sent without storing it."""
-    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical if canonical is not None else canonical_json(arguments)).hexdigest()
 
 
 def chain_hash(seq: int, entry: AuditEntry, prev_hash: str) -> str:

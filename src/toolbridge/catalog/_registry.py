@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -58,9 +57,9 @@ class Catalog:
         names: Iterable[str] = (t.name for t in self._tools.values() if visible is None or visible(t))
         raise ToolNotFound(name, suggestions=close_matches(name, names, cutoff=0.75))
 
-    def validate(self, tool: Tool, arguments: Mapping[str, Any], *, max_bytes: int) -> None:
-        """Check ``arguments`` against the tool's input schema; raise one error naming every bad field."""
-        size = len(json.dumps(arguments, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+    def validate(self, tool: Tool, arguments: Mapping[str, Any], *, size: int, max_bytes: int) -> None:
+        """Check ``arguments`` (``size`` bytes serialized) against the cap and the tool's input schema;
+        raise one error naming every bad field."""
         if size > max_bytes:
             raise PayloadTooLarge(f"the arguments of {tool.name!r}", size=size, limit=max_bytes)
         validator = self._validators.get(tool.name)

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio.to_thread
 import pydantic
+import pydantic_core
 
 from toolbridge.catalog import Tool, ToolAnnotations
 from toolbridge.catalog._schema import FunctionSignature, inspect_function
@@ -140,7 +141,7 @@ def _convert(entry: _Entry, tool: Tool, arguments: Mapping[str, Any]) -> dict[st
 def _jsonable(entry: _Entry, result: Any) -> Any:
     if entry.signature.result is not None:
         return entry.signature.result.dump_python(result, mode="json")
-    return pydantic.TypeAdapter(type(result)).dump_python(result, mode="json")
+    return pydantic_core.to_jsonable_python(result)  # no annotation: no adapter to build per call
 
 
 def import_callable(ref: str) -> Callable[..., Any]:
