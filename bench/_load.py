@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -226,8 +226,10 @@ class RestTarget:
             yield _caller(conn.prepare("POST", url, headers), lambda _i: payload, self.name)
 
 
-def _tools_call(tool: str, meta: dict[str, Any] | None) -> Callable[[int], bytes]:
-    params: dict[str, Any] = {"name": tool, "arguments": {}}
+def _tools_call(
+    tool: str, meta: dict[str, Any] | None, arguments: Mapping[str, Any] | None = None
+) -> Callable[[int], bytes]:
+    params: dict[str, Any] = {"name": tool, "arguments": dict(arguments or {})}
     if meta is not None:
         params["_meta"] = meta
     body = {"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": params}
@@ -249,6 +251,7 @@ class ModernMcpTarget:
     key: str | None
     tool: str
     connect: Connect
+    arguments: Mapping[str, Any] = field(default_factory=dict)
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[Call]:
@@ -261,8 +264,9 @@ class ModernMcpTarget:
             **_auth(self.key),
         }
         meta = {_META_VERSION: MODERN, _META_CAPABILITIES: {}, _META_CLIENT: _CLIENT_INFO}
+        body = _tools_call(self.tool, meta, self.arguments)
         async with self.connect(_base(self.url)) as conn:
-            yield _caller(conn.prepare("POST", self.url, headers), _tools_call(self.tool, meta), self.name)
+            yield _caller(conn.prepare("POST", self.url, headers), body, self.name)
 
 
 @dataclass(frozen=True)

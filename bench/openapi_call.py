@@ -39,21 +39,14 @@ from typing import Any
 import anyio
 
 from _load import (
-    _ACCEPT,
-    _CLIENT_INFO,
-    _META_CAPABILITIES,
-    _META_CLIENT,
-    _META_VERSION,
-    MODERN,
     BenchError,
     Call,
     Connect,
     Latency,
+    ModernMcpTarget,
     Run,
     ServerCpu,
     Target,
-    _base,
-    _caller,
     _check,
     concurrent,
     connector,
@@ -109,35 +102,6 @@ class DirectTarget:
                     checked = True
 
             yield call
-
-
-@dataclass(frozen=True)
-class McpTarget:
-    """MCP ``tools/call`` with ``{"petId": 1}`` in the 2026-07-28 era: one self-contained POST, no session."""
-
-    name: str
-    url: str
-    key: str | None
-    tool: str
-    connect: Connect
-
-    @asynccontextmanager
-    async def client(self) -> AsyncIterator[Call]:
-        headers = {
-            "content-type": "application/json",
-            "accept": _ACCEPT,
-            "mcp-protocol-version": MODERN,
-            "mcp-method": "tools/call",
-            "mcp-name": self.tool,
-        }
-        if self.key:
-            headers["authorization"] = f"Bearer {self.key}"
-        meta = {_META_VERSION: MODERN, _META_CAPABILITIES: {}, _META_CLIENT: _CLIENT_INFO}
-        params = {"name": self.tool, "arguments": {"petId": PET_ID}, "_meta": meta}
-        body = {"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": params}
-        template = json.dumps(body, separators=(",", ":")).replace('"id":0', '"id":%d', 1).encode()
-        async with self.connect(_base(self.url)) as conn:
-            yield _caller(conn.prepare("POST", self.url, headers), lambda i: template % i, self.name)
 
 
 @dataclass(frozen=True)
@@ -228,14 +192,16 @@ def start_servers(entries: list[Entry], plan: Plan, logs: Path, stack: ExitStack
                 entry.upstream = upstream
                 key = key_file.read_text().strip()
                 url = f"{entry.server.base_url}/mcp"
-                entry.target = McpTarget(entry.name, url, key, "up.get_pet", connect)
+                entry.target = ModernMcpTarget(entry.name, url, key, "up.get_pet", connect, {"petId": PET_ID})
             elif entry.name == "fastmcp":
                 print("  starting fastmcp", file=sys.stderr, flush=True)
                 port = free_port()
                 argv = [str(fastmcp_python()), str(SERVE), "fastmcp", str(port), upstream.base_url]
                 entry.server = stack.enter_context(running("fastmcp", argv, port, logs))
                 entry.upstream = upstream
-                entry.target = McpTarget(entry.name, f"{entry.server.base_url}/mcp", None, "getPet", connect)
+                entry.target = ModernMcpTarget(
+                    entry.name, f"{entry.server.base_url}/mcp", None, "getPet", connect, {"petId": PET_ID}
+                )
             else:  # inprocess: the hub is entered on the load side
                 entry.upstream = upstream
         except Exception as exc:  # noqa: BLE001 - one server that does not start must not lose the others
