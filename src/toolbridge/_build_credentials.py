@@ -18,7 +18,7 @@ from toolbridge.credentials import (
 from toolbridge.credentials._providers import lookup
 from toolbridge.credentials._secret import Secret, SecretRef, resolve_static
 from toolbridge.errors import ConfigurationError
-from toolbridge.settings import ConnectionSettings, Settings
+from toolbridge.settings import ConnectionSettings, McpConnectorSettings, Settings
 from toolbridge.storage import Database
 
 __all__ = ["build_credentials", "default_keys"]
@@ -44,14 +44,28 @@ def build_credentials(
     bindings = {}
     for name, config in declared.items():
         try:
-            bindings[name] = _binding(config, providers, settings.base_dir)
+            bindings[name] = _binding(config, providers, settings.base_dir, _discovers(settings, name))
         except ConfigurationError as exc:
             raise ConfigurationError(f"connectors.{name}.connections: {exc.message}", hint=exc.hint) from exc
     vault = Vault(database, keys or default_keys(settings))
     return CredentialManager(vault, bindings, cache_ttl=settings.credentials.cache_ttl)
 
 
-def _binding(config: ConnectionSettings, providers: Mapping[str, ProviderDef], base_dir: Path) -> AuthConfig:
+def _discovers(settings: Settings, name: str) -> str | None:
+    """An MCP upstream over HTTP with ``scheme: oauth2`` and no provider finds its authorization server."""
+    connector = settings.connectors[name]
+    config = connector.connections
+    if not isinstance(connector, McpConnectorSettings) or connector.url is None or config is None:
+        return None
+    return connector.url if config.scheme == "oauth2" and config.provider is None else None
+
+
+def _binding(
+    config: ConnectionSettings,
+    providers: Mapping[str, ProviderDef],
+    base_dir: Path,
+    discover: str | None = None,
+) -> AuthConfig:
     provider = None
     if config.provider is not None:
         provider = lookup(providers, config.provider).with_params(config.provider_params)
@@ -74,6 +88,7 @@ def _binding(config: ConnectionSettings, providers: Mapping[str, ProviderDef], b
         scopes=tuple(config.scopes),
         redirect_uri=config.redirect_uri,
         resource=config.resource,
+        discover=discover,
         service_account=account,
         subject=config.subject,
         region=config.region,

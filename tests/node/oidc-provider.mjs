@@ -3,11 +3,16 @@
 // https://api.test/. Bound to 127.0.0.1.
 // Usage: node oidc-provider.mjs PORT EVENTS_FILE REDIRECT_URI [ACCESS_TTL_SECONDS]
 // Every token-endpoint request and every revoked grant is appended to EVENTS_FILE as a JSON line.
+// Opt-in (environment): OIDC_REGISTRATION=1 enables open dynamic client registration (RFC 7591) at /reg;
+// OIDC_RESOURCES=URL[,URL…] accepts those resource indicators too (scope mcp:tools, JWT access tokens
+// signed with the keys at /jwks), for MCP upstreams.
 import fs from 'node:fs';
 import Provider, { errors } from 'oidc-provider';
 
 const [port, eventsFile, redirectUri, accessTtl = '60'] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
+const registration = process.env.OIDC_REGISTRATION === '1';
+const mcpResources = (process.env.OIDC_RESOURCES ?? '').split(',').filter(Boolean);
 const log = (event) => fs.appendFileSync(eventsFile, `${JSON.stringify({ at: Date.now(), ...event })}\n`);
 
 const provider = new Provider(issuer, {
@@ -28,11 +33,15 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    registration: { enabled: registration },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, resource) => {
+        if (mcpResources.includes(resource)) {
+          return { scope: 'mcp:tools', audience: resource, accessTokenFormat: 'jwt', accessTokenTTL: Number(accessTtl) };
+        }
         if (resource !== 'https://api.test/') throw new errors.InvalidTarget();
         return { scope: 'api:read', audience: resource, accessTokenFormat: 'opaque', accessTokenTTL: Number(accessTtl) };
       },
@@ -58,6 +67,9 @@ provider.use(async (ctx, next) => {
   await next();
   if (ctx.path === '/token' && ctx.method === 'POST') {
     log({ kind: 'token', status: ctx.status, grant_type: ctx.oidc?.params?.grant_type ?? null });
+  }
+  if (ctx.path === '/reg' && ctx.method === 'POST') {
+    log({ kind: 'registration', status: ctx.status });
   }
 });
 provider.on('grant.revoked', () => log({ kind: 'grant.revoked' }));

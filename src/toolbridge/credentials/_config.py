@@ -48,6 +48,9 @@ class AuthConfig:
     redirect_uri: str | None = None
     resource: str | None = None
     """RFC 8707 resource indicator sent in the authorization and token requests."""
+    discover: str | None = None
+    """oauth2: the MCP upstream whose authorization server, scopes and resource are discovered at connect
+    time (and whose client is registered dynamically without a ``client_id``); see ``_mcp_connect``."""
     service_account: ServiceAccount | None = field(default=None, repr=False)
     subject: str | None = None
     region: str | None = None
@@ -62,9 +65,11 @@ class AuthConfig:
             raise ConfigurationError(
                 f"auth scheme {self.scheme!r} is unknown", hint="choose one of " + ", ".join(SCHEMES)
             )
-        if self.scheme in TOKEN_SCHEMES and self.provider is None:
+        if self.discover is not None and self.scheme != "oauth2":
+            raise ConfigurationError("only the 'oauth2' scheme discovers its authorization server")
+        if self.scheme in TOKEN_SCHEMES and self.provider is None and self.discover is None:
             raise ConfigurationError(f"auth scheme {self.scheme!r} needs a provider (its token endpoint)")
-        if self.scheme in ("oauth2", "client_credentials") and not self.client_id:
+        if self.scheme in ("oauth2", "client_credentials") and not self.client_id and self.discover is None:
             raise ConfigurationError(f"auth scheme {self.scheme!r} needs a client_id")
         if self.scheme == "sigv4" and not (self.region and self.service):
             raise ConfigurationError("auth scheme 'sigv4' needs region and service")
@@ -72,6 +77,11 @@ class AuthConfig:
             raise ConfigurationError(
                 "state_ttl must be between 0 and 600 seconds (RFC 9700: short-lived state)"
             )
+
+    @property
+    def undiscovered(self) -> bool:
+        """An MCP binding whose authorization server is not known yet (before its first connect)."""
+        return self.discover is not None and (self.provider is None or not self.client_id)
 
     @property
     def uses_tokens(self) -> bool:

@@ -5,7 +5,8 @@ authorization URL. ``complete`` takes the full callback URL and checks, in order
 before (it is burnt by the first attempt, good or bad), not older than its TTL (≤ 10 minutes), the callback
 URL matching the registered redirect URI exactly, the RFC 9207 ``iss`` when present (required when the
 server advertises it), then exchanges the code (with RFC 8707 ``resource`` when configured). Tokens only
-travel in request and response bodies, never in a URL.
+travel in request and response bodies, never in a URL. A binding that discovers its server (an MCP
+upstream, see ``_mcp_connect``) runs that discovery, and client registration if needed, in ``start``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from toolbridge.audit import args_digest
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._manager import CredentialManager
+from toolbridge.credentials._mcp_connect import prepare_discovered
 from toolbridge.credentials._providers import ServerMetadata
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, Material
@@ -79,6 +81,8 @@ class ConnectFlow:
                 f"connector {connector!r} has no redirect_uri",
                 hint="set connections.redirect_uri in toolbridge.yaml",
             )
+        if binding.discover is not None:  # an MCP upstream: find its server (and register) first
+            binding = await prepare_discovered(self.manager, connector, redirect)
         metadata = await self.manager.grants.metadata(binding)
         _require_s256(metadata, connector)
         state = secrets.token_urlsafe(32)
@@ -150,7 +154,8 @@ class ConnectFlow:
                 ),
                 hint="start the connect flow again; the person may have declined",
             )
-        binding = self._oauth_binding(row.connector)
+        self._oauth_binding(row.connector)
+        binding = await self.manager.current_binding(row.connector)
         metadata = await self.manager.grants.metadata(binding)
         _check_issuer(params.get("iss"), metadata, row.issuer)
         code = params.get("code")

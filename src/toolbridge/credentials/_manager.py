@@ -31,6 +31,7 @@ from toolbridge.audit import AuditEntry, AuditLog, args_digest
 from toolbridge.credentials._auth import build_auth, fields_of
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._grants import Grants
+from toolbridge.credentials._mcp_connect import load_discovered
 from toolbridge.credentials._redact import UrlQueryFilter, forms
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, ConnectionStore, Material
@@ -154,6 +155,7 @@ class CredentialManager:
         self._own_client = client is None
         self._client = client or httpx2.AsyncClient(timeout=token_timeout, trust_env=False)
         self.grants = Grants(self._client, clock=clock)
+        self._declared: dict[str, AuthConfig] = {}
         self._cells: dict[str, _Cell] = {}
         self._selected: dict[tuple[str, str | None], str] = {}
         self._locks: dict[str, anyio.Lock] = {}
@@ -191,6 +193,35 @@ class CredentialManager:
                 hint="connectors with credentials: " + (", ".join(sorted(self.bindings)) or "none"),
             ) from None
 
+    def declared(self, connector: str) -> AuthConfig:
+        """The binding as configured, before MCP discovery completed it."""
+        return self._declared.setdefault(connector, self.binding(connector))
+
+    def install_binding(self, connector: str, binding: AuthConfig) -> AuthConfig:
+        """Use ``binding`` (a discovered completion of the configured one) from now on."""
+        self.declared(connector)
+        self.bindings[connector] = binding
+        self.invalidate(connector)
+        return binding
+
+    async def current_binding(self, connector: str, *, reload: bool = False) -> AuthConfig:
+        """The binding, completed from the vault when its authorization server is discovered (MCP).
+
+        ``reload`` reads the stored discovery again (before a refresh: another process may have
+        connected with a newly registered client)."""
+        binding = self.binding(connector)
+        if binding.discover is None or not (reload or binding.undiscovered):
+            return binding
+        found = await load_discovered(self.vault, connector)
+        if found is None:
+            raise NotConnected(
+                f"connector {connector!r} is not connected (its authorization server is not discovered yet)",
+                hint=f"a person must connect it: toolbridge connect {connector}",
+            )
+        if binding.undiscovered or found.bind(self.declared(connector)) != binding:
+            return self.install_binding(connector, found.bind(self.declared(connector)))
+        return binding
+
     # -- the call path ------------------------------------------------------------------------------
 
     async def resolve(
@@ -202,7 +233,7 @@ class CredentialManager:
         request_id: str = "",
         tool: str = "",
     ) -> ResolvedCredentials:
-        binding = self.bindings[connector]
+        binding = await self.current_binding(connector)
         cell = await self._cell(connector, connection, tool)
         conn = cell.connection
         if conn.state in ("reauth_required", "revoked"):
@@ -369,7 +400,7 @@ class CredentialManager:
     async def _refresh_holding_lease(
         self, conn: Connection, material: Material, reason: str, tool: str
     ) -> None:
-        binding = self.bindings[conn.connector]
+        binding = await self.current_binding(conn.connector, reload=True)
         started = anyio.current_time()
         who = f"connection:{conn.connector}/{conn.account}"
         digest = args_digest({"connection": conn.id, "reason": reason})

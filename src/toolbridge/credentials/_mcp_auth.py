@@ -1,9 +1,12 @@
 """MCP authorization discovery: an upstream's 401 → its protected resource metadata → an OAuth binding.
 
-An MCP server that wants OAuth answers 401 with ``WWW-Authenticate: Bearer resource_metadata="…"``.
-That document (RFC 9728) names the resource and its authorization servers; the first one's metadata
-(RFC 8414, read later by the connect flow) gives the endpoints. The result is an :class:`AuthConfig` for
-the usual connect flow: authorization code + PKCE S256, with the RFC 8707 ``resource`` parameter.
+An MCP server that wants OAuth answers 401 with ``WWW-Authenticate: Bearer resource_metadata="…"``
+(:func:`probe_challenge` asks it without credentials). That document (RFC 9728; without a challenge, at
+the well-known location for the upstream's path, then at the origin's root) names the resource and its
+authorization servers; the first one's metadata (RFC 8414, read later by the connect flow) gives the
+endpoints. Scopes are the challenge's ``scope``, else the document's ``scopes_supported``. The result is
+an :class:`AuthConfig` for the usual connect flow: authorization code + PKCE S256, with the RFC 8707
+``resource`` parameter.
 
 SSRF-safe by construction: the metadata document is fetched only from the configured upstream's own
 origin, redirects are not followed, and every URL (the document, the authorization server) must be
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +27,14 @@ from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._providers import ProviderDef
 from toolbridge.errors import ConfigurationError, UpstreamUnavailable
 
-__all__ = ["McpAuthorization", "discover_mcp_authorization", "resource_metadata_url"]
+__all__ = [
+    "McpAuthorization",
+    "challenge_params",
+    "discover_mcp_authorization",
+    "probe_challenge",
+    "require_safe",
+    "resource_metadata_url",
+]
 
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _MAX_DOCUMENT = 64 * 1024
@@ -58,33 +68,70 @@ class McpAuthorization:
         )
 
 
-def resource_metadata_url(www_authenticate: str) -> str | None:
-    """The ``resource_metadata`` parameter of a ``Bearer`` challenge, if there is one."""
+def challenge_params(www_authenticate: str) -> dict[str, str]:
+    """The parameters of a ``Bearer`` challenge (names lower-cased); empty for any other scheme."""
     scheme, _, rest = www_authenticate.strip().partition(" ")
     if scheme.lower() != "bearer":
-        return None
+        return {}
+    found: dict[str, str] = {}
     for name, quoted, bare in _PARAM.findall(rest):
-        if name.lower() == "resource_metadata":
-            return (quoted.replace('\\"', '"') if quoted else bare) or None
-    return None
+        found.setdefault(name.lower(), quoted.replace('\\"', '"') if quoted else bare)
+    return found
+
+
+def resource_metadata_url(www_authenticate: str) -> str | None:
+    """The ``resource_metadata`` parameter of a ``Bearer`` challenge, if there is one."""
+    return challenge_params(www_authenticate).get("resource_metadata") or None
+
+
+async def probe_challenge(client: httpx2.AsyncClient, upstream_url: str) -> str | None:
+    """Send the upstream an MCP ``initialize`` without credentials; its 401 challenge, if it sends one."""
+    require_safe(upstream_url, "the MCP upstream")
+    body = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "toolbridge", "version": "0"},
+        },
+    }
+    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+    try:
+        response = await client.post(upstream_url, json=body, headers=headers, follow_redirects=False)
+    except httpx2.HTTPError as exc:
+        raise UpstreamUnavailable(
+            f"cannot reach the MCP upstream {upstream_url}: {type(exc).__name__}", sent=False
+        ) from exc
+    if response.status_code != 401:
+        return None
+    return response.headers.get("www-authenticate")
 
 
 async def discover_mcp_authorization(
     client: httpx2.AsyncClient, upstream_url: str, www_authenticate: str | None
 ) -> McpAuthorization:
     """Read the protected resource metadata of ``upstream_url`` (from its 401 challenge, else the
-    well-known location) and check it names this upstream and a safe authorization server."""
-    _require_safe(upstream_url, "the MCP upstream")
-    advertised = resource_metadata_url(www_authenticate or "")
-    url = advertised or _well_known(upstream_url)
-    _require_safe(url, "the protected resource metadata")
-    if _origin(url) != _origin(upstream_url):
-        raise ConfigurationError(
-            f"the upstream points its resource metadata at another origin ({_origin(url)})",
-            hint="toolbridge reads resource metadata only from the upstream's own origin",
-        )
-    doc = await _fetch(client, url)
-    return _parse(doc, upstream_url, url)
+    well-known locations) and check it names this upstream and a safe authorization server."""
+    require_safe(upstream_url, "the MCP upstream")
+    params = challenge_params(www_authenticate or "")
+    advertised = params.get("resource_metadata")
+    candidates = [advertised] if advertised else _well_known(upstream_url)
+    for url in candidates:
+        require_safe(url, "the protected resource metadata")
+        if _origin(url) != _origin(upstream_url):
+            raise ConfigurationError(
+                f"the upstream points its resource metadata at another origin ({_origin(url)})",
+                hint="toolbridge reads resource metadata only from the upstream's own origin",
+            )
+    for number, url in enumerate(candidates, 1):
+        doc = await _fetch(client, url, missing_ok=number < len(candidates))
+        if doc is not None:
+            found = _parse(doc, upstream_url, url)
+            scope = params.get("scope", "").split()
+            return replace(found, scopes=tuple(scope)) if scope else found
+    raise AssertionError("unreachable: the last candidate raises when missing")
 
 
 def _parse(doc: dict[str, Any], upstream_url: str, url: str) -> McpAuthorization:
@@ -98,19 +145,21 @@ def _parse(doc: dict[str, Any], upstream_url: str, url: str) -> McpAuthorization
     if not isinstance(servers, list) or not servers or not isinstance(servers[0], str):
         raise ConfigurationError(f"the resource metadata at {url} names no authorization server")
     issuer = servers[0]
-    _require_safe(issuer, "the authorization server")
+    require_safe(issuer, "the authorization server")
     raw_scopes = doc.get("scopes_supported")
     scopes = tuple(s for s in raw_scopes if isinstance(s, str)) if isinstance(raw_scopes, list) else ()
     return McpAuthorization(resource=resource, authorization_server=issuer, scopes=scopes)
 
 
-async def _fetch(client: httpx2.AsyncClient, url: str) -> dict[str, Any]:
+async def _fetch(client: httpx2.AsyncClient, url: str, *, missing_ok: bool) -> dict[str, Any] | None:
     try:
         response = await client.get(url, headers={"Accept": "application/json"}, follow_redirects=False)
     except httpx2.HTTPError as exc:
         raise UpstreamUnavailable(
             f"cannot read the resource metadata at {url}: {type(exc).__name__}", sent=True
         ) from exc
+    if response.status_code == 404 and missing_ok:
+        return None
     if response.status_code != 200 or len(response.content) > _MAX_DOCUMENT:
         raise ConfigurationError(
             f"the resource metadata at {url} answered HTTP {response.status_code}",
@@ -125,11 +174,13 @@ async def _fetch(client: httpx2.AsyncClient, url: str) -> dict[str, Any]:
     return doc
 
 
-def _well_known(upstream_url: str) -> str:
-    """RFC 9728 §3.1: the well-known suffix goes between the host and the resource's path."""
+def _well_known(upstream_url: str) -> list[str]:
+    """RFC 9728 §3.1: the well-known suffix goes between the host and the resource's path; the MCP
+    authorization spec then tries the origin's root."""
     parts = urlsplit(upstream_url)
     path = parts.path.rstrip("/")
-    return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{path}"
+    root = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource"
+    return [root + path, root] if path else [root]
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -144,7 +195,8 @@ def _same_resource(resource: str, upstream_url: str) -> bool:
     )
 
 
-def _require_safe(url: str, what: str) -> None:
+def require_safe(url: str, what: str) -> None:
+    """Refuse any URL of an OAuth flow that is not https (or http on a loopback host)."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import jsonschema
@@ -20,7 +21,14 @@ import yaml
 
 from toolbridge.errors import ConfigurationError, UpstreamUnavailable, close_matches, did_you_mean
 
-__all__ = ["ProviderDef", "ServerMetadata", "builtin_providers", "discover", "load_providers"]
+__all__ = [
+    "ProviderDef",
+    "ServerMetadata",
+    "builtin_providers",
+    "discover",
+    "load_providers",
+    "metadata_urls",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +153,8 @@ class ServerMetadata:
     code_challenge_methods: tuple[str, ...] | None
     """None: the server did not say (static definitions); () or no S256: PKCE cannot be proven."""
     iss_parameter_supported: bool = False
+    registration_endpoint: str | None = None
+    """RFC 7591 dynamic client registration, when the server offers it."""
 
     @classmethod
     def from_provider(cls, provider: ProviderDef) -> ServerMetadata:
@@ -157,8 +167,7 @@ class ServerMetadata:
 
 async def discover(client: httpx2.AsyncClient, issuer: str) -> ServerMetadata:
     """RFC 8414 metadata, falling back to OpenID Connect discovery; the issuer must match exactly."""
-    base = issuer.rstrip("/")
-    for url in (f"{base}/.well-known/oauth-authorization-server", f"{base}/.well-known/openid-configuration"):
+    for url in metadata_urls(issuer):
         try:
             response = await client.get(url, headers={"Accept": "application/json"})
         except httpx2.HTTPError as exc:
@@ -166,10 +175,32 @@ async def discover(client: httpx2.AsyncClient, issuer: str) -> ServerMetadata:
                 f"cannot read the authorization server metadata at {url}: {type(exc).__name__}", sent=True
             ) from exc
         if response.status_code == 200:
-            return _metadata(response.json(), issuer, url)
+            try:
+                doc = response.json()
+            except ValueError:
+                doc = None
+            return _metadata(doc, issuer, url)
     raise ConfigurationError(
         f"{issuer} publishes no authorization server metadata",
         hint="give authorize_url and token_url instead",
+    )
+
+
+def metadata_urls(issuer: str) -> tuple[str, ...]:
+    """Where metadata may be, in the order the MCP authorization spec gives (RFC 8414 §3.1 inserts the
+    well-known part before the issuer's path; OpenID Connect appends it), then the older appended form."""
+    parts = urlsplit(issuer)
+    origin, path = f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
+    if not path:
+        return (
+            f"{origin}/.well-known/oauth-authorization-server",
+            f"{origin}/.well-known/openid-configuration",
+        )
+    return (
+        f"{origin}/.well-known/oauth-authorization-server{path}",
+        f"{origin}/.well-known/openid-configuration{path}",
+        f"{origin}{path}/.well-known/openid-configuration",
+        f"{origin}{path}/.well-known/oauth-authorization-server",
     )
 
 
@@ -181,10 +212,15 @@ def _metadata(doc: Any, issuer: str, url: str) -> ServerMetadata:
             hint="configure the issuer exactly as the server names itself (RFC 8414 §3.3)",
         )
     methods = doc.get("code_challenge_methods_supported")
+    registration = doc.get("registration_endpoint")
+    for key in ("authorization_endpoint", "token_endpoint"):
+        if not isinstance(doc.get(key), str):
+            raise ConfigurationError(f"the metadata at {url} has no {key}", hint="RFC 8414 §2 requires it")
     return ServerMetadata(
         issuer=issuer,
         authorization_endpoint=str(doc["authorization_endpoint"]),
         token_endpoint=str(doc["token_endpoint"]),
         code_challenge_methods=tuple(methods) if isinstance(methods, list) else (),
         iss_parameter_supported=bool(doc.get("authorization_response_iss_parameter_supported", False)),
+        registration_endpoint=str(registration) if isinstance(registration, str) else None,
     )

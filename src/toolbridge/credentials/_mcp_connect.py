@@ -1,0 +1,262 @@
+"""The connect flow of an MCP upstream that names its own authorization server (MCP authorization).
+
+A binding with ``discover`` (an ``mcp`` connector with a ``url``, ``scheme: oauth2`` and no ``provider``)
+learns everything at connect time:
+
+1. the upstream is asked without credentials; its 401 challenge points at its protected resource
+   metadata (RFC 9728), else the well-known locations are read (see ``_mcp_auth``);
+2. the authorization server's RFC 8414 / OpenID metadata gives the endpoints; S256 PKCE is required and
+   every endpoint must be https (or http on a loopback host);
+3. without a configured ``client_id``, toolbridge registers itself (RFC 7591) as a public client —
+   ``token_endpoint_auth_method: none``, the redirect URI, ``authorization_code`` + ``refresh_token`` —
+   and reuses that registration while the server and the redirect URI stay the same;
+4. the outcome (server, resource, scopes, client id and any client secret) is sealed in the vault as
+   ``mcp-authorization:<connector>``, so refreshes in any process use the same server, client and
+   ``resource``. Nothing of it is logged except the client id, which is not a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx2
+
+from toolbridge.credentials._config import AuthConfig
+from toolbridge.credentials._mcp_auth import (
+    McpAuthorization,
+    discover_mcp_authorization,
+    probe_challenge,
+    require_safe,
+)
+from toolbridge.credentials._providers import ProviderDef, ServerMetadata
+from toolbridge.credentials._secret import Secret
+from toolbridge.credentials._vault import Vault
+from toolbridge.errors import ConfigurationError, UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from toolbridge.credentials._manager import CredentialManager
+
+__all__ = ["DiscoveredClient", "load_discovered", "prepare_discovered", "register_client", "vault_name"]
+
+logger = logging.getLogger("toolbridge.credentials")
+_GRANTS = ("authorization_code", "refresh_token")
+
+
+def vault_name(connector: str) -> str:
+    return f"mcp-authorization:{connector}"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredClient:
+    """Where and as whom a discovered MCP connector authorizes: kept (sealed) in the vault."""
+
+    issuer: str
+    resource: str
+    scopes: tuple[str, ...]
+    client_id: str
+    redirect_uri: str
+    registered: bool
+    """True when toolbridge registered the client itself (RFC 7591)."""
+    auth_method: str = "none"
+    client_secret: Secret | None = field(default=None, repr=False)
+    secret_expires_at: float | None = None
+
+    def to_secret(self) -> Secret:
+        doc = {
+            "issuer": self.issuer,
+            "resource": self.resource,
+            "scopes": list(self.scopes),
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "registered": self.registered,
+            "auth_method": self.auth_method,
+            "client_secret": self.client_secret.reveal() if self.client_secret else None,
+            "secret_expires_at": self.secret_expires_at,
+        }
+        return Secret(json.dumps(doc))
+
+    @classmethod
+    def from_secret(cls, secret: Secret) -> DiscoveredClient:
+        doc = json.loads(secret.reveal())
+        client_secret = doc.get("client_secret")
+        return cls(
+            issuer=doc["issuer"],
+            resource=doc["resource"],
+            scopes=tuple(doc.get("scopes") or ()),
+            client_id=doc["client_id"],
+            redirect_uri=doc["redirect_uri"],
+            registered=bool(doc.get("registered")),
+            auth_method=doc.get("auth_method") or "none",
+            client_secret=Secret(client_secret) if client_secret else None,
+            secret_expires_at=doc.get("secret_expires_at"),
+        )
+
+    def bind(self, declared: AuthConfig) -> AuthConfig:
+        """The configured binding completed with what was discovered (configured scopes and resource win)."""
+        provider = ProviderDef(
+            name=f"mcp:{urlsplit(self.issuer).netloc}",
+            display_name=self.issuer,
+            scope_separator=" ",
+            issuer=self.issuer,
+            token_auth_method=self.auth_method,
+        )
+        return replace(
+            declared,
+            provider=provider,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            scopes=declared.scopes or self.scopes,
+            resource=declared.resource or self.resource,
+        )
+
+    def reusable(self, issuer: str, redirect_uri: str, now: float) -> bool:
+        expired = self.secret_expires_at is not None and 0 < self.secret_expires_at <= now
+        return self.registered and self.issuer == issuer and self.redirect_uri == redirect_uri and not expired
+
+
+async def load_discovered(vault: Vault, connector: str) -> DiscoveredClient | None:
+    async with vault.database.transaction() as conn:
+        found = await vault.read(conn, vault_name(connector))
+    return DiscoveredClient.from_secret(found) if found is not None else None
+
+
+async def prepare_discovered(manager: CredentialManager, connector: str, redirect_uri: str) -> AuthConfig:
+    """Discover the upstream's authorization server, register a client if needed, store and install it."""
+    declared = manager.declared(connector)
+    assert declared.discover is not None
+    client = manager.client
+    challenge = await probe_challenge(client, declared.discover)
+    found = await discover_mcp_authorization(client, declared.discover, challenge)
+    metadata = await manager.grants.metadata(found.binding(client_id="-", redirect_uri=redirect_uri))
+    _check_server(metadata, found)
+    stored = await load_discovered(manager.vault, connector)
+    if declared.client_id:
+        method = "client_secret_post" if declared.client_secret is not None else "none"
+        chosen = DiscoveredClient(
+            found.authorization_server,
+            found.resource,
+            found.scopes,
+            declared.client_id,
+            redirect_uri,
+            registered=False,
+            auth_method=method,
+            client_secret=declared.client_secret,
+        )
+    elif stored is not None and stored.reusable(found.authorization_server, redirect_uri, manager.clock()):
+        chosen = replace(stored, resource=found.resource, scopes=found.scopes)
+    else:
+        chosen = await _register(client, metadata, found, connector, redirect_uri, manager.clock())
+    await manager.vault.put(vault_name(connector), chosen.to_secret())
+    return manager.install_binding(connector, chosen.bind(declared))
+
+
+def _check_server(metadata: ServerMetadata, found: McpAuthorization) -> None:
+    methods = metadata.code_challenge_methods
+    if methods is None or "S256" not in methods:
+        raise ConfigurationError(
+            f"the authorization server {found.authorization_server} does not advertise PKCE S256 "
+            "(code_challenge_methods_supported)",
+            hint="toolbridge refuses OAuth flows without S256 PKCE (MCP authorization requires it)",
+        )
+    require_safe(metadata.authorization_endpoint, "the authorization endpoint")
+    require_safe(metadata.token_endpoint, "the token endpoint")
+    if metadata.registration_endpoint is not None:
+        require_safe(metadata.registration_endpoint, "the client registration endpoint")
+
+
+async def _register(
+    client: httpx2.AsyncClient,
+    metadata: ServerMetadata,
+    found: McpAuthorization,
+    connector: str,
+    redirect_uri: str,
+    now: float,
+) -> DiscoveredClient:
+    issuer = found.authorization_server
+    fix = (
+        f"register toolbridge as an OAuth client at {issuer} (redirect URI {redirect_uri}, "
+        f"PKCE) and set connectors.{connector}.connections.client_id"
+    )
+    if metadata.registration_endpoint is None:
+        raise ConfigurationError(
+            f"connector {connector!r} has no client_id and the authorization server {issuer} offers no "
+            "dynamic client registration (no registration_endpoint in its metadata)",
+            hint=fix,
+        )
+    registered = await register_client(client, metadata.registration_endpoint, redirect_uri, hint=fix)
+    logger.info("registered OAuth client %s for %s at %s", registered.client_id, connector, issuer)
+    return DiscoveredClient(
+        issuer,
+        found.resource,
+        found.scopes,
+        registered.client_id,
+        redirect_uri,
+        registered=True,
+        auth_method=registered.auth_method,
+        client_secret=registered.client_secret,
+        secret_expires_at=registered.secret_expires_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    client_id: str
+    auth_method: str
+    client_secret: Secret | None = field(default=None, repr=False)
+    secret_expires_at: float | None = None
+
+
+async def register_client(
+    client: httpx2.AsyncClient, endpoint: str, redirect_uri: str, *, hint: str
+) -> Registration:
+    """RFC 7591: register a public client for the authorization-code flow with PKCE."""
+    body = {
+        "client_name": "toolbridge",
+        "redirect_uris": [redirect_uri],
+        "grant_types": list(_GRANTS),
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }
+    host = httpx2.URL(endpoint).host
+    try:
+        response = await client.post(
+            endpoint, json=body, headers={"Accept": "application/json"}, follow_redirects=False
+        )
+    except httpx2.HTTPError as exc:
+        raise UpstreamUnavailable(
+            f"cannot reach the client registration endpoint of {host}: {type(exc).__name__}", sent=True
+        ) from None
+    try:
+        doc: Any = response.json()
+    except ValueError:
+        doc = None
+    if response.status_code not in (200, 201) or not isinstance(doc, dict):
+        raise _refused(doc, response.status_code, host, hint)
+    client_id = doc.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigurationError(
+            f"the client registration endpoint of {host} answered without a client_id", hint=hint
+        )
+    secret = doc.get("client_secret")
+    expires = doc.get("client_secret_expires_at")
+    method = doc.get("token_endpoint_auth_method")
+    return Registration(
+        client_id=client_id,
+        auth_method=method if isinstance(method, str) else ("client_secret_basic" if secret else "none"),
+        client_secret=Secret(secret) if isinstance(secret, str) and secret else None,
+        secret_expires_at=float(expires) if isinstance(expires, int | float) and expires else None,
+    )
+
+
+def _refused(doc: Any, status: int, host: str, hint: str) -> ConfigurationError:
+    error = str(doc.get("error") or "")[:64] if isinstance(doc, dict) else ""
+    description = str(doc.get("error_description") or "")[:200] if isinstance(doc, dict) else ""
+    detail = (f": {error}" if error else "") + (f" ({description})" if description else "")
+    return ConfigurationError(
+        f"the authorization server {host} refused to register toolbridge as a client{detail} [HTTP {status}]",
+        hint=hint,
+    )
