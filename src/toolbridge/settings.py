@@ -292,6 +292,8 @@ class McpConnectorSettings(_ConnectorBase):
     headers: dict[str, str] = {}
     """HTTP headers sent upstream; values may be secret references (``env:NAME``)."""
     protocol: Literal["auto", "2025-11-25", "2026-07-28"] = "auto"
+    transport: Literal["auto", "streamable-http", "sse"] = "auto"
+    """For ``url``: ``auto`` tries streamable HTTP, then the legacy HTTP+SSE transport (2024-11-05)."""
     approve: Literal["manual", "all-on-first-connect"] = "manual"
     """Who approves tool definitions: a person (``toolbridge tools approve``), or the first connection."""
     read_only: list[str] = []
@@ -310,6 +312,10 @@ class McpConnectorSettings(_ConnectorBase):
     def _one_target(self) -> McpConnectorSettings:
         if (self.command is None) == (self.url is None):
             raise ValueError("give exactly one of 'command' (a stdio server) or 'url' (streamable HTTP)")
+        if self.transport != "auto" and self.url is None:
+            raise ValueError("'transport' applies to a 'url' server; a 'command' server speaks stdio")
+        if self.transport == "sse" and self.protocol == "2026-07-28":
+            raise ValueError("the legacy 'sse' transport has no 2026-07-28 era: use protocol 2025-11-25")
         return self
 
 

@@ -68,14 +68,16 @@ def free_port() -> int:
 
 @dataclass
 class NodeHttp:
-    """server-everything over streamable HTTP, in its own process; ``restart`` forgets every session."""
+    """server-everything over streamable HTTP (or ``mode="sse"``: the legacy HTTP+SSE transport at /sse),
+    in its own process; ``restart`` forgets every session."""
 
     port: int
     process: subprocess.Popen[bytes] | None = None
+    mode: str = "streamableHttp"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return f"http://127.0.0.1:{self.port}/{'sse' if self.mode == 'sse' else 'mcp'}"
 
     @property
     def server(self) -> HttpServer:
@@ -84,7 +86,7 @@ class NodeHttp:
     def start(self) -> None:
         env = {"PATH": "/usr/bin:/bin", "PORT": str(self.port), "NODE_OPTIONS": f"--require {PRELOAD}"}
         self.process = subprocess.Popen(
-            [str(NODE), str(EVERYTHING), "streamableHttp"],
+            [str(NODE), str(EVERYTHING), self.mode],
             env=env,
             cwd=NODE_DIR,
             stdin=subprocess.DEVNULL,
@@ -120,6 +122,17 @@ class NodeHttp:
 def everything_http() -> Iterator[NodeHttp]:
     require(NODE, EVERYTHING, PRELOAD)
     served = NodeHttp(free_port())
+    served.start()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def everything_sse() -> Iterator[NodeHttp]:
+    require(NODE, EVERYTHING, PRELOAD)
+    served = NodeHttp(free_port(), mode="sse")
     served.start()
     try:
         yield served

@@ -57,6 +57,7 @@ def mcp_connector(
             url=config.url,
             headers=_resolve(f"connectors.{name}.headers", config.headers, env),
             protocol=config.protocol,
+            transport=config.transport,
         )
     rules = ToolRules(
         read_only=tuple(config.read_only),

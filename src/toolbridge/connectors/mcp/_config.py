@@ -9,11 +9,15 @@ from types import MappingProxyType
 from typing import Literal
 
 from toolbridge.catalog import ToolAnnotations
+from toolbridge.errors import ConfigurationError
 
-__all__ = ["Approval", "HttpServer", "Protocol", "StdioServer", "ToolRules"]
+__all__ = ["Approval", "HttpServer", "Protocol", "StdioServer", "ToolRules", "Transport"]
 
 Protocol = Literal["auto", "2025-11-25", "2026-07-28"]
 """``auto`` probes ``server/discover`` (2026-07-28) and falls back to the ``initialize`` handshake."""
+Transport = Literal["auto", "streamable-http", "sse"]
+"""How an :class:`HttpServer` is spoken to. ``auto`` POSTs to the URL (streamable HTTP) and, when that is
+refused with 400, 404 or 405, opens the legacy 2024-11-05 HTTP+SSE transport with a GET of the same URL."""
 Approval = Literal["manual", "all-on-first-connect"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -39,14 +43,23 @@ class StdioServer:
 
 @dataclass(frozen=True, slots=True)
 class HttpServer:
-    """A remote MCP server reached over streamable HTTP (``http://`` only on loopback, else ``https://``)."""
+    """A remote MCP server reached over streamable HTTP (``http://`` only on loopback, else ``https://``),
+    or over the legacy HTTP+SSE transport (``url`` is then the SSE stream's, often ``/sse``)."""
 
     url: str
     headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     protocol: Protocol = "auto"
+    transport: Transport = "auto"
+
+    def __post_init__(self) -> None:
+        if self.transport == "sse" and self.protocol == "2026-07-28":
+            raise ConfigurationError(
+                f"{self.url!r}: the legacy SSE transport has no 2026-07-28 (stateless) era",
+                hint="use transport: streamable-http, or protocol: auto / 2025-11-25",
+            )
 
     def __repr__(self) -> str:  # header values may be secrets
-        return f"HttpServer(url={self.url!r}, headers=<{len(self.headers)}>)"
+        return f"HttpServer(url={self.url!r}, headers=<{len(self.headers)}>, transport={self.transport!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import httpx2
 from mcp.shared.inbound import (
     MCP_METHOD_HEADER,
     MCP_NAME_HEADER,
@@ -26,7 +27,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERS
 
 from toolbridge.connectors.mcp._channel import Channel, Message
 from toolbridge.connectors.mcp._config import Protocol
-from toolbridge.connectors.mcp._http import HttpChannel
+from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
 from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
 
 __all__ = ["RpcError", "Session"]
@@ -60,6 +61,7 @@ class Session:
         self.server_info: dict[str, Any] = {}
         self.capabilities: dict[str, Any] = {}
         self.instructions: str | None = None
+        self._auth: httpx2.Auth | None = None
 
     @property
     def modern(self) -> bool:
@@ -70,7 +72,9 @@ class Session:
         return self.channel.alive
 
     async def open(self) -> None:
-        """Negotiate the protocol era (bounded in time)."""
+        """Negotiate the protocol era (bounded in time), with the credentials current now (HTTP): they
+        also close the session."""
+        self._auth = UPSTREAM_AUTH.get()
         with anyio.fail_after(_HANDSHAKE_TIMEOUT):
             if self._protocol == "2025-11-25" or not await self._try_modern():
                 await self._initialize()
@@ -204,7 +208,11 @@ class Session:
         return headers
 
     async def aclose(self) -> None:
-        await self.channel.aclose()
+        token = UPSTREAM_AUTH.set(self._auth)  # the session ends as its opener (HTTP DELETE)
+        try:
+            await self.channel.aclose()
+        finally:
+            UPSTREAM_AUTH.reset(token)
 
 
 def _modern_only(exc: Exception) -> bool:
