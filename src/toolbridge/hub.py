@@ -26,6 +26,7 @@ from toolbridge._shape import CallResult, shape
 from toolbridge.audit import AuditEntry, AuditLog, args_digest, canonical_json
 from toolbridge.catalog import QUARANTINE_META_KEY, Catalog, Tool, ToolAnnotations, quarantine_error
 from toolbridge.connectors import Connector, Credentials, Invocation
+from toolbridge.connectors._events import EventBus, ListChanged
 from toolbridge.connectors.python import PythonConnector
 from toolbridge.credentials._redact import redact_error, redact_value
 from toolbridge.errors import (
@@ -92,6 +93,8 @@ class Hub:
         self._declared_agents = {name: list(scopes) for name, scopes in (agents or {}).items()}
         self._connectors: dict[str, Connector] = {}
         self._stack: AsyncExitStack | None = None
+        self.events = EventBus()
+        """Upstream events (list changes, log messages, resource updates) for surfaces to forward."""
         self.credentials = credentials
         if credentials is not None:
             credentials.audit = self.audit
@@ -127,6 +130,12 @@ class Hub:
         for tool in tools:
             self.catalog.add(tool)
         self._connectors[connector.name] = connector
+        # connectors whose tools or upstream events change while running (MCP) report here
+        if hasattr(connector, "on_event") and connector.on_event is None:
+            connector.on_event = self.events.emit
+        if hasattr(connector, "on_tools_changed") and connector.on_tools_changed is None:
+            name = connector.name
+            connector.on_tools_changed = lambda: self.refresh_tools(name) if self.running else None
         if policy is not None:
             self.resilience.configure(connector.name, policy)
 
@@ -263,6 +272,7 @@ class Hub:
         self.catalog.remove_connector(connector)
         for tool in current:
             self.catalog.add(tool)
+        self.events.emit(ListChanged(connector, "tools"))
 
     async def authenticate(self, api_key: str | None, *, request_id: str | None = None) -> Principal:
         """The principal holding ``api_key``; failures raise 401 and are audited."""

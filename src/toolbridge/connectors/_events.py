@@ -1,17 +1,36 @@
-"""What a connector may report about the call running in this task: progress, for now.
+"""What connectors report besides results: call progress, and upstream events for connected agents.
 
-A surface that can deliver progress to its client (MCP, when the client sent a progress token) sets
-:data:`CALL_EVENTS` around ``Hub.call``; a connector whose upstream reports progress (an upstream MCP
-server) reads it. Nothing else changes hands, so the call path stays the same for every surface.
+Two channels, both free of any transport:
+
+- :data:`CALL_EVENTS` — per call. A surface that can deliver progress to its client (MCP, when the
+  client sent a progress token) sets it around ``Hub.call``; a connector whose upstream reports progress
+  (an upstream MCP server) reads it.
+- :class:`EventBus` — per hub. A connector emits :class:`ListChanged`, :class:`LogMessage` and
+  :class:`ResourceUpdated` when its upstream says so; surfaces subscribe and tell the agents that can
+  see that connector (the MCP surface: ``notifications/*/list_changed``, ``notifications/message``,
+  ``notifications/resources/updated``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any, Literal
 
-__all__ = ["CALL_EVENTS", "CallEvents", "Progress"]
+__all__ = [
+    "CALL_EVENTS",
+    "CallEvents",
+    "EventBus",
+    "HubEvent",
+    "ListChanged",
+    "LogMessage",
+    "Progress",
+    "ResourceUpdated",
+]
+
+logger = logging.getLogger("toolbridge.events")
 
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 """``(progress, total, message)``: report how far the call has come."""
@@ -23,3 +42,64 @@ class CallEvents:
 
 
 CALL_EVENTS: ContextVar[CallEvents | None] = ContextVar("toolbridge_call_events", default=None)
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+"""RFC 5424 severities, ascending (MCP's ``LoggingLevel``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListChanged:
+    """The tools, prompts or resources of ``connector`` changed."""
+
+    connector: str
+    kind: Literal["tools", "prompts", "resources"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogMessage:
+    """A log message an upstream sent (``level`` is one of :data:`LOG_LEVELS`)."""
+
+    connector: str
+    level: str
+    data: Any
+    logger: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUpdated:
+    """A resource of ``connector`` that agents subscribed to changed."""
+
+    connector: str
+    uri: str
+
+
+HubEvent = ListChanged | LogMessage | ResourceUpdated
+Listener = Callable[[HubEvent], None]
+
+
+class EventBus:
+    """In-process fan-out of :data:`HubEvent` values to synchronous listeners.
+
+    Listeners must not block (they hand the event to a task of their own); one that raises is logged
+    and skipped so it cannot starve the others or fail the connector that emitted.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: dict[object, Listener] = {}
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Register ``listener``; returns an idempotent unsubscribe callable."""
+        token = object()
+        self._listeners[token] = listener
+
+        def unsubscribe() -> None:
+            self._listeners.pop(token, None)
+
+        return unsubscribe
+
+    def emit(self, event: HubEvent) -> None:
+        for listener in list(self._listeners.values()):
+            try:
+                listener(event)
+            except Exception:  # fan-out boundary: isolate listeners from each other and from the emitter
+                logger.exception("an event listener failed on %r", event)

@@ -9,7 +9,12 @@ Credentials (HTTP upstreams) are per request, not per session: each call's own c
 the hub into ``Invocation.credentials``) signs each of its POSTs (see ``_http.UPSTREAM_AUTH``). Opening
 the session, listing tools and reading prompts/resources use the connector's default connection
 (``default_credentials``). An upstream 401 surfaces as ``UpstreamStatusError(401)``: the resilience layer
-refreshes the connection once and retries.
+refreshes the connection once and retries. A call with another connection, in the handshake era or
+over legacy SSE (where an upstream may bind a session to its opener), uses that connection's own
+session from :attr:`McpConnector.pool` instead of the shared one (see ``_pool``).
+
+HTTP upstreams speak streamable HTTP or the legacy HTTP+SSE transport (``_sse``); ``transport: auto``
+tries the first and falls back to the second on 400/404/405, remembering what worked.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -29,11 +34,20 @@ import anyio.abc
 
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
-from toolbridge.connectors._events import CALL_EVENTS, CallEvents
+from toolbridge.connectors._events import (
+    CALL_EVENTS,
+    LOG_LEVELS,
+    CallEvents,
+    HubEvent,
+    ListChanged,
+    LogMessage,
+    ResourceUpdated,
+)
 from toolbridge.connectors.mcp._channel import Channel, Message, SessionExpired
-from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules
+from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules, Transport
 from toolbridge.connectors.mcp._federation import Extras, discover_extras
 from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
+from toolbridge.connectors.mcp._listen import listen_for_changes
 from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._pins import (
     Pin,
@@ -43,8 +57,11 @@ from toolbridge.connectors.mcp._pins import (
     instruction_flags,
     pinned_definition,
 )
+from toolbridge.connectors.mcp._pool import SessionPool
 from toolbridge.connectors.mcp._session import RpcError, Session
+from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.connectors.mcp._stdio import StdioChannel
+from toolbridge.credentials._redact import forms, redact_value
 from toolbridge.errors import (
     ConfigurationError,
     ToolbridgeError,
@@ -63,7 +80,20 @@ State = Literal["approved", "pending", "changed"]
 RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds before restarting a server after 1, 2, 3 … consecutive failures (the last one repeats)."""
 _LIST_CHANGED = frozenset(f"notifications/{kind}/list_changed" for kind in ("tools", "prompts", "resources"))
+_LIST_CHANGED_OR_LISTENING = _LIST_CHANGED | {"notifications/subscriptions/acknowledged"}
 _AUTH_STATUSES = frozenset({401, 403})
+_LEGACY_STATUSES = frozenset({400, 404, 405})
+"""A streamable HTTP POST answered with these may be a legacy SSE server (MCP backwards compatibility)."""
+_PY_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+}
+_PY_LEVELS |= {level: logging.WARNING for level in ("error", "critical", "alert", "emergency")}
+UPSTREAM_LOG_LEVEL = "info"
+"""The level of upstream log messages asked for (each agent then filters at its own level)."""
+LOG_LEVEL_META_KEY = "io.modelcontextprotocol/logLevel"
 _RPC_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32601: 404, -32002: 404, -32603: 500}
 
 
@@ -111,6 +141,8 @@ class McpConnector:
         restart_delays: Sequence[float] = RESTART_DELAYS,
         default_credentials: Callable[[], Awaitable[Credentials | None]] | None = None,
         connection_env: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
+        on_event: Callable[[HubEvent], None] | None = None,
+        session_pool: SessionPool | None = None,
     ) -> None:
         self._name = name
         self._default_credentials = default_credentials
@@ -120,6 +152,10 @@ class McpConnector:
         self._store = pins
         self._approval: Approval = approval
         self.on_tools_changed = on_tools_changed
+        self.on_event = on_event
+        """Receives upstream log messages, prompt/resource list changes and resource updates."""
+        self._secrets: tuple[str, ...] = ()
+        """Forms of the default connection's secrets, masked in forwarded log messages."""
         self._client_info = {"name": client_name, "version": "1"}
         self._delays = tuple(restart_delays) or (0.0,)
         self._entries: dict[str, _Entry] = {}
@@ -134,12 +170,28 @@ class McpConnector:
         self._tg: anyio.abc.TaskGroup | None = None
         self._failures = 0
         self._down_at = 0.0
+        self._transport: Transport = "auto" if isinstance(server, StdioServer) else server.transport
         self.sessions_opened = 0
         """How many upstream sessions were opened (1 while nothing failed)."""
+        self.pool = session_pool if session_pool is not None else SessionPool()
+        """Sessions of the connections other than the default one (handshake era and legacy SSE)."""
+        self._default_connection: str | None = None
+        self._stateless = False
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def transport(self) -> Transport | None:
+        """How an HTTP upstream is spoken to; under ``auto``, what worked (``auto`` until something did)."""
+        return None if isinstance(self.server, StdioServer) else self._transport
+
+    @property
+    def _where(self) -> str:
+        if isinstance(self.server, StdioServer):
+            return f"the stdio server {self.server.command!r}"
+        return f"the MCP server at {self.server.url}"
 
     @property
     def connected(self) -> bool:
@@ -154,6 +206,9 @@ class McpConnector:
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._tg.cancel_scope.cancel)
             stack.push_async_callback(self._close_session)
+            stack.push_async_callback(self.pool.aclose)
+            if isinstance(self.server, HttpServer):
+                self._tg.start_soon(self.pool.run_sweeper)
             if self._store is not None:
                 self._pins = await self._store.load(self._name)
             try:
@@ -178,10 +233,12 @@ class McpConnector:
         if session is not None:
             await session.aclose()
 
-    async def _channel(self) -> Channel:
+    async def _channel(self, transport: Transport) -> Channel:
         assert self._tg is not None, "the connector is not running"
         if isinstance(self.server, StdioServer):
             return StdioChannel(await self._stdio_server(self.server), self._tg, self._on_message)
+        if transport == "sse":
+            return SseChannel(self.server, self._tg, self._on_message)
         return HttpChannel(self.server, self._on_message)
 
     async def _stdio_server(self, server: StdioServer) -> StdioServer:
@@ -192,6 +249,7 @@ class McpConnector:
             extra = await self._connection_env()
         except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
             raise self._no_connection(exc) from exc
+        self._secrets = tuple(dict.fromkeys([*self._secrets, *forms(extra.values())]))
         return dataclasses.replace(server, env={**server.env, **extra})
 
     @contextlib.asynccontextmanager
@@ -204,6 +262,8 @@ class McpConnector:
             credentials = await self._default_credentials()
         except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
             raise self._no_connection(exc) from exc
+        self._secrets = tuple(dict.fromkeys([*self._secrets, *getattr(credentials, "secrets", ())]))
+        self._default_connection = _connection_of(credentials)
         token = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         try:
             yield
@@ -216,27 +276,81 @@ class McpConnector:
             return await self._open_session()
 
     async def _open_session(self) -> Session:
-        channel = await self._channel()
+        with self._opening():
+            session = await self._negotiate()
+            self._stateless = session.modern
+            try:
+                await self._discover(session)
+                self.extras = await discover_extras(session, self._name)
+            except BaseException:
+                await session.aclose()
+                raise
+        self._session = session
+        if session.modern and self._tg is not None:
+            self._tg.start_soon(listen_for_changes, session)  # list changes come on a listen stream
+        return session
+
+    async def _open_for_connection(self) -> Session:
+        """A session of the call's own connection (its credentials are current): no tools listed."""
+        with self._opening(shared=False):
+            return await self._negotiate()
+
+    @contextlib.contextmanager
+    def _opening(self, *, shared: bool = True) -> Iterator[None]:
+        """Failures to open a session, as the errors the call path acts on (``shared``: counted for the
+        restart backoff)."""
+        try:
+            yield
+        except ConfigurationError:
+            raise
+        except UpstreamStatusError as exc:
+            if exc.upstream_status in _AUTH_STATUSES:  # the credentials, not the upstream: refresh, or tell
+                raise
+            raise self._unavailable(exc, count=shared) from exc
+        except (UpstreamUnavailable, RpcError, SessionExpired, TimeoutError) as exc:
+            raise self._unavailable(exc, count=shared) from exc
+
+    async def _negotiate(self) -> Session:
+        """``transport: auto`` POSTs first (streamable HTTP); a 400, 404 or 405 makes it GET the URL as a
+        legacy SSE stream (the MCP specification's backwards-compatibility rule). What worked is kept."""
+        transport = self._transport
+        if transport != "auto":
+            return await self._handshake(transport)
+        try:
+            session = await self._handshake("streamable-http")
+        except UpstreamStatusError as exc:
+            if exc.upstream_status not in _LEGACY_STATUSES or self.server.protocol == "2026-07-28":
+                raise
+            try:
+                session = await self._handshake("sse")
+            except (UpstreamUnavailable, UpstreamStatusError) as legacy:
+                if isinstance(legacy, UpstreamStatusError) and legacy.upstream_status in _AUTH_STATUSES:
+                    raise
+                raise UpstreamUnavailable(
+                    f"it refused a streamable HTTP POST (HTTP {exc.upstream_status}) and its GET opened "
+                    f"no legacy SSE stream ({legacy})",
+                    sent=False,
+                    hint="check the URL (the MCP endpoint, or the SSE stream of a legacy server)",
+                ) from legacy
+            logger.info("connector %r: %s speaks the legacy SSE transport", self._name, self._where)
+            self._transport = "sse"
+            return session
+        self._transport = "streamable-http"
+        return session
+
+    async def _handshake(self, transport: Transport) -> Session:
+        channel = await self._channel(transport)
         protocol = self.server.protocol
+        if transport == "sse" and protocol == "auto":
+            protocol = "2025-11-25"  # the SSE transport predates the stateless era: no discover probe
         session = Session(channel, protocol=protocol, client_info=self._client_info)
         try:
             await channel.start()
             await session.open()
-            self.sessions_opened += 1
-            await self._discover(session)
-            self.extras = await discover_extras(session, self._name)
-        except ConfigurationError:
+        except BaseException:
             await session.aclose()
             raise
-        except UpstreamStatusError as exc:
-            await session.aclose()
-            if exc.upstream_status in _AUTH_STATUSES:  # the credentials, not the upstream: refresh, or tell
-                raise
-            raise self._unavailable(channel, exc) from exc
-        except (UpstreamUnavailable, RpcError, SessionExpired, TimeoutError) as exc:
-            await session.aclose()
-            raise self._unavailable(channel, exc) from exc
-        self._session = session
+        self.sessions_opened += 1
         return session
 
     def _no_connection(self, exc: ToolbridgeError) -> UpstreamUnavailable:
@@ -246,11 +360,12 @@ class McpConnector:
             f"connector {self._name!r} has no usable connection: {exc.message}", sent=False, hint=exc.hint
         )
 
-    def _unavailable(self, channel: Channel, exc: Exception) -> UpstreamUnavailable:
-        self._down_at = anyio.current_time()
-        self._failures += 1
+    def _unavailable(self, exc: Exception, *, count: bool = True) -> UpstreamUnavailable:
+        if count:
+            self._down_at = anyio.current_time()
+            self._failures += 1
         return UpstreamUnavailable(
-            f"cannot open a session with {channel.describe} (connector {self._name!r}): {exc}",
+            f"cannot open a session with {self._where} (connector {self._name!r}): {exc}",
             sent=False,
             hint="check that the upstream MCP server runs and speaks MCP",
         )
@@ -319,14 +434,16 @@ class McpConnector:
         *,
         tool: str | None = None,
         deadline: float | None = None,
+        connection: str | None = None,
     ) -> dict[str, Any]:
-        """The result of one upstream request on the pooled session, re-established once if needed."""
+        """The result of one upstream request on the shared session — or, given a ``connection``, on that
+        connection's own pooled session — re-established once if needed."""
         for attempt in (1, 2):
-            session = await self._live(deadline)
+            session = await self._acquire(connection, deadline)
             try:
                 result = await session.request(method, params)
             except SessionExpired as exc:
-                await self._retire(session, failed=False)
+                await self._drop(session, connection, failed=False)
                 if attempt == 2:
                     raise UpstreamUnavailable(
                         f"the upstream of {self._name!r} dropped a session it had just opened",
@@ -335,16 +452,39 @@ class McpConnector:
                     ) from exc
                 continue
             except UpstreamUnavailable as exc:
-                await self._retire(session, failed=True)
+                await self._drop(session, connection, failed=True)
                 if exc.sent or attempt == 2:
                     exc.tool = exc.tool or tool
                     raise
                 continue
             except RpcError as exc:
                 raise _rpc_error(exc, method, session.channel.describe, tool) from exc
-            self._failures = 0
+            finally:
+                if connection is not None:
+                    self.pool.release(connection, session)
+            if connection is None:
+                self._failures = 0
             return result
         raise AssertionError("unreachable")
+
+    async def _acquire(self, connection: str | None, deadline: float | None) -> Session:
+        if connection is None:
+            return await self._live(deadline)
+        return await self.pool.acquire(connection, self._open_for_connection)
+
+    async def _drop(self, session: Session, connection: str | None, *, failed: bool) -> None:
+        if connection is None:
+            await self._retire(session, failed=failed)
+        else:
+            await self.pool.retire(connection, session)
+
+    def _own_session(self, credentials: Credentials | None) -> str | None:
+        """The connection whose own session a call uses: one other than the default connection, on an
+        HTTP upstream in the handshake era or over legacy SSE (stateless requests stand alone)."""
+        connection = _connection_of(credentials)
+        if connection is None or connection == self._default_connection or self._stateless:
+            return None
+        return connection if isinstance(self.server, HttpServer) else None
 
     # -- upstream messages -------------------------------------------------------------------------
 
@@ -358,8 +498,8 @@ class McpConnector:
             return {
                 "error": {"code": -32601, "message": f"toolbridge does not serve {method!r} to upstreams"}
             }
-        if method in _LIST_CHANGED and self._tg is not None:
-            self._tg.start_soon(self._rediscover)
+        if method in _LIST_CHANGED_OR_LISTENING and self._tg is not None:
+            self._tg.start_soon(self._rediscover)  # (on a listen ack: what changed before it?)
         elif method == "notifications/progress":
             events = self._progress.get(str(params.get("progressToken")))
             if events is not None and isinstance(params.get("progress"), int | float):
@@ -367,8 +507,22 @@ class McpConnector:
                 note = params.get("message") if isinstance(params.get("message"), str) else None
                 await events.progress(float(params["progress"]), total, note)
         elif method == "notifications/message":
-            logger.info("%s says: %s", self._name, str(params.get("data"))[:500])
+            self._log(params)
+        elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
+            self._emit(ResourceUpdated(self._name, params["uri"]))
         return None
+
+    def _emit(self, event: HubEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _log(self, params: Mapping[str, Any]) -> None:
+        level = params.get("level")
+        level = level if level in LOG_LEVELS else "info"
+        data = redact_value(params.get("data"), self._secrets) if self._secrets else params.get("data")
+        upstream = params.get("logger")
+        logger.log(_PY_LEVELS.get(level, logging.INFO), "%s says: %s", self._name, str(data)[:500])
+        self._emit(LogMessage(self._name, level, data, upstream if isinstance(upstream, str) else None))
 
     async def _rediscover(self) -> None:
         session = self._session
@@ -378,7 +532,11 @@ class McpConnector:
         try:
             async with self._default_auth():
                 await self._discover(session)
-                self.extras = await discover_extras(session, self._name)
+                before, self.extras = self.extras, await discover_extras(session, self._name)
+            if before.prompts != self.extras.prompts:
+                self._emit(ListChanged(self._name, "prompts"))
+            if (before.resources, before.templates) != (self.extras.resources, self.extras.templates):
+                self._emit(ListChanged(self._name, "resources"))
         except (UpstreamUnavailable, UpstreamStatusError, RpcError, SessionExpired) as exc:
             logger.warning("could not list the tools of %s again: %s", self._name, exc)
 
@@ -484,6 +642,15 @@ class McpConnector:
         async with self._default_auth():
             return await self.request("resources/read", {"uri": uri}, deadline=deadline)
 
+    async def subscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
+        """Ask the upstream to report changes of ``uri`` (its ``resources/updated`` reach ``on_event``)."""
+        async with self._default_auth():
+            await self.request("resources/subscribe", {"uri": uri}, deadline=deadline)
+
+    async def unsubscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
+        async with self._default_auth():
+            await self.request("resources/unsubscribe", {"uri": uri}, deadline=deadline)
+
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         entry = self._entries.get(tool.name)
         if entry is None:
@@ -496,14 +663,26 @@ class McpConnector:
         if events is not None:
             params["_meta"] = {"progressToken": token}
             self._progress[token] = events
+        session = self._session
+        if session is not None and session.modern:  # logs are opt-in per request in the stateless era
+            params["_meta"] = {**params.get("_meta", {}), LOG_LEVEL_META_KEY: UPSTREAM_LOG_LEVEL}
         credentials = invocation.credentials
         auth = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
+        own = self._own_session(credentials)
         try:
-            result = await self.request("tools/call", params, tool=tool.name, deadline=invocation.deadline)
+            result = await self.request(
+                "tools/call", params, tool=tool.name, deadline=invocation.deadline, connection=own
+            )
         finally:
             UPSTREAM_AUTH.reset(auth)
             self._progress.pop(token, None)
         return _call_value(result, tool.name)
+
+
+def _connection_of(credentials: Credentials | None) -> str | None:
+    """The id of the connection credentials were resolved from (the credentials layer's ``connection_id``)."""
+    ident = getattr(credentials, "connection_id", None)
+    return ident if isinstance(ident, str) else None
 
 
 def _quarantine_message(review: ToolReview) -> str:

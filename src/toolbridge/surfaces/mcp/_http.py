@@ -1,8 +1,13 @@
 """MCP over streamable HTTP: :class:`McpSurface`, an ASGI app for both protocol eras.
 
 The 2025-11-25 era (``initialize`` handshake, ``Mcp-Session-Id``) and the 2026-07-28 stateless era
-(one self-contained POST per request) are both served by the SDK's session manager, behind our
+(one self-contained POST per request) are both served by the SDK's session managers, behind our
 :class:`Gate`. Stateless ``tools/list`` and ``tools/call`` may take the lean path (see ``_lean``).
+
+Handshake-era sessions answer each POST with JSON; their notifications (list changes, upstream log
+messages, resource updates) travel on the session's GET stream. Stateless-era requests the lean path
+leaves are answered in the SDK's SSE mode, which stays JSON unless the handler emits something: a
+``tools/call`` with a ``progressToken`` streams its progress, ``subscriptions/listen`` its events.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._gate import CURRENT_PRINCIPAL, Gate, OriginPolicy, request_info
@@ -58,13 +64,16 @@ class McpSurface:
             raise ValueError("max_body_bytes must be a positive number of bytes")
         self.hub = hub
         bridge = Bridge(hub)
-        server = build_server(bridge, _http_caller)
+        server, self.notifier = build_server(bridge, _http_caller)
         server.get_tool_input_schema = lambda name: _visible_schema(bridge, name)
         self._manager = StreamableHTTPSessionManager(
             server, json_response=True, max_request_body_size=max_body_bytes
         )
+        self._modern = StreamableHTTPSessionManager(
+            server, json_response=False, max_request_body_size=max_body_bytes
+        )
         self.asgi_app: ASGIApp = Gate(
-            self._manager.handle_request,
+            self._dispatch,
             hub,
             origins=OriginPolicy(allowed_origins),
             max_body_bytes=max_body_bytes,
@@ -82,7 +91,13 @@ class McpSurface:
         if self._stack is not None:
             raise RuntimeError("this McpSurface is already running")
         stack = AsyncExitStack()
-        await stack.enter_async_context(self._manager.run())
+        try:
+            await stack.enter_async_context(self._manager.run())
+            await stack.enter_async_context(self._modern.run())
+            await stack.enter_async_context(self.notifier.running())
+        except BaseException:
+            await stack.aclose()
+            raise
         self._stack = stack
         return self
 
@@ -92,6 +107,22 @@ class McpSurface:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stateless-era requests to the streaming manager; the handshake era to the JSON one."""
+        version = None
+        session_id = None
+        for name, value in scope["headers"]:
+            if name == b"mcp-protocol-version":
+                version = value.decode("latin-1")
+            elif name == b"mcp-session-id":
+                session_id = value.decode("latin-1")
+        if version is not None and version in MODERN_PROTOCOL_VERSIONS:
+            await self._modern.handle_request(scope, receive, send)
+            return
+        if scope["method"] == "DELETE" and session_id:
+            self.notifier.forget(f"http:{session_id}")
+        await self._manager.handle_request(scope, receive, send)
 
 
 def _http_caller(ctx: ServerRequestContext[Any, Any]) -> CallContext:

@@ -12,12 +12,14 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server.context import HandlerResult, ServerRequestContext
-from mcp.server.lowlevel.server import Server
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
 
 from toolbridge.connectors._events import CALL_EVENTS, CallEvents
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._federation import add_federation
+from toolbridge.surfaces.mcp._notify import Notifier
 from toolbridge.surfaces.mcp._wire import ProtocolError
 
 __all__ = ["SERVER_NAME", "ContextOf", "build_server", "server_version"]
@@ -53,8 +55,26 @@ def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents | None:
     return CallEvents(progress)
 
 
-def build_server(bridge: Bridge, context_of: ContextOf) -> Server[Any]:
-    """A low-level SDK server that serves ``bridge``'s tools to the caller ``context_of`` finds."""
+class _Server(Server[Any]):
+    """The SDK's server, declaring ``listChanged`` (the :class:`Notifier` tells clients of changes)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        every = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+        return super().create_initialization_options(
+            notification_options or every, experimental_capabilities, extensions
+        )
+
+
+def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], Notifier]:
+    """A low-level SDK server that serves ``bridge``'s tools to the caller ``context_of`` finds.
+
+    The :class:`Notifier` tells its clients what changed upstream; run it while the server serves.
+    """
 
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
@@ -72,8 +92,10 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> Server[Any]:
         finally:
             CALL_EVENTS.reset(token)
 
-    server: Server[Any] = Server(SERVER_NAME, version=server_version(), instructions=INSTRUCTIONS)
+    server = _Server(SERVER_NAME, version=server_version(), instructions=INSTRUCTIONS)
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
     add_federation(server, bridge.hub, context_of)
-    return server
+    notifier = Notifier(bridge.hub, context_of)
+    notifier.install(server)
+    return server, notifier

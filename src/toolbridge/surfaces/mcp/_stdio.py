@@ -30,9 +30,10 @@ async def serve_stdio(hub: Hub, principal: Principal) -> None:
     def caller(ctx: ServerRequestContext[Any, Any]) -> CallContext:
         return CallContext(principal, request_ids.new())
 
-    server = build_server(Bridge(hub), caller)
+    server, notifier = build_server(Bridge(hub), caller)
     async with AsyncExitStack() as stack:
         if not hub.running:
             await stack.enter_async_context(hub)
+        await stack.enter_async_context(notifier.running())
         read_stream, write_stream = await stack.enter_async_context(stdio_server())
         await server.run(read_stream, write_stream, server.create_initialization_options())

@@ -1,0 +1,55 @@
+"""Change notifications from a stateless-era (2026-07-28) upstream: a standing ``subscriptions/listen``.
+
+In the handshake era an upstream sends ``notifications/*/list_changed`` whenever it likes. In the
+stateless era there is no standing channel: a client that wants them holds a ``subscriptions/listen``
+request open, and the notifications arrive on that request's stream. The session's channel hands them
+to the connector like any other notification, so the connector's handling stays the same. Changes made
+before the stream was acknowledged are told by no one, so the connector lists again on the
+acknowledgment (``notifications/subscriptions/acknowledged``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from toolbridge.connectors.mcp._channel import SessionExpired
+from toolbridge.connectors.mcp._session import RpcError, Session
+from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
+
+__all__ = ["listen_for_changes"]
+
+logger = logging.getLogger("toolbridge.connectors.mcp")
+
+_KINDS = {"tools": "toolsListChanged", "prompts": "promptsListChanged", "resources": "resourcesListChanged"}
+_RELISTEN_DELAY = 1.0
+"""Seconds before listening again after the upstream ended a listen stream gracefully."""
+
+
+async def listen_for_changes(session: Session) -> None:
+    """Hold a listen request open on ``session`` for as long as it lives (no-op in the handshake era).
+
+    Asks for the list changes the upstream's capabilities declare. A server that does not serve
+    ``subscriptions/listen`` is left alone (its lists are read again on each reconnection); a stream
+    the server ends is opened again; a failed session ends the loop (the next session listens anew).
+    """
+    if not session.modern:
+        return
+    wanted = {
+        key: True
+        for kind, key in _KINDS.items()
+        if isinstance(capability := session.capabilities.get(kind), dict) and capability.get("listChanged")
+    }
+    if not wanted:
+        return
+    while session.alive:
+        try:
+            await session.request("subscriptions/listen", {"notifications": wanted}, cancellable=False)
+        except RpcError as exc:
+            logger.info("%s does not take subscriptions/listen (%s)", session.channel.describe, exc)
+            return
+        except (UpstreamUnavailable, UpstreamStatusError, SessionExpired) as exc:
+            logger.debug("the listen stream of %s ended: %s", session.channel.describe, exc)
+            return
+        await anyio.sleep(_RELISTEN_DELAY)

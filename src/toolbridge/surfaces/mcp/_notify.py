@@ -1,0 +1,404 @@
+"""Upstream events, told to the agents that can see them: list changes, log messages, resource updates.
+
+The hub's :class:`~toolbridge.connectors._events.EventBus` carries what connectors report; a
+:class:`Notifier` delivers it to connected MCP clients, each event only to the agents that may see the
+connector it came from (the rule of ``_federation``: at least one of its tools is visible to them).
+
+- **Handshake era (2025-11-25) and stdio**: every request records its client connection (a *peer*).
+  Events go on the connection's standalone channel (the GET stream over HTTP, stdout over stdio):
+  ``notifications/{tools,prompts,resources}/list_changed``, ``notifications/message`` at or above the
+  level the client set with ``logging/setLevel`` (``warning`` until it does), and
+  ``notifications/resources/updated`` for the URIs it subscribed to with ``resources/subscribe``.
+- **Stateless era (2026-07-28)**: ``subscriptions/listen`` streams, served by the SDK's
+  :class:`~mcp.server.subscriptions.ListenHandler` over a per-agent view of the events. Logging is
+  per request in that era and an upstream log line belongs to no request, so none is forwarded.
+
+A tools change is told to an agent only when the tools *it* sees changed. Delivery runs in one task of
+its own, bounded per client, so a slow or vanished client never holds up a connector or another agent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectSendStream
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.subscriptions import ListenHandler
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from toolbridge.connectors._events import LOG_LEVELS, HubEvent, ListChanged, LogMessage
+from toolbridge.connectors._events import ResourceUpdated as UpstreamResourceUpdated
+from toolbridge.connectors.mcp import McpConnector
+from toolbridge.errors import ToolbridgeError
+from toolbridge.surfaces.mcp._bridge import CallContext
+from toolbridge.surfaces.mcp._wire import INVALID_PARAMS
+
+if TYPE_CHECKING:
+    from mcp.server.session import ServerSession
+
+    from toolbridge import Hub, Principal
+
+__all__ = ["DEFAULT_LOG_LEVEL", "Notifier"]
+
+logger = logging.getLogger("toolbridge.surfaces.mcp")
+
+DEFAULT_LOG_LEVEL = "warning"
+"""Upstream log messages below this level are not forwarded until the client sets a level."""
+_SEND_TIMEOUT = 2.0
+_STDIO_PEER = "stdio"
+ContextOf = Callable[[ServerRequestContext[Any, Any]], CallContext]
+_LISTENER: ContextVar[Principal | None] = ContextVar("toolbridge_listen_principal", default=None)
+_LIST_EVENTS: Mapping[str, ServerEvent] = {
+    "tools": ToolsListChanged(),
+    "prompts": PromptsListChanged(),
+    "resources": ResourcesListChanged(),
+}
+_NOTIFICATIONS: Mapping[str, Callable[[], types.ServerNotification]] = {
+    "tools": types.ToolListChangedNotification,
+    "prompts": types.PromptListChangedNotification,
+    "resources": types.ResourceListChangedNotification,
+}
+
+
+@dataclass(slots=True)
+class _Peer:
+    """A handshake-era client connection: whose it is, how to reach it, what it asked for."""
+
+    principal: Principal
+    session: ServerSession
+    level: int = LOG_LEVELS.index(DEFAULT_LOG_LEVEL)
+    uris: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listener:
+    principal: Principal
+    deliver: Callable[[ServerEvent], None]
+
+
+class Notifier:
+    """Delivers the hub's upstream events to MCP clients (see the module docstring).
+
+    Wire it into a low-level ``Server`` with :meth:`install`, and run it (``async with notifier.running()``)
+    for as long as the server serves. ``max_peers`` bounds the connections remembered (the oldest is
+    forgotten first; a forgotten client that sends another request is remembered again).
+    """
+
+    def __init__(self, hub: Hub, context_of: ContextOf, *, max_peers: int = 10_000) -> None:
+        self.hub = hub
+        self._context_of = context_of
+        self._max_peers = max_peers
+        self._peers: OrderedDict[str, _Peer] = OrderedDict()
+        self._listeners: dict[object, _Listener] = {}
+        self._listen = ListenHandler(self)  # this object is the SDK's SubscriptionBus, per agent
+        self._subscribed: dict[str, int] = {}
+        """URI → how many peers subscribed to it (the upstream is subscribed while any is)."""
+        self._seen: dict[str, frozenset[str]] = {}
+        """Principal id → the tool names it saw when last told (a tools change is told when this changes)."""
+        self._queue: MemoryObjectSendStream[HubEvent] | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.delivered = 0
+        """Notifications handed to clients (for tests and diagnostics)."""
+
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def install(self, server: Any) -> None:
+        """Record peers on every request and serve setLevel, subscribe/unsubscribe and listen."""
+        server.middleware.append(self._track)
+        server.add_request_handler(
+            "subscriptions/listen", types.SubscriptionsListenRequestParams, self._on_listen
+        )
+        if any(isinstance(self.hub.connector(n), McpConnector) for n in self.hub.connector_names()):
+            server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
+            server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self._subscribe)
+            server.add_request_handler(
+                "resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe
+            )
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Notifier]:
+        send, receive = anyio.create_memory_object_stream[HubEvent](1024)
+        self._queue = send
+        unsubscribe = self.hub.events.subscribe(self._enqueue)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._deliver_all, receive)
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            unsubscribe()
+            self._queue = self._tg = None
+            send.close()
+            self._listen.close()
+
+    def forget(self, session_id: str) -> None:
+        """The client ended the session (HTTP DELETE): stop telling it anything."""
+        peer = self._peers.pop(session_id, None)
+        if peer is not None:
+            for uri in list(peer.uris):
+                self._release(uri)
+
+    # -- the SDK's SubscriptionBus, seen by one agent's listen stream -------------------------------
+
+    async def publish(self, event: ServerEvent) -> None:  # part of the bus protocol; events come from the hub
+        raise NotImplementedError("toolbridge publishes through the hub's event bus")
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        principal = _LISTENER.get()
+        if principal is None:  # only our listen wrapper subscribes, with the principal set
+            raise RuntimeError("a listen stream subscribed without a principal")
+        token = object()
+        self._note_view(principal)
+        self._listeners[token] = _Listener(principal, listener)
+
+        def unsubscribe() -> None:
+            self._listeners.pop(token, None)
+
+        return unsubscribe
+
+    # -- handlers ----------------------------------------------------------------------------------
+
+    async def _track(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        key = _peer_key(ctx)
+        if key is not None and ctx.request_id is not None:
+            peer = self._peers.get(key)
+            if peer is None:
+                self._remember(key, _Peer(self._context_of(ctx).principal, ctx.session))
+            else:
+                peer.session = ctx.session
+                self._peers.move_to_end(key)
+        return await call_next(ctx)
+
+    def _note_view(self, principal: Principal) -> None:
+        if principal.id not in self._seen:
+            self._seen[principal.id] = frozenset(t.name for t in self.hub.list_tools(principal))
+
+    def _remember(self, key: str, peer: _Peer) -> None:
+        self._note_view(peer.principal)
+        self._peers[key] = peer
+        while len(self._peers) > self._max_peers:
+            _, old = self._peers.popitem(last=False)
+            for uri in list(old.uris):
+                self._release(uri)
+
+    def _peer(self, ctx: ServerRequestContext[Any, Any]) -> _Peer:
+        key = _peer_key(ctx)
+        peer = self._peers.get(key) if key is not None else None
+        if peer is None:
+            raise MCPError(INVALID_PARAMS, f"{ctx.method} needs a session (initialize first)")
+        return peer
+
+    async def _set_level(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> Any:
+        self._peer(ctx).level = LOG_LEVELS.index(params.level)
+        return types.EmptyResult()
+
+    async def _subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> Any:
+        peer = self._peer(ctx)
+        uri = str(params.uri)
+        owner = self._owner(peer.principal, uri)
+        if uri not in peer.uris:
+            if self._subscribed.get(uri, 0) == 0:
+                await self._upstream(owner.subscribe_resource(uri, deadline=self._deadline()))
+            self._subscribed[uri] = self._subscribed.get(uri, 0) + 1
+            peer.uris.add(uri)
+        return types.EmptyResult()
+
+    async def _unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> Any:
+        peer = self._peer(ctx)
+        uri = str(params.uri)
+        if uri in peer.uris:
+            peer.uris.discard(uri)
+            self._release(uri)
+        return types.EmptyResult()
+
+    async def _on_listen(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> Any:
+        principal = self._context_of(ctx).principal
+        uris = list(params.notifications.resource_subscriptions or ())
+        owners = [(uri, self._owner(principal, uri)) for uri in uris]
+        for uri, owner in owners:
+            if self._subscribed.get(uri, 0) == 0:
+                await self._upstream(owner.subscribe_resource(uri, deadline=self._deadline()))
+            self._subscribed[uri] = self._subscribed.get(uri, 0) + 1
+        token = _LISTENER.set(principal)
+        try:
+            return await self._listen(ctx, params)
+        finally:
+            _LISTENER.reset(token)
+            for uri, _ in owners:
+                self._release(uri)
+
+    def _owner(self, principal: Principal, uri: str) -> McpConnector:
+        owner = next((c for c in self._visible(principal) if c.extras.owns(uri)), None)
+        if owner is None:
+            raise MCPError(-32002, f"no resource {uri!r}; list them with resources/list")
+        return owner
+
+    def _release(self, uri: str) -> None:
+        left = self._subscribed.get(uri, 0) - 1
+        if left > 0:
+            self._subscribed[uri] = left
+            return
+        self._subscribed.pop(uri, None)
+        owner = next((c for c in self._mcp_connectors() if c.extras.owns(uri)), None)
+        if owner is not None and self._tg is not None:
+            self._tg.start_soon(_quietly, owner.unsubscribe_resource, uri)
+
+    def _deadline(self) -> float:
+        return anyio.current_time() + self.hub.limits.call_timeout
+
+    async def _upstream(self, work: Any) -> None:
+        try:
+            with anyio.fail_after(self.hub.limits.call_timeout):
+                await work
+        except TimeoutError as exc:
+            raise MCPError(-32603, "the upstream did not answer the subscription in time") from exc
+        except ToolbridgeError as exc:
+            raise MCPError(-32603, f"the upstream refused the subscription: {exc}") from exc
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    def _enqueue(self, event: HubEvent) -> None:
+        if self._queue is None:
+            return
+        try:
+            self._queue.send_nowait(event)
+        except anyio.WouldBlock:
+            logger.warning("MCP notifications are backed up; dropped %r", event)
+
+    async def _deliver_all(self, receive: anyio.abc.ObjectReceiveStream[HubEvent]) -> None:
+        async with receive:
+            async for event in receive:
+                try:
+                    await self._deliver(event)
+                except Exception:  # one bad event must not end delivery for every client
+                    logger.exception("could not deliver %r to MCP clients", event)
+
+    async def _deliver(self, event: HubEvent) -> None:
+        views: dict[str, frozenset[str]] = {}
+
+        def tools_of(principal: Principal) -> frozenset[str]:
+            if principal.id not in views:
+                views[principal.id] = frozenset(t.name for t in self.hub.list_tools(principal))
+            return views[principal.id]
+
+        def sees(principal: Principal) -> bool:
+            prefix = event.connector + "."
+            return any(name.startswith(prefix) for name in tools_of(principal))
+
+        audience = sees
+        if isinstance(event, ListChanged) and event.kind == "tools":
+            holders: list[_Peer | _Listener] = [*self._peers.values(), *self._listeners.values()]
+            principals = {h.principal.id: h.principal for h in holders}
+            changed = set()
+            for pid, principal in principals.items():
+                now = tools_of(principal)
+                if self._seen.get(pid) != now:
+                    self._seen[pid] = now
+                    changed.add(pid)
+
+            def audience(principal: Principal) -> bool:
+                return principal.id in changed
+
+        for listener in list(self._listeners.values()):
+            if audience(listener.principal):
+                wire = _server_event(event)
+                if wire is not None:
+                    listener.deliver(wire)
+                    self.delivered += 1
+        for key, peer in list(self._peers.items()):
+            if audience(peer.principal):
+                await self._tell(key, peer, event)
+
+    async def _tell(self, key: str, peer: _Peer, event: HubEvent) -> None:
+        notification: types.ServerNotification
+        if isinstance(event, ListChanged):
+            notification = _NOTIFICATIONS[event.kind]()
+        elif isinstance(event, LogMessage):
+            if LOG_LEVELS.index(event.level) < peer.level:
+                return
+            notification = types.LoggingMessageNotification(
+                params=types.LoggingMessageNotificationParams(
+                    level=event.level,  # one of LOG_LEVELS, checked by the connector
+                    data=event.data,
+                    logger=event.connector if event.logger is None else f"{event.connector}.{event.logger}",
+                )
+            )
+        else:
+            if event.uri not in peer.uris:
+                return
+            notification = types.ResourceUpdatedNotification(
+                params=types.ResourceUpdatedNotificationParams(uri=event.uri)
+            )
+        with anyio.move_on_after(_SEND_TIMEOUT) as scope:
+            try:
+                await peer.session.send_notification(notification)
+                self.delivered += 1
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self.forget(key)
+        if scope.cancelled_caught:
+            logger.warning(
+                "an MCP client did not take a notification within %g s; forgetting it", _SEND_TIMEOUT
+            )
+            self.forget(key)
+
+    def _visible(self, principal: Principal) -> list[McpConnector]:
+        seen = {tool.connector for tool in self.hub.list_tools(principal)}
+        return [c for c in self._mcp_connectors() if c.name in seen]
+
+    def _mcp_connectors(self) -> list[McpConnector]:
+        found = [self.hub.connector(name) for name in self.hub.connector_names()]
+        return [c for c in found if isinstance(c, McpConnector)]
+
+
+def _peer_key(ctx: ServerRequestContext[Any, Any]) -> str | None:
+    """The handshake-era connection a request came on (None: stateless era, or not yet a session)."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return None
+    request = ctx.request
+    if request is None:
+        return _STDIO_PEER
+    headers = getattr(request, "headers", None)
+    session_id = headers.get("mcp-session-id") if headers is not None else None
+    return f"http:{session_id}" if session_id else None
+
+
+def _server_event(event: HubEvent) -> ServerEvent | None:
+    if isinstance(event, ListChanged):
+        return _LIST_EVENTS[event.kind]
+    if isinstance(event, UpstreamResourceUpdated):
+        return ResourceUpdated(event.uri)
+    return None  # log messages travel on requests in the stateless era
+
+
+async def _quietly(work: Callable[[str], Any], uri: str) -> None:
+    try:
+        await work(uri)
+    except (ToolbridgeError, OSError) as exc:
+        logger.info("could not unsubscribe from %s upstream: %s", uri, exc)
