@@ -256,3 +256,21 @@ async def test_a_stateless_era_upstream_tells_its_list_changes_on_a_listen_strea
         assert "grow.sprout" in {t.name for t in hub.list_tools(Principal.local())}
         result = await hub.call(Principal.local(), "grow.sprout", {})
         assert result.value["content"][0]["text"] == "I am sprout"
+
+
+async def test_prompt_and_resource_reads_are_audited_as_the_agent_without_their_arguments() -> None:
+    inbox = Inbox()
+    async with serving() as served, connect(served, "watcher", inbox) as w:
+        uri = str((await w.list_resources()).resources[0].uri)
+        await w.read_resource(uri)
+        prompt = next(
+            p for p in (await w.list_prompts()).prompts if not any(a.required for a in p.arguments or [])
+        )
+        await w.get_prompt(prompt.name)
+        await served.hub.audit.flush()
+        records = await served.hub.audit.tail(5)
+        assert (await served.hub.audit.verify()).ok
+    rows = {r.entry.tool: r.entry for r in records}
+    read, got = rows["resources/read ev"], rows[f"prompts/get {prompt.name}"]
+    assert (read.principal, read.outcome, got.outcome) == ("agent:watcher", "ok", "ok")
+    assert uri not in str([r.as_dict() for r in records])  # digested, never stored

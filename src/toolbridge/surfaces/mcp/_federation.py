@@ -2,12 +2,16 @@
 
 Registered only when the hub has upstream MCP connectors, so a hub without them keeps declaring tools
 alone. An agent sees the prompts and resources of a connector when it may see any of that connector's
-tools; reads and prompt requests go through the connector's pooled session under the hub's deadline.
+tools; reads and prompt requests go through the connector's pooled session under the hub's deadline,
+and each one is audited like a tool call (``tool`` is ``prompts/get <prompt>`` or
+``resources/read <connector>``; the arguments and the URI are digested, never stored).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -16,6 +20,7 @@ from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
+from toolbridge.audit import AuditEntry, args_digest
 from toolbridge.connectors.mcp import McpConnector
 from toolbridge.errors import ToolbridgeError, UpstreamTimeout
 from toolbridge.surfaces.mcp._bridge import CallContext
@@ -40,17 +45,38 @@ def _visible(hub: Hub, principal: Principal) -> list[McpConnector]:
     return [c for c in _connectors(hub) if c.name in seen]
 
 
-async def _upstream(hub: Hub, work: Callable[[float], Any]) -> Any:
-    """Run an upstream request under the hub's call deadline; our errors become JSON-RPC errors."""
+async def _upstream(
+    hub: Hub, caller: CallContext, what: str, arguments: Mapping[str, Any], work: Callable[[float], Any]
+) -> Any:
+    """Run an upstream request under the hub's call deadline, audited; our errors become JSON-RPC errors."""
     timeout = hub.limits.call_timeout
+    started = time.perf_counter()
+    outcome: str = "error"
+    code: str | None = "upstream_timeout"
     try:
         with anyio.move_on_after(timeout) as scope:
-            return await work(anyio.current_time() + timeout)
+            result = await work(anyio.current_time() + timeout)
+            outcome, code = "ok", None
+            return result
         assert scope.cancelled_caught
         raise UpstreamTimeout(f"the upstream did not answer within {timeout:g} s")
     except ToolbridgeError as exc:
+        code = exc.code
         error = protocol_error(exc)
         raise MCPError(error.code, error.message, error.data) from exc
+    finally:
+        entry = AuditEntry(
+            ts=dt.datetime.now(dt.UTC),
+            request_id=caller.request_id,
+            principal=caller.principal.id,
+            tool=what,
+            args_digest=args_digest(arguments),
+            outcome=outcome,
+            error_code=code,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        with anyio.CancelScope(shield=True):
+            await hub.audit.record(entry)
 
 
 _PRIVATE = {"ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
@@ -75,10 +101,17 @@ def add_federation(server: Server[Any], hub: Hub, context_of: ContextOf) -> None
     async def get_prompt(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         name = str((ctx.params or {}).get("name", ""))
         arguments = (ctx.params or {}).get("arguments") or {}
-        owner = next((c for c in _visible(hub, context_of(ctx).principal) if name in c.extras.prompts), None)
+        caller = context_of(ctx)
+        owner = next((c for c in _visible(hub, caller.principal) if name in c.extras.prompts), None)
         if owner is None:
             raise MCPError(INVALID_PARAMS, f"no prompt named {name!r}; list them with prompts/list")
-        result = await _upstream(hub, lambda deadline: owner.get_prompt(name, arguments, deadline=deadline))
+        result = await _upstream(
+            hub,
+            caller,
+            f"prompts/get {name}",
+            arguments,
+            lambda deadline: owner.get_prompt(name, arguments, deadline=deadline),
+        )
         return {**result, "resultType": "complete"}
 
     async def list_resources(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
@@ -91,10 +124,17 @@ def add_federation(server: Server[Any], hub: Hub, context_of: ContextOf) -> None
 
     async def read_resource(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         uri = str((ctx.params or {}).get("uri", ""))
-        owner = next((c for c in _visible(hub, context_of(ctx).principal) if c.extras.owns(uri)), None)
+        caller = context_of(ctx)
+        owner = next((c for c in _visible(hub, caller.principal) if c.extras.owns(uri)), None)
         if owner is None:
             raise MCPError(RESOURCE_NOT_FOUND, f"no resource {uri!r}; list them with resources/list")
-        result = await _upstream(hub, lambda deadline: owner.read_resource(uri, deadline=deadline))
+        result = await _upstream(
+            hub,
+            caller,
+            f"resources/read {owner.name}",
+            {"uri": uri},
+            lambda d: owner.read_resource(uri, deadline=d),
+        )
         return {**result, **_PRIVATE}
 
     server.add_request_handler("prompts/list", types.PaginatedRequestParams, list_prompts)
