@@ -91,9 +91,7 @@ _PY_LEVELS = {
     "warning": logging.WARNING,
 }
 _PY_LEVELS |= {level: logging.WARNING for level in ("error", "critical", "alert", "emergency")}
-UPSTREAM_LOG_LEVEL = "info"
-"""The level of upstream log messages asked for (each agent then filters at its own level)."""
-LOG_LEVEL_META_KEY = "io.modelcontextprotocol/logLevel"
+_MAX_SECRETS = 256
 _RPC_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32601: 404, -32002: 404, -32603: 500}
 
 
@@ -249,7 +247,7 @@ class McpConnector:
             extra = await self._connection_env()
         except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
             raise self._no_connection(exc) from exc
-        self._secrets = tuple(dict.fromkeys([*self._secrets, *forms(extra.values())]))
+        self._learn_secrets(forms(extra.values()))
         return dataclasses.replace(server, env={**server.env, **extra})
 
     @contextlib.asynccontextmanager
@@ -262,7 +260,7 @@ class McpConnector:
             credentials = await self._default_credentials()
         except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
             raise self._no_connection(exc) from exc
-        self._secrets = tuple(dict.fromkeys([*self._secrets, *getattr(credentials, "secrets", ())]))
+        self._learn_secrets(getattr(credentials, "secrets", ()))
         self._default_connection = _connection_of(credentials)
         token = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         try:
@@ -287,7 +285,7 @@ class McpConnector:
                 raise
         self._session = session
         if session.modern and self._tg is not None:
-            self._tg.start_soon(listen_for_changes, session)  # list changes come on a listen stream
+            self._tg.start_soon(self._listen, session)  # list changes come on a listen stream
         return session
 
     async def _open_for_connection(self) -> Session:
@@ -489,6 +487,14 @@ class McpConnector:
     # -- upstream messages -------------------------------------------------------------------------
 
     async def _on_message(self, message: Message) -> Message | None:
+        """What the channel's reader hands over; it must never raise (that would end the reader)."""
+        try:
+            return await self._handle_message(message)
+        except Exception:  # a closed agent stream, a bad listener: log it, keep reading
+            logger.exception("%s: could not handle %r from the upstream", self._name, message.get("method"))
+            return None
+
+    async def _handle_message(self, message: Message) -> Message | None:
         method = message.get("method")
         raw = message.get("params")
         params: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -512,6 +518,11 @@ class McpConnector:
             self._emit(ResourceUpdated(self._name, params["uri"]))
         return None
 
+    def _learn_secrets(self, secrets: Sequence[str]) -> None:
+        """Remember the forms of the secrets sent upstream (newest kept), to mask them in forwarded logs."""
+        if secrets and not set(secrets) <= set(self._secrets):
+            self._secrets = tuple(dict.fromkeys([*secrets, *self._secrets]))[:_MAX_SECRETS]
+
     def _emit(self, event: HubEvent) -> None:
         if self.on_event is not None:
             self.on_event(event)
@@ -523,6 +534,14 @@ class McpConnector:
         upstream = params.get("logger")
         logger.log(_PY_LEVELS.get(level, logging.INFO), "%s says: %s", self._name, str(data)[:500])
         self._emit(LogMessage(self._name, level, data, upstream if isinstance(upstream, str) else None))
+
+    async def _listen(self, session: Session) -> None:
+        UPSTREAM_AUTH.set(None)  # started from whatever context opened the session: listen as the connector
+        try:
+            async with self._default_auth():
+                await listen_for_changes(session, lambda: self._session is session and session.alive)
+        except ToolbridgeError as exc:  # the default connection went away: the next session listens anew
+            logger.warning("%s: stopped listening for list changes: %s", self._name, exc)
 
     async def _rediscover(self) -> None:
         session = self._session
@@ -663,10 +682,8 @@ class McpConnector:
         if events is not None:
             params["_meta"] = {"progressToken": token}
             self._progress[token] = events
-        session = self._session
-        if session is not None and session.modern:  # logs are opt-in per request in the stateless era
-            params["_meta"] = {**params.get("_meta", {}), LOG_LEVEL_META_KEY: UPSTREAM_LOG_LEVEL}
         credentials = invocation.credentials
+        self._learn_secrets(getattr(credentials, "secrets", ()))
         auth = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         own = self._own_session(credentials)
         try:

@@ -11,6 +11,7 @@ acknowledgment (``notifications/subscriptions/acknowledged``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import anyio
 
@@ -23,16 +24,17 @@ __all__ = ["listen_for_changes"]
 logger = logging.getLogger("toolbridge.connectors.mcp")
 
 _KINDS = {"tools": "toolsListChanged", "prompts": "promptsListChanged", "resources": "resourcesListChanged"}
-_RELISTEN_DELAY = 1.0
-"""Seconds before listening again after the upstream ended a listen stream gracefully."""
+_RELISTEN_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Seconds before listening again after a stream ended: gracefully (the first), or failing (growing)."""
 
 
-async def listen_for_changes(session: Session) -> None:
-    """Hold a listen request open on ``session`` for as long as it lives (no-op in the handshake era).
+async def listen_for_changes(session: Session, current: Callable[[], bool]) -> None:
+    """Hold a listen request open on ``session`` while ``current()`` (no-op in the handshake era).
 
     Asks for the list changes the upstream's capabilities declare. A server that does not serve
     ``subscriptions/listen`` is left alone (its lists are read again on each reconnection); a stream
-    the server ends is opened again; a failed session ends the loop (the next session listens anew).
+    that ends or fails is opened again, with a growing delay while it keeps failing, for as long as
+    the session is the connector's current one (a new session listens anew).
     """
     if not session.modern:
         return
@@ -43,13 +45,15 @@ async def listen_for_changes(session: Session) -> None:
     }
     if not wanted:
         return
-    while session.alive:
+    failures = 0
+    while current():
         try:
             await session.request("subscriptions/listen", {"notifications": wanted}, cancellable=False)
+            failures = 0
         except RpcError as exc:
             logger.info("%s does not take subscriptions/listen (%s)", session.channel.describe, exc)
             return
         except (UpstreamUnavailable, UpstreamStatusError, SessionExpired) as exc:
             logger.debug("the listen stream of %s ended: %s", session.channel.describe, exc)
-            return
-        await anyio.sleep(_RELISTEN_DELAY)
+            failures += 1
+        await anyio.sleep(_RELISTEN_DELAYS[min(failures, len(_RELISTEN_DELAYS) - 1)])

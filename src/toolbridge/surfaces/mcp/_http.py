@@ -120,8 +120,9 @@ class McpSurface:
         if version is not None and version in MODERN_PROTOCOL_VERSIONS:
             await self._modern.handle_request(scope, receive, send)
             return
-        if scope["method"] == "DELETE" and session_id:
-            self.notifier.forget(f"http:{session_id}")
+        info = request_info(scope)
+        if scope["method"] == "DELETE" and session_id and info is not None:
+            self.notifier.forget(f"http:{session_id}", by=info.principal)  # only its owner ends a session
         await self._manager.handle_request(scope, receive, send)
 
 

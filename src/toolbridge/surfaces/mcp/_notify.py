@@ -42,17 +42,19 @@ from mcp.shared.subscriptions import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from toolbridge.audit import canonical_json
 from toolbridge.connectors._events import LOG_LEVELS, HubEvent, ListChanged, LogMessage
 from toolbridge.connectors._events import ResourceUpdated as UpstreamResourceUpdated
 from toolbridge.connectors.mcp import McpConnector
-from toolbridge.errors import ToolbridgeError
+from toolbridge.errors import ToolbridgeError, UpstreamTimeout
 from toolbridge.surfaces.mcp._bridge import CallContext
-from toolbridge.surfaces.mcp._wire import INVALID_PARAMS
+from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, protocol_error
 
 if TYPE_CHECKING:
     from mcp.server.session import ServerSession
 
     from toolbridge import Hub, Principal
+    from toolbridge.catalog import Tool
 
 __all__ = ["DEFAULT_LOG_LEVEL", "Notifier"]
 
@@ -109,7 +111,7 @@ class Notifier:
         self._listen = ListenHandler(self)  # this object is the SDK's SubscriptionBus, per agent
         self._subscribed: dict[str, int] = {}
         """URI → how many peers subscribed to it (the upstream is subscribed while any is)."""
-        self._seen: dict[str, frozenset[str]] = {}
+        self._seen: dict[str, frozenset[Any]] = {}
         """Principal id → the tool names it saw when last told (a tools change is told when this changes)."""
         self._queue: MemoryObjectSendStream[HubEvent] | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -150,10 +152,11 @@ class Notifier:
             send.close()
             self._listen.close()
 
-    def forget(self, session_id: str) -> None:
-        """The client ended the session (HTTP DELETE): stop telling it anything."""
-        peer = self._peers.pop(session_id, None)
-        if peer is not None:
+    def forget(self, session_id: str, *, by: Principal | None = None) -> None:
+        """The client ended the session (HTTP DELETE, ``by`` its owner): stop telling it anything."""
+        peer = self._peers.get(session_id)
+        if peer is not None and (by is None or by.id == peer.principal.id):
+            del self._peers[session_id]
             for uri in list(peer.uris):
                 self._release(uri)
 
@@ -190,7 +193,7 @@ class Notifier:
 
     def _note_view(self, principal: Principal) -> None:
         if principal.id not in self._seen:
-            self._seen[principal.id] = frozenset(t.name for t in self.hub.list_tools(principal))
+            self._seen[principal.id] = _view(self.hub.list_tools(principal))
 
     def _remember(self, key: str, peer: _Peer) -> None:
         self._note_view(peer.principal)
@@ -220,11 +223,22 @@ class Notifier:
         uri = str(params.uri)
         owner = self._owner(peer.principal, uri)
         if uri not in peer.uris:
-            if self._subscribed.get(uri, 0) == 0:
-                await self._upstream(owner.subscribe_resource(uri, deadline=self._deadline()))
-            self._subscribed[uri] = self._subscribed.get(uri, 0) + 1
+            await self._hold(owner, uri)
+            if self._peers.get(_peer_key(ctx) or "") is not peer:  # forgotten while subscribing upstream
+                self._release(uri)
+                raise MCPError(INVALID_PARAMS, "the session ended while subscribing")
             peer.uris.add(uri)
         return types.EmptyResult()
+
+    async def _hold(self, owner: McpConnector, uri: str) -> None:
+        """Count one more holder of ``uri``; the first one subscribes the upstream."""
+        self._subscribed[uri] = self._subscribed.get(uri, 0) + 1
+        if self._subscribed[uri] == 1:
+            try:
+                await self._upstream(owner.subscribe_resource(uri, deadline=self._deadline()))
+            except BaseException:
+                self._subscribed.pop(uri, None)
+                raise
 
     async def _unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
@@ -242,16 +256,16 @@ class Notifier:
         principal = self._context_of(ctx).principal
         uris = list(params.notifications.resource_subscriptions or ())
         owners = [(uri, self._owner(principal, uri)) for uri in uris]
-        for uri, owner in owners:
-            if self._subscribed.get(uri, 0) == 0:
-                await self._upstream(owner.subscribe_resource(uri, deadline=self._deadline()))
-            self._subscribed[uri] = self._subscribed.get(uri, 0) + 1
+        held: list[str] = []
         token = _LISTENER.set(principal)
         try:
+            for uri, owner in owners:
+                await self._hold(owner, uri)
+                held.append(uri)
             return await self._listen(ctx, params)
         finally:
             _LISTENER.reset(token)
-            for uri, _ in owners:
+            for uri in held:
                 self._release(uri)
 
     def _owner(self, principal: Principal, uri: str) -> McpConnector:
@@ -270,17 +284,26 @@ class Notifier:
         if owner is not None and self._tg is not None:
             self._tg.start_soon(_quietly, owner.unsubscribe_resource, uri)
 
+    @property
+    def _timeout(self) -> float:
+        return self.hub.limits.call_timeout
+
     def _deadline(self) -> float:
         return anyio.current_time() + self.hub.limits.call_timeout
 
     async def _upstream(self, work: Any) -> None:
         try:
-            with anyio.fail_after(self.hub.limits.call_timeout):
+            with anyio.fail_after(self._timeout):
                 await work
         except TimeoutError as exc:
-            raise MCPError(-32603, "the upstream did not answer the subscription in time") from exc
+            timeout = UpstreamTimeout(
+                f"the upstream did not answer the subscription within {self._timeout:g} s"
+            )
+            error = protocol_error(timeout)
+            raise MCPError(error.code, error.message, error.data) from exc
         except ToolbridgeError as exc:
-            raise MCPError(-32603, f"the upstream refused the subscription: {exc}") from exc
+            error = protocol_error(exc)
+            raise MCPError(error.code, error.message, error.data) from exc
 
     # -- delivery ----------------------------------------------------------------------------------
 
@@ -301,16 +324,15 @@ class Notifier:
                     logger.exception("could not deliver %r to MCP clients", event)
 
     async def _deliver(self, event: HubEvent) -> None:
-        views: dict[str, frozenset[str]] = {}
+        views: dict[str, frozenset[Any]] = {}
 
-        def tools_of(principal: Principal) -> frozenset[str]:
+        def tools_of(principal: Principal) -> frozenset[Any]:
             if principal.id not in views:
-                views[principal.id] = frozenset(t.name for t in self.hub.list_tools(principal))
+                views[principal.id] = _view(self.hub.list_tools(principal))
             return views[principal.id]
 
         def sees(principal: Principal) -> bool:
-            prefix = event.connector + "."
-            return any(name.startswith(prefix) for name in tools_of(principal))
+            return any(tool.connector == event.connector for tool in self.hub.list_tools(principal))
 
         audience = sees
         if isinstance(event, ListChanged) and event.kind == "tools":
@@ -375,6 +397,11 @@ class Notifier:
     def _mcp_connectors(self) -> list[McpConnector]:
         found = [self.hub.connector(name) for name in self.hub.connector_names()]
         return [c for c in found if isinstance(c, McpConnector)]
+
+
+def _view(tools: list[Tool]) -> frozenset[Any]:
+    """What an agent sees of its tools: each one's name and definition (a changed schema is a change)."""
+    return frozenset((t.name, t.title, t.description, canonical_json(t.input_schema)) for t in tools)
 
 
 def _peer_key(ctx: ServerRequestContext[Any, Any]) -> str | None:
