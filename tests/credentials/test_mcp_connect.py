@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+import anyio
 import httpx2
 import pytest
 import sqlalchemy as sa
@@ -30,9 +31,11 @@ from toolbridge.credentials import (
     CredentialManager,
     Keyring,
     MasterKey,
+    Secret,
     StaticKeys,
     Vault,
 )
+from toolbridge.credentials._mcp_connect import load_discovered
 from toolbridge.errors import ConfigurationError, NotConnected
 from toolbridge.settings import parse_settings
 from toolbridge.storage import Database, metadata
@@ -197,6 +200,85 @@ async def test_configured_client_id_scopes_and_resource_win(sqlite_url: str) -> 
     query = parse_qs(urlsplit(url).query)
     assert query["client_id"] == ["mine"] and query["scope"] == ["x"] and world.registered == []
     assert world.token_forms[-1]["client_id"] == "mine"
+
+
+def _basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("supported", "method"),
+    [
+        pytest.param(None, "client_secret_basic", id="absent"),
+        pytest.param(["client_secret_post", "client_secret_basic"], "client_secret_basic", id="both"),
+        pytest.param(["client_secret_post"], "client_secret_post", id="post-only"),
+        pytest.param(["private_key_jwt"], "client_secret_basic", id="neither"),
+    ],
+)
+async def test_a_configured_confidential_client_prefers_basic_authentication(
+    sqlite_url: str, supported: list[str] | None, method: str
+) -> None:
+    world = World()
+    if supported is not None:
+        world.documents["/.well-known/oauth-authorization-server"] = as_metadata(
+            token_endpoint_auth_methods_supported=supported
+        )
+    secret = Secret("CANARYconf" + secrets.token_hex(8))
+    async with manager_for(
+        world, sqlite_url, Keyring(MasterKey.generate()), client_id="mine", client_secret=secret
+    ) as manager:
+        await connect(manager)
+        assert manager.bindings["remote"].provider is not None
+        assert manager.bindings["remote"].provider.token_auth_method == method
+    form, header = world.token_forms[-1], world.token_auth[-1]
+    assert world.registered == []
+    if method == "client_secret_basic":
+        assert header == _basic("mine", secret.reveal()) and "client_secret" not in form
+    else:
+        assert header == "" and form["client_id"] == "mine" and form["client_secret"] == secret.reveal()
+
+
+async def test_an_abandoned_connect_does_not_replace_the_client_another_connect_uses(sqlite_url: str) -> None:
+    other_redirect = "http://127.0.0.1:9999/callback"
+    world = World()
+    async with manager_for(world, sqlite_url, Keyring(MasterKey.generate())) as manager:
+        await connect(manager)  # client-1 is registered and stored
+        flow = ConnectFlow(manager)
+        first = await flow.start("remote", "alice")
+        second = await flow.start("remote", "bob", redirect_uri=other_redirect)  # registers client-2
+        assert parse_qs(urlsplit(second.url).query)["client_id"] == ["client-2"]
+        stored = await load_discovered(manager.vault, "remote")
+        assert stored is not None and stored.client_id == "client-1", "not stored before the exchange"
+        state = parse_qs(urlsplit(first.url).query)["state"][0]
+        await flow.complete(f"{REDIRECT}?code=good&state={state}")
+        assert world.token_auth[-1] == _basic("client-1", world.secret), "exchanged as the requesting client"
+        stored = await load_discovered(manager.vault, "remote")
+        assert stored is not None and stored.client_id == "client-1"
+        state = parse_qs(urlsplit(second.url).query)["state"][0]
+        await flow.complete(f"{other_redirect}?code=good&state={state}")
+        assert world.token_auth[-1] == _basic("client-2", world.secret)
+        stored = await load_discovered(manager.vault, "remote")
+        assert stored is not None and stored.client_id == "client-2" and stored.redirect_uri == other_redirect
+        assert manager.bindings["remote"].client_id == "client-2"
+        assert await flow.purge() == 0
+        assert not [n for n in await manager.vault.names() if n.startswith("oauth-state")]
+
+
+async def test_concurrent_connects_register_one_client(sqlite_url: str) -> None:
+    world = World()
+    urls: list[str] = []
+    async with manager_for(world, sqlite_url, Keyring(MasterKey.generate())) as manager:
+        flow = ConnectFlow(manager)
+
+        async def start(account: str) -> None:
+            urls.append((await flow.start("remote", account)).url)
+
+        async with anyio.create_task_group() as tg:
+            for account in ("a", "b", "c"):
+                tg.start_soon(start, account)
+        assert len(world.registered) == 1
+        assert {parse_qs(urlsplit(u).query)["client_id"][0] for u in urls} == {"client-1"}
+        assert await load_discovered(manager.vault, "remote") is None, "stored only once a connect completes"
 
 
 async def test_an_unconnected_discovered_connector_says_how_to_connect(sqlite_url: str) -> None:

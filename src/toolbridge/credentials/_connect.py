@@ -6,7 +6,9 @@ before (it is burnt by the first attempt, good or bad), not older than its TTL (
 URL matching the registered redirect URI exactly, the RFC 9207 ``iss`` when present (required when the
 server advertises it), then exchanges the code (with RFC 8707 ``resource`` when configured). Tokens only
 travel in request and response bodies, never in a URL. A binding that discovers its server (an MCP
-upstream, see ``_mcp_connect``) runs that discovery, and client registration if needed, in ``start``.
+upstream, see ``_mcp_connect``) runs that discovery, and client registration if needed, in ``start``; the
+client it chose is sealed with the state, ``complete`` exchanges the code as that client, and only then is
+it stored as the connector's authorization (an abandoned connect changes nothing).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sqlalchemy as sa
 from toolbridge.audit import args_digest
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._manager import CredentialManager
-from toolbridge.credentials._mcp_connect import prepare_discovered
+from toolbridge.credentials._mcp_connect import DiscoveredClient, prepare_discovered, store_discovered
 from toolbridge.credentials._providers import ServerMetadata
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, Material
@@ -57,6 +59,11 @@ class Authorization:
     state_hash: str
 
 
+def _client_name(digest: str) -> str:
+    """The vault name of the discovered client a pending authorization request was made as."""
+    return f"oauth-state-client:{digest}"
+
+
 def _hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
@@ -81,8 +88,9 @@ class ConnectFlow:
                 f"connector {connector!r} has no redirect_uri",
                 hint="set connections.redirect_uri in toolbridge.yaml",
             )
+        discovered: DiscoveredClient | None = None
         if binding.discover is not None:  # an MCP upstream: find its server (and register) first
-            binding = await prepare_discovered(self.manager, connector, redirect)
+            discovered, binding = await prepare_discovered(self.manager, connector, redirect)
         metadata = await self.manager.grants.metadata(binding)
         _require_s256(metadata, connector)
         state = secrets.token_urlsafe(32)
@@ -103,6 +111,8 @@ class ConnectFlow:
                 )
             )
             await self.manager.vault.write(conn, f"oauth-state:{digest}", verifier)
+            if discovered is not None:
+                await self.manager.vault.write(conn, _client_name(digest), discovered.to_secret())
         params = self._authorize_params(binding, redirect, state, challenge)
         separator = "&" if "?" in metadata.authorization_endpoint else "?"
         return Authorization(
@@ -142,7 +152,7 @@ class ConnectFlow:
 
     async def _complete(self, callback_url: str) -> Connection:
         params = dict(parse_qsl(urlsplit(callback_url).query, keep_blank_values=True))
-        row, verifier = await self._claim_state(params.get("state"))
+        row, verifier, discovered = await self._claim_state(params.get("state"))
         self._check_redirect(callback_url, row.redirect_uri)
         if "error" in params:
             raise AuthorizationRejected(
@@ -155,7 +165,10 @@ class ConnectFlow:
                 hint="start the connect flow again; the person may have declined",
             )
         self._oauth_binding(row.connector)
-        binding = await self.manager.current_binding(row.connector)
+        if discovered is not None:  # exchange as the client the authorization request was made as
+            binding = discovered.bind(self.manager.declared(row.connector))
+        else:
+            binding = await self.manager.current_binding(row.connector)
         metadata = await self.manager.grants.metadata(binding)
         _check_issuer(params.get("iss"), metadata, row.issuer)
         code = params.get("code")
@@ -165,6 +178,8 @@ class ConnectFlow:
             )
         endpoint = await self.manager.grants.endpoint(binding)
         tokens = await endpoint.exchange_code(code, verifier=verifier.reveal(), redirect_uri=row.redirect_uri)
+        if discovered is not None:
+            await store_discovered(self.manager, row.connector, discovered)
         connection = await self.manager.add(row.connector, row.account, Material(tokens=tokens))
         await self.manager.record(
             "(credentials.connect)",
@@ -176,7 +191,9 @@ class ConnectFlow:
         )
         return connection
 
-    async def _claim_state(self, state: str | None) -> tuple[sa.Row[tuple[object, ...]], Secret]:
+    async def _claim_state(
+        self, state: str | None
+    ) -> tuple[sa.Row[tuple[object, ...]], Secret, DiscoveredClient | None]:
         if not state:
             raise AuthorizationRejected(
                 "the callback has no state parameter", hint="start the connect flow again"
@@ -194,7 +211,9 @@ class ConnectFlow:
                 oauth_states.update().where(t.state_hash == digest, t.used_at.is_(None)).values(used_at=now)
             )
             verifier = await self.manager.vault.read(conn, f"oauth-state:{digest}")
+            client = await self.manager.vault.read(conn, _client_name(digest))
             await self.manager.vault.remove(conn, f"oauth-state:{digest}")
+            await self.manager.vault.remove(conn, _client_name(digest))
         if burnt.rowcount != 1 or verifier is None:
             raise AuthorizationRejected(
                 "the callback's state was already used", hint="start the connect flow again"
@@ -204,7 +223,7 @@ class ConnectFlow:
                 "the callback's state has expired (older than the flow's time limit)",
                 hint="start the connect flow again and finish within 10 minutes",
             )
-        return row, verifier
+        return row, verifier, DiscoveredClient.from_secret(client) if client is not None else None
 
     @staticmethod
     def _check_redirect(callback_url: str, registered: str) -> None:
@@ -238,6 +257,7 @@ class ConnectFlow:
             rows = (await conn.execute(sa.select(t.state_hash).where(t.expires_at < now))).all()
             for r in rows:
                 await self.manager.vault.remove(conn, f"oauth-state:{r.state_hash}")
+                await self.manager.vault.remove(conn, _client_name(r.state_hash))
             await conn.execute(oauth_states.delete().where(t.expires_at < now))
         return len(rows)
 

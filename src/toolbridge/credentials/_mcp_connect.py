@@ -9,20 +9,29 @@ learns everything at connect time:
    every endpoint must be https (or http on a loopback host);
 3. without a configured ``client_id``, toolbridge registers itself (RFC 7591) as a public client —
    ``token_endpoint_auth_method: none``, the redirect URI, ``authorization_code`` + ``refresh_token`` —
-   and reuses that registration while the server and the redirect URI stay the same;
-4. the outcome (server, resource, scopes, client id and any client secret) is sealed in the vault as
-   ``mcp-authorization:<connector>``, so refreshes in any process use the same server, client and
-   ``resource``. Nothing of it is logged except the client id, which is not a secret.
+   and reuses that registration while the server and the redirect URI stay the same; a configured
+   confidential client authenticates with ``client_secret_basic`` unless the server's
+   ``token_endpoint_auth_methods_supported`` lists only ``client_secret_post`` (RFC 6749 §2.3.1);
+4. the outcome (server, resource, scopes, client id and any client secret) travels with the pending
+   authorization request (sealed in the vault next to its PKCE verifier) and, once the code exchange
+   succeeded, is sealed as ``mcp-authorization:<connector>``, so refreshes in any process use the same
+   server, client and ``resource``. An abandoned connect never replaces the stored registration.
+   Nothing of it is logged except the client id, which is not a secret.
+
+Discovery and registration are serialized per manager and connector (an ``anyio.Lock``); concurrent
+connects in one process share a registration that has not been stored yet.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import anyio
 import httpx2
 
 from toolbridge.credentials._config import AuthConfig
@@ -40,7 +49,14 @@ from toolbridge.errors import ConfigurationError, UpstreamUnavailable
 if TYPE_CHECKING:
     from toolbridge.credentials._manager import CredentialManager
 
-__all__ = ["DiscoveredClient", "load_discovered", "prepare_discovered", "register_client", "vault_name"]
+__all__ = [
+    "DiscoveredClient",
+    "load_discovered",
+    "prepare_discovered",
+    "register_client",
+    "store_discovered",
+    "vault_name",
+]
 
 logger = logging.getLogger("toolbridge.credentials")
 _GRANTS = ("authorization_code", "refresh_token")
@@ -124,20 +140,51 @@ async def load_discovered(vault: Vault, connector: str) -> DiscoveredClient | No
     return DiscoveredClient.from_secret(found) if found is not None else None
 
 
-async def prepare_discovered(manager: CredentialManager, connector: str, redirect_uri: str) -> AuthConfig:
-    """Discover the upstream's authorization server, register a client if needed, store and install it."""
+@dataclass(slots=True)
+class _Pending:
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    registered: DiscoveredClient | None = None
+    """A registration made for a connect not completed yet (reused by concurrent connects)."""
+
+
+_pending: weakref.WeakKeyDictionary[CredentialManager, dict[str, _Pending]] = weakref.WeakKeyDictionary()
+
+
+def _pending_for(manager: CredentialManager, connector: str) -> _Pending:
+    return _pending.setdefault(manager, {}).setdefault(connector, _Pending())
+
+
+async def prepare_discovered(
+    manager: CredentialManager, connector: str, redirect_uri: str
+) -> tuple[DiscoveredClient, AuthConfig]:
+    """Discover the upstream's authorization server and register a client if needed.
+
+    Nothing is stored or installed: the caller keeps the client with its pending authorization request
+    and calls :func:`store_discovered` once the code exchange succeeded."""
     declared = manager.declared(connector)
+    assert declared.discover is not None
+    pending = _pending_for(manager, connector)
+    async with pending.lock:
+        chosen = await _choose(manager, declared, pending, connector, redirect_uri)
+    return chosen, chosen.bind(declared)
+
+
+async def _choose(
+    manager: CredentialManager, declared: AuthConfig, pending: _Pending, connector: str, redirect_uri: str
+) -> DiscoveredClient:
     assert declared.discover is not None
     client = manager.client
     challenge = await probe_challenge(client, declared.discover)
     found = await discover_mcp_authorization(client, declared.discover, challenge)
     metadata = await manager.grants.metadata(found.binding(client_id="-", redirect_uri=redirect_uri))
     _check_server(metadata, found)
-    stored = await load_discovered(manager.vault, connector)
+    issuer, now = found.authorization_server, manager.clock()
     if declared.client_id:
-        method = "client_secret_post" if declared.client_secret is not None else "none"
-        chosen = DiscoveredClient(
-            found.authorization_server,
+        method = "none"
+        if declared.client_secret is not None:
+            method = token_auth_method(metadata.token_auth_methods)
+        return DiscoveredClient(
+            issuer,
             found.resource,
             found.scopes,
             declared.client_id,
@@ -146,12 +193,31 @@ async def prepare_discovered(manager: CredentialManager, connector: str, redirec
             auth_method=method,
             client_secret=declared.client_secret,
         )
-    elif stored is not None and stored.reusable(found.authorization_server, redirect_uri, manager.clock()):
-        chosen = replace(stored, resource=found.resource, scopes=found.scopes)
-    else:
-        chosen = await _register(client, metadata, found, connector, redirect_uri, manager.clock())
-    await manager.vault.put(vault_name(connector), chosen.to_secret())
-    return manager.install_binding(connector, chosen.bind(declared))
+    for known in (pending.registered, await load_discovered(manager.vault, connector)):
+        if known is not None and known.reusable(issuer, redirect_uri, now):
+            return replace(known, resource=found.resource, scopes=found.scopes)
+    pending.registered = await _register(client, metadata, found, connector, redirect_uri, now)
+    return pending.registered
+
+
+async def store_discovered(
+    manager: CredentialManager, connector: str, chosen: DiscoveredClient
+) -> AuthConfig:
+    """Seal ``chosen`` as the connector's authorization (after a successful code exchange) and use it."""
+    pending = _pending_for(manager, connector)
+    async with pending.lock:
+        await manager.vault.put(vault_name(connector), chosen.to_secret())
+        if pending.registered is not None and pending.registered.client_id == chosen.client_id:
+            pending.registered = None
+    return manager.install_binding(connector, chosen.bind(manager.declared(connector)))
+
+
+def token_auth_method(supported: tuple[str, ...] | None) -> str:
+    """How a configured confidential client authenticates at the token endpoint (RFC 6749 §2.3.1:
+    servers must support HTTP Basic; the body is optional): basic unless only post is listed."""
+    if supported is None or "client_secret_basic" in supported or "client_secret_post" not in supported:
+        return "client_secret_basic"
+    return "client_secret_post"
 
 
 def _check_server(metadata: ServerMetadata, found: McpAuthorization) -> None:

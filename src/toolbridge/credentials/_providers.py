@@ -155,6 +155,8 @@ class ServerMetadata:
     iss_parameter_supported: bool = False
     registration_endpoint: str | None = None
     """RFC 7591 dynamic client registration, when the server offers it."""
+    token_auth_methods: tuple[str, ...] | None = None
+    """``token_endpoint_auth_methods_supported`` (None: the server did not say)."""
 
     @classmethod
     def from_provider(cls, provider: ProviderDef) -> ServerMetadata:
@@ -223,4 +225,9 @@ def _metadata(doc: Any, issuer: str, url: str) -> ServerMetadata:
         code_challenge_methods=tuple(methods) if isinstance(methods, list) else (),
         iss_parameter_supported=bool(doc.get("authorization_response_iss_parameter_supported", False)),
         registration_endpoint=str(registration) if isinstance(registration, str) else None,
+        token_auth_methods=_strings(doc.get("token_endpoint_auth_methods_supported")),
     )
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else None
