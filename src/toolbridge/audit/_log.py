@@ -4,6 +4,10 @@ Calls hand their entry to :meth:`AuditLog.record` and go on; a writer task appen
 transaction per batch. The chain head row is locked by the first statement of that transaction
 (``UPDATE … RETURNING``), so writers in several processes or replicas take turns and the chain stays
 linear. :meth:`flush` waits until everything recorded so far is durable; closing the log flushes.
+
+On SQLite the writer is a thread with a plain ``sqlite3`` connection (``_sqlite``), so the event loop
+serving calls spends nothing on SQLAlchemy and aiosqlite round trips; on PostgreSQL it is a task on
+the loop, writing through the async engine.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge.audit._chain import GENESIS, AuditEntry, AuditRecord, chain_hash
+from toolbridge.audit._sqlite import SqliteWriter
 from toolbridge.errors import StorageError
 from toolbridge.storage import Database, audit_events, audit_head
 
@@ -44,8 +49,15 @@ class AuditLog:
         self._linger = linger
         self._send: MemoryObjectSendStream[AuditEntry | anyio.Event] | None = None
         self._tg: TaskGroup | None = None
+        self._thread: SqliteWriter | None = None
 
     async def __aenter__(self) -> AuditLog:
+        path = _sqlite_file(self._db)
+        if path is not None:
+            writer = SqliteWriter(path, queue_size=self._queue_size, linger=self._linger, batch=_BATCH)
+            await writer.start()
+            self._thread = writer
+            return self
         send, receive = anyio.create_memory_object_stream[AuditEntry | anyio.Event](self._queue_size)
         self._send = send
         self._tg = anyio.create_task_group()
@@ -54,6 +66,10 @@ class AuditLog:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            await thread.aclose()  # writes what is queued, then ends
+            return
         if self._send is None or self._tg is None:
             return
         send, tg = self._send, self._tg
@@ -63,13 +79,23 @@ class AuditLog:
 
     async def record(self, entry: AuditEntry) -> None:
         """Queue ``entry``; waits only when the queue is full (back-pressure, never loss)."""
+        if self._thread is not None:
+            await self._thread.put(entry)
+            return
         if self._send is None:
             await self._append([entry])
             return
-        await self._send.send(entry)
+        try:
+            self._send.send_nowait(entry)  # no checkpoint: a call cancelled now still leaves its row
+        except anyio.WouldBlock:
+            await self._send.send(entry)
 
     async def flush(self) -> None:
         """Return once every entry recorded before this call is in the database."""
+        if self._thread is not None:
+            with anyio.fail_after(30):
+                await self._thread.flush()
+            return
         if self._send is None:
             return
         done = anyio.Event()
@@ -176,6 +202,17 @@ class AuditLog:
                 f"{head['seq']}: rows were deleted from the end",
             )
         return Verification(True, checked)
+
+
+def _sqlite_file(database: Database) -> str | None:
+    """The file of an open SQLite database (None for PostgreSQL, or a database not open yet)."""
+    if database.dialect != "sqlite":
+        return None
+    try:
+        url = database.engine.url
+    except RuntimeError:
+        return None
+    return url.database or None
 
 
 async def _lock_head(conn: AsyncConnection, count: int) -> tuple[int, str]:
