@@ -21,14 +21,15 @@ from mcp.client.sse import sse_client
 
 from tests.e2e.test_mcp_federation import EVERYTHING_CALLS, _same, comparable
 from toolbridge import Hub, Limits, Principal
-from toolbridge.connectors.mcp import HttpServer, McpConnector
-from toolbridge.connectors.mcp._channel import Message
+from toolbridge.connectors.mcp import HttpServer, McpConnector, _sse
+from toolbridge.connectors.mcp._channel import Message, SessionExpired
 from toolbridge.connectors.mcp._http import UPSTREAM_AUTH
 from toolbridge.connectors.mcp._sse import SseChannel, SseEvents
 from toolbridge.errors import (
     ConfigurationError,
     OutcomeUnknown,
     ToolExecutionError,
+    UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -152,7 +153,8 @@ Script = Callable[[Message, Callable[[bytes], Awaitable[None]]], Awaitable[None]
 
 
 class RawSse:
-    """GET /sse answers ``head`` bytes then keeps the stream; each POST is 202 and runs ``on_post``."""
+    """GET /sse answers ``head`` bytes then keeps the stream; each POST is 202 and runs ``on_post``
+    (or, given ``answer``, gets the raw HTTP response it makes of the message)."""
 
     def __init__(
         self,
@@ -161,8 +163,10 @@ class RawSse:
         *,
         content_type: str = "text/event-stream",
         close: bool = False,
+        answer: Callable[[Message], bytes] | None = None,
     ) -> None:
         self.head = head
+        self.answer = answer
         self.close = close
         self.on_post = on_post
         self.content_type = content_type
@@ -187,6 +191,9 @@ class RawSse:
                 body += await client.receive()
             self.posts.append(json.loads(body))
             self.post_headers.append(headers)
+            if self.answer is not None:
+                await client.send(self.answer(self.posts[-1]))
+                return
             await client.send(b"HTTP/1.1 202 Accepted\r\ncontent-length: 8\r\n\r\nAccepted")
             if self.on_post is not None and self.send_event is not None:
                 await self.on_post(self.posts[-1], self.send_event.send)
@@ -306,6 +313,62 @@ async def test_a_dropped_stream_fails_the_pending_request_as_sent() -> None:
         assert not again.value.sent  # a dead channel sends nothing: the connector opens a new one
 
 
+def http(status: str, body: bytes, content_type: str = "application/json") -> bytes:
+    head = f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def rpc_error(message: Message) -> bytes:
+    error = {"code": -32602, "message": "bad params"}
+    return json.dumps({"jsonrpc": "2.0", "id": message["id"], "error": error}).encode()
+
+
+async def test_a_jsonrpc_error_in_a_4xx_answers_the_call_at_once() -> None:
+    server = RawSse(
+        b"event: endpoint\ndata: /messages\n\n", answer=lambda m: http("400 Bad Request", rpc_error(m))
+    )
+    async with raw(server) as url, channel_to(url) as channel:
+        with anyio.fail_after(5):  # not at a deadline: the POST's answer is the response
+            response = await channel.request({"jsonrpc": "2.0", "id": 3, "method": "tools/call"}, {})
+        assert response == {"jsonrpc": "2.0", "id": 3, "error": {"code": -32602, "message": "bad params"}}
+        assert channel.alive and not channel._pending  # type: ignore[attr-defined]
+
+
+async def test_an_inline_json_response_to_a_post_answers_the_call() -> None:
+    def inline(message: Message) -> bytes:
+        return http(
+            "200 OK", json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {"n": 1}}).encode()
+        )
+
+    server = RawSse(b"event: endpoint\ndata: /messages\n\n", answer=inline)
+    async with raw(server) as url, channel_to(url) as channel:
+        with anyio.fail_after(5):
+            response = await channel.request({"jsonrpc": "2.0", "id": "a", "method": "tools/list"}, {})
+        assert response["result"] == {"n": 1}
+
+
+async def test_a_404_for_a_post_expires_the_session_even_with_a_jsonrpc_body() -> None:
+    server = RawSse(
+        b"event: endpoint\ndata: /messages\n\n", answer=lambda m: http("404 Not Found", rpc_error(m))
+    )
+    async with raw(server) as url, channel_to(url) as channel:
+        with anyio.fail_after(5), pytest.raises(SessionExpired):
+            await channel.request({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}, {})
+        assert not channel.alive  # the connector opens a new channel and tries once more
+
+
+async def test_an_http_error_without_a_jsonrpc_body_fails_the_call_with_its_status() -> None:
+    server = RawSse(
+        b"event: endpoint\ndata: /messages\n\n",
+        answer=lambda m: http("503 Service Unavailable", b"overloaded", "text/plain"),
+    )
+    async with raw(server) as url, channel_to(url) as channel:
+        with anyio.fail_after(5), pytest.raises(UpstreamStatusError) as caught:
+            await channel.request({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}, {})
+        assert caught.value.upstream_status == 503
+        assert not channel._pending  # type: ignore[attr-defined]
+
+
 EVENTS = [("endpoint", "/messages?x=1"), ("message", '{"a": 1}'), ("message", "line one\nline two")]
 WIRE = (
     b"event: endpoint\r\ndata: /messages?x=1\r\n\r\n"  # CRLF
@@ -335,3 +398,25 @@ def test_settings_take_the_transport_and_refuse_what_cannot_work() -> None:
         )
     with pytest.raises(ConfigurationError, match="stateless"):
         HttpServer(url="http://h/sse", transport="sse", protocol="2026-07-28")
+
+
+def test_a_large_event_in_small_chunks_parses() -> None:
+    payload = bytes(range(32, 127)) * (4 * 1024 * 1024 // 95)  # ~4 MB, no line ends
+    wire = b"event: big\r\ndata: " + payload + b"\r\ndata: tail\r\n\r\n" + WIRE
+    events = SseEvents()
+    seen = [e for i in range(0, len(wire), 65536) for e in events.feed(wire[i : i + 65536])]
+    assert seen == [("big", payload.decode() + "\ntail"), *EVENTS]
+
+
+async def test_an_event_over_the_limit_ends_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_sse, "_MAX_EVENT", 1000)
+    chunks = [b"data: small\n\n" + b"data: " + b"x" * 600, b"x" * 600, b"\n\n", b"data: late\n\n"]
+
+    async def receive() -> bytes:
+        return chunks.pop(0)
+
+    events = SseEvents(receive)
+    assert await events.next() == ("message", "small")  # what came before still arrives
+    with pytest.raises(_sse._StreamEnded, match="over 1000 bytes"):
+        await events.next()
+    assert events.feed(b"data: more\n\n") == []  # the stream is over

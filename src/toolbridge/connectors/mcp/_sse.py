@@ -8,7 +8,9 @@ its response arrives on the stream, as do notifications and the server's own req
 The stream is the session: when it ends, every pending request fails with
 :class:`~toolbridge.errors.UpstreamUnavailable` (``sent=True``) and the channel is dead, so the connector
 opens a new one for the next call. A 404 for a POST (the server forgot the session) raises
-:class:`SessionExpired`.
+:class:`SessionExpired`. A POST's own answer can also settle its request at once: a JSON-RPC error (sent
+with any HTTP status) or an inline response with the request's id answers it; another HTTP error fails it
+with :class:`~toolbridge.errors.UpstreamStatusError`.
 
 POSTs go through an :class:`HttpChannel` aimed at the endpoint (pooled keep-alive connections, the
 static headers and each call's own credentials, :data:`~._http.UPSTREAM_AUTH`, read at send time). The
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,7 +33,7 @@ import h11
 
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._config import HttpServer
-from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel, auth_headers
+from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel, _RpcAnswer, auth_headers
 from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamUnavailable
 
 __all__ = ["SseChannel", "SseEvents"]
@@ -40,7 +43,8 @@ logger = logging.getLogger("toolbridge.connectors.mcp")
 _READ = 65536
 _CONNECT_TIMEOUT = 10.0
 _ENDPOINT_TIMEOUT = 10.0
-_MAX_EVENT = 64 * 1024 * 1024
+_MAX_EVENT = 16 * 1024 * 1024
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 _TRANSPORT_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 
 
@@ -53,44 +57,83 @@ class SseEvents:
 
     Lines end in CRLF, LF or CR; ``data:`` lines of one event are joined with newlines; comments,
     ``id:`` and ``retry:`` are ignored; an event without data is not dispatched (the SSE standard).
+
+    Each chunk is scanned once (the partial line is kept as a list of pieces, never rescanned), so an
+    event costs time linear in its size. An event over :data:`_MAX_EVENT` bytes ends the stream.
     """
 
     def __init__(self, receive: Callable[[], Awaitable[bytes]] | None = None) -> None:
         self._receive = receive
-        self._buffer = b""
+        self._partial: list[bytes] = []  # the pieces of the line not yet ended
+        self._partial_size = 0
+        self._after_cr = False  # the last line ended in CR: a LF that comes next is the rest of a CRLF
         self._type = ""
         self._data: list[bytes] = []
+        self._size = 0  # bytes held for the current event: its data lines and the partial line
         self._ready: deque[tuple[str, str]] = deque()
+        self._error: str | None = None
 
     async def next(self) -> tuple[str, str]:
-        """The next event; :class:`_StreamEnded` once the stream is over."""
+        """The next event; :class:`_StreamEnded` once the stream is over (or an event is too large)."""
         assert self._receive is not None, "give the events a receive function"
         while not self._ready:
+            if self._error is not None:
+                raise _StreamEnded(self._error)
             self._ready.extend(self.feed(await self._receive()))
-            if len(self._buffer) + sum(len(d) for d in self._data) > _MAX_EVENT:
-                raise _StreamEnded(f"an event is over {_MAX_EVENT} bytes")
         return self._ready.popleft()
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
-        """Take the next bytes of the stream; the events they complete."""
-        self._buffer += chunk
-        held = self._buffer.endswith(b"\r")  # may yet be the first half of a CRLF: decide with more bytes
-        text = self._buffer[:-1] if held else self._buffer
-        lines = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        self._buffer = lines.pop() + (b"\r" if held else b"")
-        return [event for line in lines if (event := self._line(line)) is not None]
+        """Take the next bytes of the stream; the events they complete.
+
+        Once an event has grown over :data:`_MAX_EVENT` bytes, the rest of the stream is ignored and
+        :meth:`next` raises :class:`_StreamEnded` when the events before it have been taken.
+        """
+        if self._error is not None or not chunk:
+            return []
+        start = 0
+        if self._after_cr and chunk[0] == 0x0A:
+            start = 1
+        self._after_cr = False
+        events: list[tuple[str, str]] = []
+        for match in _LINE_END.finditer(chunk, start):
+            self._partial.append(chunk[start : match.start()])
+            line = b"".join(self._partial)
+            self._partial = []
+            self._size -= self._partial_size
+            self._partial_size = 0
+            start = match.end()
+            if (event := self._line(line)) is not None:
+                events.append(event)
+            if self._too_big():
+                return events
+        rest = chunk[start:]
+        if rest:
+            self._partial.append(rest)
+            self._partial_size += len(rest)
+            self._size += len(rest)
+            self._too_big()
+        self._after_cr = chunk.endswith(b"\r")
+        return events
+
+    def _too_big(self) -> bool:
+        if self._size <= _MAX_EVENT:
+            return False
+        self._error = f"an SSE event is over {_MAX_EVENT} bytes; toolbridge ended the stream"
+        self._partial, self._data, self._size, self._partial_size = [], [], 0, 0
+        return True
 
     def _line(self, line: bytes) -> tuple[str, str] | None:
         if not line:
             event = None
             if self._data:
                 event = (self._type or "message", b"\n".join(self._data).decode(errors="replace"))
-            self._type, self._data = "", []
+            self._type, self._data, self._size = "", [], self._partial_size
             return event
         name, _, value = line.partition(b":")
         value = value.removeprefix(b" ")
         if name == b"data":
             self._data.append(value)
+            self._size += len(value) + 1
         elif name == b"event":
             self._type = value.decode(errors="replace")
         return None
@@ -122,6 +165,31 @@ class _Receive:
                 raise _StreamEnded("the server closed the SSE stream")
 
 
+class _Poster(HttpChannel):
+    """The POSTs to the endpoint: an :class:`HttpChannel` whose answers the SSE channel reads itself."""
+
+    async def post(
+        self, message: Message, headers: Mapping[str, str], on_request: Callable[[Message], Awaitable[None]]
+    ) -> Message | None:
+        """POST ``message``; the answer to it carried by the POST's own response (an inline response
+        with its id, or a JSON-RPC error sent with an HTTP error status), else ``None``."""
+        answer: Message | None = None
+        try:
+            async for item in self._exchange(message, headers):
+                if "method" in item:
+                    await on_request(item)
+                elif answer is None and "id" in message and item.get("id") == message["id"]:
+                    answer = item
+        except _RpcAnswer as rpc:
+            return {**rpc.message, "id": message.get("id")}
+        return answer
+
+    def _raise_status(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        if status == 404:  # the session lives in the endpoint URL: a 404 means the server forgot it
+            raise SessionExpired("HTTP 404")
+        super()._raise_status(status, headers, body)
+
+
 class _Pending:
     __slots__ = ("done", "response", "scope")
 
@@ -149,7 +217,7 @@ class SseChannel:
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._origin = _origin(server.url)
         self._stream: anyio.abc.ByteStream | None = None
-        self._poster: HttpChannel | None = None
+        self._poster: _Poster | None = None
         self._endpoint_url: str | None = None
         self._pending: dict[int | str, _Pending] = {}
         self._alive = False
@@ -187,7 +255,7 @@ class SseChannel:
             raise
         self._stream = stream
         self._endpoint_url = endpoint
-        self._poster = HttpChannel(
+        self._poster = _Poster(
             HttpServer(url=endpoint, headers=self._server.headers, protocol="2025-11-25"), self._on_message
         )
         self._alive = True
@@ -212,7 +280,10 @@ class SseChannel:
         self._pending[message["id"]] = pending
         try:
             with pending.scope:
-                await self._post(message, headers)
+                inline = await self._post(message, headers)
+                if inline is not None:  # answered in the POST's own response, not on the stream
+                    pending.response = pending.response or inline
+                    pending.done.set()
                 await pending.done.wait()
         finally:
             self._pending.pop(message["id"], None)
@@ -228,18 +299,24 @@ class SseChannel:
     async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
         await self._post(message, headers)
 
-    async def _post(self, message: Message, headers: Mapping[str, str]) -> None:
+    async def _post(self, message: Message, headers: Mapping[str, str]) -> Message | None:
+        """POST ``message``; the response to it if the POST's own answer carries one.
+
+        The server normally answers 202 and sends the response on the stream. A JSON-RPC error in the
+        POST's answer (whatever the HTTP status) or an inline response with the request's id answers the
+        request at once; a 404 means the server forgot the session (:class:`SessionExpired`); another
+        HTTP error raises :class:`UpstreamStatusError`.
+        """
         poster = self._poster
         if not self._alive or poster is None:
             raise UpstreamUnavailable(f"{self.describe}: {self._ended}", sent=False)
         try:
-            await poster.notify(message, headers)
-        except UpstreamStatusError as exc:
-            if exc.upstream_status == 404:  # the server no longer knows the session of the endpoint
-                self._alive = False
-                self._ended = "the server forgot the session (HTTP 404)"
-                raise SessionExpired("HTTP 404") from exc
+            answer = await poster.post(message, headers, self._from_server)
+        except SessionExpired:
+            self._alive = False
+            self._ended = "the server forgot the session (HTTP 404)"
             raise
+        return answer if "method" in message and "id" in message else None  # a reply's answer is no one's
 
     # -- the stream --------------------------------------------------------------------------------
 
