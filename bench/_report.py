@@ -14,6 +14,7 @@ from typing import Any
 
 from _load import Connect, Latency, connector
 from _uvicorn import SETTINGS as UVICORN_SETTINGS
+from _uvicorn import stack
 
 CLIENT_BOUND = 0.85
 """A load-generating client using this share of a core is the bottleneck, not the server."""
@@ -193,7 +194,7 @@ def dump_results(path: Path, plan: Any, results: Mapping[str, Any], headline: li
             "loadavg": os.getloadavg(),
         },
         "plan": asdict(plan),
-        "uvicorn": UVICORN_SETTINGS,
+        "uvicorn": {**UVICORN_SETTINGS, "stack": stack()},
         "targets": {
             name: {**asdict(o), "sequential": latency(o.sequential), "concurrent": latency(o.concurrent)}
             for name, o in results.items()

@@ -75,13 +75,13 @@ def upstream(port: int) -> None:
 
 
 def toolbridge(port: int, key_file: str, config: str) -> None:
-    import asyncio
     import os
     from pathlib import Path
 
     import uvicorn
 
     from _uvicorn import config as uvicorn_config
+    from _uvicorn import run_main
     from toolbridge import Hub
     from toolbridge.surfaces.app import create_app
 
@@ -94,7 +94,7 @@ def toolbridge(port: int, key_file: str, config: str) -> None:
             os.replace(partial, key_file)
             await uvicorn.Server(uvicorn_config(create_app(hub, manage_hub=False), port)).serve()
 
-    asyncio.run(serve())
+    run_main(serve())
 
 
 def fastmcp(port: int, upstream_url: str) -> None:

@@ -7,14 +7,13 @@ Usage: ``python bench/serve_toolbridge.py PORT KEY_FILE [DATABASE_URL]``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
 
 import uvicorn
 
-from _uvicorn import config
+from _uvicorn import config, run_main
 from toolbridge import Hub
 from toolbridge.surfaces.app import create_app
 
@@ -41,4 +40,4 @@ async def serve(port: int, key_file: Path, database: str | None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None))
+    run_main(serve(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None))

@@ -6,14 +6,13 @@ when the hub starts; the agent key is written to KEY_FILE before the app serves.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
 
 import uvicorn
 
-from _uvicorn import config
+from _uvicorn import config, run_main
 from toolbridge import Hub
 from toolbridge.connectors.mcp import HttpServer, McpConnector
 from toolbridge.surfaces.app import create_app
@@ -31,4 +30,4 @@ async def serve(port: int, key_file: Path, upstream: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]))
+    run_main(serve(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]))

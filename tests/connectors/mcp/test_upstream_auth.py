@@ -64,6 +64,8 @@ class Gate:
     valid: set[str]
     seen: list[dict[str, str]] = field(default_factory=list)
     refused: int = 0
+    refused_calls: int = 0
+    """Refused ``tools/call`` requests (the connector's background listen stream is refused too)."""
 
     def wrap(self, app: Any) -> Any:
         async def gated(scope: Scope, receive: Any, send: Any) -> None:
@@ -78,6 +80,7 @@ class Gate:
                 await app(scope, receive, send)
                 return
             self.refused += 1
+            self.refused_calls += headers.get("mcp-method") == "tools/call"
             challenge = b'Bearer error="invalid_token", resource_metadata="http://127.0.0.1/.well-known/x"'
             await send(
                 {
@@ -195,10 +198,10 @@ async def test_a_401_refreshes_the_oauth_connection_once_and_retries(sqlite_url:
             await manager.add("up", "default", Material(tokens=TokenSet.from_response(doc, now=time.time())))
             await until_tools(hub, connector, "up.add")
             tokens.revoke_access()  # the upstream no longer takes the current access token
-            refused = gate.refused
+            refused = gate.refused_calls
             result = await hub.call(AGENT, "up.add", {"a": 20, "b": 22})
             assert result.value["content"][0]["text"] == "42"
-            assert tokens.refreshes == 1 and gate.refused == refused + 1
+            assert tokens.refreshes == 1 and gate.refused_calls == refused + 1
             assert gate.seen[-1]["authorization"].removeprefix("Bearer ") in tokens.access
 
 
