@@ -2,12 +2,17 @@
 
 ``grow(name)`` adds a tool called ``name`` and tells the client (``notifications/tools/list_changed`` in
 the handshake era, a ``subscriptions/listen`` event in the stateless one);
-``shout(text)`` sends ``text`` as a warning log message and answers "ok". Used by test_notify.py.
+``shout(text, level)`` sends ``text`` as a log message and answers "ok"; ``where(region)`` declares its
+argument as an ``x-mcp-header`` (stateless-era clients must mirror it into ``Mcp-Param-Region``). Used by
+test_notify.py.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
 
 server = MCPServer("growing")
 
@@ -29,5 +34,15 @@ async def shout(text: str, level: str, ctx: Context) -> str:
     return "ok"
 
 
+@server.tool(description="Say where the call was routed (the region travels as an Mcp-Param-Region header).")
+def where(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+    return f"routed to {region}"
+
+
 if __name__ == "__main__":
-    server.run("stdio")
+    import sys
+
+    if sys.argv[1:2] == ["http"]:  # growing_server.py http PORT: streamable HTTP on 127.0.0.1
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")

@@ -29,10 +29,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 from starlette.applications import Starlette
 
-from tests.connectors.mcp.conftest import EVERYTHING, NODE, everything_stdio, require
+from tests.connectors.mcp.conftest import EVERYTHING, NODE, everything_stdio, free_port, require
 from toolbridge import Hub, Principal
 from toolbridge.connectors._events import ListChanged, LogMessage
-from toolbridge.connectors.mcp import McpConnector, StdioServer
+from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
 from toolbridge.surfaces.mcp import McpSurface
 
 pytestmark = [
@@ -274,3 +274,32 @@ async def test_prompt_and_resource_reads_are_audited_as_the_agent_without_their_
     read, got = rows["resources/read ev"], rows[f"prompts/get {prompt.name}"]
     assert (read.principal, read.outcome, got.outcome) == ("agent:watcher", "ok", "ok")
     assert uri not in str([r.as_dict() for r in records])  # digested, never stored
+
+
+@asynccontextmanager
+async def growing_over_http() -> AsyncIterator[str]:
+    """The growing server on streamable HTTP (where ``Mcp-Param-*`` headers exist); yields its URL."""
+    port = free_port()
+    async with await anyio.open_process([sys.executable, str(GROWING), "http", str(port)]) as process:
+        try:
+            with anyio.fail_after(WAIT):
+                while True:  # bounded polling until it listens
+                    try:
+                        await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                        break
+                    except OSError:
+                        await anyio.sleep(0.05)
+            yield f"http://127.0.0.1:{port}/mcp"
+        finally:
+            process.terminate()
+
+
+async def test_arguments_annotated_x_mcp_header_travel_as_mcp_param_headers_to_a_stateless_upstream() -> None:
+    async with growing_over_http() as url:
+        hub = Hub()
+        connector = McpConnector("grow", HttpServer(url))
+        hub.add_connector(connector)
+        async with hub:
+            assert connector.connected
+            result = await hub.call(Principal.local(), "grow.where", {"region": "eu-west"})
+    assert result.value["content"][0]["text"] == "routed to eu-west"

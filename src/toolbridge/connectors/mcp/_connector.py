@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
+from mcp.shared.inbound import find_invalid_x_mcp_header, mcp_param_headers, x_mcp_header_map
 
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
@@ -114,6 +115,8 @@ class _Entry:
     upstream: str
     tool: Tool
     review: ToolReview
+    param_headers: Mapping[tuple[str, ...], str] = dataclasses.field(default_factory=dict)
+    """Argument path → ``Mcp-Param-*`` token, from the upstream schema's ``x-mcp-header`` annotations."""
 
 
 class McpConnector:
@@ -433,13 +436,14 @@ class McpConnector:
         tool: str | None = None,
         deadline: float | None = None,
         connection: str | None = None,
+        param_headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """The result of one upstream request on the shared session — or, given a ``connection``, on that
         connection's own pooled session — re-established once if needed."""
         for attempt in (1, 2):
             session = await self._acquire(connection, deadline)
             try:
-                result = await session.request(method, params)
+                result = await session.request(method, params, param_headers=param_headers)
             except SessionExpired as exc:
                 await self._drop(session, connection, failed=False)
                 if attempt == 2:
@@ -571,6 +575,8 @@ class McpConnector:
     async def _discover(self, session: Session) -> None:
         listed = await session.list_all("tools/list", "tools")
         upstream = {str(t["name"]): t for t in listed if isinstance(t.get("name"), str)}
+        for bad in [n for n, t in upstream.items() if session.modern and _invalid_headers(n, t)]:
+            del upstream[bad]  # the stateless era: clients MUST leave such tools out
         names = catalog_names(self._name, upstream)
         definitions = {
             names[u]: pinned_definition(t) for u, t in upstream.items() if not self._rules.hidden(u)
@@ -614,7 +620,7 @@ class McpConnector:
             output_schema=listed["outputSchema"] if isinstance(listed.get("outputSchema"), dict) else None,
             meta=MappingProxyType(meta),
         )
-        return _Entry(upstream, tool, review)
+        return _Entry(upstream, tool, review, MappingProxyType(x_mcp_header_map(listed.get("inputSchema"))))
 
     def _set_entries(self, entries: dict[str, _Entry]) -> None:
         before = {n: e.review.digest + e.review.state for n, e in self._entries.items()}
@@ -688,12 +694,26 @@ class McpConnector:
         own = self._own_session(credentials)
         try:
             result = await self.request(
-                "tools/call", params, tool=tool.name, deadline=invocation.deadline, connection=own
+                "tools/call",
+                params,
+                tool=tool.name,
+                deadline=invocation.deadline,
+                connection=own,
+                param_headers=mcp_param_headers(entry.param_headers, arguments)
+                if entry.param_headers
+                else None,
             )
         finally:
             UPSTREAM_AUTH.reset(auth)
             self._progress.pop(token, None)
         return _call_value(result, tool.name)
+
+
+def _invalid_headers(name: str, listed: Mapping[str, Any]) -> bool:
+    reason = find_invalid_x_mcp_header(listed.get("inputSchema"))
+    if reason is not None:
+        logger.warning("leaving out upstream tool %r: invalid x-mcp-header (%s)", name, reason)
+    return reason is not None
 
 
 def _connection_of(credentials: Credentials | None) -> str | None:

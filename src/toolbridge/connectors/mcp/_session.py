@@ -128,9 +128,17 @@ class Session:
         )
 
     async def request(
-        self, method: str, params: Mapping[str, Any], *, cancellable: bool = True
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        cancellable: bool = True,
+        param_headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """The result of ``method``; a JSON-RPC error raises :class:`RpcError`.
+
+        ``param_headers`` (``Mcp-Param-*``, from ``x-mcp-header`` annotations) go with the request in the
+        stateless era, the only one that defines them.
 
         Cancelled while waiting (the call's deadline, or the agent went away), it tells the upstream
         with ``notifications/cancelled`` so the server can stop the work.
@@ -143,6 +151,8 @@ class Session:
             "params": self._stamp(params),
         }
         headers = self._headers(message)
+        if param_headers and self.modern:
+            headers.update(param_headers)
         try:
             response = await self.channel.request(message, headers)
         except anyio.get_cancelled_exc_class():
