@@ -303,3 +303,22 @@ async def test_arguments_annotated_x_mcp_header_travel_as_mcp_param_headers_to_a
             assert connector.connected
             result = await hub.call(Principal.local(), "grow.where", {"region": "eu-west"})
     assert result.value["content"][0]["text"] == "routed to eu-west"
+
+
+async def test_progress_reaches_a_handshake_era_http_client_on_its_session_stream() -> None:
+    inbox = Inbox()
+    seen: list[tuple[float, float | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        seen.append((done, total))
+
+    async with serving() as served, connect(served, "watcher", inbox) as w:
+        result = await w.call_tool(
+            "ev.trigger-long-running-operation", {"duration": 0.3, "steps": 3}, progress_callback=progress
+        )
+        with anyio.fail_after(WAIT):  # the GET stream is another connection than the answer's
+            while len(seen) < 2:  # noqa: ASYNC110  # the client offers no event for progress
+                await anyio.sleep(0.01)
+    assert "completed" in result.content[0].text  # type: ignore[union-attr]
+    # the last report races the answer on another connection: the client may have closed the call first
+    assert seen in ([(1, 3), (2, 3)], [(1, 3), (2, 3), (3, 3)])

@@ -15,6 +15,7 @@ from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from toolbridge.connectors._events import CALL_EVENTS, CallEvents
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
@@ -42,14 +43,20 @@ def server_version() -> str:
 
 
 def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents | None:
-    """Progress forwarding for this request, when the client asked for it (a ``progressToken``)."""
+    """Progress forwarding for this request, when the client asked for it (a ``progressToken``).
+
+    It travels on the request's own stream (stdio; a stateless-era POST, answered as SSE once progress
+    arrives) — except for a handshake-era HTTP session, whose POSTs are answered with JSON: there it goes
+    on the session's GET stream, the only one it has (clients match progress by token, not by stream).
+    """
     meta = ctx.meta if isinstance(ctx.meta, dict) else {}
     token = meta.get("progressToken", meta.get("progress_token"))
     if not isinstance(token, str | int):
         return None
+    on_get_stream = ctx.request is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
+    related = None if on_get_stream or ctx.request_id is None else str(ctx.request_id)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
-        related = str(ctx.request_id) if ctx.request_id is not None else None
         await ctx.session.send_progress_notification(token, done, total, message, related_request_id=related)
 
     return CallEvents(progress)
