@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from toolbridge.hub import Hub
 from toolbridge.surfaces._limits import BodyLimit
+from toolbridge.surfaces._ows import StripOws
 from toolbridge.surfaces.mcp import McpSurface
 from toolbridge.surfaces.rest import create_rest_app
 from toolbridge.surfaces.rest._workspace import create_workspace_app
@@ -64,4 +66,4 @@ def create_app(
         Mount("/v1/workspaces", app=create_workspace_app(hub)),  # streams uploads: its own size limits
         Mount("/v1", app=BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes)),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(StripOws)])

@@ -22,6 +22,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolbridge.errors import AuthenticationError, CallerError, PayloadTooLarge, ToolbridgeError, problem
+from toolbridge.surfaces._ows import without_ows
 from toolbridge.surfaces.mcp._wire import INVALID_REQUEST_BODY, RequestIds, is_jsonrpc_message
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope = _without_ows(scope)
+        scope = without_ows(scope)  # also here: the surface may be mounted without create_app
         headers = Headers(scope=scope)
         request_id = self._request_ids.from_header(headers.get("x-request-id"))
         send = _stamping(send, request_id)
@@ -205,21 +206,6 @@ def api_key(headers: Headers) -> str | None:
 def _user(principal: Principal) -> AuthenticatedUser:
     """The principal as the SDK sees it: sessions are bound to ``client_id``."""
     return AuthenticatedUser(AccessToken(token="", client_id=principal.id, scopes=[], subject=principal.id))
-
-
-def _without_ows(scope: Scope) -> Scope:
-    """Header values without surrounding whitespace (RFC 9110 §5.5), whatever HTTP parser served them.
-
-    h11 strips it; httptools (uvicorn's choice where installed) keeps it, and a value such as
-    ``Mcp-Name: calc `` would then fail the SDK's header/body comparison.
-    """
-    raw = scope["headers"]
-    if not any(value[:1] in _OWS or value[-1:] in _OWS for _, value in raw):
-        return scope
-    return {**scope, "headers": [(name, value.strip(b" \t")) for name, value in raw]}
-
-
-_OWS = (b" ", b"\t")
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
