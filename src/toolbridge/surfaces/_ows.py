@@ -1,8 +1,8 @@
 """Header values without surrounding whitespace, whatever HTTP parser served the request.
 
 RFC 9110 §5.5: a field value excludes the optional whitespace around it. h11 strips it; httptools
-(uvicorn's choice where installed, as with ``toolbridge serve``) keeps it, so ``Idempotency-Key: abc ``
-or ``Mcp-Name: calc `` would otherwise differ from what the client meant.
+(uvicorn's choice where installed, as with ``toolbridge serve``) keeps trailing whitespace, so
+``Idempotency-Key: abc `` or ``Mcp-Name: calc `` would otherwise differ from what the client meant.
 """
 
 from __future__ import annotations

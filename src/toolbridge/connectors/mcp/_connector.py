@@ -92,7 +92,8 @@ _PY_LEVELS = {
     "warning": logging.WARNING,
 }
 _PY_LEVELS |= {level: logging.WARNING for level in ("error", "critical", "alert", "emergency")}
-_MAX_SECRETS = 256
+_MAX_SECRET_SOURCES = 10_000
+"""Connections whose secrets are remembered for masking; past it, upstream log data is not forwarded."""
 _RPC_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32601: 404, -32002: 404, -32603: 500}
 
 
@@ -155,7 +156,12 @@ class McpConnector:
         self.on_tools_changed = on_tools_changed
         self.on_event = on_event
         """Receives upstream log messages, prompt/resource list changes and resource updates."""
+        self._listening: dict[int, anyio.CancelScope] = {}
+        """Session (by id) → the scope of its listen loop (stateless-era upstreams)."""
+        self._secret_forms: dict[str, tuple[str, ...]] = {}
+        """Where secrets came from (a connection id, ``env``) → their current forms, for masking logs."""
         self._secrets: tuple[str, ...] = ()
+        """Every remembered form, longest first (a secret inside a longer one must not break the longer)."""
         """Forms of the default connection's secrets, masked in forwarded log messages."""
         self._client_info = {"name": client_name, "version": "1"}
         self._delays = tuple(restart_delays) or (0.0,)
@@ -232,7 +238,13 @@ class McpConnector:
     async def _close_session(self) -> None:
         session, self._session = self._session, None
         if session is not None:
+            self._stop_listening(session)
             await session.aclose()
+
+    def _stop_listening(self, session: Session) -> None:
+        scope = self._listening.pop(id(session), None)
+        if scope is not None:
+            scope.cancel()
 
     async def _channel(self, transport: Transport) -> Channel:
         assert self._tg is not None, "the connector is not running"
@@ -250,7 +262,7 @@ class McpConnector:
             extra = await self._connection_env()
         except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
             raise self._no_connection(exc) from exc
-        self._learn_secrets(forms(extra.values()))
+        self._learn_secrets("env", forms(extra.values()))
         return dataclasses.replace(server, env={**server.env, **extra})
 
     @contextlib.asynccontextmanager
@@ -263,7 +275,7 @@ class McpConnector:
             credentials = await self._default_credentials()
         except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
             raise self._no_connection(exc) from exc
-        self._learn_secrets(getattr(credentials, "secrets", ()))
+        self._learn_secrets(_connection_of(credentials) or "default", getattr(credentials, "secrets", ()))
         self._default_connection = _connection_of(credentials)
         token = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         try:
@@ -425,6 +437,7 @@ class McpConnector:
                 if failed:
                     self._failures += 1
                     self._down_at = anyio.current_time()
+        self._stop_listening(session)
         with anyio.CancelScope(shield=True):
             await session.aclose()
 
@@ -522,10 +535,13 @@ class McpConnector:
             self._emit(ResourceUpdated(self._name, params["uri"]))
         return None
 
-    def _learn_secrets(self, secrets: Sequence[str]) -> None:
-        """Remember the forms of the secrets sent upstream (newest kept), to mask them in forwarded logs."""
-        if secrets and not set(secrets) <= set(self._secrets):
-            self._secrets = tuple(dict.fromkeys([*secrets, *self._secrets]))[:_MAX_SECRETS]
+    def _learn_secrets(self, source: str, secrets: Sequence[str]) -> None:
+        """Remember the current forms of a connection's secrets (a refresh replaces them), to mask logs."""
+        if not secrets or self._secret_forms.get(source) == tuple(secrets):
+            return
+        self._secret_forms[source] = tuple(secrets)
+        every = {form for forms_ in self._secret_forms.values() for form in forms_}
+        self._secrets = tuple(sorted(every, key=len, reverse=True))
 
     def _emit(self, event: HubEvent) -> None:
         if self.on_event is not None:
@@ -534,18 +550,24 @@ class McpConnector:
     def _log(self, params: Mapping[str, Any]) -> None:
         level = params.get("level")
         level = level if level in LOG_LEVELS else "info"
-        data = redact_value(params.get("data"), self._secrets) if self._secrets else params.get("data")
+        if len(self._secret_forms) > _MAX_SECRET_SOURCES:  # cannot vouch for the masking any more
+            data: Any = "[an upstream log message, not forwarded: too many connections to mask]"
+        else:
+            data = redact_value(params.get("data"), self._secrets) if self._secrets else params.get("data")
         upstream = params.get("logger")
         logger.log(_PY_LEVELS.get(level, logging.INFO), "%s says: %s", self._name, str(data)[:500])
         self._emit(LogMessage(self._name, level, data, upstream if isinstance(upstream, str) else None))
 
     async def _listen(self, session: Session) -> None:
         UPSTREAM_AUTH.set(None)  # started from whatever context opened the session: listen as the connector
-        try:
-            async with self._default_auth():
-                await listen_for_changes(session, lambda: self._session is session and session.alive)
-        except ToolbridgeError as exc:  # the default connection went away: the next session listens anew
-            logger.warning("%s: stopped listening for list changes: %s", self._name, exc)
+        with anyio.CancelScope() as scope:  # cancelled when the session is retired (ends its listen POST)
+            self._listening[id(session)] = scope
+            try:
+                await listen_for_changes(
+                    session, lambda: self._session is session and session.alive, self._default_auth
+                )
+            finally:
+                self._listening.pop(id(session), None)
 
     async def _rediscover(self) -> None:
         session = self._session
@@ -689,7 +711,7 @@ class McpConnector:
             params["_meta"] = {"progressToken": token}
             self._progress[token] = events
         credentials = invocation.credentials
-        self._learn_secrets(getattr(credentials, "secrets", ()))
+        self._learn_secrets(_connection_of(credentials) or "default", getattr(credentials, "secrets", ()))
         auth = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         own = self._own_session(credentials)
         try:

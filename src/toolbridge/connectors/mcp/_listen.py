@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import anyio
 
 from toolbridge.connectors.mcp._channel import SessionExpired
 from toolbridge.connectors.mcp._session import RpcError, Session
-from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
+from toolbridge.errors import ToolbridgeError
 
 __all__ = ["listen_for_changes"]
 
@@ -26,15 +27,20 @@ logger = logging.getLogger("toolbridge.connectors.mcp")
 _KINDS = {"tools": "toolsListChanged", "prompts": "promptsListChanged", "resources": "resourcesListChanged"}
 _RELISTEN_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds before listening again after a stream ended: gracefully (the first), or failing (growing)."""
+_SHORT_STREAM = 10.0
+"""A stream that ended sooner than this counts as failing (a server ending every stream at once)."""
 
 
-async def listen_for_changes(session: Session, current: Callable[[], bool]) -> None:
+async def listen_for_changes(
+    session: Session, current: Callable[[], bool], auth: Callable[[], AbstractAsyncContextManager[None]]
+) -> None:
     """Hold a listen request open on ``session`` while ``current()`` (no-op in the handshake era).
 
     Asks for the list changes the upstream's capabilities declare. A server that does not serve
     ``subscriptions/listen`` is left alone (its lists are read again on each reconnection); a stream
     that ends or fails is opened again, with a growing delay while it keeps failing, for as long as
-    the session is the connector's current one (a new session listens anew).
+    the session is the connector's current one (a new session listens anew). Each attempt signs with
+    ``auth()`` afresh, so a rotated or refreshed connection is used from the next attempt on.
     """
     if not session.modern:
         return
@@ -47,13 +53,16 @@ async def listen_for_changes(session: Session, current: Callable[[], bool]) -> N
         return
     failures = 0
     while current():
+        started = anyio.current_time()
         try:
-            await session.request("subscriptions/listen", {"notifications": wanted}, cancellable=False)
-            failures = 0
+            async with auth():
+                await session.request("subscriptions/listen", {"notifications": wanted}, cancellable=False)
+            short = anyio.current_time() - started < _SHORT_STREAM
+            failures = failures + 1 if short else 0
         except RpcError as exc:
             logger.info("%s does not take subscriptions/listen (%s)", session.channel.describe, exc)
             return
-        except (UpstreamUnavailable, UpstreamStatusError, SessionExpired) as exc:
+        except (ToolbridgeError, SessionExpired) as exc:  # unavailable, 401/403/5xx, not connected
             logger.debug("the listen stream of %s ended: %s", session.channel.describe, exc)
             failures += 1
         await anyio.sleep(_RELISTEN_DELAYS[min(failures, len(_RELISTEN_DELAYS) - 1)])

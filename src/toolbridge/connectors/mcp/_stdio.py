@@ -87,11 +87,13 @@ class StdioChannel:
             with anyio.move_on_after(2):
                 await process.wait()
                 return
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):  # exited meanwhile (uvloop raises, asyncio not)
+                process.terminate()
             with anyio.move_on_after(2):
                 await process.wait()
                 return
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             with anyio.move_on_after(2):
                 await process.wait()
 
@@ -156,7 +158,8 @@ class StdioChannel:
         with anyio.move_on_after(5):
             await process.wait()
             return
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):  # exited meanwhile (uvloop raises, asyncio not)
+            process.kill()
 
     async def _read_stderr(self, process: anyio.abc.Process) -> None:
         assert process.stderr is not None

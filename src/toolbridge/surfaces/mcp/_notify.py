@@ -110,6 +110,7 @@ class Notifier:
         self._listeners: dict[object, _Listener] = {}
         self._listen = ListenHandler(self)  # this object is the SDK's SubscriptionBus, per agent
         self._subscribed: dict[str, int] = {}
+        self._uri_locks: dict[str, anyio.Lock] = {}
         """URI → how many peers subscribed to it (the upstream is subscribed while any is)."""
         self._seen: dict[str, frozenset[Any]] = {}
         """Principal id → the tool names it saw when last told (a tools change is told when this changes)."""
@@ -231,14 +232,16 @@ class Notifier:
         return types.EmptyResult()
 
     async def _hold(self, owner: McpConnector, uri: str) -> None:
-        """Count one more holder of ``uri``; the first one subscribes the upstream."""
-        self._subscribed[uri] = self._subscribed.get(uri, 0) + 1
-        if self._subscribed[uri] == 1:
-            try:
+        """Count one more holder of ``uri``; the first one subscribes the upstream.
+
+        Serialized per URI: a holder counts only once the upstream subscription exists, so one that
+        fails (or is cancelled) takes nobody else's subscription with it.
+        """
+        lock = self._uri_locks.setdefault(uri, anyio.Lock())
+        async with lock:
+            if self._subscribed.get(uri, 0) == 0:
                 await self._upstream(owner.subscribe_resource(uri, deadline=self._deadline()))
-            except BaseException:
-                self._subscribed.pop(uri, None)
-                raise
+            self._subscribed[uri] = self._subscribed.get(uri, 0) + 1
 
     async def _unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
@@ -282,7 +285,17 @@ class Notifier:
         self._subscribed.pop(uri, None)
         owner = next((c for c in self._mcp_connectors() if c.extras.owns(uri)), None)
         if owner is not None and self._tg is not None:
-            self._tg.start_soon(_quietly, owner.unsubscribe_resource, uri)
+            self._tg.start_soon(self._unsubscribe_unheld, owner, uri)
+
+    async def _unsubscribe_unheld(self, owner: McpConnector, uri: str) -> None:
+        """Unsubscribe the upstream from ``uri`` unless someone subscribed again meanwhile."""
+        lock = self._uri_locks.setdefault(uri, anyio.Lock())
+        async with lock:
+            if self._subscribed.get(uri, 0) == 0:
+                with anyio.move_on_after(self._timeout):
+                    await _quietly(owner.unsubscribe_resource, uri)
+        if self._subscribed.get(uri, 0) == 0 and not lock.locked():
+            self._uri_locks.pop(uri, None)
 
     @property
     def _timeout(self) -> float:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import anyio
 import mcp_types as types
 from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
@@ -31,6 +32,7 @@ INSTRUCTIONS = (
     "call says what was wrong and how to fix it."
 )
 
+PROGRESS_SEND_TIMEOUT = 2.0
 ContextOf = Callable[[ServerRequestContext[Any, Any]], CallContext]
 """Finds the caller of one request (from the HTTP request, or fixed for stdio)."""
 
@@ -57,7 +59,12 @@ def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents | None:
     related = None if on_get_stream or ctx.request_id is None else str(ctx.request_id)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
-        await ctx.session.send_progress_notification(token, done, total, message, related_request_id=related)
+        # awaited by an upstream channel's reader, shared by every call: a client that stops reading
+        # loses its progress reports, it never holds up the connector
+        with anyio.move_on_after(PROGRESS_SEND_TIMEOUT):
+            await ctx.session.send_progress_notification(
+                token, done, total, message, related_request_id=related
+            )
 
     return CallEvents(progress)
 

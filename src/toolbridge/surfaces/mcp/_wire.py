@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import secrets
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -190,6 +192,11 @@ class RequestIds:
     def __init__(self) -> None:
         self._prefix = secrets.token_hex(4)
         self._count = itertools.count(1)
+        _ALL_IDS.add(self)
+
+    def reseed(self) -> None:
+        """A new prefix (after a fork: a worker must not repeat its parent's ids)."""
+        self._prefix, self._count = secrets.token_hex(4), itertools.count(1)
 
     def new(self) -> str:
         return f"{self._prefix}{next(self._count):08x}"
@@ -199,6 +206,17 @@ class RequestIds:
         if value is not None and _REQUEST_ID.fullmatch(value):
             return value
         return self.new()
+
+
+_ALL_IDS: weakref.WeakSet[RequestIds] = weakref.WeakSet()
+
+
+def _reseed_all() -> None:
+    for ids in list(_ALL_IDS):
+        ids.reseed()
+
+
+os.register_at_fork(after_in_child=_reseed_all)
 
 
 def is_jsonrpc_message(body: bytes) -> bool:
