@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
-from mcp.shared.inbound import find_invalid_x_mcp_header, mcp_param_headers, x_mcp_header_map
+from mcp.shared.inbound import mcp_param_headers, x_mcp_header_map
 
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
@@ -44,6 +44,7 @@ from toolbridge.connectors._events import (
     LogMessage,
     ResourceUpdated,
 )
+from toolbridge.connectors.mcp._answers import call_value, invalid_headers, object_schema, rpc_error
 from toolbridge.connectors.mcp._channel import Channel, Message, SessionExpired
 from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules, Transport
 from toolbridge.connectors.mcp._federation import Extras, discover_extras
@@ -66,7 +67,6 @@ from toolbridge.credentials._redact import forms, redact_value
 from toolbridge.errors import (
     ConfigurationError,
     ToolbridgeError,
-    ToolExecutionError,
     ToolNotFound,
     UpstreamStatusError,
     UpstreamUnavailable,
@@ -94,7 +94,6 @@ _PY_LEVELS = {
 _PY_LEVELS |= {level: logging.WARNING for level in ("error", "critical", "alert", "emergency")}
 _MAX_SECRET_SOURCES = 10_000
 """Connections whose secrets are remembered for masking; past it, upstream log data is not forwarded."""
-_RPC_STATUS = {-32700: 400, -32600: 400, -32602: 400, -32601: 404, -32002: 404, -32603: 500}
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +472,7 @@ class McpConnector:
                     raise
                 continue
             except RpcError as exc:
-                raise _rpc_error(exc, method, session.channel.describe, tool) from exc
+                raise rpc_error(exc, method, session.channel.describe, tool) from exc
             finally:
                 if connection is not None:
                     self.pool.release(connection, session)
@@ -597,7 +596,7 @@ class McpConnector:
     async def _discover(self, session: Session) -> None:
         listed = await session.list_all("tools/list", "tools")
         upstream = {str(t["name"]): t for t in listed if isinstance(t.get("name"), str)}
-        for bad in [n for n, t in upstream.items() if session.modern and _invalid_headers(n, t)]:
+        for bad in [n for n, t in upstream.items() if session.modern and invalid_headers(n, t)]:
             del upstream[bad]  # the stateless era: clients MUST leave such tools out
         names = catalog_names(self._name, upstream)
         definitions = {
@@ -636,7 +635,7 @@ class McpConnector:
             name=name,
             connector=self._name,
             description=str(listed.get("description") or upstream),
-            input_schema=_object_schema(listed.get("inputSchema")),
+            input_schema=object_schema(listed.get("inputSchema")),
             annotations=self._rules.annotations(upstream),
             title=listed["title"] if isinstance(listed.get("title"), str) else None,
             output_schema=listed["outputSchema"] if isinstance(listed.get("outputSchema"), dict) else None,
@@ -728,14 +727,7 @@ class McpConnector:
         finally:
             UPSTREAM_AUTH.reset(auth)
             self._progress.pop(token, None)
-        return _call_value(result, tool.name)
-
-
-def _invalid_headers(name: str, listed: Mapping[str, Any]) -> bool:
-    reason = find_invalid_x_mcp_header(listed.get("inputSchema"))
-    if reason is not None:
-        logger.warning("leaving out upstream tool %r: invalid x-mcp-header (%s)", name, reason)
-    return reason is not None
+        return call_value(result, tool.name)
 
 
 def _connection_of(credentials: Credentials | None) -> str | None:
@@ -755,38 +747,3 @@ def _listed(entry: _Entry) -> dict[str, Any]:
         "annotations": entry.tool.meta.get("toolbridge/upstream", {}).get("annotations"),
         **entry.review.definition,
     }
-
-
-def _object_schema(schema: object) -> Mapping[str, Any]:
-    if not isinstance(schema, dict):
-        return {"type": "object"}
-    if schema.get("type") != "object":
-        return {**schema, "type": "object"}
-    return schema
-
-
-def _call_value(result: Mapping[str, Any], tool: str) -> dict[str, Any]:
-    """The upstream ``CallToolResult`` as the call's value; an ``isError`` result raises."""
-    raw = result.get("content")
-    content: list[Any] = raw if isinstance(raw, list) else []
-    if result.get("isError"):
-        texts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
-        raise ToolExecutionError(
-            "the upstream tool reported an error: " + ("\n".join(texts)[:2000] or "(no text)"),
-            tool=tool,
-            hint="check the arguments; the message above is the upstream tool's own",
-        )
-    value: dict[str, Any] = {"content": content}
-    if "structuredContent" in result:
-        value["structuredContent"] = result["structuredContent"]
-    return value
-
-
-def _rpc_error(exc: RpcError, method: str, where: str, tool: str | None) -> UpstreamStatusError:
-    status = _RPC_STATUS.get(exc.code, 502)
-    return UpstreamStatusError(
-        f"{where} refused {method}: {exc.message} (JSON-RPC error {exc.code})",
-        upstream_status=status,
-        tool=tool,
-        hint="fix the arguments" if status == 400 else None,
-    )
