@@ -13,13 +13,12 @@ import logging
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-import anyio
 import httpx2
 import pytest
-import sqlalchemy as sa
 
+from tests._leaks import assert_absent, database_files, dump_tables, plain_and_quoted
 from tests.credentials.fakes import oauth_config
 from toolbridge import Hub
 from toolbridge.connectors import Invocation
@@ -34,7 +33,6 @@ from toolbridge.credentials import (
 )
 from toolbridge.errors import UpstreamStatusError
 from toolbridge.resilience import Resilience
-from toolbridge.storage import metadata
 from toolbridge.surfaces.app import create_app
 
 pytestmark = pytest.mark.anyio
@@ -143,32 +141,17 @@ async def test_no_canary_anywhere(tmp_path: Path, caplog: pytest.LogCaptureFixtu
             seen.append((await http.get("/v1/calls?limit=500", headers=auth)).text)
         await hub.audit.flush()
         audit = [json.dumps(r.as_dict(), default=str) for r in await hub.audit.tail(1000)]
-        tables = await _dump(hub)
+        tables = await dump_tables(hub.database.transaction())
     assert len(upstream.issued) >= 4, "connect and at least one refresh issued canary tokens"
     assert "[redacted]" in "".join(seen), "the echoing upstream was redacted, not silent"
-    files = b"".join([await p.read_bytes() async for p in anyio.Path(tmp_path).glob("tb.db*")])
     corpus = "\n".join([caplog.text, *seen, *audit, tables])
-    for value in [*planted.values(), *upstream.issued]:
-        for form in _forms(value):
-            assert form not in corpus, f"a canary ({value[:9]}…) leaked"
-            assert form.encode() not in files, f"a canary ({value[:9]}…) is in the database files"
+    secrets_planted = [*planted.values(), *upstream.issued]
+    assert_absent(secrets_planted, corpus, await database_files(tmp_path), forms=_forms, what="a canary")
 
 
 async def _no_wait(_seconds: float) -> None:
     return None
 
 
-async def _dump(hub: Hub) -> str:
-    lines = []
-    async with hub.database.transaction() as conn:
-        for table in metadata.sorted_tables:
-            try:
-                rows = (await conn.execute(sa.select(table))).all()
-            except sa.exc.SQLAlchemyError:
-                continue
-            lines += [repr(tuple(row)) for row in rows]
-    return "\n".join(lines)
-
-
 def _forms(value: str) -> list[str]:
-    return [value, quote(value, safe=""), base64.b64encode(f"admin:{value}".encode()).decode()]
+    return [*plain_and_quoted(value), base64.b64encode(f"admin:{value}".encode()).decode()]

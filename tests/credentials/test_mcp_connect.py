@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 import anyio
 import httpx2
 import pytest
-import sqlalchemy as sa
 
+from tests._leaks import assert_absent, dump_tables
 from toolbridge import Principal
 from toolbridge._build import build_hub
 from toolbridge.credentials import (
@@ -38,7 +38,7 @@ from toolbridge.credentials import (
 from toolbridge.credentials._mcp_connect import load_discovered
 from toolbridge.errors import ConfigurationError, NotConnected
 from toolbridge.settings import parse_settings
-from toolbridge.storage import Database, metadata
+from toolbridge.storage import Database
 
 pytestmark = pytest.mark.anyio
 UPSTREAM = "https://mcp.test/mcp"
@@ -170,10 +170,10 @@ async def test_a_registered_client_is_sealed_reused_and_refreshes_in_another_pro
         assert refresh["grant_type"] == "refresh_token" and refresh["resource"] == UPSTREAM
         assert world.token_auth[-1].endswith(base64.b64encode(f"client-1:{world.secret}".encode()).decode())
         assert other.bindings["remote"].client_id == "client-1" and world.probes == 2
-        tables = await dump(other)
+        tables = await dump_tables(other.database_transaction())
     assert ident in tables
-    for value in (world.secret, world.registration_token, *world.issued):
-        assert value not in tables and value not in caplog.text, f"{value[:9]}… leaked"
+    secrets_seen = (world.secret, world.registration_token, *world.issued)
+    assert_absent(secrets_seen, "\n".join([tables, caplog.text]))
     assert "client-1" in caplog.text, "the client id (not a secret) is logged at registration"
 
 
@@ -394,15 +394,3 @@ def test_the_documented_configuration_discovers() -> None:
     hub = build_hub(settings, keys=StaticKeys(Keyring(MasterKey.generate())))
     assert hub.credentials is not None
     assert hub.credentials.bindings["remote"].discover == "https://mcp.example.com/mcp"
-
-
-async def dump(manager: CredentialManager) -> str:
-    lines = []
-    async with manager.database_transaction() as conn:
-        for table in metadata.sorted_tables:
-            try:
-                rows = (await conn.execute(sa.select(table))).all()
-            except sa.exc.SQLAlchemyError:
-                continue
-            lines += [repr(tuple(row)) for row in rows]
-    return "\n".join(lines)

@@ -6,9 +6,6 @@ metadata (read by the connect flow) → an authorization URL with PKCE S256 and 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,12 +13,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx2
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge.credentials import (
     ConnectFlow,
     CredentialManager,
@@ -41,8 +38,7 @@ pytestmark = pytest.mark.anyio
 @contextmanager
 def metadata_server(documents: dict[str, Any]) -> Iterator[str]:
     """Serves ``documents`` by path; ``{base}`` in string values becomes the server's own origin."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     async def handle(request: Request) -> Response:
@@ -53,20 +49,8 @@ def metadata_server(documents: dict[str, Any]) -> Iterator[str]:
             return RedirectResponse(doc.format(base=base))
         return JSONResponse({k: _fill(v, base) for k, v in doc.items()})
 
-    app = Starlette(routes=[Route("/{path:path}", handle)])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)  # bounded polling for readiness
+    with uvicorn_thread(Starlette(routes=[Route("/{path:path}", handle)]), sock):
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 def _fill(value: Any, base: str) -> Any:

@@ -9,19 +9,13 @@ headers of every request it receives, and can be told to refuse tokens it would 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import uvicorn
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -30,7 +24,8 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
-from tests.e2e.oidc import NODE, NODE_DIR, SCRIPT, OidcServer, _wait_ready, free_port, require_node_tools
+from tests._serving import loopback_socket, uvicorn_thread
+from tests.e2e.oidc import OidcServer, oidc_server, require_node_tools
 
 SCOPE = "mcp:tools"
 
@@ -113,60 +108,13 @@ def upstream_app(upstream: Upstream) -> Any:
 
 
 @contextmanager
-def serving_upstream(sock: socket.socket, upstream: Upstream) -> Iterator[Upstream]:
-    server = uvicorn.Server(uvicorn.Config(upstream_app(upstream), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)  # bounded polling for readiness
-        yield upstream
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
-@contextmanager
 def protected_upstream(folder: Path, *, registration: bool = True) -> Iterator[tuple[OidcServer, Upstream]]:
     """oidc-provider (dynamic registration, JWT tokens for the upstream) and the upstream it protects."""
     require_node_tools()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
-    port, callback_port = free_port(), free_port()
-    server = OidcServer(
-        f"http://127.0.0.1:{port}",
-        port,
-        f"http://127.0.0.1:{callback_port}/callback",
-        folder / "oidc-events.jsonl",
-    )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "NODE_ENV": "test",
-        "OIDC_RESOURCES": url,
-        "OIDC_REGISTRATION": "1" if registration else "0",
-    }
-    process = subprocess.Popen(
-        [str(NODE), str(SCRIPT), str(port), str(server.events_file), server.redirect_uri, "60"],
-        cwd=NODE_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    try:
-        _wait_ready(process)
-        with serving_upstream(sock, Upstream(url, JwksVerifier(server.issuer, url))) as upstream:
-            yield server, upstream
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+    with closing(loopback_socket()) as sock:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+        env = {"OIDC_RESOURCES": url, "OIDC_REGISTRATION": "1" if registration else "0"}
+        with oidc_server(folder, env=env) as server:
+            upstream = Upstream(url, JwksVerifier(server.issuer, url))
+            with uvicorn_thread(upstream_app(upstream), sock, lifespan="on"):
+                yield server, upstream

@@ -5,6 +5,7 @@ Without the Node tools these tests skip, unless TOOLBRIDGE_REQUIRE_SERVICES=1: t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -24,6 +25,9 @@ import anyio
 import httpx2
 import pytest
 from anyio.abc import SocketStream
+
+from toolbridge import Hub
+from toolbridge.credentials import Material
 
 ROOT = Path(__file__).parents[2]
 NODE_DIR = ROOT / "tests" / "node"
@@ -70,7 +74,10 @@ class OidcServer:
 
 
 @contextmanager
-def oidc_server(folder: Path, *, access_ttl: int = 60) -> Iterator[OidcServer]:
+def oidc_server(
+    folder: Path, *, access_ttl: int = 60, env: dict[str, str] | None = None
+) -> Iterator[OidcServer]:
+    """oidc-provider on 127.0.0.1 (tests/node/oidc-provider.mjs); ``env`` adds to its environment."""
     require_node_tools()
     port, callback_port = free_port(), free_port()
     server = OidcServer(
@@ -84,7 +91,7 @@ def oidc_server(folder: Path, *, access_ttl: int = 60) -> Iterator[OidcServer]:
         cwd=NODE_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env={"PATH": os.environ.get("PATH", ""), "NODE_ENV": "test"},
+        env={"PATH": os.environ.get("PATH", ""), "NODE_ENV": "test", **(env or {})},
         text=True,
     )
     try:
@@ -99,6 +106,19 @@ def oidc_server(folder: Path, *, access_ttl: int = 60) -> Iterator[OidcServer]:
             process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+async def expire(hub: Hub, ident: str) -> None:
+    """Make the stored access token look expired (as if time had passed), via the CAS path."""
+    assert hub.credentials is not None
+    store = hub.credentials.store
+    conn, material = await store.load(ident)
+    assert material.tokens is not None
+    tokens = dataclasses.replace(material.tokens, expires_at=time.time() - 1)
+    assert await store.commit(
+        ident, conn.token_version, Material(tokens=tokens), expires_at=tokens.expires_at
+    )
+    hub.credentials.invalidate()
 
 
 def _wait_ready(process: subprocess.Popen[str]) -> None:

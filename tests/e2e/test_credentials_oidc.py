@@ -7,9 +7,7 @@ and the loopback callback server of ``toolbridge connect``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +21,7 @@ from tests.e2e.oidc import (
     DropProxy,
     OidcServer,
     authorize,
+    expire,
     oidc_server,
     run_refresh_workers,
     write_config,
@@ -56,19 +55,6 @@ async def connect(hub: Hub, server: OidcServer, account: str = "alice") -> str:
     started = await flow.start("api", account)
     callback = await authorize(started.url, server.redirect_uri, login=account)
     return (await flow.complete(callback)).id
-
-
-async def expire(hub: Hub, ident: str) -> None:
-    """Make the stored access token look expired (as if time had passed), via the CAS path."""
-    assert hub.credentials is not None
-    store = hub.credentials.store
-    conn, material = await store.load(ident)
-    assert material.tokens is not None
-    tokens = dataclasses.replace(material.tokens, expires_at=time.time() - 1)
-    assert await store.commit(
-        ident, conn.token_version, Material(tokens=tokens), expires_at=tokens.expires_at
-    )
-    hub.credentials.invalidate()
 
 
 async def test_connect_then_call_then_proactive_refresh(oidc: OidcServer, tmp_path: Path) -> None:

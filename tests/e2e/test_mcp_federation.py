@@ -12,9 +12,6 @@ import base64
 import json
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -22,11 +19,11 @@ from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
+from tests._serving import loopback_socket, uvicorn_thread
 from tests.connectors.mcp.conftest import (
     EVERYTHING,
     INSPECTOR_NODE_ARGS,
@@ -87,8 +84,7 @@ class Served:
 
 @contextmanager
 def toolbridge_serving(connectors: list[McpConnector]) -> Iterator[Served]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     served = Served(f"http://127.0.0.1:{sock.getsockname()[1]}/mcp")
     hub = Hub()
     for connector in connectors:
@@ -102,22 +98,8 @@ def toolbridge_serving(connectors: list[McpConnector]) -> Iterator[Served]:
             served.hub = hub
             yield
 
-    server = uvicorn.Server(
-        uvicorn.Config(Starlette(routes=surface.routes(), lifespan=lifespan), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped while starting"
-            assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
-            time.sleep(0.02)  # bounded polling for readiness
+    with uvicorn_thread(Starlette(routes=surface.routes(), lifespan=lifespan), sock, start_timeout=60):
         yield served
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 @asynccontextmanager

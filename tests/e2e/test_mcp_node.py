@@ -10,19 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
+from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge import Hub, Principal
 from toolbridge.surfaces.mcp import McpSurface
 
@@ -77,32 +74,18 @@ def quickstart_app(served: Served, anonymous: Principal | None) -> Starlette:
 
 
 @contextmanager
-def uvicorn_thread(anonymous: Principal | None = None) -> Iterator[Served]:
+def serving_quickstart(anonymous: Principal | None = None) -> Iterator[Served]:
     """uvicorn on a pre-bound 127.0.0.1 socket, in a thread; stopped and joined on exit."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     served = Served(f"http://127.0.0.1:{sock.getsockname()[1]}/mcp")
-    config = uvicorn.Config(quickstart_app(served, anonymous), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped while starting"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.02)  # bounded polling for readiness
+    with uvicorn_thread(quickstart_app(served, anonymous), sock, lifespan="on"):
         yield served
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 @pytest.fixture
 def served(in_tmp_dir: Path) -> Iterator[Served]:
     require(NODE, INSPECTOR)
-    with uvicorn_thread() as served:
+    with serving_quickstart() as served:
         yield served
 
 
@@ -110,7 +93,7 @@ def served(in_tmp_dir: Path) -> Iterator[Served]:
 def open_served(in_tmp_dir: Path) -> Iterator[Served]:
     """Requests without a key are served as a read-only 'conformance' agent (the suite sends none)."""
     require(NODE, CONFORMANCE, CONFORMANCE_NEXT)
-    with uvicorn_thread(Principal.agent("conformance", ["*:read"])) as served:
+    with serving_quickstart(Principal.agent("conformance", ["*:read"])) as served:
         yield served
 
 

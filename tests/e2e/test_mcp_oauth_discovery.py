@@ -11,29 +11,26 @@ sends the agent's own key upstream, and leaves no secret in logs, audit, respons
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import httpx2
 import pytest
-import sqlalchemy as sa
 
+from tests._leaks import assert_absent, database_files, dump_tables
 from tests.e2e.mcp_oauth import SCOPE, Upstream, protected_upstream
-from tests.e2e.oidc import CLIENT_SECRET, ROOT, OidcServer, authorize
+from tests.e2e.oidc import CLIENT_SECRET, ROOT, OidcServer, authorize, expire
 from toolbridge import Hub, Principal
 from toolbridge.connectors.mcp import McpConnector
-from toolbridge.credentials import ConnectFlow, KeyFile, Material
+from toolbridge.credentials import ConnectFlow, KeyFile
 from toolbridge.errors import ConfigurationError
-from toolbridge.storage import metadata
 from toolbridge.surfaces.app import create_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node, pytest.mark.anyio]
@@ -107,19 +104,6 @@ async def until_tools(hub: Hub, name: str) -> None:
     with anyio.fail_after(20):
         while name not in hub.catalog or not connector.connected:  # noqa: ASYNC110 - bounded poll
             await anyio.sleep(0.02)  # the connector retries until a connection exists
-
-
-async def expire(hub: Hub, ident: str) -> None:
-    """Make the stored access token look expired (as if time had passed), via the CAS path."""
-    assert hub.credentials is not None
-    store = hub.credentials.store
-    conn, material = await store.load(ident)
-    assert material.tokens is not None
-    tokens = dataclasses.replace(material.tokens, expires_at=time.time() - 1)
-    assert await store.commit(
-        ident, conn.token_version, Material(tokens=tokens), expires_at=tokens.expires_at
-    )
-    hub.credentials.invalidate()
 
 
 async def stored_tokens(hub: Hub, ident: str) -> list[str]:
@@ -197,20 +181,16 @@ async def test_connect_discovers_registers_and_the_hub_calls_refreshes_and_keeps
             seen.append((await http.get("/v1/calls?limit=500", headers=auth)).text)
         await hub.audit.flush()
         audit = [json.dumps(r.as_dict(), default=str) for r in await hub.audit.tail(1000)]
-        tables = await dump(hub)
+        tables = await dump_tables(hub.database.transaction())
 
     received = json.dumps(upstream.seen)
     assert agent_key not in received, "the agent's own key never goes upstream"
     assert all(
         t in upstream.verifier.accepted or t in upstream.verifier.refused for t in upstream.bearer_tokens()
     )
-    files = b"".join([await p.read_bytes() async for p in anyio.Path(tmp_path).glob("tb.db*")])
     corpus = "\n".join([caplog.text, *seen, *audit, tables])
     assert len(set(secrets_seen)) == len(secrets_seen) >= 8
-    for value in secrets_seen:
-        for form in (value, quote(value, safe="")):
-            assert form not in corpus, f"a token ({value[:6]}…) leaked"
-            assert form.encode() not in files, f"a token ({value[:6]}…) is in the database files"
+    assert_absent(secrets_seen, corpus, await database_files(tmp_path), what="a token")
 
 
 async def test_without_registration_the_error_names_the_fix_and_a_configured_client_works(
@@ -246,21 +226,8 @@ async def test_without_registration_the_error_names_the_fix_and_a_configured_cli
             result = await hub.call(LOCAL, "remote.whoami", {})
             assert result.value["content"][0]["text"] == "subject=alice"
             assert [r["status"] for r in oidc.token_requests("refresh_token")] == [200]
-            tables = await dump(hub)
-        files = b"".join([await p.read_bytes() async for p in anyio.Path(tmp_path).glob("tb.db*")])
+            tables = await dump_tables(hub.database.transaction())
+        files = await database_files(tmp_path)
     assert [e for e in oidc.events() if e["kind"] == "registration"] == []
     basic = base64.b64encode(f"toolbridge:{CLIENT_SECRET}".encode()).decode()
-    for form in (CLIENT_SECRET, basic):
-        assert form not in caplog.text and form not in tables and form.encode() not in files
-
-
-async def dump(hub: Hub) -> str:
-    lines = []
-    async with hub.database.transaction() as conn:
-        for table in metadata.sorted_tables:
-            try:
-                rows = (await conn.execute(sa.select(table))).all()
-            except sa.exc.SQLAlchemyError:
-                continue
-            lines += [repr(tuple(row)) for row in rows]
-    return "\n".join(lines)
+    assert_absent([CLIENT_SECRET, basic], "\n".join([caplog.text, tables]), files, what="the client secret")

@@ -3,19 +3,16 @@ environment's proxy settings are ignored."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge.errors import BadRequest
 from toolbridge.policy import Principal
 from toolbridge.storage import Database
@@ -37,22 +34,9 @@ async def hop(_request: Request) -> Response:
 @pytest.fixture(scope="module")
 def origin() -> Iterator[str]:
     app = Starlette(routes=[Route("/file.txt", file), Route("/hop", hop)])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "origin server did not start"
-            time.sleep(0.02)  # bounded polling for readiness
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    sock = loopback_socket()
+    with uvicorn_thread(app, sock, lifespan="off"):
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 async def test_allow_loopback_imports_from_a_local_server(

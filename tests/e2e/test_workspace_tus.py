@@ -7,8 +7,6 @@ import base64
 import hashlib
 import os
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,11 +16,11 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-import uvicorn
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 from tusclient.uploader import Uploader
 
+from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge import Hub
 from toolbridge.settings import parse_settings
 from toolbridge.surfaces.app import create_app
@@ -60,8 +58,7 @@ class Server:
 
 @contextmanager
 def serve(tmp_path: Path) -> Iterator[Server]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     port = sock.getsockname()[1]
     text = (
         CONFIG.replace("PORT", str(port))
@@ -76,20 +73,8 @@ def serve(tmp_path: Path) -> Iterator[Server]:
 
     key = anyio.run(issue_key)
     app = create_app(Hub.from_settings(settings))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped while starting"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.02)  # bounded polling for readiness
+    with uvicorn_thread(app, sock, lifespan="on"):
         yield Server(f"http://127.0.0.1:{port}", key, port)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from toolbridge.connectors.mcp import HttpServer, StdioServer
+from toolbridge import Hub, Limits
+from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
 
 ROOT = Path(__file__).parents[3]
 NODE_DIR = ROOT / "tests" / "node"
@@ -58,6 +59,13 @@ def changing_server(description_file: Path) -> StdioServer:
     return StdioServer(
         command=sys.executable, args=(str(CHANGING),), env={"TOOL_DESCRIPTION_FILE": str(description_file)}
     )
+
+
+def hub_with(connector: McpConnector, *, call_timeout: float = 30.0) -> Hub:
+    """A hub holding just ``connector`` (enter it to connect)."""
+    hub = Hub(limits=Limits(call_timeout=call_timeout))
+    hub.add_connector(connector)
+    return hub
 
 
 def free_port() -> int:

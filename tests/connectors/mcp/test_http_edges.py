@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge import Hub, Principal
 from toolbridge.connectors.mcp import HttpServer, McpConnector
 
@@ -68,22 +65,10 @@ class Upstream:
 
 @contextmanager
 def serving(upstream: Upstream) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     app = Starlette(routes=[Route("/mcp", upstream.handle, methods=["POST", "DELETE"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)  # bounded polling for readiness
+    with uvicorn_thread(app, sock):
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 async def test_expired_session_is_reopened_once_transparently() -> None:

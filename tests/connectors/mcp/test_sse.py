@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 
 from tests.e2e.test_mcp_federation import EVERYTHING_CALLS, _same, comparable
-from toolbridge import Hub, Limits, Principal
+from toolbridge import Principal
 from toolbridge.connectors.mcp import HttpServer, McpConnector, _sse
 from toolbridge.connectors.mcp._channel import Message, SessionExpired
 from toolbridge.connectors.mcp._http import UPSTREAM_AUTH
@@ -35,16 +35,10 @@ from toolbridge.errors import (
 )
 from toolbridge.settings import parse_settings
 
-from .conftest import NodeHttp
+from .conftest import NodeHttp, hub_with
 
 pytestmark = pytest.mark.anyio
 LOCAL = Principal.local()
-
-
-def hub_with(connector: McpConnector, *, call_timeout: float = 30.0) -> Hub:
-    hub = Hub(limits=Limits(call_timeout=call_timeout))
-    hub.add_connector(connector)
-    return hub
 
 
 # -- against server-everything in sse mode -----------------------------------------------------------

@@ -7,20 +7,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from toolbridge import Hub, Limits, Principal
+from toolbridge import Hub, Principal
 from toolbridge.connectors.mcp import McpConnector, ToolRules
 from toolbridge.errors import OutcomeUnknown, UpstreamTimeout, UpstreamUnavailable
 
-from .conftest import NodeHttp, changing_server, everything_stdio, memory_stdio
+from .conftest import NodeHttp, changing_server, everything_stdio, hub_with, memory_stdio
 
 pytestmark = pytest.mark.anyio
 LOCAL = Principal.local()
-
-
-def hub_with(connector: McpConnector, *, call_timeout: float = 30.0) -> Hub:
-    hub = Hub(limits=Limits(call_timeout=call_timeout))
-    hub.add_connector(connector)
-    return hub
 
 
 async def test_stdio_tools_are_namespaced_and_callable() -> None:

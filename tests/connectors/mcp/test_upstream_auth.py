@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -23,9 +21,9 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 
+from tests._serving import loopback_socket, uvicorn_thread
 from tests.credentials.fakes import FakeAuthServer, oauth_config
 from toolbridge import Hub, Principal
 from toolbridge._build import build_hub
@@ -115,21 +113,9 @@ def upstream_app(gate: Gate) -> Any:
 
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)  # bounded polling for readiness
+    sock = loopback_socket()
+    with uvicorn_thread(app, sock, lifespan="on"):
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 @asynccontextmanager

@@ -12,22 +12,19 @@ import base64
 import json
 import logging
 import secrets
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from typer.testing import CliRunner, Result
 
+from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge import Hub, Principal
 from toolbridge.cli import app as cli_app
 from toolbridge.connectors.openapi import OpenAPIConnector
@@ -115,22 +112,10 @@ def _client(request: Request, form: dict[str, Any]) -> tuple[str | None, str | N
 @pytest.fixture
 def upstream() -> Iterator[Upstream]:
     served = Upstream()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = loopback_socket()
     served.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(served.app(), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the upstream did not start"
-        time.sleep(0.01)
-    try:
+    with uvicorn_thread(served.app(), sock):
         yield served
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def _document(upstream: Upstream, scheme: dict[str, Any], path: str) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""Checks that secrets never reach what toolbridge writes: logs, responses, audit rows, database files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import sqlalchemy as sa
+
+from toolbridge.storage import metadata
+
+
+async def dump_tables(transaction: AbstractAsyncContextManager[Any]) -> str:
+    """Every row of every toolbridge table (``repr`` per row); tables that do not exist are skipped."""
+    lines = []
+    async with transaction as conn:
+        for table in metadata.sorted_tables:
+            try:
+                rows = (await conn.execute(sa.select(table))).all()
+            except sa.exc.SQLAlchemyError:
+                continue
+            lines += [repr(tuple(row)) for row in rows]
+    return "\n".join(lines)
+
+
+async def database_files(folder: Path, pattern: str = "tb.db*") -> bytes:
+    """The raw bytes of the SQLite database files (main, WAL, journal) in ``folder``."""
+    return b"".join([await p.read_bytes() async for p in anyio.Path(folder).glob(pattern)])
+
+
+def plain_and_quoted(value: str) -> list[str]:
+    return [value, quote(value, safe="")]
+
+
+def assert_absent(
+    values: Iterable[str],
+    corpus: str,
+    files: bytes = b"",
+    *,
+    forms: Callable[[str], Iterable[str]] = plain_and_quoted,
+    what: str = "a secret",
+) -> None:
+    """No form (plain, URL-quoted, …) of any of ``values`` is in ``corpus`` text or in ``files`` bytes."""
+    for value in values:
+        for form in forms(value):
+            assert form not in corpus, f"{what} ({value[:9]}…) leaked"
+            assert form.encode() not in files, f"{what} ({value[:9]}…) is in the database files"

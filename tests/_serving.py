@@ -1,0 +1,52 @@
+"""uvicorn serving an ASGI app in a daemon thread on a pre-bound socket, for tests that need a real port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+
+def loopback_socket() -> socket.socket:
+    """A TCP socket bound to 127.0.0.1 on a free port (read it back with ``getsockname()``)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def uvicorn_thread(
+    app: Any,
+    sock: socket.socket,
+    *,
+    start_timeout: float = 30.0,
+    stop_timeout: float = 30.0,
+    **config: Any,
+) -> Iterator[uvicorn.Server]:
+    """Serve ``app`` on ``sock`` until the block exits; the socket is closed afterwards.
+
+    ``config`` goes to ``uvicorn.Config`` (``log_level`` defaults to ``"warning"``). Entering waits, with a
+    bounded poll, until uvicorn reports it has started (lifespan startup included); on exit the server is
+    told to stop and its thread joined.
+    """
+    config.setdefault("log_level", "warning")
+    server = uvicorn.Server(uvicorn.Config(app, **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + start_timeout
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped while starting"
+            assert time.monotonic() < deadline, f"uvicorn did not start within {start_timeout:g} s"
+            time.sleep(0.02)  # bounded polling for readiness
+        yield server
+    finally:
+        server.should_exit = True
+        if thread.is_alive():
+            thread.join(timeout=stop_timeout)
+        sock.close()
