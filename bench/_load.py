@@ -8,23 +8,32 @@ is checked once, on the first call), so that what is measured is the server.
 Two connection kinds carry them (``--client``): ``httpx2`` (an ``httpx2.AsyncClient`` limited to one
 connection) and ``raw`` (HTTP/1.1 written straight onto an asyncio stream, for when the httpx2 client's
 own CPU cost would hide the server's).
+
+``measure_all`` runs a benchmark's targets (``Entry``) through both shapes in rounds interleaved across the
+targets, each step bounded so that one failing target fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import httpx2
+
+from _procs import Server
+from _profile import record, summarize
 
 Call = Callable[[], Awaitable[None]]
 
@@ -497,3 +506,154 @@ async def concurrent(
         go.set()
     assert used is not None
     return Run(samples, (ended - began) / 1e9, used)
+
+
+# -- one benchmark run: targets measured in interleaved rounds -----------------------------------------
+
+STEP_TIMEOUT = 120.0
+"""Seconds one step (a warm-up, a round of one target) may take before that target is failed."""
+
+
+class LoadPlan(Protocol):
+    """What ``measure_all`` needs of a benchmark's plan (each script has its own dataclass)."""
+
+    @property
+    def calls(self) -> int: ...
+    @property
+    def warmup(self) -> int: ...
+    @property
+    def rounds(self) -> int: ...
+    @property
+    def clients(self) -> int: ...
+    @property
+    def calls_each(self) -> int: ...
+    @property
+    def warmup_each(self) -> int: ...
+    @property
+    def concurrent_rounds(self) -> int: ...
+    @property
+    def profile(self) -> Path | None: ...
+
+
+@dataclass
+class Entry:
+    """One target under test: its server (None in-process), its load target, and what it measured."""
+
+    PROFILE_TOP: ClassVar[int] = 25
+    """How many frames the ``--profile`` summary of this target lists."""
+
+    name: str
+    server: Server | None = None
+    target: Target | None = None
+    call: Call | None = None  # the sequential client, open for the whole run
+    sequential: list[Run] = field(default_factory=list)
+    concurrent: list[Run] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.error is None
+
+    @property
+    def server_cpu(self) -> ServerCpu:
+        return None if self.server is None else self.server.cpu_seconds
+
+    @property
+    def profiled(self) -> bool:
+        """Whether ``--profile`` samples this target's server (there is none in-process)."""
+        return self.server is not None
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = f"{type(exc).__name__}: {exc}"
+        if os.environ.get("BENCH_TRACEBACK"):
+            traceback.print_exception(exc)
+
+    async def open_client(self, plan: LoadPlan, stack: AsyncExitStack) -> None:
+        """Open the sequential client, kept open on ``stack``, and warm it up."""
+        assert self.target is not None
+        self.call = await stack.enter_async_context(self.target.client())
+        for _ in range(plan.warmup):
+            await self.call()
+
+    async def sequential_round(self, calls: int) -> None:
+        assert self.call is not None
+        self.sequential.append(await sequential(self.call, calls=calls, server_cpu=self.server_cpu))
+
+    async def concurrent_round(self, plan: LoadPlan, calls_each: int) -> None:
+        assert self.target is not None
+        with profiling(self, plan.profile):
+            run = await concurrent(
+                self.target,
+                clients=plan.clients,
+                calls_each=calls_each,
+                warmup=plan.warmup_each,
+                server_cpu=self.server_cpu,
+            )
+        self.concurrent.append(run)
+
+
+E = TypeVar("E", bound=Entry)
+
+
+@contextmanager
+def profiling(entry: Entry, profile: Path | None) -> Iterator[None]:
+    """With ``--profile DIR``, py-spy samples ``entry``'s server while the block runs.
+
+    Each block's stacks are appended to DIR/<target>.txt (collapsed stacks add up) and the summary of
+    all of them so far is rewritten to DIR/<target>.summary.txt.
+    """
+    if profile is None or entry.server is None or not entry.profiled:
+        yield
+        return
+    profile.mkdir(parents=True, exist_ok=True)
+    part, stacks = profile / f"{entry.name}.part.txt", profile / f"{entry.name}.txt"
+    with record(entry.server.pid, part):
+        yield
+    with stacks.open("a") as out:
+        out.write(part.read_text())
+    part.unlink()
+    (profile / f"{entry.name}.summary.txt").write_text(summarize(stacks, top=entry.PROFILE_TOP) + "\n")
+
+
+async def step(entry: Entry, make: Callable[[], Awaitable[None]], *, scoped: bool = True) -> None:
+    """Run one step for ``entry`` under STEP_TIMEOUT; a failure fails that target only.
+
+    A step that enters a context kept open after it (a client, the hub) cannot run inside a cancel scope
+    it outlives: ``scoped=False`` leaves the bound to the per-request timeouts of the clients.
+    """
+    if not entry.live:
+        return
+    try:
+        if scoped:
+            with anyio.fail_after(STEP_TIMEOUT):
+                await make()
+        else:
+            await make()
+    except Exception as exc:  # noqa: BLE001 - one failed target must not lose the others' numbers
+        entry.fail(exc)
+
+
+async def measure_all(
+    entries: list[E], plan: LoadPlan, enter_hub: Callable[[E, AsyncExitStack], Awaitable[None]]
+) -> None:
+    """Measure every live entry: sequential rounds that visit every target in turn, then concurrent ones.
+
+    ``enter_hub`` sets up the ``inprocess`` entry's target (a hub kept open on the stack it is given).
+    """
+    async with AsyncExitStack() as stack:
+        for entry in entries:
+            if entry.name == "inprocess":
+                await step(entry, functools.partial(enter_hub, entry, stack), scoped=False)
+        for entry in entries:
+            await step(entry, functools.partial(entry.open_client, plan, stack), scoped=False)
+        per_round = max(1, plan.calls // plan.rounds)
+        for _ in range(plan.rounds):
+            for entry in entries:
+                await step(entry, functools.partial(entry.sequential_round, per_round))
+        if plan.profile is not None:
+            for entry in entries:
+                (plan.profile / f"{entry.name}.txt").unlink(missing_ok=True)
+        each = max(1, plan.calls_each // plan.concurrent_rounds)
+        for _ in range(plan.concurrent_rounds):
+            for entry in entries:
+                await step(entry, functools.partial(entry.concurrent_round, plan, each))

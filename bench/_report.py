@@ -3,6 +3,7 @@ and the JSON document."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -10,7 +11,7 @@ import platform
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from _load import Connect, Latency, connector
 from _uvicorn import SETTINGS as UVICORN_SETTINGS
@@ -128,26 +129,61 @@ def _f(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _row(o: Outcome) -> str:
+class Measured(Protocol):
+    """A target's outcome as the table shows it (each script's ``Outcome`` has at least these)."""
+
+    name: str
+    label: str
+    sequential: Latency | None
+    concurrent: Latency | None
+    error: str | None
+
+
+def row(o: Measured, width: int, *, upstream: bool = False, upstream_share: float | None = None) -> str:
+    """One target's table row; ``upstream`` adds a column for the CPU share of a REST upstream behind the
+    server, which is then not counted among the others."""
     s, c = o.sequential, o.concurrent
     if o.error or s is None or c is None:
-        return f"{o.label:<52} FAILED: {(o.error or 'no result')[:200]}"
-    client = "-" if o.name == "inprocess" else format(c.client_share, "6.0%")
-    bound = "!" if o.name != "inprocess" and c.client_share >= CLIENT_BOUND else " "
+        return f"{o.label:<{width}} FAILED: {(o.error or 'no result')[:200]}"
+    inproc = o.name == "inprocess"
+    client = "-" if inproc else format(c.client_share, "6.0%")
+    bound = "!" if not inproc and c.client_share >= CLIENT_BOUND else " "
+    cells = [format(c.server_share, "6.0%")]
+    if upstream:
+        cells.append(format("-" if upstream_share is None else format(upstream_share, "6.0%"), ">6"))
+    cells += [format(client, ">6"), format(max(0.0, c.other_share - (upstream_share or 0.0)), "6.0%")]
     return (
-        f"{o.label:<52} {s.median_ms:7.3f} {s.p99_ms:7.3f} {s.server_cpu_us_per_call:8.0f} "
-        f"{c.throughput:7.0f}{bound} {c.median_ms:7.2f} {c.p99_ms:7.2f} {c.server_share:6.0%} {client:>6} "
-        f"{c.other_share:6.0%}"
+        f"{o.label:<{width}} {s.median_ms:7.3f} {s.p99_ms:7.3f} {s.server_cpu_us_per_call:8.0f} "
+        f"{c.throughput:7.0f}{bound} {c.median_ms:7.2f} {c.p99_ms:7.2f} {' '.join(cells)}"
     )
+
+
+def plan_lines(plan: Any) -> list[str]:
+    """The table's first lines: how the load was made."""
+    return [
+        f"client: {plan.client};  sequential: {plan.calls} calls (after {plan.warmup} warm-up) on one "
+        f"keep-alive connection, in {plan.rounds} rounds interleaved across targets;",
+        f"concurrent: {plan.clients} clients x {plan.calls_each} calls, one connection each, "
+        f"in {plan.concurrent_rounds} round(s)",
+    ]
+
+
+def headline_lines(rows: list[Headline], width: int, *, pad_missing: bool = False) -> list[str]:
+    """The headline block under the table; ``pad_missing`` right-aligns a missing value's "-"."""
+    lines = [f"{'headline':<{width}} {'value':>8}  {'goal':<10} met"]
+    for what, value, goal, met in rows:
+        shown = "-" if met is None else ("yes" if met else "NO")
+        cell = _f(value, "8.2f")
+        if pad_missing:
+            cell = format(cell, ">8")
+        lines.append(f"{what:<{width}} {cell}  {goal:<10} {shown}")
+    return lines
 
 
 def table(results: dict[str, Outcome], plan: Plan) -> str:
     sub = f"{plan.clients} cl."
     lines = [
-        f"client: {plan.client};  sequential: {plan.calls} calls (after {plan.warmup} warm-up) on one "
-        f"keep-alive connection, in {plan.rounds} rounds interleaved across targets;",
-        f"concurrent: {plan.clients} clients x {plan.calls_each} calls, one connection each, "
-        f"in {plan.concurrent_rounds} round(s)",
+        *plan_lines(plan),
         "",
         f"{'':<52} {'---- sequential ----':>24} {'------------------ concurrent ------------------':>50}",
         f"{'target':<52} {'median':>7} {'p99':>7} {'srv CPU':>8} {'calls/s':>8} {'median':>7} {'p99':>7} "
@@ -156,7 +192,7 @@ def table(results: dict[str, Outcome], plan: Plan) -> str:
         f"{'CPU':>6} {'CPU':>6} {'CPU':>6}",
         "-" * 127,
     ]
-    lines += [_row(o) for o in results.values()]
+    lines += [row(o, 52) for o in results.values()]
     lines += [
         "srv CPU us/call: the server process's CPU time per call.  CPU columns: CPU time / wall time while "
         "the load ran,",
@@ -168,15 +204,8 @@ def table(results: dict[str, Outcome], plan: Plan) -> str:
     ]
     if any(name.startswith("sdk") for name in results):
         lines.append("* measured through the official mcp client: includes that client's own cost")
-    lines += ["", f"{'headline':<52} {'value':>8}  {'goal':<10} met"]
-    for what, value, goal, met in headlines(results):
-        shown = "-" if met is None else ("yes" if met else "NO")
-        lines.append(f"{what:<52} {_f(value, '8.2f')}  {goal:<10} {shown}")
+    lines += ["", *headline_lines(headlines(results), 52)]
     return "\n".join(lines)
-
-
-def write_json(results: dict[str, Outcome], plan: Plan, path: Path) -> None:
-    dump_results(path, plan, results, headlines(results))
 
 
 def dump_results(path: Path, plan: Any, results: Mapping[str, Any], headline: list[Headline]) -> None:
@@ -203,3 +232,44 @@ def dump_results(path: Path, plan: Any, results: Mapping[str, Any], headline: li
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def finish(
+    output: Path, plan: Any, results: Mapping[str, Measured], text: str, headline: list[Headline]
+) -> int:
+    """Print the table, write the JSON, and return the exit status: 1 if a target failed."""
+    print(text)
+    dump_results(output, plan, results, headline)
+    print(f"\nwrote {output}")
+    return 1 if any(o.error for o in results.values()) else 0
+
+
+# -- command line --------------------------------------------------------------------------------------
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, profile_help: str, results: Path) -> None:
+    """``--profile`` and ``--output``, after a script's own arguments."""
+    parser.add_argument("--profile", type=Path, metavar="DIR", help=profile_help)
+    parser.add_argument("--output", type=Path, default=results, help="JSON results file")
+
+
+def chosen_targets(parser: argparse.ArgumentParser, only: list[str], targets: tuple[str, ...]) -> list[str]:
+    """The targets named by ``--only`` (repeated or comma-separated; all by default), in table order."""
+    chosen = [t.strip() for spec in only for t in spec.split(",") if t.strip()] or list(targets)
+    unknown = sorted(set(chosen) - set(targets))
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(targets)}")
+    return [t for t in targets if t in chosen]
+
+
+def load_counts(args: argparse.Namespace) -> dict[str, int]:
+    """The load's sizes from ``--calls``, ``--rounds``, ``--calls-each`` and ``--quick``, as Plan fields."""
+    return {
+        "calls": args.calls or (200 if args.quick else 1000),
+        "warmup": 20 if args.quick else 100,
+        "rounds": args.rounds or (2 if args.quick else 5),
+        "clients": args.clients,
+        "calls_each": args.calls_each or (25 if args.quick else 200),
+        "warmup_each": 2 if args.quick else 5,
+        "concurrent_rounds": 1 if args.quick else 2,
+    }

@@ -18,68 +18,41 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 import tempfile
-import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack, ExitStack, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 
 from _load import (
-    Call,
+    Entry,
     HandshakeMcpTarget,
     InProcessTarget,
     Latency,
     ModernMcpTarget,
     RestTarget,
-    Run,
     SdkMcpTarget,
-    ServerCpu,
     Target,
-    concurrent,
-    sequential,
+    measure_all,
 )
 from _procs import BENCH, Server, fastmcp_python, free_port, running
-from _profile import record, summarize
-from _report import LABELS, TARGETS, Outcome, Plan, table, write_json
+from _report import (
+    LABELS,
+    TARGETS,
+    Outcome,
+    Plan,
+    add_common_arguments,
+    chosen_targets,
+    finish,
+    headlines,
+    load_counts,
+    table,
+)
 
 RESULTS = BENCH / "results" / "call_overhead.json"
 TOOL = "bench.noop"
-STEP_TIMEOUT = 120.0
-"""Seconds one step (a warm-up, a round of one target) may take before that target is failed."""
-
-
-@dataclass
-class Entry:
-    """One target under test: its server (None in-process), its load target, and what it measured."""
-
-    outcome: Outcome
-    server: Server | None = None
-    target: Target | None = None
-    call: Call | None = None  # the sequential client, open for the whole run
-    sequential: list[Run] = field(default_factory=list)
-    concurrent: list[Run] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.outcome.name
-
-    @property
-    def live(self) -> bool:
-        return self.outcome.error is None
-
-    @property
-    def server_cpu(self) -> ServerCpu:
-        return None if self.server is None else self.server.cpu_seconds
-
-    def fail(self, exc: BaseException) -> None:
-        self.outcome.error = f"{type(exc).__name__}: {exc}"
-        if os.environ.get("BENCH_TRACEBACK"):
-            traceback.print_exception(exc)
 
 
 # -- servers -------------------------------------------------------------------------------------------
@@ -137,104 +110,20 @@ def start_servers(entries: list[Entry], plan: Plan, logs: Path, stack: ExitStack
         entry.target = http_target(entry.name, server.base_url, key, plan)
 
 
-@contextmanager
-def profiling(entry: Entry, plan: Plan) -> Iterator[None]:
-    """With ``--profile DIR``, py-spy samples ``entry``'s server while the block runs.
-
-    Each block's stacks are appended to DIR/<target>.txt (collapsed stacks add up) and the summary of
-    all of them so far is rewritten to DIR/<target>.summary.txt.
-    """
-    if plan.profile is None or entry.server is None:
-        yield
-        return
-    plan.profile.mkdir(parents=True, exist_ok=True)
-    part, stacks = plan.profile / f"{entry.name}.part.txt", plan.profile / f"{entry.name}.txt"
-    with record(entry.server.pid, part):
-        yield
-    with stacks.open("a") as out:
-        out.write(part.read_text())
-    part.unlink()
-    (plan.profile / f"{entry.name}.summary.txt").write_text(summarize(stacks, top=25) + "\n")
-
-
 # -- load ----------------------------------------------------------------------------------------------
 
 
-async def step(entry: Entry, make: Callable[[], Awaitable[None]], *, scoped: bool = True) -> None:
-    """Run one step for ``entry`` under STEP_TIMEOUT; a failure fails that target only.
-
-    A step that enters a context kept open after it (a client, the hub) cannot run inside a cancel scope
-    it outlives: ``scoped=False`` leaves the bound to the per-request timeouts of the clients.
-    """
-    if not entry.live:
-        return
-    try:
-        if scoped:
-            with anyio.fail_after(STEP_TIMEOUT):
-                await make()
-        else:
-            await make()
-    except Exception as exc:  # noqa: BLE001 - one failed target must not lose the others' numbers
-        entry.fail(exc)
-
-
-async def measure_all(entries: list[Entry], plan: Plan) -> None:
-    async with AsyncExitStack() as stack:
-        for entry in entries:
-            if entry.name == "inprocess":
-                await step(entry, functools.partial(_enter_hub, entry, plan, stack), scoped=False)
-
-        for entry in entries:
-            await step(entry, functools.partial(_open_client, entry, plan, stack), scoped=False)
-        per_round = max(1, plan.calls // plan.rounds)
-        for _ in range(plan.rounds):
-            for entry in entries:
-                await step(entry, functools.partial(_sequential_round, entry, per_round))
-        if plan.profile is not None:
-            for entry in entries:
-                (plan.profile / f"{entry.name}.txt").unlink(missing_ok=True)
-        each = max(1, plan.calls_each // plan.concurrent_rounds)
-        for _ in range(plan.concurrent_rounds):
-            for entry in entries:
-                await step(entry, functools.partial(_concurrent_round, entry, plan, each))
-
-
-async def _enter_hub(entry: Entry, plan: Plan, stack: AsyncExitStack) -> None:
+async def _enter_hub(database: str | None, entry: Entry, stack: AsyncExitStack) -> None:
     from serve_toolbridge import build_hub
     from toolbridge import Principal
 
-    hub = await stack.enter_async_context(build_hub(plan.database))
+    hub = await stack.enter_async_context(build_hub(database))
     principal = Principal.local()
 
     async def call() -> None:
         await hub.call(principal, TOOL, {})
 
     entry.target = InProcessTarget("inprocess", call)
-
-
-async def _open_client(entry: Entry, plan: Plan, stack: AsyncExitStack) -> None:
-    assert entry.target is not None
-    entry.call = await stack.enter_async_context(entry.target.client())
-    for _ in range(plan.warmup):
-        await entry.call()
-
-
-async def _sequential_round(entry: Entry, calls: int) -> None:
-    assert entry.call is not None
-    entry.sequential.append(await sequential(entry.call, calls=calls, server_cpu=entry.server_cpu))
-
-
-async def _concurrent_round(entry: Entry, plan: Plan, calls_each: int) -> None:
-    assert entry.target is not None
-    with profiling(entry, plan):
-        run = await concurrent(
-            entry.target,
-            clients=plan.clients,
-            calls_each=calls_each,
-            warmup=plan.warmup_each,
-            server_cpu=entry.server_cpu,
-        )
-    entry.concurrent.append(run)
 
 
 # -- command line --------------------------------------------------------------------------------------
@@ -269,50 +158,36 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Plan, Path]:
         help="HTTP client for the load: httpx2 (default) or a minimal raw asyncio HTTP/1.1 client",
     )
     parser.add_argument("--database", help="toolbridge database URL (default: in-memory SQLite)")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="sample every server with py-spy during the concurrent load; stacks and summaries to DIR",
+    add_common_arguments(
+        parser,
+        profile_help="sample every server with py-spy during the concurrent load; "
+        "stacks and summaries to DIR",
+        results=RESULTS,
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
-    chosen = [t.strip() for spec in args.only for t in spec.split(",") if t.strip()] or list(TARGETS)
-    unknown = sorted(set(chosen) - set(TARGETS))
-    if unknown:
-        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
-    plan = Plan(
-        calls=args.calls or (200 if args.quick else 1000),
-        warmup=20 if args.quick else 100,
-        clients=args.clients,
-        calls_each=args.calls_each or (25 if args.quick else 200),
-        warmup_each=2 if args.quick else 5,
-        rounds=args.rounds or (2 if args.quick else 5),
-        concurrent_rounds=1 if args.quick else 2,
-        database=args.database,
-        client=args.client,
-        profile=args.profile,
-    )
-    return [t for t in TARGETS if t in chosen], plan, args.output
+    names = chosen_targets(parser, args.only, TARGETS)
+    plan = Plan(**load_counts(args), database=args.database, client=args.client, profile=args.profile)
+    return names, plan, args.output
+
+
+def outcome(entry: Entry) -> Outcome:
+    result = Outcome(entry.name, LABELS[entry.name], error=entry.error)
+    if entry.live and entry.sequential and entry.concurrent:
+        result.sequential = Latency.of(entry.sequential)
+        result.concurrent = Latency.of(entry.concurrent)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     names, plan, output = parse_args(argv)
     print(f"call_overhead: {', '.join(names)}", file=sys.stderr, flush=True)
-    entries = [Entry(Outcome(name, LABELS[name])) for name in names]
+    entries = [Entry(name) for name in names]
     with tempfile.TemporaryDirectory(prefix="toolbridge-bench-") as tmp, ExitStack() as servers:
         start_servers(entries, plan, Path(tmp), servers)
         print("  measuring", file=sys.stderr, flush=True)
-        anyio.run(measure_all, entries, plan)
-    for entry in entries:
-        if entry.live and entry.sequential and entry.concurrent:
-            entry.outcome.sequential = Latency.of(entry.sequential)
-            entry.outcome.concurrent = Latency.of(entry.concurrent)
-    results = {entry.name: entry.outcome for entry in entries}
-    print(table(results, plan))
-    write_json(results, plan, output)
-    print(f"\nwrote {output}")
-    return 1 if any(o.error for o in results.values()) else 0
+        anyio.run(measure_all, entries, plan, functools.partial(_enter_hub, plan.database))
+    results = {entry.name: outcome(entry) for entry in entries}
+    return finish(output, plan, results, table(results, plan), headlines(results))
 
 
 if __name__ == "__main__":

@@ -26,12 +26,10 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 import tempfile
-import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,26 +40,31 @@ from _load import (
     BenchError,
     Call,
     Connect,
+    InProcessTarget,
     Latency,
+    LoadPlan,
     ModernMcpTarget,
-    Run,
-    ServerCpu,
-    Target,
     _check,
-    concurrent,
     connector,
-    sequential,
+    measure_all,
 )
+from _load import Entry as LoadEntry
 from _procs import BENCH, Server, fastmcp_python, free_port, running
-from _profile import record, summarize
-from _report import dump_results
+from _report import (
+    CLIENT_BOUND,
+    Headline,
+    add_common_arguments,
+    chosen_targets,
+    finish,
+    headline_lines,
+    load_counts,
+    plan_lines,
+    row,
+)
 
 RESULTS = BENCH / "results" / "openapi_call.json"
 SERVE = BENCH / "serve_openapi.py"
 PET_ID = 1
-STEP_TIMEOUT = 120.0
-"""Seconds one step (a warm-up, a round of one target) may take before that target is failed."""
-CLIENT_BOUND = 0.85
 OVERHEAD_GOAL_MS = 0.6
 TPUT_GOAL = 2.0
 
@@ -104,43 +107,29 @@ class DirectTarget:
             yield call
 
 
-@dataclass(frozen=True)
-class InProcessTarget:
-    name: str
-    call_once: Call
-
-    @asynccontextmanager
-    async def client(self) -> AsyncIterator[Call]:
-        yield self.call_once
-
-
 # -- one target's state --------------------------------------------------------------------------------
 
 
 @dataclass
-class Entry:
-    name: str
-    server: Server | None = None
+class Entry(LoadEntry):
+    """A target with, behind a gateway, the REST upstream and its CPU use during each concurrent run."""
+
+    PROFILE_TOP = 30
+
     upstream: Server | None = None  # the REST upstream behind a gateway (None for direct)
-    target: Target | None = None
-    call: Call | None = None
-    sequential: list[Run] = field(default_factory=list)
-    concurrent: list[Run] = field(default_factory=list)
     upstream_cpu: list[float] = field(default_factory=list)  # per concurrent run, seconds
-    error: str | None = None
 
     @property
-    def live(self) -> bool:
-        return self.error is None
+    def profiled(self) -> bool:
+        """``--profile`` samples the gateways only (toolbridge, FastMCP), not the upstream."""
+        return self.server is not None and self.upstream is not None
 
-    @property
-    def server_cpu(self) -> ServerCpu:
-        return None if self.server is None else self.server.cpu_seconds
-
-    def fail(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-        if os.environ.get("BENCH_TRACEBACK"):
-            traceback.print_exception(exc)
+    async def concurrent_round(self, plan: LoadPlan, calls_each: int) -> None:
+        before = self.upstream.cpu_seconds() if self.upstream else 0.0
+        await super().concurrent_round(plan, calls_each)
+        if self.upstream:
+            # includes the warm-up calls and the connection setup: a slight over-estimate
+            self.upstream_cpu.append(self.upstream.cpu_seconds() - before)
 
 
 @dataclass(frozen=True)
@@ -211,42 +200,7 @@ def start_servers(entries: list[Entry], plan: Plan, logs: Path, stack: ExitStack
 # -- load ----------------------------------------------------------------------------------------------
 
 
-async def step(entry: Entry, make: Callable[[], Awaitable[None]], *, scoped: bool = True) -> None:
-    """One step for ``entry`` under STEP_TIMEOUT (``scoped=False``: a step entering a context kept open,
-    bounded by the clients' per-request timeouts); a failure fails that target only."""
-    if not entry.live:
-        return
-    try:
-        if scoped:
-            with anyio.fail_after(STEP_TIMEOUT):
-                await make()
-        else:
-            await make()
-    except Exception as exc:  # noqa: BLE001 - one failed target must not lose the others' numbers
-        entry.fail(exc)
-
-
-async def measure_all(entries: list[Entry], plan: Plan, logs: Path) -> None:
-    async with AsyncExitStack() as stack:
-        for entry in entries:
-            if entry.name == "inprocess":
-                await step(entry, functools.partial(_enter_hub, entry, logs, stack), scoped=False)
-        for entry in entries:
-            await step(entry, functools.partial(_open_client, entry, plan, stack), scoped=False)
-        per_round = max(1, plan.calls // plan.rounds)
-        for _ in range(plan.rounds):
-            for entry in entries:
-                await step(entry, functools.partial(_sequential_round, entry, per_round))
-        if plan.profile is not None:
-            for entry in entries:
-                (plan.profile / f"{entry.name}.txt").unlink(missing_ok=True)
-        each = max(1, plan.calls_each // plan.concurrent_rounds)
-        for _ in range(plan.concurrent_rounds):
-            for entry in entries:
-                await step(entry, functools.partial(_concurrent_round, entry, plan, each))
-
-
-async def _enter_hub(entry: Entry, logs: Path, stack: AsyncExitStack) -> None:
+async def _enter_hub(logs: Path, entry: Entry, stack: AsyncExitStack) -> None:
     from toolbridge import Hub, Principal
 
     assert entry.upstream is not None
@@ -263,52 +217,6 @@ async def _enter_hub(entry: Entry, logs: Path, stack: AsyncExitStack) -> None:
     if "Rex" not in json.dumps(result["last"], default=str):
         raise BenchError(f"inprocess: unexpected result {result['last']!r:.300}")
     entry.target = InProcessTarget(entry.name, call)
-
-
-async def _open_client(entry: Entry, plan: Plan, stack: AsyncExitStack) -> None:
-    assert entry.target is not None
-    entry.call = await stack.enter_async_context(entry.target.client())
-    for _ in range(plan.warmup):
-        await entry.call()
-
-
-async def _sequential_round(entry: Entry, calls: int) -> None:
-    assert entry.call is not None
-    entry.sequential.append(await sequential(entry.call, calls=calls, server_cpu=entry.server_cpu))
-
-
-@contextmanager
-def profiling(entry: Entry, plan: Plan) -> Iterator[None]:
-    """With ``--profile DIR``, py-spy samples the gateway's server while the block runs (as in
-    bench/call_overhead.py): collapsed stacks appended to DIR/<target>.txt, summary in .summary.txt."""
-    if plan.profile is None or entry.server is None or entry.upstream is None:
-        yield
-        return
-    plan.profile.mkdir(parents=True, exist_ok=True)
-    part, stacks = plan.profile / f"{entry.name}.part.txt", plan.profile / f"{entry.name}.txt"
-    with record(entry.server.pid, part):
-        yield
-    with stacks.open("a") as out:
-        out.write(part.read_text())
-    part.unlink()
-    (plan.profile / f"{entry.name}.summary.txt").write_text(summarize(stacks, top=30) + "\n")
-
-
-async def _concurrent_round(entry: Entry, plan: Plan, calls_each: int) -> None:
-    assert entry.target is not None
-    before = entry.upstream.cpu_seconds() if entry.upstream else 0.0
-    with profiling(entry, plan):
-        run = await concurrent(
-            entry.target,
-            clients=plan.clients,
-            calls_each=calls_each,
-            warmup=plan.warmup_each,
-            server_cpu=entry.server_cpu,
-        )
-    entry.concurrent.append(run)
-    if entry.upstream:
-        # includes the warm-up calls and the connection setup: a slight over-estimate
-        entry.upstream_cpu.append(entry.upstream.cpu_seconds() - before)
 
 
 # -- report --------------------------------------------------------------------------------------------
@@ -331,9 +239,6 @@ def outcome(entry: Entry) -> Outcome:
     if conc is not None and entry.upstream_cpu:
         share = sum(entry.upstream_cpu) / conc.seconds
     return Outcome(entry.name, LABELS[entry.name], seq, conc, share, entry.error)
-
-
-Headline = tuple[str, float | None, str, bool | None]
 
 
 def headlines(results: dict[str, Outcome], plan: Plan) -> list[Headline]:
@@ -377,33 +282,10 @@ def headlines(results: dict[str, Outcome], plan: Plan) -> list[Headline]:
     return rows
 
 
-def _f(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _row(o: Outcome) -> str:
-    s, c = o.sequential, o.concurrent
-    if o.error or s is None or c is None:
-        return f"{o.label:<50} FAILED: {(o.error or 'no result')[:200]}"
-    inproc = o.name == "inprocess"
-    client = "-" if inproc else format(c.client_share, "6.0%")
-    bound = "!" if not inproc and c.client_share >= CLIENT_BOUND else " "
-    up = "-" if o.upstream_share is None else format(o.upstream_share, "6.0%")
-    others = max(0.0, c.other_share - (o.upstream_share or 0.0))
-    return (
-        f"{o.label:<50} {s.median_ms:7.3f} {s.p99_ms:7.3f} {s.server_cpu_us_per_call:8.0f} "
-        f"{c.throughput:7.0f}{bound} {c.median_ms:7.2f} {c.p99_ms:7.2f} {c.server_share:6.0%} {up:>6} "
-        f"{client:>6} {others:6.0%}"
-    )
-
-
 def table(results: dict[str, Outcome], plan: Plan) -> str:
     sub = f"{plan.clients} cl."
     lines = [
-        f"client: {plan.client};  sequential: {plan.calls} calls (after {plan.warmup} warm-up) on one "
-        f"keep-alive connection, in {plan.rounds} rounds interleaved across targets;",
-        f"concurrent: {plan.clients} clients x {plan.calls_each} calls, one connection each, "
-        f"in {plan.concurrent_rounds} round(s)",
+        *plan_lines(plan),
         "",
         f"{'':<50} {'---- sequential ----':>24} {'-' * 22 + ' concurrent ' + '-' * 22:>57}",
         f"{'target':<50} {'median':>7} {'p99':>7} {'srv CPU':>8} {'calls/s':>8} {'median':>7} {'p99':>7} "
@@ -412,23 +294,16 @@ def table(results: dict[str, Outcome], plan: Plan) -> str:
         f"{'CPU':>6} {'CPU':>6} {'CPU':>6} {'CPU':>6}",
         "-" * 132,
     ]
-    lines += [_row(o) for o in results.values()]
+    lines += [row(o, 50, upstream=True, upstream_share=o.upstream_share) for o in results.values()]
     lines += [
         "srv CPU us/call: the server's CPU time per call (gateway's; for direct, the upstream's).",
         "CPU columns: CPU time / wall time during the concurrent load, for the server, the REST upstream",
         "behind it, this client, and every other process (2 cores = 200%). inprocess: server = this process.",
         f"! the client used >= {CLIENT_BOUND:.0%} of a core: its throughput is a lower bound for the server.",
         "",
-        f"{'headline':<50} {'value':>8}  {'goal':<10} met",
+        *headline_lines(headlines(results, plan), 50, pad_missing=True),
     ]
-    for what, value, goal, met in headlines(results, plan):
-        shown = "-" if met is None else ("yes" if met else "NO")
-        lines.append(f"{what:<50} {_f(value, '.2f'):>8}  {goal:<10} {shown}")
     return "\n".join(lines)
-
-
-def write_json(results: dict[str, Outcome], plan: Plan, path: Path) -> None:
-    dump_results(path, plan, results, headlines(results, plan))
 
 
 # -- command line --------------------------------------------------------------------------------------
@@ -447,30 +322,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[list[str], Plan, Path]:
     parser.add_argument(
         "--client", choices=("raw", "httpx2"), default="raw", help="load client (default raw)"
     )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="py-spy the gateways (toolbridge, FastMCP) during the concurrent load; stacks/summaries to DIR",
+    add_common_arguments(
+        parser,
+        profile_help="py-spy the gateways (toolbridge, FastMCP) during the concurrent load; "
+        "stacks/summaries to DIR",
+        results=RESULTS,
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args(argv)
-    chosen = [t.strip() for spec in args.only for t in spec.split(",") if t.strip()] or list(TARGETS)
-    unknown = sorted(set(chosen) - set(TARGETS))
-    if unknown:
-        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
-    plan = Plan(
-        calls=args.calls or (200 if args.quick else 1000),
-        warmup=20 if args.quick else 100,
-        rounds=args.rounds or (2 if args.quick else 5),
-        clients=args.clients,
-        calls_each=args.calls_each or (25 if args.quick else 200),
-        warmup_each=2 if args.quick else 5,
-        concurrent_rounds=1 if args.quick else 2,
-        client=args.client,
-        profile=args.profile,
-    )
-    return [t for t in TARGETS if t in chosen], plan, args.output
+    names = chosen_targets(parser, args.only, TARGETS)
+    return names, Plan(**load_counts(args), client=args.client, profile=args.profile), args.output
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -481,12 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         logs = Path(tmp)
         start_servers(entries, plan, logs, servers)
         print("  measuring", file=sys.stderr, flush=True)
-        anyio.run(measure_all, entries, plan, logs)
+        anyio.run(measure_all, entries, plan, functools.partial(_enter_hub, logs))
     results = {entry.name: outcome(entry) for entry in entries}
-    print(table(results, plan))
-    write_json(results, plan, output)
-    print(f"\nwrote {output}")
-    return 1 if any(o.error for o in results.values()) else 0
+    return finish(output, plan, results, table(results, plan), headlines(results, plan))
 
 
 if __name__ == "__main__":
