@@ -322,3 +322,26 @@ async def test_progress_reaches_a_handshake_era_http_client_on_its_session_strea
     assert "completed" in result.content[0].text  # type: ignore[union-attr]
     # the last report races the answer on another connection: the client may have closed the call first
     assert seen in ([(1, 3), (2, 3)], [(1, 3), (2, 3), (3, 3)])
+
+
+async def test_completions_of_a_federated_prompt_and_template_come_from_its_upstream() -> None:
+    inbox = Inbox()
+    async with (
+        serving() as served,
+        connect(served, "watcher", inbox) as w,
+        connect(served, "outsider", Inbox()) as o,
+    ):
+        assert w.server_capabilities.completions is not None
+        prompt = types.PromptReference(type="ref/prompt", name="ev.completable-prompt")
+        department = await w.complete(prompt, {"name": "department", "value": "S"})
+        assert department.completion.values == ["Sales", "Support"]
+        lead = await w.complete(prompt, {"name": "name", "value": ""}, {"department": "Sales"})
+        assert lead.completion.values == ["David", "Eve", "Frank"]
+        templates = (await w.list_resource_templates()).resource_templates
+        template = types.ResourceTemplateReference(type="ref/resource", uri=templates[0].uri_template)
+        assert (await w.complete(template, {"name": "resourceId", "value": "1"})).completion.values
+        with pytest.raises(Exception, match="no prompt named 'ev.completable-prompt'"):
+            await o.complete(prompt, {"name": "department", "value": "S"})  # the outsider cannot see ev
+        await served.hub.audit.flush()
+        rows = [r.entry for r in await served.hub.audit.tail(10) if r.entry.tool == "completion/complete ev"]
+    assert len(rows) == 3 and {r.principal for r in rows} == {"agent:watcher"}

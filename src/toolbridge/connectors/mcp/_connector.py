@@ -200,6 +200,11 @@ class McpConnector:
         return f"the MCP server at {self.server.url}"
 
     @property
+    def capabilities(self) -> Mapping[str, Any]:
+        """What the upstream declared (empty while no session is open)."""
+        return self._session.capabilities if self._session is not None else {}
+
+    @property
     def connected(self) -> bool:
         """Whether a session with the upstream is open (its tools are listed)."""
         return self._session is not None and self._session.alive
@@ -682,6 +687,23 @@ class McpConnector:
         params = {"name": entry[0], "arguments": dict(arguments)}
         async with self._default_auth():
             return await self.request("prompts/get", params, tool=name, deadline=deadline)
+
+    async def complete(self, params: Mapping[str, Any], *, deadline: float | None = None) -> Any:
+        """``completion/complete`` for a federated prompt's argument or a resource template's variable.
+
+        A prompt reference names the catalog prompt (``connector.prompt``); it goes upstream under the
+        upstream's own name. Everything else in ``params`` is passed as the agent sent it.
+        """
+        ref = dict(params.get("ref") or {})
+        if ref.get("type") == "ref/prompt":
+            entry = self.extras.prompts.get(str(ref.get("name")))
+            if entry is None:
+                raise ToolNotFound(
+                    str(ref.get("name")), suggestions=close_matches(str(ref.get("name")), self.extras.prompts)
+                )
+            ref["name"] = entry[0]
+        async with self._default_auth():
+            return await self.request("completion/complete", {**params, "ref": ref}, deadline=deadline)
 
     async def read_resource(self, uri: str, *, deadline: float | None = None) -> Any:
         """``resources/read`` of an upstream resource, as the upstream answers it."""

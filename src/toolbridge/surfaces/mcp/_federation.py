@@ -24,7 +24,7 @@ from toolbridge.audit import AuditEntry, args_digest
 from toolbridge.connectors.mcp import McpConnector
 from toolbridge.errors import ToolbridgeError, UpstreamTimeout
 from toolbridge.surfaces.mcp._bridge import CallContext
-from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, protocol_error
+from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, METHOD_NOT_FOUND, protocol_error
 
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
@@ -83,6 +83,10 @@ _PRIVATE = {"ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
 """What an agent may see depends on its scopes: never for shared caches (as tools/list)."""
 
 
+def _has_template(connector: McpConnector, uri: str) -> bool:
+    return any(t.get("uriTemplate") == uri for t in connector.extras.templates)
+
+
 def _listing(key: str, items: list[Any]) -> dict[str, Any]:
     return {key: items, **_PRIVATE}
 
@@ -137,8 +141,36 @@ def add_federation(server: Server[Any], hub: Hub, context_of: ContextOf) -> None
         )
         return {**result, **_PRIVATE}
 
+    async def complete(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+        raw = dict(ctx.params or {})
+        ref: dict[str, Any] = raw["ref"] if isinstance(raw.get("ref"), dict) else {}
+        caller = context_of(ctx)
+        visible = _visible(hub, caller.principal)
+        if ref.get("type") == "ref/prompt":
+            name = str(ref.get("name", ""))
+            owner = next((c for c in visible if name in c.extras.prompts), None)
+            missing = f"no prompt named {name!r}; list them with prompts/list"
+        else:
+            uri = str(ref.get("uri", ""))
+            owner = next((c for c in visible if _has_template(c, uri) or c.extras.owns(uri)), None)
+            missing = f"no resource template {uri!r}; list them with resources/templates/list"
+        if owner is None:
+            raise MCPError(INVALID_PARAMS, missing)
+        if "completions" not in owner.capabilities:
+            raise MCPError(METHOD_NOT_FOUND, f"the server behind {owner.name!r} offers no completions")
+        arguments = {"ref": ref, "argument": raw.get("argument")}
+        result = await _upstream(
+            hub,
+            caller,
+            f"completion/complete {owner.name}",
+            arguments,
+            lambda d: owner.complete(raw, deadline=d),
+        )
+        return {**result, "resultType": "complete"}
+
     server.add_request_handler("prompts/list", types.PaginatedRequestParams, list_prompts)
     server.add_request_handler("prompts/get", types.GetPromptRequestParams, get_prompt)
     server.add_request_handler("resources/list", types.PaginatedRequestParams, list_resources)
     server.add_request_handler("resources/templates/list", types.PaginatedRequestParams, list_templates)
     server.add_request_handler("resources/read", types.ReadResourceRequestParams, read_resource)
+    server.add_request_handler("completion/complete", types.CompleteRequestParams, complete)

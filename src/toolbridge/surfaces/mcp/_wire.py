@@ -44,6 +44,7 @@ __all__ = [
 
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
+METHOD_NOT_FOUND = -32601
 INTERNAL_ERROR = -32603
 IDEMPOTENCY_META_KEYS = ("toolbridge/idempotency-key", "idempotencyKey")
 REQUEST_ID_META_KEY = "toolbridge/request-id"
