@@ -95,45 +95,62 @@ def add_federation(server: Server[Any], hub: Hub, context_of: ContextOf) -> None
     """Serve upstream prompts and resources on ``server`` (only if the hub federates MCP servers)."""
     if not _connectors(hub):
         return
+    served = _Federation(hub, context_of)
+    server.add_request_handler("prompts/list", types.PaginatedRequestParams, served.list_prompts)
+    server.add_request_handler("prompts/get", types.GetPromptRequestParams, served.get_prompt)
+    server.add_request_handler("resources/list", types.PaginatedRequestParams, served.list_resources)
+    server.add_request_handler(
+        "resources/templates/list", types.PaginatedRequestParams, served.list_templates
+    )
+    server.add_request_handler("resources/read", types.ReadResourceRequestParams, served.read_resource)
+    server.add_request_handler("completion/complete", types.CompleteRequestParams, served.complete)
 
-    async def list_prompts(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
-        principal = context_of(ctx).principal
-        return _listing(
-            "prompts", [w for c in _visible(hub, principal) for _, w in c.extras.prompts.values()]
-        )
 
-    async def get_prompt(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+class _Federation:
+    """The handlers: each answers from the connectors the caller may see, or asks their upstream."""
+
+    def __init__(self, hub: Hub, context_of: ContextOf) -> None:
+        self.hub = hub
+        self.context_of = context_of
+
+    def _visible(self, ctx: ServerRequestContext[Any, Any]) -> tuple[CallContext, list[McpConnector]]:
+        caller = self.context_of(ctx)
+        return caller, _visible(self.hub, caller.principal)
+
+    async def list_prompts(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+        _, visible = self._visible(ctx)
+        return _listing("prompts", [w for c in visible for _, w in c.extras.prompts.values()])
+
+    async def get_prompt(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         name = str((ctx.params or {}).get("name", ""))
         arguments = (ctx.params or {}).get("arguments") or {}
-        caller = context_of(ctx)
-        owner = next((c for c in _visible(hub, caller.principal) if name in c.extras.prompts), None)
-        if owner is None:
-            raise MCPError(INVALID_PARAMS, f"no prompt named {name!r}; list them with prompts/list")
+        caller, visible = self._visible(ctx)
+        owner = _prompt_owner(visible, name)
         result = await _upstream(
-            hub,
+            self.hub,
             caller,
             f"prompts/get {name}",
             arguments,
-            lambda deadline: owner.get_prompt(name, arguments, deadline=deadline),
+            lambda d: owner.get_prompt(name, arguments, deadline=d),
         )
         return {**result, "resultType": "complete"}
 
-    async def list_resources(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
-        visible = _visible(hub, context_of(ctx).principal)
+    async def list_resources(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+        _, visible = self._visible(ctx)
         return _listing("resources", [r for c in visible for r in c.extras.resources.values()])
 
-    async def list_templates(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
-        visible = _visible(hub, context_of(ctx).principal)
+    async def list_templates(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+        _, visible = self._visible(ctx)
         return _listing("resourceTemplates", [t for c in visible for t in c.extras.templates])
 
-    async def read_resource(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+    async def read_resource(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         uri = str((ctx.params or {}).get("uri", ""))
-        caller = context_of(ctx)
-        owner = next((c for c in _visible(hub, caller.principal) if c.extras.owns(uri)), None)
+        caller, visible = self._visible(ctx)
+        owner = next((c for c in visible if c.extras.owns(uri)), None)
         if owner is None:
             raise MCPError(RESOURCE_NOT_FOUND, f"no resource {uri!r}; list them with resources/list")
         result = await _upstream(
-            hub,
+            self.hub,
             caller,
             f"resources/read {owner.name}",
             {"uri": uri},
@@ -141,36 +158,34 @@ def add_federation(server: Server[Any], hub: Hub, context_of: ContextOf) -> None
         )
         return {**result, **_PRIVATE}
 
-    async def complete(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+    async def complete(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         raw = dict(ctx.params or {})
         ref: dict[str, Any] = raw["ref"] if isinstance(raw.get("ref"), dict) else {}
-        caller = context_of(ctx)
-        visible = _visible(hub, caller.principal)
+        caller, visible = self._visible(ctx)
         if ref.get("type") == "ref/prompt":
-            name = str(ref.get("name", ""))
-            owner = next((c for c in visible if name in c.extras.prompts), None)
-            missing = f"no prompt named {name!r}; list them with prompts/list"
+            owner = _prompt_owner(visible, str(ref.get("name", "")))
         else:
             uri = str(ref.get("uri", ""))
-            owner = next((c for c in visible if _has_template(c, uri) or c.extras.owns(uri)), None)
-            missing = f"no resource template {uri!r}; list them with resources/templates/list"
-        if owner is None:
-            raise MCPError(INVALID_PARAMS, missing)
+            found = next((c for c in visible if _has_template(c, uri) or c.extras.owns(uri)), None)
+            if found is None:
+                raise MCPError(
+                    INVALID_PARAMS, f"no resource template {uri!r}; list them with resources/templates/list"
+                )
+            owner = found
         if "completions" not in owner.capabilities:
             raise MCPError(METHOD_NOT_FOUND, f"the server behind {owner.name!r} offers no completions")
-        arguments = {"ref": ref, "argument": raw.get("argument")}
         result = await _upstream(
-            hub,
+            self.hub,
             caller,
             f"completion/complete {owner.name}",
-            arguments,
+            {"ref": ref, "argument": raw.get("argument")},
             lambda d: owner.complete(raw, deadline=d),
         )
         return {**result, "resultType": "complete"}
 
-    server.add_request_handler("prompts/list", types.PaginatedRequestParams, list_prompts)
-    server.add_request_handler("prompts/get", types.GetPromptRequestParams, get_prompt)
-    server.add_request_handler("resources/list", types.PaginatedRequestParams, list_resources)
-    server.add_request_handler("resources/templates/list", types.PaginatedRequestParams, list_templates)
-    server.add_request_handler("resources/read", types.ReadResourceRequestParams, read_resource)
-    server.add_request_handler("completion/complete", types.CompleteRequestParams, complete)
+
+def _prompt_owner(visible: list[McpConnector], name: str) -> McpConnector:
+    owner = next((c for c in visible if name in c.extras.prompts), None)
+    if owner is None:
+        raise MCPError(INVALID_PARAMS, f"no prompt named {name!r}; list them with prompts/list")
+    return owner
