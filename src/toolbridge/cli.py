@@ -317,13 +317,15 @@ def tools_approve(
 
 @tools_app.command("show")
 def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
-    """Show one tool with its input schema."""
+    """Show one tool with its input schema and how a call's idempotency key reaches its upstream."""
+    from toolbridge.resilience._outbox import key_handling
     from toolbridge.surfaces.rest import tool_document
 
     hub = _hub(config, database)
 
     async def main() -> dict[str, Any]:
-        return tool_document(hub.get_tool(Principal.local(), name))
+        tool = hub.get_tool(Principal.local(), name)
+        return {**tool_document(tool), "idempotency_key": key_handling(hub.key_carrier(tool))}
 
     out.print_json(json.dumps(_run(main)))
 

@@ -27,7 +27,7 @@ import anyio
 from toolbridge._shape import CallResult, shape
 from toolbridge.audit import AuditEntry, AuditLog, args_digest, canonical_json
 from toolbridge.catalog import QUARANTINE_META_KEY, Catalog, Tool, ToolAnnotations, quarantine_error
-from toolbridge.connectors import Connector, Credentials, Invocation
+from toolbridge.connectors import Connector, Credentials, Invocation, key_carrier
 from toolbridge.connectors._events import EventBus, ListChanged
 from toolbridge.connectors.python import PythonConnector
 from toolbridge.credentials._redact import redact_error, redact_value
@@ -160,6 +160,11 @@ class Hub:
 
     def connector(self, name: str) -> Connector:
         return self._connectors[name]
+
+    def key_carrier(self, tool: Tool) -> str | None:
+        """How a call's idempotency key reaches ``tool``'s upstream, or None when it does not (then a
+        keyed write is not retried once its request may have reached the upstream)."""
+        return key_carrier(self._connectors[tool.connector], tool)
 
     @overload
     def tool(self, fn: F, /) -> F: ...
@@ -411,7 +416,7 @@ class Hub:
         that left nothing applied — or any transient failure when a key makes the retry safe."""
         if tool.annotations.read_only or self.resilience.state(tool.connector).policy.on_exhausted != "queue":
             return False
-        return is_queueable(exc, keyed=key is not None)
+        return is_queueable(exc, keyed=key is not None and self.key_carrier(tool) is not None)
 
     async def _enqueue(
         self,
@@ -523,7 +528,9 @@ class Hub:
             connector=tool.connector,
             tool=tool.name,
             deadline=invocation.deadline,
-            idempotent=a.idempotent or a.read_only or invocation.idempotency_key is not None,
+            idempotent=a.idempotent
+            or a.read_only
+            or (invocation.idempotency_key is not None and key_carrier(connector, tool) is not None),
             refresh=invocation.credentials.refresh if invocation.credentials is not None else None,
         )
         with anyio.move_on_after(self.limits.call_timeout) as scope:

@@ -273,6 +273,11 @@ class OpenAPIConnectorSettings(_ConnectorBase):
     pagination: OpenAPIPaginationSettings = OpenAPIPaginationSettings()
     max_spec_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
     max_response_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
+    idempotency_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")] = (
+        "Idempotency-Key"
+    )
+    """The header a call's idempotency key is sent in when an operation declares none; 'none' when the
+    upstream takes no keys (keyed writes are then not retried once a request may have reached it)."""
     cache: bool = True
     """Keep the ingested catalog of a local document in .toolbridge/cache/ (beside this file) for fast
     restarts; it is rebuilt whenever the document changes."""

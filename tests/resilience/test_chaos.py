@@ -10,6 +10,7 @@ import pytest
 
 from tests.resilience.conftest import FakeTime
 from toolbridge import Hub, Limits, Principal, ToolbridgeError
+from toolbridge.connectors import Invocation
 from toolbridge.errors import OutcomeUnknown
 from toolbridge.resilience import BreakerPolicy, Resilience, ResiliencePolicy, RetryPolicy
 from toolbridge.testing import ChaosConnector, Fault
@@ -52,7 +53,8 @@ def chaos_hub(time: FakeTime, seed: int) -> tuple[Hub, Counter[str], Counter[str
         return n
 
     @hub.tool(connector="svc")
-    async def write(op: str, key: str | None = None) -> int:
+    async def write(op: str, invocation: Invocation) -> int:
+        key = invocation.idempotency_key  # the key travels (a tool without an Invocation can't send it)
         if key is not None:  # Stripe-style: an effect per key, replays answer the first result
             if key not in seen:
                 seen[key] = len(seen)
@@ -77,7 +79,7 @@ async def test_chaos_run_reads_succeed_and_writes_never_duplicate(fake_time: Fak
                 await hub.call(Principal.local(), "svc.read", {"n": i})
             elif kind == "keyed":
                 await hub.call(
-                    Principal.local(), "svc.write", {"op": f"k{i}", "key": f"k{i}"}, idempotency_key=f"k{i}"
+                    Principal.local(), "svc.write", {"op": f"k{i}"}, idempotency_key=f"k{i}"
                 )
             else:
                 await hub.call(Principal.local(), "svc.write", {"op": f"u{i}"})

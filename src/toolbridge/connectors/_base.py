@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from toolbridge.policy import Principal
 
-__all__ = ["Connector", "Credentials", "Invocation"]
+__all__ = ["Connector", "Credentials", "Invocation", "key_carrier"]
 
 
 @runtime_checkable
@@ -66,3 +66,18 @@ class Connector(Protocol):
     async def __aenter__(self) -> Connector: ...
 
     async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+def key_carrier(connector: object, tool: Tool) -> str | None:
+    """How ``connector`` sends a call's idempotency key upstream for ``tool`` ("header Idempotency-Key"),
+    or None when it does not.
+
+    A connector says so with an optional ``idempotency_key_carrier(tool)`` method. Only a key that
+    travels makes a retry safe: when it does not, a keyed write is not retried once its request may have
+    reached the upstream (the caller gets ``outcome_unknown``, as for a write without a key).
+    """
+    describe = getattr(connector, "idempotency_key_carrier", None)
+    if describe is None:
+        return None
+    carrier = describe(tool)
+    return carrier if isinstance(carrier, str) else None

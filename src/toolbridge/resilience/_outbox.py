@@ -34,7 +34,7 @@ from toolbridge.errors import (
 from toolbridge.resilience._policy import NOT_PROCESSED_STATUSES, RETRYABLE_STATUSES
 from toolbridge.storage import Database, outbox
 
-__all__ = ["Outbox", "OutboxItem", "is_queueable"]
+__all__ = ["Outbox", "OutboxItem", "is_queueable", "key_handling"]
 
 logger = logging.getLogger("toolbridge.outbox")
 
@@ -49,6 +49,16 @@ def is_queueable(exc: ToolbridgeError, *, keyed: bool) -> bool:
         statuses = RETRYABLE_STATUSES if keyed else NOT_PROCESSED_STATUSES
         return exc.upstream_status in statuses
     return keyed and isinstance(exc, OutcomeUnknown | UpstreamTimeout)
+
+
+def key_handling(carrier: str | None) -> str:
+    """What happens to a call's idempotency key, in words (``toolbridge tools show``)."""
+    if carrier is None:
+        return (
+            "not sent upstream: a keyed write is replayed by toolbridge but not retried once its request "
+            "may have reached the upstream (outcome_unknown)"
+        )
+    return f"sent upstream in {carrier}; retries and queued retries reuse the call's key"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import anyio
 
 from toolbridge.catalog import Tool
-from toolbridge.connectors import Connector, Invocation
+from toolbridge.connectors import Connector, Invocation, key_carrier
 from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamUnavailable
 
 __all__ = ["ChaosConnector", "Fault", "FaultKind"]
@@ -71,6 +71,9 @@ class ChaosConnector:
 
     def tools(self) -> Sequence[Tool]:
         return self._inner.tools()
+
+    def idempotency_key_carrier(self, tool: Tool) -> str | None:
+        return key_carrier(self._inner, tool)
 
     async def __aenter__(self) -> ChaosConnector:
         await self._inner.__aenter__()

@@ -46,12 +46,35 @@ def openapi_connector(
             max_response_bytes=config.max_response_bytes,
             max_pages=config.pagination.max_pages,
             pagination=Pagination(config.pagination.cursor_field, config.pagination.cursor_param),
+            idempotency_header=_key_header(config),
         )
     except ConfigurationError as exc:
         logger.warning("connector %r has no tools: %s", name, exc)
         return OpenAPIConnector.failed(name, spec, f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
     check_connections(connector, config)
+    check_key_header(connector, config)
     return connector
+
+
+def _key_header(config: OpenAPIConnectorSettings) -> str | None:
+    return None if config.idempotency_header.lower() == "none" else config.idempotency_header
+
+
+def check_key_header(connector: OpenAPIConnector, config: OpenAPIConnectorSettings) -> None:
+    """Warn when keys go to an upstream whose document declares no idempotency header."""
+    header = _key_header(config)
+    if header is None or not connector.tools() or connector.declares_keys:
+        return
+    how = "as configured" if "idempotency_header" in config.model_fields_set else "by default"
+    logger.warning(
+        "connector %r sends idempotency keys in header %s (%s), but its document declares no idempotency "
+        "header: if the upstream ignores it, a keyed write retried after a lost answer may apply twice. "
+        "Set 'idempotency_header: none' for an upstream that takes no keys (keyed writes are then not "
+        "retried once sent).",
+        connector.name,
+        header,
+        how,
+    )
 
 
 def check_connections(connector: OpenAPIConnector, config: OpenAPIConnectorSettings) -> None:

@@ -15,6 +15,7 @@ from toolbridge.catalog import Tool
 from toolbridge.connectors._base import Invocation
 from toolbridge.connectors.openapi._cache import CatalogCache
 from toolbridge.connectors.openapi._ingest import Ingested, IngestOptions, ingest
+from toolbridge.connectors.openapi._keys import DEFAULT_KEY_HEADER, add_key, documents_keys, key_header
 from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, load_spec, to_uri
 from toolbridge.connectors.openapi._model import IngestReport, Operation, SecurityScheme, Server
 from toolbridge.connectors.openapi._needs import Need, check_fit, need_of
@@ -63,8 +64,10 @@ class OpenAPIConnector:
         max_pages: int = 1,
         pagination: Pagination | None = None,
         spec_uri: str | None = None,
+        idempotency_header: str | None = DEFAULT_KEY_HEADER,
     ) -> None:
         self._name = name
+        self._key_header = idempotency_header
         self._ingested = ingested
         self._secrets = dict(secrets or {})
         self._injected = client
@@ -162,6 +165,7 @@ class OpenAPIConnector:
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         operation = self._ingested.operations[tool.name]
         draft = build_request(operation, arguments, self.base_url_for(operation))
+        add_key(draft, key_header(operation, self._key_header), invocation.idempotency_key)
         auth = self._auth_for(operation, draft, invocation)
         page = await self._send(draft.build(self._require_client()), tool.name, auth)
         result = decode(page)
@@ -170,6 +174,17 @@ class OpenAPIConnector:
             fetch = self._fetch_more(tool.name, auth)
             result = await self._pager.follow(page, result, draft, operation, fetch, wanted)
         return result
+
+    @property
+    def declares_keys(self) -> bool:
+        """Whether the document declares an idempotency header on any operation."""
+        return documents_keys(self._ingested.operations.values())
+
+    def idempotency_key_carrier(self, tool: Tool) -> str | None:
+        """Where a call's idempotency key goes upstream (see :mod:`._keys`); None when it is not sent."""
+        operation = self._ingested.operations.get(tool.name)
+        header = key_header(operation, self._key_header) if operation is not None else None
+        return f"header {header}" if header else None
 
     def _auth_for(self, operation: Operation, draft: Draft, invocation: Invocation) -> httpx2.Auth | None:
         """The call's connection when there is one (it wins over ``auth:`` secrets), else those secrets.

@@ -83,6 +83,14 @@ class PythonConnector:
     def tools(self) -> Sequence[Tool]:
         return list(self._tools.values())
 
+    def idempotency_key_carrier(self, tool: Tool) -> str | None:
+        """A function that takes an ``Invocation`` receives the call's key and is trusted to pass it on
+        (``invocation.idempotency_key``); one that does not cannot, so its keyed writes are not retried."""
+        entry = self._entries.get(tool.name)
+        if entry is None or entry.context_param is None:
+            return None
+        return f"the function's {entry.context_param!r} parameter (invocation.idempotency_key)"
+
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         entry = self._entries[tool.name]
         kwargs = _convert(entry, tool, arguments)
