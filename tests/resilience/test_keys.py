@@ -124,3 +124,24 @@ def test_no_warning_when_keys_are_off_or_the_document_declares_them(
             config = OpenAPIConnectorSettings(kind="openapi", spec=spec, idempotency_header=header)
             openapi_connector("api", config, Settings(source=tmp_path / "toolbridge.yaml"))
     assert not [r for r in caplog.records if "idempotency" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [("Idempotency-Key", "sent upstream in header Idempotency-Key"), ("none", "not sent upstream")],
+)
+def test_tools_show_says_how_the_key_travels(in_tmp_dir: Path, header: str, says: str) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from toolbridge.cli import app
+
+    (in_tmp_dir / "api.json").write_text(json.dumps(document()))
+    (in_tmp_dir / "toolbridge.yaml").write_text(
+        "connectors:\n  api:\n    kind: openapi\n    spec: api.json\n    base_url: http://127.0.0.1:9\n"
+        f"    idempotency_header: {header}\n"
+    )
+    result = CliRunner().invoke(app, ["tools", "show", "api.create_thing", "-c", "toolbridge.yaml"])
+    assert result.exit_code == 0, result.output
+    assert says in json.loads(result.output)["idempotency_key"]
