@@ -78,9 +78,7 @@ async def test_chaos_run_reads_succeed_and_writes_never_duplicate(fake_time: Fak
             if kind == "read":
                 await hub.call(Principal.local(), "svc.read", {"n": i})
             elif kind == "keyed":
-                await hub.call(
-                    Principal.local(), "svc.write", {"op": f"k{i}"}, idempotency_key=f"k{i}"
-                )
+                await hub.call(Principal.local(), "svc.write", {"op": f"k{i}"}, idempotency_key=f"k{i}")
             else:
                 await hub.call(Principal.local(), "svc.write", {"op": f"u{i}"})
             outcomes[f"{kind}:ok"] += 1

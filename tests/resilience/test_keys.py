@@ -62,7 +62,9 @@ async def test_a_keyed_write_reset_after_its_effect_is_retried_with_its_key_and_
     assert upstream.effect_count == 1  # the upstream deduplicated it
 
 
-async def test_the_header_the_document_declares_carries_the_key(upstream: Upstream, fake_time: FakeTime) -> None:
+async def test_the_header_the_document_declares_carries_the_key(
+    upstream: Upstream, fake_time: FakeTime
+) -> None:
     upstream.then(Reply(reset=True))
     hub = keyed_hub(upstream, fake_time, document("X-Idempotency-Key"), idempotency_header="Other")
     async with hub:
