@@ -162,6 +162,18 @@ async def test_multipart_body_with_a_file() -> None:
     assert b'filename="file"' in body and b"Content-Type: image/png" in body and b"\x89PNG" in body
 
 
+async def test_multipart_object_parts_are_sent_as_json_with_their_content_type() -> None:
+    meta = {"type": "object", "properties": {"title": {"type": "string"}}}
+    schema = {"type": "object", "properties": {"metadata": meta, "note": {"type": "string"}}}
+    upstream = Upstream()
+    await call(
+        body_doc("multipart/form-data", schema), "up", {"metadata": {"title": "é"}, "note": "n"}, upstream
+    )
+    body = upstream.last.content
+    assert b'name="metadata"\r\nContent-Type: application/json\r\n\r\n{"title":"\xc3\xa9"}' in body
+    assert b'name="note"\r\n\r\nn' in body
+
+
 async def test_binary_body_and_a_whole_body_argument() -> None:
     upstream = Upstream()
     await call(

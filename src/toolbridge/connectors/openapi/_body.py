@@ -131,13 +131,13 @@ def _spread(
     encoding: Mapping[str, Any],
 ) -> BodyInput:
     schema = converted.schema
-    needed = set(schema.get("required", [])) if required else set()
+    needed = set(schema.get("required", []))  # the schema's own list, whether or not the body is required
     fields: list[BodyField] = []
     args: dict[str, ArgSpec] = {}
     for name, prop in schema["properties"].items():
         arg = unique_arg(name, taken)
         binary = isinstance(prop, dict) and prop.get("format") == "binary"
-        content_type = _encoding_type(encoding, name)
+        content_type = _encoding_type(encoding, name) or _part_type(kind, prop)
         fields.append(BodyField(name, arg, binary, content_type))
         shown = {**prop, "description": BINARY_HINT} if binary else prop
         args[arg] = ArgSpec(shown, name in needed, converted)
@@ -153,13 +153,33 @@ def _whole(
     taken: set[str],
 ) -> BodyInput:
     arg = unique_arg("body", taken, prefix="request_")
-    return BodyInput(Body(media_type, kind, required, arg=arg), {arg: ArgSpec(schema, required, converted)})
+    needed = required or bool(schema.get("required"))  # members it requires cannot be sent without it
+    return BodyInput(Body(media_type, kind, required, arg=arg), {arg: ArgSpec(schema, needed, converted)})
 
 
 def _encoding_type(encoding: Mapping[str, Any], name: str) -> str | None:
     entry = encoding.get(name)
     value = entry.get("contentType") if isinstance(entry, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _part_type(kind: BodyKind, schema: Any) -> str | None:
+    """OpenAPI's default for a multipart part: objects and arrays of objects are JSON (3.1 §4.8.15)."""
+    if kind != "multipart" or not isinstance(schema, dict):
+        return None
+    items = schema.get("items") if "array" in _types(schema) else None
+    if "object" in _types(schema) or (isinstance(items, dict) and "object" in _types(items)):
+        return "application/json"
+    return None
+
+
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return {str(k) for k in kind}
+    if kind is None and "properties" in schema:
+        return {"object"}
+    return {str(kind)}
 
 
 def sub(located: Located, key: str) -> Located:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -51,6 +52,7 @@ PAGING_PARAMS = frozenset(
 )
 _PAGES_HINT = "pages to fetch and merge (toolbridge follows the next-page links; default: the connector's)"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_TEMPLATE = re.compile(r"\{([^{}/]+)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +168,19 @@ class _Ingest:
                 if isinstance(item.node.get(method), dict):
                     yield str(path), method, item, sub(item, method)
 
-    def _one(self, path: str, method: str, item: Located, op: Located) -> tuple[Tool, Operation] | None:
+    def _one(self, path: str, method: str, item: Located, at: Located) -> tuple[Tool, Operation] | None:
+        try:
+            op = self.resolver.deref(at)  # ``get: {$ref: resources/x.yml}``: common in large documents
+        except RefError as exc:
+            self.issues.append(Issue("skipped", exc.where, exc.message, f"{method.upper()} {path}"))
+            return None
+        if not isinstance(op.node, dict):
+            self.issues.append(Issue("skipped", at.pointer, "the operation is not an object"))
+            return None
         node = op.node
         op_id = node.get("operationId") if isinstance(node.get("operationId"), str) else None
         tags = tuple(str(t) for t in node.get("tags", []) if isinstance(t, str))
-        if self._excluded(op, op_id, tags, method, path):
+        if self._excluded(at, op_id, tags, method, path):
             return None
         notes: list[str] = []
         try:
@@ -179,10 +189,11 @@ class _Ingest:
             self.issues.append(Issue("skipped", exc.where, exc.message, op_id or ""))
             return None
         except ConfigurationError as exc:
-            self.issues.append(Issue("skipped", op.pointer, str(exc), op_id or ""))
+            self.issues.append(Issue("skipped", at.pointer, str(exc), op_id or ""))
             return None
+        built = (built[0], replace(built[1], pointer=at.pointer))
         if notes:
-            self.issues.append(Issue("degraded", op.pointer, "; ".join(notes), built[0].name))
+            self.issues.append(Issue("degraded", at.pointer, "; ".join(notes), built[0].name))
         return built
 
     def _excluded(
@@ -211,6 +222,7 @@ class _Ingest:
         notes: list[str],
     ) -> tuple[Tool, Operation]:
         inputs, body_params = self._parameters(item, op)
+        inputs.extend(_undeclared(path, inputs, notes))
         parameters, args, fixed, accept = _collect(inputs)
         taken = set(args)
         body = self._body(op, body_params, taken)
@@ -233,14 +245,14 @@ class _Ingest:
             body=body.body if body else None,
             security=self._security(op.node),
             servers=self._op_servers(item, op),
-            accept=accept or self._accept(op.node),
+            accept=accept or self._accept(op),
             tags=tags,
             pages_arg=pages_arg,
         )
         tool = Tool(
             name=name,
             connector=self.connector,
-            description=override.description or self._description(op.node, method, path),
+            description=override.description or self._description(op.node, item.node, method, path),
             input_schema=_input_schema(args),
             annotations=_annotations(method, override),
         )
@@ -333,8 +345,10 @@ class _Ingest:
                 return overrides[key]
         return OperationOverride()
 
-    def _description(self, node: Mapping[str, Any], method: str, path: str) -> str:
+    def _description(self, node: Mapping[str, Any], item: Mapping[str, Any], method: str, path: str) -> str:
         summary, detail = _text(node.get("summary")), _text(node.get("description"))
+        if not summary and not detail:  # the path item's words cover all of its operations
+            summary, detail = _text(item.get("summary")), _text(item.get("description"))
         text = summary
         if detail and detail != text:
             text = f"{text}\n\n{detail}" if text else detail
@@ -348,7 +362,8 @@ class _Ingest:
             return ()
         return tuple(tuple(str(k) for k in entry) for entry in raw if isinstance(entry, dict))
 
-    def _accept(self, node: Mapping[str, Any]) -> str | None:
+    def _accept(self, op: Located) -> str | None:
+        node = op.node
         if self.swagger:
             return choose_media_type(_strings(node.get("produces") or self.root.get("produces")))
         responses = node.get("responses")
@@ -357,9 +372,18 @@ class _Ingest:
         media: list[str] = []
         for status, response in responses.items():
             if str(status).startswith("2") and isinstance(response, dict):
+                if isinstance(response.get("$ref"), str):
+                    response = self._response(Located(response, op.uri, op.pointer))
                 content = response.get("content")
                 media.extend(content if isinstance(content, dict) else [])
         return choose_media_type(media)
+
+    def _response(self, located: Located) -> Mapping[str, Any]:
+        try:
+            found = self.resolver.deref(located)
+        except RefError:
+            return _EMPTY  # only the Accept header is read from responses: nothing to report
+        return found.node if isinstance(found.node, dict) else _EMPTY
 
     def _servers(self) -> tuple[Server, ...]:
         if self.swagger:
@@ -401,6 +425,21 @@ def _collect(
         parameters.append(_with_arg(parameter, arg))
         args[arg] = read.arg
     return parameters, args, fixed, accept
+
+
+def _undeclared(path: str, inputs: Sequence[ParamInput], notes: list[str]) -> list[ParamInput]:
+    """A required string argument for each ``{name}`` of the path that no parameter declares."""
+    declared = {i.parameter.name for i in inputs if i.parameter and i.parameter.location == "path"}
+    declared |= {i.fixed.name for i in inputs if i.fixed and i.fixed.location == "path"}
+    added: list[ParamInput] = []
+    for name in dict.fromkeys(_TEMPLATE.findall(path)):
+        if name in declared:
+            continue
+        notes.append(f"path parameter {name!r} is not declared; asked for as a required string")
+        schema = {"type": "string", "minLength": 1}
+        parameter = Parameter(name, "path", name, True, "simple", False, "primitive")
+        added.append(ParamInput(parameter=parameter, arg=ArgSpec(schema, True, Converted(schema, {}))))
+    return added
 
 
 def _with_arg(parameter: Parameter, arg: str) -> Parameter:

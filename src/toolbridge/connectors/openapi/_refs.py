@@ -83,12 +83,23 @@ class Resolver:
         node = _walk(document, pointer, ref, where)
         return Located(node, target, pointer)
 
+    def where(self, located: Located) -> str:
+        """Where a node is, for a report: its pointer, prefixed by its file when not the root document."""
+        if located.uri == self.source.uri:
+            return located.pointer or "/"
+        return f"{_relative(located.uri, self.source.uri)}#{located.pointer}"
+
     def at(self, *tokens: str | int) -> Located:
         """A node of the root document by its path."""
         node: Any = self.source.root
         for token in tokens:
             node = node[token]
         return Located(node, self.source.uri, pointer_of(*tokens))
+
+
+def _relative(uri: str, root: str) -> str:
+    folder = root.rsplit("/", 1)[0] + "/"
+    return uri[len(folder) :] if uri.startswith(folder) else uri
 
 
 def _walk(document: Any, pointer: str, ref: str, where: str) -> Any:

@@ -36,7 +36,7 @@ class Draft:
     cookies: list[tuple[str, str]] = field(default_factory=list)
     content: bytes | None = None
     data: dict[str, Any] | None = None
-    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    files: list[tuple[str, tuple[str | None, bytes, str]]] | None = None
 
     def build(self, client: httpx2.AsyncClient) -> httpx2.Request:
         url = self.url + "?" + "&".join(self.query) if self.query else _parsed(self.url)
@@ -76,7 +76,9 @@ def _path(operation: Operation, arguments: Mapping[str, Any]) -> str:
     path = operation.path
     for parameter in operation.parameters:
         if parameter.location == "path":
-            value = _value(parameter, arguments.get(parameter.arg, ""))
+            if arguments.get(parameter.arg) is None:
+                raise _missing_path_argument(operation, parameter)
+            value = _value(parameter, arguments[parameter.arg])
             path = path.replace(
                 "{" + parameter.name + "}",
                 path_value(parameter.name, value, parameter.style, parameter.explode),
@@ -85,6 +87,17 @@ def _path(operation: Operation, arguments: Mapping[str, Any]) -> str:
         if fixed.location == "path":
             path = path.replace("{" + fixed.name + "}", fixed.value)
     return path
+
+
+def _missing_path_argument(operation: Operation, parameter: Parameter) -> InvalidArguments:
+    """Sending ``{placeholder}`` literally would address some other resource, or none: refuse."""
+    arg, where = parameter.arg, f"{{{parameter.name}}} in {operation.method} {operation.path}"
+    return InvalidArguments(
+        f"{operation.tool} needs argument {arg!r}: it fills {where}",
+        errors=[{"field": arg, "error": "required: part of the URL path"}],
+        tool=operation.tool,
+        hint=f"call {operation.tool} again with {arg!r} set",
+    )
 
 
 def _value(parameter: Parameter, value: Any) -> Any:
@@ -152,14 +165,17 @@ def _form(payload: Any) -> str:
 
 
 def _multipart(draft: Draft, body: Body, payload: Any, operation: Operation) -> None:
-    binaries = {f.name: f for f in body.fields if f.binary}
+    specs = {f.name: f for f in body.fields}
     data: dict[str, Any] = {}
-    files: list[tuple[str, tuple[str, bytes, str]]] = []
+    files: list[tuple[str, tuple[str | None, bytes, str]]] = []
     for key, value in (payload or {}).items():
-        spec = binaries.get(key)
-        if spec is not None:
+        spec = specs.get(key)
+        if spec is not None and spec.binary:
             content = file_bytes(value, operation.tool, spec.arg)
             files.append((key, (key, content, spec.content_type or "application/octet-stream")))
+        elif spec is not None and "json" in (spec.content_type or ""):  # a part with its own type
+            text = value if isinstance(value, str) else scalar(value)
+            files.append((key, (None, text.encode(), spec.content_type or "application/json")))
         elif isinstance(value, list):
             data[key] = [scalar(v) for v in value]
         else:

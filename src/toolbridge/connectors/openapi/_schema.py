@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolbridge.connectors.openapi._refs import Located, Resolver, pointer_of
+from toolbridge.connectors.openapi._refs import Located, RefError, Resolver, pointer_of
 
 __all__ = ["Converted", "SchemaConverter", "brief", "trim_text"]
 
@@ -50,6 +50,7 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,200}>")
 _SENTENCE = re.compile(r"(?<=[a-z0-9)`'\"][.!?])\s+(?=[A-Z`(\[])|\n")
+_WRAP = re.compile(r"(?<=\S)\n(?=[^\s\-*+#|>0-9])")
 
 
 def _clean(text: str) -> str:
@@ -78,6 +79,8 @@ def brief(text: str | None, limit: int) -> str:
     if not text:
         return ""
     cleaned = _clean(text)
+    if "\n" in cleaned:
+        cleaned = _WRAP.sub(" ", cleaned)  # a hard line wrap inside a sentence is not its end
     first = _SENTENCE.split(cleaned, maxsplit=1)[0].strip()
     return _cut(first if len(first) >= 12 else cleaned, limit)
 
@@ -147,17 +150,22 @@ class SchemaConverter:
         if isinstance(node, bool):
             return {} if node else {"not": {}}
         if not isinstance(node, dict):
-            walk.notes.append(f"{located.pointer}: a schema that is not an object was read as 'any value'")
+            where = self._resolver.where(located)
+            walk.notes.append(f"{where}: a schema that is not an object was read as 'any value'")
             return {}
         if depth > _MAX_DEPTH:
-            walk.notes.append(f"{located.pointer}: nested too deeply; accepted as any value")
+            walk.notes.append(f"{self._resolver.where(located)}: nested too deeply; accepted as any value")
             return {}
         if isinstance(node.get("$ref"), str):
             return self._ref(located, walk, depth)
         return self._object(located, walk, depth)
 
     def _ref(self, located: Located, walk: _Walk, depth: int) -> Schema:
-        target = self._resolver.deref(located)
+        try:
+            target = self._resolver.deref(located)
+        except RefError as exc:
+            walk.notes.append(f"{self._resolver.where(located)}: {exc.message}; accepted as any value")
+            return {}
         key = target.key
         if key in walk.stack or key in walk.defs:
             walk.recursive.add(key)
@@ -237,7 +245,7 @@ class SchemaConverter:
                 out["pattern"] = pattern
             except re.error:
                 walk.notes.append(
-                    f"{located.pointer}: pattern {pattern!r} is not a Python regex; not checked"
+                    f"{self._resolver.where(located)}: pattern {pattern!r} is not a Python regex; not checked"
                 )
         required = node.get("required")
         if isinstance(required, list):
@@ -275,10 +283,18 @@ class SchemaConverter:
 
     def _properties(self, located: Located, out: Schema, walk: _Walk, depth: int) -> None:
         parent = _sub(located, "properties")
+        if isinstance(parent.node.get("$ref"), str):  # the whole map kept in another place
+            try:
+                parent = self._resolver.deref(parent)
+            except RefError as exc:
+                walk.notes.append(f"{self._resolver.where(parent)}: {exc.message}; properties not checked")
+                return
+            if not isinstance(parent.node, dict):
+                return
         properties: Schema = {}
         dropped: set[str] = set()
         for name, value in parent.node.items():
-            child = Located(value, located.uri, parent.pointer + pointer_of(name))
+            child = Located(value, parent.uri, parent.pointer + pointer_of(name))
             if self.is_read_only(child):
                 dropped.add(name)
                 continue
