@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from toolbridge import ConfigurationError, Hub, Principal
-from toolbridge.connectors.openapi import OpenAPIConnector, load_spec
+from toolbridge.connectors.openapi import OpenAPIConnector, ingest, load_spec
 from toolbridge.settings import parse_settings
 
 SPECS = Path(__file__).parents[3] / ".." / "shared" / "specs"
@@ -39,16 +39,23 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         return None
 
 
+def remote(name: str, url: str) -> OpenAPIConnector:
+    """A connector from a document on the test server (127.0.0.1: allowed past the SSRF guard)."""
+    source = load_spec(url, allow_hosts=["127.0.0.1"])
+    return OpenAPIConnector(name, ingest(source, name), spec_uri=source.uri)
+
+
 def test_multi_file_documents_load_from_disk_and_over_http(http_root: str) -> None:
     local = OpenAPIConnector.from_spec("pets", MULTIFILE / "spec" / "swagger.yaml")
-    remote = OpenAPIConnector.from_spec(
-        "pets", f"{http_root}/multifile/oai-petstore-separate-v2/spec/swagger.yaml"
-    )
-    for connector in (local, remote):
+    remote_ = remote("pets", f"{http_root}/multifile/oai-petstore-separate-v2/spec/swagger.yaml")
+    for connector in (local, remote_):
         assert connector.report.tools == 4 and not connector.report.issues
         add = next(t for t in connector.tools() if t.name == "pets.add_pet")
         assert add.input_schema["required"] == ["id", "name"]  # NewPet.yaml: allOf Pet.yaml + its own
-    assert len(load_spec(MULTIFILE / "spec" / "swagger.yaml").documents) == 5
+    loaded = load_spec(MULTIFILE / "spec" / "swagger.yaml")
+    assert len(loaded.documents) == 4  # ../common/Error.yaml is outside the root's folder: refused
+    ((uri, reason),) = loaded.missing.items()
+    assert uri.endswith("/common/Error.yaml") and "refused: outside" in reason
 
 
 def test_json_that_yaml_cannot_read_loads() -> None:
@@ -57,7 +64,7 @@ def test_json_that_yaml_cannot_read_loads() -> None:
 
 
 def test_relative_servers_resolve_against_the_document_url(http_root: str) -> None:
-    connector = OpenAPIConnector.from_spec("pets", f"{http_root}/oai-petstore-expanded.v3.0.yaml")
+    connector = remote("pets", f"{http_root}/oai-petstore-expanded.v3.0.yaml")
     operation = connector.operation("pets.find_pets")
     assert connector.base_url_for(operation) == "https://petstore.swagger.io/v2"
 
@@ -71,12 +78,12 @@ def _free_port() -> int:
 def test_an_unreachable_url_names_the_url() -> None:
     url = f"http://127.0.0.1:{_free_port()}/openapi.json"
     with pytest.raises(ConfigurationError, match=f"{url}: cannot fetch the document: ConnectError"):
-        load_spec(url, timeout=5)
+        load_spec(url, timeout=5, allow_hosts=[f"127.0.0.1:{url.split(':')[2].split('/')[0]}"])
 
 
 def test_a_missing_url_says_the_status(http_root: str) -> None:
     with pytest.raises(ConfigurationError, match="answered HTTP 404"):
-        load_spec(f"{http_root}/nope.yaml")
+        load_spec(f"{http_root}/nope.yaml", allow_hosts=["127.0.0.1"])
 
 
 def test_a_file_that_is_not_a_spec(tmp_path: Path) -> None:
@@ -106,7 +113,7 @@ def test_a_50_mb_document_is_refused_before_it_is_read(tmp_path: Path) -> None:
 
 def test_a_50_mb_download_is_cut_off_at_the_cap(http_root: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="over the limit of 1,000,000 bytes"):
-        load_spec(f"{http_root}/openai.yaml", max_bytes=1_000_000)
+        load_spec(f"{http_root}/openai.yaml", max_bytes=1_000_000, allow_hosts=["127.0.0.1"])
 
 
 def _write(folder: Path, name: str, text: str) -> Path:

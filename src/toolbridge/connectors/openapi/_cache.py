@@ -43,8 +43,9 @@ class CatalogCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def key(self, uri: str, connector: str, options: IngestOptions) -> str:
-        text = json.dumps([FORMAT, uri, connector, repr(options)])
+    def key(self, uri: str, connector: str, options: IngestOptions, *more: object) -> str:
+        """The entry's name; ``more``: anything else the result depends on (the hosts a $ref may reach)."""
+        text = json.dumps([FORMAT, uri, connector, repr(options), *map(repr, more)])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def load(self, key: str) -> Ingested | None:

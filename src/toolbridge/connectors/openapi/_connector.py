@@ -114,12 +114,13 @@ class OpenAPIConnector:
         kwargs: dict[str, Any],
     ) -> OpenAPIConnector:
         uri = to_uri(spec)
+        allowed = tuple(sorted(kwargs.get("allow_hosts", ())))  # the operator's SSRF exceptions
         cache = CatalogCache(Path(cache_dir)) if cache_dir is not None else None
-        key = cache.key(uri, name, options) if cache is not None else ""
+        key = cache.key(uri, name, options, allowed) if cache is not None else ""
         cached = cache.load(key) if cache is not None else None
         if cached is not None:
             return cls(name, cached, spec_uri=uri, **kwargs)
-        source = load_spec(spec, max_bytes=max_spec_bytes, transport=spec_transport)
+        source = load_spec(spec, max_bytes=max_spec_bytes, transport=spec_transport, allow_hosts=allowed)
         ingested = ingest(source, name, options)
         if cache is not None:
             cache.save(key, source.digests, ingested)

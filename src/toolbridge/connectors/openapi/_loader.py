@@ -2,6 +2,13 @@
 
 This is the wire edge of the connector: bytes in, parsed JSON values out. Documents are capped in size
 before they are parsed, and every failure names the file or URL it happened in.
+
+A document is not trusted to choose what the hub reads (its ``$ref``s end up in tool schemas every agent
+sees): ``file:`` references are followed only inside the folder of a local root document (never from a
+document read over the network), and every URL — the spec URL, remote ``$ref``s, each redirect — goes
+through the hub's SSRF guard (:mod:`toolbridge._urlguard`) unless its host is in the operator's
+``allow_hosts``. A refused reference is reported like a missing one: the operations that need it are
+skipped or degraded, with the reason, and the rest of the document is used.
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +26,8 @@ from urllib.request import url2pathname
 import httpx2
 import yaml
 
-from toolbridge.errors import ConfigurationError
+from toolbridge._urlguard import SyncResolver, URLGuard, system_addresses
+from toolbridge.errors import BadRequest, ConfigurationError
 
 __all__ = ["MAX_SPEC_BYTES", "SpecSource", "load_spec", "parse_document", "to_uri"]
 
@@ -28,6 +36,7 @@ MAX_SPEC_BYTES = 32 * 1024 * 1024
 
 _EXTERNAL_REF = re.compile(rb"""\$ref['"]?\s*:\s*(?!['"]?#)""")
 _CHUNK = 65536
+_MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +65,20 @@ def load_spec(
     max_bytes: int = MAX_SPEC_BYTES,
     transport: httpx2.BaseTransport | None = None,
     timeout: float = 30.0,
+    allow_hosts: Iterable[str] = (),
+    resolver: SyncResolver = system_addresses,
 ) -> SpecSource:
-    """Load the document at ``location`` (path or http(s) URL) and every file its ``$ref``s reach."""
+    """Load the document at ``location`` (path or http(s) URL) and every file its ``$ref``s reach.
+
+    ``allow_hosts`` (``host`` or ``host:port``) may be reached although not public; ``resolver`` gives the
+    addresses of a host name (injected by tests)."""
     uri = to_uri(location)
-    reader = _Reader(max_bytes, transport, timeout)
+    guard = URLGuard(
+        refusal="refused by the SSRF guard: only public http(s) addresses on ports 80 and 443 are fetched",
+        hint="if this host is trusted, list it in the connector's allow_hosts",
+        allow_hosts=frozenset(h.lower() for h in allow_hosts),
+    )
+    reader = _Reader(max_bytes, transport, timeout, _Fence(uri, guard, resolver))
     try:
         root = reader.document(uri)
         _check_is_spec(root, uri)
@@ -123,10 +142,48 @@ def _check_is_spec(root: Any, uri: str) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Fence:
+    """What a document may make the hub read: files beside a local root, public or allowed URLs."""
+
+    root: str
+    guard: URLGuard
+    resolver: SyncResolver
+
+    def local(self, path: Path, uri: str) -> Path:
+        """``path`` when the root document is a local file and ``path`` is inside its folder."""
+        if urlsplit(self.root).scheme != "file":
+            raise ConfigurationError(
+                f"{uri}: refused: a document read over the network cannot refer to local files"
+            )
+        if uri == self.root:
+            return path
+        folder = Path(url2pathname(urlsplit(self.root).path)).resolve().parent
+        if not path.resolve().is_relative_to(folder):
+            raise ConfigurationError(
+                f"{uri}: refused: outside {folder}, the folder of the root document",
+                hint="keep every file of the document in the root document's folder (or below it)",
+            )
+        return path
+
+    def remote(self, url: str) -> tuple[httpx2.URL, dict[str, str], dict[str, Any]]:
+        """The URL to connect to (the checked address), its headers and extensions — or refused."""
+        try:
+            checked = self.guard.check(url)
+            pinned, host = self.guard.pin_sync(checked, self.resolver)
+        except BadRequest as exc:
+            raise ConfigurationError(f"{url}: {exc.message}", hint=exc.hint) from None
+        extensions = {"sni_hostname": checked.host} if checked.scheme == "https" else {}
+        return pinned, {"Host": host}, extensions
+
+
 class _Reader:
     """Reads files and URLs; the HTTP client is created on the first URL (it costs ~0.1 s to make)."""
 
-    def __init__(self, max_bytes: int, transport: httpx2.BaseTransport | None, timeout: float) -> None:
+    def __init__(
+        self, max_bytes: int, transport: httpx2.BaseTransport | None, timeout: float, fence: _Fence
+    ) -> None:
+        self._fence = fence
         self._max = max_bytes
         self._transport = transport
         self._timeout = timeout
@@ -141,7 +198,7 @@ class _Reader:
     def _http(self) -> httpx2.Client:
         if self._client is None:
             self._client = httpx2.Client(
-                transport=self._transport, timeout=self._timeout, follow_redirects=True, trust_env=False
+                transport=self._transport, timeout=self._timeout, follow_redirects=False, trust_env=False
             )
         return self._client
 
@@ -173,7 +230,7 @@ class _Reader:
 
     def _fetch(self, uri: str) -> bytes:
         if urlsplit(uri).scheme == "file":
-            return self._read_file(Path(url2pathname(urlsplit(uri).path)), uri)
+            return self._read_file(self._fence.local(Path(url2pathname(urlsplit(uri).path)), uri), uri)
         return self._download(uri)
 
     def _read_file(self, path: Path, uri: str) -> bytes:
@@ -187,22 +244,42 @@ class _Reader:
             raise ConfigurationError(f"{path}: cannot read: {exc.strerror}") from None
 
     def _download(self, uri: str) -> bytes:
+        url = uri
+        for _ in range(_MAX_REDIRECTS + 1):
+            pinned, headers, extensions = self._fence.remote(url)
+            request = self._http().build_request("GET", pinned, headers=headers, extensions=extensions)
+            location, data = self._get(request, uri)
+            if location is None:
+                return data
+            url = urljoin(url, location)  # each hop through the guard again
+        raise ConfigurationError(f"{uri}: more than {_MAX_REDIRECTS} redirects", hint="use the final URL")
+
+    def _get(self, request: httpx2.Request, uri: str) -> tuple[str | None, bytes]:
+        """The redirect target, or None and the document's bytes."""
         try:
-            with self._http().stream("GET", uri) as response:
-                if response.status_code >= 400:
-                    raise ConfigurationError(
-                        f"{uri}: the server answered HTTP {response.status_code}",
-                        hint="check the URL, or download the document and point 'spec' at the file",
-                    )
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit():
-                    self._check_size(int(declared), uri)
-                return self._read_capped(response.iter_bytes(_CHUNK), uri)
+            response = self._http().send(request, stream=True)
+            try:
+                return self._answer(response, uri)
+            finally:
+                response.close()
         except httpx2.HTTPError as exc:
             raise ConfigurationError(
                 f"{uri}: cannot fetch the document: {type(exc).__name__}: {exc}",
                 hint="check the URL and that the server is reachable, or point 'spec' at a local file",
             ) from None
+
+    def _answer(self, response: httpx2.Response, uri: str) -> tuple[str | None, bytes]:
+        if response.is_redirect and "location" in response.headers:
+            return response.headers["location"], b""
+        if response.status_code >= 400:
+            raise ConfigurationError(
+                f"{uri}: the server answered HTTP {response.status_code}",
+                hint="check the URL, or download the document and point 'spec' at the file",
+            )
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit():
+            self._check_size(int(declared), uri)
+        return None, self._read_capped(response.iter_bytes(_CHUNK), uri)
 
     def _read_capped(self, chunks: Iterator[bytes], uri: str) -> bytes:
         parts: list[bytes] = []

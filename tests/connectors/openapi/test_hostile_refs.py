@@ -1,0 +1,168 @@
+"""A hostile document cannot make the hub read local files or internal URLs through ``$ref``.
+
+A real HTTP server on 127.0.0.1 serves the document (its host is allowed by the operator, as a test
+server must be); the document refers to a local file, an internal address, the cloud metadata address, a
+host name that resolves to loopback (the resolver is injected) and a redirect to the metadata address.
+Each is refused before any byte is requested, reported with the reason, and its content never reaches a
+tool schema. A recording transport around the real one shows which URLs were requested.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from toolbridge import ConfigurationError
+from toolbridge.connectors.openapi import IngestReport, ingest, load_spec
+
+SECRET = "TOPSECRET-canary-5be1"
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/doc.yaml")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A folder served over HTTP on 127.0.0.1, and the port."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, int(server.server_address[1])
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+class Recording(httpx2.BaseTransport):
+    """The real transport, with every requested URL noted."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+        self._real = httpx2.HTTPTransport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.urls.append(f"{request.url} Host={request.headers.get('host')}")
+        return self._real.handle_request(request)
+
+
+def loopback_resolver(host: str, port: int) -> Sequence[str]:
+    assert host == "docs.evil.test"  # only names are resolved; numeric hosts are read, never looked up
+    return ["127.0.0.1"]
+
+
+def _document(refs: dict[str, str]) -> str:
+    paths = {
+        f"/{name}": {
+            "get": {
+                "operationId": name,
+                "parameters": [{"name": "q", "in": "query", "schema": {"$ref": ref}}],
+                "responses": {"200": {"description": "ok"}},
+            }
+        }
+        for name, ref in refs.items()
+    }
+    return json.dumps({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": paths})
+
+
+def _secret_file(folder: Path) -> Path:
+    path = folder / "secret.yaml"
+    path.write_text(f"s: {{type: string, description: {SECRET}, enum: [{SECRET}]}}\n")
+    return path
+
+
+def _reasons(report: IngestReport) -> dict[str, str]:
+    return {issue.operation.removeprefix("api."): issue.reason for issue in report.issues}
+
+
+def test_a_remote_document_cannot_reach_files_internal_addresses_or_loopback_names(
+    served: tuple[Path, int], tmp_path: Path
+) -> None:
+    folder, port = served
+    outside = _secret_file(tmp_path)
+    _secret_file(folder)
+    (folder / "parts.yaml").write_text("s: {type: integer, minimum: 3}\n")
+    refs = {
+        "same_host": "parts.yaml#/s",
+        "local_file": f"{outside.as_uri()}#/s",
+        "internal": "http://10.0.0.1/secret.yaml#/s",
+        "metadata": "http://169.254.169.254/latest/meta-data/secret.yaml#/s",
+        "loopback_name": f"http://docs.evil.test:{port}/secret.yaml#/s",
+        "redirect": f"http://127.0.0.1:{port}/redirect#/s",
+    }
+    (folder / "api.json").write_text(_document(refs))
+    transport = Recording()
+    source = load_spec(
+        f"http://127.0.0.1:{port}/api.json",
+        allow_hosts=[f"127.0.0.1:{port}"],
+        resolver=loopback_resolver,
+        transport=transport,
+    )
+    result = ingest(source, "api")
+    assert SECRET not in json.dumps([tool.input_schema for tool in result.tools])
+    same = next(t for t in result.tools if t.name == "api.same_host")
+    assert same.input_schema["properties"]["q"] == {"type": "integer", "minimum": 3}
+    reasons = _reasons(result.report)
+    assert set(reasons) == set(refs) - {"same_host"}
+    assert all(i.kind == "degraded" for i in result.report.issues)
+    assert "cannot refer to local files" in reasons["local_file"]
+    for name in ("internal", "metadata", "loopback_name", "redirect"):
+        assert "refused by the SSRF guard" in reasons[name] and "allow_hosts" not in reasons[name]
+    requested = [u.split(" ")[0].split(f":{port}")[-1] for u in transport.urls]
+    assert sorted(requested) == ["/api.json", "/parts.yaml", "/redirect"], transport.urls
+
+
+def test_a_remote_spec_url_is_guarded_until_the_operator_allows_its_host(served: tuple[Path, int]) -> None:
+    folder, port = served
+    (folder / "api.json").write_text(_document({}))
+    with pytest.raises(ConfigurationError, match="refused by the SSRF guard") as caught:
+        load_spec(f"http://127.0.0.1:{port}/api.json")
+    assert "allow_hosts" in (caught.value.hint or "")
+    assert load_spec(f"http://127.0.0.1:{port}/api.json", allow_hosts=["127.0.0.1"]).root["paths"] == {}
+
+
+def test_a_local_document_reads_files_only_inside_its_own_folder(tmp_path: Path) -> None:
+    root = tmp_path / "api"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "ok.yaml").write_text("s: {type: boolean}\n")
+    outside = _secret_file(tmp_path)
+    (root / "link.yaml").symlink_to(outside)
+    refs = {
+        "inside": "models/ok.yaml#/s",
+        "parent": "../secret.yaml#/s",
+        "absolute": f"{outside.as_uri()}#/s",
+        "symlink": "link.yaml#/s",
+        "loopback": "http://127.0.0.1:9/secret.yaml#/s",
+    }
+    (root / "openapi.json").write_text(_document(refs))
+    result = ingest(load_spec(root / "openapi.json"), "api")
+    assert SECRET not in json.dumps([tool.input_schema for tool in result.tools])
+    inside = next(t for t in result.tools if t.name == "api.inside")
+    assert inside.input_schema["properties"]["q"] == {"type": "boolean"}
+    reasons = _reasons(result.report)
+    assert set(reasons) == set(refs) - {"inside"}
+    for name in ("parent", "absolute", "symlink"):
+        assert f"refused: outside {root}, the folder of the root document" in reasons[name]
+    assert "refused by the SSRF guard" in reasons["loopback"]
