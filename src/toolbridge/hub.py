@@ -26,7 +26,14 @@ import anyio
 
 from toolbridge._shape import CallResult, shape
 from toolbridge.audit import AuditEntry, AuditLog, args_digest, canonical_json
-from toolbridge.catalog import QUARANTINE_META_KEY, Catalog, Tool, ToolAnnotations, quarantine_error
+from toolbridge.catalog import (
+    QUARANTINE_META_KEY,
+    Catalog,
+    SearchResult,
+    Tool,
+    ToolAnnotations,
+    quarantine_error,
+)
 from toolbridge.connectors import Connector, Credentials, Invocation, key_carrier
 from toolbridge.connectors._events import EventBus, ListChanged
 from toolbridge.connectors.python import PythonConnector
@@ -264,12 +271,33 @@ class Hub:
 
     def list_tools(self, principal: Principal) -> list[Tool]:
         """The tools ``principal`` may call; quarantined tools are hidden."""
-        return [t for t in self.catalog if principal.can_see(t) and QUARANTINE_META_KEY not in t.meta]
+        keep = self.visible_to(principal)
+        return [t for t in self.catalog if keep(t)]
 
     def get_tool(self, principal: Principal, name: str) -> Tool:
-        return self.catalog.get(
-            name, visible=lambda t: principal.can_see(t) and QUARANTINE_META_KEY not in t.meta
-        )
+        return self.catalog.get(name, visible=self.visible_to(principal))
+
+    def search_tools(
+        self,
+        principal: Principal,
+        query: str,
+        *,
+        limit: int = 10,
+        where: Callable[[Tool], bool] | None = None,
+    ) -> SearchResult:
+        """The tools ``principal`` may call that best match ``query`` (and ``where``, if given)."""
+        return self.catalog.search(query, limit=limit, keep=self.visible_to(principal, where))
+
+    @staticmethod
+    def visible_to(
+        principal: Principal, where: Callable[[Tool], bool] | None = None
+    ) -> Callable[[Tool], bool]:
+        """Whether a tool is visible to ``principal`` (in scope, not quarantined) and passes ``where``."""
+
+        def keep(t: Tool) -> bool:
+            return principal.can_see(t) and QUARANTINE_META_KEY not in t.meta and (where is None or where(t))
+
+        return keep
 
     def refresh_tools(self, connector: str) -> None:
         """Read the tools of ``connector`` again (its tool list or a tool's state changed)."""

@@ -1,6 +1,7 @@
 """Tools and the registry that holds them."""
 
 from toolbridge.catalog._registry import Catalog
+from toolbridge.catalog._search import SearchHit, SearchResult, summary_of
 from toolbridge.catalog._tool import (
     MCP_RESULT_META_KEY,
     NAME_PATTERN,
@@ -16,8 +17,11 @@ __all__ = [
     "MCP_RESULT_META_KEY",
     "NAME_PATTERN",
     "QUARANTINE_META_KEY",
+    "SearchHit",
+    "SearchResult",
     "Tool",
     "ToolAnnotations",
     "check_tool_name",
     "quarantine_error",
+    "summary_of",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from toolbridge.catalog._search import SearchIndex, SearchResult
 from toolbridge.catalog._tool import Tool
 from toolbridge.errors import (
     ConfigurationError,
@@ -26,6 +27,7 @@ class Catalog:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._index: SearchIndex | None = None
 
     def add(self, tool: Tool) -> None:
         if tool.name in self._tools:
@@ -34,11 +36,13 @@ class Catalog:
                 hint="rename one of them or give their connectors different names",
             )
         self._tools[tool.name] = tool
+        self._index = None
 
     def remove_connector(self, connector: str) -> None:
         for name in [n for n, t in self._tools.items() if t.connector == connector]:
             del self._tools[name]
             self._validators.pop(name, None)
+            self._index = None
 
     def __len__(self) -> int:
         return len(self._tools)
@@ -56,6 +60,20 @@ class Catalog:
             return tool
         names: Iterable[str] = (t.name for t in self._tools.values() if visible is None or visible(t))
         raise ToolNotFound(name, suggestions=close_matches(name, names, cutoff=0.75))
+
+    def search(
+        self, query: str, *, limit: int = 10, keep: Callable[[Tool], bool] | None = None
+    ) -> SearchResult:
+        """The tools that best match ``query`` (:class:`SearchIndex`, rebuilt on first use after a change)."""
+        if self._index is None:
+            self._index = SearchIndex(self)
+        return self._index.search(query, limit=limit, keep=keep)
+
+    def connector_words(self, keep: Callable[[Tool], bool] | None = None) -> dict[str, list[str]]:
+        """Connector → the words its tool names use most: what each connector covers, for a rephrase."""
+        if self._index is None:
+            self._index = SearchIndex(self)
+        return self._index.connectors(keep)
 
     def validate(self, tool: Tool, arguments: Mapping[str, Any], *, size: int, max_bytes: int) -> None:
         """Check ``arguments`` (``size`` bytes serialized) against the cap and the tool's input schema;

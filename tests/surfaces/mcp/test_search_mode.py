@@ -85,3 +85,89 @@ async def test_call_tool_keeps_the_agents_scopes(searching: Served) -> None:
     )
     assert refused["isError"] is True
     assert "may not call 'admin.wipe'" in json.dumps(refused)
+
+
+async def call_meta(served: Served, era: str, name: str, arguments: dict[str, object]) -> dict[str, object]:
+    """A meta-tool call by the search-mode agent, in either protocol era."""
+    params = {"name": name, "arguments": arguments}
+    if era == "modern":
+        return result_of(await served.modern("tools/call", params, agent="seeker"))
+    session = await served.initialize(agent="seeker")
+    return result_of(await served.legacy(session, "tools/call", params, agent="seeker"))
+
+
+def text_of(result: dict[str, object]) -> str:
+    return "\n".join(c["text"] for c in result["content"])  # type: ignore[attr-defined]
+
+
+ERAS = pytest.mark.parametrize("era", ["modern", "legacy"])
+
+
+@ERAS
+async def test_search_tools_refuses_unknown_keys(searching: Served, era: str) -> None:
+    refused = await call_meta(searching, era, "toolbridge.search_tools", {"q": "add numbers"})
+    assert refused["isError"] is True
+    text = text_of(refused)
+    assert "unknown field 'q' (did you mean 'query'?)" in text
+    assert "search_tools takes: query, limit, connector, read_only" in text
+
+
+@ERAS
+async def test_an_empty_search_says_how_to_search(searching: Served, era: str) -> None:
+    found = await call_meta(searching, era, "toolbridge.search_tools", {"query": "  "})
+    answer = found["structuredContent"]
+    assert answer["tools"] == [] and answer["good_match"] is False  # type: ignore[index]
+    assert "describe the task" in answer["hint"]  # type: ignore[index]
+    covers = {c["name"]: c["covers"] for c in answer["connectors"]}  # type: ignore[index]
+    assert set(covers) == {"demo"}  # only what the agent can see: not 'admin'
+
+
+@ERAS
+async def test_a_search_without_a_good_match_says_so(searching: Served, era: str) -> None:
+    found = await call_meta(searching, era, "toolbridge.search_tools", {"query": "book a flight to Paris"})
+    answer = found["structuredContent"]
+    assert answer["good_match"] is False  # type: ignore[index]
+    assert "no tool matches 'book a flight to Paris' well" in answer["hint"]  # type: ignore[index]
+    good = await call_meta(searching, era, "toolbridge.search_tools", {"query": "sum two numbers"})
+    assert "good_match" not in good["structuredContent"]  # type: ignore[operator]
+    assert good["structuredContent"]["tools"][0]["name"] == "demo.add"  # type: ignore[index]
+
+
+async def test_search_filters_by_connector_and_read_only(searching: Served) -> None:
+    found = await call_meta(
+        searching, "modern", "toolbridge.search_tools", {"query": "text", "read_only": False}
+    )
+    assert "demo.echo" not in [t["name"] for t in found["structuredContent"]["tools"]]  # type: ignore[index]
+    found = await call_meta(
+        searching, "modern", "toolbridge.search_tools", {"query": "text", "connector": "demo"}
+    )
+    assert found["structuredContent"]["tools"][0]["name"] == "demo.echo"  # type: ignore[index]
+
+
+@ERAS
+async def test_call_tool_with_arguments_at_the_top_level(searching: Served, era: str) -> None:
+    refused = await call_meta(searching, era, "toolbridge.call_tool", {"name": "demo.add", "a": 2, "b": 3})
+    assert refused["isError"] is True
+    text = text_of(refused)
+    assert "call_tool got 'a', 'b' at the top level: the tool's own arguments go under 'arguments'" in text
+    assert '{"name": "<tool name>", "arguments": {"<argument>": <value>, ...}}' in text
+
+
+@ERAS
+async def test_call_tool_with_tool_instead_of_name(searching: Served, era: str) -> None:
+    refused = await call_meta(
+        searching, era, "toolbridge.call_tool", {"tool": "demo.add", "arguments": {"a": 1, "b": 2}}
+    )
+    assert refused["isError"] is True  # an error of call_tool, not a protocol error about params.name
+    assert "unknown field 'tool' (did you mean 'name'?)" in text_of(refused)
+
+
+@ERAS
+async def test_an_unknown_tool_in_call_and_describe_is_the_meta_tools_error(
+    searching: Served, era: str
+) -> None:
+    for meta in ("toolbridge.call_tool", "toolbridge.describe_tool"):
+        refused = await call_meta(searching, era, meta, {"name": "demo.add_numbers"})
+        assert refused["isError"] is True, meta
+        assert "no tool named 'demo.add_numbers'" in text_of(refused)
+        assert "did you mean 'demo.add'" in text_of(refused)  # found by search: too far for difflib

@@ -12,14 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import MCP_RESULT_META_KEY
 from toolbridge.errors import ToolbridgeError, ToolNotFound
-from toolbridge.surfaces.mcp._search import (
-    CALL,
-    META_SCHEMAS,
-    META_TOOLS,
-    in_search_mode,
-    search_answer,
-    text_result,
-)
+from toolbridge.surfaces.mcp._search import META_SCHEMAS, META_TOOLS, in_search_mode, meta_step, not_found
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
     ProtocolError,
@@ -77,26 +70,21 @@ class Bridge:
     async def call_tool(self, ctx: CallContext, params: Mapping[str, Any]) -> dict[str, Any]:
         """The ``CallToolResult`` for ``params`` (``name``, ``arguments``, ``_meta``)."""
         name, arguments = _name_and_arguments(params)
-        if name in META_SCHEMAS and in_search_mode(self.hub, ctx.principal):
-            if name != CALL:
-                try:
-                    return text_result(
-                        search_answer(self.hub, ctx.principal, name, arguments), ctx.request_id
-                    )
-                except ToolbridgeError as exc:
-                    if is_tool_error(exc):
-                        return error_result(exc, ctx.request_id)
-                    raise protocol_error(exc) from exc
-            inner = {"name": arguments.get("name"), "arguments": arguments.get("arguments") or {}}
-            if params.get("_meta") is not None:
-                inner["_meta"] = params["_meta"]  # the idempotency key applies to the inner call
-            params = inner
+        searching = name in META_SCHEMAS and in_search_mode(self.hub, ctx.principal)
+        if searching:
+            answer, params = meta_step(self.hub, ctx.principal, ctx.request_id, params)
+            if answer is not None:
+                return answer
             name, arguments = _name_and_arguments(params)
         key = idempotency_key(params)
         try:
             result = await self.hub.call(
                 ctx.principal, name, arguments, idempotency_key=key, request_id=ctx.request_id
             )
+        except ToolNotFound as exc:
+            if searching:  # call_tool exists; the tool it names does not
+                return error_result(not_found(self.hub, ctx.principal, exc), ctx.request_id)
+            raise protocol_error(exc) from exc
         except ToolbridgeError as exc:
             if is_tool_error(exc):
                 return error_result(exc, ctx.request_id)

@@ -9,15 +9,21 @@ call: authorized, validated, audited as the tool it names.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from toolbridge.errors import BadRequest
-from toolbridge.surfaces.mcp._wire import REQUEST_ID_META_KEY, tool_to_wire
+from toolbridge.catalog import Catalog, Tool, summary_of
+from toolbridge.errors import InvalidArguments, ToolbridgeError, ToolNotFound
+from toolbridge.surfaces.mcp._wire import (
+    REQUEST_ID_META_KEY,
+    error_result,
+    is_tool_error,
+    protocol_error,
+    tool_to_wire,
+)
 
 if TYPE_CHECKING:
-    from toolbridge import Hub, Principal, Tool
+    from toolbridge import Hub, Principal
 
 __all__ = [
     "CALL",
@@ -25,7 +31,10 @@ __all__ = [
     "META_SCHEMAS",
     "META_TOOLS",
     "SEARCH",
+    "check_meta_arguments",
     "in_search_mode",
+    "meta_step",
+    "not_found",
     "search_answer",
     "text_result",
 ]
@@ -33,19 +42,39 @@ __all__ = [
 SEARCH = "toolbridge.search_tools"
 DESCRIBE = "toolbridge.describe_tool"
 CALL = "toolbridge.call_tool"
-_WORD = re.compile(r"[a-z0-9]+")
 _HINTS = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+_NEXT = f"{DESCRIBE} {{name}} shows a tool's arguments; {CALL} {{name, arguments}} calls it"
+_CALL_SHAPE = '{"name": "<tool name>", "arguments": {"<argument>": <value>, ...}}'
+_ALIASES = {  # keys agents send instead of the meta-tools' own
+    "tool": "name",
+    "tool_name": "name",
+    "toolName": "name",
+    "args": "arguments",
+    "params": "arguments",
+    "parameters": "arguments",
+    "input": "arguments",
+    "q": "query",
+    "text": "query",
+    "search": "query",
+    "keywords": "query",
+    "max_results": "limit",
+    "top_k": "limit",
+    "k": "limit",
+}
 
 META_TOOLS: list[dict[str, Any]] = [
     {
         "name": SEARCH,
-        "description": "Find tools by what they do. Returns matching tool names with a one-line summary; "
-        "call toolbridge.describe_tool for a tool's arguments, then toolbridge.call_tool.",
+        "description": "Find tools by what they do, in plain words ('post a message to a channel'). Returns "
+        "the best matching tool names with a one-line summary and a score, best first; says so when nothing "
+        "matches well. Then call toolbridge.describe_tool for a tool's arguments, and toolbridge.call_tool.",
         "inputSchema": {
             "type": "object",
             "properties": {
-                "query": {"type": "string", "description": "words describing the task, e.g. 'create issue'"},
+                "query": {"type": "string", "description": "the task in words, e.g. 'create an incident'"},
                 "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+                "connector": {"type": "string", "description": "only tools of this connector (service)"},
+                "read_only": {"type": "boolean", "description": "only tools that change nothing (true)"},
             },
             "required": ["query"],
             "additionalProperties": False,
@@ -65,7 +94,8 @@ META_TOOLS: list[dict[str, Any]] = [
     },
     {
         "name": CALL,
-        "description": "Call a tool by name with its arguments (see describe_tool for the arguments).",
+        "description": "Call a tool by name with its arguments (see describe_tool for the arguments): "
+        + _CALL_SHAPE,
         "inputSchema": {
             "type": "object",
             "properties": {
@@ -79,47 +109,132 @@ META_TOOLS: list[dict[str, Any]] = [
     },
 ]
 META_SCHEMAS: dict[str, Mapping[str, Any]] = {tool["name"]: tool["inputSchema"] for tool in META_TOOLS}
+_CHECKS = Catalog()
+for _meta in META_TOOLS:
+    _CHECKS.add(Tool(_meta["name"], "toolbridge", _meta["description"], _meta["inputSchema"]))
 
 
 def in_search_mode(hub: Hub, principal: Principal) -> bool:
     return principal.kind == "agent" and hub.tool_modes.get(principal.name) == "search"
 
 
-def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
+def meta_step(
+    hub: Hub, principal: Principal, request_id: str, params: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, Mapping[str, Any]]:
+    """A meta-tool call: ``(answer, params)`` with the answer of search/describe or of a misuse, else
+    ``(None, the inner call's params)`` for ``call_tool`` (its ``_meta`` idempotency key goes along).
+
+    Mistakes are answered here, as errors of the meta-tool the agent called, with the right shape.
+    """
+    name, arguments = params["name"], params.get("arguments") or {}
+    try:
+        check_meta_arguments(name, arguments)
+        if name != CALL:
+            return text_result(search_answer(hub, principal, name, arguments), request_id), params
+    except ToolNotFound as exc:
+        return error_result(not_found(hub, principal, exc), request_id), params
+    except ToolbridgeError as exc:
+        if is_tool_error(exc):
+            return error_result(exc, request_id), params
+        raise protocol_error(exc) from exc
+    inner = {"name": arguments["name"], "arguments": arguments.get("arguments") or {}}
+    if params.get("_meta") is not None:
+        inner["_meta"] = params["_meta"]  # the idempotency key applies to the inner call
+    return None, inner
 
 
-def _score(tool: Tool, words: set[str]) -> float:
-    name = _words(tool.name.replace(".", " ").replace("_", " ").replace("-", " "))
-    text = _words(tool.description)
-    return sum(3.0 if w in name else 1.0 if w in text else 0.0 for w in words)
+def not_found(hub: Hub, principal: Principal, exc: ToolNotFound) -> ToolNotFound:
+    """``exc`` with search_tools' best guesses when no name is close enough for "did you mean"."""
+    if exc.suggestions or not exc.tool:
+        return exc
+    found = hub.search_tools(principal, exc.tool.replace(".", " "), limit=3)
+    better = ToolNotFound(exc.tool, suggestions=[hit.tool.name for hit in found.hits])
+    if not better.suggestions:
+        better.hint = f"find tools with {SEARCH} {{query}}"
+    return better
+
+
+def check_meta_arguments(name: str, arguments: Mapping[str, Any]) -> None:
+    """Refuse meta-tool arguments its schema forbids, naming the fix (and ``call_tool``'s right shape)."""
+    schema = META_SCHEMAS[name]
+    extra = [k for k in arguments if k not in schema["properties"]]
+    shape = f"call it as {_CALL_SHAPE}" if name == CALL else None
+    renamed = {k: _ALIASES[k] for k in extra if _ALIASES.get(k) in schema["properties"]}
+    if renamed:
+        fields = "; ".join(f"unknown field {k!r} (did you mean {v!r}?)" for k, v in renamed.items())
+        raise _misuse(name, f"{name} got {fields}", extra, shape)
+    if extra and name == CALL:
+        where = "the tool's own arguments go under 'arguments'"
+        raise _misuse(
+            name, f"{name} got {', '.join(map(repr, extra))} at the top level: {where}", extra, shape
+        )
+    try:
+        _CHECKS.validate(_CHECKS.get(name), arguments, size=0, max_bytes=1)
+    except InvalidArguments as exc:
+        exc.hint = shape or exc.hint
+        raise
+
+
+def _misuse(name: str, message: str, fields: list[str], hint: str | None) -> InvalidArguments:
+    errors = [{"field": k, "error": f"unknown field {k!r}"} for k in fields]
+    allowed = ", ".join(META_SCHEMAS[name]["properties"])
+    return InvalidArguments(message, errors=errors, tool=name, hint=hint or f"{name} takes: {allowed}")
 
 
 def search_answer(hub: Hub, principal: Principal, name: str, arguments: Mapping[str, Any]) -> Any:
-    """The value of ``search_tools`` or ``describe_tool`` (``call_tool`` is the bridge's own call)."""
+    """The value of ``search_tools`` or ``describe_tool`` (arguments already checked)."""
     if name == SEARCH:
-        query, limit = arguments.get("query"), arguments.get("limit", 10)
-        if not isinstance(query, str) or not isinstance(limit, int) or not 1 <= limit <= 50:
-            raise BadRequest("search_tools takes a 'query' string and a 'limit' of 1 to 50", tool=SEARCH)
-        words = _words(query)
-        ranked = sorted(
-            ((s, t) for t in hub.list_tools(principal) if (s := _score(t, words)) > 0),
-            key=lambda pair: (-pair[0], pair[1].name),
+        return _search(hub, principal, arguments)
+    return tool_to_wire(hub.get_tool(principal, arguments["name"]))
+
+
+def _search(hub: Hub, principal: Principal, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    query = arguments["query"].strip()
+    where = _filter(arguments.get("connector"), arguments.get("read_only"))
+    found = hub.search_tools(principal, query, limit=arguments.get("limit", 10), where=where)
+    answer: dict[str, Any] = {
+        "tools": [
+            {
+                "name": hit.tool.name,
+                "summary": summary_of(hit.tool),
+                "score": hit.score,
+                "read_only": hit.tool.annotations.read_only,
+            }
+            for hit in found.hits
+        ]
+    }
+    if found.good:
+        answer["next"] = _NEXT
+        return answer
+    answer["good_match"] = False
+    answer["hint"] = _rephrase(query, found.terms, bool(found.hits))
+    answer["connectors"] = [
+        {"name": connector, "covers": ", ".join(words)}
+        for connector, words in hub.catalog.connector_words(hub.visible_to(principal, where)).items()
+    ]
+    return answer
+
+
+def _filter(connector: Any, read_only: Any) -> Callable[[Tool], bool] | None:
+    if connector is None and read_only is None:
+        return None
+    return lambda t: (
+        (connector is None or t.connector == connector)
+        and (read_only is None or t.annotations.read_only == read_only)
+    )
+
+
+def _rephrase(query: str, terms: tuple[str, ...], any_hits: bool) -> str:
+    if not terms:
+        return (
+            "the query has no words to search for: describe the task, e.g. 'send a message to a channel' "
+            "or 'list open incidents'; the connectors below say what each service covers"
         )
-        return {
-            "tools": [
-                {
-                    "name": t.name,
-                    "summary": (t.description.splitlines() or [""])[0][:200],
-                    "read_only": t.annotations.read_only,
-                }
-                for _, t in ranked[:limit]
-            ]
-        }
-    target = arguments.get("name")
-    if not isinstance(target, str):
-        raise BadRequest("describe_tool takes the 'name' of a tool", tool=DESCRIBE)
-    return tool_to_wire(hub.get_tool(principal, target))
+    closest = "the tools listed are the closest, but none matches well; " if any_hits else ""
+    return (
+        f"no tool matches {query!r} well: {closest}rephrase with the action and the thing it acts on "
+        "(e.g. 'create incident', 'list channels'), or pick a connector below and pass it as 'connector'"
+    )
 
 
 def text_result(value: Any, request_id: str) -> dict[str, Any]:

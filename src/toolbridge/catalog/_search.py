@@ -1,0 +1,167 @@
+"""The tool search index: BM25F ranking over each tool's name, summary, description and parameters.
+
+Each tool is one document of weighted fields (the operation part of its name counts most; the
+connector's name counts little, so "slack" prefers Slack's tools without making every one of them a
+match). Terms come from :func:`toolbridge.catalog._words.terms` (identifier splitting, stop words,
+stemming); a query's terms are widened with a few synonyms at a lower weight. Scores are BM25 with
+per-field length normalisation (BM25F); ties break on how many query terms the tool's name holds,
+then on the shorter name.
+
+A search also says whether its best hit is a good match: when the hit covers less than
+:data:`GOOD_MATCH` of the query's weight (IDF of its terms), the answer is "no good match" and the
+caller should rephrase (see :attr:`SearchResult.good`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from toolbridge.catalog._tool import Tool
+from toolbridge.catalog._words import synonyms, terms
+
+__all__ = ["GOOD_MATCH", "SearchHit", "SearchIndex", "SearchResult", "summary_of"]
+
+K1 = 1.2
+GOOD_MATCH = 0.5
+"""The share of a query's weight the best hit must cover to count as a good match."""
+SYNONYM_WEIGHT = 0.35
+_VERB_TEXT = "add create delete fetch get list post put remove retrieve set update"
+_VERBS = frozenset(_VERB_TEXT.split())
+_DESCRIPTION_TERMS = 400  # a 40 KB description is not 100 times more about its subject than a short one
+
+# field → (weight, length normalisation b)
+_FIELDS: dict[str, tuple[float, float]] = {
+    "name": (4.0, 0.3),
+    "summary": (2.0, 0.5),
+    "description": (1.0, 0.75),
+    "params": (0.7, 0.5),
+    "param_text": (0.25, 0.75),
+    "connector": (0.6, 0.0),
+}
+
+
+def summary_of(tool: Tool, limit: int = 160) -> str:
+    """The first non-empty line of the tool's title or description, cut to ``limit`` characters."""
+    for line in (tool.title or "", *tool.description.splitlines()):
+        line = line.strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    tool: Tool
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Ranked hits and whether the best of them is a good match for the query."""
+
+    hits: list[SearchHit]
+    good: bool
+    terms: tuple[str, ...]
+    """The query's own search terms (after stop words and stemming); empty for an empty query."""
+
+
+def _fields(tool: Tool) -> dict[str, list[str]]:
+    schema_props = tool.input_schema.get("properties")
+    props: Mapping[str, Any] = schema_props if isinstance(schema_props, Mapping) else {}
+    param_text = " ".join(str(p.get("description", "")) for p in props.values() if isinstance(p, Mapping))
+    lines = tool.description.strip().split("\n", 1)
+    return {
+        "name": terms(tool.operation),
+        "summary": terms(" ".join(filter(None, (tool.title, lines[0])))),
+        "description": terms(lines[1] if len(lines) > 1 else "")[:_DESCRIPTION_TERMS],
+        "params": terms(" ".join(props)),
+        "param_text": terms(param_text)[:_DESCRIPTION_TERMS],
+        "connector": terms(tool.connector),
+    }
+
+
+class SearchIndex:
+    """An immutable BM25F index over ``tools``; build a new one when the catalog changes."""
+
+    def __init__(self, tools: Iterable[Tool]) -> None:
+        self._tools = list(tools)
+        docs = [_fields(tool) for tool in self._tools]
+        self._names = [frozenset(doc["name"]) for doc in docs]
+        self._held = [frozenset(term for words in doc.values() for term in words) for doc in docs]
+        averages = {f: (sum(len(d[f]) for d in docs) / len(docs)) if docs else 0.0 for f in _FIELDS}
+        self._postings: dict[str, list[tuple[int, float]]] = {}
+        for i, doc in enumerate(docs):
+            for term, tf in _weighted_tf(doc, averages).items():
+                self._postings.setdefault(term, []).append((i, tf))
+        n = len(docs)
+        self._idf = {t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self._postings.items()}
+        self._unseen_idf = math.log(1 + (n + 0.5) / 0.5)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def search(
+        self, query: str, *, limit: int = 10, keep: Callable[[Tool], bool] | None = None
+    ) -> SearchResult:
+        """The ``limit`` best tools for ``query`` among those ``keep`` accepts (all when None)."""
+        own = tuple(dict.fromkeys(terms(query)))
+        weights = self._query_weights(own)
+        scores: dict[int, float] = {}
+        for term, weight in weights.items():
+            idf = self._idf[term]
+            for i, tf in self._postings[term]:
+                scores[i] = scores.get(i, 0.0) + weight * idf * tf / (K1 + tf)
+        kept = [i for i in scores if keep is None or keep(self._tools[i])]
+        ranked = sorted(kept, key=lambda i: self._rank_key(i, scores[i], own))
+        hits = [SearchHit(self._tools[i], round(scores[i], 3)) for i in ranked[:limit]]
+        good = bool(hits) and self._coverage(own, ranked[0]) >= GOOD_MATCH
+        return SearchResult(hits, good, own)
+
+    def _rank_key(self, index: int, score: float, own: tuple[str, ...]) -> tuple[float, int, int, str]:
+        """Best score first; on a tie, more query terms in the name, then the shorter (more general) name."""
+        name = self._tools[index].name
+        return (-round(score, 9), -len(self._names[index].intersection(own)), len(name), name)
+
+    def _query_weights(self, own: tuple[str, ...]) -> dict[str, float]:
+        weights = {t: 1.0 for t in own if t in self._postings}
+        for term in own:
+            for other in synonyms(term):
+                if other in self._postings and other not in weights:
+                    weights[other] = SYNONYM_WEIGHT
+        return weights
+
+    def _coverage(self, own: tuple[str, ...], index: int) -> float:
+        """The IDF-weighted share of the query's own terms (or their synonyms) the tool holds."""
+        total = matched = 0.0
+        for term in own:
+            idf = self._idf.get(term, self._unseen_idf)
+            total += idf
+            if not self._held[index].isdisjoint((term, *synonyms(term))):
+                matched += idf
+        return matched / total if total else 0.0
+
+    def connectors(self, keep: Callable[[Tool], bool] | None = None) -> dict[str, list[str]]:
+        """Connector → the words its tool names use most (verbs aside), to tell an agent what it covers."""
+        words: dict[str, Counter[str]] = {}
+        for tool in self._tools:
+            if keep is None or keep(tool):
+                pieces = (w for w in tool.operation.split("_") if w not in _VERBS and len(w) > 2)
+                words.setdefault(tool.connector, Counter()).update(pieces)
+        return {c: [w for w, _ in counts.most_common(8)] for c, counts in sorted(words.items())}
+
+
+def _weighted_tf(doc: Mapping[str, list[str]], averages: Mapping[str, float]) -> dict[str, float]:
+    """BM25F's pseudo term frequency: each field's count, length-normalised and weighted, summed."""
+    total: dict[str, float] = {}
+    for field, words in doc.items():
+        if not words:
+            continue
+        weight, b = _FIELDS[field]
+        norm = 1 - b + b * len(words) / (averages[field] or 1.0)
+        for term, count in Counter(words).items():
+            total[term] = total.get(term, 0.0) + weight * count / norm
+    return total

@@ -1,0 +1,95 @@
+"""Words for tool search: splitting identifiers, stop words, a light stemmer and a few synonyms.
+
+``terms("listIncidentLogEntries")`` gives ``["list", "incident", "log", "entry"]``: names are split on
+case changes, ``_``, ``.``, ``/``, ``-`` and digits; words are lower-cased, stop words dropped and
+reduced to a stem so that "messages", "message" and "messaging" meet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+__all__ = ["STOP_WORDS", "stem", "synonyms", "terms"]
+
+_RUN = re.compile(r"[A-Za-z]+|[0-9]+")
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+
+_STOP_TEXT = """
+    a about after again all also am an and any are as at be been being but by can could did do does
+    doing done for from had has have having he her here him his how i if in into is it its itself just let
+    me might more most must my myself no nor not now of once only or other our ours please right same
+    she should so some such than that the their them then there these they this those through to too
+    use used using very via want was way we were what when where which while who whom why will with
+    would yes you your yours"""
+STOP_WORDS = frozenset(_STOP_TEXT.split())
+
+# Words agents use for the same action or thing (expanded into a query at a lower weight).
+_SYNONYM_GROUPS = (
+    "create add new make",
+    "delete remove destroy drop",
+    "get fetch retrieve read show info view lookup find",
+    "list all enumerate",
+    "update modify edit change set rename",
+    "send post create notify",
+    "search find lookup query",
+    "user member person people account",
+    "channel conversation room",
+    "message text sms chat",
+    "cancel stop abort end",
+    "start begin run trigger launch",
+    "key token credential secret",
+    "spend cost billing usage",
+    "team group",
+)
+
+
+def _synonym_table() -> dict[str, tuple[str, ...]]:
+    table: dict[str, dict[str, None]] = {}
+    for group in _SYNONYM_GROUPS:
+        stems = [stem(word) for word in group.split()]
+        for word in stems:
+            table.setdefault(word, {}).update(dict.fromkeys(s for s in stems if s != word))
+    return {word: tuple(others) for word, others in table.items()}
+
+
+def _pieces(text: str) -> Iterator[str]:
+    for run in _RUN.findall(text):
+        if run.isdigit():
+            continue  # versions and dates ("2010-04-01", "v3") say nothing about what a tool does
+        for piece in _CAMEL.findall(run):
+            yield piece.lower()
+
+
+def stem(word: str) -> str:
+    """A light suffix-stripping stem: plurals, ``-ing``, ``-ed`` and a final ``e``."""
+    if len(word) <= 3:
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "xes", "ches", "shes", "zes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+        if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "lsz":
+            word = word[:-1]
+    elif word.endswith("ed") and len(word) > 4:
+        word = word[:-2]
+    if word.endswith("e") and len(word) > 4:
+        word = word[:-1]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """The stemmed search terms of ``text``, in order, stop words and one-letter pieces dropped."""
+    return [stem(p) for p in _pieces(text) if len(p) > 1 and p not in STOP_WORDS]
+
+
+def synonyms(term: str) -> tuple[str, ...]:
+    """Other stems agents use for ``term`` (empty when none are known)."""
+    return _SYNONYMS.get(term, ())
+
+
+_SYNONYMS = _synonym_table()

@@ -1,0 +1,147 @@
+"""Tool search: the index ranks tools by what they do, over small catalogs and real ones.
+
+The real catalog is the four large public API documents in ../shared/specs (about 1,100 tools); the
+labelled tasks are tests/catalog/tool_search_queries.tsv (also used by bench/tool_search.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from toolbridge import Hub
+from toolbridge.catalog import Catalog, Tool
+from toolbridge.catalog._search import SearchIndex
+from toolbridge.catalog._words import terms
+from toolbridge.connectors.openapi import OpenAPIConnector
+
+HERE = Path(__file__).parent
+SPECS = HERE.parents[1] / ".." / "shared" / "specs"
+DOCUMENTS = {
+    "slack": "slack-web.v2.json",
+    "twilio": "twilio-api-v2010.json",
+    "pagerduty": "pagerduty-rest.json",
+    "openai": "openai.yaml",
+}
+
+
+def tool(name: str, description: str, *params: str) -> Tool:
+    schema = {"type": "object", "properties": {p: {"type": "string"} for p in params}}
+    return Tool(name, name.split(".")[0], description, schema)
+
+
+def labelled_tasks() -> list[tuple[str, set[str]]]:
+    lines = (HERE / "tool_search_queries.tsv").read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
+    return [(query, set() if expected == "-" else set(expected.split(","))) for query, expected in rows]
+
+
+def test_terms_split_identifiers_drop_stop_words_and_stem() -> None:
+    assert terms("listIncidentLogEntries") == ["list", "incident", "log", "entry"]
+    assert terms("chat.postMessage") == ["chat", "post", "messag"]
+    assert terms("users_lookup_by_email /v2/teams") == ["user", "lookup", "email", "team"]
+    assert terms("Send the messages to a channel") == ["send", "messag", "channel"]
+    assert terms("creating created create") == ["creat"] * 3
+
+
+def test_the_connector_name_does_not_match_every_tool_alike() -> None:
+    index = SearchIndex(
+        [
+            tool("mail.send", "Send an email."),
+            tool("mail.list_folders", "List the folders."),
+            tool("chat.send_mail_digest", "Send a digest of the mail folder to a chat."),
+        ]
+    )
+    found = index.search("mail folders")
+    assert [h.tool.name for h in found.hits][:1] == ["mail.list_folders"]
+    assert found.good
+
+
+def test_name_words_outrank_description_words_and_ties_break_by_name_not_alphabet() -> None:
+    index = SearchIndex(
+        [
+            tool("a.a_channel_archive", "Archive a channel."),  # "a" is no search term: same terms
+            tool("a.aa_rename", "Rename something; also works after you archive a channel."),
+            tool("a.channel_archive", "Archive a channel."),
+        ]
+    )
+    hits = index.search("archive channel").hits
+    assert hits[0].score == hits[1].score > hits[2].score
+    assert [h.tool.name for h in hits] == ["a.channel_archive", "a.a_channel_archive", "a.aa_rename"]
+
+
+def test_parameter_names_and_synonyms_count() -> None:
+    index = SearchIndex(
+        [tool("db.rows", "Return rows.", "tableName"), tool("db.stats", "Numbers about the server.")]
+    )
+    assert [h.tool.name for h in index.search("the table").hits] == ["db.rows"]  # from 'tableName'
+    index = SearchIndex([tool("db.retrieve_user", "One user."), tool("db.drop_user", "One user, gone.")])
+    assert index.search("fetch a user").hits[0].tool.name == "db.retrieve_user"  # 'fetch' ~ 'retrieve'
+
+
+def test_no_match_and_empty_queries_are_flagged() -> None:
+    index = SearchIndex([tool("mail.send", "Send an email."), tool("mail.delete", "Delete an email.")])
+    assert not index.search("book a flight to Paris").good
+    empty = index.search("the a of")
+    assert empty.hits == [] and not empty.good and empty.terms == ()
+
+
+def test_the_catalog_rebuilds_its_index_when_tools_change() -> None:
+    catalog = Catalog()
+    catalog.add(tool("mail.send", "Send an email."))
+    assert [h.tool.name for h in catalog.search("send email").hits] == ["mail.send"]
+    catalog.add(tool("sms.send", "Send an SMS text to a phone."))
+    assert catalog.search("text a phone").hits[0].tool.name == "sms.send"
+    catalog.remove_connector("sms")
+    assert catalog.search("text a phone").hits == []
+
+
+@pytest.fixture(scope="module")
+def public_apis() -> Hub:
+    if not SPECS.is_dir():
+        pytest.skip(f"the public API documents are not at {SPECS}")
+    hub = Hub()
+    for name, document in DOCUMENTS.items():
+        hub.add_connector(OpenAPIConnector.from_spec(name, SPECS / document, base_url="http://127.0.0.1:9"))
+    return hub
+
+
+def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub) -> None:
+    """Not a benchmark (bench/tool_search.py is): a floor so that ranking regressions show."""
+    tasks = [(q, e) for q, e in labelled_tasks() if e]
+    assert len(public_apis.catalog) > 1000 and len(tasks) >= 100
+    missed = [
+        q
+        for q, expected in tasks
+        if not expected & {h.tool.name for h in public_apis.catalog.search(q, limit=5).hits}
+    ]
+    assert len(missed) / len(tasks) <= 0.13, missed
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("post a message in the #general slack channel", "slack.chat_post_message"),
+        ("send a text message to +14155550100", "twilio.create_message"),
+        ("who is on call right now", "pagerduty.list_on_calls"),
+        ("transcribe an audio recording to text", "openai.create_transcription"),
+        ("find a slack user by their email address", "slack.users_lookup_by_email"),
+        ("merge two incidents into one", "pagerduty.merge_incidents"),
+        ("usersLookupByEmail", "slack.users_lookup_by_email"),
+        ("createChatCompletion", "openai.create_chat_completion"),
+        (
+            "search for available local phone numbers in area code 415",
+            "twilio.list_available_phone_number_local",
+        ),
+        ("create a maintenance window so no one gets paged", "pagerduty.create_maintenance_window"),
+    ],
+)
+def test_fixed_tasks(public_apis: Hub, query: str, expected: str) -> None:
+    assert expected in [h.tool.name for h in public_apis.catalog.search(query, limit=5).hits]
+
+
+def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub) -> None:
+    for query, expected in labelled_tasks():
+        if not expected:
+            assert not public_apis.catalog.search(query).good, query
