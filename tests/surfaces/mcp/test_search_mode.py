@@ -100,14 +100,19 @@ def text_of(result: dict[str, object]) -> str:
     return "\n".join(c["text"] for c in result["content"])  # type: ignore[attr-defined]
 
 
+async def refusal(served: Served, era: str, name: str, arguments: dict[str, object]) -> str:
+    """The error text of a meta-tool call answered as a tool error (``isError``), not a protocol error."""
+    refused = await call_meta(served, era, name, arguments)
+    assert refused["isError"] is True, refused
+    return text_of(refused)
+
+
 ERAS = pytest.mark.parametrize("era", ["modern", "legacy"])
 
 
 @ERAS
 async def test_search_tools_refuses_unknown_keys(searching: Served, era: str) -> None:
-    refused = await call_meta(searching, era, "toolbridge.search_tools", {"q": "add numbers"})
-    assert refused["isError"] is True
-    text = text_of(refused)
+    text = await refusal(searching, era, "toolbridge.search_tools", {"q": "add numbers"})
     assert "unknown field 'q' (did you mean 'query'?)" in text
     assert "search_tools takes: query, limit, connector, read_only" in text
 
@@ -146,20 +151,16 @@ async def test_search_filters_by_connector_and_read_only(searching: Served) -> N
 
 @ERAS
 async def test_call_tool_with_arguments_at_the_top_level(searching: Served, era: str) -> None:
-    refused = await call_meta(searching, era, "toolbridge.call_tool", {"name": "demo.add", "a": 2, "b": 3})
-    assert refused["isError"] is True
-    text = text_of(refused)
+    text = await refusal(searching, era, "toolbridge.call_tool", {"name": "demo.add", "a": 2, "b": 3})
     assert "call_tool got 'a', 'b' at the top level: the tool's own arguments go under 'arguments'" in text
     assert '{"name": "<tool name>", "arguments": {"<argument>": <value>, ...}}' in text
 
 
 @ERAS
 async def test_call_tool_with_tool_instead_of_name(searching: Served, era: str) -> None:
-    refused = await call_meta(
-        searching, era, "toolbridge.call_tool", {"tool": "demo.add", "arguments": {"a": 1, "b": 2}}
-    )
-    assert refused["isError"] is True  # an error of call_tool, not a protocol error about params.name
-    assert "unknown field 'tool' (did you mean 'name'?)" in text_of(refused)
+    arguments = {"tool": "demo.add", "arguments": {"a": 1, "b": 2}}
+    text = await refusal(searching, era, "toolbridge.call_tool", arguments)  # not about params.name
+    assert "unknown field 'tool' (did you mean 'name'?)" in text
 
 
 @ERAS
@@ -167,7 +168,6 @@ async def test_an_unknown_tool_in_call_and_describe_is_the_meta_tools_error(
     searching: Served, era: str
 ) -> None:
     for meta in ("toolbridge.call_tool", "toolbridge.describe_tool"):
-        refused = await call_meta(searching, era, meta, {"name": "demo.add_numbers"})
-        assert refused["isError"] is True, meta
-        assert "no tool named 'demo.add_numbers'" in text_of(refused)
-        assert "did you mean 'demo.add'" in text_of(refused)  # found by search: too far for difflib
+        text = await refusal(searching, era, meta, {"name": "demo.add_numbers"})
+        assert "no tool named 'demo.add_numbers'" in text
+        assert "did you mean 'demo.add'" in text  # found by search: too far apart for difflib
