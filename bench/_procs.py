@@ -130,6 +130,17 @@ def running(
         stop(server)
 
 
+def find_uv() -> str:
+    """``uv`` from PATH, else the one ``make`` installs into ``.tools/bin`` (make does not put it on PATH)."""
+    found = shutil.which("uv") or shutil.which("uv", path=str(BENCH.parent / ".tools" / "bin"))
+    if found is None:
+        raise ServerFailed(
+            "the FastMCP baseline needs uv to create bench/.venvs/fastmcp: run 'make env' (it installs uv "
+            "into .tools/bin) or put uv on PATH"
+        )
+    return found
+
+
 def fastmcp_python(*, timeout: float = 300.0) -> Path:
     """The interpreter of bench/.venvs/fastmcp, created with ``uv`` if it is missing."""
     python = FASTMCP_VENV / "bin" / "python"
@@ -137,9 +148,7 @@ def fastmcp_python(*, timeout: float = 300.0) -> Path:
     spec = " ".join(FASTMCP_SPEC)
     if python.exists() and marker.exists() and marker.read_text() == spec:
         return python
-    uv = shutil.which("uv")
-    if uv is None:
-        raise ServerFailed("the FastMCP baseline needs 'uv' on PATH to create bench/.venvs/fastmcp")
+    uv = find_uv()
     print(f"creating {FASTMCP_VENV.relative_to(BENCH.parent)} ({spec}) ...", file=sys.stderr, flush=True)
     subprocess.run(
         [uv, "venv", "-q", "--allow-existing", "--python", "3.11", str(FASTMCP_VENV)],

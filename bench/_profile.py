@@ -53,9 +53,10 @@ def py_spy() -> list[str]:
     found = shutil.which("py-spy")
     if found:
         return [found]
-    uvx = shutil.which("uvx")
+    tools = str(Path(__file__).resolve().parent.parent / ".tools" / "bin")
+    uvx = shutil.which("uvx") or shutil.which("uvx", path=tools)
     if uvx is None:
-        raise RuntimeError("--profile needs py-spy on PATH or uv's 'uvx' to run it")
+        raise RuntimeError("--profile needs py-spy on PATH or uv's 'uvx' (run 'make env' to install uv)")
     return [uvx, "--from", "py-spy==0.4.3", "py-spy"]
 
 

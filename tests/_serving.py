@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from tests._patience import patience
+
 
 def loopback_socket() -> socket.socket:
     """A TCP socket bound to 127.0.0.1 on a free port (read it back with ``getsockname()``)."""
@@ -39,14 +41,14 @@ def uvicorn_thread(
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     try:
         thread.start()
-        deadline = time.monotonic() + start_timeout
+        deadline = time.monotonic() + patience(start_timeout)
         while not server.started:
             assert thread.is_alive(), "uvicorn stopped while starting"
-            assert time.monotonic() < deadline, f"uvicorn did not start within {start_timeout:g} s"
+            assert time.monotonic() < deadline, f"uvicorn did not start within {patience(start_timeout):g} s"
             time.sleep(0.02)  # bounded polling for readiness
         yield server
     finally:
         server.should_exit = True
         if thread.is_alive():
-            thread.join(timeout=stop_timeout)
+            thread.join(timeout=patience(stop_timeout))
         sock.close()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests._patience import patience
+
 README = Path(__file__).parents[1] / "README.md"
 
 
@@ -16,7 +18,9 @@ def python_blocks() -> list[str]:
 
 def test_in_process_example_runs() -> None:
     [block] = [b for b in python_blocks() if "Hub()" in b]
-    result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=patience(60)
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "hello, Ada"
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx2
 
+from tests._patience import patience
 from toolbridge.connectors import Invocation
 from toolbridge.errors import UpstreamStatusError
 
@@ -18,7 +19,7 @@ from toolbridge.errors import UpstreamStatusError
 async def whoami(invocation: Invocation) -> dict[str, Any]:
     """Who the connection is (OIDC userinfo)."""
     assert invocation.credentials is not None
-    async with httpx2.AsyncClient(trust_env=False, timeout=10) as client:
+    async with httpx2.AsyncClient(trust_env=False, timeout=patience(10)) as client:
         response = await client.get(os.environ["TB_TEST_USERINFO"], auth=invocation.credentials.auth)
     if response.status_code >= 400:
         raise UpstreamStatusError(

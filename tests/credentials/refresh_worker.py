@@ -10,6 +10,7 @@ import sys
 
 import anyio
 
+from tests._patience import patience
 from toolbridge import Hub, Principal, ToolbridgeError
 
 
@@ -29,7 +30,7 @@ async def main(config: str, calls: int) -> None:
             except ToolbridgeError as exc:
                 errors.append(f"{exc.code}: {exc.message}")
 
-        with anyio.fail_after(60):
+        with anyio.fail_after(patience(60)):
             async with anyio.create_task_group() as tg:
                 for _ in range(calls):
                     tg.start_soon(one)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests._patience import patience
 from toolbridge.cli import app
 from toolbridge.settings import parse_settings
 
@@ -23,7 +24,7 @@ def blocks(language: str) -> list[str]:
 def test_python_example_runs() -> None:
     [block] = blocks("python")
     result = subprocess.run(
-        [sys.executable, "-c", block], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=patience(60), check=False
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "{'authorized': True}"

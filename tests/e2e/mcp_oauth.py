@@ -24,6 +24,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 
+from tests._patience import patience
 from tests._serving import loopback_socket, uvicorn_thread
 from tests.e2e.oidc import OidcServer, oidc_server, require_node_tools
 
@@ -65,7 +66,7 @@ class JwksVerifier:
 
     async def _key_set(self) -> KeySet:
         if self._keys is None:
-            async with httpx2.AsyncClient(trust_env=False, timeout=10) as client:
+            async with httpx2.AsyncClient(trust_env=False, timeout=patience(10)) as client:
                 self._keys = KeySet.import_key_set((await client.get(f"{self.issuer}/jwks")).json())
         return self._keys
 

@@ -26,6 +26,7 @@ import httpx2
 import pytest
 from anyio.abc import SocketStream
 
+from tests._patience import patience
 from toolbridge import Hub
 from toolbridge.credentials import Material
 
@@ -100,10 +101,10 @@ def oidc_server(
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=patience(10))
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout=10)
+            process.wait(timeout=patience(10))
         if process.stdout is not None:
             process.stdout.close()
 
@@ -123,7 +124,7 @@ async def expire(hub: Hub, ident: str) -> None:
 
 def _wait_ready(process: subprocess.Popen[str]) -> None:
     assert process.stdout is not None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while time.monotonic() < deadline:
         ready, _, _ = select.select([process.stdout], [], [], 0.5)
         if ready:
@@ -157,7 +158,7 @@ def run_refresh_workers(config: Path, processes: int, calls: int) -> list[dict[s
             worker.stdin.flush()
         results = []
         for worker in workers:
-            out, err = worker.communicate(timeout=120)
+            out, err = worker.communicate(timeout=patience(120))
             assert worker.returncode == 0, err
             results.append(json.loads(out.strip().splitlines()[-1]))
         return results
@@ -215,7 +216,7 @@ _PROMPT = re.compile(r'name="prompt" value="(\w+)"')
 
 async def authorize(url: str, redirect_uri: str, *, login: str = "alice") -> str:
     """Drive the provider's dev login and consent forms; the callback URL it redirects to (not fetched)."""
-    async with httpx2.AsyncClient(trust_env=False, timeout=10) as browser:
+    async with httpx2.AsyncClient(trust_env=False, timeout=patience(10)) as browser:
         response = await browser.get(url)
         for _ in range(12):
             if response.is_redirect:

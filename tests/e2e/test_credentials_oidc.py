@@ -16,6 +16,7 @@ import anyio
 import httpx2
 import pytest
 
+from tests._patience import patience
 from tests.e2e.oidc import (
     CLIENT_SECRET,
     DropProxy,
@@ -298,7 +299,7 @@ async def test_loopback_callback_server_completes_the_cli_flow(oidc: OidcServer,
                 shown.append(authorization.url)
                 tg.start_soon(browser, authorization.url)
 
-            with anyio.fail_after(30):
+            with anyio.fail_after(patience(30)):
                 connection = await connect_on_loopback(flow, "api", "bob", show=show)
         assert connection.account == "bob"
         assert [p.status_code for p in pages] == [404, 200]

@@ -23,6 +23,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
+from tests._patience import patience
 from tests._serving import loopback_socket, uvicorn_thread
 from tests.connectors.mcp.conftest import (
     EVERYTHING,
@@ -98,7 +99,9 @@ def toolbridge_serving(connectors: list[McpConnector]) -> Iterator[Served]:
             served.hub = hub
             yield
 
-    with uvicorn_thread(Starlette(routes=surface.routes(), lifespan=lifespan), sock, start_timeout=60):
+    with uvicorn_thread(
+        Starlette(routes=surface.routes(), lifespan=lifespan), sock, start_timeout=patience(60)
+    ):
         yield served
 
 
@@ -106,7 +109,7 @@ def toolbridge_serving(connectors: list[McpConnector]) -> Iterator[Served]:
 async def through_toolbridge(served: Served) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {served.key}"}
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        httpx2.AsyncClient(headers=headers, timeout=patience(60)) as http,
         Client(streamable_http_client(served.url, http_client=http)) as client,
     ):
         yield client

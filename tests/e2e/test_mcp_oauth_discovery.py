@@ -25,6 +25,7 @@ import httpx2
 import pytest
 
 from tests._leaks import assert_absent, database_files, dump_tables
+from tests._patience import patience
 from tests.e2e.mcp_oauth import SCOPE, Upstream, protected_upstream
 from tests.e2e.oidc import CLIENT_SECRET, ROOT, OidcServer, authorize, expire
 from toolbridge import Hub, Principal
@@ -76,7 +77,7 @@ async def cli_connect(config: Path, server: OidcServer, account: str, login: str
     output = ""
     async with await anyio.open_process(command, env=env, cwd=config.parent) as process:
         assert process.stdout is not None and process.stderr is not None
-        with anyio.fail_after(60):
+        with anyio.fail_after(patience(60)):
             async for chunk in process.stdout:
                 output += chunk.decode()
                 if "\nhttp" in output:
@@ -101,7 +102,7 @@ async def cli_connect(config: Path, server: OidcServer, account: str, login: str
 async def until_tools(hub: Hub, name: str) -> None:
     connector = hub.connector("remote")
     assert isinstance(connector, McpConnector)
-    with anyio.fail_after(20):
+    with anyio.fail_after(patience(20)):
         while name not in hub.catalog or not connector.connected:  # noqa: ASYNC110 - bounded poll
             await anyio.sleep(0.02)  # the connector retries until a connection exists
 

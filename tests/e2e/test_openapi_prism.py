@@ -26,6 +26,7 @@ import anyio
 import httpx2
 import pytest
 
+from tests._patience import patience
 from tests.e2e._schema_args import arguments_for
 from toolbridge import Hub, Principal, UpstreamStatusError
 from toolbridge.connectors.openapi import OpenAPIConnector, Secret
@@ -91,11 +92,11 @@ def prism(document: Path) -> Iterator[str]:
         env={**os.environ, "NO_COLOR": "1"},
     )
     try:
-        _wait_listening(process, port, timeout=90)
+        _wait_listening(process, port, timeout=patience(90))
         yield f"http://127.0.0.1:{port}"
     finally:
         process.kill()
-        process.wait(timeout=10)
+        process.wait(timeout=patience(10))
         if process.stdout is not None:
             process.stdout.close()
 
@@ -146,7 +147,7 @@ async def test_prism_accepts_what_toolbridge_sends(document: str) -> None:
             tally.violations[CALLING.get()] = violations
 
     with prism(path) as url:
-        async with httpx2.AsyncClient(event_hooks={"response": [record]}, timeout=60) as client:
+        async with httpx2.AsyncClient(event_hooks={"response": [record]}, timeout=patience(60)) as client:
             connector = OpenAPIConnector.from_spec(
                 "api", path, base_url=url, client=client, secrets=secrets_for(probe)
             )

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from tests._patience import patience
+
 pytestmark = pytest.mark.e2e
 EXAMPLE = Path(__file__).parents[2] / "examples" / "quickstart.yaml"
 TOOLBRIDGE = [sys.executable, "-m", "toolbridge"]
@@ -55,17 +57,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=patience(15))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=15)
+            proc.wait(timeout=patience(15))
         if proc.stdout is not None:
             proc.stdout.close()
 
 
 def _read_key(proc: subprocess.Popen[str]) -> str:
     assert proc.stdout is not None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     lines = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -79,10 +81,10 @@ def _read_key(proc: subprocess.Popen[str]) -> str:
 
 
 def _wait_healthy(base: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while time.monotonic() < deadline:
         try:
-            if httpx2.get(f"{base}/healthz", timeout=1).json()["status"] == "ok":
+            if httpx2.get(f"{base}/healthz", timeout=patience(1)).json()["status"] == "ok":
                 return
         except httpx2.TransportError:
             time.sleep(0.1)
@@ -99,7 +101,7 @@ def test_rest_list_and_call_then_audit_shows_them(server: Server) -> None:
         request_id = result.json()["request_id"]
         denied = http.post("/v1/tools/util.calculate/call", json={"arguments": {"expression": 1}})
         assert denied.status_code == 422
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + patience(10)
     rows: list[dict[str, object]] = []
     while time.monotonic() < deadline:  # the audit writer batches; poll the other process's view
         out = subprocess.run(
@@ -107,7 +109,7 @@ def test_rest_list_and_call_then_audit_shows_them(server: Server) -> None:
             cwd=server.cwd,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=patience(60),
             check=True,
         ).stdout
         rows = [json.loads(line) for line in out.splitlines()]
@@ -121,7 +123,7 @@ def test_rest_list_and_call_then_audit_shows_them(server: Server) -> None:
         cwd=server.cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=patience(60),
     )
     assert verify.returncode == 0, verify.stderr
 
@@ -147,7 +149,9 @@ def test_readme_client_example_against_the_server(server: Server) -> None:
 
     [block] = [b for b in python_blocks() if "Client(" in b]
     code = block.replace("http://127.0.0.1:8080", server.base).replace('"tb_..."', repr(server.key))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=patience(60)
+    )
     assert result.returncode == 0, result.stderr
     assert "util.calculate" in result.stdout and result.stdout.strip().endswith("9.0")
 
@@ -157,7 +161,7 @@ def test_health_command_reads_the_running_server(server: Server) -> None:
         [*TOOLBRIDGE, "health", "--url", server.base, "--key", server.key],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=patience(60),
         env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._patience import patience
 from toolbridge.policy import Principal
 from toolbridge.storage import Database
 from toolbridge.workspace import BlobInfo, Role, S3BlobStore, Workspaces
@@ -40,7 +41,7 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + patience(30)
         while True:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "moto_server did not start within 30 s"
@@ -52,7 +53,7 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
+        process.wait(timeout=patience(10))
 
 
 def store(url: str, tmp_path: Path) -> S3BlobStore:

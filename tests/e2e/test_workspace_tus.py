@@ -20,6 +20,7 @@ from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 from tusclient.uploader import Uploader
 
+from tests._patience import patience
 from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge import Hub
 from toolbridge.settings import parse_settings
@@ -90,7 +91,7 @@ def _client(server: Server) -> tus_client.TusClient:
 
 
 def _download(server: Server, path: str) -> bytes:
-    with httpx2.Client(trust_env=False, timeout=30) as http:
+    with httpx2.Client(trust_env=False, timeout=patience(30)) as http:
         response = http.get(
             f"{server.base}/v1/workspaces/shared/content",
             params={"path": path},
@@ -149,7 +150,7 @@ def test_concurrent_uploads(server: Server, tmp_path: Path) -> None:
             ).upload()  # fmt: skip
 
     with ThreadPoolExecutor(6) as pool:
-        list(pool.map(upload, payloads, timeout=120))
+        list(pool.map(upload, payloads, timeout=patience(120)))
     for path, data in payloads.items():
         assert _download(server, path) == data
 

@@ -9,6 +9,7 @@ import anyio
 import httpx2
 import pytest
 
+from tests._patience import patience
 from toolbridge import Hub
 from toolbridge.connectors import Invocation
 from toolbridge.connectors._http import send
@@ -49,7 +50,7 @@ def http_hub(
     """A hub whose 'up' connector calls the upstream over real HTTP, as a native-SDK tool would."""
     resilience = Resilience(clock=fake_time.clock, sleep=fake_time.sleep, rng=random.Random(seed))
     hub = Hub(resilience=resilience, **hub_kwargs)  # type: ignore[arg-type]
-    client = httpx2.AsyncClient(base_url=upstream_url, trust_env=False, timeout=5.0)
+    client = httpx2.AsyncClient(base_url=upstream_url, trust_env=False, timeout=patience(5.0))
 
     @hub.tool(connector="up", read_only=True)
     async def fetch(invocation: Invocation) -> object:

@@ -8,6 +8,7 @@ from collections import Counter
 import anyio
 import pytest
 
+from tests._patience import patience
 from tests.resilience.conftest import FakeTime
 from toolbridge import Hub, Limits, Principal, ToolbridgeError
 from toolbridge.connectors import Invocation
@@ -88,7 +89,7 @@ async def test_chaos_run_reads_succeed_and_writes_never_duplicate(fake_time: Fak
             outcomes[f"{kind}:{exc.code}"] += 1
 
     async with hub:
-        with anyio.fail_after(60):  # no hung task survives
+        with anyio.fail_after(patience(60)):  # no hung task survives
             async with anyio.create_task_group() as tg:
                 for i in range(600):
                     tg.start_soon(one, i)

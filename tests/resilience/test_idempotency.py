@@ -6,6 +6,7 @@ import anyio
 import httpx2
 import pytest
 
+from tests._patience import patience
 from tests.resilience.conftest import FakeTime, http_hub
 from toolbridge import Conflict, Hub, IdempotencyKeyReused, Principal
 from toolbridge.errors import UpstreamStatusError
@@ -67,7 +68,7 @@ async def test_i3_same_key_in_flight_is_409(upstream: Upstream, fake_time: FakeT
                 await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
             conflicts.append(info.value)
 
-        with anyio.fail_after(10):
+        with anyio.fail_after(patience(10)):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(second)
                 await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")

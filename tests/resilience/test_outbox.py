@@ -14,6 +14,7 @@ import anyio
 import httpx2
 import pytest
 
+from tests._patience import patience
 from tests.resilience.conftest import FakeTime, http_hub
 from toolbridge import Hub, Principal
 from toolbridge.connectors import Invocation
@@ -134,7 +135,7 @@ def _produce_then_kill(url: str, db: str) -> list[str]:
     assert producer.stdout is not None
     announced = [producer.stdout.readline().strip() for _ in range(10)]
     os.kill(producer.pid, signal.SIGKILL)  # mid-way, no shutdown of any kind
-    producer.wait(timeout=30)
+    producer.wait(timeout=patience(30))
     producer.stdout.close()
     return announced
 

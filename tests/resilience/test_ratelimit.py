@@ -142,7 +142,7 @@ async def test_l4_unreachable_store_decides_within_bounded_time(fail_open: bool)
 
     from toolbridge.errors import StorageError
 
-    client = redis_asyncio.Redis(host="127.0.0.1", port=9, socket_connect_timeout=5)  # nothing listens
+    client = redis_asyncio.Redis(host="127.0.0.1", port=9, socket_connect_timeout=60)  # nothing listens
     limiter = RedisLimiter(client, time.time, timeout=0.2, fail_open=fail_open)
     started = time.monotonic()
     try:
@@ -153,4 +153,5 @@ async def test_l4_unreachable_store_decides_within_bounded_time(fail_open: bool)
                 await limiter.try_acquire("k", parse_rate("1/second"))
     finally:
         await client.aclose()
-    assert time.monotonic() - started < 2.0
+    # decided by the limiter's own 0.2 s bound, not the client's 60 s one (a wide bound, not a timing claim)
+    assert time.monotonic() - started < 20

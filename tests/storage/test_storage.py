@@ -9,6 +9,7 @@ import textwrap
 import anyio
 import pytest
 import sqlalchemy as sa
+from tests._patience import patience
 
 from toolbridge import AuthenticationError, ConfigurationError, Hub, Principal, StorageError
 from toolbridge.audit import AuditEntry, AuditLog
@@ -166,7 +167,7 @@ async def test_two_processes_share_one_linear_chain(database_url: str) -> None:
         result = await anyio.run_process([sys.executable, "-c", _WRITER, database_url, str(n)], check=False)
         codes.append(result.returncode)
 
-    with anyio.fail_after(120):
+    with anyio.fail_after(patience(120)):
         async with anyio.create_task_group() as tg:
             for n in range(2):
                 tg.start_soon(writer, n)

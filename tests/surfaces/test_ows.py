@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from tests._patience import patience
 from toolbridge.surfaces._ows import StripOws, without_ows
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +40,7 @@ async def test_httptools_keeps_trailing_whitespace_and_strip_ows_removes_it(stri
         server = uvicorn.Server(uvicorn.Config(app, http="httptools", log_level="warning"))
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve, [sock])
-            with anyio.fail_after(30):
+            with anyio.fail_after(patience(30)):
                 while not server.started:  # noqa: ASYNC110  # uvicorn offers no event: bounded polling
                     await anyio.sleep(0.01)
                 async with await anyio.connect_tcp("127.0.0.1", port) as stream:

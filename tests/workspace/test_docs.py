@@ -7,13 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests._patience import patience
+
 DOC = Path(__file__).parents[2] / "docs" / "workspace.md"
 
 
 def test_python_example_runs(tmp_path: Path) -> None:
     [block] = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
     result = subprocess.run(
-        [sys.executable, "-c", block], capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
+        [sys.executable, "-c", block],
+        capture_output=True,
+        text=True,
+        timeout=patience(60),
+        cwd=tmp_path,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "/report.md 1"

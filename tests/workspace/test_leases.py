@@ -8,6 +8,7 @@ import random
 import anyio
 import pytest
 
+from tests._patience import patience
 from toolbridge.errors import BadRequest, LeaseLost, Locked, PreconditionFailed
 from toolbridge.workspace import Workspaces
 
@@ -137,7 +138,7 @@ async def test_randomized_agents_never_lose_an_update(ws: Workspaces, clock: Fak
         for _ in range(1000):
             await cycle(agent)
 
-    with anyio.fail_after(600):
+    with anyio.fail_after(patience(600)):
         async with anyio.create_task_group() as tg:
             for agent in agents:
                 tg.start_soon(run, agent)

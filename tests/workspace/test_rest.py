@@ -13,6 +13,7 @@ import anyio
 import httpx2
 import pytest
 
+from tests._patience import patience
 from toolbridge import Hub, Principal
 from toolbridge.errors import NotFound
 from toolbridge.surfaces.app import create_app
@@ -190,7 +191,7 @@ async def test_changes_long_poll_wakes_on_a_write(env: Env) -> None:
         )
         results["body"] = response.json()
 
-    with anyio.fail_after(10):
+    with anyio.fail_after(patience(10)):
         async with anyio.create_task_group() as tg:
             tg.start_soon(poll)
             await anyio.wait_all_tasks_blocked()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._patience import patience
 from toolbridge import Hub, Limits
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
 
@@ -101,7 +102,7 @@ class NodeHttp:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + patience(30)
         while True:
             assert self.process.poll() is None, "server-everything exited while starting"
             assert time.monotonic() < deadline, "server-everything did not listen within 30 s"
@@ -115,10 +116,10 @@ class NodeHttp:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=patience(10))
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=patience(10))
         self.process = None
 
     def restart(self) -> None:

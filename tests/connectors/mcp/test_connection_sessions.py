@@ -18,6 +18,7 @@ import anyio
 import pytest
 from mcp.server.mcpserver import MCPServer
 
+from tests._patience import patience
 from tests.connectors.mcp.conftest import NodeHttp
 from tests.connectors.mcp.test_upstream_auth import serving
 from toolbridge import CallResult, Hub, Principal
@@ -124,7 +125,7 @@ async def hub_for(
     async with hub:
         for account, token in TOKENS.items():
             await manager.add("up", account, Material(secret=Secret(token)))
-        with anyio.fail_after(10):
+        with anyio.fail_after(patience(10)):
             while tool not in hub.catalog or not connector.connected:  # noqa: ASYNC110 - bounded poll
                 await anyio.sleep(0.02)  # the connector retries until its default connection exists
         yield hub, connector

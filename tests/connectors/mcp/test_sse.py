@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.client.sse import sse_client
 
+from tests._patience import patience
 from tests.e2e.test_mcp_federation import EVERYTHING_CALLS, _same, comparable
 from toolbridge import Principal
 from toolbridge.connectors.mcp import HttpServer, McpConnector, _sse
@@ -79,7 +80,7 @@ async def test_auto_falls_back_to_sse_and_remembers_it(everything_sse: NodeHttp)
         result = await hub.call(LOCAL, "legacy.get-sum", {"a": 40, "b": 2})
         assert result.value["content"][0]["text"] == "The sum of 40 and 2 is 42."
         everything_sse.restart()  # the stream drops; the next session goes straight to SSE
-        with anyio.fail_after(10):
+        with anyio.fail_after(patience(10)):
             while connector.connected:  # noqa: ASYNC110 - bounded poll
                 await anyio.sleep(0.01)  # until the connector has seen the stream end
         result = await hub.call(LOCAL, "legacy.echo", {"message": "again"})
@@ -114,7 +115,7 @@ async def test_sse_upstream_killed_mid_call_fails_it_and_the_next_call_reconnect
         async with anyio.create_task_group() as tg:
             tg.start_soon(long_call)
             channel = connector._session.channel  # type: ignore[union-attr]
-            with anyio.fail_after(10):
+            with anyio.fail_after(patience(10)):
                 while not channel._pending:  # type: ignore[attr-defined]  # noqa: ASYNC110 - bounded poll
                     await anyio.sleep(0.01)  # until the request is in flight
             everything_sse.stop()
@@ -133,7 +134,7 @@ async def test_a_hanging_sse_upstream_hits_the_deadline_and_the_session_survives
     everything_sse: NodeHttp,
 ) -> None:
     connector = McpConnector("legacy", HttpServer(url=everything_sse.url, transport="sse"))
-    async with hub_with(connector, call_timeout=1.0) as hub:
+    async with hub_with(connector, call_timeout=patience(1.0)) as hub:
         with pytest.raises(UpstreamTimeout):
             await hub.call(LOCAL, "legacy.trigger-long-running-operation", {"duration": 30, "steps": 3})
         result = await hub.call(LOCAL, "legacy.echo", {"message": "after"})
@@ -223,7 +224,7 @@ async def channel_to(url: str, **headers: str) -> AsyncIterator[SseChannel]:
     async with anyio.create_task_group() as tg:
         channel = SseChannel(HttpServer(url=url, headers=headers, transport="sse"), tg, ignore)
         try:
-            with anyio.fail_after(20):
+            with anyio.fail_after(patience(20)):
                 await channel.start()
             yield channel
         finally:
@@ -236,7 +237,7 @@ async def refusal(server: RawSse) -> UpstreamUnavailable:
     async with raw(server) as url, anyio.create_task_group() as tg:
         channel = SseChannel(HttpServer(url=url, transport="sse"), tg, ignore)
         try:
-            with anyio.fail_after(20):
+            with anyio.fail_after(patience(20)):
                 await channel.start()
         except UpstreamUnavailable as exc:
             return exc
@@ -322,7 +323,7 @@ async def test_a_jsonrpc_error_in_a_4xx_answers_the_call_at_once() -> None:
         b"event: endpoint\ndata: /messages\n\n", answer=lambda m: http("400 Bad Request", rpc_error(m))
     )
     async with raw(server) as url, channel_to(url) as channel:
-        with anyio.fail_after(5):  # not at a deadline: the POST's answer is the response
+        with anyio.fail_after(patience(5)):  # not at a deadline: the POST's answer is the response
             response = await channel.request({"jsonrpc": "2.0", "id": 3, "method": "tools/call"}, {})
         assert response == {"jsonrpc": "2.0", "id": 3, "error": {"code": -32602, "message": "bad params"}}
         assert channel.alive and not channel._pending  # type: ignore[attr-defined]
@@ -336,7 +337,7 @@ async def test_an_inline_json_response_to_a_post_answers_the_call() -> None:
 
     server = RawSse(b"event: endpoint\ndata: /messages\n\n", answer=inline)
     async with raw(server) as url, channel_to(url) as channel:
-        with anyio.fail_after(5):
+        with anyio.fail_after(patience(5)):
             response = await channel.request({"jsonrpc": "2.0", "id": "a", "method": "tools/list"}, {})
         assert response["result"] == {"n": 1}
 
@@ -346,7 +347,7 @@ async def test_a_404_for_a_post_expires_the_session_even_with_a_jsonrpc_body() -
         b"event: endpoint\ndata: /messages\n\n", answer=lambda m: http("404 Not Found", rpc_error(m))
     )
     async with raw(server) as url, channel_to(url) as channel:
-        with anyio.fail_after(5), pytest.raises(SessionExpired):
+        with anyio.fail_after(patience(5)), pytest.raises(SessionExpired):
             await channel.request({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}, {})
         assert not channel.alive  # the connector opens a new channel and tries once more
 
@@ -357,7 +358,7 @@ async def test_an_http_error_without_a_jsonrpc_body_fails_the_call_with_its_stat
         answer=lambda m: http("503 Service Unavailable", b"overloaded", "text/plain"),
     )
     async with raw(server) as url, channel_to(url) as channel:
-        with anyio.fail_after(5), pytest.raises(UpstreamStatusError) as caught:
+        with anyio.fail_after(patience(5)), pytest.raises(UpstreamStatusError) as caught:
             await channel.request({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}, {})
         assert caught.value.upstream_status == 503
         assert not channel._pending  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests._patience import patience
 from toolbridge import Hub, Principal
 from toolbridge.connectors.mcp import McpConnector, ToolRules
 from toolbridge.errors import OutcomeUnknown, UpstreamTimeout, UpstreamUnavailable
@@ -74,11 +75,12 @@ async def test_process_killed_mid_call_is_a_typed_error_and_the_next_call_restar
 
 async def test_a_hanging_upstream_hits_the_call_deadline() -> None:
     connector = McpConnector("everything", everything_stdio())
-    async with hub_with(connector, call_timeout=1.0) as hub:
+    async with hub_with(connector, call_timeout=patience(1.0)) as hub:
         started = anyio.current_time()
         with pytest.raises(UpstreamTimeout):
-            await hub.call(LOCAL, "everything.trigger-long-running-operation", {"duration": 30, "steps": 3})
-        assert anyio.current_time() - started < 5
+            await hub.call(LOCAL, "everything.trigger-long-running-operation", {"duration": 120, "steps": 3})
+        # ended by the deadline, not by the operation (120 s): a wide bound, not a timing claim
+        assert anyio.current_time() - started < 60
         # the session survived: the upstream was told to cancel, and the next call works at once
         result = await hub.call(LOCAL, "everything.echo", {"message": "after"})
         assert result.value["content"][0]["text"] == "Echo: after"
@@ -175,7 +177,7 @@ async def test_an_upstream_down_at_start_joins_when_it_comes_up(everything_http:
     async with hub:
         assert hub.list_tools(LOCAL) == []  # the hub started anyway
         everything_http.start()
-        with anyio.fail_after(20):  # the connector retries every 50 ms
+        with anyio.fail_after(patience(20)):  # the connector retries every 50 ms
             await joined.wait()
         result = await hub.call(LOCAL, "late.echo", {"message": "finally"})
         assert result.value["content"][0]["text"] == "Echo: finally"

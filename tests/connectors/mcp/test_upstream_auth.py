@@ -23,6 +23,7 @@ import httpx2
 import pytest
 from mcp.server.mcpserver import MCPServer
 
+from tests._patience import patience
 from tests._serving import loopback_socket, uvicorn_thread
 from tests.credentials.fakes import FakeAuthServer, oauth_config
 from toolbridge import Hub, Principal
@@ -145,7 +146,7 @@ async def federated(
 
 
 async def until_tools(hub: Hub, connector: McpConnector, name: str) -> None:
-    with anyio.fail_after(10):
+    with anyio.fail_after(patience(10)):
         while name not in hub.catalog or not connector.connected:  # noqa: ASYNC110 - bounded poll
             await anyio.sleep(0.02)  # the connector retries until a connection exists
 

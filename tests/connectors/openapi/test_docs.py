@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests._patience import patience
 from toolbridge.cli import app
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.hub import Hub
@@ -42,7 +43,7 @@ def test_the_python_example_runs(tmp_path: Path) -> None:
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "petstore.yaml").symlink_to(SPECS / "oai-petstore.v2.json")
     result = subprocess.run(
-        [sys.executable, "-c", block], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=patience(60), cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert "3 operations, 3 tools" in result.stdout

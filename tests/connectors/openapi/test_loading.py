@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._patience import patience
 from toolbridge import ConfigurationError, Hub, Principal
 from toolbridge.connectors.openapi import OpenAPIConnector, ingest, load_spec
 from toolbridge.settings import parse_settings
@@ -30,7 +31,7 @@ def http_root() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
-        thread.join(timeout=10)
+        thread.join(timeout=patience(10))
         server.server_close()
 
 

@@ -29,6 +29,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 from starlette.applications import Starlette
 
+from tests._patience import patience
 from tests.connectors.mcp.conftest import EVERYTHING, NODE, everything_stdio, free_port, require
 from toolbridge import Hub, Principal
 from toolbridge.connectors._events import ListChanged, LogMessage
@@ -42,7 +43,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning"),
 ]
 GROWING = Path(__file__).with_name("growing_server.py")
-WAIT = 30.0  # seconds a notification may take to arrive (a bound for a hung test, not a timing claim)
+WAIT = patience(
+    30.0
+)  # seconds a notification may take to arrive (a bound for a hung test, not a timing claim)
 
 
 @dataclass
@@ -127,7 +130,7 @@ async def _running(hub: Hub, surface: McpSurface, sock: socket.socket) -> AsyncI
 async def connect(served: Served, agent: str, inbox: Inbox, mode: str = "legacy") -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {served.keys[agent]}"}
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        httpx2.AsyncClient(headers=headers, timeout=patience(60)) as http,
         Client(
             streamable_http_client(served.url, http_client=http),
             mode=mode,  # type: ignore[arg-type]
