@@ -442,7 +442,16 @@ def health(
         async with Client(url, api_key=key) as client:
             return await client.health()
 
-    table = Table("connector", "breaker", "failure rate", "attempts", "in flight", "retry tokens", "held (s)")
+    table = Table(
+        "connector",
+        "breaker",
+        "failure rate",
+        "attempts",
+        "in flight",
+        "retry tokens",
+        "held (s)",
+        "upstream",
+    )
     for row in _run(main):
         table.add_row(
             row["connector"],
@@ -452,6 +461,7 @@ def health(
             str(row["in_flight"]),
             str(row["retry_tokens"]),
             str(row["held_for"]),
+            row.get("upstream") or "",
         )
     out.print(table)
 

@@ -299,6 +299,8 @@ class McpConnectorSettings(_ConnectorBase):
     protocol: Literal["auto", "2025-11-25", "2026-07-28"] = "auto"
     transport: Literal["auto", "streamable-http", "sse"] = "auto"
     """For ``url``: ``auto`` tries streamable HTTP, then the legacy HTTP+SSE transport (2024-11-05)."""
+    start_timeout: float = pydantic.Field(default=60.0, gt=0)
+    """For ``command``: seconds the process may take to answer at all (npx/uvx install on a first run)."""
     approve: Literal["manual", "all-on-first-connect"] = "manual"
     """Who approves tool definitions: a person (``toolbridge tools approve``), or the first connection."""
     read_only: list[str] = []

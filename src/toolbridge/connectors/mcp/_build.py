@@ -50,6 +50,7 @@ def mcp_connector(
             env=_resolve(f"connectors.{name}.env", static, env),
             cwd=cwd,
             protocol=config.protocol,
+            start_timeout=config.start_timeout,
         )
     else:
         assert config.url is not None

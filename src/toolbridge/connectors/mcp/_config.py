@@ -36,6 +36,10 @@ class StdioServer:
     env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     cwd: str | None = None
     protocol: Protocol = "auto"
+    start_timeout: float = 60.0
+    """Seconds the process may take to answer its first request (``npx``/``uvx`` install on a first run);
+    the log notes the wait every probe timeout (10 s). A process that answers nothing in that time is
+    replaced by a fresh one asked in the handshake era, and failures are retried with backoff."""
 
     def __repr__(self) -> str:  # env values may be secrets
         return f"StdioServer(command={self.command!r}, args={self.args!r}, env=<{len(self.env)} vars>)"

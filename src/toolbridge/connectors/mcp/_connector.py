@@ -46,7 +46,14 @@ from toolbridge.connectors._events import (
 )
 from toolbridge.connectors.mcp._answers import call_value, invalid_headers, object_schema, rpc_error
 from toolbridge.connectors.mcp._channel import Channel, Message, SessionExpired
-from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules, Transport
+from toolbridge.connectors.mcp._config import (
+    Approval,
+    HttpServer,
+    Protocol,
+    StdioServer,
+    ToolRules,
+    Transport,
+)
 from toolbridge.connectors.mcp._federation import Extras, discover_extras
 from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
 from toolbridge.connectors.mcp._listen import listen_for_changes
@@ -60,7 +67,7 @@ from toolbridge.connectors.mcp._pins import (
     pinned_definition,
 )
 from toolbridge.connectors.mcp._pool import SessionPool
-from toolbridge.connectors.mcp._session import RpcError, Session
+from toolbridge.connectors.mcp._session import PROBE_TIMEOUT, NoAnswer, RpcError, Session
 from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.connectors.mcp._stdio import StdioChannel
 from toolbridge.credentials._redact import forms, redact_value
@@ -144,8 +151,10 @@ class McpConnector:
         connection_env: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
         on_event: Callable[[HubEvent], None] | None = None,
         session_pool: SessionPool | None = None,
+        probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
         self._name = name
+        self._probe_timeout = probe_timeout
         self._default_credentials = default_credentials
         self._connection_env = connection_env
         self.server = server
@@ -176,6 +185,7 @@ class McpConnector:
         self._tg: anyio.abc.TaskGroup | None = None
         self._failures = 0
         self._down_at = 0.0
+        self._last_error: str | None = None
         self._transport: Transport = "auto" if isinstance(server, StdioServer) else server.transport
         self.sessions_opened = 0
         """How many upstream sessions were opened (1 while nothing failed)."""
@@ -208,6 +218,17 @@ class McpConnector:
     def connected(self) -> bool:
         """Whether a session with the upstream is open (its tools are listed)."""
         return self._session is not None and self._session.alive
+
+    @property
+    def status(self) -> str:
+        """The upstream as ``toolbridge health`` shows it: connected, starting, or failing and retried."""
+        if self.connected:
+            return "connected"
+        if self._failures == 0 or self._last_error is None:
+            return "starting" if self._tg is not None else "stopped"
+        delay = self._delays[min(self._failures, len(self._delays)) - 1]
+        wait = max(0.0, self._down_at + delay - anyio.current_time())
+        return f"down: failed {self._failures} time(s), next try in {wait:.0f} s: {self._last_error}"
 
     # -- lifetime ----------------------------------------------------------------------------------
 
@@ -356,11 +377,29 @@ class McpConnector:
         return session
 
     async def _handshake(self, transport: Transport) -> Session:
-        channel = await self._channel(transport)
         protocol = self.server.protocol
         if transport == "sse" and protocol == "auto":
             protocol = "2025-11-25"  # the SSE transport predates the stateless era: no discover probe
-        session = Session(channel, protocol=protocol, client_info=self._client_info)
+        try:
+            return await self._start(transport, protocol)
+        except NoAnswer as exc:
+            if protocol != "auto":
+                raise
+            # the silent process may yet answer the probe and so choose the stateless era: never ask
+            # it to initialize; a fresh process is asked in the handshake era instead
+            logger.warning("connector %r: %s; starting it again in the handshake era", self._name, exc)
+            return await self._start(transport, "2025-11-25")
+
+    async def _start(self, transport: Transport, protocol: Protocol) -> Session:
+        channel = await self._channel(transport)
+        stdio = self.server if isinstance(self.server, StdioServer) else None
+        session = Session(
+            channel,
+            protocol=protocol,
+            client_info=self._client_info,
+            probe_timeout=self._probe_timeout,
+            start_timeout=stdio.start_timeout if stdio is not None else None,
+        )
         try:
             await channel.start()
             await session.open()
@@ -373,6 +412,7 @@ class McpConnector:
     def _no_connection(self, exc: ToolbridgeError) -> UpstreamUnavailable:
         self._failures += 1
         self._down_at = anyio.current_time()
+        self._last_error = exc.message
         return UpstreamUnavailable(
             f"connector {self._name!r} has no usable connection: {exc.message}", sent=False, hint=exc.hint
         )
@@ -381,6 +421,7 @@ class McpConnector:
         if count:
             self._down_at = anyio.current_time()
             self._failures += 1
+            self._last_error = str(exc)
         return UpstreamUnavailable(
             f"cannot open a session with {self._where} (connector {self._name!r}): {exc}",
             sent=False,
@@ -397,9 +438,12 @@ class McpConnector:
             except UpstreamStatusError as exc:  # refused our credentials: wait as for a failure
                 self._failures += 1
                 self._down_at = anyio.current_time()
-                logger.debug("connector %r: the upstream refused the connection: %s", self._name, exc)
+                self._last_error = str(exc)
+                logger.info("connector %r: the upstream refused the connection: %s", self._name, exc)
             except UpstreamUnavailable as exc:
-                logger.debug("connector %r: still no upstream: %s", self._name, exc)
+                logger.info(
+                    "connector %r: still no upstream (attempt %d): %s", self._name, self._failures, exc
+                )
             except ConfigurationError as exc:
                 logger.error("connector %r gives up reconnecting: %s", self._name, exc)
                 return

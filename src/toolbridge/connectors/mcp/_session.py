@@ -2,8 +2,11 @@
 
 ``auto`` probes ``server/discover`` at the newest stateless version (2026-07-28) and falls back to the
 ``initialize`` handshake (2025-11-25) on anything that is not positive evidence of a modern server, as the
-SDK's own client does. In the stateless era every request carries the ``_meta`` envelope and routing
-headers; in the handshake era the channel carries the session (``Mcp-Session-Id`` over HTTP).
+SDK's own client does. A process (stdio) is never asked in both eras once it may have chosen one: its
+probe is waited for (with progress in the log) up to ``start_timeout``, and a process that stayed silent
+raises :class:`NoAnswer` — the connector starts a fresh one in the handshake era. In the stateless era
+every request carries the ``_meta`` envelope and routing headers; in the handshake era the channel carries
+the session (``Mcp-Session-Id`` over HTTP).
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from toolbridge.connectors.mcp._config import Protocol
 from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
 from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
 
-__all__ = ["RpcError", "Session"]
+__all__ = ["NoAnswer", "RpcError", "Session"]
 
 logger = logging.getLogger("toolbridge.connectors.mcp")
 
 _HANDSHAKE_TIMEOUT = 30.0
-_PROBE_TIMEOUT = 10.0
+PROBE_TIMEOUT = 10.0
+"""Seconds a ``server/discover`` probe waits before the handshake (HTTP) or a progress note (stdio)."""
 _CANCEL_TIMEOUT = 2.0
 _MAX_PAGES = 100
 _UNSUPPORTED_VERSION = -32022
@@ -51,10 +55,26 @@ class RpcError(Exception):
         self.data = data
 
 
+class NoAnswer(UpstreamUnavailable):
+    """A started process answered nothing within its start timeout (it may still be installing itself)."""
+
+
 class Session:
-    def __init__(self, channel: Channel, *, protocol: Protocol, client_info: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        protocol: Protocol,
+        client_info: Mapping[str, str],
+        probe_timeout: float = PROBE_TIMEOUT,
+        start_timeout: float | None = None,
+    ) -> None:
+        """``start_timeout`` (a process's channel): how long its first answer may take; None: not a process
+        (an unanswered probe then falls back to the handshake on the same channel)."""
         self.channel = channel
         self._protocol = protocol
+        self._probe_timeout = probe_timeout
+        self._start_timeout = start_timeout
         self._client_info = dict(client_info)
         self._ids = itertools.count(1)
         self.version = ""
@@ -62,6 +82,8 @@ class Session:
         self.capabilities: dict[str, Any] = {}
         self.instructions: str | None = None
         self._auth: httpx2.Auth | None = None
+        self._heard = False
+        """Whether the upstream answered anything yet."""
 
     @property
     def modern(self) -> bool:
@@ -75,16 +97,56 @@ class Session:
         """Negotiate the protocol era (bounded in time), with the credentials current now (HTTP): they
         also close the session."""
         self._auth = UPSTREAM_AUTH.get()
-        with anyio.fail_after(_HANDSHAKE_TIMEOUT):
-            if self._protocol == "2025-11-25" or not await self._try_modern():
-                await self._initialize()
+        if self._protocol == "2025-11-25" or not await self._try_modern():
+            await self._initialize()
+
+    async def _first(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer to a process's first request: waited for up to its start timeout, with a note in
+        the log every probe timeout; silence raises :class:`NoAnswer`."""
+        assert self._start_timeout is not None
+        began = anyio.current_time()
+        failed: Exception | None = None
+        with anyio.move_on_after(self._start_timeout):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._note_waiting, method, began)
+                try:
+                    result = await self.request(method, params, cancellable=False)
+                except (RpcError, UpstreamUnavailable, UpstreamStatusError) as exc:
+                    failed = exc  # raised outside the task group (not as an exception group)
+                tg.cancel_scope.cancel()
+            if failed is not None:
+                raise failed
+            return result
+        raise NoAnswer(
+            f"{self.channel.describe} answered nothing to {method!r} in {self._start_timeout:g} s",
+            sent=True,
+            hint="a server that installs itself on its first run (npx, uvx) may need a longer "
+            "start_timeout; otherwise run its command by hand to see why it does not answer",
+        )
+
+    async def _note_waiting(self, method: str, began: float) -> None:
+        while True:
+            await anyio.sleep(self._probe_timeout)
+            logger.info(
+                "still waiting for %s to answer %r (%.0f s of %g s; a first run may be installing it)",
+                self.channel.describe,
+                method,
+                anyio.current_time() - began,
+                self._start_timeout,
+            )
+
+    async def _ask(self, method: str, params: Mapping[str, Any], limit: float) -> dict[str, Any]:
+        if self._start_timeout is not None and not self._heard:
+            return await self._first(method, params)
+        with anyio.fail_after(limit):
+            return await self.request(method, params, cancellable=False)
 
     async def _try_modern(self) -> bool:
         version = MODERN_PROTOCOL_VERSIONS[-1]
         self.version = version  # stamp the probe as a stateless-era request
         try:
-            with anyio.fail_after(_PROBE_TIMEOUT if self._protocol == "auto" else _HANDSHAKE_TIMEOUT):
-                result = await self.request("server/discover", {}, cancellable=False)
+            limit = self._probe_timeout if self._protocol == "auto" else _HANDSHAKE_TIMEOUT
+            result = await self._ask("server/discover", {}, limit)
         except (RpcError, UpstreamStatusError, TimeoutError) as exc:
             self.version = ""
             if self._protocol != "auto" or _modern_only(exc):
@@ -108,7 +170,7 @@ class Session:
             "capabilities": {},
             "clientInfo": self._client_info,
         }
-        result = await self.request("initialize", params, cancellable=False)
+        result = await self._ask("initialize", params, _HANDSHAKE_TIMEOUT)
         version = result.get("protocolVersion")
         if version not in HANDSHAKE_PROTOCOL_VERSIONS:
             raise UpstreamUnavailable(
@@ -159,6 +221,7 @@ class Session:
             if cancellable:
                 await self._cancel(request_id)
             raise
+        self._heard = True
         error = response.get("error")
         if isinstance(error, dict):
             raise RpcError(int(error.get("code", 0)), str(error.get("message", "")), error.get("data"))

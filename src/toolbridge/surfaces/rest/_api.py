@@ -143,7 +143,15 @@ def _hub_of(request: Request) -> Hub:
 async def connector_health(request: Request, caller: Caller) -> dict[str, Any]:
     hub = _hub_of(request)
     health = hub.resilience.health(hub.connector_names())
-    return {"connectors": [dataclasses.asdict(h) for h in health]}
+    return {
+        "connectors": [{**dataclasses.asdict(h), "upstream": _upstream(hub, h.connector)} for h in health]
+    }
+
+
+def _upstream(hub: Hub, name: str) -> str | None:
+    """An upstream connector's own state (an MCP server: connected, starting, down and retried)."""
+    status = getattr(hub.connector(name), "status", None)
+    return status if isinstance(status, str) else None
 
 
 @_operations.get("/outbox", summary="The caller's writes queued for a later retry")
