@@ -47,6 +47,7 @@ bench: $(VENV_STAMP) ## benchmarks (prints medians, p99 and ratios against basel
 	$(UV) run --frozen python bench/chaos.py
 	$(UV) run --frozen python bench/credentials.py
 	$(UV) run --frozen python bench/openapi_ingest.py
+	$(UV) run --frozen python bench/tool_search.py
 	$(UV) run --frozen python bench/openapi_call.py
 	$(MAKE) --no-print-directory node
 	$(UV) run --frozen python bench/mcp_proxy.py

@@ -1,0 +1,260 @@
+"""Tool search: how often the right tool is found, how big the answer is, how long a search takes.
+
+The catalog is four large public API documents from ../shared/specs (Slack, Twilio, PagerDuty, OpenAI;
+about 1,100 tools) ingested by toolbridge's OpenAPI connector; the tasks are the labelled queries of
+tests/catalog/tool_search_queries.tsv (each names the tool or tools that fit, or none). Compared in one
+run, on the same tools and queries:
+
+* **toolbridge** — the BM25F index behind ``toolbridge.search_tools`` (catalog/_search.py); answer =
+  the ``search_tools`` JSON an agent gets for 10 hits;
+* **old scorer** — toolbridge's previous ranking (name word 3 points, description word 1, ties by
+  name), answer as it was then;
+* **FastMCP BM25** — FastMCP 4.1.6's ``BM25SearchTransform`` over the same tools (name, description,
+  input schema), run in its own venv (bench/.venvs/fastmcp); answer = its search result for 5 hits
+  (its default), serialised as it sends it.
+
+Printed per engine: top-1 and top-5 accuracy and MRR@10 over the tasks with a tool, the share of
+no-tool tasks answered "no good match" (toolbridge only; the others always return hits), answer bytes
+(median and max) and search latency (median and p99, query handling included, in the engine's own
+process). For toolbridge also: index build time and memory for the catalog and for a doubled catalog
+(each document loaded twice under another connector name, ~2,200 tools).
+
+    uv run python bench/tool_search.py [--skip-fastmcp] [--show-misses]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _procs import fastmcp_python
+from toolbridge import Hub, Principal
+from toolbridge.catalog import Tool
+from toolbridge.catalog._search import SearchIndex
+from toolbridge.connectors.openapi import OpenAPIConnector
+from toolbridge.surfaces.mcp._search import SEARCH, search_answer
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / ".." / "shared" / "specs"
+TASKS = ROOT / "tests" / "catalog" / "tool_search_queries.tsv"
+DOCUMENTS = {
+    "slack": "slack-web.v2.json",
+    "twilio": "twilio-api-v2010.json",
+    "pagerduty": "pagerduty-rest.json",
+    "openai": "openai.yaml",
+}
+
+FASTMCP = r"""
+import asyncio, json, sys, time
+from fastmcp.tools.base import Tool
+from fastmcp.server.transforms.search import BM25SearchTransform
+
+catalog, queries = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+tools = [Tool(name=t["name"], description=t["description"], parameters=t["inputSchema"]) for t in catalog]
+transform = BM25SearchTransform(max_results=10)
+
+async def main():
+    await transform._search(tools, "warm up the index")
+    out = []
+    for query in queries:
+        started = time.perf_counter()
+        found = await transform._search(tools, query)
+        seconds = time.perf_counter() - started
+        top5 = await transform._render_results(found[:5])  # what search_tools sends (max_results=5)
+        out.append({"names": [t.name for t in found], "seconds": seconds,
+                    "bytes": len(json.dumps(top5, separators=(",", ":")).encode())})
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+@dataclass
+class Engine:
+    name: str
+    ranked: list[list[str]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    no_match: list[bool] = field(default_factory=list)
+
+
+def load_tasks() -> list[tuple[str, set[str]]]:
+    lines = TASKS.read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
+    return [(q, set() if e == "-" else set(e.split(","))) for q, e in rows]
+
+
+def build_hub(copies: int = 1) -> Hub:
+    hub = Hub()
+    for copy in range(copies):
+        for name, document in DOCUMENTS.items():
+            connector = name if copy == 0 else f"{name}{copy + 1}"
+            hub.add_connector(
+                OpenAPIConnector.from_spec(connector, SPECS / document, base_url="http://127.0.0.1:9")
+            )
+    return hub
+
+
+def run_toolbridge(hub: Hub, queries: Sequence[str]) -> Engine:
+    engine = Engine("toolbridge BM25F")
+    agent = Principal.agent("bench", ["*"])
+    hub.search_tools(agent, "warm up the index")
+    for query in queries:
+        started = time.perf_counter()
+        answer = search_answer(hub, agent, SEARCH, {"query": query, "limit": 10})
+        engine.seconds.append(time.perf_counter() - started)
+        engine.ranked.append([t["name"] for t in answer["tools"]])
+        engine.sizes.append(len(json.dumps(answer, ensure_ascii=False).encode()))
+        engine.no_match.append("good_match" in answer)
+    return engine
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def run_old_scorer(tools: Sequence[Tool], queries: Sequence[str]) -> Engine:
+    """toolbridge's ranking before the index (surfaces/mcp/_search.py until 2026-12), as it was."""
+    engine = Engine("old scorer")
+    for query in queries:
+        started = time.perf_counter()
+        words = _words(query)
+        scored = []
+        for t in tools:
+            name = _words(t.name.replace(".", " ").replace("_", " ").replace("-", " "))
+            text = _words(t.description)
+            score = sum(3.0 if w in name else 1.0 if w in text else 0.0 for w in words)
+            if score > 0:
+                scored.append((score, t))
+        ranked = sorted(scored, key=lambda pair: (-pair[0], pair[1].name))[:10]
+        answer = {
+            "tools": [
+                {"name": t.name, "summary": (t.description.splitlines() or [""])[0][:200], "read_only": False}
+                for _, t in ranked
+            ]
+        }
+        engine.seconds.append(time.perf_counter() - started)
+        engine.ranked.append([t.name for _, t in ranked])
+        engine.sizes.append(len(json.dumps(answer, ensure_ascii=False).encode()))
+    return engine
+
+
+def run_fastmcp(tools: Sequence[Tool], queries: Sequence[str]) -> Engine:
+    engine = Engine("FastMCP 4.1.6 BM25")
+    catalog = [
+        {"name": t.name, "description": t.description, "inputSchema": dict(t.input_schema)} for t in tools
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / "catalog.json", Path(tmp) / "queries.json"]
+        paths[0].write_text(json.dumps(catalog))
+        paths[1].write_text(json.dumps(list(queries)))
+        done = subprocess.run(
+            [str(fastmcp_python()), "-c", FASTMCP, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"FastMCP run failed: {done.stderr.strip().splitlines()[-1:]}")
+    for row in json.loads(done.stdout.strip().splitlines()[-1]):
+        engine.ranked.append(row["names"])
+        engine.seconds.append(row["seconds"])
+        engine.sizes.append(row["bytes"])
+    return engine
+
+
+def build_cost(make: Callable[[], Hub]) -> tuple[int, float, float]:
+    """Tools, median seconds of three index builds, and MiB the index holds (tracemalloc)."""
+    hub = make()
+    tools = list(hub.catalog)
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        SearchIndex(tools)
+        times.append(time.perf_counter() - started)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    index = SearchIndex(tools)
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del index
+    return len(tools), statistics.median(times), held / 2**20
+
+
+def p99(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def report(engine: Engine, tasks: Sequence[tuple[str, set[str]]], show_misses: bool) -> str:
+    top1 = top5 = rr = 0.0
+    found = [(r, e) for r, (_, e) in zip(engine.ranked, tasks, strict=True) if e]
+    for ranked, expected in found:
+        ranks = [i for i, name in enumerate(ranked[:10]) if name in expected]
+        top1 += bool(ranks and ranks[0] == 0)
+        top5 += bool(ranks and ranks[0] < 5)
+        rr += 1 / (ranks[0] + 1) if ranks else 0.0
+    n = len(found)
+    flags = [m for m, (_, e) in zip(engine.no_match, tasks, strict=True) if not e] if engine.no_match else []
+    no_match = f"{sum(flags)}/{len(flags)}" if flags else "n/a"
+    ms = [s * 1000 for s in engine.seconds]
+    line = (
+        f"| {engine.name} | {top1 / n:.1%} | {top5 / n:.1%} | {rr / n:.3f} | {no_match} | "
+        f"{statistics.median(engine.sizes):,.0f} / {max(engine.sizes):,} | "
+        f"{statistics.median(ms):.2f} / {p99(ms):.2f} |"
+    )
+    if show_misses:
+        for (query, expected), ranked in zip(tasks, engine.ranked, strict=True):
+            if expected and not expected & set(ranked[:5]):
+                line += f"\n    miss: {query!r} → {ranked[:3]} (want {sorted(expected)})"
+    return line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip-fastmcp", action="store_true")
+    parser.add_argument("--show-misses", action="store_true")
+    args = parser.parse_args()
+    tasks = load_tasks()
+    queries = [q for q, _ in tasks]
+    hub = build_hub()
+    tools = list(hub.catalog)
+    with_tool = sum(1 for _, e in tasks if e)
+    without = len(tasks) - with_tool
+    print(f"{len(tools)} tools; {len(tasks)} tasks ({with_tool} with a tool, {without} without)\n")
+    engines = [run_toolbridge(hub, queries), run_old_scorer(tools, queries)]
+    if not args.skip_fastmcp:
+        engines.append(run_fastmcp(tools, queries))
+    print(
+        "| engine | top-1 | top-5 | MRR@10 | no-match flagged | answer bytes median / max | ms median / p99 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for engine in engines:
+        print(report(engine, tasks, args.show_misses))
+    print()
+    for copies in (1, 2):
+        count, seconds, mib = build_cost(lambda copies=copies: build_hub(copies))
+        print(f"index build, {count:,} tools: {seconds:.3f} s median of 3, {mib:.1f} MiB held")
+    big = build_hub(2)
+    big_engine = run_toolbridge(big, queries)
+    ms = [s * 1000 for s in big_engine.seconds]
+    median = statistics.median(ms)
+    print(f"search over {len(big.catalog):,} tools: {median:.2f} ms median, {p99(ms):.2f} ms p99")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
