@@ -29,11 +29,14 @@ Branches are named after who must act to fix the problem::
     │   ├── UpstreamTimeout ....... the call's deadline passed before the tool answered (HTTP 504)
     │   ├── UpstreamUnavailable ... transport failure: refused, reset, timed out (``sent`` says if bytes left)
     │   ├── UpstreamStatusError ... the upstream answered with an error status (``status``, ``retry_after``)
+    │   │   └── UpstreamRpcError .. an upstream MCP server's JSON-RPC error, kept whole in ``answer``
     │   ├── OutcomeUnknown ........ a write may or may not have happened; not retried automatically
     │   ├── CircuitOpen ........... the connector's breaker is open; failing fast (HTTP 503, retry_after)
     │   ├── UpstreamBusy .......... the connector's concurrency limit is full (HTTP 503)
     │   ├── TokenRefreshFailed .... the token endpoint failed transiently; the connection stays usable
+    │   ├── InputRequired ......... the upstream asks the caller for input it cannot give (HTTP 422)
     │   └── ToolExecutionError .... an in-process (Python) tool raised
+    │       └── UpstreamToolError . an upstream MCP tool answered ``isError``, kept whole in ``answer``
     └── StorageError .............. the database could not be used
 
 Every error carries a stable machine ``code``, an HTTP ``status``, a human ``message`` saying what was
@@ -60,6 +63,7 @@ __all__ = [
     "Conflict",
     "CredentialsError",
     "IdempotencyKeyReused",
+    "InputRequired",
     "InvalidArguments",
     "LeaseLost",
     "Locked",
@@ -79,6 +83,7 @@ __all__ = [
     "ToolbridgeError",
     "UpstreamBusy",
     "UpstreamError",
+    "UpstreamRpcError",
     "UpstreamStatusError",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -451,6 +456,36 @@ class UpstreamStatusError(UpstreamError):
         return doc
 
 
+class UpstreamRpcError(UpstreamStatusError):
+    """An upstream MCP server answered a request with a JSON-RPC error. ``answer`` is that error object as
+    it came (``code``, ``message``, ``data``): MCP surfaces relay it unchanged, others show the message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        answer: Mapping[str, Any],
+        upstream_status: int,
+        hint: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        super().__init__(message, upstream_status=upstream_status, hint=hint, tool=tool)
+        self.answer = dict(answer)
+
+    def extra(self) -> dict[str, object]:
+        return {**super().extra(), "jsonrpc_error": self.answer}
+
+
+class InputRequired(UpstreamError):
+    """The upstream asks the caller for input (an MCP ``input_required`` result: elicitation, sampling,
+    roots) that this caller cannot give: not an MCP client of the 2026-07-28 era, or one without the
+    capability."""
+
+    code = "input_required"
+    status = 422
+    title = "the upstream needs input from the caller"
+
+
 class OutcomeUnknown(UpstreamError):
     code = "outcome_unknown"
     status = 504
@@ -492,6 +527,17 @@ class ToolExecutionError(UpstreamError):
     code = "tool_failed"
     status = 502
     title = "tool failed"
+
+
+class UpstreamToolError(ToolExecutionError):
+    """An upstream MCP tool answered with ``isError``. ``answer`` is its whole ``CallToolResult`` (text,
+    images, ``structuredContent``, ``_meta``): MCP surfaces relay it, others show its text."""
+
+    def __init__(
+        self, message: str, *, answer: Mapping[str, Any], hint: str | None = None, tool: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.answer = dict(answer)
 
 
 class StorageError(ToolbridgeError):
@@ -588,6 +634,7 @@ _SIMPLE: tuple[type[ToolbridgeError], ...] = (
     CredentialsError,
     NotConnected,
     IdempotencyKeyReused,
+    InputRequired,
     OutcomeUnknown,
     StorageError,
     TokenRefreshFailed,

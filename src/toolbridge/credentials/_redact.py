@@ -55,7 +55,7 @@ def redact_value(value: Any, secrets: Sequence[str]) -> Any:
 
 
 def redact_error(exc: ToolbridgeError, secrets: Sequence[str]) -> None:
-    """Mask secrets in an error's message, hint and upstream body excerpt, in place."""
+    """Mask secrets in an error's message, hint, upstream body excerpt and upstream answer, in place."""
     if not secrets:
         return
     exc.message = redact_text(exc.message, secrets)
@@ -65,6 +65,9 @@ def redact_error(exc: ToolbridgeError, secrets: Sequence[str]) -> None:
     body = getattr(exc, "body", None)
     if isinstance(body, str):
         exc.body = redact_text(body, secrets)  # type: ignore[attr-defined]
+    answer = getattr(exc, "answer", None)
+    if isinstance(answer, dict):
+        exc.answer = redact_value(answer, secrets)  # type: ignore[attr-defined]
 
 
 class UrlQueryFilter(logging.Filter):

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 from mcp.shared.inbound import mcp_param_headers, x_mcp_header_map
+from mcp_types.methods import is_input_required
 
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
@@ -44,7 +45,15 @@ from toolbridge.connectors._events import (
     LogMessage,
     ResourceUpdated,
 )
-from toolbridge.connectors.mcp._answers import call_value, invalid_headers, object_schema, rpc_error
+from toolbridge.connectors._input import CALL_INPUT
+from toolbridge.connectors.mcp._answers import (
+    call_value,
+    checked_input,
+    invalid_headers,
+    object_schema,
+    own_answer,
+    rpc_error,
+)
 from toolbridge.connectors.mcp._channel import Channel, Message, SessionExpired
 from toolbridge.connectors.mcp._config import (
     Approval,
@@ -498,13 +507,16 @@ class McpConnector:
         deadline: float | None = None,
         connection: str | None = None,
         param_headers: Mapping[str, str] | None = None,
+        capabilities: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The result of one upstream request on the shared session — or, given a ``connection``, on that
         connection's own pooled session — re-established once if needed."""
         for attempt in (1, 2):
             session = await self._acquire(connection, deadline)
             try:
-                result = await session.request(method, params, param_headers=param_headers)
+                result = await session.request(
+                    method, params, param_headers=param_headers, capabilities=capabilities
+                )
             except SessionExpired as exc:
                 await self._drop(session, connection, failed=False)
                 if attempt == 2:
@@ -729,8 +741,22 @@ class McpConnector:
         if entry is None:
             raise ToolNotFound(name, suggestions=close_matches(name, self.extras.prompts))
         params = {"name": entry[0], "arguments": dict(arguments)}
+        return await self._asking("prompts/get", params, f"the upstream prompt {name!r}", deadline)
+
+    async def _asking(
+        self, method: str, params: Mapping[str, Any], what: str, deadline: float | None
+    ) -> dict[str, Any]:
+        """A request whose upstream may ask the agent for input (``input_required``): the agent's answers
+        and capabilities go with it (:data:`CALL_INPUT`), and the result is relayed only to an agent that
+        can answer it."""
+        agent = CALL_INPUT.get()
+        params = {**params, **agent.params()} if agent is not None else params
         async with self._default_auth():
-            return await self.request("prompts/get", params, tool=name, deadline=deadline)
+            result = await self.request(
+                method, params, deadline=deadline, capabilities=agent.capabilities if agent else None
+            )
+        result = own_answer(result)
+        return checked_input(result, what, agent) if is_input_required(result) else result
 
     async def complete(self, params: Mapping[str, Any], *, deadline: float | None = None) -> Any:
         """``completion/complete`` for a federated prompt's argument or a resource template's variable.
@@ -747,12 +773,13 @@ class McpConnector:
                 )
             ref["name"] = entry[0]
         async with self._default_auth():
-            return await self.request("completion/complete", {**params, "ref": ref}, deadline=deadline)
+            return own_answer(
+                await self.request("completion/complete", {**params, "ref": ref}, deadline=deadline)
+            )
 
     async def read_resource(self, uri: str, *, deadline: float | None = None) -> Any:
         """``resources/read`` of an upstream resource, as the upstream answers it."""
-        async with self._default_auth():
-            return await self.request("resources/read", {"uri": uri}, deadline=deadline)
+        return await self._asking("resources/read", {"uri": uri}, f"the upstream resource {uri!r}", deadline)
 
     async def subscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
         """Ask the upstream to report changes of ``uri`` (its ``resources/updated`` reach ``on_event``)."""
@@ -769,7 +796,10 @@ class McpConnector:
             raise ToolNotFound(tool.name, suggestions=close_matches(tool.name, self._entries))
         if entry.review.state != "approved":
             raise quarantine_error(entry.tool)
+        agent = CALL_INPUT.get()
         params: dict[str, Any] = {"name": entry.upstream, "arguments": dict(arguments)}
+        if agent is not None:
+            params.update(agent.params())
         events = CALL_EVENTS.get()
         token = f"{invocation.request_id}:{next(self._tokens)}"
         if events is not None:
@@ -789,11 +819,12 @@ class McpConnector:
                 param_headers=mcp_param_headers(entry.param_headers, arguments)
                 if entry.param_headers
                 else None,
+                capabilities=agent.capabilities if agent is not None else None,
             )
         finally:
             UPSTREAM_AUTH.reset(auth)
             self._progress.pop(token, None)
-        return call_value(result, tool.name)
+        return call_value(result, tool.name, agent)
 
 
 def _connection_of(credentials: Credentials | None) -> str | None:

@@ -48,11 +48,17 @@ _UNSUPPORTED_VERSION = -32022
 class RpcError(Exception):
     """The upstream answered a request with a JSON-RPC error."""
 
-    def __init__(self, code: int, message: str, data: object = None) -> None:
+    def __init__(
+        self, code: int, message: str, data: object = None, answer: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{message} (JSON-RPC error {code})")
         self.code = code
         self.message = message
         self.data = data
+        self.answer: dict[str, Any] = (
+            dict(answer) if answer is not None else {"code": code, "message": message}
+        )
+        """The error object as the upstream sent it."""
 
 
 class NoAnswer(UpstreamUnavailable):
@@ -196,11 +202,14 @@ class Session:
         *,
         cancellable: bool = True,
         param_headers: Mapping[str, str] | None = None,
+        capabilities: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The result of ``method``; a JSON-RPC error raises :class:`RpcError`.
 
         ``param_headers`` (``Mcp-Param-*``, from ``x-mcp-header`` annotations) go with the request in the
-        stateless era, the only one that defines them.
+        stateless era, the only one that defines them; so do ``capabilities``, the client capabilities
+        the request declares (those of the agent it is made for, when toolbridge can relay its input
+        requests; none otherwise).
 
         Cancelled while waiting (the call's deadline, or the agent went away), it tells the upstream
         with ``notifications/cancelled`` so the server can stop the work.
@@ -210,7 +219,7 @@ class Session:
             "jsonrpc": "2.0",
             "id": request_id,
             "method": method,
-            "params": self._stamp(params),
+            "params": self._stamp(params, capabilities),
         }
         headers = self._headers(message)
         if param_headers and self.modern:
@@ -224,7 +233,7 @@ class Session:
         self._heard = True
         error = response.get("error")
         if isinstance(error, dict):
-            raise RpcError(int(error.get("code", 0)), str(error.get("message", "")), error.get("data"))
+            raise RpcError(int(error.get("code", 0)), str(error.get("message", "")), error.get("data"), error)
         result = response.get("result")
         if not isinstance(result, dict):
             raise UpstreamUnavailable(
@@ -258,12 +267,12 @@ class Session:
             except (UpstreamUnavailable, UpstreamStatusError) as exc:
                 logger.debug("could not tell %s about a cancellation: %s", self.channel.describe, exc)
 
-    def _stamp(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _stamp(self, params: Mapping[str, Any], capabilities: Mapping[str, Any] | None) -> dict[str, Any]:
         if not self.modern:
             return dict(params)
         meta = dict(params.get("_meta") or {})
         meta[PROTOCOL_VERSION_META_KEY] = self.version
-        meta[CLIENT_CAPABILITIES_META_KEY] = {}
+        meta[CLIENT_CAPABILITIES_META_KEY] = dict(capabilities or {})
         meta[CLIENT_INFO_META_KEY] = self._client_info
         return {**params, "_meta": meta}
 

@@ -11,18 +11,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import MCP_RESULT_META_KEY
-from toolbridge.errors import ToolbridgeError, ToolNotFound
+from toolbridge.connectors._input import CALL_INPUT
+from toolbridge.errors import ToolbridgeError, ToolNotFound, UpstreamRpcError, UpstreamToolError
 from toolbridge.surfaces.mcp._search import META_SCHEMAS, META_TOOLS, in_search_mode, meta_step, not_found
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
     ProtocolError,
     ToolCache,
+    agent_input,
     call_result,
     error_result,
     idempotency_key,
     is_tool_error,
     passthrough_result,
     protocol_error,
+    relayed_error,
+    upstream_error_result,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +41,8 @@ class CallContext:
 
     principal: Principal
     request_id: str
+    modern: bool = False
+    """Whether the request is of the 2026-07-28 era (it can answer an upstream's input requests)."""
 
 
 class Bridge:
@@ -68,7 +74,15 @@ class Bridge:
             return None
 
     async def call_tool(self, ctx: CallContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``CallToolResult`` for ``params`` (``name``, ``arguments``, ``_meta``)."""
+        """The ``CallToolResult`` for ``params`` (``name``, ``arguments``, ``_meta``; in the 2026-07-28 era
+        also ``inputResponses`` and ``requestState``, passed to an upstream MCP tool that asked for input)."""
+        token = CALL_INPUT.set(agent_input(ctx.modern, params))
+        try:
+            return await self._call_tool(ctx, params)
+        finally:
+            CALL_INPUT.reset(token)
+
+    async def _call_tool(self, ctx: CallContext, params: Mapping[str, Any]) -> dict[str, Any]:
         name, arguments = _name_and_arguments(params)
         searching = name in META_SCHEMAS and in_search_mode(self.hub, ctx.principal)
         if searching:
@@ -86,6 +100,10 @@ class Bridge:
                 return error_result(not_found(self.hub, ctx.principal, exc), ctx.request_id)
             raise protocol_error(exc) from exc
         except ToolbridgeError as exc:
+            if isinstance(exc, UpstreamRpcError):
+                raise relayed_error(exc) from exc  # the upstream's own code, message and data
+            if isinstance(exc, UpstreamToolError):
+                return upstream_error_result(exc, ctx.request_id, max_bytes=self.hub.limits.max_result_bytes)
             if is_tool_error(exc):
                 return error_result(exc, ctx.request_id)
             raise protocol_error(exc) from exc

@@ -19,12 +19,20 @@ import mcp_types as types
 from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
+from mcp_types.methods import is_input_required
 
 from toolbridge.audit import AuditEntry, args_digest
+from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp import McpConnector
-from toolbridge.errors import ToolbridgeError, UpstreamTimeout
+from toolbridge.errors import ToolbridgeError, UpstreamRpcError, UpstreamTimeout
 from toolbridge.surfaces.mcp._bridge import CallContext
-from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, METHOD_NOT_FOUND, protocol_error
+from toolbridge.surfaces.mcp._wire import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    agent_input,
+    protocol_error,
+    relayed_error,
+)
 
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
@@ -46,13 +54,21 @@ def _visible(hub: Hub, principal: Principal) -> list[McpConnector]:
 
 
 async def _upstream(
-    hub: Hub, caller: CallContext, what: str, arguments: Mapping[str, Any], work: Callable[[float], Any]
+    hub: Hub,
+    caller: CallContext,
+    what: str,
+    arguments: Mapping[str, Any],
+    work: Callable[[float], Any],
+    raw_params: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Run an upstream request under the hub's call deadline, audited; our errors become JSON-RPC errors."""
+    """Run an upstream request under the hub's call deadline, audited; our errors become JSON-RPC errors,
+    the upstream's are relayed as they came. ``raw_params`` (the agent's request) may answer an
+    upstream's input requests (2026-07-28)."""
     timeout = hub.limits.call_timeout
     started = time.perf_counter()
     outcome: str = "error"
     code: str | None = "upstream_timeout"
+    token = CALL_INPUT.set(agent_input(caller.modern, raw_params or {}))
     try:
         with anyio.move_on_after(timeout) as scope:
             result = await work(anyio.current_time() + timeout)
@@ -62,7 +78,7 @@ async def _upstream(
         raise UpstreamTimeout(f"the upstream did not answer within {timeout:g} s")
     except ToolbridgeError as exc:
         code = exc.code
-        error = protocol_error(exc)
+        error = relayed_error(exc) if isinstance(exc, UpstreamRpcError) else protocol_error(exc)
         raise MCPError(error.code, error.message, error.data) from exc
     finally:
         entry = AuditEntry(
@@ -75,12 +91,21 @@ async def _upstream(
             error_code=code,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
+        CALL_INPUT.reset(token)
         with anyio.CancelScope(shield=True):
             await hub.audit.record(entry)
 
 
 _PRIVATE = {"ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
 """What an agent may see depends on its scopes: never for shared caches (as tools/list)."""
+
+
+def _relayed(result: Mapping[str, Any], *, private: bool = False) -> dict[str, Any]:
+    """An upstream's answer with its own ``resultType`` (an ``input_required`` one stays that, and takes
+    no cache hints); ``private``: toolbridge's cache hints replace the upstream's."""
+    if is_input_required(result):
+        return dict(result)
+    return {**result, **_PRIVATE} if private else {**result, "resultType": "complete"}
 
 
 def _has_template(connector: McpConnector, uri: str) -> bool:
@@ -132,8 +157,9 @@ class _Federation:
             f"prompts/get {name}",
             arguments,
             lambda d: owner.get_prompt(name, arguments, deadline=d),
+            ctx.params,
         )
-        return {**result, "resultType": "complete"}
+        return _relayed(result)
 
     async def list_resources(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         _, visible = self._visible(ctx)
@@ -155,8 +181,9 @@ class _Federation:
             f"resources/read {owner.name}",
             {"uri": uri},
             lambda d: owner.read_resource(uri, deadline=d),
+            ctx.params,
         )
-        return {**result, **_PRIVATE}
+        return _relayed(result, private=True)
 
     async def complete(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         raw = dict(ctx.params or {})

@@ -131,7 +131,7 @@ def _http_caller(ctx: ServerRequestContext[Any, Any]) -> CallContext:
     info = request_info(request.scope) if isinstance(request, Request) else None
     if info is None:  # only reachable if the SDK app is served without the Gate
         raise MCPError(INTERNAL_ERROR, "the MCP request reached toolbridge without its authentication")
-    return CallContext(info.principal, info.request_id)
+    return CallContext(info.principal, info.request_id, ctx.protocol_version in MODERN_PROTOCOL_VERSIONS)
 
 
 def _visible_schema(bridge: Bridge, name: str) -> Mapping[str, Any] | None:

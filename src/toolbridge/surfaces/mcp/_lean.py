@@ -67,7 +67,7 @@ class LeanPath:
         info = request_info(scope)
         if info is None:
             return False
-        ctx = CallContext(info.principal, info.request_id)
+        ctx = CallContext(info.principal, info.request_id, modern=True)
         if message["method"] == "tools/call" and self._declares_headers(ctx, message["params"]):
             return False
         await _respond(send, await self._answer(ctx, message))

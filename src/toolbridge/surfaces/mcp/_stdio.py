@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._server import build_server
@@ -28,7 +29,7 @@ async def serve_stdio(hub: Hub, principal: Principal) -> None:
     request_ids = RequestIds()
 
     def caller(ctx: ServerRequestContext[Any, Any]) -> CallContext:
-        return CallContext(principal, request_ids.new())
+        return CallContext(principal, request_ids.new(), ctx.protocol_version in MODERN_PROTOCOL_VERSIONS)
 
     server, notifier = build_server(Bridge(hub), caller)
     async with AsyncExitStack() as stack:

@@ -15,14 +15,19 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from toolbridge._shape import CallResult
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
+
+from toolbridge._shape import CallResult, shape
 from toolbridge.catalog import Tool
+from toolbridge.connectors._input import CallInput
 from toolbridge.errors import (
     CallerError,
     CredentialsError,
     ToolbridgeError,
     ToolNotFound,
     UpstreamError,
+    UpstreamRpcError,
+    UpstreamToolError,
     problem,
 )
 
@@ -33,6 +38,7 @@ __all__ = [
     "ProtocolError",
     "RequestIds",
     "ToolCache",
+    "agent_input",
     "call_result",
     "error_result",
     "idempotency_key",
@@ -40,6 +46,8 @@ __all__ = [
     "is_tool_error",
     "passthrough_result",
     "protocol_error",
+    "relayed_error",
+    "upstream_error_result",
 ]
 
 INVALID_REQUEST = -32600
@@ -128,13 +136,62 @@ def call_result(result: CallResult, *, output_schema: bool) -> dict[str, Any]:
 
 
 def passthrough_result(result: CallResult) -> dict[str, Any]:
-    """The ``CallToolResult`` of an upstream MCP tool, as the upstream sent it (content, structured content).
+    """The ``CallToolResult`` of an upstream MCP tool as the upstream sent it (content, structured content,
+    ``_meta``), or its ``input_required`` result; toolbridge adds its request id to ``_meta``.
 
     A result cut by the size cap has no value any more and goes through :func:`call_result` instead.
     """
-    wire: dict[str, Any] = {**result.value, "isError": False, "resultType": "complete"}
-    wire["_meta"] = {REQUEST_ID_META_KEY: result.request_id}
+    value: dict[str, Any] = result.value
+    wire = {"resultType": "complete", **value}
+    if wire["resultType"] == "complete":
+        wire["isError"] = False
+    wire["_meta"] = {**(value.get("_meta") or {}), REQUEST_ID_META_KEY: result.request_id}
     return wire
+
+
+def upstream_error_result(exc: UpstreamToolError, request_id: str, *, max_bytes: int) -> dict[str, Any]:
+    """An upstream tool's ``isError`` result, whole (images, ``structuredContent``, ``_meta``) with
+    toolbridge's request id in ``_meta``; over the size cap, its text cut as any result's."""
+    answer = exc.answer
+    raw_meta = answer.get("_meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    wire = {
+        **answer,
+        "isError": True,
+        "resultType": "complete",
+        "_meta": {**meta, REQUEST_ID_META_KEY: request_id},
+    }
+    truncated = shape(wire, max_bytes=max_bytes)[2]
+    if not truncated:
+        return wire
+    raw = answer.get("content")
+    texts = [c.get("text", "") for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
+    _, cut, _, _ = shape("\n".join(t for t in texts if isinstance(t, str)), max_bytes=max_bytes)
+    return {**error_result(exc, request_id), "content": [{"type": "text", "text": cut}]}
+
+
+def relayed_error(exc: UpstreamRpcError) -> ProtocolError:
+    """An upstream MCP server's JSON-RPC error, relayed as it came (code, message, ``data``)."""
+    answer = exc.answer
+    return ProtocolError(
+        int(answer.get("code", INTERNAL_ERROR)), str(answer.get("message", "")), answer.get("data")
+    )
+
+
+def agent_input(modern: bool, params: Mapping[str, Any]) -> CallInput | None:
+    """What a 2026-07-28 request brings for an upstream that asks for input: the client's capabilities,
+    ``inputResponses`` and ``requestState``. None for an older client (it cannot answer such requests)."""
+    if not modern:
+        return None
+    meta = params.get("_meta")
+    capabilities = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, Mapping) else None
+    responses = params.get("inputResponses")
+    state = params.get("requestState")
+    return CallInput(
+        dict(capabilities) if isinstance(capabilities, Mapping) else {},
+        dict(responses) if isinstance(responses, Mapping) else None,
+        state if isinstance(state, str) else None,
+    )
 
 
 def is_tool_error(exc: ToolbridgeError) -> bool:

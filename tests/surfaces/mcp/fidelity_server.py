@@ -1,0 +1,125 @@
+"""An upstream MCP server (the official SDK's MCPServer) whose answers a proxy can easily change or lose.
+
+Used by test_fidelity.py, which compares what it answers directly with what toolbridge relays:
+
+- ``ask_name`` answers ``input_required`` (an elicitation, with ``requestState``) until the client
+  answers it, then greets the name; ``ask_everything`` asks for elicitation, sampling and roots at once;
+- ``fail_rich`` answers ``isError`` with a long text, an image, ``structuredContent`` and ``_meta``;
+- ``refuse`` raises a JSON-RPC ``-32602`` with ``data``; ``needs_sampling`` a ``-32021`` (a missing client
+  capability) unless the request declares ``sampling``;
+- ``with_meta`` answers a success with ``_meta`` and ``structuredContent``;
+- the prompt ``signed`` asks for a name (``input_required``) before it renders.
+
+``fidelity_server.py`` serves stdio; ``fidelity_server.py http PORT`` streamable HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    CallToolResult,
+    CreateMessageRequest,
+    CreateMessageRequestParams,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    ImageContent,
+    InputRequiredResult,
+    ListRootsRequest,
+    SamplingMessage,
+    TextContent,
+)
+
+server = MCPServer("fidelity")
+NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+
+
+def _ask(message: str) -> ElicitRequest:
+    return ElicitRequest(params=ElicitRequestFormParams(message=message, requested_schema=NAME_SCHEMA))
+
+
+def _answered_name(ctx: Context) -> str | None:
+    answer = (ctx.input_responses or {}).get("name")
+    if isinstance(answer, ElicitResult) and answer.content:
+        return str(answer.content.get("name"))
+    return None
+
+
+@server.tool(description="Ask the client for a name (input_required), then greet it.")
+async def ask_name(ctx: Context) -> str | InputRequiredResult:
+    name = _answered_name(ctx)
+    if name is not None and ctx.request_state == "asked-once":
+        return f"Hello, {name}!"
+    return InputRequiredResult(
+        input_requests={"name": _ask("What is your name?")}, request_state="asked-once"
+    )
+
+
+@server.tool(description="Ask for an elicitation, a sampling and the roots at once.")
+async def ask_everything(ctx: Context) -> str | InputRequiredResult:
+    if ctx.input_responses and {"name", "sample", "roots"} <= ctx.input_responses.keys():
+        return "all answered"
+    sample = CreateMessageRequest(
+        params=CreateMessageRequestParams(
+            messages=[SamplingMessage(role="user", content=TextContent(type="text", text="Say hi"))],
+            max_tokens=9,
+        )
+    )
+    return InputRequiredResult(
+        input_requests={"name": _ask("Name?"), "sample": sample, "roots": ListRootsRequest()}
+    )
+
+
+@server.tool(description="Fail with a long text, an image, structured content and _meta.")
+def fail_rich() -> CallToolResult:
+    return CallToolResult(
+        content=[
+            TextContent(type="text", text="line of a long failure report\n" * 120),
+            ImageContent(type="image", data=PIXEL, mime_type="image/png"),
+        ],
+        structured_content={"failed": "everything", "count": 3},
+        is_error=True,
+        _meta={"example.com/trace": "trace-42"},
+    )
+
+
+@server.tool(description="Refuse with a JSON-RPC invalid-params error that carries data.")
+def refuse(field: str) -> str:
+    raise MCPError(-32602, f"{field} is not acceptable here", data={"field": field, "allowed": ["a", "b"]})
+
+
+@server.tool(description="Needs the client's sampling capability.")
+async def needs_sampling(ctx: Context) -> str:
+    capabilities = ctx.client_capabilities
+    if capabilities is None or capabilities.sampling is None:
+        raise MCPError(-32021, "this tool needs sampling", data={"requiredCapabilities": {"sampling": {}}})
+    return "the client can sample"
+
+
+@server.tool(description="Succeed with _meta and structured content.")
+def with_meta() -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text='{"ok": true}')],
+        structured_content={"ok": True},
+        _meta={"example.com/cost": 7},
+    )
+
+
+@server.prompt(description="A letter signed with a name the client is asked for.")
+async def signed(ctx: Context) -> list[UserMessage] | InputRequiredResult:
+    name = _answered_name(ctx)
+    if name is None:
+        return InputRequiredResult(input_requests={"name": _ask("Sign as?")})
+    return [UserMessage(f"Write a letter signed {name}.")]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["http"]:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")
