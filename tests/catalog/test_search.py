@@ -1,7 +1,8 @@
 """Tool search: the index ranks tools by what they do, over small catalogs and real ones.
 
-The real catalog is the four large public API documents in ../shared/specs (about 1,100 tools); the
-labelled tasks are tests/catalog/tool_search_queries.tsv (also used by bench/tool_search.py).
+The real catalog is the four large public API documents in ../shared/specs (about 1,100 tools; found by
+tests/_specs.py); the labelled tasks are tests/catalog/tool_search_queries.tsv (also used by
+bench/tool_search.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests._specs import vendor_spec
 
 from toolbridge import Hub
 from toolbridge.catalog import Catalog, Tool
@@ -17,7 +19,6 @@ from toolbridge.catalog._words import terms
 from toolbridge.connectors.openapi import OpenAPIConnector
 
 HERE = Path(__file__).parent
-SPECS = HERE.parents[1] / ".." / "shared" / "specs"
 DOCUMENTS = {
     "slack": "slack-web.v2.json",
     "twilio": "twilio-api-v2010.json",
@@ -99,11 +100,11 @@ def test_the_catalog_rebuilds_its_index_when_tools_change() -> None:
 
 @pytest.fixture(scope="module")
 def public_apis() -> Hub:
-    if not SPECS.is_dir():
-        pytest.skip(f"the public API documents are not at {SPECS}")
     hub = Hub()
     for name, document in DOCUMENTS.items():
-        hub.add_connector(OpenAPIConnector.from_spec(name, SPECS / document, base_url="http://127.0.0.1:9"))
+        hub.add_connector(
+            OpenAPIConnector.from_spec(name, vendor_spec(document), base_url="http://127.0.0.1:9")
+        )
     return hub
 
 

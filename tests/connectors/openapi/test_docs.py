@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests._patience import patience
+from tests._specs import OWN
 from toolbridge.cli import app
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.hub import Hub
@@ -17,7 +18,6 @@ from toolbridge.settings import parse_settings
 
 ROOT = Path(__file__).parents[3]
 DOC = ROOT / "docs" / "openapi.md"
-SPECS = (ROOT / ".." / "shared" / "specs").resolve()
 
 
 def blocks(language: str) -> list[str]:
@@ -28,7 +28,7 @@ def test_the_yaml_example_configures_what_it_says(tmp_path: Path) -> None:
     [block] = blocks("yaml")
     config = tmp_path / "toolbridge.yaml"
     (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "pagerduty-rest.json").symlink_to(SPECS / "pagerduty-rest.json")
+    (tmp_path / "specs" / "pagerduty-rest.json").symlink_to(OWN / "incidents.json")  # its shape
     config.write_text("server: {database: 'sqlite+aiosqlite:///:memory:'}\n" + block)
     hub = Hub.from_settings(parse_settings(config.read_text(), source=config))
     connector = hub.connector("pagerduty")
@@ -41,7 +41,7 @@ def test_the_yaml_example_configures_what_it_says(tmp_path: Path) -> None:
 def test_the_python_example_runs(tmp_path: Path) -> None:
     [block] = blocks("python")
     (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "petstore.yaml").symlink_to(SPECS / "oai-petstore.v2.json")
+    (tmp_path / "specs" / "petstore.yaml").symlink_to(OWN / "petstore.yaml")
     result = subprocess.run(
         [sys.executable, "-c", block], capture_output=True, text=True, timeout=patience(60), cwd=tmp_path
     )

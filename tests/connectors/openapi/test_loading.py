@@ -12,18 +12,26 @@ from pathlib import Path
 import pytest
 
 from tests._patience import patience
+from tests._specs import vendor_spec, vendor_specs
 from toolbridge import ConfigurationError, Hub, Principal
 from toolbridge.connectors.openapi import OpenAPIConnector, ingest, load_spec
 from toolbridge.settings import parse_settings
 
-SPECS = Path(__file__).parents[3] / ".." / "shared" / "specs"
-MULTIFILE = SPECS / "multifile" / "oai-petstore-separate-v2"
+MULTIFILE = "multifile/oai-petstore-separate-v2"
 
 
 @pytest.fixture(scope="module")
-def http_root() -> Iterator[str]:
-    """A plain HTTP server on 127.0.0.1 serving the shared specs folder."""
-    handler = functools.partial(_Quiet, directory=str(SPECS.resolve()))
+def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 serving ``big.yaml`` (2 MB) and the vendors' documents, if here."""
+    folder = tmp_path_factory.mktemp("served")
+    lines = "".join(
+        f"  /items/{i}: {{get: {{operationId: item{i}, responses: {{}}}}}}\n" for i in range(40_000)
+    )
+    (folder / "big.yaml").write_text("openapi: 3.0.0\ninfo: {title: big, version: '1'}\npaths:\n" + lines)
+    if vendor_specs().is_dir():
+        for item in vendor_specs().iterdir():
+            (folder / item.name).symlink_to(item)
+    handler = functools.partial(_Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -47,13 +55,14 @@ def remote(name: str, url: str) -> OpenAPIConnector:
 
 
 def test_multi_file_documents_load_from_disk_and_over_http(http_root: str) -> None:
-    local = OpenAPIConnector.from_spec("pets", MULTIFILE / "spec" / "swagger.yaml")
-    remote_ = remote("pets", f"{http_root}/multifile/oai-petstore-separate-v2/spec/swagger.yaml")
+    root = vendor_spec(f"{MULTIFILE}/spec/swagger.yaml")
+    local = OpenAPIConnector.from_spec("pets", root)
+    remote_ = remote("pets", f"{http_root}/{MULTIFILE}/spec/swagger.yaml")
     for connector in (local, remote_):
         assert connector.report.tools == 4 and not connector.report.issues
         add = next(t for t in connector.tools() if t.name == "pets.add_pet")
         assert add.input_schema["required"] == ["id", "name"]  # NewPet.yaml: allOf Pet.yaml + its own
-    loaded = load_spec(MULTIFILE / "spec" / "swagger.yaml")
+    loaded = load_spec(root)
     assert len(loaded.documents) == 4  # ../common/Error.yaml is outside the root's folder: refused
     ((uri, reason),) = loaded.missing.items()
     assert uri.endswith("/common/Error.yaml") and "refused: outside" in reason
@@ -61,10 +70,11 @@ def test_multi_file_documents_load_from_disk_and_over_http(http_root: str) -> No
 
 def test_json_that_yaml_cannot_read_loads() -> None:
     # Twilio's document is valid JSON with escapes a YAML parser rejects
-    assert OpenAPIConnector.from_spec("twilio", SPECS / "twilio-api-v2010.json").report.tools == 197
+    assert OpenAPIConnector.from_spec("twilio", vendor_spec("twilio-api-v2010.json")).report.tools == 197
 
 
 def test_relative_servers_resolve_against_the_document_url(http_root: str) -> None:
+    vendor_spec("oai-petstore-expanded.v3.0.yaml")
     connector = remote("pets", f"{http_root}/oai-petstore-expanded.v3.0.yaml")
     operation = connector.operation("pets.find_pets")
     assert connector.base_url_for(operation) == "https://petstore.swagger.io/v2"
@@ -112,9 +122,9 @@ def test_a_50_mb_document_is_refused_before_it_is_read(tmp_path: Path) -> None:
         load_spec(huge)
 
 
-def test_a_50_mb_download_is_cut_off_at_the_cap(http_root: str, tmp_path: Path) -> None:
+def test_a_large_download_is_cut_off_at_the_cap(http_root: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="over the limit of 1,000,000 bytes"):
-        load_spec(f"{http_root}/openai.yaml", max_bytes=1_000_000, allow_hosts=["127.0.0.1"])
+        load_spec(f"{http_root}/big.yaml", max_bytes=1_000_000, allow_hosts=["127.0.0.1"])
 
 
 def _write(folder: Path, name: str, text: str) -> Path:
