@@ -281,6 +281,12 @@ class OpenAPIConnectorSettings(_ConnectorBase):
     cache: bool = True
     """Keep the ingested catalog of a local document in .toolbridge/cache/ (beside this file) for fast
     restarts; it is rebuilt whenever the document changes."""
+    allow_hosts: list[str] = []
+    """``host`` or ``host:port`` the hub may reach although not public (SSRF guard exceptions), e.g. a
+    local test upstream that a next page, a redirect or a remote document's ``servers`` points to."""
+    cross_origin: Literal["strip", "refuse"] = "strip"
+    """A redirect or next page to another origin than the configured one is sent without credentials
+    (``strip``) or not at all (``refuse``)."""
 
 
 class McpConnectorSettings(_ConnectorBase):

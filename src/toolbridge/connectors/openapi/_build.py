@@ -47,6 +47,8 @@ def openapi_connector(
             max_pages=config.pagination.max_pages,
             pagination=Pagination(config.pagination.cursor_field, config.pagination.cursor_param),
             idempotency_header=_key_header(config),
+            allow_hosts=config.allow_hosts,
+            cross_origin=config.cross_origin,
         )
     except ConfigurationError as exc:
         logger.warning("connector %r has no tools: %s", name, exc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,11 @@ from urllib.parse import urljoin
 
 import httpx2
 
+from toolbridge._urlguard import Resolver, system_resolver
 from toolbridge.catalog import Tool
 from toolbridge.connectors._base import Invocation
 from toolbridge.connectors.openapi._cache import CatalogCache
+from toolbridge.connectors.openapi._egress import CrossOrigin, Egress, Route, Signer, origin
 from toolbridge.connectors.openapi._ingest import Ingested, IngestOptions, ingest
 from toolbridge.connectors.openapi._keys import DEFAULT_KEY_HEADER, add_key, documents_keys, key_header
 from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, load_spec, to_uri
@@ -65,6 +67,9 @@ class OpenAPIConnector:
         pagination: Pagination | None = None,
         spec_uri: str | None = None,
         idempotency_header: str | None = DEFAULT_KEY_HEADER,
+        allow_hosts: Iterable[str] = (),
+        cross_origin: CrossOrigin = "strip",
+        resolver: Resolver = system_resolver,
     ) -> None:
         self._name = name
         self._key_header = idempotency_header
@@ -78,6 +83,8 @@ class OpenAPIConnector:
         self._pager = Pager(max_pages, pagination)
         self._base_url = base_url
         self._spec_uri = spec_uri or ingested.report.source
+        hosts = frozenset(h.rstrip(".").lower() for h in allow_hosts)
+        self._egress = Egress(name, allow_hosts=hosts, cross_origin=cross_origin, resolver=resolver)
         self._check_secrets()
 
     @classmethod
@@ -165,14 +172,14 @@ class OpenAPIConnector:
 
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         operation = self._ingested.operations[tool.name]
-        draft = build_request(operation, arguments, self.base_url_for(operation))
+        base = self.base_url_for(operation)
+        draft = build_request(operation, arguments, base)
         add_key(draft, key_header(operation, self._key_header), invocation.idempotency_key)
-        auth = self._auth_for(operation, draft, invocation)
-        page = await self._send(draft.build(self._require_client()), tool.name, auth)
+        fetch = self._fetcher(tool.name, self._route(base), self._signer_for(operation, invocation))
+        page = await fetch(draft)
         result = decode(page)
         if self._pager.enabled:
             wanted = arguments.get(operation.pages_arg) if operation.pages_arg else None
-            fetch = self._fetch_more(tool.name, auth)
             result = await self._pager.follow(page, result, draft, operation, fetch, wanted)
         return result
 
@@ -187,23 +194,29 @@ class OpenAPIConnector:
         header = key_header(operation, self._key_header) if operation is not None else None
         return f"header {header}" if header else None
 
-    def _auth_for(self, operation: Operation, draft: Draft, invocation: Invocation) -> httpx2.Auth | None:
+    def _signer_for(self, operation: Operation, invocation: Invocation) -> Signer:
         """The call's connection when there is one (it wins over ``auth:`` secrets), else those secrets.
 
         An operation the document marks public (schemes declared, none required) gets no credentials.
+        Either is applied only to requests for the configured origin (see :mod:`._egress`).
         """
         credentials = invocation.credentials
         if credentials is None:
-            apply_security(draft, operation, self._ingested.schemes, self._secrets)
-            return None
+            schemes, secrets = self._ingested.schemes, self._secrets
+            return Signer(apply=lambda draft: apply_security(draft, operation, schemes, secrets))
         if self._ingested.schemes and not operation.security:
-            return None
-        return credentials.auth
+            return Signer()
+        return Signer(auth=credentials.auth)
+
+    def _route(self, base: str) -> Route:
+        """The configured origin; a server URL taken from a document fetched over the network is guarded."""
+        remote = not self._base_url and self._spec_uri.startswith(("http://", "https://"))
+        return Route(origin(base), guard_trusted=remote)
 
     async def __aenter__(self) -> OpenAPIConnector:
         if self._client is None:
             self._client = httpx2.AsyncClient(
-                transport=self._transport, timeout=self._timeout, follow_redirects=True, trust_env=False
+                transport=self._transport, timeout=self._timeout, follow_redirects=False, trust_env=False
             )
         return self
 
@@ -234,22 +247,22 @@ class OpenAPIConnector:
             raise RuntimeError(f"connector {self._name!r} is not open; use 'async with' (the hub does)")
         return self._client
 
-    async def _send(self, request: httpx2.Request, tool: str, auth: httpx2.Auth | None = None) -> Page:
+    async def _send(self, draft: Draft, route: Route, signer: Signer, tool: str) -> Page:
         try:
-            response = await self._require_client().send(request, stream=True, auth=auth)
+            response = await self._egress.send(self._require_client(), draft, route, signer, tool)
             try:
                 page = await read_capped(response, self._max_bytes)
             finally:
                 await response.aclose()
         except httpx2.HTTPError as exc:
-            raise transport_error(exc, tool, str(request.url)) from exc
+            raise transport_error(exc, tool, draft.url) from exc
         if page.response.status_code >= 400:
             raise status_error(page, tool)
         return page
 
-    def _fetch_more(self, tool: str, auth: httpx2.Auth | None) -> Fetch:
+    def _fetcher(self, tool: str, route: Route, signer: Signer) -> Fetch:
         async def fetch(draft: Draft) -> Page:
-            return await self._send(draft.build(self._require_client()), tool, auth)
+            return await self._send(draft, route, signer, tool)
 
         return fetch
 

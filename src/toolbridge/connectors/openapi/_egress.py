@@ -1,0 +1,156 @@
+"""Where one call's requests may go, and what they carry there.
+
+Credentials go only to the **configured origin**: the origin of the operation's base URL (``base_url``, or
+the document's server). Redirects are followed here, hop by hop (at most :data:`MAX_REDIRECTS`), not by
+httpx2 — httpx2 strips only ``Authorization`` on a cross-origin redirect, so an API key in another header,
+the query or a cookie would follow. A redirect or a next page to any other origin is sent with **no**
+credential (no secret applied, no auth flow), or refused when the connector says
+``cross_origin: refuse``.
+
+Every URL an upstream's answer chose (a next page, a redirect) outside the configured origin, and the
+configured origin itself when it came from a document fetched over the network, passes the SSRF guard
+(:class:`toolbridge._urlguard.URLGuard`) and is pinned to the address that was checked. The operator's
+``allow_hosts`` names internal hosts that may be reached anyway (a test upstream on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import httpx2
+
+from toolbridge._urlguard import Resolver, URLGuard, system_resolver
+from toolbridge.connectors.openapi._request import Draft
+from toolbridge.errors import BadRequest, UpstreamError
+
+__all__ = ["MAX_REDIRECTS", "CrossOrigin", "Egress", "Route", "Signer", "origin"]
+
+MAX_REDIRECTS = 5
+CrossOrigin = Literal["strip", "refuse"]
+
+
+def origin(url: str | httpx2.URL) -> tuple[str, str, int]:
+    parsed = url if isinstance(url, httpx2.URL) else httpx2.URL(url)
+    return parsed.scheme, parsed.host.rstrip(".").lower(), parsed.port or _default_port(parsed.scheme)
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """One call's credentials: secrets written onto a copy of a draft, and/or an httpx2 auth flow."""
+
+    apply: Callable[[Draft], None] | None = None
+    auth: httpx2.Auth | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One call's configured origin, and whether that origin itself must pass the guard."""
+
+    trusted: tuple[str, str, int]
+    guard_trusted: bool = False
+
+
+class Egress:
+    def __init__(
+        self,
+        connector: str,
+        *,
+        allow_hosts: frozenset[str] = frozenset(),
+        cross_origin: CrossOrigin = "strip",
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self._connector = connector
+        self._cross_origin = cross_origin
+        self._resolve = resolver
+        self._guard = URLGuard(
+            refusal=f"connector {connector!r}: the upstream pointed to an address the hub does not reach",
+            hint=f"if that host is intended, list it in connectors.{connector}.allow_hosts",
+            allow_hosts=allow_hosts,
+        )
+
+    async def send(
+        self, client: httpx2.AsyncClient, draft: Draft, route: Route, signer: Signer, tool: str
+    ) -> httpx2.Response:
+        """The streamed final response (the caller reads and closes it), redirects followed here."""
+        for _ in range(MAX_REDIRECTS + 1):
+            same = self._origin(draft.url, tool) == route.trusted
+            if not same and self._cross_origin == "refuse":
+                raise self._refused(tool, "another origin")
+            request = await self._request(
+                client, draft, signer if same else None, not same or route.guard_trusted, tool
+            )
+            response = await client.send(
+                request, stream=True, auth=signer.auth if same else None, follow_redirects=False
+            )
+            location = response.headers.get("location")
+            if not (response.is_redirect and location):
+                return response
+            await response.aclose()
+            draft = _redirected(draft, response.status_code, httpx2.URL(draft.url).join(location))
+        raise UpstreamError(
+            f"connector {self._connector!r}: the upstream redirected more than {MAX_REDIRECTS} times",
+            tool=tool,
+            hint="check the connector's base_url; the service may be misconfigured",
+        )
+
+    async def _request(
+        self, client: httpx2.AsyncClient, draft: Draft, signer: Signer | None, guarded: bool, tool: str
+    ) -> httpx2.Request:
+        copy = replace(
+            draft, query=list(draft.query), headers=dict(draft.headers), cookies=list(draft.cookies)
+        )
+        if signer is not None and signer.apply is not None:
+            signer.apply(copy)
+        if not guarded:
+            return copy.build(client)
+        url = httpx2.URL(copy.url)
+        try:
+            self._guard.check(str(url))
+            pinned, host = await self._guard.pin_async(url, self._resolve)
+        except BadRequest as exc:
+            raise self._refused(tool, "an internal address") from exc
+        copy.url, copy.headers["Host"] = str(pinned), host
+        request = copy.build(client)
+        if url.scheme == "https":
+            request.extensions["sni_hostname"] = url.host
+        return request
+
+    def _origin(self, url: str, tool: str) -> tuple[str, str, int]:
+        try:
+            return origin(url)
+        except (httpx2.InvalidURL, ValueError):
+            raise self._refused(tool, "an invalid URL") from None
+
+    def _refused(self, tool: str, where: str) -> UpstreamError:
+        return UpstreamError(
+            f"{self._guard.refusal} ({where}); no request was sent there",
+            tool=tool,
+            hint=self._guard.hint
+            if where != "another origin"
+            else f"connectors.{self._connector}.cross_origin is 'refuse'",
+        )
+
+
+def _redirected(draft: Draft, status: int, url: httpx2.URL) -> Draft:
+    """The next hop's draft: the Location's URL; 303 (and 301/302 after a POST) become a body-less GET."""
+    base, _, query = str(url).partition("?")
+    to_get = status == 303 or (status in (301, 302) and draft.method == "POST")
+    if not to_get:
+        return replace(draft, url=base, query=[query] if query else [])
+    headers = {k: v for k, v in draft.headers.items() if k.lower() not in ("content-type", "content-length")}
+    return replace(
+        draft,
+        method="GET",
+        url=base,
+        query=[query] if query else [],
+        headers=headers,
+        content=None,
+        data=None,
+        files=None,
+    )

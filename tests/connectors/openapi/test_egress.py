@@ -1,0 +1,282 @@
+"""A hostile upstream cannot take the connector's credentials elsewhere (issue 12, item 4).
+
+Two real servers on 127.0.0.1: the configured upstream ("home") answers with a next-page link or a
+redirect that the test chooses; the "hostile" one (another origin: another port) records everything it
+receives. Every kind of credential — bearer, basic, API key in a header, the query and a cookie, and a
+connection's auth flow — must stay with the home origin.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx2
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests._serving import loopback_socket, uvicorn_thread
+from tests.connectors.openapi.conftest import ingested, openapi
+from toolbridge import Hub, Principal, UpstreamError
+from toolbridge.connectors import Invocation
+from toolbridge.connectors.openapi import OpenAPIConnector, Secret
+from toolbridge.credentials import ApiKeyAuth, BearerAuth, StaticToken
+from toolbridge.credentials import Secret as CredentialSecret
+
+pytestmark = pytest.mark.anyio
+
+CANARIES = {
+    "bearer": "canary-bearer-7f3a91c2",
+    "header_key": "canary-header-b81e04d5",
+    "query_key": "canary-query-29cd7e10",
+    "cookie_key": "canary-cookie-5a0f63b8",
+}
+BASIC = "alice:canary-basic-c4e1902a"
+LIST = {
+    "get": {
+        "operationId": "list",
+        "parameters": [
+            {"name": "next", "in": "query", "schema": {"type": "string"}},
+            {"name": "status", "in": "query", "schema": {"type": "integer"}},
+        ],
+        "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {}}}}},
+    }
+}
+SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "header_key": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+    "query_key": {"type": "apiKey", "in": "query", "name": "api_key"},
+    "cookie_key": {"type": "apiKey", "in": "cookie", "name": "sid"},
+    "basic": {"type": "http", "scheme": "basic"},
+}
+
+
+def document(*alternatives: list[str]) -> dict[str, Any]:
+    return openapi(
+        {"/items": LIST},
+        components={"securitySchemes": SCHEMES},
+        security=[{name: [] for name in alternative} for alternative in alternatives],
+    )
+
+
+@dataclass
+class Server:
+    url: str
+    seen: list[str] = field(default_factory=list)
+    """Everything each request carried: the raw query and every header line."""
+
+    def carried(self) -> str:
+        return "\n".join(self.seen)
+
+
+def _record(server: Server, request: Request) -> None:
+    lines = [f"{request.method} {request.url.path}?{request.url.query}"]
+    server.seen.append("\n".join(lines + [f"{k}: {v}" for k, v in request.headers.items()]))
+
+
+def _home_app(server: Server) -> Starlette:
+    async def items(request: Request) -> Response:
+        _record(server, request)
+        target, status = request.query_params.get("next"), int(request.query_params.get("status", "200"))
+        if status in (301, 302, 303, 307, 308) and target:
+            return Response(status_code=status, headers={"Location": target})
+        body: dict[str, Any] = {"items": ["home"]}
+        if target:
+            body["next_url"] = target
+        return JSONResponse(body)
+
+    return Starlette(routes=[Route("/items", items), Route("/page2", items)])
+
+
+def _hostile_app(server: Server) -> Starlette:
+    async def anything(request: Request) -> Response:
+        _record(server, request)
+        return JSONResponse({"items": ["hostile"]})
+
+    return Starlette(routes=[Route("/{path:path}", anything, methods=["GET", "POST"])])
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[Server, Server]]:
+    home_sock, hostile_sock = loopback_socket(), loopback_socket()
+    home = Server(f"http://127.0.0.1:{home_sock.getsockname()[1]}")
+    hostile = Server(f"http://127.0.0.1:{hostile_sock.getsockname()[1]}")
+    with uvicorn_thread(_home_app(home), home_sock), uvicorn_thread(_hostile_app(hostile), hostile_sock):
+        yield home, hostile
+
+
+@pytest.fixture
+def home(servers: tuple[Server, Server]) -> Server:
+    servers[0].seen.clear()
+    return servers[0]
+
+
+@pytest.fixture
+def hostile(servers: tuple[Server, Server]) -> Server:
+    servers[1].seen.clear()
+    return servers[1]
+
+
+def connector(home: Server, doc: dict[str, Any], secrets: dict[str, str], **kw: Any) -> OpenAPIConnector:
+    return OpenAPIConnector(
+        "api",
+        ingested(doc),
+        base_url=home.url,
+        secrets={k: Secret(v) for k, v in secrets.items()},
+        max_pages=3,
+        **kw,
+    )
+
+
+async def call(api: OpenAPIConnector, arguments: dict[str, Any]) -> Any:
+    hub = Hub()
+    hub.add_connector(api)
+    async with hub:
+        return (await hub.call(Principal.local(), "api.list", arguments)).value
+
+
+SECRET_SETS = [
+    pytest.param(document(list(CANARIES)), CANARIES, list(CANARIES.values()), id="bearer+api-keys"),
+    pytest.param(
+        document(["basic"]),
+        {"basic": BASIC},
+        [base64.b64encode(BASIC.encode()).decode(), BASIC.split(":")[1]],
+        id="basic",
+    ),
+]
+
+
+def assert_carries(server: Server, values: Sequence[str]) -> None:
+    assert server.seen, "the server was not reached"
+    for value in values:
+        assert value in server.carried(), "the home origin must get the credentials (positive control)"
+
+
+def assert_clean(server: Server, values: Sequence[str]) -> None:
+    carried = server.carried()
+    assert "authorization" not in carried.lower()
+    for value in values:
+        assert value not in carried, f"a credential ({value[:13]}…) reached another origin"
+
+
+@pytest.mark.parametrize(("doc", "secrets", "values"), SECRET_SETS)
+@pytest.mark.parametrize("how", ["page", 302, 307])
+async def test_another_origin_gets_no_credential(
+    home: Server, hostile: Server, doc: dict[str, Any], secrets: dict[str, str], values: list[str], how: Any
+) -> None:
+    port = hostile.url.rsplit(":", 1)[1]
+    api = connector(home, doc, secrets, allow_hosts=[f"127.0.0.1:{port}"])
+    status = {} if how == "page" else {"status": how}
+    result = await call(api, {"next": f"{hostile.url}/steal?x=1", **status})
+    assert "hostile" in result["items"]  # the hostile server answered: it was reached
+    assert_carries(home, values[:1])
+    assert_clean(hostile, values)
+
+
+async def test_same_origin_redirects_and_pages_keep_the_credentials(home: Server) -> None:
+    api = connector(home, document(list(CANARIES)), CANARIES)
+    assert (await call(api, {"next": f"{home.url}/page2", "status": 307}))["items"] == ["home"]
+    assert len(home.seen) == 2 and all(CANARIES["header_key"] in seen for seen in home.seen)
+    home.seen.clear()
+    assert (await call(api, {"next": "/page2"}))["items"] == ["home", "home"]
+    assert len(home.seen) == 2 and all(CANARIES["query_key"] in seen for seen in home.seen)
+
+
+@pytest.mark.parametrize("how", ["page", 302, 307])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "{hostile}/steal",  # loopback, not on the operator's allowlist
+        "http://localhost:{port}/steal",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:127.0.0.1]:{port}/steal",
+        "http://2130706433:{port}/steal",
+    ],
+)
+async def test_internal_addresses_are_refused_before_any_request(
+    home: Server, hostile: Server, how: Any, target: str
+) -> None:
+    port = hostile.url.rsplit(":", 1)[1]
+    api = connector(home, document(list(CANARIES)), CANARIES)
+    status = {} if how == "page" else {"status": how}
+    with pytest.raises(UpstreamError, match="does not reach") as info:
+        await call(api, {"next": target.format(hostile=hostile.url, port=port), **status})
+    assert "allow_hosts" in (info.value.hint or "")
+    assert hostile.seen == []
+
+
+async def test_a_name_resolving_to_loopback_is_refused(home: Server, hostile: Server) -> None:
+    looked_up: list[str] = []
+
+    async def resolver(host: str, port: int) -> Sequence[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    api = connector(home, document(list(CANARIES)), CANARIES, resolver=resolver)
+    with pytest.raises(UpstreamError, match="does not reach"):
+        await call(api, {"next": "http://rebound.example/steal"})
+    assert looked_up == ["rebound.example"]
+
+
+async def test_cross_origin_can_be_refused_by_setting(home: Server, hostile: Server) -> None:
+    port = hostile.url.rsplit(":", 1)[1]
+    api = connector(home, document(list(CANARIES)), CANARIES, allow_hosts=[f"127.0.0.1:{port}"])
+    refusing = connector(
+        home, document(list(CANARIES)), CANARIES, allow_hosts=[f"127.0.0.1:{port}"], cross_origin="refuse"
+    )
+    assert await call(api, {"next": f"{hostile.url}/x", "status": 302})
+    hostile.seen.clear()
+    with pytest.raises(UpstreamError, match="cross_origin"):
+        await call(refusing, {"next": f"{hostile.url}/x", "status": 302})
+    assert hostile.seen == []
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A connection's credentials as the credentials layer hands them to a connector."""
+
+    auth: httpx2.Auth
+    refresh: None = None
+
+    def describe(self) -> str:
+        return "test connection"
+
+
+@pytest.mark.parametrize("location", ["header", "query", "cookie", "bearer"])
+async def test_a_connections_auth_flow_stays_home(
+    home: Server, hostile: Server, location: Literal["header", "query", "cookie", "bearer"]
+) -> None:
+    port = hostile.url.rsplit(":", 1)[1]
+    token = StaticToken(CredentialSecret("canary-connection-0b7d55e1"))
+    auth = BearerAuth(token) if location == "bearer" else ApiKeyAuth("key", token, location=location)
+    api = connector(home, document(["bearer"]), {}, allow_hosts=[f"127.0.0.1:{port}"])
+    (tool,) = api.tools()
+    invocation = Invocation(Principal.local(), "r1", credentials=Connection(auth))
+    async with api:
+        await api.invoke(tool, {"next": f"{hostile.url}/steal", "status": 307}, invocation)
+        await api.invoke(tool, {"next": f"{hostile.url}/steal"}, invocation)
+    assert_carries(home, ["canary-connection-0b7d55e1"])
+    assert len(hostile.seen) == 2
+    assert_clean(hostile, ["canary-connection-0b7d55e1"])
+
+
+async def test_servers_of_a_remote_document_pass_the_guard(home: Server) -> None:
+    doc = {**document(list(CANARIES)), "servers": [{"url": home.url}]}
+    port = home.url.rsplit(":", 1)[1]
+
+    def remote(**kw: Any) -> OpenAPIConnector:
+        spec = "http://docs.example/openapi.json"
+        secrets = {k: Secret(v) for k, v in CANARIES.items()}
+        return OpenAPIConnector("api", ingested(doc), spec_uri=spec, secrets=secrets, **kw)
+
+    with pytest.raises(UpstreamError, match="does not reach"):
+        await call(remote(), {})
+    assert home.seen == []
+    assert (await call(remote(allow_hosts=[f"127.0.0.1:{port}"]), {}))["items"] == ["home"]
+    local = OpenAPIConnector("api", ingested(doc), secrets={k: Secret(v) for k, v in CANARIES.items()})
+    assert (await call(local, {}))["items"] == ["home"]  # a local document is the operator's choice
