@@ -120,13 +120,12 @@ class AgentStore:
         kind, _, name = principal_id.partition(":")
         if kind == "local":
             return Principal.local(name)
-        active = sa.func.count(api_keys.c.id).filter(api_keys.c.revoked_at.is_(None))
-        query = (
-            sa.select(agents.c.scopes, active.label("active"))
-            .select_from(agents.outerjoin(api_keys, api_keys.c.agent_name == agents.c.name))
-            .where(agents.c.name == name)
-            .group_by(agents.c.name, agents.c.scopes)
+        active = (  # a subquery, not GROUP BY: PostgreSQL cannot group by a json column (scopes)
+            sa.select(sa.func.count(api_keys.c.id))
+            .where(api_keys.c.agent_name == agents.c.name, api_keys.c.revoked_at.is_(None))
+            .scalar_subquery()
         )
+        query = sa.select(agents.c.scopes, active.label("active")).where(agents.c.name == name)
         async with self._db.transaction() as conn:
             row = (await conn.execute(query)).first()
         if kind != "agent" or row is None or (row.active == 0 and name not in self._config_agents):
