@@ -484,6 +484,7 @@ class Hub:
                 "text": result.text,
                 "truncated": result.truncated,
                 "size": result.size,
+                **({"queued": True} if result.queued else {}),
             }
         )
         with anyio.CancelScope(shield=True):
@@ -502,6 +503,7 @@ class Hub:
             request_id,
             _ms(started),
             replayed=True,
+            queued=bool(stored.get("queued")),
         )
         await self._record(
             request_id, principal.id, tool.name, digest, result.duration_ms, None, replayed=True

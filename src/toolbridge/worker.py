@@ -1,19 +1,68 @@
-"""Background work of a hub: the outbox worker (``toolbridge worker``, or inside ``toolbridge serve``)."""
+"""Background work of a hub: the outbox worker (``toolbridge worker``, or inside ``toolbridge serve``).
+
+Safe by construction:
+
+- **leases** — a batch is claimed under a lease token; a heartbeat renews the leases of the items still
+  held every third of the lease, each item's lease is checked right before its call, and its outcome is
+  recorded only under the worker's own token (another worker that took an item over owns its outcome);
+- **batches that cannot outlive their lease** — at most ``lease / call_timeout`` items per claim;
+- **classification** (:func:`verdict`) — transient conditions are rescheduled (rate limited, breaker open,
+  connector busy, storage errors and token-endpoint failures without using up an attempt; upstream 5xx,
+  resets and timeouts using one), a needed re-authorization parks the item until a person reconnects,
+  and only what can never succeed fails for good — each permanent failure is logged and emitted as an
+  event (``LogMessage`` with ``data.event == "outbox.failed"``) for the agents that see the connector.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
+from typing import Literal
 
 import anyio
 
 from toolbridge.connectors import Invocation
-from toolbridge.errors import BadRequest, ToolbridgeError, UpstreamError
+from toolbridge.connectors._events import LogMessage
+from toolbridge.errors import (
+    BadRequest,
+    CircuitOpen,
+    CredentialsError,
+    OutcomeUnknown,
+    RateLimited,
+    StorageError,
+    TokenRefreshFailed,
+    ToolbridgeError,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamStatusError,
+    problem,
+)
 from toolbridge.hub import Hub
 from toolbridge.resilience._outbox import OutboxItem
+from toolbridge.resilience._policy import RETRYABLE_STATUSES
 
-__all__ = ["OutboxWorker", "add_outbox_tool"]
+__all__ = ["OutboxWorker", "Verdict", "add_outbox_tool", "verdict"]
 
 logger = logging.getLogger("toolbridge.outbox")
+
+Verdict = Literal["retry", "wait", "park", "fail"]
+"""``retry``: transient, uses up an attempt; ``wait``: transient and never reached the upstream (no
+attempt used); ``park``: a person must reconnect; ``fail``: can never succeed (or is unsafe to repeat)."""
+
+
+def verdict(exc: ToolbridgeError) -> Verdict:
+    """What the worker does with an item whose call failed with ``exc``."""
+    if isinstance(exc, RateLimited | CircuitOpen | UpstreamBusy | StorageError | TokenRefreshFailed):
+        return "wait"
+    if isinstance(exc, CredentialsError):
+        return "park"
+    if isinstance(exc, OutcomeUnknown):
+        return "fail"  # the key does not travel: a retry could apply the write twice
+    if isinstance(exc, UpstreamStatusError):
+        return "retry" if exc.upstream_status in RETRYABLE_STATUSES else "fail"
+    return "retry" if isinstance(exc, UpstreamError) else "fail"
 
 
 class OutboxWorker:
@@ -22,19 +71,57 @@ class OutboxWorker:
     def __init__(self, hub: Hub, *, poll_interval: float = 1.0, batch: int = 10) -> None:
         self._hub = hub
         self._poll = poll_interval
-        self._batch = batch
+        lease = hub.outbox.lease
+        self._batch = max(1, min(batch, int(lease // hub.limits.call_timeout)))
+        self.owner = f"{socket.gethostname()[:20]}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._held: dict[str, OutboxItem] = {}
 
     async def run(self) -> None:
         """Process items until cancelled."""
         while True:
-            if await self.run_once() == 0:
+            try:
+                count = await self.run_once()
+            except StorageError as exc:  # the database is away: try again at the next poll
+                logger.warning("outbox worker: %s", exc)
+                count = 0
+            if count == 0:
                 await anyio.sleep(self._poll)
 
     async def run_once(self) -> int:
-        items = await self._hub.outbox.claim_due(self._batch)
-        for item in items:
-            await self._process(item)
+        """Claim a batch of due items and process them one by one; returns how many were claimed."""
+        items = await self._hub.outbox.claim_due(self._batch, owner=self.owner)
+        if not items:
+            return 0
+        self._held = {item.id: item for item in items}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._heartbeat)
+            for item in items:
+                if item.id in self._held and await self._still_mine(item):
+                    await self._process(item)
+                self._held.pop(item.id, None)
+            tg.cancel_scope.cancel()
         return len(items)
+
+    async def _heartbeat(self) -> None:
+        interval = self._hub.outbox.lease / 3
+        while True:
+            await anyio.sleep(interval)
+            await self._renew()
+
+    async def _renew(self) -> None:
+        held = list(self._held.values())
+        try:
+            kept = await self._hub.outbox.renew(held)
+        except StorageError as exc:
+            logger.warning("outbox worker: could not renew leases: %s", exc)
+            return
+        for item in held:
+            if item.id not in kept:
+                logger.warning("outbox item %s: lease taken over by another worker; leaving it", item.id)
+                self._held.pop(item.id, None)
+
+    async def _still_mine(self, item: OutboxItem) -> bool:
+        return item.id in await self._hub.outbox.renew([item])
 
     async def _process(self, item: OutboxItem) -> None:
         hub = self._hub
@@ -49,11 +136,8 @@ class OutboxWorker:
                 request_id=None,
                 from_outbox=True,
             )
-        except UpstreamError as exc:
-            await hub.outbox.retry_later(item, exc)
-            return
-        except ToolbridgeError as exc:  # the call itself is wrong now (scope revoked, tool gone): stop
-            await hub.outbox.fail(item, exc)
+        except ToolbridgeError as exc:
+            await self._failed(item, exc)
             return
         stored = {
             "value": result.value,
@@ -61,9 +145,41 @@ class OutboxWorker:
             "truncated": result.truncated,
             "size": result.size,
         }
-        await hub.outbox.succeed(item, stored)
-        if not item.idempotency_key.startswith("outbox-"):
+        if await hub.outbox.succeed(item, stored) and not item.idempotency_key.startswith("outbox-"):
             await hub.idempotency.complete(item.principal, item.idempotency_key, result=stored)
+
+    async def _failed(self, item: OutboxItem, exc: ToolbridgeError) -> None:
+        outbox = self._hub.outbox
+        action = verdict(exc)
+        if action == "park":
+            await outbox.park(item, exc)
+            return
+        if action != "fail":
+            wait = getattr(exc, "retry_after", None)
+            state = await outbox.retry_later(
+                item, exc, wait=wait if isinstance(wait, int | float) else None, counts=action == "retry"
+            )
+            if state != "failed":
+                return
+        elif not await outbox.fail(item, exc):
+            return
+        await self._announce_failure(item, exc)
+
+    async def _announce_failure(self, item: OutboxItem, exc: ToolbridgeError) -> None:
+        """A permanent failure: logged, emitted as an event, and answered to a replay of the key."""
+        hub = self._hub
+        logger.error(
+            "outbox item %s (%s) failed for good after %d attempt(s): %s",
+            item.id,
+            item.tool,
+            item.attempts,
+            exc.message,
+        )
+        connector = item.tool.split(".", 1)[0]
+        data = {"event": "outbox.failed", "outbox_id": item.id, "tool": item.tool, "error": problem(exc)}
+        hub.events.emit(LogMessage(connector, "error", data, logger="toolbridge.outbox"))
+        if not item.idempotency_key.startswith("outbox-"):
+            await hub.idempotency.complete(item.principal, item.idempotency_key, error=exc)
 
 
 def add_outbox_tool(hub: Hub) -> None:

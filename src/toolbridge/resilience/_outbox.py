@@ -1,12 +1,18 @@
 """The outbox: writes that exhausted their retries on transient failures, retried later by a worker.
 
 A queued write is a database row before the caller hears "queued", so it survives ``kill -9``. Every item
-carries an idempotency key (the caller's, or ``outbox-<id>``), forwarded upstream on every attempt, so a
-retry that races a slow first attempt is applied once by Stripe-style APIs. Workers claim due items with a
-lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); an item whose worker died is claimed again when its
-lease ends. Backoff is exponential with full jitter; after ``max_attempts`` an item is ``failed``.
+carries an idempotency key (the caller's, or ``outbox-<id>``), sent upstream on every attempt by connectors
+that send keys, so a retry that races a slow first attempt is applied once by Stripe-style APIs.
 
-States: ``queued`` → ``running`` → ``done`` | ``queued`` (retry later) | ``failed``.
+Workers claim due items with a lease and a lease token (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). The
+worker renews the leases of the items it holds while it works (a heartbeat), checks an item's lease
+right before calling for it, and records an outcome only under its own token: an item whose lease was
+taken over by another worker is left to that worker. An item whose worker died is claimed again when
+its lease ends. Backoff is exponential with full jitter.
+
+States: ``queued`` → ``running`` → ``done`` | ``queued`` (retry later) | ``parked`` (needs a person to
+reconnect; looked at again every ``park_delay``) | ``failed`` (can never succeed, or ``max_attempts``
+attempts that reached the upstream all failed).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import datetime as dt
 import logging
 import random
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +79,7 @@ class OutboxItem:
     next_attempt_at: dt.datetime
     last_error: Mapping[str, Any] | None
     result: Mapping[str, Any] | None
+    lease_token: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,20 +102,24 @@ class Outbox:
         base_delay: float = 5.0,
         max_delay: float = 3600.0,
         lease: float = 120.0,
+        park_delay: float = 300.0,
         rng: random.Random | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self._db = database
         self.max_attempts = max_attempts
         self._base = base_delay
         self._cap = max_delay
-        self._lease = dt.timedelta(seconds=lease)
+        self.lease = lease
+        self._park = dt.timedelta(seconds=park_delay)
         self._rng = rng or random.Random()
+        self._now = clock or _now
 
     async def enqueue(
         self, principal: str, tool: str, arguments: Mapping[str, Any], key: str | None, error: ToolbridgeError
     ) -> OutboxItem:
         item_id = secrets.token_hex(8)
-        now = _now()
+        now = self._now()
         row = {
             "id": item_id,
             "principal": principal,
@@ -148,11 +159,12 @@ class Outbox:
             rows = (await conn.execute(query)).mappings().all()
         return [_item(r) for r in rows]
 
-    async def claim_due(self, limit: int = 10) -> list[OutboxItem]:
-        """Lease up to ``limit`` due items (queued and due, or running with an expired lease)."""
-        now = _now()
+    async def claim_due(self, limit: int = 10, *, owner: str = "worker") -> list[OutboxItem]:
+        """Lease up to ``limit`` due items (queued or parked and due, or running with an expired lease)
+        under a fresh token naming ``owner``."""
+        now = self._now()
         due = sa.or_(
-            sa.and_(outbox.c.state == "queued", outbox.c.next_attempt_at <= now),
+            sa.and_(outbox.c.state.in_(("queued", "parked")), outbox.c.next_attempt_at <= now),
             sa.and_(outbox.c.state == "running", outbox.c.lease_until <= now),
         )
         pick = sa.select(outbox.c.id).where(due).order_by(outbox.c.next_attempt_at).limit(limit)
@@ -162,7 +174,11 @@ class Outbox:
             outbox.update()
             .where(outbox.c.id.in_(pick.scalar_subquery()))
             .values(
-                state="running", lease_until=now + self._lease, attempts=outbox.c.attempts + 1, updated_at=now
+                state="running",
+                lease_until=now + dt.timedelta(seconds=self.lease),
+                lease_token=f"{owner[:40]}/{secrets.token_hex(8)}",
+                attempts=outbox.c.attempts + 1,
+                updated_at=now,
             )
             .returning(*outbox.c)
         )
@@ -170,31 +186,81 @@ class Outbox:
             rows = (await conn.execute(claim)).mappings().all()
         return [_item(r) for r in rows]
 
-    async def succeed(self, item: OutboxItem, result: Mapping[str, Any]) -> None:
-        await self._update(item, state="done", result=dict(result), lease_until=None)
+    async def renew(self, items: Iterable[OutboxItem]) -> set[str]:
+        """Extend the leases of ``items`` still held under their tokens; returns the ids still held."""
+        held: set[str] = set()
+        now = self._now()
+        async with self._db.transaction() as conn:
+            for item in items:
+                result = await conn.execute(
+                    self._mine(item).values(
+                        lease_until=now + dt.timedelta(seconds=self.lease), updated_at=now
+                    )
+                )
+                if result.rowcount:
+                    held.add(item.id)
+        return held
 
-    async def retry_later(self, item: OutboxItem, error: ToolbridgeError) -> None:
-        if item.attempts >= self.max_attempts:
-            await self._update(item, state="failed", last_error=problem(error), lease_until=None)
-            logger.error(
-                "outbox item %s (%s) failed for good after %d attempts", item.id, item.tool, item.attempts
-            )
-            return
-        await self._update(
+    async def succeed(self, item: OutboxItem, result: Mapping[str, Any]) -> bool:
+        """Record the result, if ``item`` is still leased to this holder (False: another holder has it)."""
+        return await self._settle(item, state="done", result=dict(result))
+
+    async def retry_later(
+        self, item: OutboxItem, error: ToolbridgeError, *, wait: float | None = None, counts: bool = True
+    ) -> str:
+        """Reschedule after a transient failure; returns the new state (``failed`` once the attempts that
+        reached the upstream are used up). ``counts=False``: the attempt never reached the upstream
+        (rate limited, breaker open, storage down) and does not use one up."""
+        if counts and item.attempts >= self.max_attempts:
+            await self.fail(item, error)
+            return "failed"
+        delay = self._delay(item.attempts + 1)
+        if wait is not None:
+            delay = max(delay, dt.timedelta(seconds=wait))
+        attempts = item.attempts if counts else item.attempts - 1
+        await self._settle(
             item,
             state="queued",
             last_error=problem(error),
-            lease_until=None,
-            next_attempt_at=_now() + self._delay(item.attempts + 1),
+            attempts=attempts,
+            next_attempt_at=self._now() + delay,
+        )
+        return "queued"
+
+    async def park(self, item: OutboxItem, error: ToolbridgeError) -> bool:
+        """Set aside until a person reconnects the account (looked at again every ``park_delay``)."""
+        return await self._settle(
+            item,
+            state="parked",
+            last_error=problem(error),
+            attempts=item.attempts - 1,
+            next_attempt_at=self._now() + self._park,
         )
 
-    async def fail(self, item: OutboxItem, error: ToolbridgeError) -> None:
-        await self._update(item, state="failed", last_error=problem(error), lease_until=None)
+    async def fail(self, item: OutboxItem, error: ToolbridgeError) -> bool:
+        return await self._settle(item, state="failed", last_error=problem(error))
+
+    def _mine(self, item: OutboxItem) -> sa.Update:
+        """An update of ``item`` that only applies while it is running under the same lease token."""
+        return outbox.update().where(
+            outbox.c.id == item.id, outbox.c.lease_token == item.lease_token, outbox.c.state == "running"
+        )
+
+    async def _settle(self, item: OutboxItem, **values: Any) -> bool:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                self._mine(item).values(updated_at=self._now(), lease_until=None, lease_token=None, **values)
+            )
+        if not result.rowcount:
+            logger.warning(
+                "outbox item %s: lease lost to another worker; its outcome is not recorded", item.id
+            )
+        return bool(result.rowcount)
 
     async def _update(self, item: OutboxItem, **values: Any) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(
-                outbox.update().where(outbox.c.id == item.id).values(updated_at=_now(), **values)
+                outbox.update().where(outbox.c.id == item.id).values(updated_at=self._now(), **values)
             )
 
     def _delay(self, attempt: int) -> dt.timedelta:
@@ -221,4 +287,5 @@ def _item(row: Mapping[str, Any] | sa.RowMapping) -> OutboxItem:
         next_attempt_at=_aware(row["next_attempt_at"]),
         last_error=row["last_error"],
         result=row["result"],
+        lease_token=row.get("lease_token"),
     )

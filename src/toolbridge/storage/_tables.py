@@ -73,6 +73,9 @@ idempotency_records = sa.Table(
     sa.Column("outcome", sa.JSON, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
 )
 sa.Index("ix_idempotency_records_expires_at", idempotency_records.c.expires_at)
 
@@ -92,5 +95,6 @@ outbox = sa.Table(
     sa.Column("result", sa.JSON, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lease_token", sa.String(64), nullable=True),
 )
 sa.Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)
