@@ -6,6 +6,7 @@ Registered by :mod:`toolbridge.cli`; kept apart so the CLI module stays small.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -16,7 +17,7 @@ from rich.markup import escape
 
 from toolbridge.errors import ConfigurationError, ToolbridgeError
 
-__all__ = ["add_app", "insert_connector", "print_report"]
+__all__ = ["add_app", "insert_connector", "print_failed", "print_report"]
 
 add_app = typer.Typer(help="Add a connector to toolbridge.yaml.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -166,6 +167,17 @@ def print_report(connector: Any, console: Console) -> None:
     console.print(escape(report.summary()), highlight=False)
     for issue in report.issues:
         console.print(f"  {escape(str(issue))}", highlight=False, soft_wrap=True)
+
+
+def print_failed(connectors: Iterable[Any], console: Console) -> None:
+    """One line per connector whose document could not be used (it has no tools, so no table rows)."""
+    for connector in connectors:
+        report = getattr(connector, "report", None)
+        if report is not None and report.error:
+            console.print(
+                f"[bold red]failed:[/] connector {escape(connector.name)!r}: {escape(report.summary())}",
+                highlight=False,
+            )
 
 
 def _fail(exc: ToolbridgeError) -> NoReturn:

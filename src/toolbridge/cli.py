@@ -18,7 +18,7 @@ from toolbridge._cli_credentials import connect, connections_app, keys_app, mast
 from toolbridge._cli_mcp import approve as mcp_approve
 from toolbridge._cli_mcp import has_mcp
 from toolbridge._cli_mcp import tools_table as mcp_tools_table
-from toolbridge._cli_openapi import add_app, print_report
+from toolbridge._cli_openapi import add_app, print_failed, print_report
 from toolbridge._cli_workspace import workspace_app
 from toolbridge._starter import STARTER_CONFIG
 from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
@@ -293,6 +293,8 @@ def tools_list(
         out.print(table)
     if connector is not None and hasattr(hub.connector(connector), "report"):
         print_report(hub.connector(connector), out)
+    elif connector is None:
+        print_failed((hub.connector(n) for n in hub.connector_names()), out)
 
 
 def _known(name: str, names: list[str]) -> str:

@@ -1,7 +1,8 @@
 """``kind: openapi`` settings → an :class:`OpenAPIConnector` (the edge where secret references resolve).
 
 A document that cannot be used does not stop the hub: the connector is built without tools, its report
-carries the error (``toolbridge tools list NAME`` shows it), and every other connector keeps serving.
+carries the error (``toolbridge tools list`` and the connector's health show it, the log has it with its
+traceback when it was not a foreseen configuration error), and every other connector keeps serving.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def openapi_connector(
     except ConfigurationError as exc:
         logger.warning("connector %r has no tools: %s", name, exc)
         return OpenAPIConnector.failed(name, spec, f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+    except Exception as exc:  # the fault boundary of one connector: a document no rule foresaw
+        logger.error("connector %r has no tools: reading %s raised", name, spec, exc_info=True)
+        return OpenAPIConnector.failed(name, spec, _unforeseen(exc))
     check_connections(connector, config)
     check_key_header(connector, config)
     return connector
@@ -76,6 +80,14 @@ def check_key_header(connector: OpenAPIConnector, config: OpenAPIConnectorSettin
         connector.name,
         header,
         how,
+    )
+
+
+def _unforeseen(exc: Exception) -> str:
+    detail = str(exc)[:300] or "no detail"
+    return (
+        f"the document could not be read ({type(exc).__name__}: {detail}); "
+        "fix the document where it breaks the OpenAPI specification, or report it as a toolbridge bug"
     )
 
 

@@ -152,6 +152,12 @@ class OpenAPIConnector:
     def report(self) -> IngestReport:
         return self._ingested.report
 
+    @property
+    def status(self) -> str | None:
+        """``failed: …`` when the document could not be used (shown by health), else None."""
+        error = self._ingested.report.error
+        return f"failed: {error}" if error else None
+
     def operation(self, tool: str) -> Operation:
         return self._ingested.operations[tool]
 
