@@ -115,8 +115,23 @@ async def test_large_result_is_truncated_with_marker() -> None:
     async with make_hub(limits=Limits(max_result_bytes=1000)) as hub:
         result = await hub.call(Principal.local(), "math.big", {"n": 5000})
     assert result.truncated and result.value is None and result.size == 5000
-    assert result.text.startswith("x" * 1000)
-    assert "result truncated: showing 1,000 of 5,000 bytes" in result.text
+    marker, kept, again = result.text.split("\n")
+    assert "result truncated: showing 1,000 of 5,000 bytes" in marker  # said before the agent reads on
+    assert kept == "x" * 1000 and again == marker
+
+
+async def test_a_truncated_result_names_the_tools_paging_arguments() -> None:
+    hub = Hub(limits=Limits(max_result_bytes=500))
+
+    @hub.tool(connector="logs", read_only=True)
+    def lines(limit: int = 1000, cursor: str = "", grep: str = "") -> list[str]:
+        """Log lines."""
+        return [f"line {i}" for i in range(limit)]
+
+    async with hub:
+        result = await hub.call(Principal.local(), "logs.lines", {})
+    assert result.truncated
+    assert "call again with the tool's paging arguments (limit, cursor) or narrower filters" in result.text
 
 
 async def test_call_deadline() -> None:

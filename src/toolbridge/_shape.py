@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["CallResult", "shape"]
+if TYPE_CHECKING:
+    from toolbridge.catalog import Tool
+
+__all__ = ["CallResult", "paging_arguments", "shape"]
+
+_PAGING = re.compile(
+    r"^(limit|max_?results|page_?size|per_?page|count|page|page_?token|cursor|offset|starting_?after|"
+    r"after|next_?token|next_?page_?token|start|length|range)$",
+    re.I,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +41,30 @@ class CallResult:
     """True when the call failed transiently and was put in the outbox; ``value`` names the item."""
 
 
-def shape(value: Any, *, max_bytes: int) -> tuple[Any, str, bool, int]:
-    """Return ``(value, text, truncated, size)`` for ``value`` under a cap of ``max_bytes``."""
+def shape(value: Any, *, max_bytes: int, tool: Tool | None = None) -> tuple[Any, str, bool, int]:
+    """Return ``(value, text, truncated, size)`` for ``value`` under a cap of ``max_bytes``.
+
+    A cut text says so first (before the agent reads the part kept) and again at the end, naming the
+    tool's paging arguments when it has any.
+    """
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     data = text.encode()
     size = len(data)
     if size <= max_bytes:
         return value, text, False, size
     kept = data[:max_bytes].decode(errors="ignore")
-    marker = (
-        f"\n[toolbridge: result truncated: showing {len(kept.encode()):,} of {size:,} bytes. "
-        "Ask for less (filters, a smaller page or a narrower range) to see the rest.]"
+    names = paging_arguments(tool) if tool is not None else []
+    how = (
+        f"call again with the tool's paging arguments ({', '.join(names)}) or narrower filters"
+        if names
+        else "ask for less (filters, a smaller page or a narrower range)"
     )
-    return None, kept + marker, True, size
+    shown = f"showing {len(kept.encode()):,} of {size:,} bytes"
+    marker = f"[toolbridge: result truncated: {shown}; {how} to see the rest]"
+    return None, f"{marker}\n{kept}\n{marker}", True, size
+
+
+def paging_arguments(tool: Tool) -> list[str]:
+    """The names of ``tool``'s arguments that page or cap its results (``limit``, ``cursor`` …)."""
+    props = tool.input_schema.get("properties")
+    return [name for name in props if _PAGING.match(name)] if isinstance(props, Mapping) else []

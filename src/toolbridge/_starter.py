@@ -15,7 +15,7 @@ server:
 
 limits:
   max_argument_bytes: 1048576  # serialized tool arguments over this are refused
-  max_result_bytes: 262144     # longer results are cut, with a marker telling the agent
+  max_result_bytes: 65536      # longer results are cut, with a marker telling the agent
   call_timeout: 60             # seconds a call may take in all
 
 connectors:

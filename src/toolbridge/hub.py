@@ -67,7 +67,7 @@ _DENIED = (AuthenticationError, PermissionDenied, RateLimited)
 class Limits:
     max_argument_bytes: int = 1_048_576
     """Serialized arguments larger than this are refused (413)."""
-    max_result_bytes: int = 262_144
+    max_result_bytes: int = 65_536
     """Results larger than this are cut, with a marker saying so."""
     call_timeout: float = 60.0
     """Seconds a call may take in all, attempts included."""
@@ -413,7 +413,7 @@ class Hub:
         value = await self._invoke(target, call.args, invocation)
         if call.secrets:  # an upstream may echo what it was sent
             value = redact_value(value, call.secrets)
-        kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
+        kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes, tool=target)
         return CallResult(call.tool, kept, text, truncated, size, call.request_id, _ms(call.started))
 
     async def _failed(self, call: _Pending, exc: ToolbridgeError) -> CallResult:

@@ -59,7 +59,7 @@ class ServerSettings(_Model):
 
 class LimitSettings(_Model):
     max_argument_bytes: Annotated[int, Field(gt=0)] = 1_048_576
-    max_result_bytes: Annotated[int, Field(gt=0)] = 262_144
+    max_result_bytes: Annotated[int, Field(gt=0)] = 65_536
     call_timeout: Annotated[float, Field(gt=0)] = 60.0
 
 

@@ -18,7 +18,24 @@ from toolbridge.errors import (
     close_matches,
 )
 
-__all__ = ["Catalog"]
+__all__ = ["FORMAT_EXAMPLES", "Catalog"]
+
+FORMAT_EXAMPLES = {
+    "date-time": "2026-12-02T10:00:00Z",
+    "date": "2026-12-02",
+    "time": "10:00:00Z",
+    "duration": "P1DT2H30M",
+    "email": "ada@example.com",
+    "idn-email": "ada@example.com",
+    "uri": "https://example.com/path",
+    "uri-reference": "/path?x=1",
+    "iri": "https://example.com/path",
+    "uuid": "123e4567-e89b-12d3-a456-426614174000",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "hostname": "api.example.com",
+}
+"""An example value per JSON Schema ``format``, shown when an argument does not match its format."""
 
 
 class Catalog:
@@ -119,6 +136,9 @@ def _describe(tool: Tool, error: ValidationError) -> dict[str, str]:
         return {"field": path, "error": "; ".join(parts) + f"; allowed fields: {', '.join(sorted(allowed))}"}
     if error.validator == "required":
         return {"field": path, "error": error.message}
+    if error.validator == "format" and error.validator_value in FORMAT_EXAMPLES:
+        example = FORMAT_EXAMPLES[error.validator_value]
+        return {"field": path, "error": f"{error.message[:200]}; write it like {example!r}"}
     message = error.message
     if len(message) > 300:
         message = message[:300] + "…"

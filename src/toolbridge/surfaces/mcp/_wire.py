@@ -17,6 +17,7 @@ from typing import Any
 
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
+from toolbridge._advice import error_text
 from toolbridge._shape import CallResult, shape
 from toolbridge.catalog import Tool
 from toolbridge.connectors._input import CallInput
@@ -202,12 +203,10 @@ def is_tool_error(exc: ToolbridgeError) -> bool:
 
 
 def error_result(exc: ToolbridgeError, request_id: str) -> dict[str, Any]:
-    """A ``CallToolResult`` with ``isError`` whose text says what was wrong and what to do."""
-    text = f"{exc.title}: {exc.message}"
-    if exc.hint:
-        text += f"\nhint: {exc.hint}"
+    """A ``CallToolResult`` with ``isError`` whose text says what was wrong and what to do (with the
+    upstream's error body and the wait before a retry: the model reads the text, not ``_meta``)."""
     return {
-        "content": [{"type": "text", "text": text}],
+        "content": [{"type": "text", "text": error_text(exc)}],
         "isError": True,
         "resultType": "complete",
         "_meta": {REQUEST_ID_META_KEY: request_id, PROBLEM_META_KEY: problem(exc)},

@@ -1,0 +1,135 @@
+"""Errors an agent can act on: what the upstream said, how long to wait, what a valid value looks like.
+
+Over MCP (both protocol eras) the model reads the tool error's text, not its ``_meta``; over REST the
+problem document carries the same facts. The upstream is an OpenAPI service behind an
+``httpx2.MockTransport`` (an exact 422 body and a 429 with ``Retry-After``, on demand).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.connectors.openapi.conftest import ingested, openapi
+from tests.surfaces.mcp.conftest import Served, serve
+from toolbridge import Hub
+from toolbridge.connectors.openapi import OpenAPIConnector
+from toolbridge.resilience import ResiliencePolicy, RetryPolicy
+from toolbridge.surfaces.app import create_app
+
+pytestmark = pytest.mark.anyio
+
+JSON_OK = {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}
+SHOP = openapi(
+    {
+        "/orders": {
+            "post": {
+                "operationId": "create_order",
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "quantity": {"type": "integer"},
+                                    "deliver_at": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": JSON_OK,
+            }
+        },
+        "/stock": {"get": {"operationId": "stock", "responses": JSON_OK}},
+    }
+)
+REJECTION = {"error": {"code": "quantity_too_high", "message": "quantity must be at most 10", "max": 10}}
+
+
+def upstream(request: httpx2.Request) -> httpx2.Response:
+    if request.url.path.endswith("/orders"):
+        return httpx2.Response(422, json=REJECTION)
+    return httpx2.Response(429, headers={"Retry-After": "7"}, json={"error": "slow down"})
+
+
+def shop_hub() -> Hub:
+    hub = Hub()
+    connector = OpenAPIConnector(
+        "shop",
+        ingested(SHOP, name="shop"),
+        base_url="http://127.0.0.1:9/v1",
+        transport=httpx2.MockTransport(upstream),
+    )
+    hub.add_connector(connector, policy=ResiliencePolicy(retry=RetryPolicy(max_attempts=1)))
+    return hub
+
+
+@pytest.fixture
+async def mcp() -> AsyncIterator[Served]:
+    async with serve(shop_hub()) as served:
+        yield served
+
+
+@asynccontextmanager
+async def rest() -> AsyncIterator[tuple[httpx2.AsyncClient, dict[str, str]]]:
+    hub = shop_hub()
+    app = create_app(hub)
+    async with app.router.lifespan_context(app):
+        key = await hub.agents.create("agent", scopes=["*"])
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as http:
+            yield http, {"Authorization": f"Bearer {key}"}
+
+
+async def mcp_error(served: Served, era: str, tool: str, arguments: dict[str, Any]) -> str:
+    params = {"name": tool, "arguments": arguments}
+    if era == "modern":
+        response = await served.modern("tools/call", params)
+    else:
+        response = await served.legacy(await served.initialize(), "tools/call", params)
+    result = response.json()["result"]
+    assert result["isError"] is True, result
+    return "\n".join(c["text"] for c in result["content"])
+
+
+ERAS = pytest.mark.parametrize("era", ["modern", "legacy"])
+
+
+@ERAS
+async def test_an_upstream_422_body_reaches_the_model(mcp: Served, era: str) -> None:
+    text = await mcp_error(mcp, era, "shop.create_order", {"quantity": 50})
+    assert "HTTP 422" in text
+    assert (
+        'upstream said: {"error":{"code":"quantity_too_high","message":"quantity must be at most 10"' in text
+    )
+
+
+@ERAS
+async def test_a_429_says_how_many_seconds_to_wait(mcp: Served, era: str) -> None:
+    text = await mcp_error(mcp, era, "shop.stock", {})
+    assert "HTTP 429" in text and "retry after: 7 s" in text
+
+
+@ERAS
+async def test_a_format_error_shows_a_valid_example(mcp: Served, era: str) -> None:
+    text = await mcp_error(mcp, era, "shop.create_order", {"quantity": 1, "deliver_at": "tomorrow noon"})
+    assert "deliver_at: 'tomorrow noon' is not a 'date-time'; write it like '2026-12-02T10:00:00Z'" in text
+
+
+async def test_rest_problem_documents_carry_the_same_facts() -> None:
+    async with rest() as (http, auth):
+        rejected = await http.post(
+            "/v1/tools/shop.create_order/call", json={"arguments": {"quantity": 50}}, headers=auth
+        )
+        limited = await http.post("/v1/tools/shop.stock/call", json={"arguments": {}}, headers=auth)
+        malformed = await http.post(
+            "/v1/tools/shop.create_order/call", json={"arguments": {"deliver_at": "tomorrow"}}, headers=auth
+        )
+    assert json.loads(rejected.json()["upstream_body"]) == REJECTION
+    assert limited.headers["retry-after"] == "7" and limited.json()["retry_after"] == 7
+    assert "write it like '2026-12-02T10:00:00Z'" in malformed.json()["detail"]
