@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolbridge import Hub, Principal
-from toolbridge.errors import Locked, NotFound, PermissionDenied, PreconditionFailed
+from toolbridge.errors import Locked, NotFound, PreconditionFailed, ToolNotFound
 from toolbridge.workspace import LocalBlobStore, Role, WorkspaceConnector
 
 pytestmark = pytest.mark.anyio
@@ -58,7 +58,7 @@ async def test_write_read_list_with_next_hints(hub: Hub) -> None:
     assert (read["encoding"], read["content"]) == ("text", "# hi")
     listed = (await hub.call(READER, "workspace.list", {"path": "/notes"})).value
     assert [e["path"] for e in listed["entries"]] == ["/notes/a.md"] and listed["next"]
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(ToolNotFound):  # a read-only agent does not see the writing tools
         await hub.call(READER, "workspace.write", {"path": "/x", "content": "no"})
 
 

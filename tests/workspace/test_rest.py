@@ -4,65 +4,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import anyio
-import httpx2
 import pytest
 
 from tests._patience import patience
-from toolbridge import Hub, Principal
+from toolbridge import Principal
 from toolbridge.errors import NotFound
-from toolbridge.surfaces.app import create_app
-from toolbridge.workspace import LocalBlobStore, Role, WorkspaceConnector
+from toolbridge.workspace import Role
 
-from .conftest import FakeClock
+from .conftest import Env
 
 pytestmark = pytest.mark.anyio
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-@dataclass
-class Env:
-    hub: Hub
-    client: httpx2.AsyncClient
-    auth: dict[str, str]
-    other: dict[str, str]
-    connector: WorkspaceConnector
-    clock: FakeClock
-
-
-@pytest.fixture
-async def env(database_url: str, tmp_path: Path) -> AsyncIterator[Env]:
-    hub = Hub(database=database_url)
-    clock = FakeClock(time.time())
-    connector = WorkspaceConnector(
-        database=hub.database,
-        blobs=LocalBlobStore(tmp_path / "blobs", fsync=False),
-        members={"agent:assistant": Role.EDITOR},
-        inline_bytes=100,
-        signing_secret=b"k" * 32,
-        public_url="http://testserver",
-        clock=clock,
-    )
-    hub.add_connector(connector)
-    async with hub:
-        key = await hub.agents.create("assistant", ["workspace.*"])
-        other = await hub.agents.create("stranger", ["workspace.*"])
-        app = create_app(hub, manage_hub=False)
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Env(
-                hub,
-                client,
-                {"Authorization": f"Bearer {key}"},
-                {"Authorization": f"Bearer {other}"},
-                connector,
-                clock,
-            )
 
 
 async def test_put_get_range_and_list(env: Env) -> None:
@@ -212,11 +166,12 @@ async def test_scopes_apply_to_rest_as_to_tools(env: Env) -> None:
     await env.connector.service.set_member(Principal.local(), "shared", "agent:notes-bot", Role.EDITOR)
     headers = {"Authorization": f"Bearer {notes_only}"}
     listing = await env.client.get("/v1/workspaces/shared/files", params={"path": "/"}, headers=headers)
-    assert listing.status_code == 403 and listing.json()["missing_scope"] == "workspace.list:read"
+    # outside its scopes the workspace tools do not exist for it (404), as in the catalog
+    assert listing.status_code == 404 and listing.json()["code"] == "tool_not_found"
     put = await env.client.put(
         "/v1/workspaces/shared/content", params={"path": "/n"}, content=b"n", headers=headers
     )
-    assert put.status_code == 403
+    assert put.status_code == 404 and put.json()["detail"] == "no tool named 'workspace.write'"
     await env.client.get("/v1/workspaces/shared/files", params={"path": "/"}, headers=env.auth)
     await env.hub.audit.flush()
     calls = (await env.client.get("/v1/calls", headers=env.auth)).json()["calls"]

@@ -135,6 +135,30 @@ class AgentStore:
             )
         return Principal.agent(name, row.scopes)
 
+    async def holder(self, principal_id: str, key_id: str | None) -> Principal:
+        """The principal a capability (signed URL, tus upload) was issued to, as it stands now.
+
+        A capability issued under an API key dies with that key: a revoked key, or an agent that was
+        removed, raises 401 at once (no cache). Without a key id (in-process callers) it is
+        :meth:`principal_for`.
+        """
+        kind, _, name = principal_id.partition(":")
+        if kind != "agent" or not key_id:
+            return await self.principal_for(principal_id)
+        query = (
+            sa.select(api_keys.c.revoked_at, agents.c.scopes)
+            .select_from(api_keys.join(agents, agents.c.name == api_keys.c.agent_name))
+            .where(api_keys.c.id == key_id, api_keys.c.agent_name == name)
+        )
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None or row.revoked_at is not None:
+            raise AuthenticationError(
+                f"the key this URL was issued under for {principal_id} was revoked",
+                hint="authenticate with a valid key and ask for a new URL",
+            )
+        return Principal.agent(name, row.scopes, key_id=key_id)
+
     async def authenticate(self, key: str | None) -> Principal:
         """The principal owning ``key``; a missing, malformed, unknown or revoked key raises 401."""
         if not key:

@@ -124,14 +124,21 @@ class WorkspaceConnector:
 
     # -- URLs -------------------------------------------------------------------------------------
 
-    def download_url(self, workspace: str, entry: Entry, principal: str) -> str:
+    def download_url(self, workspace: str, entry: Entry, principal: Principal) -> str:
         params = self.signer.sign(
-            "download", workspace, entry.path, principal, ttl=self.url_ttl, version=entry.version
+            "download",
+            workspace,
+            entry.path,
+            principal.id,
+            ttl=self.url_ttl,
+            version=entry.version,
+            key=principal.key_id or "",
         )
         return f"{self.public_url}/v1/workspaces/{workspace}/content?{urllib.parse.urlencode(params)}"
 
-    def upload_urls(self, workspace: str, path: str, principal: str, ttl: float) -> dict[str, str]:
-        params = urllib.parse.urlencode(self.signer.sign("upload", workspace, path, principal, ttl=ttl))
+    def upload_urls(self, workspace: str, path: str, principal: Principal, ttl: float) -> dict[str, str]:
+        grant = self.signer.sign("upload", workspace, path, principal.id, ttl=ttl, key=principal.key_id or "")
+        params = urllib.parse.urlencode(grant)
         base = f"{self.public_url}/v1/workspaces/{workspace}"
         return {"tus": f"{base}/uploads?{params}", "put": f"{base}/content?{params}"}
 
@@ -171,7 +178,7 @@ class WorkspaceConnector:
             if size <= self.inline_bytes // 4:
                 encoded = base64.b64encode(data).decode()
                 return {**doc, "range": [start, end], "encoding": "base64", "content": encoded, "next": nxt}
-        url = self.download_url(ws, entry, who.id)
+        url = self.download_url(ws, entry, who)
         return {
             **doc,
             "encoding": "url",
@@ -273,9 +280,10 @@ class WorkspaceConnector:
         from toolbridge.workspace._paths import normalize_path
 
         path = normalize_path(args["path"])
-        await self.service.info(who, ws)  # 404 for a workspace the caller cannot see
+        # 404 for a workspace the caller cannot see, 403 for a viewer or a path someone else has leased
+        await self.service.check_upload(who, ws, path, 0, args.get("lease"))
         ttl = float(args.get("ttl") or self.url_ttl)
-        urls = self.upload_urls(ws, path, who.id, ttl)
+        urls = self.upload_urls(ws, path, who, ttl)
         lease_note = " Send the lease token in the Upload-Metadata 'lease' key." if args.get("lease") else ""
         return {
             "path": path,

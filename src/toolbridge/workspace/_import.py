@@ -175,7 +175,8 @@ class Importer:
         source = next((s for s in self.sources if s.handles(ref)), None)
         if source is None:
             raise _guard(ImportPolicy()).blocked()
-        await service.info(principal, workspace)  # 404 before any traffic for a workspace one cannot see
+        # before any traffic: 404 for a workspace one cannot see, 403 for a viewer or someone else's lease
+        await service.check_upload(principal, workspace, path, 0, lease)
         fd, name = tempfile.mkstemp(dir=service.blobs.scratch, prefix="import-")
         os.close(fd)
         temp = Path(name)

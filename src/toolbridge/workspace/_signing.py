@@ -3,6 +3,9 @@
 A signed URL is a capability: whoever holds it may download that version of that file (or upload to
 that path as that principal) until it expires — so they stay short-lived (minutes) and name exactly one
 action, workspace, path and principal. The secret is the server's; replicas must share it.
+
+A URL also names the API key it was issued under (``k``): the server looks the holder up again on every
+use, so revoking the key (or the agent losing the scope or the workspace role) kills the URL at once.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class Grant:
     principal: str
     version: int
     expires_at: int
+    key: str = ""
+    """The id of the API key the URL was issued under ("" for in-process callers): it dies with the key."""
 
 
 class UrlSigner:
@@ -39,23 +44,34 @@ class UrlSigner:
         self._clock = clock
 
     def sign(
-        self, action: str, workspace: str, path: str, principal: str, *, ttl: float, version: int = 0
+        self,
+        action: str,
+        workspace: str,
+        path: str,
+        principal: str,
+        *,
+        ttl: float,
+        version: int = 0,
+        key: str = "",
     ) -> dict[str, str]:
         """Query parameters that authorize ``action`` until now + ``ttl``."""
         expires = int(self._clock() + ttl)
-        grant = Grant(action, workspace, path, principal, version, expires)
-        return {
-            "path": path,
-            "by": principal,
-            "v": str(version),
-            "exp": str(expires),
-            "sig": self._mac(grant),
-        }
+        grant = Grant(action, workspace, path, principal, version, expires, key)
+        params = {"path": path, "by": principal, "v": str(version), "exp": str(expires)}
+        if key:
+            params["k"] = key
+        return {**params, "sig": self._mac(grant)}
 
     def verify(self, action: str, workspace: str, params: Mapping[str, str]) -> Grant:
         try:
             grant = Grant(
-                action, workspace, params["path"], params["by"], int(params["v"]), int(params["exp"])
+                action,
+                workspace,
+                params["path"],
+                params["by"],
+                int(params["v"]),
+                int(params["exp"]),
+                params.get("k", ""),
             )
             given = params["sig"]
         except (KeyError, ValueError):
@@ -78,6 +94,7 @@ class UrlSigner:
                 grant.principal,
                 str(grant.version),
                 str(grant.expires_at),
+                grant.key,
             ]
         )
         digest = hmac.new(self._secret, message.encode(), hashlib.sha256).digest()

@@ -4,7 +4,8 @@ The offset is the size of the part file, so it survives restarts and is what ``H
 stream from the request to the file in chunks (constant memory). A ``PATCH`` carrying ``Upload-Checksum``
 is verified when its body ends; on a mismatch — or when the body is cut off — the file is truncated back to
 where that ``PATCH`` started, so a resume never builds on bytes nobody vouched for. Upload ids are long
-random tokens: the upload URL is the capability to continue it (as tus servers commonly do).
+random tokens: the upload URL is the capability to continue it (as tus servers commonly do) — for as long
+as its creator may still write there: every request looks the creator up again (see ``_workspace.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Upload:
     length: int
     expires_at: float
     metadata: Mapping[str, str] = field(default_factory=dict)
+    key: str = ""
+    """The API key the upload was created under ("" for none): revoking it ends the upload."""
     offset: int = 0
 
 
@@ -73,7 +76,14 @@ class UploadStore:
         return self.folder / f"{upload_id}.json", self.folder / f"{upload_id}.part"
 
     async def create(
-        self, workspace: str, path: str, principal: str, length: int, metadata: Mapping[str, str]
+        self,
+        workspace: str,
+        path: str,
+        principal: str,
+        length: int,
+        metadata: Mapping[str, str],
+        *,
+        key: str = "",
     ) -> Upload:
         if length < 0 or length > self.max_size:
             raise PayloadTooLarge("the upload", size=length, limit=self.max_size)
@@ -85,6 +95,7 @@ class UploadStore:
             length,
             self.clock() + self.expiry,
             dict(metadata),
+            key,
         )
         info, part = self._files(upload.id)
         await anyio.Path(part).write_bytes(b"")

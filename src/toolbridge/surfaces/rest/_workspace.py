@@ -2,8 +2,10 @@
 
 Authentication is ``Authorization: Bearer <key>`` (as for the rest of ``/v1``) or, for one download or
 upload, the signed query parameters a workspace tool handed out. tus upload URLs (``/uploads/<id>``) are
-capabilities themselves. Errors are RFC 9457 problem documents. Request bodies stream to temporary files:
-memory stays flat whatever the file size.
+capabilities themselves. Every capability is checked against its holder on each use: the API key it was
+issued under must still be valid, the holder must still have the scope and the workspace role. Errors
+are RFC 9457 problem documents. Request bodies stream to temporary files: memory stays flat whatever the
+file size.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from toolbridge.errors import (
+    AuthenticationError,
     BadRequest,
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
     ToolbridgeError,
+    ToolNotFound,
     problem,
 )
 from toolbridge.hub import Hub
@@ -62,11 +66,6 @@ def _problem(exc: ToolbridgeError, request: Request) -> Response:
     return Response(body, status_code=exc.status, media_type=_PROBLEM, headers=headers)
 
 
-def _principal_from_id(principal_id: str) -> Principal:
-    kind, _, name = principal_id.partition(":")
-    return Principal(name=name, scopes=(), kind="local" if kind == "local" else "agent")
-
-
 class WorkspaceApi:
     def __init__(self, hub: Hub, connector: WorkspaceConnector) -> None:
         self.hub = hub
@@ -90,13 +89,27 @@ class WorkspaceApi:
     ) -> tuple[Principal, str | None, int | None]:
         """(principal, path the grant is for or None, version or None)."""
         params = request.query_params
+        op = "read" if action == "download" else "write"
         if "sig" in params and "authorization" not in request.headers:
             workspace = request.path_params["ws"]
             grant = self.connector.signer.verify(action, workspace, dict(params))
-            return _principal_from_id(grant.principal), grant.path, grant.version or None
+            return await self.holder(grant.principal, grant.key, op), grant.path, grant.version or None
         who = await self.caller(request)
-        self.authorize(who, "read" if action == "download" else "write")
+        self.authorize(who, op)
         return who, None, None
+
+    async def holder(self, principal_id: str, key: str, op: str) -> Principal:
+        """Who a capability (signed URL, tus upload) was issued to, looked up now: a revoked key or a
+        lost scope refuses it at once (the workspace role is checked by the operation itself)."""
+        who = await self.hub.agents.holder(principal_id, key or None)
+        try:
+            self.authorize(who, op)
+        except ToolNotFound:
+            raise AuthenticationError(
+                f"{principal_id} may no longer {op} here, so this URL is void",
+                hint="ask an operator for the scope, then for a new URL",
+            ) from None
+        return who
 
     # -- workspaces ---------------------------------------------------------------------------
 
@@ -148,8 +161,9 @@ class WorkspaceApi:
         return JSONResponse(result.value)
 
     def authorize(self, who: Principal, op: str) -> None:
-        """Scope check for the data-plane routes (downloads, uploads) that stream instead of calling."""
-        who.authorize(self.hub.catalog.get(f"{self.connector.name}.{op}"))
+        """Scope check for the data-plane routes (downloads, uploads) that stream instead of calling:
+        outside the principal's scopes the tool is missing (404), as in ``Hub.call``."""
+        self.hub.get_tool(who, f"{self.connector.name}.{op}")
 
     async def stat(self, request: Request) -> Response:
         return await self.call(request, "stat", {"path": _path(request)})
@@ -275,7 +289,9 @@ class WorkspaceApi:
         if self.connector.clock() >= self._next_sweep:  # expiration: drop abandoned uploads now and then
             self._next_sweep = self.connector.clock() + 60.0
             await self.uploads.sweep()
-        upload = await self.uploads.create(workspace, path, who.id, _int(length, "Upload-Length"), metadata)
+        upload = await self.uploads.create(
+            workspace, path, who.id, _int(length, "Upload-Length"), metadata, key=who.key_id or ""
+        )
         location = f"{request.url.path.rstrip('/')}/{upload.id}"
         headers = self._tus_headers(Location=location, **{"Upload-Expires": _http_date(upload.expires_at)})
         if upload.length == 0:
@@ -287,6 +303,7 @@ class WorkspaceApi:
         upload_id = request.path_params["upload"]
         async with self.uploads.lock(upload_id):  # an interrupted PATCH still writing finishes first
             upload = await self.uploads.get(upload_id)
+            await self.holder(upload.principal, upload.key, "write")
         return Response(
             status_code=200,
             headers=self._tus_headers(
@@ -307,6 +324,7 @@ class WorkspaceApi:
         offset = _int(request.headers.get("upload-offset", ""), "Upload-Offset")
         async with self.uploads.lock(upload_id):
             upload = await self.uploads.get(upload_id)
+            await self.holder(upload.principal, upload.key, "write")
             try:
                 new_offset = await self.uploads.append(upload, offset, _body(request), checksum)
             except ClientDisconnect:
@@ -333,7 +351,7 @@ class WorkspaceApi:
                 hint="upload the file again",
             )
         entry = await self.service.commit(
-            _principal_from_id(upload.principal),
+            await self.holder(upload.principal, upload.key, "write"),
             upload.workspace,
             upload.path,
             part,
