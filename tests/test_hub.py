@@ -11,13 +11,13 @@ from toolbridge import (
     InvalidArguments,
     Limits,
     PayloadTooLarge,
-    PermissionDenied,
     Principal,
     ToolExecutionError,
     ToolNotFound,
     UpstreamTimeout,
 )
 from toolbridge.audit import args_digest
+from toolbridge.errors import problem
 
 pytestmark = pytest.mark.anyio
 
@@ -144,18 +144,25 @@ async def test_read_scope_allows_only_read_only_tools() -> None:
     async with make_hub() as hub:
         reader = Principal.agent("reader", ["math.*:read", "notes.*:read"])
         assert [t.name for t in hub.list_tools(reader)] == ["math.add", "math.big"]
-        with pytest.raises(PermissionDenied) as info:
+        with pytest.raises(ToolNotFound, match="no tool named 'notes.write'"):
             await hub.call(reader, "notes.write", {"text": "x"})
-    assert info.value.missing_scope == "notes.write:write"
-    assert "allows only read-only tools" in info.value.message
 
 
-async def test_no_matching_scope_names_the_missing_one() -> None:
+async def test_a_tool_outside_the_scopes_answers_like_a_missing_one() -> None:
     async with make_hub() as hub:
         agent = Principal.agent("a", ["math.*"])
-        with pytest.raises(PermissionDenied, match="no scope of 'a' matches 'notes.write'") as info:
+        with pytest.raises(ToolNotFound) as hidden:
             await hub.call(agent, "notes.write", {"text": "x"})
-    assert "notes.write:write" in str(info.value.hint)
+        with pytest.raises(ToolNotFound) as missing:
+            await hub.call(agent, "notes.wrote", {"text": "x"})
+        with pytest.raises(ToolNotFound) as typo:
+            await hub.call(agent, "notes.writ", {"text": "x"})
+    same = {"detail": "no tool named 'notes.write'", "tool": "notes.write"}
+    assert problem(hidden.value) == {**problem(missing.value), **same}
+    with pytest.raises(ToolNotFound) as listed:
+        hub.get_tool(agent, "notes.write")  # what the catalog (tools/list, GET /v1/tools/NAME) says
+    assert problem(listed.value) == problem(hidden.value) and hidden.value.status == 404
+    assert typo.value.suggestions == []  # notes.write exists, but not for this agent
 
 
 async def test_every_outcome_is_audited() -> None:
@@ -165,7 +172,7 @@ async def test_every_outcome_is_audited() -> None:
         for tool, args in [("math.ad", {}), ("math.add", {"a": "x"})]:
             with pytest.raises(ToolNotFound if tool == "math.ad" else InvalidArguments):
                 await hub.call(p, tool, args)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(ToolNotFound):
             await hub.call(Principal.agent("r", ["*:read"]), "notes.write", {"text": "x"})
         await hub.audit.flush()
         rows = await hub.audit.tail(10)
@@ -173,7 +180,7 @@ async def test_every_outcome_is_audited() -> None:
             ("math.add", "ok", None),
             ("math.ad", "error", "tool_not_found"),
             ("math.add", "error", "invalid_arguments"),
-            ("notes.write", "denied", "permission_denied"),
+            ("notes.write", "error", "tool_not_found"),
         ]
         assert rows[0].entry.args_digest == args_digest({"a": 1})
         assert rows[3].entry.principal == "agent:r"

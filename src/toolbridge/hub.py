@@ -527,8 +527,9 @@ class Hub:
         return lambda seconds: self.resilience.hold(connector, seconds)
 
     def _authorize(self, principal: Principal, name: str) -> Tool:
-        tool = self.catalog.get(name)
-        principal.authorize(tool)
+        # a tool outside the principal's scopes answers exactly like a missing one (404, suggestions
+        # only from what it can see): an agent must not learn that a tool it cannot see exists
+        tool = self.catalog.get(name, visible=principal.can_see)
         if QUARANTINE_META_KEY in tool.meta:
             raise quarantine_error(tool)
         return tool

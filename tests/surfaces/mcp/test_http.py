@@ -145,14 +145,15 @@ async def test_a_tool_that_raises_is_a_tool_error(served: Served) -> None:
     assert "disk full" in result["content"][0]["text"]
 
 
-async def test_calling_a_tool_outside_the_agents_scopes_is_a_tool_error(served: Served) -> None:
-    response = await served.modern(
-        "tools/call", {"name": "demo.add", "arguments": {"a": 1, "b": 2}}, agent="reader"
+async def test_a_tool_outside_the_agents_scopes_answers_like_a_missing_one(served: Served) -> None:
+    hidden = await served.modern("tools/call", {"name": "demo.add", "arguments": {"a": 1}}, agent="reader")
+    missing = await served.modern("tools/call", {"name": "demo.zzz", "arguments": {"a": 1}}, agent="reader")
+    assert hidden.json()["error"]["code"] == missing.json()["error"]["code"] == -32602
+    assert (
+        hidden.json()["error"]["message"]
+        == "no tool named 'demo.add': list the available tools with tools/list or GET /v1/tools"
     )
-    result = response.json()["result"]
-    assert result["isError"] is True
-    assert "demo.add:write" in result["content"][0]["text"]
-    assert result["_meta"]["toolbridge/problem"]["status"] == 403
+    assert hidden.json()["error"]["data"]["suggestions"] == []
 
 
 @pytest.mark.parametrize("era", ["legacy", "modern"])

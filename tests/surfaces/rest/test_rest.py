@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx2
 import pytest
 
-from toolbridge import Client, Hub, InvalidArguments, PermissionDenied, ToolNotFound
+from toolbridge import Client, Hub, InvalidArguments, ToolNotFound
 from toolbridge.errors import AuthenticationError
 from toolbridge.surfaces.app import create_app
 
@@ -109,14 +109,19 @@ async def test_x_api_key_header_works(served: Served) -> None:
     assert response.status_code == 200
 
 
-async def test_missing_scope_is_403_naming_it(served: Served) -> None:
-    response = await served.http.post(
-        "/v1/tools/notes.add/call", json={"arguments": {"text": "x"}}, headers=served.auth(served.reader_key)
+async def test_a_tool_outside_the_scopes_is_404_like_the_catalog_says(served: Served) -> None:
+    reader = served.auth(served.reader_key)
+    call = await served.http.post(
+        "/v1/tools/notes.add/call", json={"arguments": {"text": "x"}}, headers=reader
     )
-    assert response.status_code == 403
-    problem = response.json()
-    assert problem["code"] == "permission_denied" and problem["missing_scope"] == "notes.add:write"
-    assert problem["type"].endswith("/permission_denied")
+    listed = await served.http.get("/v1/tools/notes.add", headers=reader)
+    missing = await served.http.post("/v1/tools/notes.zzz/call", json={"arguments": {}}, headers=reader)
+    assert call.status_code == listed.status_code == missing.status_code == 404
+    assert call.json()["code"] == "tool_not_found" and call.json()["suggestions"] == []
+    masked = {"detail": "", "instance": "", "tool": ""}
+    assert {**call.json(), **masked} == {**missing.json(), **masked}
+    typo = await served.http.post("/v1/tools/notes.ad/call", json={}, headers=reader)
+    assert typo.json()["suggestions"] == []  # notes.add exists, but not for this agent
 
 
 async def test_unknown_tool_is_404_with_suggestions(served: Served) -> None:
