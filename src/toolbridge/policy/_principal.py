@@ -74,6 +74,12 @@ class Principal:
     def id(self) -> str:
         return f"{self.kind}:{self.name}"
 
+    @property
+    def is_operator(self) -> bool:
+        """The local process, or an agent granted the bare ``*`` scope (write): it may see every
+        connector's state and manage shared connections."""
+        return self.kind == "local" or any(s.pattern == "*" and s.access == "write" for s in self.scopes)
+
     def can_see(self, tool: Tool) -> bool:
         return any(scope.allows(tool) for scope in self.scopes)
 

@@ -210,13 +210,32 @@ async def test_python_client_against_rest(served: Served) -> None:
             await client.call("notes.count", {"text": 1})
         assert invalid.value.errors[0]["field"] == "text"
     async with Client(BASE, api_key=served.reader_key, http_client=served.http) as reader:
-        with pytest.raises(PermissionDenied) as denied:
+        with pytest.raises(ToolNotFound):
             await reader.call("notes.add", {"text": "x"})
-        assert denied.value.missing_scope == "notes.add:write"
     async with Client(BASE, api_key="tb_bad", http_client=served.http) as nobody:
         with pytest.raises(AuthenticationError):
             await nobody.list_tools()
     assert not served.http.is_closed  # the client closes only what it created
+
+
+async def test_connector_health_only_for_connectors_the_caller_can_use() -> None:
+    hub = make_hub()
+
+    @hub.tool(connector="secret-crm", read_only=True)
+    def lookup(name: str) -> str:
+        """Look a customer up."""
+        return name
+
+    app = create_app(hub)
+    seen: dict[str, list[str]] = {}
+    async with app.router.lifespan_context(app):
+        agents = {"writer": None, "ops": ["*"]}
+        keys = {name: await hub.agents.create(name, scopes or ()) for name, scopes in agents.items()}
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as http:
+            for name, key in keys.items():
+                response = await http.get("/v1/health/connectors", headers={"Authorization": f"Bearer {key}"})
+                seen[name] = [c["connector"] for c in response.json()["connectors"]]
+    assert seen == {"writer": ["notes"], "ops": ["notes", "secret-crm"]}
 
 
 async def test_health(served: Served) -> None:

@@ -139,10 +139,15 @@ def _hub_of(request: Request) -> Hub:
     return hub
 
 
-@_operations.get("/health/connectors", summary="Breaker, retry and rate-limit state of every connector")
+@_operations.get(
+    "/health/connectors",
+    summary="Breaker, retry and rate-limit state of the connectors the caller can use (all: operators)",
+)
 async def connector_health(request: Request, caller: Caller) -> dict[str, Any]:
     hub = _hub_of(request)
-    health = hub.resilience.health(hub.connector_names())
+    usable = {t.connector for t in hub.list_tools(caller)}
+    names = [n for n in hub.connector_names() if caller.is_operator or n in usable]
+    health = hub.resilience.health(names)
     return {
         "connectors": [{**dataclasses.asdict(h), "upstream": _upstream(hub, h.connector)} for h in health]
     }
