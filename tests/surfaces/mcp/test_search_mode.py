@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from .conftest import Served, make_hub, serve
@@ -84,7 +82,15 @@ async def test_call_tool_keeps_the_agents_scopes(searching: Served) -> None:
         )
     )
     assert refused["isError"] is True
-    assert "may not call 'admin.wipe'" in json.dumps(refused)
+    missing = result_of(
+        await searching.modern(
+            "tools/call",
+            {"name": "toolbridge.call_tool", "arguments": {"name": "admin.wipf", "arguments": {}}},
+            agent="seeker",
+        )
+    )
+    assert refused["_meta"]["toolbridge/problem"]["status"] == 404  # as if admin.wipe did not exist
+    assert refused["content"][0]["text"] == missing["content"][0]["text"].replace("wipf", "wipe")
 
 
 async def call_meta(served: Served, era: str, name: str, arguments: dict[str, object]) -> dict[str, object]:
