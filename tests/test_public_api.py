@@ -18,6 +18,7 @@ PACKAGES = [
     "toolbridge.connectors.python",
     "toolbridge.surfaces.rest",
     "toolbridge.errors",
+    "toolbridge.events",
 ]
 
 

@@ -9,6 +9,7 @@ from toolbridge._build_credentials import build_credentials
 from toolbridge.catalog import ToolAnnotations
 from toolbridge.connectors.python import PythonConnector, import_callable
 from toolbridge.errors import ConfigurationError
+from toolbridge.events._build import build_events
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
 from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
@@ -66,6 +67,7 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
             hub.add_connector(openapi_connector(name, connector, settings), policy=_policy(connector))
         else:
             hub.add_connector(_python_connector(name, connector, settings), policy=_policy(connector))
+    build_events(settings, hub)
     if any(
         getattr(getattr(c, "resilience", None), "on_exhausted", "fail") == "queue"
         for c in settings.connectors.values()

@@ -55,6 +55,7 @@ from toolbridge.storage import MEMORY_URL, Database
 
 if TYPE_CHECKING:
     from toolbridge.credentials import CredentialManager, KeySource
+    from toolbridge.events import EventService
     from toolbridge.settings import Settings
 
 __all__ = ["Hub", "Limits"]
@@ -105,6 +106,8 @@ class Hub:
         self.events = EventBus()
         """Upstream events (list changes, log messages, resource updates) for surfaces to forward."""
         self.credentials = credentials
+        self.event_service: EventService | None = None
+        """Inbound webhooks, the event log and subscriptions (``toolbridge.events``), when configured."""
         if credentials is not None:
             credentials.audit = self.audit
 

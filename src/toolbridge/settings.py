@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
+from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings
 
 __all__ = [
     "AgentSettings",
@@ -360,9 +361,15 @@ class Settings(_Model):
     credentials: CredentialsSettings = CredentialsSettings()
     providers: dict[str, dict[str, Any]] = {}
     """OAuth provider definitions added to the built-in ones (validated by their JSON Schema)."""
+    hooks: dict[str, HookSettings] = {}
+    """Inbound webhook sources, received at ``POST /hooks/<name>`` (docs/events.md)."""
+    events: EventSettings = EventSettings()
+    subscriptions: dict[str, SubscriptionSettings] = {}
     source: Path | None = Field(default=None, exclude=True)
 
-    @pydantic.field_validator("server", "limits", "connectors", "agents", mode="before")
+    @pydantic.field_validator(
+        "server", "limits", "connectors", "agents", "hooks", "events", "subscriptions", mode="before"
+    )
     @classmethod
     def _empty_section(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         """A section with only comments under it (YAML null) means its defaults."""

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from toolbridge.hub import Hub
+from toolbridge.surfaces._hooks import hooks_endpoint
 from toolbridge.surfaces._limits import BodyLimit
 from toolbridge.surfaces._ows import StripOws
 from toolbridge.surfaces.mcp import McpSurface
@@ -55,6 +56,7 @@ def create_app(
                 "openapi": "/v1/openapi.json",
                 "docs": "/v1/docs",
                 "health": "/healthz",
+                "hooks": "/hooks/{source}",
             }
         )
 
@@ -62,6 +64,7 @@ def create_app(
         Route("/", index),
         Route("/healthz", health),
         Route("/mcp", mcp.asgi_app, methods=["GET", "POST", "DELETE"]),
+        Route("/hooks/{source}", hooks_endpoint(hub), methods=["POST"]),
         Mount("/mcp", app=mcp.asgi_app),
         Mount("/v1/workspaces", app=create_workspace_app(hub)),  # streams uploads: its own size limits
         Mount("/v1", app=BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes)),

@@ -1,0 +1,109 @@
+"""Settings → the event service of a hub: sources, subscriptions, the log, the ``events.*`` tools."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+from toolbridge.events._log import EventLog
+from toolbridge.events._model import EventFilter
+from toolbridge.events._service import EventService, Source, Subscription, ToolTarget, WebhookTarget
+from toolbridge.events._settings import HookSettings, SubscriptionSettings
+from toolbridge.events._tools import add_event_tools
+from toolbridge.events._verify import (
+    Fields,
+    GitHubVerifier,
+    HmacScheme,
+    HmacVerifier,
+    SlackVerifier,
+    StandardVerifier,
+    StripeVerifier,
+    Verifier,
+)
+
+if TYPE_CHECKING:
+    from toolbridge.credentials import Secret
+    from toolbridge.hub import Hub
+    from toolbridge.settings import Settings
+
+__all__ = ["build_events", "make_verifier"]
+
+
+def build_events(settings: Settings, hub: Hub) -> EventService | None:
+    """The event service when ``hooks:`` or ``subscriptions:`` declare anything (else None)."""
+    if not settings.hooks and not settings.subscriptions:
+        return None
+    log = EventLog(
+        hub.database,
+        retention=settings.events.retention_days * 86400.0,
+        dedupe=settings.events.dedupe_days * 86400.0,
+    )
+    service = EventService(
+        log,
+        sources={name: source(name, hook) for name, hook in settings.hooks.items()},
+        subscriptions={name: subscription(name, sub) for name, sub in settings.subscriptions.items()},
+        resolve=partial(_resolve, settings, hub),
+    )
+    hub.event_service = service
+    add_event_tools(hub, service)
+    return service
+
+
+async def _resolve(settings: Settings, hub: Hub, ref: str) -> Secret:
+    from toolbridge.credentials import SecretRef, resolve_reference
+
+    vault = hub.credentials.vault.get if hub.credentials is not None else None
+    return await resolve_reference(SecretRef.parse(ref), base_dir=settings.base_dir, vault=vault)
+
+
+def source(name: str, hook: HookSettings) -> Source:
+    refs = (hook.secret,) if hook.previous_secret is None else (hook.secret, hook.previous_secret)
+    return Source(
+        name=name,
+        kind=hook.verifier,
+        secrets=refs,
+        make=partial(make_verifier, hook),
+        max_body_bytes=hook.max_body_bytes,
+        principals=tuple(hook.principals),
+    )
+
+
+def make_verifier(hook: HookSettings, keys: Sequence[str]) -> Verifier:
+    fields = Fields(hook.type_field, hook.subject_field)
+    if hook.verifier == "standard":
+        return StandardVerifier(keys, tolerance=hook.tolerance, fields=fields)
+    if hook.verifier == "github":
+        return GitHubVerifier(keys, fields=fields)
+    if hook.verifier == "stripe":
+        return StripeVerifier(keys, tolerance=hook.tolerance, fields=fields)
+    if hook.verifier == "slack":
+        return SlackVerifier(keys, tolerance=hook.tolerance, fields=fields)
+    assert hook.header is not None  # checked by HookSettings
+    scheme = HmacScheme(
+        header=hook.header,
+        algorithm=hook.algorithm,
+        encoding=hook.encoding,
+        prefix=hook.prefix,
+        signed=tuple(hook.signed),
+        separator=hook.separator,
+        timestamp_header=hook.timestamp_header,
+        id_header=hook.id_header,
+        type_header=hook.type_header,
+    )
+    return HmacVerifier(keys, scheme, tolerance=hook.tolerance, fields=fields)
+
+
+def subscription(name: str, sub: SubscriptionSettings) -> Subscription:
+    webhook = tool = None
+    if sub.webhook is not None:
+        w = sub.webhook
+        webhook = WebhookTarget(w.url, w.secret, frozenset(h.lower() for h in w.allow_hosts), w.timeout)
+    if sub.tool is not None:
+        tool = ToolTarget(sub.tool.name, dict(sub.tool.arguments), sub.tool.principal)
+    match = EventFilter(sub.source, sub.type, sub.subject, _where(sub.where))
+    return Subscription(name, match, tuple(sub.principals), webhook, tool)
+
+
+def _where(where: Mapping[str, object]) -> dict[str, object]:
+    return dict(where)

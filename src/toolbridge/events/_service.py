@@ -1,0 +1,217 @@
+"""The event service: inbound sources, the log, subscriptions and what agents may read.
+
+``receive`` is the whole inbound path after the HTTP edge: verify (raw bytes) → record durably (with
+deduplication and the planned outbound deliveries, one transaction) → acknowledge. Processing — outbound
+webhooks, tool calls — happens later, in the worker, from the ``event_deliveries`` rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from toolbridge.errors import AuthenticationError, BadRequest, NotFound, PayloadTooLarge
+from toolbridge.events._log import EventLog, Recorded
+from toolbridge.events._model import Event, EventFilter, NewEvent
+from toolbridge.events._verify import Verifier, dig
+
+if TYPE_CHECKING:
+    from toolbridge.credentials import Secret
+    from toolbridge.policy import Principal
+
+__all__ = ["EventService", "Receipt", "Source", "Subscription", "ToolTarget", "WebhookTarget", "render"]
+
+
+Resolve = Callable[[str], Awaitable["Secret"]]
+"""A secret reference (``env:``, ``file:``, ``vault:``) → the secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An inbound webhook source, received at ``POST /hooks/<name>``: its verifier is made from its
+    secrets (references, resolved on first use; two during a rotation)."""
+
+    name: str
+    kind: str
+    secrets: tuple[str, ...]
+    make: Callable[[Sequence[str]], Verifier]
+    max_body_bytes: int = 1_048_576
+    principals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    url: str
+    secret: str
+    """Reference to the Standard Webhooks secret."""
+    allow_hosts: frozenset[str] = frozenset()
+    timeout: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolTarget:
+    name: str
+    arguments: Mapping[str, Any]
+    principal: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    name: str
+    match: EventFilter
+    principals: tuple[str, ...] = ()
+    webhook: WebhookTarget | None = None
+    tool: ToolTarget | None = None
+
+    def targets(self) -> list[str]:
+        return [t for t, on in (("webhook", self.webhook), ("tool", self.tool)) if on is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The answer to an inbound delivery."""
+
+    event: Event | None
+    duplicate: bool = False
+    challenge: str | None = None
+
+
+class EventService:
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        sources: Mapping[str, Source] | None = None,
+        subscriptions: Mapping[str, Subscription] | None = None,
+        resolve: Resolve | None = None,
+    ) -> None:
+        self.log = log
+        self.resolve = resolve or _static
+        self._verifiers: dict[str, Verifier] = {}
+        self.sources = dict(sources or {})
+        self.subscriptions = dict(subscriptions or {})
+        self.counters: Counter[str] = Counter()
+        """``accepted``, ``duplicate``, ``rejected.<status>`` per source: ``<source>:<what>``."""
+        log.fanout = self._fanout
+
+    def _fanout(self, event: Event) -> list[tuple[str, str]]:
+        return [
+            (s.name, target)
+            for s in self.subscriptions.values()
+            if s.match.matches(event)
+            for target in s.targets()
+        ]
+
+    # -- inbound ------------------------------------------------------------------------------------
+
+    def source(self, name: str) -> Source:
+        found = self.sources.get(name)
+        if found is None:
+            raise NotFound(f"no webhook source {name!r}", hint="declare it under 'hooks:' in toolbridge.yaml")
+        return found
+
+    async def receive(self, name: str, body: bytes, headers: Mapping[str, str]) -> Receipt:
+        """Verify and record one delivery; refusals are counted and raised, nothing is stored."""
+        source = self.source(name)
+        try:
+            if len(body) > source.max_body_bytes:
+                raise PayloadTooLarge("the delivery", size=len(body), limit=source.max_body_bytes)
+            verifier = await self.verifier(source)
+            delivery = verifier.verify(body, headers, self.log.clock())
+        except (AuthenticationError, BadRequest, PayloadTooLarge) as exc:
+            self.counters[f"{name}:rejected.{exc.status}"] += 1
+            raise
+        if delivery.challenge is not None:
+            return Receipt(None, challenge=delivery.challenge)
+        new = NewEvent(name, delivery.type, delivery.subject, delivery.payload, delivery.delivery_id)
+        recorded = await self.log.append(new)
+        self.counters[f"{name}:{'duplicate' if recorded.duplicate else 'accepted'}"] += 1
+        return Receipt(recorded.event, duplicate=recorded.duplicate)
+
+    async def verifier(self, source: Source) -> Verifier:
+        found = self._verifiers.get(source.name)
+        if found is None:
+            keys = [(await self.resolve(ref)).reveal() for ref in source.secrets]
+            found = self._verifiers[source.name] = source.make(keys)
+        return found
+
+    def reject_oversized(self, name: str, size: int) -> PayloadTooLarge:
+        """The 413 for a body known (from its length) to be over the source's cap, counted."""
+        source = self.source(name)
+        self.counters[f"{name}:rejected.413"] += 1
+        return PayloadTooLarge("the delivery", size=size, limit=source.max_body_bytes)
+
+    # -- internal events ----------------------------------------------------------------------------
+
+    async def emit(self, source: str, type: str, subject: str | None, payload: Any) -> Recorded:
+        """Record an event toolbridge itself observed (``source`` is ``toolbridge.<area>``)."""
+        return await self.log.append(NewEvent(source, type, subject, payload))
+
+    # -- what agents may read -----------------------------------------------------------------------
+
+    def readable(self, principal: Principal) -> list[Subscription]:
+        return [s for s in self.subscriptions.values() if _may_read(principal, s)]
+
+    def subscription_for(self, principal: Principal, name: str) -> Subscription:
+        """``name``, if ``principal`` may read it; else NotFound (a hidden one looks like a missing one)."""
+        found = self.subscriptions.get(name)
+        if found is None or not _may_read(principal, found):
+            readable = ", ".join(s.name for s in self.readable(principal)) or "none"
+            raise NotFound(f"no subscription {name!r} of yours", hint=f"your subscriptions: {readable}")
+        return found
+
+    async def poll(
+        self,
+        principal: Principal,
+        subscription: str,
+        cursor: int | None,
+        *,
+        limit: int = 50,
+        wait: float = 0.0,
+    ) -> dict[str, Any]:
+        """Events of ``subscription`` after ``cursor`` (None: from now on), waiting up to ``wait`` s."""
+        sub = self.subscription_for(principal, subscription)
+        if cursor is None:
+            cursor = await self.log.head()
+        found, cursor = await self.log.wait(cursor, match=sub.match, limit=limit, seconds=wait)
+        return {"events": [e.as_dict() for e in found], "cursor": cursor}
+
+
+def _may_read(principal: Principal, subscription: Subscription) -> bool:
+    """The in-process caller reads everything; an agent reads the subscriptions that name it."""
+    return principal.kind == "local" or bool({principal.name, principal.id} & set(subscription.principals))
+
+
+async def _static(ref: str) -> Secret:
+    from toolbridge.credentials import SecretRef, resolve_reference
+
+    return await resolve_reference(SecretRef.parse(ref))
+
+
+_PLACEHOLDER = re.compile(r"\{(event|payload)\.([A-Za-z0-9_.-]+)\}")
+
+
+def render(arguments: Any, event: Event) -> Any:
+    """``arguments`` with ``{event.<field>}`` and ``{payload.<path>}`` filled from ``event``; a string that
+    is one placeholder keeps the value's JSON type."""
+    if isinstance(arguments, Mapping):
+        return {k: render(v, event) for k, v in arguments.items()}
+    if isinstance(arguments, list):
+        return [render(v, event) for v in arguments]
+    if not isinstance(arguments, str):
+        return arguments
+    whole = _PLACEHOLDER.fullmatch(arguments)
+    if whole is not None:
+        return _lookup(event, whole.group(1), whole.group(2))
+    return _PLACEHOLDER.sub(lambda m: _text(_lookup(event, m.group(1), m.group(2))), arguments)
+
+
+def _lookup(event: Event, root: str, path: str) -> Any:
+    return dig(event.as_dict() if root == "event" else event.payload, path)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
