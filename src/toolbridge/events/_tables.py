@@ -1,4 +1,4 @@
-"""Event tables (SQLAlchemy Core), created by migration ``0007_events``."""
+"""Event tables (SQLAlchemy Core), created by migration ``0008_events``."""
 
 from __future__ import annotations
 
