@@ -44,6 +44,13 @@ def test_tools_list_show_and_call(run) -> None:  # type: ignore[no-untyped-def]
     assert code == 0 and '"from cli"' in out
 
 
+def test_tools_search(run) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("tools", "search", "remove a note", "-c", EXAMPLE)
+    assert code == 0 and out.index("notes.delete") < out.index("notes.add")
+    code, out = run("tools", "search", "book a flight to Paris", "-c", EXAMPLE)
+    assert code == 0 and "no good match" in out and "notes:" in out
+
+
 def test_call_errors_are_one_clear_line(run) -> None:  # type: ignore[no-untyped-def]
     code, out = run("call", "util.calc", "-c", EXAMPLE)
     assert code == 1 and "no tool named 'util.calc'" in out and "did you mean 'util.calculate'" in out

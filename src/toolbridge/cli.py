@@ -332,6 +332,36 @@ def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption 
     out.print_json(json.dumps(_run(main)))
 
 
+@tools_app.command("search")
+def tools_search(
+    query: Annotated[str, typer.Argument(help="The task in words, e.g. 'post a message to a channel'")],
+    limit: Annotated[int, typer.Option(min=1, max=50, help="How many tools")] = 10,
+    connector: Annotated[str | None, typer.Option(help="Only this connector's tools")] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Find tools by what they do: the index behind MCP search mode and GET /v1/tools?q=."""
+    from toolbridge.surfaces._tool_search import search_document
+
+    hub = _hub(config, database)
+
+    async def main() -> dict[str, Any]:
+        async with hub:  # upstream MCP tools are known once their servers are reached
+            return search_document(hub, Principal.local(), query, limit=limit, connector=connector)
+
+    answer = _run(main)
+    table = Table("score", "name", "access", "summary")
+    for tool in answer["tools"]:
+        table.add_row(
+            f"{tool['score']:g}", tool["name"], "read" if tool["read_only"] else "write", tool["summary"]
+        )
+    out.print(table)
+    if answer.get("good_match") is False:
+        out.print(f"no good match: {answer['hint']}")
+        for item in answer["connectors"]:
+            out.print(f"  {item['name']}: {item['covers']}")
+
+
 def _parse_args(pairs: list[str], raw: str | None) -> dict[str, Any]:
     arguments: dict[str, Any] = json.loads(raw) if raw else {}
     for pair in pairs:

@@ -241,3 +241,20 @@ async def test_connector_health_only_for_connectors_the_caller_can_use() -> None
 async def test_health(served: Served) -> None:
     response = await served.http.get("/healthz")
     assert response.json() == {"status": "ok", "tools": 2}
+
+
+async def test_search_tools_with_q(served: Served) -> None:
+    found = await served.http.get("/v1/tools", params={"q": "count the words"}, headers=served.auth())
+    assert found.status_code == 200
+    tools = found.json()["tools"]
+    assert tools[0]["name"] == "notes.count" and tools[0]["score"] > 0 and tools[0]["read_only"] is True
+    writes = await served.http.get(
+        "/v1/tools", params={"q": "note", "read_only": "false"}, headers=served.auth()
+    )
+    assert [t["name"] for t in writes.json()["tools"]] == ["notes.add"]
+    nothing = await served.http.get("/v1/tools", params={"q": "book a flight"}, headers=served.auth())
+    assert nothing.json()["good_match"] is False and nothing.json()["connectors"][0]["name"] == "notes"
+    reader = await served.http.get(
+        "/v1/tools", params={"q": "add a note"}, headers=served.auth(served.reader_key)
+    )
+    assert "notes.add" not in [t["name"] for t in reader.json()["tools"]]  # outside the reader's scopes

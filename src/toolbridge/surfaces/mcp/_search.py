@@ -9,11 +9,12 @@ call: authorized, validated, audited as the tool it names.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from toolbridge.catalog import Catalog, Tool, summary_of
+from toolbridge.catalog import Catalog, Tool
 from toolbridge.errors import InvalidArguments, ToolbridgeError, ToolNotFound
+from toolbridge.surfaces._tool_search import search_document
 from toolbridge.surfaces.mcp._wire import (
     REQUEST_ID_META_KEY,
     error_result,
@@ -189,52 +190,17 @@ def search_answer(hub: Hub, principal: Principal, name: str, arguments: Mapping[
 
 
 def _search(hub: Hub, principal: Principal, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    query = arguments["query"].strip()
-    where = _filter(arguments.get("connector"), arguments.get("read_only"))
-    found = hub.search_tools(principal, query, limit=arguments.get("limit", 10), where=where)
-    answer: dict[str, Any] = {
-        "tools": [
-            {
-                "name": hit.tool.name,
-                "summary": summary_of(hit.tool),
-                "score": hit.score,
-                "read_only": hit.tool.annotations.read_only,
-            }
-            for hit in found.hits
-        ]
-    }
-    if found.good:
+    answer = search_document(
+        hub,
+        principal,
+        arguments["query"],
+        limit=arguments.get("limit", 10),
+        connector=arguments.get("connector"),
+        read_only=arguments.get("read_only"),
+    )
+    if "good_match" not in answer:
         answer["next"] = _NEXT
-        return answer
-    answer["good_match"] = False
-    answer["hint"] = _rephrase(query, found.terms, bool(found.hits))
-    answer["connectors"] = [
-        {"name": connector, "covers": ", ".join(words)}
-        for connector, words in hub.catalog.connector_words(hub.visible_to(principal, where)).items()
-    ]
     return answer
-
-
-def _filter(connector: Any, read_only: Any) -> Callable[[Tool], bool] | None:
-    if connector is None and read_only is None:
-        return None
-    return lambda t: (
-        (connector is None or t.connector == connector)
-        and (read_only is None or t.annotations.read_only == read_only)
-    )
-
-
-def _rephrase(query: str, terms: tuple[str, ...], any_hits: bool) -> str:
-    if not terms:
-        return (
-            "the query has no words to search for: describe the task, e.g. 'send a message to a channel' "
-            "or 'list open incidents'; the connectors below say what each service covers"
-        )
-    closest = "the tools listed are the closest, but none matches well; " if any_hits else ""
-    return (
-        f"no tool matches {query!r} well: {closest}rephrase with the action and the thing it acts on "
-        "(e.g. 'create incident', 'list channels'), or pick a connector below and pass it as 'connector'"
-    )
 
 
 def text_result(value: Any, request_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from toolbridge.catalog import Tool
 from toolbridge.errors import BadRequest, ToolbridgeError, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._tool_search import search_document
 from toolbridge.surfaces.rest._connections import connections_router
 
 __all__ = ["create_rest_app", "problem_response", "tool_document"]
@@ -200,9 +201,17 @@ def create_rest_app(hub: Hub) -> FastAPI:
 
     app.state.hub = hub
 
-    @app.get("/tools", summary="List the tools this agent may call")
-    async def list_tools(caller: Caller) -> dict[str, Any]:
-        return {"tools": [tool_document(t) for t in hub.list_tools(caller)]}
+    @app.get("/tools", summary="List the tools this agent may call, or search them with q")
+    async def list_tools(
+        caller: Caller,
+        q: Annotated[str | None, Query(description="words for the task: the best matching tools")] = None,
+        limit: Annotated[int, Query(ge=1, le=50, description="with q: how many tools")] = 10,
+        connector: Annotated[str | None, Query(description="with q: only this connector's tools")] = None,
+        read_only: Annotated[bool | None, Query(description="with q: only read-only tools")] = None,
+    ) -> dict[str, Any]:
+        if q is None:
+            return {"tools": [tool_document(t) for t in hub.list_tools(caller)]}
+        return search_document(hub, caller, q, limit=limit, connector=connector, read_only=read_only)
 
     @app.get("/tools/{name}", summary="Describe one tool")
     async def get_tool(name: str, caller: Caller) -> dict[str, Any]:

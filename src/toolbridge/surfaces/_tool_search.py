@@ -1,0 +1,72 @@
+"""One search answer for every surface: the MCP meta-tool ``toolbridge.search_tools``, REST's
+``GET /v1/tools?q=`` and the CLI, all from the hub's index (:meth:`toolbridge.Hub.search_tools`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from toolbridge.catalog import Tool, summary_of
+
+if TYPE_CHECKING:
+    from toolbridge import Hub, Principal
+
+__all__ = ["search_document"]
+
+
+def search_document(
+    hub: Hub,
+    principal: Principal,
+    query: str,
+    *,
+    limit: int = 10,
+    connector: str | None = None,
+    read_only: bool | None = None,
+) -> dict[str, Any]:
+    """``{"tools": [{name, summary, score, read_only}, ...]}`` best first; when nothing matches well,
+    also ``good_match: false``, a ``hint`` on how to rephrase and the ``connectors`` the caller can use."""
+    query = query.strip()
+    where = _filter(connector, read_only)
+    found = hub.search_tools(principal, query, limit=limit, where=where)
+    answer: dict[str, Any] = {
+        "tools": [
+            {
+                "name": hit.tool.name,
+                "summary": summary_of(hit.tool),
+                "score": hit.score,
+                "read_only": hit.tool.annotations.read_only,
+            }
+            for hit in found.hits
+        ]
+    }
+    if found.good:
+        return answer
+    answer["good_match"] = False
+    answer["hint"] = _rephrase(query, found.terms, bool(found.hits))
+    answer["connectors"] = [
+        {"name": name, "covers": ", ".join(words)}
+        for name, words in hub.catalog.connector_words(hub.visible_to(principal, where)).items()
+    ]
+    return answer
+
+
+def _filter(connector: Any, read_only: Any) -> Callable[[Tool], bool] | None:
+    if connector is None and read_only is None:
+        return None
+    return lambda t: (
+        (connector is None or t.connector == connector)
+        and (read_only is None or t.annotations.read_only == read_only)
+    )
+
+
+def _rephrase(query: str, terms: tuple[str, ...], any_hits: bool) -> str:
+    if not terms:
+        return (
+            "the query has no words to search for: describe the task, e.g. 'send a message to a channel' "
+            "or 'list open incidents'; the connectors below say what each service covers"
+        )
+    closest = "the tools listed are the closest, but none matches well; " if any_hits else ""
+    return (
+        f"no tool matches {query!r} well: {closest}rephrase with the action and the thing it acts on "
+        "(e.g. 'create incident', 'list channels'), or pick a connector below and pass it as 'connector'"
+    )
