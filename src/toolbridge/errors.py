@@ -14,6 +14,7 @@ Branches are named after who must act to fix the problem::
     │   ├── PayloadTooLarge ....... request body or arguments over the limit (HTTP 413)
     │   ├── RateLimited ........... the caller is over its own rate limit (HTTP 429, retry_after)
     │   ├── Conflict .............. an idempotency key still in flight, or a state conflict (HTTP 409)
+    │   │   ├── KeyInFlight ....... the call holding this idempotency key is still running (``retry_after``)
     │   │   └── LeaseLost ......... a workspace write carried a lease that expired or was taken over
     │   ├── NotFound .............. no such object, or not visible to this principal (HTTP 404)
     │   ├── Locked ................ a workspace path is leased by another holder (HTTP 423, ``holder``)
@@ -65,6 +66,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InputRequired",
     "InvalidArguments",
+    "KeyInFlight",
     "LeaseLost",
     "Locked",
     "NotConnected",
@@ -287,6 +289,19 @@ class Conflict(CallerError):
     code = "conflict"
     status = 409
     title = "conflict"
+
+
+class KeyInFlight(Conflict):
+    """Another call with this idempotency key is running; ``retry_after`` says when to ask again."""
+
+    def __init__(
+        self, message: str, *, retry_after: float, hint: str | None = None, tool: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.retry_after = retry_after
+
+    def extra(self) -> dict[str, object]:
+        return {"retry_after": round(self.retry_after, 3)}
 
 
 class IdempotencyKeyReused(CallerError):

@@ -248,6 +248,7 @@ class Hub:
         stack = AsyncExitStack()
         try:
             await stack.enter_async_context(self.database)
+            await stack.enter_async_context(self.idempotency)
             await self.agents.sync_config(self._declared_agents)
             await stack.enter_async_context(self.audit)
             if self.credentials is not None:
@@ -393,7 +394,14 @@ class Hub:
         self.catalog.validate(target, call.args, size=len(canonical), max_bytes=limit)
         await self._check_inbound_rate(call.principal, target)
         if call.key is not None and not call.from_outbox:
-            replay = await self.idempotency.claim(call.principal.id, call.key, target.name, call.digest)
+            replay = await self.idempotency.claim(
+                call.principal.id,
+                call.key,
+                target.name,
+                call.digest,
+                request_id=call.request_id,
+                resumable=self._safe_to_repeat(target),
+            )
             if replay is not None:
                 return await self._replay(
                     replay, call.principal, target, call.digest, call.request_id, call.started
@@ -441,6 +449,11 @@ class Hub:
         if queued is None:
             raise exc
         return queued
+
+    def _safe_to_repeat(self, tool: Tool) -> bool:
+        """Whether a keyed call of ``tool`` may run again: idempotent, or its key reaches the upstream."""
+        a = tool.annotations
+        return a.read_only or a.idempotent or self.key_carrier(tool) is not None
 
     def _queues(self, tool: Tool, exc: ToolbridgeError, key: str | None) -> bool:
         """Whether this failure is put in the outbox: a write, a queueing connector, a transient failure

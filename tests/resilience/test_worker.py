@@ -220,8 +220,9 @@ async def test_an_item_taken_over_by_another_worker_is_not_applied_again(
         return op
 
     async with hub:
-        for op in ("first", "second"):
+        for op in ("first", "second"):  # due one after the other: claimed in this order
             await hub.outbox.enqueue("local:local", "slow.slow", {"op": op}, None, UpstreamBusy("busy"))
+            clock.now += dt.timedelta(milliseconds=1)
         clock.now += dt.timedelta(seconds=1)
         assert await first.run_once() == 2
         items = {i.arguments["op"]: i for i in await hub.outbox.items()}

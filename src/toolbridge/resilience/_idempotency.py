@@ -1,10 +1,14 @@
 """Idempotent calls: (principal, key) → request digest and final outcome, kept ``retention`` (24 h).
 
-- first use: the key is claimed (``in_flight``) before the upstream is called;
+- first use: the key is claimed (``in_flight``) before the upstream is called; the claim names its
+  owner (this process) and holds a short lease that the owner renews while it runs (a heartbeat);
 - same key, same arguments, finished: the stored outcome is replayed — errors, 5xx included — and the
   upstream is not called again;
-- same key, different arguments: 422; same key while the first call runs: 409;
-- a claim older than ``stale_after`` (its process died mid-call) may be taken over.
+- same key, different arguments: 422; same key while the first call runs: 409 with ``Retry-After``;
+- a claim whose owner is gone (its lease ran out: the process was killed mid-call) is resolved at once
+  by the next call with that key: a call that can safely run again (its connector sends the key
+  upstream, or the tool is idempotent) takes the claim over and runs, so the upstream answers with the
+  same key; any other gets ``outcome_unknown`` naming the original request id, and that is stored.
 
 Keys are scoped by principal, so two tenants' equal keys never see each other's outcomes.
 """
@@ -12,17 +16,34 @@ Keys are scoped by principal, so two tenants' equal keys never see each other's 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
+from anyio.abc import TaskGroup
 from sqlalchemy.exc import IntegrityError
 
-from toolbridge.errors import Conflict, IdempotencyKeyReused, ToolbridgeError, from_problem, problem
+from toolbridge.errors import (
+    IdempotencyKeyReused,
+    KeyInFlight,
+    OutcomeUnknown,
+    StorageError,
+    ToolbridgeError,
+    from_problem,
+    problem,
+)
 from toolbridge.storage import Database, idempotency_records
 
 __all__ = ["IdempotencyStore", "Replay"]
+
+logger = logging.getLogger("toolbridge.resilience")
+_records = idempotency_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +61,65 @@ class Replay:
 
 
 class IdempotencyStore:
+    """Use as an async context manager to renew this process's claims while they run (the hub does)."""
+
     def __init__(
-        self, database: Database, *, retention: float = 86_400.0, stale_after: float = 600.0
+        self,
+        database: Database,
+        *,
+        retention: float = 86_400.0,
+        lease: float = 15.0,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self._db = database
         self._retention = dt.timedelta(seconds=retention)
-        self._stale = dt.timedelta(seconds=stale_after)
+        self.lease = lease
+        self._now = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.owner = f"{socket.gethostname()[:20]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._tg: TaskGroup | None = None
 
-    async def claim(self, principal: str, key: str, tool: str, digest: str) -> Replay | None:
-        """Claim ``key`` for this call, or return the stored outcome to replay; raise 409/422 otherwise."""
-        now = dt.datetime.now(dt.UTC)
+    async def __aenter__(self) -> IdempotencyStore:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._heartbeat)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+            self._tg = None
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            try:
+                await self.renew()
+            except StorageError as exc:
+                logger.warning("could not renew idempotency claims: %s", exc)
+
+    async def renew(self) -> None:
+        """Extend the leases of every claim this process holds."""
+        mine = sa.and_(_records.c.owner == self.owner, _records.c.state == "in_flight")
+        async with self._db.transaction() as conn:
+            await conn.execute(_records.update().where(mine).values(lease_until=self._lease_end()))
+
+    async def claim(
+        self,
+        principal: str,
+        key: str,
+        tool: str,
+        digest: str,
+        *,
+        request_id: str = "",
+        resumable: bool = False,
+    ) -> Replay | None:
+        """Claim ``key`` for this call, or return the stored outcome to replay; raise 409/422 otherwise.
+
+        ``resumable``: this call may run again after a crash (its key reaches the upstream, or the tool
+        is idempotent), so an orphaned claim is taken over instead of answered ``outcome_unknown``.
+        """
+        now = self._now()
         row = {
             "principal": principal,
             "key": key,
@@ -59,42 +129,82 @@ class IdempotencyStore:
             "outcome": None,
             "created_at": now,
             "expires_at": now + self._retention,
+            "owner": self.owner,
+            "lease_until": self._lease_end(),
+            "request_id": request_id[:64],
         }
         try:
             async with self._db.transaction() as conn:
-                await conn.execute(idempotency_records.insert().values(**row))
+                await conn.execute(_records.insert().values(**row))
             return None
         except ToolbridgeError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
-        return await self._existing(principal, key, tool, digest, now, row)
+        return await self._existing(row, resumable)
 
-    async def _existing(
-        self, principal: str, key: str, tool: str, digest: str, now: dt.datetime, row: dict[str, Any]
-    ) -> Replay | None:
-        where = sa.and_(idempotency_records.c.principal == principal, idempotency_records.c.key == key)
+    async def _existing(self, row: dict[str, Any], resumable: bool) -> Replay | None:
+        key, now = row["key"], row["created_at"]
+        where = _where(row["principal"], key)
         async with self._db.transaction() as conn:
-            found = (await conn.execute(sa.select(idempotency_records).where(where))).mappings().first()
-            if found is None or _aware(found["expires_at"]) <= now or self._abandoned(found, now):
-                await conn.execute(idempotency_records.delete().where(where))
-                await conn.execute(idempotency_records.insert().values(**row))
+            found = (await conn.execute(sa.select(_records).where(where))).mappings().first()
+            if found is None or _aware(found["expires_at"]) <= now:
+                await conn.execute(_records.delete().where(where))
+                await conn.execute(_records.insert().values(**row))
                 return None
-        if found["request_digest"] != digest or found["tool"] != tool:
+        if found["request_digest"] != row["request_digest"] or found["tool"] != row["tool"]:
             raise IdempotencyKeyReused(
                 f"idempotency key {key!r} was first used for a different call ({found['tool']!r} with other "
                 "arguments)",
                 hint="use a new key for a new operation; reuse a key only to retry the same call",
             )
         if found["state"] == "in_flight":
-            raise Conflict(
-                f"a call with idempotency key {key!r} is still in progress",
-                hint="wait for it to finish, then retry with the same key to get its result",
-            )
+            return await self._in_flight(found, row, resumable)
         outcome = found["outcome"] or {}
         return Replay(outcome.get("result"), outcome.get("error"))
 
-    def _abandoned(self, found: sa.RowMapping, now: dt.datetime) -> bool:
-        return found["state"] == "in_flight" and _aware(found["created_at"]) + self._stale <= now
+    async def _in_flight(self, found: sa.RowMapping, row: dict[str, Any], resumable: bool) -> Replay | None:
+        """409 while the claim's owner is alive; an orphaned claim is taken over or resolved now."""
+        now = row["created_at"]
+        ends = _aware(found["lease_until"]) if found["lease_until"] is not None else None
+        if ends is None:  # a claim from before leases: its owner is gone after 10 minutes
+            ends = _aware(found["created_at"]) + dt.timedelta(seconds=600)
+        if ends > now:
+            wait = max(1.0, (ends - now).total_seconds())
+            raise KeyInFlight(
+                f"a call with idempotency key {row['key']!r} is still in progress",
+                retry_after=wait,
+                hint=f"retry with the same key in {wait:.0f} s to get its result",
+            )
+        return await self._orphaned(found, row, resumable)
+
+    async def _orphaned(self, found: sa.RowMapping, row: dict[str, Any], resumable: bool) -> Replay | None:
+        original = found["request_id"] or "unknown"
+        values: dict[str, Any] = {"owner": self.owner, "lease_until": self._lease_end()}
+        if not resumable:
+            error = OutcomeUnknown(
+                f"the call with idempotency key {row['key']!r} (request id {original}) was interrupted: the "
+                "process running it stopped mid-call, so it may or may not have taken effect",
+                tool=row["tool"],
+                hint="check the upstream for the effect before calling again with a new key",
+            )
+            values = {"state": "done", "outcome": {"error": problem(error)}}
+        taken = sa.and_(
+            _where(row["principal"], row["key"]),
+            _records.c.state == "in_flight",
+            _records.c.lease_until == found["lease_until"]
+            if found["lease_until"] is not None
+            else _records.c.lease_until.is_(None),
+        )
+        async with self._db.transaction() as conn:
+            won = (await conn.execute(_records.update().where(taken).values(**values))).rowcount
+        if not won:  # another caller resolved it first: answer as it now stands
+            return await self._existing(row, resumable)
+        logger.warning(
+            "idempotency key of request %s was orphaned by a stopped process; %s",
+            original,
+            "taken over" if resumable else "answered outcome_unknown",
+        )
+        return None if resumable else Replay(None, values["outcome"]["error"])
 
     async def complete(
         self,
@@ -105,31 +215,31 @@ class IdempotencyStore:
         error: ToolbridgeError | None = None,
     ) -> None:
         outcome = {"error": problem(error)} if error is not None else {"result": dict(result or {})}
-        where = sa.and_(idempotency_records.c.principal == principal, idempotency_records.c.key == key)
         async with self._db.transaction() as conn:
             await conn.execute(
-                idempotency_records.update().where(where).values(state="done", outcome=outcome)
+                _records.update()
+                .where(_where(principal, key))
+                .values(state="done", outcome=outcome, lease_until=None)
             )
 
     async def release(self, principal: str, key: str) -> None:
         """Forget a claim whose call never reached the upstream (refused before invoking)."""
-        where = sa.and_(
-            idempotency_records.c.principal == principal,
-            idempotency_records.c.key == key,
-            idempotency_records.c.state == "in_flight",
-        )
+        where = sa.and_(_where(principal, key), _records.c.state == "in_flight")
         async with self._db.transaction() as conn:
-            await conn.execute(idempotency_records.delete().where(where))
+            await conn.execute(_records.delete().where(where))
 
     async def purge(self) -> int:
         """Delete expired records; returns how many."""
         async with self._db.transaction() as conn:
-            result = await conn.execute(
-                idempotency_records.delete().where(
-                    idempotency_records.c.expires_at <= dt.datetime.now(dt.UTC)
-                )
-            )
+            result = await conn.execute(_records.delete().where(_records.c.expires_at <= self._now()))
         return int(result.rowcount)
+
+    def _lease_end(self) -> dt.datetime:
+        return self._now() + dt.timedelta(seconds=self.lease)
+
+
+def _where(principal: str, key: str) -> sa.ColumnElement[bool]:
+    return sa.and_(_records.c.principal == principal, _records.c.key == key)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
