@@ -184,7 +184,9 @@ class Outbox:
         )
         async with self._db.transaction() as conn:
             rows = (await conn.execute(claim)).mappings().all()
-        return [_item(r) for r in rows]
+        return sorted(
+            (_item(r) for r in rows), key=lambda i: (i.next_attempt_at, i.id)
+        )  # RETURNING: any order
 
     async def renew(self, items: Iterable[OutboxItem]) -> set[str]:
         """Extend the leases of ``items`` still held under their tokens; returns the ids still held."""
