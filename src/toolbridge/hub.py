@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 
+from toolbridge._redact import redact_error, redact_value
 from toolbridge._shape import CallResult, shape
 from toolbridge.audit import AuditEntry, AuditLog, args_digest, canonical_json
 from toolbridge.catalog import (
@@ -37,7 +38,6 @@ from toolbridge.catalog import (
 from toolbridge.connectors import Connector, Credentials, Invocation, key_carrier
 from toolbridge.connectors._events import EventBus, ListChanged
 from toolbridge.connectors.python import PythonConnector
-from toolbridge.credentials._redact import redact_error, redact_value
 from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
@@ -410,7 +410,7 @@ class Hub:
         credentials = await self._resolve_credentials(
             target, call.principal, connection, request_id=call.request_id
         )
-        call.secrets = getattr(credentials, "secrets", ())
+        call.secrets = getattr(credentials, "secrets", ()) or self._static_secrets(target.connector)
         deadline = self.resilience.clock() + self.limits.call_timeout
         invocation = Invocation(
             call.principal,
@@ -549,6 +549,11 @@ class Hub:
         if QUARANTINE_META_KEY in tool.meta:
             raise quarantine_error(tool)
         return tool
+
+    def _static_secrets(self, connector: str) -> Sequence[str]:
+        """The forms of secrets a connector holds itself (an OpenAPI connector's ``auth:``), for redaction."""
+        found = getattr(self._connectors[connector], "secret_forms", ())
+        return found if isinstance(found, tuple) else ()
 
     async def _resolve_credentials(
         self, tool: Tool, principal: Principal, connection: str | None, *, request_id: str = ""

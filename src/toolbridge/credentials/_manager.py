@@ -27,12 +27,12 @@ import anyio
 import httpx2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from toolbridge._redact import UrlQueryFilter, forms
 from toolbridge.audit import AuditEntry, AuditLog, args_digest
 from toolbridge.credentials._auth import build_auth, fields_of
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._grants import Grants
 from toolbridge.credentials._mcp_connect import load_discovered
-from toolbridge.credentials._redact import UrlQueryFilter, forms
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, ConnectionStore, Material
 from toolbridge.credentials._tokens import GrantDead

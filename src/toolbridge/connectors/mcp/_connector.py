@@ -34,6 +34,7 @@ import anyio.abc
 from mcp.shared.inbound import mcp_param_headers, x_mcp_header_map
 from mcp_types.methods import is_input_required
 
+from toolbridge._redact import forms, redact_value
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
 from toolbridge.connectors._events import (
@@ -79,7 +80,6 @@ from toolbridge.connectors.mcp._pool import SessionPool
 from toolbridge.connectors.mcp._session import PROBE_TIMEOUT, NoAnswer, RpcError, Session
 from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.connectors.mcp._stdio import StdioChannel
-from toolbridge.credentials._redact import forms, redact_value
 from toolbridge.errors import (
     ConfigurationError,
     ToolbridgeError,

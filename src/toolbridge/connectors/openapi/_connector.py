@@ -11,6 +11,7 @@ from urllib.parse import urljoin
 
 import httpx2
 
+from toolbridge._redact import forms
 from toolbridge._urlguard import Resolver, system_resolver
 from toolbridge.catalog import Tool
 from toolbridge.connectors._base import Invocation
@@ -86,6 +87,9 @@ class OpenAPIConnector:
         hosts = frozenset(h.rstrip(".").lower() for h in allow_hosts)
         self._egress = Egress(name, allow_hosts=hosts, cross_origin=cross_origin, resolver=resolver)
         self._check_secrets()
+        values = [s.reveal() for s in self._secrets.values()]
+        self.secret_forms = forms([*values, *(v.partition(":")[2] for v in values if ":" in v)])
+        """Every form of the ``auth:`` secrets an upstream could echo: the hub redacts them from results."""
 
     @classmethod
     def from_spec(

@@ -2,37 +2,81 @@
 
 An upstream may echo what it was sent (a debugging endpoint, an error page quoting the request); the hub
 passes every result and error of a call with credentials through :func:`redact_value` / :func:`redact_error`.
-Forms covered: the raw value, its percent-encoding (query strings) and ``user:password`` in base64 (basic).
+Forms covered (:func:`encodings`): the raw value; percent-encoded in either case and form-encoded; HTML
+and JSON escaped; base64 and base64url, also inside a longer base64 text; and ``user:password`` in each of
+these (basic).
 :class:`UrlQueryFilter` masks API keys sent as query parameters in httpx2's request log lines.
 """
 
 from __future__ import annotations
 
 import base64
+import html
+import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import httpx2
 
 from toolbridge.errors import ToolbridgeError
 
-__all__ = ["MASK", "UrlQueryFilter", "forms", "redact_error", "redact_text", "redact_value"]
+__all__ = ["MASK", "UrlQueryFilter", "encodings", "forms", "redact_error", "redact_text", "redact_value"]
 
 MASK = "[redacted]"
 _MIN = 6  # shorter values would mask ordinary words; such secrets are too weak to matter anyway
+_MIN_BASE64 = 8  # a shorter run of base64 characters would match by chance
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+_URLSAFE = str.maketrans("+/", "-_")
 
 
 def forms(values: Iterable[str], *, basic_user: str | None = None) -> tuple[str, ...]:
+    """Every form of ``values`` an upstream could echo, longest first (see :func:`encodings`)."""
     found: list[str] = []
     for value in values:
         if len(value) < _MIN:
             continue
-        found += [value, quote(value, safe="")]
+        found += encodings(value)
         if basic_user is not None:
-            found.append(base64.b64encode(f"{basic_user}:{value}".encode()).decode())
+            found += encodings(f"{basic_user}:{value}")
     return tuple(dict.fromkeys(sorted(found, key=len, reverse=True)))
+
+
+def encodings(value: str) -> list[str]:
+    """``value`` as sent and as commonly re-encoded: percent-encoding (upper and lower case hex, with and
+    without ``/`` kept), form encoding (``quote_plus``), HTML escapes (named and numeric), JSON string
+    escapes (ASCII-only or not, ``\\/``) and base64 / base64url of the value and of its JSON escapes — also
+    as the part of a longer base64 text that spells them at each of the three byte alignments."""
+    quoted = [quote(value, safe=""), quote(value), quote_plus(value, safe=""), quote_plus(value)]
+    quoted += [_lower_hex(q) for q in quoted]
+    escaped = [html.escape(value), html.escape(value, quote=False), _numeric_entities(value)]
+    dumped = [json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]]
+    dumped += [d.replace("/", "\\/") for d in dumped]
+    inside = dict.fromkeys([value, dumped[0], dumped[1]])  # base64 of a JSON text (a JWT) holds it escaped
+    return [value, *quoted, *escaped, *dumped, *(f for v in inside for f in _base64_forms(v.encode()))]
+
+
+def _lower_hex(text: str) -> str:
+    return _PERCENT.sub(lambda m: m.group(0).lower(), text)
+
+
+def _numeric_entities(value: str) -> str:
+    return "".join(c if c.isalnum() else f"&#{ord(c)};" for c in value)
+
+
+def _base64_forms(raw: bytes) -> list[str]:
+    """The base64 characters fully determined by ``raw`` at byte offsets 0, 1 and 2 of a longer text."""
+    found: list[str] = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode().rstrip("=")
+        start, end = -(-offset * 8 // 6), (offset + len(raw)) * 8 // 6
+        core = encoded[start:end]
+        if len(core) >= _MIN_BASE64:
+            found += [core, core.translate(_URLSAFE)]
+    whole = base64.b64encode(raw).decode()
+    return [whole, whole.translate(_URLSAFE), whole.translate(_URLSAFE).rstrip("="), *found]
 
 
 def redact_text(text: str, secrets: Sequence[str]) -> str:
