@@ -57,7 +57,10 @@ def every_form(token: str) -> list[str]:
 
 
 def echo(request: httpx2.Request) -> httpx2.Response:
+    """Answers with what it was sent, encoded; with ``fail`` in the path, as a 400 error's text."""
     token = request.headers["authorization"].removeprefix("Bearer ")
+    if request.url.path.startswith("/fail/"):
+        return httpx2.Response(400, text=" | ".join(encoded(token).values()))
     return httpx2.Response(200, json={"you_sent": encoded(token)})
 
 
@@ -66,11 +69,11 @@ def token() -> str:
     return f"cAn/ry+t0k=n&<'q'>\"{secrets.token_hex(6)}"
 
 
-async def call_echo(token: str) -> Any:
+async def call_echo(token: str, base_url: str = "https://api.test") -> Any:
     connector = OpenAPIConnector(
         "api",
         ingested(DOC),
-        base_url="https://api.test",
+        base_url=base_url,
         secrets={"token": Secret(token)},
         transport=httpx2.MockTransport(echo),
     )
@@ -90,21 +93,8 @@ async def test_every_encoding_of_an_echoed_secret_is_redacted(token: str) -> Non
 
 
 async def test_an_echo_in_an_error_body_is_redacted(token: str) -> None:
-    def failing(request: httpx2.Request) -> httpx2.Response:
-        token = request.headers["authorization"].removeprefix("Bearer ")
-        return httpx2.Response(400, text=" | ".join(encoded(token).values()))
-
-    connector = OpenAPIConnector(
-        "api",
-        ingested(DOC),
-        base_url="https://api.test",
-        secrets={"token": Secret(token)},
-        transport=httpx2.MockTransport(failing),
-    )
-    hub = Hub()
-    hub.add_connector(connector)
-    async with hub:
-        with pytest.raises(UpstreamStatusError) as info:
-            await hub.call(Principal.local(), "api.echo", {})
+    with pytest.raises(UpstreamStatusError) as info:
+        await call_echo(token, "https://api.test/fail")
     error = info.value
+    assert error.body and "[redacted]" in error.body
     assert_absent([token], f"{error.message} {error.hint} {error.body}", forms=every_form, what="a secret")
