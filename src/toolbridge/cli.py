@@ -146,11 +146,17 @@ def serve(
     """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default)."""
     import uvicorn
 
+    from toolbridge._cli_startup import listen_socket, require_config
     from toolbridge.surfaces.app import create_app
 
     settings = _settings(config, database)
     server_settings = settings.server
     bind_host, bind_port = host or server_settings.host, port if port is not None else server_settings.port
+    try:  # before anything is printed: no banner, no key for a server that cannot start
+        require_config(config)
+        sock = listen_socket(bind_host, bind_port)
+    except ToolbridgeError as exc:
+        _fail(exc)
 
     async def main() -> None:
         hub = Hub.from_settings(settings, keys=master_keys())
@@ -172,7 +178,7 @@ def serve(
             async with anyio.create_task_group() as tg:
                 if worker:
                     tg.start_soon(OutboxWorker(hub).run)
-                await server.serve()
+                await server.serve(sockets=[sock])
                 tg.cancel_scope.cancel()
 
     _run(main, server=True)
@@ -251,8 +257,13 @@ def mcp(
     ] = None,
 ) -> None:
     """Serve MCP over stdio (for desktop clients such as Claude Desktop)."""
+    from toolbridge._cli_startup import require_config
     from toolbridge.surfaces.mcp import serve_stdio
 
+    try:
+        require_config(config)
+    except ToolbridgeError as exc:
+        _fail(exc)
     settings = _settings(config, database)
 
     async def main() -> None:
@@ -558,8 +569,14 @@ def audit_verify(config: ConfigOption = None, database: DatabaseOption = None) -
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="toolbridge")
+    """Console-script entry point: an operating-system error is one line, not a traceback."""
+    try:
+        app(prog_name="toolbridge")
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        err.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}", highlight=False)
+        err.print("[dim]hint:[/] check the path or permission named above", highlight=False)
+        raise SystemExit(1) from None
 
 
 __all__ = ["app", "main"]

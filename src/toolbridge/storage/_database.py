@@ -8,6 +8,7 @@ there so replicas that start together migrate once.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import tempfile
 from collections.abc import AsyncIterator
@@ -80,7 +81,7 @@ class Database:
             raise StorageError(
                 f"cannot open or migrate the database at {self.redacted_url}: {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}",
-                hint="check that the database server is running and the URL is right",
+                hint=_open_hint(self.url),
             ) from exc
 
     @property
@@ -118,8 +119,38 @@ def _normalize(url: str) -> str:
             f"database backend {backend!r} is not supported", hint="use SQLite or PostgreSQL"
         )
     if backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_path(pathlib.Path(parsed.database))
     return parsed.render_as_string(hide_password=False)
+
+
+def _check_sqlite_path(path: pathlib.Path) -> None:
+    """The SQLite file's folder exists (created) and both are writable, or a located error says why."""
+    hint = "choose a writable path with --database (or server.database in the config)"
+    where = str(path.absolute())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = f"{exc.filename!r} is a file" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+        raise ConfigurationError(
+            f"cannot create the folder of the SQLite database {where!r}: {why}", hint=hint
+        ) from exc
+    if path.is_dir():
+        raise ConfigurationError(f"the SQLite database {where!r} is a folder, not a file", hint=hint)
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise ConfigurationError(
+            f"the SQLite database {where!r} cannot be written: {str(target.absolute())!r} is read-only "
+            "for this user",
+            hint=hint,
+        )
+
+
+def _open_hint(url: str) -> str:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        where = pathlib.Path(parsed.database or "").absolute()
+        return f"check that {str(where)!r} and its folder are writable, or use another --database"
+    return "check that the database server is running and the URL is right"
 
 
 def _is_memory(url: str) -> bool:

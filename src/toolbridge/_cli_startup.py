@@ -1,0 +1,65 @@
+"""What ``serve`` and ``mcp`` check before they print anything: a config to serve, a port to listen on.
+
+Each problem is a :class:`ConfigurationError` (one ``error:`` line and a ``hint:``, exit code 1), raised
+before a banner or an API key is printed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from pathlib import Path
+
+from toolbridge.errors import ConfigurationError
+
+__all__ = ["listen_socket", "require_config"]
+
+
+def require_config(config: Path | None) -> None:
+    """A server needs a configuration: without one it would serve no tools at all."""
+    if config is not None or Path("toolbridge.yaml").exists():
+        return
+    raise ConfigurationError(
+        f"no configuration: there is no toolbridge.yaml in {os.getcwd()} and no --config was given",
+        hint="write one with 'toolbridge init', or pass one: --config examples/quickstart.yaml "
+        "(or set TOOLBRIDGE_CONFIG)",
+    )
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening (handed to the web server), or why it cannot be."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {host!r} is not a known host or address ({exc.strerror})",
+            hint="pass an address such as 127.0.0.1 or 0.0.0.0 with --host (or TOOLBRIDGE_HOST)",
+        ) from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(host, port, exc) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> ConfigurationError:
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigurationError(
+            f"port {port} on {host} is already in use (another toolbridge, or another server)",
+            hint=f"stop the other server, or pick another port: --port {port + 1} (or TOOLBRIDGE_PORT)",
+        )
+    if exc.errno == errno.EACCES:
+        return ConfigurationError(
+            f"not allowed to listen on port {port} of {host}",
+            hint="ports below 1024 need privileges: pick a higher one with --port (or TOOLBRIDGE_PORT)",
+        )
+    return ConfigurationError(
+        f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+        hint="check --host (an address of this machine) and --port",
+    )

@@ -1,0 +1,76 @@
+"""``toolbridge serve`` / ``mcp`` that cannot start say why in one ``error:`` line and a ``hint:``, exit 1,
+and print no banner and no API key first. Real processes, a real port held by the test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._patience import patience
+from tests._serving import loopback_socket
+
+ROOT = Path(__file__).parents[1]
+QUICKSTART = ROOT / "examples" / "quickstart.yaml"
+
+
+def toolbridge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLBRIDGE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "toolbridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=patience(120),
+        cwd=cwd,
+        env=env,
+    )
+
+
+def assert_one_error(result: subprocess.CompletedProcess[str], *fragments: str) -> list[str]:
+    assert result.returncode == 1, result
+    assert result.stdout == ""  # no banner, no key
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr  # no traceback
+    assert lines[0].startswith("error: ") and lines[1].startswith("hint: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+    return lines
+
+
+def test_a_port_in_use_is_one_error_with_a_hint_before_any_banner_or_key(tmp_path: Path) -> None:
+    with loopback_socket() as held:
+        held.listen()
+        port = held.getsockname()[1]
+        database = f"sqlite+aiosqlite:///{tmp_path}/tb.db"
+        result = toolbridge(
+            "serve", "-c", str(QUICKSTART), "--database", database, "--port", str(port),
+            "--create-agent", "assistant", cwd=tmp_path,
+        )  # fmt: skip
+    assert_one_error(result, f"port {port} on 127.0.0.1 is already in use", f"--port {port + 1}")
+    assert "tb_" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "mcp"])
+def test_no_config_is_an_error_saying_how_to_make_one(tmp_path: Path, command: str) -> None:
+    result = toolbridge(command, cwd=tmp_path)
+    assert_one_error(result, f"no toolbridge.yaml in {tmp_path}", "toolbridge init", "--config")
+
+
+@pytest.mark.parametrize(
+    ("make", "database", "says"),
+    [
+        (lambda p: (p / "afile").touch(), "afile/tb.db", "'{p}/afile' is a file"),
+        (lambda p: (p / "afolder").mkdir(), "afolder", "'{p}/afolder' is a folder, not a file"),
+    ],
+    ids=["file-in-the-way", "folder-as-database"],
+)
+def test_an_unusable_database_path_names_the_path_and_why(
+    tmp_path: Path, make: object, database: str, says: str
+) -> None:
+    make(tmp_path)  # type: ignore[operator]
+    url = f"sqlite+aiosqlite:///{tmp_path}/{database}"
+    result = toolbridge("serve", "-c", str(QUICKSTART), "--database", url, "--port", "0", cwd=tmp_path)
+    assert_one_error(result, says.format(p=tmp_path), "--database")
