@@ -117,7 +117,7 @@ def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub) -> None:
         for q, expected in tasks
         if not expected & {h.tool.name for h in public_apis.catalog.search(q, limit=5).hits}
     ]
-    assert len(missed) / len(tasks) <= 0.13, missed
+    assert len(missed) / len(tasks) <= 0.1, missed  # 11 of 124 missed when written (91.1% top-5)
 
 
 @pytest.mark.parametrize(

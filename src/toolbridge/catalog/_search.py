@@ -4,8 +4,9 @@ Each tool is one document of weighted fields (the operation part of its name cou
 connector's name counts little, so "slack" prefers Slack's tools without making every one of them a
 match). Terms come from :func:`toolbridge.catalog._words.terms` (identifier splitting, stop words,
 stemming); a query's terms are widened with a few synonyms at a lower weight. Scores are BM25 with
-per-field length normalisation (BM25F); ties break on how many query terms the tool's name holds,
-then on the shorter name.
+per-field length normalisation (BM25F), raised by up to half for a tool whose name the query's terms
+cover (``list_projects`` for "list the projects", more than ``archive_project``); ties break on how
+many query terms the tool's name holds, then on the shorter name.
 
 A search also says whether its best hit is a good match: when the hit covers less than
 :data:`GOOD_MATCH` of the query's weight (IDF of its terms), the answer is "no good match" and the
@@ -14,6 +15,7 @@ caller should rephrase (see :attr:`SearchResult.good`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +31,8 @@ K1 = 1.2
 GOOD_MATCH = 0.5
 """The share of a query's weight the best hit must cover to count as a good match."""
 SYNONYM_WEIGHT = 0.35
+NAME_FIT = 0.5
+"""A score grows by up to this share with the part of the tool's name the query's terms cover."""
 _VERB_TEXT = "add create delete fetch get list post put remove retrieve set update"
 _VERBS = frozenset(_VERB_TEXT.split())
 _DESCRIPTION_TERMS = 400  # a 40 KB description is not 100 times more about its subject than a short one
@@ -115,10 +119,15 @@ class SearchIndex:
             idf = self._idf[term]
             for i, tf in self._postings[term]:
                 scores[i] = scores.get(i, 0.0) + weight * idf * tf / (K1 + tf)
-        kept = [i for i in scores if keep is None or keep(self._tools[i])]
-        ranked = sorted(kept, key=lambda i: self._rank_key(i, scores[i], own))
-        hits = [SearchHit(self._tools[i], round(scores[i], 3)) for i in ranked[:limit]]
-        good = bool(hits) and self._coverage(own, ranked[0]) >= GOOD_MATCH
+        asked = set(weights)
+        for i, score in scores.items():  # a tool whose name is about the query, not only mentions it
+            name = self._names[i]
+            if name:
+                scores[i] = score * (1 + NAME_FIT * len(name & asked) / len(name))
+        ranked = sorted(scores, key=lambda i: self._rank_key(i, scores[i], own))
+        kept = list(itertools.islice((i for i in ranked if keep is None or keep(self._tools[i])), limit))
+        hits = [SearchHit(self._tools[i], round(scores[i], 3)) for i in kept]
+        good = bool(kept) and self._coverage(own, kept[0]) >= GOOD_MATCH
         return SearchResult(hits, good, own)
 
     def _rank_key(self, index: int, score: float, own: tuple[str, ...]) -> tuple[float, int, int, str]:
