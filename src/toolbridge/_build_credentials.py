@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from toolbridge.credentials import (
     Vault,
     load_providers,
 )
+from toolbridge.credentials._mcp_auth import OAUTH_GUARD
 from toolbridge.credentials._providers import lookup
 from toolbridge.credentials._secret import Secret, SecretRef, resolve_static
 from toolbridge.errors import ConfigurationError
@@ -48,7 +50,12 @@ def build_credentials(
         except ConfigurationError as exc:
             raise ConfigurationError(f"connectors.{name}.connections: {exc.message}", hint=exc.hint) from exc
     vault = Vault(database, keys or default_keys(settings))
-    return CredentialManager(vault, bindings, cache_ttl=settings.credentials.cache_ttl)
+    guard = dataclasses.replace(
+        OAUTH_GUARD,
+        allow_hosts=frozenset(h.lower() for h in settings.credentials.oauth_allow_hosts),
+        allow_loopback=settings.credentials.oauth_allow_loopback,
+    )
+    return CredentialManager(vault, bindings, cache_ttl=settings.credentials.cache_ttl, url_guard=guard)
 
 
 def _discovers(settings: Settings, name: str) -> str | None:

@@ -159,6 +159,11 @@ class CredentialsSettings(_Model):
     key_file: str = ".toolbridge/master.key"
     """Master key file (mode 0600), relative to the config file; TOOLBRIDGE_MASTER_KEY overrides it."""
     cache_ttl: Annotated[float, Field(ge=0)] = 5.0
+    oauth_allow_hosts: list[str] = []
+    """Hosts (``host`` or ``host:port``) an OAuth server found by discovery may be on although they are not
+    public (an SSO server on the intranet)."""
+    oauth_allow_loopback: bool = False
+    """Local development only: OAuth servers found by discovery may be on 127.0.0.1 / ::1 (http too)."""
 
 
 class _ConnectorBase(_Model):

@@ -45,6 +45,7 @@ UPSTREAM = "https://mcp.test/mcp"
 REDIRECT = "http://127.0.0.1:8765/callback"
 PRM_PATH = "/.well-known/oauth-protected-resource/mcp"
 PRM_ROOT = "/.well-known/oauth-protected-resource"
+PUBLIC = "93.184.215.14"
 
 
 def as_metadata(**changes: Any) -> dict[str, Any]:
@@ -77,7 +78,15 @@ class World:
     registration_token: str = field(default_factory=lambda: "CANARYrat" + secrets.token_hex(8))
     probes: int = 0
 
+    contacted: list[str] = field(default_factory=list)
+    addresses: dict[str, str] = field(default_factory=dict)
+    """What the injected resolver answers per host (else a public address)."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        return [self.addresses.get(host, PUBLIC)]
+
     def handler(self, request: httpx2.Request) -> httpx2.Response:
+        self.contacted.append(request.url.host)
         path = request.url.path
         if request.method == "POST" and str(request.url) == UPSTREAM:
             self.probes += 1
@@ -121,7 +130,8 @@ async def manager_for(
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(world.handler))
     config = AuthConfig(scheme="oauth2", discover=upstream, redirect_uri=REDIRECT, **binding)
     database = Database(url)
-    manager = CredentialManager(Vault(database, StaticKeys(keys)), {"remote": config}, client=client)
+    vault = Vault(database, StaticKeys(keys))
+    manager = CredentialManager(vault, {"remote": config}, client=client, resolver=world.resolve)
     async with database, manager, client:
         yield manager
 
@@ -362,6 +372,35 @@ async def test_discovery_failures_are_clear(
     assert hint in str(info.value.hint)
     if change in (_without_s256, _http_token_endpoint):
         assert world.registered == [], "no registration with a server toolbridge refuses"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "addresses", "endpoint"),
+    [
+        pytest.param("https://169.254.169.254", {}, "", id="metadata-address"),
+        pytest.param("https://10.0.0.1", {}, "", id="private-literal"),
+        pytest.param("https://auth.test", {"auth.test": "169.254.169.254"}, "", id="name-on-metadata"),
+        pytest.param("https://auth.test", {"auth.test": "::ffff:10.0.0.1"}, "", id="name-on-mapped-private"),
+        pytest.param("https://auth.test", {"auth.test": "127.0.0.1"}, "", id="name-on-loopback"),
+        pytest.param("https://auth.test", {"in.test": "10.1.2.3"}, "token_endpoint", id="private-token"),
+        pytest.param("https://auth.test", {"in.test": "10.1.2.3"}, "registration_endpoint", id="private-dcr"),
+    ],
+)
+async def test_oauth_servers_on_private_or_metadata_addresses_are_refused_before_any_request(
+    sqlite_url: str, issuer: str, addresses: dict[str, str], endpoint: str
+) -> None:
+    world = World(addresses=addresses)
+    world.documents[PRM_PATH] = {"resource": UPSTREAM, "authorization_servers": [issuer]}
+    if endpoint:
+        world.documents["/.well-known/oauth-authorization-server"] = as_metadata(
+            **{endpoint: "https://in.test/x"}
+        )
+    async with manager_for(world, sqlite_url, Keyring(MasterKey.generate())) as manager:
+        with pytest.raises(ConfigurationError, match="is not on a public address"):
+            await ConnectFlow(manager).start("remote")
+    reached = {"mcp.test"} | ({"auth.test"} if endpoint else set())
+    assert set(world.contacted) == reached, "a refused server got a request"
+    assert world.registered == []
 
 
 SETTINGS = """

@@ -6,6 +6,7 @@ metadata (read by the connect flow) → an authorization URL with PKCE S256 and 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,11 +29,13 @@ from toolbridge.credentials import (
     Vault,
     discover_mcp_authorization,
 )
-from toolbridge.credentials._mcp_auth import resource_metadata_url
+from toolbridge.credentials._mcp_auth import OAUTH_GUARD, resource_metadata_url
 from toolbridge.errors import ConfigurationError
 from toolbridge.storage import Database
 
 pytestmark = pytest.mark.anyio
+
+LOCAL = dataclasses.replace(OAUTH_GUARD, allow_loopback=True)  # these tests' servers are on 127.0.0.1
 
 
 @contextmanager
@@ -93,12 +96,12 @@ async def test_discovery_prepares_a_pkce_connect_flow_with_the_resource(sqlite_u
     with metadata_server(DOCUMENTS) as base:
         challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
         async with httpx2.AsyncClient(trust_env=False) as client:
-            found = await discover_mcp_authorization(client, f"{base}/mcp", challenge)
+            found = await discover_mcp_authorization(client, f"{base}/mcp", challenge, guard=LOCAL)
             assert found.resource == f"{base}/mcp" and found.authorization_server == f"{base}/as"
             assert found.scopes == ("tools:read", "tools:call")
             binding = found.binding(client_id="toolbridge", redirect_uri="http://127.0.0.1:8765/callback")
             vault = Vault(Database(sqlite_url), StaticKeys(Keyring(MasterKey.generate())))
-            manager = CredentialManager(vault, {"up": binding}, client=client)
+            manager = CredentialManager(vault, {"up": binding}, client=client, url_guard=LOCAL)
             async with vault.database, manager:
                 authorization = await ConnectFlow(manager).start("up")
     url = urlsplit(authorization.url)
@@ -111,7 +114,7 @@ async def test_discovery_prepares_a_pkce_connect_flow_with_the_resource(sqlite_u
 async def test_without_a_challenge_the_well_known_location_is_read() -> None:
     with metadata_server(DOCUMENTS) as base:
         async with httpx2.AsyncClient(trust_env=False) as client:
-            found = await discover_mcp_authorization(client, f"{base}/mcp", None)
+            found = await discover_mcp_authorization(client, f"{base}/mcp", None, guard=LOCAL)
     assert found.authorization_server == f"{base}/as"
 
 
@@ -144,4 +147,13 @@ async def test_unsafe_or_mismatched_metadata_is_refused(
     with metadata_server(documents) as base:
         async with httpx2.AsyncClient(trust_env=False) as client:
             with pytest.raises(ConfigurationError, match=message):
+                await discover_mcp_authorization(client, f"{base}/mcp", challenge, guard=LOCAL)
+
+
+async def test_a_loopback_authorization_server_needs_the_setting() -> None:
+    with metadata_server(DOCUMENTS) as base:
+        challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
+        async with httpx2.AsyncClient(trust_env=False) as client:
+            with pytest.raises(ConfigurationError, match="is not on a public address") as info:
                 await discover_mcp_authorization(client, f"{base}/mcp", challenge)
+    assert "oauth_allow_loopback" in str(info.value.hint)

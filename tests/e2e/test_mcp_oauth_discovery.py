@@ -47,7 +47,7 @@ def servers(tmp_path: Path) -> Iterator[tuple[OidcServer, Upstream]]:
 def write_config(folder: Path, server: OidcServer, upstream: Upstream, **connections: Any) -> Path:
     config = {
         "server": {"database": f"sqlite+aiosqlite:///{folder / 'tb.db'}"},
-        "credentials": {"key_file": "master.key"},
+        "credentials": {"key_file": "master.key", "oauth_allow_loopback": True},
         "agents": {"bot": {"scopes": ["*"]}},
         "connectors": {
             "remote": {

@@ -28,10 +28,12 @@ import httpx2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge._redact import UrlQueryFilter, forms
+from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.audit import AuditEntry, AuditLog, args_digest
 from toolbridge.credentials._auth import build_auth, fields_of
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._grants import Grants
+from toolbridge.credentials._mcp_auth import OAUTH_GUARD
 from toolbridge.credentials._mcp_connect import load_discovered
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, ConnectionStore, Material
@@ -136,8 +138,13 @@ class CredentialManager:
         lease_ttl: float = 30.0,
         wait_timeout: float = 30.0,
         token_timeout: float = 20.0,
+        url_guard: URLGuard = OAUTH_GUARD,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.vault = vault
+        self.url_guard = url_guard
+        """Checks the URLs remote parties hand toolbridge during OAuth discovery and registration."""
+        self.resolver = resolver
         self.store = ConnectionStore(vault)
         self.bindings = dict(bindings)
         self.clock = clock

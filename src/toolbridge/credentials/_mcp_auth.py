@@ -9,8 +9,11 @@ an :class:`AuthConfig` for the usual connect flow: authorization code + PKCE S25
 ``resource`` parameter.
 
 SSRF-safe by construction: the metadata document is fetched only from the configured upstream's own
-origin, redirects are not followed, and every URL (the document, the authorization server) must be
-``https://`` or ``http://`` on a loopback host.
+origin, redirects are not followed, and every URL must be ``https://`` (or ``http://`` on a loopback
+host). A URL a remote party chose — the authorization server, its token and registration endpoints — also
+goes through the hub's SSRF guard (:func:`check_remote`): its host is resolved and refused unless every
+address is public; loopback only when the guard allows it (``credentials.oauth_allow_loopback``), other
+private hosts only when an operator names them (``credentials.oauth_allow_hosts``).
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from urllib.parse import urlsplit
 
 import httpx2
 
+from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._providers import ProviderDef
-from toolbridge.errors import ConfigurationError, UpstreamUnavailable
+from toolbridge.errors import BadRequest, ConfigurationError, UpstreamUnavailable
 
 __all__ = [
+    "OAUTH_GUARD",
     "McpAuthorization",
     "challenge_params",
+    "check_remote",
     "discover_mcp_authorization",
     "probe_challenge",
     "require_safe",
@@ -38,6 +44,12 @@ __all__ = [
 
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _MAX_DOCUMENT = 64 * 1024
+OAUTH_GUARD = URLGuard(
+    refusal="is not on a public address",
+    hint="toolbridge sends OAuth requests only to public servers; an operator can allow a host with "
+    "credentials.oauth_allow_hosts (or credentials.oauth_allow_loopback for local development)",
+)
+"""The default guard for URLs an OAuth server or an MCP upstream hands toolbridge: public addresses only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +122,16 @@ async def probe_challenge(client: httpx2.AsyncClient, upstream_url: str) -> str 
 
 
 async def discover_mcp_authorization(
-    client: httpx2.AsyncClient, upstream_url: str, www_authenticate: str | None
+    client: httpx2.AsyncClient,
+    upstream_url: str,
+    www_authenticate: str | None,
+    *,
+    guard: URLGuard = OAUTH_GUARD,
+    resolver: Resolver = system_resolver,
 ) -> McpAuthorization:
     """Read the protected resource metadata of ``upstream_url`` (from its 401 challenge, else the
-    well-known locations) and check it names this upstream and a safe authorization server."""
+    well-known locations) and check it names this upstream and a safe authorization server (``guard``
+    and ``resolver`` check the server's address: see :func:`check_remote`)."""
     require_safe(upstream_url, "the MCP upstream")
     params = challenge_params(www_authenticate or "")
     advertised = params.get("resource_metadata")
@@ -129,6 +147,7 @@ async def discover_mcp_authorization(
         doc = await _fetch(client, url, missing_ok=number < len(candidates))
         if doc is not None:
             found = _parse(doc, upstream_url, url)
+            await check_remote(found.authorization_server, "the authorization server", guard, resolver)
             scope = params.get("scope", "").split()
             return replace(found, scopes=tuple(scope)) if scope else found
     raise AssertionError("unreachable: the last candidate raises when missing")
@@ -145,7 +164,6 @@ def _parse(doc: dict[str, Any], upstream_url: str, url: str) -> McpAuthorization
     if not isinstance(servers, list) or not servers or not isinstance(servers[0], str):
         raise ConfigurationError(f"the resource metadata at {url} names no authorization server")
     issuer = servers[0]
-    require_safe(issuer, "the authorization server")
     raw_scopes = doc.get("scopes_supported")
     scopes = tuple(s for s in raw_scopes if isinstance(s, str)) if isinstance(raw_scopes, list) else ()
     return McpAuthorization(resource=resource, authorization_server=issuer, scopes=scopes)
@@ -206,6 +224,29 @@ def require_safe(url: str, what: str) -> None:
         f"{what} must be https:// (or http:// on a loopback host), not {url!r}",
         hint="toolbridge never sends an OAuth flow over plain HTTP to another host",
     )
+
+
+async def check_remote(
+    url: str, what: str, guard: URLGuard, resolver: Resolver, *, resolve: bool = True
+) -> None:
+    """Refuse a URL a remote party handed toolbridge during OAuth discovery or registration unless it is
+    https (http only on a loopback host the guard allows) and — with ``resolve`` — every address its
+    host resolves to is public (or the guard allows it). Nothing is sent to a refused URL."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "http" and _loopback(host) and not guard.allow_loopback:
+        raise _remote_refused(what, url, guard)
+    require_safe(url, what)
+    try:
+        parsed = guard.check(url)
+        if resolve:
+            await guard.pin_async(parsed, resolver)
+    except BadRequest:
+        raise _remote_refused(what, url, guard) from None
+
+
+def _remote_refused(what: str, url: str, guard: URLGuard) -> ConfigurationError:
+    return ConfigurationError(f"{what} {url!r} {guard.refusal}", hint=guard.hint)
 
 
 def _loopback(host: str) -> bool:

@@ -6,7 +6,8 @@ learns everything at connect time:
 1. the upstream is asked without credentials; its 401 challenge points at its protected resource
    metadata (RFC 9728), else the well-known locations are read (see ``_mcp_auth``);
 2. the authorization server's RFC 8414 / OpenID metadata gives the endpoints; S256 PKCE is required and
-   every endpoint must be https (or http on a loopback host);
+   every endpoint must be https (or http on a loopback host the settings allow), and the server, its
+   token and registration endpoints on public addresses (the hub's SSRF guard, see ``_mcp_auth``);
 3. without a configured ``client_id``, toolbridge registers itself (RFC 7591) as a public client —
    ``token_endpoint_auth_method: none``, the redirect URI, ``authorization_code`` + ``refresh_token`` —
    and reuses that registration while the server and the redirect URI stay the same; a configured
@@ -37,9 +38,9 @@ import httpx2
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._mcp_auth import (
     McpAuthorization,
+    check_remote,
     discover_mcp_authorization,
     probe_challenge,
-    require_safe,
 )
 from toolbridge.credentials._providers import ProviderDef, ServerMetadata
 from toolbridge.credentials._secret import Secret
@@ -175,9 +176,11 @@ async def _choose(
     assert declared.discover is not None
     client = manager.client
     challenge = await probe_challenge(client, declared.discover)
-    found = await discover_mcp_authorization(client, declared.discover, challenge)
+    found = await discover_mcp_authorization(
+        client, declared.discover, challenge, guard=manager.url_guard, resolver=manager.resolver
+    )
     metadata = await manager.grants.metadata(found.binding(client_id="-", redirect_uri=redirect_uri))
-    _check_server(metadata, found)
+    await _check_server(manager, metadata, found)
     issuer, now = found.authorization_server, manager.clock()
     if declared.client_id:
         method = "none"
@@ -220,7 +223,9 @@ def token_auth_method(supported: tuple[str, ...] | None) -> str:
     return "client_secret_post"
 
 
-def _check_server(metadata: ServerMetadata, found: McpAuthorization) -> None:
+async def _check_server(
+    manager: CredentialManager, metadata: ServerMetadata, found: McpAuthorization
+) -> None:
     methods = metadata.code_challenge_methods
     if methods is None or "S256" not in methods:
         raise ConfigurationError(
@@ -228,10 +233,16 @@ def _check_server(metadata: ServerMetadata, found: McpAuthorization) -> None:
             "(code_challenge_methods_supported)",
             hint="toolbridge refuses OAuth flows without S256 PKCE (MCP authorization requires it)",
         )
-    require_safe(metadata.authorization_endpoint, "the authorization endpoint")
-    require_safe(metadata.token_endpoint, "the token endpoint")
+    guard, resolver = manager.url_guard, manager.resolver
+    # the person's browser, not toolbridge, opens the authorization endpoint: its form is checked
+    await check_remote(
+        metadata.authorization_endpoint, "the authorization endpoint", guard, resolver, resolve=False
+    )
+    await check_remote(metadata.token_endpoint, "the token endpoint", guard, resolver)
     if metadata.registration_endpoint is not None:
-        require_safe(metadata.registration_endpoint, "the client registration endpoint")
+        await check_remote(
+            metadata.registration_endpoint, "the client registration endpoint", guard, resolver
+        )
 
 
 async def _register(
