@@ -175,10 +175,24 @@ async def test_every_tool_is_callable_through_toolbridge_with_identical_results(
         direct_memory = await call_all(direct, "", MEMORY_CALLS)
 
     for (name, _), proxied, direct_result in zip(EVERYTHING_CALLS, proxied_stdio, direct_stdio, strict=True):
-        assert _same(proxied, direct_result), (name, proxied, direct_result)
+        assert _same(proxied, namespaced(direct_result, "ev")), (name, proxied, direct_result)
     for (name, _), proxied, direct_result in zip(EVERYTHING_CALLS, proxied_http, direct_http, strict=True):
-        assert _same(proxied, direct_result), (name, proxied, direct_result)
+        assert _same(proxied, namespaced(direct_result, "evhttp")), (name, proxied, direct_result)
     assert proxied_memory == direct_memory
+
+
+def namespaced(result: Any, connector: str) -> Any:
+    """``result`` with every resource URI as toolbridge documents it shows them (``toolbridge://connector/URI``)."""
+    if isinstance(result, dict):
+        return {
+            k: f"toolbridge://{connector}/{v}"
+            if k == "uri" and isinstance(v, str)
+            else namespaced(v, connector)
+            for k, v in result.items()
+        }
+    if isinstance(result, list):
+        return [namespaced(v, connector) for v in result]
+    return result
 
 
 def _same(proxied: dict[str, Any], direct: dict[str, Any]) -> bool:
@@ -242,9 +256,12 @@ async def test_prompts_and_resources_are_federated() -> None:
         direct_prompts = (await direct.list_prompts()).prompts
         direct_resources = (await direct.list_resources()).resources
         direct_prompt = comparable(await direct.get_prompt(simple.name.removeprefix("ev.")))
-        direct_read = comparable(await direct.read_resource(resources[0].uri))
+        direct_read = comparable(
+            await direct.read_resource(resources[0].uri.removeprefix("toolbridge://ev/"))
+        )
     assert sorted(p.name for p in prompts) == sorted(f"ev.{p.name}" for p in direct_prompts)
-    assert [r.uri for r in resources] == [r.uri for r in direct_resources]
+    assert [r.uri for r in resources] == [f"toolbridge://ev/{r.uri}" for r in direct_resources]
     assert templates, "server-everything declares resource templates"
-    assert proxied_prompt == direct_prompt
-    assert _parsed(proxied_read) == _parsed(direct_read)
+    assert all(t.uri_template.startswith("toolbridge://ev/") for t in templates)
+    assert proxied_prompt == namespaced(direct_prompt, "ev")
+    assert _parsed(proxied_read) == _parsed(namespaced(direct_read, "ev"))

@@ -8,13 +8,16 @@ Used by test_fidelity.py, which compares what it answers directly with what tool
 - ``refuse`` raises a JSON-RPC ``-32602`` with ``data``; ``needs_sampling`` a ``-32021`` (a missing client
   capability) unless the request declares ``sampling``;
 - ``with_meta`` answers a success with ``_meta`` and ``structuredContent``;
-- the prompt ``signed`` asks for a name (``input_required``) before it renders.
+- the prompt ``signed`` asks for a name (``input_required``) before it renders;
+- the resource ``demo://note`` and the template ``demo://echo/{word}`` answer with the ``NOTE``
+  environment variable, so two copies of the server serve the same URIs with different contents.
 
 ``fidelity_server.py`` serves stdio; ``fidelity_server.py http PORT`` streamable HTTP on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -116,6 +119,16 @@ async def signed(ctx: Context) -> list[UserMessage] | InputRequiredResult:
     if name is None:
         return InputRequiredResult(input_requests={"name": _ask("Sign as?")})
     return [UserMessage(f"Write a letter signed {name}.")]
+
+
+@server.resource("demo://note", description="The NOTE this copy of the server was started with.")
+def note() -> str:
+    return os.environ.get("NOTE", "no note")
+
+
+@server.resource("demo://echo/{word}", description="The word, after this copy's NOTE.")
+def echo_word(word: str) -> str:
+    return f"{os.environ.get('NOTE', 'no note')}: {word}"
 
 
 if __name__ == "__main__":

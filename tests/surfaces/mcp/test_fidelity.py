@@ -264,3 +264,33 @@ async def test_an_error_result_over_the_size_cap_is_cut_like_any_result(upstream
     assert [c["type"] for c in rich["content"]] == ["text"]
     assert "result truncated" in rich["content"][0]["text"]
     assert rich["_meta"]["toolbridge/problem"]["code"] == "tool_failed"
+
+
+async def test_two_upstreams_with_the_same_resource_uris_are_told_apart() -> None:
+    hub = Hub()
+    for name, note in (("one", "first"), ("two", "second")):
+        hub.add_connector(McpConnector(name, StdioServer(sys.executable, (str(SERVER),), env={"NOTE": note})))
+    async with serve(hub) as served:
+        listed = (await served.modern("resources/list")).json()["result"]["resources"]
+        assert sorted(r["uri"] for r in listed) == [
+            "toolbridge://one/demo://note",
+            "toolbridge://two/demo://note",
+        ]
+        templates = (await served.modern("resources/templates/list")).json()["result"]["resourceTemplates"]
+        assert sorted(t["uriTemplate"] for t in templates) == [
+            "toolbridge://one/demo://echo/{word}",
+            "toolbridge://two/demo://echo/{word}",
+        ]
+        read: dict[str, list[dict[str, Any]]] = {}
+        for uri in (
+            "toolbridge://one/demo://note",
+            "toolbridge://two/demo://note",
+            "toolbridge://two/demo://echo/hi",
+        ):
+            answer = await served.modern("resources/read", {"uri": uri}, mcp_name=uri)
+            read[uri] = answer.json()["result"]["contents"]
+    assert [(c["uri"], c["text"]) for contents in read.values() for c in contents] == [
+        ("toolbridge://one/demo://note", "first"),
+        ("toolbridge://two/demo://note", "second"),
+        ("toolbridge://two/demo://echo/hi", "second: hi"),
+    ]

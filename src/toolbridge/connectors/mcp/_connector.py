@@ -32,7 +32,6 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 from mcp.shared.inbound import mcp_param_headers, x_mcp_header_map
-from mcp_types.methods import is_input_required
 
 from toolbridge._redact import forms, redact_value
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
@@ -49,10 +48,8 @@ from toolbridge.connectors._events import (
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import (
     call_value,
-    checked_input,
     invalid_headers,
     object_schema,
-    own_answer,
     rpc_error,
 )
 from toolbridge.connectors.mcp._channel import Channel, Message, SessionExpired
@@ -64,7 +61,7 @@ from toolbridge.connectors.mcp._config import (
     ToolRules,
     Transport,
 )
-from toolbridge.connectors.mcp._federation import Extras, discover_extras
+from toolbridge.connectors.mcp._federation import Extras, FederatedRequests, discover_extras
 from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
 from toolbridge.connectors.mcp._listen import listen_for_changes
 from toolbridge.connectors.mcp._naming import catalog_names
@@ -80,6 +77,7 @@ from toolbridge.connectors.mcp._pool import SessionPool
 from toolbridge.connectors.mcp._session import PROBE_TIMEOUT, NoAnswer, RpcError, Session
 from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.connectors.mcp._stdio import StdioChannel
+from toolbridge.connectors.mcp._uris import outward, outward_content
 from toolbridge.errors import (
     ConfigurationError,
     ToolbridgeError,
@@ -135,7 +133,7 @@ class _Entry:
     """Argument path → ``Mcp-Param-*`` token, from the upstream schema's ``x-mcp-header`` annotations."""
 
 
-class McpConnector:
+class McpConnector(FederatedRequests):
     """Tools of one upstream MCP server (:class:`StdioServer` or :class:`HttpServer`).
 
     ``pins`` stores approved definitions; without it every tool is trusted as listed. With it, a tool is
@@ -592,7 +590,7 @@ class McpConnector:
         elif method == "notifications/message":
             self._log(params)
         elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
-            self._emit(ResourceUpdated(self._name, params["uri"]))
+            self._emit(ResourceUpdated(self._name, outward(self._name, params["uri"])))
         return None
 
     def _learn_secrets(self, source: str, secrets: Sequence[str]) -> None:
@@ -733,63 +731,6 @@ class McpConnector:
 
     # -- calls -------------------------------------------------------------------------------------
 
-    async def get_prompt(
-        self, name: str, arguments: Mapping[str, str], *, deadline: float | None = None
-    ) -> Any:
-        """``prompts/get`` of a federated prompt (``connector.prompt``), as the upstream answers it."""
-        entry = self.extras.prompts.get(name)
-        if entry is None:
-            raise ToolNotFound(name, suggestions=close_matches(name, self.extras.prompts))
-        params = {"name": entry[0], "arguments": dict(arguments)}
-        return await self._asking("prompts/get", params, f"the upstream prompt {name!r}", deadline)
-
-    async def _asking(
-        self, method: str, params: Mapping[str, Any], what: str, deadline: float | None
-    ) -> dict[str, Any]:
-        """A request whose upstream may ask the agent for input (``input_required``): the agent's answers
-        and capabilities go with it (:data:`CALL_INPUT`), and the result is relayed only to an agent that
-        can answer it."""
-        agent = CALL_INPUT.get()
-        params = {**params, **agent.params()} if agent is not None else params
-        async with self._default_auth():
-            result = await self.request(
-                method, params, deadline=deadline, capabilities=agent.capabilities if agent else None
-            )
-        result = own_answer(result)
-        return checked_input(result, what, agent) if is_input_required(result) else result
-
-    async def complete(self, params: Mapping[str, Any], *, deadline: float | None = None) -> Any:
-        """``completion/complete`` for a federated prompt's argument or a resource template's variable.
-
-        A prompt reference names the catalog prompt (``connector.prompt``); it goes upstream under the
-        upstream's own name. Everything else in ``params`` is passed as the agent sent it.
-        """
-        ref = dict(params.get("ref") or {})
-        if ref.get("type") == "ref/prompt":
-            entry = self.extras.prompts.get(str(ref.get("name")))
-            if entry is None:
-                raise ToolNotFound(
-                    str(ref.get("name")), suggestions=close_matches(str(ref.get("name")), self.extras.prompts)
-                )
-            ref["name"] = entry[0]
-        async with self._default_auth():
-            return own_answer(
-                await self.request("completion/complete", {**params, "ref": ref}, deadline=deadline)
-            )
-
-    async def read_resource(self, uri: str, *, deadline: float | None = None) -> Any:
-        """``resources/read`` of an upstream resource, as the upstream answers it."""
-        return await self._asking("resources/read", {"uri": uri}, f"the upstream resource {uri!r}", deadline)
-
-    async def subscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
-        """Ask the upstream to report changes of ``uri`` (its ``resources/updated`` reach ``on_event``)."""
-        async with self._default_auth():
-            await self.request("resources/subscribe", {"uri": uri}, deadline=deadline)
-
-    async def unsubscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
-        async with self._default_auth():
-            await self.request("resources/unsubscribe", {"uri": uri}, deadline=deadline)
-
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         entry = self._entries.get(tool.name)
         if entry is None:
@@ -824,6 +765,8 @@ class McpConnector:
         finally:
             UPSTREAM_AUTH.reset(auth)
             self._progress.pop(token, None)
+        if "content" in result:  # resource links and embedded resources: URIs namespaced
+            result = {**result, "content": outward_content(self._name, result["content"])}
         return call_value(result, tool.name, agent)
 
 

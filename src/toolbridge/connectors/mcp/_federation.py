@@ -1,39 +1,53 @@
 """Prompts and resources of an upstream server, federated beside its tools.
 
-Prompts are renamed like tools (``connector.prompt``); resources keep their URIs (tool results refer to
-them, and those are passed through unchanged), and a read goes to the connector that listed the URI or
-a template or a resource of the same scheme.
+Prompts are renamed like tools (``connector.prompt``); resource URIs are namespaced per connector
+(``toolbridge://connector/URI``, see ``_uris``), so a read goes to the connector whose prefix it carries.
+A URI without a prefix (an agent that kept an upstream's own URI) goes to the connector that listed it,
+or one whose resources or templates have its scheme. :class:`FederatedRequests` makes the requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from mcp_types.methods import is_input_required
+
+from toolbridge.connectors._input import CALL_INPUT
+from toolbridge.connectors.mcp._answers import checked_input, own_answer
 from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._session import Session
+from toolbridge.connectors.mcp._uris import inward, outward, outward_content, outward_template, prefix
+from toolbridge.errors import ToolNotFound, close_matches
 
-__all__ = ["Extras", "discover_extras"]
+__all__ = ["Extras", "FederatedRequests", "discover_extras"]
 
 
 @dataclass(frozen=True, slots=True)
 class Extras:
-    """What a server offers besides tools, as wire objects (prompt names already namespaced)."""
+    """What a server offers besides tools, as wire objects (prompt names and URIs already namespaced)."""
 
     prompts: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     """Catalog name → (upstream name, ``Prompt`` object)."""
     resources: Mapping[str, dict[str, Any]] = field(default_factory=dict)
-    """URI → ``Resource`` object."""
+    """Namespaced URI → ``Resource`` object (with that URI)."""
     templates: tuple[dict[str, Any], ...] = ()
+    namespace: str = ""
+    """The prefix of this connector's URIs (``toolbridge://connector/``)."""
 
     def owns(self, uri: str) -> bool:
-        """Whether a read of ``uri`` belongs to this server (listed, or the scheme of what it lists)."""
-        if uri in self.resources:
+        """Whether a read of ``uri`` belongs to this server: its prefix, else (an upstream's own URI) one
+        it listed or the scheme of what it lists."""
+        if self.namespace and uri.startswith(self.namespace):
+            return True
+        listed = [u[len(self.namespace) :] for u in self.resources]
+        if uri in listed:
             return True
         scheme = urlsplit(uri).scheme
-        listed = [*self.resources, *(str(t.get("uriTemplate", "")) for t in self.templates)]
+        listed += [str(t.get("uriTemplate", ""))[len(self.namespace) :] for t in self.templates]
         return bool(scheme) and any(urlsplit(u).scheme == scheme for u in listed)
 
 
@@ -50,6 +64,86 @@ async def discover_extras(session: Session, connector: str) -> Extras:
     if "resources" in session.capabilities:
         for item in await session.list_all("resources/list", "resources"):
             if isinstance(item.get("uri"), str):
-                resources[item["uri"]] = item
-        templates = tuple(await session.list_all("resources/templates/list", "resourceTemplates"))
-    return Extras(prompts, resources, templates)
+                uri = outward(connector, item["uri"])
+                resources[uri] = {**item, "uri": uri}
+        listed_templates = await session.list_all("resources/templates/list", "resourceTemplates")
+        templates = tuple(outward_template(connector, t) for t in listed_templates)
+    return Extras(prompts, resources, templates, prefix(connector))
+
+
+class FederatedRequests:
+    """Prompt, resource and completion requests to the upstream (a part of ``McpConnector``)."""
+
+    _name: str
+    extras: Extras
+    request: Callable[..., Awaitable[dict[str, Any]]]
+    _default_auth: Callable[[], AbstractAsyncContextManager[None]]
+
+    async def get_prompt(
+        self, name: str, arguments: Mapping[str, str], *, deadline: float | None = None
+    ) -> Any:
+        """``prompts/get`` of a federated prompt (``connector.prompt``), as the upstream answers it."""
+        entry = self.extras.prompts.get(name)
+        if entry is None:
+            raise ToolNotFound(name, suggestions=close_matches(name, self.extras.prompts))
+        params = {"name": entry[0], "arguments": dict(arguments)}
+        result = await self._asking("prompts/get", params, f"the upstream prompt {name!r}", deadline)
+        if "messages" in result:
+            result["messages"] = outward_content(self._name, result["messages"])
+        return result
+
+    async def read_resource(self, uri: str, *, deadline: float | None = None) -> Any:
+        """``resources/read`` of an upstream resource, as the upstream answers it (URIs namespaced)."""
+        own = inward(self._name, uri)
+        result = await self._asking(
+            "resources/read", {"uri": own}, f"the upstream resource {own!r}", deadline
+        )
+        if "contents" in result:
+            result["contents"] = outward_content(self._name, result["contents"])
+        return result
+
+    async def _asking(
+        self, method: str, params: Mapping[str, Any], what: str, deadline: float | None
+    ) -> dict[str, Any]:
+        """A request whose upstream may ask the agent for input (``input_required``): the agent's answers
+        and capabilities go with it (:data:`CALL_INPUT`), and the result is relayed only to an agent that
+        can answer it."""
+        agent = CALL_INPUT.get()
+        params = {**params, **agent.params()} if agent is not None else params
+        async with self._default_auth():
+            result = await self.request(
+                method, params, deadline=deadline, capabilities=agent.capabilities if agent else None
+            )
+        result = own_answer(result)
+        return checked_input(result, what, agent) if is_input_required(result) else result
+
+    async def complete(self, params: Mapping[str, Any], *, deadline: float | None = None) -> Any:
+        """``completion/complete`` for a federated prompt's argument or a resource template's variable.
+
+        A prompt reference names the catalog prompt (``connector.prompt``), a resource reference the
+        namespaced template; they go upstream under the upstream's own name and URI. Everything else in
+        ``params`` is passed as the agent sent it.
+        """
+        ref = dict(params.get("ref") or {})
+        if ref.get("type") == "ref/prompt":
+            entry = self.extras.prompts.get(str(ref.get("name")))
+            if entry is None:
+                raise ToolNotFound(
+                    str(ref.get("name")), suggestions=close_matches(str(ref.get("name")), self.extras.prompts)
+                )
+            ref["name"] = entry[0]
+        elif isinstance(ref.get("uri"), str):
+            ref["uri"] = inward(self._name, ref["uri"])
+        async with self._default_auth():
+            return own_answer(
+                await self.request("completion/complete", {**params, "ref": ref}, deadline=deadline)
+            )
+
+    async def subscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
+        """Ask the upstream to report changes of ``uri`` (its ``resources/updated`` reach ``on_event``)."""
+        async with self._default_auth():
+            await self.request("resources/subscribe", {"uri": inward(self._name, uri)}, deadline=deadline)
+
+    async def unsubscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
+        async with self._default_auth():
+            await self.request("resources/unsubscribe", {"uri": inward(self._name, uri)}, deadline=deadline)
