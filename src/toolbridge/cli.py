@@ -22,6 +22,7 @@ from toolbridge._cli_openapi import add_app, print_failed, print_report
 from toolbridge._cli_workspace import workspace_app
 from toolbridge._starter import STARTER_CONFIG
 from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
+from toolbridge.events._worker import delivery_worker
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.settings import Settings, load_settings
@@ -178,6 +179,8 @@ def serve(
             async with anyio.create_task_group() as tg:
                 if worker:
                     tg.start_soon(OutboxWorker(hub).run)
+                    if (deliverer := delivery_worker(hub)) is not None:
+                        tg.start_soon(deliverer.run)
                 await server.serve(sockets=[sock])
                 tg.cancel_scope.cancel()
 
@@ -190,19 +193,24 @@ def worker_command(
     database: DatabaseOption = None,
     once: Annotated[bool, typer.Option("--once", help="Process what is due now, then exit")] = False,
 ) -> None:
-    """Retry queued writes (the outbox) until stopped; run one or more beside `serve --no-worker` replicas."""
+    """Retry queued writes (the outbox) and deliver events until stopped; run beside `serve --no-worker`."""
     hub = _hub(config, database)
 
     async def main() -> int:
         async with hub:
             if once:
-                return await OutboxWorker(hub).run_once()
-            await OutboxWorker(hub).run()
+                deliverer = delivery_worker(hub)
+                events = await deliverer.run_once() if deliverer is not None else 0
+                return events + await OutboxWorker(hub).run_once()
+            async with anyio.create_task_group() as tg:
+                if (deliverer := delivery_worker(hub)) is not None:
+                    tg.start_soon(deliverer.run)
+                await OutboxWorker(hub).run()
         return 0
 
     count = _run(main, server=not once)
     if once:
-        out.print(f"processed {count} queued write(s)")
+        out.print(f"processed {count} queued write(s) and event deliveries")
 
 
 @app.command("outbox")

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
+from toolbridge.events._deliveries import Deliveries
 from toolbridge.events._log import EventLog
 from toolbridge.events._model import EventFilter
 from toolbridge.events._service import EventService, Source, Subscription, ToolTarget, WebhookTarget
@@ -44,6 +45,7 @@ def build_events(settings: Settings, hub: Hub) -> EventService | None:
         sources={name: source(name, hook) for name, hook in settings.hooks.items()},
         subscriptions={name: subscription(name, sub) for name, sub in settings.subscriptions.items()},
         resolve=partial(_resolve, settings, hub),
+        deliveries=Deliveries(hub.database),
     )
     hub.event_service = service
     add_event_tools(hub, service)

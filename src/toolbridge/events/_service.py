@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from toolbridge.errors import AuthenticationError, BadRequest, NotFound, PayloadTooLarge
+from toolbridge.events._deliveries import Deliveries
 from toolbridge.events._log import EventLog, Recorded
 from toolbridge.events._model import Event, EventFilter, NewEvent
 from toolbridge.events._verify import Verifier, dig
@@ -87,8 +88,10 @@ class EventService:
         sources: Mapping[str, Source] | None = None,
         subscriptions: Mapping[str, Subscription] | None = None,
         resolve: Resolve | None = None,
+        deliveries: Deliveries | None = None,
     ) -> None:
         self.log = log
+        self.deliveries = deliveries
         self.resolve = resolve or _static
         self._verifiers: dict[str, Verifier] = {}
         self.sources = dict(sources or {})

@@ -1,0 +1,229 @@
+"""The delivery worker: outbound webhooks (Standard Webhooks signed) and tool calls, from leased rows.
+
+Each webhook attempt: the URL passes the hub's SSRF guard (:mod:`toolbridge._urlguard`, the same rules as
+URL import: public addresses on ports 80/443, the checked address pinned) unless its host is in the
+subscription's ``allow_hosts``; the body is signed afresh (same ``webhook-id``, new ``webhook-timestamp`` and
+``webhook-signature``); redirects are never followed (a 3xx is a failed attempt); the attempt is stopped
+after the target's timeout (15 s by default). 2xx is success; 410 disables the endpoint and records a
+``toolbridge.webhook.disabled`` event; anything else is retried on the schedule of :mod:`._deliveries`.
+
+A tool target is called through ``Hub.call`` as the subscription's principal, with arguments rendered from
+the event and the delivery id as idempotency key (a retried delivery is applied once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx2
+from standardwebhooks.webhooks import Webhook
+
+from toolbridge._urlguard import Resolver, URLGuard, system_resolver
+from toolbridge.errors import BadRequest, ToolbridgeError, UpstreamError, problem
+from toolbridge.events._deliveries import Deliveries, DeliveryItem
+from toolbridge.events._model import Event
+from toolbridge.events._service import EventService, ToolTarget, WebhookTarget, render
+
+if TYPE_CHECKING:
+    from toolbridge.hub import Hub
+
+__all__ = ["DeliveryWorker", "delivery_worker", "webhook_body"]
+
+logger = logging.getLogger("toolbridge.events")
+
+_GUARD_WORDS = "refused by the SSRF guard: webhooks go only to public http(s) addresses on ports 80 and 443"
+
+
+def webhook_body(event: Event) -> str:
+    """The JSON body of an outbound webhook (Standard Webhooks shape: type, timestamp, data)."""
+    return json.dumps(
+        {
+            "type": event.type,
+            "timestamp": event.time.isoformat(timespec="milliseconds"),
+            "data": event.as_dict(),
+        },
+        separators=(",", ":"),
+    )
+
+
+def delivery_worker(hub: Hub) -> DeliveryWorker | None:
+    """The delivery worker of a hub with an event service (None without one)."""
+    service = hub.event_service
+    if service is None or service.deliveries is None:
+        return None
+    return DeliveryWorker(hub, service, service.deliveries)
+
+
+class DeliveryWorker:
+    """Delivers due rows until cancelled (``run``) or once (``run_once``)."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        service: EventService,
+        deliveries: Deliveries,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        resolver: Resolver = system_resolver,
+        poll_interval: float = 1.0,
+        batch: int = 10,
+    ) -> None:
+        self._hub = hub
+        self._service = service
+        self.deliveries = deliveries
+        self._transport = transport
+        self._resolver = resolver
+        self._poll = poll_interval
+        self._batch = batch
+        self.purge_every = 600.0
+
+    async def run(self) -> None:
+        """Deliver until cancelled; every ``purge_every`` seconds, apply the log's retention."""
+        purged = -self.purge_every
+        async with self._client() as client:
+            while True:
+                if anyio.current_time() - purged >= self.purge_every:
+                    purged = anyio.current_time()
+                    await self._service.log.purge()
+                if await self.run_once(client) == 0:
+                    await anyio.sleep(self._poll)
+
+    def _client(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(transport=self._transport, trust_env=False, follow_redirects=False)
+
+    async def run_once(self, client: httpx2.AsyncClient | None = None) -> int:
+        """Attempt every due delivery once; returns how many were attempted."""
+        if client is None:
+            async with self._client() as own:
+                return await self.run_once(own)
+        items = await self.deliveries.claim_due(self._batch)
+        async with anyio.create_task_group() as tg:
+            for item in items:
+                tg.start_soon(self._process, client, item)
+        return len(items)
+
+    async def _process(self, client: httpx2.AsyncClient, item: DeliveryItem) -> None:
+        subscription = self._service.subscriptions.get(item.subscription)
+        event = await self._service.log.by_seq(item.event_seq)
+        if subscription is None or event is None:
+            why = "the subscription was removed" if subscription is None else "the event aged out"
+            await self.deliveries.fail(item, {"detail": why})
+            return
+        if item.target == "webhook" and subscription.webhook is not None:
+            await self._webhook(client, item, event, subscription.webhook)
+        elif item.target == "tool" and subscription.tool is not None:
+            await self._tool(item, event, subscription.tool)
+        else:
+            await self.deliveries.fail(item, {"detail": f"subscription has no {item.target} target now"})
+
+    # -- webhooks -----------------------------------------------------------------------------------
+
+    async def _webhook(
+        self, client: httpx2.AsyncClient, item: DeliveryItem, event: Event, target: WebhookTarget
+    ) -> None:
+        if item.subscription in await self.deliveries.disabled():
+            await self.deliveries.fail(
+                item, {"detail": "the endpoint is disabled (it answered 410)"}, state="disabled"
+            )
+            return
+        try:
+            status = await self._post(client, item, event, target)
+        except (BadRequest, httpx2.HTTPError, TimeoutError) as exc:
+            await self._failed(item, _error(exc, target))
+            return
+        if 200 <= status < 300:
+            await self.deliveries.succeed(item)
+        elif status == 410:
+            await self._gone(item, target)
+        else:
+            detail = f"the receiver answered {status}" + (
+                " (redirects are not followed)" if 300 <= status < 400 else ""
+            )
+            await self._failed(item, {"detail": detail, "status": status})
+
+    async def _post(
+        self, client: httpx2.AsyncClient, item: DeliveryItem, event: Event, target: WebhookTarget
+    ) -> int:
+        guard = URLGuard(refusal=_GUARD_WORDS, allow_hosts=target.allow_hosts)
+        url = guard.check(target.url)
+        pinned, host = await guard.pin_async(url, self._resolver)
+        secret = (await self._service.resolve(target.secret)).reveal()
+        body = webhook_body(event)
+        when = dt.datetime.fromtimestamp(int(self.deliveries.clock()), dt.UTC)
+        headers = {
+            "host": host,
+            "content-type": "application/json",
+            "user-agent": "toolbridge-webhooks",
+            "webhook-id": item.id,
+            "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": Webhook(secret).sign(item.id, when, body),
+        }
+        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+        request = client.build_request(
+            "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
+        )
+        with anyio.fail_after(target.timeout):
+            response = await client.send(request)
+            await response.aclose()
+        return response.status_code
+
+    async def _failed(self, item: DeliveryItem, error: Mapping[str, Any]) -> None:
+        if not await self.deliveries.retry_later(item, error):
+            logger.error(
+                "delivery %s to %s failed for good after %d attempts",
+                item.id,
+                item.subscription,
+                item.attempts,
+            )
+            await self._service.emit(
+                "toolbridge.events",
+                "toolbridge.delivery.failed",
+                item.subscription,
+                {"delivery_id": item.id, "attempts": item.attempts, "error": dict(error)},
+            )
+
+    async def _gone(self, item: DeliveryItem, target: WebhookTarget) -> None:
+        reason = f"{_origin(target.url)} answered 410 Gone"
+        await self.deliveries.fail(item, {"detail": reason, "status": 410}, state="disabled")
+        await self.deliveries.disable(item.subscription, reason)
+        logger.warning("webhook endpoint of subscription %s disabled: %s", item.subscription, reason)
+        await self._service.emit(
+            "toolbridge.events",
+            "toolbridge.webhook.disabled",
+            item.subscription,
+            {"subscription": item.subscription, "reason": reason, "delivery_id": item.id},
+        )
+
+    # -- tool calls ---------------------------------------------------------------------------------
+
+    async def _tool(self, item: DeliveryItem, event: Event, target: ToolTarget) -> None:
+        hub = self._hub
+        try:
+            principal = await hub.agents.principal_for(f"agent:{target.principal}")
+            arguments = render(target.arguments, event)
+            await hub.call(principal, target.name, arguments, idempotency_key=f"event-{item.id}")
+        except UpstreamError as exc:
+            await self._failed(item, problem(exc))
+            return
+        except ToolbridgeError as exc:  # the call is wrong (scope, arguments, tool gone): it cannot succeed
+            await self.deliveries.fail(item, problem(exc))
+            return
+        await self.deliveries.succeed(item)
+
+
+def _origin(url: str) -> str:
+    parsed = httpx2.URL(url)
+    return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")
+
+
+def _error(exc: Exception, target: WebhookTarget) -> dict[str, Any]:
+    if isinstance(exc, TimeoutError | httpx2.TimeoutException):
+        return {"detail": f"no answer within {target.timeout:g} s"}
+    if isinstance(exc, BadRequest):
+        return {"detail": exc.message}
+    return {"detail": f"{type(exc).__name__}: {exc}"}
