@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from toolbridge import ConfigFileError, ConfigurationError, Hub, Principal
 from toolbridge._starter import STARTER_CONFIG
-from toolbridge.settings import load_settings, parse_settings
+from toolbridge.resilience import RetryPolicy
+from toolbridge.settings import RetrySettings, load_settings, parse_settings
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -122,3 +124,23 @@ def test_resilience_block_builds_a_policy_and_bad_rates_are_located() -> None:
         parse_settings(text.replace("5000/hour", "lots"))
     with pytest.raises(ConfigFileError, match=r":11: agents.a.rate: .*is not a rate"):
         parse_settings(text.replace("10/minute", "fast"))
+
+
+def test_every_retry_budget_knob_is_settable_per_connector() -> None:
+    """Regression: budget_ratio (and budget_min) could not be set in toolbridge.yaml."""
+    knobs = {
+        "max_attempts": 6,
+        "base_delay": 0.25,
+        "max_delay": 5.0,
+        "attempt_timeout": 7.0,
+        "max_retry_after": 30.0,
+        "budget_ratio": 0.2,
+        "budget_min": 5,
+        "throttle_max_tokens": 50.0,
+        "throttle_token_ratio": 0.5,
+    }
+    flow = ", ".join(f"{k}: {v}" for k, v in knobs.items())
+    text = f"connectors:\n  n:\n    kind: python\n    tools: []\n    resilience:\n      retry: {{{flow}}}\n"
+    retry = Hub.from_settings(parse_settings(text)).resilience.state("n").policy.retry
+    assert {k: getattr(retry, k) for k in knobs} == knobs
+    assert set(RetrySettings.model_fields) <= {f.name for f in dataclasses.fields(RetryPolicy)}

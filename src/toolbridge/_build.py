@@ -89,6 +89,8 @@ def _policy(connector: object) -> ResiliencePolicy | None:
             max_delay=r.max_delay,
             attempt_timeout=r.attempt_timeout,
             max_retry_after=r.max_retry_after,
+            budget_ratio=r.budget_ratio,
+            budget_min=r.budget_min,
             throttle_max_tokens=r.throttle_max_tokens,
             throttle_token_ratio=r.throttle_token_ratio,
         ),

@@ -65,13 +65,18 @@ class LimitSettings(_Model):
 
 
 class RetrySettings(_Model):
-    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
-    base_delay: Annotated[float, Field(ge=0)] = 1.0
-    max_delay: Annotated[float, Field(ge=0)] = 20.0
-    attempt_timeout: Annotated[float, Field(gt=0)] | None = 30.0
+    """Defaults: those of ``toolbridge.resilience.RetryPolicy`` (docs/resilience.md)."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    base_delay: Annotated[float, Field(ge=0)] = 0.5
+    max_delay: Annotated[float, Field(ge=0)] = 10.0
+    attempt_timeout: Annotated[float, Field(gt=0)] | None = 20.0
     max_retry_after: Annotated[float, Field(ge=0)] = 120.0
-    throttle_max_tokens: Annotated[float, Field(gt=0)] = 10.0
-    throttle_token_ratio: Annotated[float, Field(gt=0)] = 0.1
+    budget_ratio: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Retries in flight ≤ this share of the connector's active calls (at least ``budget_min``)."""
+    budget_min: Annotated[int, Field(ge=0)] = 3
+    throttle_max_tokens: Annotated[float, Field(gt=0)] = 100.0
+    throttle_token_ratio: Annotated[float, Field(gt=0)] = 1.0
 
 
 class BreakerSettings(_Model):

@@ -132,3 +132,42 @@ async def test_breaker_opens_under_an_outage_and_recovers(fake_time: FakeTime) -
             assert (await hub.call(Principal.local(), "svc.read")).value == "ok"
         assert resilience.state("svc").breaker.state.value == "closed"
     assert outage.injected["status"] == 20  # nothing reached the upstream while open
+
+
+TRANSIENT_30 = [
+    Fault("status", 0.08, status=503),
+    Fault("status", 0.06, status=500),
+    Fault("status", 0.04, status=429, retry_after=1),
+    Fault("reset_before", 0.05),
+    Fault("reset_after", 0.05),
+    Fault("truncated", 0.02),
+]
+
+
+async def test_default_budgets_let_reads_ride_out_30_percent_transient_faults(fake_time: FakeTime) -> None:
+    """Regression: with the old defaults (3 attempts, throttle 10 tokens / 0.1, budget 20 %) 27 % of
+    idempotent reads failed at 30 % faults; the budgets must still stop an outage's retries (R9)."""
+    resilience = Resilience(clock=fake_time.clock, sleep=fake_time.sleep, rng=random.Random(4))
+    hub = Hub(resilience=resilience)  # the default policy, as users get it
+
+    @hub.tool(connector="svc", read_only=True)
+    async def read(n: int) -> int:
+        return n
+
+    hub.wrap_connector("svc", lambda inner: ChaosConnector(inner, TRANSIENT_30, seed=4))
+    outcomes: Counter[str] = Counter()
+    clients = anyio.CapacityLimiter(64)  # a fleet of agents, 64 calls in flight at any time
+
+    async def one(i: int) -> None:
+        try:
+            async with clients:
+                await hub.call(Principal.local(), "svc.read", {"n": i})
+            outcomes["ok"] += 1
+        except ToolbridgeError as exc:
+            outcomes[exc.code] += 1
+
+    async with hub:
+        async with anyio.create_task_group() as tg:
+            for i in range(1000):
+                tg.start_soon(one, i)
+    assert outcomes["ok"] >= 990, outcomes
