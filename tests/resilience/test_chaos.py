@@ -166,8 +166,7 @@ async def test_default_budgets_let_reads_ride_out_30_percent_transient_faults(fa
         except ToolbridgeError as exc:
             outcomes[exc.code] += 1
 
-    async with hub:
-        async with anyio.create_task_group() as tg:
-            for i in range(1000):
-                tg.start_soon(one, i)
+    async with hub, anyio.create_task_group() as tg:
+        for i in range(1000):
+            tg.start_soon(one, i)
     assert outcomes["ok"] >= 990, outcomes
