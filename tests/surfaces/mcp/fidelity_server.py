@@ -12,7 +12,11 @@ Used by test_fidelity.py, which compares what it answers directly with what tool
 - the resource ``demo://note`` and the template ``demo://echo/{word}`` answer with the ``NOTE``
   environment variable, so two copies of the server serve the same URIs with different contents.
 
-``fidelity_server.py`` serves stdio; ``fidelity_server.py http PORT`` streamable HTTP on 127.0.0.1.
+- ``reconnect`` logs, closes its SSE answer before the response (SSE polling, SEP-1699), logs again
+  and answers: a client must resume the stream with ``Last-Event-ID`` to get the rest.
+
+``fidelity_server.py`` serves stdio; ``fidelity_server.py http PORT`` streamable HTTP on 127.0.0.1;
+``fidelity_server.py http PORT polling`` the same with an event store and a 100 ms ``retry``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sys
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     CallToolResult,
@@ -32,6 +37,7 @@ from mcp_types import (
     ElicitResult,
     ImageContent,
     InputRequiredResult,
+    JSONRPCMessage,
     ListRootsRequest,
     SamplingMessage,
     TextContent,
@@ -131,8 +137,37 @@ def echo_word(word: str) -> str:
     return f"{os.environ.get('NOTE', 'no note')}: {word}"
 
 
+@server.tool(description="Close the SSE answer before the response; the client must resume it.")
+async def reconnect(ctx: Context) -> str:
+    await ctx.log("info", "before the stream closes")
+    await ctx.close_sse_stream()
+    await ctx.log("info", "after the stream was closed")
+    return "answered after the stream was closed"
+
+
+class MemoryEvents(EventStore):
+    """Every event of every stream, kept for replay after a ``Last-Event-ID``."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, JSONRPCMessage | None]] = []
+
+    async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
+        self.events.append((stream_id, str(len(self.events) + 1), message))
+        return str(len(self.events))
+
+    async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
+        stream = next((s for s, e, _ in self.events if e == last_event_id), None)
+        for s, event_id, message in self.events:
+            if s == stream and int(event_id) > int(last_event_id) and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return stream
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["http"]:
-        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+        polling = (
+            {"event_store": MemoryEvents(), "retry_interval": 100} if sys.argv[3:4] == ["polling"] else {}
+        )
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), **polling)  # type: ignore[arg-type]
     else:
         server.run("stdio")

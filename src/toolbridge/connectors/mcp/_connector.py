@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
-from mcp.shared.inbound import mcp_param_headers, x_mcp_header_map
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, mcp_param_headers, x_mcp_header_map
 
 from toolbridge._redact import forms, redact_value
 from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
@@ -333,6 +333,8 @@ class McpConnector(FederatedRequests):
         self._session = session
         if session.modern and self._tg is not None:
             self._tg.start_soon(self._listen, session)  # list changes come on a listen stream
+        elif isinstance(session.channel, HttpChannel) and self._tg is not None:  # on the session's GET stream
+            session.channel.hold_stream(self._tg, {MCP_PROTOCOL_VERSION_HEADER: session.version})
         return session
 
     async def _open_for_connection(self) -> Session:

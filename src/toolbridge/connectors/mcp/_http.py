@@ -14,6 +14,12 @@ is checked (no control characters, ASCII only), so no value can split the reques
 by ``Transfer-Encoding: chunked``, ``Content-Length`` or the end of the connection, and a connection
 is reused only after a complete keep-alive answer.
 
+Streams the server ends early are followed, as the SDK's client does: a POST whose SSE answer closes
+before the response (SSE polling, SEP-1699) is resumed with a ``GET`` carrying ``Last-Event-ID``, after
+the server's ``retry`` delay; and a handshake-era session holds the session's ``GET`` stream open
+(:meth:`HttpChannel.hold_stream`), reconnecting from the last event id, so the server's own log
+messages, resource updates and list changes arrive.
+
 Credentials are per request, not per channel: :data:`UPSTREAM_AUTH` holds the ``httpx2.Auth`` flow of the
 connection the current call resolved (set by the connector around each request), and every POST gets
 the headers (and query parameters) that flow puts on a request, read at send time — so a token refreshed
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -40,11 +47,18 @@ from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamU
 
 __all__ = ["UPSTREAM_AUTH", "HttpChannel", "auth_headers"]
 
+logger = logging.getLogger("toolbridge.connectors.mcp")
+
 _READ = 65536
 _MAX_HEAD = 1 << 20
 _MAX_POOL = 16
 _MAX_BODY = 64 * 1024 * 1024
 _CONNECT_TIMEOUT = 10.0
+_RETRY = 1.0
+"""Seconds before following a stream again when the server named no ``retry`` (the SDK's default)."""
+_RESUME_ATTEMPTS = 2
+"""Resumptions in a row that may fail (or bring nothing new) before a call gives up (the SDK's number)."""
+_MAX_STREAM_DELAY = 30.0
 _ACCEPT = "application/json, text/event-stream"
 _TRANSPORT_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -295,6 +309,7 @@ class HttpChannel:
         self._idle: list[_Connection] = []
         self._session_id: str | None = None
         self._closed = False
+        self._listening: anyio.CancelScope | None = None
 
     @property
     def alive(self) -> bool:
@@ -313,6 +328,8 @@ class HttpChannel:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._listening is not None:
+            self._listening.cancel()
         idle, self._idle = self._idle, []
         if self._session_id is not None:
             await self._terminate()
@@ -324,22 +341,74 @@ class HttpChannel:
 
     async def request(self, message: Message, headers: Mapping[str, str]) -> Message:
         response: Message | None = None
+        events = _Events()
         try:
-            async for item in self._exchange(message, headers):
-                if "method" in item:
-                    reply = await self._on_message(item)
-                    if reply is not None and "id" in item:
-                        await self.notify({"jsonrpc": "2.0", "id": item["id"], **reply}, headers)
-                elif item.get("id") == message["id"]:
-                    response = item
+            async for item in self._exchange(message, headers, events):
+                response = await self._handled(item, message, headers) or response
         except _RpcAnswer as answer:
             return {**answer.message, "id": message["id"]}
+        if response is None and events.last_id is not None:  # closed early: the server polls
+            response = await self._resumed(message, headers, events)
         if response is None:
             raise UpstreamUnavailable(
                 f"{self.describe} ended its answer without a response to {message.get('method')!r}",
                 sent=True,
             )
         return response
+
+    async def _handled(self, item: Message, request: Message, headers: Mapping[str, str]) -> Message | None:
+        """``item`` if it is the response to ``request``; a server message is handed on (and answered)."""
+        if "method" in item:
+            reply = await self._on_message(item)
+            if reply is not None and "id" in item:
+                await self.notify({"jsonrpc": "2.0", "id": item["id"], **reply}, headers)
+            return None
+        return item if item.get("id") == request.get("id") else None
+
+    async def _resumed(self, message: Message, headers: Mapping[str, str], events: _Events) -> Message | None:
+        """Follow a POST's SSE answer the server closed before the response: ``GET`` it again from the last
+        event id after the server's ``retry`` delay, until the response comes; give up after
+        :data:`_RESUME_ATTEMPTS` attempts in a row that fail or bring nothing new."""
+        failures = 0
+        while failures < _RESUME_ATTEMPTS:
+            await anyio.sleep(events.retry if events.retry is not None else _RETRY)
+            before = events.last_id
+            try:
+                async for item in self._stream(headers, events):
+                    found = await self._handled(item, message, headers)
+                    if found is not None:
+                        return found
+            except _NoStream as exc:  # the server cannot resume it (405, or the session is gone)
+                logger.info("%s could not resume a stream: %s", self.describe, exc)
+                return None
+            except UpstreamUnavailable as exc:
+                logger.debug("%s: resuming a stream failed: %s", self.describe, exc)
+                failures += 1
+                continue
+            failures = 0 if events.last_id != before else failures + 1
+        return None
+
+    def hold_stream(self, tg: anyio.abc.TaskGroup, headers: Mapping[str, str]) -> None:
+        """Keep the session's ``GET`` stream open (handshake era) as the current credentials: what the
+        server sends on it reaches ``on_message``. It ends with the channel, its session, or a 405."""
+        tg.start_soon(self._listen, UPSTREAM_AUTH.get(), dict(headers))
+
+    async def _listen(self, auth: httpx2.Auth | None, headers: Mapping[str, str]) -> None:
+        UPSTREAM_AUTH.set(auth)  # a task of its own: the session opener's credentials
+        events, session, delay = _Events(), self._session_id, 0.0
+        with anyio.CancelScope() as self._listening:
+            while not self._closed and session is not None and self._session_id == session:
+                try:
+                    async for item in self._stream(headers, events):
+                        delay = 0.0
+                        await self._handled(item, {}, headers)
+                except _NoStream as exc:  # 405: no GET stream here; 404 or 400: the session ended
+                    logger.info("%s keeps no stream for its session: %s", self.describe, exc)
+                    return
+                except UpstreamUnavailable as exc:
+                    delay = min(max(delay * 2, _RETRY), _MAX_STREAM_DELAY)
+                    logger.debug("%s: the session's stream failed: %s", self.describe, exc)
+                await anyio.sleep(delay or (events.retry if events.retry is not None else _RETRY))
 
     async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
         with contextlib.suppress(_RpcAnswer):
@@ -349,7 +418,9 @@ class HttpChannel:
 
     # -- one HTTP exchange -------------------------------------------------------------------------
 
-    async def _exchange(self, message: Message, headers: Mapping[str, str]) -> AsyncIterator[Message]:
+    async def _exchange(
+        self, message: Message, headers: Mapping[str, str], events: _Events | None = None
+    ) -> AsyncIterator[Message]:
         body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         request = self._post(body, headers)
         conn = self._idle.pop() if self._idle else None
@@ -359,7 +430,7 @@ class HttpChannel:
                 conn = await self._connect()
             try:
                 await conn.send(request)
-                async for item in self._read(conn, await conn.head()):
+                async for item in self._read(conn, await conn.head(), events):
                     yield item
                 break
             except _Broken as exc:
@@ -418,13 +489,48 @@ class HttpChannel:
                 hint="check the connector's headers and the connection's credentials",
             ) from exc
 
-    async def _read(self, conn: _Connection, response: _Head) -> AsyncIterator[Message]:
+    async def _stream(self, headers: Mapping[str, str], events: _Events) -> AsyncIterator[Message]:
+        """The messages of one ``GET`` of the session's SSE stream, from ``events.last_id`` when set."""
+        conn = await self._connect()
+        try:
+            await conn.send(self._get(headers, events.last_id))
+            head = await conn.head()
+            content_type = head.headers.get("content-type", "").split(";")[0].strip().lower()
+            if head.status >= 300 or content_type != "text/event-stream":
+                raise _NoStream(f"HTTP {head.status} ({content_type or 'no content type'})")
+            async for item in _sse(conn, events):
+                yield item
+        except _Broken as exc:
+            raise UpstreamUnavailable(f"{self.describe}: {exc}", sent=True) from exc
+        finally:
+            await conn.aclose()
+
+    def _get(self, extra: Mapping[str, str], last_id: str | None) -> bytes:
+        head = [(k, v) for k, v in self._base_headers if k not in ("accept", "content-type")]
+        head.append(("accept", "text/event-stream"))
+        if self._session_id is not None:
+            head.append(("mcp-session-id", self._session_id))
+        if last_id is not None:
+            head.append(("last-event-id", last_id))
+        head.extend(extra.items())
+        target, auth = self._target, UPSTREAM_AUTH.get()
+        if auth is not None:
+            target, added = auth_headers(auth, self._url, b"")
+            head = [(k, v) for k, v in head if k not in {k for k, _ in added}] + added
+        try:
+            return _request("GET", target, head)
+        except ValueError as exc:
+            raise UpstreamUnavailable(f"cannot GET {self.describe}: {exc}", sent=False) from exc
+
+    async def _read(
+        self, conn: _Connection, response: _Head, events: _Events | None
+    ) -> AsyncIterator[Message]:
         headers, status = response.headers, response.status
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if status < 300 and "mcp-session-id" in headers:
             self._session_id = headers["mcp-session-id"]
         if content_type == "text/event-stream" and status < 300:
-            async for item in _sse(conn):
+            async for item in _sse(conn, events or _Events()):
                 yield item
             return
         body = await _body(conn)
@@ -477,6 +583,20 @@ class HttpChannel:
         self._session_id = None
 
 
+class _NoStream(Exception):
+    """A ``GET`` of the session's stream was refused (405: the server keeps none; 404: no such session)."""
+
+
+class _Events:
+    """Where an SSE stream stands: the last event id seen and the server's ``retry`` delay (seconds)."""
+
+    __slots__ = ("last_id", "retry")
+
+    def __init__(self) -> None:
+        self.last_id: str | None = None
+        self.retry: float | None = None
+
+
 class _RpcAnswer(Exception):
     """A JSON-RPC error sent with an HTTP error status: the session layer reads it as the response."""
 
@@ -496,10 +616,12 @@ async def _body(conn: _Connection) -> bytes:
     return b"".join(chunks)
 
 
-async def _sse(conn: _Connection) -> AsyncIterator[Message]:
-    """The JSON-RPC messages of an SSE answer (``data:`` of each event; other fields ignored)."""
+async def _sse(conn: _Connection, events: _Events) -> AsyncIterator[Message]:
+    """The JSON-RPC messages of an SSE answer (``data:`` of each event); ``id:`` and ``retry:`` are kept
+    in ``events`` (an event's id counts once the event is complete, as in the SSE specification)."""
     buffer = b""
     data: list[bytes] = []
+    event_id: str | None = None
     while (piece := await conn.piece()) is not None:
         buffer += piece
         *lines, buffer = buffer.split(b"\n")
@@ -507,8 +629,14 @@ async def _sse(conn: _Connection) -> AsyncIterator[Message]:
             line = line.rstrip(b"\r")
             if line.startswith(b"data:"):
                 data.append(line[5:].removeprefix(b" "))
-            elif not line and data:
-                decoded = _json(b"\n".join(data))
+            elif line.startswith(b"id:") and b"\0" not in line:
+                event_id = line[3:].removeprefix(b" ").decode(errors="replace")
+            elif line.startswith(b"retry:") and line[6:].strip().isdigit():
+                events.retry = int(line[6:].strip()) / 1000
+            elif not line:
+                if event_id is not None:
+                    events.last_id, event_id = event_id, None
+                decoded = _json(b"\n".join(data)) if data else None
                 data = []
                 if isinstance(decoded, dict):
                     yield decoded

@@ -1,0 +1,106 @@
+"""Streams of a streamable-HTTP upstream that the connector must follow.
+
+- The session's ``GET`` stream (2025-11-25): server-everything over streamable HTTP sends its log
+  messages and resource updates there, outside any request; they must reach ``on_event``.
+- SSE polling (SEP-1699): fidelity_server.py (the official SDK's MCPServer with an event store) closes
+  a call's SSE answer before the response; the connector resumes it with ``Last-Event-ID`` instead of
+  failing the call and dropping the session.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests._patience import patience
+from toolbridge import Principal
+from toolbridge.connectors._events import HubEvent, LogMessage, ResourceUpdated
+from toolbridge.connectors.mcp import HttpServer, McpConnector
+
+from .conftest import NodeHttp, hub_with
+
+pytestmark = pytest.mark.anyio
+LOCAL = Principal.local()
+FIDELITY = Path(__file__).parents[2] / "surfaces" / "mcp" / "fidelity_server.py"
+
+
+@dataclass
+class Heard:
+    events: list[HubEvent] = field(default_factory=list)
+    arrived: anyio.Event = field(default_factory=anyio.Event)
+
+    def __call__(self, event: HubEvent) -> None:
+        self.events.append(event)
+        self.arrived.set()
+        self.arrived = anyio.Event()
+
+    async def first(self, kind: type) -> HubEvent:
+        with anyio.fail_after(patience(30)):
+            while True:
+                found = next((e for e in self.events if isinstance(e, kind)), None)
+                if found is not None:
+                    return found
+                await self.arrived.wait()
+
+
+@pytest.mark.node
+async def test_a_handshake_era_upstream_is_heard_on_its_sessions_get_stream(
+    everything_http: NodeHttp,
+) -> None:
+    heard = Heard()
+    connector = McpConnector("ev", everything_http.server, on_event=heard)
+    async with hub_with(connector) as hub:
+        assert connector.capabilities and not connector._stateless
+        uri = next(iter(connector.extras.resources))
+        await connector.subscribe_resource(uri)
+        await hub.call(LOCAL, "ev.toggle-subscriber-updates", {})
+        await hub.call(LOCAL, "ev.toggle-simulated-logging", {})
+        update = await heard.first(ResourceUpdated)
+        log = await heard.first(LogMessage)
+    assert update == ResourceUpdated("ev", uri)
+    assert isinstance(log, LogMessage) and log.connector == "ev"
+
+
+@pytest.fixture(scope="module")
+def polling_url() -> Iterator[str]:
+    """fidelity_server.py over streamable HTTP with an event store and a 100 ms retry (SSE polling)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, str(FIDELITY), "http", str(port), "polling"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + patience(30)
+        while True:  # bounded polling until it listens
+            assert process.poll() is None, "fidelity_server.py exited while starting"
+            assert time.monotonic() < deadline, "fidelity_server.py did not listen in time"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_a_stream_the_server_closes_before_the_response_is_resumed(polling_url: str) -> None:
+    heard = Heard()
+    connector = McpConnector("fid", HttpServer(polling_url, protocol="2025-11-25"), on_event=heard)
+    async with hub_with(connector) as hub:
+        result = await hub.call(LOCAL, "fid.reconnect", {})
+        after = await hub.call(LOCAL, "fid.with_meta", {})
+        assert connector.sessions_opened == 1  # the session was kept
+    assert result.value["content"] == [{"type": "text", "text": "answered after the stream was closed"}]
+    assert after.value["structuredContent"] == {"ok": True}
+    logged = [e.data for e in heard.events if isinstance(e, LogMessage)]
+    assert logged == ["before the stream closes", "after the stream was closed"]
