@@ -42,7 +42,8 @@ from toolbridge import Hub, Principal
 from toolbridge.catalog import Tool
 from toolbridge.catalog._search import SearchIndex
 from toolbridge.connectors.openapi import OpenAPIConnector
-from toolbridge.surfaces.mcp._search import SEARCH, search_answer
+from toolbridge.surfaces.mcp._search import SEARCH, describe_document, search_answer
+from toolbridge.surfaces.mcp._wire import tool_to_wire
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / ".." / "shared" / "specs"
@@ -246,6 +247,10 @@ def main() -> None:
     for engine in engines:
         print(report(engine, tasks, args.show_misses))
     print()
+    full = [len(json.dumps(tool_to_wire(t), ensure_ascii=False).encode()) for t in tools]
+    compact = [len(json.dumps(describe_document(t), ensure_ascii=False).encode()) for t in tools]
+    spans = [f"{statistics.median(v):,.0f} / {p99(v):,} / {max(v):,}" for v in (compact, full)]
+    print(f"describe_tool bytes, median / p99 / max: compact {spans[0]}; full=true {spans[1]}")
     for copies in (1, 2):
         count, seconds, mib = build_cost(lambda copies=copies: build_hub(copies))
         print(f"index build, {count:,} tools: {seconds:.3f} s median of 3, {mib:.1f} MiB held")

@@ -1,5 +1,6 @@
 """Tools and the registry that holds them."""
 
+from toolbridge.catalog._compact import plain_json
 from toolbridge.catalog._registry import Catalog
 from toolbridge.catalog._search import SearchHit, SearchResult, summary_of
 from toolbridge.catalog._tool import (
@@ -22,6 +23,7 @@ __all__ = [
     "Tool",
     "ToolAnnotations",
     "check_tool_name",
+    "plain_json",
     "quarantine_error",
     "summary_of",
 ]

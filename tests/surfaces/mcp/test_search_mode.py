@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from tests.catalog.test_compact import BIG
+from toolbridge import Tool
 
 from .conftest import Served, make_hub, serve
 
@@ -177,3 +182,23 @@ async def test_an_unknown_tool_in_call_and_describe_is_the_meta_tools_error(
         text = await refusal(searching, era, meta, {"name": "demo.add_numbers"})
         assert "no tool named 'demo.add_numbers'" in text
         assert "did you mean 'demo.add'" in text  # found by search: too far apart for difflib
+
+
+async def test_describe_tool_is_compact_for_big_schemas(searching: Served) -> None:
+    searching.hub.catalog.add(Tool("demo.respond", "demo", "Create a model response.", BIG))
+    described = await call_meta(searching, "modern", "toolbridge.describe_tool", {"name": "demo.respond"})
+    compact = described["structuredContent"]
+    assert "property='name'" in compact["compact"]  # type: ignore[index]
+    assert len(json.dumps(compact)) < len(json.dumps(BIG)) / 4
+    part = await call_meta(
+        searching, "modern", "toolbridge.describe_tool", {"name": "demo.respond", "property": "huge.setting1"}
+    )
+    assert part["structuredContent"]["schema"] == BIG["properties"]["huge"]["properties"]["setting1"]  # type: ignore[index]
+    whole = await call_meta(
+        searching, "modern", "toolbridge.describe_tool", {"name": "demo.respond", "full": True}
+    )
+    assert whole["structuredContent"]["inputSchema"] == BIG  # type: ignore[index]
+    text = await refusal(
+        searching, "modern", "toolbridge.describe_tool", {"name": "demo.respond", "property": "nope"}
+    )
+    assert "'demo.respond' has no argument 'nope'" in text and "model, input, instructions" in text

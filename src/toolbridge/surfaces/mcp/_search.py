@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import Catalog, Tool
+from toolbridge.catalog._compact import compact_schema, sub_schema
 from toolbridge.errors import InvalidArguments, ToolbridgeError, ToolNotFound
 from toolbridge.surfaces._tool_search import search_document
 from toolbridge.surfaces.mcp._wire import (
@@ -43,6 +44,8 @@ __all__ = [
 SEARCH = "toolbridge.search_tools"
 DESCRIBE = "toolbridge.describe_tool"
 CALL = "toolbridge.call_tool"
+DESCRIBE_BUDGET = 8_000
+"""Bytes a compact input schema aims at (the output schema gets a quarter of it)."""
 _HINTS = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 _NEXT = f"{DESCRIBE} {{name}} shows a tool's arguments; {CALL} {{name, arguments}} calls it"
 _CALL_SHAPE = '{"name": "<tool name>", "arguments": {"<argument>": <value>, ...}}'
@@ -84,10 +87,20 @@ META_TOOLS: list[dict[str, Any]] = [
     },
     {
         "name": DESCRIBE,
-        "description": "The full definition of one tool: description, input schema, annotations.",
+        "description": "One tool's definition: description, input schema, annotations. Large schemas come "
+        "compact (repeated parts under $defs, long texts cut, big arguments as stubs); ask for one "
+        "argument's schema with 'property' or for everything with 'full'.",
         "inputSchema": {
             "type": "object",
-            "properties": {"name": {"type": "string", "description": "a tool name from search_tools"}},
+            "properties": {
+                "name": {"type": "string", "description": "a tool name from search_tools"},
+                "property": {"type": "string", "description": "one argument's schema, e.g. 'input.items'"},
+                "full": {
+                    "type": "boolean",
+                    "description": "the whole definition, however large",
+                    "default": False,
+                },
+            },
             "required": ["name"],
             "additionalProperties": False,
         },
@@ -186,7 +199,42 @@ def search_answer(hub: Hub, principal: Principal, name: str, arguments: Mapping[
     """The value of ``search_tools`` or ``describe_tool`` (arguments already checked)."""
     if name == SEARCH:
         return _search(hub, principal, arguments)
-    return tool_to_wire(hub.get_tool(principal, arguments["name"]))
+    tool = hub.get_tool(principal, arguments["name"])
+    return describe_document(tool, full=arguments.get("full", False), path=arguments.get("property"))
+
+
+def describe_document(tool: Tool, *, full: bool = False, path: str | None = None) -> dict[str, Any]:
+    """The MCP definition of ``tool``: whole with ``full``, one argument's schema with ``path``
+    (``input.items``), else compact when large (then ``compact`` says what was left out and how to ask)."""
+    wire = tool_to_wire(tool)
+    if full:
+        return wire
+    if path is not None:
+        return _argument(tool, path)
+    wire["inputSchema"], cut_in = compact_schema(tool.input_schema, budget=DESCRIBE_BUDGET)
+    cut_out = False
+    if tool.output_schema is not None:
+        wire["outputSchema"], cut_out = compact_schema(tool.output_schema, budget=DESCRIBE_BUDGET // 4)
+    if cut_in or cut_out:
+        wire["compact"] = (
+            "shortened to fit: repeated parts under $defs, long descriptions and enums cut, big arguments "
+            "as stubs; ask for one argument with property='name', or for everything with full=true"
+        )
+    return wire
+
+
+def _argument(tool: Tool, path: str) -> dict[str, Any]:
+    schema = sub_schema(tool.input_schema, path)
+    if schema is None:
+        known = ", ".join(tool.input_schema.get("properties") or {})
+        raise InvalidArguments(
+            f"{tool.name!r} has no argument {path!r}",
+            errors=[{"field": "property", "error": f"no argument {path!r}"}],
+            tool=tool.name,
+            hint=f"its top-level arguments: {known}; name nested ones with dots ('input.items')",
+        )
+    compact, cut = compact_schema(schema, budget=DESCRIBE_BUDGET, path=path)
+    return {"name": tool.name, "property": path, "schema": compact, **({"compact": True} if cut else {})}
 
 
 def _search(hub: Hub, principal: Principal, arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
 from toolbridge._advice import error_text
 from toolbridge._shape import CallResult, shape
-from toolbridge.catalog import Tool
+from toolbridge.catalog import Tool, plain_json
 from toolbridge.connectors._input import CallInput
 from toolbridge.errors import (
     CallerError,
@@ -104,20 +104,11 @@ def tool_to_wire(tool: Tool) -> dict[str, Any]:
         wire["title"] = tool.title
         annotations["title"] = tool.title
     wire["description"] = tool.description
-    wire["inputSchema"] = _plain(tool.input_schema)
+    wire["inputSchema"] = plain_json(tool.input_schema)
     if tool.output_schema is not None:
-        wire["outputSchema"] = _plain(tool.output_schema)
+        wire["outputSchema"] = plain_json(tool.output_schema)
     wire["annotations"] = annotations
     return wire
-
-
-def _plain(value: Any) -> Any:
-    """A deep copy of a JSON value made of dicts and lists (schemas may hold read-only mappings)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def call_result(result: CallResult, *, output_schema: bool) -> dict[str, Any]:
