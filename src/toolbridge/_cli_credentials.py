@@ -14,10 +14,10 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from toolbridge._cli_output import console
 from toolbridge.credentials import (
     Authorization,
     ConnectFlow,
@@ -42,11 +42,17 @@ keys_app = typer.Typer(help="Create and rotate the vault's master key.", no_args
 connections_app = typer.Typer(
     help="List, add, test and remove connections (credentials).", no_args_is_help=True
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = console()
+err = console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", envvar="TOOLBRIDGE_CONFIG", help="toolbridge.yaml to use")
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database", envvar="TOOLBRIDGE_DATABASE", help="Database URL, overriding the config file's"
+    ),
 ]
 KeyFileOption = Annotated[
     Path | None,
@@ -79,18 +85,22 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
         _fail(exc)
 
 
-def _settings(config: Path | None) -> Settings:
+def _settings(config: Path | None, database: str | None = None) -> Settings:
     if config is None and Path("toolbridge.yaml").exists():
         config = Path("toolbridge.yaml")
     try:
-        return load_settings(config) if config else Settings()
+        settings = load_settings(config) if config else Settings()
     except ToolbridgeError as exc:
         _fail(exc)
+    if database:
+        server = settings.server.model_copy(update={"database": database})
+        settings = settings.model_copy(update={"server": server})
+    return settings
 
 
-def _hub(config: Path | None) -> Hub:
+def _hub(config: Path | None, database: str | None = None) -> Hub:
     try:
-        hub = Hub.from_settings(_settings(config), keys=master_keys())
+        hub = Hub.from_settings(_settings(config, database), keys=master_keys())
     except ToolbridgeError as exc:
         _fail(exc)
     if hub.credentials is None:
@@ -170,10 +180,12 @@ def keys_rewrap(config: ConfigOption = None) -> None:
 
 @connections_app.command("list")
 def connections_list(
-    config: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List connections with their state (never their secrets)."""
-    hub = _hub(config)
+    hub = _hub(config, database)
 
     async def main() -> list[dict[str, Any]]:
         async with hub:
@@ -212,9 +224,10 @@ def connections_add(
         str | None, typer.Option("--secret", help="env:NAME, file:PATH or vault:NAME [default: prompt]")
     ] = None,
     config: ConfigOption = None,
+    database: DatabaseOption = None,
 ) -> None:
     """Add (or replace) a connection whose credential is a static secret: API key, token, password, …"""
-    hub = _hub(config)
+    hub = _hub(config, database)
 
     async def main() -> Any:
         async with hub:
@@ -240,11 +253,11 @@ def connections_add(
 
 
 @connections_app.command("test")
-def connections_test(ident: str, config: ConfigOption = None) -> None:
+def connections_test(ident: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Make one read-only probe call with the connection; exit 1 if it fails."""
     from toolbridge.credentials._probe import probe
 
-    hub = _hub(config)
+    hub = _hub(config, database)
 
     async def main() -> Any:
         async with hub:
@@ -259,9 +272,9 @@ def connections_test(ident: str, config: ConfigOption = None) -> None:
 
 
 @connections_app.command("remove")
-def connections_remove(ident: str, config: ConfigOption = None) -> None:
+def connections_remove(ident: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Remove a connection and its secrets from the vault."""
-    hub = _hub(config)
+    hub = _hub(config, database)
 
     async def main() -> bool:
         async with hub:
@@ -275,13 +288,14 @@ def connect(
     connector: str,
     account: Annotated[str, typer.Option("--account", "-a", help="Account name, e.g. alice")] = "default",
     config: ConfigOption = None,
+    database: DatabaseOption = None,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the URL in a browser")] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the callback")] = 600.0,
 ) -> None:
     """Connect an OAuth account: open the printed URL, sign in; completes on a 127.0.0.1 callback."""
     from toolbridge.credentials._loopback import connect_on_loopback
 
-    hub = _hub(config)
+    hub = _hub(config, database)
 
     def show(authorization: Authorization) -> None:
         out.print("open this URL in a browser and sign in:", highlight=False)

@@ -6,15 +6,17 @@ upstream) before reading the catalog.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from toolbridge.connectors.mcp import McpConnector, ToolReview
 from toolbridge.errors import ToolNotFound, close_matches
 from toolbridge.hub import Hub
 
-__all__ = ["approve", "has_mcp", "tools_table"]
+__all__ = ["approve", "has_mcp", "tool_list", "tool_rows"]
 
 
 def has_mcp(hub: Hub) -> bool:
@@ -30,19 +32,30 @@ def _reviews(hub: Hub) -> dict[str, ToolReview]:
     return reviews
 
 
-async def tools_table(hub: Hub, connector: str | None) -> Table:
+async def tool_rows(hub: Hub, connector: str | None) -> list[dict[str, Any]]:
     """Every tool with its access and, for upstream MCP tools, its approval state (quarantined ones too)."""
     async with hub:
         reviews = _reviews(hub)
-        table = Table("name", "access", "state", "description")
-        for tool in (t for t in hub.catalog if connector in (None, t.connector)):
-            a = tool.annotations
-            access = "read" if a.read_only else "destructive" if a.destructive else "write"
-            review = reviews.get(tool.name)
-            state = _state(review) if review else ""
-            first = tool.description.splitlines()[0] if tool.description else ""
-            table.add_row(tool.name, access, state, escape(first[:100]))
-        return table
+        return tool_list(hub, connector, reviews)
+
+
+def tool_list(hub: Hub, connector: str | None, reviews: Mapping[str, ToolReview]) -> list[dict[str, Any]]:
+    """The catalog's tools (of ``connector``) as rows for ``tools list``."""
+    rows = []
+    for tool in (t for t in hub.catalog if connector in (None, t.connector)):
+        a = tool.annotations
+        review = reviews.get(tool.name)
+        rows.append(
+            {
+                "name": tool.name,
+                "connector": tool.connector,
+                "access": "read" if a.read_only else "destructive" if a.destructive else "write",
+                "state": _state(review) if review else "",
+                "summary": tool.description.splitlines()[0] if tool.description else "",
+                "description": tool.description,
+            }
+        )
+    return rows
 
 
 def _state(review: ToolReview) -> str:

@@ -15,13 +15,14 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from toolbridge._cli_output import console
 from toolbridge.errors import ConfigurationError, ToolbridgeError
 
 __all__ = ["add_app", "insert_connector", "print_failed", "print_report"]
 
 add_app = typer.Typer(help="Add a connector to toolbridge.yaml.", no_args_is_help=True)
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = console()
+err = console(stderr=True)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _EMPTY_CONFIG = "version: 1\n"
 

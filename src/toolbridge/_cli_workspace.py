@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from toolbridge._cli_output import JsonOption, console, show
 from toolbridge.policy import Principal
 from toolbridge.workspace import BlobInfo, WorkspaceConnector
 
@@ -28,7 +29,7 @@ T = TypeVar("T")
 CHUNK = 1 << 20
 
 workspace_app = typer.Typer(help="List, upload, download and delete workspace files.", no_args_is_help=True)
-out = Console(soft_wrap=True)
+out = console()
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", envvar="TOOLBRIDGE_CONFIG", help="toolbridge.yaml to use")
@@ -77,19 +78,28 @@ def ls(
     trashed: Annotated[bool, typer.Option("--trash", help="List the trash")] = False,
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List a folder."""
-    from rich.table import Table
 
     async def work(c: WorkspaceConnector) -> None:
         entries = await c.service.list_folder(
             Principal.local(), workspace or c.workspace, path, trashed=trashed
         )
-        table = Table("path", "kind", "size", "version", "updated by")
-        for e in entries:
-            size = f"{e.size:,}" if e.kind == "file" else ""
-            table.add_row(e.path, e.kind, size, str(e.version or ""), e.updated_by)
-        out.print(table)
+        rows = [
+            {
+                "path": e.path,
+                "kind": e.kind,
+                "size": e.size if e.kind == "file" else None,
+                "version": e.version,
+                "updated_by": e.updated_by,
+            }
+            for e in entries
+        ]
+        if not as_json:
+            rows = [{**r, "size": f"{r['size']:,}" if r["size"] is not None else ""} for r in rows]
+        columns = {"path": "path", "kind": "kind", "size": "size", "version": "version"}
+        show(out, rows, {**columns, "updated by": "updated_by"}, as_json=as_json)
 
     _with_connector(config, database, work)
 

@@ -10,15 +10,14 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from toolbridge._cli_credentials import connect, connections_app, keys_app, master_keys
 from toolbridge._cli_mcp import approve as mcp_approve
-from toolbridge._cli_mcp import has_mcp
-from toolbridge._cli_mcp import tools_table as mcp_tools_table
+from toolbridge._cli_mcp import has_mcp, tool_list, tool_rows
 from toolbridge._cli_openapi import add_app, print_failed, print_report
+from toolbridge._cli_output import JsonOption, console, show
 from toolbridge._cli_workspace import workspace_app
 from toolbridge._starter import STARTER_CONFIG
 from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
@@ -48,8 +47,26 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(connections_app, name="connections")
 app.command()(connect)
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = console()
+err = console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"toolbridge {version('toolbridge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """toolbridge: one catalog of tools for AI agents."""
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -219,6 +236,7 @@ def outbox_command(
     database: DatabaseOption = None,
     state: Annotated[str | None, typer.Option(help="queued, running, done or failed")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List writes queued for a later retry, newest first."""
     hub = _hub(config, database)
@@ -227,18 +245,21 @@ def outbox_command(
         async with hub:
             return await hub.outbox.items(state=state, limit=limit)
 
-    table = Table("id", "tool", "state", "attempts", "next attempt", "last error")
-    for item in _run(main):
-        error = (item.last_error or {}).get("detail", "")
-        table.add_row(
-            item.id,
-            item.tool,
-            item.state,
-            str(item.attempts),
-            item.next_attempt_at.isoformat(timespec="seconds"),
-            str(error)[:60],
-        )
-    out.print(table)
+    rows = [
+        {
+            "id": item.id,
+            "tool": item.tool,
+            "state": item.state,
+            "attempts": item.attempts,
+            "next_attempt_at": item.next_attempt_at.isoformat(timespec="seconds"),
+            "last_error": (item.last_error or {}).get("detail", ""),
+        }
+        for item in _run(main)
+    ]
+    columns = {"id": "id", "tool": "tool", "state": "state", "attempts": "attempts"}
+    show(
+        out, rows, {**columns, "next attempt": "next_attempt_at", "last error": "last_error"}, as_json=as_json
+    )
 
 
 def _banner(base: str, hub: Hub, key: str | None, agent: str | None) -> None:
@@ -292,6 +313,7 @@ def tools_list(
     ] = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List every tool in the catalog (or one connector's, with what it skipped)."""
     hub = _hub(config, database)
@@ -301,15 +323,16 @@ def tools_list(
                 f"no connector named {connector!r}", hint=_known(connector, hub.connector_names())
             )
         )
-    if has_mcp(hub):  # upstream MCP tools are known once their servers are reached
-        out.print(_run(lambda: mcp_tools_table(hub, connector)))
-    else:
-        table = Table("name", "access", "description")
-        for tool in (t for t in hub.catalog if connector in (None, t.connector)):
-            a = tool.annotations
-            access = "read" if a.read_only else "destructive" if a.destructive else "write"
-            table.add_row(tool.name, access, tool.description.splitlines()[0] if tool.description else "")
-        out.print(table)
+    mcp = has_mcp(hub)  # upstream MCP tools are known once their servers are reached
+    rows = _run(lambda: tool_rows(hub, connector)) if mcp else tool_list(hub, connector, {})
+    columns = (
+        {"name": "name", "access": "access", "state": "state"}
+        if mcp
+        else {"name": "name", "access": "access"}
+    )
+    show(out, rows, {**columns, "description": "summary"}, as_json=as_json)
+    if as_json:
+        return
     if connector is not None and hasattr(hub.connector(connector), "report"):
         print_report(hub.connector(connector), out)
     elif connector is None:
@@ -443,7 +466,9 @@ def agents_create(
 
 
 @agents_app.command("list")
-def agents_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
+def agents_list(
+    config: ConfigOption = None, database: DatabaseOption = None, as_json: JsonOption = False
+) -> None:
     """List agents with their scopes and number of active keys."""
     hub = _hub(config, database)
 
@@ -451,16 +476,18 @@ def agents_list(config: ConfigOption = None, database: DatabaseOption = None) ->
         async with hub:
             return await hub.agents.list()
 
-    table = Table("name", "scopes", "source", "active keys", "created")
-    for a in _run(main):
-        table.add_row(
-            a.name,
-            " ".join(a.scopes),
-            a.source,
-            str(a.active_keys),
-            a.created_at.isoformat(timespec="seconds"),
-        )
-    out.print(table)
+    rows = [
+        {
+            "name": a.name,
+            "scopes": list(a.scopes),
+            "source": a.source,
+            "active_keys": a.active_keys,
+            "created_at": a.created_at.isoformat(timespec="seconds"),
+        }
+        for a in _run(main)
+    ]
+    columns = {"name": "name", "scopes": "scopes", "source": "source", "active keys": "active_keys"}
+    show(out, rows, {**columns, "created": "created_at"}, as_json=as_json)
 
 
 @agents_app.command("revoke")
@@ -481,6 +508,7 @@ def health(
         str, typer.Option(envvar="TOOLBRIDGE_URL", help="The running server")
     ] = "http://127.0.0.1:8080",
     key: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_API_KEY", help="An agent's API key")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show each connector's breaker, retry budget and rate-limit hold on a running server."""
     from toolbridge.client import Client
@@ -493,28 +521,12 @@ def health(
         async with Client(url, api_key=key) as client:
             return await client.health()
 
-    table = Table(
-        "connector",
-        "breaker",
-        "failure rate",
-        "attempts",
-        "in flight",
-        "retry tokens",
-        "held (s)",
-        "upstream",
-    )
-    for row in _run(main):
-        table.add_row(
-            row["connector"],
-            row["breaker"],
-            f"{row['failure_rate']:.0%}",
-            str(row["attempts"]),
-            str(row["in_flight"]),
-            str(row["retry_tokens"]),
-            str(row["held_for"]),
-            row.get("upstream") or "",
-        )
-    out.print(table)
+    rows = _run(main)
+    if not as_json:
+        rows = [{**row, "failure_rate": f"{row['failure_rate']:.0%}"} for row in rows]
+    columns = {"connector": "connector", "breaker": "breaker", "failure rate": "failure_rate"}
+    columns |= {"attempts": "attempts", "in flight": "in_flight", "retry tokens": "retry_tokens"}
+    show(out, rows, {**columns, "held (s)": "held_for", "upstream": "upstream"}, as_json=as_json)
 
 
 # -- audit ----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from toolbridge.hub import Hub
 from toolbridge.surfaces._hooks import hooks_endpoint
 from toolbridge.surfaces._limits import BodyLimit
 from toolbridge.surfaces._ows import StripOws
+from toolbridge.surfaces._request_id import RequestIds
 from toolbridge.surfaces.mcp import McpSurface
 from toolbridge.surfaces.rest import create_rest_app
 from toolbridge.surfaces.rest._workspace import create_workspace_app
@@ -66,7 +67,7 @@ def create_app(
         Route("/mcp", mcp.asgi_app, methods=["GET", "POST", "DELETE"]),
         Route("/hooks/{source}", hooks_endpoint(hub), methods=["POST"]),
         Mount("/mcp", app=mcp.asgi_app),
-        Mount("/v1/workspaces", app=create_workspace_app(hub)),  # streams uploads: its own size limits
-        Mount("/v1", app=BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes)),
+        Mount("/v1/workspaces", app=RequestIds(create_workspace_app(hub))),  # streams: its own size limits
+        Mount("/v1", app=RequestIds(BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes))),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(StripOws)])

@@ -108,6 +108,36 @@ async def has_children(conn: AsyncConnection, workspace: str, path: str) -> bool
     return (await conn.execute(query)).first() is not None
 
 
+async def insert_folder(tx: Tx, path: str, by: str) -> None:
+    """A folder row at ``path`` (a folder then exists while it is empty)."""
+    await tx.conn.execute(
+        ws_files.insert().values(
+            id=new_id(),
+            workspace_id=tx.workspace,
+            path=path,
+            trash_key=LIVE,
+            kind="folder",
+            version=0,
+            size=0,
+            sha256="",
+            content_type="",
+            meta={},
+            fence=0,
+            updated_at=tx.now,
+            updated_by=by,
+        )
+    )
+
+
+async def keep_parent(tx: Tx, path: str, by: str) -> None:
+    """After ``path`` left its folder (deleted, moved away): the folder stays, even if now empty."""
+    parent = path.rsplit("/", 1)[0] or ROOT
+    if parent == ROOT or await live_row(tx.conn, tx.workspace, parent) is not None:
+        return
+    if not await rows_under(tx.conn, tx.workspace, parent):
+        await insert_folder(tx, parent, by)
+
+
 async def check_placement(tx: Tx, path: str) -> None:
     """A file may not sit below a file, nor on top of a folder."""
     parts = path.strip("/").split("/")

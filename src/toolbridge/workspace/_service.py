@@ -33,6 +33,8 @@ from toolbridge.workspace._files import (
     entry_of,
     escape_like,
     file_missing,
+    insert_folder,
+    keep_parent,
     live_row,
     member_role,
     new_id,
@@ -411,23 +413,7 @@ class Workspaces:
                     return entry_of(row)
                 raise Conflict(f"{path!r} is a file", hint="choose another folder name")
             await check_placement(tx, path)
-            await tx.conn.execute(
-                ws_files.insert().values(
-                    id=new_id(),
-                    workspace_id=workspace,
-                    path=path,
-                    trash_key=LIVE,
-                    kind="folder",
-                    version=0,
-                    size=0,
-                    sha256="",
-                    content_type="",
-                    meta={},
-                    fence=0,
-                    updated_at=tx.now,
-                    updated_by=principal.id,
-                )
-            )
+            await insert_folder(tx, path, principal.id)
             await tx.emit("folder.created", path)
             return await stat(tx.conn, workspace, path)
 
@@ -491,6 +477,8 @@ class Workspaces:
                         .values(path=new_path, fence=0, updated_at=tx.now, updated_by=principal.id)
                     )
             kind = "file.copied" if copy else "file.moved"
+            if not copy:
+                await keep_parent(tx, src, principal.id)
             await tx.emit(kind, dst, {"from": src, "count": len(moving)})
             return await stat(tx.conn, workspace, dst)
 
@@ -519,6 +507,7 @@ class Workspaces:
                     .where(ws_files.c.id == item.id)
                     .values(trash_key=batch, updated_at=tx.now, updated_by=principal.id)
                 )
+            await keep_parent(tx, path, principal.id)
             await tx.emit("file.deleted", path, {"trash_id": batch, "count": len(below) + (row is not None)})
         return Entry(path, row.kind if row is not None else "folder", batch, trashed=True, updated_at=tx.now)
 

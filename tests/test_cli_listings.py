@@ -1,0 +1,79 @@
+# ruff: noqa: F811  (the run fixture comes from tests/test_cli.py)
+"""Listing commands for scripts: ``--json`` (one object per line), tables never cut when not on a
+terminal, ``--version``, ``--database`` everywhere, and a folder that outlives its last file."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import EXAMPLE, run  # noqa: F401  (the fixture)
+
+
+def _lines(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_version(run) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("--version")
+    assert code == 0 and out.strip() == f"toolbridge {version('toolbridge')}"
+
+
+def test_tools_list_json_and_a_table_that_cuts_nothing(run) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("tools", "list", "-c", EXAMPLE, "--json")
+    assert code == 0
+    tools = _lines(out)
+    assert {"notes.add", "util.calculate", "workspace.read"} <= {t["name"] for t in tools}
+    assert all({"name", "connector", "access", "description"} <= t.keys() for t in tools)
+    longest = max((str(t["summary"]) for t in tools), key=len)
+    assert len(longest) > 80  # the quickstart has one: a terminal-less table used to cut it at 80
+    code, table = run("tools", "list", "-c", EXAMPLE)
+    assert code == 0 and longest in table and "…" not in table
+
+
+def test_agents_list_json(run) -> None:  # type: ignore[no-untyped-def]
+    run("agents", "create", "ci-bot", "--scope", "util.*:read", "-c", EXAMPLE)
+    code, out = run("agents", "list", "-c", EXAMPLE, "--json")
+    assert code == 0
+    bot = next(a for a in _lines(out) if a["name"] == "ci-bot")
+    assert bot["scopes"] == ["util.*:read"] and bot["active_keys"] == 1
+
+
+def test_outbox_json_is_empty_lines_when_empty(run) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("outbox", "-c", EXAMPLE, "--json")
+    assert code == 0 and out.strip() == ""
+
+
+def test_a_folder_stays_when_its_last_file_is_deleted(run, in_tmp_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    (in_tmp_dir / "report.txt").write_text("Q3: all good\n")
+    assert run("workspace", "put", "report.txt", "/reports/q3.txt", "-c", EXAMPLE)[0] == 0
+    code, out = run("workspace", "ls", "/reports", "-c", EXAMPLE, "--json")
+    assert code == 0 and [e["path"] for e in _lines(out)] == ["/reports/q3.txt"]
+    assert run("workspace", "rm", "/reports/q3.txt", "-c", EXAMPLE)[0] == 0
+    code, out = run("workspace", "ls", "/reports", "-c", EXAMPLE, "--json")
+    assert code == 0, out
+    assert _lines(out) == []
+    code, out = run("workspace", "ls", "/", "-c", EXAMPLE, "--json")
+    assert [(e["path"], e["kind"]) for e in _lines(out)] == [("/reports", "folder")]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["connect"],
+        ["connections", "list"],
+        ["connections", "add"],
+        ["connections", "test"],
+        ["connections", "remove"],
+        ["agents", "list"],
+        ["audit", "tail"],
+        ["workspace", "ls"],
+        ["tools", "list"],
+    ],
+)
+def test_every_command_on_the_database_takes_database(run, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    code, out = run(*command, "--help")
+    assert code == 0 and "--database" in out
