@@ -91,6 +91,7 @@ __all__ = [
     "UpstreamUnavailable",
     "did_you_mean",
     "from_problem",
+    "http_status",
     "problem",
 ]
 
@@ -441,7 +442,11 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamStatusError(UpstreamError):
-    """The upstream answered with an error status; ``body`` holds an excerpt of its error body."""
+    """The upstream answered with an error status; ``body`` holds an excerpt of its error body.
+
+    Its HTTP status (:func:`http_status`) is the upstream's own for answers that tell the caller what to
+    change — 400, 404, 409, 410, 412, 422, 429 — and 502 (a broken upstream) for the rest.
+    """
 
     code = "upstream_status"
     status = 502
@@ -575,12 +580,23 @@ def close_matches(word: str, choices: Iterable[str], n: int = 3, cutoff: float =
     return difflib.get_close_matches(word, list(choices), n=n, cutoff=cutoff)
 
 
+PASSED_THROUGH_STATUSES = frozenset({400, 404, 409, 410, 412, 422, 429})
+"""Upstream statuses a surface answers with as they are: the caller can act on them."""
+
+
+def http_status(exc: ToolbridgeError) -> int:
+    """The HTTP status a surface answers ``exc`` with."""
+    if isinstance(exc, UpstreamStatusError) and exc.upstream_status in PASSED_THROUGH_STATUSES:
+        return exc.upstream_status
+    return exc.status
+
+
 def problem(exc: ToolbridgeError, *, instance: str | None = None) -> dict[str, object]:
     """The RFC 9457 problem document for an error."""
     doc: dict[str, object] = {
         "type": PROBLEM_BASE + exc.code,
         "title": exc.title,
-        "status": exc.status,
+        "status": http_status(exc),
         "detail": exc.message,
         "code": exc.code,
     }

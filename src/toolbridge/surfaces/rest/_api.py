@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from toolbridge._shape import CallResult
 from toolbridge.catalog import Tool
-from toolbridge.errors import BadRequest, ToolbridgeError, problem
+from toolbridge.errors import BadRequest, ToolbridgeError, http_status, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.surfaces._tool_search import search_document
@@ -70,7 +70,7 @@ def problem_response(exc: ToolbridgeError, *, instance: str | None = None) -> JS
     if isinstance(retry_after, int | float):
         headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
     return JSONResponse(
-        problem(exc, instance=instance), status_code=exc.status, media_type=_PROBLEM, headers=headers
+        problem(exc, instance=instance), status_code=http_status(exc), media_type=_PROBLEM, headers=headers
     )
 
 
