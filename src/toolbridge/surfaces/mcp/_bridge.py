@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from toolbridge.catalog import MCP_RESULT_META_KEY
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.errors import ToolbridgeError, ToolNotFound, UpstreamRpcError, UpstreamToolError
+from toolbridge.surfaces.mcp._pages import tools_page
 from toolbridge.surfaces.mcp._search import META_SCHEMAS, META_TOOLS, in_search_mode, meta_step, not_found
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
@@ -48,21 +49,28 @@ class CallContext:
 class Bridge:
     """Serves MCP tool methods from a :class:`~toolbridge.Hub`."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, *, page_size: int = 500) -> None:
         self.hub = hub
+        self.page_size = page_size
+        """Tools per ``tools/list`` page (1,000 tools of large APIs are over 1 MB)."""
         self._tools = ToolCache()
 
-    def list_tools(self, principal: Principal) -> dict[str, Any]:
-        """The ``ListToolsResult``: only the tools the principal's scopes allow.
+    def list_tools(self, principal: Principal, cursor: str | None = None) -> dict[str, Any]:
+        """The ``ListToolsResult``: only the tools the principal's scopes allow, :attr:`page_size` at a
+        time (``nextCursor`` asks for the next page; the cursor names the page's last tool, so pages
+        stay consistent when tools come and go).
 
         The listing depends on the caller, so it is never for shared caches (``cacheScope: private``),
         and scopes can change at any time (``ttlMs: 0``).
         """
+        result: dict[str, Any] = {"ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
         if in_search_mode(self.hub, principal):
-            tools = META_TOOLS
-        else:
-            tools = self._tools.listing(self.hub.list_tools(principal))
-        return {"tools": tools, "ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
+            return {"tools": META_TOOLS, **result}
+        tools, last = tools_page(self.hub.list_tools(principal), cursor, self.page_size)
+        result = {"tools": self._tools.listing(tools), **result}
+        if last is not None:
+            result["nextCursor"] = last
+        return result
 
     def input_schema(self, principal: Principal, name: str) -> Mapping[str, Any] | None:
         """The input schema of a tool the principal can see, else None."""

@@ -48,7 +48,8 @@ class McpSurface:
     loopback pages; ``"*"`` allows any. ``anonymous_principal`` answers requests that carry no key (for
     local, single-user servers and protocol test suites); None, the default, refuses them with 401.
     ``lean`` serves stateless-era ``tools/list`` and ``tools/call`` without the SDK's generic
-    dispatcher (same wire result, a fraction of the cost).
+    dispatcher (same wire result, a fraction of the cost). ``tools_page_size`` tools make one
+    ``tools/list`` page (``nextCursor`` for the rest).
     """
 
     def __init__(
@@ -59,11 +60,12 @@ class McpSurface:
         max_body_bytes: int = 1_048_576,
         anonymous_principal: Principal | None = None,
         lean: bool = True,
+        tools_page_size: int = 500,
     ) -> None:
         if max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be a positive number of bytes")
         self.hub = hub
-        bridge = Bridge(hub)
+        bridge = Bridge(hub, page_size=tools_page_size)
         server, self.notifier = build_server(bridge, _http_caller)
         server.get_tool_input_schema = lambda name: _visible_schema(bridge, name)
         self._manager = StreamableHTTPSessionManager(

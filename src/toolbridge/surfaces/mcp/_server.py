@@ -93,7 +93,10 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], No
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams
     ) -> HandlerResult:
-        return bridge.list_tools(context_of(ctx).principal)
+        try:
+            return bridge.list_tools(context_of(ctx).principal, params.cursor if params else None)
+        except ProtocolError as exc:
+            raise MCPError(exc.code, exc.message, exc.data) from exc
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
