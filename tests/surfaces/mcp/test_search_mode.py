@@ -185,11 +185,15 @@ async def test_an_unknown_tool_in_call_and_describe_is_the_meta_tools_error(
 
 
 async def test_describe_tool_is_compact_for_big_schemas(searching: Served) -> None:
-    searching.hub.catalog.add(Tool("demo.respond", "demo", "Create a model response.", BIG))
+    long = "Create a model response. " + "Background. " * 4000  # 48 KB, as some upstream tools have
+    searching.hub.catalog.add(Tool("demo.respond", "demo", long, BIG))
     described = await call_meta(searching, "modern", "toolbridge.describe_tool", {"name": "demo.respond"})
     compact = described["structuredContent"]
     assert "property='name'" in compact["compact"]  # type: ignore[index]
     assert len(json.dumps(compact)) < len(json.dumps(BIG)) / 4
+    assert (
+        compact["description"].startswith("Create a model response.") and len(compact["description"]) == 2000
+    )  # type: ignore[index]
     part = await call_meta(
         searching, "modern", "toolbridge.describe_tool", {"name": "demo.respond", "property": "huge.setting1"}
     )
@@ -198,6 +202,7 @@ async def test_describe_tool_is_compact_for_big_schemas(searching: Served) -> No
         searching, "modern", "toolbridge.describe_tool", {"name": "demo.respond", "full": True}
     )
     assert whole["structuredContent"]["inputSchema"] == BIG  # type: ignore[index]
+    assert whole["structuredContent"]["description"] == long  # type: ignore[index]
     text = await refusal(
         searching, "modern", "toolbridge.describe_tool", {"name": "demo.respond", "property": "nope"}
     )

@@ -46,6 +46,8 @@ DESCRIBE = "toolbridge.describe_tool"
 CALL = "toolbridge.call_tool"
 DESCRIBE_BUDGET = 8_000
 """Bytes a compact input schema aims at (the output schema gets a quarter of it)."""
+DESCRIPTION_BUDGET = 2_000
+"""Characters of a tool's description ``describe_tool`` shows unless asked for ``full``."""
 _HINTS = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 _NEXT = f"{DESCRIBE} {{name}} shows a tool's arguments; {CALL} {{name, arguments}} calls it"
 _CALL_SHAPE = '{"name": "<tool name>", "arguments": {"<argument>": <value>, ...}}'
@@ -212,9 +214,12 @@ def describe_document(tool: Tool, *, full: bool = False, path: str | None = None
     if path is not None:
         return _argument(tool, path)
     wire["inputSchema"], cut_in = compact_schema(tool.input_schema, budget=DESCRIBE_BUDGET)
-    cut_out = False
+    cut_out = len(tool.description) > DESCRIPTION_BUDGET
+    if cut_out:
+        wire["description"] = tool.description[: DESCRIPTION_BUDGET - 1].rstrip() + "…"
     if tool.output_schema is not None:
-        wire["outputSchema"], cut_out = compact_schema(tool.output_schema, budget=DESCRIBE_BUDGET // 4)
+        wire["outputSchema"], cut = compact_schema(tool.output_schema, budget=DESCRIBE_BUDGET // 4)
+        cut_out = cut_out or cut
     if cut_in or cut_out:
         wire["compact"] = (
             "shortened to fit: repeated parts under $defs, long descriptions and enums cut, big arguments "
