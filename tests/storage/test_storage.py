@@ -42,6 +42,34 @@ def entry(tool: str = "t.x", outcome: str = "ok") -> AuditEntry:
     )
 
 
+def test_schema_head_names_the_newest_migration() -> None:
+    from toolbridge.storage._database import SCHEMA_HEAD
+
+    assert SCHEMA_HEAD == _head_revision(), "bump SCHEMA_HEAD in storage/_database.py with a new migration"
+
+
+async def test_a_migrated_database_opens_with_one_query_and_no_migration(database_url: str) -> None:
+    """Regression: every start ran alembic (seconds on a busy machine) though nothing had changed."""
+    async with Database(database_url):
+        pass
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", seen)
+    try:
+        async with Database(database_url):
+            pass
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", seen)
+    schema_work = [s for s in statements if "alembic" in s.lower() or s.lstrip().upper().startswith(_DDL)]
+    assert schema_work == ["SELECT version_num FROM alembic_version"]
+
+
+_DDL = ("CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "SELECT PG_ADVISORY")
+
+
 async def test_migrations_are_idempotent(database_url: str) -> None:
     async with Database(database_url) as db:
         await db.migrate()  # a second run (another replica starting) changes nothing
