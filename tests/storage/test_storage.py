@@ -45,7 +45,7 @@ def entry(tool: str = "t.x", outcome: str = "ok") -> AuditEntry:
 def test_schema_head_names_the_newest_migration() -> None:
     from toolbridge.storage._database import SCHEMA_HEAD
 
-    assert SCHEMA_HEAD == _head_revision(), "bump SCHEMA_HEAD in storage/_database.py with a new migration"
+    assert _head_revision() == SCHEMA_HEAD, "bump SCHEMA_HEAD in storage/_database.py with a new migration"
 
 
 async def test_a_migrated_database_opens_with_one_query_and_no_migration(database_url: str) -> None:
