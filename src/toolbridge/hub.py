@@ -251,6 +251,8 @@ class Hub:
             await stack.enter_async_context(self.idempotency)
             await self.agents.sync_config(self._declared_agents)
             await stack.enter_async_context(self.audit)
+            if self.event_service is not None:
+                await stack.enter_async_context(self.event_service)
             if self.credentials is not None:
                 await stack.enter_async_context(self.credentials)
             for connector in list(self._connectors.values()):

@@ -159,6 +159,8 @@ class CredentialManager:
             )
         self.owner = f"{secrets.token_hex(6)}"
         self.audit: AuditLog | None = None
+        self.on_reauth: Callable[[Connection, str], None] | None = None
+        """Called when a connection needs a person to reconnect it (the event log records it)."""
         self._own_client = client is None
         self._client = client or httpx2.AsyncClient(timeout=token_timeout, trust_env=False)
         self.grants = Grants(self._client, clock=clock)
@@ -431,6 +433,8 @@ class CredentialManager:
                     conn.account,
                     exc.message,
                 )
+                if self.on_reauth is not None:
+                    self.on_reauth(fresh, exc.message)
                 raise _reconnect(fresh, tool, cause=exc.message) from None
             except (ToolbridgeError, TimeoutError) as exc:
                 failure = (

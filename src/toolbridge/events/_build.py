@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from toolbridge.events._deliveries import Deliveries
+from toolbridge.events._internal import watch_hub
 from toolbridge.events._log import EventLog
 from toolbridge.events._model import EventFilter
 from toolbridge.events._service import EventService, Source, Subscription, ToolTarget, WebhookTarget
@@ -49,6 +50,7 @@ def build_events(settings: Settings, hub: Hub) -> EventService | None:
     )
     hub.event_service = service
     add_event_tools(hub, service)
+    watch_hub(hub, service)
     return service
 
 

@@ -7,13 +7,18 @@ webhooks, tool calls — happens later, in the worker, from the ``event_deliveri
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from toolbridge.errors import AuthenticationError, BadRequest, NotFound, PayloadTooLarge
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from toolbridge.errors import AuthenticationError, BadRequest, NotFound, PayloadTooLarge, StorageError
 from toolbridge.events._deliveries import Deliveries
 from toolbridge.events._log import EventLog, Recorded
 from toolbridge.events._model import Event, EventFilter, NewEvent
@@ -25,6 +30,10 @@ if TYPE_CHECKING:
 
 __all__ = ["EventService", "Receipt", "Source", "Subscription", "ToolTarget", "WebhookTarget", "render"]
 
+
+logger = logging.getLogger("toolbridge.events")
+_NOTICE_QUEUE = 1000
+_DRAIN_SECONDS = 5.0
 
 Resolve = Callable[[str], Awaitable["Secret"]]
 """A secret reference (``env:``, ``file:``, ``vault:``) → the secret."""
@@ -99,6 +108,8 @@ class EventService:
         self.counters: Counter[str] = Counter()
         """``accepted``, ``duplicate``, ``rejected.<status>`` per source: ``<source>:<what>``."""
         log.fanout = self._fanout
+        self._notices: MemoryObjectSendStream[NewEvent] | None = None
+        self._group: TaskGroup | None = None
 
     def _fanout(self, event: Event) -> list[tuple[str, str]]:
         return [
@@ -148,6 +159,44 @@ class EventService:
         return PayloadTooLarge("the delivery", size=size, limit=source.max_body_bytes)
 
     # -- internal events ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> EventService:
+        send, receive = anyio.create_memory_object_stream[NewEvent](_NOTICE_QUEUE)
+        self._notices = send
+        self._group = await anyio.create_task_group().__aenter__()
+        self._group.start_soon(self._record_notices, receive)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._notices is not None:
+            self._notices.close()  # the recorder drains what is queued, then ends
+            self._notices = None
+        if self._group is not None:
+            group, self._group = self._group, None
+            group.cancel_scope.deadline = anyio.current_time() + _DRAIN_SECONDS  # bounded drain
+            await group.__aexit__(None, None, None)
+            if group.cancel_scope.cancelled_caught:
+                logger.warning("internal events still queued at shutdown were not recorded")
+
+    def notice(
+        self, source: str, type: str, subject: str | None, payload: Any, *, once: str | None = None
+    ) -> None:
+        """Queue an internal event (from synchronous code); ``once`` deduplicates like a delivery id."""
+        if self._notices is None:
+            logger.info("internal event %s for %s not recorded: the hub is not running", type, subject)
+            return
+        try:
+            self._notices.send_nowait(NewEvent(source, type, subject, payload, once))
+        except anyio.WouldBlock:
+            logger.warning("internal events are backed up; dropped %s for %s", type, subject)
+
+    async def _record_notices(self, receive: MemoryObjectReceiveStream[NewEvent]) -> None:
+        async with receive:
+            async for new in receive:
+                try:
+                    await self.log.append(new)
+                except StorageError:
+                    logger.exception("could not record internal event %s", new.type)
 
     async def emit(self, source: str, type: str, subject: str | None, payload: Any) -> Recorded:
         """Record an event toolbridge itself observed (``source`` is ``toolbridge.<area>``)."""

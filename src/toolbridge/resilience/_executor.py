@@ -85,7 +85,8 @@ class Resilience:
         self._sleep = sleep or anyio.sleep
         self._rng = rng or random.Random()
         self.limiter: RateLimiter = limiter or MemoryLimiter(clock)
-        self._on_transition = on_transition
+        self.on_transition = on_transition
+        """Called with every breaker transition (the event log records them)."""
         self._states: dict[str, _State] = {}
         self._policies: dict[str, ResiliencePolicy] = {}
         self.waits: list[float] = []
@@ -140,8 +141,8 @@ class Resilience:
         state = self._states.get(transition.name)
         if state is not None:
             state.transitions.append(transition)
-        if self._on_transition is not None:
-            self._on_transition(transition)
+        if self.on_transition is not None:
+            self.on_transition(transition)
 
     async def run(self, attempt: Attempt, fn: Callable[[], Awaitable[T]]) -> T:
         state = self.state(attempt.connector)

@@ -1,0 +1,74 @@
+"""Internal events: what toolbridge already observes, recorded in the event log.
+
+* a circuit breaker changed state → ``toolbridge.breaker.open`` / ``.half_open`` / ``.closed``
+  (source ``toolbridge.resilience``, subject: the connector);
+* a connection needs a person to reconnect it → ``toolbridge.connection.reauth_required``
+  (source ``toolbridge.credentials``, subject ``connector/account``);
+* an outbox item failed for good → ``toolbridge.outbox.failed`` (source ``toolbridge.outbox``, subject: tool);
+* a tool was quarantined (its upstream definition changed or awaits approval) →
+  ``toolbridge.tool.quarantined`` (source ``toolbridge.catalog``, subject: the tool).
+
+The hooks are synchronous; :meth:`EventService.notice` queues and a task of the service records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from toolbridge.catalog import QUARANTINE_META_KEY
+from toolbridge.connectors._events import HubEvent, ListChanged, LogMessage
+
+if TYPE_CHECKING:
+    from toolbridge.credentials import Connection
+    from toolbridge.events._service import EventService
+    from toolbridge.hub import Hub
+    from toolbridge.resilience._breaker import Transition
+
+__all__ = ["watch_hub"]
+
+
+def watch_hub(hub: Hub, service: EventService) -> None:
+    """Record ``hub``'s breaker transitions, reconnect needs, failed outbox items and quarantines."""
+    before = hub.resilience.on_transition
+
+    def transition(t: Transition) -> None:
+        if before is not None:
+            before(t)
+        payload = {
+            "connector": t.name,
+            "from": t.old.value,
+            "to": t.new.value,
+            "failure_rate": t.failure_rate,
+        }
+        service.notice("toolbridge.resilience", f"toolbridge.breaker.{t.new.value}", t.name, payload)
+
+    hub.resilience.on_transition = transition
+    if hub.credentials is not None:
+        hub.credentials.on_reauth = lambda conn, reason: _reauth(service, conn, reason)
+    quarantined = {t.name for t in hub.catalog if QUARANTINE_META_KEY in t.meta}
+
+    def on_event(event: HubEvent) -> None:
+        if isinstance(event, LogMessage) and isinstance(event.data, Mapping):
+            if event.data.get("event") == "outbox.failed":
+                tool = str(event.data.get("tool") or "")
+                service.notice("toolbridge.outbox", "toolbridge.outbox.failed", tool, dict(event.data))
+        elif isinstance(event, ListChanged) and event.kind == "tools":
+            now = {t.name: t for t in hub.catalog if QUARANTINE_META_KEY in t.meta}
+            for name in sorted(set(now) - quarantined):
+                info = now[name].meta[QUARANTINE_META_KEY]
+                payload = {"tool": name, "connector": event.connector, "message": info.get("message")}
+                once = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()
+                service.notice("toolbridge.catalog", "toolbridge.tool.quarantined", name, payload, once=once)
+            quarantined.clear()
+            quarantined.update(now)
+
+    hub.events.subscribe(on_event)
+
+
+def _reauth(service: EventService, conn: Connection, reason: str) -> None:
+    payload = {"connection": conn.id, "connector": conn.connector, "account": conn.account, "reason": reason}
+    subject = f"{conn.connector}/{conn.account}"
+    service.notice("toolbridge.credentials", "toolbridge.connection.reauth_required", subject, payload)

@@ -1,0 +1,52 @@
+"""Internal events: breaker transitions and failed outbox items land in the event log, and subscriptions
+route them like inbound ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests._patience import patience
+from toolbridge import Hub, Principal
+from toolbridge.connectors._events import LogMessage
+from toolbridge.errors import ToolbridgeError, UpstreamUnavailable
+from toolbridge.events import EventFilter, EventLog, EventService, Subscription
+from toolbridge.events._internal import watch_hub
+from toolbridge.resilience import BreakerPolicy, ResiliencePolicy, RetryPolicy
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_breaker_transitions_and_failed_outbox_items_are_recorded(database_url: str) -> None:
+    hub = Hub(database=database_url)
+
+    @hub.tool(connector="flaky", read_only=True)
+    def fetch() -> str:
+        """Always fails as an unreachable upstream does."""
+        raise UpstreamUnavailable("connection refused", sent=False)
+
+    policy = ResiliencePolicy(
+        retry=RetryPolicy(max_attempts=1), breaker=BreakerPolicy(window=2, minimum_calls=2, open_seconds=600)
+    )
+    hub.resilience.configure("flaky", policy)
+    alerts = Subscription("alerts", EventFilter(source="toolbridge.*"), principals=("ops",))
+    service = EventService(EventLog(hub.database), subscriptions={"alerts": alerts})
+    hub.event_service = service
+    watch_hub(hub, service)
+    async with hub:
+        for _ in range(2):
+            with pytest.raises(ToolbridgeError):
+                await hub.call(Principal.local(), "flaky.fetch", {})
+        data = {"event": "outbox.failed", "outbox_id": "o1", "tool": "crm.create", "error": {"status": 400}}
+        hub.events.emit(LogMessage("crm", "error", data, logger="toolbridge.outbox"))
+        ops = Principal.agent("ops", [])
+        page = await service.poll(ops, "alerts", 0, wait=patience(10))
+        seen = page["events"]
+        while len(seen) < 2:
+            page = await service.poll(ops, "alerts", page["cursor"], wait=patience(10))
+            assert page["events"], f"only {seen} recorded"
+            seen += page["events"]
+    assert [(e["type"], e["subject"]) for e in seen] == [
+        ("toolbridge.breaker.open", "flaky"),
+        ("toolbridge.outbox.failed", "crm.create"),
+    ]
+    assert seen[0]["payload"]["from"] == "closed" and seen[1]["payload"]["outbox_id"] == "o1"
