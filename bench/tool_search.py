@@ -16,8 +16,10 @@ run, on the same tools and queries:
 Printed per engine: top-1 and top-5 accuracy and MRR@10 over the tasks with a tool, the share of
 no-tool tasks answered "no good match" (toolbridge only; the others always return hits), answer bytes
 (median and max) and search latency (median and p99, query handling included, in the engine's own
-process). For toolbridge also: index build time and memory for the catalog and for a doubled catalog
-(each document loaded twice under another connector name, ~2,200 tools).
+process), for all tasks, for those the ranking was tuned on and for those added after tuning (the
+last part of the file). For toolbridge also: ``describe_tool`` answer sizes, index build time and
+memory for the catalog and for a doubled catalog (each document loaded twice under another connector
+name, ~2,200 tools).
 
     uv run python bench/tool_search.py [--skip-fastmcp] [--show-misses]
 """
@@ -89,10 +91,17 @@ class Engine:
     no_match: list[bool] = field(default_factory=list)
 
 
-def load_tasks() -> list[tuple[str, set[str]]]:
-    lines = TASKS.read_text(encoding="utf-8").splitlines()
-    rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
-    return [(q, set() if e == "-" else set(e.split(","))) for q, e in rows]
+def load_tasks() -> tuple[list[tuple[str, set[str]]], int]:
+    """The tasks, and how many of them come before the ones added after tuning (``# Added after``)."""
+    tasks: list[tuple[str, set[str]]] = []
+    tuned = 0
+    for line in TASKS.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# Added after"):
+            tuned = len(tasks)
+        if line and not line.startswith("#"):
+            query, expected = line.split("\t")
+            tasks.append((query, set() if expected == "-" else set(expected.split(","))))
+    return tasks, tuned or len(tasks)
 
 
 def build_hub(copies: int = 1) -> Hub:
@@ -201,25 +210,29 @@ def p99(values: Sequence[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def report(engine: Engine, tasks: Sequence[tuple[str, set[str]]], show_misses: bool) -> str:
+def report(
+    engine: Engine, tasks: Sequence[tuple[str, set[str]]], picked: range, label: str, show_misses: bool
+) -> str:
     top1 = top5 = rr = 0.0
-    found = [(r, e) for r, (_, e) in zip(engine.ranked, tasks, strict=True) if e]
+    found = [(engine.ranked[i], tasks[i][1]) for i in picked if tasks[i][1]]
     for ranked, expected in found:
         ranks = [i for i, name in enumerate(ranked[:10]) if name in expected]
         top1 += bool(ranks and ranks[0] == 0)
         top5 += bool(ranks and ranks[0] < 5)
         rr += 1 / (ranks[0] + 1) if ranks else 0.0
     n = len(found)
-    flags = [m for m, (_, e) in zip(engine.no_match, tasks, strict=True) if not e] if engine.no_match else []
+    flags = [engine.no_match[i] for i in picked if not tasks[i][1]] if engine.no_match else []
     no_match = f"{sum(flags)}/{len(flags)}" if flags else "n/a"
-    ms = [s * 1000 for s in engine.seconds]
+    ms = [engine.seconds[i] * 1000 for i in picked]
+    sizes = [engine.sizes[i] for i in picked]
     line = (
-        f"| {engine.name} | {top1 / n:.1%} | {top5 / n:.1%} | {rr / n:.3f} | {no_match} | "
-        f"{statistics.median(engine.sizes):,.0f} / {max(engine.sizes):,} | "
+        f"| {engine.name} | {label} ({n}) | {top1 / n:.1%} | {top5 / n:.1%} | {rr / n:.3f} | {no_match} | "
+        f"{statistics.median(sizes):,.0f} / {max(sizes):,} | "
         f"{statistics.median(ms):.2f} / {p99(ms):.2f} |"
     )
     if show_misses:
-        for (query, expected), ranked in zip(tasks, engine.ranked, strict=True):
+        for i in picked:
+            (query, expected), ranked = tasks[i], engine.ranked[i]
             if expected and not expected & set(ranked[:5]):
                 line += f"\n    miss: {query!r} → {ranked[:3]} (want {sorted(expected)})"
     return line
@@ -230,7 +243,7 @@ def main() -> None:
     parser.add_argument("--skip-fastmcp", action="store_true")
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
-    tasks = load_tasks()
+    tasks, tuned = load_tasks()
     queries = [q for q, _ in tasks]
     hub = build_hub()
     tools = list(hub.catalog)
@@ -240,12 +253,17 @@ def main() -> None:
     engines = [run_toolbridge(hub, queries), run_old_scorer(tools, queries)]
     if not args.skip_fastmcp:
         engines.append(run_fastmcp(tools, queries))
-    print(
-        "| engine | top-1 | top-5 | MRR@10 | no-match flagged | answer bytes median / max | ms median / p99 |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    columns = "tasks (with a tool) | top-1 | top-5 | MRR@10 | no-match flagged | answer bytes median / max"
+    print(f"| engine | {columns} | ms median / p99 |")
+    print("|---|---|---|---|---|---|---|---|")
+    parts = [
+        (range(len(tasks)), "all"),
+        (range(tuned), "tuned on"),
+        (range(tuned, len(tasks)), "added after"),
+    ]
     for engine in engines:
-        print(report(engine, tasks, args.show_misses))
+        for picked, label in parts:
+            print(report(engine, tasks, picked, label, args.show_misses and label == "all"))
     print()
     full = [len(json.dumps(tool_to_wire(t), ensure_ascii=False).encode()) for t in tools]
     compact = [len(json.dumps(describe_document(t), ensure_ascii=False).encode()) for t in tools]

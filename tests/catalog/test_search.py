@@ -111,13 +111,13 @@ def public_apis() -> Hub:
 def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub) -> None:
     """Not a benchmark (bench/tool_search.py is): a floor so that ranking regressions show."""
     tasks = [(q, e) for q, e in labelled_tasks() if e]
-    assert len(public_apis.catalog) > 1000 and len(tasks) >= 100
+    assert len(public_apis.catalog) > 1000 and len(tasks) >= 150
     missed = [
         q
         for q, expected in tasks
         if not expected & {h.tool.name for h in public_apis.catalog.search(q, limit=5).hits}
     ]
-    assert len(missed) / len(tasks) <= 0.1, missed  # 11 of 124 missed when written (91.1% top-5)
+    assert len(missed) / len(tasks) <= 0.12, missed  # 18 of 156 missed when written (88.5% top-5)
 
 
 @pytest.mark.parametrize(
