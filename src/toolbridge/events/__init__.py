@@ -1,27 +1,34 @@
 """Events: verified webhooks in, a durable event log, subscriptions, signed webhooks out (docs/events.md)."""
 
-from toolbridge.events._log import EventLog, Recorded
-from toolbridge.events._model import Event, EventFilter, NewEvent
-from toolbridge.events._service import (
-    EventService,
-    Receipt,
-    Source,
-    Subscription,
-    ToolTarget,
-    WebhookTarget,
-    render,
-)
-from toolbridge.events._verify import (
-    Delivery,
-    Fields,
-    GitHubVerifier,
-    HmacScheme,
-    HmacVerifier,
-    SlackVerifier,
-    StandardVerifier,
-    StripeVerifier,
-    Verifier,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from toolbridge._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from toolbridge.events._log import EventLog, Recorded
+    from toolbridge.events._model import Event, EventFilter, NewEvent
+    from toolbridge.events._service import (
+        EventService,
+        Receipt,
+        Source,
+        Subscription,
+        ToolTarget,
+        WebhookTarget,
+        render,
+    )
+    from toolbridge.events._verify import (
+        Delivery,
+        Fields,
+        GitHubVerifier,
+        HmacScheme,
+        HmacVerifier,
+        SlackVerifier,
+        StandardVerifier,
+        StripeVerifier,
+        Verifier,
+    )
 
 __all__ = [
     "Delivery",
@@ -46,3 +53,39 @@ __all__ = [
     "WebhookTarget",
     "render",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "toolbridge.events._log": (
+            "EventLog",
+            "Recorded",
+        ),
+        "toolbridge.events._model": (
+            "Event",
+            "EventFilter",
+            "NewEvent",
+        ),
+        "toolbridge.events._service": (
+            "EventService",
+            "Receipt",
+            "Source",
+            "Subscription",
+            "ToolTarget",
+            "WebhookTarget",
+            "render",
+        ),
+        "toolbridge.events._verify": (
+            "Delivery",
+            "Fields",
+            "GitHubVerifier",
+            "HmacScheme",
+            "HmacVerifier",
+            "SlackVerifier",
+            "StandardVerifier",
+            "StripeVerifier",
+            "Verifier",
+        ),
+    },
+    globals(),
+)
