@@ -6,24 +6,31 @@ upstream) before reading the catalog.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from toolbridge.connectors.mcp import McpConnector, ToolReview
 from toolbridge.errors import ToolNotFound, close_matches
-from toolbridge.hub import Hub
+
+if TYPE_CHECKING:  # the MCP SDK and the hub are imported only when an MCP command runs
+    from toolbridge.catalog import Tool
+    from toolbridge.connectors.mcp import ToolReview
+    from toolbridge.hub import Hub
 
 __all__ = ["approve", "has_mcp", "tool_list", "tool_rows"]
 
 
 def has_mcp(hub: Hub) -> bool:
+    from toolbridge.connectors.mcp import McpConnector
+
     return any(isinstance(hub.connector(n), McpConnector) for n in hub.connector_names())
 
 
 def _reviews(hub: Hub) -> dict[str, ToolReview]:
+    from toolbridge.connectors.mcp import McpConnector
+
     reviews: dict[str, ToolReview] = {}
     for name in hub.connector_names():
         connector = hub.connector(name)
@@ -36,13 +43,15 @@ async def tool_rows(hub: Hub, connector: str | None) -> list[dict[str, Any]]:
     """Every tool with its access and, for upstream MCP tools, its approval state (quarantined ones too)."""
     async with hub:
         reviews = _reviews(hub)
-        return tool_list(hub, connector, reviews)
+        return tool_list(hub.catalog, connector, reviews)
 
 
-def tool_list(hub: Hub, connector: str | None, reviews: Mapping[str, ToolReview]) -> list[dict[str, Any]]:
-    """The catalog's tools (of ``connector``) as rows for ``tools list``."""
+def tool_list(
+    tools: Iterable[Tool], connector: str | None, reviews: Mapping[str, ToolReview]
+) -> list[dict[str, Any]]:
+    """The tools (of ``connector``) as rows for ``tools list``."""
     rows = []
-    for tool in (t for t in hub.catalog if connector in (None, t.connector)):
+    for tool in (t for t in tools if connector in (None, t.connector)):
         a = tool.annotations
         review = reviews.get(tool.name)
         rows.append(
@@ -70,6 +79,8 @@ def _state(review: ToolReview) -> str:
 
 async def approve(hub: Hub, names: list[str], *, everything: bool, console: Console) -> list[str]:
     """Approve the named tools (or every one not approved yet), showing flags and diffs first."""
+    from toolbridge.connectors.mcp import McpConnector
+
     async with hub:
         reviews = _reviews(hub)
         for name in names:

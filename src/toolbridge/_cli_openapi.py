@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 import yaml
@@ -18,7 +18,10 @@ from rich.markup import escape
 from toolbridge._cli_output import console
 from toolbridge.errors import ConfigurationError, ToolbridgeError
 
-__all__ = ["add_app", "insert_connector", "print_failed", "print_report"]
+if TYPE_CHECKING:
+    from toolbridge.settings import Settings
+
+__all__ = ["add_app", "document_connectors", "insert_connector", "print_failed", "print_report"]
 
 add_app = typer.Typer(help="Add a connector to toolbridge.yaml.", no_args_is_help=True)
 out = console()
@@ -160,6 +163,23 @@ def _print_needs(connector: Any, given: list[str]) -> None:
                 f"(or 'auth: {{{scheme.name}: env:VARIABLE}}' in the file)",
                 highlight=False,
             )
+
+
+def document_connectors(settings: Settings) -> dict[str, Any] | None:
+    """The connectors, built from their documents alone, when every one is ``kind: openapi`` (listing
+    them needs no hub, database or MCP SDK); None when some connector needs the hub."""
+    from toolbridge.settings import OpenAPIConnectorSettings
+
+    configs = settings.connectors
+    if not configs or not all(isinstance(c, OpenAPIConnectorSettings) for c in configs.values()):
+        return None
+    from toolbridge.connectors.openapi._build import openapi_connector
+
+    return {
+        name: openapi_connector(name, config, settings)
+        for name, config in configs.items()
+        if isinstance(config, OpenAPIConnectorSettings)
+    }
 
 
 def print_report(connector: Any, console: Console) -> None:

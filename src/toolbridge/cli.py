@@ -6,26 +6,23 @@ import importlib.util
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from toolbridge._cli_credentials import connect, connections_app, keys_app, master_keys
-from toolbridge._cli_mcp import approve as mcp_approve
+from toolbridge._cli_lazy import LazyGroup
 from toolbridge._cli_mcp import has_mcp, tool_list, tool_rows
-from toolbridge._cli_openapi import add_app, print_failed, print_report
+from toolbridge._cli_openapi import add_app, document_connectors, print_failed, print_report
 from toolbridge._cli_output import JsonOption, console, show
-from toolbridge._cli_workspace import workspace_app
 from toolbridge._starter import STARTER_CONFIG
 from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
-from toolbridge.events._worker import delivery_worker
-from toolbridge.hub import Hub
-from toolbridge.policy import Principal
 from toolbridge.settings import Settings, load_settings
-from toolbridge.worker import OutboxWorker
+
+if TYPE_CHECKING:  # imported where used: a command that only reads a document stays light (_cli_lazy)
+    from toolbridge.hub import Hub
 
 T = TypeVar("T")
 
@@ -34,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=LazyGroup,
 )
 tools_app = typer.Typer(help="Inspect the tool catalog.", no_args_is_help=True)
 agents_app = typer.Typer(help="Create, list and revoke agents and their API keys.", no_args_is_help=True)
@@ -41,11 +39,7 @@ audit_app = typer.Typer(help="Read and verify the hash-chained audit log.", no_a
 app.add_typer(tools_app, name="tools")
 app.add_typer(agents_app, name="agents")
 app.add_typer(audit_app, name="audit")
-app.add_typer(workspace_app, name="workspace")
 app.add_typer(add_app, name="add")
-app.add_typer(keys_app, name="keys")
-app.add_typer(connections_app, name="connections")
-app.command()(connect)
 
 out = console()
 err = console(stderr=True)
@@ -99,8 +93,11 @@ def _settings(config: Path | None, database: str | None = None) -> Settings:
     return settings
 
 
-def _hub(config: Path | None, database: str | None) -> Hub:
-    settings = _settings(config, database)
+def _hub(config: Path | None, database: str | None, settings: Settings | None = None) -> Hub:
+    from toolbridge._cli_credentials import master_keys
+    from toolbridge.hub import Hub
+
+    settings = settings or _settings(config, database)
     try:
         return Hub.from_settings(settings, keys=master_keys())
     except ToolbridgeError as exc:
@@ -164,8 +161,12 @@ def serve(
     """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default)."""
     import uvicorn
 
+    from toolbridge._cli_credentials import master_keys
     from toolbridge._cli_startup import listen_socket, require_config
+    from toolbridge.events._worker import delivery_worker
+    from toolbridge.hub import Hub
     from toolbridge.surfaces.app import create_app
+    from toolbridge.worker import OutboxWorker
 
     settings = _settings(config, database)
     server_settings = settings.server
@@ -211,6 +212,9 @@ def worker_command(
     once: Annotated[bool, typer.Option("--once", help="Process what is due now, then exit")] = False,
 ) -> None:
     """Retry queued writes (the outbox) and deliver events until stopped; run beside `serve --no-worker`."""
+    from toolbridge.events._worker import delivery_worker
+    from toolbridge.worker import OutboxWorker
+
     hub = _hub(config, database)
 
     async def main() -> int:
@@ -286,7 +290,10 @@ def mcp(
     ] = None,
 ) -> None:
     """Serve MCP over stdio (for desktop clients such as Claude Desktop)."""
+    from toolbridge._cli_credentials import master_keys
     from toolbridge._cli_startup import require_config
+    from toolbridge.hub import Hub
+    from toolbridge.policy import Principal
     from toolbridge.surfaces.mcp import serve_stdio
 
     try:
@@ -316,15 +323,14 @@ def tools_list(
     as_json: JsonOption = False,
 ) -> None:
     """List every tool in the catalog (or one connector's, with what it skipped)."""
-    hub = _hub(config, database)
-    if connector is not None and connector not in hub.connector_names():
-        _fail(
-            ToolbridgeError(
-                f"no connector named {connector!r}", hint=_known(connector, hub.connector_names())
-            )
-        )
-    mcp = has_mcp(hub)  # upstream MCP tools are known once their servers are reached
-    rows = _run(lambda: tool_rows(hub, connector)) if mcp else tool_list(hub, connector, {})
+    hub, connectors = _listed(config, database)
+    if connector is not None and connector not in connectors:
+        _fail(ToolbridgeError(f"no connector named {connector!r}", hint=_known(connector, list(connectors))))
+    mcp = hub is not None and has_mcp(hub)  # upstream MCP tools are known once their servers are reached
+    if mcp and hub is not None:
+        rows = _run(lambda: tool_rows(hub, connector))
+    else:
+        rows = tool_list((t for c in connectors.values() for t in c.tools()), connector, {})
     columns = (
         {"name": "name", "access": "access", "state": "state"}
         if mcp
@@ -333,10 +339,24 @@ def tools_list(
     show(out, rows, {**columns, "description": "summary"}, as_json=as_json)
     if as_json:
         return
-    if connector is not None and hasattr(hub.connector(connector), "report"):
-        print_report(hub.connector(connector), out)
+    if connector is not None and hasattr(connectors[connector], "report"):
+        print_report(connectors[connector], out)
     elif connector is None:
-        print_failed((hub.connector(n) for n in hub.connector_names()), out)
+        print_failed(connectors.values(), out)
+
+
+def _listed(config: Path | None, database: str | None) -> tuple[Hub | None, dict[str, Any]]:
+    """The connectors to list: built from their documents alone when all are OpenAPI (no hub, no
+    database, no MCP SDK: the command costs about what reading the documents costs), else the hub's."""
+    settings = _settings(config, database)
+    try:
+        light = document_connectors(settings)
+    except ToolbridgeError as exc:
+        _fail(exc)
+    if light is not None:
+        return None, light
+    hub = _hub(config, database, settings)
+    return hub, {n: hub.connector(n) for n in hub.connector_names()}
 
 
 def _known(name: str, names: list[str]) -> str:
@@ -354,14 +374,17 @@ def tools_approve(
     """Approve upstream MCP tool definitions (pins them); shows flags and what changed first."""
     if not names and not all_:
         raise typer.BadParameter("name the tools to approve, or pass --all")
+    from toolbridge._cli_mcp import approve
+
     hub = _hub(config, database)
-    approved = _run(lambda: mcp_approve(hub, names or [], everything=all_, console=out))
+    approved = _run(lambda: approve(hub, names or [], everything=all_, console=out))
     out.print(f"approved {len(approved)} tool(s)" + (f": {', '.join(approved)}" if approved else ""))
 
 
 @tools_app.command("show")
 def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Show one tool with its input schema and how a call's idempotency key reaches its upstream."""
+    from toolbridge.policy import Principal
     from toolbridge.resilience._outbox import key_handling
     from toolbridge.surfaces.rest import tool_document
 
@@ -383,6 +406,7 @@ def tools_search(
     database: DatabaseOption = None,
 ) -> None:
     """Find tools by what they do: the index behind MCP search mode and GET /v1/tools?q=."""
+    from toolbridge.policy import Principal
     from toolbridge.surfaces._tool_search import search_document
 
     hub = _hub(config, database)
@@ -428,6 +452,8 @@ def call(
     database: DatabaseOption = None,
 ) -> None:
     """Call a tool in-process (audited like any other call) and print its result."""
+    from toolbridge.policy import Principal
+
     arguments = _parse_args(arg or [], json_args)
     hub = _hub(config, database)
 

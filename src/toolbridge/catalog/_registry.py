@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog._search import SearchIndex, SearchResult
 from toolbridge.catalog._tool import Tool
@@ -17,6 +14,10 @@ from toolbridge.errors import (
     ToolNotFound,
     close_matches,
 )
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 __all__ = ["FORMAT_EXAMPLES", "Catalog"]
 
@@ -105,6 +106,8 @@ class Catalog:
             raise _invalid(tool, errors)
 
     def _compile(self, tool: Tool) -> jsonschema.protocols.Validator:
+        import jsonschema  # on the first call: listing tools needs no validator (and no jsonschema)
+
         schema = dict(tool.input_schema)
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         validator: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)

@@ -133,9 +133,11 @@ class OpenAPIConnector:
             return cls(name, cached, spec_uri=uri, **kwargs)
         source = load_spec(spec, max_bytes=max_spec_bytes, transport=spec_transport, allow_hosts=allowed)
         ingested = ingest(source, name, options)
+        digests, uri = source.digests, source.uri
+        del source  # the parsed document is freed before the cache is written: a lower peak
         if cache is not None:
-            cache.save(key, source.digests, ingested)
-        return cls(name, ingested, spec_uri=source.uri, **kwargs)
+            cache.save(key, digests, ingested)
+        return cls(name, ingested, spec_uri=uri, **kwargs)
 
     @classmethod
     def failed(cls, name: str, spec: str, error: str) -> OpenAPIConnector:

@@ -1,0 +1,49 @@
+"""Sub-commands of ``toolbridge`` whose modules are imported only when that command runs.
+
+The credentials, workspace and MCP commands import SQLAlchemy, cryptography or the MCP SDK; loading them
+for every command made ``toolbridge tools list`` for one OpenAPI document cost ~4 s and ~100 MiB. Each
+entry of :data:`LAZY` names the module and attribute of a ``typer.Typer`` (a group) or a function (one
+command); ``toolbridge --help`` still lists them all (it imports them to read their help).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+from typer._click.core import Command, Context  # typer 0.29 runs on its own copy of click
+from typer.core import TyperGroup
+
+__all__ = ["LAZY", "LazyGroup"]
+
+LAZY: dict[str, tuple[str, str]] = {
+    "workspace": ("toolbridge._cli_workspace", "workspace_app"),
+    "keys": ("toolbridge._cli_credentials", "keys_app"),
+    "connections": ("toolbridge._cli_credentials", "connections_app"),
+    "connect": ("toolbridge._cli_credentials", "connect"),
+}
+
+
+class LazyGroup(TyperGroup):
+    """A Typer group that imports the commands of :data:`LAZY` on first use."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in LAZY if name not in self.commands)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name in LAZY and cmd_name not in self.commands:
+            self.add_command(_load(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+def _load(name: str) -> Command:
+    module, attribute = LAZY[name]
+    target: Any = getattr(importlib.import_module(module), attribute)
+    if not isinstance(target, typer.Typer):
+        single = typer.Typer()
+        single.command(name)(target)
+        target = single
+    command = typer.main.get_command(target)
+    command.name = name
+    return command
