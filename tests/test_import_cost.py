@@ -1,0 +1,68 @@
+"""Commands that only read an OpenAPI document do not load the hub's heavy dependencies (issue 12, item 7).
+
+Measured as *which modules a fresh process imported*, not as time: ``import toolbridge`` and
+``toolbridge tools list`` / ``add openapi`` for an OpenAPI-only configuration must not import SQLAlchemy,
+the MCP SDK, cryptography, Starlette or jsonschema (bench/openapi_ingest.py measures the time and memory).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._specs import OWN
+
+HEAVY = ("sqlalchemy", "mcp", "cryptography", "starlette", "fastapi", "jsonschema", "toolbridge.hub")
+PROBE = """
+import json, sys
+from toolbridge.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+tops = {m.split(".")[0] for m in sys.modules}
+print(json.dumps(sorted(tops | {m for m in sys.modules if m.startswith("toolbridge.")})))
+"""
+
+
+def loaded(*args: str, cwd: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=True
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "toolbridge.yaml"
+    path.write_text(
+        "server: {database: 'sqlite+aiosqlite:///:memory:'}\n"
+        f"connectors:\n  inc:\n    kind: openapi\n    spec: {OWN / 'incidents.json'}\n"
+        "    base_url: http://127.0.0.1:9\n"
+    )
+    return path
+
+
+def test_importing_the_package_loads_nothing_heavy(tmp_path: Path) -> None:
+    code = "import json, sys, toolbridge; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    modules = {m.split(".")[0] for m in json.loads(done.stdout)}
+    assert not modules & set(HEAVY)
+
+
+def test_tools_list_of_an_openapi_config_stays_light(config: Path) -> None:
+    modules = loaded("tools", "list", "-c", str(config), cwd=config.parent)
+    assert "toolbridge.connectors.openapi" in modules  # it did read the document
+    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_add_openapi_stays_light(tmp_path: Path) -> None:
+    modules = loaded("add", "openapi", "inc", str(OWN / "incidents.json"), cwd=tmp_path)
+    assert (tmp_path / "toolbridge.yaml").exists()
+    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
