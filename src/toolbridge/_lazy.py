@@ -9,27 +9,33 @@ same names under ``TYPE_CHECKING`` for type checkers; the public-API test checks
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["lazy_exports"]
 
 
 def lazy_exports(
-    package: str, homes: Mapping[str, tuple[str, ...]], namespace: dict[str, Any]
+    package: str, modules: Sequence[str], names: Sequence[str], namespace: dict[str, Any]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``: ``homes`` maps a module to the names it defines."""
-    where = {name: module for module, names in homes.items() for name in names}
+    """``__getattr__`` and ``__dir__`` for ``package``: each of ``names`` (its ``__all__``) comes from the
+    first of ``modules`` that defines it, imported when the name is first used."""
+    public = frozenset(names)
 
     def __getattr__(name: str) -> Any:
-        module = where.get(name)
-        if module is None:
+        if name not in public:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        namespace[name] = value  # resolved once; later lookups are plain attribute reads
-        return value
+        for module in modules:
+            value = getattr(importlib.import_module(module), name, _MISSING)
+            if value is not _MISSING:
+                namespace[name] = value  # resolved once; later lookups are plain attribute reads
+                return value
+        raise AttributeError(f"module {package!r} lists {name!r} but none of its modules defines it")
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *where})
+        return sorted({*namespace, *public})
 
     return __getattr__, __dir__
+
+
+_MISSING = object()

@@ -56,36 +56,12 @@ __all__ = [
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
-    {
-        "toolbridge.events._log": (
-            "EventLog",
-            "Recorded",
-        ),
-        "toolbridge.events._model": (
-            "Event",
-            "EventFilter",
-            "NewEvent",
-        ),
-        "toolbridge.events._service": (
-            "EventService",
-            "Receipt",
-            "Source",
-            "Subscription",
-            "ToolTarget",
-            "WebhookTarget",
-            "render",
-        ),
-        "toolbridge.events._verify": (
-            "Delivery",
-            "Fields",
-            "GitHubVerifier",
-            "HmacScheme",
-            "HmacVerifier",
-            "SlackVerifier",
-            "StandardVerifier",
-            "StripeVerifier",
-            "Verifier",
-        ),
-    },
+    [
+        "toolbridge.events._log",
+        "toolbridge.events._model",
+        "toolbridge.events._service",
+        "toolbridge.events._verify",
+    ],
+    __all__,
     globals(),
 )
