@@ -26,6 +26,7 @@ import pytest
 
 from tests._patience import patience
 
+pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
@@ -61,7 +62,7 @@ def commands(block: str) -> list[Command]:
         text = lines[i]
         while text.endswith("\\"):
             i += 1
-            text = text[:-1] + "\n" + lines[i]
+            text = text + "\n" + lines[i]  # bash joins a backslash-newline
         i += 1
         expected = []
         while i < len(lines) and lines[i].startswith("#"):
@@ -169,7 +170,7 @@ def test_the_shell_block_runs_as_shown(clone: Clone, block: str) -> None:
         _require_inspector(block)
     script = ["set -e"]
     for number, step in enumerate(steps):
-        script += [f"echo '@@step {number}'", clone.localize(step.text)]
+        script += [f"printf '\\n@@step {number}\\n'", clone.localize(step.text)]
     result = subprocess.run(
         ["bash", "-c", "\n".join(script)], cwd=clone.path, env=clone.env(),
         capture_output=True, text=True, timeout=patience(180),
