@@ -104,6 +104,7 @@ def _binding(
         state_ttl=config.state_ttl,
         probe_url=config.probe_url,
         probe_method=config.probe_method,
+        policy=config.policy,
     )
 
 

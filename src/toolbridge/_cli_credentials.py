@@ -202,18 +202,26 @@ def connections_list(
     if as_json:
         print(json.dumps(docs))
         return
-    table = Table("id", "connector", "account", "scheme", "state", "version", "last error")
+    table = Table("id", "connector", "account", "owner", "scheme", "state", "version", "last error")
     for d in docs:
         table.add_row(
             d["id"],
             d["connector"],
             d["account"],
+            d["owner"] or "(shared)",
             d["scheme"],
             d["state"],
             str(d["token_version"]),
             d["last_error"] or "",
         )
     out.print(table)
+
+
+def _owner(text: str) -> str:
+    """``--for``: a principal id (``agent:NAME``) or a bare agent name; empty for a shared connection."""
+    if not text:
+        return ""
+    return text if ":" in text else f"agent:{text}"
 
 
 @connections_app.command("add")
@@ -223,6 +231,9 @@ def connections_add(
     secret: Annotated[
         str | None, typer.Option("--secret", help="env:NAME, file:PATH or vault:NAME [default: prompt]")
     ] = None,
+    owner: Annotated[
+        str, typer.Option("--for", help="The principal it belongs to, e.g. agent:alice [default: shared]")
+    ] = "",
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -245,7 +256,7 @@ def connections_add(
                 from toolbridge.credentials import Secret
 
                 value = Secret(typer.prompt(f"secret for {connector} as {account}", hide_input=True))
-            return await manager.add(connector, account, Material(secret=value))
+            return await manager.add(connector, account, Material(secret=value), owner=_owner(owner))
 
     conn = _run(main)
     out.print(f"connection {conn.id}: {conn.connector} as {conn.account} ({conn.scheme}), {conn.state}")
@@ -287,6 +298,9 @@ def connections_remove(ident: str, config: ConfigOption = None, database: Databa
 def connect(
     connector: str,
     account: Annotated[str, typer.Option("--account", "-a", help="Account name, e.g. alice")] = "default",
+    owner: Annotated[
+        str, typer.Option("--for", help="The principal it belongs to, e.g. agent:alice [default: shared]")
+    ] = "",
     config: ConfigOption = None,
     database: DatabaseOption = None,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the URL in a browser")] = False,
@@ -308,7 +322,9 @@ def connect(
     async def main() -> Any:
         async with hub:
             flow = ConnectFlow(_manager(hub))
-            return await connect_on_loopback(flow, connector, account, show=show, wait=wait)
+            return await connect_on_loopback(
+                flow, connector, account, show=show, wait=wait, owner=_owner(owner)
+            )
 
     conn = _run(main)
     out.print(f"connected {conn.connector} as {conn.account} (connection {conn.id})")

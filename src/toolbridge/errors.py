@@ -26,6 +26,7 @@ Branches are named after who must act to fix the problem::
     │   └── BadRequest ............ malformed request at a surface (HTTP 400)
     ├── CredentialsError .......... a person must reconnect the account (HTTP 401 upstream-side)
     │   └── NotConnected .......... no usable connection for this connector and account yet
+    │       └── ConnectRequired ... the caller has no connection of its own: ``connect`` starts one
     ├── UpstreamError ............. the service behind the tool failed
     │   ├── UpstreamTimeout ....... the call's deadline passed before the tool answered (HTTP 504)
     │   ├── UpstreamUnavailable ... transport failure: refused, reset, timed out (``sent`` says if bytes left)
@@ -62,6 +63,7 @@ __all__ = [
     "ConfigFileError",
     "ConfigurationError",
     "Conflict",
+    "ConnectRequired",
     "CredentialsError",
     "IdempotencyKeyReused",
     "InputRequired",
@@ -415,6 +417,23 @@ class NotConnected(CredentialsError):
     title = "not connected"
 
 
+class ConnectRequired(NotConnected):
+    """A per-user connector, and the caller has no connection of its own: ``connect`` says how to start
+    the OAuth flow (or add a secret) for exactly this caller."""
+
+    code = "connect_required"
+    title = "connect required"
+
+    def __init__(
+        self, message: str, *, connect: Mapping[str, object], hint: str | None = None, tool: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.connect = dict(connect)
+
+    def extra(self) -> dict[str, object]:
+        return {"connect": self.connect}
+
+
 class UpstreamError(ToolbridgeError):
     """The service behind a tool failed."""
 
@@ -629,6 +648,11 @@ def _num(doc: Mapping[str, object], key: str) -> float:
     return float(value) if isinstance(value, int | float | str) else 0.0
 
 
+def _dict(doc: Mapping[str, object], key: str) -> dict[str, object]:
+    value = doc.get(key)
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def _list(doc: Mapping[str, object], key: str) -> list[Any]:
     value = doc.get(key)
     return list(value) if isinstance(value, list) else []
@@ -637,6 +661,7 @@ def _list(doc: Mapping[str, object], key: str) -> list[Any]:
 _Factory = Callable[[Mapping[str, object], str, str | None, str | None], ToolbridgeError]
 _SPECIAL: dict[str, _Factory] = {
     "tool_not_found": lambda d, m, h, t: ToolNotFound(t or "", suggestions=_list(d, "suggestions")),
+    "connect_required": lambda d, m, h, t: ConnectRequired(m, connect=_dict(d, "connect"), hint=h, tool=t),
     "invalid_arguments": lambda d, m, h, t: InvalidArguments(m, errors=_list(d, "errors"), hint=h, tool=t),
     "permission_denied": lambda d, m, h, t: PermissionDenied(
         m, missing_scope=str(d.get("missing_scope", "")), hint=h, tool=t

@@ -147,6 +147,9 @@ class ConnectionSettings(_Model):
     state_ttl: Annotated[float, Field(gt=0, le=600)] = 600.0
     probe_url: str | None = None
     probe_method: Literal["GET", "POST"] = "GET"
+    policy: Literal["shared", "per_user", "per_user_or_shared"] = "shared"
+    """Whose connection a call uses: the one an operator shares, the caller's own, or its own else the
+    shared one (docs/credentials.md#per-user-connections)."""
 
     @pydantic.field_validator("client_secret")
     @classmethod

@@ -41,7 +41,7 @@ async def served() -> AsyncIterator[Served]:
     server = FakeAuthServer()
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(server.handler))
     bindings = {
-        "gh": oauth_config(redirect_uri=CALLBACK, probe_url="https://api.test/me"),
+        "gh": oauth_config(redirect_uri=CALLBACK, probe_url="https://api.test/me", policy="per_user"),
         "svc": AuthConfig(scheme="api_key", name="X-Key"),
     }
     hub = Hub(agents={"admin": ["*"], "ghuser": ["gh.*"], "reader": ["*:read"]}, resilience=Resilience())

@@ -11,7 +11,7 @@ from toolbridge.credentials._providers import ProviderDef
 from toolbridge.credentials._secret import Secret
 from toolbridge.errors import ConfigurationError
 
-__all__ = ["SCHEMES", "AuthConfig", "Scheme"]
+__all__ = ["SCHEMES", "AuthConfig", "Policy", "Scheme"]
 
 Scheme = Literal[
     "api_key", "basic", "bearer", "header", "oauth2", "client_credentials", "jwt_bearer", "sigv4"
@@ -26,6 +26,8 @@ SCHEMES: tuple[Scheme, ...] = (
     "jwt_bearer",
     "sigv4",
 )
+Policy = Literal["shared", "per_user", "per_user_or_shared"]
+"""Whose connection a call uses: the one an operator shares, the caller's own, or its own else the shared."""
 TOKEN_SCHEMES = frozenset({"oauth2", "client_credentials", "jwt_bearer"})
 MAX_STATE_TTL = 600.0
 
@@ -59,6 +61,12 @@ class AuthConfig:
     state_ttl: float = MAX_STATE_TTL
     probe_url: str | None = None
     probe_method: str = "GET"
+    policy: Policy = "shared"
+    """Whose connection a call uses (see :data:`Policy`); per-user connections belong to a principal."""
+
+    @property
+    def per_user(self) -> bool:
+        return self.policy != "shared"
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:

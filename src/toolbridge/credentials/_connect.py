@@ -79,8 +79,16 @@ class ConnectFlow:
         self.manager = manager
 
     async def start(
-        self, connector: str, account: str = "default", *, redirect_uri: str | None = None
+        self,
+        connector: str,
+        account: str = "default",
+        *,
+        redirect_uri: str | None = None,
+        owner: str = "",
+        actor: str = "local:local",
     ) -> Authorization:
+        """Begin connecting ``account`` for ``owner`` (a principal id; ``""``: a shared connection); the
+        callback stores the connection as ``owner``'s. The audit row names ``actor``."""
         binding = self._oauth_binding(connector)
         redirect = redirect_uri or binding.redirect_uri
         if not redirect:
@@ -103,6 +111,7 @@ class ConnectFlow:
                     state_hash=digest,
                     connector=connector,
                     account=account,
+                    owner=owner,
                     redirect_uri=redirect,
                     issuer=metadata.issuer,
                     created_at=now,
@@ -114,6 +123,8 @@ class ConnectFlow:
             if discovered is not None:
                 await self.manager.vault.write(conn, _client_name(digest), discovered.to_secret())
         params = self._authorize_params(binding, redirect, state, challenge)
+        started = args_digest({"connector": connector, "owner": owner, "account": account})
+        await self.manager.record("(credentials.connect_start)", actor, "", started, "ok", None)
         separator = "&" if "?" in metadata.authorization_endpoint else "?"
         return Authorization(
             metadata.authorization_endpoint + separator + urlencode(params),
@@ -180,10 +191,16 @@ class ConnectFlow:
         tokens = await endpoint.exchange_code(code, verifier=verifier.reveal(), redirect_uri=row.redirect_uri)
         if discovered is not None:
             await store_discovered(self.manager, row.connector, discovered)
-        connection = await self.manager.add(row.connector, row.account, Material(tokens=tokens))
+        connection = await self.manager.add(
+            row.connector,
+            row.account,
+            Material(tokens=tokens),
+            owner=row.owner,
+            actor=row.owner or "local:local",
+        )
         await self.manager.record(
             "(credentials.connect)",
-            f"connection:{row.connector}/{row.account}",
+            row.owner or f"connection:{row.connector}/{row.account}",
             "",
             args_digest({"connection": connection.id}),
             "ok",

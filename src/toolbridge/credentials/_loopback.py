@@ -29,6 +29,7 @@ async def connect_on_loopback(
     *,
     show: Callable[[Authorization], None],
     wait: float = 600.0,
+    owner: str = "",
 ) -> Connection:
     """Start the flow, show its URL, and complete it on the redirect URI's loopback port."""
     binding = flow.manager.binding(connector)
@@ -43,7 +44,7 @@ async def connect_on_loopback(
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=parts.port)
     outcome: list[Connection | ToolbridgeError] = []
     async with listener:
-        authorization = await flow.start(connector, account, redirect_uri=redirect)
+        authorization = await flow.start(connector, account, redirect_uri=redirect, owner=owner)
         show(authorization)
         async with anyio.create_task_group() as tg:
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import secrets
 import time
@@ -42,6 +43,7 @@ from toolbridge.credentials._vault import Vault
 from toolbridge.errors import (
     BadRequest,
     ConfigurationError,
+    ConnectRequired,
     CredentialsError,
     NotConnected,
     NotFound,
@@ -166,7 +168,7 @@ class CredentialManager:
         self.grants = Grants(self._client, clock=clock)
         self._declared: dict[str, AuthConfig] = {}
         self._cells: dict[str, _Cell] = {}
-        self._selected: dict[tuple[str, str | None], str] = {}
+        self._selected: dict[tuple[str, tuple[str, ...], str | None], str] = {}
         self._locks: dict[str, anyio.Lock] = {}
         self._log_filter: UrlQueryFilter | None = None
         self.refreshes = 0
@@ -243,7 +245,7 @@ class CredentialManager:
         tool: str = "",
     ) -> ResolvedCredentials:
         binding = await self.current_binding(connector)
-        cell = await self._cell(connector, connection, tool)
+        cell = await self._cell(connector, connection, tool, owners(binding, principal))
         conn = cell.connection
         if conn.state in ("reauth_required", "revoked"):
             await self.record(
@@ -293,21 +295,38 @@ class CredentialManager:
             return True
         return tokens.expires_at is not None and self.clock() >= tokens.expires_at - binding.refresh_skew
 
-    async def _cell(self, connector: str, connection: str | None, tool: str) -> _Cell:
-        ident = self._selected.get((connector, connection))
+    async def _cell(self, connector: str, connection: str | None, tool: str, whose: tuple[str, ...]) -> _Cell:
+        key = (connector, whose, connection)
+        ident = self._selected.get(key)
         cell = self._cells.get(ident) if ident is not None else None
         if cell is not None and self.clock() - cell.loaded_at < self.cache_ttl:
             return cell
-        chosen = await self._choose(connector, connection, tool)
-        self._selected[(connector, connection)] = chosen.id
+        chosen = await self._choose_owned(connector, connection, tool, whose)
+        self._selected[key] = chosen.id
         return await self._load(chosen.id)
 
-    async def _choose(self, connector: str, connection: str | None, tool: str) -> Connection:
-        found = await self.store.find(connector, connection) if connection is not None else []
+    async def _choose_owned(
+        self, connector: str, connection: str | None, tool: str, whose: tuple[str, ...]
+    ) -> Connection:
+        """The connection of the first owner in ``whose`` that has one (``""``: the shared ones)."""
+        for owner in whose:
+            try:
+                return await self._choose(connector, connection, tool, owner)
+            except NotConnected:
+                if owner != whose[-1]:
+                    continue
+                if owner:
+                    oauth = self.bindings[connector].scheme == "oauth2"
+                    raise connect_required(connector, owner, connection, tool, oauth=oauth) from None
+                raise
+        raise AssertionError("unreachable: every policy names an owner")
+
+    async def _choose(self, connector: str, connection: str | None, tool: str, owner: str) -> Connection:
+        found = await self.store.find(connector, connection, owner=owner) if connection is not None else []
         if connection is not None and not found:
-            found = [c for c in await self.store.find(connector) if c.id == connection]
+            found = [c for c in await self.store.find(connector, owner=owner) if c.id == connection]
         elif connection is None:
-            found = await self.store.find(connector)
+            found = await self.store.find(connector, owner=owner)
             if len(found) > 1:
                 default = [c for c in found if c.account == "default"]
                 if not default:
@@ -470,34 +489,26 @@ class CredentialManager:
 
     # -- management ---------------------------------------------------------------------------------
 
-    async def add(self, connector: str, account: str, material: Material) -> Connection:
+    async def add(
+        self, connector: str, account: str, material: Material, *, owner: str = "", actor: str = "local:local"
+    ) -> Connection:
+        """Add (or replace) ``owner``'s connection (``""``: a shared one); the audit row names ``actor``,
+        the principal who acted. Who may act for whom is the surface's decision (see ``may_manage``)."""
         binding = self.binding(connector)
         expires = material.tokens.expires_at if material.tokens else None
-        conn = await self.store.save(connector, account, binding.scheme, material, expires_at=expires)
-        self.invalidate(connector)
-        await self.record(
-            "(credentials.add)",
-            f"connection:{connector}/{account}",
-            "",
-            args_digest({"connection": conn.id}),
-            "ok",
-            None,
+        conn = await self.store.save(
+            connector, account, binding.scheme, material, expires_at=expires, owner=owner
         )
+        self.invalidate(connector)
+        await self.record("(credentials.add)", actor, "", _digest(conn), "ok", None)
         return conn
 
-    async def remove(self, ident: str) -> bool:
+    async def remove(self, ident: str, *, actor: str = "local:local") -> bool:
         conn = await self.store.get(ident)
         removed = await self.store.remove(ident)
         self._cells.pop(ident, None)
         self.invalidate(conn.connector)
-        await self.record(
-            "(credentials.remove)",
-            f"connection:{conn.connector}/{conn.account}",
-            "",
-            args_digest({"connection": ident}),
-            "ok",
-            None,
-        )
+        await self.record("(credentials.remove)", actor, "", _digest(conn), "ok", None)
         return removed
 
     async def record(
@@ -525,6 +536,46 @@ class CredentialManager:
                 duration_ms=duration,
             )
         )
+
+
+def owners(binding: AuthConfig, principal: Principal) -> tuple[str, ...]:
+    """Whose connections a call by ``principal`` may use, in order (``""``: the shared ones)."""
+    if binding.policy == "per_user":
+        return (principal.id,)
+    if binding.policy == "per_user_or_shared":
+        return (principal.id, "")
+    return ("",)
+
+
+def may_manage(principal: Principal, conn_owner: str) -> bool:
+    """Only the owner adds, replaces or removes a connection of its own; shared ones only an operator."""
+    return principal.is_operator or (bool(conn_owner) and conn_owner == principal.id)
+
+
+def connect_required(
+    connector: str, owner: str, account: str | None, tool: str, *, oauth: bool
+) -> ConnectRequired:
+    """The error that tells exactly this caller how to connect its own account."""
+    body: dict[str, object] = {"connector": connector, "account": account or "default"}
+    suffix = f" --for {owner}" + (f" --account {account}" if account else "")
+    if oauth:
+        path, command = "/v1/connections/connect", f"toolbridge connect {connector}{suffix}"
+        how = "and send the person to the authorization_url it returns"
+    else:
+        path, command = "/v1/connections", f"toolbridge connections add {connector}{suffix} --secret env:NAME"
+        body["secret"] = "…"
+        how = "with your own secret"
+    return ConnectRequired(
+        f"{owner} has no connection of its own to {connector!r}" + (f" as {account!r}" if account else ""),
+        connect={"method": "POST", "path": path, "body": body, "command": command},
+        hint=f"connect your own account: POST {path} {json.dumps(body, ensure_ascii=False)} {how} "
+        f"(or an operator runs: {command})",
+        tool=tool or None,
+    )
+
+
+def _digest(conn: Connection) -> str:
+    return args_digest({"connection": conn.id, "owner": conn.owner, "account": conn.account})
 
 
 def _reconnect(conn: Connection, tool: str, *, cause: str | None = None) -> CredentialsError:

@@ -66,6 +66,8 @@ class Connection:
     last_error: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    owner: str = ""
+    """The principal id (``agent:alice``) it belongs to; ``""`` for a connection an operator shares."""
 
     def effective_state(self, now: float, skew: float) -> State:
         if self.state == "active" and self.expires_at is not None and now >= self.expires_at - skew:
@@ -78,6 +80,8 @@ class Connection:
             "id": self.id,
             "connector": self.connector,
             "account": self.account,
+            "owner": self.owner or None,
+            "shared": not self.owner,
             "scheme": self.scheme,
             "state": self.effective_state(now, skew),
             "token_version": self.token_version,
@@ -100,6 +104,7 @@ def _conn(row: sa.RowMapping) -> Connection:
         row["last_error"],
         _aware(row["created_at"]),
         _aware(row["updated_at"]),
+        row["owner"],
     )
 
 
@@ -124,20 +129,15 @@ class ConnectionStore:
         material: Material,
         *,
         expires_at: float | None = None,
+        owner: str = "",
     ) -> Connection:
-        """Create the connection, or replace the material of an existing one (a reconnect): version + 1."""
+        """Create ``owner``'s connection, or replace the material of an existing one (a reconnect):
+        version + 1. Another owner's connection of the same account name is a different connection."""
         now = dt.datetime.now(dt.UTC)
         c = connections.c
+        mine = sa.select(connections).where(c.connector == connector, c.owner == owner, c.account == account)
         async with self.database.transaction() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(connections).where(c.connector == connector, c.account == account)
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = (await conn.execute(mine)).mappings().first()
             values = {
                 "scheme": scheme,
                 "state": "active",
@@ -154,6 +154,7 @@ class ConnectionStore:
                         id=ident,
                         connector=connector,
                         account=account,
+                        owner=owner,
                         token_version=1,
                         created_at=now,
                         **values,
@@ -181,11 +182,16 @@ class ConnectionStore:
             raise NotFound(f"no connection with id {ident!r}", hint="list them with GET /v1/connections")
         return _conn(row)
 
-    async def find(self, connector: str, account: str | None = None) -> list[Connection]:
+    async def find(
+        self, connector: str, account: str | None = None, *, owner: str | None = None
+    ) -> list[Connection]:
+        """The connections of ``connector`` (of one ``owner`` — ``""``: the shared ones — if given)."""
         c = connections.c
         query = sa.select(connections).where(c.connector == connector)
         if account is not None:
             query = query.where(c.account == account)
+        if owner is not None:
+            query = query.where(c.owner == owner)
         async with self.database.transaction() as conn:
             rows = (await conn.execute(query.order_by(c.account))).mappings().all()
         return [_conn(r) for r in rows]

@@ -1,4 +1,4 @@
-"""Credential tables (SQLAlchemy Core), created by migration ``0004_credentials``.
+"""Credential tables (SQLAlchemy Core), created by migration ``0004_credentials`` (``owner``: ``0009``).
 
 The database holds only ciphertext: ``vault_secrets`` rows are AES-GCM envelopes. ``connections`` holds
 state and metadata; its token set lives in the vault under ``connection:<id>``, and ``token_version`` is
@@ -39,7 +39,9 @@ connections = sa.Table(
     sa.Column("last_error", sa.String(300), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("connector", "account", name="uq_connections_connector_account"),
+    # the principal id the connection belongs to; '' for one an operator shares
+    sa.Column("owner", sa.String(200), nullable=False, server_default=""),
+    sa.UniqueConstraint("connector", "owner", "account", name="uq_connections_connector_owner_account"),
 )
 
 oauth_states = sa.Table(
@@ -53,4 +55,5 @@ oauth_states = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("used_at", sa.Float, nullable=True),
+    sa.Column("owner", sa.String(200), nullable=False, server_default=""),
 )

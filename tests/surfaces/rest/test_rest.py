@@ -144,9 +144,9 @@ async def test_invalid_arguments_are_422_with_fields(served: Served) -> None:
     ("content", "detail"),
     [
         (b"{not json", "not valid JSON"),
-        (b'{"args": {}}', 'one key, "arguments"'),
+        (b'{"args": {}}', 'the keys "arguments"'),
         (b'{"arguments": [1]}', "must be a JSON object"),
-        (b"[]", 'one key, "arguments"'),
+        (b"[]", 'the keys "arguments"'),
     ],
 )
 async def test_malformed_bodies_are_400(served: Served, content: bytes, detail: str) -> None:

@@ -21,6 +21,7 @@ from toolbridge.surfaces.mcp._wire import (
     ToolCache,
     agent_input,
     call_result,
+    connection_choice,
     error_result,
     idempotency_key,
     is_tool_error,
@@ -101,7 +102,12 @@ class Bridge:
         key = idempotency_key(params)
         try:
             result = await self.hub.call(
-                ctx.principal, name, arguments, idempotency_key=key, request_id=ctx.request_id
+                ctx.principal,
+                name,
+                arguments,
+                connection=connection_choice(params),
+                idempotency_key=key,
+                request_id=ctx.request_id,
             )
         except ToolNotFound as exc:
             if searching:  # call_tool exists; the tool it names does not

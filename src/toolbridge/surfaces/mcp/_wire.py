@@ -230,6 +230,23 @@ def idempotency_key(params: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+CONNECTION_META_KEY = "toolbridge/connection"
+
+
+def connection_choice(params: Mapping[str, Any] | None) -> str | None:
+    """The connection (account name or id) a client chose in ``_meta["toolbridge/connection"]``."""
+    meta = params.get("_meta") if params else None
+    value = meta.get(CONNECTION_META_KEY) if isinstance(meta, Mapping) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 128:
+        raise ProtocolError(
+            INVALID_PARAMS,
+            f"_meta[{CONNECTION_META_KEY!r}] must be an account name or connection id (1 to 128 characters)",
+        )
+    return value
+
+
 class RequestIds:
     """Request ids for calls whose caller sent none: a random per-instance prefix and a counter.
 

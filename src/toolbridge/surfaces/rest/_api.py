@@ -56,7 +56,14 @@ _CALL_BODY = {
                 "schema": {
                     "type": "object",
                     "additionalProperties": False,
-                    "properties": {"arguments": {"type": "object", "description": "the tool's arguments"}},
+                    "properties": {
+                        "arguments": {"type": "object", "description": "the tool's arguments"},
+                        "connection": {
+                            "type": "string",
+                            "maxLength": 128,
+                            "description": "which of your connections (account name or id) to call with",
+                        },
+                    },
                 }
             }
         },
@@ -222,11 +229,12 @@ def create_rest_app(hub: Hub) -> FastAPI:
         # The hot path: headers are read here rather than through FastAPI dependencies (about a fifth
         # of the endpoint's cost); they are documented in _CALL_BODY.
         caller = await _authenticate(request)
-        arguments = _arguments(await request.body())
+        arguments, connection = _arguments(await request.body())
         result = await hub.call(
             caller,
             name,
             arguments,
+            connection=connection,
             idempotency_key=_checked_key(request.headers.get("idempotency-key")),
             request_id=request.headers.get("x-request-id"),
         )
@@ -257,9 +265,10 @@ def _bearer(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def _arguments(body: bytes) -> dict[str, Any]:
+def _arguments(body: bytes) -> tuple[dict[str, Any], str | None]:
+    """The call's arguments and the connection it names (None: the policy's choice)."""
     if not body.strip():
-        return {}
+        return {}, None
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -267,17 +276,23 @@ def _arguments(body: bytes) -> dict[str, Any]:
             f"the request body is not valid JSON: {exc}",
             hint='send {"arguments": {...}} with Content-Type: application/json',
         ) from None
-    if not isinstance(data, dict) or set(data) - {"arguments"}:
+    if not isinstance(data, dict) or set(data) - {"arguments", "connection"}:
         raise BadRequest(
-            'the request body must be an object with one key, "arguments"',
+            'the request body must be an object with the keys "arguments" (and optionally "connection")',
             hint='send {"arguments": {"name": value}}',
         )
     arguments = data.get("arguments", {})
+    connection = data.get("connection")
+    if connection is not None and (not isinstance(connection, str) or not 0 < len(connection) <= 128):
+        raise BadRequest(
+            '"connection" must be an account name or connection id',
+            hint="list yours with GET /v1/connections",
+        )
     if arguments is None:
-        return {}
+        return {}, connection
     if not isinstance(arguments, dict):
         raise BadRequest('"arguments" must be a JSON object', hint='send {"arguments": {"name": value}}')
-    return arguments
+    return arguments, connection
 
 
 def _checked_key(key: str | None) -> str | None:

@@ -1,9 +1,11 @@
 """``/v1/connections``: list, add, test and remove connections; the OAuth connect flow for web pages.
 
-Authenticated like every other route (API key). A principal manages the connections of a connector when
-one of its write scopes covers that connector's tools (``github.*``, ``*``); other connections look like
-missing ones (404). The callback is the one unauthenticated route: the single-use ``state`` authenticates it.
-Responses never contain secret material.
+Authenticated like every other route (API key). A principal sees the connections of a connector when one
+of its write scopes covers that connector's tools (``github.*``, ``*``): the shared ones and its own.
+Another principal's connection looks like a missing one (404). Only the owner adds, replaces or removes a
+connection of its own, and only an operator (the bare ``*`` scope) a shared one or one for somebody else;
+every action is audited with the acting principal. The callback is the one unauthenticated route: the
+single-use ``state`` authenticates it. Responses never contain secret material.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolbridge.credentials import ConnectFlow, Connection, CredentialManager, Material, Secret
+from toolbridge.credentials._manager import may_manage
 from toolbridge.credentials._probe import probe
-from toolbridge.errors import BadRequest, NotFound, ToolbridgeError
+from toolbridge.errors import BadRequest, NotFound, PermissionDenied, ToolbridgeError
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 
@@ -29,6 +32,11 @@ class AddConnection(BaseModel):
     connector: str
     account: Annotated[str, Field(min_length=1, max_length=128)] = "default"
     secret: str | None = Field(default=None, description="API key, token or password (stored encrypted)")
+    shared: bool | None = Field(
+        default=None,
+        description="true: a connection every caller shares (operators only); false: the caller's own. "
+        "Default: what the connector's policy uses",
+    )
 
 
 class StartConnect(BaseModel):
@@ -36,6 +44,7 @@ class StartConnect(BaseModel):
     connector: str
     account: Annotated[str, Field(min_length=1, max_length=128)] = "default"
     redirect_uri: str | None = Field(default=None, description="must be registered with the provider exactly")
+    shared: bool | None = Field(default=None, description="as for POST /v1/connections")
 
 
 async def _caller(request: Request) -> Principal:
@@ -73,14 +82,50 @@ def _doc(manager: CredentialManager, conn: Connection) -> dict[str, Any]:
     return conn.document(manager.clock(), binding.refresh_skew if binding else 0.0)
 
 
+def _sees(principal: Principal, conn: Connection) -> bool:
+    """Shared connections and its own, of connectors in its scopes (operators: every connection)."""
+    mine_or_shared = principal.is_operator or conn.owner in ("", principal.id)
+    return mine_or_shared and _may_manage(principal, conn.connector)
+
+
 async def _owned(manager: CredentialManager, principal: Principal, ident: str) -> Connection:
     try:
         conn = await manager.store.get(ident)
     except NotFound:
         conn = None
-    if conn is None or not _may_manage(principal, conn.connector):
+    if conn is None or not _sees(principal, conn):
         raise NotFound(f"no connection with id {ident!r}", hint="list them with GET /v1/connections")
     return conn
+
+
+def _owner_for(manager: CredentialManager, caller: Principal, connector: str, shared: bool | None) -> str:
+    """Whose connection an add or connect by ``caller`` makes: ``""`` (shared) or the caller's id."""
+    policy = manager.binding(connector).policy
+    shared = policy == "shared" if shared is None else shared
+    if shared and policy == "per_user":
+        raise BadRequest(
+            f"connector {connector!r} uses per-user connections only (policy: per_user)",
+            hint="connect your own account: leave out 'shared'",
+        )
+    if not shared and policy == "shared":
+        raise BadRequest(
+            f"connector {connector!r} uses one shared connection (policy: shared); a personal one would "
+            "never be used",
+            hint="an operator connects it for everyone, or sets connections.policy: per_user",
+        )
+    owner = "" if shared else caller.id
+    _check_manage(caller, owner, connector)
+    return owner
+
+
+def _check_manage(caller: Principal, owner: str, connector: str) -> None:
+    if not may_manage(caller, owner):
+        raise PermissionDenied(
+            f"{caller.id} may not change the shared connections of {connector!r}: only an operator may",
+            missing_scope="*",
+            hint="connect your own account instead (where the connector's policy allows it), or ask an "
+            "operator",
+        )
 
 
 connections_router = APIRouter(prefix="/connections", tags=["connections"])
@@ -91,7 +136,7 @@ async def list_connections(request: Request, caller: Caller) -> dict[str, Any]:
     if request.app.state.hub.credentials is None:
         return {"connections": []}
     manager = _manager(request)
-    conns = [c for c in await manager.store.list() if _may_manage(caller, c.connector)]
+    conns = [c for c in await manager.store.list() if _sees(caller, c)]
     return {"connections": [_doc(manager, c) for c in conns]}
 
 
@@ -105,8 +150,10 @@ async def add_connection(body: AddConnection, request: Request, caller: Caller) 
             f"connector {body.connector!r} uses OAuth 2: its connections are made by the connect flow",
             hint="start the flow with POST /v1/connections/connect",
         )
+    owner = _owner_for(manager, caller, body.connector, body.shared)
     material = Material(secret=Secret(body.secret) if body.secret is not None else None)
-    return _doc(manager, await manager.add(body.connector, body.account, material))
+    conn = await manager.add(body.connector, body.account, material, owner=owner, actor=caller.id)
+    return _doc(manager, conn)
 
 
 @connections_router.post("/connect", summary="Start an OAuth connect flow: the URL to send the person to")
@@ -118,7 +165,10 @@ async def start_connect(body: StartConnect, request: Request, caller: Caller) ->
             f"connector {body.connector!r} has no connect flow (it is not OAuth 2)",
             hint="add its secret with POST /v1/connections",
         )
-    started = await ConnectFlow(manager).start(body.connector, body.account, redirect_uri=body.redirect_uri)
+    owner = _owner_for(manager, caller, body.connector, body.shared)
+    started = await ConnectFlow(manager).start(
+        body.connector, body.account, redirect_uri=body.redirect_uri, owner=owner, actor=caller.id
+    )
     return {
         "authorization_url": started.url,
         "redirect_uri": started.redirect_uri,
@@ -152,8 +202,9 @@ async def test_connection(ident: str, request: Request, caller: Caller) -> dict[
 @connections_router.delete("/{ident}", status_code=204, summary="Remove a connection and its secrets")
 async def remove_connection(ident: str, request: Request, caller: Caller) -> None:
     manager = _manager(request)
-    await _owned(manager, caller, ident)
-    await manager.remove(ident)
+    conn = await _owned(manager, caller, ident)
+    _check_manage(caller, conn.owner, conn.connector)
+    await manager.remove(ident, actor=caller.id)
 
 
 def _page(status: int, text: str) -> HTMLResponse:
