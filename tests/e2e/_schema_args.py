@@ -7,6 +7,7 @@ satisfied with hypothesis' regex strategy (its minimal example).
 from __future__ import annotations
 
 import functools
+import random
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -35,15 +36,20 @@ _FORMATS: dict[str, Any] = {
 }
 
 
-def arguments_for(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Every top-level argument, nested objects with their required members.
+def arguments_for(schema: Mapping[str, Any], rng: random.Random | None = None) -> dict[str, Any]:
+    """Every required top-level argument and, without ``rng``, every optional one; with ``rng``, each
+    optional one with probability ½ (a seeded random subset). Nested objects get their required members.
 
     An optional argument whose generated value does not satisfy its own schema is left out (some
     documents declare unsatisfiable ones, such as a date-time that must also match a placeholder).
     """
     defs = schema.get("$defs", {})
-    props: Mapping[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
+    props: Mapping[str, Any] = {
+        name: sub
+        for name, sub in schema.get("properties", {}).items()
+        if rng is None or name in required or rng.random() < 0.5
+    }
     values = {name: _value(sub, defs, 0) for name, sub in props.items()}
     return {k: v for k, v in values.items() if k in required or _valid(v, props[k], defs)}
 

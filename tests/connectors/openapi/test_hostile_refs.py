@@ -20,7 +20,7 @@ import httpx2
 import pytest
 
 from toolbridge import ConfigurationError
-from toolbridge.connectors.openapi import IngestReport, ingest, load_spec
+from toolbridge.connectors.openapi import IngestReport, OpenAPIConnector, ingest, load_spec
 
 SECRET = "TOPSECRET-canary-5be1"
 
@@ -166,3 +166,14 @@ def test_a_local_document_reads_files_only_inside_its_own_folder(tmp_path: Path)
     for name in ("parent", "absolute", "symlink"):
         assert f"refused: outside {root}, the folder of the root document" in reasons[name]
     assert "refused by the SSRF guard" in reasons["loopback"]
+
+
+def test_the_connectors_allow_hosts_covers_its_document(served: tuple[Path, int]) -> None:
+    folder, port = served
+    (folder / "api.json").write_text(_document({"ok": "parts.yaml#/s"}))
+    (folder / "parts.yaml").write_text("s: {type: string}\n")
+    url = f"http://127.0.0.1:{port}/api.json"
+    with pytest.raises(ConfigurationError, match="refused by the SSRF guard"):
+        OpenAPIConnector.from_spec("api", url)
+    connector = OpenAPIConnector.from_spec("api", url, allow_hosts=[f"127.0.0.1:{port}"])
+    assert connector.report.tools == 1 and not connector.report.issues
