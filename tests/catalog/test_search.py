@@ -15,7 +15,7 @@ from tests._specs import vendor_spec
 from toolbridge import Hub
 from toolbridge.catalog import Catalog, Tool
 from toolbridge.catalog._search import SearchIndex
-from toolbridge.catalog._words import terms
+from toolbridge.catalog._words import compounds, terms
 from toolbridge.connectors.openapi import OpenAPIConnector
 
 HERE = Path(__file__).parent
@@ -117,7 +117,7 @@ def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub) -> None:
         for q, expected in tasks
         if not expected & {h.tool.name for h in public_apis.catalog.search(q, limit=5).hits}
     ]
-    assert len(missed) / len(tasks) <= 0.12, missed  # 18 of 156 missed when written (88.5% top-5)
+    assert len(missed) / len(tasks) <= 0.11, missed  # 16 of 156 missed when written (89.7% top-5)
 
 
 @pytest.mark.parametrize(
@@ -146,3 +146,19 @@ def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub) -> None:
     for query, expected in labelled_tasks():
         if not expected:
             assert not public_apis.catalog.search(query).good, query
+
+
+def test_adjacent_query_words_match_a_compound_in_a_name() -> None:
+    assert compounds("add a user to the user group") == ["adduser", "useruser", "usergroup"]
+    index = SearchIndex(
+        [
+            tool("chat.usergroups_create", "Create a usergroup."),
+            tool("org.create_group", "Create a group."),
+            tool("org.list_groups", "List the groups."),
+            tool("org.delete_group", "Delete a group."),
+            tool("org.create_user", "Create a user."),
+            tool("org.list_users", "List the users."),
+            tool("org.delete_user", "Delete a user."),
+        ]
+    )
+    assert index.search("create a user group").hits[0].tool.name == "chat.usergroups_create"

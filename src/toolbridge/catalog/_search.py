@@ -3,7 +3,8 @@
 Each tool is one document of weighted fields (the operation part of its name counts most; the
 connector's name counts little, so "slack" prefers Slack's tools without making every one of them a
 match). Terms come from :func:`toolbridge.catalog._words.terms` (identifier splitting, stop words,
-stemming); a query's terms are widened with a few synonyms at a lower weight. Scores are BM25 with
+stemming); a query's terms are widened with a few synonyms at a lower weight and with its adjacent
+words joined (``usergroup``). Scores are BM25 with
 per-field length normalisation (BM25F), raised by up to half for a tool whose name the query's terms
 cover (``list_projects`` for "list the projects", more than ``archive_project``); ties break on how
 many query terms the tool's name holds, then on the shorter name.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolbridge.catalog._tool import Tool
-from toolbridge.catalog._words import synonyms, terms
+from toolbridge.catalog._words import compounds, synonyms, terms
 
 __all__ = ["GOOD_MATCH", "SearchHit", "SearchIndex", "SearchResult", "summary_of"]
 
@@ -113,7 +114,7 @@ class SearchIndex:
     ) -> SearchResult:
         """The ``limit`` best tools for ``query`` among those ``keep`` accepts (all when None)."""
         own = tuple(dict.fromkeys(terms(query)))
-        weights = self._query_weights(own)
+        weights = self._query_weights(own, compounds(query))
         scores: dict[int, float] = {}
         for term, weight in weights.items():
             idf = self._idf[term]
@@ -135,8 +136,8 @@ class SearchIndex:
         name = self._tools[index].name
         return (-round(score, 9), -len(self._names[index].intersection(own)), len(name), name)
 
-    def _query_weights(self, own: tuple[str, ...]) -> dict[str, float]:
-        weights = {t: 1.0 for t in own if t in self._postings}
+    def _query_weights(self, own: tuple[str, ...], joined: list[str]) -> dict[str, float]:
+        weights = {t: 1.0 for t in (*own, *joined) if t in self._postings}
         for term in own:
             for other in synonyms(term):
                 if other in self._postings and other not in weights:

@@ -7,10 +7,11 @@ reduced to a stem so that "messages", "message" and "messaging" meet.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
-__all__ = ["STOP_WORDS", "stem", "synonyms", "terms"]
+__all__ = ["STOP_WORDS", "compounds", "stem", "synonyms", "terms"]
 
 _RUN = re.compile(r"[A-Za-z]+|[0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
@@ -84,7 +85,18 @@ def stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """The stemmed search terms of ``text``, in order, stop words and one-letter pieces dropped."""
-    return [stem(p) for p in _pieces(text) if len(p) > 1 and p not in STOP_WORDS]
+    return [stem(p) for p in _words(text)]
+
+
+def compounds(text: str) -> list[str]:
+    """Adjacent words of ``text`` joined into one term ("user group" → "usergroup", "web hook" →
+    "webhook"), for names that write them as one word."""
+    words = _words(text)
+    return [stem(a + b) for a, b in itertools.pairwise(words)]
+
+
+def _words(text: str) -> list[str]:
+    return [p for p in _pieces(text) if len(p) > 1 and p not in STOP_WORDS]
 
 
 def synonyms(term: str) -> tuple[str, ...]:
