@@ -44,6 +44,14 @@ def add_openapi(
     include_tag: Annotated[
         list[str] | None, typer.Option("--include-tag", help="Only operations with this tag (repeatable)")
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="HOST or HOST:PORT the hub may reach although not public, e.g. an internal document "
+            "server (repeatable; written to allow_hosts)",
+        ),
+    ] = None,
     config: Annotated[
         Path, typer.Option("--config", "-c", envvar="TOOLBRIDGE_CONFIG", help="toolbridge.yaml to edit")
     ] = Path("toolbridge.yaml"),
@@ -53,8 +61,11 @@ def add_openapi(
 
     try:
         _check_name(name)
-        connector = OpenAPIConnector.from_spec(name, spec, base_url=base_url)
+        hosts = allow_host or []
+        connector = OpenAPIConnector.from_spec(name, spec, base_url=base_url, allow_hosts=hosts)
         entry = _entry(spec, config, base_url, _auth_refs(auth or []), include_tag or [])
+        if hosts:
+            entry["allow_hosts"] = hosts
         text = config.read_text(encoding="utf-8") if config.exists() else _EMPTY_CONFIG
         updated = insert_connector(text, name, entry)
         _validate(updated, config)

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from typer.testing import CliRunner
 
 from toolbridge import ConfigurationError
+from toolbridge.cli import app
 from toolbridge.connectors.openapi import IngestReport, OpenAPIConnector, ingest, load_spec
+from toolbridge.settings import OpenAPIConnectorSettings, parse_settings
 
 SECRET = "TOPSECRET-canary-5be1"
 
@@ -177,3 +180,21 @@ def test_the_connectors_allow_hosts_covers_its_document(served: tuple[Path, int]
         OpenAPIConnector.from_spec("api", url)
     connector = OpenAPIConnector.from_spec("api", url, allow_hosts=[f"127.0.0.1:{port}"])
     assert connector.report.tools == 1 and not connector.report.issues
+
+
+def test_add_openapi_takes_the_hosts_the_operator_allows(served: tuple[Path, int], tmp_path: Path) -> None:
+    folder, port = served
+    (folder / "api.json").write_text(_document({"ok": "parts.yaml#/s"}))
+    (folder / "parts.yaml").write_text("s: {type: string}\n")
+    config = tmp_path / "toolbridge.yaml"
+    url = f"http://127.0.0.1:{port}/api.json"
+    runner = CliRunner()
+    refused = runner.invoke(app, ["add", "openapi", "mine", url, "-c", str(config)])
+    assert refused.exit_code == 1 and "refused by the SSRF guard" in refused.output
+    assert "--allow-host" in refused.output and not config.exists()
+    added = runner.invoke(
+        app, ["add", "openapi", "mine", url, "-c", str(config), "--allow-host", f"127.0.0.1:{port}"]
+    )
+    assert added.exit_code == 0, added.output
+    connector = parse_settings(config.read_text()).connectors["mine"]
+    assert isinstance(connector, OpenAPIConnectorSettings) and connector.allow_hosts == [f"127.0.0.1:{port}"]

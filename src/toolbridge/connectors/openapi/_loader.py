@@ -75,7 +75,8 @@ def load_spec(
     uri = to_uri(location)
     guard = URLGuard(
         refusal="refused by the SSRF guard: only public http(s) addresses on ports 80 and 443 are fetched",
-        hint="if this host is trusted, list it in the connector's allow_hosts",
+        hint="if this host is trusted, list it in the connector's allow_hosts "
+        "(toolbridge add openapi: --allow-host HOST[:PORT])",
         allow_hosts=frozenset(h.lower() for h in allow_hosts),
     )
     reader = _Reader(max_bytes, transport, timeout, _Fence(uri, guard, resolver))
