@@ -10,10 +10,15 @@ import errno
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolbridge.errors import ConfigurationError
 
-__all__ = ["listen_socket", "require_config"]
+if TYPE_CHECKING:
+    from toolbridge.hub import Hub
+    from toolbridge.settings import Settings
+
+__all__ = ["listen_socket", "require_config", "state_note"]
 
 
 def require_config(config: Path | None) -> None:
@@ -63,3 +68,18 @@ def _bind_error(host: str, port: int, exc: OSError) -> ConfigurationError:
         f"cannot listen on {host}:{port}: {exc.strerror or exc}",
         hint="check --host (an address of this machine) and --port",
     )
+
+
+def state_note(settings: Settings, hub: Hub) -> str:
+    """Where a stdio server keeps its state (a desktop client starts it in a folder of its choosing)."""
+    from toolbridge.settings import WorkspaceConnectorSettings
+    from toolbridge.storage import sqlite_file
+    from toolbridge.workspace._build import blob_folder
+
+    database = sqlite_file(settings.server.database)
+    where = [f"database {database.absolute() if database else hub.database.redacted_url}"]
+    for name, connector in settings.connectors.items():
+        if isinstance(connector, WorkspaceConnectorSettings) and connector.s3 is None:
+            folder = blob_folder(connector.blob_path, settings).absolute()
+            where.append(f"workspace {name!r} files in {folder}")
+    return f"toolbridge mcp: {len(hub.catalog)} tools over stdio; state: {'; '.join(where)}"

@@ -291,7 +291,7 @@ def mcp(
 ) -> None:
     """Serve MCP over stdio (for desktop clients such as Claude Desktop)."""
     from toolbridge._cli_credentials import master_keys
-    from toolbridge._cli_startup import require_config
+    from toolbridge._cli_startup import require_config, state_note
     from toolbridge.hub import Hub
     from toolbridge.policy import Principal
     from toolbridge.surfaces.mcp import serve_stdio
@@ -305,6 +305,7 @@ def mcp(
     async def main() -> None:
         async with Hub.from_settings(settings, keys=master_keys()) as hub:
             principal = await hub.authenticate(key) if key else Principal.local()
+            err.print(state_note(settings, hub), highlight=False)  # stderr: stdout is the protocol's
             await serve_stdio(hub, principal)
 
     _run(main)

@@ -229,8 +229,9 @@ class WorkspaceConnectorSettings(_ConnectorBase):
     """Agent name → role in that workspace."""
     quota_bytes: Annotated[int, Field(gt=0)] | None = None
     credits_per_agent: Annotated[int, Field(gt=0)] | None = None
-    blob_path: str = ".toolbridge/blobs"
-    """Folder for file contents (relative to the working directory, like the database), unless ``s3``."""
+    blob_path: str | None = None
+    """Folder for file contents, unless ``s3``: relative to the config file's folder; by default ``blobs``
+    next to the SQLite database file (else ``.toolbridge/blobs`` beside the config file)."""
     s3: S3BlobSettings | None = None
     lease_ttl: Annotated[float, Field(ge=1, le=3600)] = 120.0
     max_lease_ttl: Annotated[float, Field(ge=1, le=3600)] = 3600.0

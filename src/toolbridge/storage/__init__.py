@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy 2 async over SQLite (default) or PostgreSQL, migrated with alembic."""
 
-from toolbridge.storage._database import MEMORY_URL, Database
+from toolbridge.storage._database import MEMORY_URL, Database, sqlite_file
 from toolbridge.storage._tables import (
     agents,
     api_keys,
@@ -21,4 +21,5 @@ __all__ = [
     "idempotency_records",
     "metadata",
     "outbox",
+    "sqlite_file",
 ]

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from toolbridge.errors import ConfigurationError, StorageError
 
-__all__ = ["Database", "MEMORY_URL"]
+__all__ = ["Database", "MEMORY_URL", "sqlite_file"]
 
 MEMORY_URL = "sqlite+aiosqlite:///:memory:"
 _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
@@ -164,6 +164,14 @@ def _open_hint(url: str) -> str:
         where = pathlib.Path(parsed.database or "").absolute()
         return f"check that {str(where)!r} and its folder are writable, or use another --database"
     return "check that the database server is running and the URL is right"
+
+
+def sqlite_file(url: str) -> pathlib.Path | None:
+    """The file of a SQLite database URL (None: another database, or in memory)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return pathlib.Path(parsed.database)
 
 
 def _is_memory(url: str) -> bool:

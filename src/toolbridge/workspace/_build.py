@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolbridge.errors import ConfigurationError
+from toolbridge.storage import sqlite_file
 from toolbridge.workspace._blobs import BlobStore, LocalBlobStore, S3BlobStore
 from toolbridge.workspace._connector import WorkspaceConnector
 from toolbridge.workspace._import import HttpImportSource, Importer, ImportPolicy
@@ -77,4 +78,13 @@ def _blobs(config: WorkspaceConnectorSettings, settings: Settings) -> BlobStore:
             access_key_id=s3.access_key_id,
             secret_access_key=s3.secret_access_key,
         )
-    return LocalBlobStore(Path(config.blob_path))  # relative to the working directory, like the database
+    return LocalBlobStore(blob_folder(config.blob_path, settings))
+
+
+def blob_folder(blob_path: str | None, settings: Settings) -> Path:
+    """Where file contents live: ``blob_path`` against the config file's folder, or by default ``blobs``
+    beside the SQLite database (so a database given as an absolute path keeps its files with it)."""
+    if blob_path is not None:
+        return settings.base_dir / blob_path
+    database = sqlite_file(settings.server.database)
+    return database.parent / "blobs" if database is not None else settings.base_dir / ".toolbridge" / "blobs"

@@ -195,7 +195,10 @@ class WorkspaceApi:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
         headers["Content-Length"] = str(end - start)
         body = self.service.blobs.stream(entry.sha256, start, end)
-        return StreamingResponse(body, status_code=status, headers=headers, media_type=entry.content_type)
+        first = await anext(body, b"")  # a missing blob fails here, as a problem document, before any header
+        return StreamingResponse(
+            _then(first, body), status_code=status, headers=headers, media_type=entry.content_type
+        )
 
     async def put(self, request: Request) -> Response:
         who, granted, _ = await self.caller_or_grant(request, "upload")
@@ -510,3 +513,11 @@ def create_workspace_app(hub: Hub) -> Starlette:
         route("/{ws}/uploads/{upload}", "tus_delete", ["DELETE"]),
     ]
     return Starlette(routes=routes)
+
+
+async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``first``, then the rest of the stream it was read from."""
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
