@@ -280,3 +280,34 @@ async def test_servers_of_a_remote_document_pass_the_guard(home: Server) -> None
     assert (await call(remote(allow_hosts=[f"127.0.0.1:{port}"]), {}))["items"] == ["home"]
     local = OpenAPIConnector("api", ingested(doc), secrets={k: Secret(v) for k, v in CANARIES.items()})
     assert (await call(local, {}))["items"] == ["home"]  # a local document is the operator's choice
+
+
+async def test_an_upgrade_to_https_on_the_same_host_keeps_the_credentials() -> None:
+    seen: list[httpx2.Request] = []
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        if request.url.scheme == "http":
+            return httpx2.Response(301, headers={"Location": str(request.url.copy_with(scheme="https"))})
+        if request.url.host == "api.test":
+            return httpx2.Response(307, headers={"Location": "https://elsewhere.test/x"})
+        return httpx2.Response(200, json={"items": ["elsewhere"]})
+
+    async def public(host: str, port: int) -> Sequence[str]:
+        return ["93.184.215.14"]
+
+    api = OpenAPIConnector(
+        "api",
+        ingested(document(["header_key"])),
+        base_url="http://api.test",
+        secrets={"header_key": Secret(CANARIES["header_key"])},
+        transport=httpx2.MockTransport(upstream),
+        resolver=public,
+    )
+    assert (await call(api, {}))["items"] == ["elsewhere"]
+    assert [r.headers.get("x-api-key") for r in seen] == [
+        CANARIES["header_key"],
+        CANARIES["header_key"],
+        None,
+    ]
+    assert seen[2].url.host == "93.184.215.14" and seen[2].headers["host"] == "elsewhere.test"

@@ -1,11 +1,11 @@
 """Where one call's requests may go, and what they carry there.
 
 Credentials go only to the **configured origin**: the origin of the operation's base URL (``base_url``, or
-the document's server). Redirects are followed here, hop by hop (at most :data:`MAX_REDIRECTS`), not by
-httpx2 — httpx2 strips only ``Authorization`` on a cross-origin redirect, so an API key in another header,
-the query or a cookie would follow. A redirect or a next page to any other origin is sent with **no**
-credential (no secret applied, no auth flow), or refused when the connector says
-``cross_origin: refuse``.
+the document's server), or its upgrade from ``http`` to ``https`` on the same host. Redirects are followed
+here, hop by hop (at most :data:`MAX_REDIRECTS`), not by httpx2 — httpx2 strips only ``Authorization`` on
+a cross-origin redirect, so an API key in another header, the query or a cookie would follow. A redirect
+or a next page to any other origin is sent with **no** credential (no secret applied, no auth flow), or
+refused when the connector says ``cross_origin: refuse``.
 
 Every URL an upstream's answer chose (a next page, a redirect) outside the configured origin, and the
 configured origin itself when it came from a document fetched over the network, passes the SSRF guard
@@ -34,6 +34,12 @@ CrossOrigin = Literal["strip", "refuse"]
 def origin(url: str | httpx2.URL) -> tuple[str, str, int]:
     parsed = url if isinstance(url, httpx2.URL) else httpx2.URL(url)
     return parsed.scheme, parsed.host.rstrip(".").lower(), parsed.port or _default_port(parsed.scheme)
+
+
+def _same_site(trusted: tuple[str, str, int], target: tuple[str, str, int]) -> bool:
+    """The configured origin, or its upgrade from http:80 to https:443 on the same host (as httpx2)."""
+    upgrade = trusted == ("http", target[1], 80) and target[0] == "https" and target[2] == 443
+    return target == trusted or upgrade
 
 
 def _default_port(scheme: str) -> int:
@@ -79,7 +85,7 @@ class Egress:
     ) -> httpx2.Response:
         """The streamed final response (the caller reads and closes it), redirects followed here."""
         for _ in range(MAX_REDIRECTS + 1):
-            same = self._origin(draft.url, tool) == route.trusted
+            same = _same_site(route.trusted, self._origin(draft.url, tool))
             if not same and self._cross_origin == "refuse":
                 raise self._refused(tool, "another origin")
             request = await self._request(
