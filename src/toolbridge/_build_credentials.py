@@ -105,6 +105,8 @@ def _binding(
         probe_url=config.probe_url,
         probe_method=config.probe_method,
         policy=config.policy,
+        subject_connector=config.subject_connector,
+        audience=config.audience,
     )
 
 

@@ -123,7 +123,15 @@ class ConnectionSettings(_Model):
     """How the connections of one connector authenticate (docs/credentials.md). Secrets are references."""
 
     scheme: Literal[
-        "api_key", "basic", "bearer", "header", "oauth2", "client_credentials", "jwt_bearer", "sigv4"
+        "api_key",
+        "basic",
+        "bearer",
+        "header",
+        "oauth2",
+        "client_credentials",
+        "jwt_bearer",
+        "sigv4",
+        "token_exchange",
     ]
     provider: str | None = None
     """A built-in OAuth provider (github, google, …) or one under ``providers:``."""
@@ -147,6 +155,9 @@ class ConnectionSettings(_Model):
     state_ttl: Annotated[float, Field(gt=0, le=600)] = 600.0
     probe_url: str | None = None
     probe_method: Literal["GET", "POST"] = "GET"
+    subject_connector: str | None = None
+    """token_exchange: the connector whose per-user connection holds the caller's identity token."""
+    audience: str | None = None
     policy: Literal["shared", "per_user", "per_user_or_shared"] = "shared"
     """Whose connection a call uses: the one an operator shares, the caller's own, or its own else the
     shared one (docs/credentials.md#per-user-connections)."""

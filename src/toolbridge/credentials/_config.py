@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from toolbridge.credentials._jwt import ServiceAccount
 from toolbridge.credentials._providers import ProviderDef
@@ -14,9 +14,6 @@ from toolbridge.errors import ConfigurationError
 __all__ = ["SCHEMES", "AuthConfig", "Policy", "Scheme"]
 
 Scheme = Literal[
-    "api_key", "basic", "bearer", "header", "oauth2", "client_credentials", "jwt_bearer", "sigv4"
-]
-SCHEMES: tuple[Scheme, ...] = (
     "api_key",
     "basic",
     "bearer",
@@ -25,10 +22,13 @@ SCHEMES: tuple[Scheme, ...] = (
     "client_credentials",
     "jwt_bearer",
     "sigv4",
-)
+    "token_exchange",
+]
+SCHEMES: tuple[Scheme, ...] = get_args(Scheme)
 Policy = Literal["shared", "per_user", "per_user_or_shared"]
 """Whose connection a call uses: the one an operator shares, the caller's own, or its own else the shared."""
-TOKEN_SCHEMES = frozenset({"oauth2", "client_credentials", "jwt_bearer"})
+TOKEN_SCHEMES = frozenset({"oauth2", "client_credentials", "jwt_bearer", "token_exchange"})
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 MAX_STATE_TTL = 600.0
 
 
@@ -63,6 +63,11 @@ class AuthConfig:
     probe_method: str = "GET"
     policy: Policy = "shared"
     """Whose connection a call uses (see :data:`Policy`); per-user connections belong to a principal."""
+    subject_connector: str | None = None
+    """token_exchange: the connector whose (per-user) connection holds the caller's identity token, which
+    is exchanged (RFC 8693) for this connector's token."""
+    audience: str | None = None
+    """token_exchange: the ``audience`` asked for (the upstream the exchanged token is for)."""
 
     @property
     def per_user(self) -> bool:
@@ -79,6 +84,12 @@ class AuthConfig:
             raise ConfigurationError(f"auth scheme {self.scheme!r} needs a provider (its token endpoint)")
         if self.scheme in ("oauth2", "client_credentials") and not self.client_id and self.discover is None:
             raise ConfigurationError(f"auth scheme {self.scheme!r} needs a client_id")
+        if self.scheme == "token_exchange" and (not self.subject_connector or self.policy != "per_user"):
+            raise ConfigurationError(
+                "auth scheme 'token_exchange' needs subject_connector and policy: per_user",
+                hint="each caller's identity token (its connection to subject_connector) is exchanged "
+                "for a token of its own",
+            )
         if self.scheme == "sigv4" and not (self.region and self.service):
             raise ConfigurationError("auth scheme 'sigv4' needs region and service")
         if not 0 < self.state_ttl <= MAX_STATE_TTL:

@@ -1,4 +1,5 @@
-"""Getting a new access token for a connection, by its scheme: refresh, client credentials, JWT bearer."""
+"""Getting a new access token for a connection, by its scheme: refresh, client credentials, JWT bearer,
+RFC 8693 token exchange."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Callable
 
 import httpx2
 
-from toolbridge.credentials._config import AuthConfig
+from toolbridge.credentials._config import ACCESS_TOKEN_TYPE, AuthConfig
 from toolbridge.credentials._jwt import JwtAssertion, ServiceAccount
 from toolbridge.credentials._providers import ServerMetadata, discover
+from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Material
 from toolbridge.credentials._tokens import ClientAuth, GrantDead, TokenEndpoint, TokenSet
 from toolbridge.errors import ConfigurationError
@@ -52,9 +54,18 @@ class Grants:
             clock=self._clock,
         )
 
-    async def fetch(self, binding: AuthConfig, material: Material) -> TokenSet:
+    async def fetch(
+        self, binding: AuthConfig, material: Material, *, subject: Secret | None = None
+    ) -> TokenSet:
+        """A new token set; ``subject`` is the caller's identity token (token_exchange only)."""
         endpoint = await self.endpoint(binding, material)
         scope = binding.scope_string()
+        if binding.scheme == "token_exchange":
+            if subject is None:
+                raise GrantDead("no identity token to exchange", hint="connect the identity connector first")
+            return await endpoint.token_exchange(
+                subject, subject_token_type=ACCESS_TOKEN_TYPE, audience=binding.audience, scope=scope
+            )
         if binding.scheme == "oauth2":
             if material.tokens is None:
                 raise GrantDead("the connection holds no token", hint="a person must reconnect the account")

@@ -15,6 +15,7 @@ Refresh — proactive (within ``refresh_skew`` of expiry) or after a 401 — run
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -245,7 +246,10 @@ class CredentialManager:
         tool: str = "",
     ) -> ResolvedCredentials:
         binding = await self.current_binding(connector)
-        cell = await self._cell(connector, connection, tool, owners(binding, principal))
+        if binding.scheme == "token_exchange":
+            cell = await self._exchanged(binding, connector, principal, connection, tool)
+        else:
+            cell = await self._cell(connector, connection, tool, owners(binding, principal))
         conn = cell.connection
         if conn.state in ("reauth_required", "revoked"):
             await self.record(
@@ -282,6 +286,48 @@ class CredentialManager:
             values["access_token"] = material.tokens.access_token
             values.setdefault("secret", material.tokens.access_token)
         return values
+
+    async def _exchanged(
+        self, binding: AuthConfig, connector: str, principal: Principal, connection: str | None, tool: str
+    ) -> _Cell:
+        """The caller's exchanged token (RFC 8693), obtained on first use and cached — in its own
+        connection, so every process shares it — until it expires (then refreshed by a new exchange)."""
+        whose = (principal.id,)
+        try:
+            cell = await self._cell(connector, connection, tool, whose)
+            if cell.connection.state not in ("reauth_required", "revoked"):
+                return cell
+        except NotConnected:
+            pass
+        async with self._locks.setdefault(f"exchange:{connector}:{principal.id}", anyio.Lock()):
+            with contextlib.suppress(NotConnected):
+                cell = await self._cell(connector, connection, tool, whose)
+                if cell.connection.state not in ("reauth_required", "revoked"):
+                    return cell  # another task exchanged meanwhile
+            subject = await self.subject_token(binding, principal.id, tool)
+            with anyio.fail_after(self.token_timeout):
+                tokens = await self.grants.fetch(binding, Material(), subject=subject)
+            self.refreshes += 1
+            await self.add(connector, connection or "default", Material(tokens=tokens), owner=principal.id,
+                           actor=principal.id)  # fmt: skip
+            return await self._cell(connector, connection, tool, whose)
+
+    async def subject_token(self, binding: AuthConfig, owner: str, tool: str = "") -> Secret:
+        """The identity token of ``owner`` that a token_exchange binding exchanges: the access token (or
+        secret) of its own connection to ``subject_connector``, refreshed first when it is expiring."""
+        assert binding.subject_connector is not None
+        kind, _, name = owner.partition(":")
+        who = Principal.local(name) if kind == "local" else Principal.agent(name, ())
+        resolved = await self.resolve(binding.subject_connector, who, None, tool=tool)
+        assert resolved.cell is not None
+        material = resolved.cell.material
+        token = material.tokens.access_token if material.tokens is not None else material.secret
+        if token is None:
+            raise NotConnected(
+                f"{owner}'s connection to {binding.subject_connector!r} holds no token to exchange",
+                hint=f"reconnect it: toolbridge connect {binding.subject_connector} --for {owner}",
+            )
+        return token
 
     def _refresher(self, ident: str, version: int, tool: str) -> Callable[[], Awaitable[None]]:
         async def refresh() -> None:
@@ -435,8 +481,11 @@ class CredentialManager:
         with anyio.CancelScope(shield=True):
             try:
                 self.refreshes += 1
+                subject = None
+                if binding.scheme == "token_exchange":  # a new exchange of the owner's identity token
+                    subject = await self.subject_token(binding, conn.owner, tool)
                 with anyio.fail_after(self.token_timeout):
-                    tokens = await self.grants.fetch(binding, material)
+                    tokens = await self.grants.fetch(binding, material, subject=subject)
             except GrantDead as exc:
                 marked = await self.store.set_state(
                     conn.id, "reauth_required", error=exc.message, expected_version=conn.token_version

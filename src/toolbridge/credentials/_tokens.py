@@ -130,6 +130,27 @@ class TokenEndpoint:
             form["scope"] = scope
         return await self._request(form)
 
+    async def token_exchange(
+        self,
+        subject_token: Secret,
+        *,
+        subject_token_type: str,
+        audience: str | None = None,
+        scope: str | None = None,
+    ) -> TokenSet:
+        """RFC 8693: the caller's token (``subject_token``) for one issued to this client for ``audience``."""
+        form = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": subject_token.reveal(),
+            "subject_token_type": subject_token_type,
+            "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        }
+        if audience:
+            form["audience"] = audience
+        if scope:
+            form["scope"] = scope
+        return await self._request(form)
+
     async def _request(self, form: dict[str, str], *, previous: TokenSet | None = None) -> TokenSet:
         if self._resource:
             form["resource"] = self._resource
