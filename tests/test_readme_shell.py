@@ -120,6 +120,8 @@ def _wait_for_banner(log: Path, process: subprocess.Popen[bytes]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
+    if not (ROOT / ".git").exists():
+        pytest.skip(f"{ROOT} is not a git checkout: the README is tried on a clone of one")
     path = tmp_path_factory.mktemp("readme") / "toolbridge"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(path)], check=True, timeout=patience(120))
     if (ROOT / ".tools").is_dir():
