@@ -68,6 +68,8 @@ def test_a_folder_stays_when_its_last_file_is_deleted(run, in_tmp_dir: Path) -> 
         ["connections", "add"],
         ["connections", "test"],
         ["connections", "remove"],
+        ["keys", "rotate"],
+        ["keys", "rewrap"],
         ["agents", "list"],
         ["audit", "tail"],
         ["workspace", "ls"],

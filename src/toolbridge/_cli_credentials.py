@@ -137,11 +137,12 @@ def keys_init(config: ConfigOption = None, key_file: KeyFileOption = None) -> No
 @keys_app.command("rotate")
 def keys_rotate(
     config: ConfigOption = None,
+    database: DatabaseOption = None,
     key_file: KeyFileOption = None,
     settle: Annotated[float, typer.Option(help="Seconds to let running servers notice the new key")] = 2.0,
 ) -> None:
     """Re-wrap every data key with a new master key, while servers keep serving."""
-    settings = _settings(config)
+    settings = _settings(config, database)
     target = _key_file(config, key_file)
     from toolbridge.audit import AuditLog
     from toolbridge.storage import Database
@@ -158,7 +159,7 @@ def keys_rotate(
 
 
 @keys_app.command("rewrap")
-def keys_rewrap(config: ConfigOption = None) -> None:
+def keys_rewrap(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Re-wrap every data key with TOOLBRIDGE_MASTER_KEY (after moving the old one to …_PREVIOUS)."""
     from toolbridge.credentials._vault import rewrap_all
     from toolbridge.storage import Database
@@ -166,7 +167,7 @@ def keys_rewrap(config: ConfigOption = None) -> None:
     keys = master_keys()
     if keys is None:
         _fail(ConfigurationError("TOOLBRIDGE_MASTER_KEY is not set", hint="for key files use 'keys rotate'"))
-    settings = _settings(config)
+    settings = _settings(config, database)
 
     async def main() -> int:
         async with Database(settings.server.database) as db:
