@@ -22,6 +22,8 @@ LAZY: dict[str, tuple[str, str]] = {
     "keys": ("toolbridge._cli_credentials", "keys_app"),
     "connections": ("toolbridge._cli_credentials", "connections_app"),
     "connect": ("toolbridge._cli_credentials", "connect"),
+    "events": ("toolbridge._cli_events", "events_app"),
+    "hooks": ("toolbridge._cli_events", "hooks_app"),
 }
 
 

@@ -83,7 +83,7 @@ class EventLog:
             }
             seq = (await conn.execute(events.insert().values(**row).returning(events.c.seq))).scalar_one()
             event = _event({**row, "seq": seq})
-            await self._plan(conn, event, now)
+            await self._plan(conn, event, now, self.fanout(event) if self.fanout is not None else ())
         self._wake(event)
         return Recorded(event)
 
@@ -114,10 +114,16 @@ class EventLog:
             return Event(0, first_id, new.source, new.type, new.subject, now, None)
         return _event(row)
 
-    async def _plan(self, conn: AsyncConnection, event: Event, now: dt.datetime) -> None:
-        planned = self.fanout(event) if self.fanout is not None else ()
+    async def replan(self, event: Event, planned: Sequence[tuple[str, str]]) -> list[str]:
+        """Deliver ``event`` again to the (subscription, target) pairs: new deliveries, new ids."""
+        async with self._db.transaction() as conn:
+            return await self._plan(conn, event, self.now(), planned)
+
+    async def _plan(
+        self, conn: AsyncConnection, event: Event, now: dt.datetime, planned: Sequence[tuple[str, str]]
+    ) -> list[str]:
         if not planned:
-            return
+            return []
         rows = [
             {
                 "id": "msg_" + secrets.token_hex(12),
@@ -135,6 +141,7 @@ class EventLog:
             for subscription, target in planned
         ]
         await conn.execute(event_deliveries.insert(), rows)
+        return [str(r["id"]) for r in rows]
 
     def _wake(self, event: Event) -> None:
         changed, self._changed = self._changed, anyio.Event()

@@ -202,6 +202,24 @@ class EventService:
         """Record an event toolbridge itself observed (``source`` is ``toolbridge.<area>``)."""
         return await self.log.append(NewEvent(source, type, subject, payload))
 
+    async def replay(self, event_id: str, subscription: str | None = None) -> list[str]:
+        """Deliver a recorded event again: to ``subscription`` (even if it would not match now) or to every
+        subscription that matches it; returns the new delivery ids."""
+        event = await self.log.get(event_id)
+        if event is None:
+            raise NotFound(f"no event {event_id!r}", hint="list recent ones with 'toolbridge events tail'")
+        if subscription is not None:
+            sub = self.subscriptions.get(subscription)
+            if sub is None:
+                raise NotFound(
+                    f"no subscription {subscription!r}",
+                    hint=f"choose one of: {', '.join(self.subscriptions) or 'none'}",
+                )
+            planned = [(sub.name, t) for t in sub.targets()]
+        else:
+            planned = self._fanout(event)
+        return await self.log.replan(event, planned)
+
     # -- what agents may read -----------------------------------------------------------------------
 
     def readable(self, principal: Principal) -> list[Subscription]:

@@ -23,6 +23,7 @@ from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.surfaces._tool_search import search_document
 from toolbridge.surfaces.rest._connections import connections_router
+from toolbridge.surfaces.rest._events import events_router
 
 __all__ = ["create_rest_app", "problem_response", "tool_document"]
 
@@ -247,6 +248,7 @@ def create_rest_app(hub: Hub) -> FastAPI:
 
     app.include_router(_operations)
     app.include_router(connections_router)
+    app.include_router(events_router)
     _install_error_handlers(app)
     return app
 
