@@ -177,6 +177,7 @@ def write_config(
     token_url: str | None = None,
     resource: str | None = None,
     refresh_skew: float = 5,
+    policy: str = "shared",
 ) -> Path:
     provider = {"display_name": "Test OIDC", "issuer": server.issuer, "scope_separator": " "}
     if token_url is not None:
@@ -189,6 +190,7 @@ def write_config(
         "scopes": ["openid", "offline_access", "api:read"],
         "redirect_uri": server.redirect_uri,
         "refresh_skew": refresh_skew,
+        "policy": policy,
     }
     if resource:
         connections["resource"] = resource
