@@ -147,3 +147,11 @@ def test_an_operation_without_words_takes_its_path_items() -> None:
     assert tool.description == "The A"
     (bare,) = ingested(openapi({"/a": {"post": {"summary": "", "responses": OK}}})).tools
     assert bare.description == "POST /a"
+
+
+def test_a_parameter_that_cannot_be_read_is_reported_not_dropped_silently() -> None:
+    params = [{"name": "q", "in": "body-ish", "schema": {"type": "string"}}, "nonsense"]
+    result = ingested(openapi({"/a": {"get": {"operationId": "a", "parameters": params, "responses": OK}}}))
+    (issue,) = result.report.degraded
+    assert "/paths/~1a/get/parameters/0: a parameter without a name or known 'in' left out" in issue.reason
+    assert "/paths/~1a/get/parameters/1: a parameter that is not an object left out" in issue.reason

@@ -34,7 +34,9 @@ from toolbridge.connectors.openapi._model import (
 
 __all__ = ["CatalogCache"]
 
-FORMAT = 1
+FORMAT = 2
+"""Raised whenever ingest turns the same document into different tools (2: operation-level $refs,
+required body fields, SSRF-guarded $refs), so a catalog built by an older version is not reused."""
 
 
 class CatalogCache:

@@ -221,7 +221,7 @@ class _Ingest:
         tags: tuple[str, ...],
         notes: list[str],
     ) -> tuple[Tool, Operation]:
-        inputs, body_params = self._parameters(item, op)
+        inputs, body_params = self._parameters(item, op, notes)
         inputs.extend(_undeclared(path, inputs, notes))
         parameters, args, fixed, accept = _collect(inputs)
         taken = set(args)
@@ -258,7 +258,9 @@ class _Ingest:
         )
         return tool, operation
 
-    def _parameters(self, item: Located, op: Located) -> tuple[list[ParamInput], list[Located]]:
+    def _parameters(
+        self, item: Located, op: Located, notes: list[str]
+    ) -> tuple[list[ParamInput], list[Located]]:
         merged: dict[tuple[str, str], Located] = {}
         for owner in (item, op):
             raw = owner.node.get("parameters")
@@ -269,6 +271,8 @@ class _Ingest:
                 param = self.resolver.deref(Located(value, base.uri, base.pointer + pointer_of(i)))
                 if isinstance(param.node, dict):
                     merged[(str(param.node.get("name")), str(param.node.get("in")))] = param
+                else:
+                    notes.append(f"{self.resolver.where(param)}: a parameter that is not an object left out")
         chars = self.options.parameter_description_chars
         inputs: list[ParamInput] = []
         body_params: list[Located] = []
@@ -279,6 +283,10 @@ class _Ingest:
             read = read_parameter(param, self.converter, swagger=self.swagger, chars=chars)
             if read is not None:
                 inputs.append(read)
+            else:
+                notes.append(
+                    f"{self.resolver.where(param)}: a parameter without a name or known 'in' left out"
+                )
         return inputs, body_params
 
     def _body(self, op: Located, body_params: list[Located], taken: set[str]) -> BodyInput | None:
