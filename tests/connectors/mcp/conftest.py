@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,3 +148,28 @@ def everything_sse() -> Iterator[NodeHttp]:
         yield served
     finally:
         served.stop()
+
+
+@contextmanager
+def python_http(script: Path, *args: str) -> Iterator[str]:
+    """``python script http PORT *args`` (an SDK server, 127.0.0.1) while the block runs; its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(script), "http", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + patience(30)
+        while True:  # bounded polling until it listens
+            assert process.poll() is None, f"{script.name} exited while starting"
+            assert time.monotonic() < deadline, f"{script.name} did not listen in time"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -9,10 +9,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +21,7 @@ from toolbridge import Principal
 from toolbridge.connectors._events import HubEvent, LogMessage, ResourceUpdated
 from toolbridge.connectors.mcp import HttpServer, McpConnector
 
-from .conftest import NodeHttp, hub_with
+from .conftest import NodeHttp, hub_with, python_http
 
 pytestmark = pytest.mark.anyio
 LOCAL = Principal.local()
@@ -72,25 +68,8 @@ async def test_a_handshake_era_upstream_is_heard_on_its_sessions_get_stream(
 @pytest.fixture(scope="module")
 def polling_url() -> Iterator[str]:
     """fidelity_server.py over streamable HTTP with an event store and a 100 ms retry (SSE polling)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [sys.executable, str(FIDELITY), "http", str(port), "polling"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + patience(30)
-        while True:  # bounded polling until it listens
-            assert process.poll() is None, "fidelity_server.py exited while starting"
-            assert time.monotonic() < deadline, "fidelity_server.py did not listen in time"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with python_http(FIDELITY, "polling") as url:
+        yield url
 
 
 async def test_a_stream_the_server_closes_before_the_response_is_resumed(polling_url: str) -> None:

@@ -9,10 +9,7 @@ name, toolbridge's request id added to ``_meta``, and toolbridge's own ``serverI
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub, Limits, Principal
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
 from toolbridge.errors import InputRequired, UpstreamRpcError, UpstreamToolError
@@ -38,26 +36,8 @@ ASKS = {"elicitation": {}, "sampling": {}, "roots": {}}
 @pytest.fixture(scope="module")
 def upstream_url() -> Iterator[str]:
     """fidelity_server.py over streamable HTTP on 127.0.0.1, for the whole module."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), "http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # bounded polling until it listens
-            assert process.poll() is None, "fidelity_server.py exited while starting"
-            assert time.monotonic() < deadline, "fidelity_server.py did not listen within 30 s"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with python_http(SERVER) as url:
+        yield url
 
 
 def envelope(capabilities: Mapping[str, Any]) -> dict[str, Any]:
