@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,13 +151,14 @@ def everything_sse() -> Iterator[NodeHttp]:
 
 
 @contextmanager
-def python_http(script: Path, *args: str) -> Iterator[str]:
+def python_http(script: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """``python script http PORT *args`` (an SDK server, 127.0.0.1) while the block runs; its URL."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(script), "http", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
     try:
         deadline = time.monotonic() + patience(30)

@@ -15,6 +15,9 @@ Used by test_fidelity.py, which compares what it answers directly with what tool
 - ``reconnect`` logs, closes its SSE answer before the response (SSE polling, SEP-1699), logs again
   and answers: a client must resume the stream with ``Last-Event-ID`` to get the rest.
 
+- ``slow(key)`` writes ``started KEY`` to the file ``$CANCELLED_FILE``, waits until it is cancelled,
+  then writes ``cancelled KEY``.
+
 ``fidelity_server.py`` serves stdio; ``fidelity_server.py http PORT`` streamable HTTP on 127.0.0.1;
 ``fidelity_server.py http PORT polling`` the same with an event store and a 100 ms ``retry``.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import os
 import sys
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
@@ -143,6 +147,22 @@ async def reconnect(ctx: Context) -> str:
     await ctx.close_sse_stream()
     await ctx.log("info", "after the stream was closed")
     return "answered after the stream was closed"
+
+
+@server.tool(description="Wait until cancelled; then note the key in $CANCELLED_FILE.")
+async def slow(key: str) -> str:
+    _note(f"started {key}")
+    try:
+        await anyio.sleep_forever()
+    except anyio.get_cancelled_exc_class():
+        _note(f"cancelled {key}")
+        raise
+    return "never"
+
+
+def _note(line: str) -> None:
+    with open(os.environ["CANCELLED_FILE"], "a") as file:
+        file.write(line + "\n")
 
 
 class MemoryEvents(EventStore):

@@ -46,7 +46,7 @@ CURRENT_PRINCIPAL: ContextVar[Principal | None] = ContextVar("toolbridge_mcp_pri
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
-Lean = Callable[[Scope, Headers, bytes, Send], Awaitable[bool]]
+Lean = Callable[[Scope, Headers, bytes, Send, Receive], Awaitable[bool]]
 """Answers a request itself and returns True, or returns False to leave it to the SDK."""
 
 
@@ -152,7 +152,7 @@ class Gate:
             return
         token = CURRENT_PRINCIPAL.set(principal)
         try:
-            if self.lean is not None and await self.lean(scope, headers, body, send):
+            if self.lean is not None and await self.lean(scope, headers, body, send, receive):
                 return
             await self.app(scope, _replaying(body, receive), send)
         finally:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Awaitable, Mapping
+from typing import Any, Final, TypeVar
 
+import anyio
 from mcp.server.lowlevel.server import Server
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
@@ -25,7 +26,7 @@ from mcp.shared.inbound import (
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
-from starlette.types import Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._gate import request_info
@@ -47,6 +48,7 @@ _META: Final = frozenset(
 )
 _ROUTING_HEADERS: Final = (b"mcp-protocol-version", b"mcp-method", b"mcp-name")
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+T = TypeVar("T")
 
 
 class LeanPath:
@@ -57,7 +59,9 @@ class LeanPath:
         self._server_info = server.server_info.model_dump(by_alias=True, mode="json", exclude_none=True)
         self._header_tools: dict[str, bool] = {}
 
-    async def __call__(self, scope: Scope, headers: Headers, body: bytes, send: Send) -> bool:
+    async def __call__(
+        self, scope: Scope, headers: Headers, body: bytes, send: Send, receive: Receive
+    ) -> bool:
         modern = headers.get(MCP_PROTOCOL_VERSION_HEADER) in MODERN_PROTOCOL_VERSIONS
         if not modern or not _plain_http(scope, headers):
             return False
@@ -68,8 +72,13 @@ class LeanPath:
         if info is None:
             return False
         ctx = CallContext(info.principal, info.request_id, modern=True)
-        if message["method"] == "tools/call" and self._declares_headers(ctx, message["params"]):
-            return False
+        if message["method"] == "tools/call":
+            if self._declares_headers(ctx, message["params"]):
+                return False
+            answer = await _unless_gone(receive, self._answer(ctx, message))
+            if answer is not None:
+                await _respond(send, answer)
+            return True
         await _respond(send, await self._answer(ctx, message))
         return True
 
@@ -103,6 +112,23 @@ class LeanPath:
             if schema is not None:
                 self._header_tools[name] = known
         return known
+
+
+async def _unless_gone(receive: Receive, answer: Awaitable[T]) -> T | None:
+    """``answer``, unless the client closes the request first: in the 2026-07-28 era that is how a
+    client cancels, so the call is cancelled (and with it the upstream request)."""
+    result: list[T] = []
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await receive()).get("type") != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        result.append(await answer)
+        tg.cancel_scope.cancel()
+    return result[0] if result else None
 
 
 def _plain_http(scope: Scope, headers: Headers) -> bool:
