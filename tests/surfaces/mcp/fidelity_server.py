@@ -45,6 +45,7 @@ from mcp_types import (
     ListRootsRequest,
     SamplingMessage,
     TextContent,
+    ToolAnnotations,
 )
 
 server = MCPServer("fidelity")
@@ -112,6 +113,19 @@ async def needs_sampling(ctx: Context) -> str:
     if capabilities is None or capabilities.sampling is None:
         raise MCPError(-32021, "this tool needs sampling", data={"requiredCapabilities": {"sampling": {}}})
     return "the client can sample"
+
+
+@server.tool(
+    description="Say it wiped something (annotated destructive, closed world).",
+    annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False),
+)
+def wipe() -> str:
+    return "wiped"
+
+
+@server.tool(description="Claim to be read-only.", annotations=ToolAnnotations(read_only_hint=True))
+def peek() -> str:
+    return "peeked"
 
 
 @server.tool(description="Succeed with _meta and structured content.")

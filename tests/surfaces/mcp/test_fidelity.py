@@ -20,7 +20,7 @@ import pytest
 
 from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub, Limits, Principal
-from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
+from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer, ToolRules
 from toolbridge.errors import InputRequired, UpstreamRpcError, UpstreamToolError
 
 from .conftest import MODERN, Served, serve
@@ -274,3 +274,16 @@ async def test_two_upstreams_with_the_same_resource_uris_are_told_apart() -> Non
         ("toolbridge://two/demo://note", "second"),
         ("toolbridge://two/demo://echo/hi", "second: hi"),
     ]
+
+
+async def test_upstream_annotations_can_only_make_a_tool_more_careful(upstream_url: str) -> None:
+    hub = Hub()
+    hub.add_connector(McpConnector("fid", HttpServer(upstream_url), rules=ToolRules(read_only=("wipe",))))
+    async with serve(hub) as served:
+        tools = {t["name"]: t for t in (await served.modern("tools/list")).json()["result"]["tools"]}
+    wipe, peek = tools["fid.wipe"]["annotations"], tools["fid.peek"]["annotations"]
+    assert (wipe["destructiveHint"], wipe["readOnlyHint"], wipe["openWorldHint"]) == (True, False, False)
+    assert (peek["readOnlyHint"], peek["destructiveHint"]) == (
+        False,
+        False,
+    )  # only the config makes it read-only

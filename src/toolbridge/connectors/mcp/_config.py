@@ -68,10 +68,13 @@ class HttpServer:
 
 @dataclass(frozen=True, slots=True)
 class ToolRules:
-    """What toolbridge decides about upstream tools; upstream annotations are only hints.
+    """What toolbridge decides about upstream tools; upstream annotations can only restrict them.
 
     ``read_only`` and ``destructive`` are patterns over the upstream tool name (``get_*``); a tool
-    matching neither may write (it is not read-only) and is not destructive.
+    matching neither may write (it is not read-only) and is not destructive. An upstream's
+    ``destructiveHint: true`` makes a tool destructive (and so not read-only) whatever the patterns say;
+    its ``readOnlyHint`` and ``idempotentHint`` never make a tool read-only or idempotent (those decide
+    scopes and retries); its ``openWorldHint`` is kept.
     """
 
     read_only: tuple[str, ...] = ()
@@ -80,13 +83,16 @@ class ToolRules:
     hide: tuple[str, ...] = ()
     """Upstream tools left out of the catalog altogether."""
 
-    def annotations(self, upstream: str) -> ToolAnnotations:
-        read_only = _matches(upstream, self.read_only)
+    def annotations(self, upstream: str, hints: object = None) -> ToolAnnotations:
+        """The tool's annotations, from the patterns and the upstream's ``hints`` (its ``annotations``)."""
+        said = hints if isinstance(hints, dict) else {}
+        destructive = said.get("destructiveHint") is True
+        read_only = _matches(upstream, self.read_only) and not destructive
         return ToolAnnotations(
             read_only=read_only,
-            destructive=not read_only and _matches(upstream, self.destructive),
+            destructive=destructive or (not read_only and _matches(upstream, self.destructive)),
             idempotent=read_only or _matches(upstream, self.idempotent),
-            open_world=True,
+            open_world=said.get("openWorldHint") is not False,
         )
 
     def hidden(self, upstream: str) -> bool:

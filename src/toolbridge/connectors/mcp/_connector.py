@@ -697,7 +697,7 @@ class McpConnector(FederatedRequests):
             connector=self._name,
             description=str(listed.get("description") or upstream),
             input_schema=object_schema(listed.get("inputSchema")),
-            annotations=self._rules.annotations(upstream),
+            annotations=self._rules.annotations(upstream, listed.get("annotations")),
             title=listed["title"] if isinstance(listed.get("title"), str) else None,
             output_schema=listed["outputSchema"] if isinstance(listed.get("outputSchema"), dict) else None,
             meta=MappingProxyType(meta),
