@@ -10,6 +10,7 @@ suite's stateless-era scenarios check the result.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Mapping
@@ -49,6 +50,8 @@ _META: Final = frozenset(
 _ROUTING_HEADERS: Final = (b"mcp-protocol-version", b"mcp-method", b"mcp-name")
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 T = TypeVar("T")
+_WATCH_AFTER: Final = 0.05
+"""Seconds a tools/call runs before toolbridge watches for its client going away (its cancellation)."""
 
 
 class LeanPath:
@@ -116,19 +119,30 @@ class LeanPath:
 
 async def _unless_gone(receive: Receive, answer: Awaitable[T]) -> T | None:
     """``answer``, unless the client closes the request first: in the 2026-07-28 era that is how a
-    client cancels, so the call is cancelled (and with it the upstream request)."""
-    result: list[T] = []
-    async with anyio.create_task_group() as tg:
+    client cancels, so the call is cancelled (and with it the upstream request).
+
+    The watcher starts only once the call has run :data:`_WATCH_AFTER` seconds: most calls end sooner,
+    and a watcher task per call (spawned, then cancelled) cost ~40-180 µs on the benchmark machine, a
+    quarter of the proxy's whole overhead. A timer costs a few µs. (asyncio's own timer: anyio has none;
+    the lean path runs under uvicorn, on asyncio.)
+    """
+    loop = asyncio.get_running_loop()
+    watchers: list[asyncio.Task[None]] = []
+    with anyio.CancelScope() as scope:
 
         async def watch() -> None:
             while (await receive()).get("type") != "http.disconnect":
                 pass
-            tg.cancel_scope.cancel()
+            scope.cancel()
 
-        tg.start_soon(watch)
-        result.append(await answer)
-        tg.cancel_scope.cancel()
-    return result[0] if result else None
+        timer = loop.call_later(_WATCH_AFTER, lambda: watchers.append(loop.create_task(watch())))
+        try:
+            return await answer
+        finally:
+            timer.cancel()
+            for watcher in watchers:
+                watcher.cancel()
+    return None
 
 
 def _plain_http(scope: Scope, headers: Headers) -> bool:
