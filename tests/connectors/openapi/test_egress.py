@@ -311,3 +311,26 @@ async def test_an_upgrade_to_https_on_the_same_host_keeps_the_credentials() -> N
         None,
     ]
     assert seen[2].url.host == "93.184.215.14" and seen[2].headers["host"] == "elsewhere.test"
+
+
+async def test_a_cookie_one_answer_sets_does_not_ride_on_later_calls() -> None:
+    seen: list[str | None] = []
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx2.Response(
+            200, json={"items": []}, headers={"Set-Cookie": "session=alice-s3ss10n; Path=/"}
+        )
+
+    api = OpenAPIConnector(
+        "api",
+        ingested(openapi({"/items": LIST})),
+        base_url="https://api.test",
+        transport=httpx2.MockTransport(upstream),
+    )
+    hub = Hub()
+    hub.add_connector(api)
+    async with hub:
+        for _ in range(2):  # the connector's one client serves every principal's calls
+            await hub.call(Principal.local(), "api.list", {})
+    assert seen == [None, None]

@@ -16,7 +16,7 @@ from toolbridge._urlguard import Resolver, system_resolver
 from toolbridge.catalog import Tool
 from toolbridge.connectors._base import Invocation
 from toolbridge.connectors.openapi._cache import CatalogCache
-from toolbridge.connectors.openapi._egress import CrossOrigin, Egress, Route, Signer, origin
+from toolbridge.connectors.openapi._egress import CrossOrigin, Egress, Route, Signer, no_cookie_jar, origin
 from toolbridge.connectors.openapi._ingest import Ingested, IngestOptions, ingest
 from toolbridge.connectors.openapi._keys import DEFAULT_KEY_HEADER, add_key, documents_keys, key_header
 from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, load_spec, to_uri
@@ -228,7 +228,11 @@ class OpenAPIConnector:
     async def __aenter__(self) -> OpenAPIConnector:
         if self._client is None:
             self._client = httpx2.AsyncClient(
-                transport=self._transport, timeout=self._timeout, follow_redirects=False, trust_env=False
+                transport=self._transport,
+                timeout=self._timeout,
+                follow_redirects=False,
+                trust_env=False,
+                cookies=no_cookie_jar(),
             )
         return self
 

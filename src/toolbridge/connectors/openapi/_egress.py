@@ -11,12 +11,17 @@ Every URL an upstream's answer chose (a next page, a redirect) outside the confi
 configured origin itself when it came from a document fetched over the network, passes the SSRF guard
 (:class:`toolbridge._urlguard.URLGuard`) and is pinned to the address that was checked. The operator's
 ``allow_hosts`` names internal hosts that may be reached anyway (a test upstream on 127.0.0.1).
+
+The connector's own client keeps no cookies (:func:`no_cookie_jar`): it serves every principal's calls, so
+a session cookie one call's answer set would otherwise ride along on another principal's calls.
 """
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Literal
 
 import httpx2
@@ -25,10 +30,20 @@ from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.connectors.openapi._request import Draft
 from toolbridge.errors import BadRequest, UpstreamError
 
-__all__ = ["MAX_REDIRECTS", "CrossOrigin", "Egress", "Route", "Signer", "origin"]
+__all__ = ["MAX_REDIRECTS", "CrossOrigin", "Egress", "Route", "Signer", "no_cookie_jar", "origin"]
 
 MAX_REDIRECTS = 5
 CrossOrigin = Literal["strip", "refuse"]
+
+
+class _NoCookies(DefaultCookiePolicy):
+    def set_ok(self, cookie: Cookie, request: urllib.request.Request) -> bool:
+        return False
+
+
+def no_cookie_jar() -> CookieJar:
+    """A cookie jar that stores nothing an upstream sets (pass the jar itself: ``httpx2.Cookies`` copies)."""
+    return CookieJar(policy=_NoCookies())
 
 
 def origin(url: str | httpx2.URL) -> tuple[str, str, int]:
