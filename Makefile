@@ -46,6 +46,7 @@ bench: $(VENV_STAMP) ## benchmarks (prints medians, p99 and ratios against basel
 	$(UV) run --frozen python bench/resilience.py
 	$(UV) run --frozen python bench/chaos.py
 	$(UV) run --frozen python bench/credentials.py
+	$(UV) run --frozen python bench/existence_oracle.py
 	$(UV) run --frozen python bench/openapi_ingest.py
 	$(UV) run --frozen python bench/tool_search.py
 	$(UV) run --frozen python bench/openapi_call.py
