@@ -17,6 +17,7 @@ from toolbridge.catalog import Catalog, Tool
 from toolbridge.catalog._search import SearchIndex
 from toolbridge.catalog._words import compounds, terms
 from toolbridge.connectors.openapi import OpenAPIConnector
+from toolbridge.errors import InvalidArguments
 
 HERE = Path(__file__).parent
 DOCUMENTS = {
@@ -162,3 +163,38 @@ def test_adjacent_query_words_match_a_compound_in_a_name() -> None:
         ]
     )
     assert index.search("create a user group").hits[0].tool.name == "chat.usergroups_create"
+
+
+def test_argument_errors_say_what_to_send_instead() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "filter": {"type": "object"},
+            "ids": {"type": "array"},
+            "count": {"type": "integer"},
+            "urgent": {"type": "boolean"},
+            "status": {"type": "string", "enum": ["triggered", "acknowledged", "resolved"]},
+            "at": {"type": "string", "format": "date"},
+        },
+    }
+    catalog = Catalog()
+    catalog.add(Tool("x.y", "x", "A tool.", schema))
+    sent = {
+        "filter": '{"a": 1}',
+        "ids": "[1, 2]",
+        "count": "5",
+        "urgent": "true",
+        "status": "acknowleged",
+        "at": "12/02/2026",
+    }
+    with pytest.raises(InvalidArguments) as info:
+        catalog.validate(catalog.get("x.y"), sent, size=1, max_bytes=10_000)
+    fixes = {e["field"]: e["error"].split("; ", 1)[1] for e in info.value.errors}
+    assert fixes == {
+        "filter": "that is a string holding JSON: send the object itself, not a string",
+        "ids": "that is a string holding JSON: send the list itself, not a string",
+        "count": "send 5 without quotes",
+        "urgent": "send true without quotes",
+        "status": "did you mean 'acknowledged'?",
+        "at": "write it like '2026-12-02'",
+    }

@@ -133,3 +133,21 @@ async def test_rest_problem_documents_carry_the_same_facts() -> None:
     assert json.loads(rejected.json()["upstream_body"]) == REJECTION
     assert limited.headers["retry-after"] == "7" and limited.json()["retry_after"] == 7
     assert "write it like '2026-12-02T10:00:00Z'" in malformed.json()["detail"]
+
+
+@ERAS
+async def test_common_argument_mistakes_say_what_to_send(mcp: Served, era: str) -> None:
+    text = await mcp_error(mcp, era, "shop.create_order", {"quantity": "5", "deliver_at": 1})
+    assert "quantity: '5' is not of type 'integer'; send 5 without quotes" in text
+
+
+@ERAS
+async def test_an_unknown_tool_gets_the_search_indexs_guesses(mcp: Served, era: str) -> None:
+    params = {"name": "shop.orders_new", "arguments": {}}
+    if era == "modern":
+        response = await mcp.modern("tools/call", params)
+    else:
+        response = await mcp.legacy(await mcp.initialize(), "tools/call", params)
+    error = response.json()["error"]
+    assert "no tool named 'shop.orders_new'" in error["message"]
+    assert "did you mean 'shop.create_order'" in error["message"]  # 'order': too far apart for difflib

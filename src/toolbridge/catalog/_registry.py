@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from toolbridge.catalog._fixes import how_to_fix
 from toolbridge.catalog._search import SearchIndex, SearchResult
 from toolbridge.catalog._tool import Tool
 from toolbridge.errors import (
@@ -19,24 +20,7 @@ if TYPE_CHECKING:
     import jsonschema
     from jsonschema.exceptions import ValidationError
 
-__all__ = ["FORMAT_EXAMPLES", "Catalog"]
-
-FORMAT_EXAMPLES = {
-    "date-time": "2026-12-02T10:00:00Z",
-    "date": "2026-12-02",
-    "time": "10:00:00Z",
-    "duration": "P1DT2H30M",
-    "email": "ada@example.com",
-    "idn-email": "ada@example.com",
-    "uri": "https://example.com/path",
-    "uri-reference": "/path?x=1",
-    "iri": "https://example.com/path",
-    "uuid": "123e4567-e89b-12d3-a456-426614174000",
-    "ipv4": "192.0.2.1",
-    "ipv6": "2001:db8::1",
-    "hostname": "api.example.com",
-}
-"""An example value per JSON Schema ``format``, shown when an argument does not match its format."""
+__all__ = ["Catalog"]
 
 
 class Catalog:
@@ -139,10 +123,8 @@ def _describe(tool: Tool, error: ValidationError) -> dict[str, str]:
         return {"field": path, "error": "; ".join(parts) + f"; allowed fields: {', '.join(sorted(allowed))}"}
     if error.validator == "required":
         return {"field": path, "error": error.message}
-    if error.validator == "format" and error.validator_value in FORMAT_EXAMPLES:
-        example = FORMAT_EXAMPLES[error.validator_value]
-        return {"field": path, "error": f"{error.message[:200]}; write it like {example!r}"}
     message = error.message
     if len(message) > 300:
         message = message[:300] + "…"
-    return {"field": path, "error": message}
+    fix = how_to_fix(error)
+    return {"field": path, "error": f"{message}; {fix}" if fix else message}

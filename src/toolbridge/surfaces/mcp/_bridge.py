@@ -110,9 +110,10 @@ class Bridge:
                 request_id=ctx.request_id,
             )
         except ToolNotFound as exc:
+            missing = not_found(self.hub, ctx.principal, exc)  # with the search index's best guesses
             if searching:  # call_tool exists; the tool it names does not
-                return error_result(not_found(self.hub, ctx.principal, exc), ctx.request_id)
-            raise protocol_error(exc) from exc
+                return error_result(missing, ctx.request_id)
+            raise protocol_error(missing) from exc
         except ToolbridgeError as exc:
             if isinstance(exc, UpstreamRpcError):
                 raise relayed_error(exc) from exc  # the upstream's own code, message and data

@@ -1,0 +1,71 @@
+"""What to write instead: the fix for an argument that failed its schema, beyond the validator's words.
+
+Agents make the same few mistakes: a nested object or list sent as a JSON string, a number or a
+boolean in quotes, a misspelt enum value, a date in their own format. Each gets a concrete fix.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonschema.exceptions import ValidationError
+
+from toolbridge.errors import close_matches
+
+__all__ = ["FORMAT_EXAMPLES", "how_to_fix"]
+
+FORMAT_EXAMPLES = {
+    "date-time": "2026-12-02T10:00:00Z",
+    "date": "2026-12-02",
+    "time": "10:00:00Z",
+    "duration": "P1DT2H30M",
+    "email": "ada@example.com",
+    "idn-email": "ada@example.com",
+    "uri": "https://example.com/path",
+    "uri-reference": "/path?x=1",
+    "iri": "https://example.com/path",
+    "uuid": "123e4567-e89b-12d3-a456-426614174000",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "hostname": "api.example.com",
+}
+"""An example value per JSON Schema ``format``, shown when an argument does not match its format."""
+
+_SCALARS: dict[str, tuple[type, ...]] = {"integer": (int,), "number": (int, float), "boolean": (bool,)}
+
+
+def how_to_fix(error: ValidationError) -> str | None:
+    """A phrase saying what to send instead, or None when the validator's message says it all."""
+    if error.validator == "format":
+        example = FORMAT_EXAMPLES.get(str(error.validator_value))
+        return f"write it like {example!r}" if example else None
+    if error.validator == "type" and isinstance(error.instance, str):
+        return _unquoted(error.instance, error.validator_value)
+    if error.validator == "enum" and isinstance(error.validator_value, list):
+        choices = [v for v in error.validator_value if isinstance(v, str)]
+        match = close_matches(str(error.instance), choices, n=1)
+        return f"did you mean {match[0]!r}?" if match else None
+    return None
+
+
+def _unquoted(text: str, expected: Any) -> str | None:
+    """The fix for a value sent as a string that holds the expected JSON (``"{...}"``, ``"5"``)."""
+    kinds = expected if isinstance(expected, list) else [expected]
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and "object" in kinds:
+        return "that is a string holding JSON: send the object itself, not a string"
+    if isinstance(value, list) and "array" in kinds:
+        return "that is a string holding JSON: send the list itself, not a string"
+    for kind in kinds:
+        scalar = _SCALARS.get(kind)
+        if (
+            scalar is not None
+            and isinstance(value, scalar)
+            and (kind == "boolean") == isinstance(value, bool)
+        ):
+            return f"send {json.dumps(value)} without quotes"
+    return None
