@@ -110,7 +110,7 @@ class Bridge:
                 request_id=ctx.request_id,
             )
         except ToolNotFound as exc:
-            missing = not_found(self.hub, ctx.principal, exc)  # with the search index's best guesses
+            missing = not_found(self.hub, ctx.principal, exc, searching=searching)  # the index's guesses
             if searching:  # call_tool exists; the tool it names does not
                 return error_result(missing, ctx.request_id)
             raise protocol_error(missing) from exc

@@ -148,7 +148,7 @@ def meta_step(
         if name != CALL:
             return text_result(search_answer(hub, principal, name, arguments), request_id), params
     except ToolNotFound as exc:
-        return error_result(not_found(hub, principal, exc), request_id), params
+        return error_result(not_found(hub, principal, exc, searching=True), request_id), params
     except ToolbridgeError as exc:
         if is_tool_error(exc):
             return error_result(exc, request_id), params
@@ -159,15 +159,17 @@ def meta_step(
     return None, inner
 
 
-def not_found(hub: Hub, principal: Principal, exc: ToolNotFound) -> ToolNotFound:
-    """``exc`` with search_tools' best guesses when no name is close enough for "did you mean"."""
+def not_found(hub: Hub, principal: Principal, exc: ToolNotFound, *, searching: bool = False) -> ToolNotFound:
+    """``exc`` with the search index's good matches for the name when none is close in spelling for a
+    "did you mean"; for an agent in search mode, else pointing at ``search_tools``."""
     if exc.suggestions or not exc.tool:
         return exc
     found = hub.search_tools(principal, exc.tool.replace(".", " "), limit=3)
-    better = ToolNotFound(exc.tool, suggestions=[hit.tool.name for hit in found.hits])
-    if not better.suggestions:
-        better.hint = f"find tools with {SEARCH} {{query}}"
-    return better
+    if found.good:
+        return ToolNotFound(exc.tool, suggestions=[hit.tool.name for hit in found.hits])
+    if searching:
+        exc.hint = f"find tools with {SEARCH} {{query}}"
+    return exc
 
 
 def check_meta_arguments(name: str, arguments: Mapping[str, Any]) -> None:
