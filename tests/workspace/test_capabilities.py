@@ -70,6 +70,9 @@ async def test_a_lost_scope_or_role_refuses_the_capability(env: Env) -> None:
     assert (await env.client.put(urls["put"], content=b"x")).status_code == 401
     await env.hub.agents.create("shifty", ["workspace.*"])
     await env.connector.service.set_member(Principal.local(), "shared", agent.id, Role.VIEWER)
+    more = await env.client.patch(location, content=b"56", headers={**PATCH, "Upload-Offset": "4"})
+    assert more.status_code == 403, more.text  # refused before a byte is written, not only at the end
+    assert (await env.client.head(location, headers=TUS)).headers["upload-offset"] == "4"
     last = await env.client.patch(location, content=b"5678", headers={**PATCH, "Upload-Offset": "4"})
     assert last.status_code == 403, last.text
     assert (await env.client.put(urls["put"], content=b"x")).status_code == 403

@@ -327,7 +327,11 @@ class WorkspaceApi:
         offset = _int(request.headers.get("upload-offset", ""), "Upload-Offset")
         async with self.uploads.lock(upload_id):
             upload = await self.uploads.get(upload_id)
-            await self.holder(upload.principal, upload.key, "write")
+            who = await self.holder(upload.principal, upload.key, "write")
+            # before any byte is written: still an editor, the lease still free or held
+            await self.service.check_upload(
+                who, upload.workspace, upload.path, 0, upload.metadata.get("lease")
+            )
             try:
                 new_offset = await self.uploads.append(upload, offset, _body(request), checksum)
             except ClientDisconnect:
