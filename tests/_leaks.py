@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import re
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import anyio
 import sqlalchemy as sa
@@ -34,6 +38,25 @@ async def database_files(folder: Path, pattern: str = "tb.db*") -> bytes:
 
 def plain_and_quoted(value: str) -> list[str]:
     return [value, quote(value, safe="")]
+
+
+def encoded(value: str) -> list[str]:
+    """Every common encoding of ``value`` (written apart from the redaction code it checks): percent in
+    upper and lower case, form encoding, base64 and base64url, HTML escapes and JSON string escapes."""
+    quoted = quote(value, safe="")
+    escaped = json.dumps(value)[1:-1]
+    raw = value.encode()
+    return [
+        value,
+        quoted,
+        re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quoted),
+        quote_plus(value),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        html.escape(value),
+        escaped,
+        escaped.replace("/", "\\/"),
+    ]
 
 
 def assert_absent(

@@ -7,7 +7,6 @@ database — every table's rows and the raw SQLite files (main and WAL).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import secrets
@@ -18,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from tests._leaks import assert_absent, database_files, dump_tables, plain_and_quoted
+from tests._leaks import assert_absent, database_files, dump_tables, encoded
 from tests.credentials.fakes import oauth_config
 from toolbridge import Hub
 from toolbridge.connectors import Invocation
@@ -154,4 +153,4 @@ async def _no_wait(_seconds: float) -> None:
 
 
 def _forms(value: str) -> list[str]:
-    return [*plain_and_quoted(value), base64.b64encode(f"admin:{value}".encode()).decode()]
+    return [*encoded(value), *encoded(f"admin:{value}")]
