@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def test_tools_search(run) -> None:  # type: ignore[no-untyped-def]
     assert code == 0 and out.index("notes.delete") < out.index("notes.add")
     code, out = run("tools", "search", "book a flight to Paris", "-c", EXAMPLE)
     assert code == 0 and "no good match" in out and "notes:" in out
+    code, out = run("tools", "search", "remove a note", "--json", "-c", EXAMPLE)
+    assert code == 0 and json.loads(out)["tools"][0]["name"] == "notes.delete"
 
 
 def test_call_errors_are_one_clear_line(run) -> None:  # type: ignore[no-untyped-def]

@@ -405,6 +405,7 @@ def tools_search(
     connector: Annotated[str | None, typer.Option(help="Only this connector's tools")] = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The answer as GET /v1/tools?q= gives it")] = False,
 ) -> None:
     """Find tools by what they do: the index behind MCP search mode and GET /v1/tools?q=."""
     from toolbridge.policy import Principal
@@ -417,12 +418,13 @@ def tools_search(
             return search_document(hub, Principal.local(), query, limit=limit, connector=connector)
 
     answer = _run(main)
-    table = Table("score", "name", "access", "summary")
-    for tool in answer["tools"]:
-        table.add_row(
-            f"{tool['score']:g}", tool["name"], "read" if tool["read_only"] else "write", tool["summary"]
-        )
-    out.print(table)
+    if as_json:
+        print(json.dumps(answer, ensure_ascii=False))
+        return
+    rows = [{**t, "access": "read" if t["read_only"] else "write"} for t in answer["tools"]]
+    show(
+        out, rows, {"score": "score", "name": "name", "access": "access", "summary": "summary"}, as_json=False
+    )
     if answer.get("good_match") is False:
         out.print(f"no good match: {answer['hint']}")
         for item in answer["connectors"]:
