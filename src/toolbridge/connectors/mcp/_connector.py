@@ -408,6 +408,7 @@ class McpConnector(FederatedRequests):
             client_info=self._client_info,
             probe_timeout=self._probe_timeout,
             start_timeout=stdio.start_timeout if stdio is not None else None,
+            background=self._tg,
         )
         try:
             await channel.start()

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx2
 from mcp.shared.inbound import (
     MCP_METHOD_HEADER,
@@ -74,10 +75,14 @@ class Session:
         client_info: Mapping[str, str],
         probe_timeout: float = PROBE_TIMEOUT,
         start_timeout: float | None = None,
+        background: anyio.abc.TaskGroup | None = None,
     ) -> None:
         """``start_timeout`` (a process's channel): how long its first answer may take; None: not a process
-        (an unanswered probe then falls back to the handshake on the same channel)."""
+        (an unanswered probe then falls back to the handshake on the same channel). ``background`` runs
+        the ``notifications/cancelled`` of a cancelled request, so a frozen server cannot hold the
+        caller past its deadline while the notice is sent (without it, the caller waits, up to 2 s)."""
         self.channel = channel
+        self._background = background
         self._protocol = protocol
         self._probe_timeout = probe_timeout
         self._start_timeout = start_timeout
@@ -227,7 +232,9 @@ class Session:
         try:
             response = await self.channel.request(message, headers)
         except anyio.get_cancelled_exc_class():
-            if cancellable:
+            if cancellable and self._background is not None:
+                self._background.start_soon(self._cancel, request_id)
+            elif cancellable:
                 await self._cancel(request_id)
             raise
         self._heard = True
