@@ -31,6 +31,7 @@ from toolbridge.credentials import (
     resolve_reference,
     rotate_master_key,
 )
+from toolbridge.credentials._manager import check_owner
 from toolbridge.errors import ConfigurationError, ToolbridgeError
 from toolbridge.hub import Hub
 from toolbridge.settings import Settings, load_settings
@@ -245,6 +246,7 @@ def connections_add(
         async with hub:
             manager = _manager(hub)
             binding = manager.binding(connector)
+            check_owner(binding, connector, _owner(owner))
             if binding.scheme == "oauth2":
                 raise ConfigurationError(
                     f"connector {connector!r} uses OAuth 2",
@@ -260,7 +262,10 @@ def connections_add(
             return await manager.add(connector, account, Material(secret=value), owner=_owner(owner))
 
     conn = _run(main)
-    out.print(f"connection {conn.id}: {conn.connector} as {conn.account} ({conn.scheme}), {conn.state}")
+    whose = f" for {conn.owner}" if conn.owner else " (shared)"
+    out.print(
+        f"connection {conn.id}: {conn.connector} as {conn.account}{whose} ({conn.scheme}), {conn.state}"
+    )
     out.print(f"check it with: toolbridge connections test {conn.id}")
 
 
@@ -323,6 +328,7 @@ def connect(
     async def main() -> Any:
         async with hub:
             flow = ConnectFlow(_manager(hub))
+            check_owner(flow.manager.binding(connector), connector, _owner(owner))
             return await connect_on_loopback(
                 flow, connector, account, show=show, wait=wait, owner=_owner(owner)
             )

@@ -190,6 +190,11 @@ def test_cli_keys_and_connections(cli, in_tmp_dir: Path) -> None:  # type: ignor
         env={"SVC_KEY": "canary-cli-7"},
     )
     assert added.exit_code == 0, added.output
+    assert "svc as bot (shared)" in added.output
+    personal = cli(
+        "connections", "add", "svc", "--for", "alice", "--secret", "env:SVC_KEY", env={"SVC_KEY": "k"}
+    )
+    assert personal.exit_code == 1 and "policy: shared" in personal.output  # it would never be used
     listed = cli("connections", "list", "--json")
     docs = json.loads(listed.stdout)
     assert [(d["connector"], d["account"], d["state"]) for d in docs] == [("svc", "bot", "active")]

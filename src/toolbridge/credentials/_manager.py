@@ -596,6 +596,22 @@ def owners(binding: AuthConfig, principal: Principal) -> tuple[str, ...]:
     return ("",)
 
 
+def check_owner(binding: AuthConfig, connector: str, owner: str) -> None:
+    """Refuse a connection its policy would never use: a shared one on a per-user connector, or a
+    personal one on a shared connector."""
+    if not owner and binding.policy == "per_user":
+        raise BadRequest(
+            f"connector {connector!r} uses per-user connections only (policy: per_user)",
+            hint="connect an account of your own (the CLI: --for AGENT)",
+        )
+    if owner and binding.policy == "shared":
+        raise BadRequest(
+            f"connector {connector!r} uses one shared connection (policy: shared); a personal one would "
+            "never be used",
+            hint="an operator connects it for everyone, or sets connections.policy: per_user",
+        )
+
+
 def may_manage(principal: Principal, conn_owner: str) -> bool:
     """Only the owner adds, replaces or removes a connection of its own; shared ones only an operator."""
     return principal.is_operator or (bool(conn_owner) and conn_owner == principal.id)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolbridge.credentials import ConnectFlow, Connection, CredentialManager, Material, Secret
-from toolbridge.credentials._manager import may_manage
+from toolbridge.credentials._manager import check_owner, may_manage
 from toolbridge.credentials._probe import probe
 from toolbridge.errors import BadRequest, NotFound, PermissionDenied, ToolbridgeError
 from toolbridge.hub import Hub
@@ -100,20 +100,10 @@ async def _owned(manager: CredentialManager, principal: Principal, ident: str) -
 
 def _owner_for(manager: CredentialManager, caller: Principal, connector: str, shared: bool | None) -> str:
     """Whose connection an add or connect by ``caller`` makes: ``""`` (shared) or the caller's id."""
-    policy = manager.binding(connector).policy
-    shared = policy == "shared" if shared is None else shared
-    if shared and policy == "per_user":
-        raise BadRequest(
-            f"connector {connector!r} uses per-user connections only (policy: per_user)",
-            hint="connect your own account: leave out 'shared'",
-        )
-    if not shared and policy == "shared":
-        raise BadRequest(
-            f"connector {connector!r} uses one shared connection (policy: shared); a personal one would "
-            "never be used",
-            hint="an operator connects it for everyone, or sets connections.policy: per_user",
-        )
+    binding = manager.binding(connector)
+    shared = binding.policy == "shared" if shared is None else shared
     owner = "" if shared else caller.id
+    check_owner(binding, connector, owner)
     _check_manage(caller, owner, connector)
     return owner
 
