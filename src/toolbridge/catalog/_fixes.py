@@ -7,11 +7,12 @@ boolean in quotes, a misspelt enum value, a date in their own format. Each gets 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from toolbridge.errors import close_matches
+
+if TYPE_CHECKING:  # jsonschema is imported when a call is validated, not when tools are listed
+    from jsonschema.exceptions import ValidationError
 
 __all__ = ["FORMAT_EXAMPLES", "how_to_fix"]
 
