@@ -165,7 +165,7 @@ class Tally:
     dropped: list[str] = field(default_factory=list)
     """Calls whose connection prism dropped: not counted either way (at most DROPPED_MAX of them)."""
     misread: list[str] = field(default_factory=list)
-    """Calls prism cannot judge: arrays in form bodies (see :func:`_form_array_misread`)."""
+    """Calls prism cannot judge: arrays in form and multipart bodies (see :func:`_form_array_misread`)."""
     unanswered: int = 0
     """Requests prism validated but could not answer (5xx, or 406 for the document's own Accept)."""
 
@@ -213,6 +213,8 @@ async def test_prism_and_openapi_core_accept_what_toolbridge_sends(document: str
         violations = response.headers.get("sl-violations")
         if violations:
             tally.violations[CALLING.get()] = violations
+        elif 400 <= response.status_code < 500:  # prism's own 4xx: its reasons are in the body
+            tally.violations[CALLING.get()] = (await response.aread()).decode(errors="replace")
 
     hooks = {"request": [on_request], "response": [on_response]}
     with prism(path) as url:
@@ -301,17 +303,24 @@ async def _call(
 
 
 _MUST_BE = re.compile(r"Request body property (\S+) must be (\w+)")
+_PART_NAME = re.compile(r'Content-Disposition: form-data; name="([^"]+)"')
 
 
 def _form_array_misread(said: str, sent: list[httpx2.Request]) -> bool:
-    """prism reads each form field as one string, keeping the last value of a repeated one (prism-http
-    validator/body.js ``splitUriParams``), so an array sent as OpenAPI's default exploded form (``a=x``,
-    ``a=x&a=y``) always reads as "must be array" to it. True when that is all prism said, about fields
-    the request sent."""
+    """prism reads each form field or multipart part as one string, keeping the last value of a repeated
+    one (prism-http validator/body.js ``splitUriParams``, ``parseMultipartFormDataParams``), so an array
+    sent as OpenAPI's default exploded form (``a=x``, ``a=x&a=y``, one part per item) always reads as
+    "must be array" to it. True when that is all prism said, about fields the request sent."""
     complaints = _MUST_BE.findall(said)
-    if not complaints or not sent or "form-urlencoded" not in sent[-1].headers.get("content-type", ""):
+    if not complaints or not sent:
         return False
-    fields = [key for key, _ in parse_qsl(sent[-1].content.decode(errors="replace"))]
+    body, kind = sent[-1].content.decode(errors="replace"), sent[-1].headers.get("content-type", "")
+    if "form-urlencoded" in kind:
+        fields = [key for key, _ in parse_qsl(body)]
+    elif kind.startswith("multipart/form-data"):
+        fields = _PART_NAME.findall(body)
+    else:
+        return False
     return all(kind == "array" and name in fields for name, kind in complaints)
 
 
