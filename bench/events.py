@@ -1,0 +1,153 @@
+"""Inbound webhooks benchmark: GitHub-signed deliveries per second accepted (verified and durably stored)
+by ``toolbridge serve`` with 32 concurrent senders, on SQLite and on PostgreSQL, against the same server's
+``GET /healthz`` with the same senders (the HTTP floor, in the same run).
+
+    uv run python bench/events.py [--deliveries 3000] [--senders 32] [--skip-postgres]
+
+Goal (issue #18): ≥ 1,000 deliveries/s on PostgreSQL. Not run by ``make test``. Every delivery has its own
+``X-GitHub-Delivery``, so each one is a new event row (plus its dedupe row) committed before the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+
+from _procs import free_port, running
+
+SECRET = "bench-secret-of-at-least-24-bytes"
+CONFIG = """
+server: {{host: 127.0.0.1, port: {port}, database: "{database}"}}
+hooks:
+  github: {{verifier: github, secret: env:TB_BENCH_GITHUB_SECRET}}
+subscriptions:
+  pushes: {{source: github, type: push, principals: [bench]}}
+"""
+POSTGRES = os.environ.get("TOOLBRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def delivery(n: int) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"ref": "refs/heads/main", "n": n, "repository": {"full_name": "bench/repo"}}).encode()
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "X-Hub-Signature-256": f"sha256={signature}",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": f"bench-{n}-{secrets.token_hex(4)}",
+        "Content-Type": "application/json",
+    }
+    return body, headers
+
+
+async def load(
+    base: str, total: int, senders: int, make: Callable[[httpx2.AsyncClient, int], object]
+) -> tuple[float, list[float]]:
+    """``total`` requests from ``senders`` concurrent clients; (requests per second, latencies in s)."""
+    latencies: list[float] = []
+    counter = iter(range(total))
+    limits = httpx2.Limits(max_connections=senders, max_keepalive_connections=senders)
+    async with httpx2.AsyncClient(base_url=base, trust_env=False, timeout=60, limits=limits) as client:
+
+        async def sender() -> None:
+            for n in counter:
+                started = time.perf_counter()
+                response = await make(client, n)  # type: ignore[misc]
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(senders):
+                tg.start_soon(sender)
+        elapsed = time.perf_counter() - started
+    return total / elapsed, latencies
+
+
+async def post_delivery(client: httpx2.AsyncClient, n: int) -> httpx2.Response:
+    body, headers = delivery(n)
+    return await client.post("/hooks/github", content=body, headers=headers)
+
+
+async def get_health(client: httpx2.AsyncClient, n: int) -> httpx2.Response:
+    return await client.get("/healthz")
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    import asyncpg
+
+    name = f"tb_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(POSTGRES)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def run_backend(name: str, database: str, root: Path, args: argparse.Namespace) -> dict[str, float]:
+    port = free_port()
+    config = root / f"{name}.yaml"
+    config.write_text(CONFIG.format(port=port, database=database))
+    argv = [sys.executable, "-m", "toolbridge", "serve", "-c", str(config), "--no-worker"]
+    os.environ["TB_BENCH_GITHUB_SECRET"] = SECRET
+    with running(f"toolbridge-events-{name}", argv, port, root) as server:
+        base = server.base_url
+        anyio.run(load, base, 200, args.senders, post_delivery)  # warm-up
+        floor, floor_lat = anyio.run(load, base, args.deliveries, args.senders, get_health)
+        cpu = server.cpu_seconds()
+        rate, lat = anyio.run(load, base, args.deliveries, args.senders, post_delivery)
+        cpu = server.cpu_seconds() - cpu
+    return {
+        f"{name}_deliveries_per_s": rate,
+        f"{name}_median_ms": statistics.median(lat) * 1000,
+        f"{name}_p99_ms": statistics.quantiles(lat, n=100)[98] * 1000,
+        f"{name}_server_cpu_ms_per_delivery": cpu * 1000 / args.deliveries,
+        f"{name}_healthz_per_s": floor,
+        f"{name}_healthz_median_ms": statistics.median(floor_lat) * 1000,
+        f"{name}_ratio_to_healthz": rate / floor,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--deliveries", type=int, default=3000)
+    parser.add_argument("--senders", type=int, default=32)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, float | bool] = {"senders": args.senders, "deliveries": args.deliveries}
+    with tempfile.TemporaryDirectory(prefix="tb-bench-events-") as tmp:
+        root = Path(tmp)
+        results.update(run_backend("sqlite", f"sqlite+aiosqlite:///{root}/tb.db", root, args))
+        if not args.skip_postgres:
+
+            async def with_pg() -> dict[str, float]:
+                async with postgres_database() as url:
+                    return await anyio.to_thread.run_sync(run_backend, "postgres", url, root, args)
+
+            results.update(anyio.run(with_pg))
+            results["goal_postgres_met"] = results["postgres_deliveries_per_s"] >= 1000
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
+    out = Path(__file__).parent / "results" / "events.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
