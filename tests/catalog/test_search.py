@@ -198,3 +198,16 @@ def test_argument_errors_say_what_to_send_instead() -> None:
         "status": "did you mean 'acknowledged'?",
         "at": "write it like '2026-12-02'",
     }
+
+
+@pytest.mark.anyio
+async def test_the_index_can_be_built_off_the_event_loop_and_is_then_reused() -> None:
+    catalog = Catalog()
+    catalog.add(tool("mail.send", "Send an email."))
+    assert not catalog.index_ready
+    await catalog.prepare_search()
+    assert catalog.index_ready
+    catalog.add(tool("sms.send", "Send an SMS text to a phone."))
+    assert not catalog.index_ready  # a change makes it stale: the next search (or prepare) rebuilds it
+    assert catalog.search("text a phone").hits[0].tool.name == "sms.send"
+    assert catalog.index_ready

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from toolbridge.catalog._fixes import how_to_fix
 from toolbridge.catalog._search import SearchIndex, SearchResult
 from toolbridge.catalog._tool import Tool
@@ -29,7 +31,8 @@ class Catalog:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
-        self._index: SearchIndex | None = None
+        self._version = 0
+        self._indexed: tuple[int, SearchIndex] | None = None
 
     def add(self, tool: Tool) -> None:
         if tool.name in self._tools:
@@ -38,13 +41,13 @@ class Catalog:
                 hint="rename one of them or give their connectors different names",
             )
         self._tools[tool.name] = tool
-        self._index = None
+        self._version += 1
 
     def remove_connector(self, connector: str) -> None:
         for name in [n for n, t in self._tools.items() if t.connector == connector]:
             del self._tools[name]
             self._validators.pop(name, None)
-            self._index = None
+            self._version += 1
 
     def __len__(self) -> int:
         return len(self._tools)
@@ -67,15 +70,30 @@ class Catalog:
         self, query: str, *, limit: int = 10, keep: Callable[[Tool], bool] | None = None
     ) -> SearchResult:
         """The tools that best match ``query`` (:class:`SearchIndex`, rebuilt on first use after a change)."""
-        if self._index is None:
-            self._index = SearchIndex(self)
-        return self._index.search(query, limit=limit, keep=keep)
+        return self._index().search(query, limit=limit, keep=keep)
 
     def connector_words(self, keep: Callable[[Tool], bool] | None = None) -> dict[str, list[str]]:
         """Connector → the words its tool names use most: what each connector covers, for a rephrase."""
-        if self._index is None:
-            self._index = SearchIndex(self)
-        return self._index.connectors(keep)
+        return self._index().connectors(keep)
+
+    @property
+    def index_ready(self) -> bool:
+        """Whether the search index matches the catalog (else the next search builds it)."""
+        return self._indexed is not None and self._indexed[0] == self._version
+
+    async def prepare_search(self) -> None:
+        """Build the search index in a worker thread if the catalog changed since it was built, so that
+        a search does not hold the event loop for it (about 0.3 s per 1,000 tools)."""
+        if self.index_ready:
+            return
+        version, tools = self._version, list(self)
+        index = await anyio.to_thread.run_sync(SearchIndex, tools)
+        self._indexed = (version, index)  # a catalog changed meanwhile has a newer version: rebuilt on use
+
+    def _index(self) -> SearchIndex:
+        if self._indexed is None or self._indexed[0] != self._version:
+            self._indexed = (self._version, SearchIndex(self))
+        return self._indexed[1]
 
     def validate(self, tool: Tool, arguments: Mapping[str, Any], *, size: int, max_bytes: int) -> None:
         """Check ``arguments`` (``size`` bytes serialized) against the cap and the tool's input schema;

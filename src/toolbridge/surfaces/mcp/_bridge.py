@@ -95,6 +95,7 @@ class Bridge:
         name, arguments = _name_and_arguments(params)
         searching = name in META_SCHEMAS and in_search_mode(self.hub, ctx.principal)
         if searching:
+            await self.hub.catalog.prepare_search()  # built off the event loop after a catalog change
             answer, params = meta_step(self.hub, ctx.principal, ctx.request_id, params)
             if answer is not None:
                 return answer

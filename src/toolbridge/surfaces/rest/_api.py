@@ -219,6 +219,7 @@ def create_rest_app(hub: Hub) -> FastAPI:
     ) -> dict[str, Any]:
         if q is None:
             return {"tools": [tool_document(t) for t in hub.list_tools(caller)]}
+        await hub.catalog.prepare_search()  # built off the event loop after a catalog change
         return search_document(hub, caller, q, limit=limit, connector=connector, read_only=read_only)
 
     @app.get("/tools/{name}", summary="Describe one tool")
