@@ -1,5 +1,6 @@
 """RFC 8693 token exchange: each caller's identity token (its own connection to the identity connector) is
-exchanged for an upstream token of its own, cached per user until it expires, then exchanged again.
+exchanged for an upstream token of its own, cached per user until it expires, then exchanged again. RFC
+7523 per user: a service account's assertion whose ``sub`` names the caller, likewise cached per user.
 
 A small authorization server on 127.0.0.1 implements the token-exchange grant as RFC 8693 §2 says
 (client authentication, subject token and its type, audience); the API beside it records the bearer token
@@ -15,6 +16,10 @@ from typing import Any
 
 import httpx2
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,6 +38,7 @@ from toolbridge.credentials import (
     StaticKeys,
     Vault,
 )
+from toolbridge.credentials._jwt import ServiceAccount
 from toolbridge.credentials._providers import ProviderDef
 from toolbridge.errors import ConfigurationError, ConnectRequired, CredentialsError
 
@@ -49,12 +55,33 @@ class Servers:
     seen: list[str] = field(default_factory=list)
 
 
+_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PEM = _KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+
+
+def _asserted(form: dict[str, Any], state: Servers) -> JSONResponse:
+    """RFC 7523 §3: a signed assertion from the service account, for our token endpoint, naming a user."""
+    try:
+        claims = jwt.decode(str(form.get("assertion")), RSAKey.import_key(PEM)).claims
+    except ValueError:
+        return JSONResponse({"error": "invalid_grant"}, status_code=400)
+    if claims.get("iss") != "gateway@corp.test" or claims.get("aud") != f"{state.base}/token":
+        return JSONResponse({"error": "invalid_grant"}, status_code=400)
+    state.exchanges.append({"grant_type": "jwt-bearer", "sub": str(claims.get("sub"))})
+    token = f"dwd:{claims.get('sub')}:{len(state.exchanges)}"
+    return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": 60})
+
+
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
     state = Servers("")
 
     async def token(request: Request) -> JSONResponse:
         form = dict(await request.form())
+        if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return _asserted(form, state)
         basic = base64.b64encode(":".join(CLIENT).encode()).decode()
         if request.headers.get("authorization") != f"Basic {basic}":
             return JSONResponse({"error": "invalid_client"}, status_code=401)
@@ -96,8 +123,8 @@ class World:
     servers: Servers
     clock: Clock
 
-    async def token_used_by(self, name: str) -> str:
-        await self.hub.call(Principal.agent(name, ["crm.*"]), "crm.me")
+    async def token_used_by(self, name: str, tool: str = "crm.me") -> str:
+        await self.hub.call(Principal.agent(name, ["*"]), tool)
         return self.servers.seen[-1]
 
 
@@ -128,9 +155,20 @@ async def world(servers: Servers) -> AsyncIterator[World]:
     servers.exchanges.clear()
     client = httpx2.AsyncClient(trust_env=False)
     clock = Clock()
+    account = ServiceAccount("gateway@corp.test", Secret(PEM), f"{servers.base}/token")
     bindings = {
         "corp": AuthConfig(scheme="bearer", policy="per_user"),  # each person's identity token
         "crm": exchange_binding(servers.base),
+        "mail": exchange_binding(
+            servers.base,
+            scheme="jwt_bearer",
+            service_account=account,
+            subject="{name}@corp.test",
+            subject_connector=None,
+            audience=None,
+            client_id=None,
+            client_secret=None,
+        ),
     }
     hub = Hub()
     manager = CredentialManager(
@@ -147,6 +185,7 @@ async def world(servers: Servers) -> AsyncIterator[World]:
         return (await client.get(f"{servers.base}/me", auth=invocation.credentials.auth)).json()
 
     hub.tool(me, connector="crm", name="me", read_only=True)
+    hub.tool(me, connector="mail", name="me", read_only=True)
     async with hub, client:
         for subject, person in IDENTITIES.items():
             await manager.add("corp", "default", Material(secret=Secret(subject)), owner=f"agent:{person}")
@@ -188,3 +227,23 @@ def test_token_exchange_needs_an_identity_connector_and_per_user_policy() -> Non
         exchange_binding("https://sts.test", policy="shared")
     with pytest.raises(ConfigurationError, match="subject_connector"):
         exchange_binding("https://sts.test", subject_connector=None)
+
+
+async def test_a_per_user_assertion_names_the_caller_and_is_cached_per_user(world: World) -> None:
+    assert await world.token_used_by("alice", "mail.me") == "dwd:alice@corp.test:1"
+    assert await world.token_used_by("bob", "mail.me") == "dwd:bob@corp.test:2"
+    assert await world.token_used_by("alice", "mail.me") == "dwd:alice@corp.test:1"  # cached
+    world.clock.now += 56
+    assert await world.token_used_by("alice", "mail.me") == "dwd:alice@corp.test:3"
+    assert [e["sub"] for e in world.servers.exchanges] == [
+        "alice@corp.test",
+        "bob@corp.test",
+        "alice@corp.test",
+    ]
+
+
+def test_a_per_user_assertion_needs_a_subject_template() -> None:
+    with pytest.raises(ConfigurationError, match="subject naming the caller"):
+        AuthConfig(
+            scheme="jwt_bearer", provider=exchange_binding("https://s.test").provider, policy="per_user"
+        )

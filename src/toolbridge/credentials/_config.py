@@ -73,6 +73,19 @@ class AuthConfig:
     def per_user(self) -> bool:
         return self.policy != "shared"
 
+    @property
+    def minted_per_caller(self) -> bool:
+        """Tokens obtained for each caller on first use, without a connect: an RFC 8693 exchange of its
+        identity token, or an RFC 7523 assertion whose ``sub`` names it (``subject: "{name}@corp.com"``)."""
+        return self.scheme == "token_exchange" or (self.scheme == "jwt_bearer" and self.policy == "per_user")
+
+    def subject_for(self, owner: str) -> str | None:
+        """jwt_bearer: the assertion's ``sub`` — ``subject`` with ``{name}`` / ``{principal}`` filled in for
+        the connection's owner (``agent:alice`` → name ``alice``)."""
+        if self.subject is None or not owner:
+            return self.subject
+        return self.subject.replace("{name}", owner.partition(":")[2]).replace("{principal}", owner)
+
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
             raise ConfigurationError(
@@ -89,6 +102,11 @@ class AuthConfig:
                 "auth scheme 'token_exchange' needs subject_connector and policy: per_user",
                 hint="each caller's identity token (its connection to subject_connector) is exchanged "
                 "for a token of its own",
+            )
+        if self.scheme == "jwt_bearer" and self.policy == "per_user" and "{" not in (self.subject or ""):
+            raise ConfigurationError(
+                "a per-user jwt_bearer connector needs a subject naming the caller",
+                hint='write e.g. subject: "{name}@corp.example.com" (the agent name is filled in)',
             )
         if self.scheme == "sigv4" and not (self.region and self.service):
             raise ConfigurationError("auth scheme 'sigv4' needs region and service")

@@ -55,9 +55,10 @@ class Grants:
         )
 
     async def fetch(
-        self, binding: AuthConfig, material: Material, *, subject: Secret | None = None
+        self, binding: AuthConfig, material: Material, *, subject: Secret | None = None, owner: str = ""
     ) -> TokenSet:
-        """A new token set; ``subject`` is the caller's identity token (token_exchange only)."""
+        """A new token set; ``subject`` is the caller's identity token (token_exchange only), ``owner`` the
+        principal a per-user assertion is for (jwt_bearer)."""
         endpoint = await self.endpoint(binding, material)
         scope = binding.scope_string()
         if binding.scheme == "token_exchange":
@@ -78,5 +79,6 @@ class Grants:
                 "a jwt_bearer connection needs a service-account key",
                 hint="set service_account_file, or add the connection with its key file",
             )
-        assertion = JwtAssertion.for_service_account(account, scope=scope, subject=binding.subject)
+        subject_claim = binding.subject_for(owner)
+        assertion = JwtAssertion.for_service_account(account, scope=scope, subject=subject_claim)
         return await endpoint.jwt_bearer(assertion.sign(), scope=None)

@@ -246,7 +246,7 @@ class CredentialManager:
         tool: str = "",
     ) -> ResolvedCredentials:
         binding = await self.current_binding(connector)
-        if binding.scheme == "token_exchange":
+        if binding.minted_per_caller:
             cell = await self._exchanged(binding, connector, principal, connection, tool)
         else:
             cell = await self._cell(connector, connection, tool, owners(binding, principal))
@@ -290,8 +290,9 @@ class CredentialManager:
     async def _exchanged(
         self, binding: AuthConfig, connector: str, principal: Principal, connection: str | None, tool: str
     ) -> _Cell:
-        """The caller's exchanged token (RFC 8693), obtained on first use and cached — in its own
-        connection, so every process shares it — until it expires (then refreshed by a new exchange)."""
+        """The caller's own token — exchanged (RFC 8693) or asserted for it (RFC 7523) — obtained on first
+        use and cached in its own connection, so every process shares it, until it expires (then the
+        refresh path obtains a new one the same way)."""
         whose = (principal.id,)
         try:
             cell = await self._cell(connector, connection, tool, whose)
@@ -304,9 +305,11 @@ class CredentialManager:
                 cell = await self._cell(connector, connection, tool, whose)
                 if cell.connection.state not in ("reauth_required", "revoked"):
                     return cell  # another task exchanged meanwhile
-            subject = await self.subject_token(binding, principal.id, tool)
+            subject = None
+            if binding.scheme == "token_exchange":
+                subject = await self.subject_token(binding, principal.id, tool)
             with anyio.fail_after(self.token_timeout):
-                tokens = await self.grants.fetch(binding, Material(), subject=subject)
+                tokens = await self.grants.fetch(binding, Material(), subject=subject, owner=principal.id)
             self.refreshes += 1
             await self.add(connector, connection or "default", Material(tokens=tokens), owner=principal.id,
                            actor=principal.id)  # fmt: skip
@@ -485,7 +488,7 @@ class CredentialManager:
                 if binding.scheme == "token_exchange":  # a new exchange of the owner's identity token
                     subject = await self.subject_token(binding, conn.owner, tool)
                 with anyio.fail_after(self.token_timeout):
-                    tokens = await self.grants.fetch(binding, material, subject=subject)
+                    tokens = await self.grants.fetch(binding, material, subject=subject, owner=conn.owner)
             except GrantDead as exc:
                 marked = await self.store.set_state(
                     conn.id, "reauth_required", error=exc.message, expected_version=conn.token_version
