@@ -66,3 +66,14 @@ def test_add_openapi_stays_light(tmp_path: Path) -> None:
     modules = loaded("add", "openapi", "inc", str(OWN / "incidents.json"), cwd=tmp_path)
     assert (tmp_path / "toolbridge.yaml").exists()
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+
+
+@pytest.mark.parametrize(("command", "expected"), [("keys", "rotate"), ("connect", "{connector}")])
+def test_commands_imported_on_use_look_as_before(command: str, expected: str) -> None:
+    from typer.testing import CliRunner
+
+    from toolbridge.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert expected in result.output and "--install-completion" not in result.output

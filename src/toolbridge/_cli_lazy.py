@@ -40,12 +40,14 @@ class LazyGroup(TyperGroup):
 
 
 def _load(name: str) -> Command:
+    """The command as ``app.add_typer`` / ``app.command`` would have made it (no completion options)."""
     module, attribute = LAZY[name]
     target: Any = getattr(importlib.import_module(module), attribute)
-    if not isinstance(target, typer.Typer):
-        single = typer.Typer()
-        single.command(name)(target)
-        target = single
-    command = typer.main.get_command(target)
-    command.name = name
-    return command
+    outer = typer.Typer(add_completion=False)
+    if isinstance(target, typer.Typer):
+        outer.add_typer(target, name=name)
+        group = typer.main.get_command(outer)
+        assert isinstance(group, TyperGroup)
+        return group.commands[name]
+    outer.command(name)(target)
+    return typer.main.get_command(outer)
