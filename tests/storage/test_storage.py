@@ -215,3 +215,11 @@ async def test_unreachable_database_is_a_clear_error() -> None:
 def test_unsupported_backend_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="not supported"):
         Database("mysql://localhost/x")
+
+
+async def test_the_audit_tail_reads_its_own_writes(database_url: str) -> None:
+    """Regression: ``/v1/calls`` and ``audit tail`` right after a call missed it while the batch writer
+    lingered for more entries."""
+    async with Database(database_url) as db, AuditLog(db, linger=600) as log:
+        await log.record(entry(tool="t.just_now"))
+        assert [r.entry.tool for r in await log.tail(5)] == ["t.just_now"]

@@ -161,7 +161,9 @@ class AuditLog:
     async def tail(
         self, limit: int = 20, *, tool: str | None = None, principal: str | None = None
     ) -> list[AuditRecord]:
-        """The newest ``limit`` records, oldest first."""
+        """The newest ``limit`` records, oldest first, including every entry this process recorded before
+        the call (read-your-writes: the queued ones are written first)."""
+        await self.flush()
         query = sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)
         if tool:
             query = query.where(audit_events.c.tool == tool)
