@@ -221,7 +221,7 @@ def worker_command(
         async with hub:
             if once:
                 deliverer = delivery_worker(hub)
-                events = await deliverer.run_once() if deliverer is not None else 0
+                events = await deliverer.tick() if deliverer is not None else 0
                 return events + await OutboxWorker(hub).run_once()
             async with anyio.create_task_group() as tg:
                 if (deliverer := delivery_worker(hub)) is not None:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
-from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings
+from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings, TriggerSettings
 
 __all__ = [
     "AgentSettings",
@@ -390,10 +390,20 @@ class Settings(_Model):
     """Inbound webhook sources, received at ``POST /hooks/<name>`` (docs/events.md)."""
     events: EventSettings = EventSettings()
     subscriptions: dict[str, SubscriptionSettings] = {}
+    triggers: dict[str, TriggerSettings] = {}
+    """Poll triggers: read-only tools called on a schedule; new or changed items become events."""
     source: Path | None = Field(default=None, exclude=True)
 
     @pydantic.field_validator(
-        "server", "limits", "connectors", "agents", "hooks", "events", "subscriptions", mode="before"
+        "server",
+        "limits",
+        "connectors",
+        "agents",
+        "hooks",
+        "events",
+        "subscriptions",
+        "triggers",
+        mode="before",
     )
     @classmethod
     def _empty_section(cls, value: Any, info: pydantic.ValidationInfo) -> Any:

@@ -26,6 +26,7 @@ def test_every_configuration_block_loads() -> None:
     assert {"new-issues", "incidents", "mirror-pushes", "ticket-per-issue"} <= {
         name for s in loaded for name in s.subscriptions
     }
+    assert {"new-incidents"} <= {name for s in loaded for name in s.triggers}
 
 
 def test_the_github_example_as_written(in_tmp_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

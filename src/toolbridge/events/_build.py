@@ -11,8 +11,9 @@ from toolbridge.events._internal import watch_hub
 from toolbridge.events._log import EventLog
 from toolbridge.events._model import EventFilter
 from toolbridge.events._service import EventService, Source, Subscription, ToolTarget, WebhookTarget
-from toolbridge.events._settings import HookSettings, SubscriptionSettings
+from toolbridge.events._settings import HookSettings, SubscriptionSettings, TriggerSettings
 from toolbridge.events._tools import add_event_tools
+from toolbridge.events._triggers import Trigger, TriggerRunner
 from toolbridge.events._verify import (
     Fields,
     GitHubVerifier,
@@ -29,12 +30,12 @@ if TYPE_CHECKING:
     from toolbridge.hub import Hub
     from toolbridge.settings import Settings
 
-__all__ = ["build_events", "make_verifier"]
+__all__ = ["build_events", "make_verifier", "trigger"]
 
 
 def build_events(settings: Settings, hub: Hub) -> EventService | None:
     """The event service when ``hooks:`` or ``subscriptions:`` declare anything (else None)."""
-    if not settings.hooks and not settings.subscriptions:
+    if not settings.hooks and not settings.subscriptions and not settings.triggers:
         return None
     log = EventLog(
         hub.database,
@@ -49,6 +50,7 @@ def build_events(settings: Settings, hub: Hub) -> EventService | None:
         deliveries=Deliveries(hub.database),
     )
     hub.event_service = service
+    service.triggers = TriggerRunner(hub, service, {n: trigger(n, t) for n, t in settings.triggers.items()})
     add_event_tools(hub, service)
     watch_hub(hub, service)
     return service
@@ -107,6 +109,22 @@ def subscription(name: str, sub: SubscriptionSettings) -> Subscription:
         tool = ToolTarget(sub.tool.name, dict(sub.tool.arguments), sub.tool.principal)
     match = EventFilter(sub.source, sub.type, sub.subject, _where(sub.where))
     return Subscription(name, match, tuple(sub.principals), webhook, tool)
+
+
+def trigger(name: str, t: TriggerSettings) -> Trigger:
+    return Trigger(
+        name=name,
+        tool=t.tool,
+        principal=t.principal,
+        arguments=dict(t.arguments),
+        every=t.every,
+        cron=t.cron,
+        items=t.items,
+        key=t.key,
+        fields=tuple(t.fields),
+        type=t.type,
+        initial=t.initial,
+    )
 
 
 def _where(where: Mapping[str, object]) -> dict[str, object]:

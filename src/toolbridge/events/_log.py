@@ -51,6 +51,7 @@ class EventLog:
         fanout: Fanout | None = None,
     ) -> None:
         self._db = database
+        self.database = database
         self.retention = retention
         self.dedupe = dedupe
         self._settle = settle

@@ -26,6 +26,7 @@ from toolbridge.events._verify import Verifier, dig
 
 if TYPE_CHECKING:
     from toolbridge.credentials import Secret
+    from toolbridge.events._triggers import TriggerRunner
     from toolbridge.policy import Principal
 
 __all__ = ["EventService", "Receipt", "Source", "Subscription", "ToolTarget", "WebhookTarget", "render"]
@@ -101,6 +102,8 @@ class EventService:
     ) -> None:
         self.log = log
         self.deliveries = deliveries
+        self.triggers: TriggerRunner | None = None
+        """Poll triggers, run by the delivery worker."""
         self.resolve = resolve or _static
         self._verifiers: dict[str, Verifier] = {}
         self.sources = dict(sources or {})

@@ -16,6 +16,7 @@ __all__ = [
     "HookSettings",
     "SubscriptionSettings",
     "ToolTargetSettings",
+    "TriggerSettings",
     "WebhookTargetSettings",
 ]
 
@@ -116,3 +117,37 @@ class SubscriptionSettings(_Model):
     """Agents that may read this subscription's events (``events.poll``/``events.wait``)."""
     webhook: WebhookTargetSettings | None = None
     tool: ToolTargetSettings | None = None
+
+
+class TriggerSettings(_Model):
+    """A poll trigger: call a read-only tool on a schedule, emit an event per new or changed item."""
+
+    tool: str
+    principal: str
+    """The agent the tool is called as (its scopes apply)."""
+    arguments: dict[str, Any] = {}
+    every: Annotated[float, Field(ge=1)] | None = None
+    """Seconds between polls (or ``cron``)."""
+    cron: str | None = None
+    """A cron expression (UTC), such as ``*/5 * * * *``."""
+    items: str | None = None
+    """Dotted path of the list of items in the tool's result (default: the result is the list)."""
+    key: str = "id"
+    """Dotted path of an item's identity."""
+    fields: list[str] = []
+    """Compare only these fields of an item for changes (default: the whole item)."""
+    type: str | None = None
+    """Event type prefix (default: the trigger's name): ``<type>.new`` and ``<type>.changed``."""
+    initial: Literal["baseline", "emit"] = "baseline"
+    """The first poll records what exists without events (``baseline``) or emits every item (``emit``)."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_schedule(self) -> TriggerSettings:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of 'every' (seconds) or 'cron' (an expression)")
+        if self.cron is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(self.cron):
+                raise ValueError(f"{self.cron!r} is not a cron expression, such as '*/5 * * * *'")
+        return self

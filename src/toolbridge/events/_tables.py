@@ -1,4 +1,4 @@
-"""Event tables (SQLAlchemy Core), created by migration ``0008_events``."""
+"""Event tables (SQLAlchemy Core), created by migrations ``0008_events`` and ``0010_event_triggers``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from toolbridge.storage import metadata
 
-__all__ = ["event_dedupe", "event_deliveries", "event_endpoints", "events"]
+__all__ = ["event_dedupe", "event_deliveries", "event_endpoints", "event_triggers", "events"]
 
 _BIG = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 _TS = sa.DateTime(timezone=True)
@@ -58,4 +58,14 @@ event_endpoints = sa.Table(
     sa.Column("subscription", sa.String(64), primary_key=True),
     sa.Column("disabled_at", _TS, nullable=False),
     sa.Column("reason", sa.String(255), nullable=False),
+)
+
+event_triggers = sa.Table(
+    "event_triggers",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("state", sa.JSON, nullable=True),
+    sa.Column("next_run", _TS, nullable=False),
+    sa.Column("lease_until", _TS, nullable=True),
+    sa.Column("updated_at", _TS, nullable=False),
 )

@@ -90,8 +90,13 @@ class DeliveryWorker:
                 if anyio.current_time() - purged >= self.purge_every:
                     purged = anyio.current_time()
                     await self._service.log.purge()
-                if await self.run_once(client) == 0:
+                if await self.tick(client) == 0:
                     await anyio.sleep(self._poll)
+
+    async def tick(self, client: httpx2.AsyncClient | None = None) -> int:
+        """Poll the due triggers, then attempt the due deliveries; returns how much was done."""
+        emitted = await self._service.triggers.run_once() if self._service.triggers is not None else 0
+        return emitted + await self.run_once(client)
 
     def _client(self) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(transport=self._transport, trust_env=False, follow_redirects=False)
