@@ -2,6 +2,8 @@
 
 - The session's ``GET`` stream (2025-11-25): server-everything over streamable HTTP sends its log
   messages and resource updates there, outside any request; they must reach ``on_event``.
+- The same stream's ``notifications/tools/list_changed`` (growing_server.py, the SDK's MCPServer in the
+  handshake era): the connector lists the tools again.
 - SSE polling (SEP-1699): fidelity_server.py (the official SDK's MCPServer with an event store) closes
   a call's SSE answer before the response; the connector resumes it with ``Last-Event-ID`` instead of
   failing the call and dropping the session.
@@ -26,6 +28,7 @@ from .conftest import NodeHttp, hub_with, python_http
 pytestmark = pytest.mark.anyio
 LOCAL = Principal.local()
 FIDELITY = Path(__file__).parents[2] / "surfaces" / "mcp" / "fidelity_server.py"
+GROWING = FIDELITY.with_name("growing_server.py")
 
 
 @dataclass
@@ -83,3 +86,15 @@ async def test_a_stream_the_server_closes_before_the_response_is_resumed(polling
     assert after.value["structuredContent"] == {"ok": True}
     logged = [e.data for e in heard.events if isinstance(e, LogMessage)]
     assert logged == ["before the stream closes", "after the stream was closed"]
+
+
+async def test_a_tool_list_change_on_the_get_stream_lists_the_tools_again() -> None:
+    with python_http(GROWING) as url:
+        connector = McpConnector("grow", HttpServer(url, protocol="2025-11-25"))
+        async with hub_with(connector) as hub:
+            await hub.call(LOCAL, "grow.grow", {"name": "fresh"})  # the server says so on the GET stream
+            with anyio.fail_after(patience(30)):
+                while "grow.fresh" not in {t.name for t in hub.list_tools(LOCAL)}:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)  # bounded polling: the catalog has no event to wait on
+            result = await hub.call(LOCAL, "grow.fresh", {})
+    assert result.value["content"][0]["text"] == "I am fresh"

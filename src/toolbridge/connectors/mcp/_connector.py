@@ -334,7 +334,8 @@ class McpConnector(FederatedRequests):
         if session.modern and self._tg is not None:
             self._tg.start_soon(self._listen, session)  # list changes come on a listen stream
         elif isinstance(session.channel, HttpChannel) and self._tg is not None:  # on the session's GET stream
-            session.channel.hold_stream(self._tg, {MCP_PROTOCOL_VERSION_HEADER: session.version})
+            tg, headers = self._tg, {MCP_PROTOCOL_VERSION_HEADER: session.version}
+            session.channel.hold_stream(tg, headers, lambda: tg.start_soon(self._rediscover))
         return session
 
     async def _open_for_connection(self) -> Session:

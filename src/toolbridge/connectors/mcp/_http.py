@@ -33,7 +33,7 @@ import json
 import logging
 import re
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from urllib.parse import urlsplit
 
@@ -388,18 +388,24 @@ class HttpChannel:
             failures = 0 if events.last_id != before else failures + 1
         return None
 
-    def hold_stream(self, tg: anyio.abc.TaskGroup, headers: Mapping[str, str]) -> None:
+    def hold_stream(
+        self, tg: anyio.abc.TaskGroup, headers: Mapping[str, str], opened: Callable[[], object]
+    ) -> None:
         """Keep the session's ``GET`` stream open (handshake era) as the current credentials: what the
-        server sends on it reaches ``on_message``. It ends with the channel, its session, or a 405."""
-        tg.start_soon(self._listen, UPSTREAM_AUTH.get(), dict(headers))
+        server sends on it reaches ``on_message``. It ends with the channel, its session, or a 405.
+        ``opened`` is called each time the stream is (re)opened: what changed while it was not is lost
+        (a server drops what it cannot send), so the caller lists again."""
+        tg.start_soon(self._listen, UPSTREAM_AUTH.get(), dict(headers), opened)
 
-    async def _listen(self, auth: httpx2.Auth | None, headers: Mapping[str, str]) -> None:
+    async def _listen(
+        self, auth: httpx2.Auth | None, headers: Mapping[str, str], opened: Callable[[], object]
+    ) -> None:
         UPSTREAM_AUTH.set(auth)  # a task of its own: the session opener's credentials
         events, session, delay = _Events(), self._session_id, 0.0
         with anyio.CancelScope() as self._listening:
             while not self._closed and session is not None and self._session_id == session:
                 try:
-                    async for item in self._stream(headers, events):
+                    async for item in self._stream(headers, events, opened):
                         delay = 0.0
                         await self._handled(item, {}, headers)
                 except _NoStream as exc:  # 405: no GET stream here; 404 or 400: the session ended
@@ -489,7 +495,9 @@ class HttpChannel:
                 hint="check the connector's headers and the connection's credentials",
             ) from exc
 
-    async def _stream(self, headers: Mapping[str, str], events: _Events) -> AsyncIterator[Message]:
+    async def _stream(
+        self, headers: Mapping[str, str], events: _Events, opened: Callable[[], object] | None = None
+    ) -> AsyncIterator[Message]:
         """The messages of one ``GET`` of the session's SSE stream, from ``events.last_id`` when set."""
         conn = await self._connect()
         try:
@@ -498,6 +506,8 @@ class HttpChannel:
             content_type = head.headers.get("content-type", "").split(";")[0].strip().lower()
             if head.status >= 300 or content_type != "text/event-stream":
                 raise _NoStream(f"HTTP {head.status} ({content_type or 'no content type'})")
+            if opened is not None:
+                opened()
             async for item in _sse(conn, events):
                 yield item
         except _Broken as exc:
