@@ -55,7 +55,7 @@ def request(
         "jsonrpc": "2.0",
         "id": 3,
         "method": method,
-        "params": {**params, "_meta": envelope(capabilities)},
+        "params": {**params, "_meta": {**params.get("_meta", {}), **envelope(capabilities)}},
     }
     headers = {"mcp-protocol-version": MODERN, "mcp-method": method}
     if "name" in params:
@@ -287,3 +287,17 @@ async def test_upstream_annotations_can_only_make_a_tool_more_careful(upstream_u
         False,
         False,
     )  # only the config makes it read-only
+
+
+async def test_an_idempotency_key_spans_the_rounds_of_an_input_required_call(upstream_url: str) -> None:
+    async with both(upstream_url) as via:
+        key = {"toolbridge/idempotency-key": "order-7"}
+        first = await via.proxied("tools/call", {"name": "ask_name", "arguments": {}, "_meta": key})
+        asked = first.json()["result"]
+        assert asked["resultType"] == "input_required"
+        answers = {"name": {"action": "accept", "content": {"name": "Ada"}}}
+        retry = {"inputResponses": answers, "requestState": asked["requestState"], "_meta": key}
+        second = await via.proxied("tools/call", {"name": "ask_name", "arguments": {}, **retry})
+        again = await via.proxied("tools/call", {"name": "ask_name", "arguments": {}, **retry})
+    assert second.json()["result"]["content"] == [{"type": "text", "text": "Hello, Ada!"}]
+    assert again.json()["result"]["content"] == second.json()["result"]["content"]  # the round replayed

@@ -28,6 +28,7 @@ from toolbridge.surfaces.mcp._wire import (
     passthrough_result,
     protocol_error,
     relayed_error,
+    round_key,
     upstream_error_result,
 )
 
@@ -100,7 +101,7 @@ class Bridge:
             if answer is not None:
                 return answer
             name, arguments = _name_and_arguments(params)
-        key = idempotency_key(params)
+        key = round_key(idempotency_key(params), CALL_INPUT.get())
         try:
             result = await self.hub.call(
                 ctx.principal,

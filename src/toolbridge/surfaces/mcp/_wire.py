@@ -6,6 +6,7 @@ same bytes on the wire. Field names follow the MCP schema (camelCase).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -48,6 +49,7 @@ __all__ = [
     "passthrough_result",
     "protocol_error",
     "relayed_error",
+    "round_key",
     "upstream_error_result",
 ]
 
@@ -168,6 +170,16 @@ def relayed_error(exc: UpstreamRpcError) -> ProtocolError:
     return ProtocolError(
         int(answer.get("code", INTERNAL_ERROR)), str(answer.get("message", "")), answer.get("data")
     )
+
+
+def round_key(key: str | None, agent: CallInput | None) -> str | None:
+    """The idempotency key of one round of a multi-round call: a retry that answers an upstream's input
+    requests is a new round (its own key, from the answers and state), or it would replay the round
+    that asked; the same round sent again still replays."""
+    if key is None or agent is None or (agent.responses is None and agent.state is None):
+        return key
+    answers = json.dumps([agent.responses, agent.state], sort_keys=True, separators=(",", ":"))
+    return f"{key[: _MAX_IDEMPOTENCY_KEY - 17]}:{hashlib.sha256(answers.encode()).hexdigest()[:16]}"
 
 
 def agent_input(modern: bool, params: Mapping[str, Any]) -> CallInput | None:
