@@ -19,6 +19,7 @@ PACKAGES = [
     "toolbridge.surfaces.rest",
     "toolbridge.errors",
     "toolbridge.events",
+    "toolbridge.testing",
 ]
 
 

@@ -13,6 +13,7 @@ from toolbridge.events._build import build_events
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
 from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
+from toolbridge.resilience._outbox import Outbox
 from toolbridge.settings import (
     McpConnectorSettings,
     OpenAPIConnectorSettings,
@@ -52,6 +53,7 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         agent_rates={name: agent.rate for name, agent in settings.agents.items() if agent.rate},
         tool_modes={name: agent.tool_mode for name, agent in settings.agents.items()},
     )
+    hub.outbox = Outbox(database, **settings.outbox.model_dump())
     for name, connector in settings.connectors.items():
         if isinstance(connector, WorkspaceConnectorSettings):
             from toolbridge.workspace._build import workspace_connector

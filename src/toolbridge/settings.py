@@ -375,6 +375,17 @@ class AgentSettings(_Model):
     every tool's schema — for large catalogs."""
 
 
+class OutboxSettings(_Model):
+    """How queued writes are retried (docs/resilience.md, "Queue for later")."""
+
+    base_delay: Annotated[float, Field(ge=0)] = 5.0
+    """First backoff ceiling in seconds; doubles per attempt (full jitter)."""
+    max_delay: Annotated[float, Field(ge=0)] = 3600.0
+    max_attempts: Annotated[int, Field(ge=1)] = 10
+    lease: Annotated[float, Field(gt=0)] = 120.0
+    """Seconds a worker holds an item it claimed (renewed every third of it while it works)."""
+
+
 class Settings(_Model):
     """Everything in a toolbridge.yaml, plus where it was read from."""
 
@@ -392,6 +403,7 @@ class Settings(_Model):
     subscriptions: dict[str, SubscriptionSettings] = {}
     triggers: dict[str, TriggerSettings] = {}
     """Poll triggers: read-only tools called on a schedule; new or changed items become events."""
+    outbox: OutboxSettings = OutboxSettings()
     source: Path | None = Field(default=None, exclude=True)
 
     @pydantic.field_validator(
