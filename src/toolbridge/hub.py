@@ -49,7 +49,7 @@ from toolbridge.errors import (
 )
 from toolbridge.policy import AgentStore, Principal
 from toolbridge.resilience import Attempt, Resilience, ResiliencePolicy, parse_rate
-from toolbridge.resilience._idempotency import IdempotencyStore, Replay
+from toolbridge.resilience._idempotency import IdempotencyStore, Replay, check_key
 from toolbridge.resilience._outbox import Outbox, is_queueable
 from toolbridge.storage import MEMORY_URL, Database
 
@@ -396,6 +396,7 @@ class Hub:
         self.catalog.validate(target, call.args, size=len(canonical), max_bytes=limit)
         await self._check_inbound_rate(call.principal, target)
         if call.key is not None and not call.from_outbox:
+            check_key(call.key)
             replay = await self.idempotency.claim(
                 call.principal.id,
                 call.key,

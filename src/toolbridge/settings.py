@@ -67,7 +67,7 @@ class LimitSettings(_Model):
 class RetrySettings(_Model):
     """Defaults: those of ``toolbridge.resilience.RetryPolicy`` (docs/resilience.md)."""
 
-    max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
     base_delay: Annotated[float, Field(ge=0)] = 0.5
     max_delay: Annotated[float, Field(ge=0)] = 10.0
     attempt_timeout: Annotated[float, Field(gt=0)] | None = 20.0

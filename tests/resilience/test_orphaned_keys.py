@@ -124,3 +124,22 @@ def _digest(arguments: dict[str, object]) -> str:
     from toolbridge.audit import args_digest
 
     return args_digest(arguments)
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "", "tab\there", "naïve"])
+async def test_a_bad_key_is_refused_on_every_surface_before_anything_runs(key: str) -> None:
+    """Regression: Hub.call took a 256-character key (PostgreSQL then failed with a storage error)."""
+    from toolbridge.errors import BadRequest
+
+    hub = Hub()
+    calls: list[str] = []
+
+    @hub.tool(connector="svc")
+    async def write(op: str) -> str:
+        calls.append(op)
+        return op
+
+    async with hub:
+        with pytest.raises(BadRequest, match="1-255 printable ASCII"):
+            await hub.call(Principal.local(), "svc.write", {"op": "a"}, idempotency_key=key)
+    assert calls == []

@@ -30,6 +30,7 @@ from anyio.abc import TaskGroup
 from sqlalchemy.exc import IntegrityError
 
 from toolbridge.errors import (
+    BadRequest,
     IdempotencyKeyReused,
     KeyInFlight,
     OutcomeUnknown,
@@ -40,10 +41,24 @@ from toolbridge.errors import (
 )
 from toolbridge.storage import Database, idempotency_records
 
-__all__ = ["IdempotencyStore", "Replay"]
+__all__ = ["MAX_KEY_LENGTH", "IdempotencyStore", "Replay", "check_key"]
 
 logger = logging.getLogger("toolbridge.resilience")
 _records = idempotency_records
+
+
+MAX_KEY_LENGTH = 255
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a usable idempotency key (1-255 printable ASCII characters), else a 400."""
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise BadRequest(
+            f"the idempotency key must be 1-{MAX_KEY_LENGTH} printable ASCII characters "
+            f"(got {len(key)} characters{'' if key.isprintable() else ', some not printable'})",
+            hint="use a UUID or another unique token per logical operation",
+        )
+    return key
 
 
 @dataclass(frozen=True, slots=True)

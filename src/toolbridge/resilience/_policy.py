@@ -16,13 +16,13 @@ NOT_PROCESSED_STATUSES = frozenset({408, 425, 429, 503})
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Defaults chosen so idempotent calls ride out 30 % transient faults (≥ 99 % succeed within the
-    60 s call deadline: 4 attempts, each bounded by 20 s) while an outage stops retries: the throttle
-    trips once more than half of recent attempts fail (100 tokens, −1 per failure, +1 per success), and
-    retries are never all of a connector's traffic beyond ``budget_min``. Envoy's stricter 20 % budget
-    (``budget_ratio: 0.2``) starves retries at such fault rates: once the calls that succeeded have left,
-    the ones still retrying are more than a fifth of those in flight."""
+    60 s call deadline: 5 attempts — gRPC's cap — each bounded by 20 s) while an outage stops retries:
+    the throttle trips once more than half of recent attempts fail (100 tokens, −1 per failure, +1 per
+    success), and retries are never all of a connector's traffic beyond ``budget_min``. Envoy's stricter
+    20 % budget (``budget_ratio: 0.2``) starves retries at such fault rates: once the calls that
+    succeeded have left, the ones still retrying are more than a fifth of those in flight."""
 
-    max_attempts: int = 4
+    max_attempts: int = 5
     base_delay: float = 0.5
     """First backoff ceiling in seconds; doubles per attempt (full jitter picks in [0, ceiling))."""
     max_delay: float = 10.0
