@@ -202,8 +202,8 @@ async def _main(plan: ChaosPlan, procs: _Procs) -> ChaosReport:
     upstream_port = free_port()
     procs.start(
         "upstream",
-        [sys.executable, "-m", "toolbridge.testing._chaos_upstream", "--port", str(upstream_port),
-         "--rate", str(plan.rate), "--seed", str(plan.seed)],
+        [sys.executable, "-c", "from toolbridge.testing._chaos_upstream import main; main()",
+         "--port", str(upstream_port), "--rate", str(plan.rate), "--seed", str(plan.seed)],
     )  # fmt: skip
     await _wait_ready(f"http://127.0.0.1:{upstream_port}/_effects", procs, "upstream")
     config = str(_config(plan, upstream_port))
