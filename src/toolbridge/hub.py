@@ -12,21 +12,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 
+from toolbridge._perform import perform
 from toolbridge._redact import redact_error, redact_value
 from toolbridge._shape import CallResult, shape
-from toolbridge.audit import AuditEntry, AuditLog, args_digest, canonical_json
+from toolbridge.audit import AuditLog, args_digest, audit_entry, canonical_json
 from toolbridge.catalog import (
     QUARANTINE_META_KEY,
     Catalog,
@@ -42,7 +42,6 @@ from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
     ConfigurationError,
-    PermissionDenied,
     RateLimited,
     ToolbridgeError,
     UpstreamTimeout,
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["Hub", "Limits"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_DENIED = (AuthenticationError, PermissionDenied, RateLimited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +381,20 @@ class Hub:
         await self._record(call.request_id, principal.id, tool, call.digest, result.duration_ms, None)
         return result
 
+    def perform(
+        self,
+        principal: Principal,
+        action: str,
+        arguments: Mapping[str, Any],
+        *,
+        scope: str | None,
+        request_id: str | None = None,
+    ) -> AbstractAsyncContextManager[Tool | None]:
+        """An agent action that is not a tool call (a download, a federated read), run in the block:
+        authorized as the tool ``scope``, rate-limited, audited once whatever its outcome."""
+        rid = request_id or _request_id()
+        return perform(self, principal, action, arguments, scope=scope, request_id=rid)
+
     async def _run(self, call: _Pending, connection: str | None) -> CallResult:
         """Steps 1-5 of the call path; ``call`` collects what the caller needs to record the outcome."""
         if not isinstance(call.args, Mapping):
@@ -609,18 +621,9 @@ class Hub:
         replayed: bool = False,
         outcome: str | None = None,
     ) -> None:
-        if outcome is None:
-            outcome = "ok" if error is None else "denied" if isinstance(error, _DENIED) else "error"
         outcome = "replayed" if replayed else outcome
-        entry = AuditEntry(
-            ts=dt.datetime.now(dt.UTC),
-            request_id=request_id,
-            principal=principal,
-            tool=tool[:128],
-            args_digest=digest,
-            outcome=outcome,
-            error_code=error.code if error else None,
-            duration_ms=duration_ms,
+        entry = audit_entry(
+            request_id, principal, tool, digest, duration_ms=duration_ms, error=error, outcome=outcome
         )
         await self.audit.record(entry)
 

@@ -1,6 +1,7 @@
 """The audit log: one hash-chained row per call, so that tampering is detectable."""
 
 from toolbridge.audit._chain import GENESIS, AuditEntry, AuditRecord, args_digest, canonical_json, chain_hash
+from toolbridge.audit._entry import audit_entry
 from toolbridge.audit._log import AuditLog, Verification
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "GENESIS",
     "Verification",
     "args_digest",
+    "audit_entry",
     "canonical_json",
     "chain_hash",
 ]

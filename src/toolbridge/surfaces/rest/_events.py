@@ -19,13 +19,17 @@ async def _caller(request: Request) -> tuple[Hub, Principal]:
     header = request.headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
     key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-    return hub, await hub.authenticate(key, request_id=request.headers.get("x-request-id"))
+    return hub, await hub.authenticate(key, request_id=_request_id(request))
+
+
+def _request_id(request: Request) -> str | None:
+    return request.headers.get("x-request-id")
 
 
 @events_router.get("/subscriptions", summary="The event subscriptions the caller may read")
 async def list_subscriptions(request: Request) -> dict[str, Any]:
     hub, caller = await _caller(request)
-    result = await hub.call(caller, "events.subscriptions", {})
+    result = await hub.call(caller, "events.subscriptions", {}, request_id=_request_id(request))
     return dict(result.value)
 
 
@@ -44,7 +48,9 @@ async def list_events(
     if cursor is not None:
         arguments["cursor"] = cursor
     if wait > 0:
-        result = await hub.call(caller, "events.wait", {**arguments, "max_wait": wait})
+        result = await hub.call(
+            caller, "events.wait", {**arguments, "max_wait": wait}, request_id=_request_id(request)
+        )
     else:
-        result = await hub.call(caller, "events.poll", arguments)
+        result = await hub.call(caller, "events.poll", arguments, request_id=_request_id(request))
     return dict(result.value)

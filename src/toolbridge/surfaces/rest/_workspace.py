@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from toolbridge.catalog import Tool
 from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
@@ -40,7 +42,7 @@ from toolbridge.policy import Principal
 from toolbridge.workspace import BlobInfo, WorkspaceConnector, normalize_path
 from toolbridge.workspace._blobs import hash_file
 from toolbridge.workspace._connector import entry_document
-from toolbridge.workspace._tus import UploadStore, parse_metadata
+from toolbridge.workspace._tus import Upload, UploadStore, parse_metadata
 
 __all__ = ["create_workspace_app", "find_workspace_connector"]
 
@@ -111,11 +113,26 @@ class WorkspaceApi:
             ) from None
         return who
 
+    def performed(
+        self, request: Request, who: Principal, action: str, scope: str | None, **arguments: Any
+    ) -> AbstractAsyncContextManager[Tool | None]:
+        """A route's work as ``who``'s action ``workspace.<action>`` through ``Hub.perform``: authorized
+        as the ``workspace.<scope>`` tool (None: membership alone decides), rate-limited, audited once."""
+        name = self.connector.name
+        return self.hub.perform(
+            who,
+            f"{name}.{action}",
+            {"workspace": request.path_params.get("ws"), **arguments},
+            scope=None if scope is None else f"{name}.{scope}",
+            request_id=request.headers.get("x-request-id"),
+        )
+
     # -- workspaces ---------------------------------------------------------------------------
 
     async def list_workspaces(self, request: Request) -> Response:
         who = await self.caller(request)
-        found = await self.service.workspaces(who)
+        async with self.performed(request, who, "workspaces", None):
+            found = await self.service.workspaces(who)
         return JSONResponse(
             {"workspaces": [{"id": w.id, "name": w.name, "role": w.role.label} for w in found]}
         )
@@ -126,12 +143,14 @@ class WorkspaceApi:
         name = body.get("name")
         if not isinstance(name, str) or not 0 < len(name) <= 128:
             raise BadRequest("'name' must be 1-128 characters", hint='send {"name": "my workspace"}')
-        info = await self.service.create(who, name)
+        async with self.performed(request, who, "create_workspace", None, name=name):
+            info = await self.service.create(who, name)
         return JSONResponse({"id": info.id, "name": info.name, "role": info.role.label}, status_code=201)
 
     async def workspace_info(self, request: Request) -> Response:
         who = await self.caller(request)
-        info = await self.service.info(who, request.path_params["ws"])
+        async with self.performed(request, who, "info", None):
+            info = await self.service.info(who, request.path_params["ws"])
         return JSONResponse(
             {
                 "id": info.id,
@@ -176,6 +195,10 @@ class WorkspaceApi:
         path = granted or _path(request)
         if version is None and "version" in request.query_params:
             version = _int(request.query_params["version"], "version")
+        async with self.performed(request, who, "download", "read", path=path, version=version):
+            return await self._download(request, who, path, version)
+
+    async def _download(self, request: Request, who: Principal, path: str, version: int | None) -> Response:
         entry = await self.service.locate(who, request.path_params["ws"], path, version=version)
         headers = {
             "ETag": entry.etag,
@@ -203,6 +226,10 @@ class WorkspaceApi:
     async def put(self, request: Request) -> Response:
         who, granted, _ = await self.caller_or_grant(request, "upload")
         workspace, path = request.path_params["ws"], granted or _path(request)
+        async with self.performed(request, who, "upload", "write", path=path):
+            return await self._put(request, who, workspace, path)
+
+    async def _put(self, request: Request, who: Principal, workspace: str, path: str) -> Response:
         await self.service.info(who, workspace)
         temp, blob = await self._receive(request)
         try:
@@ -276,7 +303,6 @@ class WorkspaceApi:
     async def tus_create(self, request: Request) -> Response:
         _check_tus(request)
         who, granted, _ = await self.caller_or_grant(request, "upload")
-        workspace = request.path_params["ws"]
         metadata = parse_metadata(request.headers.get("upload-metadata"))
         path = granted or metadata.get("path") or metadata.get("filename")
         if not path:
@@ -285,6 +311,13 @@ class WorkspaceApi:
         if length is None:
             raise BadRequest("Upload-Length is required (deferred length is not supported)", hint="send it")
         path = normalize_path(path)
+        async with self.performed(request, who, "upload.create", "write", path=path, length=length):
+            return await self._tus_create(request, who, path, length, metadata)
+
+    async def _tus_create(
+        self, request: Request, who: Principal, path: str, length: str, metadata: dict[str, str]
+    ) -> Response:
+        workspace = request.path_params["ws"]
         # fail before any byte is sent: workspace visible, may write, lease free or held, quota has room
         await self.service.check_upload(
             who, workspace, path, _int(length, "Upload-Length"), metadata.get("lease")
@@ -306,7 +339,9 @@ class WorkspaceApi:
         upload_id = request.path_params["upload"]
         async with self.uploads.lock(upload_id):  # an interrupted PATCH still writing finishes first
             upload = await self.uploads.get(upload_id)
-            await self.holder(upload.principal, upload.key, "write")
+            who = await self.holder(upload.principal, upload.key, "write")
+            async with self.performed(request, who, "upload.status", "write", upload=upload_id):
+                pass
         return Response(
             status_code=200,
             headers=self._tus_headers(
@@ -328,21 +363,32 @@ class WorkspaceApi:
         async with self.uploads.lock(upload_id):
             upload = await self.uploads.get(upload_id)
             who = await self.holder(upload.principal, upload.key, "write")
-            # before any byte is written: still an editor, the lease still free or held
-            await self.service.check_upload(
-                who, upload.workspace, upload.path, 0, upload.metadata.get("lease")
-            )
-            try:
-                new_offset = await self.uploads.append(upload, offset, _body(request), checksum)
-            except ClientDisconnect:
-                return Response(status_code=400, headers=self._tus_headers())
-            headers = self._tus_headers(
-                **{"Upload-Offset": str(new_offset), "Upload-Expires": _http_date(upload.expires_at)}
-            )
-            if new_offset == upload.length:
-                entry = await self._commit(upload_id)
-                headers["X-Version"] = str(entry["version"])
-                headers["ETag"] = str(entry["etag"])
+            async with self.performed(
+                request, who, "upload.append", "write", upload=upload_id, offset=offset
+            ):
+                return await self._tus_patch(request, upload, who, offset, checksum)
+
+    async def _tus_patch(
+        self,
+        request: Request,
+        upload: Upload,
+        who: Principal,
+        offset: int,
+        checksum: tuple[str, bytes] | None,
+    ) -> Response:
+        # before any byte is written: still an editor, the lease still free or held
+        await self.service.check_upload(who, upload.workspace, upload.path, 0, upload.metadata.get("lease"))
+        try:
+            new_offset = await self.uploads.append(upload, offset, _body(request), checksum)
+        except ClientDisconnect:
+            return Response(status_code=400, headers=self._tus_headers())
+        headers = self._tus_headers(
+            **{"Upload-Offset": str(new_offset), "Upload-Expires": _http_date(upload.expires_at)}
+        )
+        if new_offset == upload.length:
+            entry = await self._commit(upload.id)
+            headers["X-Version"] = str(entry["version"])
+            headers["ETag"] = str(entry["etag"])
         return Response(status_code=204, headers=headers)
 
     async def _commit(self, upload_id: str) -> dict[str, Any]:
@@ -373,8 +419,10 @@ class WorkspaceApi:
         _check_tus(request)
         upload_id = request.path_params["upload"]
         async with self.uploads.lock(upload_id):
-            await self.uploads.get(upload_id)
-            await self.uploads.delete(upload_id)
+            upload = await self.uploads.get(upload_id)
+            who = await self.holder(upload.principal, upload.key, "write")
+            async with self.performed(request, who, "upload.cancel", "write", upload=upload_id):
+                await self.uploads.delete(upload_id)
         return Response(status_code=204, headers=self._tus_headers())
 
 

@@ -1,0 +1,60 @@
+"""The call path for agent actions that are not tool calls: a download, an upload, a federated read.
+
+``Hub.call`` runs a tool; some actions stream bytes or relay an upstream's answer as it came, so they
+cannot be tool calls, but they must not bypass what a tool call gets. :func:`perform` gives them the
+same steps around the work the caller does itself: authorize (as the tool whose scope governs the
+action), the agent's inbound rate limit, and exactly one audit row with the fields every call has,
+whatever the outcome (the arguments are digested, never stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from toolbridge.audit import args_digest, audit_entry
+
+if TYPE_CHECKING:
+    from toolbridge.catalog import Tool
+    from toolbridge.hub import Hub
+    from toolbridge.policy import Principal
+
+__all__ = ["perform"]
+
+
+@asynccontextmanager
+async def perform(
+    hub: Hub,
+    principal: Principal,
+    action: str,
+    arguments: Mapping[str, Any],
+    *,
+    scope: str | None,
+    request_id: str,
+) -> AsyncIterator[Tool | None]:
+    """Run the block as ``principal``'s ``action``; yields the tool ``scope`` names (None: no scope
+    check beyond authentication, as for listing one's own workspaces)."""
+    started = anyio.current_time()
+    error: BaseException | None = None
+    try:
+        tool = hub._authorize(principal, scope) if scope is not None else None
+        if tool is not None:
+            await hub._check_inbound_rate(principal, tool)
+        yield tool
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        entry = audit_entry(
+            request_id,
+            principal.id,
+            action,
+            args_digest(arguments),
+            duration_ms=(anyio.current_time() - started) * 1000.0,
+            error=error,
+        )
+        with anyio.CancelScope(shield=True):
+            await hub.audit.record(entry)
