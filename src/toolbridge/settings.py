@@ -335,8 +335,11 @@ class McpConnectorSettings(_ConnectorBase):
     """For ``command``: seconds the process may take to answer at all (npx/uvx install on a first run)."""
     approve: Literal["manual", "all-on-first-connect"] = "manual"
     """Who approves tool definitions: a person (``toolbridge tools approve``), or the first connection."""
+    prefix: bool = True
+    """False: MCP clients see the upstream's own tool and prompt names and resource URIs (the catalog,
+    scopes, REST and the audit keep ``connector.tool``); a name another tool has is an error."""
     read_only: list[str] = []
-    """Upstream tool names (patterns) toolbridge treats as read-only; upstream hints are ignored."""
+    """Upstream tool names (patterns) toolbridge treats as read-only; upstream hints can only restrict."""
     destructive: list[str] = []
     idempotent: list[str] = []
     hide: list[str] = []

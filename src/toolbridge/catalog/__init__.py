@@ -4,6 +4,7 @@ from toolbridge.catalog._compact import plain_json
 from toolbridge.catalog._registry import Catalog
 from toolbridge.catalog._search import SearchHit, SearchResult, summary_of
 from toolbridge.catalog._tool import (
+    MCP_NAME_META_KEY,
     MCP_RESULT_META_KEY,
     NAME_PATTERN,
     QUARANTINE_META_KEY,
@@ -15,6 +16,7 @@ from toolbridge.catalog._tool import (
 
 __all__ = [
     "Catalog",
+    "MCP_NAME_META_KEY",
     "MCP_RESULT_META_KEY",
     "NAME_PATTERN",
     "QUARANTINE_META_KEY",

@@ -11,6 +11,7 @@ from typing import Any
 from toolbridge.errors import ConfigurationError, ToolQuarantined
 
 __all__ = [
+    "MCP_NAME_META_KEY",
     "MCP_RESULT_META_KEY",
     "NAME_PATTERN",
     "QUARANTINE_META_KEY",
@@ -24,6 +25,9 @@ NAME_PATTERN = re.compile(r"^[a-z0-9_.-]{1,64}$")
 QUARANTINE_META_KEY = "toolbridge/quarantine"
 """``Tool.meta`` key: the tool is hidden and refused; its value maps ``message``, ``diff`` and ``flags``."""
 MCP_RESULT_META_KEY = "toolbridge/mcp-result"
+MCP_NAME_META_KEY = "toolbridge/mcp-name"
+"""``Tool.meta`` key: the name MCP clients know the tool by, when not its catalog name (an upstream MCP
+server mounted without its prefix keeps its own names on the MCP surface)."""
 """``Tool.meta`` key: the tool's results are MCP ``CallToolResult`` objects, passed through to MCP clients."""
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

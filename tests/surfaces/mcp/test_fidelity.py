@@ -21,7 +21,7 @@ import pytest
 from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub, Limits, Principal
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer, ToolRules
-from toolbridge.errors import InputRequired, UpstreamRpcError, UpstreamToolError
+from toolbridge.errors import ConfigurationError, InputRequired, UpstreamRpcError, UpstreamToolError
 
 from .conftest import MODERN, Served, serve
 
@@ -301,3 +301,34 @@ async def test_an_idempotency_key_spans_the_rounds_of_an_input_required_call(ups
         again = await via.proxied("tools/call", {"name": "ask_name", "arguments": {}, **retry})
     assert second.json()["result"]["content"] == [{"type": "text", "text": "Hello, Ada!"}]
     assert again.json()["result"]["content"] == second.json()["result"]["content"]  # the round replayed
+
+
+async def test_an_upstream_mounted_without_prefix_keeps_its_names_and_uris(upstream_url: str) -> None:
+    hub = Hub()
+    hub.add_connector(McpConnector("fid", HttpServer(upstream_url), prefixed=False))
+    async with serve(hub) as served:
+        via = Both(served, upstream_url, "")
+        listed = (await served.modern("tools/list")).json()["result"]["tools"]
+        direct = (await via.direct("tools/list", {})).json()["result"]["tools"]
+        assert sorted(t["name"] for t in listed) == sorted(t["name"] for t in direct)
+        proxied = await served.modern("tools/call", {"name": "refuse", "arguments": {"field": "colour"}})
+        straight = await via.direct("tools/call", {"name": "refuse", "arguments": {"field": "colour"}})
+        assert comparable(proxied) == comparable(straight)
+        resources = (await served.modern("resources/list")).json()["result"]["resources"]
+        assert [r["uri"] for r in resources] == ["demo://note"]
+        read = await served.modern("resources/read", {"uri": "demo://note"}, mcp_name="demo://note")
+        assert read.json()["result"]["contents"][0]["uri"] == "demo://note"
+        prompts = (await served.modern("prompts/list")).json()["result"]["prompts"]
+        assert [p["name"] for p in prompts] == ["signed"]
+        await hub.audit.flush()
+        records = await hub.audit.tail(10)
+    assert "fid.refuse" in {r.entry.tool for r in records}  # the catalog, scopes and audit keep the prefix
+
+
+async def test_two_unprefixed_upstreams_with_the_same_tool_names_refuse_to_start() -> None:
+    hub = Hub()
+    for name in ("one", "two"):
+        hub.add_connector(McpConnector(name, StdioServer(sys.executable, (str(SERVER),)), prefixed=False))
+    with pytest.raises(ConfigurationError, match="are both called 'ask_everything' over MCP"):
+        async with serve(hub):
+            pass

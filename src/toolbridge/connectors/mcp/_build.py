@@ -75,6 +75,7 @@ def mcp_connector(
         on_tools_changed=lambda: hub.refresh_tools(name) if hub.running else None,
         default_credentials=_default_credentials(name, hub),
         connection_env=_connection_env(name, config.env, hub),
+        prefixed=config.prefix,
     )
 
 

@@ -27,14 +27,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.abc
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, mcp_param_headers, x_mcp_header_map
 
 from toolbridge._redact import forms, redact_value
-from toolbridge.catalog import MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool, quarantine_error
+from toolbridge.catalog import (
+    MCP_NAME_META_KEY,
+    MCP_RESULT_META_KEY,
+    QUARANTINE_META_KEY,
+    Tool,
+    quarantine_error,
+)
 from toolbridge.connectors._base import Credentials, Invocation
 from toolbridge.connectors._events import (
     CALL_EVENTS,
@@ -68,10 +74,13 @@ from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._pins import (
     Pin,
     PinStore,
+    State,
+    ToolReview,
     definition_diff,
     definition_digest,
     instruction_flags,
     pinned_definition,
+    quarantine_message,
 )
 from toolbridge.connectors.mcp._pool import SessionPool
 from toolbridge.connectors.mcp._session import PROBE_TIMEOUT, NoAnswer, RpcError, Session
@@ -91,7 +100,6 @@ __all__ = ["McpConnector", "ToolReview"]
 
 logger = logging.getLogger("toolbridge.connectors.mcp")
 
-State = Literal["approved", "pending", "changed"]
 RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds before restarting a server after 1, 2, 3 … consecutive failures (the last one repeats)."""
 _LIST_CHANGED = frozenset(f"notifications/{kind}/list_changed" for kind in ("tools", "prompts", "resources"))
@@ -108,20 +116,6 @@ _PY_LEVELS = {
 _PY_LEVELS |= {level: logging.WARNING for level in ("error", "critical", "alert", "emergency")}
 _MAX_SECRET_SOURCES = 10_000
 """Connections whose secrets are remembered for masking; past it, upstream log data is not forwarded."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolReview:
-    """One upstream tool as a person approving it sees it."""
-
-    name: str
-    upstream: str
-    state: State
-    digest: str
-    flags: tuple[str, ...]
-    diff: str | None
-    approved_by: str | None
-    definition: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +153,10 @@ class McpConnector(FederatedRequests):
         on_event: Callable[[HubEvent], None] | None = None,
         session_pool: SessionPool | None = None,
         probe_timeout: float = PROBE_TIMEOUT,
+        prefixed: bool = True,
     ) -> None:
         self._name = name
+        self._namespace = name if prefixed else ""
         self._probe_timeout = probe_timeout
         self._default_credentials = default_credentials
         self._connection_env = connection_env
@@ -181,6 +177,8 @@ class McpConnector(FederatedRequests):
         self._client_info = {"name": client_name, "version": "1"}
         self._delays = tuple(restart_delays) or (0.0,)
         self._entries: dict[str, _Entry] = {}
+        self._mcp_names: dict[str, str] = {}
+        """Catalog name → the name MCP clients see (only when mounted unprefixed)."""
         self.extras = Extras()
         self._progress: dict[str, CallEvents] = {}
         self._tokens = itertools.count(1)
@@ -326,7 +324,7 @@ class McpConnector(FederatedRequests):
             self._stateless = session.modern
             try:
                 await self._discover(session)
-                self.extras = await discover_extras(session, self._name)
+                self.extras = await discover_extras(session, self._namespace)
             except BaseException:
                 await session.aclose()
                 raise
@@ -594,7 +592,7 @@ class McpConnector(FederatedRequests):
         elif method == "notifications/message":
             self._log(params)
         elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
-            self._emit(ResourceUpdated(self._name, outward(self._name, params["uri"])))
+            self._emit(ResourceUpdated(self._name, outward(self._namespace, params["uri"])))
         return None
 
     def _learn_secrets(self, source: str, secrets: Sequence[str]) -> None:
@@ -639,7 +637,7 @@ class McpConnector(FederatedRequests):
         try:
             async with self._default_auth():
                 await self._discover(session)
-                before, self.extras = self.extras, await discover_extras(session, self._name)
+                before, self.extras = self.extras, await discover_extras(session, self._namespace)
             if before.prompts != self.extras.prompts:
                 self._emit(ListChanged(self._name, "prompts"))
             if (before.resources, before.templates) != (self.extras.resources, self.extras.templates):
@@ -662,6 +660,9 @@ class McpConnector(FederatedRequests):
         for bad in [n for n, t in upstream.items() if session.modern and invalid_headers(n, t)]:
             del upstream[bad]  # the stateless era: clients MUST leave such tools out
         names = catalog_names(self._name, upstream)
+        self._mcp_names = (
+            {} if self._namespace else {names[u]: n for u, n in catalog_names("", upstream).items()}
+        )
         definitions = {
             names[u]: pinned_definition(t) for u, t in upstream.items() if not self._rules.hidden(u)
         }
@@ -692,8 +693,10 @@ class McpConnector(FederatedRequests):
             MCP_RESULT_META_KEY: True,
             "toolbridge/upstream": {"name": upstream, "annotations": listed.get("annotations")},
         }
+        if name in self._mcp_names:  # mounted unprefixed: MCP clients know it by the upstream's name
+            meta[MCP_NAME_META_KEY] = self._mcp_names[name]
         if state != "approved":
-            meta[QUARANTINE_META_KEY] = {"message": _quarantine_message(review), "diff": diff, "flags": flags}
+            meta[QUARANTINE_META_KEY] = {"message": quarantine_message(review), "diff": diff, "flags": flags}
         tool = Tool(
             name=name,
             connector=self._name,
@@ -770,7 +773,7 @@ class McpConnector(FederatedRequests):
             UPSTREAM_AUTH.reset(auth)
             self._progress.pop(token, None)
         if "content" in result:  # resource links and embedded resources: URIs namespaced
-            result = {**result, "content": outward_content(self._name, result["content"])}
+            result = {**result, "content": outward_content(self._namespace, result["content"])}
         return call_value(result, tool.name, agent)
 
 
@@ -778,12 +781,6 @@ def _connection_of(credentials: Credentials | None) -> str | None:
     """The id of the connection credentials were resolved from (the credentials layer's ``connection_id``)."""
     ident = getattr(credentials, "connection_id", None)
     return ident if isinstance(ident, str) else None
-
-
-def _quarantine_message(review: ToolReview) -> str:
-    if review.state == "pending":
-        return f"{review.name!r} has not been approved yet"
-    return f"the upstream definition of {review.name!r} changed since it was approved by {review.approved_by}"
 
 
 def _listed(entry: _Entry) -> dict[str, Any]:

@@ -75,6 +75,8 @@ class FederatedRequests:
     """Prompt, resource and completion requests to the upstream (a part of ``McpConnector``)."""
 
     _name: str
+    _namespace: str
+    """The prefix of prompt names and URIs (the connector's name; empty when mounted unprefixed)."""
     extras: Extras
     request: Callable[..., Awaitable[dict[str, Any]]]
     _default_auth: Callable[[], AbstractAsyncContextManager[None]]
@@ -89,17 +91,17 @@ class FederatedRequests:
         params = {"name": entry[0], "arguments": dict(arguments)}
         result = await self._asking("prompts/get", params, f"the upstream prompt {name!r}", deadline)
         if "messages" in result:
-            result["messages"] = outward_content(self._name, result["messages"])
+            result["messages"] = outward_content(self._namespace, result["messages"])
         return result
 
     async def read_resource(self, uri: str, *, deadline: float | None = None) -> Any:
         """``resources/read`` of an upstream resource, as the upstream answers it (URIs namespaced)."""
-        own = inward(self._name, uri)
+        own = inward(self._namespace, uri)
         result = await self._asking(
             "resources/read", {"uri": own}, f"the upstream resource {own!r}", deadline
         )
         if "contents" in result:
-            result["contents"] = outward_content(self._name, result["contents"])
+            result["contents"] = outward_content(self._namespace, result["contents"])
         return result
 
     async def _asking(
@@ -133,7 +135,7 @@ class FederatedRequests:
                 )
             ref["name"] = entry[0]
         elif isinstance(ref.get("uri"), str):
-            ref["uri"] = inward(self._name, ref["uri"])
+            ref["uri"] = inward(self._namespace, ref["uri"])
         async with self._default_auth():
             return own_answer(
                 await self.request("completion/complete", {**params, "ref": ref}, deadline=deadline)
@@ -142,8 +144,10 @@ class FederatedRequests:
     async def subscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
         """Ask the upstream to report changes of ``uri`` (its ``resources/updated`` reach ``on_event``)."""
         async with self._default_auth():
-            await self.request("resources/subscribe", {"uri": inward(self._name, uri)}, deadline=deadline)
+            own = inward(self._namespace, uri)
+            await self.request("resources/subscribe", {"uri": own}, deadline=deadline)
 
     async def unsubscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
         async with self._default_auth():
-            await self.request("resources/unsubscribe", {"uri": inward(self._name, uri)}, deadline=deadline)
+            own = inward(self._namespace, uri)
+            await self.request("resources/unsubscribe", {"uri": own}, deadline=deadline)

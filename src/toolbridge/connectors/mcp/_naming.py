@@ -27,16 +27,18 @@ def _clean(upstream: str) -> str:
 
 
 def _fit(connector: str, operation: str, upstream: str, *, force_hash: bool) -> str:
-    name = f"{connector}.{operation}"
+    prefix = f"{connector}." if connector else ""
+    name = prefix + operation
     if len(name) <= _MAX and not force_hash:
         return name
     suffix = "-" + _digest(upstream)
-    room = _MAX - len(connector) - 1 - len(suffix)
-    return f"{connector}.{operation[: max(room, 1)].rstrip('._-')}{suffix}"
+    room = _MAX - len(prefix) - len(suffix)
+    return f"{prefix}{operation[: max(room, 1)].rstrip('._-')}{suffix}"
 
 
 def catalog_names(connector: str, upstream_names: Iterable[str]) -> dict[str, str]:
-    """Map each upstream tool name to its catalog name (``connector.operation``)."""
+    """Map each upstream tool name to its catalog name (``connector.operation``; ``operation`` alone when
+    ``connector`` is empty: the names of a connector mounted without its prefix)."""
     names = sorted(set(upstream_names))
     cleaned = {u: _clean(u) for u in names}
     counts: dict[str, int] = {}

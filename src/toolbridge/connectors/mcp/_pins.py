@@ -16,13 +16,23 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from toolbridge.storage import Database, metadata
 
-__all__ = ["Pin", "PinStore", "definition_digest", "definition_diff", "instruction_flags", "tool_pins"]
+__all__ = [
+    "Pin",
+    "PinStore",
+    "State",
+    "ToolReview",
+    "definition_diff",
+    "definition_digest",
+    "instruction_flags",
+    "quarantine_message",
+    "tool_pins",
+]
 
 tool_pins = sa.Table(
     "tool_pins",
@@ -166,3 +176,26 @@ class PinStore:
                 ],
             )
         return pins
+
+
+State = Literal["approved", "pending", "changed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolReview:
+    """One upstream tool as a person approving it sees it."""
+
+    name: str
+    upstream: str
+    state: State
+    digest: str
+    flags: tuple[str, ...]
+    diff: str | None
+    approved_by: str | None
+    definition: Mapping[str, Any]
+
+
+def quarantine_message(review: ToolReview) -> str:
+    if review.state == "pending":
+        return f"{review.name!r} has not been approved yet"
+    return f"the upstream definition of {review.name!r} changed since it was approved by {review.approved_by}"

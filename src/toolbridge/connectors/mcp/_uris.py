@@ -16,7 +16,8 @@ __all__ = ["inward", "outward", "outward_content", "outward_template", "prefix"]
 
 
 def prefix(connector: str) -> str:
-    return f"toolbridge://{connector}/"
+    """The prefix of ``connector``'s URIs; none for an empty name (a connector mounted unprefixed)."""
+    return f"toolbridge://{connector}/" if connector else ""
 
 
 def outward(connector: str, uri: str) -> str:
@@ -27,7 +28,7 @@ def outward(connector: str, uri: str) -> str:
 def inward(connector: str, uri: str) -> str:
     """The upstream's URI for an agent's ``uri`` (one without this connector's prefix is sent as it is)."""
     start = prefix(connector)
-    return uri[len(start) :] if uri.startswith(start) else uri
+    return uri[len(start) :] if start and uri.startswith(start) else uri
 
 
 def outward_template(connector: str, template: Mapping[str, Any]) -> dict[str, Any]:

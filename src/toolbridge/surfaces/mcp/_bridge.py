@@ -10,9 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from toolbridge.catalog import MCP_RESULT_META_KEY
+from toolbridge.catalog import MCP_NAME_META_KEY, MCP_RESULT_META_KEY
 from toolbridge.connectors._input import CALL_INPUT
-from toolbridge.errors import ToolbridgeError, ToolNotFound, UpstreamRpcError, UpstreamToolError
+from toolbridge.errors import (
+    ConfigurationError,
+    ToolbridgeError,
+    ToolNotFound,
+    UpstreamRpcError,
+    UpstreamToolError,
+)
 from toolbridge.surfaces.mcp._pages import tools_page
 from toolbridge.surfaces.mcp._search import META_SCHEMAS, META_TOOLS, in_search_mode, meta_step, not_found
 from toolbridge.surfaces.mcp._wire import (
@@ -35,7 +41,7 @@ from toolbridge.surfaces.mcp._wire import (
 if TYPE_CHECKING:
     from toolbridge import CallResult, Hub, Principal
 
-__all__ = ["Bridge", "CallContext"]
+__all__ = ["Bridge", "CallContext", "aliases"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,19 @@ class Bridge:
         self.page_size = page_size
         """Tools per ``tools/list`` page (1,000 tools of large APIs are over 1 MB)."""
         self._tools = ToolCache()
+        self._aliases: dict[str, str] = {}
+        """MCP name → catalog name, for tools of upstreams mounted without their prefix."""
+
+    def catalog_name(self, name: str) -> str:
+        """The catalog name of the tool MCP clients call ``name``: itself, or the tool of an upstream
+        mounted unprefixed that the upstream calls so (a catalog name always wins)."""
+        if name in self.hub.catalog:
+            return name
+        found = self._aliases.get(name)
+        if found is None or found not in self.hub.catalog:
+            self._aliases = aliases(self.hub)
+            found = self._aliases.get(name)
+        return found or name
 
     def list_tools(self, principal: Principal, cursor: str | None = None) -> dict[str, Any]:
         """The ``ListToolsResult``: only the tools the principal's scopes allow, :attr:`page_size` at a
@@ -79,7 +98,7 @@ class Bridge:
         if name in META_SCHEMAS and in_search_mode(self.hub, principal):
             return META_SCHEMAS[name]
         try:
-            return self.hub.get_tool(principal, name).input_schema
+            return self.hub.get_tool(principal, self.catalog_name(name)).input_schema
         except ToolNotFound:
             return None
 
@@ -105,7 +124,7 @@ class Bridge:
         try:
             result = await self.hub.call(
                 ctx.principal,
-                name,
+                self.catalog_name(name),
                 arguments,
                 connection=connection_choice(params),
                 idempotency_key=key,
@@ -142,6 +161,23 @@ class Bridge:
             return self.hub.get_tool(principal, result.tool).output_schema is not None
         except ToolNotFound:
             return False
+
+
+def aliases(hub: Hub) -> dict[str, str]:
+    """MCP name → catalog name of every tool known to MCP clients by another name; an MCP name that is
+    another tool's catalog name, or that two tools share, is a :class:`ConfigurationError`."""
+    found: dict[str, str] = {}
+    for tool in hub.catalog:
+        alias = tool.meta.get(MCP_NAME_META_KEY)
+        if not isinstance(alias, str):
+            continue
+        if alias in hub.catalog or alias in found:
+            raise ConfigurationError(
+                f"the tools {tool.name!r} and {found.get(alias, alias)!r} are both called {alias!r} over MCP",
+                hint=f"mount the connector {tool.connector!r} with its prefix (prefix: true), or hide one",
+            )
+        found[alias] = tool.name
+    return found
 
 
 def _name_and_arguments(params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:

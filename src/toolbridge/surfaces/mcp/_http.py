@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
+from toolbridge.surfaces.mcp._bridge import Bridge, CallContext, aliases
 from toolbridge.surfaces.mcp._gate import CURRENT_PRINCIPAL, Gate, OriginPolicy, request_info
 from toolbridge.surfaces.mcp._lean import LeanPath
 from toolbridge.surfaces.mcp._server import build_server
@@ -92,6 +92,7 @@ class McpSurface:
     async def __aenter__(self) -> McpSurface:
         if self._stack is not None:
             raise RuntimeError("this McpSurface is already running")
+        aliases(self.hub)  # MCP names of unprefixed upstreams must not collide: refuse to start
         stack = AsyncExitStack()
         try:
             await stack.enter_async_context(self._manager.run())

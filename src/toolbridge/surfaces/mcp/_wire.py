@@ -20,7 +20,7 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
 from toolbridge._advice import error_text
 from toolbridge._shape import CallResult, shape
-from toolbridge.catalog import Tool, plain_json
+from toolbridge.catalog import MCP_NAME_META_KEY, Tool, plain_json
 from toolbridge.connectors._input import CallInput
 from toolbridge.errors import (
     CallerError,
@@ -101,7 +101,7 @@ def tool_to_wire(tool: Tool) -> dict[str, Any]:
         "idempotentHint": hints.idempotent,
         "openWorldHint": hints.open_world,
     }
-    wire: dict[str, Any] = {"name": tool.name}
+    wire: dict[str, Any] = {"name": tool.meta.get(MCP_NAME_META_KEY) or tool.name}
     if tool.title:
         wire["title"] = tool.title
         annotations["title"] = tool.title
