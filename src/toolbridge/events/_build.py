@@ -50,6 +50,10 @@ def build_events(settings: Settings, hub: Hub) -> EventService | None:
         deliveries=Deliveries(hub.database),
     )
     hub.event_service = service
+    for name in hub.connector_names():  # workspace changes land in the event log too
+        workspace = getattr(hub.connector(name), "service", None)
+        if workspace is not None and hasattr(workspace, "events"):
+            workspace.events = log
     service.triggers = TriggerRunner(hub, service, {n: trigger(n, t) for n, t in settings.triggers.items()})
     add_event_tools(hub, service)
     watch_hub(hub, service)
@@ -71,7 +75,6 @@ def source(name: str, hook: HookSettings) -> Source:
         secrets=refs,
         make=partial(make_verifier, hook),
         max_body_bytes=hook.max_body_bytes,
-        principals=tuple(hook.principals),
     )
 
 

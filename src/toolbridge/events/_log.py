@@ -66,26 +66,32 @@ class EventLog:
 
     async def append(self, new: NewEvent) -> Recorded:
         """Record ``new`` (or find the event its delivery id already recorded)."""
+        async with self._db.transaction() as conn:
+            recorded = await self.append_in(conn, new)
+        if not recorded.duplicate:
+            self.wake(recorded.event)
+        return recorded
+
+    async def append_in(self, conn: AsyncConnection, new: NewEvent) -> Recorded:
+        """:meth:`append` inside the caller's transaction (the caller calls :meth:`wake` after commit)."""
         now = self.now()
         event_id = "evt_" + secrets.token_hex(12)
-        async with self._db.transaction() as conn:
-            if new.delivery_id is not None:
-                first = await self._claim_delivery(conn, new, event_id, now)
-                if first is not None:
-                    return Recorded(first, duplicate=True)
-            row = {
-                "id": event_id,
-                "source": new.source[:64],
-                "type": new.type[:128],
-                "subject": new.subject[:255] if new.subject else None,
-                "time": now,
-                "payload": new.payload if new.payload is not None else {},
-                "delivery_id": new.delivery_id,
-            }
-            seq = (await conn.execute(events.insert().values(**row).returning(events.c.seq))).scalar_one()
-            event = _event({**row, "seq": seq})
-            await self._plan(conn, event, now, self.fanout(event) if self.fanout is not None else ())
-        self._wake(event)
+        if new.delivery_id is not None:
+            first = await self._claim_delivery(conn, new, event_id, now)
+            if first is not None:
+                return Recorded(first, duplicate=True)
+        row = {
+            "id": event_id,
+            "source": new.source[:64],
+            "type": new.type[:128],
+            "subject": new.subject[:255] if new.subject else None,
+            "time": now,
+            "payload": new.payload if new.payload is not None else {},
+            "delivery_id": new.delivery_id,
+        }
+        seq = (await conn.execute(events.insert().values(**row).returning(events.c.seq))).scalar_one()
+        event = _event({**row, "seq": seq})
+        await self._plan(conn, event, now, self.fanout(event) if self.fanout is not None else ())
         return Recorded(event)
 
     async def _claim_delivery(
@@ -144,7 +150,8 @@ class EventLog:
         await conn.execute(event_deliveries.insert(), rows)
         return [str(r["id"]) for r in rows]
 
-    def _wake(self, event: Event) -> None:
+    def wake(self, event: Event) -> None:
+        """Tell waiters and listeners of this process about a committed event."""
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
         for listener in list(self.listeners):

@@ -50,7 +50,6 @@ class Source:
     secrets: tuple[str, ...]
     make: Callable[[Sequence[str]], Verifier]
     max_body_bytes: int = 1_048_576
-    principals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,8 +43,6 @@ class HookSettings(_Model):
     tolerance: Annotated[float, Field(gt=0, le=3600)] = 300.0
     """Seconds a signed timestamp may be off, in either direction."""
     max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
-    principals: list[str] = []
-    """Agents that may read events of this source (besides through subscriptions naming them)."""
     # generic HMAC
     header: str | None = None
     """hmac: the header carrying the signature."""

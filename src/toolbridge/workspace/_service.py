@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import sqlalchemy as sa
@@ -56,6 +57,9 @@ from toolbridge.workspace._tables import (
 )
 from toolbridge.workspace._tx import Tx, read_tx, role_of, write_tx
 
+if TYPE_CHECKING:
+    from toolbridge.events import EventLog
+
 __all__ = ["Workspaces"]
 
 Clock = Callable[[], float]
@@ -84,6 +88,8 @@ class Workspaces:
         self.credits_per_agent = credits_per_agent
         self._poll = poll_interval
         self._changed = anyio.Event()
+        self.events: EventLog | None = None
+        """The hub's event log: workspace changes are recorded there too (set when the hub has one)."""
 
     # -- workspaces and members -------------------------------------------------------------------
 
@@ -621,7 +627,7 @@ class Workspaces:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _write(self, workspace: str, principal: Principal, needed: Role) -> _Notify:
-        return _Notify(self, write_tx(self.database, workspace, principal, needed, self.clock()))
+        return _Notify(self, write_tx(self.database, workspace, principal, needed, self.clock(), self.events))
 
     def _notify(self) -> None:
         event, self._changed = self._changed, anyio.Event()
@@ -679,3 +685,6 @@ class _Notify:
         await self._inner.__aexit__(*exc_info)  # type: ignore[attr-defined]
         if exc_info[0] is None and self._tx is not None and self._tx.emitted:
             self._owner._notify()
+            if self._owner.events is not None:
+                for event in self._tx.recorded:
+                    self._owner.events.wake(event)

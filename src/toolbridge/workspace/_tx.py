@@ -12,16 +12,20 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge.errors import NotFound, PermissionDenied
+from toolbridge.events._model import Event, NewEvent
 from toolbridge.policy import Principal
 from toolbridge.storage import Database
 from toolbridge.workspace._model import Role
 from toolbridge.workspace._tables import ws_changes, ws_members, ws_workspaces
+
+if TYPE_CHECKING:
+    from toolbridge.events import EventLog
 
 __all__ = ["Tx", "read_tx", "role_of", "write_tx", "workspace_missing"]
 
@@ -45,9 +49,18 @@ class Tx:
     quota_bytes: int | None
     used_bytes: int
     emitted: list[int] = field(default_factory=list)
+    events: EventLog | None = None
+    """The hub's event log, when it has one: every change is also recorded there, in this transaction."""
+    recorded: list[Event] = field(default_factory=list)
 
     async def emit(self, kind: str, path: str, detail: Mapping[str, Any] | None = None) -> int:
         self.seq += 1
+        plain = json.loads(json.dumps(dict(detail or {})))
+        if self.events is not None:
+            payload = {"workspace": self.workspace, "seq": self.seq, "kind": kind, "path": path}
+            payload.update(principal=self.principal.id, detail=plain)
+            new = NewEvent("workspace", f"workspace.{kind}", path, payload)
+            self.recorded.append((await self.events.append_in(self.conn, new)).event)
         await self.conn.execute(
             ws_changes.insert().values(
                 workspace_id=self.workspace,
@@ -56,7 +69,7 @@ class Tx:
                 path=path,
                 principal=self.principal.id,
                 at=self.now,
-                detail=json.loads(json.dumps(dict(detail or {}))),
+                detail=plain,
             )
         )
         self.emitted.append(self.seq)
@@ -90,7 +103,12 @@ def _require(role: Role | None, needed: Role, workspace: str, principal: Princip
 
 @asynccontextmanager
 async def write_tx(
-    db: Database, workspace: str, principal: Principal, needed: Role, now: float
+    db: Database,
+    workspace: str,
+    principal: Principal,
+    needed: Role,
+    now: float,
+    events: EventLog | None = None,
 ) -> AsyncIterator[Tx]:
     async with db.transaction() as conn:
         touched = await conn.execute(
@@ -112,6 +130,7 @@ async def write_tx(
         tx = Tx(
             conn, workspace, principal, role, now, int(row.change_seq), row.quota_bytes, int(row.used_bytes)
         )
+        tx.events = events
         yield tx
         await conn.execute(
             ws_workspaces.update()
