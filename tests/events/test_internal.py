@@ -50,3 +50,27 @@ async def test_breaker_transitions_and_failed_outbox_items_are_recorded(database
         ("toolbridge.outbox.failed", "crm.create"),
     ]
     assert seen[0]["payload"]["from"] == "closed" and seen[1]["payload"]["outbox_id"] == "o1"
+
+
+async def test_a_dead_grant_records_reauth_required(sqlite_url: str) -> None:
+    from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub, oauth_config
+    from tests.credentials.test_manager import Clock, connect
+    from toolbridge import CredentialsError
+    from toolbridge.storage import Database
+
+    server, clock = FakeAuthServer(), Clock()
+    hub, manager, client = make_hub(Database(sqlite_url), server, {"gh": oauth_config()}, clock=clock)
+    service = EventService(EventLog(hub.database))
+    hub.event_service = service
+    watch_hub(hub, service)
+    async with hub, client:
+        conn = await connect(manager, server, now=clock.now)
+        server.revoked_family = True  # the provider refuses every token; the refresh gets invalid_grant
+        with pytest.raises(CredentialsError):
+            await hub.call(LOCAL, "gh.me")
+        found, _ = await service.log.wait(
+            0, match=EventFilter(type="toolbridge.connection.*"), seconds=patience(10)
+        )
+    assert [(e.type, e.subject, e.payload["connection"]) for e in found] == [
+        ("toolbridge.connection.reauth_required", "gh/default", conn.id)
+    ]
