@@ -21,13 +21,17 @@ from toolbridge._cli_output import JsonOption, console, show
 from toolbridge.errors import ConfigurationError
 from toolbridge.events import EventFilter, EventService
 
-__all__ = ["events_app", "hooks_app"]
+__all__ = ["events_app", "hooks_app", "subscriptions_app"]
 
 T = TypeVar("T")
 
 events_app = typer.Typer(help="Read the event log and deliver events again.", no_args_is_help=True)
 hooks_app = typer.Typer(
     help="Inbound webhook sources: list them, send a signed test delivery.", no_args_is_help=True
+)
+subscriptions_app = typer.Typer(
+    help="Event subscriptions: what they match, their targets, re-enable a disabled endpoint.",
+    no_args_is_help=True,
 )
 out = console()
 
@@ -199,3 +203,51 @@ async def _post(
     }  # fmt: skip
     await anyio.lowlevel.checkpoint()
     return httpx2.Response(200, json=answer)
+
+
+@subscriptions_app.command("list")
+def list_subscriptions(
+    config: ConfigOption = None, database: DatabaseOption = None, as_json: JsonOption = False
+) -> None:
+    """Subscriptions: their filter, targets, readers, and whether their endpoint is disabled."""
+
+    async def work(service: EventService) -> None:
+        disabled = await service.deliveries.disabled() if service.deliveries is not None else {}
+        rows = [
+            {
+                "name": s.name,
+                "source": s.match.source,
+                "type": s.match.type,
+                "subject": s.match.subject,
+                "targets": s.targets(),
+                "readers": list(s.principals),
+                "disabled": disabled.get(s.name),
+            }
+            for s in service.subscriptions.values()
+        ]
+        columns = {"name": "name", "source": "source", "type": "type", "targets": "targets"}
+        show(out, rows, {**columns, "readers": "readers", "disabled": "disabled"}, as_json=as_json)
+
+    _with_service(config, database, work)
+
+
+@subscriptions_app.command("enable")
+def enable_subscription(
+    name: Annotated[str, typer.Argument(help="The subscription whose webhook endpoint was disabled (410)")],
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Deliver to a subscription's webhook endpoint again after it answered 410 Gone (new events only)."""
+
+    async def work(service: EventService) -> bool:
+        if name not in service.subscriptions:
+            from toolbridge.errors import NotFound
+
+            choices = ", ".join(service.subscriptions) or "none"
+            raise NotFound(f"no subscription {name!r}", hint=f"choose one of: {choices}")
+        return service.deliveries is not None and await service.deliveries.enable(name)
+
+    if _with_service(config, database, work):
+        out.print(f"{name}: endpoint enabled again; replay missed events with 'toolbridge events replay'")
+    else:
+        out.print(f"{name}: its endpoint was not disabled")

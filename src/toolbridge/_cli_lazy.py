@@ -24,6 +24,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "connect": ("toolbridge._cli_credentials", "connect"),
     "events": ("toolbridge._cli_events", "events_app"),
     "hooks": ("toolbridge._cli_events", "hooks_app"),
+    "subscriptions": ("toolbridge._cli_events", "subscriptions_app"),
 }
 
 

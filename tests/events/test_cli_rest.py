@@ -90,3 +90,37 @@ async def test_rest_events_are_scoped_and_audited(env: Env) -> None:
     assert (await env.client.get("/v1/events", params={"subscription": "pushes"})).status_code == 401
     paths = (await env.client.get("/v1/openapi.json")).json()["paths"]
     assert {"/events", "/events/subscriptions"} <= set(paths)
+
+
+def test_subscriptions_list_and_enable_after_a_410(in_tmp_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio
+
+    from toolbridge import Hub
+    from toolbridge.settings import load_settings
+
+    monkeypatch.setenv("TB_TEST_GITHUB_SECRET", GITHUB_SECRET)
+    (in_tmp_dir / "toolbridge.yaml").write_text(CONFIG)
+
+    async def gone() -> None:  # what the worker does when the endpoint answers 410
+        hub = Hub.from_settings(load_settings(in_tmp_dir / "toolbridge.yaml"))
+        async with hub:
+            assert hub.event_service is not None and hub.event_service.deliveries is not None
+            await hub.event_service.deliveries.disable(
+                "mirror", "https://hooks.example.com answered 410 Gone"
+            )
+
+    anyio.run(gone)
+    runner = CliRunner()
+
+    def rows() -> dict[str, object]:
+        result = runner.invoke(app, ["subscriptions", "list", "--json"])
+        assert result.exit_code == 0, result.output
+        return {r["name"]: r["disabled"] for r in map(json.loads, result.output.splitlines())}
+
+    assert rows() == {"pushes": None, "mirror": "https://hooks.example.com answered 410 Gone"}
+    enabled = runner.invoke(app, ["subscriptions", "enable", "mirror"])
+    assert enabled.exit_code == 0 and "enabled again" in enabled.output
+    assert rows() == {"pushes": None, "mirror": None}
+    assert "was not disabled" in runner.invoke(app, ["subscriptions", "enable", "mirror"]).output
+    unknown = runner.invoke(app, ["subscriptions", "enable", "nope"])
+    assert unknown.exit_code == 1 and "no subscription 'nope'" in unknown.output

@@ -43,8 +43,12 @@ def test_the_github_example_as_written(in_tmp_dir: Path, monkeypatch: pytest.Mon
 
 
 def test_the_commands_in_the_doc_exist() -> None:
-    commands = set(re.findall(r"toolbridge (events \w+|hooks \w+)", DOC.read_text(encoding="utf-8")))
-    assert commands == {"events tail", "events show", "events replay", "hooks list", "hooks test"}
+    text = DOC.read_text(encoding="utf-8")
+    commands = set(re.findall(r"toolbridge ((?:events|hooks|subscriptions) \w+)", text))
+    assert commands == {
+        "events tail", "events show", "events replay", "hooks list", "hooks test", "subscriptions list",
+        "subscriptions enable",
+    }  # fmt: skip
     for command in commands:
         result = CliRunner().invoke(app, [*command.split(), "--help"])
         assert result.exit_code == 0, result.output
