@@ -332,3 +332,12 @@ async def test_two_unprefixed_upstreams_with_the_same_tool_names_refuse_to_start
     with pytest.raises(ConfigurationError, match="are both called 'ask_everything' over MCP"):
         async with serve(hub):
             pass
+
+
+async def test_an_upstream_refusing_a_subscription_is_relayed_with_its_code(upstream_url: str) -> None:
+    async with both(upstream_url) as via:  # a stateless-era server has no resources/subscribe
+        session = await via.served.initialize()
+        uri = "toolbridge://fid/demo://note"
+        refused = (await via.served.legacy(session, "resources/subscribe", {"uri": uri})).json()
+        direct = (await via.direct("resources/subscribe", {"uri": "demo://note"})).json()
+    assert refused["error"]["code"] == direct["error"]["code"] == -32601

@@ -24,14 +24,13 @@ from mcp_types.methods import is_input_required
 from toolbridge.audit import AuditEntry, args_digest
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp import McpConnector
-from toolbridge.errors import ToolbridgeError, UpstreamRpcError, UpstreamTimeout
+from toolbridge.errors import ToolbridgeError, UpstreamTimeout
 from toolbridge.surfaces.mcp._bridge import CallContext
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
     agent_input,
     protocol_error,
-    relayed_error,
 )
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ async def _upstream(
         raise UpstreamTimeout(f"the upstream did not answer within {timeout:g} s")
     except ToolbridgeError as exc:
         code = exc.code
-        error = relayed_error(exc) if isinstance(exc, UpstreamRpcError) else protocol_error(exc)
+        error = protocol_error(exc)  # (an upstream's own JSON-RPC error is relayed as it came)
         raise MCPError(error.code, error.message, error.data) from exc
     finally:
         entry = AuditEntry(

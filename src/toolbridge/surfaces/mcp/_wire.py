@@ -217,7 +217,10 @@ def error_result(exc: ToolbridgeError, request_id: str) -> dict[str, Any]:
 
 
 def protocol_error(exc: ToolbridgeError) -> ProtocolError:
-    """The JSON-RPC error for a failure that is not the tool's (unknown tool, server trouble)."""
+    """The JSON-RPC error for a failure that is not the tool's (unknown tool, server trouble); an upstream
+    MCP server's own JSON-RPC error is relayed as it came."""
+    if isinstance(exc, UpstreamRpcError):
+        return relayed_error(exc)
     message = f"{exc.message}: {exc.hint}" if exc.hint else exc.message
     code = INVALID_PARAMS if isinstance(exc, ToolNotFound) else INTERNAL_ERROR
     return ProtocolError(code, message, problem(exc))
