@@ -9,20 +9,24 @@ whatever the outcome (the arguments are digested, never stored).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
 from toolbridge.audit import args_digest, audit_entry
+from toolbridge.errors import UpstreamTimeout
+from toolbridge.resilience import Attempt
 
 if TYPE_CHECKING:
     from toolbridge.catalog import Tool
     from toolbridge.hub import Hub
     from toolbridge.policy import Principal
 
-__all__ = ["perform"]
+__all__ = ["perform", "upstream_read"]
+
+T = TypeVar("T")
 
 
 @asynccontextmanager
@@ -41,8 +45,7 @@ async def perform(
     error: BaseException | None = None
     try:
         tool = hub._authorize(principal, scope) if scope is not None else None
-        if tool is not None:
-            await hub._check_inbound_rate(principal, tool)
+        await hub._check_inbound_rate(principal, action)
         yield tool
     except BaseException as exc:
         error = exc
@@ -58,3 +61,18 @@ async def perform(
         )
         with anyio.CancelScope(shield=True):
             await hub.audit.record(entry)
+
+
+async def upstream_read(hub: Hub, connector: str, action: str, work: Callable[[float], Awaitable[T]]) -> T:
+    """A read from ``connector``'s upstream (``work(deadline)``) under the hub's call deadline, through
+    the connector's resilience: its breaker, bulkhead and limits, and retries (a read is safe to repeat)."""
+    timeout = hub.limits.call_timeout
+    deadline = anyio.current_time() + timeout
+    attempt = Attempt(connector, action, idempotent=True, deadline=hub.resilience.clock() + timeout)
+    with anyio.move_on_after(timeout) as scope:
+        return await hub.resilience.run(attempt, lambda: work(deadline))
+    assert scope.cancelled_caught
+    raise UpstreamTimeout(
+        f"the upstream of {connector!r} did not answer {action!r} within {timeout:g} s",
+        hint="try again later",
+    )

@@ -406,7 +406,7 @@ class Hub:
         target = call.target = self._authorize(call.principal, call.tool)
         limit = self.limits.max_argument_bytes
         self.catalog.validate(target, call.args, size=len(canonical), max_bytes=limit)
-        await self._check_inbound_rate(call.principal, target)
+        await self._check_inbound_rate(call.principal, target.name)
         if call.key is not None and not call.from_outbox:
             check_key(call.key)
             replay = await self.idempotency.claim(
@@ -541,7 +541,7 @@ class Hub:
         )
         return result
 
-    async def _check_inbound_rate(self, principal: Principal, tool: Tool) -> None:
+    async def _check_inbound_rate(self, principal: Principal, action: str) -> None:
         limit = self._agent_rates.get(principal.name) if principal.kind == "agent" else None
         if limit is None:
             return
@@ -551,7 +551,7 @@ class Hub:
                 f"{principal.id} is over its rate limit of {limit.count} per {limit.period:g} s",
                 retry_after=wait,
                 policy=str(limit),
-                tool=tool.name,
+                tool=action,
             )
 
     def _holder(self, connector: str) -> Callable[[float], None]:

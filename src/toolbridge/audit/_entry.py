@@ -21,13 +21,17 @@ def audit_entry(
     duration_ms: float = 0.0,
     error: BaseException | None = None,
     outcome: str | None = None,
+    error_code: str | None = None,
 ) -> AuditEntry:
     """The entry for one action by ``principal``: ``ok`` without ``error``, ``denied`` for an
     authentication, permission or rate refusal, ``error`` otherwise (``outcome`` overrides, as
-    ``queued`` or ``replayed``). ``error_code`` is the error's code (``internal`` for an unexpected one)."""
+    ``queued`` or ``replayed``). ``error_code`` is the error's code (``internal`` for an unexpected one),
+    unless given."""
     if outcome is None:
         outcome = "ok" if error is None else "denied" if isinstance(error, _DENIED) else "error"
-    code = None if error is None else error.code if isinstance(error, ToolbridgeError) else "internal"
+    code = error_code
+    if code is None and error is not None:
+        code = error.code if isinstance(error, ToolbridgeError) else "internal"
     return AuditEntry(
         ts=dt.datetime.now(dt.UTC),
         request_id=request_id,

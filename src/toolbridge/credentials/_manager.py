@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import json
 import logging
 import secrets
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge._redact import UrlQueryFilter, forms
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
-from toolbridge.audit import AuditEntry, AuditLog, args_digest
+from toolbridge.audit import AuditLog, args_digest, audit_entry
 from toolbridge.credentials._auth import build_auth, fields_of
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._grants import Grants
@@ -576,18 +575,11 @@ class CredentialManager:
         if self.audit is None:
             return
         duration = (anyio.current_time() - started) * 1000.0 if started is not None else 0.0
-        await self.audit.record(
-            AuditEntry(
-                ts=dt.datetime.now(dt.UTC),
-                request_id=request_id or secrets.token_hex(8),
-                principal=principal[:80],
-                tool=tool,
-                args_digest=digest,
-                outcome=outcome,
-                error_code=error_code,
-                duration_ms=duration,
-            )
+        rid = request_id or secrets.token_hex(8)
+        entry = audit_entry(
+            rid, principal, tool, digest, duration_ms=duration, outcome=outcome, error_code=error_code
         )
+        await self.audit.record(entry)
 
 
 def owners(binding: AuthConfig, principal: Principal) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from toolbridge.audit import AuditEntry, AuditLog, args_digest
+from toolbridge.audit import AuditLog, args_digest, audit_entry
 from toolbridge.credentials._keys import KeyFile, Keyring, KeySource, MasterKey
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._tables import vault_secrets
@@ -170,18 +170,7 @@ async def rotate_master_key(
     logger.info("master key rotated to %s; %d data keys re-wrapped", new.id, count)
     if audit is not None:
         digest = args_digest({"from": list(old.ids), "to": new.id, "rewrapped": count})
-        await audit.record(
-            AuditEntry(
-                dt.datetime.now(dt.UTC),
-                secrets.token_hex(8),
-                "operator",
-                "(credentials.rotate)",
-                digest,
-                "ok",
-                None,
-                0.0,
-            )
-        )
+        await audit.record(audit_entry(secrets.token_hex(8), "operator", "(credentials.rotate)", digest))
     return Rotation(old.ids, new.id, count)
 
 

@@ -9,22 +9,19 @@ and each one is audited like a tool call (``tool`` is ``prompts/get <prompt>`` o
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import mcp_types as types
 from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 from mcp_types.methods import is_input_required
 
-from toolbridge.audit import AuditEntry, args_digest
+from toolbridge._perform import upstream_read
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp import McpConnector
-from toolbridge.errors import ToolbridgeError, UpstreamTimeout
+from toolbridge.errors import ToolbridgeError
 from toolbridge.surfaces.mcp._bridge import CallContext
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
@@ -55,44 +52,25 @@ def _visible(hub: Hub, principal: Principal) -> list[McpConnector]:
 async def _upstream(
     hub: Hub,
     caller: CallContext,
-    what: str,
+    what: tuple[str, str],
     arguments: Mapping[str, Any],
-    work: Callable[[float], Any],
+    work: Callable[[float], Awaitable[Any]],
     raw_params: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Run an upstream request under the hub's call deadline, audited; our errors become JSON-RPC errors,
-    the upstream's are relayed as they came. ``raw_params`` (the agent's request) may answer an
-    upstream's input requests (2026-07-28)."""
-    timeout = hub.limits.call_timeout
-    started = time.perf_counter()
-    outcome: str = "error"
-    code: str | None = "upstream_timeout"
+    """Ask ``what`` (connector, action) of an upstream as the caller, through ``Hub.perform`` (rate limit,
+    one audit row) and the connector's resilience, under the hub's call deadline; our errors become
+    JSON-RPC errors, the upstream's are relayed as they came. ``raw_params`` (the agent's request) may
+    answer an upstream's input requests (2026-07-28)."""
+    connector, action = what
     token = CALL_INPUT.set(agent_input(caller.modern, raw_params or {}))
     try:
-        with anyio.move_on_after(timeout) as scope:
-            result = await work(anyio.current_time() + timeout)
-            outcome, code = "ok", None
-            return result
-        assert scope.cancelled_caught
-        raise UpstreamTimeout(f"the upstream did not answer within {timeout:g} s")
+        async with hub.perform(caller.principal, action, arguments, scope=None, request_id=caller.request_id):
+            return await upstream_read(hub, connector, action, work)
     except ToolbridgeError as exc:
-        code = exc.code
         error = protocol_error(exc)  # (an upstream's own JSON-RPC error is relayed as it came)
         raise MCPError(error.code, error.message, error.data) from exc
     finally:
-        entry = AuditEntry(
-            ts=dt.datetime.now(dt.UTC),
-            request_id=caller.request_id,
-            principal=caller.principal.id,
-            tool=what,
-            args_digest=args_digest(arguments),
-            outcome=outcome,
-            error_code=code,
-            duration_ms=(time.perf_counter() - started) * 1000,
-        )
         CALL_INPUT.reset(token)
-        with anyio.CancelScope(shield=True):
-            await hub.audit.record(entry)
 
 
 _PRIVATE = {"ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
@@ -153,7 +131,7 @@ class _Federation:
         result = await _upstream(
             self.hub,
             caller,
-            f"prompts/get {name}",
+            (owner.name, f"prompts/get {name}"),
             arguments,
             lambda d: owner.get_prompt(name, arguments, deadline=d),
             ctx.params,
@@ -177,7 +155,7 @@ class _Federation:
         result = await _upstream(
             self.hub,
             caller,
-            f"resources/read {owner.name}",
+            (owner.name, f"resources/read {owner.name}"),
             {"uri": uri},
             lambda d: owner.read_resource(uri, deadline=d),
             ctx.params,
@@ -203,7 +181,7 @@ class _Federation:
         result = await _upstream(
             self.hub,
             caller,
-            f"completion/complete {owner.name}",
+            (owner.name, f"completion/complete {owner.name}"),
             {"ref": ref, "argument": raw.get("argument")},
             lambda d: owner.complete(raw, deadline=d),
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -223,13 +223,24 @@ class Notifier:
         peer = self._peer(ctx)
         uri = str(params.uri)
         owner = self._owner(peer.principal, uri)
-        if uri not in peer.uris:
-            await self._hold(owner, uri)
-            if self._peers.get(_peer_key(ctx) or "") is not peer:  # forgotten while subscribing upstream
-                self._release(uri)
-                raise MCPError(INVALID_PARAMS, "the session ended while subscribing")
-            peer.uris.add(uri)
+        async with self._performed(ctx, f"resources/subscribe {owner.name}", uri):
+            if uri not in peer.uris:
+                await self._hold(owner, uri)
+                if self._peers.get(_peer_key(ctx) or "") is not peer:  # forgotten while subscribing upstream
+                    self._release(uri)
+                    raise MCPError(INVALID_PARAMS, "the session ended while subscribing")
+                peer.uris.add(uri)
         return types.EmptyResult()
+
+    def _performed(
+        self, ctx: ServerRequestContext[Any, Any], action: str, uri: str
+    ) -> AbstractAsyncContextManager[Any]:
+        """A (un)subscription as the agent's action through ``Hub.perform``: rate-limited, audited once
+        (the URI digested, never stored)."""
+        caller = self._context_of(ctx)
+        return self.hub.perform(
+            caller.principal, action, {"uri": uri}, scope=None, request_id=caller.request_id
+        )
 
     async def _hold(self, owner: McpConnector, uri: str) -> None:
         """Count one more holder of ``uri``; the first one subscribes the upstream.
@@ -248,9 +259,10 @@ class Notifier:
     ) -> Any:
         peer = self._peer(ctx)
         uri = str(params.uri)
-        if uri in peer.uris:
-            peer.uris.discard(uri)
-            self._release(uri)
+        async with self._performed(ctx, "resources/unsubscribe", uri):
+            if uri in peer.uris:
+                peer.uris.discard(uri)
+                self._release(uri)
         return types.EmptyResult()
 
     async def _on_listen(
