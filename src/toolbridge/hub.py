@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 
+from toolbridge._forks import reseed_after_fork
 from toolbridge._perform import perform
 from toolbridge._redact import redact_error, redact_value
 from toolbridge._shape import CallResult, shape
@@ -87,6 +87,7 @@ class Hub:
         credentials: CredentialManager | None = None,
         tool_modes: Mapping[str, str] | None = None,
     ) -> None:
+        reseed_after_fork(_reseed_ids)
         self.database = database if isinstance(database, Database) else Database(database)
         self.limits = limits or Limits()
         self.catalog = Catalog()
@@ -652,9 +653,6 @@ _ID_COUNT = itertools.count(1)
 def _reseed_ids() -> None:  # a forked worker must not repeat its parent's ids
     global _ID_PREFIX, _ID_COUNT
     _ID_PREFIX, _ID_COUNT = secrets.token_hex(4), itertools.count(1)
-
-
-os.register_at_fork(after_in_child=_reseed_ids)
 
 
 def _request_id() -> str:

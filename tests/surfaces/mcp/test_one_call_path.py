@@ -103,3 +103,17 @@ async def test_every_agent_action_over_mcp_leaves_exactly_one_audit_row() -> Non
             assert mine[0].tool and mine[0].args_digest and mine[0].outcome == "ok", (method, mine[0])
     # a method fixed or newly bypassing: update KNOWN_BYPASSES (and say why)
     assert problems.keys() == KNOWN_BYPASSES.keys(), problems
+
+
+async def test_a_federated_read_goes_through_the_connectors_resilience_and_its_refusal_is_audited() -> None:
+    async with serve(make_hub()) as served:
+        served.hub.resilience.hold("ev", 3600.0)  # the upstream asked for a pause longer than any wait
+        response = await served.modern(
+            "prompts/get", PERFORMED["prompts/get"], x_request_id="held-1", mcp_name="ev.simple-prompt"
+        )
+        await served.hub.audit.flush()
+        rows = [r.entry for r in await served.hub.audit.tail(5) if r.entry.request_id == "held-1"]
+    assert "asked for a pause" in response.json()["error"]["message"]
+    assert [(r.tool, r.outcome, r.error_code) for r in rows] == [
+        ("prompts/get ev.simple-prompt", "denied", "rate_limited")
+    ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import re
 import secrets
 import weakref
@@ -19,6 +18,7 @@ from typing import Any
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
 from toolbridge._advice import error_text
+from toolbridge._forks import reseed_after_fork
 from toolbridge._shape import CallResult, shape
 from toolbridge.catalog import MCP_NAME_META_KEY, Tool, plain_json
 from toolbridge.connectors._input import CallInput
@@ -273,6 +273,7 @@ class RequestIds:
         self._prefix = secrets.token_hex(4)
         self._count = itertools.count(1)
         _ALL_IDS.add(self)
+        reseed_after_fork(_reseed_all)
 
     def reseed(self) -> None:
         """A new prefix (after a fork: a worker must not repeat its parent's ids)."""
@@ -294,9 +295,6 @@ _ALL_IDS: weakref.WeakSet[RequestIds] = weakref.WeakSet()
 def _reseed_all() -> None:
     for ids in list(_ALL_IDS):
         ids.reseed()
-
-
-os.register_at_fork(after_in_child=_reseed_all)
 
 
 def is_jsonrpc_message(body: bytes) -> bool:
