@@ -277,3 +277,17 @@ async def test_a_signature_made_for_another_secret_does_not_verify(hooked: Env, 
         StandardVerifier(["whsec_" + "b3RoZXItc2VjcmV0LW9mLTI0LWJ5dGVzLWF0LWxlYXN0"]).verify(
             body, headers, float(headers["webhook-timestamp"])
         )
+
+
+async def test_a_worker_whose_lease_ended_cannot_record_an_outcome(hooked: Env) -> None:
+    await push(hooked)
+    deliveries = hooked.service.deliveries
+    assert deliveries is not None
+    (late,) = await deliveries.claim_due()
+    hooked.clock.now += 61  # the first worker stalls past its lease; another takes the delivery over
+    (current,) = await deliveries.claim_due()
+    assert current.id == late.id and current.lease_token != late.lease_token
+    assert await deliveries.succeed(late) is False
+    assert (await only(hooked))["state"] == "running"
+    assert await deliveries.succeed(current) is True
+    assert (await only(hooked))["state"] == "done"

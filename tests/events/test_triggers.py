@@ -87,15 +87,20 @@ async def test_state_survives_a_restart(env: Env) -> None:
 
 
 async def test_initial_emit_and_one_runner_at_a_time(env: Env) -> None:
-    trigger = Trigger("all", "crm.list_leads", "poller", every=60, items="data", initial="emit")
+    trigger = Trigger(
+        "all", "crm.list_leads", "poller", every=60, items="data", fields=("stage",), initial="emit"
+    )
     first, second = env.runner(trigger), env.runner(trigger)
-    claimed, _ = await first._claim(trigger)
-    assert claimed
+    token, _ = await first._claim(trigger)
+    assert token is not None
     assert await second.run_once() == 0  # leased by the first runner
     assert await env.events() == []
     env.clock.now += 301  # the first runner died: its lease ends
     assert await second.run_once() == 1
     assert await env.events() == [("all.new", "1")]
+    await first._save(trigger, token, {})  # the first runner wakes up late: its lease no longer holds
+    env.clock.now += 61
+    assert await second.run_once() == 0  # the state the second runner saved is intact: nothing is new
 
 
 async def test_a_write_tool_is_never_polled(env: Env) -> None:

@@ -11,7 +11,9 @@ States: ``queued`` → ``running`` → ``done`` | ``queued`` (later) | ``failed`
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from toolbridge.events._tables import event_deliveries, event_endpoints
 from toolbridge.storage import Database
 
 __all__ = ["SCHEDULE", "Deliveries", "DeliveryItem"]
+
+logger = logging.getLogger("toolbridge.events")
 
 SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 """Seconds before attempt 1, 2, …: the Standard Webhooks / Svix schedule (about 30 hours in all)."""
@@ -38,6 +42,7 @@ class DeliveryItem:
     attempts: int
     next_attempt_at: dt.datetime
     last_error: Mapping[str, Any] | None
+    lease_token: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,21 +89,27 @@ class Deliveries:
         claim = (
             d.update()
             .where(d.c.id.in_(pick.scalar_subquery()))
-            .values(state="running", lease_until=now + self._lease, attempts=d.c.attempts + 1, updated_at=now)
+            .values(
+                state="running",
+                lease_until=now + self._lease,
+                lease_token=secrets.token_hex(8),
+                attempts=d.c.attempts + 1,
+                updated_at=now,
+            )
             .returning(*d.c)
         )
         async with self._db.transaction() as conn:
             rows = (await conn.execute(claim)).mappings().all()
         return [_item(r) for r in rows]
 
-    async def succeed(self, item: DeliveryItem) -> None:
-        await self._update(item, state="done", last_error=None)
+    async def succeed(self, item: DeliveryItem) -> bool:
+        return await self._update(item, state="done", last_error=None)
 
     async def retry_later(self, item: DeliveryItem, error: Mapping[str, Any]) -> bool:
-        """Schedule the next attempt; False when the schedule is used up (the delivery is then failed)."""
+        """Schedule the next attempt; False when this call marked the delivery failed for good (its schedule
+        is used up)."""
         if item.attempts >= len(self.schedule):
-            await self._update(item, state="failed", last_error=dict(error))
-            return False
+            return not await self._update(item, state="failed", last_error=dict(error))
         delay = self.schedule[item.attempts] * self._rng.uniform(0.8, 1.2)
         when = self.now() + dt.timedelta(seconds=delay)
         await self._update(item, state="queued", last_error=dict(error), next_attempt_at=when)
@@ -107,13 +118,20 @@ class Deliveries:
     async def fail(self, item: DeliveryItem, error: Mapping[str, Any], *, state: str = "failed") -> None:
         await self._update(item, state=state, last_error=dict(error))
 
-    async def _update(self, item: DeliveryItem, **values: Any) -> None:
+    async def _update(self, item: DeliveryItem, **values: Any) -> bool:
+        """Record an outcome, only while ``item``'s lease still holds the row (else: False, ignored)."""
+        d = event_deliveries
         async with self._db.transaction() as conn:
-            await conn.execute(
-                event_deliveries.update()
-                .where(event_deliveries.c.id == item.id, event_deliveries.c.state == "running")
-                .values(updated_at=self.now(), lease_until=None, **values)
+            result = await conn.execute(
+                d.update()
+                .where(d.c.id == item.id, d.c.state == "running", d.c.lease_token == item.lease_token)
+                .values(updated_at=self.now(), lease_until=None, lease_token=None, **values)
             )
+        if result.rowcount != 1:
+            logger.warning(
+                "delivery %s: lease lost (another worker took it over); outcome not recorded", item.id
+            )
+        return bool(result.rowcount == 1)
 
     async def get(self, delivery_id: str) -> DeliveryItem | None:
         query = sa.select(event_deliveries).where(event_deliveries.c.id == delivery_id)
@@ -182,4 +200,5 @@ def _item(row: Mapping[str, Any] | sa.RowMapping) -> DeliveryItem:
         attempts=int(row["attempts"]),
         next_attempt_at=_aware(row["next_attempt_at"]),
         last_error=row["last_error"],
+        lease_token=row["lease_token"],
     )

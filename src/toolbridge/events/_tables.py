@@ -1,4 +1,4 @@
-"""Event tables (SQLAlchemy Core), created by migrations ``0008_events`` and ``0010_event_triggers``."""
+"""Event tables (SQLAlchemy Core), created by migrations 0008_events, 0010 and 0011 (lease tokens)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ event_deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", _TS, nullable=False),
     sa.Column("lease_until", _TS, nullable=True),
+    sa.Column("lease_token", sa.String(32), nullable=True),
     sa.Column("last_error", sa.JSON, nullable=True),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),
@@ -67,5 +68,6 @@ event_triggers = sa.Table(
     sa.Column("state", sa.JSON, nullable=True),
     sa.Column("next_run", _TS, nullable=False),
     sa.Column("lease_until", _TS, nullable=True),
+    sa.Column("lease_token", sa.String(32), nullable=True),
     sa.Column("updated_at", _TS, nullable=False),
 )

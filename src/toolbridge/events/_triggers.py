@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,13 +85,14 @@ class TriggerRunner:
         """Poll every due trigger this worker can lease; returns how many events were emitted."""
         emitted = 0
         for trigger in self.triggers.values():
-            claimed, state = await self._claim(trigger)
-            if claimed:
-                emitted += await self._poll(trigger, state)
+            token, state = await self._claim(trigger)
+            if token is not None:
+                emitted += await self._poll(trigger, token, state)
         return emitted
 
-    async def _claim(self, trigger: Trigger) -> tuple[bool, dict[str, str] | None]:
-        now, t = self.now(), event_triggers
+    async def _claim(self, trigger: Trigger) -> tuple[str | None, dict[str, str] | None]:
+        """The lease token and last state when this runner now holds the trigger, else (None, None)."""
+        now, t, token = self.now(), event_triggers, secrets.token_hex(8)
         async with self._service.log.database.transaction() as conn:
             exists = (await conn.execute(sa.select(t.c.name).where(t.c.name == trigger.name))).first()
             if exists is None:
@@ -101,18 +103,18 @@ class TriggerRunner:
             claim = (
                 t.update()
                 .where(t.c.name == trigger.name, t.c.next_run <= now, free)
-                .values(lease_until=now + self._lease, updated_at=now)
+                .values(lease_until=now + self._lease, lease_token=token, updated_at=now)
                 .returning(t.c.state)
             )
             row = (await conn.execute(claim)).first()
-        return (row is not None, row.state if row is not None else None)
+        return (token, row.state) if row is not None else (None, None)
 
-    async def _poll(self, trigger: Trigger, state: dict[str, str] | None) -> int:
+    async def _poll(self, trigger: Trigger, token: str, state: dict[str, str] | None) -> int:
         try:
             items = await self._items(trigger)
         except ToolbridgeError as exc:
             logger.warning("trigger %s: %s", trigger.name, exc)
-            await self._save(trigger, state)
+            await self._save(trigger, token, state)
             return 0
         current = {str(dig(item, trigger.key)): (trigger.digest(item), item) for item in items}
         emit = state is not None or trigger.initial == "emit"
@@ -124,7 +126,7 @@ class TriggerRunner:
                 source = f"trigger.{trigger.name}"[:64]
                 await self._service.log.append(NewEvent(source, kind, key, item, f"{key}:{digest}"))
                 emitted += 1
-        await self._save(trigger, {k: d for k, (d, _) in current.items()})
+        await self._save(trigger, token, {k: d for k, (d, _) in current.items()})
         return emitted
 
     async def _items(self, trigger: Trigger) -> list[Any]:
@@ -146,11 +148,17 @@ class TriggerRunner:
             )
         return found
 
-    async def _save(self, trigger: Trigger, state: dict[str, str] | None) -> None:
+    async def _save(self, trigger: Trigger, token: str, state: dict[str, str] | None) -> None:
+        """Store the new state, only while this runner's lease holds the trigger."""
         now, t = self.now(), event_triggers
+        values = {"state": state, "next_run": trigger.next_run(now), "lease_until": None, "lease_token": None}
         async with self._service.log.database.transaction() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 t.update()
-                .where(t.c.name == trigger.name)
-                .values(state=state, next_run=trigger.next_run(now), lease_until=None, updated_at=now)
+                .where(t.c.name == trigger.name, t.c.lease_token == token)
+                .values(updated_at=now, **values)
+            )
+        if result.rowcount != 1:
+            logger.warning(
+                "trigger %s: lease lost (another runner took it over); state not saved", trigger.name
             )
