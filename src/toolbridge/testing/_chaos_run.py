@@ -33,6 +33,8 @@ from toolbridge.testing._chaos_upstream import DOCUMENT
 
 __all__ = ["ChaosPlan", "ChaosReport", "chaos_run"]
 
+_WAIT_AND_RETRY = frozenset({"circuit_open", "upstream_busy", "rate_limited", "storage_error"})
+"""Answers that tell an agent to come back later: reads and keyed writes do, after ``retry_after``."""
 TOOL = "chaos.create_item"
 READ = "chaos.get_item"
 _ENVELOPE = {
@@ -72,6 +74,8 @@ class ChaosReport:
     lost: Counter[str] = field(default_factory=Counter)
     """``kind:outcome`` → writes told ok or queued that the upstream never applied."""
     outbox: Counter[str] = field(default_factory=Counter)
+    waits: Counter[str] = field(default_factory=Counter)
+    """Answers after which an agent waited as told and called again (``conflict``, ``circuit_open`` …)."""
     faults: dict[str, int] = field(default_factory=dict)
     kills: int = 0
     seconds: float = 0.0
@@ -84,6 +88,7 @@ class ChaosReport:
         out = [f"{sum(self.outcomes.values())} calls in {self.seconds:.1f} s, {self.kills} kill -9"]
         out.append(f"faults injected upstream: {self.faults}")
         out.append(f"outbox after draining: {dict(self.outbox)}")
+        out.append(f"answers an agent waited on (Retry-After) and called again: {dict(self.waits)}")
         for key in sorted(self.outcomes):
             dup, lost = self.duplicates[key], self.lost[key]
             out.append(f"  {key:32} {self.outcomes[key]:6}   duplicated {dup:3}   lost {lost:3}")
@@ -314,10 +319,10 @@ async def _call(
         if "answer" in problem:
             return problem["answer"], None
     code = str(problem.get("code", "error"))
-    if code == "conflict":
-        return code, float(problem.get("retry_after") or 1)
-    if code in ("storage_error", "upstream_busy") and key is not None:
-        return code, 1.0
+    safe = key is not None or tool == READ
+    if code == "conflict" or (code in _WAIT_AND_RETRY and safe):  # as told: after Retry-After
+        run.report.waits[code] += 1
+        return code, min(60.0, float(problem.get("retry_after") or 1))
     return ("unknown" if code == "outcome_unknown" else code), None
 
 
