@@ -541,7 +541,14 @@ class CredentialManager:
     # -- management ---------------------------------------------------------------------------------
 
     async def add(
-        self, connector: str, account: str, material: Material, *, owner: str = "", actor: str = "local:local"
+        self,
+        connector: str,
+        account: str,
+        material: Material,
+        *,
+        owner: str = "",
+        actor: str = "local:local",
+        request_id: str = "",
     ) -> Connection:
         """Add (or replace) ``owner``'s connection (``""``: a shared one); the audit row names ``actor``,
         the principal who acted. Who may act for whom is the surface's decision (see ``may_manage``)."""
@@ -551,15 +558,15 @@ class CredentialManager:
             connector, account, binding.scheme, material, expires_at=expires, owner=owner
         )
         self.invalidate(connector)
-        await self.record("(credentials.add)", actor, "", _digest(conn), "ok", None)
+        await self.record("(credentials.add)", actor, request_id, _digest(conn), "ok", None)
         return conn
 
-    async def remove(self, ident: str, *, actor: str = "local:local") -> bool:
+    async def remove(self, ident: str, *, actor: str = "local:local", request_id: str = "") -> bool:
         conn = await self.store.get(ident)
         removed = await self.store.remove(ident)
         self._cells.pop(ident, None)
         self.invalidate(conn.connector)
-        await self.record("(credentials.remove)", actor, "", _digest(conn), "ok", None)
+        await self.record("(credentials.remove)", actor, request_id, _digest(conn), "ok", None)
         return removed
 
     async def record(

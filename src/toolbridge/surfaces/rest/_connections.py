@@ -11,6 +11,7 @@ single-use ``state`` authenticates it. Responses never contain secret material.
 from __future__ import annotations
 
 import fnmatch
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -121,12 +122,26 @@ def _check_manage(caller: Principal, owner: str, connector: str) -> None:
 connections_router = APIRouter(prefix="/connections", tags=["connections"])
 
 
+def _performed(
+    request: Request, caller: Principal, action: str, **arguments: Any
+) -> AbstractAsyncContextManager[Any]:
+    """A read or probe of connections as the caller's action through ``Hub.perform`` (one audit row);
+    who may see which connection is this module's decision, so no tool scope is checked there."""
+    hub: Hub = request.app.state.hub
+    return hub.perform(caller, f"(connections.{action})", arguments, scope=None, request_id=_rid(request))
+
+
+def _rid(request: Request) -> str:
+    return request.headers.get("x-request-id") or ""
+
+
 @connections_router.get("", summary="Connections the caller may manage, with their state")
 async def list_connections(request: Request, caller: Caller) -> dict[str, Any]:
     if request.app.state.hub.credentials is None:
         return {"connections": []}
     manager = _manager(request)
-    conns = [c for c in await manager.store.list() if _sees(caller, c)]
+    async with _performed(request, caller, "list"):
+        conns = [c for c in await manager.store.list() if _sees(caller, c)]
     return {"connections": [_doc(manager, c) for c in conns]}
 
 
@@ -142,7 +157,9 @@ async def add_connection(body: AddConnection, request: Request, caller: Caller) 
         )
     owner = _owner_for(manager, caller, body.connector, body.shared)
     material = Material(secret=Secret(body.secret) if body.secret is not None else None)
-    conn = await manager.add(body.connector, body.account, material, owner=owner, actor=caller.id)
+    conn = await manager.add(
+        body.connector, body.account, material, owner=owner, actor=caller.id, request_id=_rid(request)
+    )
     return _doc(manager, conn)
 
 
@@ -179,14 +196,16 @@ async def callback(request: Request) -> HTMLResponse:
 @connections_router.get("/{ident}", summary="One connection")
 async def get_connection(ident: str, request: Request, caller: Caller) -> dict[str, Any]:
     manager = _manager(request)
-    return _doc(manager, await _owned(manager, caller, ident))
+    async with _performed(request, caller, "get", connection=ident):
+        return _doc(manager, await _owned(manager, caller, ident))
 
 
 @connections_router.post("/{ident}/test", summary="One read-only probe call with the connection")
 async def test_connection(ident: str, request: Request, caller: Caller) -> dict[str, Any]:
     manager = _manager(request)
-    await _owned(manager, caller, ident)
-    return (await probe(manager, ident, principal=caller)).document()
+    async with _performed(request, caller, "test", connection=ident):
+        await _owned(manager, caller, ident)
+        return (await probe(manager, ident, principal=caller)).document()
 
 
 @connections_router.delete("/{ident}", status_code=204, summary="Remove a connection and its secrets")
@@ -194,7 +213,7 @@ async def remove_connection(ident: str, request: Request, caller: Caller) -> Non
     manager = _manager(request)
     conn = await _owned(manager, caller, ident)
     _check_manage(caller, conn.owner, conn.connector)
-    await manager.remove(ident, actor=caller.id)
+    await manager.remove(ident, actor=caller.id, request_id=_rid(request))
 
 
 def _page(status: int, text: str) -> HTMLResponse:
