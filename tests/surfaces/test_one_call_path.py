@@ -14,6 +14,7 @@ import base64
 import hashlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,13 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    hub = Hub(database=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    async with running(tmp_path) as served:
+        yield served
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, **options: Any) -> AsyncIterator[Env]:
+    hub = Hub(database=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", **options)
 
     @hub.tool(name="demo.echo")
     async def echo(text: str) -> str:
@@ -288,3 +295,19 @@ async def test_every_agent_action_over_http_leaves_exactly_one_audit_row(env: En
         assert row.duration_ms >= 0 and row.ts is not None
     # a route fixed or newly bypassing: update KNOWN_BYPASSES (and say why)
     assert problems.keys() == KNOWN_BYPASSES.keys(), problems
+
+
+async def test_downloads_count_against_the_agents_inbound_rate_and_a_refusal_is_audited(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, agent_rates={"assistant": "2/hour"}) as env:
+        assert (await _put(env, env.headers())).status_code == 201
+        first = await env.http.get(f"{WS}/content", params={"path": "/a.txt"}, headers=env.headers())
+        over = await env.http.get(
+            f"{WS}/content", params={"path": "/a.txt"}, headers=env.headers(**{"X-Request-Id": "over-1"})
+        )
+        rows = [e for e in await _rows(env.hub) if e.request_id == "over-1"]
+    assert (first.status_code, first.content, over.status_code) == (200, DATA, 429)
+    assert [(e.tool, e.outcome, e.error_code) for e in rows] == [
+        ("workspace.download", "denied", "rate_limited")
+    ]
