@@ -223,3 +223,15 @@ async def test_the_audit_tail_reads_its_own_writes(database_url: str) -> None:
     async with Database(database_url) as db, AuditLog(db, linger=600) as log:
         await log.record(entry(tool="t.just_now"))
         assert [r.entry.tool for r in await log.tail(5)] == ["t.just_now"]
+
+
+async def test_a_cancelled_call_keeps_its_row_when_the_queue_is_full(database_url: str) -> None:
+    """Regression: with the queue full, a call cancelled while recording lost its row (seen under load)."""
+    async with Database(database_url) as db:
+        async with AuditLog(db, queue_size=1, linger=600) as log:
+            await log.record(entry(tool="t.first"))  # the writer takes it and lingers for more
+            await log.record(entry(tool="t.second"))  # fills the queue
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await log.record(entry(tool="t.cancelled"))
+        assert [r.entry.tool for r in await AuditLog(db).tail(5)] == ["t.first", "t.second", "t.cancelled"]

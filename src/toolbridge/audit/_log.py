@@ -88,7 +88,8 @@ class AuditLog:
         try:
             self._send.send_nowait(entry)  # no checkpoint: a call cancelled now still leaves its row
         except anyio.WouldBlock:
-            await self._send.send(entry)
+            with anyio.CancelScope(shield=True):  # a cancelled call waits for room rather than lose its row
+                await self._send.send(entry)
 
     async def flush(self) -> None:
         """Return once every entry recorded before this call is in the database."""

@@ -76,7 +76,9 @@ class SqliteWriter:
         try:
             self._queue.put_nowait(entry)  # no checkpoint: a call cancelled now still leaves its row
         except queue.Full:
-            await anyio.to_thread.run_sync(self._queue.put, entry, limiter=self._full)
+            self._hurry.set()  # a full queue is reason enough to write now
+            with anyio.CancelScope(shield=True):  # a cancelled call waits for room rather than lose its row
+                await anyio.to_thread.run_sync(self._queue.put, entry, limiter=self._full)
 
     async def flush(self) -> None:
         done = threading.Event()
@@ -94,6 +96,7 @@ class SqliteWriter:
         try:
             self._queue.put_nowait(marker)
         except queue.Full:
+            self._hurry.set()  # the writer must drain before there is room for the marker
             await anyio.to_thread.run_sync(self._queue.put, marker, limiter=self._full)
         self._hurry.set()
 
