@@ -144,3 +144,14 @@ def test_every_retry_budget_knob_is_settable_per_connector() -> None:
     retry = Hub.from_settings(parse_settings(text)).resilience.state("n").policy.retry
     assert {k: getattr(retry, k) for k in knobs} == knobs
     assert set(RetrySettings.model_fields) <= {f.name for f in dataclasses.fields(RetryPolicy)}
+
+
+def test_the_config_file_accepts_exactly_the_schemes_the_credentials_layer_implements() -> None:
+    """settings.py spells the scheme names out so reading a config file does not import the credentials
+    package; this keeps the two lists from drifting apart."""
+    from typing import get_args
+
+    from toolbridge.credentials import SCHEMES
+    from toolbridge.settings import ConnectionSettings
+
+    assert set(get_args(ConnectionSettings.model_fields["scheme"].annotation)) == set(SCHEMES)
