@@ -222,6 +222,34 @@ class EventService:
             planned = self._fanout(event)
         return await self.log.replan(event, planned)
 
+    async def announce(self, updated: Callable[[str], None], *, every: float = 1.0) -> None:
+        """Call ``updated(subscription)`` for every event recorded from now on that the subscription
+        matches: at once for events this process records, within ``every`` seconds for other processes'.
+        Runs until cancelled; it tells that something arrived, readers fetch it with their cursor."""
+        cursor = await self._head(every)
+        while True:
+            changed = self.log.changed()  # taken before reading: a wake in between is not lost
+            try:
+                found, cursor = await self.log.after(cursor, limit=500)
+            except StorageError:
+                logger.warning("could not read the event log to announce new events; trying again")
+                found = []
+            for event in found:
+                for sub in self.subscriptions.values():
+                    if sub.match.matches(event):
+                        updated(sub.name)
+            if not found:
+                with anyio.move_on_after(every):
+                    await changed.wait()
+
+    async def _head(self, every: float) -> int:
+        while True:
+            try:
+                return await self.log.head()
+            except StorageError:
+                logger.warning("could not read the event log's head; trying again")
+                await anyio.sleep(every)
+
     # -- what agents may read -----------------------------------------------------------------------
 
     def readable(self, principal: Principal) -> list[Subscription]:

@@ -1,9 +1,10 @@
 """Prompts and resources of federated upstream MCP servers, served beside the tools.
 
-Registered only when the hub has upstream MCP connectors, so a hub without them keeps declaring tools
-alone. An agent sees the prompts and resources of a connector when it may see any of that connector's
-tools; reads and prompt requests go through the connector's pooled session under the hub's deadline,
-and each one is audited like a tool call (``tool`` is ``prompts/get <prompt>`` or
+Registered only when the hub has upstream MCP connectors (resources also when it has event
+subscriptions, served as ``toolbridge://events/<name>`` by ``_events``), so a hub without them keeps
+declaring tools alone. An agent sees the prompts and resources of a connector when it may see any of
+that connector's tools; reads and prompt requests go through the connector's pooled session under the
+hub's deadline, and each one is audited like a tool call (``tool`` is ``prompts/get <prompt>`` or
 ``resources/read <connector>``; the arguments and the URI are digested, never stored).
 """
 
@@ -23,6 +24,13 @@ from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp import McpConnector
 from toolbridge.errors import ToolbridgeError
 from toolbridge.surfaces.mcp._bridge import CallContext
+from toolbridge.surfaces.mcp._events import (
+    event_resources,
+    event_templates,
+    is_event_uri,
+    read_event_resource,
+    serves_events,
+)
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -95,17 +103,19 @@ def _listing(key: str, items: list[Any]) -> dict[str, Any]:
 
 def add_federation(server: Server[Any], hub: Hub, context_of: ContextOf) -> None:
     """Serve upstream prompts and resources on ``server`` (only if the hub federates MCP servers)."""
-    if not _connectors(hub):
+    federates, events = bool(_connectors(hub)), serves_events(hub)
+    if not federates and not events:
         return
     served = _Federation(hub, context_of)
-    server.add_request_handler("prompts/list", types.PaginatedRequestParams, served.list_prompts)
-    server.add_request_handler("prompts/get", types.GetPromptRequestParams, served.get_prompt)
     server.add_request_handler("resources/list", types.PaginatedRequestParams, served.list_resources)
     server.add_request_handler(
         "resources/templates/list", types.PaginatedRequestParams, served.list_templates
     )
     server.add_request_handler("resources/read", types.ReadResourceRequestParams, served.read_resource)
-    server.add_request_handler("completion/complete", types.CompleteRequestParams, served.complete)
+    if federates:
+        server.add_request_handler("prompts/list", types.PaginatedRequestParams, served.list_prompts)
+        server.add_request_handler("prompts/get", types.GetPromptRequestParams, served.get_prompt)
+        server.add_request_handler("completion/complete", types.CompleteRequestParams, served.complete)
 
 
 class _Federation:
@@ -139,16 +149,20 @@ class _Federation:
         return _relayed(result)
 
     async def list_resources(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
-        _, visible = self._visible(ctx)
-        return _listing("resources", [r for c in visible for r in c.extras.resources.values()])
+        caller, visible = self._visible(ctx)
+        upstream = [r for c in visible for r in c.extras.resources.values()]
+        return _listing("resources", [*event_resources(self.hub, caller.principal), *upstream])
 
     async def list_templates(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
-        _, visible = self._visible(ctx)
-        return _listing("resourceTemplates", [t for c in visible for t in c.extras.templates])
+        caller, visible = self._visible(ctx)
+        upstream = [t for c in visible for t in c.extras.templates]
+        return _listing("resourceTemplates", [*event_templates(self.hub, caller.principal), *upstream])
 
     async def read_resource(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         uri = str((ctx.params or {}).get("uri", ""))
         caller, visible = self._visible(ctx)
+        if is_event_uri(uri):
+            return await read_event_resource(self.hub, caller, uri)
         owner = next((c for c in visible if c.extras.owns(uri)), None)
         if owner is None:
             raise MCPError(RESOURCE_NOT_FOUND, f"no resource {uri!r}; list them with resources/list")

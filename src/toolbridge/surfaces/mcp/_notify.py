@@ -9,6 +9,9 @@ connector it came from (the rule of ``_federation``: at least one of its tools i
   ``notifications/{tools,prompts,resources}/list_changed``, ``notifications/message`` at or above the
   level the client set with ``logging/setLevel`` (``warning`` until it does), and
   ``notifications/resources/updated`` for the URIs it subscribed to with ``resources/subscribe``.
+- **Event subscriptions** (``toolbridge://events/<name>``, see ``_events``): the event service announces
+  every recorded event its subscriptions match (at once in this process, within a second from others);
+  it travels as a resource update of the ``events`` connector, to the clients that subscribed to it.
 - **Stateless era (2026-07-28)**: ``subscriptions/listen`` streams, served by the SDK's
   :class:`~mcp.server.subscriptions.ListenHandler` over a per-agent view of the events. Logging is
   per request in that era and an upstream log line belongs to no request, so none is forwarded.
@@ -48,6 +51,7 @@ from toolbridge.connectors._events import ResourceUpdated as UpstreamResourceUpd
 from toolbridge.connectors.mcp import McpConnector
 from toolbridge.errors import ToolbridgeError, UpstreamTimeout
 from toolbridge.surfaces.mcp._bridge import CallContext
+from toolbridge.surfaces.mcp._events import event_uri, is_event_uri, readable_subscription, serves_events
 from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, protocol_error
 
 if TYPE_CHECKING:
@@ -63,6 +67,8 @@ logger = logging.getLogger("toolbridge.surfaces.mcp")
 DEFAULT_LOG_LEVEL = "warning"
 """Upstream log messages below this level are not forwarded until the client sets a level."""
 _SEND_TIMEOUT = 2.0
+EVENTS_CONNECTOR = "events"
+"""The connector of the ``events.*`` tools: agents that see it are told of their event resources."""
 _STDIO_PEER = "stdio"
 ContextOf = Callable[[ServerRequestContext[Any, Any]], CallContext]
 _LISTENER: ContextVar[Principal | None] = ContextVar("toolbridge_listen_principal", default=None)
@@ -127,8 +133,10 @@ class Notifier:
         server.add_request_handler(
             "subscriptions/listen", types.SubscriptionsListenRequestParams, self._on_listen
         )
-        if any(isinstance(self.hub.connector(n), McpConnector) for n in self.hub.connector_names()):
+        federates = bool(self._mcp_connectors())
+        if federates:
             server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_level)
+        if federates or serves_events(self.hub):
             server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self._subscribe)
             server.add_request_handler(
                 "resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe
@@ -143,6 +151,8 @@ class Notifier:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._deliver_all, receive)
+                if serves_events(self.hub) and self.hub.event_service is not None:
+                    tg.start_soon(self.hub.event_service.announce, self._event_recorded)
                 try:
                     yield self
                 finally:
@@ -223,7 +233,8 @@ class Notifier:
         peer = self._peer(ctx)
         uri = str(params.uri)
         owner = self._owner(peer.principal, uri)
-        async with self._performed(ctx, f"resources/subscribe {owner.name}", uri):
+        where = EVENTS_CONNECTOR if owner is None else owner.name
+        async with self._performed(ctx, f"resources/subscribe {where}", uri):
             if uri not in peer.uris:
                 await self._hold(owner, uri)
                 if self._peers.get(_peer_key(ctx) or "") is not peer:  # forgotten while subscribing upstream
@@ -242,7 +253,7 @@ class Notifier:
             caller.principal, action, {"uri": uri}, scope=None, request_id=caller.request_id
         )
 
-    async def _hold(self, owner: McpConnector, uri: str) -> None:
+    async def _hold(self, owner: McpConnector | None, uri: str) -> None:
         """Count one more holder of ``uri``; the first one subscribes the upstream.
 
         Serialized per URI: a holder counts only once the upstream subscription exists, so one that
@@ -250,7 +261,7 @@ class Notifier:
         """
         lock = self._uri_locks.setdefault(uri, anyio.Lock())
         async with lock:
-            if self._subscribed.get(uri, 0) == 0:
+            if self._subscribed.get(uri, 0) == 0 and owner is not None:
                 await self._upstream(owner.subscribe_resource(uri, deadline=self._deadline()))
             self._subscribed[uri] = self._subscribed.get(uri, 0) + 1
 
@@ -283,7 +294,11 @@ class Notifier:
             for uri in held:
                 self._release(uri)
 
-    def _owner(self, principal: Principal, uri: str) -> McpConnector:
+    def _owner(self, principal: Principal, uri: str) -> McpConnector | None:
+        """The upstream that serves ``uri`` to ``principal`` (None: an event resource it may read)."""
+        if is_event_uri(uri) and self.hub.event_service is not None:
+            readable_subscription(self.hub.event_service, principal, uri)
+            return None
         owner = next((c for c in self._visible(principal) if c.extras.owns(uri)), None)
         if owner is None:
             raise MCPError(-32002, f"no resource {uri!r}; list them with resources/list")
@@ -331,6 +346,9 @@ class Notifier:
             raise MCPError(error.code, error.message, error.data) from exc
 
     # -- delivery ----------------------------------------------------------------------------------
+
+    def _event_recorded(self, subscription: str) -> None:
+        self._enqueue(UpstreamResourceUpdated(EVENTS_CONNECTOR, event_uri(subscription)))
 
     def _enqueue(self, event: HubEvent) -> None:
         if self._queue is None:
