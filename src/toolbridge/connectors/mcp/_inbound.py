@@ -1,0 +1,123 @@
+"""What an upstream sends on its own: requests (answered), list changes, progress, log messages.
+
+A channel's reader hands every such message to :meth:`Inbound.on_message`. List changes make the
+connector list again; progress goes to the call that asked for it (by its progress token); log messages
+are forwarded as hub events with the secrets of every connection seen so far masked; resource updates
+become hub events with the URI namespaced.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from toolbridge._redact import redact_value
+from toolbridge.connectors._events import LOG_LEVELS, CallEvents, HubEvent, LogMessage, ResourceUpdated
+from toolbridge.connectors.mcp._channel import Message
+from toolbridge.connectors.mcp._uris import outward
+
+__all__ = ["Inbound"]
+
+logger = logging.getLogger("toolbridge.connectors.mcp")
+
+_LIST_CHANGED = frozenset(f"notifications/{kind}/list_changed" for kind in ("tools", "prompts", "resources"))
+_LIST_CHANGED_OR_LISTENING = _LIST_CHANGED | {"notifications/subscriptions/acknowledged"}
+_PY_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+}
+_PY_LEVELS |= {level: logging.WARNING for level in ("error", "critical", "alert", "emergency")}
+_MAX_SECRET_SOURCES = 10_000
+"""Connections whose secrets are remembered for masking; past it, upstream log data is not forwarded."""
+
+
+class Inbound:
+    """The upstream's own messages for one connector: ``emit`` takes hub events, ``relist`` lists again."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        namespace: str,
+        emit: Callable[[HubEvent], None],
+        relist: Callable[[], None],
+    ) -> None:
+        self._name = name
+        self._namespace = namespace
+        self._emit = emit
+        self._relist = relist
+        self._progress: dict[str, CallEvents] = {}
+        self._tokens = itertools.count(1)
+        self._secret_forms: dict[str, tuple[str, ...]] = {}
+        """Where secrets came from (a connection id, ``env``) → their current forms, for masking logs."""
+        self._secrets: tuple[str, ...] = ()
+        """Every remembered form, longest first (a secret inside a longer one must not break the longer)."""
+
+    @contextmanager
+    def progress(self, request_id: str, events: CallEvents | None) -> Iterator[str | None]:
+        """A progress token for one call whose ``events`` receive the upstream's progress (None: none)."""
+        if events is None:
+            yield None
+            return
+        token = f"{request_id}:{next(self._tokens)}"
+        self._progress[token] = events
+        try:
+            yield token
+        finally:
+            self._progress.pop(token, None)
+
+    def learn_secrets(self, source: str, secrets: Sequence[str]) -> None:
+        """Remember the current forms of a connection's secrets (a refresh replaces them), to mask logs."""
+        if not secrets or self._secret_forms.get(source) == tuple(secrets):
+            return
+        self._secret_forms[source] = tuple(secrets)
+        every = {form for forms_ in self._secret_forms.values() for form in forms_}
+        self._secrets = tuple(sorted(every, key=len, reverse=True))
+
+    async def on_message(self, message: Message) -> Message | None:
+        """What the channel's reader hands over; it must never raise (that would end the reader)."""
+        try:
+            return await self._handle(message)
+        except Exception:  # a closed agent stream, a bad listener: log it, keep reading
+            logger.exception("%s: could not handle %r from the upstream", self._name, message.get("method"))
+            return None
+
+    async def _handle(self, message: Message) -> Message | None:
+        method = message.get("method")
+        raw = message.get("params")
+        params: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if "id" in message:  # a request from the server
+            if method == "ping":
+                return {"result": {}}
+            return {
+                "error": {"code": -32601, "message": f"toolbridge does not serve {method!r} to upstreams"}
+            }
+        if method in _LIST_CHANGED_OR_LISTENING:
+            self._relist()  # (on a listen ack: what changed before it?)
+        elif method == "notifications/progress":
+            events = self._progress.get(str(params.get("progressToken")))
+            if events is not None and isinstance(params.get("progress"), int | float):
+                total = params.get("total") if isinstance(params.get("total"), int | float) else None
+                note = params.get("message") if isinstance(params.get("message"), str) else None
+                await events.progress(float(params["progress"]), total, note)
+        elif method == "notifications/message":
+            self._log(params)
+        elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
+            self._emit(ResourceUpdated(self._name, outward(self._namespace, params["uri"])))
+        return None
+
+    def _log(self, params: Mapping[str, Any]) -> None:
+        level = params.get("level")
+        level = level if level in LOG_LEVELS else "info"
+        if len(self._secret_forms) > _MAX_SECRET_SOURCES:  # cannot vouch for the masking any more
+            data: Any = "[an upstream log message, not forwarded: too many connections to mask]"
+        else:
+            data = redact_value(params.get("data"), self._secrets) if self._secrets else params.get("data")
+        upstream = params.get("logger")
+        logger.log(_PY_LEVELS.get(level, logging.INFO), "%s says: %s", self._name, str(data)[:500])
+        self._emit(LogMessage(self._name, level, data, upstream if isinstance(upstream, str) else None))
