@@ -115,7 +115,7 @@ class Hub:
     @classmethod
     def from_settings(cls, settings: Settings, *, keys: KeySource | None = None) -> Hub:
         """A hub built from settings; ``keys`` is the vault's master key source (default: the key file)."""
-        from toolbridge._build import build_hub
+        from toolbridge.assembly._hub import build_hub
 
         return build_hub(settings, keys=keys)
 

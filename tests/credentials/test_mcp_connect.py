@@ -24,7 +24,7 @@ import pytest
 
 from tests._leaks import assert_absent, dump_tables
 from toolbridge import Principal
-from toolbridge._build import build_hub
+from toolbridge.assembly._hub import build_hub
 from toolbridge.credentials import (
     AuthConfig,
     ConnectFlow,

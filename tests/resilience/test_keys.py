@@ -13,8 +13,8 @@ import pytest
 from tests.connectors.openapi.conftest import ingested, openapi
 from tests.resilience.conftest import FakeTime
 from toolbridge import Hub, Principal
+from toolbridge.assembly._openapi import openapi_connector
 from toolbridge.connectors.openapi import OpenAPIConnector
-from toolbridge.connectors.openapi._build import openapi_connector
 from toolbridge.errors import OutcomeUnknown
 from toolbridge.resilience import Resilience, ResiliencePolicy, RetryPolicy
 from toolbridge.settings import OpenAPIConnectorSettings, Settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from toolbridge.assembly._mcp import mcp_connector
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
-from toolbridge.connectors.mcp._build import mcp_connector
 from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.errors import ConfigFileError, ConfigurationError
 from toolbridge.hub import Hub

@@ -22,8 +22,8 @@ from tests._patience import patience
 from tests.connectors.mcp.conftest import NodeHttp
 from tests.connectors.mcp.test_upstream_auth import serving
 from toolbridge import CallResult, Hub, Principal
+from toolbridge.assembly._mcp import _default_credentials
 from toolbridge.connectors.mcp import HttpServer, McpConnector, Protocol, SessionPool
-from toolbridge.connectors.mcp._build import _default_credentials
 from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.credentials import (
     AuthConfig,

@@ -27,9 +27,9 @@ from tests._patience import patience
 from tests._serving import loopback_socket, uvicorn_thread
 from tests.credentials.fakes import FakeAuthServer, oauth_config
 from toolbridge import Hub, Principal
-from toolbridge._build import build_hub
+from toolbridge.assembly._hub import build_hub
+from toolbridge.assembly._mcp import _default_credentials
 from toolbridge.connectors.mcp import HttpServer, McpConnector
-from toolbridge.connectors.mcp._build import _default_credentials
 from toolbridge.connectors.mcp._http import auth_headers
 from toolbridge.credentials import (
     ApiKeyAuth,

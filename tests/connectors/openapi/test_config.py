@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from tests._specs import OWN
 from toolbridge import ConfigFileError, ConfigurationError, Hub
+from toolbridge.assembly._openapi import resolve_secrets
 from toolbridge.cli import app
 from toolbridge.connectors.openapi import OpenAPIConnector, Secret
-from toolbridge.connectors.openapi._build import resolve_secrets
 from toolbridge.settings import OpenAPIConnectorSettings, parse_settings
 
 INCIDENTS = OWN / "incidents.json"
@@ -84,7 +84,7 @@ def test_auth_naming_an_unknown_scheme_is_reported() -> None:
     settings = OpenAPIConnectorSettings(
         kind="openapi", spec=str(INCIDENTS), auth={"apikey": "env:X"}, cache=False
     )
-    from toolbridge.connectors.openapi._build import openapi_connector
+    from toolbridge.assembly._openapi import openapi_connector
     from toolbridge.settings import Settings
 
     connector = openapi_connector("pd", settings, Settings(), environ={"X": "v"})

@@ -17,7 +17,7 @@ import anyio
 import httpx2
 import typer
 
-from toolbridge._cli_output import JsonOption, console, show
+from toolbridge.cli._output import JsonOption, console, show
 from toolbridge.errors import ConfigurationError
 from toolbridge.events import EventFilter, EventService
 
@@ -47,7 +47,7 @@ _COLUMNS = {"time": "time", "id": "id", "source": "source", "type": "type", "sub
 def _with_service(
     config: Path | None, database: str | None, work: Callable[[EventService], Awaitable[T]]
 ) -> T:
-    from toolbridge import cli
+    from toolbridge.cli import _app as cli
 
     hub = cli._hub(config, database)
 
@@ -172,7 +172,7 @@ def send_test(
     """Sign a test delivery with the source's secret and post it; prints the answer."""
 
     async def work(service: EventService) -> httpx2.Response:
-        from toolbridge import cli
+        from toolbridge.cli import _app as cli
         from toolbridge.events._sign import sign
 
         hook = cli._settings(config, database).hooks[service.source(source).name]

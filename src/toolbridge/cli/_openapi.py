@@ -15,7 +15,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from toolbridge._cli_output import console
+from toolbridge.cli._output import console
 from toolbridge.errors import ConfigurationError, ToolbridgeError
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def document_connectors(settings: Settings) -> dict[str, Any] | None:
     configs = settings.connectors
     if not configs or not all(isinstance(c, OpenAPIConnectorSettings) for c in configs.values()):
         return None
-    from toolbridge.connectors.openapi._build import openapi_connector
+    from toolbridge.assembly._openapi import openapi_connector
 
     return {
         name: openapi_connector(name, config, settings)

@@ -72,9 +72,9 @@ def _bind_error(host: str, port: int, exc: OSError) -> ConfigurationError:
 
 def state_note(settings: Settings, hub: Hub) -> str:
     """Where a stdio server keeps its state (a desktop client starts it in a folder of its choosing)."""
+    from toolbridge.assembly._workspace import blob_folder
     from toolbridge.settings import WorkspaceConnectorSettings
     from toolbridge.storage import sqlite_file
-    from toolbridge.workspace._build import blob_folder
 
     database = sqlite_file(settings.server.database)
     where = [f"database {database.absolute() if database else hub.database.redacted_url}"]

@@ -18,13 +18,13 @@ from typer.core import TyperGroup
 __all__ = ["LAZY", "LazyGroup"]
 
 LAZY: dict[str, tuple[str, str]] = {
-    "workspace": ("toolbridge._cli_workspace", "workspace_app"),
-    "keys": ("toolbridge._cli_credentials", "keys_app"),
-    "connections": ("toolbridge._cli_credentials", "connections_app"),
-    "connect": ("toolbridge._cli_credentials", "connect"),
-    "events": ("toolbridge._cli_events", "events_app"),
-    "hooks": ("toolbridge._cli_events", "hooks_app"),
-    "subscriptions": ("toolbridge._cli_events", "subscriptions_app"),
+    "workspace": ("toolbridge.cli._workspace", "workspace_app"),
+    "keys": ("toolbridge.cli._credentials", "keys_app"),
+    "connections": ("toolbridge.cli._credentials", "connections_app"),
+    "connect": ("toolbridge.cli._credentials", "connect"),
+    "events": ("toolbridge.cli._events", "events_app"),
+    "hooks": ("toolbridge.cli._events", "hooks_app"),
+    "subscriptions": ("toolbridge.cli._events", "subscriptions_app"),
 }
 
 

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from toolbridge._cli_output import console
+from toolbridge.cli._output import console
 from toolbridge.credentials import (
     Authorization,
     ConnectFlow,
@@ -115,7 +115,7 @@ def _manager(hub: Hub) -> CredentialManager:
 
 
 def _key_file(config: Path | None, key_file: Path | None) -> Any:
-    from toolbridge._build_credentials import default_keys
+    from toolbridge.assembly._credentials import default_keys
     from toolbridge.credentials import KeyFile
 
     return KeyFile(key_file) if key_file else default_keys(_settings(config))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from toolbridge._build_credentials import build_credentials
+from toolbridge.assembly._credentials import build_credentials
+from toolbridge.assembly._events import build_events
 from toolbridge.catalog import ToolAnnotations
 from toolbridge.connectors.python import PythonConnector, import_callable
 from toolbridge.errors import ConfigurationError
-from toolbridge.events._build import build_events
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
 from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
@@ -56,15 +56,15 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
     hub.outbox = Outbox(database, **settings.outbox.model_dump())
     for name, connector in settings.connectors.items():
         if isinstance(connector, WorkspaceConnectorSettings):
-            from toolbridge.workspace._build import workspace_connector
+            from toolbridge.assembly._workspace import workspace_connector
 
             hub.add_connector(workspace_connector(name, connector, settings, hub), policy=_policy(connector))
         elif isinstance(connector, McpConnectorSettings):
-            from toolbridge.connectors.mcp._build import mcp_connector
+            from toolbridge.assembly._mcp import mcp_connector
 
             hub.add_connector(mcp_connector(name, connector, settings, hub), policy=_policy(connector))
         elif isinstance(connector, OpenAPIConnectorSettings):
-            from toolbridge.connectors.openapi._build import openapi_connector
+            from toolbridge.assembly._openapi import openapi_connector
 
             hub.add_connector(openapi_connector(name, connector, settings), policy=_policy(connector))
         else:

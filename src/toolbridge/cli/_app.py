@@ -13,15 +13,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from toolbridge._cli_lazy import LazyGroup
-from toolbridge._cli_mcp import has_mcp, tool_list, tool_rows
-from toolbridge._cli_openapi import add_app, document_connectors, print_failed, print_report
-from toolbridge._cli_output import JsonOption, console, show
 from toolbridge._starter import STARTER_CONFIG
+from toolbridge.cli._lazy import LazyGroup
+from toolbridge.cli._mcp import has_mcp, tool_list, tool_rows
+from toolbridge.cli._openapi import add_app, document_connectors, print_failed, print_report
+from toolbridge.cli._output import JsonOption, console, show
 from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
 from toolbridge.settings import Settings, load_settings
 
-if TYPE_CHECKING:  # imported where used: a command that only reads a document stays light (_cli_lazy)
+if TYPE_CHECKING:  # imported where used: a command that only reads a document stays light (cli/_lazy.py)
     from toolbridge.hub import Hub
 
 T = TypeVar("T")
@@ -94,7 +94,7 @@ def _settings(config: Path | None, database: str | None = None) -> Settings:
 
 
 def _hub(config: Path | None, database: str | None, settings: Settings | None = None) -> Hub:
-    from toolbridge._cli_credentials import master_keys
+    from toolbridge.cli._credentials import master_keys
     from toolbridge.hub import Hub
 
     settings = settings or _settings(config, database)
@@ -161,8 +161,8 @@ def serve(
     """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default)."""
     import uvicorn
 
-    from toolbridge._cli_credentials import master_keys
-    from toolbridge._cli_startup import listen_socket, require_config
+    from toolbridge.cli._credentials import master_keys
+    from toolbridge.cli._startup import listen_socket, require_config
     from toolbridge.events._worker import delivery_worker
     from toolbridge.hub import Hub
     from toolbridge.surfaces.app import create_app
@@ -290,8 +290,8 @@ def mcp(
     ] = None,
 ) -> None:
     """Serve MCP over stdio (for desktop clients such as Claude Desktop)."""
-    from toolbridge._cli_credentials import master_keys
-    from toolbridge._cli_startup import require_config, state_note
+    from toolbridge.cli._credentials import master_keys
+    from toolbridge.cli._startup import require_config, state_note
     from toolbridge.hub import Hub
     from toolbridge.policy import Principal
     from toolbridge.surfaces.mcp import serve_stdio
@@ -375,7 +375,7 @@ def tools_approve(
     """Approve upstream MCP tool definitions (pins them); shows flags and what changed first."""
     if not names and not all_:
         raise typer.BadParameter("name the tools to approve, or pass --all")
-    from toolbridge._cli_mcp import approve
+    from toolbridge.cli._mcp import approve
 
     hub = _hub(config, database)
     approved = _run(lambda: approve(hub, names or [], everything=all_, console=out))

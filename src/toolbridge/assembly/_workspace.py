@@ -1,4 +1,4 @@
-"""``kind: workspace`` settings → a :class:`WorkspaceConnector` (called by ``toolbridge._build``)."""
+"""``kind: workspace`` settings → a :class:`WorkspaceConnector` (called by ``build_hub``)."""
 
 from __future__ import annotations
 

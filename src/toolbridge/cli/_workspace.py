@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from toolbridge._cli_output import JsonOption, console, show
+from toolbridge.cli._output import JsonOption, console, show
 from toolbridge.policy import Principal
 from toolbridge.workspace import BlobInfo, WorkspaceConnector
 
@@ -45,7 +45,7 @@ WorkspaceOption = Annotated[
 def _with_connector(
     config: Path | None, database: str | None, work: Callable[[WorkspaceConnector], Awaitable[T]]
 ) -> T:
-    from toolbridge import cli
+    from toolbridge.cli import _app as cli
     from toolbridge.errors import ConfigurationError
     from toolbridge.surfaces.rest._workspace import find_workspace_connector
 
