@@ -47,9 +47,9 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-def serve(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def serve(config: Path, env: dict[str, str], *, worker: bool = False) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*TOOLBRIDGE, "serve", "-c", str(config), "--no-worker"],
+        [*TOOLBRIDGE, "serve", "-c", str(config), *([] if worker else ["--no-worker"])],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
