@@ -35,6 +35,7 @@ Branches are named after who must act to fix the problem::
     │   ├── OutcomeUnknown ........ a write may or may not have happened; not retried automatically
     │   ├── CircuitOpen ........... the connector's breaker is open; failing fast (HTTP 503, retry_after)
     │   ├── UpstreamBusy .......... the connector's concurrency limit is full (HTTP 503)
+    │   ├── NoProviderAvailable ... every provider of a capability was skipped (HTTP 503, ``skipped``)
     │   ├── TokenRefreshFailed .... the token endpoint failed transiently; the connection stays usable
     │   ├── InputRequired ......... the upstream asks the caller for input it cannot give (HTTP 422)
     │   └── ToolExecutionError .... an in-process (Python) tool raised
@@ -71,6 +72,7 @@ __all__ = [
     "KeyInFlight",
     "LeaseLost",
     "Locked",
+    "NoProviderAvailable",
     "NotConnected",
     "NotFound",
     "OutcomeUnknown",
@@ -552,6 +554,35 @@ class UpstreamBusy(UpstreamError):
     title = "connector busy"
 
 
+class NoProviderAvailable(UpstreamError):
+    """No provider of a capability could serve the call: each was skipped (its breaker open, its connection
+    in need of re-authorization, or a transient failure after its own retries). ``skipped`` names each
+    provider tool with the code of the error that skipped it."""
+
+    code = "no_provider"
+    status = 503
+    title = "no provider available"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        skipped: Sequence[Mapping[str, str]] = (),
+        retry_after: float | None = None,
+        hint: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.skipped = [dict(s) for s in skipped]
+        self.retry_after = retry_after
+
+    def extra(self) -> dict[str, object]:
+        doc: dict[str, object] = {"skipped": self.skipped}
+        if self.retry_after is not None:
+            doc["retry_after"] = round(self.retry_after, 3)
+        return doc
+
+
 class TokenRefreshFailed(UpstreamError):
     """The token endpoint failed in a way that may pass (5xx, network); the connection is not marked dead."""
 
@@ -671,6 +702,13 @@ _SPECIAL: dict[str, _Factory] = {
     ),
     "rate_limited": lambda d, m, h, t: RateLimited(m, retry_after=_num(d, "retry_after"), hint=h, tool=t),
     "circuit_open": lambda d, m, h, t: CircuitOpen(m, retry_after=_num(d, "retry_after"), hint=h, tool=t),
+    "no_provider": lambda d, m, h, t: NoProviderAvailable(
+        m,
+        skipped=_list(d, "skipped"),
+        retry_after=_num(d, "retry_after") if "retry_after" in d else None,
+        hint=h,
+        tool=t,
+    ),
     "upstream_status": lambda d, m, h, t: UpstreamStatusError(
         m,
         upstream_status=int(_num(d, "upstream_status")),

@@ -46,7 +46,7 @@ from toolbridge.errors import (
     ToolbridgeError,
     UpstreamTimeout,
 )
-from toolbridge.policy import AgentStore, Principal
+from toolbridge.policy import AgentStore, Principal, Scope
 from toolbridge.resilience import Attempt, Resilience, ResiliencePolicy, parse_rate
 from toolbridge.resilience._idempotency import IdempotencyStore, Replay, check_key
 from toolbridge.resilience._outbox import Outbox, is_queueable
@@ -349,6 +349,31 @@ class Hub:
             from_outbox=False,
         )
 
+    async def delegate(
+        self,
+        principal: Principal,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        request_id: str,
+        idempotency_key: str | None = None,
+    ) -> CallResult:
+        """Call ``tool`` for ``principal`` as one step of a call it is making (a capability's provider, a
+        pipeline's step): the scope that let it make that call covers ``tool``, its inbound rate limit
+        was counted for that call, and this one gets its own audit row under the same ``request_id``.
+        Everything else is the call path as for :meth:`call` (validation, credentials, resilience)."""
+        step = Principal(principal.name, (Scope(tool, "write"),), principal.kind, principal.key_id)
+        return await self._call(
+            step,
+            tool,
+            arguments,
+            connection=None,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            from_outbox=False,
+            delegated=True,
+        )
+
     async def _call(
         self,
         principal: Principal,
@@ -359,6 +384,7 @@ class Hub:
         idempotency_key: str | None,
         request_id: str | None,
         from_outbox: bool,
+        delegated: bool = False,
     ) -> CallResult:
         if self._stack is None:
             raise RuntimeError("the hub is not running; use 'async with hub:' before calling tools")
@@ -370,6 +396,7 @@ class Hub:
             request_id or _request_id(),
             anyio.current_time(),
             from_outbox,
+            delegated,
         )
         try:
             result = await self._run(call, connection)
@@ -407,7 +434,8 @@ class Hub:
         target = call.target = self._authorize(call.principal, call.tool)
         limit = self.limits.max_argument_bytes
         self.catalog.validate(target, call.args, size=len(canonical), max_bytes=limit)
-        await self._check_inbound_rate(call.principal, target.name)
+        if not call.delegated:  # counted when the call it is a step of came in
+            await self._check_inbound_rate(call.principal, target.name)
         if call.key is not None and not call.from_outbox:
             check_key(call.key)
             replay = await self.idempotency.claim(
@@ -640,6 +668,7 @@ class _Pending:
     request_id: str
     started: float
     from_outbox: bool
+    delegated: bool = False
     digest: str = ""
     target: Tool | None = None
     claimed: bool = False

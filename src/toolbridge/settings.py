@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
 from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings, TriggerSettings
+from toolbridge.router._settings import CapabilitySettings
 
 __all__ = [
     "AgentSettings",
@@ -37,6 +39,7 @@ __all__ = [
     "UrlImportSettings",
     "WorkspaceConnectorSettings",
     "load_settings",
+    "located_error",
     "parse_settings",
 ]
 
@@ -407,7 +410,11 @@ class Settings(_Model):
     triggers: dict[str, TriggerSettings] = {}
     """Poll triggers: read-only tools called on a schedule; new or changed items become events."""
     outbox: OutboxSettings = OutboxSettings()
+    capabilities: dict[str, CapabilitySettings] = {}
+    """Router: operations agents call by name, each served by the first of its providers that can."""
     source: Path | None = Field(default=None, exclude=True)
+    text: str | None = Field(default=None, exclude=True, repr=False)
+    """The file's text, to locate mistakes found after parsing (:func:`located_error`)."""
 
     @pydantic.field_validator(
         "server",
@@ -418,6 +425,7 @@ class Settings(_Model):
         "events",
         "subscriptions",
         "triggers",
+        "capabilities",
         mode="before",
     )
     @classmethod
@@ -468,7 +476,23 @@ def parse_settings(text: str, *, source: Path | None = None) -> Settings:
         settings = Settings.model_validate(data)
     except pydantic.ValidationError as exc:
         raise _config_error(exc, node, name) from None
-    return settings.model_copy(update={"source": source.resolve() if source else None})
+    return settings.model_copy(update={"source": source.resolve() if source else None, "text": text})
+
+
+def located_error(
+    settings: Settings, loc: Sequence[str | int], message: str, hint: str | None = None
+) -> ConfigFileError:
+    """A mistake found after parsing (a capability naming an unknown tool), reported like a parse error:
+    the file, the line of the deepest key of ``loc`` that is in it, and the dotted key."""
+    name = str(settings.source) if settings.source else "<toolbridge.yaml>"
+    root = None
+    if settings.text is not None:
+        try:
+            root = yaml.compose(settings.text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            root = None
+    key = ".".join(str(p) for p in loc) or None
+    return ConfigFileError(message, path=name, line=_line_of(root, list(loc)), key=key, hint=hint)
 
 
 def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: str) -> ConfigFileError:

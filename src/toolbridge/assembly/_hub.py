@@ -14,6 +14,7 @@ from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
 from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
 from toolbridge.resilience._outbox import Outbox
+from toolbridge.router import build_router
 from toolbridge.settings import (
     McpConnectorSettings,
     OpenAPIConnectorSettings,
@@ -75,6 +76,7 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         for c in settings.connectors.values()
     ):
         add_outbox_tool(hub)
+    build_router(settings, hub)  # last: capabilities are checked against every other connector's tools
     return hub
 
 
