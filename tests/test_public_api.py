@@ -22,6 +22,7 @@ PACKAGES = [
     "toolbridge.errors",
     "toolbridge.events",
     "toolbridge.testing",
+    "toolbridge.router",
 ]
 
 

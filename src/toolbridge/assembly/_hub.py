@@ -14,7 +14,6 @@ from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
 from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
 from toolbridge.resilience._outbox import Outbox
-from toolbridge.router import build_router
 from toolbridge.settings import (
     McpConnectorSettings,
     OpenAPIConnectorSettings,
@@ -76,7 +75,10 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         for c in settings.connectors.values()
     ):
         add_outbox_tool(hub)
-    build_router(settings, hub)  # last: capabilities are checked against every other connector's tools
+    if settings.capabilities:  # last: capabilities are checked against every other connector's tools
+        from toolbridge.router._build import build_router
+
+        build_router(settings, hub)
     return hub
 
 
