@@ -112,7 +112,7 @@ def hub_from(path: Path) -> Hub:
 
 async def rows_of(hub: Hub, request_id: str) -> list[AuditRecord]:
     """The audit rows one call left, oldest first."""
-    return [r for r in await hub.audit.tail(200) if r.entry.request_id == request_id]
+    return await hub.audit.tail(50, request_id=request_id)
 
 
 def bodies(upstream: Upstream) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ EXEMPT = {
     "GET /v1/tools": "catalog discovery (as MCP tools/list): only the caller's visible tools, no data, "
     "no upstream; auditing it would record every agent start-up",
     "GET /v1/tools/{name}": "catalog discovery (as above)",
+    "GET /v1/capabilities": "catalog discovery (as GET /v1/tools), for the router's capabilities",
     "GET /v1/calls": "the caller's own audit rows: reading the audit log must not grow it",
     "GET /v1/outbox": "the caller's own queued writes, already audited when they were queued",
     "GET /v1/outbox/{item_id}": "one of the caller's own queued writes (as above)",

@@ -160,16 +160,24 @@ class AuditLog:
             await conn.execute(audit_head.update().where(audit_head.c.id == 1).values(hash=prev))
 
     async def tail(
-        self, limit: int = 20, *, tool: str | None = None, principal: str | None = None
+        self,
+        limit: int = 20,
+        *,
+        tool: str | None = None,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> list[AuditRecord]:
         """The newest ``limit`` records, oldest first, including every entry this process recorded before
-        the call (read-your-writes: the queued ones are written first)."""
+        the call (read-your-writes: the queued ones are written first). ``request_id``: the rows of one
+        request (a capability call and each provider it tried)."""
         await self.flush()
         query = sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)
         if tool:
             query = query.where(audit_events.c.tool == tool)
         if principal:
             query = query.where(audit_events.c.principal == principal)
+        if request_id:
+            query = query.where(audit_events.c.request_id == request_id)
         async with self._db.transaction() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_record(r) for r in reversed(rows)]

@@ -25,6 +25,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "events": ("toolbridge.cli._events", "events_app"),
     "hooks": ("toolbridge.cli._events", "hooks_app"),
     "subscriptions": ("toolbridge.cli._events", "subscriptions_app"),
+    "capabilities": ("toolbridge.cli._capabilities", "capabilities_app"),
 }
 
 

@@ -12,6 +12,7 @@ from toolbridge._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from toolbridge.router._build import build_router
+    from toolbridge.router._describe import Planned, capability_documents, find_router, plan
     from toolbridge.router._mapping import ArgumentMapping, Expression
     from toolbridge.router._model import Capability, Choice, Provider
     from toolbridge.router._router import ROUTER_POLICY, Router, RouterHub
@@ -23,12 +24,16 @@ __all__ = [
     "CapabilitySettings",
     "Choice",
     "Expression",
+    "Planned",
     "Provider",
     "ProviderSettings",
     "ROUTER_POLICY",
     "Router",
     "RouterHub",
     "build_router",
+    "capability_documents",
+    "find_router",
+    "plan",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -39,6 +44,7 @@ __getattr__, __dir__ = lazy_exports(
         "toolbridge.router._mapping",
         "toolbridge.router._router",
         "toolbridge.router._build",
+        "toolbridge.router._describe",
     ],
     __all__,
     globals(),

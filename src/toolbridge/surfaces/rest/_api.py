@@ -168,6 +168,21 @@ def _upstream(hub: Hub, name: str) -> str | None:
     return status if isinstance(status, str) else None
 
 
+@_operations.get(
+    "/capabilities",
+    summary="The router's capabilities the caller may call (operators also see providers and breakers)",
+)
+async def list_capabilities(request: Request, caller: Caller) -> dict[str, Any]:
+    hub = _hub_of(request)
+    from toolbridge.router import capability_documents, find_router
+
+    router = find_router(hub)
+    if router is None:
+        return {"capabilities": []}
+    tools = [t.name for t in hub.list_tools(caller) if t.connector == router.name]
+    return {"capabilities": capability_documents(hub, router, tools, detail=caller.is_operator)}
+
+
 @_operations.get("/outbox", summary="The caller's writes queued for a later retry")
 async def list_outbox(
     request: Request,
