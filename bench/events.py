@@ -1,11 +1,17 @@
-"""Inbound webhooks benchmark: GitHub-signed deliveries per second accepted (verified and durably stored)
-by ``toolbridge serve`` with 32 concurrent senders, on SQLite and on PostgreSQL, against the same server's
-``GET /healthz`` with the same senders (the HTTP floor, in the same run).
+"""Inbound webhooks benchmark, against ``toolbridge serve`` on SQLite and on PostgreSQL:
 
-    uv run python bench/events.py [--deliveries 3000] [--senders 32] [--skip-postgres]
+1. GitHub-signed deliveries per second accepted (verified and durably stored) with 32 concurrent senders,
+   against the same server's ``GET /healthz`` with the same senders (the HTTP floor, in the same run).
+2. Time from receipt to an MCP notification: one delivery at a time, from sending the POST to the
+   ``notifications/resources/updated`` of the matching subscription's resource arriving at an official
+   SDK client, in the handshake era (``resources/subscribe``) and the 2026-07-28 era
+   (``subscriptions/listen``), both subscribed at once; the POST's own answer time is the baseline.
 
-Goal (issue #18): ≥ 1,000 deliveries/s on PostgreSQL. Not run by ``make test``. Every delivery has its own
-``X-GitHub-Delivery``, so each one is a new event row (plus its dedupe row) committed before the answer.
+    uv run python bench/events.py [--deliveries 3000] [--senders 32] [--notifications 300] [--skip-postgres]
+
+Goals (issue #18): ≥ 1,000 deliveries/s on PostgreSQL; notification median ≤ 20 ms. Not run by
+``make test``. Every delivery has its own ``X-GitHub-Delivery``, so each one is a new event row (plus its
+dedupe row) committed before the answer.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import os
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +33,9 @@ from pathlib import Path
 
 import anyio
 import httpx2
+import mcp_types as types
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from _procs import free_port, running
 
@@ -81,6 +91,89 @@ async def post_delivery(client: httpx2.AsyncClient, n: int) -> httpx2.Response:
     return await client.post("/hooks/github", content=body, headers=headers)
 
 
+URI = "toolbridge://events/pushes"
+
+
+async def notification_latency(base: str, key: str, count: int) -> dict[str, list[float]]:
+    """``count`` deliveries one at a time; seconds from sending each to its notification, per era."""
+    arrived = {"legacy": anyio.Event(), "modern": anyio.Event()}
+    seen: dict[str, list[float]] = {"legacy": [], "modern": [], "answer": []}
+
+    def told(era: str) -> None:
+        arrived[era].set()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            told("legacy")
+
+    headers = {"Authorization": f"Bearer {key}"}
+    async with (
+        httpx2.AsyncClient(base_url=base, trust_env=False, timeout=60) as hooks,
+        httpx2.AsyncClient(headers=headers, trust_env=False, timeout=60) as h1,
+        httpx2.AsyncClient(headers=headers, trust_env=False, timeout=60) as h2,
+        Client(
+            streamable_http_client(f"{base}/mcp", http_client=h1), mode="legacy", message_handler=on_message
+        ) as legacy,
+        Client(streamable_http_client(f"{base}/mcp", http_client=h2), mode="2026-07-28") as modern,
+        modern.listen(resource_subscriptions=[URI]) as stream,
+        anyio.create_task_group() as tg,
+    ):
+        await legacy.subscribe_resource(URI)
+
+        async def forward() -> None:
+            async for _ in stream:
+                told("modern")
+
+        tg.start_soon(forward)
+        for n in range(count):
+            arrived = {"legacy": anyio.Event(), "modern": anyio.Event()}
+            body, signed = delivery(1_000_000 + n)
+            started = time.perf_counter()
+            async with anyio.create_task_group() as waits:
+                for era in ("legacy", "modern"):
+                    waits.start_soon(_stamp, arrived[era], seen[era], started)
+                response = await hooks.post("/hooks/github", content=body, headers=signed)
+                seen["answer"].append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+        tg.cancel_scope.cancel()
+    return seen
+
+
+async def _stamp(arrived: anyio.Event, into: list[float], started: float) -> None:
+    with anyio.fail_after(30):
+        await arrived.wait()
+    into.append(time.perf_counter() - started)
+
+
+def agent_key(config: Path) -> str:
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toolbridge",
+            "agents",
+            "create",
+            "bench",
+            "-s",
+            "events.*",
+            "-c",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return created.stdout.strip()
+
+
+def _ms(name: str, values: list[float]) -> dict[str, float]:
+    return {
+        f"{name}_median_ms": statistics.median(values) * 1000,
+        f"{name}_p99_ms": statistics.quantiles(values, n=100)[98] * 1000,
+    }
+
+
 async def get_health(client: httpx2.AsyncClient, n: int) -> httpx2.Response:
     return await client.get("/healthz")
 
@@ -105,6 +198,7 @@ def run_backend(name: str, database: str, root: Path, args: argparse.Namespace) 
     config.write_text(CONFIG.format(port=port, database=database))
     argv = [sys.executable, "-m", "toolbridge", "serve", "-c", str(config), "--no-worker"]
     os.environ["TB_BENCH_GITHUB_SECRET"] = SECRET
+    key = agent_key(config)
     with running(f"toolbridge-events-{name}", argv, port, root) as server:
         base = server.base_url
         anyio.run(load, base, 200, args.senders, post_delivery)  # warm-up
@@ -112,7 +206,14 @@ def run_backend(name: str, database: str, root: Path, args: argparse.Namespace) 
         cpu = server.cpu_seconds()
         rate, lat = anyio.run(load, base, args.deliveries, args.senders, post_delivery)
         cpu = server.cpu_seconds() - cpu
+        told = anyio.run(notification_latency, base, key, args.notifications)
+    notify = {
+        **_ms(f"{name}_notify_legacy", told["legacy"]),
+        **_ms(f"{name}_notify_2026", told["modern"]),
+        **_ms(f"{name}_notify_baseline_answer", told["answer"]),
+    }
     return {
+        **notify,
         f"{name}_deliveries_per_s": rate,
         f"{name}_median_ms": statistics.median(lat) * 1000,
         f"{name}_p99_ms": statistics.quantiles(lat, n=100)[98] * 1000,
@@ -129,6 +230,7 @@ def main() -> None:
     )
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument("--senders", type=int, default=32)
+    parser.add_argument("--notifications", type=int, default=300)
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
     results: dict[str, float | bool] = {"senders": args.senders, "deliveries": args.deliveries}
@@ -143,6 +245,11 @@ def main() -> None:
 
             results.update(anyio.run(with_pg))
             results["goal_postgres_met"] = results["postgres_deliveries_per_s"] >= 1000
+    results["goal_notify_met"] = all(
+        v <= 20
+        for k, v in results.items()
+        if k.endswith(("notify_legacy_median_ms", "notify_2026_median_ms"))
+    )
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=2))
     out = Path(__file__).parent / "results" / "events.json"
     out.parent.mkdir(exist_ok=True)

@@ -25,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated
 
 from tests._patience import patience
+from toolbridge.events import EventLog, NewEvent
 from toolbridge.surfaces.app import create_app
 
 from .conftest import Env
@@ -174,3 +175,15 @@ async def test_a_listen_stream_for_another_agents_subscription_is_refused(env: E
         with pytest.raises(Exception, match="no resource"):
             async with stranger.listen(resource_subscriptions=[URI]) as subscription:
                 await subscription.__anext__()
+
+
+async def test_an_event_another_process_recorded_is_told_too(env: Env) -> None:
+    other = EventLog(env.hub.database)  # another replica or worker: same database, none of our listeners
+    inbox = Inbox()
+    async with serving(env) as served, connect(served, "watcher", inbox) as w:
+        start = await read(w, URI)
+        await w.subscribe_resource(URI)
+        await other.append(NewEvent("github", "push", "octo/elsewhere", {"n": 1}))
+        assert await inbox.wait_updates(1) == [URI]
+        page = await read(w, f"{URI}?after={start['cursor']}")
+        assert [e["subject"] for e in page["events"]] == ["octo/elsewhere"]

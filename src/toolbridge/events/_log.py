@@ -150,10 +150,6 @@ class EventLog:
         await conn.execute(event_deliveries.insert(), rows)
         return [str(r["id"]) for r in rows]
 
-    def changed(self) -> anyio.Event:
-        """Set when this process next records an event (take it before reading, then wait on it)."""
-        return self._changed
-
     def wake(self, event: Event) -> None:
         """Tell waiters and listeners of this process about a committed event."""
         changed, self._changed = self._changed, anyio.Event()

@@ -224,23 +224,36 @@ class EventService:
 
     async def announce(self, updated: Callable[[str], None], *, every: float = 1.0) -> None:
         """Call ``updated(subscription)`` for every event recorded from now on that the subscription
-        matches: at once for events this process records, within ``every`` seconds for other processes'.
-        Runs until cancelled; it tells that something arrived, readers fetch it with their cursor."""
-        cursor = await self._head(every)
-        while True:
-            changed = self.log.changed()  # taken before reading: a wake in between is not lost
-            try:
-                found, cursor = await self.log.after(cursor, limit=500)
-            except StorageError:
-                logger.warning("could not read the event log to announce new events; trying again")
-                found = []
-            for event in found:
-                for sub in self.subscriptions.values():
-                    if sub.match.matches(event):
-                        updated(sub.name)
-            if not found:
-                with anyio.move_on_after(every):
-                    await changed.wait()
+        matches: at once for events this process records, within ``every`` seconds for other processes'
+        (read from the log). Runs until cancelled; it tells that something arrived, readers fetch it."""
+        told: set[int] = set()
+
+        def local(event: Event) -> None:
+            told.add(event.seq)
+            self._announce(event, updated)
+
+        self.log.listeners.append(local)
+        try:
+            cursor = await self._head(every)
+            while True:
+                try:
+                    found, cursor = await self.log.after(cursor, limit=500)
+                except StorageError:
+                    logger.warning("could not read the event log to announce new events; trying again")
+                    found = []
+                for event in found:
+                    if event.seq not in told:
+                        self._announce(event, updated)
+                told.difference_update([seq for seq in told if seq <= cursor])
+                if len(found) < 500:
+                    await anyio.sleep(every)
+        finally:
+            self.log.listeners.remove(local)
+
+    def _announce(self, event: Event, updated: Callable[[str], None]) -> None:
+        for sub in self.subscriptions.values():
+            if sub.match.matches(event):
+                updated(sub.name)
 
     async def _head(self, every: float) -> int:
         while True:
