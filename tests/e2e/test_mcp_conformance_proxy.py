@@ -46,16 +46,9 @@ SUITES: dict[str, Suite] = {
 }
 
 # (suite, upstream era) -> scenarios that pass directly and not yet through toolbridge, with the reason.
-ASKED = "the upstream asks the agent with a handshake-era server request, which toolbridge does not relay yet"
 STATELESS_ASKS = (
     "a stateless-era upstream cannot ask mid-call (it needs input_required); the fixture gives up"
 )
-HANDSHAKE = {
-    "tools-call-elicitation": ASKED,
-    "tools-call-sampling": ASKED,
-    "elicitation-sep1034-defaults": ASKED,
-    "elicitation-sep1330-enums": ASKED,
-}
 STATELESS = {
     "tools-call-elicitation": STATELESS_ASKS,
     "tools-call-sampling": STATELESS_ASKS,
@@ -86,9 +79,7 @@ HANDSHAKE_UPSTREAM_2026 = {
     )
 }
 LOST: dict[tuple[str, Era], dict[str, str]] = {
-    ("0.1.16", "2025-11-25"): HANDSHAKE,
     ("0.1.16", "2026-07-28"): STATELESS,
-    ("0.2.0-alpha.11", "2025-11-25"): HANDSHAKE,
     ("0.2.0-alpha.11", "2026-07-28"): STATELESS,
     ("0.2.0-alpha.11 --requirements 2026-07-28", "2025-11-25"): HANDSHAKE_UPSTREAM_2026,
 }

@@ -3,8 +3,9 @@
 Two channels, both free of any transport:
 
 - :data:`CALL_EVENTS` — per call. A surface that can deliver progress to its client (MCP, when the
-  client sent a progress token) sets it around ``Hub.call``; a connector whose upstream reports progress
-  (an upstream MCP server) reads it.
+  client sent a progress token), or put an upstream's requests to it (an MCP agent), sets it around
+  ``Hub.call``; a connector whose upstream reports progress or asks the caller something (an upstream
+  MCP server's ``elicitation/create``, ``sampling/createMessage``, ``roots/list``) reads it.
 - :class:`EventBus` — per hub. A connector emits :class:`ListChanged`, :class:`LogMessage` and
   :class:`ResourceUpdated` when its upstream says so; surfaces subscribe and tell the agents that can
   see that connector (the MCP surface: ``notifications/*/list_changed``, ``notifications/message``,
@@ -14,13 +15,14 @@ Two channels, both free of any transport:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
     "CALL_EVENTS",
+    "Ask",
     "CallEvents",
     "EventBus",
     "HubEvent",
@@ -36,9 +38,18 @@ Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 """``(progress, total, message)``: report how far the call has come."""
 
 
+Ask = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+"""``(method, params)``: put an upstream's request (``elicitation/create``, ``sampling/createMessage``,
+``roots/list``) to the caller; returns the members of the JSON-RPC answer, ``{"result": …}`` or
+``{"error": …}`` (also when the caller cannot be asked: the error says why). Never raises."""
+
+
 @dataclass(frozen=True, slots=True)
 class CallEvents:
-    progress: Progress
+    progress: Progress | None = None
+    """Where the upstream's progress goes (None: the caller asked for none)."""
+    ask: Ask | None = None
+    """How the upstream's requests reach the caller (None: they cannot)."""
 
 
 CALL_EVENTS: ContextVar[CallEvents | None] = ContextVar("toolbridge_call_events", default=None)

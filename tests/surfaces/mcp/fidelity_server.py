@@ -15,6 +15,9 @@ Used by test_fidelity.py, which compares what it answers directly with what tool
 - ``reconnect`` logs, closes its SSE answer before the response (SSE polling, SEP-1699), logs again
   and answers: a client must resume the stream with ``Last-Event-ID`` to get the rest.
 
+- ``ask_mid_call`` (handshake era) asks its client for its roots, a sample and a name with server
+  requests, mid-call, and answers with what it got (or the client's refusals);
+
 - ``slow(key)`` writes ``started KEY`` to the file ``$CANCELLED_FILE``, waits until it is cancelled,
   then writes ``cancelled KEY``.
 
@@ -24,6 +27,7 @@ Used by test_fidelity.py, which compares what it answers directly with what tool
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -161,6 +165,31 @@ async def reconnect(ctx: Context) -> str:
     await ctx.close_sse_stream()
     await ctx.log("info", "after the stream was closed")
     return "answered after the stream was closed"
+
+
+@server.tool(description="Ask the client mid-call (handshake era) for its roots, a sample and a name.")
+async def ask_mid_call(ctx: Context) -> str:
+    said: list[str] = []
+    try:
+        roots = await ctx.session.list_roots()
+        said.append("roots=" + ",".join(str(root.uri) for root in roots.roots))
+    except MCPError as exc:
+        said.append(f"roots refused ({exc.code}): {exc.message}")
+    try:
+        sampled = await ctx.session.create_message(
+            messages=[SamplingMessage(role="user", content=TextContent(type="text", text="Say hi"))],
+            max_tokens=9,
+            related_request_id=ctx.request_id,
+        )
+        said.append(f"sample={getattr(sampled.content, 'text', '?')} by {sampled.model}")
+    except MCPError as exc:
+        said.append(f"sampling refused ({exc.code}): {exc.message}")
+    try:
+        answer = await ctx.session.elicit_form("Name?", NAME_SCHEMA, related_request_id=ctx.request_id)
+        said.append(f"elicited={answer.action}:{json.dumps(answer.content, sort_keys=True)}")
+    except MCPError as exc:
+        said.append(f"elicitation refused ({exc.code}): {exc.message}")
+    return "\n".join(said)
 
 
 @server.tool(description="Wait until cancelled; then note the key in $CANCELLED_FILE.")

@@ -418,7 +418,9 @@ class McpConnector(FederatedRequests):
         auth = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         own = self._own_session(credentials)
         try:
-            with self._inbound.progress(invocation.request_id, CALL_EVENTS.get()) as token:
+            with self._inbound.in_flight(
+                invocation.request_id, CALL_EVENTS.get(), invocation.deadline
+            ) as token:
                 if token is not None:
                     params["_meta"] = {"progressToken": token}
                 result = await self.request(

@@ -4,6 +4,14 @@ A channel's reader hands every such message to :meth:`Inbound.on_message`. List 
 connector list again; progress goes to the call that asked for it (by its progress token); log messages
 are forwarded as hub events with the secrets of every connection seen so far masked; resource updates
 become hub events with the URI namespaced.
+
+An upstream's requests to the client (the handshake era's ``elicitation/create``,
+``sampling/createMessage``, ``roots/list``) are put to the caller of the call they belong to, through
+its :class:`~toolbridge.connectors._events.CallEvents` ``ask``, and its answer goes back upstream. The
+call is the one whose task reads the request (a streamable-HTTP upstream sends it on that call's own
+answer), else the only call in flight on the connector (stdio, the session's stream: the protocol does
+not say which call a request belongs to); with several in flight, or a caller that cannot be asked, the
+upstream gets an error that says why.
 """
 
 from __future__ import annotations
@@ -14,8 +22,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
+
 from toolbridge._redact import redact_value
-from toolbridge.connectors._events import LOG_LEVELS, CallEvents, HubEvent, LogMessage, ResourceUpdated
+from toolbridge.connectors._events import (
+    CALL_EVENTS,
+    LOG_LEVELS,
+    Ask,
+    CallEvents,
+    HubEvent,
+    LogMessage,
+    ResourceUpdated,
+)
 from toolbridge.connectors.mcp._channel import Message
 from toolbridge.connectors.mcp._uris import outward
 
@@ -32,6 +50,10 @@ _PY_LEVELS = {
     "warning": logging.WARNING,
 }
 _PY_LEVELS |= {level: logging.WARNING for level in ("error", "critical", "alert", "emergency")}
+ASKED_OF_CLIENTS = frozenset({"elicitation/create", "sampling/createMessage", "roots/list"})
+"""The requests an upstream may put to its client, relayed to the caller."""
+_ASK_TIMEOUT = 300.0
+"""How long an upstream's request waits for a caller whose call has no deadline."""
 _MAX_SECRET_SOURCES = 10_000
 """Connections whose secrets are remembered for masking; past it, upstream log data is not forwarded."""
 
@@ -52,6 +74,8 @@ class Inbound:
         self._emit = emit
         self._relist = relist
         self._progress: dict[str, CallEvents] = {}
+        self._calls: dict[str, tuple[Ask | None, float | None]] = {}
+        """Calls in flight: how to ask each one's caller, and its deadline (``anyio.current_time``)."""
         self._tokens = itertools.count(1)
         self._secret_forms: dict[str, tuple[str, ...]] = {}
         """Where secrets came from (a connection id, ``env``) → their current forms, for masking logs."""
@@ -59,17 +83,20 @@ class Inbound:
         """Every remembered form, longest first (a secret inside a longer one must not break the longer)."""
 
     @contextmanager
-    def progress(self, request_id: str, events: CallEvents | None) -> Iterator[str | None]:
-        """A progress token for one call whose ``events`` receive the upstream's progress (None: none)."""
-        if events is None:
-            yield None
-            return
+    def in_flight(
+        self, request_id: str, events: CallEvents | None, deadline: float | None
+    ) -> Iterator[str | None]:
+        """One call while it runs: its caller may be asked what the upstream asks; yields a progress
+        token when ``events`` receive the upstream's progress (None: no progress was asked for)."""
         token = f"{request_id}:{next(self._tokens)}"
-        self._progress[token] = events
+        self._calls[token] = (events.ask if events is not None else None, deadline)
+        if events is not None and events.progress is not None:
+            self._progress[token] = events
         try:
-            yield token
+            yield token if token in self._progress else None
         finally:
             self._progress.pop(token, None)
+            self._calls.pop(token, None)
 
     def learn_secrets(self, source: str, secrets: Sequence[str]) -> None:
         """Remember the current forms of a connection's secrets (a refresh replaces them), to mask logs."""
@@ -94,6 +121,8 @@ class Inbound:
         if "id" in message:  # a request from the server
             if method == "ping":
                 return {"result": {}}
+            if method in ASKED_OF_CLIENTS:
+                return await self._ask(str(method), params)
             return {
                 "error": {"code": -32601, "message": f"toolbridge does not serve {method!r} to upstreams"}
             }
@@ -101,7 +130,7 @@ class Inbound:
             self._relist()  # (on a listen ack: what changed before it?)
         elif method == "notifications/progress":
             events = self._progress.get(str(params.get("progressToken")))
-            if events is not None and isinstance(params.get("progress"), int | float):
+            if events is not None and events.progress and isinstance(params.get("progress"), int | float):
                 total = params.get("total") if isinstance(params.get("total"), int | float) else None
                 note = params.get("message") if isinstance(params.get("message"), str) else None
                 await events.progress(float(params["progress"]), total, note)
@@ -110,6 +139,32 @@ class Inbound:
         elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
             self._emit(ResourceUpdated(self._name, outward(self._namespace, params["uri"])))
         return None
+
+    async def _ask(self, method: str, params: Mapping[str, Any]) -> Message:
+        """Put the upstream's request to the caller of the call it belongs to; the answer's members."""
+        events = CALL_EVENTS.get()
+        own = [c for c in self._calls.values() if events is not None and c[0] is events.ask is not None]
+        if own:  # read by the call's own task: its answer stream
+            ask, deadline = own[0]
+        elif len(self._calls) == 1:
+            ask, deadline = next(iter(self._calls.values()))
+        else:
+            why = (
+                "no call of toolbridge's is waiting for it"
+                if not self._calls
+                else f"toolbridge has {len(self._calls)} calls in flight on {self._name!r} and cannot "
+                "tell which one it belongs to (send it on that call's answer stream)"
+            )
+            return _refused(f"toolbridge cannot put {method!r} to a client: {why}")
+        if ask is None:
+            return _refused(
+                f"the caller of this call cannot answer {method!r}: only an MCP agent of the 2025-11-25 "
+                "era can be asked mid-call (not a REST or Python caller, nor a 2026-07-28 agent)"
+            )
+        left = (deadline - anyio.current_time()) if deadline is not None else _ASK_TIMEOUT
+        with anyio.move_on_after(max(left, 0.0)):
+            return await ask(method, params)
+        return _refused(f"the agent did not answer {method!r} before the call's deadline")
 
     def _log(self, params: Mapping[str, Any]) -> None:
         level = params.get("level")
@@ -121,3 +176,7 @@ class Inbound:
         upstream = params.get("logger")
         logger.log(_PY_LEVELS.get(level, logging.INFO), "%s says: %s", self._name, str(data)[:500])
         self._emit(LogMessage(self._name, level, data, upstream if isinstance(upstream, str) else None))
+
+
+def _refused(message: str) -> Message:
+    return {"error": {"code": -32601, "message": message}}

@@ -439,9 +439,15 @@ class SseChannel:
                 await self._from_server(message)
 
     async def _from_server(self, message: Message) -> None:
-        reply = await self._on_message(message)
-        if reply is not None and "id" in message:
-            self._tg.start_soon(self._answer, {"jsonrpc": "2.0", "id": message["id"], **reply})
+        if "id" in message:  # a request may wait for an agent's answer: never in the reader
+            self._tg.start_soon(self._serve, message)
+        else:
+            await self._on_message(message)
+
+    async def _serve(self, request: Message) -> None:
+        reply = await self._on_message(request)
+        if reply is not None:
+            await self._answer({"jsonrpc": "2.0", "id": request["id"], **reply})
 
     async def _answer(self, reply: Message) -> None:
         try:

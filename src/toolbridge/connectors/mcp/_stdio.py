@@ -186,10 +186,16 @@ class StdioChannel:
                 pending.response = message
                 pending.done.set()
             return
-        reply = await self._on_message(message)
-        if reply is not None and "id" in message:
+        if "id" in message:  # a request may wait for an agent's answer: never in the reader
+            self._tg.start_soon(self._answer, message)
+        else:
+            await self._on_message(message)
+
+    async def _answer(self, request: Message) -> None:
+        reply = await self._on_message(request)
+        if reply is not None:
             with contextlib.suppress(UpstreamUnavailable):
-                await self._write({"jsonrpc": "2.0", "id": message["id"], **reply})
+                await self._write({"jsonrpc": "2.0", "id": request["id"], **reply})
 
     def _fail_pending(self) -> None:
         for pending in list(self._pending.values()):

@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from toolbridge.connectors._events import CALL_EVENTS, CallEvents
+from toolbridge.surfaces.mcp._asks import asker as _asker
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._federation import add_federation
 from toolbridge.surfaces.mcp._notify import Notifier
@@ -44,19 +45,21 @@ def server_version() -> str:
         return "0"
 
 
-def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents | None:
-    """Progress forwarding for this request, when the client asked for it (a ``progressToken``).
+def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents:
+    """Progress forwarding for this request, when the client asked for it (a ``progressToken``), and
+    the way an upstream's requests reach the agent (:func:`_asker`).
 
-    It travels on the request's own stream (stdio; a stateless-era POST, answered as SSE once progress
-    arrives) — except for a handshake-era HTTP session, whose POSTs are answered with JSON: there it goes
-    on the session's GET stream, the only one it has (clients match progress by token, not by stream).
+    Progress travels on the request's own stream (stdio; a stateless-era POST, answered as SSE once
+    progress arrives) — except for a handshake-era HTTP session, whose POSTs are answered with JSON:
+    there it goes on the session's GET stream, the only one it has (clients match progress by token, not
+    by stream). Requests to the agent take the same way.
     """
     meta = ctx.meta if isinstance(ctx.meta, dict) else {}
     token = meta.get("progressToken", meta.get("progress_token"))
-    if not isinstance(token, str | int):
-        return None
     on_get_stream = ctx.request is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
     related = None if on_get_stream or ctx.request_id is None else str(ctx.request_id)
+    if not isinstance(token, str | int):
+        return CallEvents(ask=_asker(ctx, related))
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         # awaited by an upstream channel's reader, shared by every call: a client that stops reading
@@ -66,7 +69,7 @@ def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents | None:
                 token, done, total, message, related_request_id=related
             )
 
-    return CallEvents(progress)
+    return CallEvents(progress, _asker(ctx, related))
 
 
 class _Server(Server[Any]):

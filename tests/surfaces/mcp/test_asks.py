@@ -1,0 +1,112 @@
+"""An upstream's requests to its client (handshake era) reach the agent whose call they belong to.
+
+toolbridge (uvicorn on 127.0.0.1) federates fidelity_server.py in the 2025-11-25 era, over stdio and
+over streamable HTTP; its ``ask_mid_call`` tool asks its client for its roots, a sample and a name with
+server requests while the call runs, and answers with what it got. The agent is the official Python
+client: in the 2025-11-25 era with callbacks (its answers must reach the upstream unchanged), without
+them (the upstream hears which capability is missing), and in the 2026-07-28 era (where a server cannot
+ask mid-call: the upstream hears that).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.connectors.mcp.conftest import python_http
+from toolbridge import Hub, Principal
+from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
+
+from .test_cancellation import toolbridge
+
+pytestmark = pytest.mark.anyio
+SERVER = Path(__file__).with_name("fidelity_server.py")
+UPSTREAMS = ["stdio", "http"]
+
+
+async def roots(_ctx: Any) -> types.ListRootsResult:
+    return types.ListRootsResult(roots=[types.Root(uri="file:///work/agent", name="agent")])
+
+
+async def sample(_ctx: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    assert params.max_tokens == 9
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text="hi there"), model="agent-model"
+    )
+
+
+async def elicit(_ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    assert params.message == "Name?"
+    return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+
+CALLBACKS = {"list_roots_callback": roots, "sampling_callback": sample, "elicitation_callback": elicit}
+
+
+@asynccontextmanager
+async def upstream(kind: str) -> AsyncIterator[HttpServer | StdioServer]:
+    if kind == "stdio":
+        yield StdioServer(sys.executable, (str(SERVER),), protocol="2025-11-25")
+        return
+    with python_http(SERVER) as url:
+        yield HttpServer(url, protocol="2025-11-25")
+
+
+async def ask_mid_call(kind: str, mode: str, **callbacks: Any) -> str:
+    async with (
+        upstream(kind) as server,
+        toolbridge(server) as (url, key),
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode, **callbacks) as client,  # type: ignore[arg-type]
+    ):
+        result = await client.call_tool("fid.ask_mid_call", {})
+    assert result.is_error is False, result
+    return str(result.content[0].text)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", UPSTREAMS)
+async def test_a_handshake_era_agent_answers_what_the_upstream_asks_mid_call(kind: str) -> None:
+    said = await ask_mid_call(kind, "legacy", **CALLBACKS)
+    assert said.splitlines() == [
+        "roots=file:///work/agent",
+        "sample=hi there by agent-model",
+        'elicited=accept:{"name": "Ada"}',
+    ]
+
+
+@pytest.mark.parametrize("kind", UPSTREAMS)
+async def test_the_upstream_hears_which_capability_the_agent_lacks(kind: str) -> None:
+    said = await ask_mid_call(kind, "legacy", sampling_callback=sample)
+    roots_line, sample_line, elicit_line = said.splitlines()
+    assert roots_line == "roots refused (-32601): toolbridge cannot put 'roots/list' to the agent: " + (
+        "it did not declare the 'roots' capability"
+    )
+    assert sample_line == "sample=hi there by agent-model"
+    assert "it did not declare the 'elicitation' capability" in elicit_line
+
+
+async def test_a_stateless_era_agent_cannot_be_asked_mid_call_and_the_upstream_hears_why() -> None:
+    said = await ask_mid_call("stdio", "2026-07-28", **CALLBACKS)
+    for line in said.splitlines():
+        assert "refused (-32601)" in line
+        assert "only an MCP agent of the 2025-11-25 era can be asked mid-call" in line
+        assert "nor a 2026-07-28 agent" in line
+
+
+async def test_a_rest_or_python_caller_cannot_be_asked() -> None:
+    hub = Hub()
+    hub.add_connector(McpConnector("fid", StdioServer(sys.executable, (str(SERVER),), protocol="2025-11-25")))
+    async with hub:
+        result = await hub.call(Principal.local(), "fid.ask_mid_call", {})
+    text = result.value["content"][0]["text"]
+    assert "only an MCP agent of the 2025-11-25 era can be asked mid-call" in text
+    assert len(text.splitlines()) == 3
