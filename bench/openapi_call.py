@@ -156,7 +156,12 @@ connectors:
   up:
     kind: openapi
     spec: {upstream}/openapi.json
+    allow_hosts: ["{host}"]  # the document and its server are on 127.0.0.1: past the SSRF guard
 """
+
+
+def _config(upstream: Server) -> str:
+    return CONFIG.format(upstream=upstream.base_url, host=upstream.base_url.removeprefix("http://"))
 
 
 def start_servers(entries: list[Entry], plan: Plan, logs: Path, stack: ExitStack) -> None:
@@ -175,7 +180,7 @@ def start_servers(entries: list[Entry], plan: Plan, logs: Path, stack: ExitStack
             elif entry.name == "toolbridge":
                 print("  starting toolbridge", file=sys.stderr, flush=True)
                 config, key_file, port = logs / "toolbridge.yaml", logs / "toolbridge.key", free_port()
-                config.write_text(CONFIG.format(upstream=upstream.base_url))
+                config.write_text(_config(upstream))
                 argv = [sys.executable, str(SERVE), "toolbridge", str(port), str(key_file), str(config)]
                 entry.server = stack.enter_context(running("toolbridge", argv, port, logs, wait_for=key_file))
                 entry.upstream = upstream
@@ -205,7 +210,7 @@ async def _enter_hub(logs: Path, entry: Entry, stack: AsyncExitStack) -> None:
 
     assert entry.upstream is not None
     config = logs / "inprocess.yaml"
-    config.write_text(CONFIG.format(upstream=entry.upstream.base_url))
+    config.write_text(_config(entry.upstream))
     hub = await stack.enter_async_context(Hub.from_file(config))
     principal = Principal.local()
     result: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,8 +25,9 @@ from toolbridge.connectors.openapi._model import IngestReport, Operation, Securi
 from toolbridge.connectors.openapi._needs import Need, check_fit, need_of
 from toolbridge.connectors.openapi._paginate import Fetch, Pager, Pagination
 from toolbridge.connectors.openapi._request import Draft, build_request
-from toolbridge.connectors.openapi._response import Page, decode, read_capped, status_error, transport_error
+from toolbridge.connectors.openapi._response import Page, decode, status_error
 from toolbridge.connectors.openapi._security import Secret, apply_security
+from toolbridge.connectors.openapi._wire import AiohttpWire, HttpxWire, Wire
 from toolbridge.errors import ConfigurationError
 
 __all__ = ["OpenAPIConnector"]
@@ -44,6 +46,14 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # another anyio backend (trio)
+        return False
+    return True
 
 
 class OpenAPIConnector:
@@ -78,6 +88,7 @@ class OpenAPIConnector:
         self._secrets = dict(secrets or {})
         self._injected = client
         self._client: httpx2.AsyncClient | None = client
+        self._wire: Wire | None = None
         self._transport = transport
         self._timeout = timeout
         self._max_bytes = max_response_bytes
@@ -226,7 +237,13 @@ class OpenAPIConnector:
         return Route(origin(base), guard_trusted=remote)
 
     async def __aenter__(self) -> OpenAPIConnector:
-        if self._client is None:
+        if self._wire is not None:
+            return self
+        if self._client is not None:
+            self._wire = HttpxWire(self._client, owned=False)
+        elif self._transport is None and _on_asyncio():
+            self._wire = AiohttpWire(self._timeout)
+        else:
             self._client = httpx2.AsyncClient(
                 transport=self._transport,
                 timeout=self._timeout,
@@ -234,12 +251,15 @@ class OpenAPIConnector:
                 trust_env=False,
                 cookies=no_cookie_jar(),
             )
+            self._wire = HttpxWire(self._client, owned=True)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._client is not None and self._client is not self._injected:
-            await self._client.aclose()
+        wire, self._wire = self._wire, None
+        if self._client is not self._injected:
             self._client = None
+        if wire is not None:
+            await wire.aclose()
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -258,21 +278,14 @@ class OpenAPIConnector:
             tool=operation.tool,
         )
 
-    def _require_client(self) -> httpx2.AsyncClient:
-        if self._client is None:
+    def _require_wire(self) -> Wire:
+        if self._wire is None:
             raise RuntimeError(f"connector {self._name!r} is not open; use 'async with' (the hub does)")
-        return self._client
+        return self._wire
 
     async def _send(self, draft: Draft, route: Route, signer: Signer, tool: str) -> Page:
-        try:
-            response = await self._egress.send(self._require_client(), draft, route, signer, tool)
-            try:
-                page = await read_capped(response, self._max_bytes)
-            finally:
-                await response.aclose()
-        except httpx2.HTTPError as exc:
-            raise transport_error(exc, tool, draft.url) from exc
-        if page.response.status_code >= 400:
+        page = await self._egress.send(self._require_wire(), draft, route, signer, tool, self._max_bytes)
+        if page.status_code >= 400:
             raise status_error(page, tool)
         return page
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Literal
 
@@ -28,6 +29,8 @@ import httpx2
 
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.connectors.openapi._request import Draft
+from toolbridge.connectors.openapi._response import Page
+from toolbridge.connectors.openapi._wire import Outgoing, Wire, is_redirect
 from toolbridge.errors import BadRequest, UpstreamError
 
 __all__ = ["MAX_REDIRECTS", "CrossOrigin", "Egress", "Route", "Signer", "no_cookie_jar", "origin"]
@@ -47,7 +50,24 @@ def no_cookie_jar() -> CookieJar:
 
 
 def origin(url: str | httpx2.URL) -> tuple[str, str, int]:
-    parsed = url if isinstance(url, httpx2.URL) else httpx2.URL(url)
+    if isinstance(url, str):
+        return _origin_of(_authority(url))
+    return url.scheme, url.host.rstrip(".").lower(), url.port or _default_port(url.scheme)
+
+
+def _authority(url: str) -> str:
+    """``scheme://authority`` of ``url``: what its origin depends on (the authority ends at the first
+    ``/`` after ``://``; a ``?`` or ``#`` before it parses the same in the prefix as in the whole URL)."""
+    start = url.find("://")
+    end = url.find("/", start + 3) if start >= 0 else -1
+    return url if end < 0 else url[:end]
+
+
+@lru_cache(maxsize=256)
+def _origin_of(prefix: str) -> tuple[str, str, int]:
+    """A call's origin is checked on every hop: parsed once per distinct ``scheme://authority``
+    (exceptions are not cached: an invalid URL raises every time)."""
+    parsed = httpx2.URL(prefix)
     return parsed.scheme, parsed.host.rstrip(".").lower(), parsed.port or _default_port(parsed.scheme)
 
 
@@ -96,51 +116,45 @@ class Egress:
         )
 
     async def send(
-        self, client: httpx2.AsyncClient, draft: Draft, route: Route, signer: Signer, tool: str
-    ) -> httpx2.Response:
-        """The streamed final response (the caller reads and closes it), redirects followed here."""
+        self, wire: Wire, draft: Draft, route: Route, signer: Signer, tool: str, max_bytes: int
+    ) -> Page:
+        """The final answer, read (at most ``max_bytes`` of its body), redirects followed here."""
         for _ in range(MAX_REDIRECTS + 1):
             same = _same_site(route.trusted, self._origin(draft.url, tool))
             if not same and self._cross_origin == "refuse":
                 raise self._refused(tool, "another origin")
-            request = await self._request(
-                client, draft, signer if same else None, not same or route.guard_trusted, tool
-            )
-            response = await client.send(
-                request, stream=True, auth=signer.auth if same else None, follow_redirects=False
-            )
-            location = response.headers.get("location")
-            if not (response.is_redirect and location):
-                return response
-            await response.aclose()
-            draft = _redirected(draft, response.status_code, httpx2.URL(draft.url).join(location))
+            out = await self._outgoing(draft, signer if same else None, not same or route.guard_trusted, tool)
+            reply = await wire.send(out, signer.auth if same else None, tool)
+            if not is_redirect(reply):
+                return await reply.read(max_bytes)
+            await reply.aclose()
+            location = reply.headers["location"]
+            draft = _redirected(draft, reply.status, httpx2.URL(draft.url).join(location))
         raise UpstreamError(
             f"connector {self._connector!r}: the upstream redirected more than {MAX_REDIRECTS} times",
             tool=tool,
             hint="check the connector's base_url; the service may be misconfigured",
         )
 
-    async def _request(
-        self, client: httpx2.AsyncClient, draft: Draft, signer: Signer | None, guarded: bool, tool: str
-    ) -> httpx2.Request:
-        copy = replace(
-            draft, query=list(draft.query), headers=dict(draft.headers), cookies=list(draft.cookies)
-        )
+    async def _outgoing(self, draft: Draft, signer: Signer | None, guarded: bool, tool: str) -> Outgoing:
         if signer is not None and signer.apply is not None:
-            signer.apply(copy)
+            draft = replace(
+                draft, query=list(draft.query), headers=dict(draft.headers), cookies=list(draft.cookies)
+            )
+            signer.apply(draft)
+        out = draft.outgoing()
         if not guarded:
-            return copy.build(client)
-        url = httpx2.URL(copy.url)
+            return out
+        url = httpx2.URL(out.url)
         try:
-            self._guard.check(str(url))
+            self._guard.check(out.url)
             pinned, host = await self._guard.pin_async(url, self._resolve)
         except BadRequest as exc:
             raise self._refused(tool, "an internal address") from exc
-        copy.url, copy.headers["Host"] = str(pinned), host
-        request = copy.build(client)
+        out.url, out.headers["Host"] = str(pinned), host
         if url.scheme == "https":
-            request.extensions["sni_hostname"] = url.host
-        return request
+            out.sni = url.host
+        return out
 
     def _origin(self, url: str, tool: str) -> tuple[str, str, int]:
         try:

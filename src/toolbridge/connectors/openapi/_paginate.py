@@ -83,9 +83,9 @@ class Pager:
         return result
 
     def _next(self, page: Page, body: Any, draft: Draft, operation: Operation) -> Draft | None:
-        link = page.response.links.get("next", {}).get("url")
+        link = page.links.get("next", {}).get("url")
         if link:
-            return _goto(draft, urljoin(str(page.response.url), link))
+            return _goto(draft, urljoin(page.url, link))
         if not isinstance(body, dict):
             return None
         return (
@@ -115,7 +115,7 @@ def _by_url(body: Mapping[str, Any], draft: Draft, page: Page) -> Draft | None:
     for field in _URL_FIELDS:
         value = _dig(body, field)
         if isinstance(value, str) and (value.startswith(("http://", "https://", "/"))):
-            return _goto(draft, urljoin(str(page.response.url), value))
+            return _goto(draft, urljoin(page.url, value))
     return None
 
 

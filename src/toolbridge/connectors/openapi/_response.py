@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import httpx2
@@ -17,22 +19,64 @@ _NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, htt
 
 
 class Page:
-    """One response read into memory (at most ``max_bytes`` of its body)."""
+    """One response read into memory (at most the connector's cap of its body), whichever wire carried it."""
 
-    __slots__ = ("content", "response", "truncated")
+    __slots__ = ("content", "headers", "reason_phrase", "status_code", "truncated", "url")
 
-    def __init__(self, response: httpx2.Response, content: bytes, truncated: bool) -> None:
-        self.response = response
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str],
+        url: str,
+        content: bytes,
+        truncated: bool,
+        reason_phrase: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers  # case-insensitive look-ups (httpx2.Headers, multidict.CIMultiDictProxy)
+        self.url = url
         self.content = content
         self.truncated = truncated
+        self.reason_phrase = reason_phrase
+
+    @classmethod
+    def of(cls, response: httpx2.Response, content: bytes, truncated: bool) -> Page:
+        return cls(
+            response.status_code,
+            response.headers,
+            str(response.url),
+            content,
+            truncated,
+            response.reason_phrase,
+        )
 
     @property
     def media_type(self) -> str:
-        return self.response.headers.get("content-type", "").split(";")[0].strip().lower()
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def encoding(self) -> str:
+        """The charset the Content-Type names when Python knows it, else UTF-8 (as httpx2 decides)."""
+        for part in self.headers.get("content-type", "").split(";")[1:]:
+            key, _, value = part.partition("=")
+            if key.strip().lower() == "charset":
+                try:
+                    return codecs.lookup(value.strip().strip("'\"")).name
+                except LookupError:
+                    break
+        return "utf-8"
 
     @property
     def text(self) -> str:
-        return self.content.decode(self.response.encoding or "utf-8", errors="replace")
+        return self.content.decode(self.encoding, errors="replace")
+
+    @property
+    def links(self) -> dict[str | None, dict[str, str]]:
+        """The ``Link`` header by ``rel`` (httpx2's parser), e.g. ``links["next"]["url"]``."""
+        link = self.headers.get("link")
+        if not link:
+            return {}
+        return httpx2.Response(self.status_code, headers={"link": link}).links
 
 
 async def read_capped(response: httpx2.Response, max_bytes: int) -> Page:
@@ -42,14 +86,14 @@ async def read_capped(response: httpx2.Response, max_bytes: int) -> Page:
         parts.append(chunk)
         total += len(chunk)
         if total > max_bytes:
-            return Page(response, b"".join(parts)[:max_bytes], True)
-    return Page(response, b"".join(parts), False)
+            return Page.of(response, b"".join(parts)[:max_bytes], True)
+    return Page.of(response, b"".join(parts), False)
 
 
 def decode(page: Page) -> Any:
     """The result an agent sees for a successful response."""
     if not page.content:
-        return {"status": page.response.status_code}
+        return {"status": page.status_code}
     media = page.media_type
     if _is_json(media) and not page.truncated:
         try:
@@ -60,7 +104,7 @@ def decode(page: Page) -> Any:
         return _marked(page.text, page) if page.truncated else page.text
     return {
         "content_type": media,
-        "size": int(page.response.headers.get("content-length") or len(page.content)),
+        "size": int(page.headers.get("content-length") or len(page.content)),
         "note": "binary content is not shown to the agent",
     }
 
@@ -78,12 +122,12 @@ def _is_text(media: str) -> bool:
 
 
 def status_error(page: Page, tool: str) -> UpstreamStatusError:
-    status = page.response.status_code
+    status = page.status_code
     excerpt = page.text[:EXCERPT_CHARS].strip() if _is_text(page.media_type) or not page.media_type else ""
     return UpstreamStatusError(
-        f"{tool!r}: the upstream answered HTTP {status} {page.response.reason_phrase}".rstrip(),
+        f"{tool!r}: the upstream answered HTTP {status} {page.reason_phrase}".rstrip(),
         upstream_status=status,
-        retry_after=parse_retry_after(page.response.headers.get("retry-after")),
+        retry_after=parse_retry_after(page.headers.get("retry-after")),
         body=excerpt or None,
         hint=_hint(status),
         tool=tool,
