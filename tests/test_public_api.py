@@ -21,6 +21,7 @@ PACKAGES = [
     "toolbridge.surfaces.rest",
     "toolbridge.errors",
     "toolbridge.events",
+    "toolbridge.pipelines",
     "toolbridge.testing",
     "toolbridge.router",
 ]

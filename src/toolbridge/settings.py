@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
 from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings, TriggerSettings
 from toolbridge.router._settings import CapabilitySettings
+from toolbridge.pipelines._config import PipelineSettings, PipelineWorkerSettings
 
 __all__ = [
     "AgentSettings",
@@ -412,6 +413,9 @@ class Settings(_Model):
     outbox: OutboxSettings = OutboxSettings()
     capabilities: dict[str, CapabilitySettings] = {}
     """Router: operations agents call by name, each served by the first of its providers that can."""
+    pipelines: dict[str, PipelineSettings] = {}
+    """Durable multi-step workflows, each one tool ``pipelines.<name>`` (docs/patterns.md)."""
+    pipeline_worker: PipelineWorkerSettings = PipelineWorkerSettings()
     source: Path | None = Field(default=None, exclude=True)
     text: str | None = Field(default=None, exclude=True, repr=False)
     """The file's text, to locate mistakes found after parsing (:func:`located_error`)."""
@@ -426,6 +430,7 @@ class Settings(_Model):
         "subscriptions",
         "triggers",
         "capabilities",
+        "pipelines",
         mode="before",
     )
     @classmethod

@@ -79,6 +79,10 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         from toolbridge.router._build import build_router
 
         build_router(settings, hub)
+    if settings.pipelines:  # after capabilities: its load-time checks need every tool, theirs included
+        from toolbridge.pipelines._build import build_pipelines
+
+        build_pipelines(settings, hub)
     return hub
 
 

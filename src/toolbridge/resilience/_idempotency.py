@@ -243,6 +243,13 @@ class IdempotencyStore:
         async with self._db.transaction() as conn:
             await conn.execute(_records.delete().where(where))
 
+    async def forget(self, principal: str, key: str) -> None:
+        """Drop a finished record, so that the next call with ``key`` runs instead of replaying it (a
+        pipeline step retried after a transient failure: its key still reaches the upstream)."""
+        where = sa.and_(_where(principal, key), _records.c.state == "done")
+        async with self._db.transaction() as conn:
+            await conn.execute(_records.delete().where(where))
+
     async def purge(self) -> int:
         """Delete expired records; returns how many."""
         async with self._db.transaction() as conn:

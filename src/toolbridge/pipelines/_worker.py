@@ -1,0 +1,63 @@
+"""The pipeline worker: claims due runs (new, waiting, or left by a worker that died) and executes them,
+at most ``concurrency`` at once, each under a renewed lease (``toolbridge worker`` runs one)."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from toolbridge.errors import StorageError
+from toolbridge.pipelines._service import PipelineService
+from toolbridge.pipelines._store import Run
+
+__all__ = ["PipelineWorker"]
+
+logger = logging.getLogger("toolbridge.pipelines")
+
+
+class PipelineWorker:
+    def __init__(self, service: PipelineService) -> None:
+        self._service = service
+        self._slots = anyio.CapacityLimiter(service.settings.concurrency)
+        self._wake = anyio.Event()
+
+    async def run(self) -> None:
+        """Claim and execute runs until cancelled."""
+        async with anyio.create_task_group() as tg:
+            while True:
+                try:
+                    claimed = await self._claim()
+                except StorageError as exc:  # the database is away: try again at the next poll
+                    logger.warning("pipeline worker: %s", exc)
+                    claimed = []
+                for run in claimed:
+                    tg.start_soon(self._execute, run)
+                if not claimed:
+                    with anyio.move_on_after(self._service.settings.poll_interval):
+                        await self._wake.wait()
+                    self._wake = anyio.Event()
+
+    async def run_once(self) -> int:
+        """Execute every run due now, then return how many ran (``toolbridge worker --once``)."""
+        count = 0
+        while claimed := await self._claim():
+            async with anyio.create_task_group() as tg:
+                for run in claimed:
+                    tg.start_soon(self._execute, run)
+            count += len(claimed)
+        return count
+
+    async def _claim(self) -> list[Run]:
+        free = int(self._slots.total_tokens - self._slots.borrowed_tokens)
+        if free <= 0:
+            return []
+        return await self._service.store.claim_due(free, owner=self._service.owner)
+
+    async def _execute(self, run: Run) -> None:
+        async with self._slots:
+            try:
+                await self._service.execute(run)
+            except StorageError as exc:  # the lease runs out and the run is claimed again
+                logger.warning("pipeline run %s: storage failed: %s; it resumes later", run.id, exc)
+        self._wake.set()

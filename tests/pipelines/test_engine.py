@@ -1,0 +1,237 @@
+"""The pipeline engine with in-process tools, on SQLite and PostgreSQL: ordering, templates, for_each,
+when, checks, retries, compensation in reverse, needs_attention, cancel and the audit rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pytest
+
+from tests._patience import patience
+from toolbridge import Hub
+from toolbridge.errors import ToolExecutionError, UpstreamStatusError
+from toolbridge.pipelines import Pipeline, PipelineService, add_pipelines
+from toolbridge.policy import Principal
+from toolbridge.resilience import BreakerPolicy, Resilience, ResiliencePolicy, RetryPolicy
+
+pytestmark = pytest.mark.anyio
+ME = Principal.local("tester")
+
+
+@dataclass
+class Ledger:
+    """Effects applied by the fake service: live items, and every call in order."""
+
+    live: dict[int, str] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    fail: dict[str, int] = field(default_factory=dict)
+    """tool → how many more calls of it fail (503)."""
+    next_id: int = 0
+
+    def maybe_fail(self, tool: str) -> None:
+        if self.fail.get(tool, 0) > 0:
+            self.fail[tool] -= 1
+            raise UpstreamStatusError(f"{tool} unavailable", upstream_status=503, tool=f"svc.{tool}")
+
+
+async def no_sleep(_seconds: float) -> None:
+    await anyio.lowlevel.checkpoint()
+
+
+def make_hub(
+    url: str, ledger: Ledger, pipelines: list[Pipeline], **options: Any
+) -> tuple[Hub, PipelineService]:
+    hub = Hub(database=url, resilience=Resilience(sleep=no_sleep))
+
+    @hub.tool(connector="svc", idempotent=True)
+    def create(name: str) -> dict[str, Any]:
+        ledger.calls.append(f"create {name}")
+        ledger.maybe_fail("create")
+        ledger.next_id += 1
+        ledger.live[ledger.next_id] = name
+        return {"id": ledger.next_id, "name": name, "size": len(name)}
+
+    @hub.tool(connector="svc", idempotent=True)
+    def remove(id: int) -> dict[str, Any]:
+        ledger.calls.append(f"remove {id}")
+        ledger.maybe_fail("remove")
+        ledger.live.pop(id, None)
+        return {"removed": id}
+
+    @hub.tool(connector="svc")
+    def explode(reason: str) -> dict[str, Any]:
+        ledger.calls.append(f"explode {reason}")
+        raise ValueError(reason)
+
+    # no hub-level retries and no breaker: the tests count the pipeline's own attempts
+    hub.resilience.configure(
+        "svc", ResiliencePolicy(retry=RetryPolicy(max_attempts=1), breaker=BreakerPolicy(enabled=False))
+    )
+    service = add_pipelines(hub, pipelines, sleep=no_sleep, **options)
+    return hub, service
+
+
+def undoable(name: str, argument: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "tool": "svc.create",
+        "arguments": {"name": argument},
+        "compensate": {"tool": "svc.remove", "arguments": {"id": "${output.id}"}},
+        **extra,
+    }
+
+
+FLOW = Pipeline.build(
+    "flow",
+    [
+        undoable("first", "${input.title}"),
+        undoable("each", "${input.title}-${item}", for_each="input.parts", concurrency=2),
+        undoable("second", "after-${steps.first.id}", when="input.second"),
+        {"name": "last", "tool": "svc.explode", "when": "input.explode", "arguments": {"reason": "late"}},
+    ],
+    input_schema={
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "parts": {"type": "array", "items": {"type": "string"}},
+            "second": {"type": "boolean"},
+            "explode": {"type": "boolean"},
+        },
+        "required": ["title", "parts"],
+    },
+    output={"first": "${steps.first.id}", "parts": "${steps.each[].name}"},
+)
+
+
+@pytest.fixture
+async def ledger() -> Ledger:
+    return Ledger()
+
+
+@pytest.fixture
+async def flow(database_url: str, ledger: Ledger) -> AsyncIterator[tuple[Hub, PipelineService]]:
+    hub, service = make_hub(database_url, ledger, [FLOW])
+    async with hub:
+        yield hub, service
+
+
+async def test_a_run_calls_its_steps_in_order_and_returns_its_output(
+    flow: tuple[Hub, PipelineService], ledger: Ledger
+) -> None:
+    hub, service = flow
+    result = await hub.call(ME, "pipelines.flow", {"title": "clip", "parts": ["a", "b"], "second": True})
+    assert result.value["state"] == "succeeded"
+    assert result.value["output"] == {"first": 1, "parts": ["clip-a", "clip-b"]}
+    assert ledger.calls[0] == "create clip" and ledger.calls[-1] == "create after-1"
+    assert sorted(ledger.calls[1:3]) == ["create clip-a", "create clip-b"]
+    status = await service.status(result.value["run_id"])
+    assert [(s["key"], s["state"]) for s in status["steps"]] == [
+        ("00.first", "done"),
+        ("01.each[0]", "done"),
+        ("01.each[1]", "done"),
+        ("02.second", "done"),
+        ("03.last", "skipped"),
+    ]
+
+
+async def test_a_failing_step_undoes_the_completed_steps_in_reverse(
+    flow: tuple[Hub, PipelineService], ledger: Ledger
+) -> None:
+    hub, service = flow
+    with pytest.raises(ToolExecutionError, match=r"ended failed at step 03\.last.*undone"):
+        await hub.call(ME, "pipelines.flow", {"title": "x", "parts": ["p"], "second": True, "explode": True})
+    assert ledger.live == {}
+    assert ledger.calls[-3:] == ["remove 3", "remove 2", "remove 1"]  # reverse order of completion
+    (run,) = await service.store.runs()
+    assert run.state == "failed" and run.error is not None and run.error["step"] == "03.last"
+
+
+async def test_the_audit_has_the_run_and_its_steps_as_child_rows(flow: tuple[Hub, PipelineService]) -> None:
+    hub, _ = flow
+    result = await hub.call(ME, "pipelines.flow", {"title": "t", "parts": []})
+    run_id = result.value["run_id"]
+    await hub.audit.flush()
+    rows = [r.entry for r in await hub.audit.tail(limit=50)]
+    children = sorted(r.request_id for r in rows if r.request_id.startswith(f"{run_id}/"))
+    assert children == [f"{run_id}/00.first"]
+    (own,) = [r for r in rows if r.request_id == run_id]
+    assert own.tool == "pipelines.flow" and own.outcome == "ok"
+
+
+async def test_transient_failures_are_retried_with_the_same_step(database_url: str, ledger: Ledger) -> None:
+    ledger.fail["create"] = 2
+    hub, _ = make_hub(database_url, ledger, [FLOW])
+    async with hub:
+        result = await hub.call(ME, "pipelines.flow", {"title": "r", "parts": []})
+    assert result.value["state"] == "succeeded"
+    assert ledger.calls == ["create r"] * 3 and list(ledger.live.values()) == ["r"]
+
+
+async def test_a_compensation_that_keeps_failing_ends_needs_attention(
+    database_url: str, ledger: Ledger
+) -> None:
+    ledger.fail["remove"] = 100
+    hub, service = make_hub(database_url, ledger, [FLOW])
+    async with hub:
+        with pytest.raises(ToolExecutionError, match="needs_attention"):
+            await hub.call(ME, "pipelines.flow", {"title": "n", "parts": [], "explode": True})
+        (run,) = await service.store.runs()
+        assert run.state == "needs_attention"
+        assert ledger.calls.count("remove 1") == service.settings.compensation_attempts
+        steps = {s.key: s.state for s in await service.store.steps(run.id)}
+        assert steps["00.first"] == "compensation_failed"
+        ledger.fail["remove"] = 0  # a person fixed the upstream: resume compensates again
+        resumed = await service.resume(run.id)
+        assert resumed.state == "failed" and ledger.live == {}
+
+
+async def test_an_output_that_fails_its_check_is_undone_with_the_rest(
+    database_url: str, ledger: Ledger
+) -> None:
+    checked = Pipeline.build(
+        "checked",
+        [
+            undoable("a", "ok"),
+            undoable(
+                "b",
+                "${input.name}",
+                check={"schema": {"type": "object", "required": ["id"]}, "require": ["output.size > `3`"]},
+            ),
+        ],
+        input_schema={"type": "object", "properties": {"name": {"type": "string"}}},
+    )
+    hub, _ = make_hub(database_url, ledger, [checked])
+    async with hub:
+        with pytest.raises(ToolExecutionError, match="fails the check 'output.size > `3`'"):
+            await hub.call(ME, "pipelines.checked", {"name": "no"})
+        assert ledger.live == {}
+        ok = await hub.call(ME, "pipelines.checked", {"name": "long enough"})
+        assert ok.value["output"]["name"] == "long enough"
+
+
+async def test_cancel_undoes_what_a_run_did(database_url: str, ledger: Ledger) -> None:
+    entered, gate = anyio.Event(), anyio.Event()
+    slow = Pipeline.build(
+        "slow",
+        [undoable("a", "one"), {"name": "wait", "tool": "svc.hold", "arguments": {}}, undoable("b", "two")],
+    )
+    hub, service = make_hub(database_url, ledger, [slow])
+
+    @hub.tool(connector="svc", read_only=True)
+    async def hold() -> dict[str, Any]:
+        entered.set()
+        await gate.wait()
+        return {}
+
+    async with hub:
+        run = await service.start("slow", ME, {}, request_id="r1")
+        with anyio.fail_after(patience(10)):
+            await entered.wait()
+        await service.cancel(run.id)
+        gate.set()
+        ended = await service.wait(run.id, patience(10))
+    assert ended.state == "cancelled"
+    assert ledger.live == {} and "create two" not in ledger.calls
