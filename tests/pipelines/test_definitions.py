@@ -198,7 +198,7 @@ def test_a_template_that_is_not_an_expression_is_refused_when_read(tmp_path: Pat
 
     config = write(tmp_path, GOOD.replace("${input.title}", "${input.[title}"))
     settings = load_settings(config)
-    from toolbridge.pipelines._build import build_pipelines
+    from toolbridge.assembly._pipelines import build_pipelines
 
     with pytest.raises(
         ConfigurationError, match=r"toolbridge\.yaml:11: pipelines\.make\.steps\[0\]: .*not a valid"

@@ -1,7 +1,8 @@
 """Assembly: settings → objects. The only package that turns configuration into a hub and its parts.
 
 Each module builds one kind of part (``_hub`` the hub and its connectors, ``_credentials`` the credential
-manager, ``_openapi`` / ``_mcp`` / ``_workspace`` a connector of that kind, ``_events`` the event service).
+manager, ``_openapi`` / ``_mcp`` / ``_workspace`` a connector of that kind, ``_events`` the event service,
+``_pipelines`` the pipeline service).
 Names are imported on first use, so reading an OpenAPI document does not import the hub or SQLAlchemy.
 """
 

@@ -80,7 +80,7 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
 
         build_router(settings, hub)
     if settings.pipelines:  # after capabilities: its load-time checks need every tool, theirs included
-        from toolbridge.pipelines._build import build_pipelines
+        from toolbridge.assembly._pipelines import build_pipelines
 
         build_pipelines(settings, hub)
     return hub

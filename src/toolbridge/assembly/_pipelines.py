@@ -1,4 +1,4 @@
-"""Settings → the hub's pipeline service (called last by the hub builder)."""
+"""Settings → the pipeline service of a hub (built last: its checks need every other connector's tools)."""
 
 from __future__ import annotations
 
