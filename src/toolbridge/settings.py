@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
 from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings, TriggerSettings
-from toolbridge.router._settings import CapabilitySettings
 from toolbridge.pipelines._config import PipelineSettings, PipelineWorkerSettings
+from toolbridge.router._settings import CapabilitySettings
 
 __all__ = [
     "AgentSettings",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -19,7 +18,7 @@ __all__ = ["build_pipelines", "yaml_lines"]
 
 
 def build_pipelines(settings: Settings, hub: Hub, *, inline: bool = True) -> PipelineService:
-    lines = yaml_lines(settings.source)
+    lines = yaml_lines(settings.text)
     file = str(settings.source) if settings.source else "<toolbridge.yaml>"
     pipelines = [compile_pipeline(name, p, file=file, lines=lines) for name, p in settings.pipelines.items()]
     service = PipelineService(hub, pipelines, settings=settings.pipeline_worker, lines=lines, inline=inline)
@@ -27,15 +26,15 @@ def build_pipelines(settings: Settings, hub: Hub, *, inline: bool = True) -> Pip
     return service
 
 
-def yaml_lines(source: Path | None) -> Any:
-    """A function from a key path to its 1-based line in the file (None when unknown)."""
+def yaml_lines(text: str | None) -> Any:
+    """A function from a key path to its 1-based line in the file's text (None when unknown)."""
     from toolbridge.settings import _line_of
 
     node = None
-    if source is not None:
+    if text is not None:
         try:
-            node = yaml.compose(source.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-        except (OSError, yaml.YAMLError):
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
             node = None
 
     def lines(path: Sequence[Any]) -> int | None:

@@ -229,7 +229,7 @@ class Engine:
         idem = _idempotency_key(ctx.run, key)
         request_id = f"{ctx.run.id}/{key}"[:64]
         with anyio.move_on_after(limit if limit is not None else float("inf")) as scope:
-            result = await self._hub.call(
+            result = await self._hub.delegate(
                 ctx.principal, tool, arguments, idempotency_key=idem, request_id=request_id
             )
             if result.queued:
