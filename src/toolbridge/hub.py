@@ -86,16 +86,19 @@ class Hub:
         agent_rates: Mapping[str, str] | None = None,
         credentials: CredentialManager | None = None,
         tool_modes: Mapping[str, str] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         reseed_after_fork(_reseed_ids)
         self.database = database if isinstance(database, Database) else Database(database)
         self.limits = limits or Limits()
         self.catalog = Catalog()
         self.agents = AgentStore(self.database, cache_ttl=key_cache_ttl)
-        self.audit = AuditLog(self.database)
+        shared = credentials.audit if credentials is not None else None
+        self.audit = shared or AuditLog(self.database)
+        """The audit log; the credentials' own when they were built with one (one writer, one chain)."""
         self.resilience = resilience or Resilience()
         self.idempotency = IdempotencyStore(self.database)
-        self.outbox = Outbox(self.database)
+        self.outbox = outbox or Outbox(self.database)
         self._agent_rates = {name: parse_rate(rate) for name, rate in (agent_rates or {}).items()}
         self.tool_modes: dict[str, str] = dict(tool_modes or {})
         """Agent name → how MCP clients of that agent see the catalog: ``full`` (default) or ``search``."""
@@ -107,8 +110,6 @@ class Hub:
         self.credentials = credentials
         self.event_service: EventService | None = None
         """Inbound webhooks, the event log and subscriptions (``toolbridge.events``), when configured."""
-        if credentials is not None:
-            credentials.audit = self.audit
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -141,12 +142,6 @@ class Hub:
         for tool in tools:
             self.catalog.add(tool)
         self._connectors[connector.name] = connector
-        # connectors whose tools or upstream events change while running (MCP) report here
-        if hasattr(connector, "on_event") and connector.on_event is None:
-            connector.on_event = self.events.emit
-        if hasattr(connector, "on_tools_changed") and connector.on_tools_changed is None:
-            name = connector.name
-            connector.on_tools_changed = lambda: self.refresh_tools(name) if self.running else None
         if policy is not None:
             self.resilience.configure(connector.name, policy)
 
@@ -303,6 +298,12 @@ class Hub:
             return principal.can_see(t) and QUARANTINE_META_KEY not in t.meta and (where is None or where(t))
 
         return keep
+
+    def tools_changed(self, connector: str) -> None:
+        """What a connector whose tools change while running (MCP) is given to call: its tools are read
+        again when the hub is running (pass ``lambda: hub.tools_changed(name)`` as ``on_tools_changed``)."""
+        if self.running:
+            self.refresh_tools(connector)
 
     def refresh_tools(self, connector: str) -> None:
         """Read the tools of ``connector`` again (its tool list or a tool's state changed)."""

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import httpx2
 
 from toolbridge import Hub, Principal
+from toolbridge.audit import AuditLog
 from toolbridge.connectors import Invocation
 from toolbridge.credentials import (
     AuthConfig,
@@ -143,7 +144,9 @@ def make_hub(
 ) -> tuple[Hub, CredentialManager, httpx2.AsyncClient]:
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler or server.handler))
     vault = Vault(db, StaticKeys(keys or Keyring(MasterKey.generate())))
-    manager = CredentialManager(vault, bindings, client=client, clock=clock, cache_ttl=cache_ttl)
+    manager = CredentialManager(
+        vault, bindings, client=client, clock=clock, cache_ttl=cache_ttl, audit=AuditLog(db)
+    )
 
     async def no_wait(_seconds: float) -> None:
         return None

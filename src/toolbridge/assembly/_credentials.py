@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
+from toolbridge.audit import AuditLog
 from toolbridge.credentials import (
     AuthConfig,
     CredentialManager,
@@ -32,13 +33,14 @@ def default_keys(settings: Settings) -> KeyFile:
 
 
 def build_credentials(
-    settings: Settings, database: Database, keys: KeySource | None
+    settings: Settings, database: Database, keys: KeySource | None, *, audit: AuditLog | None = None
 ) -> CredentialManager | None:
-    """A manager for the connectors that declare ``connections:``, or None when none does."""
+    """A manager for the connectors that declare ``connections:``, or None when none does; it records
+    to ``audit`` (the hub's log)."""
     declared = {
-        name: config
+        name: connector.connections
         for name, connector in settings.connectors.items()
-        if (config := getattr(connector, "connections", None)) is not None
+        if connector.connections is not None
     }
     if not declared:
         return None
@@ -55,7 +57,9 @@ def build_credentials(
         allow_hosts=frozenset(h.lower() for h in settings.credentials.oauth_allow_hosts),
         allow_loopback=settings.credentials.oauth_allow_loopback,
     )
-    return CredentialManager(vault, bindings, cache_ttl=settings.credentials.cache_ttl, url_guard=guard)
+    return CredentialManager(
+        vault, bindings, cache_ttl=settings.credentials.cache_ttl, url_guard=guard, audit=audit
+    )
 
 
 def _discovers(settings: Settings, name: str) -> str | None:

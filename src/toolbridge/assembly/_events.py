@@ -29,19 +29,24 @@ if TYPE_CHECKING:
     from toolbridge.credentials import Secret
     from toolbridge.hub import Hub
     from toolbridge.settings import Settings
+    from toolbridge.storage import Database
 
-__all__ = ["build_events", "make_verifier", "trigger"]
+__all__ = ["build_events", "event_log", "make_verifier", "trigger"]
 
 
-def build_events(settings: Settings, hub: Hub) -> EventService | None:
-    """The event service when ``hooks:`` or ``subscriptions:`` declare anything (else None)."""
+def event_log(settings: Settings, database: Database) -> EventLog | None:
+    """The event log when ``hooks:``, ``subscriptions:`` or ``triggers:`` declare anything (else None)."""
     if not settings.hooks and not settings.subscriptions and not settings.triggers:
         return None
-    log = EventLog(
-        hub.database,
+    return EventLog(
+        database,
         retention=settings.events.retention_days * 86400.0,
         dedupe=settings.events.dedupe_days * 86400.0,
     )
+
+
+def build_events(settings: Settings, hub: Hub, log: EventLog) -> EventService:
+    """The event service of ``hub`` over ``log`` (connectors were built with the same log)."""
     service = EventService(
         log,
         sources={name: source(name, hook) for name, hook in settings.hooks.items()},
@@ -50,10 +55,6 @@ def build_events(settings: Settings, hub: Hub) -> EventService | None:
         deliveries=Deliveries(hub.database),
     )
     hub.event_service = service
-    for name in hub.connector_names():  # workspace changes land in the event log too
-        workspace = getattr(hub.connector(name), "service", None)
-        if workspace is not None and hasattr(workspace, "events"):
-            workspace.events = log
     service.triggers = TriggerRunner(hub, service, {n: trigger(n, t) for n, t in settings.triggers.items()})
     add_event_tools(hub, service)
     watch_hub(hub, service)

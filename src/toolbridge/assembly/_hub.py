@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 from toolbridge.assembly._credentials import build_credentials
-from toolbridge.assembly._events import build_events
-from toolbridge.catalog import ToolAnnotations
-from toolbridge.connectors.python import PythonConnector, import_callable
+from toolbridge.assembly._events import build_events, event_log
+from toolbridge.assembly._kinds import KINDS, Parts
+from toolbridge.audit import AuditLog
 from toolbridge.errors import ConfigurationError
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
 from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
 from toolbridge.resilience._outbox import Outbox
-from toolbridge.settings import (
-    McpConnectorSettings,
-    OpenAPIConnectorSettings,
-    PythonConnectorSettings,
-    PythonToolSettings,
-    ResilienceSettings,
-    Settings,
-    WorkspaceConnectorSettings,
-)
+from toolbridge.settings import ResilienceSettings, Settings
 from toolbridge.storage import Database
 from toolbridge.worker import add_outbox_tool
 
@@ -33,47 +24,36 @@ __all__ = ["build_hub"]
 
 
 def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
-    limits = Limits(
-        max_argument_bytes=settings.limits.max_argument_bytes,
-        max_result_bytes=settings.limits.max_result_bytes,
-        call_timeout=settings.limits.call_timeout,
-    )
-    for name, agent in settings.agents.items():
-        for scope in agent.scopes:
-            try:
-                Scope.parse(scope)
-            except ConfigurationError as exc:
-                raise ConfigurationError(f"agents.{name}.scopes: {exc.message}", hint=exc.hint) from exc
+    _check_scopes(settings)
     database = Database(settings.server.database)
+    audit = AuditLog(database)
     hub = Hub(
         database=database,
-        credentials=build_credentials(settings, database, keys),
-        limits=limits,
+        credentials=build_credentials(settings, database, keys, audit=audit),
+        limits=Limits(
+            max_argument_bytes=settings.limits.max_argument_bytes,
+            max_result_bytes=settings.limits.max_result_bytes,
+            call_timeout=settings.limits.call_timeout,
+        ),
         agents={name: agent.scopes for name, agent in settings.agents.items()},
         agent_rates={name: agent.rate for name, agent in settings.agents.items() if agent.rate},
         tool_modes={name: agent.tool_mode for name, agent in settings.agents.items()},
+        outbox=Outbox(database, **settings.outbox.model_dump()),
     )
-    hub.outbox = Outbox(database, **settings.outbox.model_dump())
+    log = event_log(settings, database)
+    parts = Parts(
+        settings=settings,
+        database=database,
+        credentials=hub.credentials,
+        events=log,
+        on_event=hub.events.emit,
+        on_tools_changed=hub.tools_changed,
+    )
     for name, connector in settings.connectors.items():
-        if isinstance(connector, WorkspaceConnectorSettings):
-            from toolbridge.assembly._workspace import workspace_connector
-
-            hub.add_connector(workspace_connector(name, connector, settings, hub), policy=_policy(connector))
-        elif isinstance(connector, McpConnectorSettings):
-            from toolbridge.assembly._mcp import mcp_connector
-
-            hub.add_connector(mcp_connector(name, connector, settings, hub), policy=_policy(connector))
-        elif isinstance(connector, OpenAPIConnectorSettings):
-            from toolbridge.assembly._openapi import openapi_connector
-
-            hub.add_connector(openapi_connector(name, connector, settings), policy=_policy(connector))
-        else:
-            hub.add_connector(_python_connector(name, connector, settings), policy=_policy(connector))
-    build_events(settings, hub)
-    if any(
-        getattr(getattr(c, "resilience", None), "on_exhausted", "fail") == "queue"
-        for c in settings.connectors.values()
-    ):
+        hub.add_connector(KINDS[connector.kind](name, connector, parts), policy=_policy(connector.resilience))
+    if log is not None:
+        build_events(settings, hub, log)
+    if any(c.resilience.on_exhausted == "queue" for c in settings.connectors.values()):
         add_outbox_tool(hub)
     if settings.capabilities:  # last: capabilities are checked against every other connector's tools
         from toolbridge.router._build import build_router
@@ -86,11 +66,17 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
     return hub
 
 
-def _policy(connector: object) -> ResiliencePolicy | None:
-    """The resilience policy of any connector kind (every kind has a ``resilience`` block)."""
-    config = getattr(connector, "resilience", None)
-    if not isinstance(config, ResilienceSettings):
-        return None
+def _check_scopes(settings: Settings) -> None:
+    for name, agent in settings.agents.items():
+        for scope in agent.scopes:
+            try:
+                Scope.parse(scope)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"agents.{name}.scopes: {exc.message}", hint=exc.hint) from exc
+
+
+def _policy(config: ResilienceSettings) -> ResiliencePolicy:
+    """The resilience policy of a connector's ``resilience`` block (every kind has one)."""
     r, b = config.retry, config.breaker
     return ResiliencePolicy(
         retry=RetryPolicy(
@@ -118,31 +104,3 @@ def _policy(connector: object) -> ResiliencePolicy | None:
         max_rate_wait=config.max_rate_wait,
         on_exhausted=config.on_exhausted,
     )
-
-
-def _python_connector(name: str, config: PythonConnectorSettings, settings: Settings) -> PythonConnector:
-    folder = str(
-        (settings.base_dir / config.module_path).resolve() if config.module_path else settings.base_dir
-    )
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    connector = PythonConnector(name)
-    for i, tool in enumerate(config.tools):
-        _add_tool(connector, tool, f"connectors.{name}.tools[{i}]")
-    return connector
-
-
-def _add_tool(connector: PythonConnector, tool: PythonToolSettings, where: str) -> None:
-    annotations = ToolAnnotations(
-        read_only=tool.read_only,
-        destructive=tool.destructive,
-        idempotent=tool.idempotent or tool.read_only,
-        open_world=False,
-    )
-    try:
-        fn = import_callable(tool.function)
-        connector.add(
-            fn, name=tool.name, description=tool.description, annotations=annotations, title=tool.title
-        )
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{where}: {exc.message}", hint=exc.hint) from exc

@@ -20,10 +20,11 @@ from toolbridge.connectors.mcp._connector import McpConnector
 from toolbridge.connectors.mcp._pins import PinStore
 from toolbridge.errors import ConfigurationError
 from toolbridge.policy import Principal
-from toolbridge.settings import McpConnectorSettings, Settings
+from toolbridge.settings import McpConnectorSettings
 
 if TYPE_CHECKING:
-    from toolbridge.hub import Hub
+    from toolbridge.assembly._kinds import Parts
+    from toolbridge.credentials import CredentialManager
 
 __all__ = ["mcp_connector"]
 
@@ -34,12 +35,12 @@ _CONNECTION_REF = re.compile(r"^connection:([A-Za-z_][A-Za-z0-9_]*)$")
 def mcp_connector(
     name: str,
     config: McpConnectorSettings,
-    settings: Settings,
-    hub: Hub,
+    parts: Parts,
     *,
     environ: Mapping[str, str] | None = None,
 ) -> McpConnector:
     env = os.environ if environ is None else environ
+    settings, manager = parts.settings, parts.credentials
     server: StdioServer | HttpServer
     if config.command is not None:
         cwd = str((settings.base_dir / config.cwd).resolve()) if config.cwd else None
@@ -70,21 +71,23 @@ def mcp_connector(
         name,
         server,
         rules=rules,
-        pins=PinStore(hub.database),
+        pins=PinStore(parts.database),
         approval=config.approve,
-        on_tools_changed=lambda: hub.refresh_tools(name) if hub.running else None,
-        default_credentials=_default_credentials(name, hub),
-        connection_env=_connection_env(name, config.env, hub),
+        on_tools_changed=lambda: parts.on_tools_changed(name),
+        on_event=parts.on_event,
+        default_credentials=_default_credentials(name, manager),
+        connection_env=_connection_env(name, config.env, manager),
         prefixed=config.prefix,
     )
 
 
-def _default_credentials(name: str, hub: Hub) -> Callable[[], Awaitable[Credentials | None]] | None:
+def _default_credentials(
+    name: str, manager: CredentialManager | None
+) -> Callable[[], Awaitable[Credentials | None]] | None:
     """The connector's default connection (for the session and tool listing), when it has ``connections:``.
 
     Resolved as toolbridge itself (``local:toolbridge``), never as an agent: no agent token goes upstream.
     """
-    manager = hub.credentials
     if manager is None or name not in manager.bindings:
         return None
     principal = Principal.local("toolbridge")
@@ -96,7 +99,7 @@ def _default_credentials(name: str, hub: Hub) -> Callable[[], Awaitable[Credenti
 
 
 def _connection_env(
-    name: str, env: Mapping[str, str], hub: Hub
+    name: str, env: Mapping[str, str], manager: CredentialManager | None
 ) -> Callable[[], Awaitable[Mapping[str, str]]] | None:
     """The stdio ``env`` values that name a connection's secrets, read at each process start."""
     refs = {k: v for k, v in env.items() if v.startswith("connection:")}
@@ -112,7 +115,6 @@ def _connection_env(
                 hint="write 'connection:secret', 'connection:access_token' or 'connection:FIELD'",
             )
         fields[key] = match.group(1)
-    manager = hub.credentials
     if manager is None or name not in manager.bindings:
         raise ConfigurationError(
             f"{where} reads a connection, but connector {name!r} declares no connections",

@@ -13,7 +13,7 @@ from toolbridge.workspace._import import HttpImportSource, Importer, ImportPolic
 from toolbridge.workspace._model import Role
 
 if TYPE_CHECKING:
-    from toolbridge.hub import Hub
+    from toolbridge.assembly._kinds import Parts
     from toolbridge.settings import Settings, WorkspaceConnectorSettings
 
 __all__ = ["workspace_connector"]
@@ -21,9 +21,8 @@ __all__ = ["workspace_connector"]
 _RESULT_OVERHEAD = 4096
 
 
-def workspace_connector(
-    name: str, config: WorkspaceConnectorSettings, settings: Settings, hub: Hub
-) -> WorkspaceConnector:
+def workspace_connector(name: str, config: WorkspaceConnectorSettings, parts: Parts) -> WorkspaceConnector:
+    settings = parts.settings
     where = f"connectors.{name}"
     secret = config.signing_secret.encode() if config.signing_secret else None
     if secret is not None and len(secret) < 24:
@@ -51,7 +50,7 @@ def workspace_connector(
     )
     return WorkspaceConnector(
         name,
-        database=hub.database,
+        database=parts.database,
         blobs=_blobs(config, settings),
         workspace=config.workspace,
         members={f"agent:{agent}": Role.parse(role) for agent, role in config.members.items()},
@@ -64,6 +63,7 @@ def workspace_connector(
         default_ttl=config.lease_ttl,
         max_ttl=config.max_lease_ttl,
         importer=importer,
+        events=parts.events,
     )
 
 

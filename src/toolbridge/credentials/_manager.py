@@ -142,6 +142,7 @@ class CredentialManager:
         token_timeout: float = 20.0,
         url_guard: URLGuard = OAUTH_GUARD,
         resolver: Resolver = system_resolver,
+        audit: AuditLog | None = None,
     ) -> None:
         self.vault = vault
         self.url_guard = url_guard
@@ -160,7 +161,9 @@ class CredentialManager:
                 hint="otherwise two processes could send the same rotating refresh token",
             )
         self.owner = f"{secrets.token_hex(6)}"
-        self.audit: AuditLog | None = None
+        self.audit = audit
+        """Where adding, removing and resolving connections is recorded (a hub given these credentials
+        records to the same log)."""
         self.on_reauth: Callable[[Connection, str], None] | None = None
         """Called when a connection needs a person to reconnect it (the event log records it)."""
         self._own_client = client is None

@@ -14,7 +14,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import Tool
 from toolbridge.connectors import Invocation
@@ -27,6 +27,9 @@ from toolbridge.workspace._model import Entry, Lease, Role
 from toolbridge.workspace._service import Workspaces
 from toolbridge.workspace._signing import UrlSigner
 from toolbridge.workspace._tools import workspace_tools
+
+if TYPE_CHECKING:
+    from toolbridge.events import EventLog
 
 __all__ = ["WorkspaceConnector", "entry_document"]
 
@@ -87,6 +90,7 @@ class WorkspaceConnector:
         max_ttl: float = 3600.0,
         importer: Importer | None = None,
         clock: Callable[[], float] = time.time,
+        events: EventLog | None = None,
     ) -> None:
         self._name = name
         self.workspace = workspace
@@ -104,6 +108,7 @@ class WorkspaceConnector:
             default_ttl=default_ttl,
             max_ttl=max_ttl,
             credits_per_agent=credits_per_agent,
+            events=events,
         )
         self.signer = UrlSigner(signing_secret or secrets.token_bytes(32), clock=clock)
         self._tools = workspace_tools(name)

@@ -79,6 +79,7 @@ class Workspaces:
         max_ttl: float = 3600.0,
         credits_per_agent: int | None = None,
         poll_interval: float = 0.5,
+        events: EventLog | None = None,
     ) -> None:
         self.database = database
         self.blobs = blobs
@@ -88,8 +89,8 @@ class Workspaces:
         self.credits_per_agent = credits_per_agent
         self._poll = poll_interval
         self._changed = anyio.Event()
-        self.events: EventLog | None = None
-        """The hub's event log: workspace changes are recorded there too (set when the hub has one)."""
+        self.events = events
+        """The hub's event log, when it has one: workspace changes are recorded there too."""
 
     # -- workspaces and members -------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from toolbridge.assembly._kinds import Parts
 from toolbridge.assembly._mcp import mcp_connector
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
 from toolbridge.connectors.mcp._naming import catalog_names
@@ -42,8 +43,8 @@ def test_settings_build_connectors_with_secrets_resolved(monkeypatch: pytest.Mon
     files = settings.connectors["files"]
     remote = settings.connectors["remote"]
     assert isinstance(files, McpConnectorSettings) and isinstance(remote, McpConnectorSettings)
-    stdio = mcp_connector("files", files, settings, hub, environ=environ)
-    http = mcp_connector("remote", remote, settings, hub, environ=environ)
+    stdio = mcp_connector("files", files, Parts(settings, hub.database), environ=environ)
+    http = mcp_connector("remote", remote, Parts(settings, hub.database), environ=environ)
     assert isinstance(stdio, McpConnector) and isinstance(stdio.server, StdioServer)
     assert stdio.server.env == {"TOKEN": "s3cret", "MODE": "plain"}
     assert "s3cret" not in repr(stdio.server)
@@ -59,7 +60,7 @@ def test_missing_secret_names_the_variable() -> None:
     files = settings.connectors["files"]
     assert isinstance(files, McpConnectorSettings)
     with pytest.raises(ConfigurationError, match="FILES_TOKEN, which is not set"):
-        mcp_connector("files", files, settings, Hub(), environ={})
+        mcp_connector("files", files, Parts(settings, Hub().database), environ={})
 
 
 def test_command_or_url_exactly_one() -> None:

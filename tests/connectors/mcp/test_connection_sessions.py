@@ -23,6 +23,7 @@ from tests.connectors.mcp.conftest import NodeHttp
 from tests.connectors.mcp.test_upstream_auth import serving
 from toolbridge import CallResult, Hub, Principal
 from toolbridge.assembly._mcp import _default_credentials
+from toolbridge.audit import AuditLog
 from toolbridge.connectors.mcp import HttpServer, McpConnector, Protocol, SessionPool
 from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.credentials import (
@@ -110,17 +111,19 @@ async def hub_for(
 ) -> AsyncIterator[tuple[Hub, McpConnector]]:
     db = Database(sqlite_url)
     manager = CredentialManager(
-        Vault(db, StaticKeys(Keyring(MasterKey.generate()))), {"up": AuthConfig(scheme="bearer")}
+        Vault(db, StaticKeys(Keyring(MasterKey.generate()))),
+        {"up": AuthConfig(scheme="bearer")},
+        audit=AuditLog(db),
     )
     hub = Hub(database=db, credentials=manager)
     connector = McpConnector(
         "up",
         HttpServer(url=url, protocol=protocol),
         restart_delays=(0.05,),
-        default_credentials=_default_credentials("up", hub),
+        default_credentials=_default_credentials("up", manager),
+        on_tools_changed=lambda: hub.tools_changed("up"),
         session_pool=pool,
     )
-    connector.on_tools_changed = lambda: hub.refresh_tools("up") if hub.running else None
     hub.add_connector(connector)
     async with hub:
         for account, token in TOKENS.items():

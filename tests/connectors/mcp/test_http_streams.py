@@ -19,11 +19,11 @@ import anyio
 import pytest
 
 from tests._patience import patience
-from toolbridge import Principal
+from toolbridge import Hub, Principal
 from toolbridge.connectors._events import HubEvent, LogMessage, ResourceUpdated
 from toolbridge.connectors.mcp import HttpServer, McpConnector
 
-from .conftest import NodeHttp, hub_with, python_http
+from .conftest import NodeHttp, hub_with, python_http, reporting
 
 pytestmark = pytest.mark.anyio
 LOCAL = Principal.local()
@@ -90,8 +90,11 @@ async def test_a_stream_the_server_closes_before_the_response_is_resumed(polling
 
 async def test_a_tool_list_change_on_the_get_stream_lists_the_tools_again() -> None:
     with python_http(GROWING) as url:
-        connector = McpConnector("grow", HttpServer(url, protocol="2025-11-25"))
-        async with hub_with(connector) as hub:
+        hub = Hub()
+        hub.add_connector(
+            McpConnector("grow", HttpServer(url, protocol="2025-11-25"), **reporting(hub, "grow"))
+        )
+        async with hub:
             await hub.call(LOCAL, "grow.grow", {"name": "fresh"})  # the server says so on the GET stream
             with anyio.fail_after(patience(30)):
                 while "grow.fresh" not in {t.name for t in hub.list_tools(LOCAL)}:  # noqa: ASYNC110

@@ -29,6 +29,7 @@ from tests.credentials.fakes import FakeAuthServer, oauth_config
 from toolbridge import Hub, Principal
 from toolbridge.assembly._hub import build_hub
 from toolbridge.assembly._mcp import _default_credentials
+from toolbridge.audit import AuditLog
 from toolbridge.connectors.mcp import HttpServer, McpConnector
 from toolbridge.connectors.mcp._http import auth_headers
 from toolbridge.credentials import (
@@ -127,7 +128,10 @@ async def federated(
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) if handler else None
     db = Database(sqlite_url)
     manager = CredentialManager(
-        Vault(db, StaticKeys(Keyring(MasterKey.generate()))), {"up": binding}, client=client
+        Vault(db, StaticKeys(Keyring(MasterKey.generate()))),
+        {"up": binding},
+        client=client,
+        audit=AuditLog(db),
     )
 
     async def no_wait(_seconds: float) -> None:
@@ -135,9 +139,12 @@ async def federated(
 
     hub = Hub(database=db, credentials=manager, resilience=Resilience(sleep=no_wait))
     connector = McpConnector(
-        "up", HttpServer(url=url), restart_delays=(0.05,), default_credentials=_default_credentials("up", hub)
+        "up",
+        HttpServer(url=url),
+        restart_delays=(0.05,),
+        default_credentials=_default_credentials("up", manager),
+        on_tools_changed=lambda: hub.tools_changed("up"),
     )
-    connector.on_tools_changed = lambda: hub.refresh_tools("up") if hub.running else None
     hub.add_connector(connector)
     async with hub:
         yield hub, manager, connector
