@@ -86,9 +86,11 @@ class ConnectFlow:
         redirect_uri: str | None = None,
         owner: str = "",
         actor: str = "local:local",
+        audited: bool = False,
     ) -> Authorization:
         """Begin connecting ``account`` for ``owner`` (a principal id; ``""``: a shared connection); the
-        callback stores the connection as ``owner``'s. The audit row names ``actor``."""
+        callback stores the connection as ``owner``'s. The audit row names ``actor``; ``audited``: the
+        caller records the action itself (a surface's request through ``Hub.perform``), so no second row."""
         binding = self._oauth_binding(connector)
         redirect = redirect_uri or binding.redirect_uri
         if not redirect:
@@ -124,7 +126,8 @@ class ConnectFlow:
                 await self.manager.vault.write(conn, _client_name(digest), discovered.to_secret())
         params = self._authorize_params(binding, redirect, state, challenge)
         started = args_digest({"connector": connector, "owner": owner, "account": account})
-        await self.manager.record("(credentials.connect_start)", actor, "", started, "ok", None)
+        if not audited:
+            await self.manager.record("(credentials.connect_start)", actor, "", started, "ok", None)
         separator = "&" if "?" in metadata.authorization_endpoint else "?"
         return Authorization(
             metadata.authorization_endpoint + separator + urlencode(params),

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from toolbridge.errors import BadRequest, NotFound, ToolbridgeError, problem
+from toolbridge.errors import BadRequest, NotFound, PayloadTooLarge, ToolbridgeError, problem
 from toolbridge.events import EventService
 from toolbridge.hub import Hub
+from toolbridge.surfaces._request import declared_length, read_body
 
 __all__ = ["hooks_endpoint"]
 
@@ -50,16 +51,9 @@ def _service(hub: Hub) -> EventService:
 
 async def _body(request: Request, service: EventService, name: str) -> bytes:
     cap = service.source(name).max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise service.reject_oversized(name, int(declared))
-    chunks, size = [], 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cap:
-                raise service.reject_oversized(name, size)
-            chunks.append(chunk)
+        return await read_body(request.stream(), limit=cap, declared=declared_length(request.headers))
+    except PayloadTooLarge as exc:
+        raise service.reject_oversized(name, exc.size) from None
     except ClientDisconnect:
         raise BadRequest("the sender closed the connection before the body was complete") from None
-    return b"".join(chunks)

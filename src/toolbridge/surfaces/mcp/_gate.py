@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,8 +21,9 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from toolbridge.errors import AuthenticationError, CallerError, PayloadTooLarge, ToolbridgeError, problem
+from toolbridge.errors import AuthenticationError, CallerError, ToolbridgeError, problem
 from toolbridge.surfaces._ows import without_ows
+from toolbridge.surfaces._request import api_key, declared_length, presents_key, read_body
 from toolbridge.surfaces.mcp._wire import INVALID_REQUEST_BODY, RequestIds, is_jsonrpc_message
 
 if TYPE_CHECKING:
@@ -167,40 +168,28 @@ class Gate:
             )
 
     async def _read_body(self, headers: Headers, receive: Receive) -> bytes | None:
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise PayloadTooLarge("the request body", size=int(declared), limit=self.max_body_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise PayloadTooLarge("the request body", size=size, limit=self.max_body_bytes)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        """The body, or None when the client went away before sending all of it."""
+        gone = False
+
+        async def chunks() -> AsyncIterator[bytes]:
+            nonlocal gone
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    gone = True
+                    return
+                yield message.get("body", b"")
+                more = message.get("more_body", False)
+
+        body = await read_body(chunks(), limit=self.max_body_bytes, declared=declared_length(headers))
+        return None if gone else body
 
     async def _authenticate(self, headers: Headers, request_id: str) -> Principal:
         key = api_key(headers)
-        presented = "authorization" in headers or "x-api-key" in headers
-        if self.anonymous is not None and not presented:
+        if self.anonymous is not None and not presents_key(headers):
             return self.anonymous  # a credential that is present but unusable never falls back to this
         return await self.hub.authenticate(key, request_id=request_id)
-
-
-def api_key(headers: Headers) -> str | None:
-    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
-    authorization = headers.get("authorization")
-    if authorization is not None:
-        scheme, _, credentials = authorization.partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
-        return None
-    return headers.get("x-api-key") or None
 
 
 def _user(principal: Principal) -> AuthenticatedUser:

@@ -21,6 +21,7 @@ from toolbridge.catalog import Tool
 from toolbridge.errors import BadRequest, ToolbridgeError, http_status, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._request import api_key
 from toolbridge.surfaces._tool_search import search_document
 from toolbridge.surfaces.rest._connections import connections_router
 from toolbridge.surfaces.rest._events import events_router
@@ -133,8 +134,7 @@ async def _principal(
 
 async def _authenticate(request: Request) -> Principal:
     hub: Hub = request.app.state.hub
-    key = _bearer(request.headers.get("authorization")) or request.headers.get("x-api-key")
-    return await hub.authenticate(key, request_id=request.headers.get("x-request-id"))
+    return await hub.authenticate(api_key(request.headers), request_id=request.headers.get("x-request-id"))
 
 
 Caller = Annotated[Principal, Depends(_principal)]
@@ -274,13 +274,6 @@ def _call_document(row: dict[str, Any]) -> dict[str, Any]:
         k: row[k]
         for k in ("seq", "ts", "request_id", "tool", "outcome", "error_code", "duration_ms", "args_digest")
     }
-
-
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _arguments(body: bytes) -> tuple[dict[str, Any], str | None]:

@@ -24,6 +24,7 @@ from toolbridge.credentials._probe import probe
 from toolbridge.errors import BadRequest, NotFound, PermissionDenied, ToolbridgeError
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._request import api_key
 
 __all__ = ["connections_router"]
 
@@ -50,10 +51,7 @@ class StartConnect(BaseModel):
 
 async def _caller(request: Request) -> Principal:
     hub: Hub = request.app.state.hub
-    header = request.headers.get("authorization") or ""
-    scheme, _, token = header.partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-    return await hub.authenticate(key, request_id=request.headers.get("x-request-id"))
+    return await hub.authenticate(api_key(request.headers), request_id=request.headers.get("x-request-id"))
 
 
 Caller = Annotated[Principal, Depends(_caller)]
@@ -166,16 +164,22 @@ async def add_connection(body: AddConnection, request: Request, caller: Caller) 
 @connections_router.post("/connect", summary="Start an OAuth connect flow: the URL to send the person to")
 async def start_connect(body: StartConnect, request: Request, caller: Caller) -> dict[str, Any]:
     manager = _manager(request)
-    _visible(manager, caller, body.connector)
-    if manager.binding(body.connector).scheme != "oauth2":
-        raise BadRequest(
-            f"connector {body.connector!r} has no connect flow (it is not OAuth 2)",
-            hint="add its secret with POST /v1/connections",
+    async with _performed(request, caller, "connect", connector=body.connector, account=body.account):
+        _visible(manager, caller, body.connector)
+        if manager.binding(body.connector).scheme != "oauth2":
+            raise BadRequest(
+                f"connector {body.connector!r} has no connect flow (it is not OAuth 2)",
+                hint="add its secret with POST /v1/connections",
+            )
+        owner = _owner_for(manager, caller, body.connector, body.shared)
+        started = await ConnectFlow(manager).start(
+            body.connector,
+            body.account,
+            redirect_uri=body.redirect_uri,
+            owner=owner,
+            actor=caller.id,
+            audited=True,
         )
-    owner = _owner_for(manager, caller, body.connector, body.shared)
-    started = await ConnectFlow(manager).start(
-        body.connector, body.account, redirect_uri=body.redirect_uri, owner=owner, actor=caller.id
-    )
     return {
         "authorization_url": started.url,
         "redirect_uri": started.redirect_uri,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._request import api_key
 
 __all__ = ["events_router"]
 
@@ -16,10 +17,7 @@ events_router = APIRouter(prefix="/events", tags=["events"])
 
 async def _caller(request: Request) -> tuple[Hub, Principal]:
     hub: Hub = request.app.state.hub
-    header = request.headers.get("authorization") or ""
-    scheme, _, token = header.partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-    return hub, await hub.authenticate(key, request_id=_request_id(request))
+    return hub, await hub.authenticate(api_key(request.headers), request_id=_request_id(request))
 
 
 def _request_id(request: Request) -> str | None:

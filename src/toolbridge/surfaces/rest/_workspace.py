@@ -31,7 +31,6 @@ from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
     NotFound,
-    PayloadTooLarge,
     PreconditionFailed,
     ToolbridgeError,
     ToolNotFound,
@@ -39,6 +38,7 @@ from toolbridge.errors import (
 )
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._request import api_key, declared_length, read_body
 from toolbridge.workspace import BlobInfo, WorkspaceConnector, normalize_path
 from toolbridge.workspace._blobs import hash_file
 from toolbridge.workspace._connector import entry_document
@@ -81,10 +81,9 @@ class WorkspaceApi:
     # -- authentication -----------------------------------------------------------------------
 
     async def caller(self, request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-        return await self.hub.authenticate(key, request_id=request.headers.get("x-request-id"))
+        return await self.hub.authenticate(
+            api_key(request.headers), request_id=request.headers.get("x-request-id")
+        )
 
     async def caller_or_grant(
         self, request: Request, action: str
@@ -502,9 +501,7 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 65_536:
-        raise PayloadTooLarge("the request body", size=len(raw), limit=65_536)
+    raw = await read_body(request.stream(), limit=65_536, declared=declared_length(request.headers))
     try:
         data = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):
