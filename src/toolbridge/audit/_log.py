@@ -24,8 +24,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge.audit._chain import GENESIS, AuditEntry, AuditRecord, chain_hash
-from toolbridge.audit._sqlite import SqliteWriter
+from toolbridge.audit._sqlite import WRITES, SqliteWriter
 from toolbridge.errors import StorageError
+from toolbridge.resilience._retry import retry
 from toolbridge.storage import Database, audit_events, audit_head
 
 __all__ = ["AuditLog", "Verification"]
@@ -132,15 +133,13 @@ class AuditLog:
 
     async def _write_batch(self, batch: list[AuditEntry | anyio.Event]) -> None:
         entries = [item for item in batch if isinstance(item, AuditEntry)]
-        for attempt in range(3):
-            try:
-                await self._append(entries)
-                break
-            except StorageError:
-                logger.exception(
-                    "audit write failed (attempt %d of 3, %d entries)", attempt + 1, len(entries)
-                )
-                await anyio.sleep(0.2 * (attempt + 1))
+        what = f"the audit write of {len(entries)} entries"
+        try:
+            await retry(
+                lambda: self._append(entries), on=(StorageError,), backoff=WRITES, what=what, logger=logger
+            )
+        except StorageError:
+            logger.exception("%s failed %d times; those entries are lost", what, WRITES.attempts)
         for item in batch:
             if isinstance(item, anyio.Event):
                 item.set()

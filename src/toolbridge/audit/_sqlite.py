@@ -18,20 +18,21 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 
 import anyio
 
 from toolbridge.audit._chain import AuditEntry, chain_hash
 from toolbridge.errors import StorageError
+from toolbridge.resilience._retry import Backoff, retry_sync
 
 __all__ = ["SqliteWriter"]
 
 logger = logging.getLogger("toolbridge.audit")
 
 _BUSY_TIMEOUT_S = 30.0
-_ATTEMPTS = 3
+WRITES = Backoff(attempts=3, base=0.2, max_delay=1.0)
+"""How an audit batch that failed to write is retried (both writers)."""
 _LOCK_HEAD = "UPDATE audit_head SET seq = seq + ? WHERE id = 1 RETURNING seq, hash"
 _INSERT = (
     "INSERT INTO audit_events (seq, ts, request_id, principal, tool, args_digest, outcome, error_code, "
@@ -124,15 +125,14 @@ class SqliteWriter:
 
     def _write(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         entries = [item for item in batch if isinstance(item, AuditEntry)]
-        for attempt in range(_ATTEMPTS if entries else 0):
-            try:
-                append(conn, entries)
-                break
-            except Exception:  # the thread must outlive any one batch, or flush and close would hang
-                logger.exception(
-                    "audit write failed (attempt %d of %d, %d entries)", attempt + 1, _ATTEMPTS, len(entries)
+        what = f"the audit write of {len(entries)} entries"
+        try:
+            if entries:
+                retry_sync(
+                    lambda: append(conn, entries), on=(Exception,), backoff=WRITES, what=what, logger=logger
                 )
-                time.sleep(0.2 * (attempt + 1))
+        except Exception:  # the thread must outlive any one batch, or flush and close would hang
+            logger.exception("%s failed %d times; those entries are lost", what, WRITES.attempts)
         for item in batch:
             if isinstance(item, threading.Event):
                 item.set()

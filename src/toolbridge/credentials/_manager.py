@@ -52,10 +52,13 @@ from toolbridge.errors import (
     ToolbridgeError,
 )
 from toolbridge.policy import Principal
+from toolbridge.resilience._retry import Backoff, retry
 
 __all__ = ["CredentialManager", "ResolvedCredentials"]
 
 logger = logging.getLogger("toolbridge.credentials")
+_COMMITS = Backoff(attempts=3, base=0.1, max_delay=1.0)
+"""Storing a refreshed token set: the provider may have retired the old refresh token already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,7 +477,7 @@ class CredentialManager:
                     tool=tool or None,
                 )
             await anyio.sleep(pause)  # bounded poll: the lease holder commits or its lease runs out
-            pause = min(pause * 2, 0.25)
+            pause = min(pause * 2, 0.25)  # (a wait for another process, not a retry: no testing switch)
 
     async def _refresh_holding_lease(
         self, conn: Connection, material: Material, reason: str, tool: str
@@ -531,15 +534,13 @@ class CredentialManager:
     async def _commit(self, conn: Connection, material: Material, expires_at: float | None) -> int | None:
         """Persist a fresh token set: the provider may already have retired the old refresh token, so a
         database hiccup is retried (bounded) rather than losing the only copy of the new one."""
-        for attempt in range(3):
-            try:
-                return await self.store.commit(conn.id, conn.token_version, material, expires_at=expires_at)
-            except StorageError:
-                if attempt == 2:
-                    raise
-                logger.warning("storing the refreshed token of %s failed; retrying", conn.id)
-                await anyio.sleep(0.1 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return await retry(
+            lambda: self.store.commit(conn.id, conn.token_version, material, expires_at=expires_at),
+            on=(StorageError,),
+            backoff=_COMMITS,
+            what=f"storing the refreshed token of {conn.id}",
+            logger=logger,
+        )
 
     # -- management ---------------------------------------------------------------------------------
 

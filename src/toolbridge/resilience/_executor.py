@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -34,6 +35,7 @@ __all__ = ["Attempt", "ConnectorHealth", "Resilience"]
 
 T = TypeVar("T")
 logger = logging.getLogger("toolbridge.resilience")
+_WAITS_KEPT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,8 @@ class Resilience:
         """Called with every breaker transition (the event log records them)."""
         self._states: dict[str, _State] = {}
         self._policies: dict[str, ResiliencePolicy] = {}
-        self.waits: list[float] = []
+        self.waits: deque[float] = deque(maxlen=_WAITS_KEPT)
+        """The latest waits asked for (a bounded ring: the newest ``_WAITS_KEPT``), for tests and reports."""
 
     def configure(self, connector: str, policy: ResiliencePolicy) -> None:
         if policy.rate:

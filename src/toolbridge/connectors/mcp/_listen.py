@@ -19,14 +19,17 @@ import anyio
 from toolbridge.connectors.mcp._channel import SessionExpired
 from toolbridge.connectors.mcp._session import RpcError, Session
 from toolbridge.errors import ToolbridgeError
+from toolbridge.resilience._retry import Backoff
 
 __all__ = ["listen_for_changes"]
 
 logger = logging.getLogger("toolbridge.connectors.mcp")
 
 _KINDS = {"tools": "toolsListChanged", "prompts": "promptsListChanged", "resources": "resourcesListChanged"}
-_RELISTEN_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
-"""Seconds before listening again after a stream ended: gracefully (the first), or failing (growing)."""
+_AGAIN = 1.0
+"""Seconds before listening again after a stream ended gracefully (not a retry: no testing switch)."""
+_RELISTEN = Backoff(attempts=1, base=2.0, max_delay=30.0)
+"""The growing wait before listening again while the stream keeps failing."""
 _SHORT_STREAM = 10.0
 """A stream that ended sooner than this counts as failing (a server ending every stream at once)."""
 
@@ -65,4 +68,4 @@ async def listen_for_changes(
         except (ToolbridgeError, SessionExpired) as exc:  # unavailable, 401/403/5xx, not connected
             logger.debug("the listen stream of %s ended: %s", session.channel.describe, exc)
             failures += 1
-        await anyio.sleep(_RELISTEN_DELAYS[min(failures, len(_RELISTEN_DELAYS) - 1)])
+        await anyio.sleep(_AGAIN if failures == 0 else _RELISTEN.delay(failures))
