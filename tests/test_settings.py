@@ -154,4 +154,37 @@ def test_the_config_file_accepts_exactly_the_schemes_the_credentials_layer_imple
     from toolbridge.credentials import SCHEMES
     from toolbridge.settings import ConnectionSettings
 
-    assert set(get_args(ConnectionSettings.model_fields["scheme"].annotation)) == set(SCHEMES)
+    models = get_args(get_args(ConnectionSettings)[0])
+    assert sorted(get_args(m.model_fields["scheme"].annotation)[0] for m in models) == sorted(SCHEMES)
+
+
+@pytest.mark.parametrize(
+    ("block", "key", "message"),
+    [
+        ("{scheme: api_key, provider: github}", "provider", "unknown key"),
+        ("{scheme: bearer, username: alice}", "username", "unknown key"),
+        ("{scheme: sigv4, region: eu-west-1}", "service", "required but missing"),
+        ("{scheme: token_exchange, provider: corp}", "subject_connector", "required but missing"),
+        ("{scheme: oauth2, client_secret: hunter2}", "client_secret", "not the secret"),
+        ("{scheme: bearr}", "scheme", "'bearr' is not a valid choice"),
+    ],
+)
+def test_a_setting_that_does_not_fit_the_connection_scheme_is_reported_at_its_line(
+    block: str, key: str, message: str
+) -> None:
+    text = f"connectors:\n  svc:\n    kind: openapi\n    spec: api.json\n    connections: {block}\n"
+    with pytest.raises(ConfigFileError) as caught:
+        parse_settings(text, source=Path("toolbridge.yaml"))
+    error = caught.value
+    assert (error.line, error.key) == (5, f"connectors.svc.connections.{key}")
+    assert message in error.message
+
+
+def test_a_wrong_key_of_a_connection_names_the_valid_keys_of_its_scheme() -> None:
+    text = "connectors:\n  svc:\n    kind: openapi\n    spec: api.json\n    connections:\n"
+    text += "      scheme: basic\n      usernme: alice\n"
+    with pytest.raises(ConfigFileError) as caught:
+        parse_settings(text, source=Path("toolbridge.yaml"))
+    assert (caught.value.line, caught.value.key) == (7, "connectors.svc.connections.usernme")
+    assert caught.value.hint is not None and "did you mean 'username'" in caught.value.hint
+    assert "provider" not in caught.value.hint  # the keys of a basic connection, not of every scheme

@@ -123,20 +123,49 @@ def _valid_rate(value: str | None) -> str | None:
     return value
 
 
-class ConnectionSettings(_Model):
-    """How the connections of one connector authenticate (docs/credentials.md). Secrets are references."""
+class _ConnectionBase(_Model):
+    """What every connection scheme takes (docs/credentials.md). Secrets are references, never values."""
 
-    scheme: Literal[
-        "api_key",
-        "basic",
-        "bearer",
-        "header",
-        "oauth2",
-        "client_credentials",
-        "jwt_bearer",
-        "sigv4",
-        "token_exchange",
-    ]
+    refresh_skew: Annotated[float, Field(ge=0)] = 60.0
+    probe_url: str | None = None
+    probe_method: Literal["GET", "POST"] = "GET"
+    policy: Literal["shared", "per_user", "per_user_or_shared"] = "shared"
+    """Whose connection a call uses: the one an operator shares, the caller's own, or its own else the
+    shared one (docs/credentials.md#per-user-connections)."""
+
+
+class ApiKeyConnection(_ConnectionBase):
+    scheme: Literal["api_key"]
+    name: str = "X-API-Key"
+    location: Literal["header", "query", "cookie"] = "header"
+
+
+class BasicConnection(_ConnectionBase):
+    scheme: Literal["basic"]
+    username: str | None = None
+    """The user name (the connection's secret is the password); without it the secret is 'user:password'."""
+
+
+class BearerConnection(_ConnectionBase):
+    scheme: Literal["bearer"]
+    prefix: str = "Bearer"
+
+
+class HeaderConnection(_ConnectionBase):
+    scheme: Literal["header"]
+    templates: dict[str, str] = {}
+    """``{"Authorization": "Token {secret}"}``; fields are the connection secret's JSON keys."""
+
+
+class SigV4Connection(_ConnectionBase):
+    scheme: Literal["sigv4"]
+    region: str
+    service: str
+
+
+class _TokenConnection(_ConnectionBase):
+    """The schemes whose connections hold tokens from an OAuth token endpoint."""
+
     provider: str | None = None
     """A built-in OAuth provider (github, google, …) or one under ``providers:``."""
     provider_params: dict[str, str] = {}
@@ -144,27 +173,8 @@ class ConnectionSettings(_Model):
     client_secret: str | None = None
     """``env:NAME`` or ``file:PATH`` — never the secret itself."""
     scopes: list[str] = []
-    redirect_uri: str | None = None
     resource: str | None = None
-    service_account_file: str | None = None
-    subject: str | None = None
-    name: str = "X-API-Key"
-    location: Literal["header", "query", "cookie"] = "header"
-    username: str | None = None
-    prefix: str = "Bearer"
-    templates: dict[str, str] = {}
-    region: str | None = None
-    service: str | None = None
-    refresh_skew: Annotated[float, Field(ge=0)] = 60.0
-    state_ttl: Annotated[float, Field(gt=0, le=600)] = 600.0
-    probe_url: str | None = None
-    probe_method: Literal["GET", "POST"] = "GET"
-    subject_connector: str | None = None
-    """token_exchange: the connector whose per-user connection holds the caller's identity token."""
     audience: str | None = None
-    policy: Literal["shared", "per_user", "per_user_or_shared"] = "shared"
-    """Whose connection a call uses: the one an operator shares, the caller's own, or its own else the
-    shared one (docs/credentials.md#per-user-connections)."""
 
     @pydantic.field_validator("client_secret")
     @classmethod
@@ -174,6 +184,45 @@ class ConnectionSettings(_Model):
                 "write a reference such as 'env:CLIENT_SECRET' or 'file:/run/secret', not the secret"
             )
         return value
+
+
+class OAuth2Connection(_TokenConnection):
+    scheme: Literal["oauth2"]
+    redirect_uri: str | None = None
+    state_ttl: Annotated[float, Field(gt=0, le=600)] = 600.0
+
+
+class ClientCredentialsConnection(_TokenConnection):
+    scheme: Literal["client_credentials"]
+
+
+class JwtBearerConnection(_TokenConnection):
+    scheme: Literal["jwt_bearer"]
+    service_account_file: str | None = None
+    subject: str | None = None
+
+
+class TokenExchangeConnection(_TokenConnection):
+    scheme: Literal["token_exchange"]
+    subject_connector: str
+    """The connector whose per-user connection holds the caller's identity token."""
+
+
+ConnectionSettings = Annotated[
+    ApiKeyConnection
+    | BasicConnection
+    | BearerConnection
+    | HeaderConnection
+    | SigV4Connection
+    | OAuth2Connection
+    | ClientCredentialsConnection
+    | JwtBearerConnection
+    | TokenExchangeConnection,
+    Field(discriminator="scheme"),
+]
+"""How the connections of one connector authenticate: one model per ``scheme``, so a setting that does
+not belong to the scheme (``provider`` on an ``api_key`` connection) or a missing one (``region`` of
+``sigv4``) is reported at load time with the file and line."""
 
 
 class CredentialsSettings(_Model):
@@ -503,9 +552,9 @@ def located_error(
 def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: str) -> ConfigFileError:
     errors = exc.errors()
     error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = [part for part in error["loc"] if not (isinstance(part, str) and part in _TAGS)]
+    loc, _ = _walk(list(error["loc"]))
     if error["type"] == "union_tag_invalid":
-        loc.append("kind")
+        loc.append(str(error.get("ctx", {}).get("discriminator", "kind")).strip("'"))
     key = ".".join(str(p) for p in loc) or None
     line = _line_of(root, loc)
     message, hint = _explain(error, loc)
@@ -515,7 +564,19 @@ def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: s
     return ConfigFileError(message, path=name, line=line, key=key, hint=hint)
 
 
-_TAGS = {"python", "workspace", "openapi", "mcp"}
+def _walk(loc: list[Any]) -> tuple[list[Any], Any]:
+    """``loc`` without the tags pydantic puts in it for a discriminated union (a connector's ``kind``, a
+    connection's ``scheme``: not keys of the file), and the annotation ``loc`` leads to."""
+    annotation: Any = Settings
+    kept: list[Any] = []
+    for part in loc:
+        tagged = _tagged(annotation, part) if isinstance(part, str) and annotation is not None else None
+        if tagged is not None:
+            annotation = tagged
+            continue
+        kept.append(part)
+        annotation = _step(annotation, part) if annotation is not None else None
+    return kept, annotation
 
 
 def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
@@ -539,18 +600,12 @@ def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
 
 def _fields_at(loc: list[Any]) -> set[str]:
     """The keys allowed at a location (for "valid keys here")."""
-    annotation: Any = Settings
-    for part in loc:
-        annotation = _step(annotation, part)
-        if annotation is None:
-            return set()
-    model = _model_of(annotation)
+    _, annotation = _walk(loc)
+    model = _model_of(annotation) if annotation is not None else None
     return set(getattr(model, "model_fields", {})) - {"source"} if model else set()
 
 
 def _step(annotation: Any, part: Any) -> Any:
-    if isinstance(part, str) and part in _TAGS:
-        return _tagged(annotation, part)
     origin = getattr(annotation, "__origin__", None)
     if origin in (dict, list):
         return annotation.__args__[-1]  # the value type of a dict or list entry
@@ -559,13 +614,21 @@ def _step(annotation: Any, part: Any) -> Any:
     return field.annotation if field is not None else None
 
 
+_DISCRIMINATORS = ("kind", "scheme")
+
+
 def _tagged(annotation: Any, tag: str) -> type[BaseModel] | None:
-    """The member of a discriminated union whose ``kind`` is ``tag``."""
+    """The member of a discriminated union whose ``kind`` (a connector) or ``scheme`` (a connection) is
+    ``tag``; None when ``annotation`` is no such union (``tag`` is then a key)."""
+    if isinstance(annotation, type) or getattr(annotation, "__origin__", None) in (dict, list):
+        return None
     for arg in getattr(annotation, "__args__", ()):
         model = _model_of(arg)
-        kind = getattr(model, "model_fields", {}).get("kind") if model else None
-        if kind is not None and tag in getattr(kind.annotation, "__args__", ()):
-            return model
+        fields = getattr(model, "model_fields", {}) if model else {}
+        for name in _DISCRIMINATORS:
+            field = fields.get(name)
+            if field is not None and tag in getattr(field.annotation, "__args__", ()):
+                return model
         found = _tagged(arg, tag)
         if found is not None:
             return found

@@ -19,9 +19,17 @@ from toolbridge.credentials import (
 )
 from toolbridge.credentials._mcp_auth import OAUTH_GUARD
 from toolbridge.credentials._providers import lookup
-from toolbridge.credentials._secret import Secret, SecretRef, resolve_static
+from toolbridge.credentials._secret import SecretRef, resolve_static
 from toolbridge.errors import ConfigurationError
-from toolbridge.settings import ConnectionSettings, McpConnectorSettings, Settings
+from toolbridge.settings import (
+    ClientCredentialsConnection,
+    ConnectionSettings,
+    JwtBearerConnection,
+    McpConnectorSettings,
+    OAuth2Connection,
+    Settings,
+    TokenExchangeConnection,
+)
 from toolbridge.storage import Database
 
 __all__ = ["build_credentials", "default_keys"]
@@ -66,9 +74,9 @@ def _discovers(settings: Settings, name: str) -> str | None:
     """An MCP upstream over HTTP with ``scheme: oauth2`` and no provider finds its authorization server."""
     connector = settings.connectors[name]
     config = connector.connections
-    if not isinstance(connector, McpConnectorSettings) or connector.url is None or config is None:
+    if not isinstance(connector, McpConnectorSettings) or connector.url is None:
         return None
-    return connector.url if config.scheme == "oauth2" and config.provider is None else None
+    return connector.url if isinstance(config, OAuth2Connection) and config.provider is None else None
 
 
 def _binding(
@@ -77,41 +85,27 @@ def _binding(
     base_dir: Path,
     discover: str | None = None,
 ) -> AuthConfig:
-    provider = None
-    if config.provider is not None:
-        provider = lookup(providers, config.provider).with_params(config.provider_params)
-    secret: Secret | None = None
-    if config.client_secret is not None:
-        secret = resolve_static(SecretRef.parse(config.client_secret), base_dir=base_dir)
-    account = None
-    if config.service_account_file is not None:
-        account = ServiceAccount.from_file(_path(config.service_account_file, base_dir))
-    return AuthConfig(
-        scheme=config.scheme,
-        name=config.name,
-        location=config.location,
-        username=config.username,
-        prefix=config.prefix,
-        templates=dict(config.templates),
-        provider=provider,
-        client_id=config.client_id,
-        client_secret=secret,
-        scopes=tuple(config.scopes),
-        redirect_uri=config.redirect_uri,
-        resource=config.resource,
-        discover=discover,
-        service_account=account,
-        subject=config.subject,
-        region=config.region,
-        service=config.service,
-        refresh_skew=config.refresh_skew,
-        state_ttl=config.state_ttl,
-        probe_url=config.probe_url,
-        probe_method=config.probe_method,
-        policy=config.policy,
-        subject_connector=config.subject_connector,
-        audience=config.audience,
+    """The scheme's settings as an :class:`AuthConfig`: references resolved, providers looked up."""
+    fields = config.model_dump(
+        exclude={"provider", "provider_params", "client_secret", "service_account_file"}
     )
+    if isinstance(config, _TOKEN_SETTINGS):
+        if config.provider is not None:
+            fields["provider"] = lookup(providers, config.provider).with_params(config.provider_params)
+        if config.client_secret is not None:
+            fields["client_secret"] = resolve_static(SecretRef.parse(config.client_secret), base_dir=base_dir)
+        fields["scopes"] = tuple(config.scopes)
+    if isinstance(config, JwtBearerConnection) and config.service_account_file is not None:
+        fields["service_account"] = ServiceAccount.from_file(_path(config.service_account_file, base_dir))
+    return AuthConfig(**fields, discover=discover)
+
+
+_TOKEN_SETTINGS = (
+    OAuth2Connection,
+    ClientCredentialsConnection,
+    JwtBearerConnection,
+    TokenExchangeConnection,
+)
 
 
 def _path(text: str, base_dir: Path) -> Path:

@@ -17,7 +17,7 @@ from toolbridge.connectors.openapi._ingest import IngestOptions, OperationFilter
 from toolbridge.connectors.openapi._paginate import Pagination
 from toolbridge.connectors.openapi._security import Secret
 from toolbridge.errors import ConfigurationError
-from toolbridge.settings import OpenAPIConnectorSettings, OpenAPIFilterSettings, Settings
+from toolbridge.settings import ApiKeyConnection, OpenAPIConnectorSettings, OpenAPIFilterSettings, Settings
 
 __all__ = ["openapi_connector"]
 
@@ -97,7 +97,10 @@ def check_connections(connector: OpenAPIConnector, config: OpenAPIConnectorSetti
     if wanted is None:
         return
     where = f"connectors.{connector.name}.connections"
-    connector.check_connection(wanted.scheme, name=wanted.name, location=wanted.location, where=where)
+    if isinstance(wanted, ApiKeyConnection):
+        connector.check_connection(wanted.scheme, name=wanted.name, location=wanted.location, where=where)
+    else:
+        connector.check_connection(wanted.scheme, where=where)
 
 
 def spec_location(spec: str, settings: Settings) -> str:
