@@ -159,50 +159,23 @@ def serve(
     ] = True,
 ) -> None:
     """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default)."""
-    import uvicorn
+    from functools import partial
 
     from toolbridge.cli._credentials import master_keys
+    from toolbridge.cli._serve import Serving, serve_forever
     from toolbridge.cli._startup import listen_socket, require_config
-    from toolbridge.events._worker import delivery_worker
-    from toolbridge.hub import Hub
-    from toolbridge.surfaces.app import create_app
-    from toolbridge.worker import OutboxWorker
 
     settings = _settings(config, database)
-    server_settings = settings.server
-    bind_host, bind_port = host or server_settings.host, port if port is not None else server_settings.port
+    bind_host = host or settings.server.host
+    bind_port = port if port is not None else settings.server.port
     try:  # before anything is printed: no banner, no key for a server that cannot start
         require_config(config)
+        keys = master_keys()
         sock = listen_socket(bind_host, bind_port)
     except ToolbridgeError as exc:
         _fail(exc)
-
-    async def main() -> None:
-        hub = Hub.from_settings(settings, keys=master_keys())
-        async with hub:
-            key = await hub.agents.create(create_agent) if create_agent else None
-            web = create_app(
-                hub,
-                max_body_bytes=server_settings.max_body_bytes,
-                allowed_origins=server_settings.allowed_origins,
-                manage_hub=False,
-            )
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    web, host=bind_host, port=bind_port, log_level="warning", access_log=False, lifespan="on"
-                )
-            )
-            base = f"http://{bind_host}:{bind_port}"
-            _banner(base, hub, key, create_agent)
-            async with anyio.create_task_group() as tg:
-                if worker:
-                    tg.start_soon(OutboxWorker(hub).run)
-                    if (deliverer := delivery_worker(hub)) is not None:
-                        tg.start_soon(deliverer.run)
-                await server.serve(sockets=[sock])
-                tg.cancel_scope.cancel()
-
-    _run(main, server=True)
+    serving = Serving(bind_host, bind_port, sock, create_agent, worker)
+    _run(partial(serve_forever, settings, keys, serving), server=True)
 
 
 @app.command("worker")
@@ -264,18 +237,6 @@ def outbox_command(
     show(
         out, rows, {**columns, "next attempt": "next_attempt_at", "last error": "last_error"}, as_json=as_json
     )
-
-
-def _banner(base: str, hub: Hub, key: str | None, agent: str | None) -> None:
-    out.print(
-        f"[bold]toolbridge[/] serving {len(hub.catalog)} tools  (database: {hub.database.redacted_url})"
-    )
-    out.print(f"  MCP (streamable HTTP): {base}/mcp")
-    out.print(f"  REST:                  {base}/v1   (OpenAPI: {base}/v1/openapi.json)")
-    if key:
-        out.print(f"  API key for agent {agent!r} (shown once): [bold]{key}[/]", highlight=False)
-        out.print(f"  try: curl -s -H 'Authorization: Bearer {key}' {base}/v1/tools", highlight=False)
-    out.print("  stop with Ctrl-C")
 
 
 @app.command()
