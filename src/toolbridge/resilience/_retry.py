@@ -78,10 +78,8 @@ async def retry(
         try:
             return await fn()
         except on:
-            if number == backoff.attempts:
-                raise
-            logger.warning("%s failed (attempt %d of %d); retrying", what, number, backoff.attempts)
-        await anyio.sleep(backoff.delay(number))
+            wait = _after_failure(number, backoff, what, logger)
+        await anyio.sleep(wait)
     raise AssertionError("unreachable: attempts must be at least 1")
 
 
@@ -98,8 +96,14 @@ def retry_sync(
         try:
             return fn()
         except on:
-            if number == backoff.attempts:
-                raise
-            logger.warning("%s failed (attempt %d of %d); retrying", what, number, backoff.attempts)
-        time.sleep(backoff.delay(number))
+            wait = _after_failure(number, backoff, what, logger)
+        time.sleep(wait)
     raise AssertionError("unreachable: attempts must be at least 1")
+
+
+def _after_failure(number: int, backoff: Backoff, what: str, logger: logging.Logger) -> float:
+    """The wait before attempt ``number + 1``; re-raises the failure being handled when it was the last."""
+    if number >= backoff.attempts:
+        raise  # (called from the except block of the failure it re-raises)
+    logger.warning("%s failed (attempt %d of %d); retrying", what, number, backoff.attempts)
+    return backoff.delay(number)
