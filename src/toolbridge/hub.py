@@ -87,6 +87,7 @@ class Hub:
         credentials: CredentialManager | None = None,
         tool_modes: Mapping[str, str] | None = None,
         outbox: Outbox | None = None,
+        event_service: EventService | None = None,
     ) -> None:
         reseed_after_fork(_reseed_ids)
         self.database = database if isinstance(database, Database) else Database(database)
@@ -108,7 +109,7 @@ class Hub:
         self.events = EventBus()
         """Upstream events (list changes, log messages, resource updates) for surfaces to forward."""
         self.credentials = credentials
-        self.event_service: EventService | None = None
+        self.event_service = event_service
         """Inbound webhooks, the event log and subscriptions (``toolbridge.events``), when configured."""
 
     # -- construction ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from toolbridge.audit import AuditLog
 from toolbridge.connectors import Invocation
 from toolbridge.credentials import (
     AuthConfig,
+    Connection,
     CredentialManager,
     Keyring,
     MasterKey,
@@ -141,11 +142,18 @@ def make_hub(
     keys: Keyring | None = None,
     cache_ttl: float = 5.0,
     handler: Callable[[httpx2.Request], httpx2.Response] | None = None,
+    on_reauth: Callable[[Connection, str], None] | None = None,
 ) -> tuple[Hub, CredentialManager, httpx2.AsyncClient]:
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler or server.handler))
     vault = Vault(db, StaticKeys(keys or Keyring(MasterKey.generate())))
     manager = CredentialManager(
-        vault, bindings, client=client, clock=clock, cache_ttl=cache_ttl, audit=AuditLog(db)
+        vault,
+        bindings,
+        client=client,
+        clock=clock,
+        cache_ttl=cache_ttl,
+        audit=AuditLog(db),
+        on_reauth=on_reauth,
     )
 
     async def no_wait(_seconds: float) -> None:

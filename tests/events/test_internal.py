@@ -12,14 +12,22 @@ from toolbridge import Hub, Principal
 from toolbridge.connectors._events import LogMessage
 from toolbridge.errors import ToolbridgeError, UpstreamUnavailable
 from toolbridge.events import EventFilter, EventLog, EventService, Subscription
-from toolbridge.events._internal import watch_hub
-from toolbridge.resilience import BreakerPolicy, ResiliencePolicy, RetryPolicy
+from toolbridge.events._internal import breaker_notices, reauth_notices, watch_hub
+from toolbridge.resilience import BreakerPolicy, Resilience, ResiliencePolicy, RetryPolicy
+from toolbridge.storage import Database
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_breaker_transitions_and_failed_outbox_items_are_recorded(database_url: str) -> None:
-    hub = Hub(database=database_url)
+    database = Database(database_url)
+    alerts = Subscription("alerts", EventFilter(source="toolbridge.*"), principals=("ops",))
+    service = EventService(EventLog(database), subscriptions={"alerts": alerts})
+    hub = Hub(
+        database=database,
+        resilience=Resilience(on_transition=breaker_notices(service)),
+        event_service=service,
+    )
 
     @hub.tool(connector="flaky", read_only=True)
     def fetch() -> str:
@@ -30,9 +38,6 @@ async def test_breaker_transitions_and_failed_outbox_items_are_recorded(database
         retry=RetryPolicy(max_attempts=1), breaker=BreakerPolicy(window=2, minimum_calls=2, open_seconds=600)
     )
     hub.resilience.configure("flaky", policy)
-    alerts = Subscription("alerts", EventFilter(source="toolbridge.*"), principals=("ops",))
-    service = EventService(EventLog(hub.database), subscriptions={"alerts": alerts})
-    hub.event_service = service
     watch_hub(hub, service)
     async with hub:
         for _ in range(2):
@@ -58,13 +63,14 @@ async def test_a_dead_grant_records_reauth_required(sqlite_url: str) -> None:
     from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub, oauth_config
     from tests.credentials.test_manager import Clock, connect
     from toolbridge import CredentialsError
-    from toolbridge.storage import Database
 
     server, clock = FakeAuthServer(), Clock()
-    hub, manager, client = make_hub(Database(sqlite_url), server, {"gh": oauth_config()}, clock=clock)
-    service = EventService(EventLog(hub.database))
+    database = Database(sqlite_url)
+    service = EventService(EventLog(database))
+    hub, manager, client = make_hub(
+        database, server, {"gh": oauth_config()}, clock=clock, on_reauth=reauth_notices(service)
+    )
     hub.event_service = service
-    watch_hub(hub, service)
     async with hub, client:
         conn = await connect(manager, server, now=clock.now)
         server.revoked_family = True  # the provider refuses every token; the refresh gets invalid_grant
@@ -80,7 +86,6 @@ async def test_a_dead_grant_records_reauth_required(sqlite_url: str) -> None:
 
 async def test_a_changed_upstream_tool_records_its_quarantine_once(sqlite_url: str, tmp_path: Path) -> None:
     from tests.connectors.mcp.test_pinning import build
-    from toolbridge.storage import Database
 
     description = tmp_path / "description.txt"
     description.write_text("Look a key up.")

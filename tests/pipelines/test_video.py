@@ -173,7 +173,9 @@ async def test_a_worker_killed_at_each_step_leaves_a_run_that_completes_exactly_
     async with Hub.from_file(config) as hub:
         service = service_of(hub)
         service.inline = False  # leave it to the worker processes
-        run = await service.start("video", ME, {"url": "https://v.example/a.mov", "title": "a"}, request_id="t")
+        run = await service.start(
+            "video", ME, {"url": "https://v.example/a.mov", "title": "a"}, request_id="t"
+        )
     killed = worker(config, "--crash", f"{phase}:{step}")
     assert killed.returncode == -9, killed.stderr
     done = worker(config, "--until", run.id)
@@ -192,7 +194,9 @@ async def test_a_worker_killed_while_the_upstream_holds_its_request_resumes_with
     async with Hub.from_file(config) as hub:
         service = service_of(hub)
         service.inline = False
-        run = await service.start("video", ME, {"url": "https://v.example/b.mov", "title": "b"}, request_id="t")
+        run = await service.start(
+            "video", ME, {"url": "https://v.example/b.mov", "title": "b"}, request_id="t"
+        )
     httpx2.post(f"{url}/_hold", json={"kind": "records"}, trust_env=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.pipelines._worker_proc", str(config)],
@@ -212,14 +216,18 @@ async def test_a_worker_killed_while_the_upstream_holds_its_request_resumes_with
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-async def test_two_workers_on_postgresql_never_run_a_step_twice(config: Path, media: tuple[Media, str]) -> None:
+async def test_two_workers_on_postgresql_never_run_a_step_twice(
+    config: Path, media: tuple[Media, str]
+) -> None:
     server, _ = media
     count = 12
     async with Hub.from_file(config) as hub:
         service = service_of(hub)
         service.inline = False
         runs = [
-            await service.start("video", ME, {"url": f"https://v.example/{i}", "title": f"t{i}"}, request_id="t")
+            await service.start(
+                "video", ME, {"url": f"https://v.example/{i}", "title": f"t{i}"}, request_id="t"
+            )
             for i in range(count)
         ]
     procs = [

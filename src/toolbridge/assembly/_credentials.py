@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from toolbridge.audit import AuditLog
 from toolbridge.credentials import (
     AuthConfig,
+    Connection,
     CredentialManager,
     KeyFile,
     KeySource,
@@ -41,10 +42,15 @@ def default_keys(settings: Settings) -> KeyFile:
 
 
 def build_credentials(
-    settings: Settings, database: Database, keys: KeySource | None, *, audit: AuditLog | None = None
+    settings: Settings,
+    database: Database,
+    keys: KeySource | None,
+    *,
+    audit: AuditLog | None = None,
+    on_reauth: Callable[[Connection, str], None] | None = None,
 ) -> CredentialManager | None:
     """A manager for the connectors that declare ``connections:``, or None when none does; it records
-    to ``audit`` (the hub's log)."""
+    to ``audit`` (the hub's log) and reports connections that need a person to reconnect to ``on_reauth``."""
     declared = {
         name: connector.connections
         for name, connector in settings.connectors.items()
@@ -66,7 +72,12 @@ def build_credentials(
         allow_loopback=settings.credentials.oauth_allow_loopback,
     )
     return CredentialManager(
-        vault, bindings, cache_ttl=settings.credentials.cache_ttl, url_guard=guard, audit=audit
+        vault,
+        bindings,
+        cache_ttl=settings.credentials.cache_ttl,
+        url_guard=guard,
+        audit=audit,
+        on_reauth=on_reauth,
     )
 
 

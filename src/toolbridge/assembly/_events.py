@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -26,12 +26,12 @@ from toolbridge.events._verify import (
 )
 
 if TYPE_CHECKING:
-    from toolbridge.credentials import Secret
+    from toolbridge.credentials import CredentialManager, Secret
     from toolbridge.hub import Hub
     from toolbridge.settings import Settings
     from toolbridge.storage import Database
 
-__all__ = ["build_events", "event_log", "make_verifier", "trigger"]
+__all__ = ["build_events", "event_log", "event_service", "make_verifier", "trigger"]
 
 
 def event_log(settings: Settings, database: Database) -> EventLog | None:
@@ -45,26 +45,34 @@ def event_log(settings: Settings, database: Database) -> EventLog | None:
     )
 
 
-def build_events(settings: Settings, hub: Hub, log: EventLog) -> EventService:
-    """The event service of ``hub`` over ``log`` (connectors were built with the same log)."""
-    service = EventService(
+def event_service(
+    settings: Settings, log: EventLog, credentials: Callable[[], CredentialManager | None]
+) -> EventService:
+    """The event service over ``log``, built before the hub so that the hub's parts can report to it;
+    ``credentials()`` is the hub's credential manager (read when a ``vault:`` secret is resolved)."""
+    return EventService(
         log,
         sources={name: source(name, hook) for name, hook in settings.hooks.items()},
         subscriptions={name: subscription(name, sub) for name, sub in settings.subscriptions.items()},
-        resolve=partial(_resolve, settings, hub),
-        deliveries=Deliveries(hub.database),
+        resolve=partial(_resolve, settings, credentials),
+        deliveries=Deliveries(log.database),
     )
-    hub.event_service = service
+
+
+def build_events(settings: Settings, hub: Hub, service: EventService) -> None:
+    """The hub's side of the event service: its triggers, the ``events.*`` tools, internal events."""
     service.triggers = TriggerRunner(hub, service, {n: trigger(n, t) for n, t in settings.triggers.items()})
     add_event_tools(hub, service)
     watch_hub(hub, service)
-    return service
 
 
-async def _resolve(settings: Settings, hub: Hub, ref: str) -> Secret:
+async def _resolve(
+    settings: Settings, credentials: Callable[[], CredentialManager | None], ref: str
+) -> Secret:
     from toolbridge.credentials import SecretRef, resolve_reference
 
-    vault = hub.credentials.vault.get if hub.credentials is not None else None
+    manager = credentials()
+    vault = manager.vault.get if manager is not None else None
     return await resolve_reference(SecretRef.parse(ref), base_dir=settings.base_dir, vault=vault)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from toolbridge.assembly._credentials import build_credentials
-from toolbridge.assembly._events import build_events, event_log
+from toolbridge.assembly._events import build_events, event_log, event_service
 from toolbridge.assembly._kinds import KINDS, Parts
 from toolbridge.audit import AuditLog
 from toolbridge.errors import ConfigurationError
+from toolbridge.events._internal import breaker_notices, reauth_notices
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
-from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
+from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, Resilience, ResiliencePolicy, RetryPolicy
 from toolbridge.resilience._outbox import Outbox
 from toolbridge.settings import ResilienceSettings, Settings
 from toolbridge.storage import Database
@@ -27,32 +28,38 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
     _check_scopes(settings)
     database = Database(settings.server.database)
     audit = AuditLog(database)
+    log = event_log(settings, database)
+    # the event service exists before the parts that report to it (breakers, credentials); it reads the
+    # credential manager, built next, only when it resolves a vault: secret
+    service = event_service(settings, log, lambda: manager) if log is not None else None
+    manager = build_credentials(
+        settings, database, keys, audit=audit, on_reauth=reauth_notices(service) if service else None
+    )
     hub = Hub(
         database=database,
-        credentials=build_credentials(settings, database, keys, audit=audit),
+        credentials=manager,
         limits=Limits(
-            max_argument_bytes=settings.limits.max_argument_bytes,
-            max_result_bytes=settings.limits.max_result_bytes,
-            call_timeout=settings.limits.call_timeout,
+            **settings.limits.model_dump(include={"max_argument_bytes", "max_result_bytes", "call_timeout"})
         ),
         agents={name: agent.scopes for name, agent in settings.agents.items()},
         agent_rates={name: agent.rate for name, agent in settings.agents.items() if agent.rate},
         tool_modes={name: agent.tool_mode for name, agent in settings.agents.items()},
         outbox=Outbox(database, **settings.outbox.model_dump()),
+        resilience=Resilience(on_transition=breaker_notices(service) if service else None),
+        event_service=service,
     )
-    log = event_log(settings, database)
     parts = Parts(
         settings=settings,
         database=database,
-        credentials=hub.credentials,
+        credentials=manager,
         events=log,
         on_event=hub.events.emit,
         on_tools_changed=hub.tools_changed,
     )
     for name, connector in settings.connectors.items():
         hub.add_connector(KINDS[connector.kind](name, connector, parts), policy=_policy(connector.resilience))
-    if log is not None:
-        build_events(settings, hub, log)
+    if service is not None:
+        build_events(settings, hub, service)
     if any(c.resilience.on_exhausted == "queue" for c in settings.connectors.values()):
         add_outbox_tool(hub)
     if settings.capabilities:  # last: capabilities are checked against every other connector's tools
@@ -64,6 +71,9 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
 
         build_pipelines(settings, hub)
     return hub
+
+
+_LIMITS = {"max_argument_bytes", "max_result_bytes", "call_timeout"}
 
 
 def _check_scopes(settings: Settings) -> None:

@@ -146,6 +146,7 @@ class CredentialManager:
         url_guard: URLGuard = OAUTH_GUARD,
         resolver: Resolver = system_resolver,
         audit: AuditLog | None = None,
+        on_reauth: Callable[[Connection, str], None] | None = None,
     ) -> None:
         self.vault = vault
         self.url_guard = url_guard
@@ -167,7 +168,7 @@ class CredentialManager:
         self.audit = audit
         """Where adding, removing and resolving connections is recorded (a hub given these credentials
         records to the same log)."""
-        self.on_reauth: Callable[[Connection, str], None] | None = None
+        self.on_reauth = on_reauth
         """Called when a connection needs a person to reconnect it (the event log records it)."""
         self._own_client = client is None
         self._client = client or httpx2.AsyncClient(timeout=token_timeout, trust_env=False)

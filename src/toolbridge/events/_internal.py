@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from toolbridge.catalog import QUARANTINE_META_KEY
@@ -27,16 +27,13 @@ if TYPE_CHECKING:
     from toolbridge.hub import Hub
     from toolbridge.resilience._breaker import Transition
 
-__all__ = ["watch_hub"]
+__all__ = ["breaker_notices", "reauth_notices", "watch_hub"]
 
 
-def watch_hub(hub: Hub, service: EventService) -> None:
-    """Record ``hub``'s breaker transitions, reconnect needs, failed outbox items and quarantines."""
-    before = hub.resilience.on_transition
+def breaker_notices(service: EventService) -> Callable[[Transition], None]:
+    """What a :class:`Resilience` is given as ``on_transition`` to record its breakers' transitions."""
 
     def transition(t: Transition) -> None:
-        if before is not None:
-            before(t)
         payload = {
             "connector": t.name,
             "from": t.old.value,
@@ -45,9 +42,17 @@ def watch_hub(hub: Hub, service: EventService) -> None:
         }
         service.notice("toolbridge.resilience", f"toolbridge.breaker.{t.new.value}", t.name, payload)
 
-    hub.resilience.on_transition = transition
-    if hub.credentials is not None:
-        hub.credentials.on_reauth = lambda conn, reason: _reauth(service, conn, reason)
+    return transition
+
+
+def reauth_notices(service: EventService) -> Callable[[Connection, str], None]:
+    """What a :class:`CredentialManager` is given as ``on_reauth`` to record reconnect needs."""
+    return lambda conn, reason: _reauth(service, conn, reason)
+
+
+def watch_hub(hub: Hub, service: EventService) -> None:
+    """Record ``hub``'s failed outbox items and quarantines (its breakers and credentials report through
+    :func:`breaker_notices` and :func:`reauth_notices`, given to them when they were built)."""
     quarantined = {t.name for t in hub.catalog if QUARANTINE_META_KEY in t.meta}
 
     def on_event(event: HubEvent) -> None:
