@@ -198,17 +198,15 @@ async def test_a_worker_killed_while_the_upstream_holds_its_request_resumes_with
             "video", ME, {"url": "https://v.example/b.mov", "title": "b"}, request_id="t"
         )
     httpx2.post(f"{url}/_hold", json={"kind": "records"}, trust_env=False)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.pipelines._worker_proc", str(config)],
-        cwd=Path(__file__).parents[2],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process = await anyio.open_process(
+        [sys.executable, "-m", "tests.pipelines._worker_proc", str(config)], cwd=Path(__file__).parents[2]
     )
     try:
         assert await anyio.to_thread.run_sync(server.held.wait, patience(60))  # the effect is applied
     finally:
         process.kill()  # SIGKILL, mid-request
-        process.wait(timeout=patience(15))
+        with anyio.fail_after(patience(15)):
+            await process.wait()
         server.release.set()
     done = worker(config, "--until", run.id)
     assert done.returncode == 0, done.stderr

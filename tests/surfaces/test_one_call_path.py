@@ -53,6 +53,7 @@ EXEMPT = {
     "GET /v1/outbox": "the caller's own queued writes, already audited when they were queued",
     "GET /v1/outbox/{item_id}": "one of the caller's own queued writes (as above)",
     "GET /v1/health/connectors": "the connectors' breakers and limiter state: no upstream call",
+    "GET /v1/runs": "the caller's own pipeline runs, each audited when it was started (as /v1/outbox)",
     "GET /v1/connections/callback": "a person's browser returning from an OAuth provider, not an agent: "
     "the connection it completes is audited by the credentials layer (tests/credentials)",
     "OPTIONS /v1/workspaces/{ws}/uploads": "tus capability discovery: unauthenticated by the protocol",
@@ -260,6 +261,9 @@ STEPS: list[tuple[str, Step]] = [
         "DELETE /v1/connections/{ident}",
         lambda env, h: env.http.delete(f"/v1/connections/{env.ids['connection']}", headers=h),
     ),
+    ("POST /v1/runs", lambda env, h: env.http.post("/v1/runs", json={"pipeline": "none"}, headers=h)),
+    ("GET /v1/runs/{run_id}", _get("/v1/runs/none")),
+    ("POST /v1/runs/{run_id}/cancel", lambda env, h: env.http.post("/v1/runs/none/cancel", headers=h)),
 ]
 
 

@@ -184,27 +184,33 @@ def worker_command(
     database: DatabaseOption = None,
     once: Annotated[bool, typer.Option("--once", help="Process what is due now, then exit")] = False,
 ) -> None:
-    """Retry queued writes (the outbox) and deliver events until stopped; run beside `serve --no-worker`."""
+    """Retry queued writes (the outbox), deliver events and run pipelines until stopped; run beside
+    `serve --no-worker`."""
     from toolbridge.events._worker import delivery_worker
+    from toolbridge.pipelines._worker import pipeline_worker
     from toolbridge.worker import OutboxWorker
 
     hub = _hub(config, database)
 
     async def main() -> int:
         async with hub:
+            runner = pipeline_worker(hub)
             if once:
                 deliverer = delivery_worker(hub)
                 events = await deliverer.tick() if deliverer is not None else 0
-                return events + await OutboxWorker(hub).run_once()
+                runs = await runner.run_once() if runner is not None else 0
+                return events + runs + await OutboxWorker(hub).run_once()
             async with anyio.create_task_group() as tg:
                 if (deliverer := delivery_worker(hub)) is not None:
                     tg.start_soon(deliverer.run)
+                if runner is not None:
+                    tg.start_soon(runner.run)
                 await OutboxWorker(hub).run()
         return 0
 
     count = _run(main, server=not once)
     if once:
-        out.print(f"processed {count} queued write(s) and event deliveries")
+        out.print(f"processed {count} queued write(s), event deliveries and pipeline runs")
 
 
 @app.command("outbox")

@@ -26,6 +26,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "hooks": ("toolbridge.cli._events", "hooks_app"),
     "subscriptions": ("toolbridge.cli._events", "subscriptions_app"),
     "capabilities": ("toolbridge.cli._capabilities", "capabilities_app"),
+    "pipelines": ("toolbridge.cli._pipelines", "pipelines_app"),
 }
 
 

@@ -1,5 +1,5 @@
 """What ``toolbridge serve`` runs once its options are read: the hub, the web app on the bound socket, and
-(unless ``--no-worker``) the outbox and event-delivery workers beside it."""
+(unless ``--no-worker``) the outbox, event-delivery and pipeline workers beside it."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ async def serve_forever(settings: Settings, keys: KeySource | None, serving: Ser
     import uvicorn
 
     from toolbridge.events._worker import delivery_worker
+    from toolbridge.pipelines._worker import pipeline_service, pipeline_worker
     from toolbridge.surfaces.app import create_app
     from toolbridge.worker import OutboxWorker
 
@@ -55,6 +56,10 @@ async def serve_forever(settings: Settings, keys: KeySource | None, serving: Ser
                 tg.start_soon(OutboxWorker(hub).run)
                 if (deliverer := delivery_worker(hub)) is not None:
                     tg.start_soon(deliverer.run)
+                if (runner := pipeline_worker(hub)) is not None:
+                    tg.start_soon(runner.run)
+            elif (service := pipeline_service(hub)) is not None:
+                service.inline = False  # runs are left to 'toolbridge worker'
             await uvicorn.Server(config).serve(sockets=[serving.sock])
             tg.cancel_scope.cancel()
 

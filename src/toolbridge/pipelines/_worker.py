@@ -4,14 +4,15 @@ at most ``concurrency`` at once, each under a renewed lease (``toolbridge worker
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import anyio
 
 from toolbridge.errors import StorageError
-from toolbridge.pipelines._service import PipelineService
+from toolbridge.pipelines._service import PipelineService, pipeline_service
 from toolbridge.pipelines._store import Run
 
-__all__ = ["PipelineWorker"]
+__all__ = ["PipelineWorker", "pipeline_service", "pipeline_worker"]
 
 logger = logging.getLogger("toolbridge.pipelines")
 
@@ -61,3 +62,9 @@ class PipelineWorker:
             except StorageError as exc:  # the lease runs out and the run is claimed again
                 logger.warning("pipeline run %s: storage failed: %s; it resumes later", run.id, exc)
         self._wake.set()
+
+
+def pipeline_worker(hub: Any) -> PipelineWorker | None:
+    """A worker for the hub's pipeline runs (None when no pipelines are configured)."""
+    service = pipeline_service(hub)
+    return PipelineWorker(service) if service is not None else None

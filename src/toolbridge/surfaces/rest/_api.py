@@ -25,6 +25,7 @@ from toolbridge.surfaces._request import api_key
 from toolbridge.surfaces._tool_search import search_document
 from toolbridge.surfaces.rest._connections import connections_router
 from toolbridge.surfaces.rest._events import events_router
+from toolbridge.surfaces.rest._runs import runs_router
 
 __all__ = ["create_rest_app", "problem_response", "tool_document"]
 
@@ -265,6 +266,7 @@ def create_rest_app(hub: Hub) -> FastAPI:
     app.include_router(_operations)
     app.include_router(connections_router)
     app.include_router(events_router)
+    app.include_router(runs_router)
     _install_error_handlers(app)
     return app
 
