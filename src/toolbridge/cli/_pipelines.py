@@ -84,7 +84,7 @@ def list_pipelines(
             {"name": p.name, "steps": " → ".join(s.name for s in p.steps), "description": p.description}
             for p in service.pipelines.values()
         ]
-        show(out, rows, {"name": "pipeline", "steps": "steps", "description": "description"}, as_json=as_json)
+        show(out, rows, {"pipeline": "name", "steps": "steps", "description": "description"}, as_json=as_json)
 
     _with_service(config, database, work)
 
