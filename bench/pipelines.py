@@ -1,0 +1,197 @@
+"""Pipelines benchmark:
+
+1. Engine overhead per step on SQLite (durable state included): a 5-step pipeline of a no-op Python tool
+   run in-process, against the same five calls made directly with ``hub.call`` in the same run — with an
+   idempotency key each, as the steps have (baseline), and without. Per run: (pipeline time − time of the
+   five direct keyed calls) / 5; median and p99 over the runs.
+2. Five-step no-op runs per second on PostgreSQL with two ``toolbridge worker`` processes: runs queued
+   first, then both workers started; from their start until every run has ended.
+
+    uv run python bench/pipelines.py [--runs 300] [--queued 1000] [--skip-postgres]
+
+Goals (issue #19): ≤ 2 ms engine overhead per step on SQLite; ≥ 100 five-step runs/s on PostgreSQL.
+Not run by ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+from toolbridge import Hub
+from toolbridge.pipelines import Pipeline, add_pipelines, pipeline_service
+from toolbridge.policy import Principal
+
+POSTGRES = os.environ.get("TOOLBRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+ME = Principal.local("bench")
+STEPS = 5
+TOOLS = '''
+async def noop(n: int = 0) -> dict:
+    return {"n": n + 1}
+'''
+CONFIG = """
+server: {{database: "{database}"}}
+connectors:
+  bench:
+    kind: python
+    tools:
+      - {{function: bench_pipeline_tools:noop, idempotent: true}}
+pipeline_worker: {{lease: 30, concurrency: 32, poll_interval: 0.02}}
+pipelines:
+  five:
+    steps:
+{steps}
+"""
+
+
+def five_steps() -> list[dict[str, object]]:
+    steps: list[dict[str, object]] = [{"name": "s0", "tool": "bench.noop", "arguments": {"n": 0}}]
+    for i in range(1, STEPS):
+        steps.append({"name": f"s{i}", "tool": "bench.noop", "arguments": {"n": f"${{steps.s{i - 1}.n}}"}})
+    return steps
+
+
+def quantiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def overhead(runs: int, folder: Path) -> dict[str, float]:
+    hub = Hub(database=f"sqlite+aiosqlite:///{folder / 'overhead.db'}")
+
+    @hub.tool(connector="bench", idempotent=True)
+    async def noop(n: int = 0) -> dict[str, int]:
+        return {"n": n + 1}
+
+    add_pipelines(hub, [Pipeline.build("five", five_steps())])
+    pipeline_ms, keyed_ms, plain_ms = [], [], []
+    async with hub:
+        service = pipeline_service(hub)
+        assert service is not None
+        for i in range(runs + 20):  # the first 20 warm up
+            started = time.perf_counter()
+            for s in range(STEPS):
+                await hub.call(ME, "bench.noop", {"n": s}, idempotency_key=f"direct-{i}-{s}")
+            keyed = time.perf_counter() - started
+            started = time.perf_counter()
+            for s in range(STEPS):
+                await hub.call(ME, "bench.noop", {"n": s})
+            plain = time.perf_counter() - started
+            started = time.perf_counter()
+            result = await hub.call(ME, "pipelines.five", {})
+            whole = time.perf_counter() - started
+            assert result.value["state"] == "succeeded", result.value
+            if i >= 20:
+                pipeline_ms.append(whole * 1000)
+                keyed_ms.append(keyed * 1000)
+                plain_ms.append(plain * 1000)
+    per_step = [(p - k) / STEPS for p, k in zip(pipeline_ms, keyed_ms, strict=True)]
+    per_step_plain = [(p - k) / STEPS for p, k in zip(pipeline_ms, plain_ms, strict=True)]
+    median, p99 = quantiles(per_step)
+    median_plain, p99_plain = quantiles(per_step_plain)
+    return {
+        "run_median_ms": statistics.median(pipeline_ms),
+        "direct_keyed_median_ms": statistics.median(keyed_ms),
+        "direct_plain_median_ms": statistics.median(plain_ms),
+        "overhead_per_step_median_ms": median,
+        "overhead_per_step_p99_ms": p99,
+        "overhead_vs_plain_median_ms": median_plain,
+        "overhead_vs_plain_p99_ms": p99_plain,
+    }
+
+
+async def fresh_postgres() -> str:
+    import asyncpg
+
+    name = f"tb_bench_{os.getpid()}_{int(time.time())}"
+    admin = await asyncpg.connect(POSTGRES)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+
+
+async def throughput(queued: int, folder: Path) -> dict[str, float]:
+    database = await fresh_postgres()
+    steps = "\n".join(
+        "      - {"
+        + ", ".join(f"{k}: {v!r}" if k != "arguments" else f"arguments: {v}" for k, v in s.items())
+        + "}"
+        for s in five_steps()
+    ).replace("'", '"')
+    (folder / "bench_pipeline_tools.py").write_text(TOOLS)
+    config = folder / "toolbridge.yaml"
+    config.write_text(CONFIG.format(database=database, steps=steps))
+    sys.path.insert(0, str(folder))
+    async with Hub.from_file(config) as hub:
+        service = pipeline_service(hub)
+        assert service is not None
+        service.inline = False
+        runs = [await service.start("five", ME, {}, request_id=f"bench-{i}") for i in range(queued)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
+    workers = [
+        await anyio.open_process(
+            [sys.executable, "-m", "toolbridge", "worker", "-c", str(config)],
+            env=env,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    started = time.perf_counter()
+    try:
+        async with Hub.from_file(config) as hub:
+            service = pipeline_service(hub)
+            assert service is not None
+            ended = [await service.wait(r.id, 600) for r in runs]
+        elapsed = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            worker.terminate()
+            with anyio.fail_after(30):
+                await worker.wait()
+    bad = [r for r in ended if r.state != "succeeded"]
+    assert not bad, bad[:3]
+    return {"runs": float(queued), "seconds": elapsed, "runs_per_s": queued / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--queued", type=int, default=1000)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tb-bench-pipelines-") as scratch:
+        folder = Path(scratch)
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (numbers mean little under load)")
+        found = anyio.run(overhead, args.runs, folder)
+        print(f"SQLite, {args.runs} runs of a {STEPS}-step no-op pipeline (in-process, durable state):")
+        print(f"  pipeline run           median {found['run_median_ms']:.2f} ms")
+        print(f"  5 direct keyed calls   median {found['direct_keyed_median_ms']:.2f} ms (baseline)")
+        print(f"  5 direct plain calls   median {found['direct_plain_median_ms']:.2f} ms")
+        median, p99 = found["overhead_per_step_median_ms"], found["overhead_per_step_p99_ms"]
+        print(f"  engine overhead / step median {median:.2f} ms, p99 {p99:.2f} ms (vs keyed calls)")
+        print(
+            f"  vs plain calls         median {found['overhead_vs_plain_median_ms']:.2f} ms, "
+            f"p99 {found['overhead_vs_plain_p99_ms']:.2f} ms"
+        )
+        print(f"  goal ≤ 2 ms/step: {'met' if median <= 2.0 else 'NOT met'}")
+        if not args.skip_postgres:
+            result = anyio.run(throughput, args.queued, folder)
+            print(f"PostgreSQL, 2 workers, {args.queued} queued {STEPS}-step no-op runs:")
+            print(f"  {result['runs_per_s']:.0f} runs/s ({result['seconds']:.1f} s)")
+            print(f"  goal ≥ 100 runs/s: {'met' if result['runs_per_s'] >= 100 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
