@@ -173,7 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tb-bench-pipelines-") as scratch:
         folder = Path(scratch)
-        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (numbers mean little under load)")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (busy: numbers mean little)")
         found = anyio.run(overhead, args.runs, folder)
         print(f"SQLite, {args.runs} runs of a {STEPS}-step no-op pipeline (in-process, durable state):")
         print(f"  pipeline run           median {found['run_median_ms']:.2f} ms")

@@ -13,6 +13,7 @@ from toolbridge.errors import NotFound
 from toolbridge.hub import Hub
 from toolbridge.pipelines._service import pipeline_service
 from toolbridge.policy import Principal
+from toolbridge.surfaces._request import api_key
 
 __all__ = ["runs_router"]
 
@@ -27,10 +28,7 @@ class StartRun(BaseModel):
 
 async def _caller(request: Request) -> tuple[Hub, Principal]:
     hub: Hub = request.app.state.hub
-    header = request.headers.get("authorization") or ""
-    scheme, _, token = header.partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-    return hub, await hub.authenticate(key, request_id=_request_id(request))
+    return hub, await hub.authenticate(api_key(request.headers), request_id=_request_id(request))
 
 
 def _request_id(request: Request) -> str | None:
