@@ -13,6 +13,7 @@ import pytest
 from tests._patience import patience
 from toolbridge import Hub
 from toolbridge.errors import ToolExecutionError, UpstreamStatusError
+from toolbridge.events import EventFilter, EventLog, EventService
 from toolbridge.pipelines import Pipeline, PipelineService, add_pipelines
 from toolbridge.policy import Principal
 from toolbridge.resilience import BreakerPolicy, Resilience, ResiliencePolicy, RetryPolicy
@@ -175,11 +176,18 @@ async def test_a_compensation_that_keeps_failing_ends_needs_attention(
 ) -> None:
     ledger.fail["remove"] = 100
     hub, service = make_hub(database_url, ledger, [FLOW])
+    hub.event_service = events = EventService(EventLog(hub.database))
     async with hub:
         with pytest.raises(ToolExecutionError, match="needs_attention"):
             await hub.call(ME, "pipelines.flow", {"title": "n", "parts": [], "explode": True})
         (run,) = await service.store.runs()
         assert run.state == "needs_attention"
+        found, _ = await events.log.wait(
+            0, match=EventFilter(source="toolbridge.pipelines"), seconds=patience(10)
+        )
+        assert [(e.type, e.payload["run_id"]) for e in found] == [
+            ("toolbridge.pipeline.needs_attention", run.id)
+        ]
         assert ledger.calls.count("remove 1") == service.settings.compensation_attempts
         steps = {s.key: s.state for s in await service.store.steps(run.id)}
         assert steps["00.first"] == "compensation_failed"
