@@ -33,10 +33,10 @@ from toolbridge.policy import Principal
 POSTGRES = os.environ.get("TOOLBRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 ME = Principal.local("bench")
 STEPS = 5
-TOOLS = '''
+TOOLS = """
 async def noop(n: int = 0) -> dict:
     return {"n": n + 1}
-'''
+"""
 CONFIG = """
 server: {{database: "{database}"}}
 connectors:
