@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer.main as typer_main
 
 from tests._specs import OWN
 
@@ -77,3 +78,22 @@ def test_commands_imported_on_use_look_as_before(command: str, expected: str) ->
     result = CliRunner().invoke(app, [command, "--help"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert expected in result.output and "--install-completion" not in result.output
+
+
+def test_help_lists_every_command_without_importing_the_heavy_ones(tmp_path: Path) -> None:
+    modules = loaded("--help", cwd=tmp_path)
+    assert not modules & {*HEAVY, "pydantic", "toolbridge.settings"}, sorted(modules & {*HEAVY, "pydantic"})
+
+
+def test_the_help_lines_of_commands_imported_on_use_are_their_own() -> None:
+    """``toolbridge --help`` shows LAZY's lines without importing the commands: they must not drift."""
+    from typer._click.core import Context
+
+    from toolbridge.cli import app
+    from toolbridge.cli._lazy import LAZY, _load
+
+    group = typer_main.get_command(app)
+    for name, (_, _, line) in LAZY.items():
+        command = _load(name)
+        assert command.get_short_help_str(limit=200) == line, name
+        assert group.get_command(Context(group), name) is not None

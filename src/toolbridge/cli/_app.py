@@ -19,10 +19,10 @@ from toolbridge.cli._mcp import has_mcp, tool_list, tool_rows
 from toolbridge.cli._openapi import add_app, document_connectors, print_failed, print_report
 from toolbridge.cli._output import JsonOption, console, show
 from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
-from toolbridge.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # imported where used: a command that only reads a document stays light (cli/_lazy.py)
     from toolbridge.hub import Hub
+    from toolbridge.settings import Settings
 
 T = TypeVar("T")
 
@@ -80,6 +80,8 @@ DatabaseOption = Annotated[
 
 
 def _settings(config: Path | None, database: str | None = None) -> Settings:
+    from toolbridge.settings import Settings, load_settings  # pydantic: not for --help
+
     if config is None and Path("toolbridge.yaml").exists():
         config = Path("toolbridge.yaml")
     try:

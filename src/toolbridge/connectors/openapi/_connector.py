@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,6 +48,8 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _on_asyncio() -> bool:
+    import asyncio  # not at import: `tools list` runs no event loop
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # another anyio backend (trio)

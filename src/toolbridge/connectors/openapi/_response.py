@@ -10,7 +10,6 @@ from typing import Any
 import httpx2
 
 from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
-from toolbridge.resilience import parse_retry_after
 
 __all__ = ["EXCERPT_CHARS", "Page", "decode", "read_capped", "status_error", "transport_error"]
 
@@ -122,6 +121,8 @@ def _is_text(media: str) -> bool:
 
 
 def status_error(page: Page, tool: str) -> UpstreamStatusError:
+    from toolbridge.resilience import parse_retry_after  # the resilience package: not for `tools list`
+
     status = page.status_code
     excerpt = page.text[:EXCERPT_CHARS].strip() if _is_text(page.media_type) or not page.media_type else ""
     return UpstreamStatusError(

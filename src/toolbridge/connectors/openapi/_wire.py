@@ -18,7 +18,6 @@ supported on the aiohttp wire: its first request goes unanswered to the flow).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -156,7 +155,7 @@ class AiohttpWire:
     def __init__(self, timeout: float) -> None:
         import aiohttp
 
-        self._errors = (aiohttp.ClientError, asyncio.TimeoutError, ValueError)
+        self._errors = (aiohttp.ClientError, TimeoutError, ValueError)
         self._not_sent = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
         self._encoded = _yarl_url()
         self._session = aiohttp.ClientSession(
@@ -192,7 +191,7 @@ class AiohttpWire:
         """The aiohttp twin of :func:`._response.transport_error` (same words, same ``sent`` rule: only a
         failure to connect is known not to have reached the upstream)."""
         where = url.partition("?")[0]
-        late = isinstance(exc, asyncio.TimeoutError)
+        late = isinstance(exc, TimeoutError)
         problem = "did not answer in time" if late else "cannot be reached"
         return UpstreamUnavailable(
             f"{tool!r}: {where} {problem}: {type(exc).__name__}: {exc}".rstrip(": "),
