@@ -90,6 +90,7 @@ class OpenAPIConnector:
         self._injected = client
         self._client: httpx2.AsyncClient | None = client
         self._wire: Wire | None = None
+        self._plans: dict[str, tuple[str, Route]] = {}
         self._transport = transport
         self._timeout = timeout
         self._max_bytes = max_response_bytes
@@ -196,10 +197,10 @@ class OpenAPIConnector:
 
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         operation = self._ingested.operations[tool.name]
-        base = self.base_url_for(operation)
+        base, route = self._plan(operation)
         draft = build_request(operation, arguments, base)
         add_key(draft, key_header(operation, self._key_header), invocation.idempotency_key)
-        fetch = self._fetcher(tool.name, self._route(base), self._signer_for(operation, invocation))
+        fetch = self._fetcher(tool.name, route, self._signer_for(operation, invocation))
         page = await fetch(draft)
         result = decode(page)
         if self._pager.enabled:
@@ -231,6 +232,15 @@ class OpenAPIConnector:
         if self._ingested.schemes and not operation.security:
             return Signer()
         return Signer(auth=credentials.auth)
+
+    def _plan(self, operation: Operation) -> tuple[str, Route]:
+        """The operation's base URL and route, worked out on its first call (both depend only on the
+        document and the connector's settings)."""
+        plan = self._plans.get(operation.tool)
+        if plan is None:
+            base = self.base_url_for(operation)
+            plan = self._plans[operation.tool] = (base, self._route(base))
+        return plan
 
     def _route(self, base: str) -> Route:
         """The configured origin; a server URL taken from a document fetched over the network is guarded."""

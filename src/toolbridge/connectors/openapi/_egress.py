@@ -145,13 +145,14 @@ class Egress:
         out = draft.outgoing()
         if not guarded:
             return out
-        url = httpx2.URL(out.url)
         try:
-            self._guard.check(out.url)
+            url = self._guard.check(out.url)
             pinned, host = await self._guard.pin_async(url, self._resolve)
         except BadRequest as exc:
             raise self._refused(tool, "an internal address") from exc
-        out.url, out.headers["Host"] = str(pinned), host
+        if pinned is not url:  # an allowed host is reached by its name: the URL stays as built
+            out.url = str(pinned)
+        out.headers["Host"] = host
         if url.scheme == "https":
             out.sni = url.host
         return out
