@@ -12,17 +12,14 @@ younger than ``settle`` seconds (an in-flight insert) and reads past an older ga
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import anyio
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from toolbridge.events._group import GroupCommit, Recorded, delivery_row, event_of, record_in
 from toolbridge.events._model import Event, EventFilter, NewEvent
 from toolbridge.events._tables import event_dedupe, event_deliveries, events
 from toolbridge.storage import Database
@@ -31,12 +28,6 @@ __all__ = ["EventLog", "Recorded"]
 
 Fanout = Callable[[Event], Sequence[tuple[str, str]]]
 """An event → the (subscription, target) pairs it must be delivered to."""
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    event: Event
-    duplicate: bool = False
 
 
 class EventLog:
@@ -58,6 +49,7 @@ class EventLog:
         self.clock = clock
         self.fanout = fanout
         self._changed = anyio.Event()
+        self._group = GroupCommit(self)
         self.listeners: list[Callable[[Event], None]] = []
         """Called (synchronously, after commit) with every event this process recorded."""
 
@@ -65,61 +57,13 @@ class EventLog:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
     async def append(self, new: NewEvent) -> Recorded:
-        """Record ``new`` (or find the event its delivery id already recorded)."""
-        async with self._db.transaction() as conn:
-            recorded = await self.append_in(conn, new)
-        if not recorded.duplicate:
-            self.wake(recorded.event)
-        return recorded
+        """Record ``new`` (or find the event its delivery id already recorded); concurrent appends share
+        a transaction (``_group``), each answered once the transaction holding it committed."""
+        return await self._group.append(new)
 
     async def append_in(self, conn: AsyncConnection, new: NewEvent) -> Recorded:
         """:meth:`append` inside the caller's transaction (the caller calls :meth:`wake` after commit)."""
-        now = self.now()
-        event_id = "evt_" + secrets.token_hex(12)
-        if new.delivery_id is not None:
-            first = await self._claim_delivery(conn, new, event_id, now)
-            if first is not None:
-                return Recorded(first, duplicate=True)
-        row = {
-            "id": event_id,
-            "source": new.source[:64],
-            "type": new.type[:128],
-            "subject": new.subject[:255] if new.subject else None,
-            "time": now,
-            "payload": new.payload if new.payload is not None else {},
-            "delivery_id": new.delivery_id,
-        }
-        seq = (await conn.execute(events.insert().values(**row).returning(events.c.seq))).scalar_one()
-        event = _event({**row, "seq": seq})
-        await self._plan(conn, event, now, self.fanout(event) if self.fanout is not None else ())
-        return Recorded(event)
-
-    async def _claim_delivery(
-        self, conn: AsyncConnection, new: NewEvent, event_id: str, now: dt.datetime
-    ) -> Event | None:
-        """None when the delivery id is new (now claimed), else the event that first carried it."""
-        values = {
-            "source": new.source[:64],
-            "delivery_id": str(new.delivery_id)[:255],
-            "event_id": event_id,
-            "expires_at": now + dt.timedelta(seconds=self.dedupe),
-        }
-        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
-        insert = dialect.insert(event_dedupe).values(**values).on_conflict_do_nothing()
-        if (await conn.execute(insert)).rowcount == 1:
-            return None
-        first_id = (
-            await conn.execute(
-                sa.select(event_dedupe.c.event_id).where(
-                    event_dedupe.c.source == values["source"],
-                    event_dedupe.c.delivery_id == values["delivery_id"],
-                )
-            )
-        ).scalar_one()
-        row = (await conn.execute(sa.select(events).where(events.c.id == first_id))).mappings().first()
-        if row is None:  # the event aged out before its delivery id: report the id alone
-            return Event(0, first_id, new.source, new.type, new.subject, now, None)
-        return _event(row)
+        return await record_in(conn, self, new)
 
     async def replan(self, event: Event, planned: Sequence[tuple[str, str]]) -> list[str]:
         """Deliver ``event`` again to the (subscription, target) pairs: new deliveries, new ids."""
@@ -131,22 +75,7 @@ class EventLog:
     ) -> list[str]:
         if not planned:
             return []
-        rows = [
-            {
-                "id": "msg_" + secrets.token_hex(12),
-                "event_seq": event.seq,
-                "subscription": subscription,
-                "target": target,
-                "state": "queued",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "lease_until": None,
-                "last_error": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for subscription, target in planned
-        ]
+        rows = [delivery_row(event, pair, now) for pair in planned]
         await conn.execute(event_deliveries.insert(), rows)
         return [str(r["id"]) for r in rows]
 
@@ -160,12 +89,12 @@ class EventLog:
     async def get(self, event_id: str) -> Event | None:
         async with self._db.transaction() as conn:
             row = (await conn.execute(sa.select(events).where(events.c.id == event_id))).mappings().first()
-        return _event(row) if row is not None else None
+        return event_of(row) if row is not None else None
 
     async def by_seq(self, seq: int) -> Event | None:
         async with self._db.transaction() as conn:
             row = (await conn.execute(sa.select(events).where(events.c.seq == seq))).mappings().first()
-        return _event(row) if row is not None else None
+        return event_of(row) if row is not None else None
 
     async def after(
         self, cursor: int, *, match: EventFilter | None = None, limit: int = 100
@@ -187,7 +116,7 @@ class EventLog:
     async def _read(self, cursor: int, limit: int) -> list[Event]:
         query = sa.select(events).where(events.c.seq > cursor).order_by(events.c.seq).limit(limit)
         async with self._db.transaction() as conn:
-            rows = [_event(r) for r in (await conn.execute(query)).mappings().all()]
+            rows = [event_of(r) for r in (await conn.execute(query)).mappings().all()]
         if self._db.dialect != "postgresql":
             return rows  # SQLite commits one writer at a time: seqs become visible in order
         young = self.now() - dt.timedelta(seconds=self._settle)
@@ -221,7 +150,7 @@ class EventLog:
         """The latest events (oldest first) that ``match``."""
         query = sa.select(events).order_by(events.c.seq.desc()).limit(limit if match is None else limit * 20)
         async with self._db.transaction() as conn:
-            rows = [_event(r) for r in (await conn.execute(query)).mappings().all()]
+            rows = [event_of(r) for r in (await conn.execute(query)).mappings().all()]
         kept = [e for e in rows if match is None or match.matches(e)][:limit]
         return kept[::-1]
 
@@ -233,19 +162,3 @@ class EventLog:
             cutoff = now - dt.timedelta(seconds=self.retention)
             result = await conn.execute(events.delete().where(events.c.time < cutoff))
         return int(result.rowcount or 0)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _event(row: Mapping[str, Any] | sa.RowMapping) -> Event:
-    return Event(
-        seq=int(row["seq"]),
-        id=row["id"],
-        source=row["source"],
-        type=row["type"],
-        subject=row["subject"],
-        time=_aware(row["time"]),
-        payload=row["payload"],
-    )

@@ -1,0 +1,73 @@
+"""Concurrent appends share transactions (group commit) and each one still gets its own, exact answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+import sqlalchemy as sa
+
+from toolbridge.errors import StorageError
+from toolbridge.events import EventLog, NewEvent, Recorded
+from toolbridge.events._tables import event_deliveries
+from toolbridge.storage import Database
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def log(database_url: str) -> AsyncIterator[EventLog]:
+    async with Database(database_url) as db:
+        log = EventLog(db, fanout=lambda e: [("mirror", "webhook")] if e.type == "push" else [])
+        yield log
+
+
+async def appended(log: EventLog, news: list[NewEvent]) -> list[Recorded | StorageError]:
+    """Every append at once (they queue behind one writer and share its transactions)."""
+    answers: list[Recorded | StorageError | None] = [None] * len(news)
+
+    async def one(i: int, new: NewEvent) -> None:
+        try:
+            answers[i] = await log.append(new)
+        except StorageError as exc:
+            answers[i] = exc
+
+    async with anyio.create_task_group() as tg:
+        for i, new in enumerate(news):
+            tg.start_soon(one, i, new)
+    assert all(a is not None for a in answers)
+    return [a for a in answers if a is not None]
+
+
+async def test_concurrent_deliveries_are_stored_once_each_with_duplicates_answered_by_the_first(
+    log: EventLog,
+) -> None:
+    before = await log.append(NewEvent("github", "push", "r", {"n": -1}, "d-old"))
+    news = [NewEvent("github", "push", "r", {"n": n}, f"d-{n % 40}") for n in range(80)]
+    news += [NewEvent("github", "push", "r", {"n": "again"}, "d-old"), NewEvent("toolbridge.x", "tick")]
+    answers = await appended(log, news)
+    recorded = [a for a in answers if isinstance(a, Recorded)]
+    assert len(recorded) == len(news)
+    for key in range(40):  # the two deliveries with one id: one stored, the other answered with its id
+        pair = [recorded[key], recorded[key + 40]]
+        assert sorted(r.duplicate for r in pair) == [False, True]
+        assert pair[0].event.id == pair[1].event.id
+        assert pair[0].event.payload["n"] in (key, key + 40)
+    assert recorded[80].duplicate and recorded[80].event.id == before.event.id
+    assert not recorded[81].duplicate
+    stored = await log.tail(200)
+    assert len(stored) == 1 + 40 + 1
+    assert len({e.seq for e in stored}) == len({e.id for e in stored}) == len(stored)
+    async with log.database.transaction() as conn:
+        planned = (await conn.execute(sa.select(sa.func.count()).select_from(event_deliveries))).scalar()
+    assert planned == 1 + 40  # one delivery per stored push, none for a duplicate
+
+
+async def test_an_event_that_cannot_be_stored_fails_alone(log: EventLog) -> None:
+    news = [NewEvent("github", "push", "r", {"n": n}, f"ok-{n}") for n in range(20)]
+    news.insert(7, NewEvent("github", "push", "r", {"bad": {1, 2}}, "bad"))  # a set is not JSON
+    answers = await appended(log, news)
+    assert isinstance(answers[7], StorageError)
+    assert all(isinstance(a, Recorded) and not a.duplicate for i, a in enumerate(answers) if i != 7)
+    assert len(await log.tail(100)) == 20
