@@ -50,6 +50,9 @@ class CallEvents:
     """Where the upstream's progress goes (None: the caller asked for none)."""
     ask: Ask | None = None
     """How the upstream's requests reach the caller (None: they cannot)."""
+    capabilities: Mapping[str, Any] | None = None
+    """What ``ask`` may put to the caller: its MCP client capabilities (``sampling``, ``elicitation``,
+    ``roots``), told to a stateless-era upstream on the caller's behalf."""
 
 
 CALL_EVENTS: ContextVar[CallEvents | None] = ContextVar("toolbridge_call_events", default=None)

@@ -110,3 +110,35 @@ async def test_a_rest_or_python_caller_cannot_be_asked() -> None:
     text = result.value["content"][0]["text"]
     assert "only an MCP agent of the 2025-11-25 era can be asked mid-call" in text
     assert len(text.splitlines()) == 3
+
+
+# -- the reverse: a stateless-era upstream's input_required, put to a handshake-era agent -----------------
+
+
+async def call_stateless(tool: str, **callbacks: Any) -> Any:
+    async with (
+        upstream("http") as handshake,
+        toolbridge(HttpServer(handshake.url, protocol="2026-07-28")) as (url, key),  # type: ignore[union-attr]
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy", **callbacks) as client,  # type: ignore[arg-type]
+    ):
+        return await client.call_tool(f"fid.{tool}", {})
+
+
+async def test_a_stateless_upstreams_input_requests_are_put_to_a_handshake_era_agent() -> None:
+    result = await call_stateless("ask_name", elicitation_callback=elicit_name)
+    assert result.is_error is False, result
+    assert result.content[0].text == "Hello, Ada!"  # type: ignore[union-attr]
+    every = await call_stateless("ask_everything", **CALLBACKS)
+    assert every.content[0].text == "all answered"  # type: ignore[union-attr]
+
+
+async def test_an_agent_that_cannot_answer_gets_input_required() -> None:
+    result = await call_stateless("ask_name", sampling_callback=sample)
+    assert result.is_error is True
+    assert "asks the caller for input (elicitation/create)" in result.content[0].text  # type: ignore[union-attr]
+
+
+async def elicit_name(_ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    assert params.message == "What is your name?"
+    return types.ElicitResult(action="accept", content={"name": "Ada"})

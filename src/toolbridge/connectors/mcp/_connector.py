@@ -31,7 +31,7 @@ from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, mcp_param_headers
 
 from toolbridge.catalog import Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
-from toolbridge.connectors._events import CALL_EVENTS, HubEvent, ListChanged
+from toolbridge.connectors._events import CALL_EVENTS, CallEvents, HubEvent, ListChanged
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import call_value, rpc_error
 from toolbridge.connectors.mcp._catalog import ToolCatalog
@@ -417,28 +417,47 @@ class McpConnector(FederatedRequests):
         )
         auth = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         own = self._own_session(credentials)
+        events = CALL_EVENTS.get()
+        asker = events.ask if agent is None and events is not None else None
+
+        async def send(params: dict[str, Any]) -> dict[str, Any]:
+            return await self.request(
+                "tools/call",
+                params,
+                tool=tool.name,
+                deadline=invocation.deadline,
+                connection=own,
+                param_headers=mcp_param_headers(entry.param_headers, arguments)
+                if entry.param_headers
+                else None,
+                capabilities=agent.capabilities if agent is not None else _askable(events),
+            )
+
         try:
-            with self._inbound.in_flight(
-                invocation.request_id, CALL_EVENTS.get(), invocation.deadline
-            ) as token:
+            with self._inbound.in_flight(invocation.request_id, events, invocation.deadline) as token:
                 if token is not None:
                     params["_meta"] = {"progressToken": token}
-                result = await self.request(
-                    "tools/call",
-                    params,
-                    tool=tool.name,
-                    deadline=invocation.deadline,
-                    connection=own,
-                    param_headers=mcp_param_headers(entry.param_headers, arguments)
-                    if entry.param_headers
-                    else None,
-                    capabilities=agent.capabilities if agent is not None else None,
-                )
+                result = await send(params)
+                for _ in range(_MAX_ROUNDS if asker is not None else 0):  # a handshake-era agent
+                    answers = await self._inbound.answer(result, asker)  # type: ignore[arg-type]
+                    if answers is None:
+                        break
+                    result = await send({**params, **answers})
         finally:
             UPSTREAM_AUTH.reset(auth)
         if "content" in result:  # resource links and embedded resources: URIs namespaced
             result = {**result, "content": outward_content(self._namespace, result["content"])}
         return call_value(result, tool.name, agent)
+
+
+_MAX_ROUNDS = 8
+"""``input_required`` rounds put to a handshake-era agent within one call."""
+
+
+def _askable(events: CallEvents | None) -> Mapping[str, Any] | None:
+    """A handshake-era agent's capabilities, told to a stateless-era upstream (which then asks only for
+    what the agent can answer: toolbridge puts its input requests to the agent as server requests)."""
+    return events.capabilities if events is not None and events.ask is not None else None
 
 
 def _connection_of(credentials: Credentials | None) -> str | None:

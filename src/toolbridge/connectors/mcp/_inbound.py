@@ -166,6 +166,27 @@ class Inbound:
             return await ask(method, params)
         return _refused(f"the agent did not answer {method!r} before the call's deadline")
 
+    async def answer(self, result: Mapping[str, Any], ask: Ask) -> dict[str, Any] | None:
+        """A stateless-era upstream's ``input_required`` result put to a caller that is asked with
+        requests (a handshake-era agent), one request at a time: the next round's ``inputResponses``
+        and ``requestState``; None when ``result`` asks nothing, or the caller refused a request (the
+        result then stays the call's answer: an :class:`~toolbridge.errors.InputRequired` error)."""
+        requests = result.get("inputRequests")
+        if result.get("resultType") != "input_required" or not isinstance(requests, dict):
+            return None
+        responses: dict[str, Any] = {}
+        for key, request in requests.items():
+            if not isinstance(request, dict) or request.get("method") not in ASKED_OF_CLIENTS:
+                return None
+            params = request.get("params")
+            reply = await ask(str(request["method"]), params if isinstance(params, dict) else {})
+            if "result" not in reply:
+                logger.info("%s: the agent did not answer %s: %s", self._name, key, reply.get("error"))
+                return None
+            responses[key] = reply["result"]
+        state = result.get("requestState")
+        return {"inputResponses": responses} | ({"requestState": state} if isinstance(state, str) else {})
+
     def _log(self, params: Mapping[str, Any]) -> None:
         level = params.get("level")
         level = level if level in LOG_LEVELS else "info"

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from toolbridge.connectors._events import Ask
 
-__all__ = ["asker"]
+__all__ = ["askable", "asker"]
 
 CAPABILITY = {
     "elicitation/create": "elicitation",
@@ -63,6 +63,16 @@ def asker(ctx: ServerRequestContext[Any, Any], related: str | None) -> Ask:
         return {"result": answer.model_dump(mode="json", by_alias=True, exclude_none=True)}
 
     return ask
+
+
+def askable(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
+    """The capabilities a 2025-11-25 agent declared that toolbridge can put requests to (None: a
+    2026-07-28 agent, whose own capabilities travel with its requests)."""
+    capabilities = ctx.session.client_capabilities
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or capabilities is None:
+        return None
+    declared = capabilities.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {name: declared[name] for name in CAPABILITY.values() if name in declared}
 
 
 def _cannot(ctx: ServerRequestContext[Any, Any], method: str) -> str | None:

@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from toolbridge.connectors._events import CALL_EVENTS, CallEvents
+from toolbridge.surfaces.mcp._asks import askable
 from toolbridge.surfaces.mcp._asks import asker as _asker
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._federation import add_federation
@@ -58,8 +59,9 @@ def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents:
     token = meta.get("progressToken", meta.get("progress_token"))
     on_get_stream = ctx.request is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
     related = None if on_get_stream or ctx.request_id is None else str(ctx.request_id)
+    ask, capabilities = _asker(ctx, related), askable(ctx)
     if not isinstance(token, str | int):
-        return CallEvents(ask=_asker(ctx, related))
+        return CallEvents(ask=ask, capabilities=capabilities)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         # awaited by an upstream channel's reader, shared by every call: a client that stops reading
@@ -69,7 +71,7 @@ def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents:
                 token, done, total, message, related_request_id=related
             )
 
-    return CallEvents(progress, _asker(ctx, related))
+    return CallEvents(progress, ask, capabilities)
 
 
 class _Server(Server[Any]):
