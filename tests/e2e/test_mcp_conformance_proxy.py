@@ -56,7 +56,6 @@ STATELESS = {
     "elicitation-sep1330-enums": STATELESS_ASKS,
     "resources-subscribe": "not relayed to a stateless-era upstream (no such method there)",
     "resources-unsubscribe": "resources/unsubscribe: the same",
-    "tools-call-with-logging": "stateless upstreams log per request, when asked; toolbridge does not ask",
 }
 # Not toolbridge's: these fixtures answer InputRequiredResult, which the SDK refuses to send in a
 # handshake-era session (-32603 "Handler returned an invalid result"); a handshake-era upstream has

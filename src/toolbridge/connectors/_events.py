@@ -28,6 +28,7 @@ __all__ = [
     "HubEvent",
     "ListChanged",
     "LogMessage",
+    "LogSink",
     "Progress",
     "ResourceUpdated",
 ]
@@ -44,6 +45,10 @@ Ask = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 ``{"error": …}`` (also when the caller cannot be asked: the error says why). Never raises."""
 
 
+LogSink = Callable[[str, Any, "str | None"], Awaitable[None]]
+"""``(level, data, logger)``: a log message the upstream sent about this call, for its caller."""
+
+
 @dataclass(frozen=True, slots=True)
 class CallEvents:
     progress: Progress | None = None
@@ -53,6 +58,10 @@ class CallEvents:
     capabilities: Mapping[str, Any] | None = None
     """What ``ask`` may put to the caller: its MCP client capabilities (``sampling``, ``elicitation``,
     ``roots``), told to a stateless-era upstream on the caller's behalf."""
+    log: LogSink | None = None
+    """Where a stateless-era upstream's log messages about this call go (None: nowhere)."""
+    log_level: str | None = None
+    """The least severe of them the caller wants (one of :data:`LOG_LEVELS`)."""
 
 
 CALL_EVENTS: ContextVar[CallEvents | None] = ContextVar("toolbridge_call_events", default=None)

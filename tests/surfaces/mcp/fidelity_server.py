@@ -18,6 +18,8 @@ Used by test_fidelity.py, which compares what it answers directly with what tool
 - ``ask_mid_call`` (handshake era) asks its client for its roots, a sample and a name with server
   requests, mid-call, and answers with what it got (or the client's refusals);
 
+- ``chatty`` logs at ``info`` and at ``warning`` while it runs;
+
 - ``slow(key)`` writes ``started KEY`` to the file ``$CANCELLED_FILE``, waits until it is cancelled,
   then writes ``cancelled KEY``.
 
@@ -190,6 +192,13 @@ async def ask_mid_call(ctx: Context) -> str:
     except MCPError as exc:
         said.append(f"elicitation refused ({exc.code}): {exc.message}")
     return "\n".join(said)
+
+
+@server.tool(description="Log at info and at warning, then answer.")
+async def chatty(ctx: Context) -> str:
+    await ctx.log("info", "chatty at info")
+    await ctx.log("warning", "chatty at warning")
+    return "said"
 
 
 @server.tool(description="Wait until cancelled; then note the key in $CANCELLED_FILE.")

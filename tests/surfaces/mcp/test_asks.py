@@ -21,6 +21,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPDeprecationWarning
 
 from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub, Principal
@@ -142,3 +143,31 @@ async def test_an_agent_that_cannot_answer_gets_input_required() -> None:
 async def elicit_name(_ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
     assert params.message == "What is your name?"
     return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+
+# -- a stateless-era upstream's log messages about a call reach that call's (handshake-era) agent ---------
+
+
+@pytest.mark.parametrize("level", ["info", "warning"])
+async def test_a_stateless_upstreams_logs_about_a_call_reach_its_agent_at_the_level_it_set(
+    level: str,
+) -> None:
+    said: list[types.LoggingMessageNotificationParams] = []
+
+    async def heard(params: types.LoggingMessageNotificationParams) -> None:
+        said.append(params)
+
+    async with (
+        upstream("http") as handshake,
+        toolbridge(HttpServer(handshake.url, protocol="2026-07-28")) as (url, key),  # type: ignore[union-attr]
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        Client(
+            streamable_http_client(url, http_client=http), mode="legacy", logging_callback=heard
+        ) as client,  # type: ignore[arg-type]
+    ):
+        with pytest.warns(MCPDeprecationWarning, match="logging capability is deprecated"):
+            await client.set_logging_level(level)  # type: ignore[arg-type]
+        result = await client.call_tool("fid.chatty", {})
+    assert result.content[0].text == "said"  # type: ignore[union-attr]
+    expected = ["chatty at info", "chatty at warning"] if level == "info" else ["chatty at warning"]
+    assert [(p.data, p.logger) for p in said] == [(text, "fid") for text in expected]

@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 import anyio.abc
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, mcp_param_headers
+from mcp_types import LOG_LEVEL_META_KEY
 
 from toolbridge.catalog import Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
@@ -434,9 +435,15 @@ class McpConnector(FederatedRequests):
             )
 
         try:
-            with self._inbound.in_flight(invocation.request_id, events, invocation.deadline) as token:
-                if token is not None:
-                    params["_meta"] = {"progressToken": token}
+            logs = self._stateless and events is not None and events.log_level is not None
+            with self._inbound.in_flight(
+                invocation.request_id, events, invocation.deadline, logs=logs
+            ) as token:
+                meta: dict[str, Any] = {"progressToken": token} if token is not None else {}
+                if logs and events is not None:  # a stateless-era server logs only when asked
+                    meta[LOG_LEVEL_META_KEY] = events.log_level
+                if meta:
+                    params["_meta"] = meta
                 result = await send(params)
                 for _ in range(_MAX_ROUNDS if asker is not None else 0):  # a handshake-era agent
                     answers = await self._inbound.answer(result, asker)  # type: ignore[arg-type]

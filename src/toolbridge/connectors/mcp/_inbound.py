@@ -20,6 +20,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -32,6 +33,7 @@ from toolbridge.connectors._events import (
     CallEvents,
     HubEvent,
     LogMessage,
+    LogSink,
     ResourceUpdated,
 )
 from toolbridge.connectors.mcp._channel import Message
@@ -74,8 +76,8 @@ class Inbound:
         self._emit = emit
         self._relist = relist
         self._progress: dict[str, CallEvents] = {}
-        self._calls: dict[str, tuple[Ask | None, float | None]] = {}
-        """Calls in flight: how to ask each one's caller, and its deadline (``anyio.current_time``)."""
+        self._calls: dict[str, _Call] = {}
+        """Calls in flight, by progress token."""
         self._tokens = itertools.count(1)
         self._secret_forms: dict[str, tuple[str, ...]] = {}
         """Where secrets came from (a connection id, ``env``) → their current forms, for masking logs."""
@@ -84,12 +86,14 @@ class Inbound:
 
     @contextmanager
     def in_flight(
-        self, request_id: str, events: CallEvents | None, deadline: float | None
+        self, request_id: str, events: CallEvents | None, deadline: float | None, *, logs: bool = False
     ) -> Iterator[str | None]:
-        """One call while it runs: its caller may be asked what the upstream asks; yields a progress
-        token when ``events`` receive the upstream's progress (None: no progress was asked for)."""
+        """One call while it runs: its caller may be asked what the upstream asks, and gets the log
+        messages the upstream sends on the call's own answer when ``logs`` (it asked for them); yields a
+        progress token when ``events`` receive the upstream's progress (None: none was asked for)."""
         token = f"{request_id}:{next(self._tokens)}"
-        self._calls[token] = (events.ask if events is not None else None, deadline)
+        log = events.log if logs and events is not None else None
+        self._calls[token] = _Call(events, events.ask if events is not None else None, deadline, log)
         if events is not None and events.progress is not None:
             self._progress[token] = events
         try:
@@ -135,19 +139,19 @@ class Inbound:
                 note = params.get("message") if isinstance(params.get("message"), str) else None
                 await events.progress(float(params["progress"]), total, note)
         elif method == "notifications/message":
-            self._log(params)
+            await self._log(params)
         elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
             self._emit(ResourceUpdated(self._name, outward(self._namespace, params["uri"])))
         return None
 
     async def _ask(self, method: str, params: Mapping[str, Any]) -> Message:
         """Put the upstream's request to the caller of the call it belongs to; the answer's members."""
-        events = CALL_EVENTS.get()
-        own = [c for c in self._calls.values() if events is not None and c[0] is events.ask is not None]
-        if own:  # read by the call's own task: its answer stream
-            ask, deadline = own[0]
+        own = self._own_call()
+        if own is not None:  # read by the call's own task: its answer stream
+            ask, deadline = own.ask, own.deadline
         elif len(self._calls) == 1:
-            ask, deadline = next(iter(self._calls.values()))
+            only = next(iter(self._calls.values()))
+            ask, deadline = only.ask, only.deadline
         else:
             why = (
                 "no call of toolbridge's is waiting for it"
@@ -187,16 +191,39 @@ class Inbound:
         state = result.get("requestState")
         return {"inputResponses": responses} | ({"requestState": state} if isinstance(state, str) else {})
 
-    def _log(self, params: Mapping[str, Any]) -> None:
+    def _own_call(self) -> _Call | None:
+        """The call in flight whose own task reads this message (its answer stream), if any."""
+        events = CALL_EVENTS.get()
+        if events is None:
+            return None
+        return next((c for c in self._calls.values() if c.events is events), None)
+
+    async def _log(self, params: Mapping[str, Any]) -> None:
         level = params.get("level")
         level = level if level in LOG_LEVELS else "info"
         if len(self._secret_forms) > _MAX_SECRET_SOURCES:  # cannot vouch for the masking any more
             data: Any = "[an upstream log message, not forwarded: too many connections to mask]"
         else:
             data = redact_value(params.get("data"), self._secrets) if self._secrets else params.get("data")
-        upstream = params.get("logger")
+        raw = params.get("logger")
+        upstream = raw if isinstance(raw, str) else None
         logger.log(_PY_LEVELS.get(level, logging.INFO), "%s says: %s", self._name, str(data)[:500])
-        self._emit(LogMessage(self._name, level, data, upstream if isinstance(upstream, str) else None))
+        own = self._own_call()
+        if own is not None and own.log is not None:  # about this call only: for its caller only
+            await own.log(level, data, self._name if upstream is None else f"{self._name}.{upstream}")
+        else:
+            self._emit(LogMessage(self._name, level, data, upstream))
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A call in flight: its caller's events, how to ask the caller, its deadline
+    (``anyio.current_time``), where its log messages go (None: to every agent, as the server's)."""
+
+    events: CallEvents | None
+    ask: Ask | None
+    deadline: float | None
+    log: LogSink | None
 
 
 def _refused(message: str) -> Message:

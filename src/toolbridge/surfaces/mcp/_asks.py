@@ -71,8 +71,12 @@ def askable(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
     capabilities = ctx.session.client_capabilities
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or capabilities is None:
         return None
-    declared = capabilities.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return {name: declared[name] for name in CAPABILITY.values() if name in declared}
+    declared = {name: getattr(capabilities, name, None) for name in CAPABILITY.values()}
+    return {
+        name: value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for name, value in declared.items()
+        if value is not None
+    }
 
 
 def _cannot(ctx: ServerRequestContext[Any, Any], method: str) -> str | None:

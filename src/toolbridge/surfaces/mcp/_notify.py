@@ -221,6 +221,12 @@ class Notifier:
             raise MCPError(INVALID_PARAMS, f"{ctx.method} needs a session (initialize first)")
         return peer
 
+    def level_of(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        """The least severe log level a handshake-era client wants (None: not such a client)."""
+        key = _peer_key(ctx)
+        peer = self._peers.get(key) if key is not None else None
+        return LOG_LEVELS[peer.level] if peer is not None else None
+
     async def _set_level(
         self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
     ) -> Any:

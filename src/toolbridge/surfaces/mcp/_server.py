@@ -46,7 +46,7 @@ def server_version() -> str:
         return "0"
 
 
-def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents:
+def _events(ctx: ServerRequestContext[Any, Any], notifier: Notifier) -> CallEvents:
     """Progress forwarding for this request, when the client asked for it (a ``progressToken``), and
     the way an upstream's requests reach the agent (:func:`_asker`).
 
@@ -60,8 +60,16 @@ def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents:
     on_get_stream = ctx.request is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
     related = None if on_get_stream or ctx.request_id is None else str(ctx.request_id)
     ask, capabilities = _asker(ctx, related), askable(ctx)
+    level = notifier.level_of(ctx)
+
+    async def log(severity: str, data: Any, logger: str | None) -> None:
+        said = types.LoggingMessageNotificationParams(level=severity, data=data, logger=logger)
+        with anyio.move_on_after(PROGRESS_SEND_TIMEOUT):  # as progress: never holds up the upstream
+            await ctx.session.send_notification(types.LoggingMessageNotification(params=said), related)
+
+    sink = log if level is not None else None
     if not isinstance(token, str | int):
-        return CallEvents(ask=ask, capabilities=capabilities)
+        return CallEvents(None, ask, capabilities, sink, level)
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         # awaited by an upstream channel's reader, shared by every call: a client that stops reading
@@ -71,7 +79,7 @@ def _events(ctx: ServerRequestContext[Any, Any]) -> CallEvents:
                 token, done, total, message, related_request_id=related
             )
 
-    return CallEvents(progress, ask, capabilities)
+    return CallEvents(progress, ask, capabilities, sink, level)
 
 
 class _Server(Server[Any]):
@@ -106,7 +114,7 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], No
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> HandlerResult:
-        token = CALL_EVENTS.set(_events(ctx))
+        token = CALL_EVENTS.set(_events(ctx, notifier))
         try:
             return await bridge.call_tool(context_of(ctx), ctx.params or {})
         except ProtocolError as exc:
