@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -232,7 +232,8 @@ class McpConnector(FederatedRequests):
     async def _open(self) -> Session:
         """A new session, with the tools listed again (the caller holds the lock)."""
         async with self._default_auth():
-            return await self._open_session()
+            with _for_every_call():
+                return await self._open_session()
 
     async def _open_session(self) -> Session:
         assert self._tg is not None, "the connector is not running"
@@ -256,7 +257,7 @@ class McpConnector(FederatedRequests):
     async def _open_for_connection(self) -> Session:
         """A session of the call's own connection (its credentials are current): no tools listed."""
         assert self._tg is not None, "the connector is not running"
-        with self._opener.opening(shared=False):
+        with self._opener.opening(shared=False), _for_every_call():
             return await self._opener.negotiate(self._tg)
 
     async def _keep_trying(self) -> None:
@@ -455,6 +456,18 @@ class McpConnector(FederatedRequests):
         if "content" in result:  # resource links and embedded resources: URIs namespaced
             result = {**result, "content": outward_content(self._namespace, result["content"])}
         return call_value(result, tool.name, agent)
+
+
+@contextlib.contextmanager
+def _for_every_call() -> Iterator[None]:
+    """Opening a session within a call: the tasks it starts (its channel's readers, its stream) serve
+    every call, so they must not carry that call's events (an upstream's request read there would be
+    put to that call's agent)."""
+    token = CALL_EVENTS.set(None)
+    try:
+        yield
+    finally:
+        CALL_EVENTS.reset(token)
 
 
 _MAX_ROUNDS = 8
