@@ -7,9 +7,9 @@ docstring for why we serve the same contract ourselves). toolbridge federates it
 serves the suite as an anonymous agent allowed every tool (the suite sends no credentials).
 
 Each suite run is made twice, against the upstream directly and through toolbridge; every scenario that
-passes directly must pass through toolbridge, except the ones in ``LOST`` (each with its reason, the
-same ones docs/mcp-upstream.md lists under "Not done yet"). A lost scenario that starts passing fails
-the test too, so the list only shrinks.
+passes directly must pass through toolbridge, except the ones in ``LOST``, each with its reason: all
+are fixtures that cannot work in the era the upstream is pinned to (they pass with the other one). A
+lost scenario that starts passing fails the test too, so the list only shrinks.
 """
 
 from __future__ import annotations
@@ -45,17 +45,14 @@ SUITES: dict[str, Suite] = {
     "0.2.0-alpha.11 --requirements 2026-07-28": (CONFORMANCE_NEXT, ("--requirements", "2026-07-28")),
 }
 
-# (suite, upstream era) -> scenarios that pass directly and not yet through toolbridge, with the reason.
-STATELESS_ASKS = (
-    "a stateless-era upstream cannot ask mid-call (it needs input_required); the fixture gives up"
-)
+# With the upstream in the stateless era, these fixtures cannot ask their client mid-call (a server
+# asks with input_required in that era): they give up. They pass with the upstream in the handshake era.
+STATELESS_ASKS = "the fixture asks mid-call, which a stateless-era upstream session cannot carry"
 STATELESS = {
     "tools-call-elicitation": STATELESS_ASKS,
     "tools-call-sampling": STATELESS_ASKS,
     "elicitation-sep1034-defaults": STATELESS_ASKS,
     "elicitation-sep1330-enums": STATELESS_ASKS,
-    "resources-subscribe": "not relayed to a stateless-era upstream (no such method there)",
-    "resources-unsubscribe": "resources/unsubscribe: the same",
 }
 # Not toolbridge's: these fixtures answer InputRequiredResult, which the SDK refuses to send in a
 # handshake-era session (-32603 "Handler returned an invalid result"); a handshake-era upstream has
@@ -77,6 +74,7 @@ HANDSHAKE_UPSTREAM_2026 = {
         "server-stateless",  # its one check that calls test_streaming_elicitation (an input_required)
     )
 }
+# (suite, upstream era) -> scenarios that pass directly and not through toolbridge, with the reason.
 LOST: dict[tuple[str, Era], dict[str, str]] = {
     ("0.1.16", "2026-07-28"): STATELESS,
     ("0.2.0-alpha.11", "2026-07-28"): STATELESS,

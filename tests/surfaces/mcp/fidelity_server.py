@@ -18,6 +18,8 @@ Used by test_fidelity.py, which compares what it answers directly with what tool
 - ``ask_mid_call`` (handshake era) asks its client for its roots, a sample and a name with server
   requests, mid-call, and answers with what it got (or the client's refusals);
 
+- ``touch(uri)`` tells subscribers that ``uri`` changed (a listen stream's ``resourceSubscriptions`` in
+  the stateless era);
 - ``chatty`` logs at ``info`` and at ``warning`` while it runs;
 
 - ``slow(key)`` writes ``started KEY`` to the file ``$CANCELLED_FILE``, waits until it is cancelled,
@@ -199,6 +201,12 @@ async def chatty(ctx: Context) -> str:
     await ctx.log("info", "chatty at info")
     await ctx.log("warning", "chatty at warning")
     return "said"
+
+
+@server.tool(description="Tell subscribers that a resource changed.")
+async def touch(uri: str, ctx: Context) -> str:
+    await ctx.notify_resource_updated(uri)
+    return "touched"
 
 
 @server.tool(description="Wait until cancelled; then note the key in $CANCELLED_FILE.")

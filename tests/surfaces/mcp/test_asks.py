@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
 import pytest
@@ -23,6 +24,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
 
+from tests._patience import patience
 from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub, Principal
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
@@ -171,3 +173,37 @@ async def test_a_stateless_upstreams_logs_about_a_call_reach_its_agent_at_the_le
     assert result.content[0].text == "said"  # type: ignore[union-attr]
     expected = ["chatty at info", "chatty at warning"] if level == "info" else ["chatty at warning"]
     assert [(p.data, p.logger) for p in said] == [(text, "fid") for text in expected]
+
+
+# -- resource subscriptions to a stateless-era upstream: its listen stream's resourceSubscriptions ---------
+
+
+async def test_a_subscription_to_a_stateless_upstreams_resource_brings_its_updates() -> None:
+    updated = anyio.Event()
+    heard: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            heard.append(str(message.params.uri))
+            updated.set()
+
+    async with (
+        upstream("http") as handshake,
+        toolbridge(HttpServer(handshake.url, protocol="2026-07-28")) as (url, key),  # type: ignore[union-attr]
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        Client(
+            streamable_http_client(url, http_client=http), mode="legacy", message_handler=on_message
+        ) as client,  # type: ignore[arg-type]
+    ):
+        with pytest.warns(MCPDeprecationWarning, match="resources/subscribe is removed"):
+            await client.subscribe_resource("toolbridge://fid/demo://note")
+        with anyio.fail_after(
+            patience(20)
+        ):  # the listen stream is opened again with the URI: touch until heard
+            while not updated.is_set():
+                await client.call_tool("fid.touch", {"uri": "demo://note"})
+                with anyio.move_on_after(0.2):
+                    await updated.wait()
+        with pytest.warns(MCPDeprecationWarning, match="resources/unsubscribe is removed"):
+            await client.unsubscribe_resource("toolbridge://fid/demo://note")
+    assert set(heard) == {"toolbridge://fid/demo://note"}

@@ -41,7 +41,7 @@ from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer,
 from toolbridge.connectors.mcp._federation import Extras, FederatedRequests, discover_extras
 from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
 from toolbridge.connectors.mcp._inbound import Inbound
-from toolbridge.connectors.mcp._listen import listen_for_changes
+from toolbridge.connectors.mcp._listen import Watched, listen_for_changes
 from toolbridge.connectors.mcp._opener import Opener
 from toolbridge.connectors.mcp._pins import PinStore, ToolReview
 from toolbridge.connectors.mcp._pool import SessionPool
@@ -127,6 +127,7 @@ class McpConnector(FederatedRequests):
         """Session (by id) → the scope of its listen loop (stateless-era upstreams)."""
         self._default_connection: str | None = None
         self._stateless = False
+        self._watched = Watched()
 
     @property
     def name(self) -> str:
@@ -369,7 +370,10 @@ class McpConnector(FederatedRequests):
             self._listening[id(session)] = scope
             try:
                 await listen_for_changes(
-                    session, lambda: self._session is session and session.alive, self._default_auth
+                    session,
+                    lambda: self._session is session and session.alive,
+                    self._default_auth,
+                    self._watched,
                 )
             finally:
                 self._listening.pop(id(session), None)

@@ -18,6 +18,7 @@ from mcp_types.methods import is_input_required
 
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import checked_input, own_answer
+from toolbridge.connectors.mcp._listen import Watched
 from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._session import Session
 from toolbridge.connectors.mcp._uris import inward, outward, outward_content, outward_template, prefix
@@ -80,6 +81,9 @@ class FederatedRequests:
     extras: Extras
     request: Callable[..., Awaitable[dict[str, Any]]]
     _default_auth: Callable[[], AbstractAsyncContextManager[None]]
+    _stateless: bool
+    _watched: Watched
+    """URIs agents subscribed to: a stateless-era upstream tells their updates on its listen stream."""
 
     async def get_prompt(
         self, name: str, arguments: Mapping[str, str], *, deadline: float | None = None
@@ -143,11 +147,17 @@ class FederatedRequests:
 
     async def subscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
         """Ask the upstream to report changes of ``uri`` (its ``resources/updated`` reach ``on_event``)."""
+        own = inward(self._namespace, uri)
+        if self._stateless:  # no resources/subscribe in that era: the listen stream carries them
+            self._watched.add(own)
+            return
         async with self._default_auth():
-            own = inward(self._namespace, uri)
             await self.request("resources/subscribe", {"uri": own}, deadline=deadline)
 
     async def unsubscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
+        own = inward(self._namespace, uri)
+        if self._stateless:
+            self._watched.discard(own)
+            return
         async with self._default_auth():
-            own = inward(self._namespace, uri)
             await self.request("resources/unsubscribe", {"uri": own}, deadline=deadline)
