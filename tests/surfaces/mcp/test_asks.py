@@ -150,25 +150,31 @@ async def elicit_name(_ctx: Any, params: types.ElicitRequestParams) -> types.Eli
 # -- a stateless-era upstream's log messages about a call reach that call's (handshake-era) agent ---------
 
 
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 @pytest.mark.parametrize("level", ["info", "warning"])
-async def test_a_stateless_upstreams_logs_about_a_call_reach_its_agent_at_the_level_it_set(
-    level: str,
+async def test_a_stateless_upstreams_logs_about_a_call_reach_its_agent_at_the_level_it_asked(
+    level: str, mode: str
 ) -> None:
     said: list[types.LoggingMessageNotificationParams] = []
 
     async def heard(params: types.LoggingMessageNotificationParams) -> None:
         said.append(params)
 
+    opt_in = {"log_level": level} if mode != "legacy" else {}  # the 2026-07-28 per-request opt-in
     async with (
         upstream("http") as handshake,
         toolbridge(HttpServer(handshake.url, protocol="2026-07-28")) as (url, key),  # type: ignore[union-attr]
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
         Client(
-            streamable_http_client(url, http_client=http), mode="legacy", logging_callback=heard
-        ) as client,  # type: ignore[arg-type]
+            streamable_http_client(url, http_client=http),
+            mode=mode,  # type: ignore[arg-type]
+            logging_callback=heard,
+            **opt_in,  # type: ignore[arg-type]
+        ) as client,
     ):
-        with pytest.warns(MCPDeprecationWarning, match="logging capability is deprecated"):
-            await client.set_logging_level(level)  # type: ignore[arg-type]
+        if mode == "legacy":
+            with pytest.warns(MCPDeprecationWarning, match="logging capability is deprecated"):
+                await client.set_logging_level(level)  # type: ignore[arg-type]
         result = await client.call_tool("fid.chatty", {})
     assert result.content[0].text == "said"  # type: ignore[union-attr]
     expected = ["chatty at info", "chatty at warning"] if level == "info" else ["chatty at warning"]

@@ -16,9 +16,10 @@ from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
+from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from toolbridge.connectors._events import CALL_EVENTS, CallEvents
+from toolbridge.connectors._events import CALL_EVENTS, LOG_LEVELS, CallEvents
 from toolbridge.surfaces.mcp._asks import askable
 from toolbridge.surfaces.mcp._asks import asker as _asker
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
@@ -53,14 +54,18 @@ def _events(ctx: ServerRequestContext[Any, Any], notifier: Notifier) -> CallEven
     Progress travels on the request's own stream (stdio; a stateless-era POST, answered as SSE once
     progress arrives) — except for a handshake-era HTTP session, whose POSTs are answered with JSON:
     there it goes on the session's GET stream, the only one it has (clients match progress by token, not
-    by stream). Requests to the agent take the same way.
+    by stream). Requests to the agent take the same way, and so do the log messages a stateless-era
+    upstream sends about the call (asked for at the level a 2025-11-25 agent set with
+    ``logging/setLevel``, or a 2026-07-28 request's own ``logLevel``).
     """
     meta = ctx.meta if isinstance(ctx.meta, dict) else {}
     token = meta.get("progressToken", meta.get("progress_token"))
     on_get_stream = ctx.request is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
     related = None if on_get_stream or ctx.request_id is None else str(ctx.request_id)
     ask, capabilities = _asker(ctx, related), askable(ctx)
-    level = notifier.level_of(ctx)
+    modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+    asked = meta.get(LOG_LEVEL_META_KEY)  # a 2026-07-28 request's own opt-in
+    level = (asked if asked in LOG_LEVELS else None) if modern else notifier.level_of(ctx)
 
     async def log(severity: str, data: Any, logger: str | None) -> None:
         said = types.LoggingMessageNotificationParams(level=severity, data=data, logger=logger)
