@@ -335,7 +335,8 @@ async def test_two_unprefixed_upstreams_with_the_same_tool_names_refuse_to_start
 
 
 async def test_an_upstream_refusing_a_subscription_is_relayed_with_its_code(upstream_url: str) -> None:
-    async with both(upstream_url) as via:  # a stateless-era server has no resources/subscribe
+    handshake = HttpServer(upstream_url, protocol="2025-11-25")  # it serves no resources/subscribe
+    async with both(upstream_url, handshake) as via:
         session = await via.served.initialize()
         uri = "toolbridge://fid/demo://note"
         refused = (await via.served.legacy(session, "resources/subscribe", {"uri": uri})).json()

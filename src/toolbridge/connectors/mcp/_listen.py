@@ -127,7 +127,16 @@ async def _listen_once(
 
         if watched is not None:
             tg.start_soon(stop_on_change, watched)
-        async with auth():
-            await session.request("subscriptions/listen", {"notifications": notifications}, cancellable=False)
+        try:
+            async with auth():
+                await session.request(
+                    "subscriptions/listen", {"notifications": notifications}, cancellable=False
+                )
+        except (RpcError, ToolbridgeError, SessionExpired) as exc:  # raised as itself, not in a group
+            failed: Exception | None = exc
+        else:
+            failed = None
         tg.cancel_scope.cancel()
+    if failed is not None:
+        raise failed
     return changed
