@@ -202,7 +202,9 @@ def run_backend(name: str, database: str, root: Path, args: argparse.Namespace) 
     with running(f"toolbridge-events-{name}", argv, port, root) as server:
         base = server.base_url
         anyio.run(load, base, 200, args.senders, post_delivery)  # warm-up
+        cpu = server.cpu_seconds()
         floor, floor_lat = anyio.run(load, base, args.deliveries, args.senders, get_health)
+        floor_cpu = server.cpu_seconds() - cpu
         cpu = server.cpu_seconds()
         rate, lat = anyio.run(load, base, args.deliveries, args.senders, post_delivery)
         cpu = server.cpu_seconds() - cpu
@@ -219,6 +221,7 @@ def run_backend(name: str, database: str, root: Path, args: argparse.Namespace) 
         f"{name}_p99_ms": statistics.quantiles(lat, n=100)[98] * 1000,
         f"{name}_server_cpu_ms_per_delivery": cpu * 1000 / args.deliveries,
         f"{name}_healthz_per_s": floor,
+        f"{name}_healthz_server_cpu_ms_per_request": floor_cpu * 1000 / args.deliveries,
         f"{name}_healthz_median_ms": statistics.median(floor_lat) * 1000,
         f"{name}_ratio_to_healthz": rate / floor,
     }
