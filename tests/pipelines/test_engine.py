@@ -243,3 +243,34 @@ async def test_cancel_undoes_what_a_run_did(database_url: str, ledger: Ledger) -
         ended = await service.wait(run.id, patience(10))
     assert ended.state == "cancelled"
     assert ledger.live == {} and "create two" not in ledger.calls
+
+
+async def test_a_step_over_its_timeout_is_retried_when_safe_else_undone(
+    database_url: str, ledger: Ledger
+) -> None:
+    slow_calls: list[bool] = []
+    timed = Pipeline.build(
+        "timed",
+        [
+            undoable("a", "kept"),
+            {"name": "slow", "tool": "svc.slow", "arguments": {"safe": "${input.safe}"}, "timeout": 0.2},
+        ],
+        input_schema={"type": "object", "properties": {"safe": {"type": "boolean"}}},
+    )
+    hub, _ = make_hub(database_url, ledger, [timed])
+
+    @hub.tool(connector="svc", idempotent=True)
+    async def slow(safe: bool) -> dict[str, Any]:
+        slow_calls.append(safe)
+        if len(slow_calls) == 1 or not safe:
+            await anyio.sleep(patience(30))  # past the step's timeout (cancelled by it)
+        return {"ok": True}
+
+    async with hub:
+        result = await hub.call(ME, "pipelines.timed", {"safe": True})  # idempotent: the second try answers
+        assert result.value["output"] == {"ok": True} and slow_calls == [True, True]
+        assert list(ledger.live.values()) == ["kept"]
+        # now always too slow: its attempts run out, and the run's "a" is undone
+        with pytest.raises(ToolExecutionError, match=r"ended failed at step 01\.slow.*within 0\.2 s"):
+            await hub.call(ME, "pipelines.timed", {"safe": False})
+        assert list(ledger.live.values()) == ["kept"]  # the second run's "a" was undone
