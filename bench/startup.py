@@ -109,7 +109,7 @@ def import_times(argv: Sequence[str], cwd: Path) -> list[tuple[str, float]]:
 PROBE = """
 import json, sys, threading, tracemalloc
 from collections import defaultdict
-tracemalloc.start(30)
+tracemalloc.start(8)
 mode, args, out = sys.argv[1], sys.argv[2:-1], sys.argv[-1]
 
 def package(filename):
@@ -137,8 +137,12 @@ def owner(traceback):
 def dump():
     current, peak = tracemalloc.get_traced_memory()
     sums = defaultdict(int)
-    for stat in tracemalloc.take_snapshot().statistics("traceback"):
-        sums[owner(stat.traceback)] += stat.size
+    owners = {}
+    for trace in tracemalloc.take_snapshot().traces:
+        key = trace.traceback
+        if key not in owners:
+            owners[key] = owner(key)
+        sums[owners[key]] += trace.size
     top = sorted(sums.items(), key=lambda kv: -kv[1])[:12]
     with open(out, "w") as f:
         json.dump({"current": current, "peak": peak, "by_package": top}, f)
