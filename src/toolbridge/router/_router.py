@@ -3,11 +3,11 @@
 A capability is one tool in the catalog (``capability.store_file``). Calling it tries its providers in
 order of preference; each try is a delegated call through the hub's call path (validation, credentials,
 resilience, its own audit row under the capability call's request id). A provider is skipped to the next
-when nothing was done — its breaker is open, its connection needs re-authorization, it is busy or out of
-quota, or it answered "not processed" (408, 425, 429, 503) after its own retries — or when it failed
-ambiguously (500, 502, 504, a timeout) and repeating its work elsewhere is harmless (a read-only or
-idempotent tool). Anything else (400, 403, 404, 409, 422, a write that may have happened) stops the call
-and is reported as it came.
+when nothing was done — its breaker is open, its connection needs re-authorization, its tool awaits an
+operator's approval, it is busy or out of quota, or it answered "not processed" (408, 425, 429, 503)
+after its own retries — or when it failed ambiguously (500, 502, 504, a timeout) and repeating its work
+elsewhere is harmless (a read-only or idempotent tool). Anything else (400, 403, 404, 409, 422, a write
+that may have happened) stops the call and is reported as it came.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from toolbridge.errors import (
     RateLimited,
     TokenRefreshFailed,
     ToolbridgeError,
+    ToolNotFound,
+    ToolQuarantined,
     UpstreamBusy,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -56,7 +58,15 @@ ROUTER_POLICY = ResiliencePolicy(
 Locate = Callable[[Loc, str, str | None], ConfigurationError]
 """Turns a problem's location into the error to raise (the configuration layer adds file and line)."""
 
-_NOTHING_DONE = (CircuitOpen, UpstreamBusy, CredentialsError, TokenRefreshFailed, RateLimited)
+_NOTHING_DONE = (
+    CircuitOpen,
+    UpstreamBusy,
+    CredentialsError,
+    TokenRefreshFailed,
+    RateLimited,
+    ToolQuarantined,  # changed upstream and awaiting an operator's approval
+    ToolNotFound,  # gone from its upstream's list since the hub started
+)
 
 
 class RouterHub(Protocol):
