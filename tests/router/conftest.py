@@ -59,9 +59,9 @@ capabilities:
     choice: CHOICE
     providers:
       - tool: primary.put_object
-        arguments: {key: path, body: content}
+        arguments: {key: "${input.path}", body: "${input.content}"}
       - tool: backup.upload_file
-        arguments: {name: path, data: content, folder: "'fallback'"}
+        arguments: {name: "${input.path}", data: "${input.content}", folder: fallback}
 """
 
 

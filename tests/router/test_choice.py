@@ -43,8 +43,10 @@ def notifier(
         description="Tell the on-call.",
         input_schema=INPUT,
         providers=(
-            Provider("pager.page", ArgumentMapping({"message": "text"}), weights[0]),
-            Provider("chat.post", ArgumentMapping({"channel": "'#oncall'", "body": "text"}), weights[1]),
+            Provider("pager.page", ArgumentMapping({"message": "${input.text}"}), weights[0]),
+            Provider(
+                "chat.post", ArgumentMapping({"channel": "#oncall", "body": "${input.text}"}), weights[1]
+            ),
         ),
         choice=choice,
     )

@@ -10,7 +10,7 @@ from tests.router.conftest import CAPABILITY, hub_from, write_config
 from toolbridge.errors import ConfigFileError
 from toolbridge.settings import parse_settings
 
-GOOD_PRIMARY = "        arguments: {key: path, body: content}"
+GOOD_PRIMARY = '        arguments: {key: "${input.path}", body: "${input.content}"}'
 
 
 def refused(tmp_path: Path, old: str, new: str, *, extra_input: str = "") -> tuple[ConfigFileError, int]:
@@ -49,9 +49,14 @@ def test_an_unknown_connector_is_named(tmp_path: Path) -> None:
 
 
 def test_a_mapping_that_reads_a_missing_input_field_is_refused(tmp_path: Path) -> None:
-    error, line = refused(tmp_path, GOOD_PRIMARY, "        arguments: {key: pth, body: content}")
+    error, line = refused(
+        tmp_path, GOOD_PRIMARY, '        arguments: {key: "${input.pth}", body: "${input.content}"}'
+    )
     assert error.line == line and error.key == "capabilities.store_file.providers.0.arguments.key"
-    assert "'pth' reads the input field 'pth', which the capability's input does not have" in error.message
+    assert (
+        "'${input.pth}' reads the input field 'pth', which the capability's input does not have"
+        in error.message
+    )
     assert "did you mean 'path'?" in error.message
 
 
@@ -59,7 +64,7 @@ def test_a_type_mismatch_against_the_provider_schema_is_refused(tmp_path: Path) 
     error, line = refused(
         tmp_path,
         GOOD_PRIMARY,
-        "        arguments: {key: path, body: size}",
+        '        arguments: {key: "${input.path}", body: "${input.size}"}',
         extra_input="        size: {type: integer}\n",
     )
     assert error.line == line
@@ -68,24 +73,28 @@ def test_a_type_mismatch_against_the_provider_schema_is_refused(tmp_path: Path) 
 
 
 def test_a_constant_of_the_wrong_type_is_refused(tmp_path: Path) -> None:
-    error, _ = refused(tmp_path, "folder: \"'fallback'\"", "folder: '`3`'")
-    assert "the constant `3` is integer" in error.message and error.key is not None
+    error, _ = refused(tmp_path, "folder: fallback", "folder: 3")
+    assert "the constant 3 is integer" in error.message and error.key is not None
     assert error.key.endswith("providers.1.arguments.folder")
 
 
 def test_an_argument_the_tool_does_not_take_is_refused(tmp_path: Path) -> None:
-    error, _ = refused(tmp_path, GOOD_PRIMARY, "        arguments: {key: path, body: content, bdy: content}")
+    error, _ = refused(
+        tmp_path, GOOD_PRIMARY, '        arguments: {key: "${input.path}", body: "${input.content}", bdy: x}'
+    )
     assert "'primary.put_object' takes no argument 'bdy'" in error.message
 
 
 def test_a_required_provider_argument_left_unset_is_refused(tmp_path: Path) -> None:
-    error, line = refused(tmp_path, GOOD_PRIMARY, "        arguments: {key: path}")
+    error, line = refused(tmp_path, GOOD_PRIMARY, '        arguments: {key: "${input.path}"}')
     assert error.line == line and "does not set 'body', required by 'primary.put_object'" in error.message
 
 
 def test_a_malformed_expression_is_refused_where_it_is_written(tmp_path: Path) -> None:
-    error, line = refused(tmp_path, GOOD_PRIMARY, "        arguments: {key: 'path[', body: content}")
-    assert error.line == line and "is not a JMESPath expression" in error.message
+    error, line = refused(
+        tmp_path, GOOD_PRIMARY, '        arguments: {key: "${input.path[}", body: "${input.content}"}'
+    )
+    assert error.line == line and "is not a valid expression" in error.message
     assert error.key == "capabilities.store_file.providers.0.arguments.key"
 
 
@@ -97,7 +106,9 @@ def test_an_input_that_is_not_an_object_schema_is_refused(tmp_path: Path) -> Non
 
 
 def test_several_problems_are_counted(tmp_path: Path) -> None:
-    error, _ = refused(tmp_path, GOOD_PRIMARY, "        arguments: {key: pth, body: cntent}")
+    error, _ = refused(
+        tmp_path, GOOD_PRIMARY, '        arguments: {key: "${input.pth}", body: "${input.cntent}"}'
+    )
     assert "(and 1 more problem)" in error.message
 
 
@@ -106,3 +117,14 @@ def test_a_capability_without_providers_is_a_parse_error_with_its_line() -> None
     with pytest.raises(ConfigFileError) as caught:
         parse_settings(text)
     assert caught.value.line == 4 and caught.value.key == "capabilities.noop.providers"
+
+
+def test_an_expression_that_forgets_the_input_root_is_refused_with_the_fix(tmp_path: Path) -> None:
+    error, line = refused(
+        tmp_path, GOOD_PRIMARY, '        arguments: {key: "${path}", body: "${input.content}"}'
+    )
+    assert error.line == line
+    assert (
+        "reads 'path', but expressions see the capability's input as 'input' (write 'input.path')"
+        in error.message
+    )

@@ -34,7 +34,7 @@ capabilities:
     input: {{type: object, properties: {{name: {{type: string}}}}, required: [name]}}
     providers:
       - tool: {provider}
-        arguments: {{key: name}}
+        arguments: {{key: "${{input.name}}"}}
 """)
     return path
 

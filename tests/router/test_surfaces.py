@@ -44,7 +44,11 @@ async def test_rest_calls_and_lists_capabilities(
         ("primary.put_object", "open"),
         ("backup.upload_file", "closed"),
     ]
-    assert providers[1]["arguments"] == {"name": "path", "data": "content", "folder": "'fallback'"}
+    assert providers[1]["arguments"] == {
+        "name": "${input.path}",
+        "data": "${input.content}",
+        "folder": "fallback",
+    }
 
 
 def cli(*args: str) -> Result:

@@ -13,17 +13,17 @@ from toolbridge._lazy import lazy_exports
 if TYPE_CHECKING:
     from toolbridge.router._build import build_router
     from toolbridge.router._describe import Planned, capability_documents, find_router, plan
-    from toolbridge.router._mapping import ArgumentMapping, Expression
+    from toolbridge.router._mapping import Argument, ArgumentMapping
     from toolbridge.router._model import Capability, Choice, Provider
     from toolbridge.router._router import ROUTER_POLICY, Router, RouterHub
     from toolbridge.router._settings import CapabilitySettings, ProviderSettings
 
 __all__ = [
+    "Argument",
     "ArgumentMapping",
     "Capability",
     "CapabilitySettings",
     "Choice",
-    "Expression",
     "Planned",
     "Provider",
     "ProviderSettings",

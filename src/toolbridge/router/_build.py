@@ -8,7 +8,7 @@ import jsonschema
 
 from toolbridge.catalog import check_tool_name
 from toolbridge.errors import ConfigurationError
-from toolbridge.router._mapping import ArgumentMapping
+from toolbridge.router._mapping import Argument, ArgumentMapping
 from toolbridge.router._model import Capability, Provider
 from toolbridge.router._router import ROUTER_POLICY, Router
 from toolbridge.router._settings import CapabilitySettings, ProviderSettings
@@ -63,9 +63,9 @@ def _capability(name: str, config: CapabilitySettings, locate: _Locate) -> Capab
 def _provider(config: ProviderSettings, loc: tuple[str | int, ...], locate: _Locate) -> Provider:
     mapping = None
     if config.arguments is not None:
-        for argument, text in config.arguments.items():
+        for argument, value in config.arguments.items():
             try:
-                ArgumentMapping({argument: text})
+                Argument(argument, value)
             except ConfigurationError as exc:
                 raise locate((*loc, "arguments", argument), exc.message, exc.hint) from None
         mapping = ArgumentMapping(config.arguments)

@@ -13,7 +13,7 @@ from typing import Any
 
 from toolbridge.catalog import Tool
 from toolbridge.errors import close_matches, did_you_mean
-from toolbridge.router._mapping import Expression, Path
+from toolbridge.router._mapping import ROOT, Argument, Path
 from toolbridge.router._model import Capability, Provider
 
 __all__ = ["Problem", "check_capability"]
@@ -67,15 +67,15 @@ def _check_provider(
     at = (*where, "arguments") if provider.arguments is not None else where
     mapping = capability.mapping(provider)
     problems = []
-    for argument, expression in mapping:
-        problems += _check_argument(capability, tool, argument, expression, (*at, argument))
-    missing = sorted(set(_schema_required(tool.input_schema)) - {a for a, _ in mapping})
+    for argument in mapping:
+        problems += _check_argument(capability, tool, argument, (*at, argument.name))
+    missing = sorted(set(_schema_required(tool.input_schema)) - {a.name for a in mapping})
     if missing:
         problems.append(
             Problem(
                 at,
                 f"does not set {', '.join(repr(m) for m in missing)}, required by {tool.name!r}",
-                f"map each from the capability's input, e.g. {missing[0]}: <input field>",
+                f"map each from the capability's input, e.g. {missing[0]}: " + "${input.<field>}",
             )
         )
     return problems
@@ -92,22 +92,29 @@ def _missing(name: str, connector: str, where: Loc, catalog: _Catalog) -> list[P
     return [Problem(where, f"no tool is named {name!r}", hint or "'toolbridge tools list' shows them")]
 
 
-def _check_argument(
-    capability: Capability, tool: Tool, argument: str, expression: Expression, where: Loc
-) -> list[Problem]:
+def _check_argument(capability: Capability, tool: Tool, argument: Argument, where: Loc) -> list[Problem]:
     problems = []
-    target = _property(tool.input_schema, argument)
+    target = _property(tool.input_schema, argument.name)
     if target is None and tool.input_schema.get("additionalProperties") is False:
         choices = sorted(tool.input_schema.get("properties", {}))
-        hint = did_you_mean(close_matches(argument, choices)) or f"it takes: {', '.join(choices) or 'none'}"
-        problems.append(Problem(where, f"{tool.name!r} takes no argument {argument!r}", hint))
-    for path in expression.input_paths():
-        problem = _missing_input(capability.input_schema, path)
+        hint = (
+            did_you_mean(close_matches(argument.name, choices)) or f"it takes: {', '.join(choices) or 'none'}"
+        )
+        problems.append(Problem(where, f"{tool.name!r} takes no argument {argument.name!r}", hint))
+    for path in argument.reads():
+        problem = (
+            _unknown_root(path) if path[0] != ROOT else _missing_input(capability.input_schema, path[1:])
+        )
         if problem is not None:
-            problems.append(Problem(where, f"{expression.text!r} reads {problem}"))
+            problems.append(Problem(where, f"{argument.source!r} reads {problem}"))
     if target is not None and not problems:
-        problems += _type_mismatch(capability, tool, argument, expression, target, where)
+        problems += _type_mismatch(capability, tool, argument, target, where)
     return problems
+
+
+def _unknown_root(path: Path) -> str:
+    field = ".".join(path)
+    return f"{field!r}, but expressions see the capability's input as 'input' (write '{ROOT}.{field}')"
 
 
 def _missing_input(schema: Mapping[str, Any], path: Path) -> str | None:
@@ -129,28 +136,23 @@ def _missing_input(schema: Mapping[str, Any], path: Path) -> str | None:
 
 
 def _type_mismatch(
-    capability: Capability,
-    tool: Tool,
-    argument: str,
-    expression: Expression,
-    target: Mapping[str, Any],
-    where: Loc,
+    capability: Capability, tool: Tool, argument: Argument, target: Mapping[str, Any], where: Loc
 ) -> list[Problem]:
     wanted = _types(_resolve(tool.input_schema, target))
-    path = expression.direct_path()
-    if path is not None:
-        source = _types(_at(capability.input_schema, path))
-        what = f"the input field {'.'.join(path)!r} is {_or(source)}"
+    path = argument.direct_path()
+    if path is not None and path[0] == ROOT:
+        source = _types(_at(capability.input_schema, path[1:]))
+        what = f"the input field {'.'.join(path[1:])!r} is {_or(source)}"
     else:
-        constant = expression.constant_type()
+        constant = argument.constant_type()
         source = {constant} if constant else set()
-        what = f"the constant {expression.text} is {_or(source)}"
+        what = f"the constant {argument.source!r} is {_or(source)}"
     if not source or not wanted or _compatible(source, wanted):
         return []
     return [
         Problem(
             where,
-            f"type mismatch: {what}, but {tool.name!r} takes {argument!r} as {_or(wanted)}",
+            f"type mismatch: {what}, but {tool.name!r} takes {argument.name!r} as {_or(wanted)}",
             "change the capability's input type or map the argument from another field",
         )
     ]

@@ -45,7 +45,7 @@ def capability_documents(hub: Hub, router: Router, tools: list[str], *, detail: 
                 {
                     "tool": p.tool,
                     "weight": p.weight,
-                    "arguments": {a: e.text for a, e in capability.mapping(p)},
+                    "arguments": capability.mapping(p).sources(),
                     "breaker": hub.resilience.state(p.tool.partition(".")[0]).breaker.state.value,
                 }
                 for p in capability.providers

@@ -1,119 +1,96 @@
-"""Argument mappings: each provider's arguments computed from the capability's input with JMESPath.
+"""Argument mappings: each provider's arguments computed from the capability's input.
 
-A mapping is ``{argument: expression}``. The expression is JMESPath (https://jmespath.org), evaluated
-against the capability's input: ``path`` copies the input field ``path``, ``file.name`` reaches into an
-object, ``'uploads'`` is a constant string, ``join('/', [folder, name])`` builds a value. An expression
-that yields ``null`` leaves its argument out, so optional input stays optional. JMESPath has no side
-effects and no access to anything but the input: nothing is ``eval``-ed.
+A mapping is ``{argument: template}`` in the pipelines' template syntax (``toolbridge.pipelines``, one
+syntax for both patterns): a string that is exactly ``${ expression }`` becomes the expression's value
+(any JSON type), ``${…}`` inside other text becomes text, and anything else is taken literally. The
+expression is JMESPath over ``{"input": <the capability's input>}``: ``${input.path}`` copies a field,
+``${input.topic || 'inbox'}`` gives a default, ``${join('/', [input.folder, input.name])}`` builds a
+value. An argument whose value comes out ``null`` is left out, so optional input stays optional.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
-
-import jmespath
-from jmespath.exceptions import JMESPathError
-from jmespath.parser import ParsedResult
 
 from toolbridge.errors import ConfigurationError
 
-__all__ = ["ArgumentMapping", "Expression"]
+# one template language for routers and pipelines (both JMESPath); the module is the pipelines' own
+from toolbridge.pipelines._template import Template, compile_template, whole_expression
+
+__all__ = ["ArgumentMapping", "Argument"]
 
 Path = tuple[str, ...]
-
-# nodes whose first child is evaluated against the current value and the rest against its result
-_LEFT_ONLY = frozenset(
-    {"subexpression", "index_expression", "projection", "value_projection", "filter_projection", "pipe"}
-)
+ROOT = "input"
+"""The name the capability's input has in expressions."""
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
 
 
-@dataclass(frozen=True, slots=True)
-class Expression:
-    """One compiled expression and what it reads from the input."""
+class Argument:
+    """One provider argument's template, and what the load-time checks need to know of it."""
 
-    text: str
-    compiled: ParsedResult
+    def __init__(self, name: str, value: Any) -> None:
+        self.name = name
+        self.source = value
+        self.template: Template = compile_template(value)
 
-    @classmethod
-    def compile(cls, text: str) -> Expression:
-        try:
-            return cls(text, jmespath.compile(text))
-        except JMESPathError as exc:
-            raise ConfigurationError(
-                f"{text!r} is not a JMESPath expression: {_first_line(exc)}",
-                hint="write a field name such as 'path', a constant such as \"'uploads'\", "
-                "or see https://jmespath.org/specification.html",
-            ) from None
+    def texts(self) -> Iterator[str]:
+        """The source of each expression in the template."""
+        return (e.source for _, e in self.template.expressions())
 
-    def search(self, data: Mapping[str, Any]) -> Any:
-        return self.compiled.search(data)
-
-    def input_paths(self) -> list[Path]:
-        """The input fields the expression reads from the top of the input (``a.b`` → ``("a", "b")``)."""
-        return list(_root_paths(self.compiled.parsed))
+    def reads(self) -> Iterator[Path]:
+        """Every path the template's expressions read from the root (``("input", "path")``)."""
+        for _, expression in self.template.expressions():
+            for reference in expression.references():
+                yield reference.path
 
     def direct_path(self) -> Path | None:
-        """The field path when the whole expression is one (``a`` or ``a.b``), else None."""
-        return _as_path(self.compiled.parsed)
+        """The field path when the whole value is one ``${input.a.b}``, else None."""
+        expression = whole_expression(self.template)
+        return _as_path(expression.parsed.parsed) if expression is not None else None
 
     def constant_type(self) -> str | None:
-        """The JSON type of a constant expression (```` `3` ````, ``'x'``), else None."""
-        node = self.compiled.parsed
-        if node["type"] != "literal":
+        """The JSON type of a value with no expression in it, else None."""
+        if any(True for _ in self.template.expressions()):
             return None
-        return _JSON_TYPES.get(type(node["value"])) if node["value"] is not None else "null"
+        return "null" if self.source is None else _JSON_TYPES.get(type(self.source))
 
 
 class ArgumentMapping:
-    """``{argument: expression}`` for one provider; :meth:`apply` computes the provider's arguments."""
+    """``{argument: template}`` for one provider; :meth:`apply` computes the provider's arguments."""
 
-    def __init__(self, expressions: Mapping[str, str]) -> None:
-        compiled = {}
-        for argument, text in expressions.items():
+    def __init__(self, arguments: Mapping[str, Any]) -> None:
+        self.arguments: dict[str, Argument] = {}
+        for name, value in arguments.items():
             try:
-                compiled[argument] = Expression.compile(text)
+                self.arguments[name] = Argument(name, value)
             except ConfigurationError as exc:
-                raise ConfigurationError(f"{argument}: {exc.message}", hint=exc.hint) from None
-        self.expressions: Mapping[str, Expression] = compiled
+                raise ConfigurationError(f"{name}: {exc.message}", hint=exc.hint) from None
 
     @classmethod
     def identity(cls, fields: list[str]) -> ArgumentMapping:
         """Each input field passed on under its own name (the mapping when none is written)."""
-        return cls({name: _quote_field(name) for name in fields})
+        return cls({name: "${" + f"{ROOT}.{_quote_field(name)}" + "}" for name in fields})
 
     def apply(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        context = {ROOT: data}
         out = {}
-        for argument, expression in self.expressions.items():
-            value = expression.search(data)
+        for name, argument in self.arguments.items():
+            value = argument.template.render(context)
             if value is not None:
-                out[argument] = value
+                out[name] = value
         return out
 
-    def __iter__(self) -> Iterator[tuple[str, Expression]]:
-        return iter(self.expressions.items())
+    def sources(self) -> dict[str, Any]:
+        """The mapping as written."""
+        return {name: argument.source for name, argument in self.arguments.items()}
+
+    def __iter__(self) -> Iterator[Argument]:
+        return iter(self.arguments.values())
 
 
 def _quote_field(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _root_paths(node: Mapping[str, Any]) -> Iterator[Path]:
-    path = _as_path(node)
-    if path is not None:
-        yield path
-        return
-    kind = node["type"]
-    children = node.get("children", [])
-    if kind in ("literal", "current", "identity", "expref"):
-        return
-    if kind in _LEFT_ONLY:
-        children = children[:1]
-    for child in children:
-        if isinstance(child, Mapping):
-            yield from _root_paths(child)
 
 
 def _as_path(node: Mapping[str, Any]) -> Path | None:
@@ -128,7 +105,3 @@ def _as_path(node: Mapping[str, Any]) -> Path | None:
             parts.extend(sub)
         return tuple(parts)
     return None
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

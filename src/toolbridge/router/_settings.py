@@ -18,9 +18,10 @@ class ProviderSettings(_Model):
 
     tool: str
     """The provider tool, ``connector.operation``."""
-    arguments: dict[str, str] | None = None
-    """Provider argument → JMESPath expression over the capability's input (``path``, ``file.name``,
-    ``'constant'``). Omitted: the input's fields are passed on under their own names."""
+    arguments: dict[str, Any] | None = None
+    """Provider argument → its value: ``${input.path}`` (a JMESPath expression over the capability's
+    input, the pipelines' template syntax), a literal, or text with ``${…}`` in it. Omitted: the input's
+    fields are passed on under their own names."""
     weight: Annotated[float, Field(gt=0)] = 1.0
     """Share of first tries under ``choice: weighted``."""
 
