@@ -20,7 +20,7 @@ help: ## show the targets
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
 $(VENV_STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --extra semantic
 	@touch $@
 
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json

@@ -5,8 +5,9 @@ about 1,100 tools) ingested by toolbridge's OpenAPI connector; the tasks are the
 tests/catalog/tool_search_queries.tsv (each names the tool or tools that fit, or none). Compared in one
 run, on the same tools and queries:
 
-* **toolbridge** — the BM25F index behind ``toolbridge.search_tools`` (catalog/_search.py); answer =
-  the ``search_tools`` JSON an agent gets for 10 hits;
+* **toolbridge** — the index behind ``toolbridge.search_tools`` (catalog/_search.py) three ways: BM25F
+  alone, the sentence embeddings alone (all-MiniLM-L6-v2, int8 ONNX; ``toolbridge[semantic]``) and
+  both fused (the default); answer = the ``search_tools`` JSON an agent gets for 10 hits;
 * **old scorer** — toolbridge's previous ranking (name word 3 points, description word 1, ties by
   name), answer as it was then;
 * **FastMCP BM25** — FastMCP 4.1.6's ``BM25SearchTransform`` over the same tools (name, description,
@@ -16,10 +17,12 @@ run, on the same tools and queries:
 Printed per engine: top-1 and top-5 accuracy and MRR@10 over the tasks with a tool, the share of
 no-tool tasks answered "no good match" (toolbridge only; the others always return hits), answer bytes
 (median and max) and search latency (median and p99, query handling included, in the engine's own
-process), for all tasks, for those the ranking was tuned on and for those added after tuning (the
-last part of the file). For toolbridge also: ``describe_tool`` answer sizes, index build time and
-memory for the catalog and for a doubled catalog (each document loaded twice under another connector
-name, ~2,200 tools).
+process), for all tasks and for each part of the file: those the BM25F ranking was tuned on, those added
+after that tuning, and the held-out part (a seeded random sample of tools, written before the semantic
+layer ran; nothing was tuned on it). For toolbridge also: ``describe_tool`` answer sizes, index build
+time (embeddings not cached yet, and cached) and memory added (RSS of a fresh process, model included)
+for the catalog and for a doubled catalog (each document loaded twice under another connector name,
+~2,200 tools), and search latency over the doubled one.
 
     uv run python bench/tool_search.py [--skip-fastmcp] [--show-misses]
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -42,7 +46,8 @@ from pathlib import Path
 from _procs import fastmcp_python
 from toolbridge import Hub, Principal
 from toolbridge.catalog import Tool
-from toolbridge.catalog._search import SearchIndex
+from toolbridge.catalog._search import Mode, SearchIndex
+from toolbridge.catalog._semantic import EmbeddingCache, load_embedder
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.surfaces.mcp._search import SEARCH, describe_document, search_answer
 from toolbridge.surfaces.mcp._wire import tool_to_wire
@@ -91,17 +96,20 @@ class Engine:
     no_match: list[bool] = field(default_factory=list)
 
 
-def load_tasks() -> tuple[list[tuple[str, set[str]]], int]:
-    """The tasks, and how many of them come before the ones added after tuning (``# Added after``)."""
+def load_tasks() -> tuple[list[tuple[str, set[str]]], int, int]:
+    """The tasks, and where the ones added after tuning (``# Added after``) and the held-out ones
+    (``# Held out``) start."""
     tasks: list[tuple[str, set[str]]] = []
-    tuned = 0
+    marks = {"# Added after": 0, "# Held out": 0}
     for line in TASKS.read_text(encoding="utf-8").splitlines():
-        if line.startswith("# Added after"):
-            tuned = len(tasks)
+        for mark in marks:
+            if line.startswith(mark):
+                marks[mark] = len(tasks)
         if line and not line.startswith("#"):
             query, expected = line.split("\t")
             tasks.append((query, set() if expected == "-" else set(expected.split(","))))
-    return tasks, tuned or len(tasks)
+    held = marks["# Held out"] or len(tasks)
+    return tasks, marks["# Added after"] or held, held
 
 
 def build_hub(copies: int = 1) -> Hub:
@@ -115,8 +123,12 @@ def build_hub(copies: int = 1) -> Hub:
     return hub
 
 
-def run_toolbridge(hub: Hub, queries: Sequence[str]) -> Engine:
-    engine = Engine("toolbridge BM25F")
+ENGINES: dict[Mode, str] = {"bm25": "BM25F", "semantic": "semantic", "fused": "fused"}
+
+
+def run_toolbridge(hub: Hub, queries: Sequence[str], mode: Mode = "fused") -> Engine:
+    engine = Engine(f"toolbridge {ENGINES[mode]}")
+    hub.catalog.search_mode = mode
     agent = Principal.agent("bench", ["*"])
     hub.search_tools(agent, "warm up the index")
     for query in queries:
@@ -187,8 +199,9 @@ def run_fastmcp(tools: Sequence[Tool], queries: Sequence[str]) -> Engine:
     return engine
 
 
-def build_cost(make: Callable[[], Hub]) -> tuple[int, float, float]:
-    """Tools, median seconds of three index builds, and MiB the index holds (tracemalloc)."""
+def build_cost(make: Callable[[], Hub]) -> tuple[int, float, float, float, float]:
+    """Tools, median seconds of three BM25F index builds, MiB the BM25F index holds (tracemalloc), and
+    with embeddings: seconds of a build with none cached yet and of one with all cached."""
     hub = make()
     tools = list(hub.catalog)
     times = []
@@ -202,7 +215,47 @@ def build_cost(make: Callable[[], Hub]) -> tuple[int, float, float]:
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     del index
-    return len(tools), statistics.median(times), held / 2**20
+    cold = warm = float("nan")
+    embedder = load_embedder()
+    if embedder is not None:
+        cache = EmbeddingCache()
+        started = time.perf_counter()
+        SearchIndex(tools, embedder=embedder, cache=cache)
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        SearchIndex(tools, embedder=embedder, cache=cache)
+        warm = time.perf_counter() - started
+    return len(tools), statistics.median(times), held / 2**20, cold, warm
+
+
+RSS = r"""
+import sys, re
+sys.path.insert(0, sys.argv[1])
+from tool_search import build_hub
+
+def rss():
+    return int(re.search(r"VmRSS:\s+(\d+)", open("/proc/self/status").read()).group(1)) / 1024
+
+hub = build_hub(int(sys.argv[2]))
+hub.catalog.semantic = sys.argv[3] == "semantic"
+before = rss()
+hub.catalog.search("warm up the index")
+print(rss() - before)
+"""
+
+
+def memory_added(copies: int, kind: str) -> float:
+    """MiB of RSS a fresh process gains by building the index and answering one search (``kind``
+    semantic: the model, its runtime and the embeddings included)."""
+    done = subprocess.run(
+        [sys.executable, "-c", RSS, str(Path(__file__).parent), str(copies), kind],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def p99(values: Sequence[float]) -> float:
@@ -243,14 +296,19 @@ def main() -> None:
     parser.add_argument("--skip-fastmcp", action="store_true")
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
-    tasks, tuned = load_tasks()
+    tasks, tuned, held = load_tasks()
     queries = [q for q, _ in tasks]
     hub = build_hub()
     tools = list(hub.catalog)
     with_tool = sum(1 for _, e in tasks if e)
     without = len(tasks) - with_tool
     print(f"{len(tools)} tools; {len(tasks)} tasks ({with_tool} with a tool, {without} without)\n")
-    engines = [run_toolbridge(hub, queries), run_old_scorer(tools, queries)]
+    modes: list[Mode] = ["bm25", "semantic", "fused"] if load_embedder() is not None else ["bm25"]
+    if len(modes) == 1:
+        print("toolbridge[semantic] is not installed: BM25F only\n")
+    hub.search_tools(Principal.agent("bench", ["*"]), "embed the catalog before timing")
+    engines = [run_toolbridge(hub, queries, mode) for mode in modes]
+    engines.append(run_old_scorer(tools, queries))
     if not args.skip_fastmcp:
         engines.append(run_fastmcp(tools, queries))
     columns = "tasks (with a tool) | top-1 | top-5 | MRR@10 | no-match flagged | answer bytes median / max"
@@ -259,7 +317,8 @@ def main() -> None:
     parts = [
         (range(len(tasks)), "all"),
         (range(tuned), "tuned on"),
-        (range(tuned, len(tasks)), "added after"),
+        (range(tuned, held), "added after"),
+        (range(held, len(tasks)), "held out"),
     ]
     for engine in engines:
         for picked, label in parts:
@@ -270,13 +329,19 @@ def main() -> None:
     spans = [f"{statistics.median(v):,.0f} / {p99(v):,} / {max(v):,}" for v in (compact, full)]
     print(f"describe_tool bytes, median / p99 / max: compact {spans[0]}; full=true {spans[1]}")
     for copies in (1, 2):
-        count, seconds, mib = build_cost(lambda copies=copies: build_hub(copies))
-        print(f"index build, {count:,} tools: {seconds:.3f} s median of 3, {mib:.1f} MiB held")
+        count, seconds, mib, cold, warm = build_cost(lambda copies=copies: build_hub(copies))
+        print(
+            f"index build, {count:,} tools: BM25F {seconds:.3f} s median of 3 ({mib:.1f} MiB held); "
+            f"with embeddings {cold:.2f} s none cached, {warm:.3f} s all cached"
+        )
+        added = {kind: memory_added(copies, kind) for kind in ("bm25", *modes[1:2])}
+        print("  memory added (RSS): " + ", ".join(f"{k} {v:.1f} MiB" for k, v in added.items()))
     big = build_hub(2)
-    big_engine = run_toolbridge(big, queries)
-    ms = [s * 1000 for s in big_engine.seconds]
-    median = statistics.median(ms)
-    print(f"search over {len(big.catalog):,} tools: {median:.2f} ms median, {p99(ms):.2f} ms p99")
+    for mode in modes:
+        big_engine = run_toolbridge(big, queries, mode)
+        ms = [s * 1000 for s in big_engine.seconds]
+        median = statistics.median(ms)
+        print(f"search over {len(big.catalog):,} tools, {mode}: {median:.2f} ms median, {p99(ms):.2f} ms p99")
 
 
 if __name__ == "__main__":

@@ -88,11 +88,12 @@ class Hub:
         tool_modes: Mapping[str, str] | None = None,
         outbox: Outbox | None = None,
         event_service: EventService | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         reseed_after_fork(_reseed_ids)
         self.database = database if isinstance(database, Database) else Database(database)
         self.limits = limits or Limits()
-        self.catalog = Catalog()
+        self.catalog = catalog if catalog is not None else Catalog()
         self.agents = AgentStore(self.database, cache_ttl=key_cache_ttl)
         shared = credentials.audit if credentials is not None else None
         self.audit = shared or AuditLog(self.database)

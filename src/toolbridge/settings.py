@@ -442,6 +442,16 @@ class OutboxSettings(_Model):
     """Seconds a worker holds an item it claimed (renewed every third of it while it works)."""
 
 
+class SearchSettings(_Model):
+    """Tool search (``toolbridge.search_tools``, ``GET /v1/tools?q=``, ``toolbridge tools search``)."""
+
+    semantic: bool = True
+    """Fuse BM25F with sentence embeddings when ``toolbridge[semantic]`` is installed (false: BM25F alone)."""
+    cache: bool = True
+    """Keep tool embeddings in ``.toolbridge/cache/embeddings.npz`` beside the file, so a restart embeds
+    only changed tools."""
+
+
 class Settings(_Model):
     """Everything in a toolbridge.yaml, plus where it was read from."""
 
@@ -465,6 +475,7 @@ class Settings(_Model):
     pipelines: dict[str, PipelineSettings] = {}
     """Durable multi-step workflows, each one tool ``pipelines.<name>`` (docs/patterns.md)."""
     pipeline_worker: PipelineWorkerSettings = PipelineWorkerSettings()
+    search: SearchSettings = SearchSettings()
     source: Path | None = Field(default=None, exclude=True)
     text: str | None = Field(default=None, exclude=True, repr=False)
     """The file's text, to locate mistakes found after parsing (:func:`located_error`)."""

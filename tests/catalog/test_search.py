@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from tests._specs import vendor_spec
 
-from toolbridge import Hub
+from toolbridge import Hub, Principal
 from toolbridge.catalog import Catalog, Tool
-from toolbridge.catalog._search import SearchIndex
+from toolbridge.catalog._search import Mode, SearchIndex, SearchResult
+from toolbridge.catalog._semantic import load_embedder
 from toolbridge.catalog._words import compounds, terms
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.errors import InvalidArguments
+from toolbridge.surfaces._tool_search import search_document
 
 HERE = Path(__file__).parent
 DOCUMENTS = {
@@ -96,7 +98,7 @@ def test_the_catalog_rebuilds_its_index_when_tools_change() -> None:
     catalog.add(tool("sms.send", "Send an SMS text to a phone."))
     assert catalog.search("text a phone").hits[0].tool.name == "sms.send"
     catalog.remove_connector("sms")
-    assert catalog.search("text a phone").hits == []
+    assert "sms.send" not in [h.tool.name for h in catalog.search("text a phone").hits]
 
 
 @pytest.fixture(scope="module")
@@ -109,16 +111,30 @@ def public_apis() -> Hub:
     return hub
 
 
-def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub) -> None:
-    """Not a benchmark (bench/tool_search.py is): a floor so that ranking regressions show."""
+MODES = pytest.mark.parametrize("mode", ["bm25", "fused"])
+
+
+def ranked(hub: Hub, query: str, mode: Mode, limit: int = 5) -> SearchResult:
+    if mode != "bm25" and load_embedder() is None:
+        pytest.skip("toolbridge[semantic] is not installed (make env installs it): BM25F alone")
+    hub.catalog.search_mode = mode
+    try:
+        return hub.catalog.search(query, limit=limit)
+    finally:
+        hub.catalog.search_mode = "fused"
+
+
+@MODES
+def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub, mode: Mode) -> None:
+    """Not a benchmark (bench/tool_search.py is): floors so that ranking regressions show."""
     tasks = [(q, e) for q, e in labelled_tasks() if e]
     assert len(public_apis.catalog) > 1000 and len(tasks) >= 150
-    missed = [
-        q
-        for q, expected in tasks
-        if not expected & {h.tool.name for h in public_apis.catalog.search(q, limit=5).hits}
-    ]
-    assert len(missed) / len(tasks) <= 0.11, missed  # 16 of 156 missed when written (89.7% top-5)
+    names = {q: [h.tool.name for h in ranked(public_apis, q, mode).hits] for q, _ in tasks}
+    missed = [q for q, expected in tasks if not expected & set(names[q])]
+    first = sum(1 for q, expected in tasks if names[q][:1] and names[q][0] in expected)
+    # when written, over 306 tasks: BM25F 91.5% top-5, 65.4% top-1; fused 95.4%, 68.0%
+    assert len(missed) / len(tasks) <= {"bm25": 0.10, "fused": 0.06}[mode], missed
+    assert first / len(tasks) >= {"bm25": 0.62, "fused": 0.64}[mode]
 
 
 @pytest.mark.parametrize(
@@ -143,10 +159,11 @@ def test_fixed_tasks(public_apis: Hub, query: str, expected: str) -> None:
     assert expected in [h.tool.name for h in public_apis.catalog.search(query, limit=5).hits]
 
 
-def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub) -> None:
-    for query, expected in labelled_tasks():
-        if not expected:
-            assert not public_apis.catalog.search(query).good, query
+@MODES
+def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub, mode: Mode) -> None:
+    queries = [query for query, expected in labelled_tasks() if not expected]
+    wrongly_good = [q for q in queries if ranked(public_apis, q, mode, 10).good]
+    assert len(wrongly_good) / len(queries) <= 0.12, wrongly_good  # 2 and 3 of 26 when written
 
 
 def test_adjacent_query_words_match_a_compound_in_a_name() -> None:
@@ -211,3 +228,20 @@ async def test_the_index_can_be_built_off_the_event_loop_and_is_then_reused() ->
     assert not catalog.index_ready  # a change makes it stale: the next search (or prepare) rebuilds it
     assert catalog.search("text a phone").hits[0].tool.name == "sms.send"
     assert catalog.index_ready
+
+
+def test_no_good_match_lists_the_connectors_with_their_one_line_descriptions() -> None:
+    hub = Hub()
+    hub.add_connector(
+        OpenAPIConnector.from_spec(
+            "desk", HERE.parent / "specs" / "incidents.json", base_url="http://127.0.0.1:9"
+        )
+    )
+    answer = search_document(hub, Principal.agent("a", ["*"]), "book a flight to Paris")
+    assert answer["good_match"] is False
+    (desk,) = answer["connectors"]
+    assert desk["name"] == "desk" and desk["covers"]
+    assert desk["description"] == (
+        "Incident desk (written for toolbridge's tests): A small incident API shaped like a paging "
+        "service's: tags, DELETEs, a beta operation, an API-key scheme."
+    )

@@ -47,14 +47,27 @@ SHOP = openapi(
             }
         },
         "/stock": {"get": {"operationId": "stock", "responses": JSON_OK}},
+        "/events": {
+            "get": {
+                "operationId": "events",
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": JSON_OK,
+            }
+        },
     }
 )
+EVENTS = {"events": [{"id": i, "text": "x" * 100} for i in range(5000)]}  # about 600 KB
 REJECTION = {"error": {"code": "quantity_too_high", "message": "quantity must be at most 10", "max": 10}}
 
 
 def upstream(request: httpx2.Request) -> httpx2.Response:
     if request.url.path.endswith("/orders"):
         return httpx2.Response(422, json=REJECTION)
+    if request.url.path.endswith("/events"):
+        return httpx2.Response(200, json=EVENTS)
     return httpx2.Response(429, headers={"Retry-After": "7"}, json={"error": "slow down"})
 
 
@@ -151,3 +164,28 @@ async def test_an_unknown_tool_gets_the_search_indexs_guesses(mcp: Served, era: 
     error = response.json()["error"]
     assert "no tool named 'shop.orders_new'" in error["message"]
     assert "did you mean 'shop.create_order'" in error["message"]  # 'order': too far apart for difflib
+
+
+@ERAS
+async def test_a_large_result_is_cut_small_and_says_how_to_page(mcp: Served, era: str) -> None:
+    params = {"name": "shop.events", "arguments": {}}
+    if era == "modern":
+        response = await mcp.modern("tools/call", params)
+    else:
+        response = await mcp.legacy(await mcp.initialize(), "tools/call", params)
+    text = response.json()["result"]["content"][0]["text"]
+    full = len(json.dumps(EVENTS, separators=(",", ":")))
+    assert full > 500_000 and len(text.encode()) < 66_000  # limits.max_result_bytes: 64 KiB by default
+    first, *_, last = text.splitlines()
+    for marker in (first, last):  # said before the model reads the part kept, and again at its end
+        assert marker.startswith("[toolbridge: result truncated: showing")
+        assert "paging arguments (limit, cursor)" in marker
+
+
+async def test_rest_says_a_result_was_cut_and_keeps_its_full_size() -> None:
+    async with rest() as (http, auth):
+        cut = await http.post("/v1/tools/shop.events/call", json={"arguments": {}}, headers=auth)
+    body = cut.json()
+    assert cut.status_code == 200 and body["truncated"] is True and "result" not in body
+    assert body["size"] > 500_000 and len(body["text"].encode()) < 66_000
+    assert "paging arguments (limit, cursor)" in body["text"].splitlines()[0]

@@ -8,6 +8,8 @@ from toolbridge.assembly._credentials import build_credentials
 from toolbridge.assembly._events import build_events, event_log, event_service
 from toolbridge.assembly._kinds import KINDS, Parts
 from toolbridge.audit import AuditLog
+from toolbridge.catalog import Catalog
+from toolbridge.catalog._semantic import EmbeddingCache
 from toolbridge.errors import ConfigurationError
 from toolbridge.events._internal import breaker_notices, reauth_notices
 from toolbridge.hub import Hub, Limits
@@ -47,6 +49,7 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         outbox=Outbox(database, **settings.outbox.model_dump()),
         resilience=Resilience(on_transition=breaker_notices(service) if service else None),
         event_service=service,
+        catalog=_catalog(settings),
     )
     parts = Parts(
         settings=settings,
@@ -71,6 +74,18 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
 
         build_pipelines(settings, hub)
     return hub
+
+
+def _catalog(settings: Settings) -> Catalog:
+    """The catalog with the search settings and the connectors' one-line descriptions."""
+    cache = settings.base_dir / ".toolbridge" / "cache" / "embeddings.npz"
+    return Catalog(
+        semantic=settings.search.semantic,
+        embedding_cache=EmbeddingCache(cache) if settings.search.cache else None,
+        descriptions={
+            name: " ".join(c.description.split()) for name, c in settings.connectors.items() if c.description
+        },
+    )
 
 
 _LIMITS = {"max_argument_bytes", "max_result_bytes", "call_timeout"}

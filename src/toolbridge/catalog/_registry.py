@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from toolbridge.catalog._fixes import how_to_fix
-from toolbridge.catalog._search import SearchIndex, SearchResult
+from toolbridge.catalog._search import Mode, SearchIndex, SearchResult
+from toolbridge.catalog._semantic import EmbeddingCache, load_embedder, process_cache
 from toolbridge.catalog._tool import Tool
 from toolbridge.errors import (
     ConfigurationError,
@@ -28,11 +29,25 @@ __all__ = ["Catalog"]
 class Catalog:
     """Tools by name. Adding a duplicate name is a configuration error, never a silent overwrite."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        semantic: bool = True,
+        embedding_cache: EmbeddingCache | None = None,
+        descriptions: Mapping[str, str] | None = None,
+    ) -> None:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._version = 0
         self._indexed: tuple[int, SearchIndex] | None = None
+        self.semantic = semantic
+        """Fuse BM25F with embeddings when ``toolbridge[semantic]`` is installed (False: BM25F alone)."""
+        self.embedding_cache = embedding_cache
+        """Where tool embeddings are kept (None: in memory, shared by the process's catalogs)."""
+        self.descriptions: dict[str, str] = dict(descriptions or {})
+        """Connector → the operator's one line on it (``description:`` in toolbridge.yaml), for searches."""
+        self.search_mode: Mode = "fused"
+        """``fused`` (BM25F and embeddings), ``bm25`` or ``semantic`` alone (for comparisons)."""
 
     def add(self, tool: Tool) -> None:
         if tool.name in self._tools:
@@ -70,7 +85,7 @@ class Catalog:
         self, query: str, *, limit: int = 10, keep: Callable[[Tool], bool] | None = None
     ) -> SearchResult:
         """The tools that best match ``query`` (:class:`SearchIndex`, rebuilt on first use after a change)."""
-        return self._index().search(query, limit=limit, keep=keep)
+        return self._index().search(query, limit=limit, keep=keep, mode=self.search_mode)
 
     def connector_words(self, keep: Callable[[Tool], bool] | None = None) -> dict[str, list[str]]:
         """Connector → the words its tool names use most: what each connector covers, for a rephrase."""
@@ -83,17 +98,23 @@ class Catalog:
 
     async def prepare_search(self) -> None:
         """Build the search index in a worker thread if the catalog changed since it was built, so that
-        a search does not hold the event loop for it (about 0.3 s per 1,000 tools)."""
+        a search does not hold the event loop for it (about 0.3 s per 1,000 tools, plus their embeddings
+        when they are not cached yet)."""
         if self.index_ready:
             return
         version, tools = self._version, list(self)
-        index = await anyio.to_thread.run_sync(SearchIndex, tools)
+        index = await anyio.to_thread.run_sync(self._build, tools)
         self._indexed = (version, index)  # a catalog changed meanwhile has a newer version: rebuilt on use
 
     def _index(self) -> SearchIndex:
         if self._indexed is None or self._indexed[0] != self._version:
-            self._indexed = (self._version, SearchIndex(self))
+            self._indexed = (self._version, self._build(list(self)))
         return self._indexed[1]
+
+    def _build(self, tools: list[Tool]) -> SearchIndex:
+        embedder = load_embedder() if self.semantic else None
+        cache = self.embedding_cache if self.embedding_cache is not None else process_cache()
+        return SearchIndex(tools, embedder=embedder, cache=cache)
 
     def validate(self, tool: Tool, arguments: Mapping[str, Any], *, size: int, max_bytes: int) -> None:
         """Check ``arguments`` (``size`` bytes serialized) against the cap and the tool's input schema;

@@ -9,9 +9,15 @@ per-field length normalisation (BM25F), raised by up to half for a tool whose na
 cover (``list_projects`` for "list the projects", more than ``archive_project``); ties break on how
 many query terms the tool's name holds, then on the shorter name.
 
+With an :class:`~toolbridge.catalog._semantic.Embedder` (the optional extra ``toolbridge[semantic]``),
+each tool also has a sentence embedding, and a search fuses the two rankings by reciprocal rank
+(each tool scores ``weight / (RRF_K + rank)`` in each ranking it is in, among the first :data:`DEPTH`);
+without one, or with ``mode="bm25"``, the BM25F ranking alone answers.
+
 A search also says whether its best hit is a good match: when the hit covers less than
-:data:`GOOD_MATCH` of the query's weight (IDF of its terms), the answer is "no good match" and the
-caller should rephrase (see :attr:`SearchResult.good`).
+:data:`GOOD_MATCH` of the query's weight (IDF of its terms) and, with embeddings, is less similar to the
+query than :data:`GOOD_SIMILARITY`, the answer is "no good match" and the caller should rephrase (see
+:attr:`SearchResult.good`).
 """
 
 from __future__ import annotations
@@ -21,16 +27,31 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from toolbridge.catalog._tool import Tool
 from toolbridge.catalog._words import compounds, synonyms, terms
 
-__all__ = ["GOOD_MATCH", "SearchHit", "SearchIndex", "SearchResult", "summary_of"]
+if TYPE_CHECKING:
+    from toolbridge.catalog._semantic import Embedder, EmbeddingCache, Vectors
+
+__all__ = ["GOOD_MATCH", "GOOD_SIMILARITY", "Mode", "SearchHit", "SearchIndex", "SearchResult", "summary_of"]
+
+Mode = Literal["fused", "bm25", "semantic"]
 
 K1 = 1.2
 GOOD_MATCH = 0.5
 """The share of a query's weight the best hit must cover to count as a good match."""
+GOOD_SIMILARITY = 0.45
+"""The cosine similarity between query and tool embeddings that also makes the best hit a good match."""
+RRF_K = 10
+SEMANTIC_WEIGHT = 0.75
+"""Reciprocal rank fusion: a tool scores ``weight / (RRF_K + rank)`` in each ranking (BM25F's weight 1);
+both chosen on the tasks written before the held-out ones (bench/tool_search.py)."""
+DEPTH = 50
+"""How far down each ranking reciprocal rank fusion looks."""
+SEMANTIC_FLOOR = 0.2
+"""Tools less similar to the query than this are no semantic candidates (unrelated tools stay out)."""
 SYNONYM_WEIGHT = 0.35
 NAME_FIT = 0.5
 """A score grows by up to this share with the part of the tool's name the query's terms cover."""
@@ -92,8 +113,21 @@ def _fields(tool: Tool) -> dict[str, list[str]]:
 class SearchIndex:
     """An immutable BM25F index over ``tools``; build a new one when the catalog changes."""
 
-    def __init__(self, tools: Iterable[Tool]) -> None:
+    def __init__(
+        self,
+        tools: Iterable[Tool],
+        *,
+        embedder: Embedder | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
         self._tools = list(tools)
+        self._embedder = embedder
+        self._vectors: Vectors | None = None
+        if embedder is not None:
+            from toolbridge.catalog._semantic import EmbeddingCache, tool_text
+
+            store = cache if cache is not None else EmbeddingCache()
+            self._vectors = store.vectors(embedder, [tool_text(t) for t in self._tools])
         docs = [_fields(tool) for tool in self._tools]
         self._names = [frozenset(doc["name"]) for doc in docs]
         self._held = [frozenset(term for words in doc.values() for term in words) for doc in docs]
@@ -109,11 +143,47 @@ class SearchIndex:
     def __len__(self) -> int:
         return len(self._tools)
 
+    @property
+    def semantic(self) -> bool:
+        """Whether tools have embeddings (searches fuse BM25F with them)."""
+        return self._vectors is not None
+
     def search(
-        self, query: str, *, limit: int = 10, keep: Callable[[Tool], bool] | None = None
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        keep: Callable[[Tool], bool] | None = None,
+        mode: Mode = "fused",
     ) -> SearchResult:
         """The ``limit`` best tools for ``query`` among those ``keep`` accepts (all when None)."""
         own = tuple(dict.fromkeys(terms(query)))
+        scores = self._bm25(query, own)
+        ranked = sorted(scores, key=lambda i: self._rank_key(i, scores[i], own))
+        if self._vectors is None or self._embedder is None or mode == "bm25" or not query.strip():
+            kept = _first(ranked, limit, self._keeps(keep))
+            hits = [SearchHit(self._tools[i], round(scores[i], 3)) for i in kept]
+            good = bool(kept) and self._coverage(own, kept[0]) >= GOOD_MATCH
+            return SearchResult(hits, good, own)
+        similarity = self._vectors @ self._embedder.embed_query(query)
+        order = similarity.argsort(kind="stable")[::-1]
+        nearest: list[int] = order[similarity[order] >= SEMANTIC_FLOOR].tolist()
+        if mode == "semantic":
+            kept = _first(nearest, limit, self._keeps(keep))
+            fused = {i: float(similarity[i]) for i in kept}
+        else:
+            fused = _fuse(_first(ranked, DEPTH, self._keeps(keep)), _first(nearest, DEPTH, self._keeps(keep)))
+            kept = sorted(fused, key=lambda i: -fused[i])[:limit]
+        hits = [SearchHit(self._tools[i], round(fused[i], 4)) for i in kept]
+        good = bool(kept) and (
+            self._coverage(own, kept[0]) >= GOOD_MATCH or float(similarity[kept[0]]) >= GOOD_SIMILARITY
+        )
+        return SearchResult(hits, good, own)
+
+    def _keeps(self, keep: Callable[[Tool], bool] | None) -> Callable[[int], bool] | None:
+        return None if keep is None else lambda i: keep(self._tools[i])
+
+    def _bm25(self, query: str, own: tuple[str, ...]) -> dict[int, float]:
         weights = self._query_weights(own, compounds(query))
         scores: dict[int, float] = {}
         for term, weight in weights.items():
@@ -125,11 +195,7 @@ class SearchIndex:
             name = self._names[i]
             if name:
                 scores[i] = score * (1 + NAME_FIT * len(name & asked) / len(name))
-        ranked = sorted(scores, key=lambda i: self._rank_key(i, scores[i], own))
-        kept = list(itertools.islice((i for i in ranked if keep is None or keep(self._tools[i])), limit))
-        hits = [SearchHit(self._tools[i], round(scores[i], 3)) for i in kept]
-        good = bool(kept) and self._coverage(own, kept[0]) >= GOOD_MATCH
-        return SearchResult(hits, good, own)
+        return scores
 
     def _rank_key(self, index: int, score: float, own: tuple[str, ...]) -> tuple[float, int, int, str]:
         """Best score first; on a tie, more query terms in the name, then the shorter (more general) name."""
@@ -162,6 +228,20 @@ class SearchIndex:
                 pieces = (w for w in tool.operation.split("_") if w not in _VERBS and len(w) > 2)
                 words.setdefault(tool.connector, Counter()).update(pieces)
         return {c: [w for w, _ in counts.most_common(8)] for c, counts in sorted(words.items())}
+
+
+def _first(ranked: Iterable[int], limit: int, keep: Callable[[int], bool] | None) -> list[int]:
+    return list(itertools.islice((i for i in ranked if keep is None or keep(i)), limit))
+
+
+def _fuse(lexical: list[int], semantic: list[int]) -> dict[int, float]:
+    """Reciprocal rank fusion: each item scores ``weight / (RRF_K + rank)`` in every ranking it is in
+    (rank from 1); in BM25F's order first, so ties keep it."""
+    fused: dict[int, float] = {}
+    for weight, ranking in ((1.0, lexical), (SEMANTIC_WEIGHT, semantic)):
+        for rank, i in enumerate(ranking, start=1):
+            fused[i] = fused.get(i, 0.0) + weight / (RRF_K + rank)
+    return fused
 
 
 def _weighted_tf(doc: Mapping[str, list[str]], averages: Mapping[str, float]) -> dict[str, float]:

@@ -24,7 +24,8 @@ def search_document(
     read_only: bool | None = None,
 ) -> dict[str, Any]:
     """``{"tools": [{name, summary, score, read_only}, ...]}`` best first; when nothing matches well,
-    also ``good_match: false``, a ``hint`` on how to rephrase and the ``connectors`` the caller can use."""
+    also ``good_match: false``, a ``hint`` on how to rephrase and the ``connectors`` the caller can use,
+    each with its one-line description and the words its tool names use most."""
     query = query.strip()
     where = _filter(connector, read_only)
     found = hub.search_tools(principal, query, limit=limit, where=where)
@@ -44,10 +45,22 @@ def search_document(
     answer["good_match"] = False
     answer["hint"] = _rephrase(query, found.terms, bool(found.hits))
     answer["connectors"] = [
-        {"name": name, "covers": ", ".join(words)}
+        {"name": name, "description": _description(hub, name), "covers": ", ".join(words)}
         for name, words in hub.catalog.connector_words(hub.visible_to(principal, where)).items()
     ]
     return answer
+
+
+def _description(hub: Hub, name: str) -> str:
+    """The connector's one line on what it is for: the operator's ``description:``, else the OpenAPI
+    document's ``info`` or the MCP server's description."""
+    if name in hub.catalog.descriptions:
+        return hub.catalog.descriptions[name]
+    try:
+        text = getattr(hub.connector(name), "description", "")
+    except KeyError:  # a tool added to the catalog without a connector (tests, meta-tools)
+        return ""
+    return text if isinstance(text, str) else ""
 
 
 def _filter(connector: Any, read_only: Any) -> Callable[[Tool], bool] | None:

@@ -149,6 +149,14 @@ class McpConnector(FederatedRequests):
         return self._session.capabilities if self._session is not None else {}
 
     @property
+    def description(self) -> str:
+        """One line on the server: its declared description or title, else the start of its instructions."""
+        session = self._session
+        info = session.server_info if session is not None else {}
+        texts = (info.get("description"), info.get("title"), session and session.instructions)
+        return next((" ".join(t.split())[:160] for t in texts if isinstance(t, str) and t.strip()), "")
+
+    @property
     def connected(self) -> bool:
         """Whether a session with the upstream is open (its tools are listed)."""
         return self._session is not None and self._session.alive

@@ -34,9 +34,10 @@ from toolbridge.connectors.openapi._model import (
 
 __all__ = ["CatalogCache"]
 
-FORMAT = 2
+FORMAT = 3
 """Raised whenever ingest turns the same document into different tools (2: operation-level $refs,
-required body fields, SSRF-guarded $refs), so a catalog built by an older version is not reused."""
+required body fields, SSRF-guarded $refs; 3: the document's one-line summary), so a catalog built by
+an older version is not reused."""
 
 
 class CatalogCache:

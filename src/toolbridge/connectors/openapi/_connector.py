@@ -168,6 +168,11 @@ class OpenAPIConnector:
         return self._ingested.tools
 
     @property
+    def description(self) -> str:
+        """One line on what the API is for (from the document's ``info``), for agents choosing a service."""
+        return self._ingested.report.about
+
+    @property
     def report(self) -> IngestReport:
         return self._ingested.report
 

@@ -147,7 +147,9 @@ class _Ingest:
             if built is not None:
                 tools.append(built[0])
                 operations[built[0].name] = built[1]
-        report = IngestReport(self.source.uri, self.version, count, len(tools), tuple(self.issues))
+        report = IngestReport(
+            self.source.uri, self.version, count, len(tools), tuple(self.issues), about=_about(self.root)
+        )
         return Ingested(tuple(tools), operations, _schemes(self.root, self.swagger), self._servers(), report)
 
     # -- walking -----------------------------------------------------------------------------------
@@ -485,6 +487,18 @@ def _annotations(method: str, override: OperationOverride) -> ToolAnnotations:
     if override.idempotent is not None:
         idempotent = override.idempotent
     return ToolAnnotations(read_only=read_only, destructive=destructive, idempotent=idempotent)
+
+
+def _about(root: Mapping[str, Any], limit: int = 160) -> str:
+    """The document's title and the first sentence of its description, on one line."""
+    info = root.get("info")
+    if not isinstance(info, Mapping):
+        return ""
+    title = " ".join(_text(info.get("title")).split())
+    words = " ".join(_text(info.get("description")).split())
+    sentence = re.split(r"(?<=[.!?])\s", words, maxsplit=1)[0] if words else ""
+    line = f"{title}: {sentence}" if title and sentence and sentence != title else title or sentence
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def _text(value: Any) -> str:

@@ -151,6 +151,8 @@ class IngestReport:
     issues: tuple[Issue, ...] = ()
     error: str | None = None
     """Set when the document could not be used at all (the connector then has no tools)."""
+    about: str = ""
+    """One line on what the API is for: the document's title and the first sentence of its description."""
 
     def of_kind(self, kind: str) -> tuple[Issue, ...]:
         return tuple(i for i in self.issues if i.kind == kind)

@@ -1,0 +1,116 @@
+"""Semantic tool search (``toolbridge[semantic]``): the packaged model, the embedding cache, the fusion
+with BM25F, and BM25F alone when the extra is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from toolbridge import Hub, Principal
+from toolbridge.catalog import Tool
+from toolbridge.catalog._search import SearchIndex
+from toolbridge.catalog._semantic import Embedder, EmbeddingCache, load_embedder, tool_text
+from toolbridge.surfaces._tool_search import search_document
+
+
+def tool(name: str, description: str) -> Tool:
+    return Tool(name, name.split(".")[0], description, {"type": "object", "properties": {}})
+
+
+ZOO = [
+    tool("zoo.feed_animals", "Give food to the animals in an enclosure."),
+    tool("zoo.sell_tickets", "Sell entry tickets to visitors."),
+    tool("zoo.clean_cage", "Clean an enclosure."),
+]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    loaded = load_embedder()
+    if loaded is None:
+        pytest.skip("toolbridge[semantic] is not installed (make env installs it)")
+    return loaded
+
+
+def test_the_packaged_model_embeds_meaning(embedder: Embedder) -> None:
+    vectors = embedder.embed(["post a chat message", "send a message to a channel", "delete a phone number"])
+    assert vectors.shape == (3, 384)
+    assert abs(float(vectors[0] @ vectors[0]) - 1) < 1e-5  # unit length
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
+
+
+def test_fusion_finds_a_tool_that_shares_no_word_with_the_query(embedder: Embedder) -> None:
+    index = SearchIndex(ZOO, embedder=embedder)
+    assert index.search("meals for the beasts", mode="bm25").hits == []
+    found = index.search("meals for the beasts")
+    assert found.hits[0].tool.name == "zoo.feed_animals" and found.good
+    assert index.search("meals for the beasts", mode="semantic").hits[0].tool.name == "zoo.feed_animals"
+    assert index.search("buy an admission pass").hits[0].tool.name == "zoo.sell_tickets"
+    assert index.search("clean an enclosure").hits[0].tool.name == "zoo.clean_cage"  # BM25F still counts
+    unrelated = index.search("file a tax return")
+    assert not unrelated.good
+
+
+def test_filters_apply_to_both_rankings(embedder: Embedder) -> None:
+    index = SearchIndex(ZOO, embedder=embedder)
+    found = index.search("meals for the beasts", keep=lambda t: t.name != "zoo.feed_animals")
+    assert "zoo.feed_animals" not in [h.tool.name for h in found.hits]
+
+
+def test_embeddings_are_cached_by_definition_and_kept_in_a_file(embedder: Embedder, tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "embeddings.npz"
+    cache = EmbeddingCache(path)
+    first = SearchIndex(ZOO, embedder=embedder, cache=cache)
+    assert len(cache) == 3 and path.is_file()
+    reopened = EmbeddingCache(path)  # a restart: the file holds every vector
+    again = SearchIndex(ZOO, embedder=embedder, cache=reopened)
+    assert len(reopened) == 3
+    assert [h.tool.name for h in again.search("meals for the beasts").hits] == [
+        h.tool.name for h in first.search("meals for the beasts").hits
+    ]
+    changed = [*ZOO[:2], tool("zoo.clean_cage", "Hose down an enclosure.")]  # one definition changed
+    SearchIndex(changed, embedder=embedder, cache=reopened)
+    assert len(reopened) == 4  # only the changed tool was embedded again
+    assert tool_text(changed[2]) != tool_text(ZOO[2])
+
+
+def test_without_the_extra_search_is_bm25_alone() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["onnxruntime"] = None  # as if toolbridge[semantic] were not installed
+        from toolbridge.catalog import Catalog, Tool
+        from toolbridge.catalog._semantic import load_embedder
+        catalog = Catalog()
+        catalog.add(Tool("mail.send", "mail", "Send an email.", {"type": "object"}))
+        found = catalog.search("send an email")
+        assert load_embedder() is None and not catalog._index().semantic
+        print(found.hits[0].tool.name, found.good)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["mail.send", "True"]
+
+
+def test_a_configured_hub_keeps_embeddings_beside_its_file_and_can_turn_them_off(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    spec = Path(__file__).parents[1] / "specs" / "incidents.json"
+    config = tmp_path / "toolbridge.yaml"
+    connector = (
+        f"connectors:\n  desk:\n    kind: openapi\n    spec: {spec}\n    description: Our incident desk\n"
+    )
+    config.write_text(connector, encoding="utf-8")
+    hub = Hub.from_file(config)
+    answer = search_document(hub, Principal.agent("a", ["*"]), "book a flight to Paris")
+    assert (tmp_path / ".toolbridge" / "cache" / "embeddings.npz").is_file()
+    assert answer["connectors"][0]["description"] == "Our incident desk"  # the operator's line wins
+    config.write_text(connector + "search:\n  semantic: false\n  cache: false\n", encoding="utf-8")
+    plain = Hub.from_file(config)
+    plain.search_tools(Principal.agent("a", ["*"]), "list incidents")
+    assert plain.catalog.embedding_cache is None and not plain.catalog._index().semantic
