@@ -9,9 +9,15 @@ Three targets, one minimal client (bench/_load.py's HTTP/1.1 connections, ``--cl
 * ``passthrough``: bench/serve_passthrough.py, a raw forwarding proxy on uvloop + httptools (no auth, no
   audit): the floor of a Python proxy hop; toolbridge's overhead is also given as a multiple of its own.
 
-Usage: ``uv run python bench/mcp_proxy.py [--calls N] [--client raw|httpx2]``. Needs tests/node
-(``npm ci --prefix tests/node``). Prints median and p99 latency and the ratios against the goals:
-toolbridge ≤ direct + 0.6 ms median, and ≥ 10× faster than FastMCP's default proxy.
+toolbridge runs twice: with its default upstream client (httpx2 over httpcore, which honours proxy and TLS
+settings) and with ``fast_path: true`` (its own HTTP/1.1). ``--baseline-src DIR`` adds a third toolbridge
+from another source tree (``git archive main src | tar -x -C DIR``) in the same rounds, to compare a change
+with what it replaces on the same machine at the same time.
+
+Usage: ``uv run python bench/mcp_proxy.py [--calls N] [--client raw|httpx2] [--baseline-src DIR]``. Needs
+tests/node (``npm ci --prefix tests/node``). Prints median and p99 latency and the ratios against the goals:
+toolbridge ≤ direct + 0.6 ms median, ≥ 10× faster than FastMCP's default proxy, and (with a baseline) no
+more than 0.1 ms slower than the baseline.
 """
 
 from __future__ import annotations
@@ -159,6 +165,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--client", default="raw", choices=["raw", "httpx2"])
     parser.add_argument("--skip-fastmcp", action="store_true")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also run toolbridge from this source tree (its src/ folder, e.g. a git archive of an older "
+        "main) in the same rounds, as the baseline a change is compared with",
+    )
     args = parser.parse_args()
     missing = [p for p in (NODE, EVERYTHING, PRELOAD) if not p.exists()]
     if missing:
@@ -167,7 +179,7 @@ def main() -> int:
     connect = connector(args.client)
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcp-proxy-bench-")))
-        ports = {name: free_port() for name in ("upstream", "toolbridge", "fastmcp", "passthrough")}
+        ports = {name: free_port() for name in ("upstream", "fastmcp", "passthrough")}
         upstream = f"http://127.0.0.1:{ports['upstream']}/mcp"
         env_note = f"PORT={ports['upstream']}"
         stack.enter_context(
@@ -191,30 +203,19 @@ def main() -> int:
         stack.enter_context(
             running("passthrough", [*passthrough, str(ports["upstream"])], ports["passthrough"], logs)
         )
-        key_file = logs / "key"
-        stack.enter_context(
-            running(
-                "toolbridge",
-                [
-                    sys.executable,
-                    str(BENCH / "serve_toolbridge_mcp.py"),
-                    str(ports["toolbridge"]),
-                    str(key_file),
-                    upstream,
-                ],
-                ports["toolbridge"],
-                logs,
-                wait_for=key_file,
-            )
-        )
-        key = key_file.read_text().strip()
-        tb_url = f"http://127.0.0.1:{ports['toolbridge']}/mcp"
         targets: list[Target | InProcessTarget] = [
             Target("direct: server-everything (Node)", upstream, "echo", None, connect),
             Target(PASSTHROUGH, f"http://127.0.0.1:{ports['passthrough']}/mcp", "echo", None, connect),
-            Target("toolbridge, 2025-11-25 session", tb_url, "up.echo", key, connect),
-            Target("toolbridge, 2026-07-28 stateless", tb_url, "up.echo", key, connect, modern=True),
         ]
+        variants = [("toolbridge", "default", None), ("toolbridge fast path", "fast", None)]
+        if args.baseline_src is not None:
+            variants.append(("baseline toolbridge", "default", args.baseline_src.resolve()))
+        for label, client, source in variants:
+            tb_url, key = _toolbridge(stack, logs, upstream, client, source, label)
+            targets.append(Target(f"{label}, 2025-11-25 session", tb_url, "up.echo", key, connect))
+            targets.append(
+                Target(f"{label}, 2026-07-28 stateless", tb_url, "up.echo", key, connect, modern=True)
+            )
         if not args.skip_fastmcp:
             python = fastmcp_python()
             stack.enter_context(
@@ -226,38 +227,61 @@ def main() -> int:
                 )
             )
             fm_url = f"http://127.0.0.1:{ports['fastmcp']}/mcp"
-            targets.append(Target("FastMCP 4.1.6 proxy (defaults)", fm_url, "echo", None, connect))
+            targets.append(Target(FASTMCP, fm_url, "echo", None, connect))
         targets.append(InProcessTarget("(info) toolbridge hub.call in-process", upstream))
         results = anyio.run(run_all, targets, args.calls, args.warmup, args.rounds)
     report(targets, results)
     return 0
 
 
+FASTMCP = "FastMCP 4.1.6 proxy (defaults)"
+
+
+def _toolbridge(
+    stack: ExitStack, logs: Path, upstream: str, client: str, source: Path | None, label: str
+) -> tuple[str, str]:
+    """Start a toolbridge federating ``upstream`` (``client``: default or fast path; ``source``: another
+    tree's src/ folder, put first on the path); its /mcp URL and agent key."""
+    port = free_port()
+    key_file = logs / f"key-{port}"
+    argv = [sys.executable, str(BENCH / "serve_toolbridge_mcp.py"), str(port), str(key_file), upstream]
+    if client == "fast":
+        argv.append("fast")
+    if source is not None:
+        argv = ["env", f"PYTHONPATH={source / 'src'}", *argv]
+    stack.enter_context(running(label, argv, port, logs, wait_for=key_file))
+    return f"http://127.0.0.1:{port}/mcp", key_file.read_text().strip()
+
+
 def report(targets: list[Target | InProcessTarget], results: dict[str, list[float]]) -> None:
-    print(f"{'target':<40} {'median ms':>10} {'p99 ms':>9} {'calls':>6}")
+    print(f"{'target':<48} {'median ms':>10} {'p99 ms':>9} {'calls':>6}")
     medians: dict[str, float] = {}
     for target in targets:
         median, p99 = stats(results[target.name])
         medians[target.name] = median
-        print(f"{target.name:<40} {median:>10.3f} {p99:>9.3f} {len(results[target.name]):>6}")
+        print(f"{target.name:<48} {median:>10.3f} {p99:>9.3f} {len(results[target.name]):>6}")
     direct = medians[targets[0].name]
     hop = medians[PASSTHROUGH] - direct
+    proxies = [t.name for t in targets if isinstance(t, Target) and "toolbridge" in t.name]
     print()
     print(f"{PASSTHROUGH}: median overhead over direct {hop:+.3f} ms  (the floor of a Python proxy hop)")
-    for target in targets[2:4]:
-        overhead = medians[target.name] - direct
+    for name in proxies:
+        overhead = medians[name] - direct
         verdict = "yes" if overhead <= 0.6 else "NO"
         ratio = f"{overhead / hop:.1f}x the floor's" if hop > 0 else "floor not above direct"
         print(
-            f"{target.name}: median overhead over direct {overhead:+.3f} ms, {ratio}"
-            f"  (goal <= +0.6 ms: {verdict})"
+            f"{name}: median overhead over direct {overhead:+.3f} ms, {ratio}  (goal <= +0.6 ms: {verdict})"
         )
-    if len(targets) > 5:
-        fastmcp = medians[targets[4].name]
-        for target in targets[2:4]:
-            ratio = fastmcp / medians[target.name]
+    for name in [n for n in proxies if n.startswith("baseline ")]:
+        now = name.removeprefix("baseline ")
+        change = medians[now] - medians[name]
+        verdict = "yes" if change <= 0.1 else "NO"
+        print(f"{now}: median {change:+.3f} ms against the baseline  (goal <= +0.1 ms: {verdict})")
+    if FASTMCP in medians:
+        for name in proxies:
+            ratio = medians[FASTMCP] / medians[name]
             verdict = "yes" if ratio >= 10 else "NO"
-            print(f"FastMCP proxy / {target.name}: {ratio:.1f}x  (goal >= 10x: {verdict})")
+            print(f"FastMCP proxy / {name}: {ratio:.1f}x  (goal >= 10x: {verdict})")
 
 
 if __name__ == "__main__":

@@ -384,6 +384,16 @@ class McpConnectorSettings(_ConnectorBase):
     protocol: Literal["auto", "2025-11-25", "2026-07-28"] = "auto"
     transport: Literal["auto", "streamable-http", "sse"] = "auto"
     """For ``url``: ``auto`` tries streamable HTTP, then the legacy HTTP+SSE transport (2024-11-05)."""
+    proxy: str | None = None
+    """For ``url``: an HTTP proxy to reach the server through (``http://host:port``); the environment's
+    ``HTTP_PROXY`` is never used."""
+    ca_file: str | None = None
+    """For ``url``: a PEM file of the CA certificates that verify the server (a private CA)."""
+    client_cert: str | None = None
+    """For ``url``: a PEM file with the client certificate for mutual TLS (and its key, or ``client_key``)."""
+    client_key: str | None = None
+    fast_path: bool = False
+    """For ``url``: toolbridge's own small HTTP/1.1 client instead of httpcore's (no proxy)."""
     start_timeout: float = pydantic.Field(default=60.0, gt=0)
     """For ``command``: seconds the process may take to answer at all (npx/uvx install on a first run)."""
     approve: Literal["manual", "all-on-first-connect"] = "manual"
@@ -409,6 +419,15 @@ class McpConnectorSettings(_ConnectorBase):
             raise ValueError("give exactly one of 'command' (a stdio server) or 'url' (streamable HTTP)")
         if self.transport != "auto" and self.url is None:
             raise ValueError("'transport' applies to a 'url' server; a 'command' server speaks stdio")
+        http_only = ("proxy", "ca_file", "client_cert", "client_key")
+        given = [f for f in http_only if getattr(self, f) is not None]
+        given += ["fast_path"] if self.fast_path else []
+        if given and self.url is None:
+            raise ValueError(f"{', '.join(given)}: for a 'url' server; a 'command' server speaks stdio")
+        if self.fast_path and self.proxy is not None:
+            raise ValueError("'fast_path' speaks to the server directly: drop it or the 'proxy'")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("'client_key' needs 'client_cert' (the certificate's PEM file)")
         if self.transport == "sse" and self.protocol == "2026-07-28":
             raise ValueError("the legacy 'sse' transport has no 2026-07-28 era: use protocol 2025-11-25")
         return self

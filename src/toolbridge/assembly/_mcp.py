@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolbridge.connectors._base import Credentials
@@ -60,6 +61,11 @@ def mcp_connector(
             headers=_resolve(f"connectors.{name}.headers", config.headers, env),
             protocol=config.protocol,
             transport=config.transport,
+            proxy=config.proxy,
+            ca_file=_path(settings.base_dir, config.ca_file),
+            client_cert=_path(settings.base_dir, config.client_cert),
+            client_key=_path(settings.base_dir, config.client_key),
+            fast_path=config.fast_path,
         )
     rules = ToolRules(
         read_only=tuple(config.read_only),
@@ -156,3 +162,8 @@ def _resolve(where: str, values: Mapping[str, str], environ: Mapping[str, str]) 
             )
         resolved[key] = secret
     return resolved
+
+
+def _path(base_dir: Path, path: str | None) -> str | None:
+    """A file named in the settings, relative to the settings file's folder."""
+    return None if path is None else str((base_dir / path).resolve())

@@ -1,4 +1,5 @@
-"""The streamable-HTTP channel's own HTTP/1.1: framing, keep-alive reuse and refusals, on raw sockets."""
+"""The streamable-HTTP channel's HTTP/1.1 on raw sockets: framing, keep-alive reuse and refusals, on both
+the default client (httpx2 over httpcore) and the opt-in fast path (toolbridge's own HTTP/1.1)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolbridge.connectors.mcp import HttpServer
-from toolbridge.connectors.mcp._http import HttpChannel, _Connection
+from toolbridge.connectors.mcp._fastpath import _Connection
+from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.errors import ConfigurationError, UpstreamUnavailable
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=[False, True], ids=["httpx2", "fast-path"])
+def fast(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
 
 Answer = Callable[[dict[str, Any], anyio.abc.SocketStream], Awaitable[bool]]
 """Writes the answer to one request; returns whether to keep the connection open."""
@@ -81,8 +89,8 @@ async def ignore(_message: dict[str, Any]) -> None:
 
 
 @asynccontextmanager
-async def channel(url: str, **server: Any) -> AsyncIterator[HttpChannel]:
-    chan = HttpChannel(HttpServer(url=url, **server), ignore)
+async def channel(url: str, fast: bool, **server: Any) -> AsyncIterator[HttpChannel]:
+    chan = HttpChannel(HttpServer(url=url, fast_path=fast, **server), ignore)
     await chan.start()
     try:
         yield chan
@@ -90,14 +98,14 @@ async def channel(url: str, **server: Any) -> AsyncIterator[HttpChannel]:
         await chan.aclose()
 
 
-async def test_json_answers_reuse_one_keep_alive_connection() -> None:
+async def test_json_answers_reuse_one_keep_alive_connection(fast: bool) -> None:
     async def answer(message: dict[str, Any], client: anyio.abc.SocketStream) -> bool:
         body = result(message)
         await client.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
         await client.send(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         return True
 
-    async with serving(answer) as (url, script), channel(url, headers={"X-Team": "blue"}) as chan:
+    async with serving(answer) as (url, script), channel(url, fast, headers={"X-Team": "blue"}) as chan:
         for n in range(3):
             assert (await chan.request(ping(n), {"mcp-protocol-version": "2025-11-25"}))["result"] == {
                 "text": "ok"
@@ -108,7 +116,7 @@ async def test_json_answers_reuse_one_keep_alive_connection() -> None:
     assert headers["x-team"] == "blue" and headers["mcp-protocol-version"] == "2025-11-25"
 
 
-async def test_a_chunked_event_stream_split_anywhere_is_read_whole() -> None:
+async def test_a_chunked_event_stream_split_anywhere_is_read_whole(fast: bool) -> None:
     notes: list[dict[str, Any]] = []
 
     async def on_message(message: dict[str, Any]) -> None:
@@ -129,7 +137,7 @@ async def test_a_chunked_event_stream_split_anywhere_is_read_whole() -> None:
         return True
 
     async with serving(answer) as (url, script):
-        chan = HttpChannel(HttpServer(url=url), on_message)
+        chan = HttpChannel(HttpServer(url=url, fast_path=fast), on_message)
         await chan.start()
         try:
             assert (await chan.request(ping(), {}))["result"] == {"text": "streamed"}
@@ -143,7 +151,7 @@ async def test_a_chunked_event_stream_split_anywhere_is_read_whole() -> None:
     assert script.requests[1][1]["mcp-session-id"] == "s-1"
 
 
-async def test_connection_close_and_unframed_answers_are_not_reused() -> None:
+async def test_connection_close_and_unframed_answers_are_not_reused(fast: bool) -> None:
     async def answer(message: dict[str, Any], client: anyio.abc.SocketStream) -> bool:
         body = result(message)
         if message["id"] == 1:  # an informational answer first, then one that closes
@@ -153,20 +161,20 @@ async def test_connection_close_and_unframed_answers_are_not_reused() -> None:
         await client.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + body)
         return False  # no length: the body ends with the connection
 
-    async with serving(answer) as (url, script), channel(url) as chan:
+    async with serving(answer) as (url, script), channel(url, fast) as chan:
         assert (await chan.request(ping(1), {}))["result"] == {"text": "ok"}
         assert (await chan.request(ping(2), {}))["result"] == {"text": "ok"}
         assert (await chan.request(ping(3), {}))["result"] == {"text": "ok"}
     assert script.connections == 3
 
 
-async def test_an_idle_connection_the_server_closed_is_replaced_once() -> None:
+async def test_an_idle_connection_the_server_closed_is_replaced_once(fast: bool) -> None:
     async def answer(message: dict[str, Any], client: anyio.abc.SocketStream) -> bool:
         body = result(message)
         await client.send(f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
         return False  # keep-alive promised, but the server drops the connection after each answer
 
-    async with serving(answer) as (url, script), channel(url) as chan:
+    async with serving(answer) as (url, script), channel(url, fast) as chan:
         assert (await chan.request(ping(1), {}))["result"] == {"text": "ok"}
         await anyio.sleep(0.05)
         assert (await chan.request(ping(2), {}))["result"] == {"text": "ok"}
@@ -184,25 +192,25 @@ async def test_an_idle_connection_the_server_closed_is_replaced_once() -> None:
         b'HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{"jsonrpc"',
     ],
 )
-async def test_malformed_or_cut_answers_are_unavailable_and_sent(wire: bytes) -> None:
+async def test_malformed_or_cut_answers_are_unavailable_and_sent(wire: bytes, fast: bool) -> None:
     async def answer(_message: dict[str, Any], client: anyio.abc.SocketStream) -> bool:
         await client.send(wire)
         return False
 
-    async with serving(answer) as (url, _), channel(url) as chan:
+    async with serving(answer) as (url, _), channel(url, fast) as chan:
         with pytest.raises(UpstreamUnavailable) as info:
             await chan.request(ping(), {})
     assert info.value.sent
 
 
-async def test_header_values_that_could_split_the_request_are_refused() -> None:
+async def test_header_values_that_could_split_the_request_are_refused(fast: bool) -> None:
     async def answer(message: dict[str, Any], client: anyio.abc.SocketStream) -> bool:
         raise AssertionError("nothing may be sent")
 
     async with serving(answer) as (url, script):
         with pytest.raises(ConfigurationError, match="x-evil"):
-            HttpChannel(HttpServer(url=url, headers={"X-Evil": "a\r\nx-injected: 1"}), ignore)
-        async with channel(url) as chan:
+            HttpChannel(HttpServer(url=url, headers={"X-Evil": "a\r\nx-injected: 1"}, fast_path=fast), ignore)
+        async with channel(url, fast) as chan:
             with pytest.raises(UpstreamUnavailable, match="mcp-name") as info:
                 await chan.request(ping(), {"mcp-name": "tool\r\n\r\nGET / HTTP/1.1"})
             assert not info.value.sent

@@ -14,7 +14,7 @@ import anyio.abc
 import httpx2
 import pytest
 from anyio.abc import SocketAttribute
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -24,8 +24,7 @@ from tests.e2e.test_mcp_federation import EVERYTHING_CALLS, _same, comparable, n
 from toolbridge import Principal
 from toolbridge.connectors.mcp import HttpServer, McpConnector, _sse
 from toolbridge.connectors.mcp._channel import Message, SessionExpired
-from toolbridge.connectors.mcp._http import UPSTREAM_AUTH
-from toolbridge.connectors.mcp._sse import SseChannel, SseEvents
+from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.errors import (
     ConfigurationError,
     OutcomeUnknown,
@@ -276,11 +275,8 @@ async def test_malformed_events_are_skipped_and_the_response_still_arrives() -> 
         assert response["result"] == {"ok": True}
         assert server.gets[0]["authorization"] == "Bearer static"
         assert server.posts[0]["method"] == "tools/list"
-        token = UPSTREAM_AUTH.set(Bearer("of-this-call"))  # what the connector sets around each call
-        try:
-            await channel.request({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}, {})
-        finally:
-            UPSTREAM_AUTH.reset(token)
+        call = {"jsonrpc": "2.0", "id": 8, "method": "tools/list"}
+        await channel.request(call, {}, auth=Bearer("of-this-call"))  # each call's own credentials
         assert server.post_headers[-1]["authorization"] == "Bearer of-this-call"
 
 
@@ -373,12 +369,37 @@ WIRE = (
 )
 
 
+def streamed(chunks: list[bytes]) -> httpx2.Response:
+    """An SSE response whose body arrives in ``chunks``, as the channel reads one."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    request = httpx2.Request("GET", "http://127.0.0.1/sse")
+    return httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, content=body(), request=request
+    )
+
+
+async def events_of(chunks: list[bytes], *, limit: int = 1 << 20) -> list[tuple[str, str]]:
+    events = aiter(httpx2.EventSource(streamed(chunks), max_event_size=limit))
+    seen: list[tuple[str, str]] = []
+    ended = ""
+    while not ended:
+        try:
+            seen.append(await _sse._next(events))
+        except _sse._StreamEnded as exc:
+            ended = str(exc)
+    assert "closed the SSE stream" in ended
+    return seen
+
+
+@settings(deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=len(WIRE)), max_size=12))
 def test_sse_events_do_not_depend_on_how_the_bytes_are_split(cuts: list[int]) -> None:
-    events = SseEvents()
     bounds = [0, *sorted(cuts), len(WIRE)]
-    seen = [e for a, b in itertools.pairwise(bounds) for e in events.feed(WIRE[a:b])]
-    assert seen == EVENTS
+    assert anyio.run(events_of, [WIRE[a:b] for a, b in itertools.pairwise(bounds)]) == EVENTS
 
 
 def test_settings_take_the_transport_and_refuse_what_cannot_work() -> None:
@@ -395,23 +416,16 @@ def test_settings_take_the_transport_and_refuse_what_cannot_work() -> None:
         HttpServer(url="http://h/sse", transport="sse", protocol="2026-07-28")
 
 
-def test_a_large_event_in_small_chunks_parses() -> None:
+async def test_a_large_event_in_small_chunks_parses() -> None:
     payload = bytes(range(32, 127)) * (4 * 1024 * 1024 // 95)  # ~4 MB, no line ends
     wire = b"event: big\r\ndata: " + payload + b"\r\ndata: tail\r\n\r\n" + WIRE
-    events = SseEvents()
-    seen = [e for i in range(0, len(wire), 65536) for e in events.feed(wire[i : i + 65536])]
+    seen = await events_of([wire[i : i + 65536] for i in range(0, len(wire), 65536)], limit=8 << 20)
     assert seen == [("big", payload.decode() + "\ntail"), *EVENTS]
 
 
-async def test_an_event_over_the_limit_ends_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_sse, "_MAX_EVENT", 1000)
+async def test_an_event_over_the_limit_ends_the_stream() -> None:
     chunks = [b"data: small\n\n" + b"data: " + b"x" * 600, b"x" * 600, b"\n\n", b"data: late\n\n"]
-
-    async def receive() -> bytes:
-        return chunks.pop(0)
-
-    events = SseEvents(receive)
-    assert await events.next() == ("message", "small")  # what came before still arrives
-    with pytest.raises(_sse._StreamEnded, match="over 1000 bytes"):
-        await events.next()
-    assert events.feed(b"data: more\n\n") == []  # the stream is over
+    events = aiter(httpx2.EventSource(streamed(chunks), max_event_size=1000))
+    assert await _sse._next(events) == ("message", "small")  # what came before still arrives
+    with pytest.raises(_sse._StreamEnded, match="1000 byte limit"):
+        await _sse._next(events)

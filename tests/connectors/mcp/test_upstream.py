@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import anyio
@@ -9,7 +10,7 @@ import pytest
 
 from tests._patience import patience
 from toolbridge import Hub, Principal
-from toolbridge.connectors.mcp import McpConnector, ToolRules
+from toolbridge.connectors.mcp import McpConnector, StdioServer, ToolRules
 from toolbridge.errors import OutcomeUnknown, UpstreamTimeout, UpstreamUnavailable
 
 from .conftest import NodeHttp, changing_server, everything_stdio, hub_with, memory_stdio
@@ -181,3 +182,27 @@ async def test_an_upstream_down_at_start_joins_when_it_comes_up(everything_http:
             await joined.wait()
         result = await hub.call(LOCAL, "late.echo", {"message": "finally"})
         assert result.value["content"][0]["text"] == "Echo: finally"
+
+
+SPAWNING = Path(__file__).with_name("spawning_server.py")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its parent to reap it is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+async def test_a_stdio_servers_children_do_not_outlive_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    server = StdioServer(command=sys.executable, args=(str(SPAWNING),), env={"CHILD_PID_FILE": str(pid_file)})
+    connector = McpConnector("spawning", server)
+    async with hub_with(connector) as hub:
+        child = int((await hub.call(LOCAL, "spawning.helper", {})).value["content"][0]["text"])
+        assert _running(child)
+    with anyio.fail_after(patience(10)):
+        while _running(child):  # noqa: ASYNC110 - bounded poll: the group was signalled on close
+            await anyio.sleep(0.02)

@@ -31,9 +31,7 @@ from toolbridge.assembly._hub import build_hub
 from toolbridge.assembly._mcp import _default_credentials
 from toolbridge.audit import AuditLog
 from toolbridge.connectors.mcp import HttpServer, McpConnector
-from toolbridge.connectors.mcp._http import auth_headers
 from toolbridge.credentials import (
-    ApiKeyAuth,
     AuthConfig,
     CredentialManager,
     Keyring,
@@ -41,7 +39,6 @@ from toolbridge.credentials import (
     Material,
     Secret,
     StaticKeys,
-    StaticToken,
     TokenSet,
     Vault,
 )
@@ -224,17 +221,6 @@ async def test_without_a_connection_the_connector_waits_and_calls_fail_clearly(s
             assert gate.seen == []  # nothing went upstream without a connection
             with pytest.raises(ToolbridgeError):
                 await hub.call(AGENT, "up.add", {"a": 1, "b": 1})
-
-
-def test_auth_headers_take_only_what_the_flow_added() -> None:
-    target, added = auth_headers(
-        ApiKeyAuth("key", StaticToken(Secret("k1")), location="query"), "http://127.0.0.1:9/mcp?x=1", b"{}"
-    )
-    assert target == "/mcp?x=1&key=k1" and added == []
-    target, added = auth_headers(
-        ApiKeyAuth("X-Api-Key", StaticToken(Secret("k2")), location="header"), "http://127.0.0.1:9/mcp", b"{}"
-    )
-    assert target == "/mcp" and added == [("x-api-key", "k2")]
 
 
 ENV_SERVER = Path(__file__).with_name("env_server.py")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import httpx2
 from mcp.shared.inbound import x_mcp_header_map
 
 from toolbridge.catalog import MCP_NAME_META_KEY, MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool
@@ -86,8 +87,9 @@ class ToolCatalog:
             raise ToolNotFound(name, suggestions=close_matches(name, self._entries))
         return entry
 
-    async def discover(self, session: Session) -> None:
-        listed = await session.list_all("tools/list", "tools")
+    async def discover(self, session: Session, auth: httpx2.Auth | None) -> None:
+        """List the tools again (signed by ``auth``, the connector's default connection)."""
+        listed = await session.list_all("tools/list", "tools", auth=auth)
         upstream = {str(t["name"]): t for t in listed if isinstance(t.get("name"), str)}
         for bad in [n for n, t in upstream.items() if session.modern and invalid_headers(n, t)]:
             del upstream[bad]  # the stateless era: clients MUST leave such tools out

@@ -4,12 +4,18 @@ Two channels implement :class:`Channel`: a subprocess over stdio (``_stdio``) an
 (``_http``). A channel raises :class:`~toolbridge.errors.UpstreamUnavailable` with ``sent`` telling
 whether the request can have reached the server, and :class:`SessionExpired` when the server no longer
 knows the session (HTTP 404): the session layer above starts a new one, once.
+
+Credentials are explicit: each request and notification carries the ``httpx2.Auth`` of the connection
+it is made for (``auth=``, as the OpenAPI connector passes it per request); a channel is built with the
+credentials of the session's opener, which hold its standing stream and end the session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
+
+import httpx2
 
 __all__ = ["Channel", "Message", "OnMessage", "SessionExpired"]
 
@@ -39,11 +45,16 @@ class Channel(Protocol):
 
     async def aclose(self) -> None: ...
 
-    async def request(self, message: Message, headers: Mapping[str, str]) -> Message:
-        """Send a request; return the response message (``result`` or ``error``) with its id."""
+    async def request(
+        self, message: Message, headers: Mapping[str, str], *, auth: httpx2.Auth | None = None
+    ) -> Message:
+        """Send a request signed by ``auth`` (the credentials of the connection it is made for; None:
+        none); return the response message (``result`` or ``error``) with its id."""
         ...
 
-    async def notify(self, message: Message, headers: Mapping[str, str]) -> None: ...
+    async def notify(
+        self, message: Message, headers: Mapping[str, str], *, auth: httpx2.Auth | None = None
+    ) -> None: ...
 
     def forget_session(self) -> None:
         """Drop the transport-level session (``Mcp-Session-Id``) before a new handshake."""

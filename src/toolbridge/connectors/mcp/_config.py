@@ -54,6 +54,15 @@ class HttpServer:
     headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     protocol: Protocol = "auto"
     transport: Transport = "auto"
+    proxy: str | None = None
+    """An HTTP(S) proxy every request goes through (``http://host:port``); None: direct."""
+    ca_file: str | None = None
+    """A PEM file of the CA certificates that verify the server (a private CA); None: the system's."""
+    client_cert: str | None = None
+    """A PEM file with the client certificate (mTLS), and its key unless ``client_key`` names another."""
+    client_key: str | None = None
+    fast_path: bool = False
+    """Speak HTTP/1.1 with toolbridge's own small client instead of httpcore's (no proxy)."""
 
     def __post_init__(self) -> None:
         if self.transport == "sse" and self.protocol == "2026-07-28":
@@ -61,9 +70,22 @@ class HttpServer:
                 f"{self.url!r}: the legacy SSE transport has no 2026-07-28 (stateless) era",
                 hint="use transport: streamable-http, or protocol: auto / 2025-11-25",
             )
+        if self.fast_path and self.proxy is not None:
+            raise ConfigurationError(
+                f"{self.url!r}: the fast path speaks to the server directly, not through a proxy",
+                hint="drop fast_path (the default client honours the proxy) or the proxy",
+            )
+        if self.client_key is not None and self.client_cert is None:
+            raise ConfigurationError(
+                f"{self.url!r}: client_key is given without client_cert",
+                hint="name the client certificate's PEM file in client_cert",
+            )
 
     def __repr__(self) -> str:  # header values may be secrets
-        return f"HttpServer(url={self.url!r}, headers=<{len(self.headers)}>, transport={self.transport!r})"
+        return (
+            f"HttpServer(url={self.url!r}, headers=<{len(self.headers)}>, transport={self.transport!r}, "
+            f"proxy={_no_userinfo(self.proxy)!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +123,11 @@ class ToolRules:
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _no_userinfo(url: str | None) -> str | None:
+    """A proxy URL without its user and password (they may be secrets)."""
+    if url is None or "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -6,7 +6,8 @@ A crashed process or broken connection is replaced on the next call (stdio serve
 backoff); an expired session (HTTP 404) is re-established and the request sent again, once.
 
 Credentials (HTTP upstreams) are per request, not per session: each call's own connection (resolved by
-the hub into ``Invocation.credentials``) signs each of its POSTs (see ``_http.UPSTREAM_AUTH``). Opening
+the hub into ``Invocation.credentials``) signs each of its POSTs, passed down explicitly (``auth=``) to
+the channel, as the OpenAPI connector passes it to httpx2 per request. Opening
 the session, listing tools and reading prompts/resources use the connector's default connection
 (``default_credentials``). An upstream 401 surfaces as ``UpstreamStatusError(401)``: the resilience layer
 refreshes the connection once and retries. A call with another connection, in the handshake era or
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 import anyio.abc
+import httpx2
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, mcp_param_headers
 from mcp_types import LOG_LEVEL_META_KEY
 
@@ -37,9 +39,11 @@ from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import call_value, rpc_error
 from toolbridge.connectors.mcp._catalog import ToolCatalog
 from toolbridge.connectors.mcp._channel import SessionExpired
+from toolbridge.connectors.mcp._client import tls_context, upstream_client
 from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules, Transport
+from toolbridge.connectors.mcp._fastpath import FastTransport
 from toolbridge.connectors.mcp._federation import Extras, FederatedRequests, discover_extras
-from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
+from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.connectors.mcp._inbound import Inbound
 from toolbridge.connectors.mcp._listen import Watched, listen_for_changes
 from toolbridge.connectors.mcp._opener import Opener
@@ -87,7 +91,10 @@ class McpConnector(FederatedRequests):
         session_pool: SessionPool | None = None,
         probe_timeout: float = PROBE_TIMEOUT,
         prefixed: bool = True,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport``: under the HTTP client of an HTTP upstream (``httpx2.MockTransport`` in tests);
+        None: httpcore's, honouring the server's proxy and TLS settings (or the fast path, if chosen)."""
         self._name = name
         self._namespace = name if prefixed else ""
         self.server = server
@@ -95,6 +102,7 @@ class McpConnector(FederatedRequests):
         self.on_event = on_event
         """Receives upstream log messages, prompt/resource list changes and resource updates."""
         self._default_credentials = default_credentials
+        self._transport = transport
         self._catalog = ToolCatalog(
             name,
             namespace=self._namespace,
@@ -183,6 +191,13 @@ class McpConnector(FederatedRequests):
     async def __aenter__(self) -> McpConnector:
         stack = AsyncExitStack()
         try:
+            if isinstance(self.server, HttpServer):  # closed last: the sessions end (DELETE) on it
+                transport = self._transport
+                if transport is None and self.server.fast_path:
+                    transport = self._opener.fast = FastTransport(tls_context(self.server))
+                client = upstream_client(self.server, transport=transport)
+                stack.push_async_callback(client.aclose)
+                self._opener.client = client
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._tg.cancel_scope.cancel)
             stack.push_async_callback(self._close_session)
@@ -218,12 +233,10 @@ class McpConnector(FederatedRequests):
         if scope is not None:
             scope.cancel()
 
-    @contextlib.asynccontextmanager
-    async def _default_auth(self) -> AsyncIterator[None]:
-        """Requests outside a call (or a call without credentials) use the default connection, if any."""
-        if UPSTREAM_AUTH.get() is not None or self._default_credentials is None:
-            yield
-            return
+    async def _default_auth(self) -> httpx2.Auth | None:
+        """The credentials of requests outside a call: the default connection's, if any."""
+        if self._default_credentials is None:
+            return None
         try:
             credentials = await self._default_credentials()
         except ToolbridgeError as exc:  # not connected yet, or the connection needs a person
@@ -232,26 +245,24 @@ class McpConnector(FederatedRequests):
             _connection_of(credentials) or "default", getattr(credentials, "secrets", ())
         )
         self._default_connection = _connection_of(credentials)
-        token = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
-        try:
-            yield
-        finally:
-            UPSTREAM_AUTH.reset(token)
+        return credentials.auth if credentials is not None else None
 
-    async def _open(self) -> Session:
-        """A new session, with the tools listed again (the caller holds the lock)."""
-        async with self._default_auth():
-            with _for_every_call():
-                return await self._open_session()
+    async def _open(self, auth: httpx2.Auth | None = None) -> Session:
+        """A new session, with the tools listed again (the caller holds the lock), opened as ``auth``
+        (a call's credentials) or else as the default connection."""
+        if auth is None:
+            auth = await self._default_auth()
+        with _for_every_call():
+            return await self._open_session(auth)
 
-    async def _open_session(self) -> Session:
+    async def _open_session(self, auth: httpx2.Auth | None) -> Session:
         assert self._tg is not None, "the connector is not running"
         with self._opener.opening():
-            session = await self._opener.negotiate(self._tg)
+            session = await self._opener.negotiate(self._tg, auth)
             self._stateless = session.modern
             try:
-                await self._catalog.discover(session)
-                self.extras = await discover_extras(session, self._namespace)
+                await self._catalog.discover(session, auth)
+                self.extras = await discover_extras(session, self._namespace, auth)
             except BaseException:
                 await session.aclose()
                 raise
@@ -263,11 +274,11 @@ class McpConnector(FederatedRequests):
             session.channel.hold_stream(tg, headers, lambda: tg.start_soon(self._rediscover))
         return session
 
-    async def _open_for_connection(self) -> Session:
-        """A session of the call's own connection (its credentials are current): no tools listed."""
+    async def _open_for_connection(self, auth: httpx2.Auth | None) -> Session:
+        """A session of a call's own connection (``auth``, its current credentials): no tools listed."""
         assert self._tg is not None, "the connector is not running"
         with self._opener.opening(shared=False), _for_every_call():
-            return await self._opener.negotiate(self._tg)
+            return await self._opener.negotiate(self._tg, auth)
 
     async def _keep_trying(self) -> None:
         """Reconnect with backoff until the upstream answers; its tools then join the catalog."""
@@ -287,7 +298,7 @@ class McpConnector(FederatedRequests):
 
     # -- sessions: reuse, replace ------------------------------------------------------------------
 
-    async def _live(self, deadline: float | None) -> Session:
+    async def _live(self, deadline: float | None, auth: httpx2.Auth | None = None) -> Session:
         session = self._session
         if session is not None and session.alive:
             return session
@@ -297,7 +308,7 @@ class McpConnector(FederatedRequests):
                 return session
             await self._close_session()
             await self._restarts.wait(deadline)
-            return await self._open()
+            return await self._open(auth)
 
     async def _retire(self, session: Session, *, failed: bool) -> None:
         async with self._lock:
@@ -314,19 +325,20 @@ class McpConnector(FederatedRequests):
         method: str,
         params: Mapping[str, Any],
         *,
+        auth: httpx2.Auth | None = None,
         tool: str | None = None,
         deadline: float | None = None,
         connection: str | None = None,
         param_headers: Mapping[str, str] | None = None,
         capabilities: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The result of one upstream request on the shared session — or, given a ``connection``, on that
-        connection's own pooled session — re-established once if needed."""
+        """The result of one upstream request signed by ``auth`` on the shared session — or, given a
+        ``connection``, on that connection's own pooled session — re-established once if needed."""
         for attempt in (1, 2):
-            session = await self._acquire(connection, deadline)
+            session = await self._acquire(connection, deadline, auth)
             try:
                 result = await session.request(
-                    method, params, param_headers=param_headers, capabilities=capabilities
+                    method, params, auth=auth, param_headers=param_headers, capabilities=capabilities
                 )
             except SessionExpired as exc:
                 await self._drop(session, connection, failed=False)
@@ -353,10 +365,12 @@ class McpConnector(FederatedRequests):
             return result
         raise AssertionError("unreachable")
 
-    async def _acquire(self, connection: str | None, deadline: float | None) -> Session:
+    async def _acquire(
+        self, connection: str | None, deadline: float | None, auth: httpx2.Auth | None
+    ) -> Session:
         if connection is None:
-            return await self._live(deadline)
-        return await self.pool.acquire(connection, self._open_for_connection)
+            return await self._live(deadline, auth)
+        return await self.pool.acquire(connection, lambda: self._open_for_connection(auth))
 
     async def _drop(self, session: Session, connection: str | None, *, failed: bool) -> None:
         if connection is None:
@@ -373,7 +387,6 @@ class McpConnector(FederatedRequests):
         return connection if isinstance(self.server, HttpServer) else None
 
     async def _listen(self, session: Session) -> None:
-        UPSTREAM_AUTH.set(None)  # started from whatever context opened the session: listen as the connector
         with anyio.CancelScope() as scope:  # cancelled when the session is retired (ends its listen POST)
             self._listening[id(session)] = scope
             try:
@@ -390,11 +403,10 @@ class McpConnector(FederatedRequests):
         session = self._session
         if session is None:
             return
-        UPSTREAM_AUTH.set(None)  # a task of its own, started from some call's context: list as the connector
         try:
-            async with self._default_auth():
-                await self._catalog.discover(session)
-                before, self.extras = self.extras, await discover_extras(session, self._namespace)
+            auth = await self._default_auth()  # listed as the connector, whichever call's context started it
+            await self._catalog.discover(session, auth)
+            before, self.extras = self.extras, await discover_extras(session, self._namespace, auth)
             if before.prompts != self.extras.prompts:
                 self._emit(ListChanged(self._name, "prompts"))
             if (before.resources, before.templates) != (self.extras.resources, self.extras.templates):
@@ -429,15 +441,16 @@ class McpConnector(FederatedRequests):
         self._inbound.learn_secrets(
             _connection_of(credentials) or "default", getattr(credentials, "secrets", ())
         )
-        auth = UPSTREAM_AUTH.set(credentials.auth if credentials is not None else None)
         own = self._own_session(credentials)
         events = CALL_EVENTS.get()
         asker = events.ask if agent is None and events is not None else None
+        auth = credentials.auth if credentials is not None else None
 
         async def send(params: dict[str, Any]) -> dict[str, Any]:
             return await self.request(
                 "tools/call",
                 params,
+                auth=auth,
                 tool=tool.name,
                 deadline=invocation.deadline,
                 connection=own,
@@ -447,24 +460,19 @@ class McpConnector(FederatedRequests):
                 capabilities=agent.capabilities if agent is not None else _askable(events),
             )
 
-        try:
-            logs = self._stateless and events is not None and events.log_level is not None
-            with self._inbound.in_flight(
-                invocation.request_id, events, invocation.deadline, logs=logs
-            ) as token:
-                meta: dict[str, Any] = {"progressToken": token} if token is not None else {}
-                if logs and events is not None:  # a stateless-era server logs only when asked
-                    meta[LOG_LEVEL_META_KEY] = events.log_level
-                if meta:
-                    params["_meta"] = meta
-                result = await send(params)
-                for _ in range(_MAX_ROUNDS if asker is not None else 0):  # a handshake-era agent
-                    answers = await self._inbound.answer(result, asker)  # type: ignore[arg-type]
-                    if answers is None:
-                        break
-                    result = await send({**params, **answers})
-        finally:
-            UPSTREAM_AUTH.reset(auth)
+        logs = self._stateless and events is not None and events.log_level is not None
+        with self._inbound.in_flight(invocation.request_id, events, invocation.deadline, logs=logs) as token:
+            meta: dict[str, Any] = {"progressToken": token} if token is not None else {}
+            if logs and events is not None:  # a stateless-era server logs only when asked
+                meta[LOG_LEVEL_META_KEY] = events.log_level
+            if meta:
+                params["_meta"] = meta
+            result = await send(params)
+            for _ in range(_MAX_ROUNDS if asker is not None else 0):  # a handshake-era agent
+                answers = await self._inbound.answer(result, asker)  # type: ignore[arg-type]
+                if answers is None:
+                    break
+                result = await send({**params, **answers})
         if "content" in result:  # resource links and embedded resources: URIs namespaced
             result = {**result, "content": outward_content(self._namespace, result["content"])}
         return call_value(result, tool.name, agent)

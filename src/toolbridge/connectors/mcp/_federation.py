@@ -9,11 +9,11 @@ or one whose resources or templates have its scheme. :class:`FederatedRequests` 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
 from mcp_types.methods import is_input_required
 
 from toolbridge.connectors._input import CALL_INPUT
@@ -52,22 +52,22 @@ class Extras:
         return bool(scheme) and any(urlsplit(u).scheme == scheme for u in listed)
 
 
-async def discover_extras(session: Session, connector: str) -> Extras:
+async def discover_extras(session: Session, connector: str, auth: httpx2.Auth | None = None) -> Extras:
     """List prompts, resources and resource templates the server says it has (its capabilities)."""
     prompts: dict[str, tuple[str, dict[str, Any]]] = {}
     if "prompts" in session.capabilities:
-        listed = await session.list_all("prompts/list", "prompts")
+        listed = await session.list_all("prompts/list", "prompts", auth=auth)
         by_upstream = {str(p["name"]): p for p in listed if isinstance(p.get("name"), str)}
         for upstream, name in catalog_names(connector, by_upstream).items():
             prompts[name] = (upstream, {**by_upstream[upstream], "name": name})
     resources: dict[str, dict[str, Any]] = {}
     templates: tuple[dict[str, Any], ...] = ()
     if "resources" in session.capabilities:
-        for item in await session.list_all("resources/list", "resources"):
+        for item in await session.list_all("resources/list", "resources", auth=auth):
             if isinstance(item.get("uri"), str):
                 uri = outward(connector, item["uri"])
                 resources[uri] = {**item, "uri": uri}
-        listed_templates = await session.list_all("resources/templates/list", "resourceTemplates")
+        listed_templates = await session.list_all("resources/templates/list", "resourceTemplates", auth=auth)
         templates = tuple(outward_template(connector, t) for t in listed_templates)
     return Extras(prompts, resources, templates, prefix(connector))
 
@@ -80,7 +80,8 @@ class FederatedRequests:
     """The prefix of prompt names and URIs (the connector's name; empty when mounted unprefixed)."""
     extras: Extras
     request: Callable[..., Awaitable[dict[str, Any]]]
-    _default_auth: Callable[[], AbstractAsyncContextManager[None]]
+    _default_auth: Callable[[], Awaitable[httpx2.Auth | None]]
+    """The credentials of the connector's default connection (None: the upstream takes none)."""
     _stateless: bool
     _watched: Watched
     """URIs agents subscribed to: a stateless-era upstream tells their updates on its listen stream."""
@@ -116,10 +117,13 @@ class FederatedRequests:
         can answer it."""
         agent = CALL_INPUT.get()
         params = {**params, **agent.params()} if agent is not None else params
-        async with self._default_auth():
-            result = await self.request(
-                method, params, deadline=deadline, capabilities=agent.capabilities if agent else None
-            )
+        result = await self.request(
+            method,
+            params,
+            auth=await self._default_auth(),
+            deadline=deadline,
+            capabilities=agent.capabilities if agent else None,
+        )
         result = own_answer(result)
         return checked_input(result, what, agent) if is_input_required(result) else result
 
@@ -140,10 +144,10 @@ class FederatedRequests:
             ref["name"] = entry[0]
         elif isinstance(ref.get("uri"), str):
             ref["uri"] = inward(self._namespace, ref["uri"])
-        async with self._default_auth():
-            return own_answer(
-                await self.request("completion/complete", {**params, "ref": ref}, deadline=deadline)
-            )
+        auth = await self._default_auth()
+        return own_answer(
+            await self.request("completion/complete", {**params, "ref": ref}, auth=auth, deadline=deadline)
+        )
 
     async def subscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
         """Ask the upstream to report changes of ``uri`` (its ``resources/updated`` reach ``on_event``)."""
@@ -151,13 +155,13 @@ class FederatedRequests:
         if self._stateless:  # no resources/subscribe in that era: the listen stream carries them
             self._watched.add(own)
             return
-        async with self._default_auth():
-            await self.request("resources/subscribe", {"uri": own}, deadline=deadline)
+        auth = await self._default_auth()
+        await self.request("resources/subscribe", {"uri": own}, auth=auth, deadline=deadline)
 
     async def unsubscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:
         own = inward(self._namespace, uri)
         if self._stateless:
             self._watched.discard(own)
             return
-        async with self._default_auth():
-            await self.request("resources/unsubscribe", {"uri": own}, deadline=deadline)
+        auth = await self._default_auth()
+        await self.request("resources/unsubscribe", {"uri": own}, auth=auth, deadline=deadline)

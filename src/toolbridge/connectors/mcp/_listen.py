@@ -15,10 +15,10 @@ that set changes (there is no other way to change what a listen stream carries).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 
 import anyio
+import httpx2
 
 from toolbridge.connectors.mcp._channel import SessionExpired
 from toolbridge.connectors.mcp._session import RpcError, Session
@@ -67,7 +67,7 @@ class Watched:
 async def listen_for_changes(
     session: Session,
     current: Callable[[], bool],
-    auth: Callable[[], AbstractAsyncContextManager[None]],
+    auth: Callable[[], Awaitable[httpx2.Auth | None]],
     watched: Watched | None = None,
 ) -> None:
     """Hold a listen request open on ``session`` while ``current()`` (no-op in the handshake era).
@@ -112,7 +112,7 @@ async def listen_for_changes(
 async def _listen_once(
     session: Session,
     notifications: dict[str, object],
-    auth: Callable[[], AbstractAsyncContextManager[None]],
+    auth: Callable[[], Awaitable[httpx2.Auth | None]],
     watched: Watched | None,
 ) -> bool:
     """One listen stream, until it ends (False) or the watched URIs change (True: ended by us)."""
@@ -128,10 +128,9 @@ async def _listen_once(
         if watched is not None:
             tg.start_soon(stop_on_change, watched)
         try:
-            async with auth():
-                await session.request(
-                    "subscriptions/listen", {"notifications": notifications}, cancellable=False
-                )
+            await session.request(
+                "subscriptions/listen", {"notifications": notifications}, auth=await auth(), cancellable=False
+            )
         except (RpcError, ToolbridgeError, SessionExpired) as exc:  # raised as itself, not in a group
             failed: Exception | None = exc
         else:

@@ -15,10 +15,12 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import anyio.abc
+import httpx2
 
 from toolbridge._redact import forms
 from toolbridge.connectors.mcp._channel import Channel, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._config import HttpServer, Protocol, StdioServer, Transport
+from toolbridge.connectors.mcp._fastpath import FastTransport
 from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.connectors.mcp._restarts import Restarts
 from toolbridge.connectors.mcp._session import NoAnswer, RpcError, Session
@@ -60,6 +62,10 @@ class Opener:
         self._learn_secrets = learn_secrets
         self.transport: Transport = "auto" if isinstance(server, StdioServer) else server.transport
         """How an HTTP upstream is spoken to; under ``auto``, what worked (``auto`` until something did)."""
+        self.client: httpx2.AsyncClient | None = None
+        self.fast: FastTransport | None = None
+        """The fast-path transport under ``client`` (``fast_path: true``), which channels call directly."""
+        """The connector's HTTP client, shared by every channel of an HTTP upstream (set while it runs)."""
         self.sessions_opened = 0
         """How many sessions were opened (with the shared one's replacements and per-connection ones)."""
 
@@ -84,19 +90,21 @@ class Opener:
         except (UpstreamUnavailable, RpcError, SessionExpired, TimeoutError) as exc:
             raise self.unavailable(exc, count=shared) from exc
 
-    async def negotiate(self, tg: anyio.abc.TaskGroup) -> Session:
-        """``transport: auto`` POSTs first (streamable HTTP); a 400, 404 or 405 makes it GET the URL as a
+    async def negotiate(self, tg: anyio.abc.TaskGroup, auth: httpx2.Auth | None) -> Session:
+        """A session opened as ``auth`` (HTTP: its opener's credentials; None: none).
+
+        ``transport: auto`` POSTs first (streamable HTTP); a 400, 404 or 405 makes it GET the URL as a
         legacy SSE stream (the MCP specification's backwards-compatibility rule). What worked is kept."""
         transport = self.transport
         if transport != "auto":
-            return await self._handshake(tg, transport)
+            return await self._handshake(tg, transport, auth)
         try:
-            session = await self._handshake(tg, "streamable-http")
+            session = await self._handshake(tg, "streamable-http", auth)
         except UpstreamStatusError as exc:
             if exc.upstream_status not in _LEGACY_STATUSES or self.server.protocol == "2026-07-28":
                 raise
             try:
-                session = await self._handshake(tg, "sse")
+                session = await self._handshake(tg, "sse", auth)
             except (UpstreamUnavailable, UpstreamStatusError) as legacy:
                 if isinstance(legacy, UpstreamStatusError) and legacy.upstream_status in AUTH_STATUSES:
                     raise
@@ -112,22 +120,26 @@ class Opener:
         self.transport = "streamable-http"
         return session
 
-    async def _handshake(self, tg: anyio.abc.TaskGroup, transport: Transport) -> Session:
+    async def _handshake(
+        self, tg: anyio.abc.TaskGroup, transport: Transport, auth: httpx2.Auth | None
+    ) -> Session:
         protocol = self.server.protocol
         if transport == "sse" and protocol == "auto":
             protocol = "2025-11-25"  # the SSE transport predates the stateless era: no discover probe
         try:
-            return await self._start(tg, transport, protocol)
+            return await self._start(tg, transport, protocol, auth)
         except NoAnswer as exc:
             if protocol != "auto":
                 raise
             # the silent process may yet answer the probe and so choose the stateless era: never ask
             # it to initialize; a fresh process is asked in the handshake era instead
             logger.warning("connector %r: %s; starting it again in the handshake era", self.name, exc)
-            return await self._start(tg, transport, "2025-11-25")
+            return await self._start(tg, transport, "2025-11-25", auth)
 
-    async def _start(self, tg: anyio.abc.TaskGroup, transport: Transport, protocol: Protocol) -> Session:
-        channel = await self._channel(tg, transport)
+    async def _start(
+        self, tg: anyio.abc.TaskGroup, transport: Transport, protocol: Protocol, auth: httpx2.Auth | None
+    ) -> Session:
+        channel = await self._channel(tg, transport, auth)
         stdio = self.server if isinstance(self.server, StdioServer) else None
         session = Session(
             channel,
@@ -136,6 +148,7 @@ class Opener:
             probe_timeout=self._probe_timeout,
             start_timeout=stdio.start_timeout if stdio is not None else None,
             background=tg,
+            auth=auth,
         )
         try:
             await channel.start()
@@ -146,12 +159,14 @@ class Opener:
         self.sessions_opened += 1
         return session
 
-    async def _channel(self, tg: anyio.abc.TaskGroup, transport: Transport) -> Channel:
+    async def _channel(
+        self, tg: anyio.abc.TaskGroup, transport: Transport, auth: httpx2.Auth | None
+    ) -> Channel:
         if isinstance(self.server, StdioServer):
             return StdioChannel(await self._stdio_server(self.server), tg, self._on_message)
         if transport == "sse":
-            return SseChannel(self.server, tg, self._on_message)
-        return HttpChannel(self.server, self._on_message)
+            return SseChannel(self.server, tg, self._on_message, client=self.client, auth=auth)
+        return HttpChannel(self.server, self._on_message, client=self.client, auth=auth, fast=self.fast)
 
     async def _stdio_server(self, server: StdioServer) -> StdioServer:
         """The server with its ``connection:`` environment values read from the connection, at each start."""

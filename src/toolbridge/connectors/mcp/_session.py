@@ -31,7 +31,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERS
 
 from toolbridge.connectors.mcp._channel import Channel, Message
 from toolbridge.connectors.mcp._config import Protocol
-from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel
+from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
 
 __all__ = ["NoAnswer", "RpcError", "Session"]
@@ -76,11 +76,13 @@ class Session:
         probe_timeout: float = PROBE_TIMEOUT,
         start_timeout: float | None = None,
         background: anyio.abc.TaskGroup | None = None,
+        auth: httpx2.Auth | None = None,
     ) -> None:
         """``start_timeout`` (a process's channel): how long its first answer may take; None: not a process
         (an unanswered probe then falls back to the handshake on the same channel). ``background`` runs
         the ``notifications/cancelled`` of a cancelled request, so a frozen server cannot hold the
-        caller past its deadline while the notice is sent (without it, the caller waits, up to 2 s)."""
+        caller past its deadline while the notice is sent (without it, the caller waits, up to 2 s).
+        ``auth``: the credentials of the session's opener, which negotiate it (its channel ends it)."""
         self.channel = channel
         self._background = background
         self._protocol = protocol
@@ -92,7 +94,7 @@ class Session:
         self.server_info: dict[str, Any] = {}
         self.capabilities: dict[str, Any] = {}
         self.instructions: str | None = None
-        self._auth: httpx2.Auth | None = None
+        self._auth = auth
         self._heard = False
         """Whether the upstream answered anything yet."""
 
@@ -105,9 +107,7 @@ class Session:
         return self.channel.alive
 
     async def open(self) -> None:
-        """Negotiate the protocol era (bounded in time), with the credentials current now (HTTP): they
-        also close the session."""
-        self._auth = UPSTREAM_AUTH.get()
+        """Negotiate the protocol era (bounded in time), as the session's opener."""
         if self._protocol == "2025-11-25" or not await self._try_modern():
             await self._initialize()
 
@@ -121,7 +121,7 @@ class Session:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._note_waiting, method, began)
                 try:
-                    result = await self.request(method, params, cancellable=False)
+                    result = await self.request(method, params, cancellable=False, auth=self._auth)
                 except (RpcError, UpstreamUnavailable, UpstreamStatusError) as exc:
                     failed = exc  # raised outside the task group (not as an exception group)
                 tg.cancel_scope.cancel()
@@ -150,7 +150,7 @@ class Session:
         if self._start_timeout is not None and not self._heard:
             return await self._first(method, params)
         with anyio.fail_after(limit):
-            return await self.request(method, params, cancellable=False)
+            return await self.request(method, params, cancellable=False, auth=self._auth)
 
     async def _try_modern(self) -> bool:
         version = MODERN_PROTOCOL_VERSIONS[-1]
@@ -197,7 +197,7 @@ class Session:
             result.get("instructions") if isinstance(result.get("instructions"), str) else None
         )
         await self.channel.notify(
-            {"jsonrpc": "2.0", "method": "notifications/initialized"}, self._headers({})
+            {"jsonrpc": "2.0", "method": "notifications/initialized"}, self._headers({}), auth=self._auth
         )
 
     async def request(
@@ -205,11 +205,12 @@ class Session:
         method: str,
         params: Mapping[str, Any],
         *,
+        auth: httpx2.Auth | None = None,
         cancellable: bool = True,
         param_headers: Mapping[str, str] | None = None,
         capabilities: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The result of ``method``; a JSON-RPC error raises :class:`RpcError`.
+        """The result of ``method``, signed by ``auth`` (HTTP); a JSON-RPC error raises :class:`RpcError`.
 
         ``param_headers`` (``Mcp-Param-*``, from ``x-mcp-header`` annotations) go with the request in the
         stateless era, the only one that defines them; so do ``capabilities``, the client capabilities
@@ -230,12 +231,12 @@ class Session:
         if param_headers and self.modern:
             headers.update(param_headers)
         try:
-            response = await self.channel.request(message, headers)
+            response = await self.channel.request(message, headers, auth=auth)
         except anyio.get_cancelled_exc_class():
             if cancellable and self._background is not None:
-                self._background.start_soon(self._cancel, request_id)
+                self._background.start_soon(self._cancel, request_id, auth)
             elif cancellable:
-                await self._cancel(request_id)
+                await self._cancel(request_id, auth)
             raise
         self._heard = True
         error = response.get("error")
@@ -248,19 +249,21 @@ class Session:
             )
         return result
 
-    async def list_all(self, method: str, key: str) -> list[dict[str, Any]]:
-        """Every item of a paginated list method (``tools/list`` → ``tools``)."""
+    async def list_all(
+        self, method: str, key: str, *, auth: httpx2.Auth | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of a paginated list method (``tools/list`` → ``tools``), signed by ``auth``."""
         items: list[dict[str, Any]] = []
         cursor: str | None = None
         for _ in range(_MAX_PAGES):
-            page = await self.request(method, {"cursor": cursor} if cursor else {})
+            page = await self.request(method, {"cursor": cursor} if cursor else {}, auth=auth)
             items.extend(item for item in page.get(key, []) if isinstance(item, dict))
             cursor = page.get("nextCursor") if isinstance(page.get("nextCursor"), str) else None
             if not cursor:
                 break
         return items
 
-    async def _cancel(self, request_id: int) -> None:
+    async def _cancel(self, request_id: int, auth: httpx2.Auth | None) -> None:
         if self.modern and isinstance(self.channel, HttpChannel):
             return  # stateless HTTP: the aborted POST is the signal
         note = {
@@ -270,7 +273,7 @@ class Session:
         }
         with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_TIMEOUT):
             try:
-                await self.channel.notify(note, self._headers(note))
+                await self.channel.notify(note, self._headers(note), auth=auth)
             except (UpstreamUnavailable, UpstreamStatusError) as exc:
                 logger.debug("could not tell %s about a cancellation: %s", self.channel.describe, exc)
 
@@ -297,11 +300,7 @@ class Session:
         return headers
 
     async def aclose(self) -> None:
-        token = UPSTREAM_AUTH.set(self._auth)  # the session ends as its opener (HTTP DELETE)
-        try:
-            await self.channel.aclose()
-        finally:
-            UPSTREAM_AUTH.reset(token)
+        await self.channel.aclose()  # the channel ends the session as its opener (HTTP DELETE)
 
 
 def _modern_only(exc: Exception) -> bool:

@@ -12,170 +12,60 @@ opens a new one for the next call. A 404 for a POST (the server forgot the sessi
 with any HTTP status) or an inline response with the request's id answers it; another HTTP error fails it
 with :class:`~toolbridge.errors.UpstreamStatusError`.
 
-POSTs go through an :class:`HttpChannel` aimed at the endpoint (pooled keep-alive connections, the
-static headers and each call's own credentials, :data:`~._http.UPSTREAM_AUTH`, read at send time). The
-GET carries the credentials current when the channel starts.
+The GET and the POSTs go through the connector's ``httpx2.AsyncClient`` (its proxy and TLS settings, its
+transport seam); the stream is parsed by httpx2's ``EventSource``, as the streamable HTTP channel's are.
+POSTs are an :class:`HttpChannel` aimed at the endpoint, each signed by its request's own credentials
+(``auth=``). The GET, and the answers to the server's own requests, carry the channel's ``auth`` (the
+session opener's).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-import ssl
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import anyio
 import anyio.abc
-import h11
+import httpx2
 
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
+from toolbridge.connectors.mcp._client import upstream_client
 from toolbridge.connectors.mcp._config import HttpServer
-from toolbridge.connectors.mcp._http import UPSTREAM_AUTH, HttpChannel, _RpcAnswer, auth_headers
+from toolbridge.connectors.mcp._http import HttpChannel, _RpcAnswer, checked
 from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamUnavailable
+from toolbridge.resilience import parse_retry_after
 
-__all__ = ["SseChannel", "SseEvents"]
+__all__ = ["SseChannel"]
 
 logger = logging.getLogger("toolbridge.connectors.mcp")
 
-_READ = 65536
-_CONNECT_TIMEOUT = 10.0
 _ENDPOINT_TIMEOUT = 10.0
 _MAX_EVENT = 16 * 1024 * 1024
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-_TRANSPORT_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+
+Events = AsyncIterator[httpx2.ServerSentEvent]
 
 
 class _StreamEnded(Exception):
     """The SSE stream ended or broke; the message says how."""
 
 
-class SseEvents:
-    """The events of one SSE response, read incrementally: ``(event type, data)`` pairs.
-
-    Lines end in CRLF, LF or CR; ``data:`` lines of one event are joined with newlines; comments,
-    ``id:`` and ``retry:`` are ignored; an event without data is not dispatched (the SSE standard).
-
-    Each chunk is scanned once (the partial line is kept as a list of pieces, never rescanned), so an
-    event costs time linear in its size. An event over :data:`_MAX_EVENT` bytes ends the stream.
-    """
-
-    def __init__(self, receive: Callable[[], Awaitable[bytes]] | None = None) -> None:
-        self._receive = receive
-        self._partial: list[bytes] = []  # the pieces of the line not yet ended
-        self._partial_size = 0
-        self._after_cr = False  # the last line ended in CR: a LF that comes next is the rest of a CRLF
-        self._type = ""
-        self._data: list[bytes] = []
-        self._size = 0  # bytes held for the current event: its data lines and the partial line
-        self._ready: deque[tuple[str, str]] = deque()
-        self._error: str | None = None
-
-    async def next(self) -> tuple[str, str]:
-        """The next event; :class:`_StreamEnded` once the stream is over (or an event is too large)."""
-        assert self._receive is not None, "give the events a receive function"
-        while not self._ready:
-            if self._error is not None:
-                raise _StreamEnded(self._error)
-            self._ready.extend(self.feed(await self._receive()))
-        return self._ready.popleft()
-
-    def feed(self, chunk: bytes) -> list[tuple[str, str]]:
-        """Take the next bytes of the stream; the events they complete.
-
-        Once an event has grown over :data:`_MAX_EVENT` bytes, the rest of the stream is ignored and
-        :meth:`next` raises :class:`_StreamEnded` when the events before it have been taken.
-        """
-        if self._error is not None or not chunk:
-            return []
-        start = 0
-        if self._after_cr and chunk[0] == 0x0A:
-            start = 1
-        self._after_cr = False
-        events: list[tuple[str, str]] = []
-        for match in _LINE_END.finditer(chunk, start):
-            self._partial.append(chunk[start : match.start()])
-            line = b"".join(self._partial)
-            self._partial = []
-            self._size -= self._partial_size
-            self._partial_size = 0
-            start = match.end()
-            if (event := self._line(line)) is not None:
-                events.append(event)
-            if self._too_big():
-                return events
-        rest = chunk[start:]
-        if rest:
-            self._partial.append(rest)
-            self._partial_size += len(rest)
-            self._size += len(rest)
-            self._too_big()
-        self._after_cr = chunk.endswith(b"\r")
-        return events
-
-    def _too_big(self) -> bool:
-        if self._size <= _MAX_EVENT:
-            return False
-        self._error = f"an SSE event is over {_MAX_EVENT} bytes; toolbridge ended the stream"
-        self._partial, self._data, self._size, self._partial_size = [], [], 0, 0
-        return True
-
-    def _line(self, line: bytes) -> tuple[str, str] | None:
-        if not line:
-            event = None
-            if self._data:
-                event = (self._type or "message", b"\n".join(self._data).decode(errors="replace"))
-            self._type, self._data, self._size = "", [], self._partial_size
-            return event
-        name, _, value = line.partition(b":")
-        value = value.removeprefix(b" ")
-        if name == b"data":
-            self._data.append(value)
-            self._size += len(value) + 1
-        elif name == b"event":
-            self._type = value.decode(errors="replace")
-        return None
-
-
-class _Receive:
-    """The body bytes of an h11 response, chunk by chunk; :class:`_StreamEnded` when it is over."""
-
-    def __init__(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> None:
-        self._conn = conn
-        self._stream = stream
-
-    async def __call__(self) -> bytes:
-        while True:
-            try:
-                event = self._conn.next_event()
-                if event is h11.NEED_DATA:
-                    try:
-                        data = await self._stream.receive(_READ)
-                    except anyio.EndOfStream:
-                        data = b""
-                    self._conn.receive_data(data)
-                    continue
-            except (*_TRANSPORT_ERRORS, h11.ProtocolError) as exc:
-                raise _StreamEnded(f"the SSE stream broke ({exc or type(exc).__name__})") from exc
-            if isinstance(event, h11.Data):
-                return bytes(event.data)
-            if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                raise _StreamEnded("the server closed the SSE stream")
-
-
 class _Poster(HttpChannel):
     """The POSTs to the endpoint: an :class:`HttpChannel` whose answers the SSE channel reads itself."""
 
     async def post(
-        self, message: Message, headers: Mapping[str, str], on_request: Callable[[Message], Awaitable[None]]
+        self,
+        message: Message,
+        headers: Mapping[str, str],
+        on_request: Callable[[Message], Awaitable[None]],
+        auth: httpx2.Auth | None,
     ) -> Message | None:
         """POST ``message``; the answer to it carried by the POST's own response (an inline response
         with its id, or a JSON-RPC error sent with an HTTP error status), else ``None``."""
         answer: Message | None = None
         try:
-            async for item in self._exchange(message, headers):
+            async for item in self._exchange(message, headers, auth=auth):
                 if "method" in item:
                     await on_request(item)
                 elif answer is None and "id" in message and item.get("id") == message["id"]:
@@ -184,7 +74,7 @@ class _Poster(HttpChannel):
             return {**rpc.message, "id": message.get("id")}
         return answer
 
-    def _raise_status(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    def _raise_status(self, status: int, headers: httpx2.Headers, body: bytes) -> None:
         if status == 404:  # the session lives in the endpoint URL: a 404 means the server forgot it
             raise SessionExpired("HTTP 404")
         super()._raise_status(status, headers, body)
@@ -201,22 +91,30 @@ class _Pending:
 
 
 class SseChannel:
-    def __init__(self, server: HttpServer, task_group: anyio.abc.TaskGroup, on_message: OnMessage) -> None:
+    def __init__(
+        self,
+        server: HttpServer,
+        task_group: anyio.abc.TaskGroup,
+        on_message: OnMessage,
+        *,
+        client: httpx2.AsyncClient | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> None:
+        """``client``: the connector's (None: one of its own, closed with the channel)."""
         parts = urlsplit(server.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(
                 f"{server.url!r} is not an http(s) URL", hint="give the SSE endpoint, e.g. https://host/sse"
             )
         self._server = server
+        self._auth = auth
         self._tg = task_group
         self._on_message = on_message
-        self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._tls = parts.scheme == "https"
-        self._authority = parts.netloc.rpartition("@")[2]
-        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         self._origin = _origin(server.url)
-        self._stream: anyio.abc.ByteStream | None = None
+        self._client = client
+        self._own_client = client is None
+        self._response: httpx2.Response | None = None
         self._poster: _Poster | None = None
         self._endpoint_url: str | None = None
         self._pending: dict[int | str, _Pending] = {}
@@ -229,7 +127,7 @@ class SseChannel:
 
     @property
     def describe(self) -> str:
-        return f"the MCP server at {self._host}:{self._port} (legacy SSE)"
+        return f"the MCP server at {self._where} (legacy SSE)"
 
     @property
     def endpoint(self) -> str | None:
@@ -238,49 +136,61 @@ class SseChannel:
 
     async def start(self) -> None:
         """Open the stream and wait for the ``endpoint`` event (bounded in time)."""
-        stream = await self._connect()
+        if self._client is None:
+            self._client = upstream_client(self._server)
+        response: httpx2.Response | None = None
         try:
             with anyio.fail_after(_ENDPOINT_TIMEOUT):
-                events = await self._get(stream)
+                response = await self._get(self._client)
+                events = aiter(httpx2.EventSource(response, max_event_size=_MAX_EVENT))
                 endpoint = await self._endpoint(events)
         except TimeoutError as exc:
-            await _close(stream)
+            await _close(response)
             raise UpstreamUnavailable(
                 f"{self.describe} sent no endpoint event within {_ENDPOINT_TIMEOUT:.0f} s",
                 sent=False,
                 hint="check that the URL is the server's SSE stream (often /sse)",
             ) from exc
         except BaseException:
-            await _close(stream)
+            await _close(response)
             raise
-        self._stream = stream
+        self._response = response
         self._endpoint_url = endpoint
         self._poster = _Poster(
-            HttpServer(url=endpoint, headers=self._server.headers, protocol="2025-11-25"), self._on_message
+            HttpServer(url=endpoint, headers=self._server.headers, protocol="2025-11-25"),
+            self._on_message,
+            client=self._client,
+            auth=self._auth,
         )
+        await self._poster.start()
         self._alive = True
-        self._tg.start_soon(self._read, stream, events)
+        self._tg.start_soon(self._read, response, events)
 
     async def aclose(self) -> None:
         self._alive = False
         self._ended = "the channel was closed"
-        stream, self._stream = self._stream, None
+        response, self._response = self._response, None
         poster, self._poster = self._poster, None
         self._fail_pending()
-        if stream is not None:
-            await _close(stream)
+        await _close(response)
         if poster is not None:
             await poster.aclose()
+        client, self._client = self._client, None
+        if client is not None and self._own_client:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
 
     def forget_session(self) -> None:
         return None  # the stream is the session: a new one needs a new channel
 
-    async def request(self, message: Message, headers: Mapping[str, str]) -> Message:
+    async def request(
+        self, message: Message, headers: Mapping[str, str], *, auth: httpx2.Auth | None = None
+    ) -> Message:
         pending = _Pending()
         self._pending[message["id"]] = pending
         try:
             with pending.scope:
-                inline = await self._post(message, headers)
+                inline = await self._post(message, headers, auth)
                 if inline is not None:  # answered in the POST's own response, not on the stream
                     pending.response = pending.response or inline
                     pending.done.set()
@@ -296,10 +206,14 @@ class SseChannel:
             )
         return pending.response
 
-    async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
-        await self._post(message, headers)
+    async def notify(
+        self, message: Message, headers: Mapping[str, str], *, auth: httpx2.Auth | None = None
+    ) -> None:
+        await self._post(message, headers, auth)
 
-    async def _post(self, message: Message, headers: Mapping[str, str]) -> Message | None:
+    async def _post(
+        self, message: Message, headers: Mapping[str, str], auth: httpx2.Auth | None
+    ) -> Message | None:
         """POST ``message``; the response to it if the POST's own answer carries one.
 
         The server normally answers 202 and sends the response on the stream. A JSON-RPC error in the
@@ -311,7 +225,7 @@ class SseChannel:
         if not self._alive or poster is None:
             raise UpstreamUnavailable(f"{self.describe}: {self._ended}", sent=False)
         try:
-            answer = await poster.post(message, headers, self._from_server)
+            answer = await poster.post(message, headers, self._from_server, auth)
         except SessionExpired:
             self._alive = False
             self._ended = "the server forgot the session (HTTP 404)"
@@ -320,70 +234,45 @@ class SseChannel:
 
     # -- the stream --------------------------------------------------------------------------------
 
-    async def _connect(self) -> anyio.abc.ByteStream:
-        try:
-            with anyio.fail_after(_CONNECT_TIMEOUT):
-                if self._tls:
-                    return await anyio.connect_tcp(
-                        self._host, self._port, tls=True, ssl_context=ssl.create_default_context()
-                    )
-                return await anyio.connect_tcp(self._host, self._port)
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            raise UpstreamUnavailable(
-                f"cannot connect to {self.describe}: {exc}",
-                sent=False,
-                hint="check that the server is running and its URL is right",
-            ) from exc
-
-    async def _get(self, stream: anyio.abc.ByteStream) -> SseEvents:
+    async def _get(self, client: httpx2.AsyncClient) -> httpx2.Response:
         """Send the GET; the response must be a 2xx ``text/event-stream``."""
-        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=1 << 20)
-        head = [("host", self._authority), ("accept", "text/event-stream"), ("cache-control", "no-cache")]
+        head = [("accept", "text/event-stream"), ("cache-control", "no-cache")]
         head += [(k.lower(), v) for k, v in self._server.headers.items()]
-        target = self._target
-        auth = UPSTREAM_AUTH.get()
-        if auth is not None:
-            target, added = auth_headers(auth, self._server.url, b"")
-            replaced = {k for k, _ in added}
-            head = [(k, v) for k, v in head if k not in replaced] + added
-        receive = _Receive(conn, stream)
         try:
-            await stream.send(conn.send(h11.Request(method="GET", target=target, headers=head)) or b"")
-            await stream.send(conn.send(h11.EndOfMessage()) or b"")
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await _receive_or_empty(stream))
-                    continue
-                if isinstance(event, h11.Response):
-                    break
-                if isinstance(event, h11.ConnectionClosed):
-                    raise UpstreamUnavailable(f"{self.describe} closed the connection", sent=False)
-        except (*_TRANSPORT_ERRORS, h11.ProtocolError) as exc:
-            raise UpstreamUnavailable(f"{self.describe}: {exc or type(exc).__name__}", sent=False) from exc
-        headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if event.status_code >= 300:
-            retry_after = headers.get("retry-after")
+            request = client.build_request("GET", self._server.url, headers=checked(head))
+        except ValueError as exc:
+            raise ConfigurationError(f"cannot GET {self._server.url!r}: {exc}") from exc
+        try:
+            response = await client.send(request, auth=self._auth, stream=True)
+        except httpx2.TransportError as exc:
+            raise UpstreamUnavailable(
+                f"cannot connect to {self.describe}: {exc or type(exc).__name__}",
+                sent=False,
+                hint="check that the server runs, and the URL, proxy and TLS settings",
+            ) from exc
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if response.status_code >= 300:
+            await _close(response)
             raise UpstreamStatusError(
-                f"{self.describe} answered the GET of its SSE stream with HTTP {event.status_code}",
-                upstream_status=event.status_code,
-                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                f"{self.describe} answered the GET of its SSE stream with HTTP {response.status_code}",
+                upstream_status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         if content_type != "text/event-stream":
+            await _close(response)
             raise UpstreamUnavailable(
                 f"{self.describe} answered the GET with {content_type or 'no content type'}, "
                 "not an SSE stream (text/event-stream)",
                 sent=False,
                 hint="check that the URL is the server's SSE stream (often /sse)",
             )
-        return SseEvents(receive)
+        return response
 
-    async def _endpoint(self, events: SseEvents) -> str:
+    async def _endpoint(self, events: Events) -> str:
         """The absolute URL of the first ``endpoint`` event, on the SSE URL's origin."""
         while True:
             try:
-                kind, data = await events.next()
+                kind, data = await _next(events)
             except _StreamEnded as exc:
                 raise UpstreamUnavailable(
                     f"{self.describe}: {exc} before its endpoint event", sent=False
@@ -402,11 +291,11 @@ class SseChannel:
             )
         return url
 
-    async def _read(self, stream: anyio.abc.ByteStream, events: SseEvents) -> None:
+    async def _read(self, response: httpx2.Response, events: Events) -> None:
         ended = "the server closed the SSE stream"
         try:
             while True:
-                kind, data = await events.next()
+                kind, data = await _next(events)
                 if kind == "message":
                     await self._dispatch(data)
                 else:
@@ -414,12 +303,12 @@ class SseChannel:
         except _StreamEnded as exc:
             ended = str(exc)
         finally:
-            if stream is self._stream:
+            if response is self._response:
                 self._alive = False
                 self._ended = ended
                 self._fail_pending()
-                self._stream = None
-                await _close(stream)
+                self._response = None
+                await _close(response)
 
     async def _dispatch(self, data: str) -> None:
         try:
@@ -451,7 +340,7 @@ class SseChannel:
 
     async def _answer(self, reply: Message) -> None:
         try:
-            await self._post(reply, {})
+            await self._post(reply, {}, self._auth)
         except (UpstreamUnavailable, UpstreamStatusError, SessionExpired) as exc:
             logger.debug("could not answer %s: %s", self.describe, exc)
 
@@ -470,13 +359,22 @@ def _origin(url: str) -> tuple[str, str, int] | None:
     return (parts.scheme, parts.hostname, port) if parts.hostname else None
 
 
-async def _receive_or_empty(stream: anyio.abc.ByteStream) -> bytes:
-    try:
-        return await stream.receive(_READ)
-    except anyio.EndOfStream:
-        return b""
+async def _next(events: Events) -> tuple[str, str]:
+    """The next event with data (``(type, data)``); :class:`_StreamEnded` once the stream is over."""
+    while True:
+        try:
+            event = await anext(events)
+        except StopAsyncIteration:
+            raise _StreamEnded("the server closed the SSE stream") from None
+        except httpx2.SSEError as exc:
+            raise _StreamEnded(f"{exc}; toolbridge ended the stream") from exc
+        except httpx2.TransportError as exc:
+            raise _StreamEnded(f"the SSE stream broke ({exc or type(exc).__name__})") from exc
+        if event.data:
+            return event.event, event.data
 
 
-async def _close(stream: anyio.abc.ByteStream) -> None:
-    with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-        await stream.aclose()
+async def _close(response: httpx2.Response | None) -> None:
+    if response is not None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+            await response.aclose()

@@ -1,7 +1,9 @@
 """A local MCP server as a subprocess: newline-delimited JSON-RPC over its stdin and stdout.
 
 The process gets a clean environment: the configured ``env`` plus a few variables a program needs to
-run at all (:data:`INHERITED`). Its stderr is kept (the last lines) to explain an exit.
+run at all (:data:`INHERITED`). Its stderr is kept (the last lines) to explain an exit. It runs in a
+process group of its own, which is terminated when the channel closes (as the SDK's stdio client does),
+so processes the server started do not outlive it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import Mapping
 
 import anyio
 import anyio.abc
+import httpx2
 from anyio.streams.text import TextReceiveStream
+from mcp.os.posix.utilities import terminate_posix_process_tree
 
 from toolbridge.connectors.mcp._channel import Message, OnMessage
 from toolbridge.connectors.mcp._config import StdioServer
@@ -30,6 +34,9 @@ INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "LOGNAME"
 
 _MAX_LINE = 64 * 1024 * 1024
 _STDERR_LINES = 20
+_EXIT_TIMEOUT = 2.0
+"""Seconds a server gets to exit once its stdin is closed, and again after SIGTERM before SIGKILL."""
+_EXIT_POLL = 0.01
 
 
 class _Pending:
@@ -64,8 +71,11 @@ class StdioChannel:
         env = {k: v for k, v in os.environ.items() if k in INHERITED}
         env.update(self._server.env)
         try:
-            self._process = await anyio.open_process(
-                [self._server.command, *self._server.args], env=env, cwd=self._server.cwd
+            self._process = await anyio.open_process(  # its own process group: closed with its children
+                [self._server.command, *self._server.args],
+                env=env,
+                cwd=self._server.cwd,
+                start_new_session=True,
             )
         except OSError as exc:
             raise ConfigurationError(
@@ -83,24 +93,21 @@ class StdioChannel:
             return
         with anyio.CancelScope(shield=True):
             if process.stdin is not None:
-                await process.stdin.aclose()
-            with anyio.move_on_after(2):
-                await process.wait()
-                return
-            with contextlib.suppress(ProcessLookupError):  # exited meanwhile (uvloop raises, asyncio not)
-                process.terminate()
-            with anyio.move_on_after(2):
-                await process.wait()
-                return
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            with anyio.move_on_after(2):
+                await process.stdin.aclose()  # the MCP way to ask a stdio server to stop
+            with anyio.move_on_after(_EXIT_TIMEOUT):
+                await _exited(process)
+            # then its whole process group (the SDK's termination: SIGTERM, SIGKILL after the timeout),
+            # so that what the server started does not outlive it, even when the server itself exited
+            await terminate_posix_process_tree(process, _EXIT_TIMEOUT)
+            with anyio.move_on_after(_EXIT_TIMEOUT):
                 await process.wait()
 
     def forget_session(self) -> None:
         return None  # a process is its own session
 
-    async def request(self, message: Message, headers: Mapping[str, str]) -> Message:
+    async def request(
+        self, message: Message, headers: Mapping[str, str], *, auth: httpx2.Auth | None = None
+    ) -> Message:
         pending = _Pending()
         self._pending[message["id"]] = pending
         try:
@@ -116,7 +123,9 @@ class StdioChannel:
             )
         return pending.response
 
-    async def notify(self, message: Message, headers: Mapping[str, str]) -> None:
+    async def notify(
+        self, message: Message, headers: Mapping[str, str], *, auth: httpx2.Auth | None = None
+    ) -> None:
         await self._write(message)
 
     async def _write(self, message: Message) -> None:
@@ -208,3 +217,10 @@ class StdioChannel:
         if self._stderr:
             detail += f"; its last output: {' | '.join(list(self._stderr)[-3:])}"
         return detail
+
+
+async def _exited(process: anyio.abc.Process) -> None:
+    """Return once the process exited (its return code polled, not ``wait()``: on asyncio that also
+    waits for its pipes, which a child that inherited them keeps open)."""
+    while process.returncode is None:  # noqa: ASYNC110 - no event tells of an exit without wait()
+        await anyio.sleep(_EXIT_POLL)

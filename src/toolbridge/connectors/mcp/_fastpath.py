@@ -1,0 +1,349 @@
+"""The opt-in fast path of the MCP channel: HTTP/1.1 written and read here, as an httpx2 transport.
+
+``fast_path: true`` on an HTTP upstream puts this transport under the channel's ``httpx2.AsyncClient``
+in place of httpcore's. It exists because the MCP proxy benchmark (bench/mcp_proxy.py) showed the
+general HTTP/1.1 state machine (h11) costing about 200 µs per exchange where this one costs a few tens:
+a client that sends POSTs, GETs and a DELETE and reads their answers needs a small part of HTTP/1.1.
+It speaks HTTP/1.1 over TCP or TLS (the connector's CA and client certificate apply) and nothing else:
+no proxy, no HTTP/2 (the settings refuse those combinations).
+
+Every header value sent is checked (no control characters, ASCII only), so no value can split the
+request; answers are framed by ``Transfer-Encoding: chunked``, ``Content-Length`` or the end of the
+connection, and a connection is reused only after a complete keep-alive answer. A connection that broke
+or was abandoned mid-answer (a cancelled call) is closed, never reused; a reused idle connection the
+server had closed before answering is replaced once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+import anyio
+import anyio.abc
+import httpx2
+
+__all__ = ["FastTransport"]
+
+_READ = 65536
+_MAX_HEAD = 1 << 20
+_MAX_IDLE = 16
+_CONNECT_TIMEOUT = 10.0
+_TRANSPORT_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*|")
+_TARGET = re.compile(r"[\x21-\x7e]+")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int]
+
+
+class FastTransport(httpx2.AsyncBaseTransport):
+    """HTTP/1.1 over pooled keep-alive connections (``ssl_context`` for ``https://``)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, *, max_idle: int = _MAX_IDLE) -> None:
+        self._ssl = ssl_context
+        self._max_idle = max_idle
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        where: Origin = (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80))
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers.raw]
+        try:
+            data = _request(request.method, url.raw_path.decode("ascii"), headers) + await request.aread()
+        except ValueError as exc:
+            raise httpx2.LocalProtocolError(str(exc), request=request) from exc
+        idle = self._idle.get(where)
+        conn = idle.pop() if idle else None
+        for attempt in range(2):
+            fresh = conn is None
+            if conn is None:
+                conn = await self._connect(where, request)
+            try:
+                await conn.send(data)
+                head = await conn.head()
+            except _Broken as exc:
+                await conn.aclose()
+                conn = None
+                # A reused keep-alive connection the server had closed: nothing was processed, try a new one.
+                if not fresh and not exc.answered and attempt == 0:
+                    continue
+                raise httpx2.ReadError(str(exc), request=request) from exc
+            except BaseException:
+                await conn.aclose()  # abandoned mid-exchange (cancelled): never reused
+                raise
+            return httpx2.Response(
+                head.status,
+                headers=list(head.headers.items()),
+                stream=_Body(conn, lambda done: self._release(where, done), request),
+                extensions={"http_version": b"HTTP/1.1"},
+                request=request,
+            )
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                await conn.aclose()
+
+    async def _release(self, where: Origin, conn: _Connection) -> None:
+        idle = self._idle.setdefault(where, [])
+        if conn.reusable() and len(idle) < self._max_idle and not self._closed:
+            idle.append(conn)
+        else:
+            await conn.aclose()
+
+    async def _connect(self, where: Origin, request: httpx2.Request) -> _Connection:
+        scheme, host, port = where
+        try:
+            with anyio.fail_after(_CONNECT_TIMEOUT):
+                if scheme == "https":
+                    context = self._ssl or ssl.create_default_context()
+                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                        host, port, tls=True, ssl_context=context
+                    )
+                else:
+                    stream = await anyio.connect_tcp(host, port)
+        except TimeoutError as exc:
+            raise httpx2.ConnectTimeout(
+                f"no connection within {_CONNECT_TIMEOUT:g} s", request=request
+            ) from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx2.ConnectError(str(exc), request=request) from exc
+        return _Connection(stream)
+
+
+class _Body(httpx2.AsyncByteStream):
+    """An answer's body, read from its connection; the connection goes back to the pool when it is read
+    whole (and may be reused), else it is closed."""
+
+    def __init__(
+        self,
+        conn: _Connection,
+        release: Callable[[_Connection], Awaitable[None]],
+        request: httpx2.Request,
+    ) -> None:
+        self._conn: _Connection | None = conn
+        self._release = release
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            while (piece := await conn.piece()) is not None:
+                yield piece
+        except _Broken as exc:
+            raise httpx2.ReadError(str(exc), request=self._request) from exc
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn.complete:
+            await self._release(conn)
+        else:
+            await conn.aclose()
+
+
+class _Broken(Exception):
+    """The connection failed; ``answered`` says whether any byte of the response had arrived."""
+
+    def __init__(self, reason: str, *, answered: bool) -> None:
+        super().__init__(reason)
+        self.answered = answered
+
+
+class _Head:
+    """The status and headers of an answer, and how its body is framed."""
+
+    __slots__ = ("chunked", "headers", "keep_alive", "length", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], *, http11: bool) -> None:
+        self.status = status
+        self.headers = headers
+        self.chunked = False
+        self.length: int | None = None  # None with chunked: until the last chunk; else until the end
+        encoding = headers.get("transfer-encoding")
+        if status < 200 or status in (204, 304):
+            self.length = 0
+        elif encoding is not None:
+            self.chunked = encoding.rpartition(",")[2].strip().lower() == "chunked"
+        elif "content-length" in headers:
+            declared = headers["content-length"]
+            if not declared.isdigit():
+                raise _Broken(f"bad Content-Length {declared[:40]!r}", answered=True)
+            self.length = int(declared)
+        closes = "close" in headers.get("connection", "").lower()
+        self.keep_alive = http11 and not closes and (self.chunked or self.length is not None)
+
+
+class _Connection:
+    """One HTTP/1.1 connection: writes a request, then reads its answer's head and body piece by piece."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self._buffer = b""
+        self._answered = False
+        self._head: _Head | None = None
+        self._left: int | None = None  # body bytes still due (content-length, or of the current chunk)
+        self._done = True
+        self._reusable = False
+
+    async def send(self, data: bytes) -> None:
+        """Write one whole request (one write), and expect its answer next."""
+        self._answered = self._reusable = False
+        self._done = True
+        self._head = None
+        try:
+            await self.stream.send(data)
+        except _TRANSPORT_ERRORS as exc:
+            raise _Broken(str(exc) or type(exc).__name__, answered=False) from exc
+
+    async def head(self) -> _Head:
+        """The answer's head (informational 1xx answers skipped); then read the body with :meth:`piece`."""
+        while True:
+            match = _HEAD_END.search(self._buffer)
+            if match is None:
+                if len(self._buffer) > _MAX_HEAD:
+                    raise _Broken(f"the answer's head is over {_MAX_HEAD} bytes", answered=True)
+                if not await self._fill():
+                    raise _Broken("the server closed the connection", answered=self._answered)
+                continue
+            raw, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
+            head = _parse_head(raw)
+            if head.status >= 200:
+                break
+            if head.status == 101:
+                raise _Broken("the server switched protocols", answered=True)
+        self._head = head
+        self._done = False
+        self._left = 0 if head.chunked else head.length
+        return head
+
+    async def piece(self) -> bytes | None:
+        """The next bytes of the body (never empty), or None once it is complete."""
+        head = self._head
+        if head is None or self._done:
+            return None
+        if head.chunked:
+            return await self._chunk_piece()
+        if self._left is None:  # until the server closes
+            if not self._buffer and not await self._fill():
+                self._done = True
+                return None
+            data, self._buffer = self._buffer, b""
+            return data
+        if self._left == 0:
+            self._finish(head)
+            return None
+        data = await self._take(self._left)
+        self._left -= len(data)
+        return data
+
+    def reusable(self) -> bool:
+        return self._reusable
+
+    @property
+    def complete(self) -> bool:
+        """Whether the current answer was read to its end."""
+        return self._done
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1), contextlib.suppress(*_TRANSPORT_ERRORS):
+            await self.stream.aclose()  # (a TLS stream the server broke fails its goodbye: it is closed)
+
+    async def _chunk_piece(self) -> bytes | None:
+        assert self._head is not None and self._left is not None
+        if self._left == 0:
+            line = await self._line()
+            match = _CHUNK_SIZE.fullmatch(line)
+            if match is None:
+                raise _Broken(f"bad chunk size line {line[:40]!r}", answered=True)
+            size = int(match[1], 16)
+            if size == 0:
+                while await self._line():  # trailer fields, up to the empty line
+                    pass
+                self._finish(self._head)
+                return None
+            self._left = size
+        data = await self._take(self._left)
+        self._left -= len(data)
+        if self._left == 0 and await self._line():
+            raise _Broken("a chunk is longer than its size says", answered=True)
+        return data
+
+    def _finish(self, head: _Head) -> None:
+        self._done = True
+        self._reusable = head.keep_alive and not self._buffer  # bytes beyond the answer: do not trust it
+
+    async def _take(self, most: int) -> bytes:
+        if not self._buffer and not await self._fill():
+            raise _Broken("the server closed the connection mid-answer", answered=True)
+        data, self._buffer = self._buffer[:most], self._buffer[most:]
+        return data
+
+    async def _line(self) -> bytes:
+        while (end := self._buffer.find(b"\n")) < 0:
+            if len(self._buffer) > _MAX_HEAD:
+                raise _Broken(f"a line of the answer is over {_MAX_HEAD} bytes", answered=True)
+            if not await self._fill():
+                raise _Broken("the server closed the connection mid-answer", answered=True)
+        line, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
+        return line.removesuffix(b"\r")
+
+    async def _fill(self) -> bool:
+        """Read more of the answer into the buffer; False at the end of the stream."""
+        try:
+            data = await self.stream.receive(_READ)
+        except anyio.EndOfStream:
+            return False
+        except _TRANSPORT_ERRORS as exc:
+            raise _Broken(str(exc) or type(exc).__name__, answered=self._answered) from exc
+        self._answered = True
+        self._buffer += data
+        return True
+
+
+def _parse_head(raw: bytes) -> _Head:
+    lines = raw.split(b"\n")
+    status_line = lines[0].removesuffix(b"\r")
+    version, _, rest = status_line.partition(b" ")
+    code = rest[:3]
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not code.isdigit() or rest[3:4] not in (b"", b" "):
+        raise _Broken(f"not an HTTP/1.1 answer: {status_line[:60]!r}", answered=True)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.removesuffix(b"\r").partition(b":")
+        key = name.decode("latin-1").lower()
+        if not colon or _TOKEN.fullmatch(key) is None:  # also refuses obsolete line folding
+            raise _Broken(f"bad header line {line[:60]!r}", answered=True)
+        text = value.strip(b" \t").decode("latin-1")
+        if key in headers:
+            if key == "content-length" and headers[key] != text:
+                raise _Broken("two different Content-Length headers", answered=True)
+            text = text if key == "content-length" else f"{headers[key]}, {text}"
+        headers[key] = text
+    return _Head(int(code), headers, http11=version == b"HTTP/1.1")
+
+
+def _request(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """The request head, refusing any target or header that could split or bend the request."""
+    if _TARGET.fullmatch(target) is None:
+        raise ValueError(f"cannot send the request target {target[:60]!r}")
+    parts = [f"{method} {target} HTTP/1.1\r\n"]
+    for name, value in headers:
+        if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+            raise ValueError(f"cannot send the header {name[:40]!r}: a control or non-ASCII character")
+        parts.append(f"{name}: {value}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("ascii")
