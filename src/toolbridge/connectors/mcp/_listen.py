@@ -127,14 +127,13 @@ async def _listen_once(
 
         if watched is not None:
             tg.start_soon(stop_on_change, watched)
+        failed: Exception | None = None  # (stays None when a change cancels the request)
         try:
             await session.request(
                 "subscriptions/listen", {"notifications": notifications}, auth=await auth(), cancellable=False
             )
         except (RpcError, ToolbridgeError, SessionExpired) as exc:  # raised as itself, not in a group
-            failed: Exception | None = exc
-        else:
-            failed = None
+            failed = exc
         tg.cancel_scope.cancel()
     if failed is not None:
         raise failed
