@@ -167,7 +167,7 @@ class Inbound:
             )
         left = (deadline - anyio.current_time()) if deadline is not None else _ASK_TIMEOUT
         with anyio.move_on_after(max(left, 0.0)):
-            return await ask(method, params)
+            return await ask(method, self.masked(params))
         return _refused(f"the agent did not answer {method!r} before the call's deadline")
 
     async def answer(self, result: Mapping[str, Any], ask: Ask) -> dict[str, Any] | None:
@@ -183,13 +183,18 @@ class Inbound:
             if not isinstance(request, dict) or request.get("method") not in ASKED_OF_CLIENTS:
                 return None
             params = request.get("params")
-            reply = await ask(str(request["method"]), params if isinstance(params, dict) else {})
+            reply = await ask(str(request["method"]), self.masked(params if isinstance(params, dict) else {}))
             if "result" not in reply:
                 logger.info("%s: the agent did not answer %s: %s", self._name, key, reply.get("error"))
                 return None
             responses[key] = reply["result"]
         state = result.get("requestState")
         return {"inputResponses": responses} | ({"requestState": state} if isinstance(state, str) else {})
+
+    def masked(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What an upstream asks an agent, with the secrets of every connection seen so far masked (an
+        upstream may echo what it was sent, as in its results)."""
+        return redact_value(params, self._secrets) if self._secrets else params
 
     def _own_call(self) -> _Call | None:
         """The call in flight whose own task reads this message (its answer stream), if any."""
