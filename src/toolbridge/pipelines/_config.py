@@ -11,9 +11,9 @@ from typing import Annotated, Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolbridge._template import compile_template, expression
 from toolbridge.errors import ConfigurationError
 from toolbridge.pipelines._model import Call, Check, Pipeline, Retry, Step, Where, predicates
-from toolbridge.pipelines._template import compile_template, expression
 
 __all__ = ["PipelineSettings", "PipelineWorkerSettings", "compile_pipeline"]
 

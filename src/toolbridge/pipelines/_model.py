@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolbridge._template import Expression, Template, compile_template, expression
 from toolbridge.errors import ConfigurationError
-from toolbridge.pipelines._template import Expression, Template, compile_template, expression
 
 __all__ = ["Call", "Check", "Pipeline", "Retry", "Step", "Where"]
 

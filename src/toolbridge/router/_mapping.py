@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from toolbridge.errors import ConfigurationError
-
 # one template language for routers and pipelines (both JMESPath); the module is the pipelines' own
-from toolbridge.pipelines._template import Template, compile_template, whole_expression
+from toolbridge._template import Template, compile_template, whole_expression
+from toolbridge.errors import ConfigurationError
 
 __all__ = ["ArgumentMapping", "Argument"]
 

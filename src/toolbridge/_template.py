@@ -1,4 +1,5 @@
-"""Templates: argument values computed from the run's input and earlier steps' outputs, with JMESPath.
+"""Templates: values computed from a context with JMESPath, shared by the pipelines (arguments from the
+run's input and earlier steps' outputs) and the router (a provider's arguments from the call's input).
 
 A string that is exactly ``${ expression }`` becomes the expression's value (any JSON type); a string
 with ``${…}`` inside other text becomes text (each value formatted as JSON unless it is a string).
