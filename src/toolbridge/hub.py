@@ -457,7 +457,7 @@ class Hub:
         credentials = await self._resolve_credentials(
             target, call.principal, connection, request_id=call.request_id
         )
-        call.secrets = getattr(credentials, "secrets", ()) or self._static_secrets(target.connector)
+        call.secrets = getattr(credentials, "secrets", ())
         deadline = self.resilience.clock() + self.limits.call_timeout
         invocation = Invocation(
             call.principal,
@@ -596,11 +596,6 @@ class Hub:
         if QUARANTINE_META_KEY in tool.meta:
             raise quarantine_error(tool)
         return tool
-
-    def _static_secrets(self, connector: str) -> Sequence[str]:
-        """The forms of secrets a connector holds itself (an OpenAPI connector's ``auth:``), for redaction."""
-        found = getattr(self._connectors[connector], "secret_forms", ())
-        return found if isinstance(found, tuple) else ()
 
     async def _resolve_credentials(
         self, tool: Tool, principal: Principal, connection: str | None, *, request_id: str = ""

@@ -134,24 +134,52 @@ class _ConnectionBase(_Model):
     shared one (docs/credentials.md#per-user-connections)."""
 
 
-class ApiKeyConnection(_ConnectionBase):
+class _StaticConnection(_ConnectionBase):
+    """The schemes whose connection holds one static secret (or a JSON object of fields)."""
+
+    secret: str | dict[str, str] | None = None
+    """The operator's shared connection, configured here instead of stored in the vault: a reference
+    (``env:NAME`` or ``file:PATH``), or field → reference for the fields of a JSON secret
+    (``header`` templates). Read when the configuration is loaded; never the secret itself."""
+
+    @pydantic.field_validator("secret")
+    @classmethod
+    def _references(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        for ref in [value] if isinstance(value, str) else (value or {}).values():
+            if ref.partition(":")[0] not in ("env", "file") or not ref.partition(":")[2]:
+                raise ValueError(
+                    "write a reference such as 'env:API_KEY' or 'file:/run/secret', not the secret"
+                )
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _shared(self) -> _StaticConnection:
+        if self.secret is not None and self.policy != "shared":
+            raise ValueError(
+                "a connection whose secret is configured here is the operator's shared one: "
+                "use policy: shared, or drop 'secret' and let each caller add their own"
+            )
+        return self
+
+
+class ApiKeyConnection(_StaticConnection):
     scheme: Literal["api_key"]
     name: str = "X-API-Key"
     location: Literal["header", "query", "cookie"] = "header"
 
 
-class BasicConnection(_ConnectionBase):
+class BasicConnection(_StaticConnection):
     scheme: Literal["basic"]
     username: str | None = None
     """The user name (the connection's secret is the password); without it the secret is 'user:password'."""
 
 
-class BearerConnection(_ConnectionBase):
+class BearerConnection(_StaticConnection):
     scheme: Literal["bearer"]
     prefix: str = "Bearer"
 
 
-class HeaderConnection(_ConnectionBase):
+class HeaderConnection(_StaticConnection):
     scheme: Literal["header"]
     templates: dict[str, str] = {}
     """``{"Authorization": "Token {secret}"}``; fields are the connection secret's JSON keys."""

@@ -25,7 +25,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -38,10 +38,19 @@ import pytest
 
 from tests._patience import patience
 from tests._specs import OWN, vendor_spec
+from tests.connectors.openapi.conftest import AllOf, WithConnection
 from tests.e2e._schema_args import arguments_for
 from tests.e2e._second_validator import Recorded, validator_for
-from toolbridge import Hub, OutcomeUnknown, Principal, UpstreamStatusError, UpstreamUnavailable
-from toolbridge.connectors.openapi import Ingested, OpenAPIConnector, Secret, SpecSource, ingest, load_spec
+from toolbridge import Hub, OutcomeUnknown, Principal, Tool, UpstreamStatusError, UpstreamUnavailable
+from toolbridge.connectors.openapi import (
+    Ingested,
+    OpenAPIConnector,
+    SecurityScheme,
+    SpecSource,
+    ingest,
+    load_spec,
+)
+from toolbridge.credentials import ApiKeyAuth, BasicAuth, BearerAuth, Secret, StaticToken
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node, pytest.mark.anyio]
 
@@ -177,8 +186,27 @@ def sample(names: list[str], size: int) -> list[str]:
     return [names[int(i * step)] for i in range(size)]
 
 
-def secrets_for(connector: OpenAPIConnector) -> dict[str, Secret]:
-    return {scheme.name: Secret("user:secret-123") for scheme in connector.security_needs()}
+def auth_for(connector: OpenAPIConnector) -> Callable[[Tool], httpx2.Auth | None]:
+    """Each operation's first security alternative, every scheme of it with the secret
+    ``user:secret-123`` where the document says (the credentials layer's auth flows)."""
+    token = StaticToken(Secret("user:secret-123"))
+
+    def flow(scheme: SecurityScheme) -> httpx2.Auth:
+        if scheme.type == "apiKey" and scheme.param:
+            return ApiKeyAuth(scheme.param, token, location=scheme.location)  # type: ignore[arg-type]
+        if scheme.type == "http" and scheme.scheme == "basic":
+            return BasicAuth("user", Secret("secret-123"))
+        if scheme.type == "http" and scheme.scheme not in (None, "bearer"):
+            return BearerAuth(token, prefix=scheme.scheme.capitalize())
+        return BearerAuth(token)
+
+    def auth(tool: Tool) -> httpx2.Auth | None:
+        security = connector.operation(tool.name).security
+        schemes = connector.security_schemes
+        first = [schemes[n] for n in security[0] if n in schemes] if security else []
+        return AllOf(*(flow(s) for s in first)) if first else None
+
+    return auth
 
 
 def document_path(document: str) -> Path:
@@ -219,11 +247,9 @@ async def test_prism_and_openapi_core_accept_what_toolbridge_sends(document: str
     hooks = {"request": [on_request], "response": [on_response]}
     with prism(path) as url:
         async with httpx2.AsyncClient(event_hooks=hooks, timeout=patience(60)) as client:
-            connector = OpenAPIConnector(
-                "api", ingested, base_url=url, client=client, secrets=secrets_for(probe)
-            )
+            connector = OpenAPIConnector("api", ingested, base_url=url, client=client)
             hub = Hub()
-            hub.add_connector(connector)
+            hub.add_connector(WithConnection(connector, auth_for(probe)))
             async with hub:
                 names = sample([t.name for t in connector.tools()], SAMPLE)
                 judged = [n for n in names if (document, n) not in PRISM_CANNOT_JUDGE]

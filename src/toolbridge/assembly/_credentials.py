@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -18,22 +20,32 @@ from toolbridge.credentials import (
     Vault,
     load_providers,
 )
+from toolbridge.credentials._auth import build_auth
 from toolbridge.credentials._mcp_auth import OAUTH_GUARD
 from toolbridge.credentials._providers import lookup
-from toolbridge.credentials._secret import SecretRef, resolve_static
+from toolbridge.credentials._schemes import StaticToken
+from toolbridge.credentials._secret import Secret, SecretRef, resolve_static
+from toolbridge.credentials._store import Material
 from toolbridge.errors import ConfigurationError
 from toolbridge.settings import (
+    ApiKeyConnection,
+    BasicConnection,
+    BearerConnection,
     ClientCredentialsConnection,
     ConnectionSettings,
+    HeaderConnection,
     JwtBearerConnection,
     McpConnectorSettings,
     OAuth2Connection,
+    OpenAPIConnectorSettings,
     Settings,
     TokenExchangeConnection,
 )
 from toolbridge.storage import Database
 
-__all__ = ["build_credentials", "default_keys"]
+__all__ = ["binding_of", "build_credentials", "default_keys"]
+
+logger = logging.getLogger("toolbridge.credentials")
 
 
 def default_keys(settings: Settings) -> KeyFile:
@@ -56,13 +68,17 @@ def build_credentials(
         for name, connector in settings.connectors.items()
         if connector.connections is not None
     }
-    if not declared:
+    legacy = any(isinstance(c, OpenAPIConnectorSettings) and c.auth for c in settings.connectors.values())
+    if not declared and not legacy:  # an OpenAPI 'auth:' block becomes a binding when its connector is built
         return None
     providers = load_providers(settings.providers)
     bindings = {}
     for name, config in declared.items():
         try:
-            bindings[name] = _binding(config, providers, settings.base_dir, _discovers(settings, name))
+            where = f"connectors.{name}.connections"
+            bindings[name] = binding_of(
+                config, providers, settings.base_dir, _discovers(settings, name), where=where
+            )
         except ConfigurationError as exc:
             raise ConfigurationError(f"connectors.{name}.connections: {exc.message}", hint=exc.hint) from exc
     vault = Vault(database, keys or default_keys(settings))
@@ -90,16 +106,20 @@ def _discovers(settings: Settings, name: str) -> str | None:
     return connector.url if isinstance(config, OAuth2Connection) and config.provider is None else None
 
 
-def _binding(
+def binding_of(
     config: ConnectionSettings,
     providers: Mapping[str, ProviderDef],
     base_dir: Path,
     discover: str | None = None,
+    *,
+    where: str,
 ) -> AuthConfig:
     """The scheme's settings as an :class:`AuthConfig`: references resolved, providers looked up."""
     fields = config.model_dump(
-        exclude={"provider", "provider_params", "client_secret", "service_account_file"}
+        exclude={"provider", "provider_params", "client_secret", "service_account_file", "secret"}
     )
+    if isinstance(config, _STATIC_SETTINGS) and config.secret is not None:
+        fields["secret_source"], fields["secret"] = _configured(config.secret, base_dir, where)
     if isinstance(config, _TOKEN_SETTINGS):
         if config.provider is not None:
             fields["provider"] = lookup(providers, config.provider).with_params(config.provider_params)
@@ -108,9 +128,30 @@ def _binding(
         fields["scopes"] = tuple(config.scopes)
     if isinstance(config, JwtBearerConnection) and config.service_account_file is not None:
         fields["service_account"] = ServiceAccount.from_file(_path(config.service_account_file, base_dir))
-    return AuthConfig(**fields, discover=discover)
+    binding = AuthConfig(**fields, discover=discover)
+    if binding.secret is not None:  # a header template naming a field the secret lacks: said at load
+        build_auth(binding, Material(secret=binding.secret), StaticToken(binding.secret))
+    return binding
 
 
+def _configured(refs: str | Mapping[str, str], base_dir: Path, where: str) -> tuple[str, Secret | None]:
+    """A configured secret (``secret: env:NAME``, or field → reference) read now; None, with a warning,
+    when a reference cannot be read (calls then say which one: the hub still starts)."""
+    named = {"secret": refs} if isinstance(refs, str) else dict(refs)
+    source = ", ".join(named.values())
+    values: dict[str, Secret] = {}
+    for field_name, ref in named.items():
+        try:
+            values[field_name] = resolve_static(SecretRef.parse(ref), base_dir=base_dir)
+        except ConfigurationError as exc:
+            logger.warning("%s: %s (%s)", where, exc.message, exc.hint)
+            return source, None
+    if isinstance(refs, str):
+        return source, values["secret"]
+    return source, Secret(json.dumps({k: v.reveal() for k, v in values.items()}))
+
+
+_STATIC_SETTINGS = (ApiKeyConnection, BasicConnection, BearerConnection, HeaderConnection)
 _TOKEN_SETTINGS = (
     OAuth2Connection,
     ClientCredentialsConnection,

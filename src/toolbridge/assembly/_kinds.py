@@ -64,7 +64,7 @@ def _python(name: str, config: PythonConnectorSettings, parts: Parts) -> Connect
 def _openapi(name: str, config: OpenAPIConnectorSettings, parts: Parts) -> Connector:
     from toolbridge.assembly._openapi import openapi_connector
 
-    return openapi_connector(name, config, parts.settings)
+    return openapi_connector(name, config, parts.settings, credentials=parts.credentials)
 
 
 def _mcp(name: str, config: McpConnectorSettings, parts: Parts) -> Connector:

@@ -1,4 +1,4 @@
-"""``kind: openapi`` settings → an :class:`OpenAPIConnector` (the edge where secret references resolve).
+"""``kind: openapi`` settings → an :class:`OpenAPIConnector`; a deprecated ``auth:`` block → a connection.
 
 A document that cannot be used does not stop the hub: the connector is built without tools, its report
 carries the error (``toolbridge tools list`` and the connector's health show it, the log has it with its
@@ -8,21 +8,22 @@ traceback when it was not a foreseen configuration error), and every other conne
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from toolbridge.assembly._legacy_auth import legacy_connection
 from toolbridge.connectors.openapi._connector import OpenAPIConnector
 from toolbridge.connectors.openapi._ingest import IngestOptions, OperationFilter, OperationOverride
 from toolbridge.connectors.openapi._paginate import Pagination
-from toolbridge.connectors.openapi._security import Secret
 from toolbridge.errors import ConfigurationError
 from toolbridge.settings import ApiKeyConnection, OpenAPIConnectorSettings, OpenAPIFilterSettings, Settings
+
+if TYPE_CHECKING:
+    from toolbridge.credentials import CredentialManager
 
 __all__ = ["openapi_connector"]
 
 logger = logging.getLogger("toolbridge.connectors.openapi")
-_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def openapi_connector(
@@ -31,9 +32,11 @@ def openapi_connector(
     settings: Settings,
     *,
     environ: Mapping[str, str] | None = None,
+    credentials: CredentialManager | None = None,
 ) -> OpenAPIConnector:
+    """The connector; its ``auth:`` block, if any, becomes a binding of ``credentials`` (see
+    :mod:`._legacy_auth`). Without ``credentials`` (``toolbridge tools list``) the block is only checked."""
     spec = spec_location(config.spec, settings)
-    secrets = resolve_secrets(name, config.auth, os.environ if environ is None else environ)
     try:
         connector = OpenAPIConnector.from_spec(
             name,
@@ -42,7 +45,6 @@ def openapi_connector(
             max_spec_bytes=config.max_spec_bytes,
             cache_dir=settings.base_dir / ".toolbridge" / "cache" / "openapi" if config.cache else None,
             base_url=config.base_url,
-            secrets=secrets,
             timeout=config.timeout,
             max_response_bytes=config.max_response_bytes,
             max_pages=config.pagination.max_pages,
@@ -57,8 +59,19 @@ def openapi_connector(
     except Exception as exc:  # the fault boundary of one connector: a document no rule foresaw
         logger.error("connector %r has no tools: reading %s raised", name, spec, exc_info=True)
         return OpenAPIConnector.failed(name, spec, _unforeseen(exc))
+    try:
+        legacy = legacy_connection(name, config, connector.security_schemes, settings, environ=environ)
+    except ConfigurationError as exc:
+        logger.warning("connector %r has no tools: %s", name, exc)
+        return OpenAPIConnector.failed(name, spec, f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
     check_connections(connector, config)
     check_key_header(connector, config)
+    if legacy is not None and credentials is not None:
+        from toolbridge.assembly._credentials import binding_of
+
+        credentials.add_binding(
+            name, binding_of(legacy, {}, settings.base_dir, where=f"connectors.{name}.auth")
+        )
     return connector
 
 
@@ -126,22 +139,3 @@ def _filter(config: OpenAPIFilterSettings | None) -> OperationFilter:
     return OperationFilter(
         tuple(config.tags), tuple(config.paths), tuple(config.methods), tuple(config.operations)
     )
-
-
-def resolve_secrets(name: str, refs: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, Secret]:
-    """``{scheme: "env:NAME"}`` → secrets; an unset variable is left out (calls then say what is missing)."""
-    secrets: dict[str, Secret] = {}
-    for scheme, ref in refs.items():
-        match = _ENV_REF.match(ref)
-        if match is None:
-            raise ConfigurationError(
-                f"connectors.{name}.auth.{scheme}: not a secret reference",
-                hint="write 'env:VARIABLE' and put the secret in that environment variable; "
-                "secrets never go in toolbridge.yaml",
-            )
-        value = environ.get(match.group(1))
-        if value:
-            secrets[scheme] = Secret(value)
-        else:
-            logger.warning("connector %r: environment variable %s is not set", name, match.group(1))
-    return secrets

@@ -5,6 +5,7 @@ Registered by :mod:`toolbridge.cli`; kept apart so the CLI module stays small.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -63,7 +64,7 @@ def add_openapi(
         _check_name(name)
         hosts = allow_host or []
         connector = OpenAPIConnector.from_spec(name, spec, base_url=base_url, allow_hosts=hosts)
-        entry = _entry(spec, config, base_url, _auth_refs(auth or []), include_tag or [])
+        entry = _entry(spec, config, base_url, _connection(connector, auth or []), include_tag or [])
         if hosts:
             entry["allow_hosts"] = hosts
         text = config.read_text(encoding="utf-8") if config.exists() else _EMPTY_CONFIG
@@ -86,13 +87,13 @@ def _check_name(name: str) -> None:
 
 
 def _entry(
-    spec: str, config: Path, base_url: str | None, auth: dict[str, str], tags: list[str]
+    spec: str, config: Path, base_url: str | None, connection: dict[str, Any] | None, tags: list[str]
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"kind": "openapi", "spec": _relative_spec(spec, config)}
     if base_url:
         entry["base_url"] = base_url
-    if auth:
-        entry["auth"] = auth
+    if connection:
+        entry["connections"] = connection
     if tags:
         entry["include"] = {"tags": tags}
     return entry
@@ -107,6 +108,15 @@ def _relative_spec(spec: str, config: Path) -> str:
         return target.relative_to(config.resolve().parent).as_posix()
     except ValueError:
         return str(target)
+
+
+def _connection(connector: Any, pairs: list[str]) -> dict[str, Any] | None:
+    """``--auth SCHEME=env:VARIABLE`` options → the connection that sends those secrets."""
+    if not pairs:
+        return None
+    from toolbridge.assembly._legacy_auth import connection_fields
+
+    return connection_fields(_auth_refs(pairs), connector.security_schemes, os.environ)
 
 
 def _auth_refs(pairs: list[str]) -> dict[str, str]:
@@ -171,7 +181,7 @@ def _print_needs(connector: Any, given: list[str]) -> None:
         if scheme.name not in configured:
             out.print(
                 f"  it needs {scheme.describe()}: add --auth {scheme.name}=env:VARIABLE "
-                f"(or 'auth: {{{scheme.name}: env:VARIABLE}}' in the file)",
+                "(or a 'connections:' block in the file: docs/openapi.md#credentials-from-connections)",
                 highlight=False,
             )
 

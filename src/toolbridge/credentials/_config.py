@@ -61,6 +61,11 @@ class AuthConfig:
     state_ttl: float = MAX_STATE_TTL
     probe_url: str | None = None
     probe_method: str = "GET"
+    secret: Secret | None = field(default=None, repr=False)
+    """A static scheme's configured shared connection (``secret:`` in ``toolbridge.yaml``): served
+    without the vault; None with ``secret_source`` set when the reference could not be read."""
+    secret_source: str | None = None
+    """Where the configured secret comes from (``env:NAME``; for messages), None without one."""
     policy: Policy = "shared"
     """Whose connection a call uses (see :data:`Policy`); per-user connections belong to a principal."""
     subject_connector: str | None = None
@@ -108,12 +113,22 @@ class AuthConfig:
                 "a per-user jwt_bearer connector needs a subject naming the caller",
                 hint='write e.g. subject: "{name}@corp.example.com" (the agent name is filled in)',
             )
+        if self.configured and (self.uses_tokens or self.scheme == "sigv4" or self.per_user):
+            raise ConfigurationError(
+                f"a configured secret is for a shared api_key, basic, bearer or header connection, "
+                f"not {self.scheme} ({self.policy})"
+            )
         if self.scheme == "sigv4" and not (self.region and self.service):
             raise ConfigurationError("auth scheme 'sigv4' needs region and service")
         if not 0 < self.state_ttl <= MAX_STATE_TTL:
             raise ConfigurationError(
                 "state_ttl must be between 0 and 600 seconds (RFC 9700: short-lived state)"
             )
+
+    @property
+    def configured(self) -> bool:
+        """The shared connection is configured with its secret (served without the vault)."""
+        return self.secret is not None or self.secret_source is not None
 
     @property
     def undiscovered(self) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import logging
 import secrets
@@ -211,6 +212,13 @@ class CredentialManager:
                 hint="connectors with credentials: " + (", ".join(sorted(self.bindings)) or "none"),
             ) from None
 
+    def add_binding(self, connector: str, binding: AuthConfig) -> None:
+        """Give a connector without credentials its binding (an OpenAPI connector's ``auth:`` block, read
+        as a connection when the connector is built)."""
+        if connector in self.bindings:
+            raise ConfigurationError(f"connector {connector!r} already has credentials configured")
+        self.bindings[connector] = binding
+
     def declared(self, connector: str) -> AuthConfig:
         """The binding as configured, before MCP discovery completed it."""
         return self._declared.setdefault(connector, self.binding(connector))
@@ -252,7 +260,9 @@ class CredentialManager:
         tool: str = "",
     ) -> ResolvedCredentials:
         binding = await self.current_binding(connector)
-        if binding.minted_per_caller:
+        if binding.configured and connection in (None, "default"):
+            cell = self._configured(connector, binding, tool)
+        elif binding.minted_per_caller:
             cell = await self._exchanged(binding, connector, principal, connection, tool)
         else:
             cell = await self._cell(connector, connection, tool, owners(binding, principal))
@@ -271,6 +281,23 @@ class CredentialManager:
         return ResolvedCredentials(
             conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh, cell.secrets, cell
         )
+
+    def _configured(self, connector: str, binding: AuthConfig, tool: str) -> _Cell:
+        """The shared connection whose secret is configured in ``toolbridge.yaml`` (``secret: env:…``):
+        read at load, never stored in the vault, never refreshed."""
+        ident = f"configured:{connector}"
+        cell = self._cells.get(ident)
+        if cell is not None:
+            return cell
+        if binding.secret is None:
+            raise CredentialsError(
+                f"connector {connector!r} has no credentials: its secret {binding.secret_source} is not set",
+                hint=f"set {binding.secret_source} and restart toolbridge",
+                tool=tool or None,
+            )
+        now = dt.datetime.now(dt.UTC)
+        conn = Connection(ident, connector, "default", binding.scheme, "active", 0, None, None, now, now)
+        return self._install(conn, Material(secret=binding.secret))
 
     async def secret_values(
         self, connector: str, principal: Principal, connection: str | None = None, *, tool: str = ""

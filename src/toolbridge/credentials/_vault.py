@@ -88,9 +88,23 @@ def _unwrap(ring: Keyring, sealed: Sealed) -> bytes:
 class Vault:
     """Named secrets in the database, sealed with the keys from ``keys``."""
 
-    def __init__(self, database: Database, keys: KeySource) -> None:
+    def __init__(self, database: Database, keys: KeySource | None = None) -> None:
+        """Without ``keys`` the vault seals and opens nothing (connections configured with their secret,
+        e.g. a hand-built hub's, never reach it); using it then says how to give it a master key."""
         self.database = database
-        self.keys = keys
+        self._keys = keys
+
+    @property
+    def keys(self) -> KeySource:
+        if self._keys is None:
+            raise ConfigurationError(
+                "the vault has no master key", hint="build it with keys (a KeyFile or StaticKeys)"
+            )
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys: KeySource) -> None:
+        self._keys = keys
 
     async def put(self, name: str, secret: Secret) -> None:
         async with self.database.transaction() as conn:

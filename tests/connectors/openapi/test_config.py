@@ -8,10 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests._specs import OWN
-from toolbridge import ConfigFileError, ConfigurationError, Hub
-from toolbridge.assembly._openapi import resolve_secrets
+from toolbridge import ConfigFileError, Hub
 from toolbridge.cli import app
-from toolbridge.connectors.openapi import OpenAPIConnector, Secret
+from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.settings import OpenAPIConnectorSettings, parse_settings
 
 INCIDENTS = OWN / "incidents.json"
@@ -72,25 +71,27 @@ def test_settings_build_a_filtered_connector_with_overrides(tmp_path: Path) -> N
     assert connector.report.tools == 5 and len(connector.report.excluded) == 7
 
 
-def test_secret_references_resolve_from_the_environment_only() -> None:
-    assert resolve_secrets("x", {"key": "env:TOKEN"}, {"TOKEN": "s3"}) == {"key": Secret("s3")}
-    assert resolve_secrets("x", {"key": "env:UNSET"}, {}) == {}
-    with pytest.raises(ConfigurationError, match=r"connectors.x.auth.key: not a secret reference") as info:
-        resolve_secrets("x", {"key": "ghp_actual_secret"}, {})
-    assert "ghp_actual_secret" not in str(info.value)
-
-
-def test_auth_naming_an_unknown_scheme_is_reported() -> None:
-    settings = OpenAPIConnectorSettings(
-        kind="openapi", spec=str(INCIDENTS), auth={"apikey": "env:X"}, cache=False
-    )
+def _legacy(auth: dict[str, str]) -> OpenAPIConnector:
     from toolbridge.assembly._openapi import openapi_connector
     from toolbridge.settings import Settings
 
-    connector = openapi_connector("pd", settings, Settings(), environ={"X": "v"})
+    settings = OpenAPIConnectorSettings(kind="openapi", spec=str(INCIDENTS), auth=auth, cache=False)
+    return openapi_connector("pd", settings, Settings(), environ={"X": "v"})
+
+
+def test_auth_holding_a_secret_instead_of_a_reference_is_refused_without_echoing_it() -> None:
+    connector = _legacy({"api_key": "ghp_actual_secret"})
     assert not connector.tools()
-    assert "unknown security scheme(s) apikey" in (connector.report.error or "")
-    assert "api_key" in (connector.report.error or "")
+    error = connector.report.error or ""
+    assert "connectors.pd.auth.api_key: not a secret reference" in error
+    assert "ghp_actual_secret" not in error
+
+
+def test_auth_naming_an_unknown_scheme_is_reported() -> None:
+    connector = _legacy({"apikey": "env:X"})
+    assert not connector.tools()
+    assert "no security scheme named 'apikey'" in (connector.report.error or "")
+    assert "the document declares: api_key" in (connector.report.error or "")
 
 
 @pytest.fixture
@@ -124,6 +125,16 @@ def test_cli_adds_a_connector_keeping_the_file_as_it_was(run, in_tmp_dir: Path) 
     }
     code, out = run("add", "openapi", "pd", str(INCIDENTS))
     assert code == 1 and "already in the file" in out
+    code, out = run("add", "openapi", "pd2", str(INCIDENTS), "--auth", "api_key=env:PD_TOKEN")
+    assert code == 0, out
+    connector = parse_settings(config.read_text()).connectors["pd2"]
+    assert connector.connections is not None and "auth" not in connector.model_fields_set
+    assert connector.connections.model_dump(include={"scheme", "name", "location", "secret"}) == {
+        "scheme": "api_key",
+        "name": "Authorization",
+        "location": "header",
+        "secret": "env:PD_TOKEN",
+    }
 
 
 def test_cli_creates_the_file_and_lists_a_connector_with_its_report(run, in_tmp_dir: Path) -> None:  # type: ignore[no-untyped-def]

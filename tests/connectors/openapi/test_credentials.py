@@ -287,7 +287,7 @@ def test_the_scheme_mapping(tmp_path: Path) -> None:
     connector = OpenAPIConnector.from_spec("api", tmp_path / _write(tmp_path, "doc.json", doc))
     kinds = {n.scheme: n.kinds for n in connector.credential_needs()}
     assert kinds == {
-        "basic": {"basic"},
+        "basic": {"basic", "header"},
         "cookie": {"api_key"},
         "oidc": {"bearer", "oauth2", "client_credentials", "jwt_bearer"},
     }

@@ -21,12 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests._serving import loopback_socket, uvicorn_thread
-from tests.connectors.openapi.conftest import ingested, openapi
+from tests.connectors.openapi.conftest import AllOf, Connection, WithConnection, ingested, openapi
 from toolbridge import Hub, Principal, UpstreamError
-from toolbridge.connectors import Invocation
-from toolbridge.connectors.openapi import OpenAPIConnector, Secret
-from toolbridge.credentials import ApiKeyAuth, BearerAuth, StaticToken
-from toolbridge.credentials import Secret as CredentialSecret
+from toolbridge.connectors import Connector, Invocation
+from toolbridge.connectors.openapi import OpenAPIConnector
+from toolbridge.credentials import ApiKeyAuth, BasicAuth, BearerAuth, Secret, StaticToken
 
 pytestmark = pytest.mark.anyio
 
@@ -122,18 +121,33 @@ def hostile(servers: tuple[Server, Server]) -> Server:
     return servers[1]
 
 
-def connector(home: Server, doc: dict[str, Any], secrets: dict[str, str], **kw: Any) -> OpenAPIConnector:
-    return OpenAPIConnector(
-        "api",
-        ingested(doc),
-        base_url=home.url,
-        secrets={k: Secret(v) for k, v in secrets.items()},
-        max_pages=3,
-        **kw,
-    )
+def auth_of(secrets: dict[str, str]) -> httpx2.Auth:
+    """Each canary where its scheme of ``SCHEMES`` puts it, by the credentials layer's auth flows."""
+    flows: list[httpx2.Auth] = []
+    for name, value in secrets.items():
+        token = StaticToken(Secret(value))
+        if name == "bearer":
+            flows.append(BearerAuth(token))
+        elif name == "basic":
+            user, _, password = value.partition(":")
+            flows.append(BasicAuth(user, Secret(password)))
+        else:
+            scheme = SCHEMES[name]
+            flows.append(ApiKeyAuth(scheme["name"], token, location=scheme["in"]))
+    return AllOf(*flows)
 
 
-async def call(api: OpenAPIConnector, arguments: dict[str, Any]) -> Any:
+def with_secrets(api: OpenAPIConnector, secrets: dict[str, str]) -> Connector:
+    """``api`` whose calls carry ``secrets`` as their connection."""
+    auth = auth_of(secrets)
+    return WithConnection(api, lambda tool: auth)
+
+
+def connector(home: Server, doc: dict[str, Any], secrets: dict[str, str], **kw: Any) -> Connector:
+    return with_secrets(OpenAPIConnector("api", ingested(doc), base_url=home.url, max_pages=3, **kw), secrets)
+
+
+async def call(api: Connector, arguments: dict[str, Any]) -> Any:
     hub = Hub()
     hub.add_connector(api)
     async with hub:
@@ -236,25 +250,20 @@ async def test_cross_origin_can_be_refused_by_setting(home: Server, hostile: Ser
     assert hostile.seen == []
 
 
-@dataclass(frozen=True)
-class Connection:
-    """A connection's credentials as the credentials layer hands them to a connector."""
-
-    auth: httpx2.Auth
-    refresh: None = None
-
-    def describe(self) -> str:
-        return "test connection"
-
-
 @pytest.mark.parametrize("location", ["header", "query", "cookie", "bearer"])
 async def test_a_connections_auth_flow_stays_home(
     home: Server, hostile: Server, location: Literal["header", "query", "cookie", "bearer"]
 ) -> None:
     port = hostile.url.rsplit(":", 1)[1]
-    token = StaticToken(CredentialSecret("canary-connection-0b7d55e1"))
+    token = StaticToken(Secret("canary-connection-0b7d55e1"))
     auth = BearerAuth(token) if location == "bearer" else ApiKeyAuth("key", token, location=location)
-    api = connector(home, document(["bearer"]), {}, allow_hosts=[f"127.0.0.1:{port}"])
+    api = OpenAPIConnector(
+        "api",
+        ingested(document(["bearer"])),
+        base_url=home.url,
+        max_pages=3,
+        allow_hosts=[f"127.0.0.1:{port}"],
+    )
     (tool,) = api.tools()
     invocation = Invocation(Principal.local(), "r1", credentials=Connection(auth))
     async with api:
@@ -269,16 +278,15 @@ async def test_servers_of_a_remote_document_pass_the_guard(home: Server) -> None
     doc = {**document(list(CANARIES)), "servers": [{"url": home.url}]}
     port = home.url.rsplit(":", 1)[1]
 
-    def remote(**kw: Any) -> OpenAPIConnector:
+    def remote(**kw: Any) -> Connector:
         spec = "http://docs.example/openapi.json"
-        secrets = {k: Secret(v) for k, v in CANARIES.items()}
-        return OpenAPIConnector("api", ingested(doc), spec_uri=spec, secrets=secrets, **kw)
+        return with_secrets(OpenAPIConnector("api", ingested(doc), spec_uri=spec, **kw), CANARIES)
 
     with pytest.raises(UpstreamError, match="does not reach"):
         await call(remote(), {})
     assert home.seen == []
     assert (await call(remote(allow_hosts=[f"127.0.0.1:{port}"]), {}))["items"] == ["home"]
-    local = OpenAPIConnector("api", ingested(doc), secrets={k: Secret(v) for k, v in CANARIES.items()})
+    local = with_secrets(OpenAPIConnector("api", ingested(doc)), CANARIES)
     assert (await call(local, {}))["items"] == ["home"]  # a local document is the operator's choice
 
 
@@ -300,11 +308,12 @@ async def test_an_upgrade_to_https_on_the_same_host_keeps_the_credentials() -> N
         "api",
         ingested(document(["header_key"])),
         base_url="http://api.test",
-        secrets={"header_key": Secret(CANARIES["header_key"])},
         transport=httpx2.MockTransport(upstream),
         resolver=public,
     )
-    assert (await call(api, {}))["items"] == ["elsewhere"]
+    assert (await call(with_secrets(api, {"header_key": CANARIES["header_key"]}), {}))["items"] == [
+        "elsewhere"
+    ]
     assert [r.headers.get("x-api-key") for r in seen] == [
         CANARIES["header_key"],
         CANARIES["header_key"],

@@ -19,9 +19,10 @@ import httpx2
 import pytest
 
 from tests._leaks import assert_absent, encoded
-from tests.connectors.openapi.conftest import ingested, openapi
+from tests.connectors.openapi.conftest import configured, ingested, openapi
 from toolbridge import Hub, Principal, UpstreamStatusError
-from toolbridge.connectors.openapi import OpenAPIConnector, Secret
+from toolbridge.connectors.openapi import OpenAPIConnector
+from toolbridge.credentials import Secret
 
 pytestmark = pytest.mark.anyio
 
@@ -66,10 +67,9 @@ async def call_echo(token: str, base_url: str = "https://api.test") -> Any:
         "api",
         ingested(DOC),
         base_url=base_url,
-        secrets={"token": Secret(token)},
         transport=httpx2.MockTransport(echo),
     )
-    hub = Hub()
+    hub = Hub(credentials=configured("api", scheme="bearer", secret=Secret(token)))
     hub.add_connector(connector)
     async with hub:
         return await hub.call(Principal.local(), "api.echo", {})

@@ -15,7 +15,7 @@ import pytest
 
 from tests.connectors.openapi.conftest import ingested, openapi
 from toolbridge import CredentialsError, Hub, Principal, UpstreamStatusError, UpstreamUnavailable
-from toolbridge.connectors.openapi import IngestOptions, OpenAPIConnector, Secret
+from toolbridge.connectors.openapi import IngestOptions, OpenAPIConnector
 
 pytestmark = pytest.mark.anyio
 
@@ -203,37 +203,12 @@ SECURE = openapi(
 )
 
 
-@pytest.mark.parametrize(
-    ("secrets", "where", "expected"),
-    [
-        ({"key": "k 1"}, "query", "api_key=k%201"),
-        ({"basic": "alice:pw"}, "Authorization", "Basic YWxpY2U6cHc="),
-    ],
-)
-async def test_security_schemes_put_the_secret_where_the_document_says(
-    secrets: dict[str, str], where: str, expected: str
-) -> None:
-    upstream = Upstream()
-    await call(SECURE, "me", {}, upstream, secrets={k: Secret(v) for k, v in secrets.items()})
-    got = upstream.last.url.query.decode() if where == "query" else upstream.last.headers[where]
-    assert got == expected
-
-
-async def test_bearer_and_cookie_keys() -> None:
-    doc = dict(SECURE, security=[{"bearer": [], "cookie": []}])
-    upstream = Upstream()
-    await call(doc, "me", {}, upstream, secrets={"bearer": Secret("t0k"), "cookie": Secret("c1")})
-    assert upstream.last.headers["Authorization"] == "Bearer t0k"
-    assert upstream.last.headers["Cookie"] == "sid=c1"
-
-
 async def test_missing_credentials_say_what_to_configure() -> None:
     with pytest.raises(
         CredentialsError, match=r"needs credentials: key \(API key in query 'api_key'\)"
     ) as info:
         await call(SECURE, "me", {}, Upstream())
-    assert "auth" in (info.value.hint or "")
-    assert repr(Secret("hunter2")) == "Secret('********')" and "hunter2" not in str(Secret("hunter2"))
+    assert "connections:" in (info.value.hint or "")
 
 
 GET_DOC = openapi({"/r": {"get": {"operationId": "r", "responses": OK}}})

@@ -16,7 +16,6 @@ from toolbridge.connectors.openapi._ingest import (
 from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, SpecSource, load_spec
 from toolbridge.connectors.openapi._model import IngestReport, Issue, SecurityScheme
 from toolbridge.connectors.openapi._paginate import Pagination
-from toolbridge.connectors.openapi._security import Secret
 
 __all__ = [
     "IngestOptions",
@@ -28,7 +27,6 @@ __all__ = [
     "OperationFilter",
     "OperationOverride",
     "Pagination",
-    "Secret",
     "SecurityScheme",
     "SpecSource",
     "ingest",

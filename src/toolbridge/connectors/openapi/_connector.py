@@ -11,7 +11,6 @@ from urllib.parse import urljoin
 
 import httpx2
 
-from toolbridge._redact import forms
 from toolbridge._urlguard import Resolver, system_resolver
 from toolbridge.catalog import Tool
 from toolbridge.connectors._base import Invocation
@@ -25,7 +24,7 @@ from toolbridge.connectors.openapi._needs import Need, check_fit, need_of
 from toolbridge.connectors.openapi._paginate import Fetch, Pager, Pagination
 from toolbridge.connectors.openapi._request import Draft, build_request
 from toolbridge.connectors.openapi._response import Page, decode, status_error
-from toolbridge.connectors.openapi._security import Secret, apply_security
+from toolbridge.connectors.openapi._security import missing_credentials
 from toolbridge.connectors.openapi._wire import AiohttpWire, HttpxWire, Wire
 from toolbridge.errors import ConfigurationError
 
@@ -70,7 +69,6 @@ class OpenAPIConnector:
         ingested: Ingested,
         *,
         base_url: str | None = None,
-        secrets: Mapping[str, Secret] | None = None,
         client: httpx2.AsyncClient | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
@@ -86,7 +84,6 @@ class OpenAPIConnector:
         self._name = name
         self._key_header = idempotency_header
         self._ingested = ingested
-        self._secrets = dict(secrets or {})
         self._injected = client
         self._client: httpx2.AsyncClient | None = client
         self._wire: Wire | None = None
@@ -99,10 +96,6 @@ class OpenAPIConnector:
         self._spec_uri = spec_uri or ingested.report.source
         hosts = frozenset(h.rstrip(".").lower() for h in allow_hosts)
         self._egress = Egress(name, allow_hosts=hosts, cross_origin=cross_origin, resolver=resolver)
-        self._check_secrets()
-        values = [s.reveal() for s in self._secrets.values()]
-        self.secret_forms = forms([*values, *(v.partition(":")[2] for v in values if ":" in v)])
-        """Every form of the ``auth:`` secrets an upstream could echo: the hub redacts them from results."""
 
     @classmethod
     def from_spec(
@@ -185,6 +178,11 @@ class OpenAPIConnector:
     def operation(self, tool: str) -> Operation:
         return self._ingested.operations[tool]
 
+    @property
+    def security_schemes(self) -> Mapping[str, SecurityScheme]:
+        """Every security scheme the document declares, by name."""
+        return self._ingested.schemes
+
     def security_needs(self) -> tuple[SecurityScheme, ...]:
         """The security schemes some operation requires: what a connection must supply."""
         used = {n for op in self._ingested.operations.values() for alt in op.security for n in alt}
@@ -225,15 +223,14 @@ class OpenAPIConnector:
         return f"header {header}" if header else None
 
     def _signer_for(self, operation: Operation, invocation: Invocation) -> Signer:
-        """The call's connection when there is one (it wins over ``auth:`` secrets), else those secrets.
-
-        An operation the document marks public (schemes declared, none required) gets no credentials.
-        Either is applied only to requests for the configured origin (see :mod:`._egress`).
-        """
+        """The call's connection (from the credentials layer), applied only to requests for the configured
+        origin (see :mod:`._egress`). An operation the document marks public (schemes declared, none
+        required) gets no credentials; one that requires them, called without a connection, is refused."""
         credentials = invocation.credentials
         if credentials is None:
-            schemes, secrets = self._ingested.schemes, self._secrets
-            return Signer(apply=lambda draft: apply_security(draft, operation, schemes, secrets))
+            if operation.security and all(operation.security):
+                raise missing_credentials(self._name, operation, self._ingested.schemes)
+            return Signer()
         if self._ingested.schemes and not operation.security:
             return Signer()
         return Signer(auth=credentials.auth)
@@ -310,11 +307,3 @@ class OpenAPIConnector:
             return await self._send(draft, route, signer, tool)
 
         return fetch
-
-    def _check_secrets(self) -> None:
-        unknown = sorted(set(self._secrets) - set(self._ingested.schemes))
-        if unknown and self._ingested.schemes:
-            raise ConfigurationError(
-                f"connector {self._name!r}: auth names unknown security scheme(s) {', '.join(unknown)}",
-                hint="the document declares: " + ", ".join(sorted(self._ingested.schemes)),
-            )

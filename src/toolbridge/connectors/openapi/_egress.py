@@ -19,7 +19,6 @@ a session cookie one call's answer set would otherwise ride along on another pri
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
@@ -83,9 +82,8 @@ def _default_port(scheme: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """One call's credentials: secrets written onto a copy of a draft, and/or an httpx2 auth flow."""
+    """One call's credentials: its connection's httpx2 auth flow (None: the request goes without)."""
 
-    apply: Callable[[Draft], None] | None = None
     auth: httpx2.Auth | None = None
 
 
@@ -123,7 +121,7 @@ class Egress:
             same = _same_site(route.trusted, self._origin(draft.url, tool))
             if not same and self._cross_origin == "refuse":
                 raise self._refused(tool, "another origin")
-            out = await self._outgoing(draft, signer if same else None, not same or route.guard_trusted, tool)
+            out = await self._outgoing(draft, not same or route.guard_trusted, tool)
             reply = await wire.send(out, signer.auth if same else None, tool)
             if not is_redirect(reply):
                 return await reply.read(max_bytes)
@@ -136,12 +134,7 @@ class Egress:
             hint="check the connector's base_url; the service may be misconfigured",
         )
 
-    async def _outgoing(self, draft: Draft, signer: Signer | None, guarded: bool, tool: str) -> Outgoing:
-        if signer is not None and signer.apply is not None:
-            draft = replace(
-                draft, query=list(draft.query), headers=dict(draft.headers), cookies=list(draft.cookies)
-            )
-            signer.apply(draft)
+    async def _outgoing(self, draft: Draft, guarded: bool, tool: str) -> Outgoing:
         out = draft.outgoing()
         if not guarded:
             return out

@@ -6,7 +6,7 @@ add``): a connection fits the connector when it fits at least one scheme some op
 | document scheme | connection schemes that fit |
 |---|---|
 | ``apiKey`` (header, query, cookie) | ``api_key`` with the same name and location, ``header`` (header keys) |
-| ``http`` ``basic`` | ``basic`` |
+| ``http`` ``basic`` | ``basic``, ``header`` (``Authorization: Basic {secret}``: a secret already encoded) |
 | ``http`` ``bearer`` | ``bearer``, ``oauth2``, ``client_credentials``, ``jwt_bearer`` |
 | ``http`` other (``digest`` …) | ``header`` |
 | ``oauth2``, ``openIdConnect`` | ``oauth2``, ``client_credentials``, ``jwt_bearer``, ``bearer`` |
@@ -62,7 +62,7 @@ def _kinds(scheme: SecurityScheme) -> frozenset[str]:
         return frozenset({"api_key", "header"} if scheme.location == "header" else {"api_key"})
     if scheme.type == "http":
         if scheme.scheme == "basic":
-            return frozenset({"basic"})
+            return frozenset({"basic", "header"})
         return _TOKENS if scheme.scheme in (None, "bearer") else frozenset({"header"})
     if scheme.type in ("oauth2", "openIdConnect"):
         return _TOKENS
