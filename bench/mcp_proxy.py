@@ -9,10 +9,12 @@ Three targets, one minimal client (bench/_load.py's HTTP/1.1 connections, ``--cl
 * ``passthrough``: bench/serve_passthrough.py, a raw forwarding proxy on uvloop + httptools (no auth, no
   audit): the floor of a Python proxy hop; toolbridge's overhead is also given as a multiple of its own.
 
-toolbridge runs twice: with its default upstream client (httpx2 over httpcore, which honours proxy and TLS
-settings) and with ``fast_path: true`` (its own HTTP/1.1). ``--baseline-src DIR`` adds a third toolbridge
-from another source tree (``git archive main src | tar -x -C DIR``) in the same rounds, to compare a change
-with what it replaces on the same machine at the same time.
+toolbridge runs twice: with its default upstream client (its own HTTP/1.1, the fast path, as no proxy is
+set) and with ``fast_path: false`` (httpx2's client over httpcore, what a connector with a ``proxy`` uses).
+``--baseline-src DIR`` adds a third toolbridge from another source tree (``git archive main src | tar -x -C
+DIR``) with its defaults in the same rounds, to compare a change with what it replaces on the same machine
+at the same time. Beside each server's latency, its CPU time per call (from /proc, 10 ms resolution over
+all its calls): less sensitive to other work on the machine than the latency, which waits for the CPU.
 
 Usage: ``uv run python bench/mcp_proxy.py [--calls N] [--client raw|httpx2] [--baseline-src DIR]``. Needs
 tests/node (``npm ci --prefix tests/node``). Prints median and p99 latency and the ratios against the goals:
@@ -48,7 +50,7 @@ from _load import (
     _check,
     connector,
 )
-from _procs import BENCH, fastmcp_python, free_port, running
+from _procs import BENCH, Server, fastmcp_python, free_port, running
 
 ROOT = BENCH.parent
 NODE_DIR = ROOT / "tests" / "node"
@@ -76,6 +78,8 @@ class Target:
     key: str | None
     connect: Connect
     modern: bool = False
+    server: Server | None = None
+    """The process serving ``url``, whose CPU time is measured."""
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[Call]:
@@ -112,6 +116,7 @@ class InProcessTarget:
 
     name: str
     url: str
+    server: Server | None = None
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[Call]:
@@ -129,16 +134,19 @@ class InProcessTarget:
             yield call
 
 
-async def measure(target: Target | InProcessTarget, calls: int, warmup: int) -> list[float]:
+async def measure(target: Target | InProcessTarget, calls: int, warmup: int) -> tuple[list[float], float]:
+    """Latencies (ms) of ``calls`` calls, and the CPU seconds the target's server spent on them."""
     samples: list[float] = []
     async with target.client() as call:
         for _ in range(warmup):
             await call()
+        cpu = target.server.cpu_seconds() if target.server else 0.0
         for _ in range(calls):
             start = anyio.current_time()
             await call()
             samples.append((anyio.current_time() - start) * 1000)
-    return samples
+        cpu = target.server.cpu_seconds() - cpu if target.server else 0.0
+    return samples, cpu
 
 
 def stats(samples: list[float]) -> tuple[float, float]:
@@ -148,14 +156,18 @@ def stats(samples: list[float]) -> tuple[float, float]:
 
 async def run_all(
     targets: list[Target | InProcessTarget], calls: int, warmup: int, rounds: int
-) -> dict[str, list[float]]:
-    """Rounds that visit every target in turn, so a burst of outside load hits all of them alike."""
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Rounds that visit every target in turn, so a burst of outside load hits all of them alike; the
+    latencies of each target and its server's CPU seconds."""
     results: dict[str, list[float]] = {t.name: [] for t in targets}
+    cpu: dict[str, float] = dict.fromkeys(results, 0.0)
     for _ in range(rounds):
         for target in targets:
             with anyio.fail_after(300):
-                results[target.name] += await measure(target, calls // rounds, warmup)
-    return results
+                samples, spent = await measure(target, calls // rounds, warmup)
+            results[target.name] += samples
+            cpu[target.name] += spent
+    return results, cpu
 
 
 def main() -> int:
@@ -182,7 +194,7 @@ def main() -> int:
         ports = {name: free_port() for name in ("upstream", "fastmcp", "passthrough")}
         upstream = f"http://127.0.0.1:{ports['upstream']}/mcp"
         env_note = f"PORT={ports['upstream']}"
-        stack.enter_context(
+        everything = stack.enter_context(
             running(
                 "server-everything",
                 [
@@ -200,25 +212,34 @@ def main() -> int:
             )
         )
         passthrough = [sys.executable, str(BENCH / "serve_passthrough.py"), str(ports["passthrough"])]
-        stack.enter_context(
+        floor = stack.enter_context(
             running("passthrough", [*passthrough, str(ports["upstream"])], ports["passthrough"], logs)
         )
         targets: list[Target | InProcessTarget] = [
-            Target("direct: server-everything (Node)", upstream, "echo", None, connect),
-            Target(PASSTHROUGH, f"http://127.0.0.1:{ports['passthrough']}/mcp", "echo", None, connect),
+            Target("direct: server-everything (Node)", upstream, "echo", None, connect, server=everything),
+            Target(
+                PASSTHROUGH,
+                f"http://127.0.0.1:{ports['passthrough']}/mcp",
+                "echo",
+                None,
+                connect,
+                server=floor,
+            ),
         ]
-        variants = [("toolbridge", "default", None), ("toolbridge fast path", "fast", None)]
+        variants = [("toolbridge", None, None), ("toolbridge fast_path: false (httpx2)", "httpx2", None)]
         if args.baseline_src is not None:
-            variants.append(("baseline toolbridge", "default", args.baseline_src.resolve()))
+            variants.append(("baseline toolbridge", None, args.baseline_src.resolve()))
         for label, client, source in variants:
-            tb_url, key = _toolbridge(stack, logs, upstream, client, source, label)
-            targets.append(Target(f"{label}, 2025-11-25 session", tb_url, "up.echo", key, connect))
+            tb_url, key, tb = _toolbridge(stack, logs, upstream, client, source, label)
+            targets.append(Target(f"{label}, 2025-11-25 session", tb_url, "up.echo", key, connect, server=tb))
             targets.append(
-                Target(f"{label}, 2026-07-28 stateless", tb_url, "up.echo", key, connect, modern=True)
+                Target(
+                    f"{label}, 2026-07-28 stateless", tb_url, "up.echo", key, connect, modern=True, server=tb
+                )
             )
         if not args.skip_fastmcp:
             python = fastmcp_python()
-            stack.enter_context(
+            fastmcp = stack.enter_context(
                 running(
                     "fastmcp-proxy",
                     [str(python), str(BENCH / "serve_fastmcp_proxy.py"), str(ports["fastmcp"]), upstream],
@@ -227,10 +248,12 @@ def main() -> int:
                 )
             )
             fm_url = f"http://127.0.0.1:{ports['fastmcp']}/mcp"
-            targets.append(Target(FASTMCP, fm_url, "echo", None, connect))
+            targets.append(Target(FASTMCP, fm_url, "echo", None, connect, server=fastmcp))
         targets.append(InProcessTarget("(info) toolbridge hub.call in-process", upstream))
-        results = anyio.run(run_all, targets, args.calls, args.warmup, args.rounds)
-    report(targets, results)
+        results, cpu = anyio.run(run_all, targets, args.calls, args.warmup, args.rounds)
+    with open("/proc/loadavg") as f:
+        print(f"load average at the end (1/5/15 min): {' '.join(f.read().split()[:3])}")
+    report(targets, results, cpu)
     return 0
 
 
@@ -238,28 +261,33 @@ FASTMCP = "FastMCP 4.1.6 proxy (defaults)"
 
 
 def _toolbridge(
-    stack: ExitStack, logs: Path, upstream: str, client: str, source: Path | None, label: str
-) -> tuple[str, str]:
-    """Start a toolbridge federating ``upstream`` (``client``: default or fast path; ``source``: another
-    tree's src/ folder, put first on the path); its /mcp URL and agent key."""
+    stack: ExitStack, logs: Path, upstream: str, client: str | None, source: Path | None, label: str
+) -> tuple[str, str, Server]:
+    """Start a toolbridge federating ``upstream`` (``client``: None for the default, else ``fast`` or
+    ``httpx2``; ``source``: another tree's src/ folder, put first on the path); its /mcp URL, agent key
+    and process."""
     port = free_port()
     key_file = logs / f"key-{port}"
     argv = [sys.executable, str(BENCH / "serve_toolbridge_mcp.py"), str(port), str(key_file), upstream]
-    if client == "fast":
-        argv.append("fast")
+    if client is not None:
+        argv.append(client)
     if source is not None:
         argv = ["env", f"PYTHONPATH={source / 'src'}", *argv]
-    stack.enter_context(running(label, argv, port, logs, wait_for=key_file))
-    return f"http://127.0.0.1:{port}/mcp", key_file.read_text().strip()
+    server = stack.enter_context(running(label, argv, port, logs, wait_for=key_file))
+    return f"http://127.0.0.1:{port}/mcp", key_file.read_text().strip(), server
 
 
-def report(targets: list[Target | InProcessTarget], results: dict[str, list[float]]) -> None:
-    print(f"{'target':<48} {'median ms':>10} {'p99 ms':>9} {'calls':>6}")
+def report(
+    targets: list[Target | InProcessTarget], results: dict[str, list[float]], cpu: dict[str, float]
+) -> None:
+    print(f"{'target':<52} {'median ms':>10} {'p99 ms':>9} {'server CPU ms/call':>19} {'calls':>6}")
     medians: dict[str, float] = {}
     for target in targets:
         median, p99 = stats(results[target.name])
         medians[target.name] = median
-        print(f"{target.name:<48} {median:>10.3f} {p99:>9.3f} {len(results[target.name]):>6}")
+        calls = len(results[target.name])
+        spent = f"{cpu[target.name] * 1000 / calls:.3f}" if target.server is not None else "-"
+        print(f"{target.name:<52} {median:>10.3f} {p99:>9.3f} {spent:>19} {calls:>6}")
     direct = medians[targets[0].name]
     hop = medians[PASSTHROUGH] - direct
     proxies = [t.name for t in targets if isinstance(t, Target) and "toolbridge" in t.name]
@@ -276,7 +304,11 @@ def report(targets: list[Target | InProcessTarget], results: dict[str, list[floa
         now = name.removeprefix("baseline ")
         change = medians[now] - medians[name]
         verdict = "yes" if change <= 0.1 else "NO"
-        print(f"{now}: median {change:+.3f} ms against the baseline  (goal <= +0.1 ms: {verdict})")
+        spent = (cpu[now] / len(results[now]) - cpu[name] / len(results[name])) * 1000
+        print(
+            f"{now}: median {change:+.3f} ms against the baseline  (goal <= +0.1 ms: {verdict}); "
+            f"server CPU {spent:+.3f} ms per call"
+        )
     if FASTMCP in medians:
         for name in proxies:
             ratio = medians[FASTMCP] / medians[name]

@@ -420,8 +420,9 @@ class McpConnectorSettings(_ConnectorBase):
     client_cert: str | None = None
     """For ``url``: a PEM file with the client certificate for mutual TLS (and its key, or ``client_key``)."""
     client_key: str | None = None
-    fast_path: bool = False
-    """For ``url``: toolbridge's own small HTTP/1.1 client instead of httpcore's (no proxy)."""
+    fast_path: bool | None = None
+    """For ``url``: ``true`` toolbridge's own small HTTP/1.1 client, ``false`` httpx2's (httpcore); unset:
+    the fast path unless a ``proxy`` is given (it cannot go through one)."""
     start_timeout: float = pydantic.Field(default=60.0, gt=0)
     """For ``command``: seconds the process may take to answer at all (npx/uvx install on a first run)."""
     approve: Literal["manual", "all-on-first-connect"] = "manual"
@@ -449,7 +450,7 @@ class McpConnectorSettings(_ConnectorBase):
             raise ValueError("'transport' applies to a 'url' server; a 'command' server speaks stdio")
         http_only = ("proxy", "ca_file", "client_cert", "client_key")
         given = [f for f in http_only if getattr(self, f) is not None]
-        given += ["fast_path"] if self.fast_path else []
+        given += ["fast_path"] if self.fast_path is not None else []
         if given and self.url is None:
             raise ValueError(f"{', '.join(given)}: for a 'url' server; a 'command' server speaks stdio")
         if self.fast_path and self.proxy is not None:

@@ -298,6 +298,11 @@ def test_network_settings_are_read_and_bad_combinations_refused(tmp_path: Path) 
     with pytest.raises(ConfigurationError, match="client_cert"):
         HttpServer(url="https://h/mcp", client_key="k.pem")
     assert "s3cret" not in repr(HttpServer(url="https://h/mcp", proxy="http://user:s3cret@127.0.0.1:1"))
+    # which client: the fast path unless a proxy is given or fast_path says otherwise
+    assert config.fast_path is None  # type: ignore[union-attr]
+    assert HttpServer(url="https://h/mcp").fast and HttpServer(url="https://h/mcp", ca_file="ca.pem").fast
+    assert not HttpServer(url="https://h/mcp", proxy="http://127.0.0.1:1").fast
+    assert not HttpServer(url="https://h/mcp", fast_path=False).fast
 
 
 async def test_a_missing_ca_file_stops_the_connector_with_its_path(tmp_path: Path) -> None:

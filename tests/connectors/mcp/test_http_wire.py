@@ -1,5 +1,6 @@
 """The streamable-HTTP channel's HTTP/1.1 on raw sockets: framing, keep-alive reuse and refusals, on both
-the default client (httpx2 over httpcore) and the opt-in fast path (toolbridge's own HTTP/1.1)."""
+httpx2's client over httpcore (``fast_path: false``, and with a proxy) and the default fast path
+(toolbridge's own HTTP/1.1)."""
 
 from __future__ import annotations
 

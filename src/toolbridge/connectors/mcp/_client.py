@@ -1,10 +1,11 @@
 """The HTTP client under a connector's MCP channels: one pooled ``httpx2.AsyncClient`` per connector.
 
 It honours the connector's proxy, private CA and client certificate (mTLS). The transport is a seam, as
-in httpx: pass one (``httpx2.MockTransport`` in tests) and it is used as it is; else httpcore's, or with
-``fast_path`` toolbridge's own HTTP/1.1 (``_fastpath``). The environment is never read (no proxy or CA
-from ``HTTP_PROXY``/``SSL_CERT_FILE``): configuration comes from the connector's settings only. Cookies an
-upstream sets are not kept, and redirects are not followed (credentials must not go elsewhere).
+in httpx: pass one (``httpx2.MockTransport`` in tests) and it is used as it is; else toolbridge's own
+HTTP/1.1 (``_fastpath``, the default without a proxy: see ``HttpServer.fast_path``) or httpcore's. The
+environment is never read (no proxy or CA from ``HTTP_PROXY``/``SSL_CERT_FILE``): configuration comes
+from the connector's settings only. Cookies an upstream sets are not kept, and redirects are not followed
+(credentials must not go elsewhere).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def upstream_client(
     """A client for ``server`` (close it with ``aclose``)."""
     if transport is None:
         context = tls_context(server)
-        if server.fast_path:
+        if server.fast:
             transport = FastTransport(context)
         else:
             transport = httpx2.AsyncHTTPTransport(

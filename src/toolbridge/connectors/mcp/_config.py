@@ -61,8 +61,14 @@ class HttpServer:
     client_cert: str | None = None
     """A PEM file with the client certificate (mTLS), and its key unless ``client_key`` names another."""
     client_key: str | None = None
-    fast_path: bool = False
-    """Speak HTTP/1.1 with toolbridge's own small client instead of httpcore's (no proxy)."""
+    fast_path: bool | None = None
+    """True: HTTP/1.1 spoken by toolbridge's own small client (``_fastpath``); False: httpx2's client
+    (httpcore); None (the default): the fast path unless a ``proxy`` is given, which only httpx2 honours."""
+
+    @property
+    def fast(self) -> bool:
+        """Whether requests go by the fast path (see :attr:`fast_path`)."""
+        return self.fast_path if self.fast_path is not None else self.proxy is None
 
     def __post_init__(self) -> None:
         if self.transport == "sse" and self.protocol == "2026-07-28":
@@ -70,10 +76,10 @@ class HttpServer:
                 f"{self.url!r}: the legacy SSE transport has no 2026-07-28 (stateless) era",
                 hint="use transport: streamable-http, or protocol: auto / 2025-11-25",
             )
-        if self.fast_path and self.proxy is not None:
+        if self.fast_path is True and self.proxy is not None:
             raise ConfigurationError(
                 f"{self.url!r}: the fast path speaks to the server directly, not through a proxy",
-                hint="drop fast_path (the default client honours the proxy) or the proxy",
+                hint="drop fast_path (with a proxy, requests go by httpx2, which honours it) or the proxy",
             )
         if self.client_key is not None and self.client_cert is None:
             raise ConfigurationError(

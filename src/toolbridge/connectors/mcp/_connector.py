@@ -94,7 +94,8 @@ class McpConnector(FederatedRequests):
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         """``transport``: under the HTTP client of an HTTP upstream (``httpx2.MockTransport`` in tests);
-        None: httpcore's, honouring the server's proxy and TLS settings (or the fast path, if chosen)."""
+        None: the fast path (``_fastpath``), or httpcore's when the server names a proxy or
+        ``fast_path=False``; both honour the server's TLS settings."""
         self._name = name
         self._namespace = name if prefixed else ""
         self.server = server
@@ -193,7 +194,7 @@ class McpConnector(FederatedRequests):
         try:
             if isinstance(self.server, HttpServer):  # closed last: the sessions end (DELETE) on it
                 transport = self._transport
-                if transport is None and self.server.fast_path:
+                if transport is None and self.server.fast:
                     transport = self._opener.fast = FastTransport(tls_context(self.server))
                 client = upstream_client(self.server, transport=transport)
                 stack.push_async_callback(client.aclose)

@@ -1,11 +1,13 @@
-"""The opt-in fast path of the MCP channel: HTTP/1.1 written and read here, as an httpx2 transport.
+"""The fast path of the MCP channel: HTTP/1.1 written and read here, as an httpx2 transport.
 
-``fast_path: true`` on an HTTP upstream puts this transport under the channel's ``httpx2.AsyncClient``
-in place of httpcore's. It exists because the MCP proxy benchmark (bench/mcp_proxy.py) showed the
-general HTTP/1.1 state machine (h11) costing about 200 µs per exchange where this one costs a few tens:
-a client that sends POSTs, GETs and a DELETE and reads their answers needs a small part of HTTP/1.1.
+Requests to an HTTP upstream go by this transport unless the connector names a ``proxy`` (then httpx2's
+client, over httpcore, carries them) or sets ``fast_path: false``. It exists because the MCP proxy
+benchmarks (bench/mcp_proxy.py, bench/mcp_channel.py) measure httpx2's client costing the proxy about
+three times the CPU per exchange (httpcore's pool checks, h11's state machine, the request head and body
+written by two system calls instead of one) and aiohttp's half again as much: a client that sends POSTs,
+GETs and a DELETE and reads their answers needs a small part of HTTP/1.1.
 It speaks HTTP/1.1 over TCP or TLS (the connector's CA and client certificate apply) and nothing else:
-no proxy, no HTTP/2 (the settings refuse those combinations).
+no proxy, no HTTP/2 (the settings refuse ``fast_path: true`` with a proxy).
 
 Every header value sent is checked (no control characters, ASCII only), so no value can split the
 request; answers are framed by ``Transfer-Encoding: chunked``, ``Content-Length`` or the end of the

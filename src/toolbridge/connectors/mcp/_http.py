@@ -113,7 +113,7 @@ class HttpChannel:
 
     async def start(self) -> None:
         if self._client is None:
-            if self._server.fast_path:
+            if self._server.fast:
                 self._fast = FastTransport(tls_context(self._server))
             self._client = upstream_client(self._server, transport=self._fast)
         self._closed = False

@@ -63,9 +63,10 @@ class Opener:
         self.transport: Transport = "auto" if isinstance(server, StdioServer) else server.transport
         """How an HTTP upstream is spoken to; under ``auto``, what worked (``auto`` until something did)."""
         self.client: httpx2.AsyncClient | None = None
-        self.fast: FastTransport | None = None
-        """The fast-path transport under ``client`` (``fast_path: true``), which channels call directly."""
         """The connector's HTTP client, shared by every channel of an HTTP upstream (set while it runs)."""
+        self.fast: FastTransport | None = None
+        """The fast-path transport under ``client`` (unless a proxy or ``fast_path: false``), which
+        channels call directly."""
         self.sessions_opened = 0
         """How many sessions were opened (with the shared one's replacements and per-connection ones)."""
 
