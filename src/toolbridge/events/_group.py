@@ -195,6 +195,8 @@ def _row(item: _Pending, now: dt.datetime) -> dict[str, Any]:
         "time": now,
         "payload": new.payload if new.payload is not None else {},
         "delivery_id": new.delivery_id,
+        "stream": new.stream,
+        "stream_seq": new.stream_seq,
     }
     return item.row
 

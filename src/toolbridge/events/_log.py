@@ -140,6 +140,21 @@ class EventLog:
                 found, cursor = await self.after(cursor, match=match, limit=limit)
         return found, cursor
 
+    async def stream(
+        self, conn: AsyncConnection, stream: str, after: int, limit: int
+    ) -> list[tuple[int, Event]]:
+        """Events of ``stream`` numbered after ``after`` (at most ``limit``), in ``conn``'s transaction:
+        (stream number, event), in stream order. A stream is numbered by its one writer, so it has no gaps
+        to wait for (see :class:`NewEvent`)."""
+        query = (
+            sa.select(events)
+            .where(events.c.stream == stream, events.c.stream_seq > after)
+            .order_by(events.c.stream_seq)
+            .limit(limit)
+        )
+        rows = (await conn.execute(query)).mappings().all()
+        return [(int(r["stream_seq"]), event_of(r)) for r in rows]
+
     async def head(self) -> int:
         async with self._db.transaction() as conn:
             return int(

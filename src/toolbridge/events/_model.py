@@ -15,13 +15,19 @@ __all__ = ["Event", "EventFilter", "NewEvent"]
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event before it is recorded. ``delivery_id`` (inbound webhooks) deduplicates per source."""
+    """An event before it is recorded. ``delivery_id`` (inbound webhooks) deduplicates per source.
+
+    ``stream`` and ``stream_seq``: an ordered part of the log with its own numbering, kept by its one
+    writer (a workspace's change feed: ``workspace:<id>``, numbered under the workspace's row lock, so a
+    stream's numbers become visible in order and without gaps, unlike the log's ``seq``)."""
 
     source: str
     type: str
     subject: str | None = None
     payload: Any = None
     delivery_id: str | None = None
+    stream: str | None = None
+    stream_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

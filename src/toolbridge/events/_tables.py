@@ -1,4 +1,5 @@
-"""Event tables (SQLAlchemy Core), created by migrations 0008_events, 0010 and 0011 (lease tokens)."""
+"""Event tables (SQLAlchemy Core), created by migrations 0008_events, 0010, 0011 (lease tokens) and 0013
+(streams: the workspace change feeds)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ events = sa.Table(
     sa.Column("time", _TS, nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("delivery_id", sa.String(255), nullable=True),
+    sa.Column("stream", sa.String(80), nullable=True),
+    sa.Column("stream_seq", _BIG, nullable=True),
 )
 sa.Index("ix_events_time", events.c.time)
+sa.Index("ux_events_stream", events.c.stream, events.c.stream_seq, unique=True)
 
 event_dedupe = sa.Table(
     "event_dedupe",

@@ -1,5 +1,9 @@
 """The workspace service: files, versions, leases, members, quotas and the change feed.
 
+The change feed is the workspace's stream in the event log (see ``_tx``): one record of each change, read
+by ``workspace.changes`` (MCP, REST ``GET /v1/workspaces/<ws>/changes``, the CLI) and by event
+subscriptions alike.
+
 Every operation takes the calling :class:`~toolbridge.policy.Principal`. A workspace the principal is
 not a member of answers exactly like one that does not exist (404). Writes run in one transaction per
 workspace (see ``_tx``) in which the lease rule is checked (see ``_leases``), the version is added, the
@@ -13,12 +17,12 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 import sqlalchemy as sa
 
 from toolbridge.errors import BadRequest, Conflict, NotFound, QuotaExceeded
+from toolbridge.events import Event, EventLog
 from toolbridge.policy import Principal
 from toolbridge.storage import Database
 from toolbridge.workspace import _leases
@@ -48,17 +52,13 @@ from toolbridge.workspace._files import (
 from toolbridge.workspace._model import Change, ChangePage, Entry, Lease, Member, Role, Version, WorkspaceInfo
 from toolbridge.workspace._paths import ROOT, normalize_path, split_name
 from toolbridge.workspace._tables import (
-    ws_changes,
     ws_credits,
     ws_files,
     ws_members,
     ws_versions,
     ws_workspaces,
 )
-from toolbridge.workspace._tx import Tx, read_tx, role_of, write_tx
-
-if TYPE_CHECKING:
-    from toolbridge.events import EventLog
+from toolbridge.workspace._tx import Tx, read_tx, role_of, stream_of, write_tx
 
 __all__ = ["Workspaces"]
 
@@ -89,8 +89,8 @@ class Workspaces:
         self.credits_per_agent = credits_per_agent
         self._poll = poll_interval
         self._changed = anyio.Event()
-        self.events = events
-        """The hub's event log, when it has one: workspace changes are recorded there too."""
+        self.events = events if events is not None else EventLog(database, clock=clock)
+        """Where changes are recorded: the hub's event log, when it has one (subscriptions see them)."""
 
     # -- workspaces and members -------------------------------------------------------------------
 
@@ -612,17 +612,8 @@ class Workspaces:
         self, principal: Principal, workspace: str, cursor: int, limit: int
     ) -> ChangePage:
         async with read_tx(self.database, workspace, principal) as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(ws_changes)
-                    .where(ws_changes.c.workspace_id == workspace, ws_changes.c.seq > cursor)
-                    .order_by(ws_changes.c.seq)
-                    .limit(limit)
-                )
-            ).all()
-        changes = tuple(
-            Change(int(r.seq), r.kind, r.path, r.principal, float(r.at), dict(r.detail or {})) for r in rows
-        )
+            found = await self.events.stream(conn, stream_of(workspace), cursor, limit)
+        changes = tuple(_change(seq, event) for seq, event in found)
         return ChangePage(changes, changes[-1].id if changes else cursor)
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -686,6 +677,17 @@ class _Notify:
         await self._inner.__aexit__(*exc_info)  # type: ignore[attr-defined]
         if exc_info[0] is None and self._tx is not None and self._tx.emitted:
             self._owner._notify()
-            if self._owner.events is not None:
-                for event in self._tx.recorded:
-                    self._owner.events.wake(event)
+            for event in self._tx.recorded:
+                self._owner.events.wake(event)
+
+
+def _change(seq: int, event: Event) -> Change:
+    payload = event.payload if isinstance(event.payload, Mapping) else {}
+    return Change(
+        seq,
+        str(payload.get("kind") or event.type.removeprefix("workspace.")),
+        str(payload.get("path") or event.subject or ""),  # the subject is cut at 255 characters
+        str(payload.get("principal") or ""),
+        event.time.timestamp(),
+        dict(payload.get("detail") or {}),
+    )

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from toolbridge.storage import metadata
 
-__all__ = ["ws_changes", "ws_credits", "ws_files", "ws_leases", "ws_members", "ws_versions", "ws_workspaces"]
+__all__ = ["ws_credits", "ws_files", "ws_leases", "ws_members", "ws_versions", "ws_workspaces"]
 
 _BIG = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
@@ -68,18 +68,6 @@ ws_leases = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=True),
     sa.Column("holder", sa.String(80), nullable=True),
     sa.Column("expires_at", sa.Float, nullable=True),
-)
-
-ws_changes = sa.Table(
-    "ws_changes",
-    metadata,
-    sa.Column("workspace_id", sa.String(64), primary_key=True),
-    sa.Column("seq", _BIG, primary_key=True, autoincrement=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("path", sa.String(1024), nullable=False),
-    sa.Column("principal", sa.String(80), nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("detail", sa.JSON, nullable=False),
 )
 
 ws_credits = sa.Table(

@@ -4,6 +4,10 @@ Every mutating operation starts by touching its workspace row. On PostgreSQL tha
 SQLite it takes the database's write lock before anything is read. Either way the writes to one workspace
 are serialized, so the lease and fencing checks that follow read state nobody else can change before the
 transaction commits — the check and the write are one atomic step.
+
+A change is an event in the event log (source ``workspace``, type ``workspace.<kind>``, subject the path),
+recorded in the same transaction on the workspace's stream ``workspace:<id>`` and numbered there by the
+workspace's ``change_seq``: the numbers the change feed's readers page by.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ from toolbridge.events._model import Event, NewEvent
 from toolbridge.policy import Principal
 from toolbridge.storage import Database
 from toolbridge.workspace._model import Role
-from toolbridge.workspace._tables import ws_changes, ws_members, ws_workspaces
+from toolbridge.workspace._tables import ws_members, ws_workspaces
 
 if TYPE_CHECKING:
     from toolbridge.events import EventLog
 
-__all__ = ["Tx", "read_tx", "role_of", "write_tx", "workspace_missing"]
+__all__ = ["Tx", "read_tx", "role_of", "stream_of", "write_tx", "workspace_missing"]
+
+
+def stream_of(workspace: str) -> str:
+    """The event log stream that holds ``workspace``'s change feed."""
+    return f"workspace:{workspace}"
 
 
 def workspace_missing(workspace: str) -> NotFound:
@@ -48,30 +57,25 @@ class Tx:
     seq: int
     quota_bytes: int | None
     used_bytes: int
+    events: EventLog
+    """Where changes are recorded, in this transaction."""
     emitted: list[int] = field(default_factory=list)
-    events: EventLog | None = None
-    """The hub's event log, when it has one: every change is also recorded there, in this transaction."""
     recorded: list[Event] = field(default_factory=list)
 
     async def emit(self, kind: str, path: str, detail: Mapping[str, Any] | None = None) -> int:
         self.seq += 1
         plain = json.loads(json.dumps(dict(detail or {})))
-        if self.events is not None:
-            payload = {"workspace": self.workspace, "seq": self.seq, "kind": kind, "path": path}
-            payload.update(principal=self.principal.id, detail=plain)
-            new = NewEvent("workspace", f"workspace.{kind}", path, payload)
-            self.recorded.append((await self.events.append_in(self.conn, new)).event)
-        await self.conn.execute(
-            ws_changes.insert().values(
-                workspace_id=self.workspace,
-                seq=self.seq,
-                kind=kind,
-                path=path,
-                principal=self.principal.id,
-                at=self.now,
-                detail=plain,
-            )
+        payload = {"workspace": self.workspace, "seq": self.seq, "kind": kind, "path": path}
+        payload.update(principal=self.principal.id, detail=plain)
+        new = NewEvent(
+            "workspace",
+            f"workspace.{kind}",
+            path,
+            payload,
+            stream=stream_of(self.workspace),
+            stream_seq=self.seq,
         )
+        self.recorded.append((await self.events.append_in(self.conn, new)).event)
         self.emitted.append(self.seq)
         return self.seq
 
@@ -108,7 +112,7 @@ async def write_tx(
     principal: Principal,
     needed: Role,
     now: float,
-    events: EventLog | None = None,
+    events: EventLog,
 ) -> AsyncIterator[Tx]:
     async with db.transaction() as conn:
         touched = await conn.execute(
@@ -128,9 +132,16 @@ async def write_tx(
         ).one()
         role = _require(role, needed, workspace, principal)
         tx = Tx(
-            conn, workspace, principal, role, now, int(row.change_seq), row.quota_bytes, int(row.used_bytes)
+            conn,
+            workspace,
+            principal,
+            role,
+            now,
+            int(row.change_seq),
+            row.quota_bytes,
+            int(row.used_bytes),
+            events,
         )
-        tx.events = events
         yield tx
         await conn.execute(
             ws_workspaces.update()
