@@ -1,11 +1,17 @@
 """Group commit for the event log: concurrent appends share one transaction.
 
-Every :meth:`EventLog.append` queues its event and waits for the writer lock; whoever holds the lock writes
-everything queued so far — delivery-id claims, event rows and planned deliveries, one multi-row statement
-each — in one transaction, and tells every waiter its outcome. While one batch commits, the next one
-gathers, so a busy receiver makes a handful of round trips per batch instead of per delivery, and an idle
-one still writes a lone event at once. An append answers only after the transaction holding its event
-committed (the durability of :meth:`EventLog.append` is unchanged).
+Every :meth:`EventLog.append` queues its event and waits for a writer slot; whoever holds a slot takes
+everything queued so far (if its own event was not taken yet) and writes it — delivery-id claims, event
+rows and planned deliveries, one multi-row statement each — in one transaction, and tells every waiter its
+outcome. While batches commit, the next ones gather, so a busy receiver makes a handful of round trips per
+batch instead of per delivery, and an idle one still writes a lone event at once. An append answers only
+after the transaction holding its event committed (the durability of :meth:`EventLog.append` is
+unchanged).
+
+On PostgreSQL several batches commit at once (``WRITERS``): a commit waits on the disk, and one batch at a
+time capped throughput at (batch size ÷ commit time) however idle the CPU. Two batches claiming the same
+delivery id are ordered by the unique key (the second's claim waits for the first's commit and finds it).
+SQLite takes one writer at a time anyway: one slot there.
 
 A batch that fails is written again one event per transaction, so a bad event fails alone.
 """
@@ -34,12 +40,16 @@ __all__ = ["GroupCommit", "Recorded", "delivery_row", "event_of", "record_in"]
 
 MAX_BATCH = 256
 """Events per transaction at most (the rest wait for the next one)."""
+WRITERS = 4
+"""Batches committing at once on PostgreSQL (each holds a pooled connection while it does)."""
 
 
 @dataclass(eq=False, slots=True)
 class _Pending:
     new: NewEvent
-    done: bool = False
+    taken: bool = False
+    """In a batch being written (by this append's task or another's)."""
+    finished: anyio.Event = field(default_factory=anyio.Event)
     recorded: Recorded | None = None
     error: StorageError | None = None
     first: _Pending | None = None
@@ -51,20 +61,37 @@ class GroupCommit:
     def __init__(self, log: EventLog) -> None:
         self._log = log
         self._queue: list[_Pending] = []
-        self._lock = anyio.Lock()
+        self._slots: anyio.Semaphore | None = None
 
     async def append(self, new: NewEvent) -> Recorded:
         item = _Pending(new)
         self._queue.append(item)
-        async with self._lock:
-            while not item.done:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                with anyio.CancelScope(shield=True):  # the others of the batch wait on this write
-                    await self._write(batch)
+        if self._slots is None:
+            self._slots = anyio.Semaphore(WRITERS if self._log.database.dialect == "postgresql" else 1)
+        if not item.taken:
+            async with self._slots:
+                while not item.taken:
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                    for taken in batch:
+                        taken.taken = True
+                    with anyio.CancelScope(shield=True):  # the others of the batch wait on this write
+                        await self._write_or_fail(batch)
+        await item.finished.wait()  # written by this task or by the one that took it
         if item.error is not None:
             raise item.error
         assert item.recorded is not None
         return item.recorded
+
+    async def _write_or_fail(self, batch: list[_Pending]) -> None:
+        """:meth:`_write`; on an unexpected error, the batch's other appends fail too (none waits forever)."""
+        try:
+            await self._write(batch)
+        except BaseException as exc:
+            failed = StorageError(f"the event log write failed: {exc.__class__.__name__}")
+            for item in batch:
+                if not item.finished.is_set():
+                    _finish(item, error=failed)
+            raise
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
@@ -78,7 +105,7 @@ class GroupCommit:
                 await self._retry_one(item)
             return
         for item in batch:
-            item.done = True
+            item.finished.set()
         self._wake(batch)
 
     async def _retry_one(self, item: _Pending) -> None:
@@ -88,7 +115,7 @@ class GroupCommit:
         except StorageError as exc:
             _finish(item, error=exc)
             return
-        item.done = True
+        item.finished.set()
         self._wake([item])
 
     def _wake(self, batch: Sequence[_Pending]) -> None:
@@ -97,8 +124,18 @@ class GroupCommit:
                 self._log.wake(item.recorded.event)
 
 
+_INSERT_EVENTS = events.insert().returning(events.c.id, events.c.seq)
+_CLAIM = {  # built once: SQLAlchemy memoizes a statement's cache key on the statement object
+    name: dialect.insert(event_dedupe)
+    .on_conflict_do_nothing()
+    .returning(event_dedupe.c.source, event_dedupe.c.delivery_id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def _finish(item: _Pending, *, error: StorageError) -> None:
-    item.error, item.done = error, True
+    item.error = error
+    item.finished.set()
 
 
 async def _write_batch(conn: AsyncConnection, log: EventLog, batch: Sequence[_Pending]) -> None:
@@ -107,8 +144,7 @@ async def _write_batch(conn: AsyncConnection, log: EventLog, batch: Sequence[_Pe
     fresh = await _claim(conn, log, batch, now)
     rows = [_row(item, now) for item in fresh]
     if rows:
-        stmt = events.insert().returning(events.c.id, events.c.seq)
-        seqs = {r.id: r.seq for r in await conn.execute(stmt, rows)}
+        seqs = {r.id: r.seq for r in await conn.execute(_INSERT_EVENTS, rows)}
         for item in fresh:
             item.recorded = Recorded(event_of({**item.row, "seq": seqs[item.row["id"]]}))
     planned = [
@@ -153,9 +189,7 @@ async def _claim(
             for item in keyed
             if (k := _key(item.new)) is not None
         ]
-        dialect = postgresql if log.database.dialect == "postgresql" else sqlite
-        insert = dialect.insert(event_dedupe).on_conflict_do_nothing()
-        returning = insert.returning(event_dedupe.c.source, event_dedupe.c.delivery_id)
+        returning = _CLAIM["postgresql" if log.database.dialect == "postgresql" else "sqlite"]
         claimed = {(r.source, r.delivery_id) for r in await conn.execute(returning, values)}
     for item in keyed:
         key = _key(item.new)

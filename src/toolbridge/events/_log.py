@@ -30,6 +30,10 @@ Fanout = Callable[[Event], Sequence[tuple[str, str]]]
 """An event → the (subscription, target) pairs it must be delivered to."""
 
 
+_READ = sa.select(events)
+_READ_HEADS = sa.select(*(c for c in events.c if c.name != "payload"), sa.null().label("payload"))
+
+
 class EventLog:
     def __init__(
         self,
@@ -97,12 +101,13 @@ class EventLog:
         return event_of(row) if row is not None else None
 
     async def after(
-        self, cursor: int, *, match: EventFilter | None = None, limit: int = 100
+        self, cursor: int, *, match: EventFilter | None = None, limit: int = 100, payloads: bool = True
     ) -> tuple[list[Event], int]:
-        """Events after ``cursor`` that ``match`` (at most ``limit``), and the cursor to pass next."""
+        """Events after ``cursor`` that ``match`` (at most ``limit``), and the cursor to pass next; with
+        ``payloads=False`` their payloads are not read (None; for a ``match`` that does not look)."""
         found: list[Event] = []
         while len(found) < limit:
-            batch = await self._read(cursor, max(limit, 100))
+            batch = await self._read(cursor, max(limit, 100), payloads)
             if not batch:
                 break
             for event in batch:
@@ -113,8 +118,9 @@ class EventLog:
                         break
         return found, cursor
 
-    async def _read(self, cursor: int, limit: int) -> list[Event]:
-        query = sa.select(events).where(events.c.seq > cursor).order_by(events.c.seq).limit(limit)
+    async def _read(self, cursor: int, limit: int, payloads: bool = True) -> list[Event]:
+        query = _READ if payloads else _READ_HEADS
+        query = query.where(events.c.seq > cursor).order_by(events.c.seq).limit(limit)
         async with self._db.transaction() as conn:
             rows = [event_of(r) for r in (await conn.execute(query)).mappings().all()]
         if self._db.dialect != "postgresql":

@@ -236,8 +236,9 @@ class EventService:
         try:
             cursor = await self._head(every)
             while True:
+                payloads = any(s.match.where for s in self.subscriptions.values())  # else never looked at
                 try:
-                    found, cursor = await self.log.after(cursor, limit=500)
+                    found, cursor = await self.log.after(cursor, limit=500, payloads=payloads)
                 except StorageError:
                     logger.warning("could not read the event log to announce new events; trying again")
                     found = []
