@@ -131,6 +131,7 @@ def run_toolbridge(hub: Hub, queries: Sequence[str], mode: Mode = "fused") -> En
     hub.catalog.search_mode = mode
     agent = Principal.agent("bench", ["*"])
     hub.search_tools(agent, "warm up the index")
+    hub.catalog.wait_for_embeddings()
     for query in queries:
         started = time.perf_counter()
         answer = search_answer(hub, agent, SEARCH, {"query": query, "limit": 10})
@@ -240,6 +241,8 @@ hub = build_hub(int(sys.argv[2]))
 hub.catalog.semantic = sys.argv[3] == "semantic"
 before = rss()
 hub.catalog.search("warm up the index")
+hub.catalog.wait_for_embeddings()
+hub.catalog.search("warm up the fused index")
 print(rss() - before)
 """
 
@@ -256,6 +259,32 @@ def memory_added(copies: int, kind: str) -> float:
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     return float(done.stdout.strip().splitlines()[-1])
+
+
+def model_costs() -> str:
+    """Seconds to derive the int8 model (once per machine) and to load it (once per process)."""
+    from toolbridge.catalog._quantize import derived_model
+    from toolbridge.catalog._semantic import Embedder, packaged_files
+
+    files = packaged_files()
+    if files is None:
+        return "no model (toolbridge[semantic] is not installed)"
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TOOLBRIDGE_MODEL_CACHE"] = tmp
+        try:
+            started = time.perf_counter()
+            derived = derived_model(files[0])
+            derive = time.perf_counter() - started
+            if derived is None:
+                return "the int8 model could not be derived (is onnx installed?)"
+            started = time.perf_counter()
+            Embedder(derived, files[1])
+            load = time.perf_counter() - started
+        finally:
+            del os.environ["TOOLBRIDGE_MODEL_CACHE"]
+    return (
+        f"int8 model derived in {derive:.2f} s (once per machine), loaded in {load:.2f} s (once per process)"
+    )
 
 
 def p99(values: Sequence[float]) -> float:
@@ -283,6 +312,11 @@ def report(
         f"{statistics.median(sizes):,.0f} / {max(sizes):,} | "
         f"{statistics.median(ms):.2f} / {p99(ms):.2f} |"
     )
+    wrongly = sum(engine.no_match[i] for i in picked if tasks[i][1]) if engine.no_match else None
+    if wrongly is not None:
+        line += f" {wrongly} |"
+    else:
+        line += " n/a |"
     if show_misses:
         for i in picked:
             (query, expected), ranked = tasks[i], engine.ranked[i]
@@ -296,6 +330,7 @@ def main() -> None:
     parser.add_argument("--skip-fastmcp", action="store_true")
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     tasks, tuned, held = load_tasks()
     queries = [q for q, _ in tasks]
     hub = build_hub()
@@ -307,13 +342,14 @@ def main() -> None:
     if len(modes) == 1:
         print("toolbridge[semantic] is not installed: BM25F only\n")
     hub.search_tools(Principal.agent("bench", ["*"]), "embed the catalog before timing")
+    hub.catalog.wait_for_embeddings()
     engines = [run_toolbridge(hub, queries, mode) for mode in modes]
     engines.append(run_old_scorer(tools, queries))
     if not args.skip_fastmcp:
         engines.append(run_fastmcp(tools, queries))
     columns = "tasks (with a tool) | top-1 | top-5 | MRR@10 | no-match flagged | answer bytes median / max"
-    print(f"| engine | {columns} | ms median / p99 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| engine | {columns} | ms median / p99 | tasks with a tool flagged no-match |")
+    print("|---|---|---|---|---|---|---|---|---|")
     parts = [
         (range(len(tasks)), "all"),
         (range(tuned), "tuned on"),
@@ -336,12 +372,23 @@ def main() -> None:
         )
         added = {kind: memory_added(copies, kind) for kind in ("bm25", *modes[1:2])}
         print("  memory added (RSS): " + ", ".join(f"{k} {v:.1f} MiB" for k, v in added.items()))
+    if len(modes) > 1:
+        print(model_costs())
     big = build_hub(2)
+    embedder = load_embedder()
+    if embedder is not None:
+        ms = []
+        for query in queries:
+            started = time.perf_counter()
+            embedder.embed_query(query)
+            ms.append((time.perf_counter() - started) * 1000)
+        print(f"query embedding alone: {statistics.median(ms):.2f} ms median, {p99(ms):.2f} ms p99")
     for mode in modes:
         big_engine = run_toolbridge(big, queries, mode)
         ms = [s * 1000 for s in big_engine.seconds]
         median = statistics.median(ms)
         print(f"search over {len(big.catalog):,} tools, {mode}: {median:.2f} ms median, {p99(ms):.2f} ms p99")
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

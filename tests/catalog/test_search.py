@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests._patience import patience
 from tests._specs import vendor_spec
 
 from toolbridge import Hub, Principal
@@ -108,6 +109,7 @@ def public_apis() -> Hub:
         hub.add_connector(
             OpenAPIConnector.from_spec(name, vendor_spec(document), base_url="http://127.0.0.1:9")
         )
+    assert hub.catalog.wait_for_embeddings(patience(600))  # made in the background when not cached
     return hub
 
 
@@ -133,6 +135,7 @@ def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub, mode: Mod
     missed = [q for q, expected in tasks if not expected & set(names[q])]
     first = sum(1 for q, expected in tasks if names[q][:1] and names[q][0] in expected)
     # when written, over 306 tasks: BM25F 91.5% top-5, 65.4% top-1; fused 95.4%, 68.0%
+    # (first sentences embedded with the int8 model: fused 95.1%, 73.9%)
     assert len(missed) / len(tasks) <= {"bm25": 0.10, "fused": 0.06}[mode], missed
     assert first / len(tasks) >= {"bm25": 0.62, "fused": 0.64}[mode]
 

@@ -9,11 +9,21 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests._patience import patience
 
 from toolbridge import Hub, Principal
-from toolbridge.catalog import Tool
+from toolbridge.catalog import Catalog, Tool
+from toolbridge.catalog._quantize import DERIVATION, cache_folder
 from toolbridge.catalog._search import SearchIndex
-from toolbridge.catalog._semantic import Embedder, EmbeddingCache, load_embedder, tool_text
+from toolbridge.catalog._semantic import (
+    MODEL_ID,
+    Embedder,
+    EmbeddingCache,
+    first_sentence,
+    load_embedder,
+    packaged_files,
+    tool_text,
+)
 from toolbridge.surfaces._tool_search import search_document
 
 
@@ -41,6 +51,38 @@ def test_the_packaged_model_embeds_meaning(embedder: Embedder) -> None:
     assert vectors.shape == (3, 384)
     assert abs(float(vectors[0] @ vectors[0]) - 1) < 1e-5  # unit length
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
+
+
+def test_the_int8_model_is_derived_once_and_embeds_as_the_packaged_one_does(embedder: Embedder) -> None:
+    assert embedder.model_id == f"{MODEL_ID}/{DERIVATION}"  # make env installs onnx, which derives it
+    assert [p.name for p in cache_folder().glob(f"*{DERIVATION}.onnx")]
+    model, tokenizer = packaged_files()
+    packaged = Embedder(model, tokenizer)  # the file as shipped: float32 matrix products
+    texts = ["post a chat message", "slack: users lookup by email. Find a user with an email address."]
+    agreement = (packaged.embed(texts) * embedder.embed(texts)).sum(axis=1)
+    assert agreement.min() > 0.98, agreement
+
+
+def test_a_tool_is_embedded_by_its_name_and_first_sentence() -> None:
+    long = tool("zoo.feed_animals", "Give food to the animals. Food is kept in store B.\n\nAnimals: all.")
+    assert tool_text(long) == "zoo: feed animals. Give food to the animals."
+    assert first_sentence("Lists the v1.2 items.  More text.") == "Lists the v1.2 items."
+    assert first_sentence("No full stop") == "No full stop"
+
+
+def test_a_catalog_embeds_in_the_background_then_fuses(embedder: Embedder, tmp_path: Path) -> None:
+    catalog = Catalog(embedding_cache=EmbeddingCache(tmp_path / "embeddings.npz"))
+    for t in ZOO:
+        catalog.add(t)
+    catalog.search("meals for the beasts")  # answered at once (BM25F alone until the vectors are made)
+    assert catalog.wait_for_embeddings(patience(120))
+    assert catalog._index().semantic
+    assert catalog.search("meals for the beasts").hits[0].tool.name == "zoo.feed_animals"
+    waiting = Catalog(embedding_cache=EmbeddingCache(tmp_path / "embeddings.npz"), embed_in_background=False)
+    for t in [*ZOO, tool("zoo.walk_dogs", "Take the dogs out for a walk.")]:
+        waiting.add(t)
+    assert waiting.search("exercise the puppies").hits[0].tool.name == "zoo.walk_dogs"  # built and fused
+    assert waiting._index().semantic
 
 
 def test_fusion_finds_a_tool_that_shares_no_word_with_the_query(embedder: Embedder) -> None:
@@ -108,6 +150,7 @@ def test_a_configured_hub_keeps_embeddings_beside_its_file_and_can_turn_them_off
     config.write_text(connector, encoding="utf-8")
     hub = Hub.from_file(config)
     answer = search_document(hub, Principal.agent("a", ["*"]), "book a flight to Paris")
+    assert hub.catalog.wait_for_embeddings(patience(120))
     assert (tmp_path / ".toolbridge" / "cache" / "embeddings.npz").is_file()
     assert answer["connectors"][0]["description"] == "Our incident desk"  # the operator's line wins
     config.write_text(connector + "search:\n  semantic: false\n  cache: false\n", encoding="utf-8")

