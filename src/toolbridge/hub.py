@@ -36,7 +36,7 @@ from toolbridge.catalog import (
     quarantine_error,
 )
 from toolbridge.connectors import Connector, Credentials, Invocation, key_carrier
-from toolbridge.connectors._events import EventBus, ListChanged
+from toolbridge.connectors._events import EventBus, HubLink, ListChanged, ReportsToHub
 from toolbridge.connectors.python import PythonConnector
 from toolbridge.errors import (
     AuthenticationError,
@@ -130,7 +130,11 @@ class Hub:
         return cls.from_settings(load_settings(path))
 
     def add_connector(self, connector: Connector, *, policy: ResiliencePolicy | None = None) -> None:
-        """Add a connector and its tools (before the hub starts: it enters connectors on start)."""
+        """Add a connector and its tools (before the hub starts: it enters connectors on start).
+
+        A connector that reports between calls (:class:`~toolbridge.connectors.ReportsToHub`: an MCP
+        upstream's notifications) is attached to this hub: its events reach the hub's event bus (and the
+        agents through the surfaces) and its tool list changes the catalog."""
         if self.running:
             raise ConfigurationError(
                 f"cannot add connector {connector.name!r} to a running hub",
@@ -140,6 +144,9 @@ class Hub:
             raise ConfigurationError(
                 f"two connectors are named {connector.name!r}", hint="give each connector a unique name"
             )
+        if isinstance(connector, ReportsToHub):
+            name = connector.name
+            connector.attach(HubLink(emit=self.events.emit, tools_changed=lambda: self.tools_changed(name)))
         tools = list(connector.tools())
         for tool in tools:
             self.catalog.add(tool)
@@ -302,8 +309,8 @@ class Hub:
         return keep
 
     def tools_changed(self, connector: str) -> None:
-        """What a connector whose tools change while running (MCP) is given to call: its tools are read
-        again when the hub is running (pass ``lambda: hub.tools_changed(name)`` as ``on_tools_changed``)."""
+        """What a connector whose tools change while running (MCP) calls through its :class:`HubLink`:
+        its tools are read again when the hub is running."""
         if self.running:
             self.refresh_tools(connector)
 

@@ -26,7 +26,7 @@ import pytest
 from starlette.applications import Starlette
 
 from tests._serving import loopback_socket, uvicorn_thread
-from tests.connectors.mcp.conftest import python_http, reporting
+from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub, Principal
 from toolbridge.connectors.mcp import HttpServer, McpConnector
 from toolbridge.surfaces.mcp import McpSurface
@@ -91,7 +91,7 @@ def upstream() -> Iterator[str]:
 def proxy_app(upstream: str, era: Era) -> Starlette:
     hub = Hub()
     server = HttpServer(upstream, protocol=era)
-    hub.add_connector(McpConnector("conf", server, prefixed=False, **reporting(hub, "conf")))
+    hub.add_connector(McpConnector("conf", server, prefixed=False))
     surface = McpSurface(hub, anonymous_principal=Principal.agent("conformance", ["*"]))
 
     @asynccontextmanager

@@ -56,8 +56,6 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         database=database,
         credentials=manager,
         events=log,
-        on_event=hub.events.emit,
-        on_tools_changed=hub.tools_changed,
     )
     for name, connector in settings.connectors.items():
         hub.add_connector(KINDS[connector.kind](name, connector, parts), policy=_policy(connector.resilience))

@@ -1,9 +1,10 @@
 """The registry of connector kinds: ``kind:`` in the config file → the function that builds that connector.
 
 A builder takes the connector's name, its settings block and :class:`Parts` — the few things connectors
-share, handed over explicitly (the database, the credentials, the event log, the callbacks a connector
-reports through) — never the whole hub. Each builder's module is imported when a connector of that kind
-is built, so a configuration without MCP upstreams does not import the MCP SDK.
+share, handed over explicitly (the database, the credentials, the event log) — never the whole hub; a
+connector that reports between calls is attached to its hub by ``Hub.add_connector``. Each builder's
+module is imported when a connector of that kind is built, so a configuration without MCP upstreams does
+not import the MCP SDK.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from toolbridge.connectors import Connector
-    from toolbridge.connectors._events import HubEvent
     from toolbridge.credentials import CredentialManager
     from toolbridge.events import EventLog
     from toolbridge.settings import (
@@ -29,14 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "Builder", "Parts"]
 
 
-def _ignore_event(event: HubEvent) -> None:
-    return None
-
-
-def _ignore_change(connector: str) -> None:
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Parts:
     """What a connector builder may use besides its own settings block."""
@@ -46,10 +38,6 @@ class Parts:
     credentials: CredentialManager | None = None
     events: EventLog | None = None
     """The event log, when events are configured (workspace changes are recorded there)."""
-    on_event: Callable[[HubEvent], None] = _ignore_event
-    """Upstream events (list changes, log messages, resource updates) for the surfaces to forward."""
-    on_tools_changed: Callable[[str], None] = _ignore_change
-    """Called with the connector's name when its tools changed while running."""
 
 
 Builder = Callable[[str, Any, Parts], "Connector"]

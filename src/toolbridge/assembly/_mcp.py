@@ -79,8 +79,6 @@ def mcp_connector(
         rules=rules,
         pins=PinStore(parts.database),
         approval=config.approve,
-        on_tools_changed=lambda: parts.on_tools_changed(name),
-        on_event=parts.on_event,
         default_credentials=_default_credentials(name, manager),
         connection_env=_connection_env(name, config.env, manager),
         prefixed=config.prefix,

@@ -14,6 +14,7 @@ Two channels, both free of any transport:
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -26,10 +27,12 @@ __all__ = [
     "CallEvents",
     "EventBus",
     "HubEvent",
+    "HubLink",
     "ListChanged",
     "LogMessage",
     "LogSink",
     "Progress",
+    "ReportsToHub",
     "ResourceUpdated",
 ]
 
@@ -98,6 +101,28 @@ class ResourceUpdated:
 
 HubEvent = ListChanged | LogMessage | ResourceUpdated
 Listener = Callable[[HubEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class HubLink:
+    """What a hub gives a connector that reports on its own (:meth:`ReportsToHub.attach`)."""
+
+    emit: Listener
+    """Upstream events, for the surfaces to forward to agents (the hub's :class:`EventBus`)."""
+    tools_changed: Callable[[], None]
+    """The connector's tool list or a tool's state changed: the hub reads its tools again."""
+
+
+class ReportsToHub(abc.ABC):
+    """A connector whose upstream tells it things between calls (an MCP server's notifications).
+
+    ``Hub.add_connector`` calls :meth:`attach` with the hub's :class:`HubLink`, so a connector built by
+    hand reports to the hub it is added to exactly as one built from ``toolbridge.yaml`` does; callbacks
+    given to its constructor keep being called beside the hub's."""
+
+    @abc.abstractmethod
+    def attach(self, link: HubLink) -> None:
+        """Report to the hub of ``link`` from now on (once: a connector belongs to one hub)."""
 
 
 class EventBus:

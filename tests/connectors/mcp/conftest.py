@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -62,12 +61,6 @@ def changing_server(description_file: Path) -> StdioServer:
     return StdioServer(
         command=sys.executable, args=(str(CHANGING),), env={"TOOL_DESCRIPTION_FILE": str(description_file)}
     )
-
-
-def reporting(hub: Hub, name: str) -> dict[str, Any]:
-    """The constructor arguments through which MCP connector ``name`` reports to ``hub`` (upstream events,
-    tool list changes), as ``toolbridge.assembly`` passes them."""
-    return {"on_event": hub.events.emit, "on_tools_changed": lambda: hub.tools_changed(name)}
 
 
 def hub_with(connector: McpConnector, *, call_timeout: float = 30.0) -> Hub:

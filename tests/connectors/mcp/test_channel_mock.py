@@ -155,9 +155,8 @@ async def test_each_call_is_signed_by_its_own_credentials_in_header_or_query() -
 
 async def test_an_sse_answer_brings_its_notifications_before_its_result() -> None:
     fake = FakeServer(sse=True)
-    up = connector(fake)
     events: list[Any] = []
-    up.on_event = events.append
+    up = McpConnector("up", HttpServer(url=URL), transport=httpx2.MockTransport(fake), on_event=events.append)
     async with up:
         result = await up.invoke(up.tools()[0], {"a": 20, "b": 22}, Invocation(AGENT, request_id="r1"))
     assert result["content"][0]["text"] == "42"

@@ -121,7 +121,6 @@ async def hub_for(
         HttpServer(url=url, protocol=protocol),
         restart_delays=(0.05,),
         default_credentials=_default_credentials("up", manager),
-        on_tools_changed=lambda: hub.tools_changed("up"),
         session_pool=pool,
     )
     hub.add_connector(connector)

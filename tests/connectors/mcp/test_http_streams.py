@@ -23,7 +23,7 @@ from toolbridge import Hub, Principal
 from toolbridge.connectors._events import HubEvent, LogMessage, ResourceUpdated
 from toolbridge.connectors.mcp import HttpServer, McpConnector
 
-from .conftest import NodeHttp, hub_with, python_http, reporting
+from .conftest import NodeHttp, hub_with, python_http
 
 pytestmark = pytest.mark.anyio
 LOCAL = Principal.local()
@@ -91,9 +91,7 @@ async def test_a_stream_the_server_closes_before_the_response_is_resumed(polling
 async def test_a_tool_list_change_on_the_get_stream_lists_the_tools_again() -> None:
     with python_http(GROWING) as url:
         hub = Hub()
-        hub.add_connector(
-            McpConnector("grow", HttpServer(url, protocol="2025-11-25"), **reporting(hub, "grow"))
-        )
+        hub.add_connector(McpConnector("grow", HttpServer(url, protocol="2025-11-25")))
         async with hub:
             await hub.call(LOCAL, "grow.grow", {"name": "fresh"})  # the server says so on the GET stream
             with anyio.fail_after(patience(30)):

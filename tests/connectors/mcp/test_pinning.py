@@ -27,7 +27,6 @@ def build(db: str, description: Path, approval: str = "all-on-first-connect") ->
         changing_server(description),
         pins=PinStore(hub.database),
         approval=approval,  # type: ignore[arg-type]
-        on_tools_changed=lambda: hub.refresh_tools("sdk") if hub.running else None,
     )
     hub.add_connector(connector)
     return hub, connector

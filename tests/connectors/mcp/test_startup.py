@@ -18,6 +18,7 @@ import httpx2
 import pytest
 
 from toolbridge import Principal
+from toolbridge.connectors._events import ListChanged
 from toolbridge.connectors.mcp import McpConnector, StdioServer
 from toolbridge.hub import Hub
 from toolbridge.surfaces.app import create_app
@@ -48,15 +49,11 @@ def mcp_log(caplog: pytest.LogCaptureFixture) -> logging.Logger:
 
 
 def _joined(hub: Hub, connector: McpConnector) -> anyio.Event:
-    """Set when the connector's tools (re)join the hub's catalog."""
+    """Set when the connector's tools (re)join the hub's catalog (the hub says so on its event bus)."""
     joined = anyio.Event()
-
-    def changed() -> None:
-        if hub.running:
-            hub.refresh_tools(connector.name)
-            joined.set()
-
-    connector.on_tools_changed = changed
+    hub.events.subscribe(
+        lambda event: joined.set() if event == ListChanged(connector.name, "tools") else None
+    )
     return joined
 
 

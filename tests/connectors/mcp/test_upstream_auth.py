@@ -140,7 +140,6 @@ async def federated(
         HttpServer(url=url),
         restart_delays=(0.05,),
         default_credentials=_default_credentials("up", manager),
-        on_tools_changed=lambda: hub.tools_changed("up"),
     )
     hub.add_connector(connector)
     async with hub:

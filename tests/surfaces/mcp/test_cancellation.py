@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
 
 from tests._patience import patience
-from tests.connectors.mcp.conftest import python_http, reporting
+from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
 from toolbridge.surfaces.mcp import McpSurface
@@ -46,10 +46,9 @@ def http_upstream(marker: Path) -> Iterator[str]:
 
 @asynccontextmanager
 async def toolbridge(server: HttpServer | StdioServer) -> AsyncIterator[tuple[str, str]]:
-    """toolbridge serving one upstream on a real socket; yields its URL and an agent key. The connector
-    reports upstream events to the hub as ``toolbridge.assembly`` wires it."""
+    """toolbridge serving one upstream on a real socket; yields its URL and an agent key."""
     hub = Hub()
-    hub.add_connector(McpConnector("fid", server, **reporting(hub, "fid")))
+    hub.add_connector(McpConnector("fid", server))
     surface = McpSurface(hub)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

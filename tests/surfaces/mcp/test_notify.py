@@ -30,7 +30,7 @@ from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 from starlette.applications import Starlette
 
 from tests._patience import patience
-from tests.connectors.mcp.conftest import EVERYTHING, NODE, everything_stdio, free_port, reporting, require
+from tests.connectors.mcp.conftest import EVERYTHING, NODE, everything_stdio, free_port, require
 from toolbridge import Hub, Principal
 from toolbridge.connectors._events import ListChanged, LogMessage
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
@@ -92,8 +92,8 @@ async def serving() -> AsyncIterator[Served]:
     hub = Hub()
     # Handshake era upstream: a stateless-era one tells list changes only on a listen stream
     growing = StdioServer(sys.executable, (str(GROWING),), protocol="2025-11-25")
-    hub.add_connector(McpConnector("grow", growing, **reporting(hub, "grow")))
-    hub.add_connector(McpConnector("ev", everything_stdio(), **reporting(hub, "ev")))
+    hub.add_connector(McpConnector("grow", growing))
+    hub.add_connector(McpConnector("ev", everything_stdio()))
 
     @hub.tool(connector="local", read_only=True)
     def ping() -> str:
@@ -247,7 +247,7 @@ async def test_progress_of_an_upstream_call_streams_to_a_stateless_era_client_ov
 
 async def test_a_stateless_era_upstream_tells_its_list_changes_on_a_listen_stream() -> None:
     hub = Hub()
-    connector = McpConnector("grow", StdioServer(sys.executable, (str(GROWING),)), **reporting(hub, "grow"))
+    connector = McpConnector("grow", StdioServer(sys.executable, (str(GROWING),)))
     hub.add_connector(connector)
     changed = anyio.Event()
     async with hub:

@@ -34,7 +34,14 @@ from mcp_types import LOG_LEVEL_META_KEY
 
 from toolbridge.catalog import Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
-from toolbridge.connectors._events import CALL_EVENTS, CallEvents, HubEvent, ListChanged
+from toolbridge.connectors._events import (
+    CALL_EVENTS,
+    CallEvents,
+    HubEvent,
+    HubLink,
+    ListChanged,
+    ReportsToHub,
+)
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import call_value, rpc_error
 from toolbridge.connectors.mcp._catalog import ToolCatalog
@@ -59,14 +66,15 @@ __all__ = ["McpConnector", "ToolReview"]
 logger = logging.getLogger("toolbridge.connectors.mcp")
 
 
-class McpConnector(FederatedRequests):
+class McpConnector(FederatedRequests, ReportsToHub):
     """Tools of one upstream MCP server (:class:`StdioServer` or :class:`HttpServer`).
 
     ``pins`` stores approved definitions; without it every tool is trusted as listed. With it, a tool is
     visible once approved (``approval="all-on-first-connect"`` approves what the first connection
     lists) and is quarantined when its definition later differs from the approved one.
-    ``on_tools_changed`` is called when the tool list or a tool's state changed (the hub re-reads
-    :meth:`tools`).
+    ``on_tools_changed`` is called when the tool list or a tool's state changed, ``on_event`` with the
+    upstream's log messages, list changes and resource updates; the hub it is added to is told both
+    through :meth:`attach` (no wiring needed for a hand-built hub).
 
     The jobs are split: :class:`~._catalog.ToolCatalog` (tools and pins), :class:`~._inbound.Inbound`
     (what the upstream sends on its own), :class:`~._opener.Opener` (transport and era negotiation),
@@ -99,9 +107,11 @@ class McpConnector(FederatedRequests):
         self._name = name
         self._namespace = name if prefixed else ""
         self.server = server
-        self.on_tools_changed = on_tools_changed
-        self.on_event = on_event
-        """Receives upstream log messages, prompt/resource list changes and resource updates."""
+        self._on_tools_changed = [on_tools_changed] if on_tools_changed is not None else []
+        self._on_event = [on_event] if on_event is not None else []
+        """Receive upstream log messages, prompt/resource list changes and resource updates: the
+        constructor's callback, and the hub's once :meth:`attach` ran."""
+        self._hub: HubLink | None = None
         self._default_credentials = default_credentials
         self._transport = transport
         self._catalog = ToolCatalog(
@@ -175,13 +185,24 @@ class McpConnector(FederatedRequests):
         """The upstream as ``toolbridge health`` shows it: connected, starting, or failing and retried."""
         return self._restarts.status(connected=self.connected, running=self._tg is not None)
 
+    def attach(self, link: HubLink) -> None:
+        """Report upstream events and tool list changes to the hub of ``link`` (``Hub.add_connector``)."""
+        if self._hub is not None:
+            raise ConfigurationError(
+                f"MCP connector {self._name!r} is already in a hub",
+                hint="build one connector per hub (its session and tools belong to one)",
+            )
+        self._hub = link
+        self._on_event.append(link.emit)
+        self._on_tools_changed.append(link.tools_changed)
+
     def _tools_changed(self) -> None:
-        if self.on_tools_changed is not None:
-            self.on_tools_changed()
+        for callback in self._on_tools_changed:
+            callback()
 
     def _emit(self, event: HubEvent) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
+        for callback in self._on_event:
+            callback(event)
 
     def _relist(self) -> None:
         if self._tg is not None:
