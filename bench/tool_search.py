@@ -270,18 +270,14 @@ def model_costs() -> str:
     if files is None:
         return "no model (toolbridge[semantic] is not installed)"
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["TOOLBRIDGE_MODEL_CACHE"] = tmp
-        try:
-            started = time.perf_counter()
-            derived = derived_model(files[0])
-            derive = time.perf_counter() - started
-            if derived is None:
-                return "the int8 model could not be derived (is onnx installed?)"
-            started = time.perf_counter()
-            Embedder(derived, files[1])
-            load = time.perf_counter() - started
-        finally:
-            del os.environ["TOOLBRIDGE_MODEL_CACHE"]
+        started = time.perf_counter()
+        derived = derived_model(files[0], Path(tmp))
+        derive = time.perf_counter() - started
+        if derived is None:
+            return "the int8 model could not be derived (is onnx installed?)"
+        started = time.perf_counter()
+        Embedder(derived, files[1])
+        load = time.perf_counter() - started
     return (
         f"int8 model derived in {derive:.2f} s (once per machine), loaded in {load:.2f} s (once per process)"
     )

@@ -16,31 +16,27 @@ to the packaged file.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["DERIVATION", "derived_model"]
+__all__ = ["DERIVATION", "cache_folder", "derived_model"]
 
 DERIVATION = "dynamic-int8-per-channel-v1"
 """Names how the derived model was made (part of its file name and of the embedding cache's key)."""
 
 
 def cache_folder() -> Path:
-    """``$TOOLBRIDGE_MODEL_CACHE``, else ``$XDG_CACHE_HOME/toolbridge/models`` (``~/.cache/...``)."""
-    explicit = os.environ.get("TOOLBRIDGE_MODEL_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "toolbridge" / "models"
+    """Where derived models are kept unless the caller names a folder: ``~/.cache/toolbridge/models``."""
+    return Path.home() / ".cache" / "toolbridge" / "models"
 
 
-def derived_model(source: Path, *, timeout: float = 300.0) -> Path | None:
-    """The int8 model derived from ``source`` (made now if not cached yet); None if it cannot be made."""
+def derived_model(source: Path, folder: Path | None = None, *, timeout: float = 300.0) -> Path | None:
+    """The int8 model derived from ``source`` in ``folder`` (default :func:`cache_folder`), made now if
+    not there yet; None if it cannot be made."""
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = cache_folder() / f"{source.stem}-{digest}-{DERIVATION}.onnx"
+    target = (folder or cache_folder()) / f"{source.stem}-{digest}-{DERIVATION}.onnx"
     if target.is_file():
         return target
     try:
