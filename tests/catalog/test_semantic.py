@@ -78,6 +78,12 @@ def test_a_catalog_embeds_in_the_background_then_fuses(embedder: Embedder, tmp_p
     assert catalog.wait_for_embeddings(patience(120))
     assert catalog._index().semantic
     assert catalog.search("meals for the beasts").hits[0].tool.name == "zoo.feed_animals"
+    catalog.add(tool("zoo.walk_dogs", "Take the dogs out for a walk."))
+    catalog.search("exercise the puppies")  # a new index; its one new tool is embedded in the background
+    catalog.add(tool("zoo.paint_fence", "Paint the fence around the enclosure."))  # changed again meanwhile
+    assert catalog.wait_for_embeddings(patience(120))
+    assert catalog._index().semantic and len(catalog._index()) == 5
+    assert catalog.search("exercise the puppies").hits[0].tool.name == "zoo.walk_dogs"
     waiting = Catalog(embedding_cache=EmbeddingCache(tmp_path / "embeddings.npz"), embed_in_background=False)
     for t in [*ZOO, tool("zoo.walk_dogs", "Take the dogs out for a walk.")]:
         waiting.add(t)
