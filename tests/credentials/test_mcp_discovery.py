@@ -126,7 +126,12 @@ async def test_without_a_challenge_the_well_known_location_is_read() -> None:
         (None, {**DOCUMENTS, "/.well-known/oauth-protected-resource/mcp": "{base}/elsewhere"}, "HTTP 307"),
         (
             None,
-            {"/.well-known/oauth-protected-resource/mcp": {"resource": "https://evil.example/mcp"}},
+            {
+                "/.well-known/oauth-protected-resource/mcp": {
+                    "resource": "https://evil.example/mcp",
+                    "authorization_servers": ["{base}/as"],
+                }
+            },
             "is for",
         ),
         (

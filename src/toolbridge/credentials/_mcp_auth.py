@@ -6,7 +6,10 @@ the well-known location for the upstream's path, then at the origin's root) name
 authorization servers; the first one's metadata (RFC 8414, read later by the connect flow) gives the
 endpoints. Scopes are the challenge's ``scope``, else the document's ``scopes_supported``. The result is
 an :class:`AuthConfig` for the usual connect flow: authorization code + PKCE S256, with the RFC 8707
-``resource`` parameter.
+``resource`` parameter. The pinned MCP SDK does the protocol's share: the order of the metadata
+locations (``build_protected_resource_metadata_discovery_urls``), the document's model
+(``ProtectedResourceMetadata``), the scope choice (``get_client_metadata_scopes``) and whether the
+document is for this upstream (``check_resource_allowed``); toolbridge adds the guards below.
 
 SSRF-safe by construction: the metadata document is fetched only from the configured upstream's own
 origin, redirects are not followed, and every URL must be ``https://`` (or ``http://`` on a loopback
@@ -20,11 +23,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
+import pydantic
+from mcp.client.auth.utils import build_protected_resource_metadata_discovery_urls, get_client_metadata_scopes
+from mcp.shared.auth import ProtectedResourceMetadata
+from mcp.shared.auth_utils import check_resource_allowed
 
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.credentials._config import AuthConfig
@@ -134,8 +141,9 @@ async def discover_mcp_authorization(
     and ``resolver`` check the server's address: see :func:`check_remote`)."""
     require_safe(upstream_url, "the MCP upstream")
     params = challenge_params(www_authenticate or "")
-    advertised = params.get("resource_metadata")
-    candidates = [advertised] if advertised else _well_known(upstream_url)
+    candidates = build_protected_resource_metadata_discovery_urls(
+        params.get("resource_metadata"), upstream_url
+    )
     for url in candidates:
         require_safe(url, "the protected resource metadata")
         if _origin(url) != _origin(upstream_url):
@@ -146,27 +154,32 @@ async def discover_mcp_authorization(
     for number, url in enumerate(candidates, 1):
         doc = await _fetch(client, url, missing_ok=number < len(candidates))
         if doc is not None:
-            found = _parse(doc, upstream_url, url)
-            await check_remote(found.authorization_server, "the authorization server", guard, resolver)
-            scope = params.get("scope", "").split()
-            return replace(found, scopes=tuple(scope)) if scope else found
+            metadata = _parse(doc, upstream_url, url)
+            issuer = str(metadata.authorization_servers[0])
+            await check_remote(issuer, "the authorization server", guard, resolver)
+            scope = get_client_metadata_scopes(params.get("scope"), metadata) or ""
+            return McpAuthorization(str(metadata.resource), issuer, tuple(scope.split()))
     raise AssertionError("unreachable: the last candidate raises when missing")
 
 
-def _parse(doc: dict[str, Any], upstream_url: str, url: str) -> McpAuthorization:
-    resource = doc.get("resource")
-    if not isinstance(resource, str) or not _same_resource(resource, upstream_url):
+def _parse(doc: dict[str, Any], upstream_url: str, url: str) -> ProtectedResourceMetadata:
+    try:
+        metadata = ProtectedResourceMetadata.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "the document"
         raise ConfigurationError(
-            f"the resource metadata at {url} is for {resource!r}, not {upstream_url!r}",
+            f"the resource metadata at {url} is not valid RFC 9728 metadata ({where}: {problem['msg']})",
+            hint="the upstream must publish its resource and at least one authorization server",
+        ) from None
+    if not check_resource_allowed(
+        requested_resource=upstream_url, configured_resource=str(metadata.resource)
+    ):
+        raise ConfigurationError(
+            f"the resource metadata at {url} is for {str(metadata.resource)!r}, not {upstream_url!r}",
             hint="RFC 9728 §3.3: the metadata must name the resource it was fetched for",
         )
-    servers = doc.get("authorization_servers")
-    if not isinstance(servers, list) or not servers or not isinstance(servers[0], str):
-        raise ConfigurationError(f"the resource metadata at {url} names no authorization server")
-    issuer = servers[0]
-    raw_scopes = doc.get("scopes_supported")
-    scopes = tuple(s for s in raw_scopes if isinstance(s, str)) if isinstance(raw_scopes, list) else ()
-    return McpAuthorization(resource=resource, authorization_server=issuer, scopes=scopes)
+    return metadata
 
 
 async def _fetch(client: httpx2.AsyncClient, url: str, *, missing_ok: bool) -> dict[str, Any] | None:
@@ -192,25 +205,10 @@ async def _fetch(client: httpx2.AsyncClient, url: str, *, missing_ok: bool) -> d
     return doc
 
 
-def _well_known(upstream_url: str) -> list[str]:
-    """RFC 9728 §3.1: the well-known suffix goes between the host and the resource's path; the MCP
-    authorization spec then tries the origin's root."""
-    parts = urlsplit(upstream_url)
-    path = parts.path.rstrip("/")
-    root = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource"
-    return [root + path, root] if path else [root]
-
-
 def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, (parts.hostname or "").lower(), port
-
-
-def _same_resource(resource: str, upstream_url: str) -> bool:
-    return resource.rstrip("/") == upstream_url.rstrip("/") or (
-        _origin(resource) == _origin(upstream_url) and urlsplit(resource).path in ("", "/")
-    )
 
 
 def require_safe(url: str, what: str) -> None:

@@ -8,7 +8,8 @@ learns everything at connect time:
 2. the authorization server's RFC 8414 / OpenID metadata gives the endpoints; S256 PKCE is required and
    every endpoint must be https (or http on a loopback host the settings allow), and the server, its
    token and registration endpoints on public addresses (the hub's SSRF guard, see ``_mcp_auth``);
-3. without a configured ``client_id``, toolbridge registers itself (RFC 7591) as a public client —
+3. without a configured ``client_id``, toolbridge registers itself (RFC 7591, with the MCP SDK's request
+   and response models) as a public client —
    ``token_endpoint_auth_method: none``, the redirect URI, ``authorization_code`` + ``refresh_token`` —
    and reuses that registration while the server and the redirect URI stay the same; a configured
    confidential client authenticates with ``client_secret_basic`` unless the server's
@@ -34,6 +35,10 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx2
+from mcp.client.auth import OAuthRegistrationError
+from mcp.client.auth.utils import handle_registration_response
+from mcp.shared.auth import OAuthClientMetadata
+from pydantic import AnyUrl
 
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._mcp_auth import (
@@ -290,14 +295,16 @@ class Registration:
 async def register_client(
     client: httpx2.AsyncClient, endpoint: str, redirect_uri: str, *, hint: str
 ) -> Registration:
-    """RFC 7591: register a public client for the authorization-code flow with PKCE."""
-    body = {
-        "client_name": "toolbridge",
-        "redirect_uris": [redirect_uri],
-        "grant_types": list(_GRANTS),
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-    }
+    """RFC 7591: register a public client for the authorization-code flow with PKCE (the request and the
+    answer are the MCP SDK's models: ``OAuthClientMetadata``, ``OAuthClientInformationFull``)."""
+    wanted = OAuthClientMetadata(
+        client_name="toolbridge",
+        redirect_uris=[AnyUrl(redirect_uri)],
+        grant_types=list(_GRANTS),
+        response_types=["code"],
+        token_endpoint_auth_method="none",
+    )
+    body = wanted.model_dump(by_alias=True, mode="json", exclude_unset=True)  # only what is asked
     host = httpx2.URL(endpoint).host
     try:
         response = await client.post(
@@ -307,25 +314,30 @@ async def register_client(
         raise UpstreamUnavailable(
             f"cannot reach the client registration endpoint of {host}: {type(exc).__name__}", sent=True
         ) from None
-    try:
-        doc: Any = response.json()
-    except ValueError:
-        doc = None
-    if response.status_code not in (200, 201) or not isinstance(doc, dict):
+    if response.status_code not in (200, 201):
+        try:
+            doc: Any = response.json()
+        except ValueError:
+            doc = None
         raise _refused(doc, response.status_code, host, hint)
-    client_id = doc.get("client_id")
-    if not isinstance(client_id, str) or not client_id:
+    try:
+        info = await handle_registration_response(response)
+    except OAuthRegistrationError:
+        raise ConfigurationError(
+            f"the client registration endpoint of {host} answered with no valid registration "
+            "(RFC 7591 §3.2.1: a JSON object with a client_id)",
+            hint=hint,
+        ) from None
+    if not info.client_id:
         raise ConfigurationError(
             f"the client registration endpoint of {host} answered without a client_id", hint=hint
         )
-    secret = doc.get("client_secret")
-    expires = doc.get("client_secret_expires_at")
-    method = doc.get("token_endpoint_auth_method")
+    secret, method = info.client_secret, info.token_endpoint_auth_method
     return Registration(
-        client_id=client_id,
-        auth_method=method if isinstance(method, str) else ("client_secret_basic" if secret else "none"),
-        client_secret=Secret(secret) if isinstance(secret, str) and secret else None,
-        secret_expires_at=float(expires) if isinstance(expires, int | float) and expires else None,
+        client_id=info.client_id,
+        auth_method=method or ("client_secret_basic" if secret else "none"),
+        client_secret=Secret(secret) if secret else None,
+        secret_expires_at=float(info.client_secret_expires_at) if info.client_secret_expires_at else None,
     )
 
 
