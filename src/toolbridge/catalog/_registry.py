@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from toolbridge.catalog._fixes import how_to_fix
+from toolbridge.catalog._quick import Check, compile_check
 from toolbridge.catalog._search import Mode, SearchIndex, SearchResult
 from toolbridge.catalog._semantic import EmbeddingCache, load_embedder, process_cache, tool_text
 from toolbridge.catalog._tool import Tool
@@ -39,7 +40,7 @@ class Catalog:
         embed_in_background: bool = True,
     ) -> None:
         self._tools: dict[str, Tool] = {}
-        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._validators: dict[str, tuple[Check | None, jsonschema.protocols.Validator]] = {}
         self._version = 0
         self._indexed: tuple[int, SearchIndex] | None = None
         self.semantic = semantic
@@ -150,21 +151,28 @@ class Catalog:
         raise one error naming every bad field."""
         if size > max_bytes:
             raise PayloadTooLarge(f"the arguments of {tool.name!r}", size=size, limit=max_bytes)
-        validator = self._validators.get(tool.name)
-        if validator is None:
-            validator = self._compile(tool)
+        compiled = self._validators.get(tool.name)
+        if compiled is None:
+            compiled = self._compile(tool)
+        quick, validator = compiled
+        if quick is not None and quick(arguments):
+            return  # certainly valid (see _quick): the common case skips the schema walk
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if errors:
             raise _invalid(tool, errors)
 
-    def _compile(self, tool: Tool) -> jsonschema.protocols.Validator:
+    def _compile(self, tool: Tool) -> tuple[Check | None, jsonschema.protocols.Validator]:
         import jsonschema  # on the first call: listing tools needs no validator (and no jsonschema)
 
         schema = dict(tool.input_schema)
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        validator: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-        self._validators[tool.name] = validator
-        return validator
+        checker = cls.FORMAT_CHECKER
+        validator: jsonschema.protocols.Validator = cls(schema, format_checker=checker)
+        quick = None
+        if cls is jsonschema.Draft202012Validator:
+            quick = compile_check(schema, dict.fromkeys(checker.checkers, checker.conforms))
+        compiled = self._validators[tool.name] = (quick, validator)
+        return compiled
 
 
 def _missing(cache: EmbeddingCache, texts: list[str]) -> bool:

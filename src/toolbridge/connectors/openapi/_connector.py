@@ -31,6 +31,7 @@ from toolbridge.errors import ConfigurationError
 __all__ = ["OpenAPIConnector"]
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+_UNSIGNED = Signer()
 
 
 @contextmanager
@@ -230,9 +231,9 @@ class OpenAPIConnector:
         if credentials is None:
             if operation.security and all(operation.security):
                 raise missing_credentials(self._name, operation, self._ingested.schemes)
-            return Signer()
+            return _UNSIGNED
         if self._ingested.schemes and not operation.security:
-            return Signer()
+            return _UNSIGNED
         return Signer(auth=credentials.auth)
 
     def _plan(self, operation: Operation) -> tuple[str, Route]:

@@ -18,6 +18,7 @@ a session cookie one call's answer set would otherwise ride along on another pri
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -36,6 +37,10 @@ __all__ = ["MAX_REDIRECTS", "CrossOrigin", "Egress", "Route", "Signer", "no_cook
 
 MAX_REDIRECTS = 5
 CrossOrigin = Literal["strip", "refuse"]
+_UNSAFE = re.compile(r"[\x00-\x20\\]")
+"""What the guard refuses anywhere in a URL (:meth:`URLGuard.check`): a control character, a space, ``\\``."""
+_MAX_URL = 65_536  # httpx2 refuses longer URLs: those take the guard's whole path
+_MAX_ALLOWED_ORIGINS = 256
 
 
 class _NoCookies(DefaultCookiePolicy):
@@ -112,6 +117,7 @@ class Egress:
             hint=f"if that host is intended, list it in connectors.{connector}.allow_hosts",
             allow_hosts=allow_hosts,
         )
+        self._allowed: dict[str, tuple[str, str | None] | None] = {}
 
     async def send(
         self, wire: Wire, draft: Draft, route: Route, signer: Signer, tool: str, max_bytes: int
@@ -138,6 +144,10 @@ class Egress:
         out = draft.outgoing()
         if not guarded:
             return out
+        allowed = self._allowed_origin(out.url)
+        if allowed is not None:  # passed as the guard would pass it, without parsing the URL again
+            out.headers["Host"], out.sni = allowed
+            return out
         try:
             url = self._guard.check(out.url)
             pinned, host = await self._guard.pin_async(url, self._resolve)
@@ -149,6 +159,29 @@ class Egress:
         if url.scheme == "https":
             out.sni = url.host
         return out
+
+    def _allowed_origin(self, url: str) -> tuple[str, str | None] | None:
+        """The Host header and TLS name for ``url`` when its origin is one the operator allowed (the guard
+        then neither resolves nor rewrites it); None for every other URL, which takes the whole guard.
+
+        The origin's checks (scheme, user info, host) are made once per ``scheme://authority``; what the
+        guard refuses in the rest of a URL (control characters, ``\\``, excessive length) per call."""
+        if len(url) > _MAX_URL or _UNSAFE.search(url) is not None:
+            return None
+        prefix = _authority(url)
+        if prefix in self._allowed:
+            return self._allowed[prefix]
+        try:
+            parsed = self._guard.check(prefix)
+        except BadRequest:
+            return None
+        found = None
+        if self._guard.allowed(parsed):
+            host = parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
+            found = (host, parsed.host if parsed.scheme == "https" else None)
+        if len(self._allowed) < _MAX_ALLOWED_ORIGINS:  # the origins an upstream names are not unbounded
+            self._allowed[prefix] = found
+        return found
 
     def _origin(self, url: str, tool: str) -> tuple[str, str, int]:
         try:
