@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._patience import patience
+
 POSTGRES_ADMIN_URL = os.environ.get("TOOLBRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("TOOLBRIDGE_REQUIRE_SERVICES") == "1"
 
@@ -26,7 +28,7 @@ def anyio_backend() -> str:
 
 def _reachable(host: str, port: int) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=1.0):
+        with socket.create_connection((host, port), timeout=patience(1.0)):
             return True
     except OSError:
         return False

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import typer.main as typer_main
 
+from tests._patience import patience
 from tests._specs import OWN
 
 HEAVY = ("sqlalchemy", "mcp", "cryptography", "starlette", "fastapi", "jsonschema", "toolbridge.hub")
@@ -32,7 +33,12 @@ print(json.dumps(sorted(tops | {m for m in sys.modules if m.startswith("toolbrid
 
 def loaded(*args: str, cwd: Path) -> set[str]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=True
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=patience(300),
+        check=True,
     )
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -51,7 +57,7 @@ def config(tmp_path: Path) -> Path:
 def test_importing_the_package_loads_nothing_heavy(tmp_path: Path) -> None:
     code = "import json, sys, toolbridge; print(json.dumps(sorted(sys.modules)))"
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=patience(300), check=True
     )
     modules = {m.split(".")[0] for m in json.loads(done.stdout)}
     assert not modules & set(HEAVY)

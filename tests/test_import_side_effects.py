@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+from tests._patience import patience
+
 PROBE = """
 import json, os
 registered = []
@@ -25,6 +27,6 @@ print(json.dumps([after_import, len(registered)]))
 
 def test_importing_registers_no_fork_hook_and_the_objects_that_need_one_register_it_once() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300, check=True
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=patience(300), check=True
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 2]

@@ -21,6 +21,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest
 from openapi_schema_validator import OAS30Validator, OAS31Validator
 
+from tests._patience import patience
 from toolbridge.connectors.openapi import SpecSource
 
 __all__ = ["Recorded", "SecondValidator", "validator_for"]
@@ -85,7 +86,7 @@ def _formats(node: Any) -> Iterator[str]:
 def _bundled(node: str, uri: str) -> Any:
     path = url2pathname(urlsplit(uri).path)
     finished = subprocess.run(
-        [node, "-e", _BUNDLE, path], cwd=NODE_TOOLS, capture_output=True, check=True, timeout=120
+        [node, "-e", _BUNDLE, path], cwd=NODE_TOOLS, capture_output=True, check=True, timeout=patience(120)
     )
     return json.loads(finished.stdout)
 

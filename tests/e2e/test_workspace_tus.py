@@ -109,7 +109,7 @@ def _interrupted_patch(server: Server, url: str, offset: int, chunk: bytes, decl
         f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n"
         f"Content-Length: {declared}\r\n\r\n"
     ).encode()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=patience(10)) as conn:
         conn.sendall(head + chunk)
 
 

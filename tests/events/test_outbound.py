@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests._patience import patience
 from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge import Hub
 from toolbridge.errors import AuthenticationError
@@ -233,7 +234,7 @@ def silent() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
     stop.set()
-    thread.join(timeout=5)
+    thread.join(timeout=patience(5))
     for conn in held:
         conn.close()
     server.close()
@@ -247,7 +248,7 @@ async def test_w8_a_receiver_that_never_answers_is_cut_at_the_timeout(
     async for env in make_env(database_url, sub):
         await push(env)
         started = time.monotonic()
-        with anyio.fail_after(60):  # the worker is freed (generous bound: only a hang fails)
+        with anyio.fail_after(patience(60)):  # the worker is freed (generous bound: only a hang fails)
             await env.worker.run_once()
         assert time.monotonic() - started >= 0.5
         item = await only(env)

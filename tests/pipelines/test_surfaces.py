@@ -84,7 +84,9 @@ def test_cancel_and_resume_from_the_cli(in_tmp_dir: Path) -> None:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[Hub, httpx2.AsyncClient, str, anyio.Event]]:
     gate = anyio.Event()
-    hub = Hub(database=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", limits=Limits(call_timeout=3.0))
+    hub = Hub(
+        database=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", limits=Limits(call_timeout=patience(3.0))
+    )
 
     @hub.tool(connector="svc", idempotent=True)
     def stamp(text: str) -> dict[str, Any]:

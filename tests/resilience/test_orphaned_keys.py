@@ -9,6 +9,7 @@ import anyio
 import httpx2
 import pytest
 
+from tests._patience import patience
 from tests.resilience.conftest import FakeTime
 from tests.resilience.test_keys import document, keyed_hub
 from toolbridge import Hub, Principal
@@ -112,7 +113,7 @@ async def test_rest_answers_409_with_retry_after_while_a_key_is_in_flight() -> N
                 tg.start_soon(
                     functools.partial(http.post, "/v1/tools/t.write/call", json=body, headers=headers)
                 )
-                with anyio.fail_after(30):
+                with anyio.fail_after(patience(30)):
                     await started.wait()
                 busy = await http.post("/v1/tools/t.write/call", json=body, headers=headers)
                 release.set()

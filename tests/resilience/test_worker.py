@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
+from tests._patience import patience
 from tests.resilience.conftest import FakeTime
 from toolbridge import Hub, Limits, Principal
 from toolbridge.catalog import Tool
@@ -258,7 +259,7 @@ async def test_the_heartbeat_keeps_a_long_items_lease(sqlite_url: str, fake_time
         for _ in range(4):  # four times 0.2 s of lease time pass: the lease lives on only if renewed
             renewed = outbox.renewed
             clock.now += dt.timedelta(seconds=0.2)
-            with anyio.fail_after(30):
+            with anyio.fail_after(patience(30)):
                 await renewed.wait()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_append, stolen, second.run_once)

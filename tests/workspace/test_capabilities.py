@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests._patience import patience
 from toolbridge import Principal
 from toolbridge.errors import NotFound, PermissionDenied
 from toolbridge.workspace import HttpImportSource, Importer, ImportPolicy, Role
@@ -106,7 +107,7 @@ def _silent(sock: socket.socket) -> bool:
 
 async def test_a_viewer_import_never_reaches_the_network(env: Env, listener: socket.socket) -> None:
     port = listener.getsockname()[1]
-    policy = ImportPolicy(allow_loopback=True, allowed_ports=(port,), timeout=5.0)
+    policy = ImportPolicy(allow_loopback=True, allowed_ports=(port,), timeout=patience(5.0))
     env.connector.importer = Importer([HttpImportSource(policy=policy)])
     viewer, auth = await _agent(env, "vic", Role.VIEWER)
     url = f"http://127.0.0.1:{port}/file.txt"

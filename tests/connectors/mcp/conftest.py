@@ -173,4 +173,4 @@ def python_http(script: Path, *args: str, env: Mapping[str, str] | None = None) 
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=patience(10))

@@ -17,6 +17,7 @@ import anyio
 import httpx2
 import pytest
 
+from tests._patience import patience
 from toolbridge import Principal
 from toolbridge.connectors._events import ListChanged
 from toolbridge.connectors.mcp import McpConnector, StdioServer
@@ -90,7 +91,7 @@ async def test_a_server_slower_than_the_probe_is_waited_for_and_serves_its_tools
     watch = _Watch("still waiting for", waiting.set)
     mcp_log.addHandler(watch)
     try:
-        with anyio.fail_after(120):
+        with anyio.fail_after(patience(120)):
             async with anyio.create_task_group() as tg:
 
                 async def release_when_waiting() -> None:
@@ -118,7 +119,7 @@ async def test_a_silent_process_is_replaced_not_asked_in_the_other_era(
     hub = hub_with(connector)
     joined = _joined(hub, connector)
     async with hub:
-        with anyio.fail_after(120):
+        with anyio.fail_after(patience(120)):
             if not hub.list_tools(LOCAL):  # a loaded machine: the fresh process may be retried
                 await joined.wait()
         assert [t.name for t in hub.list_tools(LOCAL)] == ["raw.ping"]
@@ -146,7 +147,7 @@ async def test_a_server_that_dies_at_start_is_retried_shown_in_health_and_joins_
     try:
         async with hub:
             assert hub.list_tools(LOCAL) == []  # the hub started anyway
-            with anyio.fail_after(120):
+            with anyio.fail_after(patience(120)):
                 await retried.wait()
             key = await hub.agents.create("ops", ["*"])
             transport = httpx2.ASGITransport(app=create_app(hub, manage_hub=False))
@@ -159,7 +160,7 @@ async def test_a_server_that_dies_at_start_is_retried_shown_in_health_and_joins_
             assert row["upstream"].startswith("down: failed ")
             assert "cannot open its database" in row["upstream"]  # its stderr says why
             mode.write_text("serve")
-            with anyio.fail_after(120):
+            with anyio.fail_after(patience(120)):
                 await joined.wait()
             assert connector.status == "connected"
             assert (await hub.call(LOCAL, "raw.ping", {})).value["content"][0]["text"] == "pong"

@@ -20,6 +20,7 @@ import httpx2
 import pytest
 from typer.testing import CliRunner
 
+from tests._patience import patience
 from toolbridge import ConfigurationError
 from toolbridge.cli import app
 from toolbridge.connectors.openapi import IngestReport, OpenAPIConnector, ingest, load_spec
@@ -55,7 +56,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         yield folder, int(server.server_address[1])
     finally:
         server.shutdown()
-        thread.join(timeout=10)
+        thread.join(timeout=patience(10))
         server.server_close()
 
 

@@ -68,7 +68,7 @@ async def ask_mid_call(kind: str, mode: str, **callbacks: Any) -> str:
     async with (
         upstream(kind) as server,
         toolbridge(server) as (url, key),
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=patience(60)) as http,
         Client(streamable_http_client(url, http_client=http), mode=mode, **callbacks) as client,  # type: ignore[arg-type]
     ):
         result = await client.call_tool("fid.ask_mid_call", {})
@@ -122,7 +122,7 @@ async def call_stateless(tool: str, **callbacks: Any) -> Any:
     async with (
         upstream("http") as handshake,
         toolbridge(HttpServer(handshake.url, protocol="2026-07-28")) as (url, key),  # type: ignore[union-attr]
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=patience(60)) as http,
         Client(streamable_http_client(url, http_client=http), mode="legacy", **callbacks) as client,  # type: ignore[arg-type]
     ):
         return await client.call_tool(f"fid.{tool}", {})
@@ -164,7 +164,7 @@ async def test_a_stateless_upstreams_logs_about_a_call_reach_its_agent_at_the_le
     async with (
         upstream("http") as handshake,
         toolbridge(HttpServer(handshake.url, protocol="2026-07-28")) as (url, key),  # type: ignore[union-attr]
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=patience(60)) as http,
         Client(
             streamable_http_client(url, http_client=http),
             mode=mode,  # type: ignore[arg-type]
@@ -196,7 +196,7 @@ async def test_a_subscription_to_a_stateless_upstreams_resource_brings_its_updat
     async with (
         upstream("http") as handshake,
         toolbridge(HttpServer(handshake.url, protocol="2026-07-28")) as (url, key),  # type: ignore[union-attr]
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=patience(60)) as http,
         Client(
             streamable_http_client(url, http_client=http), mode="legacy", message_handler=on_message
         ) as client,  # type: ignore[arg-type]

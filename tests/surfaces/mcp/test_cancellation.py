@@ -79,7 +79,7 @@ async def test_a_cancelled_call_is_cancelled_upstream(
     key = f"{upstream} {agent}".replace(" ", "-")
     async with (
         toolbridge(server) as (url, agent_key),
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {agent_key}"}, timeout=60) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {agent_key}"}, timeout=patience(60)) as http,
         Client(streamable_http_client(url, http_client=http), mode=agent) as client,  # type: ignore[arg-type]
     ):
         async with anyio.create_task_group() as tg:
