@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from toolbridge.cli._app import _settings
 from toolbridge.cli._output import console
 from toolbridge.credentials import (
     Authorization,
@@ -34,7 +35,6 @@ from toolbridge.credentials import (
 from toolbridge.credentials._manager import check_owner
 from toolbridge.errors import ConfigurationError, ToolbridgeError
 from toolbridge.hub import Hub
-from toolbridge.settings import Settings, load_settings
 
 __all__ = ["connect", "connections_app", "keys_app", "master_keys"]
 
@@ -84,19 +84,6 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
         return anyio.run(fn)
     except ToolbridgeError as exc:
         _fail(exc)
-
-
-def _settings(config: Path | None, database: str | None = None) -> Settings:
-    if config is None and Path("toolbridge.yaml").exists():
-        config = Path("toolbridge.yaml")
-    try:
-        settings = load_settings(config) if config else Settings()
-    except ToolbridgeError as exc:
-        _fail(exc)
-    if database:
-        server = settings.server.model_copy(update={"database": database})
-        settings = settings.model_copy(update={"server": server})
-    return settings
 
 
 def _hub(config: Path | None, database: str | None = None) -> Hub:

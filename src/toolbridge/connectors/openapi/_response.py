@@ -11,7 +11,7 @@ import httpx2
 
 from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
 
-__all__ = ["EXCERPT_CHARS", "Page", "decode", "read_capped", "status_error", "transport_error"]
+__all__ = ["EXCERPT_CHARS", "Page", "decode", "status_error", "transport_error"]
 
 EXCERPT_CHARS = 500
 _NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
@@ -76,17 +76,6 @@ class Page:
         if not link:
             return {}
         return httpx2.Response(self.status_code, headers={"link": link}).links
-
-
-async def read_capped(response: httpx2.Response, max_bytes: int) -> Page:
-    parts: list[bytes] = []
-    total = 0
-    async for chunk in response.aiter_bytes():
-        parts.append(chunk)
-        total += len(chunk)
-        if total > max_bytes:
-            return Page.of(response, b"".join(parts)[:max_bytes], True)
-    return Page.of(response, b"".join(parts), False)
 
 
 def decode(page: Page) -> Any:
