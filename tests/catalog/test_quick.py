@@ -185,3 +185,11 @@ def test_catalog_still_words_every_error() -> None:
     assert fields == {"id", "(arguments)"}
     assert "did you mean 'name'" in caught.value.message
     assert Principal.local().can_see(tool)
+
+
+def test_a_malformed_schema_is_left_to_jsonschema() -> None:
+    quick = compile_check(
+        {"type": "object", "required": [["a"]], "properties": {"a": {"minLength": "2"}}}, FORMATS
+    )
+    assert quick is not None
+    assert not quick({"a": "x"})

@@ -106,6 +106,8 @@ class _Compiler:
     def _object(self, properties: Any, additional: Any, required: Any) -> Check:
         if not isinstance(properties, Mapping) or not isinstance(required, list):
             return _never
+        if not all(isinstance(name, str) for name in required):  # a malformed list: jsonschema says so
+            return _never
         props = {name: self.schema(sub) for name, sub in properties.items()}
         extra = None if additional is True else self.schema(additional)
         needed = tuple(required)
