@@ -6,9 +6,9 @@ channel could send with:
 
 * ``httpx2 AsyncClient.send``: the connector's client over httpcore (``fast_path: false``; with a proxy);
 * ``httpx2 transport, called directly``: httpcore's pool without the client's per-request machinery;
-* ``aiohttp ClientSession as a transport``: aiohttp's session (C parser, protocol-based pool, what the
-  OpenAPI connector sends with) under the channel as an httpx2 transport (the adapter is here, not in
-  ``src/``: it measured slower than the fast path, see docs/dependencies.md);
+* ``aiohttp ClientSession``: aiohttp's session (C parser, protocol-based pool, what the OpenAPI connector
+  sends with) in the fast path's place, read directly as the fast path's answers are (the adapter is here,
+  not in ``src/``: it measured slower than the fast path, see docs/dependencies.md);
 * ``fast path``: toolbridge's own HTTP/1.1 (``_fastpath``), the default without a proxy.
 
 CPU time of this process per exchange (best of 3 runs of ``--calls``) and the median of the runs' wall
@@ -51,7 +51,18 @@ ECHO = {
 }
 
 
-class _DirectTransport(httpx2.AsyncHTTPTransport):
+class _Opens:
+    """The fast transport's ``open`` (what the channel calls on the fast path) for another transport:
+    the request built as an ``httpx2.Request`` and handed to it."""
+
+    async def open(
+        self, method: str, url: httpx2.URL, headers: list[tuple[str, str]], body: bytes
+    ) -> httpx2.Response:
+        request = httpx2.Request(method, url, headers=headers, content=body or None)
+        return await self.handle_async_request(request)  # type: ignore[attr-defined, no-any-return]
+
+
+class _DirectTransport(_Opens, httpx2.AsyncHTTPTransport):
     """httpx2's transport, its responses given their request (the client does that otherwise)."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -60,11 +71,15 @@ class _DirectTransport(httpx2.AsyncHTTPTransport):
         return response
 
 
-class _AiohttpBody(httpx2.AsyncByteStream):
+class _AiohttpAnswer:
+    """An aiohttp response as the channel reads an answer (what the fast path's ``FastAnswer`` offers)."""
+
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
+        self.status_code = response.status
+        self.headers = response.headers
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
@@ -79,41 +94,35 @@ class _AiohttpBody(httpx2.AsyncByteStream):
 
 
 class AiohttpTransport(httpx2.AsyncBaseTransport):
-    """aiohttp's ``ClientSession`` under an httpx2 client or channel (the candidate measured here)."""
+    """aiohttp's ``ClientSession`` in the fast path's place (the candidate measured here): the channel
+    hands it the header list and body, and reads its response directly, as it does the fast path's."""
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
 
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+    async def open(
+        self, method: str, url: httpx2.URL, headers: list[tuple[str, str]], body: bytes
+    ) -> _AiohttpAnswer:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=4.0),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=None, connect=10.0),
                 trust_env=False,
-                auto_decompress=False,  # httpx2's Response decodes
+                auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
-        headers = [
-            (k.decode(), v.decode()) for k, v in request.headers.raw if k not in (b"host", b"content-length")
-        ]
+        sent = [(k, v) for k, v in headers if k not in ("host", "content-length")]
         try:
             response = await self._session.request(
-                request.method,
-                URL(str(request.url), encoded=True),
-                headers=headers,
-                data=request.content or None,
-                allow_redirects=False,
+                method, URL(str(url), encoded=True), headers=sent, data=body or None, allow_redirects=False
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise httpx2.ConnectError(str(exc), request=request) from exc
-        return httpx2.Response(
-            response.status,
-            headers=list(response.raw_headers),
-            stream=_AiohttpBody(response),
-            extensions={"http_version": b"HTTP/1.1"},
-            request=request,
-        )
+            raise httpx2.ConnectError(str(exc)) from exc
+        return _AiohttpAnswer(response)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        raise NotImplementedError("the channel calls open() (requests without credentials only)")
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -136,7 +145,7 @@ def _clients() -> dict[str, Callable[[], tuple[httpx2.AsyncClient, httpx2.AsyncB
             None,
         ),
         "httpx2 transport, called directly": lambda: over(_DirectTransport(trust_env=False)),
-        "aiohttp ClientSession as a transport": lambda: over(AiohttpTransport()),
+        "aiohttp ClientSession, read directly": lambda: over(AiohttpTransport()),
         "fast path (toolbridge's HTTP/1.1)": lambda: over(FastTransport()),
     }
 

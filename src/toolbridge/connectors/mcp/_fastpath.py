@@ -27,7 +27,7 @@ import anyio
 import anyio.abc
 import httpx2
 
-__all__ = ["FastTransport"]
+__all__ = ["FastAnswer", "FastTransport"]
 
 _READ = 65536
 _MAX_HEAD = 1 << 20
@@ -54,11 +54,30 @@ class FastTransport(httpx2.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        url = request.url
-        where: Origin = (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80))
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers.raw]
+        answer = await self.open(request.method, request.url, headers, await request.aread(), request)
+        return httpx2.Response(
+            answer.status_code,
+            headers=list(answer.headers.items()),
+            stream=answer.body,
+            extensions={"http_version": b"HTTP/1.1"},
+            request=request,
+        )
+
+    async def open(
+        self,
+        method: str,
+        url: httpx2.URL,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        request: httpx2.Request | None = None,
+    ) -> FastAnswer:
+        """Send one request (``headers`` as they go out, ``Host`` and ``Content-Length`` included) and
+        return its answer once the head has arrived, without httpx2's request and response objects (the
+        channel's own use); failures as httpx2's exceptions."""
+        where: Origin = (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80))
         try:
-            data = _request(request.method, url.raw_path.decode("ascii"), headers) + await request.aread()
+            data = _request(method, url.raw_path.decode("ascii"), headers) + body
         except ValueError as exc:
             raise httpx2.LocalProtocolError(str(exc), request=request) from exc
         idle = self._idle.get(where)
@@ -80,13 +99,7 @@ class FastTransport(httpx2.AsyncBaseTransport):
             except BaseException:
                 await conn.aclose()  # abandoned mid-exchange (cancelled): never reused
                 raise
-            return httpx2.Response(
-                head.status,
-                headers=list(head.headers.items()),
-                stream=_Body(conn, lambda done: self._release(where, done), request),
-                extensions={"http_version": b"HTTP/1.1"},
-                request=request,
-            )
+            return FastAnswer(head, _Body(conn, lambda done: self._release(where, done), request))
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
@@ -103,7 +116,7 @@ class FastTransport(httpx2.AsyncBaseTransport):
         else:
             await conn.aclose()
 
-    async def _connect(self, where: Origin, request: httpx2.Request) -> _Connection:
+    async def _connect(self, where: Origin, request: httpx2.Request | None) -> _Connection:
         scheme, host, port = where
         try:
             with anyio.fail_after(_CONNECT_TIMEOUT):
@@ -123,6 +136,24 @@ class FastTransport(httpx2.AsyncBaseTransport):
         return _Connection(stream)
 
 
+class FastAnswer:
+    """An answer whose head has arrived: ``status_code`` and ``headers`` (names in lower case), the body
+    read with :meth:`aiter_bytes`; :meth:`aclose` hands a connection read to its end back to the pool."""
+
+    __slots__ = ("body", "headers", "status_code")
+
+    def __init__(self, head: _Head, body: _Body) -> None:
+        self.status_code = head.status
+        self.headers = head.headers
+        self.body = body
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        return self.body.__aiter__()
+
+    async def aclose(self) -> None:
+        await self.body.aclose()
+
+
 class _Body(httpx2.AsyncByteStream):
     """An answer's body, read from its connection; the connection goes back to the pool when it is read
     whole (and may be reused), else it is closed."""
@@ -131,7 +162,7 @@ class _Body(httpx2.AsyncByteStream):
         self,
         conn: _Connection,
         release: Callable[[_Connection], Awaitable[None]],
-        request: httpx2.Request,
+        request: httpx2.Request | None,
     ) -> None:
         self._conn: _Connection | None = conn
         self._release = release

@@ -10,8 +10,10 @@ Streams the server ends early are followed, as the SDK's client does: a POST who
 before the response (SSE polling, SEP-1699) is resumed with a ``GET`` carrying ``Last-Event-ID``, after
 the server's ``retry`` delay; and a handshake-era session holds the session's ``GET`` stream open
 (:meth:`HttpChannel.hold_stream`), reconnecting from the last event id, so the server's own log
-messages, resource updates and list changes arrive. SSE is parsed by httpx2's ``EventSource`` (the legacy
-SSE channel uses the same parser).
+messages, resource updates and list changes arrive. SSE is parsed by ``_eventstream`` (the legacy SSE
+channel uses the same parser). On the fast path, a request without credentials is handed to the fast
+transport as its header list and body, and its answer read as it comes, without httpx2's request and
+response objects around them (they cost the proxy more than the fast path itself: bench/README.md).
 
 Credentials are per request, not per channel: each request carries the ``httpx2.Auth`` flow of the
 connection it is made for (``auth=``, handed to the client per request as the OpenAPI connector does), so
@@ -27,6 +29,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -36,6 +39,7 @@ import httpx2
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._client import tls_context, upstream_client
 from toolbridge.connectors.mcp._config import HttpServer
+from toolbridge.connectors.mcp._eventstream import sse_events
 from toolbridge.connectors.mcp._fastpath import FastTransport
 from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamUnavailable
 from toolbridge.resilience import parse_retry_after
@@ -56,6 +60,20 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*|")
 _NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.ProxyError, httpx2.UnsupportedProtocol)
 """Transport errors that mean the request never left: anything else may have reached the server."""
+
+
+class Answer(Protocol):
+    """An answer whose head has arrived: an ``httpx2.Response``, or the fast path's ``FastAnswer``."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class HttpChannel:
@@ -83,6 +101,7 @@ class HttpChannel:
         self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         self._url = server.url
         self._target = httpx2.URL(server.url)  # parsed once: requests share it
+        self._host = httpx2.Request("GET", self._target).headers["host"]
         base = [("accept", _ACCEPT), ("content-type", "application/json")]
         self._base_headers = base + [(k.lower(), v) for k, v in server.headers.items()]
         try:
@@ -252,18 +271,25 @@ class HttpChannel:
     @contextlib.asynccontextmanager
     async def _send(
         self, method: str, head: list[tuple[str, str]], auth: httpx2.Auth | None, body: bytes = b""
-    ) -> AsyncIterator[httpx2.Response]:
+    ) -> AsyncIterator[Answer]:
         """One request on the client, its answer streamed; transport failures as ``UpstreamUnavailable``
         (``sent`` unless the request cannot have left)."""
         client = self._client
         if client is None:
             raise UpstreamUnavailable(f"{self.describe}: the channel is closed", sent=False)
-        request = httpx2.Request(method, self._target, headers=head, content=body or None)
+        response: Answer
         try:
-            if self._fast is not None:
-                response = await self._fast.handle_async_request(_signed(request, auth))
+            if self._fast is not None and auth is None:
+                head = [("host", self._host), *head]
+                if body:
+                    head.append(("content-length", str(len(body))))
+                response = await self._fast.open(method, self._target, head, body)
             else:
-                response = await client.send(request, auth=auth, stream=True)
+                request = httpx2.Request(method, self._target, headers=head, content=body or None)
+                if self._fast is not None:
+                    response = await self._fast.handle_async_request(_signed(request, auth))
+                else:
+                    response = await client.send(request, auth=auth, stream=True)
         except httpx2.TransportError as exc:
             raise self._unavailable(exc) from exc
         try:
@@ -304,7 +330,7 @@ class HttpChannel:
             async for item in sse_messages(response, events):
                 yield item
 
-    async def _read(self, response: httpx2.Response, events: _Events | None) -> AsyncIterator[Message]:
+    async def _read(self, response: Answer, events: _Events | None) -> AsyncIterator[Message]:
         headers, status = response.headers, response.status_code
         if status < 300 and "mcp-session-id" in headers:
             self._session_id = headers["mcp-session-id"]
@@ -325,7 +351,7 @@ class HttpChannel:
                 f"{self.describe} answered with JSON that is not one message", sent=True
             )
 
-    def _raise_status(self, status: int, headers: httpx2.Headers, body: bytes) -> None:
+    def _raise_status(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         text = body.decode(errors="replace")
         if self._session_id is not None and (status == 404 or (status == 400 and "session" in text.lower())):
             raise SessionExpired(f"HTTP {status}")
@@ -392,25 +418,25 @@ def _signed(request: httpx2.Request, auth: httpx2.Auth | None) -> httpx2.Request
         flow.close()
 
 
-def _content_type(response: httpx2.Response) -> str:
+def _content_type(response: Answer) -> str:
     return response.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _body(response: httpx2.Response) -> bytes:
+async def _body(response: Answer) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for piece in response.aiter_bytes():
         size += len(piece)
         if size > _MAX_BODY:
-            raise httpx2.ReadError(f"the answer is over {_MAX_BODY} bytes", request=response.request)
+            raise httpx2.ReadError(f"the answer is over {_MAX_BODY} bytes")
         chunks.append(piece)
     return b"".join(chunks)
 
 
-async def sse_messages(response: httpx2.Response, events: _Events | None = None) -> AsyncIterator[Message]:
-    """The JSON-RPC messages of an SSE answer (the ``data:`` of its events, httpx2's parser);
-    ``id:`` and ``retry:`` are kept in ``events`` (an event's id counts once the event is complete)."""
-    async for event in httpx2.EventSource(response, max_event_size=_MAX_EVENT):
+async def sse_messages(response: Answer, events: _Events | None = None) -> AsyncIterator[Message]:
+    """The JSON-RPC messages of an SSE answer (the ``data:`` of its events); ``id:`` and ``retry:`` are
+    kept in ``events`` (an event's id counts once the event is complete)."""
+    async for event in sse_events(response.aiter_bytes(), _MAX_EVENT):
         if events is not None:
             if event.id:
                 events.last_id = event.id

@@ -13,7 +13,7 @@ with any HTTP status) or an inline response with the request's id answers it; an
 with :class:`~toolbridge.errors.UpstreamStatusError`.
 
 The GET and the POSTs go through the connector's ``httpx2.AsyncClient`` (its proxy and TLS settings, its
-transport seam); the stream is parsed by httpx2's ``EventSource``, as the streamable HTTP channel's are.
+transport seam); the stream is parsed by ``_eventstream``, as the streamable HTTP channel's are.
 POSTs are an :class:`HttpChannel` aimed at the endpoint, each signed by its request's own credentials
 (``auth=``). The GET, and the answers to the server's own requests, carry the channel's ``auth`` (the
 session opener's).
@@ -33,6 +33,7 @@ import httpx2
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._client import upstream_client
 from toolbridge.connectors.mcp._config import HttpServer
+from toolbridge.connectors.mcp._eventstream import sse_events
 from toolbridge.connectors.mcp._http import HttpChannel, _RpcAnswer, checked
 from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamUnavailable
 from toolbridge.resilience import parse_retry_after
@@ -74,7 +75,7 @@ class _Poster(HttpChannel):
             return {**rpc.message, "id": message.get("id")}
         return answer
 
-    def _raise_status(self, status: int, headers: httpx2.Headers, body: bytes) -> None:
+    def _raise_status(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         if status == 404:  # the session lives in the endpoint URL: a 404 means the server forgot it
             raise SessionExpired("HTTP 404")
         super()._raise_status(status, headers, body)
@@ -142,7 +143,7 @@ class SseChannel:
         try:
             with anyio.fail_after(_ENDPOINT_TIMEOUT):
                 response = await self._get(self._client)
-                events = aiter(httpx2.EventSource(response, max_event_size=_MAX_EVENT))
+                events = aiter(sse_events(response.aiter_bytes(), _MAX_EVENT))
                 endpoint = await self._endpoint(events)
         except TimeoutError as exc:
             await _close(response)
