@@ -71,3 +71,27 @@ async def test_an_event_that_cannot_be_stored_fails_alone(log: EventLog) -> None
     assert isinstance(answers[7], StorageError)
     assert all(isinstance(a, Recorded) and not a.duplicate for i, a in enumerate(answers) if i != 7)
     assert len(await log.tail(100)) == 20
+
+
+async def test_batches_committing_at_once_store_each_delivery_id_once(database_url: str) -> None:
+    """Two logs on one database (two replicas; on PostgreSQL each also commits several batches at once):
+    the same delivery ids arriving at both are stored once, every other copy answered with that event."""
+    async with Database(database_url) as db_a, Database(database_url) as db_b:
+        logs = [EventLog(db_a), EventLog(db_b)]
+        news = [NewEvent("github", "push", "r", {"n": n}, f"d-{n % 50}") for n in range(200)]
+        answers: list[Recorded | None] = [None] * len(news)
+
+        async def one(i: int) -> None:
+            answers[i] = await logs[i % 2].append(news[i])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(news)):
+                tg.start_soon(one, i)
+        stored = await logs[0].tail(500)
+    assert len(stored) == 50
+    by_key = {e.payload["n"] % 50: e.id for e in stored}
+    assert len(by_key) == 50
+    for i, answer in enumerate(answers):
+        assert answer is not None
+        assert answer.event.id == by_key[i % 50]
+    assert sum(not a.duplicate for a in answers if a is not None) == 50
