@@ -3,7 +3,8 @@
     python -m tests.pipelines._worker_proc CONFIG [--crash PHASE:STEP_KEY] [--until RUN_ID]
 
 ``--crash``: the process kills itself with SIGKILL when the engine reaches that point (``started``: the
-step is stored as running, not yet called; ``called``: the call returned, its outcome not yet stored).
+step is stored as running, not yet called; ``called``: the call returned, its outcome not yet noted;
+``noted``: the outcome is noted, to be written with the run's next write).
 ``--until``: keep claiming due runs until that run has ended (a killed worker's lease must run out first).
 The hub's idempotency claims last 1 s here, so a claim left by a killed worker is taken over quickly.
 """

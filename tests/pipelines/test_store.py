@@ -32,12 +32,15 @@ async def test_a_worker_whose_lease_was_taken_over_cannot_record(database_url: s
         clock.now += dt.timedelta(seconds=31)  # worker-a is paused past its lease
         (second,) = await store.claim_due(10, owner="worker-b")
         assert second.id == first.id and second.lease_token != first.lease_token
+        store.note_done(first, "00.a", {"late": True}, None, tool="svc.a", attempts=1)
         with pytest.raises(LeaseLost):
-            await store.step_done(first, "00.a", {"late": True}, None)
+            await store.flush(first)
         with pytest.raises(LeaseLost):
             await store.finish(first, "succeeded")
         assert not await store.renew(first)
-        await store.step_done(second, "00.a", {"id": 1}, {"tool": "svc.undo", "arguments": {"id": 1}})
+        undo = {"tool": "svc.undo", "arguments": {"id": 1}}
+        store.note_done(second, "00.a", {"id": 1}, undo, tool="svc.a", attempts=1)
+        await store.flush(second)
         await store.finish(second, "succeeded", output={"id": 1})
         ended = await store.get(first.id)
         assert ended is not None and ended.state == "succeeded" and ended.output == {"id": 1}

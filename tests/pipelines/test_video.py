@@ -165,7 +165,7 @@ def worker(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("step", STEPS)
-@pytest.mark.parametrize("phase", ["started", "called"])
+@pytest.mark.parametrize("phase", ["started", "called", "noted"])
 async def test_a_worker_killed_at_each_step_leaves_a_run_that_completes_exactly_once(
     config: Path, media: tuple[Media, str], step: str, phase: str
 ) -> None:

@@ -5,7 +5,9 @@ its tool through ``Hub.call`` as the run's principal with the idempotency key ``
 hub replays a finished call instead of calling again, and connectors that send keys upstream (an
 operation's ``Idempotency-Key`` header) make a call that was cut off by a crash apply once when the
 resumed run repeats it. A step found ``done`` in the store is never called again; one found
-``running`` (its worker died mid-call) is called again with the same key.
+``running`` (its worker died mid-call, or before the step's outcome was written) is called again with
+the same key. A step's outcome is written with the run's next write (the next step's start, or the
+run's end: ``RunStore.note_done``), so a step costs the engine one transaction.
 
 When a step fails for good — its error is not retryable, or not safe to repeat, or its retries are used
 up, or its output fails its check — the completed steps are undone in the reverse order of completion
@@ -50,8 +52,9 @@ __all__ = ["Engine", "Observer"]
 logger = logging.getLogger("toolbridge.pipelines")
 
 Observer = Callable[[str, str, str], None]
-"""Called with (phase, run id, step key) at ``started`` (stored, not yet called) and ``called`` (the
-call returned, its outcome not yet stored): tests crash a worker there."""
+"""Called with (phase, run id, step key) at ``started`` (stored, not yet called), ``called`` (the call
+returned, its outcome not yet noted) and ``noted`` (the outcome is noted, to be written with the run's
+next write): tests crash a worker there."""
 
 _MAX_WAITS = 50
 
@@ -104,10 +107,13 @@ class Engine:
         except LeaseLost:
             logger.warning("pipeline run %s: lease taken over by another worker; leaving it", run.id)
             return None
+        finally:  # what is noted and not written is redone by the run's next owner (same keys)
+            self._store.forget_noted(run)
 
     async def _execute(self, run: Run) -> str:
         principal = await self._hub.agents.principal_for(run.principal)
-        ctx = _Ctx(run, principal, {r.key: r for r in await self._store.steps(run.id)})
+        records = [] if run.fresh else await self._store.steps(run.id)
+        ctx = _Ctx(run, principal, {r.key: r for r in records})
         if run.state == "compensating":
             return await self._unwind(ctx, run.error or {}, "cancelled" if run.cancel_requested else "failed")
         pipeline = self.pipelines.get(run.pipeline)
@@ -124,8 +130,7 @@ class Engine:
             return await self._unwind(
                 ctx, {"title": "cancelled", "detail": "the run was cancelled"}, "cancelled"
             )
-        await self._store.finish(run, "succeeded", output=output)
-        await self._finished(run, "succeeded")
+        await self._finished(await self._store.finish(run, "succeeded", output=output), "succeeded")
         return "succeeded"
 
     async def _pipeline(self, ctx: _Ctx, pipeline: Pipeline, arguments: Any, *, prefix: str) -> Any:
@@ -188,20 +193,24 @@ class Engine:
 
     async def _run_tool(self, ctx: _Ctx, step: Step, key: str, scope: dict[str, Any], attempts: int) -> Any:
         assert step.tool is not None
-        output = await self._call_step(ctx, step, key, step.arguments.render(scope), attempts)
+        arguments = step.arguments.render(scope)
+        output, attempts = await self._call_step(ctx, step, key, arguments, attempts)
         compensation = None
         if step.compensate is not None:
             undo_args = step.compensate.arguments.render({**scope, "output": output})
             compensation = {"tool": step.compensate.tool, "arguments": undo_args}
-        await self._store.step_done(ctx.run, key, output, compensation)
-        self._observe("stored", ctx.run, key)
+        self._store.note_done(ctx.run, key, output, compensation, tool=step.tool, attempts=attempts)
+        self._observe("noted", ctx.run, key)
         return output
 
     async def _nested(self, ctx: _Ctx, step: Step, key: str, scope: dict[str, Any]) -> Any:
         pipeline = self.pipelines[step.pipeline or ""]
         return await self._pipeline(ctx, pipeline, step.arguments.render(scope), prefix=f"{key}/")
 
-    async def _call_step(self, ctx: _Ctx, step: Step, key: str, arguments: Any, attempts: int) -> Any:
+    async def _call_step(
+        self, ctx: _Ctx, step: Step, key: str, arguments: Any, attempts: int
+    ) -> tuple[Any, int]:
+        """Call the step's tool until it succeeds or fails for good: its output and the attempts made."""
         assert step.tool is not None
         waits = 0
         while True:
@@ -223,7 +232,7 @@ class Engine:
                 await self._sleep(delay)
                 continue
             self._observe("called", ctx.run, key)
-            return value
+            return value, attempts
 
     async def _call(self, ctx: _Ctx, tool: str, arguments: Any, key: str, limit: float | None) -> Any:
         idem = _idempotency_key(ctx.run, key)
@@ -274,8 +283,7 @@ class Engine:
             if not await self._undo(ctx, record):
                 failed += 1
         state = "needs_attention" if failed else end
-        await self._store.finish(run, state, error=error)
-        await self._finished(run, state)
+        await self._finished(await self._store.finish(run, state, error=error), state)
         return state
 
     async def _undo(self, ctx: _Ctx, record: StepRecord) -> bool:

@@ -80,7 +80,10 @@ class PipelineService:
         self.owner = f"{socket.gethostname()[:20]}:{os.getpid()}:{secrets.token_hex(3)}"
         self._lines = lines
         self._tools = {t.name: t for t in self._make_tools()}
-        self._ended: dict[str, anyio.Event] = {}
+        self.on_queued: list[Callable[[], None]] = []
+        """Called when a run is queued here for the workers (a worker in this process wakes)."""
+        self._ended: dict[str, _Ending] = {}
+        """Runs executing here, by id: set when the run stops (with the run as it ended)."""
         self._tg: TaskGroup | None = None
 
     # -- connector protocol ------------------------------------------------------------------------
@@ -126,8 +129,11 @@ class PipelineService:
         run = await self.store.create(pipeline, principal.id, arguments, request_id=request_id, owner=owner)
         if owner is not None:
             assert self._tg is not None
-            self._ended[run.id] = anyio.Event()
+            self._ended[run.id] = _Ending()
             self._tg.start_soon(self.execute, run)
+        else:
+            for wake in self.on_queued:
+                wake()
         return run
 
     async def execute(self, run: Run) -> str | None:
@@ -139,7 +145,7 @@ class PipelineService:
             finally:
                 tg.cancel_scope.cancel()
                 if (ended := self._ended.pop(run.id, None)) is not None:
-                    ended.set()
+                    ended.event.set()
         return state
 
     async def _heartbeat(self, run: Run, scope: anyio.CancelScope) -> None:
@@ -152,12 +158,14 @@ class PipelineService:
 
     async def wait(self, run_id: str, seconds: float) -> Run:
         """The run once it ended, or as it stands after ``seconds``."""
+        ended = self._ended.get(run_id)
         with anyio.move_on_after(seconds):
-            ended = self._ended.get(run_id)
             if ended is not None:
-                await ended.wait()
+                await ended.event.wait()
             else:
                 await self._poll_until_ended(run_id)
+        if ended is not None and ended.run is not None:
+            return ended.run  # as its last write stored it
         found = await self.store.get(run_id)
         assert found is not None
         return found
@@ -206,6 +214,8 @@ class PipelineService:
     async def _finished(self, run: Run, state: str) -> None:
         """A run ended: an audit row (its steps are the rows whose request id starts with the run id)
         and an event ``toolbridge.pipeline.<state>``."""
+        if (ended := self._ended.get(run.id)) is not None:
+            ended.run = run
         error = None if state == "succeeded" else state
         entry = audit_entry(
             run.id,
@@ -253,6 +263,14 @@ class PipelineService:
             )
         )
         return made
+
+
+class _Ending:
+    __slots__ = ("event", "run")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.run: Run | None = None
 
 
 def _answer(run: Run) -> dict[str, Any]:

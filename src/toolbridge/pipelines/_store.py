@@ -6,27 +6,43 @@ worker died is claimed again when its lease ends. Every write about a run is *fe
 while the writer still holds the lease under its token (the same transaction first touches the run row
 under the token), so a worker whose lease was taken over can record nothing.
 
+A step's outcome may be *noted* (:meth:`RunStore.note_done`) rather than written at once: the run's next
+fenced write — the next step's start, a skip, the start of compensation or the run's end — writes it
+first, in the same transaction. Nothing the run does happens between the two, so the outcome is still
+stored before the next effect, and a step transaction costs one commit instead of two. A worker that
+dies before that write leaves the step ``running``: the resumed run calls it again under the same
+idempotency key and the hub replays the stored result.
+
+A run queued for the workers wakes them: on PostgreSQL its transaction sends ``NOTIFY`` on
+:data:`CHANNEL` and workers ``LISTEN`` (:meth:`RunStore.listening`); elsewhere they poll.
+
 Run states: ``queued`` → ``running`` → ``succeeded``; on a failure or a cancel ``compensating`` →
 ``failed`` | ``cancelled`` (everything undone) or ``needs_attention`` (a compensation failed for good).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from toolbridge.errors import LeaseLost
+from toolbridge.errors import LeaseLost, StorageError
 from toolbridge.pipelines._tables import pipeline_runs as runs
 from toolbridge.pipelines._tables import pipeline_steps as steps
 from toolbridge.storage import Database
 
-__all__ = ["ACTIVE", "TERMINAL", "Run", "RunStore", "StepRecord"]
+__all__ = ["ACTIVE", "CHANNEL", "TERMINAL", "Run", "RunStore", "StepRecord"]
+
+CHANNEL = "toolbridge_pipeline_runs"
+"""The PostgreSQL notification channel on which a queued run wakes the workers."""
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "needs_attention"})
 ACTIVE = frozenset({"queued", "running", "compensating"})
@@ -46,6 +62,8 @@ class Run:
     created_at: dt.datetime
     updated_at: dt.datetime
     lease_token: str | None = None
+    fresh: bool = False
+    """Created here under this lease a moment ago: it has no steps yet (nothing to read back)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +107,10 @@ class RunStore:
         self._db = database
         self.lease = lease
         self._now = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._noted: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        """Step outcomes per run and lease token, written by the run's next fenced transaction under that
+        lease (an execution that lost its lease never has its notes written under the next one)."""
+        self._upsert = _upsert(postgresql if database.dialect == "postgresql" else sqlite)
 
     # -- runs ----------------------------------------------------------------------------------------
 
@@ -122,7 +144,49 @@ class RunStore:
         }
         async with self._db.transaction() as conn:
             await conn.execute(runs.insert().values(**row))
-        return _run(row)
+            if owner is None:
+                await self._notify(conn)
+        return _run(row, fresh=owner is not None)
+
+    async def _notify(self, conn: AsyncConnection) -> None:
+        """Wake the workers listening (PostgreSQL: delivered when this transaction commits)."""
+        if self._db.dialect == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
+
+    @contextlib.asynccontextmanager
+    async def listening(self, wake: Callable[[], None]) -> AsyncIterator[anyio.Event | None]:
+        """Call ``wake`` whenever a run is queued, while in the block (PostgreSQL: ``LISTEN`` on a pooled
+        connection held meanwhile). Yields an event set when that connection is lost, or None when the
+        database cannot notify (then workers poll)."""
+        if self._db.dialect != "postgresql":
+            yield None
+            return
+        lost = anyio.Event()
+
+        def notified(*_args: Any) -> None:
+            wake()
+
+        def terminated(*_args: Any) -> None:
+            lost.set()
+
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                conn = await stack.enter_async_context(self._db.engine.connect())
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None
+                await driver.add_listener(CHANNEL, notified)
+            except Exception as exc:  # SQLAlchemy's, asyncpg's or the socket's: the database is away
+                raise StorageError(
+                    f"cannot listen for queued pipeline runs: {exc.__class__.__name__}: {exc}",
+                    hint="the database may be down; workers poll meanwhile",
+                ) from exc
+            driver.add_termination_listener(terminated)
+            try:
+                yield lost
+            finally:
+                driver.remove_termination_listener(terminated)
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await driver.remove_listener(CHANNEL, notified)
 
     async def get(self, run_id: str, *, principal: str | None = None) -> Run | None:
         query = sa.select(runs).where(runs.c.id == run_id)
@@ -212,7 +276,8 @@ class RunStore:
 
     async def finish(
         self, run: Run, state: str, *, output: Any = None, error: Mapping[str, Any] | None = None
-    ) -> None:
+    ) -> Run:
+        """The run ends in ``state`` and its lease is given up; returns the run as stored."""
         async with self._fenced(run) as conn:
             values: dict[str, Any] = {
                 "state": state,
@@ -222,7 +287,16 @@ class RunStore:
             }
             if error is not None:
                 values["error"] = dict(error)
-            await conn.execute(runs.update().where(runs.c.id == run.id).values(**values))
+            row = (
+                (
+                    await conn.execute(
+                        runs.update().where(runs.c.id == run.id).values(**values).returning(*runs.c)
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return _run(row)
 
     async def cancel(self, run_id: str, *, principal: str | None) -> Run | None:
         """Ask an active run to stop and undo what it did (its worker sees it at the next step)."""
@@ -246,6 +320,7 @@ class RunStore:
             await conn.execute(
                 runs.update().where(where).values(state="compensating", next_attempt_at=now, updated_at=now)
             )
+            await self._notify(conn)
             await conn.execute(
                 steps.update()
                 .where(steps.c.run_id == run_id, steps.c.state == "compensation_failed")
@@ -265,35 +340,37 @@ class RunStore:
     async def step_started(self, run: Run, key: str, tool: str, *, attempts: int) -> bool:
         """Recorded before the effect: the step runs (again) with this many attempts so far. Returns
         whether a cancel was asked for (then the step is not called)."""
-        fence = self._fenced(run)
-        async with fence as conn:
-            values = {"tool": tool, "state": "running", "attempts": attempts, "error": None}
-            updated = await conn.execute(
-                steps.update().where(steps.c.run_id == run.id, steps.c.key == key).values(**values)
-            )
-            if not updated.rowcount:
-                await conn.execute(
-                    steps.insert().values(run_id=run.id, key=key, started_at=self._now(), **values)
-                )
+        row = _step_row(key, tool, "running", attempts, self._now())
+        fence = self._fenced(run, row)
+        async with fence:
+            pass
         return fence.cancel_requested
 
-    async def step_done(
-        self, run: Run, key: str, output: Any, compensation: Mapping[str, Any] | None, *, state: str = "done"
+    def note_done(
+        self,
+        run: Run,
+        key: str,
+        output: Any,
+        compensation: Mapping[str, Any] | None,
+        *,
+        tool: str,
+        attempts: int,
     ) -> None:
-        """Recorded after the effect: the output, and the call that undoes it (rendered now)."""
-        async with self._fenced(run, count=True) as conn:
-            seq = (await conn.execute(sa.select(runs.c.seq).where(runs.c.id == run.id))).scalar()
-            await conn.execute(
-                steps.update()
-                .where(steps.c.run_id == run.id, steps.c.key == key)
-                .values(
-                    state=state,
-                    output=output,
-                    compensation=dict(compensation) if compensation else None,
-                    seq=seq,
-                    finished_at=self._now(),
-                )
-            )
+        """The effect's outcome — the output, and the call that undoes it (rendered now) — written by the
+        run's next fenced write, before anything else the run does (module docstring)."""
+        row = _step_row(key, tool, "done", attempts, self._now())
+        row.update(output=output, compensation=dict(compensation) if compensation else None)
+        row["finished_at"] = row["started_at"]
+        self._noted.setdefault(_lease_key(run), []).append(row)
+
+    async def flush(self, run: Run) -> None:
+        """Write what was noted about ``run`` now (fenced like every write)."""
+        async with self._fenced(run):
+            pass
+
+    def forget_noted(self, run: Run) -> None:
+        """Drop what was noted about ``run`` and not written (its lease is gone; the next owner redoes it)."""
+        self._noted.pop(_lease_key(run), None)
 
     async def step_state(
         self, run: Run, key: str, state: str, *, error: Mapping[str, Any] | None = None
@@ -307,59 +384,106 @@ class RunStore:
             )
 
     async def step_skipped(self, run: Run, key: str, tool: str) -> None:
-        now = self._now()
-        async with self._fenced(run) as conn:
-            await conn.execute(
-                steps.insert().values(
-                    run_id=run.id,
-                    key=key,
-                    tool=tool,
-                    state="skipped",
-                    attempts=0,
-                    started_at=now,
-                    finished_at=now,
-                )
-            )
+        row = _step_row(key, tool, "skipped", 0, self._now())
+        row["finished_at"] = row["started_at"]
+        async with self._fenced(run, row):
+            pass
 
     # -- fencing -------------------------------------------------------------------------------------
 
-    def _fenced(self, run: Run, *, count: bool = False) -> _Fence:
-        return _Fence(self, run, count)
+    def _fenced(self, run: Run, row: dict[str, Any] | None = None) -> _Fence:
+        return _Fence(self, run, row)
 
     def _lease(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.lease)
 
 
 class _Fence:
-    """A transaction that first touches the run row under the caller's lease token (LeaseLost if gone)."""
+    """A transaction that first touches the run row under the caller's lease token (LeaseLost if gone),
+    then writes the step outcomes noted for the run (numbered in the order they completed) and ``row``,
+    a step row of the caller's, in one statement."""
 
-    def __init__(self, store: RunStore, run: Run, count: bool) -> None:
-        self._store, self._run, self._count = store, run, count
+    def __init__(self, store: RunStore, run: Run, row: dict[str, Any] | None) -> None:
+        self._store, self._run, self._row = store, run, row
         self._tx: Any = None
+        self._noted: list[dict[str, Any]] = []
         self.cancel_requested = False
 
     async def __aenter__(self) -> AsyncConnection:
-        self._tx = self._store._db.transaction()
+        store, run = self._store, self._run
+        self._noted = noted = store._noted.pop(_lease_key(run), [])
+        self._tx = store._db.transaction()
         conn: AsyncConnection = await self._tx.__aenter__()
-        values: dict[str, Any] = {"updated_at": self._store._now()}
-        if self._count:
-            values["seq"] = runs.c.seq + 1
-        touched = (
-            await conn.execute(_mine(self._run).values(**values).returning(runs.c.cancel_requested))
-        ).first()
-        if touched is None:
-            await self._tx.__aexit__(None, None, None)
-            self._tx = None
-            raise LeaseLost(
-                f"pipeline run {self._run.id} is held by another worker now",
-                hint="nothing to do: the worker holding it goes on",
-            )
-        self.cancel_requested = bool(touched[0])
+        try:
+            touch = {"b_id": run.id, "b_token": run.lease_token, "b_now": store._now(), "b_add": len(noted)}
+            touched = (await conn.execute(_TOUCH, touch)).first()
+            if touched is None:
+                self._noted = []  # the next owner redoes those steps
+                raise LeaseLost(
+                    f"pipeline run {run.id} is held by another worker now",
+                    hint="nothing to do: the worker holding it goes on",
+                )
+            self.cancel_requested = bool(touched[0])
+            first = int(touched[1]) - len(noted) + 1
+            rows = [{**n, "run_id": run.id, "seq": first + i} for i, n in enumerate(noted)]
+            if self._row is not None:
+                rows.append({**self._row, "run_id": run.id})
+            if rows:
+                await conn.execute(store._upsert, rows)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return conn
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if self._tx is not None:
-            await self._tx.__aexit__(*exc_info)
+        tx, self._tx = self._tx, None
+        if exc_info[0] is not None and self._noted:  # not written: keep them for the run's next write
+            self._store._noted.setdefault(_lease_key(self._run), [])[:0] = self._noted
+        try:
+            await tx.__aexit__(*exc_info)
+        except BaseException:
+            if exc_info[0] is None and self._noted:  # the commit failed
+                self._store._noted.setdefault(_lease_key(self._run), [])[:0] = self._noted
+            raise
+
+
+_TOUCH = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("b_id"), runs.c.lease_token == sa.bindparam("b_token"))
+    .values(updated_at=sa.bindparam("b_now"), seq=runs.c.seq + sa.bindparam("b_add", type_=sa.Integer))
+    .returning(runs.c.cancel_requested, runs.c.seq)
+)
+"""The fence's first statement: the run row, touched under the lease token (one statement, compiled once)."""
+
+
+def _upsert(dialect: Any) -> Any:
+    """Write step rows (one parameter set each, every column): a new row is inserted, an existing one
+    takes the new values except when it started."""
+    insert = dialect.insert(steps)
+    kept = ("run_id", "key", "started_at")
+    return insert.on_conflict_do_update(
+        index_elements=[steps.c.run_id, steps.c.key],
+        set_={c.name: insert.excluded[c.name] for c in steps.c if c.name not in kept},
+    )
+
+
+def _step_row(key: str, tool: str, state: str, attempts: int, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "key": key,
+        "tool": tool,
+        "state": state,
+        "attempts": attempts,
+        "seq": None,
+        "output": None,
+        "compensation": None,
+        "error": None,
+        "started_at": now,
+        "finished_at": None,
+    }
+
+
+def _lease_key(run: Run) -> tuple[str, str | None]:
+    return run.id, run.lease_token
 
 
 def _mine(run: Run) -> sa.Update:
@@ -374,7 +498,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _run(row: Mapping[str, Any] | sa.RowMapping) -> Run:
+def _run(row: Mapping[str, Any] | sa.RowMapping, *, fresh: bool = False) -> Run:
     return Run(
         id=row["id"],
         pipeline=row["pipeline"],
@@ -388,6 +512,7 @@ def _run(row: Mapping[str, Any] | sa.RowMapping) -> Run:
         created_at=_aware(row["created_at"]),
         updated_at=_aware(row["updated_at"]),
         lease_token=row.get("lease_token"),
+        fresh=fresh,
     )
 
 

@@ -1,5 +1,9 @@
 """The pipeline worker: claims due runs (new, waiting, or left by a worker that died) and executes them,
-at most ``concurrency`` at once, each under a renewed lease (``toolbridge worker`` runs one)."""
+at most ``concurrency`` at once, each under a renewed lease (``toolbridge worker`` runs one).
+
+An idle worker wakes when a run is queued — in this process directly, from other processes through
+PostgreSQL's ``LISTEN``/``NOTIFY`` — and otherwise every ``poll_interval`` (runs due after a retry
+delay, leases that ran out, SQLite)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from toolbridge.errors import StorageError
 from toolbridge.pipelines._service import PipelineService, pipeline_service
@@ -23,21 +28,47 @@ class PipelineWorker:
         self._slots = anyio.CapacityLimiter(service.settings.concurrency)
         self._wake = anyio.Event()
 
+    def wake(self) -> None:
+        """Look for due runs now (a run was queued)."""
+        self._wake.set()
+
     async def run(self) -> None:
         """Claim and execute runs until cancelled."""
-        async with anyio.create_task_group() as tg:
-            while True:
-                try:
-                    claimed = await self._claim()
-                except StorageError as exc:  # the database is away: try again at the next poll
-                    logger.warning("pipeline worker: %s", exc)
-                    claimed = []
-                for run in claimed:
-                    tg.start_soon(self._execute, run)
-                if not claimed:
-                    with anyio.move_on_after(self._service.settings.poll_interval):
-                        await self._wake.wait()
-                    self._wake = anyio.Event()
+        self._service.on_queued.append(self.wake)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._listen)
+                await self._loop(tg)
+        finally:
+            self._service.on_queued.remove(self.wake)
+
+    async def _listen(self) -> None:
+        """Be woken by runs queued in other processes, while the database can tell (PostgreSQL)."""
+        while True:
+            try:
+                async with self._service.store.listening(self.wake) as lost:
+                    if lost is None:
+                        return  # this database cannot notify: polling it is
+                    self.wake()  # anything queued while not listening
+                    await lost.wait()
+                    logger.warning("pipeline worker: the connection listening for runs was lost")
+            except StorageError as exc:
+                logger.warning("pipeline worker: %s", exc)
+            await anyio.sleep(max(1.0, self._service.settings.poll_interval))
+
+    async def _loop(self, tg: TaskGroup) -> None:
+        while True:
+            try:
+                claimed = await self._claim()
+            except StorageError as exc:  # the database is away: try again at the next poll
+                logger.warning("pipeline worker: %s", exc)
+                claimed = []
+            for run in claimed:
+                tg.start_soon(self._execute, run)
+            if not claimed:
+                with anyio.move_on_after(self._service.settings.poll_interval):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
 
     async def run_once(self) -> int:
         """Execute every run due now, then return how many ran (``toolbridge worker --once``)."""
