@@ -81,6 +81,22 @@ def test_cancel_and_resume_from_the_cli(in_tmp_dir: Path) -> None:
     assert unknown.exit_code != 0 and "no pipeline run 'nope'" in unknown.output
 
 
+def test_a_signed_upload_notice_starts_the_example_pipeline(
+    in_tmp_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/patterns.md, "Event-driven": the example's webhook source and subscription, from the CLI."""
+    monkeypatch.setenv("UPLOADS_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    body = '{"type": "video.uploaded", "url": "https://videos.example/dog.mov", "slug": "dog"}'
+    received = cli("hooks", "test", "uploads", "--body", body)
+    assert received.exit_code == 0 and received.output.startswith("200 "), received.output
+    assert cli("pipelines", "list", "--runs", "--json").output.strip() == ""  # recorded, not yet delivered
+    worked = cli("worker", "--once")
+    assert worked.exit_code == 0, worked.output
+    (run,) = [json.loads(r) for r in cli("pipelines", "list", "--runs", "--json").output.splitlines()]
+    assert (run["pipeline"], run["state"]) == ("video", "succeeded")
+    assert live() == {"download": 1, "transcode": 1, "record": 1, "notification": 1}
+
+
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[Hub, httpx2.AsyncClient, str, anyio.Event]]:
     gate = anyio.Event()
