@@ -83,6 +83,9 @@ class PipelineWorkerSettings(_Model):
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 16
     """Runs one worker executes at once."""
     poll_interval: Annotated[float, Field(gt=0)] = 0.5
+    """Seconds between an idle worker's looks for due runs (retries that came due, leases that ran out,
+    runs queued on SQLite by another process); a run queued in the worker's process, or on PostgreSQL by
+    any process, wakes it at once."""
     compensation_attempts: Annotated[int, Field(ge=1, le=50)] = 5
     """Attempts of each compensation call before the run ends ``needs_attention``."""
 
