@@ -122,7 +122,14 @@ class McpConnector(FederatedRequests, ReportsToHub):
             approval=approval,
             changed=self._tools_changed,
         )
-        self._inbound = Inbound(name, namespace=self._namespace, emit=self._emit, relist=self._relist)
+        self._watched = Watched()
+        self._inbound = Inbound(
+            name,
+            namespace=self._namespace,
+            emit=self._emit,
+            relist=self._relist,
+            acknowledged=self._watched.acknowledge,
+        )
         self._restarts = Restarts(name, restart_delays)
         self._opener = Opener(
             name,
@@ -146,7 +153,6 @@ class McpConnector(FederatedRequests, ReportsToHub):
         """Session (by id) → the scope of its listen loop (stateless-era upstreams)."""
         self._default_connection: str | None = None
         self._stateless = False
-        self._watched = Watched()
 
     @property
     def name(self) -> str:

@@ -70,11 +70,16 @@ class Inbound:
         namespace: str,
         emit: Callable[[HubEvent], None],
         relist: Callable[[], None],
+        acknowledged: Callable[[], None] = lambda: None,
     ) -> None:
+        """``relist``: list again (a list changed, or a listen stream was acknowledged: what changed
+        before it is told by no one); ``acknowledged``: a listen stream was acknowledged (``_listen``
+        keeps the stream it replaces until then)."""
         self._name = name
         self._namespace = namespace
         self._emit = emit
         self._relist = relist
+        self._acknowledged = acknowledged
         self._progress: dict[str, CallEvents] = {}
         self._calls: dict[str, _Call] = {}
         """Calls in flight, by progress token."""
@@ -132,6 +137,8 @@ class Inbound:
             }
         if method in _LIST_CHANGED_OR_LISTENING:
             self._relist()  # (on a listen ack: what changed before it?)
+            if method == "notifications/subscriptions/acknowledged":
+                self._acknowledged()
         elif method == "notifications/progress":
             events = self._progress.get(str(params.get("progressToken")))
             if events is not None and events.progress and isinstance(params.get("progress"), int | float):

@@ -8,14 +8,18 @@ before the stream was acknowledged are told by no one, so the connector lists ag
 acknowledgment (``notifications/subscriptions/acknowledged``).
 
 Resource subscriptions are part of the same stream in that era (``resourceSubscriptions``): the URIs
-agents subscribed to are kept in :class:`Watched`, and the stream is opened again, at once, whenever
-that set changes (there is no other way to change what a listen stream carries).
+agents subscribed to are kept in :class:`Watched`, and a new stream is opened, at once, whenever that
+set changes (there is no other way to change what a listen stream carries). The stream it replaces stays
+open until the new one is acknowledged, so an update the upstream sends meanwhile arrives on one of them
+(it may arrive twice; a resource update says only that the resource changed, so a second one is
+harmless, where a lost one leaves an agent with stale content).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import httpx2
@@ -44,6 +48,7 @@ class Watched:
     def __init__(self) -> None:
         self.uris: set[str] = set()
         self._changed = anyio.Event()
+        self._acknowledged = anyio.Event()
 
     def add(self, uri: str) -> None:
         self._change(self.uris | {uri})
@@ -62,6 +67,15 @@ class Watched:
 
     def filter(self) -> dict[str, object]:
         return {"resourceSubscriptions": sorted(self.uris)} if self.uris else {}
+
+    def acknowledge(self) -> None:
+        """The upstream acknowledged a listen stream (``notifications/subscriptions/acknowledged``)."""
+        self._acknowledged.set()
+        self._acknowledged = anyio.Event()
+
+    def next_acknowledgment(self) -> anyio.Event:
+        """Set by the next acknowledgment (take it before opening the stream it is for)."""
+        return self._acknowledged
 
 
 async def listen_for_changes(
@@ -88,53 +102,96 @@ async def listen_for_changes(
     if not wanted and watched is None:
         return
     failures = 0
-    while current():
-        notifications = wanted | (watched.filter() if watched is not None else {})
-        if not notifications:  # nothing to listen for until an agent subscribes
-            await watched.changed()  # type: ignore[union-attr]
-            continue
-        started = anyio.current_time()
-        try:
-            if await _listen_once(session, notifications, auth, watched):
-                failures = 0
-                continue  # what to listen for changed: at once, with the new set
-            short = anyio.current_time() - started < _SHORT_STREAM
-            failures = failures + 1 if short else 0
-        except RpcError as exc:
-            logger.info("%s does not take subscriptions/listen (%s)", session.channel.describe, exc)
-            return
-        except (ToolbridgeError, SessionExpired) as exc:  # unavailable, 401/403/5xx, not connected
-            logger.debug("the listen stream of %s ended: %s", session.channel.describe, exc)
-            failures += 1
-        await anyio.sleep(_AGAIN if failures == 0 else _RELISTEN.delay(failures))
-
-
-async def _listen_once(
-    session: Session,
-    notifications: dict[str, object],
-    auth: Callable[[], Awaitable[httpx2.Auth | None]],
-    watched: Watched | None,
-) -> bool:
-    """One listen stream, until it ends (False) or the watched URIs change (True: ended by us)."""
-    changed = False
+    standing: _Stream | None = None
+    """The acknowledged stream; replaced by a new one only once that is acknowledged."""
     async with anyio.create_task_group() as tg:
-
-        async def stop_on_change(w: Watched) -> None:
-            nonlocal changed
-            await w.changed()
-            changed = True
+        try:
+            while current():
+                notifications = wanted | (watched.filter() if watched is not None else {})
+                if not notifications:  # nothing to listen for until an agent subscribes
+                    _end(standing)
+                    standing = None
+                    await watched.changed()  # type: ignore[union-attr]
+                    continue
+                started = anyio.current_time()
+                stream = _Stream()
+                acked = watched.next_acknowledgment() if watched is not None else None
+                params: dict[str, object] = {"notifications": notifications}
+                tg.start_soon(stream.run, session, params, auth)
+                waits: dict[str, Callable[[], Awaitable[Any]]] = {"ended": stream.ended.wait}
+                if watched is not None and acked is not None:
+                    waits |= {"changed": watched.changed, "acked": acked.wait}
+                    first = await _first(waits)
+                    if first == "changed":  # before it was acknowledged: the standing one stays
+                        stream.scope.cancel()
+                        failures = 0
+                        continue
+                    if first == "acked":
+                        _end(standing)
+                        standing = stream
+                        del waits["acked"]
+                        if await _first(waits) == "changed":
+                            failures = 0
+                            continue  # a new stream at once; this one stands until it is acknowledged
+                else:
+                    await stream.ended.wait()
+                if standing is stream:
+                    standing = None
+                if isinstance(stream.failed, RpcError):
+                    logger.info(
+                        "%s does not take subscriptions/listen (%s)", session.channel.describe, stream.failed
+                    )
+                    return
+                if stream.failed is not None:  # unavailable, 401/403/5xx, not connected
+                    logger.debug("the listen stream of %s ended: %s", session.channel.describe, stream.failed)
+                    failures += 1
+                else:
+                    short = anyio.current_time() - started < _SHORT_STREAM
+                    failures = failures + 1 if short else 0
+                await anyio.sleep(_AGAIN if failures == 0 else _RELISTEN.delay(failures))
+        finally:
             tg.cancel_scope.cancel()
 
-        if watched is not None:
-            tg.start_soon(stop_on_change, watched)
-        failed: Exception | None = None  # (stays None when a change cancels the request)
-        try:
-            await session.request(
-                "subscriptions/listen", {"notifications": notifications}, auth=await auth(), cancellable=False
-            )
-        except (RpcError, ToolbridgeError, SessionExpired) as exc:  # raised as itself, not in a group
-            failed = exc
-        tg.cancel_scope.cancel()
-    if failed is not None:
-        raise failed
-    return changed
+
+class _Stream:
+    """One ``subscriptions/listen`` request: :meth:`run` holds it until it ends (``failed`` says how, None:
+    gracefully) or ``scope`` is cancelled; ``ended`` is set either way."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.ended = anyio.Event()
+        self.failed: Exception | None = None
+
+    async def run(
+        self,
+        session: Session,
+        params: dict[str, object],
+        auth: Callable[[], Awaitable[httpx2.Auth | None]],
+    ) -> None:
+        with self.scope:
+            try:
+                await session.request("subscriptions/listen", params, auth=await auth(), cancellable=False)
+            except (RpcError, ToolbridgeError, SessionExpired) as exc:
+                self.failed = exc
+        self.ended.set()
+
+
+def _end(stream: _Stream | None) -> None:
+    if stream is not None:
+        stream.scope.cancel()
+
+
+async def _first(waits: dict[str, Callable[[], Awaitable[Any]]]) -> str:
+    """The name of the wait that finished first (the others are cancelled)."""
+    winner = ""
+    async with anyio.create_task_group() as tg:
+
+        async def run(name: str, wait: Callable[[], Awaitable[Any]]) -> None:
+            nonlocal winner
+            await wait()
+            winner = winner or name
+            tg.cancel_scope.cancel()
+
+        for name, wait in waits.items():
+            tg.start_soon(run, name, wait)
+    return winner
