@@ -122,24 +122,12 @@ class McpConnector(FederatedRequests, ReportsToHub):
             approval=approval,
             changed=self._tools_changed,
         )
-        self._watched = Watched()
-        self._inbound = Inbound(
-            name,
-            namespace=self._namespace,
-            emit=self._emit,
-            relist=self._relist,
-            acknowledged=self._watched.acknowledge,
-        )
-        self._restarts = Restarts(name, restart_delays)
-        self._opener = Opener(
-            name,
+        self._opener = self._build_upstream_parts(
             server,
-            restarts=self._restarts,
-            on_message=self._inbound.on_message,
-            client_info={"name": client_name, "version": "1"},
+            restart_delays=restart_delays,
+            client_name=client_name,
             probe_timeout=probe_timeout,
             connection_env=connection_env,
-            learn_secrets=self._inbound.learn_secrets,
         )
         self.extras = Extras()
         """Prompts and resources the upstream offers (see ``_federation``)."""
@@ -153,6 +141,37 @@ class McpConnector(FederatedRequests, ReportsToHub):
         """Session (by id) → the scope of its listen loop (stateless-era upstreams)."""
         self._default_connection: str | None = None
         self._stateless = False
+
+    def _build_upstream_parts(
+        self,
+        server: StdioServer | HttpServer,
+        *,
+        restart_delays: Sequence[float],
+        client_name: str,
+        probe_timeout: float,
+        connection_env: Callable[[], Awaitable[Mapping[str, str]]] | None,
+    ) -> Opener:
+        """Build what listens to the upstream (:class:`Watched`, :class:`Inbound`), the restart backoff,
+        and the :class:`Opener` that opens sessions with them."""
+        self._watched = Watched()
+        self._inbound = Inbound(
+            self._name,
+            namespace=self._namespace,
+            emit=self._emit,
+            relist=self._relist,
+            acknowledged=self._watched.acknowledge,
+        )
+        self._restarts = Restarts(self._name, restart_delays)
+        return Opener(
+            self._name,
+            server,
+            restarts=self._restarts,
+            on_message=self._inbound.on_message,
+            client_info={"name": client_name, "version": "1"},
+            probe_timeout=probe_timeout,
+            connection_env=connection_env,
+            learn_secrets=self._inbound.learn_secrets,
+        )
 
     @property
     def name(self) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx2
 
 from toolbridge.connectors.mcp._channel import SessionExpired
@@ -101,56 +102,92 @@ async def listen_for_changes(
     }
     if not wanted and watched is None:
         return
-    failures = 0
-    standing: _Stream | None = None
-    """The acknowledged stream; replaced by a new one only once that is acknowledged."""
     async with anyio.create_task_group() as tg:
         try:
-            while current():
-                notifications = wanted | (watched.filter() if watched is not None else {})
-                if not notifications:  # nothing to listen for until an agent subscribes
-                    _end(standing)
-                    standing = None
-                    await watched.changed()  # type: ignore[union-attr]
-                    continue
-                started = anyio.current_time()
-                stream = _Stream()
-                acked = watched.next_acknowledgment() if watched is not None else None
-                params: dict[str, object] = {"notifications": notifications}
-                tg.start_soon(stream.run, session, params, auth)
-                waits: dict[str, Callable[[], Awaitable[Any]]] = {"ended": stream.ended.wait}
-                if watched is not None and acked is not None:
-                    waits |= {"changed": watched.changed, "acked": acked.wait}
-                    first = await _first(waits)
-                    if first == "changed":  # before it was acknowledged: the standing one stays
-                        stream.scope.cancel()
-                        failures = 0
-                        continue
-                    if first == "acked":
-                        _end(standing)
-                        standing = stream
-                        del waits["acked"]
-                        if await _first(waits) == "changed":
-                            failures = 0
-                            continue  # a new stream at once; this one stands until it is acknowledged
-                else:
-                    await stream.ended.wait()
-                if standing is stream:
-                    standing = None
-                if isinstance(stream.failed, RpcError):
-                    logger.info(
-                        "%s does not take subscriptions/listen (%s)", session.channel.describe, stream.failed
-                    )
-                    return
-                if stream.failed is not None:  # unavailable, 401/403/5xx, not connected
-                    logger.debug("the listen stream of %s ended: %s", session.channel.describe, stream.failed)
-                    failures += 1
-                else:
-                    short = anyio.current_time() - started < _SHORT_STREAM
-                    failures = failures + 1 if short else 0
-                await anyio.sleep(_AGAIN if failures == 0 else _RELISTEN.delay(failures))
+            await _Listener(session, auth, wanted, watched, tg).run(current)
         finally:
             tg.cancel_scope.cancel()
+
+
+class _Listener:
+    """The loop of :func:`listen_for_changes`: opens a stream after another, and counts their failures."""
+
+    def __init__(
+        self,
+        session: Session,
+        auth: Callable[[], Awaitable[httpx2.Auth | None]],
+        wanted: dict[str, bool],
+        watched: Watched | None,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
+        self._session = session
+        self._auth = auth
+        self._wanted = wanted
+        self._watched = watched
+        self._tg = tg
+        self._failures = 0
+        self._standing: _Stream | None = None
+        """The acknowledged stream; replaced by a new one only once that is acknowledged."""
+
+    async def run(self, current: Callable[[], bool]) -> None:
+        while current():
+            notifications = self._wanted | (self._watched.filter() if self._watched is not None else {})
+            if not notifications:  # nothing to listen for until an agent subscribes
+                _end(self._standing)
+                self._standing = None
+                await self._watched.changed()  # type: ignore[union-attr]
+                continue
+            started = anyio.current_time()
+            stream = _Stream()
+            acked = self._watched.next_acknowledgment() if self._watched is not None else None
+            params: dict[str, object] = {"notifications": notifications}
+            self._tg.start_soon(stream.run, self._session, params, self._auth)
+            if await self._superseded(stream, acked):
+                self._failures = 0
+                continue
+            if self._standing is stream:
+                self._standing = None
+            if not self._count(stream, started):
+                return
+            await anyio.sleep(_AGAIN if self._failures == 0 else _RELISTEN.delay(self._failures))
+
+    async def _superseded(self, stream: _Stream, acked: anyio.Event | None) -> bool:
+        """Wait until ``stream`` ended (False) or the watched URIs changed, so that a new stream is to be
+        opened at once (True); an acknowledged ``stream`` becomes the standing one."""
+        if self._watched is None or acked is None:
+            await stream.ended.wait()
+            return False
+        waits: dict[str, Callable[[], Awaitable[Any]]] = {
+            "ended": stream.ended.wait,
+            "changed": self._watched.changed,
+            "acked": acked.wait,
+        }
+        first = await _first(waits)
+        if first == "changed":  # before it was acknowledged: the standing one stays
+            stream.scope.cancel()
+            return True
+        if first == "acked":
+            _end(self._standing)
+            self._standing = stream
+            del waits["acked"]
+            # changed: a new stream at once; this one stands until that one is acknowledged
+            return await _first(waits) == "changed"
+        return False
+
+    def _count(self, stream: _Stream, started: float) -> bool:
+        """Count how ``stream`` ended in the failures in a row; False: the upstream does not listen."""
+        if isinstance(stream.failed, RpcError):
+            logger.info(
+                "%s does not take subscriptions/listen (%s)", self._session.channel.describe, stream.failed
+            )
+            return False
+        if stream.failed is not None:  # unavailable, 401/403/5xx, not connected
+            logger.debug("the listen stream of %s ended: %s", self._session.channel.describe, stream.failed)
+            self._failures += 1
+        else:
+            short = anyio.current_time() - started < _SHORT_STREAM
+            self._failures = self._failures + 1 if short else 0
+        return True
 
 
 class _Stream:

@@ -19,6 +19,13 @@ _BIG = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
 def upgrade() -> None:
+    _create_workspaces()
+    _create_files_and_versions()
+    _create_leases()
+    _create_changes_and_credits()
+
+
+def _create_workspaces() -> None:
     op.create_table(
         "ws_workspaces",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -35,6 +42,9 @@ def upgrade() -> None:
         sa.Column("role", sa.SmallInteger, nullable=False),
     )
     op.create_index("ix_ws_members_principal", "ws_members", ["principal"])
+
+
+def _create_files_and_versions() -> None:
     op.create_table(
         "ws_files",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -61,6 +71,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("created_by", sa.String(80), nullable=False),
     )
+
+
+def _create_leases() -> None:
     op.create_table(
         "ws_leases",
         sa.Column("workspace_id", sa.String(64), primary_key=True),
@@ -70,6 +83,9 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(80), nullable=True),
         sa.Column("expires_at", sa.Float, nullable=True),
     )
+
+
+def _create_changes_and_credits() -> None:
     op.create_table(
         "ws_changes",
         sa.Column("workspace_id", sa.String(64), primary_key=True),
