@@ -47,7 +47,7 @@ async def perform(
         tool = hub._authorize(principal, scope) if scope is not None else None
         await hub._check_inbound_rate(principal, action)
         yield tool
-    except BaseException as exc:
+    except BaseException as exc:  # any outcome, a cancellation too, goes into the audit row; re-raised
         error = exc
         raise
     finally:

@@ -261,7 +261,7 @@ class Hub:
             for connector in list(self._connectors.values()):
                 await stack.enter_async_context(connector)
                 self.refresh_tools(connector.name)  # some connectors know their tools only once started
-        except BaseException:
+        except BaseException:  # a failed or cancelled start: undo what started, then re-raise
             await stack.aclose()
             raise
         self._stack = stack

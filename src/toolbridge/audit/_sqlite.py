@@ -143,7 +143,7 @@ def _connect(path: str) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA synchronous=NORMAL")  # as the engine's connections (WAL is set on the file)
-    except BaseException:
+    except BaseException:  # any failure, an interrupt too: the connection is not handed out, so close it
         conn.close()
         raise
     return conn
@@ -164,7 +164,7 @@ def append(conn: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
         conn.executemany(_INSERT, rows)
         conn.execute(_MOVE_HEAD, (prev,))
         conn.execute("COMMIT")
-    except BaseException:
+    except BaseException:  # any failure, an interrupt too, must not leave the chain's head locked
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise

@@ -86,7 +86,7 @@ class GroupCommit:
         """:meth:`_write`; on an unexpected error, the batch's other appends fail too (none waits forever)."""
         try:
             await self._write(batch)
-        except BaseException as exc:
+        except BaseException as exc:  # whatever ends the write, the batch's waiters are told; re-raised
             failed = StorageError(f"the event log write failed: {exc.__class__.__name__}")
             for item in batch:
                 if not item.finished.is_set():

@@ -60,7 +60,7 @@ class Database:
         self._engine = _create_engine(url, echo=self._echo)
         try:
             await self.migrate()
-        except BaseException:
+        except BaseException:  # a failed or cancelled migration: dispose of the engine, then re-raise
             await self.__aexit__(None, None, None)
             raise
         return self

@@ -125,7 +125,7 @@ class _ClosingStream(httpcore2.AsyncNetworkStream):
     ) -> httpcore2.AsyncNetworkStream:
         try:
             return _ClosingStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
-        except BaseException:
+        except BaseException:  # a cancelled handshake too (the point of this class); re-raised
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
             raise

@@ -258,7 +258,7 @@ class McpConnector(FederatedRequests, ReportsToHub):
             except (UpstreamUnavailable, UpstreamStatusError) as exc:  # not fatal: the hub serves the others
                 logger.warning("connector %r starts without tools: %s", self._name, exc)
                 self._tg.start_soon(self._keep_trying)
-        except BaseException:
+        except BaseException:  # a failed or cancelled start: undo what started, then re-raise
             await stack.aclose()
             raise
         self._stack = stack
@@ -310,7 +310,7 @@ class McpConnector(FederatedRequests, ReportsToHub):
             try:
                 await self._catalog.discover(session, auth)
                 self.extras = await discover_extras(session, self._namespace, auth)
-            except BaseException:
+            except BaseException:  # a failed or cancelled discovery: the session is not kept; re-raised
                 await session.aclose()
                 raise
         self._session = session

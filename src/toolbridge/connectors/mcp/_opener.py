@@ -154,7 +154,7 @@ class Opener:
         try:
             await channel.start()
             await session.open()
-        except BaseException:
+        except BaseException:  # a failed or cancelled handshake: the session is not kept; re-raised
             await session.aclose()
             raise
         self.sessions_opened += 1

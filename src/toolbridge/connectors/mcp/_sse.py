@@ -152,7 +152,7 @@ class SseChannel:
                 sent=False,
                 hint="check that the URL is the server's SSE stream (often /sse)",
             ) from exc
-        except BaseException:
+        except BaseException:  # any other failure or a cancellation: close the stream, then re-raise
             await _close(response)
             raise
         self._response = response

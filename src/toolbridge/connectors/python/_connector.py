@@ -105,7 +105,7 @@ class PythonConnector:
                 result = entry.fn(**kwargs)
         except ToolbridgeError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the tool's own code may raise anything: the agent is told it failed
             raise ToolExecutionError(
                 f"{type(exc).__name__}: {exc}",
                 tool=tool.name,

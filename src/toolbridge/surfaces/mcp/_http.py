@@ -98,7 +98,7 @@ class McpSurface:
             await stack.enter_async_context(self._manager.run())
             await stack.enter_async_context(self._modern.run())
             await stack.enter_async_context(self.notifier.running())
-        except BaseException:
+        except BaseException:  # a failed or cancelled start: undo what started, then re-raise
             await stack.aclose()
             raise
         self._stack = stack

@@ -258,7 +258,7 @@ class WorkspaceApi:
                 async for chunk in request.stream():
                     await f.write(chunk)
             return temp, await anyio.to_thread.run_sync(hash_file, temp)
-        except BaseException:
+        except BaseException:  # a client gone mid-upload, a full disk, a cancellation: no scratch file left
             await anyio.Path(temp).unlink(missing_ok=True)
             raise
 
