@@ -23,7 +23,7 @@ import httpcore2
 import httpx2
 
 from toolbridge.connectors.mcp._config import HttpServer
-from toolbridge.connectors.mcp._fastpath import FastTransport
+from toolbridge.connectors.mcp._fastpath import IDLE_TIMEOUT, FastTransport
 from toolbridge.connectors.openapi._egress import no_cookie_jar
 from toolbridge.errors import ConfigurationError
 
@@ -31,7 +31,9 @@ __all__ = ["upstream_client"]
 
 _TIMEOUT = httpx2.Timeout(None, connect=10.0)
 """Connecting is bounded here; answers are bounded by each call's deadline (an SSE answer may be long)."""
-_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=16, keepalive_expiry=30.0)
+_LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=16, keepalive_expiry=IDLE_TIMEOUT)
+"""Idle connections as on the fast path, for less time than servers keep them (httpcore reads no
+``Keep-Alive`` header: a server announcing less than :data:`IDLE_TIMEOUT` plus a margin is not honoured)."""
 
 
 def upstream_client(

@@ -14,6 +14,12 @@ request; answers are framed by ``Transfer-Encoding: chunked``, ``Content-Length`
 connection, and a connection is reused only after a complete keep-alive answer. A connection that broke
 or was abandoned mid-answer (a cancelled call) is closed, never reused; a reused idle connection the
 server had closed before answering is replaced once.
+
+An idle connection is kept for less time than the server keeps it: servers close idle connections after a
+few seconds (uvicorn and Node after 5), and a request sent as the server closes fails without an answer,
+which for a non-idempotent call leaves its outcome unknown. As undici does, a connection is kept
+:data:`IDLE_TIMEOUT` seconds, or for the ``timeout=N`` the server announces in a ``Keep-Alive`` header
+less :data:`_IDLE_MARGIN` (not at all when that leaves nothing).
 """
 
 from __future__ import annotations
@@ -21,18 +27,27 @@ from __future__ import annotations
 import contextlib
 import re
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import anyio
 import anyio.abc
 import httpx2
 
-__all__ = ["FastAnswer", "FastTransport"]
+__all__ = ["IDLE_TIMEOUT", "FastAnswer", "FastTransport"]
 
 _READ = 65536
 _MAX_HEAD = 1 << 20
 _MAX_IDLE = 16
 _CONNECT_TIMEOUT = 10.0
+IDLE_TIMEOUT = 4.0
+"""Seconds an idle connection is kept when the server announces no timeout (undici's default): below the
+5 s after which uvicorn and Node close one."""
+_IDLE_MARGIN = 2.0
+"""Taken off a server's announced ``Keep-Alive: timeout`` (undici's threshold): time for a request to
+reach the server before its timer fires, clocks that tick apart."""
+_MAX_IDLE_TIMEOUT = 600.0
+_KEEP_ALIVE_TIMEOUT = re.compile(r"(?:^|,)[ \t]*timeout[ \t]*=[ \t]*([0-9]{1,9})\b", re.IGNORECASE)
 _TRANSPORT_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -45,11 +60,22 @@ Origin = tuple[str, str, int]
 
 
 class FastTransport(httpx2.AsyncBaseTransport):
-    """HTTP/1.1 over pooled keep-alive connections (``ssl_context`` for ``https://``)."""
+    """HTTP/1.1 over pooled keep-alive connections (``ssl_context`` for ``https://``); ``idle_timeout``:
+    how long an idle connection is kept when the server announces no timeout; ``clock``: seconds, for
+    that (tests pass their own)."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None, *, max_idle: int = _MAX_IDLE) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        max_idle: int = _MAX_IDLE,
+        idle_timeout: float = IDLE_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ssl = ssl_context
         self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._clock = clock
         self._idle: dict[Origin, list[_Connection]] = {}
         self._closed = False
 
@@ -80,8 +106,7 @@ class FastTransport(httpx2.AsyncBaseTransport):
             data = _request(method, url.raw_path.decode("ascii"), headers) + body
         except ValueError as exc:
             raise httpx2.LocalProtocolError(str(exc), request=request) from exc
-        idle = self._idle.get(where)
-        conn = idle.pop() if idle else None
+        conn = await self._idle_connection(where)
         for attempt in range(2):
             fresh = conn is None
             if conn is None:
@@ -109,9 +134,22 @@ class FastTransport(httpx2.AsyncBaseTransport):
             for conn in conns:
                 await conn.aclose()
 
+    async def _idle_connection(self, where: Origin) -> _Connection | None:
+        """The connection to ``where`` idle for the shortest time, if any was idle for less than it is kept
+        (the others are closed: the server may be closing them)."""
+        idle = self._idle.get(where)
+        while idle:
+            conn = idle.pop()
+            if self._clock() < conn.idle_until:
+                return conn
+            await conn.drop()
+        return None
+
     async def _release(self, where: Origin, conn: _Connection) -> None:
         idle = self._idle.setdefault(where, [])
-        if conn.reusable() and len(idle) < self._max_idle and not self._closed:
+        keep_for = conn.keep_for(self._idle_timeout)
+        if keep_for > 0 and len(idle) < self._max_idle and not self._closed:
+            conn.idle_until = self._clock() + keep_for
             idle.append(conn)
         else:
             await conn.aclose()
@@ -199,7 +237,7 @@ class _Broken(Exception):
 class _Head:
     """The status and headers of an answer, and how its body is framed."""
 
-    __slots__ = ("chunked", "headers", "keep_alive", "length", "status")
+    __slots__ = ("announced", "chunked", "headers", "keep_alive", "length", "status")
 
     def __init__(self, status: int, headers: dict[str, str], *, http11: bool) -> None:
         self.status = status
@@ -218,6 +256,8 @@ class _Head:
             self.length = int(declared)
         closes = "close" in headers.get("connection", "").lower()
         self.keep_alive = http11 and not closes and (self.chunked or self.length is not None)
+        self.announced = _announced_timeout(headers.get("keep-alive"))
+        """The idle timeout the server announced (``Keep-Alive: timeout=N``), if any."""
 
 
 class _Connection:
@@ -231,6 +271,8 @@ class _Connection:
         self._left: int | None = None  # body bytes still due (content-length, or of the current chunk)
         self._done = True
         self._reusable = False
+        self.idle_until = 0.0
+        """When, on the transport's clock, this connection stops being reused (set while it is idle)."""
 
     async def send(self, data: bytes) -> None:
         """Write one whole request (one write), and expect its answer next."""
@@ -286,6 +328,14 @@ class _Connection:
     def reusable(self) -> bool:
         return self._reusable
 
+    def keep_for(self, default: float) -> float:
+        """How long to keep this connection once idle (0: close it): ``default``, or the timeout the last
+        answer announced less a margin."""
+        if not self._reusable or self._head is None:
+            return 0.0
+        announced = self._head.announced
+        return default if announced is None else min(announced - _IDLE_MARGIN, _MAX_IDLE_TIMEOUT)
+
     @property
     def complete(self) -> bool:
         """Whether the current answer was read to its end."""
@@ -294,6 +344,11 @@ class _Connection:
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(1), contextlib.suppress(*_TRANSPORT_ERRORS):
             await self.stream.aclose()  # (a TLS stream the server broke fails its goodbye: it is closed)
+
+    async def drop(self) -> None:
+        """Close without a TLS goodbye: an idle connection past its time, whose server may be gone."""
+        with contextlib.suppress(*_TRANSPORT_ERRORS):
+            await anyio.aclose_forcefully(self.stream)
 
     async def _chunk_piece(self) -> bytes | None:
         assert self._head is not None and self._left is not None
@@ -367,6 +422,12 @@ def _parse_head(raw: bytes) -> _Head:
             text = text if key == "content-length" else f"{headers[key]}, {text}"
         headers[key] = text
     return _Head(int(code), headers, http11=version == b"HTTP/1.1")
+
+
+def _announced_timeout(value: str | None) -> float | None:
+    """The ``timeout=N`` (seconds) of a ``Keep-Alive`` header such as ``timeout=5, max=100``."""
+    match = _KEEP_ALIVE_TIMEOUT.search(value) if value else None
+    return float(match[1]) if match else None
 
 
 def _request(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
