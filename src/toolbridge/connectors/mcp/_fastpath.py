@@ -12,8 +12,10 @@ no proxy, no HTTP/2 (the settings refuse ``fast_path: true`` with a proxy).
 Every header value sent is checked (no control characters, ASCII only), so no value can split the
 request; answers are framed by ``Transfer-Encoding: chunked``, ``Content-Length`` or the end of the
 connection, and a connection is reused only after a complete keep-alive answer. A connection that broke
-or was abandoned mid-answer (a cancelled call) is closed, never reused; a reused idle connection the
-server had closed before answering is replaced once.
+or was abandoned mid-answer (a cancelled call) is closed, never reused. An idle connection on which the
+server has closed (or sent anything) is not reused. A request that a reused connection carried and that
+got no byte of answer is sent once more on a new connection only when it is replayable (idempotent
+methods; a ``POST`` only when the caller says so: the server may have processed it before it broke).
 
 An idle connection is kept for less time than the server keeps it: servers close idle connections after a
 few seconds (uvicorn and Node after 5), and a request sent as the server closes fails without an answer,
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import select
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -55,6 +59,8 @@ _FIELD_VALUE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*|")
 _TARGET = re.compile(r"[\x21-\x7e]+")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods whose request can be sent again without a second effect (RFC 9110 section 9.2.2)."""
 
 Origin = tuple[str, str, int]
 
@@ -81,7 +87,9 @@ class FastTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers.raw]
-        answer = await self.open(request.method, request.url, headers, await request.aread(), request)
+        body = await request.aread()
+        replayable = request.extensions.get("replayable")
+        answer = await self.open(request.method, request.url, headers, body, request, replayable=replayable)
         return httpx2.Response(
             answer.status_code,
             headers=list(answer.headers.items()),
@@ -97,10 +105,13 @@ class FastTransport(httpx2.AsyncBaseTransport):
         headers: Iterable[tuple[str, str]],
         body: bytes,
         request: httpx2.Request | None = None,
+        *,
+        replayable: bool | None = None,
     ) -> FastAnswer:
         """Send one request (``headers`` as they go out, ``Host`` and ``Content-Length`` included) and
         return its answer once the head has arrived, without httpx2's request and response objects (the
-        channel's own use); failures as httpx2's exceptions."""
+        channel's own use); failures as httpx2's exceptions. ``replayable``: whether the request may be
+        sent twice (default: by its method)."""
         where: Origin = (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80))
         try:
             data = _request(method, url.raw_path.decode("ascii"), headers) + body
@@ -117,8 +128,11 @@ class FastTransport(httpx2.AsyncBaseTransport):
             except _Broken as exc:
                 await conn.aclose()
                 conn = None
-                # A reused keep-alive connection the server had closed: nothing was processed, try a new one.
-                if not fresh and not exc.answered and attempt == 0:
+                # A reused connection that broke before any answer: the server may have closed it as the
+                # request went out (nothing processed) or broken while processing it; only a request that
+                # can have no second effect goes again.
+                again = replayable if replayable is not None else method in _REPLAYABLE
+                if again and not fresh and not exc.answered and attempt == 0:
                     continue
                 raise httpx2.ReadError(str(exc), request=request) from exc
             except BaseException:
@@ -140,7 +154,7 @@ class FastTransport(httpx2.AsyncBaseTransport):
         idle = self._idle.get(where)
         while idle:
             conn = idle.pop()
-            if self._clock() < conn.idle_until:
+            if self._clock() < conn.idle_until and not conn.readable():
                 return conn
             await conn.drop()
         return None
@@ -265,6 +279,7 @@ class _Connection:
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
+        self._socket: socket.socket | None = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         self._buffer = b""
         self._answered = False
         self._head: _Head | None = None
@@ -327,6 +342,18 @@ class _Connection:
 
     def reusable(self) -> bool:
         return self._reusable
+
+    def readable(self) -> bool:
+        """Whether the idle connection has something to read: the server closed it (or sent bytes no
+        request asked for); either way it is not reused."""
+        sock = self._socket
+        if sock is None or self._buffer:
+            return bool(self._buffer)
+        if sock.fileno() < 0:
+            return True
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
 
     def keep_for(self, default: float) -> float:
         """How long to keep this connection once idle (0: close it): ``default``, or the timeout the last

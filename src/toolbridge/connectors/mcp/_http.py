@@ -250,7 +250,9 @@ class HttpChannel:
     ) -> AsyncIterator[Message]:
         body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
         head = self._head(self._base_headers, headers)
-        async with self._send("POST", head, auth, body) as response:
+        # a tools/call may have taken effect on a connection that broke before its answer: never resent
+        replayable = message.get("method") != "tools/call"
+        async with self._send("POST", head, auth, body, replayable=replayable) as response:
             async for item in self._read(response, events):
                 yield item
 
@@ -270,7 +272,13 @@ class HttpChannel:
 
     @contextlib.asynccontextmanager
     async def _send(
-        self, method: str, head: list[tuple[str, str]], auth: httpx2.Auth | None, body: bytes = b""
+        self,
+        method: str,
+        head: list[tuple[str, str]],
+        auth: httpx2.Auth | None,
+        body: bytes = b"",
+        *,
+        replayable: bool | None = None,
     ) -> AsyncIterator[Answer]:
         """One request on the client, its answer streamed; transport failures as ``UpstreamUnavailable``
         (``sent`` unless the request cannot have left)."""
@@ -283,9 +291,15 @@ class HttpChannel:
                 head = [("host", self._host), *head]
                 if body:
                     head.append(("content-length", str(len(body))))
-                response = await self._fast.open(method, self._target, head, body)
+                response = await self._fast.open(method, self._target, head, body, replayable=replayable)
             else:
-                request = httpx2.Request(method, self._target, headers=head, content=body or None)
+                request = httpx2.Request(
+                    method,
+                    self._target,
+                    headers=head,
+                    content=body or None,
+                    extensions={"replayable": replayable},
+                )
                 if self._fast is not None:
                     response = await self._fast.handle_async_request(_signed(request, auth))
                 else:
