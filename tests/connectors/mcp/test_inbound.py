@@ -63,3 +63,16 @@ async def test_no_call_in_flight_and_a_caller_that_cannot_be_asked_are_refused_w
         rest = await upstream.on_message(ELICIT)
     assert nobody is not None and "no call of toolbridge's is waiting for it" in nobody["error"]["message"]
     assert rest is not None and "only an MCP agent of the 2025-11-25 era" in rest["error"]["message"]
+
+
+async def test_a_tasks_request_is_never_put_to_the_only_call_in_flight() -> None:
+    """A request that belongs to a task (``_meta`` names it) comes on ``tasks/result``, not on a call:
+    the agent of whichever call is in flight must not be asked it."""
+    upstream, agent = inbound(), Agent("a")
+    related = {"io.modelcontextprotocol/related-task": {"taskId": "t1"}}
+    of_a_task = {**ELICIT, "params": {**ELICIT["params"], "_meta": related}}
+    with upstream.in_flight("r1", CallEvents(ask=agent.ask), None):
+        refused = await upstream.on_message(of_a_task)
+    assert refused is not None and refused["error"]["code"] == -32601
+    assert "task" in refused["error"]["message"]
+    assert agent.asked == []

@@ -49,6 +49,13 @@ async def toolbridge(server: HttpServer | StdioServer) -> AsyncIterator[tuple[st
     """toolbridge serving one upstream on a real socket; yields its URL and an agent key."""
     hub = Hub()
     hub.add_connector(McpConnector("fid", server))
+    async with served_over_http(hub) as found:
+        yield found
+
+
+@asynccontextmanager
+async def served_over_http(hub: Hub) -> AsyncIterator[tuple[str, str]]:
+    """``hub``'s MCP surface on a real socket (uvicorn); yields its URL and an agent key."""
     surface = McpSurface(hub)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -125,7 +125,11 @@ class ToolCatalog:
         )
         meta: dict[str, Any] = {
             MCP_RESULT_META_KEY: True,
-            "toolbridge/upstream": {"name": upstream, "annotations": listed.get("annotations")},
+            "toolbridge/upstream": {
+                "name": upstream,
+                "annotations": listed.get("annotations"),
+                "execution": listed.get("execution"),
+            },
         }
         if name in self._mcp_names:  # mounted unprefixed: MCP clients know it by the upstream's name
             meta[MCP_NAME_META_KEY] = self._mcp_names[name]
@@ -171,7 +175,9 @@ class ToolCatalog:
 
 
 def _listed(entry: Entry) -> dict[str, Any]:
+    upstream = entry.tool.meta.get("toolbridge/upstream", {})
     return {
-        "annotations": entry.tool.meta.get("toolbridge/upstream", {}).get("annotations"),
+        "annotations": upstream.get("annotations"),
+        "execution": upstream.get("execution"),
         **entry.review.definition,
     }

@@ -43,7 +43,7 @@ from toolbridge.connectors._events import (
     ReportsToHub,
 )
 from toolbridge.connectors._input import CALL_INPUT
-from toolbridge.connectors.mcp._answers import call_value, rpc_error
+from toolbridge.connectors.mcp._answers import call_value, own_answer, rpc_error
 from toolbridge.connectors.mcp._catalog import ToolCatalog
 from toolbridge.connectors.mcp._channel import SessionExpired
 from toolbridge.connectors.mcp._client import tls_context, upstream_client
@@ -58,6 +58,7 @@ from toolbridge.connectors.mcp._pins import PinStore, ToolReview
 from toolbridge.connectors.mcp._pool import SessionPool
 from toolbridge.connectors.mcp._restarts import RESTART_DELAYS, Restarts
 from toolbridge.connectors.mcp._session import PROBE_TIMEOUT, RpcError, Session
+from toolbridge.connectors.mcp._tasks import CALL_TASK, TaskListener, TaskRequests, created_task
 from toolbridge.connectors.mcp._uris import outward_content
 from toolbridge.errors import ConfigurationError, ToolbridgeError, UpstreamStatusError, UpstreamUnavailable
 
@@ -66,7 +67,7 @@ __all__ = ["McpConnector", "ToolReview"]
 logger = logging.getLogger("toolbridge.connectors.mcp")
 
 
-class McpConnector(FederatedRequests, ReportsToHub):
+class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
     """Tools of one upstream MCP server (:class:`StdioServer` or :class:`HttpServer`).
 
     ``pins`` stores approved definitions; without it every tool is trusted as listed. With it, a tool is
@@ -154,12 +155,14 @@ class McpConnector(FederatedRequests, ReportsToHub):
         """Build what listens to the upstream (:class:`Watched`, :class:`Inbound`), the restart backoff,
         and the :class:`Opener` that opens sessions with them."""
         self._watched = Watched()
+        self._task_listeners: list[TaskListener] = []
         self._inbound = Inbound(
             self._name,
             namespace=self._namespace,
             emit=self._emit,
             relist=self._relist,
             acknowledged=self._watched.acknowledge,
+            task_status=self._task_status,
         )
         self._restarts = Restarts(self._name, restart_delays)
         return Opener(
@@ -489,6 +492,15 @@ class McpConnector(FederatedRequests, ReportsToHub):
             _connection_of(credentials) or "default", getattr(credentials, "secrets", ())
         )
         own = self._own_session(credentials)
+        task = CALL_TASK.get()
+        if (
+            task is not None
+            and own is None
+            and self.augments(entry.tool.meta["toolbridge/upstream"]["execution"])
+        ):
+            params["task"] = dict(task.metadata)  # (a call on a connection's own session runs as any call)
+        else:
+            task = None
         events = CALL_EVENTS.get()
         asker = events.ask if agent is None and events is not None else None
         auth = credentials.auth if credentials is not None else None
@@ -520,6 +532,9 @@ class McpConnector(FederatedRequests, ReportsToHub):
                 if answers is None:
                     break
                 result = await send({**params, **answers})
+        if task is not None and created_task(result):  # the upstream runs it as a task
+            task.created, task.auth, task.connector = own_answer(result), auth, self._name
+            return task.created
         if "content" in result:  # resource links and embedded resources: URIs namespaced
             result = {**result, "content": outward_content(self._namespace, result["content"])}
         return call_value(result, tool.name, agent)

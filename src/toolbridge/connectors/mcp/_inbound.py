@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -71,15 +71,18 @@ class Inbound:
         emit: Callable[[HubEvent], None],
         relist: Callable[[], None],
         acknowledged: Callable[[], None] = lambda: None,
+        task_status: Callable[[Mapping[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         """``relist``: list again (a list changed, or a listen stream was acknowledged: what changed
         before it is told by no one); ``acknowledged``: a listen stream was acknowledged (``_listen``
-        keeps the stream it replaces until then)."""
+        keeps the stream it replaces until then); ``task_status``: takes a task's new status
+        (``notifications/tasks/status``, secrets masked)."""
         self._name = name
         self._namespace = namespace
         self._emit = emit
         self._relist = relist
         self._acknowledged = acknowledged
+        self._task_status = task_status
         self._progress: dict[str, CallEvents] = {}
         self._calls: dict[str, _Call] = {}
         """Calls in flight, by progress token."""
@@ -149,10 +152,15 @@ class Inbound:
             await self._log(params)
         elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
             self._emit(ResourceUpdated(self._name, outward(self._namespace, params["uri"])))
+        elif method == "notifications/tasks/status" and self._task_status is not None:
+            await self._task_status(self.masked(params))
         return None
 
     async def _ask(self, method: str, params: Mapping[str, Any]) -> Message:
         """Put the upstream's request to the caller of the call it belongs to; the answer's members."""
+        meta = params.get("_meta")
+        if isinstance(meta, Mapping) and RELATED_TASK_META_KEY in meta:  # no call of toolbridge's asks it
+            return _refused(f"toolbridge does not put a task's {method!r} to its agent")
         own = self._own_call()
         if own is not None:  # read by the call's own task: its answer stream
             ask, deadline = own.ask, own.deadline
@@ -236,6 +244,9 @@ class _Call:
     ask: Ask | None
     deadline: float | None
     log: LogSink | None
+
+
+RELATED_TASK_META_KEY = "io.modelcontextprotocol/related-task"
 
 
 def _refused(message: str) -> Message:

@@ -41,20 +41,20 @@ from toolbridge.surfaces.mcp._wire import (
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
 
-__all__ = ["add_federation"]
+__all__ = ["add_federation", "mcp_connectors", "mcp_error"]
 
 RESOURCE_NOT_FOUND = -32002
 ContextOf = Callable[[ServerRequestContext[Any, Any]], CallContext]
 
 
-def _connectors(hub: Hub) -> list[McpConnector]:
+def mcp_connectors(hub: Hub) -> list[McpConnector]:
     found = [hub.connector(name) for name in hub.connector_names()]
     return [c for c in found if isinstance(c, McpConnector)]
 
 
 def _visible(hub: Hub, principal: Principal) -> list[McpConnector]:
     seen = {tool.connector for tool in hub.list_tools(principal)}
-    return [c for c in _connectors(hub) if c.name in seen]
+    return [c for c in mcp_connectors(hub) if c.name in seen]
 
 
 async def _upstream(
@@ -75,10 +75,15 @@ async def _upstream(
         async with hub.perform(caller.principal, action, arguments, scope=None, request_id=caller.request_id):
             return await upstream_read(hub, connector, action, work)
     except ToolbridgeError as exc:
-        error = protocol_error(exc)  # (an upstream's own JSON-RPC error is relayed as it came)
-        raise MCPError(error.code, error.message, error.data) from exc
+        raise mcp_error(exc) from exc
     finally:
         CALL_INPUT.reset(token)
+
+
+def mcp_error(exc: ToolbridgeError) -> MCPError:
+    """Our error as a JSON-RPC error (an upstream's own JSON-RPC error is relayed as it came)."""
+    error = protocol_error(exc)
+    return MCPError(error.code, error.message, error.data)
 
 
 _PRIVATE = {"ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
@@ -103,7 +108,7 @@ def _listing(key: str, items: list[Any]) -> dict[str, Any]:
 
 def add_federation(server: Server[Any], hub: Hub, context_of: ContextOf) -> None:
     """Serve upstream prompts and resources on ``server`` (only if the hub federates MCP servers)."""
-    federates, events = bool(_connectors(hub)), serves_events(hub)
+    federates, events = bool(mcp_connectors(hub)), serves_events(hub)
     if not federates and not events:
         return
     served = _Federation(hub, context_of)

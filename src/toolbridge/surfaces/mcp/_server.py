@@ -25,6 +25,7 @@ from toolbridge.surfaces.mcp._asks import asker as _asker
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._federation import add_federation
 from toolbridge.surfaces.mcp._notify import Notifier
+from toolbridge.surfaces.mcp._tasks import TASKS_CAPABILITY, Tasks, created_answer
 from toolbridge.surfaces.mcp._wire import ProtocolError
 
 __all__ = ["SERVER_NAME", "ContextOf", "build_server", "server_version"]
@@ -88,7 +89,25 @@ def _events(ctx: ServerRequestContext[Any, Any], notifier: Notifier) -> CallEven
 
 
 class _Server(Server[Any]):
-    """The SDK's server, declaring ``listChanged`` (the :class:`Notifier` tells clients of changes)."""
+    """The SDK's server, declaring ``listChanged`` (the :class:`Notifier` tells clients of changes), and
+    ``tasks`` to handshake-era clients while an upstream takes task-augmented tool calls."""
+
+    serves_tasks: Callable[[], bool] = staticmethod(lambda: False)
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        declared = super().get_capabilities(
+            notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
+        )
+        if protocol_version in MODERN_PROTOCOL_VERSIONS or not self.serves_tasks():
+            return declared
+        return declared.model_copy(update={"tasks": TASKS_CAPABILITY})
 
     def create_initialization_options(
         self,
@@ -121,7 +140,7 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], No
     ) -> HandlerResult:
         token = CALL_EVENTS.set(_events(ctx, notifier))
         try:
-            return await bridge.call_tool(context_of(ctx), ctx.params or {})
+            return created_answer(await bridge.call_tool(context_of(ctx), ctx.params or {}))
         except ProtocolError as exc:
             raise MCPError(exc.code, exc.message, exc.data) from exc
         finally:
@@ -131,6 +150,9 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], No
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
     add_federation(server, bridge.hub, context_of)
+    tasks = Tasks(bridge.hub, context_of)
+    tasks.install(server)
+    server.serves_tasks = tasks.served
     notifier = Notifier(bridge.hub, context_of)
     notifier.install(server)
     return server, notifier

@@ -110,6 +110,9 @@ def tool_to_wire(tool: Tool) -> dict[str, Any]:
     if tool.output_schema is not None:
         wire["outputSchema"] = plain_json(tool.output_schema)
     wire["annotations"] = annotations
+    execution = tool.meta.get("toolbridge/upstream", {}).get("execution")
+    if isinstance(execution, dict):  # an upstream tool's task support (tasks are passed through)
+        wire["execution"] = execution
     return wire
 
 
