@@ -169,6 +169,37 @@ def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub, mode: Mode)
     assert len(wrongly_good) / len(queries) <= 0.12, wrongly_good  # 2 and 3 of 26 when written
 
 
+@pytest.mark.parametrize("mode", ["bm25", "semantic"])
+@pytest.mark.parametrize("seen", [{"slack", "twilio", "pagerduty"}, {"openai"}])
+def test_a_filtered_search_is_the_whole_ranking_filtered(
+    public_apis: Hub, mode: Mode, seen: set[str]
+) -> None:
+    """Only the best-scored tools are ordered; when the filter hides too many of them, all are."""
+    catalog = public_apis.catalog
+    for query in ("list the messages", "create a new user", "delete a file", "get the status"):
+        whole = ranked(public_apis, query, mode, limit=len(catalog)).hits
+        catalog.search_mode = mode
+        try:
+            found = catalog.search(query, limit=10, keep=lambda t: t.connector in seen).hits
+        finally:
+            catalog.search_mode = "fused"
+        assert [h.tool.name for h in found] == [h.tool.name for h in whole if h.tool.connector in seen][:10]
+
+
+def test_a_no_good_match_answer_counts_only_the_tools_the_caller_sees() -> None:
+    index = SearchIndex(
+        [
+            tool("desk.list_incidents", "List incidents."),
+            tool("desk.get_incidents_summary", "Summarise incidents."),
+            tool("desk.list_invoices", "List invoices."),
+            tool("mail.send_message", "Send an email."),
+        ]
+    )
+    assert index.connectors() == {"desk": ["incidents", "summary", "invoices"], "mail": ["send", "message"]}
+    hidden = {"desk.get_incidents_summary", "mail.send_message"}
+    assert index.connectors(lambda t: t.name not in hidden) == {"desk": ["incidents", "invoices"]}
+
+
 def test_adjacent_query_words_match_a_compound_in_a_name() -> None:
     assert compounds("add a user to the user group") == ["adduser", "useruser", "usergroup"]
     index = SearchIndex(

@@ -22,7 +22,6 @@ query than :data:`GOOD_SIMILARITY`, the answer is "no good match" and the caller
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 from collections import Counter
@@ -135,19 +134,23 @@ class SearchIndex:
         self._names = [frozenset(doc["name"]) for doc in docs]
         self._held = [frozenset(term for words in doc.values() for term in words) for doc in docs]
         averages = {f: (sum(len(d[f]) for d in docs) / len(docs)) if docs else 0.0 for f in _FIELDS}
-        self._postings: dict[str, list[tuple[int, float]]] = {}
-        """Term → (tool, BM25's saturated term frequency ``tf / (K1 + tf)``) for each tool holding it."""
+        self._postings: dict[str, tuple[list[int], list[float]]] = {}
+        """Term → the tools holding it, and for each BM25's saturated term frequency ``tf / (K1 + tf)``."""
         for i, doc in enumerate(docs):
             for term, tf in _weighted_tf(doc, averages).items():
-                self._postings.setdefault(term, []).append((i, tf / (K1 + tf)))
+                holders, saturated = self._postings.setdefault(term, ([], []))
+                holders.append(i)
+                saturated.append(tf / (K1 + tf))
         self._named: dict[str, list[int]] = {}
         """Term → the tools whose name holds it."""
         for i, name in enumerate(self._names):
             for term in name:
                 self._named.setdefault(term, []).append(i)
         n = len(docs)
-        self._idf = {t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self._postings.items()}
+        counts = {term: len(tools) for term, (tools, _) in self._postings.items()}
+        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in counts.items()}
         self._unseen_idf = math.log(1 + (n + 0.5) / 0.5)
+        self._count_connector_words()
 
     def __len__(self) -> int:
         return len(self._tools)
@@ -188,13 +191,11 @@ class SearchIndex:
         # einsum, not ``@``: a matrix-vector product goes to OpenBLAS's threads, 13 ms instead of 0.1 on
         # a loaded machine
         similarity = np.einsum("ij,j->i", vectors, embedder.embed_query(query))
-        order = similarity.argsort(kind="stable")[::-1]
-        nearest: list[int] = order[similarity[order] >= SEMANTIC_FLOOR].tolist()
         if mode == "semantic":
-            kept = _first(nearest, limit, keeps)
+            kept = _nearest(similarity, limit, keeps)
             fused = {i: float(similarity[i]) for i in kept}
         else:
-            fused = _fuse(self._best(scores, own, DEPTH, keeps), _first(nearest, DEPTH, keeps))
+            fused = _fuse(self._best(scores, own, DEPTH, keeps), _nearest(similarity, DEPTH, keeps))
             kept = sorted(fused, key=lambda i: -fused[i])[:limit]
         hits = [SearchHit(self._tools[i], round(fused[i], 4)) for i in kept]
         good = bool(kept) and (
@@ -213,7 +214,8 @@ class SearchIndex:
             return self._rank_key(i, scores[i], own)
 
         if len(scores) > 4 * count:
-            cut = heapq.nlargest(2 * count, scores.values())[-1] - 1e-6  # ties at the cut stay in
+            # the 2 * count-th best score (a sort in C is quicker than heapq's nlargest here)
+            cut = sorted(scores.values(), reverse=True)[2 * count - 1] - 1e-6  # ties at the cut stay in
             pool = sorted((i for i, score in scores.items() if score >= cut), key=key)
             kept = _first(pool, count, keep)
             if len(kept) == count:  # every tool outside the pool ranks after every tool in it
@@ -226,10 +228,15 @@ class SearchIndex:
     def _bm25(self, query: str, own: tuple[str, ...]) -> dict[int, float]:
         weights = self._query_weights(own, compounds(query))
         scores: dict[int, float] = {}
-        for term, weight in weights.items():
+        for term, weight in weights.items():  # a tight loop: a common word is in hundreds of tools
             factor = weight * self._idf[term]
-            for i, saturated in self._postings[term]:
-                scores[i] = scores.get(i, 0.0) + factor * saturated
+            tools, saturated = self._postings[term]
+            if not scores:
+                scores = dict(zip(tools, [factor * s for s in saturated], strict=True))
+                continue
+            get = scores.get
+            for i, s in zip(tools, saturated, strict=True):
+                scores[i] = get(i, 0.0) + factor * s
         asked = set(weights)
         named = {i for term in asked for i in self._named.get(term, ())}
         for i in named:  # a tool whose name is about the query, not only mentions it
@@ -261,17 +268,54 @@ class SearchIndex:
         return matched / total if total else 0.0
 
     def connectors(self, keep: Callable[[Tool], bool] | None = None) -> dict[str, list[str]]:
-        """Connector → the words its tool names use most (verbs aside), to tell an agent what it covers."""
-        words: dict[str, Counter[str]] = {}
-        for tool in self._tools:
-            if keep is None or keep(tool):
-                pieces = (w for w in tool.operation.split("_") if w not in _VERBS and len(w) > 2)
-                words.setdefault(tool.connector, Counter()).update(pieces)
-        return {c: [w for w, _ in counts.most_common(8)] for c, counts in sorted(words.items())}
+        """Connector → the words its tool names use most (verbs aside), to tell an agent what it covers.
+
+        Counted once per index for each connector; a connector some of whose tools ``keep`` hides is
+        counted again over the others (a "no good match" answer costs one ``keep`` per tool, no more)."""
+        covers: dict[str, list[str]] = {}
+        for connector, (members, whole) in sorted(self._connector_words.items()):
+            kept = members if keep is None else [i for i in members if keep(self._tools[i])]
+            if len(kept) == len(members):
+                covers[connector] = whole
+            elif kept:
+                counts = Counter(itertools.chain.from_iterable(self._name_words[i] for i in kept))
+                covers[connector] = [w for w, _ in counts.most_common(8)]
+        return covers
+
+    def _count_connector_words(self) -> None:
+        self._name_words = [
+            [w for w in tool.operation.split("_") if w not in _VERBS and len(w) > 2] for tool in self._tools
+        ]
+        """Each tool's name words that say what a connector covers (verbs and short words aside)."""
+        members: dict[str, list[int]] = {}
+        for i, tool in enumerate(self._tools):
+            members.setdefault(tool.connector, []).append(i)
+        self._connector_words: dict[str, tuple[list[int], list[str]]] = {}
+        """Connector → its tools, and the words their names use most."""
+        for connector, tools in members.items():
+            counts = Counter(itertools.chain.from_iterable(self._name_words[i] for i in tools))
+            self._connector_words[connector] = (tools, [w for w, _ in counts.most_common(8)])
 
 
 def _first(ranked: Iterable[int], limit: int, keep: Callable[[int], bool] | None) -> list[int]:
     return list(itertools.islice((i for i in ranked if keep is None or keep(i)), limit))
+
+
+def _nearest(similarity: Vectors, count: int, keep: Callable[[int], bool] | None) -> list[int]:
+    """The first ``count`` tools ``keep`` accepts among those at least :data:`SEMANTIC_FLOOR` similar to
+    the query, most similar first (on a tie, the later tool first); like :meth:`SearchIndex._best`, only
+    the ``2 * count`` most similar are ordered unless too few of them are kept."""
+    import numpy as np
+
+    above = np.flatnonzero(similarity >= SEMANTIC_FLOOR)
+    if len(above) > 4 * count:
+        values = similarity[above]
+        cut = np.partition(values, len(above) - 2 * count)[len(above) - 2 * count]  # ties at the cut stay
+        pool = above[values >= cut]
+        kept = _first(pool[np.lexsort((-pool, -similarity[pool]))].tolist(), count, keep)
+        if len(kept) == count:  # every tool outside the pool is less similar than every tool in it
+            return kept
+    return _first(above[np.lexsort((-above, -similarity[above]))].tolist(), count, keep)
 
 
 def _fuse(lexical: list[int], semantic: list[int]) -> dict[int, float]:
