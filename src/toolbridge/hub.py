@@ -367,11 +367,16 @@ class Hub:
         *,
         request_id: str,
         idempotency_key: str | None = None,
+        claimed: bool = False,
     ) -> CallResult:
         """Call ``tool`` for ``principal`` as one step of a call it is making (a capability's provider, a
         pipeline's step): the scope that let it make that call covers ``tool``, its inbound rate limit
         was counted for that call, and this one gets its own audit row under the same ``request_id``.
-        Everything else is the call path as for :meth:`call` (validation, credentials, resilience)."""
+        Everything else is the call path as for :meth:`call` (validation, credentials, resilience).
+
+        ``claimed``: the caller claimed ``idempotency_key`` itself, in its own transaction
+        (:meth:`IdempotencyStore.claim_in` with what :meth:`early_claim` gives); the outcome is stored
+        under it as if this call had claimed it."""
         step = Principal(principal.name, (Scope(tool, "write"),), principal.kind, principal.key_id)
         return await self._call(
             step,
@@ -382,7 +387,19 @@ class Hub:
             request_id=request_id,
             from_outbox=False,
             delegated=True,
+            claimed=claimed and idempotency_key is not None,
         )
+
+    def early_claim(self, tool: str, arguments: Mapping[str, Any]) -> tuple[str, str] | None:
+        """What a keyed call of ``tool`` claims its key with (the tool's catalog name, the arguments'
+        digest), for a caller that claims it ahead, in its own transaction; None when ``tool`` is unknown
+        or not safe to repeat: a claim orphaned before its call was sent would then be answered
+        ``outcome_unknown``, so such a call claims its key itself, as late as it can."""
+        try:
+            target = self.catalog.get(tool)
+        except ToolbridgeError:
+            return None
+        return (target.name, args_digest(arguments)) if self._safe_to_repeat(target) else None
 
     async def _call(
         self,
@@ -395,6 +412,7 @@ class Hub:
         request_id: str | None,
         from_outbox: bool,
         delegated: bool = False,
+        claimed: bool = False,
     ) -> CallResult:
         if self._stack is None:
             raise RuntimeError("the hub is not running; use 'async with hub:' before calling tools")
@@ -407,6 +425,7 @@ class Hub:
             anyio.current_time(),
             from_outbox,
             delegated,
+            claimed=claimed,
         )
         try:
             result = await self._run(call, connection)
@@ -446,7 +465,7 @@ class Hub:
         self.catalog.validate(target, call.args, size=len(canonical), max_bytes=limit)
         if not call.delegated:  # counted when the call it is a step of came in
             await self._check_inbound_rate(call.principal, target.name)
-        if call.key is not None and not call.from_outbox:
+        if call.key is not None and not call.from_outbox and not call.claimed:
             check_key(call.key)
             replay = await self.idempotency.claim(
                 call.principal.id,

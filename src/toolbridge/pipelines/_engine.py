@@ -7,7 +7,10 @@ operation's ``Idempotency-Key`` header) make a call that was cut off by a crash 
 resumed run repeats it. A step found ``done`` in the store is never called again; one found
 ``running`` (its worker died mid-call, or before the step's outcome was written) is called again with
 the same key. A step's outcome is written with the run's next write (the next step's start, or the
-run's end: ``RunStore.note_done``), so a step costs the engine one transaction.
+run's end: ``RunStore.note_done``), so a step costs the engine one transaction. When the step's tool is
+safe to repeat, that transaction also claims the step's idempotency key (``Hub.early_claim``), which the
+hub's call then does not claim again: a claim orphaned by a crash is taken over and the call repeated
+under the same key. Any other tool's call claims its key itself, as late as it can.
 
 When a step fails for good — its error is not retryable, or not safe to repeat, or its retries are used
 up, or its output fails its check — the completed steps are undone in the reverse order of completion
@@ -43,7 +46,7 @@ from toolbridge.errors import (
     problem,
 )
 from toolbridge.pipelines._model import Pipeline, Step
-from toolbridge.pipelines._store import Run, RunStore, StepRecord
+from toolbridge.pipelines._store import Claim, Run, RunStore, StepRecord
 from toolbridge.policy import Principal
 from toolbridge.resilience._policy import RETRYABLE_STATUSES
 
@@ -215,11 +218,15 @@ class Engine:
         waits = 0
         while True:
             attempts += 1
-            if await self._store.step_started(ctx.run, key, step.tool, attempts=attempts):
+            claim = self._claim(ctx, step.tool, arguments, key)
+            started = await self._store.step_started(ctx.run, key, step.tool, attempts=attempts, claim=claim)
+            if started.cancel_requested:
                 raise _Cancelled()
             self._observe("started", ctx.run, key)
             try:
-                value = await self._call(ctx, step.tool, arguments, key, step.timeout)
+                value = await self._call(
+                    ctx, step.tool, arguments, key, step.timeout, claimed=started.claimed
+                )
             except ToolbridgeError as exc:
                 action = self._classify(exc, step.tool)
                 delay = _delay(exc, step, attempts, self._rng)
@@ -234,12 +241,29 @@ class Engine:
             self._observe("called", ctx.run, key)
             return value, attempts
 
-    async def _call(self, ctx: _Ctx, tool: str, arguments: Any, key: str, limit: float | None) -> Any:
+    def _claim(self, ctx: _Ctx, tool: str, arguments: Any, key: str) -> Claim | None:
+        """The step's idempotency key claimed in the transaction that records its start, when the tool
+        is safe to repeat (None: left to the hub's call, as for any other call)."""
+        early = self._hub.early_claim(tool, arguments) if isinstance(arguments, Mapping) else None
+        if early is None:
+            return None
+        name, digest = early
+        store, principal = self._hub.idempotency, ctx.principal.id
+        idem, request_id = _idempotency_key(ctx.run, key), _request_id(ctx.run, key)
+        return lambda conn: store.claim_in(conn, principal, idem, name, digest, request_id=request_id)
+
+    async def _call(
+        self, ctx: _Ctx, tool: str, arguments: Any, key: str, limit: float | None, *, claimed: bool = False
+    ) -> Any:
         idem = _idempotency_key(ctx.run, key)
-        request_id = f"{ctx.run.id}/{key}"[:64]
         with anyio.move_on_after(limit if limit is not None else float("inf")) as scope:
             result = await self._hub.delegate(
-                ctx.principal, tool, arguments, idempotency_key=idem, request_id=request_id
+                ctx.principal,
+                tool,
+                arguments,
+                idempotency_key=idem,
+                request_id=_request_id(ctx.run, key),
+                claimed=claimed,
             )
             if result.queued:
                 raise UpstreamBusy(f"{tool!r} queued the call for later", tool=tool)
@@ -319,6 +343,10 @@ class Engine:
 
 def _idempotency_key(run: Run, key: str) -> str:
     return f"pl-{run.id}-{key}"[:255]
+
+
+def _request_id(run: Run, key: str) -> str:
+    return f"{run.id}/{key}"[:64]
 
 
 def _truthy(value: Any) -> bool:

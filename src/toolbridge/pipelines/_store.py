@@ -25,9 +25,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import sqlalchemy as sa
@@ -39,10 +39,13 @@ from toolbridge.pipelines._tables import pipeline_runs as runs
 from toolbridge.pipelines._tables import pipeline_steps as steps
 from toolbridge.storage import Database
 
-__all__ = ["ACTIVE", "CHANNEL", "TERMINAL", "Run", "RunStore", "StepRecord"]
+__all__ = ["ACTIVE", "CHANNEL", "TERMINAL", "Claim", "Run", "RunStore", "Started", "StepRecord"]
 
 CHANNEL = "toolbridge_pipeline_runs"
 """The PostgreSQL notification channel on which a queued run wakes the workers."""
+
+Claim = Callable[[AsyncConnection], Awaitable[bool]]
+"""A write joined to a step's start (in its transaction): the step's idempotency key claimed."""
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "needs_attention"})
 ACTIVE = frozenset({"queued", "running", "compensating"})
@@ -76,6 +79,13 @@ class Run:
             "created_at": self.created_at.isoformat(timespec="milliseconds"),
             "updated_at": self.updated_at.isoformat(timespec="milliseconds"),
         }
+
+
+class Started(NamedTuple):
+    """What :meth:`RunStore.step_started` found: a cancel asked for; the claim joined to it made."""
+
+    cancel_requested: bool
+    claimed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +153,7 @@ class RunStore:
             "updated_at": now,
         }
         async with self._db.transaction() as conn:
-            await conn.execute(runs.insert().values(**row))
+            await conn.execute(runs.insert(), row)
             if owner is None:
                 await self._notify(conn)
         return _run(row, fresh=owner is not None)
@@ -287,15 +297,7 @@ class RunStore:
             }
             if error is not None:
                 values["error"] = dict(error)
-            row = (
-                (
-                    await conn.execute(
-                        runs.update().where(runs.c.id == run.id).values(**values).returning(*runs.c)
-                    )
-                )
-                .mappings()
-                .one()
-            )
+            row = (await conn.execute(_FINISH, {"b_id": run.id, **values})).mappings().one()
         return _run(row)
 
     async def cancel(self, run_id: str, *, principal: str | None) -> Run | None:
@@ -337,14 +339,19 @@ class RunStore:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    async def step_started(self, run: Run, key: str, tool: str, *, attempts: int) -> bool:
-        """Recorded before the effect: the step runs (again) with this many attempts so far. Returns
-        whether a cancel was asked for (then the step is not called)."""
+    async def step_started(
+        self, run: Run, key: str, tool: str, *, attempts: int, claim: Claim | None = None
+    ) -> Started:
+        """Recorded before the effect: the step runs (again) with this many attempts so far. ``claim``
+        runs in the same transaction (the step's idempotency key claimed with its start: one commit for
+        both), unless a cancel was asked for (then the step is not called)."""
         row = _step_row(key, tool, "running", attempts, self._now())
         fence = self._fenced(run, row)
-        async with fence:
-            pass
-        return fence.cancel_requested
+        claimed = False
+        async with fence as conn:
+            if claim is not None and not fence.cancel_requested:
+                claimed = await claim(conn)
+        return Started(fence.cancel_requested, claimed)
 
     def note_done(
         self,
@@ -454,6 +461,10 @@ _TOUCH = (
     .returning(runs.c.cancel_requested, runs.c.seq)
 )
 """The fence's first statement: the run row, touched under the lease token (one statement, compiled once)."""
+
+
+_FINISH = runs.update().where(runs.c.id == sa.bindparam("b_id")).returning(*runs.c)
+"""The run's end (after the fence): sets the columns its parameters name, built once."""
 
 
 def _upsert(dialect: Any) -> Any:

@@ -27,7 +27,9 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from anyio.abc import TaskGroup
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge.errors import (
     BadRequest,
@@ -134,8 +136,29 @@ class IdempotencyStore:
         ``resumable``: this call may run again after a crash (its key reaches the upstream, or the tool
         is idempotent), so an orphaned claim is taken over instead of answered ``outcome_unknown``.
         """
+        row = self._row(principal, key, tool, digest, request_id)
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(_records.insert(), row)
+            return None
+        except ToolbridgeError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+        return await self._existing(row, resumable)
+
+    async def claim_in(
+        self, conn: AsyncConnection, principal: str, key: str, tool: str, digest: str, *, request_id: str
+    ) -> bool:
+        """Claim ``key`` inside the caller's transaction ``conn``, so the claim commits with the caller's
+        own writes (a pipeline step's start): True when claimed here. False when a record exists: the call
+        then goes through :meth:`claim` as usual (replay, 409, take-over, or a new claim if it expired)."""
+        statement = _CLAIM_IN[self._db.dialect == "postgresql"]
+        row = self._row(principal, key, tool, digest, request_id)
+        return (await conn.execute(statement, row)).first() is not None
+
+    def _row(self, principal: str, key: str, tool: str, digest: str, request_id: str) -> dict[str, Any]:
         now = self._now()
-        row = {
+        return {
             "principal": principal,
             "key": key,
             "tool": tool,
@@ -148,14 +171,6 @@ class IdempotencyStore:
             "lease_until": self._lease_end(),
             "request_id": request_id[:64],
         }
-        try:
-            async with self._db.transaction() as conn:
-                await conn.execute(_records.insert().values(**row))
-            return None
-        except ToolbridgeError as exc:
-            if not isinstance(exc.__cause__, IntegrityError):
-                raise
-        return await self._existing(row, resumable)
 
     async def _existing(self, row: dict[str, Any], resumable: bool) -> Replay | None:
         key, now = row["key"], row["created_at"]
@@ -164,7 +179,7 @@ class IdempotencyStore:
             found = (await conn.execute(sa.select(_records).where(where))).mappings().first()
             if found is None or _aware(found["expires_at"]) <= now:
                 await conn.execute(_records.delete().where(where))
-                await conn.execute(_records.insert().values(**row))
+                await conn.execute(_records.insert(), row)
                 return None
         if found["request_digest"] != row["request_digest"] or found["tool"] != row["tool"]:
             raise IdempotencyKeyReused(
@@ -230,12 +245,9 @@ class IdempotencyStore:
         error: ToolbridgeError | None = None,
     ) -> None:
         outcome = {"error": problem(error)} if error is not None else {"result": dict(result or {})}
+        values = {"b_principal": principal, "b_key": key, "state": "done", "outcome": outcome}
         async with self._db.transaction() as conn:
-            await conn.execute(
-                _records.update()
-                .where(_where(principal, key))
-                .values(state="done", outcome=outcome, lease_until=None)
-            )
+            await conn.execute(_COMPLETE, {**values, "lease_until": None})
 
     async def release(self, principal: str, key: str) -> None:
         """Forget a claim whose call never reached the upstream (refused before invoking)."""
@@ -258,6 +270,21 @@ class IdempotencyStore:
 
     def _lease_end(self) -> dt.datetime:
         return self._now() + dt.timedelta(seconds=self.lease)
+
+
+def _claim_in(dialect: Any) -> Any:
+    insert = dialect.insert(_records).on_conflict_do_nothing(
+        index_elements=[_records.c.principal, _records.c.key]
+    )
+    return insert.returning(_records.c.key)
+
+
+_CLAIM_IN = {False: _claim_in(sqlite), True: _claim_in(postgresql)}
+""":meth:`IdempotencyStore.claim_in`'s insert (SQLite, PostgreSQL), built once: its columns are the row's."""
+_COMPLETE = _records.update().where(
+    _records.c.principal == sa.bindparam("b_principal"), _records.c.key == sa.bindparam("b_key")
+)
+""":meth:`IdempotencyStore.complete`'s update, built once: it sets the columns its parameters name."""
 
 
 def _where(principal: str, key: str) -> sa.ColumnElement[bool]:
