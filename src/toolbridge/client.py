@@ -15,6 +15,7 @@ from typing import Any
 import httpx2
 
 from toolbridge import errors
+from toolbridge._httpclient import closing_transport
 from toolbridge._shape import CallResult
 from toolbridge.catalog import Tool, ToolAnnotations
 
@@ -38,7 +39,9 @@ class Client:
         self._base = base_url.rstrip("/") + "/v1"
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._owns_client = http_client is None
-        self._http = http_client or httpx2.AsyncClient(timeout=timeout, trust_env=False)
+        self._http = http_client or httpx2.AsyncClient(
+            transport=closing_transport(), timeout=timeout, trust_env=False
+        )
 
     async def __aenter__(self) -> Client:
         return self

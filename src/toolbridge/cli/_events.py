@@ -17,6 +17,7 @@ import anyio
 import httpx2
 import typer
 
+from toolbridge._httpclient import closing_transport
 from toolbridge.cli._output import JsonOption, console, show
 from toolbridge.errors import ConfigurationError
 from toolbridge.events import EventFilter, EventService
@@ -195,7 +196,7 @@ async def _post(
     service: EventService, source: str, body: bytes, headers: dict[str, str], url: str | None
 ) -> httpx2.Response:
     if url is not None:
-        async with httpx2.AsyncClient(trust_env=False, timeout=30) as client:
+        async with httpx2.AsyncClient(transport=closing_transport(), trust_env=False, timeout=30) as client:
             return await client.post(f"{url.rstrip('/')}/hooks/{source}", content=body, headers=headers)
     receipt = await service.receive(source, body, headers)
     answer = {"challenge": receipt.challenge} if receipt.challenge else {

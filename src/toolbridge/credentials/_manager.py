@@ -29,6 +29,7 @@ import anyio
 import httpx2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from toolbridge._httpclient import closing_transport
 from toolbridge._redact import UrlQueryFilter, forms
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.audit import AuditLog, args_digest, audit_entry
@@ -172,7 +173,9 @@ class CredentialManager:
         self.on_reauth = on_reauth
         """Called when a connection needs a person to reconnect it (the event log records it)."""
         self._own_client = client is None
-        self._client = client or httpx2.AsyncClient(timeout=token_timeout, trust_env=False)
+        self._client = client or httpx2.AsyncClient(
+            transport=closing_transport(), timeout=token_timeout, trust_env=False
+        )
         self.grants = Grants(self._client, clock=clock)
         self._declared: dict[str, AuthConfig] = {}
         self._cells: dict[str, _Cell] = {}

@@ -23,6 +23,7 @@ import anyio
 import httpx2
 from standardwebhooks.webhooks import Webhook
 
+from toolbridge._httpclient import closing_transport
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.errors import BadRequest, ToolbridgeError, UpstreamError, problem
 from toolbridge.events._deliveries import Deliveries, DeliveryItem
@@ -99,7 +100,8 @@ class DeliveryWorker:
         return emitted + await self.run_once(client)
 
     def _client(self) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(transport=self._transport, trust_env=False, follow_redirects=False)
+        transport = self._transport or closing_transport()
+        return httpx2.AsyncClient(transport=transport, trust_env=False, follow_redirects=False)
 
     async def run_once(self, client: httpx2.AsyncClient | None = None) -> int:
         """Attempt every due delivery once; returns how many were attempted."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 import httpx2
 
+from toolbridge._httpclient import closing_transport
 from toolbridge._urlguard import Resolver, URLGuard, is_blocked_address, system_resolver
 from toolbridge.errors import BadRequest, PayloadTooLarge, UpstreamError, UpstreamTimeout
 from toolbridge.policy import Principal
@@ -111,7 +112,10 @@ class HttpImportSource:
 
     async def _follow(self, url: httpx2.URL, into: Path) -> Fetched:
         async with httpx2.AsyncClient(
-            transport=self._transport, trust_env=False, follow_redirects=False, timeout=self.policy.timeout
+            transport=self._transport or closing_transport(),
+            trust_env=False,
+            follow_redirects=False,
+            timeout=self.policy.timeout,
         ) as client:
             for _ in range(self.policy.max_redirects + 1):
                 pinned, host = await self._guard.pin_async(url, self._resolve)

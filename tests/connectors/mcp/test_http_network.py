@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mcp.server.mcpserver import MCPServer
 
-from tests._patience import patience
+from tests._handshake import give_up_during_the_handshake
 from tests._serving import loopback_socket, uvicorn_thread
 from tests.connectors.mcp.conftest import hub_with
 from toolbridge import Principal
@@ -285,35 +285,13 @@ async def test_an_upstream_that_requires_a_client_certificate(pki: Pki, fast: bo
 async def test_a_connection_cancelled_during_its_tls_handshake_is_closed(fast: bool) -> None:
     """A call given up while the server has not answered the client's hello (its deadline passed, the
     connector closes): the client closes the socket, which the server sees as the end of the stream."""
-    hello = anyio.Event()
-    ended = anyio.Event()
 
-    async def stall(client: anyio.abc.SocketStream) -> None:
-        async with client:
-            await client.receive()  # the ClientHello; never answered
-            hello.set()
-            try:
-                while await client.receive():
-                    pass
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                ended.set()
-
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    server = HttpServer(url=f"https://127.0.0.1:{port}/mcp", fast_path=fast)
-    async with listener, anyio.create_task_group() as tg, upstream_client(server) as client:
-        tg.start_soon(listener.serve, stall)
-        with anyio.CancelScope() as call:
-            tg.start_soon(hello_then_cancel, hello, call)
+    async def send(url: str) -> None:
+        server = HttpServer(url=f"{url}/mcp", fast_path=fast)
+        async with upstream_client(server) as client:
             await client.post(server.url, content=b"{}")
-        with anyio.fail_after(patience(10)):  # the close arrives at once; the bound only ends a failure
-            await ended.wait()
-        tg.cancel_scope.cancel()
 
-
-async def hello_then_cancel(hello: anyio.Event, call: anyio.CancelScope) -> None:
-    await hello.wait()
-    call.cancel()
+    await give_up_during_the_handshake(send)
 
 
 def test_network_settings_are_read_and_bad_combinations_refused(tmp_path: Path) -> None:

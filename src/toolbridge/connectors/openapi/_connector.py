@@ -11,6 +11,7 @@ from urllib.parse import urljoin
 
 import httpx2
 
+from toolbridge._httpclient import closing_transport
 from toolbridge._urlguard import Resolver, system_resolver
 from toolbridge.catalog import Tool
 from toolbridge.connectors._base import Invocation
@@ -259,7 +260,7 @@ class OpenAPIConnector:
             self._wire = AiohttpWire(self._timeout)
         else:
             self._client = httpx2.AsyncClient(
-                transport=self._transport,
+                transport=self._transport or closing_transport(),
                 timeout=self._timeout,
                 follow_redirects=False,
                 trust_env=False,
