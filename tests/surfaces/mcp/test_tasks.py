@@ -155,7 +155,7 @@ async def test_a_call_asking_for_a_task_runs_as_any_call_where_tasks_are_not_tak
 @asynccontextmanager
 async def legacy_session(url: str, key: str) -> AsyncIterator[Callable[..., Awaitable[dict[str, Any]]]]:
     """A 2025-11-25 session over plain JSON-RPC (a client may send whatever it likes); yields ``ask``
-    (``ask("initialize", None)`` gives the handshake's answer)."""
+    (``ask("initialize", None)`` gives the handshake's answer; ``ask.stream()`` the session's stream)."""
     head = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream"}
     hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "o", "version": "1"}}
     ids = iter(range(1, 1000))
@@ -172,6 +172,13 @@ async def legacy_session(url: str, key: str) -> AsyncIterator[Callable[..., Awai
             body = {"jsonrpc": "2.0", "id": next(ids), "method": method, "params": params}
             return _answer(await http.post(url, json=body, headers=head))
 
+        @asynccontextmanager
+        async def stream() -> AsyncIterator[AsyncIterator[str]]:
+            """The session's ``GET`` stream, line by line (``ask.stream()``)."""
+            async with http.stream("GET", url, headers={**head, "Accept": "text/event-stream"}) as got:
+                yield got.aiter_lines()
+
+        ask.stream = stream  # type: ignore[attr-defined]
         yield ask
 
 

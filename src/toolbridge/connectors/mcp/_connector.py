@@ -534,6 +534,7 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
                 result = await send({**params, **answers})
         if task is not None and created_task(result):  # the upstream runs it as a task
             task.created, task.auth, task.connector = own_answer(result), auth, self._name
+            task.tool = tool.name
             return task.created
         if "content" in result:  # resource links and embedded resources: URIs namespaced
             result = {**result, "content": outward_content(self._namespace, result["content"])}

@@ -48,6 +48,8 @@ class TaskAsk:
     """The credentials that signed the call (they sign the task's requests too)."""
     connector: str | None = None
     """The connector whose upstream runs the task."""
+    tool: str | None = None
+    """The catalog name of the tool the task runs."""
 
 
 CALL_TASK: ContextVar[TaskAsk | None] = ContextVar("toolbridge_call_task", default=None)

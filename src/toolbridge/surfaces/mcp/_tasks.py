@@ -15,6 +15,7 @@ the tool does not support tasks) answers as any call.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,9 +28,10 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from toolbridge._perform import upstream_read
+from toolbridge._shape import shape
 from toolbridge.connectors.mcp import McpConnector
-from toolbridge.connectors.mcp._tasks import CALL_TASK, RELATED_TASK_META_KEY, TaskAsk
-from toolbridge.errors import NotFound, ToolbridgeError
+from toolbridge.connectors.mcp._tasks import CALL_TASK, RELATED_TASK_META_KEY, TaskAsk, created_task
+from toolbridge.errors import NotFound, ToolbridgeError, ToolNotFound
 from toolbridge.surfaces.mcp._bridge import CallContext
 from toolbridge.surfaces.mcp._federation import mcp_connectors, mcp_error
 from toolbridge.surfaces.mcp._search import in_search_mode
@@ -41,11 +43,18 @@ if TYPE_CHECKING:
 
     from toolbridge import Hub, Principal
 
-__all__ = ["TASKS_CAPABILITY", "Tasks", "created_answer"]
+__all__ = ["EARLY_KEPT", "MAX_TASKS", "TASKS_CAPABILITY", "Tasks", "created_answer"]
 
 logger = logging.getLogger("toolbridge.surfaces.mcp")
 
 STATUS_SEND_TIMEOUT = 2.0
+MAX_TASKS = 10_000
+"""Tasks remembered at most (finished and expired ones are forgotten first)."""
+EARLY_KEPT = 256
+"""Tasks whose statuses, told before their ``CreateTaskResult``, are kept until it comes (the oldest go)."""
+SWEEP_EVERY = 60.0
+"""Seconds between looks for expired tasks when the table is not full."""
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
 ContextOf = Callable[[ServerRequestContext[Any, Any]], CallContext]
 
 TASKS_CAPABILITY = types.ServerTasksCapability(
@@ -57,7 +66,7 @@ TASKS_CAPABILITY = types.ServerTasksCapability(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Route:
     owner: tuple[str, str | None]
     connector: str
@@ -65,6 +74,22 @@ class _Route:
     auth: httpx2.Auth | None
     session: Any
     """The agent's session (where the task's status notifications go)."""
+    tool: str | None = None
+    """The catalog name of the tool the task runs (its ``tasks/result`` is capped as its calls are)."""
+    ttl: float | None = None
+    """Seconds the upstream keeps the task (its ``ttl``; None: no limit)."""
+    expires: float | None = None
+    """When (``time.monotonic()``) the ``ttl`` runs out."""
+    status: str = "working"
+    """The last status heard (a status notification, a ``tasks/get`` or ``tasks/cancel`` answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Gone:
+    owner: tuple[str, str | None]
+    why: str
+    """``expired`` or ``forgotten``."""
+    ttl: float | None = None
 
 
 def _owner(principal: Principal) -> tuple[str, str | None]:
@@ -75,7 +100,7 @@ def created_answer(wire: Mapping[str, Any]) -> HandlerResult:
     """Keep what the ``tools/call`` handler made of a ``CreateTaskResult`` (the hub's value with
     toolbridge's request id) for the middleware, and give the SDK a result it accepts in its place."""
     task = CALL_TASK.get()
-    if task is None or task.created is None:
+    if task is None or (task.created is None and not created_task(wire)):  # (a replay: created earlier)
         return dict(wire)
     task.created = {k: v for k, v in wire.items() if k not in ("isError", "resultType")}
     return {"content": []}  # (the middleware answers with the task: the SDK's check knows CallToolResult)
@@ -84,11 +109,15 @@ def created_answer(wire: Mapping[str, Any]) -> HandlerResult:
 class Tasks:
     """The agents' tasks on upstreams, and the handlers that route their requests."""
 
-    def __init__(self, hub: Hub, context_of: ContextOf, *, max_tasks: int = 10_000) -> None:
+    def __init__(self, hub: Hub, context_of: ContextOf, *, max_tasks: int | None = None) -> None:
         self.hub = hub
         self.context_of = context_of
-        self.max_tasks = max_tasks
+        self.max_tasks = MAX_TASKS if max_tasks is None else max_tasks
         self._routes: OrderedDict[str, _Route] = OrderedDict()
+        self._gone: OrderedDict[str, _Gone] = OrderedDict()
+        """Forgotten tasks (as many as there are routes), so that their ids get a clear answer."""
+        self._early: OrderedDict[str, list[Mapping[str, Any]]] = OrderedDict()
+        self._swept = time.monotonic()
 
     def served(self) -> bool:
         """Whether some upstream takes task-augmented tool calls (then toolbridge declares tasks)."""
@@ -124,27 +153,98 @@ class Tasks:
             CALL_TASK.reset(token)
         if task.created is None:
             return result
-        return self._remember(ctx, task)
+        if task.connector is None:  # the hub replayed a keyed call that made a task: the same task
+            return self._replayed(ctx, task.created)
+        answer, early = self._remember(ctx, task)
+        route = self._routes[answer["task"]["taskId"]]
+        for status in early:  # told before the task was the agent's
+            await self._send(route, answer["task"]["taskId"], status)
+        return answer
 
-    def _remember(self, ctx: ServerRequestContext[Any, Any], task: TaskAsk) -> dict[str, Any]:
+    def _remember(
+        self, ctx: ServerRequestContext[Any, Any], task: TaskAsk
+    ) -> tuple[dict[str, Any], list[Mapping[str, Any]]]:
+        """The agent's ``CreateTaskResult``, the task remembered as the caller's, and the statuses the
+        upstream told of it before."""
         principal = self.context_of(ctx).principal
         created = dict(task.created or {})
         upstream = dict(created["task"])
         connector = str(task.connector)
         agent_id = f"{connector}/{upstream.get('taskId')}"
-        route = _Route(_owner(principal), connector, str(upstream.get("taskId")), task.auth, ctx.session)
-        self._routes[agent_id] = route
+        ttl = upstream.get("ttl")
+        seconds = ttl / 1000 if isinstance(ttl, int | float) and not isinstance(ttl, bool) else None
+        now = time.monotonic()
+        self._routes[agent_id] = _Route(
+            _owner(principal),
+            connector,
+            str(upstream.get("taskId")),
+            task.auth,
+            ctx.session,
+            tool=task.tool,
+            ttl=seconds,
+            expires=None if seconds is None else now + seconds,
+            status=str(upstream.get("status", "working")),
+        )
+        self._gone.pop(agent_id, None)
+        self._make_room(now)
+        early = self._early.pop(agent_id, [])
+        if early:
+            self._routes[agent_id].status = str(early[-1].get("status", "working"))
+        return {**created, "task": {**upstream, "taskId": agent_id}}, early
+
+    def _make_room(self, now: float) -> None:
+        """Forget expired tasks (when the table is full, or a minute after the last look), then, while
+        more than ``max_tasks`` are left, finished tasks and then the oldest."""
+        if len(self._routes) > self.max_tasks or now - self._swept >= SWEEP_EVERY:
+            self._swept = now
+            expired = [a for a, r in self._routes.items() if r.expires is not None and r.expires <= now]
+            for agent_id in expired:
+                self._forget(agent_id, "expired")
+        if len(self._routes) > self.max_tasks:
+            for agent_id in [a for a, r in self._routes.items() if r.status in TERMINAL]:
+                self._forget(agent_id, "forgotten")
+                if len(self._routes) <= self.max_tasks:
+                    break
         while len(self._routes) > self.max_tasks:
-            self._routes.popitem(last=False)
-        return {**created, "task": {**upstream, "taskId": agent_id}}
+            self._forget(next(iter(self._routes)), "forgotten")
+
+    def _forget(self, agent_id: str, why: str) -> None:
+        route = self._routes.pop(agent_id)
+        self._gone[agent_id] = _Gone(route.owner, why, route.ttl)
+        while len(self._gone) > self.max_tasks:
+            self._gone.popitem(last=False)
+
+    def _replayed(self, ctx: ServerRequestContext[Any, Any], created: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``CreateTaskResult`` a replayed call answers with: the first call's task, by the id the
+        agent was given (the upstream made one task; a replay never asks it for another)."""
+        owner = _owner(self.context_of(ctx).principal)
+        upstream = dict(created["task"])
+        upstream_id = str(upstream.get("taskId"))
+        for agent_id, route in self._routes.items():
+            if route.owner == owner and route.upstream_id == upstream_id:
+                return {**created, "task": {**upstream, "taskId": agent_id, "status": route.status}}
+        raise MCPError(
+            INVALID_PARAMS,
+            f"the first call with this idempotency key made the task {upstream_id!r}, which toolbridge "
+            "no longer knows (it expired, was forgotten, or toolbridge restarted); it is not run again "
+            "as a second task: call with a new idempotency key to start one",
+        )
 
     async def _tell(self, connector: str, task: Mapping[str, Any]) -> None:
         """An upstream's ``notifications/tasks/status`` to the agent whose task it is, with its task id (a
-        status told before toolbridge had the ``CreateTaskResult`` has no agent yet and is dropped)."""
+        status told before toolbridge had the ``CreateTaskResult`` is kept until it comes)."""
         agent_id = f"{connector}/{task.get('taskId')}"
         route = self._routes.get(agent_id)
         if route is None:
+            if agent_id not in self._gone:
+                self._early.setdefault(agent_id, []).append(task)
+                while len(self._early) > EARLY_KEPT:
+                    self._early.popitem(last=False)
             return
+        route.status = str(task.get("status", route.status))
+        await self._send(route, agent_id, task)
+
+    async def _send(self, route: _Route, agent_id: str, task: Mapping[str, Any]) -> None:
         said = {"method": "notifications/tasks/status", "params": {**task, "taskId": agent_id}}
         notification = types.TaskStatusNotification.model_validate(said, by_name=False)
         with anyio.move_on_after(STATUS_SEND_TIMEOUT):  # awaited by the upstream's reader: never blocks it
@@ -153,14 +253,37 @@ class Tasks:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 logger.info("the agent of task %s is gone; its status was not told", agent_id)
 
+    def _find(self, agent_id: str, owner: tuple[str, str | None]) -> _Route | NotFound:
+        """The route of the caller's task ``agent_id``, or why there is none (another agent's task is as
+        unknown as one that never was)."""
+        route = self._routes.get(agent_id)
+        if route is not None and route.expires is not None and route.expires <= time.monotonic():
+            self._forget(agent_id, "expired")
+            route = None
+        if route is not None and route.owner == owner:
+            return route
+        gone = self._gone.get(agent_id)
+        if gone is None or gone.owner != owner:
+            return NotFound(f"unknown task {agent_id!r}", hint="tasks/list names your tasks")
+        if gone.why == "expired":
+            return NotFound(
+                f"task {agent_id!r} has expired: its ttl of {gone.ttl:g} s has passed, after which its "
+                "upstream deletes it; toolbridge has forgotten it",
+                hint="call the tool again for a new task",
+            )
+        return NotFound(
+            f"task {agent_id!r} was forgotten: toolbridge remembers {self.max_tasks:,} tasks at most "
+            "(finished and expired ones are forgotten first); its upstream may still have it",
+            hint="call the tool again for a new task",
+        )
+
     def _one(self, method: str) -> Callable[[ServerRequestContext[Any, Any], Any], Any]:
         async def handle(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
             _legacy_only(ctx)
             caller = self.context_of(ctx)
             agent_id = str((ctx.params or {}).get("taskId"))
-            route = self._routes.get(agent_id)
-            if route is not None and route.owner != _owner(caller.principal):
-                route = None  # another agent's task: as unknown as one that never was
+            found = self._find(agent_id, _owner(caller.principal))
+            route = found if isinstance(found, _Route) else None
             where = route.connector if route is not None else agent_id.partition("/")[0]
             try:
                 async with self.hub.perform(
@@ -170,16 +293,40 @@ class Tasks:
                     scope=None,
                     request_id=caller.request_id,
                 ):
-                    if route is None:
-                        raise NotFound(f"unknown task {agent_id!r}", hint="tasks/list names your tasks")
-                    result = await self._ask(method, route)
+                    if isinstance(found, NotFound):
+                        raise found
+                    result = await self._ask(method, found)
             except NotFound as exc:
                 raise MCPError(INVALID_PARAMS, exc.message) from exc
             except ToolbridgeError as exc:
                 raise mcp_error(exc) from exc
+            assert route is not None  # (an unknown task was raised above)
+            if method != "tasks/result" and isinstance(result.get("status"), str):
+                route.status = result["status"]
+            if method == "tasks/result":
+                result = self._capped(caller.principal, route, result)
             return _agent_ids(result, {route.upstream_id: agent_id})
 
         return handle
+
+    def _capped(self, principal: Principal, route: _Route, result: dict[str, Any]) -> dict[str, Any]:
+        """A ``tasks/result`` within ``limits.max_result_bytes``, cut as a call's result is: the marker
+        and the part kept as text (``isError`` when the tool declares an output schema, which a cut
+        result cannot conform to); the related task in ``_meta`` kept."""
+        try:
+            tool = self.hub.get_tool(principal, route.tool) if route.tool is not None else None
+        except ToolNotFound:
+            tool = None
+        _, text, truncated, _ = shape(result, max_bytes=self.hub.limits.max_result_bytes, tool=tool)
+        if not truncated:
+            return result
+        meta = result.get("_meta")
+        related = meta.get(RELATED_TASK_META_KEY) if isinstance(meta, dict) else None
+        return {
+            "content": [{"type": "text", "text": text}],
+            "isError": tool is not None and tool.output_schema is not None,
+            **({"_meta": {RELATED_TASK_META_KEY: related}} if related is not None else {}),
+        }
 
     async def _ask(self, method: str, route: _Route) -> dict[str, Any]:
         connector = self.hub.connector(route.connector)

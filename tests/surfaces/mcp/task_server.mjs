@@ -1,0 +1,47 @@
+// A small upstream that runs its one tool as a task, on the official TypeScript SDK's task machinery
+// (the same as server-everything's): node task_server.mjs MODULES_DIR, served over stdio.
+// The tool `brief {size, ttl, hold}` makes a task with the ttl asked (ms; none: kept forever), tells
+// its status "working" before the CreateTaskResult, and unless `hold` finishes it at once with a
+// text of `size` characters (its "completed" status told before the CreateTaskResult too).
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const [modules] = process.argv.slice(2);
+const load = (path) => import(pathToFileURL(join(modules, path)).href);
+const sdk = (path) => load(join("@modelcontextprotocol", "sdk", "dist", "esm", path));
+const { z } = await load(join("zod", "index.js"));
+const { McpServer } = await sdk("server/mcp.js");
+const { StdioServerTransport } = await sdk("server/stdio.js");
+const { InMemoryTaskStore, InMemoryTaskMessageQueue } = await sdk("experimental/tasks/index.js");
+
+const taskStore = new InMemoryTaskStore();
+const server = new McpServer(
+  { name: "task-server", version: "1.0.0" },
+  {
+    capabilities: { tools: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
+    taskStore,
+    taskMessageQueue: new InMemoryTaskMessageQueue(),
+  },
+);
+server.experimental.tasks.registerToolTask(
+  "brief",
+  {
+    description: "Runs as a task and answers with `size` characters.",
+    inputSchema: z.object({ size: z.number().default(10), ttl: z.number().optional(), hold: z.boolean().default(false) }),
+    execution: { taskSupport: "required" },
+  },
+  {
+    createTask: async (args, extra) => {
+      const task = await extra.taskStore.createTask({ ttl: args.ttl ?? null, pollInterval: 100 });
+      await extra.taskStore.updateTaskStatus(task.taskId, "working", "started");
+      if (!args.hold) {
+        const text = "x".repeat(args.size);
+        await extra.taskStore.storeTaskResult(task.taskId, "completed", { content: [{ type: "text", text }] });
+      }
+      return { task };
+    },
+    getTask: async (args, extra) => await extra.taskStore.getTask(extra.taskId),
+    getTaskResult: async (args, extra) => await extra.taskStore.getTaskResult(extra.taskId),
+  },
+);
+await server.connect(new StdioServerTransport());
