@@ -2,7 +2,9 @@
 // (the same as server-everything's): node task_server.mjs MODULES_DIR, served over stdio.
 // The tool `brief {size, ttl, hold}` makes a task with the ttl asked (ms; none: kept forever), tells
 // its status "working" before the CreateTaskResult, and unless `hold` finishes it at once with a
-// text of `size` characters (its "completed" status told before the CreateTaskResult too).
+// text of `size` characters (its "completed" status told before the CreateTaskResult too). With
+// `ask` the task asks its client to pick a colour (elicitation/create for the task, which the SDK
+// delivers on the client's tasks/result) and answers with what was picked.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -13,6 +15,15 @@ const { z } = await load(join("zod", "index.js"));
 const { McpServer } = await sdk("server/mcp.js");
 const { StdioServerTransport } = await sdk("server/stdio.js");
 const { InMemoryTaskStore, InMemoryTaskMessageQueue } = await sdk("experimental/tasks/index.js");
+const { ElicitResultSchema } = await sdk("types.js");
+const PICK = { type: "object", properties: { colour: { type: "string" } }, required: ["colour"] };
+
+async function pick(taskId, extra) {
+  const asked = { method: "elicitation/create", params: { message: "Which colour?", requestedSchema: PICK } };
+  const answer = await extra.sendRequest(asked, ElicitResultSchema, { relatedTask: { taskId } });
+  const text = `picked ${answer.content?.colour ?? answer.action}`;
+  await extra.taskStore.storeTaskResult(taskId, "completed", { content: [{ type: "text", text }] });
+}
 
 const taskStore = new InMemoryTaskStore();
 const server = new McpServer(
@@ -27,14 +38,21 @@ server.experimental.tasks.registerToolTask(
   "brief",
   {
     description: "Runs as a task and answers with `size` characters.",
-    inputSchema: z.object({ size: z.number().default(10), ttl: z.number().optional(), hold: z.boolean().default(false) }),
+    inputSchema: z.object({
+      size: z.number().default(10),
+      ttl: z.number().optional(),
+      hold: z.boolean().default(false),
+      ask: z.boolean().default(false),
+    }),
     execution: { taskSupport: "required" },
   },
   {
     createTask: async (args, extra) => {
       const task = await extra.taskStore.createTask({ ttl: args.ttl ?? null, pollInterval: 100 });
       await extra.taskStore.updateTaskStatus(task.taskId, "working", "started");
-      if (!args.hold) {
+      if (args.ask) {
+        pick(task.taskId, extra).catch((error) => extra.taskStore.updateTaskStatus(task.taskId, "failed", String(error)));
+      } else if (!args.hold) {
         const text = "x".repeat(args.size);
         await extra.taskStore.storeTaskResult(task.taskId, "completed", { content: [{ type: "text", text }] });
       }

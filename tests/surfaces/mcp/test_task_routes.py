@@ -29,6 +29,7 @@ from .test_tasks import legacy_session
 
 pytestmark = pytest.mark.anyio
 SERVER = Path(__file__).with_name("task_server.mjs")
+ASK_AGENT = SERVER.with_name("task_ask_agent.mjs")
 Ask = Callable[..., Awaitable[dict[str, Any]]]
 
 
@@ -151,3 +152,25 @@ async def test_finished_and_expired_tasks_are_forgotten_first_and_said_to_be(
     said = f"task {expiring['taskId']!r} has expired: its ttl of 0.3 s"
     assert expired["error"]["message"].startswith(said)
     assert fourth_now["result"]["status"] == "working"
+
+
+async def test_what_a_task_asks_while_it_runs_reaches_its_agent() -> None:
+    """A task that needs input (status ``input_required``) asks its client with an elicitation for the
+    task, delivered on the client's ``tasks/result``: through toolbridge, the agent (the official
+    TypeScript client, waiting on ``tasks/result`` as its SDK does) is asked, with its own task id, and
+    its answer reaches the upstream, whose result says so; as when it runs the task directly."""
+    require(NODE, MODULES / "@modelcontextprotocol" / "sdk", MODULES / "zod")
+    hub = Hub()
+    hub.add_connector(McpConnector("ts", StdioServer(str(NODE), (str(SERVER), str(MODULES)))))
+    async with served_over_http(hub) as (url, key):
+        with anyio.fail_after(patience(120)):
+            done = await anyio.run_process([str(NODE), str(ASK_AGENT), url, key, str(MODULES), "ts.brief"])
+    seen = json.loads(done.stdout)
+    created = seen["messages"][0]
+    assert created["type"] == "taskCreated" and created["taskId"].startswith("ts/")
+    assert seen["messages"][-1]["type"] == "result"
+    assert seen["messages"][-1]["result"]["content"] == [{"type": "text", "text": "picked blue"}]
+    assert "input_required" in {m.get("status") for m in seen["messages"]}
+    [asked] = seen["asked"]
+    assert asked["message"] == "Which colour?"
+    assert asked["_meta"]["io.modelcontextprotocol/related-task"] == {"taskId": created["taskId"]}

@@ -94,14 +94,22 @@ class Inbound:
 
     @contextmanager
     def in_flight(
-        self, request_id: str, events: CallEvents | None, deadline: float | None, *, logs: bool = False
+        self,
+        request_id: str,
+        events: CallEvents | None,
+        deadline: float | None,
+        *,
+        logs: bool = False,
+        task: str | None = None,
     ) -> Iterator[str | None]:
         """One call while it runs: its caller may be asked what the upstream asks, and gets the log
         messages the upstream sends on the call's own answer when ``logs`` (it asked for them); yields a
-        progress token when ``events`` receive the upstream's progress (None: none was asked for)."""
+        progress token when ``events`` receive the upstream's progress (None: none was asked for).
+        ``task``: the upstream's id of the task whose ``tasks/result`` this is (what the upstream asks
+        for that task, ``related-task`` in its ``_meta``, goes to this caller, and only that)."""
         token = f"{request_id}:{next(self._tokens)}"
         log = events.log if logs and events is not None else None
-        self._calls[token] = _Call(events, events.ask if events is not None else None, deadline, log)
+        self._calls[token] = _Call(events, events.ask if events is not None else None, deadline, log, task)
         if events is not None and events.progress is not None:
             self._progress[token] = events
         try:
@@ -159,19 +167,26 @@ class Inbound:
     async def _ask(self, method: str, params: Mapping[str, Any]) -> Message:
         """Put the upstream's request to the caller of the call it belongs to; the answer's members."""
         meta = params.get("_meta")
-        if isinstance(meta, Mapping) and RELATED_TASK_META_KEY in meta:  # no call of toolbridge's asks it
-            return _refused(f"toolbridge does not put a task's {method!r} to its agent")
-        own = self._own_call()
-        if own is not None:  # read by the call's own task: its answer stream
+        related = meta.get(RELATED_TASK_META_KEY) if isinstance(meta, Mapping) else None
+        calls = [c for c in self._calls.values() if c.task is None]
+        if related is not None:  # a task's: to the agent waiting on its tasks/result
+            task = related.get("taskId") if isinstance(related, Mapping) else None
+            waiting = next((c for c in self._calls.values() if c.task is not None and c.task == task), None)
+            if waiting is None:
+                return _refused(
+                    f"toolbridge puts a task's {method!r} to its agent only while the agent waits on "
+                    "tasks/result for that task"
+                )
+            ask, deadline = waiting.ask, waiting.deadline
+        elif (own := self._own_call()) is not None:  # read by the call's own task: its answer stream
             ask, deadline = own.ask, own.deadline
-        elif len(self._calls) == 1:
-            only = next(iter(self._calls.values()))
-            ask, deadline = only.ask, only.deadline
+        elif len(calls) == 1:
+            ask, deadline = calls[0].ask, calls[0].deadline
         else:
             why = (
                 "no call of toolbridge's is waiting for it"
-                if not self._calls
-                else f"toolbridge has {len(self._calls)} calls in flight on {self._name!r} and cannot "
+                if not calls
+                else f"toolbridge has {len(calls)} calls in flight on {self._name!r} and cannot "
                 "tell which one it belongs to (send it on that call's answer stream)"
             )
             return _refused(f"toolbridge cannot put {method!r} to a client: {why}")
@@ -238,12 +253,15 @@ class Inbound:
 @dataclass(frozen=True, slots=True)
 class _Call:
     """A call in flight: its caller's events, how to ask the caller, its deadline
-    (``anyio.current_time``), where its log messages go (None: to every agent, as the server's)."""
+    (``anyio.current_time``), where its log messages go (None: to every agent, as the server's), and
+    the task it waits on (a ``tasks/result``)."""
 
     events: CallEvents | None
     ask: Ask | None
     deadline: float | None
     log: LogSink | None
+    task: str | None = None
+    """The upstream's id of the task whose ``tasks/result`` this is (None: a call)."""
 
 
 RELATED_TASK_META_KEY = "io.modelcontextprotocol/related-task"

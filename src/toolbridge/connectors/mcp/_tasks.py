@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx2
 
+from toolbridge.connectors._events import CALL_EVENTS
 from toolbridge.connectors.mcp._answers import own_answer
 from toolbridge.connectors.mcp._inbound import RELATED_TASK_META_KEY, Inbound
 from toolbridge.connectors.mcp._uris import outward_content
@@ -121,8 +122,15 @@ class TaskRequests:
     ) -> dict[str, Any]:
         """``method`` (a ``tasks/…`` request) as the upstream answers it, with the upstream's own task
         ids; a ``tasks/result`` of a tool call has its URIs namespaced as the call's would be, and the
-        secrets of the connector's connections masked (as in what the upstream asks of agents)."""
-        result = own_answer(await self.request(method, params, auth=auth, deadline=deadline))
+        secrets of the connector's connections masked (as in what the upstream asks of agents). While a
+        ``tasks/result`` waits, the upstream's requests for that task (an ``input_required`` task's
+        elicitation …) are put to the caller of :data:`CALL_EVENTS` (its ``ask``)."""
+        if method == "tasks/result":  # what the upstream asks for the task meanwhile goes to the asker
+            task = str(params.get("taskId"))
+            with self._inbound.in_flight(f"tasks/result {task}", CALL_EVENTS.get(), deadline, task=task):
+                result = own_answer(await self.request(method, params, auth=auth, deadline=deadline))
+        else:
+            result = own_answer(await self.request(method, params, auth=auth, deadline=deadline))
         if method == "tasks/result":
             if "content" in result:
                 result["content"] = outward_content(self._namespace, result["content"])

@@ -29,9 +29,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from toolbridge._perform import upstream_read
 from toolbridge._shape import shape
+from toolbridge.connectors._events import CALL_EVENTS, CallEvents
 from toolbridge.connectors.mcp import McpConnector
 from toolbridge.connectors.mcp._tasks import CALL_TASK, RELATED_TASK_META_KEY, TaskAsk, created_task
 from toolbridge.errors import NotFound, ToolbridgeError, ToolNotFound
+from toolbridge.surfaces.mcp._asks import askable, asker
 from toolbridge.surfaces.mcp._bridge import CallContext
 from toolbridge.surfaces.mcp._federation import mcp_connectors, mcp_error
 from toolbridge.surfaces.mcp._search import in_search_mode
@@ -295,7 +297,11 @@ class Tasks:
                 ):
                     if isinstance(found, NotFound):
                         raise found
-                    result = await self._ask(method, found)
+                    token = CALL_EVENTS.set(_asking(ctx, agent_id) if method == "tasks/result" else None)
+                    try:
+                        result = await self._ask(method, found)
+                    finally:
+                        CALL_EVENTS.reset(token)
             except NotFound as exc:
                 raise MCPError(INVALID_PARAMS, exc.message) from exc
             except ToolbridgeError as exc:
@@ -380,6 +386,23 @@ class Tasks:
             for t in found
             if isinstance(t, dict) and str(t.get("taskId")) in ids
         ]
+
+
+def _asking(ctx: ServerRequestContext[Any, Any], agent_id: str) -> CallEvents:
+    """How the upstream's requests for a task (an ``input_required`` task's elicitation, sampling …, sent
+    while the agent waits on its ``tasks/result``) reach the agent: as a call's would, on the request's
+    own stream over stdio and on the session's stream over HTTP, with the related task's id mapped."""
+    related = None if ctx.request is not None or ctx.request_id is None else str(ctx.request_id)
+    ask = asker(ctx, related)
+
+    async def ask_for_task(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        meta = params.get("_meta")
+        if isinstance(meta, Mapping) and isinstance(meta.get(RELATED_TASK_META_KEY), Mapping):
+            related_task = {**meta[RELATED_TASK_META_KEY], "taskId": agent_id}
+            params = {**params, "_meta": {**meta, RELATED_TASK_META_KEY: related_task}}
+        return await ask(method, params)
+
+    return CallEvents(None, ask_for_task, askable(ctx))
 
 
 def _legacy_only(ctx: ServerRequestContext[Any, Any]) -> None:
