@@ -88,6 +88,16 @@ async def test_a_stream_the_server_closes_before_the_response_is_resumed(polling
     assert logged == ["before the stream closes", "after the stream was closed"]
 
 
+async def test_a_closed_stream_is_resumed_on_httpx2s_client_too(polling_url: str) -> None:
+    """The same on httpx2's client (``fast_path: false``) instead of the fast path. (The SDK's server
+    closed no stream of a stateless-era request when tried, so the handshake era is the one tested.)"""
+    connector = McpConnector("fid", HttpServer(polling_url, protocol="2025-11-25", fast_path=False))
+    async with hub_with(connector) as hub:
+        result = await hub.call(LOCAL, "fid.reconnect", {})
+        assert connector.sessions_opened == 1
+    assert result.value["content"] == [{"type": "text", "text": "answered after the stream was closed"}]
+
+
 async def test_a_tool_list_change_on_the_get_stream_lists_the_tools_again() -> None:
     with python_http(GROWING) as url:
         hub = Hub()
