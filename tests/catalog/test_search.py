@@ -92,6 +92,20 @@ def test_no_match_and_empty_queries_are_flagged() -> None:
     assert empty.hits == [] and not empty.good and empty.terms == ()
 
 
+def test_a_good_match_covers_the_query_in_any_field_of_the_best_hit() -> None:
+    index = SearchIndex(
+        [
+            tool("crm.export_report", "Export a report."),
+            tool("crm.list_notes", "List notes."),
+            tool("crm.retrieve_deal", "One deal.", "reason"),
+        ]
+    )
+    found = index.search("fetch the deal with its reason")  # 'fetch' ~ 'retrieve'; 'reason': a parameter
+    assert found.hits[0].tool.name == "crm.retrieve_deal" and found.good
+    scattered = index.search("fetch the deal, list notes, export the report")  # 2 of 6 words per tool
+    assert scattered.hits and not scattered.good
+
+
 def test_the_catalog_rebuilds_its_index_when_tools_change() -> None:
     catalog = Catalog()
     catalog.add(tool("mail.send", "Send an email."))
