@@ -157,12 +157,14 @@ def stats(samples: list[float]) -> tuple[float, float]:
 async def run_all(
     targets: list[Target | InProcessTarget], calls: int, warmup: int, rounds: int
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Rounds that visit every target in turn, so a burst of outside load hits all of them alike; the
-    latencies of each target and its server's CPU seconds."""
+    """Rounds that visit every target in turn, so a burst of outside load hits all of them alike, in the
+    reverse order every other round (on a loaded machine a target's place in the round moved its median
+    by 1-2 ms: the baseline, always visited after toolbridge, looked that much faster); the latencies of
+    each target and its server's CPU seconds."""
     results: dict[str, list[float]] = {t.name: [] for t in targets}
     cpu: dict[str, float] = dict.fromkeys(results, 0.0)
-    for _ in range(rounds):
-        for target in targets:
+    for turn in range(rounds):
+        for target in targets if turn % 2 == 0 else targets[::-1]:
             with anyio.fail_after(300):
                 samples, spent = await measure(target, calls // rounds, warmup)
             results[target.name] += samples
