@@ -235,3 +235,25 @@ async def test_a_cancelled_call_keeps_its_row_when_the_queue_is_full(database_ur
                 scope.cancel()
                 await log.record(entry(tool="t.cancelled"))
         assert [r.entry.tool for r in await AuditLog(db).tail(5)] == ["t.first", "t.second", "t.cancelled"]
+
+
+async def test_a_pooled_postgres_connection_dropped_while_idle_is_replaced(postgres_url: str) -> None:
+    """The one-round-trip liveness check at checkout (after FRESH_FOR s idle) replaces a connection the
+    server dropped meanwhile (a restart, an idle timeout): the next transaction works, on a new backend."""
+    import asyncpg
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+    from toolbridge.storage._database import FRESH_FOR
+
+    async with Database(postgres_url) as db:
+        async with db.transaction() as conn:
+            first = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
+        finally:
+            await admin.close()
+        await anyio.sleep(FRESH_FOR)  # idle at least that long: checked before it is used
+        async with db.transaction() as conn:
+            second = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        assert second != first

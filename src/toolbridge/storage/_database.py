@@ -4,6 +4,12 @@ SQLite (the default) runs in WAL mode with a busy timeout so several processes â
 can share one file; ``sqlite:///:memory:`` means a private temporary file removed on close, so that
 concurrent tasks get their own connections. PostgreSQL is used by URL; migrations take an advisory lock
 there so replicas that start together migrate once.
+
+A pooled PostgreSQL connection is checked with one round trip (``;``) when it is taken from the pool
+after sitting there ``FRESH_FOR`` seconds or more: a connection the server dropped meanwhile (a restart,
+an idle timeout) is replaced before it is used. One given back a moment ago is used as it is (as
+HikariCP's ``aliveBypassWindowMs``): SQLAlchemy's ``pool_pre_ping`` costs three round trips through
+asyncpg (``BEGIN``, ``;``, ``ROLLBACK``) on every checkout, i.e. every transaction.
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from toolbridge.errors import ConfigurationError, StorageError
@@ -29,6 +36,8 @@ _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x7B_1D_6E  # advisory lock id for PostgreSQL migrations
 SCHEMA_HEAD = "0013"
 """The newest migration's revision (a test keeps it equal to the migrations' head)."""
+FRESH_FOR = 0.5
+"""Seconds a pooled PostgreSQL connection may sit idle and still be used without a liveness check."""
 
 
 class Database:
@@ -36,13 +45,11 @@ class Database:
 
     def __init__(self, url: str = MEMORY_URL, *, echo: bool = False) -> None:
         self.url = _normalize(url)
+        self.dialect = sa.make_url(self.url).get_backend_name()
+        """``sqlite`` or ``postgresql``."""
         self._echo = echo
         self._engine: AsyncEngine | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
-
-    @property
-    def dialect(self) -> str:
-        return sa.make_url(self.url).get_backend_name()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -181,10 +188,30 @@ def _is_memory(url: str) -> bool:
 
 def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
     if sa.make_url(url).get_backend_name() != "sqlite":
-        return create_async_engine(url, echo=echo, pool_pre_ping=True)
+        engine = create_async_engine(url, echo=echo)
+        event.listen(engine.sync_engine, "connect", _idle_since)
+        event.listen(engine.sync_engine, "checkin", _idle_since)
+        event.listen(engine.sync_engine, "checkout", _alive)
+        return engine
     engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _idle_since(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _alive(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Check a connection taken from the pool after ``FRESH_FOR`` seconds idle (module docstring);
+    DisconnectionError makes the pool replace it and try again."""
+    since = record.info.get("idle_since")
+    if since is not None and time.monotonic() - since < FRESH_FOR:
+        return
+    try:
+        dbapi_conn.run_async(lambda driver: driver.fetchrow(";"))
+    except Exception as exc:  # asyncpg's or the socket's: this connection is gone, the pool opens another
+        raise DisconnectionError(f"pooled connection lost: {exc.__class__.__name__}: {exc}") from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
