@@ -132,6 +132,7 @@ async def test_finished_and_expired_tasks_are_forgotten_first_and_said_to_be(
     async with agent() as (_, ask):
         running = (await ask("tools/call", keyed))["result"]["task"]
         finished = await brief(ask)  # completed at once
+        await until_finished(ask, finished)
         await brief(ask, hold=True)  # one too many: the finished task goes
         kept = await ask("tasks/get", {"taskId": running["taskId"]})
         forgotten = await ask("tasks/get", {"taskId": finished["taskId"]})
@@ -152,6 +153,15 @@ async def test_finished_and_expired_tasks_are_forgotten_first_and_said_to_be(
     said = f"task {expiring['taskId']!r} has expired: its ttl of 0.3 s"
     assert expired["error"]["message"].startswith(said)
     assert fourth_now["result"]["status"] == "working"
+
+
+async def until_finished(ask: Ask, task: dict[str, Any]) -> None:
+    """Until toolbridge knows ``task`` finished: its status notification may be handled after the
+    ``CreateTaskResult`` that follows it (another task of the upstream session), and a ``tasks/get``
+    answer tells toolbridge too."""
+    with anyio.fail_after(patience(30)):
+        while (await ask("tasks/get", {"taskId": task["taskId"]}))["result"]["status"] != "completed":  # noqa: ASYNC110
+            await anyio.sleep(0.05)
 
 
 async def test_what_a_task_asks_while_it_runs_reaches_its_agent() -> None:
