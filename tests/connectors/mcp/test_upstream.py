@@ -9,9 +9,10 @@ import anyio
 import pytest
 
 from tests._patience import patience
-from toolbridge import Hub, Principal
+from toolbridge import Hub, Limits, Principal
 from toolbridge.connectors.mcp import McpConnector, StdioServer, ToolRules
 from toolbridge.errors import OutcomeUnknown, UpstreamTimeout, UpstreamUnavailable
+from toolbridge.resilience import Resilience
 
 from .conftest import NodeHttp, changing_server, everything_stdio, hub_with, memory_stdio
 
@@ -102,9 +103,18 @@ async def test_streamable_http_session_reused_and_reestablished_after_expiry(
         assert connector.sessions_opened == 2
 
 
+async def _no_wait(_seconds: float) -> None:
+    await anyio.lowlevel.checkpoint()
+
+
 async def test_streamable_http_server_down_is_unavailable_not_sent(everything_http: NodeHttp) -> None:
-    connector = McpConnector("remote", everything_http.server)
-    async with hub_with(connector) as hub:
+    # Every attempt and reconnect still happens, without the production waits between them: the
+    # resilience layer's backoff (its sleep replaced) and the restart delays (0.5, 1, 2, 5 … s) took 18
+    # of the test's 19 s.
+    connector = McpConnector("remote", everything_http.server, restart_delays=(0.05,))
+    hub = Hub(limits=Limits(call_timeout=patience(30)), resilience=Resilience(sleep=_no_wait))
+    hub.add_connector(connector)
+    async with hub:
         everything_http.stop()
         with pytest.raises(UpstreamUnavailable) as caught:
             await hub.call(LOCAL, "remote.echo", {"message": "x"})
