@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
@@ -40,13 +41,12 @@ from tests._patience import patience
 from tests._specs import OWN, vendor_spec
 from tests.connectors.openapi.conftest import AllOf, WithConnection
 from tests.e2e._schema_args import arguments_for
-from tests.e2e._second_validator import Recorded, validator_for
+from tests.e2e._second_validator import Recorded, SecondValidator, validator_for
 from toolbridge import Hub, OutcomeUnknown, Principal, Tool, UpstreamStatusError, UpstreamUnavailable
 from toolbridge.connectors.openapi import (
     Ingested,
     OpenAPIConnector,
     SecurityScheme,
-    SpecSource,
     ingest,
     load_spec,
 )
@@ -127,9 +127,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Prism:
+    """A started ``prism mock``: its URL is known at once; :meth:`wait` until it listens."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait(self) -> str:
+        """Waits (bounded) until prism listens; its URL."""
+        _wait_listening(self.process, self.port, timeout=patience(90))
+        return self.url
+
+
 @contextmanager
-def prism(document: Path) -> Iterator[str]:
-    """``prism mock DOCUMENT`` on a free 127.0.0.1 port; waits (bounded) until it listens; killed on exit."""
+def started_prism(document: Path) -> Iterator[Prism]:
+    """``prism mock DOCUMENT`` on a free 127.0.0.1 port, started (not waited for); killed on exit. The
+    caller prepares while prism reads the document (tens of seconds of CPU for the largest)."""
     node = require_prism()
     port = _free_port()
     process = subprocess.Popen(
@@ -139,13 +157,19 @@ def prism(document: Path) -> Iterator[str]:
         env={**os.environ, "NO_COLOR": "1"},
     )
     try:
-        _wait_listening(process, port, timeout=patience(90))
-        yield f"http://127.0.0.1:{port}"
+        yield Prism(process, port)
     finally:
         process.kill()
         process.wait(timeout=patience(10))
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextmanager
+def prism(document: Path) -> Iterator[str]:
+    """``prism mock DOCUMENT`` on a free 127.0.0.1 port; waits (bounded) until it listens; killed on exit."""
+    with started_prism(document) as server:
+        yield server.wait()
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int, *, timeout: float) -> None:
@@ -227,41 +251,18 @@ def check_complete(ingested: Ingested) -> None:
 @pytest.mark.parametrize("document", DOCUMENTS)
 async def test_prism_and_openapi_core_accept_what_toolbridge_sends(document: str) -> None:
     path = document_path(document)
-    source = load_spec(path)
-    ingested = ingest(source, "api")
-    check_complete(ingested)
-    probe = OpenAPIConnector("api", ingested)
-    tally = Tally()
-
-    async def on_request(request: httpx2.Request) -> None:
-        await request.aread()
-        tally.sent.setdefault(CALLING.get(), []).append(request)
-
-    async def on_response(response: httpx2.Response) -> None:
-        violations = response.headers.get("sl-violations")
-        if violations:
-            tally.violations[CALLING.get()] = violations
-        elif 400 <= response.status_code < 500:  # prism's own 4xx: its reasons are in the body
-            tally.violations[CALLING.get()] = (await response.aread()).decode(errors="replace")
-
-    hooks = {"request": [on_request], "response": [on_response]}
-    with prism(path) as url:
-        async with httpx2.AsyncClient(event_hooks=hooks, timeout=patience(60)) as client:
-            connector = OpenAPIConnector("api", ingested, base_url=url, client=client)
-            hub = Hub()
-            hub.add_connector(WithConnection(connector, auth_for(probe)))
-            async with hub:
-                names = sample([t.name for t in connector.tools()], SAMPLE)
-                judged = [n for n in names if (document, n) not in PRISM_CANNOT_JUDGE]
-                limiter = anyio.CapacityLimiter(CONCURRENCY)
-                async with anyio.create_task_group() as group:
-                    for seed in SEEDS:
-                        for name in names:
-                            group.start_soon(_call, hub, connector, name, seed, tally, limiter)
+    with started_prism(path) as server:  # prism reads the document while the calls are prepared
+        source = load_spec(path)
+        ingested = ingest(source, "api")
+        check_complete(ingested)
+        opinion = SecondOpinion(validator_for(source, require_prism()), ingested, server.url)
+        tally = Tally()
+        names = await _call_all(server, ingested, tally, opinion)
+    judged = [n for n in names if (document, n) not in PRISM_CANNOT_JUDGE]
     for name in sorted(set(names) - set(judged)):
         print(f"\n  not judged by prism: {name}: {PRISM_CANNOT_JUDGE[(document, name)]}")
     _unjudged(tally, set(names) - set(judged))
-    second, second_ratio = _second_opinion(source, ingested, tally, url)
+    second, second_ratio = opinion.summary(tally)
     judged = tally.called - len(tally.dropped)
     ratio = tally.accepted / judged
     print(f"\n{document}: {ingested.report.summary()}")
@@ -288,16 +289,57 @@ async def test_prism_and_openapi_core_accept_what_toolbridge_sends(document: str
     assert second_ratio is None or second_ratio >= floor, second
 
 
+async def _call_all(server: Prism, ingested: Ingested, tally: Tally, opinion: SecondOpinion) -> list[str]:
+    """Every sampled operation called once per seed, CONCURRENCY at a time; each call's requests are
+    judged by openapi-core as soon as it is done. The calls' arguments are made before prism listens."""
+
+    async def on_request(request: httpx2.Request) -> None:
+        await request.aread()
+        tally.sent.setdefault(CALLING.get(), []).append(request)
+
+    async def on_response(response: httpx2.Response) -> None:
+        violations = response.headers.get("sl-violations")
+        if violations:
+            tally.violations[CALLING.get()] = violations
+        elif 400 <= response.status_code < 500:  # prism's own 4xx: its reasons are in the body
+            tally.violations[CALLING.get()] = (await response.aread()).decode(errors="replace")
+
+    hooks = {"request": [on_request], "response": [on_response]}
+    async with httpx2.AsyncClient(event_hooks=hooks, timeout=patience(60)) as client:
+        connector = OpenAPIConnector("api", ingested, base_url=server.url, client=client)
+        hub = Hub()
+        hub.add_connector(WithConnection(connector, auth_for(OpenAPIConnector("api", ingested))))
+        async with hub:
+            names = sample([t.name for t in connector.tools()], SAMPLE)
+            schemas = {name: hub.catalog.get(name).input_schema for name in names}
+            arguments = {
+                (name, seed): arguments_for(schemas[name], random.Random(f"{seed}:{name}"))
+                for seed in SEEDS
+                for name in names
+            }
+            server.wait()
+            limiter = anyio.CapacityLimiter(CONCURRENCY)
+
+            async def call(name: str, seed: int) -> None:
+                await _call(hub, connector, name, seed, arguments[name, seed], tally, limiter)
+                await opinion.judge(f"{name}#{seed}", tally.sent.get(f"{name}#{seed}", []))
+
+            async with anyio.create_task_group() as group:
+                for seed in SEEDS:
+                    for name in names:
+                        group.start_soon(call, name, seed)
+    return names
+
+
 async def _call(
     hub: Hub,
     connector: OpenAPIConnector,
     name: str,
     seed: int,
+    arguments: dict[str, Any],
     tally: Tally,
     limiter: anyio.CapacityLimiter,
 ) -> None:
-    tool = hub.catalog.get(name)
-    arguments = arguments_for(tool.input_schema, random.Random(f"{seed}:{name}"))
     operation = connector.operation(name)
     key = f"{operation.method} {operation.path}"
     call = f"{name}#{seed}"
@@ -369,36 +411,53 @@ def _unjudged(tally: Tally, names: set[str]) -> None:
             tally.accepted -= 0 if mine else 1
 
 
-def _second_opinion(
-    source: SpecSource, ingested: Ingested, tally: Tally, prism_url: str
-) -> tuple[str, float | None]:
-    """openapi-core over every recorded request: a summary and the share accepted (None: not
-    applicable); its rejections go to ``tally``."""
-    validator = validator_for(source, require_prism())
-    if validator is None:
-        return "not applicable (Swagger 2.0)", None
-    checked = 0
-    for call, requests in sorted(tally.sent.items()):
-        operation = ingested.operations[call.split("#")[0]]
-        servers = operation.servers or ingested.servers
+class SecondOpinion:
+    """openapi-core over every recorded request: a call's requests are judged in a worker thread (one at a
+    time) as soon as the call is done, while prism answers the other calls; rejections go to ``tally``
+    in the order of the calls' names."""
+
+    def __init__(self, validator: SecondValidator | None, ingested: Ingested, prism_url: str) -> None:
+        self._validator = validator
+        self._ingested = ingested
+        self._prism_url = prism_url
+        self._one = anyio.CapacityLimiter(1)
+        self._checked = 0
+        self._rejected: dict[str, list[str]] = {}
+
+    async def judge(self, call: str, requests: list[httpx2.Request]) -> None:
+        if self._validator is not None and requests:
+            await anyio.to_thread.run_sync(
+                self._judge, self._validator, call, list(requests), limiter=self._one
+            )
+
+    def _judge(self, validator: SecondValidator, call: str, requests: list[httpx2.Request]) -> None:
+        operation = self._ingested.operations[call.split("#")[0]]
+        servers = operation.servers or self._ingested.servers
         server = servers[0].resolved() if servers else "/"
         if not server.startswith(("http://", "https://")):
             server = "http://localhost/" + server.strip("/")
         for request in requests:
-            checked += 1
+            self._checked += 1
             recorded = Recorded(
                 request.method,
-                str(request.url).removeprefix(prism_url),
+                str(request.url).removeprefix(self._prism_url),
                 request.headers.multi_items(),
                 request.content,
                 server,
             )
             problems = validator.problems(recorded)
             if problems:
-                tally.second.append(f"{call} ({operation.method} {operation.path}): {'; '.join(problems)}")
-    accepted = checked - len(tally.second)
-    ratio = accepted / max(checked, 1)
-    return f"accepted {accepted}/{checked} ({ratio:.1%}) requests", ratio
+                line = f"{call} ({operation.method} {operation.path}): {'; '.join(problems)}"
+                self._rejected.setdefault(call, []).append(line)
+
+    def summary(self, tally: Tally) -> tuple[str, float | None]:
+        """A summary and the share accepted (None: not applicable); the rejections go to ``tally``."""
+        if self._validator is None:
+            return "not applicable (Swagger 2.0)", None
+        tally.second = [line for call in sorted(self._rejected) for line in self._rejected[call]]
+        accepted = self._checked - len(tally.second)
+        ratio = accepted / max(self._checked, 1)
+        return f"accepted {accepted}/{self._checked} ({ratio:.1%}) requests", ratio
 
 
 def _reasons(text: str) -> str:
