@@ -63,9 +63,11 @@ def changing_server(description_file: Path) -> StdioServer:
     )
 
 
-def hub_with(connector: McpConnector, *, call_timeout: float = 30.0) -> Hub:
-    """A hub holding just ``connector`` (enter it to connect)."""
-    hub = Hub(limits=Limits(call_timeout=call_timeout))
+def hub_with(connector: McpConnector, *, call_timeout: float | None = None) -> Hub:
+    """A hub holding just ``connector`` (enter it to connect); calls' deadline 30 s scaled by
+    ``TOOLBRIDGE_TEST_PATIENCE`` unless a test gives one."""
+    deadline = patience(30) if call_timeout is None else call_timeout
+    hub = Hub(limits=Limits(call_timeout=deadline))
     hub.add_connector(connector)
     return hub
 
