@@ -241,8 +241,8 @@ async def test_a_pooled_postgres_connection_dropped_while_idle_is_replaced(postg
     """The one-round-trip liveness check at checkout (after FRESH_FOR s idle) replaces a connection the
     server dropped meanwhile (a restart, an idle timeout): the next transaction works, on a new backend."""
     import asyncpg
-
     from tests.conftest import POSTGRES_ADMIN_URL
+
     from toolbridge.storage._database import FRESH_FOR
 
     async with Database(postgres_url) as db:
