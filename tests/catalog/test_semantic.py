@@ -16,6 +16,7 @@ from toolbridge.catalog import Catalog, Tool
 from toolbridge.catalog._quantize import DERIVATION, cache_folder
 from toolbridge.catalog._search import SearchIndex
 from toolbridge.catalog._semantic import (
+    MAX_TOKENS,
     MODEL_ID,
     Embedder,
     EmbeddingCache,
@@ -24,6 +25,7 @@ from toolbridge.catalog._semantic import (
     packaged_files,
     tool_text,
 )
+from toolbridge.catalog._wordpiece import WordPiece
 from toolbridge.surfaces._tool_search import search_document
 
 
@@ -61,6 +63,36 @@ def test_the_int8_model_is_derived_once_and_embeds_as_the_packaged_one_does(embe
     texts = ["post a chat message", "slack: users lookup by email. Find a user with an email address."]
     agreement = (packaged.embed(texts) * embedder.embed(texts)).sum(axis=1)
     assert agreement.min() > 0.98, agreement
+
+
+def test_a_text_gets_the_same_vector_whatever_is_embedded_beside_it(embedder: Embedder) -> None:
+    # the int8 model scales activations per run: texts are embedded alone, as the query is
+    text = "slack: users lookup by email. Find a user with an email address."
+    others = ["post a chat message", "a much longer text " * 12, "delete a phone number"]
+    alone = embedder.embed([text])[0]
+    assert (embedder.embed([*others, text])[3] == alone).all()
+    assert (embedder.embed_query(text) == alone).all()
+
+
+def test_the_tokenizer_gives_the_ids_the_tokenizers_package_gives() -> None:
+    tokenizers = pytest.importorskip("tokenizers")
+    files = packaged_files()
+    if files is None:
+        pytest.skip("toolbridge[semantic] is not installed (make env installs it)")
+    reference = tokenizers.Tokenizer.from_file(str(files[1]))
+    reference.no_padding()  # the file asks for 128 ids whatever the text
+    reference.enable_truncation(max_length=MAX_TOKENS)
+    ours = WordPiece(files[1], max_length=MAX_TOKENS)
+    texts = [
+        "slack: users lookup by email. Find a user with an email address.",
+        "twilio: list IncomingPhoneNumber resources (v2010)—for an AccountSid; e.g. AC123/Numbers.json",
+        "Café naïve İstanbul 東京 tab\there\x0bvt\u00a0nbsp \u2028 x\u200by 😀 [SEP] a--b don't",
+        "supercalifragilisticexpialidocious" * 4,
+        "word " * 100,
+        "",
+    ]
+    for text in texts:
+        assert ours.ids(text) == reference.encode(text).ids, text
 
 
 def test_a_tool_is_embedded_by_its_name_and_first_sentence() -> None:
