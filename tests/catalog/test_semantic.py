@@ -158,6 +158,19 @@ def test_embeddings_are_cached_by_definition_and_kept_in_a_file(embedder: Embedd
     assert tool_text(changed[2]) != tool_text(ZOO[2])
 
 
+def test_a_cache_file_from_before_float16_vectors_is_not_loaded(embedder: Embedder, tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "embeddings.npz"
+    texts = [tool_text(t) for t in ZOO]
+    EmbeddingCache(path).fill(embedder, texts)
+    assert EmbeddingCache(path).missing(embedder, texts) == []
+    with np.load(path) as stored:
+        keys, vectors = stored["keys"], stored["vectors"]
+    np.savez(path, keys=keys, vectors=vectors.astype(np.float32))  # as the cache wrote it before
+    assert EmbeddingCache(path).missing(embedder, texts) == texts  # embedded again, not kept twice
+
+
 def test_without_the_extra_search_is_bm25_alone() -> None:
     code = textwrap.dedent(
         """

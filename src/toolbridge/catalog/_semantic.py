@@ -202,8 +202,9 @@ class EmbeddingCache:
 
         try:
             with np.load(self.path) as stored:
-                rows = stored["vectors"].astype(np.float16)
-                self._vectors.update(zip(stored["keys"].tolist(), rows, strict=True))
+                rows = stored["vectors"]
+                if rows.dtype == np.float16:  # float32: an older file, its keys never asked for again
+                    self._vectors.update(zip(stored["keys"].tolist(), rows, strict=True))
         except (OSError, KeyError, ValueError):
             pass  # no file yet, or an unreadable one: it is rewritten on the next save
 
