@@ -6,6 +6,10 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTHON ?= python3
 VENV_STAMP := .venv/.synced
 NODE_STAMP := tests/node/node_modules/.installed
+# the 2026-07-28 tasks extension's upstream in tests (FastMCP + fastmcp-tasks, its own environment)
+TASKS_VENV := tests/.venvs/fastmcp-tasks
+TASKS_STAMP := $(TASKS_VENV)/.ready
+TASKS_SPEC := fastmcp-tasks==4.1.4 fastmcp-slim==4.1.4 mcp==2.3.0
 CONFIG ?= examples/quickstart.yaml
 AGENT ?= assistant
 BENCH_WORKSPACE_MIB ?= 1024
@@ -29,13 +33,18 @@ $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(TASKS_STAMP): | $(UV)
+	$(UV) venv -q --allow-existing --python 3.11 $(TASKS_VENV)
+	$(UV) pip install -q --python $(TASKS_VENV)/bin/python $(TASKS_SPEC)
+	@touch $@
+
 env: $(VENV_STAMP) ## create or update the virtual environment
-node: $(NODE_STAMP) ## install the Node test tools (MCP conformance suite, Inspector, …)
+node: $(NODE_STAMP) $(TASKS_STAMP) ## install the test tools (MCP conformance suite, Inspector, fastmcp-tasks …)
 
 run: $(VENV_STAMP) ## serve examples/quickstart.yaml on 127.0.0.1:8080 and print a fresh agent key
 	$(UV) run --frozen toolbridge serve --config $(CONFIG) --create-agent $(AGENT)
 
-test: $(VENV_STAMP) $(NODE_STAMP) ## run the whole test suite
+test: $(VENV_STAMP) $(NODE_STAMP) $(TASKS_STAMP) ## run the whole test suite
 	@$(UV) run --frozen python -m compileall -q src > /dev/null
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 

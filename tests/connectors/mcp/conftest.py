@@ -153,11 +153,13 @@ def everything_sse() -> Iterator[NodeHttp]:
 
 
 @contextmanager
-def python_http(script: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+def python_http(
+    script: Path, *args: str, env: Mapping[str, str] | None = None, python: str = sys.executable
+) -> Iterator[str]:
     """``python script http PORT *args`` (an SDK server, 127.0.0.1) while the block runs; its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(script), "http", str(port), *args],
+        [python, str(script), "http", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},

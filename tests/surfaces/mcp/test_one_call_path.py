@@ -48,6 +48,11 @@ PERFORMED: dict[str, Mapping[str, Any]] = {
     "tasks/result": {"taskId": "first"},
 }
 
+PERFORMED_ELSEWHERE = {
+    "tasks/update": "needs a task of the 2026-07-28 extension, which server-everything does not serve: "
+    "its one audit row is checked in tests/surfaces/mcp/test_task_extension.py",
+}
+
 SESSION_ONLY = {
     "resources/subscribe",
     "resources/unsubscribe",
@@ -86,7 +91,7 @@ def served_methods(served: Served) -> set[str]:
 async def test_every_mcp_method_is_performed_or_exempt() -> None:
     async with serve(make_hub()) as served:
         assert not PERFORMED.keys() & EXEMPT.keys()
-        assert served_methods(served) == PERFORMED.keys() | EXEMPT.keys()
+        assert served_methods(served) == PERFORMED.keys() | EXEMPT.keys() | PERFORMED_ELSEWHERE.keys()
 
 
 async def test_every_agent_action_over_mcp_leaves_exactly_one_audit_row() -> None:

@@ -190,9 +190,11 @@ def _answer(response: httpx2.Response) -> dict[str, Any]:
     return dict(json.loads(data[-1]))
 
 
-async def test_a_2026_07_28_agent_gets_no_tasks() -> None:
-    """Tasks left the core protocol in 2026-07-28 (an extension toolbridge does not serve): its agents'
-    ``task`` is ignored and the task methods are not found."""
+async def test_a_2026_07_28_agent_gets_no_tasks_of_a_handshake_era_upstream() -> None:
+    """The 2025-11-25 tasks do not cross eras: a 2026-07-28 agent's ``task`` is ignored (the call runs as
+    any call), toolbridge declares no tasks extension while no upstream does, and the extension's
+    methods need the request to declare it (tests/surfaces/mcp/test_task_extension.py has the
+    extension passed through)."""
     hub = Hub()
     hub.add_connector(McpConnector("ev", everything_stdio()))
     async with serve(hub) as served:
@@ -201,6 +203,12 @@ async def test_a_2026_07_28_agent_gets_no_tasks() -> None:
             "tools/call", {"name": "ev.echo", "arguments": {"message": "hi"}, "task": {}}
         )
         got = (await served.modern("tasks/get", {"taskId": "ev/1"})).json()
+        listed = (await served.modern("tasks/list", {})).json()
     assert "tasks" not in discovered["capabilities"]
+    assert "io.modelcontextprotocol/tasks" not in discovered["capabilities"].get("extensions", {})
     assert called.json()["result"]["content"][0]["text"] == "Echo: hi"
-    assert got["error"]["code"] == -32601
+    assert got["error"]["code"] == -32021
+    assert got["error"]["data"] == {
+        "requiredCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}}
+    }
+    assert listed["error"]["code"] == -32601

@@ -58,7 +58,13 @@ from toolbridge.connectors.mcp._pins import PinStore, ToolReview
 from toolbridge.connectors.mcp._pool import SessionPool
 from toolbridge.connectors.mcp._restarts import RESTART_DELAYS, Restarts
 from toolbridge.connectors.mcp._session import PROBE_TIMEOUT, RpcError, Session
-from toolbridge.connectors.mcp._tasks import CALL_TASK, TaskListener, TaskRequests, created_task
+from toolbridge.connectors.mcp._tasks import (
+    CALL_TASK,
+    TaskListener,
+    TaskRequests,
+    created_task,
+    without_tasks,
+)
 from toolbridge.connectors.mcp._uris import outward_content
 from toolbridge.errors import ConfigurationError, ToolbridgeError, UpstreamStatusError, UpstreamUnavailable
 
@@ -493,14 +499,20 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
         )
         own = self._own_session(credentials)
         task = CALL_TASK.get()
-        if (
+        if task is not None and own is None and task.modern and self.takes_task_extension():
+            pass  # the agent's declaration of the extension goes upstream with its capabilities
+        elif (
             task is not None
             and own is None
+            and not task.modern
             and self.augments(entry.tool.meta["toolbridge/upstream"]["execution"])
         ):
             params["task"] = dict(task.metadata)  # (a call on a connection's own session runs as any call)
         else:
             task = None
+        told = agent.capabilities if agent is not None else None
+        if told is not None and task is None:  # no task toolbridge could not route
+            told = without_tasks(told)
         events = CALL_EVENTS.get()
         asker = events.ask if agent is None and events is not None else None
         auth = credentials.auth if credentials is not None else None
@@ -516,7 +528,7 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
                 param_headers=mcp_param_headers(entry.param_headers, arguments)
                 if entry.param_headers
                 else None,
-                capabilities=agent.capabilities if agent is not None else _askable(events),
+                capabilities=told if agent is not None else _askable(events),
             )
 
         logs = self._stateless and events is not None and events.log_level is not None

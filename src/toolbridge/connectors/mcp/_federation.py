@@ -21,6 +21,7 @@ from toolbridge.connectors.mcp._answers import checked_input, own_answer
 from toolbridge.connectors.mcp._listen import Watched
 from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._session import Session
+from toolbridge.connectors.mcp._tasks import without_tasks
 from toolbridge.connectors.mcp._uris import inward, outward, outward_content, outward_template, prefix
 from toolbridge.errors import ToolNotFound, close_matches
 
@@ -122,7 +123,7 @@ class FederatedRequests:
             params,
             auth=await self._default_auth(),
             deadline=deadline,
-            capabilities=agent.capabilities if agent else None,
+            capabilities=without_tasks(agent.capabilities) if agent else None,  # (tools/call only)
         )
         result = own_answer(result)
         return checked_input(result, what, agent) if is_input_required(result) else result

@@ -38,6 +38,8 @@ __all__ = ["NoAnswer", "RpcError", "Session"]
 
 logger = logging.getLogger("toolbridge.connectors.mcp")
 
+_TASK_NAMED = {"tasks/get": "taskId", "tasks/update": "taskId", "tasks/cancel": "taskId"}
+"""The tasks extension's methods, routed by ``Mcp-Name: <taskId>`` over streamable HTTP (SEP-2663)."""
 _HANDSHAKE_TIMEOUT = 30.0
 PROBE_TIMEOUT = 10.0
 """Seconds a ``server/discover`` probe waits before the handshake (HTTP) or a progress note (stdio)."""
@@ -293,7 +295,7 @@ class Session:
         method = message.get("method")
         if self.modern and isinstance(method, str):
             headers[MCP_METHOD_HEADER] = method
-            key = NAME_BEARING_METHODS.get(method)
+            key = NAME_BEARING_METHODS.get(method) or _TASK_NAMED.get(method)
             name = message.get("params", {}).get(key) if key else None
             if isinstance(name, str):
                 headers[MCP_NAME_HEADER] = encode_header_value(name)

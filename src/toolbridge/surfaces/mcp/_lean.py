@@ -29,6 +29,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from toolbridge.connectors.mcp._tasks import declares_tasks
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._gate import request_info
 from toolbridge.surfaces.mcp._wire import IDEMPOTENCY_META_KEYS, INTERNAL_ERROR, ProtocolError
@@ -76,7 +77,7 @@ class LeanPath:
             return False
         ctx = CallContext(info.principal, info.request_id, modern=True)
         if message["method"] == "tools/call":
-            if self._declares_headers(ctx, message["params"]):
+            if self._declares_headers(ctx, message["params"]) or _declares_tasks(message["params"]):
                 return False
             answer = await _unless_gone(receive, self._answer(ctx, message))
             if answer is not None:
@@ -115,6 +116,11 @@ class LeanPath:
             if schema is not None:
                 self._header_tools[name] = known
         return known
+
+
+def _declares_tasks(params: Mapping[str, Any]) -> bool:
+    """Whether a call declares the tasks extension (the SDK's path routes the task it may make)."""
+    return declares_tasks(params["_meta"].get(CLIENT_CAPABILITIES_META_KEY)) if "_meta" in params else False
 
 
 async def _unless_gone(receive: Receive, answer: Awaitable[T]) -> T | None:

@@ -20,6 +20,7 @@ from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from toolbridge.connectors._events import CALL_EVENTS, LOG_LEVELS, CallEvents
+from toolbridge.connectors.mcp._tasks import TASKS_EXTENSION
 from toolbridge.surfaces.mcp._asks import askable
 from toolbridge.surfaces.mcp._asks import asker as _asker
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
@@ -90,9 +91,11 @@ def _events(ctx: ServerRequestContext[Any, Any], notifier: Notifier) -> CallEven
 
 class _Server(Server[Any]):
     """The SDK's server, declaring ``listChanged`` (the :class:`Notifier` tells clients of changes), and
-    ``tasks`` to handshake-era clients while an upstream takes task-augmented tool calls."""
+    ``tasks`` to handshake-era clients while an upstream takes task-augmented tool calls (to 2026-07-28
+    clients the tasks extension, while an upstream declares it)."""
 
     serves_tasks: Callable[[], bool] = staticmethod(lambda: False)
+    serves_task_extension: Callable[[], bool] = staticmethod(lambda: False)
 
     def get_capabilities(
         self,
@@ -105,7 +108,12 @@ class _Server(Server[Any]):
         declared = super().get_capabilities(
             notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
         )
-        if protocol_version in MODERN_PROTOCOL_VERSIONS or not self.serves_tasks():
+        if protocol_version in MODERN_PROTOCOL_VERSIONS:
+            if not self.serves_task_extension():
+                return declared
+            extensions = {**(declared.extensions or {}), TASKS_EXTENSION: {}}
+            return declared.model_copy(update={"extensions": extensions})
+        if not self.serves_tasks():
             return declared
         return declared.model_copy(update={"tasks": TASKS_CAPABILITY})
 
@@ -153,6 +161,7 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], No
     tasks = Tasks(bridge.hub, context_of)
     tasks.install(server)
     server.serves_tasks = tasks.served
+    server.serves_task_extension = tasks.served_modern
     notifier = Notifier(bridge.hub, context_of)
     notifier.install(server)
     return server, notifier

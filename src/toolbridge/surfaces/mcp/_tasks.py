@@ -1,4 +1,4 @@
-"""Tasks (the 2025-11-25 extension) passed through between agents and upstreams that both declare them.
+"""Tasks passed through between agents and upstreams that both declare them, in either era.
 
 toolbridge declares ``capabilities.tasks`` (list, cancel, task-augmented ``tools/call``) to handshake-era
 agents when an upstream it federates declares task-augmented tool calls. A ``tools/call`` with
@@ -10,6 +10,13 @@ upstream through ``Hub.perform`` (one audit row each, ``tool`` ``tasks/get <conn
 caller's task, or one toolbridge does not know, is an unknown task (``-32602``). ``tasks/list`` lists
 the caller's tasks on the upstreams that list theirs. A call the upstream does not make a task (it or
 the tool does not support tasks) answers as any call.
+
+A 2026-07-28 agent declares the extension ``io.modelcontextprotocol/tasks`` in a request's client
+capabilities; toolbridge declares it in ``server/discover`` while an upstream does. Its tasks take the
+same route table (ids, owners, bounds, audit rows, the result cap), through that era's methods:
+``tasks/get`` (the result inlined once ``completed``, capped), ``tasks/update`` and ``tasks/cancel``, each
+refused with ``-32021`` when the request does not declare the extension. ``tasks/result`` and
+``tasks/list`` are not part of that era's extension, nor ``tasks/update`` of the 2025-11-25 tasks.
 """
 
 from __future__ import annotations
@@ -25,13 +32,24 @@ import anyio
 import mcp_types as types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_NAME_HEADER, decode_header_value
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
+from mcp_types.jsonrpc import HEADER_MISMATCH
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import Field
 
 from toolbridge._perform import upstream_read
 from toolbridge._shape import shape
 from toolbridge.connectors._events import CALL_EVENTS, CallEvents
 from toolbridge.connectors.mcp import McpConnector
-from toolbridge.connectors.mcp._tasks import CALL_TASK, RELATED_TASK_META_KEY, TaskAsk, created_task
+from toolbridge.connectors.mcp._tasks import (
+    CALL_TASK,
+    RELATED_TASK_META_KEY,
+    TASKS_EXTENSION,
+    TaskAsk,
+    created_task,
+    declares_tasks,
+)
 from toolbridge.errors import NotFound, ToolbridgeError, ToolNotFound
 from toolbridge.surfaces.mcp._asks import askable, asker
 from toolbridge.surfaces.mcp._bridge import CallContext
@@ -57,6 +75,10 @@ EARLY_KEPT = 256
 SWEEP_EVERY = 60.0
 """Seconds between looks for expired tasks when the table is not full."""
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+MISSING_CAPABILITY = -32021
+"""The 2026-07-28 error of a request that needs a client capability it did not declare."""
+MODERN_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+"""The methods of the 2026-07-28 tasks extension."""
 ContextOf = Callable[[ServerRequestContext[Any, Any]], CallContext]
 
 TASKS_CAPABILITY = types.ServerTasksCapability(
@@ -71,6 +93,8 @@ TASKS_CAPABILITY = types.ServerTasksCapability(
 @dataclass(slots=True)
 class _Route:
     owner: tuple[str, str | None]
+    modern: bool
+    """Made by a 2026-07-28 request (the extension's methods reach it), else a 2025-11-25 one."""
     connector: str
     upstream_id: str
     auth: httpx2.Auth | None
@@ -94,8 +118,27 @@ class _Gone:
     ttl: float | None = None
 
 
+class _UpdateParams(types.RequestParams):
+    """``tasks/update`` (2026-07-28 tasks extension): a task's answers to what it asked."""
+
+    task_id: str
+    input_responses: dict[str, Any] = Field(default_factory=dict)
+
+
 def _owner(principal: Principal) -> tuple[str, str | None]:
     return principal.name, principal.key_id
+
+
+def _flat(created: Mapping[str, Any], modern: bool) -> dict[str, Any]:
+    """The ``Task`` of a ``CreateTaskResult`` (2025-11-25: under ``task``; 2026-07-28: the result itself)."""
+    return dict(created if modern else created["task"])
+
+
+def _with_task(created: Mapping[str, Any], modern: bool, **task: Any) -> dict[str, Any]:
+    """A ``CreateTaskResult`` with its ``Task``'s fields set to ``task`` (the agent's id, a known status)."""
+    if modern:
+        return {**created, **task, "resultType": "task"}
+    return {**created, "task": {**created["task"], **task}}
 
 
 def created_answer(wire: Mapping[str, Any]) -> HandlerResult:
@@ -105,7 +148,8 @@ def created_answer(wire: Mapping[str, Any]) -> HandlerResult:
     if task is None or (task.created is None and not created_task(wire)):  # (a replay: created earlier)
         return dict(wire)
     task.created = {k: v for k, v in wire.items() if k not in ("isError", "resultType")}
-    return {"content": []}  # (the middleware answers with the task: the SDK's check knows CallToolResult)
+    # (the middleware answers with the task: the SDK's check knows CallToolResult)
+    return {"content": [], "resultType": "complete"}
 
 
 class Tasks:
@@ -125,6 +169,10 @@ class Tasks:
         """Whether some upstream takes task-augmented tool calls (then toolbridge declares tasks)."""
         return any(c.augments({"taskSupport": "optional"}) for c in mcp_connectors(self.hub))
 
+    def served_modern(self) -> bool:
+        """Whether some upstream declares the 2026-07-28 tasks extension (then toolbridge declares it)."""
+        return any(c.takes_task_extension() for c in mcp_connectors(self.hub))
+
     def install(self, server: Server[Any]) -> None:
         if not mcp_connectors(self.hub):
             return
@@ -137,17 +185,18 @@ class Tasks:
             ("tasks/cancel", types.CancelTaskRequestParams),
         ):
             server.add_request_handler(method, params, self._one(method))
+        server.add_request_handler("tasks/update", _UpdateParams, self._one("tasks/update"))
         server.add_request_handler("tasks/list", types.PaginatedRequestParams, self._list)
 
     async def _on_call(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         raw = ctx.params if isinstance(ctx.params, Mapping) else {}
-        asked = raw.get("task")
-        legacy = ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
-        if ctx.method != "tools/call" or not isinstance(asked, Mapping) or not legacy:
+        modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        asked = _declared(raw) if modern else raw.get("task")
+        if ctx.method != "tools/call" or not isinstance(asked, Mapping):
             return await call_next(ctx)
         if in_search_mode(self.hub, self.context_of(ctx).principal):  # (call_tool wraps what it calls)
             return await call_next(ctx)
-        task = TaskAsk(asked)
+        task = TaskAsk({} if modern else asked, modern=modern)
         token = CALL_TASK.set(task)
         try:
             result = await call_next(ctx)
@@ -156,28 +205,29 @@ class Tasks:
         if task.created is None:
             return result
         if task.connector is None:  # the hub replayed a keyed call that made a task: the same task
-            return self._replayed(ctx, task.created)
-        answer, early = self._remember(ctx, task)
-        route = self._routes[answer["task"]["taskId"]]
+            return self._replayed(ctx, task.created, modern)
+        agent_id, answer, early = self._remember(ctx, task)
+        route = self._routes[agent_id]
         for status in early:  # told before the task was the agent's
-            await self._send(route, answer["task"]["taskId"], status)
+            await self._send(route, agent_id, status)
         return answer
 
     def _remember(
         self, ctx: ServerRequestContext[Any, Any], task: TaskAsk
-    ) -> tuple[dict[str, Any], list[Mapping[str, Any]]]:
-        """The agent's ``CreateTaskResult``, the task remembered as the caller's, and the statuses the
-        upstream told of it before."""
+    ) -> tuple[str, dict[str, Any], list[Mapping[str, Any]]]:
+        """The agent's task id and ``CreateTaskResult``, the task remembered as the caller's, and the
+        statuses the upstream told of it before."""
         principal = self.context_of(ctx).principal
         created = dict(task.created or {})
-        upstream = dict(created["task"])
+        upstream = _flat(created, task.modern)
         connector = str(task.connector)
         agent_id = f"{connector}/{upstream.get('taskId')}"
-        ttl = upstream.get("ttl")
+        ttl = upstream.get("ttlMs" if task.modern else "ttl")
         seconds = ttl / 1000 if isinstance(ttl, int | float) and not isinstance(ttl, bool) else None
         now = time.monotonic()
         self._routes[agent_id] = _Route(
             _owner(principal),
+            task.modern,
             connector,
             str(upstream.get("taskId")),
             task.auth,
@@ -192,7 +242,7 @@ class Tasks:
         early = self._early.pop(agent_id, [])
         if early:
             self._routes[agent_id].status = str(early[-1].get("status", "working"))
-        return {**created, "task": {**upstream, "taskId": agent_id}}, early
+        return agent_id, _with_task(created, task.modern, taskId=agent_id), early
 
     def _make_room(self, now: float) -> None:
         """Forget expired tasks (when the table is full, or a minute after the last look), then, while
@@ -216,15 +266,17 @@ class Tasks:
         while len(self._gone) > self.max_tasks:
             self._gone.popitem(last=False)
 
-    def _replayed(self, ctx: ServerRequestContext[Any, Any], created: Mapping[str, Any]) -> dict[str, Any]:
+    def _replayed(
+        self, ctx: ServerRequestContext[Any, Any], created: Mapping[str, Any], modern: bool
+    ) -> dict[str, Any]:
         """The ``CreateTaskResult`` a replayed call answers with: the first call's task, by the id the
         agent was given (the upstream made one task; a replay never asks it for another)."""
         owner = _owner(self.context_of(ctx).principal)
-        upstream = dict(created["task"])
-        upstream_id = str(upstream.get("taskId"))
+        modern = modern and "task" not in created  # (the first call's era made its shape)
+        upstream_id = str(_flat(created, modern).get("taskId"))
         for agent_id, route in self._routes.items():
             if route.owner == owner and route.upstream_id == upstream_id:
-                return {**created, "task": {**upstream, "taskId": agent_id, "status": route.status}}
+                return _with_task(created, modern, taskId=agent_id, status=route.status)
         raise MCPError(
             INVALID_PARAMS,
             f"the first call with this idempotency key made the task {upstream_id!r}, which toolbridge "
@@ -255,7 +307,9 @@ class Tasks:
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 logger.info("the agent of task %s is gone; its status was not told", agent_id)
 
-    def _find(self, agent_id: str, owner: tuple[str, str | None]) -> _Route | NotFound:
+    def _find(
+        self, agent_id: str, owner: tuple[str, str | None], *, modern: bool = False
+    ) -> _Route | NotFound:
         """The route of the caller's task ``agent_id``, or why there is none (another agent's task is as
         unknown as one that never was)."""
         route = self._routes.get(agent_id)
@@ -266,7 +320,8 @@ class Tasks:
             return route
         gone = self._gone.get(agent_id)
         if gone is None or gone.owner != owner:
-            return NotFound(f"unknown task {agent_id!r}", hint="tasks/list names your tasks")
+            where = "the tools/call that made it answered its id" if modern else "tasks/list names your tasks"
+            return NotFound(f"unknown task {agent_id!r}", hint=where)
         if gone.why == "expired":
             return NotFound(
                 f"task {agent_id!r} has expired: its ttl of {gone.ttl:g} s has passed, after which its "
@@ -281,10 +336,20 @@ class Tasks:
 
     def _one(self, method: str) -> Callable[[ServerRequestContext[Any, Any], Any], Any]:
         async def handle(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
-            _legacy_only(ctx)
+            modern = _era_allows(ctx, method)
             caller = self.context_of(ctx)
-            agent_id = str((ctx.params or {}).get("taskId"))
-            found = self._find(agent_id, _owner(caller.principal))
+            raw = ctx.params or {}
+            agent_id = str(raw.get("taskId"))
+            if modern:
+                _routed_by_name(ctx, agent_id)
+            found = self._find(agent_id, _owner(caller.principal), modern=modern)
+            if isinstance(found, _Route) and found.modern != modern:
+                made, era = ("2026-07-28", "with the tasks extension") if found.modern else ("2025-11-25", "")
+                found = NotFound(
+                    f"task {agent_id!r} was made by a {made} request; ask about it in that protocol "
+                    f"era {era}".rstrip(),
+                    hint="the two eras' task methods differ (2026-07-28: tasks/get inlines the result)",
+                )
             route = found if isinstance(found, _Route) else None
             where = route.connector if route is not None else agent_id.partition("/")[0]
             try:
@@ -299,7 +364,12 @@ class Tasks:
                         raise found
                     token = CALL_EVENTS.set(_asking(ctx, agent_id) if method == "tasks/result" else None)
                     try:
-                        result = await self._ask(method, found)
+                        extra = (
+                            {"inputResponses": raw.get("inputResponses") or {}}
+                            if method == "tasks/update"
+                            else {}
+                        )
+                        result = await self._ask(method, found, extra)
                     finally:
                         CALL_EVENTS.reset(token)
             except NotFound as exc:
@@ -311,6 +381,8 @@ class Tasks:
                 route.status = result["status"]
             if method == "tasks/result":
                 result = self._capped(caller.principal, route, result)
+            elif modern and isinstance(result.get("result"), dict):  # a completed task's, inlined
+                result = {**result, "result": self._capped(caller.principal, route, result["result"])}
             return _agent_ids(result, {route.upstream_id: agent_id})
 
         return handle
@@ -334,15 +406,16 @@ class Tasks:
             **({"_meta": {RELATED_TASK_META_KEY: related}} if related is not None else {}),
         }
 
-    async def _ask(self, method: str, route: _Route) -> dict[str, Any]:
+    async def _ask(self, method: str, route: _Route, extra: Mapping[str, Any]) -> dict[str, Any]:
         connector = self.hub.connector(route.connector)
         assert isinstance(connector, McpConnector)  # (routes are made for MCP connectors only)
+        params = {"taskId": route.upstream_id, **extra}
         return await upstream_read(
             self.hub,
             route.connector,
             f"{method} {route.connector}",
             lambda d: connector.task_request(
-                method, {"taskId": route.upstream_id}, auth=route.auth, deadline=d
+                method, params, auth=route.auth, deadline=d, modern=route.modern
             ),
         )
 
@@ -405,9 +478,52 @@ def _asking(ctx: ServerRequestContext[Any, Any], agent_id: str) -> CallEvents:
     return CallEvents(None, ask_for_task, askable(ctx))
 
 
+def _declared(params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The tasks extension's settings, when a 2026-07-28 request's client capabilities declare it."""
+    meta = params.get("_meta")
+    capabilities = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, Mapping) else None
+    if not isinstance(capabilities, Mapping) or not declares_tasks(capabilities):
+        return None
+    settings: Mapping[str, Any] = capabilities["extensions"][TASKS_EXTENSION]
+    return settings
+
+
+def _era_allows(ctx: ServerRequestContext[Any, Any], method: str) -> bool:
+    """Whether the request is of the 2026-07-28 era, once it is known that its era has ``method`` and
+    (2026-07-28) that it declares the tasks extension."""
+    if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        if method == "tasks/update":
+            raise MCPError(METHOD_NOT_FOUND, "tasks/update is a method of the 2026-07-28 tasks extension")
+        return False
+    if method not in MODERN_METHODS:
+        _legacy_only(ctx)
+    if _declared(ctx.params or {}) is None:
+        raise MCPError(
+            MISSING_CAPABILITY,
+            f"{method} is a method of the tasks extension ({TASKS_EXTENSION}); the request did not "
+            "declare it in its client capabilities",
+            data={"requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}},
+        )
+    return True
+
+
+def _routed_by_name(ctx: ServerRequestContext[Any, Any], task_id: str) -> None:
+    """Refuse a task request whose ``Mcp-Name`` header (the task id, by which intermediaries route it)
+    is not its ``taskId``, as the extension asks of a server that reads the body."""
+    headers = getattr(ctx.request, "headers", None)
+    named = headers.get(MCP_NAME_HEADER) if headers is not None else None
+    if named is not None and decode_header_value(named) != task_id:
+        raise MCPError(HEADER_MISMATCH, f"the {MCP_NAME_HEADER} header does not match the request's taskId")
+
+
 def _legacy_only(ctx: ServerRequestContext[Any, Any]) -> None:
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # (an extension there, not served yet)
-        raise MCPError(METHOD_NOT_FOUND, "tasks are not part of the 2026-07-28 revision", data=ctx.method)
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        raise MCPError(
+            METHOD_NOT_FOUND,
+            f"{ctx.method} is not part of the 2026-07-28 tasks extension: tasks/get answers a task's "
+            "status and, once it completed, its result",
+            data=ctx.method,
+        )
 
 
 def _agent_ids(result: Mapping[str, Any], ids: Mapping[str, str]) -> dict[str, Any]:
