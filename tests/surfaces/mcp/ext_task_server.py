@@ -2,7 +2,7 @@
 
 Served by FastMCP with ``fastmcp-tasks`` (SEP-2663's server side, in memory), in its own virtual
 environment (tests/.venvs/fastmcp-tasks; see tests/surfaces/mcp/test_task_extension.py):
-``python ext_task_server.py http PORT``. ``echo`` may run as a task (the server makes one whenever the
+``python ext_task_server.py http PORT`` or ``python ext_task_server.py stdio``. ``echo`` may run as a task (the server makes one whenever the
 request declares the extension) and waits ``seconds`` first; ``ask_name`` asks its client's name
 (an elicitation, through ``tasks/get``'s ``inputRequests`` and ``tasks/update``) and greets it.
 
@@ -103,4 +103,9 @@ async def multi_input(ctx: Context) -> str | mcp_types.InputRequiredResult:
 
 
 if __name__ == "__main__":
-    mcp.run(transport="http", host="127.0.0.1", port=int(sys.argv[2]), stateless_http=True, show_banner=False)
+    if sys.argv[1] == "stdio":
+        mcp.run(transport="stdio", show_banner=False)
+    else:
+        mcp.run(
+            transport="http", host="127.0.0.1", port=int(sys.argv[2]), stateless_http=True, show_banner=False
+        )

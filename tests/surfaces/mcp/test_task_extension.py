@@ -24,7 +24,7 @@ import pytest
 from tests._patience import patience
 from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub
-from toolbridge.connectors.mcp import HttpServer, McpConnector
+from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
 from toolbridge.hub import Limits
 from toolbridge.surfaces.mcp import _tasks
 
@@ -262,6 +262,24 @@ async def test_the_route_tables_bounds_and_keyed_replays_hold_for_these_tasks(
         assert answer["error"]["code"] == -32602
         assert answer["error"]["message"].startswith(f"task {task['taskId']!r} was forgotten: toolbridge")
     assert outcomes.count("replayed") == 1
+
+
+async def test_a_task_of_a_stdio_upstream_passes_through() -> None:
+    """The same over stdio (2026-07-28): no routing headers upstream, the same route table."""
+    hub = Hub()
+    stdio = StdioServer(
+        tasks_python(), (str(SERVER), "stdio"), protocol=MODERN, env={"FASTMCP_LOG_LEVEL": "WARNING"}
+    )
+    hub.add_connector(McpConnector("ext", stdio))
+    async with served_over_http(hub) as (url, key), agent(url, key) as ask:
+        created = (await ask("tools/call", {"name": "ext.echo", "arguments": {"text": "stdio"}}))["result"]
+        done = await until(ask, created["taskId"], "completed", "failed")
+        running = await ask("tools/call", {"name": "ext.echo", "arguments": {"text": "x", "seconds": 60}})
+        cancelled = await ask("tasks/cancel", {"taskId": running["result"]["taskId"]})
+        ended = await until(ask, running["result"]["taskId"], "cancelled", "completed", "failed")
+    assert created["resultType"] == "task" and created["taskId"].startswith("ext/")
+    assert done["result"]["content"] == [{"type": "text", "text": "stdio"}]
+    assert cancelled["result"]["resultType"] == "complete" and ended["status"] == "cancelled"
 
 
 def test_the_upstream_environment_pins_the_sdk_toolbridge_pins() -> None:
