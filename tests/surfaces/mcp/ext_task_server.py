@@ -2,9 +2,10 @@
 
 Served by FastMCP with ``fastmcp-tasks`` (SEP-2663's server side, in memory), in its own virtual
 environment (tests/.venvs/fastmcp-tasks; see tests/surfaces/mcp/test_task_extension.py):
-``python ext_task_server.py http PORT`` or ``python ext_task_server.py stdio``. ``echo`` may run as a task (the server makes one whenever the
-request declares the extension) and waits ``seconds`` first; ``ask_name`` asks its client's name
-(an elicitation, through ``tasks/get``'s ``inputRequests`` and ``tasks/update``) and greets it.
+``python ext_task_server.py http PORT`` or ``python ext_task_server.py stdio``. ``echo`` may run as a
+task (the server makes one whenever the request declares the extension) and waits ``seconds`` first;
+``ask_name`` asks its client's name (an elicitation, through ``tasks/get``'s ``inputRequests`` and
+``tasks/update``) and greets it.
 
 It also serves the fixtures the tasks scenarios of the conformance suite 0.2.0-alpha.11 ask for
 (``tasks-*``; their descriptions list them): ``greet`` (never a task), ``slow_compute`` (a task that
