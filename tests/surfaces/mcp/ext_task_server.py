@@ -11,16 +11,21 @@ It also serves the fixtures the tasks scenarios of the conformance suite 0.2.0-a
 (``tasks-*``; their descriptions list them): ``greet`` (never a task), ``slow_compute`` (a task that
 sleeps ``seconds``), ``failing_job`` (a task only, which ends in a tool error), ``protocol_error_job``
 (a task that fails with a JSON-RPC error), ``confirm_delete`` (asks once) and ``multi_input`` (asks
-two things at once).
+two things at once), and ``test_tool_with_task``: asked without an answer it asks the client's name
+(``input_required``, before any task: a middleware, as fastmcp-tasks makes a task tool's task at once),
+then runs as a task that greets the name given.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import anyio
 import mcp_types
 from fastmcp import Context, FastMCP
+from fastmcp.server.middleware import Middleware, MiddlewareContext
+from fastmcp.tools.base import InputRequiredToolResult
 from fastmcp.utilities.tasks import TaskConfig
 from fastmcp_tasks import TasksExtension
 from mcp.shared.exceptions import MCPError
@@ -101,6 +106,35 @@ async def multi_input(ctx: Context) -> str | mcp_types.InputRequiredResult:
         asked = {"first": _form("First?", CONFIRM_SCHEMA), "second": _form("Second?", CONFIRM_SCHEMA)}
         return mcp_types.InputRequiredResult(input_requests=asked)
     return "both answered"
+
+
+@mcp.tool(name="test_tool_with_task", task=TaskConfig(mode="required"))
+async def tool_with_task(user_name: str = "") -> str:
+    """Greets ``user_name`` (asked of the client first, see :class:`AskFirst`)."""
+    return f"Hello, {user_name}! (from a task)"
+
+
+class AskFirst(Middleware):
+    """``test_tool_with_task``: the client's name asked with ``input_required`` before the task is made,
+    then given to the task as the tool's argument."""
+
+    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+        message = context.message
+        if message.name != "test_tool_with_task" or context.fastmcp_context is None:
+            return await call_next(context)
+        answers = context.fastmcp_context.input_responses
+        if not answers:
+            asked = _form("Your name?", NAME_SCHEMA)
+            return InputRequiredToolResult(mcp_types.InputRequiredResult(input_requests={"user_name": asked}))
+        answer = next(iter(answers.values()))
+        content = answer.content if isinstance(answer, mcp_types.ElicitResult) else answer["content"]
+        named = message.model_copy(
+            update={"arguments": {**(message.arguments or {}), "user_name": content["name"]}}
+        )
+        return await call_next(context.copy(message=named))
+
+
+mcp.add_middleware(AskFirst())
 
 
 if __name__ == "__main__":
