@@ -289,6 +289,7 @@ class HandshakeMcpTarget:
     key: str | None
     tool: str
     connect: Connect
+    arguments: Mapping[str, Any] = field(default_factory=dict)
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[Call]:
@@ -304,7 +305,9 @@ class HandshakeMcpTarget:
             )
             try:
                 yield _caller(
-                    conn.prepare("POST", self.url, headers), _tools_call(self.tool, None), self.name
+                    conn.prepare("POST", self.url, headers),
+                    _tools_call(self.tool, None, self.arguments),
+                    self.name,
                 )
             finally:
                 if session:

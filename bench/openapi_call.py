@@ -5,7 +5,8 @@ settings of bench/_uvicorn.py, all started before the first call and killed at t
 
 * ``upstream``: a bare Starlette app with an OpenAPI 3.0 document and ``GET /pets/{petId}`` → small JSON;
 * ``toolbridge``: ``Hub.from_file`` on a toolbridge.yaml with one ``kind: openapi`` connector ``up`` reading
-  that document; tool ``up.get_pet`` called over MCP ``tools/call`` in the 2026-07-28 era (stateless);
+  that document; tool ``up.get_pet`` called over MCP ``tools/call`` in the 2026-07-28 era (stateless),
+  and by the ``toolbridge-session`` target in the 2025-11-25 era (``initialize``, then calls on the session);
 * ``fastmcp``: FastMCP 4.1.6 ``FastMCP.from_openapi`` on the same document, defaults, served with
   ``stateless_http=True, json_response=True`` (bench/.venvs/fastmcp, created with uv when missing);
   tool ``getPet`` called in the same era.
@@ -40,6 +41,7 @@ from _load import (
     BenchError,
     Call,
     Connect,
+    HandshakeMcpTarget,
     InProcessTarget,
     Latency,
     LoadPlan,
@@ -75,6 +77,7 @@ LABELS = {
     "direct": "direct: GET /pets/1 on the upstream (Starlette)",
     "passthrough": "passthrough proxy (uvloop+httptools, raw): floor",
     "toolbridge": "toolbridge MCP tools/call up.get_pet, 2026-07-28",
+    "toolbridge-session": "toolbridge MCP tools/call up.get_pet, 2025-11-25 session",
     "fastmcp": "FastMCP 4.1.6 from_openapi getPet, 2026-07-28",
     "inprocess": "(info) toolbridge hub.call in-process",
 }
@@ -188,16 +191,17 @@ def start_servers(entries: list[Entry], plan: Plan, logs: Path, stack: ExitStack
                 entry.server = stack.enter_context(running("passthrough", argv, port, logs))
                 entry.upstream = upstream
                 entry.target = DirectTarget(entry.name, entry.server.base_url, connect)
-            elif entry.name == "toolbridge":
-                print("  starting toolbridge", file=sys.stderr, flush=True)
-                config, key_file, port = logs / "toolbridge.yaml", logs / "toolbridge.key", free_port()
+            elif entry.name in ("toolbridge", "toolbridge-session"):
+                print(f"  starting {entry.name}", file=sys.stderr, flush=True)
+                config, key_file, port = logs / f"{entry.name}.yaml", logs / f"{entry.name}.key", free_port()
                 config.write_text(_config(upstream))
                 argv = [sys.executable, str(SERVE), "toolbridge", str(port), str(key_file), str(config)]
-                entry.server = stack.enter_context(running("toolbridge", argv, port, logs, wait_for=key_file))
+                entry.server = stack.enter_context(running(entry.name, argv, port, logs, wait_for=key_file))
                 entry.upstream = upstream
                 key = key_file.read_text().strip()
                 url = f"{entry.server.base_url}/mcp"
-                entry.target = ModernMcpTarget(entry.name, url, key, "up.get_pet", connect, {"petId": PET_ID})
+                era = ModernMcpTarget if entry.name == "toolbridge" else HandshakeMcpTarget
+                entry.target = era(entry.name, url, key, "up.get_pet", connect, {"petId": PET_ID})
             elif entry.name == "fastmcp":
                 print("  starting fastmcp", file=sys.stderr, flush=True)
                 port = free_port()
@@ -322,6 +326,13 @@ def floor_headlines(results: dict[str, Outcome]) -> list[Headline]:
         rows.append(("passthrough CPU per call (ms)", floor.server_cpu_us_per_call / 1000, "(info)", None))
         ratio = tb.server_cpu_us_per_call / floor.server_cpu_us_per_call
         rows.append(("toolbridge CPU / passthrough CPU", ratio, "(info)", None))
+    session = seq("toolbridge-session")
+    if direct and session:
+        over = session.median_ms - direct.median_ms
+        rows.append(("toolbridge 2025-11-25 session median - direct median (ms)", over, "(info)", None))
+    if session:
+        cpu = session.server_cpu_us_per_call / 1000
+        rows.append(("toolbridge 2025-11-25 session gateway CPU per call (ms)", cpu, "(info)", None))
     if inproc:
         rows.append(
             (
