@@ -2,7 +2,8 @@
 
 The 2025-11-25 era (``initialize`` handshake, ``Mcp-Session-Id``) and the 2026-07-28 stateless era
 (one self-contained POST per request) are both served by the SDK's session managers, behind our
-:class:`Gate`. Stateless ``tools/list`` and ``tools/call`` may take the lean path (see ``_lean``).
+:class:`Gate`. Stateless ``tools/list`` and ``tools/call`` may take the lean path (see ``_lean``), and
+so may a plain ``tools/call`` on an established session (see ``_lean_session``).
 
 Handshake-era sessions answer each POST with JSON; their notifications (list changes, upstream log
 messages, resource updates) travel on the session's GET stream. Stateless-era requests the lean path
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext, aliases
 from toolbridge.surfaces.mcp._gate import CURRENT_PRINCIPAL, Gate, OriginPolicy, request_info
 from toolbridge.surfaces.mcp._lean import LeanPath
+from toolbridge.surfaces.mcp._lean_session import SessionPath
 from toolbridge.surfaces.mcp._server import build_server
 from toolbridge.surfaces.mcp._wire import INTERNAL_ERROR
 
@@ -47,8 +49,9 @@ class McpSurface:
     ``allowed_origins`` lists the browser origins (``https://app.example.com``) allowed besides
     loopback pages; ``"*"`` allows any. ``anonymous_principal`` answers requests that carry no key (for
     local, single-user servers and protocol test suites); None, the default, refuses them with 401.
-    ``lean`` serves stateless-era ``tools/list`` and ``tools/call`` without the SDK's generic
-    dispatcher (same wire result, a fraction of the cost). ``tools_page_size`` tools make one
+    ``lean`` serves stateless-era ``tools/list`` and ``tools/call``, and plain session ``tools/call``,
+    without the SDK's generic dispatcher (same wire result, a fraction of the cost).
+    ``tools_page_size`` tools make one
     ``tools/list`` page (``nextCursor`` for the rest).
     """
 
@@ -80,7 +83,9 @@ class McpSurface:
             origins=OriginPolicy(allowed_origins),
             max_body_bytes=max_body_bytes,
             anonymous=anonymous_principal,
-            lean=LeanPath(bridge, server) if lean else None,
+            lean=LeanPath(bridge, server, SessionPath(bridge, server, self._manager, self.notifier))
+            if lean
+            else None,
         )
         self._stack: AsyncExitStack | None = None
 

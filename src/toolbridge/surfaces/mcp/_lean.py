@@ -1,5 +1,7 @@
 """The lean path: stateless-era (2026-07-28) ``tools/list`` and ``tools/call`` without the generic dispatcher.
 
+(Handshake-era session requests are offered to ``_lean_session`` first.)
+
 A 2026-07-28 request is one self-contained POST, so a well-formed ``tools/list`` or ``tools/call`` can
 be answered straight from the :class:`Bridge`. The lean path takes only requests it can answer exactly
 as the SDK would: the SDK's own classifier checks the envelope and routing headers, and anything
@@ -31,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from toolbridge.connectors.mcp._tasks import declares_tasks
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
-from toolbridge.surfaces.mcp._gate import request_info
+from toolbridge.surfaces.mcp._gate import Lean, request_info
 from toolbridge.surfaces.mcp._wire import IDEMPOTENCY_META_KEYS, INTERNAL_ERROR, ProtocolError
 
 __all__ = ["LeanPath"]
@@ -58,8 +60,10 @@ _WATCH_AFTER: Final = 0.05
 class LeanPath:
     """Answers plain stateless-era tool requests; returns False for anything it leaves to the SDK."""
 
-    def __init__(self, bridge: Bridge, server: Server[Any]) -> None:
+    def __init__(self, bridge: Bridge, server: Server[Any], sessions: Lean | None = None) -> None:
         self.bridge = bridge
+        self.sessions = sessions
+        """The lean path of handshake-era sessions (``_lean_session``), asked first for their requests."""
         self._server_info = server.server_info.model_dump(by_alias=True, mode="json", exclude_none=True)
         self._header_tools: dict[str, bool] = {}
 
@@ -67,7 +71,9 @@ class LeanPath:
         self, scope: Scope, headers: Headers, body: bytes, send: Send, receive: Receive
     ) -> bool:
         modern = headers.get(MCP_PROTOCOL_VERSION_HEADER) in MODERN_PROTOCOL_VERSIONS
-        if not modern or not _plain_http(scope, headers):
+        if not modern:
+            return self.sessions is not None and await self.sessions(scope, headers, body, send, receive)
+        if not _plain_http(scope, headers):
             return False
         message = _decode(body)
         if message is None or _classify(message, headers) is None:

@@ -221,6 +221,15 @@ class Notifier:
             raise MCPError(INVALID_PARAMS, f"{ctx.method} needs a session (initialize first)")
         return peer
 
+    def session_of(self, key: str) -> ServerSession | None:
+        """The SDK session of the handshake-era connection ``key`` (``http:<session id>``), if it is
+        remembered; it counts as a request of that connection (the oldest are forgotten first)."""
+        peer = self._peers.get(key)
+        if peer is None:
+            return None
+        self._peers.move_to_end(key)
+        return peer.session
+
     def level_of(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
         """The least severe log level a handshake-era client wants (None: not such a client)."""
         key = _peer_key(ctx)

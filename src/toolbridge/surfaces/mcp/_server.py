@@ -29,7 +29,7 @@ from toolbridge.surfaces.mcp._notify import Notifier
 from toolbridge.surfaces.mcp._tasks import TASKS_CAPABILITY, Tasks, created_answer
 from toolbridge.surfaces.mcp._wire import ProtocolError
 
-__all__ = ["SERVER_NAME", "ContextOf", "build_server", "server_version"]
+__all__ = ["SERVER_NAME", "ContextOf", "build_server", "call_events", "server_version"]
 
 SERVER_NAME = "toolbridge"
 INSTRUCTIONS = (
@@ -49,7 +49,7 @@ def server_version() -> str:
         return "0"
 
 
-def _events(ctx: ServerRequestContext[Any, Any], notifier: Notifier) -> CallEvents:
+def call_events(ctx: ServerRequestContext[Any, Any], notifier: Notifier) -> CallEvents:
     """Progress forwarding for this request, when the client asked for it (a ``progressToken``), and
     the way an upstream's requests reach the agent (:func:`_asker`).
 
@@ -146,7 +146,7 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], No
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> HandlerResult:
-        token = CALL_EVENTS.set(_events(ctx, notifier))
+        token = CALL_EVENTS.set(call_events(ctx, notifier))
         try:
             return created_answer(await bridge.call_tool(context_of(ctx), ctx.params or {}))
         except ProtocolError as exc:
