@@ -64,21 +64,26 @@ async def upstream(kind: str) -> AsyncIterator[HttpServer | StdioServer]:
         yield HttpServer(url, protocol="2025-11-25")
 
 
-async def ask_mid_call(kind: str, mode: str, **callbacks: Any) -> str:
+async def ask_mid_call(kind: str, mode: str, *, listed: bool = False, **callbacks: Any) -> str:
+    """The upstream's answer; ``listed``: the agent lists its tools first, so its call is not the session's
+    first request (a later plain call takes the lean session path, the first goes through the SDK)."""
     async with (
         upstream(kind) as server,
         toolbridge(server) as (url, key),
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=patience(60)) as http,
         Client(streamable_http_client(url, http_client=http), mode=mode, **callbacks) as client,  # type: ignore[arg-type]
     ):
+        if listed:
+            await client.list_tools()
         result = await client.call_tool("fid.ask_mid_call", {})
     assert result.is_error is False, result
     return str(result.content[0].text)  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("listed", [False, True])
 @pytest.mark.parametrize("kind", UPSTREAMS)
-async def test_a_handshake_era_agent_answers_what_the_upstream_asks_mid_call(kind: str) -> None:
-    said = await ask_mid_call(kind, "legacy", **CALLBACKS)
+async def test_a_handshake_era_agent_answers_what_the_upstream_asks_mid_call(kind: str, listed: bool) -> None:
+    said = await ask_mid_call(kind, "legacy", listed=listed, **CALLBACKS)
     assert said.splitlines() == [
         "roots=file:///work/agent",
         "sample=hi there by agent-model",
@@ -86,9 +91,10 @@ async def test_a_handshake_era_agent_answers_what_the_upstream_asks_mid_call(kin
     ]
 
 
+@pytest.mark.parametrize("listed", [False, True])
 @pytest.mark.parametrize("kind", UPSTREAMS)
-async def test_the_upstream_hears_which_capability_the_agent_lacks(kind: str) -> None:
-    said = await ask_mid_call(kind, "legacy", sampling_callback=sample)
+async def test_the_upstream_hears_which_capability_the_agent_lacks(kind: str, listed: bool) -> None:
+    said = await ask_mid_call(kind, "legacy", listed=listed, sampling_callback=sample)
     roots_line, sample_line, elicit_line = said.splitlines()
     assert roots_line == "roots refused (-32601): toolbridge cannot put 'roots/list' to the agent: " + (
         "it did not declare the 'roots' capability"
