@@ -77,7 +77,7 @@ LABELS = {
     "direct": "direct: GET /pets/1 on the upstream (Starlette)",
     "passthrough": "passthrough proxy (uvloop+httptools, raw): floor",
     "toolbridge": "toolbridge MCP tools/call up.get_pet, 2026-07-28",
-    "toolbridge-session": "toolbridge MCP tools/call up.get_pet, 2025-11-25 session",
+    "toolbridge-session": "toolbridge MCP up.get_pet, 2025-11-25 session",
     "fastmcp": "FastMCP 4.1.6 from_openapi getPet, 2026-07-28",
     "inprocess": "(info) toolbridge hub.call in-process",
 }
@@ -329,10 +329,10 @@ def floor_headlines(results: dict[str, Outcome]) -> list[Headline]:
     session = seq("toolbridge-session")
     if direct and session:
         over = session.median_ms - direct.median_ms
-        rows.append(("toolbridge 2025-11-25 session median - direct median (ms)", over, "(info)", None))
+        rows.append(("session median - direct median (ms)", over, "(info)", None))
     if session:
         cpu = session.server_cpu_us_per_call / 1000
-        rows.append(("toolbridge 2025-11-25 session gateway CPU per call (ms)", cpu, "(info)", None))
+        rows.append(("session gateway CPU per call (ms)", cpu, "(info)", None))
     if inproc:
         rows.append(
             (
