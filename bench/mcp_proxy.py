@@ -182,10 +182,14 @@ def main() -> int:
     parser.add_argument(
         "--baseline-src",
         type=Path,
-        help="also run toolbridge from this source tree (its src/ folder, e.g. a git archive of an older "
-        "main) in the same rounds, as the baseline a change is compared with",
+        help="also run toolbridge from this source tree (a checkout or a git archive of an older main; "
+        "its root or its src/ folder) in the same rounds, as the baseline a change is compared with",
     )
     args = parser.parse_args()
+    baseline = _source(args.baseline_src) if args.baseline_src is not None else None
+    if args.baseline_src is not None and baseline is None:
+        print(f"--baseline-src: no toolbridge package in {args.baseline_src} or its src/", file=sys.stderr)
+        return 1
     missing = [p for p in (NODE, EVERYTHING, PRELOAD) if not p.exists()]
     if missing:
         print(f"missing {', '.join(map(str, missing))}: run npm ci --prefix tests/node", file=sys.stderr)
@@ -229,8 +233,8 @@ def main() -> int:
             ),
         ]
         variants = [("toolbridge", None, None), ("toolbridge fast_path: false (httpx2)", "httpx2", None)]
-        if args.baseline_src is not None:
-            variants.append(("baseline toolbridge", None, args.baseline_src.resolve()))
+        if baseline is not None:
+            variants.append(("baseline toolbridge", None, baseline))
         for label, client, source in variants:
             tb_url, key, tb = _toolbridge(stack, logs, upstream, client, source, label)
             targets.append(Target(f"{label}, 2025-11-25 session", tb_url, "up.echo", key, connect, server=tb))
@@ -262,19 +266,28 @@ def main() -> int:
 FASTMCP = "FastMCP 4.1.6 proxy (defaults)"
 
 
+def _source(tree: Path) -> Path | None:
+    """The folder holding the ``toolbridge`` package of ``tree`` (the tree's root or its src/), if any:
+    a wrong path must not silently measure the current tree as the baseline."""
+    for folder in (tree, tree / "src"):
+        if (folder / "toolbridge" / "__init__.py").is_file():
+            return folder.resolve()
+    return None
+
+
 def _toolbridge(
     stack: ExitStack, logs: Path, upstream: str, client: str | None, source: Path | None, label: str
 ) -> tuple[str, str, Server]:
     """Start a toolbridge federating ``upstream`` (``client``: None for the default, else ``fast`` or
-    ``httpx2``; ``source``: another tree's src/ folder, put first on the path); its /mcp URL, agent key
-    and process."""
+    ``httpx2``; ``source``: the folder holding another tree's ``toolbridge`` package, put first on the
+    path); its /mcp URL, agent key and process."""
     port = free_port()
     key_file = logs / f"key-{port}"
     argv = [sys.executable, str(BENCH / "serve_toolbridge_mcp.py"), str(port), str(key_file), upstream]
     if client is not None:
         argv.append(client)
     if source is not None:
-        argv = ["env", f"PYTHONPATH={source / 'src'}", *argv]
+        argv = ["env", f"PYTHONPATH={source}", *argv]
     server = stack.enter_context(running(label, argv, port, logs, wait_for=key_file))
     return f"http://127.0.0.1:{port}/mcp", key_file.read_text().strip(), server
 
