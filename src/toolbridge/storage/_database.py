@@ -10,6 +10,9 @@ after sitting there ``FRESH_FOR`` seconds or more: a connection the server dropp
 an idle timeout) is replaced before it is used. One given back a moment ago is used as it is (as
 HikariCP's ``aliveBypassWindowMs``): SQLAlchemy's ``pool_pre_ping`` costs three round trips through
 asyncpg (``BEGIN``, ``;``, ``ROLLBACK``) on every checkout, i.e. every transaction.
+
+On SQLite, the transactions of one process take turns, first come first served (``_turns.py``): a write
+that finds the file locked by another task of this process would otherwise sleep in SQLite's busy handler.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from toolbridge.errors import ConfigurationError, StorageError
+
+from ._turns import Turns
 
 __all__ = ["Database", "MEMORY_URL", "sqlite_file"]
 
@@ -50,6 +55,8 @@ class Database:
         self._echo = echo
         self._engine: AsyncEngine | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.turns: Turns | None = None
+        """SQLite: this process's transactions take turns (module docstring); made on open."""
 
     @property
     def engine(self) -> AsyncEngine:
@@ -65,6 +72,7 @@ class Database:
             self._scratch = tempfile.TemporaryDirectory(prefix="toolbridge-")
             url = f"sqlite+aiosqlite:///{self._scratch.name}/toolbridge.db"
         self._engine = _create_engine(url, echo=self._echo)
+        self.turns = Turns() if self.dialect == "sqlite" else None
         try:
             await self.migrate()
         except BaseException:  # a failed or cancelled migration: dispose of the engine, then re-raise
@@ -110,7 +118,25 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside one transaction; database errors become :class:`StorageError`."""
+        """A connection inside one transaction; database errors become :class:`StorageError`.
+
+        On SQLite it waits for this process's turn first (module docstring)."""
+        turns = self.turns
+        if turns is None or turns.inside():
+            async with self._begin() as conn:
+                yield conn
+            return
+        token = await turns.take()
+        mark = turns.enter(token)
+        try:
+            async with self._begin() as conn:
+                yield conn
+        finally:
+            turns.leave(mark)
+            turns.give_back(token)
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.begin() as conn:
                 yield conn
