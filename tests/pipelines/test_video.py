@@ -155,13 +155,20 @@ async def test_a_failure_at_each_step_undoes_the_steps_before_it(
 
 
 def worker(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tests.pipelines._worker_proc", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=patience(120),
-        cwd=Path(__file__).parents[2],
-    )
+    """Run a worker process to its end; one that hangs fails the test with its log (``_worker_proc``)."""
+    command = [sys.executable, "-m", "tests.pipelines._worker_proc", str(config), *args]
+    limit = patience(120)
+    try:
+        return subprocess.run(
+            [*command, "--report-after", str(limit / 2)],
+            capture_output=True,
+            text=True,
+            timeout=limit,
+            cwd=Path(__file__).parents[2],
+        )
+    except subprocess.TimeoutExpired as exc:
+        log = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        pytest.fail(f"worker {' '.join(args)} did not finish in {limit:.0f} s; its log:\n{log[-20_000:]}")
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -199,7 +206,10 @@ async def test_a_worker_killed_while_the_upstream_holds_its_request_resumes_with
         )
     httpx2.post(f"{url}/_hold", json={"kind": "records"}, trust_env=False)
     process = await anyio.open_process(
-        [sys.executable, "-m", "tests.pipelines._worker_proc", str(config)], cwd=Path(__file__).parents[2]
+        [sys.executable, "-m", "tests.pipelines._worker_proc", str(config)],
+        cwd=Path(__file__).parents[2],
+        stdout=None,  # not a pipe nobody reads: its log goes to the test's captured output
+        stderr=None,
     )
     try:
         assert await anyio.to_thread.run_sync(server.held.wait, patience(60))  # the effect is applied
@@ -232,6 +242,8 @@ async def test_two_workers_on_postgresql_never_run_a_step_twice(
         await anyio.open_process(
             [sys.executable, "-m", "tests.pipelines._worker_proc", str(config), "--until", runs[-1].id],
             cwd=Path(__file__).parents[2],
+            stdout=None,  # not a pipe nobody reads: its log goes to the test's captured output
+            stderr=None,
         )
         for _ in range(2)
     ]
