@@ -13,6 +13,7 @@ transaction of its own — and then goes ahead as it would without turns (SQLite
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from contextvars import ContextVar, Token
@@ -20,6 +21,8 @@ from contextvars import ContextVar, Token
 import anyio
 
 __all__ = ["Turns"]
+
+logger = logging.getLogger(__name__)
 
 _held: ContextVar[object | None] = ContextVar("toolbridge_turn", default=None)
 """The turn this task holds, or the task that started it held when it did."""
@@ -53,6 +56,11 @@ class Turns:
                 if time.monotonic() - self._since >= self.stall:
                     self._queue.remove(called)
                     self.stalls += 1
+                    logger.warning(
+                        "a SQLite transaction went ahead without its turn: the turn has not changed hands "
+                        "for %.1f s (its holder waits for a task that needs a transaction)",
+                        self.stall,
+                    )
                     return None
         except BaseException:
             if called.is_set():  # handed the turn while being cancelled: pass it on
