@@ -44,7 +44,7 @@ from toolbridge.connectors._events import (
 )
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import call_value, own_answer, rpc_error
-from toolbridge.connectors.mcp._catalog import ToolCatalog
+from toolbridge.connectors.mcp._catalog import Entry, ToolCatalog
 from toolbridge.connectors.mcp._channel import SessionExpired
 from toolbridge.connectors.mcp._client import tls_context, upstream_client
 from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules, Transport
@@ -60,6 +60,7 @@ from toolbridge.connectors.mcp._restarts import RESTART_DELAYS, Restarts
 from toolbridge.connectors.mcp._session import PROBE_TIMEOUT, RpcError, Session
 from toolbridge.connectors.mcp._tasks import (
     CALL_TASK,
+    TaskAsk,
     TaskListener,
     TaskRequests,
     created_task,
@@ -498,18 +499,7 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
             _connection_of(credentials) or "default", getattr(credentials, "secrets", ())
         )
         own = self._own_session(credentials)
-        task = CALL_TASK.get()
-        if task is not None and own is None and task.modern and self.takes_task_extension():
-            pass  # the agent's declaration of the extension goes upstream with its capabilities
-        elif (
-            task is not None
-            and own is None
-            and not task.modern
-            and self.augments(entry.tool.meta["toolbridge/upstream"]["execution"])
-        ):
-            params["task"] = dict(task.metadata)  # (a call on a connection's own session runs as any call)
-        else:
-            task = None
+        task = self._routed_task(entry, params) if own is None else None  # (own session: as any call)
         told = agent.capabilities if agent is not None else None
         if told is not None and task is None:  # no task toolbridge could not route
             told = without_tasks(told)
@@ -551,6 +541,20 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
         if "content" in result:  # resource links and embedded resources: URIs namespaced
             result = {**result, "content": outward_content(self._namespace, result["content"])}
         return call_value(result, tool.name, agent)
+
+    def _routed_task(self, entry: Entry, params: dict[str, Any]) -> TaskAsk | None:
+        """The agent's task for this call if the upstream can take it (None: the call runs plainly).
+        2026-07-28: the agent's declaration of the extension goes upstream with its capabilities;
+        2025-11-25: the task's metadata goes in ``params``."""
+        task = CALL_TASK.get()
+        if task is None:
+            return None
+        if task.modern:
+            return task if self.takes_task_extension() else None
+        if not self.augments(entry.tool.meta["toolbridge/upstream"]["execution"]):
+            return None
+        params["task"] = dict(task.metadata)
+        return task
 
 
 @contextlib.contextmanager
