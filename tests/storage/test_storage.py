@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sys
 import textwrap
@@ -257,3 +258,32 @@ async def test_a_pooled_postgres_connection_dropped_while_idle_is_replaced(postg
         async with db.transaction() as conn:
             second = (await conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
         assert second != first
+
+
+async def test_a_sqlite_transaction_cancelled_at_any_point_leaves_no_connection_to_terminate(
+    sqlite_url: str,
+) -> None:
+    """Regression: a transaction cancelled while it committed or rolled back made SQLAlchemy invalidate and
+    terminate its aiosqlite connection, with a close task that could wait forever on the connection's
+    stopped thread; a pipeline worker process then never exited (asyncio.run waits for every task)."""
+    invalidated: list[object] = []
+    async with Database(sqlite_url) as db:
+        sa.event.listen(db.engine.sync_engine, "invalidate", lambda *args: invalidated.append(args))
+        for k in range(80):  # cancel after k loop iterations: before, during and after each step
+            with anyio.CancelScope() as scope:
+
+                async def cancel_after(k: int, scope: anyio.CancelScope = scope) -> None:
+                    for _ in range(k):
+                        await anyio.lowlevel.checkpoint()
+                    scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_after, k)
+                    async with db.transaction() as conn:
+                        await conn.execute(audit_head.update().values(seq=audit_head.c.seq))
+                    await anyio.sleep_forever()  # until cancelled
+        async with db.transaction() as conn:  # still usable
+            assert (await conn.execute(sa.select(audit_head.c.seq))).scalar_one() == 0
+    assert invalidated == []
+    lingering = [t for t in asyncio.all_tasks() if "terminate" in repr(t.get_coro())]
+    assert lingering == []

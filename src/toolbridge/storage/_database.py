@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
@@ -138,13 +139,29 @@ class Database:
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self.engine.begin() as conn:
+            async with self._begun() as conn:
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
             raise StorageError(
                 f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
                 hint="the database may be down or locked; retry shortly",
             ) from exc
+
+    @asynccontextmanager
+    async def _begun(self) -> AsyncIterator[AsyncConnection]:
+        """``engine.begin()``; on SQLite shielded from cancellation, which takes effect once the
+        transaction has ended and its connection is back in the pool (milliseconds: a SQLite transaction
+        is a few local statements). Cancelled inside, SQLAlchemy invalidates the aiosqlite connection and
+        terminates it with a close in a task of its own racing a forced stop of the connection's thread;
+        that task could wait forever on the thread, and a worker process then never exited
+        (``asyncio.run`` waits for every task)."""
+        if self.dialect != "sqlite":
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        with anyio.CancelScope(shield=True):
+            async with self.engine.begin() as conn:
+                yield conn
 
 
 def _normalize(url: str) -> str:
