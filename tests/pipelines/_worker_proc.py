@@ -9,21 +9,23 @@ step is stored as running, not yet called; ``called``: the call returned, its ou
 The hub's idempotency claims last 1 s here, so a claim left by a killed worker is taken over quickly.
 
 The process logs to stderr (a test shows it when the worker fails or hangs): each change of the awaited
-run's state, and — once it has waited ``--report-after`` seconds — the stack of every task; once the run
-has ended, the stack of every thread every 10 s until the process exits. A worker that never finishes
-says where it waits.
+run's state, the hub's close and the event loop's end, and — once it has run ``--report-after`` seconds —
+the stack of every task and every thread, every 10 s until it exits. A worker that never finishes says
+where it waits.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import faulthandler
 import io
 import logging
 import os
 import signal
 import sys
+import threading
+import time
+import traceback
 
 import anyio
 
@@ -55,9 +57,7 @@ def main() -> None:
         service.engine.observer = observer
 
     async def work() -> None:
-        async with hub, anyio.create_task_group() as tg:
-            if args.until:
-                tg.start_soon(report_tasks, args.report_after)
+        async with hub:
             worker = PipelineWorker(service)
             seen = ""
             while True:
@@ -67,22 +67,31 @@ def main() -> None:
                     seen = run.state
                     logging.info("run %s is %s", run.id, run.state)
                 if run is None or run.state in ("succeeded", "failed", "cancelled", "needs_attention"):
-                    if args.until:
-                        faulthandler.dump_traceback_later(10, repeat=True)  # until the process exits
-                    tg.cancel_scope.cancel()
-                    return
+                    break
                 await anyio.sleep(0.1)  # the run is leased by a worker that died: wait for its lease
+            logging.info("closing the hub")
+        logging.info("hub closed")
 
+    if args.until:
+        threading.Thread(target=report, args=(args.report_after,), daemon=True).start()
     anyio.run(work)
+    logging.info("event loop closed")
 
 
-async def report_tasks(after: float) -> None:
-    """Log every task's stack once the worker has waited ``after`` seconds (it should be done by then)."""
-    await anyio.sleep(after)
-    text = io.StringIO()
-    for task in asyncio.all_tasks():
-        task.print_stack(file=text)
-    logging.warning("still running after %.0f s; tasks:\n%s", after, text.getvalue())
+def report(after: float) -> None:
+    """Log every task's and every thread's stack after ``after`` seconds, then every 10 s (a worker
+    should be gone by then: this says where it waits, in the engine, in the hub's close or after)."""
+    time.sleep(after)
+    while True:
+        text = io.StringIO()
+        for task in list(vars(asyncio.tasks)["_all_tasks"]):  # (read from this thread: a diagnostic)
+            text.write(f"{task!r}\n")
+            task.print_stack(file=text)
+        for ident, frame in sys._current_frames().items():
+            text.write(f"thread {ident}:\n{''.join(traceback.format_stack(frame))}")
+        logging.warning("still running after %.0f s; tasks and threads:\n%s", after, text.getvalue())
+        time.sleep(10)
+        after += 10
 
 
 if __name__ == "__main__":
