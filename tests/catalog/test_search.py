@@ -17,7 +17,7 @@ from toolbridge import Hub, Principal
 from toolbridge.catalog import Catalog, Tool
 from toolbridge.catalog._search import Mode, SearchIndex, SearchResult
 from toolbridge.catalog._semantic import load_embedder
-from toolbridge.catalog._words import compounds, terms
+from toolbridge.catalog._words import compounds, intent, terms
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.errors import InvalidArguments
 from toolbridge.surfaces._tool_search import search_document
@@ -48,6 +48,17 @@ def test_terms_split_identifiers_drop_stop_words_and_stem() -> None:
     assert terms("users_lookup_by_email /v2/teams") == ["user", "lookup", "email", "team"]
     assert terms("Send the messages to a channel") == ["send", "messag", "channel"]
     assert terms("creating created create") == ["creat"] * 3
+
+
+def test_intent_is_read_by_the_first_word_after_a_lead_in() -> None:
+    assert intent("who is on call right now") == "read"
+    assert intent("Show the log entries of an incident") == "read"
+    assert intent("can you list the teams") == "read"
+    assert intent("Please release a phone number I own") == "write"
+    assert intent("I want to create a team") == "write"
+    assert intent("chat completion with gpt") is None  # no verb: no preference
+    assert intent("createChatCompletion") is None
+    assert intent("") is None
 
 
 def test_the_connector_name_does_not_match_every_tool_alike() -> None:

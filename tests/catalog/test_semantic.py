@@ -12,7 +12,7 @@ import pytest
 from tests._patience import patience
 
 from toolbridge import Hub, Principal
-from toolbridge.catalog import Catalog, Tool
+from toolbridge.catalog import Catalog, Tool, ToolAnnotations
 from toolbridge.catalog._quantize import DERIVATION, cache_folder
 from toolbridge.catalog._search import SearchIndex
 from toolbridge.catalog._semantic import (
@@ -135,6 +135,28 @@ def test_fusion_finds_a_tool_that_shares_no_word_with_the_query(embedder: Embedd
     assert not unrelated.good
 
 
+def test_a_query_asking_to_read_prefers_a_read_only_tool_and_one_asking_to_act_the_other(
+    embedder: Embedder,
+) -> None:
+    # the same two tools with the read-only annotation on one, then on the other: without the query's
+    # intent the rankings would not depend on it, so one of the two catalogs would fail
+    schema = {"type": "object", "properties": {}}
+    for read_only in ("desk.widget_a", "desk.widget_b"):
+        tools = [
+            Tool(
+                name,
+                "desk",
+                "Widget settings.",
+                schema,
+                annotations=ToolAnnotations(read_only=name == read_only),
+            )
+            for name in ("desk.widget_a", "desk.widget_b")
+        ]
+        index = SearchIndex(tools, embedder=embedder)
+        assert index.search("what are the widget settings").hits[0].tool.name == read_only
+        assert index.search("please change the widget settings").hits[0].tool.name != read_only
+
+
 def test_filters_apply_to_both_rankings(embedder: Embedder) -> None:
     index = SearchIndex(ZOO, embedder=embedder)
     found = index.search("meals for the beasts", keep=lambda t: t.name != "zoo.feed_animals")
@@ -176,7 +198,7 @@ def test_without_the_extra_search_is_bm25_alone() -> None:
         """
         import sys
         sys.modules["onnxruntime"] = None  # as if toolbridge[semantic] were not installed
-        from toolbridge.catalog import Catalog, Tool
+        from toolbridge.catalog import Catalog, Tool, ToolAnnotations
         from toolbridge.catalog._semantic import load_embedder
         catalog = Catalog()
         catalog.add(Tool("mail.send", "mail", "Send an email.", {"type": "object"}))

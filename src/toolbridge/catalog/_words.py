@@ -10,8 +10,9 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from typing import Literal
 
-__all__ = ["STOP_WORDS", "compounds", "stem", "synonyms", "terms"]
+__all__ = ["STOP_WORDS", "Intent", "compounds", "intent", "stem", "synonyms", "terms"]
 
 _RUN = re.compile(r"[A-Za-z]+|[0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
@@ -43,6 +44,31 @@ _SYNONYM_GROUPS = (
     "spend cost billing usage",
     "team group",
 )
+
+
+Intent = Literal["read", "write"]
+
+# What a request's first word says it wants done: a question or a reading verb asks for a read, an
+# action verb for a change ("show the log entries", "who is on call", "release a phone number").
+_READ_TEXT = """what who which how where when whose is are does do list get show find look lookup read
+    view fetch retrieve search see info count"""
+_WRITE_TEXT = """create add new make delete remove destroy drop update modify edit change set rename send post
+    notify cancel stop abort end start begin run trigger launch upload publish register buy release open
+    close archive invite join leave pin star turn pause resume submit issue mark enable disable subscribe
+    unsubscribe revoke generate schedule place merge reject kick hang transcribe translate mint exchange"""
+_LEAD_IN_TEXT = "please i to want can could you let me us we need would like"
+_READ_WORDS = frozenset(_READ_TEXT.split())
+_WRITE_WORDS = frozenset(_WRITE_TEXT.split())
+_LEAD_IN = frozenset(_LEAD_IN_TEXT.split())
+
+
+def intent(text: str) -> Intent | None:
+    """Whether ``text`` asks to read or to change something, by its first word after a lead-in ("please",
+    "I want to", "can you"); None when that word is neither a question word nor a known verb."""
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word not in _LEAD_IN:
+            return "read" if word in _READ_WORDS else "write" if word in _WRITE_WORDS else None
+    return None
 
 
 def _synonym_table() -> dict[str, tuple[str, ...]]:
