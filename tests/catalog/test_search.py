@@ -160,9 +160,10 @@ def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub, mode: Mod
     missed = [q for q, expected in tasks if not expected & set(names[q])]
     first = sum(1 for q, expected in tasks if names[q][:1] and names[q][0] in expected)
     # when written, over 306 tasks: BM25F 91.5% top-5, 65.4% top-1; fused 95.4%, 68.0%
-    # (first sentences embedded by the int8 model, 2026-12-03: fused 94.8%, 69.9%)
+    # (first sentences embedded by the int8 model, 2026-12-03: fused 94.8%, 69.9%; with the query's
+    # read/write intent: fused 96.1%, 76.1%)
     assert len(missed) / len(tasks) <= {"bm25": 0.10, "fused": 0.06}[mode], missed
-    assert first / len(tasks) >= {"bm25": 0.62, "fused": 0.64}[mode]
+    assert first / len(tasks) >= {"bm25": 0.62, "fused": 0.72}[mode]
 
 
 @pytest.mark.parametrize(
