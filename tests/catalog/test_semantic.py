@@ -157,6 +157,22 @@ def test_a_query_asking_to_read_prefers_a_read_only_tool_and_one_asking_to_act_t
         assert index.search("please change the widget settings").hits[0].tool.name != read_only
 
 
+def test_a_read_query_leaves_alone_the_tools_of_a_connector_that_marks_none_read_only(
+    embedder: Embedder,
+) -> None:
+    schema = {"type": "object", "properties": {}}
+    marked = Tool(
+        "desk.widget_a", "desk", "Widget settings.", schema, annotations=ToolAnnotations(read_only=True)
+    )
+    changes = Tool("desk.widget_b", "desk", "Widget settings.", schema)
+    unmarked = Tool("box.widget_c", "box", "Settings of a widget and of other things.", schema)  # e.g. MCP
+    index = SearchIndex([marked, changes, unmarked], embedder=embedder)
+    neutral = [h.tool for h in index.search("widget settings").hits]
+    assert neutral.index(changes) < neutral.index(unmarked)  # so shrinking both would keep this order
+    read = [h.tool for h in index.search("what are the widget settings").hits]
+    assert read[0] is marked and read.index(unmarked) < read.index(changes)
+
+
 def test_filters_apply_to_both_rankings(embedder: Embedder) -> None:
     index = SearchIndex(ZOO, embedder=embedder)
     found = index.search("meals for the beasts", keep=lambda t: t.name != "zoo.feed_animals")

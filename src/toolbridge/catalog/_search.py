@@ -162,6 +162,10 @@ class SearchIndex:
         self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in counts.items()}
         self._unseen_idf = math.log(1 + (n + 0.5) / 0.5)
         self._count_connector_words()
+        self._marks_read_only = frozenset(t.connector for t in self._tools if t.annotations.read_only)
+        """Connectors that mark some tools read-only: in one that marks none (an MCP server whose tools
+        the configuration does not mark), a tool that is not read-only may well be, and a read query
+        leaves it be."""
 
     def __len__(self) -> int:
         return len(self._tools)
@@ -235,13 +239,15 @@ class SearchIndex:
         return _first(sorted(scores, key=key), count, keep)
 
     def _weigh_intent(self, fused: dict[int, float], query: str) -> None:
-        """Shrink the fused scores of tools whose read-only annotation disagrees with the query's intent."""
+        """Shrink the fused scores of tools whose read-only annotation disagrees with the query's intent
+        (for a read, only in connectors that mark some tools read-only)."""
         wanted = intent(query)
         if wanted is None:
             return
         read = wanted == "read"
         for i in fused:
-            if self._tools[i].annotations.read_only != read:
+            tool = self._tools[i]
+            if tool.annotations.read_only != read and (not read or tool.connector in self._marks_read_only):
                 fused[i] *= 1 - INTENT_PENALTY
 
     def _keeps(self, keep: Callable[[Tool], bool] | None) -> Callable[[int], bool] | None:
