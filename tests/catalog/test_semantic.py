@@ -173,6 +173,19 @@ def test_a_read_query_leaves_alone_the_tools_of_a_connector_that_marks_none_read
     assert read[0] is marked and read.index(unmarked) < read.index(changes)
 
 
+def test_the_kind_of_action_a_query_names_prefers_tools_named_by_a_verb_of_that_kind(
+    embedder: Embedder,
+) -> None:
+    # add_widget_row shares more of the query's words ("release a phone number I own" ranked
+    # create_incoming_phone_number above delete_incoming_phone_number), but "drop" is a delete
+    schema = {"type": "object", "properties": {}}
+    shares = Tool("desk.add_widget_row", "desk", "A row of a widget.", schema)
+    deletes = Tool("desk.delete_widget", "desk", "A widget.", schema)
+    index = SearchIndex([shares, deletes], embedder=embedder)
+    assert index.search("the widget row").hits[0].tool is shares  # no verb: the words decide
+    assert index.search("drop the widget row").hits[0].tool is deletes
+
+
 def test_filters_apply_to_both_rankings(embedder: Embedder) -> None:
     index = SearchIndex(ZOO, embedder=embedder)
     found = index.search("meals for the beasts", keep=lambda t: t.name != "zoo.feed_animals")

@@ -12,7 +12,17 @@ import re
 from collections.abc import Iterator
 from typing import Literal
 
-__all__ = ["STOP_WORDS", "Intent", "compounds", "intent", "stem", "synonyms", "terms"]
+__all__ = [
+    "STOP_WORDS",
+    "Intent",
+    "action",
+    "compounds",
+    "intent",
+    "name_actions",
+    "stem",
+    "synonyms",
+    "terms",
+]
 
 _RUN = re.compile(r"[A-Za-z]+|[0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
@@ -69,6 +79,33 @@ def intent(text: str) -> Intent | None:
         if word not in _LEAD_IN:
             return "read" if word in _READ_WORDS else "write" if word in _WRITE_WORDS else None
     return None
+
+
+# What kind of change or read a verb names, in a request's first word or among a tool name's words
+# ("release a phone number" wants a tool named delete_…, not create_…).
+_ACTION_TEXT = {
+    "create": "create add new make post insert register buy open generate upload issue mint place",
+    "delete": "delete remove destroy drop release revoke kick leave archive close",
+    "read": "get fetch retrieve read show view lookup look find list what who which how see count search "
+    "query",
+    "update": "update modify edit change set rename patch turn mark enable disable",
+}
+_ACTIONS = {word: kind for kind, words in _ACTION_TEXT.items() for word in words.split()}
+
+
+def action(text: str) -> str | None:
+    """The kind of action (create, delete, read, update) ``text``'s first word after a lead-in names,
+    or None."""
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word not in _LEAD_IN:
+            return _ACTIONS.get(word)
+    return None
+
+
+def name_actions(name: str) -> frozenset[str]:
+    """The kinds of action the words of a tool's name name (``delete_incoming_phone_number``: delete;
+    ``usergroups_users_update``: update; none for ``conversations_history``)."""
+    return frozenset(_ACTIONS[word] for word in _pieces(name) if word in _ACTIONS)
 
 
 def _synonym_table() -> dict[str, tuple[str, ...]]:
