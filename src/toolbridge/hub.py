@@ -368,6 +368,7 @@ class Hub:
         request_id: str,
         idempotency_key: str | None = None,
         claimed: bool = False,
+        defer_completion: bool = False,
     ) -> CallResult:
         """Call ``tool`` for ``principal`` as one step of a call it is making (a capability's provider, a
         pipeline's step): the scope that let it make that call covers ``tool``, its inbound rate limit
@@ -376,7 +377,9 @@ class Hub:
 
         ``claimed``: the caller claimed ``idempotency_key`` itself, in its own transaction
         (:meth:`IdempotencyStore.claim_in` with what :meth:`early_claim` gives); the outcome is stored
-        under it as if this call had claimed it."""
+        under it as if this call had claimed it. With ``defer_completion`` too, a success is not stored:
+        the caller writes :meth:`stored_result` with :meth:`IdempotencyStore.complete_in` in its own next
+        transaction (until then the key stays claimed; a failure is stored here as usual)."""
         step = Principal(principal.name, (Scope(tool, "write"),), principal.kind, principal.key_id)
         return await self._call(
             step,
@@ -388,7 +391,19 @@ class Hub:
             from_outbox=False,
             delegated=True,
             claimed=claimed and idempotency_key is not None,
+            deferred=claimed and defer_completion,
         )
+
+    @staticmethod
+    def stored_result(result: CallResult) -> dict[str, Any]:
+        """What a keyed call's success is stored as under its key (and replayed from)."""
+        stored = {
+            "value": result.value,
+            "text": result.text,
+            "truncated": result.truncated,
+            "size": result.size,
+        }
+        return {**stored, "queued": True} if result.queued else stored
 
     def early_claim(self, tool: str, arguments: Mapping[str, Any]) -> tuple[str, str] | None:
         """What a keyed call of ``tool`` claims its key with (the tool's catalog name, the arguments'
@@ -413,6 +428,7 @@ class Hub:
         from_outbox: bool,
         delegated: bool = False,
         claimed: bool = False,
+        deferred: bool = False,
     ) -> CallResult:
         if self._stack is None:
             raise RuntimeError("the hub is not running; use 'async with hub:' before calling tools")
@@ -433,7 +449,7 @@ class Hub:
             return await self._failed(call, exc)
         if result.replayed:
             return result  # recorded by _replay; the stored outcome stays as it was
-        if call.claimed:
+        if call.claimed and not deferred:  # deferred: the caller stores it with its own next write
             await self._finish_claim(principal, idempotency_key, result=result)
         await self._record(call.request_id, principal.id, tool, call.digest, result.duration_ms, None)
         return result
@@ -565,17 +581,7 @@ class Hub:
         error: ToolbridgeError | None = None,
     ) -> None:
         assert key is not None
-        stored = (
-            None
-            if result is None
-            else {
-                "value": result.value,
-                "text": result.text,
-                "truncated": result.truncated,
-                "size": result.size,
-                **({"queued": True} if result.queued else {}),
-            }
-        )
+        stored = None if result is None else self.stored_result(result)
         with anyio.CancelScope(shield=True):
             await self.idempotency.complete(principal.id, key, result=stored, error=error)
 

@@ -274,3 +274,50 @@ async def test_a_step_over_its_timeout_is_retried_when_safe_else_undone(
         with pytest.raises(ToolExecutionError, match=r"ended failed at step 01\.slow.*within 0\.2 s"):
             await hub.call(ME, "pipelines.timed", {"safe": False})
         assert list(ledger.live.values()) == ["kept"]  # the second run's "a" was undone
+
+
+async def test_a_step_whose_outcome_was_fenced_out_is_replayed_from_its_key_not_called_again(
+    database_url: str, ledger: Ledger
+) -> None:
+    """A step's key completion rides with the run's next write; when that write finds the lease taken
+    over, the worker stores the completion on its own, so the run's next owner replays the step's result
+    from its key instead of calling the tool again (and instead of waiting for its claim)."""
+    import sqlalchemy as sa
+
+    from toolbridge.pipelines._tables import pipeline_runs
+    from toolbridge.storage import idempotency_records
+
+    flow = Pipeline.build(
+        "stolen",
+        [
+            {"name": "grab", "tool": "svc.grab", "arguments": {}},
+            undoable("then", "after-${steps.grab.n}"),
+        ],
+    )
+    hub, service = make_hub(database_url, ledger, [flow])
+
+    @hub.tool(connector="svc", idempotent=True)
+    async def grab() -> dict[str, Any]:
+        ledger.calls.append("grab")
+        async with hub.database.transaction() as conn:  # another worker takes the run over meanwhile
+            await conn.execute(pipeline_runs.update().values(lease_token="another-worker"))
+        return {"n": len(ledger.calls)}
+
+    async with hub:
+        result = await hub.call(ME, "pipelines.stolen", {})
+        run_id = result.value["run_id"]
+        assert result.value["state"] == "running" and ledger.calls == ["grab"]
+        assert [(s.key, s.state) for s in await service.store.steps(run_id)] == [("00.grab", "running")]
+        async with hub.database.transaction() as conn:
+            stored = (
+                await conn.execute(
+                    sa.select(idempotency_records.c.state, idempotency_records.c.outcome).where(
+                        idempotency_records.c.key == f"pl-{run_id}-00.grab"
+                    )
+                )
+            ).one()
+            assert stored.state == "done" and stored.outcome["result"]["value"] == {"n": 1}
+            await conn.execute(pipeline_runs.update().values(lease_token=None, lease_until=None))
+        ended = await service.resume(run_id)
+    assert ended.state == "succeeded"
+    assert ledger.calls == ["grab", "create after-1"]  # replayed, not called again

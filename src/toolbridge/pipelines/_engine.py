@@ -9,8 +9,10 @@ resumed run repeats it. A step found ``done`` in the store is never called again
 the same key. A step's outcome is written with the run's next write (the next step's start, or the
 run's end: ``RunStore.note_done``), so a step costs the engine one transaction. When the step's tool is
 safe to repeat, that transaction also claims the step's idempotency key (``Hub.early_claim``), which the
-hub's call then does not claim again: a claim orphaned by a crash is taken over and the call repeated
-under the same key. Any other tool's call claims its key itself, as late as it can.
+hub's call then does not claim again — a claim left in flight by an earlier holder of the run's lease
+is taken over there, under the lease, and the call repeated under the same key — and the key's
+completion is written with the step's outcome, by the run's next write (one transaction per step in
+all). Any other tool's call claims and completes its key itself, its claim as late as it can.
 
 When a step fails for good — its error is not retryable, or not safe to repeat, or its retries are used
 up, or its output fails its check — the completed steps are undone in the reverse order of completion
@@ -46,7 +48,7 @@ from toolbridge.errors import (
     problem,
 )
 from toolbridge.pipelines._model import Pipeline, Step
-from toolbridge.pipelines._store import Claim, Run, RunStore, StepRecord
+from toolbridge.pipelines._store import Claim, Joined, Run, RunStore, StepRecord
 from toolbridge.policy import Principal
 from toolbridge.resilience._policy import RETRYABLE_STATUSES
 
@@ -111,11 +113,25 @@ class Engine:
             logger.warning("pipeline run %s: lease taken over by another worker; leaving it", run.id)
             return None
         finally:  # what is noted and not written is redone by the run's next owner (same keys)
-            self._store.forget_noted(run)
+            await self._release_keys(run, self._store.forget_noted(run))
+
+    async def _release_keys(self, run: Run, writes: list[Joined]) -> None:
+        """Complete the keys of calls whose outcome was noted but not written (the lease was lost), so
+        the run's next owner replays them instead of waiting for their claims (renewed while this
+        process lives)."""
+        if not writes:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                async with self._hub.database.transaction() as conn:
+                    for write in writes:
+                        await write(conn)
+            except StorageError as exc:  # the next owner takes the claims over under the run's lease
+                logger.warning("pipeline run %s: could not store its last calls' outcomes: %s", run.id, exc)
 
     async def _execute(self, run: Run) -> str:
         principal = await self._hub.agents.principal_for(run.principal)
-        records = [] if run.fresh else await self._store.steps(run.id)
+        records = list(run.steps) if run.steps is not None else await self._store.steps(run.id)
         ctx = _Ctx(run, principal, {r.key: r for r in records})
         if run.state == "compensating":
             return await self._unwind(ctx, run.error or {}, "cancelled" if run.cancel_requested else "failed")
@@ -197,12 +213,14 @@ class Engine:
     async def _run_tool(self, ctx: _Ctx, step: Step, key: str, scope: dict[str, Any], attempts: int) -> Any:
         assert step.tool is not None
         arguments = step.arguments.render(scope)
-        output, attempts = await self._call_step(ctx, step, key, arguments, attempts)
+        output, attempts, then = await self._call_step(ctx, step, key, arguments, attempts)
         compensation = None
         if step.compensate is not None:
             undo_args = step.compensate.arguments.render({**scope, "output": output})
             compensation = {"tool": step.compensate.tool, "arguments": undo_args}
-        self._store.note_done(ctx.run, key, output, compensation, tool=step.tool, attempts=attempts)
+        self._store.note_done(
+            ctx.run, key, output, compensation, tool=step.tool, attempts=attempts, then=then
+        )
         self._observe("noted", ctx.run, key)
         return output
 
@@ -212,8 +230,9 @@ class Engine:
 
     async def _call_step(
         self, ctx: _Ctx, step: Step, key: str, arguments: Any, attempts: int
-    ) -> tuple[Any, int]:
-        """Call the step's tool until it succeeds or fails for good: its output and the attempts made."""
+    ) -> tuple[Any, int, Joined | None]:
+        """Call the step's tool until it succeeds or fails for good: its output, the attempts made and
+        the completion of its key when that is left to the step's outcome's write."""
         assert step.tool is not None
         waits = 0
         while True:
@@ -224,7 +243,7 @@ class Engine:
                 raise _Cancelled()
             self._observe("started", ctx.run, key)
             try:
-                value = await self._call(
+                result = await self._call(
                     ctx, step.tool, arguments, key, step.timeout, claimed=started.claimed
                 )
             except ToolbridgeError as exc:
@@ -239,7 +258,7 @@ class Engine:
                 await self._sleep(delay)
                 continue
             self._observe("called", ctx.run, key)
-            return value, attempts
+            return result.value, attempts, self._completion(ctx, key, result) if started.claimed else None
 
     def _claim(self, ctx: _Ctx, tool: str, arguments: Any, key: str) -> Claim | None:
         """The step's idempotency key claimed in the transaction that records its start, when the tool
@@ -252,9 +271,16 @@ class Engine:
         idem, request_id = _idempotency_key(ctx.run, key), _request_id(ctx.run, key)
         return lambda conn: store.claim_in(conn, principal, idem, name, digest, request_id=request_id)
 
+    def _completion(self, ctx: _Ctx, key: str, result: Any) -> Joined:
+        """The step's key completed with ``result``, in the transaction that writes the step's outcome."""
+        store, principal = self._hub.idempotency, ctx.principal.id
+        idem, stored = _idempotency_key(ctx.run, key), self._hub.stored_result(result)
+        return lambda conn: store.complete_in(conn, principal, idem, result=stored)
+
     async def _call(
         self, ctx: _Ctx, tool: str, arguments: Any, key: str, limit: float | None, *, claimed: bool = False
     ) -> Any:
+        """The call's result (a claimed key's success is left for the caller to store: ``_completion``)."""
         idem = _idempotency_key(ctx.run, key)
         with anyio.move_on_after(limit if limit is not None else float("inf")) as scope:
             result = await self._hub.delegate(
@@ -264,10 +290,11 @@ class Engine:
                 idempotency_key=idem,
                 request_id=_request_id(ctx.run, key),
                 claimed=claimed,
+                defer_completion=claimed,
             )
             if result.queued:
                 raise UpstreamBusy(f"{tool!r} queued the call for later", tool=tool)
-            return result.value
+            return result
         assert scope.cancelled_caught
         with anyio.CancelScope(shield=True):
             await self._hub.idempotency.release(ctx.principal.id, idem)

@@ -22,7 +22,7 @@ from anyio.abc import TaskGroup
 from toolbridge.audit import args_digest, audit_entry
 from toolbridge.catalog import Tool, ToolAnnotations
 from toolbridge.connectors import Invocation
-from toolbridge.errors import ConfigurationError, NotFound, ToolExecutionError
+from toolbridge.errors import ConfigurationError, NotFound, StorageError, ToolExecutionError
 from toolbridge.pipelines._check import Lines, check_pipelines
 from toolbridge.pipelines._config import PipelineWorkerSettings
 from toolbridge.pipelines._engine import Engine, Observer
@@ -167,7 +167,11 @@ class PipelineService:
         if ended is not None and ended.run is not None:
             return ended.run  # as its last write stored it
         found = await self.store.get(run_id)
-        assert found is not None
+        if found is None:  # created here and stopped before its first write (the database failed)
+            raise StorageError(
+                f"pipeline run {run_id} could not be stored; none of its steps ran",
+                hint="the database may be down; start the run again",
+            )
         return found
 
     async def _poll_until_ended(self, run_id: str) -> None:

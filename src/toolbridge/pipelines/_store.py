@@ -9,9 +9,15 @@ under the token), so a worker whose lease was taken over can record nothing.
 A step's outcome may be *noted* (:meth:`RunStore.note_done`) rather than written at once: the run's next
 fenced write — the next step's start, a skip, the start of compensation or the run's end — writes it
 first, in the same transaction. Nothing the run does happens between the two, so the outcome is still
-stored before the next effect, and a step transaction costs one commit instead of two. A worker that
-dies before that write leaves the step ``running``: the resumed run calls it again under the same
-idempotency key and the hub replays the stored result.
+stored before the next effect, and a step transaction costs one commit instead of two. A write about
+something else may be joined to a note (the step's idempotency key completed with its result): it is
+made in that same transaction, after the note. A worker that dies before that write leaves the step
+``running``: the resumed run calls it again under the same idempotency key and the hub replays the
+stored result (or, when the key's completion was joined and lost with it, calls the tool again under
+the key: only tools safe to repeat have it joined).
+
+A run is claimed with its steps read in the same transaction, and ends with one statement that is also
+its fence (the run row updated under the lease token, returned).
 
 A run queued for the workers wakes them: on PostgreSQL its transaction sends ``NOTIFY`` on
 :data:`CHANNEL` and workers ``LISTEN`` (:meth:`RunStore.listening`); elsewhere they poll.
@@ -47,6 +53,9 @@ CHANNEL = "toolbridge_pipeline_runs"
 Claim = Callable[[AsyncConnection], Awaitable[bool]]
 """A write joined to a step's start (in its transaction): the step's idempotency key claimed."""
 
+Joined = Callable[[AsyncConnection], Awaitable[None]]
+"""A write joined to a noted step outcome (in the transaction that writes it): the key completed."""
+
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "needs_attention"})
 ACTIVE = frozenset({"queued", "running", "compensating"})
 
@@ -65,8 +74,9 @@ class Run:
     created_at: dt.datetime
     updated_at: dt.datetime
     lease_token: str | None = None
-    fresh: bool = False
-    """Created here under this lease a moment ago: it has no steps yet (nothing to read back)."""
+    steps: tuple[StepRecord, ...] | None = None
+    """Its steps as read with its claim (none when created here under this lease a moment ago); None:
+    not read."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,10 +127,12 @@ class RunStore:
         self._db = database
         self.lease = lease
         self._now = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._noted: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        self._noted: dict[tuple[str, str | None], list[_Note]] = {}
         """Step outcomes per run and lease token, written by the run's next fenced transaction under that
         lease (an execution that lost its lease never has its notes written under the next one)."""
         self._upsert = _upsert(postgresql if database.dialect == "postgresql" else sqlite)
+        self._creating: dict[tuple[str, str | None], dict[str, Any]] = {}
+        """Runs created leased here, by run and lease token: inserted by their first fenced write."""
 
     # -- runs ----------------------------------------------------------------------------------------
 
@@ -133,7 +145,8 @@ class RunStore:
         request_id: str,
         owner: str | None,
     ) -> Run:
-        """A new run, due now; with ``owner`` it is created already leased to that worker."""
+        """A new run, due now. With ``owner`` it is created leased to that worker and stored by its first
+        fenced write (its first step's start: one transaction less), before anything it does."""
         now = self._now()
         row = {
             "id": secrets.token_hex(8),
@@ -152,11 +165,13 @@ class RunStore:
             "created_at": now,
             "updated_at": now,
         }
+        if owner is not None:
+            self._creating[_lease_key(run := _run(row, steps=()))] = row
+            return run
         async with self._db.transaction() as conn:
             await conn.execute(runs.insert(), row)
-            if owner is None:
-                await self._notify(conn)
-        return _run(row, fresh=owner is not None)
+            await self._notify(conn)
+        return _run(row)
 
     async def _notify(self, conn: AsyncConnection) -> None:
         """Wake the workers listening (PostgreSQL: delivered when this transaction commits)."""
@@ -219,7 +234,7 @@ class RunStore:
         return [_run(r) for r in rows]
 
     async def steps(self, run_id: str) -> list[StepRecord]:
-        query = sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.started_at, steps.c.key)
+        query = _STEPS.where(steps.c.run_id == run_id)
         async with self._db.transaction() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_step(r) for r in rows]
@@ -259,9 +274,17 @@ class RunStore:
         )
         async with self._db.transaction() as conn:
             rows = (await conn.execute(claim)).mappings().all()
-        return sorted((_run(r) for r in rows), key=lambda r: (r.created_at, r.id))
+            found: dict[str, list[StepRecord]] = {r["id"]: [] for r in rows}
+            if found:  # read with the claim: one transaction less per run
+                query = _STEPS.where(steps.c.run_id.in_(list(found)))
+                for step in (await conn.execute(query)).mappings():
+                    found[step["run_id"]].append(_step(step))
+        claimed = (_run(r, steps=tuple(found[r["id"]])) for r in rows)
+        return sorted(claimed, key=lambda r: (r.created_at, r.id))
 
     async def renew(self, run: Run) -> bool:
+        if _lease_key(run) in self._creating:  # not stored yet: its row is written with its lease
+            return True
         now = self._now()
         async with self._db.transaction() as conn:
             result = await conn.execute(_mine(run).values(lease_until=now + self._lease()))
@@ -287,18 +310,16 @@ class RunStore:
     async def finish(
         self, run: Run, state: str, *, output: Any = None, error: Mapping[str, Any] | None = None
     ) -> Run:
-        """The run ends in ``state`` and its lease is given up; returns the run as stored."""
-        async with self._fenced(run) as conn:
-            values: dict[str, Any] = {
-                "state": state,
-                "lease_until": None,
-                "lease_token": None,
-                "output": output,
-            }
-            if error is not None:
-                values["error"] = dict(error)
-            row = (await conn.execute(_FINISH, {"b_id": run.id, **values})).mappings().one()
-        return _run(row)
+        """The run ends in ``state`` and its lease is given up; returns the run as stored. The statement
+        that ends it is the fence (the run row updated under the lease token)."""
+        values: dict[str, Any] = {"state": state, "lease_until": None, "lease_token": None, "output": output}
+        if error is not None:
+            values["error"] = dict(error)
+        fence = _Fence(self, run, None, end=values)
+        async with fence:
+            pass
+        assert fence.ended is not None
+        return _run(fence.ended)
 
     async def cancel(self, run_id: str, *, principal: str | None) -> Run | None:
         """Ask an active run to stop and undo what it did (its worker sees it at the next step)."""
@@ -362,22 +383,27 @@ class RunStore:
         *,
         tool: str,
         attempts: int,
+        then: Joined | None = None,
     ) -> None:
         """The effect's outcome — the output, and the call that undoes it (rendered now) — written by the
-        run's next fenced write, before anything else the run does (module docstring)."""
+        run's next fenced write, before anything else the run does (module docstring); ``then`` is made
+        in that transaction too, after it."""
         row = _step_row(key, tool, "done", attempts, self._now())
         row.update(output=output, compensation=dict(compensation) if compensation else None)
         row["finished_at"] = row["started_at"]
-        self._noted.setdefault(_lease_key(run), []).append(row)
+        self._noted.setdefault(_lease_key(run), []).append(_Note(row, then))
 
     async def flush(self, run: Run) -> None:
         """Write what was noted about ``run`` now (fenced like every write)."""
         async with self._fenced(run):
             pass
 
-    def forget_noted(self, run: Run) -> None:
-        """Drop what was noted about ``run`` and not written (its lease is gone; the next owner redoes it)."""
-        self._noted.pop(_lease_key(run), None)
+    def forget_noted(self, run: Run) -> list[Joined]:
+        """Drop what was noted about ``run`` and not written (its lease is gone; the next owner redoes it);
+        returns the writes joined to those notes, for the caller to make on their own. A run created here
+        and not stored yet is dropped too (nothing was done)."""
+        self._creating.pop(_lease_key(run), None)
+        return [n.then for n in self._noted.pop(_lease_key(run), []) if n.then is not None]
 
     async def step_state(
         self, run: Run, key: str, state: str, *, error: Mapping[str, Any] | None = None
@@ -405,16 +431,26 @@ class RunStore:
         return dt.timedelta(seconds=self.lease)
 
 
-class _Fence:
-    """A transaction that first touches the run row under the caller's lease token (LeaseLost if gone),
-    then writes the step outcomes noted for the run (numbered in the order they completed) and ``row``,
-    a step row of the caller's, in one statement."""
+class _Note(NamedTuple):
+    row: dict[str, Any]
+    then: Joined | None
 
-    def __init__(self, store: RunStore, run: Run, row: dict[str, Any] | None) -> None:
-        self._store, self._run, self._row = store, run, row
+
+class _Fence:
+    """A transaction that first touches the run row under the caller's lease token (LeaseLost if gone) —
+    or, with ``end``, ends the run with those values — then writes the step outcomes noted for the run
+    (numbered in the order they completed) and ``row``, a step row of the caller's, in one statement,
+    then the writes joined to the notes."""
+
+    def __init__(
+        self, store: RunStore, run: Run, row: dict[str, Any] | None, *, end: dict[str, Any] | None = None
+    ) -> None:
+        self._store, self._run, self._row, self._end = store, run, row, end
         self._tx: Any = None
-        self._noted: list[dict[str, Any]] = []
+        self._noted: list[_Note] = []
         self.cancel_requested = False
+        self.ended: sa.RowMapping | None = None
+        self._created: dict[str, Any] | None = None
 
     async def __aenter__(self) -> AsyncConnection:
         store, run = self._store, self._run
@@ -422,36 +458,61 @@ class _Fence:
         self._tx = store._db.transaction()
         conn: AsyncConnection = await self._tx.__aenter__()
         try:
-            touch = {"b_id": run.id, "b_token": run.lease_token, "b_now": store._now(), "b_add": len(noted)}
-            touched = (await conn.execute(_TOUCH, touch)).first()
-            if touched is None:
-                self._noted = []  # the next owner redoes those steps
-                raise LeaseLost(
-                    f"pipeline run {run.id} is held by another worker now",
-                    hint="nothing to do: the worker holding it goes on",
-                )
-            self.cancel_requested = bool(touched[0])
-            first = int(touched[1]) - len(noted) + 1
-            rows = [{**n, "run_id": run.id, "seq": first + i} for i, n in enumerate(noted)]
-            if self._row is not None:
-                rows.append({**self._row, "run_id": run.id})
-            if rows:
-                await conn.execute(store._upsert, rows)
+            await self._write(conn, noted)
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         return conn
 
+    async def _write(self, conn: AsyncConnection, noted: list[_Note]) -> None:
+        store, run = self._store, self._run
+        created = store._creating.pop(_lease_key(run), None)
+        if created is not None:
+            try:
+                await conn.execute(runs.insert(), created)
+            except BaseException:  # not stored: the run's next write tries again
+                store._creating[_lease_key(run)] = created
+                raise
+            self._created = created
+        touch = {"b_id": run.id, "b_token": run.lease_token, "b_now": store._now(), "b_add": len(noted)}
+        if self._end is None:
+            touched = (await conn.execute(_TOUCH, touch)).mappings().first()
+        else:
+            self.ended = touched = (await conn.execute(_END, {**touch, **self._end})).mappings().first()
+        if touched is None:  # the notes are kept, never to be written under this lease: the next owner
+            raise LeaseLost(  # redoes those steps; forget_noted gives their joined writes back
+                f"pipeline run {run.id} is held by another worker now",
+                hint="nothing to do: the worker holding it goes on",
+            )
+        self.cancel_requested = bool(touched["cancel_requested"])
+        first = int(touched["seq"]) - len(noted) + 1
+        rows = [{**n.row, "run_id": run.id, "seq": first + i} for i, n in enumerate(noted)]
+        if self._row is not None:
+            rows.append({**self._row, "run_id": run.id})
+        if rows:
+            await conn.execute(store._upsert, rows)
+        for note in noted:
+            if note.then is not None:
+                await note.then(conn)
+
     async def __aexit__(self, *exc_info: Any) -> None:
         tx, self._tx = self._tx, None
-        if exc_info[0] is not None and self._noted:  # not written: keep them for the run's next write
-            self._store._noted.setdefault(_lease_key(self._run), [])[:0] = self._noted
+        if exc_info[0] is not None:  # not written: keep them for the run's next write
+            self._keep()
         try:
             await tx.__aexit__(*exc_info)
         except BaseException:
-            if exc_info[0] is None and self._noted:  # the commit failed
-                self._store._noted.setdefault(_lease_key(self._run), [])[:0] = self._noted
+            if exc_info[0] is None:  # the commit failed
+                self._keep()
             raise
+
+    def _keep(self) -> None:
+        key = _lease_key(self._run)
+        if self._noted:
+            self._store._noted.setdefault(key, [])[:0] = self._noted
+        if self._created is not None:
+            self._store._creating[key] = self._created
+        self._noted, self._created = [], None
 
 
 _TOUCH = (
@@ -463,8 +524,16 @@ _TOUCH = (
 """The fence's first statement: the run row, touched under the lease token (one statement, compiled once)."""
 
 
-_FINISH = runs.update().where(runs.c.id == sa.bindparam("b_id")).returning(*runs.c)
-"""The run's end (after the fence): sets the columns its parameters name, built once."""
+_END = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("b_id"), runs.c.lease_token == sa.bindparam("b_token"))
+    .values(updated_at=sa.bindparam("b_now"), seq=runs.c.seq + sa.bindparam("b_add", type_=sa.Integer))
+    .returning(*runs.c)
+)
+"""The run's end, which is also its fence: sets the columns its other parameters name, built once."""
+
+_STEPS = sa.select(steps).order_by(steps.c.started_at, steps.c.key)
+"""A run's steps in the order they started (``where`` added)."""
 
 
 def _upsert(dialect: Any) -> Any:
@@ -509,7 +578,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _run(row: Mapping[str, Any] | sa.RowMapping, *, fresh: bool = False) -> Run:
+def _run(row: Mapping[str, Any] | sa.RowMapping, *, steps: tuple[StepRecord, ...] | None = None) -> Run:
     return Run(
         id=row["id"],
         pipeline=row["pipeline"],
@@ -523,7 +592,7 @@ def _run(row: Mapping[str, Any] | sa.RowMapping, *, fresh: bool = False) -> Run:
         created_at=_aware(row["created_at"]),
         updated_at=_aware(row["updated_at"]),
         lease_token=row.get("lease_token"),
-        fresh=fresh,
+        steps=steps,
     )
 
 

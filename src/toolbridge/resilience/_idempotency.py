@@ -150,11 +150,21 @@ class IdempotencyStore:
         self, conn: AsyncConnection, principal: str, key: str, tool: str, digest: str, *, request_id: str
     ) -> bool:
         """Claim ``key`` inside the caller's transaction ``conn``, so the claim commits with the caller's
-        own writes (a pipeline step's start): True when claimed here. False when a record exists: the call
-        then goes through :meth:`claim` as usual (replay, 409, take-over, or a new claim if it expired)."""
+        own writes (a pipeline step's start): True when claimed here — a new claim, or one still in flight
+        for the same call taken over, whatever its lease: the caller holds what makes it the key's only
+        user (a pipeline run's lease, checked in the same transaction), so that claim is left by an earlier
+        holder that stopped. False when the key is finished or names another call: the call then goes
+        through :meth:`claim` as usual (replay, 422, or a new claim if it expired)."""
         statement = _CLAIM_IN[self._db.dialect == "postgresql"]
         row = self._row(principal, key, tool, digest, request_id)
         return (await conn.execute(statement, row)).first() is not None
+
+    async def complete_in(
+        self, conn: AsyncConnection, principal: str, key: str, *, result: Mapping[str, Any]
+    ) -> None:
+        """Store a successful outcome inside the caller's transaction ``conn`` (a pipeline step's result,
+        written with the step's own record): it commits, or is rolled back, with the caller's writes."""
+        await conn.execute(_COMPLETE, _completion(principal, key, {"result": dict(result)}))
 
     def _row(self, principal: str, key: str, tool: str, digest: str, request_id: str) -> dict[str, Any]:
         now = self._now()
@@ -245,9 +255,8 @@ class IdempotencyStore:
         error: ToolbridgeError | None = None,
     ) -> None:
         outcome = {"error": problem(error)} if error is not None else {"result": dict(result or {})}
-        values = {"b_principal": principal, "b_key": key, "state": "done", "outcome": outcome}
         async with self._db.transaction() as conn:
-            await conn.execute(_COMPLETE, {**values, "lease_until": None})
+            await conn.execute(_COMPLETE, _completion(principal, key, outcome))
 
     async def release(self, principal: str, key: str) -> None:
         """Forget a claim whose call never reached the upstream (refused before invoking)."""
@@ -273,10 +282,19 @@ class IdempotencyStore:
 
 
 def _claim_in(dialect: Any) -> Any:
-    insert = dialect.insert(_records).on_conflict_do_nothing(
-        index_elements=[_records.c.principal, _records.c.key]
+    """A new claim, or the take-over of one in flight for the same call (tool and arguments)."""
+    insert = dialect.insert(_records)
+    same_call = sa.and_(
+        _records.c.state == "in_flight",
+        _records.c.tool == insert.excluded.tool,
+        _records.c.request_digest == insert.excluded.request_digest,
     )
-    return insert.returning(_records.c.key)
+    taken = ("owner", "lease_until", "request_id")
+    return insert.on_conflict_do_update(
+        index_elements=[_records.c.principal, _records.c.key],
+        set_={name: insert.excluded[name] for name in taken},
+        where=same_call,
+    ).returning(_records.c.key)
 
 
 _CLAIM_IN = {False: _claim_in(sqlite), True: _claim_in(postgresql)}
@@ -285,6 +303,10 @@ _COMPLETE = _records.update().where(
     _records.c.principal == sa.bindparam("b_principal"), _records.c.key == sa.bindparam("b_key")
 )
 """:meth:`IdempotencyStore.complete`'s update, built once: it sets the columns its parameters name."""
+
+
+def _completion(principal: str, key: str, outcome: Mapping[str, Any]) -> dict[str, Any]:
+    return {"b_principal": principal, "b_key": key, "state": "done", "outcome": outcome, "lease_until": None}
 
 
 def _where(principal: str, key: str) -> sa.ColumnElement[bool]:
