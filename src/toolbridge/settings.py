@@ -56,6 +56,10 @@ class ServerSettings(_Model):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     database: str = DEFAULT_DATABASE
     """SQLAlchemy URL: SQLite file (default) or ``postgresql://user@host/db``."""
+    database_pool: Annotated[int, Field(ge=1, le=1000)] = 20
+    """PostgreSQL: connections this process keeps open for reuse (as many again in a burst). Raise it to
+    the number of calls and pipeline runs a process has in flight at once; mind the server's
+    ``max_connections`` across replicas."""
     max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
     allowed_origins: list[str] = []
     """Browser origins allowed to call /mcp besides loopback ones."""

@@ -28,7 +28,7 @@ __all__ = ["build_hub"]
 
 def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
     _check_scopes(settings)
-    database = Database(settings.server.database)
+    database = Database(settings.server.database, pool_size=settings.server.database_pool)
     audit = AuditLog(database)
     log = event_log(settings, database)
     # the event service exists before the parts that report to it (breakers, credentials); it reads the

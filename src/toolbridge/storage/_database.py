@@ -42,6 +42,11 @@ _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x7B_1D_6E  # advisory lock id for PostgreSQL migrations
 SCHEMA_HEAD = "0013"
 """The newest migration's revision (a test keeps it equal to the migrations' head)."""
+POOL_SIZE = 20
+"""PostgreSQL connections a process keeps open for reuse, by default (``server.database_pool``): a
+connection opened beyond them is closed when given back, and opening one costs the server a process
+(a fork, a cold catalog cache, statements prepared again). SQLAlchemy's default of 5 made a pipeline
+worker running 32 runs open and close connections continuously: half of PostgreSQL's CPU."""
 FRESH_FOR = 0.5
 """Seconds a pooled PostgreSQL connection may sit idle and still be used without a liveness check."""
 
@@ -49,12 +54,16 @@ FRESH_FOR = 0.5
 class Database:
     """Owns the engine. Use as ``async with Database(url) as db``; the schema is migrated on entry."""
 
-    def __init__(self, url: str = MEMORY_URL, *, echo: bool = False) -> None:
+    def __init__(self, url: str = MEMORY_URL, *, echo: bool = False, pool_size: int = POOL_SIZE) -> None:
         self.url = _normalize(url)
+        self.pool_size = pool_size
+        """PostgreSQL: connections kept open for reuse (as many again may be opened in a burst, and closed
+        when given back)."""
         self.dialect = sa.make_url(self.url).get_backend_name()
         """``sqlite`` or ``postgresql``."""
         self._echo = echo
         self._engine: AsyncEngine | None = None
+        self._autocommitting: AsyncEngine | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.turns: Turns | None = None
         """SQLite: this process's transactions take turns (module docstring); made on open."""
@@ -72,7 +81,8 @@ class Database:
             # audit writer and callers use separate connections concurrently.
             self._scratch = tempfile.TemporaryDirectory(prefix="toolbridge-")
             url = f"sqlite+aiosqlite:///{self._scratch.name}/toolbridge.db"
-        self._engine = _create_engine(url, echo=self._echo)
+        self._engine = _create_engine(url, echo=self._echo, pool_size=self.pool_size)
+        self._autocommitting = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self.turns = Turns() if self.dialect == "sqlite" else None
         try:
             await self.migrate()
@@ -84,7 +94,7 @@ class Database:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._engine is not None:
             await self._engine.dispose()
-            self._engine = None
+            self._engine = self._autocommitting = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -135,6 +145,26 @@ class Database:
         finally:
             turns.leave(mark)
             turns.give_back(token)
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection on which each statement commits on its own, with no ``BEGIN``/``COMMIT``
+        round trips around it (PostgreSQL: for a write that is one statement); database errors become
+        :class:`StorageError`. On SQLite it is :meth:`transaction` (its statements commit together)."""
+        if self.dialect == "sqlite":
+            async with self.transaction() as conn:
+                yield conn
+            return
+        if self._autocommitting is None:
+            raise RuntimeError("the database is not open; use 'async with Database(...)'")
+        try:
+            async with self._autocommitting.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(
+                f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+                hint="the database may be down; retry shortly",
+            ) from exc
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
@@ -229,9 +259,9 @@ def _is_memory(url: str) -> bool:
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
-def _create_engine(url: str, *, echo: bool) -> AsyncEngine:
+def _create_engine(url: str, *, echo: bool, pool_size: int) -> AsyncEngine:
     if sa.make_url(url).get_backend_name() != "sqlite":
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
         event.listen(engine.sync_engine, "connect", _idle_since)
         event.listen(engine.sync_engine, "checkin", _idle_since)
         event.listen(engine.sync_engine, "checkout", _alive)
