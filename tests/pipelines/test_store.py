@@ -67,7 +67,7 @@ async def test_a_key_claimed_with_a_step_start_is_stored_with_it_and_only_with_i
         store, keys = RunStore(db, lease=30, clock=clock), IdempotencyStore(db)
 
         def claim(key: str, digest: str = "d") -> Any:
-            return lambda conn: keys.claim_in(conn, "local:op", key, "svc.a", digest, request_id="r")
+            return keys.joined_claim("local:op", key, "svc.a", digest, request_id="r")
 
         run = await store.create("p", "local:op", {}, request_id="r", owner="worker-a")
         assert await store.step_started(run, "00.a", "svc.a", attempts=1, claim=claim("k1")) == Started(
@@ -106,10 +106,10 @@ async def test_a_key_completion_joined_to_a_step_outcome_commits_with_it_and_onl
         store, keys = RunStore(db, lease=30, clock=clock), IdempotencyStore(db)
 
         def claim(key: str) -> Any:
-            return lambda conn: keys.claim_in(conn, "local:op", key, "svc.a", "d", request_id="r")
+            return keys.joined_claim("local:op", key, "svc.a", "d", request_id="r")
 
         def complete(key: str, value: int) -> Any:
-            return lambda conn: keys.complete_in(conn, "local:op", key, result={"value": value})
+            return keys.joined_completion("local:op", key, result={"value": value})
 
         run = await store.create("p", "local:op", {}, request_id="r", owner="worker-a")
         await store.step_started(run, "00.a", "svc.a", attempts=1, claim=claim("k1"))

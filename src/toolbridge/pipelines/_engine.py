@@ -50,6 +50,7 @@ from toolbridge.errors import (
 from toolbridge.pipelines._model import Pipeline, Step
 from toolbridge.pipelines._store import Claim, Joined, Run, RunStore, StepRecord
 from toolbridge.policy import Principal
+from toolbridge.resilience._idempotency import IdempotencyStore
 from toolbridge.resilience._policy import RETRYABLE_STATUSES
 
 __all__ = ["Engine", "Observer"]
@@ -267,15 +268,14 @@ class Engine:
         if early is None:
             return None
         name, digest = early
-        store, principal = self._hub.idempotency, ctx.principal.id
         idem, request_id = _idempotency_key(ctx.run, key), _request_id(ctx.run, key)
-        return lambda conn: store.claim_in(conn, principal, idem, name, digest, request_id=request_id)
+        keys: IdempotencyStore = self._hub.idempotency
+        return keys.joined_claim(ctx.principal.id, idem, name, digest, request_id=request_id)
 
     def _completion(self, ctx: _Ctx, key: str, result: Any) -> Joined:
         """The step's key completed with ``result``, in the transaction that writes the step's outcome."""
-        store, principal = self._hub.idempotency, ctx.principal.id
         idem, stored = _idempotency_key(ctx.run, key), self._hub.stored_result(result)
-        return lambda conn: store.complete_in(conn, principal, idem, result=stored)
+        return IdempotencyStore.joined_completion(ctx.principal.id, idem, result=stored)
 
     async def _call(
         self, ctx: _Ctx, tool: str, arguments: Any, key: str, limit: float | None, *, claimed: bool = False

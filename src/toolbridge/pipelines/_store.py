@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -41,8 +41,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge.errors import LeaseLost, StorageError
+from toolbridge.pipelines import _pg
 from toolbridge.pipelines._tables import pipeline_runs as runs
 from toolbridge.pipelines._tables import pipeline_steps as steps
+from toolbridge.resilience._idempotency import JoinedClaim, JoinedCompletion
 from toolbridge.storage import Database
 
 __all__ = ["ACTIVE", "CHANNEL", "TERMINAL", "Claim", "Run", "RunStore", "Started", "StepRecord"]
@@ -50,10 +52,10 @@ __all__ = ["ACTIVE", "CHANNEL", "TERMINAL", "Claim", "Run", "RunStore", "Started
 CHANNEL = "toolbridge_pipeline_runs"
 """The PostgreSQL notification channel on which a queued run wakes the workers."""
 
-Claim = Callable[[AsyncConnection], Awaitable[bool]]
+Claim = JoinedClaim
 """A write joined to a step's start (in its transaction): the step's idempotency key claimed."""
 
-Joined = Callable[[AsyncConnection], Awaitable[None]]
+Joined = JoinedCompletion
 """A write joined to a noted step outcome (in the transaction that writes it): the key completed."""
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "needs_attention"})
@@ -132,6 +134,8 @@ class RunStore:
         lease (an execution that lost its lease never has its notes written under the next one)."""
         self._upsert = _upsert(postgresql if database.dialect == "postgresql" else sqlite)
         self._creating: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._batcher = _pg.Batcher(database, timeout=lease) if database.dialect == "postgresql" else None
+        """PostgreSQL: fenced writes of this process's runs sent together, one statement each batch."""
         """Runs created leased here, by run and lease token: inserted by their first fenced write."""
 
     # -- runs ----------------------------------------------------------------------------------------
@@ -315,11 +319,8 @@ class RunStore:
         values: dict[str, Any] = {"state": state, "lease_until": None, "lease_token": None, "output": output}
         if error is not None:
             values["error"] = dict(error)
-        fence = _Fence(self, run, None, end=values)
-        async with fence:
-            pass
-        assert fence.ended is not None
-        return _run(fence.ended)
+        ended, _ = await self._write(run, None, end=values)
+        return _run(ended)
 
     async def cancel(self, run_id: str, *, principal: str | None) -> Run | None:
         """Ask an active run to stop and undo what it did (its worker sees it at the next step)."""
@@ -367,12 +368,8 @@ class RunStore:
         runs in the same transaction (the step's idempotency key claimed with its start: one commit for
         both), unless a cancel was asked for (then the step is not called)."""
         row = _step_row(key, tool, "running", attempts, self._now())
-        fence = self._fenced(run, row)
-        claimed = False
-        async with fence as conn:
-            if claim is not None and not fence.cancel_requested:
-                claimed = await claim(conn)
-        return Started(fence.cancel_requested, claimed)
+        touched, claimed = await self._write(run, row, claim=claim)
+        return Started(bool(touched["cancel_requested"]), claimed)
 
     def note_done(
         self,
@@ -395,8 +392,7 @@ class RunStore:
 
     async def flush(self, run: Run) -> None:
         """Write what was noted about ``run`` now (fenced like every write)."""
-        async with self._fenced(run):
-            pass
+        await self._write(run, None)
 
     def forget_noted(self, run: Run) -> list[Joined]:
         """Drop what was noted about ``run`` and not written (its lease is gone; the next owner redoes it);
@@ -419,13 +415,53 @@ class RunStore:
     async def step_skipped(self, run: Run, key: str, tool: str) -> None:
         row = _step_row(key, tool, "skipped", 0, self._now())
         row["finished_at"] = row["started_at"]
-        async with self._fenced(run, row):
-            pass
+        await self._write(run, row)
 
     # -- fencing -------------------------------------------------------------------------------------
 
     def _fenced(self, run: Run, row: dict[str, Any] | None = None) -> _Fence:
         return _Fence(self, run, row)
+
+    async def _write(
+        self,
+        run: Run,
+        row: dict[str, Any] | None,
+        *,
+        claim: Claim | None = None,
+        end: dict[str, Any] | None = None,
+    ) -> tuple[sa.RowMapping, bool]:
+        """A fenced write with nothing else in it: the run as touched (``cancel_requested``, ``seq``; with
+        ``end``, the whole run as stored) and whether ``claim`` was made (not when a cancel was asked
+        for). On PostgreSQL one statement, shared with other runs' writes (``_pg.py``), unless the run is
+        still to be inserted."""
+        key = _lease_key(run)
+        noted = self._noted.get(key, [])
+        if self._batcher is None or key in self._creating or not _pg.fits([n.then for n in noted], claim):
+            fence = _Fence(self, run, row, end=end)
+            async with fence as conn:
+                claimed = claim is not None and not fence.cancel_requested and await claim(conn)
+            assert fence.touched is not None
+            return fence.touched, claimed
+        self._noted.pop(key, None)
+        write = _pg.Write(
+            run.id,
+            run.lease_token,
+            self._now(),
+            noted=[n.row for n in noted],
+            row=row,
+            completions=[n.then for n in noted if n.then is not None],
+            claim=claim,
+            end=end,
+        )
+        try:
+            touched = await self._batcher.write(write)
+        except BaseException:  # not written, or not known to be: kept for the run's next write
+            self._noted.setdefault(key, [])[:0] = noted
+            raise
+        if touched is None:
+            self._noted.setdefault(key, [])[:0] = noted
+            raise _lost(run)
+        return touched, bool(end is None and touched["claimed"])
 
     def _lease(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.lease)
@@ -449,7 +485,8 @@ class _Fence:
         self._tx: Any = None
         self._noted: list[_Note] = []
         self.cancel_requested = False
-        self.ended: sa.RowMapping | None = None
+        self.touched: sa.RowMapping | None = None
+        """The run row as the fence's first statement returned it (with ``end``: the whole row)."""
         self._created: dict[str, Any] | None = None
 
     async def __aenter__(self) -> AsyncConnection:
@@ -478,12 +515,10 @@ class _Fence:
         if self._end is None:
             touched = (await conn.execute(_TOUCH, touch)).mappings().first()
         else:
-            self.ended = touched = (await conn.execute(_END, {**touch, **self._end})).mappings().first()
+            touched = (await conn.execute(_END, {**touch, **self._end})).mappings().first()
         if touched is None:  # the notes are kept, never to be written under this lease: the next owner
-            raise LeaseLost(  # redoes those steps; forget_noted gives their joined writes back
-                f"pipeline run {run.id} is held by another worker now",
-                hint="nothing to do: the worker holding it goes on",
-            )
+            raise _lost(run)  # redoes those steps; forget_noted gives their joined writes back
+        self.touched = touched
         self.cancel_requested = bool(touched["cancel_requested"])
         first = int(touched["seq"]) - len(noted) + 1
         rows = [{**n.row, "run_id": run.id, "seq": first + i} for i, n in enumerate(noted)]
@@ -560,6 +595,13 @@ def _step_row(key: str, tool: str, state: str, attempts: int, now: dt.datetime) 
         "started_at": now,
         "finished_at": None,
     }
+
+
+def _lost(run: Run) -> LeaseLost:
+    return LeaseLost(
+        f"pipeline run {run.id} is held by another worker now",
+        hint="nothing to do: the worker holding it goes on",
+    )
 
 
 def _lease_key(run: Run) -> tuple[str, str | None]:

@@ -43,7 +43,7 @@ from toolbridge.errors import (
 )
 from toolbridge.storage import Database, idempotency_records
 
-__all__ = ["MAX_KEY_LENGTH", "IdempotencyStore", "Replay", "check_key"]
+__all__ = ["MAX_KEY_LENGTH", "IdempotencyStore", "JoinedClaim", "JoinedCompletion", "Replay", "check_key"]
 
 logger = logging.getLogger("toolbridge.resilience")
 _records = idempotency_records
@@ -61,6 +61,36 @@ def check_key(key: str) -> str:
             hint="use a UUID or another unique token per logical operation",
         )
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedClaim:
+    """A claim of a key made inside the caller's transaction, so it commits with the caller's own writes
+    (a pipeline step's start). Called with the connection: True when claimed there — a new claim, or one
+    still in flight for the same call taken over, whatever its lease: the caller holds what makes it the
+    key's only user (a pipeline run's lease, checked in the same transaction), so that claim was left by
+    an earlier holder that stopped. False when the key is finished or names another call: the call then
+    goes through :meth:`IdempotencyStore.claim` as usual (replay, 422, or a new claim if it expired).
+    ``row`` is the record as claimed (a caller may fold it into a statement of its own)."""
+
+    row: Mapping[str, Any]
+
+    async def __call__(self, conn: AsyncConnection) -> bool:
+        statement = _CLAIM_IN[conn.dialect.name == "postgresql"]
+        return (await conn.execute(statement, dict(self.row))).first() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedCompletion:
+    """A successful outcome stored inside the caller's transaction (a pipeline step's result, written with
+    the step's own record): it commits, or is rolled back, with the caller's writes."""
+
+    principal: str
+    key: str
+    outcome: Mapping[str, Any]
+
+    async def __call__(self, conn: AsyncConnection) -> None:
+        await conn.execute(_COMPLETE, _completion(self.principal, self.key, self.outcome))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,25 +176,28 @@ class IdempotencyStore:
                 raise
         return await self._existing(row, resumable)
 
+    def joined_claim(
+        self, principal: str, key: str, tool: str, digest: str, *, request_id: str
+    ) -> JoinedClaim:
+        """A claim of ``key`` to be made inside a caller's transaction (:class:`JoinedClaim`)."""
+        return JoinedClaim(self._row(principal, key, tool, digest, request_id))
+
+    @staticmethod
+    def joined_completion(principal: str, key: str, *, result: Mapping[str, Any]) -> JoinedCompletion:
+        """A successful outcome to be stored inside a caller's transaction (:class:`JoinedCompletion`)."""
+        return JoinedCompletion(principal, key, {"result": dict(result)})
+
     async def claim_in(
         self, conn: AsyncConnection, principal: str, key: str, tool: str, digest: str, *, request_id: str
     ) -> bool:
-        """Claim ``key`` inside the caller's transaction ``conn``, so the claim commits with the caller's
-        own writes (a pipeline step's start): True when claimed here — a new claim, or one still in flight
-        for the same call taken over, whatever its lease: the caller holds what makes it the key's only
-        user (a pipeline run's lease, checked in the same transaction), so that claim is left by an earlier
-        holder that stopped. False when the key is finished or names another call: the call then goes
-        through :meth:`claim` as usual (replay, 422, or a new claim if it expired)."""
-        statement = _CLAIM_IN[self._db.dialect == "postgresql"]
-        row = self._row(principal, key, tool, digest, request_id)
-        return (await conn.execute(statement, row)).first() is not None
+        """:meth:`joined_claim` made now, in ``conn``'s transaction."""
+        return await self.joined_claim(principal, key, tool, digest, request_id=request_id)(conn)
 
     async def complete_in(
         self, conn: AsyncConnection, principal: str, key: str, *, result: Mapping[str, Any]
     ) -> None:
-        """Store a successful outcome inside the caller's transaction ``conn`` (a pipeline step's result,
-        written with the step's own record): it commits, or is rolled back, with the caller's writes."""
-        await conn.execute(_COMPLETE, _completion(principal, key, {"result": dict(result)}))
+        """:meth:`joined_completion` made now, in ``conn``'s transaction."""
+        await self.joined_completion(principal, key, result=result)(conn)
 
     def _row(self, principal: str, key: str, tool: str, digest: str, request_id: str) -> dict[str, Any]:
         now = self._now()
