@@ -103,3 +103,22 @@ def test_the_help_lines_of_commands_imported_on_use_are_their_own() -> None:
         command = _load(name)
         assert command.get_short_help_str(limit=200) == line, name
         assert group.get_command(Context(group), name) is not None
+
+
+def test_a_hub_with_no_mcp_upstream_does_not_load_the_mcp_sdk(config: Path) -> None:
+    """A worker or a REST-only server opens a hub: the MCP SDK (about a second to import) is loaded only
+    for an MCP upstream, an MCP surface or an MCP authorization discovery."""
+    code = (
+        "import anyio, json, sys\nfrom toolbridge import Hub\n"
+        "async def main():\n    async with Hub.from_file(sys.argv[1]):\n        pass\n"
+        "anyio.run(main)\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(config)],
+        capture_output=True,
+        text=True,
+        cwd=config.parent,
+        timeout=patience(300),
+        check=True,
+    )
+    assert "mcp" not in json.loads(done.stdout.strip().splitlines()[-1])

@@ -24,19 +24,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx2
 import pydantic
-from mcp.client.auth.utils import build_protected_resource_metadata_discovery_urls, get_client_metadata_scopes
-from mcp.shared.auth import ProtectedResourceMetadata
-from mcp.shared.auth_utils import check_resource_allowed
 
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._providers import ProviderDef
 from toolbridge.errors import BadRequest, ConfigurationError, UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from mcp.shared.auth import ProtectedResourceMetadata
 
 __all__ = [
     "OAUTH_GUARD",
@@ -139,6 +139,12 @@ async def discover_mcp_authorization(
     """Read the protected resource metadata of ``upstream_url`` (from its 401 challenge, else the
     well-known locations) and check it names this upstream and a safe authorization server (``guard``
     and ``resolver`` check the server's address: see :func:`check_remote`)."""
+    # the MCP SDK (~1 s to import) only when an upstream is discovered: every hub imports this module
+    from mcp.client.auth.utils import (
+        build_protected_resource_metadata_discovery_urls,
+        get_client_metadata_scopes,
+    )
+
     require_safe(upstream_url, "the MCP upstream")
     params = challenge_params(www_authenticate or "")
     candidates = build_protected_resource_metadata_discovery_urls(
@@ -163,6 +169,9 @@ async def discover_mcp_authorization(
 
 
 def _parse(doc: dict[str, Any], upstream_url: str, url: str) -> ProtectedResourceMetadata:
+    from mcp.shared.auth import ProtectedResourceMetadata
+    from mcp.shared.auth_utils import check_resource_allowed
+
     try:
         metadata = ProtectedResourceMetadata.model_validate(doc)
     except pydantic.ValidationError as exc:

@@ -35,9 +35,6 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx2
-from mcp.client.auth import OAuthRegistrationError
-from mcp.client.auth.utils import handle_registration_response
-from mcp.shared.auth import OAuthClientMetadata
 from pydantic import AnyUrl
 
 from toolbridge.credentials._config import AuthConfig
@@ -297,6 +294,11 @@ async def register_client(
 ) -> Registration:
     """RFC 7591: register a public client for the authorization-code flow with PKCE (the request and the
     answer are the MCP SDK's models: ``OAuthClientMetadata``, ``OAuthClientInformationFull``)."""
+    # the MCP SDK (~1 s to import) only when a client registers: every hub imports this module
+    from mcp.client.auth import OAuthRegistrationError
+    from mcp.client.auth.utils import handle_registration_response
+    from mcp.shared.auth import OAuthClientMetadata
+
     wanted = OAuthClientMetadata(
         client_name="toolbridge",
         redirect_uris=[AnyUrl(redirect_uri)],
