@@ -35,9 +35,9 @@ from yarl import URL
 from _load import _CLIENT_INFO, HANDSHAKE
 from _procs import free_port, running
 from mcp_proxy import EVERYTHING, NODE, PRELOAD
+from toolbridge.connectors._fastpath import FastTransport
 from toolbridge.connectors.mcp._client import upstream_client
 from toolbridge.connectors.mcp._config import HttpServer
-from toolbridge.connectors.mcp._fastpath import FastTransport
 from toolbridge.connectors.mcp._http import HttpChannel
 
 HEADERS = {"mcp-protocol-version": HANDSHAKE}
@@ -56,7 +56,13 @@ class _Opens:
     the request built as an ``httpx2.Request`` and handed to it."""
 
     async def open(
-        self, method: str, url: httpx2.URL, headers: list[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        url: httpx2.URL,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        replayable: bool | None = None,
     ) -> httpx2.Response:
         request = httpx2.Request(method, url, headers=headers, content=body or None)
         return await self.handle_async_request(request)  # type: ignore[attr-defined, no-any-return]
@@ -101,7 +107,13 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
 
     async def open(
-        self, method: str, url: httpx2.URL, headers: list[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        url: httpx2.URL,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        replayable: bool | None = None,
     ) -> _AiohttpAnswer:
         if self._session is None:
             self._session = aiohttp.ClientSession(
