@@ -102,8 +102,29 @@ async def raw_streams(url: str, port: int) -> AsyncIterator[Call]:
         writer.close()
 
 
+@asynccontextmanager
+async def fast_path(url: str, port: int) -> AsyncIterator[Call]:
+    from toolbridge.connectors._fastpath import FastTransport
+
+    target = httpx2.URL(url)
+    headers = [("host", f"127.0.0.1:{port}"), ("accept", "application/json")]
+    transport = FastTransport()
+    try:
+
+        async def call() -> None:
+            answer = await transport.open("GET", target, headers, b"")
+            async for _ in answer.aiter_bytes():
+                pass
+            await answer.aclose()
+
+        yield call
+    finally:
+        await transport.aclose()
+
+
 CLIENTS: dict[str, Client] = {
     "hand-written on asyncio streams (floor)": raw_streams,
+    "toolbridge's HTTP/1.1 (MCP fast path)": fast_path,
     "aiohttp ClientSession": aiohttp_session,
     "httpcore2 AsyncConnectionPool": httpcore2_pool,
     "httpx2 AsyncHTTPTransport": httpx2_transport,

@@ -1,4 +1,5 @@
-"""The fast path of the MCP channel: HTTP/1.1 written and read here, as an httpx2 transport.
+"""toolbridge's own HTTP/1.1 client: the MCP channel's fast path (also as an httpx2 transport), and the
+OpenAPI connector's wire on asyncio (``connectors/openapi/_wire.py``'s ``FastWire``).
 
 Requests to an HTTP upstream go by this transport unless the connector names a ``proxy`` (then httpx2's
 client, over httpcore, carries them) or sets ``fast_path: false``. It exists because the MCP proxy
@@ -39,6 +40,8 @@ import anyio
 import anyio.abc
 import httpx2
 
+from toolbridge.connectors._tcp import connect
+
 __all__ = ["IDLE_TIMEOUT", "FastAnswer", "FastTransport"]
 
 _READ = 65536
@@ -78,8 +81,13 @@ class FastTransport(httpx2.AsyncBaseTransport):
         max_idle: int = _MAX_IDLE,
         idle_timeout: float = IDLE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        connect_timeout: float = _CONNECT_TIMEOUT,
+        read_timeout: float | None = None,
     ) -> None:
         self._ssl = ssl_context
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        """Seconds a read may wait for bytes (``TimeoutError``); None: as long as the caller's deadline."""
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
         self._clock = clock
@@ -110,14 +118,16 @@ class FastTransport(httpx2.AsyncBaseTransport):
         request: httpx2.Request | None = None,
         *,
         replayable: bool | None = None,
+        target: str | None = None,
     ) -> FastAnswer:
         """Send one request (``headers`` as they go out, ``Host`` and ``Content-Length`` included) and
         return its answer once the head has arrived, without httpx2's request and response objects (the
-        channel's own use); failures as httpx2's exceptions. ``replayable``: whether the request may be
-        sent twice (default: by its method)."""
+        channel's own use); failures as httpx2's exceptions, a read timeout as ``TimeoutError``.
+        ``replayable``: whether the request may be sent twice (default: by its method); ``target``: the
+        request target when it is not ``url``'s path (a query)."""
         try:
             where, path = self._origin_and_path(url)
-            data = _request(method, path, headers) + body
+            data = _request(method, target or path, headers) + body
         except ValueError as exc:
             raise httpx2.LocalProtocolError(str(exc), request=request) from exc
         conn = await self._idle_connection(where)
@@ -181,17 +191,12 @@ class FastTransport(httpx2.AsyncBaseTransport):
     async def _connect(self, where: Origin, request: httpx2.Request | None) -> _Connection:
         scheme, host, port = where
         try:
-            with anyio.fail_after(_CONNECT_TIMEOUT):
-                if scheme == "https":
-                    context = self._ssl or ssl.create_default_context()
-                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(
-                        host, port, tls=True, ssl_context=context
-                    )
-                else:
-                    stream = await anyio.connect_tcp(host, port)
+            with anyio.fail_after(self._connect_timeout):
+                context = (self._ssl or ssl.create_default_context()) if scheme == "https" else None
+                stream = await connect(host, port, context, read_timeout=self._read_timeout)
         except TimeoutError as exc:
             raise httpx2.ConnectTimeout(
-                f"no connection within {_CONNECT_TIMEOUT:g} s", request=request
+                f"no connection within {self._connect_timeout:g} s", request=request
             ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise httpx2.ConnectError(str(exc), request=request) from exc
@@ -290,6 +295,8 @@ class _Connection:
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self._socket: socket.socket | None = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        self._pending: Callable[[], bool] | None = getattr(stream, "pending", None)
+        """(An asyncio-protocol stream reads while the connection is idle: what it took, poll cannot see.)"""
         self._buffer = b""
         self._answered = False
         self._head: _Head | None = None
@@ -356,9 +363,11 @@ class _Connection:
     def readable(self) -> bool:
         """Whether the idle connection has something to read: the server closed it (or sent bytes no
         request asked for); either way it is not reused."""
+        if self._buffer or (self._pending is not None and self._pending()):
+            return True
         sock = self._socket
-        if sock is None or self._buffer:
-            return bool(self._buffer)
+        if sock is None:
+            return False
         if sock.fileno() < 0:
             return True
         poller = select.poll()
@@ -384,6 +393,10 @@ class _Connection:
 
     async def drop(self) -> None:
         """Close without a TLS goodbye: an idle connection past its time, whose server may be gone."""
+        abort = getattr(self.stream, "abort", None)
+        if abort is not None:
+            await abort()
+            return
         with contextlib.suppress(*_TRANSPORT_ERRORS):
             await anyio.aclose_forcefully(self.stream)
 
@@ -432,6 +445,8 @@ class _Connection:
             data = await self.stream.receive(_READ)
         except anyio.EndOfStream:
             return False
+        except TimeoutError:  # the read timeout: no answer in time, not a broken connection to retry on
+            raise
         except _TRANSPORT_ERRORS as exc:
             raise _Broken(str(exc) or type(exc).__name__, answered=self._answered) from exc
         self._answered = True

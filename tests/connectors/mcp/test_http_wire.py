@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolbridge.connectors._fastpath import _Connection
 from toolbridge.connectors.mcp import HttpServer
-from toolbridge.connectors.mcp._fastpath import _Connection
 from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.errors import ConfigurationError, UpstreamUnavailable
 

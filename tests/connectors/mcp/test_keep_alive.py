@@ -28,9 +28,9 @@ from tests._patience import patience
 from tests._serving import loopback_socket, uvicorn_thread
 from tests.connectors.mcp.conftest import hub_with
 from toolbridge import Principal
+from toolbridge.connectors._fastpath import IDLE_TIMEOUT, FastTransport, _announced_timeout
 from toolbridge.connectors.mcp import HttpServer, McpConnector
 from toolbridge.connectors.mcp._client import upstream_client
-from toolbridge.connectors.mcp._fastpath import IDLE_TIMEOUT, FastTransport, _announced_timeout
 
 pytestmark = pytest.mark.anyio
 AGENT = Principal.local()

@@ -18,8 +18,8 @@ import ssl
 import httpx2
 
 from toolbridge._httpclient import closing_transport
+from toolbridge.connectors._fastpath import IDLE_TIMEOUT, FastTransport
 from toolbridge.connectors.mcp._config import HttpServer
-from toolbridge.connectors.mcp._fastpath import IDLE_TIMEOUT, FastTransport
 from toolbridge.connectors.openapi._egress import no_cookie_jar
 from toolbridge.errors import ConfigurationError
 

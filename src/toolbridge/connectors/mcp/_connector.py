@@ -42,13 +42,13 @@ from toolbridge.connectors._events import (
     ListChanged,
     ReportsToHub,
 )
+from toolbridge.connectors._fastpath import FastTransport
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import call_value, own_answer, rpc_error
 from toolbridge.connectors.mcp._catalog import Entry, ToolCatalog
 from toolbridge.connectors.mcp._channel import SessionExpired
 from toolbridge.connectors.mcp._client import tls_context, upstream_client
 from toolbridge.connectors.mcp._config import Approval, HttpServer, StdioServer, ToolRules, Transport
-from toolbridge.connectors.mcp._fastpath import FastTransport
 from toolbridge.connectors.mcp._federation import Extras, FederatedRequests, discover_extras
 from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.connectors.mcp._inbound import Inbound

@@ -37,11 +37,11 @@ import anyio
 import anyio.abc
 import httpx2
 
+from toolbridge.connectors._fastpath import FastTransport
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._client import tls_context, upstream_client
 from toolbridge.connectors.mcp._config import HttpServer
 from toolbridge.connectors.mcp._eventstream import sse_events
-from toolbridge.connectors.mcp._fastpath import FastTransport
 from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamUnavailable
 from toolbridge.resilience import parse_retry_after
 

@@ -18,9 +18,9 @@ import anyio.abc
 import httpx2
 
 from toolbridge._redact import forms
+from toolbridge.connectors._fastpath import FastTransport
 from toolbridge.connectors.mcp._channel import Channel, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._config import HttpServer, Protocol, StdioServer, Transport
-from toolbridge.connectors.mcp._fastpath import FastTransport
 from toolbridge.connectors.mcp._http import HttpChannel
 from toolbridge.connectors.mcp._restarts import Restarts
 from toolbridge.connectors.mcp._session import NoAnswer, RpcError, Session

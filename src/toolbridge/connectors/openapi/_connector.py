@@ -26,7 +26,7 @@ from toolbridge.connectors.openapi._paginate import Fetch, Pager, Pagination
 from toolbridge.connectors.openapi._request import Draft, build_request
 from toolbridge.connectors.openapi._response import Page, decode, status_error
 from toolbridge.connectors.openapi._security import missing_credentials
-from toolbridge.connectors.openapi._wire import AiohttpWire, HttpxWire, Wire
+from toolbridge.connectors.openapi._wire import FastWire, HttpxWire, Wire
 from toolbridge.errors import ConfigurationError
 
 __all__ = ["OpenAPIConnector"]
@@ -257,7 +257,7 @@ class OpenAPIConnector:
         if self._client is not None:
             self._wire = HttpxWire(self._client, owned=False)
         elif self._transport is None and _on_asyncio():
-            self._wire = AiohttpWire(self._timeout)
+            self._wire = FastWire(self._timeout)
         else:
             self._client = httpx2.AsyncClient(
                 transport=self._transport or closing_transport(),

@@ -2,10 +2,10 @@
 
 Two wires, one contract (:class:`Wire`):
 
-* :class:`AiohttpWire`, the default when the connector creates its own client on asyncio: aiohttp's client
-  session, its C HTTP parser and its connection pool. Per request it costs about a third of the CPU of
-  ``httpx2.AsyncClient.send`` (150 against 550 µs on the bench machine; docs/dependencies.md has the
-  comparison), which is most of what a REST tool call costs the gateway.
+* :class:`FastWire`, the default when the connector creates its own client on asyncio: toolbridge's own
+  HTTP/1.1 (the MCP channel's fast path) on asyncio's transports, with its keep-alive pool. Per request it
+  costs about two thirds of the CPU of aiohttp's client session, which it replaced, and an eighth of
+  ``httpx2.AsyncClient.send`` (bench/http_clients.py; docs/dependencies.md has the comparison).
 * :class:`HttpxWire`, over an ``httpx2.AsyncClient``: the client or transport a caller injects (tests use
   ``httpx2.MockTransport``), and the connector's own client on another event loop than asyncio.
 
@@ -13,25 +13,23 @@ Redirects, credentials and the SSRF guard are not the wire's business (see :mod:
 exactly the :class:`Outgoing` it is given, never follows a redirect, never keeps a cookie and never reads
 proxy settings from the environment. An ``httpx2.Auth`` flow is run on the request first (the
 credentials layer's schemes all sign in one step; a flow that needs an answer, such as digest, is not
-supported on the aiohttp wire: its first request goes unanswered to the flow).
+supported on the fast wire: its first request goes unanswered to the flow).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Protocol
+from http import HTTPStatus
+from typing import Any, Protocol
 
 import httpx2
 
 from toolbridge.connectors.openapi._response import Page, transport_error
-from toolbridge.errors import UpstreamUnavailable
 
-if TYPE_CHECKING:
-    import aiohttp
-
-__all__ = ["AiohttpWire", "HttpxWire", "Outgoing", "Reply", "Wire"]
+__all__ = ["FastWire", "HttpxWire", "Outgoing", "Reply", "Wire"]
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 Files = list[tuple[str, tuple[str | None, bytes, str]]]
@@ -144,76 +142,186 @@ class _HttpxReply:
         await self._response.aclose()
 
 
-# -- aiohttp ---------------------------------------------------------------------------------------------
+# -- toolbridge's HTTP/1.1 ---------------------------------------------------------------------------------
 
 
-class AiohttpWire:
-    """aiohttp's client session on the running asyncio loop: pooled keep-alive connections (up to 100,
-    idle ones closed after 5 s, as httpx2's defaults), ``timeout`` for connecting (pool wait included)
-    and for every read, no cookies kept, no proxy or ``.netrc`` from the environment."""
+class FastWire:
+    """toolbridge's own HTTP/1.1 (:mod:`toolbridge.connectors._fastpath`, the MCP channel's fast path) on
+    the running asyncio loop: pooled keep-alive connections, ``timeout`` for connecting and for every read,
+    ``gzip``/``deflate`` answers decoded (asked for, as aiohttp asks), no cookies, no proxy. It sends what
+    aiohttp's session sent (``Host``, ``Accept: */*`` and aiohttp's ``User-Agent`` unless the request has
+    its own, ``Content-Length``, the body as ``application/octet-stream`` without a ``Content-Type``) at
+    about half its CPU per request (bench/http_clients.py)."""
 
     def __init__(self, timeout: float) -> None:
-        import aiohttp
+        from aiohttp.http import SERVER_SOFTWARE  # the User-Agent upstreams have been seeing
 
-        self._errors = (aiohttp.ClientError, TimeoutError, ValueError)
-        self._not_sent = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL)
-        self._encoded = _yarl_url()
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=5.0),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
-            ),
-            trust_env=False,
-            auto_decompress=True,
-        )
+        from toolbridge.connectors._fastpath import FastTransport
+
+        self._agent = SERVER_SOFTWARE
+        self._transport = FastTransport(connect_timeout=timeout, read_timeout=timeout)
 
     async def send(self, out: Outgoing, auth: httpx2.Auth | None, tool: str) -> Reply:
+        url, target = self._target(out.url, tool)
+        if url.userinfo and auth is None:  # as aiohttp and httpx2: credentials in the URL are Basic auth
+            auth = httpx2.BasicAuth(url.username, url.password)
         if auth is not None or out.files is not None or out.data is not None:
-            out = await _through_httpx2(out, auth)
+            out = await _through_httpx2(out, auth)  # (a flow may add to the query)
+            url, target = self._target(out.url, tool)
+        body = out.content or b""
         try:
-            response = await self._session.request(
-                out.method,
-                self._encoded(out.url),
-                headers=out.headers,
-                data=out.content,
-                allow_redirects=False,
-                server_hostname=out.sni,
+            answer = await self._transport.open(
+                out.method, url, self._head(out, url, body), body, request=None, target=target
             )
-        except self._errors as exc:
-            raise self._unavailable(exc, tool, out.url) from exc
-        return _AiohttpReply(self, response, tool, out.url)
+        except TimeoutError as exc:
+            raise transport_error(httpx2.ReadTimeout(str(exc) or "no answer in time"), tool, out.url) from exc
+        except httpx2.HTTPError as exc:
+            raise transport_error(exc, tool, out.url) from exc
+        return _FastReply(answer, tool, out.url)
+
+    @staticmethod
+    def _target(full: str, tool: str) -> tuple[httpx2.URL, str]:
+        """The URL without its query (parsed once per URL) and the request target (path and query)."""
+        base, mark, query = full.partition("?")
+        try:
+            url = _parsed(base)
+        except httpx2.InvalidURL as exc:
+            raise transport_error(httpx2.UnsupportedProtocol(str(exc)), tool, full) from exc
+        return url, url.raw_path.decode("ascii") + mark + query
+
+    def _head(self, out: Outgoing, url: httpx2.URL, body: bytes) -> list[tuple[str, str]]:
+        given = {name.lower() for name in out.headers}
+        head = [] if "host" in given else [("Host", _host_header(url))]
+        head.extend(out.headers.items())
+        if "accept" not in given:
+            head.append(("Accept", "*/*"))
+        if "accept-encoding" not in given:
+            head.append(("Accept-Encoding", "gzip, deflate"))
+        if "user-agent" not in given:
+            head.append(("User-Agent", self._agent))
+        if body or out.method in ("POST", "PUT", "PATCH"):
+            if "content-type" not in given and body:
+                head.append(("Content-Type", "application/octet-stream"))
+            head.append(("Content-Length", str(len(body))))
+        return head
 
     async def aclose(self) -> None:
-        await self._session.close()
-
-    def _unavailable(self, exc: BaseException, tool: str, url: str) -> UpstreamUnavailable:
-        """The aiohttp twin of :func:`._response.transport_error` (same words, same ``sent`` rule: only a
-        failure to connect is known not to have reached the upstream)."""
-        where = url.partition("?")[0]
-        late = isinstance(exc, TimeoutError)
-        problem = "did not answer in time" if late else "cannot be reached"
-        return UpstreamUnavailable(
-            f"{tool!r}: {where} {problem}: {type(exc).__name__}: {exc}".rstrip(": "),
-            sent=not isinstance(exc, self._not_sent),
-            tool=tool,
-            hint="try again later; check the connector's base_url and timeout if it persists",
-        )
+        await self._transport.aclose()
 
 
-def _yarl_url() -> Any:
-    """``yarl.URL(url, encoded=True)``: the URL goes out exactly as the connector built it (serializers
-    percent-encode already; aiohttp would otherwise re-quote it)."""
-    from yarl import URL
+def _host_header(url: httpx2.URL) -> str:
+    host = url.raw_host.decode("ascii")
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return host if url.port is None else f"{host}:{url.port}"
 
-    @lru_cache(maxsize=256)
-    def encoded(url: str) -> URL:
-        return URL(url, encoded=True)
 
-    def convert(url: str) -> URL:
-        return encoded(url) if "?" not in url else URL(url, encoded=True)
+class _Fields(dict[str, str]):
+    """An answer's header fields (names in lower case), looked up case-blind as httpx2's and aiohttp's."""
 
-    return convert
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+
+class _FastReply:
+    __slots__ = ("_answer", "_headers", "_tool", "_url")
+
+    def __init__(self, answer: Any, tool: str, url: str) -> None:
+        self._answer, self._tool, self._url = answer, tool, url
+        self._headers = _Fields(answer.headers)
+
+    @property
+    def status(self) -> int:
+        return int(self._answer.status_code)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._headers
+
+    async def read(self, max_bytes: int) -> Page:
+        parts: list[bytes] = []
+        total, truncated = 0, False
+        inflate = _decoder(self._headers.get("content-encoding", ""))
+        try:
+            async for chunk in self._answer.aiter_bytes():
+                if inflate is not None:
+                    chunk = inflate.decompress(chunk, max_bytes - total + 1)
+                    truncated = bool(inflate.unconsumed_tail)
+                parts.append(chunk)
+                total += len(chunk)
+                if truncated or total > max_bytes:
+                    return self._page(b"".join(parts)[:max_bytes], True)
+            if inflate is not None:
+                parts.append(inflate.flush())
+        except TimeoutError as exc:
+            raise transport_error(
+                httpx2.ReadTimeout(str(exc) or "no answer in time"), self._tool, self._url
+            ) from exc
+        except (httpx2.HTTPError, zlib.error) as exc:
+            error = exc if isinstance(exc, httpx2.HTTPError) else httpx2.DecodingError(str(exc))
+            raise transport_error(error, self._tool, self._url) from exc
+        finally:
+            await self._answer.aclose()  # a connection read to its end goes back to the pool, else closed
+        content = b"".join(parts)
+        if len(content) > max_bytes:
+            return self._page(content[:max_bytes], True)
+        return self._page(content, False)
+
+    def _page(self, content: bytes, truncated: bool) -> Page:
+        status = self.status
+        return Page(status, self._headers, self._url, content, truncated, _reason(status))
+
+    async def aclose(self) -> None:
+        await self._answer.aclose()
+
+
+def _decoder(encoding: str) -> Any:
+    """A decompressor for the answer's ``Content-Encoding`` (gzip, deflate: what is asked for), or None:
+    any other coding is passed through as it came, as aiohttp does."""
+    coding = encoding.strip().lower()
+    if coding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if coding == "deflate":
+        return _Deflate()
+    return None
+
+
+class _Deflate:
+    """``deflate`` as servers send it: zlib-wrapped, or (some servers) raw; told apart by the first byte."""
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return self._inner.unconsumed_tail if self._inner is not None else b""
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._inner is None:
+            if not data:
+                return b""
+            raw = (data[0] & 0x0F) != 8  # a zlib header starts with CM = 8
+            self._inner = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        return bytes(self._inner.decompress(data, max_length))
+
+    def flush(self) -> bytes:
+        return bytes(self._inner.flush()) if self._inner is not None else b""
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+# -- shared ------------------------------------------------------------------------------------------------
 
 
 async def _through_httpx2(out: Outgoing, auth: httpx2.Auth | None) -> Outgoing:
@@ -232,42 +340,3 @@ async def _through_httpx2(out: Outgoing, auth: httpx2.Auth | None) -> Outgoing:
     return Outgoing(
         request.method, str(request.url), dict(request.headers.multi_items()), content, sni=out.sni
     )
-
-
-class _AiohttpReply:
-    __slots__ = ("_response", "_tool", "_url", "_wire")
-
-    def __init__(self, wire: AiohttpWire, response: aiohttp.ClientResponse, tool: str, url: str) -> None:
-        self._wire, self._response, self._tool, self._url = wire, response, tool, url
-
-    @property
-    def status(self) -> int:
-        return self._response.status
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._response.headers
-
-    async def read(self, max_bytes: int) -> Page:
-        response, parts, total = self._response, [], 0
-        try:
-            async for chunk in response.content.iter_any():
-                parts.append(chunk)
-                total += len(chunk)
-                if total > max_bytes:
-                    response.close()  # the rest stays unread: the connection cannot be reused
-                    return self._page(b"".join(parts)[:max_bytes], True)
-        except self._wire._errors as exc:
-            response.close()
-            raise self._wire._unavailable(exc, self._tool, self._url) from exc
-        response.release()
-        return self._page(b"".join(parts), False)
-
-    def _page(self, content: bytes, truncated: bool) -> Page:
-        response = self._response
-        return Page(
-            response.status, response.headers, str(response.url), content, truncated, response.reason or ""
-        )
-
-    async def aclose(self) -> None:
-        self._response.close()

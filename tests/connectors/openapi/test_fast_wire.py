@@ -1,0 +1,121 @@
+"""The OpenAPI connector's own wire (FastWire): what goes out, compressed answers, the cap, the read timeout.
+
+A small server on 127.0.0.1 answers each request with the bytes a test gives it and records what it got."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import pytest
+
+from toolbridge.connectors.openapi._wire import FastWire, Outgoing
+from toolbridge.errors import UpstreamUnavailable
+
+pytestmark = pytest.mark.anyio
+
+Answer = Callable[[int], bytes | None]  # the n-th request's answer (None: never answer)
+
+
+@asynccontextmanager
+async def server(answer: Answer) -> AsyncIterator[tuple[str, list[bytes]]]:
+    seen: list[bytes] = []
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    try:
+                        buffer += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        return
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                seen.append(head)
+                reply = answer(len(seen))
+                if reply is None:
+                    await anyio.sleep_forever()
+                else:
+                    await stream.send(reply)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        yield f"http://127.0.0.1:{port}", seen
+        tg.cancel_scope.cancel()
+
+
+def ok(body: bytes, encoding: str | None = None) -> bytes:
+    coded = f"content-encoding: {encoding}\r\n" if encoding else ""
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{coded}content-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+async def test_a_request_goes_out_with_the_head_aiohttp_gave_it() -> None:
+    async with server(lambda n: ok(b'{"id": 1}')) as (base, seen):
+        wire = FastWire(timeout=30.0)
+        try:
+            reply = await wire.send(Outgoing("GET", f"{base}/pets/1?tag=a%20b", {"X-Trace": "t"}), None, "t")
+            page = await reply.read(1000)
+            post = await wire.send(Outgoing("POST", f"{base}/pets", {}, b"{}"), None, "t")
+            await post.read(1000)
+        finally:
+            await wire.aclose()
+    assert page.status_code == 200 and page.content == b'{"id": 1}' and page.reason_phrase == "OK"
+    assert page.headers.get("Content-Type") == "application/json"  # looked up case-blind
+    lines = seen[0].decode().split("\r\n")
+    assert lines[0] == "GET /pets/1?tag=a%20b HTTP/1.1"
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    assert fields["Host"] == base.removeprefix("http://")
+    assert fields["X-Trace"] == "t" and fields["Accept"] == "*/*"
+    assert fields["Accept-Encoding"] == "gzip, deflate"
+    assert fields["User-Agent"].startswith("Python/") and "aiohttp/" in fields["User-Agent"]
+    post_fields = dict(line.split(": ", 1) for line in seen[1].decode().split("\r\n")[1:])
+    assert post_fields["Content-Length"] == "2"
+    assert post_fields["Content-Type"] == "application/octet-stream"
+    assert len(seen) == 2  # one connection, kept alive: both requests reached the one server loop
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pack"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("deflate", raw_deflate), ("br", lambda d: d)],
+)
+async def test_compressed_answers_are_decoded_and_capped_after_decoding(
+    encoding: str, pack: Callable[[bytes], bytes]
+) -> None:
+    body = b'{"items": "' + b"x" * 50_000 + b'"}'
+    async with server(lambda n: ok(pack(body), encoding)) as (base, _):
+        wire = FastWire(timeout=30.0)
+        try:
+            whole = await (await wire.send(Outgoing("GET", f"{base}/a", {}), None, "t")).read(1 << 20)
+            capped = await (await wire.send(Outgoing("GET", f"{base}/a", {}), None, "t")).read(100)
+        finally:
+            await wire.aclose()
+    assert whole.content == body and not whole.truncated  # ("br" is not asked for: passed as it came)
+    assert capped.content == body[:100] and capped.truncated
+
+
+async def test_an_answer_that_does_not_come_in_time_is_late_and_not_sent_again() -> None:
+    # The second request goes on the kept-alive connection and gets no answer: a read timeout, not a
+    # broken connection, so it is not sent again on a new one (a GET would otherwise be replayed).
+    async with server(lambda n: ok(b"{}") if n == 1 else None) as (base, seen):
+        wire = FastWire(timeout=0.5)
+        try:
+            await (await wire.send(Outgoing("GET", f"{base}/a", {}), None, "t")).read(100)
+            with pytest.raises(UpstreamUnavailable) as caught:
+                await wire.send(Outgoing("GET", f"{base}/a", {}), None, "t")
+        finally:
+            await wire.aclose()
+    assert "did not answer in time" in caught.value.message
+    assert caught.value.sent
+    assert len(seen) == 2
