@@ -8,7 +8,15 @@ import anyio
 import pytest
 
 from tests._patience import patience
-from toolbridge.pipelines import Pipeline, PipelineService, PipelineWorker, PipelineWorkerSettings
+from toolbridge import Hub
+from toolbridge.pipelines import (
+    Pipeline,
+    PipelineService,
+    PipelineWorker,
+    PipelineWorkerSettings,
+    add_pipelines,
+)
+from toolbridge.pipelines._tables import pipeline_runs
 
 from .test_engine import ME, Ledger, make_hub, undoable
 
@@ -62,3 +70,36 @@ async def test_each_step_is_recorded_done_once_in_the_order_it_completed(databas
         {"tool": "svc.remove", "arguments": {"id": 1}},
         {"tool": "svc.remove", "arguments": {"id": 2}},
     ]
+
+
+async def test_a_run_whose_lease_is_taken_over_mid_step_is_left_to_its_new_holder(database_url: str) -> None:
+    """The heartbeat finds the lease gone (another worker claimed the run: a worker slowed past its lease
+    on a busy machine) and stops the run here; executing it returns None and raises nothing (it raised
+    UnboundLocalError, which ended a worker process and orphaned its other runs' keys)."""
+    hub = Hub(database=database_url)
+    entered = anyio.Event()
+
+    @hub.tool(connector="slow", idempotent=True)
+    async def hold(name: str) -> dict[str, str]:
+        entered.set()
+        await anyio.sleep_forever()
+        return {"name": name}
+
+    held = Pipeline.build("held", [{"name": "a", "tool": "slow.hold", "arguments": {"name": "x"}}])
+    service = add_pipelines(hub, [held], inline=False)
+    ended: list[str | None] = []
+    async with hub:
+        service.store.lease = 0.3  # renewed every 0.1 s
+        run = await service.store.create("held", ME.id, {}, request_id="t", owner=service.owner)
+
+        async def execute() -> None:
+            ended.append(await service.execute(run))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(execute)
+            with anyio.fail_after(patience(30)):
+                await entered.wait()
+            async with hub.database.transaction() as conn:  # another worker holds it now
+                taken = pipeline_runs.update().where(pipeline_runs.c.id == run.id)
+                await conn.execute(taken.values(lease_token="other-worker/1"))
+    assert ended == [None]

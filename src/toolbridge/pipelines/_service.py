@@ -137,7 +137,8 @@ class PipelineService:
         return run
 
     async def execute(self, run: Run) -> str | None:
-        """Run a leased run to its end, renewing its lease meanwhile (lost lease: stop, leave it)."""
+        """Run a leased run to its end, renewing its lease meanwhile (lost lease: stop, leave it; None)."""
+        state: str | None = None  # the heartbeat cancels the run when the lease is gone
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._heartbeat, run, tg.cancel_scope)
             try:
