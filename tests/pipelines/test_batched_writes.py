@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from toolbridge.errors import Conflict, LeaseLost, StorageError
 from toolbridge.pipelines._store import Run, RunStore, Started
+from toolbridge.pipelines._tables import pipeline_runs
 from toolbridge.resilience._idempotency import IdempotencyStore
 from toolbridge.storage import Database
 
@@ -32,13 +33,13 @@ class Clock:
 
 
 @contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    """The batched statements sent meanwhile."""
-    sent: list[str] = []
+def statements(db: Database) -> Iterator[list[tuple[str, ...]]]:
+    """The batched statements sent meanwhile, as the ids of the runs whose writes each carried."""
+    sent: list[tuple[str, ...]] = []
 
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, *_args: Any) -> None:
         if statement.startswith("WITH b AS"):
-            sent.append(statement)
+            sent.append(tuple(params[0]))  # $1: the runs' ids
 
     sa.event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
     try:
@@ -161,3 +162,32 @@ async def test_a_writer_cancelled_before_its_write_was_sent_has_nothing_sent(pos
         assert await store.steps(second.id) == []  # neither its start nor the outcome noted before
         await store.flush(second)  # the outcome was kept for the run's next write
         assert [(s.key, s.state) for s in await store.steps(second.id)] == [("00.a", "done")]
+
+
+async def test_a_writer_sends_while_its_own_write_waits_not_for_writers_after_it(postgres_url: str) -> None:
+    """The turn to send passes to the oldest write waiting once the sender's own write is answered: on a
+    busy worker the queue need never empty, and the first writer would otherwise send for everyone."""
+    async with Database(postgres_url) as db:
+        store = RunStore(db)
+        first, second = await stored_runs(store, 2, "worker-a")
+        returned: dict[str, int] = {}
+
+        async def start(run: Run, name: str, sent: list[tuple[str, ...]]) -> None:
+            await store.step_started(run, "01.b", "svc.b", attempts=1)
+            returned[name] = len(sent)  # statements sent by then
+
+        with statements(db) as sent:
+            async with db.engine.connect() as blocker, anyio.create_task_group() as tg:
+                row = sa.select(pipeline_runs.c.id).where(pipeline_runs.c.id == first.id)
+                await blocker.execute(row.with_for_update())  # first's statement waits for this lock
+                tg.start_soon(start, first, "first", sent)
+                with anyio.fail_after(30):
+                    while not store._batcher or not store._batcher._sending:
+                        await anyio.lowlevel.checkpoint()
+                tg.start_soon(start, second, "second", sent)
+                with anyio.fail_after(30):
+                    while not store._batcher._waiting:  # second's write waits for the next statement
+                        await anyio.lowlevel.checkpoint()
+                await blocker.rollback()
+        assert sent == [(first.id,), (second.id,)]
+        assert returned == {"first": 1, "second": 2}

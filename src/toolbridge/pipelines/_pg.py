@@ -133,8 +133,14 @@ class Write:
     """The run's end: ``state``, ``output``, ``error`` (the lease given up)."""
     encoded: dict[str, Any] = field(default_factory=dict)
     done: anyio.Event = field(default_factory=anyio.Event)
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the write is answered or its task is to send the next statement."""
     result: sa.RowMapping | None = None
     error: BaseException | None = None
+
+    def answered(self) -> None:
+        self.done.set()
+        self.wake.set()
 
     def encode(self) -> None:
         """The JSON values as text, in the caller's task (a value that cannot be stored fails here)."""
@@ -160,10 +166,12 @@ def fits(completions: Sequence[JoinedCompletion | None], claim: JoinedClaim | No
 
 
 class Batcher:
-    """Sends waiting writes together: the first writer to find no statement on its way sends one with
-    every write waiting (one per run), and goes on while more wait; the others wait for their result.
-    The sending is shielded from cancellation (a cancelled writer's write may be in the statement of
-    others), bounded by ``timeout``."""
+    """Sends waiting writes together. A writer that finds no statement on its way sends one with the
+    writes waiting (one per run, oldest first); the others wait. When that statement is answered, the
+    sender passes the turn to the oldest write still waiting, whose task sends the next statement — so a
+    writer sends while its own write waits, never for others after it (a busy worker's queue need never
+    empty). The sending is shielded from cancellation (the statement carries others' writes), bounded by
+    ``timeout``; a writer cancelled while waiting passes the turn on if it was given it."""
 
     def __init__(self, database: Database, *, timeout: float = 30.0) -> None:
         self._db = database
@@ -176,34 +184,43 @@ class Batcher:
         write.encode()
         self._waiting.append(write)
         try:
-            if not self._sending:
+            while not write.done.is_set():
+                if self._sending:
+                    await write.wake.wait()  # its write answered, or the turn to send
+                    write.wake = anyio.Event()
+                    continue
                 self._sending = True
                 try:
                     with anyio.CancelScope(shield=True):
-                        await self._send_all()
+                        await self._send(self._next_batch())
                 finally:
                     self._sending = False
-            await write.done.wait()
+                    self._pass_turn()
         finally:
             if not write.done.is_set() and write in self._waiting:
                 self._waiting.remove(write)  # cancelled before it was sent: never sent
+                if not self._sending:
+                    self._pass_turn()  # it may have been given the turn
         if write.error is not None:
             raise write.error
         return write.result
 
-    async def _send_all(self) -> None:
-        while self._waiting:
-            batch: list[Write] = []
-            runs: set[str] = set()
-            later: list[Write] = []
-            for write in self._waiting:
-                if write.run_id in runs or len(batch) >= _BATCH:
-                    later.append(write)
-                else:
-                    runs.add(write.run_id)
-                    batch.append(write)
-            self._waiting = later
-            await self._send(batch)
+    def _next_batch(self) -> list[Write]:
+        batch: list[Write] = []
+        runs: set[str] = set()
+        later: list[Write] = []
+        for write in self._waiting:
+            if write.run_id in runs or len(batch) >= _BATCH:
+                later.append(write)
+            else:
+                runs.add(write.run_id)
+                batch.append(write)
+        self._waiting = later
+        return batch
+
+    def _pass_turn(self) -> None:
+        if self._waiting:
+            self._waiting[0].wake.set()
 
     async def _send(self, batch: list[Write]) -> None:
         try:
@@ -225,11 +242,11 @@ class Batcher:
             )
             for write in batch:
                 write.error = error
-                write.done.set()
+                write.answered()
             return
         for write in batch:
             write.result = found.get(write.run_id)
-            write.done.set()
+            write.answered()
 
 
 def _params(batch: Sequence[Write]) -> dict[str, Any]:
