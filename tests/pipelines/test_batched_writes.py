@@ -21,15 +21,9 @@ from toolbridge.pipelines._tables import pipeline_runs
 from toolbridge.resilience._idempotency import IdempotencyStore
 from toolbridge.storage import Database
 
+from .test_store import Clock
+
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 @contextmanager

@@ -21,8 +21,8 @@ import os
 import pathlib
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -157,25 +157,15 @@ class Database:
             return
         if self._autocommitting is None:
             raise RuntimeError("the database is not open; use 'async with Database(...)'")
-        try:
+        with _storage_errors():
             async with self._autocommitting.connect() as conn:
                 yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise StorageError(
-                f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
-                hint="the database may be down; retry shortly",
-            ) from exc
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        with _storage_errors():
             async with self._begun() as conn:
                 yield conn
-        except (SQLAlchemyError, OSError) as exc:
-            raise StorageError(
-                f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
-                hint="the database may be down or locked; retry shortly",
-            ) from exc
 
     @asynccontextmanager
     async def _begun(self) -> AsyncIterator[AsyncConnection]:
@@ -192,6 +182,18 @@ class Database:
         with anyio.CancelScope(shield=True):
             async with self.engine.begin() as conn:
                 yield conn
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """SQLAlchemy's and the socket's errors as :class:`StorageError`."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as exc:
+        raise StorageError(
+            f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+            hint="the database may be down or locked; retry shortly",
+        ) from exc
 
 
 def _normalize(url: str) -> str:
