@@ -134,9 +134,9 @@ class RunStore:
         lease (an execution that lost its lease never has its notes written under the next one)."""
         self._upsert = _upsert(postgresql if database.dialect == "postgresql" else sqlite)
         self._creating: dict[tuple[str, str | None], dict[str, Any]] = {}
+        """Runs created leased here, by run and lease token: inserted by their first fenced write."""
         self._batcher = _pg.Batcher(database, timeout=lease) if database.dialect == "postgresql" else None
         """PostgreSQL: fenced writes of this process's runs sent together, one statement each batch."""
-        """Runs created leased here, by run and lease token: inserted by their first fenced write."""
 
     # -- runs ----------------------------------------------------------------------------------------
 
