@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from toolbridge.errors import Conflict, LeaseLost, StorageError
+from toolbridge.pipelines import _pg
 from toolbridge.pipelines._store import Run, RunStore, Started
 from toolbridge.pipelines._tables import pipeline_runs
 from toolbridge.resilience._idempotency import IdempotencyStore
@@ -185,3 +186,38 @@ async def test_a_writer_sends_while_its_own_write_waits_not_for_writers_after_it
                 await blocker.rollback()
         assert sent == [(first.id,), (second.id,)]
         assert returned == {"first": 1, "second": 2}
+
+
+async def test_a_batch_that_fails_unexpectedly_leaves_no_writer_waiting(postgres_url: str) -> None:
+    """A write the batch cannot even be built from (here a step row without its attempts) raises in the
+    sender; the writers whose writes shared its statement get a StorageError instead of waiting forever."""
+    async with Database(postgres_url) as db:
+        store = RunStore(db)
+        runs = await stored_runs(store, 3, "worker-a")
+        batcher = store._batcher
+        assert batcher is not None
+        now = dt.datetime.now(dt.UTC)
+        row = {"key": "00.a", "tool": "svc.a", "state": "running", "attempts": 1, "output": None}
+        row |= {"compensation": None, "error": None, "started_at": now, "finished_at": None}
+        broken = {k: v for k, v in row.items() if k != "attempts"}
+        errors: list[BaseException] = []
+
+        async def write(run: Run, step: dict[str, Any]) -> None:
+            try:
+                await batcher.write(_pg.Write(run.id, run.lease_token, now, [], step, [], None, None))
+            except (KeyError, StorageError) as exc:
+                errors.append(exc)
+
+        with anyio.fail_after(30):
+            async with db.engine.connect() as blocker, anyio.create_task_group() as tg:
+                held = sa.select(pipeline_runs.c.id).where(pipeline_runs.c.id == runs[0].id)
+                await blocker.execute(held.with_for_update())  # the first statement waits: the rest gather
+                tg.start_soon(write, runs[0], row)
+                while not batcher._sending:
+                    await anyio.lowlevel.checkpoint()
+                tg.start_soon(write, runs[1], broken)
+                tg.start_soon(write, runs[2], row)
+                while len(batcher._waiting) < 2:
+                    await anyio.lowlevel.checkpoint()
+                await blocker.rollback()
+        assert sorted(type(e).__name__ for e in errors) == ["KeyError", "StorageError"]

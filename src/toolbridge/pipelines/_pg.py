@@ -190,11 +190,13 @@ class Batcher:
                     write.wake = anyio.Event()
                     continue
                 self._sending = True
+                batch = self._next_batch()
                 try:
                     with anyio.CancelScope(shield=True):
-                        await self._send(self._next_batch())
+                        await self._send(batch)
                 finally:
                     self._sending = False
+                    _unanswered(batch)  # _send raised what it does not expect: its waiters are not left
                     self._pass_turn()
         finally:
             if not write.done.is_set() and write in self._waiting:
@@ -246,6 +248,17 @@ class Batcher:
             return
         for write in batch:
             write.result = found.get(write.run_id)
+            write.answered()
+
+
+def _unanswered(batch: Sequence[Write]) -> None:
+    """Answer the writes of a batch whose sending failed unexpectedly (the sender raises the error)."""
+    for write in batch:
+        if not write.done.is_set():
+            write.error = StorageError(
+                "a batch of pipeline writes failed unexpectedly (see the log)",
+                hint="the run resumes when its lease runs out",
+            )
             write.answered()
 
 
