@@ -105,9 +105,8 @@ def test_the_help_lines_of_commands_imported_on_use_are_their_own() -> None:
         assert group.get_command(Context(group), name) is not None
 
 
-def test_a_hub_with_no_mcp_upstream_does_not_load_the_mcp_sdk(config: Path) -> None:
-    """A worker or a REST-only server opens a hub: the MCP SDK (about a second to import) is loaded only
-    for an MCP upstream, an MCP surface or an MCP authorization discovery."""
+def hub_modules(config: Path) -> set[str]:
+    """The top-level modules a fresh process imported to open (and close) a hub on ``config``."""
     code = (
         "import anyio, json, sys\nfrom toolbridge import Hub\n"
         "async def main():\n    async with Hub.from_file(sys.argv[1]):\n        pass\n"
@@ -121,4 +120,16 @@ def test_a_hub_with_no_mcp_upstream_does_not_load_the_mcp_sdk(config: Path) -> N
         timeout=patience(300),
         check=True,
     )
-    assert "mcp" not in json.loads(done.stdout.strip().splitlines()[-1])
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_a_hub_with_no_mcp_upstream_does_not_load_the_mcp_sdk(config: Path) -> None:
+    """A worker or a REST-only server opens a hub: the MCP SDK (about a second to import) is loaded only
+    for an MCP upstream, an MCP surface or an MCP authorization discovery."""
+    assert "mcp" not in hub_modules(config)
+
+
+def test_an_openapi_connector_does_not_load_aiohttp(config: Path) -> None:
+    """The connector sends on toolbridge's own HTTP/1.1 with aiohttp's User-Agent, made without importing
+    aiohttp (~65 ms of CPU and ~10 MiB of a serving process)."""
+    assert "aiohttp" not in hub_modules(config)
