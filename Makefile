@@ -13,6 +13,9 @@ TASKS_SPEC := fastmcp-tasks==4.1.4 fastmcp-slim==4.1.4 mcp==2.3.0
 CONFIG ?= examples/quickstart.yaml
 AGENT ?= assistant
 BENCH_WORKSPACE_MIB ?= 1024
+# the suite runs in parallel (pytest-xdist): one worker per CPU and one more, since many tests wait on
+# servers they started rather than compute; TEST_WORKERS=0 runs it in this one process
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 
 .PHONY: help run test lint bench env node clean
 
@@ -46,7 +49,7 @@ run: $(VENV_STAMP) ## serve examples/quickstart.yaml on 127.0.0.1:8080 and print
 
 test: $(VENV_STAMP) $(NODE_STAMP) $(TASKS_STAMP) ## run the whole test suite
 	@$(UV) run --frozen python -m compileall -q src > /dev/null
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP) ## ruff (lint + format check) and mypy --strict
 	$(UV) run --frozen ruff check src tests bench examples
