@@ -152,6 +152,7 @@ class SearchIndex:
             self._vectors = store.vectors(embedder, [tool_text(t) for t in self._tools])
         docs = [_fields(tool) for tool in self._tools]
         self._names = [frozenset(doc["name"]) for doc in docs]
+        self._name_sizes = [len(name) for name in self._names]
         averages = {f: (sum(len(d[f]) for d in docs) / len(docs)) if docs else 0.0 for f in _FIELDS}
         self._postings: dict[str, tuple[list[int], list[float]]] = {}
         """Term → the tools holding it, and for each BM25's saturated term frequency ``tf / (K1 + tf)``."""
@@ -278,11 +279,12 @@ class SearchIndex:
             get = scores.get
             for i, s in zip(tools, saturated, strict=True):
                 scores[i] = get(i, 0.0) + factor * s
-        asked = set(weights)
-        named = {i for term in asked for i in self._named.get(term, ())}
-        for i in named:  # a tool whose name is about the query, not only mentions it
-            name = self._names[i]
-            scores[i] *= 1 + NAME_FIT * len(name & asked) / len(name)
+        # a tool whose name is about the query, not only mentions it: each name term is listed once per
+        # tool, so counting a tool's appearances counts the query's terms in its name
+        named = Counter(itertools.chain.from_iterable(self._named.get(term, ()) for term in weights))
+        sizes = self._name_sizes
+        for i, held in named.items():
+            scores[i] *= 1 + NAME_FIT * held / sizes[i]
         return scores
 
     def _rank_key(self, index: int, score: float, own: tuple[str, ...]) -> tuple[float, int, int, str]:
