@@ -10,6 +10,10 @@ NODE_STAMP := tests/node/node_modules/.installed
 TASKS_VENV := tests/.venvs/fastmcp-tasks
 TASKS_STAMP := $(TASKS_VENV)/.ready
 TASKS_SPEC := fastmcp-tasks==4.1.4 fastmcp-slim==4.1.4 mcp==2.3.0
+# schemathesis, judging the REST API against its own OpenAPI document (tests/e2e/test_rest_fuzz.py)
+FUZZ_VENV := tests/.venvs/schemathesis
+FUZZ_STAMP := $(FUZZ_VENV)/.ready
+FUZZ_SPEC := schemathesis==4.32.5
 CONFIG ?= examples/quickstart.yaml
 AGENT ?= assistant
 BENCH_WORKSPACE_MIB ?= 1024
@@ -41,13 +45,18 @@ $(TASKS_STAMP): | $(UV)
 	$(UV) pip install -q --python $(TASKS_VENV)/bin/python $(TASKS_SPEC)
 	@touch $@
 
+$(FUZZ_STAMP): | $(UV)
+	$(UV) venv -q --allow-existing --python 3.11 $(FUZZ_VENV)
+	$(UV) pip install -q --python $(FUZZ_VENV)/bin/python $(FUZZ_SPEC)
+	@touch $@
+
 env: $(VENV_STAMP) ## create or update the virtual environment
-node: $(NODE_STAMP) $(TASKS_STAMP) ## install the test tools (MCP conformance suite, Inspector, fastmcp-tasks …)
+node: $(NODE_STAMP) $(TASKS_STAMP) $(FUZZ_STAMP) ## install the test tools (MCP conformance suite, Inspector, fastmcp-tasks …)
 
 run: $(VENV_STAMP) ## serve examples/quickstart.yaml on 127.0.0.1:8080 and print a fresh agent key
 	$(UV) run --frozen toolbridge serve --config $(CONFIG) --create-agent $(AGENT)
 
-test: $(VENV_STAMP) $(NODE_STAMP) $(TASKS_STAMP) ## run the whole test suite
+test: $(VENV_STAMP) $(NODE_STAMP) $(TASKS_STAMP) $(FUZZ_STAMP) ## run the whole test suite
 	@$(UV) run --frozen python -m compileall -q src > /dev/null
 	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +37,14 @@ class Server:
     cwd: Path
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    cwd = tmp_path_factory.mktemp("serve")
+@contextmanager
+def serving(config: Path, cwd: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """``toolbridge serve -c config`` as a process in ``cwd`` on a free port, with a fresh key for the agent
+    ``assistant``; stopped on exit."""
     port = free_port()
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     proc = subprocess.Popen(
-        [*TOOLBRIDGE, "serve", "-c", str(EXAMPLE), "--port", str(port), "--create-agent", "assistant"],
+        [*TOOLBRIDGE, "serve", "-c", str(config), "--port", str(port), "--create-agent", "assistant"],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -63,6 +65,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.wait(timeout=patience(15))
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serving(EXAMPLE, tmp_path_factory.mktemp("serve")) as served:
+        yield served
 
 
 def _read_key(proc: subprocess.Popen[str]) -> str:

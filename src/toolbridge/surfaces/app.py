@@ -6,13 +6,15 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from toolbridge.hub import Hub
 from toolbridge.surfaces._hooks import hooks_endpoint
+from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._limits import BodyLimit
 from toolbridge.surfaces._ows import StripOws
 from toolbridge.surfaces._request_id import RequestIds
@@ -70,4 +72,14 @@ def create_app(
         Mount("/v1/workspaces", app=RequestIds(create_workspace_app(hub))),  # streams: its own size limits
         Mount("/v1", app=RequestIds(BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes))),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(StripOws)])
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return http_problem(request, exc, routes)
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(StripOws)],
+        exception_handlers={HTTPException: http_error},
+    )

@@ -10,7 +10,6 @@ own envelope, declaring the extension or not.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ import httpx2
 import pytest
 
 from tests._patience import patience
+from tests._venvs import venv_python
 from tests.connectors.mcp.conftest import python_http
 from toolbridge import Hub
 from toolbridge.connectors.mcp import HttpServer, McpConnector, StdioServer
@@ -33,8 +33,6 @@ from .test_tasks import _answer, legacy_session
 
 pytestmark = pytest.mark.anyio
 SERVER = Path(__file__).with_name("ext_task_server.py")
-ROOT = Path(__file__).resolve().parents[3]
-VENV = ROOT / "tests" / ".venvs" / "fastmcp-tasks"
 SPEC = ("fastmcp-tasks==4.1.4", "fastmcp-slim==4.1.4", "mcp==2.3.0")
 EXTENSION = "io.modelcontextprotocol/tasks"
 MODERN = "2026-07-28"
@@ -42,19 +40,8 @@ Ask = Callable[..., Awaitable[dict[str, Any]]]
 
 
 def tasks_python() -> str:
-    """The interpreter of tests/.venvs/fastmcp-tasks, made with uv when it is missing."""
-    python = VENV / "bin" / "python"
-    ready = VENV / ".ready"
-    if not ready.exists():
-        uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-        if not Path(uv).exists():
-            pytest.fail(
-                "the fastmcp-tasks upstream needs uv to make tests/.venvs/fastmcp-tasks: run 'make env'"
-            )
-        subprocess.run([uv, "venv", "-q", "--allow-existing", "--python", "3.11", str(VENV)], check=True)
-        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *SPEC], check=True, timeout=600)
-        ready.touch()
-    return str(python)
+    """The interpreter of tests/.venvs/fastmcp-tasks."""
+    return venv_python("fastmcp-tasks", SPEC)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import json
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,10 +21,12 @@ from toolbridge.catalog import Tool
 from toolbridge.errors import BadRequest, ToolbridgeError, http_status, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._request import api_key
 from toolbridge.surfaces._tool_search import search_document
 from toolbridge.surfaces.rest._connections import connections_router
 from toolbridge.surfaces.rest._events import events_router
+from toolbridge.surfaces.rest._openapi import complete_document
 from toolbridge.surfaces.rest._runs import runs_router
 
 __all__ = ["create_rest_app", "problem_response", "tool_document"]
@@ -34,17 +36,10 @@ _IDEMPOTENCY_KEY_MAX = 255
 
 _HEADER_PARAMS = [
     {
-        "name": "Authorization",
-        "in": "header",
-        "required": True,
-        "schema": {"type": "string"},
-        "description": "Bearer <API key>",
-    },
-    {
         "name": "Idempotency-Key",
         "in": "header",
         "required": False,
-        "schema": {"type": "string", "maxLength": 255},
+        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]{0,253}[\\x21-\\x7e])?$"},
         "description": "Makes a retried call safe: the same key and arguments return the first outcome",
     },
     {"name": "X-Request-Id", "in": "header", "required": False, "schema": {"type": "string"}},
@@ -63,6 +58,7 @@ _CALL_BODY = {
                         "arguments": {"type": "object", "description": "the tool's arguments"},
                         "connection": {
                             "type": "string",
+                            "minLength": 1,
                             "maxLength": 128,
                             "description": "which of your connections (account name or id) to call with",
                         },
@@ -125,12 +121,8 @@ def _result_document(result: CallResult) -> dict[str, Any]:
     return body
 
 
-async def _principal(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Principal:
-    return await _authenticate(request)
+async def _principal(request: Request) -> Principal:
+    return await _authenticate(request)  # the key's headers are the document's security schemes
 
 
 async def _authenticate(request: Request) -> Principal:
@@ -268,6 +260,7 @@ def create_rest_app(hub: Hub) -> FastAPI:
     app.include_router(events_router)
     app.include_router(runs_router)
     _install_error_handlers(app)
+    app.openapi = lambda: complete_document(app)  # type: ignore[method-assign]
     return app
 
 
@@ -335,15 +328,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        body = {
-            "type": "about:blank",
-            "title": str(exc.detail),
-            "status": exc.status_code,
-            "detail": f"{request.method} {request.url.path}: {exc.detail}",
-        }
-        if exc.status_code == 404:
-            body["hint"] = "see /v1/openapi.json for the endpoints"
-        return JSONResponse(body, status_code=exc.status_code, media_type=_PROBLEM, headers=exc.headers)
+        return http_problem(request, exc, request.app.router.routes)
 
     app.add_exception_handler(ToolbridgeError, toolbridge_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -189,9 +189,8 @@ async def start_connect(body: StartConnect, request: Request, caller: Caller) ->
 
 @connections_router.get("/callback", summary="OAuth redirect target (the state authenticates it)")
 async def callback(request: Request) -> HTMLResponse:
-    manager = _manager(request)
-    try:
-        conn = await ConnectFlow(manager).complete(str(request.url))
+    try:  # a person's browser lands here: every answer is a page
+        conn = await ConnectFlow(_manager(request)).complete(str(request.url))
     except ToolbridgeError as exc:
         return _page(exc.status, f"Not connected: {exc.message}")
     return _page(200, f"Connected {conn.connector} as {conn.account}. You can close this page.")

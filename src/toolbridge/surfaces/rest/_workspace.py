@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -38,6 +40,7 @@ from toolbridge.errors import (
 )
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._request import api_key, declared_length, read_body
 from toolbridge.workspace import BlobInfo, WorkspaceConnector, normalize_path
 from toolbridge.workspace._blobs import hash_file
@@ -62,6 +65,8 @@ def find_workspace_connector(hub: Hub) -> WorkspaceConnector | None:
 
 def _problem(exc: ToolbridgeError, request: Request) -> Response:
     headers = {"Tus-Resumable": TUS_VERSION}
+    if isinstance(exc, PreconditionFailed) and "tus_version" in exc.current:
+        headers["Tus-Version"] = TUS_VERSION  # tus 1.0: a 412 for the version names the versions served
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     body = json.dumps(problem(exc, instance=request.url.path))
@@ -270,7 +275,7 @@ class WorkspaceApi:
 
     async def changes(self, request: Request) -> Response:
         q = request.query_params
-        wait = max(0.0, min(float(q.get("wait", "0") or 0), 30.0))
+        wait = max(0.0, min(_float(q.get("wait", "0") or "0", "wait"), 30.0))
         args = {"cursor": _int(q.get("cursor", "0"), "cursor"), "limit": _int(q.get("limit", "100"), "limit")}
         return await self.call(request, "changes", {**args, "wait": wait})
 
@@ -482,6 +487,16 @@ def _int(value: str | None, name: str) -> int:
         ) from None
 
 
+def _float(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise BadRequest(f"{name} must be a number, not {value!r}", hint=f"send seconds for {name}, e.g. 5")
+    return number
+
+
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(start, end)`` for a single ``bytes=`` range; None to send everything; (-1, -1) if unsatisfiable."""
     if not header or not header.startswith("bytes=") or "," in header:
@@ -541,7 +556,9 @@ def create_workspace_app(hub: Hub) -> Starlette:
             handler: Handler = getattr(api(), name)
             return await handler(request)
 
-        return Route(path, _guard(endpoint), methods=methods)
+        served = Route(path, _guard(endpoint), methods=methods)
+        served.methods = set(methods)  # exactly those (Starlette adds HEAD to GET): as documented
+        return served
 
     routes = [
         route("/", "list_workspaces", ["GET"]),
@@ -561,7 +578,12 @@ def create_workspace_app(hub: Hub) -> Starlette:
         route("/{ws}/uploads/{upload}", "tus_patch", ["PATCH"]),
         route("/{ws}/uploads/{upload}", "tus_delete", ["DELETE"]),
     ]
-    return Starlette(routes=routes)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return http_problem(request, exc, routes)
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
 async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -1,0 +1,185 @@
+"""The REST API against its own document, judged from outside: schemathesis (its own virtual environment,
+tests/.venvs/schemathesis) reads ``/v1/openapi.json`` of a real ``toolbridge serve`` process and sends
+what the document allows and what it does not — every check it has, a fixed seed, a bounded number of
+examples per operation. What counts: no server error, and every status, content type and header an
+answer carries is in the document. Beside it, the document names every route the server has.
+
+What schemathesis is told differently is in tests/e2e/schemathesis.toml, each with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from starlette.routing import Mount, Route
+
+from tests._patience import patience
+from tests._venvs import venv_python
+from tests.e2e.test_serve import Server, serving
+
+pytestmark = pytest.mark.e2e
+HERE = Path(__file__).parent
+EXAMPLES = HERE.parents[1] / "examples"
+SPEC = ("schemathesis==4.32.5",)  # the Makefile's FUZZ_SPEC
+SEED = 20261203
+EXAMPLES_PER_OPERATION = 25
+
+# the quickstart's tools and workspace, a connector that takes connections, a pipeline and a webhook
+# subscription: every route has something behind it
+CONFIG = """
+version: 1
+connectors:
+  util:
+    kind: python
+    tools:
+      - {function: quickstart_tools:now, read_only: true}
+      - {function: quickstart_tools:calculate, read_only: true}
+  notes:
+    kind: python
+    tools:
+      - {function: quickstart_tools:add_note, name: add}
+      - {function: quickstart_tools:list_notes, name: list, read_only: true}
+      - {function: quickstart_tools:delete_note, name: delete, destructive: true}
+    connections: {scheme: api_key, name: X-Api-Key, location: header, policy: per_user_or_shared}
+  workspace:
+    kind: workspace
+    workspace: shared
+    members: {assistant: editor}
+pipelines:
+  remember:
+    description: Add a note, then list them.
+    input: {type: object, properties: {text: {type: string}}, required: [text]}
+    steps:
+      - {name: add, tool: notes.add, arguments: {text: "${input.text}"}}
+      - {name: list, tool: notes.list, arguments: {}}
+hooks:
+  pushes: {verifier: standard, secret: env:TB_FUZZ_HOOK_SECRET}
+subscriptions:
+  pushed:
+    source: pushes
+    type: push
+    principals: [assistant]
+agents:
+  assistant:
+    scopes: ["util.*", "notes.*", "workspace.*", "pipelines.*", "events.*"]
+"""
+
+# schemathesis cannot send tus's PATCH body type unless told it is plain bytes
+HOOKS = """
+import schemathesis
+
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    cwd = tmp_path_factory.mktemp("fuzz")
+    (cwd / "toolbridge.yaml").write_text(CONFIG)
+    env = {"PYTHONPATH": str(EXAMPLES), "TB_FUZZ_HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    with serving(cwd / "toolbridge.yaml", cwd, env) as server:
+        yield server
+
+
+def test_every_answer_is_in_the_document_and_none_is_a_server_error(served: Server, tmp_path: Path) -> None:
+    python = venv_python("schemathesis", SPEC)
+    (tmp_path / "toolbridge_fuzz_hooks.py").write_text(HOOKS)
+    command = [
+        str(Path(python).with_name("st")),
+        "--config-file",
+        str(HERE / "schemathesis.toml"),
+        "run",
+        f"{served.base}/v1/openapi.json",
+        "--header",
+        f"Authorization: Bearer {served.key}",
+        "--checks",
+        "all",
+        # /connections/connect and /connections/callback are also /connections/{ident} for a connection of
+        # that name, so a 405's Allow there rightly names GET and DELETE too, which a document listing
+        # operations per path template cannot show (and schemathesis's per-operation settings do not
+        # reach this check): test_a_405_names_every_method_of_its_path checks Allow instead
+        "--exclude-checks",
+        "allow_header_conformance",
+        "--max-examples",
+        str(EXAMPLES_PER_OPERATION),
+        "--seed",
+        str(SEED),
+        "--request-timeout",
+        str(patience(20)),
+        "--no-color",
+    ]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "toolbridge_fuzz_hooks", "PYTHONPATH": str(tmp_path)}
+    env.pop("VIRTUAL_ENV", None)
+    run = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=patience(600)
+    )
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, "schemathesis found answers the document does not allow:\n" + report
+    assert "Authentication failed" not in report, report  # the key worked: the operations were reached
+    document = httpx2.get(f"{served.base}/v1/openapi.json", timeout=patience(10)).json()
+    operations = sum(len(item) for item in document["paths"].values())
+    assert f"{operations} selected / {operations} total" in report, report  # none left out
+
+
+def test_the_document_names_every_route_the_server_has(served: Server) -> None:
+    from toolbridge import Hub
+    from toolbridge.surfaces.app import create_app
+
+    document = httpx2.get(f"{served.base}/v1/openapi.json", timeout=patience(10)).json()
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
+    served_routes = set()
+    for mount in create_app(Hub()).routes:
+        if not (isinstance(mount, Mount) and mount.path.startswith("/v1")):
+            continue
+        prefix = mount.path.removeprefix("/v1")
+        for route in _routes(mount.app):
+            for method in route.methods or ():
+                if method != "HEAD" or route.methods == {"HEAD"}:
+                    served_routes.add((method.lower(), prefix + route.path))
+    assert served_routes - documented == set()
+    assert {p for _, p in documented if not p.startswith("/workspaces")} <= {p for _, p in served_routes}
+    assert json.dumps(document).count('"HTTPValidationError"') == 0  # invalid requests answer 400 problems
+
+
+def _routes(app: object) -> list[Route]:
+    """The routes of a (wrapped) Starlette or FastAPI application, those of included routers too."""
+    while not hasattr(app, "routes"):
+        app = app.app  # type: ignore[attr-defined]  # middleware wrappers
+    found: list[Route] = []
+    for route in app.routes:
+        if hasattr(route, "original_router"):  # FastAPI includes routers lazily; their paths carry the prefix
+            found += _routes(route.original_router)
+        elif isinstance(route, Route) and route.path not in (
+            "/openapi.json",
+            "/docs",
+            "/docs/oauth2-redirect",
+        ):
+            found.append(route)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/connections/c1", "GET, DELETE"),  # two FastAPI routes, one on an included router
+        ("/v1/tools", "GET"),
+        ("/v1/workspaces/shared/content?path=/a", "GET, PUT, DELETE"),  # three Starlette routes
+        ("/v1/workspaces/shared/uploads", "POST, OPTIONS"),
+        ("/hooks/pushes", "POST"),  # the server's own routes
+    ],
+)
+def test_a_405_names_every_method_of_its_path(served: Server, path: str, allowed: str) -> None:
+    """Starlette's 405 named only the first route on the path (``Allow: GET`` for GET and DELETE)."""
+    answer = httpx2.request(
+        "PATCH", served.base + path, headers={"Authorization": f"Bearer {served.key}"}, timeout=patience(10)
+    )
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allowed
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["hint"] == f"this path takes {allowed}"
