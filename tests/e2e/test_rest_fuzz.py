@@ -183,3 +183,15 @@ def test_a_405_names_every_method_of_its_path(served: Server, path: str, allowed
     assert answer.headers["allow"] == allowed
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["hint"] == f"this path takes {allowed}"
+
+
+@pytest.mark.parametrize("query", ["wait=abc", "wait=nan", "wait=inf", "cursor=x", "limit=1e3"])
+def test_a_malformed_number_in_a_query_is_a_400_naming_it(served: Server, query: str) -> None:
+    """``changes?wait=abc`` answered 500 (schemathesis found it)."""
+    answer = httpx2.get(
+        f"{served.base}/v1/workspaces/shared/changes?{query}",
+        headers={"Authorization": f"Bearer {served.key}"},
+        timeout=patience(10),
+    )
+    assert answer.status_code == 400, answer.text
+    assert query.split("=")[0] in answer.json()["detail"]
