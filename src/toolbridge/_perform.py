@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from toolbridge._clock import now
 from toolbridge.audit import args_digest, audit_entry
 from toolbridge.errors import UpstreamTimeout
 from toolbridge.resilience import Attempt
@@ -41,7 +42,7 @@ async def perform(
 ) -> AsyncIterator[Tool | None]:
     """Run the block as ``principal``'s ``action``; yields the tool ``scope`` names (None: no scope
     check beyond authentication, as for listing one's own workspaces)."""
-    started = anyio.current_time()
+    started = now()
     error: BaseException | None = None
     try:
         tool = hub._authorize(principal, scope) if scope is not None else None
@@ -56,7 +57,7 @@ async def perform(
             principal.id,
             action,
             args_digest(arguments),
-            duration_ms=(anyio.current_time() - started) * 1000.0,
+            duration_ms=(now() - started) * 1000.0,
             error=error,
         )
         with anyio.CancelScope(shield=True):

@@ -18,6 +18,8 @@ _PAGING = re.compile(
     r"after|next_?token|next_?page_?token|start|length|range)$",
     re.I,
 )
+_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""A result as text (built once: ``json.dumps`` with options builds an encoder per call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ def shape(value: Any, *, max_bytes: int, tool: Tool | None = None) -> tuple[Any,
     A cut text says so first (before the agent reads the part kept) and again at the end, naming the
     tool's paging arguments when it has any.
     """
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = value if isinstance(value, str) else _TEXT.encode(value)
     data = text.encode()
     size = len(data)
     if size <= max_bytes:

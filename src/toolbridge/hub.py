@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 
+from toolbridge._clock import now
 from toolbridge._forks import reseed_after_fork
 from toolbridge._perform import perform
 from toolbridge._redact import redact_error, redact_value
@@ -438,7 +439,7 @@ class Hub:
             arguments if arguments is not None else {},
             idempotency_key,
             request_id or _request_id(),
-            anyio.current_time(),
+            now(),
             from_outbox,
             delegated,
             claimed=claimed,
@@ -479,7 +480,7 @@ class Hub:
         target = call.target = self._authorize(call.principal, call.tool)
         limit = self.limits.max_argument_bytes
         self.catalog.validate(target, call.args, size=len(canonical), max_bytes=limit)
-        if not call.delegated:  # counted when the call it is a step of came in
+        if not call.delegated and self._agent_rates:  # counted when the call it is a step of came in
             await self._check_inbound_rate(call.principal, target.name)
         if call.key is not None and not call.from_outbox and not call.claimed:
             check_key(call.key)
@@ -496,10 +497,12 @@ class Hub:
                     replay, call.principal, target, call.digest, call.request_id, call.started
                 )
             call.claimed = True
-        credentials = await self._resolve_credentials(
-            target, call.principal, connection, request_id=call.request_id
-        )
-        call.secrets = getattr(credentials, "secrets", ())
+        credentials = None
+        if connection is not None or self._binds(target):
+            credentials = await self._resolve_credentials(
+                target, call.principal, connection, request_id=call.request_id
+            )
+            call.secrets = getattr(credentials, "secrets", ())
         deadline = self.resilience.clock() + self.limits.call_timeout
         invocation = Invocation(
             call.principal,
@@ -629,6 +632,10 @@ class Hub:
             raise quarantine_error(tool)
         return tool
 
+    def _binds(self, tool: Tool) -> bool:
+        """Whether ``tool``'s connector is configured with credentials."""
+        return self.credentials is not None and tool.connector in self.credentials.bindings
+
     async def _resolve_credentials(
         self, tool: Tool, principal: Principal, connection: str | None, *, request_id: str = ""
     ) -> Credentials | None:
@@ -721,4 +728,4 @@ def _request_id() -> str:
 
 
 def _ms(started: float) -> float:
-    return (anyio.current_time() - started) * 1000.0
+    return (now() - started) * 1000.0

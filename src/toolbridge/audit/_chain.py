@@ -44,10 +44,14 @@ class AuditRecord:
         return {"seq": self.seq, **row, "prev_hash": self.prev_hash, "hash": self.hash}
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+# (one encoder each, built once: ``json.dumps`` with options builds a new one per call, ~0.7 µs)
+
+
 def canonical_json(arguments: Mapping[str, Any]) -> bytes:
     """The arguments as compact, key-sorted UTF-8 JSON: what is hashed, and what is measured against caps."""
-    text = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return text.encode()
+    return _CANONICAL.encode(arguments).encode()
 
 
 def args_digest(arguments: Mapping[str, Any], *, canonical: bytes | None = None) -> str:
@@ -69,4 +73,4 @@ def chain_hash(seq: int, entry: AuditEntry, prev_hash: str) -> str:
         round(entry.duration_ms, 3),
         prev_hash,
     ]
-    return hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(_COMPACT.encode(fields).encode()).hexdigest()

@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import anyio
 import sqlalchemy as sa
 
+from toolbridge._clock import now
 from toolbridge.errors import AuthenticationError, ConfigurationError, close_matches, did_you_mean
 from toolbridge.policy._keys import generate_key, hash_key, key_prefix, keys_equal
 from toolbridge.policy._principal import Principal, Scope
@@ -170,10 +170,10 @@ class AgentStore:
         if key_id is None:
             raise _bad_key()
         cached = self._cache.get(key_id)
-        if cached is not None and cached[0] > anyio.current_time() and keys_equal(cached[1], key):
+        if cached is not None and cached[0] > now() and keys_equal(cached[1], key):
             return cached[2]
         principal, digest = await self._lookup(key_id, key)
-        self._cache[key_id] = (anyio.current_time() + self._ttl, digest, principal)
+        self._cache[key_id] = (now() + self._ttl, digest, principal)
         return principal
 
     async def _lookup(self, key_id: str, key: str) -> tuple[Principal, str]:

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import anyio
 
+from toolbridge._clock import now
 from toolbridge.errors import (
     CredentialsError,
     OutcomeUnknown,
@@ -77,7 +78,7 @@ class Resilience:
     def __init__(
         self,
         *,
-        clock: Callable[[], float] = anyio.current_time,
+        clock: Callable[[], float] = now,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
         limiter: RateLimiter | None = None,
@@ -149,7 +150,12 @@ class Resilience:
 
     async def run(self, attempt: Attempt, fn: Callable[[], Awaitable[T]]) -> T:
         state = self.state(attempt.connector)
-        await self._admit(state, attempt)
+        wait = max(0.0, state.hold_until - self._clock())  # the pause the upstream asked for, if any
+        if state.limit is not None:  # awaited only when there is one (most connectors have none)
+            wait = max(wait, await self._reserve(state.limit, state.policy, attempt))
+        self._admit(state, attempt, wait)
+        if wait > 0:
+            await self._pause(wait)
         try:
             state.bulkhead.acquire_nowait()
         except anyio.WouldBlock:
@@ -174,31 +180,28 @@ class Resilience:
                 hint="try again shortly, or raise bulkhead.max_concurrent",
             ) from None
 
-    async def _admit(self, state: _State, attempt: Attempt) -> None:
-        """Wait (bounded) for the outbound rate limit and for any hold the upstream asked for."""
-        policy = state.policy
-        wait = max(0.0, state.hold_until - self._clock())
-        limit = state.limit
-        if limit is not None:
-            booked = await self.limiter.reserve(
-                f"out:{attempt.connector}", limit, max_wait=self._max_wait(policy.max_rate_wait, attempt)
-            )
-            if booked is None:
-                raise RateLimited(
-                    f"connector {attempt.connector!r} is at its outbound limit of {policy.rate}",
-                    retry_after=limit.interval,
-                    policy=str(limit),
-                    tool=attempt.tool,
-                )
-            wait = max(wait, booked)
-        if wait > self._max_wait(policy.max_rate_wait, attempt):
+    def _admit(self, state: _State, attempt: Attempt, wait: float) -> None:
+        """Refuse a call that would wait longer than the connector allows (or than its deadline)."""
+        if wait > self._max_wait(state.policy.max_rate_wait, attempt):
             raise RateLimited(
                 f"the upstream of {attempt.connector!r} asked for a pause",
                 retry_after=wait,
                 tool=attempt.tool,
             )
-        if wait > 0:
-            await self._pause(wait)
+
+    async def _reserve(self, limit: Limit, policy: ResiliencePolicy, attempt: Attempt) -> float:
+        """The wait (bounded) booked under the connector's outbound rate limit."""
+        booked = await self.limiter.reserve(
+            f"out:{attempt.connector}", limit, max_wait=self._max_wait(policy.max_rate_wait, attempt)
+        )
+        if booked is None:
+            raise RateLimited(
+                f"connector {attempt.connector!r} is at its outbound limit of {policy.rate}",
+                retry_after=limit.interval,
+                policy=str(limit),
+                tool=attempt.tool,
+            )
+        return booked
 
     def _max_wait(self, configured: float, attempt: Attempt) -> float:
         if attempt.deadline is None:
