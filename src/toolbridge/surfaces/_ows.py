@@ -12,14 +12,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 __all__ = ["StripOws", "without_ows"]
 
 _OWS = (b" ", b"\t")
+_STRIPPED = "toolbridge.ows_stripped"
+"""Set in a scope whose header values were looked at: a surface behind the middleware need not again."""
 
 
 def without_ows(scope: Scope) -> Scope:
-    """``scope`` with its header values stripped (the same scope when none needed it)."""
+    """``scope`` with its header values stripped (the same scope, marked, when none needed it)."""
+    if scope.get(_STRIPPED):
+        return scope
     raw = scope["headers"]
     if not any(value[:1] in _OWS or value[-1:] in _OWS for _, value in raw):
+        scope[_STRIPPED] = True
         return scope
-    return {**scope, "headers": [(name, value.strip(b" \t")) for name, value in raw]}
+    return {**scope, "headers": [(name, value.strip(b" \t")) for name, value in raw], _STRIPPED: True}
 
 
 class StripOws:

@@ -6,9 +6,34 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Mapping
 
+from starlette.datastructures import Headers
+from starlette.types import Scope
+
 from toolbridge.errors import PayloadTooLarge
 
-__all__ = ["api_key", "declared_length", "presents_key", "read_body"]
+__all__ = ["RequestHeaders", "api_key", "declared_length", "presents_key", "read_body"]
+
+
+class RequestHeaders(Headers):
+    """Starlette's read-only ``Headers`` whose look-ups (``[]``, ``get``, ``in``) go to a dict of each
+    name's first value, built once: Starlette scans and decodes the whole list on every look-up, and
+    the MCP surface makes a dozen per request."""
+
+    def __init__(self, *, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        self._first = {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(self.raw)}
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return self._first[key.lower()]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._first
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._first.get(key.lower(), default)
 
 
 def api_key(headers: Mapping[str, str]) -> str | None:

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolbridge.errors import AuthenticationError, CallerError, ToolbridgeError, problem
 from toolbridge.surfaces._ows import without_ows
-from toolbridge.surfaces._request import api_key, declared_length, presents_key, read_body
+from toolbridge.surfaces._request import RequestHeaders, api_key, declared_length, presents_key, read_body
 from toolbridge.surfaces.mcp._wire import INVALID_REQUEST_BODY, RequestIds, is_jsonrpc_message
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
         scope = without_ows(scope)  # also here: the surface may be mounted without create_app
-        headers = Headers(scope=scope)
+        headers = RequestHeaders(scope=scope)
         request_id = self._request_ids.from_header(headers.get("x-request-id"))
         send = _stamping(send, request_id)
         try:

@@ -52,6 +52,7 @@ _META: Final = frozenset(
 )
 _ROUTING_HEADERS: Final = (b"mcp-protocol-version", b"mcp-method", b"mcp-name")
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"))  # built once (json.dumps builds one per call)
 T = TypeVar("T")
 _WATCH_AFTER: Final = 0.05
 """Seconds a tools/call runs before toolbridge watches for its client going away (its cancellation)."""
@@ -231,7 +232,7 @@ def _error(request_id: Any, code: int, message: str, data: Any = None) -> tuple[
 
 async def _respond(send: Send, answer: tuple[int, dict[str, Any]]) -> None:
     status, payload = answer
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = _COMPACT.encode(payload).encode()
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
