@@ -26,6 +26,8 @@ def test_only_scopes_with_padded_values_are_rebuilt() -> None:
     padded = {"type": "http", "headers": [(b"x-a", b" 1\t"), (b"x-b", b"2")]}
     assert without_ows(padded)["headers"] == [(b"x-a", b"1"), (b"x-b", b"2")]
     assert padded["headers"][0] == (b"x-a", b" 1\t")  # the original is left alone
+    stripped = without_ows(padded)
+    assert without_ows(stripped) is stripped  # a surface behind the middleware does not scan again
 
 
 @pytest.mark.parametrize("strip", [False, True])

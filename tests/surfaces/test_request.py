@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from starlette.datastructures import Headers
 
 from tests.surfaces.test_one_call_path import Env, running
-from toolbridge.surfaces._request import api_key
+from toolbridge.surfaces._request import RequestHeaders, api_key
 
 pytestmark = pytest.mark.anyio
 
@@ -62,6 +63,18 @@ def test_a_bearer_key_wins_over_x_api_key_and_an_empty_bearer_is_no_key() -> Non
     assert api_key({"authorization": "Bearer ", "x-api-key": "b"}) == "b"
     assert api_key({"authorization": "Bearer "}) is None
     assert api_key({}) is None
+
+
+def test_request_headers_answer_as_starlettes_headers() -> None:
+    """The gate's headers (a dict of first values) find what Starlette's find: case-blind, first wins."""
+    scope = {"headers": [(b"x-key", b"first"), (b"accept", b"*/*"), (b"x-key", b"second")]}
+    fast, slow = RequestHeaders(scope=scope), Headers(scope=scope)
+    for name in ("X-Key", "x-key", "ACCEPT", "origin"):
+        assert fast.get(name) == slow.get(name)
+        assert (name in fast) == (name in slow)
+    assert fast["X-KEY"] == "first" and fast.getlist("x-key") == ["first", "second"]
+    with pytest.raises(KeyError):
+        fast["origin"]
 
 
 async def test_every_surface_refuses_an_oversized_body_with_the_same_problem(tmp_path: Path) -> None:
