@@ -130,7 +130,7 @@ class HttpImportSource:
                     ) from exc
                 try:
                     if response.is_redirect and "location" in response.headers:
-                        url = self._guard.check(str(url.join(response.headers["location"])))
+                        url = self._redirect(url, response.headers["location"])
                         continue
                     if response.status_code >= 400:
                         raise UpstreamError(
@@ -142,6 +142,14 @@ class HttpImportSource:
         raise BadRequest(
             f"the URL redirected more than {self.policy.max_redirects} times", hint="import the final URL"
         )
+
+    def _redirect(self, url: httpx2.URL, location: str) -> httpx2.URL:
+        """The redirect's target, through the guard; one httpx2 cannot parse (``0177.0.0.1``) is refused."""
+        try:
+            target = url.join(location)
+        except (httpx2.InvalidURL, ValueError):
+            raise self._guard.blocked() from None
+        return self._guard.check(str(target))
 
     async def _save(self, response: httpx2.Response, into: Path) -> Fetched:
         declared = response.headers.get("content-length")

@@ -243,13 +243,17 @@ class OpenAPIConnector:
         plan = self._plans.get(operation.tool)
         if plan is None:
             base = self.base_url_for(operation)
-            plan = self._plans[operation.tool] = (base, self._route(base))
+            plan = self._plans[operation.tool] = (base, self._route(base, operation.tool))
         return plan
 
-    def _route(self, base: str) -> Route:
-        """The configured origin; a server URL taken from a document fetched over the network is guarded."""
+    def _route(self, base: str, tool: str) -> Route:
+        """The configured origin; a server URL taken from a document fetched over the network is guarded
+        (one httpx2 cannot parse, such as ``http://0177.0.0.1/``, is refused as the guard refuses)."""
         remote = not self._base_url and self._spec_uri.startswith(("http://", "https://"))
-        return Route(origin(base), guard_trusted=remote)
+        try:
+            return Route(origin(base), guard_trusted=remote)
+        except (httpx2.InvalidURL, ValueError):
+            raise self._egress.refused(tool, "an invalid URL") from None
 
     async def __aenter__(self) -> OpenAPIConnector:
         if self._wire is not None:

@@ -126,14 +126,15 @@ class Egress:
         for _ in range(MAX_REDIRECTS + 1):
             same = _same_site(route.trusted, self._origin(draft.url, tool))
             if not same and self._cross_origin == "refuse":
-                raise self._refused(tool, "another origin")
+                raise self.refused(tool, "another origin")
             out = await self._outgoing(draft, not same or route.guard_trusted, tool)
             reply = await wire.send(out, signer.auth if same else None, tool)
             if not is_redirect(reply):
                 return await reply.read(max_bytes)
             await reply.aclose()
-            location = reply.headers["location"]
-            draft = _redirected(draft, reply.status, httpx2.URL(draft.url).join(location))
+            draft = _redirected(
+                draft, reply.status, self._location(draft.url, reply.headers["location"], tool)
+            )
         raise UpstreamError(
             f"connector {self._connector!r}: the upstream redirected more than {MAX_REDIRECTS} times",
             tool=tool,
@@ -152,7 +153,7 @@ class Egress:
             url = self._guard.check(out.url)
             pinned, host = await self._guard.pin_async(url, self._resolve)
         except BadRequest as exc:
-            raise self._refused(tool, "an internal address") from exc
+            raise self.refused(tool, "an internal address") from exc
         if pinned is not url:  # an allowed host is reached by its name: the URL stays as built
             out.url = str(pinned)
         out.headers["Host"] = host
@@ -183,13 +184,20 @@ class Egress:
             self._allowed[prefix] = found
         return found
 
+    def _location(self, url: str, location: str, tool: str) -> httpx2.URL:
+        """A redirect's target; one httpx2 cannot even parse (``0177.0.0.1``, a tab) is refused."""
+        try:
+            return httpx2.URL(url).join(location)
+        except (httpx2.InvalidURL, ValueError):
+            raise self.refused(tool, "an invalid URL") from None
+
     def _origin(self, url: str, tool: str) -> tuple[str, str, int]:
         try:
             return origin(url)
         except (httpx2.InvalidURL, ValueError):
-            raise self._refused(tool, "an invalid URL") from None
+            raise self.refused(tool, "an invalid URL") from None
 
-    def _refused(self, tool: str, where: str) -> UpstreamError:
+    def refused(self, tool: str, where: str) -> UpstreamError:
         return UpstreamError(
             f"{self._guard.refusal} ({where}); no request was sent there",
             tool=tool,
