@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 
 from tests._hostile import HOSTILE, HOSTS, PUBLIC
 from tests.connectors.openapi.test_egress import LIST
 from toolbridge import Hub, Principal, credentials
+from toolbridge.connectors.mcp._config import HttpServer
+from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.connectors.openapi._ingest import ingest
 from toolbridge.connectors.openapi._loader import SpecSource, load_spec
@@ -84,6 +87,9 @@ def trap_answer(trap: str, path: str, query: dict[str, str]) -> tuple[int, dict[
             "code_challenge_methods_supported": ["S256"],
         }
         return 200, {"content-type": "application/json"}, json.dumps(doc).encode()
+    if parts[0] == "sse":  # /sse/<i>: a legacy-SSE MCP server whose endpoint event names the target
+        endpoint = "/messages" if hostile == CONTROL else hostile  # the control: its own origin
+        return 200, {"content-type": "text/event-stream"}, f"event: endpoint\ndata: {endpoint}\n\n".encode()
     if parts[0] == "mcp":  # an MCP upstream that wants OAuth
         return 401, {"www-authenticate": 'Bearer error="invalid_token"'}, b""
     return 404, {}, b""
@@ -337,6 +343,29 @@ async def mcp_registration_endpoint(net: Net, which: Sequence[int]) -> list[str]
     return await _connect(net, which, "register")
 
 
+async def mcp_sse_endpoint(net: Net, which: Sequence[int]) -> list[str]:
+    """Where a legacy-SSE MCP server's ``endpoint`` event says to POST (its own origin only)."""
+
+    async def on_message(message: object) -> None:
+        pass
+
+    async def start(i: int) -> None:
+        refused: ToolbridgeError | None = None
+        async with anyio.create_task_group() as tg:  # raised outside it, not in an exception group
+            channel = SseChannel(HttpServer(url=f"{net.trap}/sse/{i}"), tg, on_message, client=client)
+            try:
+                await channel.start()
+            except ToolbridgeError as exc:
+                refused = exc
+            finally:
+                await channel.aclose()
+        if refused is not None:
+            raise refused
+
+    async with httpx2.AsyncClient(transport=net.transport, trust_env=False) as client:
+        return await _not_refused(which, start, "endpoint on another origin")
+
+
 MOCK_ONLY = frozenset({"mcp_token_endpoint", "mcp_registration_endpoint"})
 """Sites whose trap must be an https server (an authorization server): driven in process only."""
 
@@ -353,6 +382,7 @@ SITES: dict[str, Driver] = {
     "mcp_authorization_server": mcp_authorization_server,
     "mcp_token_endpoint": mcp_token_endpoint,
     "mcp_registration_endpoint": mcp_registration_endpoint,
+    "mcp_sse_endpoint": mcp_sse_endpoint,
 }
 
 
