@@ -187,6 +187,25 @@ async def test_a_registered_client_is_sealed_reused_and_refreshes_in_another_pro
     assert "client-1" in caplog.text, "the client id (not a secret) is logged at registration"
 
 
+async def test_a_refresh_in_another_process_checks_the_servers_metadata_again(sqlite_url: str) -> None:
+    """The authorization server (a remote party's choice) may change its metadata after the connect: a
+    process that reads it afresh to refresh refuses a token endpoint on a metadata address, unsent."""
+    world, keys = World(), Keyring(MasterKey.generate())
+    async with manager_for(world, sqlite_url, keys) as manager:
+        await connect(manager)
+    world.documents["/.well-known/oauth-authorization-server"] = as_metadata(
+        token_endpoint="https://in.test/t"
+    )
+    world.addresses["in.test"] = "169.254.169.254"
+    forms = len(world.token_forms)
+    async with manager_for(world, sqlite_url, keys) as other:
+        resolved = await other.resolve("remote", Principal.local(), None)
+        assert resolved.refresh is not None
+        with pytest.raises(ConfigurationError, match="is not on a public address"):
+            await resolved.refresh()
+    assert "in.test" not in world.contacted and len(world.token_forms) == forms
+
+
 async def test_without_a_challenge_the_root_metadata_and_the_challenge_scope_are_used(
     sqlite_url: str,
 ) -> None:

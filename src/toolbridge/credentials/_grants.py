@@ -1,5 +1,9 @@
 """Getting a new access token for a connection, by its scheme: refresh, client credentials, JWT bearer,
-RFC 8693 token exchange."""
+RFC 8693 token exchange.
+
+The authorization server of a *discovered* binding (an MCP upstream named it) is a remote party's choice,
+and its metadata may change after the connect: whenever a process reads that metadata, the server and
+its token endpoint pass the hub's SSRF guard (:func:`check_remote`) before anything is sent there."""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from collections.abc import Callable
 
 import httpx2
 
+from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.credentials._config import ACCESS_TOKEN_TYPE, AuthConfig
 from toolbridge.credentials._jwt import JwtAssertion, ServiceAccount
+from toolbridge.credentials._mcp_auth import OAUTH_GUARD, check_remote
 from toolbridge.credentials._providers import ServerMetadata, discover
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Material
@@ -20,9 +26,18 @@ __all__ = ["Grants"]
 
 
 class Grants:
-    def __init__(self, client: httpx2.AsyncClient, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.time,
+        guard: URLGuard = OAUTH_GUARD,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self._client = client
         self._clock = clock
+        self._guard = guard
+        self._resolver = resolver
         self._metadata: dict[str, ServerMetadata] = {}
 
     async def metadata(self, binding: AuthConfig) -> ServerMetadata:
@@ -35,7 +50,13 @@ class Grants:
             raise ConfigurationError(f"provider {provider.name!r} has neither endpoints nor an issuer")
         found = self._metadata.get(provider.issuer)
         if found is None:
-            found = self._metadata[provider.issuer] = await discover(self._client, provider.issuer)
+            discovered = binding.discover is not None
+            if discovered:
+                await check_remote(provider.issuer, "the authorization server", self._guard, self._resolver)
+            found = await discover(self._client, provider.issuer)
+            if discovered:
+                await check_remote(found.token_endpoint, "the token endpoint", self._guard, self._resolver)
+            self._metadata[provider.issuer] = found
         return found
 
     async def endpoint(self, binding: AuthConfig, material: Material | None = None) -> TokenEndpoint:

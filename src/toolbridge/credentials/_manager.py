@@ -176,7 +176,7 @@ class CredentialManager:
         self._client = client or httpx2.AsyncClient(
             transport=closing_transport(), timeout=token_timeout, trust_env=False
         )
-        self.grants = Grants(self._client, clock=clock)
+        self.grants = Grants(self._client, clock=clock, guard=url_guard, resolver=resolver)
         self._declared: dict[str, AuthConfig] = {}
         self._cells: dict[str, _Cell] = {}
         self._selected: dict[tuple[str, tuple[str, ...], str | None], str] = {}
