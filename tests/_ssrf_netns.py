@@ -100,7 +100,8 @@ def _network(workdir: Path) -> list[str]:
     hosts.write_text("\n".join(lines) + "\n")
     (workdir / "host.conf").write_text("multi on\n")
     for source, target in ((hosts, "/etc/hosts"), (workdir / "host.conf", "/etc/host.conf")):
-        subprocess.run(["mount", "--bind", str(source), target], check=True)
+        if Path(target).exists():  # a bind mount needs its target (glibc answers every line without one)
+            subprocess.run(["mount", "--bind", str(source), target], check=True)
     return problems
 
 
