@@ -103,3 +103,49 @@ async def test_a_run_whose_lease_is_taken_over_mid_step_is_left_to_its_new_holde
                 taken = pipeline_runs.update().where(pipeline_runs.c.id == run.id)
                 await conn.execute(taken.values(lease_token="other-worker/1"))
     assert ended == [None]
+
+
+async def test_a_run_whose_agent_was_revoked_fails_and_the_worker_goes_on(database_url: str) -> None:
+    """Revoking an agent stops its queued work: its run is claimed, fails saying why, and the worker runs
+    the next run (the principal lookup's AuthenticationError escaped the run and ended the worker)."""
+    ledger = Ledger()
+    hub, service = make_hub(database_url, ledger, [TWO], settings=HOUR, inline=False)
+    async with hub:
+        await hub.agents.create("leaver", ["pipelines.*", "svc.*"])
+        leaver = await hub.agents.principal_for("agent:leaver")
+        gone = await service.start("two", leaver, {"name": "gone"}, request_id="t1")
+        assert await hub.agents.revoke("leaver") == 1
+        kept = await service.start("two", ME, {"name": "kept"}, request_id="t2")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(PipelineWorker(service).run)
+            assert await finished(service, kept.id) == "succeeded"
+            assert await finished(service, gone.id) == "failed"
+            tg.cancel_scope.cancel()
+        ended = await service.store.get(gone.id)
+    assert ended is not None and "revoked" in ended.error["detail"]
+    assert ledger.calls == ["create kept", "create kept-b"]
+
+
+async def test_a_run_left_with_done_steps_by_a_revoked_agent_needs_attention(database_url: str) -> None:
+    """Its completed steps are not undone as an agent that may no longer act: an operator must."""
+    ledger = Ledger()
+    hub, service = make_hub(database_url, ledger, [TWO], settings=HOUR, inline=False)
+    async with hub:
+        await hub.agents.create("leaver", ["pipelines.*", "svc.*"])
+        leaver = await hub.agents.principal_for("agent:leaver")
+        run = await service.start("two", leaver, {"name": "x"}, request_id="t")
+        claimed = await service.store.claim_due(1, owner="worker-that-dies")
+        with anyio.CancelScope() as scope:  # a worker that dies once step a is done
+            service.engine.observer = lambda phase, _run, key: scope.cancel() if key == "01.b" else None
+            await service.execute(claimed[0])
+        service.engine.observer = None
+        assert await hub.agents.revoke("leaver") == 1
+        async with hub.database.transaction() as conn:  # its lease ran out
+            await conn.execute(pipeline_runs.update().values(lease_until=pipeline_runs.c.created_at))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(PipelineWorker(service).run)
+            assert await finished(service, run.id) == "needs_attention"
+            tg.cancel_scope.cancel()
+        ended = await service.store.get(run.id)
+    assert ended is not None and "00.a were not undone" in ended.error["detail"]
+    assert ledger.calls == ["create x"]

@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 
 from toolbridge.errors import (
+    AuthenticationError,
     BadRequest,
     CircuitOpen,
     KeyInFlight,
@@ -131,8 +132,11 @@ class Engine:
                 logger.warning("pipeline run %s: could not store its last calls' outcomes: %s", run.id, exc)
 
     async def _execute(self, run: Run) -> str:
-        principal = await self._hub.agents.principal_for(run.principal)
         records = list(run.steps) if run.steps is not None else await self._store.steps(run.id)
+        try:
+            principal = await self._hub.agents.principal_for(run.principal)
+        except AuthenticationError as exc:
+            return await self._orphaned(run, records, exc)
         ctx = _Ctx(run, principal, {r.key: r for r in records})
         if run.state == "compensating":
             return await self._unwind(ctx, run.error or {}, "cancelled" if run.cancel_requested else "failed")
@@ -334,6 +338,18 @@ class Engine:
             if not await self._undo(ctx, record):
                 failed += 1
         state = "needs_attention" if failed else end
+        await self._finished(await self._store.finish(run, state, error=error), state)
+        return state
+
+    async def _orphaned(self, run: Run, records: list[StepRecord], exc: AuthenticationError) -> str:
+        """A run whose principal was removed or revoked: nothing more runs as it, undoing included. It ends
+        failed, or needs_attention when completed steps are left for an operator to undo."""
+        left = [r.key for r in records if r.state in ("done", "compensating") and r.compensation]
+        error = problem(exc)
+        if left:
+            error["detail"] = f"{error['detail']}; its completed steps {', '.join(left)} were not undone"
+        state = "needs_attention" if left else "failed"
+        logger.warning("pipeline run %s: %s; it ends %s", run.id, error["detail"], state)
         await self._finished(await self._store.finish(run, state, error=error), state)
         return state
 

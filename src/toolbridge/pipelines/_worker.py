@@ -92,6 +92,10 @@ class PipelineWorker:
                 await self._service.execute(run)
             except StorageError as exc:  # the lease runs out and the run is claimed again
                 logger.warning("pipeline run %s: storage failed: %s; it resumes later", run.id, exc)
+            except Exception:  # a bug in one run must not stop the others: logged, left to its lease
+                logger.exception(
+                    "pipeline run %s failed unexpectedly; it resumes when its lease ends", run.id
+                )
         self._wake.set()
 
 
