@@ -91,12 +91,21 @@ def _any_of(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int, full
     own = _strip(schema, "anyOf")
     first: Any = None
     for rich in sorted({full, True}):
-        candidates = [_value({**own, **b}, defs, depth + 1, rich) for b in branches]
+        candidates = [_value(_within(own, b), defs, depth + 1, rich) for b in branches]
         first = candidates[0] if first is None else first
         for candidate in candidates:
             if sum(_valid(candidate, b, defs) for b in branches) == 1:
                 return candidate
     return first
+
+
+def _within(own: Mapping[str, Any], branch: Mapping[str, Any]) -> dict[str, Any]:
+    """A branch seen with the schema around it: both lists of required members hold (GitHub's
+    ``required: [type], oneOf: [{required: [id]}, {required: [owner, repo, number]}]``)."""
+    merged = {**own, **branch}
+    if "required" in own and "required" in branch:
+        merged["required"] = list(dict.fromkeys([*own["required"], *branch["required"]]))
+    return merged
 
 
 def _strip(schema: Mapping[str, Any], key: str) -> dict[str, Any]:
