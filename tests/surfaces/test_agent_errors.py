@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 from tests.connectors.openapi.conftest import ingested, openapi
-from tests.surfaces.mcp.conftest import Served, serve
+from tests.surfaces.mcp.conftest import ENVELOPE, MODERN, Served, serve
 from toolbridge import Hub
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.resilience import ResiliencePolicy, RetryPolicy
@@ -189,3 +189,31 @@ async def test_rest_says_a_result_was_cut_and_keeps_its_full_size() -> None:
     assert cut.status_code == 200 and body["truncated"] is True and "result" not in body
     assert body["size"] > 500_000 and len(body["text"].encode()) < 66_000
     assert "paging arguments (limit, cursor)" in body["text"].splitlines()[0]
+
+
+@ERAS
+@pytest.mark.parametrize(
+    ("params", "said"),
+    [
+        ({}, "tools/call needs params.name, the name of a tool from tools/list"),
+        ({"name": 5}, "tools/call needs params.name, the name of a tool from tools/list"),
+        ({"tool": "shop.stock"}, "tools/call needs params.name, the name of a tool from tools/list"),
+        ({"name": "shop.stock", "arguments": "x"}, 'params.arguments must be a JSON object: {"field": value'),
+        ({"name": "shop.stock", "arguments": [1]}, 'params.arguments must be a JSON object: {"field": value'),
+    ],
+)
+async def test_a_malformed_tools_call_says_what_to_send(
+    mcp: Served, era: str, params: dict[str, Any], said: str
+) -> None:
+    """The SDK's own check of the params answered a bare "Invalid request parameters" (data: "")."""
+    if era == "modern":
+        routing = {"mcp_name": str(params["name"])} if "name" in params else {}
+        body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {**params, "_meta": ENVELOPE}}
+        response = await mcp.post(body, mcp_protocol_version=MODERN, mcp_method="tools/call", **routing)
+    else:
+        response = await mcp.legacy(await mcp.initialize(), "tools/call", params)
+    error = response.json()["error"]
+    if era == "modern" and "name" in params and not isinstance(params["name"], str):
+        assert error["code"] == -32020 and "mcp-name header" in error["message"]  # checked first, by the SEP
+        return
+    assert error["code"] == -32602 and said in error["message"]

@@ -41,7 +41,7 @@ from toolbridge.surfaces.mcp._wire import (
 if TYPE_CHECKING:
     from toolbridge import CallResult, Hub, Principal
 
-__all__ = ["Bridge", "CallContext", "aliases"]
+__all__ = ["Bridge", "CallContext", "aliases", "call_params"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +112,14 @@ class Bridge:
             CALL_INPUT.reset(token)
 
     async def _call_tool(self, ctx: CallContext, params: Mapping[str, Any]) -> dict[str, Any]:
-        name, arguments = _name_and_arguments(params)
+        name, arguments = call_params(params)
         searching = name in META_SCHEMAS and in_search_mode(self.hub, ctx.principal)
         if searching:
             await self.hub.catalog.prepare_search()  # built off the event loop after a catalog change
             answer, params = meta_step(self.hub, ctx.principal, ctx.request_id, params)
             if answer is not None:
                 return answer
-            name, arguments = _name_and_arguments(params)
+            name, arguments = call_params(params)
         key = round_key(idempotency_key(params), CALL_INPUT.get())
         try:
             result = await self.hub.call(
@@ -180,7 +180,8 @@ def aliases(hub: Hub) -> dict[str, str]:
     return found
 
 
-def _name_and_arguments(params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+def call_params(params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """A tools/call's tool name and arguments, or the -32602 :class:`ProtocolError` saying how to fix them."""
     name = params.get("name")
     arguments = params.get("arguments")
     if not isinstance(name, str):

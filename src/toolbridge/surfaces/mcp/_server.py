@@ -6,13 +6,13 @@ the two tool methods and map our :class:`ProtocolError` to the SDK's ``MCPError`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.server.context import HandlerResult, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
@@ -23,11 +23,11 @@ from toolbridge.connectors._events import CALL_EVENTS, LOG_LEVELS, CallEvents
 from toolbridge.connectors.mcp._tasks import TASKS_EXTENSION
 from toolbridge.surfaces.mcp._asks import askable
 from toolbridge.surfaces.mcp._asks import asker as _asker
-from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
+from toolbridge.surfaces.mcp._bridge import Bridge, CallContext, call_params
 from toolbridge.surfaces.mcp._federation import add_federation
 from toolbridge.surfaces.mcp._notify import Notifier
 from toolbridge.surfaces.mcp._tasks import TASKS_CAPABILITY, Tasks, created_answer
-from toolbridge.surfaces.mcp._wire import ProtocolError
+from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, ProtocolError
 
 __all__ = ["SERVER_NAME", "ContextOf", "build_server", "call_events", "server_version"]
 
@@ -129,6 +129,25 @@ class _Server(Server[Any]):
         )
 
 
+_CALL_SHAPE = (
+    'tools/call needs params {"name": "<a tool from tools/list>", "arguments": {"field": value, ...}}'
+)
+
+
+async def _checked_call(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """A malformed tools/call answered with what is wrong and the shape to send, before the SDK's own check
+    of the params (which answers a bare "Invalid request parameters")."""
+    if ctx.method == "tools/call":
+        params = ctx.params
+        try:
+            if not isinstance(params, Mapping):
+                raise ProtocolError(INVALID_PARAMS, _CALL_SHAPE)
+            call_params(params)
+        except ProtocolError as exc:
+            raise MCPError(exc.code, exc.message, exc.data) from None
+    return await call_next(ctx)
+
+
 def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], Notifier]:
     """A low-level SDK server that serves ``bridge``'s tools to the caller ``context_of`` finds.
 
@@ -157,6 +176,7 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], No
     server = _Server(SERVER_NAME, version=server_version(), instructions=INSTRUCTIONS)
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
+    server.middleware.insert(0, _checked_call)
     add_federation(server, bridge.hub, context_of)
     tasks = Tasks(bridge.hub, context_of)
     tasks.install(server)
