@@ -135,6 +135,17 @@ async def test_json_body_spread_into_arguments() -> None:
     assert json.loads(upstream.last.content) == {"name": "x", "n": 2}
 
 
+async def test_a_required_member_the_body_does_not_describe_is_an_argument_that_takes_any_value() -> None:
+    # Figma's PUT /v2/webhooks/{webhook_id} requires `team_id` and lists no such property: it was dropped,
+    # so no call could send it and every call was refused by the upstream
+    schema = {**OBJ, "required": ["name", "team_id"]}
+    upstream = Upstream()
+    await call(body_doc("application/json", schema), "up", {"name": "x", "team_id": "t1"}, upstream)
+    assert json.loads(upstream.last.content) == {"name": "x", "team_id": "t1"}
+    (tool,) = ingested(body_doc("application/json", schema)).tools
+    assert {"name", "team_id"} <= set(tool.input_schema["required"])
+
+
 async def test_form_body() -> None:
     upstream = Upstream()
     await call(

@@ -134,7 +134,10 @@ def _spread(
     needed = set(schema.get("required", []))  # the schema's own list, whether or not the body is required
     fields: list[BodyField] = []
     args: dict[str, ArgSpec] = {}
-    for name, prop in schema["properties"].items():
+    described: dict[str, Any] = schema["properties"]
+    # a member required but not described (Figma's webhook `team_id`) takes any value, as JSON Schema says
+    undescribed = [n for n in schema.get("required", []) if isinstance(n, str) and n not in described]
+    for name, prop in {**described, **{key: {} for key in undescribed}}.items():
         arg = unique_arg(name, taken)
         binary = isinstance(prop, dict) and prop.get("format") == "binary"
         content_type = _encoding_type(encoding, name) or _part_type(kind, prop)
