@@ -9,7 +9,8 @@ Workspace URL import and the OpenAPI connector (spec URLs, remote ``$ref``s) use
 3. the name is resolved (the resolver is injected) and refused if **any** address is not global unicast —
    after unwrapping IPv4-mapped (``::ffff:``), NAT64 (``64:ff9b::/96``) and 6to4 (``2002::/16``) forms;
 4. the caller connects to the address that was checked (:meth:`URLGuard.pin`: the URL carries the IP,
-   ``Host`` and TLS SNI carry the name), so a second DNS answer cannot redirect the socket (rebinding).
+   ``Host`` and TLS SNI carry the name; :meth:`URLGuard.pin_request` does all three to a request), so a
+   second DNS answer cannot redirect the socket (rebinding).
 
 An operator can name hosts (``host`` or ``host:port``) in ``allow_hosts``: those are reached although
 they are not public (an internal documentation server, a test server on 127.0.0.1). Every refusal raises
@@ -31,6 +32,7 @@ import httpx2
 from toolbridge.errors import BadRequest
 
 __all__ = [
+    "RequestPin",
     "Resolver",
     "SyncResolver",
     "URLGuard",
@@ -41,6 +43,8 @@ __all__ = [
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 SyncResolver = Callable[[str, int], Sequence[str]]
+RequestPin = Callable[[httpx2.Request], Awaitable[None]]
+"""Checks a request's URL and points the request at the checked address (or refuses it)."""
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _6TO4 = ipaddress.ip_network("2002::/16")
@@ -154,6 +158,14 @@ class URLGuard:
         except OSError:
             raise self.blocked() from None
         return self.pin(url, addresses)
+
+    async def pin_request(self, request: httpx2.Request, resolver: Resolver) -> None:
+        """Point ``request`` at the checked address of its host (:meth:`pin_async`); its ``Host`` header
+        and TLS server name keep the name."""
+        url = request.url
+        request.url, request.headers["Host"] = await self.pin_async(url, resolver)
+        if url.scheme == "https":
+            request.extensions["sni_hostname"] = url.host
 
     def pin_sync(self, url: httpx2.URL, resolver: SyncResolver) -> tuple[httpx2.URL, str]:
         """:meth:`pin_async` for synchronous callers."""

@@ -79,14 +79,24 @@ class World:
     probes: int = 0
 
     contacted: list[str] = field(default_factory=list)
+    """The servers requests were for (their ``Host``: a pinned request's URL carries the address)."""
+    connected: list[str] = field(default_factory=list)
+    """The addresses or names the requests' URLs named (what a socket would connect to)."""
     addresses: dict[str, str] = field(default_factory=dict)
     """What the injected resolver answers per host (else a public address)."""
+    rebind: set[str] = field(default_factory=set)
+    """Hosts whose first lookup answers the public address and every later one 127.0.0.1."""
+    lookups: list[str] = field(default_factory=list)
 
     async def resolve(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        if host in self.rebind and self.lookups.count(host) > 1:
+            return ["127.0.0.1"]
         return [self.addresses.get(host, PUBLIC)]
 
     def handler(self, request: httpx2.Request) -> httpx2.Response:
-        self.contacted.append(request.url.host)
+        self.contacted.append(request.headers["host"])
+        self.connected.append(request.url.host)
         path = request.url.path
         if request.method == "POST" and str(request.url) == UPSTREAM:
             self.probes += 1
@@ -125,9 +135,15 @@ class World:
 
 @asynccontextmanager
 async def manager_for(
-    world: World, url: str, keys: Keyring, *, upstream: str = UPSTREAM, **binding: Any
+    world: World,
+    url: str,
+    keys: Keyring,
+    *,
+    upstream: str = UPSTREAM,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    **binding: Any,
 ) -> AsyncIterator[CredentialManager]:
-    client = httpx2.AsyncClient(transport=httpx2.MockTransport(world.handler))
+    client = httpx2.AsyncClient(transport=transport or httpx2.MockTransport(world.handler))
     config = AuthConfig(scheme="oauth2", discover=upstream, redirect_uri=REDIRECT, **binding)
     database = Database(url)
     vault = Vault(database, StaticKeys(keys))

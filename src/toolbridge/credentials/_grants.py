@@ -3,7 +3,8 @@ RFC 8693 token exchange.
 
 The authorization server of a *discovered* binding (an MCP upstream named it) is a remote party's choice,
 and its metadata may change after the connect: whenever a process reads that metadata, the server and
-its token endpoint pass the hub's SSRF guard (:func:`check_remote`) before anything is sent there."""
+its token endpoint pass the hub's SSRF guard (:func:`check_remote`) before anything is sent there, and
+every request to them connects to the address the guard checked (:func:`pin_remote`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from collections.abc import Callable
 
 import httpx2
 
-from toolbridge._urlguard import Resolver, URLGuard, system_resolver
+from toolbridge._urlguard import RequestPin, Resolver, URLGuard, system_resolver
 from toolbridge.credentials._config import ACCESS_TOKEN_TYPE, AuthConfig
 from toolbridge.credentials._jwt import JwtAssertion, ServiceAccount
-from toolbridge.credentials._mcp_auth import OAUTH_GUARD, check_remote
+from toolbridge.credentials._mcp_auth import OAUTH_GUARD, check_remote, pin_remote
 from toolbridge.credentials._providers import ServerMetadata, discover
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Material
@@ -53,7 +54,9 @@ class Grants:
             discovered = binding.discover is not None
             if discovered:
                 await check_remote(provider.issuer, "the authorization server", self._guard, self._resolver)
-            found = await discover(self._client, provider.issuer)
+            found = await discover(
+                self._client, provider.issuer, pin=self._pin(binding, "the authorization server")
+            )
             if discovered:
                 await check_remote(found.token_endpoint, "the token endpoint", self._guard, self._resolver)
             self._metadata[provider.issuer] = found
@@ -73,7 +76,13 @@ class Grants:
             resource=binding.resource,
             error_in_body=binding.provider.error_in_body,
             clock=self._clock,
+            pin=self._pin(binding, "the token endpoint"),
         )
+
+    def _pin(self, binding: AuthConfig, what: str) -> RequestPin | None:
+        """For a discovered binding (a remote party chose the server), what pins each of its requests;
+        a configured provider's server is the operator's and is reached by its name."""
+        return pin_remote(what, self._guard, self._resolver) if binding.discover is not None else None
 
     async def fetch(
         self, binding: AuthConfig, material: Material, *, subject: Secret | None = None, owner: str = ""

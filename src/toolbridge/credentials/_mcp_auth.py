@@ -16,7 +16,9 @@ origin, redirects are not followed, and every URL must be ``https://`` (or ``htt
 host). A URL a remote party chose — the authorization server, its token and registration endpoints — also
 goes through the hub's SSRF guard (:func:`check_remote`): its host is resolved and refused unless every
 address is public; loopback only when the guard allows it (``credentials.oauth_allow_loopback``), other
-private hosts only when an operator names them (``credentials.oauth_allow_hosts``).
+private hosts only when an operator names them (``credentials.oauth_allow_hosts``). Each request sent
+there is checked again and connects to the address that was checked (:func:`pin_remote`), so a second DNS
+answer (rebinding to 127.0.0.1 or 169.254.169.254) never reaches a socket.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx2
 import pydantic
 
-from toolbridge._urlguard import Resolver, URLGuard, system_resolver
+from toolbridge._urlguard import RequestPin, Resolver, URLGuard, system_resolver
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._providers import ProviderDef
 from toolbridge.errors import BadRequest, ConfigurationError, UpstreamUnavailable
@@ -44,6 +46,7 @@ __all__ = [
     "challenge_params",
     "check_remote",
     "discover_mcp_authorization",
+    "pin_remote",
     "probe_challenge",
     "require_safe",
     "resource_metadata_url",
@@ -250,6 +253,22 @@ async def check_remote(
             await guard.pin_async(parsed, resolver)
     except BadRequest:
         raise _remote_refused(what, url, guard) from None
+
+
+def pin_remote(what: str, guard: URLGuard, resolver: Resolver) -> RequestPin:
+    """What a request to a URL a remote party chose goes through just before it is sent: the rules of
+    :func:`check_remote`, and the request pointed at the address they checked (the guard's
+    :meth:`~toolbridge._urlguard.URLGuard.pin_request`; an allowed host keeps its name)."""
+
+    async def pin(request: httpx2.Request) -> None:
+        url = str(request.url)
+        await check_remote(url, what, guard, resolver, resolve=False)
+        try:
+            await guard.pin_request(request, resolver)
+        except BadRequest:
+            raise _remote_refused(what, url, guard) from None
+
+    return pin
 
 
 def _remote_refused(what: str, url: str, guard: URLGuard) -> ConfigurationError:

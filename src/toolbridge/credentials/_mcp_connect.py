@@ -37,11 +37,13 @@ import anyio
 import httpx2
 from pydantic import AnyUrl
 
+from toolbridge._urlguard import RequestPin
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._mcp_auth import (
     McpAuthorization,
     check_remote,
     discover_mcp_authorization,
+    pin_remote,
     probe_challenge,
 )
 from toolbridge.credentials._providers import ProviderDef, ServerMetadata
@@ -181,7 +183,8 @@ async def _choose(
     found = await discover_mcp_authorization(
         client, declared.discover, challenge, guard=manager.url_guard, resolver=manager.resolver
     )
-    metadata = await manager.grants.metadata(found.binding(client_id="-", redirect_uri=redirect_uri))
+    server = replace(found.binding(client_id="-", redirect_uri=redirect_uri), discover=declared.discover)
+    metadata = await manager.grants.metadata(server)  # discovered: its requests are pinned
     await _check_server(manager, metadata, found)
     issuer, now = found.authorization_server, manager.clock()
     if declared.client_id:
@@ -201,7 +204,8 @@ async def _choose(
     for known in (pending.registered, await load_discovered(manager.vault, connector)):
         if known is not None and known.reusable(issuer, redirect_uri, now):
             return replace(known, resource=found.resource, scopes=found.scopes)
-    pending.registered = await _register(client, metadata, found, connector, redirect_uri, now)
+    pin = pin_remote("the client registration endpoint", manager.url_guard, manager.resolver)
+    pending.registered = await _register(client, metadata, found, connector, redirect_uri, now, pin)
     return pending.registered
 
 
@@ -254,6 +258,7 @@ async def _register(
     connector: str,
     redirect_uri: str,
     now: float,
+    pin: RequestPin,
 ) -> DiscoveredClient:
     issuer = found.authorization_server
     fix = (
@@ -266,7 +271,9 @@ async def _register(
             "dynamic client registration (no registration_endpoint in its metadata)",
             hint=fix,
         )
-    registered = await register_client(client, metadata.registration_endpoint, redirect_uri, hint=fix)
+    registered = await register_client(
+        client, metadata.registration_endpoint, redirect_uri, hint=fix, pin=pin
+    )
     logger.info("registered OAuth client %s for %s at %s", registered.client_id, connector, issuer)
     return DiscoveredClient(
         issuer,
@@ -290,10 +297,16 @@ class Registration:
 
 
 async def register_client(
-    client: httpx2.AsyncClient, endpoint: str, redirect_uri: str, *, hint: str
+    client: httpx2.AsyncClient,
+    endpoint: str,
+    redirect_uri: str,
+    *,
+    hint: str,
+    pin: RequestPin | None = None,
 ) -> Registration:
     """RFC 7591: register a public client for the authorization-code flow with PKCE (the request and the
-    answer are the MCP SDK's models: ``OAuthClientMetadata``, ``OAuthClientInformationFull``)."""
+    answer are the MCP SDK's models: ``OAuthClientMetadata``, ``OAuthClientInformationFull``); ``pin``
+    sends the request to the address it checks."""
     # the MCP SDK (~1 s to import) only when a client registers: every hub imports this module
     from mcp.client.auth import OAuthRegistrationError
     from mcp.client.auth.utils import handle_registration_response
@@ -308,10 +321,11 @@ async def register_client(
     )
     body = wanted.model_dump(by_alias=True, mode="json", exclude_unset=True)  # only what is asked
     host = httpx2.URL(endpoint).host
+    request = client.build_request("POST", endpoint, json=body, headers={"Accept": "application/json"})
+    if pin is not None:
+        await pin(request)
     try:
-        response = await client.post(
-            endpoint, json=body, headers={"Accept": "application/json"}, follow_redirects=False
-        )
+        response = await client.send(request, follow_redirects=False)
     except httpx2.HTTPError as exc:
         raise UpstreamUnavailable(
             f"cannot reach the client registration endpoint of {host}: {type(exc).__name__}", sent=True

@@ -19,6 +19,7 @@ import httpx2
 import jsonschema
 import yaml
 
+from toolbridge._urlguard import RequestPin
 from toolbridge.errors import ConfigurationError, UpstreamUnavailable, close_matches, did_you_mean
 
 __all__ = [
@@ -167,11 +168,19 @@ class ServerMetadata:
         return cls(provider.issuer, provider.authorize_url, provider.token_url, None)
 
 
-async def discover(client: httpx2.AsyncClient, issuer: str) -> ServerMetadata:
-    """RFC 8414 metadata, falling back to OpenID Connect discovery; the issuer must match exactly."""
+async def discover(
+    client: httpx2.AsyncClient, issuer: str, *, pin: RequestPin | None = None
+) -> ServerMetadata:
+    """RFC 8414 metadata, falling back to OpenID Connect discovery; the issuer must match exactly.
+
+    With ``pin`` (an issuer a remote party chose) each request goes to the address it checks, and no
+    redirect is followed."""
     for url in metadata_urls(issuer):
+        request = client.build_request("GET", url, headers={"Accept": "application/json"})
+        if pin is not None:
+            await pin(request)
         try:
-            response = await client.get(url, headers={"Accept": "application/json"})
+            response = await client.send(request, follow_redirects=client.follow_redirects and pin is None)
         except httpx2.HTTPError as exc:
             raise UpstreamUnavailable(
                 f"cannot read the authorization server metadata at {url}: {type(exc).__name__}", sent=True

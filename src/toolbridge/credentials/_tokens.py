@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx2
 
+from toolbridge._urlguard import RequestPin
 from toolbridge.credentials._secret import Secret
 from toolbridge.errors import CredentialsError, TokenRefreshFailed
 
@@ -97,8 +98,11 @@ class TokenEndpoint:
         resource: str | None = None,
         error_in_body: bool = False,
         clock: Any = time.time,
+        pin: RequestPin | None = None,
     ) -> None:
+        """``pin``: for an endpoint a remote party chose, sends each request to the address it checks."""
         self._client = client
+        self._pin = pin
         self.url = url
         self._auth = auth
         self._resource = resource
@@ -162,12 +166,16 @@ class TokenEndpoint:
             form["client_id"] = self._auth.client_id
             if self._auth.client_secret is not None and self._auth.method != "none":
                 form["client_secret"] = self._auth.client_secret.reveal()
+        request = self._client.build_request("POST", self.url, data=form, headers=headers)
+        if self._pin is not None:
+            await self._pin(request)
         started = self._clock()
         try:
-            if auth is None:
-                response = await self._client.post(self.url, data=form, headers=headers)
-            else:
-                response = await self._client.post(self.url, data=form, headers=headers, auth=auth)
+            response = await self._client.send(
+                request,
+                auth=httpx2.USE_CLIENT_DEFAULT if auth is None else auth,
+                follow_redirects=self._client.follow_redirects and self._pin is None,
+            )
         except httpx2.HTTPError as exc:
             sent = not isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
             raise TokenRefreshFailed(

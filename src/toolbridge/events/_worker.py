@@ -157,22 +157,19 @@ class DeliveryWorker:
         self, client: httpx2.AsyncClient, item: DeliveryItem, event: Event, target: WebhookTarget
     ) -> int:
         guard = URLGuard(refusal=_GUARD_WORDS, allow_hosts=target.allow_hosts)
-        url = guard.check(target.url)
-        pinned, host = await guard.pin_async(url, self._resolver)
-        secret = (await self._service.resolve(target.secret)).reveal()
         body = webhook_body(event)
+        request = client.build_request("POST", guard.check(target.url), content=body.encode())
+        await guard.pin_request(request, self._resolver)
+        secret = (await self._service.resolve(target.secret)).reveal()
         when = dt.datetime.fromtimestamp(int(self.deliveries.clock()), dt.UTC)
-        headers = {
-            "host": host,
-            "content-type": "application/json",
-            "user-agent": "toolbridge-webhooks",
-            "webhook-id": item.id,
-            "webhook-timestamp": str(int(when.timestamp())),
-            "webhook-signature": Webhook(secret).sign(item.id, when, body),
-        }
-        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
-        request = client.build_request(
-            "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
+        request.headers.update(
+            {
+                "content-type": "application/json",
+                "user-agent": "toolbridge-webhooks",
+                "webhook-id": item.id,
+                "webhook-timestamp": str(int(when.timestamp())),
+                "webhook-signature": Webhook(secret).sign(item.id, when, body),
+            }
         )
         with anyio.fail_after(target.timeout):
             response = await client.send(request)

@@ -118,10 +118,9 @@ class HttpImportSource:
             timeout=self.policy.timeout,
         ) as client:
             for _ in range(self.policy.max_redirects + 1):
-                pinned, host = await self._guard.pin_async(url, self._resolve)
-                extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
-                headers = {"Host": host, "Accept-Encoding": "identity", "User-Agent": "toolbridge-import"}
-                request = client.build_request("GET", pinned, headers=headers, extensions=extensions)
+                headers = {"Accept-Encoding": "identity", "User-Agent": "toolbridge-import"}
+                request = client.build_request("GET", url, headers=headers)
+                await self._guard.pin_request(request, self._resolve)
                 try:
                     response = await client.send(request, stream=True)
                 except httpx2.HTTPError as exc:
