@@ -185,8 +185,9 @@ class Prism:
         return f"http://127.0.0.1:{self.port}"
 
     def wait(self) -> str:
-        """Waits (bounded) until prism listens; its URL."""
-        _wait_listening(self.process, self.port, timeout=patience(90))
+        """Waits (bounded) until prism listens; its URL. prism read Figma's document (recursive schemas) for
+        75 s on two cores at load 9: the bound leaves room for twice that."""
+        _wait_listening(self.process, self.port, timeout=patience(180))
         return self.url
 
 
