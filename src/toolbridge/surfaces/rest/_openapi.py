@@ -271,9 +271,56 @@ def _json_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+_CALLED = (403, 422)  # through Hub.call as a workspace tool: 422 when it refuses the arguments
+_FILE_OPS = (*_CALLED, 409, 423)
+
+
 def _workspace_paths() -> dict[str, Any]:
-    called = (403, 422)  # through Hub.call as a workspace tool: 422 when it refuses the arguments
-    file_ops = (*called, 409, 423)
+    return {**_workspace_reads(), **_file_content(), **_workspace_writes(), **_tus_paths()}
+
+
+def _workspace_reads() -> dict[str, Any]:
+    return {
+        "/workspaces/": {
+            "get": _op("The workspaces the caller is a member of", _json_ok(200, "The workspaces")),
+            "post": _op(
+                "Create a workspace; the caller becomes its owner",
+                _json_ok(201, "The new workspace"),
+                (403, 409),
+                body=_json_body({"name": {"type": "string", "minLength": 1, "maxLength": 128}}, ["name"]),
+            ),
+        },
+        "/workspaces/{ws}": {
+            "get": _op(
+                "A workspace: its name, the caller's role, quota and use",
+                _json_ok(200, "It"),
+                (),
+                parameters=[_WS],
+            )
+        },
+        "/workspaces/{ws}/files": {
+            "get": _op(
+                "The files and folders in a folder",
+                _json_ok(200, "The folder's entries"),
+                _CALLED,
+                parameters=[
+                    _WS,
+                    {"name": "path", "in": "query", "description": "the folder (default /)"}
+                    | {"schema": _FOLDER_SCHEMA},
+                    _query("trashed", "list the trash instead", enum=["true", "false", "1", "0"]),
+                ],
+            )
+        },
+        "/workspaces/{ws}/stat": {
+            "get": _op("One file's metadata", _json_ok(200, "The file"), _CALLED, parameters=[_WS, _PATH])
+        },
+        "/workspaces/{ws}/versions": {
+            "get": _op("A file's versions", _json_ok(200, "Its versions"), _CALLED, parameters=[_WS, _PATH])
+        },
+    }
+
+
+def _file_content() -> dict[str, Any]:
     download = _op(
         "Download a file (or one version of it); Range and If-None-Match are honoured",
         {
@@ -300,7 +347,7 @@ def _workspace_paths() -> dict[str, Any]:
     upload = _op(
         "Store a file (a new version of it); the body is its content",
         {**_json_ok(200, "A new version of the file"), **_json_ok(201, "The file's first version")},
-        (*file_ops, 412),
+        (*_FILE_OPS, 412),
         parameters=[
             _WS,
             _PATH,
@@ -315,53 +362,19 @@ def _workspace_paths() -> dict[str, Any]:
     remove = _op(
         "Move a file to the trash",
         _json_ok(200, "The trashed file"),
-        file_ops,
+        _FILE_OPS,
         parameters=[_WS, _PATH, _in_header("X-Lease", "the lease you hold on the file")],
     )
-    tus_status = {**_TUS_HEADERS, "Upload-Offset": _header("bytes received so far", "integer")}
+    return {"/workspaces/{ws}/content": {"get": download, "put": upload, "delete": remove}}
+
+
+def _workspace_writes() -> dict[str, Any]:
     return {
-        "/workspaces/": {
-            "get": _op("The workspaces the caller is a member of", _json_ok(200, "The workspaces")),
-            "post": _op(
-                "Create a workspace; the caller becomes its owner",
-                _json_ok(201, "The new workspace"),
-                (403, 409),
-                body=_json_body({"name": {"type": "string", "minLength": 1, "maxLength": 128}}, ["name"]),
-            ),
-        },
-        "/workspaces/{ws}": {
-            "get": _op(
-                "A workspace: its name, the caller's role, quota and use",
-                _json_ok(200, "It"),
-                (),
-                parameters=[_WS],
-            )
-        },
-        "/workspaces/{ws}/files": {
-            "get": _op(
-                "The files and folders in a folder",
-                _json_ok(200, "The folder's entries"),
-                called,
-                parameters=[
-                    _WS,
-                    {"name": "path", "in": "query", "description": "the folder (default /)"}
-                    | {"schema": _FOLDER_SCHEMA},
-                    _query("trashed", "list the trash instead", enum=["true", "false", "1", "0"]),
-                ],
-            )
-        },
-        "/workspaces/{ws}/stat": {
-            "get": _op("One file's metadata", _json_ok(200, "The file"), called, parameters=[_WS, _PATH])
-        },
-        "/workspaces/{ws}/versions": {
-            "get": _op("A file's versions", _json_ok(200, "Its versions"), called, parameters=[_WS, _PATH])
-        },
-        "/workspaces/{ws}/content": {"get": download, "put": upload, "delete": remove},
         "/workspaces/{ws}/changes": {
             "get": _op(
                 "Changes after a cursor; long-polls with wait > 0",
                 _json_ok(200, "The changes and the next cursor"),
-                called,
+                _CALLED,
                 parameters=[
                     _WS,
                     _number("cursor", "from the previous answer (default 0)", minimum=0),
@@ -374,7 +387,7 @@ def _workspace_paths() -> dict[str, Any]:
             "post": _op(
                 "Store a file fetched from a URL (the server fetches it, guarded against internal addresses)",
                 _json_ok(201, "The stored file"),
-                (*file_ops, 412, 502, 504),
+                (*_FILE_OPS, 412, 502, 504),
                 parameters=[_WS],
                 body=_json_body(
                     {
@@ -386,6 +399,12 @@ def _workspace_paths() -> dict[str, Any]:
                 ),
             )
         },
+    }
+
+
+def _tus_paths() -> dict[str, Any]:
+    tus_status = {**_TUS_HEADERS, "Upload-Offset": _header("bytes received so far", "integer")}
+    return {
         "/workspaces/{ws}/uploads": {
             "options": _op(
                 "tus: the server's protocol versions, extensions and size limit",
@@ -400,7 +419,7 @@ def _workspace_paths() -> dict[str, Any]:
                     "The upload",
                     headers={**_TUS_HEADERS, "Location": _header("the upload's URL", "string")},
                 ),
-                (*file_ops, 412),
+                (*_FILE_OPS, 412),
                 parameters=[
                     _WS,
                     _TUS,
@@ -427,7 +446,7 @@ def _workspace_paths() -> dict[str, Any]:
                     **_ok(204, "The bytes were appended", headers=tus_status),
                     **_ok(415, "The body is not application/offset+octet-stream"),
                 },
-                (*file_ops, 412, 460),
+                (*_FILE_OPS, 412, 460),
                 parameters=[
                     _WS,
                     _UPLOAD,
