@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from tests._patience import patience
-from toolbridge import Hub
+from toolbridge import Hub, Principal
 from toolbridge.pipelines import (
     Pipeline,
     PipelineService,
@@ -105,15 +105,19 @@ async def test_a_run_whose_lease_is_taken_over_mid_step_is_left_to_its_new_holde
     assert ended == [None]
 
 
+async def leaver(hub: Hub) -> Principal:
+    """An agent that may start the pipeline (revoked by the tests below)."""
+    await hub.agents.create("leaver", ["pipelines.*", "svc.*"])
+    return await hub.agents.principal_for("agent:leaver")
+
+
 async def test_a_run_whose_agent_was_revoked_fails_and_the_worker_goes_on(database_url: str) -> None:
     """Revoking an agent stops its queued work: its run is claimed, fails saying why, and the worker runs
     the next run (the principal lookup's AuthenticationError escaped the run and ended the worker)."""
     ledger = Ledger()
     hub, service = make_hub(database_url, ledger, [TWO], settings=HOUR, inline=False)
     async with hub:
-        await hub.agents.create("leaver", ["pipelines.*", "svc.*"])
-        leaver = await hub.agents.principal_for("agent:leaver")
-        gone = await service.start("two", leaver, {"name": "gone"}, request_id="t1")
+        gone = await service.start("two", await leaver(hub), {"name": "gone"}, request_id="t1")
         assert await hub.agents.revoke("leaver") == 1
         kept = await service.start("two", ME, {"name": "kept"}, request_id="t2")
         async with anyio.create_task_group() as tg:
@@ -131,9 +135,7 @@ async def test_a_run_left_with_done_steps_by_a_revoked_agent_needs_attention(dat
     ledger = Ledger()
     hub, service = make_hub(database_url, ledger, [TWO], settings=HOUR, inline=False)
     async with hub:
-        await hub.agents.create("leaver", ["pipelines.*", "svc.*"])
-        leaver = await hub.agents.principal_for("agent:leaver")
-        run = await service.start("two", leaver, {"name": "x"}, request_id="t")
+        run = await service.start("two", await leaver(hub), {"name": "x"}, request_id="t")
         claimed = await service.store.claim_due(1, owner="worker-that-dies")
         with anyio.CancelScope() as scope:  # a worker that dies once step a is done
             service.engine.observer = lambda phase, _run, key: scope.cancel() if key == "01.b" else None

@@ -21,6 +21,7 @@ from toolbridge.catalog import Tool
 from toolbridge.errors import BadRequest, ToolbridgeError, http_status, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
 from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._request import api_key
 from toolbridge.surfaces._tool_search import search_document
@@ -31,7 +32,6 @@ from toolbridge.surfaces.rest._runs import runs_router
 
 __all__ = ["create_rest_app", "problem_response", "tool_document"]
 
-_PROBLEM = "application/problem+json"
 _IDEMPOTENCY_KEY_MAX = 255
 
 _HEADER_PARAMS = [

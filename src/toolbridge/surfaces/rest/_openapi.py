@@ -403,7 +403,10 @@ def _workspace_writes() -> dict[str, Any]:
 
 
 def _tus_paths() -> dict[str, Any]:
-    tus_status = {**_TUS_HEADERS, "Upload-Offset": _header("bytes received so far", "integer")}
+    return {**_tus_collection(), **_tus_upload()}
+
+
+def _tus_collection() -> dict[str, Any]:
     return {
         "/workspaces/{ws}/uploads": {
             "options": _op(
@@ -432,6 +435,12 @@ def _tus_paths() -> dict[str, Any]:
                 security=_SIGNED_OR_KEY,
             ),
         },
+    }
+
+
+def _tus_upload() -> dict[str, Any]:
+    tus_status = {**_TUS_HEADERS, "Upload-Offset": _header("bytes received so far", "integer")}
+    return {
         "/workspaces/{ws}/uploads/{upload}": {
             "head": _op(
                 "tus: how many bytes of the upload have been received",

@@ -40,6 +40,7 @@ from toolbridge.errors import (
 )
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
+from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
 from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._request import api_key, declared_length, read_body
 from toolbridge.workspace import BlobInfo, WorkspaceConnector, normalize_path
@@ -51,7 +52,6 @@ __all__ = ["create_workspace_app", "find_workspace_connector"]
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,checksum,expiration"
-_PROBLEM = "application/problem+json"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
