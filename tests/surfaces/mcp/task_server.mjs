@@ -1,8 +1,9 @@
 // A small upstream that runs its one tool as a task, on the official TypeScript SDK's task machinery
 // (the same as server-everything's): node task_server.mjs MODULES_DIR, served over stdio.
-// The tool `brief {size, ttl, hold}` makes a task with the ttl asked (ms; none: kept forever), tells
-// its status "working" before the CreateTaskResult, and unless `hold` finishes it at once with a
-// text of `size` characters (its "completed" status told before the CreateTaskResult too). With
+// The tool `brief {size, ttl, hold, delay}` makes a task with the ttl asked (ms; none: kept forever),
+// tells its status "working" before the CreateTaskResult, and unless `hold` finishes it at once with a
+// text of `size` characters (its "completed" status told before the CreateTaskResult too); with
+// `delay` (ms) its CreateTaskResult is sent that long after the task was made (its ttl running). With
 // `ask` the task asks its client to pick a colour (elicitation/create for the task, which the SDK
 // delivers on the client's tasks/result) and answers with what was picked.
 import { join } from "node:path";
@@ -43,6 +44,7 @@ server.experimental.tasks.registerToolTask(
       ttl: z.number().optional(),
       hold: z.boolean().default(false),
       ask: z.boolean().default(false),
+      delay: z.number().default(0),
     }),
     execution: { taskSupport: "required" },
   },
@@ -56,6 +58,7 @@ server.experimental.tasks.registerToolTask(
         const text = "x".repeat(args.size);
         await extra.taskStore.storeTaskResult(task.taskId, "completed", { content: [{ type: "text", text }] });
       }
+      await new Promise((resolve) => setTimeout(resolve, args.delay));
       return { task };
     },
     getTask: async (args, extra) => await extra.taskStore.getTask(extra.taskId),

@@ -139,7 +139,7 @@ async def test_finished_and_expired_tasks_are_forgotten_first_and_said_to_be(
         fourth = await brief(ask, hold=True)  # none finished: the oldest goes
         oldest = await ask("tasks/result", {"taskId": running["taskId"]})
         replayed = await ask("tools/call", keyed)
-        expiring = await brief(ask, hold=True, ttl=300)  # (the third goes)
+        expiring = await brief(ask, hold=True, ttl=300, delay=250)  # (the third goes; its ttl ran 250 ms)
         with anyio.fail_after(patience(30)):
             while "result" in (expired := await ask("tasks/get", {"taskId": expiring["taskId"]})):  # noqa: ASYNC110
                 await anyio.sleep(0.1)  # (polls as an agent does)

@@ -197,6 +197,7 @@ class Tasks:
         if in_search_mode(self.hub, self.context_of(ctx).principal):  # (call_tool wraps what it calls)
             return await call_next(ctx)
         task = TaskAsk({} if modern else asked, modern=modern)
+        asked_at = time.monotonic()  # (the upstream's ttl starts after this: its task is made later)
         token = CALL_TASK.set(task)
         try:
             result = await call_next(ctx)
@@ -206,17 +207,19 @@ class Tasks:
             return result
         if task.connector is None:  # the hub replayed a keyed call that made a task: the same task
             return self._replayed(ctx, task.created, modern)
-        agent_id, answer, early = self._remember(ctx, task)
+        agent_id, answer, early = self._remember(ctx, task, asked_at)
         route = self._routes[agent_id]
         for status in early:  # told before the task was the agent's
             await self._send(route, agent_id, status)
         return answer
 
     def _remember(
-        self, ctx: ServerRequestContext[Any, Any], task: TaskAsk
+        self, ctx: ServerRequestContext[Any, Any], task: TaskAsk, asked_at: float
     ) -> tuple[str, dict[str, Any], list[Mapping[str, Any]]]:
         """The agent's task id and ``CreateTaskResult``, the task remembered as the caller's, and the
-        statuses the upstream told of it before."""
+        statuses the upstream told of it before. Its ttl is counted from ``asked_at``, when the call was
+        sent: never later than the upstream counts it, so toolbridge says "expired" before the upstream
+        can have deleted the task, not the upstream's bare "not found"."""
         principal = self.context_of(ctx).principal
         created = dict(task.created or {})
         upstream = _flat(created, task.modern)
@@ -234,7 +237,7 @@ class Tasks:
             ctx.session,
             tool=task.tool,
             ttl=seconds,
-            expires=None if seconds is None else now + seconds,
+            expires=None if seconds is None else asked_at + seconds,
             status=str(upstream.get("status", "working")),
         )
         self._gone.pop(agent_id, None)
