@@ -9,6 +9,7 @@ connection's auth flow — must stay with the home origin.
 from __future__ import annotations
 
 import base64
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -235,6 +236,20 @@ async def test_a_name_resolving_to_loopback_is_refused(home: Server, hostile: Se
     with pytest.raises(UpstreamError, match="does not reach"):
         await call(api, {"next": "http://rebound.example/steal"})
     assert looked_up == ["rebound.example"]
+
+
+async def test_a_name_that_does_not_resolve_is_refused_in_words_that_fit_it(home: Server) -> None:
+    """The refusal names both reasons in one sentence (which of the two fired is not told: an agent could
+    otherwise learn which internal names exist), so an operator's mistyped host is not called internal
+    only."""
+
+    async def resolver(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    api = connector(home, document(list(CANARIES)), CANARIES, resolver=resolver)
+    with pytest.raises(UpstreamError, match="does not reach") as info:
+        await call(api, {"next": "http://no-such-name.example/next"})
+    assert "or a name that does not resolve" in str(info.value)
 
 
 async def test_cross_origin_can_be_refused_by_setting(home: Server, hostile: Server) -> None:

@@ -153,7 +153,7 @@ class Egress:
             url = self._guard.check(out.url)
             pinned, host = await self._guard.pin_async(url, self._resolve)
         except BadRequest as exc:
-            raise self.refused(tool, "an internal address") from exc
+            raise self.refused(tool, "an internal address, or a name that does not resolve") from exc
         if pinned is not url:  # an allowed host is reached by its name: the URL stays as built
             out.url = str(pinned)
         out.headers["Host"] = host
