@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from toolbridge.hub import Hub
 from toolbridge.surfaces._hooks import hooks_endpoint
 from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._limits import BodyLimit
-from toolbridge.surfaces._ows import StripOws
+from toolbridge.surfaces._ows import without_ows
 from toolbridge.surfaces._request_id import RequestIds
 from toolbridge.surfaces.mcp import McpSurface
 from toolbridge.surfaces.rest import create_rest_app
@@ -63,10 +65,11 @@ def create_app(
             }
         )
 
+    mcp_route = Route("/mcp", mcp.asgi_app, methods=["GET", "POST", "DELETE"])
     routes = [
         Route("/", index),
         Route("/healthz", health),
-        Route("/mcp", mcp.asgi_app, methods=["GET", "POST", "DELETE"]),
+        mcp_route,
         Route("/hooks/{source}", hooks_endpoint(hub), methods=["POST"]),
         Mount("/mcp", app=mcp.asgi_app),
         Mount("/v1/workspaces", app=RequestIds(create_workspace_app(hub))),  # streams: its own size limits
@@ -80,6 +83,40 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(StripOws)],
+        middleware=[Middleware(_Entry, mcp=mcp_route)],
         exception_handlers={HTTPException: http_error},
     )
+
+
+class _Entry:
+    """Every HTTP request's header values stripped of OWS (:func:`without_ows`); and ``POST /mcp``, the
+    request every tool call is, handed to its route as Starlette's router would hand it, without the
+    router's walk over the routes and the exception middleware's wrapping of ``send`` (about a tenth of
+    a no-op call's CPU in-process). Neither does anything for that request: the route is an ASGI app
+    that takes POST, and nothing on the MCP path raises ``HTTPException``, the one exception the
+    middleware answers. The scope gets the keys the router and the middleware would have set."""
+
+    def __init__(self, app: ASGIApp, *, mcp: Route) -> None:
+        self.app = app
+        self.mcp = mcp
+        self.handlers = (
+            (app._exception_handlers, app._status_handlers) if isinstance(app, ExceptionMiddleware) else None
+        )
+        """What the exception middleware puts in the scope (for function endpoints: none on this route)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope = without_ows(scope)
+        if scope["path"] != "/mcp" or scope["method"] != "POST" or scope.get("root_path"):
+            await self.app(scope, receive, send)
+            return
+        if self.handlers is not None:
+            scope["starlette.exception_handlers"] = self.handlers
+        if "router" not in scope:
+            scope["router"] = scope["app"].router
+        scope["route"] = self.mcp
+        scope["endpoint"] = self.mcp.endpoint
+        scope["path_params"] = dict(scope.get("path_params", {}))
+        await self.mcp.app(scope, receive, send)
