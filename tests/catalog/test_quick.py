@@ -18,7 +18,7 @@ from tests._specs import vendor_spec
 
 from toolbridge import Principal
 from toolbridge.catalog import Catalog, Tool
-from toolbridge.catalog._quick import compile_check
+from toolbridge.catalog._quick import DRAFT_7, compile_check
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.errors import InvalidArguments
 
@@ -193,3 +193,47 @@ def test_a_malformed_schema_is_left_to_jsonschema() -> None:
     )
     assert quick is not None
     assert not quick({"a": "x"})
+
+
+CHECKER_7 = jsonschema.Draft7Validator.FORMAT_CHECKER
+FORMATS_7 = dict.fromkeys(CHECKER_7.checkers, CHECKER_7.conforms)
+SCHEMAS_7 = [
+    *({**schema, "$schema": DRAFT_7[0]} for schema in SCHEMAS),
+    {"$schema": DRAFT_7[1], "type": "array", "items": [{"type": "integer"}], "additionalItems": False},
+    {
+        "$schema": DRAFT_7[0],
+        "properties": {"a": {"$ref": "#/definitions/a", "type": "integer"}},
+        "definitions": {"a": {"type": "string"}},
+    },
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(SCHEMAS_7), json_values)
+def test_draft_07_never_accepts_what_jsonschema_refuses(schema: dict[str, Any], instance: Any) -> None:
+    """Draft-07 schemas (the TypeScript SDK's servers declare them) are checked as draft-07 reads them:
+    its tuple-form ``items`` and its ``$ref`` that hides its siblings are never sure."""
+    quick = compile_check(schema, FORMATS_7, DRAFT_7)
+    assert quick is not None
+    assert jsonschema.validators.validator_for(schema) is jsonschema.Draft7Validator
+    assert jsonschema.Draft7Validator(schema, format_checker=CHECKER_7).is_valid(instance) or not quick(
+        instance
+    )
+
+
+def test_a_draft_07_tool_takes_the_compiled_check() -> None:
+    schema = {
+        "$schema": DRAFT_7[0],
+        "type": "object",
+        "properties": {"message": {"type": "string"}},
+        "required": ["message"],
+    }
+    assert compile_check(schema, FORMATS_7, DRAFT_7)({"message": "hi"})
+    assert compile_check(schema, FORMATS) is None  # not read as 2020-12
+    catalog = Catalog(semantic=False)
+    tool = Tool(name="t.echo", description="d", input_schema=schema, connector="t")
+    catalog.add(tool)
+    catalog.validate(tool, {"message": "hi"}, size=10, max_bytes=100)
+    with pytest.raises(InvalidArguments) as caught:
+        catalog.validate(tool, {"message": 1}, size=10, max_bytes=100)
+    assert {e["field"] for e in caught.value.errors} == {"message"}

@@ -4,10 +4,15 @@ Validating a call's arguments with jsonschema walks the schema keyword by keywor
 fifth of an in-process REST call's CPU). Most tool schemas use a handful of keywords (``type``,
 ``properties``, ``required``, ``additionalProperties``, ``enum``, bounds), which compile here to nested
 closures. The predicate answers ``True`` only when the arguments are valid under the schema's draft
-(2020-12, as the catalog's jsonschema validator reads it); ``False`` means "not sure": the caller then runs
-the jsonschema validator, which finds the errors and words them. So a keyword this module does not know
-(``$ref``, ``oneOf``, ``uniqueItems`` of objects, …) costs speed, never correctness: its part of the schema
-compiles to a predicate that is never sure.
+(2020-12, as the catalog's jsonschema validator reads it, or draft-07); ``False`` means "not sure": the
+caller then runs the jsonschema validator, which finds the errors and words them. So a keyword this module
+does not know (``$ref``, ``oneOf``, ``uniqueItems`` of objects, …) costs speed, never correctness: its part
+of the schema compiles to a predicate that is never sure.
+
+Draft-07 (what the TypeScript MCP SDK's servers declare, through zod) asserts the keywords compiled here
+as 2020-12 does, but for two: ``items`` as a list (the tuple form) and ``$ref``, whose siblings draft-07
+ignores; neither is compiled, so both stay never sure. Keywords draft-07 does not have
+(``prefixItems``, ``dependentRequired``, …) are not compiled either.
 """
 
 from __future__ import annotations
@@ -16,15 +21,16 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Check", "compile_check"]
+__all__ = ["DRAFT_7", "DRAFT_2020_12", "Check", "compile_check"]
 
 Check = Callable[[Any], bool]
 FormatCheck = Callable[[Any, str], bool]
 
-_DRAFT_2020_12 = (
+DRAFT_2020_12 = (
     "https://json-schema.org/draft/2020-12/schema",
     "https://json-schema.org/draft/2020-12/schema#",
 )
+DRAFT_7 = ("http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema")
 _ANNOTATIONS = frozenset(
     {
         "title",
@@ -62,13 +68,17 @@ def _always(value: Any) -> bool:
     return True
 
 
-def compile_check(schema: Any, formats: Mapping[str, FormatCheck]) -> Check | None:
-    """The predicate for ``schema``; None when it names another draft (only jsonschema reads those).
+def compile_check(
+    schema: Any, formats: Mapping[str, FormatCheck], draft: tuple[str, ...] = DRAFT_2020_12
+) -> Check | None:
+    """The predicate for ``schema`` under ``draft`` (:data:`DRAFT_2020_12` or :data:`DRAFT_7`: the
+    ``$schema`` values naming it); None when the schema names another draft (only jsonschema reads those).
+    A schema without ``$schema`` is read as 2020-12.
 
     ``formats`` maps each format name the validator checks to its check (``FormatChecker.checkers``):
     other format names are annotations, as for the validator.
     """
-    if isinstance(schema, Mapping) and schema.get("$schema", _DRAFT_2020_12[0]) not in _DRAFT_2020_12:
+    if isinstance(schema, Mapping) and schema.get("$schema", DRAFT_2020_12[0]) not in draft:
         return None
     return _Compiler(formats).schema(schema)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from toolbridge.catalog._fixes import how_to_fix
-from toolbridge.catalog._quick import Check, compile_check
+from toolbridge.catalog._quick import DRAFT_7, DRAFT_2020_12, Check, compile_check
 from toolbridge.catalog._search import Mode, SearchIndex, SearchResult
 from toolbridge.catalog._semantic import EmbeddingCache, load_embedder, process_cache, tool_text
 from toolbridge.catalog._tool import Tool
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 __all__ = ["Catalog"]
+
+_QUICK_DRAFTS = {"Draft202012Validator": DRAFT_2020_12, "Draft7Validator": DRAFT_7}
+"""The drafts whose schemas get a compiled check, by the name of jsonschema's validator for them (only
+imported on the first call)."""
 
 
 class Catalog:
@@ -169,8 +173,9 @@ class Catalog:
         checker = cls.FORMAT_CHECKER
         validator: jsonschema.protocols.Validator = cls(schema, format_checker=checker)
         quick = None
-        if cls is jsonschema.Draft202012Validator:
-            quick = compile_check(schema, dict.fromkeys(checker.checkers, checker.conforms))
+        draft = _QUICK_DRAFTS.get(cls.__name__)
+        if draft is not None:
+            quick = compile_check(schema, dict.fromkeys(checker.checkers, checker.conforms), draft)
         compiled = self._validators[tool.name] = (quick, validator)
         return compiled
 
