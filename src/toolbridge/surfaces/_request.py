@@ -11,7 +11,7 @@ from starlette.types import Scope
 
 from toolbridge.errors import PayloadTooLarge
 
-__all__ = ["RequestHeaders", "api_key", "declared_length", "presents_key", "read_body"]
+__all__ = ["RequestHeaders", "api_key", "check_size", "declared_length", "presents_key", "read_body"]
 
 
 class RequestHeaders(Headers):
@@ -59,13 +59,18 @@ async def read_body(
     chunks: AsyncIterable[bytes], *, limit: int, declared: int | None = None, what: str = "the request body"
 ) -> bytes:
     """The whole body, refused with :class:`PayloadTooLarge` when it is (or is declared) over ``limit``."""
-    if declared is not None and declared > limit:
-        raise PayloadTooLarge(what, size=declared, limit=limit)
+    if declared is not None:
+        check_size(declared, limit=limit, what=what)
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
         size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(what, size=size, limit=limit)
+        check_size(size, limit=limit, what=what)
         parts.append(chunk)
     return b"".join(parts)
+
+
+def check_size(size: int, *, limit: int, what: str = "the request body") -> None:
+    """Refuse a body of ``size`` bytes (declared, or counted so far) over ``limit``, as :func:`read_body`."""
+    if size > limit:
+        raise PayloadTooLarge(what, size=size, limit=limit)

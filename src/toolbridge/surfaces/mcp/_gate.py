@@ -7,6 +7,7 @@ also as ``scope["user"]`` so the SDK's session manager refuses a session to anyo
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,7 +24,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolbridge.errors import AuthenticationError, CallerError, ToolbridgeError, problem
 from toolbridge.surfaces._ows import without_ows
-from toolbridge.surfaces._request import RequestHeaders, api_key, declared_length, presents_key, read_body
+from toolbridge.surfaces._request import (
+    RequestHeaders,
+    api_key,
+    check_size,
+    declared_length,
+    presents_key,
+    read_body,
+)
 from toolbridge.surfaces.mcp._wire import INVALID_REQUEST_BODY, RequestIds, is_jsonrpc_message
 
 if TYPE_CHECKING:
@@ -169,21 +177,30 @@ class Gate:
 
     async def _read_body(self, headers: Headers, receive: Receive) -> bytes | None:
         """The body, or None when the client went away before sending all of it."""
+        declared = declared_length(headers)
+        if declared is not None:
+            check_size(declared, limit=self.max_body_bytes)  # refused before reading
+        first = await receive()
+        if first["type"] == "http.request" and not first.get("more_body", False):
+            body: bytes = first.get("body", b"")  # whole in one message, as a small request comes
+            check_size(len(body), limit=self.max_body_bytes)
+            return body
         gone = False
 
         async def chunks() -> AsyncIterator[bytes]:
             nonlocal gone
-            more = True
-            while more:
-                message = await receive()
+            message = first
+            while True:
                 if message["type"] != "http.request":
                     gone = True
                     return
                 yield message.get("body", b"")
-                more = message.get("more_body", False)
+                if not message.get("more_body", False):
+                    return
+                message = await receive()
 
-        body = await read_body(chunks(), limit=self.max_body_bytes, declared=declared_length(headers))
-        return None if gone else body
+        whole = await read_body(chunks(), limit=self.max_body_bytes)
+        return None if gone else whole
 
     async def _authenticate(self, headers: Headers, request_id: str) -> Principal:
         key = api_key(headers)
@@ -194,7 +211,14 @@ class Gate:
 
 def _user(principal: Principal) -> AuthenticatedUser:
     """The principal as the SDK sees it: sessions are bound to ``client_id``."""
-    return AuthenticatedUser(AccessToken(token="", client_id=principal.id, scopes=[], subject=principal.id))
+    return _user_of(principal.id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _user_of(principal_id: str) -> AuthenticatedUser:
+    """(One per principal, not one per request: building the SDK's token model is most of the cost; the
+    SDK only reads it.)"""
+    return AuthenticatedUser(AccessToken(token="", client_id=principal_id, scopes=[], subject=principal_id))
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

@@ -13,6 +13,7 @@ suite's stateless-era scenarios check the result.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Mapping
@@ -164,8 +165,7 @@ def _plain_http(scope: Scope, headers: Headers) -> bool:
         return False
     if not headers.get("content-type", "").lower().startswith("application/json"):
         return False
-    accept = [part.split(";")[0].strip().lower() for part in headers.get("accept", "").split(",")]
-    if not any(a in ("application/json", "application/*", "*/*") for a in accept):
+    if not _accepts_json(headers.get("accept", "")):
         return False
     seen: set[bytes] = set()
     for name, _ in scope["headers"]:
@@ -176,6 +176,13 @@ def _plain_http(scope: Scope, headers: Headers) -> bool:
                 return False
             seen.add(name)
     return True
+
+
+@functools.lru_cache(maxsize=64)
+def _accepts_json(accept: str) -> bool:
+    """Whether an ``Accept`` value takes a JSON answer (a client sends the same value every time)."""
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    return any(a in ("application/json", "application/*", "*/*") for a in types)
 
 
 def _decode(body: bytes) -> dict[str, Any] | None:
