@@ -107,6 +107,21 @@ def calls(conn: Conn, key: str, tool: str, arguments: dict[str, object], session
         yield
 
 
+_STEADY = """
+import runpy, sys
+from toolbridge import Hub
+import toolbridge.surfaces.mcp._lean as lean
+Hub.__init__.__kwdefaults__["key_cache_ttl"] = 3600.0
+lean._WATCH_AFTER = 3600.0
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+"""Runs a server script with the two clocks a server slowed down by callgrind would cross and a real one
+does not: the agent key cache's 5 s (a key looked up again, through SQLAlchemy, every few hundred calls
+instead of thousands: its count moved with the machine's load by +-3 %) and the 50 ms after which the lean
+path watches for a client going away (a watcher task per call once calls take that long)."""
+
+
 @contextmanager
 def server(target: str, src: Path, logs: Path, upstreams: dict[str, int]) -> Iterator[tuple[Server, str]]:
     """``target``'s toolbridge under callgrind with ``src`` first on PYTHONPATH; (server, agent key)."""
@@ -136,6 +151,8 @@ def server(target: str, src: Path, logs: Path, upstreams: dict[str, int]) -> Ite
         "--instr-atstart=no",
         f"--callgrind-out-file={out}",
         sys.executable,
+        "-c",
+        _STEADY,
         *script,
     ]
     proc = start(target, argv, port, logs, timeout=900, wait_for=None if target == "floor" else key_file)
