@@ -1,9 +1,10 @@
 // A small upstream that runs its one tool as a task, on the official TypeScript SDK's task machinery
 // (the same as server-everything's): node task_server.mjs MODULES_DIR, served over stdio.
-// The tool `brief {size, ttl, hold, delay}` makes a task with the ttl asked (ms; none: kept forever),
+// The tool `brief {size, ttl, hold, delay, lag}` makes a task with the ttl asked (ms; none: kept forever),
 // tells its status "working" before the CreateTaskResult, and unless `hold` finishes it at once with a
 // text of `size` characters (its "completed" status told before the CreateTaskResult too); with
-// `delay` (ms) its CreateTaskResult is sent that long after the task was made (its ttl running). With
+// `delay` (ms) its CreateTaskResult is sent that long after the task was made (its ttl running); with
+// `lag` (ms) each later tasks/get of the task reads the task store that long after it came. With
 // `ask` the task asks its client to pick a colour (elicitation/create for the task, which the SDK
 // delivers on the client's tasks/result) and answers with what was picked.
 import { join } from "node:path";
@@ -26,7 +27,17 @@ async function pick(taskId, extra) {
   await extra.taskStore.storeTaskResult(taskId, "completed", { content: [{ type: "text", text }] });
 }
 
-const taskStore = new InMemoryTaskStore();
+class LaggingStore extends InMemoryTaskStore {
+  lags = new Map();
+
+  async getTask(taskId, sessionId) {
+    const lag = this.lags.get(taskId);
+    if (lag) await new Promise((resolve) => setTimeout(resolve, lag));
+    return await super.getTask(taskId, sessionId);
+  }
+}
+
+const taskStore = new LaggingStore();
 const server = new McpServer(
   { name: "task-server", version: "1.0.0" },
   {
@@ -45,6 +56,7 @@ server.experimental.tasks.registerToolTask(
       hold: z.boolean().default(false),
       ask: z.boolean().default(false),
       delay: z.number().default(0),
+      lag: z.number().default(0),
     }),
     execution: { taskSupport: "required" },
   },
@@ -59,6 +71,7 @@ server.experimental.tasks.registerToolTask(
         await extra.taskStore.storeTaskResult(task.taskId, "completed", { content: [{ type: "text", text }] });
       }
       await new Promise((resolve) => setTimeout(resolve, args.delay));
+      taskStore.lags.set(task.taskId, args.lag);
       return { task };
     },
     getTask: async (args, extra) => await extra.taskStore.getTask(extra.taskId),

@@ -155,6 +155,31 @@ async def test_finished_and_expired_tasks_are_forgotten_first_and_said_to_be(
     assert fourth_now["result"]["status"] == "working"
 
 
+async def test_a_task_whose_ttl_ran_out_before_its_answer_came_is_answered_and_said_expired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The upstream answers with a task whose ttl ran out meanwhile (a slow upstream, a busy machine):
+    the agent gets its task, and asking about it says that it expired (the table, full, looked for
+    expired tasks and forgot the new one before its answer was made: the call failed with a KeyError)."""
+    monkeypatch.setattr(_tasks, "MAX_TASKS", 1)
+    async with agent() as (_, ask):
+        await brief(ask, hold=True)
+        late = await brief(ask, hold=True, ttl=300, delay=400)
+        got = await ask("tasks/get", {"taskId": late["taskId"]})
+    assert late["taskId"].startswith("ts/") and late["ttl"] == 300
+    assert got["error"]["message"].startswith(f"task {late['taskId']!r} has expired: its ttl of 0.3 s")
+
+
+async def test_a_task_that_expires_while_toolbridge_asks_its_upstream_is_said_to_have_expired() -> None:
+    """A ``tasks/get`` that toolbridge forwards while the task's ttl still runs, and that reaches the
+    upstream's store after it ran out (the upstream deleted the task): toolbridge says that the task
+    expired, not the upstream's bare "Task not found"."""
+    async with agent() as (_, ask):
+        task = await brief(ask, hold=True, ttl=1000, lag=1500)
+        got = await ask("tasks/get", {"taskId": task["taskId"]})
+    assert got["error"]["message"].startswith(f"task {task['taskId']!r} has expired: its ttl of 1 s")
+
+
 async def until_finished(ask: Ask, task: dict[str, Any]) -> None:
     """Until toolbridge knows ``task`` finished: its status notification may be handled after the
     ``CreateTaskResult`` that follows it (another task of the upstream session), and a ``tasks/get``

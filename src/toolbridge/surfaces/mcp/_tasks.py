@@ -207,19 +207,19 @@ class Tasks:
             return result
         if task.connector is None:  # the hub replayed a keyed call that made a task: the same task
             return self._replayed(ctx, task.created, modern)
-        agent_id, answer, early = self._remember(ctx, task, asked_at)
-        route = self._routes[agent_id]
+        agent_id, route, answer, early = self._remember(ctx, task, asked_at)
         for status in early:  # told before the task was the agent's
             await self._send(route, agent_id, status)
         return answer
 
     def _remember(
         self, ctx: ServerRequestContext[Any, Any], task: TaskAsk, asked_at: float
-    ) -> tuple[str, dict[str, Any], list[Mapping[str, Any]]]:
-        """The agent's task id and ``CreateTaskResult``, the task remembered as the caller's, and the
-        statuses the upstream told of it before. Its ttl is counted from ``asked_at``, when the call was
-        sent: never later than the upstream counts it, so toolbridge says "expired" before the upstream
-        can have deleted the task, not the upstream's bare "not found"."""
+    ) -> tuple[str, _Route, dict[str, Any], list[Mapping[str, Any]]]:
+        """The agent's task id, route and ``CreateTaskResult``, the task remembered as the caller's, and
+        the statuses the upstream told of it before. Its ttl is counted from ``asked_at``, when the call
+        was sent: never later than the upstream counts it, so toolbridge says "expired" before the
+        upstream can have deleted the task, not the upstream's bare "not found". A task whose ttl ran
+        out before its answer came is answered all the same (and may already be forgotten as expired)."""
         principal = self.context_of(ctx).principal
         created = dict(task.created or {})
         upstream = _flat(created, task.modern)
@@ -228,7 +228,7 @@ class Tasks:
         ttl = upstream.get("ttlMs" if task.modern else "ttl")
         seconds = ttl / 1000 if isinstance(ttl, int | float) and not isinstance(ttl, bool) else None
         now = time.monotonic()
-        self._routes[agent_id] = _Route(
+        route = self._routes[agent_id] = _Route(
             _owner(principal),
             task.modern,
             connector,
@@ -244,8 +244,8 @@ class Tasks:
         self._make_room(now)
         early = self._early.pop(agent_id, [])
         if early:
-            self._routes[agent_id].status = str(early[-1].get("status", "working"))
-        return agent_id, _with_task(created, task.modern, taskId=agent_id), early
+            route.status = str(early[-1].get("status", "working"))
+        return agent_id, route, _with_task(created, task.modern, taskId=agent_id), early
 
     def _make_room(self, now: float) -> None:
         """Forget expired tasks (when the table is full, or a minute after the last look), then, while
@@ -337,6 +337,15 @@ class Tasks:
             hint="call the tool again for a new task",
         )
 
+    def _expired_meanwhile(self, agent_id: str, route: _Route, modern: bool) -> NotFound | None:
+        """That the task expired, when the upstream failed a request about it that toolbridge forwarded
+        while its ttl ran and that reached the upstream after it ran out (the upstream may have deleted
+        the task meanwhile: its "not found" is no news); None while the ttl still runs."""
+        if route.expires is None or route.expires > time.monotonic():
+            return None
+        found = self._find(agent_id, route.owner, modern=modern)
+        return found if isinstance(found, NotFound) else None
+
     def _one(self, method: str) -> Callable[[ServerRequestContext[Any, Any], Any], Any]:
         async def handle(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
             modern = _era_allows(ctx, method)
@@ -373,6 +382,10 @@ class Tasks:
                             else {}
                         )
                         result = await self._ask(method, found, extra)
+                    except ToolbridgeError as exc:
+                        if (expired := self._expired_meanwhile(agent_id, found, modern)) is None:
+                            raise
+                        raise expired from exc
                     finally:
                         CALL_EVENTS.reset(token)
             except NotFound as exc:
