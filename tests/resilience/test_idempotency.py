@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import anyio
 import httpx2
 import pytest
@@ -56,23 +58,18 @@ async def test_i2_same_key_different_body_is_422(upstream: Upstream, fake_time: 
 
 
 async def test_i3_same_key_in_flight_is_409(upstream: Upstream, fake_time: FakeTime) -> None:
-    upstream.then(Reply(200, hang=0.5))
+    upstream.then(Reply(200, hang=patience(60)))  # in flight until the test ends it: no window to race
     hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT)
-    conflicts: list[Conflict] = []
-    async with client, hub:
-
-        async def second() -> None:
-            while not upstream.requests:  # noqa: ASYNC110 - polls the upstream's own record, bounded below
-                await anyio.sleep(0.01)
-            with pytest.raises(Conflict) as info:
-                await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
-            conflicts.append(info.value)
-
+    call = functools.partial(hub.call, Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+    async with client, hub, anyio.create_task_group() as tg:
+        tg.start_soon(call)
         with anyio.fail_after(patience(10)):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(second)
-                await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
-    assert conflicts and conflicts[0].status == 409
+            while not upstream.requests:  # noqa: ASYNC110 - polls the upstream's own record, bounded
+                await anyio.sleep(0.01)
+        with pytest.raises(Conflict) as info:
+            await call()
+        tg.cancel_scope.cancel()  # the first call, still in flight
+    assert info.value.status == 409
     assert len(upstream.requests) == 1 and upstream.effect_count == 1
 
 
