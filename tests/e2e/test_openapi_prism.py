@@ -59,6 +59,8 @@ from toolbridge.connectors.openapi import (
     load_spec,
 )
 from toolbridge.credentials import ApiKeyAuth, BasicAuth, BearerAuth, Secret, StaticToken
+from toolbridge.hub import Limits
+from toolbridge.resilience import ResiliencePolicy, RetryPolicy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node, pytest.mark.anyio]
 
@@ -374,8 +376,12 @@ async def _call_all(
     hooks = {"request": [on_request], "response": [on_response]}
     async with httpx2.AsyncClient(event_hooks=hooks, timeout=patience(60)) as client:
         connector = OpenAPIConnector("api", ingested, base_url=server.url, client=client)
-        hub = Hub()
-        hub.add_connector(WithConnection(connector, auth_for(OpenAPIConnector("api", ingested))))
+        # prism on a busy machine answers some calls after the default bounds (20 s an attempt, 60 s a
+        # call); they would count as dropped: the bounds end a hung prism, so they grow with patience()
+        hub = Hub(limits=Limits(call_timeout=patience(60)))
+        patient = ResiliencePolicy(retry=RetryPolicy(attempt_timeout=patience(20)))
+        wired = WithConnection(connector, auth_for(OpenAPIConnector("api", ingested)))
+        hub.add_connector(wired, policy=patient)
         async with hub:
             names = sample([t.name for t in connector.tools()], SAMPLE)
             schemas = {name: hub.catalog.get(name).input_schema for name in names}
