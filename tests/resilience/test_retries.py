@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from tests._patience import patience
 from tests.resilience.conftest import FakeTime, http_hub
 from toolbridge import Limits, Principal
 from toolbridge.errors import (
@@ -58,8 +59,9 @@ async def test_r2_post_without_key_is_not_retried_after_send(upstream: Upstream,
 
 
 async def test_r2_read_timeout_after_send_is_outcome_unknown(upstream: Upstream, fake_time: FakeTime) -> None:
-    upstream.then(Reply(hang=2.0))
-    hub, client = http_hub(upstream.url, fake_time, policy(attempt_timeout=0.2))
+    upstream.then(Reply(hang=patience(30)))  # answers after the attempt's timeout, which ends it
+    # the request must reach the upstream within the attempt's timeout, on a busy machine too
+    hub, client = http_hub(upstream.url, fake_time, policy(attempt_timeout=patience(1.0)))
     async with client, hub:
         with pytest.raises(OutcomeUnknown):
             await hub.call(LOCAL, "up.create", {"name": "a"})
