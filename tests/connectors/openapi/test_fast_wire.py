@@ -14,6 +14,7 @@ import anyio.abc
 import pytest
 from aiohttp.http import SERVER_SOFTWARE
 
+from tests._patience import patience
 from toolbridge.connectors.openapi._wire import FastWire, Outgoing
 from toolbridge.errors import UpstreamUnavailable
 
@@ -110,7 +111,7 @@ async def test_an_answer_that_does_not_come_in_time_is_late_and_not_sent_again()
     # The second request goes on the kept-alive connection and gets no answer: a read timeout, not a
     # broken connection, so it is not sent again on a new one (a GET would otherwise be replayed).
     async with server(lambda n: ok(b"{}") if n == 1 else None) as (base, seen):
-        wire = FastWire(timeout=0.5)
+        wire = FastWire(timeout=patience(1.0))  # the first answer must come within it on a busy machine
         try:
             await (await wire.send(Outgoing("GET", f"{base}/a", {}), None, "t")).read(100)
             with pytest.raises(UpstreamUnavailable) as caught:
