@@ -502,7 +502,7 @@ class Hub:
             credentials = await self._resolve_credentials(
                 target, call.principal, connection, request_id=call.request_id
             )
-            call.secrets = getattr(credentials, "secrets", ())
+            call.credentials = credentials
         deadline = self.resilience.clock() + self.limits.call_timeout
         invocation = Invocation(
             call.principal,
@@ -709,7 +709,14 @@ class _Pending:
     digest: str = ""
     target: Tool | None = None
     claimed: bool = False
-    secrets: Sequence[str] = ()
+    credentials: Credentials | None = None
+
+    @property
+    def secrets(self) -> Sequence[str]:
+        """The forms of the call's secret values, read when redacting: a refresh during the call (after an
+        upstream 401) adds the new tokens, which the retried request carried and an upstream may echo."""
+        found: Sequence[str] = getattr(self.credentials, "secrets", ())
+        return found
 
 
 _ID_PREFIX = secrets.token_hex(4)

@@ -7,9 +7,14 @@ database — every table's rows and the raw SQLite files (main and WAL).
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import logging
 import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,16 +23,18 @@ import httpx2
 import pytest
 
 from tests._leaks import assert_absent, database_files, dump_tables, encoded
-from tests.credentials.fakes import oauth_config
-from toolbridge import Hub
+from tests.credentials.fakes import api_tool, oauth_config, provider
+from toolbridge import CredentialsError, Hub, Principal
 from toolbridge.connectors import Invocation
 from toolbridge.credentials import (
     AuthConfig,
     CredentialManager,
     Keyring,
     MasterKey,
+    Material,
     Secret,
     StaticKeys,
+    TokenSet,
     Vault,
 )
 from toolbridge.errors import UpstreamStatusError
@@ -154,3 +161,84 @@ async def _no_wait(_seconds: float) -> None:
 
 def _forms(value: str) -> list[str]:
     return [*encoded(value), *encoded(f"admin:{value}")]
+
+
+async def test_a_token_refreshed_after_a_401_is_redacted_from_the_retried_answer(tmp_path: Path) -> None:
+    """The call's secrets were read before the call: the token a 401's refresh brought, which the retried
+    request carried, came back unredacted from an upstream that echoes it (tests/e2e/test_secret_canaries.py
+    found it)."""
+    upstream, first = EchoUpstream(), canary("at")
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.headers.get("authorization") == f"Bearer {first}":
+            return httpx2.Response(401, json={"error": "expired"})
+        return upstream.handler(request)
+
+    tokens = TokenSet(Secret(first), Secret(canary("rt")), expires_at=time.time() + 3600)
+    async with echoing_hub(tmp_path, handler, oauth_config(), Material(tokens=tokens)) as hub:
+        result = await hub.call(Principal.local(), "svc.echo")
+    assert len(upstream.issued) == 2, "the 401 refreshed the token"
+    assert "[redacted]" in json.dumps(result.value)
+    assert_absent([first, *upstream.issued], json.dumps(result.value), forms=encoded, what="a token")
+
+
+async def test_each_half_of_a_user_password_secret_is_redacted(tmp_path: Path) -> None:
+    """A basic secret given as ``user:password``: an upstream naming the user or the password alone."""
+    user, password = canary("user"), canary("pw")
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        decoded = base64.b64decode(request.headers["authorization"].removeprefix("Basic ")).decode()
+        return httpx2.Response(200, json=dict(zip(("user", "password"), decoded.split(":"), strict=True)))
+
+    material = Material(secret=Secret(f"{user}:{password}"))
+    async with echoing_hub(tmp_path, handler, AuthConfig(scheme="basic"), material) as hub:
+        result = await hub.call(Principal.local(), "svc.echo")
+    assert result.value == {"user": "[redacted]", "password": "[redacted]"}
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+async def test_a_token_endpoint_quoting_the_refused_request_is_redacted(tmp_path: Path, method: str) -> None:
+    """A refused refresh whose ``error_description`` quotes the request — refresh token and client secret —
+    reached the caller's error, the connection's stored reason and the event log (the e2e test found it)."""
+    client_secret, access, refresh = canary("cs"), canary("at"), canary("rt")
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/token":
+            quoted = f"refused {request.content.decode()} from {request.headers.get('authorization')}"
+            return httpx2.Response(400, json={"error": "invalid_grant", "error_description": quoted})
+        return httpx2.Response(401)
+
+    binding = AuthConfig(
+        scheme="oauth2",
+        provider=dataclasses.replace(provider(), token_auth_method=method),
+        client_id="cid",
+        client_secret=Secret(client_secret),
+    )
+    tokens = Material(tokens=TokenSet(Secret(access), Secret(refresh), expires_at=time.time() + 3600))
+    async with echoing_hub(tmp_path, handler, binding, tokens) as hub:
+        with pytest.raises(CredentialsError) as info:
+            await hub.call(Principal.local(), "svc.echo")
+        tables = await dump_tables(hub.database.transaction())
+    said = f"{info.value.message} {info.value.hint}"
+    assert "[redacted]" in said
+    assert_absent(
+        [refresh, client_secret], f"{said}\n{tables}", forms=lambda v: [*encoded(v), *encoded(f"cid:{v}")]
+    )
+
+
+@asynccontextmanager
+async def echoing_hub(
+    tmp_path: Path,
+    handler: Callable[[httpx2.Request], httpx2.Response],
+    binding: AuthConfig,
+    material: Material,
+) -> AsyncIterator[Hub]:
+    """A hub whose tool ``svc.echo`` GETs ``handler``'s answer, with ``material`` as its connection."""
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    hub = Hub(database=f"sqlite+aiosqlite:///{tmp_path / 'tb.db'}", resilience=Resilience(sleep=_no_wait))
+    vault = Vault(hub.database, StaticKeys(Keyring(MasterKey.generate())))
+    hub.credentials = CredentialManager(vault, {"svc": binding}, client=client)
+    hub.tool(api_tool(client, "https://api.test/echo"), connector="svc", name="echo", read_only=True)
+    async with hub, client:
+        await hub.credentials.add("svc", "default", material)
+        yield hub

@@ -124,6 +124,8 @@ def secret_forms(binding: AuthConfig, material: Material) -> tuple[str, ...]:
         raw = material.secret.reveal()
         values.append(raw)
         values += [v.reveal() for v in fields_of(material.secret).values()]
+        if binding.scheme == "basic" and binding.username is None:  # the secret is user:password
+            values += raw.partition(":")[::2]  # an upstream may quote either alone ("user x, bad password")
     if binding.client_secret is not None:
         values.append(binding.client_secret.reveal())
     basic_user = binding.username if binding.scheme == "basic" else None

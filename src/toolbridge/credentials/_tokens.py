@@ -2,7 +2,8 @@
 
 Failures are sorted once, here: ``invalid_grant`` means the grant is dead (a person must reconnect);
 a 5xx or a transport failure may pass and never marks a connection dead; anything else is reported as
-the provider said it, without echoing the request (which carries secrets).
+the provider said it, without echoing the request (which carries secrets): a description that quotes
+what it was sent is redacted.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from typing import Any
 
 import httpx2
 
+from toolbridge._redact import forms, redact_text
 from toolbridge._urlguard import RequestPin
 from toolbridge.credentials._secret import Secret
 from toolbridge.errors import CredentialsError, TokenRefreshFailed
 
 __all__ = ["ClientAuth", "GrantDead", "TokenEndpoint", "TokenSet"]
+
+_SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "client_secret", "assertion", "subject_token")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +170,9 @@ class TokenEndpoint:
             form["client_id"] = self._auth.client_id
             if self._auth.client_secret is not None and self._auth.method != "none":
                 form["client_secret"] = self._auth.client_secret.reveal()
+        carried = [v for k, v in form.items() if k in _SECRET_FIELDS]
+        if auth is not None and self._auth.client_secret is not None:
+            carried.append(self._auth.client_secret.reveal())
         request = self._client.build_request("POST", self.url, data=form, headers=headers)
         if self._pin is not None:
             await self._pin(request)
@@ -183,9 +190,16 @@ class TokenEndpoint:
                 + (" after the request was sent" if sent else ""),
                 hint="the connection is kept; try again shortly",
             ) from None
-        return self._parse(response, started, previous)
+        secrets = forms(carried, basic_user=self._auth.client_id if auth else None)
+        return self._parse(response, started, previous, secrets)
 
-    def _parse(self, response: httpx2.Response, started: float, previous: TokenSet | None) -> TokenSet:
+    def _parse(
+        self,
+        response: httpx2.Response,
+        started: float,
+        previous: TokenSet | None,
+        secrets: tuple[str, ...],
+    ) -> TokenSet:
         if response.status_code >= 500 or response.status_code == 429:
             raise TokenRefreshFailed(
                 f"the token endpoint {_host(self.url)} answered {response.status_code}",
@@ -202,13 +216,15 @@ class TokenEndpoint:
             )
         failed = response.is_error or "error" in doc or (self._error_in_body and doc.get("ok") is False)
         if failed or "access_token" not in doc:
-            raise _oauth_error(doc, response.status_code, self.url)
+            raise _oauth_error(doc, response.status_code, self.url, secrets)
         return TokenSet.from_response(doc, now=started, previous=previous)
 
 
-def _oauth_error(doc: Mapping[str, Any], status: int, url: str) -> CredentialsError:
-    error = str(doc.get("error") or "no access_token")[:64]
-    description = str(doc.get("error_description") or "")[:200]
+def _oauth_error(doc: Mapping[str, Any], status: int, url: str, secrets: tuple[str, ...]) -> CredentialsError:
+    """``secrets``: the forms of what the request carried, masked in what the server says (before it is cut
+    short, which could leave the start of a secret)."""
+    error = redact_text(str(doc.get("error") or "no access_token"), secrets)[:64]
+    description = redact_text(str(doc.get("error_description") or ""), secrets)[:200]
     text = f"the token endpoint {_host(url)} refused the grant: {error}" + (
         f" ({description})" if description else ""
     )
