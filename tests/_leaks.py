@@ -42,11 +42,15 @@ def plain_and_quoted(value: str) -> list[str]:
 
 def encoded(value: str) -> list[str]:
     """Every common encoding of ``value`` (written apart from the redaction code it checks): percent in
-    upper and lower case, form encoding, base64 and base64url, HTML escapes and JSON string escapes."""
+    upper and lower case, form encoding, base64 and base64url (also inside a longer base64 text), hex,
+    HTML escapes and JSON string escapes."""
     quoted = quote(value, safe="")
     escaped = json.dumps(value)[1:-1]
     raw = value.encode()
     return [
+        *_inside_base64(raw),
+        raw.hex(),
+        raw.hex().upper(),
         value,
         quoted,
         re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quoted),
@@ -57,6 +61,17 @@ def encoded(value: str) -> list[str]:
         escaped,
         escaped.replace("/", "\\/"),
     ]
+
+
+def _inside_base64(raw: bytes) -> list[str]:
+    """The base64 characters that spell ``raw`` wherever it starts in a longer text (3 alignments), in the
+    standard and the URL-safe alphabet: a secret inside a base64 blob (a JWT, a basic header, a cookie)."""
+    found = []
+    for offset in range(3):
+        text = base64.b64encode(b"\0" * offset + raw + b"\0\0").decode()
+        core = text[(offset * 4 + 2) // 3 : (offset + len(raw)) * 4 // 3]
+        found += [core, core.translate(str.maketrans("+/", "-_"))]
+    return found
 
 
 def assert_absent(
