@@ -82,6 +82,7 @@ def mcp_connector(
         default_credentials=_default_credentials(name, manager),
         connection_env=_connection_env(name, config.env, manager),
         prefixed=config.prefix,
+        secrets=_referenced(config.env if config.command is not None else config.headers, env),
     )
 
 
@@ -137,6 +138,11 @@ def _connection_env(
         return {key: secrets[field].reveal() for key, field in fields.items()}
 
     return values
+
+
+def _referenced(values: Mapping[str, str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The values that ``env:NAME`` references stand for (secrets, unlike values written out)."""
+    return tuple(environ[m.group(1)] for v in values.values() if (m := _ENV_REF.match(v)) is not None)
 
 
 def _resolve(where: str, values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:

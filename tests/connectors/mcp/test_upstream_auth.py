@@ -266,6 +266,24 @@ async def test_settings_wire_http_and_stdio_upstreams_to_their_connections(sqlit
     assert echoed.value["content"][0]["text"] == "token=[redacted]"  # the process had it; output redacted
 
 
+async def test_a_secret_the_environment_gave_a_server_is_masked_in_its_answers(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``env: {X: env:NAME}`` (and ``headers:`` alike) hand a server a secret that is no connection's: a
+    server echoing it reached the agent (tests/e2e/test_secret_canaries.py found it for headers)."""
+    monkeypatch.setenv("TB_TEST_UPSTREAM_TOKEN", "static-" + "s" * 24)
+    text = SETTINGS.format(database=sqlite_url, url="-", python=sys.executable, script=ENV_SERVER)
+    text = text.split("  remote:")[0] + "  local:" + text.split("  local:")[1]
+    text = text.replace("connection:secret", "env:TB_TEST_UPSTREAM_TOKEN").split("    connections:")[0]
+    hub = build_hub(parse_settings(text))
+    local = hub.connector("local")
+    assert isinstance(local, McpConnector)
+    async with hub:
+        await until_tools(hub, local, "local.token")
+        echoed = await hub.call(AGENT, "local.token", {})
+    assert echoed.value["content"][0]["text"] == "token=[redacted]"
+
+
 def test_connection_references_need_connections() -> None:
     text = SETTINGS.format(
         database="sqlite+aiosqlite://", url="http://127.0.0.1:9/mcp", python="x", script="y"

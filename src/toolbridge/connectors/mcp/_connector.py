@@ -32,6 +32,7 @@ import httpx2
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, mcp_param_headers
 from mcp_types import LOG_LEVEL_META_KEY
 
+from toolbridge._redact import forms, redact_error, redact_value
 from toolbridge.catalog import Tool, quarantine_error
 from toolbridge.connectors._base import Credentials, Invocation
 from toolbridge.connectors._events import (
@@ -108,10 +109,13 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
         probe_timeout: float = PROBE_TIMEOUT,
         prefixed: bool = True,
         transport: httpx2.AsyncBaseTransport | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         """``transport``: under the HTTP client of an HTTP upstream (``httpx2.MockTransport`` in tests);
         None: the fast path (``_fastpath``), or httpcore's when the server names a proxy or
-        ``fast_path=False``; both honour the server's TLS settings."""
+        ``fast_path=False``; both honour the server's TLS settings. ``secrets``: the values of the
+        server's ``headers`` and ``env`` that came from secret references, masked in what it sends back
+        (a call's connection secrets are masked by the hub)."""
         self._name = name
         self._namespace = name if prefixed else ""
         self.server = server
@@ -137,6 +141,8 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
             probe_timeout=probe_timeout,
             connection_env=connection_env,
         )
+        self._static_secrets = forms(secrets)
+        self._inbound.learn_secrets("static", self._static_secrets)  # logs and notifications too
         self.extras = Extras()
         """Prompts and resources the upstream offers (see ``_federation``)."""
         self.pool = session_pool if session_pool is not None else SessionPool()
@@ -487,6 +493,14 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
     # -- calls -------------------------------------------------------------------------------------
 
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
+        try:
+            result = await self._call_tool(tool, arguments, invocation)
+        except ToolbridgeError as exc:
+            redact_error(exc, self._static_secrets)
+            raise
+        return redact_value(result, self._static_secrets)
+
+    async def _call_tool(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         entry = self._catalog.entry(tool.name)
         if entry.review.state != "approved":
             raise quarantine_error(entry.tool)
