@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -90,6 +91,27 @@ class Upstream:
 
     def _events(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.events.read_text().splitlines()]
+
+
+@contextmanager
+def mcp_upstream() -> Iterator[str]:
+    """tests/e2e/echo_mcp_server.py on a free port; yields its URL once it accepts connections."""
+    port = free_port()
+    command = [sys.executable, "-m", "tests.e2e.echo_mcp_server", str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + patience(30)
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "the MCP upstream did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=patience(1)).close()
+                break
+            except OSError:
+                time.sleep(0.1)  # bounded polling for readiness
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.kill()
+        process.wait(timeout=patience(10))
 
 
 @contextmanager
@@ -183,7 +205,7 @@ SCHEMES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # connector: (sec
 }
 
 
-def write_config(folder: Path, up: Upstream, database: str, base: str) -> Path:
+def write_config(folder: Path, up: Upstream, database: str, base: str, mcp: str) -> Path:
     host_a, host_b = up.a.removeprefix("http://"), up.b.removeprefix("http://")
     connectors: dict[str, Any] = {}
     for name, (scheme, connections) in SCHEMES.items():
@@ -197,6 +219,13 @@ def write_config(folder: Path, up: Upstream, database: str, base: str) -> Path:
             # one retry of a 5xx, at once: the retried request is echoed too, and nothing waits
             "resilience": {"retry": {"max_attempts": 2, "base_delay": 0, "max_delay": 0}},
         }
+    connectors["remote"] = {  # an MCP upstream: a connection's bearer token and a static header
+        "kind": "mcp",
+        "url": mcp,
+        "approve": "all-on-first-connect",
+        "headers": {"X-Static-Key": "env:CANARY_MCP_HEADER"},
+        "connections": {"scheme": "bearer", "secret": "env:CANARY_MCP_BEARER"},
+    }
     connectors["oauth"]["connections"]["redirect_uri"] = f"{base}/v1/connections/callback"
     connectors["keyq"]["connections"]["probe_url"] = f"{up.a}/fail/403"
     provider = {"display_name": "Echo", "authorize_url": f"{up.a}/authorize", "token_url": f"{up.a}/token"}
@@ -355,10 +384,10 @@ class Agent:
 async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, database_url: str) -> None:
     planted = Canaries()
     clients = {"tb-oauth": planted.plant("oauthsecret"), "tb-cc": planted.plant("ccsecret")}
-    with upstream(tmp_path, clients) as up:
+    with upstream(tmp_path, clients) as up, mcp_upstream() as mcp:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        config = write_config(tmp_path, up, database_url, base)
+        config = write_config(tmp_path, up, database_url, base, mcp)
         env = {
             **os.environ,
             "NO_COLOR": "1",
@@ -371,6 +400,8 @@ async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, data
             "CANARY_CC_SECRET": clients["tb-cc"],
             "CANARY_HOOK": planted.key("hooksecret", 32, "whsec_"),
             "CANARY_WHSEC": planted.key("whsec", 32, "whsec_"),
+            "CANARY_MCP_HEADER": planted.plant("mcpheader"),
+            "CANARY_MCP_BEARER": planted.plant("mcpbearer"),
         }
         tb = Toolbridge(config, env, tmp_path / "toolbridge.log")
         tb.run("connections", "add", "keyh", "--secret", "env:CANARY_KEYH")
@@ -426,6 +457,11 @@ def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> N
             agent.mcp(era, f"{connector}.echo", q="hello")
             agent.mcp(era, f"{connector}.fail", status=401)
     assert agent.call("oauth.once").status_code == 200, "a 401 refreshed the token and the call went through"
+    assert "[redacted]" in agent.call("remote.headers").text, "the MCP upstream got the credentials"
+    assert agent.call("remote.fail").status_code >= 400
+    for era in (LEGACY, MODERN):
+        agent.mcp(era, "remote.headers")
+        agent.mcp(era, "remote.fail")
     listed = agent.rest("GET", "/v1/connections").json()["connections"]
     for connection in listed:
         agent.rest("POST", f"/v1/connections/{connection['id']}/test")
