@@ -7,11 +7,12 @@ every token it issues to the JSON-lines file EVENTS. CLIENTS is a JSON object cl
 Origin A: ``/echo`` (any method) answers 200 with the request echoed: headers, URL, body, and a Basic
 ``Authorization`` decoded into user and password; ``/fail/{status}`` answers that status with the same echo
 (as an error page quoting the request would); ``/once`` answers 401 (echoing) to the first
-``Authorization`` value it sees, and 200 to any other; ``/redirect`` sends to origin B; ``/revoke`` kills
-every token (``/once`` refuses all, refreshes are refused); ``/authorize`` approves at once (redirects to
-``redirect_uri`` with a code and the state); ``/token`` is an OAuth token endpoint (authorization_code,
-rotating refresh_token, client_credentials; a refused grant's error quotes the request, credentials
-first). Origin B echoes like A: a foreign origin, which must get no credentials.
+``Authorization`` value it sees, and 200 to any other; ``/redirect`` sends to origin B, and ``/page``
+has its next page there; ``/revoke`` kills every token (``/once`` refuses all, refreshes are refused);
+``/authorize`` approves at once (redirects to ``redirect_uri`` with a code and the state); ``/token`` is
+an OAuth token endpoint (authorization_code, rotating refresh_token, client_credentials; a refused
+grant's error quotes the request, credentials first). Origin B echoes like A: a foreign origin, which
+must get no credentials.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def handler(state: State, origin: str) -> type[BaseHTTPRequestHandler]:
                 return self.send(200, {})
             if origin == "a" and path == "/redirect":
                 return self.send(302, {}, location=f"{state.other}/echo?from=redirect")
+            if path == "/page":  # a list whose next page is on origin B (B's page is the last)
+                following = {"next": f"{state.other}/page"} if origin == "a" else {}
+                return self.send(200, {"items": [echoed], **following})
             if origin == "a" and path.startswith("/fail/"):
                 return self.send(int(path.removeprefix("/fail/")), {"error": "refused", "you_sent": echoed})
             if origin == "a" and path == "/once":

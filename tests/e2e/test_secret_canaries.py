@@ -5,11 +5,12 @@ header, URL and body it gets — in its errors too — and then a scan of everyt
 Credentials: API keys in a header (added with the CLI), a query parameter and a cookie (over REST), a bearer
 token (a config reference), basic user and password, a header template, OAuth 2 client secrets (authorization
 code with client_secret_basic, client credentials with client_secret_post) and every access and refresh
-token the upstream's token endpoint issues, the vault's master key, agent API keys, an inbound webhook's
+token the upstream's token endpoint issues, the vault's master key, the agent's API key, an inbound webhook's
 secret and an outbound webhook's signing secret.
 
 Scenario, over REST, MCP (both protocol eras) and the CLI: connect OAuth, call every connector's tools —
-an echo, 401/403/422/500 errors that echo the request, a redirect to a foreign origin, a 401 that makes
+an echo, 401/403/422/500 errors that echo the request, a redirect and a next page on a foreign origin,
+an MCP upstream echoing its request headers (a connection's token, a static env: header), a 401 that makes
 the OAuth connection refresh, a refresh the token endpoint refuses while echoing the refresh token and the
 client secret — probe connections, send signed and unsigned webhooks, deliver a signed outbound one, and
 read connections, calls, audit and events back.
@@ -159,6 +160,7 @@ def spec(scheme: dict[str, Any]) -> dict[str, Any]:
             },
             "/fail/{status}": {"get": {"operationId": "fail", "parameters": status, "responses": ok}},
             "/redirect": {"get": {"operationId": "redirect", "responses": ok}},
+            "/page": {"get": {"operationId": "page", "responses": ok}},
             "/once": {"get": {"operationId": "once", "responses": ok}},
         },
     }
@@ -218,6 +220,7 @@ def write_config(folder: Path, up: Upstream, database: str, base: str, mcp: str)
             "connections": connections,
             # one retry of a 5xx, at once: the retried request is echoed too, and nothing waits
             "resilience": {"retry": {"max_attempts": 2, "base_delay": 0, "max_delay": 0}},
+            "pagination": {"max_pages": 2},
         }
     connectors["remote"] = {  # an MCP upstream: a connection's bearer token and a static header
         "kind": "mcp",
@@ -453,6 +456,8 @@ def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> N
         for status in FAILURES:
             assert agent.call(f"{connector}.fail", status=status).status_code >= 400
         assert agent.call(f"{connector}.redirect").status_code == 200
+        paged = agent.call(f"{connector}.page")
+        assert paged.status_code == 200 and paged.json()["result"]["toolbridge_pages"] == 2, paged.text
         for era in (LEGACY, MODERN):
             agent.mcp(era, f"{connector}.echo", q="hello")
             agent.mcp(era, f"{connector}.fail", status=401)
