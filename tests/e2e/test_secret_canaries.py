@@ -438,6 +438,10 @@ async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, data
 
 
 def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> None:
+    deadline = time.monotonic() + patience(30)
+    while "remote.headers" not in agent.http.get("/v1/tools").text:  # the MCP upstream's tools, listed
+        assert time.monotonic() < deadline, "the MCP upstream's tools were not listed"
+        time.sleep(0.1)  # bounded polling: toolbridge lists them in the background
     for connector, secret in (
         ("keyq", planted.plant("keyq")),
         ("keyc", planted.plant("keyc")),
