@@ -281,7 +281,15 @@ async def test_a_secret_the_environment_gave_a_server_is_masked_in_its_answers(
     async with hub:
         await until_tools(hub, local, "local.token")
         echoed = await hub.call(AGENT, "local.token", {})
+        quoted = await local.get_prompt("local.quote", {})
+        [uri] = [u for u in local.extras.resources if u.endswith("token")]
+        read = await local.read_resource(uri)
+        with pytest.raises(ToolbridgeError) as refused:
+            await local.get_prompt("local.refuse", {})
     assert echoed.value["content"][0]["text"] == "token=[redacted]"
+    assert quoted["messages"][0]["content"]["text"] == "use token=[redacted]"  # prompts are no tool calls:
+    assert read["contents"][0]["text"] == "token=[redacted]"  # the connector masks them itself
+    assert "static-" not in str(refused.value) and "[redacted]" in str(refused.value)
 
 
 def test_connection_references_need_connections() -> None:

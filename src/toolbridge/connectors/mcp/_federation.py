@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx2
 from mcp_types.methods import is_input_required
 
+from toolbridge._redact import redact_error, redact_value
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import checked_input, own_answer
 from toolbridge.connectors.mcp._listen import Watched
@@ -23,7 +24,10 @@ from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._session import Session
 from toolbridge.connectors.mcp._tasks import without_tasks
 from toolbridge.connectors.mcp._uris import inward, outward, outward_content, outward_template, prefix
-from toolbridge.errors import ToolNotFound, close_matches
+from toolbridge.errors import ToolbridgeError, ToolNotFound, close_matches
+
+if TYPE_CHECKING:
+    from toolbridge.connectors.mcp._inbound import Inbound
 
 __all__ = ["Extras", "FederatedRequests", "discover_extras"]
 
@@ -86,6 +90,8 @@ class FederatedRequests:
     _stateless: bool
     _watched: Watched
     """URIs agents subscribed to: a stateless-era upstream tells their updates on its listen stream."""
+    _inbound: Inbound
+    """Knows the forms of every secret the upstream was sent (masked in what it answers)."""
 
     async def get_prompt(
         self, name: str, arguments: Mapping[str, str], *, deadline: float | None = None
@@ -118,7 +124,7 @@ class FederatedRequests:
         can answer it."""
         agent = CALL_INPUT.get()
         params = {**params, **agent.params()} if agent is not None else params
-        result = await self.request(
+        result = await self._masked(
             method,
             params,
             auth=await self._default_auth(),
@@ -127,6 +133,17 @@ class FederatedRequests:
         )
         result = own_answer(result)
         return checked_input(result, what, agent) if is_input_required(result) else result
+
+    async def _masked(self, method: str, params: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+        """:attr:`request`, with every secret the upstream was sent masked in its answer or its error (a
+        tool call's are masked by the hub; a prompt, a resource or a completion is no tool call)."""
+        try:
+            result = await self.request(method, params, **options)
+        except ToolbridgeError as exc:
+            redact_error(exc, self._inbound.secret_forms)
+            raise
+        secrets = self._inbound.secret_forms
+        return redact_value(result, secrets) if secrets else result
 
     async def complete(self, params: Mapping[str, Any], *, deadline: float | None = None) -> Any:
         """``completion/complete`` for a federated prompt's argument or a resource template's variable.
@@ -147,7 +164,7 @@ class FederatedRequests:
             ref["uri"] = inward(self._namespace, ref["uri"])
         auth = await self._default_auth()
         return own_answer(
-            await self.request("completion/complete", {**params, "ref": ref}, auth=auth, deadline=deadline)
+            await self._masked("completion/complete", {**params, "ref": ref}, auth=auth, deadline=deadline)
         )
 
     async def subscribe_resource(self, uri: str, *, deadline: float | None = None) -> None:

@@ -221,6 +221,11 @@ class Inbound:
         state = result.get("requestState")
         return {"inputResponses": responses} | ({"requestState": state} if isinstance(state, str) else {})
 
+    @property
+    def secret_forms(self) -> tuple[str, ...]:
+        """The forms of every secret seen so far (every connection's, the static ones), longest first."""
+        return self._secrets
+
     def masked(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         """What an upstream asks an agent, with the secrets of every connection seen so far masked (an
         upstream may echo what it was sent, as in its results)."""
