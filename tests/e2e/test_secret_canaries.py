@@ -3,10 +3,10 @@ holds, a real ``toolbridge serve`` process logging at DEBUG, a real upstream pro
 header, URL and body it gets — in its errors too — and then a scan of everything on toolbridge's side.
 
 Credentials: API keys in a header (added with the CLI), a query parameter and a cookie (over REST), a bearer
-token (a config reference), basic user and password, a header template, OAuth 2 client secrets (authorization
-code with client_secret_basic, client credentials with client_secret_post) and every access and refresh
-token the upstream's token endpoint issues, the vault's master key, the agent's API key, an inbound webhook's
-secret and an outbound webhook's signing secret.
+token (a config reference), a basic password (its user name is no secret), a header template, OAuth 2
+client secrets (authorization code with client_secret_basic, client credentials with client_secret_post)
+and every access and refresh token the upstream's token endpoint issues, the vault's master key, the
+agent's API key, an inbound webhook's secret and an outbound webhook's signing secret.
 
 Scenario, over REST, MCP (both protocol eras) and the CLI: connect OAuth, call every connector's tools —
 an echo, 401/403/422/500 errors that echo the request, a redirect and a next page on a foreign origin,
@@ -55,6 +55,8 @@ ENVELOPE = {
 }
 FAILURES = (401, 403, 422, 500)
 AGENT = ("--create-agent", "assistant")
+BASIC_USER = "alice-accounts"
+"""A basic connection's user name: no secret (only its password is masked), so no canary."""
 
 
 def canary(kind: str) -> str:
@@ -445,12 +447,12 @@ def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> N
     for connector, secret in (
         ("keyq", planted.plant("keyq")),
         ("keyc", planted.plant("keyc")),
-        ("basic", f"{planted.plant('basicuser')}:{planted.plant('basicpassword')}"),
+        ("basic", f"{BASIC_USER}:{planted.plant('basicpassword')}"),  # (a user name is no secret)
         ("hdr", json.dumps({"token": planted.plant("hdr")})),
     ):
         added = agent.rest("POST", "/v1/connections", json={"connector": connector, "secret": secret})
         assert added.status_code == 201, added.text
-    planted.plant("basicpair", f"{planted.values['basicuser']}:{planted.values['basicpassword']}")
+    planted.plant("basicpair", f"{BASIC_USER}:{planted.values['basicpassword']}")
     connect_oauth(agent)
     added = agent.rest("POST", "/v1/connections", json={"connector": "cc"})
     assert added.status_code == 201, added.text

@@ -125,7 +125,9 @@ def secret_forms(binding: AuthConfig, material: Material) -> tuple[str, ...]:
         values.append(raw)
         values += [v.reveal() for v in fields_of(material.secret).values()]
         if binding.scheme == "basic" and binding.username is None:  # the secret is user:password
-            values += raw.partition(":")[::2]  # an upstream may quote either alone ("user x, bad password")
+            values.append(raw.partition(":")[2])  # an upstream may quote the password alone; the user name
+            # is no secret (as the ``username`` field's is not), and masking it would mask an account name
+            # like "github" in every answer
     if binding.client_secret is not None:
         values.append(binding.client_secret.reveal())
     basic_user = binding.username if binding.scheme == "basic" else None
