@@ -1,6 +1,7 @@
 """Third-party tools the tests run in virtual environments of their own (tests/.venvs/NAME), so that their
 dependencies never meet toolbridge's: made with uv on first use (``make node`` makes them before the suite),
-once even when several pytest-xdist workers ask at the same time."""
+once even when several pytest-xdist workers ask at the same time. Their bytecode is compiled when they are
+made: with PYTHONDONTWRITEBYTECODE set, every process started from them would compile its imports again."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def venv_python(name: str, spec: Sequence[str]) -> str:
                 pytest.fail(f"making tests/.venvs/{name} needs uv: run 'make env'")
             subprocess.run([uv, "venv", "-q", "--allow-existing", "--python", "3.11", str(venv)], check=True)
             subprocess.run(
-                [uv, "pip", "install", "-q", "--python", str(python), *spec], check=True, timeout=600
+                [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python), *spec],
+                check=True,
+                timeout=600,
             )
             ready.touch()
     return str(python)
