@@ -5,6 +5,11 @@ cancelled, noting in a file when it started and when it was cancelled. The agent
 client: in the handshake era it cancels with ``notifications/cancelled``; in the 2026-07-28 era by
 closing the request (the era's only signal). The upstream is reached over stdio (2025-11-25: toolbridge sends
 ``notifications/cancelled``) or streamable HTTP (2026-07-28: toolbridge closes its request).
+
+A handshake-era agent's POST of the cancelled call stays open until toolbridge answers it (the SDK's
+"Request cancelled" error); the test leaves the client only once that answer reached the client's session:
+the SDK client hands a late answer to a session it already closed, and fails (ClosedResourceError,
+BrokenResourceError).
 """
 
 from __future__ import annotations
@@ -84,9 +89,12 @@ async def test_a_cancelled_call_is_cancelled_upstream(
         else HttpServer(http_upstream, protocol="2026-07-28")
     )
     key = f"{upstream} {agent}".replace(" ", "-")
+    posts = Posts()
     async with (
         toolbridge(server) as (url, agent_key),
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {agent_key}"}, timeout=patience(60)) as http,
+        httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {agent_key}"}, timeout=patience(60), transport=posts
+        ) as http,
         Client(streamable_http_client(url, http_client=http), mode=agent) as client,  # type: ignore[arg-type]
     ):
         async with anyio.create_task_group() as tg:
@@ -94,6 +102,56 @@ async def test_a_cancelled_call_is_cancelled_upstream(
             await noted(marker, f"started {key}")
             tg.cancel_scope.cancel()
         await noted(marker, f"cancelled {key}")  # while toolbridge still runs (its shutdown cancels too)
+        await posts.answered()
+        with anyio.fail_after(patience(30)):  # its answer comes after the late one (one stream, in order)
+            assert not (await client.call_tool("fid.peek", {})).is_error
+
+
+class Posts(httpx2.AsyncBaseTransport):
+    """The agent's HTTP transport, counting its POSTs whose answers are not yet read."""
+
+    def __init__(self) -> None:
+        self.real = httpx2.AsyncHTTPTransport()
+        self.open = 0
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method != "POST":
+            return await self.real.handle_async_request(request)
+        self.open += 1
+        try:
+            response = await self.real.handle_async_request(request)
+        except BaseException:
+            self.open -= 1
+            raise
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        response.stream = _Counted(response.stream, self)
+        return response
+
+    async def answered(self) -> None:
+        """Wait (bounded) until every POST's answer was read (the SDK then hands it to its session)."""
+        with anyio.fail_after(patience(30)):
+            while self.open:  # noqa: ASYNC110  # a count: bounded polling
+                await anyio.sleep(0.01)
+
+    async def aclose(self) -> None:
+        await self.real.aclose()
+
+
+class _Counted(httpx2.AsyncByteStream):
+    """An answer's body; closing it (httpx2 does once it is read) leaves the count of open POSTs."""
+
+    def __init__(self, body: httpx2.AsyncByteStream, posts: Posts) -> None:
+        self.body, self.posts, self.closed = body, posts, False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.body:
+            yield chunk
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.posts.open -= 1
+        await self.body.aclose()
 
 
 async def noted(marker: Path, line: str) -> None:
