@@ -140,13 +140,16 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
             client_name=client_name,
             probe_timeout=probe_timeout,
             connection_env=connection_env,
+            secrets=secrets,
         )
-        self._static_secrets = forms(secrets)
-        self._inbound.learn_secrets("static", self._static_secrets)  # logs and notifications too
         self.extras = Extras()
         """Prompts and resources the upstream offers (see ``_federation``)."""
         self.pool = session_pool if session_pool is not None else SessionPool()
         """Sessions of the connections other than the default one (handshake era and legacy SSE)."""
+        self._init_default_session()
+
+    def _init_default_session(self) -> None:
+        """The state of the default connection's session (none open yet)."""
         self._session: Session | None = None
         self._lock = anyio.Lock()
         self._stack: AsyncExitStack | None = None
@@ -164,9 +167,11 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
         client_name: str,
         probe_timeout: float,
         connection_env: Callable[[], Awaitable[Mapping[str, str]]] | None,
+        secrets: Sequence[str],
     ) -> Opener:
-        """Build what listens to the upstream (:class:`Watched`, :class:`Inbound`), the restart backoff,
-        and the :class:`Opener` that opens sessions with them."""
+        """Build what listens to the upstream (:class:`Watched`, :class:`Inbound`, which masks ``secrets``
+        in logs and notifications too), the restart backoff, and the :class:`Opener` that opens sessions
+        with them."""
         self._watched = Watched()
         self._task_listeners: list[TaskListener] = []
         self._inbound = Inbound(
@@ -177,6 +182,8 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
             acknowledged=self._watched.acknowledge,
             task_status=self._task_status,
         )
+        self._static_secrets = forms(secrets)
+        self._inbound.learn_secrets("static", self._static_secrets)
         self._restarts = Restarts(self._name, restart_delays)
         return Opener(
             self._name,
