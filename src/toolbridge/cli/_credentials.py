@@ -127,7 +127,9 @@ def keys_rotate(
     config: ConfigOption = None,
     database: DatabaseOption = None,
     key_file: KeyFileOption = None,
-    settle: Annotated[float, typer.Option(help="Seconds to let running servers notice the new key")] = 2.0,
+    settle: Annotated[
+        float, typer.Option(help="Seconds before the final re-wrap pass (a margin: writes are fenced)")
+    ] = 0.0,
 ) -> None:
     """Re-wrap every data key with a new master key, while servers keep serving."""
     settings = _settings(config, database)

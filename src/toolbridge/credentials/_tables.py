@@ -1,8 +1,10 @@
 """Credential tables (SQLAlchemy Core), created by migration ``0004_credentials`` (``owner``: ``0009``).
 
-The database holds only ciphertext: ``vault_secrets`` rows are AES-GCM envelopes. ``connections`` holds
-state and metadata; its token set lives in the vault under ``connection:<id>``, and ``token_version`` is
-the compare-and-set fence every writer of that token set must present.
+The database holds only ciphertext: ``vault_secrets`` rows are AES-GCM envelopes; ``vault_fence``
+(``0014``) names the master key the last rotation moved to, the fence every vault write holds
+(``_vault.py``). ``connections`` holds state and metadata; its token set lives in the vault under
+``connection:<id>``, and ``token_version`` is the compare-and-set fence every writer of that token set
+must present.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sqlalchemy as sa
 
 from toolbridge.storage import metadata
 
-__all__ = ["connections", "oauth_states", "vault_secrets"]
+__all__ = ["connections", "oauth_states", "vault_fence", "vault_secrets"]
 
 vault_secrets = sa.Table(
     "vault_secrets",
@@ -23,6 +25,14 @@ vault_secrets = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 sa.Index("ix_vault_secrets_key_id", vault_secrets.c.key_id)
+
+vault_fence = sa.Table(  # migration 0014: one row (id 1); key_id '' until the first rotation
+    "vault_fence",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+)
 
 connections = sa.Table(
     "connections",

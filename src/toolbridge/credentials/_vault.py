@@ -3,6 +3,13 @@
 Each secret gets its own random 256-bit data key; the data key is wrapped (AES-GCM) by the current master
 key, whose id is stored beside the ciphertext. Rotating the master key re-wraps data keys only — secret
 ciphertext never changes — row by row with a compare-and-set, while servers keep reading and writing.
+
+The key fence (table ``vault_fence``, one row) names the master key the last rotation moved to. Every
+write holds it for the rest of its transaction (PostgreSQL: ``FOR SHARE``; SQLite: by writing it, which
+takes the database's one write lock) and seals only with a key that is, or follows, the fence's. A
+rotation moves the fence before each re-wrap pass: it waits for the writes that hold it, so a write sealed
+with the old key is committed before the pass that catches it, and any later write seals with the new key
+(or, in a process that lacks it, is refused rather than stored where no one could open it).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from toolbridge.audit import AuditLog, args_digest, audit_entry
 from toolbridge.credentials._keys import KeyFile, Keyring, KeySource, MasterKey
 from toolbridge.credentials._secret import Secret
-from toolbridge.credentials._tables import vault_secrets
+from toolbridge.credentials._tables import vault_fence, vault_secrets
 from toolbridge.errors import ConfigurationError
 from toolbridge.storage import Database
 
@@ -131,7 +138,17 @@ class Vault:
     # -- inside a caller's transaction --------------------------------------------------------------
 
     async def write(self, conn: AsyncConnection, name: str, secret: Secret) -> None:
-        sealed = seal(self.keys.keyring(), name, secret.reveal().encode())
+        fence = await _hold_fence(conn)
+        ring = self.keys.keyring()  # after the fence: a rotation that moved it wrote the key file first
+        if fence and ring.get(fence) is None:
+            raise VaultError(
+                f"the vault's secrets are sealed with master key {fence} since its last rotation, "
+                "and this process does not have that key: a secret it sealed could not be opened "
+                "once the old key is dropped",
+                hint="give this process the current key file, or the new TOOLBRIDGE_MASTER_KEY "
+                "(the old one in TOOLBRIDGE_MASTER_KEY_PREVIOUS), and restart it",
+            )
+        sealed = seal(ring, name, secret.reveal().encode())
         values = {
             "key_id": sealed.key_id,
             "wrapped_key": sealed.wrapped_key,
@@ -156,6 +173,17 @@ class Vault:
         return result.rowcount > 0
 
 
+async def _hold_fence(conn: AsyncConnection) -> str:
+    """The fence's key id ('' before the first rotation), held until ``conn``'s transaction ends."""
+    t = vault_fence.c
+    if conn.dialect.name == "sqlite":  # a read takes no lock there: write the row to take the write lock
+        await conn.execute(vault_fence.update().where(t.id == 1).values(key_id=t.key_id))
+        query = sa.select(t.key_id).where(t.id == 1)
+    else:
+        query = sa.select(t.key_id).where(t.id == 1).with_for_update(read=True)
+    return str((await conn.execute(query)).scalar() or "")
+
+
 @dataclass(frozen=True, slots=True)
 class Rotation:
     old_key_ids: tuple[str, ...]
@@ -164,14 +192,15 @@ class Rotation:
 
 
 async def rotate_master_key(
-    database: Database, key_file: KeyFile, *, settle: float = 2.0, audit: AuditLog | None = None
+    database: Database, key_file: KeyFile, *, settle: float = 0.0, audit: AuditLog | None = None
 ) -> Rotation:
     """Re-wrap every data key with a new master key while servers keep serving.
 
     1. the key file gets the new key as current, the old ones kept for reading (servers re-read it);
-    2. every row sealed with another key is re-wrapped (compare-and-set on its key id and wrapped key);
-    3. after ``settle`` seconds — writers that read the old file finish — one more pass;
-    4. the old keys are dropped from the file: from then on the old key alone opens nothing.
+    2. the key fence moves to the new key, once every write holding it has committed (module docstring);
+    3. every row sealed with another key is re-wrapped (compare-and-set on its key id and wrapped key);
+    4. after ``settle`` seconds (a margin; the fence already orders the writers), one more pass;
+    5. the old keys are dropped from the file: from then on the old key alone opens nothing.
     """
     old = key_file.keyring()
     new = MasterKey.generate()
@@ -189,7 +218,14 @@ async def rotate_master_key(
 
 
 async def rewrap_all(database: Database, ring: Keyring) -> int:
-    """Re-wrap every data key not sealed with ``ring.current``; the number re-wrapped."""
+    """Move the key fence to ``ring.current`` (waiting for the writes that hold it), then re-wrap every
+    data key not sealed with it; the number re-wrapped."""
+    async with database.transaction() as conn:
+        await conn.execute(
+            vault_fence.update()
+            .where(vault_fence.c.id == 1)
+            .values(key_id=ring.current.id, updated_at=dt.datetime.now(dt.UTC))
+        )
     count = 0
     while True:
         async with database.transaction() as conn:

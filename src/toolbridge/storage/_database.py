@@ -40,7 +40,7 @@ __all__ = ["Database", "MEMORY_URL", "sqlite_file"]
 MEMORY_URL = "sqlite+aiosqlite:///:memory:"
 _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x7B_1D_6E  # advisory lock id for PostgreSQL migrations
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"
 """The newest migration's revision (a test keeps it equal to the migrations' head)."""
 POOL_SIZE = 20
 """PostgreSQL connections a process keeps open for reuse, by default (``server.database_pool``): a
