@@ -36,12 +36,17 @@ from toolbridge.events._tables import event_dedupe, event_deliveries, events
 if TYPE_CHECKING:
     from toolbridge.events._log import EventLog
 
-__all__ = ["GroupCommit", "Recorded", "delivery_row", "event_of", "record_in"]
+__all__ = ["GAP_FENCE", "GroupCommit", "Recorded", "delivery_row", "event_of", "record_in"]
 
 MAX_BATCH = 256
 """Events per transaction at most (the rest wait for the next one)."""
 WRITERS = 4
 """Batches committing at once on PostgreSQL (each holds a pooled connection while it does)."""
+GAP_FENCE = 0x7B_1D_6F
+"""PostgreSQL advisory lock id: every append holds it shared from before its seqs are handed out until
+it commits; a reader at a gap in the seqs takes it alone to tell an append in flight from a rolled-back
+one (``_log.py``)."""
+_HOLD_FENCE = sa.select(sa.func.pg_advisory_xact_lock_shared(GAP_FENCE))
 
 
 @dataclass(eq=False, slots=True)
@@ -144,6 +149,8 @@ async def _write_batch(conn: AsyncConnection, log: EventLog, batch: Sequence[_Pe
     fresh = await _claim(conn, log, batch, now)
     rows = [_row(item, now) for item in fresh]
     if rows:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(_HOLD_FENCE)
         seqs = {r.id: r.seq for r in await conn.execute(_INSERT_EVENTS, rows)}
         for item in fresh:
             item.recorded = Recorded(event_of({**item.row, "seq": seqs[item.row["id"]]}))

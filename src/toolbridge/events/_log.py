@@ -5,8 +5,17 @@ the outbound deliveries it causes in **one transaction**: once it returns, the e
 implies survive ``kill -9``. A delivery id seen before is answered as a duplicate with the first event.
 
 Readers page by ``seq`` (the cursor). On PostgreSQL, sequence numbers are handed out before commit, so a
-row with a lower seq can become visible after a higher one; :meth:`EventLog.after` therefore stops at a gap
-younger than ``settle`` seconds (an in-flight insert) and reads past an older gap (a rolled-back insert).
+row with a lower seq can become visible after a higher one, and a rolled-back append leaves a seq unused
+for good. A reader must not pass the first kind of gap (the event would appear behind every cursor) and
+must pass the second. The **gap fence** tells them apart without a clock: every append holds a shared
+advisory lock (:data:`GAP_FENCE`) from before its seqs are handed out until it commits (``_group.py``); a
+reader that meets a gap answers the events before it; meeting the same gap again (the append in flight
+had time to commit, but the seq is still missing), it takes the lock exclusively, which waits for the
+appends in flight (and holds new ones back for the moment it takes to read again), and reads again: a gap
+left then is for good. The highest seq read so, :attr:`EventLog.final`, spares this process's readers the
+lock for gaps below it. Readers poll (``wait``, the announcer), so a rolled-back seq delays them by one
+poll, and an append in flight costs no lock at all when it commits before the next.
+SQLite commits one writer at a time, so seqs become visible in order there.
 """
 
 from __future__ import annotations
@@ -14,12 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from toolbridge.events._group import GroupCommit, Recorded, delivery_row, event_of, record_in
+from toolbridge.errors import StorageError
+from toolbridge.events._group import GAP_FENCE, GroupCommit, Recorded, delivery_row, event_of, record_in
 from toolbridge.events._model import Event, EventFilter, NewEvent
 from toolbridge.events._tables import event_dedupe, event_deliveries, events
 from toolbridge.storage import Database
@@ -34,6 +45,13 @@ _READ = sa.select(events)
 _READ_HEADS = sa.select(*(c for c in events.c if c.name != "payload"), sa.null().label("payload"))
 
 
+_GAPS_KEPT = 4096
+
+
+class _FenceBusy(Exception):
+    """The gap fence was not free within :attr:`EventLog.fence_wait`."""
+
+
 class EventLog:
     def __init__(
         self,
@@ -41,7 +59,7 @@ class EventLog:
         *,
         retention: float = 7 * 86400.0,
         dedupe: float = 3 * 86400.0,
-        settle: float = 2.0,
+        fence_wait: float = 5.0,
         clock: Callable[[], float] = time.time,
         fanout: Fanout | None = None,
     ) -> None:
@@ -49,7 +67,14 @@ class EventLog:
         self.database = database
         self.retention = retention
         self.dedupe = dedupe
-        self._settle = settle
+        self.fence_wait = fence_wait
+        """Seconds a reader at a gap waits for the appends in flight before it answers what precedes the
+        gap (its caller reads again later)."""
+        self.final = 0
+        """PostgreSQL: every seq up to this one is committed or rolled back for good (module docstring)."""
+        self._fencing = anyio.Lock()
+        self._gaps: set[int] = set()
+        """Seqs missing at a gap a reader of this process has seen once (and answered up to)."""
         self.clock = clock
         self.fanout = fanout
         self._changed = anyio.Event()
@@ -107,30 +132,65 @@ class EventLog:
         ``payloads=False`` their payloads are not read (None; for a ``match`` that does not look)."""
         found: list[Event] = []
         while len(found) < limit:
-            batch = await self._read(cursor, max(limit, 100), payloads)
-            if not batch:
-                break
+            batch, whole = await self._read(cursor, max(limit, 100), payloads)
             for event in batch:
                 cursor = event.seq
                 if match is None or match.matches(event):
                     found.append(event)
                     if len(found) == limit:
                         break
+            if not batch or not whole:
+                break  # the end of the log, or a gap to look at again on the next read
         return found, cursor
 
-    async def _read(self, cursor: int, limit: int, payloads: bool = True) -> list[Event]:
+    async def _read(self, cursor: int, limit: int, payloads: bool = True) -> tuple[list[Event], bool]:
+        """Up to ``limit`` events after ``cursor``, and False if they stop short at a gap."""
         query = _READ if payloads else _READ_HEADS
         query = query.where(events.c.seq > cursor).order_by(events.c.seq).limit(limit)
         async with self._db.transaction() as conn:
             rows = [event_of(r) for r in (await conn.execute(query)).mappings().all()]
-        if self._db.dialect != "postgresql":
-            return rows  # SQLite commits one writer at a time: seqs become visible in order
-        young = self.now() - dt.timedelta(seconds=self._settle)
+        if self._gaps:
+            self._gaps.difference_update(e.seq for e in rows)  # filled since
+        if self._db.dialect != "postgresql" or (gap := self._open_gap(rows, cursor)) is None:
+            return rows, True  # SQLite commits one writer at a time: seqs become visible in order
+        missing = rows[gap - 1].seq + 1 if gap else cursor + 1
+        if missing not in self._gaps:  # first seen: most likely an append about to commit
+            if len(self._gaps) >= _GAPS_KEPT:
+                self._gaps.clear()  # (gaps seen once by readers that moved on): seen once again
+            self._gaps.add(missing)
+            return rows[:gap], False
+        async with self._fencing:  # this process's readers at a gap take the fence one at a time
+            if self._open_gap(rows, cursor) is None:
+                return rows, True  # another reader settled it meanwhile
+            try:
+                return await self._read_fenced(query), True
+            except _FenceBusy:
+                return rows[:gap], False  # appends still in flight: what precedes the gap, the rest later
+
+    def _open_gap(self, rows: Sequence[Event], cursor: int) -> int | None:
+        """The index of the first row after a gap that may still fill (one above :attr:`final`)."""
         expected = cursor + 1
         for i, event in enumerate(rows):
-            if event.seq != expected and event.time > young:
-                return rows[:i]  # an insert with a lower seq may still commit
+            if event.seq != expected and event.seq - 1 > self.final:
+                return i
             expected = event.seq + 1
+        return None
+
+    async def _read_fenced(self, query: sa.Select[Any]) -> list[Event]:
+        """``query`` once no append is in flight: every gap it leaves is for good."""
+        try:
+            async with self._db.transaction() as conn:
+                wait = max(1, round(self.fence_wait * 1000))
+                await conn.execute(sa.text(f"SET LOCAL lock_timeout = {wait}"))
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(GAP_FENCE)))
+                rows = [event_of(r) for r in (await conn.execute(query)).mappings().all()]
+                top = (await conn.execute(sa.select(sa.func.max(events.c.seq)))).scalar()
+        except StorageError as exc:
+            if getattr(getattr(exc.__cause__, "orig", None), "sqlstate", None) == "55P03":  # lock_timeout
+                raise _FenceBusy from exc
+            raise
+        self.final = max(self.final, int(top or 0))
+        self._gaps = {seq for seq in self._gaps if seq > self.final}
         return rows
 
     async def wait(
