@@ -615,6 +615,16 @@ class StorageError(ToolbridgeError):
     status = 503
     title = "storage unavailable"
 
+    @property
+    def refused_statement(self) -> bool:
+        """The database (or the driver, before sending) refused a statement — its data, a constraint, a
+        lock — so another statement may well pass. False when the database could not be reached or the
+        connection dropped: a batch of writes retried one by one would fail each the same way."""
+        cause = self.__cause__
+        if getattr(cause, "orig", None) is None or getattr(cause, "statement", None) is None:
+            return False  # not the driver's error, or raised while connecting (refused, no such database)
+        return not getattr(cause, "connection_invalidated", False)
+
 
 def did_you_mean(candidates: Iterable[str]) -> str | None:
     """Render suggestions as Click does: ``did you mean 'a' or 'b'?``."""

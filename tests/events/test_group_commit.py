@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
+import asyncpg
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import POSTGRES_ADMIN_URL
 from toolbridge.errors import StorageError
 from toolbridge.events import EventLog, NewEvent, Recorded
 from toolbridge.events._tables import event_deliveries
@@ -95,3 +97,25 @@ async def test_batches_committing_at_once_store_each_delivery_id_once(database_u
         assert answer is not None
         assert answer.event.id == by_key[i % 50]
     assert sum(not a.duplicate for a in answers if a is not None) == 50
+
+
+async def test_a_database_out_of_reach_fails_a_batch_once_not_each_event(postgres_url: str) -> None:
+    """A batch that cannot reach the database is not retried event by event (each would fail the same
+    way, N connection attempts where one tells): every append gets the error."""
+    name = sa.make_url(postgres_url).database
+    attempts: list[object] = []
+    async with Database(postgres_url) as db:
+        log = EventLog(db)
+        await log.append(NewEvent("test", "reachable"))
+        await db.engine.dispose()  # no pooled connection left
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            sa.event.listen(db.engine.sync_engine, "do_connect", lambda *args: attempts.append(args))
+            news = [NewEvent("github", "push", "r", {"n": n}, f"d-{n}") for n in range(40)]
+            answers = await appended(log, news)
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await admin.close()
+    assert all(isinstance(a, StorageError) for a in answers)
+    assert 0 < len(attempts) < len(news), "the batches were not retried event by event"

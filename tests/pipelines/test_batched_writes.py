@@ -12,9 +12,11 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import asyncpg
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import POSTGRES_ADMIN_URL
 from toolbridge.errors import Conflict, LeaseLost, StorageError
 from toolbridge.pipelines import _pg
 from toolbridge.pipelines._store import Run, RunStore, Started
@@ -221,3 +223,34 @@ async def test_a_batch_that_fails_unexpectedly_leaves_no_writer_waiting(postgres
                     await anyio.lowlevel.checkpoint()
                 await blocker.rollback()
         assert sorted(type(e).__name__ for e in errors) == ["KeyError", "StorageError"]
+
+
+async def test_a_database_out_of_reach_fails_a_batch_once_not_each_write(postgres_url: str) -> None:
+    """Writes that cannot reach the database are not retried one by one (each would fail the same way):
+    one connection attempt per batch, every writer told."""
+    name = sa.make_url(postgres_url).database
+    attempts: list[object] = []
+    failed: list[BaseException] = []
+    async with Database(postgres_url) as db:
+        store = RunStore(db)
+        runs = await stored_runs(store, 8, "worker-a")
+        await db.engine.dispose()  # no pooled connection left
+
+        async def start(run: Run) -> None:
+            try:
+                await store.step_started(run, "00.a", "svc.a", attempts=1)
+            except StorageError as exc:
+                failed.append(exc)
+
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            sa.event.listen(db.engine.sync_engine, "do_connect", lambda *args: attempts.append(args))
+            async with anyio.create_task_group() as tg:
+                for run in runs:
+                    tg.start_soon(start, run)
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await admin.close()
+    assert len(failed) == len(runs)
+    assert 0 < len(attempts) < len(runs), "the batch was not retried write by write"

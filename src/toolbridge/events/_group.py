@@ -13,7 +13,8 @@ time capped throughput at (batch size ÷ commit time) however idle the CPU. Two 
 delivery id are ordered by the unique key (the second's claim waits for the first's commit and finds it).
 SQLite takes one writer at a time anyway: one slot there.
 
-A batch that fails is written again one event per transaction, so a bad event fails alone.
+A batch the database refuses is written again one event per transaction, so a bad event fails alone; a
+batch that cannot reach the database fails as a whole (one by one, each would fail the same way).
 """
 
 from __future__ import annotations
@@ -103,8 +104,9 @@ class GroupCommit:
             async with self._log.database.transaction() as conn:
                 await _write_batch(conn, self._log, batch)
         except StorageError as exc:
-            if len(batch) == 1:
-                _finish(batch[0], error=exc)
+            if len(batch) == 1 or not exc.refused_statement:  # unreachable: each alone would fail too
+                for item in batch:
+                    _finish(item, error=exc)
                 return
             for item in batch:  # one bad event must not fail the others: each in its own transaction
                 await self._retry_one(item)

@@ -230,7 +230,8 @@ class Batcher:
                 async with self._db.autocommit() as conn:
                     found = {r["id"]: r for r in (await conn.execute(_STATEMENT, _params(batch))).mappings()}
         except (StorageError, TimeoutError) as exc:
-            if len(batch) > 1 and isinstance(exc, StorageError):  # whose write was it: each on its own
+            if len(batch) > 1 and isinstance(exc, StorageError) and exc.refused_statement:
+                # whose write was it: each on its own (not when unreachable: each would fail the same way)
                 for write in batch:
                     await self._send([write])
                 return
