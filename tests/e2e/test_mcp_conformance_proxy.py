@@ -9,7 +9,9 @@ serves the suite as an anonymous agent allowed every tool (the suite sends no cr
 Each suite run is made twice, against the upstream directly and through toolbridge; every scenario that
 passes directly must pass through toolbridge, except the ones in ``LOST``, each with its reason: all
 are fixtures that cannot work in the era the upstream is pinned to (they pass with the other one). A
-lost scenario that starts passing fails the test too, so the list only shrinks.
+lost scenario that starts passing fails the test too, so the list only shrinks. A scenario that fails
+through toolbridge is run once more alone before it counts as lost (``failed_again``: the suite's fixed
+timing windows).
 
 The suite's scenarios of the 2026-07-28 tasks extension (``tasks-*``) need fixtures the official SDK
 cannot serve (no SDK serves the extension); they run against tests/surfaces/mcp/ext_task_server.py
@@ -130,6 +132,17 @@ def outcomes(suite: Suite, url: str, out: Path) -> dict[str, bool]:
     return results
 
 
+def failed_again(suite: Suite, url: str, scenario: str, tmp_path: Path) -> bool:
+    """Run one scenario that failed through toolbridge once more, alone. Some of the suite's checks wait
+    fixed windows (0.5-1.5 s) that a loaded machine plus one more hop can overrun once; a loss that is
+    toolbridge's fails again, and is reported with the first run's failures."""
+    path, _ = suite  # (--requirements picks scenarios, and cannot be given with --scenario)
+    out = tmp_path / f"again-{scenario}"
+    node(path, "server", "--url", url, "--scenario", scenario, "-o", out)
+    found = [json.loads(c.read_text()) for c in out.glob("*/checks.json")]
+    return not found or any(check["status"] == "FAILURE" for checks in found for check in checks)
+
+
 def scenario_name(folder: str) -> str:
     """``server-tools-list-2026-12-02T20-38-49-663Z`` -> ``tools-list``."""
     match = RUN_FOLDER.fullmatch(folder)
@@ -143,11 +156,13 @@ def test_what_passes_directly_passes_through_toolbridge(
     upstream: str, suite: str, era: Era, tmp_path: Path
 ) -> None:
     direct = outcomes(SUITES[suite], upstream, tmp_path / "direct")
-    with proxying(upstream, era) as url:
-        proxied = outcomes(SUITES[suite], url, tmp_path / "proxied")
     passing = {name for name, ok in direct.items() if ok}
     lost = LOST.get((suite, era), {})
-    now_lost = {name for name in passing if not proxied.get(name)}
+    with proxying(upstream, era) as url:
+        proxied = outcomes(SUITES[suite], url, tmp_path / "proxied")
+        now_lost = {name for name in passing if not proxied.get(name)}
+        again = {name: failed_again(SUITES[suite], url, name, tmp_path) for name in now_lost - lost.keys()}
+    now_lost -= {name for name, failed in again.items() if not failed}
     detail = {name: failures(tmp_path / "proxied", name) for name in sorted(now_lost - lost.keys())}
     assert now_lost - lost.keys() == set(), f"lost through toolbridge: {json.dumps(detail, indent=1)}"
     assert lost.keys() - now_lost == set(), (
