@@ -227,3 +227,29 @@ def test_cli_connect_refuses_non_oauth(cli) -> None:  # type: ignore[no-untyped-
     cli("keys", "init")
     result = cli("connect", "svc")
     assert result.exit_code == 1 and "no connect flow" in result.output
+
+
+def test_cli_rewrap_with_environment_keys(cli) -> None:  # type: ignore[no-untyped-def]
+    """The TOOLBRIDGE_MASTER_KEY flow: secrets stored with the old key, servers given the new one (the old in
+    …_PREVIOUS), ``keys rewrap``: every data key re-wrapped, the fence moved (a process still on the old
+    key alone is refused a write, saying why), one audit row."""
+    old, new = MasterKey.generate().encoded(), MasterKey.generate().encoded()
+    added = cli(
+        "connections", "add", "svc", "--account", "bot", "--secret", "env:SVC_KEY",
+        env={"SVC_KEY": "k", "TOOLBRIDGE_MASTER_KEY": old},
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    both = {"TOOLBRIDGE_MASTER_KEY": new, "TOOLBRIDGE_MASTER_KEY_PREVIOUS": old}
+    rewrapped = cli("keys", "rewrap", env=both)
+    assert rewrapped.exit_code == 0 and "1 data keys re-wrapped" in rewrapped.output, rewrapped.output
+    listed = cli("connections", "list", "--json", env={"TOOLBRIDGE_MASTER_KEY": new})
+    assert [d["account"] for d in json.loads(listed.stdout)] == ["bot"]
+    stale = cli(
+        "connections", "add", "svc", "--account", "other", "--secret", "env:SVC_KEY",
+        env={"SVC_KEY": "k", "TOOLBRIDGE_MASTER_KEY": old},
+    )  # fmt: skip
+    assert stale.exit_code == 1 and "this process does not have that key" in stale.output, stale.output
+    listed = cli("connections", "list", "--json", env={"TOOLBRIDGE_MASTER_KEY": new})
+    assert [d["account"] for d in json.loads(listed.stdout)] == ["bot"], "the refused add left nothing"
+    rows = [json.loads(line) for line in cli("audit", "tail", "--json", "-n", "50").stdout.splitlines()]
+    assert [r["tool"] for r in rows].count("(credentials.rewrap)") == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -160,8 +161,16 @@ def keys_rewrap(config: ConfigOption = None, database: DatabaseOption = None) ->
     settings = _settings(config, database)
 
     async def main() -> int:
-        async with Database(settings.server.database) as db:
-            return await rewrap_all(db, keys.keyring())
+        from toolbridge.audit import AuditLog, args_digest, audit_entry
+
+        ring = keys.keyring()
+        async with Database(settings.server.database) as db, AuditLog(db) as audit:
+            count = await rewrap_all(db, ring)
+            digest = args_digest(
+                {"from": [k.id for k in ring.previous], "to": ring.current.id, "rewrapped": count}
+            )
+            await audit.record(audit_entry(secrets.token_hex(8), "operator", "(credentials.rewrap)", digest))
+            return count
 
     out.print(f"{_run(main)} data keys re-wrapped; TOOLBRIDGE_MASTER_KEY_PREVIOUS can now be dropped")
 
