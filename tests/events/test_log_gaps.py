@@ -131,3 +131,29 @@ async def test_a_reader_whose_wait_runs_out_answers_what_precedes_the_gap(
             assert [e.seq for e in found] == [first.event.seq] and cursor == first.event.seq
     found, cursor = await reader.after(cursor)
     assert [e.seq for e in found] == [held.event.seq, later.event.seq]
+
+
+async def test_from_now_on_waits_for_the_appends_in_flight(databases: tuple[Database, Database]) -> None:
+    """``head()`` is where a new subscription starts ("from now on"): read while an append below it is
+    still in flight, that event would commit after the start and below the cursor, never seen."""
+    writer_db, reader_db = databases
+    log, reader = EventLog(writer_db), EventLog(reader_db)
+    heads: list[tuple[int, bool]] = []
+    open_tx = False
+
+    async def start_subscription() -> None:
+        top = await reader.head()
+        heads.append((top, open_tx))
+
+    async with anyio.create_task_group() as tg, writer_db.transaction() as conn:
+        open_tx = True
+        held = await log.append_in(conn, NewEvent("test", "held"))
+        later = await log.append(NewEvent("test", "later"))
+        tg.start_soon(start_subscription)
+        with anyio.move_on_after(1.0):  # bounds the unfenced case (it answers at once)
+            while not heads:  # noqa: ASYNC110  # the reader runs in its own task
+                await anyio.sleep(0.05)
+        open_tx = False
+    ((top, while_open),) = heads
+    assert not while_open, "the start was read while an append below it was in flight"
+    assert top == later.event.seq > held.event.seq

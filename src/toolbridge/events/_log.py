@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -42,6 +43,7 @@ Fanout = Callable[[Event], Sequence[tuple[str, str]]]
 
 
 _READ = sa.select(events)
+_HEAD = sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))
 _READ_HEADS = sa.select(*(c for c in events.c if c.name != "payload"), sa.null().label("payload"))
 
 
@@ -178,20 +180,30 @@ class EventLog:
 
     async def _read_fenced(self, query: sa.Select[Any]) -> list[Event]:
         """``query`` once no append is in flight: every gap it leaves is for good."""
+        async with self._fence() as conn:
+            rows = [event_of(r) for r in (await conn.execute(query)).mappings().all()]
+            top = (await conn.execute(_HEAD)).scalar_one()
+        self._settled(top)
+        return rows
+
+    def _settled(self, top: int) -> None:
+        self.final = max(self.final, top)
+        self._gaps = {seq for seq in self._gaps if seq > self.final}
+
+    @asynccontextmanager
+    async def _fence(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction holding the gap fence alone: no append is in flight while it runs. Raises
+        :class:`_FenceBusy` when the appends in flight keep it longer than :attr:`fence_wait`."""
         try:
             async with self._db.transaction() as conn:
                 wait = max(1, round(self.fence_wait * 1000))
                 await conn.execute(sa.text(f"SET LOCAL lock_timeout = {wait}"))
                 await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(GAP_FENCE)))
-                rows = [event_of(r) for r in (await conn.execute(query)).mappings().all()]
-                top = (await conn.execute(sa.select(sa.func.max(events.c.seq)))).scalar()
+                yield conn
         except StorageError as exc:
             if getattr(getattr(exc.__cause__, "orig", None), "sqlstate", None) == "55P03":  # lock_timeout
                 raise _FenceBusy from exc
             raise
-        self.final = max(self.final, int(top or 0))
-        self._gaps = {seq for seq in self._gaps if seq > self.final}
-        return rows
 
     async def wait(
         self, cursor: int, *, match: EventFilter | None = None, limit: int = 100, seconds: float = 0.0
@@ -222,10 +234,20 @@ class EventLog:
         return [(int(r["stream_seq"]), event_of(r)) for r in rows]
 
     async def head(self) -> int:
+        """The newest seq: the cursor for "from now on". On PostgreSQL it is read under the gap fence, so
+        no append below it is still in flight: an event committed after this call always has a higher seq
+        (else a subscription started now would never see it). If the fence stays busy past
+        :attr:`fence_wait`, the newest seq as it stands."""
+        if self._db.dialect == "postgresql":
+            try:
+                async with self._fence() as conn:
+                    top = int((await conn.execute(_HEAD)).scalar_one())
+                self._settled(top)
+                return top
+            except _FenceBusy:
+                pass
         async with self._db.transaction() as conn:
-            return int(
-                (await conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0)))).scalar_one()
-            )
+            return int((await conn.execute(_HEAD)).scalar_one())
 
     async def tail(self, limit: int = 20, *, match: EventFilter | None = None) -> list[Event]:
         """The latest events (oldest first) that ``match``."""
