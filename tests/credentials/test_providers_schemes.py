@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx2
@@ -200,6 +201,23 @@ def test_sigv4_signs_with_botocore() -> None:
     assert "SignedHeaders=" in header and "Signature=" in header and "wJalr" not in header
     assert signed[0].headers["x-amz-security-token"] == "session" and "x-amz-date" in signed[0].headers
     assert header != signed[1].headers["authorization"], "the body is signed"
+
+
+def test_sigv4_keeps_the_session_token_out_of_botocores_debug_log(caplog: pytest.LogCaptureFixture) -> None:
+    """botocore logs the canonical request it signs at DEBUG: every signed header, the session token too."""
+    token, key = "FwoGZXIvYXdzEJr" + "t" * 24, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    auth = SigV4Auth(
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key=Secret(key),
+        region="us-east-1",
+        service="execute-api",
+        session_token=Secret(token),
+    )
+    with caplog.at_level(logging.DEBUG, logger="botocore.auth"):
+        signed = next(auth.auth_flow(httpx2.Request("GET", "https://api.test/items?q=1")))
+    assert signed.headers["x-amz-security-token"] == token
+    assert "Signature:" in caplog.text, "botocore logged its signing (at DEBUG)"
+    assert token not in caplog.text and key not in caplog.text
 
 
 def test_settings_refuse_a_literal_client_secret() -> None:

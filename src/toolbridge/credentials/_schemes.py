@@ -8,6 +8,7 @@ token read from a :class:`TokenSource` at send time, so a refreshed token is use
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -113,6 +114,18 @@ class HeaderTemplateAuth(httpx2.Auth):
         yield request
 
 
+class _NoCanonicalRequest(logging.Filter):
+    """Drops botocore's DEBUG record of the canonical request it signs: it quotes every signed header, the
+    session token (``X-Amz-Security-Token``) among them. (The string to sign and the signature it logs
+    too carry no secret.)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("CanonicalRequest")
+
+
+_CANONICAL_REQUEST_FILTER = _NoCanonicalRequest()
+
+
 class SigV4Auth(httpx2.Auth):
     """AWS Signature Version 4, signed by botocore (install the ``aws`` extra)."""
 
@@ -138,6 +151,7 @@ class SigV4Auth(httpx2.Auth):
             access_key_id, secret_access_key.reveal(), session_token.reveal() if session_token else None
         )
         self._signer = Signer(creds, service, region)
+        logging.getLogger("botocore.auth").addFilter(_CANONICAL_REQUEST_FILTER)  # once: a filter is a set
 
     def auth_flow(self, request: httpx2.Request) -> Flow:
         from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
