@@ -167,3 +167,41 @@ async def test_a_server_that_dies_at_start_is_retried_shown_in_health_and_joins_
     finally:
         mcp_log.removeHandler(watch)
     assert len(_methods_by_process(starts)) >= 4
+
+
+LEAKY = """import os, sys
+line = "starting with " + os.environ["STATIC_KEY"] + " and " + os.environ["FROM_CONNECTION"]
+print(line, flush=True)  # not JSON-RPC: a banner on stdout
+print(line, file=sys.stderr, flush=True)
+sys.exit(3)
+"""
+
+
+async def test_what_a_stdio_server_writes_is_logged_and_shown_with_its_secrets_masked(
+    caplog: pytest.LogCaptureFixture, mcp_log: logging.Logger
+) -> None:
+    """A server that prints the secrets of its environment (a static one and a connection's) on stdout
+    and stderr, then exits: the DEBUG log and the failure shown (health, errors) quote it masked."""
+    static, connected = "static-key-0123456789abcdef", "connected-0123456789abcdef"
+
+    async def connection_env() -> dict[str, str]:
+        return {"FROM_CONNECTION": connected}
+
+    server = StdioServer(sys.executable, ("-c", LEAKY), env={"STATIC_KEY": static})
+    connector = McpConnector(
+        "leaky", server, restart_delays=(0.01,), connection_env=connection_env, secrets=[static]
+    )
+    caplog.set_level(logging.DEBUG, logger="toolbridge.connectors.mcp")
+    retried = anyio.Event()
+    watch = _Watch("still no upstream (attempt 3)", retried.set)
+    mcp_log.addHandler(watch)
+    try:
+        async with hub_with(connector):
+            with anyio.fail_after(patience(120)):
+                await retried.wait()
+            shown = connector.status
+    finally:
+        mcp_log.removeHandler(watch)
+    assert "starting with [redacted] and [redacted]" in shown, shown
+    assert "not JSON" in caplog.text and "starting with [redacted] and [redacted]" in caplog.text
+    assert static not in caplog.text + shown and connected not in caplog.text + shown

@@ -194,6 +194,7 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
             probe_timeout=probe_timeout,
             connection_env=connection_env,
             learn_secrets=self._inbound.learn_secrets,
+            secret_forms=lambda: self._inbound.secret_forms,
         )
 
     @property

@@ -51,7 +51,10 @@ class Opener:
         probe_timeout: float,
         connection_env: Callable[[], Awaitable[Mapping[str, str]]] | None,
         learn_secrets: Callable[[str, Sequence[str]], None],
+        secret_forms: Callable[[], Sequence[str]],
     ) -> None:
+        """``learn_secrets`` remembers the forms of the secrets given to a stdio server's environment;
+        ``secret_forms`` tells every form remembered, masked in what a stdio server writes."""
         self.name = name
         self.server = server
         self.restarts = restarts
@@ -60,6 +63,7 @@ class Opener:
         self._probe_timeout = probe_timeout
         self._connection_env = connection_env
         self._learn_secrets = learn_secrets
+        self._secret_forms = secret_forms
         self.transport: Transport = "auto" if isinstance(server, StdioServer) else server.transport
         """How an HTTP upstream is spoken to; under ``auto``, what worked (``auto`` until something did)."""
         self.client: httpx2.AsyncClient | None = None
@@ -164,7 +168,8 @@ class Opener:
         self, tg: anyio.abc.TaskGroup, transport: Transport, auth: httpx2.Auth | None
     ) -> Channel:
         if isinstance(self.server, StdioServer):
-            return StdioChannel(await self._stdio_server(self.server), tg, self._on_message)
+            server = await self._stdio_server(self.server)
+            return StdioChannel(server, tg, self._on_message, secrets=self._secret_forms())
         if transport == "sse":
             return SseChannel(self.server, tg, self._on_message, client=self.client, auth=auth)
         return HttpChannel(self.server, self._on_message, client=self.client, auth=auth, fast=self.fast)

@@ -1,7 +1,8 @@
 """A local MCP server as a subprocess: newline-delimited JSON-RPC over its stdin and stdout.
 
 The process gets a clean environment: the configured ``env`` plus a few variables a program needs to
-run at all (:data:`INHERITED`). Its stderr is kept (the last lines) to explain an exit. It runs in a
+run at all (:data:`INHERITED`). Its stderr is kept (the last lines) to explain an exit, and logged at DEBUG,
+with the secrets given to it masked (as what it writes on stdout that is not JSON). It runs in a
 process group of its own, which is terminated when the channel closes (as the SDK's stdio client does),
 so processes the server started do not outlive it.
 """
@@ -13,7 +14,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import anyio
 import anyio.abc
@@ -21,6 +22,7 @@ import httpx2
 from anyio.streams.text import TextReceiveStream
 from mcp.os.posix.utilities import terminate_posix_process_tree
 
+from toolbridge._redact import redact_text
 from toolbridge.connectors.mcp._channel import Message, OnMessage
 from toolbridge.connectors.mcp._config import StdioServer
 from toolbridge.errors import ConfigurationError, UpstreamUnavailable
@@ -48,8 +50,17 @@ class _Pending:
 
 
 class StdioChannel:
-    def __init__(self, server: StdioServer, task_group: anyio.abc.TaskGroup, on_message: OnMessage) -> None:
+    def __init__(
+        self,
+        server: StdioServer,
+        task_group: anyio.abc.TaskGroup,
+        on_message: OnMessage,
+        *,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        """``secrets``: the forms of the secrets in its environment, masked in what it writes but JSON-RPC."""
         self._server = server
+        self._secrets = secrets
         self._tg = task_group
         self._on_message = on_message
         self._process: anyio.abc.Process | None = None
@@ -176,8 +187,9 @@ class StdioChannel:
             async for text in TextReceiveStream(process.stderr, errors="replace"):
                 for line in text.splitlines():
                     if line.strip():
-                        self._stderr.append(line[:500])
-                        logger.debug("%s: %s", self.describe, line[:500])
+                        line = redact_text(line, self._secrets)[:500]  # masked before it is cut short
+                        self._stderr.append(line)
+                        logger.debug("%s: %s", self.describe, line)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
 
@@ -185,7 +197,8 @@ class StdioChannel:
         try:
             message = json.loads(line)
         except ValueError:
-            logger.debug("%s wrote a line that is not JSON: %.200r", self.describe, line)
+            text = redact_text(line.decode("utf-8", "replace"), self._secrets)
+            logger.debug("%s wrote a line that is not JSON: %.200r", self.describe, text)
             return
         if not isinstance(message, dict):
             return
