@@ -36,6 +36,28 @@ async def database_files(folder: Path, pattern: str = "tb.db*") -> bytes:
     return b"".join([await p.read_bytes() async for p in anyio.Path(folder).glob(pattern)])
 
 
+async def postgres_dump(url: str) -> bytes:
+    """Every table of the database at ``url`` as a plain dump would hold it: ``COPY … TO STDOUT`` (text
+    format: ``bytea`` as hex, JSON as written) of every table in every schema but the system ones, those
+    toolbridge's metadata does not name too."""
+    import io
+
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        tables = await conn.fetch(
+            "SELECT schemaname, tablename FROM pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        )
+        sink = io.BytesIO()
+        for schema, table in tables:
+            await conn.copy_from_table(table, schema_name=schema, output=sink)
+        return sink.getvalue()
+    finally:
+        await conn.close()
+
+
 def plain_and_quoted(value: str) -> list[str]:
     return [value, quote(value, safe="")]
 

@@ -10,8 +10,9 @@ Origin A: ``/echo`` (any method) answers 200 with the request echoed: headers, U
 ``Authorization`` value it sees, and 200 to any other; ``/redirect`` sends to origin B, and ``/page``
 has its next page there; ``/revoke`` kills every token (``/once`` refuses all, refreshes are refused);
 ``/authorize`` approves at once (redirects to ``redirect_uri`` with a code and the state); ``/token`` is
-an OAuth token endpoint (authorization_code, rotating refresh_token, client_credentials; a refused
-grant's error quotes the request, credentials first). Origin B echoes like A: a foreign origin, which
+an OAuth token endpoint (authorization_code, rotating refresh_token, client_credentials, and an RFC 7523
+JWT bearer grant for any well-formed assertion, recorded as issued; a refused grant's error quotes the
+request, credentials first). Origin B echoes like A: a foreign origin, which
 must get no credentials.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 _lock = threading.RLock()
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 class State:
@@ -124,9 +126,11 @@ def handler(state: State, origin: str) -> type[BaseHTTPRequestHandler]:
                 client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
             quoted = f"refused {body} from {self.headers.get('authorization')}"  # the secrets first
             refused = {"error": "invalid_grant", "error_description": quoted, "you_sent": echoed}
+            grant = form.get("grant_type")
+            if grant == JWT_BEARER:  # the signed assertion is the client's credential: no client secret
+                return self.assertion(form.get("assertion", ""), refused)
             if state.clients.get(client_id) != secret:
                 return self.send(401, {**refused, "error": "invalid_client"})
-            grant = form.get("grant_type")
             with _lock:
                 if grant == "authorization_code" and form.get("code") in state.codes:
                     state.codes.discard(form["code"])
@@ -137,6 +141,18 @@ def handler(state: State, origin: str) -> type[BaseHTTPRequestHandler]:
                 if grant == "client_credentials":
                     return self.send(200, state.issue(refresh=False))
             return self.send(400, refused)
+
+        def assertion(self, assertion: str, refused: dict[str, Any]) -> None:
+            """A JWT bearer grant: tokens for a well-formed assertion (its signature is not checked), refused
+            once revoked; the assertion, a bearer credential for its lifetime, is recorded as issued."""
+            state.record(kind="issued", tokens=[assertion])
+            try:
+                claims = json.loads(base64.urlsafe_b64decode(assertion.split(".")[1] + "=="))
+            except (IndexError, ValueError):
+                claims = {}
+            if state.revoked or "iss" not in claims:
+                return self.send(400, refused)
+            return self.send(200, state.issue(refresh=False))
 
         def send(self, status: int, payload: dict[str, Any], *, location: str | None = None) -> None:
             data = json.dumps(payload).encode()

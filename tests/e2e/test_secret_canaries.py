@@ -1,23 +1,32 @@
 """Secret canaries, judged from outside: a distinct random canary in every kind of credential toolbridge
-holds, a real ``toolbridge serve`` process logging at DEBUG, a real upstream process that echoes every
-header, URL and body it gets — in its errors too — and then a scan of everything on toolbridge's side.
+holds, a real ``toolbridge serve`` process logging at DEBUG, real upstream processes that echo every
+header, URL, body and environment variable they get — in their errors and logs too — and then a scan of
+everything on toolbridge's side.
 
 Credentials: API keys in a header (added with the CLI), a query parameter and a cookie (over REST), a bearer
 token (a config reference), a basic password (its user name is no secret), a header template, OAuth 2
 client secrets (authorization code with client_secret_basic, client credentials with client_secret_post)
-and every access and refresh token the upstream's token endpoint issues, the vault's master key, the
-agent's API key, an inbound webhook's secret and an outbound webhook's signing secret.
+and every access and refresh token the upstream's token endpoint issues, AWS SigV4 keys (the secret access
+key, which only signs, and the session token, which is sent), JWT bearer service-account keys (one in a
+connection, one in a configured key file signing per-caller assertions; every signed assertion too),
+per-user connections (an API key and an OAuth connection of each of two agents, one added for an agent
+with the CLI), a stdio MCP server's environment (an env: value and a connection:secret), the vault's
+master key, both agents' API keys, an inbound webhook's secret and an outbound webhook's signing secret.
 
-Scenario, over REST, MCP (both protocol eras) and the CLI: connect OAuth, call every connector's tools —
-an echo, 401/403/422/500 errors that echo the request, a redirect and a next page on a foreign origin,
-an MCP upstream echoing its request headers (a connection's token, a static env: header), a 401 that makes
-the OAuth connection refresh, a refresh the token endpoint refuses while echoing the refresh token and the
-client secret — probe connections, send signed and unsigned webhooks, deliver a signed outbound one, and
-read connections, calls, audit and events back.
+Scenario, over REST, MCP (both protocol eras) and the CLI: connect OAuth (shared, and per user), call every
+connector's tools as the operator agent and the per-user ones as a second agent — an echo, 401/403/422/500
+errors that echo the request, a redirect and a next page on a foreign origin, MCP upstreams echoing their
+request headers (HTTP: a connection's token, a static env: header) or their environment (stdio, which
+also prints it on stdout and stderr, and once crashes), a 401 that makes the OAuth connection refresh, a
+refresh and a JWT assertion the token endpoint refuses while echoing them and the client secret — probe
+connections, send signed and unsigned webhooks, deliver a signed outbound one, and read connections,
+calls, audit and events back.
 
 Scanned, for each canary in many encodings (tests/_leaks.encoded): the DEBUG log of every toolbridge
-process, stdout and stderr of every process, every REST, MCP and CLI answer, the SQLite files (main, WAL,
-SHM) or every PostgreSQL table, and every request the foreign origin received. Expected: nothing.
+process, stdout and stderr of every process, every REST, MCP and CLI answer, the database while the server
+runs and after — the SQLite files (main, WAL, SHM) as bytes, or a plain dump (``COPY … TO STDOUT``) of
+every PostgreSQL table — and every request the foreign origin received. Expected: nothing. (PostgreSQL's
+WAL is not scanned: the shared server recycles its segments within a run.)
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests._leaks import assert_absent, database_files, dump_tables, encoded
+from tests._leaks import assert_absent, database_files, encoded, postgres_dump
 from tests._patience import patience
 from tests.e2e.test_serve import free_port
 
@@ -78,6 +87,20 @@ class Canaries:
         raw = secrets.token_bytes(size)
         self.raw.append(raw)
         return self.plant(kind, prefix + base64.b64encode(raw).decode())
+
+    def service_account(self, kind: str, path: Path, token_uri: str) -> None:
+        """A service-account key file at ``path`` with a new RSA key; planted: a line of its PEM (in every
+        text form of the key) and its DER bytes."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pkcs8, none = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        pem = key.private_bytes(serialization.Encoding.PEM, pkcs8, none).decode()
+        self.raw.append(key.private_bytes(serialization.Encoding.DER, pkcs8, none))
+        self.plant(kind, pem.splitlines()[5])
+        account = {"type": "service_account", "client_email": f"{kind}@corp.example", "private_key": pem}
+        path.write_text(json.dumps({**account, "private_key_id": kind, "token_uri": token_uri}))
 
 
 @dataclass
@@ -144,17 +167,17 @@ def upstream(folder: Path, clients: dict[str, str]) -> Iterator[Upstream]:
                 pipe.close()
 
 
-def spec(scheme: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAPI document whose every operation takes the one security ``scheme``."""
+def spec(scheme: dict[str, Any] | None) -> dict[str, Any]:
+    """An OpenAPI document whose every operation takes the one security ``scheme`` (None: declares none)."""
     ok = {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}
     query = [{"name": "q", "in": "query", "schema": {"type": "string"}}]
     status = [{"name": "status", "in": "path", "required": True, "schema": {"type": "integer"}}]
     body = {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}}
+    security = {"components": {"securitySchemes": {"s": scheme}}, "security": [{"s": []}]} if scheme else {}
     return {
         "openapi": "3.0.3",
         "info": {"title": "echo", "version": "1"},
-        "components": {"securitySchemes": {"s": scheme}},
-        "security": [{"s": []}],
+        **security,
         "paths": {
             "/echo": {
                 "get": {"operationId": "echo", "parameters": query, "responses": ok},
@@ -168,7 +191,16 @@ def spec(scheme: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SCHEMES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # connector: (security scheme, connections)
+BEARER = {"type": "http", "scheme": "bearer"}
+SIGNED = {"scheme": "jwt_bearer", "provider": "up-jwt", "scopes": ["read"]}
+OAUTH = {
+    "scheme": "oauth2",
+    "provider": "up",
+    "client_id": "tb-oauth",
+    "client_secret": "env:CANARY_OAUTH_SECRET",
+}
+Connector = tuple[dict[str, Any] | None, dict[str, Any]]
+SCHEMES: dict[str, Connector] = {  # connector: (security scheme, connections)
     "keyh": (
         {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
         {"scheme": "api_key", "name": "X-Api-Key", "location": "header"},
@@ -187,16 +219,7 @@ SCHEMES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # connector: (sec
         {"type": "apiKey", "in": "header", "name": "X-Token"},
         {"scheme": "header", "templates": {"X-Token": "tok {token}"}},
     ),
-    "oauth": (
-        {"type": "http", "scheme": "bearer"},
-        {
-            "scheme": "oauth2",
-            "provider": "up",
-            "client_id": "tb-oauth",
-            "client_secret": "env:CANARY_OAUTH_SECRET",
-            "scopes": ["read"],
-        },
-    ),
+    "oauth": (BEARER, {**OAUTH, "scopes": ["read"]}),
     "cc": (
         {"type": "http", "scheme": "bearer"},
         {
@@ -206,7 +229,28 @@ SCHEMES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # connector: (sec
             "client_secret": "env:CANARY_CC_SECRET",
         },
     ),
+    "aws": (None, {"scheme": "sigv4", "region": "us-east-1", "service": "execute-api"}),
+    "jwt": (BEARER, SIGNED),  # its connection's secret: a service-account key file
+    # per-user connections (owned by the agent that calls): an API key, OAuth, a JWT assertion per caller
+    "puk": (
+        {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+        {"scheme": "api_key", "name": "X-Api-Key", "location": "header", "policy": "per_user"},
+    ),
+    "puo": (BEARER, {**OAUTH, "policy": "per_user"}),
+    "jwtu": (
+        BEARER,
+        {
+            **SIGNED,
+            "service_account_file": "jwtu-key.json",
+            "subject": "{name}@corp.example",
+            "policy": "per_user",
+        },
+    ),
 }
+PER_USER = ("puk", "puo", "jwtu")
+"""The connectors whose connections belong to the agent calling: the assistant's and bob's own."""
+MCP = ("remote", "local")
+"""The MCP upstreams: over streamable HTTP, and over stdio (its secrets in its environment)."""
 
 
 def write_config(folder: Path, up: Upstream, database: str, base: str, mcp: str) -> Path:
@@ -231,7 +275,22 @@ def write_config(folder: Path, up: Upstream, database: str, base: str, mcp: str)
         "headers": {"X-Static-Key": "env:CANARY_MCP_HEADER"},
         "connections": {"scheme": "bearer", "secret": "env:CANARY_MCP_BEARER"},
     }
-    connectors["oauth"]["connections"]["redirect_uri"] = f"{base}/v1/connections/callback"
+    connectors["local"] = {  # an MCP upstream over stdio: secrets in its environment
+        "kind": "mcp",
+        "command": sys.executable,
+        "args": ["-m", "tests.e2e.echo_stdio_server"],
+        "cwd": str(ROOT),
+        "env": {
+            "ECHO_STATIC": "env:CANARY_STDIO_ENV",
+            "ECHO_TOKEN": "connection:secret",
+            "PYTHONPATH": str(ROOT),
+        },
+        "protocol": "2025-11-25",
+        "approve": "all-on-first-connect",
+        "connections": {"scheme": "bearer"},
+    }
+    for name in ("oauth", "puo"):
+        connectors[name]["connections"]["redirect_uri"] = f"{base}/v1/connections/callback"
     connectors["keyq"]["connections"]["probe_url"] = f"{up.a}/fail/403"
     provider = {"display_name": "Echo", "authorize_url": f"{up.a}/authorize", "token_url": f"{up.a}/token"}
     provider |= {"scope_separator": " ", "pkce": True, "refresh": {"supported": True, "rotates": True}}
@@ -240,6 +299,7 @@ def write_config(folder: Path, up: Upstream, database: str, base: str, mcp: str)
         "providers": {
             "up": {**provider, "token_auth_method": "client_secret_basic"},
             "up-post": {**provider, "display_name": "Echo (post)", "token_auth_method": "client_secret_post"},
+            "up-jwt": {**provider, "display_name": "Echo (JWT)", "token_auth_method": "none"},
         },
         "connectors": connectors,
         "hooks": {"pushes": {"verifier": "standard", "secret": "env:CANARY_HOOK"}},
@@ -249,7 +309,7 @@ def write_config(folder: Path, up: Upstream, database: str, base: str, mcp: str)
                 "webhook": {"url": f"{up.a}/hook", "secret": "env:CANARY_WHSEC", "allow_hosts": [host_a]},
             }
         },
-        "agents": {"assistant": {"scopes": ["*"]}},
+        "agents": {"assistant": {"scopes": ["*"]}, "bob": {"scopes": [f"{c}.*" for c in PER_USER]}},
     }
     path = folder / "toolbridge.yaml"
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
@@ -271,8 +331,9 @@ class Toolbridge:
     def run(self, *args: str, ok: bool = True) -> None:
         self.run_all((args, ok))
 
-    def run_all(self, *commands: tuple[tuple[str, ...], bool]) -> None:
-        """Run the commands side by side (each ``(arguments, whether it must succeed)``)."""
+    def run_all(self, *commands: tuple[tuple[str, ...], bool]) -> list[str]:
+        """Run the commands side by side (each ``(arguments, whether it must succeed)``); their stdout.
+        What ``agents create`` prints there is the new key, shown once on purpose: not kept."""
         pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
         started = [
             subprocess.Popen(
@@ -280,10 +341,13 @@ class Toolbridge:
             )
             for args, _ in commands
         ]
+        outs = []
         for process, (args, ok) in zip(started, commands, strict=True):
             out, err = process.communicate(timeout=patience(120))
-            self.seen += [out, err]
+            self.seen += [err] if args[:2] == ("agents", "create") else [out, err]
             assert (process.returncode == 0) == ok, f"toolbridge {' '.join(args)}: {out}{err}"
+            outs.append(out)
+        return outs
 
     @contextmanager
     def serving(self, port: int) -> Iterator[str]:
@@ -393,6 +457,8 @@ async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, data
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         config = write_config(tmp_path, up, database_url, base, mcp)
+        planted.service_account("jwtkey", tmp_path / "jwt-key.json", f"{up.a}/token")
+        planted.service_account("jwtukey", tmp_path / "jwtu-key.json", f"{up.a}/token")
         env = {
             **os.environ,
             "NO_COLOR": "1",
@@ -407,13 +473,25 @@ async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, data
             "CANARY_WHSEC": planted.key("whsec", 32, "whsec_"),
             "CANARY_MCP_HEADER": planted.plant("mcpheader"),
             "CANARY_MCP_BEARER": planted.plant("mcpbearer"),
+            "CANARY_STDIO_ENV": planted.plant("stdioenv"),
+            "CANARY_STDIO_CONN": planted.plant("stdioconn"),
+            "CANARY_PUK_CLI": planted.plant("pukcli"),
         }
         tb = Toolbridge(config, env, tmp_path / "toolbridge.log")
         tb.run("connections", "add", "keyh", "--secret", "env:CANARY_KEYH")
+        _, printed = tb.run_all(
+            (("connections", "add", "local", "--secret", "env:CANARY_STDIO_CONN"), True),  # read at its start
+            (("agents", "create", "bob"), True),
+        )
+        planted.plant("bobkey", printed.strip())
         with tb.serving(port) as key, Agent(base, key, tb.seen) as agent:
             planted.plant("agentkey", key)
             scenario(agent, tb, up, planted)
+            with Agent(base, planted.values["bobkey"], tb.seen) as bob:
+                per_user(bob, up, planted)
+            revoked(agent, up)
             stored = await stored_text(database_url, tmp_path)  # SQLite: the WAL as the server left it
+            assert "postgres" in database_url or (tmp_path / "toolbridge.db-wal").exists()
         tb.run_all(
             (("connections", "list"), True),
             (("audit", "tail", "--json", "-n", "500"), True),
@@ -424,15 +502,18 @@ async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, data
         sent = json.dumps(up.requests("a"))
         foreign = json.dumps(up.requests("b"))
     assert len(issued) >= 5, "connect, a refresh and client credentials issued tokens"
+    subjects = {
+        json.loads(base64.urlsafe_b64decode(t.split(".")[1] + "=="))["sub"] for t in issued if "." in t
+    }
+    assert subjects >= {"jwtkey@corp.example", "assistant@corp.example", "bob@corp.example"}, subjects
     assert up.requests("b"), "the redirect reached the foreign origin"
     assert "[redacted]" in "\n".join(tb.seen), "the echoing upstream was redacted, not silent"
     corpus = "\n".join([*tb.seen, (tmp_path / "toolbridge.log").read_text()])
     values = [*planted.values.values(), *issued]
     assert_absent(values, corpus, stored, forms=encoded, what="a canary")
     assert_absent(values, foreign, forms=encoded, what="a credential sent to the foreign origin:")
-    assert_absent(
-        [planted.values["agentkey"]], sent, forms=encoded, what="the agent's own key sent upstream:"
-    )
+    keys = [planted.values["agentkey"], planted.values["bobkey"]]
+    assert_absent(keys, sent, forms=encoded, what="an agent's own key sent upstream:")
     for raw in planted.raw:
         for form in (raw.hex(), raw.hex().upper()):
             assert form not in corpus and form.encode() not in stored
@@ -441,10 +522,14 @@ async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, data
 
 def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> None:
     deadline = time.monotonic() + patience(30)
-    while "remote.headers" not in agent.http.get("/v1/tools").text:  # the MCP upstream's tools, listed
-        assert time.monotonic() < deadline, "the MCP upstream's tools were not listed"
+    while not all(f"{s}.headers" in agent.http.get("/v1/tools").text for s in MCP):  # their tools, listed
+        assert time.monotonic() < deadline, "the MCP upstreams' tools were not listed"
         time.sleep(0.1)  # bounded polling: toolbridge lists them in the background
+    aws = {"access_key_id": f"AKIA{secrets.token_hex(8).upper()}", "session_token": planted.plant("awstoken")}
     for connector, secret in (
+        ("aws", json.dumps({**aws, "secret_access_key": planted.plant("awssecret")})),
+        ("jwt", (tb.config.parent / "jwt-key.json").read_text()),  # a service-account key file
+        ("puk", planted.plant("pukassistant")),  # the assistant's own
         ("keyq", planted.plant("keyq")),
         ("keyc", planted.plant("keyc")),
         ("basic", f"{BASIC_USER}:{planted.plant('basicpassword')}"),  # (a user name is no secret)
@@ -453,11 +538,13 @@ def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> N
         added = agent.rest("POST", "/v1/connections", json={"connector": connector, "secret": secret})
         assert added.status_code == 201, added.text
     planted.plant("basicpair", f"{BASIC_USER}:{planted.values['basicpassword']}")
-    connect_oauth(agent)
+    connect_oauth(agent, "oauth")
+    connect_oauth(agent, "puo")
     added = agent.rest("POST", "/v1/connections", json={"connector": "cc"})
     assert added.status_code == 201, added.text
     for connector in SCHEMES:
-        assert agent.call(f"{connector}.echo", q="hello").status_code == 200
+        echoed = agent.call(f"{connector}.echo", q="hello")
+        assert echoed.status_code == 200, echoed.text
         assert agent.call(f"{connector}.send", body={"x": 1}).status_code == 200
         for status in FAILURES:
             assert agent.call(f"{connector}.fail", status=status).status_code >= 400
@@ -468,11 +555,13 @@ def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> N
             agent.mcp(era, f"{connector}.echo", q="hello")
             agent.mcp(era, f"{connector}.fail", status=401)
     assert agent.call("oauth.once").status_code == 200, "a 401 refreshed the token and the call went through"
-    assert "[redacted]" in agent.call("remote.headers").text, "the MCP upstream got the credentials"
-    assert agent.call("remote.fail").status_code >= 400
-    for era in (LEGACY, MODERN):
-        agent.mcp(era, "remote.headers")
-        agent.mcp(era, "remote.fail")
+    for server in MCP:
+        assert "[redacted]" in agent.call(f"{server}.headers").text, "the MCP upstream got the credentials"
+        assert agent.call(f"{server}.fail").status_code >= 400
+        for era in (LEGACY, MODERN):
+            agent.mcp(era, f"{server}.headers")
+            agent.mcp(era, f"{server}.fail")
+    assert agent.call("local.crash").status_code >= 400, "the stdio server exited: its stderr is quoted"
     listed = agent.rest("GET", "/v1/connections").json()["connections"]
     for connection in listed:
         agent.rest("POST", f"/v1/connections/{connection['id']}/test")
@@ -481,16 +570,42 @@ def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> N
         (("connections", "test", probed), False),
         (("call", "basic.fail", "-a", "status=403"), False),
         (("hooks", "test", "pushes", "--type", "push", "--url", str(agent.http.base_url)), True),
+        (("connections", "add", "puk", "--for", "bob", "-a", "cli", "--secret", "env:CANARY_PUK_CLI"), True),
     )
     webhooks(agent, up)
     agent.rest("GET", "/v1/calls?limit=500")
+
+
+def revoked(agent: Agent, up: Upstream) -> None:
+    """The upstream revokes every grant: refused refreshes and assertions, whose errors quote them."""
     httpx2.post(f"{up.a}/revoke", timeout=patience(10))
     assert agent.call("oauth.once").status_code >= 400, "the refused refresh is an error"
+    for connector in ("jwt", "jwtu"):  # a new assertion, refused: the token endpoint's error quotes it
+        assert agent.call(f"{connector}.fail", status=401).status_code >= 400
     agent.mcp(MODERN, "oauth.echo")
 
 
-def connect_oauth(agent: Agent) -> None:
-    started = agent.rest("POST", "/v1/connections/connect", json={"connector": "oauth"})
+def per_user(bob: Agent, up: Upstream, planted: Canaries) -> None:
+    """Bob's own connections beside the assistant's: an API key he adds, OAuth he connects, a JWT assertion
+    minted for him; each of his calls goes out with his own credential."""
+    added = bob.rest("POST", "/v1/connections", json={"connector": "puk", "secret": planted.plant("pukbob")})
+    assert added.status_code == 201, added.text
+    connect_oauth(bob, "puo")
+    for connector in PER_USER:
+        echoed = bob.call(f"{connector}.echo", q="bob")
+        assert echoed.status_code == 200, echoed.text
+        for status in (401, 500):  # a 401 refreshes bob's own OAuth token, mints him a new assertion
+            assert bob.call(f"{connector}.fail", status=status).status_code >= 400
+        for era in (LEGACY, MODERN):
+            bob.mcp(era, f"{connector}.echo", q="bob")
+            bob.mcp(era, f"{connector}.fail", status=401)
+    for connection in bob.rest("GET", "/v1/connections").json()["connections"]:
+        bob.rest("POST", f"/v1/connections/{connection['id']}/test")
+    assert planted.values["pukbob"] in json.dumps(up.requests("a")), "bob's own key went out"
+
+
+def connect_oauth(agent: Agent, connector: str) -> None:
+    started = agent.rest("POST", "/v1/connections/connect", json={"connector": connector})
     assert started.status_code == 200, started.text
     approved = httpx2.get(started.json()["authorization_url"], timeout=patience(10))
     assert approved.status_code == 302, approved.text
@@ -509,10 +624,8 @@ def webhooks(agent: Agent, up: Upstream) -> None:
 
 
 async def stored_text(database_url: str, folder: Path) -> bytes:
-    """The database as toolbridge left it: the SQLite files as bytes, or every PostgreSQL table's rows."""
+    """The database as toolbridge left it: the SQLite files (main, WAL, SHM) as bytes, or a plain dump of
+    every PostgreSQL table."""
     if database_url.startswith("sqlite"):
         return await database_files(folder, "toolbridge.db*")
-    from toolbridge.storage import Database
-
-    async with Database(database_url) as database:
-        return (await dump_tables(database.transaction())).encode()
+    return await postgres_dump(database_url)
