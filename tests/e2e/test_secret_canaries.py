@@ -9,9 +9,9 @@ client secrets (authorization code with client_secret_basic, client credentials 
 and every access and refresh token the upstream's token endpoint issues, AWS SigV4 keys (the secret access
 key, which only signs, and the session token, which is sent), JWT bearer service-account keys (one in a
 connection, one in a configured key file signing per-caller assertions; every signed assertion too),
-per-user connections (an API key and an OAuth connection of each of two agents, one added for an agent
-with the CLI), a stdio MCP server's environment (an env: value and a connection:secret), the vault's
-master key, both agents' API keys, an inbound webhook's secret and an outbound webhook's signing secret.
+per-user connections (an API key and an OAuth connection of each of two agents), a stdio MCP server's
+environment (an env: value and a connection:secret), the vault's master key, both agents' API keys, an
+inbound webhook's secret and an outbound webhook's signing secret.
 
 Scenario, over REST, MCP (both protocol eras) and the CLI: connect OAuth (shared, and per user), call every
 connector's tools as the operator agent and the per-user ones as a second agent — an echo, 401/403/422/500
@@ -475,7 +475,6 @@ async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, data
             "CANARY_MCP_BEARER": planted.plant("mcpbearer"),
             "CANARY_STDIO_ENV": planted.plant("stdioenv"),
             "CANARY_STDIO_CONN": planted.plant("stdioconn"),
-            "CANARY_PUK_CLI": planted.plant("pukcli"),
         }
         tb = Toolbridge(config, env, tmp_path / "toolbridge.log")
         tb.run("connections", "add", "keyh", "--secret", "env:CANARY_KEYH")
@@ -570,7 +569,6 @@ def scenario(agent: Agent, tb: Toolbridge, up: Upstream, planted: Canaries) -> N
         (("connections", "test", probed), False),
         (("call", "basic.fail", "-a", "status=403"), False),
         (("hooks", "test", "pushes", "--type", "push", "--url", str(agent.http.base_url)), True),
-        (("connections", "add", "puk", "--for", "bob", "-a", "cli", "--secret", "env:CANARY_PUK_CLI"), True),
     )
     webhooks(agent, up)
     agent.rest("GET", "/v1/calls?limit=500")
