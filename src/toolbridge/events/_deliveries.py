@@ -105,9 +105,17 @@ class Deliveries:
     async def succeed(self, item: DeliveryItem) -> bool:
         return await self._update(item, state="done", last_error=None)
 
-    async def retry_later(self, item: DeliveryItem, error: Mapping[str, Any]) -> bool:
+    async def retry_later(
+        self, item: DeliveryItem, error: Mapping[str, Any], *, after: float | None = None
+    ) -> bool:
         """Schedule the next attempt; False when this call marked the delivery failed for good (its schedule
-        is used up)."""
+        is used up). ``after``: this attempt did not run (the call of an earlier lease of the row still runs
+        under the same idempotency key); it uses up no attempt, and the next comes ``after`` seconds on."""
+        if after is not None:
+            when = self.now() + dt.timedelta(seconds=after)
+            values = {"attempts": item.attempts - 1, "next_attempt_at": when}
+            await self._update(item, state="queued", last_error=dict(error), **values)
+            return True
         if item.attempts >= len(self.schedule):
             return not await self._update(item, state="failed", last_error=dict(error))
         delay = self.schedule[item.attempts] * self._rng.uniform(0.8, 1.2)

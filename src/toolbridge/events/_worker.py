@@ -8,7 +8,10 @@ after the target's timeout (15 s by default). 2xx is success; 410 disables the e
 ``toolbridge.webhook.disabled`` event; anything else is retried on the schedule of :mod:`._deliveries`.
 
 A tool target is called through ``Hub.call`` as the subscription's principal, with arguments rendered from
-the event and the delivery id as idempotency key (a retried delivery is applied once).
+the event and the delivery id as idempotency key (a retried delivery is applied once). A row leased again
+while an earlier lease's call still runs (a call can outlast the lease) meets that key in flight (409): it
+is tried again once the key's claim would end, using up no attempt, and then replays the first call's
+outcome — never marked failed while that call may still succeed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from standardwebhooks.webhooks import Webhook
 
 from toolbridge._httpclient import closing_transport
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
-from toolbridge.errors import BadRequest, ToolbridgeError, UpstreamError, problem
+from toolbridge.errors import BadRequest, KeyInFlight, ToolbridgeError, UpstreamError, problem
 from toolbridge.events._deliveries import Deliveries, DeliveryItem
 from toolbridge.events._model import Event
 from toolbridge.events._service import EventService, ToolTarget, WebhookTarget, render
@@ -211,6 +214,9 @@ class DeliveryWorker:
             principal = await hub.agents.principal_for(f"agent:{target.principal}")
             arguments = render(target.arguments, event)
             await hub.call(principal, target.name, arguments, idempotency_key=f"event-{item.id}")
+        except KeyInFlight as exc:  # an earlier lease's call of this delivery still runs: its key replays it
+            await self.deliveries.retry_later(item, problem(exc), after=exc.retry_after)
+            return
         except UpstreamError as exc:
             await self._failed(item, problem(exc))
             return

@@ -1,0 +1,89 @@
+"""A tool delivery taken over by a second worker while the first one's call still runs.
+
+A delivery's lease (60 s) can run out while its tool call runs (the call deadline is 60 s as well, and
+credentials are resolved before it starts). Another worker process then leases the row again and calls the
+tool with the same idempotency key (``event-<delivery id>``), which answers 409 while the first call runs.
+The delivery must then be tried again later — when the key replays the first call's outcome — never be
+marked failed for good, which would leave the first worker unable to record its outcome (its lease is gone)
+and lose the retry of a call that failed. Two hubs on one database play the two worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+
+from tests._patience import patience
+from toolbridge import Hub
+from toolbridge.events import EventFilter, EventLog, EventService, NewEvent, Subscription, ToolTarget
+from toolbridge.events._deliveries import Deliveries
+from toolbridge.events._worker import DeliveryWorker
+
+from .conftest import Clock
+
+pytestmark = pytest.mark.anyio
+
+SUB = Subscription(
+    "tickets", EventFilter(type="push"), tool=ToolTarget("tickets.create", {"n": "{payload.n}"}, "runner")
+)
+
+
+class Upstream:
+    """The tool's upstream: answers once the test lets it (the first call is held open)."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.started = anyio.Event()
+        self.answer = anyio.Event()
+
+    async def create(self, n: int) -> dict[str, str]:
+        self.calls.append(n)
+        self.started.set()
+        await self.answer.wait()
+        return {"id": f"T{n}"}
+
+
+@asynccontextmanager
+async def worker_process(url: str, upstream: Upstream) -> AsyncIterator[tuple[DeliveryWorker, Clock]]:
+    hub = Hub(database=url)
+
+    @hub.tool(connector="tickets", idempotent=True)
+    async def create(n: int) -> dict[str, str]:
+        """Open a ticket."""
+        return await upstream.create(n)
+
+    clock = Clock()
+    deliveries = Deliveries(hub.database, clock=clock)
+    service = EventService(
+        EventLog(hub.database, clock=clock), subscriptions={SUB.name: SUB}, deliveries=deliveries
+    )
+    hub.event_service = service
+    async with hub:
+        yield DeliveryWorker(hub, service, deliveries), clock
+
+
+async def test_a_delivery_taken_over_while_its_call_runs_is_tried_again_not_failed(database_url: str) -> None:
+    upstream = Upstream()
+    async with (
+        worker_process(database_url, upstream) as (first, _),
+        worker_process(database_url, upstream) as (second, later),
+    ):
+        await first._hub.agents.create("runner", ["tickets.*"])
+        await first._service.log.append(NewEvent("github", "push", "octo/hello", {"n": 7}))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first.run_once)
+            with anyio.fail_after(patience(10)):
+                await upstream.started.wait()
+            later.now += 61  # the first worker's lease has run out; its call still runs
+            assert await second.run_once() == 1  # leased again: the key answers 409 (in flight)
+            (item,) = await second.deliveries.items()
+            assert item.state == "queued", item.last_error  # to be tried again, not failed for good
+            assert item.attempts == 1  # the attempt that met the key in flight used none up
+            upstream.answer.set()
+        later.now += 3600
+        assert await second.run_once() == 1  # the key replays the first call's outcome
+        (item,) = await second.deliveries.items()
+        assert item.state == "done" and upstream.calls == [7]
