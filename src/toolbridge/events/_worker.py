@@ -8,7 +8,9 @@ after the target's timeout (15 s by default). 2xx is success; 410 disables the e
 ``toolbridge.webhook.disabled`` event; anything else is retried on the schedule of :mod:`._deliveries`.
 
 A tool target is called through ``Hub.call`` as the subscription's principal, with arguments rendered from
-the event and the delivery id as idempotency key (a retried delivery is applied once). A row leased again
+the event and the delivery id as idempotency key (a retried delivery is applied once). After an upstream
+failure the key's stored failure is dropped when the call is safe to repeat (its key reaches the upstream,
+or the tool is idempotent), so the next attempt calls again instead of replaying it. A row leased again
 while an earlier lease's call still runs (a call can outlast the lease) meets that key in flight (409): it
 is tried again once the key's claim would end, using up no attempt, and then replays the first call's
 outcome — never marked failed while that call may still succeed.
@@ -218,6 +220,8 @@ class DeliveryWorker:
             await self.deliveries.retry_later(item, problem(exc), after=exc.retry_after)
             return
         except UpstreamError as exc:
+            if hub._safe_to_repeat(hub.catalog.get(target.name)):  # else the stored outcome stands
+                await hub.idempotency.forget(principal.id, f"event-{item.id}")  # the retry really calls
             await self._failed(item, problem(exc))
             return
         except ToolbridgeError as exc:  # the call is wrong (scope, arguments, tool gone): it cannot succeed

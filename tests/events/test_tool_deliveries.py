@@ -1,4 +1,4 @@
-"""A tool delivery taken over by a second worker while the first one's call still runs.
+"""Tool deliveries retried: after another worker took the row over, and after an upstream failure.
 
 A delivery's lease (60 s) can run out while its tool call runs (the call deadline is 60 s as well, and
 credentials are resolved before it starts). Another worker process then leases the row again and calls the
@@ -6,6 +6,9 @@ tool with the same idempotency key (``event-<delivery id>``), which answers 409 
 The delivery must then be tried again later — when the key replays the first call's outcome — never be
 marked failed for good, which would leave the first worker unable to record its outcome (its lease is gone)
 and lose the retry of a call that failed. Two hubs on one database play the two worker processes.
+
+The hub stores a keyed call's failure under its key; a delivery retried after an upstream failure must call
+the tool again (when that is safe), not replay the stored failure until its schedule is used up.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import pytest
 
 from tests._patience import patience
 from toolbridge import Hub
+from toolbridge.errors import UpstreamStatusError
 from toolbridge.events import EventFilter, EventLog, EventService, NewEvent, Subscription, ToolTarget
 from toolbridge.events._deliveries import Deliveries
 from toolbridge.events._worker import DeliveryWorker
+from toolbridge.resilience import Resilience
 
 from .conftest import Clock
 
@@ -34,7 +39,8 @@ SUB = Subscription(
 class Upstream:
     """The tool's upstream: answers once the test lets it (the first call is held open)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, failing: bool = False) -> None:
+        self.failing = failing
         self.calls: list[int] = []
         self.started = anyio.Event()
         self.answer = anyio.Event()
@@ -43,12 +49,18 @@ class Upstream:
         self.calls.append(n)
         self.started.set()
         await self.answer.wait()
+        if self.failing:
+            raise UpstreamStatusError("the ticket service is busy", upstream_status=503)
         return {"id": f"T{n}"}
+
+
+async def no_sleep(_seconds: float) -> None:
+    """The hub's backoff between its own attempts, removed (the test counts calls, not time)."""
 
 
 @asynccontextmanager
 async def worker_process(url: str, upstream: Upstream) -> AsyncIterator[tuple[DeliveryWorker, Clock]]:
-    hub = Hub(database=url)
+    hub = Hub(database=url, resilience=Resilience(sleep=no_sleep))
 
     @hub.tool(connector="tickets", idempotent=True)
     async def create(n: int) -> dict[str, str]:
@@ -87,3 +99,25 @@ async def test_a_delivery_taken_over_while_its_call_runs_is_tried_again_not_fail
         assert await second.run_once() == 1  # the key replays the first call's outcome
         (item,) = await second.deliveries.items()
         assert item.state == "done" and upstream.calls == [7]
+
+
+async def test_a_tool_delivery_retried_after_an_upstream_failure_calls_the_tool_again(
+    database_url: str,
+) -> None:
+    upstream = Upstream(failing=True)
+    upstream.answer.set()
+    async with worker_process(database_url, upstream) as (worker, clock):
+        await worker._hub.agents.create("runner", ["tickets.*"])
+        await worker._service.log.append(NewEvent("github", "push", "octo/hello", {"n": 7}))
+        assert await worker.run_once() == 1  # the call fails after the hub's own retries
+        tried = len(upstream.calls)
+        (item,) = await worker.deliveries.items()
+        assert item.state == "queued" and tried >= 1
+        upstream.failing = False  # the ticket service is back
+        clock.now += 3600
+        assert await worker.run_once() == 1
+        (item,) = await worker.deliveries.items()
+        assert len(upstream.calls) == tried + 1, (
+            "the retry replayed the stored failure, the tool was not called"
+        )
+        assert item.state == "done"
