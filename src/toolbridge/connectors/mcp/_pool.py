@@ -74,9 +74,10 @@ class SessionPool:
         """Close the sessions unused for ``idle`` seconds (at ``now``); how many were closed."""
         now = anyio.current_time() if now is None else now
         stale = [k for k, e in self._entries.items() if not e.in_use and now - e.last_used >= self.idle]
-        for key in stale:
-            await _close(self._entries.pop(key).session)
-        return len(stale)
+        closing = [self._entries.pop(key).session for key in stale]  # all out before the first close
+        for session in closing:  # waits: a call meanwhile opens a new session rather than take one of these
+            await _close(session)
+        return len(closing)
 
     async def run_sweeper(self) -> None:
         """Sweep every quarter of ``idle`` seconds, until cancelled (a task of the connector's)."""
