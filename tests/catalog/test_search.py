@@ -171,9 +171,11 @@ def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub, mode: Mod
     first = sum(1 for q, expected in tasks if names[q][:1] and names[q][0] in expected)
     # when written, over 306 tasks: BM25F 91.5% top-5, 65.4% top-1; fused 95.4%, 68.0%
     # (first sentences embedded by the int8 model, 2026-12-03: fused 94.8%, 69.9%; with the query's
-    # read/write intent: fused 96.1%, 76.1%; and the kind of action: 95.8%, 78.4%)
-    assert len(missed) / len(tasks) <= {"bm25": 0.10, "fused": 0.06}[mode], missed
-    assert first / len(tasks) >= {"bm25": 0.62, "fused": 0.72}[mode]
+    # read/write intent: fused 96.1%, 76.1%; and the kind of action: 95.8%, 78.4%); over the 606 of
+    # 2026-12-04 (300 tasks added, longer and more specific): BM25F 89.8%, 61.9%; fused 95.0%, 71.8%,
+    # re-ranked (catalog/_rerank.py) 95.9%, 76.7%
+    assert len(missed) / len(tasks) <= {"bm25": 0.12, "fused": 0.06}[mode], missed
+    assert first / len(tasks) >= {"bm25": 0.58, "fused": 0.74}[mode]
 
 
 @pytest.mark.parametrize(
@@ -198,11 +200,32 @@ def test_fixed_tasks(public_apis: Hub, query: str, expected: str) -> None:
     assert expected in [h.tool.name for h in public_apis.catalog.search(query, limit=5).hits]
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("fetch the stored chat completion chatcmpl-abc123", "openai.get_chat_completion"),
+        ("which service accounts exist in project proj_alpha", "openai.list_project_service_accounts"),
+        ("get an event by id", "pagerduty.get_event"),
+        (
+            "which teams can use an automation runner",
+            "pagerduty.get_automation_actions_runner_team_associations",
+        ),
+        ("stop sharing a file publicly", "slack.files_revoke_public_url"),
+    ],
+)
+def test_the_re_ranking_tells_near_neighbours_apart(public_apis: Hub, query: str, expected: str) -> None:
+    """Development tasks the fused ranking alone put second (catalog/_rerank.py was fitted on them: a
+    guard against regressions, not evidence; bench/tool_search.py's held-out part is)."""
+    assert ranked(public_apis, query, "fused", 1).hits[0].tool.name == expected
+
+
 @MODES
 def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub, mode: Mode) -> None:
     queries = [query for query, expected in labelled_tasks() if not expected]
     wrongly_good = [q for q in queries if ranked(public_apis, q, mode, 10).good]
-    assert len(wrongly_good) / len(queries) <= 0.12, wrongly_good  # 2 and 3 of 26 when written
+    # 2 and 3 of 26 when written; of 54 since 2026-12-04 (28 added, some close to what the services do:
+    # a fax through Twilio, a Slack huddle, an OpenAI invoice): 2 and 12, the fused ranking re-ranked
+    assert len(wrongly_good) / len(queries) <= {"bm25": 0.12, "fused": 0.25}[mode], wrongly_good
 
 
 @pytest.mark.parametrize("mode", ["bm25", "semantic"])

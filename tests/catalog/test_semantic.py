@@ -21,7 +21,6 @@ from toolbridge.catalog._semantic import (
     Embedder,
     EmbeddingCache,
     first_sentence,
-    load_embedder,
     packaged_files,
     tool_text,
 )
@@ -38,14 +37,6 @@ ZOO = [
     tool("zoo.sell_tickets", "Sell entry tickets to visitors."),
     tool("zoo.clean_cage", "Clean an enclosure."),
 ]
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    loaded = load_embedder()
-    if loaded is None:
-        pytest.skip("toolbridge[semantic] is not installed (make env installs it)")
-    return loaded
 
 
 def test_the_packaged_model_embeds_meaning(embedder: Embedder) -> None:

@@ -28,11 +28,14 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from toolbridge.catalog import _rerank
+from toolbridge.catalog._rerank import identifiers, raw_words
 from toolbridge.catalog._tool import Tool
 from toolbridge.catalog._words import action, compounds, intent, name_actions, synonyms, terms
 
@@ -178,6 +181,10 @@ class SearchIndex:
         """Connectors that mark some tools read-only: in one that marks none (an MCP server whose tools
         the configuration does not mark), a tool that is not read-only may well be, and a read query
         leaves it be."""
+        self._raw_names = [raw_words(t.operation) for t in self._tools]
+        """Each tool's name's words as written (the re-ranking tells ``get_eval_runs`` from ``…_run``)."""
+        self._id_params = [_id_params(t) for t in self._tools]
+        """How many required parameters each tool's arguments name an id (``…_id``, ``…Sid``)."""
 
     def __len__(self) -> int:
         return len(self._tools)
@@ -222,14 +229,120 @@ class SearchIndex:
             kept = _nearest(similarity, limit, keeps)
             fused = {i: float(similarity[i]) for i in kept}
         else:
-            fused = _fuse(self._best(scores, own, DEPTH, keeps), _nearest(similarity, DEPTH, keeps))
-            self._weigh_intent(fused, query)
-            kept = sorted(fused, key=lambda i: -fused[i])[:limit]
+            candidates, rows, rest, _ = self._candidates(query, own, scores, similarity, keeps)
+            probability = _rerank.probabilities(rows)
+            ranked = sorted(range(len(candidates)), key=lambda c: -probability[c])
+            fused = {candidates[c]: round(probability[c], 4) for c in ranked}
+            kept = [*fused, *rest][:limit]
+            fused.update(dict.fromkeys(rest, 0.0))
         hits = [SearchHit(self._tools[i], round(fused[i], 4)) for i in kept]
         good = bool(kept) and (
             self._coverage(own, kept[0]) >= GOOD_MATCH or float(similarity[kept[0]]) >= GOOD_SIMILARITY
         )
         return SearchResult(hits, good, own)
+
+    def rerank_inputs(
+        self, query: str, keep: Callable[[Tool], bool] | None = None
+    ) -> tuple[list[Tool], list[list[float]], list[Tool]]:
+        """What the re-ranking of a fused search sees (``bench/fit_rerank.py`` fits its weights on it):
+        the candidates, each one's :data:`~toolbridge.catalog._rerank.FEATURES`, and the fused order
+        of them all before the re-ranking. Needs the embeddings (:attr:`semantic`)."""
+        import numpy as np
+
+        if self._vectors is None or self._embedder is None:
+            raise ValueError("the re-ranking needs the tools' embeddings")
+        own = tuple(dict.fromkeys(terms(query)))
+        similarity = np.einsum("ij,j->i", self._vectors, self._embedder.embed_query(query))
+        scores = self._bm25(query, own)
+        candidates, rows, _, fused = self._candidates(query, own, scores, similarity, self._keeps(keep))
+        tools = self._tools
+        return [tools[i] for i in candidates], rows, [tools[i] for i in fused]
+
+    def _candidates(
+        self,
+        query: str,
+        own: tuple[str, ...],
+        scores: dict[int, float],
+        similarity: Vectors,
+        keep: Callable[[int], bool] | None,
+    ) -> tuple[list[int], list[list[float]], list[int], list[int]]:
+        """The fused search's candidates for re-ranking, their features, the fused ranking's other tools
+        in order, and the fused order of all."""
+        lexical = self._best(scores, own, DEPTH, keep)
+        semantic = _nearest(similarity, DEPTH, keep)
+        fused = _fuse(lexical, semantic)
+        self._weigh_intent(fused, query)
+        order = sorted(fused, key=lambda i: -fused[i])
+        candidates = list(
+            dict.fromkeys([*order[: _rerank.CANDIDATES], *lexical[: _rerank.EACH], *semantic[: _rerank.EACH]])
+        )
+        chosen = set(candidates)
+        rest = [i for i in order if i not in chosen]
+        rows = self._features(query, own, candidates, fused, order, scores, lexical, similarity, semantic)
+        return candidates, rows, rest, order
+
+    def _features(
+        self,
+        query: str,
+        own: tuple[str, ...],
+        candidates: list[int],
+        fused: dict[int, float],
+        order: list[int],
+        scores: dict[int, float],
+        lexical: list[int],
+        similarity: Vectors,
+        semantic: list[int],
+    ) -> list[list[float]]:
+        """Each candidate's :data:`~toolbridge.catalog._rerank.FEATURES`, in that order."""
+        ranks = [
+            {i: 1.0 / r for r, i in enumerate(ranking, start=1)} for ranking in (order, lexical, semantic)
+        ]
+        best_fused = fused[order[0]] if order else 1.0
+        best_score = max((scores[i] for i in lexical[:1]), default=0.0) or 1.0
+        best_similarity = float(similarity[semantic[0]] if semantic else similarity.max())
+        wanted, kind = intent(query), action(query)
+        read = wanted == "read"
+        asked = set(own)
+        widened = asked.union(*(synonyms(t) for t in own))
+        idf = self._idf.get
+        unseen = self._unseen_idf
+        query_idf = sum(idf(t, unseen) for t in own) or 1.0
+        written = raw_words(query)
+        named_items = min(identifiers(query), 3)
+        rows = []
+        for i in candidates:
+            tool = self._tools[i]
+            name = self._names[i]
+            read_only = tool.annotations.read_only
+            marks = tool.connector in self._marks_read_only
+            kinds = self._actions[i]
+            name_idf = sum(idf(t, unseen) for t in name) or 1.0
+            in_name = [t for t in own if t in name or any(s in name for s in synonyms(t))]
+            raw = self._raw_names[i]
+            rows.append(
+                [
+                    fused.get(i, 0.0) / best_fused,
+                    ranks[0].get(i, 0.0),
+                    scores.get(i, 0.0) / best_score,
+                    ranks[1].get(i, 0.0),
+                    float(similarity[i]) - best_similarity,
+                    ranks[2].get(i, 0.0),
+                    len(name & widened) / (len(name) or 1),
+                    len(name & asked) / (len(asked) or 1),
+                    self._coverage(own, i),
+                    float(read and not read_only and marks),
+                    float(wanted == "write" and read_only),
+                    float(kind is not None and bool(kinds) and kind not in kinds),
+                    float(kind is not None and kind in kinds),
+                    float(wanted is None and not read_only and marks),
+                    sum(idf(t, unseen) for t in name if t in widened) / name_idf,
+                    sum(idf(t, unseen) for t in in_name) / query_idf,
+                    len(raw & written) / (len(raw) or 1),
+                    named_items * self._id_params[i],
+                    named_items * float(read_only and not self._id_params[i]),
+                ]
+            )
+        return rows
 
     def _best(
         self, scores: dict[int, float], own: tuple[str, ...], count: int, keep: Callable[[int], bool] | None
@@ -392,3 +505,14 @@ def _weighted_tf(doc: Mapping[str, list[str]], averages: Mapping[str, float]) ->
         for term, count in Counter(words).items():
             total[term] = total.get(term, 0.0) + weight * count / norm
     return total
+
+
+_ID = re.compile(r"(?:id|sid)$", re.IGNORECASE)
+
+
+def _id_params(tool: Tool) -> int:
+    """How many of the tool's required arguments name an identifier (``incident_id``, ``CallSid``)."""
+    required = tool.input_schema.get("required")
+    return (
+        sum(1 for p in required if isinstance(p, str) and _ID.search(p)) if isinstance(required, list) else 0
+    )

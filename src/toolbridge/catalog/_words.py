@@ -19,6 +19,7 @@ __all__ = [
     "compounds",
     "intent",
     "name_actions",
+    "pieces",
     "stem",
     "synonyms",
     "terms",
@@ -105,7 +106,7 @@ def action(text: str) -> str | None:
 def name_actions(name: str) -> frozenset[str]:
     """The kinds of action the words of a tool's name name (``delete_incoming_phone_number``: delete;
     ``usergroups_users_update``: update; none for ``conversations_history``)."""
-    return frozenset(_ACTIONS[word] for word in _pieces(name) if word in _ACTIONS)
+    return frozenset(_ACTIONS[word] for word in pieces(name) if word in _ACTIONS)
 
 
 def _synonym_table() -> dict[str, tuple[str, ...]]:
@@ -117,7 +118,9 @@ def _synonym_table() -> dict[str, tuple[str, ...]]:
     return {word: tuple(others) for word, others in table.items()}
 
 
-def _pieces(text: str) -> Iterator[str]:
+def pieces(text: str) -> Iterator[str]:
+    """The lower-cased words of ``text``, identifiers split on case changes and punctuation, numbers
+    dropped; not stemmed, stop words kept."""
     for run in _RUN.findall(text):
         if run.isdigit():
             continue  # versions and dates ("2010-04-01", "v3") say nothing about what a tool does
@@ -159,7 +162,7 @@ def compounds(text: str) -> list[str]:
 
 
 def _words(text: str) -> list[str]:
-    return [p for p in _pieces(text) if len(p) > 1 and p not in STOP_WORDS]
+    return [p for p in pieces(text) if len(p) > 1 and p not in STOP_WORDS]
 
 
 def synonyms(term: str) -> tuple[str, ...]:

@@ -1,0 +1,191 @@
+"""Fit the re-ranking of fused tool searches (catalog/_rerank.py) on the labelled development tasks.
+
+Reads tests/catalog/tool_search_queries.tsv, keeps the development parts (every part but
+bench/tool_search.py's ``HELD_OUT``, which is never read here), asks toolbridge's index for each task's
+candidates and their features (``SearchIndex.rerank_inputs``), and fits a conditional logit model — a
+softmax over each task's candidates, the right tools sharing the target — with an L2 penalty on
+standardised features, by Newton steps with a backtracking line search. Prints a repeated 5-fold
+cross-validation (top-1 and MRR@10 of the fused ranking against the re-ranked one, on tasks the fit did
+not see), the fitted weights per feature, and the ``WEIGHTS`` tuple for catalog/_rerank.py (``--write``
+puts it there).
+
+    uv run python bench/fit_rerank.py [--penalty 3] [--repeats 10] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tool_search import HELD_OUT, build_hub, load_tasks
+from toolbridge.catalog._rerank import FEATURES
+from toolbridge.catalog._search import SearchIndex
+from toolbridge.catalog._semantic import EmbeddingCache, load_embedder
+
+RERANK = Path(__file__).resolve().parents[1] / "src" / "toolbridge" / "catalog" / "_rerank.py"
+
+
+@dataclass
+class Task:
+    query: str
+    part: str
+    candidates: list[str]
+    fused: list[str]
+    features: np.ndarray
+    right: np.ndarray
+    """1 for each candidate that is a right tool."""
+
+
+def collect() -> list[Task]:
+    """The development tasks with a tool, each with its candidates (those whose candidates miss every
+    right tool are left out: no ordering of them could help)."""
+    embedder = load_embedder()
+    if embedder is None:
+        raise SystemExit("the re-ranking needs toolbridge[semantic] (the sentence embeddings)")
+    tasks, parts = load_tasks()
+    index = SearchIndex(list(build_hub().catalog), embedder=embedder, cache=EmbeddingCache())
+    out, missing = [], 0
+    for label, picked in parts:
+        if label == HELD_OUT:
+            continue
+        for i in picked:
+            query, expected = tasks[i]
+            if not expected:
+                continue
+            candidates, rows, fused = index.rerank_inputs(query)
+            names = [t.name for t in candidates]
+            right = np.array([float(n in expected) for n in names])
+            if not right.any():
+                missing += 1
+                continue
+            out.append(Task(query, label, names, [t.name for t in fused], np.array(rows, float), right))
+    print(f"{len(out)} development tasks with a right tool among the candidates ({missing} without)")
+    return out
+
+
+def fit(tasks: Sequence[Task], penalty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weights for the raw features (standardisation folded in) and for the standardised ones."""
+    stacked = np.vstack([t.features for t in tasks])
+    mean, spread = stacked.mean(axis=0), stacked.std(axis=0) + 1e-9
+    xs = [(t.features - mean) / spread for t in tasks]
+    targets = [t.right / t.right.sum() for t in tasks]
+
+    def loss(w: np.ndarray) -> float:
+        total = 0.5 * penalty * float(w @ w)
+        for x, target in zip(xs, targets, strict=True):
+            s = x @ w
+            top = s.max()
+            total += top + np.log(np.exp(s - top).sum()) - float(target @ s)
+        return total
+
+    w = np.zeros(stacked.shape[1])
+    current = loss(w)
+    for _ in range(100):
+        gradient, hessian = penalty * w, penalty * np.eye(len(w))
+        for x, target in zip(xs, targets, strict=True):
+            s = x @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            gradient = gradient - x.T @ (target - p)
+            mean_x = x.T @ p
+            hessian = hessian + x.T @ (x * p[:, None]) - np.outer(mean_x, mean_x)
+        step = np.linalg.solve(hessian, gradient)
+        size, trial = 1.0, loss(w - step)
+        while trial > current and size > 1e-6:
+            size /= 2
+            trial = loss(w - size * step)
+        w = w - size * step
+        converged = current - trial < 1e-9
+        current = trial
+        if converged:
+            break
+    return w / spread, w
+
+
+def ranked(task: Task, weights: np.ndarray) -> list[str]:
+    order = np.argsort(-(task.features @ weights), kind="stable")
+    return [task.candidates[j] for j in order]
+
+
+def counts(tasks: Sequence[Task], rankings: Sequence[list[str]]) -> tuple[int, float]:
+    """Top-1 count and MRR@10."""
+    first, rr = 0, 0.0
+    for task, ranking in zip(tasks, rankings, strict=True):
+        ranks = [k for k, name in enumerate(ranking[:10], start=1) if task.right[task.candidates.index(name)]]
+        first += bool(ranks and ranks[0] == 1)
+        rr += 1 / ranks[0] if ranks else 0.0
+    return first, rr / len(tasks)
+
+
+def fused_ranking(task: Task) -> list[str]:
+    return [n for n in task.fused if n in task.candidates]
+
+
+def cross_validate(tasks: Sequence[Task], penalty: float, repeats: int) -> None:
+    base = counts(tasks, [fused_ranking(t) for t in tasks])
+    print(
+        f"fused ranking: top-1 {base[0]} of {len(tasks)} ({base[0] / len(tasks):.1%}), MRR@10 {base[1]:.3f}"
+    )
+    firsts, mrrs = [], []
+    by_part: dict[str, list[int]] = {}
+    for repeat in range(repeats):
+        order = list(range(len(tasks)))
+        random.Random(repeat).shuffle(order)
+        first, rr = 0, 0.0
+        for fold in range(5):
+            held = set(order[fold::5])
+            weights, _ = fit([tasks[i] for i in order if i not in held], penalty)
+            seen = [tasks[i] for i in sorted(held)]
+            f, m = counts(seen, [ranked(t, weights) for t in seen])
+            first, rr = first + f, rr + m * len(seen)
+            for t in seen:
+                by_part.setdefault(t.part, []).append(int(counts([t], [ranked(t, weights)])[0]))
+        firsts.append(first)
+        mrrs.append(rr / len(tasks))
+    mean = statistics.mean(firsts)
+    print(
+        f"re-ranked, 5-fold cross-validation x {repeats} (penalty {penalty}): top-1 {mean:.1f} "
+        f"({mean / len(tasks):.1%}, sd {statistics.pstdev(firsts):.1f}, {min(firsts)}-{max(firsts)}), "
+        f"MRR@10 {statistics.mean(mrrs):.3f}"
+    )
+    for part, hits in by_part.items():
+        tasks_in = [t for t in tasks if t.part == part]
+        before = counts(tasks_in, [fused_ranking(t) for t in tasks_in])[0]
+        print(f"  {part}: fused {before} of {len(tasks_in)}, re-ranked {sum(hits) / repeats:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--penalty", type=float, default=3.0, help="L2 penalty on standardised weights")
+    parser.add_argument("--repeats", type=int, default=10, help="repeats of the 5-fold cross-validation")
+    parser.add_argument("--write", action="store_true", help="put the fitted WEIGHTS into catalog/_rerank.py")
+    args = parser.parse_args()
+    tasks = collect()
+    cross_validate(tasks, args.penalty, args.repeats)
+    weights, standardised = fit(tasks, args.penalty)
+    in_sample = counts(tasks, [ranked(t, weights) for t in tasks])
+    print(f"fitted on all {len(tasks)}: top-1 in sample {in_sample[0]}, MRR@10 {in_sample[1]:.3f}")
+    for name, raw, std in zip(FEATURES, weights, standardised, strict=True):
+        print(f"  {std:+7.3f} (standardised)  {raw:+9.4f}  {name}")
+    block = "WEIGHTS = (\n" + "".join(f"    {w:.6g},\n" for w in weights) + ")"
+    print(block)
+    if args.write:
+        text = RERANK.read_text(encoding="utf-8")
+        new, found = re.subn(
+            r"^WEIGHTS = \([^)]*\)(?: \* len\(FEATURES\))?", block, text, count=1, flags=re.M
+        )
+        if not found:
+            raise SystemExit(f"no WEIGHTS = (...) in {RERANK}")
+        RERANK.write_text(new, encoding="utf-8")
+        print(f"written to {RERANK}")
+
+
+if __name__ == "__main__":
+    main()
