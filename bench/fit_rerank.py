@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tool_search import HELD_OUT, build_hub, load_tasks
-from toolbridge.catalog._rerank import FEATURES
+from toolbridge.catalog._rerank import FEATURES, GOOD, good_match, probabilities
 from toolbridge.catalog._search import SearchIndex
 from toolbridge.catalog._semantic import EmbeddingCache, load_embedder
 
@@ -43,20 +43,29 @@ class Task:
     """1 for each candidate that is a right tool."""
 
 
-def collect() -> list[Task]:
+@dataclass
+class Match:
+    has_tool: bool
+    signals: np.ndarray
+    """Coverage and similarity of the best candidate by each weighting the fit tries (one row each)."""
+
+
+def collect() -> tuple[list[Task], list[tuple[str, bool]], SearchIndex]:
     """The development tasks with a tool, each with its candidates (those whose candidates miss every
-    right tool are left out: no ordering of them could help)."""
+    right tool are left out: no ordering of them could help); every development task's query and
+    whether it has a tool; and the index."""
     embedder = load_embedder()
     if embedder is None:
         raise SystemExit("the re-ranking needs toolbridge[semantic] (the sentence embeddings)")
     tasks, parts = load_tasks()
     index = SearchIndex(list(build_hub().catalog), embedder=embedder, cache=EmbeddingCache())
-    out, missing = [], 0
+    out, missing, queries = [], 0, []
     for label, picked in parts:
         if label == HELD_OUT:
             continue
         for i in picked:
             query, expected = tasks[i]
+            queries.append((query, bool(expected)))
             if not expected:
                 continue
             candidates, rows, fused = index.rerank_inputs(query)
@@ -67,7 +76,83 @@ def collect() -> list[Task]:
                 continue
             out.append(Task(query, label, names, [t.name for t in fused], np.array(rows, float), right))
     print(f"{len(out)} development tasks with a right tool among the candidates ({missing} without)")
+    return out, queries, index
+
+
+def match_signals(
+    index: SearchIndex, queries: Sequence[tuple[str, bool]], weights: Sequence[float]
+) -> list[Match]:
+    """Each query's best candidate under ``weights``: its coverage and similarity (queries with no
+    candidate at all are left out: they are answered "no good match" whatever the boundary)."""
+    out = []
+    for query, has_tool in queries:
+        candidates, rows, _ = index.rerank_inputs(query)
+        if candidates:
+            chances = probabilities(rows, weights)
+            best = candidates[max(range(len(candidates)), key=chances.__getitem__)]
+            out.append(Match(has_tool, np.array(index.match_signals(query, best))))
     return out
+
+
+def fit_boundary(matches: Sequence[Match], penalty: float = 1.0) -> tuple[float, float, float]:
+    """A logistic regression of having a tool on (coverage, similarity), cut where the share of no-tool
+    tasks flagged plus the share of the others not flagged is largest: ``GOOD``."""
+    x = np.array([m.signals for m in matches])
+    y = np.array([float(m.has_tool) for m in matches])
+    mean, spread = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = np.c_[np.ones(len(x)), (x - mean) / spread]
+    w = np.zeros(3)
+    ridge = penalty * np.diag([0.0, 1.0, 1.0])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(z @ w)))
+        step = np.linalg.solve((z * (p * (1 - p))[:, None]).T @ z + ridge, z.T @ (p - y) + ridge @ w)
+        w = w - step
+        if np.abs(step).max() < 1e-10:
+            break
+    score = z @ w
+    best, cut = -1.0, 0.0
+    for candidate in np.unique(score):
+        flagged = score < candidate
+        balanced = flagged[y == 0].mean() + (~flagged[y == 1]).mean()
+        if balanced > best:
+            best, cut = balanced, float(candidate)
+    scale = w[1:] / spread
+    return float(scale[0]), float(scale[1]), cut - float(w[0]) + float(scale @ mean)
+
+
+def flagged(matches: Sequence[Match], boundary: Sequence[float]) -> tuple[int, int]:
+    """No-tool tasks flagged "no good match", and tasks with a tool flagged."""
+    bad = [not good_match(*m.signals, boundary=boundary) for m in matches]
+    return (
+        sum(b for b, m in zip(bad, matches, strict=True) if not m.has_tool),
+        sum(b for b, m in zip(bad, matches, strict=True) if m.has_tool),
+    )
+
+
+def cross_validate_boundary(matches: Sequence[Match], repeats: int, skipped: int) -> None:
+    nones = sum(1 for m in matches if not m.has_tool) + skipped
+    tools = sum(1 for m in matches if m.has_tool)
+    now = flagged(matches, GOOD)
+    print(
+        f"no good match, today's boundary {GOOD}: no-tool tasks flagged {now[0] + skipped} of {nones}, "
+        f"tasks with a tool flagged {now[1]} of {tools}"
+    )
+    results = []
+    for repeat in range(repeats):
+        order = list(range(len(matches)))
+        random.Random(repeat).shuffle(order)
+        total = [0, 0]
+        for fold in range(5):
+            held = set(order[fold::5])
+            boundary = fit_boundary([matches[i] for i in order if i not in held])
+            counted = flagged([matches[i] for i in sorted(held)], boundary)
+            total = [total[0] + counted[0], total[1] + counted[1]]
+        results.append(total)
+    print(
+        f"fitted boundary, 5-fold cross-validation x {repeats}: no-tool tasks flagged "
+        f"{statistics.mean(r[0] for r in results) + skipped:.1f} of {nones}, tasks with a tool flagged "
+        f"{statistics.mean(r[1] for r in results):.1f} of {tools}"
+    )
 
 
 def fit(tasks: Sequence[Task], penalty: float) -> tuple[np.ndarray, np.ndarray]:
@@ -165,9 +250,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--penalty", type=float, default=3.0, help="L2 penalty on standardised weights")
     parser.add_argument("--repeats", type=int, default=10, help="repeats of the 5-fold cross-validation")
-    parser.add_argument("--write", action="store_true", help="put the fitted WEIGHTS into catalog/_rerank.py")
+    parser.add_argument(
+        "--write", action="store_true", help="put the fitted WEIGHTS and GOOD into catalog/_rerank.py"
+    )
     args = parser.parse_args()
-    tasks = collect()
+    tasks, queries, index = collect()
     cross_validate(tasks, args.penalty, args.repeats)
     weights, standardised = fit(tasks, args.penalty)
     in_sample = counts(tasks, [ranked(t, weights) for t in tasks])
@@ -176,14 +263,20 @@ def main() -> None:
         print(f"  {std:+7.3f} (standardised)  {raw:+9.4f}  {name}")
     block = "WEIGHTS = (\n" + "".join(f"    {w:.6g},\n" for w in weights) + ")"
     print(block)
+    matches = match_signals(index, queries, weights)
+    cross_validate_boundary(matches, args.repeats, len(queries) - len(matches))
+    good = "GOOD = (" + ", ".join(f"{b:.6g}" for b in fit_boundary(matches)) + ")"
+    print(good)
     if args.write:
         text = RERANK.read_text(encoding="utf-8")
-        new, found = re.subn(
-            r"^WEIGHTS = \([^)]*\)(?: \* len\(FEATURES\))?", block, text, count=1, flags=re.M
-        )
-        if not found:
-            raise SystemExit(f"no WEIGHTS = (...) in {RERANK}")
-        RERANK.write_text(new, encoding="utf-8")
+        for pattern, replacement in (
+            (r"^WEIGHTS = \([^)]*\)(?: \* len\(FEATURES\))?", block),
+            (r"^GOOD = \([^)]*\)", good),
+        ):
+            text, found = re.subn(pattern, replacement, text, count=1, flags=re.M)
+            if not found:
+                raise SystemExit(f"no {replacement.split()[0]} = (...) in {RERANK}")
+        RERANK.write_text(text, encoding="utf-8")
         print(f"written to {RERANK}")
 
 

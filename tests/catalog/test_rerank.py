@@ -8,7 +8,7 @@ import math
 import pytest
 
 from toolbridge.catalog import Tool, ToolAnnotations
-from toolbridge.catalog._rerank import FEATURES, WEIGHTS, identifiers, probabilities, raw_words
+from toolbridge.catalog._rerank import FEATURES, WEIGHTS, good_match, identifiers, probabilities, raw_words
 from toolbridge.catalog._search import SearchIndex
 from toolbridge.catalog._semantic import Embedder
 
@@ -44,6 +44,15 @@ def test_probabilities_are_a_softmax_of_the_weighted_features() -> None:
     assert math.isclose(found[0] / found[2], math.exp(2.0))
     assert probabilities([[1e6], [0.0]], weights=[1.0]) == [1.0, 0.0]  # no overflow
     assert probabilities([], weights=[1.0]) == []
+
+
+def test_a_good_match_covers_the_query_or_is_very_similar_to_it() -> None:
+    assert good_match(1.0, 0.3)  # every word of the query, however phrased
+    assert good_match(0.0, 0.9)  # no shared word, the same meaning
+    assert not good_match(0.0, 0.3) and not good_match(0.3, 0.3)
+    assert not good_match(0.5, 0.3, boundary=(1.0, 1.0, 1.0)) and good_match(
+        0.5, 0.5, boundary=(1.0, 1.0, 1.0)
+    )
 
 
 def test_identifiers_are_words_with_a_digit() -> None:

@@ -224,8 +224,9 @@ def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub, mode: Mode)
     queries = [query for query, expected in labelled_tasks() if not expected]
     wrongly_good = [q for q in queries if ranked(public_apis, q, mode, 10).good]
     # 2 and 3 of 26 when written; of 54 since 2026-12-04 (28 added, some close to what the services do:
-    # a fax through Twilio, a Slack huddle, an OpenAI invoice): 2 and 12, the fused ranking re-ranked
-    assert len(wrongly_good) / len(queries) <= {"bm25": 0.12, "fused": 0.25}[mode], wrongly_good
+    # a fax through Twilio, a Slack huddle, an OpenAI invoice): 2 and 12 re-ranked, 9 with the fitted
+    # boundary of catalog/_rerank.GOOD
+    assert len(wrongly_good) / len(queries) <= {"bm25": 0.12, "fused": 0.2}[mode], wrongly_good
 
 
 @pytest.mark.parametrize("mode", ["bm25", "semantic"])

@@ -20,7 +20,17 @@ from collections.abc import Sequence
 
 from toolbridge.catalog._words import pieces
 
-__all__ = ["CANDIDATES", "EACH", "FEATURES", "WEIGHTS", "identifiers", "probabilities", "raw_words"]
+__all__ = [
+    "CANDIDATES",
+    "EACH",
+    "FEATURES",
+    "GOOD",
+    "WEIGHTS",
+    "good_match",
+    "identifiers",
+    "probabilities",
+    "raw_words",
+]
 
 CANDIDATES = 20
 """How many of the fused ranking's first tools are re-ordered."""
@@ -73,6 +83,13 @@ WEIGHTS = (
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
 
+GOOD = (5.99785, 10.0534, 6.11702)
+"""A search's best hit is a good match when ``GOOD[0] * coverage + GOOD[1] * similarity >= GOOD[2]``
+(coverage: the IDF share of the query's terms the hit holds; similarity: its embedding's cosine with the
+query's): the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the development
+tasks with and without a tool, cut where it flags the most no-tool tasks and the fewest others (the sum
+of both shares is largest)."""
+
 _IDENTIFIER = re.compile(r"(?<![\w-])(?=[A-Za-z_-]*[0-9])[A-Za-z0-9_-]{3,}(?![\w-])")
 
 
@@ -94,3 +111,8 @@ def probabilities(rows: Sequence[Sequence[float]], weights: Sequence[float] = WE
     raised = [math.exp(s - top) for s in scores]
     total = math.fsum(raised)
     return [r / total for r in raised]
+
+
+def good_match(coverage: float, similarity: float, boundary: Sequence[float] = GOOD) -> bool:
+    """Whether a best hit with this ``coverage`` and ``similarity`` is a good match (:data:`GOOD`)."""
+    return boundary[0] * coverage + boundary[1] * similarity >= boundary[2]

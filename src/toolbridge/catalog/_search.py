@@ -17,10 +17,10 @@ verb, or an action verb) loses :data:`INTENT_PENALTY` of its fused score, and on
 of another kind than the query's first word (create, delete, read, update) :data:`ACTION_PENALTY`;
 without an embedder, or with ``mode="bm25"``, the BM25F ranking alone answers.
 
-A search also says whether its best hit is a good match: when the hit covers less than
-:data:`GOOD_MATCH` of the query's weight (IDF of its terms) and, with embeddings, is less similar to the
-query than :data:`GOOD_SIMILARITY`, the answer is "no good match" and the caller should rephrase (see
-:attr:`SearchResult.good`).
+A search also says whether its best hit is a good match: BM25F alone, when the hit covers at least
+:data:`GOOD_MATCH` of the query's weight (IDF of its terms); with embeddings, by that share and the hit's
+similarity to the query together (:func:`~toolbridge.catalog._rerank.good_match`). Otherwise the answer
+is "no good match" and the caller should rephrase (see :attr:`SearchResult.good`).
 """
 
 from __future__ import annotations
@@ -42,15 +42,13 @@ from toolbridge.catalog._words import action, compounds, intent, name_actions, s
 if TYPE_CHECKING:
     from toolbridge.catalog._semantic import Embedder, EmbeddingCache, Vectors
 
-__all__ = ["GOOD_MATCH", "GOOD_SIMILARITY", "Mode", "SearchHit", "SearchIndex", "SearchResult", "summary_of"]
+__all__ = ["GOOD_MATCH", "Mode", "SearchHit", "SearchIndex", "SearchResult", "summary_of"]
 
 Mode = Literal["fused", "bm25", "semantic"]
 
 K1 = 1.2
 GOOD_MATCH = 0.5
-"""The share of a query's weight the best hit must cover to count as a good match."""
-GOOD_SIMILARITY = 0.45
-"""The cosine similarity between query and tool embeddings that also makes the best hit a good match."""
+"""The share of a query's weight the best hit must cover to count as a good match (BM25F alone)."""
 RRF_K = 5
 SEMANTIC_WEIGHT = 0.75
 """Reciprocal rank fusion: a tool scores ``weight / (RRF_K + rank)`` in each ranking (BM25F's weight 1);
@@ -236,10 +234,18 @@ class SearchIndex:
             kept = [*fused, *rest][:limit]
             fused.update(dict.fromkeys(rest, 0.0))
         hits = [SearchHit(self._tools[i], round(fused[i], 4)) for i in kept]
-        good = bool(kept) and (
-            self._coverage(own, kept[0]) >= GOOD_MATCH or float(similarity[kept[0]]) >= GOOD_SIMILARITY
-        )
+        good = bool(kept) and _rerank.good_match(self._coverage(own, kept[0]), float(similarity[kept[0]]))
         return SearchResult(hits, good, own)
+
+    def match_signals(self, query: str, tool: Tool) -> tuple[float, float]:
+        """What decides whether ``tool``, a search's best hit for ``query``, is a good match: the share
+        of the query's weight it covers and its embedding's similarity to the query's (0 without
+        embeddings)."""
+        i = self._tools.index(tool)
+        similarity = 0.0
+        if self._vectors is not None and self._embedder is not None:
+            similarity = float(self._vectors[i] @ self._embedder.embed_query(query))
+        return self._coverage(tuple(dict.fromkeys(terms(query))), i), similarity
 
     def rerank_inputs(
         self, query: str, keep: Callable[[Tool], bool] | None = None

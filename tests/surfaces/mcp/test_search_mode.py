@@ -155,9 +155,10 @@ async def test_search_filters_by_connector_and_read_only(searching: Served) -> N
     )
     assert "demo.echo" not in [t["name"] for t in found["structuredContent"]["tools"]]  # type: ignore[index]
     found = await call_meta(
-        searching, "modern", "toolbridge.search_tools", {"query": "text", "connector": "demo"}
+        searching, "modern", "toolbridge.search_tools", {"query": "say the text back", "connector": "demo"}
     )
     assert found["structuredContent"]["tools"][0]["name"] == "demo.echo"  # type: ignore[index]
+    assert {t["name"].split(".")[0] for t in found["structuredContent"]["tools"]} == {"demo"}  # type: ignore[index]
 
 
 @ERAS
