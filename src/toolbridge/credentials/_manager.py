@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -144,7 +143,7 @@ class CredentialManager:
         bindings: Mapping[str, AuthConfig],
         *,
         client: httpx2.AsyncClient | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         cache_ttl: float = 5.0,
         lease_ttl: float = 30.0,
         wait_timeout: float = 30.0,
@@ -160,7 +159,9 @@ class CredentialManager:
         self.resolver = resolver
         self.store = ConnectionStore(vault)
         self.bindings = dict(bindings)
-        self.clock = clock
+        self.clock = clock or vault.database.time
+        """Seconds since the epoch in the database server's time (:meth:`Database.now`): refresh leases
+        and token expiries are compared across processes."""
         self.cache_ttl = cache_ttl
         self.lease_ttl = lease_ttl
         self.wait_timeout = wait_timeout
@@ -180,7 +181,7 @@ class CredentialManager:
         self._client = client or httpx2.AsyncClient(
             transport=closing_transport(), timeout=token_timeout, trust_env=False
         )
-        self.grants = Grants(self._client, clock=clock, guard=url_guard, resolver=resolver)
+        self.grants = Grants(self._client, clock=self.clock, guard=url_guard, resolver=resolver)
         self._declared: dict[str, AuthConfig] = {}
         self._cells: dict[str, _Cell] = {}
         self._selected: dict[tuple[str, tuple[str, ...], str | None], str] = {}

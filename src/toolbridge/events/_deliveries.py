@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import random
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,13 +63,15 @@ class Deliveries:
         *,
         lease: float = 60.0,
         schedule: tuple[float, ...] = SCHEDULE,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._db = database
         self._lease = dt.timedelta(seconds=lease)
         self.schedule = schedule
-        self.clock = clock
+        self.clock = clock or database.time
+        """Seconds since the epoch in the database server's time (:meth:`Database.now`): leases are
+        compared across processes."""
         self._rng = rng or random.Random()
 
     def now(self) -> dt.datetime:

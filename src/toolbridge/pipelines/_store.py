@@ -128,7 +128,7 @@ class RunStore:
     ) -> None:
         self._db = database
         self.lease = lease
-        self._now = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._now = clock or database.now
         self._noted: dict[tuple[str, str | None], list[_Note]] = {}
         """Step outcomes per run and lease token, written by the run's next fenced transaction under that
         lease (an execution that lost its lease never has its notes written under the next one)."""

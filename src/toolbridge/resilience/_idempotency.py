@@ -121,7 +121,7 @@ class IdempotencyStore:
         self._db = database
         self._retention = dt.timedelta(seconds=retention)
         self.lease = lease
-        self._now = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._now = clock or database.now
         self.owner = f"{socket.gethostname()[:20]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._tg: TaskGroup | None = None
 

@@ -113,7 +113,7 @@ class Outbox:
         self.lease = lease
         self._park = dt.timedelta(seconds=park_delay)
         self._rng = rng or random.Random()
-        self._now = clock or _now
+        self._now = clock or database.now
 
     async def enqueue(
         self, principal: str, tool: str, arguments: Mapping[str, Any], key: str | None, error: ToolbridgeError
@@ -267,10 +267,6 @@ class Outbox:
 
     def _delay(self, attempt: int) -> dt.timedelta:
         return dt.timedelta(seconds=self._rng.uniform(0, min(self._cap, self._base * 2 ** (attempt - 1))))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -17,11 +17,12 @@ that finds the file locked by another task of this process would otherwise sleep
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pathlib
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -54,7 +55,14 @@ FRESH_FOR = 0.5
 class Database:
     """Owns the engine. Use as ``async with Database(url) as db``; the schema is migrated on entry."""
 
-    def __init__(self, url: str = MEMORY_URL, *, echo: bool = False, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self,
+        url: str = MEMORY_URL,
+        *,
+        echo: bool = False,
+        pool_size: int = POOL_SIZE,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self.url = _normalize(url)
         self.pool_size = pool_size
         """PostgreSQL: connections kept open for reuse (as many again may be opened in a burst, and closed
@@ -67,6 +75,42 @@ class Database:
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.turns: Turns | None = None
         """SQLite: this process's transactions take turns (module docstring); made on open."""
+        self._clock = clock or _utc_now
+        """This machine's clock (injected by tests, to play a machine whose clock is off)."""
+        self.clock_offset = 0.0
+        """Seconds the database server's clock is ahead of this machine's: measured on open (PostgreSQL;
+        SQLite's processes share one machine's clock), so that :meth:`now` reads the server's time."""
+
+    def now(self) -> dt.datetime:
+        """The database server's time, read on this machine: its clock corrected by :attr:`clock_offset`.
+
+        Leases and expiries that processes on several machines write and compare (idempotency claims,
+        outbox items, event deliveries, pipeline runs, token refreshes) are in this time, so a replica
+        whose clock is off by more than a lease neither takes over work another still holds nor holds
+        work the others think abandoned."""
+        return self._clock() + dt.timedelta(seconds=self.clock_offset)
+
+    def time(self) -> float:
+        """:meth:`now` in seconds since the epoch."""
+        return self.now().timestamp()
+
+    async def sync_clock(self) -> float:
+        """Measure :attr:`clock_offset` again (PostgreSQL: the server's ``clock_timestamp()`` against the
+        middle of the round trip, the quickest of three) and return it; done on open."""
+        if self.dialect != "postgresql":
+            return self.clock_offset
+        quickest = (float("inf"), self.clock_offset)
+        for _ in range(3):
+            async with self.autocommit() as conn:
+                sent = self._clock()
+                server = (await conn.execute(sa.text("SELECT clock_timestamp()"))).scalar_one()
+                back = self._clock()
+            trip = (back - sent).total_seconds()
+            offset = (server - (sent + (back - sent) / 2)).total_seconds()
+            if trip < quickest[0]:
+                quickest = (trip, offset)
+        self.clock_offset = quickest[1]
+        return self.clock_offset
 
     @property
     def engine(self) -> AsyncEngine:
@@ -86,6 +130,7 @@ class Database:
         self.turns = Turns() if self.dialect == "sqlite" else None
         try:
             await self.migrate()
+            await self.sync_clock()
         except BaseException:  # a failed or cancelled migration: dispose of the engine, then re-raise
             await self.__aexit__(None, None, None)
             raise
@@ -304,3 +349,7 @@ def _upgrade(sync_conn: sa.Connection) -> None:
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = sync_conn
     command.upgrade(config, "head")
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
