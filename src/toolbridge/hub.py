@@ -45,6 +45,7 @@ from toolbridge.errors import (
     ConfigurationError,
     RateLimited,
     ToolbridgeError,
+    ToolNotFound,
     UpstreamTimeout,
 )
 from toolbridge.policy import AgentStore, Principal, Scope
@@ -541,6 +542,17 @@ class Hub:
         if queued is None:
             raise exc
         return queued
+
+    def safe_to_repeat(self, name: str) -> bool:
+        """Whether a keyed call of the tool ``name`` may run again after it failed upstream: the tool is
+        read-only or idempotent, or its connector sends the key upstream (which then applies it once).
+        False for a tool no longer in the catalog (its connector removed meanwhile): the stored outcome
+        of its last call stands."""
+        try:
+            tool = self.catalog.get(name)
+        except ToolNotFound:
+            return False
+        return self._safe_to_repeat(tool)
 
     def _safe_to_repeat(self, tool: Tool) -> bool:
         """Whether a keyed call of ``tool`` may run again: idempotent, or its key reaches the upstream."""

@@ -13,7 +13,7 @@ the tool again (when that is safe), not replay the stored failure until its sche
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -44,9 +44,11 @@ class Upstream:
         self.calls: list[int] = []
         self.started = anyio.Event()
         self.answer = anyio.Event()
+        self.on_call: Callable[[], None] = lambda: None
 
     async def create(self, n: int) -> dict[str, str]:
         self.calls.append(n)
+        self.on_call()
         self.started.set()
         await self.answer.wait()
         if self.failing:
@@ -121,3 +123,26 @@ async def test_a_tool_delivery_retried_after_an_upstream_failure_calls_the_tool_
             "the retry replayed the stored failure, the tool was not called"
         )
         assert item.state == "done"
+
+
+async def test_a_tool_removed_while_its_delivery_fails_upstream_keeps_the_failure_and_is_retried(
+    database_url: str,
+) -> None:
+    """The failure handler asked whether the call was safe to repeat by looking the tool up again: a
+    connector removed meanwhile raised ToolNotFound out of the worker instead of scheduling the retry."""
+    upstream = Upstream(failing=True)
+    upstream.answer.set()
+    async with worker_process(database_url, upstream) as (worker, clock):
+        hub = worker._hub
+        await hub.agents.create("runner", ["tickets.*"])
+        await worker._service.log.append(NewEvent("github", "push", "octo/hello", {"n": 7}))
+        upstream.on_call = lambda: hub.catalog.remove_connector("tickets")  # an operator removes it
+        assert await worker.run_once() == 1  # the hub's own retries included
+        tried = len(upstream.calls)
+        (item,) = await worker.deliveries.items()
+        assert item.state == "queued" and item.attempts == 1, item.last_error  # retried on schedule
+        clock.now += 3600
+        assert await worker.run_once() == 1
+        (item,) = await worker.deliveries.items()
+        assert item.state == "failed" and "tickets.create" in str(item.last_error)  # the tool is gone
+        assert len(upstream.calls) == tried

@@ -220,7 +220,7 @@ class DeliveryWorker:
             await self.deliveries.retry_later(item, problem(exc), after=exc.retry_after)
             return
         except UpstreamError as exc:
-            if hub._safe_to_repeat(hub.catalog.get(target.name)):  # else the stored outcome stands
+            if hub.safe_to_repeat(target.name):  # else the stored outcome stands
                 await hub.idempotency.forget(principal.id, f"event-{item.id}")  # the retry really calls
             await self._failed(item, problem(exc))
             return

@@ -318,8 +318,7 @@ class Engine:
         )
         if not transient or not isinstance(exc, UpstreamError):
             return "fail"
-        target = self._hub.catalog.get(tool)
-        return "retry" if self._hub._safe_to_repeat(target) else "fail"
+        return "retry" if self._hub.safe_to_repeat(tool) else "fail"
 
     async def _forget(self, ctx: _Ctx, key: str, exc: ToolbridgeError) -> None:
         """Drop the hub's stored failure for this step's key, so the retry is really attempted."""
