@@ -13,17 +13,20 @@ the tool again (when that is safe), not replay the stored failure until its sche
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
 import pytest
+import sqlalchemy as sa
 
 from tests._patience import patience
 from toolbridge import Hub
 from toolbridge.errors import UpstreamStatusError
 from toolbridge.events import EventFilter, EventLog, EventService, NewEvent, Subscription, ToolTarget
 from toolbridge.events._deliveries import Deliveries
+from toolbridge.events._tables import event_deliveries
 from toolbridge.events._worker import DeliveryWorker
 from toolbridge.resilience import Resilience
 
@@ -56,12 +59,21 @@ class Upstream:
         return {"id": f"T{n}"}
 
 
+async def lease_until(worker: DeliveryWorker, delivery_id: str) -> dt.datetime:
+    query = sa.select(event_deliveries.c.lease_until).where(event_deliveries.c.id == delivery_id)
+    async with worker._hub.database.transaction() as conn:
+        until = (await conn.execute(query)).scalar_one()
+    return until if until.tzinfo is not None else until.replace(tzinfo=dt.UTC)  # SQLite drops the zone
+
+
 async def no_sleep(_seconds: float) -> None:
     """The hub's backoff between its own attempts, removed (the test counts calls, not time)."""
 
 
 @asynccontextmanager
-async def worker_process(url: str, upstream: Upstream) -> AsyncIterator[tuple[DeliveryWorker, Clock]]:
+async def worker_process(
+    url: str, upstream: Upstream, *, lease: float = 60.0, clock: Clock | None = None
+) -> AsyncIterator[tuple[DeliveryWorker, Clock]]:
     hub = Hub(database=url, resilience=Resilience(sleep=no_sleep))
 
     @hub.tool(connector="tickets", idempotent=True)
@@ -69,8 +81,8 @@ async def worker_process(url: str, upstream: Upstream) -> AsyncIterator[tuple[De
         """Open a ticket."""
         return await upstream.create(n)
 
-    clock = Clock()
-    deliveries = Deliveries(hub.database, clock=clock)
+    clock = clock or Clock()
+    deliveries = Deliveries(hub.database, clock=clock, lease=lease)
     service = EventService(
         EventLog(hub.database, clock=clock), subscriptions={SUB.name: SUB}, deliveries=deliveries
     )
@@ -79,14 +91,24 @@ async def worker_process(url: str, upstream: Upstream) -> AsyncIterator[tuple[De
         yield DeliveryWorker(hub, service, deliveries), clock
 
 
-async def test_a_delivery_taken_over_while_its_call_runs_is_tried_again_not_failed(database_url: str) -> None:
-    upstream = Upstream()
+@asynccontextmanager
+async def two_workers(
+    url: str, upstream: Upstream, *, lease: float = 60.0
+) -> AsyncIterator[tuple[DeliveryWorker, DeliveryWorker, Clock]]:
+    """Two worker processes on one database and one clock, and an event whose delivery calls the tool."""
+    clock = Clock()
     async with (
-        worker_process(database_url, upstream) as (first, _),
-        worker_process(database_url, upstream) as (second, later),
+        worker_process(url, upstream, lease=lease, clock=clock) as (first, _),
+        worker_process(url, upstream, lease=lease, clock=clock) as (second, _),
     ):
         await first._hub.agents.create("runner", ["tickets.*"])
         await first._service.log.append(NewEvent("github", "push", "octo/hello", {"n": 7}))
+        yield first, second, clock
+
+
+async def test_a_delivery_taken_over_while_its_call_runs_is_tried_again_not_failed(database_url: str) -> None:
+    upstream = Upstream()
+    async with two_workers(database_url, upstream) as (first, second, later):
         async with anyio.create_task_group() as tg:
             tg.start_soon(first.run_once)
             with anyio.fail_after(patience(10)):
@@ -146,3 +168,24 @@ async def test_a_tool_removed_while_its_delivery_fails_upstream_keeps_the_failur
         (item,) = await worker.deliveries.items()
         assert item.state == "failed" and "tickets.create" in str(item.last_error)  # the tool is gone
         assert len(upstream.calls) == tried
+
+
+async def test_a_worker_renews_the_lease_of_a_delivery_while_its_call_runs(database_url: str) -> None:
+    """Without a heartbeat a call longer than the lease let another worker lease the row again; now the
+    worker renews it every third of the lease (0.3 s here, on the test's clock; 0.1 s real time)."""
+    upstream = Upstream()
+    async with two_workers(database_url, upstream, lease=0.3) as (first, second, clock):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first.run_once)
+            with anyio.fail_after(patience(10)):
+                await upstream.started.wait()
+            (item,) = await first.deliveries.items()
+            clock.now += 61  # the first lease ran out long ago
+            with anyio.fail_after(patience(10)):  # a beat after the clocks moved renews the lease
+                moved = dt.datetime.fromtimestamp(clock.now, dt.UTC)
+                while await lease_until(first, item.id) <= moved:  # noqa: ASYNC110  # a row: bounded polling
+                    await anyio.sleep(0.05)
+            assert await second.run_once() == 0  # renewed: nobody else leases it
+            upstream.answer.set()
+        (item,) = await first.deliveries.items()
+        assert item.state == "done" and item.attempts == 1 and upstream.calls == [7]

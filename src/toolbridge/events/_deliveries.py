@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import random
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,22 @@ class Deliveries:
         async with self._db.transaction() as conn:
             rows = (await conn.execute(claim)).mappings().all()
         return [_item(r) for r in rows]
+
+    @property
+    def lease(self) -> float:
+        """Seconds a claim holds a row; a worker renews the leases of rows it still works on every third."""
+        return self._lease.total_seconds()
+
+    async def renew(self, items: Iterable[DeliveryItem]) -> set[str]:
+        """Extend the leases of ``items`` still held under their tokens; returns the ids still held."""
+        d, held, now = event_deliveries, set(), self.now()
+        async with self._db.transaction() as conn:
+            for item in items:
+                mine = sa.and_(d.c.id == item.id, d.c.state == "running", d.c.lease_token == item.lease_token)
+                result = await conn.execute(d.update().where(mine).values(lease_until=now + self._lease))
+                if result.rowcount == 1:
+                    held.add(item.id)
+        return held
 
     async def succeed(self, item: DeliveryItem) -> bool:
         return await self._update(item, state="done", last_error=None)

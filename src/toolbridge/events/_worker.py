@@ -10,10 +10,12 @@ after the target's timeout (15 s by default). 2xx is success; 410 disables the e
 A tool target is called through ``Hub.call`` as the subscription's principal, with arguments rendered from
 the event and the delivery id as idempotency key (a retried delivery is applied once). After an upstream
 failure the key's stored failure is dropped when the call is safe to repeat (its key reaches the upstream,
-or the tool is idempotent), so the next attempt calls again instead of replaying it. A row leased again
-while an earlier lease's call still runs (a call can outlast the lease) meets that key in flight (409): it
-is tried again once the key's claim would end, using up no attempt, and then replays the first call's
-outcome — never marked failed while that call may still succeed.
+or the tool is idempotent), so the next attempt calls again instead of replaying it.
+
+The worker renews the leases of the rows it still works on every third of the lease. A row leased again
+anyway while an earlier lease's call still runs (that worker stalled or could not renew) meets that key in
+flight (409): it is tried again once the key's claim would end, using up no attempt, and then replays the
+first call's outcome — never marked failed while that call may still succeed.
 """
 
 from __future__ import annotations
@@ -114,10 +116,36 @@ class DeliveryWorker:
             async with self._client() as own:
                 return await self.run_once(own)
         items = await self.deliveries.claim_due(self._batch)
-        async with anyio.create_task_group() as tg:
-            for item in items:
-                tg.start_soon(self._process, client, item)
+        working = {item.id: item for item in items}
+
+        async def process(item: DeliveryItem) -> None:
+            try:
+                await self._process(client, item)
+            finally:
+                working.pop(item.id, None)
+
+        async with anyio.create_task_group() as beat:
+            beat.start_soon(self._keep_leases, working)
+            async with anyio.create_task_group() as tg:
+                for item in items:
+                    tg.start_soon(process, item)
+            beat.cancel_scope.cancel()
         return len(items)
+
+    async def _keep_leases(self, working: Mapping[str, DeliveryItem]) -> None:
+        """Renew the leases of the rows still being worked on, every third of the lease, so that a call or
+        a post that takes longer than the lease is not leased again by another worker meanwhile."""
+        while True:
+            await anyio.sleep(self.deliveries.lease / 3)
+            if not working:
+                continue
+            try:
+                held = await self.deliveries.renew(list(working.values()))
+            except ToolbridgeError as exc:  # a storage error: the next beat tries again
+                logger.warning("delivery worker: could not renew leases: %s", exc)
+                continue
+            for lost in working.keys() - held:
+                logger.warning("delivery %s: lease lost (another worker took it over)", lost)
 
     async def _process(self, client: httpx2.AsyncClient, item: DeliveryItem) -> None:
         subscription = self._service.subscriptions.get(item.subscription)
