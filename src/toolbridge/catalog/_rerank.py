@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from toolbridge.catalog._words import pieces
+from toolbridge.catalog._words import pieces, terms
 
 __all__ = [
     "CANDIDATES",
@@ -26,6 +26,7 @@ __all__ = [
     "FEATURES",
     "GOOD",
     "WEIGHTS",
+    "described",
     "good_match",
     "identifiers",
     "probabilities",
@@ -60,30 +61,30 @@ FEATURES = (
 )
 
 WEIGHTS = (
-    2.89604,
-    -0.223725,
-    0.86873,
-    0.288353,
-    9.17984,
-    0.360066,
-    -0.328488,
-    -1.9583,
-    3.65063,
-    -0.892006,
-    -2.27832,
-    -0.0296508,
-    0.910302,
-    0.683514,
-    1.52399,
-    -0.26128,
-    1.92173,
-    0.216112,
-    -0.230467,
+    2.84303,
+    -0.194436,
+    0.698486,
+    0.284442,
+    9.19172,
+    0.348336,
+    -0.229824,
+    -1.88656,
+    3.73625,
+    -0.897328,
+    -2.2822,
+    -0.0259095,
+    0.906867,
+    0.665284,
+    1.49629,
+    -0.258476,
+    1.92746,
+    0.209264,
+    -0.282529,
 )
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
 
-GOOD = (5.99785, 10.0534, 6.11702)
+GOOD = (6.91161, 9.37045, 6.17342)
 """A search's best hit is a good match when ``GOOD[0] * coverage + GOOD[1] * similarity >= GOOD[2]``
 (coverage: the IDF share of the query's terms the hit holds; similarity: its embedding's cosine with the
 query's): the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the development
@@ -97,6 +98,14 @@ def identifiers(query: str) -> int:
     """How many words of ``query`` look like an identifier or a number (``PSCH1``, ``evalrun_9``,
     ``cons_123``): a query that names one item."""
     return len(_IDENTIFIER.findall(query))
+
+
+def described(query: str, own: tuple[str, ...]) -> tuple[str, ...]:
+    """The terms of ``query`` that say what is wanted: ``own`` (its terms) without those of its identifiers
+    ("evalrun_9", "PSCH1" are values, which no tool's text holds), all of ``own`` if nothing else is left.
+    What a good match must cover."""
+    kept = tuple(dict.fromkeys(terms(_IDENTIFIER.sub(" ", query))))
+    return kept or own
 
 
 def raw_words(text: str) -> frozenset[str]:

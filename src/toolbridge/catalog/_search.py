@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from toolbridge.catalog import _rerank
-from toolbridge.catalog._rerank import identifiers, raw_words
+from toolbridge.catalog._rerank import described, identifiers, raw_words
 from toolbridge.catalog._tool import Tool
 from toolbridge.catalog._words import action, compounds, intent, name_actions, synonyms, terms
 
@@ -216,7 +216,7 @@ class SearchIndex:
         if vectors is None or embedder is None or mode == "bm25" or not query.strip():
             kept = self._best(scores, own, limit, keeps)
             hits = [SearchHit(self._tools[i], round(scores[i], 3)) for i in kept]
-            good = bool(kept) and self._coverage(own, kept[0]) >= GOOD_MATCH
+            good = bool(kept) and self._coverage(described(query, own), kept[0]) >= GOOD_MATCH
             return SearchResult(hits, good, own)
         import numpy as np
 
@@ -234,7 +234,8 @@ class SearchIndex:
             kept = [*fused, *rest][:limit]
             fused.update(dict.fromkeys(rest, 0.0))
         hits = [SearchHit(self._tools[i], round(fused[i], 4)) for i in kept]
-        good = bool(kept) and _rerank.good_match(self._coverage(own, kept[0]), float(similarity[kept[0]]))
+        coverage = self._coverage(described(query, own), kept[0]) if kept else 0.0
+        good = bool(kept) and _rerank.good_match(coverage, float(similarity[kept[0]]))
         return SearchResult(hits, good, own)
 
     def match_signals(self, query: str, tool: Tool) -> tuple[float, float]:
@@ -245,7 +246,7 @@ class SearchIndex:
         similarity = 0.0
         if self._vectors is not None and self._embedder is not None:
             similarity = float(self._vectors[i] @ self._embedder.embed_query(query))
-        return self._coverage(tuple(dict.fromkeys(terms(query))), i), similarity
+        return self._coverage(described(query, tuple(dict.fromkeys(terms(query)))), i), similarity
 
     def rerank_inputs(
         self, query: str, keep: Callable[[Tool], bool] | None = None
@@ -314,6 +315,7 @@ class SearchIndex:
         unseen = self._unseen_idf
         query_idf = sum(idf(t, unseen) for t in own) or 1.0
         written = raw_words(query)
+        asked_for = described(query, own)
         named_items = min(identifiers(query), 3)
         rows = []
         for i in candidates:
@@ -335,7 +337,7 @@ class SearchIndex:
                     ranks[2].get(i, 0.0),
                     len(name & widened) / (len(name) or 1),
                     len(name & asked) / (len(asked) or 1),
-                    self._coverage(own, i),
+                    self._coverage(asked_for, i),
                     float(read and not read_only and marks),
                     float(wanted == "write" and read_only),
                     float(kind is not None and bool(kinds) and kind not in kinds),
