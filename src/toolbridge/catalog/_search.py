@@ -118,6 +118,39 @@ class SearchResult:
     """The query's own search terms (after stop words and stemming); empty for an empty query."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """What the re-ranking reads from a query, worked out once per search."""
+
+    text: str
+    own: tuple[str, ...]
+    """Its search terms."""
+    described: tuple[str, ...]
+    """Its terms but those of identifiers (:func:`~toolbridge.catalog._rerank.described`)."""
+    widened: frozenset[str]
+    """Its terms and their synonyms."""
+    written: frozenset[str]
+    """Its words as written (:func:`~toolbridge.catalog._rerank.raw_words`)."""
+    wanted: str | None
+    kind: str | None
+    items: int
+    """Identifiers it names, up to 3."""
+
+    @classmethod
+    def of(cls, text: str, own: tuple[str, ...] | None = None) -> _Query:
+        own = tuple(dict.fromkeys(terms(text))) if own is None else own
+        return cls(
+            text,
+            own,
+            described(text, own),
+            frozenset(own).union(*(synonyms(t) for t in own)),
+            raw_words(text),
+            intent(text),
+            action(text),
+            min(identifiers(text), 3),
+        )
+
+
 def _fields(tool: Tool) -> dict[str, list[str]]:
     schema_props = tool.input_schema.get("properties")
     props: Mapping[str, Any] = schema_props if isinstance(schema_props, Mapping) else {}
@@ -227,7 +260,7 @@ class SearchIndex:
             kept = _nearest(similarity, limit, keeps)
             fused = {i: float(similarity[i]) for i in kept}
         else:
-            candidates, rows, rest, _ = self._candidates(query, own, scores, similarity, keeps)
+            candidates, rows, rest, _ = self._candidates(_Query.of(query, own), scores, similarity, keeps)
             probability = _rerank.probabilities(rows)
             ranked = sorted(range(len(candidates)), key=lambda c: -probability[c])
             fused = {candidates[c]: round(probability[c], 4) for c in ranked}
@@ -258,40 +291,38 @@ class SearchIndex:
 
         if self._vectors is None or self._embedder is None:
             raise ValueError("the re-ranking needs the tools' embeddings")
-        own = tuple(dict.fromkeys(terms(query)))
+        asked = _Query.of(query)
         similarity = np.einsum("ij,j->i", self._vectors, self._embedder.embed_query(query))
-        scores = self._bm25(query, own)
-        candidates, rows, _, fused = self._candidates(query, own, scores, similarity, self._keeps(keep))
+        scores = self._bm25(query, asked.own)
+        candidates, rows, _, fused = self._candidates(asked, scores, similarity, self._keeps(keep))
         tools = self._tools
         return [tools[i] for i in candidates], rows, [tools[i] for i in fused]
 
     def _candidates(
         self,
-        query: str,
-        own: tuple[str, ...],
+        query: _Query,
         scores: dict[int, float],
         similarity: Vectors,
         keep: Callable[[int], bool] | None,
     ) -> tuple[list[int], list[list[float]], list[int], list[int]]:
         """The fused search's candidates for re-ranking, their features, the fused ranking's other tools
         in order, and the fused order of all."""
-        lexical = self._best(scores, own, DEPTH, keep)
+        lexical = self._best(scores, query.own, DEPTH, keep)
         semantic = _nearest(similarity, DEPTH, keep)
         fused = _fuse(lexical, semantic)
-        self._weigh_intent(fused, query)
+        self._weigh_intent(fused, query.text)
         order = sorted(fused, key=lambda i: -fused[i])
         candidates = list(
             dict.fromkeys([*order[: _rerank.CANDIDATES], *lexical[: _rerank.EACH], *semantic[: _rerank.EACH]])
         )
         chosen = set(candidates)
         rest = [i for i in order if i not in chosen]
-        rows = self._features(query, own, candidates, fused, order, scores, lexical, similarity, semantic)
+        rows = self._features(query, candidates, fused, order, scores, lexical, similarity, semantic)
         return candidates, rows, rest, order
 
     def _features(
         self,
-        query: str,
-        own: tuple[str, ...],
+        query: _Query,
         candidates: list[int],
         fused: dict[int, float],
         order: list[int],
@@ -307,50 +338,42 @@ class SearchIndex:
         best_fused = fused[order[0]] if order else 1.0
         best_score = max((scores[i] for i in lexical[:1]), default=0.0) or 1.0
         best_similarity = float(similarity[semantic[0]] if semantic else similarity.max())
-        wanted, kind = intent(query), action(query)
-        read = wanted == "read"
-        asked = set(own)
-        widened = asked.union(*(synonyms(t) for t in own))
-        idf = self._idf.get
-        unseen = self._unseen_idf
-        query_idf = sum(idf(t, unseen) for t in own) or 1.0
-        written = raw_words(query)
-        asked_for = described(query, own)
-        named_items = min(identifiers(query), 3)
-        rows = []
-        for i in candidates:
-            tool = self._tools[i]
-            name = self._names[i]
-            read_only = tool.annotations.read_only
-            marks = tool.connector in self._marks_read_only
-            kinds = self._actions[i]
-            name_idf = sum(idf(t, unseen) for t in name) or 1.0
-            in_name = [t for t in own if t in name or any(s in name for s in synonyms(t))]
-            raw = self._raw_names[i]
-            rows.append(
-                [
-                    fused.get(i, 0.0) / best_fused,
-                    ranks[0].get(i, 0.0),
-                    scores.get(i, 0.0) / best_score,
-                    ranks[1].get(i, 0.0),
-                    float(similarity[i]) - best_similarity,
-                    ranks[2].get(i, 0.0),
-                    len(name & widened) / (len(name) or 1),
-                    len(name & asked) / (len(asked) or 1),
-                    self._coverage(asked_for, i),
-                    float(read and not read_only and marks),
-                    float(wanted == "write" and read_only),
-                    float(kind is not None and bool(kinds) and kind not in kinds),
-                    float(kind is not None and kind in kinds),
-                    float(wanted is None and not read_only and marks),
-                    sum(idf(t, unseen) for t in name if t in widened) / name_idf,
-                    sum(idf(t, unseen) for t in in_name) / query_idf,
-                    len(raw & written) / (len(raw) or 1),
-                    named_items * self._id_params[i],
-                    named_items * float(read_only and not self._id_params[i]),
-                ]
-            )
-        return rows
+        return [
+            [
+                fused.get(i, 0.0) / best_fused,
+                ranks[0].get(i, 0.0),
+                scores.get(i, 0.0) / best_score,
+                ranks[1].get(i, 0.0),
+                float(similarity[i]) - best_similarity,
+                ranks[2].get(i, 0.0),
+                *self._fit(query, i),
+            ]
+            for i in candidates
+        ]
+
+    def _fit(self, query: _Query, i: int) -> list[float]:
+        """The features of tool ``i`` that compare it with the query itself (the rest compare rankings)."""
+        tool, name, kinds, raw = self._tools[i], self._names[i], self._actions[i], self._raw_names[i]
+        read_only = tool.annotations.read_only
+        marks = tool.connector in self._marks_read_only
+        idf, unseen, own = self._idf.get, self._unseen_idf, query.own
+        in_name = [t for t in own if t in name or any(s in name for s in synonyms(t))]
+        name_idf = sum(idf(t, unseen) for t in name) or 1.0
+        return [
+            len(name & query.widened) / (len(name) or 1),
+            len(name.intersection(own)) / (len(set(own)) or 1),
+            self._coverage(query.described, i),
+            float(query.wanted == "read" and not read_only and marks),
+            float(query.wanted == "write" and read_only),
+            float(query.kind is not None and bool(kinds) and query.kind not in kinds),
+            float(query.kind is not None and query.kind in kinds),
+            float(query.wanted is None and not read_only and marks),
+            sum(idf(t, unseen) for t in name if t in query.widened) / name_idf,
+            sum(idf(t, unseen) for t in in_name) / (sum(idf(t, unseen) for t in own) or 1.0),
+            len(raw & query.written) / (len(raw) or 1),
+            query.items * self._id_params[i],
+            query.items * float(read_only and not self._id_params[i]),
+        ]
 
     def _best(
         self, scores: dict[int, float], own: tuple[str, ...], count: int, keep: Callable[[int], bool] | None
@@ -515,7 +538,8 @@ def _weighted_tf(doc: Mapping[str, list[str]], averages: Mapping[str, float]) ->
     return total
 
 
-_ID = re.compile(r"(?:id|sid)$", re.IGNORECASE)
+_ID = re.compile(r"(?:^|_)(?:[iI][dD]|[sS][iI][dD])$|[a-z0-9](?:Id|ID|Sid|SID)$")
+"""An argument that names an identifier: ``id``, ``incident_id``, ``Sid``, ``CallSid``, ``userId``."""
 
 
 def _id_params(tool: Tool) -> int:
