@@ -12,7 +12,9 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 import pytest
+from tests._patience import patience
 
 from toolbridge.errors import KeyInFlight, UpstreamUnavailable
 from toolbridge.events._deliveries import Deliveries
@@ -45,6 +47,20 @@ async def test_now_is_the_servers_time_whatever_this_machines_clock_says(postgre
         assert abs((ahead.now() - right.now()).total_seconds()) < 5
         assert abs(ahead.time() - right.time()) < 5
         assert abs(await ahead.sync_clock() + AHEAD.total_seconds()) < 5
+
+
+async def test_a_clock_stepped_while_running_is_followed(postgres_url: str) -> None:
+    step = [dt.timedelta(0)]
+    async with Database(postgres_url, clock=lambda: dt.datetime.now(dt.UTC) + step[0]) as db:
+        assert abs(db.clock_offset) < 5
+        step[0] = AHEAD  # this machine's clock is stepped an hour ahead
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(db.follow_clock, 0.05)
+            with anyio.fail_after(patience(10)):
+                while db.clock_offset > -AHEAD.total_seconds() + 5:  # noqa: ASYNC110  # a number: polling
+                    await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+        assert abs((db.now() - dt.datetime.now(dt.UTC)).total_seconds()) < 5
 
 
 async def test_sqlite_keeps_this_machines_clock(sqlite_url: str) -> None:

@@ -129,6 +129,7 @@ class IdempotencyStore:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._heartbeat)
+        self._tg.start_soon(self._db.follow_clock)  # claims are leased in the database server's time
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -18,6 +18,7 @@ that finds the file locked by another task of this process would otherwise sleep
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import pathlib
 import tempfile
@@ -37,6 +38,8 @@ from toolbridge.errors import ConfigurationError, StorageError
 from ._turns import Turns
 
 __all__ = ["Database", "MEMORY_URL", "sqlite_file"]
+
+logger = logging.getLogger("toolbridge.storage")
 
 MEMORY_URL = "sqlite+aiosqlite:///:memory:"
 _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
@@ -111,6 +114,17 @@ class Database:
                 quickest = (trip, offset)
         self.clock_offset = quickest[1]
         return self.clock_offset
+
+    async def follow_clock(self, every: float = 60.0) -> None:
+        """Measure :attr:`clock_offset` again every ``every`` seconds until cancelled (a machine clock
+        stepped while the process runs — a VM resumed, NTP correcting a large error — is followed within
+        that time). Run by the hub beside its idempotency claims' heartbeat."""
+        while True:
+            await anyio.sleep(every)
+            try:
+                await self.sync_clock()
+            except StorageError as exc:  # the database is away: the last offset stands
+                logger.warning("could not read the database server's clock: %s", exc)
 
     @property
     def engine(self) -> AsyncEngine:
