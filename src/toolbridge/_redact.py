@@ -4,7 +4,7 @@ An upstream may echo what it was sent (a debugging endpoint, an error page quoti
 passes every result and error of a call with credentials through :func:`redact_value` / :func:`redact_error`.
 Forms covered (:func:`encodings`): the raw value; percent-encoded in either case and form-encoded; HTML
 and JSON escaped; base64 and base64url, also inside a longer base64 text; and ``user:password`` in each of
-these (basic).
+these (basic). A multi-line secret's lines of 16 characters or more are masked one by one too.
 :class:`UrlQueryFilter` masks API keys sent as query parameters in httpx2's request log lines.
 """
 
@@ -28,6 +28,7 @@ __all__ = ["MASK", "UrlQueryFilter", "encodings", "forms", "redact_error", "reda
 MASK = "[redacted]"
 _MIN = 6  # shorter values would mask ordinary words; such secrets are too weak to matter anyway
 _MIN_BASE64 = 8  # a shorter run of base64 characters would match by chance
+_MIN_LINE = 16  # a line of a multi-line secret masked wherever it appears (shorter: a PEM's last line)
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
 _URLSAFE = str.maketrans("+/", "-_")
 
@@ -41,7 +42,15 @@ def forms(values: Iterable[str], *, basic_user: str | None = None) -> tuple[str,
         found += encodings(value)
         if basic_user is not None:
             found += encodings(f"{basic_user}:{value}")
+        found += _lines(value)
     return tuple(dict.fromkeys(sorted(found, key=len, reverse=True)))
+
+
+def _lines(value: str) -> list[str]:
+    """The lines of a multi-line secret (a PEM key, a service account's JSON) long enough to be its own:
+    text read a line at a time (a subprocess's stderr, a log) holds them apart, never the whole."""
+    lines = [line.strip() for line in value.splitlines()]
+    return [line for line in lines if len(line) >= _MIN_LINE] if len(lines) > 1 else []
 
 
 def encodings(value: str) -> list[str]:

@@ -169,6 +169,20 @@ async def test_a_server_that_dies_at_start_is_retried_shown_in_health_and_joins_
     assert len(_methods_by_process(starts)) >= 4
 
 
+async def status_after_three_attempts(connector: McpConnector, mcp_log: logging.Logger) -> str:
+    """Run a hub with ``connector`` (a server that exits at once) until its third start; its status then."""
+    retried = anyio.Event()
+    watch = _Watch("still no upstream (attempt 3)", retried.set)
+    mcp_log.addHandler(watch)
+    try:
+        async with hub_with(connector):
+            with anyio.fail_after(patience(120)):
+                await retried.wait()
+            return str(connector.status)
+    finally:
+        mcp_log.removeHandler(watch)
+
+
 LEAKY = """import os, sys
 line = "starting with " + os.environ["STATIC_KEY"] + " and " + os.environ["FROM_CONNECTION"]
 print(line, flush=True)  # not JSON-RPC: a banner on stdout
@@ -192,16 +206,37 @@ async def test_what_a_stdio_server_writes_is_logged_and_shown_with_its_secrets_m
         "leaky", server, restart_delays=(0.01,), connection_env=connection_env, secrets=[static]
     )
     caplog.set_level(logging.DEBUG, logger="toolbridge.connectors.mcp")
-    retried = anyio.Event()
-    watch = _Watch("still no upstream (attempt 3)", retried.set)
-    mcp_log.addHandler(watch)
-    try:
-        async with hub_with(connector):
-            with anyio.fail_after(patience(120)):
-                await retried.wait()
-            shown = connector.status
-    finally:
-        mcp_log.removeHandler(watch)
+    shown = await status_after_three_attempts(connector, mcp_log)
     assert "starting with [redacted] and [redacted]" in shown, shown
     assert "not JSON" in caplog.text and "starting with [redacted] and [redacted]" in caplog.text
     assert static not in caplog.text + shown and connected not in caplog.text + shown
+
+
+PEM_LIKE = "\n".join(
+    [
+        "-----BEGIN PRIVATE KEY-----",
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
+        "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu",
+        "NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ",
+        "-----END PRIVATE KEY-----",
+    ]
+)
+PRINTS_ITS_KEY = """import os, sys
+print("loaded key:", file=sys.stderr, flush=True)
+print(os.environ["PRIVATE_KEY"], file=sys.stderr, flush=True)
+sys.exit(3)
+"""
+
+
+async def test_a_multi_line_secret_written_by_a_stdio_server_is_masked_line_by_line(
+    caplog: pytest.LogCaptureFixture, mcp_log: logging.Logger
+) -> None:
+    """stderr is read a line at a time: a PEM key printed whole reached the log line by line, none of
+    which held the whole secret to mask."""
+    server = StdioServer(sys.executable, ("-c", PRINTS_ITS_KEY), env={"PRIVATE_KEY": PEM_LIKE})
+    connector = McpConnector("pem", server, restart_delays=(0.01,), secrets=[PEM_LIKE])
+    caplog.set_level(logging.DEBUG, logger="toolbridge.connectors.mcp")
+    shown = await status_after_three_attempts(connector, mcp_log)
+    assert "loaded key:" in caplog.text  # what it wrote was logged
+    for line in PEM_LIKE.splitlines()[1:-1]:
+        assert line not in caplog.text + shown
