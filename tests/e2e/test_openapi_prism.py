@@ -24,7 +24,9 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -181,6 +183,15 @@ class Prism:
 
     process: subprocess.Popen[bytes]
     port: int
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+    """The last lines prism wrote, read as it writes them: Node writes to a pipe synchronously, so a
+    pipe left full (64 KB: a few hundred logged requests) stopped prism answering."""
+
+    def drain(self) -> None:
+        """Read prism's output until it exits, keeping the last lines (run in a thread)."""
+        if self.process.stdout is not None:
+            for line in self.process.stdout:
+                self.output.append(line.decode(errors="replace").rstrip())
 
     @property
     def url(self) -> str:
@@ -189,7 +200,7 @@ class Prism:
     def wait(self) -> str:
         """Waits (bounded) until prism listens; its URL. prism read Figma's document (recursive schemas) for
         75 s on two cores at load 9: the bound leaves room for twice that."""
-        _wait_listening(self.process, self.port, timeout=patience(180))
+        _wait_listening(self, timeout=patience(180))
         return self.url
 
 
@@ -205,11 +216,15 @@ def started_prism(document: Path) -> Iterator[Prism]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1"},
     )
+    server = Prism(process, port)
+    reader = threading.Thread(target=server.drain, daemon=True)
+    reader.start()
     try:
-        yield Prism(process, port)
+        yield server
     finally:
         process.kill()
         process.wait(timeout=patience(10))
+        reader.join(timeout=patience(10))
         if process.stdout is not None:
             process.stdout.close()
 
@@ -221,18 +236,18 @@ def prism(document: Path) -> Iterator[str]:
         yield server.wait()
 
 
-def _wait_listening(process: subprocess.Popen[bytes], port: int, *, timeout: float) -> None:
+def _wait_listening(server: Prism, *, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            pytest.fail(f"prism exited with {process.returncode}:\n{output[-2000:]}")
+        if server.process.poll() is not None:
+            output = "\n".join(server.output)
+            pytest.fail(f"prism exited with {server.process.returncode}:\n{output[-2000:]}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.1)  # bounded polling: prism prints nothing machine-readable when ready
-    pytest.fail(f"prism did not listen on port {port} within {timeout:g} s")
+    pytest.fail(f"prism did not listen on port {server.port} within {timeout:g} s")
 
 
 @dataclass
@@ -245,7 +260,9 @@ class Tally:
     second: list[str] = field(default_factory=list)
     """openapi-core's rejections."""
     dropped: list[str] = field(default_factory=list)
-    """Calls whose connection prism dropped: not counted either way (at most DROPPED_MAX of them)."""
+    """Calls whose connection prism dropped twice: not counted either way (at most DROPPED_MAX of them)."""
+    dropped_once: list[str] = field(default_factory=list)
+    """Calls whose connection prism dropped, then sent again once it listened (printed)."""
     misread: list[str] = field(default_factory=list)
     """Calls prism cannot judge: arrays in form and multipart bodies (see :func:`_form_array_misread`)."""
     unanswered: int = 0
@@ -336,6 +353,8 @@ async def test_prism_and_openapi_core_accept_what_toolbridge_sends(document: str
         print("  prism rejected:", line)
     for line in tally.dropped:
         print("  prism dropped:", line)
+    for line in tally.dropped_once:
+        print("  prism dropped, then answered when sent again:", line)
     if tally.misread:
         print(
             f"  prism cannot read the form arrays of {len(tally.misread)} calls: {', '.join(tally.misread)}"
@@ -394,7 +413,7 @@ async def _call_all(
             limiter = anyio.CapacityLimiter(CONCURRENCY)
 
             async def call(name: str, seed: int) -> None:
-                await _call(hub, connector, name, seed, arguments[name, seed], tally, limiter)
+                await _call(hub, connector, name, seed, arguments[name, seed], tally, limiter, server)
                 await opinion.judge(f"{name}#{seed}", tally.sent.get(f"{name}#{seed}", []))
 
             async with anyio.create_task_group() as group:
@@ -412,6 +431,7 @@ async def _call(
     arguments: dict[str, Any],
     tally: Tally,
     limiter: anyio.CapacityLimiter,
+    server: Prism,
 ) -> None:
     operation = connector.operation(name)
     key = f"{operation.method} {operation.path}"
@@ -420,7 +440,13 @@ async def _call(
     async with limiter:
         tally.called += 1
         try:
-            await hub.call(Principal.local(), name, arguments)
+            try:
+                await hub.call(Principal.local(), name, arguments)
+            except (UpstreamUnavailable, OutcomeUnknown) as exc:  # prism dropped the connection: once more
+                last = list(server.output)[-3:]
+                tally.dropped_once.append(f"{call}: {type(exc).__name__}; prism's last lines: {last}")
+                await anyio.to_thread.run_sync(server.wait)
+                await hub.call(Principal.local(), name, arguments)
         except UpstreamStatusError as exc:
             if exc.upstream_status >= 500 or _unanswerable(exc):
                 tally.accepted += 1  # prism validated the request, then could not make an answer
@@ -434,7 +460,7 @@ async def _call(
             reasons = _reasons(said)
             tally.rejected.append(f"{call} ({key}) HTTP {exc.upstream_status}: {reasons}")
             return
-        except (UpstreamUnavailable, OutcomeUnknown) as exc:  # prism dropped the connection
+        except (UpstreamUnavailable, OutcomeUnknown) as exc:  # prism dropped the connection twice
             tally.dropped.append(f"{call} ({key}): {type(exc).__name__}: {exc}")
             return
         except UpstreamError as exc:
