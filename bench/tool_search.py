@@ -18,7 +18,7 @@ Printed per engine: top-1 and top-5 accuracy and MRR@10 over the tasks with a to
 tasks answered "no good match" (toolbridge only; the others always return hits), answer bytes (median and
 max) and search latency (median and p99, query handling included, in the engine's own process), for all
 tasks and for each part of the file (``PARTS``: those the BM25F ranking was tuned on, those added after
-that tuning, the first held-out part — development data since 2026-12-04 —, development 2, and held out 2,
+that tuning, the first held-out part — development data since 2026-12-04 —, development 2 and 3, and held out 2,
 the part nothing is tuned or fitted on) and for the development parts together. ``--show-misses`` lists
 the development parts' misses only. For toolbridge also: ``describe_tool`` answer sizes, index build time
 (embeddings not cached yet, and cached) and memory added (RSS of a fresh process, model included) for the
@@ -108,6 +108,7 @@ PARTS = {
     "# Added after": "added after",
     "# Held out (": "held out 1 (development since 2026-12-04)",
     "# Development 2": "development 2",
+    "# Development 3": "development 3",
     "# Held out 2": HELD_OUT,
 }
 """The file's parts after the first ("tuned on"), by the comment line that starts each."""
