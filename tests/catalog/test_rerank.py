@@ -9,7 +9,7 @@ import pytest
 
 from toolbridge.catalog import Tool, ToolAnnotations
 from toolbridge.catalog._rerank import FEATURES, WEIGHTS, good_match, identifiers, probabilities, raw_words
-from toolbridge.catalog._search import SearchIndex
+from toolbridge.catalog._search import SearchIndex, plurals
 from toolbridge.catalog._semantic import Embedder
 
 
@@ -90,3 +90,9 @@ def test_rerank_inputs_are_what_the_search_orders(embedder: Embedder) -> None:
     assert "evals.get_eval_runs" not in {t.name for t in filtered}
     with pytest.raises(ValueError, match="embeddings"):
         SearchIndex(EVALS).rerank_inputs("anything")
+
+
+def test_plurals_are_the_words_that_ask_for_many() -> None:
+    assert plurals("which recordings did conference CF77 capture") == {"record"}  # stems, as names have
+    assert plurals("the status of this process") == frozenset()  # -ss, -us, -is are no plurals
+    assert plurals("show the queries and entries") == {"query", "entry"}

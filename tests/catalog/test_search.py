@@ -72,6 +72,17 @@ def test_actions_are_read_from_the_first_word_and_from_every_word_of_a_name() ->
     assert name_actions("conversations_history") == frozenset()
 
 
+def test_a_two_word_verb_is_read_as_the_verb_it_means() -> None:
+    assert (intent("Get rid of allowlist IPL2"), action("Get rid of allowlist IPL2")) == ("write", "delete")
+    assert (intent("pull up the notification template"), action("pull up the template")) == ("read", "read")
+    assert action("please take the role away from user_12") is None  # only adjacent words make one verb
+    assert action("take away the role from user_12") == "delete"
+    assert action("set up a rule for incoming events") == "create"
+    assert action("set the channel topic") == "update"
+    assert action("turn off my snooze") == "update"
+    assert action("get") == "read"  # a last word has no particle
+
+
 def test_the_connector_name_does_not_match_every_tool_alike() -> None:
     index = SearchIndex(
         [
@@ -184,9 +195,10 @@ def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub, mode: Mod
     # (first sentences embedded by the int8 model, 2026-12-03: fused 94.8%, 69.9%; with the query's
     # read/write intent: fused 96.1%, 76.1%; and the kind of action: 95.8%, 78.4%); over the 606 of
     # 2026-12-04 (300 tasks added, longer and more specific): BM25F 89.8%, 61.9%; fused 95.0%, 71.8%,
-    # re-ranked (catalog/_rerank.py) 95.7%, 77.4%
-    assert len(missed) / len(tasks) <= {"bm25": 0.12, "fused": 0.06}[mode], missed
-    assert first / len(tasks) >= {"bm25": 0.58, "fused": 0.74}[mode]
+    # re-ranked (catalog/_rerank.py) 95.7%, 77.4%; over the 756 with "development 3" (150 tasks that
+    # avoid the tools' own words): BM25F 84.7%, 57.0%; fused 94.4%, 75.4%
+    assert len(missed) / len(tasks) <= {"bm25": 0.18, "fused": 0.08}[mode], missed
+    assert first / len(tasks) >= {"bm25": 0.53, "fused": 0.72}[mode]
 
 
 @pytest.mark.parametrize(

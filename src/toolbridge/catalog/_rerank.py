@@ -27,6 +27,7 @@ __all__ = [
     "GOOD",
     "WEIGHTS",
     "described",
+    "described_text",
     "good_match",
     "identifiers",
     "probabilities",
@@ -58,33 +59,35 @@ FEATURES = (
     "share of the name's words the query has as written (not stemmed: runs is not run)",
     "identifiers in the query (up to 3) times the tool's required id parameters",
     "identifiers in the query (up to 3), the tool read-only without a required id (a listing)",
+    "the name says many (list_…, a plural) and holds a word the query puts in the plural",
 )
 
 WEIGHTS = (
-    2.84303,
-    -0.194436,
-    0.698486,
-    0.284442,
-    9.19172,
-    0.348336,
-    -0.229824,
-    -1.88656,
-    3.73625,
-    -0.897328,
-    -2.2822,
-    -0.0259095,
-    0.906867,
-    0.665284,
-    1.49629,
-    -0.258476,
-    1.92746,
-    0.209264,
-    -0.282529,
+    1.81346,
+    -0.323455,
+    0.468083,
+    0.818804,
+    10.5412,
+    0.61127,
+    0.130451,
+    -3.00667,
+    4.07233,
+    -1.83726,
+    -1.67963,
+    -1.19959,
+    0.495297,
+    0.670012,
+    0.608247,
+    0.51228,
+    1.93038,
+    0.325572,
+    -0.202794,
+    1.50918,
 )
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
 
-GOOD = (6.91161, 9.37045, 6.17342)
+GOOD = (5.19621, 10.5474, 5.76675)
 """A search's best hit is a good match when ``GOOD[0] * coverage + GOOD[1] * similarity >= GOOD[2]``
 (coverage: the IDF share of the query's terms the hit holds; similarity: its embedding's cosine with the
 query's): the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the development
@@ -100,11 +103,16 @@ def identifiers(query: str) -> int:
     return len(_IDENTIFIER.findall(query))
 
 
+def described_text(query: str) -> str:
+    """``query`` without its identifiers (:func:`identifiers`)."""
+    return _IDENTIFIER.sub(" ", query)
+
+
 def described(query: str, own: tuple[str, ...]) -> tuple[str, ...]:
     """The terms of ``query`` that say what is wanted: ``own`` (its terms) without those of its identifiers
     ("evalrun_9", "PSCH1" are values, which no tool's text holds), all of ``own`` if nothing else is left.
     What a good match must cover."""
-    kept = tuple(dict.fromkeys(terms(_IDENTIFIER.sub(" ", query))))
+    kept = tuple(dict.fromkeys(terms(described_text(query))))
     return kept or own
 
 

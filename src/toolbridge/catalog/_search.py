@@ -35,9 +35,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from toolbridge.catalog import _rerank
-from toolbridge.catalog._rerank import described, identifiers, raw_words
+from toolbridge.catalog._rerank import described, described_text, identifiers, raw_words
 from toolbridge.catalog._tool import Tool
-from toolbridge.catalog._words import action, compounds, intent, name_actions, synonyms, terms
+from toolbridge.catalog._words import (
+    STOP_WORDS,
+    action,
+    compounds,
+    intent,
+    name_actions,
+    pieces,
+    stem,
+    synonyms,
+    terms,
+)
 
 if TYPE_CHECKING:
     from toolbridge.catalog._semantic import Embedder, EmbeddingCache, Vectors
@@ -135,6 +145,8 @@ class _Query:
     kind: str | None
     items: int
     """Identifiers it names, up to 3."""
+    plural: frozenset[str]
+    """Stems of its words written in the plural ("recordings"): it asks for many (:func:`plurals`)."""
 
     @classmethod
     def of(cls, text: str, own: tuple[str, ...] | None = None) -> _Query:
@@ -148,6 +160,7 @@ class _Query:
             intent(text),
             action(text),
             min(identifiers(text), 3),
+            plurals(described_text(text)),
         )
 
 
@@ -215,6 +228,7 @@ class SearchIndex:
         self._raw_names = [raw_words(t.operation) for t in self._tools]
         """Each tool's name's words as written (the re-ranking tells ``get_eval_runs`` from ``…_run``)."""
         self._id_params = [_id_params(t) for t in self._tools]
+        self._listings = [_listing(raw) for raw in self._raw_names]
         """How many required parameters each tool's arguments name an id (``…_id``, ``…Sid``)."""
 
     def __len__(self) -> int:
@@ -373,6 +387,7 @@ class SearchIndex:
             len(raw & query.written) / (len(raw) or 1),
             query.items * self._id_params[i],
             query.items * float(read_only and not self._id_params[i]),
+            float(self._listings[i] and not name.isdisjoint(query.plural)),
         ]
 
     def _best(
@@ -540,6 +555,24 @@ def _weighted_tf(doc: Mapping[str, list[str]], averages: Mapping[str, float]) ->
 
 _ID = re.compile(r"(?:^|_)(?:[iI][dD]|[sS][iI][dD])$|[a-z0-9](?:Id|ID|Sid|SID)$")
 """An argument that names an identifier: ``id``, ``incident_id``, ``Sid``, ``CallSid``, ``userId``."""
+
+
+def _listing(raw: frozenset[str]) -> bool:
+    """Whether a tool's name (its words as written) says it answers with many items: ``list_…`` or a
+    plural (``get_eval_runs``)."""
+    return "list" in raw or any(_plural(word) for word in raw)
+
+
+def _plural(word: str) -> bool:
+    """Whether ``word`` (as written) is a plural: "runs", "entries"; not "status", "access", "analysis"."""
+    return (
+        len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) and stem(word) != word
+    )
+
+
+def plurals(text: str) -> frozenset[str]:
+    """The stems of ``text``'s words written in the plural ("which recordings": many are asked for)."""
+    return frozenset(stem(w) for w in pieces(text) if w not in STOP_WORDS and _plural(w))
 
 
 def _id_params(tool: Tool) -> int:

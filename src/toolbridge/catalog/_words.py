@@ -40,8 +40,8 @@ STOP_WORDS = frozenset(_STOP_TEXT.split())
 # Words agents use for the same action or thing (expanded into a query at a lower weight).
 _SYNONYM_GROUPS = (
     "create add new make",
-    "delete remove destroy drop",
-    "get fetch retrieve read show info view lookup find",
+    "delete remove destroy drop erase purge wipe",
+    "get fetch retrieve read show info view lookup find display",
     "list all enumerate",
     "update modify edit change set rename",
     "send post create notify",
@@ -66,30 +66,59 @@ _READ_TEXT = """what who which how where when whose is are does do list get show
 _WRITE_TEXT = """create add new make delete remove destroy drop update modify edit change set rename send post
     notify cancel stop abort end start begin run trigger launch upload publish register buy release open
     close archive invite join leave pin star turn pause resume submit issue mark enable disable subscribe
-    unsubscribe revoke generate schedule place merge reject kick hang transcribe translate mint exchange"""
+    unsubscribe revoke generate schedule place merge reject kick hang transcribe translate mint exchange
+    erase purge wipe text tag extend restore"""
 _LEAD_IN_TEXT = "please i to want can could you let me us we need would like"
 _READ_WORDS = frozenset(_READ_TEXT.split())
 _WRITE_WORDS = frozenset(_WRITE_TEXT.split())
 _LEAD_IN = frozenset(_LEAD_IN_TEXT.split())
 
 
+# Two-word verbs whose first word alone would mislead ("get rid of" is no read), as the one word meant.
+_PHRASAL = {
+    ("get", "rid"): "delete",
+    ("take", "away"): "remove",
+    ("take", "off"): "remove",
+    ("clean", "up"): "delete",
+    ("pull", "up"): "show",
+    ("look", "up"): "lookup",
+    ("find", "out"): "find",
+    ("set", "up"): "create",
+    ("spin", "up"): "create",
+    ("sign", "up"): "register",
+    ("kick", "off"): "start",
+    ("shut", "down"): "stop",
+    ("turn", "on"): "enable",
+    ("turn", "off"): "disable",
+    ("hang", "up"): "end",
+}
+
+
+def _first_word(text: str) -> str | None:
+    """The first word of ``text`` after a lead-in ("please", "I want to", "can you"), a two-word verb
+    (:data:`_PHRASAL`) read as the one word it means."""
+    words: list[str] = re.findall(r"[a-z]+", text.lower())
+    for i, word in enumerate(words):
+        if word not in _LEAD_IN:
+            return _PHRASAL.get((word, words[i + 1] if i + 1 < len(words) else ""), word)
+    return None
+
+
 def intent(text: str) -> Intent | None:
     """Whether ``text`` asks to read or to change something, by its first word after a lead-in ("please",
     "I want to", "can you"); None when that word is neither a question word nor a known verb."""
-    for word in re.findall(r"[a-z]+", text.lower()):
-        if word not in _LEAD_IN:
-            return "read" if word in _READ_WORDS else "write" if word in _WRITE_WORDS else None
-    return None
+    word = _first_word(text)
+    return "read" if word in _READ_WORDS else "write" if word in _WRITE_WORDS else None
 
 
 # What kind of change or read a verb names, in a request's first word or among a tool name's words
 # ("release a phone number" wants a tool named delete_…, not create_…).
 _ACTION_TEXT = {
-    "create": "create add new make post insert register buy open generate upload issue mint place",
-    "delete": "delete remove destroy drop release revoke kick leave archive close",
+    "create": "create add new make post insert register buy open generate upload issue mint place text",
+    "delete": "delete remove destroy drop release revoke kick leave archive close erase purge wipe",
     "read": "get fetch retrieve read show view lookup look find list what who which how see count search "
-    "query",
-    "update": "update modify edit change set rename patch turn mark enable disable",
+    "query display",
+    "update": "update modify edit change set rename patch turn mark enable disable tag extend restore",
 }
 _ACTIONS = {word: kind for kind, words in _ACTION_TEXT.items() for word in words.split()}
 
@@ -97,10 +126,8 @@ _ACTIONS = {word: kind for kind, words in _ACTION_TEXT.items() for word in words
 def action(text: str) -> str | None:
     """The kind of action (create, delete, read, update) ``text``'s first word after a lead-in names,
     or None."""
-    for word in re.findall(r"[a-z]+", text.lower()):
-        if word not in _LEAD_IN:
-            return _ACTIONS.get(word)
-    return None
+    word = _first_word(text)
+    return None if word is None else _ACTIONS.get(word)
 
 
 def name_actions(name: str) -> frozenset[str]:
