@@ -18,14 +18,14 @@ Printed per engine: top-1 and top-5 accuracy and MRR@10 over the tasks with a to
 tasks answered "no good match" (toolbridge only; the others always return hits), answer bytes (median and
 max) and search latency (median and p99, query handling included, in the engine's own process), for all
 tasks and for each part of the file (``PARTS``: those the BM25F ranking was tuned on, those added after
-that tuning, the first held-out part — development data since 2026-12-04 —, development 2 and 3, and held out 2,
-the part nothing is tuned or fitted on) and for the development parts together. ``--show-misses`` lists
-the development parts' misses only. For toolbridge also: ``describe_tool`` answer sizes, index build time
-(embeddings not cached yet, and cached) and memory added (RSS of a fresh process, model included) for the
-catalog and for a doubled catalog (each document loaded twice under another connector name, ~2,200 tools),
-and search latency over the doubled one, in wall time and in the searching thread's CPU time (on a shared
-machine the wall time is mostly waiting for a core). Every search timed embeds its query: the embedder's
-recent queries are forgotten before each (the task file repeats two queries).
+that tuning, the first held-out part — development data since 2026-12-04 —, development 2 and 3, and held
+out 2, the part nothing is tuned or fitted on) and for the development parts together. ``--show-misses``
+lists the development parts' misses only. For toolbridge also: ``describe_tool`` answer sizes, index build
+time (embeddings not cached yet, and cached) and memory added (RSS of a fresh process, model included) for
+the catalog and for a doubled catalog (each document loaded twice under another connector name, ~2,200
+tools), and search latency over the doubled one, in wall time and in the searching thread's CPU time (on a
+shared machine the wall time is mostly waiting for a core). Every search timed embeds its query: the
+embedder's recent queries are forgotten before each (the task file repeats two queries).
 
     uv run python bench/tool_search.py [--skip-fastmcp] [--show-misses]
 """

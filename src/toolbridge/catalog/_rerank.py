@@ -63,31 +63,31 @@ FEATURES = (
 )
 
 WEIGHTS = (
-    1.81346,
-    -0.323455,
-    0.468083,
-    0.818804,
-    10.5412,
-    0.61127,
-    0.130451,
-    -3.00667,
-    4.07233,
-    -1.83726,
-    -1.67963,
-    -1.19959,
-    0.495297,
-    0.670012,
-    0.608247,
-    0.51228,
-    1.93038,
-    0.325572,
-    -0.202794,
-    1.50918,
+    1.99213,
+    -0.292825,
+    0.244788,
+    0.790168,
+    10.2168,
+    0.580044,
+    0.0839334,
+    -2.75839,
+    4.60564,
+    -1.78586,
+    -1.64126,
+    -1.13587,
+    0.472543,
+    0.673732,
+    0.777025,
+    0.247689,
+    1.92834,
+    0.306884,
+    -0.227007,
+    1.53282,
 )
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
 
-GOOD = (5.19621, 10.5474, 5.76675)
+GOOD = (5.19553, 10.7661, 5.84434)
 """A search's best hit is a good match when ``GOOD[0] * coverage + GOOD[1] * similarity >= GOOD[2]``
 (coverage: the IDF share of the query's terms the hit holds; similarity: its embedding's cosine with the
 query's): the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the development

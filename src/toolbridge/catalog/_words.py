@@ -54,6 +54,9 @@ _SYNONYM_GROUPS = (
     "key token credential secret",
     "spend cost billing usage",
     "team group",
+    "team workspace",
+    "restore unarchive undelete recover",
+    "media image picture photo",
 )
 
 
