@@ -6,8 +6,9 @@ import base64
 import html
 import json
 import re
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -54,6 +55,42 @@ async def postgres_dump(url: str) -> bytes:
         for schema, table in tables:
             await conn.copy_from_table(table, schema_name=schema, output=sink)
         return sink.getvalue()
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def postgres_wal(url: str) -> AsyncIterator[Callable[[], Awaitable[bytes]]]:
+    """PostgreSQL's write-ahead log as written while inside, raw: ``await read()`` gives its bytes from the
+    start to now (every database of the server: other tests' too). What a table dump cannot show is there
+    — a row written and then updated or deleted, as the server wrote it. The shared server recycles log
+    segments after a checkpoint, so a temporary physical replication slot holds them back until the end
+    (dropped with this connection). Needs a superuser, as the tests' trust login is."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(
+            "SELECT pg_create_physical_replication_slot($1, true, true)", f"tb_leaks_{secrets.token_hex(6)}"
+        )
+        start = await conn.fetchval("SELECT pg_current_wal_lsn()")  # asyncpg gives an LSN as an int
+        size = int(await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'"))
+
+        async def read() -> bytes:
+            end = await conn.fetchval("SELECT pg_current_wal_lsn()")
+            chunks = []
+            for segment in range(start - start % size, end, size):
+                # an LSN inside the segment: pg_walfile_name gives the one before for a boundary
+                name = await conn.fetchval("SELECT pg_walfile_name($1::pg_lsn)", segment + 1)
+                first, last = max(start, segment) - segment, min(end, segment + size) - segment
+                chunks.append(
+                    await conn.fetchval(
+                        "SELECT pg_read_binary_file('pg_wal/' || $1, $2, $3)", name, first, last - first
+                    )
+                )
+            return b"".join(chunks)
+
+        yield read
     finally:
         await conn.close()
 

@@ -25,8 +25,9 @@ calls, audit and events back.
 Scanned, for each canary in many encodings (tests/_leaks.encoded): the DEBUG log of every toolbridge
 process, stdout and stderr of every process, every REST, MCP and CLI answer, the database while the server
 runs and after — the SQLite files (main, WAL, SHM) as bytes, or a plain dump (``COPY … TO STDOUT``) of
-every PostgreSQL table — and every request the foreign origin received. Expected: nothing. (PostgreSQL's
-WAL is not scanned: the shared server recycles its segments within a run.)
+every PostgreSQL table and the write-ahead log the server wrote meanwhile (tests/_leaks.postgres_wal: a
+row written and later changed is still there) — and every request the foreign origin received. Expected:
+nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests._leaks import assert_absent, database_files, encoded, postgres_dump
+from tests._leaks import assert_absent, database_files, encoded, postgres_dump, postgres_wal
 from tests._patience import patience
 from tests.e2e.test_serve import free_port
 
@@ -450,7 +451,24 @@ class Agent:
         return json.loads(text)  # type: ignore[no-any-return]
 
 
-async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, database_url: str) -> None:
+@pytest.fixture
+async def written_log(database_url: str) -> AsyncIterator[Callable[[], Awaitable[bytes]]]:
+    """PostgreSQL's write-ahead log written during the test (nothing for SQLite: its WAL is a file beside
+    the database, read with it)."""
+    if not database_url.startswith("postgresql"):
+
+        async def nothing() -> bytes:
+            return b""
+
+        yield nothing
+        return
+    async with postgres_wal(database_url) as read:
+        yield read
+
+
+async def test_no_canary_reaches_anything_toolbridge_writes(
+    tmp_path: Path, database_url: str, written_log: Callable[[], Awaitable[bytes]]
+) -> None:
     planted = Canaries()
     clients = {"tb-oauth": planted.plant("oauthsecret"), "tb-cc": planted.plant("ccsecret")}
     with upstream(tmp_path, clients) as up, mcp_upstream() as mcp:
@@ -497,6 +515,9 @@ async def test_no_canary_reaches_anything_toolbridge_writes(tmp_path: Path, data
             (("events", "tail", "--json", "-n", "100"), True),
         )
         stored += await stored_text(database_url, tmp_path)
+        log = await written_log()
+        assert database_url.startswith("sqlite") or len(log) > 100_000, "the scenario's writes are in the log"
+        stored += log
         issued = up.issued()
         sent = json.dumps(up.requests("a"))
         foreign = json.dumps(up.requests("b"))
