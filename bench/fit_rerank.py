@@ -47,7 +47,7 @@ class Task:
 class Match:
     has_tool: bool
     signals: np.ndarray
-    """Coverage and similarity of the best candidate by each weighting the fit tries (one row each)."""
+    """The best candidate's ``MATCH_SIGNALS``."""
 
 
 def collect() -> tuple[list[Task], list[tuple[str, bool]], SearchIndex]:
@@ -94,15 +94,15 @@ def match_signals(
     return out
 
 
-def fit_boundary(matches: Sequence[Match], penalty: float = 1.0) -> tuple[float, float, float]:
-    """A logistic regression of having a tool on (coverage, similarity), cut where the share of no-tool
+def fit_boundary(matches: Sequence[Match], penalty: float = 1.0) -> tuple[float, ...]:
+    """A logistic regression of having a tool on the ``MATCH_SIGNALS``, cut where the share of no-tool
     tasks flagged plus the share of the others not flagged is largest: ``GOOD``."""
     x = np.array([m.signals for m in matches])
     y = np.array([float(m.has_tool) for m in matches])
     mean, spread = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = np.c_[np.ones(len(x)), (x - mean) / spread]
-    w = np.zeros(3)
-    ridge = penalty * np.diag([0.0, 1.0, 1.0])
+    w = np.zeros(z.shape[1])
+    ridge = penalty * np.diag([0.0] + [1.0] * x.shape[1])
     for _ in range(50):
         p = 1 / (1 + np.exp(-(z @ w)))
         step = np.linalg.solve((z * (p * (1 - p))[:, None]).T @ z + ridge, z.T @ (p - y) + ridge @ w)
@@ -117,12 +117,12 @@ def fit_boundary(matches: Sequence[Match], penalty: float = 1.0) -> tuple[float,
         if balanced > best:
             best, cut = balanced, float(candidate)
     scale = w[1:] / spread
-    return float(scale[0]), float(scale[1]), cut - float(w[0]) + float(scale @ mean)
+    return (*(float(s) for s in scale), cut - float(w[0]) + float(scale @ mean))
 
 
 def flagged(matches: Sequence[Match], boundary: Sequence[float]) -> tuple[int, int]:
     """No-tool tasks flagged "no good match", and tasks with a tool flagged."""
-    bad = [not good_match(*m.signals, boundary=boundary) for m in matches]
+    bad = [not good_match(m.signals, boundary=boundary) for m in matches]
     return (
         sum(b for b, m in zip(bad, matches, strict=True) if not m.has_tool),
         sum(b for b, m in zip(bad, matches, strict=True) if m.has_tool),

@@ -8,7 +8,15 @@ import math
 import pytest
 
 from toolbridge.catalog import Tool, ToolAnnotations
-from toolbridge.catalog._rerank import FEATURES, WEIGHTS, good_match, identifiers, probabilities, raw_words
+from toolbridge.catalog._rerank import (
+    FEATURES,
+    GOOD,
+    WEIGHTS,
+    good_match,
+    identifiers,
+    probabilities,
+    raw_words,
+)
 from toolbridge.catalog._search import SearchIndex, plurals
 from toolbridge.catalog._semantic import Embedder
 
@@ -47,12 +55,18 @@ def test_probabilities_are_a_softmax_of_the_weighted_features() -> None:
 
 
 def test_a_good_match_covers_the_query_or_is_very_similar_to_it() -> None:
-    assert good_match(1.0, 0.3)  # every word of the query, however phrased
-    assert good_match(0.0, 0.9)  # no shared word, the same meaning
-    assert not good_match(0.0, 0.3) and not good_match(0.3, 0.3)
-    assert not good_match(0.5, 0.3, boundary=(1.0, 1.0, 1.0)) and good_match(
-        0.5, 0.5, boundary=(1.0, 1.0, 1.0)
+    # (coverage, similarity, share of the query's terms no tool holds, how many terms)
+    assert good_match((1.0, 0.3, 0.0, 4))  # every word of the query, however phrased
+    assert good_match((0.0, 0.9, 0.0, 4))  # no shared word, the same meaning
+    assert not good_match((0.0, 0.3, 0.0, 4)) and not good_match((0.3, 0.3, 0.0, 4))
+    # a word no tool has ("fax") weighs against; a long request need not cover all of itself
+    assert good_match((0.3, 0.4, 0.0, 4)) and not good_match((0.3, 0.4, 0.25, 4))
+    assert not good_match((0.2, 0.35, 0.0, 2)) and good_match((0.2, 0.35, 0.0, 12))
+    assert not good_match((0.5, 0.3), boundary=(1.0, 1.0, 1.0)) and good_match(
+        (0.5, 0.5), boundary=(1.0, 1.0, 1.0)
     )
+    with pytest.raises(ValueError, match="shorter"):
+        good_match((0.5, 0.5), boundary=GOOD)  # one weight per signal
 
 
 def test_identifiers_are_words_with_a_digit() -> None:

@@ -248,8 +248,9 @@ def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub, mode: Mode)
     wrongly_good = [q for q in queries if ranked(public_apis, q, mode, 10).good]
     # 2 and 3 of 26 when written; of 54 since 2026-12-04 (28 added, some close to what the services do:
     # a fax through Twilio, a Slack huddle, an OpenAI invoice): 2 and 12 re-ranked, 9 with the fitted
-    # boundary of catalog/_rerank.GOOD
-    assert len(wrongly_good) / len(queries) <= {"bm25": 0.12, "fused": 0.2}[mode], wrongly_good
+    # boundary of catalog/_rerank.GOOD; of 58, 10 with the boundary over coverage and similarity, 7 with
+    # the share of words no tool holds and the request's length too
+    assert len(wrongly_good) / len(queries) <= {"bm25": 0.12, "fused": 0.16}[mode], wrongly_good
 
 
 @pytest.mark.parametrize("mode", ["bm25", "semantic"])

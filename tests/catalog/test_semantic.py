@@ -142,7 +142,8 @@ def test_fusion_finds_a_tool_that_shares_no_word_with_the_query(embedder: Embedd
     found = index.search("meals for the beasts")
     assert found.hits[0].tool.name == "zoo.feed_animals"
     # sharing no word, it is a good match only if very similar (0.48 is not: catalog/_rerank.GOOD)
-    assert found.good == good_match(0.0, index.match_signals("meals for the beasts", found.hits[0].tool)[1])
+    signals = index.match_signals("meals for the beasts", found.hits[0].tool)
+    assert signals[0] == 0.0 and found.good == good_match(signals)
     assert index.search("meals for the beasts", mode="semantic").hits[0].tool.name == "zoo.feed_animals"
     assert index.search("buy an admission pass").hits[0].tool.name == "zoo.sell_tickets"
     assert index.search("clean an enclosure").hits[0].tool.name == "zoo.clean_cage"  # BM25F still counts

@@ -25,6 +25,8 @@ __all__ = [
     "EACH",
     "FEATURES",
     "GOOD",
+    "MATCH_SIGNALS",
+    "TERMS_COUNTED",
     "WEIGHTS",
     "described",
     "described_text",
@@ -87,12 +89,21 @@ WEIGHTS = (
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
 
-GOOD = (5.19553, 10.7661, 5.84434)
-"""A search's best hit is a good match when ``GOOD[0] * coverage + GOOD[1] * similarity >= GOOD[2]``
-(coverage: the IDF share of the query's terms the hit holds; similarity: its embedding's cosine with the
-query's): the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the development
-tasks with and without a tool, cut where it flags the most no-tool tasks and the fewest others (the sum
-of both shares is largest)."""
+MATCH_SIGNALS = (
+    "coverage: the IDF share of the query's terms (but its identifiers) the best hit holds",
+    "similarity: the best hit's embedding's cosine with the query's",
+    "the share of those terms no tool of the catalog holds ('fax', 'huddle')",
+    "how many terms those are (up to 12: a long request covers less of itself)",
+)
+
+GOOD = (3.59819, 7.36275, -5.14079, 0.26583, 4.79208)
+"""A search's best hit is a good match when ``sum(GOOD[k] * signal[k]) >= GOOD[-1]`` over the
+:data:`MATCH_SIGNALS`: the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the
+development tasks with and without a tool, cut where it flags the most no-tool tasks and the fewest others
+(the sum of both shares is largest)."""
+
+TERMS_COUNTED = 12
+"""The most query terms the last match signal counts."""
 
 _IDENTIFIER = re.compile(r"(?<![\w-])(?=[A-Za-z_-]*[0-9])[A-Za-z0-9_-]{3,}(?![\w-])")
 
@@ -130,6 +141,6 @@ def probabilities(rows: Sequence[Sequence[float]], weights: Sequence[float] = WE
     return [r / total for r in raised]
 
 
-def good_match(coverage: float, similarity: float, boundary: Sequence[float] = GOOD) -> bool:
-    """Whether a best hit with this ``coverage`` and ``similarity`` is a good match (:data:`GOOD`)."""
-    return boundary[0] * coverage + boundary[1] * similarity >= boundary[2]
+def good_match(signals: Sequence[float], boundary: Sequence[float] = GOOD) -> bool:
+    """Whether a best hit with these :data:`MATCH_SIGNALS` is a good match (:data:`GOOD`)."""
+    return math.fsum(w * x for w, x in zip(boundary[:-1], signals, strict=True)) >= boundary[-1]

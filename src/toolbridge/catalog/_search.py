@@ -281,19 +281,23 @@ class SearchIndex:
             kept = [*fused, *rest][:limit]
             fused.update(dict.fromkeys(rest, 0.0))
         hits = [SearchHit(self._tools[i], round(fused[i], 4)) for i in kept]
-        coverage = self._coverage(described(query, own), kept[0]) if kept else 0.0
-        good = bool(kept) and _rerank.good_match(coverage, float(similarity[kept[0]]))
+        good = bool(kept) and _rerank.good_match(
+            self._signals(described(query, own), kept[0], float(similarity[kept[0]]))
+        )
         return SearchResult(hits, good, own)
 
-    def match_signals(self, query: str, tool: Tool) -> tuple[float, float]:
-        """What decides whether ``tool``, a search's best hit for ``query``, is a good match: the share
-        of the query's weight it covers and its embedding's similarity to the query's (0 without
-        embeddings)."""
+    def match_signals(self, query: str, tool: Tool) -> tuple[float, ...]:
+        """What decides whether ``tool``, a search's best hit for ``query``, is a good match: its
+        :data:`~toolbridge.catalog._rerank.MATCH_SIGNALS` (similarity 0 without embeddings)."""
         i = self._tools.index(tool)
         similarity = 0.0
         if self._vectors is not None and self._embedder is not None:
             similarity = float(self._vectors[i] @ self._embedder.embed_query(query))
-        return self._coverage(described(query, tuple(dict.fromkeys(terms(query)))), i), similarity
+        return self._signals(described(query, tuple(dict.fromkeys(terms(query)))), i, similarity)
+
+    def _signals(self, asked: tuple[str, ...], i: int, similarity: float) -> tuple[float, ...]:
+        unseen = sum(1 for term in asked if term not in self._idf) / (len(asked) or 1)
+        return self._coverage(asked, i), similarity, unseen, float(min(len(asked), _rerank.TERMS_COUNTED))
 
     def rerank_inputs(
         self, query: str, keep: Callable[[Tool], bool] | None = None
