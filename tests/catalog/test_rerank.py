@@ -110,3 +110,21 @@ def test_plurals_are_the_words_that_ask_for_many() -> None:
     assert plurals("which recordings did conference CF77 capture") == {"record"}  # stems, as names have
     assert plurals("the status of this process") == frozenset()  # -ss, -us, -is are no plurals
     assert plurals("show the queries and entries") == {"query", "entry"}
+
+
+def test_an_admin_tool_is_marked_when_the_request_does_not_say_admin(embedder: Embedder) -> None:
+    chat = [
+        Tool(f"chat.{name}", "chat", description, {"type": "object"})
+        for name, description in (
+            ("conversations_rename", "Rename a channel."),
+            ("admin_conversations_rename", "Rename a channel in any workspace of the organization."),
+        )
+    ]
+    index = SearchIndex(chat, embedder=embedder)
+    column = FEATURES.index("an admin tool (admin in its name) for a request that does not say admin")
+    for query, flagged in (
+        ("rename channel C012 to ops", {"chat.admin_conversations_rename"}),
+        ("as an admin, rename channel C012 to ops", set()),
+    ):
+        candidates, rows, _ = index.rerank_inputs(query)
+        assert {t.name for t, row in zip(candidates, rows, strict=True) if row[column]} == flagged

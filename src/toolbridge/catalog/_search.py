@@ -392,6 +392,7 @@ class SearchIndex:
             query.items * self._id_params[i],
             query.items * float(read_only and not self._id_params[i]),
             float(self._listings[i] and not name.isdisjoint(query.plural)),
+            float("admin" in raw and query.written.isdisjoint(_ADMIN)),
         ]
 
     def _best(
@@ -559,6 +560,10 @@ def _weighted_tf(doc: Mapping[str, list[str]], averages: Mapping[str, float]) ->
 
 _ID = re.compile(r"(?:^|_)(?:[iI][dD]|[sS][iI][dD])$|[a-z0-9](?:Id|ID|Sid|SID)$")
 """An argument that names an identifier: ``id``, ``incident_id``, ``Sid``, ``CallSid``, ``userId``."""
+
+
+_ADMIN = frozenset({"admin", "admins", "administrator", "administrators", "administration"})
+"""Words that ask for an admin tool; without one, a tool named admin_… (org-wide) is second choice."""
 
 
 def _listing(raw: frozenset[str]) -> bool:
