@@ -17,8 +17,9 @@ from toolbridge.catalog._rerank import (
     probabilities,
     raw_words,
 )
-from toolbridge.catalog._search import SearchIndex, plurals
+from toolbridge.catalog._search import SearchIndex
 from toolbridge.catalog._semantic import Embedder
+from toolbridge.catalog._words import plurals
 
 
 def evals_tool(name: str, description: str, *required: str) -> Tool:

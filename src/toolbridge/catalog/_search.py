@@ -38,13 +38,12 @@ from toolbridge.catalog import _rerank
 from toolbridge.catalog._rerank import described, described_text, identifiers, raw_words
 from toolbridge.catalog._tool import Tool
 from toolbridge.catalog._words import (
-    STOP_WORDS,
     action,
     compounds,
     intent,
     name_actions,
-    pieces,
-    stem,
+    plural,
+    plurals,
     synonyms,
     terms,
 )
@@ -296,6 +295,7 @@ class SearchIndex:
         return self._signals(described(query, tuple(dict.fromkeys(terms(query)))), i, similarity)
 
     def _signals(self, asked: tuple[str, ...], i: int, similarity: float) -> tuple[float, ...]:
+        """The match signals of tool ``i`` for a query whose described terms are ``asked``."""
         unseen = sum(1 for term in asked if term not in self._idf) / (len(asked) or 1)
         return self._coverage(asked, i), similarity, unseen, float(min(len(asked), _rerank.TERMS_COUNTED))
 
@@ -569,19 +569,7 @@ _ADMIN = frozenset({"admin", "admins", "administrator", "administrators", "admin
 def _listing(raw: frozenset[str]) -> bool:
     """Whether a tool's name (its words as written) says it answers with many items: ``list_…`` or a
     plural (``get_eval_runs``)."""
-    return "list" in raw or any(_plural(word) for word in raw)
-
-
-def _plural(word: str) -> bool:
-    """Whether ``word`` (as written) is a plural: "runs", "entries"; not "status", "access", "analysis"."""
-    return (
-        len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) and stem(word) != word
-    )
-
-
-def plurals(text: str) -> frozenset[str]:
-    """The stems of ``text``'s words written in the plural ("which recordings": many are asked for)."""
-    return frozenset(stem(w) for w in pieces(text) if w not in STOP_WORDS and _plural(w))
+    return "list" in raw or any(plural(word) for word in raw)
 
 
 def _id_params(tool: Tool) -> int:

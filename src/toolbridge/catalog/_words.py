@@ -20,6 +20,8 @@ __all__ = [
     "intent",
     "name_actions",
     "pieces",
+    "plural",
+    "plurals",
     "stem",
     "synonyms",
     "terms",
@@ -193,6 +195,18 @@ def compounds(text: str) -> list[str]:
 
 def _words(text: str) -> list[str]:
     return [p for p in pieces(text) if len(p) > 1 and p not in STOP_WORDS]
+
+
+def plural(word: str) -> bool:
+    """Whether ``word`` (as written) is a plural: "runs", "entries"; not "status", "access", "analysis"."""
+    return (
+        len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) and stem(word) != word
+    )
+
+
+def plurals(text: str) -> frozenset[str]:
+    """The stems of ``text``'s words written in the plural ("which recordings": many are asked for)."""
+    return frozenset(stem(w) for w in pieces(text) if w not in STOP_WORDS and plural(w))
 
 
 def synonyms(term: str) -> tuple[str, ...]:
