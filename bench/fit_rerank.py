@@ -1,7 +1,7 @@
 """Fit the re-ranking of fused tool searches (catalog/_rerank.py) on the labelled development tasks.
 
 Reads tests/catalog/tool_search_queries.tsv, keeps the development parts (every part but
-bench/tool_search.py's ``HELD_OUT``, which is never read here), asks toolbridge's index for each task's
+bench/tool_search.py's ``HELD_OUT``, which are never read here), asks toolbridge's index for each task's
 candidates and their features (``SearchIndex.rerank_inputs``), and fits a conditional logit model — a
 softmax over each task's candidates, the right tools sharing the target — with an L2 penalty on
 standardised features, by Newton steps with a backtracking line search. Prints a repeated 5-fold
@@ -61,7 +61,7 @@ def collect() -> tuple[list[Task], list[tuple[str, bool]], SearchIndex]:
     index = SearchIndex(list(build_hub().catalog), embedder=embedder, cache=EmbeddingCache())
     out, missing, queries = [], 0, []
     for label, picked in parts:
-        if label == HELD_OUT:
+        if label in HELD_OUT:
             continue
         for i in picked:
             query, expected = tasks[i]

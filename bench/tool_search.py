@@ -19,13 +19,14 @@ tasks answered "no good match" (toolbridge only; the others always return hits),
 max) and search latency (median and p99, query handling included, in the engine's own process), for all
 tasks and for each part of the file (``PARTS``: those the BM25F ranking was tuned on, those added after
 that tuning, the first held-out part — development data since 2026-12-04 —, development 2 and 3, and held
-out 2, the part nothing is tuned or fitted on) and for the development parts together. ``--show-misses``
-lists the development parts' misses only. For toolbridge also: ``describe_tool`` answer sizes, index build
-time (embeddings not cached yet, and cached) and memory added (RSS of a fresh process, model included) for
-the catalog and for a doubled catalog (each document loaded twice under another connector name, ~2,200
-tools), and search latency over the doubled one, in wall time and in the searching thread's CPU time (on a
-shared machine the wall time is mostly waiting for a core). Every search timed embeds its query: the
-embedder's recent queries are forgotten before each (the task file repeats two queries).
+out 2 and 3, the parts nothing is tuned or fitted on), for the development parts together and for the
+held-out parts together. ``--show-misses`` lists the development parts' misses only. For toolbridge also:
+``describe_tool`` answer sizes, index build time (embeddings not cached yet, and cached) and memory added
+(RSS of a fresh process, model included) for the catalog and for a doubled catalog (each document loaded
+twice under another connector name, ~2,200 tools), and search latency over the doubled one, in wall time
+and in the searching thread's CPU time (on a shared machine the wall time is mostly waiting for a core).
+Every search timed embeds its query: the embedder's recent queries are forgotten before each (the task
+file repeats two queries).
 
     uv run python bench/tool_search.py [--skip-fastmcp] [--show-misses]
 """
@@ -101,15 +102,16 @@ class Engine:
     no_match: list[bool] = field(default_factory=list)
 
 
-HELD_OUT = "held out 2"
-"""The part nothing is tuned or fitted on (the first held-out part became development data when this one
-was written: the re-ranking's fit reads it)."""
+HELD_OUT = ("held out 2", "held out 3")
+"""The parts nothing is tuned or fitted on (the first held-out part became development data when the
+second was written: the re-ranking's fit reads it)."""
 PARTS = {
     "# Added after": "added after",
     "# Held out (": "held out 1 (development since 2026-12-04)",
     "# Development 2": "development 2",
     "# Development 3": "development 3",
-    "# Held out 2": HELD_OUT,
+    "# Held out 2": HELD_OUT[0],
+    "# Held out 3": HELD_OUT[1],
 }
 """The file's parts after the first ("tuned on"), by the comment line that starts each."""
 
@@ -410,8 +412,14 @@ def main() -> None:
     columns = "tasks (with a tool) | top-1 | top-5 | MRR@10 | no-match flagged | answer bytes median / max"
     print(f"| engine | {columns} | ms median / p99 | tasks with a tool flagged no-match |")
     print("|---|---|---|---|---|---|---|---|---|")
-    developed = [i for label, picked in parts if label != HELD_OUT for i in picked]
-    rows = [("all", range(len(tasks))), *parts, ("development (all but held out 2)", developed)]
+    developed = [i for label, picked in parts if label not in HELD_OUT for i in picked]
+    held = [i for label, picked in parts if label in HELD_OUT for i in picked]
+    rows = [
+        ("all", range(len(tasks))),
+        *parts,
+        ("development (all but the held-out parts)", developed),
+        ("held out 2 and 3", held),
+    ]
     for engine in engines:
         for label, picked in rows:
             # misses are listed for the development parts only: the held-out tasks stay unread
