@@ -196,9 +196,10 @@ def test_labelled_tasks_find_their_tool_in_the_top_5(public_apis: Hub, mode: Mod
     # read/write intent: fused 96.1%, 76.1%; and the kind of action: 95.8%, 78.4%); over the 606 of
     # 2026-12-04 (300 tasks added, longer and more specific): BM25F 89.8%, 61.9%; fused 95.0%, 71.8%,
     # re-ranked (catalog/_rerank.py) 95.7%, 77.4%; over the 756 with "development 3" (150 tasks that
-    # avoid the tools' own words): BM25F 84.7%, 57.0%; fused 94.4%, 75.4%
-    assert len(missed) / len(tasks) <= {"bm25": 0.18, "fused": 0.08}[mode], missed
-    assert first / len(tasks) >= {"bm25": 0.53, "fused": 0.72}[mode]
+    # avoid the tools' own words): BM25F 84.7%, 57.0%; fused 94.4%, 75.4%; over the 906 with "held out 3"
+    # (150 more such): BM25F 82.1%, 54.2%; fused 93.0%, 73.0%
+    assert len(missed) / len(tasks) <= {"bm25": 0.21, "fused": 0.09}[mode], missed
+    assert first / len(tasks) >= {"bm25": 0.5, "fused": 0.7}[mode]
 
 
 @pytest.mark.parametrize(
@@ -249,8 +250,8 @@ def test_no_match_tasks_are_answered_no_good_match(public_apis: Hub, mode: Mode)
     # 2 and 3 of 26 when written; of 54 since 2026-12-04 (28 added, some close to what the services do:
     # a fax through Twilio, a Slack huddle, an OpenAI invoice): 2 and 12 re-ranked, 9 with the fitted
     # boundary of catalog/_rerank.GOOD; of 58, 10 with the boundary over coverage and similarity, 7 with
-    # the share of words no tool holds and the request's length too
-    assert len(wrongly_good) / len(queries) <= {"bm25": 0.12, "fused": 0.16}[mode], wrongly_good
+    # the share of words no tool holds and the request's length too; of 68 (held out 3's added), 10
+    assert len(wrongly_good) / len(queries) <= {"bm25": 0.12, "fused": 0.2}[mode], wrongly_good
 
 
 @pytest.mark.parametrize("mode", ["bm25", "semantic"])
