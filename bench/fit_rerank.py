@@ -29,6 +29,8 @@ from toolbridge.catalog._rerank import FEATURES, GOOD, good_match, probabilities
 from toolbridge.catalog._search import SearchIndex
 from toolbridge.catalog._semantic import EmbeddingCache, load_embedder
 
+PENALTY = 3.0
+"""The L2 penalty on standardised weights the constants in catalog/_rerank.py are fitted with."""
 RERANK = Path(__file__).resolve().parents[1] / "src" / "toolbridge" / "catalog" / "_rerank.py"
 
 
@@ -155,22 +157,39 @@ def cross_validate_boundary(matches: Sequence[Match], repeats: int, skipped: int
     )
 
 
-def fit(tasks: Sequence[Task], penalty: float) -> tuple[np.ndarray, np.ndarray]:
-    """Weights for the raw features (standardisation folded in) and for the standardised ones."""
+def _standardised(tasks: Sequence[Task]) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Each task's features standardised over all tasks, its target distribution, and the spread."""
     stacked = np.vstack([t.features for t in tasks])
     mean, spread = stacked.mean(axis=0), stacked.std(axis=0) + 1e-9
-    xs = [(t.features - mean) / spread for t in tasks]
-    targets = [t.right / t.right.sum() for t in tasks]
+    return [(t.features - mean) / spread for t in tasks], [t.right / t.right.sum() for t in tasks], spread
+
+
+def _loss(xs: Sequence[np.ndarray], targets: Sequence[np.ndarray], w: np.ndarray, penalty: float) -> float:
+    """The penalised negative log-likelihood of standardised weights ``w``."""
+    total = 0.5 * penalty * float(w @ w)
+    for x, target in zip(xs, targets, strict=True):
+        s = x @ w
+        top = s.max()
+        total += top + np.log(np.exp(s - top).sum()) - float(target @ s)
+    return total
+
+
+def excess_loss(tasks: Sequence[Task], weights: Sequence[float], penalty: float = PENALTY) -> float:
+    """How much worse raw-feature ``weights`` fit ``tasks`` than the fit made now (0 for that fit):
+    near 0 when they are the fit of these features, more when a feature changed since they were fitted."""
+    xs, targets, spread = _standardised(tasks)
+    _, best = fit(tasks, penalty)
+    return _loss(xs, targets, np.asarray(weights) * spread, penalty) - _loss(xs, targets, best, penalty)
+
+
+def fit(tasks: Sequence[Task], penalty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weights for the raw features (standardisation folded in) and for the standardised ones."""
+    xs, targets, spread = _standardised(tasks)
 
     def loss(w: np.ndarray) -> float:
-        total = 0.5 * penalty * float(w @ w)
-        for x, target in zip(xs, targets, strict=True):
-            s = x @ w
-            top = s.max()
-            total += top + np.log(np.exp(s - top).sum()) - float(target @ s)
-        return total
+        return _loss(xs, targets, w, penalty)
 
-    w = np.zeros(stacked.shape[1])
+    w = np.zeros(len(spread))
     current = loss(w)
     for _ in range(100):
         gradient, hessian = penalty * w, penalty * np.eye(len(w))
@@ -248,7 +267,7 @@ def cross_validate(tasks: Sequence[Task], penalty: float, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--penalty", type=float, default=3.0, help="L2 penalty on standardised weights")
+    parser.add_argument("--penalty", type=float, default=PENALTY, help="L2 penalty on standardised weights")
     parser.add_argument("--repeats", type=int, default=10, help="repeats of the 5-fold cross-validation")
     parser.add_argument(
         "--write", action="store_true", help="put the fitted WEIGHTS and GOOD into catalog/_rerank.py"
