@@ -189,3 +189,36 @@ async def test_a_worker_renews_the_lease_of_a_delivery_while_its_call_runs(datab
             upstream.answer.set()
         (item,) = await first.deliveries.items()
         assert item.state == "done" and item.attempts == 1 and upstream.calls == [7]
+
+
+async def test_a_lease_lost_while_its_call_runs_is_reported_once_and_no_longer_renewed(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The heartbeat warned "lease lost" at every beat until the call ended (every 20 s of a 60 s call) and
+    kept asking the database to renew a row another worker holds. Two deliveries run at once; one is
+    taken over (its lease token changed, as another worker's claim does); the other's lease keeps being
+    renewed, which counts the beats."""
+    upstream = Upstream()
+    async with two_workers(database_url, upstream, lease=0.3) as (first, _, clock):
+        await first._service.log.append(NewEvent("github", "push", "octo/hello", {"n": 8}))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first.run_once)
+            with anyio.fail_after(patience(10)):
+                while len(upstream.calls) < 2:  # noqa: ASYNC110  # both calls started: bounded polling
+                    await anyio.sleep(0.01)
+            taken, kept = await first.deliveries.items()
+            async with first._hub.database.transaction() as conn:
+                mine = event_deliveries.c.id == taken.id
+                await conn.execute(event_deliveries.update().where(mine).values(lease_token="another-worker"))
+            with anyio.fail_after(patience(10)):
+                for _ in range(4):  # four beats after the takeover: each renews the other lease
+                    clock.now += 10
+                    moved = dt.datetime.fromtimestamp(clock.now, dt.UTC)
+                    while await lease_until(first, kept.id) <= moved:  # noqa: ASYNC110  # bounded polling
+                        await anyio.sleep(0.02)
+            upstream.answer.set()
+        async with first._hub.database.transaction() as conn:
+            query = sa.select(event_deliveries.c.lease_token).where(event_deliveries.c.id == taken.id)
+            assert (await conn.execute(query)).scalar_one() == "another-worker"  # the new holder's row kept
+    beat = f"delivery {taken.id}: lease lost (another worker took it over)"
+    assert [r.getMessage() for r in caplog.records].count(beat) == 1  # said by the heartbeat once

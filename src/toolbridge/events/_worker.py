@@ -132,7 +132,7 @@ class DeliveryWorker:
             beat.cancel_scope.cancel()
         return len(items)
 
-    async def _keep_leases(self, working: Mapping[str, DeliveryItem]) -> None:
+    async def _keep_leases(self, working: dict[str, DeliveryItem]) -> None:
         """Renew the leases of the rows still being worked on, every third of the lease, so that a call or
         a post that takes longer than the lease is not leased again by another worker meanwhile."""
         while True:
@@ -144,8 +144,9 @@ class DeliveryWorker:
             except ToolbridgeError as exc:  # a storage error: the next beat tries again
                 logger.warning("delivery worker: could not renew leases: %s", exc)
                 continue
-            for lost in working.keys() - held:
+            for lost in working.keys() - held:  # said once: the row is no longer this worker's to renew
                 logger.warning("delivery %s: lease lost (another worker took it over)", lost)
+                del working[lost]
 
     async def _process(self, client: httpx2.AsyncClient, item: DeliveryItem) -> None:
         subscription = self._service.subscriptions.get(item.subscription)
