@@ -305,8 +305,10 @@ class Hub:
     ) -> Callable[[Tool], bool]:
         """Whether a tool is visible to ``principal`` (in scope, not quarantined) and passes ``where``."""
 
+        sees = principal.sight()
+
         def keep(t: Tool) -> bool:
-            return principal.can_see(t) and QUARANTINE_META_KEY not in t.meta and (where is None or where(t))
+            return sees(t) and QUARANTINE_META_KEY not in t.meta and (where is None or where(t))
 
         return keep
 

@@ -8,8 +8,9 @@ allows everything. Patterns are shell-style (``fnmatch``) over the full tool nam
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,7 +82,12 @@ class Principal:
         return self.kind == "local" or any(s.pattern == "*" and s.access == "write" for s in self.scopes)
 
     def can_see(self, tool: Tool) -> bool:
-        return any(scope.allows(tool) for scope in self.scopes)
+        return _sight(self.scopes)(tool)
+
+    def sight(self) -> Callable[[Tool], bool]:
+        """:meth:`can_see` as one function, its scopes compiled: for checking many tools (a search's
+        "no good match" answer checks every tool of the catalog)."""
+        return _sight(self.scopes)
 
     def authorize(self, tool: Tool) -> None:
         """Raise :class:`PermissionDenied` naming the scope that would allow ``tool``."""
@@ -101,3 +107,25 @@ class Principal:
             tool=tool.name,
             hint=f"ask an operator to grant the scope {needed!r} (or a pattern covering it) to {self.name!r}",
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _sight(scopes: tuple[Scope, ...]) -> Callable[[Tool], bool]:
+    """Whether scopes allow a tool, by two regular expressions (the write scopes' patterns, the read
+    scopes') instead of one ``fnmatch`` per scope and tool: the same answer as ``any(s.allows(tool))``."""
+    writes = [s.pattern for s in scopes if s.access == "write"]
+    if "*" in writes:
+        return lambda tool: True
+    write, read = _union(writes), _union([s.pattern for s in scopes if s.access == "read"])
+
+    def sees(tool: Tool) -> bool:
+        name = tool.name
+        return write(name) is not None or (tool.annotations.read_only and read(name) is not None)
+
+    return sees
+
+
+def _union(patterns: list[str]) -> Callable[[str], re.Match[str] | None]:
+    if not patterns:
+        return lambda name: None
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
