@@ -66,27 +66,27 @@ FEATURES = (
 )
 
 WEIGHTS = (
-    2.07616,
-    -0.292853,
-    0.286686,
-    0.754497,
-    10.3422,
-    0.579733,
-    -0.0370627,
-    -2.76202,
-    4.54727,
-    -1.7098,
-    -1.62006,
-    -1.06667,
-    0.548932,
-    0.694034,
-    0.674879,
-    0.350412,
-    1.91328,
-    0.305511,
-    -0.285639,
-    1.53115,
-    -1.05844,
+    1.77774,
+    0.281759,
+    0.218852,
+    0.568031,
+    10.9931,
+    0.229267,
+    -0.027252,
+    -2.59268,
+    4.54784,
+    -1.68263,
+    -1.53628,
+    -0.947069,
+    0.518241,
+    0.649998,
+    0.690442,
+    0.139518,
+    1.83647,
+    0.293348,
+    -0.278836,
+    1.53661,
+    -1.01875,
 )
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
@@ -98,7 +98,7 @@ MATCH_SIGNALS = (
     "how many terms those are (up to 12: a long request covers less of itself)",
 )
 
-GOOD = (3.6192, 7.47936, -5.06672, 0.260762, 4.82623)
+GOOD = (3.57024, 7.47682, -5.16252, 0.265308, 4.7253)
 """A search's best hit is a good match when ``sum(GOOD[k] * signal[k]) >= GOOD[-1]`` over the
 :data:`MATCH_SIGNALS`: the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the
 development tasks with and without a tool, cut where it flags the most no-tool tasks and the fewest others

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from tests._specs import vendor_spec
 from tests.connectors.openapi.conftest import ingested, openapi
-from toolbridge.connectors.openapi import IngestOptions, OperationFilter, OperationOverride
+from toolbridge import Hub, Principal
+from toolbridge.connectors.openapi import IngestOptions, OpenAPIConnector, OperationFilter, OperationOverride
+from toolbridge.errors import ToolNotFound
 
 OK = {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}
 
@@ -199,3 +204,41 @@ def test_a_broken_operation_is_skipped_with_its_pointer_others_kept() -> None:
     assert issue.pointer == "/paths/~1bad/get/parameters/0"
     assert "unresolvable $ref '#/components/parameters/Nope'" in issue.reason
     assert "1 skipped" in result.report.summary()
+
+
+def test_a_get_whose_name_changes_something_is_not_read_only() -> None:
+    doc = openapi(
+        {
+            "/apps.uninstall": {"get": op(operationId="apps.uninstall")},
+            "/views.update": {"get": op(operationId="views.update")},
+            "/admin.invites.list": {"get": op(operationId="admin.inviteRequests.list")},  # reads: "list"
+            "/status": {"get": op(operationId="get_post_update")},  # reads: "get"
+            "/auth.revoke": {"get": op(operationId="auth.revoke")},
+        }
+    )
+    result = ingested(doc, IngestOptions(overrides={"auth.revoke": OperationOverride(read_only=True)}))
+    tools = {t.name: t.annotations for t in result.tools}
+    assert not tools["api.apps_uninstall"].read_only and not tools["api.apps_uninstall"].idempotent
+    assert not tools["api.views_update"].read_only
+    assert tools["api.admin_invite_requests_list"].read_only and tools["api.get_post_update"].read_only
+    assert tools["api.auth_revoke"].read_only  # the operator's override decides
+    degraded = {i.operation: i.reason for i in result.report.issues if i.kind == "degraded"}
+    assert set(degraded) == {"api.apps_uninstall", "api.views_update"}
+    uninstall = degraded["api.apps_uninstall"]
+    assert "'uninstall'" in uninstall and "read_only: true" in uninstall
+
+
+@pytest.mark.anyio
+async def test_slacks_writing_gets_are_refused_to_a_read_only_agent() -> None:
+    """Slack's document lists ten methods that change something as GET (apps.uninstall, auth.revoke,
+    views.publish ...): an agent granted ``slack.*:read`` must not be able to call them."""
+    hub = Hub()
+    hub.add_connector(OpenAPIConnector.from_spec("slack", vendor_spec("slack-web.v2.json")))
+    reported = {i.operation for i in hub.connector("slack").report.issues}
+    writing = {t.operation for t in hub.catalog if t.name in reported and not t.annotations.read_only}
+    assert {"apps_uninstall", "auth_revoke", "views_publish", "views_update", "files_remote_share"} <= writing
+    reader = Principal.agent("reader", ["slack.*:read"])
+    async with hub:
+        with pytest.raises(ToolNotFound):  # outside its scopes: answered like a missing tool
+            await hub.call(reader, "slack.auth_revoke", {})
+    assert hub.get_tool(reader, "slack.conversations_history").annotations.read_only

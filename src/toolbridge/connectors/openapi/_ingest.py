@@ -256,7 +256,7 @@ class _Ingest:
             connector=self.connector,
             description=override.description or self._description(op.node, item.node, method, path),
             input_schema=_input_schema(args),
-            annotations=_annotations(method, override),
+            annotations=_annotations(method, override, name, notes),
         )
         return tool, operation
 
@@ -473,9 +473,31 @@ def _input_schema(args: Mapping[str, ArgSpec]) -> dict[str, Any]:
     return schema
 
 
-def _annotations(method: str, override: OperationOverride) -> ToolAnnotations:
+# A GET whose name changes something and reads nothing: Slack's document lists apps.uninstall, auth.revoke,
+# views.update and seven more as GET. Read-only would let an agent with read scopes call them, and the
+# retries meant for reads would repeat them. Over GitHub's, Figma's and the other documents of
+# ../shared/specs (531 GETs beside Slack's) the rule marks no other ("download" and "export" read).
+_WRITE_TEXT = """update delete remove create add set revoke uninstall invite kick archive unarchive rename
+    post send upload approve restrict reset enable disable invalidate share open close request mark complete
+    snooze join leave cancel start stop publish"""
+_READ_TEXT = """get list fetch retrieve read search lookup info history find count describe show view query
+    check download export watch"""
+_WRITE_WORDS = frozenset(_WRITE_TEXT.split())
+_READ_WORDS = frozenset(_READ_TEXT.split())
+
+
+def _annotations(method: str, override: OperationOverride, name: str, notes: list[str]) -> ToolAnnotations:
     method = method.lower()
     read_only = method in ("get", "head", "options", "trace")
+    words = set(name.partition(".")[2].split("_"))  # the operation: "slack.apps_uninstall"
+    if read_only and override.read_only is None and words & _WRITE_WORDS and not words & _READ_WORDS:
+        read_only = False
+        verb = sorted(words & _WRITE_WORDS)[0]
+        notes.append(
+            f"{method.upper()}, but its name says it changes something ({verb!r}) and reads nothing: not "
+            "read-only and not retried as a read; if it only reads, say so with the operation's override "
+            "read_only: true"
+        )
     destructive = method == "delete"
     idempotent = read_only or method in ("put", "delete")
     if override.read_only is not None:
