@@ -475,8 +475,8 @@ def _input_schema(args: Mapping[str, ArgSpec]) -> dict[str, Any]:
 
 # A GET whose name changes something and reads nothing: Slack's document lists apps.uninstall, auth.revoke,
 # views.update and seven more as GET. Read-only would let an agent with read scopes call them, and the
-# retries meant for reads would repeat them. Over GitHub's, Figma's and the other documents of
-# ../shared/specs (531 GETs beside Slack's) the rule marks no other ("download" and "export" read).
+# retries meant for reads would repeat them. Over the GETs of GitHub's and Figma's documents and the others
+# in ../shared/specs the rule marks no other ("download" and "export" read).
 _WRITE_TEXT = """update delete remove create add set revoke uninstall invite kick archive unarchive rename
     post send upload approve restrict reset enable disable invalidate share open close request mark complete
     snooze join leave cancel start stop publish"""
