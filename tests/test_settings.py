@@ -180,6 +180,42 @@ def test_a_setting_that_does_not_fit_the_connection_scheme_is_reported_at_its_li
     assert message in error.message
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "key", "hint"),
+    [
+        (  # the commonest first mistake: another tool's word for the connector's kind
+            "connectors:\n  slack:\n    type: openapi\n    spec: slack.json\n",
+            2,
+            "connectors.slack.kind",
+            "write 'kind: openapi': the key is 'kind', not 'type'",
+        ),
+        (
+            "connectors:\n  svc:\n    kind: openapi\n    spec: a.json\n    connections: {type: bearer}\n",
+            5,
+            "connectors.svc.connections.scheme",
+            "write 'scheme: bearer': the key is 'scheme', not 'type'",
+        ),
+        (  # "header" is a scheme, but "location" is a key of one: no guess from it
+            "connectors:\n  svc:\n    kind: openapi\n    spec: a.json\n"
+            "    connections: {name: X-Key, location: header}\n",
+            5,
+            "connectors.svc.connections.scheme",
+            "add 'scheme: api_key' (or another)",
+        ),
+    ],
+)
+def test_a_missing_kind_or_scheme_names_the_choices_and_the_key_written_instead(
+    text: str, line: int, key: str, hint: str
+) -> None:
+    """Pydantic's own words were "Unable to extract tag using discriminator 'kind'"."""
+    with pytest.raises(ConfigFileError) as caught:
+        parse_settings(text, source=Path("toolbridge.yaml"))
+    error = caught.value
+    assert (error.line, error.key, error.hint) == (line, key, hint)
+    assert f": missing {key.rsplit('.', 1)[1]!r}: say which one this is, one of: " in error.message
+    assert "discriminator" not in str(error)
+
+
 def test_a_wrong_key_of_a_connection_names_the_valid_keys_of_its_scheme() -> None:
     text = "connectors:\n  svc:\n    kind: openapi\n    spec: api.json\n    connections:\n"
     text += "      scheme: basic\n      usernme: alice\n"

@@ -616,7 +616,7 @@ def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: s
     errors = exc.errors()
     error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc, _ = _walk(list(error["loc"]))
-    if error["type"] == "union_tag_invalid":
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc.append(str(error.get("ctx", {}).get("discriminator", "kind")).strip("'"))
     key = ".".join(str(p) for p in loc) or None
     line = _line_of(root, loc)
@@ -656,9 +656,34 @@ def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
         choices = [c.strip(" '") for c in str(expected).replace(" or ", ",").split(",") if c.strip(" '")]
         hint = did_you_mean(close_matches(str(value), choices))
         return f"{value!r} is not a valid choice; choose one of: {expected}", hint
+    if kind == "union_tag_not_found":  # no ``kind:`` (a connector) or ``scheme:`` (a connection)
+        key = loc[-1]
+        members = _members(_walk(list(error["loc"]))[1])
+        tags = (getattr(m.model_fields[key].annotation, "__args__", ()) for m in members)
+        choices = list(dict.fromkeys(str(t) for some in tags for t in some))
+        known = {name for m in members for name in m.model_fields}
+        given = error.get("input") if isinstance(error.get("input"), dict) else {}
+        # a key no member has whose value is a choice: "type: openapi" written for "kind: openapi"
+        named = [k for k, v in given.items() if v in choices and k not in known]
+        if named:
+            hint = f"write '{key}: {given[named[0]]}': the key is {key!r}, not {named[0]!r}"
+        else:
+            hint = f"add '{key}: {choices[0]}' (or another)" if choices else None
+        return f"missing {key!r}: say which one this is, one of: {', '.join(choices)}", hint
     if kind == "missing":
         return "this key is required but missing", "add it (see 'toolbridge init' for a commented example)"
     return f"{error['msg']} (got {error.get('input')!r})", None
+
+
+def _members(annotation: Any) -> list[type[BaseModel]]:
+    """The models of the discriminated union ``annotation`` (inside ``Annotated``)."""
+    members: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            members.append(arg)
+        else:
+            members.extend(_members(arg))
+    return members
 
 
 def _fields_at(loc: list[Any]) -> set[str]:
