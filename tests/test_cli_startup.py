@@ -74,3 +74,14 @@ def test_an_unusable_database_path_names_the_path_and_why(
     url = f"sqlite+aiosqlite:///{tmp_path}/{database}"
     result = toolbridge("serve", "-c", str(QUICKSTART), "--database", url, "--port", "0", cwd=tmp_path)
     assert_one_error(result, says.format(p=tmp_path), "--database")
+
+
+def test_serving_with_an_agent_that_is_not_declared_says_how_to_declare_or_create_it(tmp_path: Path) -> None:
+    """The hint offered ``--scope``, which ``serve`` does not take (``agents create`` does)."""
+    database = f"sqlite+aiosqlite:///{tmp_path}/tb.db"
+    result = toolbridge(
+        "serve", "-c", str(QUICKSTART), "--database", database, "--port", "0", "--create-agent", "nobody",
+        cwd=tmp_path,
+    )  # fmt: skip
+    lines = assert_one_error(result, "agent 'nobody' does not exist", "toolbridge agents create nobody --scope")
+    assert "agents:" in lines[1]  # or declared in the file

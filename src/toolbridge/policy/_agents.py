@@ -71,7 +71,10 @@ class AgentStore:
                 if not scope_list:
                     raise ConfigurationError(
                         f"agent {name!r} does not exist and no scope was given",
-                        hint="pass at least one scope, for example --scope 'notes.*' or --scope '*:read'",
+                        hint=(
+                            f"declare it under 'agents:' in toolbridge.yaml ({name}: {{scopes: ['*:read']}}) "
+                            f"or create it with scopes: toolbridge agents create {name} --scope 'notes.*'"
+                        ),
                     )
                 await conn.execute(
                     agents.insert().values(name=name, scopes=scope_list, source="cli", created_at=now)
