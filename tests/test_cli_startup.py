@@ -83,5 +83,7 @@ def test_serving_with_an_agent_that_is_not_declared_says_how_to_declare_or_creat
         "serve", "-c", str(QUICKSTART), "--database", database, "--port", "0", "--create-agent", "nobody",
         cwd=tmp_path,
     )  # fmt: skip
-    lines = assert_one_error(result, "agent 'nobody' does not exist", "toolbridge agents create nobody --scope")
+    lines = assert_one_error(
+        result, "agent 'nobody' does not exist", "toolbridge agents create nobody --scope"
+    )
     assert "agents:" in lines[1]  # or declared in the file
