@@ -43,6 +43,9 @@ def how_to_fix(error: ValidationError) -> str | None:
         return f"write it like {example!r}" if example else None
     if error.validator == "type" and isinstance(error.instance, str):
         return _unquoted(error.instance, error.validator_value)
+    if error.validator in ("maxLength", "minLength") and isinstance(error.instance, str):
+        bound = "at most" if error.validator == "maxLength" else "at least"
+        return f"send {bound} {error.validator_value:,} characters (this has {len(error.instance):,})"
     if error.validator == "enum" and isinstance(error.validator_value, list):
         choices = [v for v in error.validator_value if isinstance(v, str)]
         match = close_matches(str(error.instance), choices, n=1)

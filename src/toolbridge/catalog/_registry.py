@@ -210,6 +210,9 @@ def _describe(tool: Tool, error: ValidationError) -> dict[str, str]:
     if error.validator == "required":
         return {"field": path, "error": error.message}
     message = error.message
+    shown = repr(error.instance)
+    if len(shown) > 80 and message.startswith(shown):  # "'<a 5 KB value>' is too long": keep the reason
+        message = f"{shown[:60]}…{message[len(shown) :]}"
     if len(message) > 300:
         message = message[:300] + "…"
     fix = how_to_fix(error)

@@ -7,11 +7,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import Tool, summary_of
+from toolbridge.errors import InvalidArguments, close_matches, did_you_mean
 
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
 
-__all__ = ["search_document"]
+__all__ = ["MAX_QUERY_CHARS", "search_document"]
+
+MAX_QUERY_CHARS = 1000
+"""The longest query searched: a task in a sentence or two (a pasted document is no query)."""
 
 
 def search_document(
@@ -27,6 +31,14 @@ def search_document(
     also ``good_match: false``, a ``hint`` on how to rephrase and the ``connectors`` the caller can use,
     each with its one-line description and the words its tool names use most."""
     query = query.strip()
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidArguments(
+            f"the query is {len(query):,} characters long; at most {MAX_QUERY_CHARS:,} are searched",
+            errors=[{"field": "query", "error": f"longer than {MAX_QUERY_CHARS} characters"}],
+            hint="describe the task in a sentence, e.g. 'post a message to a channel'",
+        )
+    if connector is not None:
+        _check_connector(hub, principal, connector)
     where = _filter(connector, read_only)
     found = hub.search_tools(principal, query, limit=limit, where=where)
     answer: dict[str, Any] = {
@@ -49,6 +61,20 @@ def search_document(
         for name, words in hub.catalog.connector_words(hub.visible_to(principal, where)).items()
     ]
     return answer
+
+
+def _check_connector(hub: Hub, principal: Principal, connector: str) -> None:
+    """A connector none of whose tools ``principal`` may use is answered as unknown (as a tool outside its
+    scopes is), with the connectors it may use."""
+    usable = sorted(hub.catalog.connector_words(hub.visible_to(principal)))
+    if connector in usable:
+        return
+    listing = f"connectors you can use: {', '.join(usable)}" if usable else "you can use no connector"
+    raise InvalidArguments(
+        f"no connector {connector!r} among the tools you can use",
+        errors=[{"field": "connector", "error": f"unknown connector {connector!r}"}],
+        hint="; ".join(h for h in (did_you_mean(close_matches(connector, usable)), listing) if h),
+    )
 
 
 def _description(hub: Hub, name: str) -> str:
@@ -80,6 +106,11 @@ def _rephrase(query: str, terms: tuple[str, ...], any_hits: bool) -> str:
         )
     closest = "the tools listed are the closest, but none matches well; " if any_hits else ""
     return (
-        f"no tool matches {query!r} well: {closest}rephrase with the action and the thing it acts on "
+        f"no tool matches {_quoted(query)} well: {closest}rephrase with the action and the thing it acts on "
         "(e.g. 'create incident', 'list channels'), or pick a connector below and pass it as 'connector'"
     )
+
+
+def _quoted(query: str, limit: int = 80) -> str:
+    """``query`` in quotes, cut to ``limit`` characters (the hint repeats it, not the whole of it)."""
+    return repr(query if len(query) <= limit else query[: limit - 1] + "…")

@@ -162,6 +162,25 @@ async def test_search_filters_by_connector_and_read_only(searching: Served) -> N
 
 
 @ERAS
+async def test_a_search_in_a_connector_the_agent_cannot_use_names_those_it_can(
+    searching: Served, era: str
+) -> None:
+    """An unknown connector gave an empty list and "pick a connector below" above no connector."""
+    text = await refusal(searching, era, "toolbridge.search_tools", {"query": "add", "connector": "dem"})
+    assert "no connector 'dem' among the tools you can use" in text and "did you mean 'demo'?" in text
+    hidden = await refusal(searching, era, "toolbridge.search_tools", {"query": "add", "connector": "admin"})
+    assert "no connector 'admin'" in hidden and "connectors you can use: demo" in hidden  # admin unseen
+
+
+@ERAS
+async def test_a_query_over_a_thousand_characters_is_refused(searching: Served, era: str) -> None:
+    """Checked by the meta-tool's schema (maxLength): the error named the value, cut before its reason."""
+    text = await refusal(searching, era, "toolbridge.search_tools", {"query": "add two numbers " * 70})
+    assert "query: 'add two numbers add two numbers add two numbers add two num… is too long" in text
+    assert "send at most 1,000 characters (this has 1,120)" in text
+
+
+@ERAS
 async def test_call_tool_with_arguments_at_the_top_level(searching: Served, era: str) -> None:
     text = await refusal(searching, era, "toolbridge.call_tool", {"name": "demo.add", "a": 2, "b": 3})
     assert "call_tool got 'a', 'b' at the top level: the tool's own arguments go under 'arguments'" in text

@@ -258,3 +258,33 @@ async def test_search_tools_with_q(served: Served) -> None:
         "/v1/tools", params={"q": "add a note"}, headers=served.auth(served.reader_key)
     )
     assert "notes.add" not in [t["name"] for t in reader.json()["tools"]]  # outside the reader's scopes
+
+
+async def test_the_listing_takes_only_its_own_parameters(served: Served) -> None:
+    """``?query=`` for ``?q=`` answered with the whole catalog instead of a search, silently."""
+    for params, detail, hint in (
+        ({"query": "count"}, "unknown query parameter 'query'", "did you mean 'q'?"),
+        ({"q": "count", "top": "3"}, "unknown query parameter 'top'", "takes q, limit, connector, read_only"),
+        ({"limit": "3"}, "'limit' applies to a search", "add q="),
+    ):
+        refused = await served.http.get("/v1/tools", params=params, headers=served.auth())
+        assert refused.status_code == 400, params
+        assert refused.json()["detail"].startswith(detail) and hint in refused.json()["hint"]
+
+
+async def test_the_listing_filters_by_connector_and_read_only(served: Served) -> None:
+    reads = await served.http.get("/v1/tools", params={"read_only": "true"}, headers=served.auth())
+    assert [t["name"] for t in reads.json()["tools"]] == ["notes.count"]
+    other = await served.http.get("/v1/tools", params={"connector": "mail"}, headers=served.auth())
+    assert other.json()["tools"] == []
+
+
+async def test_a_search_in_an_unknown_connector_or_too_long_is_422_naming_the_field(served: Served) -> None:
+    typo = await served.http.get("/v1/tools", params={"q": "add", "connector": "note"}, headers=served.auth())
+    assert typo.status_code == 422 and typo.json()["errors"] == [
+        {"field": "connector", "error": "unknown connector 'note'"}
+    ]
+    assert typo.json()["hint"].startswith("did you mean 'notes'?")
+    long = await served.http.get("/v1/tools", params={"q": "count " * 300}, headers=served.auth())
+    assert long.status_code == 422 and long.json()["errors"][0]["field"] == "query"
+    assert "is 1,799 characters long" in long.json()["detail"]  # stripped

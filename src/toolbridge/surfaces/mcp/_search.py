@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from toolbridge.catalog import Catalog, Tool
 from toolbridge.catalog._compact import compact_schema, sub_schema
 from toolbridge.errors import InvalidArguments, ToolbridgeError, ToolNotFound
-from toolbridge.surfaces._tool_search import search_document
+from toolbridge.surfaces._tool_search import MAX_QUERY_CHARS, search_document
 from toolbridge.surfaces.mcp._wire import (
     REQUEST_ID_META_KEY,
     error_result,
@@ -77,7 +77,11 @@ META_TOOLS: list[dict[str, Any]] = [
         "inputSchema": {
             "type": "object",
             "properties": {
-                "query": {"type": "string", "description": "the task in words, e.g. 'create an incident'"},
+                "query": {
+                    "type": "string",
+                    "description": "the task in words, e.g. 'create an incident'",
+                    "maxLength": MAX_QUERY_CHARS,
+                },
                 "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
                 "connector": {"type": "string", "description": "only tools of this connector (service)"},
                 "read_only": {"type": "boolean", "description": "only tools that change nothing (true)"},

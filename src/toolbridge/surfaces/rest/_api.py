@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from toolbridge._shape import CallResult
 from toolbridge.catalog import Tool
-from toolbridge.errors import BadRequest, ToolbridgeError, http_status, problem
+from toolbridge.errors import BadRequest, ToolbridgeError, close_matches, http_status, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
@@ -219,16 +219,23 @@ def create_rest_app(hub: Hub) -> FastAPI:
 
     @app.get("/tools", summary="List the tools this agent may call, or search them with q")
     async def list_tools(
+        request: Request,
         caller: Caller,
         q: Annotated[str | None, Query(description="words for the task: the best matching tools")] = None,
-        limit: Annotated[int, Query(ge=1, le=50, description="with q: how many tools")] = 10,
-        connector: Annotated[str | None, Query(description="with q: only this connector's tools")] = None,
-        read_only: Annotated[bool | None, Query(description="with q: only read-only tools")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=50, description="with q: how many tools (10)")] = None,
+        connector: Annotated[str | None, Query(description="only this connector's tools")] = None,
+        read_only: Annotated[bool | None, Query(description="only read-only tools (true) or others")] = None,
     ) -> dict[str, Any]:
+        _check_listing_parameters(request, searching=q is not None)
         if q is None:
-            return {"tools": [tool_document(t) for t in hub.list_tools(caller)]}
+            listed = hub.list_tools(caller)
+            if connector is not None:
+                listed = [t for t in listed if t.connector == connector]
+            if read_only is not None:
+                listed = [t for t in listed if t.annotations.read_only == read_only]
+            return {"tools": [tool_document(t) for t in listed]}
         await hub.catalog.prepare_search()  # built off the event loop after a catalog change
-        return search_document(hub, caller, q, limit=limit, connector=connector, read_only=read_only)
+        return search_document(hub, caller, q, limit=limit or 10, connector=connector, read_only=read_only)
 
     @app.get("/tools/{name}", summary="Describe one tool")
     async def get_tool(name: str, caller: Caller) -> dict[str, Any]:
@@ -262,6 +269,29 @@ def create_rest_app(hub: Hub) -> FastAPI:
     _install_error_handlers(app)
     app.openapi = lambda: complete_document(app)  # type: ignore[method-assign]
     return app
+
+
+_LISTING_PARAMETERS = ("q", "limit", "connector", "read_only")
+_QUERY_ALIASES = {"query": "q", "search": "q", "text": "q", "top_k": "limit", "k": "limit"}
+
+
+def _check_listing_parameters(request: Request, *, searching: bool) -> None:
+    """``GET /tools`` takes only its own query parameters: ``?query=…`` for ``?q=…`` answered with the
+    whole catalog instead of a search, silently."""
+    for name in request.query_params:
+        if name in _LISTING_PARAMETERS:
+            continue
+        meant = _QUERY_ALIASES.get(name) or next(iter(close_matches(name, _LISTING_PARAMETERS)), None)
+        raise BadRequest(
+            f"unknown query parameter {name!r}",
+            hint=(f"did you mean {meant!r}? " if meant else "")
+            + f"GET /v1/tools takes {', '.join(_LISTING_PARAMETERS)} (q: the task in words, a search)",
+        )
+    if not searching and "limit" in request.query_params:
+        raise BadRequest(
+            "'limit' applies to a search: the listing without q is every tool you can use",
+            hint="add q=<the task in words>, or filter the listing with connector= and read_only=",
+        )
 
 
 def _call_document(row: dict[str, Any]) -> dict[str, Any]:
