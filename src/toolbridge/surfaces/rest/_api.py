@@ -214,7 +214,6 @@ def create_rest_app(hub: Hub) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
         description="One catalog of tools for AI agents. Authenticate with `Authorization: Bearer <key>`.",
     )
-
     app.state.hub = hub
 
     @app.get("/tools", summary="List the tools this agent may call, or search them with q")
@@ -228,12 +227,7 @@ def create_rest_app(hub: Hub) -> FastAPI:
     ) -> dict[str, Any]:
         _check_listing_parameters(request, searching=q is not None)
         if q is None:
-            listed = hub.list_tools(caller)
-            if connector is not None:
-                listed = [t for t in listed if t.connector == connector]
-            if read_only is not None:
-                listed = [t for t in listed if t.annotations.read_only == read_only]
-            return {"tools": [tool_document(t) for t in listed]}
+            return {"tools": [tool_document(t) for t in _listed(hub, caller, connector, read_only)]}
         await hub.catalog.prepare_search()  # built off the event loop after a catalog change
         return search_document(hub, caller, q, limit=limit or 10, connector=connector, read_only=read_only)
 
@@ -273,6 +267,16 @@ def create_rest_app(hub: Hub) -> FastAPI:
 
 _LISTING_PARAMETERS = ("q", "limit", "connector", "read_only")
 _QUERY_ALIASES = {"query": "q", "search": "q", "text": "q", "top_k": "limit", "k": "limit"}
+
+
+def _listed(hub: Hub, caller: Principal, connector: str | None, read_only: bool | None) -> list[Tool]:
+    """The tools ``caller`` may use, of ``connector`` and read-only or not when given."""
+    return [
+        t
+        for t in hub.list_tools(caller)
+        if (connector is None or t.connector == connector)
+        and (read_only is None or t.annotations.read_only == read_only)
+    ]
 
 
 def _check_listing_parameters(request: Request, *, searching: bool) -> None:
