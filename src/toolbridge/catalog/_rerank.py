@@ -66,27 +66,27 @@ FEATURES = (
 )
 
 WEIGHTS = (
-    1.77774,
-    0.281759,
-    0.218852,
-    0.568031,
-    10.9931,
-    0.229267,
-    -0.027252,
-    -2.59268,
-    4.54784,
-    -1.68263,
-    -1.53628,
-    -0.947069,
-    0.518241,
-    0.649998,
-    0.690442,
-    0.139518,
-    1.83647,
-    0.293348,
-    -0.278836,
-    1.53661,
-    -1.01875,
+    1.77338,
+    0.286296,
+    0.225468,
+    0.566121,
+    10.9864,
+    0.230639,
+    -0.0384404,
+    -2.57955,
+    4.5441,
+    -1.68073,
+    -1.53325,
+    -0.943994,
+    0.520419,
+    0.752678,
+    0.707502,
+    0.132177,
+    1.82421,
+    0.294556,
+    -0.270697,
+    1.54303,
+    -1.021,
 )
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
@@ -98,7 +98,7 @@ MATCH_SIGNALS = (
     "how many terms those are (up to 12: a long request covers less of itself)",
 )
 
-GOOD = (3.57024, 7.47682, -5.16252, 0.265308, 4.7253)
+GOOD = (3.57572, 7.61759, -5.12754, 0.26511, 4.80774)
 """A search's best hit is a good match when ``sum(GOOD[k] * signal[k]) >= GOOD[-1]`` over the
 :data:`MATCH_SIGNALS`: the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the
 development tasks with and without a tool, cut where it flags the most no-tool tasks and the fewest others

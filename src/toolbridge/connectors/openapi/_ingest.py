@@ -474,12 +474,12 @@ def _input_schema(args: Mapping[str, ArgSpec]) -> dict[str, Any]:
 
 
 # A GET whose name changes something and reads nothing: Slack's document lists apps.uninstall, auth.revoke,
-# views.update and seven more as GET. Read-only would let an agent with read scopes call them, and the
+# views.update and ten more as GET. Read-only would let an agent with read scopes call them, and the
 # retries meant for reads would repeat them. Over the GETs of GitHub's and Figma's documents and the others
 # in ../shared/specs the rule marks no other ("download" and "export" read).
 _WRITE_TEXT = """update delete remove create add set revoke uninstall invite kick archive unarchive rename
     post send upload approve restrict reset enable disable invalidate share open close request mark complete
-    snooze join leave cancel start stop publish"""
+    snooze join leave cancel start stop publish push completed failed"""
 _READ_TEXT = """get list fetch retrieve read search lookup info history find count describe show view query
     check download export watch"""
 _WRITE_WORDS = frozenset(_WRITE_TEXT.split())
