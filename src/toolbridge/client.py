@@ -2,6 +2,7 @@
 
     async with Client("http://127.0.0.1:8080", api_key="tb_...") as client:
         tools = await client.list_tools()
+        found = await client.search_tools("add a note")
         result = await client.call("notes.add", {"text": "hello"})
 
 Errors come back as the same exception classes the hub raises (``ToolNotFound``, ``InvalidArguments``…).
@@ -56,6 +57,19 @@ class Client:
     async def list_tools(self) -> list[Tool]:
         data = await self._request("GET", "/tools")
         return [_tool(doc) for doc in data["tools"]]
+
+    async def search_tools(
+        self, query: str, *, limit: int = 10, connector: str | None = None, read_only: bool | None = None
+    ) -> dict[str, Any]:
+        """The tools best matching ``query``, as ``GET /v1/tools?q=`` answers: ``tools`` (name, summary,
+        score, read_only), best first, and ``good_match: false`` with a ``hint`` and the ``connectors``
+        when none matches well."""
+        params: dict[str, str | int] = {"q": query, "limit": limit}
+        if connector is not None:
+            params["connector"] = connector
+        if read_only is not None:
+            params["read_only"] = "true" if read_only else "false"
+        return dict(await self._request("GET", "/tools", params=params))
 
     async def get_tool(self, name: str) -> Tool:
         return _tool(await self._request("GET", f"/tools/{name}"))

@@ -201,6 +201,12 @@ async def test_python_client_against_rest(served: Served) -> None:
         tools = await client.list_tools()
         assert [t.name for t in tools] == ["notes.add", "notes.count"]
         assert tools[1].annotations.read_only
+        found = await client.search_tools("count the words", read_only=True)
+        assert found["tools"][0]["name"] == "notes.count" and "good_match" not in found
+        nothing = await client.search_tools("book a flight", limit=1)
+        assert nothing["good_match"] is False and nothing["connectors"][0]["name"] == "notes"
+        with pytest.raises(InvalidArguments, match="no connector 'note'"):
+            await client.search_tools("add", connector="note")
         result = await client.call("notes.count", {"text": "a b c"})
         assert (result.value, result.text) == (3, "3")
         with pytest.raises(ToolNotFound) as info:
