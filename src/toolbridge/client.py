@@ -10,7 +10,7 @@ Errors come back as the same exception classes the hub raises (``ToolNotFound``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -59,12 +59,20 @@ class Client:
         return [_tool(doc) for doc in data["tools"]]
 
     async def search_tools(
-        self, query: str, *, limit: int = 10, connector: str | None = None, read_only: bool | None = None
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        connector: str | None = None,
+        read_only: bool | None = None,
+        tags: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The tools best matching ``query``, as ``GET /v1/tools?q=`` answers: ``tools`` (name, summary,
         score, read_only), best first, and ``good_match: false`` with a ``hint`` and the ``connectors``
         when none matches well."""
-        params: dict[str, str | int] = {"q": query, "limit": limit}
+        params: dict[str, str | int | list[str]] = {"q": query, "limit": limit}
+        if tags:
+            params["tags"] = list(tags)
         if connector is not None:
             params["connector"] = connector
         if read_only is not None:
@@ -137,6 +145,7 @@ def _tool(doc: Mapping[str, Any]) -> Tool:
         title=doc.get("title"),
         output_schema=doc.get("output_schema"),
         cost=int(doc.get("cost", 1)),
+        tags=tuple(doc.get("tags", ())),
         annotations=ToolAnnotations(
             read_only=bool(a.get("read_only")),
             destructive=bool(a.get("destructive")),

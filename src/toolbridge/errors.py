@@ -737,6 +737,7 @@ _SIMPLE: tuple[type[ToolbridgeError], ...] = (
     Conflict,
     CredentialsError,
     NotConnected,
+    NotFound,
     IdempotencyKeyReused,
     InputRequired,
     OutcomeUnknown,

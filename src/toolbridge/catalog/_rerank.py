@@ -66,27 +66,27 @@ FEATURES = (
 )
 
 WEIGHTS = (
-    1.77338,
-    0.286296,
-    0.225468,
-    0.566121,
-    10.9864,
-    0.230639,
-    -0.0384404,
-    -2.57955,
-    4.5441,
-    -1.68073,
-    -1.53325,
-    -0.943994,
-    0.520419,
-    0.752678,
-    0.707502,
-    0.132177,
-    1.82421,
-    0.294556,
-    -0.270697,
-    1.54303,
-    -1.021,
+    1.80532,
+    0.26272,
+    0.194787,
+    0.603469,
+    11.0525,
+    0.212304,
+    -0.0558756,
+    -2.57507,
+    4.53927,
+    -1.68899,
+    -1.5372,
+    -0.946381,
+    0.511994,
+    0.752797,
+    0.727733,
+    0.203872,
+    1.7711,
+    0.2898,
+    -0.278905,
+    1.53814,
+    -1.01816,
 )
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
@@ -98,7 +98,7 @@ MATCH_SIGNALS = (
     "how many terms those are (up to 12: a long request covers less of itself)",
 )
 
-GOOD = (3.57572, 7.61759, -5.12754, 0.26511, 4.80774)
+GOOD = (3.50191, 7.61868, -5.14388, 0.262865, 4.77277)
 """A search's best hit is a good match when ``sum(GOOD[k] * signal[k]) >= GOOD[-1]`` over the
 :data:`MATCH_SIGNALS`: the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the
 development tasks with and without a tool, cut where it flags the most no-tool tasks and the fewest others

@@ -99,6 +99,7 @@ _FIELDS: dict[str, tuple[float, float]] = {
     "params": (0.7, 0.5),
     "param_text": (0.25, 0.75),
     "connector": (0.6, 0.0),
+    "tags": (0.5, 0.0),  # an API document's groups ("Incidents"): CV 464.8 -> 466.2 first of 594, noise
 }
 
 
@@ -175,6 +176,7 @@ def _fields(tool: Tool) -> dict[str, list[str]]:
         "params": terms(" ".join(props)),
         "param_text": terms(param_text)[:_DESCRIPTION_TERMS],
         "connector": terms(tool.connector),
+        "tags": terms(" ".join(tool.tags)),
     }
 
 

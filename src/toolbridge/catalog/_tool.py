@@ -79,6 +79,8 @@ class Tool:
     output_schema: Mapping[str, Any] | None = None
     cost: int = 1
     meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    tags: tuple[str, ...] = ()
+    """Groups the tool belongs to (an OpenAPI operation's ``tags``): a search can keep only some."""
 
     def __post_init__(self) -> None:
         check_tool_name(self.name)

@@ -372,6 +372,7 @@ def tools_search(
     query: Annotated[str, typer.Argument(help="The task in words, e.g. 'post a message to a channel'")],
     limit: Annotated[int, typer.Option(min=1, max=50, help="How many tools")] = 10,
     connector: Annotated[str | None, typer.Option(help="Only this connector's tools")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only tools with this tag (repeatable)")] = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="The answer as GET /v1/tools?q= gives it")] = False,
@@ -384,7 +385,9 @@ def tools_search(
 
     async def main() -> dict[str, Any]:
         async with hub:  # upstream MCP tools are known once their servers are reached
-            return search_document(hub, Principal.local(), query, limit=limit, connector=connector)
+            return search_document(
+                hub, Principal.local(), query, limit=limit, connector=connector, tags=tag or ()
+            )
 
     answer = _run(main)
     if as_json:

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import Tool, summary_of
-from toolbridge.errors import InvalidArguments, close_matches, did_you_mean
+from toolbridge.errors import InvalidArguments, NotFound, close_matches, did_you_mean
 
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
@@ -26,6 +26,7 @@ def search_document(
     limit: int = 10,
     connector: str | None = None,
     read_only: bool | None = None,
+    tags: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``{"tools": [{name, summary, score, read_only}, ...]}`` best first; when nothing matches well,
     also ``good_match: false``, a ``hint`` on how to rephrase and the ``connectors`` the caller can use,
@@ -39,7 +40,8 @@ def search_document(
         )
     if connector is not None:
         _check_connector(hub, principal, connector)
-    where = _filter(connector, read_only)
+    wanted = _check_tags(hub, principal, tags)
+    where = _filter(connector, read_only, wanted)
     found = hub.search_tools(principal, query, limit=limit, where=where)
     answer: dict[str, Any] = {
         "tools": [
@@ -70,9 +72,8 @@ def _check_connector(hub: Hub, principal: Principal, connector: str) -> None:
     if connector in usable:
         return
     listing = f"connectors you can use: {', '.join(usable)}" if usable else "you can use no connector"
-    raise InvalidArguments(
+    raise NotFound(
         f"no connector {connector!r} among the tools you can use",
-        errors=[{"field": "connector", "error": f"unknown connector {connector!r}"}],
         hint="; ".join(h for h in (did_you_mean(close_matches(connector, usable)), listing) if h),
     )
 
@@ -89,12 +90,30 @@ def _description(hub: Hub, name: str) -> str:
     return text if isinstance(text, str) else ""
 
 
-def _filter(connector: Any, read_only: Any) -> Callable[[Tool], bool] | None:
-    if connector is None and read_only is None:
+def _check_tags(hub: Hub, principal: Principal, tags: Sequence[str]) -> frozenset[str]:
+    """``tags`` lower-cased; a tag no tool the caller may use has is refused with the closest ones (a
+    typo would otherwise answer nothing, silently)."""
+    if not tags:
+        return frozenset()
+    keep = hub.visible_to(principal)
+    known = {tag.lower(): tag for tool in hub.catalog if tool.tags and keep(tool) for tag in tool.tags}
+    for tag in tags:
+        if tag.lower() not in known:
+            close = [known[t] for t in close_matches(tag.lower(), known)]
+            listing = f"tags of the tools you can use: {', '.join(sorted(known.values())[:30])}"
+            listing = listing if known else "no tool you can use has tags"
+            hint = "; ".join(h for h in (did_you_mean(close), listing) if h)
+            raise NotFound(f"no tool you can use is tagged {tag!r}", hint=hint)
+    return frozenset(t.lower() for t in tags)
+
+
+def _filter(connector: Any, read_only: Any, tags: frozenset[str]) -> Callable[[Tool], bool] | None:
+    if connector is None and read_only is None and not tags:
         return None
     return lambda t: (
         (connector is None or t.connector == connector)
         and (read_only is None or t.annotations.read_only == read_only)
+        and (not tags or any(tag.lower() in tags for tag in t.tags))
     )
 
 

@@ -203,3 +203,27 @@ def test_the_catalog_cache_is_used_until_the_document_changes(tmp_path: Path) ->
     spec.write_text(PATHS.replace("operationId: ok", "operationId: fine") % "#/components/parameters/Nope")
     changed = OpenAPIConnector.from_spec("api", spec, cache_dir=cache)
     assert [t.name for t in changed.tools()] == ["api.fine"]
+
+
+TAGGED = """openapi: 3.0.0
+info: {title: t, version: '1'}
+paths:
+  /incidents:
+    get: {operationId: listIncidents, tags: [Incidents], responses: {'200': {description: ok}}}
+  /views.update:
+    get: {operationId: views.update, tags: [views, Views Beta], responses: {'200': {description: ok}}}
+"""
+
+
+def test_tags_and_annotations_come_back_from_the_catalog_cache(tmp_path: Path) -> None:
+    """The cache kept no tags, and a catalog cached by an older ingest would keep a writing GET read-only:
+    its format is raised when ingest changes."""
+    spec = _write(tmp_path, "api.yaml", TAGGED)
+    cache = tmp_path / "cache"
+    for _ in range(2):  # ingested, then read from the cache
+        tools = {t.name: t for t in OpenAPIConnector.from_spec("api", spec, cache_dir=cache).tools()}
+        assert tools["api.list_incidents"].tags == ("Incidents",)
+        assert tools["api.list_incidents"].annotations.read_only
+        assert tools["api.views_update"].tags == ("views", "Views Beta")
+        assert not tools["api.views_update"].annotations.read_only
+    assert len(list(cache.glob("*.json"))) == 1

@@ -173,6 +173,12 @@ async def test_a_search_in_a_connector_the_agent_cannot_use_names_those_it_can(
 
 
 @ERAS
+async def test_a_search_by_a_tag_no_tool_has_says_so(searching: Served, era: str) -> None:
+    text = await refusal(searching, era, "toolbridge.search_tools", {"query": "add", "tags": ["Math"]})
+    assert "no tool you can use is tagged 'Math'" in text and "no tool you can use has tags" in text
+
+
+@ERAS
 async def test_a_query_over_a_thousand_characters_is_refused(searching: Served, era: str) -> None:
     """Checked by the meta-tool's schema (maxLength): the error named the value, cut before its reason."""
     text = await refusal(searching, era, "toolbridge.search_tools", {"query": "add two numbers " * 70})

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx2
 import pytest
 
 from toolbridge import Client, Hub, InvalidArguments, ToolNotFound
-from toolbridge.errors import AuthenticationError
+from toolbridge.connectors.openapi import OpenAPIConnector
+from toolbridge.errors import AuthenticationError, NotFound
 from toolbridge.surfaces.app import create_app
 
 pytestmark = pytest.mark.anyio
@@ -205,7 +208,7 @@ async def test_python_client_against_rest(served: Served) -> None:
         assert found["tools"][0]["name"] == "notes.count" and "good_match" not in found
         nothing = await client.search_tools("book a flight", limit=1)
         assert nothing["good_match"] is False and nothing["connectors"][0]["name"] == "notes"
-        with pytest.raises(InvalidArguments, match="no connector 'note'"):
+        with pytest.raises(NotFound, match="no connector 'note'"):
             await client.search_tools("add", connector="note")
         result = await client.call("notes.count", {"text": "a b c"})
         assert (result.value, result.text) == (3, "3")
@@ -271,7 +274,6 @@ async def test_the_listing_takes_only_its_own_parameters(served: Served) -> None
     for params, detail, hint in (
         ({"query": "count"}, "unknown query parameter 'query'", "did you mean 'q'?"),
         ({"q": "count", "top": "3"}, "unknown query parameter 'top'", "takes q, limit, connector, read_only"),
-        ({"limit": "3"}, "'limit' applies to a search", "add q="),
     ):
         refused = await served.http.get("/v1/tools", params=params, headers=served.auth())
         assert refused.status_code == 400, params
@@ -283,14 +285,53 @@ async def test_the_listing_filters_by_connector_and_read_only(served: Served) ->
     assert [t["name"] for t in reads.json()["tools"]] == ["notes.count"]
     other = await served.http.get("/v1/tools", params={"connector": "mail"}, headers=served.auth())
     assert other.json()["tools"] == []
+    first = await served.http.get("/v1/tools", params={"limit": "1"}, headers=served.auth())
+    assert [t["name"] for t in first.json()["tools"]] == ["notes.add"]
 
 
-async def test_a_search_in_an_unknown_connector_or_too_long_is_422_naming_the_field(served: Served) -> None:
+async def test_a_search_in_an_unknown_connector_is_404_and_a_too_long_one_400(served: Served) -> None:
+    """Statuses the REST document declares (schemathesis checks them): 404 for a connector the caller
+    has no tool of, 400 for a query over the document's maxLength."""
     typo = await served.http.get("/v1/tools", params={"q": "add", "connector": "note"}, headers=served.auth())
-    assert typo.status_code == 422 and typo.json()["errors"] == [
-        {"field": "connector", "error": "unknown connector 'note'"}
-    ]
-    assert typo.json()["hint"].startswith("did you mean 'notes'?")
+    detail = "no connector 'note' among the tools you can use"
+    assert typo.status_code == 404 and typo.json()["detail"] == detail
+    assert typo.json()["hint"] == "did you mean 'notes'?; connectors you can use: notes"
     long = await served.http.get("/v1/tools", params={"q": "count " * 300}, headers=served.auth())
-    assert long.status_code == 422 and long.json()["errors"][0]["field"] == "query"
-    assert "is 1,799 characters long" in long.json()["detail"]  # stripped
+    assert long.status_code == 400
+    assert "query.q: String should have at most 1000 characters" in long.json()["detail"]
+
+
+async def test_search_and_listing_keep_only_tools_with_one_of_the_tags(tmp_path: Path) -> None:
+    document = tmp_path / "api.json"
+    document.write_text(json.dumps(_tagged_document()))
+    hub = make_hub()
+    hub.add_connector(OpenAPIConnector.from_spec("api", document, base_url="http://127.0.0.1:9"))
+    app = create_app(hub)
+    async with app.router.lifespan_context(app):
+        key = await hub.agents.create("tagger", ["api.*", "notes.*"])
+        auth = {"Authorization": f"Bearer {key}"}
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as http:
+            found = await http.get("/v1/tools", params={"q": "list", "tags": "incidents"}, headers=auth)
+            assert [t["name"] for t in found.json()["tools"]] == ["api.list_incidents"]  # any case
+            params = [("tags", "Incidents"), ("tags", "Services")]
+            both = await http.get("/v1/tools", params=params, headers=auth)
+            assert {t["name"] for t in both.json()["tools"]} == {"api.list_incidents", "api.list_services"}
+            assert both.json()["tools"][0]["tags"]
+            typo = await http.get("/v1/tools", params={"q": "list", "tags": "Incident"}, headers=auth)
+            assert typo.status_code == 404 and "did you mean 'Incidents'?" in typo.json()["hint"]
+            async with Client(BASE, api_key=key, http_client=http) as client:
+                answer = await client.search_tools("list", tags=["Services"])
+                assert [t["name"] for t in answer["tools"]] == ["api.list_services"]
+                assert (await client.get_tool("api.list_services")).tags == ("Services",)
+
+
+def _tagged_document() -> dict[str, object]:
+    ok = {"200": {"description": "ok"}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/incidents": {"get": {"operationId": "listIncidents", "tags": ["Incidents"], "responses": ok}},
+            "/services": {"get": {"operationId": "listServices", "tags": ["Services"], "responses": ok}},
+        },
+    }

@@ -34,10 +34,10 @@ from toolbridge.connectors.openapi._model import (
 
 __all__ = ["CatalogCache"]
 
-FORMAT = 3
+FORMAT = 4
 """Raised whenever ingest turns the same document into different tools (2: operation-level $refs,
-required body fields, SSRF-guarded $refs; 3: the document's one-line summary), so a catalog built by
-an older version is not reused."""
+required body fields, SSRF-guarded $refs; 3: the document's one-line summary; 4: GETs whose names write
+are not read-only, and tools keep their tags), so a catalog built by an older version is not reused."""
 
 
 class CatalogCache:
@@ -107,11 +107,15 @@ def _tool(tool: Tool) -> dict[str, Any]:
         "annotations": dataclasses.asdict(tool.annotations),
         "title": tool.title,
         "cost": tool.cost,
+        "tags": list(tool.tags),
     }
 
 
 def _ingested(data: dict[str, Any]) -> Ingested:
-    tools = tuple(Tool(**{**t, "annotations": ToolAnnotations(**t["annotations"])}) for t in data["tools"])
+    tools = tuple(
+        Tool(**{**t, "annotations": ToolAnnotations(**t["annotations"]), "tags": tuple(t["tags"])})
+        for t in data["tools"]
+    )
     report = data["report"]
     return Ingested(
         tools=tools,

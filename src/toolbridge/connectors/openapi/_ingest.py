@@ -257,6 +257,7 @@ class _Ingest:
             description=override.description or self._description(op.node, item.node, method, path),
             input_schema=_input_schema(args),
             annotations=_annotations(method, override, name, notes),
+            tags=tags,
         )
         return tool, operation
 

@@ -85,6 +85,11 @@ META_TOOLS: list[dict[str, Any]] = [
                 "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
                 "connector": {"type": "string", "description": "only tools of this connector (service)"},
                 "read_only": {"type": "boolean", "description": "only tools that change nothing (true)"},
+                "tags": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "only tools with one of these tags (an API document's groups)",
+                },
             },
             "required": ["query"],
             "additionalProperties": False,
@@ -256,6 +261,7 @@ def _search(hub: Hub, principal: Principal, arguments: Mapping[str, Any]) -> dic
         limit=arguments.get("limit", 10),
         connector=arguments.get("connector"),
         read_only=arguments.get("read_only"),
+        tags=arguments.get("tags", ()),
     )
     if "good_match" not in answer:
         answer["next"] = _NEXT

@@ -24,7 +24,7 @@ from toolbridge.policy import Principal
 from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
 from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._request import api_key
-from toolbridge.surfaces._tool_search import search_document
+from toolbridge.surfaces._tool_search import MAX_QUERY_CHARS, search_document
 from toolbridge.surfaces.rest._connections import connections_router
 from toolbridge.surfaces.rest._events import events_router
 from toolbridge.surfaces.rest._openapi import complete_document
@@ -99,6 +99,8 @@ def tool_document(tool: Tool) -> dict[str, Any]:
         doc["title"] = tool.title
     if tool.output_schema is not None:
         doc["output_schema"] = tool.output_schema
+    if tool.tags:
+        doc["tags"] = list(tool.tags)
     return doc
 
 
@@ -176,6 +178,27 @@ async def list_capabilities(request: Request, caller: Caller) -> dict[str, Any]:
     return {"capabilities": capability_documents(hub, router, tools, detail=caller.is_operator)}
 
 
+@_operations.get("/tools", summary="List the tools this agent may call, or search them with q")
+async def list_tools(
+    request: Request,
+    caller: Caller,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, description="the task in words")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=50, description="how many tools (a search: 10)")] = None,
+    connector: Annotated[str | None, Query(description="only this connector's tools")] = None,
+    read_only: Annotated[bool | None, Query(description="only read-only tools (true) or others")] = None,
+    tags: Annotated[list[str] | None, Query(description="only tools with one of these tags")] = None,
+) -> dict[str, Any]:
+    _check_listing_parameters(request)
+    hub = _hub_of(request)
+    if q is None:
+        listed = _listed(hub, caller, connector, read_only, tags or ())
+        return {"tools": [tool_document(t) for t in listed[:limit]]}
+    await hub.catalog.prepare_search()  # built off the event loop after a catalog change
+    return search_document(
+        hub, caller, q, limit=limit or 10, connector=connector, read_only=read_only, tags=tags or ()
+    )
+
+
 @_operations.get("/outbox", summary="The caller's writes queued for a later retry")
 async def list_outbox(
     request: Request,
@@ -216,21 +239,6 @@ def create_rest_app(hub: Hub) -> FastAPI:
     )
     app.state.hub = hub
 
-    @app.get("/tools", summary="List the tools this agent may call, or search them with q")
-    async def list_tools(
-        request: Request,
-        caller: Caller,
-        q: Annotated[str | None, Query(description="words for the task: the best matching tools")] = None,
-        limit: Annotated[int | None, Query(ge=1, le=50, description="with q: how many tools (10)")] = None,
-        connector: Annotated[str | None, Query(description="only this connector's tools")] = None,
-        read_only: Annotated[bool | None, Query(description="only read-only tools (true) or others")] = None,
-    ) -> dict[str, Any]:
-        _check_listing_parameters(request, searching=q is not None)
-        if q is None:
-            return {"tools": [tool_document(t) for t in _listed(hub, caller, connector, read_only)]}
-        await hub.catalog.prepare_search()  # built off the event loop after a catalog change
-        return search_document(hub, caller, q, limit=limit or 10, connector=connector, read_only=read_only)
-
     @app.get("/tools/{name}", summary="Describe one tool")
     async def get_tool(name: str, caller: Caller) -> dict[str, Any]:
         return tool_document(hub.get_tool(caller, name))
@@ -265,21 +273,25 @@ def create_rest_app(hub: Hub) -> FastAPI:
     return app
 
 
-_LISTING_PARAMETERS = ("q", "limit", "connector", "read_only")
-_QUERY_ALIASES = {"query": "q", "search": "q", "text": "q", "top_k": "limit", "k": "limit"}
+_LISTING_PARAMETERS = ("q", "limit", "connector", "read_only", "tags")
+_QUERY_ALIASES = {"query": "q", "search": "q", "text": "q", "top_k": "limit", "k": "limit", "tag": "tags"}
 
 
-def _listed(hub: Hub, caller: Principal, connector: str | None, read_only: bool | None) -> list[Tool]:
-    """The tools ``caller`` may use, of ``connector`` and read-only or not when given."""
+def _listed(
+    hub: Hub, caller: Principal, connector: str | None, read_only: bool | None, tags: list[str] | tuple[()]
+) -> list[Tool]:
+    """The tools ``caller`` may use: of ``connector``, read-only or not, with one of ``tags`` (when given)."""
+    wanted = {t.lower() for t in tags}
     return [
         t
         for t in hub.list_tools(caller)
         if (connector is None or t.connector == connector)
         and (read_only is None or t.annotations.read_only == read_only)
+        and (not wanted or any(tag.lower() in wanted for tag in t.tags))
     ]
 
 
-def _check_listing_parameters(request: Request, *, searching: bool) -> None:
+def _check_listing_parameters(request: Request) -> None:
     """``GET /tools`` takes only its own query parameters: ``?query=…`` for ``?q=…`` answered with the
     whole catalog instead of a search, silently."""
     for name in request.query_params:
@@ -290,11 +302,6 @@ def _check_listing_parameters(request: Request, *, searching: bool) -> None:
             f"unknown query parameter {name!r}",
             hint=(f"did you mean {meant!r}? " if meant else "")
             + f"GET /v1/tools takes {', '.join(_LISTING_PARAMETERS)} (q: the task in words, a search)",
-        )
-    if not searching and "limit" in request.query_params:
-        raise BadRequest(
-            "'limit' applies to a search: the listing without q is every tool you can use",
-            hint="add q=<the task in words>, or filter the listing with connector= and read_only=",
         )
 
 

@@ -64,7 +64,7 @@ _BASE = (400, 401, 413, 429, 503)
 # what a call through the hub to a tool (and its upstream) can add
 _CALL = (403, 404, 409, 412, 422, 423, 502, 504)
 _EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
-    ("get", "/tools"): (),
+    ("get", "/tools"): (404,),  # a connector or tag the caller has no tool of
     ("get", "/tools/{name}"): (404,),
     ("post", "/tools/{name}/call"): _CALL,
     ("get", "/health/connectors"): (),
