@@ -728,6 +728,21 @@ _SPECIAL: dict[str, _Factory] = {
         tool=t,
     ),
     "upstream_unavailable": lambda d, m, h, t: UpstreamUnavailable(m, sent=True, hint=h, tool=t),
+    "locked": lambda d, m, h, t: Locked(
+        m, holder=str(d.get("holder", "")), expires_in=_num(d, "expires_in"), hint=h, tool=t
+    ),
+    "precondition_failed": lambda d, m, h, t: PreconditionFailed(
+        m, current=_dict(d, "current"), hint=h, tool=t
+    ),
+    "checksum_mismatch": lambda d, m, h, t: ChecksumMismatch(m, current=_dict(d, "current"), hint=h, tool=t),
+    "quota_exceeded": lambda d, m, h, t: QuotaExceeded(
+        m,
+        limit_name=str(d.get("limit_name", "")),
+        limit=int(_num(d, "limit")),
+        used=int(_num(d, "used")),
+        hint=h or "",
+        tool=t,
+    ),
 }
 _SIMPLE: tuple[type[ToolbridgeError], ...] = (
     AuthenticationError,
@@ -740,6 +755,7 @@ _SIMPLE: tuple[type[ToolbridgeError], ...] = (
     NotFound,
     IdempotencyKeyReused,
     InputRequired,
+    LeaseLost,
     OutcomeUnknown,
     StorageError,
     TokenRefreshFailed,
