@@ -12,7 +12,7 @@ from toolbridge.errors import InvalidArguments, NotFound, close_matches, did_you
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
 
-__all__ = ["MAX_QUERY_CHARS", "search_document"]
+__all__ = ["MAX_QUERY_CHARS", "search_document", "tool_filter"]
 
 MAX_QUERY_CHARS = 1000
 """The longest query searched: a task in a sentence or two (a pasted document is no query)."""
@@ -40,8 +40,8 @@ def search_document(
         )
     if connector is not None:
         _check_connector(hub, principal, connector)
-    wanted = _check_tags(hub, principal, tags)
-    where = _filter(connector, read_only, wanted)
+    _check_tags(hub, principal, tags)
+    where = tool_filter(connector, read_only, tags)
     found = hub.search_tools(principal, query, limit=limit, where=where)
     answer: dict[str, Any] = {
         "tools": [
@@ -90,11 +90,11 @@ def _description(hub: Hub, name: str) -> str:
     return text if isinstance(text, str) else ""
 
 
-def _check_tags(hub: Hub, principal: Principal, tags: Sequence[str]) -> frozenset[str]:
-    """``tags`` lower-cased; a tag no tool the caller may use has is refused with the closest ones (a
-    typo would otherwise answer nothing, silently)."""
+def _check_tags(hub: Hub, principal: Principal, tags: Sequence[str]) -> None:
+    """A tag no tool the caller may use has is refused with the closest ones (a typo would otherwise
+    answer nothing, silently)."""
     if not tags:
-        return frozenset()
+        return
     keep = hub.visible_to(principal)
     known = {tag.lower(): tag for tool in hub.catalog if tool.tags and keep(tool) for tag in tool.tags}
     for tag in tags:
@@ -104,16 +104,20 @@ def _check_tags(hub: Hub, principal: Principal, tags: Sequence[str]) -> frozense
             listing = listing if known else "no tool you can use has tags"
             hint = "; ".join(h for h in (did_you_mean(close), listing) if h)
             raise NotFound(f"no tool you can use is tagged {tag!r}", hint=hint)
-    return frozenset(t.lower() for t in tags)
 
 
-def _filter(connector: Any, read_only: Any, tags: frozenset[str]) -> Callable[[Tool], bool] | None:
-    if connector is None and read_only is None and not tags:
+def tool_filter(
+    connector: str | None, read_only: bool | None, tags: Sequence[str] = ()
+) -> Callable[[Tool], bool] | None:
+    """Whether a tool is of ``connector``, read-only or not, and has one of ``tags`` (any case), for
+    those given; None when none is (a search and the REST listing filter alike)."""
+    wanted = frozenset(t.lower() for t in tags)
+    if connector is None and read_only is None and not wanted:
         return None
     return lambda t: (
         (connector is None or t.connector == connector)
         and (read_only is None or t.annotations.read_only == read_only)
-        and (not tags or any(tag.lower() in tags for tag in t.tags))
+        and (not wanted or any(tag.lower() in wanted for tag in t.tags))
     )
 
 

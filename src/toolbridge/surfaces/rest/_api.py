@@ -24,7 +24,7 @@ from toolbridge.policy import Principal
 from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
 from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._request import api_key
-from toolbridge.surfaces._tool_search import MAX_QUERY_CHARS, search_document
+from toolbridge.surfaces._tool_search import MAX_QUERY_CHARS, search_document, tool_filter
 from toolbridge.surfaces.rest._connections import connections_router
 from toolbridge.surfaces.rest._events import events_router
 from toolbridge.surfaces.rest._openapi import complete_document
@@ -191,7 +191,8 @@ async def list_tools(
     _check_listing_parameters(request)
     hub = _hub_of(request)
     if q is None:
-        listed = _listed(hub, caller, connector, read_only, tags or ())
+        keep = tool_filter(connector, read_only, tags or ())
+        listed = [t for t in hub.list_tools(caller) if keep is None or keep(t)]
         return {"tools": [tool_document(t) for t in listed[:limit]]}
     await hub.catalog.prepare_search()  # built off the event loop after a catalog change
     return search_document(
@@ -275,20 +276,6 @@ def create_rest_app(hub: Hub) -> FastAPI:
 
 _LISTING_PARAMETERS = ("q", "limit", "connector", "read_only", "tags")
 _QUERY_ALIASES = {"query": "q", "search": "q", "text": "q", "top_k": "limit", "k": "limit", "tag": "tags"}
-
-
-def _listed(
-    hub: Hub, caller: Principal, connector: str | None, read_only: bool | None, tags: list[str] | tuple[()]
-) -> list[Tool]:
-    """The tools ``caller`` may use: of ``connector``, read-only or not, with one of ``tags`` (when given)."""
-    wanted = {t.lower() for t in tags}
-    return [
-        t
-        for t in hub.list_tools(caller)
-        if (connector is None or t.connector == connector)
-        and (read_only is None or t.annotations.read_only == read_only)
-        and (not wanted or any(tag.lower() in wanted for tag in t.tags))
-    ]
 
 
 def _check_listing_parameters(request: Request) -> None:
