@@ -1,6 +1,7 @@
 """What the Client raises for a REST answer is the error the hub raised: ``errors.from_problem`` inverts
 ``errors.problem``. A workspace lock came back as ``BadRequest`` (status 423 by range), ``NotFound`` too,
-their fields (``holder``, ``current``, ``limit``) lost."""
+their fields (``holder``, ``current``, ``limit``) lost; a key in flight came back as a plain ``Conflict``
+without its ``retry_after``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from toolbridge import errors
         errors.ChecksumMismatch("chunk 2 does not match", current={"offset": 1024}),
         errors.QuotaExceeded("over the quota", limit_name="bytes", limit=100, used=120, hint="free space"),
         errors.BadRequest("bad", hint="fix it"),
+        errors.Conflict("the name is taken", hint="pick another", tool="notes.add"),
+        errors.KeyInFlight("a call with key k1 is running", retry_after=1.5, hint="ask again", tool="a.b"),
         errors.ToolExecutionError("the tool failed", tool="notes.add"),
     ],
     ids=lambda e: type(e).__name__,

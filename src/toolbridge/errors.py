@@ -735,6 +735,11 @@ _SPECIAL: dict[str, _Factory] = {
         m, current=_dict(d, "current"), hint=h, tool=t
     ),
     "checksum_mismatch": lambda d, m, h, t: ChecksumMismatch(m, current=_dict(d, "current"), hint=h, tool=t),
+    "conflict": lambda d, m, h, t: (  # a key in flight is a conflict that says when to ask again
+        KeyInFlight(m, retry_after=_num(d, "retry_after"), hint=h, tool=t)
+        if "retry_after" in d
+        else Conflict(m, hint=h, tool=t)
+    ),
     "quota_exceeded": lambda d, m, h, t: QuotaExceeded(
         m,
         limit_name=str(d.get("limit_name", "")),
