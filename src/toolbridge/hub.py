@@ -251,6 +251,8 @@ class Hub:
 
     async def __aenter__(self) -> Hub:
         stack = AsyncExitStack()
+        # last on the way out: tools still being embedded for search stop (the process may exit next)
+        stack.push_async_callback(anyio.to_thread.run_sync, self.catalog.stop_embedding)
         try:
             await stack.enter_async_context(self.database)
             await stack.enter_async_context(self.idempotency)

