@@ -66,27 +66,27 @@ FEATURES = (
 )
 
 WEIGHTS = (
-    1.80532,
-    0.26272,
-    0.194787,
-    0.603469,
-    11.0525,
-    0.212304,
-    -0.0558756,
-    -2.57507,
-    4.53927,
-    -1.68899,
-    -1.5372,
-    -0.946381,
-    0.511994,
-    0.752797,
-    0.727733,
-    0.203872,
-    1.7711,
-    0.2898,
-    -0.278905,
-    1.53814,
-    -1.01816,
+    1.9568,
+    -0.14013,
+    0.318052,
+    0.766028,
+    11.2747,
+    0.282721,
+    0.0920099,
+    -2.53659,
+    4.3786,
+    -1.84853,
+    -1.61247,
+    -0.874675,
+    0.551703,
+    0.752879,
+    0.608183,
+    0.247299,
+    1.67301,
+    0.31032,
+    -0.287447,
+    1.55786,
+    -0.951473,
 )
 """Per feature, for features as :meth:`SearchIndex._features` computes them (the fit's standardisation
 folded in: a constant shift changes no ranking). Printed by ``bench/fit_rerank.py``."""
@@ -98,7 +98,7 @@ MATCH_SIGNALS = (
     "how many terms those are (up to 12: a long request covers less of itself)",
 )
 
-GOOD = (3.50191, 7.61868, -5.14388, 0.262865, 4.77277)
+GOOD = (3.61386, 7.97537, -4.98089, 0.264917, 5.09949)
 """A search's best hit is a good match when ``sum(GOOD[k] * signal[k]) >= GOOD[-1]`` over the
 :data:`MATCH_SIGNALS`: the boundary of a logistic regression fitted by ``bench/fit_rerank.py`` on the
 development tasks with and without a tool, cut where it flags the most no-tool tasks and the fewest others
