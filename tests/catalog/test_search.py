@@ -20,7 +20,7 @@ from toolbridge.catalog._search import Mode, SearchIndex, SearchResult
 from toolbridge.catalog._semantic import load_embedder
 from toolbridge.catalog._words import action, compounds, intent, name_actions, terms
 from toolbridge.connectors.openapi import OpenAPIConnector
-from toolbridge.errors import InvalidArguments
+from toolbridge.errors import InvalidArguments, NotFound
 from toolbridge.surfaces._tool_search import search_document
 
 HERE = Path(__file__).parent
@@ -364,3 +364,13 @@ def test_no_good_match_lists_the_connectors_with_their_one_line_descriptions() -
         "Incident desk (written for toolbridge's tests): A small incident API shaped like a paging "
         "service's: tags, DELETEs, a beta operation, an API-key scheme."
     )
+
+
+def test_an_unknown_tag_lists_thirty_known_ones_and_counts_the_rest() -> None:
+    catalog = Catalog(semantic=False)
+    for n in range(35):
+        catalog.add(Tool(f"api.op_{n}", "api", "An operation.", {"type": "object"}, tags=(f"group{n:02}",)))
+    with pytest.raises(NotFound) as refused:
+        search_document(Hub(catalog=catalog), Principal.agent("a", ["*"]), "op", tags=["nosuch"])
+    assert refused.value.hint is not None
+    assert "group00, group01" in refused.value.hint and refused.value.hint.endswith("group29 and 5 more")

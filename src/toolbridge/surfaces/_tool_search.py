@@ -100,7 +100,9 @@ def _check_tags(hub: Hub, principal: Principal, tags: Sequence[str]) -> None:
     for tag in tags:
         if tag.lower() not in known:
             close = [known[t] for t in close_matches(tag.lower(), known)]
-            listing = f"tags of the tools you can use: {', '.join(sorted(known.values())[:30])}"
+            names = sorted(known.values())
+            more = f" and {len(names) - 30} more" if len(names) > 30 else ""
+            listing = f"tags of the tools you can use: {', '.join(names[:30])}{more}"
             listing = listing if known else "no tool you can use has tags"
             hint = "; ".join(h for h in (did_you_mean(close), listing) if h)
             raise NotFound(f"no tool you can use is tagged {tag!r}", hint=hint)
