@@ -8,9 +8,11 @@ import gzip
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import anyio
 import anyio.abc
+import httpx2
 import pytest
 from aiohttp.http import SERVER_SOFTWARE
 
@@ -86,6 +88,37 @@ async def test_a_request_goes_out_with_the_head_aiohttp_gave_it() -> None:
     assert post_fields["Content-Length"] == "2"
     assert post_fields["Content-Type"] == "application/octet-stream"
     assert len(seen) == 2  # one connection, kept alive: both requests reached the one server loop
+
+
+def framing(head: bytes) -> list[str]:
+    """The head's Content-Length and Transfer-Encoding lines, in any case."""
+    lines = head.decode().split("\r\n")[1:]
+    return [line for line in lines if line.split(":")[0].lower() in ("content-length", "transfer-encoding")]
+
+
+@pytest.mark.parametrize(
+    ("auth", "outgoing"),
+    [
+        (httpx2.BasicAuth("u", "p"), Outgoing("POST", "/things", {"content-type": "text/plain"}, b"{}")),
+        (None, Outgoing("POST", "/upload", {}, files={"file": ("a.bin", b"\x00\x01", "application/x")})),
+        (None, Outgoing("POST", "/form", {}, data={"name": "x"})),
+    ],
+    ids=["auth", "multipart", "form"],
+)
+async def test_a_body_is_framed_once_whatever_prepared_it(
+    auth: httpx2.Auth | None, outgoing: Outgoing
+) -> None:
+    """Requests with auth or a multipart body go through httpx2 first, which sets its own content-length:
+    it went out beside the wire's, and Node's parser (prism) answers two with a bare 400."""
+    async with server(lambda n: ok(b"{}")) as (base, seen):
+        wire = FastWire(timeout=30.0)
+        try:
+            sent = replace(outgoing, url=base + outgoing.url)
+            await (await wire.send(sent, auth, "t")).read(100)
+        finally:
+            await wire.aclose()
+    (line,) = framing(seen[0])
+    assert line.lower().startswith("content-length: ") and int(line.split(": ")[1]) > 0
 
 
 @pytest.mark.parametrize(

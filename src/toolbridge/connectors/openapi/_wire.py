@@ -192,7 +192,9 @@ class FastWire:
     def _head(self, out: Outgoing, url: httpx2.URL, body: bytes) -> list[tuple[str, str]]:
         given = {name.lower() for name in out.headers}
         head = [] if "host" in given else [("Host", _host_header(url))]
-        head.extend(out.headers.items())
+        # the body's framing is this wire's to say, once: a request that went through httpx2 (auth, a
+        # multipart body) has its own content-length, and two make strict servers refuse it (Node: 400)
+        head.extend((k, v) for k, v in out.headers.items() if k.lower() not in _FRAMING)
         if "accept" not in given:
             head.append(("Accept", "*/*"))
         if "accept-encoding" not in given:
@@ -207,6 +209,9 @@ class FastWire:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 
 @cache
