@@ -370,6 +370,69 @@ async def test_prism_and_openapi_core_accept_what_toolbridge_sends(document: str
     assert second_ratio is None or second_ratio >= floor, second
 
 
+WIRE_DOCUMENTS = [
+    "twilio-api-v2010.json",
+    "slack-web.v2.json",
+    "pagerduty-rest.json",
+    "openai.yaml",
+    "split-api",
+]
+
+"""Documents whose requests carry credentials (basic, bearer, API key) and form or multipart bodies."""
+WIRE_SAMPLE = 60
+
+
+@pytest.mark.parametrize("document", WIRE_DOCUMENTS)
+async def test_prism_judges_the_default_wire_as_it_judges_httpx2(document: str) -> None:
+    """The test above sends through an httpx2 client of its own (to record each request); a connector
+    sends through its own HTTP/1.1 wire by default. The same calls, with the same arguments and
+    credentials, through both: prism's verdicts must not differ. (Requests with credentials or a multipart
+    body went out with two Content-Length headers on the default wire, which Node's parser refuses.)"""
+    path = document_path(document)
+    with started_prism(path) as server:
+        ingested = ingest(load_spec(path), "api")
+        names = sample([t.name for t in OpenAPIConnector("api", ingested).tools()], WIRE_SAMPLE)
+        schemas = {t.name: t.input_schema for t in OpenAPIConnector("api", ingested).tools()}
+        arguments = {name: arguments_for(schemas[name], random.Random(f"1:{name}")) for name in names}
+        server.wait()
+        async with httpx2.AsyncClient(timeout=patience(60)) as client:
+            through_httpx2 = await _verdicts(server, ingested, arguments, client)
+        through_wire = await _verdicts(server, ingested, arguments, None)
+    differ = [f"{n}: httpx2 {through_httpx2[n]}, wire {through_wire[n]}" for n in names]
+    differ = [line for n, line in zip(names, differ, strict=True) if through_httpx2[n] != through_wire[n]]
+    print(f"\n{document}: {len(names)} calls through each; {len(differ)} verdicts differ")
+    assert not differ, "\n".join(differ)
+
+
+async def _verdicts(
+    server: Prism, ingested: Ingested, arguments: dict[str, dict[str, Any]], client: httpx2.AsyncClient | None
+) -> dict[str, str]:
+    """Each call's outcome: ``ok``, or the upstream's status, or the error's kind."""
+    connector = OpenAPIConnector("api", ingested, base_url=server.url, client=client)
+    hub = Hub(limits=Limits(call_timeout=patience(60)))
+    hub.add_connector(
+        WithConnection(connector, auth_for(OpenAPIConnector("api", ingested))),
+        policy=ResiliencePolicy(retry=RetryPolicy(attempt_timeout=patience(20))),
+    )
+    verdicts: dict[str, str] = {}
+    limiter = anyio.CapacityLimiter(CONCURRENCY)
+
+    async def call(name: str) -> None:
+        async with limiter:
+            try:
+                await hub.call(Principal.local(), name, arguments[name])
+                verdicts[name] = "ok"
+            except UpstreamStatusError as exc:
+                verdicts[name] = f"HTTP {exc.upstream_status}"
+            except UpstreamError as exc:
+                verdicts[name] = type(exc).__name__
+
+    async with hub, anyio.create_task_group() as group:
+        for name in arguments:
+            group.start_soon(call, name)
+    return verdicts
+
+
 async def _call_all(
     server: Prism, ingested: Ingested, tally: Tally, opinion: SecondOpinion, document: str
 ) -> list[str]:
