@@ -214,6 +214,11 @@ def test_a_get_whose_name_changes_something_is_not_read_only() -> None:
             "/admin.invites.list": {"get": op(operationId="admin.inviteRequests.list")},  # reads: "list"
             "/status": {"get": op(operationId="get_post_update")},  # reads: "get"
             "/auth.revoke": {"get": op(operationId="auth.revoke")},
+            "/sendMessage": {"get": op(operationId="sendMessage")},  # a method in the path: its name counts
+            # a resource path names things: Discord's invite, Docker's archive download (found outside)
+            "/invites/{code}": {"get": op(operationId="invite_resolve")},
+            "/containers/{id}/archive": {"get": op(operationId="ContainerArchive")},
+            "/users/{id}/delete": {"get": op(operationId="user_delete")},  # ... unless it ends in a verb
         }
     )
     result = ingested(doc, IngestOptions(overrides={"auth.revoke": OperationOverride(read_only=True)}))
@@ -222,8 +227,11 @@ def test_a_get_whose_name_changes_something_is_not_read_only() -> None:
     assert not tools["api.views_update"].read_only
     assert tools["api.admin_invite_requests_list"].read_only and tools["api.get_post_update"].read_only
     assert tools["api.auth_revoke"].read_only  # the operator's override decides
-    degraded = {i.operation: i.reason for i in result.report.issues if i.kind == "degraded"}
-    assert set(degraded) == {"api.apps_uninstall", "api.views_update"}
+    assert tools["api.invite_resolve"].read_only and tools["api.container_archive"].read_only
+    assert not tools["api.send_message"].read_only and not tools["api.user_delete"].read_only
+    issues = result.report.issues
+    degraded = {i.operation: i.reason for i in issues if i.kind == "degraded" and "changes" in i.reason}
+    assert set(degraded) == {"api.apps_uninstall", "api.views_update", "api.send_message", "api.user_delete"}
     uninstall = degraded["api.apps_uninstall"]
     assert "'uninstall'" in uninstall and "read_only: true" in uninstall
 

@@ -256,7 +256,7 @@ class _Ingest:
             connector=self.connector,
             description=override.description or self._description(op.node, item.node, method, path),
             input_schema=_input_schema(args),
-            annotations=_annotations(method, override, name, notes),
+            annotations=_annotations(method, override, name, path, notes),
             tags=tags,
         )
         return tool, operation
@@ -485,15 +485,35 @@ _READ_TEXT = """get list fetch retrieve read search lookup info history find cou
     check download export watch"""
 _WRITE_WORDS = frozenset(_WRITE_TEXT.split())
 _READ_WORDS = frozenset(_READ_TEXT.split())
+_NOUNS_TEXT = "archive invite request share post open close start stop push publish upload"
+_NOUNS_TOO = frozenset(_NOUNS_TEXT.split())
+"""Writing verbs that are also what a resource path names (``/invites/{code}``,
+``/containers/{id}/archive``)."""
+_CAMEL = re.compile(r"[a-z][A-Z]")
 
 
-def _annotations(method: str, override: OperationOverride, name: str, notes: list[str]) -> ToolAnnotations:
+def _writing_verb(name: str, path: str) -> str | None:
+    """The verb that says a GET changes something, or None. In an RPC-style path (a method in its last
+    segment: Slack's ``/apps.uninstall``, ``/sendMessage``) the operation's name is read for one; in a
+    resource path the words are nouns, unless its last segment is plainly a verb (``/users/{id}/delete``)."""
+    words = set(name.partition(".")[2].split("_"))  # the operation: "slack.apps_uninstall"
+    if words & _READ_WORDS:
+        return None
+    literal = [segment for segment in path.split("/") if segment and not segment.startswith("{")]
+    last = literal[-1] if literal else ""
+    rpc = "." in last or _CAMEL.search(last) is not None
+    verbs = words & _WRITE_WORDS if rpc else {last} & (_WRITE_WORDS - _NOUNS_TOO)
+    return min(verbs) if verbs else None
+
+
+def _annotations(
+    method: str, override: OperationOverride, name: str, path: str, notes: list[str]
+) -> ToolAnnotations:
     method = method.lower()
     read_only = method in ("get", "head", "options", "trace")
-    words = set(name.partition(".")[2].split("_"))  # the operation: "slack.apps_uninstall"
-    if read_only and override.read_only is None and words & _WRITE_WORDS and not words & _READ_WORDS:
+    verb = _writing_verb(name, path) if read_only and override.read_only is None else None
+    if verb is not None:
         read_only = False
-        verb = sorted(words & _WRITE_WORDS)[0]
         notes.append(
             f"{method.upper()}, but its name says it changes something ({verb!r}) and reads nothing: not "
             "read-only and not retried as a read; if it only reads, say so with the operation's override "
