@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from mcp import Client, MCPError, StdioServerParameters
+
+from tests._patience import patience
 
 pytestmark = pytest.mark.anyio
 
@@ -32,3 +36,32 @@ async def test_stdio_serves_the_principals_view() -> None:
         assert [t.name for t in (await client.list_tools()).tools] == ["demo.echo"]
         with pytest.raises(MCPError, match="no tool named 'demo.add'"):  # unseen is missing
             await client.call_tool("demo.add", {"a": 1, "b": 2})
+
+
+def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
+    """The SDK's stdio server dropped such lines without a word (a client waited for ever); over HTTP the
+    same bodies are answered -32700 / -32600."""
+    lines = [
+        '{"jsonrpc": "2.0", "id": 1,',  # cut short
+        json.dumps({"jsonrpc": "1.0", "id": 2, "method": "ping"}),
+        json.dumps([{"jsonrpc": "2.0", "id": 3, "method": "ping"}]),  # a batch
+        json.dumps({"jsonrpc": "2.0", "id": 4, "method": "ping"}),  # still served after them
+    ]
+    done = subprocess.run(
+        [sys.executable, str(APP)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=str(APP.parent),
+        timeout=patience(120),
+        check=False,
+    )
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(a["id"], a.get("error", {}).get("code")) for a in answers] == [
+        (None, -32700),
+        (2, -32600),
+        (None, -32600),
+        (4, None),
+    ], done.stderr
+    assert "EOF while parsing" in answers[0]["error"]["message"]
+    assert "batches are not accepted" in answers[2]["error"]["message"]
