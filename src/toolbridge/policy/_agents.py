@@ -166,8 +166,9 @@ class AgentStore:
         """The principal owning ``key``; a missing, malformed, unknown or revoked key raises 401."""
         if not key:
             raise AuthenticationError(
-                "no API key was sent",
-                hint="send 'Authorization: Bearer <key>'; create a key with 'toolbridge agents create NAME'",
+                "no API key was sent: toolbridge reads 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                hint="send the key in one of those headers (another scheme, such as Basic, is not read); "
+                "create a key with 'toolbridge agents create NAME'",
             )
         key_id = key_prefix(key)
         if key_id is None:

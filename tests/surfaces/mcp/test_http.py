@@ -317,6 +317,25 @@ async def test_a_body_that_is_not_one_request_is_invalid_request(
     assert response.json()["error"]["code"] == -32600
 
 
+@pytest.mark.parametrize("version", [LEGACY, MODERN])
+@pytest.mark.parametrize(
+    ("header", "value", "status", "says"),
+    [
+        ("content_type", "text/plain", 400, "'Content-Type: application/json' (got 'text/plain')"),
+        ("accept", "text/html", 406, "'Accept: application/json, text/event-stream' (got 'text/html')"),
+    ],
+)
+async def test_a_post_with_the_wrong_content_type_or_accept_names_the_header_to_send(
+    served: Served, version: str, header: str, value: str, status: int, says: str
+) -> None:
+    """The SDK answered a plain-text 400 "Invalid Content-Type header", and an empty 406 in the stateless
+    era: a JSON-RPC client could not read either."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"_meta": ENVELOPE}}
+    response = await served.post(body, mcp_protocol_version=version, mcp_method="ping", **{header: value})
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == -32600 and says in response.json()["error"]["message"]
+
+
 async def test_stateless_envelope_mismatch_is_refused(served: Served) -> None:
     params = {"name": "demo.echo", "arguments": {"text": "x"}}
     response = await served.modern("tools/call", params, mcp_name="demo.add")

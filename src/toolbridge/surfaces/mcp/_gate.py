@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp_types import INVALID_REQUEST
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -156,6 +158,10 @@ class Gate:
         if body is None:
             return  # the client went away while sending
         scope = {**scope, SCOPE_KEY: RequestInfo(principal, request_id), "user": _user(principal)}
+        refusal = _unservable_post(headers) if scope["method"] == "POST" else None
+        if refusal is not None:
+            await _send_json(send, *refusal)  # the SDK's answers: plain text, or an empty 406
+            return
         if _handshake_era(headers) and scope["method"] == "POST" and not is_jsonrpc_message(body):
             await _send_json(send, 400, INVALID_REQUEST_BODY)  # the SDK would answer -32602 here
             return
@@ -257,6 +263,32 @@ async def _send_problem(send: Send, exc: ToolbridgeError) -> None:
         [(b"www-authenticate", b'Bearer realm="toolbridge"')] if isinstance(exc, AuthenticationError) else []
     )
     await _send_json(send, exc.status, json.dumps(problem(exc)).encode(), b"application/problem+json", extra)
+
+
+def _unservable_post(headers: Headers) -> tuple[int, bytes] | None:
+    """A POST whose body is not declared JSON (400), or whose client accepts neither JSON nor an event
+    stream (406), answered as a JSON-RPC error that names the header to send."""
+    kind = headers.get("content-type")
+    if kind is None or not kind.lower().startswith("application/json"):
+        got = f"{kind!r}" if kind is not None else "none"
+        return 400, _rpc_error(
+            f"Invalid Request: send the JSON-RPC message with 'Content-Type: application/json' (got {got})"
+        )
+    accept = headers.get("accept")
+    if accept is not None and not _ACCEPTABLE.search(accept):
+        return 406, _rpc_error(
+            f"Not Acceptable: send 'Accept: application/json, text/event-stream' (got {accept!r}): answers "
+            "come as JSON or as an event stream"
+        )
+    return None
+
+
+_ACCEPTABLE = re.compile(r"(^|[,\s])(application/json|text/event-stream|application/\*|\*/\*)", re.IGNORECASE)
+
+
+def _rpc_error(message: str) -> bytes:
+    error = {"code": INVALID_REQUEST, "message": message}
+    return json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
 
 
 async def _send_json(
