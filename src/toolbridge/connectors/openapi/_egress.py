@@ -221,6 +221,4 @@ def _redirected(draft: Draft, status: int, url: httpx2.URL) -> Draft:
         query=[query] if query else [],
         headers=headers,
         content=None,
-        data=None,
-        files=None,
     )

@@ -132,7 +132,7 @@ def _by_offset(body: Mapping[str, Any], draft: Draft, operation: Operation) -> D
 
 
 def _goto(draft: Draft, url: str) -> Draft:
-    return replace(draft, method="GET", url=url, query=[], content=None, data=None, files=None)
+    return replace(draft, method="GET", url=url, query=[], content=None)
 
 
 def _with_query(draft: Draft, name: str, value: str) -> Draft:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolbridge.connectors.openapi._model import Body, Operation, Parameter
+from toolbridge.connectors.openapi._multipart import Part, encode
 from toolbridge.connectors.openapi._serialize import (
     cookie_pairs,
     header_value,
@@ -33,15 +34,13 @@ class Draft:
     headers: dict[str, str] = field(default_factory=dict)
     cookies: list[tuple[str, str]] = field(default_factory=list)
     content: bytes | None = None
-    data: dict[str, Any] | None = None
-    files: list[tuple[str, tuple[str | None, bytes, str]]] | None = None
 
     def outgoing(self) -> Outgoing:
         url = self.url + "?" + "&".join(self.query) if self.query else self.url
         headers = dict(self.headers)
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies)
-        return Outgoing(self.method, url, headers, self.content, self.data, self.files)
+        return Outgoing(self.method, url, headers, self.content)
 
 
 def build_request(operation: Operation, arguments: Mapping[str, Any], base_url: str) -> Draft:
@@ -153,40 +152,19 @@ def _form(payload: Any) -> str:
 
 def _multipart(draft: Draft, body: Body, payload: Any, operation: Operation) -> None:
     specs = {f.name: f for f in body.fields}
-    data: dict[str, Any] = {}
-    files: list[tuple[str, tuple[str | None, bytes, str]]] = []
+    parts: list[Part] = []
     for key, value in (payload or {}).items():
         spec = specs.get(key)
         if spec is not None and spec.binary:
             content = file_bytes(value, operation.tool, spec.arg)
-            files.append((key, (key, content, spec.content_type or "application/octet-stream")))
+            parts.append(Part(key, content, key, spec.content_type or "application/octet-stream"))
         elif spec is not None and "json" in (spec.content_type or ""):  # a part with its own type
             text = value if isinstance(value, str) else scalar(value)
-            files.append((key, (None, text.encode(), spec.content_type or "application/json")))
-        elif isinstance(value, list):
-            data[key] = [scalar(v) for v in value]
+            parts.append(Part(key, text.encode(), content_type=spec.content_type))
         else:
-            data[key] = scalar(value)
-    if files:
-        draft.data, draft.files = data, files
-    else:
-        draft.headers["Content-Type"] = f"multipart/form-data; boundary={_BOUNDARY}"
-        draft.content = _encode_fields(data)
-
-
-_BOUNDARY = "toolbridge-form-boundary-7d2a"
-
-
-def _encode_fields(data: Mapping[str, Any]) -> bytes:
-    """multipart/form-data without files (httpx only writes multipart when files are given)."""
-    parts: list[bytes] = []
-    for key, value in data.items():
-        for item in value if isinstance(value, list) else [value]:
-            parts.append(
-                f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{item}\r\n'.encode()
-            )
-    parts.append(f"--{_BOUNDARY}--\r\n".encode())
-    return b"".join(parts)
+            items = value if isinstance(value, list) else [value]
+            parts.extend(Part(key, scalar(item).encode()) for item in items)
+    draft.headers["Content-Type"], draft.content = encode(parts)
 
 
 def file_bytes(value: Any, tool: str, arg: str) -> bytes:
