@@ -71,7 +71,10 @@ def split(content_type: str, body: bytes) -> list[dict[str, Any]]:
 
 
 async def parts(request: Request) -> JSONResponse:
-    return JSONResponse({"parts": split(request.headers["content-type"], await request.body())})
+    kind, body = request.headers["content-type"], await request.body()
+    if kind.startswith("multipart/"):
+        return JSONResponse({"parts": split(kind, body)})
+    return JSONResponse({"type": kind, "content": base64.b64encode(body).decode()})
 
 
 @pytest.fixture(scope="module")
@@ -84,18 +87,23 @@ def base() -> Iterator[str]:
 
 
 def multipart_doc(properties: dict[str, Any], **content: Any) -> dict[str, Any]:
-    schema = {"type": "object", "properties": properties}
-    media = {"multipart/form-data": {"schema": schema, **content}}
-    body = {"required": True, "content": media}
+    return body_doc("multipart/form-data", {"type": "object", "properties": properties}, **content)
+
+
+def body_doc(media_type: str, schema: dict[str, Any], **content: Any) -> dict[str, Any]:
+    body = {"required": True, "content": {media_type: {"schema": schema, **content}}}
     return openapi({"/up": {"post": {"operationId": "up", "requestBody": body, "responses": OK}}}, "3.1.0")
 
 
-async def received(base: str, document: dict[str, Any], arguments: dict[str, Any]) -> list[dict[str, Any]]:
+async def answer(base: str, document: dict[str, Any], arguments: dict[str, Any]) -> Any:
     hub = Hub()
     hub.add_connector(OpenAPIConnector("api", ingested(document), base_url=base))
     async with hub:
-        result = await hub.call(Principal.local(), "api.up", arguments)
-    found: list[dict[str, Any]] = result.value["parts"]
+        return (await hub.call(Principal.local(), "api.up", arguments)).value
+
+
+async def received(base: str, document: dict[str, Any], arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = (await answer(base, document, arguments))["parts"]
     return found
 
 
@@ -134,3 +142,63 @@ def test_each_body_has_its_own_boundary_found_in_no_part() -> None:
     boundary = first_type.partition("boundary=")[2].encode()
     assert first_type != second_type and len(boundary) >= 32
     assert first.count(boundary) == 3  # two parts and the close; never inside a part
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00"
+FILE_FORMS = {
+    "octets": {"type": "string", "contentMediaType": "application/octet-stream"},  # 3.1's own example
+    "image": {"type": "string", "contentMediaType": "image/png"},
+    "typed": {"type": "string", "contentMediaType": "image/png"},  # the encoding object's type wins
+    "discord": {"type": "string", "contentEncoding": "binary"},  # Discord's document
+    "format": {"type": "string", "format": "binary"},  # 3.0's form
+    "text": {"type": "string", "contentMediaType": "image/png", "contentEncoding": "base64"},
+}
+
+
+async def test_openapi_3_1_file_parts_carry_the_decoded_bytes_or_their_base64_text(base: str) -> None:
+    document = multipart_doc(FILE_FORMS, encoding={"typed": {"contentType": "image/webp"}})
+    (tool,) = ingested(document).tools
+    for name in FILE_FORMS:  # each asks for the same argument: text, or base64: and the bytes
+        shown = tool.input_schema["properties"][name]
+        assert "base64:" in shown["description"] and "contentEncoding" not in shown, name
+    sent = "base64:" + base64.b64encode(PNG).decode()
+    found = await received(base, document, dict.fromkeys(FILE_FORMS, sent))
+    assert [(p["name"], p["filename"], p["type"]) for p in found] == [
+        ("octets", "octets", "application/octet-stream"),
+        ("image", "image", "image/png"),
+        ("typed", "typed", "image/webp"),
+        ("discord", "discord", "application/octet-stream"),
+        ("format", "format", "application/octet-stream"),
+        ("text", "text", "image/png"),
+    ]
+    assert [base64.b64decode(p["content"]) for p in found[:5]] == [PNG] * 5
+    assert base64.b64decode(found[5]["content"]) == base64.b64encode(PNG)  # the part is base64 text
+
+
+async def test_a_base64_string_in_a_json_body_is_sent_as_the_agent_wrote_it(base: str) -> None:
+    schema = {"type": "object", "properties": {"icon": FILE_FORMS["text"]}}
+    document = body_doc("application/json", schema)
+    assert await answer(base, document, {"icon": "iVBORw=="}) == {
+        "type": "application/json",
+        "content": base64.b64encode(b'{"icon":"iVBORw=="}').decode(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("media_type", "schema", "wire"),
+    [
+        ("image/png", {"type": "string", "contentEncoding": "base64"}, base64.b64encode(PNG)),
+        ("image/png", {"type": "string", "contentEncoding": "base64url"}, base64.urlsafe_b64encode(PNG)),
+        ("application/octet-stream", {"type": "string", "contentMediaType": "image/png"}, PNG),
+        ("*/*", {"type": "string", "contentMediaType": "application/octet-stream"}, PNG),
+    ],
+)
+async def test_a_whole_file_body_is_its_bytes_or_their_base64_text(
+    base: str, media_type: str, schema: dict[str, Any], wire: bytes
+) -> None:
+    document = body_doc(media_type, {**schema, "description": "The image."})
+    (tool,) = ingested(document).tools
+    assert "base64:" in tool.input_schema["properties"]["body"]["description"]
+    found = await answer(base, document, {"body": "base64:" + base64.b64encode(PNG).decode()})
+    assert base64.b64decode(found["content"]) == wire
+    assert found["type"] == media_type.replace("*/*", "application/octet-stream")

@@ -15,6 +15,8 @@ from toolbridge.connectors.openapi._schema import Converted, SchemaConverter, br
 __all__ = ["BodyInput", "choose_media_type", "form_body", "media_kind", "schema_body", "unique_arg"]
 
 BINARY_HINT = "file content: text as is, or bytes as base64 prefixed with 'base64:'"
+_RAW = frozenset({"binary", "8bit", "7bit"})
+_BASE64 = frozenset({"base64", "base64url"})
 _PREFERENCE = ("json", "x-www-form-urlencoded", "multipart/form-data", "text/", "")
 
 
@@ -72,9 +74,16 @@ def schema_body(
     """A body described by one schema (OpenAPI 3 ``requestBody`` or a Swagger ``in: body`` parameter)."""
     kind = media_kind(media_type)
     converted = converter.convert(located) if located is not None else Converted({}, {})
-    if kind in ("binary", "text"):
-        schema = {"type": "string", "description": description or (BINARY_HINT if kind == "binary" else "")}
-        return _whole(media_type, kind, required, {k: v for k, v in schema.items() if v}, converted, taken)
+    is_file, text_encoding = file_form(converted.schema)
+    if kind == "json" and media_type.split(";")[0].strip() in ("*/*", "") and is_file:
+        kind, media_type = "binary", "application/octet-stream"  # a file: its bytes, not a JSON string
+    if kind == "text":
+        schema = {"type": "string", "description": description} if description else {"type": "string"}
+        return _whole(media_type, kind, required, schema, converted, taken)
+    if kind == "binary":
+        hint = f"{description} ({BINARY_HINT})" if description else BINARY_HINT
+        schema = {"type": "string", "description": hint}
+        return _whole(media_type, kind, required, schema, converted, taken, text_encoding)
     if _spreadable(converted.schema):
         return _spread(media_type, kind, required, converted, taken, encoding or {})
     schema = dict(converted.schema)
@@ -139,10 +148,10 @@ def _spread(
     undescribed = [n for n in schema.get("required", []) if isinstance(n, str) and n not in described]
     for name, prop in {**described, **{key: {} for key in undescribed}}.items():
         arg = unique_arg(name, taken)
-        binary = isinstance(prop, dict) and prop.get("format") == "binary"
+        binary, text_encoding = _file_field(kind, prop)
         content_type = _encoding_type(encoding, name) or _part_type(kind, prop)
-        fields.append(BodyField(name, arg, binary, content_type))
-        shown = {**prop, "description": BINARY_HINT} if binary else prop
+        fields.append(BodyField(name, arg, binary, content_type, text_encoding))
+        shown = _file_argument(prop) if binary else prop
         args[arg] = ArgSpec(shown, name in needed, converted)
     return BodyInput(Body(media_type, kind, required, fields=tuple(fields)), args)
 
@@ -154,10 +163,45 @@ def _whole(
     schema: dict[str, Any],
     converted: Converted,
     taken: set[str],
+    encoding: str | None = None,
 ) -> BodyInput:
     arg = unique_arg("body", taken, prefix="request_")
     needed = required or bool(schema.get("required"))  # members it requires cannot be sent without it
-    return BodyInput(Body(media_type, kind, required, arg=arg), {arg: ArgSpec(schema, needed, converted)})
+    body = Body(media_type, kind, required, arg=arg, encoding=encoding)
+    return BodyInput(body, {arg: ArgSpec(schema, needed, converted)})
+
+
+def file_form(schema: Any) -> tuple[bool, str | None]:
+    """Whether a schema describes a file, and the text its bytes travel as (None: raw).
+
+    OpenAPI 3.0 says ``format: binary``; 3.1 ("Considerations for File Uploads") uses JSON Schema's
+    keywords: ``contentMediaType`` without ``contentEncoding`` is raw bytes, ``contentEncoding: base64``
+    (or ``base64url``) the bytes as that text; ``binary``, ``8bit`` and ``7bit`` (RFC 2045, which
+    ``contentEncoding`` names) are raw bytes too (Discord's document says ``binary``)."""
+    if not isinstance(schema, dict) or ("type" in schema and "string" not in _types(schema)):
+        return False, None
+    coding = schema.get("contentEncoding")
+    coding = coding.lower() if isinstance(coding, str) else None
+    if coding in _BASE64:
+        return True, coding
+    if coding in _RAW or schema.get("format") == "binary":
+        return True, None
+    return coding is None and isinstance(schema.get("contentMediaType"), str), None
+
+
+def _file_field(kind: BodyKind, prop: Any) -> tuple[bool, str | None]:
+    """A property sent as a file part: ``format: binary`` in any body, the 3.1 forms in multipart ones (in
+    a JSON body, a ``contentEncoding: base64`` string is the agent's base64 text, sent as it is)."""
+    is_file, text_encoding = file_form(prop)
+    if kind == "multipart":
+        return is_file, text_encoding
+    return isinstance(prop, dict) and prop.get("format") == "binary", None
+
+
+def _file_argument(prop: Mapping[str, Any]) -> dict[str, Any]:
+    """A file argument as the agent gives it (text, or ``base64:`` and the bytes), whatever the wire says."""
+    shown = {k: v for k, v in prop.items() if k != "contentEncoding"}
+    return {**shown, "description": BINARY_HINT}
 
 
 def _encoding_type(encoding: Mapping[str, Any], name: str) -> str | None:
@@ -170,6 +214,9 @@ def _part_type(kind: BodyKind, schema: Any) -> str | None:
     """OpenAPI's default for a multipart part: objects and arrays of objects are JSON (3.1 §4.8.15)."""
     if kind != "multipart" or not isinstance(schema, dict):
         return None
+    media = schema.get("contentMediaType")
+    if isinstance(media, str) and file_form(schema)[0]:
+        return media  # (an Encoding Object's contentType, when given, wins over it)
     items = schema.get("items") if "array" in _types(schema) else None
     if "object" in _types(schema) or (isinstance(items, dict) and "object" in _types(items)):
         return "application/json"

@@ -56,6 +56,8 @@ class BodyField:
     arg: str
     binary: bool = False
     content_type: str | None = None
+    encoding: str | None = None
+    """``base64`` or ``base64url`` when the file travels as that text (3.1 ``contentEncoding``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ class Body:
     arg: str | None = None
     """The argument holding the whole body, when it is not spread into fields."""
     fields: tuple[BodyField, ...] = ()
+    encoding: str | None = None
+    """``base64`` or ``base64url`` when a binary body travels as that text (3.1 ``contentEncoding``)."""
 
 
 @dataclass(frozen=True, slots=True)

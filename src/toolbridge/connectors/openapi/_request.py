@@ -140,7 +140,7 @@ def _add_body(draft: Draft, operation: Operation, body: Body, arguments: Mapping
     elif body.kind == "form":
         draft.content = _form(payload).encode()
     else:
-        draft.content = file_bytes(payload, operation.tool, body.arg or "body")
+        draft.content = encoded(file_bytes(payload, operation.tool, body.arg or "body"), body.encoding)
 
 
 def _form(payload: Any) -> str:
@@ -156,7 +156,7 @@ def _multipart(draft: Draft, body: Body, payload: Any, operation: Operation) -> 
     for key, value in (payload or {}).items():
         spec = specs.get(key)
         if spec is not None and spec.binary:
-            content = file_bytes(value, operation.tool, spec.arg)
+            content = encoded(file_bytes(value, operation.tool, spec.arg), spec.encoding)
             parts.append(Part(key, content, key, spec.content_type or "application/octet-stream"))
         elif spec is not None and "json" in (spec.content_type or ""):  # a part with its own type
             text = value if isinstance(value, str) else scalar(value)
@@ -165,6 +165,15 @@ def _multipart(draft: Draft, body: Body, payload: Any, operation: Operation) -> 
             items = value if isinstance(value, list) else [value]
             parts.extend(Part(key, scalar(item).encode()) for item in items)
     draft.headers["Content-Type"], draft.content = encode(parts)
+
+
+def encoded(content: bytes, encoding: str | None) -> bytes:
+    """File content as the document says it travels: raw, or as base64 text (3.1 ``contentEncoding``)."""
+    if encoding == "base64":
+        return base64.b64encode(content)
+    if encoding == "base64url":
+        return base64.urlsafe_b64encode(content)
+    return content
 
 
 def file_bytes(value: Any, tool: str, arg: str) -> bytes:
