@@ -137,6 +137,37 @@ def test_a_pattern_python_cannot_compile_is_dropped_and_reported() -> None:
     assert "not a Python regex" in issue.reason and issue.pointer == "/paths/~1things/post"
 
 
+def test_an_empty_enum_is_dropped_and_every_tool_using_it_is_reported() -> None:
+    # Discord: {type: string, enum: [], allOf: [$ref]} on parameters: kept, it refused every value
+    region = {"type": "string", "enum": [], "allOf": [{"$ref": "#/components/schemas/Id"}]}
+    param = {"name": "region", "in": "query", "required": True, "schema": region}
+    shared = {"type": "object", "properties": {"kind": {"$ref": "#/components/schemas/Kind"}}}
+    paths = {
+        "/a": {
+            "get": {"operationId": "a", "parameters": [param], "responses": {"200": {"description": "ok"}}}
+        },
+        **body_op({"$ref": "#/components/schemas/Shared"}),
+        "/b": {
+            "put": body_op({"$ref": "#/components/schemas/Shared"})["/things"]["post"] | {"operationId": "b"}
+        },
+    }
+    doc = openapi(paths, "3.1.0")
+    doc["components"] = {
+        "schemas": {"Id": {"type": "string", "pattern": "^[0-9]+$"}, "Kind": {"enum": []}, "Shared": shared}
+    }
+    result = ingested(doc)
+    schemas = {tool.name: tool.input_schema for tool in result.tools}
+    id_schema = {"type": "string", "pattern": "^[0-9]+$"}
+    assert schemas["api.a"]["properties"]["region"] == {"type": "string", "allOf": [id_schema]}
+    assert schemas["api.make"]["properties"]["kind"] == schemas["api.b"]["properties"]["kind"] == {}
+    reasons = {issue.operation: issue.reason for issue in result.report.degraded}
+    assert set(reasons) == {"api.a", "api.make", "api.b"}  # the shared schema: each tool that uses it
+    assert reasons["api.a"] == (
+        "/paths/~1a/get/parameters/0/schema: an empty 'enum' allows no value; left out"
+    )
+    assert reasons["api.b"] == "/components/schemas/Kind: an empty 'enum' allows no value; left out"
+
+
 def test_swagger_x_nullable_and_file() -> None:
     doc = {
         "swagger": "2.0",

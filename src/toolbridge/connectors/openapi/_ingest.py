@@ -195,7 +195,7 @@ class _Ingest:
             return None
         built = (built[0], replace(built[1], pointer=at.pointer))
         if notes:
-            self.issues.append(Issue("degraded", at.pointer, "; ".join(notes), built[0].name))
+            self.issues.append(Issue("degraded", at.pointer, "; ".join(dict.fromkeys(notes)), built[0].name))
         return built
 
     def _excluded(

@@ -7,7 +7,8 @@
   most real documents); ``allOf`` of plain object schemas is merged into one object;
 * ``readOnly`` properties are dropped from request schemas; ``writeOnly`` ones kept;
 * examples, titles, XML hints, vendor extensions and discriminator objects are dropped; descriptions are
-  trimmed; a pattern Python's ``re`` cannot compile is dropped (and reported).
+  trimmed; a pattern Python's ``re`` cannot compile and an empty ``enum`` (which allows no value) are
+  dropped (and reported).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class SchemaConverter:
         self._resolver = resolver
         self._nullable_keyword = nullable_keyword
         self._chars = description_chars
-        self._cache: dict[str, Schema] = {}
+        self._cache: dict[str, tuple[Schema, tuple[str, ...]]] = {}
 
     def convert(self, located: Located) -> Converted:
         """Convert one schema (raises :class:`RefError` for a broken ``$ref``)."""
@@ -171,7 +172,8 @@ class SchemaConverter:
             walk.recursive.add(key)
             result = walk.def_ref(key)
         elif key in self._cache:
-            result = self._cache[key]
+            result, notes = self._cache[key]
+            walk.notes.extend(notes)  # what a shared schema loosens, every tool using it reports
         else:
             result = self._expand(target, walk, depth)
         siblings = {k: v for k, v in located.node.items() if k not in _REF_SKIP}
@@ -184,7 +186,7 @@ class SchemaConverter:
 
     def _expand(self, target: Located, walk: _Walk, depth: int) -> Schema:
         key = target.key
-        before = walk.emitted
+        before, noted = walk.emitted, len(walk.notes)
         walk.stack.append(key)
         try:
             result = self._node(target, walk, depth + 1)
@@ -194,13 +196,14 @@ class SchemaConverter:
             walk.defs[walk.names[key]] = result
             return walk.def_ref(key)
         if walk.emitted == before:
-            self._cache[key] = result
+            self._cache[key] = (result, tuple(walk.notes[noted:]))
         return result
 
     def _object(self, located: Located, walk: _Walk, depth: int) -> Schema:
         node: dict[str, Any] = located.node
         out: Schema = {}
         self._type(node, out)
+        self._enum(located, out, walk)
         for key in _KEEP:
             if key in node:
                 out[key] = node[key]
@@ -221,9 +224,16 @@ class SchemaConverter:
         elif isinstance(kind, list):
             kinds = [k for k in dict.fromkeys(kind) if isinstance(k, str)]
             out["type"] = kinds[0] if len(kinds) == 1 else kinds
-        enum = node.get("enum")
-        if isinstance(enum, list):
+
+    def _enum(self, located: Located, out: Schema, walk: _Walk) -> None:
+        enum = located.node.get("enum")
+        if not isinstance(enum, list):
+            return
+        if enum:
             out["enum"] = list(enum)
+            return
+        # no value is in an empty enum: kept, it refuses every call (Discord: {enum: [], allOf: [$ref]})
+        walk.notes.append(f"{self._resolver.where(located)}: an empty 'enum' allows no value; left out")
 
     def _numbers(self, node: Mapping[str, Any], out: Schema) -> None:
         for bound, key in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
