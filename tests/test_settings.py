@@ -224,3 +224,25 @@ def test_a_wrong_key_of_a_connection_names_the_valid_keys_of_its_scheme() -> Non
     assert (caught.value.line, caught.value.key) == (7, "connectors.svc.connections.usernme")
     assert caught.value.hint is not None and "did you mean 'username'" in caught.value.hint
     assert "provider" not in caught.value.hint  # the keys of a basic connection, not of every scheme
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "connectors:\n  a:\n    kind: openapi\n    spec: s.json\n"
+        "    connections: {scheme: api_key, name: X-Key, secret: CANARY-raw-4242}\n",
+        "connectors:\n  a:\n    kind: openapi\n    spec: s.json\n"
+        "    connections: {scheme: header, secret: {token: CANARY-raw-4242}}\n",
+        "connectors:\n  a:\n    kind: openapi\n    spec: s.json\n    connections:\n"
+        "      scheme: client_credentials\n      client_id: c\n      client_secret: CANARY-raw-4242\n",
+        "hooks:\n  gh:\n    verifier: github\n    secret: CANARY-raw-4242\n",
+        "server:\n  database_pool: CANARY-raw-4242\n",  # any value of a key that is not a credential: shown
+    ],
+)
+def test_a_secret_pasted_into_the_file_is_not_repeated_in_the_error(text: str) -> None:
+    """The error quoted the value (``(got 'CANARY-…')``): into terminals, service logs and CI output."""
+    with pytest.raises(ConfigFileError) as refused:
+        parse_settings(text)
+    said = f"{refused.value.message} {refused.value.hint}"
+    assert ("CANARY" in said) is text.startswith("server:"), said
+    assert "more problem" not in said  # the error shown is the secret's

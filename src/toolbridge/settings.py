@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -672,7 +673,16 @@ def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
         return f"missing {key!r}: say which one this is, one of: {', '.join(choices)}", hint
     if kind == "missing":
         return "this key is required but missing", "add it (see 'toolbridge init' for a commented example)"
-    return f"{error['msg']} (got {error.get('input')!r})", None
+    if kind == "value_error":  # our validators': the message says it all, and the value may be a secret
+        return str(error["msg"]).removeprefix("Value error, "), None
+    if any(_SECRETISH.search(str(part)) for part in loc):
+        return str(error["msg"]), None  # never the value of a key that holds a credential
+    shown = repr(error.get("input"))
+    return f"{error['msg']} (got {shown if len(shown) <= 80 else shown[:79] + '…'})", None
+
+
+_SECRETISH = re.compile(r"secret|password|token|credential|auth|key|header|env", re.IGNORECASE)
+"""Keys whose values are not repeated in an error: a credential pasted where a reference belongs."""
 
 
 def _members(annotation: Any) -> list[type[BaseModel]]:
