@@ -79,3 +79,18 @@ def test_a_folder_stays_when_its_last_file_is_deleted(run, in_tmp_dir: Path) -> 
 def test_every_command_on_the_database_takes_database(run, command: list[str]) -> None:  # type: ignore[no-untyped-def]
     code, out = run(*command, "--help")
     assert code == 0 and "--database" in out
+
+
+def test_what_users_and_upstreams_wrote_is_printed_as_written(run) -> None:  # type: ignore[no-untyped-def]
+    """Rich read ``:smile:`` as an emoji and ``[redacted]`` as markup: an error said ``no tool named
+    'util.x😄'`` and a stored error lost its ``[redacted]``."""
+    code, out = run("call", "util.x:smile:", "-c", EXAMPLE)
+    assert code == 1 and "no tool named 'util.x:smile:'" in out
+    from io import StringIO
+
+    from toolbridge.cli._output import console, show
+
+    printed = console()
+    printed.file = StringIO()
+    show(printed, [{"error": "auth Basic [redacted]) :fire:"}], {"last error": "error"}, as_json=False)
+    assert "auth Basic [redacted]) :fire:" in printed.file.getvalue()

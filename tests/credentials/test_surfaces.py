@@ -196,7 +196,7 @@ def test_cli_keys_and_connections(cli, in_tmp_dir: Path) -> None:  # type: ignor
     )
     assert personal.exit_code == 1 and "policy: shared" in personal.output  # it would never be used
     listed = cli("connections", "list", "--json")
-    docs = json.loads(listed.stdout)
+    docs = json_lines(listed.stdout)  # one object per line, as every --json listing
     assert [(d["connector"], d["account"], d["state"]) for d in docs] == [("svc", "bot", "active")]
     assert "canary-cli-7" not in listed.output + added.output
 
@@ -205,13 +205,17 @@ def test_cli_keys_and_connections(cli, in_tmp_dir: Path) -> None:  # type: ignor
 
     rotated = cli("keys", "rotate", "--settle", "0")
     assert rotated.exit_code == 0 and "1 data keys re-wrapped" in rotated.output
-    assert json.loads(cli("connections", "list", "--json").stdout)[0]["id"] == docs[0]["id"]
+    assert json_lines(cli("connections", "list", "--json").stdout)[0]["id"] == docs[0]["id"]
     rows = [json.loads(line) for line in cli("audit", "tail", "--json", "-n", "50").stdout.splitlines()]
     assert {"(credentials.add)", "(credentials.rotate)"} <= {r["tool"] for r in rows}
 
     removed = cli("connections", "remove", docs[0]["id"])
     assert removed.exit_code == 0
-    assert json.loads(cli("connections", "list", "--json").stdout) == []
+    assert json_lines(cli("connections", "list", "--json").stdout) == []
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def test_cli_master_key_from_the_environment(cli) -> None:  # type: ignore[no-untyped-def]
@@ -243,13 +247,13 @@ def test_cli_rewrap_with_environment_keys(cli) -> None:  # type: ignore[no-untyp
     rewrapped = cli("keys", "rewrap", env=both)
     assert rewrapped.exit_code == 0 and "1 data keys re-wrapped" in rewrapped.output, rewrapped.output
     listed = cli("connections", "list", "--json", env={"TOOLBRIDGE_MASTER_KEY": new})
-    assert [d["account"] for d in json.loads(listed.stdout)] == ["bot"]
+    assert [d["account"] for d in json_lines(listed.stdout)] == ["bot"]
     stale = cli(
         "connections", "add", "svc", "--account", "other", "--secret", "env:SVC_KEY",
         env={"SVC_KEY": "k", "TOOLBRIDGE_MASTER_KEY": old},
     )  # fmt: skip
     assert stale.exit_code == 1 and "this process does not have that key" in stale.output, stale.output
     listed = cli("connections", "list", "--json", env={"TOOLBRIDGE_MASTER_KEY": new})
-    assert [d["account"] for d in json.loads(listed.stdout)] == ["bot"], "the refused add left nothing"
+    assert [d["account"] for d in json_lines(listed.stdout)] == ["bot"], "the refused add left nothing"
     rows = [json.loads(line) for line in cli("audit", "tail", "--json", "-n", "50").stdout.splitlines()]
     assert [r["tool"] for r in rows].count("(credentials.rewrap)") == 1

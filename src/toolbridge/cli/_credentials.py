@@ -6,7 +6,6 @@ Registered by :mod:`toolbridge.cli`; kept apart so the CLI module stays small. T
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -16,10 +15,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import anyio
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from toolbridge.cli._app import _settings
-from toolbridge.cli._output import console
+from toolbridge.cli._output import JsonOption, console, show
 from toolbridge.credentials import (
     Authorization,
     ConnectFlow,
@@ -182,7 +180,7 @@ def keys_rewrap(config: ConfigOption = None, database: DatabaseOption = None) ->
 def connections_list(
     config: ConfigOption = None,
     database: DatabaseOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List connections with their state (never their secrets)."""
     hub = _hub(config, database)
@@ -199,22 +197,21 @@ def connections_list(
             ]
 
     docs = _run(main)
-    if as_json:
-        print(json.dumps(docs))
-        return
-    table = Table("id", "connector", "account", "owner", "scheme", "state", "version", "last error")
-    for d in docs:
-        table.add_row(
-            d["id"],
-            d["connector"],
-            d["account"],
-            d["owner"] or "(shared)",
-            d["scheme"],
-            d["state"],
-            str(d["token_version"]),
-            d["last_error"] or "",
-        )
-    out.print(table)
+    rows = [
+        {**d, "owner": d["owner"] or "(shared)", "last_error": d["last_error"] or ""} if not as_json else d
+        for d in docs
+    ]
+    columns = {
+        "id": "id",
+        "connector": "connector",
+        "account": "account",
+        "owner": "owner",
+        "scheme": "scheme",
+        "state": "state",
+        "version": "token_version",
+        "last error": "last_error",
+    }
+    show(out, rows, columns, as_json=as_json)  # one JSON object per line, as every listing; text escaped
 
 
 def _owner(text: str) -> str:

@@ -25,7 +25,7 @@ def console(*, stderr: bool = False) -> Console:
     """A console that wraps nothing and, when not writing to a terminal, cuts nothing."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else _UNCUT
-    return Console(stderr=stderr, soft_wrap=True, width=width)
+    return Console(stderr=stderr, soft_wrap=True, width=width, emoji=False)  # ":fire:" is what was typed
 
 
 def show(

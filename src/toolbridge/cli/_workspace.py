@@ -67,7 +67,7 @@ def _with_connector(
 def _progress() -> Progress:
     return Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=Console(stderr=True),
+        console=Console(stderr=True, emoji=False),
     )  # fmt: skip
 
 
