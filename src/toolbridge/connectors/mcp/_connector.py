@@ -173,6 +173,8 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
         in logs and notifications too), the restart backoff, and the :class:`Opener` that opens sessions
         with them."""
         self._watched = Watched()
+        self._unlisted: set[str] = set()
+        """Optional list methods the upstream answered with an error (logged once each)."""
         self._task_listeners: list[TaskListener] = []
         self._inbound = Inbound(
             self._name,
@@ -333,7 +335,7 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
             self._stateless = session.modern
             try:
                 await self._catalog.discover(session, auth)
-                self.extras = await discover_extras(session, self._namespace, auth)
+                self.extras = await discover_extras(session, self._namespace, auth, noted=self._unlisted)
             except BaseException:  # a failed or cancelled discovery: the session is not kept; re-raised
                 await session.aclose()
                 raise
@@ -477,7 +479,10 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
         try:
             auth = await self._default_auth()  # listed as the connector, whichever call's context started it
             await self._catalog.discover(session, auth)
-            before, self.extras = self.extras, await discover_extras(session, self._namespace, auth)
+            before, self.extras = (
+                self.extras,
+                await discover_extras(session, self._namespace, auth, noted=self._unlisted),
+            )
             if before.prompts != self.extras.prompts:
                 self._emit(ListChanged(self._name, "prompts"))
             if (before.resources, before.templates) != (self.extras.resources, self.extras.templates):

@@ -8,6 +8,7 @@ or one whose resources or templates have its scheme. :class:`FederatedRequests` 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import checked_input, own_answer
 from toolbridge.connectors.mcp._listen import Watched
 from toolbridge.connectors.mcp._naming import catalog_names
-from toolbridge.connectors.mcp._session import Session
+from toolbridge.connectors.mcp._session import RpcError, Session
 from toolbridge.connectors.mcp._tasks import without_tasks
 from toolbridge.connectors.mcp._uris import inward, outward, outward_content, outward_template, prefix
 from toolbridge.errors import ToolbridgeError, ToolNotFound, close_matches
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from toolbridge.connectors.mcp._inbound import Inbound
 
 __all__ = ["Extras", "FederatedRequests", "discover_extras"]
+
+logger = logging.getLogger("toolbridge.connectors.mcp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +60,55 @@ class Extras:
         return bool(scheme) and any(urlsplit(u).scheme == scheme for u in listed)
 
 
-async def discover_extras(session: Session, connector: str, auth: httpx2.Auth | None = None) -> Extras:
-    """List prompts, resources and resource templates the server says it has (its capabilities)."""
+async def discover_extras(
+    session: Session, connector: str, auth: httpx2.Auth | None = None, *, noted: set[str] | None = None
+) -> Extras:
+    """List prompts, resources and resource templates the server says it has (its capabilities).
+
+    These lists are optional: one the server answers with a JSON-RPC error (a server that declares
+    ``resources`` without serving ``resources/templates/list`` answers -32601) counts as empty, so the
+    session and its tools are kept. The error is logged once per method (``noted`` remembers which).
+    """
     prompts: dict[str, tuple[str, dict[str, Any]]] = {}
     if "prompts" in session.capabilities:
-        listed = await session.list_all("prompts/list", "prompts", auth=auth)
+        listed = await _optional(session, "prompts/list", "prompts", auth, noted)
         by_upstream = {str(p["name"]): p for p in listed if isinstance(p.get("name"), str)}
         for upstream, name in catalog_names(connector, by_upstream).items():
             prompts[name] = (upstream, {**by_upstream[upstream], "name": name})
     resources: dict[str, dict[str, Any]] = {}
     templates: tuple[dict[str, Any], ...] = ()
     if "resources" in session.capabilities:
-        for item in await session.list_all("resources/list", "resources", auth=auth):
+        for item in await _optional(session, "resources/list", "resources", auth, noted):
             if isinstance(item.get("uri"), str):
                 uri = outward(connector, item["uri"])
                 resources[uri] = {**item, "uri": uri}
-        listed_templates = await session.list_all("resources/templates/list", "resourceTemplates", auth=auth)
+        listed_templates = await _optional(
+            session, "resources/templates/list", "resourceTemplates", auth, noted
+        )
         templates = tuple(outward_template(connector, t) for t in listed_templates)
     return Extras(prompts, resources, templates, prefix(connector))
+
+
+async def _optional(
+    session: Session, method: str, key: str, auth: httpx2.Auth | None, noted: set[str] | None
+) -> list[dict[str, Any]]:
+    """Every item of an optional list; none when the server answers it with a JSON-RPC error."""
+    try:
+        return await session.list_all(method, key, auth=auth)
+    except RpcError as exc:
+        if noted is None or method not in noted:
+            logger.warning(
+                "%s declares the %r capability but answered %r with an error (%s): toolbridge lists no "
+                "%s from it and keeps the session (its tools stay usable)",
+                session.channel.describe,
+                method.split("/")[0],
+                method,
+                exc,
+                key,
+            )
+        if noted is not None:
+            noted.add(method)
+        return []
 
 
 class FederatedRequests:
