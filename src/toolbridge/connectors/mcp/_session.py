@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import httpx2
+import mcp_types as types
 from mcp.shared.inbound import (
     MCP_METHOD_HEADER,
     MCP_NAME_HEADER,
@@ -46,6 +47,18 @@ PROBE_TIMEOUT = 10.0
 _CANCEL_TIMEOUT = 2.0
 _MAX_PAGES = 100
 _UNSUPPORTED_VERSION = -32022
+RELAYED_CAPABILITIES: Mapping[str, Any] = types.ClientCapabilities(
+    sampling=types.SamplingCapability(),
+    elicitation=types.ElicitationCapability(
+        form=types.FormElicitationCapability(), url=types.UrlElicitationCapability()
+    ),
+    roots=types.RootsCapability(),
+).model_dump(mode="json", by_alias=True, exclude_none=True)
+"""What toolbridge declares in ``initialize`` (the handshake era): the requests it relays to the agent of the
+call they belong to (``_inbound``), refused per agent when that agent cannot answer. Plain sampling (no
+``tools`` or ``context``: an agent may not support them), both elicitation modes, roots without
+``listChanged`` (an agent's list changes are not relayed upstream). In the stateless era no session holds
+capabilities: each request carries those of the agent it is made for."""
 
 
 class RpcError(Exception):
@@ -180,7 +193,7 @@ class Session:
         self.channel.forget_session()
         params = {
             "protocolVersion": LATEST_HANDSHAKE_VERSION,
-            "capabilities": {},
+            "capabilities": RELAYED_CAPABILITIES,
             "clientInfo": self._client_info,
         }
         result = await self._ask("initialize", params, _HANDSHAKE_TIMEOUT)

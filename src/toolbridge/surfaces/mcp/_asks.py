@@ -45,7 +45,7 @@ def asker(ctx: ServerRequestContext[Any, Any], related: str | None) -> Ask:
     they ride its request's own stream (None: the session's stream)."""
 
     async def ask(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        why = _cannot(ctx, method)
+        why = _cannot(ctx, method, params)
         if why is not None:
             return _error(-32601, f"toolbridge cannot put {method!r} to the agent: {why}")
         try:
@@ -79,7 +79,7 @@ def askable(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any] | None:
     }
 
 
-def _cannot(ctx: ServerRequestContext[Any, Any], method: str) -> str | None:
+def _cannot(ctx: ServerRequestContext[Any, Any], method: str, params: Mapping[str, Any]) -> str | None:
     """Why the agent cannot be asked ``method`` (None: it can)."""
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
         return (
@@ -88,8 +88,22 @@ def _cannot(ctx: ServerRequestContext[Any, Any], method: str) -> str | None:
         )
     needed = CAPABILITY[method]
     capabilities = ctx.session.client_capabilities
-    if capabilities is None or getattr(capabilities, needed, None) is None:
+    declared = getattr(capabilities, needed, None) if capabilities is not None else None
+    if declared is None:
         return f"it did not declare the {needed!r} capability"
+    if method == "elicitation/create":
+        return _mode_missing(declared, params)
+    return None
+
+
+def _mode_missing(declared: types.ElicitationCapability, params: Mapping[str, Any]) -> str | None:
+    """Why an agent's elicitation capability does not cover the request's mode (None: it does). An empty
+    ``elicitation`` (2025-06-18, before modes) means form mode."""
+    mode = params.get("mode", "form")
+    if mode == "url" and declared.url is None:
+        return "it declared elicitation without the 'url' mode this request asks for"
+    if mode == "form" and declared.form is None and declared.url is not None:
+        return "it declared elicitation without the 'form' mode this request asks for"
     return None
 
 
