@@ -1,10 +1,15 @@
-"""``tools/list`` in pages: every tool exactly once, by ``nextCursor``, in both protocol eras."""
+"""``tools/list`` in pages: every tool exactly once, by ``nextCursor``, in both protocol eras; the one-page
+lists (prompts, resources, templates) refuse a cursor as tools/list refuses one it did not give."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+
+from toolbridge.connectors.mcp import McpConnector, StdioServer
 
 from .conftest import Served, make_hub, serve
 
@@ -17,12 +22,24 @@ async def paged() -> AsyncIterator[Served]:
         yield served
 
 
-async def listing(served: Served, era: str, cursor: str | None) -> dict[str, object]:
+@pytest.fixture
+async def federated() -> AsyncIterator[Served]:
+    """A hub federating fidelity_server.py (a prompt, a resource and a template) over stdio."""
+    hub = make_hub()
+    server = StdioServer(sys.executable, (str(Path(__file__).with_name("fidelity_server.py")),))
+    hub.add_connector(McpConnector("fid", server))
+    async with serve(hub) as served:
+        yield served
+
+
+async def listing(
+    served: Served, era: str, cursor: str | None, method: str = "tools/list"
+) -> dict[str, object]:
     params = {"cursor": cursor} if cursor is not None else {}
     if era == "modern":
-        response = await served.modern("tools/list", params)
+        response = await served.modern(method, params)
     else:
-        response = await served.legacy(await served.initialize(), "tools/list", params)
+        response = await served.legacy(await served.initialize(), method, params)
     body = response.json()
     return body.get("result") or body
 
@@ -46,3 +63,21 @@ async def test_a_cursor_we_did_not_give_is_refused(paged: Served, era: str) -> N
     answer = await listing(paged, era, "bm9wZQ")
     assert answer["error"]["code"] == -32602  # type: ignore[index]
     assert "not a cursor this server gave" in answer["error"]["message"]  # type: ignore[index]
+
+
+ONE_PAGE = {
+    "prompts/list": "prompts",
+    "resources/list": "resources",
+    "resources/templates/list": "resourceTemplates",
+}
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+@pytest.mark.parametrize("method", sorted(ONE_PAGE))
+async def test_the_one_page_lists_refuse_a_cursor_too(federated: Served, era: str, method: str) -> None:
+    whole = await listing(federated, era, None, method)
+    assert whole[ONE_PAGE[method]] and "nextCursor" not in whole  # something listed, in one page
+    answer = await listing(federated, era, "bm9wZQ", method)
+    assert answer["error"]["code"] == -32602  # type: ignore[index]
+    message = answer["error"]["message"]  # type: ignore[index]
+    assert message.startswith(f"{method}: 'bm9wZQ' is not a cursor this server gave; list again without")

@@ -31,9 +31,11 @@ from toolbridge.surfaces.mcp._events import (
     read_event_resource,
     serves_events,
 )
+from toolbridge.surfaces.mcp._pages import one_page
 from toolbridge.surfaces.mcp._wire import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
+    ProtocolError,
     agent_input,
     protocol_error,
 )
@@ -102,6 +104,13 @@ def _has_template(connector: McpConnector, uri: str) -> bool:
     return any(t.get("uriTemplate") == uri for t in connector.extras.templates)
 
 
+def _one_page(method: str, params: Any) -> None:
+    try:
+        one_page(method, getattr(params, "cursor", None))
+    except ProtocolError as exc:
+        raise MCPError(exc.code, exc.message, exc.data) from exc
+
+
 def _listing(key: str, items: list[Any]) -> dict[str, Any]:
     return {key: items, **_PRIVATE}
 
@@ -135,6 +144,7 @@ class _Federation:
         return caller, _visible(self.hub, caller.principal)
 
     async def list_prompts(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+        _one_page("prompts/list", params)
         _, visible = self._visible(ctx)
         return _listing("prompts", [w for c in visible for _, w in c.extras.prompts.values()])
 
@@ -154,11 +164,13 @@ class _Federation:
         return _relayed(result)
 
     async def list_resources(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+        _one_page("resources/list", params)
         caller, visible = self._visible(ctx)
         upstream = [r for c in visible for r in c.extras.resources.values()]
         return _listing("resources", [*event_resources(self.hub, caller.principal), *upstream])
 
     async def list_templates(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
+        _one_page("resources/templates/list", params)
         caller, visible = self._visible(ctx)
         upstream = [t for c in visible for t in c.extras.templates]
         return _listing("resourceTemplates", [*event_templates(self.hub, caller.principal), *upstream])

@@ -1,4 +1,7 @@
-"""``tools/list`` pages: a cursor is the (encoded) name of the last tool of the page before."""
+"""``tools/list`` pages: a cursor is the (encoded) name of the last tool of the page before.
+
+The other lists (``prompts/list``, ``resources/list``, ``resources/templates/list``) come in one page:
+no cursor of theirs was ever given, so any cursor is refused as an invalid one is for ``tools/list``."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, ProtocolError
 if TYPE_CHECKING:
     from toolbridge import Tool
 
-__all__ = ["tools_page"]
+__all__ = ["one_page", "tools_page"]
 
 _PREFIX = "after:"
 
@@ -41,3 +44,13 @@ def _after(cursor: str) -> str:
             "list again without a cursor, then pass each nextCursor as it comes",
         )
     return text[len(_PREFIX) :]
+
+
+def one_page(method: str, cursor: str | None) -> None:
+    """Refuse a cursor sent to a list that comes in one page (``method`` gives no ``nextCursor``)."""
+    if cursor is not None:
+        raise ProtocolError(
+            INVALID_PARAMS,
+            f"{method}: {cursor[:80]!r} is not a cursor this server gave; "
+            "list again without a cursor (this list comes in one page, without a nextCursor)",
+        )
