@@ -87,3 +87,25 @@ def test_serving_with_an_agent_that_is_not_declared_says_how_to_declare_or_creat
         result, "agent 'nobody' does not exist", "toolbridge agents create nobody --scope"
     )
     assert "agents:" in lines[1]  # or declared in the file
+
+
+@pytest.mark.parametrize(
+    ("database", "says"),
+    [
+        ("postgresql://u:pw-canary@h:notaport/db", "'postgresql://u:***@h:notaport/db' is not a database URL"),
+        ("not a url", "'not a url' is not a database URL"),
+    ],
+)
+def test_a_malformed_database_url_is_one_error_without_its_password(
+    tmp_path: Path, database: str, says: str
+) -> None:
+    """A port that is no number raised a ValueError with a traceback (found by an outside probe)."""
+    result = toolbridge("agents", "list", "-c", str(QUICKSTART), "--database", database, cwd=tmp_path)
+    assert_one_error(result, says, "postgresql+asyncpg://user@host:5432/db")
+    assert "pw-canary" not in result.stderr
+
+
+def test_a_port_out_of_range_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """--port 99999 served on 34463 (99999 mod 65536) under a banner saying 99999."""
+    result = toolbridge("serve", "-c", str(QUICKSTART), "--port", "99999", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == "" and "65535" in result.stderr

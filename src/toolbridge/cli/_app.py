@@ -165,7 +165,9 @@ def serve(
     config: ConfigOption = None,
     database: DatabaseOption = None,
     host: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_HOST", help="Interface to bind")] = None,
-    port: Annotated[int | None, typer.Option(envvar="TOOLBRIDGE_PORT", help="Port to bind")] = None,
+    port: Annotated[
+        int | None, typer.Option(envvar="TOOLBRIDGE_PORT", min=0, max=65535, help="Port to bind")
+    ] = None,
     create_agent: Annotated[
         str | None,
         typer.Option(

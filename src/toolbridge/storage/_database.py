@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import os
 import pathlib
+import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -255,14 +256,22 @@ def _storage_errors() -> Iterator[None]:
         ) from exc
 
 
+def _without_password(url: str) -> str:
+    """``url`` with the password of its user part masked (the URL may not parse)."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
 def _normalize(url: str) -> str:
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
+        parsed.port  # noqa: B018 - a port that is no number raises here, not at the first connection
+    except (sa.exc.ArgumentError, ValueError) as exc:
         raise ConfigurationError(
-            f"{url!r} is not a database URL",
-            hint="use 'sqlite+aiosqlite:///path/to/file.db' or 'postgresql+asyncpg://user@host/db'",
+            f"{_without_password(url)!r} is not a database URL ({exc})",
+            hint="use 'sqlite+aiosqlite:///path/to/file.db' or 'postgresql+asyncpg://user@host:5432/db'",
         ) from exc
+    if parsed.drivername in ("postgres", "postgres+asyncpg"):  # the scheme Heroku and others print
+        parsed = parsed.set(drivername="postgresql+asyncpg")
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
     if backend == "sqlite" and driver != "aiosqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
