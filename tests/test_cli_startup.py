@@ -92,7 +92,10 @@ def test_serving_with_an_agent_that_is_not_declared_says_how_to_declare_or_creat
 @pytest.mark.parametrize(
     ("database", "says"),
     [
-        ("postgresql://u:pw-canary@h:notaport/db", "'postgresql://u:***@h:notaport/db' is not a database URL"),
+        (
+            "postgresql://u:pw-canary@h:notaport/db",
+            "'postgresql://u:***@h:notaport/db' is not a database URL",
+        ),
         ("not a url", "'not a url' is not a database URL"),
     ],
 )
