@@ -121,8 +121,11 @@ def test_no_warning_when_keys_are_off_or_the_document_declares_them(
 
     (tmp_path / "plain.json").write_text(json.dumps(document()))
     (tmp_path / "keyed.json").write_text(json.dumps(document("Idempotency-Key")))
+    reads = {"operationId": "listThings", "responses": {"200": {"description": "ok"}}}
+    (tmp_path / "reads.json").write_text(json.dumps(openapi({"/things": {"get": reads}})))
+    cases = (("plain.json", "none"), ("keyed.json", "Idempotency-Key"), ("reads.json", "Idempotency-Key"))
     with caplog.at_level(logging.WARNING, logger="toolbridge.connectors.openapi"):
-        for spec, header in (("plain.json", "none"), ("keyed.json", "Idempotency-Key")):
+        for spec, header in cases:  # off; declared; only reads (no key is ever sent: it printed anyway)
             config = OpenAPIConnectorSettings(kind="openapi", spec=spec, idempotency_header=header)
             openapi_connector("api", config, Settings(source=tmp_path / "toolbridge.yaml"))
     assert not [r for r in caplog.records if "idempotency" in r.getMessage()]

@@ -82,7 +82,8 @@ def _key_header(config: OpenAPIConnectorSettings) -> str | None:
 def check_key_header(connector: OpenAPIConnector, config: OpenAPIConnectorSettings) -> None:
     """Warn when keys go to an upstream whose document declares no idempotency header."""
     header = _key_header(config)
-    if header is None or not connector.tools() or connector.declares_keys:
+    writes = any(not tool.annotations.read_only for tool in connector.tools())
+    if header is None or not writes or connector.declares_keys:  # keys go with writes only
         return
     how = "as configured" if "idempotency_header" in config.model_fields_set else "by default"
     logger.warning(
