@@ -154,6 +154,20 @@ async def test_connection_selection(sqlite_url: str) -> None:
             await hub.call(LOCAL, "gh.me", connection="carol")
 
 
+@pytest.mark.parametrize("scheme", ["api_key", "bearer", "basic"])
+async def test_a_connector_without_a_sign_in_says_to_add_its_secret(sqlite_url: str, scheme: str) -> None:
+    """The hint sent the operator to 'toolbridge connect', which refuses every scheme but oauth2."""
+    config = AuthConfig(scheme=scheme, name="X-Key") if scheme == "api_key" else AuthConfig(scheme=scheme)
+    hub, _, client = make_hub(Database(sqlite_url), FakeAuthServer(), {"svc": config}, clock=Clock())
+    async with hub, client:
+        with pytest.raises(NotConnected) as info:
+            await hub.call(LOCAL, "svc.me", connection="ops")
+    assert info.value.hint == (
+        "an operator adds its secret: toolbridge connections add svc --account ops --secret env:VARIABLE "
+        "(or POST /v1/connections)"
+    )
+
+
 @pytest.mark.parametrize(
     ("config", "secret", "check"),
     [

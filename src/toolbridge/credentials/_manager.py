@@ -428,12 +428,15 @@ class CredentialManager:
                 found = default
         if not found:
             who = f" as {connection!r}" if connection is not None else ""
-            raise NotConnected(
-                f"connector {connector!r} is not connected{who}",
-                hint=f"a person must connect it: toolbridge connect {connector}"
-                + (f" --account {connection}" if connection else ""),
-                tool=tool or None,
-            )
+            account = f" --account {connection}" if connection else ""
+            if connector not in self.bindings or self.bindings[connector].scheme == "oauth2":
+                how = f"a person must connect it: toolbridge connect {connector}{account}"
+            else:  # a static secret or a service account: no sign-in, its secret is added
+                how = (
+                    f"an operator adds its secret: toolbridge connections add {connector}{account} "
+                    "--secret env:VARIABLE (or POST /v1/connections)"
+                )
+            raise NotConnected(f"connector {connector!r} is not connected{who}", hint=how, tool=tool or None)
         return found[0]
 
     async def _load(self, ident: str) -> _Cell:
