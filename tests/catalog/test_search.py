@@ -311,6 +311,8 @@ def test_argument_errors_say_what_to_send_instead() -> None:
             "urgent": {"type": "boolean"},
             "status": {"type": "string", "enum": ["triggered", "acknowledged", "resolved"]},
             "at": {"type": "string", "format": "date"},
+            "tags": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},  # Optional
+            "limit": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
         },
     }
     catalog = Catalog()
@@ -322,6 +324,8 @@ def test_argument_errors_say_what_to_send_instead() -> None:
         "urgent": "true",
         "status": "acknowleged",
         "at": "12/02/2026",
+        "tags": '["a"]',
+        "limit": "5",
     }
     with pytest.raises(InvalidArguments) as info:
         catalog.validate(catalog.get("x.y"), sent, size=1, max_bytes=10_000)
@@ -333,6 +337,8 @@ def test_argument_errors_say_what_to_send_instead() -> None:
         "urgent": "send true without quotes",
         "status": "did you mean 'acknowledged'?",
         "at": "write it like '2026-12-02'",
+        "tags": "that is a string holding JSON: send the list itself, not a string",
+        "limit": "send 5 without quotes",
     }
 
 

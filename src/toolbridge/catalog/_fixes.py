@@ -43,6 +43,8 @@ def how_to_fix(error: ValidationError) -> str | None:
         return f"write it like {example!r}" if example else None
     if error.validator == "type" and isinstance(error.instance, str):
         return _unquoted(error.instance, error.validator_value)
+    if error.validator in ("anyOf", "oneOf") and isinstance(error.instance, str):  # Optional[...] and kin
+        return _unquoted(error.instance, _branch_types(error.validator_value))
     if error.validator in ("maxLength", "minLength") and isinstance(error.instance, str):
         bound = "at most" if error.validator == "maxLength" else "at least"
         return f"send {bound} {error.validator_value:,} characters (this has {len(error.instance):,})"
@@ -51,6 +53,15 @@ def how_to_fix(error: ValidationError) -> str | None:
         match = close_matches(str(error.instance), choices, n=1)
         return f"did you mean {match[0]!r}?" if match else None
     return None
+
+
+def _branch_types(branches: Any) -> list[str]:
+    """The JSON types the branches of an ``anyOf``/``oneOf`` name (``{"type": ...}`` of each)."""
+    kinds: list[str] = []
+    for branch in branches if isinstance(branches, list) else []:
+        kind = branch.get("type") if isinstance(branch, dict) else None
+        kinds.extend(kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else [])
+    return kinds
 
 
 def _unquoted(text: str, expected: Any) -> str | None:
