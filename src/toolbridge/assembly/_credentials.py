@@ -69,7 +69,9 @@ def build_credentials(
         if connector.connections is not None
     }
     legacy = any(isinstance(c, OpenAPIConnectorSettings) and c.auth for c in settings.connectors.values())
-    if not declared and not legacy:  # an OpenAPI 'auth:' block becomes a binding when its connector is built
+    # an OpenAPI 'auth:' block becomes a binding when its connector is built; a webhook secret given as
+    # 'vault:NAME' is read through the manager's vault, so the manager exists for it too
+    if not declared and not legacy and not _reads_the_vault(settings):
         return None
     providers = load_providers(settings.providers)
     bindings = {}
@@ -95,6 +97,13 @@ def build_credentials(
         audit=audit,
         on_reauth=on_reauth,
     )
+
+
+def _reads_the_vault(settings: Settings) -> bool:
+    """Whether a webhook source or target names its secret as ``vault:NAME``."""
+    refs = [ref for hook in settings.hooks.values() for ref in (hook.secret, hook.previous_secret)]
+    refs += [sub.webhook.secret for sub in settings.subscriptions.values() if sub.webhook is not None]
+    return any(ref is not None and ref.startswith("vault:") for ref in refs)
 
 
 def _discovers(settings: Settings, name: str) -> str | None:

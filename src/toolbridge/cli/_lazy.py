@@ -30,6 +30,11 @@ LAZY: dict[str, tuple[str, str, str]] = {
         "connections_app",
         "List, add, test and remove connections (credentials).",
     ),
+    "secrets": (
+        "toolbridge.cli._secrets",
+        "secrets_app",
+        "Named secrets in the vault, for 'vault:NAME' references (webhook secrets, connections).",
+    ),
     "connect": (
         "toolbridge.cli._credentials",
         "connect",

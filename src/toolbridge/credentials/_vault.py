@@ -122,7 +122,8 @@ class Vault:
             found = await self.read(conn, name)
         if found is None:
             raise ConfigurationError(
-                f"the vault has no secret named {name!r}", hint="store it with 'toolbridge secrets set'"
+                f"the vault has no secret named {name!r}",
+                hint=f"store it with 'toolbridge secrets set {name}' (the value on standard input)",
             )
         return found
 
