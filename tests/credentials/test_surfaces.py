@@ -87,6 +87,19 @@ async def test_rest_add_list_test_remove(served: Served) -> None:
     assert (await http.get(f"/v1/connections/{doc['id']}", headers=served.auth())).status_code == 404
 
 
+async def test_a_body_sent_without_its_json_content_type_is_told_so(served: Served) -> None:
+    """curl -d sends form-urlencoded: the answer said only "body: Input should be a valid dictionary"."""
+    body = json.dumps({"connector": "svc", "account": "bot", "secret": "canary-key-2"})
+    headers = {**served.auth(), "content-type": "application/x-www-form-urlencoded"}
+    refused = await served.http.post("/v1/connections", content=body, headers=headers)
+    assert refused.status_code == 400
+    assert refused.json()["hint"] == (
+        "send the body as JSON with 'Content-Type: application/json' "
+        "(this one said application/x-www-form-urlencoded)"
+    )
+    assert "canary" not in refused.text
+
+
 async def test_rest_connect_flow_then_probe(served: Served) -> None:
     http = served.http
     started = await http.post(

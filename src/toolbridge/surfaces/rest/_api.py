@@ -348,10 +348,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         details = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
-        bad = BadRequest(
-            "the request is not valid: " + "; ".join(f"{d['field']}: {d['error']}" for d in details),
-            hint="see /v1/openapi.json for the request format",
-        )
+        kind = request.headers.get("content-type") or ""
+        hint = "see /v1/openapi.json for the request format"
+        if any(e["loc"][:1] == ("body",) for e in exc.errors()) and "json" not in kind.lower():
+            said = kind or "none"
+            hint = f"send the body as JSON with 'Content-Type: application/json' (this one said {said})"
+        summary = "; ".join(f"{d['field']}: {d['error']}" for d in details)
+        bad = BadRequest(f"the request is not valid: {summary}", hint=hint)
         return problem_response(bad, instance=request.url.path)
 
     async def http_error(request: Request, exc: Exception) -> Response:
