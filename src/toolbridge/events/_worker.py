@@ -21,10 +21,12 @@ first call's outcome — never marked failed while that call may still succeed.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -174,7 +176,14 @@ class DeliveryWorker:
             return
         try:
             status = await self._post(client, item, event, target)
-        except (BadRequest, httpx2.HTTPError, TimeoutError) as exc:
+        except BadRequest as exc:  # the SSRF guard's: an address as written can never be reached
+            if _as_written(target.url):
+                await self.deliveries.fail(item, _error(exc, target))
+                logger.error("subscription %s: %s", item.subscription, exc.message)
+            else:  # a name that resolved to a private address: its DNS may change
+                await self._failed(item, _error(exc, target))
+            return
+        except (httpx2.HTTPError, TimeoutError) as exc:
             await self._failed(item, _error(exc, target))
             return
         if 200 <= status < 300:
@@ -257,6 +266,16 @@ class DeliveryWorker:
             await self.deliveries.fail(item, problem(exc))
             return
         await self.deliveries.succeed(item)
+
+
+def _as_written(url: str) -> bool:
+    """Whether the URL's host is an IP address (or its port or scheme is refused whatever DNS says)."""
+    parts = urlsplit(url)
+    try:
+        ipaddress.ip_address((parts.hostname or "").strip("[]"))
+    except ValueError:
+        return parts.scheme not in ("http", "https") or parts.port not in (None, 80, 443)
+    return True
 
 
 def _origin(url: str) -> str:
