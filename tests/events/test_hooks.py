@@ -118,3 +118,15 @@ async def test_oversized_deliveries_get_413_declared_or_streamed(env: Env) -> No
 async def test_unknown_source_is_404(env: Env) -> None:
     response = await env.client.post("/hooks/gitlab", content=PUSH, headers=github(PUSH))
     assert response.status_code == 404 and response.json()["hint"]
+
+
+async def test_a_delivery_id_over_255_characters_is_refused_not_cut(env: Env) -> None:
+    """Ids were cut to 255 characters for deduplication: two deliveries differing after that were one
+    ("duplicate", the second event lost) on SQLite, and a 503 "database may be down" on PostgreSQL."""
+    long_id = "d" * 256
+    refused = await env.client.post("/hooks/github", content=PUSH, headers=github(PUSH, delivery=long_id))
+    assert refused.status_code == 400
+    assert "256 characters long; at most 255" in refused.json()["detail"]
+    assert await stored(env) == 0
+    fits = await env.client.post("/hooks/github", content=PUSH, headers=github(PUSH, delivery="d" * 255))
+    assert fits.status_code == 200 and await stored(env) == 1

@@ -217,3 +217,12 @@ def test_unsigned_and_malformed_deliveries() -> None:
         StripeVerifier(["s"]).verify(b"{}", {"stripe-signature": "v1=00"}, 0)
     with pytest.raises(ConfigurationError, match="base64"):
         StandardVerifier(["whsec_!!!"])
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-inf"])
+def test_a_signed_timestamp_that_is_no_time_is_refused(stamp: str) -> None:
+    """'nan' compared false with the window, so a delivery signed with it was accepted at any time."""
+    mac = hmac.new(SL_SECRET.encode(), f"v0:{stamp}:".encode() + SL_BODY, hashlib.sha256).hexdigest()
+    headers = {"x-slack-request-timestamp": stamp, "x-slack-signature": f"v0={mac}", **FORM}
+    with pytest.raises(BadRequest, match="not a Unix time"):
+        SlackVerifier([SL_SECRET]).verify(SL_BODY, headers, int(SL_TS))

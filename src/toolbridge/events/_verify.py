@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,17 @@ class Delivery:
     payload: Any
     challenge: str | None = None
     """Slack's ``url_verification``: answer with this and store nothing."""
+
+    def __post_init__(self) -> None:
+        if len(self.delivery_id) > MAX_DELIVERY_ID:  # cut, two ids became one: the second event was lost
+            raise BadRequest(
+                f"the delivery's id is {len(self.delivery_id):,} characters long; at most "
+                f"{MAX_DELIVERY_ID} are accepted",
+                hint="send a shorter delivery id (it identifies the delivery for deduplication)",
+            )
+
+
+MAX_DELIVERY_ID = 255
 
 
 class Verifier(Protocol):
@@ -90,7 +102,9 @@ def _check_time(stamp: str, now: float, tolerance: float) -> None:
     try:
         signed = float(stamp)
     except ValueError:
-        raise BadRequest(f"the signed timestamp {stamp[:40]!r} is not a Unix time") from None
+        signed = math.nan
+    if not math.isfinite(signed):  # 'nan' compares false with everything: it skipped the window below
+        raise BadRequest(f"the signed timestamp {stamp[:40]!r} is not a Unix time")
     if abs(now - signed) > tolerance:
         raise AuthenticationError(
             f"the delivery's signed timestamp is {now - signed:+.0f} s from now, beyond ±{tolerance:g} s",
@@ -164,7 +178,7 @@ class StandardVerifier:
             raise _bad_signature()
         payload = _json(body)
         kind = self._fields.type(payload, str(dig(payload, "type") or "webhook"))
-        return Delivery(msg_id[:255], kind, self._fields.subject(payload, dig(payload, "subject")), payload)
+        return Delivery(msg_id, kind, self._fields.subject(payload, dig(payload, "subject")), payload)
 
 
 def _versioned(header: str, version: str) -> list[bytes]:
