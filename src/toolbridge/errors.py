@@ -108,6 +108,9 @@ class ToolbridgeError(Exception):
     code: ClassVar[str] = "toolbridge_error"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "toolbridge error"
+    retried: bool = False
+    """Set by the resilience layer on the failure it raises after retrying it: no other layer retries it
+    again (a pipeline step's attempts would multiply the connector's)."""
 
     def __init__(self, message: str, *, hint: str | None = None, tool: str | None = None) -> None:
         super().__init__(message)

@@ -171,6 +171,22 @@ async def test_transient_failures_are_retried_with_the_same_step(database_url: s
     assert ledger.calls == ["create r"] * 3 and list(ledger.live.values()) == ["r"]
 
 
+async def test_a_failure_the_connectors_policy_retried_is_not_retried_again_by_the_step(
+    database_url: str, ledger: Ledger
+) -> None:
+    """One layer retries each failure: a step's 3 attempts around a policy of 3 made 9 requests (an outside
+    probe saw 3 × 5 = 15 trip the connector's breaker for every caller)."""
+    ledger.fail["create"] = 100
+    hub, _ = make_hub(database_url, ledger, [FLOW])
+    hub.resilience.configure(
+        "svc", ResiliencePolicy(retry=RetryPolicy(max_attempts=3), breaker=BreakerPolicy(enabled=False))
+    )
+    async with hub:
+        with pytest.raises(ToolExecutionError, match="ended failed at step 00.first"):
+            await hub.call(ME, "pipelines.flow", {"title": "r", "parts": []})
+    assert ledger.calls == ["create r"] * 3  # the policy's three, and no step retry on top
+
+
 async def test_a_compensation_that_keeps_failing_ends_needs_attention(
     database_url: str, ledger: Ledger
 ) -> None:

@@ -26,7 +26,8 @@ class _Model(BaseModel):
 
 class RetrySettings(_Model):
     attempts: Annotated[int, Field(ge=1, le=20)] = 3
-    """Attempts in all (the first included), for failures that are safe to repeat."""
+    """Attempts in all (the first included), for failures that are safe to repeat and that the connector's
+    resilience policy did not retry already (a step's timeout; a connector with ``max_attempts: 1``)."""
     base_delay: Annotated[float, Field(ge=0)] = 0.5
     max_delay: Annotated[float, Field(ge=0)] = 30.0
 

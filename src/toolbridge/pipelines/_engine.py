@@ -316,8 +316,8 @@ class Engine:
         transient = isinstance(exc, UpstreamTimeout | UpstreamUnavailable) or (
             isinstance(exc, UpstreamStatusError) and exc.upstream_status in RETRYABLE_STATUSES
         )
-        if not transient or not isinstance(exc, UpstreamError):
-            return "fail"
+        if not transient or not isinstance(exc, UpstreamError) or exc.retried:
+            return "fail"  # retried: the connector's policy used its attempts on it (one layer retries)
         return "retry" if self._hub.safe_to_repeat(tool) else "fail"
 
     async def _forget(self, ctx: _Ctx, key: str, exc: ToolbridgeError) -> None:

@@ -33,7 +33,8 @@ class Where:
 @dataclass(frozen=True, slots=True)
 class Retry:
     """Attempts of a step (the first included) for failures that are safe to repeat; full-jitter
-    backoff from ``base_delay`` doubling up to ``max_delay`` seconds."""
+    backoff from ``base_delay`` doubling up to ``max_delay`` seconds. A failure the connector's resilience
+    policy already retried is not retried again (3 step attempts × 5 of the policy made 15 requests)."""
 
     attempts: int = 3
     base_delay: float = 0.5

@@ -259,7 +259,10 @@ class Resilience:
                 tool=attempt.tool,
                 hint="a person must reconnect the account",
             ) from exc
-        if decision.action is Action.FAIL or number >= state.policy.retry.max_attempts:
+        if decision.action is Action.FAIL:
+            raise exc
+        if number >= state.policy.retry.max_attempts:
+            exc.retried = number > 1  # retried here until the attempts ran out: for no layer to retry again
             raise exc
         if not state.budget.can_retry():
             logger.warning("retry budget of %s exhausted; not retrying %s", attempt.connector, attempt.tool)
