@@ -369,3 +369,24 @@ def test_max_body_bytes_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="positive"):
         McpSurface(Hub(), max_body_bytes=0)
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "says"),
+    [
+        ("resources/read", {}, "invalid params for resources/read: uri: Field required"),
+        ("logging/setLevel", {"level": "loud"}, "invalid params for logging/setLevel: level: Input should"),
+        ("prompts/get", {"name": 5}, "invalid params for prompts/get: name: Input should be a valid string"),
+    ],
+)
+async def test_bad_params_of_other_methods_name_the_field(
+    served: Served, method: str, params: dict[str, object], says: str
+) -> None:
+    """The SDK answered these with a bare "Invalid request parameters" and an empty data."""
+    session = await served.initialize("alice")
+    legacy = (await served.legacy(session, method, params)).json()["error"]
+    assert legacy["code"] == -32602 and legacy["message"].startswith(says), legacy
+    assert legacy["data"]["errors"][0]["field"] in ("uri", "level", "name")
+    if method == "resources/read":  # (setLevel is the session era's; prompts/get's name is routed by header)
+        modern = (await served.modern(method, params)).json()["error"]
+        assert modern["code"] == -32602 and modern["message"].startswith(says), modern

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import pydantic
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
@@ -145,7 +146,32 @@ async def _checked_call(ctx: ServerRequestContext[Any, Any], call_next: CallNext
             call_params(params)
         except ProtocolError as exc:
             raise MCPError(exc.code, exc.message, exc.data) from None
+    elif (model := _PARAMS.get(ctx.method)) is not None and not (
+        ctx.method in _HANDSHAKE_ONLY and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+    ):  # (a method the stateless era removed is answered 404 / -32601 by the SDK, whatever its params)
+        try:
+            model.model_validate(ctx.params if ctx.params is not None else {})
+        except (
+            pydantic.ValidationError
+        ) as exc:  # the SDK's answer names no field: "Invalid request parameters"
+            errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
+            said = "; ".join(f"{e['field'] or 'params'}: {e['error']}" for e in errors[:5])
+            raise MCPError(
+                INVALID_PARAMS, f"invalid params for {ctx.method}: {said}", {"errors": errors}
+            ) from None
     return await call_next(ctx)
+
+
+_PARAMS: dict[str, type[pydantic.BaseModel]] = {
+    "resources/read": types.ReadResourceRequestParams,
+    "resources/subscribe": types.SubscribeRequestParams,
+    "resources/unsubscribe": types.UnsubscribeRequestParams,
+    "prompts/get": types.GetPromptRequestParams,
+    "completion/complete": types.CompleteRequestParams,
+    "logging/setLevel": types.SetLevelRequestParams,
+}
+"""The params each method takes, checked here to say which field is wrong (tools/call: above)."""
+_HANDSHAKE_ONLY = frozenset({"logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 
 
 def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], Notifier]:
