@@ -121,6 +121,25 @@ async def test_tus_protocol_resume_checksum_and_terminate(env: Env) -> None:
     assert (await c.head(second.headers["location"], headers=TUS)).status_code == 404
 
 
+async def test_a_tus_upload_is_resumed_by_its_url_or_its_owners_key_not_another_agents(env: Env) -> None:
+    """The URL is a capability; a request that also brought another agent's key went through as the
+    upload's owner, and the audit row named the owner (found by an outside probe)."""
+    c = env.client
+    meta = "path " + base64.b64encode(b"/up/theirs.bin").decode()
+    created = await c.post(
+        "/v1/workspaces/shared/uploads",
+        headers={**env.auth, **TUS, "Upload-Length": "10", "Upload-Metadata": meta},
+    )
+    url = created.headers["location"]
+    patch = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    foreign = await c.patch(url, content=b"01234", headers={**patch, **env.other})
+    assert foreign.status_code == 403 and "not to agent:" in foreign.json()["detail"]
+    assert (await c.head(url, headers={**TUS, **env.other})).status_code == 403
+    assert (await c.head(url, headers=TUS)).headers["upload-offset"] == "0"  # nothing was written
+    own = await c.patch(url, content=b"01234", headers={**patch, **env.auth})
+    assert own.status_code == 204 and own.headers["upload-offset"] == "5"
+
+
 async def test_tus_create_is_refused_when_someone_else_holds_the_lease(env: Env) -> None:
     holder = Principal.agent("holder", ["workspace.*"])
     await env.connector.service.set_member(Principal.local(), "shared", holder.id, Role.EDITOR)

@@ -33,6 +33,7 @@ from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
     NotFound,
+    PermissionDenied,
     PreconditionFailed,
     ToolbridgeError,
     ToolNotFound,
@@ -42,7 +43,7 @@ from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
 from toolbridge.surfaces._http_errors import http_problem
-from toolbridge.surfaces._request import api_key, declared_length, read_body
+from toolbridge.surfaces._request import api_key, declared_length, presents_key, read_body
 from toolbridge.workspace import BlobInfo, WorkspaceConnector, normalize_path
 from toolbridge.workspace._blobs import hash_file
 from toolbridge.workspace._connector import entry_document
@@ -103,6 +104,21 @@ class WorkspaceApi:
         who = await self.caller(request)
         self.authorize(who, op)
         return who, None, None
+
+    async def uploader(self, request: Request, upload: Upload) -> Principal:
+        """Who acts on a tus upload: its holder (the URL is a capability). A request that also presents an
+        agent's key must present the holder's: another agent's went through as the holder, and the audit
+        row named someone who never sent it."""
+        who = await self.holder(upload.principal, upload.key, "write")
+        if presents_key(request.headers):
+            sender = await self.caller(request)
+            if sender.id != who.id:
+                raise PermissionDenied(
+                    f"upload {upload.id} belongs to {who.id}, not to {sender.id} whose key came with it",
+                    missing_scope="",
+                    hint="resume an upload with the key that created it (or with its URL alone)",
+                )
+        return who
 
     async def holder(self, principal_id: str, key: str, op: str) -> Principal:
         """Who a capability (signed URL, tus upload) was issued to, looked up now: a revoked key or a
@@ -343,7 +359,7 @@ class WorkspaceApi:
         upload_id = request.path_params["upload"]
         async with self.uploads.lock(upload_id):  # an interrupted PATCH still writing finishes first
             upload = await self.uploads.get(upload_id)
-            who = await self.holder(upload.principal, upload.key, "write")
+            who = await self.uploader(request, upload)
             async with self.performed(request, who, "upload.status", "write", upload=upload_id):
                 pass
         return Response(
@@ -366,7 +382,7 @@ class WorkspaceApi:
         offset = _int(request.headers.get("upload-offset", ""), "Upload-Offset")
         async with self.uploads.lock(upload_id):
             upload = await self.uploads.get(upload_id)
-            who = await self.holder(upload.principal, upload.key, "write")
+            who = await self.uploader(request, upload)
             async with self.performed(
                 request, who, "upload.append", "write", upload=upload_id, offset=offset
             ):
@@ -424,7 +440,7 @@ class WorkspaceApi:
         upload_id = request.path_params["upload"]
         async with self.uploads.lock(upload_id):
             upload = await self.uploads.get(upload_id)
-            who = await self.holder(upload.principal, upload.key, "write")
+            who = await self.uploader(request, upload)
             async with self.performed(request, who, "upload.cancel", "write", upload=upload_id):
                 await self.uploads.delete(upload_id)
         return Response(status_code=204, headers=self._tus_headers())
