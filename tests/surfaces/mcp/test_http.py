@@ -390,3 +390,17 @@ async def test_bad_params_of_other_methods_name_the_field(
     if method == "resources/read":  # (setLevel is the session era's; prompts/get's name is routed by header)
         modern = (await served.modern(method, params)).json()["error"]
         assert modern["code"] == -32602 and modern["message"].startswith(says), modern
+
+
+async def test_a_protocol_version_header_this_server_does_not_speak_says_which_it_does(
+    served: Served,
+) -> None:
+    """A valid session's request with MCP-Protocol-Version 1999-01-01 was answered about params._meta."""
+    session = await served.initialize("alice")
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}
+    answer = await served.post(body, mcp_session_id=session, mcp_protocol_version="1999-01-01")
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == -32022 and "MCP-Protocol-Version is '1999-01-01'" in error["message"]
+    assert error["data"]["requested"] == "1999-01-01" and LEGACY in error["data"]["supported"]
+    assert answer.json()["id"] == 3  # an error answer carries the request's id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,21 +48,30 @@ def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
         json.dumps([{"jsonrpc": "2.0", "id": 3, "method": "ping"}]),  # a batch
         json.dumps({"jsonrpc": "2.0", "id": 4, "method": "ping"}),  # still served after them
     ]
-    done = subprocess.run(
+    server = subprocess.Popen(
         [sys.executable, str(APP)],
-        input="\n".join(lines) + "\n",
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=str(APP.parent),
-        timeout=patience(120),
-        check=False,
     )
-    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    watchdog = threading.Timer(patience(120), server.kill)  # a server that never answers fails the test
+    watchdog.start()
+    try:
+        assert server.stdin is not None and server.stdout is not None
+        server.stdin.write("\n".join(lines) + "\n")
+        server.stdin.flush()  # stdin stays open: at its end a server may stop before answering the rest
+        answers = [json.loads(server.stdout.readline() or "null") for _ in lines]
+    finally:
+        watchdog.cancel()
+        server.kill()
+        stderr = server.communicate()[1]
     assert [(a["id"], a.get("error", {}).get("code")) for a in answers] == [
         (None, -32700),
         (2, -32600),
         (None, -32600),
         (4, None),
-    ], done.stderr
+    ], stderr
     assert "EOF while parsing" in answers[0]["error"]["message"]
     assert "batches are not accepted" in answers[2]["error"]["message"]

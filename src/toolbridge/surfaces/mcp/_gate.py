@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp_types import INVALID_REQUEST
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -158,9 +158,13 @@ class Gate:
         if body is None:
             return  # the client went away while sending
         scope = {**scope, SCOPE_KEY: RequestInfo(principal, request_id), "user": _user(principal)}
-        refusal = _unservable_post(headers) if scope["method"] == "POST" else None
-        if refusal is not None:
-            await _send_json(send, *refusal)  # the SDK's answers: plain text, or an empty 406
+        refusal = _unknown_version(headers) or (
+            _unservable_post(headers) if scope["method"] == "POST" else None
+        )
+        if refusal is not None:  # the SDK's answers: about _meta, plain text, an empty 406
+            status, error = refusal
+            answer = {"jsonrpc": "2.0", "id": _request_id_of(body), "error": error}
+            await _send_json(send, status, json.dumps(answer).encode())
             return
         if _handshake_era(headers) and scope["method"] == "POST" and not is_jsonrpc_message(body):
             await _send_json(send, 400, INVALID_REQUEST_BODY)  # the SDK would answer -32602 here
@@ -265,7 +269,24 @@ async def _send_problem(send: Send, exc: ToolbridgeError) -> None:
     await _send_json(send, exc.status, json.dumps(problem(exc)).encode(), b"application/problem+json", extra)
 
 
-def _unservable_post(headers: Headers) -> tuple[int, bytes] | None:
+def _unknown_version(headers: Headers) -> tuple[int, dict[str, object]] | None:
+    """A session's request with a protocol version header this server does not speak: the SDK answered
+    it about ``params._meta`` (a request without a session is the SDK's to answer, as it does well)."""
+    asked = headers.get("mcp-protocol-version")
+    if asked is None or asked in _VERSIONS or "mcp-session-id" not in headers:
+        return None
+    return 400, {
+        "code": UNSUPPORTED_PROTOCOL_VERSION,
+        "message": f"Unsupported protocol version: MCP-Protocol-Version is {asked!r}; a session's requests "
+        f"carry the version it was opened with (one of {', '.join(HANDSHAKE_PROTOCOL_VERSIONS)})",
+        "data": {"supported": list(HANDSHAKE_PROTOCOL_VERSIONS), "requested": asked},
+    }
+
+
+_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+
+
+def _unservable_post(headers: Headers) -> tuple[int, dict[str, object]] | None:
     """A POST whose body is not declared JSON (400), or whose client accepts neither JSON nor an event
     stream (406), answered as a JSON-RPC error that names the header to send."""
     kind = headers.get("content-type")
@@ -286,9 +307,18 @@ def _unservable_post(headers: Headers) -> tuple[int, bytes] | None:
 _ACCEPTABLE = re.compile(r"(^|[,\s])(application/json|text/event-stream|application/\*|\*/\*)", re.IGNORECASE)
 
 
-def _rpc_error(message: str) -> bytes:
-    error = {"code": INVALID_REQUEST, "message": message}
-    return json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+def _rpc_error(message: str) -> dict[str, object]:
+    return {"code": INVALID_REQUEST, "message": message}
+
+
+def _request_id_of(body: bytes | None) -> str | int | None:
+    """The JSON-RPC id of the request in ``body``, when it has a usable one (an error answer carries it)."""
+    try:
+        message = json.loads(body or b"")
+    except (ValueError, RecursionError):
+        return None
+    found = message.get("id") if isinstance(message, dict) else None
+    return found if isinstance(found, str | int) and not isinstance(found, bool) else None
 
 
 async def _send_json(
