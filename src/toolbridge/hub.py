@@ -602,7 +602,10 @@ class Hub:
         assert key is not None
         stored = None if result is None else self.stored_result(result)
         with anyio.CancelScope(shield=True):
-            await self.idempotency.complete(principal.id, key, result=stored, error=error)
+            if stored is not None and result is not None and result.queued:  # the worker's outcome wins
+                await self.idempotency.complete_queued(principal.id, key, result=stored)
+            else:
+                await self.idempotency.complete(principal.id, key, result=stored, error=error)
 
     async def _replay(
         self, replay: Replay, principal: Principal, tool: Tool, digest: str, request_id: str, started: float

@@ -147,3 +147,30 @@ async def test_store_on_both_backends(database_url: str) -> None:
         replay = await store.claim("agent:a", "k", "t.x", "d1")
         assert replay is not None and replay.raise_or_result()["value"] == 1
         assert await store.claim("agent:b", "k", "t.x", "d1") is None  # another tenant, another record
+
+
+async def test_a_queued_answer_never_overwrites_the_outcome_its_worker_stored(database_url: str) -> None:
+    """The call commits its outbox item, then stores "queued" for its key; a worker that finished the
+    item in between had stored the final result, which the "queued" write then replaced: replays said
+    "queued" for the record's whole retention (an outside chaos probe reproduced it with a slow commit)."""
+    from toolbridge.resilience._idempotency import IdempotencyStore
+    from toolbridge.storage import Database
+
+    final = {"value": {"id": 1}, "text": "{}", "truncated": False, "size": 2}
+    queued = {"value": {"status": "queued"}, "text": "queued", "truncated": False, "size": 6, "queued": True}
+    async with Database(database_url) as db:
+        store = IdempotencyStore(db)
+        assert await store.claim("agent:a", "late", "t.x", "d") is None
+        await store.complete("agent:a", "late", result=final)  # the worker, first
+        await store.complete_queued("agent:a", "late", result=queued)  # the call's answer, after it
+        replay = await store.claim("agent:a", "late", "t.x", "d")
+        assert replay is not None and replay.raise_or_result()["value"] == {"id": 1}
+        assert await store.claim("agent:a", "early", "t.x", "d") is None
+        await store.complete_queued("agent:a", "early", result=queued)  # the usual order
+        await store.complete("agent:a", "early", result=final)
+        replay = await store.claim("agent:a", "early", "t.x", "d")
+        assert replay is not None and replay.raise_or_result()["value"] == {"id": 1}
+        assert await store.claim("agent:a", "waiting", "t.x", "d") is None
+        await store.complete_queued("agent:a", "waiting", result=queued)  # not finished yet: "queued"
+        replay = await store.claim("agent:a", "waiting", "t.x", "d")
+        assert replay is not None and replay.raise_or_result()["queued"] is True

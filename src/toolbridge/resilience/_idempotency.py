@@ -292,6 +292,15 @@ class IdempotencyStore:
         async with self._db.transaction() as conn:
             await conn.execute(_COMPLETE, _completion(principal, key, outcome))
 
+    async def complete_queued(self, principal: str, key: str, *, result: Mapping[str, Any]) -> None:
+        """Store a call's "queued" answer unless its outbox worker already stored the final one: the item is
+        committed before this, and a worker that finished it first wrote the outcome a replay must give
+        (an unconditional write left replays answering "queued" for the record's whole retention)."""
+        where = sa.and_(_where(principal, key), _records.c.state == "in_flight")
+        values = {"state": "done", "outcome": {"result": dict(result)}, "lease_until": None}
+        async with self._db.transaction() as conn:
+            await conn.execute(_records.update().where(where).values(**values))
+
     async def release(self, principal: str, key: str) -> None:
         """Forget a claim whose call never reached the upstream (refused before invoking)."""
         where = sa.and_(_where(principal, key), _records.c.state == "in_flight")
