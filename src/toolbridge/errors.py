@@ -587,11 +587,27 @@ class NoProviderAvailable(UpstreamError):
 
 
 class TokenRefreshFailed(UpstreamError):
-    """The token endpoint failed in a way that may pass (5xx, network); the connection is not marked dead."""
+    """The token endpoint failed in a way that may pass (5xx, network); the connection is not marked dead.
+    ``retry_after``: seconds before a refresh is tried again (the endpoint's Retry-After, or the manager's
+    pause after a failure), when known."""
 
     code = "token_refresh_failed"
     status = 503
     title = "token refresh failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        hint: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, tool=tool)
+        self.retry_after = retry_after
+
+    def extra(self) -> dict[str, object]:
+        return {} if self.retry_after is None else {"retry_after": round(self.retry_after, 3)}
 
 
 class ToolExecutionError(UpstreamError):
@@ -738,6 +754,9 @@ _SPECIAL: dict[str, _Factory] = {
         m, current=_dict(d, "current"), hint=h, tool=t
     ),
     "checksum_mismatch": lambda d, m, h, t: ChecksumMismatch(m, current=_dict(d, "current"), hint=h, tool=t),
+    "token_refresh_failed": lambda d, m, h, t: TokenRefreshFailed(
+        m, retry_after=_num(d, "retry_after") if "retry_after" in d else None, hint=h, tool=t
+    ),
     "conflict": lambda d, m, h, t: (  # a key in flight is a conflict that says when to ask again
         KeyInFlight(m, retry_after=_num(d, "retry_after"), hint=h, tool=t)
         if "retry_after" in d

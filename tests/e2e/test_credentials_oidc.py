@@ -160,6 +160,8 @@ async def test_o2_lost_refresh_response_needs_a_reconnect(
                 "a lost response is not fatal yet"
             )
             proxy.drop = False
+            manager, real = hub.credentials, hub.credentials.clock
+            manager.clock = lambda: real() + 3  # past the pause in which a failed refresh is not tried again
             with (
                 caplog.at_level(logging.WARNING, logger="toolbridge.credentials"),
                 pytest.raises(CredentialsError) as info,

@@ -136,6 +136,10 @@ def secret_forms(binding: AuthConfig, material: Material) -> tuple[str, ...]:
     return found
 
 
+_FAILURE_PAUSE = 2.0
+"""Seconds a failed refresh of a connection is answered from memory (the endpoint gave no Retry-After)."""
+
+
 class CredentialManager:
     def __init__(
         self,
@@ -186,6 +190,8 @@ class CredentialManager:
         self._cells: dict[str, _Cell] = {}
         self._selected: dict[tuple[str, tuple[str, ...], str | None], str] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        self._failures: dict[str, tuple[float, TokenRefreshFailed]] = {}
+        """Connection → (until, the failure): a refresh that just failed is not tried again before."""
         self._log_filter: UrlQueryFilter | None = None
         self.refreshes = 0
         """Token requests this process sent (for tests and metrics)."""
@@ -383,7 +389,8 @@ class CredentialManager:
         tokens = cell.material.tokens
         if tokens is None:
             return True
-        return tokens.expires_at is not None and self.clock() >= tokens.expires_at - binding.refresh_skew
+        due = tokens.refresh_at(binding.refresh_skew)
+        return due is not None and self.clock() >= due
 
     async def _cell(self, connector: str, connection: str | None, tool: str, whose: tuple[str, ...]) -> _Cell:
         key = (connector, whose, connection)
@@ -477,21 +484,46 @@ class CredentialManager:
             cell = self._cells.get(ident)
             if cell is not None and self._fresh(cell.connection, cell.material, seen_version):
                 return
+            self._raise_recent_failure(ident, tool)
             try:
                 with anyio.fail_after(self.wait_timeout + self.token_timeout):
                     await self._refresh_across_processes(ident, seen_version, reason, tool)
             except TimeoutError:
-                raise TokenRefreshFailed(
+                failed = TokenRefreshFailed(
                     f"refreshing the token of connection {ident} took too long",
                     hint="try again shortly",
                     tool=tool or None,
-                ) from None
+                )
+                self._remember_failure(ident, failed)
+                raise failed from None
+            except TokenRefreshFailed as exc:
+                self._remember_failure(ident, exc)
+                raise
+            self._failures.pop(ident, None)
+
+    def _remember_failure(self, ident: str, exc: TokenRefreshFailed) -> None:
+        """The calls waiting for this refresh get its failure, not a token request each (ten calls sent ten,
+        and a 429's Retry-After was not heeded): for the endpoint's Retry-After, else a short pause."""
+        pause = max(exc.retry_after or 0.0, _FAILURE_PAUSE)
+        exc.retry_after = pause
+        self._failures[ident] = (self.clock() + pause, exc)
+
+    def _raise_recent_failure(self, ident: str, tool: str) -> None:
+        recent = self._failures.get(ident)
+        if recent is None:
+            return
+        until, exc = recent
+        left = until - self.clock()
+        if left <= 0:
+            del self._failures[ident]
+            return
+        raise TokenRefreshFailed(exc.message, retry_after=left, hint=exc.hint, tool=tool or None)
 
     def _fresh(self, conn: Connection, material: Material, seen_version: int) -> bool:
         if conn.token_version <= seen_version or material.tokens is None:
             return False
-        expires = material.tokens.expires_at
-        return expires is None or self.clock() < expires - self.bindings[conn.connector].refresh_skew
+        due = material.tokens.refresh_at(self.bindings[conn.connector].refresh_skew)
+        return due is None or self.clock() < due
 
     async def _refresh_across_processes(self, ident: str, seen_version: int, reason: str, tool: str) -> None:
         pause = 0.02

@@ -20,6 +20,7 @@ from toolbridge._redact import forms, redact_text
 from toolbridge._urlguard import RequestPin
 from toolbridge.credentials._secret import Secret
 from toolbridge.errors import CredentialsError, TokenRefreshFailed
+from toolbridge.resilience._headers import parse_retry_after
 
 __all__ = ["ClientAuth", "GrantDead", "TokenEndpoint", "TokenSet"]
 
@@ -35,6 +36,17 @@ class TokenSet:
     token_type: str = "Bearer"
     scope: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    issued_at: float | None = None
+    """When the token endpoint answered (None: stored before this was kept)."""
+
+    def refresh_at(self, skew: float) -> float | None:
+        """When to get a new token: ``skew`` seconds before expiry, but never earlier than half the token's
+        lifetime (a provider's 30-second token under the 60-second default made every call refresh)."""
+        if self.expires_at is None:
+            return None
+        if self.issued_at is not None:
+            skew = min(skew, max(0.0, self.expires_at - self.issued_at) / 2)
+        return self.expires_at - skew
 
     def to_secret(self) -> Secret:
         doc = {
@@ -44,6 +56,7 @@ class TokenSet:
             "token_type": self.token_type,
             "scope": self.scope,
             "extra": dict(self.extra),
+            "issued_at": self.issued_at,
         }
         return Secret(json.dumps(doc))
 
@@ -58,6 +71,7 @@ class TokenSet:
             doc.get("token_type") or "Bearer",
             doc.get("scope"),
             doc.get("extra") or {},
+            doc.get("issued_at"),
         )
 
     @classmethod
@@ -74,6 +88,7 @@ class TokenSet:
             token_type=str(doc.get("token_type") or "Bearer"),
             scope=str(doc["scope"]) if doc.get("scope") else None,
             extra={k: str(doc[k]) for k in ("instance_url", "id_token_hint") if k in doc},
+            issued_at=now,
         )
 
 
@@ -203,6 +218,7 @@ class TokenEndpoint:
         if response.status_code >= 500 or response.status_code == 429:
             raise TokenRefreshFailed(
                 f"the token endpoint {_host(self.url)} answered {response.status_code}",
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
                 hint="the connection is kept; try again shortly",
             )
         try:
