@@ -12,6 +12,7 @@ from toolbridge import CredentialsError
 from toolbridge.credentials import AuthConfig, Keyring, MasterKey, Material, Secret, TokenSet
 from toolbridge.credentials._tables import connections
 from toolbridge.errors import BadRequest, NotConnected, TokenRefreshFailed
+from toolbridge.policy import Principal
 from toolbridge.storage import Database
 
 pytestmark = pytest.mark.anyio
@@ -90,6 +91,27 @@ async def test_401_after_a_fresh_token_is_a_reconnect_error(sqlite_url: str) -> 
         assert server.refreshes == 1, "a dead grant is never retried"
         listed = await manager.store.find("gh")
         assert listed[0].state == "reauth_required"
+
+
+async def test_a_dead_per_user_grant_says_whose_it_is_and_how_its_agent_reconnects(sqlite_url: str) -> None:
+    """The hint gave 'toolbridge connect gh --account default', which the CLI refuses for a per-user
+    connector (it needs --for), and no way for the agent itself (found by an outside OAuth probe)."""
+    server, clock = FakeAuthServer(), Clock()
+    config = {"gh": oauth_config(policy="per_user")}
+    hub, manager, client = make_hub(Database(sqlite_url), server, config, clock=clock)
+    alice = Principal.agent("alice", ["*"])
+    async with hub, client:
+        doc = server.issue()
+        await manager.add(
+            "gh", "default", Material(tokens=TokenSet.from_response(doc, now=clock.now)), owner=alice.id
+        )
+        server.revoked_family = True
+        with pytest.raises(CredentialsError, match="reauth required") as info:
+            await hub.call(alice, "gh.me")
+    assert info.value.hint == (
+        "a person must reconnect it: toolbridge connect gh --for agent:alice --account default "
+        '(or agent:alice itself: POST /v1/connections/connect {"connector": "gh", "account": "default"})'
+    )
 
 
 async def test_transient_token_endpoint_failure_keeps_the_connection(sqlite_url: str) -> None:

@@ -104,3 +104,13 @@ async def test_a_changed_upstream_tool_records_its_quarantine_once(sqlite_url: s
         found = await EventLog(db).tail(10, match=EventFilter(type="toolbridge.tool.*"))
     assert [(e.type, e.subject) for e in found] == [("toolbridge.tool.quarantined", "sdk.lookup")]
     assert "changed since it was approved" in found[0].payload["message"]
+
+
+def test_an_events_section_alone_keeps_toolbridges_own_notices() -> None:
+    """Without hooks, subscriptions or triggers there was no event log: a connection that needed
+    reconnecting was recorded nowhere, though the docs said toolbridge records it (outside probe)."""
+    from toolbridge import Hub
+    from toolbridge.settings import parse_settings
+
+    assert Hub.from_settings(parse_settings("events: {}\n")).event_service is not None
+    assert Hub.from_settings(parse_settings("agents: {}\n")).event_service is None

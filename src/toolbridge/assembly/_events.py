@@ -35,8 +35,10 @@ __all__ = ["build_events", "event_log", "event_service", "make_verifier", "trigg
 
 
 def event_log(settings: Settings, database: Database) -> EventLog | None:
-    """The event log when ``hooks:``, ``subscriptions:`` or ``triggers:`` declare anything (else None)."""
-    if not settings.hooks and not settings.subscriptions and not settings.triggers:
+    """The event log when ``hooks:``, ``subscriptions:`` or ``triggers:`` declare anything, or the file has
+    an ``events:`` section (for toolbridge's own notices alone), else None."""
+    declared = "events" in settings.model_fields_set
+    if not settings.hooks and not settings.subscriptions and not settings.triggers and not declared:
         return None
     return EventLog(
         database,

@@ -575,9 +575,10 @@ class CredentialManager:
                 if not marked and fresh.state == "active":
                     return  # a newer token was stored meanwhile (our lease had run out): use that one
                 logger.warning(
-                    "connection %s as %s needs a person to reconnect: %s",
+                    "connection %s as %s%s needs a person to reconnect: %s",
                     conn.connector,
                     conn.account,
+                    f" of {conn.owner}" if conn.owner else "",
                     exc.message,
                 )
                 if self.on_reauth is not None:
@@ -722,8 +723,20 @@ def _digest(conn: Connection) -> str:
 
 def _reconnect(conn: Connection, tool: str, *, cause: str | None = None) -> CredentialsError:
     why = f" ({cause})" if cause else f" ({conn.last_error})" if conn.last_error else ""
+    whose = f" --for {conn.owner}" if conn.owner else ""
+    if conn.scheme == "oauth2":
+        body = json.dumps({"connector": conn.connector, "account": conn.account})
+        command = f"toolbridge connect {conn.connector}{whose} --account {conn.account}"
+        hint = f"a person must reconnect it: {command}"
+        if conn.owner:  # its agent can start that itself
+            hint += f" (or {conn.owner} itself: POST /v1/connections/connect {body})"
+    else:  # a service account or a static secret: nobody signs in, its credentials are replaced
+        hint = (
+            f"its credentials were refused: replace them with toolbridge connections add {conn.connector}"
+            f"{whose} --account {conn.account} (and check the client at the provider)"
+        )
     return CredentialsError(
         f"the connection {conn.connector} as {conn.account} is {conn.state.replace('_', ' ')}{why}",
-        hint=f"a person must reconnect it: toolbridge connect {conn.connector} --account {conn.account}",
+        hint=hint,
         tool=tool or None,
     )

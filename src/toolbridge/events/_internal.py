@@ -74,6 +74,12 @@ def watch_hub(hub: Hub, service: EventService) -> None:
 
 
 def _reauth(service: EventService, conn: Connection, reason: str) -> None:
-    payload = {"connection": conn.id, "connector": conn.connector, "account": conn.account, "reason": reason}
-    subject = f"{conn.connector}/{conn.account}"
+    payload = {
+        "connection": conn.id,
+        "connector": conn.connector,
+        "account": conn.account,
+        "owner": conn.owner or None,  # per-user connections: every agent has its own 'default'
+        "reason": reason,
+    }
+    subject = f"{conn.connector}/{conn.account}" + (f"/{conn.owner}" if conn.owner else "")
     service.notice("toolbridge.credentials", "toolbridge.connection.reauth_required", subject, payload)

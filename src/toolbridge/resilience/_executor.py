@@ -257,7 +257,8 @@ class Resilience:
             raise CredentialsError(
                 f"the upstream of {attempt.tool!r} refused the credentials (401)",
                 tool=attempt.tool,
-                hint="a person must reconnect the account",
+                hint="the credentials were refused even after a refresh: reconnect the account (OAuth), or "
+                "replace the connection's secret ('toolbridge connections add')",
             ) from exc
         if decision.action is Action.FAIL:
             raise exc
