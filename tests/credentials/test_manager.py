@@ -7,7 +7,7 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
-from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub, oauth_config
+from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub, oauth_config, provider
 from toolbridge import CredentialsError
 from toolbridge.credentials import AuthConfig, Keyring, MasterKey, Material, Secret, TokenSet
 from toolbridge.credentials._tables import connections
@@ -380,3 +380,17 @@ async def test_o3_slow_refresher_loses_to_the_newer_token(sqlite_url: str) -> No
         await hub_a.audit.flush()
         outcomes = [r.entry.outcome for r in await hub_a.audit.tail(20, tool="(credentials.refresh)")]
         assert "stale" in outcomes
+
+
+async def test_a_service_account_without_a_connection_is_added_without_a_secret(sqlite_url: str) -> None:
+    server, clock = FakeAuthServer(), Clock()
+    config = AuthConfig(
+        scheme="client_credentials", provider=provider(), client_id="c", client_secret=Secret("s")
+    )
+    hub, _, client = make_hub(Database(sqlite_url), server, {"svc": config}, clock=clock)
+    async with hub, client:
+        with pytest.raises(NotConnected) as info:
+            await hub.call(LOCAL, "svc.me")
+    assert (info.value.hint or "").startswith(
+        "an operator adds it: toolbridge connections add svc (the configured"
+    )

@@ -436,9 +436,15 @@ class CredentialManager:
         if not found:
             who = f" as {connection!r}" if connection is not None else ""
             account = f" --account {connection}" if connection else ""
-            if connector not in self.bindings or self.bindings[connector].scheme == "oauth2":
+            scheme = self.bindings[connector].scheme if connector in self.bindings else "oauth2"
+            if scheme == "oauth2":
                 how = f"a person must connect it: toolbridge connect {connector}{account}"
-            else:  # a static secret or a service account: no sign-in, its secret is added
+            elif scheme == "client_credentials":  # the configured client's secret serves it
+                how = (
+                    f"an operator adds it: toolbridge connections add {connector}{account} (the configured "
+                    "client's secret is used; --secret env:VARIABLE gives it one of its own)"
+                )
+            else:  # a static secret: no sign-in, its secret is added
                 how = (
                     f"an operator adds its secret: toolbridge connections add {connector}{account} "
                     "--secret env:VARIABLE (or POST /v1/connections)"
