@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ _PAGING = re.compile(
     r"after|next_?token|next_?page_?token|start|length|range)$",
     re.I,
 )
-_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 """A result as text (built once: ``json.dumps`` with options builds an encoder per call)."""
 
 
@@ -49,7 +50,14 @@ def shape(value: Any, *, max_bytes: int, tool: Tool | None = None) -> tuple[Any,
     A cut text says so first (before the agent reads the part kept) and again at the end, naming the
     tool's paging arguments when it has any.
     """
-    text = value if isinstance(value, str) else _TEXT.encode(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = _TEXT.encode(value)
+        except ValueError:  # NaN or an infinity (Python's JSON reads them): no JSON has them, null does
+            value = _finite(value)
+            text = _TEXT.encode(value)
     data = text.encode()
     size = len(data)
     if size <= max_bytes:
@@ -64,6 +72,17 @@ def shape(value: Any, *, max_bytes: int, tool: Tool | None = None) -> tuple[Any,
     shown = f"showing {len(kept.encode()):,} of {size:,} bytes"
     marker = f"[toolbridge: result truncated: {shown}; {how} to see the rest]"
     return None, f"{marker}\n{kept}\n{marker}", True, size
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def paging_arguments(tool: Tool) -> list[str]:

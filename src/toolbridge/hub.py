@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -45,6 +46,7 @@ from toolbridge.errors import (
     ConfigurationError,
     RateLimited,
     ToolbridgeError,
+    ToolExecutionError,
     ToolNotFound,
     UpstreamTimeout,
 )
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from toolbridge.settings import Settings
 
 __all__ = ["Hub", "Limits"]
+
+logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -453,6 +457,14 @@ class Hub:
             result = await self._run(call, connection)
         except ToolbridgeError as exc:
             return await self._failed(call, exc)
+        except Exception as exc:  # a bug below the hub: still one audit row, and the key's claim is closed
+            logger.exception("call of %s failed inside toolbridge", tool)
+            failure = ToolExecutionError(
+                f"{tool!r} failed inside toolbridge: {type(exc).__name__}: {str(exc)[:200]}",
+                tool=tool,
+                hint="this is a toolbridge bug: report it with the server log's traceback",
+            )
+            return await self._failed(call, failure)
         if result.replayed:
             return result  # recorded by _replay; the stored outcome stays as it was
         if call.claimed and not deferred:  # deferred: the caller stores it with its own next write

@@ -99,25 +99,42 @@ class PythonConnector:
         try:
             if entry.is_async:
                 result = await entry.fn(**kwargs)
-            elif entry.blocking:
-                result = await anyio.to_thread.run_sync(functools.partial(entry.fn, **kwargs))
+            elif entry.blocking:  # left to finish alone at the call's deadline (a thread cannot be stopped);
+                # its slot in the thread pool is given back then, so hung functions do not starve the rest
+                call = functools.partial(_in_thread, entry.fn, kwargs)
+                result = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
             else:
                 result = entry.fn(**kwargs)
         except ToolbridgeError:
             raise
-        except Exception as exc:  # the tool's own code may raise anything: the agent is told it failed
+        except (Exception, SystemExit) as exc:  # the tool's code may raise anything (sys.exit included)
             raise ToolExecutionError(
                 f"{type(exc).__name__}: {exc}",
                 tool=tool.name,
                 hint="the tool itself failed; check the arguments or report it to the tool's owner",
             ) from exc
-        return _jsonable(entry, result)
+        try:
+            return _jsonable(entry, result)
+        except Exception as exc:  # bytes that are no text, an object pydantic cannot serialize
+            raise ToolExecutionError(
+                f"the tool returned what cannot be sent as JSON ({type(exc).__name__}: {str(exc)[:200]})",
+                tool=tool.name,
+                hint="the tool's owner must return JSON-compatible values (str for text, base64 for bytes)",
+            ) from exc
 
     async def __aenter__(self) -> PythonConnector:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
+
+
+def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """``fn(**kwargs)`` in a worker thread, where a KeyboardInterrupt can only be the function's own."""
+    try:
+        return fn(**kwargs)
+    except KeyboardInterrupt as exc:
+        raise RuntimeError(f"the function raised KeyboardInterrupt: {exc}") from exc
 
 
 def _invocation_param(fn: Callable[..., Any]) -> str | None:

@@ -1,0 +1,83 @@
+"""A Python function tool that hangs, exits, or returns what JSON cannot hold still gets a clear error, one
+audit row and a closed idempotency claim (an outside probe found each escaping the call path: a bare 500,
+no audit row, the key answering 409 "still in progress" until a restart; a hung sync tool answering after
+its deadline and holding a pool thread)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+from toolbridge import Hub, Principal
+from toolbridge.errors import ToolExecutionError, UpstreamTimeout
+from toolbridge.hub import Limits
+
+pytestmark = pytest.mark.anyio
+
+ME = Principal.local()
+
+
+async def test_a_sync_tool_past_the_deadline_is_answered_at_the_deadline() -> None:
+    released = threading.Event()
+    hub = Hub(limits=Limits(call_timeout=0.2))
+
+    @hub.tool(connector="py")
+    def stuck() -> str:
+        released.wait(600)  # until the test lets it go
+        return "late"
+
+    async with hub:
+        with pytest.raises(UpstreamTimeout):
+            await hub.call(ME, "py.stuck", {})
+        assert not released.is_set()  # answered while the function still ran: it was not waited for
+        released.set()
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("undecodable", "cannot be sent as JSON"),
+        ("an_object", "cannot be sent as JSON"),
+        ("exits", "SystemExit"),
+    ],
+)
+async def test_a_tool_whose_result_or_exit_escaped_is_a_tool_error_audited_and_closed(
+    name: str, says: str
+) -> None:
+    hub = Hub()
+
+    @hub.tool(connector="py")
+    def undecodable() -> str:
+        return b"\xff\xfe"  # type: ignore[return-value]
+
+    @hub.tool(connector="py")
+    def an_object() -> dict[str, object]:
+        return {"x": object()}
+
+    @hub.tool(connector="py")
+    def exits() -> None:
+        sys.exit(3)
+
+    async with hub:
+        with pytest.raises(ToolExecutionError, match=says):
+            await hub.call(ME, f"py.{name}", {}, idempotency_key=f"k-{name}")
+        with pytest.raises(ToolExecutionError, match=says):  # the stored failure, not 409 "in progress"
+            await hub.call(ME, f"py.{name}", {}, idempotency_key=f"k-{name}")
+        await hub.audit.flush()
+        rows = [r.entry for r in await hub.audit.tail(10) if r.entry.tool == f"py.{name}"]
+    assert [r.outcome for r in rows] == ["error", "error"]
+
+
+async def test_nan_and_infinities_come_back_as_null() -> None:
+    hub = Hub()
+
+    @hub.tool(connector="py")
+    def measure() -> dict[str, float]:
+        return {"ok": 1.5, "nan": float("nan"), "inf": float("inf")}
+
+    async with hub:
+        result = await hub.call(ME, "py.measure", {})
+    assert result.value == {"ok": 1.5, "nan": None, "inf": None}
+    assert result.text == '{"ok":1.5,"nan":null,"inf":null}'
