@@ -379,6 +379,7 @@ class Hub:
         idempotency_key: str | None = None,
         claimed: bool = False,
         defer_completion: bool = False,
+        budget: float | None = None,
     ) -> CallResult:
         """Call ``tool`` for ``principal`` as one step of a call it is making (a capability's provider, a
         pipeline's step): the scope that let it make that call covers ``tool``, its inbound rate limit
@@ -389,7 +390,8 @@ class Hub:
         (:meth:`IdempotencyStore.claim_in` with what :meth:`early_claim` gives); the outcome is stored
         under it as if this call had claimed it. With ``defer_completion`` too, a success is not stored:
         the caller writes :meth:`stored_result` with :meth:`IdempotencyStore.complete_in` in its own next
-        transaction (until then the key stays claimed; a failure is stored here as usual)."""
+        transaction (until then the key stays claimed; a failure is stored here as usual). ``budget``:
+        seconds for this call when less than ``call_timeout`` (the caller's own call has a deadline)."""
         step = Principal(principal.name, (Scope(tool, "write"),), principal.kind, principal.key_id)
         return await self._call(
             step,
@@ -402,7 +404,12 @@ class Hub:
             delegated=True,
             claimed=claimed and idempotency_key is not None,
             deferred=claimed and defer_completion,
+            budget=budget,
         )
+
+    def seconds_until(self, deadline: float) -> float:
+        """What is left until ``deadline`` (an :class:`Invocation`'s) on the clock that set it."""
+        return deadline - self.resilience.clock()
 
     @staticmethod
     def stored_result(result: CallResult) -> dict[str, Any]:
@@ -439,6 +446,7 @@ class Hub:
         delegated: bool = False,
         claimed: bool = False,
         deferred: bool = False,
+        budget: float | None = None,
     ) -> CallResult:
         if self._stack is None:
             raise RuntimeError("the hub is not running; use 'async with hub:' before calling tools")
@@ -452,6 +460,7 @@ class Hub:
             from_outbox,
             delegated,
             claimed=claimed,
+            timeout=self.limits.call_timeout if budget is None else min(budget, self.limits.call_timeout),
         )
         try:
             result = await self._run(call, connection)
@@ -520,7 +529,7 @@ class Hub:
                 target, call.principal, connection, request_id=call.request_id
             )
             call.credentials = credentials
-        deadline = self.resilience.clock() + self.limits.call_timeout
+        deadline = self.resilience.clock() + call.timeout
         invocation = Invocation(
             call.principal,
             call.request_id,
@@ -530,7 +539,7 @@ class Hub:
             call.key,
             hold=self._holder(target.connector),
         )
-        value = await self._invoke(target, call.args, invocation)
+        value = await self._invoke(target, call.args, invocation, call.timeout)
         if call.secrets:  # an upstream may echo what it was sent
             value = redact_value(value, call.secrets)
         kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes, tool=target)
@@ -684,7 +693,9 @@ class Hub:
             )
         return None
 
-    async def _invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
+    async def _invoke(
+        self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation, seconds: float
+    ) -> Any:
         """The connector's invoke inside the resilience layer, under the call deadline (a hard cap)."""
         connector = self._connectors[tool.connector]
         a = tool.annotations
@@ -697,11 +708,11 @@ class Hub:
             or (invocation.idempotency_key is not None and key_carrier(connector, tool) is not None),
             refresh=invocation.credentials.refresh if invocation.credentials is not None else None,
         )
-        with anyio.move_on_after(self.limits.call_timeout) as scope:
+        with anyio.move_on_after(seconds) as scope:
             return await self.resilience.run(attempt, lambda: connector.invoke(tool, arguments, invocation))
         assert scope.cancelled_caught
         raise UpstreamTimeout(
-            f"{tool.name!r} did not finish within the call deadline of {self.limits.call_timeout:g} s",
+            f"{tool.name!r} did not finish within the call deadline of {seconds:g} s",
             tool=tool.name,
             hint="try again later, or ask for less work in one call",
         )
@@ -741,6 +752,8 @@ class _Pending:
     target: Tool | None = None
     claimed: bool = False
     credentials: Credentials | None = None
+    timeout: float = 60.0
+    """Seconds the call may take (``call_timeout``, or less for a step of a call with its own deadline)."""
 
     @property
     def secrets(self) -> Sequence[str]:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import anyio
 import pytest
 
+from tests._patience import patience
 from toolbridge import Hub, Principal
 from toolbridge.errors import UpstreamStatusError
+from toolbridge.hub import Limits
 from toolbridge.resilience import ResiliencePolicy, RetryPolicy
 from toolbridge.router import ROUTER_POLICY, ArgumentMapping, Capability, Choice, Provider, Router
 
@@ -111,3 +114,36 @@ async def test_a_capability_with_a_key_gives_each_provider_its_own_key() -> None
         first = await hub.call(BOT, "capability.notify", {"text": "hi"}, idempotency_key="k-1")
         again = await hub.call(BOT, "capability.notify", {"text": "hi"}, idempotency_key="k-1")
     assert first.value == again.value == "paged" and again.replayed
+
+
+async def test_a_read_provider_that_hangs_is_skipped_within_the_capabilitys_deadline() -> None:
+    """Each provider had the whole call_timeout, inside the capability's own: a hung first provider was never
+    skipped (the capability timed out first) and its audit row was lost (found by an outside probe)."""
+    hub = Hub(limits=Limits(call_timeout=patience(1.0)))  # the second provider's half must suffice under load
+    released = anyio.Event()
+
+    @hub.tool(connector="slow", read_only=True)
+    async def find(q: str) -> str:
+        await released.wait()  # hangs until the test ends
+        return "late"
+
+    @hub.tool(connector="fast", read_only=True)
+    async def lookup(q: str) -> str:
+        return f"found {q}"
+
+    providers = (
+        Provider("slow.find", ArgumentMapping({"q": "${input.text}"})),
+        Provider("fast.lookup", ArgumentMapping({"q": "${input.text}"})),
+    )
+    hub.add_connector(Router(hub, [Capability("find", "Find.", INPUT, providers)]), policy=ROUTER_POLICY)
+    async with hub:
+        result = await hub.call(BOT, "capability.find", {"text": "x"}, request_id="r-hang")
+        released.set()
+        await hub.audit.flush()
+        rows = [r.entry for r in await hub.audit.tail(10) if r.entry.request_id == "r-hang"]
+    assert result.value == "found x"
+    assert [(r.tool, r.outcome, r.error_code) for r in rows] == [
+        ("slow.find", "error", "upstream_timeout"),
+        ("fast.lookup", "ok", None),
+        ("capability.find", "ok", None),
+    ]

@@ -85,7 +85,10 @@ class RouterHub(Protocol):
         *,
         request_id: str,
         idempotency_key: str | None = None,
+        budget: float | None = None,
     ) -> CallResult: ...
+
+    def seconds_until(self, deadline: float) -> float: ...
 
 
 class Router:
@@ -170,7 +173,8 @@ class Router:
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         capability = self._by_tool[tool.name]
         skipped: list[tuple[Provider, ToolbridgeError]] = []
-        for provider in self.order(tool.name):
+        order = self.order(tool.name)
+        for position, provider in enumerate(order):
             try:
                 result = await self._hub.delegate(
                     invocation.principal,
@@ -178,6 +182,7 @@ class Router:
                     capability.mapping(provider).apply(arguments),
                     request_id=invocation.request_id,
                     idempotency_key=_provider_key(invocation.idempotency_key, provider.tool),
+                    budget=self._share(invocation, len(order) - position),
                 )
             except ToolbridgeError as exc:
                 if not self._fails_over(exc, provider):
@@ -186,6 +191,16 @@ class Router:
                 continue
             return result.text if result.truncated else result.value
         raise _none_available(tool.name, skipped)
+
+    def _share(self, invocation: Invocation, left: int) -> float | None:
+        """A provider's time: an equal share of what is left of the capability's deadline among the
+        ``left`` providers still to try, and a little less for the last, so its timeout is answered (and
+        audited) before the capability's own deadline. A provider given the whole deadline never timed
+        out first: one that hung was never skipped, and its audit row was lost with the call."""
+        if invocation.deadline is None:
+            return None
+        remaining = self._hub.seconds_until(invocation.deadline)
+        return max(0.001, remaining / left * (0.95 if left == 1 else 1.0))
 
     def _fails_over(self, exc: ToolbridgeError, provider: Provider) -> bool:
         """Whether the next provider may be tried after ``exc``: nothing was done, or doing it again
