@@ -121,8 +121,9 @@ def _compile_text(text: str) -> Any:
 def _render(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, _Whole):
         return value.expression.evaluate(context)
-    if isinstance(value, _Text):
-        return "".join(p if isinstance(p, str) else _format(p.evaluate(context)) for p in value.parts)
+    if isinstance(value, _Text):  # a part that comes out null leaves no text to make ("p-null" was sent)
+        found = [p if isinstance(p, str) else p.evaluate(context) for p in value.parts]
+        return None if any(f is None for f in found) else "".join(_format(f) for f in found)
     if isinstance(value, dict):
         return {k: _render(v, context) for k, v in value.items()}
     if isinstance(value, list):

@@ -147,3 +147,14 @@ async def test_a_read_provider_that_hangs_is_skipped_within_the_capabilitys_dead
         ("fast.lookup", "ok", None),
         ("capability.find", "ok", None),
     ]
+
+
+def test_text_around_a_missing_input_leaves_the_argument_out() -> None:
+    """'ops-${input.team}' without 'team' was sent as 'ops-null' (found by an outside probe)."""
+    mapping = ArgumentMapping({"channel": "ops-${input.team}", "text": "${input.text}", "n": "#${input.n}"})
+    assert mapping.apply({"text": "hi"}) == {"text": "hi"}
+    assert mapping.apply({"text": "hi", "team": "db", "n": 3}) == {
+        "channel": "ops-db",
+        "text": "hi",
+        "n": "#3",
+    }
