@@ -8,15 +8,21 @@ from __future__ import annotations
 import sys
 import threading
 
+import pydantic
 import pytest
 
 from toolbridge import Hub, Principal
-from toolbridge.errors import ToolExecutionError, UpstreamTimeout
+from toolbridge.errors import InvalidArguments, ToolExecutionError, UpstreamTimeout
 from toolbridge.hub import Limits
 
 pytestmark = pytest.mark.anyio
 
 ME = Principal.local()
+
+
+class Item(pydantic.BaseModel):
+    name: str
+    qty: int = 1
 
 
 async def test_a_sync_tool_past_the_deadline_is_answered_at_the_deadline() -> None:
@@ -81,3 +87,18 @@ async def test_nan_and_infinities_come_back_as_null() -> None:
         result = await hub.call(ME, "py.measure", {})
     assert result.value == {"ok": 1.5, "nan": None, "inf": None}
     assert result.text == '{"ok":1.5,"nan":null,"inf":null}'
+
+
+async def test_unknown_fields_inside_nested_models_are_refused_by_name() -> None:
+    """The top level refused unknown fields; inside a nested pydantic model they were dropped silently."""
+    hub = Hub()
+
+    @hub.tool(connector="py")
+    def order(items: list[Item]) -> int:
+        return sum(i.qty for i in items)
+
+    async with hub:
+        assert (await hub.call(ME, "py.order", {"items": [{"name": "a", "qty": 2}]})).value == 2
+        with pytest.raises(InvalidArguments) as refused:
+            await hub.call(ME, "py.order", {"items": [{"name": "a", "bogus": 1}]})
+    assert "'bogus'" in refused.value.message and "items.0" in refused.value.message

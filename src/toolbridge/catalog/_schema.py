@@ -49,7 +49,7 @@ def inspect_function(fn: Callable[..., Any], *, skip: frozenset[str] = frozenset
         model = pydantic.create_model(
             f"{qualname}_arguments", __config__=pydantic.ConfigDict(extra="forbid"), **fields
         )
-        schema = _compact(model.model_json_schema())
+        schema = _closed(_compact(model.model_json_schema()))
         result, output = _result_adapter(hints.get("return", inspect.Signature.empty))
     except (pydantic.PydanticUserError, pydantic.PydanticSchemaGenerationError) as exc:
         raise ConfigurationError(
@@ -96,6 +96,20 @@ def _result_adapter(result_type: Any) -> tuple[pydantic.TypeAdapter[Any] | None,
     except pydantic.PydanticInvalidForJsonSchema:
         return adapter, None
     return adapter, schema if schema.get("type") == "object" else None
+
+
+def _closed(node: Any) -> Any:
+    """Every object with declared properties refuses others, nested ones too (pydantic marks only the
+    top level, and its nested models ignore unknown fields: ``{"bogus": 1}`` inside an item was dropped
+    without a word). An object that says what else it takes (``additionalProperties``) keeps that."""
+    if isinstance(node, dict):
+        closed = {k: _closed(v) for k, v in node.items()}
+        if "properties" in closed and "additionalProperties" not in closed and closed.get("type") == "object":
+            closed["additionalProperties"] = False
+        return closed
+    if isinstance(node, list):
+        return [_closed(v) for v in node]
+    return node
 
 
 def _compact(schema: dict[str, Any]) -> dict[str, Any]:
