@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from toolbridge.catalog import Tool
 
-__all__ = ["CallResult", "paging_arguments", "shape"]
+__all__ = ["CallResult", "Shaped", "paging_arguments", "shape"]
 
 _PAGING = re.compile(
     r"^(limit|max_?results|page_?size|per_?page|count|page|page_?token|cursor|offset|starting_?after|"
@@ -44,12 +44,23 @@ class CallResult:
     """True when the call failed transiently and was put in the outbox; ``value`` names the item."""
 
 
+@dataclass(frozen=True, slots=True)
+class Shaped:
+    """A result another call already cut (a capability's provider): passed on as it is. Cut again, its
+    markers were nested in a second pair and its ``size`` was the cut text's, not the result's."""
+
+    text: str
+    size: int
+
+
 def shape(value: Any, *, max_bytes: int, tool: Tool | None = None) -> tuple[Any, str, bool, int]:
     """Return ``(value, text, truncated, size)`` for ``value`` under a cap of ``max_bytes``.
 
     A cut text says so first (before the agent reads the part kept) and again at the end, naming the
     tool's paging arguments when it has any.
     """
+    if isinstance(value, Shaped):
+        return None, value.text, True, value.size
     if isinstance(value, str):
         text = value
     else:

@@ -158,3 +158,20 @@ def test_text_around_a_missing_input_leaves_the_argument_out() -> None:
         "text": "hi",
         "n": "#3",
     }
+
+
+async def test_a_providers_cut_result_is_passed_on_once_with_its_full_size() -> None:
+    """Cut by the provider's call, then again by the capability's: three markers, and the size of the cut
+    text instead of the result's (found by an outside probe)."""
+    hub = Hub(limits=Limits(max_result_bytes=1000))
+
+    @hub.tool(connector="big", read_only=True)
+    async def dump(text: str) -> str:
+        return text * 5000
+
+    providers = (Provider("big.dump"),)
+    hub.add_connector(Router(hub, [Capability("dump", "Dump.", INPUT, providers)]), policy=ROUTER_POLICY)
+    async with hub:
+        result = await hub.call(BOT, "capability.dump", {"text": "x"})
+    assert result.truncated and result.size == 5000 and result.value is None
+    assert result.text.count("[toolbridge: result truncated: showing 1,000 of 5,000 bytes") == 2

@@ -18,6 +18,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from toolbridge._shape import Shaped
 from toolbridge.catalog import Tool, ToolAnnotations
 from toolbridge.errors import (
     CircuitOpen,
@@ -189,7 +190,7 @@ class Router:
                     raise
                 skipped.append((provider, exc))
                 continue
-            return result.text if result.truncated else result.value
+            return Shaped(result.text, result.size) if result.truncated else result.value
         raise _none_available(tool.name, skipped)
 
     def _share(self, invocation: Invocation, left: int) -> float | None:
