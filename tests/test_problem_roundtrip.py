@@ -32,3 +32,12 @@ def test_an_error_comes_back_as_itself_with_its_fields(raised: errors.Toolbridge
     assert type(rebuilt) is type(raised)
     assert (rebuilt.message, rebuilt.hint, rebuilt.tool) == (raised.message, raised.hint, raised.tool)
     assert rebuilt.extra() == raised.extra()
+
+
+def test_a_token_refresh_failure_keeps_its_wait() -> None:
+    waiting = errors.TokenRefreshFailed("the token endpoint answered 429", tool="gh.me")
+    waiting.retry_after = 7.0
+    rebuilt = errors.from_problem(errors.problem(waiting), status=503)
+    assert isinstance(rebuilt, errors.TokenRefreshFailed) and rebuilt.retry_after == 7.0
+    unknown = errors.from_problem(errors.problem(errors.TokenRefreshFailed("down")), status=503)
+    assert isinstance(unknown, errors.TokenRefreshFailed) and unknown.retry_after is None

@@ -594,17 +594,7 @@ class TokenRefreshFailed(UpstreamError):
     code = "token_refresh_failed"
     status = 503
     title = "token refresh failed"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        hint: str | None = None,
-        tool: str | None = None,
-    ) -> None:
-        super().__init__(message, hint=hint, tool=tool)
-        self.retry_after = retry_after
+    retry_after: float | None = None
 
     def extra(self) -> dict[str, object]:
         return {} if self.retry_after is None else {"retry_after": round(self.retry_after, 3)}
@@ -713,6 +703,11 @@ def _dict(doc: Mapping[str, object], key: str) -> dict[str, object]:
     return dict(value) if isinstance(value, dict) else {}
 
 
+def _waiting(exc: TokenRefreshFailed, doc: Mapping[str, object]) -> TokenRefreshFailed:
+    exc.retry_after = _num(doc, "retry_after") if "retry_after" in doc else None
+    return exc
+
+
 def _list(doc: Mapping[str, object], key: str) -> list[Any]:
     value = doc.get(key)
     return list(value) if isinstance(value, list) else []
@@ -754,9 +749,7 @@ _SPECIAL: dict[str, _Factory] = {
         m, current=_dict(d, "current"), hint=h, tool=t
     ),
     "checksum_mismatch": lambda d, m, h, t: ChecksumMismatch(m, current=_dict(d, "current"), hint=h, tool=t),
-    "token_refresh_failed": lambda d, m, h, t: TokenRefreshFailed(
-        m, retry_after=_num(d, "retry_after") if "retry_after" in d else None, hint=h, tool=t
-    ),
+    "token_refresh_failed": lambda d, m, h, t: _waiting(TokenRefreshFailed(m, hint=h, tool=t), d),
     "conflict": lambda d, m, h, t: (  # a key in flight is a conflict that says when to ask again
         KeyInFlight(m, retry_after=_num(d, "retry_after"), hint=h, tool=t)
         if "retry_after" in d

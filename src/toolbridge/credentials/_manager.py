@@ -523,7 +523,9 @@ class CredentialManager:
         if left <= 0:
             del self._failures[ident]
             return
-        raise TokenRefreshFailed(exc.message, retry_after=left, hint=exc.hint, tool=tool or None)
+        again = TokenRefreshFailed(exc.message, hint=exc.hint, tool=tool or None)
+        again.retry_after = left
+        raise again
 
     def _fresh(self, conn: Connection, material: Material, seen_version: int) -> bool:
         if conn.token_version <= seen_version or material.tokens is None:

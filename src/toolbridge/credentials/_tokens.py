@@ -216,11 +216,12 @@ class TokenEndpoint:
         secrets: tuple[str, ...],
     ) -> TokenSet:
         if response.status_code >= 500 or response.status_code == 429:
-            raise TokenRefreshFailed(
+            busy = TokenRefreshFailed(
                 f"the token endpoint {_host(self.url)} answered {response.status_code}",
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
                 hint="the connection is kept; try again shortly",
             )
+            busy.retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise busy
         try:
             doc = response.json()
         except ValueError:
