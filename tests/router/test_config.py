@@ -128,3 +128,15 @@ def test_an_expression_that_forgets_the_input_root_is_refused_with_the_fix(tmp_p
         "reads 'path', but expressions see the capability's input as 'input' (write 'input.path')"
         in error.message
     )
+
+
+def test_an_optional_input_feeding_a_required_argument_or_a_provider_listed_twice_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A call without the optional field failed at the provider with a 422 (no fallback), and a provider
+    listed twice shared its key between its tries (found by an outside probe)."""
+    error, _ = refused(tmp_path, "      required: [path, content]", "      required: [content]")
+    assert "requires 'key', but it comes from the optional input field 'path'" in error.message
+    assert "${input.path || '...'}" in (error.hint or "")
+    error, _ = refused(tmp_path, "      - tool: backup.upload_file", "      - tool: primary.put_object")
+    assert "'primary.put_object' is listed twice" in error.message

@@ -49,8 +49,12 @@ def check_capability(
     """Every problem of ``capability`` (empty when it is sound)."""
     catalog = _Catalog(find, names, connectors, complete)
     problems = []
+    seen: set[str] = set()
     for i, provider in enumerate(capability.providers):
         where = (*capability.loc, "providers", i)
+        if provider.tool in seen:  # its second try would share the first's key, and do the same
+            problems.append(Problem((*where, "tool"), f"{provider.tool!r} is listed twice", "list it once"))
+        seen.add(provider.tool)
         problems += _check_provider(capability, provider, where, catalog, router)
     return problems
 
@@ -69,7 +73,22 @@ def _check_provider(
     problems = []
     for argument in mapping:
         problems += _check_argument(capability, tool, argument, (*at, argument.name))
-    missing = sorted(set(_schema_required(tool.input_schema)) - {a.name for a in mapping})
+    required = set(_schema_required(tool.input_schema))
+    for argument in mapping:
+        optional = _optional_source(capability, argument) if argument.name in required else None
+        if optional is not None:
+            problems.append(
+                Problem(
+                    (*at, argument.name),
+                    f"{tool.name!r} requires {argument.name!r}, but it comes from the optional input field "
+                    f"{optional!r}: a call without it would fail at the provider",
+                    f"make {optional!r} required in the capability's input, or give a default: "
+                    + "${"
+                    + f"input.{optional} || '...'"
+                    + "}",
+                )
+            )
+    missing = sorted(required - {a.name for a in mapping})
     if missing:
         problems.append(
             Problem(
@@ -79,6 +98,21 @@ def _check_provider(
             )
         )
     return problems
+
+
+def _optional_source(capability: Capability, argument: Argument) -> str | None:
+    """The first optional field on the input path ``argument`` copies (``${input.a.b}``), if any."""
+    path = argument.direct_path()
+    if path is None or path[0] != ROOT:
+        return None
+    node: Mapping[str, Any] = capability.input_schema
+    for depth, name in enumerate(path[1:]):
+        if _property(node, name) is None:
+            return None  # no such field (reported on its own) or an open object
+        if name not in list(_schema_required(node)):
+            return ".".join(path[1 : depth + 2])
+        node = _resolve(capability.input_schema, _property(node, name) or {})
+    return None
 
 
 def _missing(name: str, connector: str, where: Loc, catalog: _Catalog) -> list[Problem]:
