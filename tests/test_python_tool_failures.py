@@ -102,3 +102,21 @@ async def test_unknown_fields_inside_nested_models_are_refused_by_name() -> None
         with pytest.raises(InvalidArguments) as refused:
             await hub.call(ME, "py.order", {"items": [{"name": "a", "bogus": 1}]})
     assert "'bogus'" in refused.value.message and "items.0" in refused.value.message
+
+
+async def test_a_result_that_is_not_what_the_tool_declares_is_a_tool_error() -> None:
+    """'-> dict[str, int]' returning [1, 2] was served as a list under an advertised object outputSchema."""
+    hub = Hub()
+
+    @hub.tool(connector="py")
+    def counts() -> dict[str, int]:
+        return [1, 2]  # type: ignore[return-value]
+
+    @hub.tool(connector="py")
+    def fine() -> dict[str, int]:
+        return {"a": 1}
+
+    async with hub:
+        assert (await hub.call(ME, "py.fine", {})).value == {"a": 1}
+        with pytest.raises(ToolExecutionError, match="returned list, not what its annotation declares"):
+            await hub.call(ME, "py.counts", {})

@@ -164,9 +164,15 @@ def _convert(entry: _Entry, tool: Tool, arguments: Mapping[str, Any]) -> dict[st
 
 
 def _jsonable(entry: _Entry, result: Any) -> Any:
-    if entry.signature.result is not None:
-        return entry.signature.result.dump_python(result, mode="json")
-    return pydantic_core.to_jsonable_python(result)  # no annotation: no adapter to build per call
+    adapter = entry.signature.result
+    if adapter is None:
+        return pydantic_core.to_jsonable_python(result)  # no annotation: no adapter to build per call
+    try:  # what it returns must be what it declares: the declared schema is advertised as outputSchema
+        checked = adapter.validate_python(result)
+    except pydantic.ValidationError as exc:
+        declared = f"it returned {type(result).__name__}, not what its annotation declares"
+        raise ValueError(f"{declared}: {exc}") from None
+    return adapter.dump_python(checked, mode="json")
 
 
 def import_callable(ref: str) -> Callable[..., Any]:
