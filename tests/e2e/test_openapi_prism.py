@@ -104,6 +104,7 @@ DOCUMENTS = [
     "pagerduty-rest.json",
     "openai.yaml",
     "split-api",
+    "nested-form",
     *UNSEEN,
     *EXTRA,
 ]
@@ -313,6 +314,8 @@ def document_path(document: str) -> Path:
         return path
     if document in EXTRA:
         return Path(document)
+    if document == "nested-form":  # Stripe-shaped form bodies: deepObject objects and arrays of objects
+        return OWN / "nested-form.yaml"
     return SPLIT if document == "split-api" else vendor_spec(document)
 
 

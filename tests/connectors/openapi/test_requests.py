@@ -158,6 +158,48 @@ async def test_form_body() -> None:
     assert upstream.last.content == b"name=a%26b&tags=x&tags=y"
 
 
+async def test_form_fields_follow_their_encoding_objects() -> None:
+    """Stripe's form bodies say deepObject per field: 'shipping[name]=…'. Every field went out exploded
+    form, so a nested member collided with the top-level field of its name (found by an outside probe)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "phone": {"type": "string"},
+            "expand": {"type": "array", "items": {"type": "string"}},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "shipping": {"type": "object", "properties": {"phone": {"type": "string"}, "address": {}}},
+            "tax_ids": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    document = body_doc("application/x-www-form-urlencoded", schema)
+    media = document["paths"]["/up"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+    media["encoding"] = {
+        "shipping": {"style": "deepObject", "explode": True},
+        "expand": {"style": "deepObject", "explode": True},
+        "tax_ids": {"style": "deepObject", "explode": True},
+        "tags": {"style": "form", "explode": False},
+    }
+    upstream = Upstream()
+    arguments = {
+        "phone": "111",
+        "expand": ["a", "b"],
+        "tags": ["x", "y"],
+        "shipping": {"phone": "222", "address": {"city": "Oslo"}},
+        "tax_ids": [{"type": "eu_vat", "value": "v1"}],
+    }
+    await call(document, "up", arguments, upstream)
+    assert upstream.last.content.decode().split("&") == [
+        "phone=111",
+        "expand%5B0%5D=a",
+        "expand%5B1%5D=b",
+        "tags=x,y",
+        "shipping%5Bphone%5D=222",
+        "shipping%5Baddress%5D%5Bcity%5D=Oslo",
+        "tax_ids%5B0%5D%5Btype%5D=eu_vat",
+        "tax_ids%5B0%5D%5Bvalue%5D=v1",
+    ]
+
+
 async def test_multipart_body_with_a_file() -> None:
     schema = {
         "type": "object",

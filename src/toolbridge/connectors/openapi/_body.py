@@ -150,7 +150,8 @@ def _spread(
         arg = unique_arg(name, taken)
         binary, text_encoding = _file_field(kind, prop)
         content_type = _encoding_type(encoding, name) or _part_type(kind, prop)
-        fields.append(BodyField(name, arg, binary, content_type, text_encoding))
+        style, explode = _encoding_style(encoding, name) if kind == "form" else (None, None)
+        fields.append(BodyField(name, arg, binary, content_type, text_encoding, style, explode))
         shown = _file_argument(prop) if binary else prop
         args[arg] = ArgSpec(shown, name in needed, converted)
     return BodyInput(Body(media_type, kind, required, fields=tuple(fields)), args)
@@ -202,6 +203,15 @@ def _file_argument(prop: Mapping[str, Any]) -> dict[str, Any]:
     """A file argument as the agent gives it (text, or ``base64:`` and the bytes), whatever the wire says."""
     shown = {k: v for k, v in prop.items() if k != "contentEncoding"}
     return {**shown, "description": BINARY_HINT}
+
+
+def _encoding_style(encoding: Mapping[str, Any], name: str) -> tuple[str | None, bool | None]:
+    """A form field's ``style`` and ``explode`` from its Encoding Object (Stripe: ``deepObject``)."""
+    entry = encoding.get(name)
+    if not isinstance(entry, dict):
+        return None, None
+    style, explode = entry.get("style"), entry.get("explode")
+    return (style if isinstance(style, str) else None), (explode if isinstance(explode, bool) else None)
 
 
 def _encoding_type(encoding: Mapping[str, Any], name: str) -> str | None:

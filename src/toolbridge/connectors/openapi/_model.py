@@ -58,6 +58,9 @@ class BodyField:
     content_type: str | None = None
     encoding: str | None = None
     """``base64`` or ``base64url`` when the file travels as that text (3.1 ``contentEncoding``)."""
+    style: str | None = None
+    """A form field's serialization, from its Encoding Object (``deepObject`` …; None: ``form``)."""
+    explode: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,15 +138,21 @@ def _add_body(draft: Draft, operation: Operation, body: Body, arguments: Mapping
     if body.kind == "json":
         draft.content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     elif body.kind == "form":
-        draft.content = _form(payload).encode()
+        draft.content = _form(payload, body).encode()
     else:
         draft.content = encoded(file_bytes(payload, operation.tool, body.arg or "body"), body.encoding)
 
 
-def _form(payload: Any) -> str:
+def _form(payload: Any, body: Body) -> str:
+    """The fields as the body's Encoding Objects say (``style``, ``explode``; default ``form``, exploded):
+    Stripe's ``shipping[name]=…`` went out as ``name=…``, colliding with the top-level field."""
+    specs = {f.name: f for f in body.fields}
     pairs: list[str] = []
     for key, value in (payload or {}).items():
-        pairs.extend(query_pairs(str(key), value, "form", True))
+        spec = specs.get(key)
+        style = spec.style if spec is not None and spec.style else "form"
+        explode = spec.explode if spec is not None and spec.explode is not None else style == "form"
+        pairs.extend(query_pairs(str(key), value, style, explode))
     return "&".join(pairs)
 
 

@@ -111,7 +111,7 @@ def query_pairs(
         return encode(text, allow_reserved=allow_reserved)
 
     key = encode(name)
-    if style == "deepObject" and isinstance(value, Mapping):
+    if style == "deepObject" and isinstance(value, Mapping | list):
         return _deep(key, value, enc)
     if isinstance(value, Mapping):
         if explode:
@@ -125,14 +125,15 @@ def query_pairs(
     return [f"{key}={enc(scalar(value))}"]
 
 
-def _deep(key: str, value: Mapping[str, Any], enc: Any) -> list[str]:
+def _deep(key: str, value: Mapping[str, Any] | list[Any], enc: Any) -> list[str]:
+    """``key[member]=…`` at every depth; a list's items by index (``key[0][type]=…``), as the servers that
+    read nested forms (Stripe, Rails, PHP, ``qs``) and prism do. OpenAPI leaves arrays here undefined."""
+    members = value.items() if isinstance(value, Mapping) else enumerate(value)
     pairs: list[str] = []
-    for member, inner in value.items():
+    for member, inner in members:
         name = f"{key}%5B{encode(str(member))}%5D"
-        if isinstance(inner, Mapping):
+        if isinstance(inner, Mapping | list):
             pairs.extend(_deep(name, inner, enc))
-        elif isinstance(inner, list):
-            pairs.extend(f"{name}={enc(scalar(v))}" for v in inner)
         else:
             pairs.append(f"{name}={enc(scalar(inner))}")
     return pairs
