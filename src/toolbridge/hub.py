@@ -478,7 +478,9 @@ class Hub:
             return result  # recorded by _replay; the stored outcome stays as it was
         if call.claimed and not deferred:  # deferred: the caller stores it with its own next write
             await self._finish_claim(principal, idempotency_key, result=result)
-        await self._record(call.request_id, principal.id, tool, call.digest, result.duration_ms, None)
+        await self._record(
+            call.request_id, principal.id, tool, call.digest, result.duration_ms, None, durable=call.writes
+        )
         return result
 
     def perform(
@@ -563,6 +565,7 @@ class Hub:
             _ms(call.started),
             exc,
             outcome="queued" if queued else None,
+            durable=call.writes,
         )
         if queued is None:
             raise exc
@@ -728,12 +731,17 @@ class Hub:
         *,
         replayed: bool = False,
         outcome: str | None = None,
+        durable: bool = False,
     ) -> None:
+        """Append the call's audit row; ``durable``: return once it is in the database (a write's)."""
         outcome = "replayed" if replayed else outcome
         entry = audit_entry(
             request_id, principal, tool, digest, duration_ms=duration_ms, error=error, outcome=outcome
         )
-        await self.audit.record(entry)
+        if durable:
+            await self.audit.record_durably(entry)
+        else:
+            await self.audit.record(entry)
 
 
 @dataclass(slots=True)
@@ -754,6 +762,11 @@ class _Pending:
     credentials: Credentials | None = None
     timeout: float = 60.0
     """Seconds the call may take (``call_timeout``, or less for a step of a call with its own deadline)."""
+
+    @property
+    def writes(self) -> bool:
+        """Whether the call's tool may change something (its answer waits for its audit row)."""
+        return self.target is not None and not self.target.annotations.read_only
 
     @property
     def secrets(self) -> Sequence[str]:

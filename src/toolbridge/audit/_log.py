@@ -92,6 +92,17 @@ class AuditLog:
             with anyio.CancelScope(shield=True):  # a cancelled call waits for room rather than lose its row
                 await self._send.send(entry)
 
+    async def record_durably(self, entry: AuditEntry) -> None:
+        """Queue ``entry`` and return once it is in the database (a write's answer waits for its row, so
+        a process killed after answering has not lost the record of what it answered). Should the
+        database not take it within the flush's bound, this logs so and returns: the caller's answer
+        goes out all the same, since its effect has happened."""
+        await self.record(entry)
+        try:
+            await self.flush()
+        except TimeoutError:
+            logger.warning("audit row of request %s not durable yet; answering anyway", entry.request_id)
+
     async def flush(self) -> None:
         """Return once every entry recorded before this call is in the database."""
         if self._thread is not None:
