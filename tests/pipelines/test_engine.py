@@ -338,3 +338,56 @@ async def test_a_step_whose_outcome_was_fenced_out_is_replayed_from_its_key_not_
         ended = await service.resume(run_id)
     assert ended.state == "succeeded"
     assert ledger.calls == ["grab", "create after-1"]  # replayed, not called again
+
+
+@pytest.mark.parametrize(
+    ("failure", "idempotent"),
+    [("timeout", False), ("bad_request", True), ("tool_error", True)],
+)
+async def test_a_compensation_is_not_repeated_when_repeating_it_is_unsafe_or_useless(
+    database_url: str, ledger: Ledger, failure: str, idempotent: bool
+) -> None:
+    """A refund that timed out after it was applied, and is not safe to repeat, is not sent again (the
+    upstream would refund twice); nor is an undo the upstream refused for good (400) or that raised: the
+    run ends needs_attention after one try, where it used to try five times."""
+    from toolbridge.errors import UpstreamTimeout
+
+    def fail() -> None:
+        if failure == "timeout":
+            raise UpstreamTimeout("no answer in time", tool="svc.refund")
+        if failure == "bad_request":
+            raise UpstreamStatusError("refund refused", upstream_status=400, tool="svc.refund")
+        raise ValueError("refund crashed")
+
+    pay = Pipeline.build(
+        "pay",
+        [
+            {
+                "name": "charge",
+                "tool": "svc.charge",
+                "arguments": {"amount": 5},
+                "compensate": {"tool": "svc.refund", "arguments": {"id": "${output.id}"}},
+            },
+            {"name": "boom", "tool": "svc.explode", "arguments": {"reason": "late"}},
+        ],
+    )
+    hub, service = make_hub(database_url, ledger, [pay])
+
+    @hub.tool(connector="svc", idempotent=idempotent)
+    def charge(amount: int) -> dict[str, Any]:
+        ledger.calls.append(f"charge {amount}")
+        return {"id": 7, "amount": amount}
+
+    @hub.tool(connector="svc", idempotent=idempotent)
+    def refund(id: int) -> dict[str, Any]:
+        ledger.calls.append(f"refund {id}")
+        fail()
+        return {"refunded": id}
+
+    async with hub:
+        with pytest.raises(ToolExecutionError, match="needs_attention"):
+            await hub.call(ME, "pipelines.pay", {})
+        (run,) = await service.store.runs()
+        steps = {s.key: s.state for s in await service.store.steps(run.id)}
+    assert ledger.calls == ["charge 5", "explode late", "refund 7"]
+    assert run.state == "needs_attention" and steps["00.charge"] == "compensation_failed"

@@ -313,12 +313,18 @@ class Engine:
             return "wait"
         if isinstance(exc, UpstreamUnavailable) and not exc.sent:
             return "retry"
-        transient = isinstance(exc, UpstreamTimeout | UpstreamUnavailable) or (
-            isinstance(exc, UpstreamStatusError) and exc.upstream_status in RETRYABLE_STATUSES
-        )
-        if not transient or not isinstance(exc, UpstreamError) or exc.retried:
+        if not _transient(exc) or not isinstance(exc, UpstreamError) or exc.retried:
             return "fail"  # retried: the connector's policy used its attempts on it (one layer retries)
         return "retry" if self._hub.safe_to_repeat(tool) else "fail"
+
+    def _undo_again(self, exc: ToolbridgeError, tool: str) -> bool:
+        """Whether a failed compensation is tried again: what a step would retry, and a transient failure
+        the connector's policy already retried when the tool is safe to repeat (an undo outlasts an
+        outage). Never a permanent failure, nor one that may have been applied by a tool that is not safe
+        to repeat (a refund sent twice): the run ends ``needs_attention`` for a person to look."""
+        if self._classify(exc, tool) != "fail":
+            return True
+        return _transient(exc) and self._hub.safe_to_repeat(tool)
 
     async def _forget(self, ctx: _Ctx, key: str, exc: ToolbridgeError) -> None:
         """Drop the hub's stored failure for this step's key, so the retry is really attempted."""
@@ -365,6 +371,8 @@ class Engine:
             except ToolbridgeError as exc:
                 last = exc
                 logger.warning("pipeline run %s: compensation of %s failed: %s", ctx.run.id, record.key, exc)
+                if not self._undo_again(exc, tool):
+                    break
                 await self._forget(ctx, key, exc)
                 await self._sleep(self._rng.uniform(0, min(30.0, 0.5 * 2 ** (attempt - 1))))
                 continue
@@ -389,6 +397,13 @@ def _idempotency_key(run: Run, key: str) -> str:
 
 def _request_id(run: Run, key: str) -> str:
     return f"{run.id}/{key}"[:64]
+
+
+def _transient(exc: ToolbridgeError) -> bool:
+    """A failure the same call may not meet again: a timeout, an unreachable upstream, a retryable status."""
+    return isinstance(exc, UpstreamTimeout | UpstreamUnavailable) or (
+        isinstance(exc, UpstreamStatusError) and exc.upstream_status in RETRYABLE_STATUSES
+    )
 
 
 def _truthy(value: Any) -> bool:
