@@ -111,6 +111,8 @@ class ToolbridgeError(Exception):
     retried: bool = False
     """Set by the resilience layer on the failure it raises after retrying it: no other layer retries it
     again (a pipeline step's attempts would multiply the connector's)."""
+    replayed: bool = False
+    """Raised again from an idempotency key's stored outcome: the call was not run (``problem`` says so)."""
 
     def __init__(self, message: str, *, hint: str | None = None, tool: str | None = None) -> None:
         super().__init__(message)
@@ -638,11 +640,8 @@ class StorageError(ToolbridgeError):
 def did_you_mean(candidates: Iterable[str]) -> str | None:
     """Render suggestions as Click does: ``did you mean 'a' or 'b'?``."""
     names = [f"{c!r}" for c in candidates]
-    if not names:
-        return None
-    return (
-        "did you mean " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]) + "?"
-    )
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1] if names else ""
+    return f"did you mean {listed}?" if names else None
 
 
 def close_matches(word: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
@@ -675,6 +674,8 @@ def problem(exc: ToolbridgeError, *, instance: str | None = None) -> dict[str, o
         doc["tool"] = exc.tool
     if instance:
         doc["instance"] = instance
+    if exc.replayed:
+        doc["replayed"] = True
     doc.update(exc.extra())
     return doc
 

@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
@@ -25,6 +23,9 @@ import anyio
 
 from toolbridge._clock import now
 from toolbridge._forks import reseed_after_fork
+from toolbridge._pending import Pending as _Pending
+from toolbridge._pending import new_request_id as _request_id
+from toolbridge._pending import reseed_ids as _reseed_ids
 from toolbridge._perform import perform
 from toolbridge._redact import redact_error, redact_value
 from toolbridge._shape import CallResult, shape
@@ -44,7 +45,10 @@ from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
     ConfigurationError,
+    OutcomeUnknown,
     RateLimited,
+    StorageError,
+    TokenRefreshFailed,
     ToolbridgeError,
     ToolExecutionError,
     ToolNotFound,
@@ -52,6 +56,7 @@ from toolbridge.errors import (
 )
 from toolbridge.policy import AgentStore, Principal, Scope
 from toolbridge.resilience import Attempt, Resilience, ResiliencePolicy, parse_rate
+from toolbridge.resilience._executor import CHECK_FIRST
 from toolbridge.resilience._idempotency import IdempotencyStore, Replay, check_key
 from toolbridge.resilience._outbox import Outbox, is_queueable
 from toolbridge.storage import MEMORY_URL, Database
@@ -551,11 +556,16 @@ class Hub:
         """Record a failure; put it in the outbox when its connector queues, else raise it."""
         redact_error(exc, call.secrets)
         queued = None
-        if call.target is not None and not call.from_outbox and self._queues(call.target, exc, call.key):
+        target = call.target
+        queues = target is not None and not call.from_outbox and not exc.replayed
+        if queues and target is not None and self._queues(target, exc, call.key):
             queued = await self._enqueue(
-                call.principal, call.target, call.args, call.key, exc, call.request_id, call.started
+                call.principal, target, call.args, call.key, exc, call.request_id, call.started
             )
-        if call.claimed:
+        if call.claimed and queued is None and target is not None and self._runs_again(target, exc):
+            with anyio.CancelScope(shield=True):  # not stored: the same key runs the call again
+                await self._release_claim(call.principal, str(call.key))
+        elif call.claimed:
             await self._finish_claim(call.principal, call.key, error=None if queued else exc, result=queued)
         await self._record(
             call.request_id,
@@ -564,7 +574,7 @@ class Hub:
             call.digest,
             _ms(call.started),
             exc,
-            outcome="queued" if queued else None,
+            outcome="queued" if queued else "replayed" if exc.replayed else None,
             durable=call.writes,
         )
         if queued is None:
@@ -586,6 +596,17 @@ class Hub:
         """Whether a keyed call of ``tool`` may run again: idempotent, or its key reaches the upstream."""
         a = tool.annotations
         return a.read_only or a.idempotent or self.key_carrier(tool) is not None
+
+    def _runs_again(self, tool: Tool, exc: ToolbridgeError) -> bool:
+        """Whether a keyed call's failure is left unstored, so the same key runs the call again: a transient
+        failure that left nothing applied (refused before sending, 408/425/429/503, an open breaker, a full
+        bulkhead, a rate limit, storage or the token endpoint down), or any transient failure (a timeout,
+        a reset, a 5xx) of a call that is safe to repeat (its key reaches the upstream, which answers it
+        once, or the tool is idempotent). Stored, it would answer every retry of the key with a failure
+        the call may not meet again, for the key's lifetime."""
+        if is_queueable(exc, keyed=False) or isinstance(exc, RateLimited | StorageError | TokenRefreshFailed):
+            return True
+        return is_queueable(exc, keyed=True) and self._safe_to_repeat(tool)
 
     def _queues(self, tool: Tool, exc: ToolbridgeError, key: str | None) -> bool:
         """Whether this failure is put in the outbox: a write, a queueing connector, a transient failure
@@ -615,6 +636,12 @@ class Hub:
         kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes)
         return CallResult(tool.name, kept, text, truncated, size, request_id, _ms(started), queued=True)
 
+    async def _release_claim(self, principal: Principal, key: str) -> None:
+        try:
+            await self.idempotency.release(principal.id, key)
+        except StorageError:  # left as a process that died leaves it: its lease runs out (docs/resilience.md)
+            logger.warning("could not release idempotency key %r of %s", key, principal.id, exc_info=True)
+
     async def _finish_claim(
         self,
         principal: Principal,
@@ -634,7 +661,13 @@ class Hub:
     async def _replay(
         self, replay: Replay, principal: Principal, tool: Tool, digest: str, request_id: str, started: float
     ) -> CallResult:
-        stored = replay.raise_or_result()  # a stored error is raised again, as the first call saw it
+        try:
+            stored = replay.raise_or_result()  # a stored error is raised again, as the first call saw it
+        except ToolbridgeError as exc:
+            exc.replayed = True
+            exc.hint = f"{exc.hint}; " if exc.hint else ""
+            exc.hint += "this is the stored outcome of the key's first call, not run again: a new key runs it"
+            raise
         result = CallResult(
             tool.name,
             stored["value"],
@@ -714,11 +747,11 @@ class Hub:
         with anyio.move_on_after(seconds) as scope:
             return await self.resilience.run(attempt, lambda: connector.invoke(tool, arguments, invocation))
         assert scope.cancelled_caught
-        raise UpstreamTimeout(
-            f"{tool.name!r} did not finish within the call deadline of {seconds:g} s",
-            tool=tool.name,
-            hint="try again later, or ask for less work in one call",
-        )
+        late = f"{tool.name!r} did not finish within the call deadline of {seconds:g} s"
+        if not attempt.idempotent:  # a write may have been applied: "try again" could apply it twice
+            unknown = f"{late}; it may or may not have taken effect"
+            raise OutcomeUnknown(unknown, tool=tool.name, hint=CHECK_FIRST)
+        raise UpstreamTimeout(late, tool=tool.name, hint="try again later, or ask for less work in one call")
 
     async def _record(
         self,
@@ -742,53 +775,6 @@ class Hub:
             await self.audit.record_durably(entry)
         else:
             await self.audit.record(entry)
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One call in progress, as the failure path needs to know it."""
-
-    principal: Principal
-    tool: str
-    args: Mapping[str, Any]
-    key: str | None
-    request_id: str
-    started: float
-    from_outbox: bool
-    delegated: bool = False
-    digest: str = ""
-    target: Tool | None = None
-    claimed: bool = False
-    credentials: Credentials | None = None
-    timeout: float = 60.0
-    """Seconds the call may take (``call_timeout``, or less for a step of a call with its own deadline)."""
-
-    @property
-    def writes(self) -> bool:
-        """Whether the call's tool may change something (its answer waits for its audit row)."""
-        return self.target is not None and not self.target.annotations.read_only
-
-    @property
-    def secrets(self) -> Sequence[str]:
-        """The forms of the call's secret values, read when redacting: a refresh during the call (after an
-        upstream 401) adds the new tokens, which the retried request carried and an upstream may echo."""
-        found: Sequence[str] = getattr(self.credentials, "secrets", ())
-        return found
-
-
-_ID_PREFIX = secrets.token_hex(4)
-_ID_COUNT = itertools.count(1)
-
-
-def _reseed_ids() -> None:  # a forked worker must not repeat its parent's ids
-    global _ID_PREFIX, _ID_COUNT
-    _ID_PREFIX, _ID_COUNT = secrets.token_hex(4), itertools.count(1)
-
-
-def _request_id() -> str:
-    """A request id for a call whose caller gave none: unique per process by its random prefix, no
-    system call per call (ids identify, they authorize nothing)."""
-    return f"{_ID_PREFIX}{next(_ID_COUNT):08x}"
 
 
 def _ms(started: float) -> float:

@@ -11,7 +11,8 @@ import pytest
 from tests._patience import patience
 from tests.resilience.conftest import FakeTime, http_hub
 from toolbridge import Conflict, Hub, IdempotencyKeyReused, Principal
-from toolbridge.errors import UpstreamStatusError
+from toolbridge.connectors._http import send
+from toolbridge.errors import UpstreamStatusError, problem
 from toolbridge.resilience import ResiliencePolicy, RetryPolicy
 from toolbridge.surfaces.app import create_app
 from toolbridge.testing import Reply, Upstream
@@ -20,20 +21,72 @@ pytestmark = pytest.mark.anyio
 ONE_ATTEMPT = ResiliencePolicy(retry=RetryPolicy(max_attempts=1))
 
 
-async def test_i1_same_key_replays_the_stored_5xx(
+def add_keyless_create(hub: Hub, client: httpx2.AsyncClient) -> None:
+    """``up.create_blind``: a write whose idempotency key does not reach the upstream."""
+
+    @hub.tool(connector="up")
+    async def create_blind(name: str) -> object:
+        request = client.build_request("POST", "/things", json={"name": name})
+        return (await send(client, request)).json()
+
+
+async def test_i1_same_key_replays_the_stored_5xx_of_a_write_whose_key_stays_here(
     upstream: Upstream, fake_time: FakeTime, sqlite_url: str
 ) -> None:
+    """A 500 may come after the write was applied: a tool whose key does not reach the upstream cannot run
+    again safely, so the failure is stored and replayed — said to be a replay, with how to run it again."""
     upstream.then(Reply(500, body={"error": "boom"}), Reply(200))
     hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT, database=sqlite_url)
+
+    add_keyless_create(hub, client)
+
     async with client, hub:
+        errors = []
         for _ in range(2):
             with pytest.raises(UpstreamStatusError) as info:
-                await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+                await hub.call(Principal.local(), "up.create_blind", {"name": "a"}, idempotency_key="k1")
             assert info.value.upstream_status == 500 and info.value.body == '{"error": "boom"}'
-        await hub.audit.flush()
+            errors.append(problem(info.value))
         outcomes = [r.entry.outcome for r in await hub.audit.tail(5)]
     assert len(upstream.requests) == 1
-    assert outcomes == ["error", "error"]
+    assert outcomes == ["error", "replayed"]
+    assert "replayed" not in errors[0] and errors[1]["replayed"] is True
+    assert "not run again: a new key runs it" in str(errors[1]["hint"])
+
+
+async def test_i1_same_key_runs_again_after_a_transient_failure_when_the_key_reaches_the_upstream(
+    upstream: Upstream, fake_time: FakeTime, sqlite_url: str
+) -> None:
+    """The key travels, so the upstream answers it once: a 500 (or a timeout, a reset) is not stored, and
+    the key's retry runs the call again and gets the upstream's real answer — not the 500 for 24 h."""
+    upstream.then(Reply(500, body={"error": "boom"}), Reply(200, body={"id": 7}))
+    hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT, database=sqlite_url)
+    async with client, hub:
+        with pytest.raises(UpstreamStatusError):
+            await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+        again = await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+        replay = await hub.call(Principal.local(), "up.create", {"name": "a"}, idempotency_key="k1")
+    assert again.value == replay.value == {"id": 7} and (again.replayed, replay.replayed) == (False, True)
+    assert [headers.get("idempotency-key") for _, _, headers, _ in upstream.requests] == ["k1", "k1"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_i1_a_refusal_that_applied_nothing_is_not_stored_even_when_the_key_stays_here(
+    upstream: Upstream, fake_time: FakeTime, sqlite_url: str, status: int
+) -> None:
+    """A 429 or 503 says the upstream did not process the request: the same key runs it again once the
+    pause is over (it used to answer the refusal, and its stale "try again in N s", for 24 h)."""
+    upstream.then(Reply(status, headers={"Retry-After": "1"}), Reply(200, body={"id": 8}))
+    hub, client = http_hub(upstream.url, fake_time, ONE_ATTEMPT, database=sqlite_url)
+
+    add_keyless_create(hub, client)
+
+    async with client, hub:
+        with pytest.raises(UpstreamStatusError):
+            await hub.call(Principal.local(), "up.create_blind", {"name": "a"}, idempotency_key="k1")
+        await fake_time.sleep(2)
+        again = await hub.call(Principal.local(), "up.create_blind", {"name": "a"}, idempotency_key="k1")
+    assert again.value == {"id": 8} and len(upstream.requests) == 2
 
 
 async def test_i1_same_key_replays_success(upstream: Upstream, fake_time: FakeTime) -> None:

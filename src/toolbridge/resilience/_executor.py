@@ -36,6 +36,11 @@ __all__ = ["Attempt", "ConnectorHealth", "Resilience"]
 
 T = TypeVar("T")
 logger = logging.getLogger("toolbridge.resilience")
+CHECK_FIRST = (
+    "check whether it took effect before calling again: calling again may apply it twice (a tool whose "
+    "idempotency key reaches the upstream is retried safely with the same key)"
+)
+"""The hint of an ``outcome_unknown``: what the agent must do before anything else."""
 _WAITS_KEPT = 1024
 
 
@@ -250,8 +255,7 @@ class Resilience:
             raise OutcomeUnknown(
                 f"{attempt.tool!r} may or may not have taken effect: {exc.message}",
                 tool=attempt.tool,
-                hint="check the result before calling again, or pass an idempotency key so toolbridge can "
-                "retry safely",
+                hint=CHECK_FIRST,
             ) from exc
         if decision.action is Action.REFRESH:
             raise CredentialsError(

@@ -75,6 +75,8 @@ def problem_response(exc: ToolbridgeError, *, instance: str | None = None) -> JS
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float):
         headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
+    if exc.replayed:  # an idempotency key's stored failure, as for a stored success
+        headers["Idempotent-Replayed"] = "true"
     return JSONResponse(
         problem(exc, instance=instance), status_code=http_status(exc), media_type=_PROBLEM, headers=headers
     )
