@@ -14,7 +14,14 @@ import httpx2
 import pytest
 
 from tests.connectors.openapi.conftest import ingested, openapi
-from toolbridge import CredentialsError, Hub, Principal, UpstreamStatusError, UpstreamUnavailable
+from toolbridge import (
+    CredentialsError,
+    Hub,
+    InvalidArguments,
+    Principal,
+    UpstreamStatusError,
+    UpstreamUnavailable,
+)
 from toolbridge.connectors.openapi import IngestOptions, OpenAPIConnector
 
 pytestmark = pytest.mark.anyio
@@ -111,6 +118,55 @@ async def test_path_query_header_and_cookie_parameters() -> None:
     assert request.headers["X-Request-Id"] == "r-1"
     assert request.headers["Cookie"] == "session=s%201"
     assert request.headers["Accept"] == "application/json"
+
+
+def _path_param(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, **extra}
+
+
+COMMENT_DOC = openapi(
+    {
+        "/repos/{owner}/{repo}/comments/{id}": {
+            "delete": {
+                "operationId": "delete_comment",
+                "parameters": [_path_param("owner"), _path_param("repo"), _path_param("id")],
+                "responses": OK,
+            }
+        },
+        "/files/{a}{b}": {"get": {"operationId": "pair", "parameters": [_path_param("a"), _path_param("b")]}},
+        "/tags/{t}": {"get": {"operationId": "tag", "parameters": [_path_param("t", style="label")]}},
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "refused"),
+    [
+        ("delete_comment", {"owner": "o", "repo": "r", "id": ".."}, "id"),
+        ("delete_comment", {"owner": "o", "repo": "..", "id": "7"}, "repo"),
+        ("delete_comment", {"owner": ".", "repo": "r", "id": "7"}, "owner"),
+        ("pair", {"a": ".", "b": "."}, "a"),
+        ("tag", {"t": ""}, "t"),
+    ],
+)
+async def test_a_path_argument_that_makes_a_dot_segment_is_refused(
+    tool: str, arguments: dict[str, Any], refused: str
+) -> None:
+    """URL normalization drops a ``.`` or ``..`` segment with the one before it: ``id='..'`` sent
+    ``DELETE /repos/o/r/comments/..`` as ``DELETE /repos/o/r``, the repository (found by an outside probe
+    of GitHub's document: ``repo='.'`` reached ``POST /repos/{owner}/labels``, which prism did not know)."""
+    upstream = Upstream()
+    with pytest.raises(InvalidArguments) as caught:
+        await call(COMMENT_DOC, tool, arguments, upstream)
+    assert upstream.requests == []
+    assert caught.value.errors[0]["field"] == refused
+
+
+async def test_dots_inside_a_path_segment_are_sent() -> None:
+    upstream = Upstream()
+    for value in ("...", "a.b", ".x"):
+        await call(COMMENT_DOC, "delete_comment", {"owner": "o", "repo": "r", "id": value}, upstream)
+        assert upstream.last.url.raw_path.decode() == f"/v1/repos/o/r/comments/{value}"
 
 
 def body_doc(media: str, schema: dict[str, Any], **content: Any) -> dict[str, Any]:

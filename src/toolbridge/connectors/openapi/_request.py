@@ -72,7 +72,28 @@ def _path(operation: Operation, arguments: Mapping[str, Any]) -> str:
     for fixed in operation.fixed:
         if fixed.location == "path":
             path = path.replace("{" + fixed.name + "}", fixed.value)
+    if "." in path:
+        _refuse_dot_segments(operation, path)
     return path
+
+
+def _refuse_dot_segments(operation: Operation, path: str) -> None:
+    """A value that makes a whole segment ``.`` or ``..`` is removed with the segment before it when the
+    URL is normalized (RFC 3986 §5.2.4; httpx2 does it), so the call would go to another resource:
+    ``DELETE /repos/{owner}/{repo}/comments/{id}`` with id ``..`` deletes ``/repos/{owner}/{repo}``.
+    Percent-encoding the dots is no cure (many servers decode before they normalize): refuse. Values
+    never add segments (``/`` is encoded), so the path's segments line up with the template's."""
+    for template, segment in zip(operation.path.split("/"), path.split("/"), strict=False):
+        if segment in (".", "..") and template != segment:
+            names = [p for p in operation.parameters if p.location == "path" and f"{{{p.name}}}" in template]
+            args = [p.arg for p in names] or [template]
+            raise InvalidArguments(
+                f"{operation.tool}: {' and '.join(map(repr, args))} would make the URL path segment "
+                f"{segment!r}, which addresses another resource ({operation.method} {operation.path})",
+                errors=[{"field": a, "error": "'.' and '..' are not values of a path segment"} for a in args],
+                tool=operation.tool,
+                hint="give the identifier itself: '.' and '..' name no resource here",
+            )
 
 
 def _missing_path_argument(operation: Operation, parameter: Parameter) -> InvalidArguments:
