@@ -202,6 +202,32 @@ async def test_a_required_member_the_body_does_not_describe_is_an_argument_that_
     assert {"name", "team_id"} <= set(tool.input_schema["required"])
 
 
+async def test_a_json_body_declared_as_a_media_range_goes_out_as_application_json() -> None:
+    """Kubernetes' Swagger 2.0 document says ``consumes: ["*/*"]`` for every create, replace and delete
+    (282 operations): toolbridge sent ``Content-Type: */*``, which is no media type (the API server answers
+    415; prism let it pass). Found by an outside probe."""
+    swagger = {
+        "swagger": "2.0",
+        "info": {"title": "t", "version": "1"},
+        "consumes": ["*/*"],
+        "paths": {
+            "/pods": {
+                "post": {
+                    "operationId": "create",
+                    "parameters": [{"name": "body", "in": "body", "required": True, "schema": OBJ}],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    upstream = Upstream()
+    await call(swagger, "create", {"name": "x"}, upstream)
+    assert upstream.last.headers["Content-Type"] == "application/json"
+    assert json.loads(upstream.last.content) == {"name": "x"}
+    await call(body_doc("*/*", OBJ), "up", {"n": 1}, upstream)
+    assert upstream.last.headers["Content-Type"] == "application/json"
+
+
 async def test_form_body() -> None:
     upstream = Upstream()
     await call(

@@ -77,6 +77,8 @@ def schema_body(
     is_file, text_encoding = file_form(converted.schema)
     if kind == "json" and media_type.split(";")[0].strip() in ("*/*", "") and is_file:
         kind, media_type = "binary", "application/octet-stream"  # a file: its bytes, not a JSON string
+    elif kind == "json" and "*" in media_type.split(";")[0]:
+        media_type = "application/json"  # a range is no Content-Type (Kubernetes' writes consume "*/*")
     if kind == "text":
         schema = {"type": "string", "description": description} if description else {"type": "string"}
         return _whole(media_type, kind, required, schema, converted, taken)
