@@ -228,6 +228,19 @@ async def test_a_json_body_declared_as_a_media_range_goes_out_as_application_jso
     assert upstream.last.headers["Content-Type"] == "application/json"
 
 
+async def test_a_list_body_offered_as_multipart_and_any_type_goes_as_json() -> None:
+    """Jira's ``PUT /settings/columns`` offers ``multipart/form-data`` and ``*/*`` for an array of names:
+    multipart was chosen, and every call failed inside toolbridge (AttributeError: a list has no fields).
+    Found by an outside probe."""
+    names = {"type": "array", "items": {"type": "string"}}
+    content = {"multipart/form-data": {"schema": names}, "*/*": {"schema": names}}
+    doc = openapi({"/columns": {"put": {"operationId": "columns", "requestBody": {"content": content}}}})
+    upstream = Upstream()
+    await call(doc, "columns", {"body": ["summary", "status"]}, upstream)
+    assert upstream.last.headers["Content-Type"] == "application/json"
+    assert json.loads(upstream.last.content) == ["summary", "status"]
+
+
 async def test_form_body() -> None:
     upstream = Upstream()
     await call(

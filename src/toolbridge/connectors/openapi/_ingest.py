@@ -301,7 +301,22 @@ class _Ingest:
         content = request.node.get("content") if isinstance(request.node, dict) else None
         if not isinstance(content, dict) or not content:
             return None
-        media = choose_media_type(content) or next(iter(content))
+        # a form or multipart body needs named fields: one whose schema is an array or a primitive (Jira's
+        # PUT /settings/columns offers multipart and */* for a list of names) goes as the next media type
+        order = dict.fromkeys([choose_media_type(content) or next(iter(content)), *content])
+        chosen: tuple[BodyInput, set[str]] | None = None
+        for media in order:
+            trial = set(taken)
+            found = self._media_body(request, media, trial)
+            chosen = chosen or (found, trial)
+            if not _nameless(found):
+                chosen = (found, trial)
+                break
+        assert chosen is not None  # content has at least one media type
+        taken |= chosen[1]
+        return chosen[0]
+
+    def _media_body(self, request: Located, media: str, taken: set[str]) -> BodyInput:
         entry = sub(sub(request, "content"), media)
         schema = sub(entry, "schema") if isinstance(entry.node, dict) and "schema" in entry.node else None
         encoding = entry.node.get("encoding") if isinstance(entry.node, dict) else None
@@ -602,3 +617,12 @@ def _schemes(root: Mapping[str, Any], swagger: bool) -> dict[str, SecurityScheme
             description=trim_text(node.get("description"), 200),
         )
     return schemes
+
+
+def _nameless(found: BodyInput) -> bool:
+    """A form or multipart body whose whole value is not an object: it has no field names to send."""
+    body = found.body
+    if body.kind not in ("form", "multipart") or body.arg is None:
+        return False
+    kind = found.args[body.arg].schema.get("type")
+    return isinstance(kind, str) and kind != "object"
