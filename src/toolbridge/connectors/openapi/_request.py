@@ -127,9 +127,23 @@ def _add_parameter(draft: Draft, parameter: Parameter, raw: Any) -> None:
             )
         )
     elif parameter.location == "header":
-        draft.headers[parameter.name] = header_value(value, parameter.explode)
+        draft.headers[parameter.name] = _header_text(parameter, header_value(value, parameter.explode))
     elif parameter.location == "cookie":
         draft.cookies.extend(cookie_pairs(parameter.name, value, parameter.explode))
+
+
+def _header_text(parameter: Parameter, text: str) -> str:
+    """A header value is visible ASCII, spaces and tabs (RFC 9110 §5.5): anything else failed inside
+    toolbridge (httpx2: UnicodeEncodeError) or was reported as an unreachable upstream, to be retried (the
+    default wire refuses to send it). Say which argument, and what it may hold."""
+    if text.isascii() and all(" " <= c < "\x7f" or c == "\t" for c in text):
+        return text
+    raise InvalidArguments(
+        f"argument {parameter.arg!r} is sent as the HTTP header {parameter.name!r}, which carries only "
+        "printable ASCII: no accented letters, other non-ASCII characters or line breaks",
+        errors=[{"field": parameter.arg, "error": "not printable ASCII (an HTTP header value)"}],
+        hint=f"call again with {parameter.arg!r} in printable ASCII",
+    )
 
 
 def _add_fixed(draft: Draft, location: str, name: str, value: str) -> None:
