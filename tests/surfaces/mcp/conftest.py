@@ -83,7 +83,8 @@ class Served:
         **extra: str,
     ) -> httpx2.Response:
         """One stateless-era (2026-07-28) request, with its envelope and routing headers."""
-        body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": {**(params or {}), "_meta": ENVELOPE}}
+        meta = {**ENVELOPE, **(params or {}).get("_meta", {})}  # the caller's own _meta keys kept
+        body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": {**(params or {}), "_meta": meta}}
         routing = {"mcp_protocol_version": MODERN, "mcp_method": method}
         if method == "tools/call" and params is not None:
             routing["mcp_name"] = params["name"]

@@ -404,3 +404,41 @@ async def test_a_protocol_version_header_this_server_does_not_speak_says_which_i
     assert error["code"] == -32022 and "MCP-Protocol-Version is '1999-01-01'" in error["message"]
     assert error["data"]["requested"] == "1999-01-01" and LEGACY in error["data"]["supported"]
     assert answer.json()["id"] == 3  # an error answer carries the request's id
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"args": {"text": "x"}}, "params.args is not read: send the tool's arguments as params.arguments"),
+        ({"parameters": {"text": "x"}}, "params.parameters is not read"),
+        ({"arguments": {"text": "x"}, "idempotency_key": "k1"}, "params.idempotency_key is not read"),
+        ({"arguments": {"text": "x"}, "_meta": {"idempotency_key": "k1"}}, "_meta['idempotency_key'] is not"),
+        ({"arguments": {"text": "x"}, "_meta": {"Idempotency-Key": "k1"}}, "toolbridge/idempotency-key"),
+    ],
+)
+async def test_misplaced_arguments_or_idempotency_keys_are_refused_not_dropped(
+    served: Served, era: str, params: dict[str, object], says: str
+) -> None:
+    """Dropped, ``args`` gave "'text' is a required property" although the agent sent it, and a misspelt
+    key let the same write apply twice; both are -32602 naming where it goes."""
+    call = {"name": "demo.echo", **params}
+    if era == "legacy":
+        response = await served.legacy(await served.initialize(), "tools/call", call)
+    else:
+        response = await served.modern("tools/call", call)
+    error = response.json()["error"]
+    assert error["code"] == -32602 and says in error["message"], error
+
+
+@pytest.mark.parametrize("bad_id", [{"a": 1}, [1], None, 1.5, True])
+async def test_a_session_request_whose_id_is_not_a_string_or_integer_is_answered_32600(
+    served: Served, bad_id: object
+) -> None:
+    """It was taken for a notification: 202, not run, no answer, and the client waited for ever."""
+    session = await served.initialize()
+    body = {"jsonrpc": "2.0", "id": bad_id, "method": "tools/call", "params": {"name": "demo.echo"}}
+    response = await served.post(body, mcp_session_id=session, mcp_protocol_version=LEGACY)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == -32600 and "string or an integer" in error["message"]

@@ -6,9 +6,10 @@ surface answers the same way. Errors leave as wire results (tool errors) or :cla
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from toolbridge.catalog import MCP_NAME_META_KEY, MCP_RESULT_META_KEY
 from toolbridge.connectors._input import CALL_INPUT
@@ -22,6 +23,7 @@ from toolbridge.errors import (
 from toolbridge.surfaces.mcp._pages import tools_page
 from toolbridge.surfaces.mcp._search import META_SCHEMAS, META_TOOLS, in_search_mode, meta_step, not_found
 from toolbridge.surfaces.mcp._wire import (
+    IDEMPOTENCY_META_KEYS,
     INVALID_PARAMS,
     ProtocolError,
     ToolCache,
@@ -180,10 +182,25 @@ def aliases(hub: Hub) -> dict[str, str]:
     return found
 
 
+_MISPLACED: Final = {
+    **dict.fromkeys(("args", "argument", "parameters", "params", "input", "inputs", "kwargs"), "arguments"),
+    "idempotencykey": "key",
+}
+"""Normalized params keys (lower case, letters only) that stand for something tools/call reads elsewhere."""
+_WHERE: Final = {
+    "arguments": 'send the tool\'s arguments as params.arguments: {"name": "...", "arguments": {...}}',
+    "key": f"put the idempotency key in params._meta[{IDEMPOTENCY_META_KEYS[0]!r}]",
+}
+
+
 def call_params(params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     """A tools/call's tool name and arguments, or the -32602 :class:`ProtocolError` saying how to fix them."""
     name = params.get("name")
     arguments = params.get("arguments")
+    for key in params:  # what an agent meant as its arguments or its key, misplaced: refused, not dropped
+        misplaced = _MISPLACED.get(re.sub(r"[^a-z]", "", str(key).lower()))
+        if misplaced is not None and not (misplaced == "arguments" and "arguments" in params):
+            raise ProtocolError(INVALID_PARAMS, f"params.{key} is not read: {_WHERE[misplaced]}")
     if not isinstance(name, str):
         raise ProtocolError(
             INVALID_PARAMS, "tools/call needs params.name, the name of a tool from tools/list"

@@ -234,6 +234,13 @@ def idempotency_key(params: Mapping[str, Any] | None) -> str | None:
     meta = params.get("_meta") if params else None
     if not isinstance(meta, Mapping):
         return None
+    for key in meta:  # a near miss is refused: ignored, it let the same write apply twice
+        if key not in IDEMPOTENCY_META_KEYS and "idempotency" in re.sub(r"[^a-z]", "", str(key).lower()):
+            raise ProtocolError(
+                INVALID_PARAMS,
+                f"_meta[{key!r}] is not read: put the idempotency key in "
+                f"_meta[{IDEMPOTENCY_META_KEYS[0]!r}] (or _meta['idempotencyKey'])",
+            )
     for key in IDEMPOTENCY_META_KEYS:
         value = meta.get(key)
         if value is None:
@@ -311,6 +318,8 @@ def is_jsonrpc_message(body: bytes) -> bool:
         return True
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
         return False
+    if "id" in message and (isinstance(message["id"], bool) or not isinstance(message["id"], str | int)):
+        return False  # MCP ids are strings or integers: another was taken for a notification, never answered
     if isinstance(message.get("method"), str):
         return True
     return "id" in message and ("result" in message or "error" in message)
@@ -323,7 +332,8 @@ INVALID_REQUEST_BODY = json.dumps(
         "error": {
             "code": INVALID_REQUEST,
             "message": "Invalid Request: the body must be one JSON-RPC 2.0 request, notification or response "
-            'object ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}); batches are not accepted',
+            'object ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) whose id, if any, is a string or '
+            "an integer; batches are not accepted",
         },
     }
 ).encode()
