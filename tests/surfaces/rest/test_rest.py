@@ -192,6 +192,18 @@ async def test_bad_idempotency_keys_are_400(served: Served, key: str) -> None:
     assert "Idempotency-Key" in response.json()["detail"]
 
 
+async def test_an_idempotency_key_in_the_body_is_refused_pointing_at_the_header(served: Served) -> None:
+    response = await served.http.post(
+        "/v1/tools/notes.add/call",
+        json={"arguments": {"text": "x"}, "idempotency_key": "k1"},
+        headers=served.auth(),
+    )
+    assert response.status_code == 400
+    assert response.json()["hint"] == (
+        "send the idempotency key in the Idempotency-Key header, not in the body"
+    )
+
+
 async def test_openapi_document_and_unknown_route(served: Served) -> None:
     spec = (await served.http.get("/v1/openapi.json")).json()
     assert {"/tools", "/tools/{name}", "/tools/{name}/call", "/calls"} <= set(spec["paths"])

@@ -313,9 +313,12 @@ def _arguments(body: bytes) -> tuple[dict[str, Any], str | None]:
             hint='send {"arguments": {...}} with Content-Type: application/json',
         ) from None
     if not isinstance(data, dict) or set(data) - {"arguments", "connection"}:
+        keyed = isinstance(data, dict) and any("idempotency" in str(k).lower() for k in data)
         raise BadRequest(
             'the request body must be an object with the keys "arguments" (and optionally "connection")',
-            hint='send {"arguments": {"name": value}}',
+            hint="send the idempotency key in the Idempotency-Key header, not in the body"
+            if keyed
+            else 'send {"arguments": {"name": value}}',
         )
     arguments = data.get("arguments", {})
     connection = data.get("connection")
