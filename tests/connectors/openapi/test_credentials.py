@@ -29,7 +29,7 @@ from toolbridge import Hub, Principal
 from toolbridge.cli import app as cli_app
 from toolbridge.connectors.openapi import OpenAPIConnector
 from toolbridge.credentials import Keyring, MasterKey, Material, Secret, StaticKeys
-from toolbridge.errors import ConfigurationError, ToolbridgeError
+from toolbridge.errors import ConfigurationError, CredentialsError, ToolbridgeError
 from toolbridge.settings import parse_settings
 
 pytestmark = pytest.mark.anyio
@@ -333,3 +333,36 @@ async def test_without_a_connection_the_env_secret_still_works(
     async with _hub(path) as built:
         assert (await built.call(LOCAL, "keyed.fetch")).value == {"ok": True}
     assert upstream.seen == [upstream.api_key]
+
+
+async def test_an_operation_the_connection_does_not_fit_is_refused_before_sending(
+    tmp_path: Path, sqlite_url: str, upstream: Upstream
+) -> None:
+    """Discord's shape: a bot token (apiKey in a header) for most operations, OAuth 2 only for a few. The
+    bot token went to those too, the upstream answered 401, and toolbridge advised reconnecting an
+    account whose secret was fine."""
+    document = _document(upstream, KEY_SCHEME, "/keyed")
+    document["components"]["securitySchemes"]["user"] = _oauth_scheme(upstream)
+    ok = {"200": {"description": "ok"}}
+    mine = {"operationId": "mine", "security": [{"user": []}], "responses": ok}
+    document["paths"]["/items"] = {"get": mine}
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        f"""
+server: {{database: "{sqlite_url}"}}
+connectors:
+  mixed:
+    kind: openapi
+    spec: {_write(tmp_path, "mixed.json", document)}
+    connections: {{scheme: api_key, name: X-API-Key}}
+"""
+    )
+    async with _hub(config) as hub:
+        assert hub.credentials is not None
+        await hub.credentials.add("mixed", "default", Material(secret=Secret(upstream.api_key)))
+        assert (await hub.call(LOCAL, "mixed.fetch")).value == {"ok": True}
+        with pytest.raises(CredentialsError) as refused:
+            await hub.call(LOCAL, "mixed.mine")
+    assert upstream.seen == [upstream.api_key], "the key never went to /items"
+    assert str(refused.value).startswith("GET /items takes no api_key connection, only: user (OAuth 2")
+    assert "whose connections fit one of those schemes" in str(refused.value.hint)

@@ -25,7 +25,7 @@ from toolbridge.connectors.openapi._needs import Need, check_fit, need_of
 from toolbridge.connectors.openapi._paginate import Fetch, Pager, Pagination
 from toolbridge.connectors.openapi._request import Draft, build_request
 from toolbridge.connectors.openapi._response import Page, decode, status_error
-from toolbridge.connectors.openapi._security import missing_credentials
+from toolbridge.connectors.openapi._security import Connection, missing_credentials, unfit_connection
 from toolbridge.connectors.openapi._wire import FastWire, HttpxWire, Wire
 from toolbridge.errors import ConfigurationError
 
@@ -86,6 +86,8 @@ class OpenAPIConnector:
         self._name = name
         self._key_header = idempotency_header
         self._ingested = ingested
+        self._connection: Connection | None = None
+        """The ``connections:`` scheme, once :meth:`check_connection` accepted it."""
         self._injected = client
         self._client: httpx2.AsyncClient | None = client
         self._wire: Wire | None = None
@@ -197,8 +199,10 @@ class OpenAPIConnector:
     def check_connection(
         self, kind: str, *, name: str = "", location: str = "header", where: str | None = None
     ) -> None:
-        """Raise a ConfigurationError naming the document's schemes if a ``kind`` connection can't fit."""
+        """Raise a ConfigurationError naming the document's schemes if a ``kind`` connection can't fit;
+        else remember it, so that an operation it does not fit is refused before sending."""
         check_fit(where or f"connector {self._name!r}", self.credential_needs(), kind, name, location)
+        self._connection = (kind, name, location)
 
     async def invoke(self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation) -> Any:
         operation = self._ingested.operations[tool.name]
@@ -235,6 +239,10 @@ class OpenAPIConnector:
             return _UNSIGNED
         if self._ingested.schemes and not operation.security:
             return _UNSIGNED
+        if self._connection is not None:
+            unfit = unfit_connection(self._name, operation, self._ingested.schemes, self._connection)
+            if unfit is not None:
+                raise unfit
         return Signer(auth=credentials.auth)
 
     def _plan(self, operation: Operation) -> tuple[str, Route]:
