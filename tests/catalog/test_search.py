@@ -342,6 +342,34 @@ def test_argument_errors_say_what_to_send_instead() -> None:
     }
 
 
+def test_an_enum_value_in_another_case_and_a_value_for_a_list_get_their_fix() -> None:
+    """'HIGH' got no "did you mean 'high'?" ('High' did: the match was case-sensitive), and a lone value
+    sent for a list got no fix at all (found by an outside probe)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "priority": {"type": "string", "enum": ["low", "high", "urgent"]},
+            "level": {"type": "string", "enum": ["P1", "P2"]},
+            "items": {"type": "array", "items": {"type": "string"}},
+            "counts": {"type": "array", "items": {"type": "integer"}},
+            "labels": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}]},
+        },
+    }
+    catalog = Catalog()
+    catalog.add(Tool("x.y", "x", "A tool.", schema))
+    sent = {"priority": "HIGH", "level": "p1", "items": "A1", "counts": 3, "labels": "red"}
+    with pytest.raises(InvalidArguments) as info:
+        catalog.validate(catalog.get("x.y"), sent, size=1, max_bytes=10_000)
+    fixes = {e["field"]: e["error"].partition("; ")[2] for e in info.value.errors}
+    assert fixes == {
+        "priority": "did you mean 'high'?",
+        "level": "did you mean 'P1'?",
+        "items": 'send a list: ["A1"]',
+        "counts": "send a list: [3]",
+        "labels": 'send a list: ["red"]',
+    }
+
+
 @pytest.mark.anyio
 async def test_the_index_can_be_built_off_the_event_loop_and_is_then_reused() -> None:
     catalog = Catalog()

@@ -1,7 +1,8 @@
 """What to write instead: the fix for an argument that failed its schema, beyond the validator's words.
 
 Agents make the same few mistakes: a nested object or list sent as a JSON string, a number or a
-boolean in quotes, a misspelt enum value, a date in their own format. Each gets a concrete fix.
+boolean in quotes, one value where a list is expected, a misspelt enum value (or one in another case),
+a date in their own format. Each gets a concrete fix.
 """
 
 from __future__ import annotations
@@ -41,18 +42,37 @@ def how_to_fix(error: ValidationError) -> str | None:
     if error.validator == "format":
         example = FORMAT_EXAMPLES.get(str(error.validator_value))
         return f"write it like {example!r}" if example else None
-    if error.validator == "type" and isinstance(error.instance, str):
-        return _unquoted(error.instance, error.validator_value)
-    if error.validator in ("anyOf", "oneOf") and isinstance(error.instance, str):  # Optional[...] and kin
-        return _unquoted(error.instance, _branch_types(error.validator_value))
+    if error.validator == "type":
+        return _retyped(error.instance, error.validator_value)
+    if error.validator in ("anyOf", "oneOf"):  # Optional[...] and kin
+        return _retyped(error.instance, _branch_types(error.validator_value))
     if error.validator in ("maxLength", "minLength") and isinstance(error.instance, str):
         bound = "at most" if error.validator == "maxLength" else "at least"
         return f"send {bound} {error.validator_value:,} characters (this has {len(error.instance):,})"
     if error.validator == "enum" and isinstance(error.validator_value, list):
-        choices = [v for v in error.validator_value if isinstance(v, str)]
-        match = close_matches(str(error.instance), choices, n=1)
-        return f"did you mean {match[0]!r}?" if match else None
+        match = _enum_match(str(error.instance), [v for v in error.validator_value if isinstance(v, str)])
+        return f"did you mean {match!r}?" if match else None
     return None
+
+
+def _enum_match(sent: str, choices: list[str]) -> str | None:
+    """The choice ``sent`` means: the same word in another case ('HIGH' for 'high'), else the closest
+    in spelling, case aside."""
+    by_case = {choice.casefold(): choice for choice in reversed(choices)}  # the first of equal ones
+    if sent.casefold() in by_case:
+        return by_case[sent.casefold()]
+    match = close_matches(sent.casefold(), by_case, n=1)
+    return by_case[match[0]] if match else None
+
+
+def _retyped(sent: Any, expected: Any) -> str | None:
+    """The fix for a value of the wrong JSON type: JSON sent as a string (``"5"``, ``"{...}"``), or one
+    value where a list is expected (``"A1"`` for ``["A1"]``)."""
+    kinds = expected if isinstance(expected, list) else [expected]
+    fix = _unquoted(sent, kinds) if isinstance(sent, str) else None
+    if fix is None and "array" in kinds and sent is not None and not isinstance(sent, dict | list):
+        return f"send a list: {json.dumps([sent], ensure_ascii=False)}"
+    return fix
 
 
 def _branch_types(branches: Any) -> list[str]:
@@ -64,9 +84,8 @@ def _branch_types(branches: Any) -> list[str]:
     return kinds
 
 
-def _unquoted(text: str, expected: Any) -> str | None:
+def _unquoted(text: str, kinds: list[Any]) -> str | None:
     """The fix for a value sent as a string that holds the expected JSON (``"{...}"``, ``"5"``)."""
-    kinds = expected if isinstance(expected, list) else [expected]
     try:
         value = json.loads(text)
     except ValueError:
