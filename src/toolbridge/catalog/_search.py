@@ -497,8 +497,7 @@ class SearchIndex:
             if len(kept) == len(members):
                 covers[connector] = whole
             elif kept:
-                counts = Counter(itertools.chain.from_iterable(self._name_words[i] for i in kept))
-                covers[connector] = [w for w, _ in counts.most_common(8)]
+                covers[connector] = self._most_used_words(kept)
         return covers
 
     def _count_connector_words(self) -> None:
@@ -512,8 +511,15 @@ class SearchIndex:
         self._connector_words: dict[str, tuple[list[int], list[str]]] = {}
         """Connector → its tools, and the words their names use most."""
         for connector, tools in members.items():
-            counts = Counter(itertools.chain.from_iterable(self._name_words[i] for i in tools))
-            self._connector_words[connector] = (tools, [w for w, _ in counts.most_common(8)])
+            self._connector_words[connector] = (tools, self._most_used_words(tools))
+
+    def _most_used_words(self, tools: list[int]) -> list[str]:
+        """The eight words ``tools``' names use most, verbs aside; their names' words when all are verbs
+        (the quickstart's notes are ``add``, ``list`` and ``delete``: they cover those)."""
+        counts = Counter(itertools.chain.from_iterable(self._name_words[i] for i in tools))
+        if not counts:
+            counts = Counter(w for i in tools for w in self._tools[i].operation.split("_") if w)
+        return [w for w, _ in counts.most_common(8)]
 
 
 def _first(ranked: Iterable[int], limit: int, keep: Callable[[int], bool] | None) -> list[int]:

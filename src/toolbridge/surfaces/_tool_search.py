@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import Tool, summary_of
@@ -16,6 +16,8 @@ __all__ = ["MAX_QUERY_CHARS", "search_document", "tool_filter"]
 
 MAX_QUERY_CHARS = 1000
 """The longest query searched: a task in a sentence or two (a pasted document is no query)."""
+_LINE = 200
+"""Characters of a connector's one-line description made from its tools' summaries."""
 
 
 def search_document(
@@ -30,7 +32,9 @@ def search_document(
 ) -> dict[str, Any]:
     """``{"tools": [{name, summary, score, read_only}, ...]}`` best first; when nothing matches well,
     also ``good_match: false``, a ``hint`` on how to rephrase and the ``connectors`` the caller can use,
-    each with its one-line description and the words its tool names use most."""
+    each with its one-line description and the words its tool names use most. A search within one
+    ``connector`` that matches nothing well lists that connector's other tools after its hits (score 0),
+    up to ``limit``, so that following the hint to pick a connector shows what it has."""
     query = query.strip()
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidArguments(
@@ -43,26 +47,33 @@ def search_document(
     _check_tags(hub, principal, tags)
     where = tool_filter(connector, read_only, tags)
     found = hub.search_tools(principal, query, limit=limit, where=where)
-    answer: dict[str, Any] = {
-        "tools": [
-            {
-                "name": hit.tool.name,
-                "summary": summary_of(hit.tool),
-                "score": hit.score,
-                "read_only": hit.tool.annotations.read_only,
-            }
-            for hit in found.hits
-        ]
-    }
+    answer: dict[str, Any] = {"tools": [_entry(hit.tool, hit.score) for hit in found.hits]}
     if found.good:
         return answer
+    keep = hub.visible_to(principal, where)
     answer["good_match"] = False
-    answer["hint"] = _rephrase(query, found.terms, bool(found.hits))
+    if connector is None:
+        answer["hint"] = _rephrase(query, found.terms, bool(found.hits))
+    else:  # the hint sent the agent here: its tools, not the same hint again
+        shown = {hit.tool.name for hit in found.hits}
+        others = [t for t in hub.catalog if t.name not in shown and keep(t)]
+        answer["tools"] += [_entry(tool, 0.0) for tool in others[: max(0, limit - len(shown))]]
+        answer["hint"] = _within(connector, query, len(shown), len(answer["tools"]), len(shown) + len(others))
+    words = hub.catalog.connector_words(keep)
     answer["connectors"] = [
-        {"name": name, "description": _description(hub, name), "covers": ", ".join(words)}
-        for name, words in hub.catalog.connector_words(hub.visible_to(principal, where)).items()
+        {"name": name, "description": description, "covers": ", ".join(words[name])}
+        for name, description in _descriptions(hub, keep, words).items()
     ]
     return answer
+
+
+def _entry(tool: Tool, score: float) -> dict[str, Any]:
+    return {
+        "name": tool.name,
+        "summary": summary_of(tool),
+        "score": score,
+        "read_only": tool.annotations.read_only,
+    }
 
 
 def _check_connector(hub: Hub, principal: Principal, connector: str) -> None:
@@ -76,6 +87,22 @@ def _check_connector(hub: Hub, principal: Principal, connector: str) -> None:
         f"no connector {connector!r} among the tools you can use",
         hint="; ".join(h for h in (did_you_mean(close_matches(connector, usable)), listing) if h),
     )
+
+
+def _descriptions(hub: Hub, keep: Callable[[Tool], bool], names: Iterable[str]) -> dict[str, str]:
+    """Each connector's one line on what it is for (:func:`_description`); for one that has none, what
+    its tools the caller may use do (``add: Save a note.; list: …``)."""
+    lines = {name: _description(hub, name) for name in names}
+    bare = {name for name, line in lines.items() if not line}
+    if bare:
+        tools: dict[str, list[Tool]] = {}
+        for tool in hub.catalog:
+            if tool.connector in bare and keep(tool):
+                tools.setdefault(tool.connector, []).append(tool)
+        for name, own in tools.items():
+            line = "; ".join(f"{t.operation}: {summary_of(t)}".rstrip(":. ") for t in own)
+            lines[name] = line if len(line) <= _LINE else line[: _LINE - 1].rstrip() + "…"
+    return lines
 
 
 def _description(hub: Hub, name: str) -> str:
@@ -133,6 +160,17 @@ def _rephrase(query: str, terms: tuple[str, ...], any_hits: bool) -> str:
     return (
         f"no tool matches {_quoted(query)} well: {closest}rephrase with the action and the thing it acts on "
         "(e.g. 'create incident', 'list channels'), or pick a connector below and pass it as 'connector'"
+    )
+
+
+def _within(connector: str, query: str, hits: int, shown: int, total: int) -> str:
+    """The hint of a search within ``connector`` that matched nothing well: its tools are listed."""
+    more = f" ({shown} of {total}: raise 'limit' for more)" if total > shown else ""
+    order = ", those that match best first" if hits else ""
+    return (
+        f"no tool of {connector!r} matches {_quoted(query)} well; its tools are listed{more}{order}: pick "
+        "one by its summary, or rephrase with the action and the thing it acts on (e.g. 'create "
+        "incident', 'list channels'), or search without 'connector'"
     )
 
 

@@ -161,6 +161,58 @@ async def test_search_filters_by_connector_and_read_only(searching: Served) -> N
     assert {t["name"].split(".")[0] for t in found["structuredContent"]["tools"]} == {"demo"}  # type: ignore[index]
 
 
+@pytest.fixture
+async def jotting() -> object:
+    """The quickstart's notes: tools named by verbs only (add, list, delete), and one the agent cannot use."""
+    hub = make_hub()
+
+    def save(text: str) -> str:
+        return "n1"
+
+    def browse(tag: str | None = None) -> list[str]:
+        return []
+
+    def remove(note_id: str) -> str:
+        return "deleted"
+
+    notes = hub.tool(connector="notes", name="add", description="Save a note.")(save)
+    hub.tool(connector="notes", name="list", description="List saved notes, newest first.")(browse)
+    hub.tool(connector="notes", name="delete", description="Delete a note for good.")(remove)
+    hub.tool(connector="notes", name="purge", description="Erase the vault.")(notes)
+    hub.tool_modes["seeker"] = "search"
+    async with serve(hub) as served:
+        scopes = ["demo.*", "notes.add", "notes.list"]
+        served.keys["seeker"] = await hub.agents.create("seeker", scopes=scopes)
+        yield served
+
+
+@ERAS
+async def test_following_the_hint_to_a_connector_lists_its_tools(jotting: Served, era: str) -> None:
+    """The hint says to pick a connector and pass it; doing so answered ``tools: []`` with the same hint,
+    and the notes connector, whose tools are named by verbs only, was described by ``"covers": ""`` and
+    an empty description (found by an outside probe on the quickstart)."""
+    query = {"query": "jot something down"}
+    found = (await call_meta(jotting, era, "toolbridge.search_tools", query))["structuredContent"]
+    assert found["good_match"] is False and "pass it as 'connector'" in found["hint"]  # type: ignore[index]
+    notes = {c["name"]: c for c in found["connectors"]}["notes"]  # type: ignore[index]
+    assert notes["covers"] == "add, list"  # the hidden 'purge' and 'delete' are not told
+    assert notes["description"] == "add: Save a note; list: List saved notes, newest first"
+    within = {**query, "connector": "notes"}
+    found = (await call_meta(jotting, era, "toolbridge.search_tools", within))["structuredContent"]
+    assert [(t["name"], t["summary"]) for t in found["tools"]] == [  # type: ignore[index]
+        ("notes.add", "Save a note."),
+        ("notes.list", "List saved notes, newest first."),
+    ]
+    assert found["good_match"] is False and "pick a connector below" not in found["hint"]  # type: ignore[index]
+    assert "no tool of 'notes' matches 'jot something down' well; its tools are listed" in found["hint"]  # type: ignore[index]
+    one = await call_meta(jotting, era, "toolbridge.search_tools", {**within, "limit": 1})
+    assert len(one["structuredContent"]["tools"]) == 1  # type: ignore[index]
+    assert "(1 of 2: raise 'limit' for more)" in one["structuredContent"]["hint"]  # type: ignore[index]
+    good = {"query": "save a note", "connector": "notes"}
+    found = (await call_meta(jotting, era, "toolbridge.search_tools", good))["structuredContent"]
+    assert "good_match" not in found and found["tools"][0]["name"] == "notes.add"  # type: ignore[index,operator]
+
+
 @ERAS
 async def test_a_search_in_a_connector_the_agent_cannot_use_names_those_it_can(
     searching: Served, era: str
