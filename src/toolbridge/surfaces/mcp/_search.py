@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from toolbridge.catalog import Catalog, Tool
-from toolbridge.catalog._compact import compact_schema, sub_schema
+from toolbridge.catalog._compact import argument_schema, compact_schema
 from toolbridge.errors import InvalidArguments, ToolbridgeError, ToolNotFound
 from toolbridge.surfaces._tool_search import MAX_QUERY_CHARS, search_document
 from toolbridge.surfaces.mcp._wire import (
@@ -99,13 +99,17 @@ META_TOOLS: list[dict[str, Any]] = [
     {
         "name": DESCRIBE,
         "description": "One tool's definition: description, input schema, annotations. Large schemas come "
-        "compact (repeated parts under $defs, long texts cut, big arguments as stubs); ask for one "
-        "argument's schema with 'property' or for everything with 'full'.",
+        "compact (repeated parts under $defs, long texts cut, big parts as stubs naming their path); ask "
+        "for one part's schema with 'property' or for everything with 'full'.",
         "inputSchema": {
             "type": "object",
             "properties": {
                 "name": {"type": "string", "description": "a tool name from search_tools"},
-                "property": {"type": "string", "description": "one argument's schema, e.g. 'input.items'"},
+                "property": {
+                    "type": "string",
+                    "description": "one argument's schema, or a part of it by a dotted path, e.g. "
+                    "'customer.address', 'input.items' (a list's items), 'input.1' (a union's 2nd branch)",
+                },
                 "full": {
                     "type": "boolean",
                     "description": "the whole definition, however large",
@@ -229,25 +233,28 @@ def describe_document(tool: Tool, *, full: bool = False, path: str | None = None
     if cut_out:
         wire["description"] = tool.description[: DESCRIPTION_BUDGET - 1].rstrip() + "…"
     if tool.output_schema is not None:
-        wire["outputSchema"], cut = compact_schema(tool.output_schema, budget=DESCRIBE_BUDGET // 4)
+        wire["outputSchema"], cut = compact_schema(
+            tool.output_schema, budget=DESCRIBE_BUDGET // 4, drill=False
+        )
         cut_out = cut_out or cut
     if cut_in or cut_out:
         wire["compact"] = (
-            "shortened to fit: repeated parts under $defs, long descriptions and enums cut, big arguments "
-            "as stubs; ask for one argument with property='name', or for everything with full=true"
+            "shortened to fit: repeated parts under $defs, long descriptions and enums cut, big parts as "
+            "stubs; ask for one part with the property='…' its stub names, or for everything with full=true"
         )
     return wire
 
 
 def _argument(tool: Tool, path: str) -> dict[str, Any]:
-    schema = sub_schema(tool.input_schema, path)
+    schema = argument_schema(tool.input_schema, path)
     if schema is None:
         known = ", ".join(tool.input_schema.get("properties") or {})
         raise InvalidArguments(
             f"{tool.name!r} has no argument {path!r}",
             errors=[{"field": "property", "error": f"no argument {path!r}"}],
             tool=tool.name,
-            hint=f"its top-level arguments: {known}; name nested ones with dots ('input.items')",
+            hint=f"its top-level arguments: {known}; name nested ones with dots ('customer.address'), "
+            "a list's items with 'items' ('input.items'), a union's branch by its number ('input.1')",
         )
     compact, cut = compact_schema(schema, budget=DESCRIBE_BUDGET, path=path)
     return {"name": tool.name, "property": path, "schema": compact, **({"compact": True} if cut else {})}
