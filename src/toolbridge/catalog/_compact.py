@@ -10,7 +10,10 @@ compact copy, in this order and only as far as needed to fit ``budget`` bytes:
 3. descriptions below the top-level properties are dropped;
 4. the schema is shown as deep as fits, shallowest parts first and, at one depth, the smallest first:
    a part left out becomes a stub that names its exact path (``property='input.1.items'``), to ask
-   for it on its own with :func:`argument_schema`, compacted the same way.
+   for it on its own with :func:`argument_schema`, compacted the same way (with many small parts,
+   stubs without descriptions, for smaller parts too);
+5. hundreds of small top-level arguments (or union branches): the last are left out, the required
+   ones kept, and a note names the first and last of those left out.
 
 **Paths.** A path names a part of a tool's arguments with dotted segments, each of which is, in
 this order: a property's name; ``items`` (an array's items) or ``additionalProperties``; the number
@@ -19,8 +22,8 @@ every branch of the union, the one branch that has it or all of those that do (a
 ``$ref`` is followed at each step. So for OpenAI's ``input`` (a string or a list of items),
 ``input.items`` is the list's items and ``input.1`` the list itself. The stubs name exact paths.
 
-A part (:func:`argument_schema`) comes with the ``$defs`` its ``$ref`` point to; in stubs the
-definitions are written out, and a definition that holds itself (a tree of nodes) is a stub where it
+A part (:func:`argument_schema`) comes with the ``$defs`` its ``$ref`` point to; from step 4 the
+definitions are written out in place, and a definition that holds itself (a tree of nodes) is a stub where it
 recurs. Validation always uses the tool's own schema; the compact copy is only what the agent reads.
 """
 
