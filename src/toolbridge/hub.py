@@ -299,6 +299,15 @@ class Hub:
     def get_tool(self, principal: Principal, name: str) -> Tool:
         return self.catalog.get(name, visible=self.visible_to(principal))
 
+    def with_guesses(self, principal: Principal, exc: ToolNotFound) -> ToolNotFound:
+        """``exc`` with the search index's good matches for the missing name, when none is close in
+        spelling for a "did you mean" ('shop.orders_new' → 'shop.create_order'); only tools ``principal``
+        may use are guessed."""
+        if exc.suggestions or not exc.tool:
+            return exc
+        found = self.search_tools(principal, exc.tool.replace(".", " "), limit=3)
+        return ToolNotFound(exc.tool, suggestions=[h.tool.name for h in found.hits]) if found.good else exc
+
     def search_tools(
         self,
         principal: Principal,
@@ -555,6 +564,8 @@ class Hub:
     async def _failed(self, call: _Pending, exc: ToolbridgeError) -> CallResult:
         """Record a failure; put it in the outbox when its connector queues, else raise it."""
         redact_error(exc, call.secrets)
+        if isinstance(exc, ToolNotFound):  # every surface's answer guesses from the index
+            exc = self.with_guesses(call.principal, exc)
         queued = None
         target = call.target
         queues = target is not None and not call.from_outbox and not exc.replayed

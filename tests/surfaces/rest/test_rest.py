@@ -120,11 +120,12 @@ async def test_a_tool_outside_the_scopes_is_404_like_the_catalog_says(served: Se
     listed = await served.http.get("/v1/tools/notes.add", headers=reader)
     missing = await served.http.post("/v1/tools/notes.zzz/call", json={"arguments": {}}, headers=reader)
     assert call.status_code == listed.status_code == missing.status_code == 404
-    assert call.json()["code"] == "tool_not_found" and call.json()["suggestions"] == []
-    masked = {"detail": "", "instance": "", "tool": ""}
+    assert call.json()["code"] == "tool_not_found" and "notes.add" not in call.json()["suggestions"]
+    # guesses depend on the name asked for and on the tools the caller may use, never on hidden ones
+    masked = {"detail": "", "instance": "", "tool": "", "suggestions": [], "hint": ""}
     assert {**call.json(), **masked} == {**missing.json(), **masked}
     typo = await served.http.post("/v1/tools/notes.ad/call", json={}, headers=reader)
-    assert typo.json()["suggestions"] == []  # notes.add exists, but not for this agent
+    assert "notes.add" not in typo.json()["suggestions"]  # notes.add exists, but not for this agent
 
 
 async def test_unknown_tool_is_404_with_suggestions(served: Served) -> None:
@@ -132,6 +133,19 @@ async def test_unknown_tool_is_404_with_suggestions(served: Served) -> None:
     assert response.status_code == 404
     assert response.json()["suggestions"] == ["notes.add"]
     assert "did you mean 'notes.add'?" in response.json()["hint"]
+
+
+async def test_an_unknown_tool_gets_the_search_index_guesses_over_rest(served: Served) -> None:
+    """No name is close in spelling to 'notes.text_words'; the index finds what it meant, as over MCP
+    (REST answered suggestions [] and "list the available tools")."""
+    for response in (
+        await served.http.post("/v1/tools/notes.text_words/call", json={}, headers=served.auth()),
+        await served.http.get("/v1/tools/notes.text_words", headers=served.auth()),
+    ):
+        assert response.status_code == 404
+        assert response.json()["suggestions"][0] == "notes.count", response.json()
+    hidden = await served.http.get("/v1/tools/notes.adding_note", headers=served.auth(served.reader_key))
+    assert "notes.add" not in hidden.json()["suggestions"]  # only what the caller may use is guessed
 
 
 async def test_invalid_arguments_are_422_with_fields(served: Served) -> None:

@@ -175,11 +175,9 @@ def meta_step(
 def not_found(hub: Hub, principal: Principal, exc: ToolNotFound, *, searching: bool = False) -> ToolNotFound:
     """``exc`` with the search index's good matches for the name when none is close in spelling for a
     "did you mean"; for an agent in search mode, else pointing at ``search_tools``."""
+    exc = hub.with_guesses(principal, exc)
     if exc.suggestions or not exc.tool:
         return exc
-    found = hub.search_tools(principal, exc.tool.replace(".", " "), limit=3)
-    if found.good:
-        return ToolNotFound(exc.tool, suggestions=[hit.tool.name for hit in found.hits])
     if searching:
         exc.hint = f"find tools with {SEARCH} {{query}}"
     return exc

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from toolbridge._shape import CallResult
 from toolbridge.catalog import Tool
-from toolbridge.errors import BadRequest, ToolbridgeError, close_matches, http_status, problem
+from toolbridge.errors import BadRequest, ToolbridgeError, ToolNotFound, close_matches, http_status, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
@@ -244,7 +244,10 @@ def create_rest_app(hub: Hub) -> FastAPI:
 
     @app.get("/tools/{name}", summary="Describe one tool")
     async def get_tool(name: str, caller: Caller) -> dict[str, Any]:
-        return tool_document(hub.get_tool(caller, name))
+        try:
+            return tool_document(hub.get_tool(caller, name))
+        except ToolNotFound as exc:
+            raise hub.with_guesses(caller, exc) from None
 
     @app.post("/tools/{name}/call", summary="Call a tool", openapi_extra=_CALL_BODY)
     async def call_tool(name: str, request: Request) -> JSONResponse:
