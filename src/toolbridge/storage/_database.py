@@ -160,19 +160,40 @@ class Database:
             self._scratch = None
 
     async def migrate(self) -> None:
-        """Bring the schema to :data:`SCHEMA_HEAD`; a database already there costs one query."""
+        """Bring the schema to :data:`SCHEMA_HEAD`; a database already there costs one query.
+
+        The whole migration is one transaction, taken before the recorded revision is read: a process
+        killed or failing half-way leaves the schema as it was (the next start migrates again), and
+        processes that start together on an old schema migrate once — on PostgreSQL under an advisory
+        lock, on SQLite under the write lock of ``BEGIN IMMEDIATE`` (the others wait for it, then find the
+        schema current). A schema this code does not know (a newer toolbridge migrated it) is refused
+        unchanged, with a hint."""
         try:
             if await self._revision() == SCHEMA_HEAD:
                 return
+            if self.dialect == "sqlite":
+                migrating = _create_migrating_engine(self.engine.url, echo=self._echo)
+                try:
+                    async with migrating.begin() as conn:  # BEGIN IMMEDIATE: this file's write lock
+                        await conn.run_sync(_upgrade)
+                finally:
+                    await migrating.dispose()
+                return
             async with self.engine.begin() as conn:
-                if self.dialect == "postgresql":
-                    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
                 await conn.run_sync(_upgrade)
+        except _UnknownRevision as exc:
+            raise StorageError(
+                f"cannot open the database at {self.redacted_url}: its schema {exc.revision} is newer than "
+                f"this toolbridge, which knows up to {SCHEMA_HEAD}",
+                hint="run the newer toolbridge version, or restore the backup taken before upgrading "
+                "(nothing was changed)",
+            ) from None
         except (SQLAlchemyError, OSError) as exc:
             raise StorageError(
                 f"cannot open or migrate the database at {self.redacted_url}: {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}",
-                hint=_open_hint(self.url),
+                hint=_open_hint(self.url, exc),
             ) from exc
 
     async def _revision(self) -> str | None:
@@ -308,12 +329,22 @@ def _check_sqlite_path(path: pathlib.Path) -> None:
         )
 
 
-def _open_hint(url: str) -> str:
+def _open_hint(url: str, exc: BaseException | None = None) -> str:
     parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        where = pathlib.Path(parsed.database or "").absolute()
-        return f"check that {str(where)!r} and its folder are writable, or use another --database"
-    return "check that the database server is running and the URL is right"
+    if parsed.get_backend_name() != "sqlite":
+        return "check that the database server is running and the URL is right"
+    where = str(pathlib.Path(parsed.database or "").absolute())
+    message = str(exc).lower() if exc is not None else ""
+    if "locked" in message or "busy" in message:
+        return f"another process holds {where!r} locked; retry when it is done, or use another --database"
+    if exc is None or any(
+        word in message for word in ("readonly", "read-only", "unable to open", "permission", "disk i/o")
+    ):
+        return f"check that {where!r} and its folder are writable, or use another --database"
+    return (
+        f"the schema of {where!r} is not what this toolbridge expects and nothing was changed: restore the "
+        "backup taken before upgrading (docs/configuration.md#upgrading), or use another --database"
+    )
 
 
 def sqlite_file(url: str) -> pathlib.Path | None:
@@ -358,20 +389,80 @@ def _alive(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    _pragmas(dbapi_conn, busy_timeout_ms=30_000)
+
+
+def _pragmas(dbapi_conn: Any, *, busy_timeout_ms: int) -> None:
     cursor = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        f"busy_timeout={busy_timeout_ms}",
+    ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
 
+MIGRATION_WAIT = 3600.0
+"""SQLite: seconds a process starting on an old schema waits for the write lock of another process that is
+migrating it (a large database takes minutes), before it gives up with 'database is locked'."""
+
+
+def _create_migrating_engine(url: sa.URL, *, echo: bool) -> AsyncEngine:
+    """SQLite: an engine of one unpooled connection whose transactions begin with ``BEGIN IMMEDIATE``.
+
+    The sqlite3 driver sends no ``BEGIN`` before DDL (its legacy transaction control): under the pooled
+    engine each ``ALTER``/``CREATE`` of a migration committed on its own, so a process killed half-way
+    (or a migration failing) left part of a migration applied under the old revision, and every later
+    start failed ('duplicate column name'). Here the driver's own transaction control is off
+    (``isolation_level=None``) and SQLAlchemy's ``begin`` event emits the ``BEGIN`` (SQLAlchemy's
+    documented recipe for sqlite3 and aiosqlite); ``IMMEDIATE`` takes the write lock at once, so the
+    revision is read under it and a second process waits instead of migrating the same schema again."""
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        poolclass=sa.pool.NullPool,
+        connect_args={"timeout": MIGRATION_WAIT, "isolation_level": None},
+    )
+    wait_ms = int(MIGRATION_WAIT * 1000)
+    event.listen(engine.sync_engine, "connect", lambda conn, _record: _pragmas(conn, busy_timeout_ms=wait_ms))
+    event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return engine
+
+
+class _UnknownRevision(Exception):
+    """The database records a schema revision that none of this code's migrations has."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(revision)
+        self.revision = revision
+
+
 def _upgrade(sync_conn: sa.Connection) -> None:
+    """Migrate to the head inside the caller's transaction (its lock held): read the recorded revision,
+    refuse one this code does not know, log what is done when there is something to do."""
     from alembic import command  # imported on first open, not with the package
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = sync_conn
+    current = MigrationContext.configure(sync_conn).get_current_revision()
+    if current == SCHEMA_HEAD:
+        return  # another process migrated it while this one waited for the lock
+    if current is not None:
+        try:
+            ScriptDirectory.from_config(config).get_revision(current)
+        except CommandError:
+            raise _UnknownRevision(current) from None
+    logger.info("migrating the database from %s to %s", current or "an empty schema", SCHEMA_HEAD)
+    started = time.monotonic()
     command.upgrade(config, "head")
+    logger.info("migrated the database to %s: done in %.1f s", SCHEMA_HEAD, time.monotonic() - started)
 
 
 def _utc_now() -> dt.datetime:
