@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -12,6 +18,9 @@ from toolbridge.cli._output import console
 from toolbridge.credentials import KeySource
 from toolbridge.hub import Hub
 from toolbridge.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["Serving", "serve_forever"]
 
@@ -60,8 +69,36 @@ async def serve_forever(settings: Settings, keys: KeySource | None, serving: Ser
                     tg.start_soon(runner.run)
             elif (service := pipeline_service(hub)) is not None:
                 service.inline = False  # runs are left to 'toolbridge worker'
-            await uvicorn.Server(config).serve(sockets=[serving.sock])
+            server = uvicorn.Server(config)
+            with _sigterm_stops(server):
+                await server.serve(sockets=[serving.sock])
             tg.cancel_scope.cancel()
+
+
+@contextmanager
+def _sigterm_stops(server: uvicorn.Server) -> Iterator[None]:
+    """While ``server`` (a uvicorn server) runs, SIGTERM stops it gracefully — and no more: the hub then
+    closes, and the process exits 0 as on Ctrl-C.
+
+    uvicorn stops on SIGTERM and then raises it again with the handler it found restored, so that the
+    process ends by the signal. With Python's default handler that was at once, before the hub closed:
+    audit entries still queued were lost, the database's connections were never closed, and SQLite never
+    checkpointed its WAL, so a backup copy of the database file alone lacked the last commits (found by
+    an outside probe of upgrades). This handler is the one uvicorn restores; one arriving before uvicorn
+    installed its own asks it to stop. A second SIGTERM while the hub closes ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def stop(sig: int, frame: FrameType | None) -> None:
+        if not server.should_exit:
+            server.handle_exit(sig, frame)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def banner(base: str, hub: Hub, key: str | None, agent: str | None) -> None:

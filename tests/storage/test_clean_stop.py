@@ -1,0 +1,104 @@
+"""A clean stop of `toolbridge serve` (SIGTERM, as systemd, docker and Kubernetes send it) leaves the SQLite
+database whole in its file: a real server process, a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+from tests._patience import patience
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "quickstart.yaml"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _read_key(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    lines = []
+    while line := proc.stdout.readline():  # bounded by the caller's kill on a hang
+        lines.append(line)
+        if match := re.search(r"\(shown once\): (tb_\S+)", line):
+            return match.group(1)
+    raise AssertionError("the server printed no key:\n" + "".join(lines))
+
+
+def _audited_tools(db: Path) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [row[0] for row in conn.execute("SELECT tool FROM audit_events ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def test_a_server_stopped_with_sigterm_leaves_every_row_in_the_database_file(tmp_path: Path) -> None:
+    """Regression: uvicorn stops gracefully on SIGTERM and then raises the signal again; with Python's
+    default handler back in place that ended the process before the hub closed. The database's connections
+    were never closed, so SQLite never checkpointed: the last commits were only in tb.db-wal, and a backup
+    copy of tb.db alone lacked them (found by an outside probe of upgrades); audit entries still queued
+    were lost with it."""
+    db = tmp_path / "tb.db"
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "toolbridge",
+        "serve",
+        "-c",
+        str(EXAMPLE),
+        "--database",
+        f"sqlite:///{db}",
+    ]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--create-agent", "assistant"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    try:
+        key = _read_key(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + patience(30)
+        with httpx2.Client(
+            base_url=base, headers={"Authorization": f"Bearer {key}"}, trust_env=False
+        ) as http:
+            while True:
+                try:
+                    if http.get("/healthz", timeout=patience(1)).status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    assert time.monotonic() < deadline, "the server did not become healthy"
+                    time.sleep(0.1)
+            for expression in ("1+1", "2+2", "3+3"):
+                called = http.post(
+                    "/v1/tools/util.calculate/call", json={"arguments": {"expression": expression}}
+                )
+                assert called.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=patience(30)) == 0  # a clean stop, as on Ctrl-C
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=patience(15))
+        if proc.stdout is not None:
+            proc.stdout.close()
+    wal = db.with_name("tb.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed: everything is in tb.db
+    backup = tmp_path / "backup.db"
+    shutil.copyfile(db, backup)  # the file alone, as a backup of it would be
+    assert _audited_tools(backup) == ["util.calculate"] * 3
