@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import math
-import random
 import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +18,7 @@ from tests.resilience.conftest import FakeTime, http_hub
 from toolbridge import Hub, Principal, RateLimited
 from toolbridge.errors import ConfigurationError
 from toolbridge.resilience import MemoryLimiter, RedisLimiter, ResiliencePolicy, parse_rate, parse_ratelimit
+from toolbridge.resilience._ratelimit import redacted_redis_url
 from toolbridge.testing import Reply, Upstream
 
 pytestmark = pytest.mark.anyio
@@ -112,26 +116,115 @@ def test_bad_rates_are_configuration_errors(text: str) -> None:
         parse_rate(text)
 
 
-@pytest.mark.redis
-async def test_redis_limiter_is_shared_between_replicas() -> None:
+@asynccontextmanager
+async def _redis() -> AsyncIterator[tuple[Any, str]]:
+    """A client of the shared Redis and a key prefix of this test's own (its keys deleted after)."""
     import redis.asyncio as redis_asyncio
 
     require_service("Redis", "127.0.0.1", 6379)
     client = redis_asyncio.Redis(host="127.0.0.1", port=6379)
+    prefix = f"test:{secrets.token_hex(6)}:"
     try:
-        now = [5000.0 + random.random()]
-        key = f"test:{secrets.token_hex(4)}"
-        replica_a = RedisLimiter(client, lambda: now[0])
-        replica_b = RedisLimiter(client, lambda: now[0])
-        limit = parse_rate("1/second", burst=2)
-        assert await replica_a.try_acquire(key, limit) == 0.0
-        assert await replica_b.try_acquire(key, limit) == 0.0
-        wait = await replica_a.try_acquire(key, limit)
-        assert math.isclose(wait, 1.0, abs_tol=1e-6)
-        assert await replica_b.reserve(key, limit, max_wait=0.5) is None
-        assert await replica_b.reserve(key, limit, max_wait=2.0) == pytest.approx(1.0)
+        yield client, prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+def _limiter(client: Any, prefix: str, clock: Callable[[], float] | None = None) -> RedisLimiter:
+    return RedisLimiter(client, clock, prefix=prefix + "rl:", hold_prefix=prefix + "hold:")
+
+
+@pytest.mark.redis
+async def test_redis_limiter_is_shared_between_replicas() -> None:
+    async with _redis() as (client, prefix):
+        replica_a, replica_b = _limiter(client, prefix), _limiter(client, prefix)
+        limit = parse_rate("1/hour", burst=2)  # an hour per slot: no test is slow enough to matter
+        assert await replica_a.try_acquire("k", limit) == 0.0
+        assert await replica_b.try_acquire("k", limit) == 0.0
+        assert 3500 < await replica_a.try_acquire("k", limit) <= 3600
+        assert await replica_b.reserve("k", limit, max_wait=1800) is None
+        booked = await replica_b.reserve("k", limit, max_wait=7200)
+        assert booked is not None and 3500 < booked <= 3600
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("skew", [30.0, -30.0, 3600.0])
+async def test_replicas_with_skewed_clocks_share_one_schedule(skew: float) -> None:
+    """Redis's clock decides: a replica whose clock is off neither blocks the others (its clock fast: they
+    waited the skew, 30.1 s for a 10/second limit) nor takes the slot they booked (its clock slow)."""
+    async with _redis() as (client, prefix):
+        off = _limiter(client, prefix, lambda: time.time() + skew)
+        right = _limiter(client, prefix, time.time)
+        limit = parse_rate("1/minute", burst=1)
+        assert await off.try_acquire("k", limit) == 0.0
+        assert 50 < await right.try_acquire("k", limit) <= 60  # one interval, not 60 ± the skew
+        assert await right.reserve("k", limit, max_wait=0) is None
+        assert 50 < await off.try_acquire("k", limit) <= 60
+        assert await right.try_acquire("other", limit) == 0.0
+        assert 50 < await off.try_acquire("other", limit) <= 60
+
+
+@pytest.mark.redis
+async def test_a_hold_is_shared_and_only_ever_extended() -> None:
+    async with _redis() as (client, prefix):
+        replica_a, replica_b = _limiter(client, prefix), _limiter(client, prefix)
+        assert await replica_b.held("up") == 0.0
+        await replica_a.hold("up", 100)
+        assert 90 < await replica_b.held("up") <= 100
+        await replica_b.hold("up", 5)  # a shorter pause asked later does not cut the longer one
+        assert 90 < await replica_a.held("up") <= 100
+        await replica_b.hold("up", 200)
+        assert 190 < await replica_a.held("up") <= 200
+        assert await replica_a.held("other") == 0.0
+
+
+async def test_a_hold_store_that_is_down_leaves_the_hold_to_the_process() -> None:
+    import redis.asyncio as redis_asyncio
+
+    client = redis_asyncio.Redis(host="127.0.0.1", port=9)  # nothing listens
+    try:
+        limiter = RedisLimiter(client, timeout=0.2)
+        await limiter.hold("up", 10)  # logged, not raised: the call that learned of it goes on
+        assert await limiter.held("up") == 0.0
     finally:
         await client.aclose()
+
+
+async def test_from_url_fails_at_start_naming_redis_without_its_password() -> None:
+    from toolbridge.errors import StorageError
+
+    limiter = RedisLimiter.from_url(f"redis://:s3cret-pw@127.0.0.1:{_free_port()}/0")
+    with pytest.raises(StorageError) as info:
+        async with limiter:
+            pass
+    message = f"{info.value.message} {info.value.hint}"
+    assert "cannot reach Redis at redis://:***@127.0.0.1:" in message and "s3cret" not in message
+    assert "TOOLBRIDGE_REDIS" in message
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://user:p:w@h/1", "redis://user:***@h/1"),
+        (
+            "rediss://h:6380/0?password=pw&ssl_cert_reqs=none",
+            "rediss://h:6380/0?password=***&ssl_cert_reqs=none",
+        ),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ],
+)
+def test_redis_urls_are_shown_without_passwords(url: str, shown: str) -> None:
+    assert redacted_redis_url(url) == shown
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("fail_open", [False, True])

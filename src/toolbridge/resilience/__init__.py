@@ -6,7 +6,14 @@ from toolbridge.resilience._classify import Action, Decision, classify
 from toolbridge.resilience._executor import Attempt, ConnectorHealth, Resilience
 from toolbridge.resilience._headers import RateLimitInfo, parse_ratelimit, parse_retry_after
 from toolbridge.resilience._policy import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
-from toolbridge.resilience._ratelimit import Limit, MemoryLimiter, RateLimiter, RedisLimiter, parse_rate
+from toolbridge.resilience._ratelimit import (
+    HoldStore,
+    Limit,
+    MemoryLimiter,
+    RateLimiter,
+    RedisLimiter,
+    parse_rate,
+)
 
 __all__ = [
     "Action",
@@ -17,6 +24,7 @@ __all__ = [
     "CircuitBreaker",
     "ConnectorHealth",
     "Decision",
+    "HoldStore",
     "Limit",
     "MemoryLimiter",
     "RateLimitInfo",

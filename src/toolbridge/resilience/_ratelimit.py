@@ -11,10 +11,11 @@ State lives in memory, or in Redis (one key per limit, updated by a Lua script) 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
@@ -22,7 +23,15 @@ from toolbridge.errors import ConfigurationError, StorageError
 
 logger = logging.getLogger("toolbridge.resilience")
 
-__all__ = ["Limit", "MemoryLimiter", "RateLimiter", "RedisLimiter", "parse_rate"]
+__all__ = [
+    "HoldStore",
+    "Limit",
+    "MemoryLimiter",
+    "RateLimiter",
+    "RedisLimiter",
+    "parse_rate",
+    "redacted_redis_url",
+]
 
 _UNITS = {
     "second": 1.0,
@@ -120,51 +129,128 @@ def _clean(wait: float) -> float:
 
 
 _GCRA_LUA = """
-local now = tonumber(ARGV[1]); local interval = tonumber(ARGV[2]); local tolerance = tonumber(ARGV[3])
-local max_wait = tonumber(ARGV[4]); local commit_if_waiting = tonumber(ARGV[5])
+if redis.replicate_commands then redis.replicate_commands() end -- Redis < 5: TIME needs effect replication
+local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1]); local tolerance = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3]); local commit_if_waiting = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat - tolerance - now
 if wait < 1e-9 then wait = 0 end
-if wait > max_wait then return tostring(-1) end
-if wait > 0 and commit_if_waiting == 0 then return tostring(wait) end
+if wait > max_wait then return '-1' end
+if wait > 0 and commit_if_waiting == 0 then return string.format('%.17g', wait) end
 local new_tat = tat + interval
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now + tolerance) * 1000) + 1000)
+local ttl = math.ceil((new_tat - now + tolerance) * 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl)
 if commit_if_waiting == 0 then return '0' end
-return tostring(wait)
+return string.format('%.17g', wait)
 """
+"""GCRA on Redis's own clock (``TIME``): replicas whose clocks disagree still share one schedule. A
+theoretical arrival time is kept with 17 significant digits (``tostring`` keeps 14: 0.1 ms at epoch
+seconds, enough to turn a conforming call into a refused one)."""
+
+_HOLD_LUA = """
+local ms = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ms then
+  local t = redis.call('TIME')
+  local ends = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ms
+  redis.call('SET', KEYS[1], string.format('%d', ends), 'PX', ms)
+end
+return redis.call('PTTL', KEYS[1])
+"""
+"""Extend (never shorten) a connector's hold; the value is its end in Redis's milliseconds (for people
+reading the key), the expiry decides."""
+
+
+@runtime_checkable
+class HoldStore(Protocol):
+    """Where the pauses an upstream asked for (``Retry-After``, ``RateLimit: r=0``) are shared."""
+
+    async def hold(self, key: str, seconds: float) -> None:
+        """Pause calls under ``key`` for ``seconds`` from now (a longer hold already set stays)."""
+
+    async def held(self, key: str) -> float:
+        """Seconds calls under ``key`` are still paused (0 when they are not)."""
 
 
 class RedisLimiter:
-    """GCRA state in Redis, shared by every replica. ``clock`` must be wall-clock time (``time.time``).
+    """GCRA state in Redis, shared by every replica, and the upstreams' holds (:class:`HoldStore`).
+
+    Decisions use Redis's clock (``TIME`` in the script), not the replica's: a replica whose clock is off
+    neither books slots the others wait for nor takes slots they booked. ``clock`` is accepted for
+    compatibility and not used.
 
     Every decision is bounded by ``timeout``: when Redis is slow or unreachable the call is refused
     (fail closed, the default) or allowed (``fail_open=True``, for cheap read-only traffic), and an error
-    is logged either way: a limiter outage never hangs a call.
+    is logged either way: a limiter outage never hangs a call. A hold that cannot be read or written is
+    left to the process's own copy (logged): holds are advice, the rate limits are the contract.
+
+    ``RedisLimiter.from_url(url)`` owns its client: ``async with`` it checks that Redis answers (a
+    :class:`StorageError` naming the URL, without its password, when it does not) and closes it after.
     """
 
     def __init__(
         self,
         redis: Any,
-        clock: Callable[[], float],
+        clock: Callable[[], float] | None = None,
         *,
         prefix: str = "toolbridge:rl:",
+        hold_prefix: str = "toolbridge:hold:",
         timeout: float = 0.25,
         fail_open: bool = False,
     ) -> None:
+        del clock  # Redis's TIME decides
         self._redis = redis
-        self._clock = clock
         self._prefix = prefix
+        self._hold_prefix = hold_prefix
         self._timeout = timeout
         self._fail_open = fail_open
         self._script = redis.register_script(_GCRA_LUA)
+        self._hold_script = redis.register_script(_HOLD_LUA)
+        self._url: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "toolbridge:", timeout: float = 0.25) -> RedisLimiter:
+        """A limiter on its own client for ``url`` (``redis://[:password@]host:port/db``, ``rediss://``,
+        ``unix://``), keys under ``prefix``; closed when its ``async with`` block ends."""
+        import redis.asyncio as redis_asyncio
+
+        client = redis_asyncio.Redis.from_url(url, socket_connect_timeout=_OPEN_TIMEOUT)
+        limiter = cls(client, prefix=f"{prefix}rl:", hold_prefix=f"{prefix}hold:", timeout=timeout)
+        limiter._url = url
+        return limiter
+
+    async def __aenter__(self) -> RedisLimiter:
+        if self._url is not None:
+            await self._check()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._url is not None:
+            await self._redis.aclose()
+
+    async def _check(self) -> None:
+        """Fail at start, with one line saying why, when Redis does not answer (or refuses us)."""
+        where = redacted_redis_url(self._url or "")
+        try:
+            with anyio.fail_after(_OPEN_TIMEOUT):
+                await self._redis.ping()
+        except (TimeoutError, OSError, _redis_error()) as exc:
+            await self._redis.aclose()
+            why = str(exc).splitlines()[0] if str(exc) else f"no answer within {_OPEN_TIMEOUT:g} s"
+            raise StorageError(
+                f"cannot reach Redis at {where}: {type(exc).__name__}: {why}",
+                hint="start Redis or correct server.redis (--redis, TOOLBRIDGE_REDIS); once started, "
+                "toolbridge refuses rate-limited calls while Redis is down (503 storage_error) and "
+                "recovers by itself",
+            ) from exc
 
     async def _run(self, key: str, limit: Limit, max_wait: float, commit: bool) -> float:
         try:
             with anyio.fail_after(self._timeout):
                 raw = await self._script(
                     keys=[self._prefix + key],
-                    args=[self._clock(), limit.interval, limit.tolerance, max_wait, int(commit)],
+                    args=[limit.interval, limit.tolerance, max_wait, int(commit)],
                 )
         except (TimeoutError, OSError, _redis_error()) as exc:
             mode = "open" if self._fail_open else "closed"
@@ -183,3 +269,33 @@ class RedisLimiter:
 
     async def try_acquire(self, key: str, limit: Limit) -> float:
         return await self._run(key, limit, 1e12, False)
+
+    async def hold(self, key: str, seconds: float) -> None:
+        milliseconds = math.ceil(seconds * 1000)
+        if milliseconds <= 0:
+            return
+        try:
+            with anyio.fail_after(self._timeout):
+                await self._hold_script(keys=[self._hold_prefix + key], args=[milliseconds])
+        except (TimeoutError, OSError, _redis_error()) as exc:
+            name = type(exc).__name__
+            logger.warning("could not share the hold of %s (%s); this process keeps it", key, name)
+
+    async def held(self, key: str) -> float:
+        try:
+            with anyio.fail_after(self._timeout):
+                left = int(await self._redis.pttl(self._hold_prefix + key))
+        except (TimeoutError, OSError, _redis_error()) as exc:
+            logger.warning("could not read the shared hold of %s (%s)", key, type(exc).__name__)
+            return 0.0
+        return max(left, 0) / 1000
+
+
+_OPEN_TIMEOUT = 5.0
+"""Seconds to connect to Redis and hear its answer at start."""
+
+
+def redacted_redis_url(url: str) -> str:
+    """``url`` with the password masked (``redis://:***@host:6379/0``), for errors and banners."""
+    masked = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", masked)
