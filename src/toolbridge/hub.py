@@ -264,6 +264,7 @@ class Hub:
         stack.push_async_callback(anyio.to_thread.run_sync, self.catalog.stop_embedding)
         try:
             await stack.enter_async_context(self.database)
+            await stack.enter_async_context(self.resilience)  # a shared limiter's Redis: checked here
             await stack.enter_async_context(self.idempotency)
             await self.agents.sync_config(self._declared_agents)
             await stack.enter_async_context(self.audit)

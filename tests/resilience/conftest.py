@@ -13,7 +13,7 @@ from tests._patience import patience
 from toolbridge import Hub
 from toolbridge.connectors import Invocation
 from toolbridge.connectors._http import send
-from toolbridge.resilience import Resilience, ResiliencePolicy
+from toolbridge.resilience import RateLimiter, Resilience, ResiliencePolicy
 from toolbridge.testing import Upstream, running_upstream
 
 
@@ -45,10 +45,18 @@ async def upstream() -> AsyncIterator[Upstream]:
 
 
 def http_hub(
-    upstream_url: str, fake_time: FakeTime, policy: ResiliencePolicy, *, seed: int = 7, **hub_kwargs: object
+    upstream_url: str,
+    fake_time: FakeTime,
+    policy: ResiliencePolicy,
+    *,
+    seed: int = 7,
+    limiter: RateLimiter | None = None,
+    **hub_kwargs: object,
 ) -> tuple[Hub, httpx2.AsyncClient]:
     """A hub whose 'up' connector calls the upstream over real HTTP, as a native-SDK tool would."""
-    resilience = Resilience(clock=fake_time.clock, sleep=fake_time.sleep, rng=random.Random(seed))
+    resilience = Resilience(
+        clock=fake_time.clock, sleep=fake_time.sleep, rng=random.Random(seed), limiter=limiter
+    )
     hub = Hub(resilience=resilience, **hub_kwargs)  # type: ignore[arg-type]
     client = httpx2.AsyncClient(base_url=upstream_url, trust_env=False, timeout=patience(5.0))
 

@@ -1,9 +1,13 @@
 """The resilience layer around a connector's invoke: rate limit → bulkhead → breaker → attempts.
 
 One :class:`Resilience` per hub holds per-connector state (breaker, retry budget, bulkhead, upstream
-hold). Every retry names what it retries (the classifier), is capped by attempts and by the call
-deadline — the last sleep never crosses it — and uses full-jitter backoff. ``Resilience(sleep=...)``
-replaces the waits in tests; the waits asked for are still recorded in :attr:`Resilience.waits`.
+hold). With a limiter that shares state between replicas (:class:`RedisLimiter`), the rate limits and the
+holds an upstream asks for (``Retry-After``, ``RateLimit: r=0``) are shared too: a hold is published when
+an attempt ends and read before each attempt. ``async with`` it opens and closes its limiter.
+
+Every retry names what it retries (the classifier), is capped by attempts and by the call deadline — the
+last sleep never crosses it — and uses full-jitter backoff. ``Resilience(sleep=...)`` replaces the waits
+in tests; the waits asked for are still recorded in :attr:`Resilience.waits`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -30,7 +35,7 @@ from toolbridge.resilience._breaker import CircuitBreaker, Transition
 from toolbridge.resilience._budget import RetryBudget
 from toolbridge.resilience._classify import Action, Decision, classify
 from toolbridge.resilience._policy import ResiliencePolicy
-from toolbridge.resilience._ratelimit import Limit, MemoryLimiter, RateLimiter, parse_rate
+from toolbridge.resilience._ratelimit import HoldStore, Limit, MemoryLimiter, RateLimiter, parse_rate
 
 __all__ = ["Attempt", "ConnectorHealth", "Resilience"]
 
@@ -75,6 +80,8 @@ class _State:
     bulkhead: anyio.CapacityLimiter
     limit: Limit | None = None
     hold_until: float = 0.0
+    shared_until: float = 0.0
+    """The end of the hold known to be in the shared store (published or read from it)."""
     attempts: int = 0
     transitions: list[Transition] = field(default_factory=list)
 
@@ -87,18 +94,38 @@ class Resilience:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         rng: random.Random | None = None,
         limiter: RateLimiter | None = None,
+        holds: HoldStore | None = None,
         on_transition: Callable[[Transition], None] | None = None,
     ) -> None:
         self.clock = self._clock = clock
         self._sleep = sleep or anyio.sleep
         self._rng = rng or random.Random()
         self.limiter: RateLimiter = limiter or MemoryLimiter(clock)
+        self.holds = holds if holds is not None else limiter if isinstance(limiter, HoldStore) else None
+        """Where upstream holds are shared (default: the limiter, when it shares them); None: this process."""
+        self._stack: AsyncExitStack | None = None
         self.on_transition = on_transition
         """Called with every breaker transition (the event log records them)."""
         self._states: dict[str, _State] = {}
         self._policies: dict[str, ResiliencePolicy] = {}
         self.waits: deque[float] = deque(maxlen=_WAITS_KEPT)
         """The latest waits asked for (a bounded ring: the newest ``_WAITS_KEPT``), for tests and reports."""
+
+    async def __aenter__(self) -> Resilience:
+        """Open what the limiter and the hold store need (a Redis client: checked to answer)."""
+        stack = AsyncExitStack()
+        seen: list[object] = []
+        for part in (self.limiter, self.holds):
+            if isinstance(part, AbstractAsyncContextManager) and all(part is not s for s in seen):
+                seen.append(part)
+                await stack.enter_async_context(part)
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
 
     def configure(self, connector: str, policy: ResiliencePolicy) -> None:
         if policy.rate:
@@ -155,7 +182,7 @@ class Resilience:
 
     async def run(self, attempt: Attempt, fn: Callable[[], Awaitable[T]]) -> T:
         state = self.state(attempt.connector)
-        wait = max(0.0, state.hold_until - self._clock())  # the pause the upstream asked for, if any
+        wait = await self._held(state, attempt.connector)  # the pause the upstream asked for, if any
         if state.limit is not None:  # awaited only when there is one (most connectors have none)
             wait = max(wait, await self._reserve(state.limit, state.policy, attempt))
         self._admit(state, attempt, wait)
@@ -184,6 +211,23 @@ class Resilience:
                 tool=attempt.tool,
                 hint="try again shortly, or raise bulkhead.max_concurrent",
             ) from None
+
+    async def _held(self, state: _State, connector: str) -> float:
+        """Seconds left of the connector's hold: this process's, or the shared one when longer."""
+        if self.holds is not None:
+            shared = await self.holds.held(connector)
+            if shared > 0:
+                end = self._clock() + shared
+                state.hold_until = max(state.hold_until, end)
+                state.shared_until = max(state.shared_until, end)
+        return max(0.0, state.hold_until - self._clock())
+
+    async def _publish(self, state: _State, connector: str) -> None:
+        """Share a hold this process learned of (the attempt's ``Retry-After`` or ``RateLimit``)."""
+        if self.holds is None or state.hold_until <= state.shared_until:
+            return
+        state.shared_until = state.hold_until
+        await self.holds.hold(connector, state.hold_until - self._clock())
 
     def _admit(self, state: _State, attempt: Attempt, wait: float) -> None:
         """Refuse a call that would wait longer than the connector allows (or than its deadline)."""
@@ -229,6 +273,9 @@ class Resilience:
             except ToolbridgeError as exc:
                 decision = classify(exc, idempotent=attempt.idempotent, policy=retry)
                 self._record(state, decision)
+                if decision.wait is not None and decision.wait <= retry.max_retry_after:
+                    state.hold_until = max(state.hold_until, self._clock() + decision.wait)
+                await self._publish(state, attempt.connector)
                 if decision.action is Action.REFRESH and not refreshed and attempt.refresh is not None:
                     refreshed = True
                     await attempt.refresh()
@@ -239,6 +286,7 @@ class Resilience:
             else:
                 state.breaker.record(False)
                 state.budget.on_success()
+                await self._publish(state, attempt.connector)  # a RateLimit header's hold
                 return result
             finally:
                 state.budget.retrying -= retrying
@@ -281,9 +329,10 @@ class Resilience:
             if decision.wait > retry.max_retry_after:
                 raise exc
             delay = decision.wait + self._rng.uniform(0, min(1.0, retry.base_delay))
-            state.hold_until = max(state.hold_until, self._clock() + decision.wait)
         else:
             delay = self._rng.uniform(0, min(retry.max_delay, retry.base_delay * 2 ** (number - 1)))
+        if self.holds is not None:  # another replica may have been told to pause for longer
+            delay = max(delay, await self._held(state, attempt.connector))
         if attempt.deadline is not None and self._clock() + delay >= attempt.deadline:
             raise exc  # the wait would cross the call deadline: fail now, with the upstream's hint
         await self._pause(delay)
