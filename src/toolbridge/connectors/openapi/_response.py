@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -114,25 +115,28 @@ def status_error(page: Page, tool: str) -> UpstreamStatusError:
 
     status = page.status_code
     excerpt = page.text[:EXCERPT_CHARS].strip() if _is_text(page.media_type) or not page.media_type else ""
+    retry_after = parse_retry_after(page.headers.get("retry-after"))
     return UpstreamStatusError(
         f"{tool!r}: the upstream answered HTTP {status} {page.reason_phrase}".rstrip(),
         upstream_status=status,
-        retry_after=parse_retry_after(page.headers.get("retry-after")),
+        retry_after=retry_after,
         body=excerpt or None,
-        hint=_hint(status),
+        hint=_hint(status, retry_after),
         tool=tool,
     )
 
 
-def _hint(status: int) -> str:
+def _hint(status: int, retry_after: float | None = None) -> str:
+    """What to do; with the upstream's ``Retry-After``, how long to wait (an agent reads the hint)."""
+    wait = f"wait {max(1, math.ceil(retry_after))} s" if retry_after is not None else None
     if status in (401, 403):
         return "the upstream refused the credentials or their scope; check the connector's auth settings"
     if status == 404:
         return "the upstream found nothing there; check the ids in the arguments"
     if status == 429:
-        return "the upstream is rate limiting; wait before calling again"
+        return f"the upstream is rate limiting; {wait or 'wait'} before calling again"
     if status >= 500:
-        return "the upstream failed; try again later"
+        return f"the upstream failed; {wait + ', then try again' if wait else 'try again later'}"
     return "the upstream rejected the request; read its error body and fix the arguments it names"
 
 
