@@ -246,3 +246,21 @@ def test_a_secret_pasted_into_the_file_is_not_repeated_in_the_error(text: str) -
     said = f"{refused.value.message} {refused.value.hint}"
     assert ("CANARY" in said) is text.startswith("server:"), said
     assert "more problem" not in said  # the error shown is the secret's
+
+
+def test_a_redis_url_shares_the_limits_of_every_hub_built_from_the_file() -> None:
+    from toolbridge.resilience import RedisLimiter
+
+    settings = parse_settings("server:\n  redis: redis://:pw@127.0.0.1:6379/3\n  redis_prefix: 'staging:'\n")
+    hub = Hub.from_settings(settings)
+    assert isinstance(hub.resilience.limiter, RedisLimiter)
+    assert hub.resilience.holds is hub.resilience.limiter  # the upstreams' holds are shared too
+    assert not isinstance(Hub.from_settings(parse_settings("version: 1\n")).resilience.limiter, RedisLimiter)
+
+
+@pytest.mark.parametrize("url", ["http://:s3cret@cache:6379/0", "redis://:s3cret@cache:port/0", "redis://"])
+def test_a_redis_url_that_is_none_is_located_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigFileError) as info:
+        parse_settings(f"server:\n  redis: '{url}'\n")
+    assert "<toolbridge.yaml>:2: server.redis:" in str(info.value) and "is not a Redis URL" in str(info.value)
+    assert "s3cret" not in str(info.value) + (info.value.hint or "")

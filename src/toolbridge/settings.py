@@ -61,10 +61,39 @@ class ServerSettings(_Model):
     """PostgreSQL: connections this process keeps open for reuse (as many again in a burst). Raise it to
     the number of calls and pipeline runs a process has in flight at once; mind the server's
     ``max_connections`` across replicas."""
+    redis: str | None = None
+    """``redis://[:password@]host:6379/0`` (``rediss://`` for TLS, ``unix:///path.sock``): replicas share
+    rate limits and upstream holds through it (docs/resilience.md); without it each process keeps its
+    own. Checked at start: an unreachable Redis stops the process with one line saying why."""
+    redis_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "toolbridge:"
+    """Prefix of toolbridge's Redis keys, for deployments that share one Redis."""
     max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
     allowed_origins: list[str] = []
     """Browser origins allowed to call /mcp besides loopback ones."""
     public_url: str | None = None
+
+    _redis_ok = pydantic.field_validator("redis")(lambda v: _valid_redis_url(v))
+
+
+def _valid_redis_url(value: str | None) -> str | None:
+    """A Redis URL redis-py can connect to; the error repeats it with its password masked."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    from toolbridge.resilience._ratelimit import redacted_redis_url
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a port that is no number raises here, not at the first connection
+    except ValueError as exc:
+        raise ValueError(f"{redacted_redis_url(value)!r} is not a Redis URL ({exc})") from None
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ValueError(
+            f"{redacted_redis_url(value)!r} is not a Redis URL: write redis://HOST:6379/0 "
+            "(rediss:// for TLS, unix:///path/to/redis.sock)"
+        )
+    return value
 
 
 class LimitSettings(_Model):

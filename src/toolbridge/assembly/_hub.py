@@ -14,7 +14,14 @@ from toolbridge.errors import ConfigurationError
 from toolbridge.events._internal import breaker_notices, reauth_notices
 from toolbridge.hub import Hub, Limits
 from toolbridge.policy import Scope
-from toolbridge.resilience import BreakerPolicy, BulkheadPolicy, Resilience, ResiliencePolicy, RetryPolicy
+from toolbridge.resilience import (
+    BreakerPolicy,
+    BulkheadPolicy,
+    RedisLimiter,
+    Resilience,
+    ResiliencePolicy,
+    RetryPolicy,
+)
 from toolbridge.resilience._outbox import Outbox
 from toolbridge.settings import ResilienceSettings, Settings
 from toolbridge.storage import Database
@@ -47,7 +54,9 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         agent_rates={name: agent.rate for name, agent in settings.agents.items() if agent.rate},
         tool_modes={name: agent.tool_mode for name, agent in settings.agents.items()},
         outbox=Outbox(database, **settings.outbox.model_dump()),
-        resilience=Resilience(on_transition=breaker_notices(service) if service else None),
+        resilience=Resilience(
+            limiter=_limiter(settings), on_transition=breaker_notices(service) if service else None
+        ),
         event_service=service,
         catalog=_catalog(settings),
     )
@@ -72,6 +81,14 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
 
         build_pipelines(settings, hub)
     return hub
+
+
+def _limiter(settings: Settings) -> RedisLimiter | None:
+    """Rate limits and upstream holds shared through Redis when ``server.redis`` is set (else: per
+    process). The client connects when the hub starts, which fails if Redis does not answer."""
+    if settings.server.redis is None:
+        return None
+    return RedisLimiter.from_url(settings.server.redis, prefix=settings.server.redis_prefix)
 
 
 def _catalog(settings: Settings) -> Catalog:

@@ -98,8 +98,18 @@ DatabaseOption = Annotated[
     ),
 ]
 
+RedisOption = Annotated[
+    str | None,
+    typer.Option(
+        "--redis",
+        envvar="TOOLBRIDGE_REDIS",
+        help="Redis URL (redis://host:6379/0) through which replicas share rate limits, overriding the "
+        "config file's",
+    ),
+]
 
-def _settings(config: Path | None, database: str | None = None) -> Settings:
+
+def _settings(config: Path | None, database: str | None = None, redis: str | None = None) -> Settings:
     from toolbridge.settings import Settings, load_settings  # pydantic: not for --help
 
     if config is None and Path("toolbridge.yaml").exists():
@@ -112,14 +122,33 @@ def _settings(config: Path | None, database: str | None = None) -> Settings:
         settings = settings.model_copy(
             update={"server": settings.server.model_copy(update={"database": database})}
         )
+    if redis:
+        settings = _with_redis(settings, redis)
     return settings
 
 
-def _hub(config: Path | None, database: str | None, settings: Settings | None = None) -> Hub:
+def _with_redis(settings: Settings, redis: str) -> Settings:
+    """``settings`` with the server's Redis URL from ``--redis`` (checked as the file's would be)."""
+    import pydantic
+
+    from toolbridge.errors import ConfigurationError
+    from toolbridge.settings import ServerSettings
+
+    try:
+        server = ServerSettings.model_validate({**settings.server.model_dump(), "redis": redis})
+    except pydantic.ValidationError as exc:  # our validator's message (the password masked), not the input
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        _fail(ConfigurationError(f"--redis: {message}", hint="or set server.redis in the config file"))
+    return settings.model_copy(update={"server": server})
+
+
+def _hub(
+    config: Path | None, database: str | None, settings: Settings | None = None, redis: str | None = None
+) -> Hub:
     from toolbridge.cli._credentials import master_keys
     from toolbridge.hub import Hub
 
-    settings = settings or _settings(config, database)
+    settings = settings or _settings(config, database, redis)
     try:
         return Hub.from_settings(settings, keys=master_keys())
     except ToolbridgeError as exc:
@@ -180,6 +209,7 @@ def init(
 def serve(
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    redis: RedisOption = None,
     host: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_HOST", help="Interface to bind")] = None,
     port: Annotated[
         int | None, typer.Option(envvar="TOOLBRIDGE_PORT", min=0, max=65535, help="Port to bind")
@@ -202,7 +232,7 @@ def serve(
     from toolbridge.cli._serve import Serving, serve_forever
     from toolbridge.cli._startup import listen_socket, require_config
 
-    settings = _settings(config, database)
+    settings = _settings(config, database, redis)
     bind_host = host or settings.server.host
     bind_port = port if port is not None else settings.server.port
     try:  # before anything is printed: no banner, no key for a server that cannot start
@@ -219,6 +249,7 @@ def serve(
 def worker_command(
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    redis: RedisOption = None,
     once: Annotated[bool, typer.Option("--once", help="Process what is due now, then exit")] = False,
 ) -> None:
     """Retry queued writes (the outbox), deliver events and run pipelines until stopped; run beside
@@ -227,7 +258,7 @@ def worker_command(
     from toolbridge.pipelines._worker import pipeline_worker
     from toolbridge.worker import OutboxWorker
 
-    hub = _hub(config, database)
+    hub = _hub(config, database, redis=redis)
 
     async def main() -> int:
         async with hub:
@@ -288,6 +319,7 @@ def outbox_command(
 def mcp(
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    redis: RedisOption = None,
     key: Annotated[
         str | None,
         typer.Option(
@@ -306,7 +338,7 @@ def mcp(
         require_config(config)
     except ToolbridgeError as exc:
         _fail(exc)
-    settings = _settings(config, database)
+    settings = _settings(config, database, redis)
 
     async def main() -> None:
         async with Hub.from_settings(settings, keys=master_keys()) as hub:
@@ -474,12 +506,13 @@ def call(
     json_args: Annotated[str | None, typer.Option("--json", help="All arguments as one JSON object")] = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    redis: RedisOption = None,
 ) -> None:
     """Call a tool in-process (audited like any other call) and print its result."""
     from toolbridge.policy import Principal
 
     arguments = _parse_args(arg or [], json_args)
-    hub = _hub(config, database)
+    hub = _hub(config, database, redis=redis)
 
     async def main() -> str:
         async with hub:

@@ -33,6 +33,9 @@ ConfigOption = Annotated[
 DatabaseOption = Annotated[
     str | None, typer.Option("--database", envvar="TOOLBRIDGE_DATABASE", help="Database URL override")
 ]
+RedisOption = Annotated[
+    str | None, typer.Option("--redis", envvar="TOOLBRIDGE_REDIS", help="Redis URL override (shared limits)")
+]
 _COLUMNS = {"capability": "tool", "choice": "choice", "providers": "providers", "description": "description"}
 
 
@@ -93,12 +96,13 @@ def capabilities_test(
     ] = False,
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    redis: RedisOption = None,
 ) -> None:
     """Call a capability (audited like any call) and show which provider served it and which were skipped."""
     from toolbridge.cli import _app as cli
 
     arguments = cli._parse_args(arg or [], json_args)
-    hub = cli._hub(config, database)
+    hub = cli._hub(config, database, redis=redis)
 
     async def main() -> None:
         async with hub:

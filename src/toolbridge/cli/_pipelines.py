@@ -30,6 +30,9 @@ ConfigOption = Annotated[
 DatabaseOption = Annotated[
     str | None, typer.Option("--database", envvar="TOOLBRIDGE_DATABASE", help="Database URL override")
 ]
+RedisOption = Annotated[
+    str | None, typer.Option("--redis", envvar="TOOLBRIDGE_REDIS", help="Redis URL override (shared limits)")
+]
 RunId = Annotated[str, typer.Argument(help="The run's id (from 'pipelines run' or the pipeline tool)")]
 _RUNS = {
     "run_id": "run",
@@ -40,11 +43,16 @@ _RUNS = {
 }
 
 
-def _with_service(config: Path | None, database: str | None, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+def _with_service(
+    config: Path | None,
+    database: str | None,
+    work: Callable[[Any, Any], Awaitable[T]],
+    redis: str | None = None,
+) -> T:
     from toolbridge.cli import _app as cli
     from toolbridge.pipelines import pipeline_service
 
-    hub = cli._hub(config, database)
+    hub = cli._hub(config, database, redis=redis)
 
     async def main() -> T:
         service = pipeline_service(hub)
@@ -96,6 +104,7 @@ def run_pipeline(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Run it here and wait for its end")] = True,
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    redis: RedisOption = None,
 ) -> None:
     """Start a run (its input validated like any tool call) and print its state."""
     try:
@@ -119,7 +128,7 @@ def run_pipeline(
             run = await service.start(name, _operator(), given, request_id=f"cli-{name}")
         _print({**run.as_dict(), "hint": "a 'toolbridge worker' runs it"})
 
-    _with_service(config, database, work)
+    _with_service(config, database, work, redis)
 
 
 @pipelines_app.command("status")

@@ -59,7 +59,7 @@ async def serve_forever(settings: Settings, keys: KeySource | None, serving: Ser
         config = uvicorn.Config(
             web, host=serving.host, port=serving.port, log_level="warning", access_log=False, lifespan="on"
         )
-        banner(f"http://{serving.host}:{serving.port}", hub, key, serving.create_agent)
+        banner(f"http://{serving.host}:{serving.port}", hub, key, serving.create_agent, settings.server.redis)
         async with anyio.create_task_group() as tg:
             if serving.worker:
                 tg.start_soon(OutboxWorker(hub).run)
@@ -101,10 +101,14 @@ def _sigterm_stops(server: uvicorn.Server) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def banner(base: str, hub: Hub, key: str | None, agent: str | None) -> None:
+def banner(base: str, hub: Hub, key: str | None, agent: str | None, redis: str | None = None) -> None:
     out.print(
         f"[bold]toolbridge[/] serving {len(hub.catalog)} tools  (database: {hub.database.redacted_url})"
     )
+    if redis is not None:
+        from toolbridge.resilience._ratelimit import redacted_redis_url
+
+        out.print(f"  rate limits shared through {redacted_redis_url(redis)}", highlight=False)
     out.print(f"  MCP (streamable HTTP): {base}/mcp")
     out.print(f"  REST:                  {base}/v1   (OpenAPI: {base}/v1/openapi.json)")
     if key:
