@@ -30,7 +30,6 @@ from toolbridge.errors import (
     OutcomeUnknown,
     ToolExecutionError,
     UpstreamStatusError,
-    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from toolbridge.settings import parse_settings
@@ -137,7 +136,7 @@ async def test_a_hanging_sse_upstream_hits_the_deadline_and_the_session_survives
 ) -> None:
     connector = McpConnector("legacy", HttpServer(url=everything_sse.url, transport="sse"))
     async with hub_with(connector, call_timeout=patience(1.0)) as hub:
-        with pytest.raises(UpstreamTimeout):
+        with pytest.raises(OutcomeUnknown, match="call deadline"):  # not read-only: it may yet take effect
             await hub.call(LOCAL, "legacy.trigger-long-running-operation", {"duration": 30, "steps": 3})
         result = await hub.call(LOCAL, "legacy.echo", {"message": "after"})
         assert result.value["content"][0]["text"] == "Echo: after"

@@ -11,7 +11,7 @@ import pytest
 from tests._patience import patience
 from toolbridge import Hub, Limits, Principal
 from toolbridge.connectors.mcp import McpConnector, StdioServer, ToolRules
-from toolbridge.errors import OutcomeUnknown, UpstreamTimeout, UpstreamUnavailable
+from toolbridge.errors import OutcomeUnknown, UpstreamUnavailable
 from toolbridge.resilience import Resilience
 
 from .conftest import NodeHttp, changing_server, everything_stdio, hub_with, memory_stdio
@@ -79,7 +79,7 @@ async def test_a_hanging_upstream_hits_the_call_deadline() -> None:
     connector = McpConnector("everything", everything_stdio())
     async with hub_with(connector, call_timeout=patience(1.0)) as hub:
         started = anyio.current_time()
-        with pytest.raises(UpstreamTimeout):
+        with pytest.raises(OutcomeUnknown, match="call deadline"):  # not read-only: it may yet take effect
             await hub.call(LOCAL, "everything.trigger-long-running-operation", {"duration": 120, "steps": 3})
         # ended by the deadline, not by the operation (120 s): a wide bound, not a timing claim
         assert anyio.current_time() - started < 60
