@@ -19,6 +19,7 @@ HOSTS: dict[str, tuple[str, ...]] = {
     "loopback.test": ("127.0.0.1",),
     "mapped.test": ("::ffff:10.0.0.1",),
     "ula.test": ("fd00:ec2::254",),
+    "sitelocal.test": ("fec0::1",),
     "split.test": (PUBLIC, "127.0.0.1"),  # one public, one loopback answer: any private one refuses
     "metadata.google.internal": ("169.254.169.254",),
 }
@@ -82,6 +83,15 @@ HOSTILE = [
     "http://[fc00::1]/",
     "http://[fd12:3456:789a::1]/",
     "http://ula.test/",
+    # special-purpose ranges ipaddress counts as global (Python 3.11): site-local IPv6, IETF protocol
+    # assignments, 6to4 relay anycast (also 6to4-wrapped), documentation
+    "http://[fec0::1]/",
+    "http://[fec0::1]:6379/",
+    "http://sitelocal.test/",
+    "http://192.0.0.8/",
+    "http://192.88.99.1/",
+    "http://[2002:c058:6301::]/",
+    "http://[3fff::1]/",
     # multicast, broadcast, reserved
     "http://224.0.0.1/",
     "http://255.255.255.255/",
@@ -129,5 +139,10 @@ LO_ADDRESSES = (
     "fd12:3456:789a::1/128",
     "64:ff9b::7f00:1/128",
     "2002:7f00:1::/128",
+    "fec0::1/128",
+    "192.0.0.8/32",
+    "192.88.99.1/32",
+    "2002:c058:6301::/128",
+    "3fff::1/128",
 )
 """Added to ``lo`` inside the namespace: a connection there reaches a counting listener."""

@@ -8,14 +8,19 @@ Workspace URL import and the OpenAPI connector (spec URLs, remote ``$ref``s) use
    ``127.1``) so they cannot slip past as "names";
 3. the name is resolved (the resolver is injected) and refused if **any** address is not global unicast —
    after unwrapping IPv4-mapped (``::ffff:``), NAT64 (``64:ff9b::/96``) and 6to4 (``2002::/16``) forms;
+   the special-purpose ranges the ``ipaddress`` module of older Pythons counts as global are refused by
+   name (:data:`_NOT_GLOBAL`: site-local ``fec0::/10``, ``192.0.0.0/24``, the 6to4 relay anycast
+   ``192.88.99.0/24``, the documentation prefixes);
 4. the caller connects to the address that was checked (:meth:`URLGuard.pin`: the URL carries the IP,
    ``Host`` and TLS SNI carry the name; :meth:`URLGuard.pin_request` does all three to a request), so a
    second DNS answer cannot redirect the socket (rebinding).
 
-An operator can name hosts (``host`` or ``host:port``) in ``allow_hosts``: those are reached although
-they are not public (an internal documentation server, a test server on 127.0.0.1). Every refusal raises
-the same :class:`BadRequest` with the same words, whichever rule fired, so the error does not reveal which
-internal address or port exists.
+``allow_loopback`` (local development) admits 127.0.0.0/8, ``::1`` and ``::ffff:127.x`` — never a NAT64 or
+6to4 address wrapping a loopback one, which routes off this host — on the allowed ports, or on any port
+when ``loopback_ports`` is None. An operator can name hosts (``host`` or ``host:port``) in ``allow_hosts``:
+those are reached although they are not public (an internal documentation server, a test server on
+127.0.0.1). Every refusal raises the same :class:`BadRequest` with the same words, whichever rule fired,
+so the error does not reveal which internal address or port exists.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "SyncResolver",
     "URLGuard",
     "is_blocked_address",
+    "is_local_loopback",
     "system_addresses",
     "system_resolver",
 ]
@@ -48,6 +54,19 @@ RequestPin = Callable[[httpx2.Request], Awaitable[None]]
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _6TO4 = ipaddress.ip_network("2002::/16")
+_NOT_GLOBAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.0.0/24",  # IETF protocol assignments (192.0.0.8 dummy; PCP/TURN anycast are no fetch targets)
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast (RFC 7526)
+        "fec0::/10",  # deprecated site-local (RFC 3879): ip.is_global is True for it
+        "2001:db8::/32",  # documentation (RFC 3849)
+        "3fff::/20",  # documentation (RFC 9637)
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215)
+    )
+)
+"""Special-purpose ranges (IANA registries) that are not globally reachable but that ``is_global``
+reports as global on some supported Python version."""
 _NUMERIC = re.compile(r"^[0-9a-fA-FxX.]+$")
 _BLOCKED_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
@@ -77,13 +96,27 @@ def _unwrap(ip: IP) -> IP:
 
 def is_blocked_address(address: str, *, allow_loopback: bool = False) -> bool:
     """True unless ``address`` (after unwrapping) is global unicast (or loopback, when allowed)."""
+    if allow_loopback and is_local_loopback(address):
+        return False
     try:
         ip = _unwrap(ipaddress.ip_address(address.split("%", 1)[0]))
     except ValueError:
         return True
-    if allow_loopback and ip.is_loopback:
-        return False
+    if any(ip.version == net.version and ip in net for net in _NOT_GLOBAL):
+        return True
     return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+
+
+def is_local_loopback(address: str) -> bool:
+    """True for a loopback address of this host: 127.0.0.0/8, ``::1``, ``::ffff:127.x`` — not a NAT64 or
+    6to4 address that wraps one (a gateway on the network would connect to its own loopback)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +127,10 @@ class URLGuard:
     hint: str = "use a publicly reachable http:// or https:// URL on port 80 or 443"
     allowed_ports: tuple[int, ...] = (80, 443)
     allow_loopback: bool = False
-    """Local development only: also allow 127.0.0.0/8 and ::1 (and any port)."""
+    """Local development only: also allow 127.0.0.0/8 and ::1 (on ``loopback_ports``)."""
+    loopback_ports: tuple[int, ...] | None = None
+    """With ``allow_loopback``: the ports besides ``allowed_ports`` a loopback address may be reached on
+    (None: any port). Other addresses keep to ``allowed_ports`` whatever this says."""
     allow_hosts: frozenset[str] = frozenset()
     """``host`` or ``host:port`` (lower case) reached whatever their addresses and ports."""
 
@@ -113,12 +149,17 @@ class URLGuard:
             raise self.blocked()
         if self.allowed(parsed):
             return parsed
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        if port not in self.allowed_ports and not self.allow_loopback:
+        if not self._port_allowed(_host_port(parsed)[1], loopback=self.allow_loopback):
             raise self.blocked()
         if parsed.host.rstrip(".").lower() in _BLOCKED_NAMES and not self.allow_loopback:
             raise self.blocked()
         return parsed
+
+    def _port_allowed(self, port: int, *, loopback: bool) -> bool:
+        """``port`` is allowed for every address, or (``loopback``) for loopback ones."""
+        if port in self.allowed_ports:
+            return True
+        return loopback and (self.loopback_ports is None or port in self.loopback_ports)
 
     def allowed(self, url: httpx2.URL) -> bool:
         """True when the operator named this URL's host (with or without its port) in ``allow_hosts``."""
@@ -127,6 +168,11 @@ class URLGuard:
         host = url.host.rstrip(".").lower()
         port = url.port or (443 if url.scheme == "https" else 80)
         return host in self.allow_hosts or f"{host}:{port}" in self.allow_hosts
+
+    def names_origin(self, url: httpx2.URL) -> bool:
+        """True when ``allow_hosts`` names this URL's host together with its port (``host:port``)."""
+        host, port = _host_port(url)
+        return f"{host.lower()}:{port}" in self.allow_hosts
 
     def numeric(self, url: httpx2.URL) -> str | None:
         """The address a numeric host stands for (C library rules), or None for a name to resolve."""
@@ -145,6 +191,9 @@ class URLGuard:
     def pin(self, url: httpx2.URL, addresses: Sequence[str]) -> tuple[httpx2.URL, str]:
         """The URL rewritten to the first of ``addresses`` (all of them checked), and the Host header."""
         if not addresses or any(is_blocked_address(a, allow_loopback=self.allow_loopback) for a in addresses):
+            raise self.blocked()
+        loopback = self.allow_loopback and all(is_local_loopback(a) for a in addresses)
+        if not self._port_allowed(_host_port(url)[1], loopback=loopback):
             raise self.blocked()
         return url.copy_with(host=addresses[0]), _host_header(url)
 

@@ -341,7 +341,9 @@ class UrlImportSettings(_Model):
     enabled: bool = True
     max_bytes: Annotated[int, Field(gt=0)] = 1 << 30
     timeout: Annotated[float, Field(gt=0)] = 60.0
-    allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] = [80, 443]
+    allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = None
+    """The ports imported URLs may name; by default 80 and 443 (and, with ``allow_loopback``, any port on
+    loopback). When given, loopback addresses are held to them too."""
     allow_loopback: bool = False
     """Local development only: lets URL import reach 127.0.0.1 and ::1. Never enable it on a server."""
 

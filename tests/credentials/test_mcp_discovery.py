@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests._serving import loopback_socket, uvicorn_thread
+from toolbridge._urlguard import system_resolver
 from toolbridge.credentials import (
     ConnectFlow,
     CredentialManager,
@@ -29,8 +30,8 @@ from toolbridge.credentials import (
     Vault,
     discover_mcp_authorization,
 )
-from toolbridge.credentials._mcp_auth import OAUTH_GUARD, resource_metadata_url
-from toolbridge.errors import ConfigurationError
+from toolbridge.credentials._mcp_auth import OAUTH_GUARD, check_remote, resource_metadata_url
+from toolbridge.errors import ConfigurationError, ToolbridgeError
 from toolbridge.storage import Database
 
 pytestmark = pytest.mark.anyio
@@ -162,3 +163,21 @@ async def test_a_loopback_authorization_server_needs_the_setting() -> None:
             with pytest.raises(ConfigurationError, match="is not on a public address") as info:
                 await discover_mcp_authorization(client, f"{base}/mcp", challenge)
     assert "oauth_allow_loopback" in str(info.value.hint)
+
+
+async def test_an_allowed_host_and_port_admits_that_one_local_origin_over_http() -> None:
+    """``oauth_allow_hosts: ["127.0.0.1:18080"]`` refused http://127.0.0.1:18080 ("is not on a public
+    address"): only ``oauth_allow_loopback`` admitted a local server, and with it every local port."""
+    with metadata_server(DOCUMENTS) as base:
+        guard = dataclasses.replace(OAUTH_GUARD, allow_hosts=frozenset({base.removeprefix("http://")}))
+        challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
+        async with httpx2.AsyncClient(trust_env=False) as client:
+            found = await discover_mcp_authorization(client, f"{base}/mcp", challenge, guard=guard)
+        assert found.authorization_server == f"{base}/as"
+        for elsewhere in (
+            "http://127.0.0.1:6379/token",
+            "http://localhost:5432/register",
+            "http://[::1]:22/",
+        ):
+            with pytest.raises(ToolbridgeError, match="is not on a public address"):
+                await check_remote(elsewhere, "the token endpoint", guard, system_resolver)

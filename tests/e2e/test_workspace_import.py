@@ -56,3 +56,25 @@ async def test_allow_loopback_imports_from_a_local_server(
         strict = Importer([HttpImportSource()])
         with pytest.raises(BadRequest):
             await strict.import_into(ws, me, "dev", f"{origin}/file.txt", "/no.txt")
+
+
+async def test_allow_loopback_with_allowed_ports_reaches_no_other_local_port(
+    origin: str, tmp_path: Path
+) -> None:
+    """``url_import: {allow_loopback: true, allowed_ports: [18080]}`` fetched every local port (6379,
+    5432, 22…): the port rule was skipped once loopback was allowed."""
+    me = Principal.agent("dev", ["workspace.*"])
+    port = int(origin.rsplit(":", 1)[1])
+    async with Database(f"sqlite+aiosqlite:///{tmp_path / 'ws.db'}") as db:
+        ws = Workspaces(db, LocalBlobStore(tmp_path / "blobs", fsync=False))
+        await ws.ensure("dev", members={me.id: Role.EDITOR})
+        before = len(SEEN)
+        other = Importer(
+            [HttpImportSource(policy=ImportPolicy(allow_loopback=True, allowed_ports=(port + 1,)))]
+        )
+        with pytest.raises(BadRequest):
+            await other.import_into(ws, me, "dev", f"{origin}/file.txt", "/no.txt")
+        assert len(SEEN) == before, "the local server on a port outside allowed_ports was reached"
+        named = Importer([HttpImportSource(policy=ImportPolicy(allow_loopback=True, allowed_ports=(port,)))])
+        await named.import_into(ws, me, "dev", f"{origin}/file.txt", "/in.txt")
+        assert len(SEEN) == before + 1

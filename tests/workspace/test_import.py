@@ -158,6 +158,47 @@ def test_global_unicast_passes_and_unwrapped_forms_do_not() -> None:
     assert is_blocked_address("10.0.0.1", allow_loopback=True)
 
 
+@pytest.mark.parametrize(
+    "address", ["fec0::1", "192.0.0.8", "192.88.99.1", "2002:c058:6301::", "3fff::1", "64:ff9b:1::1"]
+)
+def test_special_purpose_ranges_ipaddress_calls_global_are_blocked(address: str) -> None:
+    assert is_blocked_address(address)
+
+
+def test_allow_loopback_admits_this_hosts_loopback_not_one_wrapped_for_a_gateway() -> None:
+    assert not is_blocked_address("::1", allow_loopback=True)
+    assert not is_blocked_address("::ffff:127.0.0.1", allow_loopback=True)
+    assert is_blocked_address("64:ff9b::7f00:1", allow_loopback=True)  # NAT64: the gateway's loopback
+    assert is_blocked_address("2002:7f00:1::", allow_loopback=True)  # 6to4: a relay's loopback
+
+
+@pytest.mark.parametrize("url", ["http://[64:ff9b::7f00:1]:18080/", "http://[2002:7f00:1::]/"])
+async def test_allow_loopback_refuses_nat64_and_6to4_loopback(url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    with pytest.raises(BadRequest):
+        await source(FakeResolver(), recorder, allow_loopback=True).fetch(url, tmp_path / "out")
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("url", S7)
+async def test_allow_loopback_keeps_the_port_rule_for_public_hosts(url: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    with pytest.raises(BadRequest):
+        await source(FakeResolver(), recorder, allow_loopback=True).fetch(url, tmp_path / "out")
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/", "http://[::1]:5432/", "http://localhost:22/"])
+async def test_allowed_ports_bind_loopback_too(url: str, tmp_path: Path) -> None:
+    resolver, recorder = FakeResolver(["127.0.0.1"]), Recorder()
+    policy = {"allow_loopback": True, "allowed_ports": (18080,)}
+    with pytest.raises(BadRequest):
+        await source(resolver, recorder, **policy).fetch(url, tmp_path / "out")
+    assert recorder.requests == []
+    await source(resolver, recorder, **policy).fetch("http://127.0.0.1:18080/", tmp_path / "ok")
+    assert len(recorder.requests) == 1
+
+
 async def test_import_commits_a_file_and_checks_the_workspace_first(ws: Workspaces) -> None:
     recorder = Recorder()
     importer = Importer([source(FakeResolver(), recorder)])

@@ -37,7 +37,7 @@ def workspace_connector(name: str, config: WorkspaceConnectorSettings, parts: Pa
             [
                 HttpImportSource(
                     policy=ImportPolicy(
-                        allowed_ports=tuple(imports.allowed_ports),
+                        allowed_ports=None if imports.allowed_ports is None else tuple(imports.allowed_ports),
                         max_bytes=imports.max_bytes,
                         timeout=imports.timeout,
                         allow_loopback=imports.allow_loopback,

@@ -15,8 +15,9 @@ SSRF-safe by construction: the metadata document is fetched only from the config
 origin, redirects are not followed, and every URL must be ``https://`` (or ``http://`` on a loopback
 host). A URL a remote party chose — the authorization server, its token and registration endpoints — also
 goes through the hub's SSRF guard (:func:`check_remote`): its host is resolved and refused unless every
-address is public; loopback only when the guard allows it (``credentials.oauth_allow_loopback``), other
-private hosts only when an operator names them (``credentials.oauth_allow_hosts``). Each request sent
+address is public; loopback only when the guard allows it (``credentials.oauth_allow_loopback``: any port;
+or one ``host:port`` named in ``credentials.oauth_allow_hosts``, http too), other private hosts only when
+an operator names them (``credentials.oauth_allow_hosts``). Each request sent
 there is checked again and connects to the address that was checked (:func:`pin_remote`), so a second DNS
 answer (rebinding to 127.0.0.1 or 169.254.169.254) never reaches a socket.
 """
@@ -244,7 +245,7 @@ async def check_remote(
     host resolves to is public (or the guard allows it). Nothing is sent to a refused URL."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.scheme == "http" and _loopback(host) and not guard.allow_loopback:
+    if parts.scheme == "http" and _loopback(host) and not _loopback_allowed(url, guard):
         raise _remote_refused(what, url, guard)
     require_safe(url, what)
     try:
@@ -269,6 +270,17 @@ def pin_remote(what: str, guard: URLGuard, resolver: Resolver) -> RequestPin:
             raise _remote_refused(what, url, guard) from None
 
     return pin
+
+
+def _loopback_allowed(url: str, guard: URLGuard) -> bool:
+    """Plain http to a loopback host: with ``oauth_allow_loopback`` (any port), or to the one origin an
+    ``oauth_allow_hosts`` entry names with its port (``127.0.0.1:18080``)."""
+    if guard.allow_loopback:
+        return True
+    try:
+        return guard.names_origin(httpx2.URL(url))
+    except (httpx2.InvalidURL, ValueError):
+        return False
 
 
 def _remote_refused(what: str, url: str, guard: URLGuard) -> ConfigurationError:

@@ -49,12 +49,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ImportPolicy:
-    allowed_ports: tuple[int, ...] = (80, 443)
+    allowed_ports: tuple[int, ...] | None = None
+    """The ports URLs may name (None: 80 and 443; with ``allow_loopback``, loopback on any port). When
+    given, they bind loopback addresses too."""
     max_bytes: int = 1 << 30
     timeout: float = 60.0
     max_redirects: int = 5
     allow_loopback: bool = False
-    """Local development only: also allow 127.0.0.0/8 and ::1 (and any port)."""
+    """Local development only: also allow 127.0.0.0/8 and ::1 (see ``allowed_ports``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +78,9 @@ def _guard(policy: ImportPolicy) -> URLGuard:
         refusal="this URL cannot be imported: "
         "only public http(s) addresses on the allowed ports are reachable",
         hint="use a publicly reachable http:// or https:// URL on port 80 or 443",
-        allowed_ports=policy.allowed_ports,
+        allowed_ports=policy.allowed_ports or (80, 443),
         allow_loopback=policy.allow_loopback,
+        loopback_ports=policy.allowed_ports,
     )
 
 
