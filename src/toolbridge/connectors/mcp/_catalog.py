@@ -16,6 +16,7 @@ from typing import Any
 import httpx2
 from mcp.shared.inbound import x_mcp_header_map
 
+from toolbridge._redact import redact_value
 from toolbridge.catalog import MCP_NAME_META_KEY, MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool
 from toolbridge.connectors.mcp._answers import invalid_headers, object_schema
 from toolbridge.connectors.mcp._config import Approval, ToolRules
@@ -87,9 +88,11 @@ class ToolCatalog:
             raise ToolNotFound(name, suggestions=close_matches(name, self._entries))
         return entry
 
-    async def discover(self, session: Session, auth: httpx2.Auth | None) -> None:
-        """List the tools again (signed by ``auth``, the connector's default connection)."""
-        listed = await session.list_all("tools/list", "tools", auth=auth)
+    async def discover(self, session: Session, auth: httpx2.Auth | None, secrets: Sequence[str] = ()) -> None:
+        """List the tools again (signed by ``auth``, the connector's default connection). ``secrets``
+        (every form of what the upstream was sent) are masked in the definitions before anything is pinned
+        or served: an upstream may echo its request headers into a description or a schema."""
+        listed = redact_value(await session.list_all("tools/list", "tools", auth=auth), secrets)
         upstream = {str(t["name"]): t for t in listed if isinstance(t.get("name"), str)}
         for bad in [n for n, t in upstream.items() if session.modern and invalid_headers(n, t)]:
             del upstream[bad]  # the stateless era: clients MUST leave such tools out

@@ -334,8 +334,11 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
             session = await self._opener.negotiate(self._tg, auth)
             self._stateless = session.modern
             try:
-                await self._catalog.discover(session, auth)
-                self.extras = await discover_extras(session, self._namespace, auth, noted=self._unlisted)
+                secrets = self._inbound.secret_forms
+                await self._catalog.discover(session, auth, secrets)
+                self.extras = await discover_extras(
+                    session, self._namespace, auth, noted=self._unlisted, secrets=secrets
+                )
             except BaseException:  # a failed or cancelled discovery: the session is not kept; re-raised
                 await session.aclose()
                 raise
@@ -478,10 +481,11 @@ class McpConnector(FederatedRequests, TaskRequests, ReportsToHub):
             return
         try:
             auth = await self._default_auth()  # listed as the connector, whichever call's context started it
-            await self._catalog.discover(session, auth)
+            secrets = self._inbound.secret_forms
+            await self._catalog.discover(session, auth, secrets)
             before, self.extras = (
                 self.extras,
-                await discover_extras(session, self._namespace, auth, noted=self._unlisted),
+                await discover_extras(session, self._namespace, auth, noted=self._unlisted, secrets=secrets),
             )
             if before.prompts != self.extras.prompts:
                 self._emit(ListChanged(self._name, "prompts"))

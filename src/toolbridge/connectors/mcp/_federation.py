@@ -9,7 +9,7 @@ or one whose resources or templates have its scheme. :class:`FederatedRequests` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -61,9 +61,15 @@ class Extras:
 
 
 async def discover_extras(
-    session: Session, connector: str, auth: httpx2.Auth | None = None, *, noted: set[str] | None = None
+    session: Session,
+    connector: str,
+    auth: httpx2.Auth | None = None,
+    *,
+    noted: set[str] | None = None,
+    secrets: Sequence[str] = (),
 ) -> Extras:
-    """List prompts, resources and resource templates the server says it has (its capabilities).
+    """List prompts, resources and resource templates the server says it has (its capabilities), with
+    ``secrets`` (every form of what the upstream was sent) masked in them, as in its answers.
 
     These lists are optional: one the server answers with a JSON-RPC error (a server that declares
     ``resources`` without serving ``resources/templates/list`` answers -32601) counts as empty, so the
@@ -71,30 +77,37 @@ async def discover_extras(
     """
     prompts: dict[str, tuple[str, dict[str, Any]]] = {}
     if "prompts" in session.capabilities:
-        listed = await _optional(session, "prompts/list", "prompts", auth, noted)
+        listed = await _optional(session, "prompts/list", "prompts", auth, noted, secrets)
         by_upstream = {str(p["name"]): p for p in listed if isinstance(p.get("name"), str)}
         for upstream, name in catalog_names(connector, by_upstream).items():
             prompts[name] = (upstream, {**by_upstream[upstream], "name": name})
     resources: dict[str, dict[str, Any]] = {}
     templates: tuple[dict[str, Any], ...] = ()
     if "resources" in session.capabilities:
-        for item in await _optional(session, "resources/list", "resources", auth, noted):
+        for item in await _optional(session, "resources/list", "resources", auth, noted, secrets):
             if isinstance(item.get("uri"), str):
                 uri = outward(connector, item["uri"])
                 resources[uri] = {**item, "uri": uri}
         listed_templates = await _optional(
-            session, "resources/templates/list", "resourceTemplates", auth, noted
+            session, "resources/templates/list", "resourceTemplates", auth, noted, secrets
         )
         templates = tuple(outward_template(connector, t) for t in listed_templates)
     return Extras(prompts, resources, templates, prefix(connector))
 
 
 async def _optional(
-    session: Session, method: str, key: str, auth: httpx2.Auth | None, noted: set[str] | None
+    session: Session,
+    method: str,
+    key: str,
+    auth: httpx2.Auth | None,
+    noted: set[str] | None,
+    secrets: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Every item of an optional list; none when the server answers it with a JSON-RPC error."""
+    """Every item of an optional list (``secrets`` masked); none when the server answers it with a
+    JSON-RPC error."""
     try:
-        return await session.list_all(method, key, auth=auth)
+        listed: list[dict[str, Any]] = redact_value(await session.list_all(method, key, auth=auth), secrets)
+        return listed
     except RpcError as exc:
         if noted is None or method not in noted:
             logger.warning(
