@@ -3,19 +3,23 @@
 An upstream may echo what it was sent (a debugging endpoint, an error page quoting the request); the hub
 passes every result and error of a call with credentials through :func:`redact_value` / :func:`redact_error`.
 Forms covered (:func:`encodings`): the raw value; percent-encoded in either case and form-encoded; HTML
-and JSON escaped; base64 and base64url, also inside a longer base64 text; and ``user:password`` in each of
-these (basic). A multi-line secret's lines of 16 characters or more are masked one by one too.
+and JSON escaped; hex; base64 and base64url, also inside a longer base64 text; and ``user:password`` in
+each of these (basic). A multi-line secret's lines of 16 characters or more are masked one by one too.
+Every form is matched in any letter case (an upstream that upper-cases what it quotes, or its hex): one
+compiled pattern per set of forms (cached), tried only on a text whose lower-case copy holds a form.
 :class:`UrlQueryFilter` masks API keys sent as query parameters in httpx2's request log lines.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -64,7 +68,8 @@ def encodings(value: str) -> list[str]:
     dumped = [json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]]
     dumped += [d.replace("/", "\\/") for d in dumped]
     inside = dict.fromkeys([value, dumped[0], dumped[1]])  # base64 of a JSON text (a JWT) holds it escaped
-    return [value, *quoted, *escaped, *dumped, *(f for v in inside for f in _base64_forms(v.encode()))]
+    hexed = value.encode().hex()  # upper case too: forms match in any case
+    return [value, *quoted, *escaped, *dumped, hexed, *(f for v in inside for f in _base64_forms(v.encode()))]
 
 
 def _lower_hex(text: str) -> str:
@@ -88,22 +93,55 @@ def _base64_forms(raw: bytes) -> list[str]:
     return [whole, whole.translate(_URLSAFE), whole.translate(_URLSAFE).rstrip("="), *found]
 
 
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    folded: tuple[str, ...]
+    """The forms in lower case (but those holding another): a text whose lower-case copy holds none of
+    them needs no regular expression."""
+    pattern: re.Pattern[str]
+
+    def mask(self, text: str) -> str:
+        lowered = text.lower()
+        for form in self.folded:
+            if form in lowered:
+                return self.pattern.sub(MASK, text)
+        return text
+
+
+@functools.lru_cache(maxsize=256)
+def _matcher(secrets: tuple[str, ...]) -> _Matcher:
+    ordered = sorted(
+        dict.fromkeys(secrets), key=len, reverse=True
+    )  # the longest form wins where they overlap
+    pattern = re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)
+    folded = list(dict.fromkeys(form.lower() for form in ordered))
+    # a text holding a form holds every form inside it: the shortest ones are enough to look for
+    needed = [form for form in folded if not any(other != form and other in form for other in folded)]
+    return _Matcher(tuple(needed), pattern)
+
+
+def _matcher_of(secrets: Sequence[str]) -> _Matcher:
+    return _matcher(secrets if isinstance(secrets, tuple) else tuple(secrets))
+
+
 def redact_text(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return text
+    """``text`` with every form in ``secrets`` masked, in any letter case."""
+    return _matcher_of(secrets).mask(text) if secrets else text
 
 
 def redact_value(value: Any, secrets: Sequence[str]) -> Any:
     if not secrets:
         return value
+    return _redacted(value, _matcher_of(secrets))
+
+
+def _redacted(value: Any, matcher: _Matcher) -> Any:
     if isinstance(value, str):
-        return redact_text(value, secrets)
+        return matcher.mask(value)
     if isinstance(value, dict):
-        return {redact_text(str(k), secrets): redact_value(v, secrets) for k, v in value.items()}
+        return {matcher.mask(str(k)): _redacted(v, matcher) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_value(v, secrets) for v in value]
+        return [_redacted(v, matcher) for v in value]
     return value
 
 

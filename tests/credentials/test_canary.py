@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx2
 import pytest
@@ -25,6 +25,7 @@ import pytest
 from tests._leaks import assert_absent, database_files, dump_tables, encoded
 from tests.credentials.fakes import api_tool, oauth_config, provider
 from toolbridge import CredentialsError, Hub, Principal
+from toolbridge._redact import forms, redact_error
 from toolbridge.connectors import Invocation
 from toolbridge.credentials import (
     AuthConfig,
@@ -37,7 +38,7 @@ from toolbridge.credentials import (
     TokenSet,
     Vault,
 )
-from toolbridge.errors import UpstreamStatusError
+from toolbridge.errors import UpstreamStatusError, problem
 from toolbridge.resilience import Resilience
 from toolbridge.surfaces.app import create_app
 
@@ -242,3 +243,55 @@ async def echoing_hub(
     async with hub, client:
         await hub.credentials.add("svc", "default", material)
         yield hub
+
+
+def _respelled(secret: str) -> dict[str, str]:
+    """``secret`` as a careless upstream might quote it: hex in either case, and in other letter cases."""
+    raw = secret.encode()
+    return {
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
+        "upper": secret.upper(),
+        "lower": secret.lower(),
+        "swapped": secret.swapcase(),
+        "quoted upper": quote(secret, safe="").upper(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("binding", "where"),
+    [
+        (AuthConfig(scheme="api_key", name="X-Api-Key", location="header"), "header"),
+        (AuthConfig(scheme="api_key", name="api_key", location="query"), "query"),
+        (AuthConfig(scheme="bearer"), "bearer"),
+    ],
+)
+async def test_a_secret_echoed_in_hex_or_another_letter_case_is_redacted(
+    tmp_path: Path, binding: AuthConfig, where: str
+) -> None:
+    """An upstream quoting the key in hex (lower and upper) or upper-cased passed the masking: the key
+    reached tool results and problem documents' ``upstream_body`` (found by an outside secrets probe)."""
+    secret = canary("Key") + "-Mixed/Case+"
+
+    def sent(request: httpx2.Request) -> str:
+        if where == "query":
+            return request.url.params["api_key"]
+        if where == "header":
+            return request.headers["x-api-key"]
+        return request.headers["authorization"].removeprefix("Bearer ")
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=_respelled(sent(request)))
+
+    async with echoing_hub(tmp_path, handler, binding, Material(secret=Secret(secret))) as hub:
+        result = await hub.call(Principal.local(), "svc.echo")
+    said = json.dumps(result.value)
+    assert said.count("[redacted]") == len(_respelled(secret)), said
+    assert_absent([secret], said, forms=lambda v: [*encoded(v), *_respelled(v).values()], what="a key")
+    error = UpstreamStatusError(
+        "GET /echo returned 500", upstream_status=500, body=json.dumps(_respelled(secret))
+    )
+    redact_error(error, forms([secret]))  # what the hub does to a call's error before it is answered
+    document = json.dumps(problem(error))
+    assert "[redacted]" in document
+    assert_absent([secret], document, forms=lambda v: list(_respelled(v).values()), what="a key")
