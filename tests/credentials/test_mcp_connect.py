@@ -36,7 +36,7 @@ from toolbridge.credentials import (
     Vault,
 )
 from toolbridge.credentials._mcp_connect import load_discovered
-from toolbridge.errors import ConfigurationError, NotConnected
+from toolbridge.errors import ConfigurationError, NotConnected, ToolbridgeError, UpstreamError
 from toolbridge.settings import parse_settings
 from toolbridge.storage import Database
 
@@ -217,7 +217,7 @@ async def test_a_refresh_in_another_process_checks_the_servers_metadata_again(sq
     async with manager_for(world, sqlite_url, keys) as other:
         resolved = await other.resolve("remote", Principal.local(), None)
         assert resolved.refresh is not None
-        with pytest.raises(ConfigurationError, match="is not on a public address"):
+        with pytest.raises(UpstreamError, match="is not on a public address"):
             await resolved.refresh()
     assert "in.test" not in world.contacted and len(world.token_forms) == forms
 
@@ -370,6 +370,10 @@ def _no_metadata(world: World) -> None:
     world.documents = {}
 
 
+UPSTREAM_FAULT = 502
+"""What the upstream or its authorization server got wrong is no configuration error (HTTP 500)."""
+
+
 @pytest.mark.parametrize(
     ("change", "upstream", "message", "hint"),
     [
@@ -401,10 +405,13 @@ async def test_discovery_failures_are_clear(
     if change is not None:
         change(world)
     async with manager_for(world, sqlite_url, Keyring(MasterKey.generate()), upstream=upstream) as manager:
-        with pytest.raises(ConfigurationError, match=message) as info:
+        with pytest.raises(ToolbridgeError, match=message) as info:
             await ConnectFlow(manager).start("remote")
         assert await manager.vault.names() == [], "nothing is stored for a failed discovery"
     assert hint in str(info.value.hint)
+    operators = change in (None, _no_registration, _refused)  # the configured URL; the fix is a client_id
+    assert isinstance(info.value, ConfigurationError if operators else UpstreamError)
+    assert operators or info.value.status == UPSTREAM_FAULT
     if change in (_without_s256, _http_token_endpoint):
         assert world.registered == [], "no registration with a server toolbridge refuses"
 
@@ -431,7 +438,7 @@ async def test_oauth_servers_on_private_or_metadata_addresses_are_refused_before
             **{endpoint: "https://in.test/x"}
         )
     async with manager_for(world, sqlite_url, Keyring(MasterKey.generate())) as manager:
-        with pytest.raises(ConfigurationError, match="is not on a public address"):
+        with pytest.raises(UpstreamError, match="is not on a public address"):
             await ConnectFlow(manager).start("remote")
     reached = {"mcp.test"} | ({"auth.test"} if endpoint else set())
     assert set(world.contacted) == reached, "a refused server got a request"

@@ -31,7 +31,7 @@ from toolbridge.credentials import (
     discover_mcp_authorization,
 )
 from toolbridge.credentials._mcp_auth import OAUTH_GUARD, check_remote, resource_metadata_url
-from toolbridge.errors import ConfigurationError, ToolbridgeError
+from toolbridge.errors import ToolbridgeError, UpstreamError
 from toolbridge.storage import Database
 
 pytestmark = pytest.mark.anyio
@@ -152,15 +152,16 @@ async def test_unsafe_or_mismatched_metadata_is_refused(
 ) -> None:
     with metadata_server(documents) as base:
         async with httpx2.AsyncClient(trust_env=False) as client:
-            with pytest.raises(ConfigurationError, match=message):
+            with pytest.raises(UpstreamError, match=message) as info:
                 await discover_mcp_authorization(client, f"{base}/mcp", challenge, guard=LOCAL)
+    assert info.value.status == 502  # the upstream's fault, not the operator's (it was HTTP 500)
 
 
 async def test_a_loopback_authorization_server_needs_the_setting() -> None:
     with metadata_server(DOCUMENTS) as base:
         challenge = f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
         async with httpx2.AsyncClient(trust_env=False) as client:
-            with pytest.raises(ConfigurationError, match="is not on a public address") as info:
+            with pytest.raises(UpstreamError, match="is not on a public address") as info:
                 await discover_mcp_authorization(client, f"{base}/mcp", challenge)
     assert "oauth_allow_loopback" in str(info.value.hint)
 

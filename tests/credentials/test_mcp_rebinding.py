@@ -29,7 +29,7 @@ from tests.credentials.test_mcp_connect import (
 )
 from toolbridge import Principal
 from toolbridge.credentials import ConnectFlow, CredentialManager, Keyring, MasterKey
-from toolbridge.errors import ConfigurationError
+from toolbridge.errors import UpstreamError
 
 pytestmark = pytest.mark.anyio
 AS_PATH = "/.well-known/oauth-authorization-server"
@@ -111,7 +111,7 @@ async def test_a_second_dns_answer_never_gets_a_connection(
     async with counting_listener() as (port, accepted):
         net = Network(world, port)
         async with manager_for(world, sqlite_url, Keyring(MasterKey.generate()), transport=net) as manager:
-            with pytest.raises(ConfigurationError, match="is not on a public address"):
+            with pytest.raises(UpstreamError, match="is not on a public address"):
                 await case(manager, world)
     assert accepted == [], "a request resolved the name again and reached 127.0.0.1"
     assert set(world.connected) <= {"mcp.test", PUBLIC}, "the OAuth requests go to the checked address"
@@ -136,7 +136,7 @@ async def test_a_refresh_in_another_process_never_reaches_a_server_that_rebinds(
         async with manager_for(world, sqlite_url, keys, transport=net) as other:
             resolved = await other.resolve("remote", Principal.local(), None)
             assert resolved.refresh is not None
-            with pytest.raises(ConfigurationError, match="is not on a public address"):
+            with pytest.raises(UpstreamError, match="is not on a public address"):
                 await resolved.refresh()
     assert accepted == [] and len(world.token_forms) == forms
 

@@ -43,6 +43,7 @@ async def served() -> AsyncIterator[Served]:
     bindings = {
         "gh": oauth_config(redirect_uri=CALLBACK, probe_url="https://api.test/me", policy="per_user"),
         "svc": AuthConfig(scheme="api_key", name="X-Key"),
+        "bare": oauth_config(),  # no redirect_uri configured: the request must name one
     }
     hub = Hub(agents={"admin": ["*"], "ghuser": ["gh.*"], "reader": ["*:read"]}, resilience=Resilience())
     hub.credentials = CredentialManager(
@@ -160,6 +161,20 @@ async def test_rest_connect_refuses_a_static_scheme(served: Served) -> None:
         "/v1/connections/connect", json={"connector": "svc"}, headers=served.auth()
     )
     assert response.status_code == 400 and "not OAuth 2" in response.json()["detail"]
+
+
+async def test_rest_connect_without_any_redirect_uri_names_the_field(served: Served) -> None:
+    """``redirect_uri`` is optional in the request when the connector configures one: without either,
+    the answer was HTTP 500 configuration_error."""
+    response = await served.http.post(
+        "/v1/connections/connect", json={"connector": "bare"}, headers=served.auth()
+    )
+    assert response.status_code == 400, response.text
+    assert "redirect_uri" in response.json()["detail"] and "redirect_uri" in response.json()["hint"]
+    named = await served.http.post(
+        "/v1/connections/connect", json={"connector": "bare", "redirect_uri": CALLBACK}, headers=served.auth()
+    )
+    assert named.status_code == 200, named.text
 
 
 # -- CLI -----------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from toolbridge.credentials._providers import ServerMetadata
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, Material
 from toolbridge.credentials._tables import oauth_states
-from toolbridge.errors import AuthorizationRejected, ConfigurationError, ToolbridgeError
+from toolbridge.errors import AuthorizationRejected, BadRequest, ConfigurationError, ToolbridgeError
 
 __all__ = ["Authorization", "ConnectFlow"]
 
@@ -94,9 +94,11 @@ class ConnectFlow:
         binding = self._oauth_binding(connector)
         redirect = redirect_uri or binding.redirect_uri
         if not redirect:
-            raise ConfigurationError(
-                f"connector {connector!r} has no redirect_uri",
-                hint="set connections.redirect_uri in toolbridge.yaml",
+            raise BadRequest(
+                f"connector {connector!r} has no redirect_uri: the request names none and "
+                f"connectors.{connector}.connections.redirect_uri is not set",
+                hint="pass redirect_uri (the callback URL registered with the provider, e.g. "
+                "https://HUB/v1/connections/callback) or set connections.redirect_uri in toolbridge.yaml",
             )
         discovered: DiscoveredClient | None = None
         if binding.discover is not None:  # an MCP upstream: find its server (and register) first

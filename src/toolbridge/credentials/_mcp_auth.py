@@ -36,7 +36,7 @@ import pydantic
 from toolbridge._urlguard import RequestPin, Resolver, URLGuard, system_resolver
 from toolbridge.credentials._config import AuthConfig
 from toolbridge.credentials._providers import ProviderDef
-from toolbridge.errors import BadRequest, ConfigurationError, UpstreamUnavailable
+from toolbridge.errors import BadRequest, ConfigurationError, UpstreamError, UpstreamUnavailable
 
 if TYPE_CHECKING:
     from mcp.shared.auth import ProtectedResourceMetadata
@@ -155,9 +155,9 @@ async def discover_mcp_authorization(
         params.get("resource_metadata"), upstream_url
     )
     for url in candidates:
-        require_safe(url, "the protected resource metadata")
+        require_safe(url, "the protected resource metadata", remote=True)
         if _origin(url) != _origin(upstream_url):
-            raise ConfigurationError(
+            raise UpstreamError(
                 f"the upstream points its resource metadata at another origin ({_origin(url)})",
                 hint="toolbridge reads resource metadata only from the upstream's own origin",
             )
@@ -181,14 +181,14 @@ def _parse(doc: dict[str, Any], upstream_url: str, url: str) -> ProtectedResourc
     except pydantic.ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(p) for p in problem["loc"]) or "the document"
-        raise ConfigurationError(
+        raise UpstreamError(
             f"the resource metadata at {url} is not valid RFC 9728 metadata ({where}: {problem['msg']})",
             hint="the upstream must publish its resource and at least one authorization server",
         ) from None
     if not check_resource_allowed(
         requested_resource=upstream_url, configured_resource=str(metadata.resource)
     ):
-        raise ConfigurationError(
+        raise UpstreamError(
             f"the resource metadata at {url} is for {str(metadata.resource)!r}, not {upstream_url!r}",
             hint="RFC 9728 §3.3: the metadata must name the resource it was fetched for",
         )
@@ -205,7 +205,7 @@ async def _fetch(client: httpx2.AsyncClient, url: str, *, missing_ok: bool) -> d
     if response.status_code == 404 and missing_ok:
         return None
     if response.status_code != 200 or len(response.content) > _MAX_DOCUMENT:
-        raise ConfigurationError(
+        raise UpstreamError(
             f"the resource metadata at {url} answered HTTP {response.status_code}",
             hint="the upstream must publish RFC 9728 protected resource metadata",
         )
@@ -214,7 +214,7 @@ async def _fetch(client: httpx2.AsyncClient, url: str, *, missing_ok: bool) -> d
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
-        raise ConfigurationError(f"the resource metadata at {url} is not a JSON object")
+        raise UpstreamError(f"the resource metadata at {url} is not a JSON object")
     return doc
 
 
@@ -224,14 +224,17 @@ def _origin(url: str) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def require_safe(url: str, what: str) -> None:
-    """Refuse any URL of an OAuth flow that is not https (or http on a loopback host)."""
+def require_safe(url: str, what: str, *, remote: bool = False) -> None:
+    """Refuse any URL of an OAuth flow that is not https (or http on a loopback host): a
+    :class:`ConfigurationError` for the operator's URL, an :class:`UpstreamError` (HTTP 502) for one a
+    remote party handed toolbridge (``remote``)."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
         return
-    raise ConfigurationError(
+    error = UpstreamError if remote else ConfigurationError
+    raise error(
         f"{what} must be https:// (or http:// on a loopback host), not {url!r}",
         hint="toolbridge never sends an OAuth flow over plain HTTP to another host",
     )
@@ -247,7 +250,7 @@ async def check_remote(
     host = parts.hostname or ""
     if parts.scheme == "http" and _loopback(host) and not _loopback_allowed(url, guard):
         raise _remote_refused(what, url, guard)
-    require_safe(url, what)
+    require_safe(url, what, remote=True)
     try:
         parsed = guard.check(url)
         if resolve:
@@ -283,8 +286,9 @@ def _loopback_allowed(url: str, guard: URLGuard) -> bool:
         return False
 
 
-def _remote_refused(what: str, url: str, guard: URLGuard) -> ConfigurationError:
-    return ConfigurationError(f"{what} {url!r} {guard.refusal}", hint=guard.hint)
+def _remote_refused(what: str, url: str, guard: URLGuard) -> UpstreamError:
+    """A URL a remote party chose, refused: the upstream's (or its server's) doing, HTTP 502."""
+    return UpstreamError(f"{what} {url!r} {guard.refusal}", hint=guard.hint)
 
 
 def _loopback(host: str) -> bool:

@@ -49,7 +49,7 @@ from toolbridge.credentials._mcp_auth import (
 from toolbridge.credentials._providers import ProviderDef, ServerMetadata
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._vault import Vault
-from toolbridge.errors import ConfigurationError, UpstreamUnavailable
+from toolbridge.errors import ConfigurationError, UpstreamError, UpstreamUnavailable
 
 if TYPE_CHECKING:
     from toolbridge.credentials._manager import CredentialManager
@@ -234,7 +234,7 @@ async def _check_server(
 ) -> None:
     methods = metadata.code_challenge_methods
     if methods is None or "S256" not in methods:
-        raise ConfigurationError(
+        raise UpstreamError(
             f"the authorization server {found.authorization_server} does not advertise PKCE S256 "
             "(code_challenge_methods_supported)",
             hint="toolbridge refuses OAuth flows without S256 PKCE (MCP authorization requires it)",
