@@ -36,3 +36,26 @@ def test_cli_commands_in_readme_exist() -> None:
     for command in commands:
         result = runner.invoke(app, [*command.split(), "--help"])
         assert result.exit_code == 0, (command, result.output)
+
+
+def test_cli_options_the_docs_name_exist() -> None:
+    """Each ``toolbridge … --option`` written inline in the docs names an option the command has
+    (docs/mcp-upstream.md told users ``connections add remote --secret-stdin``: "No such option")."""
+    from typer.testing import CliRunner
+
+    from toolbridge.cli import app
+
+    runner = CliRunner()
+    docs = [README, *sorted((README.parent / "docs").glob("*.md"))]
+    spans = {s for doc in docs for s in re.findall(r"`toolbridge ([^`]*--[a-z][^`]*)`", doc.read_text())}
+    assert spans, "the docs name no command options: the pattern is wrong"
+    for span in sorted(spans):
+        words = span.split()
+        first = next((i for i, w in enumerate(words) if w.startswith("--")), None)
+        if first is None:
+            continue
+        result = runner.invoke(app, [*words[:first], "--help"], terminal_width=200)
+        if result.exit_code != 0:
+            continue  # not a command line (a fragment with placeholders): test_cli_commands covers commands
+        for option in (w.split("=")[0] for w in words[first:] if w.startswith("--")):
+            assert option in result.output, f"`toolbridge {span}`: {option} is no option of that command"
