@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from toolbridge.connectors._fastpath import _Connection
 from toolbridge.connectors.mcp import HttpServer
 from toolbridge.connectors.mcp._http import HttpChannel
-from toolbridge.errors import ConfigurationError, UpstreamUnavailable
+from toolbridge.errors import ConfigurationError, UpstreamStatusError, UpstreamUnavailable
 
 pytestmark = pytest.mark.anyio
 
@@ -273,3 +273,20 @@ def test_any_framing_and_fragmentation_yields_the_body_exactly(
         return got, conn.reusable()
 
     assert anyio.run(read) == (body, True)
+
+
+async def test_a_redirect_is_named_with_its_origin_not_followed(fast: bool) -> None:
+    """A 302 was "ended its answer without a response to 'ping'": say it redirected, and where (origin)."""
+
+    async def answer(_message: dict[str, Any], client: anyio.abc.SocketStream) -> bool:
+        location = b"https://elsewhere.test:8443/mcp?token=s3cr3t"
+        await client.send(b"HTTP/1.1 302 Found\r\nlocation: %s\r\ncontent-length: 0\r\n\r\n" % location)
+        return True
+
+    async with serving(answer) as (url, script), channel(url, fast) as chan:
+        with pytest.raises(UpstreamStatusError) as info:
+            await chan.request(ping(), {})
+    message = str(info.value)
+    assert "redirected (HTTP 302) to https://elsewhere.test:8443" in message and "not follow" in message
+    assert "s3cr3t" not in message and "/mcp?" not in message
+    assert len(script.requests) == 1, "the redirect was not followed"

@@ -356,6 +356,8 @@ class HttpChannel:
         body = await _body(response)
         if status == 202:
             return
+        if 300 <= status < 400:
+            raise self._redirected(status, headers.get("location", ""))
         if status >= 400:
             self._raise_status(status, headers, body)
         decoded = _json(body)
@@ -365,6 +367,18 @@ class HttpChannel:
             raise UpstreamUnavailable(
                 f"{self.describe} answered with JSON that is not one message", sent=True
             )
+
+    def _redirected(self, status: int, location: str) -> UpstreamStatusError:
+        """A redirect is not followed (the MCP transport has none; a POST's body would be lost or resent):
+        the error names where it pointed, by origin only (its path and query may carry anything)."""
+        parts = urlsplit(location)
+        where = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "its own origin"
+        return UpstreamStatusError(
+            f"{self.describe} redirected (HTTP {status}) to {where}: toolbridge does not follow an MCP "
+            "upstream's redirects",
+            upstream_status=status,
+            hint="set the connector's url to the address the server redirects to",
+        )
 
     def _raise_status(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         text = body.decode(errors="replace")
