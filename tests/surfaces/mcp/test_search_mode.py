@@ -262,6 +262,16 @@ async def test_an_unknown_tool_in_call_and_describe_is_the_meta_tools_error(
         assert "did you mean 'demo.add'" in text  # found by search: too far apart for difflib
 
 
+async def test_a_tool_called_directly_by_a_wrong_name_points_a_search_mode_agent_at_search(
+    searching: Served,
+) -> None:
+    """Its tools/list shows the three meta-tools only: "list the available tools with tools/list" led
+    nowhere (found by an outside probe)."""
+    response = await searching.modern("tools/call", {"name": "demo.zzzqqq", "arguments": {}}, agent="seeker")
+    error = response.json()["error"]
+    assert error["code"] == -32602 and "find tools with toolbridge.search_tools" in error["message"], error
+
+
 async def test_describe_tool_is_compact_for_big_schemas(searching: Served) -> None:
     long = "Create a model response. " + "Background. " * 4000  # 48 KB, as some upstream tools have
     searching.hub.catalog.add(Tool("demo.respond", "demo", long, BIG))

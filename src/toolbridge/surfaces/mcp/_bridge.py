@@ -133,7 +133,9 @@ class Bridge:
                 request_id=ctx.request_id,
             )
         except ToolNotFound as exc:
-            missing = not_found(self.hub, ctx.principal, exc, searching=searching)  # the index's guesses
+            # the index's guesses; an agent in search mode is pointed at search_tools, not at tools/list
+            search_mode = searching or in_search_mode(self.hub, ctx.principal)
+            missing = not_found(self.hub, ctx.principal, exc, searching=search_mode)
             if searching:  # call_tool exists; the tool it names does not
                 return error_result(missing, ctx.request_id)
             raise protocol_error(missing) from exc
