@@ -255,6 +255,20 @@ def test_cli_master_key_from_the_environment(cli) -> None:  # type: ignore[no-un
     assert wrong.exit_code == 1 and "base64" in wrong.output
 
 
+def test_cli_refuses_a_shared_connection_the_configured_secret_would_shadow(  # type: ignore[no-untyped-def]
+    cli, in_tmp_dir: Path
+) -> None:
+    """It printed "active" and was never used: the upstream kept getting the secret of 'secret: env:…'
+    (found by an outside probe following a reconnect hint)."""
+    config = in_tmp_dir / "toolbridge.yaml"
+    config.write_text(CONFIG.replace('probe_url: "http://127.0.0.1:9/never"', "secret: env:SVC_CONFIGURED"))
+    cli("keys", "init")
+    added = cli("connections", "add", "svc", "--secret", "env:SVC_KEY", env={"SVC_KEY": "k"})
+    assert added.exit_code == 1, added.output
+    assert "configured in toolbridge.yaml (secret: env:SVC_CONFIGURED)" in added.output
+    assert "change env:SVC_CONFIGURED and restart toolbridge" in added.output
+
+
 def test_cli_connect_refuses_non_oauth(cli) -> None:  # type: ignore[no-untyped-def]
     cli("keys", "init")
     result = cli("connect", "svc")

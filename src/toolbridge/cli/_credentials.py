@@ -242,6 +242,13 @@ def connections_add(
             manager = _manager(hub)
             binding = manager.binding(connector)
             check_owner(binding, connector, _owner(owner))
+            if binding.configured and not _owner(owner):  # the configured secret is the one served
+                raise ConfigurationError(
+                    f"connector {connector!r}'s shared connection is configured in toolbridge.yaml "
+                    f"(secret: {binding.secret_source}): a connection added here would never be used",
+                    hint=f"change {binding.secret_source} and restart toolbridge, or drop 'secret' from "
+                    f"connectors.{connector}.connections to keep the secret in the vault instead",
+                )
             if binding.scheme == "oauth2":
                 raise ConfigurationError(
                     f"connector {connector!r} uses OAuth 2",
