@@ -419,6 +419,18 @@ async def test_unreachable_upstream_is_a_typed_error() -> None:
     assert info.value.sent is False
 
 
+async def test_a_connection_lost_after_sending_is_not_called_unreachable() -> None:
+    """The upstream may have the request (it was reached, and may have applied it): "cannot be reached"
+    told the agent nothing had happened (found by an outside probe)."""
+
+    def drop(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ReadError("connection reset by peer", request=request)
+
+    with pytest.raises(UpstreamUnavailable, match="broke the connection: ReadError") as info:
+        await call(GET_DOC, "r", {}, Upstream(drop))
+    assert info.value.sent is True and "cannot be reached" not in str(info.value)
+
+
 LIST_DOC = openapi(
     {
         "/items": {

@@ -144,10 +144,12 @@ def transport_error(exc: httpx2.HTTPError, tool: str, url: str) -> UpstreamUnava
     """The one place where httpx2 exceptions become ours (``sent`` tells the retry layer what is safe)."""
     where = httpx2.URL(url).copy_with(query=None)
     late = isinstance(exc, httpx2.TimeoutException)
-    problem = "did not answer in time" if late else "cannot be reached"
+    sent = not isinstance(exc, _NOT_SENT)
+    # a connection lost after the request went out is not "cannot be reached": the upstream may have it
+    problem = "did not answer in time" if late else "broke the connection" if sent else "cannot be reached"
     return UpstreamUnavailable(
         f"{tool!r}: {where} {problem}: {type(exc).__name__}: {exc}".rstrip(": "),
-        sent=not isinstance(exc, _NOT_SENT),
+        sent=sent,
         tool=tool,
         hint="try again later; check the connector's base_url and timeout if it persists",
     )
