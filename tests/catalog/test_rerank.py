@@ -129,3 +129,12 @@ def test_an_admin_tool_is_marked_when_the_request_does_not_say_admin(embedder: E
     ):
         candidates, rows, _ = index.rerank_inputs(query)
         assert {t.name for t, row in zip(candidates, rows, strict=True) if row[column]} == flagged
+
+
+@pytest.mark.parametrize("mode", ["fused", "semantic", "bm25"])
+def test_a_search_of_an_empty_catalog_finds_nothing(embedder: Embedder, mode: str) -> None:
+    """A catalog whose last tool went away (its connector lost its upstream): the fused search failed with
+    'zero-size array to reduction operation maximum', and so did every unknown tool's call, whose
+    answer searches for guesses."""
+    result = SearchIndex([], embedder=embedder).search("find a customer", mode=mode)  # type: ignore[arg-type]
+    assert (result.hits, result.good) == ([], False)

@@ -258,6 +258,8 @@ class SearchIndex:
     ) -> SearchResult:
         """The ``limit`` best tools for ``query`` among those ``keep`` accepts (all when None)."""
         own = tuple(dict.fromkeys(terms(query)))
+        if not self._tools:  # nothing to rank (its similarity would be an empty array)
+            return SearchResult([], False, own)
         scores = self._bm25(query, own)
         keeps = self._keeps(keep)
         vectors, embedder = self._vectors, self._embedder
