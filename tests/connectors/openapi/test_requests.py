@@ -458,6 +458,18 @@ async def test_pagination_follows_link_headers() -> None:
     assert await call(LIST_DOC, "list", {}, upstream, max_pages=2) == [1, 2]
 
 
+async def test_a_next_link_with_raw_utf8_is_followed_not_a_crash() -> None:
+    """An upstream's Link header holding unencoded UTF-8 failed the call inside toolbridge
+    (UnicodeEncodeError, "this is a toolbridge bug"; found by an outside SSRF probe)."""
+
+    def reply(request: httpx2.Request) -> httpx2.Response:
+        page = int(request.url.params.get("page", "1"))
+        link = f'<https://api.test/v1/items?page={page + 1}&q=café>; rel="next"'.encode()
+        return httpx2.Response(200, json=[page], headers=[(b"Link", link)] if page < 2 else [])
+
+    assert await call(LIST_DOC, "list", {}, Upstream(reply), max_pages=5) == [1, 2]
+
+
 async def test_pagination_follows_cursors_and_offsets() -> None:
     def cursors(request: httpx2.Request) -> httpx2.Response:
         cursor = request.url.params.get("cursor")

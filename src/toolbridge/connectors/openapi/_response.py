@@ -76,7 +76,9 @@ class Page:
         link = self.headers.get("link")
         if not link:
             return {}
-        return httpx2.Response(self.status_code, headers={"link": link}).links
+        # as bytes: a str header is re-encoded as ASCII, and an upstream's raw UTF-8 in a next link failed
+        # the call inside toolbridge (UnicodeEncodeError); the URL is then checked as any other
+        return httpx2.Response(self.status_code, headers={b"link": link.encode()}).links
 
 
 def decode(page: Page) -> Any:
