@@ -5,6 +5,7 @@ terminal, ``--version``, ``--database`` everywhere, and a folder that outlives i
 from __future__ import annotations
 
 import json
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -94,3 +95,26 @@ def test_what_users_and_upstreams_wrote_is_printed_as_written(run) -> None:  # t
     printed.file = StringIO()
     show(printed, [{"error": "auth Basic [redacted]) :fire:"}], {"last error": "error"}, as_json=False)
     assert "auth Basic [redacted]) :fire:" in printed.file.getvalue()
+
+
+def test_tools_show_finds_an_upstream_mcp_tool_and_says_it_is_quarantined(  # type: ignore[no-untyped-def]
+    run, in_tmp_dir: Path
+) -> None:
+    """'tools list' showed the upstream's tools; 'tools show' of one said "no tool named" (it never
+    reached the upstream, and hid quarantined tools from the operator; found by an outside probe)."""
+    server = Path(__file__).parent / "e2e" / "echo_stdio_server.py"
+    config = in_tmp_dir / "toolbridge.yaml"
+    config.write_text(
+        f"""
+server: {{database: "sqlite+aiosqlite:///tb.db"}}
+connectors:
+  echo:
+    kind: mcp
+    command: {json.dumps(sys.executable)}
+    args: [{json.dumps(str(server))}]
+"""
+    )
+    code, out = run("tools", "show", "echo.headers", "-c", str(config))
+    assert code == 0, out
+    shown = json.loads(out)
+    assert shown["name"] == "echo.headers" and "not been approved" in shown["quarantined"]

@@ -22,7 +22,7 @@ from toolbridge.cli._logging import LOG_LEVELS, configure_logging
 from toolbridge.cli._mcp import has_mcp, tool_list, tool_rows
 from toolbridge.cli._openapi import add_app, document_connectors, print_failed, print_report
 from toolbridge.cli._output import JsonOption, console, show
-from toolbridge.errors import ToolbridgeError, close_matches, did_you_mean
+from toolbridge.errors import ToolbridgeError, ToolNotFound, close_matches, did_you_mean
 
 if TYPE_CHECKING:  # imported where used: a command that only reads a document stays light (cli/_lazy.py)
     from toolbridge.hub import Hub
@@ -423,6 +423,7 @@ def tools_approve(
 @tools_app.command("show")
 def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Show one tool with its input schema and how a call's idempotency key reaches its upstream."""
+    from toolbridge.catalog import QUARANTINE_META_KEY, quarantine_error
     from toolbridge.policy import Principal
     from toolbridge.resilience._outbox import key_handling
     from toolbridge.surfaces.rest import tool_document
@@ -430,8 +431,15 @@ def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption 
     hub = _hub(config, database)
 
     async def main() -> dict[str, Any]:
-        tool = hub.get_tool(Principal.local(), name)
-        return {**tool_document(tool), "idempotency_key": key_handling(hub.key_carrier(tool))}
+        async with hub:  # an upstream MCP server's tools are known once it is reached ('tools list' does)
+            try:
+                tool = hub.catalog.get(name)  # the operator's view: quarantined tools too, as 'tools list'
+            except ToolNotFound as exc:
+                raise hub.with_guesses(Principal.local(), exc) from None
+            shown = {**tool_document(tool), "idempotency_key": key_handling(hub.key_carrier(tool))}
+            if QUARANTINE_META_KEY in tool.meta:
+                shown["quarantined"] = quarantine_error(tool).message
+            return shown
 
     out.print_json(json.dumps(_run(main)))
 
