@@ -12,6 +12,7 @@ import pydantic
 import pytest
 
 from toolbridge import Hub, Principal
+from toolbridge.connectors import Invocation
 from toolbridge.errors import InvalidArguments, OutcomeUnknown, ToolExecutionError, UpstreamTimeout
 from toolbridge.hub import Limits
 
@@ -39,9 +40,17 @@ async def test_a_sync_tool_past_the_deadline_is_answered_at_the_deadline() -> No
         released.wait(600)
         return "late"
 
+    @hub.tool(connector="py")
+    def stuck_keyed(invocation: Invocation) -> str:  # passes its key on: safe to repeat with that key
+        released.wait(600)
+        return "late"
+
     async with hub:
         with pytest.raises(UpstreamTimeout):
             await hub.call(ME, "py.stuck_read", {})
+        with pytest.raises(UpstreamTimeout) as keyed:
+            await hub.call(ME, "py.stuck_keyed", {}, idempotency_key="k-stuck")
+        assert "try again later with the same idempotency key" in str(keyed.value.hint)
         # a write past its deadline may yet take effect: "try again later" could apply it twice
         with pytest.raises(OutcomeUnknown, match="may or may not have taken effect") as info:
             await hub.call(ME, "py.stuck", {})

@@ -763,7 +763,11 @@ class Hub:
         if not attempt.idempotent:  # a write may have been applied: "try again" could apply it twice
             unknown = f"{late}; it may or may not have taken effect"
             raise OutcomeUnknown(unknown, tool=tool.name, hint=CHECK_FIRST)
-        raise UpstreamTimeout(late, tool=tool.name, hint="try again later, or ask for less work in one call")
+        keyed = not (tool.annotations.read_only or tool.annotations.idempotent)  # safe by its key alone
+        again = " with the same idempotency key (the upstream applies it once)" if keyed else ""
+        raise UpstreamTimeout(
+            late, tool=tool.name, hint=f"try again later{again}, or ask for less work in one call"
+        )
 
     async def _record(
         self,
