@@ -46,6 +46,9 @@ def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
         '{"jsonrpc": "2.0", "id": 1,',  # cut short
         json.dumps({"jsonrpc": "1.0", "id": 2, "method": "ping"}),
         json.dumps([{"jsonrpc": "2.0", "id": 3, "method": "ping"}]),  # a batch
+        json.dumps({"jsonrpc": "2.0", "id": {"a": 1}, "method": "ping"}),  # read as a notification
+        json.dumps({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
+        json.dumps({"jsonrpc": "2.0", "id": None, "method": "tools/list"}),
         json.dumps({"jsonrpc": "2.0", "id": 4, "method": "ping"}),  # still served after them
     ]
     server = subprocess.Popen(
@@ -70,6 +73,9 @@ def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
     assert [(a["id"], a.get("error", {}).get("code")) for a in answers] == [
         (None, -32700),
         (2, -32600),
+        (None, -32600),
+        (None, -32600),
+        (None, -32600),
         (None, -32600),
         (4, None),
     ], stderr

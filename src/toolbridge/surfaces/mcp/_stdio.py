@@ -63,6 +63,8 @@ async def _answering_bad_lines(
             async for item in lines:
                 if isinstance(item, pydantic.ValidationError):
                     await out.send(SessionMessage(_error_for(item)))
+                elif _request_without_id(item):
+                    await out.send(SessionMessage(_invalid_request(None)))
                 else:
                     await send.send(item)
 
@@ -90,9 +92,22 @@ def _error_for(exc: pydantic.ValidationError) -> types.JSONRPCError:
     found = [e["input"] for e in errors if isinstance(e.get("input"), dict)]
     given = found[0].get("id") if found else None
     usable = isinstance(given, str | int) and not isinstance(given, bool)
+    return _invalid_request(given if usable else None)
+
+
+def _request_without_id(item: Incoming) -> bool:
+    """A request method sent with no usable id: the SDK reads a message whose id is an object, a
+    fraction, a boolean or null as a notification (dropping the id), and a request never answered
+    leaves its client waiting (over HTTP the same body is -32600). MCP's notifications are all
+    ``notifications/…``."""
+    message = item.message if isinstance(item, SessionMessage) else None
+    return isinstance(message, types.JSONRPCNotification) and not message.method.startswith("notifications/")
+
+
+def _invalid_request(request_id: str | int | None) -> types.JSONRPCError:
     return types.JSONRPCError(
         jsonrpc="2.0",
-        id=given if usable else None,
+        id=request_id,
         error=types.ErrorData(
             code=types.INVALID_REQUEST,
             message='Invalid Request: send one JSON-RPC 2.0 message object per line ({"jsonrpc": "2.0", '
