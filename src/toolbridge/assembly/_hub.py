@@ -67,7 +67,8 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         events=log,
     )
     for name, connector in settings.connectors.items():
-        hub.add_connector(KINDS[connector.kind](name, connector, parts), policy=_policy(connector.resilience))
+        policy = _policy(connector.resilience, long_polls=connector.kind == "workspace")
+        hub.add_connector(KINDS[connector.kind](name, connector, parts), policy=policy)
     if service is not None:
         build_events(settings, hub, service)
     if any(c.resilience.on_exhausted == "queue" for c in settings.connectors.values()):
@@ -115,15 +116,21 @@ def _check_scopes(settings: Settings) -> None:
                 raise ConfigurationError(f"agents.{name}.scopes: {exc.message}", hint=exc.hint) from exc
 
 
-def _policy(config: ResilienceSettings) -> ResiliencePolicy:
-    """The resilience policy of a connector's ``resilience`` block (every kind has one)."""
+def _policy(config: ResilienceSettings, *, long_polls: bool = False) -> ResiliencePolicy:
+    """The resilience policy of a connector's ``resilience`` block (every kind has one). ``long_polls``:
+    its tools may wait for news (``workspace.changes``, up to 30 s): unless the block sets one, no
+    attempt timeout (the default 20 s cut such waits and retried them as timeouts until the call
+    deadline, a 504 that opened the breaker)."""
     r, b = config.retry, config.breaker
+    attempt_timeout = r.attempt_timeout
+    if long_polls and "attempt_timeout" not in r.model_fields_set:
+        attempt_timeout = None
     return ResiliencePolicy(
         retry=RetryPolicy(
             max_attempts=r.max_attempts,
             base_delay=r.base_delay,
             max_delay=r.max_delay,
-            attempt_timeout=r.attempt_timeout,
+            attempt_timeout=attempt_timeout,
             max_retry_after=r.max_retry_after,
             budget_ratio=r.budget_ratio,
             budget_min=r.budget_min,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from toolbridge.connectors import Invocation
+from toolbridge.resilience import BreakerPolicy, ResiliencePolicy, RetryPolicy
 
 if TYPE_CHECKING:
     from toolbridge.events._service import EventService
@@ -15,8 +16,17 @@ __all__ = ["add_event_tools"]
 _MAX_WAIT = 50.0
 
 
+LONG_POLLS = ResiliencePolicy(
+    retry=RetryPolicy(max_attempts=1, attempt_timeout=None), breaker=BreakerPolicy(enabled=False)
+)
+"""In-process tools that may wait up to 50 s for news: only the call deadline bounds them. The default
+policy cut each attempt at 20 s and retried it as a timeout until the 60 s call deadline (a 504 for every
+wait over 20 s), and the timeouts opened the connector's breaker."""
+
+
 def add_event_tools(hub: Hub, service: EventService) -> None:
     """Register ``events.subscriptions``, ``events.poll`` and ``events.wait`` (read-only, audited)."""
+    hub.resilience.configure("events", LONG_POLLS)
 
     @hub.tool(connector="events", read_only=True, blocking=False)
     async def subscriptions(invocation: Invocation) -> dict[str, Any]:
