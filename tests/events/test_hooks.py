@@ -95,6 +95,7 @@ async def test_stale_standard_webhook_is_refused(env: Env) -> None:
     }
     response = await env.client.post("/hooks/standard", content=body, headers=headers)
     assert response.status_code == 401 and "beyond" in response.json()["detail"]
+    assert "is -301 s from now" in response.json()["detail"]  # in the past: it read '+301 s'
     env.clock.now -= 2  # now 299 s old
     response = await env.client.post("/hooks/standard", content=body, headers=headers)
     assert response.status_code == 200 and response.json()["duplicate"] is False

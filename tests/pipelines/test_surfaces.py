@@ -68,6 +68,8 @@ def test_a_run_left_to_the_worker_is_executed_by_worker_once(in_tmp_dir: Path) -
     assert json.loads(cli("pipelines", "status", run_id).output)["state"] == "succeeded"
     runs = cli("pipelines", "list", "--runs", "--json").output.splitlines()
     assert [json.loads(r)["run_id"] for r in runs] == [run_id]
+    table = cli("pipelines", "list", "--runs").output  # the table showed run, created, updated blank
+    assert run_id in table and json.loads(runs[0])["created_at"][:10] in table
 
 
 def test_cancel_and_resume_from_the_cli(in_tmp_dir: Path) -> None:

@@ -34,12 +34,12 @@ RedisOption = Annotated[
     str | None, typer.Option("--redis", envvar="TOOLBRIDGE_REDIS", help="Redis URL override (shared limits)")
 ]
 RunId = Annotated[str, typer.Argument(help="The run's id (from 'pipelines run' or the pipeline tool)")]
-_RUNS = {
-    "run_id": "run",
+_RUNS = {  # header -> field, as show() takes them (the other way round left run, created, updated blank)
+    "run": "run_id",
     "pipeline": "pipeline",
     "state": "state",
-    "created_at": "created",
-    "updated_at": "updated",
+    "created": "created_at",
+    "updated": "updated_at",
 }
 
 

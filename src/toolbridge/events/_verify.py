@@ -107,7 +107,7 @@ def _check_time(stamp: str, now: float, tolerance: float) -> None:
         raise BadRequest(f"the signed timestamp {stamp[:40]!r} is not a Unix time")
     if abs(now - signed) > tolerance:
         raise AuthenticationError(
-            f"the delivery's signed timestamp is {now - signed:+.0f} s from now, beyond ±{tolerance:g} s",
+            f"the delivery's signed timestamp is {signed - now:+.0f} s from now, beyond ±{tolerance:g} s",
             hint="a replayed or delayed delivery is refused; check the sender's and this server's clocks",
         )
 
