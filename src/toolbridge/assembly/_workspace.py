@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolbridge.credentials._secret import SecretRef, resolve_static
 from toolbridge.errors import ConfigurationError
 from toolbridge.storage import sqlite_file
 from toolbridge.workspace._blobs import BlobStore, LocalBlobStore, S3BlobStore
@@ -24,7 +25,7 @@ _RESULT_OVERHEAD = 4096
 def workspace_connector(name: str, config: WorkspaceConnectorSettings, parts: Parts) -> WorkspaceConnector:
     settings = parts.settings
     where = f"connectors.{name}"
-    secret = config.signing_secret.encode() if config.signing_secret else None
+    secret = _signing_secret(config.signing_secret, settings.base_dir)
     if secret is not None and len(secret) < 24:
         raise ConfigurationError(
             f"{where}.signing_secret is shorter than 24 characters", hint="use a long random string"
@@ -88,3 +89,14 @@ def blob_folder(blob_path: str | None, settings: Settings) -> Path:
         return settings.base_dir / blob_path
     database = sqlite_file(settings.server.database)
     return database.parent / "blobs" if database is not None else settings.base_dir / ".toolbridge" / "blobs"
+
+
+def _signing_secret(value: str | None, base_dir: Path) -> bytes | None:
+    """The URL-signing key: an ``env:``/``file:`` reference is read (it was taken as the key itself, so a
+    reference to an unset variable signed every URL with a string anyone can read in the file), else the
+    value as written."""
+    if value is None:
+        return None
+    if SecretRef.is_reference(value):
+        return resolve_static(SecretRef.parse(value), base_dir=base_dir).reveal().encode()
+    return value.encode()
