@@ -310,7 +310,8 @@ class Resilience:
                 f"the upstream of {attempt.tool!r} refused the credentials (401)",
                 tool=attempt.tool,
                 hint="the credentials were refused even after a refresh: reconnect the account (OAuth), or "
-                "replace the connection's secret ('toolbridge connections add')",
+                "replace the connection's secret ('toolbridge connections add'; when toolbridge.yaml "
+                "configures it with 'secret: env:…', change that variable and restart)",
             ) from exc
         if decision.action is Action.FAIL:
             raise exc
