@@ -36,6 +36,21 @@ def _read_key(proc: subprocess.Popen[str]) -> str:
     raise AssertionError("the server printed no key:\n" + "".join(lines))
 
 
+def _start(command: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def _ensure_stopped(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=patience(15))
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def _audited_tools(db: Path) -> list[str]:
     conn = sqlite3.connect(db)
     try:
@@ -62,14 +77,7 @@ def test_a_server_stopped_with_sigterm_leaves_every_row_in_the_database_file(tmp
         "--database",
         f"sqlite:///{db}",
     ]
-    proc = subprocess.Popen(
-        [*command, "--port", str(port), "--create-agent", "assistant"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
-    )
+    proc = _start([*command, "--port", str(port), "--create-agent", "assistant"], tmp_path)
     try:
         key = _read_key(proc)
         base = f"http://127.0.0.1:{port}"
@@ -92,11 +100,7 @@ def test_a_server_stopped_with_sigterm_leaves_every_row_in_the_database_file(tmp
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=patience(30)) == 0  # a clean stop, as on Ctrl-C
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=patience(15))
-        if proc.stdout is not None:
-            proc.stdout.close()
+        _ensure_stopped(proc)
     wal = db.with_name("tb.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0  # checkpointed: everything is in tb.db
     backup = tmp_path / "backup.db"
@@ -109,14 +113,7 @@ def test_a_worker_stopped_with_sigterm_closes_the_hub_and_exits_0(tmp_path: Path
     the WAL not checkpointed (found by an outside probe of upgrades: 300 KB left in w.db-wal)."""
     db = tmp_path / "tb.db"
     command = [sys.executable, "-m", "toolbridge", "--log-level", "info", "worker", "-c", str(EXAMPLE)]
-    proc = subprocess.Popen(
-        [*command, "--database", f"sqlite:///{db}"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
-    )
+    proc = _start([*command, "--database", f"sqlite:///{db}"], tmp_path)
     try:
         assert proc.stdout is not None
         lines = []
@@ -128,10 +125,6 @@ def test_a_worker_stopped_with_sigterm_closes_the_hub_and_exits_0(tmp_path: Path
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=patience(30)) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=patience(15))
-        if proc.stdout is not None:
-            proc.stdout.close()
+        _ensure_stopped(proc)
     wal = db.with_name("tb.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0
