@@ -53,7 +53,7 @@ def test_a_port_in_use_is_one_error_with_a_hint_before_any_banner_or_key(tmp_pat
     assert "tb_" not in result.stderr
 
 
-@pytest.mark.parametrize("command", ["serve", "mcp"])
+@pytest.mark.parametrize("command", ["serve", "mcp", "worker"])
 def test_no_config_is_an_error_saying_how_to_make_one(tmp_path: Path, command: str) -> None:
     result = toolbridge(command, cwd=tmp_path)
     assert_one_error(result, f"no toolbridge.yaml in {tmp_path}", "toolbridge init", "--config")

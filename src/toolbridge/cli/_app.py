@@ -254,10 +254,15 @@ def worker_command(
 ) -> None:
     """Retry queued writes (the outbox), deliver events and run pipelines until stopped; run beside
     `serve --no-worker`."""
+    from toolbridge.cli._startup import require_config
     from toolbridge.events._worker import delivery_worker
     from toolbridge.pipelines._worker import pipeline_worker
     from toolbridge.worker import OutboxWorker
 
+    try:  # without one it worked on an empty database of its own, silently (its servers' is elsewhere)
+        require_config(config)
+    except ToolbridgeError as exc:
+        _fail(exc)
     hub = _hub(config, database, redis=redis)
 
     async def main() -> int:
