@@ -8,9 +8,15 @@ import hmac
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx2
 import pytest
 from standardwebhooks.webhooks import Webhook
+
+from toolbridge import Hub
+from toolbridge.settings import parse_settings
+from toolbridge.surfaces.app import create_app
 
 from .conftest import GITHUB_SECRET, SW_SECRET, Env
 
@@ -132,3 +138,33 @@ async def test_a_delivery_id_over_255_characters_is_refused_not_cut(env: Env) ->
     assert await stored(env) == 0
     fits = await env.client.post("/hooks/github", content=PUSH, headers=github(PUSH, delivery="d" * 255))
     assert fits.status_code == 200 and await stored(env) == 1
+
+
+async def test_a_previous_secret_that_cannot_be_read_is_left_out_not_a_500_for_every_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/events.md's rotation: 'previous_secret: vault:…' kept after the old secret was deleted made
+    every delivery a 500 configuration_error, correctly signed ones too (found by an outside newcomer
+    probe). The current secret alone verifies; the one rotated out is logged as left out."""
+    monkeypatch.setenv("TB_TEST_GITHUB_SECRET", GITHUB_SECRET)
+    monkeypatch.delenv("TB_TEST_GITHUB_OLD", raising=False)
+    config = f"""
+server: {{database: "sqlite+aiosqlite:///{tmp_path}/tb.db"}}
+hooks:
+  github: {{verifier: github, secret: env:TB_TEST_GITHUB_SECRET, previous_secret: env:TB_TEST_GITHUB_OLD}}
+"""
+    hub = Hub.from_settings(parse_settings(config))
+    async with (
+        hub,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=create_app(hub, manage_hub=False)),
+            base_url="http://testserver",
+        ) as client,
+    ):
+        good = await client.post("/hooks/github", content=PUSH, headers=github(PUSH))
+        forged = await client.post(
+            "/hooks/github", content=PUSH, headers=github(PUSH, "d-2", secret="x" * 30)
+        )
+    assert good.status_code == 200, good.text
+    assert forged.status_code == 401
+    assert "previous secret env:TB_TEST_GITHUB_OLD is left out" in caplog.text

@@ -18,7 +18,14 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from toolbridge.errors import AuthenticationError, BadRequest, NotFound, PayloadTooLarge, StorageError
+from toolbridge.errors import (
+    AuthenticationError,
+    BadRequest,
+    ConfigurationError,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+)
 from toolbridge.events._deliveries import Deliveries
 from toolbridge.events._log import EventLog, Recorded
 from toolbridge.events._model import Event, EventFilter, NewEvent
@@ -150,7 +157,13 @@ class EventService:
     async def verifier(self, source: Source) -> Verifier:
         found = self._verifiers.get(source.name)
         if found is None:
-            keys = [(await self.resolve(ref)).reveal() for ref in source.secrets]
+            current, *previous = source.secrets
+            keys = [(await self.resolve(current)).reveal()]
+            for ref in previous:  # one being rotated out: without it, deliveries signed anew still pass
+                try:
+                    keys.append((await self.resolve(ref)).reveal())
+                except (ConfigurationError, NotFound) as exc:  # it made every delivery a 500, signed or not
+                    logger.warning("hook %s: its previous secret %s is left out: %s", source.name, ref, exc)
             found = self._verifiers[source.name] = source.make(keys)
         return found
 
