@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -52,3 +55,25 @@ def uvicorn_thread(
         if thread.is_alive():
             thread.join(timeout=patience(stop_timeout))
         sock.close()
+
+
+@contextmanager
+def module_server(module: str, port: int) -> Iterator[str]:
+    """``python -m module PORT`` from the checkout's root, an MCP server on 127.0.0.1:PORT; yields its URL
+    once it accepts connections, kills it on exit."""
+    root = Path(__file__).parents[1]
+    command = [sys.executable, "-m", module, str(port)]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + patience(30)
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, f"{module} did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=patience(1)).close()
+                break
+            except OSError:
+                time.sleep(0.1)  # bounded polling for readiness
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.kill()
+        process.wait(timeout=patience(10))

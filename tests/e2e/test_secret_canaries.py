@@ -38,7 +38,6 @@ import os
 import re
 import secrets
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -53,6 +52,7 @@ import pytest
 
 from tests._leaks import assert_absent, database_files, encoded, postgres_dump, postgres_wal
 from tests._patience import patience
+from tests._serving import module_server
 from tests.e2e.test_serve import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -124,21 +124,8 @@ class Upstream:
 def mcp_upstream() -> Iterator[str]:
     """tests/e2e/echo_mcp_server.py on a free port; yields its URL once it accepts connections."""
     port = free_port()
-    command = [sys.executable, "-m", "tests.e2e.echo_mcp_server", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + patience(30)
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "the MCP upstream did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=patience(1)).close()
-                break
-            except OSError:
-                time.sleep(0.1)  # bounded polling for readiness
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.kill()
-        process.wait(timeout=patience(10))
+    with module_server("tests.e2e.echo_mcp_server", port) as url:
+        yield url
 
 
 @contextmanager

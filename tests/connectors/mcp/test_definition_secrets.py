@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +22,7 @@ import pytest
 
 from tests._leaks import assert_absent, database_files, encoded
 from tests._patience import patience
+from tests._serving import module_server
 from toolbridge.assembly._hub import build_hub
 from toolbridge.connectors.mcp import McpConnector
 from toolbridge.credentials import Keyring, MasterKey, Material, Secret, StaticKeys
@@ -58,21 +56,8 @@ def echo_upstream() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "tests.connectors.mcp.definitions_echo_server", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + patience(30)
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "the MCP upstream did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=patience(1)).close()
-                break
-            except OSError:
-                time.sleep(0.1)  # bounded polling for readiness
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.kill()
-        process.wait(timeout=patience(10))
+    with module_server("tests.connectors.mcp.definitions_echo_server", port) as url:
+        yield url
 
 
 async def test_secrets_quoted_in_an_upstreams_definitions_are_masked_before_pinning_and_serving(
