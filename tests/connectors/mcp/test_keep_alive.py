@@ -117,9 +117,11 @@ async def test_a_call_after_the_server_idle_timeout_goes_on_a_fresh_connection(
             await peers.listening()
             assert await add(hub) == "5"
             clock.now += kept - 0.1  # idle for less than it is kept: reused
+            seen = peers.every_port()
             assert await add(hub) == "5"
-            first, second = peers.ports["tools/call"]
-            assert second == first
+            # (another request of the connector, such as a tools/list after the listen stream opened, may
+            # have been released last: any idle connection is reused, none is opened)
+            assert peers.ports["tools/call"][-1] in seen
             clock.now += server_keeps  # idle as long as the server keeps it: it may be closing it now
             seen = peers.every_port()
             assert await add(hub) == "5"
