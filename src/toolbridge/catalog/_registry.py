@@ -62,6 +62,9 @@ class Catalog:
         self._stopping = False
         self.search_mode: Mode = "fused"
         """``fused`` (BM25F and embeddings), ``bm25`` or ``semantic`` alone (for comparisons)."""
+        self.spelling = True
+        """Read misspelt query words as the catalog's (:mod:`~toolbridge.catalog._spelling`; False: as
+        written, for comparisons)."""
 
     def add(self, tool: Tool) -> None:
         if tool.name in self._tools:
@@ -99,7 +102,8 @@ class Catalog:
         self, query: str, *, limit: int = 10, keep: Callable[[Tool], bool] | None = None
     ) -> SearchResult:
         """The tools that best match ``query`` (:class:`SearchIndex`, rebuilt on first use after a change)."""
-        return self._index().search(query, limit=limit, keep=keep, mode=self.search_mode)
+        index = self._index()
+        return index.search(query, limit=limit, keep=keep, mode=self.search_mode, spelling=self.spelling)
 
     def connector_words(self, keep: Callable[[Tool], bool] | None = None) -> dict[str, list[str]]:
         """Connector → the words its tool names use most: what each connector covers, for a rephrase."""

@@ -17,6 +17,9 @@ verb, or an action verb) loses :data:`INTENT_PENALTY` of its fused score, and on
 of another kind than the query's first word (create, delete, read, update) :data:`ACTION_PENALTY`;
 without an embedder, or with ``mode="bm25"``, the BM25F ranking alone answers.
 
+Before any of that, a query's misspelt words ("mesage") are read as the catalog's ("message"), when the
+embedding model's vocabulary says they are no words (:mod:`~toolbridge.catalog._spelling`).
+
 A search also says whether its best hit is a good match: BM25F alone, when the hit covers at least
 :data:`GOOD_MATCH` of the query's weight (IDF of its terms); with embeddings, by that share and the hit's
 similarity to the query together (:func:`~toolbridge.catalog._rerank.good_match`). Otherwise the answer
@@ -31,17 +34,19 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from toolbridge.catalog import _rerank
 from toolbridge.catalog._rerank import described, described_text, identifiers, raw_words
+from toolbridge.catalog._spelling import Speller
 from toolbridge.catalog._tool import Tool
 from toolbridge.catalog._words import (
     action,
     compounds,
     intent,
     name_actions,
+    pieces,
     plural,
     plurals,
     synonyms,
@@ -126,6 +131,8 @@ class SearchResult:
     good: bool
     terms: tuple[str, ...]
     """The query's own search terms (after stop words and stemming); empty for an empty query."""
+    read_as: Mapping[str, str] = field(default_factory=dict)
+    """Misspelt words of the query and the words they were read as (:mod:`~toolbridge.catalog._spelling`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +187,15 @@ def _fields(tool: Tool) -> dict[str, list[str]]:
     }
 
 
+def _headline(tool: Tool) -> set[str]:
+    """The words (as written, lower-cased) a misspelt query word may be read as: those of the tool's name,
+    title, summary, parameter names, tags and connector (:mod:`~toolbridge.catalog._spelling`)."""
+    props = tool.input_schema.get("properties")
+    text = [tool.operation, tool.title or "", tool.description.strip().split("\n", 1)[0], tool.connector]
+    text += [*props] if isinstance(props, Mapping) else []
+    return set(pieces(" ".join([*text, *tool.tags])))
+
+
 class SearchIndex:
     """An immutable BM25F index over ``tools``; build a new one when the catalog changes."""
 
@@ -209,6 +225,9 @@ class SearchIndex:
                 holders, saturated = self._postings.setdefault(term, ([], []))
                 holders.append(i)
                 saturated.append(tf / (K1 + tf))
+        self._speller = Speller(
+            Counter(w for t in self._tools for w in _headline(t)), self._postings.__contains__
+        )
         self._named: dict[str, list[int]] = {}
         """Term → the tools whose name holds it."""
         for i, name in enumerate(self._names):
@@ -255,11 +274,17 @@ class SearchIndex:
         limit: int = 10,
         keep: Callable[[Tool], bool] | None = None,
         mode: Mode = "fused",
+        spelling: bool = True,
     ) -> SearchResult:
-        """The ``limit`` best tools for ``query`` among those ``keep`` accepts (all when None)."""
-        own = tuple(dict.fromkeys(terms(query)))
+        """The ``limit`` best tools for ``query`` among those ``keep`` accepts (all when None); with
+        ``spelling`` and the embedding model, its misspelt words read as the catalog's
+        (:mod:`~toolbridge.catalog._spelling`)."""
         if not self._tools:  # nothing to rank (its similarity would be an empty array)
-            return SearchResult([], False, own)
+            return SearchResult([], False, tuple(dict.fromkeys(terms(query))))
+        read_as: dict[str, str] = {}
+        if spelling and self._embedder is not None:
+            query, read_as = self._speller.read(query, self._embedder.words)
+        own = tuple(dict.fromkeys(terms(query)))
         scores = self._bm25(query, own)
         keeps = self._keeps(keep)
         vectors, embedder = self._vectors, self._embedder
@@ -267,7 +292,7 @@ class SearchIndex:
             kept = self._best(scores, own, limit, keeps)
             hits = [SearchHit(self._tools[i], round(scores[i], 3)) for i in kept]
             good = bool(kept) and self._coverage(described(query, own), kept[0]) >= GOOD_MATCH
-            return SearchResult(hits, good, own)
+            return SearchResult(hits, good, own, read_as)
         import numpy as np
 
         # einsum, not ``@``: a matrix-vector product goes to OpenBLAS's threads, 13 ms instead of 0.1 on
@@ -287,7 +312,7 @@ class SearchIndex:
         good = bool(kept) and _rerank.good_match(
             self._signals(described(query, own), kept[0], float(similarity[kept[0]]))
         )
-        return SearchResult(hits, good, own)
+        return SearchResult(hits, good, own, read_as)
 
     def match_signals(self, query: str, tool: Tool) -> tuple[float, ...]:
         """What decides whether ``tool``, a search's best hit for ``query``, is a good match: its
@@ -558,11 +583,11 @@ def _fuse(lexical: list[int], semantic: list[int]) -> dict[int, float]:
 def _weighted_tf(doc: Mapping[str, list[str]], averages: Mapping[str, float]) -> dict[str, float]:
     """BM25F's pseudo term frequency: each field's count, length-normalised and weighted, summed."""
     total: dict[str, float] = {}
-    for field, words in doc.items():
+    for part, words in doc.items():
         if not words:
             continue
-        weight, b = _FIELDS[field]
-        norm = 1 - b + b * len(words) / (averages[field] or 1.0)
+        weight, b = _FIELDS[part]
+        norm = 1 - b + b * len(words) / (averages[part] or 1.0)
         for term, count in Counter(words).items():
             total[term] = total.get(term, 0.0) + weight * count / norm
     return total

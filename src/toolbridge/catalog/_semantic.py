@@ -18,7 +18,7 @@ import functools
 import hashlib
 import importlib.metadata
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,12 @@ class Embedder:
         self._tokenizer = WordPiece(tokenizer_path, max_length=MAX_TOKENS)
         self._recent = functools.lru_cache(maxsize=QUERY_CACHE)(self._embed_one)
         release_freed_memory()  # loading the graph's peak, freed but kept by the C allocator
+
+    @property
+    def words(self) -> Container[str]:
+        """The words the model knows whole ("marketing", not "markeeing"), as the search's spelling
+        reads them (:mod:`~toolbridge.catalog._spelling`)."""
+        return self._tokenizer.vocabulary
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One row per text, each text embedded alone, as a query is: the int8 model scales its

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Container
 from pathlib import Path
 
 __all__ = ["WordPiece"]
@@ -37,6 +38,11 @@ class WordPiece:
         """Tokens matched as they are written (``[SEP]``) before normalisation, as ``tokenizers`` does."""
         alternatives = "|".join(map(re.escape, self._special))
         self._split = re.compile(f"({alternatives})") if self._special else None
+
+    @property
+    def vocabulary(self) -> Container[str]:
+        """The model's pieces: whole (lower-cased) words and ``##`` continuations."""
+        return self._vocab
 
     def ids(self, text: str) -> list[int]:
         pieces: list[int] = []

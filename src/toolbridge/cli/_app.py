@@ -476,6 +476,8 @@ def tools_search(
     if as_json:
         print(json.dumps(answer, ensure_ascii=False))
         return
+    for written, read in answer.get("read_as", {}).items():
+        err.print(f"[dim]read {written!r} as {read!r}[/]", highlight=False)
     rows = [{**t, "access": "read" if t["read_only"] else "write"} for t in answer["tools"]]
     show(
         out, rows, {"score": "score", "name": "name", "access": "access", "summary": "summary"}, as_json=False

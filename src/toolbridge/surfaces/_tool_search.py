@@ -34,7 +34,8 @@ def search_document(
     also ``good_match: false``, a ``hint`` on how to rephrase and the ``connectors`` the caller can use,
     each with its one-line description and the words its tool names use most. A search within one
     ``connector`` that matches nothing well lists that connector's other tools after its hits (score 0),
-    up to ``limit``, so that following the hint to pick a connector shows what it has."""
+    up to ``limit``, so that following the hint to pick a connector shows what it has. Words of the
+    query read as others (a misspelt "mesage" as "message") are in ``read_as``."""
     query = query.strip()
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidArguments(
@@ -48,6 +49,8 @@ def search_document(
     where = tool_filter(connector, read_only, tags)
     found = hub.search_tools(principal, query, limit=limit, where=where)
     answer: dict[str, Any] = {"tools": [_entry(hit.tool, hit.score) for hit in found.hits]}
+    if found.read_as:  # misspelt words, and what they were read as
+        answer["read_as"] = dict(found.read_as)
     if found.good:
         return answer
     keep = hub.visible_to(principal, where)
