@@ -147,14 +147,19 @@ COMMENT_DOC = openapi(
         ("delete_comment", {"owner": ".", "repo": "r", "id": "7"}, "owner"),
         ("pair", {"a": ".", "b": "."}, "a"),
         ("tag", {"t": ""}, "t"),
+        ("delete_comment", {"owner": "o", "repo": "", "id": "7"}, "repo"),
+        ("delete_comment", {"owner": "o", "repo": "r", "id": ""}, "id"),
+        ("pair", {"a": "", "b": ""}, "a"),
     ],
 )
-async def test_a_path_argument_that_makes_a_dot_segment_is_refused(
+async def test_a_path_argument_that_makes_a_dot_or_empty_segment_is_refused(
     tool: str, arguments: dict[str, Any], refused: str
 ) -> None:
     """URL normalization drops a ``.`` or ``..`` segment with the one before it: ``id='..'`` sent
     ``DELETE /repos/o/r/comments/..`` as ``DELETE /repos/o/r``, the repository (found by an outside probe
-    of GitHub's document: ``repo='.'`` reached ``POST /repos/{owner}/labels``, which prism did not know)."""
+    of GitHub's document: ``repo='.'`` reached ``POST /repos/{owner}/labels``, which prism did not know).
+    An empty value leaves an empty segment: ``/repos//labels``, merged into ``/repos/labels`` by many
+    servers (found by the same probe)."""
     upstream = Upstream()
     with pytest.raises(InvalidArguments) as caught:
         await call(COMMENT_DOC, tool, arguments, upstream)
@@ -524,3 +529,13 @@ async def test_one_call_can_ask_for_fewer_pages() -> None:
         ).value["items"] == [1, 2, 3, 4]
         assert (await hub.call(Principal.local(), "api.list", {"max_pages": 2})).value["items"] == [1, 2]
     assert "max_pages" not in str(upstream.last.url)
+
+
+async def test_an_empty_path_argument_is_refused_with_what_to_send() -> None:
+    with pytest.raises(InvalidArguments) as caught:
+        await call(COMMENT_DOC, "delete_comment", {"owner": "o", "repo": "", "id": "7"}, Upstream())
+    assert str(caught.value) == (
+        "api.delete_comment: 'repo' would make the URL path segment empty, which addresses another "
+        "resource (DELETE /repos/{owner}/{repo}/comments/{id}) (give 'repo' a value: "
+        "/repos/{owner}/{repo}/comments/{id} needs each part)"
+    )

@@ -72,27 +72,34 @@ def _path(operation: Operation, arguments: Mapping[str, Any]) -> str:
     for fixed in operation.fixed:
         if fixed.location == "path":
             path = path.replace("{" + fixed.name + "}", fixed.value)
-    if "." in path:
-        _refuse_dot_segments(operation, path)
+    _refuse_lost_segments(operation, path)
     return path
 
 
-def _refuse_dot_segments(operation: Operation, path: str) -> None:
+def _refuse_lost_segments(operation: Operation, path: str) -> None:
     """A value that makes a whole segment ``.`` or ``..`` is removed with the segment before it when the
     URL is normalized (RFC 3986 §5.2.4; httpx2 does it), so the call would go to another resource:
     ``DELETE /repos/{owner}/{repo}/comments/{id}`` with id ``..`` deletes ``/repos/{owner}/{repo}``.
-    Percent-encoding the dots is no cure (many servers decode before they normalize): refuse. Values
-    never add segments (``/`` is encoded), so the path's segments line up with the template's."""
+    Percent-encoding the dots is no cure (many servers decode before they normalize): refuse. So is an
+    empty value that leaves an empty segment: ``/repos//labels`` is merged into ``/repos/labels`` by
+    many servers and proxies, or answered for another route. Values never add segments (``/`` is
+    encoded), so the path's segments line up with the template's."""
     for template, segment in zip(operation.path.split("/"), path.split("/"), strict=False):
-        if segment in (".", "..") and template != segment:
+        if segment in ("", ".", "..") and template != segment:
             names = [p for p in operation.parameters if p.location == "path" and f"{{{p.name}}}" in template]
             args = [p.arg for p in names] or [template]
+            if segment:
+                what, why = f"{segment!r}, which addresses", "'.' and '..' are not values of a path segment"
+                hint = "give the identifier itself: '.' and '..' name no resource here"
+            else:
+                what, why = "empty, which addresses", "an empty string leaves its URL path segment empty"
+                hint = f"give {' and '.join(map(repr, args))} a value: {operation.path} needs each part"
             raise InvalidArguments(
                 f"{operation.tool}: {' and '.join(map(repr, args))} would make the URL path segment "
-                f"{segment!r}, which addresses another resource ({operation.method} {operation.path})",
-                errors=[{"field": a, "error": "'.' and '..' are not values of a path segment"} for a in args],
+                f"{what} another resource ({operation.method} {operation.path})",
+                errors=[{"field": a, "error": why} for a in args],
                 tool=operation.tool,
-                hint="give the identifier itself: '.' and '..' name no resource here",
+                hint=hint,
             )
 
 
