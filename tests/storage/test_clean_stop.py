@@ -3,6 +3,7 @@ database whole in its file: a real server process, a real SQLite file."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -128,3 +129,37 @@ def test_a_worker_stopped_with_sigterm_closes_the_hub_and_exits_0(tmp_path: Path
         _ensure_stopped(proc)
     wal = db.with_name("tb.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_mcp_over_stdio_stopped_with_sigterm_closes_the_hub_and_exits_0(tmp_path: Path) -> None:
+    """`toolbridge mcp` ended at once on SIGTERM (143; MCP clients send it when closing stdin is not
+    enough): the hub never closed, a read's audit row still queued was lost and the WAL was left. The SDK
+    read stdin in a worker thread that a cancellation waited for, until the client's next line."""
+    db = tmp_path / "tb.db"
+    command = [sys.executable, "-m", "toolbridge", "mcp", "-c", str(EXAMPLE), "--database", f"sqlite:///{db}"]
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    call = {"name": "util.calculate", "arguments": {"expression": "6*7"}}
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call},
+    ]
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        proc.stdin.flush()  # stdin stays open, as a client's does until it stops the server
+        answers = [json.loads(proc.stdout.readline() or "null") for _ in range(2)]  # bounded by the kill
+        assert answers[1]["id"] == 2 and answers[1]["result"]["content"][0]["text"] == "42.0"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=patience(30)) == 0
+    finally:
+        _ensure_stopped(proc)
+        if proc.stdin is not None:
+            proc.stdin.close()
+    wal = db.with_name("tb.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    assert _audited_tools(db) == ["util.calculate"]

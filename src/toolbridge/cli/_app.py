@@ -332,7 +332,8 @@ def mcp(
         ),
     ] = None,
 ) -> None:
-    """Serve MCP over stdio (for desktop clients such as Claude Desktop)."""
+    """Serve MCP over stdio (for desktop clients such as Claude Desktop). Stops when stdin closes, or on
+    SIGTERM (after closing the hub: queued audit rows written)."""
     from toolbridge.cli._credentials import master_keys
     from toolbridge.cli._startup import require_config, state_note
     from toolbridge.hub import Hub
@@ -349,7 +350,10 @@ def mcp(
         async with Hub.from_settings(settings, keys=master_keys()) as hub:
             principal = await hub.authenticate(key) if key else Principal.local()
             err.print(state_note(settings, hub), highlight=False)  # stderr: stdout is the protocol's
-            await serve_stdio(hub, principal)
+            async with anyio.create_task_group() as tg:  # until stdin closes, or SIGTERM
+                await tg.start(_stop_on_sigterm, tg.cancel_scope)
+                await serve_stdio(hub, principal)
+                tg.cancel_scope.cancel()
 
     _run(main)
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import mcp_types as types
 import pydantic
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -20,6 +25,8 @@ from toolbridge.surfaces.mcp._server import build_server
 from toolbridge.surfaces.mcp._wire import RequestIds
 
 if TYPE_CHECKING:
+    from anyio import AsyncFile
+
     from toolbridge import Hub, Principal
 
 __all__ = ["serve_stdio"]
@@ -42,12 +49,64 @@ async def serve_stdio(hub: Hub, principal: Principal) -> None:
         if not hub.running:
             await stack.enter_async_context(hub)
         await stack.enter_async_context(notifier.running())
-        lines, write_stream = await stack.enter_async_context(stdio_server())
+        stdin = await stack.enter_async_context(_stdin_lines())
+        # (the SDK reads anything that iterates like its async file, and leaves fd 0 to _stdin_lines)
+        lines, write_stream = await stack.enter_async_context(stdio_server(cast("AsyncFile[str]", stdin)))
         read_stream = await stack.enter_async_context(_answering_bad_lines(lines, write_stream))
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 Incoming = SessionMessage | Exception
+
+
+class _Lines:
+    """The lines a daemon thread reads from ``fd``, as an async iterator: a read that only the client's
+    next line or EOF ends holds no task and no anyio worker thread, so a cancellation (SIGTERM) stops
+    the server at once and the process exits with the thread still blocked. (The SDK reads stdin in
+    anyio's worker threads: a cancellation waited for the client's next line, and the process for the
+    thread.)"""
+
+    def __init__(self, fd: int) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[str](0)
+        self._token = anyio.lowlevel.current_token()
+        threading.Thread(target=self._read, args=(fd,), name="toolbridge stdin", daemon=True).start()
+
+    def _read(self, fd: int) -> None:
+        try:
+            with open(fd, encoding="utf-8", errors="replace", closefd=False) as source:
+                for line in source:
+                    anyio.from_thread.run(self._send.send, line, token=self._token)
+            anyio.from_thread.run_sync(self._send.close, token=self._token)
+        except (anyio.BrokenResourceError, RuntimeError):
+            return  # the server stopped reading (closed, or its event loop is gone)
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        self._receive.close()
+
+
+@asynccontextmanager
+async def _stdin_lines() -> AsyncIterator[_Lines]:
+    """stdin's lines (:class:`_Lines`); meanwhile fd 0 points at the null device, as the SDK does, so
+    that tools and child processes read EOF, not the protocol. fd 0 is restored on exit."""
+    wire = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    lines = _Lines(wire)
+    try:
+        yield lines
+    finally:
+        lines.close()
+        os.dup2(wire, 0)  # (wire stays open: the thread may still be reading it)
 
 
 @asynccontextmanager
