@@ -8,7 +8,7 @@ import jsonschema
 
 from toolbridge.catalog import check_tool_name
 from toolbridge.errors import ConfigurationError
-from toolbridge.router._mapping import Argument, ArgumentMapping
+from toolbridge.router._mapping import Argument, ArgumentMapping, ResultMapping
 from toolbridge.router._model import Capability, Provider
 from toolbridge.router._router import ROUTER_POLICY, Router
 from toolbridge.router._settings import CapabilitySettings, ProviderSettings
@@ -45,6 +45,8 @@ def _capability(name: str, config: CapabilitySettings, locate: _Locate) -> Capab
     except ConfigurationError as exc:
         raise locate(loc, f"{name!r} cannot name a tool: {exc.message}", exc.hint) from None
     _check_schema(config.input, (*loc, "input"), locate)
+    if config.output is not None:
+        _check_schema(config.output, (*loc, "output"), locate)
     providers = [_provider(p, (*loc, "providers", i), locate) for i, p in enumerate(config.providers)]
     try:
         return Capability(
@@ -54,6 +56,7 @@ def _capability(name: str, config: CapabilitySettings, locate: _Locate) -> Capab
             providers=tuple(providers),
             choice=config.choice,
             title=config.title,
+            output_schema=config.output,
             loc=loc,
         )
     except ConfigurationError as exc:
@@ -69,12 +72,21 @@ def _provider(config: ProviderSettings, loc: tuple[str | int, ...], locate: _Loc
             except ConfigurationError as exc:
                 raise locate((*loc, "arguments", argument), exc.message, exc.hint) from None
         mapping = ArgumentMapping(config.arguments)
-    return Provider(config.tool, mapping, config.weight)
+    result = None
+    if config.result is not None:
+        try:
+            result = ResultMapping(config.result)
+        except ConfigurationError as exc:
+            raise locate((*loc, "result"), exc.message, exc.hint) from None
+    return Provider(config.tool, mapping, config.weight, result)
 
 
 def _check_schema(schema: dict[str, object], loc: tuple[str | int, ...], locate: _Locate) -> None:
     if schema.get("type") != "object":
-        raise locate(loc, "the input schema must have type 'object'", "write input: {type: object, ...}")
+        what = loc[-1]  # input or output (MCP requires an object for both)
+        raise locate(
+            loc, f"the {what} schema must have type 'object'", f"write {what}: {{type: object, ...}}"
+        )
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)

@@ -40,12 +40,15 @@ def capability_documents(hub: Hub, router: Router, tools: list[str], *, detail: 
             "read_only": entry.annotations.read_only,
             "input_schema": dict(capability.input_schema),
         }
+        if capability.output_schema is not None:
+            doc["output_schema"] = dict(capability.output_schema)
         if detail:
             doc["providers"] = [
                 {
                     "tool": p.tool,
                     "weight": p.weight,
                     "arguments": capability.mapping(p).sources(),
+                    **({"result": p.result.source} if p.result is not None else {}),
                     "breaker": hub.resilience.state(p.tool.partition(".")[0]).breaker.state.value,
                 }
                 for p in capability.providers

@@ -17,11 +17,13 @@ from typing import Any
 from toolbridge._template import Template, compile_template, whole_expression
 from toolbridge.errors import ConfigurationError
 
-__all__ = ["ArgumentMapping", "Argument"]
+__all__ = ["OUTPUT", "Argument", "ArgumentMapping", "ResultMapping"]
 
 Path = tuple[str, ...]
 ROOT = "input"
 """The name the capability's input has in expressions."""
+OUTPUT = "output"
+"""The name a provider's result has in its ``result`` mapping's expressions."""
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
 
 
@@ -86,6 +88,29 @@ class ArgumentMapping:
 
     def __iter__(self) -> Iterator[Argument]:
         return iter(self.arguments.values())
+
+
+class ResultMapping:
+    """A provider's ``result``: the capability's answer computed from the provider's result (``output``);
+    members of an object that come out ``null`` are left out, as arguments are."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.template: Template = compile_template(source)
+        for _, expression in self.template.expressions():
+            for reference in expression.references():
+                if reference.path[:1] != (OUTPUT,):
+                    raise ConfigurationError(
+                        f"'${{{expression.source}}}' reads {reference.path[0]!r}: a result mapping sees "
+                        "only the provider's result, named output",
+                        hint="name it output: ${output.id}, ${output.items[0].name}",
+                    )
+
+    def apply(self, result: Any) -> Any:
+        value = self.template.render({OUTPUT: result})
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if v is not None}
+        return value
 
 
 def _quote_field(name: str) -> str:

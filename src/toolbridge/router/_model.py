@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from toolbridge.errors import ConfigurationError
-from toolbridge.router._mapping import ArgumentMapping
+from toolbridge.router._mapping import ArgumentMapping, ResultMapping
 
 __all__ = ["Capability", "Choice", "Provider"]
 
@@ -25,6 +25,8 @@ class Provider:
     arguments: ArgumentMapping | None = None
     """None: the capability's input fields are passed on under their own names."""
     weight: float = 1.0
+    result: ResultMapping | None = None
+    """How its result becomes the capability's (None: as it is)."""
 
     def __post_init__(self) -> None:
         if not self.weight > 0:
@@ -44,6 +46,8 @@ class Capability:
     providers: tuple[Provider, ...]
     choice: Choice = "ordered"
     title: str | None = None
+    output_schema: Mapping[str, Any] | None = None
+    """What the capability answers, whichever provider served it (None: not declared)."""
     loc: tuple[str | int, ...] = field(default=(), compare=False)
     """Where it was declared (``("capabilities", "store_file")``), to locate load-time errors."""
 
@@ -58,6 +62,13 @@ class Capability:
                 hint="declare input: {type: object, properties: {...}}",
             )
         object.__setattr__(self, "input_schema", MappingProxyType(dict(self.input_schema)))
+        if self.output_schema is not None:
+            if self.output_schema.get("type") != "object":
+                raise ConfigurationError(
+                    f"capability {self.name!r}: its output schema must have type 'object'",
+                    hint="declare output: {type: object, properties: {...}} (MCP requires an object)",
+                )
+            object.__setattr__(self, "output_schema", MappingProxyType(dict(self.output_schema)))
 
     def mapping(self, provider: Provider) -> ArgumentMapping:
         """``provider``'s mapping (the identity over the input's fields when it declares none)."""

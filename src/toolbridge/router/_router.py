@@ -18,6 +18,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import jsonschema
+
 from toolbridge._shape import Shaped
 from toolbridge.catalog import Tool, ToolAnnotations
 from toolbridge.errors import (
@@ -115,6 +117,8 @@ class Router:
                 raise ConfigurationError(f"two capabilities are named {capability.name!r}")
             self._by_tool[tool] = capability
         self._turns = {tool: itertools.count() for tool in self._by_tool}
+        self._checkers: dict[str, jsonschema.protocols.Validator] = {}
+        """Capability name → the validator of its output schema, made on first use."""
 
     @property
     def name(self) -> str:
@@ -190,8 +194,39 @@ class Router:
                     raise
                 skipped.append((provider, exc))
                 continue
-            return Shaped(result.text, result.size) if result.truncated else result.value
+            if provider.result is None and capability.output_schema is None:
+                return Shaped(result.text, result.size) if result.truncated else result.value
+            return self._shaped(capability, provider, result.value)
         raise _none_available(tool.name, skipped)
+
+    def _shaped(self, capability: Capability, provider: Provider, value: Any) -> Any:
+        """``provider``'s result as the capability answers it: through its ``result`` mapping, and
+        fitting the capability's output schema. One that does not fit is the configuration's mistake,
+        told as such: the call was done, and must not be made again."""
+        shaped = value if provider.result is None else provider.result.apply(value)
+        if capability.output_schema is None:
+            return shaped
+        error = jsonschema.exceptions.best_match(self._output_checker(capability).iter_errors(shaped))
+        if error is None:
+            return shaped
+        where = "".join(f"[{p!r}]" for p in error.absolute_path) or "the result"
+        index = capability.providers.index(provider)
+        mapped = f" as providers.{index}.result maps it" if provider.result is not None else ""
+        raise ConfigurationError(
+            f"capability.{capability.name}: {provider.tool} did the call, but its result{mapped} does not "
+            f"fit the capability's output schema: {where}: {error.message}",
+            hint="the call was done: do not make it again; the operator must fix "
+            f"capabilities.{capability.name}.providers.{index}.result (or the output schema) in "
+            "toolbridge.yaml",
+        )
+
+    def _output_checker(self, capability: Capability) -> jsonschema.protocols.Validator:
+        checker = self._checkers.get(capability.name)
+        if checker is None:
+            schema = capability.output_schema or {}
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+            checker = self._checkers[capability.name] = cls(schema)
+        return checker
 
     def _share(self, invocation: Invocation, left: int) -> float | None:
         """A provider's time: an equal share of what is left of the capability's deadline among the
@@ -232,6 +267,7 @@ class Router:
             connector=self._name,
             description=capability.description,
             input_schema=capability.input_schema,
+            output_schema=capability.output_schema,
             annotations=self._annotations(capability),
             title=capability.title,
         )

@@ -24,6 +24,10 @@ class ProviderSettings(_Model):
     fields are passed on under their own names."""
     weight: Annotated[float, Field(gt=0)] = 1.0
     """Share of first tries under ``choice: weighted``."""
+    result: Any = None
+    """What the capability answers when this provider served it, in the same template syntax over the
+    provider's result, named ``output``: ``{id: "${output.ts}", where: slack}``. Omitted: the provider's
+    result as it is."""
 
 
 class CapabilitySettings(_Model):
@@ -33,6 +37,9 @@ class CapabilitySettings(_Model):
     title: str | None = None
     input: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
     """The capability's input JSON Schema (an object schema): what agents send."""
+    output: dict[str, Any] | None = None
+    """The JSON Schema of what the capability answers (its tool's output schema): each provider's result,
+    after its ``result`` mapping, must fit it. Omitted: no output schema."""
     choice: Literal["ordered", "weighted", "round_robin"] = "ordered"
     """Which provider is tried first: the listed order, by ``weight``, or each in turn."""
     providers: Annotated[list[ProviderSettings], Field(min_length=1)]
