@@ -69,7 +69,7 @@ class Client:
     ) -> dict[str, Any]:
         """The tools best matching ``query``, as ``GET /v1/tools?q=`` answers: ``tools`` (name, summary,
         score, read_only), best first, and ``good_match: false`` with a ``hint`` and the ``connectors``
-        when none matches well."""
+        when none matches well; ``read_as`` when misspelt words were read as others."""
         params: dict[str, str | int | list[str]] = {"q": query, "limit": limit}
         if tags:
             params["tags"] = list(tags)
