@@ -93,14 +93,27 @@ class OutboxWorker:
         if not items:
             return 0
         self._held = {item.id: item for item in items}
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._heartbeat)
-            for item in items:
-                if item.id in self._held and await self._still_mine(item):
-                    await self._process(item)
-                self._held.pop(item.id, None)
-            tg.cancel_scope.cancel()
+        untried = dict(self._held)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._heartbeat)
+                for item in items:
+                    del untried[item.id]  # from here on it may reach the upstream
+                    if item.id in self._held and await self._still_mine(item):
+                        await self._process(item)
+                    self._held.pop(item.id, None)
+                tg.cancel_scope.cancel()
+        finally:
+            if untried:  # stopped (SIGTERM) before their turn: due again now, not when the lease ends
+                await self._release(list(untried.values()))
         return len(items)
+
+    async def _release(self, items: list[OutboxItem]) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            try:
+                await self._hub.outbox.release(items)
+            except StorageError as exc:  # their leases end on their own
+                logger.warning("outbox worker: could not give back %d leases: %s", len(items), exc)
 
     async def _heartbeat(self) -> None:
         interval = self._hub.outbox.lease / 3

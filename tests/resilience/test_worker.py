@@ -275,3 +275,40 @@ async def test_the_heartbeat_keeps_a_long_items_lease(sqlite_url: str, fake_time
 
 async def _append(into: list[int], count: Callable[[], Awaitable[int]]) -> None:
     into.append(await count())
+
+
+async def test_a_stopped_worker_gives_back_the_items_it_had_not_tried(
+    database_url: str, fake_time: FakeTime
+) -> None:
+    """A worker stopped (SIGTERM) mid-batch kept every claimed item's 120 s lease: writes it never tried
+    waited two minutes for another worker. Now those are due again at once, their attempt not counted;
+    the one in flight keeps its lease (it may have reached the upstream)."""
+    clock = Clock()
+    hub, _ = queue_hub(database_url, fake_time)
+    hub.outbox = Outbox(hub.database, lease=120, clock=clock, base_delay=0)
+    started = anyio.Event()
+
+    @hub.tool(connector="slow")
+    async def slow(op: str, invocation: Invocation) -> str:
+        started.set()
+        await anyio.sleep_forever()  # in flight when the worker stops
+        return op
+
+    async with hub:
+        for op in ("first", "second", "third"):  # due one after the other: claimed in this order
+            await hub.outbox.enqueue("local:local", "slow.slow", {"op": op}, None, UpstreamBusy("busy"))
+            clock.now += dt.timedelta(milliseconds=1)
+        clock.now += dt.timedelta(seconds=1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(OutboxWorker(hub, batch=3).run_once)
+            with anyio.fail_after(patience(30)):
+                await started.wait()
+            tg.cancel_scope.cancel()
+        items = {i.arguments["op"]: i for i in await hub.outbox.items()}
+        again = await hub.outbox.claim_due(10, owner="next")
+    assert items["first"].state == "running" and items["first"].lease_token is not None
+    assert [(items[o].state, items[o].attempts, items[o].lease_token) for o in ("second", "third")] == [
+        ("queued", 0, None),
+        ("queued", 0, None),
+    ]
+    assert sorted(i.arguments["op"] for i in again) == ["second", "third"]  # due for the next worker now

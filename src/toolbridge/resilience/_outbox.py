@@ -239,6 +239,22 @@ class Outbox:
             next_attempt_at=self._now() + self._park,
         )
 
+    async def release(self, items: Iterable[OutboxItem]) -> None:
+        """Give back the leases of claimed ``items`` that were never attempted (a worker stopping): due
+        again at once for any worker, their claim's attempt not counted."""
+        now = self._now()
+        async with self._db.transaction() as conn:
+            for item in items:
+                await conn.execute(
+                    self._mine(item).values(
+                        state="queued",
+                        attempts=item.attempts - 1,
+                        lease_until=None,
+                        lease_token=None,
+                        updated_at=now,
+                    )
+                )
+
     async def fail(self, item: OutboxItem, error: ToolbridgeError) -> bool:
         return await self._settle(item, state="failed", last_error=problem(error))
 
