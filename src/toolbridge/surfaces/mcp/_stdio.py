@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -93,11 +93,20 @@ class _Lines:
         self._receive.close()
 
 
+def _copy_of_stdin() -> int:
+    """A descriptor of stdin's pipe above the standard three, not inherited by child processes."""
+    if sys.platform == "win32":
+        return os.dup(0)  # (not inheritable)
+    import fcntl
+
+    return fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+
+
 @asynccontextmanager
 async def _stdin_lines() -> AsyncIterator[_Lines]:
     """stdin's lines (:class:`_Lines`); meanwhile fd 0 points at the null device, as the SDK does, so
     that tools and child processes read EOF, not the protocol. fd 0 is restored on exit."""
-    wire = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    wire = _copy_of_stdin()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
