@@ -1,9 +1,11 @@
 """Idempotency keys on the wire: the header a call's key travels in, for one operation.
 
 The operation's own declared header wins (a header parameter named ``Idempotency-Key``,
-``X-Idempotency-Key``, ``Idempotency-Token`` …); otherwise the connector's ``idempotency_header`` setting
-(``Idempotency-Key`` by default, None for "this upstream takes no keys"). A key the agent passed itself
-as that header's argument is left as it is.
+``X-Idempotency-Key``, ``Idempotency-Token`` …) over the connector's ``idempotency_header`` setting
+(``Idempotency-Key`` by default), which carries the key of operations that declare none. The setting None
+(``idempotency_header: none``) means "this upstream takes no keys" and wins over the document: an upstream
+that declares a key header and ignores it would apply twice a write retried with the key. A key the agent
+passed itself as that header's argument is left as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ def declared_key_header(operation: Operation) -> str | None:
 
 
 def key_header(operation: Operation, configured: str | None) -> str | None:
-    """The header a call's key is sent in: the declared one, else the configured one (None: not sent)."""
+    """The header a call's key is sent in: the declared one, else the configured one; None when the connector
+    is configured to send no keys (whatever the document declares) or nothing names a header."""
+    if configured is None:
+        return None
     return declared_key_header(operation) or configured
 
 

@@ -1,0 +1,64 @@
+"""What an agent is told about a write whose answer the upstream lost or botched, over real HTTP: a
+``toolbridge serve`` process in front of a scripted upstream (found by an outside chaos check, where an
+upstream process injected resets, 5xx after the effect and hangs into several thousand writes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests._patience import patience
+from tests.e2e.test_serve import Server, serving
+from toolbridge.testing import Reply, Upstream, running_upstream
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+def document(key_header: str | None) -> dict[str, Any]:
+    parameters = [{"name": key_header, "in": "header", "schema": {"type": "string"}}] if key_header else []
+    create = {
+        "operationId": "createOrder",
+        "parameters": parameters,
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {"201": {"description": "created"}},
+    }
+    info = {"title": "t", "version": "1"}
+    return {"openapi": "3.0.3", "info": info, "paths": {"/orders": {"post": create}}}
+
+
+def configure(folder: Path, upstream: Upstream, doc: dict[str, Any], extra: str = "") -> Path:
+    (folder / "shop.json").write_text(json.dumps(doc))
+    config = folder / "toolbridge.yaml"
+    config.write_text(
+        "connectors:\n  shop:\n    kind: openapi\n    spec: shop.json\n"
+        f"    base_url: {upstream.url}\n    allow_hosts: ['127.0.0.1:{upstream.port}']\n{extra}"
+        "agents:\n  assistant: {scopes: ['*']}\n"
+    )
+    return config
+
+
+async def create_order(server: Server, key: str | None = None) -> httpx2.Response:
+    headers = {"Authorization": f"Bearer {server.key}", **({"Idempotency-Key": key} if key else {})}
+    async with httpx2.AsyncClient(trust_env=False, timeout=patience(30)) as http:
+        return await http.post(
+            f"{server.base}/v1/tools/shop.create_order/call",
+            json={"arguments": {"body": {"item": "book"}}},
+            headers=headers,
+        )
+
+
+async def test_idempotency_header_none_wins_over_the_header_the_document_declares(tmp_path: Path) -> None:
+    """The operator says the upstream ignores keys (its document declares Idempotency-Key anyway): a keyed
+    write whose answer is lost must not be sent again with a key the upstream would not honour."""
+    async with running_upstream() as upstream:
+        upstream.then(Reply(reset=True))  # applied, then the answer is lost
+        config = configure(tmp_path, upstream, document("Idempotency-Key"), "    idempotency_header: none\n")
+        with serving(config, tmp_path) as server:
+            answer = await create_order(server, key="order-1")
+    assert answer.status_code == 504 and answer.json()["code"] == "outcome_unknown", answer.text
+    assert len(upstream.requests) == 1, "the write was sent twice to an upstream that ignores keys"
+    assert "idempotency-key" not in upstream.requests[0][2]
