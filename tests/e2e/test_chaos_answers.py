@@ -62,3 +62,18 @@ async def test_idempotency_header_none_wins_over_the_header_the_document_declare
     assert answer.status_code == 504 and answer.json()["code"] == "outcome_unknown", answer.text
     assert len(upstream.requests) == 1, "the write was sent twice to an upstream that ignores keys"
     assert "idempotency-key" not in upstream.requests[0][2]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_a_write_failed_with_5xx_is_not_to_be_called_again_blindly(tmp_path: Path, status: int) -> None:
+    """A 500/502/504 may come after the upstream applied the write: the agent is told to check first, not
+    to "try again later" (which applied it twice when agents followed it)."""
+    async with running_upstream() as upstream:
+        upstream.then(Reply(status, body={"error": "failed after commit"}))
+        with serving(configure(tmp_path, upstream, document(None)), tmp_path) as server:
+            answer = await create_order(server)
+    problem = answer.json()
+    assert problem["upstream_status"] == status, answer.text
+    assert "try again later" not in problem["hint"], problem["hint"]
+    assert "may have applied it" in problem["hint"] and "check" in problem["hint"], problem["hint"]
+    assert len(upstream.requests) == 1

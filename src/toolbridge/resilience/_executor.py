@@ -29,12 +29,13 @@ from toolbridge.errors import (
     RateLimited,
     ToolbridgeError,
     UpstreamBusy,
+    UpstreamStatusError,
     UpstreamUnavailable,
 )
 from toolbridge.resilience._breaker import CircuitBreaker, Transition
 from toolbridge.resilience._budget import RetryBudget
 from toolbridge.resilience._classify import Action, Decision, classify
-from toolbridge.resilience._policy import ResiliencePolicy
+from toolbridge.resilience._policy import NOT_PROCESSED_STATUSES, ResiliencePolicy
 from toolbridge.resilience._ratelimit import HoldStore, Limit, MemoryLimiter, RateLimiter, parse_rate
 
 __all__ = ["Attempt", "ConnectorHealth", "Resilience"]
@@ -46,6 +47,13 @@ CHECK_FIRST = (
     "idempotency key reaches the upstream is retried safely with the same key)"
 )
 """The hint of an ``outcome_unknown``: what the agent must do before anything else."""
+MAYBE_APPLIED = (
+    "the upstream failed after it received this write and may have applied it before failing: check "
+    "whether it took effect before calling again (calling again may apply it twice; a call with an "
+    "idempotency key that reaches the upstream is retried safely)"
+)
+"""The hint of a 5xx other than 503 on a write that is not safe to repeat ("try again later" would
+apply it twice wherever the upstream failed after its effect)."""
 _WAITS_KEPT = 1024
 
 
@@ -314,6 +322,8 @@ class Resilience:
                 "configures it with 'secret: env:…', change that variable and restart)",
             ) from exc
         if decision.action is Action.FAIL:
+            if not attempt.idempotent and _maybe_applied(exc):
+                exc.hint = MAYBE_APPLIED
             raise exc
         if number >= state.policy.retry.max_attempts:
             exc.retried = number > 1  # retried here until the attempts ran out: for no layer to retry again
@@ -355,3 +365,12 @@ class Resilience:
         raise UpstreamUnavailable(
             f"the attempt did not finish within {limit:.3g} s", sent=True, tool=attempt.tool
         )
+
+
+def _maybe_applied(exc: ToolbridgeError) -> bool:
+    """An upstream error status that does not say the request went unprocessed (500, 502, 504 …)."""
+    return (
+        isinstance(exc, UpstreamStatusError)
+        and exc.upstream_status >= 500
+        and exc.upstream_status not in NOT_PROCESSED_STATUSES
+    )
