@@ -158,7 +158,7 @@ class OutboxWorker:
             "truncated": result.truncated,
             "size": result.size,
         }
-        if await hub.outbox.succeed(item, stored) and not item.idempotency_key.startswith("outbox-"):
+        if await hub.outbox.succeed(item, stored) and item.callers_key:
             await hub.idempotency.complete(item.principal, item.idempotency_key, result=stored)
 
     async def _failed(self, item: OutboxItem, exc: ToolbridgeError) -> None:
@@ -191,7 +191,7 @@ class OutboxWorker:
         connector = item.tool.split(".", 1)[0]
         data = {"event": "outbox.failed", "outbox_id": item.id, "tool": item.tool, "error": problem(exc)}
         hub.events.emit(LogMessage(connector, "error", data, logger="toolbridge.outbox"))
-        if not item.idempotency_key.startswith("outbox-"):
+        if item.callers_key:
             await hub.idempotency.complete(item.principal, item.idempotency_key, error=exc)
 
 

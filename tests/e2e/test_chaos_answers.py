@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 
@@ -77,3 +78,27 @@ async def test_a_write_failed_with_5xx_is_not_to_be_called_again_blindly(tmp_pat
     assert "try again later" not in problem["hint"], problem["hint"]
     assert "may have applied it" in problem["hint"] and "check" in problem["hint"], problem["hint"]
     assert len(upstream.requests) == 1
+
+
+async def test_a_callers_key_that_starts_with_outbox_gets_the_queued_writes_final_outcome(
+    tmp_path: Path,
+) -> None:
+    """The worker stored the final outcome only for keys not starting with ``outbox-`` (its own keys are
+    ``outbox-<id>``): a caller who chose such a key was answered "queued" for the key's 24 hours."""
+    async with running_upstream() as upstream:
+        upstream.then(Reply(503), Reply(201, body={"id": "o-1"}))  # refused at first: queued; then applied
+        extra = "    resilience: {retry: {max_attempts: 1}, on_exhausted: queue}\noutbox: {base_delay: 0}\n"
+        config = configure(tmp_path, upstream, document("Idempotency-Key"), extra)
+        with serving(config, tmp_path) as server:
+            queued = await create_order(server, key="outbox-mine")
+            assert queued.status_code == 202, queued.text
+            item = f"{server.base}{queued.headers['Location']}"
+            headers = {"Authorization": f"Bearer {server.key}"}
+            async with httpx2.AsyncClient(trust_env=False, timeout=patience(30)) as http:
+                for _ in range(int(patience(30) / 0.1)):  # bounded: the worker polls every second
+                    if (await http.get(item, headers=headers)).json()["state"] == "done":
+                        break
+                    await anyio.sleep(0.1)
+            replay = await create_order(server, key="outbox-mine")
+    assert replay.status_code == 200 and replay.json()["result"] == {"id": "o-1"}, replay.text
+    assert upstream.effect_count == 1

@@ -81,6 +81,12 @@ class OutboxItem:
     result: Mapping[str, Any] | None
     lease_token: str | None = None
 
+    @property
+    def callers_key(self) -> bool:
+        """Whether the key is the caller's (its replays answer the item's outcome), not ``outbox-<id>``: a
+        caller's own key may start with ``outbox-`` too."""
+        return self.idempotency_key != f"outbox-{self.id}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
