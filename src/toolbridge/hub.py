@@ -691,9 +691,9 @@ class Hub:
             replayed=True,
             queued=bool(stored.get("queued")),
         )
-        await self._record(
-            request_id, principal.id, tool.name, digest, result.duration_ms, None, replayed=True
-        )
+        durable = not tool.annotations.read_only  # a write answers once its row is committed, replays too
+        rid, ms = request_id, result.duration_ms
+        await self._record(rid, principal.id, tool.name, digest, ms, None, replayed=True, durable=durable)
         return result
 
     async def _check_inbound_rate(self, principal: Principal, action: str) -> None:

@@ -40,35 +40,57 @@ def serve(cwd: Path, database_url: str, port: int) -> subprocess.Popen[str]:
     )
 
 
-async def test_a_write_answered_just_before_kill_9_keeps_its_audit_row(
-    database_url: str, tmp_path: Path
-) -> None:
-    answered: list[str] = []
-    for n in range(ROUNDS):  # each round: a fresh process, one write, SIGKILL as soon as it is answered
+def killed_after(tmp_path: Path, database_url: str, calls: int) -> list[httpx2.Response]:
+    """Per round, a fresh ``toolbridge serve``: ``calls`` posts of one note (with one idempotency key), then
+    SIGKILL as soon as the last is answered; the last answer of each round."""
+    answers = []
+    for n in range(ROUNDS):
         port = free_port()
         proc = serve(tmp_path, database_url, port)
         try:
             key = _read_key(proc)
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base)
-            with httpx2.Client(base_url=base, trust_env=False) as http:
-                reply = http.post(
-                    "/v1/tools/notes.add/call",
-                    json={"arguments": {"text": f"note {n}"}},
-                    headers={"Authorization": f"Bearer {key}"},
-                )
+            headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"note-{n}"}
+            with httpx2.Client(base_url=base, trust_env=False, headers=headers) as http:
+                for _ in range(calls):
+                    reply = http.post("/v1/tools/notes.add/call", json={"arguments": {"text": f"note {n}"}})
             os.killpg(proc.pid, signal.SIGKILL)
             assert reply.status_code == 200, reply.text
-            answered.append(reply.json()["request_id"])
+            answers.append(reply)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+    return answers
+
+
+async def outcomes(database_url: str) -> dict[str, str]:
+    """Each audit row's request id → outcome (and the chain verified)."""
     async with Database(database_url) as db:
         log = AuditLog(db)
         rows = await log.tail(1000, tool="notes.add")
         assert (await log.verify()).ok
-    written = {r.entry.request_id: r.entry.outcome for r in rows}
+    return {r.entry.request_id: r.entry.outcome for r in rows}
+
+
+async def test_a_write_answered_just_before_kill_9_keeps_its_audit_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    answered = [reply.json()["request_id"] for reply in killed_after(tmp_path, database_url, calls=1)]
+    written = await outcomes(database_url)
     assert {rid: written.get(rid) for rid in answered} == dict.fromkeys(answered, "ok")
+
+
+async def test_a_replayed_write_answered_just_before_kill_9_keeps_its_audit_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A replay (same idempotency key) of a write answers from the stored outcome; its row was queued
+    without waiting, so a kill right after the answer lost it (found by an outside chaos check)."""
+    replies = killed_after(tmp_path, database_url, calls=2)
+    assert all(reply.headers["Idempotent-Replayed"] == "true" for reply in replies)
+    replays = [reply.json()["request_id"] for reply in replies]
+    written = await outcomes(database_url)
+    assert {rid: written.get(rid) for rid in replays} == dict.fromkeys(replays, "replayed")
