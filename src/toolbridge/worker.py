@@ -176,10 +176,13 @@ class OutboxWorker:
                 return
         elif not await outbox.fail(item, exc):
             return
-        await self._announce_failure(item, exc)
+        await self._announce_failure(item, exc, transient=action != "fail")
 
-    async def _announce_failure(self, item: OutboxItem, exc: ToolbridgeError) -> None:
-        """A permanent failure: logged, emitted as an event, and answered to a replay of the key."""
+    async def _announce_failure(self, item: OutboxItem, exc: ToolbridgeError, *, transient: bool) -> None:
+        """A permanent failure: logged, emitted as an event, and answered to a replay of the key — unless the
+        attempts ran out on transient failures of a call safe to repeat (its key reaches the upstream): the
+        upstream may have applied it, so the key is released and calling again with it runs the call
+        again, applied once upstream (a stored failure told the caller to use a new key: applied twice)."""
         hub = self._hub
         logger.error(
             "outbox item %s (%s) failed for good after %d attempt(s): %s",
@@ -191,7 +194,11 @@ class OutboxWorker:
         connector = item.tool.split(".", 1)[0]
         data = {"event": "outbox.failed", "outbox_id": item.id, "tool": item.tool, "error": problem(exc)}
         hub.events.emit(LogMessage(connector, "error", data, logger="toolbridge.outbox"))
-        if item.callers_key:
+        if not item.callers_key:
+            return
+        if transient and hub.safe_to_repeat(item.tool):
+            await hub.idempotency.forget(item.principal, item.idempotency_key)
+        else:
             await hub.idempotency.complete(item.principal, item.idempotency_key, error=exc)
 
 

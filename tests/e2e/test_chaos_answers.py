@@ -52,6 +52,21 @@ async def create_order(server: Server, key: str | None = None) -> httpx2.Respons
         )
 
 
+async def queued_then_again(server: Server, key: str, state: str) -> httpx2.Response:
+    """A keyed write that is queued (202); once its outbox item is in ``state`` (a bounded wait: the worker
+    polls every second), the same call with the same key: its answer."""
+    queued = await create_order(server, key=key)
+    assert queued.status_code == 202, queued.text
+    item = f"{server.base}{queued.headers['Location']}"
+    headers = {"Authorization": f"Bearer {server.key}"}
+    async with httpx2.AsyncClient(trust_env=False, timeout=patience(30)) as http:
+        for _ in range(int(patience(30) / 0.1)):
+            if (await http.get(item, headers=headers)).json()["state"] == state:
+                return await create_order(server, key=key)
+            await anyio.sleep(0.1)
+    raise AssertionError(f"the outbox item did not become {state!r}")
+
+
 async def test_idempotency_header_none_wins_over_the_header_the_document_declares(tmp_path: Path) -> None:
     """The operator says the upstream ignores keys (its document declares Idempotency-Key anyway): a keyed
     write whose answer is lost must not be sent again with a key the upstream would not honour."""
@@ -90,15 +105,22 @@ async def test_a_callers_key_that_starts_with_outbox_gets_the_queued_writes_fina
         extra = "    resilience: {retry: {max_attempts: 1}, on_exhausted: queue}\noutbox: {base_delay: 0}\n"
         config = configure(tmp_path, upstream, document("Idempotency-Key"), extra)
         with serving(config, tmp_path) as server:
-            queued = await create_order(server, key="outbox-mine")
-            assert queued.status_code == 202, queued.text
-            item = f"{server.base}{queued.headers['Location']}"
-            headers = {"Authorization": f"Bearer {server.key}"}
-            async with httpx2.AsyncClient(trust_env=False, timeout=patience(30)) as http:
-                for _ in range(int(patience(30) / 0.1)):  # bounded: the worker polls every second
-                    if (await http.get(item, headers=headers)).json()["state"] == "done":
-                        break
-                    await anyio.sleep(0.1)
-            replay = await create_order(server, key="outbox-mine")
+            replay = await queued_then_again(server, "outbox-mine", "done")
     assert replay.status_code == 200 and replay.json()["result"] == {"id": "o-1"}, replay.text
     assert upstream.effect_count == 1
+
+
+async def test_a_queued_keyed_write_whose_retries_ran_out_runs_again_with_its_key(tmp_path: Path) -> None:
+    """A keyed write queued after a 500 failed for good when the worker's attempts ran out on more 500s;
+    the upstream may have applied it. Its key used to answer that failure with "a new key runs it"
+    (applied twice); now the same key runs it again, and the upstream applies it once."""
+    async with running_upstream() as upstream:
+        upstream.then(Reply(500), Reply(500), Reply(500), Reply(201, body={"id": "o-2"}))
+        extra = "    resilience: {retry: {max_attempts: 1}, on_exhausted: queue}\n"
+        config = configure(tmp_path, upstream, document("Idempotency-Key"), extra)
+        with config.open("a") as file:
+            file.write("outbox: {base_delay: 0, max_attempts: 2}\n")
+        with serving(config, tmp_path) as server:
+            again = await queued_then_again(server, "order-9", "failed")
+    assert again.status_code == 200 and again.json()["result"] == {"id": "o-2"}, again.text
+    assert [h.get("idempotency-key") for _, _, h, _ in upstream.requests] == ["order-9"] * 4
