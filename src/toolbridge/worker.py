@@ -41,7 +41,7 @@ from toolbridge.errors import (
 )
 from toolbridge.hub import Hub
 from toolbridge.resilience._outbox import OutboxItem
-from toolbridge.resilience._policy import RETRYABLE_STATUSES
+from toolbridge.resilience._policy import NOT_PROCESSED_STATUSES, RETRYABLE_STATUSES
 
 __all__ = ["OutboxWorker", "Verdict", "add_outbox_tool", "verdict"]
 
@@ -52,8 +52,10 @@ Verdict = Literal["retry", "wait", "park", "fail"]
 attempt used); ``park``: a person must reconnect; ``fail``: can never succeed (or is unsafe to repeat)."""
 
 
-def verdict(exc: ToolbridgeError) -> Verdict:
-    """What the worker does with an item whose call failed with ``exc``."""
+def verdict(exc: ToolbridgeError, *, safe_to_repeat: bool = True) -> Verdict:
+    """What the worker does with an item whose call failed with ``exc``. ``safe_to_repeat``: the item's
+    key reaches the upstream (or the tool is idempotent); if not, a status that does not say the request
+    went unprocessed (500, 502, 504) fails it, as a reset does: the upstream may have applied it."""
     if isinstance(exc, RateLimited | CircuitOpen | UpstreamBusy | StorageError | TokenRefreshFailed):
         return "wait"
     if isinstance(exc, CredentialsError):
@@ -61,7 +63,10 @@ def verdict(exc: ToolbridgeError) -> Verdict:
     if isinstance(exc, OutcomeUnknown):
         return "fail"  # the key does not travel: a retry could apply the write twice
     if isinstance(exc, UpstreamStatusError):
-        return "retry" if exc.upstream_status in RETRYABLE_STATUSES else "fail"
+        status = exc.upstream_status
+        if status not in RETRYABLE_STATUSES or not (safe_to_repeat or status in NOT_PROCESSED_STATUSES):
+            return "fail"
+        return "retry"
     return "retry" if isinstance(exc, UpstreamError) else "fail"
 
 
@@ -163,7 +168,7 @@ class OutboxWorker:
 
     async def _failed(self, item: OutboxItem, exc: ToolbridgeError) -> None:
         outbox = self._hub.outbox
-        action = verdict(exc)
+        action = verdict(exc, safe_to_repeat=self._hub.safe_to_repeat(item.tool))
         if action == "park":
             await outbox.park(item, exc)
             return

@@ -61,7 +61,9 @@ async def queued_then_again(server: Server, key: str, state: str) -> httpx2.Resp
     headers = {"Authorization": f"Bearer {server.key}"}
     async with httpx2.AsyncClient(trust_env=False, timeout=patience(30)) as http:
         for _ in range(int(patience(30) / 0.1)):
-            if (await http.get(item, headers=headers)).json()["state"] == state:
+            now = (await http.get(item, headers=headers)).json()["state"]
+            if now in ("done", "failed"):
+                assert now == state, f"the outbox item is {now!r}, not {state!r}"
                 return await create_order(server, key=key)
             await anyio.sleep(0.1)
     raise AssertionError(f"the outbox item did not become {state!r}")
@@ -124,3 +126,21 @@ async def test_a_queued_keyed_write_whose_retries_ran_out_runs_again_with_its_ke
             again = await queued_then_again(server, "order-9", "failed")
     assert again.status_code == 200 and again.json()["result"] == {"id": "o-2"}, again.text
     assert [h.get("idempotency-key") for _, _, h, _ in upstream.requests] == ["order-9"] * 4
+
+
+async def test_a_queued_write_whose_key_does_not_travel_is_not_sent_again_after_a_500(tmp_path: Path) -> None:
+    """A write queued after a 503 (not processed) met a 500 in the worker, which may come after the
+    upstream applied it; with no key the upstream honours, the worker used to send it again (applied
+    twice in a chaos run). It fails for good instead, and its key answers that it may have been applied."""
+    async with running_upstream() as upstream:
+        upstream.then(Reply(503), Reply(500))
+        extra = (
+            "    idempotency_header: none\n    resilience: {retry: {max_attempts: 1}, on_exhausted: queue}\n"
+        )
+        config = configure(tmp_path, upstream, document(None), extra + "outbox: {base_delay: 0}\n")
+        with serving(config, tmp_path) as server:
+            again = await queued_then_again(server, "order-7", "failed")
+    assert len(upstream.requests) == 2, "the write was sent again after a 500"
+    assert again.json()["upstream_status"] == 500 and "may have applied it" in again.json()["hint"], (
+        again.text
+    )
