@@ -48,6 +48,14 @@ def test_outbox_json_is_empty_lines_when_empty(run) -> None:  # type: ignore[no-
     assert code == 0 and out.strip() == ""
 
 
+def test_outbox_refuses_a_state_that_does_not_exist(run) -> None:  # type: ignore[no-untyped-def]
+    """``--state faild`` listed nothing, as if no write had failed (found by an outside chaos check)."""
+    code, out = run("outbox", "-c", EXAMPLE, "--state", "faild")
+    assert code == 1 and "no outbox state 'faild'; did you mean 'failed'?" in out, out
+    assert "queued, running, parked, done, failed" in out
+    assert run("outbox", "-c", EXAMPLE, "--state", "parked")[0] == 0
+
+
 def test_a_folder_stays_when_its_last_file_is_deleted(run, in_tmp_dir: Path) -> None:  # type: ignore[no-untyped-def]
     (in_tmp_dir / "report.txt").write_text("Q3: all good\n")
     assert run("workspace", "put", "report.txt", "/reports/q3.txt", "-c", EXAMPLE)[0] == 0

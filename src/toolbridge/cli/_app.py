@@ -292,7 +292,7 @@ def worker_command(
 def outbox_command(
     config: ConfigOption = None,
     database: DatabaseOption = None,
-    state: Annotated[str | None, typer.Option(help="queued, running, done or failed")] = None,
+    state: Annotated[str | None, typer.Option(help="queued, running, parked, done or failed")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: JsonOption = False,
 ) -> None:

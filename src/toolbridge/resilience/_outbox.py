@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from toolbridge.errors import (
+    BadRequest,
     CircuitOpen,
     OutcomeUnknown,
     ToolbridgeError,
@@ -35,6 +36,8 @@ from toolbridge.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    close_matches,
+    did_you_mean,
     problem,
 )
 from toolbridge.resilience._policy import NOT_PROCESSED_STATUSES, RETRYABLE_STATUSES
@@ -43,6 +46,7 @@ from toolbridge.storage import Database, outbox
 __all__ = ["Outbox", "OutboxItem", "is_queueable", "key_handling"]
 
 logger = logging.getLogger("toolbridge.outbox")
+STATES = ("queued", "running", "parked", "done", "failed")
 
 
 def is_queueable(exc: ToolbridgeError, *, keyed: bool) -> bool:
@@ -156,6 +160,12 @@ class Outbox:
     async def items(
         self, *, principal: str | None = None, state: str | None = None, limit: int = 50
     ) -> list[OutboxItem]:
+        if state is not None and state not in STATES:  # it listed nothing, as if nothing were queued
+            guess = did_you_mean(close_matches(state, STATES))
+            raise BadRequest(
+                f"no outbox state {state!r}" + (f"; {guess}" if guess else ""),
+                hint=f"use one of {', '.join(STATES)}",
+            )
         query = sa.select(outbox).order_by(outbox.c.created_at.desc()).limit(limit)
         if principal is not None:
             query = query.where(outbox.c.principal == principal)
