@@ -56,7 +56,7 @@ from toolbridge.errors import (
 )
 from toolbridge.policy import AgentStore, Principal, Scope
 from toolbridge.resilience import Attempt, Resilience, ResiliencePolicy, parse_rate
-from toolbridge.resilience._executor import CHECK_FIRST
+from toolbridge.resilience._executor import CHECK_FIRST, SAME_KEY
 from toolbridge.resilience._idempotency import IdempotencyStore, Replay, check_key
 from toolbridge.resilience._outbox import Outbox, is_queueable
 from toolbridge.storage import MEMORY_URL, Database
@@ -577,6 +577,8 @@ class Hub:
         if call.claimed and queued is None and target is not None and self._runs_again(target, exc):
             with anyio.CancelScope(shield=True):  # not stored: the same key runs the call again
                 await self._release_claim(call.principal, str(call.key))
+            if not (target.annotations.read_only or target.annotations.idempotent):  # say which key
+                exc.hint = f"{exc.hint}; {SAME_KEY}" if exc.hint else SAME_KEY
         elif call.claimed:
             await self._finish_claim(call.principal, call.key, error=None if queued else exc, result=queued)
         await self._record(

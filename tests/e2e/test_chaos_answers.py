@@ -144,3 +144,17 @@ async def test_a_queued_write_whose_key_does_not_travel_is_not_sent_again_after_
     assert again.json()["upstream_status"] == 500 and "may have applied it" in again.json()["hint"], (
         again.text
     )
+
+
+async def test_a_keyed_write_that_ran_out_of_retries_is_told_to_keep_its_key(tmp_path: Path) -> None:
+    """Retries of a keyed write (its key reaches the upstream) ran out on 500s, which may come after the
+    effect: the hint said only "try again later", and an agent that took a new key applied it twice."""
+    async with running_upstream() as upstream:
+        upstream.then(Reply(500), Reply(500))
+        extra = "    resilience: {retry: {max_attempts: 2, base_delay: 0.01}}\n"
+        config = configure(tmp_path, upstream, document("Idempotency-Key"), extra)
+        with serving(config, tmp_path) as server:
+            failed = await create_order(server, key="order-5")
+            again = await create_order(server, key="order-5")
+    assert "call again with the same idempotency key" in failed.json()["hint"], failed.text
+    assert again.status_code == 200 and len(upstream.requests) == 3, again.text

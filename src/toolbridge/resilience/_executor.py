@@ -54,6 +54,10 @@ MAYBE_APPLIED = (
 )
 """The hint of a 5xx other than 503 on a write that is not safe to repeat ("try again later" would
 apply it twice wherever the upstream failed after its effect)."""
+SAME_KEY = (
+    "call again with the same idempotency key: the upstream applies it once (a new key could apply it twice)"
+)
+"""Added to the hint of a keyed write left unstored after a transient failure (it may have been applied)."""
 _WAITS_KEPT = 1024
 
 
