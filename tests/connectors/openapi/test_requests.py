@@ -415,6 +415,18 @@ async def test_responses_text_binary_empty_and_truncated() -> None:
     assert cut.startswith("xxxxxxxxxx\n[toolbridge: response truncated at 10 bytes]")
 
 
+async def test_a_json_answer_that_does_not_parse_says_so() -> None:
+    """An upstream's Content-Length shorter than its body: the answer ends mid-JSON and was handed to the
+    agent as if it were the whole result (found by an outside chaos check)."""
+    cut = b'{"id": "orders_1", "ref": "r1", "pad": "xxxx'
+    upstream = Upstream(
+        lambda r: httpx2.Response(200, content=cut, headers={"Content-Type": "application/json"})
+    )
+    text = await call(GET_DOC, "r", {}, upstream)
+    assert text.startswith(cut.decode()), text
+    assert text.endswith("[toolbridge: the upstream sent this as application/json, but it is not valid JSON]")
+
+
 async def test_unreachable_upstream_is_a_typed_error() -> None:
     def refuse(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("connection refused", request=request)

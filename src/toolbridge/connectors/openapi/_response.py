@@ -89,8 +89,8 @@ def decode(page: Page) -> Any:
     if _is_json(media) and not page.truncated:
         try:
             return json.loads(page.content)
-        except ValueError:
-            return page.text
+        except ValueError:  # said so: a body cut short by a wrong Content-Length read as a whole answer
+            return f"{page.text}\n[toolbridge: the upstream sent this as {media}, but it is not valid JSON]"
     if _is_text(media) or not media:
         return _marked(page.text, page) if page.truncated else page.text
     return {
