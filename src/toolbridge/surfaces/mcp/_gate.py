@@ -139,6 +139,7 @@ class Gate:
         self.anonymous = anonymous
         self.lean = lean
         self._request_ids = RequestIds()
+        self._in_flight: set[tuple[str, str, str | int]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -166,16 +167,26 @@ class Gate:
             answer = {"jsonrpc": "2.0", "id": _request_id_of(body), "error": error}
             await _send_json(send, status, json.dumps(answer).encode())
             return
-        if _handshake_era(headers) and scope["method"] == "POST" and not is_jsonrpc_message(body):
-            await _send_json(send, 400, INVALID_REQUEST_BODY)  # the SDK would answer -32602 here
-            return
+        held = None
+        if _handshake_era(headers) and scope["method"] == "POST":
+            if not is_jsonrpc_message(body):
+                await _send_json(send, 400, INVALID_REQUEST_BODY)  # the SDK would answer -32602 here
+                return
+            held = _session_request(principal, headers, body)
+            if held is not None and held in self._in_flight:
+                await _send_json(send, 400, _id_in_use(held[2]))
+                return
         token = CURRENT_PRINCIPAL.set(principal)
+        if held is not None:
+            self._in_flight.add(held)
         try:
             if self.lean is not None and await self.lean(scope, headers, body, send, receive):
                 return
             await self.app(scope, _replaying(body, receive), send)
         finally:
             CURRENT_PRINCIPAL.reset(token)
+            if held is not None:
+                self._in_flight.discard(held)
 
     def _check_origin(self, scope: Scope, headers: Headers) -> None:
         origin = headers.get("origin")
@@ -309,6 +320,45 @@ _ACCEPTABLE = re.compile(r"(^|[,\s])(application/json|text/event-stream|applicat
 
 def _rpc_error(message: str) -> dict[str, object]:
     return {"code": INVALID_REQUEST, "message": message}
+
+
+def _session_request(
+    principal: Principal, headers: Headers, body: bytes
+) -> tuple[str, str, str | int] | None:
+    """(caller, session, id) of a request on a 2025-11-25 session, None for anything else.
+
+    A session's requests must have ids unused in it (the requester's MUST); one that reuses the id of a
+    request still in flight made the SDK's transport route both answers to the second request's stream,
+    so the first never got its answer (its client waited until its timeout, its effect done). The
+    duplicate is refused while the first runs; an id reused after its answer harms nothing over HTTP
+    (each POST carries its own) and is served."""
+    session = headers.get("mcp-session-id")
+    if session is None:
+        return None
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("method"), str):
+        return None
+    found = message.get("id")
+    if isinstance(found, bool) or not isinstance(found, str | int):
+        return None  # a notification (ids of other types were refused before)
+    return principal.id, session, found
+
+
+def _id_in_use(request_id: str | int) -> bytes:
+    return json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "error": {
+                "code": INVALID_REQUEST,
+                "message": f"Invalid Request: the id {request_id!r} belongs to a request of this session "
+                "that is still in flight; give each request of a session an id of its own (a counter)",
+            },
+        }
+    ).encode()
 
 
 def _request_id_of(body: bytes | None) -> str | int | None:

@@ -1,0 +1,108 @@
+"""A 2025-11-25 session's edges over real HTTP: request ids reused while in flight, and GET streams resumed.
+
+toolbridge is served by uvicorn on a loopback socket (the GET stream is a real event stream), and spoken
+to with raw JSON-RPC, as a client that gets these edges wrong would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from starlette.applications import Starlette
+
+from tests._serving import loopback_socket, uvicorn_thread
+from toolbridge import Hub
+from toolbridge.surfaces.mcp import McpSurface
+
+from .conftest import LEGACY
+
+pytestmark = pytest.mark.anyio
+
+JSON = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+@contextmanager
+def served(hub: Hub) -> Iterator[tuple[str, Hub]]:
+    surface = McpSurface(hub)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with hub, surface:
+            yield
+
+    sock = loopback_socket()
+    with uvicorn_thread(Starlette(routes=surface.routes(), lifespan=lifespan), sock, lifespan="on"):
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp", hub
+
+
+async def session(http: httpx2.AsyncClient, url: str, key: str) -> dict[str, str]:
+    """Open a session; the headers its requests carry."""
+    params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    auth = {**JSON, "authorization": f"Bearer {key}"}
+    opened = await http.post(
+        url, headers=auth, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    )
+    assert opened.status_code == 200, opened.text
+    headers = {**auth, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": LEGACY}
+    done = await http.post(
+        url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}
+    )
+    assert done.status_code == 202
+    return headers
+
+
+def call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+async def test_a_request_id_reused_while_its_request_runs_is_refused_and_the_first_is_answered() -> None:
+    """The second request with the id took the first one's answer stream: the first was never answered
+    (its client waited until its timeout, though the tool had run)."""
+    hub = Hub()
+    entered, release = threading.Event(), threading.Event()  # the server runs in a thread of its own
+
+    @hub.tool(connector="slow")
+    async def wait() -> str:
+        """Wait until released."""
+        entered.set()
+        await anyio.to_thread.run_sync(release.wait, 10)
+        return "done"
+
+    with served(hub) as (url, hub):
+        key = await hub.agents.create("alice", scopes=["*"])
+        async with httpx2.AsyncClient(timeout=10) as http:
+            headers = await session(http, url, key)
+            first: dict[str, httpx2.Response] = {}
+
+            async def run_first() -> None:
+                first["answer"] = await http.post(url, headers=headers, json=call(5, "slow.wait", {}))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_first)
+                assert await anyio.to_thread.run_sync(entered.wait, 5), "the tool was not called"
+                again = await http.post(
+                    url, headers=headers, json={"jsonrpc": "2.0", "id": 5, "method": "tools/list"}
+                )
+                release.set()
+            assert again.status_code == 400, again.text
+            error = again.json()
+            assert error["id"] == 5 and error["error"]["code"] == -32600, error
+            assert "still in flight" in error["error"]["message"]
+            answer = first["answer"]
+            assert answer.status_code == 200 and answer.json()["result"]["content"][0]["text"] == "done"
+            # once answered, the id may be used again (each POST carries its own answer)
+            reused = await http.post(
+                url, headers=headers, json={"jsonrpc": "2.0", "id": 5, "method": "tools/list"}
+            )
+            assert reused.status_code == 200 and reused.json()["id"] == 5
