@@ -6,6 +6,7 @@ to with raw JSON-RPC, as a client that gets these edges wrong would.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -106,3 +107,26 @@ async def test_a_request_id_reused_while_its_request_runs_is_refused_and_the_fir
                 url, headers=headers, json={"jsonrpc": "2.0", "id": 5, "method": "tools/list"}
             )
             assert reused.status_code == 200 and reused.json()["id"] == 5
+
+
+async def test_a_get_stream_with_last_event_id_opens_as_a_new_stream() -> None:
+    """toolbridge gives its events no ids, so there is nothing to replay: the SDK's transport sent no
+    answer at all (500) to a GET carrying Last-Event-ID."""
+    hub = Hub()
+
+    @hub.tool(connector="demo")
+    def echo(text: str) -> str:
+        """Say it back."""
+        return text
+
+    with served(hub) as (url, hub):
+        key = await hub.agents.create("alice", scopes=["*"])
+        async with httpx2.AsyncClient(timeout=10) as http:
+            headers = await session(http, url, key)
+            stream = {**headers, "accept": "text/event-stream", "last-event-id": "42"}
+            async with http.stream("GET", url, headers=stream) as response:
+                assert response.status_code == 200, await response.aread()
+                assert response.headers["content-type"].startswith("text/event-stream")
+            # the session still serves
+            answer = await http.post(url, headers=headers, json=call(2, "demo.echo", {"text": "hi"}))
+            assert json.loads(answer.text)["result"]["content"][0]["text"] == "hi"

@@ -131,7 +131,20 @@ class McpSurface:
         info = request_info(scope)
         if scope["method"] == "DELETE" and session_id and info is not None:
             self.notifier.forget(f"http:{session_id}", by=info.principal)  # only its owner ends a session
+        if scope["method"] == "GET":
+            scope = _without_last_event_id(scope)
         await self._manager.handle_request(scope, receive, send)
+
+
+def _without_last_event_id(scope: Scope) -> Scope:
+    """A session's GET stream without ``Last-Event-ID``: toolbridge gives its SSE events no ids (it keeps
+    no event store), so there is nothing to resume, and the SDK's transport, asked to replay without an
+    event store, sent no answer at all (a 500). The stream opens as a new one, as the TypeScript SDK's
+    server does without an event store."""
+    headers = scope["headers"]
+    if not any(name == b"last-event-id" for name, _ in headers):
+        return scope
+    return {**scope, "headers": [(name, value) for name, value in headers if name != b"last-event-id"]}
 
 
 def _http_caller(ctx: ServerRequestContext[Any, Any]) -> CallContext:
