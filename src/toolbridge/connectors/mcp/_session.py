@@ -45,7 +45,9 @@ _HANDSHAKE_TIMEOUT = 30.0
 PROBE_TIMEOUT = 10.0
 """Seconds a ``server/discover`` probe waits before the handshake (HTTP) or a progress note (stdio)."""
 _CANCEL_TIMEOUT = 2.0
-_MAX_PAGES = 100
+_MAX_PAGES = 10_000
+"""Pages of one list read at most: a bound for a server whose cursors never end (a repeated cursor ends
+the list at once); a server paging 5 tools at a time lists 50,000."""
 _UNSUPPORTED_VERSION = -32022
 RELAYED_CAPABILITIES: Mapping[str, Any] = types.ClientCapabilities(
     sampling=types.SamplingCapability(),
@@ -270,12 +272,32 @@ class Session:
         """Every item of a paginated list method (``tools/list`` → ``tools``), signed by ``auth``."""
         items: list[dict[str, Any]] = []
         cursor: str | None = None
+        seen: set[str] = set()
         for _ in range(_MAX_PAGES):
             page = await self.request(method, {"cursor": cursor} if cursor else {}, auth=auth)
             items.extend(item for item in page.get(key, []) if isinstance(item, dict))
             cursor = page.get("nextCursor") if isinstance(page.get("nextCursor"), str) else None
             if not cursor:
-                break
+                return items
+            if cursor in seen:
+                logger.warning(
+                    "%s gave the cursor %r of %s twice: its list is taken as ending there (%d %s)",
+                    self.channel.describe,
+                    cursor[:80],
+                    method,
+                    len(items),
+                    key,
+                )
+                return items
+            seen.add(cursor)
+        logger.warning(
+            "%s still had more %s after %d pages of %s: the first %d are used",
+            self.channel.describe,
+            key,
+            _MAX_PAGES,
+            method,
+            len(items),
+        )
         return items
 
     async def _cancel(self, request_id: int, auth: httpx2.Auth | None) -> None:
