@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from toolbridge.errors import InvalidArguments
+
 __all__ = ["GENESIS", "AuditEntry", "AuditRecord", "args_digest", "chain_hash"]
 
 GENESIS = "0" * 64
@@ -50,8 +52,48 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def canonical_json(arguments: Mapping[str, Any]) -> bytes:
-    """The arguments as compact, key-sorted UTF-8 JSON: what is hashed, and what is measured against caps."""
-    return _CANONICAL.encode(arguments).encode()
+    """The arguments as compact, key-sorted UTF-8 JSON: what is hashed, and what is measured against caps.
+
+    Text that is not Unicode (a lone surrogate: JSON's ``"\\ud800"`` escape without its other half) is the
+    caller's mistake, :class:`InvalidArguments` naming where it is; it was a "toolbridge bug" (502)."""
+    text = _CANONICAL.encode(arguments)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        where = (_surrogate_at(arguments, "") or "(arguments)").encode(errors="backslashreplace").decode()
+        raise InvalidArguments(
+            f"the arguments hold text that is not valid Unicode at {where}: a lone surrogate",
+            errors=[{"field": where, "error": "a lone surrogate (\\ud800-\\udfff without its pair)"}],
+            hint="send text as UTF-8; a \\uXXXX escape of a surrogate must be followed by its other half",
+        ) from None
+
+
+def _surrogate_at(value: object, path: str) -> str | None:
+    """The dotted path of the first string (or key) in ``value`` that holds a lone surrogate."""
+    if isinstance(value, str):
+        return (path or "(arguments)") if not value.isascii() and _lone(value) else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _lone(key):
+                return inner
+            found = _surrogate_at(item, inner)
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _surrogate_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _lone(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def args_digest(arguments: Mapping[str, Any], *, canonical: bytes | None = None) -> str:

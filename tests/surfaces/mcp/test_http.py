@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx2
@@ -133,6 +134,32 @@ async def test_invalid_arguments_are_a_tool_error_the_model_can_fix(served: Serv
     assert "'two' is not of type 'integer'" in text
     assert "hint: fix the named fields" in text
     assert result["_meta"]["toolbridge/problem"]["code"] == "invalid_arguments"
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+async def test_a_lone_surrogate_in_the_arguments_is_invalid_arguments_not_a_toolbridge_bug(
+    served: Served, era: str
+) -> None:
+    """JSON's "\\ud800" escape without its other half is no Unicode: it failed "inside toolbridge" (502,
+    with a traceback in the log) when the arguments were serialized for the audit."""
+    body = (
+        b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"demo.echo",'
+        b'"arguments":{"text":"a\\ud800b"}%s}}'
+    )
+    if era == "legacy":
+        session = await served.initialize()
+        await served.legacy(session, "tools/list")  # (a session's first request after it opens is the SDK's)
+        response = await served.post(body % b"", mcp_session_id=session, mcp_protocol_version=LEGACY)
+    else:
+        envelope = b',"_meta":' + json.dumps(ENVELOPE).encode()
+        routing = {"mcp_protocol_version": MODERN, "mcp_method": "tools/call", "mcp_name": "demo.echo"}
+        response = await served.post(body % envelope, **routing)
+    assert response.status_code == 200, response.text
+    result = response.json()["result"]
+    assert result["isError"] is True, result
+    problem = result["_meta"]["toolbridge/problem"]
+    assert problem["code"] == "invalid_arguments" and problem["errors"][0]["field"] == "text", problem
+    assert "not valid Unicode at text" in result["content"][0]["text"]
 
 
 async def test_a_tool_that_raises_is_a_tool_error(served: Served) -> None:
