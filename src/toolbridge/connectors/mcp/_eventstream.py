@@ -25,7 +25,7 @@ async def sse_events(pieces: AsyncIterable[bytes], max_event: int) -> AsyncItera
     """The events of the event stream whose body arrives as ``pieces``. As httpx2's decoder, an event is
     given once any of its fields came (an ``id:`` alone moves the last event id on: resumption needs it);
     ``max_event`` bounds an event's field lines, the unfinished line included."""
-    buffer = b""
+    buffer = bytearray()  # the unfinished line: appended to, split only when a piece ends a line
     first = True
     data: list[str] = []
     size = 0
@@ -34,13 +34,17 @@ async def sse_events(pieces: AsyncIterable[bytes], max_event: int) -> AsyncItera
     retry: int | None = None
     pending = False
     async for piece in pieces:
+        held_cr = buffer.endswith(b"\r")
         buffer += piece
         if first and len(buffer) >= 3:
-            buffer, first = buffer.removeprefix(b"\xef\xbb\xbf"), False
-        # a CR at the end may be the first half of a CR LF: wait for the next piece
-        split = buffer.endswith(b"\r")
-        lines = _LINE_END.split(buffer[:-1] if split else buffer)
-        buffer = lines.pop() + (b"\r" if split else b"")
+            buffer, first = bytearray(buffer.removeprefix(b"\xef\xbb\xbf")), False
+        if not held_cr and b"\n" not in piece and b"\r" not in piece:
+            lines = []  # (splitting the whole buffer for each piece of a long line made reading it quadratic)
+        else:
+            # a CR at the end may be the first half of a CR LF: wait for the next piece
+            split = buffer.endswith(b"\r")
+            lines = _LINE_END.split(buffer[:-1] if split else buffer)
+            buffer = bytearray(lines.pop() + (b"\r" if split else b""))
         for raw in lines:
             if not raw:  # the end of an event
                 if pending:
