@@ -51,6 +51,27 @@ async def test_rest_calls_and_lists_capabilities(
     }
 
 
+async def test_rest_lists_and_describes_a_capabilitys_tool(
+    tmp_path: Path, sqlite_url: str, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    """``GET /v1/tools`` (no search) and ``GET /v1/tools/capability.store_file`` answered 500: the
+    capability's input schema is a read-only mapping the REST serializer could not write (schemathesis
+    found it against a configuration with a router)."""
+    primary, backup = upstreams
+    agents = "agents:\n  bot: {scopes: ['capability.*']}\n"
+    hub = hub_from(write_config(tmp_path, sqlite_url, primary, backup, agents=agents))
+    web = create_app(hub)
+    async with web.router.lifespan_context(web):
+        bot = {"Authorization": f"Bearer {await hub.agents.create('bot')}"}
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=web), base_url="http://t") as http:
+            listed = await http.get("/v1/tools", headers=bot)
+            one = await http.get("/v1/tools/capability.store_file", headers=bot)
+    assert listed.status_code == 200, listed.text
+    assert [t["name"] for t in listed.json()["tools"]] == ["capability.store_file"]
+    assert one.status_code == 200, one.text
+    assert one.json()["input_schema"]["required"] == ["path", "content"]
+
+
 def cli(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
 

@@ -83,12 +83,14 @@ def problem_response(exc: ToolbridgeError, *, instance: str | None = None) -> JS
 
 
 def tool_document(tool: Tool) -> dict[str, Any]:
+    """``tool`` as the REST API shows it. Its schemas are copied into dicts: a capability's input schema is
+    a read-only mapping, which the serializer of FastAPI's answers cannot write (a 500)."""
     a = tool.annotations
     doc: dict[str, Any] = {
         "name": tool.name,
         "connector": tool.connector,
         "description": tool.description,
-        "input_schema": tool.input_schema,
+        "input_schema": dict(tool.input_schema),
         "annotations": {
             "read_only": a.read_only,
             "destructive": a.destructive,
@@ -100,7 +102,7 @@ def tool_document(tool: Tool) -> dict[str, Any]:
     if tool.title:
         doc["title"] = tool.title
     if tool.output_schema is not None:
-        doc["output_schema"] = tool.output_schema
+        doc["output_schema"] = dict(tool.output_schema)
     if tool.tags:
         doc["tags"] = list(tool.tags)
     return doc
