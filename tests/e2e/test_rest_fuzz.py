@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
@@ -78,12 +79,21 @@ schemathesis.serializer.alias("application/offset+octet-stream", "application/oc
 """
 
 
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the source 'pushes'
+
+
+@contextmanager
+def fuzzed_server(cwd: Path) -> Iterator[Server]:
+    """``toolbridge serve`` of CONFIG in ``cwd`` (tests/e2e/test_rest_bad_input.py probes it too)."""
+    (cwd / "toolbridge.yaml").write_text(CONFIG)
+    env = {"PYTHONPATH": str(EXAMPLES), "TB_FUZZ_HOOK_SECRET": HOOK_SECRET}
+    with serving(cwd / "toolbridge.yaml", cwd, env) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    cwd = tmp_path_factory.mktemp("fuzz")
-    (cwd / "toolbridge.yaml").write_text(CONFIG)
-    env = {"PYTHONPATH": str(EXAMPLES), "TB_FUZZ_HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-    with serving(cwd / "toolbridge.yaml", cwd, env) as server:
+    with fuzzed_server(tmp_path_factory.mktemp("fuzz")) as server:
         yield server
 
 

@@ -15,7 +15,6 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
-import json
 import math
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Protocol
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
+from toolbridge import _jsonin as jsonin
 from toolbridge.errors import AuthenticationError, BadRequest, ConfigurationError
 
 __all__ = [
@@ -114,10 +114,10 @@ def _check_time(stamp: str, now: float, tolerance: float) -> None:
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return jsonin.loads(body)
+    except ValueError as exc:
         raise BadRequest(
-            "the delivery's body is not valid JSON", hint="send the event as application/json"
+            f"the delivery's body is not valid JSON: {exc}", hint="send the event as application/json"
         ) from None
 
 

@@ -7,7 +7,6 @@ served at ``/v1/openapi.json``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from toolbridge import _jsonin as jsonin
 from toolbridge._shape import CallResult
 from toolbridge.catalog import Tool
 from toolbridge.errors import BadRequest, ToolbridgeError, ToolNotFound, close_matches, http_status, problem
@@ -311,8 +311,8 @@ def _arguments(body: bytes) -> tuple[dict[str, Any], str | None]:
     if not body.strip():
         return {}, None
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = jsonin.loads(body)
+    except ValueError as exc:
         raise BadRequest(
             f"the request body is not valid JSON: {exc}",
             hint='send {"arguments": {...}} with Content-Type: application/json',

@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from toolbridge import _jsonin as jsonin
 from toolbridge.catalog import Tool
 from toolbridge.errors import (
     AuthenticationError,
@@ -534,9 +535,9 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
 async def _json(request: Request) -> dict[str, Any]:
     raw = await read_body(request.stream(), limit=65_536, declared=declared_length(request.headers))
     try:
-        data = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("the body is not valid JSON", hint="send a JSON object") from None
+        data = jsonin.loads(raw or b"{}")
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", hint="send a JSON object") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", hint="send a JSON object")
     return data

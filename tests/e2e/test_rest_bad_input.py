@@ -1,0 +1,93 @@
+"""Bad input at every REST route of a real ``toolbridge serve``, sent by hand where schemathesis does not go:
+JSON nested thousands deep, numbers of thousands of digits, ``NaN``, lone surrogates, integers past the
+database's 64 bits. What counts: a 4xx problem document that names what was wrong, never a 500 or a 502
+that calls itself a toolbridge bug.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+
+from tests._patience import patience
+from tests.e2e.test_rest_fuzz import HOOK_SECRET, fuzzed_server
+from tests.e2e.test_serve import Server
+
+pytestmark = pytest.mark.e2e
+DEEP = b"[" * 5000 + b"]" * 5000
+LONG_NUMBER = b"9" * 5000
+LONE_SURROGATE = b'"\\ud800"'
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with fuzzed_server(tmp_path_factory.mktemp("bad-input")) as server:
+        yield server
+
+
+def _post(served: Server, path: str, body: bytes, headers: dict[str, str] | None = None) -> httpx2.Response:
+    headers = {"Authorization": f"Bearer {served.key}", "Content-Type": "application/json", **(headers or {})}
+    return httpx2.post(served.base + path, content=body, headers=headers, timeout=patience(20))
+
+
+def _refused(answer: httpx2.Response, *words: str) -> None:
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    detail = answer.json()["detail"]
+    assert all(word in detail for word in words), detail
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (DEEP, "nested too deeply"),
+        (LONG_NUMBER, "more than 4300 digits"),
+        (b"NaN", "NaN is not a JSON number"),
+        (LONE_SURROGATE, "surrogate"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/tools/util.calculate/call", b'{"arguments": {"expression": %s}}'),
+        ("/v1/workspaces/", b'{"name": %s}'),
+        ("/v1/workspaces/shared/import", b'{"url": %s, "path": "/a.txt"}'),
+    ],
+)
+def test_json_that_json_loads_chokes_on_is_a_400_saying_why(
+    served: Server, path: str, body: bytes, value: bytes, reason: str
+) -> None:
+    """Deep nesting and long numbers answered 500 (RecursionError, ValueError); a lone surrogate a 502
+    "toolbridge bug" at the call route, a 500 at the workspace's."""
+    _refused(_post(served, path, body % value), "not valid JSON", reason)
+
+
+def test_a_lone_surrogate_in_a_pipelines_input_is_a_400(served: Server) -> None:
+    """``POST /v1/runs`` reads its body with FastAPI, which lets an escaped lone surrogate through into
+    ``input`` (any JSON object): the run's call answered 502, "this is a toolbridge bug"."""
+    answer = _post(served, "/v1/runs", b'{"pipeline": "remember", "input": {"text": "\\ud800"}}')
+    _refused(answer, "not Unicode text", "surrogate")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [(DEEP, "nested too deeply"), (LONE_SURROGATE, "surrogate"), (b"NaN", "NaN")]
+)
+def test_a_signed_delivery_that_is_not_plain_json_is_a_400(served: Server, value: bytes, reason: str) -> None:
+    """Correctly signed, such a delivery answered 500 (RecursionError; the event log could not write the
+    surrogate) or was stored with a NaN no JSON reader takes back."""
+    body = b'{"type": "push", "value": %s}' % value
+    msg_id, stamp = f"msg_{hashlib.sha256(body).hexdigest()[:12]}", str(int(time.time()))
+    key = base64.b64decode(HOOK_SECRET.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    signed = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
+    _refused(_post(served, "/hooks/pushes", body, signed), "not valid JSON", reason)
