@@ -14,7 +14,11 @@ import json
 import re
 from typing import Any
 
-__all__ = ["loads"]
+__all__ = ["MAX_STORED_INT", "loads"]
+
+MAX_STORED_INT = 2**63 - 1
+"""The largest integer a cursor, version or offset may be: SQLite and PostgreSQL store 64 bits, and a larger
+one failed deep inside as ``OverflowError`` (a 502 "toolbridge bug"). Schemas cap their integers at it."""
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 """An escape of a UTF-16 surrogate: a pair is one character once decoded, a lone one is not text."""

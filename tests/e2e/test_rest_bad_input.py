@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Iterator
 
@@ -91,3 +92,44 @@ def test_a_signed_delivery_that_is_not_plain_json_is_a_400(served: Server, value
         "webhook-signature": "v1," + base64.b64encode(mac).decode(),
     }
     _refused(_post(served, "/hooks/pushes", body, signed), "not valid JSON", reason)
+
+
+PAST_64_BITS = 2**63
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "field"),
+    [
+        (f"/v1/events?subscription=pushed&cursor={PAST_64_BITS}", 400, "query.cursor"),
+        (f"/v1/workspaces/shared/changes?cursor={PAST_64_BITS}", 422, "cursor"),
+    ],
+)
+def test_a_cursor_past_64_bits_is_refused_naming_it(
+    served: Server, path: str, status: int, field: str
+) -> None:
+    """Both answered 502 with OverflowError ("the tool itself failed" / "a toolbridge bug")."""
+    auth = {"Authorization": f"Bearer {served.key}"}
+    answer = httpx2.get(served.base + path, headers=auth, timeout=patience(20))
+    assert answer.status_code == status, answer.text
+    assert field in answer.json()["detail"] and "9223372036854775807" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("workspace.read", {"path": "/a.txt", "version": PAST_64_BITS}),
+        ("workspace.read", {"path": "/a.txt", "offset": PAST_64_BITS}),
+        ("workspace.restore", {"path": "/a.txt", "version": PAST_64_BITS}),
+        ("workspace.changes", {"cursor": PAST_64_BITS}),
+        ("events.poll", {"subscription": "pushed", "cursor": PAST_64_BITS}),
+    ],
+)
+def test_an_integer_past_64_bits_is_an_invalid_argument(
+    served: Server, tool: str, arguments: dict[str, object]
+) -> None:
+    """Each answered 502, "this is a toolbridge bug" (OverflowError in SQLite; ``offset`` a ValueError of
+    the file's seek): the schemas now say how large a number may be."""
+    answer = _post(served, f"/v1/tools/{tool}/call", json.dumps({"arguments": arguments}).encode())
+    assert answer.status_code == 422, answer.text
+    field = "cursor" if "cursor" in arguments else "offset" if "offset" in arguments else "version"
+    assert f"{field}: 9223372036854775808 " in answer.json()["detail"]

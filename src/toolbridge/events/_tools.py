@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+from pydantic import Field
+
+from toolbridge._jsonin import MAX_STORED_INT
 from toolbridge.connectors import Invocation
 from toolbridge.resilience import BreakerPolicy, ResiliencePolicy, RetryPolicy
 
@@ -14,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["add_event_tools"]
 
 _MAX_WAIT = 50.0
+Cursor = Annotated[int | None, Field(ge=0, le=MAX_STORED_INT)]
 
 
 LONG_POLLS = ResiliencePolicy(
@@ -41,7 +45,7 @@ def add_event_tools(hub: Hub, service: EventService) -> None:
 
     @hub.tool(connector="events", read_only=True, blocking=False)
     async def poll(
-        subscription: str, invocation: Invocation, cursor: int | None = None, limit: int = 50
+        subscription: str, invocation: Invocation, cursor: Cursor = None, limit: int = 50
     ) -> dict[str, Any]:
         """Events of a subscription after a cursor, without waiting.
 
@@ -56,7 +60,7 @@ def add_event_tools(hub: Hub, service: EventService) -> None:
     async def wait(
         subscription: str,
         invocation: Invocation,
-        cursor: int | None = None,
+        cursor: Cursor = None,
         max_wait: float = 30.0,
         limit: int = 50,
     ) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from toolbridge._jsonin import MAX_STORED_INT
 from toolbridge.catalog import Tool, ToolAnnotations
 
 __all__ = ["workspace_tools"]
@@ -13,7 +14,8 @@ _S: dict[str, Any] = {"type": "string"}
 _PATH = {"type": "string", "description": "file or folder path, e.g. /reports/q3.csv"}
 _WS = {"type": "string", "description": "workspace id (default: the connector's workspace)"}
 _LEASE = {"type": "string", "description": "lease token from workspace.lock, if you hold the lease"}
-_INT0 = {"type": "integer", "minimum": 0}
+_INT0 = {"type": "integer", "minimum": 0, "maximum": MAX_STORED_INT}
+_VERSION = {"type": "integer", "minimum": 1, "maximum": MAX_STORED_INT}
 
 READ = ToolAnnotations(read_only=True, idempotent=True, open_world=False)
 WRITE = ToolAnnotations(open_world=False)
@@ -31,7 +33,7 @@ _SPECS: dict[str, tuple[str, Mapping[str, Any], tuple[str, ...], ToolAnnotations
     "read": (
         "Read a file. Text up to ~1 MiB comes inline; small binaries as base64; anything larger as a "
         "short-lived download URL. version reads an older version; offset/length read a byte range.",
-        {"path": _PATH, "version": {"type": "integer", "minimum": 1}, "offset": _INT0, "length": _INT0},
+        {"path": _PATH, "version": _VERSION, "offset": _INT0, "length": _INT0},
         ("path",),
         READ,
     ),
@@ -73,7 +75,7 @@ _SPECS: dict[str, tuple[str, Mapping[str, Any], tuple[str, ...], ToolAnnotations
     ),
     "restore": (
         "Restore a deleted file or folder from the trash, or (with version) make an old version current.",
-        {"path": _PATH, "version": {"type": "integer", "minimum": 1}, "trash_id": _S, "lease": _LEASE},
+        {"path": _PATH, "version": _VERSION, "trash_id": _S, "lease": _LEASE},
         ("path",),
         WRITE,
     ),

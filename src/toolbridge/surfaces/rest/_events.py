@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from toolbridge._jsonin import MAX_STORED_INT
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.surfaces._request import api_key
@@ -36,7 +37,7 @@ async def list_events(
     request: Request,
     subscription: str,
     cursor: Annotated[
-        int | None, Query(ge=0, description="from the previous answer; omit to start now")
+        int | None, Query(ge=0, le=MAX_STORED_INT, description="from the previous answer; omit to start now")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     wait: Annotated[float, Query(ge=0, le=50, description="seconds to wait for a first event")] = 0.0,
