@@ -52,6 +52,19 @@ async def test_put_get_range_and_list(env: Env) -> None:
     assert stale.status_code == 412 and stale.headers["content-type"] == "application/problem+json"
 
 
+async def test_a_file_is_served_with_its_type_but_never_runs_as_a_page_of_this_origin(env: Env) -> None:
+    """An agent's HTML (or SVG) came back as ``text/html`` with nothing else: opened in a browser (a signed
+    download URL is made to be), its script ran as a page of the server's own origin."""
+    c, auth = env.client, env.auth
+    page = b"<script>alert(document.domain)</script>"
+    headers = {**auth, "Content-Type": "text/html"}
+    await c.put("/v1/workspaces/shared/content", params={"path": "/x.html"}, content=page, headers=headers)
+    got = await c.get("/v1/workspaces/shared/content", params={"path": "/x.html"}, headers=auth)
+    assert got.content == page and got.headers["content-type"].startswith("text/html")
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["content-security-policy"] == "sandbox; default-src 'none'"
+
+
 async def test_other_tenant_and_missing_workspace_look_the_same(env: Env) -> None:
     c = env.client
     await c.put("/v1/workspaces/shared/content", params={"path": "/s"}, content=b"s", headers=env.auth)

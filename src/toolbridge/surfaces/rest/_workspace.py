@@ -226,6 +226,7 @@ class WorkspaceApi:
             "Accept-Ranges": "bytes",
             "X-Version": str(entry.version),
             "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(entry.sha256)).decode(),
+            **_INERT,
         }
         if request.headers.get("if-none-match") == entry.etag:
             return Response(status_code=304, headers=headers)
@@ -530,6 +531,12 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size or end <= start:
         return (-1, -1)
     return start, end
+
+
+_INERT = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
+"""A file keeps the type it was stored with, but never runs as a page of this origin: an agent's HTML or
+SVG opened in a browser (signed download URLs are made for that) is sandboxed, loads nothing, and is
+not sniffed into something else."""
 
 
 async def _json(request: Request) -> dict[str, Any]:
