@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -208,7 +208,7 @@ async def list_tools(
 async def list_outbox(
     request: Request,
     caller: Caller,
-    state: str | None = None,
+    state: Literal["queued", "parked", "running", "done", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     items = await _hub_of(request).outbox.items(principal=caller.id, state=state, limit=limit)

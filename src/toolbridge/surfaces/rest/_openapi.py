@@ -21,7 +21,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-__all__ = ["complete_document"]
+__all__ = ["MAX_DIGITS", "complete_document"]
+
+MAX_DIGITS = 18
+"""The workspace routes' numbers (query and headers) are 1 to 18 digits: below the 64 bits the database
+stores, and a bound a pattern can state exactly (``^[0-9]{1,18}$``)."""
+_DIGITS = f"^[0-9]{{1,{MAX_DIGITS}}}$"
 
 _PROBLEM_TYPE = "application/problem+json"
 
@@ -179,6 +184,8 @@ def _query(name: str, description: str, *, required: bool = False, **schema: Any
 
 
 def _number(name: str, description: str, kind: str = "integer", **bounds: float) -> dict[str, Any]:
+    if kind == "integer":  # more is a 400 (MAX_DIGITS)
+        bounds.setdefault("maximum", 10**MAX_DIGITS - 1)
     return _param("query", name, description, False, {"type": kind, **bounds})
 
 
@@ -352,7 +359,7 @@ def _file_content() -> dict[str, Any]:
             _WS,
             _PATH,
             _in_header("X-Lease", "the lease you hold on the file"),
-            _in_header("X-Expected-Version", "store only if this is the current version", pattern="^[0-9]+$"),
+            _in_header("X-Expected-Version", "store only if this is the current version", pattern=_DIGITS),
             _in_header("If-Match", "store only if this is the current ETag"),
             *_SIGNED,
         ],
@@ -426,9 +433,7 @@ def _tus_collection() -> dict[str, Any]:
                 parameters=[
                     _WS,
                     _TUS,
-                    _in_header(
-                        "Upload-Length", "the file's size in bytes", required=True, pattern="^[0-9]+$"
-                    ),
+                    _in_header("Upload-Length", "the file's size in bytes", required=True, pattern=_DIGITS),
                     _in_header("Upload-Metadata", "tus metadata: path (required), filetype, sha256, lease"),
                     *_SIGNED,
                 ],
@@ -460,7 +465,7 @@ def _tus_upload() -> dict[str, Any]:
                     _WS,
                     _UPLOAD,
                     _TUS,
-                    _in_header("Upload-Offset", "where these bytes start", required=True, pattern="^[0-9]+$"),
+                    _in_header("Upload-Offset", "where these bytes start", required=True, pattern=_DIGITS),
                     _in_header("Upload-Checksum", "sha256 <base64 digest> of these bytes"),
                 ],
                 body={

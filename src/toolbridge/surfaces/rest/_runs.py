@@ -4,7 +4,7 @@ sees only its own runs: another's answers exactly like a missing one (404)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,8 @@ from toolbridge.surfaces._request import api_key
 __all__ = ["runs_router"]
 
 runs_router = APIRouter(prefix="/runs", tags=["pipelines"])
+RunState = Literal["queued", "running", "compensating", "succeeded", "failed", "cancelled", "needs_attention"]
+"""``pipelines._store``'s ACTIVE and TERMINAL states (a misspelt one listed nothing, silently)."""
 
 
 class StartRun(BaseModel):
@@ -44,7 +46,7 @@ async def start_run(body: StartRun, request: Request) -> dict[str, Any]:
 
 @runs_router.get("", summary="The caller's recent pipeline runs, newest first")
 async def list_runs(
-    request: Request, state: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    request: Request, state: RunState | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> dict[str, Any]:
     hub, caller = await _caller(request)
     service = pipeline_service(hub)

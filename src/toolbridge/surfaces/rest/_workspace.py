@@ -45,6 +45,7 @@ from toolbridge.policy import Principal
 from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
 from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._request import api_key, declared_length, presents_key, read_body
+from toolbridge.surfaces.rest._openapi import MAX_DIGITS
 from toolbridge.workspace import BlobInfo, WorkspaceConnector, normalize_path
 from toolbridge.workspace._blobs import hash_file
 from toolbridge.workspace._connector import entry_document
@@ -186,7 +187,12 @@ class WorkspaceApi:
 
     async def files(self, request: Request) -> Response:
         q = request.query_params
-        args: dict[str, Any] = {"path": q.get("path", "/"), "trashed": q.get("trashed") in ("1", "true")}
+        trashed = q.get("trashed", "false")
+        if trashed not in ("true", "false", "1", "0"):  # any other word listed the files, not the trash
+            raise BadRequest(
+                f"trashed must be true or false, not {trashed!r}", hint="send trashed=true or leave it out"
+            )
+        args: dict[str, Any] = {"path": q.get("path", "/"), "trashed": trashed in ("1", "true")}
         return await self.call(request, "list", args)
 
     async def call(self, request: Request, op: str, arguments: dict[str, Any]) -> Response:
@@ -497,12 +503,17 @@ def _path(request: Request) -> str:
 
 
 def _int(value: str | None, name: str) -> int:
-    try:
-        return int(value or "")
-    except ValueError:
-        raise BadRequest(
-            f"{name} must be an integer, not {value!r}", hint=f"send a whole number for {name}"
-        ) from None
+    """A count, offset, version or cursor: 1 to 18 ASCII digits (the document's pattern and maximum). Python's
+    ``int`` also took ``-5`` (a 413 "the upload is -5 bytes, over the limit", a 412 for version -5), ``1_0``,
+    other scripts' digits, and numbers past the 64 bits the database stores (a 502)."""
+    if value and len(value) <= MAX_DIGITS and value.isascii() and value.isdigit():
+        return int(value)
+    raise BadRequest(
+        f"{name} must be a whole number of 1 to {MAX_DIGITS} digits, not {value[:40]!r}"
+        if value is not None
+        else f"{name} is missing",
+        hint=f"send a whole number for {name}",
+    )
 
 
 def _float(value: str, name: str) -> float:
