@@ -293,7 +293,7 @@ def _workspace_reads() -> dict[str, Any]:
             "post": _op(
                 "Create a workspace; the caller becomes its owner",
                 _json_ok(201, "The new workspace"),
-                (403, 409),
+                (403, 409, 413),
                 body=_json_body({"name": {"type": "string", "minLength": 1, "maxLength": 128}}, ["name"]),
             ),
         },
@@ -327,16 +327,16 @@ def _workspace_reads() -> dict[str, Any]:
     }
 
 
+_ANY_FILE = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+"""A download answers with the type the file was stored with (the PUT's Content-Type, tus's filetype)."""
+
+
 def _file_content() -> dict[str, Any]:
     download = _op(
         "Download a file (or one version of it); Range and If-None-Match are honoured",
         {
-            **_ok(200, "The file", content={"application/octet-stream": {"schema": {"type": "string"}}}),
-            **_ok(
-                206,
-                "The range asked for",
-                content={"application/octet-stream": {"schema": {"type": "string"}}},
-            ),
+            **_ok(200, "The file, with the Content-Type it was stored with", content=_ANY_FILE),
+            **_ok(206, "The range asked for", content=_ANY_FILE),
             **_ok(304, "Not modified (If-None-Match named the current ETag)"),
             **_ok(416, "The range lies outside the file"),
         },
@@ -394,7 +394,7 @@ def _workspace_writes() -> dict[str, Any]:
             "post": _op(
                 "Store a file fetched from a URL (the server fetches it, guarded against internal addresses)",
                 _json_ok(201, "The stored file"),
-                (*_FILE_OPS, 412, 502, 504),
+                (*_FILE_OPS, 412, 413, 502, 504),
                 parameters=[_WS],
                 body=_json_body(
                     {
@@ -429,7 +429,7 @@ def _tus_collection() -> dict[str, Any]:
                     "The upload",
                     headers={**_TUS_HEADERS, "Location": _header("the upload's URL", "string")},
                 ),
-                (*_FILE_OPS, 412),
+                (*_FILE_OPS, 412, 413),
                 parameters=[
                     _WS,
                     _TUS,
@@ -460,7 +460,7 @@ def _tus_upload() -> dict[str, Any]:
                     **_ok(204, "The bytes were appended", headers=tus_status),
                     **_ok(415, "The body is not application/offset+octet-stream"),
                 },
-                (*_FILE_OPS, 412, 460),
+                (*_FILE_OPS, 412, 413, 460),
                 parameters=[
                     _WS,
                     _UPLOAD,
