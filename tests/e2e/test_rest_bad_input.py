@@ -214,3 +214,24 @@ def test_a_download_is_documented_with_any_content_type(served: Server) -> None:
     document = httpx2.get(served.base + "/v1/openapi.json", timeout=patience(10)).json()
     responses = document["paths"]["/workspaces/{ws}/content"]["get"]["responses"]
     assert list(responses["200"]["content"]) == list(responses["206"]["content"]) == ["*/*"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "detail"),
+    [
+        ({"X-Expected-Version": ""}, 400, "X-Expected-Version must be a whole number"),
+        ({"If-Match": ""}, 400, "If-Match is empty"),
+        ({"If-Match": '"abc-1"'}, 412, "'/never-written.txt' does not exist, so no ETag matches"),
+    ],
+)
+def test_a_put_with_an_empty_or_unmatchable_condition_says_so(
+    served: Server, headers: dict[str, str], status: int, detail: str
+) -> None:
+    """An empty X-Expected-Version was no condition (the file was overwritten; schemathesis: a request
+    violating the header's pattern accepted); an empty If-Match a 412 "'/0' has ETag None, which does not
+    match " (a schema-valid request refused), as was any If-Match on a missing file."""
+    auth = {"Authorization": f"Bearer {served.key}", **headers}
+    url = served.base + "/v1/workspaces/shared/content?path=/never-written.txt"
+    answer = httpx2.put(url, headers=auth, content=b"x", timeout=patience(20))
+    assert answer.status_code == status, answer.text
+    assert answer.json()["detail"].startswith(detail)

@@ -181,7 +181,9 @@ def check_preconditions(path: str, row: Any, expected_version: int | None, if_ma
             ok = current_etag is not None and if_match.strip() in {current_etag, current_etag.strip('"')}
         if not ok:
             raise PreconditionFailed(
-                f"{path!r} has ETag {current_etag}, which does not match {if_match}",
+                f"{path!r} has ETag {current_etag}, which does not match {if_match}"
+                if current_etag is not None
+                else f"{path!r} does not exist, so no ETag matches {if_match}",
                 current=current,
                 hint="read the file again to get its current ETag, then retry the write",
             )

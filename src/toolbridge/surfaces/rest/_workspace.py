@@ -259,9 +259,15 @@ class WorkspaceApi:
 
     async def _put(self, request: Request, who: Principal, workspace: str, path: str) -> Response:
         await self.service.info(who, workspace)
+        expected, if_match = request.headers.get("x-expected-version"), request.headers.get("if-match")
+        if expected is not None:  # an empty one was no condition at all: the file was overwritten
+            expected_version: int | None = _int(expected, "X-Expected-Version")
+        else:
+            expected_version = None
+        if if_match is not None and not if_match.strip():
+            raise BadRequest("If-Match is empty", hint="send the ETag you read (or *), or leave If-Match out")
         temp, blob = await self._receive(request)
         try:
-            expected = request.headers.get("x-expected-version")
             entry = await self.service.commit(
                 who,
                 workspace,
@@ -270,8 +276,8 @@ class WorkspaceApi:
                 blob,
                 content_type=request.headers.get("content-type", ""),
                 lease=request.headers.get("x-lease"),
-                expected_version=_int(expected, "X-Expected-Version") if expected else None,
-                if_match=request.headers.get("if-match"),
+                expected_version=expected_version,
+                if_match=if_match,
                 source="put",
             )
         finally:
