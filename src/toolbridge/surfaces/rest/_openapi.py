@@ -117,6 +117,7 @@ def complete_document(app: FastAPI) -> dict[str, Any]:
         for method, operation in item.items():
             _complete(operation, method, path)
     doc["paths"].update(_workspace_paths())
+    doc["paths"].update(_server_paths())
     app.openapi_schema = doc
     return doc
 
@@ -485,3 +486,43 @@ def _tus_upload() -> dict[str, Any]:
             ),
         },
     }
+
+
+def _server_paths() -> dict[str, Any]:
+    """The routes outside ``/v1`` (surfaces/app.py), each with its own server ``/``: webhooks in, health and
+    the index. ``/mcp`` speaks MCP, whose specification is its document; ``/v1/docs`` and this document are
+    documentation."""
+    source = {"name": "source", "in": "path", "required": True, "description": "its name under hooks:"}
+    hook: dict[str, Any] = {
+        "tags": ["events"],
+        "summary": "Receive a webhook: verified on the raw body by the source's verifier, recorded, answered",
+        "security": [{}],  # the signature authenticates it
+        "parameters": [source | {"schema": {"type": "string"}}],
+        "requestBody": {
+            "required": True,
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        "responses": {
+            **_ok(
+                200,
+                "Recorded ({id, duplicate}), or Slack's url_verification {challenge}",
+                content=_JSON_OBJECT,
+            ),
+            **_errors((400, 401, 404, 413, 503)),
+        },
+    }
+    unsigned = hook["responses"]["401"]
+    unsigned["description"] = "Unsigned, badly signed, or signed too long ago"
+    del unsigned["headers"]  # no WWW-Authenticate: the sender signs, it presents no key
+    return {
+        "/hooks/{source}": {"servers": _ROOT, "post": hook},
+        "/healthz": {"servers": _ROOT, "get": _plain_get("Liveness: {status: ok | starting, tools: N}")},
+        "/": {"servers": _ROOT, "get": _plain_get("Where MCP, REST, this document and webhooks are served")},
+    }
+
+
+_ROOT = [{"url": "/", "description": "the server's own routes, outside /v1"}]
+
+
+def _plain_get(summary: str) -> dict[str, Any]:
+    return {"tags": ["server"], "summary": summary, "security": [{}], "responses": _json_ok(200, "It")}
