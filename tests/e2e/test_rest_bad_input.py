@@ -69,11 +69,14 @@ def test_json_that_json_loads_chokes_on_is_a_400_saying_why(
     _refused(_post(served, path, body % value), "not valid JSON", reason)
 
 
-def test_a_lone_surrogate_in_a_pipelines_input_is_a_400(served: Server) -> None:
+def test_a_lone_surrogate_in_a_pipelines_input_is_invalid_arguments_naming_it(served: Server) -> None:
     """``POST /v1/runs`` reads its body with FastAPI, which lets an escaped lone surrogate through into
     ``input`` (any JSON object): the run's call answered 502, "this is a toolbridge bug"."""
     answer = _post(served, "/v1/runs", b'{"pipeline": "remember", "input": {"text": "\\ud800"}}')
-    _refused(answer, "not Unicode text", "surrogate")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [
+        {"field": "text", "error": "a lone surrogate (\\ud800-\\udfff without its pair)"}
+    ]
 
 
 @pytest.mark.parametrize(
