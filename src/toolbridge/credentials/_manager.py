@@ -51,6 +51,7 @@ from toolbridge.errors import (
     StorageError,
     TokenRefreshFailed,
     ToolbridgeError,
+    UpstreamError,
 )
 from toolbridge.policy import Principal
 from toolbridge.resilience._retry import Backoff, retry
@@ -593,14 +594,7 @@ class CredentialManager:
                     self.on_reauth(fresh, exc.message)
                 raise _reconnect(fresh, tool, cause=exc.message) from None
             except (ToolbridgeError, TimeoutError) as exc:
-                failure = (
-                    exc
-                    if isinstance(exc, ToolbridgeError)
-                    else TokenRefreshFailed(
-                        f"the token endpoint did not answer within {self.token_timeout:g} s",
-                        hint="try again shortly",
-                    )
-                )
+                failure = _refresh_failure(exc, self.token_timeout)
                 await self.store.release_lease(conn.id, self.owner, error=failure.message)
                 await self.record("(credentials.refresh)", who, "", digest, "error", failure.code, started)
                 failure.tool = tool or None
@@ -723,6 +717,22 @@ def connect_required(
         f"(or an operator runs: {command})",
         tool=tool or None,
     )
+
+
+def _refresh_failure(exc: ToolbridgeError | TimeoutError, timeout: float) -> ToolbridgeError:
+    """What a failed refresh raises: the authorization server unreachable or answering 5xx while its
+    metadata is read (a process that had not read it yet) is a transient token_refresh_failed like the token
+    endpoint's own, remembered for a moment (it was an upstream_unavailable, or a configuration_error for a
+    5xx, asked again by every call: an outside probe counted 198 metadata requests in 4 s)."""
+    if isinstance(exc, TimeoutError):
+        return TokenRefreshFailed(
+            f"the token endpoint did not answer within {timeout:g} s", hint="try again shortly"
+        )
+    if isinstance(exc, UpstreamError) and not isinstance(exc, TokenRefreshFailed):
+        return TokenRefreshFailed(
+            f"cannot refresh the token: {exc.message}", hint="the connection is kept; try again shortly"
+        )
+    return exc
 
 
 def _digest(conn: Connection) -> str:

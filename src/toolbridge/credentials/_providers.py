@@ -191,6 +191,12 @@ async def discover(
             except ValueError:
                 doc = None
             return _metadata(doc, issuer, url)
+        if response.status_code >= 500 or response.status_code == 429:  # a server in trouble, not one
+            raise UpstreamUnavailable(  # without metadata: asking the next location would not help
+                f"the authorization server metadata at {url} answered {response.status_code}",
+                sent=True,
+                hint="the server may be down for a moment; try again shortly",
+            )
     raise ConfigurationError(
         f"{issuer} publishes no authorization server metadata",
         hint="give authorize_url and token_url instead",

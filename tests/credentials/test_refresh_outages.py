@@ -1,0 +1,86 @@
+"""Refreshes while the authorization server misbehaves: down, busy, or refusing with an OAuth error.
+
+What counts (outside OAuth probe, several replicas under load): every call gets a typed error saying what
+to do, the connection is kept unless the grant is dead, and the server is not asked again by every call.
+"""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub
+from toolbridge.credentials import AuthConfig, Material, ProviderDef, TokenSet
+from toolbridge.errors import TokenRefreshFailed
+from toolbridge.storage import Database
+
+pytestmark = pytest.mark.anyio
+
+ISSUER = "https://auth.test"
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Outage:
+    """An issuer-only provider (endpoints from its metadata) whose server is down, then back."""
+
+    def __init__(self, server: FakeAuthServer, down: str | None) -> None:
+        self.server = server
+        self.down = down
+        self.metadata_requests = 0
+
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
+        if not request.url.path.startswith("/.well-known/"):
+            return self.server.handler(request)
+        self.metadata_requests += 1
+        if self.down == "refused":
+            raise httpx2.ConnectError("connection refused", request=request)
+        if self.down == "503":
+            return httpx2.Response(503, text="<html>Service Temporarily Unavailable</html>")
+        endpoints = {"authorization_endpoint": f"{ISSUER}/authorize", "token_endpoint": f"{ISSUER}/token"}
+        return httpx2.Response(200, json={"issuer": ISSUER, **endpoints})
+
+
+def discovered() -> AuthConfig:
+    corp = ProviderDef(name="corp", display_name="Corp SSO", scope_separator=" ", issuer=ISSUER)
+    return AuthConfig(scheme="oauth2", provider=corp, client_id="cid")
+
+
+async def connect(manager, server: FakeAuthServer, *, now: float):  # type: ignore[no-untyped-def]
+    tokens = TokenSet.from_response(server.issue(), now=now)
+    return await manager.add("gh", "default", Material(tokens=tokens))
+
+
+@pytest.mark.parametrize("down", ["503", "refused"])
+async def test_a_server_down_when_a_process_first_reads_its_metadata_is_a_transient_refresh_failure(
+    sqlite_url: str, down: str
+) -> None:
+    """A replica that had not read the provider's metadata yet answered every call during an outage with
+    configuration_error "publishes no authorization server metadata" (a 503) or upstream_unavailable
+    (refused), and read the metadata again for each call: 198 requests in 4 s from two replicas."""
+    server, clock = FakeAuthServer(expires_in=10), Clock()
+    outage = Outage(server, down)
+    config = {"gh": discovered()}
+    hub, manager, client = make_hub(Database(sqlite_url), server, config, clock=clock, handler=outage.handler)
+    async with hub, client:
+        await connect(manager, server, now=clock.now)
+        clock.now += 11  # expired: the next call must refresh, and must first find the token endpoint
+        for _ in range(5):
+            with pytest.raises(TokenRefreshFailed) as failed:
+                await hub.call(LOCAL, "gh.me")
+            assert failed.value.retry_after is not None and 0 < failed.value.retry_after <= 2
+        assert failed.value.message.startswith("cannot refresh the token: ")
+        assert "metadata" in failed.value.message
+        assert outage.metadata_requests == 1, "the calls in the pause got the failure, not a request each"
+        assert (await manager.store.find("gh"))[0].state == "active"
+
+        outage.down = None
+        clock.now += 2
+        assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}
+        assert server.refreshes == 1
