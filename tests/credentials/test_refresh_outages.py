@@ -9,9 +9,9 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub
+from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub, oauth_config
 from toolbridge.credentials import AuthConfig, Material, ProviderDef, TokenSet
-from toolbridge.errors import TokenRefreshFailed
+from toolbridge.errors import ConfigurationError, TokenRefreshFailed
 from toolbridge.storage import Database
 
 pytestmark = pytest.mark.anyio
@@ -84,3 +84,41 @@ async def test_a_server_down_when_a_process_first_reads_its_metadata_is_a_transi
         clock.now += 2
         assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}
         assert server.refreshes == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "raised"),
+    [(400, "temporarily_unavailable", TokenRefreshFailed), (401, "invalid_client", ConfigurationError)],
+)
+async def test_a_token_endpoint_refusing_with_another_oauth_error_is_asked_once_per_pause(
+    sqlite_url: str, status: int, error: str, raised: type[Exception]
+) -> None:
+    """``400 {"error": "temporarily_unavailable"}`` and ``401 {"error": "invalid_client"}`` (a client secret
+    changed at the provider) were a reconnect_required (a person must reconnect — which cannot help) whose
+    hint said to check the client, and left the connection usable: every call sent another token request
+    (81 failed calls, 81 requests). The first is transient; the second the operator's to fix."""
+    server, clock = FakeAuthServer(expires_in=10), Clock()
+    refusing = {"on": True}
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/token" and refusing["on"]:
+            server.token_requests.append({"grant_type": "refresh_token"})
+            return httpx2.Response(status, json={"error": error})
+        return server.handler(request)
+
+    config = {"gh": oauth_config()}
+    hub, manager, client = make_hub(Database(sqlite_url), server, config, clock=clock, handler=handler)
+    async with hub, client:
+        await connect(manager, server, now=clock.now)
+        clock.now += 11
+        for _ in range(5):
+            with pytest.raises(raised) as refused:
+                await hub.call(LOCAL, "gh.me")
+        assert error in str(refused.value)
+        if raised is ConfigurationError:
+            assert "client_secret" in str(refused.value)
+        assert server.refreshes == 1
+        assert (await manager.store.find("gh"))[0].state == "active", "the grant itself may be fine"
+        refusing["on"] = False
+        clock.now += 2
+        assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}

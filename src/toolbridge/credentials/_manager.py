@@ -191,7 +191,7 @@ class CredentialManager:
         self._cells: dict[str, _Cell] = {}
         self._selected: dict[tuple[str, tuple[str, ...], str | None], str] = {}
         self._locks: dict[str, anyio.Lock] = {}
-        self._failures: dict[str, tuple[float, TokenRefreshFailed]] = {}
+        self._failures: dict[str, tuple[float, TokenRefreshFailed | ConfigurationError]] = {}
         """Connection → (until, the failure): a refresh that just failed is not tried again before."""
         self._log_filter: UrlQueryFilter | None = None
         self.refreshes = 0
@@ -503,17 +503,20 @@ class CredentialManager:
                 )
                 self._remember_failure(ident, failed)
                 raise failed from None
-            except TokenRefreshFailed as exc:
+            except (TokenRefreshFailed, ConfigurationError) as exc:
                 self._remember_failure(ident, exc)
                 raise
             self._failures.pop(ident, None)
 
-    def _remember_failure(self, ident: str, exc: TokenRefreshFailed) -> None:
+    def _remember_failure(self, ident: str, exc: TokenRefreshFailed | ConfigurationError) -> None:
         """The calls waiting for this refresh get its failure, not a token request each (ten calls sent ten,
-        and a 429's Retry-After was not heeded): for the endpoint's Retry-After, else a short pause."""
-        pause = max(exc.retry_after or 0.0, _FAILURE_PAUSE)
-        exc.retry_after = pause
-        self._failures[ident] = (self.clock() + pause, exc)
+        and a 429's Retry-After was not heeded): for the endpoint's Retry-After, else a short pause. A
+        refusal the operator must fix (``invalid_client``) is remembered as long: it changes no state."""
+        if isinstance(exc, TokenRefreshFailed):
+            exc.retry_after = max(exc.retry_after or 0.0, _FAILURE_PAUSE)
+            self._failures[ident] = (self.clock() + exc.retry_after, exc)
+        else:
+            self._failures[ident] = (self.clock() + _FAILURE_PAUSE, exc)
 
     def _raise_recent_failure(self, ident: str, tool: str) -> None:
         recent = self._failures.get(ident)
@@ -524,8 +527,9 @@ class CredentialManager:
         if left <= 0:
             del self._failures[ident]
             return
-        again = TokenRefreshFailed(exc.message, hint=exc.hint, tool=tool or None)
-        again.retry_after = left
+        again = type(exc)(exc.message, hint=exc.hint, tool=tool or None)
+        if isinstance(again, TokenRefreshFailed):
+            again.retry_after = left
         raise again
 
     def _fresh(self, conn: Connection, material: Material, seen_version: int) -> bool:

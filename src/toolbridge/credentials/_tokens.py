@@ -19,7 +19,7 @@ import httpx2
 from toolbridge._redact import forms, redact_text
 from toolbridge._urlguard import RequestPin
 from toolbridge.credentials._secret import Secret
-from toolbridge.errors import CredentialsError, TokenRefreshFailed
+from toolbridge.errors import ConfigurationError, CredentialsError, TokenRefreshFailed, ToolbridgeError
 from toolbridge.resilience._headers import parse_retry_after
 
 __all__ = ["ClientAuth", "GrantDead", "TokenEndpoint", "TokenSet"]
@@ -237,9 +237,15 @@ class TokenEndpoint:
         return TokenSet.from_response(doc, now=started, previous=previous)
 
 
-def _oauth_error(doc: Mapping[str, Any], status: int, url: str, secrets: tuple[str, ...]) -> CredentialsError:
+def _oauth_error(doc: Mapping[str, Any], status: int, url: str, secrets: tuple[str, ...]) -> ToolbridgeError:
     """``secrets``: the forms of what the request carried, masked in what the server says (before it is cut
-    short, which could leave the start of a secret)."""
+    short, which could leave the start of a secret).
+
+    ``invalid_grant`` (and its kin) is a dead grant: a person reconnects. ``temporarily_unavailable`` and
+    ``server_error`` pass by themselves: a transient failure. Anything else (``invalid_client``,
+    ``unauthorized_client``, ``invalid_scope``…) is the operator's to fix in the connector's settings; it
+    was a ``reconnect_required`` whose hint said to check the client, and that left the connection
+    usable, so every call sent another token request (found by an outside OAuth probe)."""
     error = redact_text(str(doc.get("error") or "no access_token"), secrets)[:64]
     description = redact_text(str(doc.get("error_description") or ""), secrets)[:200]
     text = f"the token endpoint {_host(url)} refused the grant: {error}" + (
@@ -247,8 +253,13 @@ def _oauth_error(doc: Mapping[str, Any], status: int, url: str, secrets: tuple[s
     )
     if error in ("invalid_grant", "invalid_token", "token_revoked", "token_expired"):
         return GrantDead(text, hint="a person must reconnect the account (toolbridge connect CONNECTOR)")
-    return CredentialsError(
-        text + f" [HTTP {status}]", hint="check the client id and secret of this connector"
+    if error in ("temporarily_unavailable", "server_error"):
+        return TokenRefreshFailed(
+            text + f" [HTTP {status}]", hint="the connection is kept; try again shortly"
+        )
+    return ConfigurationError(
+        text + f" [HTTP {status}]",
+        hint="an operator checks the connector's client_id, client_secret and scopes against the provider",
     )
 
 
