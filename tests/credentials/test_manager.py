@@ -120,7 +120,7 @@ async def test_transient_token_endpoint_failure_keeps_the_connection(sqlite_url:
     hub, manager, client = make_hub(db, server, {"gh": oauth_config()}, clock=clock)
     async with hub, client:
         await connect(manager, server, now=clock.now)
-        clock.now += 6  # a 10-second token is refreshed 5 s before it expires (half its life, under the skew)
+        clock.now += 11  # expired (while it is still good, a failed refresh lets the call use it: below)
         server.fail_with = 503
         with pytest.raises(TokenRefreshFailed):
             await hub.call(LOCAL, "gh.me")
@@ -135,6 +135,31 @@ async def test_transient_token_endpoint_failure_keeps_the_connection(sqlite_url:
         assert len(server.token_requests) == asked
         clock.now += 2
         assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}
+
+
+async def test_a_failed_proactive_refresh_lets_calls_use_the_token_until_it_expires(sqlite_url: str) -> None:
+    """A token endpoint failing for a moment made every call fail with token_refresh_failed, though their
+    access token was good for up to refresh_skew more seconds (an outside probe: 929 failed calls in a
+    4-second 5xx window, half of them with a valid token)."""
+    server, clock = FakeAuthServer(expires_in=600), Clock()
+    hub, manager, client = make_hub(Database(sqlite_url), server, {"gh": oauth_config()}, clock=clock)
+    async with hub, client:
+        await connect(manager, server, now=clock.now)
+        clock.now += 545  # inside the 60-second skew: due for a refresh, good for 55 s more
+        server.fail_with = 503
+        for _ in range(3):
+            assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}
+        assert server.refreshes == 1, "asked once; the calls in the pause use the current token"
+        clock.now += 2  # the pause is over: the next call asks again, and still gets through
+        assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}
+        assert server.refreshes == 2
+        clock.now += 54  # the token expired: now the failure is the answer
+        with pytest.raises(TokenRefreshFailed):
+            await hub.call(LOCAL, "gh.me")
+        server.fail_with = None
+        clock.now += 2
+        assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}
+        assert (await manager.store.find("gh"))[0].token_version == 2
 
 
 async def test_a_token_shorter_lived_than_the_skew_is_refreshed_at_half_its_life(sqlite_url: str) -> None:

@@ -139,6 +139,8 @@ def secret_forms(binding: AuthConfig, material: Material) -> tuple[str, ...]:
 
 _FAILURE_PAUSE = 2.0
 """Seconds a failed refresh of a connection is answered from memory (the endpoint gave no Retry-After)."""
+_MARGIN = 1.0
+"""Seconds of life an access token must have left to be used when its proactive refresh failed."""
 
 
 class CredentialManager:
@@ -288,14 +290,29 @@ class CredentialManager:
             )
             raise _reconnect(conn, tool)
         if binding.uses_tokens and self._stale(cell, binding):
-            await self.refresh(conn.id, conn.token_version, reason="proactive", tool=tool)
-            cell = self._cells[conn.id]
+            cell = await self._refreshed_or_current(cell, tool)
         await self.record("(credentials.use)", principal.id, request_id, cell.digest, "ok", None)
         version = cell.connection.token_version
         refresh = self._refresher(conn.id, version, tool) if binding.uses_tokens else None
         return ResolvedCredentials(
             conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh, cell.secrets, cell
         )
+
+    async def _refreshed_or_current(self, cell: _Cell, tool: str) -> _Cell:
+        """A proactive refresh. When the token endpoint fails for a moment and the current access token has
+        not expired yet, the call goes on with it, as MSAL does (its failure had every call fail until the
+        endpoint came back, though their token was good for up to ``refresh_skew`` more seconds); the next
+        call tries again once the pause has passed. An expired token, or a dead grant, still fails."""
+        conn = cell.connection
+        try:
+            await self.refresh(conn.id, conn.token_version, reason="proactive", tool=tool)
+        except TokenRefreshFailed as exc:
+            tokens = cell.material.tokens
+            if tokens is None or tokens.expires_at is None or self.clock() >= tokens.expires_at - _MARGIN:
+                raise
+            logger.info("using the current token of %s until it expires: %s", conn.id, exc.message)
+            return cell
+        return self._cells[conn.id]
 
     def _configured(self, connector: str, binding: AuthConfig, tool: str) -> _Cell:
         """The shared connection whose secret is configured in ``toolbridge.yaml`` (``secret: env:…``):
