@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx2
 import pytest
@@ -299,3 +300,70 @@ def test_cli_rewrap_with_environment_keys(cli) -> None:  # type: ignore[no-untyp
     assert [d["account"] for d in json_lines(listed.stdout)] == ["bot"], "the refused add left nothing"
     rows = [json.loads(line) for line in cli("audit", "tail", "--json", "-n", "50").stdout.splitlines()]
     assert [r["tool"] for r in rows].count("(credentials.rewrap)") == 1
+
+
+PER_USER = """
+server: {database: "sqlite+aiosqlite:///tb.db"}
+providers:
+  corp: {display_name: Corp, scope_separator: " ", authorize_url: "https://sso.corp.test/authorize",
+         token_url: "https://sso.corp.test/token"}
+connectors:
+  api:
+    kind: python
+    module_path: .
+    tools: [{function: "svc_tools:ping", read_only: true}]
+    connections: {scheme: oauth2, provider: corp, client_id: tb, policy: per_user,
+                  redirect_uri: "https://toolbridge.corp.test/v1/connections/callback"}
+  keyed:
+    kind: python
+    module_path: .
+    tools: [{function: "svc_tools:ping", name: keyed_ping, read_only: true}]
+    connections: {scheme: api_key, name: X-Key, policy: per_user}
+agents:
+  alice-bot: {scopes: ["api.*", "keyed.*"]}
+"""
+
+
+def test_cli_refuses_a_connection_for_an_agent_that_does_not_exist(  # type: ignore[no-untyped-def]
+    cli, in_tmp_dir: Path
+) -> None:
+    """``connect … --for alise-bot`` (a typo) started the flow and stored a connection nobody would ever use;
+    ``connections add --for`` too (found by an outside OAuth probe)."""
+    (in_tmp_dir / "toolbridge.yaml").write_text(PER_USER)
+    cli("keys", "init")
+    for args in (["connect", "api", "--wait", "1"], ["connections", "add", "keyed", "--secret", "env:K"]):
+        typo = cli(*args, "--for", "alise-bot", env={"K": "k"})
+        assert typo.exit_code == 1, typo.output
+        assert "there is no agent 'alise-bot' (agents: alice-bot)" in typo.output
+        assert (
+            "did you mean 'alice-bot'?" in typo.output and "toolbridge agents create alise-bot" in typo.output
+        )
+        assert "http" not in typo.stdout, "no flow started"
+    stranger = cli("connect", "api", "--for", "user:alice", "--wait", "1")
+    assert stranger.exit_code == 1 and "names no principal" in stranger.output
+    assert json_lines(cli("connections", "list", "--json").stdout) == []
+
+
+def test_cli_connect_takes_a_redirect_uri_and_says_when_its_port_is_taken(  # type: ignore[no-untyped-def]
+    cli, in_tmp_dir: Path
+) -> None:
+    """A per-user connector's redirect_uri is the server's callback (the docs' example): the CLI refused it
+    as not loopback and had no option to give another. When it was the running server's own port, the CLI
+    said "Address already in use; hint: check the path or permission named above"."""
+    (in_tmp_dir / "toolbridge.yaml").write_text(PER_USER)
+    cli("keys", "init")
+    refused = cli("connect", "api", "--for", "alice-bot", "--wait", "1")
+    assert refused.exit_code == 1 and "is not a loopback URL" in refused.output
+    assert "--redirect-uri" in refused.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cli("connect", "api", "--for", "alice-bot", "--redirect-uri", f"http://127.0.0.1:{port}/cb")
+    assert busy.exit_code == 1, busy.output
+    assert f"cannot wait for the callback of http://127.0.0.1:{port}/cb on 127.0.0.1:{port}" in busy.output
+    assert "--redirect-uri http://127.0.0.1:FREE_PORT/callback" in busy.output
+    free = f"http://127.0.0.1:{port}/cb"  # released: the flow starts there and waits for its callback
+    waited = cli("connect", "api", "--for", "alice-bot", "--redirect-uri", free, "--wait", "0.5")
+    assert f"redirect_uri={quote(free, safe='')}" in waited.stdout, waited.output
+    assert waited.exit_code == 1 and "no callback arrived within 0.5 s" in waited.output

@@ -32,7 +32,7 @@ from toolbridge.credentials import (
     rotate_master_key,
 )
 from toolbridge.credentials._manager import check_owner
-from toolbridge.errors import ConfigurationError, ToolbridgeError
+from toolbridge.errors import BadRequest, ConfigurationError, ToolbridgeError, close_matches, did_you_mean
 from toolbridge.hub import Hub
 
 __all__ = ["connect", "connections_app", "keys_app", "master_keys"]
@@ -221,6 +221,29 @@ def _owner(text: str) -> str:
     return text if ":" in text else f"agent:{text}"
 
 
+async def _known_owner(hub: Hub, text: str) -> str:
+    """``--for``, checked: an agent must exist (declared in toolbridge.yaml or made by ``agents create``). A
+    connection for a misspelt or unknown agent was stored and never used (found by an outside probe)."""
+    owner = _owner(text)
+    kind, _, name = owner.partition(":")
+    if not owner or kind == "local":
+        return owner
+    if kind != "agent":
+        raise BadRequest(
+            f"--for {text!r} names no principal",
+            hint="give an agent's name: --for alice-bot (or agent:alice-bot)",
+        )
+    names = sorted(a.name for a in await hub.agents.list())
+    if name not in names:
+        close = did_you_mean(close_matches(name, names))
+        raise BadRequest(
+            f"--for {text!r}: there is no agent {name!r} (agents: {', '.join(names) or 'none yet'})",
+            hint=(f"{close} " if close else "")
+            + f"declare it under 'agents:' in toolbridge.yaml, or create it: toolbridge agents create {name}",
+        )
+    return owner
+
+
 @connections_app.command("add")
 def connections_add(
     connector: str,
@@ -242,6 +265,7 @@ def connections_add(
             manager = _manager(hub)
             binding = manager.binding(connector)
             check_owner(binding, connector, _owner(owner))
+            await _known_owner(hub, owner)
             if binding.configured and not _owner(owner):  # the configured secret is the one served
                 raise ConfigurationError(
                     f"connector {connector!r}'s shared connection is configured in toolbridge.yaml "
@@ -309,6 +333,14 @@ def connect(
     owner: Annotated[
         str, typer.Option("--for", help="The principal it belongs to, e.g. agent:alice [default: shared]")
     ] = "",
+    redirect_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--redirect-uri",
+            help="Loopback URL to complete on, registered with the provider "
+            "[default: connections.redirect_uri of the connector]",
+        ),
+    ] = None,
     config: ConfigOption = None,
     database: DatabaseOption = None,
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the URL in a browser")] = False,
@@ -331,8 +363,9 @@ def connect(
         async with hub:
             flow = ConnectFlow(_manager(hub))
             check_owner(flow.manager.binding(connector), connector, _owner(owner))
+            whose = await _known_owner(hub, owner)
             return await connect_on_loopback(
-                flow, connector, account, show=show, wait=wait, owner=_owner(owner)
+                flow, connector, account, show=show, wait=wait, owner=whose, redirect_uri=redirect_uri
             )
 
     conn = _run(main)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import SocketStream
+from anyio.streams.stapled import MultiListener
 
 from toolbridge.credentials._connect import Authorization, ConnectFlow
 from toolbridge.credentials._store import Connection
@@ -30,18 +31,21 @@ async def connect_on_loopback(
     show: Callable[[Authorization], None],
     wait: float = 600.0,
     owner: str = "",
+    redirect_uri: str | None = None,
 ) -> Connection:
-    """Start the flow, show its URL, and complete it on the redirect URI's loopback port."""
+    """Start the flow, show its URL, and complete it on the redirect URI's loopback port: ``redirect_uri``,
+    else the connector's ``connections.redirect_uri`` (which may be the server's own callback)."""
     binding = flow.manager.binding(connector)
-    redirect = binding.redirect_uri or "http://127.0.0.1:8765/callback"
+    redirect = redirect_uri or binding.redirect_uri or "http://127.0.0.1:8765/callback"
     parts = urlsplit(redirect)
     if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
         raise ConfigurationError(
             f"the redirect URI {redirect} is not a loopback URL with a port",
-            hint="for 'toolbridge connect' use e.g. http://127.0.0.1:8765/callback (and register it)",
+            hint="give 'toolbridge connect' one with --redirect-uri, e.g. http://127.0.0.1:8765/callback "
+            "(registered with the provider too)",
         )
     flow.check_connectable(connector)
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=parts.port)
+    listener = await _listen(parts.port, redirect)
     outcome: list[Connection | ToolbridgeError] = []
     async with listener:
         authorization = await flow.start(connector, account, redirect_uri=redirect, owner=owner)
@@ -67,6 +71,18 @@ async def connect_on_loopback(
     if isinstance(outcome[0], ToolbridgeError):
         raise outcome[0]
     return outcome[0]
+
+
+async def _listen(port: int, redirect: str) -> MultiListener[SocketStream]:
+    try:
+        return await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+    except OSError as exc:  # it said "Address already in use; hint: check the path or permission named above"
+        raise ConfigurationError(
+            f"cannot wait for the callback of {redirect} on 127.0.0.1:{port}: {exc.strerror or exc}",
+            hint="is toolbridge serve (or another program) listening there? give 'toolbridge connect' "
+            "--redirect-uri http://127.0.0.1:FREE_PORT/callback (registered with the provider), or connect "
+            "through the server: POST /v1/connections/connect",
+        ) from None
 
 
 async def _serve_one(
