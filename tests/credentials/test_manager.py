@@ -162,6 +162,28 @@ async def test_a_failed_proactive_refresh_lets_calls_use_the_token_until_it_expi
         assert (await manager.store.find("gh"))[0].token_version == 2
 
 
+async def test_a_failed_refresh_falls_back_on_the_newest_token_another_process_stored(
+    sqlite_url: str,
+) -> None:
+    """A replica whose cached token was the previous one (another replica had refreshed since) fell back on
+    that expired token when its own refresh failed, and failed the call though the stored one was good."""
+    server, clock, keys = FakeAuthServer(expires_in=8), Clock(), Keyring(MasterKey.generate())
+    config = {"gh": oauth_config()}
+    hub_a, manager_a, client_a = make_hub(Database(sqlite_url), server, config, clock=clock, keys=keys)
+    hub_b, _, client_b = make_hub(Database(sqlite_url), server, config, clock=clock, keys=keys)
+    async with hub_a, client_a, hub_b, client_b:
+        await connect(manager_a, server, now=clock.now)  # expires at 8 s, due at 4 s
+        clock.now += 3.9
+        await hub_b.call(LOCAL, "gh.me")  # B caches it (for its 5-second cache_ttl)
+        clock.now += 0.1
+        await hub_a.call(LOCAL, "gh.me")  # A refreshes: the new token is due at 8 s, expires at 12 s
+        assert server.refreshes == 1
+        server.fail_with = 503
+        clock.now += 4.5  # B's cached token expired; the stored one is due, and good for 3.5 s more
+        assert (await hub_b.call(LOCAL, "gh.me")).value == {"user": "alice"}
+        assert server.refreshes == 2
+
+
 async def test_a_token_shorter_lived_than_the_skew_is_refreshed_at_half_its_life(sqlite_url: str) -> None:
     """A 30-second token under the 60-second default skew was never fresh: every call refreshed (an
     outside probe saw 46 tokens in a short run against a provider giving 8-second ones)."""

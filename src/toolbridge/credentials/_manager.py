@@ -307,6 +307,7 @@ class CredentialManager:
         try:
             await self.refresh(conn.id, conn.token_version, reason="proactive", tool=tool)
         except TokenRefreshFailed as exc:
+            cell = self._cells.get(conn.id, cell)  # the newest token this process has seen
             tokens = cell.material.tokens
             if tokens is None or tokens.expires_at is None or self.clock() >= tokens.expires_at - _MARGIN:
                 raise
@@ -566,6 +567,10 @@ class CredentialManager:
             if self._fresh(conn, material, seen_version):
                 self._install(conn, material)  # another process refreshed: use its token
                 return
+            if (
+                conn.token_version > seen_version
+            ):  # newer, though due too: what a failed refresh falls back on
+                self._install(conn, material)
             if await self.store.acquire_lease(
                 ident, conn.token_version, self.owner, now=self.clock(), ttl=self.lease_ttl
             ):
