@@ -8,9 +8,10 @@ Safe by construction:
 - **batches that cannot outlive their lease** — at most ``lease / call_timeout`` items per claim;
 - **classification** (:func:`verdict`) — transient conditions are rescheduled (rate limited, breaker open,
   connector busy, storage errors and token-endpoint failures without using up an attempt; upstream 5xx,
-  resets and timeouts using one), a needed re-authorization parks the item until a person reconnects,
-  and only what can never succeed fails for good — each permanent failure is logged and emitted as an
-  event (``LogMessage`` with ``data.event == "outbox.failed"``) for the agents that see the connector.
+  resets and timeouts using one), a needed re-authorization or configuration fix (a client the provider
+  refuses) parks the item until a person reconnects or an operator fixes it, and only what can never
+  succeed fails for good — each permanent failure is logged and emitted as an event (``LogMessage`` with
+  ``data.event == "outbox.failed"``) for the agents that see the connector.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from toolbridge.connectors._events import LogMessage
 from toolbridge.errors import (
     BadRequest,
     CircuitOpen,
+    ConfigurationError,
     CredentialsError,
     OutcomeUnknown,
     RateLimited,
@@ -58,7 +60,7 @@ def verdict(exc: ToolbridgeError, *, safe_to_repeat: bool = True) -> Verdict:
     went unprocessed (500, 502, 504) fails it, as a reset does: the upstream may have applied it."""
     if isinstance(exc, RateLimited | CircuitOpen | UpstreamBusy | StorageError | TokenRefreshFailed):
         return "wait"
-    if isinstance(exc, CredentialsError):
+    if isinstance(exc, CredentialsError | ConfigurationError):  # a person reconnects, an operator fixes it
         return "park"
     if isinstance(exc, OutcomeUnknown):
         return "fail"  # the key does not travel: a retry could apply the write twice

@@ -19,6 +19,7 @@ from toolbridge.connectors import Connector, Invocation, key_carrier
 from toolbridge.connectors._events import HubEvent, LogMessage
 from toolbridge.errors import (
     CircuitOpen,
+    ConfigurationError,
     CredentialsError,
     PermissionDenied,
     RateLimited,
@@ -126,6 +127,9 @@ TRANSIENT = [
     (TokenRefreshFailed("token endpoint 503"), "queued", 0),
     (UpstreamStatusError("503", upstream_status=503), "queued", 0),
     (CredentialsError("reconnect needed"), "parked", 299),
+    # the provider refuses the client (invalid_client: a secret changed there); failed for good, it was lost
+    # though an operator fixing the secret makes it go through
+    (ConfigurationError("the token endpoint refused the grant: invalid_client"), "parked", 299),
 ]
 
 
