@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from toolbridge.assembly._credentials import build_credentials
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from toolbridge.credentials import KeySource
 
 __all__ = ["build_hub"]
+
+logger = logging.getLogger("toolbridge.assembly")
 
 
 def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
@@ -73,6 +76,7 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         build_events(settings, hub, service)
     if any(c.resilience.on_exhausted == "queue" for c in settings.connectors.values()):
         add_outbox_tool(hub)
+        _warn_of_unkeyed_queues(settings, hub)
     if settings.capabilities:  # last: capabilities are checked against every other connector's tools
         from toolbridge.router._build import build_router
 
@@ -82,6 +86,36 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
 
         build_pipelines(settings, hub)
     return hub
+
+
+def _warn_of_unkeyed_queues(settings: Settings, hub: Hub) -> None:
+    """Warn of a connector that queues writes (``on_exhausted: queue``) but sends no idempotency key
+    upstream for some of them: such a queued write whose retry meets a reset, a timeout or a 5xx fails for
+    good (``outcome_unknown``), since sending it again could apply it twice. MCP upstreams carry no key;
+    the tools of other kinds are known here."""
+    for name, config in settings.connectors.items():
+        if config.resilience.on_exhausted != "queue":
+            continue
+        writes = [
+            t
+            for t in hub.catalog
+            if t.connector == name and not (t.annotations.read_only or t.annotations.idempotent)
+        ]
+        unkeyed = [t.operation for t in writes if hub.key_carrier(t) is None]
+        if config.kind == "mcp" or unkeyed:
+            which = (
+                "its tools"
+                if config.kind == "mcp"
+                else ", ".join(unkeyed[:5]) + (" …" if unkeyed[5:] else "")
+            )
+            logger.warning(
+                "connector %r queues writes after failures (on_exhausted: queue), but no idempotency key "
+                "reaches its upstream for %s: a queued write whose retry meets a reset, a timeout or a 5xx "
+                "fails for good (outcome_unknown) rather than risk applying it twice%s",
+                name,
+                which,
+                "; set idempotency_header if the API honours one" if config.kind == "openapi" else "",
+            )
 
 
 def _limiter(settings: Settings) -> RedisLimiter | None:
