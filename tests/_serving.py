@@ -58,9 +58,9 @@ def uvicorn_thread(
 
 
 @contextmanager
-def module_server(module: str, port: int) -> Iterator[str]:
-    """``python -m module PORT`` from the checkout's root, an MCP server on 127.0.0.1:PORT; yields its URL
-    once it accepts connections, kills it on exit."""
+def module_server(module: str, port: int, path: str = "/mcp") -> Iterator[str]:
+    """``python -m module PORT`` from the checkout's root, a server on 127.0.0.1:PORT (an MCP server at
+    ``path``); yields its URL once it accepts connections, kills it on exit."""
     root = Path(__file__).parents[1]
     command = [sys.executable, "-m", module, str(port)]
     process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -73,7 +73,7 @@ def module_server(module: str, port: int) -> Iterator[str]:
                 break
             except OSError:
                 time.sleep(0.1)  # bounded polling for readiness
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}{path}"
     finally:
         process.kill()
         process.wait(timeout=patience(10))

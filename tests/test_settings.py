@@ -25,7 +25,7 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
         (
             "connectors:\n  n:\n    kind: pyhton\n    tools: []\n",
             "<toolbridge.yaml>:3: connectors.n.kind: 'pyhton' is not a valid choice; "
-            "choose one of: 'python', 'workspace', 'openapi', 'mcp' (did you mean 'python'?)",
+            "choose one of: 'python', 'workspace', 'openapi', 'graphql', 'mcp' (did you mean 'python'?)",
         ),
         (
             "connectors:\n  n:\n    kind: python\n    tools:\n"

@@ -15,6 +15,18 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolbridge._connection_settings import (
+    ApiKeyConnection,
+    BasicConnection,
+    BearerConnection,
+    ClientCredentialsConnection,
+    ConnectionSettings,
+    HeaderConnection,
+    JwtBearerConnection,
+    OAuth2Connection,
+    SigV4Connection,
+    TokenExchangeConnection,
+)
 from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
 from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings, TriggerSettings
 from toolbridge.pipelines._config import PipelineSettings, PipelineWorkerSettings
@@ -22,11 +34,19 @@ from toolbridge.router._settings import CapabilitySettings
 
 __all__ = [
     "AgentSettings",
+    "ApiKeyConnection",
+    "BasicConnection",
+    "BearerConnection",
     "BreakerSettings",
+    "ClientCredentialsConnection",
     "ConnectionSettings",
     "CredentialsSettings",
+    "GraphQLConnectorSettings",
+    "HeaderConnection",
+    "JwtBearerConnection",
     "LimitSettings",
     "McpConnectorSettings",
+    "OAuth2Connection",
     "OpenAPIConnectorSettings",
     "OpenAPIFilterSettings",
     "OpenAPIOperationSettings",
@@ -38,6 +58,8 @@ __all__ = [
     "S3BlobSettings",
     "ServerSettings",
     "Settings",
+    "SigV4Connection",
+    "TokenExchangeConnection",
     "UrlImportSettings",
     "WorkspaceConnectorSettings",
     "load_settings",
@@ -155,136 +177,6 @@ def _valid_rate(value: str | None) -> str | None:
         except ConfigurationError as exc:
             raise ValueError(f"{exc.message}; {exc.hint}") from None
     return value
-
-
-class _ConnectionBase(_Model):
-    """What every connection scheme takes (docs/credentials.md). Secrets are references, never values."""
-
-    refresh_skew: Annotated[float, Field(ge=0)] = 60.0
-    probe_url: str | None = None
-    probe_method: Literal["GET", "POST"] = "GET"
-    policy: Literal["shared", "per_user", "per_user_or_shared"] = "shared"
-    """Whose connection a call uses: the one an operator shares, the caller's own, or its own else the
-    shared one (docs/credentials.md#per-user-connections)."""
-
-
-class _StaticConnection(_ConnectionBase):
-    """The schemes whose connection holds one static secret (or a JSON object of fields)."""
-
-    secret: str | dict[str, str] | None = None
-    """The operator's shared connection, configured here instead of stored in the vault: a reference
-    (``env:NAME`` or ``file:PATH``), or field → reference for the fields of a JSON secret
-    (``header`` templates). Read when the configuration is loaded; never the secret itself."""
-
-    @pydantic.field_validator("secret")
-    @classmethod
-    def _references(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
-        for ref in [value] if isinstance(value, str) else (value or {}).values():
-            if ref.partition(":")[0] not in ("env", "file") or not ref.partition(":")[2]:
-                raise ValueError(
-                    "write a reference such as 'env:API_KEY' or 'file:/run/secret', not the secret"
-                )
-        return value
-
-    @pydantic.model_validator(mode="after")
-    def _shared(self) -> _StaticConnection:
-        if self.secret is not None and self.policy != "shared":
-            raise ValueError(
-                "a connection whose secret is configured here is the operator's shared one: "
-                "use policy: shared, or drop 'secret' and let each caller add their own"
-            )
-        return self
-
-
-class ApiKeyConnection(_StaticConnection):
-    scheme: Literal["api_key"]
-    name: str = "X-API-Key"
-    location: Literal["header", "query", "cookie"] = "header"
-
-
-class BasicConnection(_StaticConnection):
-    scheme: Literal["basic"]
-    username: str | None = None
-    """The user name (the connection's secret is the password); without it the secret is 'user:password'."""
-
-
-class BearerConnection(_StaticConnection):
-    scheme: Literal["bearer"]
-    prefix: str = "Bearer"
-
-
-class HeaderConnection(_StaticConnection):
-    scheme: Literal["header"]
-    templates: dict[str, str] = {}
-    """``{"Authorization": "Token {secret}"}``; fields are the connection secret's JSON keys."""
-
-
-class SigV4Connection(_ConnectionBase):
-    scheme: Literal["sigv4"]
-    region: str
-    service: str
-
-
-class _TokenConnection(_ConnectionBase):
-    """The schemes whose connections hold tokens from an OAuth token endpoint."""
-
-    provider: str | None = None
-    """A built-in OAuth provider (github, google, …) or one under ``providers:``."""
-    provider_params: dict[str, str] = {}
-    client_id: str | None = None
-    client_secret: str | None = None
-    """``env:NAME`` or ``file:PATH`` — never the secret itself."""
-    scopes: list[str] = []
-    resource: str | None = None
-    audience: str | None = None
-
-    @pydantic.field_validator("client_secret")
-    @classmethod
-    def _reference(cls, value: str | None) -> str | None:
-        if value is not None and value.partition(":")[0] not in ("env", "file"):
-            raise ValueError(
-                "write a reference such as 'env:CLIENT_SECRET' or 'file:/run/secret', not the secret"
-            )
-        return value
-
-
-class OAuth2Connection(_TokenConnection):
-    scheme: Literal["oauth2"]
-    redirect_uri: str | None = None
-    state_ttl: Annotated[float, Field(gt=0, le=600)] = 600.0
-
-
-class ClientCredentialsConnection(_TokenConnection):
-    scheme: Literal["client_credentials"]
-
-
-class JwtBearerConnection(_TokenConnection):
-    scheme: Literal["jwt_bearer"]
-    service_account_file: str | None = None
-    subject: str | None = None
-
-
-class TokenExchangeConnection(_TokenConnection):
-    scheme: Literal["token_exchange"]
-    subject_connector: str
-    """The connector whose per-user connection holds the caller's identity token."""
-
-
-ConnectionSettings = Annotated[
-    ApiKeyConnection
-    | BasicConnection
-    | BearerConnection
-    | HeaderConnection
-    | SigV4Connection
-    | OAuth2Connection
-    | ClientCredentialsConnection
-    | JwtBearerConnection
-    | TokenExchangeConnection,
-    Field(discriminator="scheme"),
-]
-"""How the connections of one connector authenticate: one model per ``scheme``, so a setting that does
-not belong to the scheme (``provider`` on an ``api_key`` connection) or a missing one (``region`` of
-``sigv4``) is reported at load time with the file and line."""
 
 
 class CredentialsSettings(_Model):
@@ -432,6 +324,31 @@ class OpenAPIConnectorSettings(_ConnectorBase):
     (``strip``) or not at all (``refuse``)."""
 
 
+class GraphQLConnectorSettings(_ConnectorBase):
+    """A GraphQL API: one tool per root query and mutation field (docs/graphql.md)."""
+
+    kind: Literal["graphql"]
+    endpoint: Annotated[str, Field(pattern=r"^https?://")]
+    """The API's GraphQL URL, which every call is POSTed to."""
+    schema_: str | None = Field(default=None, alias="schema")
+    """SDL or introspection-result file, relative to the config file; omitted: introspection at start."""
+    description: str | None = None
+    include: list[str] = []
+    """Tool names (without the connector prefix; globs) to keep; empty: every root field."""
+    exclude: list[str] = []
+    selection_depth: Annotated[int, Field(ge=1, le=5)] = 2
+    """Levels of nested object fields in a tool's default selection."""
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_schema_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
+    max_response_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
+    idempotency_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")] = "none"
+    """The header a mutation's idempotency key is sent in, for an API that honours one; 'none' (the
+    default): keys are not sent, and a keyed mutation is not retried once it may have reached the API."""
+    allow_hosts: list[str] = []
+    """``host`` or ``host:port`` that introspection may reach although not public (SSRF guard exceptions)."""
+    cross_origin: Literal["strip", "refuse"] = "strip"
+
+
 class McpConnectorSettings(_ConnectorBase):
     """An upstream MCP server: ``command`` (stdio) or ``url`` (streamable HTTP), exactly one."""
 
@@ -499,7 +416,11 @@ class McpConnectorSettings(_ConnectorBase):
 
 
 ConnectorSettings = Annotated[
-    PythonConnectorSettings | WorkspaceConnectorSettings | OpenAPIConnectorSettings | McpConnectorSettings,
+    PythonConnectorSettings
+    | WorkspaceConnectorSettings
+    | OpenAPIConnectorSettings
+    | GraphQLConnectorSettings
+    | McpConnectorSettings,
     Field(discriminator="kind"),
 ]
 

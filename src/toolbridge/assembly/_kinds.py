@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from toolbridge.credentials import CredentialManager
     from toolbridge.events import EventLog
     from toolbridge.settings import (
+        GraphQLConnectorSettings,
         McpConnectorSettings,
         OpenAPIConnectorSettings,
         PythonConnectorSettings,
@@ -55,6 +56,12 @@ def _openapi(name: str, config: OpenAPIConnectorSettings, parts: Parts) -> Conne
     return openapi_connector(name, config, parts.settings, credentials=parts.credentials)
 
 
+def _graphql(name: str, config: GraphQLConnectorSettings, parts: Parts) -> Connector:
+    from toolbridge.assembly._graphql import graphql_connector
+
+    return graphql_connector(name, config, parts.settings)
+
+
 def _mcp(name: str, config: McpConnectorSettings, parts: Parts) -> Connector:
     from toolbridge.assembly._mcp import mcp_connector
 
@@ -68,6 +75,7 @@ def _workspace(name: str, config: WorkspaceConnectorSettings, parts: Parts) -> C
 
 
 KINDS: Mapping[str, Builder] = {
+    "graphql": _graphql,
     "mcp": _mcp,
     "openapi": _openapi,
     "python": _python,

@@ -11,12 +11,11 @@ from urllib.parse import urljoin
 
 import httpx2
 
-from toolbridge._httpclient import closing_transport
 from toolbridge._urlguard import Resolver, system_resolver
 from toolbridge.catalog import Tool
 from toolbridge.connectors._base import Invocation
 from toolbridge.connectors.openapi._cache import CatalogCache
-from toolbridge.connectors.openapi._egress import CrossOrigin, Egress, Route, Signer, no_cookie_jar, origin
+from toolbridge.connectors.openapi._egress import CrossOrigin, Egress, Route, Signer, open_wire, origin
 from toolbridge.connectors.openapi._ingest import Ingested, IngestOptions, ingest
 from toolbridge.connectors.openapi._keys import DEFAULT_KEY_HEADER, add_key, documents_keys, key_header
 from toolbridge.connectors.openapi._loader import MAX_SPEC_BYTES, load_spec, to_uri
@@ -26,7 +25,7 @@ from toolbridge.connectors.openapi._paginate import Fetch, Pager, Pagination
 from toolbridge.connectors.openapi._request import Draft, build_request
 from toolbridge.connectors.openapi._response import Page, decode, status_error
 from toolbridge.connectors.openapi._security import Connection, missing_credentials, unfit_connection
-from toolbridge.connectors.openapi._wire import FastWire, HttpxWire, Wire
+from toolbridge.connectors.openapi._wire import Wire
 from toolbridge.errors import ConfigurationError
 
 __all__ = ["OpenAPIConnector"]
@@ -46,16 +45,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _on_asyncio() -> bool:
-    import asyncio  # not at import: `tools list` runs no event loop
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # another anyio backend (trio)
-        return False
-    return True
 
 
 class OpenAPIConnector:
@@ -89,7 +78,6 @@ class OpenAPIConnector:
         self._connection: Connection | None = None
         """The ``connections:`` scheme, once :meth:`check_connection` accepted it."""
         self._injected = client
-        self._client: httpx2.AsyncClient | None = client
         self._wire: Wire | None = None
         self._plans: dict[str, tuple[str, Route]] = {}
         self._transport = transport
@@ -266,25 +254,11 @@ class OpenAPIConnector:
     async def __aenter__(self) -> OpenAPIConnector:
         if self._wire is not None:
             return self
-        if self._client is not None:
-            self._wire = HttpxWire(self._client, owned=False)
-        elif self._transport is None and _on_asyncio():
-            self._wire = FastWire(self._timeout)
-        else:
-            self._client = httpx2.AsyncClient(
-                transport=self._transport or closing_transport(),
-                timeout=self._timeout,
-                follow_redirects=False,
-                trust_env=False,
-                cookies=no_cookie_jar(),
-            )
-            self._wire = HttpxWire(self._client, owned=True)
+        self._wire = open_wire(self._injected, self._transport, self._timeout)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         wire, self._wire = self._wire, None
-        if self._client is not self._injected:
-            self._client = None
         if wire is not None:
             await wire.aclose()
 

@@ -30,10 +30,19 @@ import httpx2
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.connectors.openapi._request import Draft
 from toolbridge.connectors.openapi._response import Page
-from toolbridge.connectors.openapi._wire import Outgoing, Wire, is_redirect
+from toolbridge.connectors.openapi._wire import FastWire, HttpxWire, Outgoing, Wire, is_redirect
 from toolbridge.errors import BadRequest, UpstreamError
 
-__all__ = ["MAX_REDIRECTS", "CrossOrigin", "Egress", "Route", "Signer", "no_cookie_jar", "origin"]
+__all__ = [
+    "MAX_REDIRECTS",
+    "CrossOrigin",
+    "Egress",
+    "Route",
+    "Signer",
+    "no_cookie_jar",
+    "open_wire",
+    "origin",
+]
 
 MAX_REDIRECTS = 5
 CrossOrigin = Literal["strip", "refuse"]
@@ -51,6 +60,37 @@ class _NoCookies(DefaultCookiePolicy):
 def no_cookie_jar() -> CookieJar:
     """A cookie jar that stores nothing an upstream sets (pass the jar itself: ``httpx2.Cookies`` copies)."""
     return CookieJar(policy=_NoCookies())
+
+
+def open_wire(
+    client: httpx2.AsyncClient | None, transport: httpx2.AsyncBaseTransport | None, timeout: float
+) -> Wire:
+    """A connector's wire: over its injected ``client`` (never closed by the wire); toolbridge's fast wire
+    when it makes its own on asyncio; else an httpx2 client of its own (on ``transport``), closed with it."""
+    if client is not None:
+        return HttpxWire(client, owned=False)
+    if transport is None and _on_asyncio():
+        return FastWire(timeout)
+    from toolbridge._httpclient import closing_transport
+
+    own = httpx2.AsyncClient(
+        transport=transport or closing_transport(),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        cookies=no_cookie_jar(),
+    )
+    return HttpxWire(own, owned=True)
+
+
+def _on_asyncio() -> bool:
+    import asyncio  # not at import: `tools list` runs no event loop
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # another anyio backend (trio)
+        return False
+    return True
 
 
 def origin(url: str | httpx2.URL) -> tuple[str, str, int]:

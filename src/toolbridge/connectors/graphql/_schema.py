@@ -1,0 +1,150 @@
+"""Where a GraphQL connector's schema comes from: an SDL file, an introspection result, or the endpoint.
+
+``schema:`` names a file beside the configuration: SDL (``schema.graphql``) or the JSON of an introspection
+query (``{"data": {"__schema": …}}`` or ``{"__schema": …}``). Without it the schema is fetched once, when
+the connector is built, by sending the standard introspection query to the endpoint — through the hub's
+SSRF guard (:mod:`toolbridge._urlguard`) as a remote OpenAPI document is, so a private address is reached
+only when the operator lists it in ``allow_hosts``. Introspection goes without credentials: for an API
+that requires them (GitHub's), save the schema to a file and point ``schema:`` at it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from graphql import GraphQLError, GraphQLSchema, build_client_schema, build_schema, get_introspection_query
+
+from toolbridge._urlguard import SyncResolver, URLGuard, system_addresses
+from toolbridge.errors import BadRequest, ConfigurationError
+
+__all__ = ["MAX_SCHEMA_BYTES", "introspect", "load_schema", "parse_schema"]
+
+MAX_SCHEMA_BYTES = 32 * 1024 * 1024
+
+
+def load_schema(path: Path, *, max_bytes: int = MAX_SCHEMA_BYTES) -> GraphQLSchema:
+    """The schema in the file at ``path`` (SDL or an introspection result)."""
+    try:
+        if path.stat().st_size > max_bytes:
+            raise ConfigurationError(
+                f"{path}: the schema is over the limit of {max_bytes:,} bytes",
+                hint="raise max_schema_bytes for this connector if the schema is really this large",
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"{path}: no such file", hint="check the connector's 'schema' path"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_schema(data.decode("utf-8-sig", errors="replace"), str(path))
+
+
+def parse_schema(text: str, where: str) -> GraphQLSchema:
+    """SDL, or the JSON of an introspection result, as a validated schema."""
+    try:
+        if text.lstrip().startswith("{"):
+            schema = build_client_schema(_introspection(json.loads(text), where))
+        else:
+            schema = build_schema(text)
+    except (GraphQLError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{where}: not a usable GraphQL schema: {str(exc).splitlines()[0][:300]}",
+            hint="give the schema as SDL or as the JSON result of an introspection query",
+        ) from None
+    return schema
+
+
+def _introspection(document: Any, where: str) -> Any:
+    if isinstance(document, dict) and isinstance(document.get("data"), dict):
+        document = document["data"]
+    if not isinstance(document, dict) or not isinstance(document.get("__schema"), dict):
+        raise ConfigurationError(
+            f"{where}: the JSON holds no '__schema' (not an introspection result)",
+            hint="save the answer of an introspection query, or the SDL, to the schema file",
+        )
+    return document
+
+
+def introspect(
+    endpoint: str,
+    *,
+    transport: httpx2.BaseTransport | None = None,
+    timeout: float = 30.0,
+    max_bytes: int = MAX_SCHEMA_BYTES,
+    allow_hosts: Iterable[str] = (),
+    resolver: SyncResolver = system_addresses,
+) -> GraphQLSchema:
+    """Ask ``endpoint`` for its schema (the introspection query, no credentials, no redirect followed)."""
+    guard = URLGuard(
+        refusal="refused by the SSRF guard: only public http(s) addresses on ports 80 and 443 are fetched",
+        hint="if this host is trusted, list it in the connector's allow_hosts, or give 'schema:' as a file",
+        allow_hosts=frozenset(h.lower() for h in allow_hosts),
+    )
+    try:
+        checked = guard.check(endpoint)
+        pinned, host = guard.pin_sync(checked, resolver)
+    except BadRequest as exc:
+        raise ConfigurationError(f"{endpoint}: {exc.message}", hint=exc.hint) from None
+    extensions = {"sni_hostname": checked.host} if checked.scheme == "https" else {}
+    body = {"query": get_introspection_query(descriptions=True), "operationName": "IntrospectionQuery"}
+    headers = {"Host": host, "Accept": "application/graphql-response+json, application/json"}
+    with httpx2.Client(
+        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+    ) as client:
+        request = client.build_request("POST", pinned, json=body, headers=headers, extensions=extensions)
+        text = _answer(client, request, endpoint, max_bytes)
+    return parse_schema(text, f"{endpoint} (introspection)")
+
+
+def _answer(client: httpx2.Client, request: httpx2.Request, endpoint: str, max_bytes: int) -> str:
+    try:
+        response = client.send(request, stream=True)
+        try:
+            data = _read(response, endpoint, max_bytes)
+        finally:
+            response.close()
+    except httpx2.HTTPError as exc:
+        raise ConfigurationError(
+            f"{endpoint}: cannot fetch the schema: {type(exc).__name__}: {exc}",
+            hint="check the endpoint and that the server is reachable, or give 'schema:' as a file",
+        ) from None
+    return _errors_checked(data.decode("utf-8", errors="replace"), endpoint)
+
+
+def _read(response: httpx2.Response, endpoint: str, max_bytes: int) -> bytes:
+    if response.status_code >= 300:
+        raise ConfigurationError(
+            f"{endpoint}: introspection answered HTTP {response.status_code}",
+            hint="the API may need credentials or disable introspection: give 'schema:' as a file",
+        )
+    parts: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise ConfigurationError(
+                f"{endpoint}: the introspection result is over {max_bytes:,} bytes",
+                hint="raise max_schema_bytes for this connector",
+            )
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _errors_checked(text: str, endpoint: str) -> str:
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        raise ConfigurationError(f"{endpoint}: the introspection answer is not JSON") from None
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    if errors and not (isinstance(answer.get("data"), dict) and answer["data"].get("__schema")):
+        first = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
+        raise ConfigurationError(
+            f"{endpoint}: introspection failed: {str(first)[:300]}",
+            hint="the API may disable introspection: give 'schema:' as a file (SDL or introspection JSON)",
+        )
+    return text

@@ -1,0 +1,201 @@
+"""A real GraphQL server for the connector's tests: ariadne (schema first, ``shop.graphql``) under uvicorn.
+
+``python -m tests.connectors.graphql.server PORT`` serves on 127.0.0.1:PORT:
+
+* ``/graphql`` — the schema, with introspection;
+* ``/busy/graphql`` — 503 with ``Retry-After: 0`` to the first request of each operation name, then as
+  ``/graphql`` (a transient failure that was not processed);
+* ``/lost/graphql`` — runs the operation (a mutation takes effect) and answers 500 instead of its result
+  (a write whose outcome the client cannot know);
+* any other path — 200 with a text body (not a GraphQL endpoint).
+
+Mutations count their effects; the ``effects`` query reads the count.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from ariadne import (
+    InterfaceType,
+    MutationType,
+    ObjectType,
+    QueryType,
+    UnionType,
+    load_schema_from_path,
+    make_executable_schema,
+)
+from ariadne.asgi import GraphQL
+from graphql import GraphQLError, GraphQLResolveInfo
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+SDL = load_schema_from_path(str(Path(__file__).with_name("shop.graphql")))
+USERS: dict[str, dict[str, Any]] = {
+    "1": {
+        "id": "1",
+        "name": "Ada",
+        "role": "ADMIN",
+        "joined": "2020-01-01T00:00:00Z",
+        "address": {
+            "city": "London",
+            "country": {"code": "GB", "name": "United Kingdom", "capital": {"name": "London"}},
+        },
+    },
+    "2": {"id": "2", "name": "Mallory", "role": "CUSTOMER", "joined": None, "address": None},
+}
+ORDERS = [{"id": "o1", "total": 12.5, "items": ["tea"]}]
+state = {"effects": 0, "next": 3}
+query, mutation = QueryType(), MutationType()
+
+
+@query.field("user")
+def _user(_: Any, info: GraphQLResolveInfo, id: str) -> dict[str, Any] | None:
+    return USERS.get(id)
+
+
+@query.field("users")
+def _users(_: Any, info: GraphQLResolveInfo, first: int = 10, role: str | None = None) -> list[Any]:
+    return [u for u in USERS.values() if role is None or u["role"] == role][:first]
+
+
+@query.field("search")
+def _search(_: Any, info: GraphQLResolveInfo, text: str) -> list[Any]:
+    found: list[Any] = [u for u in USERS.values() if text.lower() in u["name"].lower()]
+    return found + [o for o in ORDERS if text in o["items"]]
+
+
+@query.field("node")
+def _node(_: Any, info: GraphQLResolveInfo, id: str) -> Any:
+    return USERS.get(id) or next((o for o in ORDERS if o["id"] == id), None)
+
+
+@query.field("effects")
+def _effects(*_: Any) -> int:
+    return state["effects"]
+
+
+@query.field("whoami")
+def _whoami(_: Any, info: GraphQLResolveInfo) -> str | None:
+    return info.context["request"].headers.get("authorization")
+
+
+@query.field("broken")
+def _broken(*_: Any) -> None:
+    raise GraphQLError("the broken field always fails", extensions={"code": "BROKEN"})
+
+
+@query.field("fragile")
+def _fragile(*_: Any) -> list[Any]:
+    return list(USERS.values())
+
+
+@query.field("echo")
+def _echo(_: Any, info: GraphQLResolveInfo, text: str) -> str:
+    return text
+
+
+@mutation.field("createUser")
+def _create(_: Any, info: GraphQLResolveInfo, input: dict[str, Any]) -> dict[str, Any]:
+    user = {
+        "id": str(state["next"]),
+        "name": input["name"],
+        "role": input.get("role", "CUSTOMER"),
+        "joined": None,
+        "address": None,
+    }
+    state["next"] += 1
+    state["effects"] += 1
+    USERS[user["id"]] = user
+    return user
+
+
+@mutation.field("deleteUser")
+def _delete(_: Any, info: GraphQLResolveInfo, id: str) -> bool:
+    state["effects"] += 1
+    return USERS.pop(id, None) is not None
+
+
+def _name(user: dict[str, Any], info: GraphQLResolveInfo) -> str:
+    listed = info.path.prev.prev if info.path.prev is not None else None
+    if user["name"] == "Mallory" and listed is not None and listed.key == "fragile":
+        raise GraphQLError("Mallory's name is withheld")
+    return str(user["name"])
+
+
+user_type = ObjectType("User")
+user_type.set_field("name", _name)
+user_type.set_field("orders", lambda user, info, first=10: ORDERS[:first] if user["id"] == "1" else [])
+node = InterfaceType("Node", lambda obj, *_: "Order" if obj["id"].startswith("o") else "User")
+result = UnionType("SearchResult", lambda obj, *_: "Order" if obj["id"].startswith("o") else "User")
+schema = make_executable_schema(SDL, query, mutation, user_type, node, result)
+graphql_app = GraphQL(schema, debug=False)
+
+
+class Busy:
+    """503 once per operation name, then the app."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body, replay = await _body(receive)
+        name = str(json.loads(body or b"{}").get("operationName"))
+        if name not in self.seen:
+            self.seen.add(name)
+            await Response("busy", 503, headers={"Retry-After": "0"})(scope, replay, send)
+            return
+        await graphql_app(scope, replay, send)
+
+
+async def lost(scope: Scope, receive: Receive, send: Send) -> None:
+    """Runs the operation, then answers 500 in place of its result."""
+
+    async def swallow(message: Any) -> None:
+        return None
+
+    await graphql_app(scope, receive, swallow)
+    await Response("lost", 500)(scope, receive, send)
+
+
+async def _body(receive: Receive) -> tuple[bytes, Receive]:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, replay
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The routes above, by exact path."""
+    path = scope.get("path", "")
+    if scope["type"] == "lifespan" or path == "/graphql":
+        await graphql_app(scope, receive, send)
+    elif path == "/busy/graphql":
+        await busy(scope, receive, send)
+    elif path == "/lost/graphql":
+        await lost(scope, receive, send)
+    else:
+        await PlainTextResponse("hello, this is not GraphQL")(scope, receive, send)
+
+
+busy = Busy()
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
