@@ -11,12 +11,22 @@ that requires them (GitHub's), save the schema to a file and point ``schema:`` a
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx2
-from graphql import GraphQLError, GraphQLSchema, build_client_schema, build_schema, get_introspection_query
+from graphql import (
+    GraphQLError,
+    GraphQLSchema,
+    build_ast_schema,
+    build_client_schema,
+    get_introspection_query,
+    parse,
+    validate_schema,
+)
+from graphql.validation.validate import validate_sdl
 
 from toolbridge._urlguard import SyncResolver, URLGuard, system_addresses
 from toolbridge.errors import BadRequest, ConfigurationError
@@ -24,6 +34,7 @@ from toolbridge.errors import BadRequest, ConfigurationError
 __all__ = ["MAX_SCHEMA_BYTES", "introspect", "load_schema", "parse_schema"]
 
 MAX_SCHEMA_BYTES = 32 * 1024 * 1024
+logger = logging.getLogger("toolbridge.connectors.graphql")
 
 
 def load_schema(path: Path, *, max_bytes: int = MAX_SCHEMA_BYTES) -> GraphQLSchema:
@@ -45,18 +56,43 @@ def load_schema(path: Path, *, max_bytes: int = MAX_SCHEMA_BYTES) -> GraphQLSche
 
 
 def parse_schema(text: str, where: str) -> GraphQLSchema:
-    """SDL, or the JSON of an introspection result, as a validated schema."""
+    """SDL, or the JSON of an introspection result, as a schema.
+
+    Leniently, as real schemas need: one that breaks a rule of the specification without making its
+    types unusable (GitHub's defines two fields twice, and deprecates fields its interfaces do not) is
+    used anyway, the problems logged as a warning; a reference to an undefined type is an error."""
     try:
         if text.lstrip().startswith("{"):
             schema = build_client_schema(_introspection(json.loads(text), where))
+            problems: list[GraphQLError] = []
         else:
-            schema = build_schema(text)
+            document = parse(text)
+            problems = list(validate_sdl(document))
+            schema = build_ast_schema(document, assume_valid_sdl=True)
     except (GraphQLError, TypeError, ValueError) as exc:
         raise ConfigurationError(
             f"{where}: not a usable GraphQL schema: {str(exc).splitlines()[0][:300]}",
             hint="give the schema as SDL or as the JSON result of an introspection query",
         ) from None
-    return schema
+    problems += validate_schema(schema)
+    if not problems:
+        return schema
+    shown = "; ".join(p.message for p in problems[:3])
+    logger.warning(
+        "%s: the schema breaks %d rule(s) of GraphQL, used anyway: %s", where, len(problems), shown
+    )
+    return GraphQLSchema(
+        query=schema.query_type,
+        mutation=schema.mutation_type,
+        subscription=schema.subscription_type,
+        types=list(schema.type_map.values()),
+        directives=schema.directives,
+        description=schema.description,
+        extensions=schema.extensions,
+        ast_node=schema.ast_node,
+        extension_ast_nodes=schema.extension_ast_nodes,
+        assume_valid=True,  # graphql-core validates documents only against a valid schema
+    )
 
 
 def _introspection(document: Any, where: str) -> Any:
