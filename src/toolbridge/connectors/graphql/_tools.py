@@ -256,14 +256,20 @@ class _Converter:
     def _input(self, kind: GraphQLInputObjectType) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
+        one_of = bool(getattr(kind, "is_one_of", False))  # @oneOf: exactly one field, and not null
         for name, field in kind.fields.items():
-            properties[name] = self.argument(field.type, field.description, _default(field))
+            field_type = (
+                field.type.of_type if one_of and isinstance(field.type, GraphQLNonNull) else field.type
+            )
+            properties[name] = self.argument(
+                GraphQLNonNull(field_type) if one_of else field_type, field.description, _default(field)
+            )
             if isinstance(field.type, GraphQLNonNull) and not _has_default(field):
                 required.append(name)
         schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
         if required:
             schema["required"] = required
-        if getattr(kind, "is_one_of", False):  # @oneOf: exactly one field, not null
+        if one_of:
             schema.update(minProperties=1, maxProperties=1)
         if kind.description:
             schema["description"] = kind.description
