@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from toolbridge._starter import STARTER_CONFIG
+from toolbridge.cli._graphql import add_graphql  # noqa: F401 - registers 'toolbridge add graphql'
 from toolbridge.cli._lazy import LazyGroup
 from toolbridge.cli._logging import LOG_LEVELS, configure_logging
 from toolbridge.cli._mcp import has_mcp, tool_list, tool_rows

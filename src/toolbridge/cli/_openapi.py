@@ -22,7 +22,18 @@ from toolbridge.errors import ConfigurationError, ToolbridgeError
 if TYPE_CHECKING:
     from toolbridge.settings import Settings
 
-__all__ = ["add_app", "document_connectors", "insert_connector", "print_failed", "print_report"]
+__all__ = [
+    "add_app",
+    "check_name",
+    "document_connectors",
+    "fail",
+    "insert_connector",
+    "print_failed",
+    "print_report",
+    "relative_path",
+    "validate",
+    "with_connector",
+]
 
 add_app = typer.Typer(help="Add a connector to toolbridge.yaml.", no_args_is_help=True)
 out = console()
@@ -61,24 +72,22 @@ def add_openapi(
     from toolbridge.connectors.openapi import OpenAPIConnector
 
     try:
-        _check_name(name)
+        check_name(name)
         hosts = allow_host or []
         connector = OpenAPIConnector.from_spec(name, spec, base_url=base_url, allow_hosts=hosts)
         entry = _entry(spec, config, base_url, _connection(connector, auth or []), include_tag or [])
         if hosts:
             entry["allow_hosts"] = hosts
-        text = config.read_text(encoding="utf-8") if config.exists() else _EMPTY_CONFIG
-        updated = insert_connector(text, name, entry)
-        _validate(updated, config)
+        updated = with_connector(config, name, entry)
     except ToolbridgeError as exc:
-        _fail(exc)
+        fail(exc)
     config.write_text(updated, encoding="utf-8")
     out.print(f"added connector {name!r} to {config}: {connector.report.summary()}", highlight=False)
     _print_needs(connector, auth or [])
     out.print(f"see its tools with: toolbridge tools list {name} -c {config}", highlight=False)
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
     if not _NAME.fullmatch(name):
         raise ConfigurationError(
             f"{name!r} is not a valid connector name",
@@ -89,7 +98,7 @@ def _check_name(name: str) -> None:
 def _entry(
     spec: str, config: Path, base_url: str | None, connection: dict[str, Any] | None, tags: list[str]
 ) -> dict[str, Any]:
-    entry: dict[str, Any] = {"kind": "openapi", "spec": _relative_spec(spec, config)}
+    entry: dict[str, Any] = {"kind": "openapi", "spec": relative_path(spec, config)}
     if base_url:
         entry["base_url"] = base_url
     if connection:
@@ -99,7 +108,7 @@ def _entry(
     return entry
 
 
-def _relative_spec(spec: str, config: Path) -> str:
+def relative_path(spec: str, config: Path) -> str:
     """URLs as given; a path relative to the config file's folder (as toolbridge.yaml reads it)."""
     if spec.startswith(("http://", "https://", "file://")):
         return spec
@@ -130,6 +139,14 @@ def _auth_refs(pairs: list[str]) -> dict[str, str]:
             )
         refs[scheme] = ref
     return refs
+
+
+def with_connector(config: Path, name: str, entry: dict[str, Any]) -> str:
+    """The text of ``config`` (a new file if it does not exist) with the connector added and checked."""
+    text = config.read_text(encoding="utf-8") if config.exists() else _EMPTY_CONFIG
+    updated = insert_connector(text, name, entry)
+    validate(updated, config)
+    return updated
 
 
 def insert_connector(text: str, name: str, entry: dict[str, Any]) -> str:
@@ -169,7 +186,7 @@ def _block(name: str, entry: dict[str, Any], indent: str) -> str:
     return "".join(indent + line + "\n" for line in dumped.splitlines())
 
 
-def _validate(text: str, config: Path) -> None:
+def validate(text: str, config: Path) -> None:
     from toolbridge.settings import parse_settings
 
     parse_settings(text, source=config)
@@ -187,20 +204,25 @@ def _print_needs(connector: Any, given: list[str]) -> None:
 
 
 def document_connectors(settings: Settings) -> dict[str, Any] | None:
-    """The connectors, built from their documents alone, when every one is ``kind: openapi`` (listing
-    them needs no hub, database or MCP SDK); None when some connector needs the hub."""
-    from toolbridge.settings import OpenAPIConnectorSettings
+    """The connectors, built from their documents alone, when every one is ``kind: openapi`` or ``kind:
+    graphql`` (listing them needs no hub, database or MCP SDK); None when some connector needs the hub."""
+    from toolbridge.settings import GraphQLConnectorSettings, OpenAPIConnectorSettings
 
     configs = settings.connectors
-    if not configs or not all(isinstance(c, OpenAPIConnectorSettings) for c in configs.values()):
+    kinds = (OpenAPIConnectorSettings, GraphQLConnectorSettings)
+    if not configs or not all(isinstance(c, kinds) for c in configs.values()):
         return None
-    from toolbridge.assembly._openapi import openapi_connector
+    built: dict[str, Any] = {}
+    for name, config in configs.items():
+        if isinstance(config, OpenAPIConnectorSettings):
+            from toolbridge.assembly._openapi import openapi_connector
 
-    return {
-        name: openapi_connector(name, config, settings)
-        for name, config in configs.items()
-        if isinstance(config, OpenAPIConnectorSettings)
-    }
+            built[name] = openapi_connector(name, config, settings)
+        elif isinstance(config, GraphQLConnectorSettings):
+            from toolbridge.assembly._graphql import graphql_connector
+
+            built[name] = graphql_connector(name, config, settings)
+    return built
 
 
 def print_report(connector: Any, console: Console) -> None:
@@ -212,17 +234,22 @@ def print_report(connector: Any, console: Console) -> None:
 
 
 def print_failed(connectors: Iterable[Any], console: Console) -> None:
-    """One line per connector whose document could not be used (it has no tools, so no table rows)."""
+    """One line per connector whose document or schema could not be used (it has no tools, so no rows)."""
     for connector in connectors:
         report = getattr(connector, "report", None)
+        status = getattr(connector, "status", None)
         if report is not None and report.error:
-            console.print(
-                f"[bold red]failed:[/] connector {escape(connector.name)!r}: {escape(report.summary())}",
-                highlight=False,
-            )
+            problem = report.summary()
+        elif report is None and isinstance(status, str) and status.startswith("failed: "):
+            problem = status.removeprefix("failed: ")  # a GraphQL connector whose schema was unreadable
+        else:
+            continue
+        console.print(
+            f"[bold red]failed:[/] connector {escape(connector.name)!r}: {escape(problem)}", highlight=False
+        )
 
 
-def _fail(exc: ToolbridgeError) -> NoReturn:
+def fail(exc: ToolbridgeError) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
     if exc.hint:
         err.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)

@@ -118,7 +118,8 @@ def introspect(
     """Ask ``endpoint`` for its schema (the introspection query, no credentials, no redirect followed)."""
     guard = URLGuard(
         refusal="refused by the SSRF guard: only public http(s) addresses on ports 80 and 443 are fetched",
-        hint="if this host is trusted, list it in the connector's allow_hosts, or give 'schema:' as a file",
+        hint="if this host is trusted, list it in the connector's allow_hosts (toolbridge add graphql: "
+        "--allow-host HOST[:PORT]), or give 'schema:' as a file",
         allow_hosts=frozenset(h.lower() for h in allow_hosts),
     )
     try:
