@@ -213,3 +213,38 @@ async def test_a_truncated_or_non_json_answer_is_an_upstream_error() -> None:
     async with hub:
         with pytest.raises(UpstreamError, match="not a GraphQL response"):
             await call(hub, "effects", {})
+
+
+async def test_a_secret_echoed_in_graphql_errors_is_masked() -> None:
+    token = "gql-CANARY-0123456789"
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        echoed = request.headers["authorization"]
+        return httpx2.Response(200, json={"data": None, "errors": [{"message": f"bad token {echoed}"}]})
+
+    connector = GraphQLConnector.from_schema(
+        "shop", "https://shop.test/graphql", SHOP, transport=httpx2.MockTransport(answer)
+    )
+    hub = Hub(credentials=configured("shop", scheme="bearer", secret=Secret(token)))
+    hub.add_connector(connector)
+    async with hub:
+        with pytest.raises(UpstreamStatusError) as info:
+            await call(hub, "whoami", {})
+    error = info.value
+    assert "bad token Bearer [redacted]" in error.message
+    assert token not in f"{error.message} {error.hint} {error.body}"
+
+
+@pytest.mark.parametrize("answer", [{"data": {}}, {"data": None}, {"data": None, "errors": []}])
+async def test_an_answer_without_the_field_and_without_errors_is_an_upstream_error(
+    answer: dict[str, Any],
+) -> None:
+    connector = GraphQLConnector.from_schema(
+        "shop", "https://shop.test/graphql", SHOP,
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(200, json=answer)),
+    )  # fmt: skip
+    hub = Hub(resilience=Resilience(sleep=_no_wait))
+    hub.add_connector(connector)
+    async with hub:
+        with pytest.raises(UpstreamError, match="holds no data for the field 'whoami'"):
+            await call(hub, "whoami", {})

@@ -43,10 +43,14 @@ def result_of(page: Page, tool: str, field: str) -> Any:
         )
     errors = _errors(answer.get("errors"))
     data = answer.get("data")
-    if not isinstance(data, Mapping) or (errors and data.get(field) is None):
+    if not isinstance(data, Mapping) or field not in data or (errors and data[field] is None):
         if errors:
             raise _graphql_error(page.status_code, errors, tool)
-        raise UpstreamError(f"{tool!r}: the upstream answered 'data' without the field {field!r}", tool=tool)
+        raise UpstreamError(
+            f"{tool!r}: the upstream's answer holds no data for the field {field!r}",
+            tool=tool,
+            hint="the API answered neither the field nor an error; check the connector's endpoint",
+        )
     if errors:
         return {"data": data.get(field), "errors": errors}
     return data.get(field)
