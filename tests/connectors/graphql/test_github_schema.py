@@ -15,6 +15,7 @@ import pytest
 from graphql import parse, validate
 
 from toolbridge.connectors.graphql import GraphQLConnector, parse_schema
+from toolbridge.connectors.graphql._tools import MAX_DEFAULT_SELECTION
 
 GITHUB = Path(__file__).parents[2] / "specs" / "graphql" / "github.schema.graphql.gz"
 
@@ -55,3 +56,15 @@ def test_a_schema_that_breaks_rules_is_used_with_a_warning(caplog: pytest.LogCap
     schema = parse_schema("type Query { a: Int\n a: Int }", "twice.graphql")
     assert schema.query_type is not None and list(schema.query_type.fields) == ["a"]
     assert "Field 'Query.a' can only be defined once" in caplog.text
+
+
+def test_a_deep_default_selection_stays_bounded(github: GraphQLConnector) -> None:
+    """selection_depth 5 on GitHub's schema selected 270 KB for one field; a default now stays under the
+    cap by being taken less deep, and stays valid."""
+    deep = GraphQLConnector("github", "https://api.github.com/graphql", github.schema, selection_depth=5)
+    sizes = {t.name: len(deep.operation(t.name).selection or "") for t in deep.tools()}
+    assert max(sizes.values()) <= MAX_DEFAULT_SELECTION
+    repository = deep.document(deep.operation("github.repository"))
+    assert validate(github.schema, parse(repository)) == []
+    at_two = sum(len(github.operation(t.name).selection or "") for t in github.tools())
+    assert sum(sizes.values()) > at_two  # fields whose deeper default fits are deeper than at depth 2

@@ -6,7 +6,9 @@ every level (on most APIs they are paginated connections that need ``first``/``l
 need an id); so is a nested object with nothing left to select. An interface gets ``__typename`` and its
 own fields; a union ``__typename`` and an inline fragment of each member's scalar fields (members past
 :data:`MAX_UNION_MEMBERS`: ``__typename`` only tells them apart). A type with nothing selectable at all
-gets ``__typename``, so the document is always valid.
+gets ``__typename``, so the document is always valid. A default longer than
+:data:`~toolbridge.connectors.graphql._tools.MAX_DEFAULT_SELECTION` characters is taken one level less deep
+(down to the type's own fields).
 
 An agent that wants other fields writes a selection (``id name owner { login } issues(first: 5) { nodes
 { title } }``): :func:`operation_document` puts it in the operation and graphql-core validates the whole

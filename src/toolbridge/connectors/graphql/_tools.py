@@ -40,7 +40,7 @@ from toolbridge.catalog import Tool, ToolAnnotations
 from toolbridge.connectors.graphql._selection import default_selection
 from toolbridge.connectors.openapi._naming import NameBook, snake
 
-__all__ = ["Operation", "build_tools"]
+__all__ = ["MAX_DEFAULT_SELECTION", "Operation", "build_tools"]
 
 Kind = Literal["query", "mutation"]
 _INT_RANGE = {"minimum": -(2**31), "maximum": 2**31 - 1}
@@ -53,6 +53,8 @@ _SCALARS: dict[str, dict[str, Any]] = {
 }
 _DESTRUCTIVE = re.compile(r"^(delete|remove|destroy|purge)(?![a-z])")
 _SELECT_MAX_CHARS = 10_000
+MAX_DEFAULT_SELECTION = 8_000
+"""Characters of a default selection: past it, the field's default is taken one level less deep."""
 _SHOWN_SELECTION = 400
 
 
@@ -127,7 +129,11 @@ def _operation(tool: str, kind: Kind, field_name: str, field: GraphQLField, dept
     variables = tuple((a, _variable_type(arg)) for a, arg in field.args.items())
     select_arg = "select_fields" if "select" in field.args else "select"
     name = field_name[0].upper() + field_name[1:]
-    return Operation(tool, kind, field_name, name, variables, select_arg, default_selection(field, depth))
+    selection = default_selection(field, depth)
+    while selection is not None and len(selection) > MAX_DEFAULT_SELECTION and depth > 1:
+        depth -= 1  # a deep default on a wide schema grows fast (GitHub at depth 5: 270 KB for one field)
+        selection = default_selection(field, depth)
+    return Operation(tool, kind, field_name, name, variables, select_arg, selection)
 
 
 def _variable_type(arg: GraphQLArgument) -> str:
