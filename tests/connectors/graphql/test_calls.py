@@ -248,3 +248,18 @@ async def test_an_answer_without_the_field_and_without_errors_is_an_upstream_err
     async with hub:
         with pytest.raises(UpstreamError, match="holds no data for the field 'whoami'"):
             await call(hub, "whoami", {})
+
+
+async def test_an_answer_over_max_response_bytes_says_to_select_less() -> None:
+    users = [{"id": str(n), "name": "x" * 100} for n in range(200)]
+    connector = GraphQLConnector.from_schema(
+        "shop", "https://shop.test/graphql", SHOP, max_response_bytes=4096,
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(200, json={"data": {"users": users}})),
+    )  # fmt: skip
+    hub = Hub(resilience=Resilience(sleep=_no_wait))
+    hub.add_connector(connector)
+    async with hub:
+        with pytest.raises(UpstreamError) as info:
+            await call(hub, "users", {})
+    assert "larger than the connector's max_response_bytes" in info.value.message
+    assert "select" in (info.value.hint or "")

@@ -6,6 +6,7 @@
   messages and paths;
 - HTTP 4xx / 5xx / 429: :class:`~toolbridge.errors.UpstreamStatusError` as for a REST API (``Retry-After``,
   hints), with the GraphQL messages of its body when it has them;
+- an answer cut at ``max_response_bytes``: :class:`~toolbridge.errors.UpstreamError` saying to select less;
 - anything else (not JSON, neither ``data`` nor ``errors``): :class:`~toolbridge.errors.UpstreamError`.
 
 An ``errors`` answer at HTTP 200 keeps ``upstream_status`` 200: it is not retried (the API processed the
@@ -34,6 +35,14 @@ def result_of(page: Page, tool: str, field: str) -> Any:
     answer = _json(page)
     if page.status_code >= 400:
         raise _with_messages(status_error(page, tool), answer)
+    if page.truncated:
+        raise UpstreamError(
+            f"{tool!r}: the answer is larger than the connector's max_response_bytes "
+            f"({len(page.content):,} bytes read), so it cannot be decoded",
+            tool=tool,
+            hint="ask for fewer fields or items with 'select' (and arguments such as first/limit), "
+            "or raise max_response_bytes for this connector",
+        )
     if not isinstance(answer, Mapping) or ("data" not in answer and "errors" not in answer):
         raise UpstreamError(
             f"{tool!r}: the upstream's answer is not a GraphQL response (HTTP {page.status_code}, "
