@@ -176,7 +176,10 @@ def _errors_checked(text: str, endpoint: str) -> str:
     try:
         answer = json.loads(text)
     except ValueError:
-        raise ConfigurationError(f"{endpoint}: the introspection answer is not JSON") from None
+        raise ConfigurationError(
+            f"{endpoint}: the introspection answer is not JSON",
+            hint="check that the endpoint is the API's GraphQL URL, or give 'schema:' as a file",
+        ) from None
     errors = answer.get("errors") if isinstance(answer, dict) else None
     if errors and not (isinstance(answer.get("data"), dict) and answer["data"].get("__schema")):
         first = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
