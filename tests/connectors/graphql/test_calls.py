@@ -16,7 +16,7 @@ from tests.connectors.openapi.conftest import configured
 from toolbridge import Hub, InvalidArguments, OutcomeUnknown, Principal, UpstreamStatusError
 from toolbridge.connectors.graphql import GraphQLConnector
 from toolbridge.credentials import Secret
-from toolbridge.errors import UpstreamError
+from toolbridge.errors import IdempotencyKeyReused, UpstreamError
 from toolbridge.resilience import Resilience
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -263,3 +263,37 @@ async def test_an_answer_over_max_response_bytes_says_to_select_less() -> None:
             await call(hub, "users", {})
     assert "larger than the connector's max_response_bytes" in info.value.message
     assert "select" in (info.value.hint or "")
+
+
+async def test_a_mutation_sent_twice_with_one_key_takes_effect_once(hub: Hub) -> None:
+    before = await call(hub, "effects", {})
+    arguments = {"input": {"name": "Once"}, "select": "id name"}
+    first = await call(hub, "create_user", arguments, idempotency_key="create-once-1")
+    again = await call(hub, "create_user", arguments, idempotency_key="create-once-1")
+    assert again == first
+    assert await call(hub, "effects", {}) == before + 1
+    with pytest.raises(IdempotencyKeyReused):
+        await call(hub, "create_user", {"input": {"name": "Other"}}, idempotency_key="create-once-1")
+    assert await call(hub, "effects", {}) == before + 1
+
+
+async def test_a_mutation_whose_connection_breaks_after_sending_is_outcome_unknown() -> None:
+    """Transport-level (a reset after the request went out): the write is not sent again."""
+    sent: list[str] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        sent.append(json.loads(request.content)["operationName"])
+        raise httpx2.ReadError("connection reset by peer")
+
+    connector = GraphQLConnector.from_schema(
+        "shop", "https://shop.test/graphql", SHOP, transport=httpx2.MockTransport(answer)
+    )
+    hub = Hub(resilience=Resilience(sleep=_no_wait))
+    hub.add_connector(connector)
+    async with hub:
+        with pytest.raises(OutcomeUnknown):
+            await call(hub, "delete_user", {"id": "1"})
+        assert sent == ["DeleteUser"]
+        with pytest.raises(UpstreamError):
+            await call(hub, "effects", {})  # a query is retried: it is safe to send again
+    assert sent.count("Effects") > 1
