@@ -12,11 +12,13 @@ import pytest
 
 from tests._patience import patience
 from toolbridge import Hub
+from toolbridge.connectors import Invocation
 from toolbridge.errors import ToolExecutionError, UpstreamStatusError
 from toolbridge.events import EventFilter, EventLog, EventService
 from toolbridge.pipelines import Pipeline, PipelineService, add_pipelines
 from toolbridge.policy import Principal
 from toolbridge.resilience import BreakerPolicy, Resilience, ResiliencePolicy, RetryPolicy
+from toolbridge.resilience._idempotency import IdempotencyStore
 
 pytestmark = pytest.mark.anyio
 ME = Principal.local("tester")
@@ -391,3 +393,65 @@ async def test_a_compensation_is_not_repeated_when_repeating_it_is_unsafe_or_use
         steps = {s.key: s.state for s in await service.store.steps(run.id)}
     assert ledger.calls == ["charge 5", "explode late", "refund 7"]
     assert run.state == "needs_attention" and steps["00.charge"] == "compensation_failed"
+
+
+async def test_a_compensation_whose_key_is_still_held_waits_for_the_claim_without_using_an_attempt(
+    database_url: str, ledger: Ledger
+) -> None:
+    """A worker killed mid-undo leaves the undo's key claimed until its lease ends: the next worker meets
+    it in flight (409 with retry_after). That never reached the upstream: the undo waits for the claim to
+    end and uses up no attempt. It used to count as a failed attempt and sleep a short jitter, so five
+    tries could pass within one claim and a run whose undo was applied ended needs_attention (found by an
+    outside kill -9 probe on PostgreSQL: 3 of 30 runs)."""
+
+    slept: list[float] = []
+
+    async def real_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await anyio.sleep(min(seconds, 3.0))
+
+    hub = Hub(database=database_url, resilience=Resilience(sleep=no_sleep))
+    dead = IdempotencyStore(hub.database, lease=2.0)  # a stopped worker's claim: never renewed
+
+    @hub.tool(connector="svc", idempotent=True)
+    def reserve(name: str) -> dict[str, Any]:
+        ledger.calls.append(f"reserve {name}")
+        return {"id": 3}
+
+    @hub.tool(connector="svc", idempotent=True)
+    def release(id: int) -> dict[str, Any]:
+        ledger.calls.append(f"release {id}")
+        return {"released": id}
+
+    @hub.tool(connector="svc")
+    async def explode(reason: str, invocation: Invocation) -> dict[str, Any]:
+        run_id = invocation.request_id.split("/")[0]
+        early = hub.early_claim("svc.release", {"id": 3})
+        assert early is not None
+        await dead.claim(ME.id, f"pl-{run_id}-00.reserve~undo", *early, request_id="stopped")
+        raise ValueError(reason)
+
+    hub.resilience.configure(
+        "svc", ResiliencePolicy(retry=RetryPolicy(max_attempts=1), breaker=BreakerPolicy(enabled=False))
+    )
+    hold = Pipeline.build(
+        "hold",
+        [
+            {
+                "name": "reserve",
+                "tool": "svc.reserve",
+                "arguments": {"name": "x"},
+                "compensate": {"tool": "svc.release", "arguments": {"id": "${output.id}"}},
+            },
+            {"name": "boom", "tool": "svc.explode", "arguments": {"reason": "late"}},
+        ],
+    )
+    service = add_pipelines(hub, [hold], sleep=real_sleep)
+    async with hub:
+        with pytest.raises(ToolExecutionError, match="ended failed"):
+            await hub.call(ME, "pipelines.hold", {})
+        (run,) = await service.store.runs()
+        steps = {s.key: s.state for s in await service.store.steps(run.id)}
+    assert run.state == "failed" and steps["00.reserve"] == "compensated"
+    assert ledger.calls == ["reserve x", "release 3"]
+    assert slept and slept[0] >= 1.0  # waited for the claim (about 2 s), not a 0-0.5 s jitter

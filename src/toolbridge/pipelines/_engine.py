@@ -365,7 +365,9 @@ class Engine:
         await self._store.step_state(ctx.run, record.key, "compensating")
         key = f"{record.key}~undo"
         last: ToolbridgeError | None = None
-        for attempt in range(1, self._comp_attempts + 1):
+        attempt = waits = 0
+        while attempt < self._comp_attempts:
+            attempt += 1
             try:
                 await self._call(ctx, tool, arguments, key, None)
             except ToolbridgeError as exc:
@@ -373,8 +375,11 @@ class Engine:
                 logger.warning("pipeline run %s: compensation of %s failed: %s", ctx.run.id, record.key, exc)
                 if not self._undo_again(exc, tool):
                     break
+                if self._classify(exc, tool) == "wait" and waits < _MAX_WAITS:
+                    # never reached the upstream (e.g. its key still held by a stopped worker): no attempt
+                    waits, attempt = waits + 1, attempt - 1
                 await self._forget(ctx, key, exc)
-                await self._sleep(self._rng.uniform(0, min(30.0, 0.5 * 2 ** (attempt - 1))))
+                await self._sleep(_undo_delay(exc, max(attempt, 1), self._rng))
                 continue
             await self._store.step_state(ctx.run, record.key, "compensated")
             return True
@@ -414,6 +419,14 @@ def _truthy(value: Any) -> bool:
 def _delay(exc: ToolbridgeError, step: Step, attempt: int, rng: random.Random) -> float:
     wait = getattr(exc, "retry_after", None)
     jitter = rng.uniform(0, step.retry.delay_cap(attempt))
+    return max(float(wait), jitter) if isinstance(wait, int | float) else jitter
+
+
+def _undo_delay(exc: ToolbridgeError, attempt: int, rng: random.Random) -> float:
+    """Before a compensation is tried again: full jitter doubling from 0.5 s (cap 30 s), or longer when
+    the failure said when to come back (a key in flight names when its claim ends)."""
+    jitter = rng.uniform(0, min(30.0, 0.5 * 2 ** (attempt - 1)))
+    wait = getattr(exc, "retry_after", None)
     return max(float(wait), jitter) if isinstance(wait, int | float) else jitter
 
 

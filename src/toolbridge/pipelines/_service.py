@@ -73,6 +73,7 @@ class PipelineService:
             self.pipelines,
             compensation_attempts=settings.compensation_attempts,
             observer=observer,
+            sleep=sleep,
         )
         self.engine.on_finished = self._finished
         self.inline = inline
