@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from toolbridge.cli import app
+from toolbridge.events._tools import fit_page
 
 from .conftest import GITHUB_SECRET, Env
 from .test_hooks import PUSH, github
@@ -90,6 +91,52 @@ async def test_rest_events_are_scoped_and_audited(env: Env) -> None:
     assert (await env.client.get("/v1/events", params={"subscription": "pushes"})).status_code == 401
     paths = (await env.client.get("/v1/openapi.json")).json()["paths"]
     assert {"/events", "/events/subscriptions"} <= set(paths)
+
+
+@pytest.mark.anyio
+async def test_a_page_over_the_result_cap_comes_back_whole_and_shorter(env: Env) -> None:
+    """Realistic payloads (GitHub pushes run to tens of KiB) made a page larger than the hub's result cap
+    (64 KiB): GET /v1/events answered 500 and events.poll over MCP gave cut-off JSON with no cursor, so a
+    reader could never get past them (found by an outside probe: limit=500 after 200 events). The page
+    now keeps the events that fit and a cursor after the last; an event too large alone comes without its
+    payload; paging reads every event once."""
+    watcher = await env.hub.agents.create("watcher", ["events.*"])
+    auth = {"Authorization": f"Bearer {watcher}"}
+    start = (await env.client.get("/v1/events", params={"subscription": "pushes"}, headers=auth)).json()
+    sizes = [1_800] * 50  # the source takes 2 KiB bodies: 50 make a page of about 100 KiB
+    for n, size in enumerate(sizes):
+        body = json.dumps(
+            {"ref": "refs/heads/main", "repository": {"full_name": f"o/r{n}"}, "pad": "x" * size}
+        )
+        answer = await env.client.post("/hooks/github", content=body, headers=github(body.encode(), f"d-{n}"))
+        assert answer.status_code == 200
+    cursor, seen, pages = start["cursor"], [], 0
+    while True:
+        page = await env.client.get(
+            "/v1/events", params={"subscription": "pushes", "cursor": cursor, "limit": 500}, headers=auth
+        )
+        assert page.status_code == 200, page.text[:200]
+        assert len(page.content) <= env.hub.limits.max_result_bytes
+        if not page.json()["events"]:
+            break
+        pages += 1
+        seen += page.json()["events"]
+        cursor = page.json()["cursor"]
+    assert [e["subject"] for e in seen] == [f"o/r{n}" for n in range(len(sizes))] and pages >= 2
+    assert all(e["payload"]["pad"] for e in seen)
+
+
+def test_an_event_too_large_for_the_cap_alone_comes_without_its_payload() -> None:
+    events = [
+        {"id": f"evt_{n}", "seq": n, "payload": {"pad": "x" * size}} for n, size in enumerate([9, 900, 9])
+    ]
+    first = fit_page({"events": events, "cursor": 2}, 500)
+    assert [e["seq"] for e in first["events"]] == [0] and first["cursor"] == 0
+    big = fit_page({"events": events[1:], "cursor": 2}, 500)
+    assert [e["seq"] for e in big["events"]] == [1] and big["cursor"] == 1
+    assert big["events"][0]["payload"] is None
+    assert "toolbridge events show evt_1" in big["events"][0]["payload_omitted"]
+    assert fit_page({"events": events[2:], "cursor": 2}, 500) == {"events": events[2:], "cursor": 2}
 
 
 def test_subscriptions_list_and_enable_after_a_410(in_tmp_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
     from toolbridge.events._service import EventService
     from toolbridge.hub import Hub
 
-__all__ = ["add_event_tools"]
+__all__ = ["add_event_tools", "fit_page"]
 
 _MAX_WAIT = 50.0
 Cursor = Annotated[int | None, Field(ge=0, le=MAX_STORED_INT)]
@@ -54,7 +56,8 @@ def add_event_tools(hub: Hub, service: EventService) -> None:
             cursor: the cursor the previous answer returned; omit it to start from now.
             limit: at most this many events (1-500).
         """
-        return await service.poll(invocation.principal, subscription, cursor, limit=_limit(limit))
+        page = await service.poll(invocation.principal, subscription, cursor, limit=_limit(limit))
+        return fit_page(page, hub.limits.max_result_bytes)
 
     @hub.tool(connector="events", read_only=True, blocking=False)
     async def wait(
@@ -73,10 +76,48 @@ def add_event_tools(hub: Hub, service: EventService) -> None:
             limit: at most this many events (1-500).
         """
         wait_for = min(max(max_wait, 0.0), _MAX_WAIT)
-        return await service.poll(
+        page = await service.poll(
             invocation.principal, subscription, cursor, limit=_limit(limit), wait=wait_for
         )
+        return fit_page(page, hub.limits.max_result_bytes)
 
 
 def _limit(limit: int) -> int:
     return min(max(limit, 1), 500)
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ROOM = 256
+"""Bytes kept free under the cap for the page's own keys and the cursor."""
+
+
+def fit_page(page: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
+    """``page`` (``events`` and ``cursor``) cut to fit a result cap of ``max_bytes``, as whole events.
+
+    A page over the cap was cut by the hub as text, so REST answered 500 and MCP clients got JSON they
+    could not parse — with no cursor to go on. Cut here, the page keeps the events that fit and its cursor
+    points after the last of them: the next read continues there and no event is skipped. An event too
+    large to fit alone is returned with its payload left out (and its size said), so readers move past it.
+    """
+    events: list[dict[str, Any]] = list(page["events"])
+    budget, used = max_bytes - _ROOM, 0
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        size = len(_ENCODE(event).encode()) + 1
+        if used + size > budget:
+            if kept:
+                return {"events": kept, "cursor": kept[-1]["seq"]}
+            event = _without_payload(event, size, max_bytes)
+            size = len(_ENCODE(event).encode()) + 1
+        kept.append(event)
+        used += size
+    return {"events": kept, "cursor": page["cursor"]}
+
+
+def _without_payload(event: Mapping[str, Any], size: int, max_bytes: int) -> dict[str, Any]:
+    note = (
+        f"the event is {size:,} bytes, over the hub's result cap of {max_bytes:,} bytes "
+        "(limits.max_result_bytes): its payload is left out; an operator sees it with "
+        f"'toolbridge events show {event.get('id', '')}'"
+    )
+    return {**event, "payload": None, "payload_omitted": note}
