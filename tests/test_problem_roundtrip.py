@@ -19,6 +19,7 @@ from toolbridge import errors
         errors.PreconditionFailed("version 3 is not current", current={"version": 4, "etag": "x"}),
         errors.ChecksumMismatch("chunk 2 does not match", current={"offset": 1024}),
         errors.QuotaExceeded("over the quota", limit_name="bytes", limit=100, used=120, hint="free space"),
+        errors.StorageQuotaExceeded("full", limit_name="bytes", limit=100, used=120, hint="raise it"),
         errors.BadRequest("bad", hint="fix it"),
         errors.Conflict("the name is taken", hint="pick another", tool="notes.add"),
         errors.KeyInFlight("a call with key k1 is running", retry_after=1.5, hint="ask again", tool="a.b"),

@@ -20,7 +20,8 @@ Branches are named after who must act to fix the problem::
     │   ├── Locked ................ a workspace path is leased by another holder (HTTP 423, ``holder``)
     │   ├── PreconditionFailed .... expected version or ETag does not match (HTTP 412)
     │   │   └── ChecksumMismatch .. an upload chunk does not match its checksum (tus: HTTP 460)
-    │   ├── QuotaExceeded ......... a workspace byte quota or an agent's credits are used up (HTTP 403)
+    │   ├── QuotaExceeded ......... an agent's workspace credits are used up (HTTP 403)
+    │   │   └── StorageQuotaExceeded  a workspace's byte quota would be exceeded (HTTP 507)
     │   ├── IdempotencyKeyReused .. an idempotency key sent again with different arguments (HTTP 422)
     │   ├── AuthorizationRejected . an OAuth callback failed a check: state, redirect URI, ``iss`` (HTTP 400)
     │   └── BadRequest ............ malformed request at a surface (HTTP 400)
@@ -82,6 +83,7 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "StorageError",
+    "StorageQuotaExceeded",
     "TokenRefreshFailed",
     "ToolExecutionError",
     "ToolNotFound",
@@ -399,6 +401,14 @@ class QuotaExceeded(CallerError):
 
     def extra(self) -> dict[str, object]:
         return {"limit_name": self.limit_name, "limit": self.limit, "used": self.used}
+
+
+class StorageQuotaExceeded(QuotaExceeded):
+    """The write would take a workspace over its byte quota: 507 Insufficient Storage, as WebDAV answers
+    a request that exceeds a collection's quota (RFC 4331 §6, RFC 4918 §11.5) — not 403 (the caller may
+    write; the space is what is missing) nor 413 (a small write to a full workspace is not too large)."""
+
+    status = 507
 
 
 class AuthorizationRejected(CallerError):
@@ -756,7 +766,7 @@ _SPECIAL: dict[str, _Factory] = {
         if "retry_after" in d
         else Conflict(m, hint=h, tool=t)
     ),
-    "quota_exceeded": lambda d, m, h, t: QuotaExceeded(
+    "quota_exceeded": lambda d, m, h, t: (StorageQuotaExceeded if d.get("status") == 507 else QuotaExceeded)(
         m,
         limit_name=str(d.get("limit_name", "")),
         limit=int(_num(d, "limit")),

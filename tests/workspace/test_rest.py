@@ -267,3 +267,29 @@ async def test_tus_commit_checks_the_lease_again(env: Env) -> None:
     assert last.status_code == 423 and last.json()["holder"] == rival.id
     with pytest.raises(NotFound):
         await service.stat(agent, "shared", "/leased.bin")
+
+
+async def test_a_full_workspace_answers_507_insufficient_storage(env: Env) -> None:
+    """A write that would take the workspace over its byte quota answered 403 Forbidden, which tells a
+    client it may not write at all, and its hint said to delete files, which frees nothing (the trash and
+    every version count). It is 507 Insufficient Storage now — WebDAV's answer to a quota overrun (RFC
+    4331 §6) — on PUT, tus and the tools, with a hint that holds (found by an outside quota probe)."""
+    from toolbridge.errors import StorageQuotaExceeded
+
+    await env.connector.service.ensure("shared", quota_bytes=100, members={"agent:assistant": Role.EDITOR})
+    c, auth, where = env.client, env.auth, "/v1/workspaces/shared/content"
+    assert (await c.put(where, params={"path": "/a"}, content=b"a" * 80, headers=auth)).status_code == 201
+    full = await c.put(where, params={"path": "/b"}, content=b"b" * 30, headers=auth)
+    assert full.status_code == 507 and full.json()["code"] == "quota_exceeded"
+    assert full.json()["limit_name"] == "workspace.quota_bytes" and "raise quota_bytes" in full.json()["hint"]
+    assert (await c.delete(where, params={"path": "/a"}, headers=auth)).status_code == 200
+    meta = "path " + base64.b64encode(b"/c").decode()
+    tus = await c.post(
+        "/v1/workspaces/shared/uploads",
+        headers={**auth, **TUS, "Upload-Length": "30", "Upload-Metadata": meta},
+    )
+    assert tus.status_code == 507  # the trash still counts: deleting freed nothing, as the hint says
+    agent = Principal.agent("assistant", ["workspace.*"])
+    with pytest.raises(StorageQuotaExceeded) as info:
+        await env.hub.call(agent, "workspace.write", {"path": "/d", "content": "d" * 30})
+    assert info.value.status == 507

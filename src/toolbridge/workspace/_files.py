@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from toolbridge.errors import BadRequest, Conflict, NotFound, PreconditionFailed, QuotaExceeded
+from toolbridge.errors import BadRequest, Conflict, NotFound, PreconditionFailed, StorageQuotaExceeded
 from toolbridge.workspace._blobs import BlobInfo
 from toolbridge.workspace._model import Entry, Role, etag_of
 from toolbridge.workspace._paths import ROOT
@@ -191,14 +191,14 @@ def check_preconditions(path: str, row: Any, expected_version: int | None, if_ma
 
 def charge_bytes(tx: Tx, size: int) -> None:
     if tx.quota_bytes is not None and tx.used_bytes + size > tx.quota_bytes:
-        raise QuotaExceeded(
+        raise StorageQuotaExceeded(
             f"workspace {tx.workspace!r} would hold {tx.used_bytes + size:,} bytes, over its quota of "
             f"{tx.quota_bytes:,} bytes",
             limit_name="workspace.quota_bytes",
             limit=tx.quota_bytes,
             used=tx.used_bytes,
-            hint="delete old files or versions, or ask an operator to raise quota_bytes for this "
-            "workspace in toolbridge.yaml",
+            hint="every version counts, trashed files included, and deleting does not free space yet: ask "
+            "an operator to raise quota_bytes for this workspace in toolbridge.yaml",
         )
     tx.used_bytes += size
 
