@@ -455,3 +455,29 @@ async def test_a_compensation_whose_key_is_still_held_waits_for_the_claim_withou
     assert run.state == "failed" and steps["00.reserve"] == "compensated"
     assert ledger.calls == ["reserve x", "release 3"]
     assert slept and slept[0] >= 1.0  # waited for the claim (about 2 s), not a 0-0.5 s jitter
+
+
+async def test_a_keyed_pipeline_call_cut_off_by_a_crash_runs_once_when_called_again(
+    database_url: str, ledger: Ledger
+) -> None:
+    """An event delivery starts a pipeline with the delivery id as key. A worker killed mid-call left the
+    key orphaned, and a pipeline tool was not safe to repeat, so every later attempt was answered
+    outcome_unknown: the delivery replayed it for its whole schedule and ended failed — although its run
+    had succeeded, or, killed before the run was stored, the event never ran (found by an outside kill -9
+    probe: 7 of 30 deliveries). The key now names the run: a repeated call takes the key over and finds
+    the run it started, or starts it if it was never stored."""
+    from toolbridge.audit import args_digest
+
+    hub, service = make_hub(database_url, ledger, [FLOW])
+    dead = IdempotencyStore(hub.database, lease=1.0)  # the killed worker's claim: never renewed
+    arguments = {"title": "t", "parts": []}
+    async with hub:
+        await dead.claim(ME.id, "event-d1", "pipelines.flow", args_digest(arguments), request_id="killed")
+        await anyio.sleep(1.5)
+        first = await hub.call(ME, "pipelines.flow", arguments, idempotency_key="event-d1")
+        assert first.value["state"] == "succeeded" and ledger.calls == ["create t"]
+        await hub.idempotency.forget(ME.id, "event-d1")  # as if its stored outcome were gone too
+        again = await hub.call(ME, "pipelines.flow", arguments, idempotency_key="event-d1")
+        assert again.value["run_id"] == first.value["run_id"] and ledger.calls == ["create t"]
+        other = await hub.call(ME, "pipelines.flow", arguments, idempotency_key="event-d2")
+        assert other.value["run_id"] != first.value["run_id"] and len(await service.store.runs()) == 2

@@ -9,6 +9,7 @@ to ask ``pipelines.status`` about. A run whose process stops is resumed by any w
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -112,7 +113,11 @@ class PipelineService:
         if tool.name == _STATUS:
             return await self.status(str(arguments["run_id"]), principal=invocation.principal)
         run = await self.start(
-            tool.operation, invocation.principal, arguments, request_id=invocation.request_id
+            tool.operation,
+            invocation.principal,
+            arguments,
+            request_id=invocation.request_id,
+            key=invocation.idempotency_key,
         )
         now = self._hub.resilience.clock()
         left = (invocation.deadline - now - _MARGIN) if invocation.deadline is not None else 30.0
@@ -121,13 +126,27 @@ class PipelineService:
     # -- runs --------------------------------------------------------------------------------------
 
     async def start(
-        self, pipeline: str, principal: Principal, arguments: Mapping[str, Any], *, request_id: str
+        self,
+        pipeline: str,
+        principal: Principal,
+        arguments: Mapping[str, Any],
+        *,
+        request_id: str,
+        key: str | None = None,
     ) -> Run:
-        """Store a new run; execute it here when this process runs pipelines (else a worker will)."""
+        """Store a new run; execute it here when this process runs pipelines (else a worker will).
+
+        ``key``: the call's idempotency key, which names the run: a call repeated with it (its process
+        was killed mid-call, its key taken over) finds that run, if it was stored, instead of a second."""
         if pipeline not in self.pipelines:
             raise NotFound(f"no pipeline {pipeline!r}", hint="see 'toolbridge pipelines list'")
+        run_id = _keyed_run_id(pipeline, principal.id, key) if key is not None else None
+        if run_id is not None and (found := await self.store.get(run_id)) is not None:
+            return found
         owner = self.owner if self.inline and self._tg is not None else None
-        run = await self.store.create(pipeline, principal.id, arguments, request_id=request_id, owner=owner)
+        run = await self.store.create(
+            pipeline, principal.id, arguments, request_id=request_id, owner=owner, run_id=run_id
+        )
         if owner is not None:
             assert self._tg is not None
             self._ended[run.id] = _Ending()
@@ -241,6 +260,13 @@ class PipelineService:
 
     # -- tools -------------------------------------------------------------------------------------
 
+    def idempotency_key_carrier(self, tool: Tool) -> str | None:
+        """A keyed call of a pipeline tool carries its key into the run's id (see :meth:`start`), so the
+        hub may call it again after a crash: an orphaned key is taken over, not answered
+        ``outcome_unknown`` — which left an event's delivery replaying that answer for its whole schedule
+        although its run had succeeded, or had never been stored (the event then never ran)."""
+        return None if tool.name == _STATUS else "the run id"
+
     def _make_tools(self) -> list[Tool]:
         made = [
             Tool(
@@ -311,3 +337,8 @@ def add_pipelines(hub: Any, pipelines: Sequence[Pipeline], **options: Any) -> Pi
     service = PipelineService(hub, pipelines, **options)
     hub.add_connector(service, policy=POLICY)
     return service
+
+
+def _keyed_run_id(pipeline: str, principal: str, key: str) -> str:
+    """The id of the run a keyed call of ``pipeline`` by ``principal`` starts (16 hex digits, as others)."""
+    return hashlib.sha256(f"{pipeline}\0{principal}\0{key}".encode()).hexdigest()[:16]

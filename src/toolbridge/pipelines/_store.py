@@ -148,12 +148,13 @@ class RunStore:
         *,
         request_id: str,
         owner: str | None,
+        run_id: str | None = None,
     ) -> Run:
         """A new run, due now. With ``owner`` it is created leased to that worker and stored by its first
         fenced write (its first step's start: one transaction less), before anything it does."""
         now = self._now()
         row = {
-            "id": secrets.token_hex(8),
+            "id": run_id or secrets.token_hex(8),
             "pipeline": pipeline,
             "principal": principal,
             "input": dict(arguments),
