@@ -322,7 +322,11 @@ class HttpChannel:
                 sent=False,
                 hint="check that the server runs, and the URL, proxy and TLS settings",
             )
-        return UpstreamUnavailable(f"{self.describe}: {exc or type(exc).__name__}", sent=True)
+        what = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx2.TimeoutException):
+            return UpstreamUnavailable(f"{self.describe} timed out during the request ({what})", sent=True)
+        # (a bare exception name, such as BrokenResourceError, said nothing of what happened)
+        return UpstreamUnavailable(f"{self.describe} disconnected during the request ({what})", sent=True)
 
     async def _stream(
         self,
