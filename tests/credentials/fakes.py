@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
 import httpx2
 
 from toolbridge import Hub, Principal
@@ -101,6 +102,22 @@ class FakeAuthServer:
         return sum(1 for f in self.token_requests if f.get("grant_type") == "refresh_token")
 
 
+class HeldTokenEndpoint:
+    """The server's handler, except that each token request waits for ``release`` (``entered`` is set once
+    one has arrived): a token endpoint that hangs."""
+
+    def __init__(self, server: FakeAuthServer) -> None:
+        self.server = server
+        self.entered = anyio.Event()
+        self.release = anyio.Event()
+
+    async def handler(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/token":
+            self.entered.set()
+            await self.release.wait()
+        return self.server.handler(request)
+
+
 def provider() -> ProviderDef:
     return ProviderDef(
         name="fake",
@@ -141,7 +158,7 @@ def make_hub(
     clock: Callable[[], float],
     keys: Keyring | None = None,
     cache_ttl: float = 5.0,
-    handler: Callable[[httpx2.Request], httpx2.Response] | None = None,
+    handler: Callable[[httpx2.Request], httpx2.Response | Awaitable[httpx2.Response]] | None = None,
     on_reauth: Callable[[Connection, str], None] | None = None,
 ) -> tuple[Hub, CredentialManager, httpx2.AsyncClient]:
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler or server.handler))

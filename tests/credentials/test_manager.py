@@ -7,7 +7,7 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
-from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub, oauth_config, provider
+from tests.credentials.fakes import LOCAL, FakeAuthServer, HeldTokenEndpoint, make_hub, oauth_config, provider
 from toolbridge import CredentialsError
 from toolbridge.credentials import AuthConfig, Keyring, MasterKey, Material, Secret, TokenSet
 from toolbridge.credentials._tables import connections
@@ -389,17 +389,10 @@ async def test_probe_refreshes_once_on_401(sqlite_url: str) -> None:
 async def test_o3_slow_refresher_loses_to_the_newer_token(sqlite_url: str) -> None:
     """A refresher whose lease ran out while its token request hung: its late write is rejected (CAS)."""
     server, clock = FakeAuthServer(expires_in=600, rotate=False), Clock()
-    entered, release = anyio.Event(), anyio.Event()
-
-    async def slow(request: httpx2.Request) -> httpx2.Response:
-        if request.url.path == "/token":
-            entered.set()
-            await release.wait()
-        return server.handler(request)
-
+    held = HeldTokenEndpoint(server)
     ring = Keyring(MasterKey.generate())  # two processes, one master key
     hub_a, manager_a, client_a = make_hub(
-        Database(sqlite_url), server, {"gh": oauth_config()}, clock=clock, handler=slow, keys=ring
+        Database(sqlite_url), server, {"gh": oauth_config()}, clock=clock, handler=held.handler, keys=ring
     )
     hub_b, manager_b, client_b = make_hub(
         Database(sqlite_url), server, {"gh": oauth_config()}, clock=clock, keys=ring
@@ -414,11 +407,11 @@ async def test_o3_slow_refresher_loses_to_the_newer_token(sqlite_url: str) -> No
                 results.append((await hub_a.call(LOCAL, "gh.me")).value)
 
             tg.start_soon(call_a)
-            await entered.wait()  # A holds the lease and waits on the token endpoint
+            await held.entered.wait()  # A holds the lease and waits on the token endpoint
             clock.now += manager_a.lease_ttl + 1  # A's lease runs out
             assert (await hub_b.call(LOCAL, "gh.me")).value == {"user": "alice"}
             _, b_material = await manager_b.store.load(conn.id)
-            release.set()
+            held.release.set()
         assert results == [{"user": "alice"}]
         stored, material = await manager_a.store.load(conn.id)
         assert stored.token_version == conn.token_version + 1, "only one write landed"

@@ -6,11 +6,13 @@ to do, the connection is kept unless the grant is dead, and the server is not as
 
 from __future__ import annotations
 
+import anyio
 import httpx2
 import pytest
 
-from tests.credentials.fakes import LOCAL, FakeAuthServer, make_hub, oauth_config
-from toolbridge.credentials import AuthConfig, Material, ProviderDef, TokenSet
+from tests._patience import patience
+from tests.credentials.fakes import LOCAL, FakeAuthServer, HeldTokenEndpoint, make_hub, oauth_config
+from toolbridge.credentials import AuthConfig, Keyring, MasterKey, Material, ProviderDef, TokenSet
 from toolbridge.errors import ConfigurationError, TokenRefreshFailed
 from toolbridge.storage import Database
 
@@ -122,3 +124,42 @@ async def test_a_token_endpoint_refusing_with_another_oauth_error_is_asked_once_
         refusing["on"] = False
         clock.now += 2
         assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}
+
+
+async def test_a_slow_token_endpoint_holds_no_call_whose_token_is_still_good(sqlite_url: str) -> None:
+    """While one call's proactive refresh waited for a token endpoint that hung, every other call of the
+    connection waited too — in that process for the lock, in the others for the lease — up to the 20-second
+    token timeout, though their token was good for a minute more."""
+    server, clock, keys = FakeAuthServer(expires_in=600), Clock(), Keyring(MasterKey.generate())
+    held = HeldTokenEndpoint(server)
+
+    config = {"gh": oauth_config()}
+    hub_a, manager_a, client_a = make_hub(
+        Database(sqlite_url), server, config, clock=clock, keys=keys, handler=held.handler
+    )
+    hub_b, _, client_b = make_hub(
+        Database(sqlite_url), server, config, clock=clock, keys=keys, handler=held.handler
+    )
+    async with hub_a, client_a, hub_b, client_b, anyio.create_task_group() as tg:
+        await connect(manager_a, server, now=clock.now)
+        await hub_b.call(LOCAL, "gh.me")
+        clock.now += 545  # due: within the 60-second skew, good for 55 s more
+        refreshed = anyio.Event()
+
+        async def refresher() -> None:
+            await hub_a.call(LOCAL, "gh.me")
+            refreshed.set()
+
+        tg.start_soon(refresher)
+        with anyio.fail_after(patience(5)):
+            await held.entered.wait()
+        with anyio.fail_after(patience(5)):  # the token endpoint has not answered
+            for hub in (hub_a, hub_b, hub_a, hub_b):
+                assert (await hub.call(LOCAL, "gh.me")).value == {"user": "alice"}
+        assert not refreshed.is_set() and len(server.token_requests) == 0
+        held.release.set()
+        with anyio.fail_after(patience(5)):
+            await refreshed.wait()
+        clock.now += 6  # past process B's cache: it takes up the new token, asking nothing
+        assert (await hub_b.call(LOCAL, "gh.me")).value == {"user": "alice"}
+    assert server.refreshes == 1

@@ -39,7 +39,7 @@ from toolbridge.credentials._mcp_auth import OAUTH_GUARD
 from toolbridge.credentials._mcp_connect import load_discovered
 from toolbridge.credentials._secret import Secret
 from toolbridge.credentials._store import Connection, ConnectionStore, Material
-from toolbridge.credentials._tokens import GrantDead
+from toolbridge.credentials._tokens import GrantDead, refresh_failure
 from toolbridge.credentials._vault import Vault
 from toolbridge.errors import (
     BadRequest,
@@ -51,7 +51,6 @@ from toolbridge.errors import (
     StorageError,
     TokenRefreshFailed,
     ToolbridgeError,
-    UpstreamError,
 )
 from toolbridge.policy import Principal
 from toolbridge.resilience._retry import Backoff, retry
@@ -304,16 +303,25 @@ class CredentialManager:
         endpoint came back, though their token was good for up to ``refresh_skew`` more seconds); the next
         call tries again once the pause has passed. An expired token, or a dead grant, still fails."""
         conn = cell.connection
-        try:
-            await self.refresh(conn.id, conn.token_version, reason="proactive", tool=tool)
+        try:  # while the token is good, a call does not wait for a refresh another task or process runs
+            await self.refresh(
+                conn.id, conn.token_version, reason="proactive", tool=tool, wait=not self._usable(cell)
+            )
         except TokenRefreshFailed as exc:
             cell = self._cells.get(conn.id, cell)  # the newest token this process has seen
-            tokens = cell.material.tokens
-            if tokens is None or tokens.expires_at is None or self.clock() >= tokens.expires_at - _MARGIN:
+            if not self._usable(cell):
                 raise
             logger.info("using the current token of %s until it expires: %s", conn.id, exc.message)
             return cell
-        return self._cells[conn.id]
+        return self._cells.get(conn.id, cell)
+
+    def _usable(self, cell: _Cell) -> bool:
+        tokens = cell.material.tokens
+        return (
+            tokens is not None
+            and tokens.expires_at is not None
+            and self.clock() < tokens.expires_at - _MARGIN
+        )
 
     def _configured(self, connector: str, binding: AuthConfig, tool: str) -> _Cell:
         """The shared connection whose secret is configured in ``toolbridge.yaml`` (``secret: env:…``):
@@ -502,9 +510,17 @@ class CredentialManager:
 
     # -- refresh ------------------------------------------------------------------------------------
 
-    async def refresh(self, ident: str, seen_version: int, *, reason: str, tool: str = "") -> None:
-        """Make sure a token newer than ``seen_version`` (and not expiring) is stored and cached."""
+    async def refresh(
+        self, ident: str, seen_version: int, *, reason: str, tool: str = "", wait: bool = True
+    ) -> None:
+        """Make sure a token newer than ``seen_version`` (and not expiring) is stored and cached.
+
+        ``wait=False`` (a proactive refresh while the current token is still good): when another task or
+        process is refreshing it already, return at once — a slow token endpoint held every call of the
+        connection for up to ``token_timeout`` (20 s), in every replica, though their token was good."""
         lock = self._locks.setdefault(ident, anyio.Lock())
+        if not wait and lock.locked():
+            return
         async with lock:
             cell = self._cells.get(ident)
             if cell is not None and self._fresh(cell.connection, cell.material, seen_version):
@@ -512,7 +528,7 @@ class CredentialManager:
             self._raise_recent_failure(ident, tool)
             try:
                 with anyio.fail_after(self.wait_timeout + self.token_timeout):
-                    await self._refresh_across_processes(ident, seen_version, reason, tool)
+                    await self._refresh_across_processes(ident, seen_version, reason, tool, wait)
             except TimeoutError:
                 failed = TokenRefreshFailed(
                     f"refreshing the token of connection {ident} took too long",
@@ -556,7 +572,9 @@ class CredentialManager:
         due = material.tokens.refresh_at(self.bindings[conn.connector].refresh_skew)
         return due is None or self.clock() < due
 
-    async def _refresh_across_processes(self, ident: str, seen_version: int, reason: str, tool: str) -> None:
+    async def _refresh_across_processes(
+        self, ident: str, seen_version: int, reason: str, tool: str, wait: bool = True
+    ) -> None:
         pause = 0.02
         give_up = anyio.current_time() + self.wait_timeout
         while True:
@@ -576,6 +594,8 @@ class CredentialManager:
             ):
                 await self._refresh_holding_lease(conn, material, reason, tool)
                 return
+            if not wait:
+                return  # another process refreshes it; the caller's token is still good
             if anyio.current_time() + pause > give_up:
                 raise TokenRefreshFailed(
                     f"another process has been refreshing {conn.connector} as {conn.account} for too long",
@@ -620,7 +640,7 @@ class CredentialManager:
                     self.on_reauth(fresh, exc.message)
                 raise _reconnect(fresh, tool, cause=exc.message) from None
             except (ToolbridgeError, TimeoutError) as exc:
-                failure = _refresh_failure(exc, self.token_timeout)
+                failure = refresh_failure(exc, self.token_timeout)
                 await self.store.release_lease(conn.id, self.owner, error=failure.message)
                 await self.record("(credentials.refresh)", who, "", digest, "error", failure.code, started)
                 failure.tool = tool or None
@@ -743,22 +763,6 @@ def connect_required(
         f"(or an operator runs: {command})",
         tool=tool or None,
     )
-
-
-def _refresh_failure(exc: ToolbridgeError | TimeoutError, timeout: float) -> ToolbridgeError:
-    """What a failed refresh raises: the authorization server unreachable or answering 5xx while its
-    metadata is read (a process that had not read it yet) is a transient token_refresh_failed like the token
-    endpoint's own, remembered for a moment (it was an upstream_unavailable, or a configuration_error for a
-    5xx, asked again by every call: an outside probe counted 198 metadata requests in 4 s)."""
-    if isinstance(exc, TimeoutError):
-        return TokenRefreshFailed(
-            f"the token endpoint did not answer within {timeout:g} s", hint="try again shortly"
-        )
-    if isinstance(exc, UpstreamError) and not isinstance(exc, TokenRefreshFailed):
-        return TokenRefreshFailed(
-            f"cannot refresh the token: {exc.message}", hint="the connection is kept; try again shortly"
-        )
-    return exc
 
 
 def _digest(conn: Connection) -> str:

@@ -19,10 +19,16 @@ import httpx2
 from toolbridge._redact import forms, redact_text
 from toolbridge._urlguard import RequestPin
 from toolbridge.credentials._secret import Secret
-from toolbridge.errors import ConfigurationError, CredentialsError, TokenRefreshFailed, ToolbridgeError
+from toolbridge.errors import (
+    ConfigurationError,
+    CredentialsError,
+    TokenRefreshFailed,
+    ToolbridgeError,
+    UpstreamError,
+)
 from toolbridge.resilience._headers import parse_retry_after
 
-__all__ = ["ClientAuth", "GrantDead", "TokenEndpoint", "TokenSet"]
+__all__ = ["ClientAuth", "GrantDead", "TokenEndpoint", "TokenSet", "refresh_failure"]
 
 _SECRET_FIELDS = ("code", "code_verifier", "refresh_token", "client_secret", "assertion", "subject_token")
 
@@ -265,3 +271,19 @@ def _oauth_error(doc: Mapping[str, Any], status: int, url: str, secrets: tuple[s
 
 def _host(url: str) -> str:
     return httpx2.URL(url).host
+
+
+def refresh_failure(exc: ToolbridgeError | TimeoutError, timeout: float) -> ToolbridgeError:
+    """What a failed refresh raises: the authorization server unreachable or answering 5xx while its
+    metadata is read (a process that had not read it yet) is a transient token_refresh_failed like the token
+    endpoint's own, remembered for a moment (it was an upstream_unavailable, or a configuration_error for a
+    5xx, asked again by every call: an outside probe counted 198 metadata requests in 4 s)."""
+    if isinstance(exc, TimeoutError):
+        return TokenRefreshFailed(
+            f"the token endpoint did not answer within {timeout:g} s", hint="try again shortly"
+        )
+    if isinstance(exc, UpstreamError) and not isinstance(exc, TokenRefreshFailed):
+        return TokenRefreshFailed(
+            f"cannot refresh the token: {exc.message}", hint="the connection is kept; try again shortly"
+        )
+    return exc
