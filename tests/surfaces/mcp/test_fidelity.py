@@ -325,6 +325,19 @@ async def test_an_upstream_mounted_without_prefix_keeps_its_names_and_uris(upstr
     assert "fid.refuse" in {r.entry.tool for r in records}  # the catalog, scopes and audit keep the prefix
 
 
+async def test_an_unprefixed_upstreams_tools_are_suggested_by_the_names_mcp_clients_see(
+    upstream_url: str,
+) -> None:
+    """A misspelt name got "did you mean 'fid.refuse'?" beside a tools/list that says 'refuse'."""
+    hub = Hub()
+    hub.add_connector(McpConnector("fid", HttpServer(upstream_url), prefixed=False))
+    async with serve(hub) as served:
+        answer = await served.modern("tools/call", {"name": "refuze", "arguments": {}})
+    error = answer.json()["error"]
+    assert error["code"] == -32602 and "did you mean 'refuse'?" in error["message"], error
+    assert error["data"]["suggestions"] == ["refuse"], error
+
+
 async def test_two_unprefixed_upstreams_with_the_same_tool_names_refuse_to_start() -> None:
     hub = Hub()
     for name in ("one", "two"):

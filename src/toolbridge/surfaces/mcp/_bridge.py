@@ -19,6 +19,7 @@ from toolbridge.errors import (
     ToolNotFound,
     UpstreamRpcError,
     UpstreamToolError,
+    close_matches,
 )
 from toolbridge.surfaces.mcp._pages import tools_page
 from toolbridge.surfaces.mcp._search import META_SCHEMAS, META_TOOLS, in_search_mode, meta_step, not_found
@@ -136,6 +137,7 @@ class Bridge:
             # the index's guesses; an agent in search mode is pointed at search_tools, not at tools/list
             search_mode = searching or in_search_mode(self.hub, ctx.principal)
             missing = not_found(self.hub, ctx.principal, exc, searching=search_mode)
+            missing = self._by_mcp_names(ctx.principal, missing)
             if searching:  # call_tool exists; the tool it names does not
                 return error_result(missing, ctx.request_id)
             raise protocol_error(missing) from exc
@@ -150,6 +152,25 @@ class Bridge:
         if isinstance(result.value, dict) and self._passes_through(ctx.principal, result.tool):
             return passthrough_result(result)
         return call_result(result, output_schema=self._declares_output(ctx.principal, result))
+
+    def _by_mcp_names(self, principal: Principal, exc: ToolNotFound) -> ToolNotFound:
+        """``exc`` suggesting tools by the names MCP clients list them under: an unprefixed upstream's
+        tool by the upstream's name, and spelt close to that name (it suggested the catalog's
+        ``conf.test_tool_with_logging`` beside a ``tools/list`` that says ``test_tool_with_logging``, and
+        nothing for ``refuze`` beside ``refuse``)."""
+        if exc.tool is None or (not self._aliases and not aliases(self.hub)):
+            return exc
+        named = [self._mcp_name(name) for name in exc.suggestions]
+        if not named:
+            listed = (self._mcp_name(tool.name) for tool in self.hub.list_tools(principal))
+            named = close_matches(exc.tool, listed, cutoff=0.75)
+        if named == exc.suggestions:
+            return exc
+        return ToolNotFound(exc.tool, suggestions=named)
+
+    def _mcp_name(self, name: str) -> str:
+        alias = self.hub.catalog.get(name).meta.get(MCP_NAME_META_KEY) if name in self.hub.catalog else None
+        return alias if isinstance(alias, str) else name
 
     def _passes_through(self, principal: Principal, name: str) -> bool:
         """Whether the tool's results are upstream MCP results, handed on as they came."""
