@@ -175,3 +175,65 @@ def test_health_command_reads_the_running_server(server: Server) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "util" in result.stdout and "closed" in result.stdout
+
+
+# A stdio MCP server that reports the ports of the listening sockets it was started with, then serves as
+# tests/connectors/mcp/raw_server.py.
+REPORTS_LISTENERS = """import json, os, socket, sys
+ports = []
+for fd in sorted(map(int, os.listdir("/proc/self/fd"))):
+    if fd < 3:
+        continue
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        continue
+    with sock:
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            ports.append(sock.getsockname()[1])
+with open(os.environ["REPORT"], "w") as out:
+    json.dump(ports, out)
+os.execv(sys.executable, [sys.executable, os.environ["RAW_SERVER"]])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc")
+def test_a_stdio_server_does_not_inherit_the_listening_socket(tmp_path: Path) -> None:
+    """The socket was made inheritable: a stdio MCP server started under uvloop held toolbridge's port, so
+    after toolbridge was killed a server still running kept it (restarts failed, connections hung)."""
+    script, report, mode = tmp_path / "reports.py", tmp_path / "ports.json", tmp_path / "mode"
+    script.write_text(REPORTS_LISTENERS)
+    mode.write_text("serve")
+    raw = Path(__file__).parents[1] / "connectors" / "mcp" / "raw_server.py"
+    env = {
+        "REPORT": str(report),
+        "RAW_SERVER": str(raw),
+        "STARTS_FILE": str(tmp_path / "starts"),
+        "MODE_FILE": str(mode),
+    }
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "server": {"database": f"sqlite+aiosqlite:///{tmp_path}/tb.db"},
+                "connectors": {
+                    "raw": {
+                        "kind": "mcp",
+                        "command": sys.executable,
+                        "args": [str(script)],
+                        "env": env,
+                        "approve": "all-on-first-connect",
+                        "protocol": "2025-11-25",
+                    }
+                },
+                "agents": {"assistant": {"scopes": ["*"]}},
+            }
+        )
+    )
+    with serving(config, tmp_path) as served:
+        tools = httpx2.get(f"{served.base}/v1/tools", headers={"Authorization": f"Bearer {served.key}"})
+        assert "raw.ping" in tools.text, tools.text
+        port = int(served.base.rsplit(":", 1)[1])
+        inherited = json.loads(report.read_text())
+    assert port not in inherited, f"the stdio server holds toolbridge's port {port}: {inherited}"

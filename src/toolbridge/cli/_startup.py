@@ -49,7 +49,9 @@ def listen_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise _bind_error(host, port, exc) from exc
-    sock.set_inheritable(True)
+    # Not inheritable (Python's default, which uvicorn's own binding turns off for its worker processes):
+    # one process serves it, and under uvloop an inheritable socket went to every stdio MCP server
+    # started, which then held the port after toolbridge was killed.
     return sock
 
 
