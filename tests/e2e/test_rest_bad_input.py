@@ -238,3 +238,33 @@ def test_a_put_with_an_empty_or_unmatchable_condition_says_so(
     answer = httpx2.put(url, headers=auth, content=b"x", timeout=patience(20))
     assert answer.status_code == status, answer.text
     assert answer.json()["detail"].startswith(detail)
+    document = httpx2.get(served.base + "/v1/openapi.json", timeout=patience(10)).json()
+    put = document["paths"]["/workspaces/{ws}/content"]["put"]["parameters"]
+    assert {p["name"]: p["schema"] for p in put}["If-Match"]["minLength"] == 1  # empty: not schema-valid
+
+
+def test_a_415_and_a_416_are_problem_documents(served: Server) -> None:
+    """A tus PATCH with another Content-Type and a Range past the end answered with no body at all: nothing
+    said what was wrong or what to send."""
+    auth = {"Authorization": f"Bearer {served.key}"}
+    ws = served.base + "/v1/workspaces/shared"
+    httpx2.put(f"{ws}/content?path=/five.txt", headers=auth, content=b"12345", timeout=patience(20))
+    past = httpx2.get(
+        f"{ws}/content?path=/five.txt", headers={**auth, "Range": "bytes=10-20"}, timeout=patience(20)
+    )
+    created = httpx2.post(
+        f"{ws}/uploads", headers={**auth, **TUS, "Upload-Length": "3"}, timeout=patience(20)
+    )
+    text = httpx2.patch(
+        served.base + created.headers["location"],
+        headers={**auth, **TUS, "Upload-Offset": "0", "Content-Type": "text/plain"},
+        content=b"abc",
+        timeout=patience(20),
+    )
+    assert (past.status_code, text.status_code) == (416, 415)
+    assert past.headers["content-range"] == "bytes */5" and text.headers["tus-resumable"] == "1.0.0"
+    for answer in (past, text):
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["status"] == answer.status_code and answer.json()["hint"]
+    assert "application/offset+octet-stream, not 'text/plain'" in text.json()["detail"]
+    assert past.json()["detail"] == "the range 'bytes=10-20' lies outside the file's 5 bytes"

@@ -66,6 +66,13 @@ def find_workspace_connector(hub: Hub) -> WorkspaceConnector | None:
     return None
 
 
+def _status_problem(status: int, detail: str, hint: str, headers: dict[str, str]) -> Response:
+    """A 415 or 416 (no error of the tree has their status) as a problem document: they had no body."""
+    title = {415: "Unsupported Media Type", 416: "Range Not Satisfiable"}[status]
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "hint": hint}
+    return Response(json.dumps(body), status_code=status, media_type=_PROBLEM, headers=headers)
+
+
 def _problem(exc: ToolbridgeError, request: Request) -> Response:
     headers = {"Tus-Resumable": TUS_VERSION}
     if isinstance(exc, PreconditionFailed) and "tus_version" in exc.current:
@@ -240,7 +247,13 @@ class WorkspaceApi:
         if span is None:
             start, end, status = 0, entry.size, 200
         elif span == (-1, -1):
-            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{entry.size}"})
+            asked = request.headers.get("range", "")
+            return _status_problem(
+                416,
+                f"the range {asked[:80]!r} lies outside the file's {entry.size:,} bytes",
+                f"ask for bytes within 0-{max(entry.size - 1, 0)}, or leave Range out",
+                {**headers, "Content-Range": f"bytes */{entry.size}"},
+            )
         else:
             (start, end), status = span, 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
@@ -389,8 +402,14 @@ class WorkspaceApi:
 
     async def tus_patch(self, request: Request) -> Response:
         _check_tus(request)
-        if request.headers.get("content-type") != "application/offset+octet-stream":
-            return Response(status_code=415, headers=self._tus_headers())
+        kind = request.headers.get("content-type")
+        if kind != "application/offset+octet-stream":
+            return _status_problem(
+                415,
+                f"a tus PATCH body is sent as application/offset+octet-stream, not {kind!r}",
+                "send the chunk with Content-Type: application/offset+octet-stream",
+                self._tus_headers(),
+            )
         upload_id = request.path_params["upload"]
         checksum = _checksum(request.headers.get("upload-checksum"))
         offset = _int(request.headers.get("upload-offset", ""), "Upload-Offset")
