@@ -130,7 +130,8 @@ def served_routes(hub: Hub) -> set[str]:
                     inner = inner.app
                 if hasattr(inner, "openapi"):
                     for path, ops in inner.openapi()["paths"].items():
-                        add({m.upper() for m in ops}, prefix + route.path + path)
+                        if "servers" not in ops:  # with its own server: a route of the app, walked there
+                            add({m.upper() for m in ops}, prefix + route.path + path)
                     hidden = [r for r in inner.routes if isinstance(r, Route) and not r.include_in_schema]
                     walk(hidden, prefix + route.path)
                 elif hasattr(inner, "routes"):
