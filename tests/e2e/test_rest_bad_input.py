@@ -268,3 +268,35 @@ def test_a_415_and_a_416_are_problem_documents(served: Server) -> None:
         assert answer.json()["status"] == answer.status_code and answer.json()["hint"]
     assert "application/offset+octet-stream, not 'text/plain'" in text.json()["detail"]
     assert past.json()["detail"] == "the range 'bytes=10-20' lies outside the file's 5 bytes"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "detail"),
+    [
+        ("/v1/connections", {"connector": "notes", "account": "a", "secret": None}, "needs a secret"),
+        ("/v1/connections", {"connector": "notes", "account": "a", "secret": ""}, "needs a secret"),
+        (
+            "/v1/connections",
+            {"connector": "notes", "secret": "s" * 70_000},
+            "body.secret: String should have at most",
+        ),
+        (
+            "/v1/connections/connect",
+            {"connector": "notes", "redirect_uri": "javascript:alert(1)"},
+            "redirect_uri",
+        ),
+        (
+            "/v1/connections/connect",
+            {"connector": "notes", "redirect_uri": "https://a/" + "b" * 3000},
+            "redirect_uri",
+        ),
+    ],
+)
+def test_a_connection_without_a_secret_or_a_redirect_that_is_no_url_is_refused(
+    served: Server, path: str, body: dict[str, object], detail: str
+) -> None:
+    """A null or empty secret was stored (201), and every call with that connection answered 500
+    "a api_key connection has no secret"; a redirect_uri of any text and length started a connect flow."""
+    answer = _post(served, path, json.dumps(body).encode())
+    assert answer.status_code == 400, answer.text
+    assert detail in answer.json()["detail"]

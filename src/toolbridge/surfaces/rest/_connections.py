@@ -33,7 +33,9 @@ class AddConnection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     connector: str
     account: Annotated[str, Field(min_length=1, max_length=128)] = "default"
-    secret: str | None = Field(default=None, description="API key, token or password (stored encrypted)")
+    secret: str | None = Field(
+        default=None, max_length=65_536, description="API key, token or password (stored encrypted)"
+    )
     shared: bool | None = Field(
         default=None,
         description="true: a connection every caller shares (operators only); false: the caller's own. "
@@ -45,7 +47,12 @@ class StartConnect(BaseModel):
     model_config = ConfigDict(extra="forbid")
     connector: str
     account: Annotated[str, Field(min_length=1, max_length=128)] = "default"
-    redirect_uri: str | None = Field(default=None, description="must be registered with the provider exactly")
+    redirect_uri: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="an http(s) URL registered with the provider exactly",
+    )
     shared: bool | None = Field(default=None, description="as for POST /v1/connections")
 
 
@@ -152,6 +159,11 @@ async def add_connection(body: AddConnection, request: Request, caller: Caller) 
         raise BadRequest(
             f"connector {body.connector!r} uses OAuth 2: its connections are made by the connect flow",
             hint="start the flow with POST /v1/connections/connect",
+        )
+    if not body.secret and not binding.uses_tokens:  # stored, every call with it was a 500 "has no secret"
+        raise BadRequest(
+            f"connector {body.connector!r} ({binding.scheme}) needs a secret for its connections",
+            hint='send {"connector": …, "account": …, "secret": "<the API key, token or password>"}',
         )
     owner = _owner_for(manager, caller, body.connector, body.shared)
     material = Material(secret=Secret(body.secret) if body.secret is not None else None)
