@@ -300,3 +300,14 @@ def test_a_connection_without_a_secret_or_a_redirect_that_is_no_url_is_refused(
     answer = _post(served, path, json.dumps(body).encode())
     assert answer.status_code == 400, answer.text
     assert detail in answer.json()["detail"]
+
+
+def test_only_numbers_a_route_reads_are_bounded_in_the_document(served: Server) -> None:
+    """The 18-digit bound went to the signed-URL ``v`` and ``exp`` too, which a request with an API key
+    ignores: schemathesis saw ``exp=18446744073709551615`` accepted against the document's maximum."""
+    document = httpx2.get(served.base + "/v1/openapi.json", timeout=patience(10)).json()
+    schemas = {
+        p["name"]: p["schema"] for p in document["paths"]["/workspaces/{ws}/content"]["get"]["parameters"]
+    }
+    assert "maximum" not in schemas["exp"] and "maximum" not in schemas["v"]
+    assert schemas["version"]["maximum"] == 10**18 - 1

@@ -184,8 +184,10 @@ def _query(name: str, description: str, *, required: bool = False, **schema: Any
     return _param("query", name, description, required, schema)
 
 
-def _number(name: str, description: str, kind: str = "integer", **bounds: float) -> dict[str, Any]:
-    if kind == "integer":  # more is a 400 (MAX_DIGITS)
+def _number(
+    name: str, description: str, kind: str = "integer", *, read: bool = True, **bounds: float
+) -> dict[str, Any]:
+    if kind == "integer" and read:  # a number the route reads: more is a 400 (MAX_DIGITS)
         bounds.setdefault("maximum", 10**MAX_DIGITS - 1)
     return _param("query", name, description, False, {"type": kind, **bounds})
 
@@ -235,8 +237,8 @@ _PATH = {
 _TUS = _in_header("Tus-Resumable", "the tus protocol version", required=True, enum=["1.0.0"])
 _SIGNED = [
     _query("by", "signed URL: who it was issued to"),
-    _number("v", "signed URL: the version it names (0: the latest)", minimum=0),
-    _number("exp", "signed URL: when it expires (Unix time)", minimum=0),
+    _number("v", "signed URL: the version it names (0: the latest)", read=False, minimum=0),
+    _number("exp", "signed URL: when it expires (Unix time)", read=False, minimum=0),
     _query("k", "signed URL: the key it was issued under"),
     _query("sig", "signed URL: its signature; with it, no API key is needed"),
 ]
