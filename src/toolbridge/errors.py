@@ -51,9 +51,10 @@ secret values.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
+
+from toolbridge._suggest import did_you_mean
 
 __all__ = [
     "AuthenticationError",
@@ -645,17 +646,6 @@ class StorageError(ToolbridgeError):
         if getattr(cause, "orig", None) is None or getattr(cause, "statement", None) is None:
             return False  # not the driver's error, or raised while connecting (refused, no such database)
         return not getattr(cause, "connection_invalidated", False)
-
-
-def did_you_mean(candidates: Iterable[str]) -> str | None:
-    """Render suggestions as Click does: ``did you mean 'a' or 'b'?``."""
-    names = [f"{c!r}" for c in candidates]
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1] if names else ""
-    return f"did you mean {listed}?" if names else None
-
-
-def close_matches(word: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
-    return difflib.get_close_matches(word, list(choices), n=n, cutoff=cutoff)
 
 
 PASSED_THROUGH_STATUSES = frozenset({400, 404, 409, 410, 412, 422, 429})

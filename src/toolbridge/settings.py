@@ -27,7 +27,8 @@ from toolbridge._connection_settings import (
     SigV4Connection,
     TokenExchangeConnection,
 )
-from toolbridge.errors import ConfigFileError, close_matches, did_you_mean
+from toolbridge._suggest import close_matches
+from toolbridge.errors import ConfigFileError, did_you_mean
 from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings, TriggerSettings
 from toolbridge.pipelines._config import PipelineSettings, PipelineWorkerSettings
 from toolbridge.router._settings import CapabilitySettings

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from toolbridge.errors import close_matches
+from toolbridge._suggest import close_matches
 
 if TYPE_CHECKING:  # jsonschema is imported when a call is validated, not when tools are listed
     from jsonschema.exceptions import ValidationError

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from toolbridge._suggest import close_matches
 from toolbridge.catalog._fixes import how_to_fix
 from toolbridge.catalog._quick import DRAFT_7, DRAFT_2020_12, Check, compile_check
 from toolbridge.catalog._search import Mode, SearchIndex, SearchResult
@@ -20,7 +21,6 @@ from toolbridge.errors import (
     InvalidArguments,
     PayloadTooLarge,
     ToolNotFound,
-    close_matches,
 )
 
 if TYPE_CHECKING:

@@ -17,13 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from toolbridge._starter import STARTER_CONFIG
+from toolbridge._suggest import close_matches
 from toolbridge.cli._graphql import add_graphql  # noqa: F401 - registers 'toolbridge add graphql'
 from toolbridge.cli._lazy import LazyGroup
 from toolbridge.cli._logging import LOG_LEVELS, configure_logging
 from toolbridge.cli._mcp import has_mcp, tool_list, tool_rows
 from toolbridge.cli._openapi import add_app, document_connectors, print_failed, print_report
 from toolbridge.cli._output import JsonOption, console, show
-from toolbridge.errors import ToolbridgeError, ToolNotFound, close_matches, did_you_mean
+from toolbridge.errors import ToolbridgeError, ToolNotFound, did_you_mean
 
 if TYPE_CHECKING:  # imported where used: a command that only reads a document stays light (cli/_lazy.py)
     from toolbridge.hub import Hub

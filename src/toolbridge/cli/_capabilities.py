@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from toolbridge._suggest import close_matches
 from toolbridge.cli._output import JsonOption, console, show
-from toolbridge.errors import ConfigurationError, ToolbridgeError, ToolNotFound, close_matches
+from toolbridge.errors import ConfigurationError, ToolbridgeError, ToolNotFound
 
 if TYPE_CHECKING:
     from toolbridge.hub import Hub

@@ -16,6 +16,7 @@ import anyio
 import typer
 from rich.markup import escape
 
+from toolbridge._suggest import close_matches
 from toolbridge.cli._app import _settings
 from toolbridge.cli._output import JsonOption, console, show
 from toolbridge.credentials import (
@@ -32,7 +33,7 @@ from toolbridge.credentials import (
     rotate_master_key,
 )
 from toolbridge.credentials._manager import check_owner
-from toolbridge.errors import BadRequest, ConfigurationError, ToolbridgeError, close_matches, did_you_mean
+from toolbridge.errors import BadRequest, ConfigurationError, ToolbridgeError, did_you_mean
 from toolbridge.hub import Hub
 
 __all__ = ["connect", "connections_app", "keys_app", "master_keys"]

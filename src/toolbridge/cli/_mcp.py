@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
-from toolbridge.errors import ToolNotFound, close_matches
+from toolbridge._suggest import close_matches
+from toolbridge.errors import ToolNotFound
 
 if TYPE_CHECKING:  # the MCP SDK and the hub are imported only when an MCP command runs
     from toolbridge.catalog import Tool

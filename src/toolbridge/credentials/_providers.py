@@ -19,8 +19,9 @@ import httpx2
 import jsonschema
 import yaml
 
+from toolbridge._suggest import close_matches
 from toolbridge._urlguard import RequestPin
-from toolbridge.errors import ConfigurationError, UpstreamUnavailable, close_matches, did_you_mean
+from toolbridge.errors import ConfigurationError, UpstreamUnavailable, did_you_mean
 
 __all__ = [
     "ProviderDef",

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from toolbridge._suggest import close_matches
 from toolbridge._template import Expression, Template, field_expressions
-from toolbridge.errors import ConfigurationError, close_matches, did_you_mean
+from toolbridge.errors import ConfigurationError, did_you_mean
 from toolbridge.pipelines._model import Pipeline, Step
 
 __all__ = ["check_pipelines"]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from toolbridge._clock import now
-from toolbridge.errors import AuthenticationError, ConfigurationError, close_matches, did_you_mean
+from toolbridge._suggest import close_matches
+from toolbridge.errors import AuthenticationError, ConfigurationError, did_you_mean
 from toolbridge.policy._keys import generate_key, hash_key, key_prefix, keys_equal
 from toolbridge.policy._principal import Principal, Scope
 from toolbridge.storage import Database, agents, api_keys

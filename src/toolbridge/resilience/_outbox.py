@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from toolbridge._suggest import close_matches
 from toolbridge.errors import (
     BadRequest,
     CircuitOpen,
@@ -36,7 +37,6 @@ from toolbridge.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnavailable,
-    close_matches,
     did_you_mean,
     problem,
 )

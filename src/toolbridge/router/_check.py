@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from toolbridge._suggest import close_matches
 from toolbridge.catalog import Tool
-from toolbridge.errors import close_matches, did_you_mean
+from toolbridge.errors import did_you_mean
 from toolbridge.router._mapping import ROOT, Argument, Path
 from toolbridge.router._model import Capability, Provider
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from toolbridge._suggest import close_matches
 from toolbridge.catalog import Tool, summary_of
-from toolbridge.errors import InvalidArguments, NotFound, close_matches, did_you_mean
+from toolbridge.errors import InvalidArguments, NotFound, did_you_mean
 
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal

@@ -17,6 +17,7 @@ import httpx2
 from mcp.shared.inbound import x_mcp_header_map
 
 from toolbridge._redact import redact_value
+from toolbridge._suggest import close_matches
 from toolbridge.catalog import MCP_NAME_META_KEY, MCP_RESULT_META_KEY, QUARANTINE_META_KEY, Tool
 from toolbridge.connectors.mcp._answers import invalid_headers, object_schema
 from toolbridge.connectors.mcp._config import Approval, ToolRules
@@ -33,7 +34,7 @@ from toolbridge.connectors.mcp._pins import (
     quarantine_message,
 )
 from toolbridge.connectors.mcp._session import Session
-from toolbridge.errors import ConfigurationError, ToolNotFound, close_matches
+from toolbridge.errors import ConfigurationError, ToolNotFound
 
 __all__ = ["Entry", "ToolCatalog"]
 

@@ -18,6 +18,7 @@ import httpx2
 from mcp_types.methods import is_input_required
 
 from toolbridge._redact import redact_error, redact_value
+from toolbridge._suggest import close_matches
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.connectors.mcp._answers import checked_input, own_answer
 from toolbridge.connectors.mcp._listen import Watched
@@ -25,7 +26,7 @@ from toolbridge.connectors.mcp._naming import catalog_names
 from toolbridge.connectors.mcp._session import RpcError, Session
 from toolbridge.connectors.mcp._tasks import without_tasks
 from toolbridge.connectors.mcp._uris import inward, outward, outward_content, outward_template, prefix
-from toolbridge.errors import ToolbridgeError, ToolNotFound, close_matches
+from toolbridge.errors import ToolbridgeError, ToolNotFound
 
 if TYPE_CHECKING:
     from toolbridge.connectors.mcp._inbound import Inbound

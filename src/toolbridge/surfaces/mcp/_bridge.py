@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from toolbridge._suggest import close_matches
 from toolbridge.catalog import MCP_NAME_META_KEY, MCP_RESULT_META_KEY
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.errors import (
@@ -19,7 +20,6 @@ from toolbridge.errors import (
     ToolNotFound,
     UpstreamRpcError,
     UpstreamToolError,
-    close_matches,
 )
 from toolbridge.surfaces.mcp._pages import tools_page
 from toolbridge.surfaces.mcp._search import META_SCHEMAS, META_TOOLS, in_search_mode, meta_step, not_found

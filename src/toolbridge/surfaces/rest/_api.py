@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from toolbridge import _jsonin as jsonin
 from toolbridge._shape import CallResult
+from toolbridge._suggest import close_matches
 from toolbridge.catalog import Tool
-from toolbridge.errors import BadRequest, ToolbridgeError, ToolNotFound, close_matches, http_status, problem
+from toolbridge.errors import BadRequest, ToolbridgeError, ToolNotFound, http_status, problem
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
