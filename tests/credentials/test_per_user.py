@@ -138,6 +138,7 @@ async def test_without_an_own_connection_the_error_says_how_to_connect(world: Wo
     await world.add("alice", "gh", "work", "alice-token")
     refused = await world.call("carol")
     assert refused.status_code == 401
+    assert "www-authenticate" not in refused.headers  # carol's own key is fine: no challenge for it
     problem = refused.json()
     assert problem["code"] == "connect_required" and "agent:carol" in problem["detail"]
     assert problem["connect"]["path"] == "/v1/connections" and problem["connect"]["body"]["connector"] == "gh"

@@ -80,7 +80,8 @@ async def test_rest_add_list_test_remove(served: Served) -> None:
         missing.status_code == 404
         and hidden.json()["detail"].replace(doc["id"], "nope") == missing.json()["detail"]
     )
-    assert (await http.get("/v1/connections")).status_code == 401
+    anonymous = await http.get("/v1/connections")
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
     refused = await http.post(
         "/v1/connections", json={"connector": "svc", "secret": "x"}, headers=served.auth("reader")
     )

@@ -19,7 +19,14 @@ from toolbridge import _jsonin as jsonin
 from toolbridge._shape import CallResult
 from toolbridge._suggest import close_matches
 from toolbridge.catalog import Tool
-from toolbridge.errors import BadRequest, ToolbridgeError, ToolNotFound, http_status, problem
+from toolbridge.errors import (
+    AuthenticationError,
+    BadRequest,
+    ToolbridgeError,
+    ToolNotFound,
+    http_status,
+    problem,
+)
 from toolbridge.hub import Hub
 from toolbridge.policy import Principal
 from toolbridge.surfaces._http_errors import PROBLEM as _PROBLEM
@@ -72,7 +79,9 @@ _CALL_BODY = {
 
 
 def problem_response(exc: ToolbridgeError, *, instance: str | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    # a challenge for the caller's own key only: a reconnect_required (also 401) is about the account
+    # behind the tool, and a client answering the challenge with another key would fix nothing
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else {}
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float):
         headers["Retry-After"] = str(max(0, math.ceil(retry_after)))

@@ -47,7 +47,9 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 
 _WHY = {
     400: "The request is not valid: the problem says what was wrong, where, and how to fix it",
-    401: "No API key, or one that is unknown or revoked (or a signed URL that is void or expired)",
+    401: "No API key, or one that is unknown or revoked (or a signed URL that is void or expired), with "
+    "WWW-Authenticate; or, without it, the account behind the tool must be connected again "
+    "(reconnect_required, not_connected, connect_required: the hint says how)",
     403: "The caller may see the resource but not do this (role, quota, quarantined tool)",
     404: "No such resource, or one the caller may not see (the two look alike)",
     409: "A conflict: the same idempotency key in flight, a lost lease, a stale version",
