@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from toolbridge.hub import Hub
+from toolbridge.surfaces._head import HeadAsGet
 from toolbridge.surfaces._hooks import hooks_endpoint
 from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._limits import BodyLimit
@@ -72,8 +73,8 @@ def create_app(
         mcp_route,
         Route("/hooks/{source}", hooks_endpoint(hub), methods=["POST"]),
         Mount("/mcp", app=mcp.asgi_app),
-        Mount("/v1/workspaces", app=RequestIds(create_workspace_app(hub))),  # streams: its own size limits
-        Mount("/v1", app=RequestIds(BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes))),
+        Mount("/v1/workspaces", app=RequestIds(HeadAsGet(create_workspace_app(hub)))),  # its own size limits
+        Mount("/v1", app=RequestIds(HeadAsGet(BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes)))),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
