@@ -99,3 +99,23 @@ def test_an_output_that_is_not_an_object_schema_is_refused(tmp_path: Path) -> No
     )
     assert error.key == "capabilities.store_file.output"
     assert "the output schema must have type 'object'" in error.message
+
+
+async def test_a_result_over_the_cap_cannot_be_mapped_and_says_so(
+    tmp_path: Path, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    """The hub cuts a result over ``limits.max_result_bytes`` to text (its value None): a mapping read
+    None, and the capability answered that the result did not fit its output."""
+    primary, backup = upstreams
+    primary.then(Reply(body={"location": "x" * 2_000}))
+    config = write_config(tmp_path, "sqlite+aiosqlite:///:memory:", primary, backup, capabilities=SHAPED)
+    config.write_text(config.read_text() + "limits: {max_result_bytes: 1000}\n")
+    hub = hub_from(config)
+    async with hub:
+        with pytest.raises(ConfigurationError) as caught:
+            await hub.call(BOT, "capability.store_file", FILE)
+    assert "is over the result cap, so providers.0.result (or the output schema) cannot read it" in str(
+        caught.value.message
+    )
+    assert caught.value.hint is not None and "limits.max_result_bytes" in caught.value.hint
+    assert len(primary.requests) == 1 and backup.requests == []

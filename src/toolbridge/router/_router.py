@@ -196,6 +196,8 @@ class Router:
                 continue
             if provider.result is None and capability.output_schema is None:
                 return Shaped(result.text, result.size) if result.truncated else result.value
+            if result.truncated:  # cut to text at the hub's cap: there is no value to map or check
+                raise _too_large_to_shape(capability, provider, result.size)
             return self._shaped(capability, provider, result.value)
         raise _none_available(tool.name, skipped)
 
@@ -293,6 +295,16 @@ def _provider_key(key: str | None, tool: str) -> str | None:
         return None
     derived = f"{key}:{tool}"
     return derived if len(derived) <= MAX_KEY_LENGTH else hashlib.sha256(derived.encode()).hexdigest()
+
+
+def _too_large_to_shape(capability: Capability, provider: Provider, size: int) -> ConfigurationError:
+    index = capability.providers.index(provider)
+    return ConfigurationError(
+        f"capability.{capability.name}: {provider.tool} did the call, but its result ({size:,} bytes) is "
+        f"over the result cap, so providers.{index}.result (or the output schema) cannot read it",
+        hint="the call was done: do not make it again; the operator must raise limits.max_result_bytes in "
+        "toolbridge.yaml, or have the provider answer less",
+    )
 
 
 def _none_available(tool: str, skipped: list[tuple[Provider, ToolbridgeError]]) -> NoProviderAvailable:
