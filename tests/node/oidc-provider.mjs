@@ -48,6 +48,7 @@ const provider = new Provider(issuer, {
     },
   },
   pkce: { required: () => true },
+  clockTolerance: 0, // its default (15 s) accepted access tokens up to 15 s past their expiry
   rotateRefreshToken: true,
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   ttl: {
