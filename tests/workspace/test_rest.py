@@ -16,6 +16,7 @@ from toolbridge.workspace import Role
 from .conftest import Env
 
 pytestmark = pytest.mark.anyio
+B64_PATH = base64.b64encode(b"/up/meta.bin").decode()
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
@@ -293,3 +294,37 @@ async def test_a_full_workspace_answers_507_insufficient_storage(env: Env) -> No
     with pytest.raises(StorageQuotaExceeded) as info:
         await env.hub.call(agent, "workspace.write", {"path": "/d", "content": "d" * 30})
     assert info.value.status == 507
+
+
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        (
+            {"Upload-Metadata": f"path {B64_PATH},sha256 {base64.b64encode(b'zz').decode()}"},
+            "no SHA-256 digest",
+        ),
+        ({"Upload-Metadata": f"path {B64_PATH},path {B64_PATH}"}, "names 'path' twice"),
+    ],
+)
+async def test_tus_metadata_that_cannot_be_right_is_refused_at_creation(
+    env: Env, headers: dict[str, str], said: str
+) -> None:
+    """A 'sha256' that is no digest was accepted and failed the upload only after all its bytes (412); a
+    key named twice kept one of them silently (found by the outside REST probe)."""
+    created = await env.client.post(
+        "/v1/workspaces/shared/uploads", headers={**env.auth, **TUS, "Upload-Length": "10", **headers}
+    )
+    assert created.status_code == 400 and said in created.json()["detail"], created.text
+
+
+async def test_an_empty_upload_checksum_is_a_400_not_a_mismatch(env: Env) -> None:
+    created = await env.client.post(
+        "/v1/workspaces/shared/uploads",
+        headers={**env.auth, **TUS, "Upload-Length": "10", "Upload-Metadata": f"path {B64_PATH}"},
+    )
+    patch = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    for value in ("sha256", "sha256 " + base64.b64encode(b"short").decode()):
+        refused = await env.client.patch(
+            created.headers["location"], content=b"0123456789", headers={**patch, "Upload-Checksum": value}
+        )
+        assert refused.status_code == 400 and "not 32" in refused.json()["detail"], refused.text

@@ -50,6 +50,8 @@ def parse_metadata(header: str | None) -> dict[str, str]:
         if not item.strip():
             continue
         key, _, value = item.strip().partition(" ")
+        if key in result:  # tus 1.0: keys MUST be unique; which one counted was a guess
+            raise BadRequest(f"Upload-Metadata names {key!r} twice", hint="send each key once")
         try:
             result[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8") if value else ""
         except (ValueError, UnicodeDecodeError):

@@ -351,6 +351,11 @@ class WorkspaceApi:
         _check_tus(request)
         who, granted, _ = await self.caller_or_grant(request, "upload")
         metadata = parse_metadata(request.headers.get("upload-metadata"))
+        if metadata.get("sha256") and len(_digest_hex(metadata["sha256"])) != 64:  # else: refused at the end
+            raise BadRequest(
+                "the 'sha256' in Upload-Metadata is no SHA-256 digest",
+                hint="send the whole file's digest as 64 hex digits or its 32 bytes in base64 (or no sha256)",
+            )
         path = granted or metadata.get("path") or metadata.get("filename")
         if not path:
             raise BadRequest("the upload names no path", hint="send Upload-Metadata with a 'path' key")
@@ -449,7 +454,7 @@ class WorkspaceApi:
         part = self.uploads.part_path(upload)
         blob = await anyio.to_thread.run_sync(hash_file, part)
         wanted = upload.metadata.get("sha256")
-        if wanted and wanted.lower() not in (blob.sha256, _b64_to_hex(wanted)):
+        if wanted and _digest_hex(wanted) != blob.sha256:
             await self.uploads.delete(upload_id)
             raise PreconditionFailed(
                 "the uploaded file's sha256 does not match the 'sha256' in Upload-Metadata; it was discarded",
@@ -502,12 +507,21 @@ def _checksum(header: str | None) -> tuple[str, bytes] | None:
     if algorithm.lower() != "sha256":
         raise BadRequest(f"checksum algorithm {algorithm!r} is not supported", hint="use sha256")
     try:
-        return "sha256", base64.b64decode(value, validate=True)
+        digest = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("Upload-Checksum is not base64", hint="send 'sha256 <base64 digest>'") from None
+    if len(digest) != 32:  # an empty or cut value was a 460 "does not match", as if the chunk were bad
+        raise BadRequest(
+            f"Upload-Checksum's sha256 digest is {len(digest)} bytes, not 32",
+            hint="send 'sha256 <the chunk's 32-byte digest in base64, 44 characters>'",
+        )
+    return "sha256", digest
 
 
-def _b64_to_hex(value: str) -> str:
+def _digest_hex(value: str) -> str:
+    """A SHA-256 digest given as hex or base64, as lower-case hex ("" when it is neither)."""
+    if len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower()
     try:
         return base64.b64decode(value, validate=True).hex()
     except (binascii.Error, ValueError):
