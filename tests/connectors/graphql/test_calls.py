@@ -49,6 +49,7 @@ async def test_a_query_returns_the_fields_value_with_the_default_selection(hub: 
         "address": {"city": "London"},
     }  # fmt: skip
     assert await call(hub, "user", {"id": "404"}) is None
+    assert await call(hub, "user", {"id": 1, "select": "id"}) == {"id": "1"}  # an ID as GraphQL takes it too
     assert [u["name"] for u in await call(hub, "users", {"role": "CUSTOMER"})] == ["Mallory"]
 
 

@@ -39,7 +39,7 @@ _SCALARS: dict[str, st.SearchStrategy[Any]] = {
     "Float": st.floats(allow_nan=False, allow_infinity=False),
     "String": st.text(max_size=8),
     "Boolean": st.booleans(),
-    "ID": st.text(max_size=8),
+    "ID": st.text(max_size=8) | st.integers(min_value=-(2**31), max_value=2**31 - 1),
     "Stamp": st.text(max_size=8),
 }
 

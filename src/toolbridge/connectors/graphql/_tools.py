@@ -1,12 +1,13 @@
 """A schema's root fields as tools: one per ``Query`` and ``Mutation`` field, with its input JSON Schema.
 
 Arguments become the tool's arguments under their own names (GraphQL names are valid tool argument names):
-``Int`` an integer in the 32-bit range, ``Float`` a number, ``String``, ``ID`` and custom scalars strings,
-``Boolean`` a boolean, enums and input objects ``$defs`` referred to by ``#/$defs/Name`` (recursive input
-types stay finite). A non-null argument without a default is required; a nullable one also takes ``null``
-(in GraphQL an explicit null is a value: "clear this field"); a schema default is the JSON Schema
-``default``. Each tool has one more, optional argument, ``select`` (``select_fields`` when the field has an
-argument named ``select``): a GraphQL selection replacing the default one (see :mod:`._selection`).
+``Int`` an integer in the 32-bit range, ``Float`` a number, ``ID`` a string or an integer, ``String`` and
+custom scalars strings, ``Boolean`` a boolean, enums and input objects ``$defs`` referred to by
+``#/$defs/Name`` (recursive input types stay finite). A non-null argument without a default is
+required; a nullable one also takes ``null`` (in GraphQL an explicit null is a value: "clear this
+field"); a schema default is the JSON Schema ``default``. Each tool has one more, optional argument,
+``select`` (``select_fields`` when the field has an argument named ``select``): a GraphQL selection
+replacing the default one (see :mod:`._selection`).
 
 Queries are read-only and idempotent; mutations are writes, and those named like a deletion
 (``delete…``, ``remove…``, ``destroy…``, ``purge…``) destructive. Subscriptions are not tools.
@@ -49,7 +50,7 @@ _SCALARS: dict[str, dict[str, Any]] = {
     "Float": {"type": "number"},
     "String": {"type": "string"},
     "Boolean": {"type": "boolean"},
-    "ID": {"type": "string"},
+    "ID": {"type": ["string", "integer"]},  # GraphQL's ID input takes both (an agent writes id: 1)
 }
 _DESTRUCTIVE = re.compile(r"^(delete|remove|destroy|purge)(?![a-z])")
 _SELECT_MAX_CHARS = 10_000
@@ -294,5 +295,6 @@ def _scalar(kind: GraphQLScalarType) -> dict[str, Any]:
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     if "type" in schema and "$ref" not in schema:
-        return {**schema, "type": [schema["type"], "null"]}
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        return {**schema, "type": [*kinds, "null"]}
     return {"anyOf": [schema, {"type": "null"}]}
