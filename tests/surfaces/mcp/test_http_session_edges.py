@@ -58,6 +58,18 @@ async def session(http: httpx2.AsyncClient, url: str, key: str) -> dict[str, str
     return headers
 
 
+def echo_hub() -> Hub:
+    """A hub with one tool, ``demo.echo``."""
+    hub = Hub()
+
+    @hub.tool(connector="demo")
+    def echo(text: str) -> str:
+        """Say it back."""
+        return text
+
+    return hub
+
+
 def call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     return {
         "jsonrpc": "2.0",
@@ -112,14 +124,7 @@ async def test_a_request_id_reused_while_its_request_runs_is_refused_and_the_fir
 async def test_a_get_stream_with_last_event_id_opens_as_a_new_stream() -> None:
     """toolbridge gives its events no ids, so there is nothing to replay: the SDK's transport sent no
     answer at all (500) to a GET carrying Last-Event-ID."""
-    hub = Hub()
-
-    @hub.tool(connector="demo")
-    def echo(text: str) -> str:
-        """Say it back."""
-        return text
-
-    with served(hub) as (url, hub):
+    with served(echo_hub()) as (url, hub):
         key = await hub.agents.create("alice", scopes=["*"])
         async with httpx2.AsyncClient(timeout=10) as http:
             headers = await session(http, url, key)
@@ -130,3 +135,25 @@ async def test_a_get_stream_with_last_event_id_opens_as_a_new_stream() -> None:
             # the session still serves
             answer = await http.post(url, headers=headers, json=call(2, "demo.echo", {"text": "hi"}))
             assert json.loads(answer.text)["result"]["content"][0]["text"] == "hi"
+
+
+@pytest.mark.parametrize("params", [[1, 2], "x", None])
+async def test_params_that_are_not_an_object_get_invalid_params_with_the_request_id(params: Any) -> None:
+    """The SDK answered a session's request with -32602, ``id: null`` and a pydantic dump, and a
+    stateless one with -32600 ``id: null``: a client could not tell which request failed, nor why
+    (found by an outside MCP bad-input probe)."""
+    with served(echo_hub()) as (url, hub):
+        key = await hub.agents.create("alice", scopes=["*"])
+        async with httpx2.AsyncClient(timeout=10) as http:
+            stateless = {**JSON, "authorization": f"Bearer {key}", "mcp-protocol-version": "2026-07-28"}
+            legacy = await session(http, url, key)
+            for headers in (legacy, stateless):
+                body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params}
+                answer = await http.post(url, headers=headers, json=body)
+                assert answer.status_code == 400, answer.text
+                error = answer.json()
+                assert error["id"] == 9 and error["error"]["code"] == -32602, error
+                assert "takes params as an object" in error["error"]["message"]
+                assert '"arguments"' in error["error"]["message"]  # what to send instead
+            answer = await http.post(url, headers=legacy, json=call(2, "demo.echo", {"text": "hi"}))
+            assert json.loads(answer.text)["result"]["content"][0]["text"] == "hi"  # objects still served

@@ -34,7 +34,7 @@ from toolbridge.surfaces._request import (
     presents_key,
     read_body,
 )
-from toolbridge.surfaces.mcp._wire import INVALID_REQUEST_BODY, RequestIds, is_jsonrpc_message
+from toolbridge.surfaces.mcp._wire import INVALID_REQUEST_BODY, RequestIds, is_jsonrpc_message, params_refusal
 
 if TYPE_CHECKING:
     from toolbridge import Hub, Principal
@@ -166,6 +166,9 @@ class Gate:
             status, error = refusal
             answer = {"jsonrpc": "2.0", "id": _request_id_of(body), "error": error}
             await _send_json(send, status, json.dumps(answer).encode())
+            return
+        if scope["method"] == "POST" and (refusal_body := params_refusal(body or b"")) is not None:
+            await _send_json(send, 400, refusal_body)
             return
         held = None
         if _handshake_era(headers) and scope["method"] == "POST":

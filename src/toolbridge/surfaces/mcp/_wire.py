@@ -325,6 +325,38 @@ def is_jsonrpc_message(body: bytes) -> bool:
     return "id" in message and ("result" in message or "error" in message)
 
 
+_PARAMS = re.compile(rb'"params"\s*:\s*(.)')
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def params_refusal(body: bytes) -> bytes | None:
+    """The answer to a request whose ``params`` are not an object (MCP names its parameters): -32602 with
+    the request's id and what to send. The SDK answered -32602 with ``id: null`` and a pydantic dump
+    (2025-11-25) or -32600 (2026-07-28). None when they are an object, or absent (the text is searched
+    first: the first ``"params"`` key of a request is its own, arguments come inside it)."""
+    found = _PARAMS.search(body)
+    if found is None or found.group(1) == b"{":
+        return None
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # the SDK answers -32700
+    if not isinstance(message, dict) or "params" not in message or isinstance(message["params"], dict):
+        return None
+    ident = message.get("id")
+    if isinstance(ident, bool) or not isinstance(ident, str | int):
+        ident = None
+    kind = "null" if message["params"] is None else _JSON_TYPES.get(type(message["params"]), "not an object")
+    method = message.get("method")
+    example = '{"name": "…", "arguments": {…}}' if method == "tools/call" else "{…} (or no params)"
+    error = {
+        "code": INVALID_PARAMS,
+        "message": f"Invalid params: {method!r} takes params as an object, "
+        f'not {kind}: send "params": {example}',
+    }
+    return json.dumps({"jsonrpc": "2.0", "id": ident, "error": error}).encode()
+
+
 INVALID_REQUEST_BODY = json.dumps(
     {
         "jsonrpc": "2.0",
