@@ -1,5 +1,6 @@
-"""`toolbridge serve` replicas on one PostgreSQL database and one Redis share their rate limits and the pauses
-an upstream asks for: the upstream, which counts what reaches it, sees the configured limit in total.
+"""`toolbridge serve` replicas on one PostgreSQL database and one Redis share their rate limits, the pauses
+an upstream asks for and their circuit breakers: the upstream, which counts what reaches it, sees the
+configured limit in total, and no more failing calls than one breaker lets through.
 
 Every assertion counts requests, never measures time: the limits are per hour and the upstream's pause is
 100 s, so a machine however slow stays inside them.
@@ -61,6 +62,7 @@ def _config(folder: Path, database: str, upstream: Upstream, prefix: str) -> Pat
             "limited": connector(rate="5/hour", burst=5, max_rate_wait=0),  # 5 now, the next in 12 min
             "held": connector(retry={"max_attempts": 1}),
             "free": connector(),
+            "fragile": connector(retry={"max_attempts": 1}, breaker={"minimum_calls": 4, "window": 10}),
         },
         "agents": {"driver": {"scopes": ["*"]}, "metered": {"scopes": ["free.*"], "rate": "3/hour"}},
     }
@@ -181,7 +183,7 @@ async def test_replicas_share_limits_and_the_upstreams_pause(tmp_path: Path) -> 
         httpx2.AsyncClient(trust_env=False, timeout=patience(60)) as http,
     ):
         await _ready(http, bases, tmp_path)
-        assert f"rate limits shared through {REDIS}" in (tmp_path / "replica1.log").read_text()
+        assert f"rate limits and breakers shared through {REDIS}" in (tmp_path / "replica1.log").read_text()
 
         # the upstream asks replica 0 for a 100 s pause: replicas 1 and 2 do not call it meanwhile
         upstream.then(Reply(429, headers={"Retry-After": "100"}))
@@ -203,6 +205,18 @@ async def test_replicas_share_limits_and_the_upstreams_pause(tmp_path: Path) -> 
         codes = await _spread(http, bases, keys["metered"], "free.get_thing", 9)
         assert codes == ["ok"] * 3 + ["rate_limited"] * 6
         assert len(upstream.requests) == 1 + 5 + 3
+
+        # a breaker that trips at 4 failures in its window: 2 failures through replica 0 and 2 through
+        # replica 1 open it for all three; replica 2, which never called, fails fast as well
+        upstream.then(*[Reply(500)] * 4)
+        for base in (bases[0], bases[1], bases[0], bases[1]):
+            failed = await _call(http, base, keys["driver"], "fragile.get_thing")
+            assert failed.status_code == 502, failed.text
+        for base in bases:
+            refused = await _call(http, base, keys["driver"], "fragile.get_thing")
+            assert refused.status_code == 503 and refused.json()["code"] == "circuit_open", refused.text
+            assert 40 <= int(refused.headers["retry-after"]) <= 72
+        assert len(upstream.requests) == 1 + 5 + 3 + 4
 
 
 def test_serve_stops_at_start_when_redis_does_not_answer(tmp_path: Path) -> None:

@@ -134,7 +134,9 @@ async def _redis() -> AsyncIterator[tuple[Any, str]]:
 
 
 def _limiter(client: Any, prefix: str, clock: Callable[[], float] | None = None) -> RedisLimiter:
-    return RedisLimiter(client, clock, prefix=prefix + "rl:", hold_prefix=prefix + "hold:")
+    return RedisLimiter(
+        client, clock, prefix=prefix + "rl:", hold_prefix=prefix + "hold:", breaker_prefix=prefix + "breaker:"
+    )
 
 
 @pytest.mark.redis

@@ -119,7 +119,7 @@ def _warn_of_unkeyed_queues(settings: Settings, hub: Hub) -> None:
 
 
 def _limiter(settings: Settings) -> RedisLimiter | None:
-    """Rate limits and upstream holds shared through Redis when ``server.redis`` is set (else: per
+    """Rate limits, upstream holds and breakers shared through Redis when ``server.redis`` is set (else: per
     process). The client connects when the hub starts, which fails if Redis does not answer."""
     if settings.server.redis is None:
         return None

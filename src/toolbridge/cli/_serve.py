@@ -108,7 +108,7 @@ def banner(base: str, hub: Hub, key: str | None, agent: str | None, redis: str |
     if redis is not None:
         from toolbridge.resilience._ratelimit import redacted_redis_url
 
-        out.print(f"  rate limits shared through {redacted_redis_url(redis)}", highlight=False)
+        out.print(f"  rate limits and breakers shared through {redacted_redis_url(redis)}", highlight=False)
     out.print(f"  MCP (streamable HTTP): {base}/mcp")
     out.print(f"  REST:                  {base}/v1   (OpenAPI: {base}/v1/openapi.json)")
     if key:

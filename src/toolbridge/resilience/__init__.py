@@ -14,12 +14,14 @@ from toolbridge.resilience._ratelimit import (
     RedisLimiter,
     parse_rate,
 )
+from toolbridge.resilience._shared_breaker import BreakerStore, RedisBreakers, SharedVerdict
 
 __all__ = [
     "Action",
     "Attempt",
     "BreakerPolicy",
     "BreakerState",
+    "BreakerStore",
     "BulkheadPolicy",
     "CircuitBreaker",
     "ConnectorHealth",
@@ -29,11 +31,13 @@ __all__ = [
     "MemoryLimiter",
     "RateLimitInfo",
     "RateLimiter",
+    "RedisBreakers",
     "RedisLimiter",
     "Resilience",
     "ResiliencePolicy",
     "RetryBudget",
     "RetryPolicy",
+    "SharedVerdict",
     "Transition",
     "classify",
     "parse_rate",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from toolbridge.errors import CircuitOpen
 from toolbridge.resilience._policy import BreakerPolicy
 
-__all__ = ["BreakerState", "CircuitBreaker", "Transition"]
+__all__ = ["BreakerState", "CircuitBreaker", "Transition", "refusal"]
 
 logger = logging.getLogger("toolbridge.resilience")
 
@@ -33,6 +33,16 @@ class Transition:
     old: BreakerState
     new: BreakerState
     failure_rate: float
+
+
+def refusal(name: str, failure_rate: float, wait: float) -> CircuitOpen:
+    """The error of a call an open (or busy half-open) breaker turns away."""
+    return CircuitOpen(
+        f"connector {name!r} is failing ({failure_rate:.0%} of recent calls); "
+        "calls are refused for now to let it recover",
+        retry_after=wait,
+        hint=f"try again in {wait:.0f} s",
+    )
 
 
 class CircuitBreaker:
@@ -79,12 +89,7 @@ class CircuitBreaker:
             self._trials_left -= 1
             return
         wait = max(0.0, self._open_until - self._clock()) if state is BreakerState.OPEN else 1.0
-        raise CircuitOpen(
-            f"connector {self.name!r} is failing ({self.failure_rate:.0%} of recent calls); "
-            "calls are refused for now to let it recover",
-            retry_after=wait,
-            hint=f"try again in {wait:.0f} s",
-        )
+        raise refusal(self.name, self.failure_rate, wait)
 
     def record(self, failure: bool) -> None:
         if not self.policy.enabled:

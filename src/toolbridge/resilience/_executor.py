@@ -1,9 +1,10 @@
 """The resilience layer around a connector's invoke: rate limit → bulkhead → breaker → attempts.
 
 One :class:`Resilience` per hub holds per-connector state (breaker, retry budget, bulkhead, upstream
-hold). With a limiter that shares state between replicas (:class:`RedisLimiter`), the rate limits and the
-holds an upstream asks for (``Retry-After``, ``RateLimit: r=0``) are shared too: a hold is published when
-an attempt ends and read before each attempt. ``async with`` it opens and closes its limiter.
+hold). With a limiter that shares state between replicas (:class:`RedisLimiter`), the rate limits, the
+holds an upstream asks for (``Retry-After``, ``RateLimit: r=0``) and the circuit breakers are shared too:
+a hold is published when an attempt ends and read before each attempt; the shared breaker admits each
+attempt and counts its outcome. ``async with`` it opens and closes its limiter.
 
 Every retry names what it retries (the classifier), is capped by attempts and by the call deadline — the
 last sleep never crosses it — and uses full-jitter backoff. ``Resilience(sleep=...)`` replaces the waits
@@ -32,11 +33,12 @@ from toolbridge.errors import (
     UpstreamStatusError,
     UpstreamUnavailable,
 )
-from toolbridge.resilience._breaker import CircuitBreaker, Transition
+from toolbridge.resilience._breaker import CircuitBreaker, Transition, refusal
 from toolbridge.resilience._budget import RetryBudget
 from toolbridge.resilience._classify import Action, Decision, classify
 from toolbridge.resilience._policy import NOT_PROCESSED_STATUSES, ResiliencePolicy
 from toolbridge.resilience._ratelimit import HoldStore, Limit, MemoryLimiter, RateLimiter, parse_rate
+from toolbridge.resilience._shared_breaker import BreakerStore, SharedVerdict
 
 __all__ = ["Attempt", "ConnectorHealth", "Resilience"]
 
@@ -96,6 +98,8 @@ class _State:
     """The end of the hold known to be in the shared store (published or read from it)."""
     attempts: int = 0
     transitions: list[Transition] = field(default_factory=list)
+    shared: SharedVerdict | None = None
+    """The shared breaker as last heard of (None: never asked, or this process's breaker decides)."""
 
 
 class Resilience:
@@ -107,6 +111,7 @@ class Resilience:
         rng: random.Random | None = None,
         limiter: RateLimiter | None = None,
         holds: HoldStore | None = None,
+        breakers: BreakerStore | None = None,
         on_transition: Callable[[Transition], None] | None = None,
     ) -> None:
         self.clock = self._clock = clock
@@ -115,6 +120,10 @@ class Resilience:
         self.limiter: RateLimiter = limiter or MemoryLimiter(clock)
         self.holds = holds if holds is not None else limiter if isinstance(limiter, HoldStore) else None
         """Where upstream holds are shared (default: the limiter, when it shares them); None: this process."""
+        shares = getattr(self.limiter, "shared_breakers", None)
+        self.breakers = breakers if breakers is not None else shares() if callable(shares) else None
+        """Where the breakers are shared (default: beside the limiter's, when it shares state); None: each
+        process has its own."""
         self._stack: AsyncExitStack | None = None
         self.on_transition = on_transition
         """Called with every breaker transition (the event log records them)."""
@@ -167,11 +176,12 @@ class Resilience:
         out = []
         for name in connectors:
             st = self.state(name)
+            rate = st.shared.failure_rate if st.shared is not None else st.breaker.failure_rate
             out.append(
                 ConnectorHealth(
                     name,
-                    st.breaker.state.value,
-                    round(st.breaker.failure_rate, 3),
+                    self.breaker_state(name),
+                    round(rate, 3),
                     st.attempts,
                     st.budget.active,
                     round(st.budget.tokens, 2),
@@ -179,6 +189,13 @@ class Resilience:
                 )
             )
         return out
+
+    def breaker_state(self, connector: str) -> str:
+        """``closed``, ``open`` or ``half_open``: the shared breaker as last heard of, else this process's."""
+        state = self.state(connector)
+        if state.shared is not None:
+            return state.shared.state.value
+        return state.breaker.state.value
 
     def hold(self, connector: str, seconds: float) -> None:
         """The upstream asked for a pause (``RateLimit: r=0;t=…``): hold new calls that long."""
@@ -276,7 +293,7 @@ class Resilience:
         refreshed = False
         number = 1
         while True:
-            state.breaker.before_call()
+            await self._before_call(state, attempt.connector)
             state.attempts += 1
             retrying = number > 1 or refreshed
             state.budget.retrying += retrying
@@ -284,7 +301,9 @@ class Resilience:
                 result = await self._one(fn, retry.attempt_timeout, attempt)
             except ToolbridgeError as exc:
                 decision = classify(exc, idempotent=attempt.idempotent, policy=retry)
-                self._record(state, decision)
+                await self._outcome(state, attempt.connector, decision.failure)
+                if decision.failure:
+                    state.budget.on_failure()
                 if decision.wait is not None and decision.wait <= retry.max_retry_after:
                     state.hold_until = max(state.hold_until, self._clock() + decision.wait)
                 await self._publish(state, attempt.connector)
@@ -296,17 +315,52 @@ class Resilience:
                 await self._backoff(state, attempt, decision, number, exc)
                 number += 1
             else:
-                state.breaker.record(False)
+                await self._outcome(state, attempt.connector, False)
                 state.budget.on_success()
                 await self._publish(state, attempt.connector)  # a RateLimit header's hold
                 return result
             finally:
                 state.budget.retrying -= retrying
 
-    def _record(self, state: _State, decision: Decision) -> None:
-        state.breaker.record(decision.failure)
-        if decision.failure:
-            state.budget.on_failure()
+    async def _before_call(self, state: _State, connector: str) -> None:
+        """Let the attempt through or raise ``CircuitOpen``: the shared breaker decides when there is one
+        that answers, else this process's."""
+        policy = state.policy.breaker
+        verdict = None
+        if self.breakers is not None and policy.enabled:
+            verdict = await self.breakers.admit(connector, policy)
+        if verdict is None:
+            state.shared = None
+            state.breaker.before_call()
+            return
+        self._heard(state, connector, verdict)
+        if not verdict.allowed:
+            raise refusal(connector, verdict.failure_rate, verdict.wait)
+
+    async def _outcome(self, state: _State, connector: str, failure: bool) -> None:
+        """Count an attempt's outcome in the shared breaker (when it answers) or in this process's."""
+        policy = state.policy.breaker
+        if self.breakers is not None and policy.enabled:
+            opening = policy.open_seconds * self._rng.uniform(0.8, 1.2)  # replicas don't probe in lockstep
+            verdict = await self.breakers.record(connector, policy, failure, opening)
+            if verdict is not None:
+                self._heard(state, connector, verdict)
+                return
+        state.shared = None
+        state.breaker.record(failure)
+
+    def _heard(self, state: _State, connector: str, verdict: SharedVerdict) -> None:
+        """Keep the shared breaker's answer; report a transition this process's call made."""
+        state.shared = verdict
+        if verdict.left is not None and verdict.left is not verdict.state:
+            logger.warning(
+                "circuit breaker %s (shared): %s -> %s (failure rate %.0f%%)",
+                connector,
+                verdict.left.value,
+                verdict.state.value,
+                verdict.failure_rate * 100,
+            )
+            self._transition(Transition(connector, verdict.left, verdict.state, verdict.failure_rate))
 
     def _raise_unless_retry(
         self, decision: Decision, exc: ToolbridgeError, attempt: Attempt, state: _State, number: int

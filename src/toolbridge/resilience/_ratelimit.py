@@ -15,11 +15,14 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
 from toolbridge.errors import ConfigurationError, StorageError
+
+if TYPE_CHECKING:
+    from toolbridge.resilience._shared_breaker import RedisBreakers
 
 logger = logging.getLogger("toolbridge.resilience")
 
@@ -196,6 +199,7 @@ class RedisLimiter:
         *,
         prefix: str = "toolbridge:rl:",
         hold_prefix: str = "toolbridge:hold:",
+        breaker_prefix: str = "toolbridge:breaker:",
         timeout: float = 0.25,
         fail_open: bool = False,
     ) -> None:
@@ -203,6 +207,7 @@ class RedisLimiter:
         self._redis = redis
         self._prefix = prefix
         self._hold_prefix = hold_prefix
+        self._breaker_prefix = breaker_prefix
         self._timeout = timeout
         self._fail_open = fail_open
         self._script = redis.register_script(_GCRA_LUA)
@@ -216,9 +221,21 @@ class RedisLimiter:
         import redis.asyncio as redis_asyncio
 
         client = redis_asyncio.Redis.from_url(url, socket_connect_timeout=_OPEN_TIMEOUT)
-        limiter = cls(client, prefix=f"{prefix}rl:", hold_prefix=f"{prefix}hold:", timeout=timeout)
+        limiter = cls(
+            client,
+            prefix=f"{prefix}rl:",
+            hold_prefix=f"{prefix}hold:",
+            breaker_prefix=f"{prefix}breaker:",
+            timeout=timeout,
+        )
         limiter._url = url
         return limiter
+
+    def shared_breakers(self) -> RedisBreakers:
+        """The circuit breakers shared on this limiter's Redis (keys under its ``breaker_prefix``)."""
+        from toolbridge.resilience._shared_breaker import RedisBreakers
+
+        return RedisBreakers(self._redis, prefix=self._breaker_prefix, timeout=self._timeout)
 
     async def __aenter__(self) -> RedisLimiter:
         if self._url is not None:

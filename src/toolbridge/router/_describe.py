@@ -49,7 +49,7 @@ def capability_documents(hub: Hub, router: Router, tools: list[str], *, detail: 
                     "weight": p.weight,
                     "arguments": capability.mapping(p).sources(),
                     **({"result": p.result.source} if p.result is not None else {}),
-                    "breaker": hub.resilience.state(p.tool.partition(".")[0]).breaker.state.value,
+                    "breaker": hub.resilience.breaker_state(p.tool.partition(".")[0]),
                 }
                 for p in capability.providers
             ]
