@@ -121,6 +121,22 @@ async def test_trials_that_never_report_do_not_hold_the_breaker_half_open() -> N
 
 
 @pytest.mark.redis
+async def test_the_window_keeps_the_latest_outcomes_of_all_replicas() -> None:
+    """Outcomes beyond the window leave it oldest first, failures and successes alike (as the process's
+    breaker's deque does): its failure rate is always that of the last ``window`` outcomes."""
+    policy = BreakerPolicy(minimum_calls=1000, window=10)  # never trips: only the rate is watched
+    outcomes = [random.Random(5).random() < 0.4 for _ in range(57)]
+    async with _redis() as (redis, prefix):
+        replicas = [RedisBreakers(redis, prefix=prefix) for _ in range(3)]
+        for i, failure in enumerate(outcomes):
+            verdict = await replicas[i % 3].record("up", policy, failure, 60)
+            assert verdict is not None and verdict.state is BreakerState.CLOSED
+            last = outcomes[max(0, i - 9) : i + 1]
+            assert verdict.failure_rate == pytest.approx(sum(last) / len(last), abs=1e-6), i
+        assert await redis.llen(prefix + "up:w") == 10
+
+
+@pytest.mark.redis
 async def test_breakers_of_different_connectors_and_prefixes_are_apart() -> None:
     policy = BreakerPolicy(minimum_calls=1, window=4)
     async with _redis() as (redis, prefix):

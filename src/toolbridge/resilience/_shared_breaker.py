@@ -105,8 +105,8 @@ else
   redis.call('LPUSH', KEYS[2], failure)
   local fails = redis.call('HINCRBY', KEYS[1], 'fails', failure)
   local n = redis.call('LLEN', KEYS[2])
-  while n > size do
-    fails = redis.call('HINCRBY', KEYS[1], 'fails', -tonumber(redis.call('RPOP', KEYS[2])))
+  while n > size do -- the oldest outcomes leave the window (HINCRBY refuses '-0': only failures count)
+    if redis.call('RPOP', KEYS[2]) == '1' then fails = redis.call('HINCRBY', KEYS[1], 'fails', -1) end
     n = n - 1
   end
   shown = rate(fails, n)
