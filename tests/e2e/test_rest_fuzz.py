@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 
 from tests._patience import patience
 from tests._venvs import venv_python
-from tests.e2e.test_serve import Server, serving
+from tests.e2e.test_serve import TOOLBRIDGE, Server, serving
 
 pytestmark = pytest.mark.e2e
 HERE = Path(__file__).parent
@@ -69,9 +69,13 @@ subscriptions:
 agents:
   assistant:
     scopes: ["util.*", "notes.*", "workspace.*", "pipelines.*", "events.*"]
+  ops:
+    scopes: ["*"]
 """
 
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the source 'pushes'
+SERVER_ENV = {"PYTHONPATH": str(EXAMPLES), "TB_FUZZ_HOOK_SECRET": HOOK_SECRET}
+"""What CONFIG needs of its process (the quickstart's tools, the webhook secret)."""
 
 # schemathesis cannot send tus's PATCH body type unless told it is plain bytes
 HOOKS = """
@@ -85,8 +89,7 @@ schemathesis.serializer.alias("application/offset+octet-stream", "application/oc
 def fuzzed_server(cwd: Path) -> Iterator[Server]:
     """``toolbridge serve`` of CONFIG in ``cwd`` (tests/e2e/test_rest_bad_input.py probes it too)."""
     (cwd / "toolbridge.yaml").write_text(CONFIG)
-    env = {"PYTHONPATH": str(EXAMPLES), "TB_FUZZ_HOOK_SECRET": HOOK_SECRET}
-    with serving(cwd / "toolbridge.yaml", cwd, env) as server:
+    with serving(cwd / "toolbridge.yaml", cwd, SERVER_ENV) as server:
         yield server
 
 
@@ -105,8 +108,6 @@ def test_every_answer_is_in_the_document_and_none_is_a_server_error(served: Serv
         str(HERE / "schemathesis.toml"),
         "run",
         f"{served.base}/v1/openapi.json",
-        "--header",
-        f"Authorization: Bearer {served.key}",
         "--checks",
         "all",
         # /connections/connect and /connections/callback are also /connections/{ident} for a connection of
@@ -123,7 +124,20 @@ def test_every_answer_is_in_the_document_and_none_is_a_server_error(served: Serv
         str(patience(20)),
         "--no-color",
     ]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "toolbridge_fuzz_hooks", "PYTHONPATH": str(tmp_path)}
+    operator = subprocess.run(
+        [*TOOLBRIDGE, "agents", "create", "ops", "-c", "toolbridge.yaml"],
+        cwd=served.cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=patience(120),
+        env={**os.environ, **SERVER_ENV},
+    )
+    keys = {
+        "TB_FUZZ_KEY": served.key,
+        "TB_FUZZ_OPERATOR_KEY": next(w for w in operator.stdout.split() if w.startswith("tb_")),
+    }
+    env = {**os.environ, **keys, "SCHEMATHESIS_HOOKS": "toolbridge_fuzz_hooks", "PYTHONPATH": str(tmp_path)}
     env.pop("VIRTUAL_ENV", None)
     run = subprocess.run(
         command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=patience(600)

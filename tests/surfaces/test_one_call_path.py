@@ -53,6 +53,8 @@ EXEMPT = {
     "GET /v1/outbox": "the caller's own queued writes, already audited when they were queued",
     "GET /v1/outbox/{item_id}": "one of the caller's own queued writes (as above)",
     "GET /v1/health/connectors": "the connectors' breakers and limiter state: no upstream call",
+    "GET /v1/metrics": "counts of the audit rows and the breakers' state, for operators: reading them must "
+    "not grow them (as /v1/calls)",
     "GET /v1/runs": "the caller's own pipeline runs, each audited when it was started (as /v1/outbox)",
     "GET /v1/connections/callback": "a person's browser returning from an OAuth provider, not an agent: "
     "the connection it completes is audited by the credentials layer (tests/credentials)",

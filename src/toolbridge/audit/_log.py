@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from toolbridge.audit._chain import GENESIS, AuditEntry, AuditRecord, chain_hash
+from toolbridge.audit._metrics import CallMetrics
 from toolbridge.audit._sqlite import WRITES, SqliteWriter
 from toolbridge.errors import StorageError
 from toolbridge.resilience._retry import retry
@@ -51,6 +52,8 @@ class AuditLog:
         self._send: MemoryObjectSendStream[AuditEntry | anyio.Event] | None = None
         self._tg: TaskGroup | None = None
         self._thread: SqliteWriter | None = None
+        self.metrics = CallMetrics()
+        """Every entry recorded, counted (``GET /v1/metrics`` renders them for Prometheus)."""
 
     async def __aenter__(self) -> AuditLog:
         path = _sqlite_file(self._db)
@@ -80,6 +83,7 @@ class AuditLog:
 
     async def record(self, entry: AuditEntry) -> None:
         """Queue ``entry``; waits only when the queue is full (back-pressure, never loss)."""
+        self.metrics.observe(entry)
         if self._thread is not None:
             await self._thread.put(entry)
             return

@@ -18,10 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from toolbridge import _jsonin as jsonin
 from toolbridge._shape import CallResult
 from toolbridge._suggest import close_matches
+from toolbridge.audit._metrics import CONTENT_TYPE as METRICS_TYPE
 from toolbridge.catalog import Tool
 from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
+    PermissionDenied,
     ToolbridgeError,
     ToolNotFound,
     http_status,
@@ -169,6 +171,25 @@ async def connector_health(request: Request, caller: Caller) -> dict[str, Any]:
     return {
         "connectors": [{**dataclasses.asdict(h), "upstream": _upstream(hub, h.connector)} for h in health]
     }
+
+
+@_operations.get(
+    "/metrics",
+    summary="Prometheus metrics of this process: calls by tool and outcome, durations, breakers (operators)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request, caller: Caller) -> Response:
+    if not caller.is_operator:
+        raise PermissionDenied(
+            "the metrics cover every connector and agent: only an operator may read them",
+            missing_scope="*",
+            hint="scrape with a key of an agent granted the scope '*' "
+            "(Prometheus: authorization: {credentials: <key>} in the scrape config)",
+        )
+    hub = _hub_of(request)
+    body = hub.audit.metrics.render(hub.resilience.health(hub.connector_names()), tools=len(hub.catalog))
+    return Response(body, media_type=METRICS_TYPE)
 
 
 def _upstream(hub: Hub, name: str) -> str | None:

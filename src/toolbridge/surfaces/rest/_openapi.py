@@ -75,6 +75,7 @@ _EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/tools/{name}"): (404,),
     ("post", "/tools/{name}/call"): _CALL,
     ("get", "/health/connectors"): (),
+    ("get", "/metrics"): (403,),  # not an operator
     ("get", "/capabilities"): (),
     ("get", "/outbox"): (),
     ("get", "/outbox/{item_id}"): (404,),
