@@ -296,6 +296,9 @@ class OpenAPIConnectorSettings(_ConnectorBase):
     kind: Literal["openapi"]
     spec: str
     """Path (relative to the config file) or http(s) URL of the OpenAPI / Swagger document."""
+    spec_root: str | None = None
+    """The folder (relative to the config file) whose files the document's ``$ref``s may read, when they
+    reach above the document's own folder (Azure's ``../../../../../common-types/``); it holds ``spec``."""
     base_url: str | None = None
     """Overrides the document's servers."""
     description: str | None = None

@@ -43,6 +43,7 @@ def openapi_connector(
             spec,
             options=ingest_options(config),
             max_spec_bytes=config.max_spec_bytes,
+            spec_root=None if config.spec_root is None else settings.base_dir / config.spec_root,
             cache_dir=settings.base_dir / ".toolbridge" / "cache" / "openapi" if config.cache else None,
             base_url=config.base_url,
             timeout=config.timeout,

@@ -64,6 +64,14 @@ def add_openapi(
             "server (repeatable; written to allow_hosts)",
         ),
     ] = None,
+    spec_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec-root",
+            help="Folder whose files the document's $refs may read, when they reach above its own folder "
+            "(written to spec_root)",
+        ),
+    ] = None,
     config: Annotated[
         Path, typer.Option("--config", "-c", envvar="TOOLBRIDGE_CONFIG", help="toolbridge.yaml to edit")
     ] = Path("toolbridge.yaml"),
@@ -74,10 +82,14 @@ def add_openapi(
     try:
         check_name(name)
         hosts = allow_host or []
-        connector = OpenAPIConnector.from_spec(name, spec, base_url=base_url, allow_hosts=hosts)
+        connector = OpenAPIConnector.from_spec(
+            name, spec, base_url=base_url, allow_hosts=hosts, spec_root=spec_root
+        )
         entry = _entry(spec, config, base_url, _connection(connector, auth or []), include_tag or [])
         if hosts:
             entry["allow_hosts"] = hosts
+        if spec_root is not None:
+            entry["spec_root"] = relative_path(str(spec_root), config)
         updated = with_connector(config, name, entry)
     except ToolbridgeError as exc:
         fail(exc)

@@ -199,3 +199,97 @@ def test_add_openapi_takes_the_hosts_the_operator_allows(served: tuple[Path, int
     assert added.exit_code == 0, added.output
     connector = parse_settings(config.read_text()).connectors["mine"]
     assert isinstance(connector, OpenAPIConnectorSettings) and connector.allow_hosts == [f"127.0.0.1:{port}"]
+
+
+def _azure_layout(tmp_path: Path) -> Path:
+    """Azure's layout (specification/<service>/resource-manager/<provider>/stable/<version>/<name>.json),
+    whose parameters and schemas are ``$ref``s to ``../../../../../common-types/…``: the document itself
+    also refers to a file above the specification folder."""
+    common = tmp_path / "specification" / "common-types" / "resource-management" / "v5"
+    common.mkdir(parents=True)
+    (common / "types.json").write_text(
+        json.dumps(
+            {
+                "parameters": {
+                    "Sub": {"name": "subscriptionId", "in": "path", "required": True, "type": "string"},
+                    "Version": {"name": "api-version", "in": "query", "required": True, "type": "string"},
+                },
+                "definitions": {
+                    "Tracked": {"type": "object", "required": ["location"], "properties": {"location": {}}}
+                },
+            }
+        )
+    )
+    _secret_file(tmp_path)
+    folder = (
+        tmp_path / "specification" / "app" / "resource-manager" / "Microsoft.App" / "stable" / "2023-01-01"
+    )
+    folder.mkdir(parents=True)
+    types = "../../../../../common-types/resource-management/v5/types.json"
+    widget = {
+        "allOf": [{"$ref": f"{types}#/definitions/Tracked"}],
+        "properties": {"size": {"type": "integer"}},
+    }
+    operation = {
+        "operationId": "Widgets_Create",
+        "parameters": [
+            {"$ref": f"{types}#/parameters/Sub"},
+            {"$ref": f"{types}#/parameters/Version"},
+            {"name": "widget", "in": "body", "required": True, "schema": widget},
+        ],
+        "responses": {"200": {"description": "ok"}},
+    }
+    peek = {
+        "operationId": "peek",
+        "parameters": [{"name": "q", "in": "body", "schema": {"$ref": "../../../../../../secret.yaml#/s"}}],
+        "responses": {"200": {"description": "ok"}},
+    }
+    paths = {"/subscriptions/{subscriptionId}/widgets": {"put": operation}, "/peek": {"post": peek}}
+    document = {"swagger": "2.0", "info": {"title": "App", "version": "2023-01-01"}, "paths": paths}
+    (folder / "app.json").write_text(json.dumps(document))
+    return folder / "app.json"
+
+
+def test_spec_root_reaches_shared_files_above_the_document_and_no_further(tmp_path: Path) -> None:
+    """Every operation of an Azure document was skipped: its shared parameters are outside the
+    document's folder, and nothing let the operator name a wider one. Found by an outside probe."""
+    spec = _azure_layout(tmp_path)
+    fenced = OpenAPIConnector.from_spec("api", spec)
+    assert [tool.name for tool in fenced.tools()] == ["api.peek"]
+    assert "set the connector's spec_root" in _reasons(fenced.report)["Widgets_Create"]
+
+    connector = OpenAPIConnector.from_spec("api", spec, spec_root=tmp_path / "specification")
+    schema = next(t for t in connector.tools() if t.name == "api.widgets_create").input_schema
+    assert {"subscriptionId", "api-version", "location"} <= set(schema["required"])
+    assert schema["properties"]["size"] == {"type": "integer"}
+    peek = _reasons(connector.report)["peek"]  # a file above spec_root stays out of reach
+    assert f"refused: outside {tmp_path / 'specification'}, spec_root" in peek
+    assert SECRET not in json.dumps([tool.input_schema for tool in connector.tools()])
+
+    with pytest.raises(ConfigurationError, match="not inside spec_root"):
+        OpenAPIConnector.from_spec("api", spec, spec_root=tmp_path / "specification" / "common-types")
+
+
+def test_spec_root_in_the_configuration_is_relative_to_it(tmp_path: Path) -> None:
+    spec = _azure_layout(tmp_path)
+    config = tmp_path / "toolbridge.yaml"
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        [
+            "add",
+            "openapi",
+            "az",
+            str(spec),
+            "--spec-root",
+            str(tmp_path / "specification"),
+            "-c",
+            str(config),
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    connector = parse_settings(config.read_text()).connectors["az"]
+    assert isinstance(connector, OpenAPIConnectorSettings) and connector.spec_root == "specification"
+    listed = runner.invoke(app, ["tools", "list", "az", "-c", str(config)])
+    assert listed.exit_code == 0, listed.output
+    assert "az.widgets_create" in listed.output and "0 skipped, 1 degraded" in listed.output

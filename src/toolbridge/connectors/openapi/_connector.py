@@ -99,16 +99,25 @@ class OpenAPIConnector:
         spec_transport: httpx2.BaseTransport | None = None,
         max_spec_bytes: int = MAX_SPEC_BYTES,
         cache_dir: Path | None = None,
+        spec_root: str | Path | None = None,
         **kwargs: Any,
     ) -> OpenAPIConnector:
         """Load ``spec`` (file or URL), ingest it, build the connector (other keywords as ``__init__``).
 
         With ``cache_dir``, the ingested catalog of a local document is kept there and reused while the
-        document's files are unchanged (see :mod:`._cache`).
+        document's files are unchanged (see :mod:`._cache`). ``spec_root``: the folder whose files a local
+        document's ``$ref``s may read (default: the document's folder).
         """
         with _gc_paused():
             return cls._build(
-                name, spec, options or IngestOptions(), spec_transport, max_spec_bytes, cache_dir, kwargs
+                name,
+                spec,
+                options or IngestOptions(),
+                spec_transport,
+                max_spec_bytes,
+                cache_dir,
+                spec_root,
+                kwargs,
             )
 
     @classmethod
@@ -120,16 +129,20 @@ class OpenAPIConnector:
         spec_transport: httpx2.BaseTransport | None,
         max_spec_bytes: int,
         cache_dir: Path | None,
+        spec_root: str | Path | None,
         kwargs: dict[str, Any],
     ) -> OpenAPIConnector:
         uri = to_uri(spec)
         allowed = tuple(sorted(kwargs.get("allow_hosts", ())))  # the operator's SSRF exceptions
+        root = str(Path(spec_root).resolve()) if spec_root is not None else None  # what $refs may read
         cache = CatalogCache(Path(cache_dir)) if cache_dir is not None else None
-        key = cache.key(uri, name, options, allowed) if cache is not None else ""
+        key = cache.key(uri, name, options, allowed, root) if cache is not None else ""
         cached = cache.load(key) if cache is not None else None
         if cached is not None:
             return cls(name, cached, spec_uri=uri, **kwargs)
-        source = load_spec(spec, max_bytes=max_spec_bytes, transport=spec_transport, allow_hosts=allowed)
+        source = load_spec(
+            spec, max_bytes=max_spec_bytes, transport=spec_transport, allow_hosts=allowed, spec_root=root
+        )
         ingested = ingest(source, name, options)
         digests, uri = source.digests, source.uri
         del source  # the parsed document is freed before the cache is written: a lower peak

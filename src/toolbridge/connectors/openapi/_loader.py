@@ -4,11 +4,13 @@ This is the wire edge of the connector: bytes in, parsed JSON values out. Docume
 before they are parsed, and every failure names the file or URL it happened in.
 
 A document is not trusted to choose what the hub reads (its ``$ref``s end up in tool schemas every agent
-sees): ``file:`` references are followed only inside the folder of a local root document (never from a
-document read over the network), and every URL — the spec URL, remote ``$ref``s, each redirect — goes
-through the hub's SSRF guard (:mod:`toolbridge._urlguard`) unless its host is in the operator's
-``allow_hosts``. A refused reference is reported like a missing one: the operations that need it are
-skipped or degraded, with the reason, and the rest of the document is used.
+sees): ``file:`` references are followed only inside the folder of a local root document, or inside the
+folder the operator names as the connector's ``spec_root`` (Azure's documents refer to shared files in
+``../../../../../common-types/``), never from a document read over the network; and every URL — the
+spec URL, remote ``$ref``s, each redirect — goes through the hub's SSRF guard (:mod:`toolbridge._urlguard`)
+unless its host is in the operator's ``allow_hosts``. A refused reference is reported like a missing one:
+the operations that need it are skipped or degraded, with the reason, and the rest of the document is
+used.
 """
 
 from __future__ import annotations
@@ -67,11 +69,13 @@ def load_spec(
     timeout: float = 30.0,
     allow_hosts: Iterable[str] = (),
     resolver: SyncResolver = system_addresses,
+    spec_root: str | Path | None = None,
 ) -> SpecSource:
     """Load the document at ``location`` (path or http(s) URL) and every file its ``$ref``s reach.
 
     ``allow_hosts`` (``host`` or ``host:port``) may be reached although not public; ``resolver`` gives the
-    addresses of a host name (injected by tests)."""
+    addresses of a host name (injected by tests). ``spec_root``: the folder whose files a local document
+    may refer to (default: the document's own folder); it must hold the document."""
     uri = to_uri(location)
     guard = URLGuard(
         refusal="refused by the SSRF guard: only public http(s) addresses on ports 80 and 443 are fetched",
@@ -79,7 +83,7 @@ def load_spec(
         "(toolbridge add openapi: --allow-host HOST[:PORT])",
         allow_hosts=frozenset(h.lower() for h in allow_hosts),
     )
-    reader = _Reader(max_bytes, transport, timeout, _Fence(uri, guard, resolver))
+    reader = _Reader(max_bytes, transport, timeout, _Fence(uri, guard, resolver, _folder(uri, spec_root)))
     try:
         root = reader.document(uri)
         _check_is_spec(root, uri)
@@ -143,29 +147,57 @@ def _check_is_spec(root: Any, uri: str) -> None:
     )
 
 
+def _folder(uri: str, spec_root: str | Path | None) -> Path | None:
+    """The folder a local document's ``$ref``s may read in: ``spec_root`` (which must hold the document),
+    else the document's own folder; None for a document read over the network."""
+    if urlsplit(uri).scheme != "file":
+        if spec_root is not None:
+            raise ConfigurationError(
+                f"{uri}: spec_root applies to a document on disk, not to one read over the network",
+                hint="remove spec_root, or download the document's files and point 'spec' at the local copy",
+            )
+        return None
+    document = Path(url2pathname(urlsplit(uri).path)).resolve()
+    if spec_root is None:
+        return document.parent
+    folder = Path(spec_root).resolve()
+    if not document.is_relative_to(folder):
+        raise ConfigurationError(
+            f"{document}: the document is not inside spec_root {folder}",
+            hint="set spec_root to a folder that holds the document and every file it refers to",
+        )
+    return folder
+
+
 @dataclass(frozen=True, slots=True)
 class _Fence:
-    """What a document may make the hub read: files beside a local root, public or allowed URLs."""
+    """What a document may make the hub read: files in its folder (or spec_root), public or allowed URLs."""
 
     root: str
     guard: URLGuard
     resolver: SyncResolver
+    folder: Path | None
+    """Where a local document's files may be (None: the document was read over the network)."""
 
     def local(self, path: Path, uri: str) -> Path:
-        """``path`` when the root document is a local file and ``path`` is inside its folder."""
-        if urlsplit(self.root).scheme != "file":
+        """``path`` when the root document is a local file and ``path`` is inside its folder or spec_root."""
+        if self.folder is None:
             raise ConfigurationError(
                 f"{uri}: refused: a document read over the network cannot refer to local files"
             )
         if uri == self.root:
             return path
-        folder = Path(url2pathname(urlsplit(self.root).path)).resolve().parent
-        if not path.resolve().is_relative_to(folder):
+        if not path.resolve().is_relative_to(self.folder):
+            what = "spec_root" if self.folder != self._own_folder() else "the folder of the root document"
             raise ConfigurationError(
-                f"{uri}: refused: outside {folder}, the folder of the root document",
-                hint="keep every file of the document in the root document's folder (or below it)",
+                f"{uri}: refused: outside {self.folder}, {what} (set the connector's spec_root to a folder "
+                "holding every file of the document)",
+                hint="set the connector's spec_root to a folder that holds every file of the document",
             )
         return path
+
+    def _own_folder(self) -> Path:
+        return Path(url2pathname(urlsplit(self.root).path)).resolve().parent
 
     def remote(self, url: str) -> tuple[httpx2.URL, dict[str, str], dict[str, Any]]:
         """The URL to connect to (the checked address), its headers and extensions — or refused."""
