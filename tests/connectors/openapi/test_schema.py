@@ -137,6 +137,34 @@ def test_a_pattern_python_cannot_compile_is_dropped_and_reported() -> None:
     assert "not a Python regex" in issue.reason and issue.pointer == "/paths/~1things/post"
 
 
+def test_members_named_by_pattern_are_kept_beside_additional_properties_false() -> None:
+    """A 3.1 document's ``{patternProperties: {'^[a-z]+$': string}, additionalProperties: false}`` (labels
+    whose names follow a pattern) lost its patternProperties and kept the refusal: the tool took only an
+    empty object, refusing every call that sent a label. Found by an outside probe of 3.1 constructs."""
+    labels = {
+        "type": "object",
+        "patternProperties": {"^[a-z]+$": {"type": "string"}, "^x-(": {"type": "integer"}},
+        "propertyNames": {"maxLength": 8},
+        "additionalProperties": False,
+    }
+    schema = body_schema({**labels, "patternProperties": {"^[a-z]+$": {"type": "string"}}}, "3.1.0")
+    validator = Draft202012Validator(schema)
+    assert validator.is_valid({"x": {"team": "core", "tier": "gold"}})
+    assert not validator.is_valid({"x": {"team": 1}})
+    assert not validator.is_valid({"x": {"Team": "core"}})
+    assert not validator.is_valid({"x": {"teamsandmore": "core"}})
+    doc = openapi(body_op({"type": "object", "properties": {"x": labels}}), "3.1.0")
+    result = ingested(doc)
+    (tool,) = result.tools
+    assert Draft202012Validator(tool.input_schema).is_valid(
+        {"x": {"Team": "core"}}
+    )  # not checked, not refused
+    assert "pattern '^x-(' is not a Python regex" in result.report.issues[0].reason
+    named = {**labels, "properties": {"name": {"type": "string"}}, "patternProperties": {"^[a-z]+$": {}}}
+    whole = only_tool_schema(openapi(body_op(named), "3.1.0"))  # the body itself: one argument, not spread
+    assert Draft202012Validator(whole).is_valid({"body": {"name": "n", "team": "core"}})
+
+
 def test_an_empty_enum_is_dropped_and_every_tool_using_it_is_reported() -> None:
     # Discord: {type: string, enum: [], allOf: [$ref]} on parameters: kept, it refused every value
     region = {"type": "string", "enum": [], "allOf": [{"$ref": "#/components/schemas/Id"}]}

@@ -124,11 +124,16 @@ def form_body(
     return BodyInput(Body(media, kind, required, fields=tuple(fields)), args)
 
 
+_WHOLE_OBJECT = ("patternProperties", "propertyNames")
+"""Keywords about the body's members as a whole: a body with them stays one argument (spread into
+arguments, they would be lost)."""
+
+
 def _spreadable(schema: Mapping[str, Any]) -> bool:
     properties = schema.get("properties")
     if not isinstance(properties, dict) or not properties:
         return False
-    if any(k in schema for k in ("anyOf", "allOf", "oneOf", "not", "$ref")):
+    if any(k in schema for k in ("anyOf", "allOf", "oneOf", "not", "$ref", *_WHOLE_OBJECT)):
         return False
     return schema.get("additionalProperties", False) is False
 

@@ -265,9 +265,11 @@ class SchemaConverter:
         node = located.node
         if isinstance(node.get("properties"), dict):
             self._properties(located, out, walk, depth)
-        for key in ("additionalProperties", "items", "not"):
+        for key in ("additionalProperties", "items", "not", "propertyNames"):
             if key in node:
                 out[key] = self._child(located, walk, depth, key)
+        if isinstance(node.get("patternProperties"), dict):
+            self._pattern_properties(located, out, walk, depth)
         if isinstance(node.get("items"), list):
             out["items"] = {"anyOf": self._list(located, "items", walk, depth)}
         if isinstance(node.get("prefixItems"), list):
@@ -314,6 +316,27 @@ class SchemaConverter:
             out["required"] = [r for r in out["required"] if r not in dropped]
             if not out["required"]:
                 del out["required"]
+
+    def _pattern_properties(self, located: Located, out: Schema, walk: _Walk, depth: int) -> None:
+        """Member names by pattern: kept, or else ``additionalProperties: false`` beside them would refuse
+        every such member. A pattern Python cannot compile is left out, and with it that refusal."""
+        parent = _sub(located, "patternProperties")
+        kept: Schema = {}
+        for pattern, value in parent.node.items():
+            try:
+                re.compile(pattern)
+            except re.error:
+                walk.notes.append(
+                    f"{self._resolver.where(parent)}: pattern {pattern!r} is not a Python regex; the members "
+                    "it names are not checked"
+                )
+                out.pop("additionalProperties", None)
+                continue
+            kept[pattern] = self._node(
+                Located(value, parent.uri, parent.pointer + pointer_of(pattern)), walk, depth + 1
+            )
+        if kept:
+            out["patternProperties"] = kept
 
     def _is_nullable(self, node: Mapping[str, Any]) -> bool:
         return bool(
