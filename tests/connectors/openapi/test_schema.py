@@ -165,6 +165,56 @@ def test_members_named_by_pattern_are_kept_beside_additional_properties_false() 
     assert Draft202012Validator(whole).is_valid({"body": {"name": "n", "team": "core"}})
 
 
+def test_conditions_and_dependencies_of_31_schemas_are_kept() -> None:
+    """``if``/``then``/``else``, ``dependentRequired``, ``dependentSchemas``, ``contains`` and
+    ``unevaluatedProperties`` were dropped without a word: the tool took calls the document forbids (a
+    circle without its radius, a card without its billing address), which the API then refused. Found by
+    an outside probe of 3.1 constructs."""
+    shape = {
+        "type": "object",
+        "required": ["kind"],
+        "properties": {"kind": {"enum": ["circle", "square"]}, "radius": {}, "side": {}},
+        "if": {"properties": {"kind": {"const": "circle"}}},
+        "then": {"required": ["radius"]},
+        "else": {"required": ["side"]},
+    }
+    billing = {
+        "type": "object",
+        "properties": {"card": {"type": "string"}, "address": {"type": "string"}, "vat": {}},
+        "dependentRequired": {"card": ["address"]},
+        "dependentSchemas": {"vat": {"required": ["address"]}},
+    }
+    tags = {"type": "array", "items": {"type": "string"}, "contains": {"const": "main"}, "maxContains": 1}
+    strict = {"allOf": [{"properties": {"a": {}}}, {"properties": {"b": {}}}], "unevaluatedProperties": False}
+    schema = body_schema(
+        {
+            "type": "object",
+            "properties": {"shape": shape, "billing": billing, "tags": tags, "strict": strict},
+        },
+        "3.1.0",
+    )
+    validator = Draft202012Validator(schema)
+    good = {
+        "shape": {"kind": "circle", "radius": 1},
+        "billing": {"card": "4", "address": "x"},
+        "tags": ["main", "b"],
+        "strict": {"a": 1, "b": 2},
+    }
+    assert validator.is_valid({"x": good})
+    for bad in (
+        {"shape": {"kind": "circle", "side": 1}},
+        {"shape": {"kind": "square", "radius": 1}},
+        {"billing": {"card": "4"}},
+        {"billing": {"vat": "DE1"}},
+        {"tags": ["a"]},
+        {"tags": ["main", "main"]},
+        {"strict": {"a": 1, "c": 3}},
+    ):
+        assert not validator.is_valid({"x": bad}), bad
+    body = only_tool_schema(openapi(body_op(shape), "3.1.0"))  # the body itself: one argument, not spread
+    assert not Draft202012Validator(body).is_valid({"body": {"kind": "circle"}})
+
+
 def test_an_empty_enum_is_dropped_and_every_tool_using_it_is_reported() -> None:
     # Discord: {type: string, enum: [], allOf: [$ref]} on parameters: kept, it refused every value
     region = {"type": "string", "enum": [], "allOf": [{"$ref": "#/components/schemas/Id"}]}

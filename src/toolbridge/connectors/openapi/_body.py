@@ -124,7 +124,14 @@ def form_body(
     return BodyInput(Body(media, kind, required, fields=tuple(fields)), args)
 
 
-_WHOLE_OBJECT = ("patternProperties", "propertyNames")
+_WHOLE_OBJECT = (
+    "patternProperties",
+    "propertyNames",
+    "if",
+    "dependentRequired",
+    "dependentSchemas",
+    "unevaluatedProperties",
+)
 """Keywords about the body's members as a whole: a body with them stays one argument (spread into
 arguments, they would be lost)."""
 

@@ -41,7 +41,24 @@ _KEEP = (
     "minProperties",
     "contentMediaType",
     "contentEncoding",
+    "dependentRequired",
+    "minContains",
+    "maxContains",
 )
+_SUBSCHEMAS = (
+    "additionalProperties",
+    "items",
+    "not",
+    "propertyNames",
+    "contains",
+    "if",
+    "then",
+    "else",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+)
+"""Keywords whose value is one schema: converted like the schema around them (the conditions and
+dependencies of 3.1's JSON Schema constrain a call as much as ``properties`` do)."""
 _MERGEABLE = {"type", "properties", "required", "description", "additionalProperties"}
 _REF_SKIP = {"$ref", "nullable", "x-nullable", "example", "examples", "title"}
 _MAX_DEPTH = 48
@@ -265,11 +282,19 @@ class SchemaConverter:
         node = located.node
         if isinstance(node.get("properties"), dict):
             self._properties(located, out, walk, depth)
-        for key in ("additionalProperties", "items", "not", "propertyNames"):
+        for key in _SUBSCHEMAS:
             if key in node:
                 out[key] = self._child(located, walk, depth, key)
         if isinstance(node.get("patternProperties"), dict):
             self._pattern_properties(located, out, walk, depth)
+        if isinstance(node.get("dependentSchemas"), dict):
+            parent = _sub(located, "dependentSchemas")
+            out["dependentSchemas"] = {
+                name: self._node(
+                    Located(value, parent.uri, parent.pointer + pointer_of(name)), walk, depth + 1
+                )
+                for name, value in parent.node.items()
+            }
         if isinstance(node.get("items"), list):
             out["items"] = {"anyOf": self._list(located, "items", walk, depth)}
         if isinstance(node.get("prefixItems"), list):
