@@ -45,10 +45,38 @@ def test_long_names_are_cut_to_64_with_a_stable_digest() -> None:
     doc = openapi({"/a": {"get": op(operationId=long_id)}, "/b": {"get": op(operationId=long_id)}})
     first, second = names(doc, name="connector")
     assert len(first) <= 64 and len(second) <= 64 and first != second
-    assert first.startswith("connector.get_the_very_long")
+    assert first.startswith("connector.get_very_long")  # small words go first when a name is shortened
     # stable: the same operation keeps its name when the document gains operations before it
     grown = openapi({"/0": {"get": op(operationId=long_id + "X")}, **doc["paths"]})
     assert first in names(grown, name="connector") and second in names(grown, name="connector")
+
+
+def test_long_names_keep_the_words_that_tell_them_apart() -> None:
+    """GitHub Enterprise Cloud's ``actions/get-fork-pr-contributor-approval-permissions-organization``
+    and ``…-repository`` were cut at 64 characters to the same words, told apart only by their digests
+    (31 of its 1,471 tools; Box's ``…/schema#add`` and ``…/schema#update`` too): an agent could not tell
+    which is which by name. Words now go from the middle, verbs last. Found by an outside probe."""
+    ids = [
+        "actions/get-fork-pr-contributor-approval-permissions-organization",
+        "actions/get-fork-pr-contributor-approval-permissions-repository",
+        "enterprise-admin/create-self-hosted-runner-group-for-enterprise",
+        "enterprise-admin/delete-self-hosted-runner-group-from-enterprise",
+    ]
+    doc = openapi({f"/{n}": {"get": op(operationId=operation_id)} for n, operation_id in enumerate(ids)})
+    got = names(doc, name="github")
+    assert all(len(name) <= 64 for name in got)
+    stems = [name.rsplit("_", 1)[0] for name in got]  # without the digest
+    assert len(set(stems)) == 4, stems
+    assert stems[0].startswith("github.actions_get_fork_pr_") and stems[0].endswith("_organization")
+    assert stems[1].endswith("_repository")
+    assert "_create_" in stems[2] and "_delete_" in stems[3]
+    member = (
+        "secret_scanning_non_provider_patterns_enabled_for_new_repositories"  # 68: an argument's limit is 64
+    )
+    body = {"content": {"application/json": {"schema": {"type": "object", "properties": {member: {}}}}}}
+    patch = openapi({"/settings": {"patch": op(operationId="patch", requestBody=body)}})
+    (argument,) = ingested(patch).tools[0].input_schema["properties"]
+    assert len(argument) <= 64 and argument.startswith("secret_") and "_new_repositories_" in argument
 
 
 def test_descriptions_combine_summary_and_description_trimmed() -> None:

@@ -34,14 +34,15 @@ from toolbridge.connectors.openapi._model import (
 
 __all__ = ["CatalogCache"]
 
-FORMAT = 12
+FORMAT = 13
 """Raised whenever ingest turns the same document into different tools (2: operation-level $refs,
 required body fields, SSRF-guarded $refs; 3: the document's one-line summary; 4: GETs whose names write
 are not read-only, and tools keep their tags; 5: only where the path names a method; 6: OpenAPI 3.1 file
 parts and base64 bodies; 7: empty enums left out; 8: form fields keep their Encoding Object's style;
 9: a JSON body declared as a media range such as ``*/*`` is sent as ``application/json``; 10: a form
 or multipart body without field names goes as the next media type; 11: ``patternProperties`` and
-``propertyNames`` kept; 12: 3.1's conditions and dependencies kept), so a catalog built by an older version is not reused."""
+``propertyNames`` kept; 12: 3.1's conditions and dependencies kept; 13: long tool and argument names keep
+their last words), so a catalog built by an older version is not reused."""
 
 
 class CatalogCache:

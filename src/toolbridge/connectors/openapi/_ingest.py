@@ -235,7 +235,9 @@ class _Ingest:
             notes.extend(spec.converted.notes)
         override = self._override(op_id, method, path)
         wanted = override.name or operation_name(op_id, method, path)
-        name = self.names.claim(arg_name(wanted).lower().replace(".", "_"), f"{method.upper()} {path}")
+        name = self.names.claim(
+            arg_name(wanted, cut=False).lower().replace(".", "_"), f"{method.upper()} {path}"
+        )
         operation = Operation(
             tool=name,
             method=method.upper(),

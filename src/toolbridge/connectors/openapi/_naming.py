@@ -6,9 +6,23 @@ import functools
 import hashlib
 import re
 
-__all__ = ["MAX_TOOL_NAME", "NameBook", "arg_name", "operation_name", "snake"]
+__all__ = ["MAX_TOOL_NAME", "NameBook", "arg_name", "operation_name", "shortened", "snake"]
 
 MAX_TOOL_NAME = 64
+_SMALL_WORDS = frozenset(
+    ["a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"]
+)
+# fmt: off
+_VERBS = frozenset({
+    "accept", "activate", "add", "approve", "archive", "block", "cancel", "check", "copy", "create",
+    "deactivate", "decline", "delete", "disable", "download", "enable", "export", "get", "import", "invite",
+    "list", "lock", "merge", "move", "patch", "post", "promote", "put", "redeliver", "regenerate", "reject",
+    "remove", "replace", "rerun", "reset", "restore", "retry", "review", "revoke", "rotate", "run",
+    "search", "set", "start", "stop", "suspend", "sync", "test", "transfer", "unblock", "unlock",
+    "unsuspend", "update", "upload",
+})
+# fmt: on
+"""Words kept longest when a name is shortened: what an operation does."""
 _PLURAL_ACRONYM = re.compile(r"([A-Z]{2,})s(?![a-z])")
 _CAMEL_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
@@ -61,13 +75,44 @@ class NameBook:
         return self._prefix + name
 
     def _with_digest(self, wanted: str, identity: str) -> str:
-        return wanted[: max(self._room - 7, 1)].rstrip("_") + "_" + _digest(identity)
+        return shortened(wanted, max(self._room - 7, 1)) + "_" + _digest(identity)
+
+
+def shortened(name: str, room: int) -> str:
+    """``name`` in at most ``room`` characters, words left out from its middle — small words first, then
+    words said twice, then the longest, verbs last — never its first and last words, which with its verbs
+    tell one operation from its neighbours (``…_for_organization`` / ``…_for_repository``, ``create_…`` /
+    ``delete_…``): cutting the end left names that differed only by their digest."""
+    if len(name) <= room:
+        return name
+    words = [w for w in name.split("_") if w]
+    middle = range(1, len(words) - 1)
+    said: set[str] = set()
+    twice = set()
+    for i, word in enumerate(words):
+        if word in said:
+            twice.add(i)
+        said.add(word)
+    order = sorted(
+        middle,
+        key=lambda i: (words[i] not in _SMALL_WORDS, i not in twice, words[i] in _VERBS, -len(words[i]), i),
+    )
+    kept = set(range(len(words)))
+    for i in order:
+        if len("_".join(words[j] for j in sorted(kept))) <= room:
+            break
+        kept.discard(i)
+    return "_".join(words[j] for j in sorted(kept))[:room].strip("_")
 
 
 @functools.lru_cache(maxsize=8192)
-def arg_name(name: str) -> str:
-    """An argument name every MCP client accepts (``[A-Za-z0-9_.-]{1,64}``)."""
+def arg_name(name: str, *, cut: bool = True) -> str:
+    """An argument name every MCP client accepts (``[A-Za-z0-9_.-]{1,64}``); ``cut=False``: of any length
+    (a tool name, which :class:`NameBook` shortens to fit beside its connector's prefix)."""
+    original = name
     for mark, word in _MARKS:
         name = name.replace(mark, word)
     cleaned = _ARG_CHARS.sub("_", name).strip("_") or "value"
-    return cleaned if len(cleaned) <= 64 else cleaned[:57] + "_" + _digest(name)
+    if len(cleaned) <= 64 or not cut:
+        return cleaned
+    return shortened(cleaned, 57) + "_" + _digest(original)
