@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.router.conftest import hub_from, write_config
+from tests.surfaces.mcp.conftest import ENVELOPE, MODERN
 from toolbridge.cli import app
 from toolbridge.surfaces.app import create_app
 from toolbridge.testing import Reply, Upstream
@@ -70,6 +71,39 @@ async def test_rest_lists_and_describes_a_capabilitys_tool(
     assert [t["name"] for t in listed.json()["tools"]] == ["capability.store_file"]
     assert one.status_code == 200, one.text
     assert one.json()["input_schema"]["required"] == ["path", "content"]
+
+
+async def test_mcp_calls_a_capability_in_the_stateless_era(
+    tmp_path: Path, sqlite_url: str, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    """A stateless-era ``tools/call`` of a capability answered a bare HTTP 500: the lean path looked for
+    ``x-mcp-header`` by writing the input schema as JSON, and a capability's is a read-only mapping (found
+    by an outside secrets probe calling capabilities over MCP)."""
+    primary, backup = upstreams
+    hub = hub_from(write_config(tmp_path, sqlite_url, primary, backup))
+    web = create_app(hub)
+    call = {"name": "capability.store_file", "arguments": FILE}
+    accept = {"accept": "application/json, text/event-stream"}
+    async with web.router.lifespan_context(web):
+        bot = {"Authorization": f"Bearer {await hub.agents.create('bot')}", **accept}
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=web), base_url="http://t") as http:
+            modern = await http.post(
+                "/mcp",
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {**call, "_meta": ENVELOPE},
+                },
+                headers={
+                    **bot,
+                    "mcp-protocol-version": MODERN,
+                    "mcp-method": "tools/call",
+                    "mcp-name": call["name"],
+                },
+            )
+    assert modern.status_code == 200, modern.text
+    assert modern.json()["result"]["structuredContent"] == {"ok": True}
 
 
 def cli(*args: str) -> Result:

@@ -120,7 +120,8 @@ class LeanPath:
         known = self._header_tools.get(name)
         if known is None:
             schema = self.bridge.input_schema(ctx.principal, name)
-            known = schema is not None and "x-mcp-header" in json.dumps(schema)
+            # default=dict: a schema may hold read-only mappings (a capability's does)
+            known = schema is not None and "x-mcp-header" in json.dumps(schema, default=dict)
             if schema is not None:
                 self._header_tools[name] = known
         return known
