@@ -191,6 +191,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await busy(scope, receive, send)
     elif path == "/lost/graphql":
         await lost(scope, receive, send)
+    elif path == "/moved/graphql":  # moved to another host name (another origin), the query string kept
+        moved = f"http://localhost:{scope['server'][1]}/graphql?{scope['query_string'].decode()}"
+        await Response(status_code=307, headers={"Location": moved})(scope, receive, send)
     else:
         await PlainTextResponse("hello, this is not GraphQL")(scope, receive, send)
 

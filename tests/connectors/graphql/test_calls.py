@@ -133,6 +133,24 @@ async def test_credentials_go_with_the_call(shop_server: str) -> None:
     assert echoed == "Bearer [redacted]"  # it arrived; the hub masks it in what the agent sees
 
 
+async def test_a_redirect_to_another_origin_keeping_the_key_is_not_followed(shop_server: str) -> None:
+    """The API moved to another host name and its redirect keeps the query string, key included: the
+    hub would carry the key there in the URL (found by an outside secrets probe)."""
+    key = "gql-query-key-CANARY-51c0"
+    port = shop_server.rsplit(":", 1)[1]
+    connector = GraphQLConnector.from_schema(
+        "shop", f"{shop_server}/moved/graphql", SHOP, allow_hosts=[f"localhost:{port}"]
+    )
+    hub = Hub(
+        credentials=configured("shop", scheme="api_key", name="key", location="query", secret=Secret(key))
+    )
+    hub.add_connector(connector)
+    async with hub:
+        with pytest.raises(UpstreamError, match="credential in the URL") as info:
+            await call(hub, "whoami", {})
+    assert key not in str(info.value)
+
+
 async def test_an_endpoint_that_is_not_graphql_is_told(shop_server: str) -> None:
     async with shop_hub(f"{shop_server}/plain") as hub:
         with pytest.raises(UpstreamError, match="not a GraphQL response"):

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx2
 import pytest
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests._serving import loopback_socket, uvicorn_thread
-from tests.connectors.openapi.conftest import AllOf, Connection, WithConnection, ingested, openapi
+from tests.connectors.openapi.conftest import AllOf, Connection, WithConnection, configured, ingested, openapi
 from toolbridge import Hub, Principal, UpstreamError
 from toolbridge.connectors import Connector, Invocation
 from toolbridge.connectors.openapi import OpenAPIConnector
@@ -287,6 +288,39 @@ async def test_a_connections_auth_flow_stays_home(
     assert_carries(home, ["canary-connection-0b7d55e1"])
     assert len(hostile.seen) == 2
     assert_clean(hostile, ["canary-connection-0b7d55e1"])
+
+
+@pytest.mark.parametrize("how", ["page", 301, 307])
+@pytest.mark.parametrize("form", ["{key}", "{quoted}"])
+async def test_a_url_to_another_origin_holding_the_key_is_not_followed(
+    home: Server, hostile: Server, how: Any, form: str
+) -> None:
+    """A move to another host that keeps the query string (``?api_key=…``), or a token written into a
+    ``Location`` or a next link, would have the hub carry the connection's key there in the URL itself,
+    though no credential is *applied* to another origin (found by an outside secrets probe)."""
+    key = "canary/query+key-6d1e93f0"
+    port = hostile.url.rsplit(":", 1)[1]
+    api = OpenAPIConnector(
+        "api",
+        ingested(document(["query_key"])),
+        base_url=home.url,
+        max_pages=3,
+        allow_hosts=[f"127.0.0.1:{port}"],
+    )
+    target = f"{hostile.url}/moved?page=2&api_key=" + form.format(key=key, quoted=quote(key, safe=""))
+    hub = Hub(
+        credentials=configured("api", scheme="api_key", name="api_key", location="query", secret=Secret(key))
+    )
+    hub.add_connector(api)
+    status = {} if how == "page" else {"status": how}
+    async with hub:
+        with pytest.raises(UpstreamError, match="credential in the URL") as info:
+            await hub.call(Principal.local(), "api.list", {"next": target, **status})
+        assert key not in str(info.value) and "base_url" in (info.value.hint or "")
+        other = await hub.call(Principal.local(), "api.list", {"next": f"{hostile.url}/x?page=2", **status})
+    assert_carries(home, [quote(key, safe="")])
+    assert len(hostile.seen) == 1 and "hostile" in other.value["items"]  # another origin is still reached
+    assert_clean(hostile, [key, quote(key, safe="")])
 
 
 async def test_servers_of_a_remote_document_pass_the_guard(home: Server) -> None:

@@ -166,7 +166,7 @@ class GraphQLConnector:
         if self._key_header and operation.kind == "mutation" and invocation.idempotency_key:
             headers[self._key_header] = invocation.idempotency_key
         draft = Draft("POST", self._endpoint, headers=headers, content=json.dumps(body).encode())
-        signer = Signer(auth=invocation.credentials.auth) if invocation.credentials is not None else _UNSIGNED
+        signer = Signer.of(invocation.credentials) if invocation.credentials is not None else _UNSIGNED
         page = await self._egress.send(
             self._require_wire(), draft, self._route, signer, tool.name, self._max_bytes
         )

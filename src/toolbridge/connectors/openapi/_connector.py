@@ -244,7 +244,7 @@ class OpenAPIConnector:
             unfit = unfit_connection(self._name, operation, self._ingested.schemes, self._connection)
             if unfit is not None:
                 raise unfit
-        return Signer(auth=credentials.auth)
+        return Signer.of(credentials)
 
     def _plan(self, operation: Operation) -> tuple[str, Route]:
         """The operation's base URL and route, worked out on its first call (both depend only on the

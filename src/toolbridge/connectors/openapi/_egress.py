@@ -5,7 +5,10 @@ the document's server), or its upgrade from ``http`` to ``https`` on the same ho
 here, hop by hop (at most :data:`MAX_REDIRECTS`), not by httpx2 — httpx2 strips only ``Authorization`` on
 a cross-origin redirect, so an API key in another header, the query or a cookie would follow. A redirect
 or a next page to any other origin is sent with **no** credential (no secret applied, no auth flow), or
-refused when the connector says ``cross_origin: refuse``.
+refused when the connector says ``cross_origin: refuse`` — and refused whatever it says when its URL holds
+one of the connection's secret values (in any form :mod:`toolbridge._redact` masks): an upstream that
+redirects to another host keeping the query string (``?api_key=…``), or that writes a token into a
+``Location``, would otherwise have the hub carry the credential there in the URL itself.
 
 Every URL an upstream's answer chose (a next page, a redirect) outside the configured origin, and the
 configured origin itself when it came from a document fetched over the network, passes the SSRF guard
@@ -27,7 +30,9 @@ from typing import Literal
 
 import httpx2
 
+from toolbridge._redact import redact_text
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
+from toolbridge.connectors._base import Credentials
 from toolbridge.connectors.openapi._request import Draft
 from toolbridge.connectors.openapi._response import Page
 from toolbridge.connectors.openapi._wire import FastWire, HttpxWire, Outgoing, Wire, is_redirect
@@ -127,9 +132,17 @@ def _default_port(scheme: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """One call's credentials: its connection's httpx2 auth flow (None: the request goes without)."""
+    """One call's credentials: its connection's httpx2 auth flow (None: the request goes without), and the
+    forms of the secret values it applies (no URL to another origin may hold one)."""
 
     auth: httpx2.Auth | None = None
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, credentials: Credentials) -> Signer:
+        """The signer of a connection's credentials (their ``secrets`` when they tell them, as the hub's
+        redaction reads them)."""
+        return cls(credentials.auth, tuple(getattr(credentials, "secrets", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +180,8 @@ class Egress:
             same = _same_site(route.trusted, self._origin(draft.url, tool))
             if not same and self._cross_origin == "refuse":
                 raise self.refused(tool, "another origin")
+            if not same and signer.secrets:
+                self._refuse_carried(draft, signer.secrets, tool)
             out = await self._outgoing(draft, not same or route.guard_trusted, tool)
             reply = await wire.send(out, signer.auth if same else None, tool)
             if not is_redirect(reply):
@@ -200,6 +215,19 @@ class Egress:
         if url.scheme == "https":
             out.sni = url.host
         return out
+
+    def _refuse_carried(self, draft: Draft, secrets: tuple[str, ...], tool: str) -> None:
+        """Refuse a request to another origin whose URL holds a secret value of the call's connection."""
+        url = draft.outgoing().url
+        if redact_text(url, secrets) == url:
+            return
+        raise UpstreamError(
+            f"connector {self._connector!r}: the upstream pointed to another origin with the connection's "
+            "credential in the URL; no request was sent there",
+            tool=tool,
+            hint="toolbridge sends a connection's credentials only to the configured origin; if the API "
+            f"moved there, point connectors.{self._connector} at it (base_url, or a GraphQL endpoint)",
+        )
 
     def _allowed_origin(self, url: str) -> tuple[str, str | None] | None:
         """The Host header and TLS name for ``url`` when its origin is one the operator allowed (the guard
