@@ -6,10 +6,14 @@ a worker stopping, a connector closing while it reconnects): its ``start_tls`` c
 whatever runs next. Every httpx2 client toolbridge makes for itself runs on :func:`closing_transport`,
 whose network backend closes the stream on any failure of ``start_tls``, cancellation included.
 A transport given by the caller (a mock in tests, a custom one) is used as it is.
+
+httpcore2 traces each response's headers at DEBUG, and an upstream may reflect a credential there: the
+first :func:`closing_transport` puts :class:`toolbridge._redact.ResponseHeadersFilter` on its loggers.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -18,7 +22,13 @@ import anyio
 import httpcore2
 import httpx2
 
+from toolbridge._redact import ResponseHeadersFilter
+
 __all__ = ["ClosingBackend", "closing_transport"]
+
+_HEADERS_FILTER = ResponseHeadersFilter()
+_TRACED = ("httpcore2.http11", "httpcore2.http2")
+"""httpcore2's loggers that trace a response's headers."""
 
 
 def closing_transport(
@@ -28,6 +38,8 @@ def closing_transport(
     limits: httpx2.Limits | None = None,
 ) -> httpx2.AsyncHTTPTransport:
     """httpx2's transport with :class:`ClosingBackend` under its pool; the environment is never read."""
+    for name in _TRACED:  # a logger keeps one copy of a filter
+        logging.getLogger(name).addFilter(_HEADERS_FILTER)
     options: dict[str, Any] = {} if limits is None else {"limits": limits}  # else httpx2's default
     transport = httpx2.AsyncHTTPTransport(verify=verify, proxy=proxy, trust_env=False, **options)
     # httpx2's transport takes no network backend; the httpcore pool under it does

@@ -7,7 +7,8 @@ and JSON escaped; hex; base64 and base64url, also inside a longer base64 text; a
 each of these (basic). A multi-line secret's lines of 16 characters or more are masked one by one too.
 Every form is matched in any letter case (an upstream that upper-cases what it quotes, or its hex): one
 compiled pattern per set of forms (cached), tried only on a text whose lower-case copy holds a form.
-:class:`UrlQueryFilter` masks API keys sent as query parameters in httpx2's request log lines.
+:class:`UrlQueryFilter` masks API keys sent as query parameters in httpx2's request log lines;
+:class:`ResponseHeadersFilter` keeps the header values of a response out of httpcore2's DEBUG trace.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ import httpx2
 
 from toolbridge.errors import ToolbridgeError
 
-__all__ = ["MASK", "UrlQueryFilter", "encodings", "forms", "redact_error", "redact_text", "redact_value"]
+__all__ = [
+    "MASK",
+    "ResponseHeadersFilter",
+    "UrlQueryFilter",
+    "encodings",
+    "forms",
+    "redact_error",
+    "redact_text",
+    "redact_value",
+]
 
 MASK = "[redacted]"
 _MIN = 6  # shorter values would mask ordinary words; such secrets are too weak to matter anyway
@@ -177,3 +187,24 @@ class UrlQueryFilter(logging.Filter):
         if not any(name in url.params for name in self.names):
             return url
         return url.copy_merge_params({name: MASK for name in self.names if name in url.params})
+
+
+_HEADERS_TRACE = re.compile(
+    r"^(receive_response_headers\.complete return_value=\(b'[^']*', \d+, b'[^']*'), .*$", re.S
+)
+"""httpcore2's trace of a response's head:
+``receive_response_headers.complete return_value=(b'HTTP/1.1', 401, b'Unauthorized', [headers])``."""
+
+
+class ResponseHeadersFilter(logging.Filter):
+    """Drops the header values from httpcore2's DEBUG trace of a response's head (the version, status and
+    reason stay): an upstream may reflect what it was sent there — a ``Location`` that keeps
+    ``?api_key=…``, a ``WWW-Authenticate`` challenge or a cookie quoting the token — and the process that
+    logs does not know every secret of every request (a token endpoint's, a probe's, an MCP upstream's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("receive_response_headers.complete "):
+            head = _HEADERS_TRACE.match(record.msg)
+            kept = head.group(1) if head is not None else "receive_response_headers.complete return_value=("
+            record.msg, record.args = kept + ", [headers not logged])", ()
+        return True
