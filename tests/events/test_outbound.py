@@ -218,6 +218,29 @@ async def test_the_ssrf_guard_refuses_private_targets_before_connecting(
     assert resolved == ["internal.example"]  # resolved, found private, never connected
 
 
+async def test_a_url_whose_host_or_port_cannot_be_read_fails_its_delivery_not_the_worker(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard refused these, then telling whether they were refused as written raised ValueError (the
+    port of ``http://%5B::1%5D/`` cannot be read): the worker's task group failed, and ``toolbridge
+    serve`` stopped at the first event (found by the outside SSRF probe)."""
+    monkeypatch.setenv("TB_TEST_SW_SECRET", SW_SECRET)
+    urls = ("http://%5B::1%5D/", "http://hooks.example:8o/x")
+    hub = Hub(database=database_url)
+    subs = {
+        f"s{i}": Subscription(f"s{i}", EventFilter(), webhook=WebhookTarget(u, "env:TB_TEST_SW_SECRET"))
+        for i, u in enumerate(urls)
+    }
+    deliveries = Deliveries(hub.database)
+    service = EventService(EventLog(hub.database), subscriptions=subs, deliveries=deliveries)
+    async with hub:
+        await service.log.append(NewEvent("github", "push"))
+        assert await DeliveryWorker(hub, service, deliveries).run_once() == 2
+        items = await deliveries.items()
+    assert {i.subscription: i.state for i in items} == {"s0": "failed", "s1": "failed"}
+    assert all("SSRF guard" in str(item.last_error) for item in items)
+
+
 @pytest.fixture
 def silent() -> Iterator[str]:
     """A TCP server on 127.0.0.1 that accepts connections and never answers."""

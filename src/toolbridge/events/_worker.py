@@ -269,12 +269,17 @@ class DeliveryWorker:
 
 
 def _as_written(url: str) -> bool:
-    """Whether the URL's host is an IP address (or its port or scheme is refused whatever DNS says)."""
+    """Whether the URL's host is an IP address (or its port or scheme is refused whatever DNS says, or
+    its port cannot even be read: ``http://%5B::1%5D/``)."""
     parts = urlsplit(url)
     try:
         ipaddress.ip_address((parts.hostname or "").strip("[]"))
     except ValueError:
-        return parts.scheme not in ("http", "https") or parts.port not in (None, 80, 443)
+        try:
+            port = parts.port
+        except ValueError:
+            return True
+        return parts.scheme not in ("http", "https") or port not in (None, 80, 443)
     return True
 
 
