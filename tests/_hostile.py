@@ -115,6 +115,7 @@ HOSTILE = [
     "http://127.0.0.1 /",
     "http://\u2460\u2461\u2466.0.0.1/",
     "//127.0.0.1/",
+    "http://" + "a" * 64 + ".test/",  # a label no resolver can encode (idna: over 63 characters)
     # other schemes
     "file:///etc/passwd",
     "gopher://127.0.0.1:70/_x",

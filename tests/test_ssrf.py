@@ -1,4 +1,4 @@
-"""SSRF: 83 hostile URLs at every place the hub fetches a URL it was given or that a remote party gave it.
+"""SSRF: 84 hostile URLs at every place the hub fetches a URL it was given or that a remote party gave it.
 
 Each site (tests/_ssrf_sites.py) is driven with every hostile URL (tests/_hostile.py), directly and through
 a trap upstream that answers with it. What counts: each is refused with the site's own error, and no

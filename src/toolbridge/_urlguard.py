@@ -204,7 +204,7 @@ class URLGuard:
         numeric = self.numeric(url)
         try:
             addresses = [numeric] if numeric is not None else await resolver(*_host_port(url))
-        except OSError:
+        except (OSError, UnicodeError):  # a name the resolver cannot even encode (a label over 63 characters)
             raise self.blocked() from None
         return self.pin(url, addresses)
 
@@ -223,7 +223,7 @@ class URLGuard:
         numeric = self.numeric(url)
         try:
             addresses = [numeric] if numeric is not None else resolver(*_host_port(url))
-        except OSError:
+        except (OSError, UnicodeError):  # a name the resolver cannot even encode (a label over 63 characters)
             raise self.blocked() from None
         return self.pin(url, addresses)
 

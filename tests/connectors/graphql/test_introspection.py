@@ -89,3 +89,17 @@ def test_an_oversized_introspection_answer_is_refused() -> None:
         GraphQLConnector.from_schema(
             "shop", ENDPOINT, schema_transport=transport, schema_resolver=public, max_schema_bytes=1000
         )
+
+
+def test_a_name_the_resolver_cannot_encode_is_refused_by_the_guard() -> None:
+    """A label over 63 characters: the system resolver raised UnicodeError (idna), which passed the guard
+    as a traceback — at start, a hub with such an endpoint did not start at all (found by the outside SSRF
+    probe with the real resolver, in a loopback-only network namespace). Nothing is looked up: the name
+    fails to encode first."""
+    sent: list[httpx2.Request] = []
+    transport = recording(httpx2.Response(200, json=INTROSPECTION), sent)
+    with pytest.raises(ConfigurationError, match="SSRF guard"):
+        GraphQLConnector.from_schema(
+            "shop", f"https://{'a' * 64}.shop.test/graphql", schema_transport=transport
+        )
+    assert sent == []
