@@ -21,10 +21,13 @@ from typing import Any
 
 import anyio
 import httpx2
+from graphql import build_schema
 
 from tests._hostile import HOSTILE, HOSTS, PUBLIC
 from tests.connectors.openapi.test_egress import LIST
 from toolbridge import Hub, Principal, credentials
+from toolbridge.connectors.graphql import GraphQLConnector
+from toolbridge.connectors.graphql._schema import introspect
 from toolbridge.connectors.mcp._config import HttpServer
 from toolbridge.connectors.mcp._sse import SseChannel
 from toolbridge.connectors.openapi import OpenAPIConnector
@@ -366,6 +369,31 @@ async def mcp_sse_endpoint(net: Net, which: Sequence[int]) -> list[str]:
         return await _not_refused(which, start, "endpoint on another origin")
 
 
+async def graphql_introspection(net: Net, which: Sequence[int]) -> list[str]:
+    """A GraphQL endpoint's schema by introspection (``toolbridge add graphql`` takes it from anyone)."""
+
+    async def fetch(i: int) -> object:
+        return introspect(TARGETS[i], transport=net.sync_transport, resolver=net.sync_resolver)
+
+    return await _not_refused(which, fetch, "refused by the SSRF guard")
+
+
+async def graphql_redirect(net: Net, which: Sequence[int]) -> list[str]:
+    """A GraphQL call's endpoint (the trap) redirecting it to the hostile URL."""
+    hub = Hub()
+    schema = build_schema("type Query { items: [String] }")
+    for i in which:
+        hub.add_connector(
+            GraphQLConnector(
+                f"g{i}", f"{net.trap}/r/{i}", schema, transport=net.transport, resolver=net.resolver
+            )
+        )
+    async with hub:
+        return await _not_refused(
+            list(which), lambda i: hub.call(Principal.local(), f"g{i}.items", {}), "does not reach"
+        )
+
+
 MOCK_ONLY = frozenset({"mcp_token_endpoint", "mcp_registration_endpoint"})
 """Sites whose trap must be an https server (an authorization server): driven in process only."""
 
@@ -383,6 +411,8 @@ SITES: dict[str, Driver] = {
     "mcp_token_endpoint": mcp_token_endpoint,
     "mcp_registration_endpoint": mcp_registration_endpoint,
     "mcp_sse_endpoint": mcp_sse_endpoint,
+    "graphql_introspection": graphql_introspection,
+    "graphql_redirect": graphql_redirect,
 }
 
 
