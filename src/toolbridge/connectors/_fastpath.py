@@ -200,6 +200,8 @@ class FastTransport(httpx2.AsyncBaseTransport):
             ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise httpx2.ConnectError(str(exc), request=request) from exc
+        except UnicodeError as exc:  # a name no resolver can encode (idna: a label over 63 characters)
+            raise httpx2.ConnectError(f"cannot look up {host!r}: {exc}", request=request) from exc
         return _Connection(stream)
 
 

@@ -154,3 +154,16 @@ async def test_an_answer_that_does_not_come_in_time_is_late_and_not_sent_again()
     assert "did not answer in time" in caught.value.message
     assert caught.value.sent
     assert len(seen) == 2
+
+
+async def test_a_host_name_no_resolver_can_encode_is_an_unreachable_upstream() -> None:
+    """A base URL whose host has a label over 63 characters: the name failed to encode (idna) while
+    connecting, and the call was a 'failed inside toolbridge' bug report (found by the outside SSRF
+    probe). Nothing is looked up: the name fails before any query."""
+    wire = FastWire(timeout=patience(5.0))
+    try:
+        with pytest.raises(UpstreamUnavailable, match="cannot be reached") as caught:
+            await wire.send(Outgoing("GET", f"https://{'a' * 64}.example.test/x", {}), None, "t")
+    finally:
+        await wire.aclose()
+    assert not caught.value.sent
