@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import anyio
+import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from tests._patience import patience
 from tests._serving import loopback_socket, uvicorn_thread
+from tests.conftest import POSTGRES_ADMIN_URL, fresh_postgres
 from toolbridge import Hub
 from toolbridge.errors import AuthenticationError
 from toolbridge.events import (
@@ -318,3 +320,68 @@ async def test_a_worker_whose_lease_ended_cannot_record_an_outcome(hooked: Env) 
     assert (await only(hooked))["state"] == "running"
     assert await deliveries.succeed(current) is True
     assert (await only(hooked))["state"] == "done"
+
+
+async def test_a_delivery_that_fails_inside_toolbridge_is_retried_and_the_others_go_on(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected error in one delivery ended the worker's task group, and with it ``toolbridge serve``
+    (found by the outside SSRF probe, through one trigger since fixed); now that delivery counts a failed
+    attempt, on the retry schedule, and the batch's others are delivered. The error is raised at the
+    transport, the one place a test can make it happen on demand."""
+    monkeypatch.setenv("TB_TEST_SW_SECRET", SW_SECRET)
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.url.host == "broken.test":
+            raise RuntimeError("a bug below the worker")
+        return httpx2.Response(204)
+
+    hub = Hub(database=database_url)
+    subs = {
+        name: Subscription(
+            name,
+            EventFilter(),
+            webhook=WebhookTarget(f"http://{host}/hook", "env:TB_TEST_SW_SECRET", frozenset({host})),
+        )
+        for name, host in (("broken", "broken.test"), ("fine", "fine.test"))
+    }
+    deliveries = Deliveries(hub.database)
+    service = EventService(EventLog(hub.database), subscriptions=subs, deliveries=deliveries)
+    resolver = _resolving_to_loopback
+    worker = DeliveryWorker(
+        hub, service, deliveries, transport=httpx2.MockTransport(answer), resolver=resolver
+    )
+    async with hub:
+        await service.log.append(NewEvent("github", "push"))
+        assert await worker.run_once() == 2
+        items = {i.subscription: i for i in await deliveries.items()}
+    assert items["fine"].state == "done"
+    assert items["broken"].state == "queued" and items["broken"].attempts == 1
+    assert "toolbridge failed while delivering it (RuntimeError)" in str(items["broken"].last_error)
+    assert "a bug below the worker" in caplog.text  # the traceback is in the server log
+
+
+async def _resolving_to_loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
+
+
+@pytest.mark.postgres
+async def test_the_worker_outlives_a_database_that_does_not_answer(caplog: pytest.LogCaptureFixture) -> None:
+    """Its loop met a StorageError (the database gone or restarting) and ended, ending ``toolbridge serve``
+    with it; now it says so and polls again."""
+    import asyncpg
+
+    async with fresh_postgres() as url:
+        hub = Hub(database=url)
+        deliveries = Deliveries(hub.database)
+        service = EventService(EventLog(hub.database), subscriptions={}, deliveries=deliveries)
+        worker = DeliveryWorker(hub, service, deliveries, poll_interval=0.01)
+        async with hub:
+            admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+            try:
+                await admin.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+            finally:
+                await admin.close()
+            with anyio.move_on_after(patience(2)):
+                await worker.run()  # returned with the StorageError before
+    assert "delivery worker:" in caplog.text, caplog.text

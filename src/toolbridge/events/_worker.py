@@ -34,7 +34,7 @@ from standardwebhooks.webhooks import Webhook
 
 from toolbridge._httpclient import closing_transport
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
-from toolbridge.errors import BadRequest, KeyInFlight, ToolbridgeError, UpstreamError, problem
+from toolbridge.errors import BadRequest, KeyInFlight, StorageError, ToolbridgeError, UpstreamError, problem
 from toolbridge.events._deliveries import Deliveries, DeliveryItem
 from toolbridge.events._model import Event
 from toolbridge.events._service import EventService, ToolTarget, WebhookTarget, render
@@ -97,10 +97,15 @@ class DeliveryWorker:
         purged = -self.purge_every
         async with self._client() as client:
             while True:
-                if anyio.current_time() - purged >= self.purge_every:
-                    purged = anyio.current_time()
-                    await self._service.log.purge()
-                if await self.tick(client) == 0:
+                try:
+                    if anyio.current_time() - purged >= self.purge_every:
+                        purged = anyio.current_time()
+                        await self._service.log.purge()
+                    done = await self.tick(client)
+                except StorageError as exc:  # the database is away: try again at the next poll
+                    logger.warning("delivery worker: %s", exc)
+                    done = 0
+                if done == 0:
                     await anyio.sleep(self._poll)
 
     async def tick(self, client: httpx2.AsyncClient | None = None) -> int:
@@ -123,6 +128,11 @@ class DeliveryWorker:
         async def process(item: DeliveryItem) -> None:
             try:
                 await self._process(client, item)
+            except StorageError as exc:  # its outcome was not recorded: the lease ends and it is tried again
+                logger.warning("delivery %s: storage failed: %s; it is tried again later", item.id, exc)
+            except Exception as exc:  # a bug in one delivery must not stop the others, nor the server
+                logger.exception("delivery %s to %s failed inside toolbridge", item.id, item.subscription)
+                await self._contained(item, exc)
             finally:
                 working.pop(item.id, None)
 
@@ -133,6 +143,15 @@ class DeliveryWorker:
                     tg.start_soon(process, item)
             beat.cancel_scope.cancel()
         return len(items)
+
+    async def _contained(self, item: DeliveryItem, exc: Exception) -> None:
+        """Count an attempt that failed inside toolbridge as a failed attempt: retried on the schedule, and
+        failed for good (with its event) after the last, rather than leased again for ever."""
+        detail = f"toolbridge failed while delivering it ({type(exc).__name__}); see the server log"
+        try:
+            await self._failed(item, {"detail": detail})
+        except StorageError as storage:
+            logger.warning("delivery %s: storage failed: %s; it is tried again later", item.id, storage)
 
     async def _keep_leases(self, working: dict[str, DeliveryItem]) -> None:
         """Renew the leases of the rows still being worked on, every third of the lease, so that a call or
