@@ -542,11 +542,9 @@ class Hub:
             call.claimed = True
         credentials = None
         if connection is not None or self._binds(target):
-            credentials = await self._resolve_credentials(
-                target, call.principal, connection, request_id=call.request_id
-            )
+            credentials = await self._resolve_credentials(target, call, connection)
             call.credentials = credentials
-        deadline = self.resilience.clock() + call.timeout
+        deadline = self.resilience.clock() + call.timeout - (now() - call.started)  # resolving took some
         invocation = Invocation(
             call.principal,
             call.request_id,
@@ -556,7 +554,7 @@ class Hub:
             call.key,
             hold=self._holder(target.connector),
         )
-        value = await self._invoke(target, call.args, invocation, call.timeout)
+        value = await self._invoke(target, call.args, invocation, call)
         if call.secrets:  # an upstream may echo what it was sent
             value = redact_value(value, call.secrets)
         kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes, tool=target)
@@ -727,13 +725,15 @@ class Hub:
         return self.credentials is not None and tool.connector in self.credentials.bindings
 
     async def _resolve_credentials(
-        self, tool: Tool, principal: Principal, connection: str | None, *, request_id: str = ""
+        self, tool: Tool, call: _Pending, connection: str | None
     ) -> Credentials | None:
-        """Connection → vault → auth scheme, for connectors configured with credentials."""
-        manager = self.credentials
+        """Connection → vault → auth scheme, for connectors configured with credentials (a refresh does not
+        hold the call past its deadline)."""
+        manager, who = self.credentials, call.principal
         if manager is not None and tool.connector in manager.bindings:
+            ends = call.started + call.timeout
             return await manager.resolve(
-                tool.connector, principal, connection, request_id=request_id, tool=tool.name
+                tool.connector, who, connection, request_id=call.request_id, tool=tool.name, until=ends
             )
         if connection is not None:
             raise BadRequest(
@@ -744,7 +744,7 @@ class Hub:
         return None
 
     async def _invoke(
-        self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation, seconds: float
+        self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation, call: _Pending
     ) -> Any:
         """The connector's invoke inside the resilience layer, under the call deadline (a hard cap)."""
         connector = self._connectors[tool.connector]
@@ -758,10 +758,10 @@ class Hub:
             or (invocation.idempotency_key is not None and key_carrier(connector, tool) is not None),
             refresh=invocation.credentials.refresh if invocation.credentials is not None else None,
         )
-        with anyio.move_on_after(seconds) as scope:
+        with anyio.CancelScope(deadline=call.started + call.timeout) as scope:
             return await self.resilience.run(attempt, lambda: connector.invoke(tool, arguments, invocation))
         assert scope.cancelled_caught
-        late = f"{tool.name!r} did not finish within the call deadline of {seconds:g} s"
+        late = f"{tool.name!r} did not finish within the call deadline of {call.timeout:g} s"
         if not attempt.idempotent:  # a write may have been applied: "try again" could apply it twice
             unknown = f"{late}; it may or may not have taken effect"
             raise OutcomeUnknown(unknown, tool=tool.name, hint=CHECK_FIRST)

@@ -186,6 +186,9 @@ class CredentialsSettings(_Model):
     key_file: str = ".toolbridge/master.key"
     """Master key file (mode 0600), relative to the config file; TOOLBRIDGE_MASTER_KEY overrides it."""
     cache_ttl: Annotated[float, Field(ge=0)] = 5.0
+    refresh_timeout: Annotated[float, Field(gt=0, le=300)] = 20.0
+    """Seconds a token request (a refresh) may take before it is given up; a call waiting for it gives up
+    at its own deadline first (``limits.call_timeout``), while the refresh goes on to this bound."""
     oauth_allow_hosts: list[str] = []
     """Hosts (``host`` or ``host:port``) an OAuth server found by discovery may be on although they are not
     public (an SSO server on the intranet)."""

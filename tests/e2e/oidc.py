@@ -178,7 +178,9 @@ def write_config(
     resource: str | None = None,
     refresh_skew: float = 5,
     policy: str = "shared",
+    settings: dict[str, Any] | None = None,
 ) -> Path:
+    """``settings``: more top-level sections of toolbridge.yaml (``limits``, ``credentials`` fields)."""
     provider = {"display_name": "Test OIDC", "issuer": server.issuer, "scope_separator": " "}
     if token_url is not None:
         provider |= {"authorize_url": f"{server.issuer}/auth", "token_url": token_url}
@@ -194,7 +196,7 @@ def write_config(
     }
     if resource:
         connections["resource"] = resource
-    config = {
+    config: dict[str, Any] = {
         "server": {"database": database},
         "credentials": {"key_file": "master.key"},
         "providers": {"test": provider},
@@ -207,6 +209,8 @@ def write_config(
             }
         },
     }
+    for section, values in (settings or {}).items():
+        config[section] = {**config.get(section, {}), **values}
     path = folder / "toolbridge.yaml"
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path
@@ -240,11 +244,19 @@ async def authorize(url: str, redirect_uri: str, *, login: str = "alice") -> str
 
 
 class DropProxy:
-    """A loopback TCP proxy to the token endpoint that can lose responses after the server has sent them."""
+    """A loopback TCP proxy to the token endpoint that can lose responses after the server has sent them,
+    or (``hang``) hang: accept the connection, read the request, never answer nor pass it on."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.drop = False
+        self.hang = False
+        self.hung = 0
+        """Requests that hung."""
+        self.abandoned = anyio.Event()
+        """Set when a client closed a connection that hung (it gave up waiting)."""
+        self.held: anyio.Event | None = None
+        """An event: each request reaches the server only once it is set (a slow server)."""
         self.requests = 0
         self.port = 0
 
@@ -256,22 +268,34 @@ class DropProxy:
             await listener.serve(self._handle)
 
     async def _handle(self, client: SocketStream) -> None:
+        hung: list[bool] = []  # this connection's request hangs: the client keeps its connections alive
         async with (
             client,
             await anyio.connect_tcp("127.0.0.1", self.target_port) as upstream,
             anyio.create_task_group() as tg,
         ):
-            tg.start_soon(self._pump_up, client, upstream, tg.cancel_scope)
+            tg.start_soon(self._pump_up, client, upstream, tg.cancel_scope, hung)
             await self._pump_down(upstream, client)
-            tg.cancel_scope.cancel()
+            if not hung:  # the server closed an idle connection; a hung one stays open for the client
+                tg.cancel_scope.cancel()
 
-    async def _pump_up(self, client: SocketStream, upstream: SocketStream, scope: anyio.CancelScope) -> None:
+    async def _pump_up(
+        self, client: SocketStream, upstream: SocketStream, scope: anyio.CancelScope, hung: list[bool]
+    ) -> None:
         try:
             async for chunk in client:
+                if self.hang or hung:  # read on until the client closes the connection, send nothing
+                    self.hung += not hung
+                    hung[:] = [True]
+                    continue
                 self.requests += chunk.startswith(b"POST ")
+                if self.held is not None and chunk.startswith(b"POST "):
+                    await self.held.wait()
                 await upstream.send(chunk)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
+        if hung:
+            self.abandoned.set()
         scope.cancel()
 
     async def _pump_down(self, upstream: SocketStream, client: SocketStream) -> None:

@@ -93,6 +93,8 @@ def build_credentials(
         vault,
         bindings,
         cache_ttl=settings.credentials.cache_ttl,
+        token_timeout=settings.credentials.refresh_timeout,
+        lease_ttl=max(30.0, settings.credentials.refresh_timeout + 10.0),  # outlasts the token request
         url_guard=guard,
         audit=audit,
         on_reauth=on_reauth,

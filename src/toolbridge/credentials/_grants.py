@@ -62,6 +62,14 @@ class Grants:
             self._metadata[provider.issuer] = found
         return found
 
+    def token_host(self, binding: AuthConfig) -> str:
+        """The host of the binding's token endpoint, for errors (the issuer's until its metadata is read)."""
+        provider = binding.provider
+        assert provider is not None
+        found = self._metadata.get(provider.issuer or "")
+        url = provider.token_url or (found.token_endpoint if found else provider.issuer) or ""
+        return httpx2.URL(url).host or provider.name
+
     async def endpoint(self, binding: AuthConfig, material: Material | None = None) -> TokenEndpoint:
         assert binding.provider is not None
         metadata = await self.metadata(binding)

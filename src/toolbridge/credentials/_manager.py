@@ -3,7 +3,8 @@
 Hot path (a cached, valid token): a dict lookup, two clock comparisons and an audit entry queued.
 Refresh — proactive (within ``refresh_skew`` of expiry) or after a 401 — runs once per connection:
 
-* across tasks, an ``anyio.Lock`` per connection; a task that waited finds the newer version and uses it;
+* across tasks, one flight per connection (``_flights``): the refresh runs in a task of its own, to its
+  own bound (``token_timeout``); every caller joins it and waits no longer than its call's deadline;
 * across processes, a lease in the ``connections`` row, then a compare-and-set commit on ``token_version``
   (see ``_store``); a process that lost the lease polls (bounded) until the new version appears;
 * the token request and the commit are shielded from cancellation: once the provider has rotated the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import secrets
@@ -34,6 +36,7 @@ from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.audit import AuditLog, args_digest, audit_entry
 from toolbridge.credentials._auth import build_auth, fields_of
 from toolbridge.credentials._config import AuthConfig
+from toolbridge.credentials._flights import Flights, unanswered
 from toolbridge.credentials._grants import Grants
 from toolbridge.credentials._mcp_auth import OAUTH_GUARD
 from toolbridge.credentials._mcp_connect import load_discovered
@@ -136,10 +139,10 @@ def secret_forms(binding: AuthConfig, material: Material) -> tuple[str, ...]:
     return found
 
 
-_FAILURE_PAUSE = 2.0
-"""Seconds a failed refresh of a connection is answered from memory (the endpoint gave no Retry-After)."""
 _MARGIN = 1.0
 """Seconds of life an access token must have left to be used when its proactive refresh failed."""
+_REPORT = 0.5
+"""Seconds before the call's deadline a refresh after a 401 stops waiting: its error names the endpoint."""
 
 
 class CredentialManager:
@@ -192,8 +195,8 @@ class CredentialManager:
         self._cells: dict[str, _Cell] = {}
         self._selected: dict[tuple[str, tuple[str, ...], str | None], str] = {}
         self._locks: dict[str, anyio.Lock] = {}
-        self._failures: dict[str, tuple[float, TokenRefreshFailed | ConfigurationError]] = {}
-        """Connection → (until, the failure): a refresh that just failed is not tried again before."""
+        self._flights = Flights(lambda: self.clock())  # read when asked: a test may set another clock
+        """The refresh under way per connection, and those that just failed (not tried again before)."""
         self._log_filter: UrlQueryFilter | None = None
         self.refreshes = 0
         """Token requests this process sent (for tests and metrics)."""
@@ -203,9 +206,11 @@ class CredentialManager:
         if names:  # httpx2 logs request URLs; API keys in a query string are masked there
             self._log_filter = UrlQueryFilter(names)
             logging.getLogger("httpx2").addFilter(self._log_filter)
+        await self._flights.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self._flights.__aexit__(None, None, None)
         if self._log_filter is not None:
             logging.getLogger("httpx2").removeFilter(self._log_filter)
             self._log_filter = None
@@ -274,7 +279,9 @@ class CredentialManager:
         *,
         request_id: str = "",
         tool: str = "",
+        until: float | None = None,
     ) -> ResolvedCredentials:
+        """``until``: the call's deadline (``anyio.current_time()``); no refresh holds it longer."""
         binding = await self.current_binding(connector)
         if binding.configured and connection in (None, "default"):
             cell = self._configured(connector, binding, tool)
@@ -289,24 +296,26 @@ class CredentialManager:
             )
             raise _reconnect(conn, tool)
         if binding.uses_tokens and self._stale(cell, binding):
-            cell = await self._refreshed_or_current(cell, tool)
+            cell = await self._refreshed_or_current(cell, tool, until)
         await self.record("(credentials.use)", principal.id, request_id, cell.digest, "ok", None)
         version = cell.connection.token_version
-        refresh = self._refresher(conn.id, version, tool) if binding.uses_tokens else None
+        refresh = self._refresher(conn.id, version, tool, until) if binding.uses_tokens else None
         return ResolvedCredentials(
             conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh, cell.secrets, cell
         )
 
-    async def _refreshed_or_current(self, cell: _Cell, tool: str) -> _Cell:
+    async def _refreshed_or_current(self, cell: _Cell, tool: str, until: float | None) -> _Cell:
         """A proactive refresh. When the token endpoint fails for a moment and the current access token has
         not expired yet, the call goes on with it, as MSAL does (its failure had every call fail until the
         endpoint came back, though their token was good for up to ``refresh_skew`` more seconds); the next
-        call tries again once the pause has passed. An expired token, or a dead grant, still fails."""
-        conn = cell.connection
+        call tries again once the pause has passed. An expired token, or a dead grant, still fails. A call
+        with a good token waits for its refresh half its time at most, then goes on with that token."""
+        conn, usable = cell.connection, self._usable(cell)
+        if usable and until is not None:
+            until = anyio.current_time() + max(0.0, until - anyio.current_time()) / 2
         try:  # while the token is good, a call does not wait for a refresh another task or process runs
-            await self.refresh(
-                conn.id, conn.token_version, reason="proactive", tool=tool, wait=not self._usable(cell)
-            )
+            await self.refresh(conn.id, conn.token_version, reason="proactive", tool=tool, wait=not usable,
+                               until=until)  # fmt: skip
         except TokenRefreshFailed as exc:
             cell = self._cells.get(conn.id, cell)  # the newest token this process has seen
             if not self._usable(cell):
@@ -406,9 +415,12 @@ class CredentialManager:
             )
         return token
 
-    def _refresher(self, ident: str, version: int, tool: str) -> Callable[[], Awaitable[None]]:
-        async def refresh() -> None:
-            await self.refresh(ident, version, reason="401", tool=tool)
+    def _refresher(
+        self, ident: str, version: int, tool: str, until: float | None
+    ) -> Callable[[], Awaitable[None]]:
+        async def refresh() -> None:  # given up a moment before the call's deadline, whose timeout hides why
+            ends = None if until is None else until - _REPORT
+            await self.refresh(ident, version, reason="401", tool=tool, until=ends)
 
         return refresh
 
@@ -511,60 +523,52 @@ class CredentialManager:
     # -- refresh ------------------------------------------------------------------------------------
 
     async def refresh(
-        self, ident: str, seen_version: int, *, reason: str, tool: str = "", wait: bool = True
+        self,
+        ident: str,
+        seen_version: int,
+        *,
+        reason: str,
+        tool: str = "",
+        wait: bool = True,
+        until: float | None = None,
     ) -> None:
         """Make sure a token newer than ``seen_version`` (and not expiring) is stored and cached.
 
         ``wait=False`` (a proactive refresh while the current token is still good): when another task or
         process is refreshing it already, return at once — a slow token endpoint held every call of the
-        connection for up to ``token_timeout`` (20 s), in every replica, though their token was good."""
-        lock = self._locks.setdefault(ident, anyio.Lock())
-        if not wait and lock.locked():
+        connection for up to ``token_timeout`` (20 s), in every replica, though their token was good.
+        ``until`` (``anyio.current_time()``): the caller's deadline. Past it, the caller gets a
+        :class:`TokenRefreshFailed` naming the token endpoint, and the refresh goes on without it."""
+        if not wait and self._flights.running(ident):
             return
-        async with lock:
+        for _ in range(2 if wait else 1):  # a flight joined under way may have been for an older token
             cell = self._cells.get(ident)
             if cell is not None and self._fresh(cell.connection, cell.material, seen_version):
                 return
-            self._raise_recent_failure(ident, tool)
-            try:
-                with anyio.fail_after(self.wait_timeout + self.token_timeout):
-                    await self._refresh_across_processes(ident, seen_version, reason, tool, wait)
-            except TimeoutError:
-                failed = TokenRefreshFailed(
-                    f"refreshing the token of connection {ident} took too long",
-                    hint="try again shortly",
-                    tool=tool or None,
-                )
-                self._remember_failure(ident, failed)
-                raise failed from None
-            except (TokenRefreshFailed, ConfigurationError) as exc:
-                self._remember_failure(ident, exc)
-                raise
-            self._failures.pop(ident, None)
+            self._flights.raise_recent(ident, tool)
+            work = functools.partial(self._fly, ident, seen_version, reason, tool, wait)
+            if not await self._flights.join(ident, work, until=until, tool=tool):
+                raise self._unanswered(ident, tool)
 
-    def _remember_failure(self, ident: str, exc: TokenRefreshFailed | ConfigurationError) -> None:
-        """The calls waiting for this refresh get its failure, not a token request each (ten calls sent ten,
-        and a 429's Retry-After was not heeded): for the endpoint's Retry-After, else a short pause. A
-        refusal the operator must fix (``invalid_client``) is remembered as long: it changes no state."""
-        if isinstance(exc, TokenRefreshFailed):
-            exc.retry_after = max(exc.retry_after or 0.0, _FAILURE_PAUSE)
-            self._failures[ident] = (self.clock() + exc.retry_after, exc)
-        else:
-            self._failures[ident] = (self.clock() + _FAILURE_PAUSE, exc)
+    async def _fly(self, ident: str, seen_version: int, reason: str, tool: str, wait: bool) -> None:
+        """One refresh of ``ident``, in its flight's task, bounded by the lease wait and the token timeout."""
+        try:
+            with anyio.fail_after(self.wait_timeout + self.token_timeout):
+                await self._refresh_across_processes(ident, seen_version, reason, tool, wait)
+        except TimeoutError:
+            failed = TokenRefreshFailed(f"refreshing the token of connection {ident} took too long",
+                                        hint="try again shortly", tool=tool or None)  # fmt: skip
+            self._flights.remember(ident, failed)
+            raise failed from None
+        except (TokenRefreshFailed, ConfigurationError) as exc:
+            self._flights.remember(ident, exc)
+            raise
+        self._flights.forget(ident)
 
-    def _raise_recent_failure(self, ident: str, tool: str) -> None:
-        recent = self._failures.get(ident)
-        if recent is None:
-            return
-        until, exc = recent
-        left = until - self.clock()
-        if left <= 0:
-            del self._failures[ident]
-            return
-        again = type(exc)(exc.message, hint=exc.hint, tool=tool or None)
-        if isinstance(again, TokenRefreshFailed):
-            again.retry_after = left
-        raise again
+    def _unanswered(self, ident: str, tool: str) -> TokenRefreshFailed:
+        cell = self._cells.get(ident)
+        host = self.grants.token_host(self.bindings[cell.connection.connector]) if cell else "of the provider"
+        return unanswered(host, ident, self.token_timeout, tool)
 
     def _fresh(self, conn: Connection, material: Material, seen_version: int) -> bool:
         if conn.token_version <= seen_version or material.tokens is None:
@@ -640,7 +644,7 @@ class CredentialManager:
                     self.on_reauth(fresh, exc.message)
                 raise _reconnect(fresh, tool, cause=exc.message) from None
             except (ToolbridgeError, TimeoutError) as exc:
-                failure = refresh_failure(exc, self.token_timeout)
+                failure = refresh_failure(exc, self.token_timeout, self.grants.token_host(binding))
                 await self.store.release_lease(conn.id, self.owner, error=failure.message)
                 await self.record("(credentials.refresh)", who, "", digest, "error", failure.code, started)
                 failure.tool = tool or None

@@ -273,14 +273,16 @@ def _host(url: str) -> str:
     return httpx2.URL(url).host
 
 
-def refresh_failure(exc: ToolbridgeError | TimeoutError, timeout: float) -> ToolbridgeError:
+def refresh_failure(exc: ToolbridgeError | TimeoutError, timeout: float, host: str) -> ToolbridgeError:
     """What a failed refresh raises: the authorization server unreachable or answering 5xx while its
     metadata is read (a process that had not read it yet) is a transient token_refresh_failed like the token
     endpoint's own, remembered for a moment (it was an upstream_unavailable, or a configuration_error for a
     5xx, asked again by every call: an outside probe counted 198 metadata requests in 4 s)."""
     if isinstance(exc, TimeoutError):
         return TokenRefreshFailed(
-            f"the token endpoint did not answer within {timeout:g} s", hint="try again shortly"
+            f"the token endpoint {host} did not answer within {timeout:g} s",
+            hint="the connection is kept; try again shortly, and if this persists, check that the "
+            "authorization server is up",
         )
     if isinstance(exc, UpstreamError) and not isinstance(exc, TokenRefreshFailed):
         return TokenRefreshFailed(
