@@ -7,6 +7,12 @@
   ``/graphql`` (a transient failure that was not processed);
 * ``/lost/graphql`` — runs the operation (a mutation takes effect) and answers 500 instead of its result
   (a write whose outcome the client cannot know);
+* ``/coded/graphql`` — ``user(id)`` and ``echo(text)`` fail with an error whose ``extensions.code`` is the
+  argument (Apollo's convention): at HTTP 200 (``user`` is nullable: ``data`` holds its null), or 400
+  (``echo`` is not: ``data`` is null, and ariadne then answers 400); ``/github/graphql`` — the same with the
+  code as the error's ``type`` (GitHub's);
+* ``/throttled/graphql`` — the first request of each root field is refused as Shopify does (HTTP 200, code
+  ``THROTTLED``, the cost in the answer's ``extensions``: 0.2 s until it would pass), then as ``/graphql``;
 * any other path — 200 with a text body (not a GraphQL endpoint).
 
 Mutations count their effects; the ``effects`` query reads the count.
@@ -19,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import uvicorn
 from ariadne import (
     InterfaceType,
@@ -30,6 +37,8 @@ from ariadne import (
     make_executable_schema,
 )
 from ariadne.asgi import GraphQL
+from ariadne.asgi.handlers import GraphQLHTTPHandler
+from ariadne.types import Extension
 from graphql import GraphQLError, GraphQLResolveInfo
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -194,11 +203,85 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/moved/graphql":  # moved to another host name (another origin), the query string kept
         moved = f"http://localhost:{scope['server'][1]}/graphql?{scope['query_string'].decode()}"
         await Response(status_code=307, headers={"Location": moved})(scope, receive, send)
+    elif path == "/coded/graphql":
+        await coded_app(scope, receive, send)
+    elif path == "/github/graphql":
+        await github_app(scope, receive, send)
+    elif path == "/throttled/graphql":
+        await throttled_app(scope, receive, send)
     else:
         await PlainTextResponse("hello, this is not GraphQL")(scope, receive, send)
 
 
 busy = Busy()
+coded = QueryType()
+
+
+@coded.field("user")
+@coded.field("echo")
+def _refuse(_: Any, info: GraphQLResolveInfo, **arguments: str) -> str:
+    code = next(iter(arguments.values()))
+    raise GraphQLError(f"refused with {code}", extensions={"code": code})
+
+
+def _github_style(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
+    formatted = dict(error.formatted)
+    code = formatted.pop("extensions", {}).get("code")
+    return {"type": code, **formatted} if code else formatted
+
+
+coded_schema = make_executable_schema(SDL, coded, mutation, user_type, node, result)
+coded_app = GraphQL(coded_schema, debug=False)
+github_app = GraphQL(coded_schema, debug=False, error_formatter=_github_style)
+THROTTLED_ONCE: set[str] = set()
+"""Root fields the throttled route has refused once."""
+
+
+class Throttle(Extension):
+    """Refuses the first request of each root field as Shopify's Admin API refuses a throttled one."""
+
+    def __init__(self) -> None:
+        self.throttled = False
+
+    def resolve(self, next_: Any, obj: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
+        if info.path.prev is None and info.field_name not in THROTTLED_ONCE:
+            THROTTLED_ONCE.add(info.field_name)
+            self.throttled = True
+            raise GraphQLError("Throttled", extensions={"code": "THROTTLED"})
+        return next_(obj, info, **kwargs)
+
+    def format(self, context: Any) -> dict[str, Any] | None:
+        if not self.throttled:
+            return None
+        status = {"maximumAvailable": 1000.0, "currentlyAvailable": 40, "restoreRate": 50.0}
+        return {"cost": {"requestedQueryCost": 50, "actualQueryCost": None, "throttleStatus": status}}
+
+
+throttled_app = GraphQL(schema, debug=False, http_handler=GraphQLHTTPHandler(extensions=[Throttle]))
+
+
+def checking_app(introspection: str, client_id: str, client_secret: str, denied: set[str]) -> GraphQL:
+    """The shop as an OAuth resource server: ``whoami`` is the subject of the request's bearer token as
+    the authorization server's introspection endpoint (RFC 7662) tells it. A token that is not active
+    there, or that the API itself no longer takes (the token or its subject in ``denied``: say its user
+    changed their password), is refused as Apollo Server does: HTTP 200, an error coded
+    ``UNAUTHENTICATED``."""
+    checking = QueryType()
+
+    @checking.field("whoami")
+    async def _subject(_: Any, info: GraphQLResolveInfo) -> str:
+        token = info.context["request"].headers.get("authorization", "").removeprefix("Bearer ")
+        form = {"token": token, "client_id": client_id, "client_secret": client_secret}
+        async with httpx2.AsyncClient(trust_env=False, timeout=10) as client:
+            answer = (await client.post(introspection, data=form)).json()
+        if not answer.get("active") or token in denied or answer.get("sub") in denied:
+            raise GraphQLError(
+                "not signed in: the token is not taken", extensions={"code": "UNAUTHENTICATED"}
+            )
+        return str(answer["sub"])
+
+    return GraphQL(make_executable_schema(SDL, checking, mutation, user_type, node, result), debug=False)
+
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
