@@ -13,7 +13,7 @@ import pytest
 
 from tests.connectors.graphql.conftest import SHOP
 from tests.connectors.openapi.conftest import configured
-from toolbridge import Hub, InvalidArguments, OutcomeUnknown, Principal, UpstreamStatusError
+from toolbridge import Hub, InvalidArguments, Limits, OutcomeUnknown, Principal, UpstreamStatusError
 from toolbridge.connectors.graphql import GraphQLConnector
 from toolbridge.credentials import Secret
 from toolbridge.errors import IdempotencyKeyReused, UpstreamError
@@ -85,6 +85,15 @@ async def test_a_partial_result_keeps_the_data_and_the_errors(hub: Hub) -> None:
     result = await call(hub, "fragile", {"select": "id name"})
     assert result["data"][0] == {"id": "1", "name": "Ada"} and result["data"][1] is None
     assert result["errors"] == [{"message": "Mallory's name is withheld", "path": ["fragile", 1, "name"]}]
+
+
+async def test_a_partial_result_cut_at_the_result_cap_still_tells_the_errors(shop_server: str) -> None:
+    """The errors came after the data: a partial result over the hub's result cap was cut before them, so
+    the agent read a list with a hole in it and no word that an item had failed."""
+    select = "id name role joined address { city country { name } }"  # 150 bytes of data before the error
+    async with shop_hub(f"{shop_server}/graphql", limits=Limits(max_result_bytes=120)) as hub:
+        result = await hub.call(Principal.local(), "shop.fragile", {"select": select})
+    assert result.truncated and "Mallory's name is withheld" in result.text
 
 
 async def test_a_mutation_takes_effect_once(hub: Hub) -> None:
@@ -252,6 +261,24 @@ async def test_a_secret_echoed_in_graphql_errors_is_masked() -> None:
     error = info.value
     assert "bad token Bearer [redacted]" in error.message
     assert token not in f"{error.message} {error.hint} {error.body}"
+
+
+async def test_one_error_not_in_a_list_is_read_as_an_error() -> None:
+    """Transport-level (no server we run answers so): ``errors`` as one object was shown as a Python dict."""
+    answer = {
+        "data": None,
+        "errors": {"message": "the token is not taken", "extensions": {"code": "FORBIDDEN"}},
+    }
+    connector = GraphQLConnector.from_schema(
+        "shop", "https://shop.test/graphql", SHOP,
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(200, json=answer)),
+    )  # fmt: skip
+    hub = Hub(resilience=Resilience(sleep=_no_wait))
+    hub.add_connector(connector)
+    async with hub:
+        with pytest.raises(UpstreamStatusError) as info:
+            await call(hub, "whoami", {})
+    assert info.value.message.endswith("(FORBIDDEN at HTTP 200, taken as 403): the token is not taken")
 
 
 @pytest.mark.parametrize("answer", [{"data": {}}, {"data": None}, {"data": None, "errors": []}])

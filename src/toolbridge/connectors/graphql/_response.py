@@ -1,7 +1,7 @@
 """GraphQL answers → results and errors.
 
 - ``data`` holding the field, no ``errors``: the field's value (``null`` when the API found nothing);
-- ``data`` holding the field, and ``errors`` (a partial result): ``{"data": value, "errors": [...]}``;
+- ``data`` holding the field, and ``errors`` (a partial result): ``{"errors": [...], "data": value}``;
 - ``errors`` and no ``data`` (or a null field): :class:`~toolbridge.errors.UpstreamStatusError` with the
   messages and paths;
 - HTTP 4xx / 5xx / 429: :class:`~toolbridge.errors.UpstreamStatusError` as for a REST API (``Retry-After``,
@@ -112,8 +112,8 @@ def result_of(page: Page, tool: str, field: str) -> Any:
             tool=tool,
             hint="the API answered neither the field nor an error; check the connector's endpoint",
         )
-    if errors:
-        return {"data": data.get(field), "errors": errors}
+    if errors:  # first: a result cut at the hub's cap keeps them (after the data, they were cut off)
+        return {"errors": errors, "data": data.get(field)}
     return data.get(field)
 
 
@@ -128,6 +128,8 @@ def _json(page: Page) -> Any:
 
 def _errors(raw: Any) -> list[dict[str, Any]]:
     """The errors an agent reads: message, path, the extensions' code; at most :data:`MAX_ERRORS`."""
+    if isinstance(raw, Mapping):  # one error, not in a list
+        raw = [raw]
     if not isinstance(raw, list):
         return [] if raw is None else [{"message": str(raw)[:EXCERPT_CHARS]}]
     kept: list[dict[str, Any]] = []
