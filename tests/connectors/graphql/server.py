@@ -11,6 +11,9 @@
   argument (Apollo's convention): at HTTP 200 (``user`` is nullable: ``data`` holds its null), or 400
   (``echo`` is not: ``data`` is null, and ariadne then answers 400); ``/github/graphql`` — the same with the
   code as the error's ``type`` (GitHub's);
+* ``/closed/graphql`` — the schema with introspection turned off (ariadne answers 400 to it);
+* ``/one-error/graphql`` — answers every request with ``errors`` as one object, not a list (against the
+  specification, as some servers do);
 * ``/throttled/graphql`` — the first request of each root field is refused as Shopify does (HTTP 200, code
   ``THROTTLED``, the cost in the answer's ``extensions``: 0.2 s until it would pass), then as ``/graphql``;
 * any other path — 200 with a text body (not a GraphQL endpoint).
@@ -143,6 +146,7 @@ node = InterfaceType("Node", lambda obj, *_: "Order" if obj["id"].startswith("o"
 result = UnionType("SearchResult", lambda obj, *_: "Order" if obj["id"].startswith("o") else "User")
 schema = make_executable_schema(SDL, query, mutation, user_type, node, result)
 graphql_app = GraphQL(schema, debug=False)
+closed_app = GraphQL(schema, debug=False, introspection=False)
 
 
 class Busy:
@@ -203,6 +207,12 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/moved/graphql":  # moved to another host name (another origin), the query string kept
         moved = f"http://localhost:{scope['server'][1]}/graphql?{scope['query_string'].decode()}"
         await Response(status_code=307, headers={"Location": moved})(scope, receive, send)
+    elif path == "/closed/graphql":
+        await closed_app(scope, receive, send)
+    elif path == "/one-error/graphql":
+        await _body(receive)
+        body = {"errors": {"message": "the server is misconfigured"}}
+        await Response(json.dumps(body), 200, media_type="application/json")(scope, receive, send)
     elif path == "/coded/graphql":
         await coded_app(scope, receive, send)
     elif path == "/github/graphql":

@@ -16,7 +16,7 @@ from tests.connectors.openapi.conftest import configured
 from toolbridge import Hub, InvalidArguments, Limits, OutcomeUnknown, Principal, UpstreamStatusError
 from toolbridge.connectors.graphql import GraphQLConnector
 from toolbridge.credentials import Secret
-from toolbridge.errors import IdempotencyKeyReused, UpstreamError
+from toolbridge.errors import ConfigurationError, IdempotencyKeyReused, UpstreamError
 from toolbridge.resilience import Resilience
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -177,6 +177,31 @@ async def test_the_schema_by_introspection_through_the_guard(shop_server: str) -
     assert [t.name for t in connector.tools()] == [
         t.name for t in GraphQLConnector.from_schema("shop", endpoint, SHOP).tools()
     ]
+
+
+def test_introspection_turned_off_is_told_with_the_servers_words(shop_server: str) -> None:
+    """ariadne answers 400 to introspection it turned off: the message was "introspection answered HTTP
+    400" and the hint a guess between credentials and introspection (GraphQL fault probe)."""
+    host = shop_server.split("/")[2]
+    with pytest.raises(ConfigurationError) as info:
+        GraphQLConnector.from_schema("shop", f"{shop_server}/closed/graphql", allow_hosts=[host])
+    assert info.value.message.endswith(
+        "answered HTTP 400: Cannot query '__schema': introspection is disabled."
+    )
+    assert (info.value.hint or "").startswith("the API turns introspection off: save the schema")
+
+
+async def test_an_error_object_answering_introspection_leaves_the_hub_running(
+    shop_server: str, tmp_path: Path
+) -> None:
+    """``errors`` as one object, not a list, stopped the hub at start with a bare KeyError: 0."""
+    host = shop_server.split("/")[2]
+    (tmp_path / "toolbridge.yaml").write_text(
+        "connectors:\n  odd:\n    kind: graphql\n"
+        f"    endpoint: {shop_server}/one-error/graphql\n    allow_hosts: ['{host}']\n"
+    )
+    async with Hub.from_file(tmp_path / "toolbridge.yaml") as hub:
+        assert "introspection failed: the server is misconfigured (" in (hub.connector("odd").status or "")
 
 
 async def test_toolbridge_yaml_builds_the_connector(shop_server: str, tmp_path: Path) -> None:

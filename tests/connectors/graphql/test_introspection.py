@@ -1,7 +1,8 @@
 """The schema fetched by introspection: through the SSRF guard, capped, and refused with a reason.
 
 Transport-level: name resolution is injected (RELIABILITY.md G), and the answers a real server gives
-rarely (introspection turned off, an oversized answer, a redirect) come from ``httpx2.MockTransport``.
+rarely (introspection refused at HTTP 200, an oversized answer, a redirect) come from
+``httpx2.MockTransport``; ariadne turning it off, and an ``errors`` object, are in test_calls.py.
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ from toolbridge.errors import BadRequest, ConfigurationError
 __all__ = ["MAX_SCHEMA_BYTES", "introspect", "load_schema", "parse_schema"]
 
 MAX_SCHEMA_BYTES = 32 * 1024 * 1024
+_ERROR_BYTES = 64 * 1024
+"""Bytes of a refused introspection answer read for its messages."""
 logger = logging.getLogger("toolbridge.connectors.graphql")
 
 
@@ -154,22 +156,32 @@ def _answer(client: httpx2.Client, request: httpx2.Request, endpoint: str, max_b
 
 
 def _read(response: httpx2.Response, endpoint: str, max_bytes: int) -> bytes:
-    if response.status_code >= 300:
+    if 300 <= response.status_code < 400:
         raise ConfigurationError(
-            f"{endpoint}: introspection answered HTTP {response.status_code}",
-            hint="the API may need credentials or disable introspection: give 'schema:' as a file",
+            f"{endpoint}: introspection answered HTTP {response.status_code} (a redirect: not followed)",
+            hint="write the URL it redirects to as the endpoint, or give 'schema:' as a file",
         )
+    refused = response.status_code >= 400  # its body says why: read (a little of) it
     parts: list[bytes] = []
     total = 0
     for chunk in response.iter_bytes():
         total += len(chunk)
-        if total > max_bytes:
+        if total > (_ERROR_BYTES if refused else max_bytes):
+            if refused:
+                break
             raise ConfigurationError(
                 f"{endpoint}: the introspection result is over {max_bytes:,} bytes",
                 hint="raise max_schema_bytes for this connector",
             )
         parts.append(chunk)
-    return b"".join(parts)
+    data = b"".join(parts)
+    if refused:
+        said = _messages(data.decode("utf-8", errors="replace"))
+        raise ConfigurationError(
+            f"{endpoint}: introspection answered HTTP {response.status_code}" + (f": {said}" if said else ""),
+            hint=_why_refused(response.status_code, said),
+        )
+    return data
 
 
 def _errors_checked(text: str, endpoint: str) -> str:
@@ -182,9 +194,30 @@ def _errors_checked(text: str, endpoint: str) -> str:
         ) from None
     errors = answer.get("errors") if isinstance(answer, dict) else None
     if errors and not (isinstance(answer.get("data"), dict) and answer["data"].get("__schema")):
-        first = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
-        raise ConfigurationError(
-            f"{endpoint}: introspection failed: {str(first)[:300]}",
-            hint="the API may disable introspection: give 'schema:' as a file (SDL or introspection JSON)",
-        )
+        said = _messages(text) or str(errors)[:300]
+        raise ConfigurationError(f"{endpoint}: introspection failed: {said}", hint=_why_refused(200, said))
     return text
+
+
+def _messages(text: str) -> str:
+    """The first messages of a GraphQL (or REST) error answer, or "" when it holds none."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    errors = answer.get("errors", [answer] if "message" in answer else [])
+    errors = [errors] if isinstance(errors, dict) else errors if isinstance(errors, list) else []
+    said = [str(e.get("message") if isinstance(e, dict) else e) for e in errors[:2]]
+    return "; ".join(m for m in said if m)[:300]
+
+
+def _why_refused(status: int, said: str) -> str:
+    to_file = "save the schema, SDL or an introspection result, to a file and give it as 'schema:' "
+    to_file += "(to toolbridge add graphql: --schema FILE)"
+    if status in (401, 403):
+        return f"the API wants credentials for introspection, which is sent without them: {to_file}"
+    if "introspection" in said.lower():
+        return f"the API turns introspection off: {to_file}"
+    return f"check that the endpoint is the API's GraphQL URL; or {to_file}"
