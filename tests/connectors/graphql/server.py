@@ -14,6 +14,8 @@
 * ``/closed/graphql`` — the schema with introspection turned off (ariadne answers 400 to it);
 * ``/one-error/graphql`` — answers every request with ``errors`` as one object, not a list (against the
   specification, as some servers do);
+* ``/deep/graphql`` — answers every request with JSON nested 20,000 levels deep; ``/surrogate/graphql`` —
+  ``whoami`` holding a lone UTF-16 surrogate escape (as ``json.dumps`` writes one); valid JSON syntax both;
 * ``/throttled/graphql`` — the first request of each root field is refused as Shopify does (HTTP 200, code
   ``THROTTLED``, the cost in the answer's ``extensions``: 0.2 s until it would pass), then as ``/graphql``;
 * any other path — 200 with a text body (not a GraphQL endpoint).
@@ -213,6 +215,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _body(receive)
         body = {"errors": {"message": "the server is misconfigured"}}
         await Response(json.dumps(body), 200, media_type="application/json")(scope, receive, send)
+    elif path in HOSTILE:
+        await _body(receive)
+        await Response(HOSTILE[path], 200, media_type="application/json")(scope, receive, send)
     elif path == "/coded/graphql":
         await coded_app(scope, receive, send)
     elif path == "/github/graphql":
@@ -224,6 +229,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 busy = Busy()
+HOSTILE = {
+    "/deep/graphql": '{"data": {"whoami": ' + "[" * 20_000 + "]" * 20_000 + "}}",
+    "/surrogate/graphql": json.dumps({"data": {"whoami": "a\ud800b"}}),
+}
 coded = QueryType()
 
 

@@ -204,6 +204,35 @@ async def test_an_error_object_answering_introspection_leaves_the_hub_running(
         assert "introspection failed: the server is misconfigured (" in (hub.connector("odd").status or "")
 
 
+@pytest.mark.parametrize(
+    ("route", "why"), [("deep", "it is nested too deeply"), ("surrogate", "a lone UTF-16 surrogate escape")]
+)
+async def test_json_toolbridge_cannot_use_is_an_upstream_error(
+    shop_server: str, route: str, why: str
+) -> None:
+    """Both failed the call as "a toolbridge bug" (RecursionError, UnicodeEncodeError), with a traceback."""
+    async with shop_hub(f"{shop_server}/{route}/graphql") as hub:
+        with pytest.raises(UpstreamError) as info:
+            await call(hub, "whoami", {})
+    assert info.value.code == "upstream_error" and why in info.value.message
+
+
+async def test_a_schema_nested_too_deeply_leaves_the_hub_running(shop_server: str, tmp_path: Path) -> None:
+    """An introspection answer or a schema file nested thousands of levels deep stopped the hub at start
+    (RecursionError): now the connector has no tools and says why."""
+    host = shop_server.split("/")[2]
+    (tmp_path / "deep.json").write_text('{"__schema": ' + "[" * 20_000 + "]" * 20_000 + "}")
+    (tmp_path / "toolbridge.yaml").write_text(
+        "connectors:\n  asked:\n    kind: graphql\n"
+        f"    endpoint: {shop_server}/deep/graphql\n    allow_hosts: ['{host}']\n"
+        "  filed:\n    kind: graphql\n"
+        f"    endpoint: {shop_server}/graphql\n    schema: deep.json\n"
+    )
+    async with Hub.from_file(tmp_path / "toolbridge.yaml") as hub:
+        for name in ("asked", "filed"):
+            assert "nested too deeply" in (hub.connector(name).status or "")
+
+
 async def test_toolbridge_yaml_builds_the_connector(shop_server: str, tmp_path: Path) -> None:
     (tmp_path / "shop.graphql").write_text(SHOP.read_text())
     (tmp_path / "toolbridge.yaml").write_text(

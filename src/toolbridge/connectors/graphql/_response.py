@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from toolbridge import _jsonin as jsonin
 from toolbridge.connectors.openapi._response import EXCERPT_CHARS, Page, status_error
 from toolbridge.errors import UpstreamError, UpstreamStatusError
 
@@ -81,7 +82,7 @@ _MEANS = {
 
 def result_of(page: Page, tool: str, field: str) -> Any:
     """The result of one call from its answer, or the error it stands for."""
-    answer = _json(page)
+    answer, unreadable = _json(page)
     if page.status_code >= 400:
         errors = _errors(answer.get("errors")) if isinstance(answer, Mapping) else []
         if page.status_code == 400 and _coded_status(errors) is not None:  # a GraphQL answer's errors at a
@@ -98,9 +99,11 @@ def result_of(page: Page, tool: str, field: str) -> Any:
     if not isinstance(answer, Mapping) or ("data" not in answer and "errors" not in answer):
         raise UpstreamError(
             f"{tool!r}: the upstream's answer is not a GraphQL response (HTTP {page.status_code}, "
-            f"{page.media_type or 'no content type'})",
+            f"{page.media_type or 'no content type'}{unreadable})",
             tool=tool,
-            hint="check the connector's endpoint: it should be the API's GraphQL URL",
+            hint="leave out what the API cannot send with 'select'; if it persists, tell the API's owner"
+            if unreadable
+            else "check the connector's endpoint: it should be the API's GraphQL URL",
         )
     errors = _errors(answer.get("errors"))
     data = answer.get("data")
@@ -117,13 +120,17 @@ def result_of(page: Page, tool: str, field: str) -> Any:
     return data.get(field)
 
 
-def _json(page: Page) -> Any:
+def _json(page: Page) -> tuple[Any, str]:
+    """The answer decoded, else None and why, when it is JSON toolbridge cannot use: nested too deeply (it
+    failed the call as a toolbridge bug, RecursionError), a lone surrogate escape (UnicodeEncodeError
+    where the result was written), NaN."""
     if page.truncated or not page.content:
-        return None
+        return None, ""
     try:
-        return json.loads(page.content)
-    except ValueError:
-        return None
+        return jsonin.loads(page.content), ""
+    except ValueError as exc:
+        json_said = "json" in page.media_type
+        return None, f": {exc}" if json_said and not str(exc).startswith(("Expecting", "Extra data")) else ""
 
 
 def _errors(raw: Any) -> list[dict[str, Any]]:

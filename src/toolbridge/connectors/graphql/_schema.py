@@ -10,7 +10,6 @@ that requires them (GitHub's), save the schema to a file and point ``schema:`` a
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +27,7 @@ from graphql import (
 )
 from graphql.validation.validate import validate_sdl
 
+from toolbridge import _jsonin as jsonin
 from toolbridge._urlguard import SyncResolver, URLGuard, system_addresses
 from toolbridge.errors import BadRequest, ConfigurationError
 
@@ -65,7 +65,7 @@ def parse_schema(text: str, where: str) -> GraphQLSchema:
     used anyway, the problems logged as a warning; a reference to an undefined type is an error."""
     try:
         if text.lstrip().startswith("{"):
-            schema = build_client_schema(_introspection(json.loads(text), where))
+            schema = build_client_schema(_introspection(jsonin.loads(text.encode()), where))
             problems: list[GraphQLError] = []
         else:
             document = parse(text)
@@ -186,10 +186,10 @@ def _read(response: httpx2.Response, endpoint: str, max_bytes: int) -> bytes:
 
 def _errors_checked(text: str, endpoint: str) -> str:
     try:
-        answer = json.loads(text)
-    except ValueError:
+        answer = jsonin.loads(text.encode())
+    except ValueError as exc:
         raise ConfigurationError(
-            f"{endpoint}: the introspection answer is not JSON",
+            f"{endpoint}: the introspection answer is not JSON toolbridge can read ({str(exc)[:100]})",
             hint="check that the endpoint is the API's GraphQL URL, or give 'schema:' as a file",
         ) from None
     errors = answer.get("errors") if isinstance(answer, dict) else None
@@ -202,7 +202,7 @@ def _errors_checked(text: str, endpoint: str) -> str:
 def _messages(text: str) -> str:
     """The first messages of a GraphQL (or REST) error answer, or "" when it holds none."""
     try:
-        answer = json.loads(text)
+        answer = jsonin.loads(text.encode())
     except ValueError:
         return ""
     if not isinstance(answer, dict):
