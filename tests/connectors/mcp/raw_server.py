@@ -3,8 +3,9 @@ failures the SDK's servers cannot produce.
 
 ``STARTS_FILE``: every start appends a line ``PID start MODE`` to it, every request ``PID METHOD``.
 ``MODE_FILE`` holds what this start does: ``die`` (exit 3 at once, with a line on stderr), ``silent-once``
-(the first start reads and never answers, later ones serve) or ``serve``. A ``server/discover`` is
-answered "method not found" (no stateless era).
+(the first start reads and never answers, later ones serve), ``deep`` (serve, writing before each
+``tools/call`` answer a line of JSON nested 5,000 levels deep, which Python's ``json`` cannot read without
+a ``RecursionError``) or ``serve``. A ``server/discover`` is answered "method not found" (no stateless era).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def main() -> None:
         if silent:
             continue
         reply = answer(message)
+        if mode == "deep" and message.get("method") == "tools/call":
+            sys.stdout.write('{"jsonrpc": "2.0", "method": "x", "params": ' + "[" * 5000 + "]" * 5000 + "}\n")
         if reply is not None:
             sys.stdout.write(json.dumps(reply) + "\n")
             sys.stdout.flush()

@@ -240,3 +240,17 @@ async def test_a_multi_line_secret_written_by_a_stdio_server_is_masked_line_by_l
     assert "loaded key:" in caplog.text  # what it wrote was logged
     for line in PEM_LIKE.splitlines()[1:-1]:
         assert line not in caplog.text + shown
+
+
+async def test_a_line_nested_too_deeply_for_json_is_skipped_and_the_call_answered(tmp_path: Path) -> None:
+    """json.loads raised RecursionError on a line 5,000 levels deep, past the reader's ValueError handler:
+    the reader ended and the call waited for an answer that could no longer be read (found with the
+    GraphQL connector's equivalent by an outside fault probe)."""
+    server, _starts, _mode = _raw(tmp_path, "deep")
+    hub = Hub()
+    hub.add_connector(McpConnector("raw", server))
+    async with hub:
+        with anyio.fail_after(patience(60)):
+            first = await hub.call(Principal.local(), "raw.ping", {})
+            second = await hub.call(Principal.local(), "raw.ping", {})  # the reader is still there
+    assert first.value == second.value == {"content": [{"type": "text", "text": "pong"}]}

@@ -37,6 +37,7 @@ import anyio
 import anyio.abc
 import httpx2
 
+from toolbridge import _jsonin as jsonin
 from toolbridge.connectors._fastpath import FastTransport
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._client import tls_context, upstream_client
@@ -484,7 +485,7 @@ def _json(body: bytes) -> object:
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        return jsonin.loads(body)  # json.loads raised RecursionError at 5,000 levels, past every handler
     except ValueError:
         return None
 

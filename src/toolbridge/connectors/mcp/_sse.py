@@ -21,7 +21,6 @@ session opener's).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
@@ -30,6 +29,7 @@ import anyio
 import anyio.abc
 import httpx2
 
+from toolbridge import _jsonin as jsonin
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._client import upstream_client
 from toolbridge.connectors.mcp._config import HttpServer
@@ -313,7 +313,7 @@ class SseChannel:
 
     async def _dispatch(self, data: str) -> None:
         try:
-            decoded = json.loads(data)
+            decoded = jsonin.loads(data.encode())  # json.loads: RecursionError, ending the listener
         except ValueError:
             logger.warning("%s sent an event that is not JSON: %.200r", self.describe, data)
             return

@@ -22,6 +22,7 @@ import httpx2
 from anyio.streams.text import TextReceiveStream
 from mcp.os.posix.utilities import terminate_posix_process_tree
 
+from toolbridge import _jsonin as jsonin
 from toolbridge._redact import redact_text
 from toolbridge.connectors.mcp._channel import Message, OnMessage
 from toolbridge.connectors.mcp._config import StdioServer
@@ -187,7 +188,7 @@ class StdioChannel:
 
     async def _dispatch(self, line: bytes) -> None:
         try:
-            message = json.loads(line)
+            message = jsonin.loads(line)  # json.loads: RecursionError, ending the reader
         except ValueError:
             text = redact_text(line.decode("utf-8", "replace"), self._secrets)
             logger.debug("%s wrote a line that is not JSON: %.200r", self.describe, text)

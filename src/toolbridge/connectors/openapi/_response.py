@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 
+from toolbridge import _jsonin as jsonin
 from toolbridge.errors import UpstreamStatusError, UpstreamUnavailable
 
 __all__ = ["EXCERPT_CHARS", "Page", "decode", "status_error", "transport_error"]
@@ -88,9 +89,16 @@ def decode(page: Page) -> Any:
     media = page.media_type
     if _is_json(media) and not page.truncated:
         try:
-            return json.loads(page.content)
-        except ValueError:  # said so: a body cut short by a wrong Content-Length read as a whole answer
-            return f"{page.text}\n[toolbridge: the upstream sent this as {media}, but it is not valid JSON]"
+            return jsonin.loads(page.content)
+        except ValueError as exc:  # said so: a body cut short by a wrong Content-Length read as a whole
+            # answer; JSON nested too deeply (RecursionError failed the call as a toolbridge bug), a lone
+            # surrogate escape (UnicodeEncodeError where the result was written), NaN
+            why = (
+                "not valid JSON"
+                if isinstance(exc, json.JSONDecodeError)
+                else f"not JSON toolbridge can use: {exc}"
+            )
+            return f"{page.text}\n[toolbridge: the upstream sent this as {media}, but it is {why}]"
     if _is_text(media) or not media:
         return _marked(page.text, page) if page.truncated else page.text
     return {
