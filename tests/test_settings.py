@@ -40,6 +40,11 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
             "limits:\n  call_timeout: -1\n",
             "<toolbridge.yaml>:2: limits.call_timeout: Input should be greater than 0",
         ),
+        (  # YAML 1.1 reads off/on/no/yes as booleans ("Input should be a valid string" before)
+            "connectors:\n  off:\n    kind: python\n    tools: []\n",
+            "<toolbridge.yaml>:1: connectors: a name here was read as false: YAML reads off, no or false "
+            "as a boolean (quote the name, as 'off': or",
+        ),
         ("server: [\n", "<toolbridge.yaml>:2: not valid YAML"),
         ("- a\n", "the top level must be a mapping"),
     ],

@@ -578,9 +578,11 @@ def _config_error(exc: pydantic.ValidationError, root: yaml.Node | None, name: s
     loc, _ = _walk(list(error["loc"]))
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc.append(str(error.get("ctx", {}).get("discriminator", "kind")).strip("'"))
+    message, hint = _explain(error, loc)
+    if loc and loc[-1] == "[key]":  # a name that is no string: located at the mapping that holds it
+        loc = loc[:-2]
     key = ".".join(str(p) for p in loc) or None
     line = _line_of(root, loc)
-    message, hint = _explain(error, loc)
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -604,6 +606,12 @@ def _walk(loc: list[Any]) -> tuple[list[Any], Any]:
 
 def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
     kind = error["type"]
+    if loc and loc[-1] == "[key]" and isinstance(error.get("input"), bool):  # ``off:`` is YAML 1.1's false
+        word = "on, yes or true" if error["input"] else "off, no or false"
+        return (
+            f"a name here was read as {str(error['input']).lower()}: YAML reads {word} as a boolean",
+            "quote the name, as 'off': or \"yes\":",
+        )
     if kind == "extra_forbidden":
         choices = sorted(_fields_at(list(error["loc"])[:-1]))  # with union tags: they pick the model
         hint = did_you_mean(close_matches(str(loc[-1]), choices))
