@@ -438,6 +438,8 @@ async def test_a_protocol_version_header_this_server_does_not_speak_says_which_i
     ("params", "says"),
     [
         ({"args": {"text": "x"}}, "params.args is not read: send the tool's arguments as params.arguments"),
+        ({"text": "x"}, "params.text is not read: the tool's arguments go under params.arguments: {\"name"),
+        ({"text": "x", "arguments": {}}, "params.text is not read"),
         ({"parameters": {"text": "x"}}, "params.parameters is not read"),
         ({"arguments": {"text": "x"}, "idempotency_key": "k1"}, "params.idempotency_key is not read"),
         ({"arguments": {"text": "x"}, "_meta": {"idempotency_key": "k1"}}, "_meta['idempotency_key'] is not"),
@@ -447,8 +449,9 @@ async def test_a_protocol_version_header_this_server_does_not_speak_says_which_i
 async def test_misplaced_arguments_or_idempotency_keys_are_refused_not_dropped(
     served: Served, era: str, params: dict[str, object], says: str
 ) -> None:
-    """Dropped, ``args`` gave "'text' is a required property" although the agent sent it, and a misspelt
-    key let the same write apply twice; both are -32602 naming where it goes."""
+    """Dropped, ``args`` (or ``text`` itself beside ``name``) gave "'text' is a required property" although
+    the agent sent it, and a misspelt key let the same write apply twice; both are -32602 naming where it
+    goes."""
     call = {"name": "demo.echo", **params}
     if era == "legacy":
         response = await served.legacy(await served.initialize(), "tools/call", call)

@@ -6,6 +6,7 @@ surface answers the same way. Errors leave as wire results (tool errors) or :cla
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -216,6 +217,11 @@ _WHERE: Final = {
 }
 
 
+_PROTOCOL_KEYS: Final = frozenset({"name", "arguments", "_meta", "task", "inputResponses", "requestState"})
+"""What tools/call reads in its params, in either era (``task``: the tasks extension's; the last two: the
+answers to an upstream tool's ``input_required``)."""
+
+
 def call_params(params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     """A tools/call's tool name and arguments, or the -32602 :class:`ProtocolError` saying how to fix them."""
     name = params.get("name")
@@ -227,6 +233,15 @@ def call_params(params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     if not isinstance(name, str):
         raise ProtocolError(
             INVALID_PARAMS, "tools/call needs params.name, the name of a tool from tools/list"
+        )
+    stray = [str(key) for key in params if key not in _PROTOCOL_KEYS]
+    if stray and not arguments:  # the tool's own arguments beside name: dropped, they read as missing
+        fields = ", ".join(f"{json.dumps(key)}: …" for key in stray)
+        raise ProtocolError(
+            INVALID_PARAMS,
+            f"{', '.join(f'params.{key}' for key in stray)} {'is' if len(stray) == 1 else 'are'} not read: "
+            f'the tool\'s arguments go under params.arguments: {{"name": {json.dumps(name)}, '
+            f'"arguments": {{{fields}}}}}',
         )
     if arguments is None:
         return name, {}
