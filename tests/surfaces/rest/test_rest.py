@@ -161,7 +161,7 @@ async def test_invalid_arguments_are_422_with_fields(served: Served) -> None:
     ("content", "detail"),
     [
         (b"{not json", "not valid JSON"),
-        (b'{"args": {}}', 'the keys "arguments"'),
+        (b'{"args": {}}', "'args', which is not read"),
         (b'{"arguments": [1]}', "must be a JSON object"),
         (b"[]", 'the keys "arguments"'),
     ],
@@ -216,6 +216,27 @@ async def test_an_idempotency_key_in_the_body_is_refused_pointing_at_the_header(
     assert response.json()["hint"] == (
         "send the idempotency key in the Idempotency-Key header, not in the body"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "detail", "hint"),
+    [
+        ({"text": "x"}, "has 'text' beside \"arguments\"", 'send {"arguments": {"text": …}}'),
+        ({"arguments": {}, "text": "x"}, "has 'text' beside", 'send {"arguments": {"text": …}}'),
+        ({"args": {"text": "x"}}, "has 'args', which is not read", "did you mean 'arguments'?"),
+        ({"arguments": {"text": "x"}, "conection": "w"}, "'conection'", "did you mean 'connection'?"),
+        ([{"text": "x"}], "must be an object", 'send {"arguments": {"name": value}}'),
+    ],
+)
+async def test_a_call_body_of_the_wrong_shape_says_where_its_keys_go(
+    served: Served, body: object, detail: str, hint: str
+) -> None:
+    """Every such body was told the same: 'must be an object with the keys "arguments"…', whether the agent
+    sent its arguments unwrapped, wrote 'args' or misspelt 'connection'."""
+    response = await served.http.post("/v1/tools/notes.add/call", json=body, headers=served.auth())
+    assert response.status_code == 400
+    problem = response.json()
+    assert detail in problem["detail"] and hint in problem["hint"], problem
 
 
 async def test_openapi_document_and_unknown_route(served: Served) -> None:

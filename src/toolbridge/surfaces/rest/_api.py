@@ -7,6 +7,7 @@ served at ``/v1/openapi.json``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -348,14 +349,8 @@ def _arguments(body: bytes) -> tuple[dict[str, Any], str | None]:
             f"the request body is not valid JSON: {exc}",
             hint='send {"arguments": {...}} with Content-Type: application/json',
         ) from None
-    if not isinstance(data, dict) or set(data) - {"arguments", "connection"}:
-        keyed = isinstance(data, dict) and any("idempotency" in str(k).lower() for k in data)
-        raise BadRequest(
-            'the request body must be an object with the keys "arguments" (and optionally "connection")',
-            hint="send the idempotency key in the Idempotency-Key header, not in the body"
-            if keyed
-            else 'send {"arguments": {"name": value}}',
-        )
+    if not isinstance(data, dict) or set(data) - set(_BODY_KEYS):
+        raise _body_shape_error(data)
     arguments = data.get("arguments", {})
     connection = data.get("connection")
     if connection is not None and (not isinstance(connection, str) or not 0 < len(connection) <= 128):
@@ -368,6 +363,44 @@ def _arguments(body: bytes) -> tuple[dict[str, Any], str | None]:
     if not isinstance(arguments, dict):
         raise BadRequest('"arguments" must be a JSON object', hint='send {"arguments": {"name": value}}')
     return arguments, connection
+
+
+_BODY_KEYS = ("arguments", "connection")
+_ARGUMENTS_ALIASES = frozenset(
+    {"args", "arg", "argument", "params", "parameters", "input", "inputs", "kwargs"}
+)
+
+
+def _body_shape_error(data: object) -> BadRequest:
+    """What is wrong with a call's body that is not ``{"arguments": {...}, "connection": ...}``: a key
+    misspelt, an idempotency key that belongs in its header, or the tool's own arguments beside (or
+    instead of) ``arguments`` — told where they go, with their names."""
+    shape = 'the request body must be an object with the keys "arguments" (and optionally "connection")'
+    if not isinstance(data, dict):
+        return BadRequest(shape, hint='send {"arguments": {"name": value}}')
+    stray = [str(key) for key in data if key not in _BODY_KEYS]
+    if any("idempotency" in key.lower() for key in stray):
+        return BadRequest(
+            shape, hint="send the idempotency key in the Idempotency-Key header, not in the body"
+        )
+    for key in stray:
+        bare = "".join(c for c in key.lower() if c.isalpha())
+        meant = (
+            "arguments"
+            if bare in _ARGUMENTS_ALIASES
+            else next(iter(close_matches(key, _BODY_KEYS, cutoff=0.8)), None)
+        )
+        if meant is not None and meant not in data:
+            return BadRequest(
+                f"the request body has {key!r}, which is not read",
+                hint=f'did you mean {meant!r}? send {{"arguments": {{"name": value}}}}',
+            )
+    fields = ", ".join(f"{json.dumps(key)}: …" for key in stray)
+    listed = ", ".join(repr(key) for key in stray)
+    return BadRequest(
+        f'the request body has {listed} beside "arguments": the tool\'s arguments go inside "arguments"',
+        hint=f'send {{"arguments": {{{fields}}}}}',
+    )
 
 
 def _checked_key(key: str | None) -> str | None:
