@@ -239,6 +239,29 @@ async def test_a_call_body_of_the_wrong_shape_says_where_its_keys_go(
     assert detail in problem["detail"] and hint in problem["hint"], problem
 
 
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("/v1/calls?cursor=c2", "GET /v1/calls takes limit, tool"),
+        ("/v1/calls?tools=notes.add", "did you mean 'tool'?; GET /v1/calls takes limit, tool"),
+        ("/v1/outbox?status=queued", "did you mean 'state'?; GET /v1/outbox takes state, limit"),
+        ("/v1/tools/notes.add?verbose=1", "GET /v1/tools/{name} takes no query parameters"),
+    ],
+)
+async def test_a_query_parameter_a_route_does_not_take_is_refused_naming_those_it_does(
+    served: Served, url: str, hint: str
+) -> None:
+    """Ignored, a misspelt filter answered as no filter, and a cursor where there is no paging answered the
+    first page again, to an agent that then paged for ever."""
+    response = await served.http.get(url, headers=served.auth())
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["detail"].startswith("unknown query parameter") and problem["hint"] == hint, problem
+    assert (
+        await served.http.get("/v1/calls?tool=notes.add&limit=2", headers=served.auth())
+    ).status_code == 200
+
+
 async def test_openapi_document_and_unknown_route(served: Served) -> None:
     spec = (await served.http.get("/v1/openapi.json")).json()
     assert {"/tools", "/tools/{name}", "/tools/{name}/call", "/calls"} <= set(spec["paths"])

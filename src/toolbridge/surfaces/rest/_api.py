@@ -11,14 +11,16 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, params
+from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from toolbridge import _jsonin as jsonin
 from toolbridge._shape import CallResult
-from toolbridge._suggest import close_matches
+from toolbridge._suggest import close_matches, did_you_mean
 from toolbridge.audit._metrics import CONTENT_TYPE as METRICS_TYPE
 from toolbridge.catalog import Tool
 from toolbridge.errors import (
@@ -273,6 +275,7 @@ def create_rest_app(hub: Hub) -> FastAPI:
         redoc_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False},
         description="One catalog of tools for AI agents. Authenticate with `Authorization: Bearer <key>`.",
+        dependencies=[Depends(_known_query)],
     )
     app.state.hub = hub
 
@@ -311,6 +314,36 @@ def create_rest_app(hub: Hub) -> FastAPI:
     _install_error_handlers(app)
     app.openapi = lambda: complete_document(app)  # type: ignore[method-assign]
     return app
+
+
+_FREE_QUERY = frozenset({"/tools", "/connections/callback"})
+"""Routes not checked by :func:`_known_query`: ``/tools`` checks its own (with aliases such as
+``query``); an OAuth provider adds what it likes to the callback (``iss``, ``scope``, ``session_state``)."""
+
+
+async def _known_query(request: Request) -> None:
+    """A query parameter the route does not take is a 400 naming the ones it does: ignored, a misspelt
+    filter (``/calls?tools=…``) answered as no filter, and a ``cursor`` where there is no paging answered
+    the first page again to an agent that then paged for ever."""
+    route = request.scope.get("route")
+    if not request.query_params or not isinstance(route, APIRoute) or route.path in _FREE_QUERY:
+        return
+    known = [p.alias for p in get_flat_params(route.dependant) if isinstance(p.field_info, params.Query)]
+    for name in request.query_params:
+        if name in known:
+            continue
+        takes = f"takes {', '.join(known)}" if known else "takes no query parameters"
+        raise BadRequest(
+            f"unknown query parameter {name!r}",
+            hint="; ".join(
+                h
+                for h in (
+                    did_you_mean(close_matches(name, known)),
+                    f"{request.method} /v1{route.path} {takes}",
+                )
+                if h
+            ),
+        )
 
 
 _LISTING_PARAMETERS = ("q", "limit", "connector", "read_only", "tags")
