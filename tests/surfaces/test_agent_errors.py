@@ -167,6 +167,26 @@ async def test_an_unknown_tool_gets_the_search_indexs_guesses(mcp: Served, era: 
 
 
 @ERAS
+@pytest.mark.parametrize("name", ["mcp__toolbridge__shop_stock", "mcp__toolbridge__shop.stock"])
+async def test_a_tool_name_with_a_clients_namespace_in_front_gets_the_tool_it_names(
+    mcp: Served, era: str, name: str
+) -> None:
+    """A client's own prefix ('mcp__<server>__') left nothing close enough in spelling: no suggestion."""
+    params = {"name": name, "arguments": {}}
+    if era == "modern":
+        response = await mcp.modern("tools/call", params)
+    else:
+        response = await mcp.legacy(await mcp.initialize(), "tools/call", params)
+    assert "did you mean 'shop.stock'?" in response.json()["error"]["message"]
+
+
+async def test_rest_suggests_the_tool_a_namespaced_name_names() -> None:
+    async with rest() as (http, auth):
+        missing = await http.post("/v1/tools/mcp__toolbridge__shop_stock/call", json={}, headers=auth)
+    assert missing.status_code == 404 and missing.json()["suggestions"] == ["shop.stock"]
+
+
+@ERAS
 async def test_a_large_result_is_cut_small_and_says_how_to_page(mcp: Served, era: str) -> None:
     params = {"name": "shop.events", "arguments": {}}
     if era == "modern":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -95,8 +95,8 @@ class Catalog:
         tool = self._tools.get(name)
         if tool is not None and (visible is None or visible(tool)):
             return tool
-        names: Iterable[str] = (t.name for t in self._tools.values() if visible is None or visible(t))
-        raise ToolNotFound(name, suggestions=close_matches(name, names, cutoff=0.75))
+        names = [t.name for t in self._tools.values() if visible is None or visible(t)]
+        raise ToolNotFound(name, suggestions=_close_names(name, names))
 
     def search(
         self, query: str, *, limit: int = 10, keep: Callable[[Tool], bool] | None = None
@@ -265,3 +265,13 @@ _EMBEDDING: weakref.WeakSet[Catalog] = weakref.WeakSet()
 def _stop_all() -> None:
     for catalog in list(_EMBEDDING):
         catalog.stop_embedding()
+
+
+def _close_names(name: str, names: list[str]) -> list[str]:
+    """Tool names spelt close to ``name``, or to its last part after ``__`` when a client put its own
+    namespace in front (``mcp__toolbridge__util_calculate``: nothing was close to the whole)."""
+    found = close_matches(name, names, cutoff=0.75)
+    bare = name.rpartition("__")[2]
+    if not found and bare and bare != name:
+        found = close_matches(bare, names, cutoff=0.75)
+    return found
