@@ -370,6 +370,32 @@ def test_an_enum_value_in_another_case_and_a_value_for_a_list_get_their_fix() ->
     }
 
 
+def test_null_and_booleans_are_shown_as_json_with_what_to_send_instead() -> None:
+    """'None is not of type 'integer'' and 'True is not of type …': Python's words for a JSON null and
+    true, to an agent that wrote JSON, with nothing said about what to send."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "quantity": {"type": "integer"},
+            "name": {"type": "string"},
+            "limit": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "flag": {"type": "boolean"},
+        },
+    }
+    catalog = Catalog()
+    catalog.add(Tool("x.y", "x", "A tool.", schema))
+    sent = {"quantity": None, "name": True, "limit": False, "flag": None}
+    with pytest.raises(InvalidArguments) as info:
+        catalog.validate(catalog.get("x.y"), sent, size=1, max_bytes=10_000)
+    errors = {e["field"]: e["error"] for e in info.value.errors}
+    assert errors == {
+        "quantity": "null is not of type 'integer'; send a whole number",
+        "name": "true is not of type 'string'; send a string",
+        "limit": "false is not valid under any of the given schemas; send a whole number or a string",
+        "flag": "null is not of type 'boolean'; send true or false",
+    }
+
+
 @pytest.mark.anyio
 async def test_the_index_can_be_built_off_the_event_loop_and_is_then_reused() -> None:
     catalog = Catalog()

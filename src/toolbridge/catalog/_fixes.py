@@ -34,6 +34,16 @@ FORMAT_EXAMPLES = {
 }
 """An example value per JSON Schema ``format``, shown when an argument does not match its format."""
 
+_KINDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "an object",
+    "array": "a list",
+}
+"""What to send, said for each JSON Schema type."""
+
 _SCALARS: dict[str, tuple[type, ...]] = {"integer": (int,), "number": (int, float), "boolean": (bool,)}
 
 
@@ -69,6 +79,9 @@ def _retyped(sent: Any, expected: Any) -> str | None:
     """The fix for a value of the wrong JSON type: JSON sent as a string (``"5"``, ``"{...}"``), or one
     value where a list is expected (``"A1"`` for ``["A1"]``)."""
     kinds = expected if isinstance(expected, list) else [expected]
+    wanted = [_KINDS[kind] for kind in kinds if kind in _KINDS]
+    if (sent is None and "null" not in kinds) or (isinstance(sent, bool) and "boolean" not in kinds):
+        return f"send {' or '.join(wanted)}" if wanted else None  # null or a boolean for a number, a string
     fix = _unquoted(sent, kinds) if isinstance(sent, str) else None
     if fix is None and "array" in kinds and sent is not None and not isinstance(sent, dict | list):
         return f"send a list: {json.dumps([sent], ensure_ascii=False)}"

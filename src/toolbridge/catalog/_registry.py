@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -249,6 +250,8 @@ def _describe(tool: Tool, error: ValidationError) -> dict[str, str]:
         return {"field": path, "error": error.message}
     message = error.message
     shown = repr(error.instance)
+    if (error.instance is None or isinstance(error.instance, bool)) and message.startswith(shown):
+        message = json.dumps(error.instance) + message[len(shown) :]  # JSON's null, true: what was sent
     if len(shown) > 80 and message.startswith(shown):  # "'<a 5 KB value>' is too long": keep the reason
         message = f"{shown[:60]}…{message[len(shown) :]}"
     if len(message) > 300:
