@@ -88,6 +88,23 @@ def test_audit_tail_and_verify_detect_an_edit(run, in_tmp_dir: Path) -> None:  #
     assert code == 1 and "tampered at row 2" in out
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["call", "util.now"], ["tools", "list"], ["tools", "show", "util.now"], ["tools", "search", "x"]],
+)
+def test_a_tools_command_without_a_configuration_says_so(run, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """In a folder without toolbridge.yaml, 'tools list' printed an empty table and 'call' said "no tool
+    named 'util.now'" with a hint about tools/list and GET /v1/tools: neither said the file was missing."""
+    code, out = run(*command)
+    assert code == 1 and "error: no configuration: there is no toolbridge.yaml in" in out
+    assert "toolbridge init" in out and "--config" in out
+
+
+def test_an_unknown_tool_with_nothing_close_points_at_tools_list(run) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("call", "zzz.qqq", "-c", EXAMPLE)
+    assert code == 1 and f"hint: see the tools with 'toolbridge tools list -c {EXAMPLE}'" in out
+
+
 def test_bad_config_exits_1_with_location(run, in_tmp_dir: Path) -> None:  # type: ignore[no-untyped-def]
     (in_tmp_dir / "toolbridge.yaml").write_text("servr:\n  port: 1\n")
     code, out = run("tools", "list")

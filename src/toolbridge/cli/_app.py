@@ -157,6 +157,17 @@ def _hub(
         _fail(exc)
 
 
+def _configured(config: Path | None) -> None:
+    """A command about the tools needs a configuration: without one the catalog is empty, and an empty
+    table or "no tool named …" did not say that the file was not found."""
+    from toolbridge.cli._startup import require_config
+
+    try:
+        require_config(config)
+    except ToolbridgeError as exc:
+        _fail(exc)
+
+
 def _fail(exc: ToolbridgeError) -> NoReturn:
     """Print our error as one line plus its hint, and exit 1 (no traceback for expected problems)."""
     err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
@@ -373,6 +384,7 @@ def tools_list(
     as_json: JsonOption = False,
 ) -> None:
     """List every tool in the catalog (or one connector's, with what it skipped)."""
+    _configured(config)
     hub, connectors = _listed(config, database)
     if connector is not None and connector not in connectors:
         _fail(ToolbridgeError(f"no connector named {connector!r}", hint=_known(connector, list(connectors))))
@@ -439,6 +451,7 @@ def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption 
     from toolbridge.resilience._outbox import key_handling
     from toolbridge.surfaces.rest import tool_document
 
+    _configured(config)
     hub = _hub(config, database)
 
     async def main() -> dict[str, Any]:
@@ -469,6 +482,7 @@ def tools_search(
     from toolbridge.policy import Principal
     from toolbridge.surfaces._tool_search import search_document
 
+    _configured(config)
     hub = _hub(config, database)
 
     async def main() -> dict[str, Any]:
@@ -533,11 +547,18 @@ def call(
     from toolbridge.policy import Principal
 
     arguments = _parse_args(arg or [], json_args)
+    _configured(config)
     hub = _hub(config, database, redis=redis)
 
     async def main() -> str:
         async with hub:
-            result = await hub.call(Principal.local(), tool, arguments)
+            try:
+                result = await hub.call(Principal.local(), tool, arguments)
+            except ToolNotFound as exc:
+                if not exc.suggestions:  # its hint named tools/list and GET /v1/tools: not this command's
+                    listing = "toolbridge tools list" + (f" -c {config}" if config else "")
+                    exc.hint = f"see the tools with '{listing}'"
+                raise
             return result.text
 
     text = _run(main)
