@@ -37,6 +37,25 @@ class _ConnectionBase(_Model):
     shared one (docs/credentials.md#per-user-connections)."""
 
 
+def _file_reference(ref: str, example: str, *, attachable: bool = True) -> None:
+    """Refuse what is not ``env:NAME`` or ``file:PATH`` in a connection's secret: a ``vault:NAME`` (a
+    reference, but to the vault, which connections declared in the file do not read) is told so, not
+    taken for the secret itself."""
+    prefix, _, rest = ref.partition(":")
+    if prefix in ("env", "file") and rest:
+        return
+    if prefix == "vault" and rest:
+        attach = (
+            f", or store the secret in the vault and attach it with "
+            f"'toolbridge connections add CONNECTOR --secret vault:{rest}' (docs/credentials.md)"
+        )
+        raise ValueError(
+            f"a connection declared here reads its secret from 'env:NAME' or 'file:PATH', not the vault: "
+            f"write {example!r}{attach if attachable else ''}"
+        )
+    raise ValueError(f"write a reference such as {example!r} or 'file:/run/secret', not the secret")
+
+
 class _StaticConnection(_ConnectionBase):
     """The schemes whose connection holds one static secret (or a JSON object of fields)."""
 
@@ -49,10 +68,7 @@ class _StaticConnection(_ConnectionBase):
     @classmethod
     def _references(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
         for ref in [value] if isinstance(value, str) else (value or {}).values():
-            if ref.partition(":")[0] not in ("env", "file") or not ref.partition(":")[2]:
-                raise ValueError(
-                    "write a reference such as 'env:API_KEY' or 'file:/run/secret', not the secret"
-                )
+            _file_reference(ref, "env:API_KEY")
         return value
 
     @pydantic.model_validator(mode="after")
@@ -110,10 +126,8 @@ class _TokenConnection(_ConnectionBase):
     @pydantic.field_validator("client_secret")
     @classmethod
     def _reference(cls, value: str | None) -> str | None:
-        if value is not None and value.partition(":")[0] not in ("env", "file"):
-            raise ValueError(
-                "write a reference such as 'env:CLIENT_SECRET' or 'file:/run/secret', not the secret"
-            )
+        if value is not None:
+            _file_reference(value, "env:CLIENT_SECRET", attachable=False)
         return value
 
 
