@@ -60,6 +60,34 @@ def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.yaml")
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "hint"),
+    [
+        ("toolbridge.toml", '[server]\nport = 8080\n[connectors.util]\nkind = "python"\n', "YAML, not TOML"),
+        ("tb.yaml", "[server]\nport = 8080\n\n[agents.bob]\nscopes = []\n", "YAML, not TOML"),
+        ("tb.yaml", "server:\n\tport: 8080\n", "indent with spaces, not tabs"),
+        ("tb.yaml", "server:\n  port: 8080\n   host: x\n", "each key ends with ':' and a space"),
+    ],
+)
+def test_a_file_that_is_not_yaml_says_how_to_fix_it(tmp_path: Path, name: str, text: str, hint: str) -> None:
+    """'not valid YAML: expected '<document start>'…' alone: no hint, for a TOML file either."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigFileError, match="not valid YAML") as info:
+        load_settings(tmp_path / name)
+    assert info.value.hint is not None and hint in info.value.hint
+
+
+def test_a_folder_given_as_the_configuration_names_the_file_in_it(tmp_path: Path) -> None:
+    """'cannot read the file: [Errno 21] Is a directory' and no hint."""
+    with pytest.raises(ConfigFileError, match="this is a folder, not a configuration file") as info:
+        load_settings(tmp_path)
+    assert info.value.hint is not None and "toolbridge init" in info.value.hint
+    (tmp_path / "toolbridge.yaml").write_text("version: 1\n")
+    with pytest.raises(ConfigFileError) as info:
+        load_settings(tmp_path)
+    assert info.value.hint == f"pass the file itself: --config {tmp_path / 'toolbridge.yaml'}"
+
+
 def test_starter_file_parses_and_has_comments() -> None:
     settings = parse_settings(STARTER_CONFIG)
     assert settings.server.port == 8080 and settings.connectors == {}

@@ -525,6 +525,16 @@ def load_settings(path: str | Path) -> Settings:
         raise ConfigFileError(
             "the file does not exist", path=str(path), hint="create one with 'toolbridge init'"
         ) from None
+    except IsADirectoryError:
+        inside = path / "toolbridge.yaml"
+        found = [inside] if inside.is_file() else sorted(path.glob("*.y*ml"))[:3]
+        raise ConfigFileError(
+            "this is a folder, not a configuration file",
+            path=str(path),
+            hint=f"pass the file itself: --config {' or '.join(str(f) for f in found)}"
+            if found
+            else "pass the toolbridge.yaml file itself with --config (or write one with 'toolbridge init')",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigFileError(f"cannot read the file: {exc}", path=str(path)) from exc
     return parse_settings(text, source=path)
@@ -539,7 +549,9 @@ def parse_settings(text: str, *, source: Path | None = None) -> Settings:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigFileError(f"not valid YAML: {problem}", path=name, line=line) from exc
+        raise ConfigFileError(
+            f"not valid YAML: {problem}", path=name, line=line, hint=_yaml_hint(text, name, problem)
+        ) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -554,6 +566,22 @@ def parse_settings(text: str, *, source: Path | None = None) -> Settings:
     except pydantic.ValidationError as exc:
         raise _config_error(exc, node, name) from None
     return settings.model_copy(update={"source": source.resolve() if source else None, "text": text})
+
+
+def _yaml_hint(text: str, name: str, problem: str) -> str:
+    """How to fix a file that is not YAML: TOML (a ``[section]`` line, or a ``.toml`` name), a tab, or
+    the usual slips near the line named."""
+    if name.endswith(".toml") or re.search(r"^\s*\[[\w.\-\"]+\]\s*$", text, re.MULTILINE):
+        return (
+            "toolbridge reads YAML, not TOML: write 'server:' with its keys indented below as "
+            "'  port: 8080'; 'toolbridge init' writes a commented example"
+        )
+    if "\\t" in problem or "\t" in problem:  # PyYAML shows the tab escaped: found character '\\t'
+        return "indent with spaces, not tabs"
+    return (
+        "check that line and the one above: each key ends with ':' and a space, nested keys are indented "
+        "with spaces, and a value holding ': ' or starting with '*', '&', '[' or '{' is quoted"
+    )
 
 
 def located_error(
