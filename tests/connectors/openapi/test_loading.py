@@ -112,6 +112,29 @@ def test_a_file_that_is_not_a_spec(tmp_path: Path) -> None:
         load_spec(binary)
 
 
+def test_a_spec_path_that_is_a_folder_or_missing_says_where_the_document_is(tmp_path: Path) -> None:
+    """A folder was 'cannot read: Is a directory' with no hint; a misspelt file, 'check the spec path'."""
+    (tmp_path / "README.md").write_text("docs")
+    with pytest.raises(ConfigurationError, match="this is a folder, not an OpenAPI document") as info:
+        load_spec(tmp_path)
+    assert info.value.hint is not None and "this folder has none" in info.value.hint
+    (tmp_path / "notes.yaml").write_text("x: 1\n")
+    (tmp_path / "openapi.json").write_text("{}")
+    with pytest.raises(ConfigurationError) as info:
+        load_spec(tmp_path)
+    document = tmp_path / "openapi.json"
+    assert (
+        info.value.hint
+        == f"point 'spec' at the document itself, e.g. {document} (the folder also holds notes.yaml)"
+    )
+    with pytest.raises(ConfigurationError, match="no such file") as info:
+        load_spec(tmp_path / "openapi.yaml")
+    assert info.value.hint == f"check the 'spec' path: did you mean {tmp_path / 'openapi.json'}?"
+    with pytest.raises(ConfigurationError) as info:
+        load_spec(tmp_path / "specs" / "api.json")
+    assert info.value.hint == f"check the 'spec' path: the folder {tmp_path / 'specs'} does not exist"
+
+
 def test_a_50_mb_document_is_refused_before_it_is_read(tmp_path: Path) -> None:
     huge = tmp_path / "huge.json"
     with huge.open("wb") as f:

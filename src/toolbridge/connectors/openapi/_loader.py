@@ -28,6 +28,7 @@ from urllib.request import url2pathname
 import httpx2
 import yaml
 
+from toolbridge._suggest import close_matches
 from toolbridge._urlguard import SyncResolver, URLGuard, system_addresses
 from toolbridge.errors import BadRequest, ConfigurationError
 
@@ -272,7 +273,16 @@ class _Reader:
             self._check_size(size, uri)
             return path.read_bytes()
         except FileNotFoundError:
-            raise ConfigurationError(f"{path}: no such file", hint="check the 'spec' path") from None
+            raise ConfigurationError(f"{path}: no such file", hint=_missing_hint(path)) from None
+        except IsADirectoryError:
+            documents = _documents_in(path)
+            raise ConfigurationError(
+                f"{path}: this is a folder, not an OpenAPI document",
+                hint=f"point 'spec' at the document itself, e.g. {path / documents[0]}"
+                + (f" (the folder also holds {', '.join(documents[1:4])})" if documents[1:] else "")
+                if documents
+                else "point 'spec' at the API's OpenAPI document (.json or .yaml): this folder has none",
+            ) from None
         except OSError as exc:
             raise ConfigurationError(f"{path}: cannot read: {exc.strerror}") from None
 
@@ -329,6 +339,29 @@ class _Reader:
                 f"{uri}: the document is {size:,} bytes or more, over the limit of {self._max:,} bytes",
                 hint="raise max_spec_bytes for this connector if the document is really this large",
             )
+
+
+_DOCUMENT_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _documents_in(folder: Path) -> list[str]:
+    """The names of the files in ``folder`` that may be an API document, likeliest first (openapi.*,
+    swagger.*, then by name)."""
+    try:
+        names = [p.name for p in folder.iterdir() if p.suffix.lower() in _DOCUMENT_SUFFIXES and p.is_file()]
+    except OSError:
+        return []
+    return sorted(names, key=lambda n: (not n.lower().startswith(("openapi", "swagger")), n))
+
+
+def _missing_hint(path: Path) -> str:
+    """Where the missing document may be: a file of a close name beside it, else which folder is missing."""
+    if not path.parent.is_dir():
+        return f"check the 'spec' path: the folder {path.parent} does not exist"
+    close = close_matches(path.name, _documents_in(path.parent), n=2)
+    if close:
+        return f"check the 'spec' path: did you mean {' or '.join(str(path.parent / c) for c in close)}?"
+    return "check the 'spec' path"
 
 
 def _external_refs(node: Any, base: str) -> Iterator[str]:
