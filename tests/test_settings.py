@@ -130,10 +130,30 @@ def test_bad_function_reference_names_the_entry(tmp_path: Path) -> None:
     config.write_text(
         "connectors:\n  x:\n    kind: python\n    tools:\n      - function: nosuchmodule_zz:f\n"
     )
-    with pytest.raises(
-        ConfigurationError, match=r"connectors.x.tools\[0\]: cannot import module 'nosuchmodule_zz'"
-    ):
+    with pytest.raises(ConfigurationError) as info:
         Hub.from_file(config)
+    assert str(info.value).startswith(
+        f"{config}:5: connectors.x.tools.0.function: cannot import module 'nosuchmodule_zz'"
+    )
+    assert info.value.hint is not None and f"in {tmp_path} (the config file's folder" in info.value.hint
+
+
+def test_a_misspelt_function_is_located_and_gets_the_modules_functions(tmp_path: Path) -> None:
+    """'connectors.x.tools[0]: module 'mytools' has no attribute 'helo'' with 'check the name': no file,
+    no line, no guess."""
+    (tmp_path / "mytools.py").write_text(
+        "from typing import Literal\n\nclass Shape:\n    pass\n\n"
+        "def hello(name: str) -> str:\n    return name\n\ndef goodbye() -> str:\n    return 'bye'\n"
+    )
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(
+        "connectors:\n  x:\n    kind: python\n    tools:\n      - function: mytools:hello\n"
+        "      - function: mytools:helo\n"
+    )
+    with pytest.raises(ConfigurationError) as info:
+        Hub.from_file(config)
+    assert str(info.value).startswith(f"{config}:6: connectors.x.tools.1.function: module 'mytools' (")
+    assert info.value.hint == "did you mean 'hello'?; its functions: goodbye, hello"
 
 
 def test_bad_scope_in_config_is_reported(tmp_path: Path) -> None:

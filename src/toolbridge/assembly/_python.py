@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from toolbridge.catalog import ToolAnnotations
 from toolbridge.connectors.python import PythonConnector, import_callable
 from toolbridge.errors import ConfigurationError
-from toolbridge.settings import PythonConnectorSettings, PythonToolSettings, Settings
+from toolbridge.settings import PythonConnectorSettings, PythonToolSettings, Settings, located_error
 
 __all__ = ["python_connector"]
 
@@ -20,21 +22,27 @@ def python_connector(name: str, config: PythonConnectorSettings, settings: Setti
         sys.path.insert(0, folder)
     connector = PythonConnector(name)
     for i, tool in enumerate(config.tools):
-        _add_tool(connector, tool, f"connectors.{name}.tools[{i}]")
+        try:
+            fn = import_callable(tool.function, folder=folder)
+        except ConfigurationError as exc:  # at the file's line: connectors.<name>.tools.<i>.function
+            raise located_error(
+                settings, ["connectors", name, "tools", i, "function"], exc.message, exc.hint
+            ) from exc
+        try:
+            _add_tool(connector, tool, fn)
+        except ConfigurationError as exc:  # its name, or what the function's signature cannot be
+            key = "name" if tool.name is not None and "tool name" in exc.message else "function"
+            raise located_error(
+                settings, ["connectors", name, "tools", i, key], exc.message, exc.hint
+            ) from exc
     return connector
 
 
-def _add_tool(connector: PythonConnector, tool: PythonToolSettings, where: str) -> None:
+def _add_tool(connector: PythonConnector, tool: PythonToolSettings, fn: Callable[..., Any]) -> None:
     annotations = ToolAnnotations(
         read_only=tool.read_only,
         destructive=tool.destructive,
         idempotent=tool.idempotent or tool.read_only,
         open_world=False,
     )
-    try:
-        fn = import_callable(tool.function)
-        connector.add(
-            fn, name=tool.name, description=tool.description, annotations=annotations, title=tool.title
-        )
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{where}: {exc.message}", hint=exc.hint) from exc
+    connector.add(fn, name=tool.name, description=tool.description, annotations=annotations, title=tool.title)

@@ -14,6 +14,7 @@ import anyio.to_thread
 import pydantic
 import pydantic_core
 
+from toolbridge._suggest import close_matches, did_you_mean
 from toolbridge.catalog import Tool, ToolAnnotations
 from toolbridge.catalog._schema import FunctionSignature, inspect_function
 from toolbridge.connectors._base import Invocation
@@ -175,8 +176,9 @@ def _jsonable(entry: _Entry, result: Any) -> Any:
     return adapter.dump_python(checked, mode="json")
 
 
-def import_callable(ref: str) -> Callable[..., Any]:
-    """Import ``package.module:function`` (the form used in toolbridge.yaml)."""
+def import_callable(ref: str, *, folder: str | None = None) -> Callable[..., Any]:
+    """Import ``package.module:function`` (the form used in toolbridge.yaml); ``folder``: where the
+    configuration puts its modules, named when one is not found."""
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigurationError(
@@ -187,15 +189,32 @@ def import_callable(ref: str) -> Callable[..., Any]:
     except ImportError as exc:
         raise ConfigurationError(
             f"cannot import module {module_name!r}: {exc}",
-            hint="check the spelling and that the module is on the Python path",
+            hint="check the spelling and that the module is "
+            + (f"in {folder} (the config file's folder, or its module_path) or " if folder else "")
+            + "on the Python path",
         ) from exc
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
+            where = getattr(module, "__file__", None)
+            functions = sorted(
+                n
+                for n, v in vars(target).items()
+                if inspect.isroutine(v) and not n.startswith("_") and _defined_in(v, module)
+            )
+            listing = (
+                f"its functions: {', '.join(functions[:12])}" if functions else "it defines no functions"
+            )
             raise ConfigurationError(
-                f"module {module_name!r} has no attribute {attr!r}", hint="check the name"
+                f"module {module_name!r}{f' ({where})' if where else ''} has no attribute {attr!r}",
+                hint="; ".join(h for h in (did_you_mean(close_matches(part, functions)), listing) if h),
             )
         target = getattr(target, part)
     if not callable(target):
         raise ConfigurationError(f"{ref!r} is not callable", hint="point at a function")
     return target  # type: ignore[no-any-return]
+
+
+def _defined_in(value: Any, module: Any) -> bool:
+    """Whether ``value`` was defined in ``module`` (not imported into it, as ``Literal`` or ``datetime``)."""
+    return bool(getattr(value, "__module__", None) == module.__name__)
