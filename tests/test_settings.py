@@ -55,6 +55,22 @@ def test_mistakes_are_located(text: str, expected: str) -> None:
     assert str(info.value).startswith(expected) or expected in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("server:\n  port: eighty\n", "write a whole number without quotes, e.g. 8080"),
+        ("agents:\n  bot:\n    scopes: 'util.*'\n", "write a list: [\"util.*\"], or one '- item' per line"),
+        ("server: 8080\n", "write its keys indented below it"),
+        ("connectors:\n  u:\n    kind: openapi\n    spec: a.json\n    cache: maybe\n", "write true or false"),
+    ],
+)
+def test_a_value_of_the_wrong_type_says_what_to_write(text: str, hint: str) -> None:
+    """'Input should be a valid integer … (got 'eighty')' and no hint: what to write was left to guess."""
+    with pytest.raises(ConfigFileError) as info:
+        parse_settings(text)
+    assert info.value.hint is not None and hint in info.value.hint, info.value.hint
+
+
 def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match="does not exist.*toolbridge init"):
         load_settings(tmp_path / "nope.yaml")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -670,10 +671,31 @@ def _explain(error: Any, loc: list[Any]) -> tuple[str, str | None]:
         return "this key is required but missing", "add it (see 'toolbridge init' for a commented example)"
     if kind == "value_error":  # our validators': the message says it all, and the value may be a secret
         return str(error["msg"]).removeprefix("Value error, "), None
+    hint = _TYPE_HINTS.get(kind)
     if any(_SECRETISH.search(str(part)) for part in loc):
-        return str(error["msg"]), None  # never the value of a key that holds a credential
-    shown = repr(error.get("input"))
-    return f"{error['msg']} (got {shown if len(shown) <= 80 else shown[:79] + '…'})", None
+        return str(error["msg"]), hint  # never the value of a key that holds a credential
+    value = error.get("input")
+    if kind == "list_type" and isinstance(value, str | int | float):
+        hint = f"write a list: [{json.dumps(value)}], or one '- item' per line below the key"
+    shown = repr(value)
+    return f"{error['msg']} (got {shown if len(shown) <= 80 else shown[:79] + '…'})", hint
+
+
+_TYPE_HINTS = {
+    "int_parsing": "write a whole number without quotes, e.g. 8080",
+    "int_type": "write a whole number without quotes, e.g. 8080",
+    "int_from_float": "write a whole number, without a fraction",
+    "float_parsing": "write a number without quotes, e.g. 2.5",
+    "float_type": "write a number without quotes, e.g. 2.5",
+    "bool_parsing": "write true or false",
+    "bool_type": "write true or false",
+    "list_type": "write a list: [a, b], or one '- item' per line below the key",
+    "dict_type": "write its keys indented below it ('key: value', one per line)",
+    "model_type": "write its keys indented below it ('key: value', one per line)",
+    "model_attributes_type": "write its keys indented below it ('key: value', one per line)",
+    "string_type": "write text; quote it if it reads as a number, true/false or null ('8080', 'yes')",
+}
+"""What to write instead, for pydantic's type errors (its message says only what was expected)."""
 
 
 _SECRETISH = re.compile(r"secret|password|token|credential|auth|key|header|env", re.IGNORECASE)
