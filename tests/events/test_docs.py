@@ -6,12 +6,17 @@ import json
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
+import anyio
+import httpx2
 import pytest
 from typer.testing import CliRunner
 
+from toolbridge import Hub
 from toolbridge.cli import app
 from toolbridge.settings import parse_settings
+from toolbridge.surfaces.app import create_app
 
 DOC = Path(__file__).parents[2] / "docs" / "events.md"
 
@@ -40,6 +45,28 @@ def test_the_github_example_as_written(in_tmp_dir: Path, monkeypatch: pytest.Mon
     tail = runner.invoke(app, ["events", "tail", "--json"])
     (event,) = [json.loads(line) for line in tail.output.splitlines()]
     assert (event["type"], event["subject"]) == ("issues.opened", "me/repo")
+    # the agent's read, as written: its key from the doc's command, then its curl's URL (it named a
+    # $TRIAGE_KEY made nowhere, and without cursor=0 it waited 30 s for events after the one just sent)
+    reader = blocks("sh")[1]
+    create = re.search(r"\$\(toolbridge ([^)]*)\)", reader)
+    assert create is not None, reader
+    created = CliRunner().invoke(app, shlex.split(create.group(1)))
+    key = created.stdout.strip().splitlines()[-1]
+    url = re.search(r'"http://127\.0\.0\.1:8080(/v1/events\?[^"]*)"', reader)
+    assert url is not None and key.startswith("tb_"), (reader, created.output)
+    page = anyio.run(_read_as_agent, key, url.group(1).replace("wait=30", "wait=0"))
+    assert [e["type"] for e in page["events"]] == ["issues.opened"] and page["cursor"] == event["seq"]
+
+
+async def _read_as_agent(key: str, path: str) -> Any:
+    hub = Hub.from_file("toolbridge.yaml")
+    application = create_app(hub)
+    async with application.router.lifespan_context(application):
+        transport = httpx2.ASGITransport(app=application)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get(path, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def test_the_commands_in_the_doc_exist() -> None:
