@@ -7,7 +7,7 @@ import pytest
 
 from tests._patience import patience
 from toolbridge import Principal
-from toolbridge.errors import NotFound
+from toolbridge.errors import InvalidArguments, NotFound
 
 from .conftest import Env
 from .test_hooks import PUSH, github
@@ -32,6 +32,24 @@ async def test_poll_returns_matching_events_after_the_cursor(env: Env) -> None:
     await env.hub.audit.flush()
     rows = await env.hub.audit.tail(10, tool="events.poll")
     assert len(rows) == 3  # every read is a call through the Hub, audited
+
+
+async def test_a_cursor_past_the_newest_event_is_refused_saying_which_to_pass(env: Env) -> None:
+    """One from another list (a workspace feed's 5000) was answered as it stood: no events and the same
+    cursor, on every later read, and the events below it were never seen."""
+    watcher = Principal.agent("watcher", ["events.*"])
+    await env.client.post("/hooks/github", content=PUSH, headers=github(PUSH, "d-9", event="push"))
+    first = await env.hub.call(watcher, "events.poll", {"subscription": "pushes", "cursor": 0})
+    newest = first.value["cursor"]
+    for tool in ("events.poll", "events.wait"):
+        with pytest.raises(InvalidArguments) as info:
+            await env.hub.call(watcher, tool, {"subscription": "pushes", "cursor": newest + 5000})
+        assert info.value.message == (
+            f"cursor {newest + 5000} is past the newest event ({newest}): not a cursor this subscription gave"
+        )
+        assert info.value.hint is not None and "0 reads from the first entry kept" in info.value.hint
+    same = await env.hub.call(watcher, "events.poll", {"subscription": "pushes", "cursor": newest})
+    assert same.value == {"events": [], "cursor": newest}
 
 
 async def test_other_agents_cannot_read_a_subscription(env: Env) -> None:

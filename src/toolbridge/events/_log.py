@@ -249,6 +249,19 @@ class EventLog:
         async with self._db.transaction() as conn:
             return int((await conn.execute(_HEAD)).scalar_one())
 
+    async def newest(self) -> int:
+        """The newest seq as it stands (no fence: a cursor this log gave is never above it, but an append
+        in flight may be), 0 when the log is empty."""
+        async with self._db.transaction() as conn:
+            return int((await conn.execute(_HEAD)).scalar_one())
+
+    async def stream_head(self, conn: AsyncConnection, stream: str) -> int:
+        """The newest number of ``stream`` (0: none), in ``conn``'s transaction."""
+        query = sa.select(sa.func.coalesce(sa.func.max(events.c.stream_seq), 0)).where(
+            events.c.stream == stream
+        )
+        return int((await conn.execute(query)).scalar_one())
+
     async def tail(self, limit: int = 20, *, match: EventFilter | None = None) -> list[Event]:
         """The latest events (oldest first) that ``match``."""
         query = sa.select(events).order_by(events.c.seq.desc()).limit(limit if match is None else limit * 20)

@@ -22,6 +22,7 @@ from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
     ConfigurationError,
+    InvalidArguments,
     NotFound,
     PayloadTooLarge,
     StorageError,
@@ -303,8 +304,22 @@ class EventService:
         sub = self.subscription_for(principal, subscription)
         if cursor is None:
             cursor = await self.log.head()
+        elif cursor > 0 and cursor > (newest := await self.log.newest()) > 0:
+            raise cursor_ahead(cursor, newest, "event", "subscription")
         found, cursor = await self.log.wait(cursor, match=sub.match, limit=limit, seconds=wait)
         return {"events": [e.as_dict() for e in found], "cursor": cursor}
+
+
+def cursor_ahead(cursor: int, newest: int, entry: str, feed: str) -> InvalidArguments:
+    """A cursor past the newest entry was not given by this feed (one from another list, or made up):
+    answered as it stood, it read as "nothing new" on every later read, and what came before it was
+    never seen."""
+    said = f"cursor {cursor} is past the newest {entry} ({newest}): not a cursor this {feed} gave"
+    return InvalidArguments(
+        said,
+        errors=[{"field": "cursor", "error": said}],
+        hint="pass the cursor your last read returned; 0 reads from the first entry kept, no cursor from now",
+    )
 
 
 def _may_read(principal: Principal, subscription: Subscription) -> bool:
