@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolbridge import Hub, Principal
-from toolbridge.errors import Locked, NotFound, PreconditionFailed, ToolNotFound
+from toolbridge.errors import InvalidArguments, Locked, NotFound, PreconditionFailed, ToolNotFound
 from toolbridge.workspace import LocalBlobStore, Role, WorkspaceConnector
 
 pytestmark = pytest.mark.anyio
@@ -95,6 +95,20 @@ async def test_lock_write_unlock_and_changes(hub: Hub) -> None:
     assert [c["kind"] for c in feed["changes"]] == ["lease.acquired", "file.created", "lease.released"]
     again = (await hub.call(READER, "workspace.changes", {"cursor": feed["cursor"]})).value
     assert again["changes"] == [] and again["cursor"] == feed["cursor"]
+
+
+@pytest.mark.parametrize("wait", [0, 5])
+async def test_a_cursor_past_the_newest_change_is_refused(hub: Hub, wait: int) -> None:
+    """A cursor from another list (an event log's 5000) was answered as it stood, with 'next: cursor=5000',
+    on every later read: the changes below it were never seen. Refused before any wait."""
+    await hub.call(AGENT, "workspace.write", {"path": "/c.txt", "content": "x"})
+    newest = (await hub.call(READER, "workspace.changes", {"cursor": 0})).value["cursor"]
+    with pytest.raises(InvalidArguments) as info:
+        await hub.call(READER, "workspace.changes", {"cursor": newest + 5000, "wait": wait})
+    assert info.value.message == (
+        f"cursor {newest + 5000} is past the newest change ({newest}): not a cursor this feed gave"
+    )
+    assert info.value.errors == [{"field": "cursor", "error": info.value.message}]
 
 
 async def test_conditional_write_and_versions_and_restore(hub: Hub) -> None:

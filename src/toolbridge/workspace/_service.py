@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio
 import sqlalchemy as sa
 
-from toolbridge.errors import BadRequest, Conflict, NotFound, QuotaExceeded
+from toolbridge.errors import BadRequest, Conflict, InvalidArguments, NotFound, QuotaExceeded
 from toolbridge.events import Event, EventLog
 from toolbridge.policy import Principal
 from toolbridge.storage import Database
@@ -593,7 +593,7 @@ class Workspaces:
     ) -> ChangePage:
         """Changes after ``cursor``, oldest first; with ``wait`` > 0, wait up to that long for one."""
         limit = max(1, min(limit, 1000))
-        page = await self._read_changes(principal, workspace, cursor, limit)
+        page = await self._read_changes(principal, workspace, cursor, limit, check=True)
         if page.changes or wait <= 0:
             return page
         with anyio.move_on_after(min(wait, 60.0)):
@@ -609,10 +609,23 @@ class Workspaces:
             return await _leases.sweep(tx)
 
     async def _read_changes(
-        self, principal: Principal, workspace: str, cursor: int, limit: int
+        self, principal: Principal, workspace: str, cursor: int, limit: int, *, check: bool = False
     ) -> ChangePage:
+        """``check``: refuse a cursor past the newest change, which this feed never gave (one from another
+        list): answered as it stood, it read as "nothing new" for ever and the changes below it were lost."""
         async with read_tx(self.database, workspace, principal) as conn:
             found = await self.events.stream(conn, stream_of(workspace), cursor, limit)
+            if check and not found and cursor > 0:
+                newest = await self.events.stream_head(conn, stream_of(workspace))
+                if 0 < newest < cursor:
+                    said = (
+                        f"cursor {cursor} is past the newest change ({newest}): not a cursor this feed gave"
+                    )
+                    raise InvalidArguments(
+                        said,
+                        errors=[{"field": "cursor", "error": said}],
+                        hint="pass the cursor your last workspace.changes returned; 0 reads from the start",
+                    )
         changes = tuple(_change(seq, event) for seq, event in found)
         return ChangePage(changes, changes[-1].id if changes else cursor)
 
