@@ -74,6 +74,14 @@ def test_agents_lifecycle(run) -> None:  # type: ignore[no-untyped-def]
     assert code == 1 and "is not valid" in out
 
 
+def test_revoking_an_unknown_agent_lists_the_agents(run) -> None:  # type: ignore[no-untyped-def]
+    """'error: no agent named 'nobody'' and nothing else when no name was close."""
+    code, out = run("agents", "revoke", "nobody", "-c", EXAMPLE)
+    assert code == 1 and "no agent named 'nobody'" in out and "hint: agents here: assistant, reader" in out
+    code, out = run("agents", "revoke", "nobody", "--database", "sqlite+aiosqlite:///empty.db")
+    assert code == 1 and "this database has no agents" in out
+
+
 def test_audit_tail_and_verify_detect_an_edit(run, in_tmp_dir: Path) -> None:  # type: ignore[no-untyped-def]
     run("call", "util.text_stats", "--arg", "text=a b", "-c", EXAMPLE)
     run("call", "util.nope", "-c", EXAMPLE)

@@ -105,8 +105,14 @@ class AgentStore:
         async with self._db.transaction() as conn:
             names = [r.name for r in (await conn.execute(sa.select(agents.c.name))).all()]
             if name not in names:
+                listing = (
+                    f"agents here: {', '.join(sorted(names)[:20])}"
+                    if names
+                    else "this database has no agents: is it the one the server uses (--config, --database)?"
+                )
+                guess = did_you_mean(close_matches(name, names))
                 raise ConfigurationError(
-                    f"no agent named {name!r}", hint=did_you_mean(close_matches(name, names))
+                    f"no agent named {name!r}", hint="; ".join(h for h in (guess, listing) if h)
                 )
             result = await conn.execute(
                 api_keys.update()
