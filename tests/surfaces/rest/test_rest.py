@@ -262,6 +262,18 @@ async def test_a_query_parameter_a_route_does_not_take_is_refused_naming_those_i
     ).status_code == 200
 
 
+@pytest.mark.parametrize("name", ["toolbridge.search_tools", "toolbridge.describe_tool", "call_tool"])
+async def test_an_mcp_meta_tool_asked_of_rest_is_pointed_at_the_rest_routes(
+    served: Served, name: str
+) -> None:
+    """'no tool named 'toolbridge.search_tools'' with 'list the available tools with tools/list …'."""
+    response = await served.http.post(f"/v1/tools/{name}/call", json={"arguments": {}}, headers=served.auth())
+    assert response.status_code == 404
+    assert "GET /v1/tools?q=<the task in words> searches" in response.json()["hint"]
+    described = await served.http.get(f"/v1/tools/{name}", headers=served.auth())
+    assert described.status_code == 404 and "POST /v1/tools/{name}/call calls it" in described.json()["hint"]
+
+
 async def test_openapi_document_and_unknown_route(served: Served) -> None:
     spec = (await served.http.get("/v1/openapi.json")).json()
     assert {"/tools", "/tools/{name}", "/tools/{name}/call", "/calls"} <= set(spec["paths"])

@@ -436,6 +436,17 @@ def _body_shape_error(data: object) -> BadRequest:
     )
 
 
+_META_ON_REST = (
+    "search_tools, describe_tool and call_tool are MCP's search mode; over REST, GET /v1/tools?q=<the task "
+    "in words> searches, GET /v1/tools/{name} describes a tool and POST /v1/tools/{name}/call calls it"
+)
+
+
+def _meta_tool(name: str | None) -> bool:
+    """Whether ``name`` is one of MCP search mode's meta-tools (``toolbridge.search_tools`` …)."""
+    return name is not None and name.rpartition(".")[2] in ("search_tools", "describe_tool", "call_tool")
+
+
 def _checked_key(key: str | None) -> str | None:
     if key is None:
         return None
@@ -450,6 +461,8 @@ def _checked_key(key: str | None) -> str | None:
 def _install_error_handlers(app: FastAPI) -> None:
     async def toolbridge_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ToolbridgeError)
+        if isinstance(exc, ToolNotFound) and not exc.suggestions and _meta_tool(exc.tool):
+            exc.hint = _META_ON_REST  # an agent that learned them over MCP, asking REST
         return problem_response(exc, instance=request.url.path)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
