@@ -272,6 +272,16 @@ async def test_a_tool_called_directly_by_a_wrong_name_points_a_search_mode_agent
     assert error["code"] == -32602 and "find tools with toolbridge.search_tools" in error["message"], error
 
 
+@pytest.mark.parametrize("name", ["search_tools", "mcp__toolbridge__search_tools", "tb.search_tools"])
+async def test_a_meta_tool_named_without_its_prefix_is_suggested_with_it(
+    searching: Served, name: str
+) -> None:
+    """The search index guessed a catalog tool for 'search_tools' ('notes.add' in an outside probe)."""
+    response = await searching.modern("tools/call", {"name": name, "arguments": {}}, agent="seeker")
+    error = response.json()["error"]
+    assert error["code"] == -32602 and "did you mean 'toolbridge.search_tools'?" in error["message"], error
+
+
 async def test_describe_tool_is_compact_for_big_schemas(searching: Served) -> None:
     long = "Create a model response. " + "Background. " * 4000  # 48 KB, as some upstream tools have
     searching.hub.catalog.add(Tool("demo.respond", "demo", long, BIG))

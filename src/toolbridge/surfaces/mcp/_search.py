@@ -174,7 +174,13 @@ def meta_step(
 
 def not_found(hub: Hub, principal: Principal, exc: ToolNotFound, *, searching: bool = False) -> ToolNotFound:
     """``exc`` with the search index's good matches for the name when none is close in spelling for a
-    "did you mean"; for an agent in search mode, else pointing at ``search_tools``."""
+    "did you mean"; for an agent in search mode, a meta-tool named without its prefix (``search_tools``),
+    else pointing at ``search_tools``."""
+    if searching and exc.tool and not exc.suggestions:
+        bare = exc.tool.rpartition("__")[2].rpartition(".")[2]  # 'search_tools', 'mcp__tb__call_tool'
+        meant = [meta for meta in (SEARCH, DESCRIBE, CALL) if meta.rpartition(".")[2] == bare]
+        if meant:  # the index guessed 'notes.add' for 'search_tools'
+            return ToolNotFound(exc.tool, suggestions=meant)
     exc = hub.with_guesses(principal, exc)
     if exc.suggestions or not exc.tool:
         return exc
