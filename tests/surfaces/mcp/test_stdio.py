@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client, MCPError, StdioServerParameters
@@ -39,18 +40,8 @@ async def test_stdio_serves_the_principals_view() -> None:
             await client.call_tool("demo.add", {"a": 1, "b": 2})
 
 
-def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
-    """The SDK's stdio server dropped such lines without a word (a client waited for ever); over HTTP the
-    same bodies are answered -32700 / -32600."""
-    lines = [
-        '{"jsonrpc": "2.0", "id": 1,',  # cut short
-        json.dumps({"jsonrpc": "1.0", "id": 2, "method": "ping"}),
-        json.dumps([{"jsonrpc": "2.0", "id": 3, "method": "ping"}]),  # a batch
-        json.dumps({"jsonrpc": "2.0", "id": {"a": 1}, "method": "ping"}),  # read as a notification
-        json.dumps({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
-        json.dumps({"jsonrpc": "2.0", "id": None, "method": "tools/list"}),
-        json.dumps({"jsonrpc": "2.0", "id": 4, "method": "ping"}),  # still served after them
-    ]
+def exchange(lines: list[str]) -> list[Any]:
+    """The server's answer lines to ``lines``, one each, from a server started for them."""
     server = subprocess.Popen(
         [sys.executable, str(APP)],
         stdin=subprocess.PIPE,
@@ -70,6 +61,23 @@ def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
         watchdog.cancel()
         server.kill()
         stderr = server.communicate()[1]
+    assert None not in answers, stderr
+    return answers
+
+
+def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
+    """The SDK's stdio server dropped such lines without a word (a client waited for ever); over HTTP the
+    same bodies are answered -32700 / -32600."""
+    lines = [
+        '{"jsonrpc": "2.0", "id": 1,',  # cut short
+        json.dumps({"jsonrpc": "1.0", "id": 2, "method": "ping"}),
+        json.dumps([{"jsonrpc": "2.0", "id": 3, "method": "ping"}]),  # a batch
+        json.dumps({"jsonrpc": "2.0", "id": {"a": 1}, "method": "ping"}),  # read as a notification
+        json.dumps({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
+        json.dumps({"jsonrpc": "2.0", "id": None, "method": "tools/list"}),
+        json.dumps({"jsonrpc": "2.0", "id": 4, "method": "ping"}),  # still served after them
+    ]
+    answers = exchange(lines)
     assert [(a["id"], a.get("error", {}).get("code")) for a in answers] == [
         (None, -32700),
         (2, -32600),
@@ -78,6 +86,31 @@ def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
         (None, -32600),
         (None, -32600),
         (4, None),
-    ], stderr
+    ]
     assert "EOF while parsing" in answers[0]["error"]["message"]
     assert "batches are not accepted" in answers[2]["error"]["message"]
+
+
+def test_params_that_are_not_an_object_get_invalid_params_with_the_request_id() -> None:
+    """Over stdio they were -32600 with ``id: null`` (and ``"params": null`` was taken for no params),
+    while over HTTP the same requests are -32602 with their id and what to send (found by an outside MCP
+    bad-input probe)."""
+    bodies: list[Any] = [[1], "x", None, 5]
+    lines = [
+        json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/list", "params": p})
+        for i, p in enumerate(bodies)
+    ]
+    lines.append(json.dumps({"jsonrpc": "2.0", "id": "c", "method": "tools/call", "params": [1]}))
+    lines.append(json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping", "params": {}}))  # still served
+    answers = exchange(lines)
+    assert [(a["id"], a.get("error", {}).get("code")) for a in answers] == [
+        (0, -32602),
+        (1, -32602),
+        (2, -32602),
+        (3, -32602),
+        ("c", -32602),
+        (9, None),
+    ]
+    assert "not an array" in answers[0]["error"]["message"]
+    assert "not null" in answers[2]["error"]["message"]
+    assert '"arguments"' in answers[4]["error"]["message"]  # what to send instead

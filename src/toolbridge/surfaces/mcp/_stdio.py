@@ -22,7 +22,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._server import build_server
-from toolbridge.surfaces.mcp._wire import RequestIds
+from toolbridge.surfaces.mcp._wire import RequestIds, params_refusal
 
 if TYPE_CHECKING:
     from anyio import AsyncFile
@@ -50,13 +50,14 @@ async def serve_stdio(hub: Hub, principal: Principal) -> None:
             await stack.enter_async_context(hub)
         await stack.enter_async_context(notifier.running())
         stdin = await stack.enter_async_context(_stdin_lines())
-        # (the SDK reads anything that iterates like its async file, and leaves fd 0 to _stdin_lines)
-        lines, write_stream = await stack.enter_async_context(stdio_server(cast("AsyncFile[str]", stdin)))
-        read_stream = await stack.enter_async_context(_answering_bad_lines(lines, write_stream))
+        # The SDK writes stdout (keeping fd 1 off the wire); the lines are read and parsed here, where a
+        # line is still text (see _reading), so the SDK's reader is given none.
+        unread, write_stream = await stack.enter_async_context(
+            stdio_server(cast("AsyncFile[str]", _no_lines()))
+        )
+        unread.close()
+        read_stream = await stack.enter_async_context(_reading(stdin, write_stream))
         await server.run(read_stream, write_stream, server.create_initialization_options())
-
-
-Incoming = SessionMessage | Exception
 
 
 class _Lines:
@@ -118,28 +119,48 @@ async def _stdin_lines() -> AsyncIterator[_Lines]:
         os.dup2(wire, 0)  # (wire stays open: the thread may still be reading it)
 
 
+async def _no_lines() -> AsyncIterator[str]:
+    return
+    yield  # (an async generator without lines)
+
+
 @asynccontextmanager
-async def _answering_bad_lines(
-    lines: MemoryObjectReceiveStream[Incoming], out: MemoryObjectSendStream[SessionMessage]
-) -> AsyncIterator[MemoryObjectReceiveStream[Incoming]]:
-    """The messages of ``lines``, each line that is none answered on ``out``: the SDK's server drops
-    them without a word, over HTTP the same body gets its error, and a client would wait forever."""
-    send, receive = anyio.create_memory_object_stream[Incoming](0)
+async def _reading(
+    lines: _Lines, out: MemoryObjectSendStream[SessionMessage]
+) -> AsyncIterator[MemoryObjectReceiveStream[SessionMessage]]:
+    """The messages of ``lines``; each line that is none is answered on ``out`` with its error, as over
+    HTTP the same body is (the SDK's server dropped such lines without a word: a client waited forever)."""
+    send, receive = anyio.create_memory_object_stream[SessionMessage](0)
 
     async def pump() -> None:
-        async with lines, send:
-            async for item in lines:
-                if isinstance(item, pydantic.ValidationError):
-                    await out.send(SessionMessage(_error_for(item)))
-                elif _request_without_id(item):
-                    await out.send(SessionMessage(_invalid_request(None)))
-                else:
+        async with send:
+            async for line in lines:
+                item = _message_of(line)
+                if isinstance(item, SessionMessage):
                     await send.send(item)
+                else:
+                    await out.send(SessionMessage(item))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump)
         yield receive
         tg.cancel_scope.cancel()
+
+
+def _message_of(line: str) -> SessionMessage | types.JSONRPCError:
+    """The message of one line, or the error that answers it: params that are not an object are -32602
+    with the request's id, as over HTTP (the SDK's parser made them -32600 with no id, and took
+    ``"params": null`` for no params)."""
+    refusal = params_refusal(line.encode())
+    if refusal is not None:
+        return types.JSONRPCError.model_validate_json(refusal)
+    try:
+        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except pydantic.ValidationError as exc:
+        return _error_for(exc)
+    if _request_without_id(message):
+        return _invalid_request(None)
+    return SessionMessage(message)
 
 
 def _error_for(exc: pydantic.ValidationError) -> types.JSONRPCError:
@@ -163,12 +184,11 @@ def _error_for(exc: pydantic.ValidationError) -> types.JSONRPCError:
     return _invalid_request(given if usable else None)
 
 
-def _request_without_id(item: Incoming) -> bool:
+def _request_without_id(message: types.JSONRPCMessage) -> bool:
     """A request method sent with no usable id: the SDK reads a message whose id is an object, a
     fraction, a boolean or null as a notification (dropping the id), and a request never answered
     leaves its client waiting (over HTTP the same body is -32600). MCP's notifications are all
     ``notifications/…``."""
-    message = item.message if isinstance(item, SessionMessage) else None
     return isinstance(message, types.JSONRPCNotification) and not message.method.startswith("notifications/")
 
 
