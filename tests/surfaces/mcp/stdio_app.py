@@ -23,6 +23,12 @@ def make_hub() -> Hub:
         """Add two numbers."""
         return {"sum": a + b}
 
+    @hub.tool(connector="demo")
+    async def hang() -> str:
+        """Never answers (until cancelled)."""
+        await anyio.sleep_forever()
+        return "never"
+
     return hub
 
 

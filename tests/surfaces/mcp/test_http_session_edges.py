@@ -157,3 +157,82 @@ async def test_params_that_are_not_an_object_get_invalid_params_with_the_request
                 assert '"arguments"' in error["error"]["message"]  # what to send instead
             answer = await http.post(url, headers=legacy, json=call(2, "demo.echo", {"text": "hi"}))
             assert json.loads(answer.text)["result"]["content"][0]["text"] == "hi"  # objects still served
+
+
+async def opened_with(http: httpx2.AsyncClient, url: str, key: str, version: str) -> dict[str, str]:
+    """Open a session of ``version``; its requests' headers (a 2025-03-26 client sends no version header:
+    MCP-Protocol-Version came with 2025-06-18)."""
+    params = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    auth = {**JSON, "authorization": f"Bearer {key}"}
+    opened = await http.post(
+        url, headers=auth, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    )
+    assert opened.json()["result"]["protocolVersion"] == version, opened.text
+    headers = {**auth, "mcp-session-id": opened.headers["mcp-session-id"]}
+    if version != "2025-03-26":
+        headers["mcp-protocol-version"] = version
+    done = await http.post(
+        url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}
+    )
+    assert done.status_code == 202
+    return headers
+
+
+async def test_a_batch_on_a_2025_03_26_session_is_served_as_its_messages() -> None:
+    """2025-03-26 requires servers to accept JSON-RPC batches; toolbridge refused them on every session
+    (found by an outside MCP probe). The answers come as one JSON array, in the batch's order."""
+    ping = {"jsonrpc": "2.0", "id": "p", "method": "ping"}
+    told = {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}
+    with served(echo_hub()) as (url, hub):
+        key = await hub.agents.create("alice", scopes=["*"])
+        async with httpx2.AsyncClient(timeout=10) as http:
+            headers = await opened_with(http, url, key, "2025-03-26")
+            answer = await http.post(
+                url, headers=headers, json=[ping, call(2, "demo.echo", {"text": "hi"}), told]
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["content-type"] == "application/json"
+            first, second = answer.json()
+            assert first == {"jsonrpc": "2.0", "id": "p", "result": {}}
+            assert second["id"] == 2 and second["result"]["content"][0]["text"] == "hi"
+            only_told = await http.post(url, headers=headers, json=[told, told])
+            assert only_told.status_code == 202 and only_told.content == b""
+            # each message is checked as it would be alone; initialize never comes in a batch
+            wrong = [
+                {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": [1]},
+                {"jsonrpc": "2.0", "id": 4, "method": "initialize", "params": {}},
+                call(5, "demo.ech", {"text": "x"}),
+                7,
+            ]
+            errors = (await http.post(url, headers=headers, json=wrong)).json()
+            assert [(e["id"], e["error"]["code"]) for e in errors] == [
+                (3, -32602),
+                (4, -32600),
+                (5, -32602),
+                (None, -32600),
+            ]
+            assert "initialize is sent alone" in errors[1]["error"]["message"]
+            assert (await http.delete(url, headers=headers)).status_code == 200
+            gone = await http.post(url, headers=headers, json=[ping])
+            assert gone.status_code == 404, gone.text  # as for one message: open a new session
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25", "2026-07-28"])
+async def test_a_batch_of_another_version_is_refused_saying_what_to_send(version: str) -> None:
+    """Versions after 2025-03-26 removed batches: the refusal said "batches are not accepted", not that
+    the messages go one per POST."""
+    with served(echo_hub()) as (url, hub):
+        key = await hub.agents.create("alice", scopes=["*"])
+        async with httpx2.AsyncClient(timeout=10) as http:
+            if version == "2026-07-28":
+                headers = {**JSON, "authorization": f"Bearer {key}", "mcp-protocol-version": version}
+            else:
+                headers = await opened_with(http, url, key, version)
+            answer = await http.post(
+                url, headers=headers, json=[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]
+            )
+            assert answer.status_code == 400, answer.text
+            error = answer.json()
+            assert error["id"] is None and error["error"]["code"] == -32600, error
+            assert "'2025-03-26'" in error["error"]["message"]
+            assert "send each JSON-RPC message on its own" in error["error"]["message"]

@@ -26,7 +26,7 @@ def server(*scopes: str) -> StdioServerParameters:
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_stdio_lists_and_calls_tools(mode: str) -> None:
     async with Client(server(), mode=mode) as client:
-        assert [t.name for t in (await client.list_tools()).tools] == ["demo.add", "demo.echo"]
+        assert [t.name for t in (await client.list_tools()).tools] == ["demo.add", "demo.echo", "demo.hang"]
         result = await client.call_tool("demo.add", {"a": 1, "b": 2})
         assert result.structured_content == {"sum": 3}
         with pytest.raises(MCPError, match="did you mean 'demo.echo'"):
@@ -40,8 +40,9 @@ async def test_stdio_serves_the_principals_view() -> None:
             await client.call_tool("demo.add", {"a": 1, "b": 2})
 
 
-def exchange(lines: list[str]) -> list[Any]:
-    """The server's answer lines to ``lines``, one each, from a server started for them."""
+def exchange(lines: list[str], answers: int | None = None) -> list[Any]:
+    """The server's first ``answers`` answer lines (one per line by default), from a server started for
+    ``lines``."""
     server = subprocess.Popen(
         [sys.executable, str(APP)],
         stdin=subprocess.PIPE,
@@ -56,13 +57,13 @@ def exchange(lines: list[str]) -> list[Any]:
         assert server.stdin is not None and server.stdout is not None
         server.stdin.write("\n".join(lines) + "\n")
         server.stdin.flush()  # stdin stays open: at its end a server may stop before answering the rest
-        answers = [json.loads(server.stdout.readline() or "null") for _ in lines]
+        found = [json.loads(server.stdout.readline() or "null") for _ in range(answers or len(lines))]
     finally:
         watchdog.cancel()
         server.kill()
         stderr = server.communicate()[1]
-    assert None not in answers, stderr
-    return answers
+    assert None not in found, stderr
+    return found
 
 
 def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
@@ -88,7 +89,9 @@ def test_a_line_that_is_no_message_is_answered_with_its_error() -> None:
         (4, None),
     ]
     assert "EOF while parsing" in answers[0]["error"]["message"]
-    assert "batches are not accepted" in answers[2]["error"]["message"]
+    assert (
+        "send each JSON-RPC message on its own" in answers[2]["error"]["message"]
+    )  # a batch, before initialize
 
 
 def test_params_that_are_not_an_object_get_invalid_params_with_the_request_id() -> None:
@@ -114,3 +117,81 @@ def test_params_that_are_not_an_object_get_invalid_params_with_the_request_id() 
     assert "not an array" in answers[0]["error"]["message"]
     assert "not null" in answers[2]["error"]["message"]
     assert '"arguments"' in answers[4]["error"]["message"]  # what to send instead
+
+
+def opening(version: str) -> list[str]:
+    """The lines that open a connection of ``version`` (answered with one line)."""
+    params = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    return [
+        json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ]
+
+
+def test_a_batch_on_a_2025_03_26_connection_is_served_as_its_messages() -> None:
+    """2025-03-26 requires servers to accept JSON-RPC batches (a line may be one); they were refused on
+    every connection (found by an outside MCP probe). A batch is answered with one line, a JSON array in
+    the batch's order; one of notifications only is not answered."""
+    told = {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}
+    add = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "demo.add", "arguments": {"a": 1, "b": 2}},
+    }
+    wrong = [
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": [1]},
+        {"jsonrpc": "2.0", "id": 4, "method": "initialize", "params": {}},
+        {"jsonrpc": "2.0", "id": 5, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 5, "method": "ping"},  # the same id twice
+        7,
+    ]
+    lines = [
+        *opening("2025-03-26"),
+        json.dumps([{"jsonrpc": "2.0", "id": "p", "method": "ping"}, add, told]),
+        json.dumps([told]),
+        json.dumps(wrong),
+        json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping"}),
+    ]
+    opened, *rest = exchange(lines, answers=4)
+    assert opened["result"]["protocolVersion"] == "2025-03-26"
+    by_first_id = {(a[0] if isinstance(a, list) else a)["id"]: a for a in rest}  # (they come in any order)
+    served, refused, last = by_first_id["p"], by_first_id[3], by_first_id[9]
+    assert served[0] == {"jsonrpc": "2.0", "id": "p", "result": {}}
+    assert served[1]["id"] == 2 and served[1]["result"]["structuredContent"] == {"sum": 3}
+    assert [(e["id"], e.get("error", {}).get("code")) for e in refused] == [
+        (3, -32602),
+        (4, -32600),
+        (5, None),
+        (5, -32600),
+        (None, -32600),
+    ]
+    assert "initialize is sent alone" in refused[1]["error"]["message"]
+    assert last == {"jsonrpc": "2.0", "id": 9, "result": {}}
+
+
+def test_a_cancelled_request_of_a_batch_is_answered_in_it() -> None:
+    """The server sends nothing for a cancelled request: the batch's other answers would wait for ever."""
+    calls = [
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "demo.hang", "arguments": {}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "demo.echo", "arguments": {"text": "hi"}},
+        },
+    ]
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
+    lines = [*opening("2025-03-26"), json.dumps(calls), json.dumps(cancel)]
+    batch = exchange(lines, answers=2)[1]
+    assert [(a["id"], a.get("error", {}).get("code")) for a in batch] == [(1, -32800), (2, None)]
+    assert batch[1]["result"]["content"][0]["text"] == "hi"
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25"])
+def test_a_batch_of_another_version_is_refused_saying_what_to_send(version: str) -> None:
+    lines = [*opening(version), json.dumps([{"jsonrpc": "2.0", "id": 1, "method": "ping"}])]
+    error = exchange(lines, answers=2)[1]
+    assert error["id"] is None and error["error"]["code"] == -32600, error
+    assert "'2025-03-26'" in error["error"]["message"]
+    assert "send each JSON-RPC message on its own" in error["error"]["message"]

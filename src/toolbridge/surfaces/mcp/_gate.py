@@ -3,6 +3,8 @@
 Every request is authenticated on its own; a session id never stands in for a key. The principal and
 the request id travel to the handlers in the ASGI scope (under :data:`SCOPE_KEY`), and the principal
 also as ``scope["user"]`` so the SDK's session manager refuses a session to anyone but its creator.
+A JSON-RPC batch on a 2025-03-26 session is served here, each of its messages as a POST of its own
+(see ``_batch``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -34,6 +36,7 @@ from toolbridge.surfaces._request import (
     presents_key,
     read_body,
 )
+from toolbridge.surfaces.mcp._batch import BATCH_VERSION, BatchSessions, batch_of, batch_refusal, serve_batch
 from toolbridge.surfaces.mcp._wire import INVALID_REQUEST_BODY, RequestIds, is_jsonrpc_message, params_refusal
 
 if TYPE_CHECKING:
@@ -140,6 +143,7 @@ class Gate:
         self.lean = lean
         self._request_ids = RequestIds()
         self._in_flight: set[tuple[str, str, str | int]] = set()
+        self._batch_sessions = BatchSessions()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,7 +171,16 @@ class Gate:
             answer = {"jsonrpc": "2.0", "id": _request_id_of(body), "error": error}
             await _send_json(send, status, json.dumps(answer).encode())
             return
-        if scope["method"] == "POST" and (refusal_body := params_refusal(body or b"")) is not None:
+        if scope["method"] == "POST" and (elements := batch_of(body)) is not None:
+            await self._batch(scope, headers, elements, send, receive, principal)
+            return
+        await self._one(scope, headers, body, send, receive, principal)
+
+    async def _one(
+        self, scope: Scope, headers: Headers, body: bytes, send: Send, receive: Receive, principal: Principal
+    ) -> None:
+        """One message (or a GET, a DELETE): served on the lean path or by the SDK."""
+        if scope["method"] == "POST" and (refusal_body := params_refusal(body)) is not None:
             await _send_json(send, 400, refusal_body)
             return
         held = None
@@ -179,6 +192,8 @@ class Gate:
             if held is not None and held in self._in_flight:
                 await _send_json(send, 400, _id_in_use(held[2]))
                 return
+            if "mcp-session-id" not in headers and _is_initialize(body):
+                send = self._batch_sessions.watching(principal.id, send)
         token = CURRENT_PRINCIPAL.set(principal)
         if held is not None:
             self._in_flight.add(held)
@@ -190,6 +205,39 @@ class Gate:
             CURRENT_PRINCIPAL.reset(token)
             if held is not None:
                 self._in_flight.discard(held)
+
+    async def _batch(
+        self,
+        scope: Scope,
+        headers: Headers,
+        elements: list[Any],
+        send: Send,
+        receive: Receive,
+        principal: Principal,
+    ) -> None:
+        """A JSON-RPC batch (see ``_batch``): each message served as a POST of its own, on a session that
+        negotiated 2025-03-26; refused as a whole anywhere else."""
+        session_id = headers.get("mcp-session-id")
+        version = headers.get("mcp-protocol-version")
+        if (
+            not elements
+            or version not in (None, BATCH_VERSION)
+            or not self._batch_sessions.allows(session_id, principal.id)
+        ):
+            await _send_json(send, 400, json.dumps(batch_refusal(elements, version)).encode())
+            return
+
+        async def serve_one(body: bytes, answer: Send) -> None:
+            one = {**scope, "headers": _with_length(scope["headers"], len(body))}
+            await self._one(one, RequestHeaders(scope=one), body, answer, receive, principal)
+
+        status, body = await serve_batch(elements, serve_one)
+        extra = [(b"mcp-session-id", session_id.encode("latin-1"))] if session_id else []
+        if body is None:
+            await send({"type": "http.response.start", "status": status, "headers": extra})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await _send_json(send, status, body, extra=extra)
 
     def _check_origin(self, scope: Scope, headers: Headers) -> None:
         origin = headers.get("origin")
@@ -243,6 +291,22 @@ def _user_of(principal_id: str) -> AuthenticatedUser:
     """(One per principal, not one per request: building the SDK's token model is most of the cost; the
     SDK only reads it.)"""
     return AuthenticatedUser(AccessToken(token="", client_id=principal_id, scopes=[], subject=principal_id))
+
+
+def _is_initialize(body: bytes) -> bool:
+    if b'"initialize"' not in body:
+        return False
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(message, dict) and message.get("method") == "initialize"
+
+
+def _with_length(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``Content-Length`` set to ``length`` (a batch's message, served as a POST)."""
+    kept = [(name, value) for name, value in headers if name != b"content-length"]
+    return [*kept, (b"content-length", str(length).encode())]
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

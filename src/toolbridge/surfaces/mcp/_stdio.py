@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -17,9 +19,11 @@ import pydantic
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http import REQUEST_CANCELLED
 from mcp.shared.message import SessionMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from toolbridge.surfaces.mcp._batch import BATCH_VERSION, batch_of, batch_refusal, in_batch_refusal
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext
 from toolbridge.surfaces.mcp._server import build_server
 from toolbridge.surfaces.mcp._wire import RequestIds, params_refusal
@@ -56,8 +60,10 @@ async def serve_stdio(hub: Hub, principal: Principal) -> None:
             stdio_server(cast("AsyncFile[str]", _no_lines()))
         )
         unread.close()
-        read_stream = await stack.enter_async_context(_reading(stdin, write_stream))
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+        batches = _Batches(write_stream)
+        to_stdout = await stack.enter_async_context(batches.passing())
+        read_stream = await stack.enter_async_context(_reading(stdin, batches))
+        await server.run(read_stream, to_stdout, server.create_initialization_options())
 
 
 class _Lines:
@@ -126,25 +132,167 @@ async def _no_lines() -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def _reading(
-    lines: _Lines, out: MemoryObjectSendStream[SessionMessage]
+    lines: _Lines, batches: _Batches
 ) -> AsyncIterator[MemoryObjectReceiveStream[SessionMessage]]:
-    """The messages of ``lines``; each line that is none is answered on ``out`` with its error, as over
-    HTTP the same body is (the SDK's server dropped such lines without a word: a client waited forever)."""
+    """The messages of ``lines``; each line that is none is answered with its error, as over HTTP the same
+    body is (the SDK's server dropped such lines without a word: a client waited forever). A line that is
+    a batch is served as its messages on a 2025-03-26 connection (see ``_batch``), refused elsewhere."""
     send, receive = anyio.create_memory_object_stream[SessionMessage](0)
 
     async def pump() -> None:
         async with send:
             async for line in lines:
-                item = _message_of(line)
-                if isinstance(item, SessionMessage):
-                    await send.send(item)
+                elements = batch_of(line.encode())
+                if elements is None:
+                    item = _message_of(line)
+                    if isinstance(item, SessionMessage):
+                        await batches.note(item.message)
+                        await send.send(item)
+                    else:
+                        await batches.answer(item)
+                elif not elements or batches.version != BATCH_VERSION:
+                    await batches.answer(
+                        types.JSONRPCError.model_validate(batch_refusal(elements, batches.version))
+                    )
                 else:
-                    await out.send(SessionMessage(item))
+                    for item in await batches.open([_element_of(e) for e in elements]):
+                        await send.send(item)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump)
         yield receive
         tg.cancel_scope.cancel()
+
+
+def _element_of(element: Any) -> SessionMessage | types.JSONRPCError:
+    refused = in_batch_refusal(element)
+    if refused is not None:
+        return types.JSONRPCError.model_validate(refused)
+    return _message_of(json.dumps(element))
+
+
+class _BatchLine(pydantic.RootModel[list[types.JSONRPCResponse | types.JSONRPCError]]):
+    """A batch's answers as one message for the SDK's stdout writer, which writes each message's
+    ``model_dump_json(by_alias=True, exclude_unset=True)`` as a line: here a JSON array."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    answers: list[types.JSONRPCResponse | types.JSONRPCError | None]
+    waiting: dict[types.RequestId, int]
+    """The ids of its requests still unanswered, and the places of their answers."""
+
+
+class _Batches:
+    """What goes to stdout. The server's answers to a batch's requests are held until the batch is
+    answered whole, then written as one line, a JSON array in the batch's order; everything else passes
+    at once. It also sees the version ``initialize`` negotiated (:attr:`version`)."""
+
+    def __init__(self, out: MemoryObjectSendStream[SessionMessage]) -> None:
+        self._out = out
+        self.version: str | None = None
+        self._initialize: types.RequestId | None = None
+        self._waiting: dict[types.RequestId, _Batch] = {}
+
+    @asynccontextmanager
+    async def passing(self) -> AsyncIterator[MemoryObjectSendStream[SessionMessage]]:
+        """The stream the server writes to, passed on until the server closes it."""
+        send, receive = anyio.create_memory_object_stream[SessionMessage](0)
+
+        async def pump() -> None:
+            async with receive, self._out:
+                async for item in receive:
+                    await self._pass(item)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            try:
+                yield send
+            finally:
+                send.close()
+
+    async def note(self, message: types.JSONRPCMessage) -> None:
+        """A message going to the server: its ``initialize`` is watched for the version it negotiates, and
+        a cancellation answers a batch's request ``-32800`` (the server no longer answers it, and the
+        batch would wait for ever; over HTTP the SDK answers such a request so)."""
+        if isinstance(message, types.JSONRPCRequest) and message.method == "initialize":
+            self._initialize = message.id
+        if not isinstance(message, types.JSONRPCNotification) or message.method != "notifications/cancelled":
+            return
+        request_id = (message.params or {}).get("requestId")
+        if not isinstance(request_id, str | int) or (batch := self._waiting.pop(request_id, None)) is None:
+            return
+        batch.answers[batch.waiting.pop(request_id)] = _cancelled(request_id)
+        if not batch.waiting:
+            await self._write(batch)
+
+    async def answer(self, error: types.JSONRPCError) -> None:
+        await self._out.send(SessionMessage(error))
+
+    async def open(self, items: list[SessionMessage | types.JSONRPCError]) -> list[SessionMessage]:
+        """A batch's messages (or their errors): the messages to serve; the answers to its requests are
+        held from now on (the batch is answered at once when it holds no request to serve)."""
+        batch = _Batch([], {})
+        serve: list[SessionMessage] = []
+        for item in items:
+            if isinstance(item, types.JSONRPCError):
+                batch.answers.append(item)
+                continue
+            message = item.message
+            if isinstance(message, types.JSONRPCRequest):
+                if message.id in self._waiting or message.id in batch.waiting:
+                    batch.answers.append(_id_in_use(message.id))
+                    continue
+                batch.waiting[message.id] = len(batch.answers)
+                batch.answers.append(None)
+            serve.append(item)
+        self._waiting.update(dict.fromkeys(batch.waiting, batch))
+        if not batch.waiting:
+            await self._write(batch)
+        for item in serve:
+            await self.note(item.message)
+        return serve
+
+    async def _pass(self, item: SessionMessage) -> None:
+        message = item.message
+        if not isinstance(message, types.JSONRPCResponse | types.JSONRPCError) or message.id is None:
+            await self._out.send(item)
+            return
+        if isinstance(message, types.JSONRPCResponse) and message.id == self._initialize:
+            found = message.result.get("protocolVersion")
+            self.version = found if isinstance(found, str) else None
+        batch = self._waiting.pop(message.id, None)
+        if batch is None:
+            await self._out.send(item)
+            return
+        batch.answers[batch.waiting.pop(message.id)] = message
+        if not batch.waiting:
+            await self._write(batch)
+
+    async def _write(self, batch: _Batch) -> None:
+        answers = [answer for answer in batch.answers if answer is not None]
+        if answers:  # (a batch of notifications is not answered)
+            await self._out.send(SessionMessage(cast("types.JSONRPCMessage", _BatchLine(answers))))
+
+
+def _cancelled(request_id: types.RequestId) -> types.JSONRPCError:
+    return types.JSONRPCError(
+        jsonrpc="2.0",
+        id=request_id,
+        error=types.ErrorData(code=REQUEST_CANCELLED, message="Request cancelled"),
+    )
+
+
+def _id_in_use(request_id: types.RequestId) -> types.JSONRPCError:
+    return types.JSONRPCError(
+        jsonrpc="2.0",
+        id=request_id,
+        error=types.ErrorData(
+            code=types.INVALID_REQUEST,
+            message=f"Invalid Request: the id {request_id!r} belongs to a request still in flight; give each "
+            "request an id of its own (a counter)",
+        ),
+    )
 
 
 def _message_of(line: str) -> SessionMessage | types.JSONRPCError:
@@ -199,6 +347,6 @@ def _invalid_request(request_id: str | int | None) -> types.JSONRPCError:
         error=types.ErrorData(
             code=types.INVALID_REQUEST,
             message='Invalid Request: send one JSON-RPC 2.0 message object per line ({"jsonrpc": "2.0", '
-            '"id": 1, "method": "tools/list"}; an id is a string or an integer); batches are not accepted',
+            '"id": 1, "method": "tools/list"}; an id is a string or an integer)',
         ),
     )

@@ -365,7 +365,7 @@ INVALID_REQUEST_BODY = json.dumps(
             "code": INVALID_REQUEST,
             "message": "Invalid Request: the body must be one JSON-RPC 2.0 request, notification or response "
             'object ({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) whose id, if any, is a string or '
-            "an integer; batches are not accepted",
+            "an integer",
         },
     }
 ).encode()
