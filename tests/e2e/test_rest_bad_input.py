@@ -311,3 +311,21 @@ def test_only_numbers_a_route_reads_are_bounded_in_the_document(served: Server) 
     }
     assert "maximum" not in schemas["exp"] and "maximum" not in schemas["v"]
     assert schemas["version"]["maximum"] == 10**18 - 1
+
+
+def test_the_workspaces_collection_is_served_without_its_trailing_slash(served: Server) -> None:
+    """``GET`` and ``POST /v1/workspaces`` were 404: only ``/v1/workspaces/`` was routed, though every other
+    collection of ``/v1`` is written without the slash."""
+    auth = {"Authorization": f"Bearer {served.key}"}
+    listed = httpx2.get(served.base + "/v1/workspaces", headers=auth, timeout=patience(20))
+    assert listed.status_code == 200, listed.text
+    assert "shared" in [w["name"] for w in listed.json()["workspaces"]]
+    assert (
+        listed.json()
+        == httpx2.get(served.base + "/v1/workspaces/", headers=auth, timeout=patience(20)).json()
+    )
+    created = httpx2.post(
+        served.base + "/v1/workspaces", json={"name": "unslashed"}, headers=auth, timeout=patience(20)
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "unslashed"

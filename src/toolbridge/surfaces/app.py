@@ -89,8 +89,17 @@ def create_app(
     )
 
 
+def _slashed(scope: Scope) -> Scope:
+    """``scope`` for its path with a ``/`` appended."""
+    slashed = {**scope, "path": scope["path"] + "/"}
+    if "raw_path" in scope:
+        slashed["raw_path"] = scope["raw_path"] + b"/"
+    return slashed
+
+
 class _Entry:
-    """Every HTTP request's header values stripped of OWS (:func:`without_ows`); and ``POST /mcp``, the
+    """Every HTTP request's header values stripped of OWS (:func:`without_ows`), and ``/v1/workspaces``
+    served as ``/v1/workspaces/`` (the mount's root, where its routes list and create); and ``POST /mcp``, the
     request every tool call is, handed to its route as Starlette's router would hand it, without the
     router's walk over the routes and the exception middleware's wrapping of ``send`` (about a tenth of
     a no-op call's CPU in-process). Neither does anything for that request: the route is an ASGI app
@@ -110,6 +119,8 @@ class _Entry:
             await self.app(scope, receive, send)
             return
         scope = without_ows(scope)
+        if scope["path"] == scope.get("root_path", "") + "/v1/workspaces":  # its mount's root (it was a 404)
+            scope = _slashed(scope)
         if scope["path"] != "/mcp" or scope["method"] != "POST" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
