@@ -95,7 +95,7 @@ async def test_a_body_sent_without_its_json_content_type_is_told_so(served: Serv
     body = json.dumps({"connector": "svc", "account": "bot", "secret": "canary-key-2"})
     headers = {**served.auth(), "content-type": "application/x-www-form-urlencoded"}
     refused = await served.http.post("/v1/connections", content=body, headers=headers)
-    assert refused.status_code == 400
+    assert refused.status_code == 415 and refused.headers["accept-post"] == "application/json"
     assert refused.json()["hint"] == (
         "send the body as JSON with 'Content-Type: application/json' "
         "(this one said application/x-www-form-urlencoded)"

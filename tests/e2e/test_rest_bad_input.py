@@ -329,3 +329,80 @@ def test_the_workspaces_collection_is_served_without_its_trailing_slash(served: 
     )
     assert created.status_code == 201, created.text
     assert created.json()["name"] == "unslashed"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/tools", None),
+        ("POST", "/v1/tools/util.calculate/call", b'{"arguments": {"expression": "1 + 1"}}'),
+        ("GET", "/v1/workspaces/shared/files", None),
+        ("GET", "/v1/openapi.json", None),
+        ("GET", "/v1/nothing-here", None),
+    ],
+)
+def test_an_accept_header_that_allows_no_json_is_a_406(
+    served: Server, method: str, path: str, body: bytes | None
+) -> None:
+    """``Accept: application/xml`` got JSON and a 200 (the call ran): the client was never told that it
+    would not get what it asked for (found by the outside REST probe)."""
+    auth = {"Authorization": f"Bearer {served.key}", "Content-Type": "application/json"}
+    for accept in ("application/xml", "text/html, image/*", "application/json;q=0, */*"):
+        answer = httpx2.request(
+            method, served.base + path, content=body, headers={**auth, "Accept": accept}, timeout=patience(20)
+        )
+        assert answer.status_code == 406, (accept, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["hint"] == "send 'Accept: application/json', or no Accept header"
+        assert repr(accept) in answer.json()["detail"]
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    for accept in (browser, "application/json", "application/*", "application/problem+json"):
+        answer = httpx2.request(
+            method, served.base + path, content=body, headers={**auth, "Accept": accept}, timeout=patience(20)
+        )
+        assert answer.status_code != 406, (accept, answer.text)
+
+
+def test_what_is_not_json_is_served_whatever_the_accept_header(served: Server) -> None:
+    """A download answers with the file's own type, the API's page with HTML: no 406 for them."""
+    auth = {"Authorization": f"Bearer {served.key}"}
+    ws = served.base + "/v1/workspaces/shared/content?path=/pixel.png"
+    httpx2.put(ws, content=b"\x89PNG", headers={**auth, "Content-Type": "image/png"}, timeout=patience(20))
+    download = httpx2.get(ws, headers={**auth, "Accept": "image/png"}, timeout=patience(20))
+    assert (download.status_code, download.content) == (200, b"\x89PNG")
+    page = httpx2.get(served.base + "/v1/docs", headers={"Accept": "text/html"}, timeout=patience(20))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/tools/util.calculate/call", {"arguments": {"expression": "1 + 1"}}),
+        ("/v1/runs", {"pipeline": "remember", "input": {"text": "x"}}),
+        ("/v1/connections", {"connector": "notes", "account": "a", "secret": "s"}),
+        ("/v1/workspaces/", {"name": "in-xml"}),
+        ("/v1/workspaces/shared/import", {"url": "https://example.com/a", "path": "/a.txt"}),
+    ],
+)
+def test_a_body_in_a_type_the_route_cannot_read_is_a_415_naming_the_one_it_can(
+    served: Server, path: str, body: dict[str, object]
+) -> None:
+    """A body sent as XML was a 400 about its JSON (or about a dictionary), or read as JSON anyway."""
+    for kind in ("application/xml", "multipart/form-data; boundary=x"):
+        answer = _post(served, path, json.dumps(body).encode(), {"Content-Type": kind})
+        assert answer.status_code == 415, (kind, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["accept-post"] == "application/json"
+        assert answer.json()["hint"].startswith("send the body as JSON with 'Content-Type: application/json'")
+
+
+def test_the_tool_call_reads_json_sent_as_a_form_or_as_text(served: Server) -> None:
+    """README's ``curl -d`` sends the JSON as a form: the call route reads it (the other routes: 415)."""
+    body = b'{"arguments": {"expression": "6 * 7"}}'
+    for kind in ("application/x-www-form-urlencoded", "text/plain; charset=utf-8"):
+        answer = _post(served, "/v1/tools/util.calculate/call", body, {"Content-Type": kind})
+        assert answer.status_code == 200 and answer.json()["result"] == 42, answer.text
+    assert (
+        _post(served, "/v1/runs", b"{}", {"Content-Type": "application/x-www-form-urlencoded"}).status_code
+        == 415
+    )

@@ -19,6 +19,7 @@ from toolbridge.surfaces._head import HeadAsGet
 from toolbridge.surfaces._hooks import hooks_endpoint
 from toolbridge.surfaces._http_errors import http_problem
 from toolbridge.surfaces._limits import BodyLimit
+from toolbridge.surfaces._media import JsonMedia
 from toolbridge.surfaces._ows import without_ows
 from toolbridge.surfaces._request_id import RequestIds
 from toolbridge.surfaces.mcp import McpSurface
@@ -73,8 +74,11 @@ def create_app(
         mcp_route,
         Route("/hooks/{source}", hooks_endpoint(hub), methods=["POST"]),
         Mount("/mcp", app=mcp.asgi_app),
-        Mount("/v1/workspaces", app=RequestIds(HeadAsGet(create_workspace_app(hub)))),  # its own size limits
-        Mount("/v1", app=RequestIds(HeadAsGet(BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes)))),
+        Mount("/v1/workspaces", app=RequestIds(HeadAsGet(_workspace_media(create_workspace_app(hub))))),
+        Mount(  # (the workspaces have their own size limits)
+            "/v1",
+            app=RequestIds(HeadAsGet(_rest_media(BodyLimit(create_rest_app(hub), max_bytes=max_body_bytes)))),
+        ),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -86,6 +90,29 @@ def create_app(
         lifespan=lifespan,
         middleware=[Middleware(_Entry, mcp=mcp_route)],
         exception_handlers={HTTPException: http_error},
+    )
+
+
+def _rest_media(app: ASGIApp) -> ASGIApp:
+    """406 and 415 at ``/v1`` (see ``_media``): every route answers JSON but the API's HTML page and the
+    OAuth callback's pages; a POST body is JSON, but the tool call also reads JSON sent as a form or as
+    plain text (README's ``curl -d``)."""
+    return JsonMedia(
+        app,
+        not_json=r"(GET|HEAD) /(docs|docs/oauth2-redirect|connections/callback)",
+        lenient=r"POST /tools/[^/]+/call",
+        strict=r"POST /.*",
+    )
+
+
+def _workspace_media(app: ASGIApp) -> ASGIApp:
+    """406 and 415 at ``/v1/workspaces`` (see ``_media``): a download answers with the file's own type and
+    tus with no body; creating a workspace and importing a URL read JSON as the tool call does (a file's
+    PUT and tus's PATCH take bytes of any type)."""
+    return JsonMedia(
+        app,
+        not_json=r"(GET|HEAD) /[^/]+/content|[A-Z]+ /[^/]+/uploads(/[^/]+)?",
+        lenient=r"POST /([^/]+/import)?",
     )
 
 

@@ -52,10 +52,11 @@ _WHY = {
     "(reconnect_required, not_connected, connect_required: the hint says how)",
     403: "The caller may see the resource but not do this (role, quota, quarantined tool)",
     404: "No such resource, or one the caller may not see (the two look alike)",
+    406: "The Accept header allows no JSON answer: send Accept: application/json, or none",
     409: "A conflict: the same idempotency key in flight, a lost lease, a stale version",
     412: "A precondition failed (If-Match, X-Expected-Version, Tus-Resumable, a checksum)",
     413: "The request body is larger than the server accepts",
-    415: "The body's Content-Type is not one this operation takes",
+    415: "The body's Content-Type is not one this operation takes (Accept-Post names the one it does)",
     416: "The range asked for lies outside the file",
     422: "The tool refused the arguments (or the upstream did, with its own 422)",
     423: "The file is leased by another holder",
@@ -66,8 +67,9 @@ _WHY = {
     504: "The upstream did not answer in time (for a write: its outcome is unknown)",
 }
 
-# every authenticated operation; the statuses an operation adds are in _EXTRA, by (method, path)
-_BASE = (400, 401, 413, 429, 503)
+# every authenticated operation (all answer JSON: 406); the statuses an operation adds are in _EXTRA, by
+# (method, path), and an operation with a body adds 415
+_BASE = (400, 401, 406, 413, 429, 503)
 # what a call through the hub to a tool (and its upstream) can add
 _CALL = (403, 404, 409, 412, 422, 423, 502, 504)
 _EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
@@ -141,7 +143,7 @@ def _complete(operation: dict[str, Any], method: str, path: str) -> None:
     if (method, path) == ("post", "/tools/{name}/call"):
         responses["200"]["description"] = "The tool's result"
         responses["202"] = {"description": "A write queued for a later retry: Location names it"}
-    responses.update(_errors(_BASE + _EXTRA[(method, path)]))
+    responses.update(_errors(_BASE + _EXTRA[(method, path)] + ((415,) if "requestBody" in operation else ())))
 
 
 def _callback(operation: dict[str, Any]) -> None:
@@ -176,6 +178,8 @@ def _error(status: int) -> dict[str, Any]:
         response["headers"] = {"Retry-After": _header("seconds to wait before trying again", "integer")}
     elif status == 401:
         response["headers"] = {"WWW-Authenticate": _header("Bearer", "string")}
+    elif status == 415:
+        response["headers"] = {"Accept-Post": _header("application/json (on a POST)", "string")}
     return response
 
 
@@ -267,7 +271,10 @@ def _op(
         operation["requestBody"] = body
     if security is not None:
         operation["security"] = security
-    operation["responses"] = {**ok, **_errors((*_WORKSPACE_BASE, *errors))}
+    answers_json = any(answer.get("content") is _JSON_OBJECT for answer in ok.values())
+    reads_json = body is not None and "application/json" in body["content"]
+    media = (406,) * answers_json + (415,) * reads_json
+    operation["responses"] = {**ok, **_errors((*_WORKSPACE_BASE, *errors, *media))}
     return operation
 
 
