@@ -17,6 +17,11 @@ from toolbridge.surfaces.app import create_app
 
 pytestmark = pytest.mark.anyio
 BASE = "http://toolbridge.test"
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "tests", "version": "1"},
+}
 
 
 @dataclass
@@ -417,3 +422,32 @@ def _tagged_document() -> dict[str, object]:
             "/services": {"get": {"operationId": "listServices", "tags": ["Services"], "responses": ok}},
         },
     }
+
+
+async def test_null_arguments_are_no_arguments_as_over_mcp(served: Served) -> None:
+    """``{"arguments": null}`` was served as ``{}`` while the document said an object only: a client
+    checking bodies against it could not send what MCP's ``tools/call`` takes too (found by the outside
+    REST probe). Both surfaces call with no arguments; a tool that needs some says which."""
+    document = (await served.http.get("/v1/openapi.json")).json()
+    body = document["paths"]["/tools/{name}/call"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["arguments"]["type"] == ["object", "null"]
+    over_rest = []
+    for sent in ({"arguments": None}, {}):
+        answer = await served.http.post("/v1/tools/notes.count/call", json=sent, headers=served.auth())
+        assert answer.status_code == 422, answer.text
+        over_rest.append(answer.json()["errors"])
+    assert over_rest[0] == over_rest[1] and "text" in json.dumps(over_rest[0])
+    mcp = {
+        **served.auth(),
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2026-07-28",
+    }
+    call = {"name": "notes.count", "arguments": None, "_meta": ENVELOPE}
+    answer = await served.http.post(
+        "/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call},
+        headers={**mcp, "mcp-method": "tools/call", "mcp-name": "notes.count"},
+    )
+    result = answer.json()["result"]
+    assert result["isError"] is True
+    assert result["_meta"]["toolbridge/problem"]["errors"] == over_rest[0]

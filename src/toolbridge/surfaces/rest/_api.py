@@ -68,7 +68,10 @@ _CALL_BODY = {
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        "arguments": {"type": "object", "description": "the tool's arguments"},
+                        "arguments": {
+                            "type": ["object", "null"],
+                            "description": "the tool's arguments; absent or null: none ({}), as over MCP",
+                        },
                         "connection": {
                             "type": "string",
                             "minLength": 1,
@@ -391,7 +394,7 @@ def _arguments(body: bytes) -> tuple[dict[str, Any], str | None]:
             '"connection" must be an account name or connection id',
             hint="list yours with GET /v1/connections",
         )
-    if arguments is None:
+    if arguments is None:  # null means none, as MCP's tools/call takes "arguments": null
         return {}, connection
     if not isinstance(arguments, dict):
         raise BadRequest('"arguments" must be a JSON object', hint='send {"arguments": {"name": value}}')
