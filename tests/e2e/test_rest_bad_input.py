@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -406,3 +407,18 @@ def test_the_tool_call_reads_json_sent_as_a_form_or_as_text(served: Server) -> N
         _post(served, "/v1/runs", b"{}", {"Content-Type": "application/x-www-form-urlencoded"}).status_code
         == 415
     )
+
+
+def test_a_head_of_a_download_is_answered_and_the_server_serves_on(tmp_path: Path) -> None:
+    """``HEAD`` of a download froze the whole server: the streamed answer waits for the client to go away,
+    and the request it was given answered every read at once, so its loop never yielded (one CPU at 100%
+    until the process was killed; no other request answered, SIGTERM unheard). Its own server: a frozen
+    one would take the module's down with it."""
+    with fuzzed_server(tmp_path) as server:
+        auth = {"Authorization": f"Bearer {server.key}"}
+        file = server.base + "/v1/workspaces/shared/content?path=/five.txt"
+        httpx2.put(file, content=b"12345", headers=auth, timeout=patience(20))
+        head = httpx2.head(file, headers=auth, timeout=patience(10))
+        assert (head.status_code, head.headers["content-length"], head.content) == (200, "5", b"")
+        assert httpx2.get(server.base + "/healthz", timeout=patience(10)).status_code == 200
+        assert httpx2.get(file, headers=auth, timeout=patience(10)).content == b"12345"

@@ -32,10 +32,7 @@ class HeadAsGet:
             if not refused:
                 await send(message)
 
-        async def nothing_more() -> Message:  # a HEAD has no body; the GET gets none either
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        await self.app(scope, nothing_more, unless_refused)
+        await self.app(scope, _bodiless(receive), unless_refused)
         if not refused:
             return
         ended = False
@@ -48,4 +45,20 @@ class HeadAsGet:
                 ended = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await self.app({**scope, "method": "GET"}, nothing_more, bodiless)
+        await self.app({**scope, "method": "GET"}, _bodiless(receive), bodiless)
+
+
+def _bodiless(receive: Receive) -> Receive:
+    """``receive`` of a request without a body (a HEAD has none; the GET made of it gets none either): the
+    empty body, then what the client does next (it goes away). A streamed answer reads on until the client
+    goes away; answered the empty body on every read, that loop never yielded and froze the server."""
+    read = False
+
+    async def nothing_more() -> Message:
+        nonlocal read
+        if read:
+            return await receive()
+        read = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    return nothing_more
