@@ -195,3 +195,30 @@ def test_a_batch_of_another_version_is_refused_saying_what_to_send(version: str)
     assert error["id"] is None and error["error"]["code"] == -32600, error
     assert "'2025-03-26'" in error["error"]["message"]
     assert "send each JSON-RPC message on its own" in error["error"]["message"]
+
+
+def test_requests_read_before_the_input_ends_are_answered_before_the_server_stops() -> None:
+    """``printf '…tools/call…' | toolbridge mcp``: at the end of stdin the SDK's server cancelled the
+    calls in flight, answering "-32000 Connection closed" or nothing at all (found by an outside probe)."""
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    echo = {"name": "demo.echo", "arguments": {"text": "hi"}}
+    add = {"name": "demo.add", "arguments": {"a": 1, "b": 2}}
+    lines = [
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": echo}),
+        json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": add}),
+    ]
+    done = subprocess.run(
+        [sys.executable, str(APP)],
+        input="\n".join(lines) + "\n",  # and then the end of stdin, at once
+        capture_output=True,
+        text=True,
+        cwd=str(APP.parent),
+        timeout=patience(120),
+    )
+    answers = {a["id"]: a for a in map(json.loads, done.stdout.splitlines())}
+    assert sorted(answers) == [1, 2, 3], (done.stdout, done.stderr)
+    assert answers[2]["result"]["content"][0]["text"] == "hi"
+    assert answers[3]["result"]["structuredContent"] == {"sum": 3}
+    assert done.returncode == 0, done.stderr

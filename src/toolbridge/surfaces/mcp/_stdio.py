@@ -62,7 +62,7 @@ async def serve_stdio(hub: Hub, principal: Principal) -> None:
         unread.close()
         batches = _Batches(write_stream)
         to_stdout = await stack.enter_async_context(batches.passing())
-        read_stream = await stack.enter_async_context(_reading(stdin, batches))
+        read_stream = await stack.enter_async_context(_reading(stdin, batches, hub.limits.call_timeout))
         await server.run(read_stream, to_stdout, server.create_initialization_options())
 
 
@@ -132,11 +132,15 @@ async def _no_lines() -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def _reading(
-    lines: _Lines, batches: _Batches
+    lines: _Lines, batches: _Batches, drain: float
 ) -> AsyncIterator[MemoryObjectReceiveStream[SessionMessage]]:
     """The messages of ``lines``; each line that is none is answered with its error, as over HTTP the same
     body is (the SDK's server dropped such lines without a word: a client waited forever). A line that is
-    a batch is served as its messages on a 2025-03-26 connection (see ``_batch``), refused elsewhere."""
+    a batch is served as its messages on a 2025-03-26 connection (see ``_batch``), refused elsewhere.
+
+    At the end of the input the server is told only once the requests read before it are answered (up to
+    ``drain`` seconds): told at once, it cancelled them, and ``printf '…tools/call…' | toolbridge mcp``
+    got "-32000 Connection closed", or nothing, for a call that would have succeeded."""
     send, receive = anyio.create_memory_object_stream[SessionMessage](0)
 
     async def pump() -> None:
@@ -157,6 +161,7 @@ async def _reading(
                 else:
                     for item in await batches.open([_element_of(e) for e in elements]):
                         await send.send(item)
+            await batches.answered(drain)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump)
@@ -193,6 +198,9 @@ class _Batches:
         self.version: str | None = None
         self._initialize: types.RequestId | None = None
         self._waiting: dict[types.RequestId, _Batch] = {}
+        self._unanswered: set[types.RequestId] = set()
+        """The requests the server was given and has not answered (nor been told to cancel)."""
+        self._progress = anyio.Event()
 
     @asynccontextmanager
     async def passing(self) -> AsyncIterator[MemoryObjectSendStream[SessionMessage]]:
@@ -215,16 +223,31 @@ class _Batches:
         """A message going to the server: its ``initialize`` is watched for the version it negotiates, and
         a cancellation answers a batch's request ``-32800`` (the server no longer answers it, and the
         batch would wait for ever; over HTTP the SDK answers such a request so)."""
-        if isinstance(message, types.JSONRPCRequest) and message.method == "initialize":
-            self._initialize = message.id
+        if isinstance(message, types.JSONRPCRequest):
+            self._unanswered.add(message.id)
+            if message.method == "initialize":
+                self._initialize = message.id
         if not isinstance(message, types.JSONRPCNotification) or message.method != "notifications/cancelled":
             return
         request_id = (message.params or {}).get("requestId")
+        if isinstance(request_id, str | int):
+            self._settled(request_id)  # no answer comes to a request its client cancelled
         if not isinstance(request_id, str | int) or (batch := self._waiting.pop(request_id, None)) is None:
             return
         batch.answers[batch.waiting.pop(request_id)] = _cancelled(request_id)
         if not batch.waiting:
             await self._write(batch)
+
+    async def answered(self, limit: float) -> None:
+        """Return once every request the server was given is answered, or after ``limit`` seconds."""
+        with anyio.move_on_after(limit):
+            while self._unanswered:
+                self._progress = anyio.Event()
+                await self._progress.wait()
+
+    def _settled(self, request_id: types.RequestId) -> None:
+        self._unanswered.discard(request_id)
+        self._progress.set()
 
     async def answer(self, error: types.JSONRPCError) -> None:
         await self._out.send(SessionMessage(error))
@@ -258,6 +281,7 @@ class _Batches:
         if not isinstance(message, types.JSONRPCResponse | types.JSONRPCError) or message.id is None:
             await self._out.send(item)
             return
+        self._settled(message.id)
         if isinstance(message, types.JSONRPCResponse) and message.id == self._initialize:
             found = message.result.get("protocolVersion")
             self.version = found if isinstance(found, str) else None
