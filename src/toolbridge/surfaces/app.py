@@ -29,6 +29,22 @@ from toolbridge.surfaces.rest._workspace import create_workspace_app
 __all__ = ["create_app"]
 
 
+_INDEX = {
+    "service": "toolbridge",
+    "mcp": "/mcp",
+    "rest": "/v1",
+    "openapi": "/v1/openapi.json",
+    "docs": "/v1/docs",
+    "health": "/healthz",
+    "hooks": "/hooks/{source}",
+}
+"""What ``GET /`` answers: where everything is."""
+
+
+async def _index(_request: Request) -> JSONResponse:
+    return JSONResponse(_INDEX)
+
+
 def create_app(
     hub: Hub,
     *,
@@ -54,22 +70,9 @@ def create_app(
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok" if hub.running else "starting", "tools": len(hub.catalog)})
 
-    async def index(_request: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "service": "toolbridge",
-                "mcp": "/mcp",
-                "rest": "/v1",
-                "openapi": "/v1/openapi.json",
-                "docs": "/v1/docs",
-                "health": "/healthz",
-                "hooks": "/hooks/{source}",
-            }
-        )
-
     mcp_route = Route("/mcp", mcp.asgi_app, methods=["GET", "POST", "DELETE"])
     routes = [
-        Route("/", index),
+        Route("/", _index),
         Route("/healthz", health),
         mcp_route,
         Route("/hooks/{source}", hooks_endpoint(hub), methods=["POST"]),
