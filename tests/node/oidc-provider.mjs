@@ -78,4 +78,9 @@ provider.on('grant.revoked', () => log({ kind: 'grant.revoked' }));
 const server = provider.listen(Number(port), '127.0.0.1', () => {
   process.stdout.write(`ready ${issuer}\n`);
 });
+// Idle kept-alive connections stay open a minute, not Node's 5 s: the tests' DropProxy holds a request
+// on a kept-alive connection to play a slow server, and under CI's patience (x3) the hold outlasted 5 s,
+// so the server closed the connection beneath the held request and the client saw a disconnect.
+server.keepAliveTimeout = 60_000;
+server.headersTimeout = 65_000;
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
