@@ -32,7 +32,7 @@ from toolbridge.credentials import (
     resolve_reference,
     rotate_master_key,
 )
-from toolbridge.credentials._manager import check_owner
+from toolbridge.credentials._ownership import check_owner
 from toolbridge.errors import BadRequest, ConfigurationError, ToolbridgeError, did_you_mean
 from toolbridge.hub import Hub
 

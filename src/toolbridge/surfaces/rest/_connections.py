@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolbridge.credentials import ConnectFlow, Connection, CredentialManager, Material, Secret
-from toolbridge.credentials._manager import check_owner, may_manage
+from toolbridge.credentials._ownership import check_owner, may_manage
 from toolbridge.credentials._probe import probe
 from toolbridge.errors import BadRequest, NotFound, PermissionDenied, ToolbridgeError
 from toolbridge.hub import Hub
