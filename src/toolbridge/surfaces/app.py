@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,6 +22,7 @@ from toolbridge.surfaces._limits import BodyLimit
 from toolbridge.surfaces._media import JsonMedia
 from toolbridge.surfaces._ows import without_ows
 from toolbridge.surfaces._request_id import RequestIds
+from toolbridge.surfaces.admin import create_admin_app, prefers_html
 from toolbridge.surfaces.mcp import McpSurface
 from toolbridge.surfaces.rest import create_rest_app
 from toolbridge.surfaces.rest._workspace import create_workspace_app
@@ -37,12 +38,20 @@ _INDEX = {
     "docs": "/v1/docs",
     "health": "/healthz",
     "hooks": "/hooks/{source}",
+    "admin": "/admin/",
 }
 """What ``GET /`` answers: where everything is."""
 
 
-async def _index(_request: Request) -> JSONResponse:
+async def _index(request: Request) -> Response:
+    """The index; a browser (asking for HTML, not JSON) is sent to the admin UI."""
+    if prefers_html(request.headers.get("accept", "")):
+        return RedirectResponse("/admin/", status_code=303)
     return JSONResponse(_INDEX)
+
+
+async def _to_admin(_request: Request) -> Response:
+    return RedirectResponse("/admin/", status_code=303)
 
 
 def create_app(
@@ -77,6 +86,8 @@ def create_app(
         mcp_route,
         Route("/hooks/{source}", hooks_endpoint(hub), methods=["POST"]),
         Mount("/mcp", app=mcp.asgi_app),
+        Route("/admin", _to_admin),
+        Mount("/admin", app=BodyLimit(create_admin_app(hub), max_bytes=max_body_bytes)),
         Mount("/v1/workspaces", app=RequestIds(HeadAsGet(_workspace_media(create_workspace_app(hub))))),
         Mount(  # (the workspaces have their own size limits)
             "/v1",
