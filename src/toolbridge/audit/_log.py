@@ -180,12 +180,19 @@ class AuditLog:
         tool: str | None = None,
         principal: str | None = None,
         request_id: str | None = None,
+        outcome: str | None = None,
+        before: int | None = None,
     ) -> list[AuditRecord]:
         """The newest ``limit`` records, oldest first, including every entry this process recorded before
         the call (read-your-writes: the queued ones are written first). ``request_id``: the rows of one
-        request (a capability call and each provider it tried)."""
+        request (a capability call and each provider it tried); ``outcome``: ``ok``, ``error`` or
+        ``denied`` only; ``before``: only rows whose ``seq`` is lower (the next page of older rows)."""
         await self.flush()
         query = sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)
+        if before is not None:
+            query = query.where(audit_events.c.seq < before)
+        if outcome:
+            query = query.where(audit_events.c.outcome == outcome)
         if tool:
             query = query.where(audit_events.c.tool == tool)
         if principal:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 
 from toolbridge.errors import ToolbridgeError, http_status
 from toolbridge.hub import Hub
-from toolbridge.surfaces.admin import _auth, _catalog
+from toolbridge.surfaces.admin import _auth, _catalog, _operations
 from toolbridge.surfaces.admin._sessions import Sessions
 from toolbridge.surfaces.admin._web import (
     Admin,
@@ -39,6 +39,7 @@ def create_admin_app(hub: Hub, *, sessions: Sessions | None = None) -> ASGIApp:
         routes=[
             *_auth.routes,
             *_catalog.routes,
+            *_operations.routes,
             Mount("/static", app=StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
         ],
         exception_handlers={
