@@ -14,6 +14,9 @@ TASKS_SPEC := fastmcp-tasks==4.1.4 fastmcp-slim==4.1.4 mcp==2.3.0
 FUZZ_VENV := tests/.venvs/schemathesis
 FUZZ_STAMP := $(FUZZ_VENV)/.ready
 FUZZ_SPEC := schemathesis==4.32.5
+# the browser of the admin UI's tests (tests/e2e/test_admin_browser.py): the system's Chromium, never
+# Playwright's download
+CHROMIUM ?= /usr/bin/chromium
 CONFIG ?= examples/quickstart.yaml
 AGENT ?= assistant
 BENCH_WORKSPACE_MIB ?= 1024
@@ -21,7 +24,7 @@ BENCH_WORKSPACE_MIB ?= 1024
 # servers they started rather than compute; TEST_WORKERS=0 runs it in this one process
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 
-.PHONY: help run test lint bench env node clean
+.PHONY: help run test lint bench env node chromium clean
 
 help: ## show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
@@ -55,10 +58,19 @@ $(FUZZ_STAMP): | $(UV)
 env: $(VENV_STAMP) ## create or update the virtual environment
 node: $(NODE_STAMP) $(TASKS_STAMP) $(FUZZ_STAMP) ## install the test tools (MCP conformance suite, Inspector, fastmcp-tasks …)
 
+chromium: ## install Chromium for the browser tests with apt-get (when missing and run as root)
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  echo "installing chromium with apt-get (for the admin UI's browser tests)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends chromium > /dev/null 2>&1 \
+	  || { apt-get update -qq > /dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium > /dev/null 2>&1; } \
+	  || echo "chromium could not be installed: the browser tests skip (fail under TOOLBRIDGE_REQUIRE_SERVICES=1)"; \
+	fi
+
 run: $(VENV_STAMP) ## serve examples/quickstart.yaml on 127.0.0.1:8080 and print a fresh agent key
 	$(UV) run --frozen toolbridge serve --config $(CONFIG) --create-agent $(AGENT)
 
-test: $(VENV_STAMP) $(NODE_STAMP) $(TASKS_STAMP) $(FUZZ_STAMP) ## run the whole test suite
+test: $(VENV_STAMP) $(NODE_STAMP) $(TASKS_STAMP) $(FUZZ_STAMP) chromium ## run the whole test suite
 	@$(UV) run --frozen python -m compileall -q src > /dev/null
 	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 

@@ -124,3 +124,23 @@ async def test_every_page_has_the_security_headers(admin: Served) -> None:
         assert answer.headers["referrer-policy"] == "no-referrer"
         assert answer.headers["cache-control"] == "no-store"
         assert "<script" not in answer.text.replace("&lt;script", "")
+
+
+@pytest.mark.parametrize(
+    ("headers", "refused"),
+    [
+        ({"Origin": "null", "Sec-Fetch-Site": "same-origin"}, False),  # Chromium under no-referrer
+        ({"Origin": "null"}, True),
+        ({"Origin": "null", "Sec-Fetch-Site": "cross-site"}, True),
+        ({"Sec-Fetch-Site": "same-site"}, True),
+    ],
+)
+async def test_an_opaque_origin_is_taken_only_from_a_same_origin_fetch(
+    admin: Served, headers: dict[str, str], refused: bool
+) -> None:
+    await sign_in(admin.http, admin.operator_key)
+    csrf = csrf_of((await admin.http.get("/admin/tools/notes.add")).text)
+    answer = await admin.http.post(
+        "/admin/tools/notes.add", data={"csrf": csrf, "arguments": '{"text": "x"}'}, headers=headers
+    )
+    assert (answer.status_code == 403 and "cross-site" in answer.text) == refused, answer.text[-600:]

@@ -109,16 +109,9 @@ async def operator(request: Request) -> Operator:
 
 
 async def checked_form(request: Request, session: Session) -> FormData:
-    """The POSTed form, once its CSRF token matches ``session``'s and its Origin (when sent) is this
-    server's: a page elsewhere that posts here with the operator's cookie is refused."""
-    origin = request.headers.get("origin")
-    if origin is not None and origin != _own_origin(request):
-        raise Forbidden(
-            f"this form was sent from {origin!r}, not from this server ({_own_origin(request)}): refused "
-            "(cross-site request). Open the admin UI at this server's address and submit the form there"
-        )
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        raise Forbidden("this form was sent from another site: refused (cross-site request)")
+    """The POSTed form, once its CSRF token matches ``session``'s and it came from this server's own
+    pages: a page elsewhere that posts here with the operator's cookie is refused."""
+    _check_origin(request)
     form = await request.form()
     token = form.get("csrf")
     if not isinstance(token, str) or not token:
@@ -131,6 +124,25 @@ async def checked_form(request: Request, session: Session) -> FormData:
             "the form came from elsewhere): reload the page and submit the form again"
         )
     return form
+
+
+def _check_origin(request: Request) -> None:
+    """``Sec-Fetch-Site``, when sent, must say same-origin; ``Origin``, when sent, must be this server's.
+    Under ``Referrer-Policy: no-referrer`` (ours) Chromium sends ``Origin: null`` even for a form of our
+    own pages, so ``null`` is taken only with ``Sec-Fetch-Site: same-origin``."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if site is not None and site not in ("same-origin", "none"):
+        raise Forbidden(
+            f"this form was sent from another site (Sec-Fetch-Site: {site}): refused (cross-site request). "
+            "Open the admin UI at this server's address and submit the form there"
+        )
+    if origin is None or origin == _own_origin(request) or (origin == "null" and site == "same-origin"):
+        return
+    raise Forbidden(
+        f"this form was sent from {origin!r}, not from this server ({_own_origin(request)}): refused "
+        "(cross-site request). Open the admin UI at this server's address and submit the form there"
+    )
 
 
 def _own_origin(request: Request) -> str:
