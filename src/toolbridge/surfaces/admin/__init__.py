@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 
 from toolbridge.errors import ToolbridgeError, http_status
 from toolbridge.hub import Hub
-from toolbridge.surfaces.admin import _auth, _catalog, _connections, _events, _operations
+from toolbridge.surfaces.admin import _auth, _catalog, _connections, _events, _operations, _workspace
 from toolbridge.surfaces.admin._sessions import Sessions
 from toolbridge.surfaces.admin._web import (
     Admin,
@@ -42,6 +42,7 @@ def create_admin_app(hub: Hub, *, sessions: Sessions | None = None) -> ASGIApp:
             *_operations.routes,
             *_connections.routes,
             *_events.routes,
+            *_workspace.routes,
             Mount("/static", app=StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
         ],
         exception_handlers={
