@@ -37,7 +37,9 @@ class Session:
 
 class Sessions:
     """Sessions by id, each ending ``lifetime`` seconds after sign-in (anonymous ones after
-    ``anonymous_lifetime``); at most ``capacity`` are kept, the oldest dropped first."""
+    ``anonymous_lifetime``). At most ``capacity`` of each kind are kept, the oldest dropped first: the
+    anonymous ones apart, so that anybody opening the sign-in page many times drops only those, never
+    a signed-in operator's session."""
 
     def __init__(
         self,
@@ -51,37 +53,43 @@ class Sessions:
         self.anonymous_lifetime = anonymous_lifetime
         self.capacity = capacity
         self.clock = clock
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._signed: OrderedDict[str, Session] = OrderedDict()
+        self._anonymous: OrderedDict[str, Session] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._signed) + len(self._anonymous)
 
     def get(self, ident: str | None) -> Session | None:
         """The live session ``ident`` names (an expired one is forgotten)."""
         if not ident:
             return None
-        session = self._sessions.get(ident)
-        if session is not None and session.expires <= self.clock():
-            del self._sessions[ident]
-            return None
-        return session
+        for kind in (self._signed, self._anonymous):
+            session = kind.get(ident)
+            if session is not None and session.expires <= self.clock():
+                del kind[ident]
+                return None
+            if session is not None:
+                return session
+        return None
 
     def anonymous(self) -> Session:
         """A new session for the sign-in form."""
-        return self._add(Session(secrets.token_urlsafe(32), self.clock() + self.anonymous_lifetime))
+        session = Session(secrets.token_urlsafe(32), self.clock() + self.anonymous_lifetime)
+        return self._add(self._anonymous, session)
 
     def sign_in(self, previous: Session, key: str, who: str) -> Session:
         """A new session (a new id and CSRF token) for ``who`` signed in with ``key``; ``previous``, the
         anonymous one, ends (an id known before sign-in is never one that is signed in)."""
         self.end(previous.id)
         session = Session(secrets.token_urlsafe(32), self.clock() + self.lifetime, key=Secret(key), who=who)
-        return self._add(session)
+        return self._add(self._signed, session)
 
     def end(self, ident: str) -> None:
-        self._sessions.pop(ident, None)
+        self._signed.pop(ident, None)
+        self._anonymous.pop(ident, None)
 
-    def _add(self, session: Session) -> Session:
-        self._sessions[session.id] = session
-        while len(self._sessions) > self.capacity:
-            self._sessions.popitem(last=False)
+    def _add(self, kind: OrderedDict[str, Session], session: Session) -> Session:
+        kind[session.id] = session
+        while len(kind) > self.capacity:
+            kind.popitem(last=False)
         return session
