@@ -8,8 +8,10 @@ TOOLBRIDGE_REQUIRE_SERVICES=1.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -124,3 +126,92 @@ async def test_an_operator_signs_in_tries_a_tool_and_finds_the_call_in_the_log(
             await page.goto(server.base + "/admin/calls")
             await expect(page).to_have_url(server.base + "/admin/login")
             await context.close()
+
+
+CLIENT_SECRET = "CANARYclient-admin-ui-4d1f"
+
+
+def _configure_oauth(folder: Path, provider: str, base: str) -> Path:
+    from tests.e2e.test_secret_canaries import BEARER, spec
+
+    (folder / "echo.json").write_text(json.dumps(spec(BEARER)))
+    host = provider.removeprefix("http://")
+    config = {
+        "providers": {
+            "up": {
+                "display_name": "Echo",
+                "authorize_url": f"{provider}/authorize",
+                "token_url": f"{provider}/token",
+                "pkce": True,
+                "scope_separator": " ",
+                "refresh": {"supported": True, "rotates": True},
+                "token_auth_method": "client_secret_basic",
+            }
+        },
+        "connectors": {
+            "echo": {
+                "kind": "openapi",
+                "spec": "echo.json",
+                "base_url": provider,
+                "allow_hosts": [host],
+                "connections": {
+                    "scheme": "oauth2",
+                    "provider": "up",
+                    "client_id": "tb-oauth",
+                    "client_secret": "env:ADMIN_UI_CLIENT_SECRET",
+                    "redirect_uri": f"{base}/v1/connections/callback",
+                },
+            }
+        },
+        "agents": {"assistant": {"scopes": ["*"]}},
+    }
+    path = folder / "toolbridge.yaml"
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    return path
+
+
+async def test_the_connect_button_goes_through_the_providers_consent_and_back(
+    browser: Any, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    from tests.e2e.test_secret_canaries import upstream
+    from tests.e2e.test_serve import free_port
+
+    expect.set_options(timeout=patience(30) * 1000)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with upstream(tmp_path, {"tb-oauth": CLIENT_SECRET}) as provider:
+        config = _configure_oauth(tmp_path, provider.a, base)
+        master = base64.b64encode(secrets.token_bytes(32)).decode()
+        env = {"ADMIN_UI_CLIENT_SECRET": CLIENT_SECRET, "TOOLBRIDGE_MASTER_KEY": master}
+        with serving(config, tmp_path, env=env, port=port) as server:
+            context = await browser.new_context()
+            context.set_default_timeout(patience(30) * 1000)
+            page = await context.new_page()
+            await page.goto(server.base + "/admin/login")
+            await page.fill("#key", server.key)
+            await page.click("button:has-text('Sign in')")
+            await page.click("nav >> text=Connections")
+            await page.select_option("#connector", "echo")
+            await page.fill("#account", "alice")
+            await page.click("button:has-text('Connect')")
+            # the provider approves at once and sends the browser back to the callback
+            await expect(page.locator("body")).to_contain_text("Connected echo as alice")
+            assert page.url.startswith(server.base + "/v1/connections/callback")
+            await page.goto(server.base + "/admin/connections")
+            row = page.locator("table.connections tbody tr").first
+            await expect(row).to_contain_text("alice")
+            await expect(row).to_contain_text("active")
+            pages = [await page.content()]
+            await page.goto(server.base + "/admin/tools/echo.echo")
+            await page.fill("#arguments", '{"q": "hello"}')
+            await page.click("button:has-text('Call echo.echo')")
+            await expect(page.locator("pre.result")).to_contain_text("hello")
+            await page.goto(server.base + "/admin/calls")
+            pages.append(await page.content())
+            await context.close()
+    tokens = provider.issued()
+    assert tokens, "the provider issued no token"
+    for text in pages:
+        assert CLIENT_SECRET not in text and not any(t in text for t in tokens)

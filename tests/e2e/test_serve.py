@@ -38,10 +38,12 @@ class Server:
 
 
 @contextmanager
-def serving(config: Path, cwd: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """``toolbridge serve -c config`` as a process in ``cwd`` on a free port, with a fresh key for the agent
-    ``assistant``; stopped on exit."""
-    port = free_port()
+def serving(
+    config: Path, cwd: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[Server]:
+    """``toolbridge serve -c config`` as a process in ``cwd`` on ``port`` (None: a free one), with a fresh
+    key for the agent ``assistant``; stopped on exit."""
+    port = port or free_port()
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     proc = subprocess.Popen(
         [*TOOLBRIDGE, "serve", "-c", str(config), "--port", str(port), "--create-agent", "assistant"],
