@@ -111,6 +111,7 @@ def banner(base: str, hub: Hub, key: str | None, agent: str | None, redis: str |
         out.print(f"  rate limits and breakers shared through {redacted_redis_url(redis)}", highlight=False)
     out.print(f"  MCP (streamable HTTP): {base}/mcp")
     out.print(f"  REST:                  {base}/v1   (OpenAPI: {base}/v1/openapi.json)")
+    out.print(f"  admin UI:              {base}/admin/   (sign in with an operator's key)", highlight=False)
     if key:
         out.print(f"  API key for agent {agent!r} (shown once): [bold]{key}[/]", highlight=False)
         out.print(f"  try: curl -s -H 'Authorization: Bearer {key}' {base}/v1/tools", highlight=False)
