@@ -12,7 +12,7 @@ import asyncio
 
 import anyio
 
-__all__ = ["now"]
+__all__ = ["ms_since", "now"]
 
 
 def now() -> float:
@@ -21,3 +21,8 @@ def now() -> float:
         return asyncio.get_running_loop().time()
     except RuntimeError:  # no asyncio loop: another anyio backend (or none, which anyio refuses too)
         return anyio.current_time()
+
+
+def ms_since(started: float) -> float:
+    """Milliseconds from ``started`` (a :func:`now` reading) to now."""
+    return (now() - started) * 1000.0

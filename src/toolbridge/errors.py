@@ -34,7 +34,8 @@ Branches are named after who must act to fix the problem::
     │   ├── UpstreamStatusError ... the upstream answered with an error status (``status``, ``retry_after``)
     │   │   └── UpstreamRpcError .. an upstream MCP server's JSON-RPC error, kept whole in ``answer``
     │   ├── OutcomeUnknown ........ a write may or may not have happened; not retried automatically
-    │   ├── CircuitOpen ........... the connector's breaker is open; failing fast (HTTP 503, retry_after)
+    │   ├── CircuitOpen ........... the connector's breaker is open, or the connection is ejected (outlier
+    │   │                           ejection); failing fast (HTTP 503, retry_after)
     │   ├── UpstreamBusy .......... the connector's concurrency limit is full (HTTP 503)
     │   ├── NoProviderAvailable ... every provider of a capability was skipped (HTTP 503, ``skipped``)
     │   ├── TokenRefreshFailed .... the token endpoint failed transiently; the connection stays usable

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
 
+from toolbridge._clock import ms_since as _ms
 from toolbridge._clock import now
 from toolbridge._forks import reseed_after_fork
 from toolbridge._pending import Pending as _Pending
@@ -757,6 +758,7 @@ class Hub:
             or a.read_only
             or (invocation.idempotency_key is not None and key_carrier(connector, tool) is not None),
             refresh=invocation.credentials.refresh if invocation.credentials is not None else None,
+            connection=getattr(invocation.credentials, "ejection_key", None),
         )
         with anyio.CancelScope(deadline=call.started + call.timeout) as scope:
             return await self.resilience.run(attempt, lambda: connector.invoke(tool, arguments, invocation))
@@ -793,7 +795,3 @@ class Hub:
             await self.audit.record_durably(entry)
         else:
             await self.audit.record(entry)
-
-
-def _ms(started: float) -> float:
-    return (now() - started) * 1000.0

@@ -78,6 +78,9 @@ class ResolvedCredentials:
     refresh: Callable[[], Awaitable[None]] | None
     used: tuple[str, ...] = field(default=(), repr=False)
     cell: _Cell | None = field(default=None, repr=False)
+    ejection_key: str | None = None
+    """The connection outlier ejection watches: one of a per-user connector's; None for a connector's one
+    shared credential, which its breaker guards (docs/resilience.md "Outlier ejection")."""
 
     def describe(self) -> str:
         return f"{self.connector} as {self.account} ({self.scheme})"
@@ -283,7 +286,8 @@ class CredentialManager:
     ) -> ResolvedCredentials:
         """``until``: the call's deadline (``anyio.current_time()``); no refresh holds it longer."""
         binding = await self.current_binding(connector)
-        if binding.configured and connection in (None, "default"):
+        configured = binding.configured and connection in (None, "default")
+        if configured:
             cell = self._configured(connector, binding, tool)
         elif binding.minted_per_caller:
             cell = await self._exchanged(binding, connector, principal, connection, tool)
@@ -300,9 +304,9 @@ class CredentialManager:
         await self.record("(credentials.use)", principal.id, request_id, cell.digest, "ok", None)
         version = cell.connection.token_version
         refresh = self._refresher(conn.id, version, tool, until) if binding.uses_tokens else None
-        return ResolvedCredentials(
-            conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh, cell.secrets, cell
-        )
+        key = conn.id if binding.per_user and not configured else None  # the one outlier ejection watches
+        held = (conn.id, connector, conn.account, binding.scheme, version, cell.auth, refresh, cell.secrets)
+        return ResolvedCredentials(*held, cell, key)
 
     async def _refreshed_or_current(self, cell: _Cell, tool: str, until: float | None) -> _Cell:
         """A proactive refresh. When the token endpoint fails for a moment and the current access token has

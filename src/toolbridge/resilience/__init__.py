@@ -5,7 +5,14 @@ from toolbridge.resilience._budget import RetryBudget
 from toolbridge.resilience._classify import Action, Decision, classify
 from toolbridge.resilience._executor import Attempt, ConnectorHealth, Resilience
 from toolbridge.resilience._headers import RateLimitInfo, parse_ratelimit, parse_retry_after
-from toolbridge.resilience._policy import BreakerPolicy, BulkheadPolicy, ResiliencePolicy, RetryPolicy
+from toolbridge.resilience._outlier import Ejection, OutlierDetector
+from toolbridge.resilience._policy import (
+    BreakerPolicy,
+    BulkheadPolicy,
+    OutlierPolicy,
+    ResiliencePolicy,
+    RetryPolicy,
+)
 from toolbridge.resilience._ratelimit import (
     HoldStore,
     Limit,
@@ -26,9 +33,12 @@ __all__ = [
     "CircuitBreaker",
     "ConnectorHealth",
     "Decision",
+    "Ejection",
     "HoldStore",
     "Limit",
     "MemoryLimiter",
+    "OutlierDetector",
+    "OutlierPolicy",
     "RateLimitInfo",
     "RateLimiter",
     "RedisBreakers",

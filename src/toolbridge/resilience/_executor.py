@@ -1,4 +1,4 @@
-"""The resilience layer around a connector's invoke: rate limit → bulkhead → breaker → attempts.
+"""The resilience layer around a connector's invoke: ejection → rate limit → bulkhead → breaker → attempts.
 
 One :class:`Resilience` per hub holds per-connector state (breaker, retry budget, bulkhead, upstream
 hold). With a limiter that shares state between replicas (:class:`RedisLimiter`), the rate limits, the
@@ -36,6 +36,7 @@ from toolbridge.errors import (
 from toolbridge.resilience._breaker import CircuitBreaker, Transition, refusal
 from toolbridge.resilience._budget import RetryBudget
 from toolbridge.resilience._classify import Action, Decision, classify
+from toolbridge.resilience._outlier import Ejection, OutlierDetector
 from toolbridge.resilience._policy import NOT_PROCESSED_STATUSES, ResiliencePolicy
 from toolbridge.resilience._ratelimit import HoldStore, Limit, MemoryLimiter, RateLimiter, parse_rate
 from toolbridge.resilience._shared_breaker import BreakerStore, SharedVerdict
@@ -72,6 +73,8 @@ class Attempt:
     idempotent: bool
     deadline: float | None
     refresh: Callable[[], Awaitable[None]] | None = None
+    connection: str | None = None
+    """The connection whose credentials the call uses, when outlier ejection watches it (per-user ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ class ConnectorHealth:
     retry_tokens: float
     held_for: float
     """Seconds new calls still wait because the upstream asked for a pause."""
+    ejected: tuple[Ejection, ...] = ()
+    """Connections taken out of service for failing again and again (outlier ejection)."""
 
 
 @dataclass
@@ -92,6 +97,7 @@ class _State:
     breaker: CircuitBreaker
     budget: RetryBudget
     bulkhead: anyio.CapacityLimiter
+    outliers: OutlierDetector
     limit: Limit | None = None
     hold_until: float = 0.0
     shared_until: float = 0.0
@@ -166,6 +172,7 @@ class Resilience:
                 breaker,
                 RetryBudget(policy.retry),
                 anyio.CapacityLimiter(policy.bulkhead.max_concurrent),
+                OutlierDetector(connector, policy.outlier, clock=self._clock),
                 limit=parse_rate(policy.rate, burst=policy.burst) if policy.rate else None,
             )
             self._states[connector] = state
@@ -186,6 +193,7 @@ class Resilience:
                     st.budget.active,
                     round(st.budget.tokens, 2),
                     round(max(0.0, st.hold_until - self._clock()), 3),
+                    tuple(st.outliers.ejected()),
                 )
             )
         return out
@@ -211,6 +219,7 @@ class Resilience:
 
     async def run(self, attempt: Attempt, fn: Callable[[], Awaitable[T]]) -> T:
         state = self.state(attempt.connector)
+        state.outliers.admit(attempt.connection, attempt.tool)  # an ejected connection fails fast
         wait = await self._held(state, attempt.connector)  # the pause the upstream asked for, if any
         if state.limit is not None:  # awaited only when there is one (most connectors have none)
             wait = max(wait, await self._reserve(state.limit, state.policy, attempt))
@@ -301,7 +310,9 @@ class Resilience:
                 result = await self._one(fn, retry.attempt_timeout, attempt)
             except ToolbridgeError as exc:
                 decision = classify(exc, idempotent=attempt.idempotent, policy=retry)
-                await self._outcome(state, attempt.connector, decision.failure)
+                counted = decision.failure and not state.outliers.ejects(attempt.connection)
+                await self._outcome(state, attempt.connector, counted)  # not an ejected one's failures
+                ejected = state.outliers.record(attempt.connection, decision.failure)
                 if decision.failure:
                     state.budget.on_failure()
                 if decision.wait is not None and decision.wait <= retry.max_retry_after:
@@ -312,10 +323,13 @@ class Resilience:
                     await attempt.refresh()
                     continue
                 self._raise_unless_retry(decision, exc, attempt, state, number)
+                if ejected:  # its next calls fail fast; this one ends with the failure it had
+                    raise exc
                 await self._backoff(state, attempt, decision, number, exc)
                 number += 1
             else:
                 await self._outcome(state, attempt.connector, False)
+                state.outliers.record(attempt.connection, False)
                 state.budget.on_success()
                 await self._publish(state, attempt.connector)  # a RateLimit header's hold
                 return result

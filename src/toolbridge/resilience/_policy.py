@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["BreakerPolicy", "BulkheadPolicy", "ResiliencePolicy", "RetryPolicy", "RETRYABLE_STATUSES"]
+__all__ = [
+    "BreakerPolicy",
+    "BulkheadPolicy",
+    "OutlierPolicy",
+    "RETRYABLE_STATUSES",
+    "ResiliencePolicy",
+    "RetryPolicy",
+]
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 """Statuses retried by policy (RFC 9110 and the AWS/gRPC defaults)."""
@@ -51,6 +58,22 @@ class BreakerPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class OutlierPolicy:
+    """Outlier ejection of a connector's connections (RELIABILITY.md R12; Envoy's defaults): one that
+    fails ``consecutive_failures`` times in a row (5xx, no answer) is refused for ``base_ejection_seconds``
+    × its ejection count (at most ``max_ejection_seconds``); at most ``max_ejection_percent`` of the
+    connections seen within ``active_seconds`` are ejected at once (one always may be)."""
+
+    enabled: bool = True
+    consecutive_failures: int = 5
+    base_ejection_seconds: float = 30.0
+    max_ejection_seconds: float = 300.0
+    max_ejection_percent: float = 10.0
+    active_seconds: float = 600.0
+    """A connection called within this many seconds counts as active (for the share ejected at once)."""
+
+
+@dataclass(frozen=True, slots=True)
 class BulkheadPolicy:
     max_concurrent: int = 64
     max_wait: float = 5.0
@@ -62,6 +85,7 @@ class ResiliencePolicy:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     bulkhead: BulkheadPolicy = field(default_factory=BulkheadPolicy)
+    outlier: OutlierPolicy = field(default_factory=OutlierPolicy)
     rate: str | None = None
     """Outbound rate limit such as ``5000/hour`` or ``10/second``; None for none."""
     burst: int | None = None

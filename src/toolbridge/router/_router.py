@@ -3,11 +3,12 @@
 A capability is one tool in the catalog (``capability.store_file``). Calling it tries its providers in
 order of preference; each try is a delegated call through the hub's call path (validation, credentials,
 resilience, its own audit row under the capability call's request id). A provider is skipped to the next
-when nothing was done — its breaker is open, its connection needs re-authorization, its tool awaits an
-operator's approval, it is busy or out of quota, or it answered "not processed" (408, 425, 429, 503)
-after its own retries — or when it failed ambiguously (500, 502, 504, a timeout) and repeating its work
-elsewhere is harmless (a read-only or idempotent tool). Anything else (400, 403, 404, 409, 422, a write
-that may have happened) stops the call and is reported as it came.
+when nothing was done — its breaker is open or the caller's connection to it ejected (both
+``CircuitOpen``), its connection needs re-authorization, its tool awaits an operator's approval, it is
+busy or out of quota, or it answered "not processed" (408, 425, 429, 503) after its own retries — or
+when it failed ambiguously (500, 502, 504, a timeout) and repeating its work elsewhere is harmless (a
+read-only or idempotent tool). Anything else (400, 403, 404, 409, 422, a write that may have happened)
+stops the call and is reported as it came.
 """
 
 from __future__ import annotations
