@@ -9,7 +9,7 @@ import pytest
 
 from toolbridge import ConfigFileError, ConfigurationError, Hub, Principal
 from toolbridge._starter import STARTER_CONFIG
-from toolbridge.resilience import RetryPolicy
+from toolbridge.resilience import OutlierPolicy, RetryPolicy
 from toolbridge.settings import RetrySettings, load_settings, parse_settings
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -213,6 +213,28 @@ def test_every_retry_budget_knob_is_settable_per_connector() -> None:
     retry = Hub.from_settings(parse_settings(text)).resilience.state("n").policy.retry
     assert {k: getattr(retry, k) for k in knobs} == knobs
     assert set(RetrySettings.model_fields) <= {f.name for f in dataclasses.fields(RetryPolicy)}
+
+
+def test_every_outlier_ejection_knob_is_settable_per_connector_and_checked() -> None:
+    knobs = {
+        "enabled": False,
+        "consecutive_failures": 3,
+        "base_ejection_seconds": 10.0,
+        "max_ejection_seconds": 120.0,
+        "max_ejection_percent": 25.0,
+        "active_seconds": 60.0,
+    }
+    flow = ", ".join(f"{k}: {str(v).lower()}" for k, v in knobs.items())
+    text = f"connectors:\n  n:\n    kind: python\n    tools: []\n    resilience:\n      outlier: {{{flow}}}\n"
+    outlier = Hub.from_settings(parse_settings(text)).resilience.state("n").policy.outlier
+    assert {k: getattr(outlier, k) for k in knobs} == knobs
+    assert Hub.from_settings(parse_settings(text.replace(flow, ""))).resilience.state("n").policy.outlier == (
+        OutlierPolicy()
+    )
+    assert (OutlierPolicy().consecutive_failures, OutlierPolicy().base_ejection_seconds) == (5, 30.0)
+    assert OutlierPolicy().max_ejection_percent == 10.0  # RELIABILITY.md: 5 failures; 30 s × n; ≤ 10 %
+    with pytest.raises(ConfigFileError, match=r":6: connectors.n.resilience.outlier.max_ejection_percent"):
+        parse_settings(text.replace("25.0", "150"))
 
 
 def test_the_config_file_accepts_exactly_the_schemes_the_credentials_layer_implements() -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "OpenAPIFilterSettings",
     "OpenAPIOperationSettings",
     "OpenAPIPaginationSettings",
+    "OutlierSettings",
     "PythonConnectorSettings",
     "PythonToolSettings",
     "ResilienceSettings",
@@ -150,11 +151,23 @@ class BreakerSettings(_Model):
     half_open_calls: Annotated[int, Field(ge=1)] = 10
 
 
+class OutlierSettings(_Model):
+    """Outlier ejection of a per-user connector's connections (docs/resilience.md "Outlier ejection")."""
+
+    enabled: bool = True
+    consecutive_failures: Annotated[int, Field(ge=1)] = 5
+    base_ejection_seconds: Annotated[float, Field(gt=0)] = 30.0
+    max_ejection_seconds: Annotated[float, Field(gt=0)] = 300.0
+    max_ejection_percent: Annotated[float, Field(ge=0, le=100)] = 10.0
+    active_seconds: Annotated[float, Field(gt=0)] = 600.0
+
+
 class ResilienceSettings(_Model):
     """Failure handling for one connector (docs/resilience.md)."""
 
     retry: RetrySettings = RetrySettings()
     breaker: BreakerSettings = BreakerSettings()
+    outlier: OutlierSettings = OutlierSettings()
     rate: str | None = None
     """Outbound limit such as '5000/hour'; toolbridge waits (bounded) instead of provoking 429s."""
     burst: Annotated[int, Field(ge=1)] | None = None

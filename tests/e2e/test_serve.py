@@ -176,7 +176,7 @@ def test_health_command_reads_the_running_server(server: Server) -> None:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
-    assert "util" in result.stdout and "closed" in result.stdout
+    assert "util" in result.stdout and "closed" in result.stdout and "ejected" in result.stdout
 
 
 # A stdio MCP server that reports the ports of the listening sockets it was started with, then serves as

@@ -40,6 +40,7 @@ from toolbridge.resilience import (
     ResiliencePolicy,
     RetryPolicy,
 )
+from toolbridge.surfaces.app import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -269,6 +270,36 @@ async def test_only_the_configured_share_is_ejected_at_once(world: World) -> Non
             await world.call("carol")
     assert world.upstream.seen == {"alice-token": 5, "carol-token": 8, "bob-token": 1}
     assert [e.connection for e in world.hub.resilience.health(["gh"])[0].ejected] == [world.ids["alice"]]
+
+
+async def test_health_shows_the_ejected_connection_and_its_time_left(world: World) -> None:
+    """Operators see which connection; other callers how long, not whose (no secret either way)."""
+    world.upstream.statuses["alice-token"] = 502
+    for _ in range(5):
+        with pytest.raises(UpstreamStatusError):
+            await world.call("alice")
+    world.time.offset += 10.0
+    app = create_app(world.hub, manage_hub=False)
+    rows = {}
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://toolbridge.test") as http:
+            ops = await world.hub.agents.create("ops")
+            for who in ("ops", "bob"):
+                key = ops if who == "ops" else await world.hub.agents.create(who)
+                answer = await http.get("/v1/health/connectors", headers={"Authorization": f"Bearer {key}"})
+                assert answer.status_code == 200, answer.text
+                (rows[who],) = answer.json()["connectors"]
+            metrics = await http.get("/v1/metrics", headers={"Authorization": f"Bearer {key}"})
+            assert metrics.status_code == 403  # bob's: metrics are the operators'
+            metrics = await http.get("/v1/metrics", headers={"Authorization": f"Bearer {ops}"})
+    assert 'toolbridge_ejected_connections{connector="gh"} 1.0' in metrics.text
+    (ejected,) = rows["ops"]["ejected"]
+    assert ejected["connection"] == world.ids["alice"] and ejected["ejections"] == 1
+    assert 10.0 < ejected["seconds_left"] <= 20.0
+    (hidden,) = rows["bob"]["ejected"]
+    assert sorted(hidden) == ["ejections", "seconds_left"] and 10.0 < hidden["seconds_left"] <= 20.0
+    assert rows["ops"]["breaker"] == "closed" and "alice-token" not in str(rows)
 
 
 async def test_the_call_that_ejects_its_connection_is_not_retried_further(world: World) -> None:

@@ -18,6 +18,7 @@ from toolbridge.policy import Scope
 from toolbridge.resilience import (
     BreakerPolicy,
     BulkheadPolicy,
+    OutlierPolicy,
     RedisLimiter,
     Resilience,
     ResiliencePolicy,
@@ -180,6 +181,7 @@ def _policy(config: ResilienceSettings, *, long_polls: bool = False) -> Resilien
             half_open_calls=b.half_open_calls,
         ),
         bulkhead=BulkheadPolicy(max_concurrent=config.max_concurrent, max_wait=config.max_queue_wait),
+        outlier=OutlierPolicy(**config.outlier.model_dump()),
         rate=config.rate,
         burst=config.burst,
         max_rate_wait=config.max_rate_wait,

@@ -150,6 +150,12 @@ _PER_CONNECTOR: tuple[tuple[str, str, str, Callable[[ConnectorHealth], float]], 
         "Seconds new calls still wait because the upstream asked for a pause (Retry-After)",
         lambda h: h.held_for,
     ),
+    (
+        "toolbridge_ejected_connections",
+        "gauge",
+        "Connections of the connector ejected for failing again and again (outlier ejection)",
+        lambda h: len(h.ejected),
+    ),
 )
 """Each connector's live state (:class:`ConnectorHealth`): name, kind, help, value."""
 

@@ -635,7 +635,8 @@ def health(
     key: Annotated[str | None, typer.Option(envvar="TOOLBRIDGE_API_KEY", help="An agent's API key")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show each connector's breaker, retry budget and rate-limit hold on a running server."""
+    """Show each connector's breaker, retry budget, rate-limit hold and ejected connections on a running
+    server."""
     from toolbridge.client import Client
 
     if not key:
@@ -648,10 +649,16 @@ def health(
 
     rows = _run(main)
     if not as_json:
-        rows = [{**row, "failure_rate": f"{row['failure_rate']:.0%}"} for row in rows]
+        rows = [{**r, "failure_rate": f"{r['failure_rate']:.0%}", "ejected": _ejected(r)} for r in rows]
     columns = {"connector": "connector", "breaker": "breaker", "failure rate": "failure_rate"}
     columns |= {"attempts": "attempts", "in flight": "in_flight", "retry tokens": "retry_tokens"}
-    show(out, rows, {**columns, "held (s)": "held_for", "upstream": "upstream"}, as_json=as_json)
+    columns |= {"held (s)": "held_for", "ejected": "ejected"}
+    show(out, rows, {**columns, "upstream": "upstream"}, as_json=as_json)
+
+
+def _ejected(row: dict[str, Any]) -> str:
+    """The connections taken out for failing (``conn_… 27 s``), for the health table."""
+    return ", ".join(f"{e.get('connection', '?')} {e['seconds_left']:.0f} s" for e in row.get("ejected", []))
 
 
 # -- audit ----------------------------------------------------------------------------------------

@@ -173,10 +173,11 @@ async def connector_health(request: Request, caller: Caller) -> dict[str, Any]:
     hub = _hub_of(request)
     usable = {t.connector for t in hub.list_tools(caller)}
     names = [n for n in hub.connector_names() if caller.is_operator or n in usable]
-    health = hub.resilience.health(names)
-    return {
-        "connectors": [{**dataclasses.asdict(h), "upstream": _upstream(hub, h.connector)} for h in health]
-    }
+    health = [dataclasses.asdict(h) for h in hub.resilience.health(names)]
+    if not caller.is_operator:  # how long, not whose: connection ids are their owners' and the operators'
+        for row in health:
+            row["ejected"] = [{k: v for k, v in e.items() if k != "connection"} for e in row["ejected"]]
+    return {"connectors": [{**row, "upstream": _upstream(hub, row["connector"])} for row in health]}
 
 
 @_operations.get(
