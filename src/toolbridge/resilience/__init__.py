@@ -22,6 +22,7 @@ from toolbridge.resilience._ratelimit import (
     parse_rate,
 )
 from toolbridge.resilience._shared_breaker import BreakerStore, RedisBreakers, SharedVerdict
+from toolbridge.resilience._shared_outlier import OutlierStore, OutlierVerdict, RedisOutliers
 
 __all__ = [
     "Action",
@@ -39,10 +40,13 @@ __all__ = [
     "MemoryLimiter",
     "OutlierDetector",
     "OutlierPolicy",
+    "OutlierStore",
+    "OutlierVerdict",
     "RateLimitInfo",
     "RateLimiter",
     "RedisBreakers",
     "RedisLimiter",
+    "RedisOutliers",
     "Resilience",
     "ResiliencePolicy",
     "RetryBudget",

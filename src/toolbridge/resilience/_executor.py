@@ -2,9 +2,10 @@
 
 One :class:`Resilience` per hub holds per-connector state (breaker, retry budget, bulkhead, upstream
 hold). With a limiter that shares state between replicas (:class:`RedisLimiter`), the rate limits, the
-holds an upstream asks for (``Retry-After``, ``RateLimit: r=0``) and the circuit breakers are shared too:
-a hold is published when an attempt ends and read before each attempt; the shared breaker admits each
-attempt and counts its outcome. ``async with`` it opens and closes its limiter.
+holds an upstream asks for (``Retry-After``, ``RateLimit: r=0``), the circuit breakers and the outlier
+ejection of connections are shared too: a hold is published when an attempt ends and read before each
+attempt; the shared breaker (and ejection) admits each attempt and counts its outcome. ``async with`` it
+opens and closes its limiter.
 
 Every retry names what it retries (the classifier), is capped by attempts and by the call deadline — the
 last sleep never crosses it — and uses full-jitter backoff. ``Resilience(sleep=...)`` replaces the waits
@@ -40,6 +41,7 @@ from toolbridge.resilience._outlier import Ejection, OutlierDetector
 from toolbridge.resilience._policy import NOT_PROCESSED_STATUSES, ResiliencePolicy
 from toolbridge.resilience._ratelimit import HoldStore, Limit, MemoryLimiter, RateLimiter, parse_rate
 from toolbridge.resilience._shared_breaker import BreakerStore, SharedVerdict
+from toolbridge.resilience._shared_outlier import OutlierStore
 
 __all__ = ["Attempt", "ConnectorHealth", "Resilience"]
 
@@ -130,6 +132,9 @@ class Resilience:
         self.breakers = breakers if breakers is not None else shares() if callable(shares) else None
         """Where the breakers are shared (default: beside the limiter's, when it shares state); None: each
         process has its own."""
+        shares = getattr(self.limiter, "shared_outliers", None)
+        self.outliers: OutlierStore | None = shares() if callable(shares) else None
+        """Where outlier ejection is shared (beside the breakers); None: each process ejects on its own."""
         self._stack: AsyncExitStack | None = None
         self.on_transition = on_transition
         """Called with every breaker transition (the event log records them)."""
@@ -219,7 +224,7 @@ class Resilience:
 
     async def run(self, attempt: Attempt, fn: Callable[[], Awaitable[T]]) -> T:
         state = self.state(attempt.connector)
-        state.outliers.admit(attempt.connection, attempt.tool)  # an ejected connection fails fast
+        await self._admit_connection(state, attempt)  # an ejected connection fails fast
         wait = await self._held(state, attempt.connector)  # the pause the upstream asked for, if any
         if state.limit is not None:  # awaited only when there is one (most connectors have none)
             wait = max(wait, await self._reserve(state.limit, state.policy, attempt))
@@ -312,7 +317,7 @@ class Resilience:
                 decision = classify(exc, idempotent=attempt.idempotent, policy=retry)
                 counted = decision.failure and not state.outliers.ejects(attempt.connection)
                 await self._outcome(state, attempt.connector, counted)  # not an ejected one's failures
-                ejected = state.outliers.record(attempt.connection, decision.failure)
+                ejected = await self._record_connection(state, attempt, decision.failure)
                 if decision.failure:
                     state.budget.on_failure()
                 if decision.wait is not None and decision.wait <= retry.max_retry_after:
@@ -329,12 +334,36 @@ class Resilience:
                 number += 1
             else:
                 await self._outcome(state, attempt.connector, False)
-                state.outliers.record(attempt.connection, False)
+                await self._record_connection(state, attempt, False)
                 state.budget.on_success()
                 await self._publish(state, attempt.connector)  # a RateLimit header's hold
                 return result
             finally:
                 state.budget.retrying -= retrying
+
+    async def _admit_connection(self, state: _State, attempt: Attempt) -> None:
+        """Refuse a call of an ejected connection: the shared detector decides when there is one that
+        answers, else this process's."""
+        local, connection = state.outliers, attempt.connection
+        verdict = None
+        if self.outliers is not None and connection is not None and local.policy.enabled:
+            verdict = await self.outliers.admit(attempt.connector, connection, local.policy)
+        if verdict is None or connection is None:
+            local.admit(connection, attempt.tool)
+        elif verdict.ejected:
+            local.note(connection, verdict.seconds, verdict.ejections)  # for health
+            raise local.refusal(connection, verdict.seconds, verdict.ejections, attempt.tool)
+
+    async def _record_connection(self, state: _State, attempt: Attempt, failure: bool) -> bool:
+        """Count an attempt's outcome for its connection; True when it ejected the connection."""
+        local, connection = state.outliers, attempt.connection
+        if self.outliers is not None and connection is not None and local.policy.enabled:
+            verdict = await self.outliers.record(attempt.connector, connection, local.policy, failure)
+            if verdict is not None:
+                if verdict.ejected:
+                    local.note(connection, verdict.seconds, verdict.ejections)
+                return verdict.ejected
+        return local.record(connection, failure)
 
     async def _before_call(self, state: _State, connector: str) -> None:
         """Let the attempt through or raise ``CircuitOpen``: the shared breaker decides when there is one

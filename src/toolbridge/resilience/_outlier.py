@@ -13,7 +13,8 @@ At most ``max(1, floor(N × max_ejection_percent / 100))`` connections are eject
 connections seen within ``active_seconds`` (like Envoy, one may always be ejected); at the cap a failing
 connection is not ejected and fails as it would without ejection.
 
-The state is this process's (replicas each eject on what they see).
+This is the process's detector; with Redis the replicas share one (``_shared_outlier.py``), and this
+one keeps what the shared one decided (for health) and decides while Redis does not answer.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class OutlierDetector:
             return
         host.seen = now
         if now < host.until:
-            raise self._refusal(connection, host, host.until - now, tool)
+            raise self.refusal(connection, host.until - now, host.ejections, tool)
 
     def record(self, connection: str | None, failure: bool) -> bool:
         """Count an attempt's outcome; True when this failure ejected the connection."""
@@ -136,11 +137,19 @@ class OutlierDetector:
         for name in gone:
             del self._hosts[name]
 
-    def _refusal(self, connection: str, host: _Host, wait: float, tool: str | None) -> CircuitOpen:
+    def note(self, connection: str, seconds: float, ejections: int) -> None:
+        """Keep an ejection the shared detector decided (for health, and for this process's decisions
+        while the shared one does not answer)."""
+        now = self._clock()
+        host = self._hosts.setdefault(connection, _Host(seen=now))
+        host.seen, host.until, host.ejections, host.failures = now, now + seconds, ejections, 0
+
+    def refusal(self, connection: str, wait: float, ejections: int, tool: str | None) -> CircuitOpen:
+        """The error of a call of an ejected connection."""
         return CircuitOpen(
             f"connection {connection!r} of connector {self.connector!r} is ejected for {wait:.0f} s more: "
             f"its calls kept failing (5xx or no answer, {self.policy.consecutive_failures} in a row; "
-            f"ejection {host.ejections}); the connector's other connections are still served",
+            f"ejection {ejections}); the connector's other connections are still served",
             retry_after=wait,
             hint=f"try again in {math.ceil(wait)} s; if this account keeps failing, check it at the upstream "
             f"or test it (POST /v1/connections/{connection}/test, 'toolbridge connections test "

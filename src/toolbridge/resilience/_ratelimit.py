@@ -23,6 +23,7 @@ from toolbridge.errors import ConfigurationError, StorageError
 
 if TYPE_CHECKING:
     from toolbridge.resilience._shared_breaker import RedisBreakers
+    from toolbridge.resilience._shared_outlier import RedisOutliers
 
 logger = logging.getLogger("toolbridge.resilience")
 
@@ -236,6 +237,12 @@ class RedisLimiter:
         from toolbridge.resilience._shared_breaker import RedisBreakers
 
         return RedisBreakers(self._redis, prefix=self._breaker_prefix, timeout=self._timeout)
+
+    def shared_outliers(self) -> RedisOutliers:
+        """The outlier detection shared on this limiter's Redis (keys under its ``breaker_prefix``)."""
+        from toolbridge.resilience._shared_outlier import RedisOutliers
+
+        return RedisOutliers(self._redis, prefix=self._breaker_prefix, timeout=self._timeout)
 
     async def __aenter__(self) -> RedisLimiter:
         if self._url is not None:
