@@ -28,7 +28,7 @@ def build_pipelines(settings: Settings, hub: Hub, *, inline: bool = True) -> Pip
 
 def yaml_lines(text: str | None) -> Any:
     """A function from a key path to its 1-based line in the file's text (None when unknown)."""
-    from toolbridge.settings import _line_of
+    from toolbridge._settings_errors import line_of
 
     node = None
     if text is not None:
@@ -38,6 +38,6 @@ def yaml_lines(text: str | None) -> Any:
             node = None
 
     def lines(path: Sequence[Any]) -> int | None:
-        return _line_of(node, list(path)) if node is not None else None
+        return line_of(node, list(path)) if node is not None else None
 
     return lines
