@@ -59,6 +59,31 @@ EXEMPT = {
     "GET /v1/connections/callback": "a person's browser returning from an OAuth provider, not an agent: "
     "the connection it completes is audited by the credentials layer (tests/credentials)",
     "OPTIONS /v1/workspaces/{ws}/uploads": "tus capability discovery: unauthenticated by the protocol",
+    **{
+        route: "the operators' admin UI (docs/admin-ui.md): a person's browser with a session cookie, not an "
+        "agent's key (an agent's request is answered with the sign-in page); its reads are those of the "
+        "exempt /v1 routes above, and what it does is audited as the operator: try-it is Hub.call, "
+        "connections, events, workspaces and downloads go through Hub.perform, a refused sign-in through "
+        "Hub.authenticate (tests/surfaces/admin)"
+        for route in (
+            "GET /admin",
+            "GET /admin/login",
+            "POST /admin/login",
+            "POST /admin/logout",
+            "GET /admin/tools",
+            "GET /admin/tools/{name}",
+            "POST /admin/tools/{name}",
+            "GET /admin/calls",
+            "GET /admin/health",
+            "GET /admin/connections",
+            "POST /admin/connections/connect",
+            "GET /admin/events",
+            "GET /admin/workspaces",
+            "GET /admin/workspaces/{ws}",
+            "GET /admin/workspaces/{ws}/download",
+            "MOUNT /admin/static",
+        )
+    },
 }
 
 KNOWN_BYPASSES: dict[str, str] = {}

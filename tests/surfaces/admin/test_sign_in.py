@@ -32,6 +32,8 @@ async def test_pages_need_a_signed_in_operator(admin: Served) -> None:
     for path in ("/admin/", "/admin/tools", "/admin/tools/notes.add"):
         answer = await admin.http.get(path)
         assert answer.status_code == 303 and answer.headers["location"] in ("/admin/login", "/admin/tools")
+    keyed = await admin.http.get("/admin/tools", headers={"Authorization": f"Bearer {admin.operator_key}"})
+    assert keyed.status_code == 303  # a key is no session: the admin UI is for a person's browser
 
 
 async def test_an_operator_signs_in_with_a_cookie_that_holds_no_key(admin: Served) -> None:
