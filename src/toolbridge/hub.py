@@ -5,7 +5,8 @@
 1. **authorize** — the tool must exist and the principal's scopes must allow it;
 2. **validate** — arguments against the tool's input schema (compiled once, on first use), strictly;
 3. **resolve credentials** — connection → vault → auth scheme, refreshed if expiring (``credentials/``);
-4. **invoke** — the connector's ``invoke`` under the call deadline (the resilience layer wraps this);
+4. **invoke** — the connector's ``invoke`` under the call deadline (the resilience layer wraps this;
+   ``_invoke``);
 5. **shape** — size-capped result with an explicit truncation marker;
 6. **record** — a hash-chained audit row, whatever the outcome.
 """
@@ -24,6 +25,7 @@ import anyio
 from toolbridge._clock import ms_since as _ms
 from toolbridge._clock import now
 from toolbridge._forks import reseed_after_fork
+from toolbridge._invoke import invoke
 from toolbridge._pending import Pending as _Pending
 from toolbridge._pending import new_request_id as _request_id
 from toolbridge._pending import reseed_ids as _reseed_ids
@@ -46,18 +48,16 @@ from toolbridge.errors import (
     AuthenticationError,
     BadRequest,
     ConfigurationError,
-    OutcomeUnknown,
     RateLimited,
     StorageError,
     TokenRefreshFailed,
     ToolbridgeError,
     ToolExecutionError,
     ToolNotFound,
-    UpstreamTimeout,
 )
 from toolbridge.policy import AgentStore, Principal, Scope
-from toolbridge.resilience import Attempt, Resilience, ResiliencePolicy, parse_rate
-from toolbridge.resilience._executor import CHECK_FIRST, SAME_KEY
+from toolbridge.resilience import Resilience, ResiliencePolicy, parse_rate
+from toolbridge.resilience._executor import SAME_KEY
 from toolbridge.resilience._idempotency import IdempotencyStore, Replay, check_key
 from toolbridge.resilience._outbox import Outbox, is_queueable
 from toolbridge.storage import MEMORY_URL, Database
@@ -555,7 +555,10 @@ class Hub:
             call.key,
             hold=self._holder(target.connector),
         )
-        value = await self._invoke(target, call.args, invocation, call)
+        connector, ends = self._connectors[target.connector], call.started + call.timeout
+        value = await invoke(
+            self.resilience, connector, target, call.args, invocation, ends=ends, seconds=call.timeout
+        )
         if call.secrets:  # an upstream may echo what it was sent
             value = redact_value(value, call.secrets)
         kept, text, truncated, size = shape(value, max_bytes=self.limits.max_result_bytes, tool=target)
@@ -743,35 +746,6 @@ class Hub:
                 tool=tool.name,
             )
         return None
-
-    async def _invoke(
-        self, tool: Tool, arguments: Mapping[str, Any], invocation: Invocation, call: _Pending
-    ) -> Any:
-        """The connector's invoke inside the resilience layer, under the call deadline (a hard cap)."""
-        connector = self._connectors[tool.connector]
-        a = tool.annotations
-        attempt = Attempt(
-            connector=tool.connector,
-            tool=tool.name,
-            deadline=invocation.deadline,
-            idempotent=a.idempotent
-            or a.read_only
-            or (invocation.idempotency_key is not None and key_carrier(connector, tool) is not None),
-            refresh=invocation.credentials.refresh if invocation.credentials is not None else None,
-            connection=getattr(invocation.credentials, "ejection_key", None),
-        )
-        with anyio.CancelScope(deadline=call.started + call.timeout) as scope:
-            return await self.resilience.run(attempt, lambda: connector.invoke(tool, arguments, invocation))
-        assert scope.cancelled_caught
-        late = f"{tool.name!r} did not finish within the call deadline of {call.timeout:g} s"
-        if not attempt.idempotent:  # a write may have been applied: "try again" could apply it twice
-            unknown = f"{late}; it may or may not have taken effect"
-            raise OutcomeUnknown(unknown, tool=tool.name, hint=CHECK_FIRST)
-        keyed = not (tool.annotations.read_only or tool.annotations.idempotent)  # safe by its key alone
-        again = " with the same idempotency key (the upstream applies it once)" if keyed else ""
-        raise UpstreamTimeout(
-            late, tool=tool.name, hint=f"try again later{again}, or ask for less work in one call"
-        )
 
     async def _record(
         self,
