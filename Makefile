@@ -36,7 +36,7 @@ help: ## show the targets
 # bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on this machine), every process the tests
 # start would otherwise compile the libraries it imports again (~0.8 s CPU each)
 $(VENV_STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet --extra semantic --compile-bytecode
+	$(UV) sync --frozen --quiet --extra semantic --extra otel --compile-bytecode
 	@touch $@
 
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json

@@ -32,6 +32,7 @@ from toolbridge._pending import reseed_ids as _reseed_ids
 from toolbridge._perform import perform
 from toolbridge._redact import redact_error, redact_value
 from toolbridge._shape import CallResult, shape
+from toolbridge._trace import CallSpan
 from toolbridge.audit import AuditLog, args_digest, audit_entry, canonical_json
 from toolbridge.catalog import (
     QUARANTINE_META_KEY,
@@ -478,6 +479,12 @@ class Hub:
             claimed=claimed,
             timeout=self.limits.call_timeout if budget is None else min(budget, self.limits.call_timeout),
         )
+        with CallSpan(call) as span:  # step 6's trace span (a no-op without a tracer provider)
+            return span.done(await self._settle(call, connection, deferred))
+
+    async def _settle(self, call: _Pending, connection: str | None, deferred: bool) -> CallResult:
+        """The call's outcome: steps 1-5, then its audit row (and its key's stored outcome)."""
+        principal, tool, idempotency_key = call.principal, call.tool, call.key
         try:
             result = await self._run(call, connection)
         except ToolbridgeError as exc:

@@ -25,6 +25,7 @@ from typing import TypeVar
 import anyio
 
 from toolbridge._clock import now
+from toolbridge._trace import attempt_span, retry_reason
 from toolbridge.errors import (
     CredentialsError,
     OutcomeUnknown,
@@ -306,18 +307,21 @@ class Resilience:
         retry = state.policy.retry
         refreshed = False
         number = 1
+        why: str | None = None  # the previous attempt's classification, on the next one's trace span
         while True:
             await self._before_call(state, attempt.connector)
             state.attempts += 1
             retrying = number > 1 or refreshed
             state.budget.retrying += retrying
             try:
-                result = await self._one(fn, retry.attempt_timeout, attempt)
+                with attempt_span(attempt.connector, attempt.tool, why):
+                    result = await self._one(fn, retry.attempt_timeout, attempt)
             except ToolbridgeError as exc:
                 decision = classify(exc, idempotent=attempt.idempotent, policy=retry)
                 counted = decision.failure and not state.outliers.ejects(attempt.connection)
                 await self._outcome(state, attempt.connector, counted)  # not an ejected one's failures
                 ejected = await self._record_connection(state, attempt, decision.failure)
+                why = retry_reason(exc, decision.action.value)
                 if decision.failure:
                     state.budget.on_failure()
                 if decision.wait is not None and decision.wait <= retry.max_retry_after:

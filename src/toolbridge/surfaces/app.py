@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from toolbridge._trace import continued, incoming
 from toolbridge.hub import Hub
 from toolbridge.surfaces._head import HeadAsGet
 from toolbridge.surfaces._hooks import hooks_endpoint
@@ -139,8 +140,10 @@ def _slashed(scope: Scope) -> Scope:
 
 
 class _Entry:
-    """Every HTTP request's header values stripped of OWS (:func:`without_ows`), and ``/v1/workspaces``
-    served as ``/v1/workspaces/`` (the mount's root, where its routes list and create); and ``POST /mcp``, the
+    """Every HTTP request's trace context (``traceparent``) current while it is served (but /mcp's, which
+    the MCP surface makes current itself), its header values stripped of OWS (:func:`without_ows`), and
+    ``/v1/workspaces`` served as ``/v1/workspaces/`` (the mount's root, where its routes list and create);
+    and ``POST /mcp``, the
     request every tool call is, handed to its route as Starlette's router would hand it, without the
     router's walk over the routes and the exception middleware's wrapping of ``send`` (about a tenth of
     a no-op call's CPU in-process). Neither does anything for that request: the route is an ASGI app
@@ -159,7 +162,12 @@ class _Entry:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope = without_ows(scope)
+        path = scope["path"]
+        mcp = path == "/mcp" or path.startswith("/mcp/")  # (the MCP surface's gate takes its own)
+        with continued(None if mcp else incoming(scope["headers"])):  # a caller's trace goes on here
+            await self._serve(without_ows(scope), receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == scope.get("root_path", "") + "/v1/workspaces":  # its mount's root (it was a 404)
             scope = _slashed(scope)
         if scope["path"] != "/mcp" or scope["method"] != "POST" or scope.get("root_path"):

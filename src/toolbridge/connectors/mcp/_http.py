@@ -38,6 +38,7 @@ import anyio.abc
 import httpx2
 
 from toolbridge import _jsonin as jsonin
+from toolbridge._trace import outgoing
 from toolbridge.connectors._fastpath import FastTransport
 from toolbridge.connectors.mcp._channel import Message, OnMessage, SessionExpired
 from toolbridge.connectors.mcp._client import tls_context, upstream_client
@@ -264,6 +265,9 @@ class HttpChannel:
         added = list(extra.items())
         if self._session_id is not None:
             added.insert(0, ("mcp-session-id", self._session_id))
+        traced: dict[str, str] = {}
+        outgoing(traced)  # the attempt's trace context (traceparent), when a call's attempt sends this
+        added.extend(traced.items())
         try:
             return [*base, *checked(added)]
         except ValueError as exc:

@@ -31,6 +31,7 @@ from typing import Literal
 import httpx2
 
 from toolbridge._redact import redact_text
+from toolbridge._trace import outgoing, upstream_status
 from toolbridge._urlguard import Resolver, URLGuard, system_resolver
 from toolbridge.connectors._base import Credentials
 from toolbridge.connectors.openapi._request import Draft
@@ -183,8 +184,10 @@ class Egress:
             if not same and signer.secrets:
                 self._refuse_carried(draft, signer.secrets, tool)
             out = await self._outgoing(draft, not same or route.guard_trusted, tool)
+            outgoing(out.headers)  # the attempt's trace context (traceparent), when there is one
             reply = await wire.send(out, signer.auth if same else None, tool)
             if not is_redirect(reply):
+                upstream_status(reply.status)
                 return await reply.read(max_bytes)
             await reply.aclose()
             draft = _redirected(

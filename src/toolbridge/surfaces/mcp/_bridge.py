@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from toolbridge._suggest import close_matches
+from toolbridge._trace import continued
 from toolbridge.catalog import MCP_NAME_META_KEY, MCP_RESULT_META_KEY
 from toolbridge.connectors._input import CALL_INPUT
 from toolbridge.errors import (
@@ -43,6 +44,8 @@ from toolbridge.surfaces.mcp._wire import (
 )
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
     from toolbridge import CallResult, Hub, Principal
 
 __all__ = ["Bridge", "CallContext", "aliases", "call_params"]
@@ -56,6 +59,8 @@ class CallContext:
     request_id: str
     modern: bool = False
     """Whether the request is of the 2026-07-28 era (it can answer an upstream's input requests)."""
+    parent: Context | None = None
+    """The trace context the request carried, when its call runs in a task that did not inherit it."""
 
 
 class Bridge:
@@ -111,7 +116,8 @@ class Bridge:
         also ``inputResponses`` and ``requestState``, passed to an upstream MCP tool that asked for input)."""
         token = CALL_INPUT.set(agent_input(ctx.modern, params))
         try:
-            return await self._call_tool(ctx, params)
+            with continued(ctx.parent):
+                return await self._call_tool(ctx, params)
         finally:
             CALL_INPUT.reset(token)
 

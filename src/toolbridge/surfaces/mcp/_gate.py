@@ -26,6 +26,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from toolbridge._trace import continued, incoming
 from toolbridge.errors import AuthenticationError, CallerError, ToolbridgeError, problem
 from toolbridge.surfaces._ows import without_ows
 from toolbridge.surfaces._request import (
@@ -149,6 +150,10 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        with continued(incoming(scope["headers"])):  # a caller's traceparent: its trace goes on here
+            await self._gated(scope, receive, send)
+
+    async def _gated(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = without_ows(scope)  # also here: the surface may be mounted without create_app
         headers = RequestHeaders(scope=scope)
         request_id = self._request_ids.from_header(headers.get("x-request-id"))

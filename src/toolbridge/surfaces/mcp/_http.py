@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from toolbridge._trace import incoming
 from toolbridge.surfaces.mcp._bridge import Bridge, CallContext, aliases
 from toolbridge.surfaces.mcp._gate import CURRENT_PRINCIPAL, Gate, OriginPolicy, request_info
 from toolbridge.surfaces.mcp._lean import LeanPath
@@ -149,10 +150,13 @@ def _without_last_event_id(scope: Scope) -> Scope:
 
 def _http_caller(ctx: ServerRequestContext[Any, Any]) -> CallContext:
     request = ctx.request
-    info = request_info(request.scope) if isinstance(request, Request) else None
+    scope = request.scope if isinstance(request, Request) else {}
+    info = request_info(scope)
     if info is None:  # only reachable if the SDK app is served without the Gate
         raise MCPError(INTERNAL_ERROR, "the MCP request reached toolbridge without its authentication")
-    return CallContext(info.principal, info.request_id, ctx.protocol_version in MODERN_PROTOCOL_VERSIONS)
+    modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+    # the SDK runs the handler in its own task, outside the request's trace context: taken from its headers
+    return CallContext(info.principal, info.request_id, modern, incoming(scope["headers"]))
 
 
 def _visible_schema(bridge: Bridge, name: str) -> Mapping[str, Any] | None:
