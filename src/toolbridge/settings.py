@@ -27,6 +27,7 @@ from toolbridge._connection_settings import (
     TokenExchangeConnection,
 )
 from toolbridge._settings_errors import config_error, line_of, yaml_hint
+from toolbridge._telemetry_settings import TelemetrySettings, TraceSettings
 from toolbridge.errors import ConfigFileError
 from toolbridge.events._settings import EventSettings, HookSettings, SubscriptionSettings, TriggerSettings
 from toolbridge.pipelines._config import PipelineSettings, PipelineWorkerSettings
@@ -60,7 +61,9 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SigV4Connection",
+    "TelemetrySettings",
     "TokenExchangeConnection",
+    "TraceSettings",
     "UrlImportSettings",
     "WorkspaceConnectorSettings",
     "load_settings",
@@ -500,6 +503,7 @@ class Settings(_Model):
     """Durable multi-step workflows, each one tool ``pipelines.<name>`` (docs/patterns.md)."""
     pipeline_worker: PipelineWorkerSettings = PipelineWorkerSettings()
     search: SearchSettings = SearchSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     source: Path | None = Field(default=None, exclude=True)
     text: str | None = Field(default=None, exclude=True, repr=False)
     """The file's text, to locate mistakes found after parsing (:func:`located_error`)."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -189,17 +191,28 @@ async def _stop_on_sigterm(
             return
 
 
-def _run(fn: Callable[[], Awaitable[T]], *, server: bool = False) -> T:
+def _run(fn: Callable[[], Awaitable[T]], *, server: bool = False, traced: Settings | None = None) -> T:
     """Run a coroutine; turn our errors into a one-line message and exit code 1.
 
     ``server``: a long-running server, on uvloop where it is installed (a dependency on Linux and
-    macOS; uvicorn then also picks httptools): the same code, less CPU per request.
+    macOS; uvicorn then also picks httptools): the same code, less CPU per request. ``traced``: the
+    settings of a command that serves (serve, worker, mcp): its trace spans are exported as they (or the
+    ``OTEL_*`` variables) say, the last ones when it ends.
     """
     options = {"use_uvloop": True} if server and importlib.util.find_spec("uvloop") is not None else {}
     try:
-        return anyio.run(fn, backend_options=options)
+        with _traces(traced):
+            return anyio.run(fn, backend_options=options)
     except ToolbridgeError as exc:
         _fail(exc)
+
+
+def _traces(settings: Settings | None) -> AbstractContextManager[object]:
+    if settings is None:
+        return nullcontext()
+    from toolbridge.cli._telemetry import exported_traces  # the SDK: only for commands that serve
+
+    return exported_traces(settings.telemetry, os.environ)
 
 
 # -- init / serve / mcp ---------------------------------------------------------------------------
@@ -238,7 +251,9 @@ def serve(
         typer.Option("--worker/--no-worker", help="Also retry queued writes (the outbox) in this process"),
     ] = True,
 ) -> None:
-    """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default)."""
+    """Serve MCP at /mcp and REST at /v1 (one process, embedded storage by default). Trace spans are
+    exported over OTLP/HTTP when the config's telemetry.traces or the OTEL_* variables ask (serve, worker
+    and mcp alike; needs the 'otel' extra)."""
     from functools import partial
 
     from toolbridge.cli._credentials import master_keys
@@ -255,7 +270,7 @@ def serve(
     except ToolbridgeError as exc:
         _fail(exc)
     serving = Serving(bind_host, bind_port, sock, create_agent, worker)
-    _run(partial(serve_forever, settings, keys, serving), server=True)
+    _run(partial(serve_forever, settings, keys, serving), server=True, traced=settings)
 
 
 @app.command("worker")
@@ -276,7 +291,8 @@ def worker_command(
         require_config(config)
     except ToolbridgeError as exc:
         _fail(exc)
-    hub = _hub(config, database, redis=redis)
+    settings = _settings(config, database, redis)
+    hub = _hub(config, database, settings)
 
     async def main() -> int:
         async with hub:
@@ -296,7 +312,7 @@ def worker_command(
                 await OutboxWorker(hub).run()
         return 0
 
-    count = _run(main, server=not once)
+    count = _run(main, server=not once, traced=settings)
     if once:
         out.print(f"processed {count} queued write(s), event deliveries and pipeline runs")
 
@@ -368,7 +384,7 @@ def mcp(
                 await serve_stdio(hub, principal)
                 tg.cancel_scope.cancel()
 
-    _run(main)
+    _run(main, traced=settings)
 
 
 # -- tools / call ---------------------------------------------------------------------------------
