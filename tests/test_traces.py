@@ -217,6 +217,8 @@ async def test_a_call_of_an_unknown_tool_is_traced_as_failed(hub: Hub, spans: In
             await hub.call(Principal.local(), "api.nope")
     call, attempts = _one_call(spans)
     assert attempts == [] and call.status.status_code is StatusCode.ERROR
+    assert call.name == "toolbridge.call (unknown)"  # agents' typos make no new span names
+    assert call.attributes is not None and call.attributes["toolbridge.tool"] == "api.nope"
     assert call.status.description == "tool_not_found"
 
 

@@ -100,6 +100,8 @@ class CallSpan:
         try:
             if span.is_recording():
                 span.set_attributes(self._attributes())
+                if self._call.target is None:  # not in the catalog: the span's name stays of few values
+                    span.update_name("toolbridge.call (unknown)")
                 if exc is not None:
                     _failed(span, exc)
         finally:
@@ -116,7 +118,7 @@ class CallSpan:
     def _attributes(self) -> dict[str, AttributeValue]:
         call = self._call
         attributes: dict[str, AttributeValue] = {
-            "toolbridge.tool": call.tool,
+            "toolbridge.tool": call.tool[:200],  # as the agent named it, when no tool has that name
             "toolbridge.principal": call.principal.id,
             "toolbridge.request_id": call.request_id,
             "toolbridge.idempotency_key_given": call.key is not None,
