@@ -163,7 +163,8 @@ def test_serve_exports_the_spans_of_a_call_in_the_callers_trace(
     configured_by: str,
 ) -> None:
     """Configured by ``telemetry.traces`` (the batch sent after 50 ms), or by the ``OTEL_*`` variables
-    alone (the batch's default 5 s delay: the spans arrive because the server flushes them as it stops)."""
+    alone (with a batch delay of 10 minutes: the spans arrive because the server flushes them as it
+    stops)."""
     url, seen = upstream
     env = {"TB_OTLP_KEY": CANARY}
     if configured_by == "file":
@@ -172,6 +173,7 @@ def test_serve_exports_the_spans_of_a_call_in_the_callers_trace(
     else:
         telemetry = ""
         env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_SERVICE_NAME": "tb-e2e"}
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "600000"
     headers = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}
     with serving(_config(tmp_path, url, telemetry), tmp_path, env) as server:
         headers["authorization"] = f"Bearer {server.key}"
