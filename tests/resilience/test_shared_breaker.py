@@ -180,3 +180,23 @@ def test_a_limiter_that_shares_state_shares_breakers_too() -> None:
     client = redis_asyncio.Redis(host="127.0.0.1", port=_free_port())  # built only: nothing is sent
     shared = Resilience(limiter=_limiter(client, "p:"), rng=random.Random(1))
     assert isinstance(shared.breakers, RedisBreakers)
+
+
+@pytest.mark.redis
+async def test_health_and_metrics_read_half_open_once_the_shared_open_period_is_over(
+    upstream: Upstream, fake_time: FakeTime
+) -> None:
+    """The shared breaker is only heard of when a call asks: once the open period it told of has passed,
+    health and metrics say ``half_open`` (what the next call finds), not ``open`` until a call comes."""
+    upstream.then(*[Reply(500)] * 4)
+    async with _redis() as (redis, prefix):
+        hub, client = http_hub(upstream.url, fake_time, TRIPS_AT_FOUR, limiter=_limiter(redis, prefix))
+        async with client, hub:
+            for _ in range(4):
+                with pytest.raises(UpstreamStatusError):
+                    await hub.call(Principal.local(), "up.fetch")
+            assert hub.resilience.health(["up"])[0].breaker == "open"
+            fake_time.offset += 73  # past the longest jittered opening (60 s + 20%)
+            assert hub.resilience.health(["up"])[0].breaker == "half_open"
+            metrics = hub.audit.metrics.render(hub.resilience.health(["up"]), tools=1).decode()
+            assert 'toolbridge_breaker_state{connector="up"} 1.0' in metrics

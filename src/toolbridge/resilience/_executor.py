@@ -35,7 +35,7 @@ from toolbridge.errors import (
     UpstreamStatusError,
     UpstreamUnavailable,
 )
-from toolbridge.resilience._breaker import CircuitBreaker, Transition, refusal
+from toolbridge.resilience._breaker import BreakerState, CircuitBreaker, Transition, refusal
 from toolbridge.resilience._budget import RetryBudget
 from toolbridge.resilience._classify import Action, Decision, classify
 from toolbridge.resilience._outlier import Ejection, OutlierDetector
@@ -109,6 +109,8 @@ class _State:
     transitions: list[Transition] = field(default_factory=list)
     shared: SharedVerdict | None = None
     """The shared breaker as last heard of (None: never asked, or this process's breaker decides)."""
+    shared_at: float = 0.0
+    """When ``shared`` was heard (this process's clock): an open period it told of ends ``wait`` later."""
 
 
 class Resilience:
@@ -205,11 +207,17 @@ class Resilience:
         return out
 
     def breaker_state(self, connector: str) -> str:
-        """``closed``, ``open`` or ``half_open``: the shared breaker as last heard of, else this process's."""
+        """``closed``, ``open`` or ``half_open``: the shared breaker as last heard of, else this process's.
+
+        An open period that has ended reads ``half_open`` (what the next call would find), not ``open``
+        until a call comes to ask."""
         state = self.state(connector)
-        if state.shared is not None:
-            return state.shared.state.value
-        return state.breaker.state.value
+        shared = state.shared
+        if shared is None:
+            return state.breaker.state.value
+        if shared.state is BreakerState.OPEN and self._clock() >= state.shared_at + shared.wait:
+            return BreakerState.HALF_OPEN.value
+        return shared.state.value
 
     def hold(self, connector: str, seconds: float) -> None:
         """The upstream asked for a pause (``RateLimit: r=0;t=…``): hold new calls that long."""
@@ -398,7 +406,7 @@ class Resilience:
 
     def _heard(self, state: _State, connector: str, verdict: SharedVerdict) -> None:
         """Keep the shared breaker's answer; report a transition this process's call made."""
-        state.shared = verdict
+        state.shared, state.shared_at = verdict, self._clock()
         if verdict.left is not None and verdict.left is not verdict.state:
             logger.warning(
                 "circuit breaker %s (shared): %s -> %s (failure rate %.0f%%)",
