@@ -44,12 +44,14 @@ def test_agents_list_json(run) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_outbox_json_is_empty_lines_when_empty(run) -> None:  # type: ignore[no-untyped-def]
+    run("call", "util.calculate", "--arg", "expression=1", "-c", EXAMPLE)  # the database is there
     code, out = run("outbox", "-c", EXAMPLE, "--json")
     assert code == 0 and out.strip() == ""
 
 
 def test_outbox_refuses_a_state_that_does_not_exist(run) -> None:  # type: ignore[no-untyped-def]
     """``--state faild`` listed nothing, as if no write had failed (found by an outside chaos check)."""
+    run("call", "util.calculate", "--arg", "expression=1", "-c", EXAMPLE)  # the database is there
     code, out = run("outbox", "-c", EXAMPLE, "--state", "faild")
     assert code == 1 and "no outbox state 'faild'; did you mean 'failed'?" in out, out
     assert "queued, running, parked, done, failed" in out

@@ -112,3 +112,26 @@ def test_a_port_out_of_range_is_refused_before_anything_starts(tmp_path: Path) -
     """--port 99999 served on 34463 (99999 mod 65536) under a banner saying 99999."""
     result = toolbridge("serve", "-c", str(QUICKSTART), "--port", "99999", cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == "" and "65535" in result.stderr
+
+
+READERS = [["audit", "verify"], ["audit", "tail"], ["agents", "list"], ["outbox"], ["secrets", "list"]]
+
+
+@pytest.mark.parametrize("command", READERS, ids=" ".join)
+def test_a_command_that_reads_state_where_there_is_no_database_says_so(
+    command: list[str], tmp_path: Path
+) -> None:
+    """``toolbridge audit verify`` run in the wrong folder created an empty database there and reported
+    "audit log intact: 0 rows verified": a read never creates a database, and says where it looked."""
+    result = toolbridge(*command, cwd=tmp_path)
+    where = tmp_path / ".toolbridge" / "toolbridge.db"
+    assert_one_error(result, f"error: no database at {where}", "'toolbridge serve' creates it", "--database")
+    assert not (tmp_path / ".toolbridge").exists()
+
+
+@pytest.mark.parametrize("command", [["tools", "search", "calculate"], ["tools", "show", "util.calculate"]])
+def test_showing_the_tools_creates_no_database(command: list[str], tmp_path: Path) -> None:
+    """The catalog needs no recorded state: shown in a fresh folder, it leaves no database behind."""
+    result = toolbridge(*command, "-c", str(QUICKSTART), cwd=tmp_path)
+    assert result.returncode == 0 and "util.calculate" in result.stdout, result
+    assert not (tmp_path / ".toolbridge" / "toolbridge.db").exists()

@@ -147,12 +147,30 @@ def _with_redis(settings: Settings, redis: str) -> Settings:
 
 
 def _hub(
-    config: Path | None, database: str | None, settings: Settings | None = None, redis: str | None = None
+    config: Path | None,
+    database: str | None,
+    settings: Settings | None = None,
+    redis: str | None = None,
+    *,
+    peek: bool = False,
+    recorded: bool = False,
 ) -> Hub:
+    """The hub of the command. ``peek``: it only shows what is configured (and state where there is some),
+    so a SQLite database that is not there is not created (one in memory stands in). ``recorded``: it
+    reads recorded state, so a SQLite database that is not there is an error (opening it would create an
+    empty one, and the command would show nothing, as if nothing had happened)."""
     from toolbridge.cli._credentials import master_keys
+    from toolbridge.cli._startup import no_new_database, require_database
     from toolbridge.hub import Hub
 
     settings = settings or _settings(config, database, redis)
+    try:
+        if recorded:
+            require_database(settings.server.database)
+    except ToolbridgeError as exc:
+        _fail(exc)
+    if peek:
+        settings = no_new_database(settings)
     try:
         return Hub.from_settings(settings, keys=master_keys())
     except ToolbridgeError as exc:
@@ -326,7 +344,7 @@ def outbox_command(
     as_json: JsonOption = False,
 ) -> None:
     """List writes queued for a later retry, newest first."""
-    hub = _hub(config, database)
+    hub = _hub(config, database, recorded=True)
 
     async def main() -> Any:
         async with hub:
@@ -433,7 +451,7 @@ def _listed(config: Path | None, database: str | None) -> tuple[Hub | None, dict
         _fail(exc)
     if light is not None:
         return None, light
-    hub = _hub(config, database, settings)
+    hub = _hub(config, database, settings, peek=True)
     return hub, {n: hub.connector(n) for n in hub.connector_names()}
 
 
@@ -468,7 +486,7 @@ def tools_show(name: str, config: ConfigOption = None, database: DatabaseOption 
     from toolbridge.surfaces.rest import tool_document
 
     _configured(config)
-    hub = _hub(config, database)
+    hub = _hub(config, database, peek=True)
 
     async def main() -> dict[str, Any]:
         async with hub:  # an upstream MCP server's tools are known once it is reached ('tools list' does)
@@ -499,7 +517,7 @@ def tools_search(
     from toolbridge.surfaces._tool_search import search_document
 
     _configured(config)
-    hub = _hub(config, database)
+    hub = _hub(config, database, peek=True)
 
     async def main() -> dict[str, Any]:
         async with hub:  # upstream MCP tools are known once their servers are reached
@@ -611,7 +629,7 @@ def agents_list(
     config: ConfigOption = None, database: DatabaseOption = None, as_json: JsonOption = False
 ) -> None:
     """List agents with their scopes and number of active keys."""
-    hub = _hub(config, database)
+    hub = _hub(config, database, recorded=True)
 
     async def main() -> Any:
         async with hub:
@@ -689,7 +707,7 @@ def audit_tail(
     database: DatabaseOption = None,
 ) -> None:
     """Show the newest audit rows."""
-    hub = _hub(config, database)
+    hub = _hub(config, database, recorded=True)
 
     async def main() -> Any:
         async with hub:
@@ -719,7 +737,7 @@ def audit_tail(
 @audit_app.command("verify")
 def audit_verify(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Recompute the hash chain; exit 1 and name the first bad row if anything was changed."""
-    hub = _hub(config, database)
+    hub = _hub(config, database, recorded=True)
 
     async def main() -> Any:
         async with hub:

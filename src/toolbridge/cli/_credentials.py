@@ -86,13 +86,20 @@ def _run(fn: Callable[[], Awaitable[T]]) -> T:
         _fail(exc)
 
 
-def _hub(config: Path | None, database: str | None = None) -> Hub:
+def _hub(config: Path | None, database: str | None = None, *, recorded: bool = False) -> Hub:
+    """The hub, with connections; ``recorded``: the command only reads them (a SQLite database that is
+    not there is an error, after the configuration's own, not an empty database created)."""
+    from toolbridge.cli._startup import no_new_database, require_database
+
+    settings = _settings(config, database)
     try:
-        hub = Hub.from_settings(_settings(config, database), keys=master_keys())
+        hub = Hub.from_settings(no_new_database(settings) if recorded else settings, keys=master_keys())
+        if hub.credentials is None:
+            raise ConfigurationError("no connector declares 'connections:'", hint="see docs/credentials.md")
+        if recorded:
+            require_database(settings.server.database)
     except ToolbridgeError as exc:
         _fail(exc)
-    if hub.credentials is None:
-        _fail(ConfigurationError("no connector declares 'connections:'", hint="see docs/credentials.md"))
     return hub
 
 
@@ -184,7 +191,7 @@ def connections_list(
     as_json: JsonOption = False,
 ) -> None:
     """List connections with their state (never their secrets)."""
-    hub = _hub(config, database)
+    hub = _hub(config, database, recorded=True)
 
     async def main() -> list[dict[str, Any]]:
         async with hub:

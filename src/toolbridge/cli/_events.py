@@ -46,11 +46,20 @@ _COLUMNS = {"time": "time", "id": "id", "source": "source", "type": "type", "sub
 
 
 def _with_service(
-    config: Path | None, database: str | None, work: Callable[[EventService], Awaitable[T]]
+    config: Path | None,
+    database: str | None,
+    work: Callable[[EventService], Awaitable[T]],
+    *,
+    recorded: bool = False,
+    peek: bool = False,
 ) -> T:
+    """``work`` on the hub's event service; ``recorded``: it reads recorded events (the database must be
+    there), ``peek``: it shows the configuration (a database that is not there is not created)."""
     from toolbridge.cli import _app as cli
+    from toolbridge.cli._startup import require_database
 
-    hub = cli._hub(config, database)
+    settings = cli._settings(config, database)
+    hub = cli._hub(config, database, settings, peek=peek or recorded)  # a missing one is told of below
 
     async def main() -> T:
         if hub.event_service is None:
@@ -58,6 +67,8 @@ def _with_service(
                 "no webhook sources or subscriptions are configured",
                 hint="add 'hooks:' or 'subscriptions:' to toolbridge.yaml (docs/events.md)",
             )
+        if recorded:
+            require_database(settings.server.database)
         async with hub:
             return await work(hub.event_service)
 
@@ -85,7 +96,7 @@ def tail(
             found, cursor = await service.log.wait(cursor, match=match, seconds=30.0)
             show(out, [e.as_dict() for e in found], _COLUMNS, as_json=True)
 
-    _with_service(config, database, work)
+    _with_service(config, database, work, recorded=True)
 
 
 @events_app.command("show")
@@ -108,7 +119,7 @@ def show_event(
             document["deliveries"] = [i.as_dict() for i in items]
         print(json.dumps(document, indent=2, default=str, ensure_ascii=False))
 
-    _with_service(config, database, work)
+    _with_service(config, database, work, recorded=True)
 
 
 @events_app.command("replay")
@@ -126,7 +137,7 @@ def replay(
     async def work(service: EventService) -> list[str]:
         return await service.replay(event_id, subscription)
 
-    ids = _with_service(config, database, work)
+    ids = _with_service(config, database, work, recorded=True)
     out.print(f"planned {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'}: {' '.join(ids) or '-'}")
 
 
@@ -153,7 +164,7 @@ def list_hooks(
             as_json=as_json,
         )
 
-    _with_service(config, database, work)
+    _with_service(config, database, work, peek=True)
 
 
 @hooks_app.command("test")
@@ -229,7 +240,7 @@ def list_subscriptions(
         columns = {"name": "name", "source": "source", "type": "type", "targets": "targets"}
         show(out, rows, {**columns, "readers": "readers", "disabled": "disabled"}, as_json=as_json)
 
-    _with_service(config, database, work)
+    _with_service(config, database, work, peek=True)
 
 
 @subscriptions_app.command("enable")

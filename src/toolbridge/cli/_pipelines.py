@@ -48,11 +48,18 @@ def _with_service(
     database: str | None,
     work: Callable[[Any, Any], Awaitable[T]],
     redis: str | None = None,
+    *,
+    recorded: bool = False,
+    peek: bool = False,
 ) -> T:
+    """``work`` on the hub and its pipeline service; ``recorded``: it reads recorded runs (the database
+    must be there), ``peek``: it shows the configuration (a database that is not there is not created)."""
     from toolbridge.cli import _app as cli
+    from toolbridge.cli._startup import require_database
     from toolbridge.pipelines import pipeline_service
 
-    hub = cli._hub(config, database, redis=redis)
+    settings = cli._settings(config, database, redis)
+    hub = cli._hub(config, database, settings, peek=peek or recorded)  # a missing one is told of below
 
     async def main() -> T:
         service = pipeline_service(hub)
@@ -60,6 +67,8 @@ def _with_service(
             raise ConfigurationError(
                 "no pipelines are configured", hint="add 'pipelines:' to toolbridge.yaml (docs/patterns.md)"
             )
+        if recorded:
+            require_database(settings.server.database)
         async with hub:
             return await work(hub, service)
 
@@ -94,7 +103,7 @@ def list_pipelines(
         ]
         show(out, rows, {"pipeline": "name", "steps": "steps", "description": "description"}, as_json=as_json)
 
-    _with_service(config, database, work)
+    _with_service(config, database, work, recorded=runs, peek=not runs)
 
 
 @pipelines_app.command("run")
@@ -138,7 +147,7 @@ def status(run_id: RunId, config: ConfigOption = None, database: DatabaseOption 
     async def work(_hub: Any, service: Any) -> None:
         _print(await service.status(run_id))
 
-    _with_service(config, database, work)
+    _with_service(config, database, work, recorded=True)
 
 
 @pipelines_app.command("cancel")

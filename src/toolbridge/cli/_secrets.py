@@ -93,9 +93,12 @@ def secrets_list(
     config: ConfigOption = None, database: DatabaseOption = None, as_json: JsonOption = False
 ) -> None:
     """The names of the stored secrets (never their values)."""
+    from toolbridge.cli._startup import require_database
+
     settings = _settings(config, database)
 
     async def main() -> list[str]:
+        require_database(settings.server.database)
         async with _vault_of(settings) as (vault, _):
             return [n for n in await vault.names() if _NAME.fullmatch(n)]
 

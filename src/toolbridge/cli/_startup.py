@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from toolbridge.hub import Hub
     from toolbridge.settings import Settings
 
-__all__ = ["listen_socket", "require_config", "state_note"]
+__all__ = ["listen_socket", "no_new_database", "require_config", "require_database", "state_note"]
 
 
 def require_config(config: Path | None) -> None:
@@ -30,6 +30,44 @@ def require_config(config: Path | None) -> None:
         hint="write one with 'toolbridge init', or pass one: --config examples/quickstart.yaml "
         "(or set TOOLBRIDGE_CONFIG)",
     )
+
+
+def require_database(url: str) -> None:
+    """A command that reads recorded state needs the database to be there: opening a SQLite file that is
+    not there creates an empty one, and the command then read nothing from it ("0 rows verified")."""
+    path = _sqlite_file(url)
+    if path is None or path.exists():
+        return
+    raise ConfigurationError(
+        f"no database at {path.absolute()}: nothing has been recorded there "
+        "('toolbridge serve' creates it on its first start)",
+        hint="run this in the folder 'toolbridge serve' runs in (the database path is relative to it), or "
+        "point at its database: --database sqlite+aiosqlite:////abs/path/toolbridge.db (or "
+        "TOOLBRIDGE_DATABASE), or --config with a toolbridge.yaml whose server.database names it",
+    )
+
+
+def no_new_database(settings: Settings) -> Settings:
+    """``settings`` for a command that shows the configuration and reads state only where there is some:
+    a SQLite file that is not there is replaced by a database in memory, not created."""
+    path = _sqlite_file(settings.server.database)
+    if path is None or path.exists():
+        return settings
+    server = settings.server.model_copy(update={"database": "sqlite+aiosqlite://"})
+    return settings.model_copy(update={"server": server})
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The SQLite file of ``url``; None for another database, or a URL that is no URL (opening the
+    database says what is wrong with it)."""
+    import sqlalchemy
+
+    from toolbridge.storage import sqlite_file
+
+    try:
+        return sqlite_file(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return None
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

@@ -43,22 +43,32 @@ WorkspaceOption = Annotated[
 
 
 def _with_connector(
-    config: Path | None, database: str | None, work: Callable[[WorkspaceConnector], Awaitable[T]]
+    config: Path | None,
+    database: str | None,
+    work: Callable[[WorkspaceConnector], Awaitable[T]],
+    *,
+    recorded: bool = False,
 ) -> T:
+    """``work`` on the workspace connector; ``recorded``: it only reads files (the database that lists
+    them must be there: opening it would create an empty one)."""
     from toolbridge.cli import _app as cli
+    from toolbridge.cli._startup import require_database
     from toolbridge.errors import ConfigurationError
     from toolbridge.surfaces.rest._workspace import find_workspace_connector
 
-    hub = cli._hub(config, database)
+    settings = cli._settings(config, database)
+    hub = cli._hub(config, database, settings, peek=recorded)  # a missing one is told of below
 
     async def main() -> T:
+        if not any(isinstance(hub.connector(name), WorkspaceConnector) for name in hub.connector_names()):
+            hint = "add one with 'kind: workspace' to toolbridge.yaml"
+            raise ConfigurationError("no workspace connector is configured", hint=hint)
+        if recorded:
+            require_database(settings.server.database)
         async with hub:
             connector = find_workspace_connector(hub)
-            if connector is None:
-                raise ConfigurationError(
-                    "no workspace connector is configured",
-                    hint="add one with 'kind: workspace' to toolbridge.yaml",
-                )
+            if connector is None:  # configured, but it has no tools in the catalog
+                raise ConfigurationError("the workspace connector has no tools", hint="check its 'tools:'")
             return await work(connector)
 
     return cli._run(main)
@@ -101,7 +111,7 @@ def ls(
         columns = {"path": "path", "kind": "kind", "size": "size", "version": "version"}
         show(out, rows, {**columns, "updated by": "updated_by"}, as_json=as_json)
 
-    _with_connector(config, database, work)
+    _with_connector(config, database, work, recorded=True)
 
 
 @workspace_app.command("put")
@@ -169,7 +179,7 @@ def get(
         await anyio.Path(partial).replace(target)
         out.print(f"{target}: {entry.size:,} bytes (version {entry.version})")
 
-    _with_connector(config, database, work)
+    _with_connector(config, database, work, recorded=True)
 
 
 @workspace_app.command("rm")
