@@ -21,7 +21,7 @@ from tests._serving import loopback_socket, uvicorn_thread
 from toolbridge import Hub
 from toolbridge.surfaces.mcp import McpSurface
 
-from .conftest import LEGACY
+from .conftest import ENVELOPE, LEGACY
 
 pytestmark = pytest.mark.anyio
 
@@ -236,3 +236,31 @@ async def test_a_batch_of_another_version_is_refused_saying_what_to_send(version
             assert error["id"] is None and error["error"]["code"] == -32600, error
             assert "'2025-03-26'" in error["error"]["message"]
             assert "send each JSON-RPC message on its own" in error["error"]["message"]
+
+
+def routed(headers: dict[str, str], method: str) -> dict[str, str]:
+    """A stateless request's headers name its method (a session's need not)."""
+    return {**headers, "mcp-method": method} if "mcp-session-id" not in headers else headers
+
+
+MISTYPED = [("tool/call", "tools/call"), ("tools/calls", "tools/call"), ("tools.list", "tools/list")]
+
+
+async def test_an_unknown_method_is_answered_32601_naming_the_closest_methods() -> None:
+    """-32601 said "Method not found" and no more: a client that sent ``tool/call`` could not tell it
+    from a server without tools. The code stays -32601; the message names what is served."""
+    with served(echo_hub()) as (url, hub):
+        key = await hub.agents.create("alice", scopes=["*"])
+        async with httpx2.AsyncClient(timeout=10) as http:
+            stateless = {**JSON, "authorization": f"Bearer {key}", "mcp-protocol-version": "2026-07-28"}
+            legacy = await session(http, url, key)
+            for headers, params in ((legacy, {}), (stateless, {"_meta": ENVELOPE})):
+                for sent, meant in MISTYPED:
+                    body = {"jsonrpc": "2.0", "id": 5, "method": sent, "params": params}
+                    error = (await http.post(url, headers=routed(headers, sent), json=body)).json()
+                    assert error["id"] == 5 and error["error"]["code"] == -32601, error
+                    assert f"did you mean '{meant}'" in error["error"]["message"], error
+                    assert error["error"]["data"] == sent
+                body = {"jsonrpc": "2.0", "id": 6, "method": "zzzz/qqqq", "params": params}
+                error = (await http.post(url, headers=routed(headers, "zzzz/qqqq"), json=body)).json()
+                assert error["error"] == {"code": -32601, "message": "Method not found", "data": "zzzz/qqqq"}

@@ -222,3 +222,22 @@ def test_requests_read_before_the_input_ends_are_answered_before_the_server_stop
     assert answers[2]["result"]["content"][0]["text"] == "hi"
     assert answers[3]["result"]["structuredContent"] == {"sum": 3}
     assert done.returncode == 0, done.stderr
+
+
+def test_an_unknown_method_is_answered_32601_naming_the_closest_methods() -> None:
+    """As over HTTP: ``tool/call`` is -32601, its message saying 'tools/call' is served."""
+    from tests.surfaces.mcp.test_http_session_edges import MISTYPED
+
+    opening = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
+    lines = [json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": opening})]
+    lines.append(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+    lines += [json.dumps({"jsonrpc": "2.0", "id": i, "method": m}) for i, (m, _) in enumerate(MISTYPED, 1)]
+    answers = exchange(lines, answers=1 + len(MISTYPED))[1:]
+    for answer, (sent, meant) in zip(answers, MISTYPED, strict=True):
+        assert answer["error"]["code"] == -32601, answer
+        assert f"did you mean '{meant}'" in answer["error"]["message"], answer
+        assert answer["error"]["data"] == sent

@@ -13,13 +13,15 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pydantic
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
 from mcp_types import LOG_LEVEL_META_KEY
+from mcp_types.methods import SPEC_CLIENT_METHODS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from toolbridge._suggest import close_matches, did_you_mean
 from toolbridge.connectors._events import CALL_EVENTS, LOG_LEVELS, CallEvents
 from toolbridge.connectors.mcp._tasks import TASKS_EXTENSION
 from toolbridge.surfaces.mcp._asks import askable
@@ -28,7 +30,7 @@ from toolbridge.surfaces.mcp._bridge import Bridge, CallContext, call_params
 from toolbridge.surfaces.mcp._federation import add_federation
 from toolbridge.surfaces.mcp._notify import Notifier
 from toolbridge.surfaces.mcp._tasks import TASKS_CAPABILITY, Tasks, created_answer
-from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, ProtocolError
+from toolbridge.surfaces.mcp._wire import INVALID_PARAMS, METHOD_NOT_FOUND, ProtocolError
 
 __all__ = ["SERVER_NAME", "ContextOf", "build_server", "call_events", "server_version"]
 
@@ -174,6 +176,28 @@ _PARAMS: dict[str, type[pydantic.BaseModel]] = {
 _HANDSHAKE_ONLY = frozenset({"logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 
 
+def _suggesting(server: Server[Any]) -> ServerMiddleware[Any]:
+    """Middleware: a method the server does not serve is answered -32601 as before, its message naming
+    the closest methods it does serve (``tool/call``: did you mean 'tools/call'?); ``data`` stays the
+    method sent, as the SDK gives it."""
+
+    async def suggest(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        try:
+            return await call_next(ctx)
+        except MCPError as exc:
+            if exc.error.code != METHOD_NOT_FOUND or exc.error.data != ctx.method:
+                raise
+            served = [m for m in SPEC_CLIENT_METHODS if m == "initialize" or server.get_request_handler(m)]
+            hint = did_you_mean(close_matches(str(ctx.method), sorted(served)))
+            if hint is None:
+                raise
+            raise MCPError(
+                METHOD_NOT_FOUND, f"Method not found: {ctx.method!r}; {hint}", ctx.method
+            ) from None
+
+    return suggest
+
+
 def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], Notifier]:
     """A low-level SDK server that serves ``bridge``'s tools to the caller ``context_of`` finds.
 
@@ -203,6 +227,7 @@ def build_server(bridge: Bridge, context_of: ContextOf) -> tuple[Server[Any], No
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
     server.middleware.insert(0, _checked_call)
+    server.middleware.insert(0, _suggesting(server))
     add_federation(server, bridge.hub, context_of)
     tasks = Tasks(bridge.hub, context_of)
     tasks.install(server)
