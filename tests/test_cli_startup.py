@@ -135,3 +135,24 @@ def test_showing_the_tools_creates_no_database(command: list[str], tmp_path: Pat
     result = toolbridge(*command, "-c", str(QUICKSTART), cwd=tmp_path)
     assert result.returncode == 0 and "util.calculate" in result.stdout, result
     assert not (tmp_path / ".toolbridge" / "toolbridge.db").exists()
+
+
+def test_a_scope_that_matches_no_tool_is_warned_of_naming_what_was_meant(tmp_path: Path) -> None:
+    """A typo in a scope (``utl.*:read``) gave an agent that saw nothing, without a word: it is warned of
+    at start (not refused: an upstream's tools may appear later), with the closest names."""
+    text = QUICKSTART.read_text().replace(
+        'scopes: ["*:read"]', 'scopes: ["*:read", "utl.*:read", "notes.remove"]'
+    )
+    config = tmp_path / "toolbridge.yaml"
+    config.write_text(text)
+    (tmp_path / "quickstart_tools.py").write_text((ROOT / "examples" / "quickstart_tools.py").read_text())
+    result = toolbridge("tools", "list", cwd=tmp_path)
+    assert result.returncode == 0 and "util.calculate" in result.stdout, result
+    assert result.stderr.splitlines() == [
+        "agents.reader.scopes: 'utl.*:read' matches no tool, so it allows nothing (did you mean "
+        "'util.*:read'?; no connector 'utl'; connectors: notes, util, workspace)",
+        "agents.reader.scopes: 'notes.remove' matches no tool, so it allows nothing (did you mean "
+        "'notes.delete'?; connector 'notes' has: add, delete, list)",
+    ]
+    quiet = toolbridge("tools", "list", "-c", str(QUICKSTART), cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from typing import TYPE_CHECKING
 
+from toolbridge._suggest import close_matches, did_you_mean
 from toolbridge.assembly._credentials import build_credentials
 from toolbridge.assembly._events import build_events, event_log, event_service
 from toolbridge.assembly._kinds import KINDS, Parts
@@ -30,6 +32,7 @@ from toolbridge.storage import Database
 from toolbridge.worker import add_outbox_tool
 
 if TYPE_CHECKING:
+    from toolbridge.catalog import Tool
     from toolbridge.credentials import KeySource
 
 __all__ = ["build_hub"]
@@ -86,7 +89,43 @@ def build_hub(settings: Settings, *, keys: KeySource | None = None) -> Hub:
         from toolbridge.assembly._pipelines import build_pipelines
 
         build_pipelines(settings, hub)
+    _warn_of_idle_scopes(settings, hub)
     return hub
+
+
+def _warn_of_idle_scopes(settings: Settings, hub: Hub) -> None:
+    """Warn of an agent's scope that matches no tool (a typo such as ``slak.*:read`` gave an agent that
+    saw nothing, without a word), naming the closest connectors. A warning, not an error: a connector
+    whose tools are only known once it is reached (an MCP upstream) counts as matching by its name."""
+    tools = list(hub.catalog)
+    connectors = sorted(set(hub.connector_names()) | {t.connector for t in tools})
+    if not connectors:
+        return  # a starter file: nothing to match yet
+    unlisted = [c for c in connectors if not any(t.connector == c for t in tools)]
+    for name, agent in settings.agents.items():
+        for text in agent.scopes:
+            scope = Scope.parse(text)
+            head = scope.pattern.split(".", 1)[0]
+            if any(scope.matches(t) for t in tools) or any(fnmatch.fnmatchcase(c, head) for c in unlisted):
+                continue
+            logger.warning(
+                "agents.%s.scopes: %r matches no tool, so it allows nothing (%s)",
+                name,
+                text,
+                _closest(text, head, connectors, tools),
+            )
+
+
+def _closest(text: str, head: str, connectors: list[str], tools: list[Tool]) -> str:
+    """What a scope that matches nothing may have meant: the closest connectors, or the connector's tools."""
+    if head in connectors:
+        own = sorted(t.name for t in tools if t.connector == head)
+        close = did_you_mean(close_matches(text.split(":")[0], own))
+        listed = f"connector {head!r} has: {', '.join(t.removeprefix(head + '.') for t in own)}"
+    else:
+        close = did_you_mean(text.replace(head, c, 1) for c in close_matches(head, connectors))
+        listed = f"no connector {head!r}; connectors: {', '.join(connectors) or 'none'}"
+    return "; ".join(part for part in (close, listed) if part)
 
 
 def _warn_of_unkeyed_queues(settings: Settings, hub: Hub) -> None:
