@@ -5,6 +5,7 @@ its deadline and holding a pool thread)."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 
@@ -138,3 +139,55 @@ async def test_a_result_that_is_not_what_the_tool_declares_is_a_tool_error() -> 
         assert (await hub.call(ME, "py.fine", {})).value == {"a": 1}
         with pytest.raises(ToolExecutionError, match="returned list, not what its annotation declares"):
             await hub.call(ME, "py.counts", {})
+
+
+def _checked(qty: int) -> int:
+    if qty < 1:
+        raise ValueError("deep inside")
+    return qty
+
+
+async def test_a_value_error_the_function_raises_itself_is_the_callers_422() -> None:
+    """A function that raises ValueError in its own body is refusing its arguments: the caller gets 422
+    invalid_arguments carrying the text (it was a 502 'upstream' failure the caller could not act on).
+    A ValueError from code it calls, a subclass (JSONDecodeError) or a TypeError stays tool_failed (502)."""
+    hub = Hub()
+
+    @hub.tool(connector="py", read_only=True)
+    def order(qty: int) -> int:
+        if qty > 10:
+            raise ValueError(f"qty must be at most 10, not {qty}")
+        return qty
+
+    @hub.tool(connector="py", read_only=True)
+    async def parse(text: str) -> int:
+        return int(text)  # a conversion of the argument in the function's own body
+
+    @hub.tool(connector="py", read_only=True)
+    def helper(qty: int) -> int:
+        return _checked(qty)
+
+    @hub.tool(connector="py", read_only=True)
+    def decode(text: str) -> object:
+        raise json.JSONDecodeError("no JSON", text, 0)  # a subclass, even in its own body
+
+    @hub.tool(connector="py", read_only=True)
+    def crash(text: str) -> object:
+        return text + 1  # type: ignore[operator]
+
+    async with hub:
+        with pytest.raises(InvalidArguments) as refused:
+            await hub.call(ME, "py.order", {"qty": 11})
+        assert refused.value.status == 422 and "qty must be at most 10, not 11" in refused.value.message
+        assert refused.value.errors == [{"field": "(root)", "error": "qty must be at most 10, not 11"}]
+        with pytest.raises(InvalidArguments, match="invalid literal for int"):
+            await hub.call(ME, "py.parse", {"text": "ten"})
+        for tool, arguments in (
+            ("py.helper", {"qty": 0}),
+            ("py.decode", {"text": ""}),
+            ("py.crash", {"text": "a"}),
+        ):
+            with pytest.raises(ToolExecutionError) as failed:
+                await hub.call(ME, tool, arguments)
+            assert failed.value.status == 502, tool
+        assert (await hub.call(ME, "py.order", {"qty": 2})).value == 2

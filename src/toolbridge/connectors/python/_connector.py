@@ -108,12 +108,17 @@ class PythonConnector:
                 result = entry.fn(**kwargs)
         except ToolbridgeError:
             raise
-        except (Exception, SystemExit) as exc:  # the tool's code may raise anything (sys.exit included)
-            raise ToolExecutionError(
-                f"{type(exc).__name__}: {exc}",
+        except ValueError as exc:
+            if not _rejects(entry, exc):
+                raise _failed(tool, exc) from exc
+            raise InvalidArguments(
+                f"{tool.name!r} refused its arguments: {exc}",
+                errors=[{"field": "(root)", "error": str(exc)}],
                 tool=tool.name,
-                hint="the tool itself failed; check the arguments or report it to the tool's owner",
+                hint="change the arguments as the message says and call again",
             ) from exc
+        except (Exception, SystemExit) as exc:  # the tool's code may raise anything (sys.exit included)
+            raise _failed(tool, exc) from exc
         try:
             return _jsonable(entry, result)
         except Exception as exc:  # bytes that are no text, an object pydantic cannot serialize
@@ -128,6 +133,26 @@ class PythonConnector:
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
+
+
+def _failed(tool: Tool, exc: BaseException) -> ToolExecutionError:
+    return ToolExecutionError(
+        f"{type(exc).__name__}: {exc}",
+        tool=tool.name,
+        hint="the tool itself failed; check the arguments or report it to the tool's owner",
+    )
+
+
+def _rejects(entry: _Entry, exc: ValueError) -> bool:
+    """Whether the function refused its arguments: a ``ValueError`` itself (not a subclass such as
+    ``JSONDecodeError`` or ``UnicodeDecodeError``) raised in the function's own body (by a ``raise`` or a
+    conversion such as ``int(text)``), not in code it calls. Anything else stays a failure of the tool."""
+    if type(exc) is not ValueError or exc.__traceback__ is None:
+        return False
+    frame = exc.__traceback__
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame.tb_frame.f_code is getattr(inspect.unwrap(entry.fn), "__code__", None)
 
 
 def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
