@@ -156,3 +156,16 @@ def test_a_scope_that_matches_no_tool_is_warned_of_naming_what_was_meant(tmp_pat
     ]
     quiet = toolbridge("tools", "list", "-c", str(QUICKSTART), cwd=tmp_path)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_a_usage_error_read_by_a_program_is_plain_lines(tmp_path: Path) -> None:
+    """Typer drew usage errors in a box of Unicode lines, hard to read for an agent or in a log: when
+    stderr is no terminal they are Click's plain lines, the error on one line, exit code 2."""
+    for args, error in (
+        (["tool"], "Error: No such command 'tool'. Did you mean 'tools'?"),
+        (["tools", "list", "--jsn"], "Error: No such option: --jsn (Possible options: --json)"),
+    ):
+        result = toolbridge(*args, cwd=tmp_path)
+        assert result.returncode == 2 and result.stdout == "", result
+        assert result.stderr.splitlines()[-1] == error, result.stderr
+        assert result.stderr.startswith("Usage: toolbridge ") and "╭" not in result.stderr

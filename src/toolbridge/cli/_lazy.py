@@ -10,11 +10,16 @@ command), and its help line: ``toolbridge --help`` lists them all from those lin
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
 from typer._click.core import Command, Context  # typer 0.29 runs on its own copy of click
+from typer._click.exceptions import ClickException
 from typer.core import TyperCommand, TyperGroup
+from typer.exceptions import Abort
 
 __all__ = ["LAZY", "LazyGroup"]
 
@@ -79,12 +84,43 @@ class LazyGroup(TyperGroup):
             self.add_command(_load(cmd_name), cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """As Typer's, but a usage error read by a program (stderr no terminal, ``NO_COLOR``,
+        ``TERM=dumb``) is Click's plain lines (``Error: No such option: --fromat``), not a box drawn with
+        Unicode lines around it."""
+        if not standalone_mode or not plain_errors():
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except Abort:
+            print("Aborted!", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def format_help(self, ctx: Context, formatter: Any) -> None:
         self._listing = True
         try:
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+
+def plain_errors() -> bool:
+    """Whether usage errors are printed plain: stderr is no terminal (piped, or read by an agent), or the
+    environment asks for no colours (``NO_COLOR``) or has a dumb terminal (``TERM=dumb``)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return True
+    return not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
 
 
 def _load(name: str) -> Command:
