@@ -79,9 +79,13 @@ def call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any
     }
 
 
-async def test_a_request_id_reused_while_its_request_runs_is_refused_and_the_first_is_answered() -> None:
+@pytest.mark.parametrize("second_id", [5, "5"])
+async def test_a_request_id_reused_while_its_request_runs_is_refused_and_the_first_is_answered(
+    second_id: int | str,
+) -> None:
     """The second request with the id took the first one's answer stream: the first was never answered
-    (its client waited until its timeout, though the tool had run)."""
+    (its client waited until its timeout, though the tool had run). ``"5"`` is the same id as ``5`` to
+    the SDK (its transport keys answers by ``str(id)``, its dispatcher reads ``"5"`` as 5): refused too."""
     hub = Hub()
     entered, release = threading.Event(), threading.Event()  # the server runs in a thread of its own
 
@@ -105,12 +109,12 @@ async def test_a_request_id_reused_while_its_request_runs_is_refused_and_the_fir
                 tg.start_soon(run_first)
                 assert await anyio.to_thread.run_sync(entered.wait, 5), "the tool was not called"
                 again = await http.post(
-                    url, headers=headers, json={"jsonrpc": "2.0", "id": 5, "method": "tools/list"}
+                    url, headers=headers, json={"jsonrpc": "2.0", "id": second_id, "method": "tools/list"}
                 )
                 release.set()
             assert again.status_code == 400, again.text
             error = again.json()
-            assert error["id"] == 5 and error["error"]["code"] == -32600, error
+            assert error["id"] == second_id and error["error"]["code"] == -32600, error
             assert "still in flight" in error["error"]["message"]
             answer = first["answer"]
             assert answer.status_code == 200 and answer.json()["result"]["content"][0]["text"] == "done"

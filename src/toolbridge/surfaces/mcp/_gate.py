@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp.shared.dispatcher import coerce_request_id
 from mcp_types import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
@@ -194,14 +195,14 @@ class Gate:
                 await _send_json(send, 400, INVALID_REQUEST_BODY)  # the SDK would answer -32602 here
                 return
             held = _session_request(principal, headers, body)
-            if held is not None and held in self._in_flight:
+            if held is not None and _same_id(held) in self._in_flight:
                 await _send_json(send, 400, _id_in_use(held[2]))
                 return
             if "mcp-session-id" not in headers and _is_initialize(body):
                 send = self._batch_sessions.watching(principal.id, send)
         token = CURRENT_PRINCIPAL.set(principal)
         if held is not None:
-            self._in_flight.add(held)
+            self._in_flight.add(_same_id(held))
         try:
             if self.lean is not None and await self.lean(scope, headers, body, send, receive):
                 return
@@ -209,7 +210,7 @@ class Gate:
         finally:
             CURRENT_PRINCIPAL.reset(token)
             if held is not None:
-                self._in_flight.discard(held)
+                self._in_flight.discard(_same_id(held))
 
     async def _batch(
         self,
@@ -417,6 +418,13 @@ def _session_request(
     if isinstance(found, bool) or not isinstance(found, str | int):
         return None  # a notification (ids of other types were refused before)
     return principal.id, session, found
+
+
+def _same_id(held: tuple[str, str, str | int]) -> tuple[str, str, str | int]:
+    """``held`` with its id as the SDK correlates it: ``"5"`` is 5 to its dispatcher, and its transport
+    keys answer streams by ``str(id)``; so 5 and ``"5"`` in flight at once took each other's answers."""
+    caller, session, request_id = held
+    return caller, session, coerce_request_id(request_id)
 
 
 def _id_in_use(request_id: str | int) -> bytes:
