@@ -451,7 +451,7 @@ def _listed(config: Path | None, database: str | None) -> tuple[Hub | None, dict
         _fail(exc)
     if light is not None:
         return None, light
-    hub = _hub(config, database, settings, peek=True)
+    hub = _hub(config, database, settings)
     return hub, {n: hub.connector(n) for n in hub.connector_names()}
 
 
