@@ -5,6 +5,7 @@ answers an operator)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -18,6 +19,8 @@ __all__ = ["routes"]
 PAGE = 50
 """Audit rows per page of the call log."""
 OUTCOMES = ("ok", "error", "denied")
+_CURSOR = re.compile(r"[0-9]{1,18}")
+"""A cursor is an audit row's ``seq``: ASCII digits (``str.isdigit`` takes '²', which ``int`` refuses)."""
 
 
 async def calls_page(request: Request) -> Response:
@@ -28,7 +31,7 @@ async def calls_page(request: Request) -> Response:
     outcome = request.query_params.get("outcome", "")
     outcome = outcome if outcome in OUTCOMES else ""
     before_text = request.query_params.get("before", "")
-    before = int(before_text) if before_text.isdigit() and len(before_text) < 19 else None
+    before = int(before_text) if _CURSOR.fullmatch(before_text) else None
     records = await admin_of(request).hub.audit.tail(
         PAGE, tool=tool or None, outcome=outcome or None, before=before
     )
