@@ -53,3 +53,23 @@ async def test_browse_a_folder_and_download_a_file_as_an_attachment(tmp_path: Pa
         await hub.audit.flush()
         downloads = [r.entry for r in await hub.audit.tail(50) if r.entry.tool == "workspace.download"]
         assert [(r.principal, r.outcome) for r in downloads] == [("agent:ops", "ok"), ("agent:ops", "error")]
+
+
+async def test_a_folder_shows_when_each_file_changed_as_a_utc_time_not_seconds_since_1970(
+    tmp_path: Path,
+) -> None:
+    hub = make_hub()
+    hub.add_connector(
+        WorkspaceConnector(
+            database=hub.database,
+            blobs=LocalBlobStore(tmp_path / "blobs", fsync=False),
+            members={"agent:ops": Role.EDITOR},
+        )
+    )
+    async with served(hub) as admin:
+        ops = Principal.agent("ops", ["*"])
+        await hub.call(ops, "workspace.write", {"workspace": "shared", "path": "/a.txt", "content": "a"})
+        await sign_in(admin.http, admin.operator_key)
+        root = await admin.http.get("/admin/workspaces/shared")
+        cells = re.findall(r"<td>agent:ops</td><td>([^<]*)</td>", root.text)
+        assert len(cells) == 1 and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", cells[0]), cells

@@ -6,6 +6,7 @@ audited as ``workspace.download``). Downloads are attachments: a file is never s
 from __future__ import annotations
 
 import posixpath
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -52,10 +53,18 @@ async def folder_page(request: Request) -> Response:
         "path": path,
         "parent": posixpath.dirname(path.rstrip("/")) or "/" if path != "/" else "",
         "trashed": trashed,
-        "entries": listing.get("entries", []),
+        "entries": [_shown(entry) for entry in listing.get("entries", [])],
         "truncated": result.truncated,
     }
     return render(request, "folder.html", context, who=who)
+
+
+def _shown(entry: dict[str, Any]) -> dict[str, Any]:
+    """A ``workspace.list`` entry as shown: ``updated_at`` (seconds since 1970) as a UTC time."""
+    when = entry.get("updated_at")
+    if not isinstance(when, int | float):
+        return entry
+    return {**entry, "updated_at": datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S")}
 
 
 async def download(request: Request) -> Response:
