@@ -146,3 +146,11 @@ async def test_an_opaque_origin_is_taken_only_from_a_same_origin_fetch(
         "/admin/tools/notes.add", data={"csrf": csrf, "arguments": '{"text": "x"}'}, headers=headers
     )
     assert (answer.status_code == 403 and "cross-site" in answer.text) == refused, answer.text[-600:]
+
+
+async def test_an_empty_key_is_refused_with_a_message_about_the_form_not_about_headers(admin: Served) -> None:
+    """The hub's message for no key speaks to API clients ('Authorization: Bearer'): not to a person
+    who left the form's field blank (or typed spaces)."""
+    answer = await sign_in(admin.http, "   ")
+    assert answer.status_code == 401 and "toolbridge_admin=" not in answer.headers.get("set-cookie", "")
+    assert "enter the API key" in answer.text and "Authorization" not in answer.text

@@ -48,6 +48,9 @@ async def sign_in(request: Request) -> Response:
         )
     form = await checked_form(request, session)
     key = str(form.get("key") or "").strip()
+    if not key:
+        error = "Not signed in: enter the API key of an operator (it starts with 'tb_')"
+        return render(request, "login.html", {"form_csrf": session.csrf, "error": error}, status=401)
     refused = ""
     try:
         principal = await admin.hub.authenticate(key)
