@@ -169,3 +169,41 @@ def test_a_usage_error_read_by_a_program_is_plain_lines(tmp_path: Path) -> None:
         assert result.returncode == 2 and result.stdout == "", result
         assert result.stderr.splitlines()[-1] == error, result.stderr
         assert result.stderr.startswith("Usage: toolbridge ") and "╭" not in result.stderr
+
+
+def _banner(tmp_path: Path, agent: str) -> str:
+    """What ``serve --create-agent AGENT`` prints up to 'stop with Ctrl-C' (then it is stopped)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLBRIDGE_")} | {"NO_COLOR": "1"}
+    database = f"sqlite+aiosqlite:///{tmp_path / 'tb.db'}"
+    args = ["serve", "-c", str(QUICKSTART), "--database", database, "--port", "0", "--create-agent", agent]
+    with subprocess.Popen(
+        [sys.executable, "-m", "toolbridge", *args], stdout=subprocess.PIPE, text=True, cwd=tmp_path, env=env
+    ) as process:
+        assert process.stdout is not None
+        lines = []
+        try:
+            for line in process.stdout:  # ends at the banner's last line (or when the process ends)
+                lines.append(line)
+                if "stop with Ctrl-C" in line:
+                    break
+        finally:
+            process.terminate()
+            process.wait(timeout=patience(30))
+    return "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("agent", "says"),
+    [
+        ("ops", "(sign in with the key below)"),
+        ("assistant", "(sign in with an operator's key, not the one below: see docs/admin-ui.md)"),
+    ],
+)
+def test_the_banner_says_whether_its_key_signs_in_to_the_admin_ui(
+    tmp_path: Path, agent: str, says: str
+) -> None:
+    """`make run` printed the key of 'assistant', not an operator, next to 'sign in with an operator's key':
+    pasted into the sign-in form, it was refused."""
+    printed = _banner(tmp_path, agent)
+    [line] = [line for line in printed.splitlines() if "admin UI:" in line]
+    assert says in line, printed

@@ -59,7 +59,9 @@ async def serve_forever(settings: Settings, keys: KeySource | None, serving: Ser
         config = uvicorn.Config(
             web, host=serving.host, port=serving.port, log_level="warning", access_log=False, lifespan="on"
         )
-        banner(f"http://{serving.host}:{serving.port}", hub, key, serving.create_agent, settings.server.redis)
+        operator = key is not None and (await hub.agents.authenticate(key)).is_operator
+        base = f"http://{serving.host}:{serving.port}"
+        banner(base, hub, key, serving.create_agent, settings.server.redis, operator=operator)
         async with anyio.create_task_group() as tg:
             if serving.worker:
                 tg.start_soon(OutboxWorker(hub).run)
@@ -101,7 +103,17 @@ def _sigterm_stops(server: uvicorn.Server) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def banner(base: str, hub: Hub, key: str | None, agent: str | None, redis: str | None = None) -> None:
+def banner(
+    base: str,
+    hub: Hub,
+    key: str | None,
+    agent: str | None,
+    redis: str | None = None,
+    *,
+    operator: bool = False,
+) -> None:
+    """What ``serve`` prints once listening; ``operator``: whether ``agent`` (whose ``key`` is printed)
+    may sign in to the admin UI."""
     out.print(
         f"[bold]toolbridge[/] serving {len(hub.catalog)} tools  (database: {hub.database.redacted_url})"
     )
@@ -111,8 +123,16 @@ def banner(base: str, hub: Hub, key: str | None, agent: str | None, redis: str |
         out.print(f"  rate limits and breakers shared through {redacted_redis_url(redis)}", highlight=False)
     out.print(f"  MCP (streamable HTTP): {base}/mcp")
     out.print(f"  REST:                  {base}/v1   (OpenAPI: {base}/v1/openapi.json)")
-    out.print(f"  admin UI:              {base}/admin/   (sign in with an operator's key)", highlight=False)
+    out.print(f"  admin UI:              {base}/admin/   ({_sign_in_with(key, operator)})", highlight=False)
     if key:
         out.print(f"  API key for agent {agent!r} (shown once): [bold]{key}[/]", highlight=False)
         out.print(f"  try: curl -s -H 'Authorization: Bearer {key}' {base}/v1/tools", highlight=False)
     out.print("  stop with Ctrl-C")
+
+
+def _sign_in_with(key: str | None, operator: bool) -> str:
+    if key and operator:
+        return "sign in with the key below"
+    if key:
+        return "sign in with an operator's key, not the one below: see docs/admin-ui.md"
+    return "sign in with an operator's key"
