@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -154,3 +155,14 @@ async def test_an_empty_key_is_refused_with_a_message_about_the_form_not_about_h
     answer = await sign_in(admin.http, "   ")
     assert answer.status_code == 401 and "toolbridge_admin=" not in answer.headers.get("set-cookie", "")
     assert "enter the API key" in answer.text and "Authorization" not in answer.text
+
+
+def test_the_docs_quote_the_content_security_policy_the_pages_send() -> None:
+    """docs/admin-ui.md quoted a policy without its img-src and base-uri."""
+    from pathlib import Path
+
+    from toolbridge.surfaces.admin._web import CSP
+
+    docs = (Path(__file__).parents[3] / "docs" / "admin-ui.md").read_text(encoding="utf-8")
+    quoted = re.search(r"`Content-Security-Policy: (default-src[^`]*)`", docs)
+    assert quoted and " ".join(quoted.group(1).split()) == CSP
