@@ -166,3 +166,22 @@ def test_the_docs_quote_the_content_security_policy_the_pages_send() -> None:
     docs = (Path(__file__).parents[3] / "docs" / "admin-ui.md").read_text(encoding="utf-8")
     quoted = re.search(r"`Content-Security-Policy: (default-src[^`]*)`", docs)
     assert quoted and " ".join(quoted.group(1).split()) == CSP
+
+
+async def test_a_sign_in_form_the_server_no_longer_knows_is_shown_again_ready_to_submit(
+    admin: Served,
+) -> None:
+    """A form opened before the server restarted (its session gone) was a dead end: 403, 'the sign-in
+    form came without its session cookie (cookies off …)', though the browser had sent its cookie."""
+    form = await admin.http.get("/admin/login")
+    admin.http.cookies.clear()
+    admin.http.cookies.set("toolbridge_admin", "a-session-of-the-server-before-its-restart")
+    form_data = {"csrf": csrf_of(form.text), "key": admin.operator_key}
+    answer = await admin.http.post("/admin/login", data=form_data)
+    assert answer.status_code == 403 and "the server restarted" in answer.text and "Sign in" in answer.text
+    assert "toolbridge_admin=" in answer.headers["set-cookie"]  # a new form, with its own session
+    admin.http.cookies.clear()  # (as a browser replaces the cookie)
+    admin.http.cookies.set("toolbridge_admin", answer.cookies["toolbridge_admin"])
+    form_data = {"csrf": csrf_of(answer.text), "key": admin.operator_key}
+    again = await admin.http.post("/admin/login", data=form_data)
+    assert again.status_code == 303 and again.headers["location"] == "/admin/"

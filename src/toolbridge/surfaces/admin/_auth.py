@@ -9,7 +9,6 @@ from starlette.routing import Route
 from toolbridge.errors import AuthenticationError
 from toolbridge.surfaces.admin._sessions import COOKIE
 from toolbridge.surfaces.admin._web import (
-    Forbidden,
     admin_of,
     checked_form,
     operator,
@@ -41,11 +40,16 @@ async def sign_in_page(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     admin = admin_of(request)
     session = admin.sessions.get(request.cookies.get(COOKIE))
-    if session is None:
-        raise Forbidden(
-            "the sign-in form came without its session cookie (cookies off, or the form is over an hour "
-            "old): open /admin/login again, with cookies allowed for this server"
+    if session is None:  # the form's session is gone: the key is not read; a new form takes it
+        fresh = admin.sessions.anonymous()
+        error = (
+            "Not signed in: the server no longer knows this sign-in form (the server restarted since it "
+            "was opened, or the form is over an hour old; or cookies are off for this server): enter the "
+            "key again"
         )
+        form_page = render(request, "login.html", {"form_csrf": fresh.csrf, "error": error}, status=403)
+        set_cookie(request, form_page, fresh, admin.sessions.anonymous_lifetime)
+        return form_page
     form = await checked_form(request, session)
     key = str(form.get("key") or "").strip()
     if not key:
