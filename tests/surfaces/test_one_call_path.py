@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -59,31 +60,18 @@ EXEMPT = {
     "GET /v1/connections/callback": "a person's browser returning from an OAuth provider, not an agent: "
     "the connection it completes is audited by the credentials layer (tests/credentials)",
     "OPTIONS /v1/workspaces/{ws}/uploads": "tus capability discovery: unauthenticated by the protocol",
-    **{
-        route: "the operators' admin UI (docs/admin-ui.md): a person's browser with a session cookie, not an "
-        "agent's key (an agent's request is answered with the sign-in page); its reads are those of the "
-        "exempt /v1 routes above, and what it does is audited as the operator: try-it is Hub.call, "
-        "connections, events, workspaces and downloads go through Hub.perform, a refused sign-in through "
-        "Hub.authenticate (tests/surfaces/admin)"
-        for route in (
-            "GET /admin",
-            "GET /admin/login",
-            "POST /admin/login",
-            "POST /admin/logout",
-            "GET /admin/tools",
-            "GET /admin/tools/{name}",
-            "POST /admin/tools/{name}",
-            "GET /admin/calls",
-            "GET /admin/health",
-            "GET /admin/connections",
-            "POST /admin/connections/connect",
-            "GET /admin/events",
-            "GET /admin/workspaces",
-            "GET /admin/workspaces/{ws}",
-            "GET /admin/workspaces/{ws}/download",
-            "MOUNT /admin/static",
-        )
-    },
+    "GET /admin": "the admin UI's home: a redirect to its catalog",
+    "GET /admin/login": "the admin UI's sign-in form: no principal yet",
+    "POST /admin/login": "signing in authenticates the key as every request does (a refused key is audited "
+    "as '(authenticate)'); no action on data",
+    "POST /admin/logout": "ends the admin UI's session: no action on data",
+    "GET /admin/tools": "catalog discovery (as GET /v1/tools)",
+    "GET /admin/tools/{name}": "catalog discovery (as GET /v1/tools/{name})",
+    "GET /admin/calls": "the audit log (as GET /v1/calls): reading it must not grow it",
+    "GET /admin/health": "the connectors' breakers (as GET /v1/health/connectors)",
+    "GET /admin/events": "the event log, audited as '(events.tail)' when the server records events (this "
+    "hub records none): tests/surfaces/admin/test_events.py",
+    "MOUNT /admin/static": "the admin UI's stylesheet: static",
 }
 
 KNOWN_BYPASSES: dict[str, str] = {}
@@ -295,13 +283,43 @@ STEPS: list[tuple[str, Step]] = [
 ]
 
 
+async def _admin_form(env: Env, page: str, action: str, data: dict[str, str]) -> httpx2.Response:
+    """POST ``data`` to ``action`` with the CSRF token of the admin page ``page``."""
+    token = re.search(r'name="csrf" value="([^"]+)"', (await env.http.get(page)).text)
+    assert token, page
+    return await env.http.post(action, data={"csrf": token.group(1), **data})
+
+
+ADMIN_STEPS: list[tuple[str, Step]] = [
+    (
+        "POST /admin/tools/{name}",
+        lambda env, h: _admin_form(
+            env, "/admin/tools", "/admin/tools/local.demo.echo", {"arguments": '{"text": "hi"}'}
+        ),
+    ),
+    ("GET /admin/connections", lambda env, h: env.http.get("/admin/connections")),
+    (
+        "POST /admin/connections/connect",
+        lambda env, h: _admin_form(env, "/admin/tools", "/admin/connections/connect", {"connector": "demo"}),
+    ),
+    ("GET /admin/workspaces", lambda env, h: env.http.get("/admin/workspaces")),
+    ("GET /admin/workspaces/{ws}", lambda env, h: env.http.get("/admin/workspaces/shared")),
+    (
+        "GET /admin/workspaces/{ws}/download",
+        lambda env, h: env.http.get("/admin/workspaces/shared/download", params={"path": "/a.txt"}),
+    ),
+]
+"""The admin UI's actions, as the agent (granted ``*``: an operator) signed in; its pages make their own
+request ids, so these are checked for exactly one new row of the agent's."""
+
+
 async def _rows(hub: Hub) -> list[AuditEntry]:
     await hub.audit.flush()
     return [r.entry for r in await hub.audit.tail(10_000) if r.entry.principal == AGENT]
 
 
 async def test_every_route_is_performed_or_exempt(env: Env) -> None:
-    performed = {route for route, _ in STEPS}
+    performed = {route for route, _ in STEPS + ADMIN_STEPS}
     assert not performed & EXEMPT.keys()
     assert served_routes(env.hub) == performed | EXEMPT.keys()
 
@@ -325,6 +343,24 @@ async def test_every_agent_action_over_http_leaves_exactly_one_audit_row(env: En
         assert row.duration_ms >= 0 and row.ts is not None
     # a route fixed or newly bypassing: update KNOWN_BYPASSES (and say why)
     assert problems.keys() == KNOWN_BYPASSES.keys(), problems
+
+
+async def test_every_admin_ui_action_leaves_exactly_one_audit_row(env: Env) -> None:
+    assert (await _put(env, env.headers())).status_code == 201
+    form = await env.http.get("/admin/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token
+    signed = await env.http.post("/admin/login", data={"csrf": token.group(1), "key": env.key})
+    assert signed.status_code == 303
+    problems: dict[str, str] = {}
+    for route, step in ADMIN_STEPS:
+        before = len(await _rows(env.hub))
+        response = await step(env, {})
+        new = (await _rows(env.hub))[before:]
+        assert response.status_code < 500, (route, response.text)
+        if len(new) != 1:
+            problems[route] = f"{len(new)} new rows ({response.status_code}): {[e.tool for e in new]}"
+    assert not problems, problems
 
 
 async def test_downloads_count_against_the_agents_inbound_rate_and_a_refusal_is_audited(
