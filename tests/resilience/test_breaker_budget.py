@@ -132,3 +132,19 @@ async def test_r9_outage_does_not_multiply_load(fake_time: FakeTime) -> None:
     policy = RetryPolicy()
     assert calls < 1000 + policy.throttle_max_tokens / 2 + policy.budget_min
     assert max(retries_seen) <= max(policy.budget_min, policy.budget_ratio * 1000)
+
+
+async def test_a_call_whose_deadline_passed_before_its_attempt_is_not_answered_as_a_pause(
+    fake_time: FakeTime,
+) -> None:
+    """On a loaded machine the call deadline can pass before the first attempt starts; with nothing to wait
+    for, that was a RateLimited 'the upstream asked for a pause (wait 0 s)' — a pause nobody asked for (CI:
+    tests/test_hub.py::test_call_deadline). The attempt goes ahead; the hub's call deadline answers it."""
+    resilience = Resilience(clock=fake_time.clock, sleep=fake_time.sleep, rng=random.Random(5))
+    resilience.configure("up", ResiliencePolicy(breaker=BreakerPolicy(enabled=False)))
+    attempt = Attempt("up", "up.fetch", idempotent=True, deadline=fake_time.clock() - 0.01)
+
+    async def answered() -> str:
+        return "ok"
+
+    assert await resilience.run(attempt, answered) == "ok"

@@ -282,8 +282,10 @@ class Resilience:
         await self.holds.hold(connector, state.hold_until - self._clock())
 
     def _admit(self, state: _State, attempt: Attempt, wait: float) -> None:
-        """Refuse a call that would wait longer than the connector allows (or than its deadline)."""
-        if wait > self._max_wait(state.policy.max_rate_wait, attempt):
+        """Refuse a call that would wait longer than the connector allows (or than its deadline). A call
+        with no wait ahead is let through even when its deadline has passed: the call deadline answers it
+        as a timeout, not as a pause the upstream never asked for."""
+        if wait > 0 and wait > self._max_wait(state.policy.max_rate_wait, attempt):
             raise RateLimited(
                 f"the upstream of {attempt.connector!r} asked for a pause",
                 retry_after=wait,
