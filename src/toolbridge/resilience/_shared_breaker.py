@@ -30,7 +30,7 @@ import anyio
 from toolbridge.resilience._breaker import BreakerState
 from toolbridge.resilience._policy import BreakerPolicy
 
-__all__ = ["BreakerStore", "RedisBreakers", "SharedVerdict"]
+__all__ = ["BreakerStore", "RedisBreakers", "SharedScripts", "SharedVerdict"]
 
 logger = logging.getLogger("toolbridge.resilience")
 
@@ -151,9 +151,15 @@ class BreakerStore(Protocol):
         """Count one outcome; ``open_seconds`` is how long to open for if it trips the breaker now."""
 
 
-class RedisBreakers:
-    """Shared breakers in Redis: ``<prefix><connector>`` (a hash) and ``<prefix><connector>:w`` (the
-    window). The client is the caller's (:meth:`RedisLimiter.shared_breakers` shares the limiter's)."""
+class SharedScripts:
+    """Lua scripts run in Redis for state the replicas share, each bounded by ``timeout``. When Redis
+    fails to answer, :meth:`_call` answers None (the process decides) and Redis is left alone for
+    ``retry_after`` seconds."""
+
+    what = "shared state"
+    """What a warning names ("the shared circuit breaker of X did not answer")."""
+    fallback = "this process's"
+    """Who decides meanwhile, as the warning says it."""
 
     def __init__(
         self,
@@ -169,6 +175,37 @@ class RedisBreakers:
         self._retry_after = retry_after
         self._clock = clock
         self._silent_until = 0.0
+
+    async def _call(self, script: Any, name: str, keys: list[str], args: list[Any]) -> list[Any] | None:
+        from toolbridge.resilience._ratelimit import _redis_error
+
+        if self._clock() < self._silent_until:
+            return None  # Redis failed a moment ago: the process decides until it is asked again
+        try:
+            with anyio.fail_after(self._timeout):
+                return list(await script(keys=keys, args=args))
+        except (TimeoutError, OSError, _redis_error()) as exc:
+            self._silent_until = self._clock() + self._retry_after
+            logger.warning(
+                "the %s of %s did not answer (%s); %s decides (Redis is asked again in %g s)",
+                self.what,
+                name,
+                type(exc).__name__,
+                self.fallback,
+                self._retry_after,
+            )
+            return None
+
+
+class RedisBreakers(SharedScripts):
+    """Shared breakers in Redis: ``<prefix><connector>`` (a hash) and ``<prefix><connector>:w`` (the
+    window). The client is the caller's (:meth:`RedisLimiter.shared_breakers` shares the limiter's)."""
+
+    what = "shared circuit breaker"
+    fallback = "this process's breaker"
+
+    def __init__(self, redis: Any, **options: Any) -> None:
+        super().__init__(redis, **options)
         self._admit = redis.register_script(_ADMIT_LUA)
         self._record = redis.register_script(_RECORD_LUA)
 
@@ -201,24 +238,8 @@ class RedisBreakers:
         return SharedVerdict(state is not BreakerState.OPEN, wait, state, float(rate), _left(left))
 
     async def _run(self, script: Any, name: str, args: list[Any]) -> list[Any] | None:
-        from toolbridge.resilience._ratelimit import _redis_error
-
-        if self._clock() < self._silent_until:
-            return None  # Redis failed a moment ago: the process decides until it is asked again
         key = self._prefix + name
-        try:
-            with anyio.fail_after(self._timeout):
-                return list(await script(keys=[key, key + ":w"], args=args))
-        except (TimeoutError, OSError, _redis_error()) as exc:
-            self._silent_until = self._clock() + self._retry_after
-            logger.warning(
-                "the shared circuit breaker of %s did not answer (%s); this process's breaker decides "
-                "(Redis is asked again in %g s)",
-                name,
-                type(exc).__name__,
-                self._retry_after,
-            )
-            return None
+        return await self._call(script, name, [key, key + ":w"], args)
 
 
 def _text(value: bytes | str) -> str:

@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import anyio
-
 from toolbridge.resilience._policy import OutlierPolicy
+from toolbridge.resilience._shared_breaker import SharedScripts
 
 __all__ = ["OutlierStore", "OutlierVerdict", "RedisOutliers"]
 
@@ -110,24 +107,14 @@ class OutlierStore(Protocol):
         """Count one outcome of the connection. None: the store did not answer."""
 
 
-class RedisOutliers:
+class RedisOutliers(SharedScripts):
     """Shared outlier detection in Redis. The client is the caller's (:meth:`RedisLimiter.shared_outliers`
     shares the limiter's)."""
 
-    def __init__(
-        self,
-        redis: Any,
-        *,
-        prefix: str = "toolbridge:breaker:",
-        timeout: float = 0.25,
-        retry_after: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._prefix = prefix + "outlier:"
-        self._timeout = timeout
-        self._retry_after = retry_after
-        self._clock = clock
-        self._silent_until = 0.0
+    what = "shared outlier detection"
+
+    def __init__(self, redis: Any, *, prefix: str = "toolbridge:breaker:", **options: Any) -> None:
+        super().__init__(redis, prefix=prefix + "outlier:", **options)
         self._admit = redis.register_script(_ADMIT_LUA)
         self._record = redis.register_script(_RECORD_LUA)
 
@@ -151,24 +138,11 @@ class RedisOutliers:
         return await self._run(self._record, connector, args)
 
     async def _run(self, script: Any, connector: str, args: list[Any]) -> OutlierVerdict | None:
-        from toolbridge.resilience._ratelimit import _redis_error
-
-        if self._clock() < self._silent_until:
-            return None  # Redis failed a moment ago: the process decides until it is asked again
         key = self._prefix + connector
-        try:
-            with anyio.fail_after(self._timeout):
-                flag, span_ms, count = await script(keys=[key, key + ":seen", key + ":out"], args=args)
-        except (TimeoutError, OSError, _redis_error()) as exc:
-            self._silent_until = self._clock() + self._retry_after
-            logger.warning(
-                "the shared outlier detection of %s did not answer (%s); this process's decides "
-                "(Redis is asked again in %g s)",
-                connector,
-                type(exc).__name__,
-                self._retry_after,
-            )
+        reply = await self._call(script, connector, [key, key + ":seen", key + ":out"], args)
+        if reply is None:
             return None
+        flag, span_ms, count = reply
         return OutlierVerdict(int(flag) == 1, int(span_ms) / 1000, int(count))
 
 
