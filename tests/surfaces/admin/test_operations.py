@@ -65,3 +65,15 @@ async def test_a_cursor_that_is_not_a_plain_number_shows_the_first_page(admin: S
     await admin.hub.call(Principal.agent("writer", ["notes.*"]), "notes.add", {"text": "x"})
     page = await admin.http.get("/admin/calls", params={"before": cursor})
     assert page.status_code == 200 and _rows(page.text)[0][2:] == ("notes.add", "ok")
+
+
+async def test_the_breaker_page_lists_the_connections_ejected_with_their_time_left(admin: Served) -> None:
+    """Outlier ejection (docs/resilience.md) is shown where the breakers are, as /v1/health/connectors
+    lists it: the connection's id, the seconds left, which ejection it is."""
+    await admin.hub.call(Principal.agent("writer", ["notes.*"]), "notes.add", {"text": "x"})
+    outliers = admin.hub.resilience.state("notes").outliers
+    for _ in range(outliers.policy.consecutive_failures):
+        outliers.record("conn-alice", True)
+    page = await admin.http.get("/admin/health")
+    assert re.search(r'<td class="ejected">conn-alice \(\d+ s, ejection 1\)</td>', page.text), page.text
+    assert "Ejected connections" in page.text
